@@ -1,0 +1,83 @@
+import path from 'node:path';
+import { CallrecError } from './errors.js';
+
+/** Everything callrec reads from its environment, validated (SPEC §2). */
+export interface Config {
+  port: number;
+  host: string;
+  dataDir: string;
+  databaseUrl: string;
+  redisUrl: string;
+  /** BullMQ key prefix, so several deployments (or test runs) share one Redis without colliding. */
+  queuePrefix: string;
+  storageUrl: string;
+  storageEndpoint: string | undefined;
+  masterKey: string | undefined;
+  apiKey: string | undefined;
+  ttsEngine: string;
+  publicUrl: string;
+  logLevel: string;
+}
+
+type Env = Record<string, string | undefined>;
+
+function fail(variable: string, message: string): never {
+  throw new CallrecError('ERR_CONFIG', `${variable}: ${message}`);
+}
+
+function port(env: Env, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) fail(name, `must be a port number 0-65535, got "${raw}"`);
+  return n;
+}
+
+function url(env: Env, name: string, fallback: string, schemes: string[]): string {
+  const raw = env[name] || fallback;
+  let parsed: URL;
+  try {
+    parsed = new URL(raw);
+  } catch {
+    fail(name, `must be a URL, got "${raw}"`);
+  }
+  if (!schemes.includes(parsed.protocol)) {
+    fail(name, `must start with ${schemes.map((s) => `${s}//`).join(' or ')}, got "${raw}"`);
+  }
+  return raw;
+}
+
+/** Reads and validates the configuration; throws `ERR_CONFIG` naming the first bad variable. */
+export function loadConfig(env: Env = process.env): Config {
+  const p = port(env, 'PORT', 8080);
+  const dataDir = path.resolve(env.DATA_DIR || './data');
+  const masterKey = env.CALLREC_MASTER_KEY || undefined;
+  if (masterKey !== undefined && Buffer.from(masterKey, 'base64').length !== 32) {
+    fail('CALLREC_MASTER_KEY', 'must be 32 bytes, base64-encoded');
+  }
+  const apiKey = env.CALLREC_API_KEY || undefined;
+  if (apiKey !== undefined && apiKey.length < 16) fail('CALLREC_API_KEY', 'must be at least 16 characters');
+  const ttsEngine = env.TTS_ENGINE || 'flite';
+  if (!/^(flite|google|file:.+)$/.test(ttsEngine)) fail('TTS_ENGINE', `must be flite, google or file:<dir>, got "${ttsEngine}"`);
+  const queuePrefix = env.CALLREC_QUEUE_PREFIX || 'callrec';
+  if (!/^[\w.-]+$/.test(queuePrefix)) fail('CALLREC_QUEUE_PREFIX', 'may hold only letters, digits, _ . -');
+  const logLevel = env.LOG_LEVEL || 'info';
+  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) {
+    fail('LOG_LEVEL', `must be one of fatal, error, warn, info, debug, trace, silent, got "${logLevel}"`);
+  }
+  return {
+    port: p,
+    host: env.HOST || '0.0.0.0',
+    dataDir,
+    databaseUrl: url(env, 'DATABASE_URL', `sqlite://${path.join(dataDir, 'callrec.db')}`, ['sqlite:', 'postgres:', 'postgresql:']),
+    redisUrl: url(env, 'REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']),
+    queuePrefix,
+    storageUrl: url(env, 'STORAGE_URL', `file://${path.join(dataDir, 'recordings')}`, ['file:', 'gs:', 's3:']),
+    storageEndpoint: env.STORAGE_ENDPOINT ? url(env, 'STORAGE_ENDPOINT', '', ['http:', 'https:']) : undefined,
+    masterKey,
+    apiKey,
+    ttsEngine,
+    publicUrl: url(env, 'PUBLIC_URL', `http://localhost:${p}`, ['http:', 'https:']),
+    logLevel,
+  };
+}
