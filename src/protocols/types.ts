@@ -31,7 +31,9 @@ export type ProviderEvent =
   | { type: 'dtmf'; digit: string }
   /** The provider finished playing audio up to a mark we (or the runtime) sent. */
   | { type: 'mark'; name: string }
-  | { type: 'stop' };
+  | { type: 'stop' }
+  /** A message that carries nothing for the recording (Vonage `websocket:cleared`, Telnyx `error`); relayed to a runtime as is. */
+  | { type: 'other' };
 
 /** One message from a voice-agent runtime that speaks the provider's protocol (bridge mode). */
 export type RuntimeEvent =

@@ -1,0 +1,9 @@
+import type { AdapterFactory, Provider } from './types.js';
+import { telnyx } from './telnyx.js';
+import { twilio } from './twilio.js';
+import { vonage } from './vonage.js';
+
+/** One adapter factory per provider endpoint (`/media/{provider}`). */
+export const adapters: Record<Provider, AdapterFactory> = { twilio, telnyx, vonage };
+
+export { TELNYX_AUTH_HEADER } from './telnyx.js';

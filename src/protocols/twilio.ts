@@ -1,0 +1,158 @@
+// Built from: Twilio Docs, "Media Streams - WebSocket Messages".
+import type { Leg, MediaFormat } from '../../media/types.js';
+import type { AdapterFactory, ProviderAdapter, ProviderEvent, RuntimeEvent, StreamStart, WireMessage } from './types.js';
+import {
+  beforeStart,
+  decodeOwned,
+  eventName,
+  flattenParams,
+  frameTimestampMs,
+  legOfTrack,
+  malformed,
+  mediaFormat,
+  objectField,
+  optionalCount,
+  optionalString,
+  parseJsonObject,
+  ScratchDecoder,
+  stringField,
+  textMessage,
+  unknownEvent,
+  type JsonObject,
+} from './wire.js';
+import { bytesPerSample } from '../../media/codec.js';
+
+const ENCODINGS = { pcmu: 'audio/x-mulaw', pcma: 'audio/x-alaw', l16: 'audio/l16' };
+
+function parseStart(message: JsonObject): StreamStart {
+  const start = objectField(message, 'start', 'start');
+  const mediaFormatField = objectField(start, 'mediaFormat', 'start.mediaFormat');
+  const sampleRate = mediaFormatField.sampleRate;
+  if (typeof sampleRate !== 'number') throw malformed('start.mediaFormat.sampleRate');
+  const format = mediaFormat(
+    stringField(mediaFormatField, 'encoding', 'start.mediaFormat.encoding'),
+    sampleRate,
+    ENCODINGS,
+    'le',
+  );
+
+  // `<Connect><Stream>` (bidirectional) lists only `inbound`; `<Start><Stream track="both_tracks">` both.
+  const tracks = start.tracks ?? ['inbound'];
+  if (!Array.isArray(tracks) || tracks.length === 0) throw malformed('start.tracks');
+  const legs: Leg[] = tracks.map((track) => {
+    if (typeof track !== 'string') throw malformed('start.tracks');
+    return legOfTrack(track, 'start.tracks');
+  });
+
+  const params: Record<string, string> = {};
+  flattenParams(start.customParameters, params);
+  return {
+    providerCallId: optionalString(start, 'callSid', 'start.callSid'),
+    streamId: stringField(start, 'streamSid', 'start.streamSid'),
+    params,
+    format,
+    legs,
+  };
+}
+
+class TwilioAdapter implements ProviderAdapter {
+  readonly provider = 'twilio' as const;
+  private streamSid: string | undefined;
+  private format: MediaFormat | undefined;
+  private readonly decoder = new ScratchDecoder();
+
+  parseProviderMessage(data: Buffer, isBinary: boolean): ProviderEvent {
+    if (isBinary) throw malformed('message', 'binary frame');
+    const message = parseJsonObject(data);
+    const event = eventName(message);
+    switch (event) {
+      case 'media':
+        return this.parseMedia(message);
+      case 'connected':
+        return { type: 'connected' };
+      case 'start': {
+        const start = parseStart(message);
+        this.streamSid = start.streamId;
+        this.format = start.format;
+        return { type: 'start', start };
+      }
+      case 'dtmf':
+        return { type: 'dtmf', digit: stringField(objectField(message, 'dtmf', 'dtmf'), 'digit', 'dtmf.digit') };
+      case 'mark':
+        return { type: 'mark', name: stringField(objectField(message, 'mark', 'mark'), 'name', 'mark.name') };
+      case 'stop':
+        return { type: 'stop' };
+      default:
+        throw unknownEvent(event);
+    }
+  }
+
+  private parseMedia(message: JsonObject): ProviderEvent {
+    const format = this.format;
+    if (format === undefined) throw beforeStart('media');
+    const media = objectField(message, 'media', 'media');
+    const leg = legOfTrack(stringField(media, 'track', 'media.track'), 'media.track');
+    const payload = this.decoder.decode(
+      stringField(media, 'payload', 'media.payload'),
+      bytesPerSample(format),
+      'media.payload',
+    );
+    const timestampMs = frameTimestampMs(
+      optionalCount(media, 'timestamp', 'media.timestamp'),
+      optionalCount(media, 'chunk', 'media.chunk'),
+      payload.length,
+      format,
+      'media',
+    );
+    return { type: 'media', leg, timestampMs, payload };
+  }
+
+  parseRuntimeMessage(data: Buffer, isBinary: boolean): RuntimeEvent {
+    if (isBinary) throw malformed('message', 'binary frame');
+    const message = parseJsonObject(data);
+    const event = eventName(message);
+    switch (event) {
+      case 'media': {
+        const media = objectField(message, 'media', 'media');
+        // Owned, not scratch: the session queues runtime audio until the caller has heard it.
+        const sampleSize = this.format === undefined ? 1 : bytesPerSample(this.format);
+        return { type: 'media', payload: decodeOwned(stringField(media, 'payload', 'media.payload'), sampleSize, 'media.payload') };
+      }
+      case 'mark':
+        return { type: 'mark', name: stringField(objectField(message, 'mark', 'mark'), 'name', 'mark.name') };
+      case 'clear':
+        return { type: 'clear' };
+      default:
+        throw unknownEvent(event);
+    }
+  }
+
+  private requireStreamSid(): string {
+    if (this.streamSid === undefined) throw beforeStart('send');
+    return this.streamSid;
+  }
+
+  mediaMessage(payload: Buffer): WireMessage {
+    return textMessage({ event: 'media', streamSid: this.requireStreamSid(), media: { payload: payload.toString('base64') } });
+  }
+
+  markMessage(name: string): WireMessage {
+    return textMessage({ event: 'mark', streamSid: this.requireStreamSid(), mark: { name } });
+  }
+
+  clearMessage(): WireMessage {
+    return textMessage({ event: 'clear', streamSid: this.requireStreamSid() });
+  }
+
+  runtimeStartMessage(raw: Buffer, isBinary: boolean): WireMessage {
+    if (isBinary) throw malformed('message', 'binary frame');
+    const message = parseJsonObject(raw);
+    const start = objectField(message, 'start', 'start');
+    const params = start.customParameters;
+    if (typeof params === 'object' && params !== null) delete (params as JsonObject).token;
+    return textMessage(message);
+  }
+}
+
+/** Twilio Media Streams (`<Start><Stream>` fork or `<Connect><Stream>` bidirectional). */
+export const twilio: AdapterFactory = () => new TwilioAdapter();

@@ -1,0 +1,184 @@
+/**
+ * Helpers the three provider adapters share: strict field access on parsed JSON, base64 audio
+ * decoding into reused scratch memory, codec names → `MediaFormat`, and param flattening.
+ */
+import { CallrecError } from '../errors.js';
+import { bytesPerSample } from '../../media/codec.js';
+import type { Leg, MediaFormat } from '../../media/types.js';
+import type { ProviderEvent, WireMessage } from './types.js';
+
+export type JsonObject = Record<string, unknown>;
+
+export function malformed(field: string, what = 'missing or not valid'): CallrecError {
+  return new CallrecError('ERR_MALFORMED_MESSAGE', `${field}: ${what}`);
+}
+
+function isObject(value: unknown): value is JsonObject {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Parses a text frame that must hold one JSON object. */
+export function parseJsonObject(data: Buffer): JsonObject {
+  let value: unknown;
+  try {
+    value = JSON.parse(data.toString('utf8'));
+  } catch {
+    throw new CallrecError('ERR_MALFORMED_MESSAGE', 'message is not JSON');
+  }
+  if (!isObject(value)) throw new CallrecError('ERR_MALFORMED_MESSAGE', 'message is not a JSON object');
+  return value;
+}
+
+/** `o[name]` as an object; `path` names it in the error (e.g. `start.mediaFormat`). */
+export function objectField(o: JsonObject, name: string, path: string): JsonObject {
+  const value = o[name];
+  if (!isObject(value)) throw malformed(path);
+  return value;
+}
+
+export function stringField(o: JsonObject, name: string, path: string): string {
+  const value = o[name];
+  if (typeof value !== 'string') throw malformed(path);
+  return value;
+}
+
+export function optionalString(o: JsonObject, name: string, path: string): string | undefined {
+  const value = o[name];
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'string') throw malformed(path);
+  return value;
+}
+
+/**
+ * A non-negative integer that providers send as a decimal string (Twilio, Telnyx) or, in some
+ * Telnyx messages, as a number. Undefined when absent.
+ */
+export function optionalCount(o: JsonObject, name: string, path: string): number | undefined {
+  const value = o[name];
+  if (value === undefined || value === null) return undefined;
+  const n = typeof value === 'string' && value !== '' ? Number(value) : value;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 0) throw malformed(path);
+  return n;
+}
+
+/** The `event` field every provider text message carries. */
+export function eventName(o: JsonObject, field = 'event'): string {
+  return stringField(o, field, field);
+}
+
+export function unknownEvent(name: string): CallrecError {
+  return new CallrecError('ERR_UNKNOWN_EVENT', `unknown event: ${name.slice(0, 40)}`);
+}
+
+export function beforeStart(what: string): CallrecError {
+  return new CallrecError('ERR_UNEXPECTED_MESSAGE', `${what} before start`);
+}
+
+/** A provider message with nothing in it for the recording (Vonage `websocket:cleared`, Telnyx `error`). */
+export const NOTHING: ProviderEvent = Object.freeze({ type: 'other' });
+
+// Checked before decoding because Buffer#write silently skips invalid base64 characters.
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+function checkBase64(b64: string, field: string): number {
+  if (b64.length % 4 !== 0 || !BASE64.test(b64)) {
+    throw new CallrecError('ERR_BAD_PAYLOAD', `${field}: not valid base64`);
+  }
+  let padding = 0;
+  if (b64.endsWith('==')) padding = 2;
+  else if (b64.endsWith('=')) padding = 1;
+  return (b64.length / 4) * 3 - padding;
+}
+
+function checkWholeSamples(bytes: number, sampleBytes: number, field: string): void {
+  if (bytes % sampleBytes !== 0) {
+    throw new CallrecError('ERR_BAD_PAYLOAD', `${field}: not a whole number of samples`);
+  }
+}
+
+/**
+ * Decodes base64 audio into one buffer owned by the adapter, so the per-frame path allocates a
+ * view rather than a fresh buffer; each result is valid until the next `decode`.
+ */
+export class ScratchDecoder {
+  // allocUnsafeSlow: its own memory, not a slice of the shared pool, so growth is observable and rare.
+  private scratch = Buffer.allocUnsafeSlow(1024);
+
+  decode(b64: string, sampleBytes: number, field: string): Buffer {
+    const bytes = checkBase64(b64, field);
+    checkWholeSamples(bytes, sampleBytes, field);
+    if (bytes > this.scratch.length) this.scratch = Buffer.allocUnsafeSlow(Math.max(bytes, this.scratch.length * 2));
+    const written = this.scratch.write(b64, 0, 'base64');
+    return this.scratch.subarray(0, written);
+  }
+}
+
+/** Decodes base64 audio into a buffer of its own (for payloads that may be kept). */
+export function decodeOwned(b64: string, sampleBytes: number, field: string): Buffer {
+  checkWholeSamples(checkBase64(b64, field), sampleBytes, field);
+  return Buffer.from(b64, 'base64');
+}
+
+/**
+ * Maps a provider's codec name and rate to a supported `MediaFormat`; `names` lists the
+ * provider's spelling of μ-law, A-law and L16.
+ */
+export function mediaFormat(
+  encoding: string,
+  sampleRate: number,
+  names: { pcmu?: string; pcma?: string; l16: string },
+  l16ByteOrder: 'be' | 'le',
+): MediaFormat {
+  const unsupported = () =>
+    new CallrecError('ERR_UNSUPPORTED_CODEC', `unsupported codec ${encoding.slice(0, 40)} at ${sampleRate} Hz`);
+  if (encoding === names.pcmu || encoding === names.pcma) {
+    if (sampleRate !== 8000) throw unsupported();
+    return { codec: encoding === names.pcmu ? 'pcmu' : 'pcma', sampleRate };
+  }
+  if (encoding === names.l16 && (sampleRate === 8000 || sampleRate === 16000)) {
+    return { codec: 'l16', sampleRate, byteOrder: l16ByteOrder };
+  }
+  throw unsupported();
+}
+
+/** Media `track` → leg: `inbound` is the caller, `outbound` the agent. */
+export function legOfTrack(track: string, path: string): Leg {
+  if (track === 'inbound') return 'caller';
+  if (track === 'outbound') return 'agent';
+  throw malformed(path, `unknown track ${track.slice(0, 20)}`);
+}
+
+/**
+ * A frame's position in ms: the provider's `timestamp` when sent, else derived from the 1-based
+ * `chunk` number times this frame's duration.
+ */
+export function frameTimestampMs(
+  timestamp: number | undefined,
+  chunk: number | undefined,
+  payloadBytes: number,
+  format: MediaFormat,
+  path: string,
+): number {
+  if (timestamp !== undefined) return timestamp;
+  if (chunk === undefined || chunk < 1) throw malformed(`${path}.timestamp`);
+  const frameMs = (payloadBytes / bytesPerSample(format) / format.sampleRate) * 1000;
+  return (chunk - 1) * frameMs;
+}
+
+/** Copies the string-valued (and number/boolean, stringified) entries of `source` into `into`. */
+export function flattenParams(source: unknown, into: Record<string, string>): void {
+  if (!isObject(source)) return;
+  for (const [key, value] of Object.entries(source)) {
+    if (typeof value === 'string') into[key] = value;
+    else if (typeof value === 'number' || typeof value === 'boolean') into[key] = String(value);
+  }
+}
+
+export function textMessage(message: unknown): WireMessage {
+  return { data: JSON.stringify(message), binary: false };
+}
+
+export function headerValue(headers: Record<string, string | string[] | undefined>, name: string): string | undefined {
+  const value = headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}

@@ -1,0 +1,123 @@
+/**
+ * Streams a fixture at a callrec provider endpoint the way the provider would: same messages,
+ * same spacing (or as fast as the socket drains), with the stream's parameters filled in.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import WebSocket from 'ws';
+import type { Fixture, FixtureMessage } from './fixture.js';
+import type { Provider } from '../protocols/types.js';
+
+export interface ReplayOptions {
+  /** Full ws URL of the provider endpoint, e.g. `ws://127.0.0.1:8080/media/twilio`. */
+  url: string;
+  agentId?: string;
+  token?: string;
+  callId?: string;
+  /** `realtime` keeps the capture's spacing, a number divides it, `max` sends as fast as the socket drains. */
+  speed: 'realtime' | 'max' | number;
+  /** Extra upgrade request headers (e.g. Telnyx's `x-telnyx-streaming-auth-token`). */
+  headers?: Record<string, string>;
+  /** Every message the server sends back, as it arrives. */
+  onMessage?: (data: Buffer, binary: boolean) => void;
+  /** Keep the socket open this long after the last message before closing it (to collect replies). */
+  closeAfterMs?: number;
+}
+
+export interface ReplayResult {
+  callId?: string;
+  /** Messages sent. */
+  sent: number;
+  /** What the server sent back, `atMs` after the socket opened. */
+  received: Array<{ atMs: number; data: Buffer; binary: boolean }>;
+  closeCode: number;
+  closeReason: string;
+  durationMs: number;
+}
+
+type Params = Record<string, string>;
+
+/** The start message's parameter object for each provider, which the placeholders live in. */
+function paramsOf(provider: Provider, message: Record<string, unknown>): Params | undefined {
+  if (provider === 'vonage') return message.event === 'websocket:connected' ? (message as Params) : undefined;
+  if (message.event !== 'start') return undefined;
+  const start = message.start as Record<string, unknown> | undefined;
+  if (start === undefined) return undefined;
+  const key = provider === 'twilio' ? 'customParameters' : 'custom_parameters';
+  return (start[key] ??= {}) as Params;
+}
+
+/** The fixture's start message with `agent_id`, `token` and `call_id` set (or the placeholders removed). */
+function rewriteStart(provider: Provider, text: string, opts: ReplayOptions): string {
+  const message = JSON.parse(text) as Record<string, unknown>;
+  const params = paramsOf(provider, message);
+  if (params === undefined) return text;
+  const set = (key: string, value: string | undefined) => {
+    if (value === undefined) delete params[key];
+    else params[key] = value;
+  };
+  if (opts.agentId !== undefined) params.agent_id = opts.agentId;
+  set('token', opts.token);
+  set('call_id', opts.callId);
+  return JSON.stringify(message);
+}
+
+function isStart(provider: Provider, message: FixtureMessage): boolean {
+  if (message.binary) return false;
+  const text = message.data as string;
+  return provider === 'vonage' ? text.includes('"websocket:connected"') : text.includes('"event":"start"');
+}
+
+/**
+ * Replays `fixture` against `opts.url`. Resolves once the socket has closed: after the last
+ * message (closing with 1000, after `closeAfterMs`) or earlier if the server closes first.
+ * Rejects only if the connection cannot be opened.
+ */
+export async function replayFixture(fixture: Fixture, opts: ReplayOptions): Promise<ReplayResult> {
+  const provider = fixture.meta.provider;
+  const divisor = opts.speed === 'realtime' ? 1 : opts.speed;
+  const ws = new WebSocket(opts.url, { headers: opts.headers });
+  const received: ReplayResult['received'] = [];
+  let openedAt = performance.now();
+  let closed = false;
+
+  const closedPromise = new Promise<{ code: number; reason: string }>((resolve) => {
+    ws.on('close', (code, reason) => {
+      closed = true;
+      resolve({ code, reason: reason.toString() });
+    });
+  });
+  ws.on('message', (data: Buffer, binary: boolean) => {
+    received.push({ atMs: performance.now() - openedAt, data, binary });
+    opts.onMessage?.(data, binary);
+  });
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve());
+    ws.once('error', reject);
+  });
+  // After open, socket errors end in 'close'; an unhandled 'error' would crash the process.
+  ws.on('error', () => {});
+  openedAt = performance.now();
+
+  let sent = 0;
+  const firstT = fixture.messages[0]?.t ?? 0;
+  for (const message of fixture.messages) {
+    if (closed) break;
+    if (divisor !== 'max') {
+      // Wait against the absolute schedule so timer lateness does not accumulate.
+      const due = openedAt + (message.t - firstT) / divisor;
+      const wait = due - performance.now();
+      if (wait > 1) await sleep(wait);
+    }
+    if (closed) break;
+    const data = isStart(provider, message) ? rewriteStart(provider, message.data as string, opts) : message.data;
+    const ok = await new Promise<boolean>((resolve) => ws.send(data, { binary: message.binary }, (err) => resolve(!err)));
+    if (!ok) break;
+    sent++;
+  }
+  if (!closed) {
+    if (opts.closeAfterMs) await Promise.race([sleep(opts.closeAfterMs), closedPromise]);
+    if (!closed) ws.close(1000);
+  }
+  const { code, reason } = await closedPromise;
+  return { callId: opts.callId, sent, received, closeCode: code, closeReason: reason, durationMs: performance.now() - openedAt };
+}

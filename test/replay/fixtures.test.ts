@@ -1,0 +1,91 @@
+import { readdirSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { decoderFor } from '../../media/codec.js';
+import type { Leg, MediaFormat } from '../../media/types.js';
+import { adapters } from '../../src/protocols/index.js';
+import type { ProviderEvent } from '../../src/protocols/types.js';
+import { readFixture } from '../../src/replay/fixture.js';
+
+const FIXTURES = path.resolve(import.meta.dirname, '../../fixtures');
+const files = readdirSync(FIXTURES).filter((f) => f.endsWith('.jsonl'));
+
+/** Runs a capture through its provider adapter: what callrec would see. */
+async function parse(file: string) {
+  const fixture = await readFixture(path.join(FIXTURES, file));
+  const adapter = adapters[fixture.meta.provider]({ headers: {}, query: {} });
+  const events: ProviderEvent[] = [];
+  const frames: Array<{ leg: Leg; atMs: number; pcm: Int16Array }> = [];
+  let format: MediaFormat | undefined;
+  for (const m of fixture.messages) {
+    const event = adapter.parseProviderMessage(Buffer.from(m.data as string | Buffer), m.binary);
+    if (event.type === 'start') format = event.start.format;
+    if (event.type === 'media') {
+      const pcm = new Int16Array(event.payload.length);
+      const n = decoderFor(format!)(event.payload, pcm);
+      frames.push({ leg: event.leg, atMs: event.timestampMs, pcm: pcm.subarray(0, n) });
+    }
+    events.push(event);
+  }
+  return { fixture, events, frames, format: format! };
+}
+
+test('every capture is present and under 1 MB of JSON lines', () => {
+  expect(files.sort()).toEqual([
+    'telnyx-fork-pcma.jsonl',
+    'telnyx-fork-tones.jsonl',
+    'twilio-connect-caller.jsonl',
+    'twilio-fork-tones.jsonl',
+    'twilio-speech.jsonl',
+    'vonage-tones.jsonl',
+  ]);
+  for (const file of files) expect([file, statSync(path.join(FIXTURES, file)).size < 1_000_000]).toEqual([file, true]);
+});
+
+describe.each(files)('%s', (file) => {
+  test('parses cleanly; send offsets never go back; placeholders in the start', async () => {
+    const { fixture, events } = await parse(file);
+    const start = events.find((e) => e.type === 'start');
+    expect(start).toBeDefined();
+    expect((start as Extract<ProviderEvent, { type: 'start' }>).start.params).toMatchObject({ agent_id: 'fixture-agent', token: 'fixture-token' });
+    expect((start as Extract<ProviderEvent, { type: 'start' }>).start.params.call_id).toBeUndefined();
+    for (let i = 1; i < fixture.messages.length; i++) expect(fixture.messages[i].t).toBeGreaterThanOrEqual(fixture.messages[i - 1].t);
+    expect(events.filter((e) => e.type === 'dtmf').map((e) => (e as { digit: string }).digit)).toEqual(fixture.meta.dtmf.map((d) => d.digit));
+  });
+
+  test('frames: lost ones missing, duplicates twice, reordering as recorded, the rest once', async () => {
+    const { fixture, frames } = await parse(file);
+    const { meta } = fixture;
+    const key = (leg: Leg, atMs: number) => `${leg}@${atMs}`;
+    const count = new Map<string, number>();
+    for (const f of frames) count.set(key(f.leg, f.atMs), (count.get(key(f.leg, f.atMs)) ?? 0) + 1);
+    const lost = new Set(meta.impairments.lost.map((r) => key(r.leg, r.atMs)));
+    const dup = new Set(meta.impairments.duplicated.map((r) => key(r.leg, r.atMs)));
+    for (const leg of meta.legs) {
+      for (let atMs = 0; atMs < meta.durationMs; atMs += 20) {
+        const k = key(leg, atMs);
+        expect([k, count.get(k) ?? 0]).toEqual([k, lost.has(k) ? 0 : dup.has(k) ? 2 : 1]);
+      }
+    }
+    const late = frames.filter((f, i) => frames.slice(0, i).some((g) => g.leg === f.leg && g.atMs > f.atMs));
+    expect(late.length > 0).toBe(meta.impairments.swapped.length + meta.impairments.delayed.length > 0);
+  });
+
+  test('bursts start at their exact sample, with digital silence before', async () => {
+    const { fixture, frames, format } = await parse(file);
+    const perMs = format.sampleRate / 1000;
+    const legPcm = (leg: Leg) => {
+      const pcm = new Int16Array(fixture.meta.durationMs * perMs);
+      for (const f of frames) if (f.leg === leg) pcm.set(f.pcm, f.atMs * perMs);
+      return pcm;
+    };
+    // G.711 A-law has no zero code: its silence decodes to ±8.
+    const silence = format.codec === 'pcma' ? 8 : 0;
+    for (const burst of fixture.meta.bursts) {
+      const pcm = legPcm(burst.leg);
+      const start = Math.round(burst.startMs * perMs);
+      expect(Math.max(...Array.from(pcm.subarray(start - 40, start + 1), Math.abs))).toBeLessThanOrEqual(silence);
+      // sin() rises from zero phase: the first sample after the onset is already well above silence.
+      expect(pcm[start + 1]).toBeGreaterThan(1000);
+    }
+  });
+});
