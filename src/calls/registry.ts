@@ -1,0 +1,49 @@
+import type { CallSession } from './session.js';
+
+/** The calls whose provider socket this node holds. */
+export class CallRegistry {
+  readonly #calls = new Map<string, CallSession>();
+  readonly #idle = new Set<() => void>();
+
+  static key(tenantId: string, callId: string): string {
+    return `${tenantId}\u0000${callId}`;
+  }
+
+  get size(): number {
+    return this.#calls.size;
+  }
+
+  get(tenantId: string, callId: string): CallSession | undefined {
+    return this.#calls.get(CallRegistry.key(tenantId, callId));
+  }
+
+  /** Claims the call id on this node; false if a live session already holds it. */
+  add(tenantId: string, callId: string, session: CallSession): boolean {
+    const key = CallRegistry.key(tenantId, callId);
+    if (this.#calls.has(key)) return false;
+    this.#calls.set(key, session);
+    return true;
+  }
+
+  delete(tenantId: string, callId: string, session: CallSession): void {
+    const key = CallRegistry.key(tenantId, callId);
+    if (this.#calls.get(key) === session) this.#calls.delete(key);
+    if (this.#calls.size === 0) for (const resolve of this.#idle) resolve();
+  }
+
+  sessions(): IterableIterator<CallSession> {
+    return this.#calls.values();
+  }
+
+  /** Resolves once no call is live on this node. */
+  whenIdle(): Promise<void> {
+    if (this.#calls.size === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        this.#idle.delete(done);
+        resolve();
+      };
+      this.#idle.add(done);
+    });
+  }
+}

@@ -1,0 +1,366 @@
+import { randomUUID } from 'node:crypto';
+import path from 'node:path';
+import type WebSocket from 'ws';
+import type { RawData } from 'ws';
+import { resolveCallRecording, type CallRecordingSettings } from '../agents/settings.js';
+import { hasScope } from '../auth/scopes.js';
+import { RuntimeLink } from '../bridge/runtime.js';
+import { CallrecError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { ProviderAdapter, ProviderEvent, StreamStart, UpgradeInfo } from '../protocols/types.js';
+import type { RecordingJobData } from '../queue/recordings.js';
+import { Capture } from '../recording/capture.js';
+import { SpoolWriter } from '../recording/spool.js';
+import type { CallMode, Store } from '../store/index.js';
+import type { CallRegistry } from './registry.js';
+
+/** What a call session needs from the node it runs on. */
+export interface MediaContext {
+  store: Store;
+  registry: CallRegistry;
+  log: Logger;
+  /** Spool files go under `<dataDir>/spool`. */
+  dataDir: string;
+  nodeId: string;
+  enqueue(job: RecordingJobData): Promise<unknown>;
+  /** Jitter window for frame placement, ms. */
+  jitterMs?: number;
+}
+
+/** WebSocket close codes (RFC 6455 §7.4.1) for each way a stream can go wrong. */
+const CLOSE_CODES: Record<string, number> = {
+  ERR_MALFORMED_MESSAGE: 1007,
+  ERR_BAD_PAYLOAD: 1007,
+  ERR_UNKNOWN_EVENT: 1003,
+  ERR_UNSUPPORTED_CODEC: 1003,
+  ERR_UNEXPECTED_MESSAGE: 1008,
+  ERR_MISSING_AGENT: 1008,
+  ERR_UNKNOWN_AGENT: 1008,
+  ERR_BAD_TOKEN: 1008,
+  ERR_CALL_EXISTS: 1008,
+  ERR_OVERLOADED: 1013,
+  ERR_AGENT_UNREACHABLE: 1014,
+  ERR_SHUTTING_DOWN: 1001,
+};
+
+/** `code: message`, cut to the 123 bytes a close frame's reason may hold. */
+function closeReason(code: string, message: string): string {
+  const text = message.startsWith(code) ? message : `${code}: ${message}`;
+  const bytes = Buffer.from(text);
+  return bytes.length <= 123 ? text : bytes.subarray(0, 120).toString('utf8').replace(/\uFFFD*$/, '') + '...';
+}
+
+/** Messages that may wait while the start message is being checked (about 5 s of a two-track stream). */
+const MAX_HELD = 512;
+
+interface Held {
+  data: Buffer;
+  isBinary: boolean;
+}
+
+interface LiveCall {
+  tenantId: string;
+  callId: string;
+  mode: CallMode;
+  settings: CallRecordingSettings;
+  recordingId: string | null;
+  runtimeUrl: string | null;
+}
+
+/**
+ * A call's session moves through these states; `#setState` is the one place that leaves a
+ * state, and it releases what that state held (timers, the runtime socket).
+ */
+type SessionState =
+  /** Socket open; waiting for the provider's start message. `held` keeps what the runtime must see first. */
+  | { status: 'awaiting_start'; held: Held[] }
+  /** Start received; checking token and agent, setting up. Messages wait in `held`, in order.
+   * `claimed`: the call row exists, so ending now must still finalize it (setup does, once done). */
+  | { status: 'identifying'; held: Held[]; claimed: boolean }
+  | { status: 'live'; call: LiveCall; capture: Capture | null; runtime: RuntimeLink | null; flushTimer: NodeJS.Timeout | null }
+  | { status: 'ending' }
+  | { status: 'ended' };
+
+/**
+ * One provider media stream: identifies the call, records it (fork: both tracks from the
+ * provider; bridge: caller from the provider, agent from the voice-agent runtime we connect
+ * to and relay), and on hang-up finalizes the spool and queues the recording job.
+ */
+export class CallSession {
+  readonly #ws: WebSocket;
+  readonly #adapter: ProviderAdapter;
+  readonly #upgrade: UpgradeInfo;
+  readonly #ctx: MediaContext;
+  #log: Logger;
+  #state: SessionState = { status: 'awaiting_start', held: [] };
+  #endReason = '';
+  /** Resolves when the session has ended and its recording (if any) is queued. */
+  readonly ended: Promise<void>;
+  #resolveEnded!: () => void;
+
+  constructor(ws: WebSocket, adapter: ProviderAdapter, upgrade: UpgradeInfo, ctx: MediaContext) {
+    this.#ws = ws;
+    this.#adapter = adapter;
+    this.#upgrade = upgrade;
+    this.#ctx = ctx;
+    this.#log = ctx.log.child({ provider: adapter.provider });
+    this.ended = new Promise((resolve) => (this.#resolveEnded = resolve));
+    ws.on('message', (data: RawData, isBinary: boolean) => this.#onProviderMessage(data as Buffer, isBinary));
+    ws.on('close', (code: number, reason: Buffer) => this.#end(`provider closed (${code}${reason.length ? ` ${reason}` : ''})`));
+    ws.on('error', (err: Error) => this.#log.warn({ err: err.message }, 'provider socket error'));
+  }
+
+  get status(): SessionState['status'] {
+    return this.#state.status;
+  }
+
+  /** Ends the call as a node shutting down would: closes the provider socket and finalizes. */
+  shutdown(): Promise<void> {
+    this.#fail(new CallrecError('ERR_SHUTTING_DOWN', 'media node shutting down'));
+    return this.ended;
+  }
+
+  #setState(next: SessionState): void {
+    const prev = this.#state;
+    if (prev.status === 'live' && next.status !== 'live') {
+      if (prev.flushTimer) clearInterval(prev.flushTimer);
+      prev.runtime?.close(1000, 'call ended');
+    }
+    this.#state = next;
+  }
+
+  #onProviderMessage(data: Buffer, isBinary: boolean): void {
+    const state = this.#state;
+    try {
+      switch (state.status) {
+        case 'awaiting_start': {
+          const event = this.#adapter.parseProviderMessage(data, isBinary);
+          if (event.type === 'connected') {
+            state.held.push({ data, isBinary });
+          } else if (event.type === 'start') {
+            const held = [...state.held];
+            this.#setState({ status: 'identifying', held: [], claimed: false });
+            void this.#setUp(event.start, held, { data, isBinary });
+          } else {
+            throw new CallrecError('ERR_UNEXPECTED_MESSAGE', `"${event.type}" before the stream started`);
+          }
+          return;
+        }
+        case 'identifying':
+          if (state.held.length >= MAX_HELD) throw new CallrecError('ERR_OVERLOADED', 'call setup took too long');
+          state.held.push({ data, isBinary });
+          return;
+        case 'live':
+          this.#onLiveMessage(state, this.#adapter.parseProviderMessage(data, isBinary), data, isBinary);
+          return;
+        default:
+          return;
+      }
+    } catch (err) {
+      this.#fail(err as Error);
+    }
+  }
+
+  #onLiveMessage(state: Extract<SessionState, { status: 'live' }>, event: ProviderEvent, data: Buffer, isBinary: boolean): void {
+    switch (event.type) {
+      case 'media':
+        state.capture?.pushFrame(event.leg, event.timestampMs, event.payload);
+        if (event.leg === 'caller') state.runtime?.send(data, isBinary);
+        return;
+      case 'dtmf':
+      case 'mark':
+      case 'other':
+        state.runtime?.send(data, isBinary);
+        return;
+      case 'stop':
+        state.runtime?.send(data, isBinary);
+        this.#end('provider stop');
+        return;
+      default:
+        throw new CallrecError('ERR_UNEXPECTED_MESSAGE', `"${event.type}" after the stream started`);
+    }
+  }
+
+  /** Checks the stream's credentials and agent, creates the call, and goes live. */
+  async #setUp(start: StreamStart, connected: Held[], startMessage: Held): Promise<void> {
+    let call: LiveCall | null = null;
+    let capture: Capture | null = null;
+    try {
+      call = await this.#claim(start);
+      if (call) capture = await this.#startCapture(call, start);
+    } catch (err) {
+      this.#fail(err as Error);
+    }
+    const state = this.#state;
+    if (state.status === 'identifying' && call) {
+      this.#setState({ status: 'live', call, capture, runtime: null, flushTimer: null });
+      const live = this.#state as Extract<SessionState, { status: 'live' }>;
+      if (capture) {
+        live.flushTimer = setInterval(() => {
+          capture.flush().catch((err: Error) => this.#log.error({ err: err.message }, 'spool write failed'));
+        }, 500);
+        live.flushTimer.unref();
+      }
+      if (call.mode === 'bridge') live.runtime = this.#connectRuntime(call.runtimeUrl!, connected, startMessage);
+      this.#log.info({ recording: call.recordingId !== null }, 'call started');
+      for (const m of state.held) this.#onProviderMessage(m.data, m.isBinary);
+    } else if (call) {
+      // The stream ended (or failed) during set-up, after the call was created: finish it here.
+      await this.#finalize(call, capture, this.#endReason).catch((err: Error) => this.#log.error({ err }, 'could not finalize call'));
+      this.#ctx.registry.delete(call.tenantId, call.callId, this);
+      this.#setState({ status: 'ended' });
+      this.#resolveEnded();
+    }
+  }
+
+  /** Authenticates the stream and creates its call; null if the stream went away meanwhile. */
+  async #claim(start: StreamStart): Promise<LiveCall | null> {
+    const { store, registry } = this.#ctx;
+    const params = { ...this.#upgrade.query, ...start.params };
+    const agentId = params.agent_id;
+    if (!agentId) throw new CallrecError('ERR_MISSING_AGENT', 'stream has no agent_id parameter');
+    const principal = params.token ? await store.keys.verify(params.token) : null;
+    if (!principal || !hasScope(principal, 'media:stream')) {
+      throw new CallrecError('ERR_BAD_TOKEN', 'token missing, unknown, revoked or without media:stream scope');
+    }
+    const agent = await store.agents.get(principal.tenantId, agentId);
+    if (!agent) throw new CallrecError('ERR_UNKNOWN_AGENT', `unknown agent_id "${agentId.slice(0, 64)}"`);
+    const settings = resolveCallRecording(agent.settings);
+    const callId = params.call_id || start.providerCallId || start.streamId || randomUUID();
+    const runtimeUrl = params.agent_url || settings.agent_ws_url || null;
+    if (runtimeUrl && !/^wss?:\/\//.test(runtimeUrl)) throw new CallrecError('ERR_MALFORMED_MESSAGE', 'agent_url must be a ws:// or wss:// URL');
+    const mode: CallMode = runtimeUrl && !start.legs.includes('agent') ? 'bridge' : 'fork';
+    const tenantId = principal.tenantId;
+
+    const state = this.#state;
+    if (state.status !== 'identifying') return null;
+    if (!registry.add(tenantId, callId, this)) throw new CallrecError('ERR_CALL_EXISTS', `call "${callId.slice(0, 64)}" is already streaming`);
+    try {
+      if (await store.calls.get(tenantId, callId)) throw new CallrecError('ERR_CALL_EXISTS', `call "${callId.slice(0, 64)}" was already streamed`);
+      await store.calls.create({
+        tenantId,
+        id: callId,
+        agentId,
+        provider: this.#adapter.provider,
+        mode,
+        sampleRate: start.format.sampleRate,
+        legs: mode === 'bridge' ? ['caller', 'agent'] : start.legs,
+        settings,
+        streamId: start.streamId ?? null,
+        nodeId: this.#ctx.nodeId,
+      });
+    } catch (err) {
+      registry.delete(tenantId, callId, this);
+      throw err;
+    }
+    state.claimed = true;
+    this.#log = this.#log.child({ tenantId, callId, agentId, mode });
+    return { tenantId, callId, mode, settings, recordingId: null, runtimeUrl };
+  }
+
+  /** Opens the recording and its spool when the agent records whole calls. */
+  async #startCapture(call: LiveCall, start: StreamStart): Promise<Capture | null> {
+    const { settings } = call;
+    // Consent prompts arrive with issue 4; until then `consent_prompt` is stored but not played.
+    if (!settings.enabled || !settings.auto_record) return null;
+    const { store } = this.#ctx;
+    const recording = await store.recordings.create({
+      tenantId: call.tenantId,
+      callId: call.callId,
+      format: settings.format,
+      channels: settings.dual_channel ? 2 : 1,
+      sampleRate: start.format.sampleRate,
+      storageDays: settings.storage_days,
+      status: 'recording',
+    });
+    call.recordingId = recording.id;
+    const spoolPath = path.join(this.#ctx.dataDir, 'spool', `${recording.id}.wav`);
+    const spool = await SpoolWriter.create(spoolPath, { sampleRate: start.format.sampleRate, channels: 2 });
+    await store.recordings.update(recording.id, { spoolPath });
+    return new Capture({ format: start.format, spool, bridged: call.mode === 'bridge', jitterMs: this.#ctx.jitterMs });
+  }
+
+  #connectRuntime(url: string, connected: Held[], startMessage: Held): RuntimeLink {
+    const runtime = new RuntimeLink(url);
+    for (const m of connected) runtime.send(m.data, m.isBinary);
+    const start = this.#adapter.runtimeStartMessage(startMessage.data, startMessage.isBinary);
+    runtime.send(start.data, start.binary);
+    runtime.opened.catch((err: Error) => this.#fail(err));
+    runtime.ws.on('message', (data: RawData, isBinary: boolean) => this.#onRuntimeMessage(data as Buffer, isBinary));
+    runtime.ws.on('close', (code: number) => {
+      if (this.#state.status === 'live' && this.#state.runtime === runtime) {
+        this.#closeProvider(1000, `agent runtime closed (${code})`);
+        this.#end('agent runtime closed');
+      }
+    });
+    return runtime;
+  }
+
+  #onRuntimeMessage(data: Buffer, isBinary: boolean): void {
+    const state = this.#state;
+    if (state.status !== 'live') return;
+    let event;
+    try {
+      event = this.#adapter.parseRuntimeMessage(data, isBinary);
+    } catch (err) {
+      // The runtime is the customer's code: a bad message is dropped, not relayed (the provider
+      // would hang up on it), and does not end the caller's call.
+      this.#log.warn({ err: (err as Error).message }, 'dropped a bad message from the agent runtime');
+      return;
+    }
+    if (event.type === 'media') state.capture?.pushRuntimeAudio(event.payload);
+    else if (event.type === 'clear') state.capture?.clearRuntimeAudio();
+    if (this.#ws.readyState === this.#ws.OPEN) this.#ws.send(data, { binary: isBinary });
+  }
+
+  #closeProvider(code: number, reason: string): void {
+    if (this.#ws.readyState === this.#ws.OPEN || this.#ws.readyState === this.#ws.CONNECTING) this.#ws.close(code, reason);
+  }
+
+  /** Closes the provider socket with the error's code and reason, then ends the call. */
+  #fail(err: Error): void {
+    const code = err instanceof CallrecError ? err.code : 'ERR_INTERNAL';
+    const wsCode = CLOSE_CODES[code] ?? 1011;
+    if (wsCode === 1011) this.#log.error({ err }, 'call failed');
+    else this.#log.info({ code, reason: err.message }, 'closing stream');
+    this.#closeProvider(wsCode, closeReason(code, wsCode === 1011 ? 'internal error' : err.message));
+    this.#end(`${code}: ${err.message}`);
+  }
+
+  #end(reason: string): void {
+    const state = this.#state;
+    if (state.status === 'ending' || state.status === 'ended') return;
+    this.#endReason = reason;
+    this.#setState({ status: 'ending' });
+    this.#closeProvider(1000, 'call ended');
+    if (state.status === 'identifying' && state.claimed) return; // #setUp finalizes once done
+    if (state.status !== 'live') {
+      this.#setState({ status: 'ended' });
+      this.#resolveEnded();
+      return;
+    }
+    this.#finalize(state.call, state.capture, reason)
+      .catch((err: Error) => this.#log.error({ err }, 'could not finalize call'))
+      .finally(() => {
+        this.#ctx.registry.delete(state.call.tenantId, state.call.callId, this);
+        this.#setState({ status: 'ended' });
+        this.#resolveEnded();
+      });
+  }
+
+  /** Closes the spool, marks the call ended and queues the recording job. */
+  async #finalize(call: LiveCall, capture: Capture | null, reason: string): Promise<void> {
+    const { store } = this.#ctx;
+    const frames = capture ? await capture.finish() : 0;
+    const alignment = capture ? { ...capture.alignment } : null;
+    await store.calls.update(call.tenantId, call.callId, { status: 'ended', endedAt: new Date().toISOString(), endReason: reason, alignment });
+    if (!call.recordingId) return;
+    if (frames === 0) {
+      await store.recordings.update(call.recordingId, { status: 'failed', error: 'no audio was captured' });
+      return;
+    }
+    await store.recordings.update(call.recordingId, { status: 'processing' });
+    await this.#ctx.enqueue({ tenantId: call.tenantId, callId: call.callId, recordingId: call.recordingId });
+    this.#log.info({ frames, reason }, 'call ended; recording queued');
+  }
+}

@@ -1,0 +1,128 @@
+#!/usr/bin/env node
+import fs from 'node:fs';
+import { Command, InvalidArgumentError } from 'commander';
+import { isScope, SCOPES, type Scope } from './auth/scopes.js';
+import { loadConfig, type Config } from './config.js';
+import { CallrecError } from './errors.js';
+import { createLogger } from './log.js';
+import { checkRedis } from './redis.js';
+import { startServer } from './server.js';
+import { openObjectStore } from './storage/index.js';
+import { createStore, OPERATOR_TENANT_ID, type Store } from './store/index.js';
+import { startWorkers } from '../workers/index.js';
+
+/** Settings may live in ./.env (SPEC §2); real environment variables win. */
+function config(): Config {
+  if (fs.existsSync('.env')) process.loadEnvFile('.env');
+  return loadConfig();
+}
+
+async function withStore<T>(fn: (store: Store) => Promise<T>): Promise<T> {
+  const store = await createStore(config().databaseUrl);
+  try {
+    await store.migrate();
+    return await fn(store);
+  } finally {
+    await store.close();
+  }
+}
+
+function parseScopes(value: string): Scope[] {
+  const scopes = value.split(',').map((s) => s.trim());
+  const bad = scopes.find((s) => !isScope(s));
+  if (bad !== undefined) throw new InvalidArgumentError(`unknown scope "${bad}" (known: ${SCOPES.join(', ')})`);
+  return scopes as Scope[];
+}
+
+/** Runs until SIGINT/SIGTERM, then closes gracefully (live calls are finalized first). */
+function closeOnSignal(close: () => Promise<void>): void {
+  let closing = false;
+  const onSignal = (signal: string) => {
+    if (closing) process.exit(1); // a second signal: stop now
+    closing = true;
+    console.error(`callrec: ${signal}, finishing live calls and shutting down`);
+    close().then(() => process.exit(0), (err: Error) => {
+      console.error(`callrec: shutdown failed: ${err.message}`);
+      process.exit(1);
+    });
+  };
+  process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
+}
+
+const program = new Command('callrec').description('Self-hostable call-recording media server').showHelpAfterError();
+
+program
+  .command('serve')
+  .description('HTTP API, provider media WebSockets and in-process workers')
+  .option('--no-workers', 'do not run the recording workers in this process (run `callrec worker` elsewhere)')
+  .action(async (opts: { workers: boolean }) => {
+    const cfg = config();
+    const server = await startServer(cfg, { workers: opts.workers });
+    const base = cfg.publicUrl;
+    console.error(`callrec is up: API ${base}/api, media endpoints ${base.replace(/^http/, 'ws')}/media/{twilio,telnyx,vonage}, dashboard ${base}/`);
+    if (!cfg.apiKey) console.error('API keys: set CALLREC_API_KEY for an operator key, or run `npx callrec keys create --name me --scopes admin`.');
+    closeOnSignal(() => server.close());
+  });
+
+program
+  .command('worker')
+  .description('recording workers only (scale them apart from the media nodes)')
+  .option('--concurrency <n>', 'jobs at once', (v) => Number.parseInt(v, 10), 2)
+  .action(async (opts: { concurrency: number }) => {
+    const cfg = config();
+    const log = createLogger(cfg.logLevel);
+    await checkRedis(cfg.redisUrl);
+    const store = await createStore(cfg.databaseUrl);
+    await store.migrate();
+    const workers = startWorkers({ store, storage: openObjectStore(cfg.storageUrl), log }, { connection: { url: cfg.redisUrl }, prefix: cfg.queuePrefix, concurrency: opts.concurrency });
+    log.info('callrec worker running');
+    closeOnSignal(async () => {
+      await workers.close();
+      await store.close();
+    });
+  });
+
+program
+  .command('migrate')
+  .description('create or update the database schema')
+  .action(() => withStore(async () => console.log('database is up to date')));
+
+const keys = program.command('keys').description('API keys');
+keys
+  .command('create')
+  .description('create an API key (the secret is printed once)')
+  .requiredOption('--name <name>', 'what the key is for')
+  .option('--tenant <id>', 'tenant the key belongs to', OPERATOR_TENANT_ID)
+  .option('--scopes <list>', `comma-separated: ${SCOPES.join(', ')}`, parseScopes, ['admin'] as Scope[])
+  .action((opts: { name: string; tenant: string; scopes: Scope[] }) =>
+    withStore(async (store) => {
+      if (opts.tenant === OPERATOR_TENANT_ID) await store.tenants.ensure(OPERATOR_TENANT_ID, 'Default');
+      const { key, secret } = await store.keys.create({ tenantId: opts.tenant, name: opts.name, scopes: opts.scopes });
+      console.log(JSON.stringify({ id: key.id, tenant_id: key.tenantId, name: key.name, scopes: key.scopes, secret }, null, 2));
+    }),
+  );
+keys
+  .command('list')
+  .option('--tenant <id>', 'tenant', OPERATOR_TENANT_ID)
+  .action((opts: { tenant: string }) =>
+    withStore(async (store) => {
+      for (const k of await store.keys.list(opts.tenant)) {
+        console.log(`${k.id}\t${k.prefix}…\t${k.name}\t${k.scopes.join(',')}\t${k.revokedAt ? `revoked ${k.revokedAt}` : 'active'}`);
+      }
+    }),
+  );
+keys
+  .command('revoke <id>')
+  .option('--tenant <id>', 'tenant', OPERATOR_TENANT_ID)
+  .action((id: string, opts: { tenant: string }) =>
+    withStore(async (store) => {
+      if (!(await store.keys.revoke(opts.tenant, id))) throw new CallrecError('ERR_NOT_FOUND', `no key ${id} in tenant ${opts.tenant}`);
+      console.log(`revoked ${id}`);
+    }),
+  );
+
+program.parseAsync().catch((err: Error) => {
+  // Expected failures (bad config, no Redis, bad arguments) are one clear line, not a stack.
+  console.error(err instanceof CallrecError ? `callrec: ${err.message}` : err);
+  process.exit(1);
+});

@@ -1,0 +1,183 @@
+import { decoderFor, samplesIn, type Decoder } from '../../media/codec.js';
+import { LegBuffer } from '../../media/leg-buffer.js';
+import { interleave } from '../../media/mix.js';
+import { PlayoutQueue } from '../../media/playout-queue.js';
+import type { Leg, MediaFormat } from '../../media/types.js';
+import type { SpoolWriter } from './spool.js';
+
+/** How well the legs lined up; saved with the call (SPEC §3 "alignment figures"). */
+export interface AlignmentReport {
+  /** Silence filled where no frame arrived, per leg, in ms. */
+  gapMs: Record<Leg, number>;
+  framesPlaced: number;
+  /** Frames that arrived out of order but within the jitter window, and were put in place. */
+  framesLate: number;
+  framesDuplicate: number;
+  /** Frames too late for the jitter window, or implausibly far ahead of the stream clock. */
+  framesDropped: number;
+  /** Largest distance between the two legs' newest audio, in ms (both legs from the provider only). */
+  maxLegSkewMs: number;
+  /** Bridge mode: runtime audio that never played (removed by `clear`, or still queued at hang-up), in ms. */
+  agentAudioUnplayedMs: number;
+}
+
+export interface CaptureOptions {
+  format: MediaFormat;
+  spool: SpoolWriter;
+  /** Whether the agent leg comes from a voice-agent runtime (bridge) rather than the provider. */
+  bridged: boolean;
+  /** How long a frame may arrive after later ones and still be put in place. */
+  jitterMs?: number;
+  /** Stream time (ms) at which capture starts; earlier frames are not recorded. */
+  startMs?: number;
+  /** A frame further ahead of the stream clock than this is taken for a broken timestamp and dropped. */
+  maxJumpMs?: number;
+  /** Bridge mode: most runtime audio held ahead of the caller's playback, in ms. */
+  maxQueuedMs?: number;
+}
+
+const BLOCK = 1024;
+const MAX_FRAME_MS = 200;
+
+/**
+ * One call's capture: decodes each leg's frames, places them by stream time in per-leg ring
+ * buffers, and once the jitter window has passed writes the aligned legs to the spool as
+ * stereo (left = caller, right = agent). Memory is fixed per call; nothing here allocates per frame.
+ *
+ * Both legs run on the provider stream's clock. In bridge mode the runtime's audio has no
+ * timestamps: it is placed where the caller heard it, queued after the runtime's earlier audio
+ * from the stream time at which it arrived (see `PlayoutQueue`).
+ */
+export class Capture {
+  readonly sampleRate: number;
+  readonly #spool: SpoolWriter;
+  readonly #format: MediaFormat;
+  readonly #decode: Decoder;
+  readonly #legs: Record<Leg, LegBuffer>;
+  readonly #playout: PlayoutQueue | null;
+  readonly #jitter: number;
+  readonly #maxJump: number;
+  readonly #maxFrame: number;
+  /** Largest step the clock takes at once, so released runtime audio always fits the agent ring. */
+  readonly #step: number;
+  readonly #scratch: Int16Array;
+  readonly #left = new Int16Array(BLOCK);
+  readonly #right = new Int16Array(BLOCK);
+  readonly #stereo = new Int16Array(BLOCK * 2);
+  /** Stream clock: end of the newest provider frame, in samples. */
+  #clock: number;
+  #flushed: number;
+  /** Frames longer than MAX_FRAME_MS or implausibly far ahead of the clock. */
+  #rejected = 0;
+  #maxSkew = 0;
+  #unplayed = 0;
+  #finished = false;
+  readonly #writeAgent = (position: number, pcm: Int16Array): void => {
+    this.#legs.agent.write(position, pcm);
+  };
+
+  constructor(opts: CaptureOptions) {
+    this.sampleRate = opts.format.sampleRate;
+    this.#spool = opts.spool;
+    this.#format = opts.format;
+    this.#decode = decoderFor(opts.format);
+    const perMs = this.sampleRate / 1000;
+    this.#jitter = Math.round((opts.jitterMs ?? 300) * perMs);
+    this.#maxJump = Math.round((opts.maxJumpMs ?? 60_000) * perMs);
+    this.#maxFrame = MAX_FRAME_MS * perMs;
+    const start = Math.round((opts.startMs ?? 0) * perMs);
+    const capacity = this.#jitter + 2 * this.#maxFrame + BLOCK;
+    this.#legs = { caller: new LegBuffer({ capacity, start }), agent: new LegBuffer({ capacity, start }) };
+    this.#step = this.#legs.caller.capacity - this.#jitter - this.#maxFrame;
+    this.#scratch = new Int16Array(this.#maxFrame);
+    this.#playout = opts.bridged ? new PlayoutQueue({ maxQueuedSamples: (opts.maxQueuedMs ?? 120_000) * perMs }) : null;
+    this.#clock = this.#flushed = start;
+  }
+
+  /** A provider frame of one leg at its stream timestamp (ms). */
+  pushFrame(leg: Leg, timestampMs: number, payload: Uint8Array): void {
+    if (this.#finished) return;
+    const buffer = this.#legs[leg];
+    const n = samplesIn(this.#format, payload.length);
+    const position = Math.round((timestampMs * this.sampleRate) / 1000);
+    if (n > this.#maxFrame || position + n - this.#clock > this.#maxJump) {
+      this.#rejected++;
+      return;
+    }
+    this.#decode(payload, this.#scratch);
+    if (position + n > this.#clock) this.#advance(position + n);
+    buffer.write(position, this.#scratch, 0, n);
+    const other = this.#legs[leg === 'caller' ? 'agent' : 'caller'];
+    if (!this.#playout && other.stats.framesPlaced > 0) {
+      this.#maxSkew = Math.max(this.#maxSkew, Math.abs(buffer.highWater - other.highWater));
+    }
+  }
+
+  /** Bridge mode: audio the runtime sent now; it plays after the runtime's earlier audio. */
+  pushRuntimeAudio(payload: Uint8Array): void {
+    if (!this.#playout || this.#finished) return;
+    // The playout queue keeps the samples until the caller has heard them: its own copy.
+    const pcm = new Int16Array(samplesIn(this.#format, payload.length));
+    this.#decode(payload, pcm);
+    try {
+      this.#playout.push(this.#clock, pcm);
+    } catch {
+      this.#unplayed += pcm.length; // ERR_PLAYOUT_OVERFLOW: the runtime ran more than maxQueuedMs ahead
+    }
+  }
+
+  /** Bridge mode: the runtime emptied the provider's playback queue; what was queued never plays. */
+  clearRuntimeAudio(): void {
+    if (this.#playout) this.#unplayed += this.#playout.clear(this.#clock);
+  }
+
+  /** Writes everything already placed beyond the jitter window to disk. */
+  flush(): Promise<void> {
+    return this.#spool.flush();
+  }
+
+  /** The call ended: writes out every placed sample, closes the spool, returns frames spooled. */
+  async finish(): Promise<number> {
+    if (!this.#finished) {
+      this.#finished = true;
+      this.#drain(this.#clock);
+      if (this.#playout) this.#unplayed += this.#playout.clear(this.#clock);
+    }
+    return this.#spool.close();
+  }
+
+  get alignment(): AlignmentReport {
+    const { caller, agent } = this.#legs;
+    const ms = (samples: number) => Math.round((samples * 1000) / this.sampleRate);
+    return {
+      gapMs: { caller: ms(caller.stats.gapSamples), agent: ms(agent.stats.gapSamples) },
+      framesPlaced: caller.stats.framesPlaced + agent.stats.framesPlaced,
+      framesLate: caller.stats.framesLate + agent.stats.framesLate,
+      framesDuplicate: caller.stats.framesDuplicate + agent.stats.framesDuplicate,
+      framesDropped: caller.stats.framesDropped + agent.stats.framesDropped + this.#rejected,
+      maxLegSkewMs: ms(this.#maxSkew),
+      agentAudioUnplayedMs: ms(this.#unplayed),
+    };
+  }
+
+  /** Moves the stream clock to `to`, releasing runtime audio the caller has now heard and spooling what left the jitter window. */
+  #advance(to: number): void {
+    while (this.#clock < to) {
+      this.#clock = Math.min(to, this.#clock + this.#step);
+      this.#playout?.release(this.#clock, this.#writeAgent);
+      this.#drain(this.#clock - this.#jitter);
+    }
+  }
+
+  #drain(upTo: number): void {
+    const { caller, agent } = this.#legs;
+    while (this.#flushed < upTo) {
+      const n = Math.min(BLOCK, upTo - this.#flushed);
+      this.#flushed += n;
+      caller.read(this.#flushed, this.#left);
+      agent.read(this.#flushed, this.#right);
+      interleave(this.#left, this.#right, this.#stereo, n);
+      this.#spool.append(this.#stereo, n);
+    }
+  }
+}

@@ -1,0 +1,186 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { CallrecError } from '../errors.js';
+
+/**
+ * The spool is a 16-bit PCM WAV file written while the call runs. Its RIFF and data sizes are
+ * left at 0xFFFFFFFF ("unknown", as streaming WAV writers do) until the spool is closed, so any
+ * prefix of the file, such as what a crash leaves behind, is itself a readable recording.
+ */
+const HEADER_BYTES = 44;
+const UNKNOWN_SIZE = 0xffffffff;
+
+function wavHeader(sampleRate: number, channels: number, dataBytes: number): Buffer {
+  const h = Buffer.alloc(HEADER_BYTES);
+  h.write('RIFF', 0, 'ascii');
+  h.writeUInt32LE(dataBytes === UNKNOWN_SIZE ? UNKNOWN_SIZE : 36 + dataBytes, 4);
+  h.write('WAVE', 8, 'ascii');
+  h.write('fmt ', 12, 'ascii');
+  h.writeUInt32LE(16, 16);
+  h.writeUInt16LE(1, 20); // PCM
+  h.writeUInt16LE(channels, 22);
+  h.writeUInt32LE(sampleRate, 24);
+  h.writeUInt32LE(sampleRate * channels * 2, 28);
+  h.writeUInt16LE(channels * 2, 32);
+  h.writeUInt16LE(16, 34);
+  h.write('data', 36, 'ascii');
+  h.writeUInt32LE(dataBytes, 40);
+  return h;
+}
+
+export interface SpoolWriterOptions {
+  sampleRate: number;
+  channels: number;
+  /** Pending audio is written once it reaches this many milliseconds (and on every `flush()`). */
+  flushMs?: number;
+}
+
+/**
+ * Appends interleaved PCM to a spool file. `append` only copies into a fixed pending buffer;
+ * writes happen in the background, one at a time, in order. A write error (a full disk) is kept
+ * and reported by `error`, `flush()` and `close()`; later audio is discarded, never reordered.
+ */
+export class SpoolWriter {
+  readonly path: string;
+  readonly sampleRate: number;
+  readonly channels: number;
+  #handle: fs.FileHandle;
+  #pending: Buffer;
+  #pendingBytes = 0;
+  #fileBytes = HEADER_BYTES;
+  #writing: Promise<void> = Promise.resolve();
+  #error: Error | null = null;
+  #closed = false;
+
+  private constructor(file: string, handle: fs.FileHandle, opts: Required<SpoolWriterOptions>) {
+    this.path = file;
+    this.sampleRate = opts.sampleRate;
+    this.channels = opts.channels;
+    this.#handle = handle;
+    this.#pending = Buffer.allocUnsafe(Math.ceil((opts.sampleRate * opts.flushMs) / 1000) * opts.channels * 2);
+  }
+
+  /** Creates the spool file (and its directory) with an open-ended WAV header. */
+  static async create(file: string, options: SpoolWriterOptions): Promise<SpoolWriter> {
+    const opts = { flushMs: 500, ...options };
+    await fs.mkdir(path.dirname(file), { recursive: true });
+    const handle = await fs.open(file, 'wx', 0o600);
+    await handle.write(wavHeader(opts.sampleRate, opts.channels, UNKNOWN_SIZE), 0, HEADER_BYTES, 0);
+    return new SpoolWriter(file, handle, opts);
+  }
+
+  /** The first write error, if any: audio after it was not spooled. */
+  get error(): Error | null {
+    return this.#error;
+  }
+
+  /** Sample frames handed to `append` that are (or will be, once written) in the file. */
+  get frames(): number {
+    return (this.#fileBytes - HEADER_BYTES + this.#pendingBytes) / (2 * this.channels);
+  }
+
+  /** Copies `frames` interleaved frames from `pcm`. */
+  append(pcm: Int16Array, frames: number): void {
+    if (this.#closed) throw new CallrecError('ERR_SPOOL_CLOSED', 'spool is closed');
+    if (this.#error) return;
+    const bytes = Buffer.from(pcm.buffer, pcm.byteOffset, frames * this.channels * 2);
+    let offset = 0;
+    while (offset < bytes.length) {
+      const n = Math.min(bytes.length - offset, this.#pending.length - this.#pendingBytes);
+      bytes.copy(this.#pending, this.#pendingBytes, offset, offset + n);
+      this.#pendingBytes += n;
+      offset += n;
+      if (this.#pendingBytes === this.#pending.length) this.#startWrite();
+    }
+  }
+
+  /** Starts writing what is pending and resolves once everything appended so far is on disk. */
+  flush(): Promise<void> {
+    this.#startWrite();
+    return this.#writing.then(() => {
+      if (this.#error) throw this.#error;
+    });
+  }
+
+  #startWrite(): void {
+    if (this.#pendingBytes === 0) return;
+    // A write of its own copy, so `append` can go on filling the pending buffer meanwhile:
+    // one small allocation per flush (at most twice a second), none per frame.
+    const chunk = Buffer.from(this.#pending.subarray(0, this.#pendingBytes));
+    this.#pendingBytes = 0;
+    const position = this.#fileBytes;
+    this.#fileBytes += chunk.length;
+    this.#writing = this.#writing.then(async () => {
+      if (this.#error) return;
+      try {
+        await this.#handle.write(chunk, 0, chunk.length, position);
+      } catch (err) {
+        this.#error = err as Error;
+        this.#fileBytes = position;
+      }
+    });
+  }
+
+  /** Writes what is pending, fills in the WAV sizes, syncs and closes. Returns the frame count. */
+  async close(): Promise<number> {
+    if (this.#closed) throw new CallrecError('ERR_SPOOL_CLOSED', 'spool is closed');
+    this.#startWrite();
+    this.#closed = true;
+    await this.#writing;
+    try {
+      const dataBytes = this.#fileBytes - HEADER_BYTES;
+      await this.#handle.write(wavHeader(this.sampleRate, this.channels, dataBytes), 0, HEADER_BYTES, 0);
+      await this.#handle.sync();
+    } catch (err) {
+      this.#error ??= err as Error;
+    } finally {
+      await this.#handle.close();
+    }
+    return (this.#fileBytes - HEADER_BYTES) / (2 * this.channels);
+  }
+}
+
+export interface SpoolInfo {
+  sampleRate: number;
+  channels: number;
+  /** Whole sample frames present (a torn last frame is ignored). */
+  frames: number;
+}
+
+/** Reads a spool's header; works on a closed spool and on any prefix a crash left. */
+export async function readSpoolInfo(file: string): Promise<SpoolInfo> {
+  const handle = await fs.open(file, 'r');
+  try {
+    const header = Buffer.alloc(HEADER_BYTES);
+    const { bytesRead } = await handle.read(header, 0, HEADER_BYTES, 0);
+    if (bytesRead < HEADER_BYTES || header.toString('ascii', 0, 4) !== 'RIFF' || header.toString('ascii', 36, 40) !== 'data') {
+      throw new CallrecError('ERR_BAD_SPOOL', `${file} is not a callrec spool`);
+    }
+    const channels = header.readUInt16LE(22);
+    const sampleRate = header.readUInt32LE(24);
+    const declared = header.readUInt32LE(40);
+    const { size } = await handle.stat();
+    const present = size - HEADER_BYTES;
+    const dataBytes = declared === UNKNOWN_SIZE ? present : Math.min(declared, present);
+    return { sampleRate, channels, frames: Math.floor(dataBytes / (2 * channels)) };
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Streams a spool's interleaved PCM in chunks of up to `chunkFrames` frames. */
+export async function* readSpool(file: string, info: SpoolInfo, chunkFrames = 8192): AsyncGenerator<Int16Array> {
+  const handle = await fs.open(file, 'r');
+  try {
+    const frameBytes = 2 * info.channels;
+    for (let frame = 0; frame < info.frames; frame += chunkFrames) {
+      const n = Math.min(chunkFrames, info.frames - frame);
+      // A fresh buffer per chunk: consumers (encoders) may hold on to it.
+      const buf = Buffer.allocUnsafe(n * frameBytes);
+      await handle.read(buf, 0, buf.length, HEADER_BYTES + frame * frameBytes);
+      yield new Int16Array(buf.buffer, buf.byteOffset, n * info.channels);
+    }
+  } finally {
+    await handle.close();
+  }
+}

@@ -1,0 +1,23 @@
+import { Redis } from 'ioredis';
+import { CallrecError } from './errors.js';
+
+/**
+ * Checks that Redis answers, failing fast with advice instead of retrying forever: a newcomer
+ * without Redis gets a sentence, not a stack of reconnect errors.
+ */
+export async function checkRedis(url: string, timeoutMs = 2000): Promise<void> {
+  const client = new Redis(url, { lazyConnect: true, connectTimeout: timeoutMs, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false });
+  client.on('error', () => {}); // reported through connect() below
+  try {
+    await client.connect();
+    await client.ping();
+  } catch (err) {
+    throw new CallrecError(
+      'ERR_REDIS_UNAVAILABLE',
+      `Redis does not answer at ${url} (${(err as Error).message}). callrec needs Redis for its job queues: ` +
+        `start one (e.g. "redis-server --daemonize yes", or "docker run -d -p 6379:6379 redis:7") or set REDIS_URL.`,
+    );
+  } finally {
+    client.disconnect();
+  }
+}

@@ -1,0 +1,131 @@
+import os from 'node:os';
+import { randomUUID } from 'node:crypto';
+import type { Duplex } from 'node:stream';
+import type { IncomingMessage } from 'node:http';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { WebSocketServer } from 'ws';
+import { startWorkers } from '../workers/index.js';
+import { apiPlugin } from './api/index.js';
+import { CallRegistry } from './calls/registry.js';
+import { CallSession } from './calls/session.js';
+import type { Config } from './config.js';
+import { createLogger, type Logger } from './log.js';
+import { adapters } from './protocols/index.js';
+import type { Provider } from './protocols/types.js';
+import { createRecordingsQueue, enqueueRecording } from './queue/recordings.js';
+import { checkRedis } from './redis.js';
+import { openObjectStore, type ObjectStore } from './storage/index.js';
+import { createStore, type Store } from './store/index.js';
+
+export interface ServerOptions {
+  log?: Logger;
+  /** Run the BullMQ workers in this process (`callrec serve`); default true. */
+  workers?: boolean;
+  /** Jitter window for placing frames, ms. */
+  jitterMs?: number;
+}
+
+export interface CallrecServer {
+  /** `http://host:port` the server listens on. */
+  url: string;
+  port: number;
+  app: FastifyInstance<any, any, any, Logger>;
+  store: Store;
+  storage: ObjectStore;
+  registry: CallRegistry;
+  log: Logger;
+  /** Stops accepting streams, ends live calls (queueing their recordings), then closes everything. */
+  close(): Promise<void>;
+}
+
+/** Largest message a provider sends us: a start message with parameters; media frames are < 2 KB. */
+const MAX_PROVIDER_MESSAGE = 64 * 1024;
+const MEDIA_PATH = /^\/media\/(twilio|telnyx|vonage)\/?$/;
+
+/** Starts callrec: HTTP API, provider WebSocket endpoints, and (by default) the workers. */
+export async function startServer(config: Config, opts: ServerOptions = {}): Promise<CallrecServer> {
+  const log = opts.log ?? createLogger(config.logLevel);
+  await checkRedis(config.redisUrl);
+  const store = await createStore(config.databaseUrl);
+  try {
+    await store.migrate();
+    if (config.apiKey) await store.keys.ensureOperatorKey(config.apiKey);
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  const storage = openObjectStore(config.storageUrl);
+  const connection = { url: config.redisUrl };
+  const queue = createRecordingsQueue(connection, config.queuePrefix);
+  queue.on('error', (err) => log.error({ err: err.message }, 'recordings queue error'));
+  const workers = opts.workers === false ? null : startWorkers({ store, storage, log }, { connection, prefix: config.queuePrefix });
+  const registry = new CallRegistry();
+  const nodeId = `${os.hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
+
+  const app = Fastify({ loggerInstance: log, disableRequestLogging: true, trustProxy: true });
+  await app.register(apiPlugin, {
+    store,
+    storage,
+    readiness: async () => {
+      const check = (p: Promise<unknown>) => p.then(() => true, () => false);
+      const [database, redis, objects] = await Promise.all([
+        check(store.ping()),
+        check(queue.count()),
+        check(storage.exists('.readyz')),
+      ]);
+      return { database, redis, storage: objects };
+    },
+  });
+
+  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_PROVIDER_MESSAGE, perMessageDeflate: false });
+  const media = {
+    store,
+    registry,
+    log,
+    dataDir: config.dataDir,
+    nodeId,
+    jitterMs: opts.jitterMs,
+    enqueue: (job: Parameters<typeof enqueueRecording>[1]) => enqueueRecording(queue, job),
+  };
+  const sessions = new Set<CallSession>();
+  let accepting = true;
+  app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const match = MEDIA_PATH.exec(url.pathname);
+    if (!match || !accepting) {
+      socket.end(`HTTP/1.1 ${accepting ? '404 Not Found' : '503 Service Unavailable'}\r\nConnection: close\r\n\r\n`);
+      return;
+    }
+    const provider = match[1] as Provider;
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      const upgrade = { headers: req.headers, query: Object.fromEntries(url.searchParams) };
+      const session = new CallSession(ws, adapters[provider](upgrade), upgrade, media);
+      sessions.add(session);
+      void session.ended.then(() => sessions.delete(session));
+    });
+  });
+
+  await app.listen({ port: config.port, host: config.host });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  log.info({ port, node: nodeId }, 'callrec listening');
+
+  return {
+    url: `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${port}`,
+    port,
+    app,
+    store,
+    storage,
+    registry,
+    log,
+    async close() {
+      accepting = false;
+      await Promise.all([...sessions].map((s) => s.shutdown()));
+      await app.close();
+      wss.close();
+      await workers?.close();
+      await queue.close();
+      await store.close();
+    },
+  };
+}

@@ -1,0 +1,97 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import fs from 'node:fs/promises';
+import type { Job } from 'bullmq';
+import { encodeRecording } from '../media/encoders/index.js';
+import { downmix } from '../media/mix.js';
+import type { RecordingJobData } from '../src/queue/recordings.js';
+import { readSpool, readSpoolInfo } from '../src/recording/spool.js';
+import type { ObjectStore } from '../src/storage/types.js';
+import type { Store } from '../src/store/index.js';
+import type { Logger } from '../src/log.js';
+
+export interface RecordingProcessorDeps {
+  store: Store;
+  storage: ObjectStore;
+  log: Logger;
+}
+
+export interface RecordingJobResult {
+  objectKey: string;
+  byteSize: number;
+  durationMs: number;
+}
+
+/** `{tenant}/{yyyy}/{mm}/{dd}/{call_id}/{recording_id}.{format}` (SPEC §6, before encryption adds `.enc`). */
+export function objectKeyFor(tenantId: string, callId: string, recordingId: string, format: string, createdAt: string): string {
+  const [yyyy, mm, dd] = createdAt.slice(0, 10).split('-');
+  return [tenantId, yyyy, mm, dd, encodeURIComponent(callId), `${recordingId}.${format}`].join('/');
+}
+
+/** Downmixes stereo chunks to mono as they stream past. */
+async function* toMono(chunks: AsyncIterable<Int16Array>): AsyncGenerator<Int16Array> {
+  for await (const stereo of chunks) {
+    const mono = new Int16Array(stereo.length / 2);
+    downmix(stereo, mono, mono.length);
+    yield mono;
+  }
+}
+
+/**
+ * Finalize a recording: spool → encode → store → `ready`, then delete the spool. Idempotent:
+ * a recording already `ready` is left alone, and the object key is fixed per recording, so a
+ * retry overwrites rather than duplicates.
+ */
+export function createRecordingProcessor(deps: RecordingProcessorDeps) {
+  const { store, storage, log } = deps;
+  return async function processRecording(job: Job<RecordingJobData>): Promise<RecordingJobResult | null> {
+    const { recordingId } = job.data;
+    const recording = await store.recordings.get(recordingId);
+    if (!recording || recording.status === 'ready' || recording.status === 'deleted') return null;
+    if (!recording.spoolPath) throw new Error(`recording ${recordingId} has no spool`);
+    await store.recordings.update(recordingId, { status: 'processing', attempts: job.attemptsMade + 1 });
+
+    const info = await readSpoolInfo(recording.spoolPath);
+    const pcm = readSpool(recording.spoolPath, info);
+    const encoded = `${recording.spoolPath}.${recording.format}`;
+    const out = await fs.open(encoded, 'w', 0o600);
+    try {
+      const chunks = recording.channels === 1 ? toMono(pcm) : pcm;
+      for await (const { position, data } of encodeRecording(recording.format, { sampleRate: info.sampleRate, channels: recording.channels === 1 ? 1 : 2, chunks })) {
+        await out.write(data, 0, data.length, position);
+      }
+      await out.sync();
+    } finally {
+      await out.close();
+    }
+
+    const hash = createHash('sha256');
+    for await (const chunk of createReadStream(encoded)) hash.update(chunk as Buffer);
+    const sha256 = hash.digest('hex');
+    const objectKey = objectKeyFor(recording.tenantId, recording.callId, recording.id, recording.format, recording.createdAt);
+    const { size } = await storage.put(objectKey, createReadStream(encoded));
+    const durationMs = Math.round((info.frames * 1000) / info.sampleRate);
+    await store.recordings.update(recordingId, {
+      status: 'ready',
+      objectKey,
+      storageUrl: storage.url,
+      byteSize: size,
+      sha256,
+      durationMs,
+      error: null,
+      readyAt: new Date().toISOString(),
+      spoolPath: null,
+    });
+    await fs.rm(encoded, { force: true });
+    await fs.rm(recording.spoolPath, { force: true });
+    log.info({ recordingId, callId: recording.callId, objectKey, durationMs, byteSize: size }, 'recording ready');
+    return { objectKey, byteSize: size, durationMs };
+  };
+}
+
+/** Called when a job fails: after its last attempt the recording is `failed` and its spool is kept. */
+export async function recordFailure(store: Store, job: Job<RecordingJobData>, err: Error): Promise<void> {
+  const attempts = job.opts.attempts ?? 1;
+  if (job.attemptsMade < attempts) return;
+  await store.recordings.update(job.data.recordingId, { status: 'failed', error: err.message, attempts: job.attemptsMade });
+}
