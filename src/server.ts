@@ -10,6 +10,7 @@ import { CallRegistry } from './calls/registry.js';
 import { CallSession } from './calls/session.js';
 import type { Config } from './config.js';
 import { createLogger, type Logger } from './log.js';
+import { MediaMetrics } from './metrics.js';
 import { adapters } from './protocols/index.js';
 import type { Provider } from './protocols/types.js';
 import { createRecordingsQueue, enqueueRecording } from './queue/recordings.js';
@@ -60,6 +61,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
   queue.on('error', (err) => log.error({ err: err.message }, 'recordings queue error'));
   const workers = opts.workers === false ? null : startWorkers({ store, storage, log }, { connection, prefix: config.queuePrefix });
   const registry = new CallRegistry();
+  const sessions = new Set<CallSession>();
   const nodeId = `${os.hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
 
   const app = Fastify({ loggerInstance: log, disableRequestLogging: true, trustProxy: true });
@@ -77,6 +79,14 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     },
   });
 
+  const metrics = new MediaMetrics();
+  // Public like the health checks: scraped by Prometheus on the node's own network.
+  app.get('/metrics', async (_request, reply) => {
+    metrics.callsActive.set(sessions.size);
+    reply.type(metrics.registry.contentType);
+    return metrics.registry.metrics();
+  });
+
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_PROVIDER_MESSAGE, perMessageDeflate: false });
   const media = {
     store,
@@ -85,9 +95,9 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     dataDir: config.dataDir,
     nodeId,
     jitterMs: opts.jitterMs,
+    metrics,
     enqueue: (job: Parameters<typeof enqueueRecording>[1]) => enqueueRecording(queue, job),
   };
-  const sessions = new Set<CallSession>();
   let accepting = true;
   app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const url = new URL(req.url ?? '/', 'http://localhost');

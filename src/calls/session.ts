@@ -7,6 +7,7 @@ import { hasScope } from '../auth/scopes.js';
 import { RuntimeLink } from '../bridge/runtime.js';
 import { CallrecError } from '../errors.js';
 import type { Logger } from '../log.js';
+import type { MediaMetrics } from '../metrics.js';
 import type { ProviderAdapter, ProviderEvent, StreamStart, UpgradeInfo } from '../protocols/types.js';
 import type { RecordingJobData } from '../queue/recordings.js';
 import { Capture } from '../recording/capture.js';
@@ -23,6 +24,7 @@ export interface MediaContext {
   dataDir: string;
   nodeId: string;
   enqueue(job: RecordingJobData): Promise<unknown>;
+  metrics: MediaMetrics;
   /** Jitter window for frame placement, ms. */
   jitterMs?: number;
 }
@@ -150,9 +152,12 @@ export class CallSession {
           if (state.held.length >= MAX_HELD) throw new CallrecError('ERR_OVERLOADED', 'call setup took too long');
           state.held.push({ data, isBinary });
           return;
-        case 'live':
+        case 'live': {
+          const started = performance.now();
           this.#onLiveMessage(state, this.#adapter.parseProviderMessage(data, isBinary), data, isBinary);
+          this.#ctx.metrics.frameSeconds.observe((performance.now() - started) / 1000);
           return;
+        }
         default:
           return;
       }
@@ -164,6 +169,7 @@ export class CallSession {
   #onLiveMessage(state: Extract<SessionState, { status: 'live' }>, event: ProviderEvent, data: Buffer, isBinary: boolean): void {
     switch (event.type) {
       case 'media':
+        this.#ctx.metrics.framesTotal.inc({ provider: this.#adapter.provider });
         state.capture?.pushFrame(event.leg, event.timestampMs, event.payload);
         if (event.leg === 'caller') state.runtime?.send(data, isBinary);
         return;
@@ -331,6 +337,8 @@ export class CallSession {
     const state = this.#state;
     if (state.status === 'ending' || state.status === 'ended') return;
     this.#endReason = reason;
+    const outcome = /^ERR_[A-Z_]+/.exec(reason)?.[0] ?? 'ended';
+    this.#ctx.metrics.callsTotal.inc({ provider: this.#adapter.provider, outcome });
     this.#setState({ status: 'ending' });
     this.#closeProvider(1000, 'call ended');
     if (state.status === 'identifying' && state.claimed) return; // #setUp finalizes once done

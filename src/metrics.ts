@@ -1,0 +1,20 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Prometheus metrics of one media node, served at `GET /metrics`. */
+export class MediaMetrics {
+  readonly registry = new Registry();
+  readonly callsActive = new Gauge({ name: 'callrec_calls_active', help: 'Provider streams open on this node', registers: [this.registry] });
+  readonly callsTotal = new Counter({ name: 'callrec_calls_total', help: 'Provider streams ended, by outcome', labelNames: ['provider', 'outcome'] as const, registers: [this.registry] });
+  readonly framesTotal = new Counter({ name: 'callrec_frames_total', help: 'Media frames received from providers', labelNames: ['provider'] as const, registers: [this.registry] });
+  /** Time from a provider message's arrival to its frame being placed (and, in bridge mode, relayed). */
+  readonly frameSeconds = new Histogram({
+    name: 'callrec_frame_processing_seconds',
+    help: 'Per-frame processing time on the media path',
+    buckets: [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.01],
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry, prefix: 'callrec_' });
+  }
+}
