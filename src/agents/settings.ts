@@ -1,0 +1,77 @@
+import { Type, type Static } from '@sinclair/typebox';
+
+/**
+ * `voice_tools.call_recording` as a PATCH may carry it: every field optional, nothing unknown.
+ * The resolved settings type is derived from it, so the schema and the type cannot drift.
+ */
+export const CallRecordingPatchSchema = Type.Object(
+  {
+    enabled: Type.Optional(Type.Boolean()),
+    auto_record: Type.Optional(Type.Boolean()),
+    consent_prompt: Type.Optional(Type.Boolean()),
+    consent_message: Type.Optional(Type.String({ minLength: 1, maxLength: 500 })),
+    dual_channel: Type.Optional(Type.Boolean()),
+    storage_days: Type.Optional(Type.Integer({ minimum: 1, maximum: 3650 })),
+    consent_mode: Type.Optional(Type.Union([Type.Literal('one_party'), Type.Literal('two_party')])),
+    consent_digit: Type.Optional(Type.String({ pattern: '^[0-9*#]$' })),
+    consent_timeout_seconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 120 })),
+    format: Type.Optional(Type.Union([Type.Literal('mp3'), Type.Literal('wav'), Type.Literal('ogg')])),
+    pause_behavior: Type.Optional(Type.Union([Type.Literal('silence'), Type.Literal('skip')])),
+    agent_ws_url: Type.Optional(Type.Union([Type.String({ pattern: '^wss?://[^\\s/?#]+[^\\s]*$', maxLength: 2048 }), Type.Null()])),
+  },
+  { additionalProperties: false },
+);
+
+/** The body of `PATCH /agents/{id}`: the seed's shape, deep-merged into what is stored. */
+export const AgentSettingsPatchSchema = Type.Object(
+  {
+    voice_tools: Type.Optional(
+      Type.Object({ call_recording: Type.Optional(CallRecordingPatchSchema) }, { additionalProperties: false }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+/** An agent's stored settings: the merge of every PATCH it received (defaults are not stored). */
+export type AgentSettings = Static<typeof AgentSettingsPatchSchema>;
+
+/** Per-agent recording settings with every default applied (SPEC §3). */
+export type CallRecordingSettings = Required<Static<typeof CallRecordingPatchSchema>>;
+
+export const CALL_RECORDING_DEFAULTS: Readonly<CallRecordingSettings> = Object.freeze({
+  enabled: false,
+  auto_record: false,
+  consent_prompt: true,
+  consent_message: 'This call may be recorded for quality purposes.',
+  dual_channel: false,
+  storage_days: 90,
+  consent_mode: 'one_party',
+  consent_digit: '1',
+  consent_timeout_seconds: 10,
+  format: 'mp3',
+  pause_behavior: 'silence',
+  agent_ws_url: null,
+});
+
+/** The recording settings an agent's calls use: what was stored, defaults for the rest. */
+export function resolveCallRecording(stored: AgentSettings): CallRecordingSettings {
+  return { ...CALL_RECORDING_DEFAULTS, ...stored.voice_tools?.call_recording };
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * JSON merge of a PATCH into stored settings: objects merge key by key, anything else
+ * (including `null` and arrays) replaces. Neither input is modified.
+ */
+export function mergeSettings<T extends object>(stored: T, patch: object): T {
+  const out: Record<string, unknown> = { ...(stored as Record<string, unknown>) };
+  for (const [key, value] of Object.entries(patch)) {
+    if (value === undefined) continue;
+    const current = out[key];
+    out[key] = isPlainObject(value) ? mergeSettings(isPlainObject(current) ? current : {}, value) : value;
+  }
+  return out as T;
+}

@@ -1,0 +1,39 @@
+import { Type } from '@sinclair/typebox';
+import { AgentSettingsPatchSchema } from '../agents/settings.js';
+import { principalOf } from '../auth/plugin.js';
+import { notFound } from './errors.js';
+import { AGENT_ID_PATTERN, type ApiDeps, type ApiInstance } from './types.js';
+import { agentView } from './views.js';
+
+const AgentParams = Type.Object({ agentId: Type.String({ pattern: AGENT_ID_PATTERN }) });
+
+/** Per-agent Voice Settings: `PATCH`/`GET /agents/{id}` (also under `/api`), `GET /api/agents`. */
+export function agentRoutes(app: ApiInstance, { store }: ApiDeps): void {
+  // The seed documents `/agents/{id}`; `/api/agents/{id}` keeps the API under one prefix.
+  for (const prefix of ['', '/api']) {
+    app.patch(
+      `${prefix}/agents/:agentId`,
+      { schema: { params: AgentParams, body: AgentSettingsPatchSchema }, config: { scopes: ['agents:write'] } },
+      async (request) => {
+        const principal = principalOf(request);
+        const agent = await store.agents.patch(principal.tenantId, request.params.agentId, request.body, principal.keyId);
+        return agentView(agent);
+      },
+    );
+
+    app.get(
+      `${prefix}/agents/:agentId`,
+      { schema: { params: AgentParams }, config: { scopes: ['agents:write', 'recordings:read'] } },
+      async (request) => {
+        const agent = await store.agents.get(principalOf(request).tenantId, request.params.agentId);
+        if (!agent) throw notFound(`agent ${request.params.agentId}`);
+        return agentView(agent);
+      },
+    );
+  }
+
+  app.get('/api/agents', { config: { scopes: ['agents:write', 'recordings:read'] } }, async (request) => {
+    const agents = await store.agents.list(principalOf(request).tenantId);
+    return { data: agents.map(agentView) };
+  });
+}

@@ -1,0 +1,58 @@
+import { Type } from '@sinclair/typebox';
+import { principalOf } from '../auth/plugin.js';
+import { CallrecError } from '../errors.js';
+import { HttpError, notFound } from './errors.js';
+import { AGENT_ID_PATTERN, type ApiDeps, type ApiInstance } from './types.js';
+import { callView } from './views.js';
+
+export const CallParams = Type.Object({ callId: Type.String({ minLength: 1, maxLength: 256 }) });
+
+const RECORDING_STATUSES = ['none', 'recording', 'paused', 'processing', 'ready', 'failed', 'deleted'] as const;
+
+const ListQuery = Type.Object({
+  agent_id: Type.Optional(Type.String({ pattern: AGENT_ID_PATTERN })),
+  from: Type.Optional(Type.String({ minLength: 1 })),
+  to: Type.Optional(Type.String({ minLength: 1 })),
+  status: Type.Optional(Type.Union(RECORDING_STATUSES.map((status) => Type.Literal(status)))),
+  has_recording: Type.Optional(Type.Boolean()),
+  limit: Type.Integer({ minimum: 1, maximum: 200, default: 50 }),
+  cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 512 })),
+});
+
+/** Stored times are `toISOString()` strings, compared as text, so a filter must be in that exact form. */
+function isoTime(value: string | undefined, field: string): string | undefined {
+  if (value === undefined) return undefined;
+  const ms = Date.parse(value);
+  if (Number.isNaN(ms)) throw new HttpError(400, 'ERR_VALIDATION', `${field}: expected an ISO-8601 date-time`, { field });
+  return new Date(ms).toISOString();
+}
+
+/** Call Logs (`GET /api/calls`) and call metadata (`GET /api/calls/{id}`). */
+export function callRoutes(app: ApiInstance, { store }: ApiDeps): void {
+  app.get('/api/calls', { schema: { querystring: ListQuery }, config: { scopes: ['recordings:read'] } }, async (request) => {
+    const { query } = request;
+    const filters = {
+      agentId: query.agent_id,
+      from: isoTime(query.from, 'from'),
+      to: isoTime(query.to, 'to'),
+      status: query.status,
+      hasRecording: query.has_recording,
+    };
+    try {
+      const page = await store.calls.list(principalOf(request).tenantId, filters, query.cursor, query.limit);
+      return { data: page.items.map(({ call, recording }) => callView(call, recording)), next_cursor: page.nextCursor };
+    } catch (err) {
+      if (err instanceof CallrecError && err.code === 'ERR_INVALID_CURSOR') {
+        throw new HttpError(400, 'ERR_VALIDATION', `cursor: ${err.message}`, { field: 'cursor' });
+      }
+      throw err;
+    }
+  });
+
+  app.get('/api/calls/:callId', { schema: { params: CallParams }, config: { scopes: ['recordings:read'] } }, async (request) => {
+    const { tenantId } = principalOf(request);
+    const call = await store.calls.get(tenantId, request.params.callId);
+    if (!call) throw notFound(`call ${request.params.callId}`);
+    return callView(call, await store.recordings.getByCall(tenantId, call.id));
+  });
+}

@@ -1,0 +1,33 @@
+import type { FastifyPluginAsync } from 'fastify';
+import { authPlugin } from '../auth/plugin.js';
+import { agentRoutes } from './agents.js';
+import { callRoutes } from './calls.js';
+import { errorHandler, notFoundHandler } from './errors.js';
+import { healthRoutes } from './health.js';
+import { keyRoutes } from './keys.js';
+import { recordingRoutes } from './recordings.js';
+import { tenantRoutes } from './tenants.js';
+import { typeBoxValidatorCompiler, type TypeBoxProvider } from './typebox.js';
+import type { ApiDeps } from './types.js';
+
+export type { ApiDeps } from './types.js';
+export { errorHandler, notFoundHandler, HttpError } from './errors.js';
+
+/**
+ * The HTTP API (SPEC §3): health, agents, calls, recordings, keys, tenants. Register it at the root; its
+ * authentication, validation and error format apply to its own routes only, so the server's
+ * other routes (WebSocket, dashboard, metrics) keep theirs.
+ */
+export const apiPlugin: FastifyPluginAsync<ApiDeps> = async (fastify, deps) => {
+  const app = fastify.withTypeProvider<TypeBoxProvider>();
+  app.setValidatorCompiler(typeBoxValidatorCompiler);
+  app.setErrorHandler(errorHandler);
+  app.setNotFoundHandler(notFoundHandler);
+  await app.register(authPlugin, { keys: deps.store.keys });
+  healthRoutes(app, deps);
+  agentRoutes(app, deps);
+  callRoutes(app, deps);
+  recordingRoutes(app, deps);
+  keyRoutes(app, deps);
+  tenantRoutes(app, deps);
+};

@@ -1,0 +1,64 @@
+import { Type } from '@sinclair/typebox';
+import { SCOPES, type Principal } from '../auth/scopes.js';
+import { principalOf } from '../auth/plugin.js';
+import type { ApiKey } from '../store/index.js';
+import { HttpError, notFound } from './errors.js';
+import { TENANT_ID_PATTERN, type ApiDeps, type ApiInstance } from './types.js';
+
+const TenantQuery = Type.Object({ tenant_id: Type.Optional(Type.String({ pattern: TENANT_ID_PATTERN })) });
+
+const CreateKeyBody = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 100 }),
+    scopes: Type.Array(Type.Union(SCOPES.map((scope) => Type.Literal(scope))), { minItems: 1, maxItems: SCOPES.length }),
+    tenant_id: Type.Optional(Type.String({ pattern: TENANT_ID_PATTERN })),
+  },
+  { additionalProperties: false },
+);
+
+function keyView(key: ApiKey) {
+  return {
+    id: key.id,
+    tenant_id: key.tenantId,
+    name: key.name,
+    prefix: key.prefix,
+    scopes: key.scopes,
+    operator: key.operator,
+    created_at: key.createdAt,
+    last_used_at: key.lastUsedAt,
+    revoked_at: key.revokedAt,
+  };
+}
+
+/** An admin key manages its own tenant; only the operator's key may name another. */
+export function targetTenant(principal: Principal, requested: string | undefined): string {
+  if (requested === undefined || requested === principal.tenantId) return principal.tenantId;
+  if (!principal.operator) throw new HttpError(403, 'ERR_FORBIDDEN', 'only the operator key may manage another tenant');
+  return requested;
+}
+
+/** API keys: `POST /api/keys` (the secret is shown once), `GET /api/keys`, `DELETE /api/keys/{id}` (revokes). */
+export function keyRoutes(app: ApiInstance, { store }: ApiDeps): void {
+  app.post('/api/keys', { schema: { body: CreateKeyBody }, config: { scopes: ['admin'] } }, async (request, reply) => {
+    const tenantId = targetTenant(principalOf(request), request.body.tenant_id);
+    if (!(await store.tenants.get(tenantId))) throw notFound(`tenant ${tenantId}`);
+    const { key, secret } = await store.keys.create({ tenantId, name: request.body.name, scopes: request.body.scopes });
+    reply.code(201);
+    return { ...keyView(key), secret };
+  });
+
+  app.get('/api/keys', { schema: { querystring: TenantQuery }, config: { scopes: ['admin'] } }, async (request) => {
+    const tenantId = targetTenant(principalOf(request), request.query.tenant_id);
+    return { data: (await store.keys.list(tenantId)).map(keyView) };
+  });
+
+  app.delete(
+    '/api/keys/:keyId',
+    { schema: { params: Type.Object({ keyId: Type.String({ minLength: 1, maxLength: 64 }) }), querystring: TenantQuery }, config: { scopes: ['admin'] } },
+    async (request, reply) => {
+      const tenantId = targetTenant(principalOf(request), request.query.tenant_id);
+      if (!(await store.keys.revoke(tenantId, request.params.keyId))) throw notFound(`key ${request.params.keyId}`);
+      reply.code(204);
+    },
+  );
+}

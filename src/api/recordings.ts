@@ -1,0 +1,77 @@
+import { Type } from '@sinclair/typebox';
+import type { RecordingFormat } from '../../media/types.js';
+import { principalOf } from '../auth/plugin.js';
+import { CallrecError } from '../errors.js';
+import { CallParams } from './calls.js';
+import { HttpError, notFound } from './errors.js';
+import { parseRange } from './range.js';
+import type { ApiDeps, ApiInstance } from './types.js';
+
+const CONTENT_TYPES: Record<RecordingFormat, string> = { mp3: 'audio/mpeg', wav: 'audio/wav', ogg: 'audio/ogg' };
+
+const RecordingQuery = Type.Object({
+  format: Type.Optional(Type.Union([Type.Literal('mp3'), Type.Literal('wav'), Type.Literal('ogg')])),
+  download: Type.Optional(Type.Boolean()),
+});
+
+/** `GET /api/calls/{id}/recording`: the audio, seekable with `Range`, every read access-logged. */
+export function recordingRoutes(app: ApiInstance, { store, storage }: ApiDeps): void {
+  app.get(
+    '/api/calls/:callId/recording',
+    { schema: { params: CallParams, querystring: RecordingQuery }, config: { scopes: ['recordings:read'] } },
+    async (request, reply) => {
+      const principal = principalOf(request);
+      const { callId } = request.params;
+      const call = await store.calls.get(principal.tenantId, callId);
+      if (!call) throw notFound(`call ${callId}`);
+      const recording = await store.recordings.getByCall(principal.tenantId, callId);
+      if (!recording || recording.status === 'deleted') throw notFound(`recording of call ${callId}`);
+      if (recording.status !== 'ready') {
+        throw new HttpError(409, 'ERR_NOT_READY', `the recording is not ready (status ${recording.status})`, {
+          details: { status: recording.status },
+        });
+      }
+      const { format } = recording;
+      if (request.query.format !== undefined && request.query.format !== format) {
+        throw new HttpError(406, 'ERR_FORMAT_UNAVAILABLE', `the recording is stored as ${format}; ${request.query.format} is not available`);
+      }
+      const key = recording.objectKey;
+      const size = key === null ? null : await storage.size(key);
+      if (key === null || size === null) {
+        // A ready recording without its object is our inconsistency, not the client's.
+        throw new CallrecError('ERR_OBJECT_MISSING', `recording ${recording.id} is ready but its object is missing`);
+      }
+
+      const rangeHeader = request.headers.range;
+      const range = parseRange(rangeHeader, size);
+      if (range === 'unsatisfiable') {
+        throw new HttpError(416, 'ERR_RANGE_NOT_SATISFIABLE', `range ${rangeHeader} is outside the ${size}-byte recording`, {
+          headers: { 'Content-Range': `bytes */${size}` },
+        });
+      }
+      // Logged before the first byte goes out: a read that is not in the log must not happen.
+      await store.accessLog.add({
+        tenantId: principal.tenantId,
+        keyId: principal.keyId,
+        callId,
+        recordingId: recording.id,
+        format,
+        range: range ? rangeHeader! : null,
+        ip: request.ip,
+      });
+      const body = await storage.get(key, range ?? undefined);
+
+      reply.header('Content-Type', CONTENT_TYPES[format]).header('Accept-Ranges', 'bytes').header('Cache-Control', 'private, no-store');
+      if (request.query.download) {
+        const filename = `${callId.replace(/[^A-Za-z0-9._-]/g, '_')}.${format}`;
+        reply.header('Content-Disposition', `attachment; filename="${filename}"`);
+      }
+      if (range) {
+        reply.code(206).header('Content-Range', `bytes ${range.start}-${range.end}/${size}`).header('Content-Length', range.end - range.start + 1);
+      } else {
+        reply.header('Content-Length', size);
+      }
+      return reply.send(body);
+    },
+  );
+}

@@ -1,0 +1,26 @@
+import type { FastifyBaseLogger, FastifyInstance, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerDefault } from 'fastify';
+import type { ObjectStore } from '../storage/types.js';
+import type { Store } from '../store/index.js';
+import type { TypeBoxProvider } from './typebox.js';
+
+/** What the API needs from the rest of the server. */
+export interface ApiDeps {
+  store: Store;
+  storage: ObjectStore;
+  /** Each dependency's reachability (`db`, `redis`, `storage`…) for `/readyz`. */
+  readiness: () => Promise<Record<string, boolean>>;
+}
+
+export type ApiInstance = FastifyInstance<
+  RawServerDefault,
+  RawRequestDefaultExpression,
+  RawReplyDefaultExpression,
+  FastifyBaseLogger,
+  TypeBoxProvider
+>;
+
+/** Agent ids as the URL carries them. */
+export const AGENT_ID_PATTERN = '^[A-Za-z0-9._-]{1,128}$';
+
+/** Tenant ids: short, URL- and path-safe (they prefix object keys). */
+export const TENANT_ID_PATTERN = '^[A-Za-z0-9_-]{1,64}$';

@@ -1,0 +1,81 @@
+import { resolveCallRecording, type CallRecordingSettings } from '../agents/settings.js';
+import type { Agent, Call, JsonObject, Recording } from '../store/index.js';
+
+/** An agent as the API shows it: every recording setting resolved, defaults included. */
+export interface AgentView {
+  id: string;
+  voice_tools: { call_recording: CallRecordingSettings };
+  created_at: string;
+  updated_at: string;
+}
+
+export function agentView(agent: Agent): AgentView {
+  return {
+    id: agent.id,
+    voice_tools: { call_recording: resolveCallRecording(agent.settings) },
+    created_at: agent.createdAt,
+    updated_at: agent.updatedAt,
+  };
+}
+
+export interface RecordingView {
+  id: string;
+  status: Recording['status'];
+  format: Recording['format'];
+  channels: number;
+  duration_ms: number | null;
+  byte_size: number | null;
+  sha256: string | null;
+  error: string | null;
+  created_at: string;
+  ready_at: string | null;
+}
+
+export interface CallView {
+  id: string;
+  agent_id: string;
+  provider: string;
+  mode: Call['mode'];
+  status: Call['status'];
+  started_at: string;
+  ended_at: string | null;
+  end_reason: string | null;
+  legs: Call['legs'];
+  sample_rate: number;
+  recording: RecordingView | null;
+  recording_status: Recording['status'] | 'none';
+  consent: JsonObject | null;
+  pauses: JsonObject[];
+  alignment: JsonObject | null;
+}
+
+export function callView(call: Call, recording: Recording | null): CallView {
+  return {
+    id: call.id,
+    agent_id: call.agentId,
+    provider: call.provider,
+    mode: call.mode,
+    status: call.status,
+    started_at: call.startedAt,
+    ended_at: call.endedAt,
+    end_reason: call.endReason,
+    legs: call.legs,
+    sample_rate: call.sampleRate,
+    recording: recording && {
+      id: recording.id,
+      status: recording.status,
+      format: recording.format,
+      channels: recording.channels,
+      duration_ms: recording.durationMs,
+      byte_size: recording.byteSize,
+      sha256: recording.sha256,
+      error: recording.error,
+      created_at: recording.createdAt,
+      ready_at: recording.readyAt,
+    },
+    recording_status: recording?.status ?? 'none',
+    consent: call.consent,
+    pauses: call.pauses,
+    alignment: call.alignment,
+  };
+}

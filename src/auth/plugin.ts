@@ -1,0 +1,61 @@
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import { HttpError } from '../api/errors.js';
+import type { KeyRepository } from '../store/keys.js';
+import { hasScope, type Principal, type Scope } from './scopes.js';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Served without an API key (health checks). */
+    public?: boolean;
+    /** The key must hold at least one of these scopes (`admin` holds them all). */
+    scopes?: Scope[];
+  }
+  interface FastifyRequest {
+    /** Who the request's API key belongs to; null only on public routes. */
+    principal: Principal | null;
+  }
+}
+
+export interface AuthPluginOptions {
+  keys: Pick<KeyRepository, 'verify'>;
+}
+
+const BEARER = /^Bearer +(\S+) *$/i;
+
+const unauthorized = () =>
+  new HttpError(401, 'ERR_UNAUTHORIZED', 'a valid API key is required: Authorization: Bearer <key>', {
+    headers: { 'WWW-Authenticate': 'Bearer' },
+  });
+
+/**
+ * Authenticates every route of the instance it is registered on with `Authorization: Bearer
+ * <secret>`, except routes with `config: { public: true }` and unknown routes (their 404 says
+ * nothing), and enforces a route's `config.scopes`. Sets `request.principal`.
+ */
+const auth: FastifyPluginAsync<AuthPluginOptions> = async (app, { keys }) => {
+  app.decorateRequest('principal', null);
+  app.addHook('onRequest', async (request) => {
+    const config = request.routeOptions.config;
+    if (config.public || request.is404) return;
+    const secret = BEARER.exec(request.headers.authorization ?? '')?.[1];
+    const principal = secret === undefined ? null : await keys.verify(secret);
+    if (!principal) throw unauthorized();
+    request.principal = principal;
+    if (config.scopes && !config.scopes.some((scope) => hasScope(principal, scope))) {
+      throw new HttpError(403, 'ERR_FORBIDDEN', `this API key lacks the ${config.scopes.join(' or ')} scope`);
+    }
+  });
+};
+
+// What `fastify-plugin` would do: the hook must apply to the routes of the instance that
+// registers this plugin, not to a child context of its own.
+(auth as unknown as Record<symbol, unknown>)[Symbol.for('skip-override')] = true;
+(auth as unknown as Record<symbol, unknown>)[Symbol.for('fastify.display-name')] = 'callrec-auth';
+
+export const authPlugin = auth;
+
+/** The authenticated principal of a route that is not public. */
+export function principalOf(request: FastifyRequest): Principal {
+  if (!request.principal) throw unauthorized();
+  return request.principal;
+}

@@ -1,0 +1,120 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import SqliteDatabase from 'better-sqlite3';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql } from 'kysely';
+import pg from 'pg';
+import { CallrecError } from '../errors.js';
+import { AccessLogRepository } from './access-log.js';
+import { AgentRepository } from './agents.js';
+import { CallRepository } from './calls.js';
+import type { Dialect } from './dialect.js';
+import { KeyRepository } from './keys.js';
+import { migrationProvider } from './migrations.js';
+import { RecordingRepository } from './recordings.js';
+import type { Database } from './schema.js';
+import { TenantRepository } from './tenants.js';
+
+export type { Dialect } from './dialect.js';
+export type { Tenant } from './tenants.js';
+export type { ApiKey, NewApiKey } from './keys.js';
+export { OPERATOR_TENANT_ID } from './keys.js';
+export type { Agent, AgentAuditEntry } from './agents.js';
+export type { Call, CallFilters, CallMode, CallPage, CallPatch, CallStatus, CallWithRecording, JsonObject, NewCall } from './calls.js';
+export type { NewRecording, Recording, RecordingPatch, RecordingStatus } from './recordings.js';
+export type { AccessLogEntry, NewAccessLogEntry } from './access-log.js';
+
+/** callrec's database: the same repositories over SQLite or PostgreSQL. */
+export interface Store {
+  readonly dialect: Dialect;
+  readonly tenants: TenantRepository;
+  readonly keys: KeyRepository;
+  readonly agents: AgentRepository;
+  readonly calls: CallRepository;
+  readonly recordings: RecordingRepository;
+  readonly accessLog: AccessLogRepository;
+  /** Brings the schema up to date (idempotent); rejects `ERR_MIGRATION`. */
+  migrate(): Promise<void>;
+  /** Resolves when the database answers a query (readiness). */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
+
+interface Connection {
+  dialect: Dialect;
+  db: Kysely<Database>;
+  /** PostgreSQL schema holding callrec's tables (`?schema=`), when not the default. */
+  schema: string | undefined;
+}
+
+function connectSqlite(databaseUrl: string): Connection {
+  // Not `new URL()`: a relative path (`sqlite://./data/callrec.db`) would parse as a host.
+  const file = decodeURIComponent(databaseUrl.replace(/^sqlite:\/\//, '').replace(/\?.*$/, ''));
+  if (file === '') throw new CallrecError('ERR_CONFIG', 'DATABASE_URL: sqlite URL has no file path');
+  if (file !== ':memory:') fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+  const database = new SqliteDatabase(file);
+  // WAL lets readers (API) run beside the writer (workers); busy_timeout makes a second
+  // process wait for the write lock instead of failing with SQLITE_BUSY.
+  database.pragma('journal_mode = WAL');
+  database.pragma('busy_timeout = 5000');
+  database.pragma('synchronous = NORMAL');
+  return { dialect: 'sqlite', db: new Kysely<Database>({ dialect: new SqliteDialect({ database }) }), schema: undefined };
+}
+
+function connectPostgres(databaseUrl: string): Connection {
+  const url = new URL(databaseUrl);
+  const schema = url.searchParams.get('schema') ?? undefined;
+  if (schema !== undefined && !SCHEMA_NAME.test(schema)) {
+    throw new CallrecError('ERR_CONFIG', `DATABASE_URL: schema must be a plain identifier, got "${schema}"`);
+  }
+  // pg does not know `schema`; it is ours, so it is taken off the URL pg sees.
+  url.searchParams.delete('schema');
+  const pool = new pg.Pool({
+    connectionString: url.href,
+    // The server applies this at connection start, so no query can run before search_path is set.
+    options: schema === undefined ? undefined : `-c search_path=${schema}`,
+    // Counts and BIGINT columns come back as strings by default; ours (byte sizes, ms) fit a JS number.
+    types: {
+      getTypeParser: ((oid: number, format?: string) =>
+        oid === pg.types.builtins.INT8 ? Number : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+    },
+  });
+  return { dialect: 'postgres', db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), schema };
+}
+
+/**
+ * Connects to `sqlite:///abs/path/callrec.db` or `postgres://…[?schema=name]` and returns the
+ * store. Only connects: call `migrate()` to create or update the schema.
+ */
+export async function createStore(databaseUrl: string): Promise<Store> {
+  let connection: Connection;
+  if (databaseUrl.startsWith('sqlite:')) connection = connectSqlite(databaseUrl);
+  else if (/^postgres(ql)?:/.test(databaseUrl)) connection = connectPostgres(databaseUrl);
+  else throw new CallrecError('ERR_CONFIG', 'DATABASE_URL: must start with sqlite:// or postgres://');
+  const { db, dialect, schema } = connection;
+  const tenants = new TenantRepository(db);
+  return {
+    dialect,
+    tenants,
+    keys: new KeyRepository(db, tenants),
+    agents: new AgentRepository(db, dialect),
+    calls: new CallRepository(db),
+    recordings: new RecordingRepository(db),
+    accessLog: new AccessLogRepository(db),
+    async migrate() {
+      if (schema !== undefined) await sql`create schema if not exists ${sql.id(schema)}`.execute(db);
+      // Kysely finds its bookkeeping table by name across all schemas unless told which one,
+      // so a run in one schema would see another schema's migrations as its own.
+      const migrator = new Migrator({ db, provider: migrationProvider, migrationTableSchema: schema });
+      const { error } = await migrator.migrateToLatest();
+      if (error) throw new CallrecError('ERR_MIGRATION', `database migration failed: ${(error as Error).message ?? error}`, { cause: error });
+    },
+    async ping() {
+      await sql`select 1`.execute(db);
+    },
+    async close() {
+      await db.destroy();
+    },
+  };
+}

@@ -1,0 +1,150 @@
+import { randomUUID } from 'node:crypto';
+import type { Kysely, Selectable } from 'kysely';
+import { CallrecError } from '../errors.js';
+import { isScope, type Principal, type Scope } from '../auth/scopes.js';
+import { displayPrefix, generateSecret, hashSecret } from '../auth/secrets.js';
+import type { ApiKeysTable, Database } from './schema.js';
+import type { TenantRepository } from './tenants.js';
+
+/** An API key as listed: never its secret or hash. */
+export interface ApiKey {
+  id: string;
+  tenantId: string;
+  name: string;
+  /** The first characters of the secret, to tell keys apart. */
+  prefix: string;
+  scopes: Scope[];
+  operator: boolean;
+  createdAt: string;
+  lastUsedAt: string | null;
+  revokedAt: string | null;
+}
+
+export interface NewApiKey {
+  tenantId: string;
+  name: string;
+  scopes: Scope[];
+  operator?: boolean;
+}
+
+export const OPERATOR_TENANT_ID = 'default';
+
+/** `last_used_at` is informational; writing it on every request would turn reads into writes. */
+const LAST_USED_RESOLUTION_MS = 60_000;
+
+function toApiKey(row: Selectable<ApiKeysTable>): ApiKey {
+  return {
+    id: row.id,
+    tenantId: row.tenant_id,
+    name: row.name,
+    prefix: row.prefix,
+    scopes: (JSON.parse(row.scopes) as string[]).filter(isScope),
+    operator: row.operator === 1,
+    createdAt: row.created_at,
+    lastUsedAt: row.last_used_at,
+    revokedAt: row.revoked_at,
+  };
+}
+
+export class KeyRepository {
+  readonly #db: Kysely<Database>;
+  readonly #tenants: TenantRepository;
+
+  constructor(db: Kysely<Database>, tenants: TenantRepository) {
+    this.#db = db;
+    this.#tenants = tenants;
+  }
+
+  /** Issues a key; the secret is returned here only and stored as a hash. Rejects `ERR_NOT_FOUND` for an unknown tenant. */
+  async create(input: NewApiKey): Promise<{ key: ApiKey; secret: string }> {
+    if (!(await this.#tenants.get(input.tenantId))) {
+      throw new CallrecError('ERR_NOT_FOUND', `no tenant ${input.tenantId}`);
+    }
+    const secret = generateSecret();
+    const row = await this.#insert(input, secret);
+    return { key: toApiKey(row), secret };
+  }
+
+  async #insert(input: NewApiKey, secret: string): Promise<Selectable<ApiKeysTable>> {
+    const row = {
+      id: randomUUID(),
+      tenant_id: input.tenantId,
+      name: input.name,
+      key_hash: hashSecret(secret),
+      prefix: displayPrefix(secret),
+      scopes: JSON.stringify([...new Set(input.scopes)]),
+      operator: input.operator ? 1 : 0,
+      created_at: new Date().toISOString(),
+      last_used_at: null,
+      revoked_at: null,
+    };
+    await this.#db.insertInto('api_keys').values(row).execute();
+    return row;
+  }
+
+  /** The principal a secret authenticates, or null when it is unknown or revoked. */
+  async verify(secret: string): Promise<Principal | null> {
+    const row = await this.#db
+      .selectFrom('api_keys')
+      .select(['id', 'tenant_id', 'scopes', 'operator', 'last_used_at'])
+      .where('key_hash', '=', hashSecret(secret))
+      .where('revoked_at', 'is', null)
+      .executeTakeFirst();
+    if (!row) return null;
+    const now = Date.now();
+    const staleBefore = new Date(now - LAST_USED_RESOLUTION_MS).toISOString();
+    if (row.last_used_at === null || row.last_used_at < staleBefore) {
+      await this.#db
+        .updateTable('api_keys')
+        .set({ last_used_at: new Date(now).toISOString() })
+        .where('id', '=', row.id)
+        .execute();
+    }
+    return {
+      keyId: row.id,
+      tenantId: row.tenant_id,
+      scopes: (JSON.parse(row.scopes) as string[]).filter(isScope),
+      operator: row.operator === 1,
+    };
+  }
+
+  async get(tenantId: string, id: string): Promise<ApiKey | null> {
+    const row = await this.#db.selectFrom('api_keys').selectAll().where('tenant_id', '=', tenantId).where('id', '=', id).executeTakeFirst();
+    return row ? toApiKey(row) : null;
+  }
+
+  /** The tenant's keys, revoked ones included (they show when they were revoked), oldest first. */
+  async list(tenantId: string): Promise<ApiKey[]> {
+    const rows = await this.#db.selectFrom('api_keys').selectAll().where('tenant_id', '=', tenantId).orderBy('created_at').orderBy('id').execute();
+    return rows.map(toApiKey);
+  }
+
+  /** Revokes a key of that tenant; false when there is no such (unrevoked) key. */
+  async revoke(tenantId: string, id: string): Promise<boolean> {
+    const result = await this.#db
+      .updateTable('api_keys')
+      .set({ revoked_at: new Date().toISOString() })
+      .where('tenant_id', '=', tenantId)
+      .where('id', '=', id)
+      .where('revoked_at', 'is', null)
+      .executeTakeFirst();
+    return result.numUpdatedRows > 0n;
+  }
+
+  /**
+   * Makes `secret` (from `CALLREC_API_KEY`) a working operator key of tenant `default`.
+   * Idempotent across restarts: an existing key with that secret is kept, and restored to
+   * operator/admin if it was changed or revoked, since the environment says it must work.
+   */
+  async ensureOperatorKey(secret: string): Promise<ApiKey> {
+    await this.#tenants.ensure(OPERATOR_TENANT_ID, 'Default');
+    const keyHash = hashSecret(secret);
+    const existing = await this.#db.selectFrom('api_keys').selectAll().where('key_hash', '=', keyHash).executeTakeFirst();
+    if (!existing) {
+      return toApiKey(await this.#insert({ tenantId: OPERATOR_TENANT_ID, name: 'operator (CALLREC_API_KEY)', scopes: ['admin'], operator: true }, secret));
+    }
+    const restored = { tenant_id: OPERATOR_TENANT_ID, scopes: JSON.stringify(['admin']), operator: 1, revoked_at: null };
+    await this.#db.updateTable('api_keys').set(restored).where('id', '=', existing.id).execute();
+    return toApiKey({ ...existing, ...restored });
+  }
+}

@@ -1,0 +1,109 @@
+/**
+ * Row shapes as stored. Only types both SQLite and PostgreSQL hold the same way: TEXT for ids,
+ * ISO-8601 UTC timestamps (string order = time order) and JSON; INTEGER/BIGINT read back as
+ * JS numbers. Repositories turn these into the camelCase objects the rest of callrec sees.
+ */
+export interface TenantsTable {
+  id: string;
+  name: string;
+  settings: string;
+  created_at: string;
+}
+
+export interface ApiKeysTable {
+  id: string;
+  tenant_id: string;
+  name: string;
+  key_hash: string;
+  prefix: string;
+  scopes: string;
+  operator: number;
+  created_at: string;
+  last_used_at: string | null;
+  revoked_at: string | null;
+}
+
+export interface AgentsTable {
+  tenant_id: string;
+  id: string;
+  settings: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface AgentAuditTable {
+  id: string;
+  tenant_id: string;
+  agent_id: string;
+  /** 1 for an agent's first change, then +1 per change. */
+  version: number;
+  key_id: string | null;
+  at: string;
+  before: string;
+  after: string;
+}
+
+export interface CallsTable {
+  tenant_id: string;
+  id: string;
+  agent_id: string;
+  provider: string;
+  mode: string;
+  stream_id: string | null;
+  node_id: string | null;
+  status: string;
+  started_at: string;
+  ended_at: string | null;
+  end_reason: string | null;
+  sample_rate: number;
+  legs: string;
+  settings: string;
+  alignment: string | null;
+  consent: string | null;
+  pauses: string;
+}
+
+export interface RecordingsTable {
+  id: string;
+  tenant_id: string;
+  call_id: string;
+  status: string;
+  format: string;
+  channels: number;
+  sample_rate: number;
+  spool_path: string | null;
+  object_key: string | null;
+  storage_url: string | null;
+  duration_ms: number | null;
+  byte_size: number | null;
+  sha256: string | null;
+  error: string | null;
+  attempts: number;
+  storage_days: number;
+  created_at: string;
+  updated_at: string;
+  ready_at: string | null;
+  deleted_at: string | null;
+}
+
+export interface AccessLogTable {
+  id: string;
+  tenant_id: string;
+  key_id: string;
+  call_id: string;
+  recording_id: string;
+  format: string;
+  range: string | null;
+  ip: string;
+  at: string;
+}
+
+export interface Database {
+  tenants: TenantsTable;
+  api_keys: ApiKeysTable;
+  agents: AgentsTable;
+  agent_audit: AgentAuditTable;
+  calls: CallsTable;
+  recordings: RecordingsTable;
+  access_log: AccessLogTable;
+}

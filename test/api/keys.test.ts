@@ -1,0 +1,77 @@
+import os from 'node:os';
+import path from 'node:path';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { apiPlugin } from '../../src/api/index.js';
+import { LocalObjectStore } from '../../src/storage/local.js';
+import { createTestStore, TEST_DB_KINDS, type TestStore } from '../helpers/db.js';
+
+const OPERATOR_SECRET = 'operator-secret-for-tests';
+
+describe.each(TEST_DB_KINDS)('keys and tenants API on %s', (kind) => {
+  let t: TestStore;
+  let app: FastifyInstance;
+  let base: string;
+  let admin: string;
+
+  beforeAll(async () => {
+    t = await createTestStore(kind);
+    await t.store.keys.ensureOperatorKey(OPERATOR_SECRET);
+    await t.store.tenants.ensure('acme', 'Acme');
+    admin = (await t.store.keys.create({ tenantId: 'acme', name: 'acme admin', scopes: ['admin'] })).secret;
+    app = Fastify({ logger: false });
+    await app.register(apiPlugin, { store: t.store, storage: new LocalObjectStore(path.join(os.tmpdir(), 'callrec-keys-test-unused')), readiness: async () => ({}) });
+    base = await app.listen({ port: 0, host: '127.0.0.1' });
+  });
+
+  afterAll(async () => {
+    await app.close();
+    await t.cleanup();
+  });
+
+  // Bodies are untyped JSON; the assertions that read them are the check.
+  const request = async (method: string, url: string, secret: string, body?: unknown): Promise<{ status: number; body: any }> => {
+    const res = await fetch(base + url, {
+      method,
+      headers: { authorization: `Bearer ${secret}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    return { status: res.status, body: res.status === 204 ? null : await res.json() };
+  };
+
+  test('the operator creates a tenant and a key for it; the secret works once issued and stops when revoked', async () => {
+    expect(await request('POST', '/api/tenants', OPERATOR_SECRET, { id: 'globex', name: 'Globex' })).toMatchObject({ status: 201, body: { id: 'globex' } });
+    expect((await request('POST', '/api/tenants', OPERATOR_SECRET, { id: 'globex', name: 'Again' })).status).toBe(409);
+
+    const created = await request('POST', '/api/keys', OPERATOR_SECRET, { name: 'globex reader', scopes: ['recordings:read'], tenant_id: 'globex' });
+    expect(created).toMatchObject({ status: 201, body: { tenant_id: 'globex', scopes: ['recordings:read'], secret: expect.stringMatching(/^crk_/) } });
+    const secret: string = created.body.secret;
+    expect((await request('GET', '/api/calls', secret)).status).toBe(200);
+
+    const listed = await request('GET', '/api/keys?tenant_id=globex', OPERATOR_SECRET);
+    expect(listed.body.data).toHaveLength(1);
+    expect(JSON.stringify(listed.body)).not.toContain(secret);
+
+    expect((await request('DELETE', `/api/keys/${created.body.id}?tenant_id=globex`, OPERATOR_SECRET)).status).toBe(204);
+    expect((await request('GET', '/api/calls', secret)).status).toBe(401);
+    expect((await request('DELETE', `/api/keys/${created.body.id}?tenant_id=globex`, OPERATOR_SECRET)).status).toBe(404);
+  });
+
+  test('a tenant admin manages its own keys only and cannot create tenants', async () => {
+    const own = await request('POST', '/api/keys', admin, { name: 'agent editor', scopes: ['agents:write'] });
+    expect(own).toMatchObject({ status: 201, body: { tenant_id: 'acme', operator: false } });
+    expect((await request('POST', '/api/keys', admin, { name: 'x', scopes: ['admin'], tenant_id: 'default' })).body.error.code).toBe('ERR_FORBIDDEN');
+    expect((await request('GET', '/api/keys?tenant_id=default', admin)).status).toBe(403);
+    expect((await request('POST', '/api/tenants', admin, { id: 'evil', name: 'Evil' })).status).toBe(403);
+    // The operator's key belongs to tenant `default`: from acme it is simply not there.
+    const operatorKeyId = (await t.store.keys.list('default'))[0].id;
+    expect((await request('DELETE', `/api/keys/${operatorKeyId}`, admin)).status).toBe(404);
+    expect((await request('POST', '/api/keys', own.body.secret, { name: 'y', scopes: ['admin'] })).status).toBe(403);
+  });
+
+  test('key bodies are validated', async () => {
+    const bad = await request('POST', '/api/keys', admin, { name: 'x', scopes: ['root'] });
+    expect(bad).toMatchObject({ status: 400, body: { error: { code: 'ERR_VALIDATION', field: 'scopes.0' } } });
+    expect((await request('POST', '/api/keys', admin, { name: 'x', scopes: [] })).body.error.field).toBe('scopes');
+    expect((await request('POST', '/api/keys', OPERATOR_SECRET, { name: 'x', scopes: ['admin'], tenant_id: 'nobody' })).status).toBe(404);
+  });
+});
