@@ -2,7 +2,7 @@ import os from 'node:os';
 import { randomUUID } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { IncomingMessage } from 'node:http';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import { WebSocketServer } from 'ws';
 import { startWorkers } from '../workers/index.js';
 import { apiPlugin } from './api/index.js';
@@ -64,7 +64,15 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
   const sessions = new Set<CallSession>();
   const nodeId = `${os.hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
 
-  const app = Fastify({ loggerInstance: log, disableRequestLogging: true, trustProxy: true });
+  const app = Fastify({
+    loggerInstance: log,
+    logController: new LogController({ disableRequestLogging: true }),
+    trustProxy: true,
+    // Call and agent ids are the providers' (Telnyx's are long); Fastify's default is 100.
+    maxParamLength: 256,
+    // Live calls are finalized before the HTTP server closes; keep-alive sockets must not hold it open.
+    forceCloseConnections: true,
+  });
   await app.register(apiPlugin, {
     store,
     storage,

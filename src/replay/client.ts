@@ -17,8 +17,9 @@ export interface ReplayOptions {
   speed: 'realtime' | 'max' | number;
   /** Extra upgrade request headers (e.g. Telnyx's `x-telnyx-streaming-auth-token`). */
   headers?: Record<string, string>;
-  /** Every message the server sends back, as it arrives. */
-  onMessage?: (data: Buffer, binary: boolean) => void;
+  /** Every message the server sends back, as it arrives; `reply` answers on the same socket
+   * (as a provider echoes a `mark` once it has played the audio before it). */
+  onMessage?: (data: Buffer, binary: boolean, reply: (data: Buffer | string, binary: boolean) => void) => void;
   /** Keep the socket open this long after the last message before closing it (to collect replies). */
   closeAfterMs?: number;
 }
@@ -88,7 +89,9 @@ export async function replayFixture(fixture: Fixture, opts: ReplayOptions): Prom
   });
   ws.on('message', (data: Buffer, binary: boolean) => {
     received.push({ atMs: performance.now() - openedAt, data, binary });
-    opts.onMessage?.(data, binary);
+    opts.onMessage?.(data, binary, (reply, replyBinary) => {
+      if (ws.readyState === WebSocket.OPEN) ws.send(reply, { binary: replyBinary });
+    });
   });
   await new Promise<void>((resolve, reject) => {
     ws.once('open', () => resolve());

@@ -1,0 +1,143 @@
+import type { LegStats } from './types.js';
+
+/** What `LegBuffer.write` did with a frame. */
+export type WriteOutcome = 'placed' | 'late' | 'duplicate' | 'dropped';
+
+export interface LegBufferOptions {
+  /** Samples the ring holds; rounded up to a power of two so positions map to slots with a mask. */
+  capacity: number;
+  /** Absolute position of the first sample `read` will emit (default 0). */
+  start?: number;
+}
+
+/**
+ * One leg's PCM, placed by absolute sample position into a fixed ring, so memory is bounded
+ * however long the call runs. Positions in `[flushed, flushed + capacity)` can be written in any
+ * order; `read` emits them in order, with silence where nothing was written.
+ */
+export class LegBuffer {
+  /** Slots in the ring (a power of two). */
+  readonly capacity: number;
+  readonly stats: LegStats = { framesPlaced: 0, framesLate: 0, framesDuplicate: 0, framesDropped: 0, gapSamples: 0 };
+
+  private readonly samples: Int16Array;
+  // One byte per sample rather than one bit: it costs 1 byte per slot against 2 for the sample
+  // itself, and keeps the per-sample test a plain load instead of shift-and-mask arithmetic.
+  private readonly written: Uint8Array;
+  private readonly slotMask: number;
+  private flushedAt: number;
+  private highWaterAt: number;
+
+  constructor(options: LegBufferOptions) {
+    if (!(options.capacity >= 1)) throw new RangeError(`capacity must be at least 1, got ${options.capacity}`);
+    this.capacity = 2 ** Math.ceil(Math.log2(options.capacity));
+    this.slotMask = this.capacity - 1;
+    this.samples = new Int16Array(this.capacity);
+    this.written = new Uint8Array(this.capacity);
+    this.flushedAt = this.highWaterAt = options.start ?? 0;
+  }
+
+  /** Position of the next sample `read` will emit; everything before it is gone. */
+  get flushed(): number {
+    return this.flushedAt;
+  }
+
+  /** End (exclusive) of the furthest sample written so far, never before `flushed`. */
+  get highWater(): number {
+    return this.highWaterAt;
+  }
+
+  /** Samples that can still be written past `highWater` before the ring must be read. */
+  get room(): number {
+    return this.flushedAt + this.capacity - this.highWaterAt;
+  }
+
+  /**
+   * Places `length` samples of `pcm` (from `offset`) at absolute `position`. Samples already
+   * written keep their first value. The part of a frame before `flushed` is discarded.
+   * @throws RangeError if the frame ends beyond `flushed + capacity` (read first), or if
+   * `offset`/`length` fall outside `pcm`.
+   */
+  write(position: number, pcm: Int16Array, offset = 0, length = pcm.length - offset): WriteOutcome {
+    if (offset < 0 || length < 0 || offset + length > pcm.length) {
+      throw new RangeError(`samples [${offset}, ${offset + length}) are outside a frame of ${pcm.length}`);
+    }
+    const end = position + length;
+    if (end <= this.flushedAt) {
+      this.stats.framesDropped++;
+      return 'dropped';
+    }
+    if (end > this.flushedAt + this.capacity) {
+      throw new RangeError(`frame [${position}, ${end}) is beyond the ring's end ${this.flushedAt + this.capacity}`);
+    }
+    const start = Math.max(position, this.flushedAt);
+    let source = offset + (start - position);
+    let fresh = 0;
+    for (let at = start; at < end; at++, source++) {
+      const slot = at & this.slotMask;
+      if (this.written[slot] === 0) {
+        this.samples[slot] = pcm[source];
+        this.written[slot] = 1;
+        fresh++;
+      }
+    }
+    if (fresh === 0) {
+      this.stats.framesDuplicate++;
+      return 'duplicate';
+    }
+    this.stats.framesPlaced++;
+    if (end <= this.highWaterAt) {
+      this.stats.framesLate++;
+      return 'late';
+    }
+    this.highWaterAt = end;
+    return 'placed';
+  }
+
+  /**
+   * Emits samples `[flushed, upTo)` into `out` (as many as fit after `outOffset`), silence where
+   * nothing was written, and frees their slots. Returns the count emitted.
+   */
+  read(upTo: number, out: Int16Array, outOffset = 0): number {
+    const count = Math.max(0, Math.min(upTo - this.flushedAt, out.length - outOffset));
+    let gaps = 0;
+    for (let i = 0, at = this.flushedAt; i < count; i++, at++) {
+      const slot = at & this.slotMask;
+      if (this.written[slot] === 0) {
+        out[outOffset + i] = 0;
+        gaps++;
+      } else {
+        out[outOffset + i] = this.samples[slot];
+        this.written[slot] = 0;
+      }
+    }
+    this.stats.gapSamples += gaps;
+    this.advance(count);
+    return count;
+  }
+
+  /** Discards samples `[flushed, upTo)` without emitting them (e.g. a skipped pause); returns the count. */
+  skip(upTo: number): number {
+    const count = Math.max(0, upTo - this.flushedAt);
+    this.forget(this.flushedAt, Math.min(upTo, this.highWaterAt));
+    this.advance(count);
+    return count;
+  }
+
+  /** Forgets unread samples at positions ≥ `position`; `highWater` moves back to it. */
+  truncate(position: number): void {
+    const from = Math.max(position, this.flushedAt);
+    if (from >= this.highWaterAt) return;
+    this.forget(from, this.highWaterAt);
+    this.highWaterAt = from;
+  }
+
+  private forget(from: number, to: number): void {
+    for (let at = from; at < to; at++) this.written[at & this.slotMask] = 0;
+  }
+
+  private advance(count: number): void {
+    this.flushedAt += count;
+    if (this.highWaterAt < this.flushedAt) this.highWaterAt = this.flushedAt;
+  }
+}

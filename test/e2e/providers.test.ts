@@ -1,0 +1,99 @@
+import path from 'node:path';
+import { MP3_ENCODER_DELAY_SAMPLES } from '../../media/encoders/index.js';
+import type { RecordingFormat } from '../../media/types.js';
+import { readFixture, type Fixture } from '../../src/replay/fixture.js';
+import { replayFixture } from '../../src/replay/client.js';
+import { decodeAudio, findBursts, type DecodedAudio } from '../helpers/audio.js';
+import { startTestServer, uniqueCallId, type TestServer } from '../helpers/server.js';
+
+const FIXTURES = path.join(import.meta.dirname, '../../fixtures');
+const CHANNEL = { caller: 0, agent: 1 } as const;
+const FREQ = { caller: 1000, agent: 1500 } as const;
+
+let ts: TestServer;
+beforeAll(async () => {
+  ts = await startTestServer();
+});
+afterAll(() => ts?.close());
+
+/** Streams a fixture through the provider endpoint and returns the decoded recording. */
+async function record(fixture: Fixture, agent: { format: RecordingFormat; dual_channel: boolean }): Promise<DecodedAudio> {
+  const agentId = `agent-${fixture.meta.provider}-${agent.format}-${agent.dual_channel ? 'stereo' : 'mono'}`;
+  await ts.agent(agentId, { enabled: true, auto_record: true, ...agent });
+  const callId = uniqueCallId(fixture.meta.provider);
+  const result = await replayFixture(fixture, { url: `${ts.wsUrl}/media/${fixture.meta.provider}`, agentId, token: ts.key, callId, speed: 'max' });
+  expect([1000, 1005]).toContain(result.closeCode);
+  const rec = await ts.recording(callId);
+  expect(rec).toMatchObject({ status: 'ready', format: agent.format, channels: agent.dual_channel ? 2 : 1 });
+  const res = await ts.api(`/api/calls/${callId}/recording`);
+  expect(res.status).toBe(200);
+  return decodeAudio(new Uint8Array(await res.arrayBuffer()), agent.format);
+}
+
+const durationMs = (audio: DecodedAudio) => (audio.channels[0].length * 1000) / audio.sampleRate;
+
+describe.each(['twilio-fork-tones', 'telnyx-fork-tones', 'telnyx-fork-pcma', 'vonage-tones'])('%s', (name) => {
+  let fixture: Fixture;
+  beforeAll(async () => {
+    fixture = await readFixture(path.join(FIXTURES, `${name}.jsonl`));
+  });
+
+  test('stereo WAV: every burst on its own channel, onset within 1 ms, duration within 20 ms', async () => {
+    const audio = await record(fixture, { format: 'wav', dual_channel: true });
+    expect(audio.channels).toHaveLength(2);
+    expect(audio.sampleRate).toBe(fixture.meta.sampleRate);
+    expect(Math.abs(durationMs(audio) - fixture.meta.durationMs)).toBeLessThanOrEqual(20);
+    for (const leg of ['caller', 'agent'] as const) {
+      const expected = fixture.meta.bursts.filter((b) => b.leg === leg);
+      const found = findBursts(audio.channels[CHANNEL[leg]], audio.sampleRate, FREQ[leg]);
+      expect(found).toHaveLength(expected.length);
+      expected.forEach((burst, i) => {
+        expect(Math.abs(found[i].startMs - burst.startMs)).toBeLessThanOrEqual(1);
+        expect(Math.abs(found[i].endMs - (burst.startMs + burst.durationMs))).toBeLessThanOrEqual(1);
+      });
+      // Nothing of this leg leaked onto the other channel.
+      const other = leg === 'caller' ? 'agent' : 'caller';
+      expect(findBursts(audio.channels[CHANNEL[other]], audio.sampleRate, FREQ[leg])).toEqual([]);
+    }
+  });
+
+  test('mono mix holds both legs without clipping', async () => {
+    const audio = await record(fixture, { format: 'wav', dual_channel: false });
+    expect(audio.channels).toHaveLength(1);
+    const [mono] = audio.channels;
+    for (const leg of ['caller', 'agent'] as const) {
+      const expected = fixture.meta.bursts.filter((b) => b.leg === leg);
+      const found = findBursts(mono, audio.sampleRate, FREQ[leg]);
+      expect(found.map((b) => Math.round(b.startMs))).toEqual(expected.map((b) => Math.round(b.startMs)));
+    }
+    let peak = 0;
+    for (const s of mono) peak = Math.max(peak, Math.abs(s));
+    expect(peak).toBeGreaterThan(0.3);
+    expect(peak).toBeLessThan(32767 / 32768);
+  });
+});
+
+describe('compressed formats', () => {
+  let fixture: Fixture;
+  beforeAll(async () => {
+    fixture = await readFixture(path.join(FIXTURES, 'twilio-fork-tones.jsonl'));
+  });
+
+  test.each(['mp3', 'ogg'] as const)('%s decodes to the call: its length and both legs\' bursts', async (format) => {
+    const audio = await record(fixture, { format, dual_channel: true });
+    expect(audio.channels).toHaveLength(2);
+    // Ogg/Opus carries its pre-skip and end trim; MP3 has no gapless tag yet, so LAME's encoder
+    // delay leads the audio and the last frame is padded (576 samples each at 8 kHz).
+    const leadMs = format === 'mp3' ? (MP3_ENCODER_DELAY_SAMPLES * 1000) / fixture.meta.sampleRate : 0;
+    const extra = durationMs(audio) - fixture.meta.durationMs;
+    expect(extra).toBeGreaterThanOrEqual(-20);
+    expect(extra).toBeLessThanOrEqual(format === 'mp3' ? 2 * leadMs + 20 : 20);
+    for (const leg of ['caller', 'agent'] as const) {
+      const expected = fixture.meta.bursts.filter((b) => b.leg === leg);
+      const found = findBursts(audio.channels[CHANNEL[leg]], audio.sampleRate, FREQ[leg], { minAmplitude: 0.1 });
+      expect(found).toHaveLength(expected.length);
+      // Low-bitrate voice codecs smear a tone's attack by a few ms; the WAV tests hold timing to 1 ms.
+      expected.forEach((burst, i) => expect(Math.abs(found[i].startMs - leadMs - burst.startMs)).toBeLessThanOrEqual(5));
+    }
+  });
+});

@@ -1,0 +1,79 @@
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Redis } from 'ioredis';
+import type { CallRecordingSettings } from '../../src/agents/settings.js';
+import { loadConfig } from '../../src/config.js';
+import { createLogger } from '../../src/log.js';
+import { startServer, type CallrecServer } from '../../src/server.js';
+import type { Recording } from '../../src/store/index.js';
+import { createTestStore, type TestDbKind } from './db.js';
+
+export interface TestServer {
+  server: CallrecServer;
+  /** `ws://…` base for the media endpoints. */
+  wsUrl: string;
+  dataDir: string;
+  tenantId: string;
+  /** An admin key of `tenantId` (admin holds every scope, `media:stream` included). */
+  key: string;
+  /** Creates (or updates) an agent with these recording settings. */
+  agent(id: string, settings: Partial<CallRecordingSettings>): Promise<void>;
+  /** Waits until the call's recording is `ready` or `failed`. */
+  recording(callId: string, timeoutMs?: number): Promise<Recording>;
+  /** `fetch` against the API with the admin key. */
+  api(pathname: string, init?: RequestInit): Promise<Response>;
+  close(): Promise<void>;
+}
+
+/** A real callrec server on a free port: fresh data dir, database and Redis key prefix. */
+export async function startTestServer(opts: { db?: TestDbKind; jitterMs?: number } = {}): Promise<TestServer> {
+  const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'callrec-e2e-'));
+  const db = await createTestStore(opts.db ?? 'sqlite');
+  const prefix = `callrec-test-${randomBytes(4).toString('hex')}`;
+  const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', DATA_DIR: dataDir, DATABASE_URL: db.url, CALLREC_QUEUE_PREFIX: prefix, LOG_LEVEL: 'silent' });
+  const server = await startServer(config, { log: createLogger(process.env.TEST_LOG_LEVEL ?? 'silent'), jitterMs: opts.jitterMs });
+  const tenantId = 'default';
+  await server.store.tenants.ensure(tenantId, 'Default');
+  const { secret: key } = await server.store.keys.create({ tenantId, name: 'e2e', scopes: ['admin'] });
+
+  return {
+    server,
+    wsUrl: server.url.replace(/^http/, 'ws'),
+    dataDir,
+    tenantId,
+    key,
+    async agent(id, settings) {
+      await server.store.agents.patch(tenantId, id, { voice_tools: { call_recording: settings } }, null);
+    },
+    async recording(callId, timeoutMs = 30_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const rec = await server.store.recordings.getByCall(tenantId, callId);
+        if (rec && (rec.status === 'ready' || rec.status === 'failed')) return rec;
+        if (Date.now() > deadline) throw new Error(`recording of ${callId} not finished: ${rec?.status ?? 'none'}`);
+        await sleep(50);
+      }
+    },
+    api(pathname, init = {}) {
+      return fetch(server.url + pathname, { ...init, headers: { authorization: `Bearer ${key}`, ...init.headers } });
+    },
+    async close() {
+      await server.close();
+      await db.cleanup();
+      await fs.rm(dataDir, { recursive: true, force: true });
+      // BullMQ keys of this run only.
+      const redis = new Redis(config.redisUrl);
+      const keys = await redis.keys(`${prefix}:*`);
+      if (keys.length) await redis.del(...keys);
+      redis.disconnect();
+    },
+  };
+}
+
+/** A call id no other test run uses. */
+export function uniqueCallId(label: string): string {
+  return `${label}-${randomBytes(6).toString('hex')}`;
+}

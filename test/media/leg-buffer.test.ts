@@ -1,0 +1,146 @@
+import { LegBuffer } from '../../media/leg-buffer.js';
+
+/** A frame whose sample values encode their absolute positions, so misplacement shows. */
+function frame(position: number, length: number): Int16Array {
+  const pcm = new Int16Array(length);
+  for (let i = 0; i < length; i++) pcm[i] = ((position + i) % 30000) + 1;
+  return pcm;
+}
+
+function readAll(buffer: LegBuffer, upTo: number): number[] {
+  const out = new Int16Array(upTo - buffer.flushed);
+  const n = buffer.read(upTo, out);
+  return Array.from(out.subarray(0, n));
+}
+
+test('capacity rounds up to a power of two', () => {
+  expect(new LegBuffer({ capacity: 1000 }).capacity).toBe(1024);
+  expect(new LegBuffer({ capacity: 4096 }).capacity).toBe(4096);
+});
+
+test('in-order frames come back in order', () => {
+  const buffer = new LegBuffer({ capacity: 1024 });
+  for (let p = 0; p < 480; p += 160) expect(buffer.write(p, frame(p, 160))).toBe('placed');
+  expect(buffer.highWater).toBe(480);
+  expect(readAll(buffer, 480)).toEqual(Array.from(frame(0, 480)));
+  expect(buffer.flushed).toBe(480);
+  expect(buffer.stats).toEqual({ framesPlaced: 3, framesLate: 0, framesDuplicate: 0, framesDropped: 0, gapSamples: 0 });
+});
+
+test('a reordered frame within the window is placed where it belongs and counted late', () => {
+  const buffer = new LegBuffer({ capacity: 1024 });
+  expect(buffer.write(0, frame(0, 160))).toBe('placed');
+  expect(buffer.write(320, frame(320, 160))).toBe('placed');
+  expect(buffer.write(160, frame(160, 160))).toBe('late');
+  expect(readAll(buffer, 480)).toEqual(Array.from(frame(0, 480)));
+  expect(buffer.stats.framesPlaced).toBe(3);
+  expect(buffer.stats.framesLate).toBe(1);
+  expect(buffer.stats.gapSamples).toBe(0);
+});
+
+test('an exact duplicate is dropped and the first copy kept', () => {
+  const buffer = new LegBuffer({ capacity: 1024 });
+  buffer.write(0, frame(0, 160));
+  expect(buffer.write(0, new Int16Array(160).fill(-5))).toBe('duplicate');
+  expect(readAll(buffer, 160)).toEqual(Array.from(frame(0, 160)));
+  expect(buffer.stats.framesDuplicate).toBe(1);
+  expect(buffer.stats.framesPlaced).toBe(1);
+});
+
+test('a frame entirely before flushed is dropped; a partly-late one keeps only its tail', () => {
+  const buffer = new LegBuffer({ capacity: 1024 });
+  buffer.write(0, frame(0, 160));
+  readAll(buffer, 200);
+  expect(buffer.write(0, frame(0, 160))).toBe('dropped');
+  expect(buffer.write(100, frame(100, 160))).toBe('placed');
+  expect(readAll(buffer, 260)).toEqual(Array.from(frame(200, 60)));
+  expect(buffer.stats.framesDropped).toBe(1);
+});
+
+test('unwritten positions read as silence and are counted', () => {
+  const buffer = new LegBuffer({ capacity: 1024 });
+  buffer.write(0, frame(0, 160));
+  buffer.write(320, frame(320, 160));
+  const out = readAll(buffer, 500);
+  expect(out.slice(0, 160)).toEqual(Array.from(frame(0, 160)));
+  expect(out.slice(160, 320)).toEqual(new Array(160).fill(0));
+  expect(out.slice(320, 480)).toEqual(Array.from(frame(320, 160)));
+  expect(out.slice(480)).toEqual(new Array(20).fill(0));
+  expect(buffer.stats.gapSamples).toBe(180);
+});
+
+test('read stops when the output is full and resumes where it stopped', () => {
+  const buffer = new LegBuffer({ capacity: 1024 });
+  buffer.write(0, frame(0, 300));
+  const out = new Int16Array(200);
+  expect(buffer.read(300, out)).toBe(200);
+  expect(buffer.flushed).toBe(200);
+  expect(buffer.read(300, out, 150)).toBe(50);
+  expect(Array.from(out.subarray(150))).toEqual(Array.from(frame(200, 50)));
+});
+
+test('writing beyond the ring throws and changes nothing', () => {
+  const buffer = new LegBuffer({ capacity: 1024 });
+  buffer.write(0, frame(0, 160));
+  expect(buffer.room).toBe(1024 - 160);
+  expect(() => buffer.write(1000, frame(1000, 160))).toThrow(RangeError);
+  expect(buffer.highWater).toBe(160);
+  expect(buffer.write(864, frame(864, 160))).toBe('placed');
+  expect(buffer.room).toBe(0);
+  expect(() => buffer.write(0, frame(0, 10), 5, 10)).toThrow(RangeError);
+});
+
+test('wraps around many times with fixed memory and exact content', () => {
+  const buffer = new LegBuffer({ capacity: 512 });
+  const out = new Int16Array(512);
+  let position = 0;
+  let mismatches = 0;
+  // 2000 × 160 samples = 625 capacities; frames go in pairs swapped to exercise reordering across the wrap.
+  for (let pair = 0; pair < 1000; pair++) {
+    buffer.write(position + 160, frame(position + 160, 160));
+    buffer.write(position, frame(position, 160));
+    position += 320;
+    const from = buffer.flushed;
+    const n = buffer.read(position, out);
+    for (let i = 0; i < n; i++) if (out[i] !== ((from + i) % 30000) + 1) mismatches++;
+  }
+  expect(mismatches).toBe(0);
+  expect(buffer.flushed).toBe(320_000);
+  expect(buffer.capacity).toBe(512);
+  expect(buffer.stats).toEqual({ framesPlaced: 2000, framesLate: 1000, framesDuplicate: 0, framesDropped: 0, gapSamples: 0 });
+});
+
+test('truncate forgets unread samples from a position on', () => {
+  const buffer = new LegBuffer({ capacity: 1024 });
+  buffer.write(0, frame(0, 480));
+  buffer.truncate(200);
+  expect(buffer.highWater).toBe(200);
+  expect(buffer.write(200, new Int16Array(100).fill(7))).toBe('placed');
+  const out = readAll(buffer, 480);
+  expect(out.slice(0, 200)).toEqual(Array.from(frame(0, 200)));
+  expect(out.slice(200, 300)).toEqual(new Array(100).fill(7));
+  expect(out.slice(300)).toEqual(new Array(180).fill(0));
+});
+
+test('truncate before flushed only forgets what is unread', () => {
+  const buffer = new LegBuffer({ capacity: 1024 });
+  buffer.write(0, frame(0, 480));
+  readAll(buffer, 160);
+  buffer.truncate(0);
+  expect(buffer.highWater).toBe(160);
+  expect(readAll(buffer, 320)).toEqual(new Array(160).fill(0));
+});
+
+test('skip discards without emitting and a start position offsets everything', () => {
+  const buffer = new LegBuffer({ capacity: 1024, start: 8000 });
+  expect(buffer.write(7840, frame(7840, 160))).toBe('dropped');
+  buffer.write(8000, frame(8000, 320));
+  expect(buffer.skip(8160)).toBe(160);
+  expect(readAll(buffer, 8320)).toEqual(Array.from(frame(8160, 160)));
+  expect(buffer.stats.gapSamples).toBe(0);
+  // A skip past everything written frees the slots: what lands there later is fresh.
+  buffer.write(8320, frame(8320, 160));
+  buffer.skip(9000);
+  expect(buffer.highWater).toBe(9000);
+  expect(buffer.write(9000 + 1024 - 160, frame(0, 160))).toBe('placed');
+});
