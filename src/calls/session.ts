@@ -52,7 +52,7 @@ function closeReason(code: string, message: string): string {
   return bytes.length <= 123 ? text : bytes.subarray(0, 120).toString('utf8').replace(/\uFFFD*$/, '') + '...';
 }
 
-/** Messages that may wait while the start message is being checked (about 5 s of a two-track stream). */
+/** Messages already parsed when the socket was paused for set-up may still arrive; a bound, in case. */
 const MAX_HELD = 512;
 
 interface Held {
@@ -142,6 +142,8 @@ export class CallSession {
           } else if (event.type === 'start') {
             const held = [...state.held];
             this.#setState({ status: 'identifying', held: [], claimed: false });
+            // Stop reading while set-up queries run: TCP holds the provider's frames for us.
+            this.#ws.pause();
             void this.#setUp(event.start, held, { data, isBinary });
           } else {
             throw new CallrecError('ERR_UNEXPECTED_MESSAGE', `"${event.type}" before the stream started`);
@@ -210,6 +212,7 @@ export class CallSession {
       if (call.mode === 'bridge') live.runtime = this.#connectRuntime(call.runtimeUrl!, connected, startMessage);
       this.#log.info({ recording: call.recordingId !== null }, 'call started');
       for (const m of state.held) this.#onProviderMessage(m.data, m.isBinary);
+      this.#ws.resume();
     } else if (call) {
       // The stream ended (or failed) during set-up, after the call was created: finish it here.
       await this.#finalize(call, capture, this.#endReason).catch((err: Error) => this.#log.error({ err }, 'could not finalize call'));
