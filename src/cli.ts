@@ -6,6 +6,7 @@ import { loadConfig, type Config } from './config.js';
 import { CallrecError } from './errors.js';
 import { createLogger } from './log.js';
 import { checkRedis } from './redis.js';
+import { isProvider, parseSpeed, runReplay } from './replay/command.js';
 import { startServer } from './server.js';
 import { openObjectStore } from './storage/index.js';
 import { createStore, OPERATOR_TENANT_ID, type Store } from './store/index.js';
@@ -86,6 +87,50 @@ program
   .command('migrate')
   .description('create or update the database schema')
   .action(() => withStore(async () => console.log('database is up to date')));
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive integer');
+  return n;
+}
+
+program
+  .command('replay <files...>')
+  .description('stream fixture captures at a server as the providers would (QA)')
+  .requiredOption('--url <url>', 'ws:// base (e.g. ws://127.0.0.1:8080) or full endpoint URL')
+  .option('--provider <name>', 'twilio, telnyx or vonage (default: each fixture\'s own)', (v: string) => {
+    if (!isProvider(v)) throw new InvalidArgumentError('must be twilio, telnyx or vonage');
+    return v;
+  })
+  .option('--agent <id>', 'agent_id parameter')
+  .option('--token <key>', 'API key with media:stream scope')
+  .option('--speed <speed>', 'realtime, max or a multiplier', (v: string) => {
+    try {
+      return parseSpeed(v);
+    } catch (err) {
+      throw new InvalidArgumentError((err as Error).message);
+    }
+  }, 'realtime' as const)
+  .option('--concurrency <n>', 'calls streaming at once', positiveInt, 1)
+  .option('--calls <n>', 'total calls, repeating the files (default: one per file)', positiveInt)
+  .action(async (files: string[], opts: { url: string; provider?: 'twilio' | 'telnyx' | 'vonage'; agent?: string; token?: string; speed: 'realtime' | 'max' | number; concurrency: number; calls?: number }) => {
+    const summary = await runReplay({ files, url: opts.url, provider: opts.provider, agentId: opts.agent, token: opts.token, speed: opts.speed, concurrency: opts.concurrency, calls: opts.calls });
+    if (summary.failed > 0) process.exitCode = 1;
+  });
+
+program
+  .command('bench')
+  .description('performance suite: starts callrec as a child process, loads it, prints a table and writes bench/results.json')
+  .option('--calls <n>', 'concurrent calls', positiveInt, 100)
+  .option('--seconds <n>', 'length of each call, s', positiveInt, 20)
+  .option('--ready-minutes <n>', 'length of the time-to-ready call, min', positiveInt, 10)
+  .option('--out <file>', 'results file', 'bench/results.json')
+  .action(async (opts: { calls: number; seconds: number; readyMinutes: number; out: string }) => {
+    // Loaded on demand: `serve` should not pay for the bench code.
+    const { runBench } = await import('../bench/index.js');
+    const { failed } = await runBench({ calls: opts.calls, seconds: opts.seconds, readyMinutes: opts.readyMinutes, out: opts.out });
+    if (failed > 0) process.exitCode = 1;
+  });
 
 const keys = program.command('keys').description('API keys');
 keys

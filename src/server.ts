@@ -39,8 +39,9 @@ export interface CallrecServer {
   close(): Promise<void>;
 }
 
-/** Largest message a provider sends us: a start message with parameters; media frames are < 2 KB. */
-const MAX_PROVIDER_MESSAGE = 64 * 1024;
+/** Past this `ws` itself drops the connection (1009, no reason); below it, a session closes
+ * messages over MAX_MESSAGE_BYTES with a reason that says what happened. */
+const MAX_WS_PAYLOAD = 1024 * 1024;
 const MEDIA_PATH = /^\/media\/(twilio|telnyx|vonage)\/?$/;
 
 /** Starts callrec: HTTP API, provider WebSocket endpoints, and (by default) the workers. */
@@ -95,7 +96,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     return metrics.registry.metrics();
   });
 
-  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_PROVIDER_MESSAGE, perMessageDeflate: false });
+  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_WS_PAYLOAD, perMessageDeflate: false });
   const media = {
     store,
     registry,

@@ -33,6 +33,7 @@ export interface MediaContext {
 const CLOSE_CODES: Record<string, number> = {
   ERR_MALFORMED_MESSAGE: 1007,
   ERR_BAD_PAYLOAD: 1007,
+  ERR_MESSAGE_TOO_LARGE: 1009,
   ERR_UNKNOWN_EVENT: 1003,
   ERR_UNSUPPORTED_CODEC: 1003,
   ERR_UNEXPECTED_MESSAGE: 1008,
@@ -51,6 +52,9 @@ function closeReason(code: string, message: string): string {
   const bytes = Buffer.from(text);
   return bytes.length <= 123 ? text : bytes.subarray(0, 120).toString('utf8').replace(/\uFFFD*$/, '') + '...';
 }
+
+/** Largest message a provider sends: a start message with parameters; media frames are < 2 KB. */
+export const MAX_MESSAGE_BYTES = 64 * 1024;
 
 /** Messages already parsed when the socket was paused for set-up may still arrive; a bound, in case. */
 const MAX_HELD = 512;
@@ -134,6 +138,7 @@ export class CallSession {
   #onProviderMessage(data: Buffer, isBinary: boolean): void {
     const state = this.#state;
     try {
+      if (data.length > MAX_MESSAGE_BYTES) throw new CallrecError('ERR_MESSAGE_TOO_LARGE', `${data.length}-byte message; the limit is ${MAX_MESSAGE_BYTES}`);
       switch (state.status) {
         case 'awaiting_start': {
           const event = this.#adapter.parseProviderMessage(data, isBinary);
@@ -323,6 +328,9 @@ export class CallSession {
   }
 
   #closeProvider(code: number, reason: string): void {
+    // A socket paused for set-up must read again, or the provider's close frame is never seen
+    // and the closing handshake waits for its timeout.
+    this.#ws.resume();
     if (this.#ws.readyState === this.#ws.OPEN || this.#ws.readyState === this.#ws.CONNECTING) this.#ws.close(code, reason);
   }
 

@@ -1,0 +1,354 @@
+/**
+ * `callrec bench`: the performance suite. callrec runs as a child process (so its CPU and memory
+ * are its own, read from /proc), loaded by real-time Twilio calls from this process; a bare `ws`
+ * sink takes the same traffic as the baseline, and a fake agent runtime answers bridge calls.
+ */
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Redis } from 'ioredis';
+import { createStore } from '../src/store/index.js';
+import { benchMedia } from './media.js';
+import { blastCall, runLoad, type LoadResult } from './load.js';
+import { cpuSeconds, firstMessage, freePort, rssBytes, startChild, waitForHttp, type Child } from './proc.js';
+
+export interface BenchOptions {
+  /** Concurrent calls per load phase. */
+  calls: number;
+  /** Length of each load call, s. */
+  seconds: number;
+  /** Length of the time-to-ready call, min (streamed at max speed). */
+  readyMinutes: number;
+  /** Where the results JSON goes. */
+  out: string;
+  redisUrl?: string;
+}
+
+export interface BenchRow {
+  metric: string;
+  value: number;
+  unit: string;
+  /** Human-readable target, e.g. `≤ 1.5`; empty when the row is informational. */
+  target: string;
+  pass: boolean | null;
+}
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const CLI = path.join(here, '../src/cli.js');
+const TENANT = 'default';
+const AGENT = 'bench-agent';
+
+/** Compiled scripts only: `npm run bench` builds first, and children must not pay for a TS loader. */
+function script(name: string): string {
+  return path.join(here, `${name}.js`);
+}
+
+/** p-quantile of a Prometheus histogram given cumulative bucket counts, interpolated within its bucket. */
+export function histogramQuantile(buckets: Array<{ le: number; count: number }>, q: number): number {
+  const total = buckets[buckets.length - 1]?.count ?? 0;
+  if (total === 0) return Number.NaN;
+  const rank = q * total;
+  let prevLe = 0;
+  let prevCount = 0;
+  for (const { le, count } of buckets) {
+    if (count >= rank) {
+      if (!Number.isFinite(le)) return prevLe; // beyond the last bound: the bound is all we know
+      return prevLe + ((le - prevLe) * (rank - prevCount)) / Math.max(1, count - prevCount);
+    }
+    prevLe = le;
+    prevCount = count;
+  }
+  return prevLe;
+}
+
+async function frameHistogram(baseUrl: string): Promise<Array<{ le: number; count: number }>> {
+  const text = await (await fetch(`${baseUrl}/metrics`)).text();
+  const buckets: Array<{ le: number; count: number }> = [];
+  for (const m of text.matchAll(/^callrec_frame_processing_seconds_bucket\{le="([^"]+)"\} (\d+)/gm)) {
+    buckets.push({ le: m[1] === '+Inf' ? Infinity : Number(m[1]), count: Number(m[2]) });
+  }
+  return buckets;
+}
+
+function bucketDelta(after: Array<{ le: number; count: number }>, before: Array<{ le: number; count: number }>) {
+  return after.map((b, i) => ({ le: b.le, count: b.count - (before[i]?.count ?? 0) }));
+}
+
+function quantile(sorted: Float64Array, q: number): number {
+  return sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+}
+
+interface Callrec {
+  child: Child;
+  baseUrl: string;
+  wsUrl: string;
+}
+
+/** Starts `callrec serve` as a child and waits for `/healthz`. */
+async function startCallrec(env: Record<string, string>, workers: boolean): Promise<Callrec> {
+  const port = await freePort();
+  const child = startChild(CLI, workers ? ['serve'] : ['serve', '--no-workers'], { ...env, PORT: String(port), HOST: '127.0.0.1', PUBLIC_URL: `http://127.0.0.1:${port}` });
+  const baseUrl = `http://127.0.0.1:${port}`;
+  await waitForHttp(`${baseUrl}/healthz`, child);
+  return { child, baseUrl, wsUrl: `ws://127.0.0.1:${port}/media/twilio` };
+}
+
+/** Waits until each call's recording is capturing (set-up done), so the load measures the frame path. */
+async function waitRecording(baseUrl: string, key: string, callIds: string[], timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const pending = new Set(callIds);
+  while (pending.size > 0) {
+    if (Date.now() > deadline) throw new Error(`${pending.size} calls never started recording`);
+    await Promise.all(
+      [...pending].map(async (id) => {
+        const r = await fetch(`${baseUrl}/api/calls/${id}`, { headers: { authorization: `Bearer ${key}` } });
+        if (r.ok && ((await r.json()) as { recording_status: string }).recording_status === 'recording') pending.delete(id);
+      }),
+    );
+    if (pending.size > 0) await sleep(100);
+  }
+  await sleep(200); // the session goes live right after the spool is open
+}
+
+async function callAlignment(baseUrl: string, key: string, callIds: string[]) {
+  const totals = { dropped: 0, late: 0, duplicate: 0, missing: 0 };
+  for (let i = 0; i < callIds.length; i += 50) {
+    await Promise.all(
+      callIds.slice(i, i + 50).map(async (id) => {
+        const r = await fetch(`${baseUrl}/api/calls/${id}`, { headers: { authorization: `Bearer ${key}` } });
+        const alignment = r.ok ? ((await r.json()) as { alignment: Record<string, number> | null }).alignment : null;
+        if (!alignment) return void totals.missing++;
+        totals.dropped += alignment.framesDropped ?? 0;
+        totals.late += alignment.framesLate ?? 0;
+        totals.duplicate += alignment.framesDuplicate ?? 0;
+      }),
+    );
+  }
+  return totals;
+}
+
+/** Waits until every call has ended (the session wrote its alignment). */
+async function waitEnded(baseUrl: string, key: string, callIds: string[], timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (const id of callIds) {
+    for (;;) {
+      const r = await fetch(`${baseUrl}/api/calls/${id}`, { headers: { authorization: `Bearer ${key}` } });
+      if (r.ok && ((await r.json()) as { status: string }).status === 'ended') break;
+      if (Date.now() > deadline) return;
+      await sleep(100);
+    }
+  }
+}
+
+function cpuMeter(pid: number) {
+  let start = 0;
+  let used = 0;
+  return {
+    start: () => void (start = cpuSeconds(pid)),
+    stop: () => void (used = cpuSeconds(pid) - start),
+    get used() {
+      return used;
+    },
+  };
+}
+
+async function deleteKeys(redisUrl: string, prefixes: string[]): Promise<void> {
+  const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await redis.connect();
+    for (const prefix of prefixes) {
+      for await (const keys of redis.scanStream({ match: `${prefix}:*`, count: 500 })) if ((keys as string[]).length) await redis.del(...(keys as string[]));
+    }
+  } finally {
+    redis.disconnect();
+  }
+}
+
+function fmt(value: number): string {
+  if (!Number.isFinite(value)) return String(value);
+  if (value === 0) return '0';
+  const abs = Math.abs(value);
+  return abs >= 100 ? value.toFixed(0) : abs >= 1 ? value.toFixed(2) : value.toPrecision(3);
+}
+
+/** Prints the table: metric, value, target, pass/fail. */
+export function formatTable(rows: BenchRow[]): string {
+  const cells = rows.map((r) => [r.metric, `${fmt(r.value)} ${r.unit}`, r.target, r.pass === null ? '' : r.pass ? 'pass' : 'FAIL']);
+  const head = ['metric', 'value', 'target', 'result'];
+  const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
+  const line = (c: string[]) => `| ${c.map((v, i) => v.padEnd(widths[i])).join(' | ')} |`;
+  return [line(head), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...cells.map(line)].join('\n');
+}
+
+/** Runs the whole suite; prints progress to stderr and the table to stdout. */
+export async function runBench(opts: BenchOptions): Promise<{ rows: BenchRow[]; failed: number }> {
+  const redisUrl = opts.redisUrl ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+  const run = randomBytes(4).toString('hex');
+  const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'callrec-bench-'));
+  const prefixes = [`bench-${run}`, `bench-${run}-ready`];
+  const env = { DATA_DIR: dataDir, DATABASE_URL: `sqlite://${path.join(dataDir, 'callrec.db')}`, REDIS_URL: redisUrl, LOG_LEVEL: 'warn', CALLREC_QUEUE_PREFIX: prefixes[0] };
+  const { calls: n, seconds } = opts;
+  const callSeconds = n * seconds;
+  const rows: BenchRow[] = [];
+  const row = (metric: string, value: number, unit: string, target = '', pass: boolean | null = null) => rows.push({ metric, value, unit, target, pass });
+  const note = (text: string) => process.stderr.write(`bench: ${text}\n`);
+  const children: Child[] = [];
+
+  try {
+    // Provision through the store the server will open: tenant, a key, the recording agent.
+    const store = await createStore(env.DATABASE_URL);
+    let key: string;
+    try {
+      await store.migrate();
+      await store.tenants.ensure(TENANT, 'Bench');
+      key = (await store.keys.create({ tenantId: TENANT, name: 'bench', scopes: ['media:stream', 'recordings:read'] })).secret;
+      // No consent prompt: a forked stream cannot play one, and the bench measures the frame path.
+      await store.agents.patch(TENANT, AGENT, { voice_tools: { call_recording: { enabled: true, auto_record: true, dual_channel: true, consent_prompt: false } } }, null);
+    } finally {
+      await store.close();
+    }
+    const params = { agent_id: AGENT, token: key };
+    const ids = (phase: string) => Array.from({ length: n }, (_, i) => `bench-${run}-${phase}-${i}`);
+
+    // 1. Baseline: the same fork traffic into a bare JSON.parse sink.
+    note(`bare ws sink: ${n} calls × ${seconds} s`);
+    const sink = startChild(script('bare-sink'), [], {});
+    children.push(sink);
+    const sinkPort = (await firstMessage<{ port: number }>(sink)).port;
+    const sinkCpu = cpuMeter(sink.pid);
+    const sinkLoad = await runLoad({ url: `ws://127.0.0.1:${sinkPort}/media/twilio`, callIds: ids('sink'), seconds, tracks: 'both', params, beforeFrames: () => sleep(500), onLoadStart: sinkCpu.start, onLoadEnd: sinkCpu.stop });
+    await sink.stop();
+
+    // 2. callrec, fork mode (workers off, so recording jobs do not run inside the measurement).
+    const callrec = await startCallrec(env, false);
+    children.push(callrec.child);
+    await sleep(1000);
+    const idleRss = rssBytes(callrec.child.pid);
+    note(`callrec fork: ${n} calls × ${seconds} s`);
+    const forkCpu = cpuMeter(callrec.child.pid);
+    const forkIds = ids('fork');
+    const rss: number[] = [];
+    let forkHistStart: Awaited<ReturnType<typeof frameHistogram>> = [];
+    const forkLoad = await runLoad({
+      url: callrec.wsUrl,
+      callIds: forkIds,
+      seconds,
+      tracks: 'both',
+      params,
+      beforeFrames: async () => {
+        await waitRecording(callrec.baseUrl, key, forkIds);
+        forkHistStart = await frameHistogram(callrec.baseUrl);
+      },
+      onLoadStart: forkCpu.start,
+      onLoadEnd: forkCpu.stop,
+      onSecond: () => rss.push(rssBytes(callrec.child.pid)),
+    });
+    const forkHist = bucketDelta(await frameHistogram(callrec.baseUrl), forkHistStart);
+    await waitEnded(callrec.baseUrl, key, forkIds);
+    const alignment = await callAlignment(callrec.baseUrl, key, forkIds);
+
+    // 3. callrec, bridge mode: caller-only streams relayed to a fake agent runtime that talks back.
+    note(`callrec bridge: ${n} calls × ${seconds} s`);
+    const ticks = Math.round((seconds * 1000) / 20);
+    const runtime = startChild(script('fake-runtime'), [], { BENCH_CALLS: String(n), BENCH_TICKS: String(ticks) });
+    children.push(runtime);
+    const runtimePort = (await firstMessage<{ port: number }>(runtime)).port;
+    const bridgeCpu = cpuMeter(callrec.child.pid);
+    const bridgeIds = ids('bridge');
+    let bridgeHistStart: Awaited<ReturnType<typeof frameHistogram>> = [];
+    const bridgeLoad = await runLoad({
+      url: callrec.wsUrl,
+      callIds: bridgeIds,
+      seconds,
+      tracks: 'inbound',
+      params: { ...params, agent_url: `ws://127.0.0.1:${runtimePort}/` },
+      beforeFrames: async () => {
+        await waitRecording(callrec.baseUrl, key, bridgeIds);
+        bridgeHistStart = await frameHistogram(callrec.baseUrl);
+      },
+      onLoadStart: bridgeCpu.start,
+      onLoadEnd: bridgeCpu.stop,
+      recordSendTimes: true,
+    });
+    const bridgeHist = bucketDelta(await frameHistogram(callrec.baseUrl), bridgeHistStart);
+    runtime.process.send('report');
+    const { received } = await firstMessage<{ received: Float64Array }>(runtime);
+    await runtime.stop();
+    const latencies: number[] = [];
+    let relayLost = 0;
+    for (let i = 0; i < received.length; i++) {
+      if (received[i] === 0) relayLost++;
+      else latencies.push(received[i] - bridgeLoad.sendTimes![i]);
+    }
+    const sortedLatency = Float64Array.from(latencies).sort();
+    await waitEnded(callrec.baseUrl, key, bridgeIds);
+    await callrec.child.stop();
+
+    // 4. Time to `ready`: a fresh node with workers on (no backlog from the load phases).
+    const readyMinutes = opts.readyMinutes;
+    note(`time to ready: one ${readyMinutes}-minute stereo call at max speed`);
+    const ready = await startCallrec({ ...env, CALLREC_QUEUE_PREFIX: prefixes[1] }, true);
+    children.push(ready.child);
+    const readyId = `bench-${run}-ready`;
+    const blast = await blastCall({ url: ready.wsUrl, callId: readyId, seconds: readyMinutes * 60, params, beforeFrames: () => waitRecording(ready.baseUrl, key, [readyId]) });
+    let readyStatus = 'none';
+    const readyDeadline = performance.now() + 120_000;
+    while (performance.now() < readyDeadline) {
+      const r = await fetch(`${ready.baseUrl}/api/calls/${readyId}`, { headers: { authorization: `Bearer ${key}` } });
+      readyStatus = r.ok ? ((await r.json()) as { recording_status: string }).recording_status : 'none';
+      if (readyStatus === 'ready' || readyStatus === 'failed') break;
+      await sleep(20);
+    }
+    const readySeconds = (performance.now() - blast.hungUpAt) / 1000;
+    await ready.child.stop();
+
+    // 5. Encoders and the capture frame path, in this process.
+    note('media: encoders and frame path');
+    const media = await benchMedia();
+
+    const perCallSecond = (cpu: number) => (cpu / callSeconds) * 1000;
+    const forkMs = perCallSecond(forkCpu.used);
+    const bareMs = perCallSecond(sinkCpu.used);
+    const maxRss = Math.max(...rss);
+    const badCloses = (l: LoadResult) => l.closeCodes.filter((c) => c !== 1000 && c !== 1005).length;
+    row('concurrent calls (each phase)', n, 'calls', '≥ 300', n >= 300);
+    row('callrec CPU, fork', forkMs, 'ms CPU per call-second');
+    row('callrec CPU, bridge', perCallSecond(bridgeCpu.used), 'ms CPU per call-second');
+    row('bare ws sink CPU (JSON.parse only)', bareMs, 'ms CPU per call-second');
+    row('callrec fork / bare sink CPU', forkMs / bareMs, '×', '≤ 1.5', forkMs / bareMs <= 1.5);
+    row('callrec busy share of one core (fork)', (forkCpu.used / seconds) * 100, '%');
+    row('p99 frame processing, fork', histogramQuantile(forkHist, 0.99) * 1e6, 'µs');
+    row('p99 frame processing, bridge', histogramQuantile(bridgeHist, 0.99) * 1e6, 'µs');
+    row('bridge forwarding latency p50', quantile(sortedLatency, 0.5) / 1000, 'ms');
+    row('bridge forwarding latency p99', quantile(sortedLatency, 0.99) / 1000, 'ms', '< 1', quantile(sortedLatency, 0.99) < 1000);
+    row('bridge caller frames not relayed', relayLost, 'frames', '0', relayLost === 0);
+    row('frames dropped (fork, all calls)', alignment.dropped, 'frames', '0', alignment.dropped === 0 && alignment.missing === 0);
+    row('frames late, put in place (fork)', alignment.late, 'frames');
+    row('calls closed with an error code', badCloses(forkLoad) + badCloses(bridgeLoad), 'calls', '0', badCloses(forkLoad) + badCloses(bridgeLoad) === 0);
+    row('generator ticks over 20 ms late', sinkLoad.lateTicks + forkLoad.lateTicks + bridgeLoad.lateTicks, 'ticks');
+    row('RSS idle', idleRss / 2 ** 20, 'MiB');
+    row('RSS per active call', (maxRss - idleRss) / n / 1024, 'KiB', '≤ 256', (maxRss - idleRss) / n / 1024 <= 256);
+    row(`time to ready (${readyMinutes}-min stereo call)`, readySeconds, `s (${readyStatus})`, '≤ 3', readyStatus === 'ready' && readySeconds <= 3);
+    for (const m of media) row(m.name, m.value, m.unit);
+
+    const failed = rows.filter((r) => r.pass === false).length;
+    process.stdout.write(`\n${formatTable(rows)}\n\n${failed === 0 ? 'all targets met' : `${failed} target(s) missed`}\n`);
+    const results = {
+      date: new Date().toISOString(),
+      machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model ?? '', node: process.version, memoryGiB: os.totalmem() / 2 ** 30 },
+      options: { calls: n, seconds, readyMinutes },
+      rows,
+    };
+    await fs.mkdir(path.dirname(path.resolve(opts.out)), { recursive: true });
+    await fs.writeFile(opts.out, JSON.stringify(results, null, 2) + '\n');
+    note(`results written to ${opts.out}`);
+    return { rows, failed };
+  } finally {
+    await Promise.all(children.map((c) => c.stop(5000)));
+    await deleteKeys(redisUrl, prefixes).catch((err: Error) => note(`could not clean Redis keys: ${err.message}`));
+    await fs.rm(dataDir, { recursive: true, force: true });
+  }
+}

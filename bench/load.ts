@@ -1,0 +1,166 @@
+/**
+ * The load generator: many Twilio Media Streams calls at once, paced in real time by one timer
+ * tick per 20 ms that sends every call's frames. Each tick's message strings are built once and
+ * sent on every socket (callrec keys a stream by its socket, not by the `streamSid` inside media
+ * messages), so the generator costs little next to the server it loads.
+ */
+import { once } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
+import WebSocket from 'ws';
+
+export const FRAME_MS = 20;
+const TEXT = { binary: false };
+
+/** 50 distinct 20 ms μ-law payloads (a 440 Hz tone under a slow swell), base64, cycled. */
+const PAYLOADS = Array.from({ length: 50 }, (_, f) => {
+  const bytes = Buffer.alloc(160);
+  for (let i = 0; i < 160; i++) {
+    const t = (f * 160 + i) / 8000;
+    const sample = Math.round(6000 * Math.sin(2 * Math.PI * 440 * t) * (0.6 + 0.4 * Math.sin(Math.PI * t)));
+    bytes[i] = linearToUlaw(sample);
+  }
+  return bytes.toString('base64');
+});
+
+/** G.711 μ-law encode of one sample; the bench's own copy so it measures the server, not shared code. */
+function linearToUlaw(sample: number): number {
+  const sign = sample < 0 ? 0x80 : 0;
+  let magnitude = Math.min(Math.abs(sample), 32635) + 0x84;
+  let exponent = 7;
+  for (let mask = 0x4000; (magnitude & mask) === 0 && exponent > 0; mask >>= 1) exponent--;
+  const mantissa = (magnitude >> (exponent + 3)) & 0x0f;
+  return ~(sign | (exponent << 4) | mantissa) & 0xff;
+}
+
+/** Twilio's media message for one track at one tick (`chunk` counts from 1 per track). */
+export function mediaMessage(track: 'inbound' | 'outbound', tick: number, sequence: number): string {
+  return `{"event":"media","sequenceNumber":"${sequence}","media":{"track":"${track}","chunk":"${tick + 1}","timestamp":"${tick * FRAME_MS}","payload":"${PAYLOADS[tick % PAYLOADS.length]}"},"streamSid":"MZbench"}`;
+}
+
+export function startMessages(callId: string, tracks: string[], params: Record<string, string>): string[] {
+  const start = {
+    event: 'start',
+    sequenceNumber: '1',
+    start: {
+      accountSid: 'ACbench',
+      streamSid: `MZ${callId}`,
+      callSid: callId,
+      tracks,
+      customParameters: { ...params, call_id: callId },
+      mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 8000, channels: 1 },
+    },
+    streamSid: `MZ${callId}`,
+  };
+  return [JSON.stringify({ event: 'connected', protocol: 'Call', version: '1.0.0' }), JSON.stringify(start)];
+}
+
+export interface LoadOptions {
+  /** Full endpoint URL, e.g. `ws://127.0.0.1:8080/media/twilio`. */
+  url: string;
+  callIds: string[];
+  seconds: number;
+  /** `both`: a forked both_tracks stream; `inbound`: `<Connect><Stream>` (caller only). */
+  tracks: 'both' | 'inbound';
+  /** Custom parameters of every call (agent_id, token, agent_url…); `call_id` is added. */
+  params: Record<string, string>;
+  /** Awaited after every call sent its start message, before the first frame. */
+  beforeFrames?: () => Promise<void>;
+  /** Called right before the first tick and right after the last one (CPU sampling). */
+  onLoadStart?: () => void;
+  onLoadEnd?: () => void;
+  /** Every second during the load (RSS sampling). */
+  onSecond?: () => void;
+  /** Keep each frame's send time (µs, CLOCK_MONOTONIC) at `call * ticks + tick`. */
+  recordSendTimes?: boolean;
+}
+
+export interface LoadResult {
+  ticks: number;
+  framesSent: number;
+  /** Ticks that fired over a frame late (the generator falling behind). */
+  lateTicks: number;
+  sendTimes: Float64Array | null;
+  closeCodes: number[];
+}
+
+/** Opens the calls, streams them in real time for `seconds`, hangs up (stop + close 1000). */
+export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
+  const n = opts.callIds.length;
+  const tracks = opts.tracks === 'both' ? ['inbound', 'outbound'] : ['inbound'];
+  const sockets = await Promise.all(
+    opts.callIds.map(async (callId) => {
+      const ws = new WebSocket(opts.url, { perMessageDeflate: false });
+      await once(ws, 'open');
+      ws.on('error', () => {}); // failures show as close codes
+      for (const m of startMessages(callId, tracks, opts.params)) ws.send(m);
+      return ws;
+    }),
+  );
+  const closed = sockets.map((ws) => once(ws, 'close').then(([code]) => code as number));
+  await opts.beforeFrames?.();
+
+  const ticks = Math.round((opts.seconds * 1000) / FRAME_MS);
+  const sendTimes = opts.recordSendTimes ? new Float64Array(n * ticks) : null;
+  let framesSent = 0;
+  let lateTicks = 0;
+  let tick = 0;
+  opts.onLoadStart?.();
+  const t0 = performance.now();
+  const second = setInterval(() => opts.onSecond?.(), 1000);
+
+  await new Promise<void>((resolve) => {
+    const run = () => {
+      // Send every tick that is due (catching up if a timer fired late), then sleep till the next.
+      const due = Math.min(ticks, Math.floor((performance.now() - t0) / FRAME_MS) + 1);
+      if (due - tick > 1) lateTicks += due - tick - 1;
+      for (; tick < due; tick++) {
+        // Encoded once per tick, not once per socket.
+        const inbound = Buffer.from(mediaMessage('inbound', tick, 2 + tick * tracks.length));
+        const outbound = tracks.length === 2 ? Buffer.from(mediaMessage('outbound', tick, 3 + tick * 2)) : null;
+        for (let c = 0; c < n; c++) {
+          const ws = sockets[c];
+          if (ws.readyState !== WebSocket.OPEN) continue;
+          if (sendTimes) sendTimes[c * ticks + tick] = Number(process.hrtime.bigint() / 1000n);
+          ws.send(inbound, TEXT);
+          if (outbound) ws.send(outbound, TEXT);
+          framesSent += outbound ? 2 : 1;
+        }
+      }
+      if (tick >= ticks) return resolve();
+      setTimeout(run, Math.max(0, t0 + tick * FRAME_MS - performance.now()));
+    };
+    run();
+  });
+  clearInterval(second);
+  opts.onLoadEnd?.();
+
+  for (const ws of sockets) {
+    if (ws.readyState !== WebSocket.OPEN) continue;
+    ws.send('{"event":"stop","sequenceNumber":"0","streamSid":"MZbench"}');
+    ws.close(1000);
+  }
+  const closeCodes = await Promise.race([Promise.all(closed), sleep(15_000).then(() => sockets.map((ws) => (ws.terminate(), 1006)))]);
+  return { ticks, framesSent, lateTicks, sendTimes, closeCodes };
+}
+
+/** Streams one call as fast as the socket drains (the frames' timestamps carry the timing); resolves at hang-up. */
+export async function blastCall(opts: { url: string; callId: string; seconds: number; params: Record<string, string>; beforeFrames?: () => Promise<void> }): Promise<{ hungUpAt: number; closed: Promise<number> }> {
+  const ws = new WebSocket(opts.url, { perMessageDeflate: false });
+  await once(ws, 'open');
+  ws.on('error', () => {});
+  const closed = once(ws, 'close').then(([code]) => code as number);
+  for (const m of startMessages(opts.callId, ['inbound', 'outbound'], opts.params)) ws.send(m);
+  await opts.beforeFrames?.();
+  const ticks = Math.round((opts.seconds * 1000) / FRAME_MS);
+  for (let tick = 0; tick < ticks; tick++) {
+    ws.send(mediaMessage('inbound', tick, 2 + tick * 2));
+    ws.send(mediaMessage('outbound', tick, 3 + tick * 2));
+    // Let the socket drain rather than queue the whole call in memory.
+    if (ws.bufferedAmount > 1 << 20) while (ws.bufferedAmount > 1 << 18) await sleep(1);
+  }
+  while (ws.bufferedAmount > 0) await sleep(1);
+  const hungUpAt = performance.now();
+  ws.send('{"event":"stop","sequenceNumber":"0","streamSid":"MZbench"}');
+  ws.close(1000);
+  return { hungUpAt, closed };
+}
