@@ -250,7 +250,6 @@ export class CallSession {
     if (state.status !== 'identifying') return null;
     if (!registry.add(tenantId, callId, this)) throw new CallrecError('ERR_CALL_EXISTS', `call "${callId.slice(0, 64)}" is already streaming`);
     try {
-      if (await store.calls.get(tenantId, callId)) throw new CallrecError('ERR_CALL_EXISTS', `call "${callId.slice(0, 64)}" was already streamed`);
       await store.calls.create({
         tenantId,
         id: callId,
@@ -265,6 +264,7 @@ export class CallSession {
       });
     } catch (err) {
       registry.delete(tenantId, callId, this);
+      if ((err as CallrecError).code === 'ERR_CONFLICT') throw new CallrecError('ERR_CALL_EXISTS', `call "${callId.slice(0, 64)}" was already streamed`);
       throw err;
     }
     state.claimed = true;

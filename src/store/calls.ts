@@ -2,6 +2,7 @@ import type { Kysely, Selectable } from 'kysely';
 import type { Leg } from '../../media/types.js';
 import type { CallRecordingSettings } from '../agents/settings.js';
 import { CallrecError } from '../errors.js';
+import { isUniqueViolation } from './dialect.js';
 import type { CallsTable, Database } from './schema.js';
 import { toRecording, type Recording, type RecordingStatus } from './recordings.js';
 
@@ -138,7 +139,12 @@ export class CallRepository {
       consent: null,
       pauses: '[]',
     };
-    await this.#db.insertInto('calls').values(row).execute();
+    try {
+      await this.#db.insertInto('calls').values(row).execute();
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new CallrecError('ERR_CONFLICT', `${input.tenantId} already has a call for call ${input.id}`, { cause: err });
+      throw err;
+    }
     return toCall(row);
   }
 

@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Kysely, Selectable, Updateable } from 'kysely';
 import type { RecordingFormat } from '../../media/types.js';
+import { CallrecError } from '../errors.js';
+import { isUniqueViolation } from './dialect.js';
 import type { Database, RecordingsTable } from './schema.js';
 
 export type RecordingStatus = 'recording' | 'paused' | 'processing' | 'ready' | 'failed' | 'deleted';
@@ -119,7 +121,12 @@ export class RecordingRepository {
       ready_at: null,
       deleted_at: null,
     };
-    await this.#db.insertInto('recordings').values(row).execute();
+    try {
+      await this.#db.insertInto('recordings').values(row).execute();
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new CallrecError('ERR_CONFLICT', `${input.tenantId} already has a recording for call ${input.callId}`, { cause: err });
+      throw err;
+    }
     return toRecording(row);
   }
 

@@ -68,6 +68,7 @@ test('each kind of bad input is closed with a clear code and reason, records not
     ['bad token', [start(withId({ agent_id: AGENT, token: 'crk_not-a-key' }))], 1008, /^ERR_BAD_TOKEN: /],
     ['no token', [start(withId({ agent_id: AGENT }))], 1008, /^ERR_BAD_TOKEN: /],
     ['media before start', [CONNECTED, media('/////w==')], 1008, /^ERR_UNEXPECTED_MESSAGE: /],
+    ['a call id already streamed', [start({ agent_id: AGENT, token: ts.key, call_id: alone.callId })], 1008, /^ERR_CALL_EXISTS: /],
   ];
   const [concurrent, ...outcomes] = await Promise.all([goodCall(), ...cases.map(([, messages]) => misbehave(messages))]);
 

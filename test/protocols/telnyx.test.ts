@@ -108,7 +108,7 @@ describe('telnyx adapter', () => {
     expect(adapter.parseProviderMessage(buf({ event: 'dtmf', stream_id: STREAM_ID, occurred_at: '2024-01-01T00:00:00Z', sequence_number: '9', dtmf: { digit: '#' } }), false)).toEqual({ type: 'dtmf', digit: '#' });
     expect(adapter.parseProviderMessage(buf({ event: 'mark', sequence_number: '10', stream_id: STREAM_ID, mark: { name: 'p1' } }), false)).toEqual({ type: 'mark', name: 'p1' });
     // An error frame must not end the stream.
-    expect(adapter.parseProviderMessage(buf({ event: 'error', sequence_number: '11', stream_id: STREAM_ID, payload: { code: 100003, title: 'malformed_frame', detail: 'bad' } }), false)).toEqual({ type: 'connected' });
+    expect(adapter.parseProviderMessage(buf({ event: 'error', sequence_number: '11', stream_id: STREAM_ID, payload: { code: 100003, title: 'malformed_frame', detail: 'bad' } }), false)).toEqual({ type: 'other' });
     expect(adapter.parseProviderMessage(buf({ event: 'stop', sequence_number: '12', stop: { user_id: 'u', call_control_id: CALL_ID }, stream_id: STREAM_ID }), false)).toEqual({ type: 'stop' });
   });
 

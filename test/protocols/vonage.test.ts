@@ -62,7 +62,7 @@ describe('vonage adapter', () => {
     // Vonage echoes the notify payload back once playback reaches it.
     const echo = { event: 'websocket:notify', payload: (JSON.parse(mark.data as string) as { payload: unknown }).payload };
     expect(adapter.parseProviderMessage(buf(echo), false)).toEqual({ type: 'mark', name: 'consent' });
-    expect(adapter.parseProviderMessage(buf({ event: 'websocket:cleared' }), false)).toEqual({ type: 'connected' });
+    expect(adapter.parseProviderMessage(buf({ event: 'websocket:cleared' }), false)).toEqual({ type: 'other' });
   });
 
   test('error codes', () => {

@@ -122,7 +122,7 @@ describe.each(TEST_DB_KINDS)('store on %s', (kind) => {
       expect(call).toMatchObject({ status: 'live', pauses: [], consent: null, alignment: null, legs: ['caller', 'agent'] });
       expect(await store.calls.get('t1', 'CA1')).toEqual(call);
       expect(await store.calls.get('t2', 'CA1')).toBeNull();
-      await expect(store.calls.create(newCall('CA1', '2024-05-01T10:00:00.000Z'))).rejects.toThrow();
+      await expect(store.calls.create(newCall('CA1', '2024-05-01T10:00:00.000Z'))).rejects.toMatchObject({ code: 'ERR_CONFLICT' });
 
       const ended = await store.calls.update('t1', 'CA1', {
         status: 'ended',
@@ -141,7 +141,7 @@ describe.each(TEST_DB_KINDS)('store on %s', (kind) => {
       await store.calls.create(newCall('CA1', '2024-05-01T10:00:00.000Z'));
       const recording = await store.recordings.create({ tenantId: 't1', callId: 'CA1', format: 'mp3', channels: 2, sampleRate: 8000, storageDays: 90 });
       expect(recording).toMatchObject({ status: 'recording', attempts: 0, objectKey: null });
-      await expect(store.recordings.create({ tenantId: 't1', callId: 'CA1', format: 'mp3', channels: 1, sampleRate: 8000, storageDays: 90 })).rejects.toThrow();
+      await expect(store.recordings.create({ tenantId: 't1', callId: 'CA1', format: 'mp3', channels: 1, sampleRate: 8000, storageDays: 90 })).rejects.toMatchObject({ code: 'ERR_CONFLICT' });
 
       const ready = await store.recordings.update(recording.id, { status: 'ready', byteSize: 5_000_000_000, durationMs: 61_000, sha256: 'ab'.repeat(32), attempts: 1, readyAt: '2024-05-01T10:06:00.000Z' });
       expect(ready).toMatchObject({ status: 'ready', byteSize: 5_000_000_000, durationMs: 61_000, attempts: 1 });
