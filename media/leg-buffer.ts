@@ -27,6 +27,8 @@ export class LegBuffer {
   private readonly slotMask: number;
   private flushedAt: number;
   private highWaterAt: number;
+  /** Every position in `[flushedAt, filledTo)` has been written: `read` copies it in bulk. */
+  private filledTo: number;
 
   constructor(options: LegBufferOptions) {
     if (!(options.capacity >= 1)) throw new RangeError(`capacity must be at least 1, got ${options.capacity}`);
@@ -34,7 +36,7 @@ export class LegBuffer {
     this.slotMask = this.capacity - 1;
     this.samples = new Int16Array(this.capacity);
     this.written = new Uint8Array(this.capacity);
-    this.flushedAt = this.highWaterAt = options.start ?? 0;
+    this.flushedAt = this.highWaterAt = this.filledTo = options.start ?? 0;
   }
 
   /** Position of the next sample `read` will emit; everything before it is gone. */
@@ -73,13 +75,22 @@ export class LegBuffer {
     const start = Math.max(position, this.flushedAt);
     let source = offset + (start - position);
     let fresh = 0;
-    for (let at = start; at < end; at++, source++) {
-      const slot = at & this.slotMask;
-      if (this.written[slot] === 0) {
-        this.samples[slot] = pcm[source];
-        this.written[slot] = 1;
-        fresh++;
+    if (start >= this.highWaterAt) {
+      // In order (the common case): nothing at or past high water is written yet, so the frame
+      // is copied whole, in at most two runs around the ring's end.
+      fresh = end - start;
+      this.copyIn(start, pcm, source, fresh);
+      if (start === this.filledTo) this.filledTo = end;
+    } else {
+      for (let at = start; at < end; at++, source++) {
+        const slot = at & this.slotMask;
+        if (this.written[slot] === 0) {
+          this.samples[slot] = pcm[source];
+          this.written[slot] = 1;
+          fresh++;
+        }
       }
+      if (start <= this.filledTo) this.extendFilled();
     }
     if (fresh === 0) {
       this.stats.framesDuplicate++;
@@ -100,6 +111,12 @@ export class LegBuffer {
    */
   read(upTo: number, out: Int16Array, outOffset = 0): number {
     const count = Math.max(0, Math.min(upTo - this.flushedAt, out.length - outOffset));
+    if (this.flushedAt + count <= this.filledTo) {
+      // All written (the common case): bulk copies instead of a per-sample test.
+      this.copyOut(this.flushedAt, out, outOffset, count);
+      this.advance(count);
+      return count;
+    }
     let gaps = 0;
     for (let i = 0, at = this.flushedAt; i < count; i++, at++) {
       const slot = at & this.slotMask;
@@ -134,10 +151,42 @@ export class LegBuffer {
 
   private forget(from: number, to: number): void {
     for (let at = from; at < to; at++) this.written[at & this.slotMask] = 0;
+    if (this.filledTo > from) this.filledTo = Math.max(from, this.flushedAt);
   }
 
   private advance(count: number): void {
     this.flushedAt += count;
     if (this.highWaterAt < this.flushedAt) this.highWaterAt = this.flushedAt;
+    if (this.filledTo < this.flushedAt) {
+      this.filledTo = this.flushedAt;
+      this.extendFilled();
+    }
+  }
+
+  /** Moves `filledTo` over written slots, e.g. past a late frame that closed a hole. */
+  private extendFilled(): void {
+    while (this.filledTo < this.highWaterAt && this.written[this.filledTo & this.slotMask] === 1) this.filledTo++;
+  }
+
+  private copyIn(position: number, pcm: Int16Array, source: number, length: number): void {
+    const slot = position & this.slotMask;
+    const first = Math.min(length, this.capacity - slot);
+    this.samples.set(pcm.subarray(source, source + first), slot);
+    this.written.fill(1, slot, slot + first);
+    if (first < length) {
+      this.samples.set(pcm.subarray(source + first, source + length), 0);
+      this.written.fill(1, 0, length - first);
+    }
+  }
+
+  private copyOut(position: number, out: Int16Array, outOffset: number, length: number): void {
+    const slot = position & this.slotMask;
+    const first = Math.min(length, this.capacity - slot);
+    out.set(this.samples.subarray(slot, slot + first), outOffset);
+    this.written.fill(0, slot, slot + first);
+    if (first < length) {
+      out.set(this.samples.subarray(0, length - first), outOffset + first);
+      this.written.fill(0, 0, length - first);
+    }
   }
 }

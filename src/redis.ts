@@ -7,14 +7,15 @@ import { CallrecError } from './errors.js';
  */
 export async function checkRedis(url: string, timeoutMs = 2000): Promise<void> {
   const client = new Redis(url, { lazyConnect: true, connectTimeout: timeoutMs, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false });
-  client.on('error', () => {}); // reported through connect() below
+  let cause: Error | undefined; // connect() rejects with "Connection is closed"; the 'error' event says why
+  client.on('error', (err: Error) => (cause ??= err));
   try {
     await client.connect();
     await client.ping();
   } catch (err) {
     throw new CallrecError(
       'ERR_REDIS_UNAVAILABLE',
-      `Redis does not answer at ${url} (${(err as Error).message}). callrec needs Redis for its job queues: ` +
+      `Redis does not answer at ${url} (${(cause ?? (err as Error)).message}). callrec needs Redis for its job queues: ` +
         `start one (e.g. "redis-server --daemonize yes", or "docker run -d -p 6379:6379 redis:7") or set REDIS_URL.`,
     );
   } finally {

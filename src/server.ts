@@ -70,7 +70,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     logController: new LogController({ disableRequestLogging: true }),
     trustProxy: true,
     // Call and agent ids are the providers' (Telnyx's are long); Fastify's default is 100.
-    maxParamLength: 256,
+    routerOptions: { maxParamLength: 256 },
     // Live calls are finalized before the HTTP server closes; keep-alive sockets must not hold it open.
     forceCloseConnections: true,
   });

@@ -77,17 +77,21 @@ export function beforeStart(what: string): CallrecError {
 /** A provider message with nothing in it for the recording (Vonage `websocket:cleared`, Telnyx `error`). */
 export const NOTHING: ProviderEvent = Object.freeze({ type: 'other' });
 
-// Checked before decoding because Buffer#write silently skips invalid base64 characters.
-const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
-
-function checkBase64(b64: string, field: string): number {
-  if (b64.length % 4 !== 0 || !BASE64.test(b64)) {
-    throw new CallrecError('ERR_BAD_PAYLOAD', `${field}: not valid base64`);
-  }
+/**
+ * The byte count a base64 string of this length decodes to. Node's decoder silently skips
+ * characters outside the alphabet, so a payload is valid exactly when it decodes to this many
+ * bytes: checked after decoding, which costs nothing, rather than with a per-frame regex.
+ */
+function base64Bytes(b64: string, field: string): number {
+  if (b64.length % 4 !== 0) throw badBase64(field);
   let padding = 0;
   if (b64.endsWith('==')) padding = 2;
   else if (b64.endsWith('=')) padding = 1;
   return (b64.length / 4) * 3 - padding;
+}
+
+function badBase64(field: string): CallrecError {
+  return new CallrecError('ERR_BAD_PAYLOAD', `${field}: not valid base64`);
 }
 
 function checkWholeSamples(bytes: number, sampleBytes: number, field: string): void {
@@ -105,18 +109,21 @@ export class ScratchDecoder {
   private scratch = Buffer.allocUnsafeSlow(1024);
 
   decode(b64: string, sampleBytes: number, field: string): Buffer {
-    const bytes = checkBase64(b64, field);
+    const bytes = base64Bytes(b64, field);
     checkWholeSamples(bytes, sampleBytes, field);
     if (bytes > this.scratch.length) this.scratch = Buffer.allocUnsafeSlow(Math.max(bytes, this.scratch.length * 2));
-    const written = this.scratch.write(b64, 0, 'base64');
-    return this.scratch.subarray(0, written);
+    if (this.scratch.write(b64, 0, 'base64') !== bytes) throw badBase64(field);
+    return this.scratch.subarray(0, bytes);
   }
 }
 
 /** Decodes base64 audio into a buffer of its own (for payloads that may be kept). */
 export function decodeOwned(b64: string, sampleBytes: number, field: string): Buffer {
-  checkWholeSamples(checkBase64(b64, field), sampleBytes, field);
-  return Buffer.from(b64, 'base64');
+  const bytes = base64Bytes(b64, field);
+  checkWholeSamples(bytes, sampleBytes, field);
+  const buffer = Buffer.from(b64, 'base64');
+  if (buffer.length !== bytes) throw badBase64(field);
+  return buffer;
 }
 
 /**

@@ -86,9 +86,9 @@ export class Capture {
     this.#maxJump = Math.round((opts.maxJumpMs ?? 60_000) * perMs);
     this.#maxFrame = MAX_FRAME_MS * perMs;
     const start = Math.round((opts.startMs ?? 0) * perMs);
-    const capacity = this.#jitter + 2 * this.#maxFrame + BLOCK;
+    const capacity = this.#jitter + 2 * this.#maxFrame + 2 * BLOCK;
     this.#legs = { caller: new LegBuffer({ capacity, start }), agent: new LegBuffer({ capacity, start }) };
-    this.#step = this.#legs.caller.capacity - this.#jitter - this.#maxFrame;
+    this.#step = this.#legs.caller.capacity - this.#jitter - this.#maxFrame - BLOCK;
     this.#scratch = new Int16Array(this.#maxFrame);
     this.#playout = opts.bridged ? new PlayoutQueue({ maxQueuedSamples: (opts.maxQueuedMs ?? 120_000) * perMs }) : null;
     this.#clock = this.#flushed = start;
@@ -131,8 +131,9 @@ export class Capture {
     if (this.#playout) this.#unplayed += this.#playout.clear(this.#clock);
   }
 
-  /** Writes everything already placed beyond the jitter window to disk. */
+  /** Writes everything that has left the jitter window to disk. */
   flush(): Promise<void> {
+    this.#drain(this.#clock - this.#jitter);
     return this.#spool.flush();
   }
 
@@ -165,7 +166,10 @@ export class Capture {
     while (this.#clock < to) {
       this.#clock = Math.min(to, this.#clock + this.#step);
       this.#playout?.release(this.#clock, this.#writeAgent);
-      this.#drain(this.#clock - this.#jitter);
+      // Spooled a block at a time rather than a frame at a time: one read, interleave and
+      // append per 1024 samples instead of per 160. The ring has room for the extra block.
+      const horizon = this.#clock - this.#jitter;
+      if (horizon - this.#flushed >= BLOCK) this.#drain(horizon);
     }
   }
 

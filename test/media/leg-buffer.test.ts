@@ -144,3 +144,40 @@ test('skip discards without emitting and a start position offsets everything', (
   expect(buffer.highWater).toBe(9000);
   expect(buffer.write(9000 + 1024 - 160, frame(0, 160))).toBe('placed');
 });
+
+describe('LegBuffer bulk paths', () => {
+  const frame = (value: number, n = 4) => new Int16Array(n).fill(value);
+
+  test('a hole closed by a late frame reads back whole, with no gap counted', () => {
+    const leg = new LegBuffer({ capacity: 16 });
+    leg.write(0, frame(1));
+    leg.write(8, frame(3)); // hole at 4..8
+    leg.write(4, frame(2)); // late: closes it
+    const out = new Int16Array(12);
+    expect(leg.read(12, out)).toBe(12);
+    expect([...out]).toEqual([1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3]);
+    expect(leg.stats.gapSamples).toBe(0);
+  });
+
+  test('in-order frames across the ring end read back in order, many times round', () => {
+    const leg = new LegBuffer({ capacity: 16 });
+    const out = new Int16Array(6);
+    for (let i = 0; i < 40; i++) {
+      leg.write(i * 6, frame(i, 6));
+      expect(leg.read((i + 1) * 6, out)).toBe(6);
+      expect([...out]).toEqual(Array(6).fill(i));
+    }
+    expect(leg.stats.gapSamples).toBe(0);
+    expect(leg.stats.framesPlaced).toBe(40);
+  });
+
+  test('a read reaching into a hole takes the per-sample path and counts the gap', () => {
+    const leg = new LegBuffer({ capacity: 16 });
+    leg.write(0, frame(1));
+    leg.write(6, frame(2));
+    const out = new Int16Array(10);
+    leg.read(10, out);
+    expect([...out]).toEqual([1, 1, 1, 1, 0, 0, 2, 2, 2, 2]);
+    expect(leg.stats.gapSamples).toBe(2);
+  });
+});
