@@ -58,8 +58,11 @@ async function addPcm(target: AudioSampleSource, source: PcmSource): Promise<voi
       timestamp: frames / source.sampleRate,
     });
     frames += chunk.length / source.channels;
-    await target.add(sample);
-    sample.close();
+    try {
+      await target.add(sample);
+    } finally {
+      sample.close();
+    }
   }
 }
 
