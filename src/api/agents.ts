@@ -7,7 +7,10 @@ import { agentView } from './views.js';
 
 const AgentParams = Type.Object({ agentId: Type.String({ pattern: AGENT_ID_PATTERN }) });
 
-/** Per-agent Voice Settings: `PATCH`/`GET /agents/{id}` (also under `/api`), `GET /api/agents`. */
+/**
+ * Per-agent Voice Settings: `PATCH`/`GET /agents/{id}` (also under `/api`), `GET /api/agents`,
+ * and each agent's change history, newest first: `GET /api/agents/{id}/audit`.
+ */
 export function agentRoutes(app: ApiInstance, { store }: ApiDeps): void {
   // The seed documents `/agents/{id}`; `/api/agents/{id}` keeps the API under one prefix.
   for (const prefix of ['', '/api']) {
@@ -31,6 +34,18 @@ export function agentRoutes(app: ApiInstance, { store }: ApiDeps): void {
       },
     );
   }
+
+  app.get(
+    '/api/agents/:agentId/audit',
+    { schema: { params: AgentParams }, config: { scopes: ['agents:write'] } },
+    async (request) => {
+      const { tenantId } = principalOf(request);
+      const { agentId } = request.params;
+      if (!(await store.agents.get(tenantId, agentId))) throw notFound(`agent ${agentId}`);
+      const entries = await store.agents.audit(tenantId, agentId);
+      return { data: entries.reverse().map(({ at, keyId, before, after }) => ({ at, key_id: keyId, before, after })) };
+    },
+  );
 
   app.get('/api/agents', { config: { scopes: ['agents:write', 'recordings:read'] } }, async (request) => {
     const agents = await store.agents.list(principalOf(request).tenantId);

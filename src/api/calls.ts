@@ -7,6 +7,11 @@ import { callView } from './views.js';
 
 export const CallParams = Type.Object({ callId: Type.String({ minLength: 1, maxLength: 256 }) });
 
+const LegalHoldBody = Type.Object(
+  { hold: Type.Boolean(), reason: Type.String({ minLength: 1, maxLength: 500 }) },
+  { additionalProperties: false },
+);
+
 const RECORDING_STATUSES = ['none', 'recording', 'paused', 'processing', 'ready', 'failed', 'deleted'] as const;
 
 const ListQuery = Type.Object({
@@ -27,7 +32,7 @@ function isoTime(value: string | undefined, field: string): string | undefined {
   return new Date(ms).toISOString();
 }
 
-/** Call Logs (`GET /api/calls`) and call metadata (`GET /api/calls/{id}`). */
+/** Call Logs (`GET /api/calls`), call metadata (`GET /api/calls/{id}`) and legal hold (`PUT /api/calls/{id}/legal-hold`). */
 export function callRoutes(app: ApiInstance, { store }: ApiDeps): void {
   app.get('/api/calls', { schema: { querystring: ListQuery }, config: { scopes: ['recordings:read'] } }, async (request) => {
     const { query } = request;
@@ -55,4 +60,16 @@ export function callRoutes(app: ApiInstance, { store }: ApiDeps): void {
     if (!call) throw notFound(`call ${request.params.callId}`);
     return callView(call, await store.recordings.getByCall(tenantId, call.id));
   });
+
+  app.put(
+    '/api/calls/:callId/legal-hold',
+    { schema: { params: CallParams, body: LegalHoldBody }, config: { scopes: ['admin'] } },
+    async (request) => {
+      const { tenantId, keyId } = principalOf(request);
+      const { hold, reason } = request.body;
+      const call = await store.calls.setLegalHold(tenantId, request.params.callId, hold, reason, keyId);
+      if (!call) throw notFound(`call ${request.params.callId}`);
+      return callView(call, await store.recordings.getByCall(tenantId, call.id));
+    },
+  );
 }

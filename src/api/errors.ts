@@ -35,6 +35,17 @@ export function notFound(what: string): HttpError {
   return new HttpError(404, 'ERR_NOT_FOUND', `${what} not found`);
 }
 
+/**
+ * Rethrows `err` as the answer to the request when it is a `CallrecError` whose code
+ * `statuses` lists (same code and message, that status); anything else is rethrown as is.
+ */
+export function rethrowAs(err: unknown, statuses: Readonly<Record<string, number>>): never {
+  if (err instanceof CallrecError && !(err instanceof HttpError) && statuses[err.code] !== undefined) {
+    throw new HttpError(statuses[err.code], err.code, err.message);
+  }
+  throw err;
+}
+
 /** Fastify's own client errors (bad JSON, wrong content type, body too large) under our codes. */
 const FASTIFY_CLIENT_CODES: Record<number, string> = {
   400: 'ERR_BAD_REQUEST',

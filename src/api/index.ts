@@ -2,6 +2,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { authPlugin } from '../auth/plugin.js';
 import { agentRoutes } from './agents.js';
 import { callRoutes } from './calls.js';
+import { controlRoutes } from './control.js';
 import { errorHandler, notFoundHandler } from './errors.js';
 import { healthRoutes } from './health.js';
 import { keyRoutes } from './keys.js';
@@ -14,7 +15,7 @@ export type { ApiDeps } from './types.js';
 export { errorHandler, notFoundHandler, HttpError } from './errors.js';
 
 /**
- * The HTTP API (SPEC §3): health, agents, calls, recordings, keys, tenants. Register it at the root; its
+ * The HTTP API (SPEC §3): health, agents, calls, recordings, call control, keys, tenants. Register it at the root; its
  * authentication, validation and error format apply to its own routes only, so the server's
  * other routes (WebSocket, dashboard, metrics) keep theirs.
  */
@@ -28,6 +29,7 @@ export const apiPlugin: FastifyPluginAsync<ApiDeps> = async (fastify, deps) => {
   agentRoutes(app, deps);
   callRoutes(app, deps);
   recordingRoutes(app, deps);
+  controlRoutes(app, deps);
   keyRoutes(app, deps);
   tenantRoutes(app, deps);
 };

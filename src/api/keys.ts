@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import { SCOPES, type Principal } from '../auth/scopes.js';
+import { SCOPES, scopesBeyond, type Principal } from '../auth/scopes.js';
 import { principalOf } from '../auth/plugin.js';
 import type { ApiKey } from '../store/index.js';
 import { HttpError, notFound } from './errors.js';
@@ -40,7 +40,12 @@ export function targetTenant(principal: Principal, requested: string | undefined
 /** API keys: `POST /api/keys` (the secret is shown once), `GET /api/keys`, `DELETE /api/keys/{id}` (revokes). */
 export function keyRoutes(app: ApiInstance, { store }: ApiDeps): void {
   app.post('/api/keys', { schema: { body: CreateKeyBody }, config: { scopes: ['admin'] } }, async (request, reply) => {
-    const tenantId = targetTenant(principalOf(request), request.body.tenant_id);
+    const principal = principalOf(request);
+    const tenantId = targetTenant(principal, request.body.tenant_id);
+    const beyond = scopesBeyond(principal, request.body.scopes);
+    if (beyond.length > 0) {
+      throw new HttpError(403, 'ERR_FORBIDDEN', `a key cannot grant scopes it does not hold: ${beyond.join(', ')}`, { field: 'scopes' });
+    }
     if (!(await store.tenants.get(tenantId))) throw notFound(`tenant ${tenantId}`);
     const { key, secret } = await store.keys.create({ tenantId, name: request.body.name, scopes: request.body.scopes });
     reply.code(201);
@@ -56,8 +61,13 @@ export function keyRoutes(app: ApiInstance, { store }: ApiDeps): void {
     '/api/keys/:keyId',
     { schema: { params: Type.Object({ keyId: Type.String({ minLength: 1, maxLength: 64 }) }), querystring: TenantQuery }, config: { scopes: ['admin'] } },
     async (request, reply) => {
-      const tenantId = targetTenant(principalOf(request), request.query.tenant_id);
-      if (!(await store.keys.revoke(tenantId, request.params.keyId))) throw notFound(`key ${request.params.keyId}`);
+      const principal = principalOf(request);
+      const tenantId = targetTenant(principal, request.query.tenant_id);
+      const key = await store.keys.get(tenantId, request.params.keyId);
+      if (!key || key.revokedAt !== null) throw notFound(`key ${request.params.keyId}`);
+      // The operator key lives in tenant `default`; that tenant's own admins must not lock the operator out.
+      if (key.operator && !principal.operator) throw new HttpError(403, 'ERR_FORBIDDEN', 'only the operator key may revoke the operator key');
+      if (!(await store.keys.revoke(tenantId, key.id))) throw notFound(`key ${key.id}`);
       reply.code(204);
     },
   );

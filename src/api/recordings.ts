@@ -3,7 +3,7 @@ import type { RecordingFormat } from '../../media/types.js';
 import { principalOf } from '../auth/plugin.js';
 import { CallrecError } from '../errors.js';
 import { CallParams } from './calls.js';
-import { HttpError, notFound } from './errors.js';
+import { HttpError, notFound, rethrowAs } from './errors.js';
 import { parseRange } from './range.js';
 import type { ApiDeps, ApiInstance } from './types.js';
 
@@ -14,7 +14,13 @@ const RecordingQuery = Type.Object({
   download: Type.Optional(Type.Boolean()),
 });
 
-/** `GET /api/calls/{id}/recording`: the audio, seekable with `Range`, every read access-logged. */
+/** Why `RecordingRepository.delete` refuses, as HTTP. */
+const DELETE_ERRORS = { ERR_NOT_FOUND: 404, ERR_CONFLICT: 409, ERR_LEGAL_HOLD: 423 };
+
+/**
+ * `GET /api/calls/{id}/recording`: the audio, seekable with `Range`, every read access-logged.
+ * `DELETE /api/calls/{id}/recording`: removes the object and leaves a tombstone; 423 on legal hold.
+ */
 export function recordingRoutes(app: ApiInstance, { store, storage }: ApiDeps): void {
   app.get(
     '/api/calls/:callId/recording',
@@ -72,6 +78,19 @@ export function recordingRoutes(app: ApiInstance, { store, storage }: ApiDeps): 
         reply.header('Content-Length', size);
       }
       return reply.send(body);
+    },
+  );
+
+  app.delete(
+    '/api/calls/:callId/recording',
+    { schema: { params: CallParams }, config: { scopes: ['recordings:delete'] } },
+    async (request) => {
+      const { tenantId, keyId } = principalOf(request);
+      const { callId } = request.params;
+      await store.recordings
+        .delete(tenantId, callId, storage, { deletedBy: keyId, reason: 'api' })
+        .catch((err: unknown) => rethrowAs(err, DELETE_ERRORS));
+      return { call_id: callId, recording_status: 'deleted' };
     },
   );
 }

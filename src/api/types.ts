@@ -1,4 +1,5 @@
 import type { FastifyBaseLogger, FastifyInstance, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerDefault } from 'fastify';
+import type { CallControl } from '../calls/control.js';
 import type { ObjectStore } from '../storage/types.js';
 import type { Store } from '../store/index.js';
 import type { TypeBoxProvider } from './typebox.js';
@@ -7,6 +8,8 @@ import type { TypeBoxProvider } from './typebox.js';
 export interface ApiDeps {
   store: Store;
   storage: ObjectStore;
+  /** Recording control of live calls, whichever node holds them. */
+  control: CallControl;
   /** Each dependency's reachability (`db`, `redis`, `storage`…) for `/readyz`. */
   readiness: () => Promise<Record<string, boolean>>;
 }

@@ -47,6 +47,9 @@ export interface CallView {
   consent: JsonObject | null;
   pauses: JsonObject[];
   alignment: JsonObject | null;
+  /** While true the recording cannot be deleted (SPEC §3 legal hold). */
+  legal_hold: boolean;
+  legal_hold_reason: string | null;
 }
 
 export function callView(call: Call, recording: Recording | null): CallView {
@@ -77,5 +80,7 @@ export function callView(call: Call, recording: Recording | null): CallView {
     consent: call.consent,
     pauses: call.pauses,
     alignment: call.alignment,
+    legal_hold: call.legalHold,
+    legal_hold_reason: call.legalHoldReason,
   };
 }

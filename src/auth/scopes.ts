@@ -20,3 +20,8 @@ export function isScope(value: string): value is Scope {
 export function hasScope(principal: Principal, scope: Scope): boolean {
   return principal.scopes.includes(scope) || principal.scopes.includes('admin');
 }
+
+/** The scopes of `requested` that `principal` does not hold: a key cannot hand out more than it has. */
+export function scopesBeyond(principal: Principal, requested: readonly Scope[]): Scope[] {
+  return requested.filter((scope) => !hasScope(principal, scope));
+}

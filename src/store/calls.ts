@@ -1,9 +1,10 @@
+import { randomUUID } from 'node:crypto';
 import type { Kysely, Selectable } from 'kysely';
 import type { Leg } from '../../media/types.js';
 import type { CallRecordingSettings } from '../agents/settings.js';
 import { CallrecError } from '../errors.js';
-import { isUniqueViolation } from './dialect.js';
-import type { CallsTable, Database } from './schema.js';
+import { isUniqueViolation, type Dialect } from './dialect.js';
+import type { CallAuditTable, CallsTable, Database } from './schema.js';
 import { toRecording, type Recording, type RecordingStatus } from './recordings.js';
 
 export type CallMode = 'fork' | 'bridge';
@@ -32,6 +33,23 @@ export interface Call {
   alignment: JsonObject | null;
   consent: JsonObject | null;
   pauses: JsonObject[];
+  /** While true the call's recording may not be deleted, by the API or by retention. */
+  legalHold: boolean;
+  legalHoldReason: string | null;
+}
+
+/** One administrative change to a call: who (key id), when, what, and the state before and after. */
+export interface CallAuditEntry {
+  id: string;
+  tenantId: string;
+  callId: string;
+  /** 1 for the call's first change, then +1 per change. */
+  version: number;
+  keyId: string | null;
+  action: 'legal_hold';
+  at: string;
+  before: JsonObject;
+  after: JsonObject;
 }
 
 export interface NewCall {
@@ -93,6 +111,22 @@ function toCall(row: Selectable<CallsTable>): Call {
     alignment: row.alignment === null ? null : JSON.parse(row.alignment),
     consent: row.consent === null ? null : JSON.parse(row.consent),
     pauses: JSON.parse(row.pauses),
+    legalHold: row.legal_hold === 1,
+    legalHoldReason: row.legal_hold_reason,
+  };
+}
+
+function toAuditEntry(row: Selectable<CallAuditTable>): CallAuditEntry {
+  return {
+    id: row.id,
+    tenantId: row.tenant_id,
+    callId: row.call_id,
+    version: row.version,
+    keyId: row.key_id,
+    action: row.action as CallAuditEntry['action'],
+    at: row.at,
+    before: JSON.parse(row.before),
+    after: JSON.parse(row.after),
   };
 }
 
@@ -113,9 +147,11 @@ function decodeCursor(cursor: string): [string, string] {
 
 export class CallRepository {
   readonly #db: Kysely<Database>;
+  readonly #dialect: Dialect;
 
-  constructor(db: Kysely<Database>) {
+  constructor(db: Kysely<Database>, dialect: Dialect) {
     this.#db = db;
+    this.#dialect = dialect;
   }
 
   /** Records a new live call. Rejects if the tenant already has a call with that id. */
@@ -138,6 +174,8 @@ export class CallRepository {
       alignment: null,
       consent: null,
       pauses: '[]',
+      legal_hold: 0,
+      legal_hold_reason: null,
     };
     try {
       await this.#db.insertInto('calls').values(row).execute();
@@ -168,6 +206,62 @@ export class CallRepository {
       await this.#db.updateTable('calls').set(set).where('tenant_id', '=', tenantId).where('id', '=', id).execute();
     }
     return this.get(tenantId, id);
+  }
+
+  /**
+   * Places (`hold` true) or releases the call's legal hold and audits the change, in one
+   * transaction; every request is audited, a repeated one included, since each is a decision
+   * someone made. `reason` is kept on the call while it is held. Returns null when the tenant
+   * has no such call. On PostgreSQL the call row stays locked until commit, so a concurrent
+   * `RecordingRepository.delete` sees the hold or finishes before it.
+   */
+  async setLegalHold(tenantId: string, id: string, hold: boolean, reason: string, keyId: string | null): Promise<Call | null> {
+    return this.#db.transaction().execute(async (trx) => {
+      const current = await trx
+        .selectFrom('calls')
+        .selectAll()
+        .where('tenant_id', '=', tenantId)
+        .where('id', '=', id)
+        .$if(this.#dialect === 'postgres', (qb) => qb.forUpdate())
+        .executeTakeFirst();
+      if (!current) return null;
+      const at = new Date().toISOString();
+      const set = { legal_hold: hold ? 1 : 0, legal_hold_reason: hold ? reason : null };
+      await trx.updateTable('calls').set(set).where('tenant_id', '=', tenantId).where('id', '=', id).execute();
+      const { last } = await trx
+        .selectFrom('call_audit')
+        .select((eb) => eb.fn.max('version').as('last'))
+        .where('tenant_id', '=', tenantId)
+        .where('call_id', '=', id)
+        .executeTakeFirstOrThrow();
+      await trx
+        .insertInto('call_audit')
+        .values({
+          id: randomUUID(),
+          tenant_id: tenantId,
+          call_id: id,
+          version: (last ?? 0) + 1,
+          key_id: keyId,
+          action: 'legal_hold',
+          at,
+          before: JSON.stringify({ legal_hold: current.legal_hold === 1, reason: current.legal_hold_reason }),
+          after: JSON.stringify({ legal_hold: hold, reason }),
+        })
+        .execute();
+      return toCall({ ...current, ...set });
+    });
+  }
+
+  /** The call's administrative changes, oldest first. */
+  async audit(tenantId: string, id: string): Promise<CallAuditEntry[]> {
+    const rows = await this.#db
+      .selectFrom('call_audit')
+      .selectAll()
+      .where('tenant_id', '=', tenantId)
+      .where('call_id', '=', id)
+      .orderBy('version')
+      .execute();
+    return rows.map(toAuditEntry);
   }
 
   /**

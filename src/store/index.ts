@@ -13,15 +13,17 @@ import { migrationProvider } from './migrations.js';
 import { RecordingRepository } from './recordings.js';
 import type { Database } from './schema.js';
 import { TenantRepository } from './tenants.js';
+import { TombstoneRepository } from './tombstones.js';
 
 export type { Dialect } from './dialect.js';
 export type { Tenant } from './tenants.js';
 export type { ApiKey, NewApiKey } from './keys.js';
 export { OPERATOR_TENANT_ID } from './keys.js';
 export type { Agent, AgentAuditEntry } from './agents.js';
-export type { Call, CallFilters, CallMode, CallPage, CallPatch, CallStatus, CallWithRecording, JsonObject, NewCall } from './calls.js';
+export type { Call, CallAuditEntry, CallFilters, CallMode, CallPage, CallPatch, CallStatus, CallWithRecording, JsonObject, NewCall } from './calls.js';
 export type { NewRecording, Recording, RecordingPatch, RecordingStatus } from './recordings.js';
 export type { AccessLogEntry, NewAccessLogEntry } from './access-log.js';
+export type { DeletionReason, NewTombstone, Tombstone } from './tombstones.js';
 
 /** callrec's database: the same repositories over SQLite or PostgreSQL. */
 export interface Store {
@@ -32,6 +34,7 @@ export interface Store {
   readonly calls: CallRepository;
   readonly recordings: RecordingRepository;
   readonly accessLog: AccessLogRepository;
+  readonly tombstones: TombstoneRepository;
   /** Brings the schema up to date (idempotent); rejects `ERR_MIGRATION`. */
   migrate(): Promise<void>;
   /** Resolves when the database answers a query (readiness). */
@@ -99,9 +102,10 @@ export async function createStore(databaseUrl: string): Promise<Store> {
     tenants,
     keys: new KeyRepository(db, tenants),
     agents: new AgentRepository(db, dialect),
-    calls: new CallRepository(db),
-    recordings: new RecordingRepository(db),
+    calls: new CallRepository(db, dialect),
+    recordings: new RecordingRepository(db, dialect),
     accessLog: new AccessLogRepository(db),
+    tombstones: new TombstoneRepository(db),
     async migrate() {
       if (schema !== undefined) await sql`create schema if not exists ${sql.id(schema)}`.execute(db);
       // Kysely finds its bookkeeping table by name across all schemas unless told which one,

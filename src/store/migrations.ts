@@ -126,9 +126,52 @@ const initial: Migration = {
   },
 };
 
+/** Issue 5: legal hold on calls, its audit trail, and tombstones for deleted recordings. */
+const holdsAndTombstones: Migration = {
+  async up(db: Db) {
+    await db.schema.alterTable('calls').addColumn('legal_hold', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+    await db.schema.alterTable('calls').addColumn('legal_hold_reason', 'text').execute();
+
+    await db.schema
+      .createTable('call_audit')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('tenant_id', 'text', (c) => c.notNull())
+      .addColumn('call_id', 'text', (c) => c.notNull())
+      .addColumn('version', 'integer', (c) => c.notNull())
+      .addColumn('key_id', 'text')
+      .addColumn('action', 'text', (c) => c.notNull())
+      .addColumn('at', 'text', (c) => c.notNull())
+      .addColumn('before', 'text', (c) => c.notNull())
+      .addColumn('after', 'text', (c) => c.notNull())
+      // As agent_audit: orders a call's changes within one millisecond and rules out a lost update.
+      .addUniqueConstraint('call_audit_version', ['tenant_id', 'call_id', 'version'])
+      .execute();
+
+    await db.schema
+      .createTable('tombstones')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('tenant_id', 'text', (c) => c.notNull())
+      .addColumn('call_id', 'text', (c) => c.notNull())
+      .addColumn('recording_id', 'text', (c) => c.notNull())
+      .addColumn('object_key', 'text')
+      .addColumn('deleted_by', 'text', (c) => c.notNull())
+      .addColumn('reason', 'text', (c) => c.notNull())
+      .addColumn('at', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex('tombstones_call').on('tombstones').columns(['tenant_id', 'call_id', 'at']).execute();
+  },
+  async down(db: Db) {
+    await db.schema.dropTable('tombstones').ifExists().execute();
+    await db.schema.dropTable('call_audit').ifExists().execute();
+    await db.schema.alterTable('calls').dropColumn('legal_hold_reason').execute();
+    await db.schema.alterTable('calls').dropColumn('legal_hold').execute();
+  },
+};
+
 /** Every migration, in order; names sort in the order they run. */
 export const migrations: Record<string, Migration> = {
   '0001_initial': initial,
+  '0002_holds_and_tombstones': holdsAndTombstones,
 };
 
 /** Kysely's provider over the in-code list, so a build ships its migrations without a directory to find. */

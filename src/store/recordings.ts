@@ -1,9 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import type { Kysely, Selectable, Updateable } from 'kysely';
+import { sql, type Kysely, type Selectable, type Updateable } from 'kysely';
 import type { RecordingFormat } from '../../media/types.js';
 import { CallrecError } from '../errors.js';
-import { isUniqueViolation } from './dialect.js';
+import type { ObjectStore } from '../storage/types.js';
+import { isUniqueViolation, type Dialect } from './dialect.js';
 import type { Database, RecordingsTable } from './schema.js';
+import { insertTombstone, type DeletionReason, type Tombstone } from './tombstones.js';
 
 export type RecordingStatus = 'recording' | 'paused' | 'processing' | 'ready' | 'failed' | 'deleted';
 
@@ -89,11 +91,16 @@ export function toRecording(row: Selectable<RecordingsTable>): Recording {
   };
 }
 
+/** Statuses whose recording is still being written: deleting it now would race the writer. */
+const IN_PROGRESS: readonly RecordingStatus[] = ['recording', 'paused', 'processing'];
+
 export class RecordingRepository {
   readonly #db: Kysely<Database>;
+  readonly #dialect: Dialect;
 
-  constructor(db: Kysely<Database>) {
+  constructor(db: Kysely<Database>, dialect: Dialect) {
     this.#db = db;
+    this.#dialect = dialect;
   }
 
   /** Creates the call's recording (one per call: a second create for the same call rejects). */
@@ -148,5 +155,84 @@ export class RecordingRepository {
     }
     await this.#db.updateTable('recordings').set(set).where('id', '=', id).execute();
     return this.get(id);
+  }
+
+  /**
+   * Ready recordings past their retention (`created_at` + `storage_days` before `now`) whose
+   * call is not on legal hold, oldest first, at most `limit`.
+   */
+  async listExpired(now: Date, limit: number): Promise<Recording[]> {
+    const cutoff = now.toISOString();
+    // Each row has its own storage_days, so the cutoff is computed per row, in each database's date arithmetic.
+    const expired =
+      this.#dialect === 'postgres'
+        ? sql<boolean>`cast(r.created_at as timestamptz) + r.storage_days * interval '1 day' < cast(${cutoff} as timestamptz)`
+        : sql<boolean>`julianday(r.created_at) + r.storage_days < julianday(${cutoff})`;
+    const rows = await this.#db
+      .selectFrom('recordings as r')
+      .innerJoin('calls as c', (join) => join.onRef('c.tenant_id', '=', 'r.tenant_id').onRef('c.id', '=', 'r.call_id'))
+      .selectAll('r')
+      .where('r.status', '=', 'ready')
+      .where('c.legal_hold', '=', 0)
+      .where(expired)
+      .orderBy('r.created_at')
+      .orderBy('r.id')
+      .limit(limit)
+      .execute();
+    return rows.map(toRecording);
+  }
+
+  /**
+   * Deletes the call's recording: removes its object from `objects`, marks it `deleted` and
+   * leaves a tombstone. Rejects with `ERR_NOT_FOUND` (no such call or recording, or already
+   * deleted), `ERR_LEGAL_HOLD` (the call is on hold) or `ERR_CONFLICT` (still being recorded
+   * or processed).
+   *
+   * The object is removed inside the transaction that checks the hold, so a hold placed
+   * concurrently either comes first and blocks this or comes after the object is gone; and if
+   * the removal fails nothing is marked, so a retry finds the recording as it was. The
+   * transaction is held open across one object delete, which is rare and short.
+   */
+  async delete(
+    tenantId: string,
+    callId: string,
+    objects: Pick<ObjectStore, 'delete'>,
+    by: { deletedBy: string; reason: DeletionReason },
+  ): Promise<{ recording: Recording; tombstone: Tombstone }> {
+    return this.#db.transaction().execute(async (trx) => {
+      const forUpdate = this.#dialect === 'postgres';
+      const call = await trx
+        .selectFrom('calls')
+        .select(['legal_hold'])
+        .where('tenant_id', '=', tenantId)
+        .where('id', '=', callId)
+        .$if(forUpdate, (qb) => qb.forUpdate())
+        .executeTakeFirst();
+      const row = await trx
+        .selectFrom('recordings')
+        .selectAll()
+        .where('tenant_id', '=', tenantId)
+        .where('call_id', '=', callId)
+        .$if(forUpdate, (qb) => qb.forUpdate())
+        .executeTakeFirst();
+      if (!call || !row || row.status === 'deleted') throw new CallrecError('ERR_NOT_FOUND', `call ${callId} has no recording`);
+      if (call.legal_hold === 1) throw new CallrecError('ERR_LEGAL_HOLD', `call ${callId} is on legal hold`);
+      if (IN_PROGRESS.includes(row.status as RecordingStatus)) {
+        throw new CallrecError('ERR_CONFLICT', `the recording of call ${callId} is still ${row.status}`);
+      }
+      if (row.object_key !== null) await objects.delete(row.object_key);
+      const now = new Date().toISOString();
+      const set = { status: 'deleted', deleted_at: now, updated_at: now };
+      await trx.updateTable('recordings').set(set).where('id', '=', row.id).execute();
+      const tombstone = await insertTombstone(trx, {
+        tenantId,
+        callId,
+        recordingId: row.id,
+        objectKey: row.object_key,
+        deletedBy: by.deletedBy,
+        reason: by.reason,
+      });
+      return { recording: toRecording({ ...row, ...set }), tombstone };
+    });
   }
 }

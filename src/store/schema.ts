@@ -61,6 +61,23 @@ export interface CallsTable {
   alignment: string | null;
   consent: string | null;
   pauses: string;
+  /** 1 while the call is on legal hold: its recording may not be deleted. */
+  legal_hold: number;
+  legal_hold_reason: string | null;
+}
+
+/** One administrative change to a call (legal hold): who, when, what, before and after. */
+export interface CallAuditTable {
+  id: string;
+  tenant_id: string;
+  call_id: string;
+  /** 1 for a call's first change, then +1 per change. */
+  version: number;
+  key_id: string | null;
+  action: string;
+  at: string;
+  before: string;
+  after: string;
 }
 
 export interface RecordingsTable {
@@ -98,6 +115,19 @@ export interface AccessLogTable {
   at: string;
 }
 
+/** What is left of a deleted recording: which object was removed, by whom, why, when. */
+export interface TombstonesTable {
+  id: string;
+  tenant_id: string;
+  call_id: string;
+  recording_id: string;
+  object_key: string | null;
+  /** The API key's id, or `retention`. */
+  deleted_by: string;
+  reason: string;
+  at: string;
+}
+
 export interface Database {
   tenants: TenantsTable;
   api_keys: ApiKeysTable;
@@ -106,4 +136,6 @@ export interface Database {
   calls: CallsTable;
   recordings: RecordingsTable;
   access_log: AccessLogTable;
+  call_audit: CallAuditTable;
+  tombstones: TombstonesTable;
 }

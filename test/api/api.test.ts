@@ -8,6 +8,7 @@ import { apiPlugin } from '../../src/api/index.js';
 import { LocalObjectStore } from '../../src/storage/local.js';
 import type { Store } from '../../src/store/index.js';
 import { createTestStore, TEST_DB_KINDS, type TestStore } from '../helpers/db.js';
+import { ScriptedControl } from './harness.js';
 
 describe.each(TEST_DB_KINDS)('HTTP API on %s', (kind) => {
   let t: TestStore;
@@ -38,7 +39,7 @@ describe.each(TEST_DB_KINDS)('HTTP API on %s', (kind) => {
     keys.revoked = revoked.secret;
 
     app = Fastify({ logger: false });
-    await app.register(apiPlugin, { store, storage, readiness: async () => ready });
+    await app.register(apiPlugin, { store, storage, control: new ScriptedControl(), readiness: async () => ready });
     base = await app.listen({ port: 0, host: '127.0.0.1' });
   });
 
@@ -175,6 +176,28 @@ describe.each(TEST_DB_KINDS)('HTTP API on %s', (kind) => {
       await expectError(await call('GET', '/agents/get-bot', 'streamer'), 403, 'ERR_FORBIDDEN');
     });
 
+    test('audit lists every change newest first with the key that made it; 404 for unknown and foreign agents', async () => {
+      await call('PATCH', '/agents/audited-bot', 'writer', { voice_tools: { call_recording: { enabled: true } } });
+      await call('PATCH', '/api/agents/audited-bot', 'admin', { voice_tools: { call_recording: { storage_days: 30 } } });
+      const res = await call('GET', '/api/agents/audited-bot/audit', 'writer');
+      expect(res.status).toBe(200);
+      const t1Keys = await store.keys.list('t1');
+      const keyId = (name: string) => t1Keys.find((key) => key.name === name)!.id;
+      expect(await json(res)).toEqual({
+        data: [
+          {
+            at: expect.any(String), key_id: keyId('admin'),
+            before: { voice_tools: { call_recording: { enabled: true } } },
+            after: { voice_tools: { call_recording: { enabled: true, storage_days: 30 } } },
+          },
+          { at: expect.any(String), key_id: keyId('writer'), before: {}, after: { voice_tools: { call_recording: { enabled: true } } } },
+        ],
+      });
+      await expectError(await call('GET', '/api/agents/nobody/audit', 'writer'), 404, 'ERR_NOT_FOUND');
+      await expectError(await call('GET', '/api/agents/audited-bot/audit', 'other'), 404, 'ERR_NOT_FOUND');
+      await expectError(await call('GET', '/api/agents/audited-bot/audit', 'reader'), 403, 'ERR_FORBIDDEN');
+    });
+
     test.each([
       ['an unknown field', { voice_tools: { call_recording: { enabeld: true } } }, 'voice_tools.call_recording.enabeld', /unknown field/],
       ['an unknown top-level field', { voice_tools: {}, extra: 1 }, 'extra', /unknown field/],
@@ -262,6 +285,7 @@ describe.each(TEST_DB_KINDS)('HTTP API on %s', (kind) => {
           sha256: 'f'.repeat(64), error: null, created_at: expect.any(String), ready_at: null,
         },
         recording_status: 'ready', consent: { outcome: 'announced' }, pauses: [{ start_ms: 5, end_ms: 10 }], alignment: null,
+        legal_hold: false, legal_hold_reason: null,
       });
       const none = await json(await call('GET', '/api/calls/list-0', 'reader'));
       expect(none).toMatchObject({ recording: null, recording_status: 'none' });

@@ -2,8 +2,10 @@ import os from 'node:os';
 import path from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { apiPlugin } from '../../src/api/index.js';
+import { SCOPES, scopesBeyond, type Principal, type Scope } from '../../src/auth/scopes.js';
 import { LocalObjectStore } from '../../src/storage/local.js';
 import { createTestStore, TEST_DB_KINDS, type TestStore } from '../helpers/db.js';
+import { ScriptedControl } from './harness.js';
 
 const OPERATOR_SECRET = 'operator-secret-for-tests';
 
@@ -19,7 +21,7 @@ describe.each(TEST_DB_KINDS)('keys and tenants API on %s', (kind) => {
     await t.store.tenants.ensure('acme', 'Acme');
     admin = (await t.store.keys.create({ tenantId: 'acme', name: 'acme admin', scopes: ['admin'] })).secret;
     app = Fastify({ logger: false });
-    await app.register(apiPlugin, { store: t.store, storage: new LocalObjectStore(path.join(os.tmpdir(), 'callrec-keys-test-unused')), readiness: async () => ({}) });
+    await app.register(apiPlugin, { store: t.store, storage: new LocalObjectStore(path.join(os.tmpdir(), 'callrec-keys-test-unused')), control: new ScriptedControl(), readiness: async () => ({}) });
     base = await app.listen({ port: 0, host: '127.0.0.1' });
   });
 
@@ -68,10 +70,31 @@ describe.each(TEST_DB_KINDS)('keys and tenants API on %s', (kind) => {
     expect((await request('POST', '/api/keys', own.body.secret, { name: 'y', scopes: ['admin'] })).status).toBe(403);
   });
 
+  test('only the operator may revoke the operator key, even from its own tenant', async () => {
+    const defaultAdmin = await request('POST', '/api/keys', OPERATOR_SECRET, { name: 'default admin', scopes: ['admin'] });
+    const operatorKeyId = (await t.store.keys.list('default')).find((key) => key.operator)!.id;
+    const refused = await request('DELETE', `/api/keys/${operatorKeyId}`, defaultAdmin.body.secret);
+    expect(refused).toMatchObject({ status: 403, body: { error: { code: 'ERR_FORBIDDEN' } } });
+    expect((await request('GET', '/api/keys', OPERATOR_SECRET)).status).toBe(200);
+    // The operator revokes the tenant admin; that key fails from its very next request.
+    expect((await request('DELETE', `/api/keys/${defaultAdmin.body.id}`, OPERATOR_SECRET)).status).toBe(204);
+    expect((await request('GET', '/api/keys', defaultAdmin.body.secret)).status).toBe(401);
+  });
+
   test('key bodies are validated', async () => {
     const bad = await request('POST', '/api/keys', admin, { name: 'x', scopes: ['root'] });
     expect(bad).toMatchObject({ status: 400, body: { error: { code: 'ERR_VALIDATION', field: 'scopes.0' } } });
     expect((await request('POST', '/api/keys', admin, { name: 'x', scopes: [] })).body.error.field).toBe('scopes');
     expect((await request('POST', '/api/keys', OPERATOR_SECRET, { name: 'x', scopes: ['admin'], tenant_id: 'nobody' })).status).toBe(404);
+  });
+});
+
+describe('scopesBeyond', () => {
+  const principal = (scopes: Scope[]): Principal => ({ keyId: 'k', tenantId: 't', scopes, operator: false });
+
+  test('a key can hand out only scopes it holds; admin holds them all', () => {
+    expect(scopesBeyond(principal(['recordings:read']), ['recordings:read'])).toEqual([]);
+    expect(scopesBeyond(principal(['recordings:read']), ['recordings:read', 'recordings:delete', 'admin'])).toEqual(['recordings:delete', 'admin']);
+    expect(scopesBeyond(principal(['admin']), [...SCOPES])).toEqual([]);
   });
 });

@@ -1,6 +1,14 @@
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import SqliteDatabase from 'better-sqlite3';
+import { Kysely, Migrator, SqliteDialect } from 'kysely';
 import { CALL_RECORDING_DEFAULTS } from '../../src/agents/settings.js';
+import { LocalObjectStore } from '../../src/storage/local.js';
 import { createTestStore, TEST_DB_KINDS, type TestStore } from '../helpers/db.js';
-import type { NewCall, Store } from '../../src/store/index.js';
+import { createStore, type NewCall, type Store } from '../../src/store/index.js';
+import { migrationProvider } from '../../src/store/migrations.js';
 
 describe.each(TEST_DB_KINDS)('store on %s', (kind) => {
   let t: TestStore;
@@ -204,6 +212,113 @@ describe.each(TEST_DB_KINDS)('store on %s', (kind) => {
       expect(await store.accessLog.list('t2', 'CA1')).toEqual([]);
     });
   });
+
+  describe('legal hold, deletion and retention', () => {
+    const DAY_MS = 86_400_000;
+    let dir: string;
+    let objects: LocalObjectStore;
+
+    beforeEach(async () => {
+      dir = await fs.mkdtemp(path.join(os.tmpdir(), 'callrec-store-objects-'));
+      objects = new LocalObjectStore(dir);
+    });
+    afterEach(() => fs.rm(dir, { recursive: true, force: true }));
+
+    /** A call with a ready recording whose object is really in `objects`. */
+    async function readyRecording(callId: string, storageDays = 90, tenantId = 't1', objectKey = `${tenantId}/${callId}.mp3.enc`) {
+      await store.calls.create({ ...newCall(callId, '2024-05-01T10:00:00.000Z'), tenantId });
+      const recording = await store.recordings.create({ tenantId, callId, format: 'mp3', channels: 1, sampleRate: 8000, storageDays });
+      if (!objectKey.startsWith('..')) await objects.put(objectKey, Readable.from([Buffer.from('audio')]));
+      return (await store.recordings.update(recording.id, { status: 'ready', objectKey }))!;
+    }
+
+    test('a new call is not on hold; hold and release are audited with who, what and why', async () => {
+      expect(await store.calls.create(newCall('H1', '2024-05-01T10:00:00.000Z'))).toMatchObject({ legalHold: false, legalHoldReason: null });
+      const held = await store.calls.setLegalHold('t1', 'H1', true, 'case 42', 'k1');
+      expect(held).toMatchObject({ id: 'H1', legalHold: true, legalHoldReason: 'case 42' });
+      expect(await store.calls.get('t1', 'H1')).toEqual(held);
+      const released = await store.calls.setLegalHold('t1', 'H1', false, 'case closed', 'k2');
+      expect(released).toMatchObject({ legalHold: false, legalHoldReason: null });
+      expect(await store.calls.setLegalHold('t2', 'H1', true, 'not mine', 'k3')).toBeNull();
+
+      const audit = await store.calls.audit('t1', 'H1');
+      expect(audit.map(({ version, keyId, action, before, after }) => ({ version, keyId, action, before, after }))).toEqual([
+        { version: 1, keyId: 'k1', action: 'legal_hold', before: { legal_hold: false, reason: null }, after: { legal_hold: true, reason: 'case 42' } },
+        { version: 2, keyId: 'k2', action: 'legal_hold', before: { legal_hold: true, reason: 'case 42' }, after: { legal_hold: false, reason: 'case closed' } },
+      ]);
+      expect(await store.calls.audit('t2', 'H1')).toEqual([]);
+    });
+
+    test('delete removes the object, marks the recording deleted and leaves a tombstone', async () => {
+      const recording = await readyRecording('D1');
+      expect(await objects.exists('t1/D1.mp3.enc')).toBe(true);
+      const { recording: after, tombstone } = await store.recordings.delete('t1', 'D1', objects, { deletedBy: 'k1', reason: 'api' });
+      expect(await objects.exists('t1/D1.mp3.enc')).toBe(false);
+      expect(after).toMatchObject({ id: recording.id, status: 'deleted', deletedAt: expect.any(String) });
+      expect(await store.recordings.getByCall('t1', 'D1')).toEqual(after);
+      expect(tombstone).toMatchObject({ tenantId: 't1', callId: 'D1', recordingId: recording.id, objectKey: 't1/D1.mp3.enc', deletedBy: 'k1', reason: 'api' });
+      expect(await store.tombstones.list('t1', 'D1')).toEqual([tombstone]);
+      expect(await store.tombstones.list('t2', 'D1')).toEqual([]);
+      await expect(store.recordings.delete('t1', 'D1', objects, { deletedBy: 'k1', reason: 'api' })).rejects.toMatchObject({ code: 'ERR_NOT_FOUND' });
+    });
+
+    test('delete refuses a held call, a recording in progress, and other tenants; the object stays', async () => {
+      await readyRecording('D2');
+      await store.calls.setLegalHold('t1', 'D2', true, 'litigation', 'k1');
+      const by = { deletedBy: 'k1', reason: 'api' } as const;
+      await expect(store.recordings.delete('t1', 'D2', objects, by)).rejects.toMatchObject({ code: 'ERR_LEGAL_HOLD' });
+      await expect(store.recordings.delete('t2', 'D2', objects, by)).rejects.toMatchObject({ code: 'ERR_NOT_FOUND' });
+
+      for (const status of ['recording', 'paused', 'processing'] as const) {
+        await store.calls.create(newCall(`P-${status}`, '2024-05-01T10:00:00.000Z'));
+        const recording = await store.recordings.create({ tenantId: 't1', callId: `P-${status}`, format: 'mp3', channels: 1, sampleRate: 8000, storageDays: 90 });
+        await store.recordings.update(recording.id, { status });
+        await expect(store.recordings.delete('t1', `P-${status}`, objects, by)).rejects.toMatchObject({ code: 'ERR_CONFLICT' });
+      }
+      await store.calls.create(newCall('no-recording', '2024-05-01T10:00:00.000Z'));
+      await expect(store.recordings.delete('t1', 'no-recording', objects, by)).rejects.toMatchObject({ code: 'ERR_NOT_FOUND' });
+      expect(await objects.exists('t1/D2.mp3.enc')).toBe(true);
+      expect(await store.tombstones.list('t1', 'D2')).toEqual([]);
+
+      await store.calls.setLegalHold('t1', 'D2', false, 'released', 'k1');
+      await store.recordings.delete('t1', 'D2', objects, by);
+      expect(await objects.exists('t1/D2.mp3.enc')).toBe(false);
+    });
+
+    test('when the object cannot be deleted nothing is marked', async () => {
+      // A key the local store refuses to touch makes its delete fail for real.
+      await readyRecording('D3', 90, 't1', '../outside.mp3.enc');
+      await expect(store.recordings.delete('t1', 'D3', objects, { deletedBy: 'k1', reason: 'api' })).rejects.toMatchObject({ code: 'ERR_BAD_KEY' });
+      expect(await store.recordings.getByCall('t1', 'D3')).toMatchObject({ status: 'ready', deletedAt: null });
+      expect(await store.tombstones.list('t1', 'D3')).toEqual([]);
+    });
+
+    test('listExpired finds ready recordings past their own storage_days, skipping held calls', async () => {
+      await readyRecording('E-short', 30);
+      await readyRecording('E-long', 90);
+      await readyRecording('E-held', 30);
+      await readyRecording('E-t2', 30, 't2');
+      await store.calls.setLegalHold('t1', 'E-held', true, 'regulator', null);
+      await store.calls.create(newCall('E-processing', '2024-05-01T10:00:00.000Z'));
+      const processing = await store.recordings.create({ tenantId: 't1', callId: 'E-processing', format: 'mp3', channels: 1, sampleRate: 8000, storageDays: 1 });
+      await store.recordings.update(processing.id, { status: 'processing' });
+
+      const expiredAt = async (days: number) => (await store.recordings.listExpired(new Date(Date.now() + days * DAY_MS), 10)).map((r) => r.callId).sort();
+      expect(await expiredAt(29)).toEqual([]);
+      expect(await expiredAt(31)).toEqual(['E-short', 'E-t2']);
+      expect(await expiredAt(91)).toEqual(['E-long', 'E-short', 'E-t2']);
+      expect(await store.recordings.listExpired(new Date(Date.now() + 91 * DAY_MS), 1)).toHaveLength(1);
+
+      await store.recordings.delete('t1', 'E-short', objects, { deletedBy: 'retention', reason: 'retention' });
+      expect(await expiredAt(31)).toEqual(['E-t2']);
+    });
+
+    test('tombstones.add records a deletion made elsewhere', async () => {
+      const tombstone = await store.tombstones.add({ tenantId: 't1', callId: 'T1', recordingId: 'r1', objectKey: 'k', deletedBy: 'retention', reason: 'retention' });
+      expect(await store.tombstones.list('t1', 'T1')).toEqual([tombstone]);
+      expect(tombstone.at).toEqual(expect.any(String));
+    });
+  });
 });
 
 test('PostgreSQL stores in different schemas do not see each other', async () => {
@@ -216,5 +331,30 @@ test('PostgreSQL stores in different schemas do not see each other', async () =>
   } finally {
     await a.cleanup();
     await b.cleanup();
+  }
+});
+
+test('a database at the first migration upgrades in place: existing calls are not on hold', async () => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'callrec-upgrade-'));
+  const file = path.join(dir, 'callrec.db');
+  const old = new Kysely<any>({ dialect: new SqliteDialect({ database: new SqliteDatabase(file) }) });
+  try {
+    const { error } = await new Migrator({ db: old, provider: migrationProvider }).migrateTo('0001_initial');
+    expect(error).toBeUndefined();
+    await old.insertInto('calls').values({
+      tenant_id: 't1', id: 'before-upgrade', agent_id: 'a', provider: 'twilio', mode: 'fork', status: 'ended',
+      started_at: '2024-01-01T00:00:00.000Z', sample_rate: 8000, legs: '["caller"]', settings: '{}', pauses: '[]',
+    }).execute();
+  } finally {
+    await old.destroy();
+  }
+  const store = await createStore(`sqlite://${file}`);
+  try {
+    await store.migrate();
+    expect(await store.calls.get('t1', 'before-upgrade')).toMatchObject({ legalHold: false, legalHoldReason: null });
+    expect(await store.calls.setLegalHold('t1', 'before-upgrade', true, 'audit', null)).toMatchObject({ legalHold: true });
+  } finally {
+    await store.close();
+    await fs.rm(dir, { recursive: true, force: true });
   }
 });
