@@ -6,9 +6,12 @@ import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import { WebSocketServer } from 'ws';
 import { startWorkers } from '../workers/index.js';
 import { apiPlugin } from './api/index.js';
+import { RedisCallControl } from './calls/control-bus.js';
 import { CallRegistry } from './calls/registry.js';
 import { CallSession } from './calls/session.js';
 import type { Config } from './config.js';
+import { PromptCache } from './consent/prompts.js';
+import { createTtsEngine } from './consent/tts/index.js';
 import { createLogger, type Logger } from './log.js';
 import { MediaMetrics } from './metrics.js';
 import { adapters } from './protocols/index.js';
@@ -64,6 +67,9 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
   const registry = new CallRegistry();
   const sessions = new Set<CallSession>();
   const nodeId = `${os.hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
+  const control = new RedisCallControl({ redisUrl: config.redisUrl, prefix: config.queuePrefix, nodeId, registry, log });
+  await control.start();
+  const prompts = new PromptCache(createTtsEngine(config.ttsEngine));
 
   const app = Fastify({
     loggerInstance: log,
@@ -77,6 +83,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
   await app.register(apiPlugin, {
     store,
     storage,
+    control,
     readiness: async () => {
       const check = (p: Promise<unknown>) => p.then(() => true, () => false);
       const [database, redis, objects] = await Promise.all([
@@ -105,6 +112,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     nodeId,
     jitterMs: opts.jitterMs,
     metrics,
+    prompts,
     enqueue: (job: Parameters<typeof enqueueRecording>[1]) => enqueueRecording(queue, job),
   };
   let accepting = true;
@@ -143,6 +151,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
       await app.close();
       wss.close();
       await workers?.close();
+      await control.close();
       await queue.close();
       await store.close();
     },

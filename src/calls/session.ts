@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import path from 'node:path';
 import type WebSocket from 'ws';
 import type { RawData } from 'ws';
 import { resolveCallRecording, type CallRecordingSettings } from '../agents/settings.js';
@@ -8,11 +7,12 @@ import { RuntimeLink } from '../bridge/runtime.js';
 import { CallrecError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { MediaMetrics } from '../metrics.js';
-import type { ProviderAdapter, ProviderEvent, StreamStart, UpgradeInfo } from '../protocols/types.js';
+import type { PromptCache } from '../consent/prompts.js';
+import type { ProviderAdapter, ProviderEvent, StreamStart, UpgradeInfo, WireMessage } from '../protocols/types.js';
 import type { RecordingJobData } from '../queue/recordings.js';
-import { Capture } from '../recording/capture.js';
-import { SpoolWriter } from '../recording/spool.js';
 import type { CallMode, Store } from '../store/index.js';
+import type { ControlAction, ControlResult } from './control.js';
+import { CallRecorder } from './recorder.js';
 import type { CallRegistry } from './registry.js';
 
 /** What a call session needs from the node it runs on. */
@@ -25,6 +25,8 @@ export interface MediaContext {
   nodeId: string;
   enqueue(job: RecordingJobData): Promise<unknown>;
   metrics: MediaMetrics;
+  /** Consent prompts, rendered once per text and stream format. */
+  prompts: PromptCache;
   /** Jitter window for frame placement, ms. */
   jitterMs?: number;
 }
@@ -69,9 +71,13 @@ interface LiveCall {
   callId: string;
   mode: CallMode;
   settings: CallRecordingSettings;
-  recordingId: string | null;
   runtimeUrl: string | null;
+  /** Whether the provider plays audio sent back on this stream. */
+  canPlayAudio: boolean;
 }
+
+/** Runtime messages held back while the consent prompt plays: about a minute of 20 ms audio. */
+const MAX_HELD_RUNTIME = 3000;
 
 /**
  * A call's session moves through these states; `#setState` is the one place that leaves a
@@ -83,7 +89,15 @@ type SessionState =
   /** Start received; checking token and agent, setting up. Messages wait in `held`, in order.
    * `claimed`: the call row exists, so ending now must still finalize it (setup does, once done). */
   | { status: 'identifying'; held: Held[]; claimed: boolean }
-  | { status: 'live'; call: LiveCall; capture: Capture | null; runtime: RuntimeLink | null; flushTimer: NodeJS.Timeout | null }
+  | {
+      status: 'live';
+      call: LiveCall;
+      recorder: CallRecorder;
+      runtime: RuntimeLink | null;
+      /** Runtime messages waiting for the consent prompt to finish, in order. */
+      heldRuntime: Held[];
+      flushTimer: NodeJS.Timeout;
+    }
   | { status: 'ending' }
   | { status: 'ended' };
 
@@ -129,6 +143,16 @@ export class CallSession {
     return this.ended;
   }
 
+  /**
+   * Applies a recording control action (start/stop/pause/resume) to this live call.
+   * Rejects `ERR_NOT_FOUND` once the call is no longer live, `ERR_CONFLICT` for an impossible transition.
+   */
+  control(action: ControlAction): Promise<ControlResult> {
+    const state = this.#state;
+    if (state.status !== 'live') return Promise.reject(new CallrecError('ERR_NOT_FOUND', 'the call is not live'));
+    return state.recorder.control(action);
+  }
+
   /** Frames are counted per session and added to the shared counter twice a second, not per frame. */
   #countFrames(): void {
     if (this.#frames === 0) return;
@@ -139,7 +163,7 @@ export class CallSession {
   #setState(next: SessionState): void {
     const prev = this.#state;
     if (prev.status === 'live' && next.status !== 'live') {
-      if (prev.flushTimer) clearInterval(prev.flushTimer);
+      clearInterval(prev.flushTimer);
       this.#countFrames();
       prev.runtime?.close(1000, 'call ended');
     }
@@ -190,11 +214,17 @@ export class CallSession {
     switch (event.type) {
       case 'media':
         this.#frames++;
-        state.capture?.pushFrame(event.leg, event.timestampMs, event.payload);
+        state.recorder.frame(event.leg, event.timestampMs, event.payload);
         if (event.leg === 'caller') state.runtime?.send(data, isBinary);
         return;
-      case 'dtmf':
       case 'mark':
+        // callrec's own prompt marks end here; the runtime's go back to it.
+        if (!state.recorder.mark(event.name)) state.runtime?.send(data, isBinary);
+        return;
+      case 'dtmf':
+        state.recorder.dtmf(event.digit);
+        state.runtime?.send(data, isBinary);
+        return;
       case 'other':
         state.runtime?.send(data, isBinary);
         return;
@@ -210,33 +240,48 @@ export class CallSession {
   /** Checks the stream's credentials and agent, creates the call, and goes live. */
   async #setUp(start: StreamStart, connected: Held[], startMessage: Held): Promise<void> {
     let call: LiveCall | null = null;
-    let capture: Capture | null = null;
     try {
       call = await this.#claim(start);
-      if (call) capture = await this.#startCapture(call, start);
     } catch (err) {
       this.#fail(err as Error);
     }
     const state = this.#state;
-    if (state.status === 'identifying' && call) {
-      this.#setState({ status: 'live', call, capture, runtime: null, flushTimer: null });
-      const live = this.#state as Extract<SessionState, { status: 'live' }>;
-      live.flushTimer = setInterval(() => {
-        this.#countFrames();
-        capture?.flush().catch((err: Error) => this.#log.error({ err: err.message }, 'spool write failed'));
-      }, 500);
-      live.flushTimer.unref();
-      if (call.mode === 'bridge') live.runtime = this.#connectRuntime(call.runtimeUrl!, connected, startMessage);
-      this.#log.info({ recording: call.recordingId !== null }, 'call started');
-      for (const m of state.held) this.#onProviderMessage(m.data, m.isBinary);
-      this.#ws.resume();
-    } else if (call) {
+    if (!call) return;
+    if (state.status !== 'identifying') {
       // The stream ended (or failed) during set-up, after the call was created: finish it here.
-      await this.#finalize(call, capture, this.#endReason).catch((err: Error) => this.#log.error({ err }, 'could not finalize call'));
+      await this.#ctx.store.calls
+        .update(call.tenantId, call.callId, { status: 'ended', endedAt: new Date().toISOString(), endReason: this.#endReason })
+        .catch((err: Error) => this.#log.error({ err }, 'could not finalize call'));
       this.#ctx.registry.delete(call.tenantId, call.callId, this);
       this.#setState({ status: 'ended' });
       this.#resolveEnded();
+      return;
     }
+    const recorder = new CallRecorder({
+      ...this.#ctx,
+      tenantId: call.tenantId,
+      callId: call.callId,
+      settings: call.settings,
+      format: start.format,
+      bridged: call.mode === 'bridge',
+      canPlayAudio: call.canPlayAudio,
+      adapter: this.#adapter,
+      log: this.#log,
+      send: (message: WireMessage) => this.#sendToProvider(message.data, message.binary),
+      promptDone: () => this.#releaseRuntime(),
+    });
+    const flushTimer = setInterval(() => {
+      this.#countFrames();
+      recorder.flush();
+    }, 500);
+    flushTimer.unref();
+    this.#setState({ status: 'live', call, recorder, runtime: null, heldRuntime: [], flushTimer });
+    const live = this.#state as Extract<SessionState, { status: 'live' }>;
+    if (call.mode === 'bridge') live.runtime = this.#connectRuntime(call.runtimeUrl!, connected, startMessage);
+    this.#log.info('call started');
+    recorder.begin().catch((err: Error) => this.#fail(err));
+    for (const m of state.held) this.#onProviderMessage(m.data, m.isBinary);
+    this.#ws.resume();
   }
 
   /** Authenticates the stream and creates its call; null if the stream went away meanwhile. */
@@ -281,29 +326,13 @@ export class CallSession {
     }
     state.claimed = true;
     this.#log = this.#log.child({ tenantId, callId, agentId, mode });
-    return { tenantId, callId, mode, settings, recordingId: null, runtimeUrl };
-  }
-
-  /** Opens the recording and its spool when the agent records whole calls. */
-  async #startCapture(call: LiveCall, start: StreamStart): Promise<Capture | null> {
-    const { settings } = call;
-    // Consent prompts arrive with issue 4; until then `consent_prompt` is stored but not played.
-    if (!settings.enabled || !settings.auto_record) return null;
-    const { store } = this.#ctx;
-    const recording = await store.recordings.create({
-      tenantId: call.tenantId,
-      callId: call.callId,
-      format: settings.format,
-      channels: settings.dual_channel ? 2 : 1,
-      sampleRate: start.format.sampleRate,
-      storageDays: settings.storage_days,
-      status: 'recording',
-    });
-    call.recordingId = recording.id;
-    const spoolPath = path.join(this.#ctx.dataDir, 'spool', `${recording.id}.wav`);
-    const spool = await SpoolWriter.create(spoolPath, { sampleRate: start.format.sampleRate, channels: 2 });
-    await store.recordings.update(recording.id, { spoolPath });
-    return new Capture({ format: start.format, spool, bridged: call.mode === 'bridge', jitterMs: this.#ctx.jitterMs });
+    // Bridge streams carry audio both ways by definition. Otherwise a provider stream that carries
+    // the agent track is a one-way fork (Twilio <Start><Stream>, Telnyx both_tracks) and one that
+    // carries only the caller is taken as two-way (Twilio <Connect><Stream>, Vonage), unless the
+    // stream's `bidirectional` parameter says otherwise.
+    const canPlayAudio =
+      mode === 'bridge' || (params.bidirectional !== undefined ? params.bidirectional === 'true' : !start.legs.includes('agent'));
+    return { tenantId, callId, mode, settings, runtimeUrl, canPlayAudio };
   }
 
   #connectRuntime(url: string, connected: Held[], startMessage: Held): RuntimeLink {
@@ -325,6 +354,16 @@ export class CallSession {
   #onRuntimeMessage(data: Buffer, isBinary: boolean): void {
     const state = this.#state;
     if (state.status !== 'live') return;
+    if (state.recorder.holdingRuntime) {
+      // The caller hears the consent prompt first; the runtime's audio waits, in order.
+      if (state.heldRuntime.length < MAX_HELD_RUNTIME) state.heldRuntime.push({ data, isBinary });
+      else this.#log.warn('runtime message dropped: too much held back during the consent prompt');
+      return;
+    }
+    this.#relayRuntime(state, data, isBinary);
+  }
+
+  #relayRuntime(state: Extract<SessionState, { status: 'live' }>, data: Buffer, isBinary: boolean): void {
     let event;
     try {
       event = this.#adapter.parseRuntimeMessage(data, isBinary);
@@ -334,9 +373,22 @@ export class CallSession {
       this.#log.warn({ err: (err as Error).message }, 'dropped a bad message from the agent runtime');
       return;
     }
-    if (event.type === 'media') state.capture?.pushRuntimeAudio(event.payload);
-    else if (event.type === 'clear') state.capture?.clearRuntimeAudio();
-    if (this.#ws.readyState === this.#ws.OPEN) this.#ws.send(data, { binary: isBinary });
+    if (event.type === 'media') state.recorder.runtimeAudio(event.payload);
+    else if (event.type === 'clear') state.recorder.runtimeClear();
+    this.#sendToProvider(data, isBinary);
+  }
+
+  /** The consent prompt is over: what the runtime sent meanwhile goes out now, in order. */
+  #releaseRuntime(): void {
+    const state = this.#state;
+    if (state.status !== 'live') return;
+    const held = state.heldRuntime;
+    state.heldRuntime = [];
+    for (const m of held) this.#relayRuntime(state, m.data, m.isBinary);
+  }
+
+  #sendToProvider(data: Buffer | string, binary: boolean): void {
+    if (this.#ws.readyState === this.#ws.OPEN) this.#ws.send(data, { binary });
   }
 
   #closeProvider(code: number, reason: string): void {
@@ -370,7 +422,7 @@ export class CallSession {
       this.#resolveEnded();
       return;
     }
-    this.#finalize(state.call, state.capture, reason)
+    this.#finalize(state.call, state.recorder, reason)
       .catch((err: Error) => this.#log.error({ err }, 'could not finalize call'))
       .finally(() => {
         this.#ctx.registry.delete(state.call.tenantId, state.call.callId, this);
@@ -379,19 +431,16 @@ export class CallSession {
       });
   }
 
-  /** Closes the spool, marks the call ended and queues the recording job. */
-  async #finalize(call: LiveCall, capture: Capture | null, reason: string): Promise<void> {
-    const { store } = this.#ctx;
-    const frames = capture ? await capture.finish() : 0;
-    const alignment = capture ? { ...capture.alignment } : null;
-    await store.calls.update(call.tenantId, call.callId, { status: 'ended', endedAt: new Date().toISOString(), endReason: reason, alignment });
-    if (!call.recordingId) return;
-    if (frames === 0) {
-      await store.recordings.update(call.recordingId, { status: 'failed', error: 'no audio was captured' });
-      return;
-    }
-    await store.recordings.update(call.recordingId, { status: 'processing' });
-    await this.#ctx.enqueue({ tenantId: call.tenantId, callId: call.callId, recordingId: call.recordingId });
-    this.#log.info({ frames, reason }, 'call ended; recording queued');
+  /** Finishes the recording (queueing it) and marks the call ended with its figures. */
+  async #finalize(call: LiveCall, recorder: CallRecorder, reason: string): Promise<void> {
+    await recorder.finish(reason);
+    const alignment = recorder.alignment;
+    await this.#ctx.store.calls.update(call.tenantId, call.callId, {
+      status: 'ended',
+      endedAt: new Date().toISOString(),
+      endReason: reason,
+      alignment: alignment ? { ...alignment } : null,
+    });
+    this.#log.info({ reason }, 'call ended');
   }
 }

@@ -67,6 +67,11 @@ export class Capture {
   /** Stream clock: end of the newest provider frame, in samples. */
   #clock: number;
   #flushed: number;
+  readonly #start: number;
+  /** Pauses, in stream samples; `to` is Infinity while the pause lasts. */
+  readonly #pauses: Array<{ from: number; to: number; skip: boolean }> = [];
+  /** Samples that skip-pauses have removed (closed pauses only). */
+  #skipped = 0;
   /** Frames longer than MAX_FRAME_MS or implausibly far ahead of the clock. */
   #rejected = 0;
   #maxSkew = 0;
@@ -91,7 +96,7 @@ export class Capture {
     this.#step = this.#legs.caller.capacity - this.#jitter - this.#maxFrame - BLOCK;
     this.#scratch = new Int16Array(this.#maxFrame);
     this.#playout = opts.bridged ? new PlayoutQueue({ maxQueuedSamples: (opts.maxQueuedMs ?? 120_000) * perMs }) : null;
-    this.#clock = this.#flushed = start;
+    this.#clock = this.#flushed = this.#start = start;
   }
 
   /** A provider frame of one leg at its stream timestamp (ms). */
@@ -100,6 +105,7 @@ export class Capture {
     const buffer = this.#legs[leg];
     const n = samplesIn(this.#format, payload.length);
     const position = Math.round((timestampMs * this.sampleRate) / 1000);
+    if (position + n <= this.#start) return; // before capture started (e.g. during the consent prompt)
     if (n > this.#maxFrame || position + n - this.#clock > this.#maxJump) {
       this.#rejected++;
       return;
@@ -129,6 +135,28 @@ export class Capture {
   /** Bridge mode: the runtime emptied the provider's playback queue; what was queued never plays. */
   clearRuntimeAudio(): void {
     if (this.#playout) this.#unplayed += this.#playout.clear(this.#clock);
+  }
+
+  /** Stream time now (end of the newest provider frame), ms. */
+  get clockMs(): number {
+    return (this.#clock * 1000) / this.sampleRate;
+  }
+
+  /**
+   * Pauses from the current stream time: until `resume`, both legs are written as silence
+   * (`skip` false: the recording keeps the call's duration) or left out (`skip` true).
+   * Returns the pause's position in the recording, ms.
+   */
+  pause(skip: boolean): number {
+    this.#pauses.push({ from: this.#clock, to: Infinity, skip });
+    return ((this.#clock - this.#start - this.#skipped) * 1000) / this.sampleRate;
+  }
+
+  resume(): void {
+    const pause = this.#pauses.at(-1);
+    if (!pause || pause.to !== Infinity) return;
+    pause.to = this.#clock;
+    if (pause.skip) this.#skipped += pause.to - pause.from;
   }
 
   /** Writes everything that has left the jitter window to disk. */
@@ -181,7 +209,28 @@ export class Capture {
       caller.read(this.#flushed, this.#left);
       agent.read(this.#flushed, this.#right);
       interleave(this.#left, this.#right, this.#stereo, n);
-      this.#spool.append(this.#stereo, n);
+      const kept = this.#pauses.length ? this.#applyPauses(this.#flushed - n, n) : n;
+      this.#spool.append(this.#stereo, kept);
     }
+  }
+
+  /** Silences or removes the paused part of the stereo block at `from`; returns the frames kept. */
+  #applyPauses(from: number, n: number): number {
+    let kept = n;
+    // Walk backwards so removing a span does not move the spans still to be handled.
+    for (let i = this.#pauses.length - 1; i >= 0; i--) {
+      const { from: p0, to: p1, skip } = this.#pauses[i];
+      const a = Math.max(p0, from) - from;
+      const b = Math.min(p1, from + n) - from;
+      if (a >= b) continue;
+      if (skip) {
+        this.#stereo.copyWithin(2 * a, 2 * b, 2 * kept);
+        kept -= b - a;
+      } else {
+        this.#stereo.fill(0, 2 * a, 2 * b);
+      }
+    }
+    while (this.#pauses.length && this.#pauses[0].to <= from + n) this.#pauses.shift();
+    return kept;
   }
 }

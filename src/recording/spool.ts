@@ -44,29 +44,33 @@ export class SpoolWriter {
   readonly path: string;
   readonly sampleRate: number;
   readonly channels: number;
-  #handle: fs.FileHandle;
   #pending: Buffer;
   #pendingBytes = 0;
   #fileBytes = HEADER_BYTES;
-  #writing: Promise<void> = Promise.resolve();
+  /** The chain of file operations, in order: open and header first, then each write. */
+  #writing: Promise<unknown>;
+  #handle: fs.FileHandle | null = null;
   #error: Error | null = null;
   #closed = false;
 
-  private constructor(file: string, handle: fs.FileHandle, opts: Required<SpoolWriterOptions>) {
+  /**
+   * Starts a spool file (and its directory) with an open-ended WAV header. Returns at once, so
+   * capture can begin on the frame that asked for it; the file is created in the background
+   * and any failure is reported like a write error.
+   */
+  constructor(file: string, options: SpoolWriterOptions) {
+    const opts = { flushMs: 500, ...options };
     this.path = file;
     this.sampleRate = opts.sampleRate;
     this.channels = opts.channels;
-    this.#handle = handle;
     this.#pending = Buffer.allocUnsafe(Math.ceil((opts.sampleRate * opts.flushMs) / 1000) * opts.channels * 2);
-  }
-
-  /** Creates the spool file (and its directory) with an open-ended WAV header. */
-  static async create(file: string, options: SpoolWriterOptions): Promise<SpoolWriter> {
-    const opts = { flushMs: 500, ...options };
-    await fs.mkdir(path.dirname(file), { recursive: true });
-    const handle = await fs.open(file, 'wx', 0o600);
-    await handle.write(wavHeader(opts.sampleRate, opts.channels, UNKNOWN_SIZE), 0, HEADER_BYTES, 0);
-    return new SpoolWriter(file, handle, opts);
+    this.#writing = (async () => {
+      await fs.mkdir(path.dirname(file), { recursive: true });
+      this.#handle = await fs.open(file, 'wx', 0o600);
+      await this.#handle.write(wavHeader(opts.sampleRate, opts.channels, UNKNOWN_SIZE), 0, HEADER_BYTES, 0);
+    })().catch((err: Error) => {
+      this.#error = err;
+    });
   }
 
   /** The first write error, if any: audio after it was not spooled. */
@@ -113,7 +117,7 @@ export class SpoolWriter {
     this.#writing = this.#writing.then(async () => {
       if (this.#error) return;
       try {
-        await this.#handle.write(chunk, 0, chunk.length, position);
+        await this.#handle!.write(chunk, 0, chunk.length, position);
       } catch (err) {
         this.#error = err as Error;
         this.#fileBytes = position;
@@ -127,14 +131,16 @@ export class SpoolWriter {
     this.#startWrite();
     this.#closed = true;
     await this.#writing;
+    const handle = this.#handle;
+    if (!handle) return 0; // never created: the error says why
     try {
       const dataBytes = this.#fileBytes - HEADER_BYTES;
-      await this.#handle.write(wavHeader(this.sampleRate, this.channels, dataBytes), 0, HEADER_BYTES, 0);
-      await this.#handle.sync();
+      await handle.write(wavHeader(this.sampleRate, this.channels, dataBytes), 0, HEADER_BYTES, 0);
+      await handle.sync();
     } catch (err) {
       this.#error ??= err as Error;
     } finally {
-      await this.#handle.close();
+      await handle.close();
     }
     return (this.#fileBytes - HEADER_BYTES) / (2 * this.channels);
   }

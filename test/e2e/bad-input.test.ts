@@ -13,7 +13,7 @@ beforeAll(async () => {
   ts = await startTestServer();
   fixture = await readFixture(path.join(import.meta.dirname, '../../fixtures/twilio-fork-tones.jsonl'));
   startMessage = JSON.parse(fixture.messages.find((m) => (m.data as string).includes('"event":"start"'))!.data as string);
-  await ts.agent(AGENT, { enabled: true, auto_record: true, dual_channel: true, format: 'wav' });
+  await ts.agent(AGENT, { enabled: true, auto_record: true, consent_prompt: false, dual_channel: true, format: 'wav' });
 });
 afterAll(() => ts?.close());
 

@@ -72,7 +72,7 @@ beforeAll(async () => {
   runtime = new ToneAnsweringRuntime();
   await once(runtime.wss, 'listening');
   fixture = await readFixture(path.join(import.meta.dirname, '../../fixtures/twilio-connect-caller.jsonl'));
-  await ts.agent('bridged-agent', { enabled: true, auto_record: true, dual_channel: true, format: 'wav', agent_ws_url: runtime.url });
+  await ts.agent('bridged-agent', { enabled: true, auto_record: true, consent_prompt: false, dual_channel: true, format: 'wav', agent_ws_url: runtime.url });
   callId = uniqueCallId('bridge');
   // Paced in real time: in bridge mode the runtime's audio is placed by when it arrives.
   result = await replayFixture(fixture, {

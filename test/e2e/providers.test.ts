@@ -19,7 +19,7 @@ afterAll(() => ts?.close());
 /** Streams a fixture through the provider endpoint and returns the decoded recording. */
 async function record(fixture: Fixture, agent: { format: RecordingFormat; dual_channel: boolean }): Promise<DecodedAudio> {
   const agentId = `agent-${fixture.meta.provider}-${agent.format}-${agent.dual_channel ? 'stereo' : 'mono'}`;
-  await ts.agent(agentId, { enabled: true, auto_record: true, ...agent });
+  await ts.agent(agentId, { enabled: true, auto_record: true, consent_prompt: false, ...agent });
   const callId = uniqueCallId(fixture.meta.provider);
   const result = await replayFixture(fixture, { url: `${ts.wsUrl}/media/${fixture.meta.provider}`, agentId, token: ts.key, callId, speed: 'max' });
   expect([1000, 1005]).toContain(result.closeCode);

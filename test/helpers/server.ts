@@ -13,6 +13,8 @@ import { createTestStore, type TestDbKind } from './db.js';
 
 export interface TestServer {
   server: CallrecServer;
+  /** What a second node needs to join this one's cluster (same database and Redis prefix). */
+  cluster: { databaseUrl: string; prefix: string; storageUrl: string };
   /** `ws://…` base for the media endpoints. */
   wsUrl: string;
   dataDir: string;
@@ -29,18 +31,21 @@ export interface TestServer {
 }
 
 /** A real callrec server on a free port: fresh data dir, database and Redis key prefix. */
-export async function startTestServer(opts: { db?: TestDbKind; jitterMs?: number } = {}): Promise<TestServer> {
+export async function startTestServer(opts: { db?: TestDbKind; jitterMs?: number; join?: TestServer } = {}): Promise<TestServer> {
   const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'callrec-e2e-'));
-  const db = await createTestStore(opts.db ?? 'sqlite');
-  const prefix = `callrec-test-${randomBytes(4).toString('hex')}`;
-  const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', DATA_DIR: dataDir, DATABASE_URL: db.url, CALLREC_QUEUE_PREFIX: prefix, LOG_LEVEL: 'silent' });
+  // A node joining another shares its database and Redis prefix; the first node owns them.
+  const db = opts.join ? { url: opts.join.cluster.databaseUrl, cleanup: async () => {} } : await createTestStore(opts.db ?? 'sqlite');
+  const prefix = opts.join?.cluster.prefix ?? `callrec-test-${randomBytes(4).toString('hex')}`;
+  const storageUrl = opts.join?.cluster.storageUrl ?? `file://${path.join(dataDir, 'recordings')}`;
+  const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', DATA_DIR: dataDir, DATABASE_URL: db.url, CALLREC_QUEUE_PREFIX: prefix, STORAGE_URL: storageUrl, LOG_LEVEL: 'silent' });
   const server = await startServer(config, { log: createLogger(process.env.TEST_LOG_LEVEL ?? 'silent'), jitterMs: opts.jitterMs });
   const tenantId = 'default';
   await server.store.tenants.ensure(tenantId, 'Default');
-  const { secret: key } = await server.store.keys.create({ tenantId, name: 'e2e', scopes: ['admin'] });
+  const key = opts.join?.key ?? (await server.store.keys.create({ tenantId, name: 'e2e', scopes: ['admin'] })).secret;
 
   return {
     server,
+    cluster: { databaseUrl: db.url, prefix, storageUrl },
     wsUrl: server.url.replace(/^http/, 'ws'),
     dataDir,
     tenantId,
@@ -64,6 +69,7 @@ export async function startTestServer(opts: { db?: TestDbKind; jitterMs?: number
       await server.close();
       await db.cleanup();
       await fs.rm(dataDir, { recursive: true, force: true });
+      if (opts.join) return;
       // BullMQ keys of this run only.
       const redis = new Redis(config.redisUrl);
       const keys = await redis.keys(`${prefix}:*`);

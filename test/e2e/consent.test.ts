@@ -1,0 +1,233 @@
+import path from 'node:path';
+import { decoderFor } from '../../media/codec.js';
+import type { MediaFormat } from '../../media/types.js';
+import type { Provider } from '../../src/protocols/types.js';
+import { readFixture, type Fixture } from '../../src/replay/fixture.js';
+import { replayFixture } from '../../src/replay/client.js';
+import { decodeAudio, findBursts } from '../helpers/audio.js';
+import { startTestServer, uniqueCallId, type TestServer } from '../helpers/server.js';
+
+const FIXTURES = path.join(import.meta.dirname, '../../fixtures');
+const MESSAGE = 'This call is recorded for quality and training purposes.';
+
+let ts: TestServer;
+beforeAll(async () => {
+  ts = await startTestServer();
+});
+afterAll(() => ts?.close());
+
+function formatOf(fixture: Fixture): MediaFormat {
+  const { codec, sampleRate, provider } = fixture.meta;
+  return { codec, sampleRate, byteOrder: provider === 'telnyx' ? 'be' : 'le' } as MediaFormat;
+}
+
+/** What callrec sent us: prompt audio (wire-encoded) and the name of the mark after it. */
+interface Sent {
+  audio: Buffer[];
+  mark: string | null;
+}
+
+/** Reads one server→provider message in the provider's protocol. */
+function readSent(provider: Provider, data: Buffer, binary: boolean, sent: Sent): void {
+  if (binary) {
+    sent.audio.push(Buffer.from(data)); // Vonage audio frames
+    return;
+  }
+  const message = JSON.parse(data.toString());
+  if (message.event === 'media') sent.audio.push(Buffer.from(message.media.payload, 'base64'));
+  else if (message.event === 'mark') sent.mark = message.mark.name;
+  else if (provider === 'vonage' && message.action === 'notify') sent.mark = message.payload.name;
+}
+
+/** The provider's "your audio up to this mark has played" message. */
+function markEcho(fixture: Fixture, name: string): string {
+  const start = JSON.parse(fixture.messages.find((m) => !m.binary && /"start"|websocket:connected/.test(m.data as string))!.data as string);
+  switch (fixture.meta.provider) {
+    case 'twilio':
+      return JSON.stringify({ event: 'mark', sequenceNumber: '900', streamSid: start.streamSid, mark: { name } });
+    case 'telnyx':
+      return JSON.stringify({ event: 'mark', sequence_number: '900', stream_id: start.stream_id, mark: { name } });
+    case 'vonage':
+      return JSON.stringify({ event: 'websocket:notify', payload: { name } });
+  }
+}
+
+function twilioDtmf(fixture: Fixture, digit: string): string {
+  const start = JSON.parse(fixture.messages[1].data as string);
+  return JSON.stringify({ event: 'dtmf', streamSid: start.streamSid, sequenceNumber: '901', dtmf: { track: 'inbound_track', digit } });
+}
+
+interface ConsentCall {
+  fixture: Fixture;
+  agentId: string;
+  /** Stream time at which the provider confirms the prompt played (echoes the mark); never if absent. */
+  echoAtMs?: number;
+  dtmf?: { digit: string; atMs: number };
+  /** Hang up at this stream time (the fixture is cut there). */
+  hangUpAtMs?: number;
+  query?: string;
+}
+
+/** Streams a fixture in real time, acting as the provider: plays nothing, but confirms marks and presses digits when told. */
+async function consentCall(opts: ConsentCall): Promise<{ callId: string; sent: Sent }> {
+  const { fixture } = opts;
+  const callId = uniqueCallId(`consent-${fixture.meta.provider}`);
+  const sent: Sent = { audio: [], mark: null };
+  const messages = opts.hangUpAtMs === undefined ? fixture.messages : fixture.messages.filter((m) => m.t < opts.hangUpAtMs!);
+  const openedAt = Date.now();
+  const timers: NodeJS.Timeout[] = [];
+  const at = (ms: number, fn: () => void) => timers.push(setTimeout(fn, Math.max(0, ms - (Date.now() - openedAt))));
+  await replayFixture({ ...fixture, messages }, {
+    url: `${ts.wsUrl}/media/${fixture.meta.provider}${opts.query ?? ''}`,
+    agentId: opts.agentId,
+    token: ts.key,
+    callId,
+    speed: 'realtime',
+    closeAfterMs: 100,
+    onMessage(data, binary, reply) {
+      const hadMark = sent.mark !== null;
+      readSent(fixture.meta.provider, data, binary, sent);
+      if (hadMark || sent.mark === null) return;
+      if (opts.echoAtMs !== undefined) at(opts.echoAtMs, () => reply(markEcho(fixture, sent.mark!), false));
+      if (opts.dtmf) at(opts.dtmf.atMs, () => reply(twilioDtmf(fixture, opts.dtmf!.digit), false));
+    },
+  });
+  timers.forEach(clearTimeout);
+  return { callId, sent };
+}
+
+/** The call as the API shows it once the session has finished with it. */
+async function callView(callId: string): Promise<Record<string, any>> {
+  for (let tries = 0; ; tries++) {
+    const view = (await (await ts.api(`/api/calls/${callId}`)).json()) as Record<string, any>;
+    if (view.status === 'ended' || tries > 100) return view;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** The decoded recording of a call. */
+async function recordingOf(callId: string) {
+  const rec = await ts.recording(callId);
+  expect(rec.status).toBe('ready');
+  const res = await ts.api(`/api/calls/${callId}/recording`);
+  return decodeAudio(new Uint8Array(await res.arrayBuffer()), 'wav');
+}
+
+describe.each([
+  // provider fixture, when the provider confirms the prompt, query string
+  ['twilio-connect-caller', 1700, ''],
+  ['telnyx-fork-tones', 2000, '?bidirectional=true'],
+  ['vonage-tones', 1000, ''],
+] as const)('one-party consent on %s', (name, echoAtMs, query) => {
+  let fixture: Fixture;
+  let call: { callId: string; sent: Sent };
+  beforeAll(async () => {
+    fixture = await readFixture(path.join(FIXTURES, `${name}.jsonl`));
+    const agentId = `consent-${name}`;
+    await ts.agent(agentId, { enabled: true, auto_record: true, consent_prompt: true, consent_message: MESSAGE, dual_channel: true, format: 'wav' });
+    call = await consentCall({ fixture, agentId, echoAtMs, query });
+  }, 30_000);
+
+  test('the prompt sent back is speech of plausible length in the stream\'s codec, then a mark', () => {
+    expect(call.sent.mark).toMatch(/^callrec-consent/);
+    const format = formatOf(fixture);
+    const wire = Buffer.concat(call.sent.audio);
+    const pcm = new Int16Array(wire.length);
+    const n = decoderFor(format)(wire, pcm);
+    const seconds = n / format.sampleRate;
+    expect(seconds).toBeGreaterThan(1.5);
+    expect(seconds).toBeLessThan(8);
+    let energy = 0;
+    for (let i = 0; i < n; i++) energy += pcm[i] * pcm[i];
+    expect(Math.sqrt(energy / n)).toBeGreaterThan(300);
+    // Speech, not a tone: its level comes and goes (syllables and pauses).
+    const frame = format.sampleRate / 50;
+    const levels: number[] = [];
+    for (let i = 0; i + frame <= n; i += frame) {
+      let e = 0;
+      for (let j = i; j < i + frame; j++) e += Math.abs(pcm[j]);
+      levels.push(e / frame);
+    }
+    expect(levels.filter((l) => l < 50).length).toBeGreaterThan(3);
+    expect(levels.filter((l) => l > 500).length).toBeGreaterThan(10);
+  });
+
+  test('what the caller said before the mark came back is not recorded; what came after is', async () => {
+    const audio = await recordingOf(call.callId);
+    const durationMs = (audio.channels[0].length * 1000) / audio.sampleRate;
+    // Capture starts where the stream clock stood when the mark came back (within a frame or two).
+    const startMs = fixture.meta.durationMs - durationMs;
+    expect(Math.abs(startMs - echoAtMs)).toBeLessThanOrEqual(60);
+    for (const leg of ['caller', 'agent'] as const) {
+      const expected = fixture.meta.bursts.filter((b) => b.leg === leg && b.startMs > echoAtMs);
+      const found = findBursts(audio.channels[leg === 'caller' ? 0 : 1], audio.sampleRate, leg === 'caller' ? 1000 : 1500);
+      expect(found).toHaveLength(expected.length);
+      expected.forEach((burst, i) => expect(Math.abs(found[i].startMs + startMs - burst.startMs)).toBeLessThanOrEqual(1));
+    }
+  });
+
+  test('the consent record says what was announced, how and when', async () => {
+    const view = await callView(call.callId);
+    expect(view.consent).toMatchObject({
+      mode: 'one_party',
+      outcome: 'announced',
+      message: MESSAGE,
+      message_sha256: expect.stringMatching(/^[0-9a-f]{64}$/),
+      engine: 'flite',
+      digit: null,
+    });
+    // Sent as soon as it was synthesized (the first synthesis also compiles Flite's WASM).
+    expect(view.consent.prompt_started_ms).toBeLessThan(1000);
+    expect(Math.abs(view.consent.prompt_ended_ms - echoAtMs)).toBeLessThanOrEqual(60);
+  });
+});
+
+describe('two-party consent', () => {
+  let fixture: Fixture;
+  beforeAll(async () => {
+    fixture = await readFixture(path.join(FIXTURES, 'twilio-connect-caller.jsonl'));
+    await ts.agent('two-party', { enabled: true, auto_record: true, consent_mode: 'two_party', consent_digit: '1', consent_timeout_seconds: 1, format: 'wav' });
+  });
+
+  test.concurrent.each([
+    ['1', 'agreed', true],
+    ['2', 'declined', false],
+  ] as const)('digit %s → %s', async (digit, outcome, recorded) => {
+    const { callId } = await consentCall({ fixture, agentId: 'two-party', echoAtMs: 400, dtmf: { digit, atMs: 700 } });
+    const view = await callView(callId);
+    expect(view.consent).toMatchObject({ mode: 'two_party', outcome, digit });
+    expect(view.recording_status).toEqual(recorded ? expect.stringMatching(/processing|ready/) : 'none');
+    if (recorded) {
+      const audio = await recordingOf(callId);
+      // Recorded from the digit on: all three bursts (the first starts at 1000 ms).
+      expect(findBursts(audio.channels[0], audio.sampleRate, 1000)).toHaveLength(3);
+    }
+  }, 30_000);
+
+  test.concurrent('no digit → timeout, nothing recorded', async () => {
+    const { callId } = await consentCall({ fixture, agentId: 'two-party', echoAtMs: 400 });
+    const view = await callView(callId);
+    expect(view.consent).toMatchObject({ outcome: 'timeout', digit: null, reason: expect.stringContaining('1 s') });
+    expect(view.recording_status).toBe('none');
+  }, 30_000);
+
+  test.concurrent('hang-up during the prompt → failed, nothing recorded', async () => {
+    const { callId, sent } = await consentCall({ fixture, agentId: 'two-party', hangUpAtMs: 600 });
+    expect(sent.mark).not.toBeNull();
+    const view = await callView(callId);
+    expect(view.consent).toMatchObject({ outcome: 'failed', reason: expect.stringContaining('before the prompt finished') });
+    expect(view.recording_status).toBe('none');
+  }, 30_000);
+});
+
+test('a one-way stream cannot carry the prompt: fail closed, nothing recorded', async () => {
+  const fixture = await readFixture(path.join(FIXTURES, 'twilio-fork-tones.jsonl'));
+  await ts.agent('one-way', { enabled: true, auto_record: true, consent_prompt: true });
+  const callId = uniqueCallId('one-way');
+  const result = await replayFixture(fixture, { url: `${ts.wsUrl}/media/twilio`, agentId: 'one-way', token: ts.key, callId, speed: 'max' });
+  expect(result.closeCode).toBe(1000); // the call itself is never cut off
+  expect(result.received).toEqual([]);
+  const view = await callView(callId);
+  expect(view.consent).toMatchObject({ outcome: 'failed', reason: expect.stringContaining('one-way') });
+  expect(view.recording_status).toBe('none');
+});
