@@ -4,6 +4,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { isScope, SCOPES, type Scope } from './auth/scopes.js';
 import { loadConfig, type Config } from './config.js';
 import { CallrecError } from './errors.js';
+import { MasterKeyring } from './crypto/keys.js';
 import { createLogger } from './log.js';
 import { checkRedis } from './redis.js';
 import { isProvider, parseSpeed, runReplay } from './replay/command.js';
@@ -75,7 +76,8 @@ program
     await checkRedis(cfg.redisUrl);
     const store = await createStore(cfg.databaseUrl);
     await store.migrate();
-    const workers = startWorkers({ store, storage: openObjectStore(cfg.storageUrl), log }, { connection: { url: cfg.redisUrl }, prefix: cfg.queuePrefix, concurrency: opts.concurrency });
+    const keyring = await MasterKeyring.load({ dataDir: cfg.dataDir, masterKey: cfg.masterKey });
+    const workers = startWorkers({ store, storage: openObjectStore(cfg.storageUrl), log, keyring }, { connection: { url: cfg.redisUrl }, prefix: cfg.queuePrefix, concurrency: opts.concurrency });
     log.info('callrec worker running');
     closeOnSignal(async () => {
       await workers.close();

@@ -17,6 +17,7 @@ import { MediaMetrics } from './metrics.js';
 import { adapters } from './protocols/index.js';
 import type { Provider } from './protocols/types.js';
 import { createRecordingsQueue, enqueueRecording } from './queue/recordings.js';
+import { MasterKeyring } from './crypto/keys.js';
 import { checkRedis } from './redis.js';
 import { openObjectStore, type ObjectStore } from './storage/index.js';
 import { createStore, type Store } from './store/index.js';
@@ -60,10 +61,11 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     throw err;
   }
   const storage = openObjectStore(config.storageUrl);
+  const keyring = await MasterKeyring.load({ dataDir: config.dataDir, masterKey: config.masterKey });
   const connection = { url: config.redisUrl };
   const queue = createRecordingsQueue(connection, config.queuePrefix);
   queue.on('error', (err) => log.error({ err: err.message }, 'recordings queue error'));
-  const workers = opts.workers === false ? null : startWorkers({ store, storage, log }, { connection, prefix: config.queuePrefix });
+  const workers = opts.workers === false ? null : startWorkers({ store, storage, log, keyring }, { connection, prefix: config.queuePrefix });
   const registry = new CallRegistry();
   const sessions = new Set<CallSession>();
   const nodeId = `${os.hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
@@ -83,6 +85,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
   await app.register(apiPlugin, {
     store,
     storage,
+    keyring,
     control,
     readiness: async () => {
       const check = (p: Promise<unknown>) => p.then(() => true, () => false);

@@ -2,6 +2,8 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import type { Job } from 'bullmq';
+import { encryptStream } from '../src/crypto/chunked.js';
+import { newDataKey, wrapForTenant, type MasterKeyring, type WrappedKey } from '../src/crypto/keys.js';
 import { encodeRecording } from '../media/encoders/index.js';
 import { downmix } from '../media/mix.js';
 import type { RecordingJobData } from '../src/queue/recordings.js';
@@ -14,6 +16,8 @@ export interface RecordingProcessorDeps {
   store: Store;
   storage: ObjectStore;
   log: Logger;
+  /** Wraps each recording's data key. */
+  keyring: MasterKeyring;
 }
 
 export interface RecordingJobResult {
@@ -22,10 +26,10 @@ export interface RecordingJobResult {
   durationMs: number;
 }
 
-/** `{tenant}/{yyyy}/{mm}/{dd}/{call_id}/{recording_id}.{format}` (SPEC §6, before encryption adds `.enc`). */
+/** `{tenant}/{yyyy}/{mm}/{dd}/{call_id}/{recording_id}.{format}.enc` (SPEC §6). */
 export function objectKeyFor(tenantId: string, callId: string, recordingId: string, format: string, createdAt: string): string {
   const [yyyy, mm, dd] = createdAt.slice(0, 10).split('-');
-  return [tenantId, yyyy, mm, dd, encodeURIComponent(callId), `${recordingId}.${format}`].join('/');
+  return [encodeURIComponent(tenantId), yyyy, mm, dd, encodeURIComponent(callId), `${recordingId}.${format}.enc`].join('/');
 }
 
 /** Downmixes stereo chunks to mono as they stream past. */
@@ -38,12 +42,13 @@ async function* toMono(chunks: AsyncIterable<Int16Array>): AsyncGenerator<Int16A
 }
 
 /**
- * Finalize a recording: spool → encode → store → `ready`, then delete the spool. Idempotent:
- * a recording already `ready` is left alone, and the object key is fixed per recording, so a
- * retry overwrites rather than duplicates.
+ * Finalize a recording: spool → encode → encrypt → store → `ready`, then delete the spool.
+ * Idempotent: a recording already `ready` is left alone, and the object key is fixed per
+ * recording (and written atomically by the store), so a retry replaces rather than duplicates.
+ * Plain audio exists only on the worker's local disk, never in the bucket.
  */
 export function createRecordingProcessor(deps: RecordingProcessorDeps) {
-  const { store, storage, log } = deps;
+  const { store, storage, log, keyring } = deps;
   return async function processRecording(job: Job<RecordingJobData>): Promise<RecordingJobResult | null> {
     const { recordingId } = job.data;
     const recording = await store.recordings.get(recordingId);
@@ -68,13 +73,24 @@ export function createRecordingProcessor(deps: RecordingProcessorDeps) {
     const hash = createHash('sha256');
     for await (const chunk of createReadStream(encoded)) hash.update(chunk as Buffer);
     const sha256 = hash.digest('hex');
+    const { size } = await fs.stat(encoded);
     const objectKey = objectKeyFor(recording.tenantId, recording.callId, recording.id, recording.format, recording.createdAt);
-    const { size } = await storage.put(objectKey, createReadStream(encoded));
+    // A fresh data key per recording, wrapped by the master key or, if the tenant holds its own
+    // keys, by the tenant's public key (then only the tenant can decrypt).
+    const dataKey = newDataKey();
+    const publicKey = (await store.tenants.get(recording.tenantId))?.settings.public_key;
+    const wrapped: WrappedKey = typeof publicKey === 'string' ? wrapForTenant(dataKey, publicKey) : keyring.wrap(dataKey);
+    const plain = createReadStream(encoded);
+    const body = encryptStream(dataKey, { keyId: wrapped.keyId });
+    plain.on('error', (err) => body.destroy(err)).pipe(body);
+    await storage.put(objectKey, body);
     const durationMs = Math.round((info.frames * 1000) / info.sampleRate);
     await store.recordings.update(recordingId, {
       status: 'ready',
       objectKey,
       storageUrl: storage.url,
+      keyId: wrapped.keyId,
+      wrappedKey: wrapped.wrapped,
       byteSize: size,
       sha256,
       durationMs,

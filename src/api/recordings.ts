@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { RecordingFormat } from '../../media/types.js';
 import { principalOf } from '../auth/plugin.js';
+import { openEncrypted } from '../crypto/chunked.js';
 import { CallrecError } from '../errors.js';
 import { CallParams } from './calls.js';
 import { HttpError, notFound, rethrowAs } from './errors.js';
@@ -21,7 +22,7 @@ const DELETE_ERRORS = { ERR_NOT_FOUND: 404, ERR_CONFLICT: 409, ERR_LEGAL_HOLD: 4
  * `GET /api/calls/{id}/recording`: the audio, seekable with `Range`, every read access-logged.
  * `DELETE /api/calls/{id}/recording`: removes the object and leaves a tombstone; 423 on legal hold.
  */
-export function recordingRoutes(app: ApiInstance, { store, storage }: ApiDeps): void {
+export function recordingRoutes(app: ApiInstance, { store, storage, keyring }: ApiDeps): void {
   app.get(
     '/api/calls/:callId/recording',
     { schema: { params: CallParams, querystring: RecordingQuery }, config: { scopes: ['recordings:read'] } },
@@ -42,11 +43,21 @@ export function recordingRoutes(app: ApiInstance, { store, storage }: ApiDeps): 
         throw new HttpError(406, 'ERR_FORMAT_UNAVAILABLE', `the recording is stored as ${format}; ${request.query.format} is not available`);
       }
       const key = recording.objectKey;
-      const size = key === null ? null : await storage.size(key);
-      if (key === null || size === null) {
+      const objectSize = key === null ? null : await storage.size(key);
+      if (key === null || objectSize === null || recording.keyId === null || recording.wrappedKey === null) {
         // A ready recording without its object is our inconsistency, not the client's.
         throw new CallrecError('ERR_OBJECT_MISSING', `recording ${recording.id} is ready but its object is missing`);
       }
+      if (recording.keyId.startsWith('tenant:')) {
+        // Wrapped with the tenant's public key: callrec cannot decrypt it, by design.
+        throw new HttpError(409, 'ERR_TENANT_ENCRYPTED', "this recording's key is wrapped with the tenant's public key; fetch the object and unwrap the key with the tenant's private key", {
+          details: { storage_url: recording.storageUrl, object_key: key, key_id: recording.keyId, wrapped_key: recording.wrappedKey },
+        });
+      }
+      // Decrypted on the fly: a range reads only the chunks holding it.
+      const dataKey = keyring.unwrap({ keyId: recording.keyId, wrapped: recording.wrappedKey });
+      const object = await openEncrypted(dataKey, objectSize, (r) => storage.get(key, r));
+      const size = object.plainLength;
 
       const rangeHeader = request.headers.range;
       const range = parseRange(rangeHeader, size);
@@ -65,7 +76,7 @@ export function recordingRoutes(app: ApiInstance, { store, storage }: ApiDeps): 
         range: range ? rangeHeader! : null,
         ip: request.ip,
       });
-      const body = await storage.get(key, range ?? undefined);
+      const body = await object.read(range?.start ?? 0, range?.end ?? size - 1);
 
       reply.header('Content-Type', CONTENT_TYPES[format]).header('Accept-Ranges', 'bytes').header('Cache-Control', 'private, no-store');
       if (request.query.download) {

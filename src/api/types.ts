@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger, FastifyInstance, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerDefault } from 'fastify';
 import type { CallControl } from '../calls/control.js';
+import type { MasterKeyring } from '../crypto/keys.js';
 import type { ObjectStore } from '../storage/types.js';
 import type { Store } from '../store/index.js';
 import type { TypeBoxProvider } from './typebox.js';
@@ -8,6 +9,8 @@ import type { TypeBoxProvider } from './typebox.js';
 export interface ApiDeps {
   store: Store;
   storage: ObjectStore;
+  /** Unwraps recordings' data keys to decrypt them on the fly. */
+  keyring: MasterKeyring;
   /** Recording control of live calls, whichever node holds them. */
   control: CallControl;
   /** Each dependency's reachability (`db`, `redis`, `storage`…) for `/readyz`. */

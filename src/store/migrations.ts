@@ -168,10 +168,23 @@ const holdsAndTombstones: Migration = {
   },
 };
 
+/** Issue 5: each recording's data key, wrapped by a master key (or the tenant's public key). */
+const recordingKeys: Migration = {
+  async up(db: Db) {
+    await db.schema.alterTable('recordings').addColumn('key_id', 'text').execute();
+    await db.schema.alterTable('recordings').addColumn('wrapped_key', 'text').execute();
+  },
+  async down(db: Db) {
+    await db.schema.alterTable('recordings').dropColumn('wrapped_key').execute();
+    await db.schema.alterTable('recordings').dropColumn('key_id').execute();
+  },
+};
+
 /** Every migration, in order; names sort in the order they run. */
 export const migrations: Record<string, Migration> = {
   '0001_initial': initial,
   '0002_holds_and_tombstones': holdsAndTombstones,
+  '0003_recording_keys': recordingKeys,
 };
 
 /** Kysely's provider over the in-code list, so a build ships its migrations without a directory to find. */

@@ -31,6 +31,10 @@ export interface Recording {
   updatedAt: string;
   readyAt: string | null;
   deletedAt: string | null;
+  /** Which key wraps the data key: a master key id, or `tenant:<fingerprint>` for the tenant's own. */
+  keyId: string | null;
+  /** The recording's data key, wrapped (base64); null for an object stored before encryption. */
+  wrappedKey: string | null;
 }
 
 export interface NewRecording {
@@ -48,7 +52,19 @@ export interface NewRecording {
 export type RecordingPatch = Partial<
   Pick<
     Recording,
-    'status' | 'spoolPath' | 'objectKey' | 'storageUrl' | 'durationMs' | 'byteSize' | 'sha256' | 'error' | 'attempts' | 'readyAt' | 'deletedAt'
+    | 'status'
+    | 'spoolPath'
+    | 'objectKey'
+    | 'storageUrl'
+    | 'durationMs'
+    | 'byteSize'
+    | 'sha256'
+    | 'error'
+    | 'attempts'
+    | 'readyAt'
+    | 'deletedAt'
+    | 'keyId'
+    | 'wrappedKey'
   >
 >;
 
@@ -64,6 +80,8 @@ const COLUMNS = {
   attempts: 'attempts',
   readyAt: 'ready_at',
   deletedAt: 'deleted_at',
+  keyId: 'key_id',
+  wrappedKey: 'wrapped_key',
 } as const satisfies Record<keyof RecordingPatch, keyof RecordingsTable>;
 
 export function toRecording(row: Selectable<RecordingsTable>): Recording {
@@ -88,6 +106,8 @@ export function toRecording(row: Selectable<RecordingsTable>): Recording {
     updatedAt: row.updated_at,
     readyAt: row.ready_at,
     deletedAt: row.deleted_at,
+    keyId: row.key_id,
+    wrappedKey: row.wrapped_key,
   };
 }
 
@@ -127,6 +147,8 @@ export class RecordingRepository {
       updated_at: now,
       ready_at: null,
       deleted_at: null,
+      key_id: null,
+      wrapped_key: null,
     };
     try {
       await this.#db.insertInto('recordings').values(row).execute();

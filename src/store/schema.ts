@@ -101,6 +101,8 @@ export interface RecordingsTable {
   updated_at: string;
   ready_at: string | null;
   deleted_at: string | null;
+  key_id: string | null;
+  wrapped_key: string | null;
 }
 
 export interface AccessLogTable {

@@ -1,13 +1,14 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Readable } from 'node:stream';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { CALL_RECORDING_DEFAULTS } from '../../src/agents/settings.js';
 import { apiPlugin } from '../../src/api/index.js';
+import { MasterKeyring } from '../../src/crypto/keys.js';
 import { LocalObjectStore } from '../../src/storage/local.js';
 import type { Store } from '../../src/store/index.js';
 import { createTestStore, TEST_DB_KINDS, type TestStore } from '../helpers/db.js';
+import { putEncrypted } from '../helpers/recordings.js';
 import { ScriptedControl } from './harness.js';
 
 describe.each(TEST_DB_KINDS)('HTTP API on %s', (kind) => {
@@ -15,6 +16,7 @@ describe.each(TEST_DB_KINDS)('HTTP API on %s', (kind) => {
   let store: Store;
   let storage: LocalObjectStore;
   let storageDir: string;
+  let keyring: MasterKeyring;
   let app: FastifyInstance;
   let base: string;
   let ready: Record<string, boolean>;
@@ -24,7 +26,8 @@ describe.each(TEST_DB_KINDS)('HTTP API on %s', (kind) => {
     t = await createTestStore(kind);
     store = t.store;
     storageDir = await fs.mkdtemp(path.join(os.tmpdir(), 'callrec-api-'));
-    storage = new LocalObjectStore(storageDir);
+    storage = new LocalObjectStore(path.join(storageDir, 'objects'));
+    keyring = await MasterKeyring.load({ dataDir: storageDir });
     await store.tenants.ensure('t1', 'One');
     await store.tenants.ensure('t2', 'Two');
     const issue = async (name: string, tenantId: string, scopes: Parameters<Store['keys']['create']>[0]['scopes']) =>
@@ -39,7 +42,7 @@ describe.each(TEST_DB_KINDS)('HTTP API on %s', (kind) => {
     keys.revoked = revoked.secret;
 
     app = Fastify({ logger: false });
-    await app.register(apiPlugin, { store, storage, control: new ScriptedControl(), readiness: async () => ready });
+    await app.register(apiPlugin, { store, storage, keyring, control: new ScriptedControl(), readiness: async () => ready });
     base = await app.listen({ port: 0, host: '127.0.0.1' });
   });
 
@@ -302,24 +305,23 @@ describe.each(TEST_DB_KINDS)('HTTP API on %s', (kind) => {
     const audio = Buffer.from(Array.from({ length: 1000 }, (_, i) => i % 251));
     let recordingId: string;
 
-    async function addCall(id: string, status?: 'recording' | 'processing' | 'failed' | 'ready' | 'deleted', objectKey?: string) {
+    async function addCall(id: string, status?: 'recording' | 'processing' | 'failed' | 'ready' | 'deleted', object?: { objectKey: string; keyId?: string; wrappedKey?: string }) {
       await store.calls.create({
         tenantId: 't1', id, agentId: 'dl', provider: 'twilio', mode: 'fork', sampleRate: 8000,
         legs: ['caller', 'agent'], settings: CALL_RECORDING_DEFAULTS,
       });
       if (!status) return undefined;
       const recording = await store.recordings.create({ tenantId: 't1', callId: id, format: 'mp3', channels: 1, sampleRate: 8000, storageDays: 90 });
-      await store.recordings.update(recording.id, { status, objectKey });
+      await store.recordings.update(recording.id, { status, ...object });
       return recording.id;
     }
 
     beforeAll(async () => {
-      await storage.put('t1/dl/rec.mp3', Readable.from([audio]));
-      recordingId = (await addCall('dl-ready', 'ready', 't1/dl/rec.mp3'))!;
+      recordingId = (await addCall('dl-ready', 'ready', await putEncrypted(storage, keyring, 't1/dl/rec.mp3.enc', audio)))!;
       await addCall('dl-none');
       await addCall('dl-processing', 'processing');
       await addCall('dl-deleted', 'deleted');
-      await addCall('dl-lost', 'ready', 't1/dl/missing.mp3');
+      await addCall('dl-lost', 'ready', { objectKey: 't1/dl/missing.mp3.enc' });
     });
 
     const get = (query: string, headers: Record<string, string> = {}, key = 'reader') => call('GET', `/api/calls/dl-ready/recording${query}`, key, undefined, headers);

@@ -1,12 +1,13 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Readable } from 'node:stream';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { CALL_RECORDING_DEFAULTS } from '../../src/agents/settings.js';
 import { apiPlugin } from '../../src/api/index.js';
 import type { CallControl, ControlAction, ControlResult } from '../../src/calls/control.js';
+import { MasterKeyring } from '../../src/crypto/keys.js';
 import { LocalObjectStore } from '../../src/storage/local.js';
+import { putEncrypted } from '../helpers/recordings.js';
 import type { RecordingStatus, Store } from '../../src/store/index.js';
 import { createTestStore, type TestDbKind } from '../helpers/db.js';
 
@@ -57,10 +58,11 @@ export async function startApi(kind: TestDbKind): Promise<ApiHarness> {
   const db = await createTestStore(kind);
   const { store } = db;
   const storageDir = await fs.mkdtemp(path.join(os.tmpdir(), 'callrec-api-'));
-  const storage = new LocalObjectStore(storageDir);
+  const storage = new LocalObjectStore(path.join(storageDir, 'objects'));
+  const keyring = await MasterKeyring.load({ dataDir: storageDir });
   const control = new ScriptedControl();
   const app: FastifyInstance = Fastify({ logger: false });
-  await app.register(apiPlugin, { store, storage, control, readiness: async () => ({ db: true }) });
+  await app.register(apiPlugin, { store, storage, keyring, control, readiness: async () => ({ db: true }) });
   const base = await app.listen({ port: 0, host: '127.0.0.1' });
 
   return {
@@ -88,10 +90,13 @@ export async function startApi(kind: TestDbKind): Promise<ApiHarness> {
       if (opts.ended) await store.calls.update(tenantId, id, { status: 'ended', endedAt: new Date().toISOString() });
       if (!opts.recording) return { objectKey: null };
       const recording = await store.recordings.create({ tenantId, callId: id, format: 'mp3', channels: 1, sampleRate: 8000, storageDays: 90 });
-      const objectKey = opts.recording === 'ready' ? `${tenantId}/${id}/${recording.id}.mp3.enc` : null;
-      if (objectKey) await storage.put(objectKey, Readable.from([Buffer.from(`audio of ${id}`)]));
-      await store.recordings.update(recording.id, { status: opts.recording, objectKey });
-      return { objectKey };
+      if (opts.recording !== 'ready') {
+        await store.recordings.update(recording.id, { status: opts.recording });
+        return { objectKey: null };
+      }
+      const object = await putEncrypted(storage, keyring, `${tenantId}/${id}/${recording.id}.mp3.enc`, Buffer.from(`audio of ${id}`));
+      await store.recordings.update(recording.id, { status: opts.recording, ...object });
+      return { objectKey: object.objectKey };
     },
     async close() {
       await app.close();

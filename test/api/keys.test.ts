@@ -1,8 +1,10 @@
+import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { apiPlugin } from '../../src/api/index.js';
 import { SCOPES, scopesBeyond, type Principal, type Scope } from '../../src/auth/scopes.js';
+import { MasterKeyring } from '../../src/crypto/keys.js';
 import { LocalObjectStore } from '../../src/storage/local.js';
 import { createTestStore, TEST_DB_KINDS, type TestStore } from '../helpers/db.js';
 import { ScriptedControl } from './harness.js';
@@ -21,7 +23,9 @@ describe.each(TEST_DB_KINDS)('keys and tenants API on %s', (kind) => {
     await t.store.tenants.ensure('acme', 'Acme');
     admin = (await t.store.keys.create({ tenantId: 'acme', name: 'acme admin', scopes: ['admin'] })).secret;
     app = Fastify({ logger: false });
-    await app.register(apiPlugin, { store: t.store, storage: new LocalObjectStore(path.join(os.tmpdir(), 'callrec-keys-test-unused')), control: new ScriptedControl(), readiness: async () => ({}) });
+    const unused = path.join(os.tmpdir(), 'callrec-keys-test-unused');
+    const keyring = await MasterKeyring.load({ dataDir: unused, masterKey: randomBytes(32).toString('base64') });
+    await app.register(apiPlugin, { store: t.store, storage: new LocalObjectStore(unused), keyring, control: new ScriptedControl(), readiness: async () => ({}) });
     base = await app.listen({ port: 0, host: '127.0.0.1' });
   });
 

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { MP3_ENCODER_DELAY_SAMPLES } from '../../media/encoders/index.js';
 import type { RecordingFormat } from '../../media/types.js';
@@ -18,6 +19,11 @@ afterAll(() => ts?.close());
 
 /** Streams a fixture through the provider endpoint and returns the decoded recording. */
 async function record(fixture: Fixture, agent: { format: RecordingFormat; dual_channel: boolean }): Promise<DecodedAudio> {
+  return (await recordRaw(fixture, agent)).audio;
+}
+
+/** The recording as stored (opaque) and as served (decrypted), with its row. */
+async function recordRaw(fixture: Fixture, agent: { format: RecordingFormat; dual_channel: boolean }) {
   const agentId = `agent-${fixture.meta.provider}-${agent.format}-${agent.dual_channel ? 'stereo' : 'mono'}`;
   await ts.agent(agentId, { enabled: true, auto_record: true, consent_prompt: false, ...agent });
   const callId = uniqueCallId(fixture.meta.provider);
@@ -27,7 +33,9 @@ async function record(fixture: Fixture, agent: { format: RecordingFormat; dual_c
   expect(rec).toMatchObject({ status: 'ready', format: agent.format, channels: agent.dual_channel ? 2 : 1 });
   const res = await ts.api(`/api/calls/${callId}/recording`);
   expect(res.status).toBe(200);
-  return decodeAudio(new Uint8Array(await res.arrayBuffer()), agent.format);
+  const served = Buffer.from(await res.arrayBuffer());
+  const stored = Buffer.concat(await (await ts.server.storage.get(rec.objectKey!)).toArray());
+  return { rec, served, stored, audio: await decodeAudio(new Uint8Array(served), agent.format) };
 }
 
 const durationMs = (audio: DecodedAudio) => (audio.channels[0].length * 1000) / audio.sampleRate;
@@ -39,7 +47,14 @@ describe.each(['twilio-fork-tones', 'telnyx-fork-tones', 'telnyx-fork-pcma', 'vo
   });
 
   test('stereo WAV: every burst on its own channel, onset within 1 ms, duration within 20 ms', async () => {
-    const audio = await record(fixture, { format: 'wav', dual_channel: true });
+    const { rec, served, stored, audio } = await recordRaw(fixture, { format: 'wav', dual_channel: true });
+    // Stored encrypted: no WAV header, none of the audio's bytes; served decrypted, matching its checksum.
+    expect(rec.objectKey).toMatch(/\.wav\.enc$/);
+    expect(stored.subarray(0, 4).toString('latin1')).toBe('CREC');
+    expect(stored.includes(Buffer.from('RIFF'))).toBe(false);
+    expect(stored.includes(served.subarray(1000, 1032))).toBe(false);
+    expect(createHash('sha256').update(served).digest('hex')).toBe(rec.sha256);
+    expect(served.length).toBe(rec.byteSize);
     expect(audio.channels).toHaveLength(2);
     expect(audio.sampleRate).toBe(fixture.meta.sampleRate);
     expect(Math.abs(durationMs(audio) - fixture.meta.durationMs)).toBeLessThanOrEqual(20);

@@ -14,7 +14,7 @@ import { createTestStore, type TestDbKind } from './db.js';
 export interface TestServer {
   server: CallrecServer;
   /** What a second node needs to join this one's cluster (same database and Redis prefix). */
-  cluster: { databaseUrl: string; prefix: string; storageUrl: string };
+  cluster: { databaseUrl: string; prefix: string; storageUrl: string; masterKey: string };
   /** `ws://…` base for the media endpoints. */
   wsUrl: string;
   dataDir: string;
@@ -37,7 +37,18 @@ export async function startTestServer(opts: { db?: TestDbKind; jitterMs?: number
   const db = opts.join ? { url: opts.join.cluster.databaseUrl, cleanup: async () => {} } : await createTestStore(opts.db ?? 'sqlite');
   const prefix = opts.join?.cluster.prefix ?? `callrec-test-${randomBytes(4).toString('hex')}`;
   const storageUrl = opts.join?.cluster.storageUrl ?? `file://${path.join(dataDir, 'recordings')}`;
-  const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', DATA_DIR: dataDir, DATABASE_URL: db.url, CALLREC_QUEUE_PREFIX: prefix, STORAGE_URL: storageUrl, LOG_LEVEL: 'silent' });
+  // Nodes of one cluster share the master key, or one could not open another's recordings.
+  const masterKey = opts.join?.cluster.masterKey ?? randomBytes(32).toString('base64');
+  const config = loadConfig({
+    PORT: '0',
+    HOST: '127.0.0.1',
+    DATA_DIR: dataDir,
+    DATABASE_URL: db.url,
+    CALLREC_QUEUE_PREFIX: prefix,
+    STORAGE_URL: storageUrl,
+    CALLREC_MASTER_KEY: masterKey,
+    LOG_LEVEL: 'silent',
+  });
   const server = await startServer(config, { log: createLogger(process.env.TEST_LOG_LEVEL ?? 'silent'), jitterMs: opts.jitterMs });
   const tenantId = 'default';
   await server.store.tenants.ensure(tenantId, 'Default');
@@ -45,7 +56,7 @@ export async function startTestServer(opts: { db?: TestDbKind; jitterMs?: number
 
   return {
     server,
-    cluster: { databaseUrl: db.url, prefix, storageUrl },
+    cluster: { databaseUrl: db.url, prefix, storageUrl, masterKey },
     wsUrl: server.url.replace(/^http/, 'ws'),
     dataDir,
     tenantId,
