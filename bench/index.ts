@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { createStore } from '../src/store/index.js';
+import { benchCrypto } from './crypto.js';
 import { benchMedia } from './media.js';
 import { blastCall, runLoad, type LoadResult } from './load.js';
 import { cpuSeconds, firstMessage, freePort, rssBytes, startChild, waitForHttp, type Child } from './proc.js';
@@ -308,6 +309,8 @@ export async function runBench(opts: BenchOptions): Promise<{ rows: BenchRow[]; 
     // 5. Encoders and the capture frame path, in this process.
     note('media: encoders and frame path');
     const media = await benchMedia();
+    note('storage: encryption and seek-decrypt');
+    const crypto = await benchCrypto();
 
     const perCallSecond = (cpu: number) => (cpu / callSeconds) * 1000;
     const forkMs = perCallSecond(forkCpu.used);
@@ -332,7 +335,7 @@ export async function runBench(opts: BenchOptions): Promise<{ rows: BenchRow[]; 
     row('RSS idle', idleRss / 2 ** 20, 'MiB');
     row('RSS per active call', (maxRss - idleRss) / n / 1024, 'KiB', '≤ 256', (maxRss - idleRss) / n / 1024 <= 256);
     row(`time to ready (${readyMinutes}-min stereo call)`, readySeconds, `s (${readyStatus})`, '≤ 3', readyStatus === 'ready' && readySeconds <= 3);
-    for (const m of media) row(m.name, m.value, m.unit);
+    for (const m of [...media, ...crypto]) row(m.name, m.value, m.unit);
 
     const failed = rows.filter((r) => r.pass === false).length;
     process.stdout.write(`\n${formatTable(rows)}\n\n${failed === 0 ? 'all targets met' : `${failed} target(s) missed`}\n`);
