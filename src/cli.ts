@@ -77,7 +77,7 @@ program
     const store = await createStore(cfg.databaseUrl);
     await store.migrate();
     const keyring = await MasterKeyring.load({ dataDir: cfg.dataDir, masterKey: cfg.masterKey });
-    const workers = startWorkers({ store, storage: openObjectStore(cfg.storageUrl), log, keyring }, { connection: { url: cfg.redisUrl }, prefix: cfg.queuePrefix, concurrency: opts.concurrency });
+    const workers = startWorkers({ store, storage: openObjectStore(cfg.storageUrl, { endpoint: cfg.storageEndpoint }), log, keyring }, { connection: { url: cfg.redisUrl }, prefix: cfg.queuePrefix, concurrency: opts.concurrency });
     log.info('callrec worker running');
     closeOnSignal(async () => {
       await workers.close();

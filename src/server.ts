@@ -60,7 +60,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     await store.close();
     throw err;
   }
-  const storage = openObjectStore(config.storageUrl);
+  const storage = openObjectStore(config.storageUrl, { endpoint: config.storageEndpoint });
   const keyring = await MasterKeyring.load({ dataDir: config.dataDir, masterKey: config.masterKey });
   const connection = { url: config.redisUrl };
   const queue = createRecordingsQueue(connection, config.queuePrefix);

@@ -1,0 +1,95 @@
+import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
+import type { IncomingMessage } from 'node:http';
+import { Storage, type Bucket, type StorageOptions } from '@google-cloud/storage';
+import { CallrecError } from '../errors.js';
+import { BucketUrl } from './bucket.js';
+import type { ObjectStore } from './types.js';
+
+export interface GcsObjectStoreOptions {
+  /** API endpoint (`STORAGE_ENDPOINT`: an emulator or private endpoint); requests to it carry no credentials. */
+  endpoint?: string;
+  /** Service-account credentials; default: the library's application-default credentials. */
+  credentials?: StorageOptions['credentials'];
+  /** Retries of a failed read or metadata request before giving up (default 3; the library reads 0 as 3). */
+  maxRetries?: number;
+  /** Per-request timeout in ms (default 60 s), so a stalled server fails a put instead of hanging it. */
+  timeoutMs?: number;
+}
+
+type Interceptor = Storage['interceptors'][number];
+
+/** Objects in a Google Cloud Storage bucket, `gs://bucket/prefix`. */
+export class GcsObjectStore implements ObjectStore {
+  readonly url: string;
+  readonly #location: BucketUrl;
+  readonly #bucket: Bucket;
+
+  constructor(storageUrl: string, opts: GcsObjectStoreOptions = {}) {
+    this.#location = new BucketUrl(storageUrl, 'gs:');
+    this.url = this.#location.href;
+    const timeout = opts.timeoutMs ?? 60_000;
+    const storage = new Storage({
+      ...(opts.endpoint ? { apiEndpoint: opts.endpoint, useAuthWithCustomEndpoint: false } : {}),
+      credentials: opts.credentials,
+      timeout,
+      // The default idempotency strategy matters: it leaves uploads (which carry no generation
+      // precondition) unretried. The library's resume after an interrupted upload crashes the
+      // process with an unhandled 'error' when its status query fails too (the server went away;
+      // seen with 7.22), so a failed put rejects instead and the caller retries the whole put.
+      retryOptions: { maxRetries: opts.maxRetries ?? 3 },
+    });
+    // `timeout` above covers JSON API calls only; resumable upload requests take their options
+    // from interceptors, and without one a stalled server would hang a put forever.
+    // (The library types interceptors as seeing only JSON API requests, hence the cast.)
+    storage.interceptors.push({ request: (reqOpts) => Object.assign(reqOpts, { timeout }) as ReturnType<Interceptor['request']> });
+    this.#bucket = storage.bucket(this.#location.bucket);
+  }
+
+  async put(key: string, body: Readable): Promise<{ size: number }> {
+    const file = this.#bucket.file(this.#location.objectName(key));
+    // A resumable upload session, streamed as one request: the object appears only once the
+    // session completes, so a failed put leaves nothing behind.
+    await pipeline(body, file.createWriteStream({ resumable: true, contentType: 'application/octet-stream' }));
+    return { size: Number(file.metadata.size) };
+  }
+
+  async get(key: string, range?: { start: number; end: number }): Promise<Readable> {
+    const stream = this.#bucket.file(this.#location.objectName(key)).createReadStream(range ? { start: range.start, end: range.end } : {});
+    // The library sends the request on the first read and reports a 404 only as a stream error;
+    // wait for the response so a missing object rejects here, as the contract says.
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: unknown) => reject(notFound(err) ? new CallrecError('ERR_NOT_FOUND', `no object ${key}`, { cause: err }) : err);
+      stream.once('error', onError);
+      stream.once('response', (res: IncomingMessage) => {
+        if ((res.statusCode ?? 0) >= 300) return; // the error follows
+        stream.off('error', onError);
+        resolve();
+      });
+      stream.read(0);
+    });
+    return stream;
+  }
+
+  async size(key: string): Promise<number | null> {
+    try {
+      const [metadata] = await this.#bucket.file(this.#location.objectName(key)).getMetadata();
+      return Number(metadata.size);
+    } catch (err) {
+      if (notFound(err)) return null;
+      throw err;
+    }
+  }
+
+  async exists(key: string): Promise<boolean> {
+    return (await this.size(key)) !== null;
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.#bucket.file(this.#location.objectName(key)).delete({ ignoreNotFound: true });
+  }
+}
+
+function notFound(err: unknown): boolean {
+  return (err as { code?: unknown }).code === 404;
+}

@@ -1,0 +1,118 @@
+import { Readable } from 'node:stream';
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  S3Client,
+  S3ServiceException,
+  type S3ClientConfig,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { CallrecError } from '../errors.js';
+import { BucketUrl } from './bucket.js';
+import type { ObjectStore } from './types.js';
+
+export interface S3ObjectStoreOptions {
+  /** Endpoint of an S3-compatible store (`STORAGE_ENDPOINT`); addressed path-style (`endpoint/bucket/key`). */
+  endpoint?: string;
+  /** Default: `AWS_REGION`, else `us-east-1`. */
+  region?: string;
+  /** Default: the SDK's credential chain (environment, profile, instance role…). */
+  credentials?: S3ClientConfig['credentials'];
+  /** Multipart part size (at least 5 MiB, the S3 minimum; default 5 MiB). */
+  partSize?: number;
+  /** Parts uploaded at once (default 2). A put buffers up to `partSize * queueSize` bytes. */
+  queueSize?: number;
+}
+
+const MiB = 1024 * 1024;
+
+/** Objects in an S3 (or S3-compatible) bucket, `s3://bucket/prefix`. */
+export class S3ObjectStore implements ObjectStore {
+  readonly url: string;
+  readonly #location: BucketUrl;
+  readonly #client: S3Client;
+  readonly #partSize: number;
+  readonly #queueSize: number;
+
+  constructor(storageUrl: string, opts: S3ObjectStoreOptions = {}) {
+    this.#location = new BucketUrl(storageUrl, 's3:');
+    this.url = this.#location.href;
+    this.#partSize = opts.partSize ?? 5 * MiB;
+    this.#queueSize = opts.queueSize ?? 2;
+    this.#client = new S3Client({
+      region: opts.region ?? (process.env.AWS_REGION || 'us-east-1'),
+      credentials: opts.credentials,
+      ...(opts.endpoint ? { endpoint: opts.endpoint, forcePathStyle: true } : {}),
+    });
+  }
+
+  async put(key: string, body: Readable): Promise<{ size: number }> {
+    let size = 0;
+    // Count on the way through: S3 answers a completed upload with an ETag, not a size.
+    const counted = Readable.from((async function* () {
+      for await (const chunk of body) {
+        size += (chunk as Buffer).length;
+        yield chunk as Buffer;
+      }
+    })(), { objectMode: false });
+    // One PutObject for a body under a part, else a multipart upload, which S3 makes visible only
+    // on completion and aborts (dropping its parts) on failure.
+    const upload = new Upload({
+      client: this.#client,
+      params: { Bucket: this.#location.bucket, Key: this.#location.objectName(key), Body: counted, ContentType: 'application/octet-stream' },
+      partSize: this.#partSize,
+      queueSize: this.#queueSize,
+    });
+    try {
+      await upload.done();
+    } catch (err) {
+      counted.destroy(); // and with it the caller's stream, as `pipeline` would
+      throw err;
+    }
+    return { size };
+  }
+
+  async get(key: string, range?: { start: number; end: number }): Promise<Readable> {
+    try {
+      const res = await this.#client.send(new GetObjectCommand({
+        Bucket: this.#location.bucket,
+        Key: this.#location.objectName(key),
+        Range: range ? `bytes=${range.start}-${range.end}` : undefined,
+      }));
+      // In Node the SDK's body is the HTTP response stream.
+      return res.Body as Readable;
+    } catch (err) {
+      if (notFound(err)) throw new CallrecError('ERR_NOT_FOUND', `no object ${key}`, { cause: err });
+      throw err;
+    }
+  }
+
+  async size(key: string): Promise<number | null> {
+    try {
+      const head = await this.#client.send(new HeadObjectCommand({ Bucket: this.#location.bucket, Key: this.#location.objectName(key) }));
+      return head.ContentLength ?? 0;
+    } catch (err) {
+      if (notFound(err)) return null;
+      throw err;
+    }
+  }
+
+  async exists(key: string): Promise<boolean> {
+    return (await this.size(key)) !== null;
+  }
+
+  async delete(key: string): Promise<void> {
+    // S3 answers 204 for a missing key too.
+    await this.#client.send(new DeleteObjectCommand({ Bucket: this.#location.bucket, Key: this.#location.objectName(key) }));
+  }
+
+  /** Closes the client's sockets. */
+  destroy(): void {
+    this.#client.destroy();
+  }
+}
+
+function notFound(err: unknown): boolean {
+  return err instanceof S3ServiceException && err.$metadata.httpStatusCode === 404;
+}
