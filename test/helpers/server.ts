@@ -31,7 +31,7 @@ export interface TestServer {
 }
 
 /** A real callrec server on a free port: fresh data dir, database and Redis key prefix. */
-export async function startTestServer(opts: { db?: TestDbKind; jitterMs?: number; join?: TestServer } = {}): Promise<TestServer> {
+export async function startTestServer(opts: { db?: TestDbKind; jitterMs?: number; join?: TestServer; env?: Record<string, string> } = {}): Promise<TestServer> {
   const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'callrec-e2e-'));
   // A node joining another shares its database and Redis prefix; the first node owns them.
   const db = opts.join ? { url: opts.join.cluster.databaseUrl, cleanup: async () => {} } : await createTestStore(opts.db ?? 'sqlite');
@@ -48,6 +48,7 @@ export async function startTestServer(opts: { db?: TestDbKind; jitterMs?: number
     STORAGE_URL: storageUrl,
     CALLREC_MASTER_KEY: masterKey,
     LOG_LEVEL: 'silent',
+    ...opts.env,
   });
   const server = await startServer(config, { log: createLogger(process.env.TEST_LOG_LEVEL ?? 'silent'), jitterMs: opts.jitterMs });
   const tenantId = 'default';

@@ -21,6 +21,8 @@ declare module 's3rver' {
   export type S3rverMiddleware = (ctx: S3rverContext, next: () => Promise<void>) => Promise<void>;
 
   export interface S3rverContext {
+    /** The Node request (Koa's `ctx.req`). */
+    req: import('node:http').IncomingMessage;
     method: string;
     query: Record<string, string | undefined>;
     headers: Record<string, string | undefined>;
