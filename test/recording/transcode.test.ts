@@ -1,0 +1,173 @@
+import { createReadStream } from 'node:fs';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { encodeRecording, MP3_ENCODER_DELAY_SAMPLES } from '../../media/encoders/index.js';
+import type { RecordingFormat } from '../../media/types.js';
+import { transcodeToFile } from '../../src/recording/transcode.js';
+import { decodeAudio, findBursts } from '../helpers/audio.js';
+
+const SECONDS = 3;
+/** [channel, frequency, startMs, endMs] of each tone burst; a mono signal gets all on its one channel. */
+const TONES = [
+  [0, 1000, 500, 900],
+  [1, 1500, 1200, 1700],
+  [0, 1000, 2000, 2500],
+] as const;
+
+function synthesize(sampleRate: number, channels: 1 | 2, seconds = SECONDS): Int16Array {
+  const pcm = new Int16Array(sampleRate * seconds * channels);
+  for (const [channel, freq, startMs, endMs] of TONES) {
+    const from = (startMs * sampleRate) / 1000;
+    for (let m = from; m < (endMs * sampleRate) / 1000; m++) {
+      pcm[m * channels + Math.min(channel, channels - 1)] = Math.round(12000 * Math.sin((2 * Math.PI * freq * (m - from)) / sampleRate));
+    }
+  }
+  return pcm;
+}
+
+/** `seconds` of the tones, repeated every SECONDS, in one-second chunks: never all in memory at once. */
+async function* tones(sampleRate: number, channels: 1 | 2, seconds: number): AsyncGenerator<Int16Array> {
+  const period = synthesize(sampleRate, channels);
+  for (let s = 0; s < seconds; s++) yield period.slice(((s % SECONDS) * period.length) / SECONDS, (((s % SECONDS) + 1) * period.length) / SECONDS);
+}
+
+let dir: string;
+beforeAll(async () => {
+  dir = await fs.mkdtemp(path.join(os.tmpdir(), 'callrec-transcode-'));
+});
+afterAll(async () => {
+  await fs.rm(dir, { recursive: true, force: true });
+});
+
+let files = 0;
+/** Encodes into a file the way the recording worker does, returning its path. */
+async function encodeFile(format: RecordingFormat, sampleRate: number, channels: 1 | 2, chunks: AsyncIterable<Int16Array>): Promise<string> {
+  const file = path.join(dir, `source-${files++}.${format}`);
+  const out = await fs.open(file, 'w');
+  try {
+    for await (const { position, data } of encodeRecording(format, { sampleRate, channels, chunks })) await out.write(data, 0, data.length, position);
+  } finally {
+    await out.close();
+  }
+  return file;
+}
+
+/** The OpusHead input sample rate: decodeAudio reports 48 kHz for any Ogg/Opus. */
+function opusInputRate(file: Buffer): number {
+  return file.readUInt32LE(file.indexOf('OpusHead') + 12);
+}
+
+const FORMATS = ['wav', 'mp3', 'ogg'] as const;
+const PAIRS = FORMATS.flatMap((from) => FORMATS.map((to) => [from, to] as const));
+
+describe.each([
+  [8000, 2],
+  [16000, 1],
+] as const)('%i Hz, %i channel(s)', (rate, channelCount) => {
+  test.each(PAIRS)('%s → %s keeps duration, rate, channels and timing', async (from, to) => {
+    const source = await encodeFile(from, rate, channelCount, tones(rate, channelCount, SECONDS));
+    const target = path.join(dir, `${path.basename(source)}-to.${to}`);
+    // Small read chunks split every header and frame somewhere.
+    const { size } = await transcodeToFile(from, createReadStream(source, { highWaterMark: 1000 }), to, target);
+    const stat = await fs.stat(target);
+    expect(stat.size).toBe(size);
+    expect(stat.mode & 0o777).toBe(0o600);
+
+    const file = await fs.readFile(target);
+    const decoded = await decodeAudio(file, to);
+    expect(to === 'ogg' ? opusInputRate(file) : decoded.sampleRate).toBe(rate);
+    expect(decoded.channels).toHaveLength(channelCount);
+    // decodeAudio keeps the MP3 encoder delay (nothing in the file says to drop it); the transcoder drops it on input.
+    const delayMs = to === 'mp3' ? (MP3_ENCODER_DELAY_SAMPLES * 1000) / rate : 0;
+    const durationMs = (decoded.channels[0].length * 1000) / decoded.sampleRate - delayMs;
+    // MP3 cannot say where its audio ends, so each MP3 encoding may add up to a 576-sample frame of padding.
+    const mp3Encodings = Number(from === 'mp3') + Number(to === 'mp3');
+    expect(durationMs).toBeGreaterThanOrEqual(SECONDS * 1000 - 30);
+    expect(durationMs).toBeLessThanOrEqual(SECONDS * 1000 + 30 + (mp3Encodings * 576 * 1000) / rate);
+
+    const toleranceMs = from === 'wav' && to === 'wav' ? 1.5 : 5;
+    for (const freq of [1000, 1500]) {
+      const expected = TONES.filter(([, f]) => f === freq);
+      const bursts = findBursts(decoded.channels[Math.min(expected[0][0], channelCount - 1)], decoded.sampleRate, freq);
+      expect(bursts).toHaveLength(expected.length);
+      bursts.forEach((burst, i) => {
+        expect(Math.abs(burst.startMs - delayMs - expected[i][2])).toBeLessThan(toleranceMs);
+        expect(Math.abs(burst.endMs - delayMs - expected[i][3])).toBeLessThan(toleranceMs);
+      });
+    }
+    if (channelCount === 2) {
+      expect(findBursts(decoded.channels[1], decoded.sampleRate, 1000)).toEqual([]);
+      expect(findBursts(decoded.channels[0], decoded.sampleRate, 1500)).toEqual([]);
+    }
+  });
+});
+
+describe('a 10-minute 8 kHz stereo recording', () => {
+  // Its PCM is 600 s × 8000 × 2 channels × 2 bytes = 19.2 MB. Live memory is measured after a full
+  // GC at every input chunk, so garbage not yet collected does not count. Holding the decoded
+  // audio, or a WAV input or output (each 19.2 MB), exceeds the bound; what stays under it is the
+  // codecs' own state (the WASM heaps of mpg123 and LAME: about 6 MB seen for MP3 → WAV, under
+  // 1 MB for WAV → Ogg) and a few chunks in flight.
+  const MINUTES = 10;
+  const BOUND = 12 << 20;
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const live = () => {
+    gc();
+    const { heapUsed, arrayBuffers } = process.memoryUsage();
+    return heapUsed + arrayBuffers;
+  };
+
+  test.each([
+    ['mp3', 'wav'],
+    ['wav', 'ogg'],
+    ['ogg', 'mp3'],
+  ] as const)('%s → %s transcodes in bounded memory', async (from, to) => {
+    const source = await encodeFile(from, 8000, 2, tones(8000, 2, MINUTES * 60));
+    const baseline = live();
+    let peak = 0;
+    async function* measured(): AsyncGenerator<Uint8Array> {
+      for await (const chunk of createReadStream(source)) {
+        peak = Math.max(peak, live() - baseline);
+        yield chunk as Buffer;
+      }
+    }
+    const target = path.join(dir, `long-${from}-to.${to}`);
+    const { size } = await transcodeToFile(from, measured(), to, target);
+    expect(size).toBeGreaterThan(0);
+    // The whole recording came through: duration within one MP3 frame of padding and 30 ms.
+    const decoded = await decodeAudio(await fs.readFile(target), to);
+    const seconds = decoded.channels[0].length / decoded.sampleRate;
+    expect(Math.abs(seconds - MINUTES * 60)).toBeLessThan(0.03 + (2 * 576) / 8000);
+    expect(peak).toBeLessThan(BOUND);
+  }, 120_000);
+});
+
+test('a target that already exists is not overwritten', async () => {
+  const source = await encodeFile('wav', 8000, 1, tones(8000, 1, 1));
+  const target = path.join(dir, 'existing.mp3');
+  await fs.writeFile(target, 'keep me');
+  await expect(transcodeToFile('wav', createReadStream(source), 'mp3', target)).rejects.toMatchObject({ code: 'EEXIST' });
+  expect(await fs.readFile(target, 'utf8')).toBe('keep me');
+});
+
+test('a failed transcode leaves no file behind', async () => {
+  const bytes = await fs.readFile(await encodeFile('ogg', 16000, 1, tones(16000, 1, 5)));
+  async function* truncated(): AsyncGenerator<Uint8Array> {
+    yield bytes.subarray(0, bytes.length >> 1);
+    throw new Error('connection reset');
+  }
+  const target = path.join(dir, 'failed.wav');
+  await expect(transcodeToFile('ogg', truncated(), 'wav', target)).rejects.toThrow('connection reset');
+  await expect(fs.stat(target)).rejects.toMatchObject({ code: 'ENOENT' });
+});
+
+test('input that is not a recording fails with ERR_BAD_RECORDING and creates no file', async () => {
+  const target = path.join(dir, 'garbage.ogg');
+  await expect(transcodeToFile('wav', Readable.from([Buffer.from('this is not a WAV file')]), 'ogg', target)).rejects.toMatchObject({ code: 'ERR_BAD_RECORDING' });
+  await expect(fs.stat(target)).rejects.toMatchObject({ code: 'ENOENT' });
+});
