@@ -4,12 +4,11 @@ import { Command, InvalidArgumentError } from 'commander';
 import { isScope, SCOPES, type Scope } from './auth/scopes.js';
 import { loadConfig, type Config } from './config.js';
 import { CallrecError } from './errors.js';
-import { MasterKeyring } from './crypto/keys.js';
 import { createLogger } from './log.js';
-import { checkRedis } from './redis.js';
 import { isProvider, parseSpeed, runReplay } from './replay/command.js';
 import { startServer } from './server.js';
-import { openObjectStore } from './storage/index.js';
+import { retryRecording } from './jobs.js';
+import { openServices } from './services.js';
 import { createStore, OPERATOR_TENANT_ID, type Store } from './store/index.js';
 import { startWorkers } from '../workers/index.js';
 
@@ -68,21 +67,35 @@ program
 
 program
   .command('worker')
-  .description('recording workers only (scale them apart from the media nodes)')
-  .option('--concurrency <n>', 'jobs at once', (v) => Number.parseInt(v, 10), 2)
+  .description('recording, webhook and retention workers only (scale them apart from the media nodes)')
+  .option('--concurrency <n>', 'recording jobs at once', (v) => Number.parseInt(v, 10), 2)
   .action(async (opts: { concurrency: number }) => {
     const cfg = config();
     const log = createLogger(cfg.logLevel);
-    await checkRedis(cfg.redisUrl);
-    const store = await createStore(cfg.databaseUrl);
-    await store.migrate();
-    const keyring = await MasterKeyring.load({ dataDir: cfg.dataDir, masterKey: cfg.masterKey });
-    const workers = startWorkers({ store, storage: openObjectStore(cfg.storageUrl, { endpoint: cfg.storageEndpoint }), log, keyring }, { connection: { url: cfg.redisUrl }, prefix: cfg.queuePrefix, concurrency: opts.concurrency });
+    const services = await openServices(cfg, log);
+    const { store, storage, keyring, webhooks } = services;
+    const workers = startWorkers({ store, storage, log, keyring, webhooks }, { connection: services.connection, prefix: cfg.queuePrefix, concurrency: opts.concurrency });
     log.info('callrec worker running');
     closeOnSignal(async () => {
       await workers.close();
-      await store.close();
+      await services.close();
     });
+  });
+
+const jobs = program.command('jobs').description('recording jobs');
+jobs
+  .command('retry <call_id>')
+  .description('queue a failed recording again (its spool must still be on this node\'s disk)')
+  .option('--tenant <id>', 'tenant', OPERATOR_TENANT_ID)
+  .action(async (callId: string, opts: { tenant: string }) => {
+    const cfg = config();
+    const services = await openServices(cfg, createLogger('warn'));
+    try {
+      const recording = await retryRecording(services.store, services.recordings, opts.tenant, callId);
+      console.log(`queued recording ${recording.id} of call ${callId} again`);
+    } finally {
+      await services.close();
+    }
   });
 
 program

@@ -16,11 +16,11 @@ import { createLogger, type Logger } from './log.js';
 import { MediaMetrics } from './metrics.js';
 import { adapters } from './protocols/index.js';
 import type { Provider } from './protocols/types.js';
-import { createRecordingsQueue, enqueueRecording } from './queue/recordings.js';
-import { MasterKeyring } from './crypto/keys.js';
-import { checkRedis } from './redis.js';
-import { openObjectStore, type ObjectStore } from './storage/index.js';
-import { createStore, type Store } from './store/index.js';
+import { enqueueRecording } from './queue/recordings.js';
+import { recoverSpools } from './recovery.js';
+import { openServices } from './services.js';
+import type { StorageResolver } from './storage/resolver.js';
+import type { Store } from './store/index.js';
 
 export interface ServerOptions {
   log?: Logger;
@@ -36,7 +36,7 @@ export interface CallrecServer {
   port: number;
   app: FastifyInstance<any, any, any, Logger>;
   store: Store;
-  storage: ObjectStore;
+  storage: StorageResolver;
   registry: CallRegistry;
   log: Logger;
   /** Stops accepting streams, ends live calls (queueing their recordings), then closes everything. */
@@ -51,21 +51,11 @@ const MEDIA_PATH = /^\/media\/(twilio|telnyx|vonage)\/?$/;
 /** Starts callrec: HTTP API, provider WebSocket endpoints, and (by default) the workers. */
 export async function startServer(config: Config, opts: ServerOptions = {}): Promise<CallrecServer> {
   const log = opts.log ?? createLogger(config.logLevel);
-  await checkRedis(config.redisUrl);
-  const store = await createStore(config.databaseUrl);
-  try {
-    await store.migrate();
-    if (config.apiKey) await store.keys.ensureOperatorKey(config.apiKey);
-  } catch (err) {
-    await store.close();
-    throw err;
-  }
-  const storage = openObjectStore(config.storageUrl, { endpoint: config.storageEndpoint });
-  const keyring = await MasterKeyring.load({ dataDir: config.dataDir, masterKey: config.masterKey });
-  const connection = { url: config.redisUrl };
-  const queue = createRecordingsQueue(connection, config.queuePrefix);
-  queue.on('error', (err) => log.error({ err: err.message }, 'recordings queue error'));
-  const workers = opts.workers === false ? null : startWorkers({ store, storage, log, keyring }, { connection, prefix: config.queuePrefix });
+  const services = await openServices(config, log);
+  const { store, storage, keyring, recordings, webhooks } = services;
+  const workers = opts.workers === false ? null : startWorkers({ store, storage, log, keyring, webhooks }, { connection: services.connection, prefix: config.queuePrefix });
+  const recovered = await recoverSpools(store, recordings, config.dataDir, { log });
+  if (recovered.requeued.length) log.warn({ recordings: recovered.requeued }, 'recovered recordings left unfinished by an earlier run');
   const registry = new CallRegistry();
   const sessions = new Set<CallSession>();
   const nodeId = `${os.hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
@@ -87,12 +77,13 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     storage,
     keyring,
     control,
+    webhooks,
     readiness: async () => {
       const check = (p: Promise<unknown>) => p.then(() => true, () => false);
       const [database, redis, objects] = await Promise.all([
         check(store.ping()),
-        check(queue.count()),
-        check(storage.exists('.readyz')),
+        check(recordings.count()),
+        check(storage.default.exists('.readyz')),
       ]);
       return { database, redis, storage: objects };
     },
@@ -116,7 +107,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     jitterMs: opts.jitterMs,
     metrics,
     prompts,
-    enqueue: (job: Parameters<typeof enqueueRecording>[1]) => enqueueRecording(queue, job),
+    enqueue: (job: Parameters<typeof enqueueRecording>[1]) => enqueueRecording(recordings, job),
   };
   let accepting = true;
   app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -155,8 +146,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
       wss.close();
       await workers?.close();
       await control.close();
-      await queue.close();
-      await store.close();
+      await services.close();
     },
   };
 }

@@ -8,16 +8,20 @@ import { encodeRecording } from '../media/encoders/index.js';
 import { downmix } from '../media/mix.js';
 import type { RecordingJobData } from '../src/queue/recordings.js';
 import { readSpool, readSpoolInfo } from '../src/recording/spool.js';
-import type { ObjectStore } from '../src/storage/types.js';
+import type { StorageResolver } from '../src/storage/resolver.js';
+import { emitRecordingEvent, type WebhookContext } from '../src/webhooks/index.js';
 import type { Store } from '../src/store/index.js';
 import type { Logger } from '../src/log.js';
 
 export interface RecordingProcessorDeps {
   store: Store;
-  storage: ObjectStore;
+  /** The server's store, or the tenant's own bucket. */
+  storage: StorageResolver;
   log: Logger;
   /** Wraps each recording's data key. */
   keyring: MasterKeyring;
+  /** `recording.completed` / `recording.failed` go out through it. */
+  webhooks: WebhookContext;
 }
 
 export interface RecordingJobResult {
@@ -48,7 +52,7 @@ async function* toMono(chunks: AsyncIterable<Int16Array>): AsyncGenerator<Int16A
  * Plain audio exists only on the worker's local disk, never in the bucket.
  */
 export function createRecordingProcessor(deps: RecordingProcessorDeps) {
-  const { store, storage, log, keyring } = deps;
+  const { store, log, keyring } = deps;
   return async function processRecording(job: Job<RecordingJobData>): Promise<RecordingJobResult | null> {
     const { recordingId } = job.data;
     const recording = await store.recordings.get(recordingId);
@@ -74,6 +78,7 @@ export function createRecordingProcessor(deps: RecordingProcessorDeps) {
     for await (const chunk of createReadStream(encoded)) hash.update(chunk as Buffer);
     const sha256 = hash.digest('hex');
     const { size } = await fs.stat(encoded);
+    const storage = await deps.storage.forTenant(recording.tenantId);
     const objectKey = objectKeyFor(recording.tenantId, recording.callId, recording.id, recording.format, recording.createdAt);
     // A fresh data key per recording, wrapped by the master key or, if the tenant holds its own
     // keys, by the tenant's public key (then only the tenant can decrypt).
@@ -85,7 +90,7 @@ export function createRecordingProcessor(deps: RecordingProcessorDeps) {
     plain.on('error', (err) => body.destroy(err)).pipe(body);
     await storage.put(objectKey, body);
     const durationMs = Math.round((info.frames * 1000) / info.sampleRate);
-    await store.recordings.update(recordingId, {
+    const ready = await store.recordings.update(recordingId, {
       status: 'ready',
       objectKey,
       storageUrl: storage.url,
@@ -100,14 +105,16 @@ export function createRecordingProcessor(deps: RecordingProcessorDeps) {
     });
     await fs.rm(encoded, { force: true });
     await fs.rm(recording.spoolPath, { force: true });
+    if (ready) await emitRecordingEvent(deps.webhooks, 'recording.completed', ready);
     log.info({ recordingId, callId: recording.callId, objectKey, durationMs, byteSize: size }, 'recording ready');
     return { objectKey, byteSize: size, durationMs };
   };
 }
 
-/** Called when a job fails: after its last attempt the recording is `failed` and its spool is kept. */
-export async function recordFailure(store: Store, job: Job<RecordingJobData>, err: Error): Promise<void> {
+/** Called when a job fails: after its last attempt the recording is `failed` (spool kept) and `recording.failed` goes out. */
+export async function recordFailure(deps: Pick<RecordingProcessorDeps, 'store' | 'webhooks'>, job: Job<RecordingJobData>, err: Error): Promise<void> {
   const attempts = job.opts.attempts ?? 1;
   if (job.attemptsMade < attempts) return;
-  await store.recordings.update(job.data.recordingId, { status: 'failed', error: err.message, attempts: job.attemptsMade });
+  const failed = await deps.store.recordings.update(job.data.recordingId, { status: 'failed', error: err.message, attempts: job.attemptsMade });
+  if (failed) await emitRecordingEvent(deps.webhooks, 'recording.failed', failed);
 }

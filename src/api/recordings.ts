@@ -7,6 +7,7 @@ import { CallParams } from './calls.js';
 import { HttpError, notFound, rethrowAs } from './errors.js';
 import { parseRange } from './range.js';
 import type { ApiDeps, ApiInstance } from './types.js';
+import { emitRecordingEvent } from '../webhooks/index.js';
 
 const CONTENT_TYPES: Record<RecordingFormat, string> = { mp3: 'audio/mpeg', wav: 'audio/wav', ogg: 'audio/ogg' };
 
@@ -22,7 +23,7 @@ const DELETE_ERRORS = { ERR_NOT_FOUND: 404, ERR_CONFLICT: 409, ERR_LEGAL_HOLD: 4
  * `GET /api/calls/{id}/recording`: the audio, seekable with `Range`, every read access-logged.
  * `DELETE /api/calls/{id}/recording`: removes the object and leaves a tombstone; 423 on legal hold.
  */
-export function recordingRoutes(app: ApiInstance, { store, storage, keyring }: ApiDeps): void {
+export function recordingRoutes(app: ApiInstance, { store, storage, keyring, webhooks }: ApiDeps): void {
   app.get(
     '/api/calls/:callId/recording',
     { schema: { params: CallParams, querystring: RecordingQuery }, config: { scopes: ['recordings:read'] } },
@@ -43,7 +44,8 @@ export function recordingRoutes(app: ApiInstance, { store, storage, keyring }: A
         throw new HttpError(406, 'ERR_FORMAT_UNAVAILABLE', `the recording is stored as ${format}; ${request.query.format} is not available`);
       }
       const key = recording.objectKey;
-      const objectSize = key === null ? null : await storage.size(key);
+      const objects = await storage.forRecording(recording);
+      const objectSize = key === null ? null : await objects.size(key);
       if (key === null || objectSize === null || recording.keyId === null || recording.wrappedKey === null) {
         // A ready recording without its object is our inconsistency, not the client's.
         throw new CallrecError('ERR_OBJECT_MISSING', `recording ${recording.id} is ready but its object is missing`);
@@ -56,7 +58,7 @@ export function recordingRoutes(app: ApiInstance, { store, storage, keyring }: A
       }
       // Decrypted on the fly: a range reads only the chunks holding it.
       const dataKey = keyring.unwrap({ keyId: recording.keyId, wrapped: recording.wrappedKey });
-      const object = await openEncrypted(dataKey, objectSize, (r) => storage.get(key, r));
+      const object = await openEncrypted(dataKey, objectSize, (r) => objects.get(key, r));
       const size = object.plainLength;
 
       const rangeHeader = request.headers.range;
@@ -98,9 +100,12 @@ export function recordingRoutes(app: ApiInstance, { store, storage, keyring }: A
     async (request) => {
       const { tenantId, keyId } = principalOf(request);
       const { callId } = request.params;
-      await store.recordings
-        .delete(tenantId, callId, storage, { deletedBy: keyId, reason: 'api' })
+      const recording = await store.recordings.getByCall(tenantId, callId);
+      const objects = recording ? await storage.forRecording(recording) : storage.default;
+      const { recording: deleted } = await store.recordings
+        .delete(tenantId, callId, objects, { deletedBy: keyId, reason: 'api' })
         .catch((err: unknown) => rethrowAs(err, DELETE_ERRORS));
+      await emitRecordingEvent(webhooks, 'recording.deleted', deleted);
       return { call_id: callId, recording_status: 'deleted' };
     },
   );

@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import { principalOf } from '../auth/plugin.js';
-import { HttpError } from './errors.js';
+import { applySettingsPatch, TenantSettingError, TenantSettingsPatchSchema, tenantView } from '../tenants/settings.js';
+import { HttpError, notFound } from './errors.js';
 import { TENANT_ID_PATTERN, type ApiDeps, type ApiInstance } from './types.js';
 
 const CreateTenantBody = Type.Object(
@@ -8,8 +9,14 @@ const CreateTenantBody = Type.Object(
   { additionalProperties: false },
 );
 
-/** `POST /api/tenants`: the operator's key creates tenants. */
-export function tenantRoutes(app: ApiInstance, { store }: ApiDeps): void {
+const TenantParams = Type.Object({ tenantId: Type.String({ pattern: TENANT_ID_PATTERN }) });
+
+/**
+ * `POST /api/tenants` (the operator's key creates tenants), and a tenant's settings:
+ * `GET`/`PATCH /api/tenants/{id}` for that tenant's admins or the operator; secrets are
+ * sealed with the master keyring and never shown.
+ */
+export function tenantRoutes(app: ApiInstance, { store, keyring }: ApiDeps): void {
   app.post('/api/tenants', { schema: { body: CreateTenantBody }, config: { scopes: ['admin'] } }, async (request, reply) => {
     if (!principalOf(request).operator) throw new HttpError(403, 'ERR_FORBIDDEN', 'only the operator key may create tenants');
     const { id, name } = request.body;
@@ -18,4 +25,34 @@ export function tenantRoutes(app: ApiInstance, { store }: ApiDeps): void {
     reply.code(201);
     return { id: tenant.id, name: tenant.name, created_at: tenant.createdAt };
   });
+
+  app.get('/api/tenants/:tenantId', { schema: { params: TenantParams }, config: { scopes: ['admin'] } }, async (request) => {
+    const { tenantId } = request.params;
+    const principal = principalOf(request);
+    // Another tenant's settings are not forbidden but absent (SPEC §3: another tenant's resource is a 404).
+    const tenant = principal.operator || principal.tenantId === tenantId ? await store.tenants.get(tenantId) : null;
+    if (!tenant) throw notFound(`tenant ${tenantId}`);
+    return tenantView(tenant);
+  });
+
+  app.patch(
+    '/api/tenants/:tenantId',
+    { schema: { params: TenantParams, body: TenantSettingsPatchSchema }, config: { scopes: ['admin'] } },
+    async (request) => {
+      const { tenantId } = request.params;
+      const principal = principalOf(request);
+      if (!principal.operator && principal.tenantId !== tenantId) throw notFound(`tenant ${tenantId}`);
+      let tenant;
+      try {
+        tenant = await store.tenants.updateSettings(tenantId, (current) =>
+          applySettingsPatch(keyring, tenantId, current, request.body, { operator: principal.operator }),
+        );
+      } catch (err) {
+        if (err instanceof TenantSettingError) throw new HttpError(err.code === 'ERR_FORBIDDEN' ? 403 : 400, err.code, err.message, { field: err.field });
+        throw err;
+      }
+      if (!tenant) throw notFound(`tenant ${tenantId}`);
+      return tenantView(tenant);
+    },
+  );
 }

@@ -1,16 +1,20 @@
 import type { FastifyBaseLogger, FastifyInstance, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerDefault } from 'fastify';
 import type { CallControl } from '../calls/control.js';
 import type { MasterKeyring } from '../crypto/keys.js';
-import type { ObjectStore } from '../storage/types.js';
+import type { StorageResolver } from '../storage/resolver.js';
 import type { Store } from '../store/index.js';
+import type { WebhookContext } from '../webhooks/index.js';
 import type { TypeBoxProvider } from './typebox.js';
 
 /** What the API needs from the rest of the server. */
 export interface ApiDeps {
   store: Store;
-  storage: ObjectStore;
+  /** Which object store holds each recording. */
+  storage: StorageResolver;
   /** Unwraps recordings' data keys to decrypt them on the fly. */
   keyring: MasterKeyring;
+  /** `recording.deleted` goes out through it. */
+  webhooks: WebhookContext;
   /** Recording control of live calls, whichever node holds them. */
   control: CallControl;
   /** Each dependency's reachability (`db`, `redis`, `storage`…) for `/readyz`. */

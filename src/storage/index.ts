@@ -16,6 +16,8 @@ export interface OpenObjectStoreOptions {
    * Default: the SDK's own credential chain.
    */
   credentials?: unknown;
+  /** S3 region (default `AWS_REGION`, else `us-east-1`). */
+  region?: string;
 }
 
 /** Opens the object store a `STORAGE_URL` names. */
@@ -27,7 +29,7 @@ export function openObjectStore(storageUrl: string, opts: OpenObjectStoreOptions
     case 'gs:':
       return new GcsObjectStore(storageUrl, { endpoint: opts.endpoint, credentials: opts.credentials as GcsObjectStoreOptions['credentials'] });
     case 's3:':
-      return new S3ObjectStore(storageUrl, { endpoint: opts.endpoint, credentials: opts.credentials as S3ObjectStoreOptions['credentials'] });
+      return new S3ObjectStore(storageUrl, { endpoint: opts.endpoint, region: opts.region, credentials: opts.credentials as S3ObjectStoreOptions['credentials'] });
     default:
       throw new CallrecError('ERR_CONFIG', `STORAGE_URL: ${url.protocol}// storage is not supported; use file://, gs:// or s3://`);
   }

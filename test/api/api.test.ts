@@ -4,10 +4,10 @@ import path from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { CALL_RECORDING_DEFAULTS } from '../../src/agents/settings.js';
 import { apiPlugin } from '../../src/api/index.js';
-import { MasterKeyring } from '../../src/crypto/keys.js';
-import { LocalObjectStore } from '../../src/storage/local.js';
+import type { LocalObjectStore } from '../../src/storage/local.js';
 import type { Store } from '../../src/store/index.js';
 import { createTestStore, TEST_DB_KINDS, type TestStore } from '../helpers/db.js';
+import { apiServices, type ApiServices } from '../helpers/api-deps.js';
 import { putEncrypted } from '../helpers/recordings.js';
 import { ScriptedControl } from './harness.js';
 
@@ -16,7 +16,7 @@ describe.each(TEST_DB_KINDS)('HTTP API on %s', (kind) => {
   let store: Store;
   let storage: LocalObjectStore;
   let storageDir: string;
-  let keyring: MasterKeyring;
+  let services: ApiServices;
   let app: FastifyInstance;
   let base: string;
   let ready: Record<string, boolean>;
@@ -26,8 +26,8 @@ describe.each(TEST_DB_KINDS)('HTTP API on %s', (kind) => {
     t = await createTestStore(kind);
     store = t.store;
     storageDir = await fs.mkdtemp(path.join(os.tmpdir(), 'callrec-api-'));
-    storage = new LocalObjectStore(path.join(storageDir, 'objects'));
-    keyring = await MasterKeyring.load({ dataDir: storageDir });
+    services = await apiServices(store, storageDir);
+    storage = services.objects;
     await store.tenants.ensure('t1', 'One');
     await store.tenants.ensure('t2', 'Two');
     const issue = async (name: string, tenantId: string, scopes: Parameters<Store['keys']['create']>[0]['scopes']) =>
@@ -42,12 +42,14 @@ describe.each(TEST_DB_KINDS)('HTTP API on %s', (kind) => {
     keys.revoked = revoked.secret;
 
     app = Fastify({ logger: false });
-    await app.register(apiPlugin, { store, storage, keyring, control: new ScriptedControl(), readiness: async () => ready });
+    const { storage: resolver, keyring, webhooks } = services;
+    await app.register(apiPlugin, { store, storage: resolver, keyring, webhooks, control: new ScriptedControl(), readiness: async () => ready });
     base = await app.listen({ port: 0, host: '127.0.0.1' });
   });
 
   afterAll(async () => {
     await app.close();
+    await services.close();
     await t.cleanup();
     await fs.rm(storageDir, { recursive: true, force: true });
   });
@@ -317,7 +319,7 @@ describe.each(TEST_DB_KINDS)('HTTP API on %s', (kind) => {
     }
 
     beforeAll(async () => {
-      recordingId = (await addCall('dl-ready', 'ready', await putEncrypted(storage, keyring, 't1/dl/rec.mp3.enc', audio)))!;
+      recordingId = (await addCall('dl-ready', 'ready', await putEncrypted(storage, services.keyring, 't1/dl/rec.mp3.enc', audio)))!;
       await addCall('dl-none');
       await addCall('dl-processing', 'processing');
       await addCall('dl-deleted', 'deleted');

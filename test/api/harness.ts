@@ -5,8 +5,8 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { CALL_RECORDING_DEFAULTS } from '../../src/agents/settings.js';
 import { apiPlugin } from '../../src/api/index.js';
 import type { CallControl, ControlAction, ControlResult } from '../../src/calls/control.js';
-import { MasterKeyring } from '../../src/crypto/keys.js';
-import { LocalObjectStore } from '../../src/storage/local.js';
+import type { LocalObjectStore } from '../../src/storage/local.js';
+import { apiServices } from '../helpers/api-deps.js';
 import { putEncrypted } from '../helpers/recordings.js';
 import type { RecordingStatus, Store } from '../../src/store/index.js';
 import { createTestStore, type TestDbKind } from '../helpers/db.js';
@@ -58,11 +58,11 @@ export async function startApi(kind: TestDbKind): Promise<ApiHarness> {
   const db = await createTestStore(kind);
   const { store } = db;
   const storageDir = await fs.mkdtemp(path.join(os.tmpdir(), 'callrec-api-'));
-  const storage = new LocalObjectStore(path.join(storageDir, 'objects'));
-  const keyring = await MasterKeyring.load({ dataDir: storageDir });
+  const services = await apiServices(store, storageDir);
+  const { objects: storage, keyring } = services;
   const control = new ScriptedControl();
   const app: FastifyInstance = Fastify({ logger: false });
-  await app.register(apiPlugin, { store, storage, keyring, control, readiness: async () => ({ db: true }) });
+  await app.register(apiPlugin, { store, storage: services.storage, keyring, webhooks: services.webhooks, control, readiness: async () => ({ db: true }) });
   const base = await app.listen({ port: 0, host: '127.0.0.1' });
 
   return {
@@ -100,6 +100,7 @@ export async function startApi(kind: TestDbKind): Promise<ApiHarness> {
     },
     async close() {
       await app.close();
+      await services.close();
       await db.cleanup();
       await fs.rm(storageDir, { recursive: true, force: true });
     },

@@ -1,11 +1,10 @@
-import { randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { apiPlugin } from '../../src/api/index.js';
 import { SCOPES, scopesBeyond, type Principal, type Scope } from '../../src/auth/scopes.js';
-import { MasterKeyring } from '../../src/crypto/keys.js';
-import { LocalObjectStore } from '../../src/storage/local.js';
+import { apiServices, type ApiServices } from '../helpers/api-deps.js';
 import { createTestStore, TEST_DB_KINDS, type TestStore } from '../helpers/db.js';
 import { ScriptedControl } from './harness.js';
 
@@ -16,6 +15,7 @@ describe.each(TEST_DB_KINDS)('keys and tenants API on %s', (kind) => {
   let app: FastifyInstance;
   let base: string;
   let admin: string;
+  let services: ApiServices;
 
   beforeAll(async () => {
     t = await createTestStore(kind);
@@ -23,14 +23,15 @@ describe.each(TEST_DB_KINDS)('keys and tenants API on %s', (kind) => {
     await t.store.tenants.ensure('acme', 'Acme');
     admin = (await t.store.keys.create({ tenantId: 'acme', name: 'acme admin', scopes: ['admin'] })).secret;
     app = Fastify({ logger: false });
-    const unused = path.join(os.tmpdir(), 'callrec-keys-test-unused');
-    const keyring = await MasterKeyring.load({ dataDir: unused, masterKey: randomBytes(32).toString('base64') });
-    await app.register(apiPlugin, { store: t.store, storage: new LocalObjectStore(unused), keyring, control: new ScriptedControl(), readiness: async () => ({}) });
+    services = await apiServices(t.store, await fs.mkdtemp(path.join(os.tmpdir(), 'callrec-keys-')));
+    const { storage, keyring, webhooks } = services;
+    await app.register(apiPlugin, { store: t.store, storage, keyring, webhooks, control: new ScriptedControl(), readiness: async () => ({}) });
     base = await app.listen({ port: 0, host: '127.0.0.1' });
   });
 
   afterAll(async () => {
     await app.close();
+    await services.close();
     await t.cleanup();
   });
 

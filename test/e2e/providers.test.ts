@@ -34,7 +34,7 @@ async function recordRaw(fixture: Fixture, agent: { format: RecordingFormat; dua
   const res = await ts.api(`/api/calls/${callId}/recording`);
   expect(res.status).toBe(200);
   const served = Buffer.from(await res.arrayBuffer());
-  const stored = Buffer.concat(await (await ts.server.storage.get(rec.objectKey!)).toArray());
+  const stored = Buffer.concat(await (await ts.server.storage.default.get(rec.objectKey!)).toArray());
   return { rec, served, stored, audio: await decodeAudio(new Uint8Array(served), agent.format) };
 }
 

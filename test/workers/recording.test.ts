@@ -10,7 +10,9 @@ import { createLogger } from '../../src/log.js';
 import { createRecordingsQueue, recordingJobId } from '../../src/queue/recordings.js';
 import { SpoolWriter } from '../../src/recording/spool.js';
 import { LocalObjectStore } from '../../src/storage/local.js';
+import { StorageResolver } from '../../src/storage/resolver.js';
 import type { ObjectStore } from '../../src/storage/types.js';
+import { createWebhookQueue } from '../../src/webhooks/index.js';
 import { CALL_RECORDING_DEFAULTS } from '../../src/agents/settings.js';
 import { startWorkers } from '../../workers/index.js';
 import { createTestStore, type TestStore } from '../helpers/db.js';
@@ -73,31 +75,37 @@ describe('recordings worker', () => {
     throw new Error(`recording never became ${status}`);
   }
 
-  async function run(storage: ObjectStore, callId: string, attempts: number) {
+  async function run(objects: ObjectStore, callId: string, attempts: number) {
     const keyring = await MasterKeyring.load({ dataDir: dir });
     const queue = createRecordingsQueue({ url: REDIS_URL }, prefix);
-    const workers = startWorkers({ store: db.store, storage, log: createLogger('silent'), keyring }, { connection: { url: REDIS_URL }, prefix });
+    const storage = new StorageResolver({ defaultStore: objects, store: db.store, keyring });
+    const webhooks = { queue: createWebhookQueue({ url: REDIS_URL }, prefix), store: db.store, keyring };
+    const workers = startWorkers({ store: db.store, storage, log: createLogger('silent'), keyring, webhooks }, { connection: { url: REDIS_URL }, prefix });
     const { recordingId, spoolPath } = await spooledRecording(callId);
     // Short backoff so the test does not wait out production's schedule.
     await queue.add('finalize', { tenantId: 't', callId, recordingId }, { jobId: recordingJobId('t', callId), attempts, backoff: { type: 'fixed', delay: 10 } });
-    return { queue, workers, recordingId, spoolPath };
+    const close = async () => {
+      await workers.close();
+      await webhooks.queue.close();
+      await queue.close();
+    };
+    return { close, queue, recordingId, spoolPath };
   }
 
   test('an upload that keeps failing marks the recording failed with the reason and keeps the spool', async () => {
     const storage = new FlakyStore(path.join(dir, 'objects-a'), Infinity);
-    const { queue, workers, recordingId, spoolPath } = await run(storage, 'always-failing', 3);
+    const { close, recordingId, spoolPath } = await run(storage, 'always-failing', 3);
     const rec = await waitFor(recordingId, 'failed');
     expect(rec.error).toContain('bucket unavailable');
     expect(rec.attempts).toBe(3);
     expect(storage.puts).toBe(3);
     await expect(fs.stat(spoolPath)).resolves.toBeDefined();
-    await workers.close();
-    await queue.close();
+    await close();
   });
 
   test('a failure then success: ready, one object, spool deleted', async () => {
     const storage = new FlakyStore(path.join(dir, 'objects-b'), 1);
-    const { queue, workers, recordingId, spoolPath } = await run(storage, 'fails-once', 3);
+    const { close, queue, recordingId, spoolPath } = await run(storage, 'fails-once', 3);
     const rec = await waitFor(recordingId, 'ready');
     expect(storage.puts).toBe(2);
     expect(await storage.exists(rec.objectKey!)).toBe(true);
@@ -108,7 +116,6 @@ describe('recordings worker', () => {
     await queue.add('finalize', { tenantId: 't', callId: 'fails-once', recordingId }, { jobId: recordingJobId('t', 'fails-once') });
     await sleep(200);
     expect(storage.puts).toBe(2);
-    await workers.close();
-    await queue.close();
+    await close();
   });
 });

@@ -1,0 +1,68 @@
+import type { ConnectionOptions, Queue } from 'bullmq';
+import type { Config } from './config.js';
+import { MasterKeyring } from './crypto/keys.js';
+import type { Logger } from './log.js';
+import { createRecordingsQueue, type RecordingJobData } from './queue/recordings.js';
+import { checkRedis } from './redis.js';
+import { openObjectStore } from './storage/index.js';
+import { StorageResolver } from './storage/resolver.js';
+import { createStore, type Store } from './store/index.js';
+import { createWebhookQueue, type WebhookContext } from './webhooks/index.js';
+import { createMaintenanceQueue, scheduleRetention } from '../workers/retention.js';
+
+/** Retention runs hourly: recordings expire by the day, so finer gains nothing. */
+const RETENTION_EVERY_MS = 3_600_000;
+
+/** What both a media node (`serve`) and a worker node (`worker`) build from the configuration. */
+export interface Services {
+  store: Store;
+  keyring: MasterKeyring;
+  storage: StorageResolver;
+  connection: ConnectionOptions;
+  recordings: Queue<RecordingJobData>;
+  webhooks: WebhookContext;
+  close(): Promise<void>;
+}
+
+/**
+ * Connects to Redis (failing fast with advice if it is down), opens and migrates the database,
+ * loads the master keys and opens the queues; schedules retention.
+ */
+export async function openServices(config: Config, log: Logger): Promise<Services> {
+  await checkRedis(config.redisUrl);
+  const store = await createStore(config.databaseUrl);
+  try {
+    await store.migrate();
+    if (config.apiKey) await store.keys.ensureOperatorKey(config.apiKey);
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  const keyring = await MasterKeyring.load({ dataDir: config.dataDir, masterKey: config.masterKey });
+  const storage = new StorageResolver({
+    defaultStore: openObjectStore(config.storageUrl, { endpoint: config.storageEndpoint }),
+    endpoint: config.storageEndpoint,
+    store,
+    keyring,
+  });
+  const connection = { url: config.redisUrl };
+  const recordings = createRecordingsQueue(connection, config.queuePrefix);
+  const webhookQueue = createWebhookQueue(connection, config.queuePrefix);
+  const maintenance = createMaintenanceQueue(connection, config.queuePrefix);
+  for (const queue of [recordings, webhookQueue, maintenance] as Queue[]) {
+    queue.on('error', (err) => log.error({ err: err.message, queue: queue.name }, 'queue error'));
+  }
+  await scheduleRetention(maintenance, RETENTION_EVERY_MS);
+  return {
+    store,
+    keyring,
+    storage,
+    connection,
+    recordings,
+    webhooks: { queue: webhookQueue, store, keyring },
+    async close() {
+      await Promise.all([recordings.close(), webhookQueue.close(), maintenance.close()]);
+      await store.close();
+    },
+  };
+}

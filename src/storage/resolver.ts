@@ -1,0 +1,66 @@
+import { createHash } from 'node:crypto';
+import type { MasterKeyring } from '../crypto/keys.js';
+import type { Store } from '../store/index.js';
+import { loadTenantSettings, type StorageCredentials } from '../tenants/settings.js';
+import { openObjectStore, type OpenObjectStoreOptions } from './index.js';
+import type { ObjectStore } from './types.js';
+
+export interface StorageResolverOptions {
+  /** The server's own store (`STORAGE_URL`). */
+  defaultStore: ObjectStore;
+  /** `STORAGE_ENDPOINT`, for tenants' buckets that name none of their own. */
+  endpoint?: string;
+  store: Pick<Store, 'tenants'>;
+  keyring: MasterKeyring;
+}
+
+/** A tenant's credentials in the shape its store's SDK takes. */
+function sdkOptions(credentials: StorageCredentials | null, endpoint: string | undefined): OpenObjectStoreOptions {
+  if (!credentials) return { endpoint };
+  if (credentials.kind === 'gs') return { endpoint, credentials: { client_email: credentials.client_email, private_key: credentials.private_key } };
+  return {
+    endpoint: credentials.endpoint ?? endpoint,
+    region: credentials.region,
+    credentials: { accessKeyId: credentials.access_key_id, secretAccessKey: credentials.secret_access_key },
+  };
+}
+
+/**
+ * Which object store a tenant's new recordings go to (its own bucket, or the server's), and
+ * which store holds a given recording: the one its `storage_url` names, even if the tenant has
+ * moved to another bucket since.
+ */
+export class StorageResolver {
+  readonly default: ObjectStore;
+  readonly #opts: StorageResolverOptions;
+  /** Opened stores by URL and credentials: SDK clients keep connection pools worth reusing. */
+  readonly #open = new Map<string, ObjectStore>();
+
+  constructor(opts: StorageResolverOptions) {
+    this.default = opts.defaultStore;
+    this.#opts = opts;
+  }
+
+  async forTenant(tenantId: string): Promise<ObjectStore> {
+    const settings = await loadTenantSettings(this.#opts.store, this.#opts.keyring, tenantId);
+    return settings.storageUrl ? this.#at(settings.storageUrl, settings.storageCredentials) : this.default;
+  }
+
+  async forRecording(recording: { tenantId: string; storageUrl: string | null }): Promise<ObjectStore> {
+    const url = recording.storageUrl;
+    if (url === null || url === this.default.url) return this.default;
+    // The tenant's credentials belong to its current bucket; an older bucket gets the SDK's own.
+    const settings = await loadTenantSettings(this.#opts.store, this.#opts.keyring, recording.tenantId);
+    return this.#at(url, settings.storageUrl === url ? settings.storageCredentials : null);
+  }
+
+  #at(url: string, credentials: StorageCredentials | null): ObjectStore {
+    const key = `${url}\u0000${credentials ? createHash('sha256').update(JSON.stringify(credentials)).digest('hex') : ''}`;
+    let store = this.#open.get(key);
+    if (!store) {
+      store = openObjectStore(url, sdkOptions(credentials, this.#opts.endpoint));
+      this.#open.set(key, store);
+    }
+    return store;
+  }
+}

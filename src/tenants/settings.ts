@@ -1,0 +1,198 @@
+import { createPublicKey } from 'node:crypto';
+import { Type, type Static } from '@sinclair/typebox';
+import { TypeCompiler } from '@sinclair/typebox/compiler';
+import type { MasterKeyring } from '../crypto/keys.js';
+import { CallrecError } from '../errors.js';
+import { BucketUrl } from '../storage/bucket.js';
+import type { Store, Tenant } from '../store/index.js';
+import { openSecret, sealSecret, type SealedSecret } from './secrets.js';
+
+const HttpUrl = Type.String({ maxLength: 2048, pattern: '^https?://' });
+
+/** `PATCH /api/tenants/{id}`: each field present replaces the stored one, `null` clears it. */
+export const TenantSettingsPatchSchema = Type.Object(
+  {
+    webhook_url: Type.Optional(Type.Union([HttpUrl, Type.Null()])),
+    webhook_secret: Type.Optional(Type.Union([Type.String({ minLength: 16, maxLength: 256 }), Type.Null()])),
+    storage_url: Type.Optional(Type.Union([Type.String({ maxLength: 1024, pattern: '^(file|gs|s3)://' }), Type.Null()])),
+    // Checked against the shape its storage_url's scheme needs (below), so errors name the inner field.
+    storage_credentials: Type.Optional(Type.Union([Type.Object({}, { additionalProperties: true }), Type.Null()])),
+    public_key: Type.Optional(Type.Union([Type.String({ minLength: 1, maxLength: 16_384 }), Type.Null()])),
+  },
+  { additionalProperties: false },
+);
+
+export type TenantSettingsPatch = Static<typeof TenantSettingsPatchSchema>;
+
+const Text = (maxLength: number) => Type.String({ minLength: 1, maxLength });
+
+/** A GCS service-account key. Pasting the whole JSON file is allowed; only these fields are kept. */
+const GcsCredentialsSchema = Type.Object({ client_email: Text(320), private_key: Text(16_384), project_id: Text(128) });
+
+const S3CredentialsSchema = Type.Object(
+  { access_key_id: Text(256), secret_access_key: Text(1024), region: Type.Optional(Text(64)), endpoint: Type.Optional(HttpUrl) },
+  { additionalProperties: false },
+);
+
+export type GcsCredentials = Static<typeof GcsCredentialsSchema>;
+export type S3Credentials = Static<typeof S3CredentialsSchema>;
+export type StorageCredentials = ({ kind: 'gs' } & GcsCredentials) | ({ kind: 's3' } & S3Credentials);
+
+const CREDENTIAL_CHECKS = { gs: TypeCompiler.Compile(GcsCredentialsSchema), s3: TypeCompiler.Compile(S3CredentialsSchema) };
+
+/** A tenant's settings, secrets decrypted: for the workers and webhooks, never for the API. */
+export interface TenantSettings {
+  webhookUrl: string | null;
+  webhookSecret: string | null;
+  /** The tenant's own bucket; null = the server's `STORAGE_URL`. */
+  storageUrl: string | null;
+  storageCredentials: StorageCredentials | null;
+  /** PEM (SPKI) of the RSA key that wraps this tenant's recording keys; null = the master key. */
+  publicKey: string | null;
+}
+
+/** The settings as kept in `tenants.settings`; absent means null. */
+interface StoredSettings {
+  webhook_url?: string | null;
+  webhook_secret?: SealedSecret | null;
+  storage_url?: string | null;
+  storage_credentials?: (SealedSecret & { kind: 'gs' | 's3' }) | null;
+  public_key?: string | null;
+}
+
+/** A setting the API must refuse, naming the field at fault (the route answers 400, or 403 for `forbidden`). */
+export class TenantSettingError extends CallrecError {
+  readonly field: string;
+  constructor(field: string, message: string, code = 'ERR_VALIDATION') {
+    super(code, `${field}: ${message}`);
+    this.field = field;
+  }
+}
+
+/** Secrets are sealed bound to tenant and field: a value copied elsewhere in the table will not open. */
+const secretContext = (tenantId: string, field: string) => `callrec-tenant:${tenantId}:${field}`;
+
+function checkCredentials(kind: 'gs' | 's3', value: unknown): StorageCredentials {
+  const check = CREDENTIAL_CHECKS[kind];
+  if (!check.Check(value)) {
+    const first = check.Errors(value).First()!;
+    const inner = first.path.slice(1).replaceAll('/', '.');
+    throw new TenantSettingError(inner ? `storage_credentials.${inner}` : 'storage_credentials', `${first.message.toLowerCase()} (${kind}:// credentials)`);
+  }
+  if (kind === 's3') {
+    const { access_key_id, secret_access_key, region, endpoint } = value as S3Credentials;
+    return { kind, access_key_id, secret_access_key, ...(region === undefined ? {} : { region }), ...(endpoint === undefined ? {} : { endpoint }) };
+  }
+  const { client_email, private_key, project_id } = value as GcsCredentials;
+  return { kind, client_email, private_key, project_id };
+}
+
+function checkStorageUrl(value: string, operator: boolean): void {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new TenantSettingError('storage_url', 'must be a URL');
+  }
+  if (url.protocol === 'file:') {
+    // A local directory is on the server's own disk: only its operator may point writes there.
+    if (!operator) throw new TenantSettingError('storage_url', 'only the operator key may set a file:// storage_url', 'ERR_FORBIDDEN');
+    if (url.pathname === '/' || url.host !== '') throw new TenantSettingError('storage_url', 'must be file:///absolute/dir');
+    return;
+  }
+  try {
+    new BucketUrl(value, url.protocol as 'gs:' | 's3:');
+  } catch (err) {
+    throw new TenantSettingError('storage_url', (err as Error).message.replace(/^STORAGE_URL: /, ''));
+  }
+}
+
+/** Normalises to SPKI PEM; refuses what `wrapForTenant` would refuse, at PATCH time rather than at the first recording. */
+function checkPublicKey(pem: string): string {
+  let key;
+  try {
+    key = createPublicKey(pem);
+  } catch {
+    throw new TenantSettingError('public_key', 'must be a PEM public key');
+  }
+  const bits = key.asymmetricKeyDetails?.modulusLength ?? 0;
+  if (key.asymmetricKeyType !== 'rsa' || bits < 2048) throw new TenantSettingError('public_key', 'must be an RSA key of at least 2048 bits');
+  return key.export({ type: 'spki', format: 'pem' }).toString();
+}
+
+function checkWebhookUrl(value: string): void {
+  try {
+    new URL(value);
+  } catch {
+    throw new TenantSettingError('webhook_url', 'must be an http:// or https:// URL');
+  }
+}
+
+/**
+ * The stored settings after `patch`: validated, secrets sealed with the master keyring.
+ * `operator` says whether the operator's key asks (only it may choose a local directory).
+ * Throws `TenantSettingError`.
+ */
+export function applySettingsPatch(
+  ring: MasterKeyring,
+  tenantId: string,
+  current: Record<string, unknown>,
+  patch: TenantSettingsPatch,
+  opts: { operator: boolean },
+): Record<string, unknown> {
+  const next: StoredSettings = { ...(current as StoredSettings) };
+  if (patch.webhook_url !== undefined) {
+    if (patch.webhook_url !== null) checkWebhookUrl(patch.webhook_url);
+    next.webhook_url = patch.webhook_url;
+  }
+  if (patch.webhook_secret !== undefined) {
+    next.webhook_secret = patch.webhook_secret === null ? null : sealSecret(ring, patch.webhook_secret, secretContext(tenantId, 'webhook_secret'));
+  }
+  if (patch.storage_url !== undefined) {
+    if (patch.storage_url !== null) checkStorageUrl(patch.storage_url, opts.operator);
+    next.storage_url = patch.storage_url;
+  }
+  const scheme = next.storage_url ? (new URL(next.storage_url).protocol.slice(0, -1) as 'file' | 'gs' | 's3') : null;
+  if (patch.storage_credentials !== undefined && patch.storage_credentials !== null) {
+    if (scheme !== 'gs' && scheme !== 's3') throw new TenantSettingError('storage_credentials', 'only a gs:// or s3:// storage_url takes credentials');
+    const { kind, ...credentials } = checkCredentials(scheme, patch.storage_credentials);
+    next.storage_credentials = { kind, ...sealSecret(ring, credentials, secretContext(tenantId, 'storage_credentials')) };
+  } else if (patch.storage_credentials === null) {
+    next.storage_credentials = null;
+  } else if (next.storage_credentials && next.storage_credentials.kind !== scheme) {
+    // Kept credentials for another kind of store would be sent to the wrong service.
+    throw new TenantSettingError('storage_credentials', `the stored credentials are for ${next.storage_credentials.kind}://; send new ones or null with this storage_url`);
+  }
+  if (patch.public_key !== undefined) next.public_key = patch.public_key === null ? null : checkPublicKey(patch.public_key);
+  return next as Record<string, unknown>;
+}
+
+/** A tenant as the API shows it: secrets only as whether they are set. */
+export function tenantView(tenant: Tenant) {
+  const s = tenant.settings as StoredSettings;
+  return {
+    id: tenant.id,
+    name: tenant.name,
+    created_at: tenant.createdAt,
+    webhook_url: s.webhook_url ?? null,
+    webhook_secret_set: Boolean(s.webhook_secret),
+    storage_url: s.storage_url ?? null,
+    storage_credentials_set: Boolean(s.storage_credentials),
+    public_key: s.public_key ?? null,
+  };
+}
+
+/** Decrypts a tenant's settings; all null for an unknown tenant. Throws `ERR_DECRYPT`/`ERR_UNKNOWN_KEY` when a secret cannot be opened. */
+export async function loadTenantSettings(store: Pick<Store, 'tenants'>, ring: MasterKeyring, tenantId: string): Promise<TenantSettings> {
+  const s = ((await store.tenants.get(tenantId))?.settings ?? {}) as StoredSettings;
+  const credentials = s.storage_credentials;
+  return {
+    webhookUrl: s.webhook_url ?? null,
+    webhookSecret: s.webhook_secret ? (openSecret(ring, s.webhook_secret, secretContext(tenantId, 'webhook_secret')) as string) : null,
+    storageUrl: s.storage_url ?? null,
+    storageCredentials: credentials
+      ? ({ kind: credentials.kind, ...(openSecret(ring, credentials, secretContext(tenantId, 'storage_credentials')) as object) } as StorageCredentials)
+      : null,
+    publicKey: s.public_key ?? null,
+  };
+}

@@ -1,0 +1,128 @@
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { Queue, type ConnectionOptions } from 'bullmq';
+import type { MasterKeyring } from '../crypto/keys.js';
+import type { Recording, Store } from '../store/index.js';
+import { loadTenantSettings } from '../tenants/settings.js';
+
+/** BullMQ queue of webhook deliveries (SPEC §3). */
+export const WEBHOOKS_QUEUE = 'webhooks';
+
+export type WebhookEventType = 'recording.completed' | 'recording.failed' | 'recording.deleted';
+
+/** What a tenant's endpoint receives, as JSON. */
+export interface WebhookEvent<T = Record<string, unknown>> {
+  id: string;
+  type: WebhookEventType;
+  created_at: string;
+  data: T;
+}
+
+export interface WebhookJobData {
+  tenantId: string;
+  /** The event's JSON, serialised once so every attempt sends (and signs) the same bytes. */
+  body: string;
+}
+
+/** `data` of the `recording.*` events. */
+export interface RecordingEventData {
+  call_id: string;
+  recording_id: string;
+  agent_id: string | null;
+  status: Recording['status'];
+  format: Recording['format'];
+  duration_ms: number | null;
+  byte_size: number | null;
+  sha256: string | null;
+  storage_url: string | null;
+  object_key: string | null;
+  error?: string;
+}
+
+/** What emitting needs: the queue, and the store and keyring to read the tenant's webhook settings. */
+export interface WebhookContext {
+  queue: Queue<WebhookJobData>;
+  store: Store;
+  keyring: MasterKeyring;
+}
+
+/**
+ * A receiver that is down is retried with exponential backoff, by default from 5 s over
+ * 8 attempts (about 10 minutes in all); failed deliveries are kept a week for inspection.
+ */
+function webhookJobOptions(backoffMs = 5000) {
+  return {
+    attempts: 8,
+    backoff: { type: 'exponential', delay: backoffMs },
+    removeOnComplete: { age: 24 * 3600, count: 10_000 },
+    removeOnFail: { age: 7 * 24 * 3600 },
+  } as const;
+}
+
+/** `backoffMs` is the first retry's delay; tests shorten it. */
+export function createWebhookQueue(connection: ConnectionOptions, prefix: string, opts: { backoffMs?: number } = {}): Queue<WebhookJobData> {
+  return new Queue<WebhookJobData>(WEBHOOKS_QUEUE, { connection, prefix, defaultJobOptions: webhookJobOptions(opts.backoffMs) });
+}
+
+/**
+ * Queues `type` for the tenant's webhook and returns the event, or null (nothing queued) when
+ * the tenant has no `webhook_url`. The job id is the event id, so adding it again is a no-op.
+ */
+export async function emitWebhook<T extends object>(ctx: WebhookContext, tenantId: string, type: WebhookEventType, data: T): Promise<WebhookEvent<T> | null> {
+  const settings = await loadTenantSettings(ctx.store, ctx.keyring, tenantId);
+  if (!settings.webhookUrl) return null;
+  const event: WebhookEvent<T> = { id: `evt_${randomBytes(12).toString('hex')}`, type, created_at: new Date().toISOString(), data };
+  await ctx.queue.add(type, { tenantId, body: JSON.stringify(event) }, { jobId: event.id });
+  return event;
+}
+
+/** The `data` of a recording event; `agent_id` comes from the recording's call. */
+export async function recordingEventData(store: Store, recording: Recording): Promise<RecordingEventData> {
+  const call = await store.calls.get(recording.tenantId, recording.callId);
+  return {
+    call_id: recording.callId,
+    recording_id: recording.id,
+    agent_id: call?.agentId ?? null,
+    status: recording.status,
+    format: recording.format,
+    duration_ms: recording.durationMs,
+    byte_size: recording.byteSize,
+    sha256: recording.sha256,
+    storage_url: recording.storageUrl,
+    object_key: recording.objectKey,
+    ...(recording.error === null ? {} : { error: recording.error }),
+  };
+}
+
+/** Emits `recording.completed`, `recording.failed` or `recording.deleted` for `recording` as it now is. */
+export async function emitRecordingEvent(ctx: WebhookContext, type: WebhookEventType, recording: Recording): Promise<WebhookEvent<RecordingEventData> | null> {
+  return emitWebhook(ctx, recording.tenantId, type, await recordingEventData(ctx.store, recording));
+}
+
+export const SIGNATURE_HEADER = 'Callrec-Signature';
+
+/** `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`, as the receiver recomputes it. */
+export function signatureHeader(body: string, secret: string, timestampSec: number): string {
+  const mac = createHmac('sha256', secret).update(`${timestampSec}.${body}`).digest('hex');
+  return `t=${timestampSec},v1=${mac}`;
+}
+
+/**
+ * Checks a `Callrec-Signature` header against the raw body: true when one of its `v1`
+ * signatures matches and its `t` is within `toleranceSec` of `nowMs` (which stops replays).
+ */
+export function verifySignature(header: string, body: string, secret: string, toleranceSec: number, nowMs = Date.now()): boolean {
+  let timestamp: number | undefined;
+  const signatures: string[] = [];
+  for (const part of header.split(',')) {
+    const [name, value] = part.trim().split('=', 2);
+    if (name === 't' && /^\d+$/.test(value ?? '')) timestamp = Number(value);
+    else if (name === 'v1' && value) signatures.push(value);
+  }
+  if (timestamp === undefined || Math.abs(nowMs / 1000 - timestamp) > toleranceSec) return false;
+  const expected = Buffer.from(signatureHeader(body, secret, timestamp).slice(`t=${timestamp},v1=`.length), 'hex');
+  // Constant time, so the comparison leaks nothing about how much of a forged signature was right.
+  return signatures.some((sig) => {
+    const given = Buffer.from(sig, 'hex');
+    return given.length === expected.length && timingSafeEqual(given, expected);
+  });
+}

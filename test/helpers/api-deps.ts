@@ -1,0 +1,40 @@
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { MasterKeyring } from '../../src/crypto/keys.js';
+import { LocalObjectStore } from '../../src/storage/local.js';
+import { StorageResolver } from '../../src/storage/resolver.js';
+import type { Store } from '../../src/store/index.js';
+import { createWebhookQueue, type WebhookContext } from '../../src/webhooks/index.js';
+
+const REDIS_URL = 'redis://127.0.0.1:6379';
+
+export interface ApiServices {
+  /** The server's own object store: a real directory. */
+  objects: LocalObjectStore;
+  storage: StorageResolver;
+  keyring: MasterKeyring;
+  webhooks: WebhookContext;
+  close(): Promise<void>;
+}
+
+/** The storage, keys and webhook queue the API plugin depends on, real and under `dir`, for API tests. */
+export async function apiServices(store: Store, dir: string): Promise<ApiServices> {
+  const objects = new LocalObjectStore(path.join(dir, 'objects'));
+  const keyring = await MasterKeyring.load({ dataDir: dir });
+  const prefix = `callrec-test-${randomBytes(4).toString('hex')}`;
+  const queue = createWebhookQueue({ url: REDIS_URL }, prefix);
+  return {
+    objects,
+    storage: new StorageResolver({ defaultStore: objects, store, keyring }),
+    keyring,
+    webhooks: { queue, store, keyring },
+    async close() {
+      await queue.close();
+      const redis = new Redis(REDIS_URL);
+      const keys = await redis.keys(`${prefix}:*`);
+      if (keys.length) await redis.del(...keys);
+      redis.disconnect();
+    },
+  };
+}

@@ -1,0 +1,121 @@
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { Worker, type Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { CALL_RECORDING_DEFAULTS } from '../../src/agents/settings.js';
+import { retryRecording } from '../../src/jobs.js';
+import { createRecordingsQueue, enqueueRecording, recordingJobId, RECORDINGS_QUEUE, type RecordingJobData } from '../../src/queue/recordings.js';
+import { recoverSpools } from '../../src/recovery.js';
+import type { Recording, RecordingStatus } from '../../src/store/index.js';
+import { createTestStore, TEST_DB_KINDS, type TestStore } from '../helpers/db.js';
+
+const REDIS_URL = 'redis://127.0.0.1:6379';
+
+describe.each(TEST_DB_KINDS)('job tooling on %s', (kind) => {
+  let db: TestStore;
+  let dataDir: string;
+  let queue: Queue<RecordingJobData>;
+  const prefix = `callrec-test-${randomBytes(4).toString('hex')}`;
+
+  /** A call (live or ended) with a recording in `status`, with a spool file on disk unless `spool` is false. */
+  async function addRecording(callId: string, status: RecordingStatus, opts: { ended?: boolean; spool?: boolean; spoolAgeMs?: number } = {}): Promise<Recording> {
+    await db.store.calls.create({ tenantId: 't1', id: callId, agentId: 'agent-1', provider: 'twilio', mode: 'fork', sampleRate: 8000, legs: ['caller', 'agent'], settings: CALL_RECORDING_DEFAULTS });
+    if (opts.ended) await db.store.calls.update('t1', callId, { status: 'ended', endedAt: new Date().toISOString() });
+    const spoolPath = path.join(dataDir, 'spool', `${randomUUID()}.wav`);
+    if (opts.spool !== false) {
+      await fs.writeFile(spoolPath, 'RIFF');
+      if (opts.spoolAgeMs) {
+        const then = new Date(Date.now() - opts.spoolAgeMs);
+        await fs.utimes(spoolPath, then, then);
+      }
+    }
+    const recording = await db.store.recordings.create({ tenantId: 't1', callId, format: 'mp3', channels: 1, sampleRate: 8000, storageDays: 30, status, spoolPath });
+    return status === 'failed' ? (await db.store.recordings.update(recording.id, { error: 'upload failed' }))! : recording;
+  }
+
+  const jobIds = async () => (await queue.getJobs(['waiting', 'delayed', 'active', 'failed', 'completed'])).map((job) => job.id).sort();
+
+  beforeAll(async () => {
+    db = await createTestStore(kind);
+    dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'callrec-jobs-'));
+    await fs.mkdir(path.join(dataDir, 'spool'));
+    await db.store.tenants.ensure('t1', 'One');
+    queue = createRecordingsQueue({ url: REDIS_URL }, prefix);
+  });
+
+  afterAll(async () => {
+    await queue.close();
+    await db.cleanup();
+    await fs.rm(dataDir, { recursive: true, force: true });
+    const redis = new Redis(REDIS_URL);
+    const keys = await redis.keys(`${prefix}:*`);
+    if (keys.length) await redis.del(...keys);
+    redis.disconnect();
+  });
+
+  test('retryRecording replaces the failed job with a fresh one, once', async () => {
+    const recording = await addRecording('retry-me', 'failed', { ended: true });
+    const jobId = recordingJobId('t1', 'retry-me');
+    // The job that failed for good, as the worker leaves it.
+    await queue.add('finalize', { tenantId: 't1', callId: 'retry-me', recordingId: recording.id }, { jobId, attempts: 1 });
+    const failing = new Worker(RECORDINGS_QUEUE, async () => { throw new Error('boom'); }, { connection: { url: REDIS_URL }, prefix });
+    await new Promise((resolve) => failing.once('failed', resolve));
+    await failing.close();
+    expect(await queue.getJobState(jobId)).toBe('failed');
+
+    const retried = await retryRecording(db.store, queue, 't1', 'retry-me');
+    expect(retried).toMatchObject({ id: recording.id, status: 'processing', error: null });
+    expect((await db.store.recordings.get(recording.id))!.status).toBe('processing');
+    const job = (await queue.getJob(jobId))!;
+    expect(await job.getState()).toBe('waiting');
+    expect(job.attemptsMade).toBe(0);
+    expect(job.data).toEqual({ tenantId: 't1', callId: 'retry-me', recordingId: recording.id });
+
+    await expect(retryRecording(db.store, queue, 't1', 'retry-me')).rejects.toMatchObject({ code: 'ERR_CONFLICT' });
+    expect((await jobIds()).filter((id) => id === jobId)).toHaveLength(1);
+  });
+
+  test('retryRecording refuses without a spool, for other statuses and unknown calls', async () => {
+    await addRecording('no-spool', 'failed', { ended: true, spool: false });
+    await addRecording('is-ready', 'ready', { ended: true, spool: false });
+    await expect(retryRecording(db.store, queue, 't1', 'no-spool')).rejects.toMatchObject({ code: 'ERR_NO_SPOOL' });
+    expect((await db.store.recordings.getByCall('t1', 'no-spool'))!.status).toBe('failed');
+    await expect(retryRecording(db.store, queue, 't1', 'is-ready')).rejects.toMatchObject({ code: 'ERR_CONFLICT' });
+    await expect(retryRecording(db.store, queue, 't1', 'nobody')).rejects.toMatchObject({ code: 'ERR_NOT_FOUND' });
+    await expect(retryRecording(db.store, queue, 't2', 'retry-me')).rejects.toMatchObject({ code: 'ERR_NOT_FOUND' });
+    expect(await queue.getJob(recordingJobId('t1', 'no-spool'))).toBeUndefined();
+  });
+
+  test('recoverSpools queues stranded recordings once and reports orphan spools without deleting them', async () => {
+    const processing = await addRecording('rec-processing', 'processing', { ended: true });
+    const endedCall = await addRecording('rec-ended', 'recording', { ended: true });
+    const deadNode = await addRecording('rec-dead-node', 'paused', { spoolAgeMs: 3 * 60_000 });
+    await addRecording('rec-live', 'recording');
+    await addRecording('rec-gone', 'processing', { ended: true, spool: false });
+    await addRecording('rec-failed', 'failed', { ended: true });
+    // Already queued and waiting: recovery must not add a second job.
+    const waiting = await addRecording('rec-waiting', 'processing', { ended: true });
+    await enqueueRecording(queue, { tenantId: 't1', callId: 'rec-waiting', recordingId: waiting.id });
+    const orphan = path.join(dataDir, 'spool', `${randomUUID()}.wav`);
+    await fs.writeFile(orphan, 'RIFF');
+    const before = await jobIds();
+
+    const first = await recoverSpools(db.store, queue, dataDir);
+    // `retry-me` (the test above) is processing too; its waiting job is left as it is.
+    expect(first.requeued.map((r) => r.callId).sort()).toEqual(['rec-dead-node', 'rec-ended', 'rec-processing', 'rec-waiting', 'retry-me']);
+    expect(first.orphanSpools).toEqual([orphan]);
+    await expect(fs.stat(orphan)).resolves.toBeTruthy();
+    for (const r of [processing, endedCall, deadNode]) expect((await db.store.recordings.get(r.id))!.status).toBe('processing');
+    expect((await db.store.recordings.getByCall('t1', 'rec-live'))!.status).toBe('recording');
+    expect((await db.store.recordings.getByCall('t1', 'rec-failed'))!.status).toBe('failed');
+
+    const added = ['rec-dead-node', 'rec-ended', 'rec-processing'].map((callId) => recordingJobId('t1', callId));
+    expect(await jobIds()).toEqual([...before, ...added].sort());
+    const waitingAfterFirst = await queue.getJobCounts('waiting');
+    await recoverSpools(db.store, queue, dataDir);
+    expect(await jobIds()).toEqual([...before, ...added].sort());
+    expect(await queue.getJobCounts('waiting')).toEqual(waitingAfterFirst);
+  });
+});
