@@ -3,6 +3,8 @@ import fs from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { isScope, SCOPES, type Scope } from './auth/scopes.js';
 import { loadConfig, type Config } from './config.js';
+import { MasterKeyring } from './crypto/keys.js';
+import { rotateMasterKey } from './crypto/rotation.js';
 import { CallrecError } from './errors.js';
 import { createLogger } from './log.js';
 import { isProvider, parseSpeed, runReplay } from './replay/command.js';
@@ -180,6 +182,20 @@ keys
       console.log(`revoked ${id}`);
     }),
   );
+
+keys
+  .command('rotate-master')
+  .description('make a new master key current and re-wrap every recording key and tenant secret under it (audio untouched)')
+  .action(async () => {
+    const cfg = config();
+    const ring = await MasterKeyring.load({ dataDir: cfg.dataDir, masterKey: cfg.masterKey });
+    await withStore(async (store) => {
+      const report = await rotateMasterKey(store, ring);
+      if (report.rotated) console.log(`new master key ${report.rotated.newKeyId}; ${report.rotated.oldKeyId} is retired (kept to read what was not re-wrapped)`);
+      else console.log(`CALLREC_MASTER_KEY is set: re-wrapping under it (${ring.currentKeyId}); keep the old key in ${cfg.dataDir}/master-keys/`);
+      console.log(`re-wrapped ${report.recordings} recording key(s) and ${report.tenantSecrets} tenant secret(s). Restart every callrec node so it loads the new key.`);
+    });
+  });
 
 program.parseAsync().catch((err: Error) => {
   // Expected failures (bad config, no Redis, bad arguments) are one clear line, not a stack.

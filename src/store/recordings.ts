@@ -205,6 +205,23 @@ export class RecordingRepository {
   }
 
   /**
+   * Recordings whose data key is wrapped by a master key other than `keyId` (not the tenants'
+   * own public keys), at most `limit`: what a master-key rotation must re-wrap.
+   */
+  async listWrappedOutside(keyId: string, limit: number): Promise<Recording[]> {
+    const rows = await this.#db
+      .selectFrom('recordings')
+      .selectAll()
+      .where('key_id', 'is not', null)
+      .where('key_id', '!=', keyId)
+      .where('key_id', 'not like', 'tenant:%')
+      .orderBy('id')
+      .limit(limit)
+      .execute();
+    return rows.map(toRecording);
+  }
+
+  /**
    * Deletes the call's recording: removes its object from `objects`, marks it `deleted` and
    * leaves a tombstone. Rejects with `ERR_NOT_FOUND` (no such call or recording, or already
    * deleted), `ERR_LEGAL_HOLD` (the call is on hold) or `ERR_CONFLICT` (still being recorded
