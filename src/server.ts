@@ -1,4 +1,5 @@
 import os from 'node:os';
+import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { IncomingMessage } from 'node:http';
@@ -18,6 +19,7 @@ import { adapters } from './protocols/index.js';
 import type { Provider } from './protocols/types.js';
 import { enqueueRecording } from './queue/recordings.js';
 import { recoverSpools } from './recovery.js';
+import { TranscodeCache } from './recording/transcode-cache.js';
 import { openServices } from './services.js';
 import type { StorageResolver } from './storage/resolver.js';
 import type { Store } from './store/index.js';
@@ -63,6 +65,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
   await control.start();
   const prompts = new PromptCache(createTtsEngine(config.ttsEngine));
 
+  const transcodes = new TranscodeCache(path.join(config.dataDir, 'tmp', 'transcoded'));
   const app = Fastify({
     loggerInstance: log,
     logController: new LogController({ disableRequestLogging: true }),
@@ -78,6 +81,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     keyring,
     control,
     webhooks,
+    transcodes,
     readiness: async () => {
       const check = (p: Promise<unknown>) => p.then(() => true, () => false);
       const [database, redis, objects] = await Promise.all([
@@ -146,6 +150,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
       wss.close();
       await workers?.close();
       await control.close();
+      await transcodes.close();
       await services.close();
     },
   };

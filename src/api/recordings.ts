@@ -1,7 +1,12 @@
 import { Type } from '@sinclair/typebox';
 import type { RecordingFormat } from '../../media/types.js';
 import { principalOf } from '../auth/plugin.js';
-import { openEncrypted } from '../crypto/chunked.js';
+import { createReadStream } from 'node:fs';
+import type { Readable } from 'node:stream';
+import { openEncrypted, type EncryptedObject } from '../crypto/chunked.js';
+import { transcodeToFile } from '../recording/transcode.js';
+import type { TranscodeCache } from '../recording/transcode-cache.js';
+import type { Recording } from '../store/index.js';
 import { CallrecError } from '../errors.js';
 import { CallParams } from './calls.js';
 import { HttpError, notFound, rethrowAs } from './errors.js';
@@ -23,7 +28,25 @@ const DELETE_ERRORS = { ERR_NOT_FOUND: 404, ERR_CONFLICT: 409, ERR_LEGAL_HOLD: 4
  * `GET /api/calls/{id}/recording`: the audio, seekable with `Range`, every read access-logged.
  * `DELETE /api/calls/{id}/recording`: removes the object and leaves a tombstone; 423 on legal hold.
  */
-export function recordingRoutes(app: ApiInstance, { store, storage, keyring, webhooks }: ApiDeps): void {
+/** Bytes of a recording that a response can serve whole or by range. */
+interface ServedAudio {
+  size: number;
+  read(start: number, end: number): Promise<Readable>;
+}
+
+function encryptedAudio(object: EncryptedObject): ServedAudio {
+  return { size: object.plainLength, read: (start, end) => object.read(start, end) };
+}
+
+/** Another format than the stored one: transcoded once into the cache, then served from there. */
+async function transcodedAudio(object: EncryptedObject, recording: Recording, to: RecordingFormat, transcodes: TranscodeCache): Promise<ServedAudio> {
+  const { file, size } = await transcodes.get(`${recording.id}.${to}`, async (target) =>
+    transcodeToFile(recording.format, await object.read(0, object.plainLength - 1), to, target),
+  );
+  return { size, read: async (start, end) => createReadStream(file, { start, end }) };
+}
+
+export function recordingRoutes(app: ApiInstance, { store, storage, keyring, webhooks, transcodes }: ApiDeps): void {
   app.get(
     '/api/calls/:callId/recording',
     { schema: { params: CallParams, querystring: RecordingQuery }, config: { scopes: ['recordings:read'] } },
@@ -38,10 +61,6 @@ export function recordingRoutes(app: ApiInstance, { store, storage, keyring, web
         throw new HttpError(409, 'ERR_NOT_READY', `the recording is not ready (status ${recording.status})`, {
           details: { status: recording.status },
         });
-      }
-      const { format } = recording;
-      if (request.query.format !== undefined && request.query.format !== format) {
-        throw new HttpError(406, 'ERR_FORMAT_UNAVAILABLE', `the recording is stored as ${format}; ${request.query.format} is not available`);
       }
       const key = recording.objectKey;
       const objects = await storage.forRecording(recording);
@@ -58,9 +77,10 @@ export function recordingRoutes(app: ApiInstance, { store, storage, keyring, web
       }
       // Decrypted on the fly: a range reads only the chunks holding it.
       const dataKey = keyring.unwrap({ keyId: recording.keyId, wrapped: recording.wrappedKey });
-      const object = await openEncrypted(dataKey, objectSize, (r) => objects.get(key, r));
-      const size = object.plainLength;
-
+      const stored = await openEncrypted(dataKey, objectSize, (r) => objects.get(key, r));
+      const format = request.query.format ?? recording.format;
+      const audio = format === recording.format ? encryptedAudio(stored) : await transcodedAudio(stored, recording, format, transcodes);
+      const size = audio.size;
       const rangeHeader = request.headers.range;
       const range = parseRange(rangeHeader, size);
       if (range === 'unsatisfiable') {
@@ -78,7 +98,7 @@ export function recordingRoutes(app: ApiInstance, { store, storage, keyring, web
         range: range ? rangeHeader! : null,
         ip: request.ip,
       });
-      const body = await object.read(range?.start ?? 0, range?.end ?? size - 1);
+      const body = await audio.read(range?.start ?? 0, range?.end ?? size - 1);
 
       reply.header('Content-Type', CONTENT_TYPES[format]).header('Accept-Ranges', 'bytes').header('Cache-Control', 'private, no-store');
       if (request.query.download) {

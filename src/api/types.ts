@@ -1,6 +1,7 @@
 import type { FastifyBaseLogger, FastifyInstance, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerDefault } from 'fastify';
 import type { CallControl } from '../calls/control.js';
 import type { MasterKeyring } from '../crypto/keys.js';
+import type { TranscodeCache } from '../recording/transcode-cache.js';
 import type { StorageResolver } from '../storage/resolver.js';
 import type { Store } from '../store/index.js';
 import type { WebhookContext } from '../webhooks/index.js';
@@ -13,6 +14,8 @@ export interface ApiDeps {
   storage: StorageResolver;
   /** Unwraps recordings' data keys to decrypt them on the fly. */
   keyring: MasterKeyring;
+  /** Recordings asked for in another format than stored. */
+  transcodes: TranscodeCache;
   /** `recording.deleted` goes out through it. */
   webhooks: WebhookContext;
   /** Recording control of live calls, whichever node holds them. */

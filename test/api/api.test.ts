@@ -42,8 +42,8 @@ describe.each(TEST_DB_KINDS)('HTTP API on %s', (kind) => {
     keys.revoked = revoked.secret;
 
     app = Fastify({ logger: false });
-    const { storage: resolver, keyring, webhooks } = services;
-    await app.register(apiPlugin, { store, storage: resolver, keyring, webhooks, control: new ScriptedControl(), readiness: async () => ready });
+    const { storage: resolver, keyring, webhooks, transcodes } = services;
+    await app.register(apiPlugin, { store, storage: resolver, keyring, webhooks, transcodes, control: new ScriptedControl(), readiness: async () => ready });
     base = await app.listen({ port: 0, host: '127.0.0.1' });
   });
 
@@ -357,12 +357,12 @@ describe.each(TEST_DB_KINDS)('HTTP API on %s', (kind) => {
       await expectError(res, 416, 'ERR_RANGE_NOT_SATISFIABLE');
     });
 
-    test('download=1 names the file; the stored format may be asked for, another is 406', async () => {
+    test('download=1 names the file; the stored format may be asked for, an unknown one is a 400', async () => {
       const res = await get('?download=1&format=mp3');
       expect(res.status).toBe(200);
       expect(res.headers.get('content-disposition')).toBe('attachment; filename="dl-ready.mp3"');
       await res.arrayBuffer();
-      await expectError(await get('?format=wav'), 406, 'ERR_FORMAT_UNAVAILABLE');
+      await expectError(await get('?format=flac'), 400, 'ERR_VALIDATION');
     });
 
     test('404 without a recording or after deletion, 409 with the status while not ready', async () => {

@@ -62,7 +62,7 @@ export async function startApi(kind: TestDbKind): Promise<ApiHarness> {
   const { objects: storage, keyring } = services;
   const control = new ScriptedControl();
   const app: FastifyInstance = Fastify({ logger: false });
-  await app.register(apiPlugin, { store, storage: services.storage, keyring, webhooks: services.webhooks, control, readiness: async () => ({ db: true }) });
+  await app.register(apiPlugin, { store, storage: services.storage, keyring, webhooks: services.webhooks, transcodes: services.transcodes, control, readiness: async () => ({ db: true }) });
   const base = await app.listen({ port: 0, host: '127.0.0.1' });
 
   return {

@@ -24,8 +24,8 @@ describe.each(TEST_DB_KINDS)('keys and tenants API on %s', (kind) => {
     admin = (await t.store.keys.create({ tenantId: 'acme', name: 'acme admin', scopes: ['admin'] })).secret;
     app = Fastify({ logger: false });
     services = await apiServices(t.store, await fs.mkdtemp(path.join(os.tmpdir(), 'callrec-keys-')));
-    const { storage, keyring, webhooks } = services;
-    await app.register(apiPlugin, { store: t.store, storage, keyring, webhooks, control: new ScriptedControl(), readiness: async () => ({}) });
+    const { storage, keyring, webhooks, transcodes } = services;
+    await app.register(apiPlugin, { store: t.store, storage, keyring, webhooks, transcodes, control: new ScriptedControl(), readiness: async () => ({}) });
     base = await app.listen({ port: 0, host: '127.0.0.1' });
   });
 

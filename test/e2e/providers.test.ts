@@ -88,6 +88,26 @@ describe.each(['twilio-fork-tones', 'telnyx-fork-tones', 'telnyx-fork-pcma', 'vo
   });
 });
 
+describe('another format than the stored one (?format=)', () => {
+  test.each(['mp3', 'ogg'] as const)('a WAV recording served as %s: decodes to the call, and seeks', async (format) => {
+    const fixture = await readFixture(path.join(FIXTURES, 'twilio-fork-tones.jsonl'));
+    const { rec } = await recordRaw(fixture, { format: 'wav', dual_channel: true });
+    const res = await ts.api(`/api/calls/${rec.callId}/recording?format=${format}&download=1`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe(format === 'mp3' ? 'audio/mpeg' : 'audio/ogg');
+    expect(res.headers.get('content-disposition')).toContain(`.${format}"`);
+    const whole = Buffer.from(await res.arrayBuffer());
+    expect(Number(res.headers.get('content-length'))).toBe(whole.length);
+    const audio = await decodeAudio(new Uint8Array(whole), format);
+    expect(findBursts(audio.channels[0], audio.sampleRate, 1000, { minAmplitude: 0.1 })).toHaveLength(fixture.meta.bursts.filter((b) => b.leg === 'caller').length);
+    const ranged = await ts.api(`/api/calls/${rec.callId}/recording?format=${format}`, { headers: { range: 'bytes=100-199' } });
+    expect(ranged.status).toBe(206);
+    expect(Buffer.from(await ranged.arrayBuffer())).toEqual(whole.subarray(100, 200));
+    const log = await ts.server.store.accessLog.list(ts.tenantId, rec.callId);
+    expect(log.map((entry) => entry.format)).toEqual(expect.arrayContaining([format]));
+  });
+});
+
 describe('compressed formats', () => {
   let fixture: Fixture;
   beforeAll(async () => {

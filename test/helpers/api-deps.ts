@@ -2,6 +2,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { MasterKeyring } from '../../src/crypto/keys.js';
+import { TranscodeCache } from '../../src/recording/transcode-cache.js';
 import { LocalObjectStore } from '../../src/storage/local.js';
 import { StorageResolver } from '../../src/storage/resolver.js';
 import type { Store } from '../../src/store/index.js';
@@ -15,6 +16,7 @@ export interface ApiServices {
   storage: StorageResolver;
   keyring: MasterKeyring;
   webhooks: WebhookContext;
+  transcodes: TranscodeCache;
   close(): Promise<void>;
 }
 
@@ -24,12 +26,15 @@ export async function apiServices(store: Store, dir: string): Promise<ApiService
   const keyring = await MasterKeyring.load({ dataDir: dir });
   const prefix = `callrec-test-${randomBytes(4).toString('hex')}`;
   const queue = createWebhookQueue({ url: REDIS_URL }, prefix);
+  const transcodes = new TranscodeCache(path.join(dir, 'transcoded'));
   return {
     objects,
     storage: new StorageResolver({ defaultStore: objects, store, keyring }),
     keyring,
     webhooks: { queue, store, keyring },
+    transcodes,
     async close() {
+      await transcodes.close();
       await queue.close();
       const redis = new Redis(REDIS_URL);
       const keys = await redis.keys(`${prefix}:*`);
