@@ -88,6 +88,21 @@ interface Callrec {
   wsUrl: string;
 }
 
+/** Provisions, through the store the server will open, the tenant, a key and the recording agent; returns the key. */
+async function provision(databaseUrl: string): Promise<string> {
+  const store = await createStore(databaseUrl);
+  try {
+    await store.migrate();
+    await store.tenants.ensure(TENANT, 'Bench');
+    const { secret } = await store.keys.create({ tenantId: TENANT, name: 'bench', scopes: ['media:stream', 'recordings:read'] });
+    // No consent prompt: a forked stream cannot play one, and the bench measures the frame path.
+    await store.agents.patch(TENANT, AGENT, { voice_tools: { call_recording: { enabled: true, auto_record: true, dual_channel: true, consent_prompt: false } } }, null);
+    return secret;
+  } finally {
+    await store.close();
+  }
+}
+
 /** Starts `callrec serve` as a child and waits for `/healthz`. */
 async function startCallrec(env: Record<string, string>, workers: boolean): Promise<Callrec> {
   const port = await freePort();
@@ -199,18 +214,7 @@ export async function runBench(opts: BenchOptions): Promise<{ rows: BenchRow[]; 
   const children: Child[] = [];
 
   try {
-    // Provision through the store the server will open: tenant, a key, the recording agent.
-    const store = await createStore(env.DATABASE_URL);
-    let key: string;
-    try {
-      await store.migrate();
-      await store.tenants.ensure(TENANT, 'Bench');
-      key = (await store.keys.create({ tenantId: TENANT, name: 'bench', scopes: ['media:stream', 'recordings:read'] })).secret;
-      // No consent prompt: a forked stream cannot play one, and the bench measures the frame path.
-      await store.agents.patch(TENANT, AGENT, { voice_tools: { call_recording: { enabled: true, auto_record: true, dual_channel: true, consent_prompt: false } } }, null);
-    } finally {
-      await store.close();
-    }
+    const key = await provision(env.DATABASE_URL);
     const params = { agent_id: AGENT, token: key };
     const ids = (phase: string) => Array.from({ length: n }, (_, i) => `bench-${run}-${phase}-${i}`);
 
@@ -288,17 +292,29 @@ export async function runBench(opts: BenchOptions): Promise<{ rows: BenchRow[]; 
     await waitEnded(callrec.baseUrl, key, bridgeIds);
     await callrec.child.stop();
 
-    // 4. Time to `ready`: a fresh node with workers on (no backlog from the load phases).
+    // 4. Time to `ready`: a fresh node with workers on and no backlog from the load phases. It
+    // has a database and data directory of its own: the load phases' recordings (never
+    // processed, workers were off) would otherwise be recovered at its start and queued ahead
+    // of the measured call.
     const readyMinutes = opts.readyMinutes;
     note(`time to ready: one ${readyMinutes}-minute stereo call at max speed`);
-    const ready = await startCallrec({ ...env, CALLREC_QUEUE_PREFIX: prefixes[1] }, true);
+    const readyDir = path.join(dataDir, 'ready');
+    const readyEnv = { ...env, DATA_DIR: readyDir, DATABASE_URL: `sqlite://${path.join(readyDir, 'callrec.db')}`, CALLREC_QUEUE_PREFIX: prefixes[1] };
+    const readyKey = await provision(readyEnv.DATABASE_URL);
+    const ready = await startCallrec(readyEnv, true);
     children.push(ready.child);
     const readyId = `bench-${run}-ready`;
-    const blast = await blastCall({ url: ready.wsUrl, callId: readyId, seconds: readyMinutes * 60, params, beforeFrames: () => waitRecording(ready.baseUrl, key, [readyId]) });
+    const blast = await blastCall({
+      url: ready.wsUrl,
+      callId: readyId,
+      seconds: readyMinutes * 60,
+      params: { agent_id: AGENT, token: readyKey },
+      beforeFrames: () => waitRecording(ready.baseUrl, readyKey, [readyId]),
+    });
     let readyStatus = 'none';
     const readyDeadline = performance.now() + 120_000;
     while (performance.now() < readyDeadline) {
-      const r = await fetch(`${ready.baseUrl}/api/calls/${readyId}`, { headers: { authorization: `Bearer ${key}` } });
+      const r = await fetch(`${ready.baseUrl}/api/calls/${readyId}`, { headers: { authorization: `Bearer ${readyKey}` } });
       readyStatus = r.ok ? ((await r.json()) as { recording_status: string }).recording_status : 'none';
       if (readyStatus === 'ready' || readyStatus === 'failed') break;
       await sleep(20);

@@ -1,6 +1,6 @@
 /**
- * The load generator: many Twilio Media Streams calls at once, paced in real time by one timer
- * tick per 20 ms that sends every call's frames. Each tick's message strings are built once and
+ * The load generator: many Twilio Media Streams calls at once, paced in real time: every 20 ms
+ * each call sends a frame, the calls spread over the tick as real streams are. Each tick's message strings are built once and
  * sent on every socket (callrec keys a stream by its socket, not by the `streamSid` inside media
  * messages), so the generator costs little next to the server it loads.
  */
@@ -9,6 +9,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import WebSocket from 'ws';
 
 export const FRAME_MS = 20;
+/** Each 20 ms tick is split in this many send slots, calls spread evenly over them. */
+const PHASES = 10;
 const TEXT = { binary: false };
 
 /** 50 distinct 20 ms μ-law payloads (a 440 Hz tone under a slow swell), base64, cycled. */
@@ -108,26 +110,39 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   const t0 = performance.now();
   const second = setInterval(() => opts.onSecond?.(), 1000);
 
+  // Real calls are not phase-aligned: each provider stream started at its own moment. Calls are
+  // spread over PHASES slots of each 20 ms tick, so the server sees a steady stream of frames
+  // rather than every call's frame in one burst.
+  const slotMs = FRAME_MS / PHASES;
+  const slots = ticks * PHASES;
+  let slot = 0;
+  let messages: { tick: number; inbound: Buffer; outbound: Buffer | null } | null = null;
   await new Promise<void>((resolve) => {
     const run = () => {
-      // Send every tick that is due (catching up if a timer fired late), then sleep till the next.
-      const due = Math.min(ticks, Math.floor((performance.now() - t0) / FRAME_MS) + 1);
-      if (due - tick > 1) lateTicks += due - tick - 1;
-      for (; tick < due; tick++) {
-        // Encoded once per tick, not once per socket.
-        const inbound = Buffer.from(mediaMessage('inbound', tick, 2 + tick * tracks.length));
-        const outbound = tracks.length === 2 ? Buffer.from(mediaMessage('outbound', tick, 3 + tick * 2)) : null;
-        for (let c = 0; c < n; c++) {
+      // Send every slot that is due (catching up if a timer fired late), then sleep till the next.
+      const due = Math.min(slots, Math.floor((performance.now() - t0) / slotMs) + 1);
+      if (due - slot > PHASES) lateTicks++;
+      for (; slot < due; slot++) {
+        const tick = Math.floor(slot / PHASES);
+        if (messages?.tick !== tick) {
+          // Encoded once per tick, not once per socket.
+          messages = {
+            tick,
+            inbound: Buffer.from(mediaMessage('inbound', tick, 2 + tick * tracks.length)),
+            outbound: tracks.length === 2 ? Buffer.from(mediaMessage('outbound', tick, 3 + tick * 2)) : null,
+          };
+        }
+        for (let c = slot % PHASES; c < n; c += PHASES) {
           const ws = sockets[c];
           if (ws.readyState !== WebSocket.OPEN) continue;
           if (sendTimes) sendTimes[c * ticks + tick] = Number(process.hrtime.bigint() / 1000n);
-          ws.send(inbound, TEXT);
-          if (outbound) ws.send(outbound, TEXT);
-          framesSent += outbound ? 2 : 1;
+          ws.send(messages.inbound, TEXT);
+          if (messages.outbound) ws.send(messages.outbound, TEXT);
+          framesSent += messages.outbound ? 2 : 1;
         }
       }
-      if (tick >= ticks) return resolve();
-      setTimeout(run, Math.max(0, t0 + tick * FRAME_MS - performance.now()));
+      if (slot >= slots) return resolve();
+      setTimeout(run, Math.max(0, t0 + slot * slotMs - performance.now()));
     };
     run();
   });
