@@ -105,7 +105,6 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   const sendTimes = opts.recordSendTimes ? new Float64Array(n * ticks) : null;
   let framesSent = 0;
   let lateTicks = 0;
-  let tick = 0;
   opts.onLoadStart?.();
   const t0 = performance.now();
   const second = setInterval(() => opts.onSecond?.(), 1000);

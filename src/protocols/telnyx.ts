@@ -10,18 +10,13 @@ import type {
   WireMessage,
 } from './types.js';
 import {
-  beforeStart,
-  decodeOwned,
   eventName,
   flattenParams,
-  frameTimestampMs,
   headerValue,
-  legOfTrack,
   malformed,
   mediaFormat,
   NOTHING,
   objectField,
-  optionalCount,
   optionalString,
   parseJsonObject,
   ScratchDecoder,
@@ -29,8 +24,9 @@ import {
   textMessage,
   unknownEvent,
   type JsonObject,
+  parseTrackMedia,
+  parseTrackRuntimeMessage,
 } from './wire.js';
-import { bytesPerSample } from '../../media/codec.js';
 
 /** Where Telnyx puts the call's `stream_auth_token` (SPEC §4). */
 export const TELNYX_AUTH_HEADER = 'x-telnyx-streaming-auth-token';
@@ -74,7 +70,7 @@ class TelnyxAdapter implements ProviderAdapter {
     const event = eventName(message);
     switch (event) {
       case 'media':
-        return this.parseMedia(message);
+        return parseTrackMedia(message, this.format, this.decoder);
       case 'connected':
         return { type: 'connected' };
       case 'start': {
@@ -120,44 +116,9 @@ class TelnyxAdapter implements ProviderAdapter {
     };
   }
 
-  private parseMedia(message: JsonObject): ProviderEvent {
-    const format = this.format;
-    if (format === undefined) throw beforeStart('media');
-    const media = objectField(message, 'media', 'media');
-    const leg = legOfTrack(stringField(media, 'track', 'media.track'), 'media.track');
-    const payload = this.decoder.decode(
-      stringField(media, 'payload', 'media.payload'),
-      bytesPerSample(format),
-      'media.payload',
-    );
-    const timestampMs = frameTimestampMs(
-      optionalCount(media, 'timestamp', 'media.timestamp'),
-      optionalCount(media, 'chunk', 'media.chunk'),
-      payload.length,
-      format,
-      'media',
-    );
-    return { type: 'media', leg, timestampMs, payload };
-  }
-
   parseRuntimeMessage(data: Buffer, isBinary: boolean): RuntimeEvent {
-    if (isBinary) throw malformed('message', 'binary frame');
-    const message = parseJsonObject(data);
-    const event = eventName(message);
-    switch (event) {
-      case 'media': {
-        const media = objectField(message, 'media', 'media');
-        // Owned, not scratch: the session queues runtime audio until the caller has heard it. MP3
-        // playback frames are also `media`, so no sample-size check is possible here.
-        return { type: 'media', payload: decodeOwned(stringField(media, 'payload', 'media.payload'), 1, 'media.payload') };
-      }
-      case 'mark':
-        return { type: 'mark', name: stringField(objectField(message, 'mark', 'mark'), 'name', 'mark.name') };
-      case 'clear':
-        return { type: 'clear' };
-      default:
-        throw unknownEvent(event);
-    }
+    // MP3 playback frames are `media` too, so no sample-size check is possible here.
+    return parseTrackRuntimeMessage(data, isBinary, 1);
   }
 
   mediaMessage(payload: Buffer): WireMessage {

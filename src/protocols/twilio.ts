@@ -3,15 +3,12 @@ import type { Leg, MediaFormat } from '../../media/types.js';
 import type { AdapterFactory, ProviderAdapter, ProviderEvent, RuntimeEvent, StreamStart, WireMessage } from './types.js';
 import {
   beforeStart,
-  decodeOwned,
   eventName,
   flattenParams,
-  frameTimestampMs,
   legOfTrack,
   malformed,
   mediaFormat,
   objectField,
-  optionalCount,
   optionalString,
   parseJsonObject,
   ScratchDecoder,
@@ -19,6 +16,8 @@ import {
   textMessage,
   unknownEvent,
   type JsonObject,
+  parseTrackMedia,
+  parseTrackRuntimeMessage,
 } from './wire.js';
 import { bytesPerSample } from '../../media/codec.js';
 
@@ -67,7 +66,7 @@ class TwilioAdapter implements ProviderAdapter {
     const event = eventName(message);
     switch (event) {
       case 'media':
-        return this.parseMedia(message);
+        return parseTrackMedia(message, this.format, this.decoder);
       case 'connected':
         return { type: 'connected' };
       case 'start': {
@@ -87,44 +86,8 @@ class TwilioAdapter implements ProviderAdapter {
     }
   }
 
-  private parseMedia(message: JsonObject): ProviderEvent {
-    const format = this.format;
-    if (format === undefined) throw beforeStart('media');
-    const media = objectField(message, 'media', 'media');
-    const leg = legOfTrack(stringField(media, 'track', 'media.track'), 'media.track');
-    const payload = this.decoder.decode(
-      stringField(media, 'payload', 'media.payload'),
-      bytesPerSample(format),
-      'media.payload',
-    );
-    const timestampMs = frameTimestampMs(
-      optionalCount(media, 'timestamp', 'media.timestamp'),
-      optionalCount(media, 'chunk', 'media.chunk'),
-      payload.length,
-      format,
-      'media',
-    );
-    return { type: 'media', leg, timestampMs, payload };
-  }
-
   parseRuntimeMessage(data: Buffer, isBinary: boolean): RuntimeEvent {
-    if (isBinary) throw malformed('message', 'binary frame');
-    const message = parseJsonObject(data);
-    const event = eventName(message);
-    switch (event) {
-      case 'media': {
-        const media = objectField(message, 'media', 'media');
-        // Owned, not scratch: the session queues runtime audio until the caller has heard it.
-        const sampleSize = this.format === undefined ? 1 : bytesPerSample(this.format);
-        return { type: 'media', payload: decodeOwned(stringField(media, 'payload', 'media.payload'), sampleSize, 'media.payload') };
-      }
-      case 'mark':
-        return { type: 'mark', name: stringField(objectField(message, 'mark', 'mark'), 'name', 'mark.name') };
-      case 'clear':
-        return { type: 'clear' };
-      default:
-        throw unknownEvent(event);
-    }
+    return parseTrackRuntimeMessage(data, isBinary, this.format === undefined ? 1 : bytesPerSample(this.format));
   }
 
   private requireStreamSid(): string {

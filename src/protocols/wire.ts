@@ -5,7 +5,7 @@
 import { CallrecError } from '../errors.js';
 import { bytesPerSample } from '../../media/codec.js';
 import type { Leg, MediaFormat } from '../../media/types.js';
-import type { ProviderEvent, WireMessage } from './types.js';
+import type { ProviderEvent, RuntimeEvent, WireMessage } from './types.js';
 
 export type JsonObject = Record<string, unknown>;
 
@@ -188,4 +188,43 @@ export function textMessage(message: unknown): WireMessage {
 export function headerValue(headers: Record<string, string | string[] | undefined>, name: string): string | undefined {
   const value = headers[name];
   return Array.isArray(value) ? value[0] : value;
+}
+
+/**
+ * A `media` message in the shape Twilio defined and Telnyx adopted: `media.track`, `.payload`,
+ * `.timestamp`, `.chunk`. The payload is decoded into `decoder`'s scratch memory.
+ */
+export function parseTrackMedia(message: JsonObject, format: MediaFormat | undefined, decoder: ScratchDecoder): ProviderEvent {
+  if (format === undefined) throw beforeStart('media');
+  const media = objectField(message, 'media', 'media');
+  const leg = legOfTrack(stringField(media, 'track', 'media.track'), 'media.track');
+  const payload = decoder.decode(stringField(media, 'payload', 'media.payload'), bytesPerSample(format), 'media.payload');
+  const timestampMs = frameTimestampMs(
+    optionalCount(media, 'timestamp', 'media.timestamp'),
+    optionalCount(media, 'chunk', 'media.chunk'),
+    payload.length,
+    format,
+    'media',
+  );
+  return { type: 'media', leg, timestampMs, payload };
+}
+
+/** What a voice-agent runtime sends "to the provider" in that same shape: `media`, `mark`, `clear`. */
+export function parseTrackRuntimeMessage(data: Buffer, isBinary: boolean, sampleSize: number): RuntimeEvent {
+  if (isBinary) throw malformed('message', 'binary frame');
+  const message = parseJsonObject(data);
+  const event = eventName(message);
+  switch (event) {
+    case 'media': {
+      const media = objectField(message, 'media', 'media');
+      // Owned, not scratch: the session queues runtime audio until the caller has heard it.
+      return { type: 'media', payload: decodeOwned(stringField(media, 'payload', 'media.payload'), sampleSize, 'media.payload') };
+    }
+    case 'mark':
+      return { type: 'mark', name: stringField(objectField(message, 'mark', 'mark'), 'name', 'mark.name') };
+    case 'clear':
+      return { type: 'clear' };
+    default:
+      throw unknownEvent(event);
+  }
 }
