@@ -34,9 +34,9 @@ async function spoolAgeMs(recording: Recording, nowMs: number): Promise<number> 
 
 /**
  * Start-up recovery: queues the job of every recording that was left half-way with its spool
- * on this machine: `processing` ones (a worker died), and `recording`/`paused` ones whose call
- * has ended or whose spool has not been written for `STALE_SPOOL_MS` (its node died; a live
- * call's spool is flushed every second). Those are moved to `processing`. Adding is
+ * on this machine: `processing` ones (a worker died), `recording`/`paused` ones whose call has
+ * ended, and `recording` ones whose spool has not been written for `STALE_SPOOL_MS` (its node
+ * died; a live recording's spool is flushed twice a second). Those are moved to `processing`. Adding is
  * idempotent (job id per call), so running this twice, or on two nodes, queues each once.
  */
 export async function recoverSpools(
@@ -59,7 +59,12 @@ export async function recoverSpools(
     if (!recording?.spoolPath) continue;
     known.add(path.resolve(recording.spoolPath));
     if (recording.status === 'failed' || !(await spoolExists(recording))) continue;
-    const stranded = recording.status === 'processing' || call.status === 'ended' || (await spoolAgeMs(recording, nowMs)) >= STALE_SPOOL_MS;
+    // A paused spool may rightly sit unwritten for long (pause_behavior `skip` writes nothing),
+    // so only the call's end says a paused recording was abandoned.
+    const stranded =
+      recording.status === 'processing' ||
+      call.status === 'ended' ||
+      (recording.status === 'recording' && (await spoolAgeMs(recording, nowMs)) >= STALE_SPOOL_MS);
     if (!stranded) continue;
     const processing = recording.status === 'processing' ? recording : (await store.recordings.update(recording.id, { status: 'processing' }))!;
     await requeueRecording(queue, processing);

@@ -91,8 +91,10 @@ describe.each(TEST_DB_KINDS)('job tooling on %s', (kind) => {
   test('recoverSpools queues stranded recordings once and reports orphan spools without deleting them', async () => {
     const processing = await addRecording('rec-processing', 'processing', { ended: true });
     const endedCall = await addRecording('rec-ended', 'recording', { ended: true });
-    const deadNode = await addRecording('rec-dead-node', 'paused', { spoolAgeMs: 3 * 60_000 });
+    const deadNode = await addRecording('rec-dead-node', 'recording', { spoolAgeMs: 3 * 60_000 });
     await addRecording('rec-live', 'recording');
+    // A skip-pause writes nothing: an old spool alone does not make a paused live call stranded.
+    await addRecording('rec-paused', 'paused', { spoolAgeMs: 3 * 60_000 });
     await addRecording('rec-gone', 'processing', { ended: true, spool: false });
     await addRecording('rec-failed', 'failed', { ended: true });
     // Already queued and waiting: recovery must not add a second job.
@@ -109,6 +111,7 @@ describe.each(TEST_DB_KINDS)('job tooling on %s', (kind) => {
     await expect(fs.stat(orphan)).resolves.toBeTruthy();
     for (const r of [processing, endedCall, deadNode]) expect((await db.store.recordings.get(r.id))!.status).toBe('processing');
     expect((await db.store.recordings.getByCall('t1', 'rec-live'))!.status).toBe('recording');
+    expect((await db.store.recordings.getByCall('t1', 'rec-paused'))!.status).toBe('paused');
     expect((await db.store.recordings.getByCall('t1', 'rec-failed'))!.status).toBe('failed');
 
     const added = ['rec-dead-node', 'rec-ended', 'rec-processing'].map((callId) => recordingJobId('t1', callId));
