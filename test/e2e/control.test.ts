@@ -2,16 +2,16 @@ import path from 'node:path';
 import { readFixture, type Fixture } from '../../src/replay/fixture.js';
 import { replayFixture } from '../../src/replay/client.js';
 import { decodeAudio, type DecodedAudio } from '../helpers/audio.js';
-import { startTestServer, uniqueCallId, type TestServer } from '../helpers/server.js';
+import { startServerProcess, startTestServer, uniqueCallId, type ServerProcess, type TestServer } from '../helpers/server.js';
 
-/** Node A holds the provider sockets; every control request goes through node B's API. */
+/** Node A holds the provider sockets; every control request goes through node B, a second process. */
 let nodeA: TestServer;
-let nodeB: TestServer;
+let nodeB: ServerProcess;
 let fixture: Fixture;
 
 beforeAll(async () => {
   nodeA = await startTestServer();
-  nodeB = await startTestServer({ join: nodeA });
+  nodeB = await startServerProcess(nodeA);
   fixture = await readFixture(path.join(import.meta.dirname, '../../fixtures/twilio-fork-tones.jsonl'));
   const base = { enabled: true, auto_record: false, consent_prompt: false, dual_channel: true, format: 'wav' } as const;
   await nodeA.agent('controlled-silence', { ...base, pause_behavior: 'silence' });

@@ -1,4 +1,7 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import fs from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -94,4 +97,53 @@ export async function startTestServer(opts: { db?: TestDbKind; jitterMs?: number
 /** A call id no other test run uses. */
 export function uniqueCallId(label: string): string {
   return `${label}-${randomBytes(6).toString('hex')}`;
+}
+
+/** A callrec node in a process of its own (`callrec serve` run from source), joined to `cluster`. */
+export interface ServerProcess {
+  url: string;
+  api(pathname: string, init?: RequestInit): Promise<Response>;
+  close(): Promise<void>;
+}
+
+export async function startServerProcess(join: TestServer): Promise<ServerProcess> {
+  const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'callrec-node-'));
+  const port = await new Promise<number>((resolve) => {
+    const probe = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as net.AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
+  const env = {
+    ...process.env,
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    DATA_DIR: dataDir,
+    DATABASE_URL: join.cluster.databaseUrl,
+    CALLREC_QUEUE_PREFIX: join.cluster.prefix,
+    STORAGE_URL: join.cluster.storageUrl,
+    CALLREC_MASTER_KEY: join.cluster.masterKey,
+    LOG_LEVEL: 'warn',
+  };
+  const cli = path.join(import.meta.dirname, '../../src/cli.ts');
+  const child = spawn(process.execPath, ['--import', 'tsx', cli, 'serve'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const url = `http://127.0.0.1:${port}`;
+  for (let tries = 0; ; tries++) {
+    if (child.exitCode !== null) throw new Error(`callrec node exited: ${stderr}`);
+    if (await fetch(`${url}/healthz`).then((r) => r.ok, () => false)) break;
+    if (tries > 300) throw new Error(`callrec node did not start: ${stderr}`);
+    await sleep(100);
+  }
+  return {
+    url,
+    api: (pathname, init = {}) => fetch(url + pathname, { ...init, headers: { authorization: `Bearer ${join.key}`, ...init.headers } }),
+    async close() {
+      const exited = once(child, 'exit');
+      child.kill('SIGTERM');
+      await exited;
+      await fs.rm(dataDir, { recursive: true, force: true });
+    },
+  };
 }
