@@ -36,7 +36,7 @@ async function spoolAgeMs(recording: Recording, nowMs: number): Promise<number> 
  * Start-up recovery: queues the job of every recording that was left half-way with its spool
  * on this machine: `processing` ones (a worker died), `recording`/`paused` ones whose call has
  * ended, and `recording` ones whose spool has not been written for `STALE_SPOOL_MS` (its node
- * died; a live recording's spool is flushed twice a second). Those are moved to `processing`. Adding is
+ * died; a live recording's spool is flushed every second). Those are moved to `processing`. Adding is
  * idempotent (job id per call), so running this twice, or on two nodes, queues each once.
  */
 export async function recoverSpools(

@@ -173,7 +173,7 @@ export class CallRecorder {
     }
   }
 
-  /** Flushes the spool (twice a second). */
+  /** Flushes the spool (once a second). */
   flush(): void {
     this.#capture?.flush().catch((err: Error) => this.#ctx.log.error({ err: err.message }, 'spool write failed'));
   }

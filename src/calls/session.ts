@@ -153,7 +153,7 @@ export class CallSession {
     return state.recorder.control(action);
   }
 
-  /** Frames are counted per session and added to the shared counter twice a second, not per frame. */
+  /** Frames are counted per session and added to the shared counter once a second, not per frame. */
   #countFrames(): void {
     if (this.#frames === 0) return;
     this.#ctx.metrics.framesTotal.inc({ provider: this.#adapter.provider }, this.#frames);
@@ -273,7 +273,7 @@ export class CallSession {
     const flushTimer = setInterval(() => {
       this.#countFrames();
       recorder.flush();
-    }, 500);
+    }, 1000);
     flushTimer.unref();
     this.#setState({ status: 'live', call, recorder, runtime: null, heldRuntime: [], flushTimer });
     const live = this.#state as Extract<SessionState, { status: 'live' }>;
