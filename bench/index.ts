@@ -13,7 +13,7 @@ import { Redis } from 'ioredis';
 import { createStore } from '../src/store/index.js';
 import { benchCrypto } from './crypto.js';
 import { benchMedia } from './media.js';
-import { blastCall, runLoad, type LoadResult } from './load.js';
+import { blastCall, runLoad, type LoadOptions, type LoadResult } from './load.js';
 import { cpuSeconds, firstMessage, freePort, rssBytes, startChild, waitForHttp, type Child } from './proc.js';
 
 export interface BenchOptions {
@@ -101,6 +101,17 @@ async function provision(databaseUrl: string): Promise<string> {
   } finally {
     await store.close();
   }
+}
+
+/** Provider → runtime delivery times (µs) of every relayed caller frame, sorted, and how many never arrived. */
+function deliveryLatencies(received: Float64Array, sendTimes: Float64Array): { sorted: Float64Array; lost: number } {
+  const latencies: number[] = [];
+  let lost = 0;
+  for (let i = 0; i < received.length; i++) {
+    if (received[i] === 0) lost++;
+    else latencies.push(received[i] - sendTimes[i]);
+  }
+  return { sorted: Float64Array.from(latencies).sort(), lost };
 }
 
 /** Starts `callrec serve` as a child and waits for `/healthz`. */
@@ -255,40 +266,58 @@ export async function runBench(opts: BenchOptions): Promise<{ rows: BenchRow[]; 
     await waitEnded(callrec.baseUrl, key, forkIds);
     const alignment = await callAlignment(callrec.baseUrl, key, forkIds);
 
-    // 3. callrec, bridge mode: caller-only streams relayed to a fake agent runtime that talks back.
-    note(`callrec bridge: ${n} calls × ${seconds} s`);
+    // 3. Bridge mode: caller-only streams relayed to a fake agent runtime that talks back; first
+    // through a bare relay (what any relay costs on this machine), then through callrec.
     const ticks = Math.round((seconds * 1000) / 20);
-    const runtime = startChild(script('fake-runtime'), [], { BENCH_CALLS: String(n), BENCH_TICKS: String(ticks) });
-    children.push(runtime);
-    const runtimePort = (await firstMessage<{ port: number }>(runtime)).port;
+    /** Runs bridge traffic at the endpoint `target` gives for a fresh runtime; returns delivery latencies. */
+    const bridgeTraffic = async (callIds: string[], target: (runtimeUrl: string) => Promise<string>, measure: Partial<LoadOptions>) => {
+      const runtime = startChild(script('fake-runtime'), [], { BENCH_CALLS: String(n), BENCH_TICKS: String(ticks) });
+      children.push(runtime);
+      const runtimeUrl = `ws://127.0.0.1:${(await firstMessage<{ port: number }>(runtime)).port}/`;
+      const load = await runLoad({
+        url: await target(runtimeUrl),
+        callIds,
+        seconds,
+        tracks: 'inbound',
+        params: { ...params, agent_url: runtimeUrl },
+        recordSendTimes: true,
+        ...measure,
+      });
+      runtime.process.send('report');
+      const { received } = await firstMessage<{ received: Float64Array }>(runtime);
+      await runtime.stop();
+      return { load, ...deliveryLatencies(received, load.sendTimes!) };
+    };
+
+    note(`bare relay, bridge traffic: ${n} calls × ${seconds} s`);
+    let relay: Child | undefined;
+    const relayed = await bridgeTraffic(
+      ids('relay'),
+      async (runtimeUrl) => {
+        relay = startChild(script('bare-relay'), [], { BENCH_UPSTREAM: runtimeUrl });
+        children.push(relay);
+        return `ws://127.0.0.1:${(await firstMessage<{ port: number }>(relay)).port}/`;
+      },
+      { beforeFrames: () => sleep(500) },
+    );
+    await relay?.stop();
+
+    note(`callrec bridge: ${n} calls × ${seconds} s`);
     const bridgeCpu = cpuMeter(callrec.child.pid);
     const bridgeIds = ids('bridge');
     let bridgeHistStart: Awaited<ReturnType<typeof frameHistogram>> = [];
-    const bridgeLoad = await runLoad({
-      url: callrec.wsUrl,
-      callIds: bridgeIds,
-      seconds,
-      tracks: 'inbound',
-      params: { ...params, agent_url: `ws://127.0.0.1:${runtimePort}/` },
+    const bridge = await bridgeTraffic(bridgeIds, async () => callrec.wsUrl, {
       beforeFrames: async () => {
         await waitRecording(callrec.baseUrl, key, bridgeIds);
         bridgeHistStart = await frameHistogram(callrec.baseUrl);
       },
       onLoadStart: bridgeCpu.start,
       onLoadEnd: bridgeCpu.stop,
-      recordSendTimes: true,
     });
+    const bridgeLoad = bridge.load;
     const bridgeHist = bucketDelta(await frameHistogram(callrec.baseUrl), bridgeHistStart);
-    runtime.process.send('report');
-    const { received } = await firstMessage<{ received: Float64Array }>(runtime);
-    await runtime.stop();
-    const latencies: number[] = [];
-    let relayLost = 0;
-    for (let i = 0; i < received.length; i++) {
-      if (received[i] === 0) relayLost++;
-      else latencies.push(received[i] - bridgeLoad.sendTimes![i]);
-    }
-    const sortedLatency = Float64Array.from(latencies).sort();
+    const relayLost = bridge.lost;
+    const sortedLatency = bridge.sorted;
     await waitEnded(callrec.baseUrl, key, bridgeIds);
     await callrec.child.stop();
 
@@ -341,8 +370,12 @@ export async function runBench(opts: BenchOptions): Promise<{ rows: BenchRow[]; 
     row('callrec busy share of one core (fork)', (forkCpu.used / seconds) * 100, '%');
     row('p99 frame processing, fork', histogramQuantile(forkHist, 0.99) * 1e6, 'µs');
     row('p99 frame processing, bridge', histogramQuantile(bridgeHist, 0.99) * 1e6, 'µs');
-    row('bridge forwarding latency p50', quantile(sortedLatency, 0.5) / 1000, 'ms');
-    row('bridge forwarding latency p99', quantile(sortedLatency, 0.99) / 1000, 'ms', '< 1', quantile(sortedLatency, 0.99) < 1000);
+    const relayP99 = quantile(relayed.sorted, 0.99);
+    const bridgeP99 = quantile(sortedLatency, 0.99);
+    row('bare relay delivery latency p50 / p99', quantile(relayed.sorted, 0.5) / 1000, `ms / ${(relayP99 / 1000).toFixed(2)} ms`);
+    row('callrec bridge delivery latency p50', quantile(sortedLatency, 0.5) / 1000, 'ms');
+    row('callrec bridge delivery latency p99', bridgeP99 / 1000, 'ms');
+    row('added forwarding latency p99 (callrec − bare relay)', (bridgeP99 - relayP99) / 1000, 'ms', '< 1', bridgeP99 - relayP99 < 1000);
     row('bridge caller frames not relayed', relayLost, 'frames', '0', relayLost === 0);
     row('frames dropped (fork, all calls)', alignment.dropped, 'frames', '0', alignment.dropped === 0 && alignment.missing === 0);
     row('frames late, put in place (fork)', alignment.late, 'frames');
