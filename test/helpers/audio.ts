@@ -170,3 +170,18 @@ export function findBursts(samples: Float32Array, sampleRate: number, freqHz: nu
   }
   return bursts;
 }
+
+/** A synthetic tone burst: channel, frequency, start and end (ms). A mono signal gets every burst. */
+export type ToneBurst = readonly [channel: number, freqHz: number, startMs: number, endMs: number];
+
+/** Interleaved 16-bit PCM of `seconds`, silent but for `tones` (each starting at zero phase). */
+export function synthesizeTones(sampleRate: number, channels: 1 | 2, seconds: number, tones: readonly ToneBurst[]): Int16Array {
+  const pcm = new Int16Array(sampleRate * seconds * channels);
+  for (const [channel, freq, startMs, endMs] of tones) {
+    const from = (startMs * sampleRate) / 1000;
+    for (let m = from; m < (endMs * sampleRate) / 1000; m++) {
+      pcm[m * channels + Math.min(channel, channels - 1)] = Math.round(12000 * Math.sin((2 * Math.PI * freq * (m - from)) / sampleRate));
+    }
+  }
+  return pcm;
+}

@@ -2,7 +2,7 @@ import { decodeRecording } from '../../media/decoders.js';
 import { encodeRecording } from '../../media/encoders/index.js';
 import type { EncodedChunk } from '../../media/encoders/index.js';
 import type { RecordingFormat } from '../../media/types.js';
-import { findBursts } from '../helpers/audio.js';
+import { findBursts, synthesizeTones } from '../helpers/audio.js';
 
 const SECONDS = 2;
 /** [channel, frequency, startMs, endMs]; a mono signal gets both on its one channel. */
@@ -12,14 +12,7 @@ const TONES = [
 ] as const;
 
 function synthesize(sampleRate: number, channels: 1 | 2): Int16Array {
-  const pcm = new Int16Array(sampleRate * SECONDS * channels);
-  for (const [channel, freq, startMs, endMs] of TONES) {
-    const from = (startMs * sampleRate) / 1000;
-    for (let m = from; m < (endMs * sampleRate) / 1000; m++) {
-      pcm[m * channels + Math.min(channel, channels - 1)] = Math.round(12000 * Math.sin((2 * Math.PI * freq * (m - from)) / sampleRate));
-    }
-  }
-  return pcm;
+  return synthesizeTones(sampleRate, channels, SECONDS, TONES);
 }
 
 /** Full-band noise: silence would compress to almost nothing and hide how far ahead input is read. */

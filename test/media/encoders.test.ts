@@ -1,7 +1,7 @@
 import { encodeRecording, MIME_TYPES, MP3_ENCODER_DELAY_SAMPLES } from '../../media/encoders/index.js';
 import type { EncodedChunk, PcmSource } from '../../media/encoders/index.js';
 import type { RecordingFormat } from '../../media/types.js';
-import { decodeAudio, findBursts } from '../helpers/audio.js';
+import { decodeAudio, findBursts, synthesizeTones } from '../helpers/audio.js';
 
 const SECONDS = 3;
 /** [channel, frequency, startMs, endMs] of each synthetic tone burst; the agent side answers the caller. */
@@ -13,14 +13,7 @@ const TONES = [
 
 /** Interleaved PCM with the TONES (a mono source gets all of them on its one channel). */
 function synthesize(sampleRate: number, channels: 1 | 2): Int16Array {
-  const pcm = new Int16Array(sampleRate * SECONDS * channels);
-  for (const [channel, freq, startMs, endMs] of TONES) {
-    const from = (startMs * sampleRate) / 1000;
-    for (let m = from; m < (endMs * sampleRate) / 1000; m++) {
-      pcm[m * channels + Math.min(channel, channels - 1)] = Math.round(12000 * Math.sin((2 * Math.PI * freq * (m - from)) / sampleRate));
-    }
-  }
-  return pcm;
+  return synthesizeTones(sampleRate, channels, SECONDS, TONES);
 }
 
 /** Yields `pcm` in odd-sized chunks (1554 samples: whole frames for mono and stereo, not 20 ms aligned). */

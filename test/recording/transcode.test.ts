@@ -8,7 +8,7 @@ import { runInNewContext } from 'node:vm';
 import { encodeRecording, MP3_ENCODER_DELAY_SAMPLES } from '../../media/encoders/index.js';
 import type { RecordingFormat } from '../../media/types.js';
 import { transcodeToFile } from '../../src/recording/transcode.js';
-import { decodeAudio, findBursts } from '../helpers/audio.js';
+import { decodeAudio, findBursts, synthesizeTones } from '../helpers/audio.js';
 
 const SECONDS = 3;
 /** [channel, frequency, startMs, endMs] of each tone burst; a mono signal gets all on its one channel. */
@@ -19,14 +19,7 @@ const TONES = [
 ] as const;
 
 function synthesize(sampleRate: number, channels: 1 | 2, seconds = SECONDS): Int16Array {
-  const pcm = new Int16Array(sampleRate * seconds * channels);
-  for (const [channel, freq, startMs, endMs] of TONES) {
-    const from = (startMs * sampleRate) / 1000;
-    for (let m = from; m < (endMs * sampleRate) / 1000; m++) {
-      pcm[m * channels + Math.min(channel, channels - 1)] = Math.round(12000 * Math.sin((2 * Math.PI * freq * (m - from)) / sampleRate));
-    }
-  }
-  return pcm;
+  return synthesizeTones(sampleRate, channels, seconds, TONES);
 }
 
 /** `seconds` of the tones, repeated every SECONDS, in one-second chunks: never all in memory at once. */
