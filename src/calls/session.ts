@@ -214,8 +214,9 @@ export class CallSession {
     switch (event.type) {
       case 'media':
         this.#frames++;
-        state.recorder.frame(event.leg, event.timestampMs, event.payload);
+        // Relayed before it is recorded: the runtime is waiting for it, the spool is not.
         if (event.leg === 'caller') state.runtime?.send(data, isBinary);
+        state.recorder.frame(event.leg, event.timestampMs, event.payload);
         return;
       case 'mark':
         // callrec's own prompt marks end here; the runtime's go back to it.
@@ -373,9 +374,9 @@ export class CallSession {
       this.#log.warn({ err: (err as Error).message }, 'dropped a bad message from the agent runtime');
       return;
     }
+    this.#sendToProvider(data, isBinary);
     if (event.type === 'media') state.recorder.runtimeAudio(event.payload);
     else if (event.type === 'clear') state.recorder.runtimeClear();
-    this.#sendToProvider(data, isBinary);
   }
 
   /** The consent prompt is over: what the runtime sent meanwhile goes out now, in order. */
