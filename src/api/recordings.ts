@@ -76,7 +76,7 @@ export function recordingRoutes(app: ApiInstance, { store, storage, keyring, web
         });
       }
       // Decrypted on the fly: a range reads only the chunks holding it.
-      const dataKey = keyring.unwrap({ keyId: recording.keyId, wrapped: recording.wrappedKey });
+      const dataKey = await keyring.unwrapFresh({ keyId: recording.keyId, wrapped: recording.wrappedKey });
       const stored = await openEncrypted(dataKey, objectSize, (r) => objects.get(key, r));
       const format = request.query.format ?? recording.format;
       const audio = format === recording.format ? encryptedAudio(stored) : await transcodedAudio(stored, recording, format, transcodes);

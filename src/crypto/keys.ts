@@ -97,7 +97,12 @@ export class MasterKeyring {
     } else {
       ring = new MasterKeyring(dataDir, fileKey ?? (await createKeyFile(file)), false);
     }
-    const retiredDir = path.join(dataDir, 'master-keys');
+    await ring.#addRetired();
+    return ring;
+  }
+
+  async #addRetired(): Promise<void> {
+    const retiredDir = path.join(this.#dataDir, 'master-keys');
     let names: string[] = [];
     try {
       names = await fs.readdir(retiredDir);
@@ -107,9 +112,25 @@ export class MasterKeyring {
     for (const name of names) {
       if (!name.endsWith('.key')) continue;
       const key = await readKeyFile(path.join(retiredDir, name));
-      if (key) ring.#add(key);
+      if (key) this.#add(key);
     }
-    return ring;
+  }
+
+  /**
+   * As `unwrap`, but a master key id the ring lacks makes it read the key files again first:
+   * `callrec keys rotate-master`, run by another process, may have re-wrapped the data key under
+   * a key this long-running ring has not seen. The file's key then becomes current here too.
+   */
+  async unwrapFresh(wrapped: WrappedKey): Promise<Buffer> {
+    if (!this.#keys.has(wrapped.keyId) && !wrapped.keyId.startsWith(TENANT_PREFIX)) {
+      const fileKey = await readKeyFile(path.join(this.#dataDir, 'master.key'));
+      if (fileKey) {
+        const id = this.#add(fileKey);
+        if (!this.#fromEnv) this.#currentId = id;
+      }
+      await this.#addRetired();
+    }
+    return this.unwrap(wrapped);
   }
 
   #add(key: Buffer): string {

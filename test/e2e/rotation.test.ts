@@ -49,6 +49,8 @@ test('after a master-key rotation, recordings made before and after it both play
   const newKeyId = report.rotated!.newKeyId;
   expect((await before.server.store.recordings.getByCall(before.tenantId, old))!.keyId).toBe(newKeyId);
 
+  // The node that was running during the rotation picks up the new key when it first needs it.
+  expect(await plays(before, old)).toBeCloseTo(2, 1);
   // A node started after the rotation loads the new key (and the retired one).
   after = await startTestServer({ join: before, env: { DATA_DIR: keyDir, CALLREC_MASTER_KEY: '' } });
   const fresh = await recordCall(after);
