@@ -35,15 +35,16 @@ async function spoolAgeMs(recording: Recording, nowMs: number): Promise<number> 
 /**
  * Start-up recovery: queues the job of every recording that was left half-way with its spool
  * on this machine: `processing` ones (a worker died), `recording`/`paused` ones whose call has
- * ended, and `recording` ones whose spool has not been written for `STALE_SPOOL_MS` (its node
- * died; a live recording's spool is flushed every second). Those are moved to `processing`. Adding is
+ * ended or whose node has no heartbeat (`isNodeAlive`), and `recording` ones whose spool has not
+ * been written for `STALE_SPOOL_MS` (a live recording's spool is flushed every second). A call
+ * still marked live is then ended, with the reason `media node lost`. Those are moved to `processing`. Adding is
  * idempotent (job id per call), so running this twice, or on two nodes, queues each once.
  */
 export async function recoverSpools(
   store: Store,
   queue: Queue<RecordingJobData>,
   dataDir: string,
-  opts: { log?: Logger; now?: () => Date } = {},
+  opts: { log?: Logger; now?: () => Date; isNodeAlive?: (nodeId: string) => Promise<boolean> } = {},
 ): Promise<RecoveryReport> {
   const nowMs = (opts.now?.() ?? new Date()).getTime();
   const requeued: Recording[] = [];
@@ -60,12 +61,17 @@ export async function recoverSpools(
     known.add(path.resolve(recording.spoolPath));
     if (recording.status === 'failed' || !(await spoolExists(recording))) continue;
     // A paused spool may rightly sit unwritten for long (pause_behavior `skip` writes nothing),
-    // so only the call's end says a paused recording was abandoned.
+    // so only the call's end, or its node's missing heartbeat, says a paused recording was abandoned.
+    const nodeGone = call.status === 'live' && call.nodeId !== null && opts.isNodeAlive !== undefined && !(await opts.isNodeAlive(call.nodeId));
     const stranded =
       recording.status === 'processing' ||
       call.status === 'ended' ||
+      nodeGone ||
       (recording.status === 'recording' && (await spoolAgeMs(recording, nowMs)) >= STALE_SPOOL_MS);
     if (!stranded) continue;
+    if (call.status === 'live') {
+      await store.calls.update(call.tenantId, call.id, { status: 'ended', endedAt: new Date(nowMs).toISOString(), endReason: 'media node lost' });
+    }
     const processing = recording.status === 'processing' ? recording : (await store.recordings.update(recording.id, { status: 'processing' }))!;
     await requeueRecording(queue, processing);
     requeued.push(processing);

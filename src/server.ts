@@ -8,6 +8,7 @@ import { WebSocketServer } from 'ws';
 import { startWorkers } from '../workers/index.js';
 import { apiPlugin } from './api/index.js';
 import { RedisCallControl } from './calls/control-bus.js';
+import { NodeHeartbeat } from './calls/heartbeat.js';
 import { CallRegistry } from './calls/registry.js';
 import { CallSession } from './calls/session.js';
 import type { Config } from './config.js';
@@ -56,11 +57,13 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
   const services = await openServices(config, log);
   const { store, storage, keyring, recordings, webhooks } = services;
   const workers = opts.workers === false ? null : startWorkers({ store, storage, log, keyring, webhooks }, { connection: services.connection, prefix: config.queuePrefix });
-  const recovered = await recoverSpools(store, recordings, config.dataDir, { log });
+  const nodeId = `${os.hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
+  const heartbeat = new NodeHeartbeat({ redisUrl: config.redisUrl, prefix: config.queuePrefix, nodeId, log });
+  await heartbeat.start();
+  const recovered = await recoverSpools(store, recordings, config.dataDir, { log, isNodeAlive: (id) => heartbeat.isAlive(id) });
   if (recovered.requeued.length) log.warn({ recordings: recovered.requeued }, 'recovered recordings left unfinished by an earlier run');
   const registry = new CallRegistry();
   const sessions = new Set<CallSession>();
-  const nodeId = `${os.hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
   const control = new RedisCallControl({ redisUrl: config.redisUrl, prefix: config.queuePrefix, nodeId, registry, log });
   await control.start();
   const prompts = new PromptCache(createTtsEngine(config.ttsEngine));
@@ -150,6 +153,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
       wss.close();
       await workers?.close();
       await control.close();
+      await heartbeat.stop();
       await transcodes.close();
       await services.close();
     },

@@ -20,8 +20,8 @@ describe.each(TEST_DB_KINDS)('job tooling on %s', (kind) => {
   const prefix = `callrec-test-${randomBytes(4).toString('hex')}`;
 
   /** A call (live or ended) with a recording in `status`, with a spool file on disk unless `spool` is false. */
-  async function addRecording(callId: string, status: RecordingStatus, opts: { ended?: boolean; spool?: boolean; spoolAgeMs?: number } = {}): Promise<Recording> {
-    await db.store.calls.create({ tenantId: 't1', id: callId, agentId: 'agent-1', provider: 'twilio', mode: 'fork', sampleRate: 8000, legs: ['caller', 'agent'], settings: CALL_RECORDING_DEFAULTS });
+  async function addRecording(callId: string, status: RecordingStatus, opts: { ended?: boolean; spool?: boolean; spoolAgeMs?: number; nodeId?: string } = {}): Promise<Recording> {
+    await db.store.calls.create({ tenantId: 't1', id: callId, agentId: 'agent-1', provider: 'twilio', mode: 'fork', sampleRate: 8000, legs: ['caller', 'agent'], settings: CALL_RECORDING_DEFAULTS, nodeId: opts.nodeId });
     if (opts.ended) await db.store.calls.update('t1', callId, { status: 'ended', endedAt: new Date().toISOString() });
     const spoolPath = path.join(dataDir, 'spool', `${randomUUID()}.wav`);
     if (opts.spool !== false) {
@@ -95,6 +95,10 @@ describe.each(TEST_DB_KINDS)('job tooling on %s', (kind) => {
     await addRecording('rec-live', 'recording');
     // A skip-pause writes nothing: an old spool alone does not make a paused live call stranded.
     await addRecording('rec-paused', 'paused', { spoolAgeMs: 3 * 60_000 });
+    // Its node's missing heartbeat does, fresh spool or not; a node that beats keeps its calls.
+    const lostNode = await addRecording('rec-node-lost', 'paused', { nodeId: 'crashed-node' });
+    await addRecording('rec-node-alive', 'paused', { nodeId: 'running-node' });
+    const isNodeAlive = async (nodeId: string) => nodeId === 'running-node';
     await addRecording('rec-gone', 'processing', { ended: true, spool: false });
     await addRecording('rec-failed', 'failed', { ended: true });
     // Already queued and waiting: recovery must not add a second job.
@@ -104,20 +108,23 @@ describe.each(TEST_DB_KINDS)('job tooling on %s', (kind) => {
     await fs.writeFile(orphan, 'RIFF');
     const before = await jobIds();
 
-    const first = await recoverSpools(db.store, queue, dataDir);
+    const first = await recoverSpools(db.store, queue, dataDir, { isNodeAlive });
     // `retry-me` (the test above) is processing too; its waiting job is left as it is.
-    expect(first.requeued.map((r) => r.callId).sort()).toEqual(['rec-dead-node', 'rec-ended', 'rec-processing', 'rec-waiting', 'retry-me']);
+    expect(first.requeued.map((r) => r.callId).sort()).toEqual(['rec-dead-node', 'rec-ended', 'rec-node-lost', 'rec-processing', 'rec-waiting', 'retry-me']);
     expect(first.orphanSpools).toEqual([orphan]);
     await expect(fs.stat(orphan)).resolves.toBeTruthy();
     for (const r of [processing, endedCall, deadNode]) expect((await db.store.recordings.get(r.id))!.status).toBe('processing');
     expect((await db.store.recordings.getByCall('t1', 'rec-live'))!.status).toBe('recording');
     expect((await db.store.recordings.getByCall('t1', 'rec-paused'))!.status).toBe('paused');
+    expect((await db.store.recordings.getByCall('t1', 'rec-node-alive'))!.status).toBe('paused');
+    expect((await db.store.recordings.get(lostNode.id))!.status).toBe('processing');
+    expect(await db.store.calls.get('t1', 'rec-node-lost')).toMatchObject({ status: 'ended', endReason: 'media node lost' });
     expect((await db.store.recordings.getByCall('t1', 'rec-failed'))!.status).toBe('failed');
 
-    const added = ['rec-dead-node', 'rec-ended', 'rec-processing'].map((callId) => recordingJobId('t1', callId));
+    const added = ['rec-dead-node', 'rec-ended', 'rec-node-lost', 'rec-processing'].map((callId) => recordingJobId('t1', callId));
     expect(await jobIds()).toEqual([...before, ...added].sort());
     const waitingAfterFirst = await queue.getJobCounts('waiting');
-    await recoverSpools(db.store, queue, dataDir);
+    await recoverSpools(db.store, queue, dataDir, { isNodeAlive });
     expect(await jobIds()).toEqual([...before, ...added].sort());
     expect(await queue.getJobCounts('waiting')).toEqual(waitingAfterFirst);
   });

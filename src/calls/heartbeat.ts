@@ -1,0 +1,47 @@
+import { Redis } from 'ioredis';
+import type { Logger } from '../log.js';
+
+/**
+ * Each media node keeps `<prefix>:node:<id>` alive in Redis while it runs. A call row names the
+ * node holding it, so recovery can tell a call whose node is gone (crashed, killed) from one
+ * that is merely quiet, without waiting for its spool to age.
+ */
+export class NodeHeartbeat {
+  readonly #redis: Redis;
+  readonly #key: string;
+  readonly #prefix: string;
+  readonly #ttlMs: number;
+  #timer: NodeJS.Timeout | null = null;
+
+  constructor(opts: { redisUrl: string; prefix: string; nodeId: string; log: Logger; ttlMs?: number }) {
+    this.#redis = new Redis(opts.redisUrl, { lazyConnect: true });
+    this.#redis.on('error', (err: Error) => opts.log.warn({ err: err.message }, 'heartbeat: redis error'));
+    this.#prefix = opts.prefix;
+    this.#key = NodeHeartbeat.#keyOf(opts.prefix, opts.nodeId);
+    this.#ttlMs = opts.ttlMs ?? 15_000;
+  }
+
+  static #keyOf(prefix: string, nodeId: string): string {
+    return `${prefix}:node:${nodeId}`;
+  }
+
+  async start(): Promise<void> {
+    await this.#redis.connect();
+    const beat = () => this.#redis.set(this.#key, Date.now(), 'PX', this.#ttlMs);
+    await beat();
+    this.#timer = setInterval(() => void beat().catch(() => {}), this.#ttlMs / 3);
+    this.#timer.unref();
+  }
+
+  /** Whether the node `nodeId` has beaten within its time to live. */
+  async isAlive(nodeId: string): Promise<boolean> {
+    return (await this.#redis.exists(NodeHeartbeat.#keyOf(this.#prefix, nodeId))) === 1;
+  }
+
+  /** Stops beating and says so at once (a clean shutdown is not a crash). */
+  async stop(): Promise<void> {
+    if (this.#timer) clearInterval(this.#timer);
+    await this.#redis.del(this.#key).catch(() => {});
+    this.#redis.disconnect();
+  }
+}
