@@ -60,8 +60,8 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
   const nodeId = `${os.hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
   const heartbeat = new NodeHeartbeat({ redisUrl: config.redisUrl, prefix: config.queuePrefix, nodeId, log });
   await heartbeat.start();
-  const recovered = await recoverSpools(store, recordings, config.dataDir, { log, isNodeAlive: (id) => heartbeat.isAlive(id) });
-  if (recovered.requeued.length) log.warn({ recordings: recovered.requeued }, 'recovered recordings left unfinished by an earlier run');
+  // Logs what it finds: recordings re-queued, spools no recording names.
+  await recoverSpools(store, recordings, config.dataDir, { log, isNodeAlive: (id) => heartbeat.isAlive(id) });
   const registry = new CallRegistry();
   const sessions = new Set<CallSession>();
   const control = new RedisCallControl({ redisUrl: config.redisUrl, prefix: config.queuePrefix, nodeId, registry, log });
