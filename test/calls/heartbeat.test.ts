@@ -1,9 +1,9 @@
-import { randomBytes } from 'node:crypto';
 import { NodeHeartbeat } from '../../src/calls/heartbeat.js';
 import { createLogger } from '../../src/log.js';
+import { testPrefix } from '../helpers/redis.js';
 
 test('a node is alive while it beats and not once it stops or was never there', async () => {
-  const prefix = `callrec-test-${randomBytes(4).toString('hex')}`;
+  const prefix = testPrefix();
   const opts = { redisUrl: 'redis://127.0.0.1:6379', prefix, log: createLogger('silent') };
   const node = new NodeHeartbeat({ ...opts, nodeId: 'node-a' });
   const observer = new NodeHeartbeat({ ...opts, nodeId: 'observer' });

@@ -1,14 +1,12 @@
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
 import { MasterKeyring } from '../../src/crypto/keys.js';
 import { TranscodeCache } from '../../src/recording/transcode-cache.js';
 import { LocalObjectStore } from '../../src/storage/local.js';
 import { StorageResolver } from '../../src/storage/resolver.js';
 import type { Store } from '../../src/store/index.js';
 import { createWebhookQueue, type WebhookContext } from '../../src/webhooks/index.js';
+import { dropRedisPrefix, REDIS_URL, testPrefix } from './redis.js';
 
-const REDIS_URL = 'redis://127.0.0.1:6379';
 
 export interface ApiServices {
   /** The server's own object store: a real directory. */
@@ -24,7 +22,7 @@ export interface ApiServices {
 export async function apiServices(store: Store, dir: string): Promise<ApiServices> {
   const objects = new LocalObjectStore(path.join(dir, 'objects'));
   const keyring = await MasterKeyring.load({ dataDir: dir });
-  const prefix = `callrec-test-${randomBytes(4).toString('hex')}`;
+  const prefix = testPrefix();
   const queue = createWebhookQueue({ url: REDIS_URL }, prefix);
   const transcodes = new TranscodeCache(path.join(dir, 'transcoded'));
   return {
@@ -36,10 +34,7 @@ export async function apiServices(store: Store, dir: string): Promise<ApiService
     async close() {
       await transcodes.close();
       await queue.close();
-      const redis = new Redis(REDIS_URL);
-      const keys = await redis.keys(`${prefix}:*`);
-      if (keys.length) await redis.del(...keys);
-      redis.disconnect();
+      await dropRedisPrefix(prefix);
     },
   };
 }

@@ -6,13 +6,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Redis } from 'ioredis';
 import type { CallRecordingSettings } from '../../src/agents/settings.js';
 import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
 import { startServer, type CallrecServer } from '../../src/server.js';
 import type { Recording } from '../../src/store/index.js';
 import { createTestStore, type TestDbKind } from './db.js';
+import { dropRedisPrefix, testPrefix } from './redis.js';
 
 export interface TestServer {
   server: CallrecServer;
@@ -38,7 +38,7 @@ export async function startTestServer(opts: { db?: TestDbKind; jitterMs?: number
   const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'callrec-e2e-'));
   // A node joining another shares its database and Redis prefix; the first node owns them.
   const db = opts.join ? { url: opts.join.cluster.databaseUrl, cleanup: async () => {} } : await createTestStore(opts.db ?? 'sqlite');
-  const prefix = opts.join?.cluster.prefix ?? `callrec-test-${randomBytes(4).toString('hex')}`;
+  const prefix = opts.join?.cluster.prefix ?? testPrefix();
   const storageUrl = opts.join?.cluster.storageUrl ?? `file://${path.join(dataDir, 'recordings')}`;
   // Nodes of one cluster share the master key, or one could not open another's recordings.
   const masterKey = opts.join?.cluster.masterKey ?? randomBytes(32).toString('base64');
@@ -86,10 +86,7 @@ export async function startTestServer(opts: { db?: TestDbKind; jitterMs?: number
       await fs.rm(dataDir, { recursive: true, force: true });
       if (opts.join) return;
       // BullMQ keys of this run only.
-      const redis = new Redis(config.redisUrl);
-      const keys = await redis.keys(`${prefix}:*`);
-      if (keys.length) await redis.del(...keys);
-      redis.disconnect();
+      await dropRedisPrefix(prefix, config.redisUrl);
     },
   };
 }

@@ -1,23 +1,22 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { Worker, type Queue } from 'bullmq';
-import { Redis } from 'ioredis';
 import { CALL_RECORDING_DEFAULTS } from '../../src/agents/settings.js';
 import { retryRecording } from '../../src/jobs.js';
 import { createRecordingsQueue, enqueueRecording, recordingJobId, RECORDINGS_QUEUE, type RecordingJobData } from '../../src/queue/recordings.js';
 import { recoverSpools } from '../../src/recovery.js';
 import type { Recording, RecordingStatus } from '../../src/store/index.js';
 import { createTestStore, TEST_DB_KINDS, type TestStore } from '../helpers/db.js';
+import { dropRedisPrefix, REDIS_URL, testPrefix } from '../helpers/redis.js';
 
-const REDIS_URL = 'redis://127.0.0.1:6379';
 
 describe.each(TEST_DB_KINDS)('job tooling on %s', (kind) => {
   let db: TestStore;
   let dataDir: string;
   let queue: Queue<RecordingJobData>;
-  const prefix = `callrec-test-${randomBytes(4).toString('hex')}`;
+  const prefix = testPrefix();
 
   /** A call (live or ended) with a recording in `status`, with a spool file on disk unless `spool` is false. */
   async function addRecording(callId: string, status: RecordingStatus, opts: { ended?: boolean; spool?: boolean; spoolAgeMs?: number; nodeId?: string } = {}): Promise<Recording> {
@@ -49,10 +48,7 @@ describe.each(TEST_DB_KINDS)('job tooling on %s', (kind) => {
     await queue.close();
     await db.cleanup();
     await fs.rm(dataDir, { recursive: true, force: true });
-    const redis = new Redis(REDIS_URL);
-    const keys = await redis.keys(`${prefix}:*`);
-    if (keys.length) await redis.del(...keys);
-    redis.disconnect();
+    await dropRedisPrefix(prefix);
   });
 
   test('retryRecording replaces the failed job with a fresh one, once', async () => {

@@ -1,11 +1,9 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Queue, Worker } from 'bullmq';
-import { Redis } from 'ioredis';
 import { CALL_RECORDING_DEFAULTS } from '../../src/agents/settings.js';
 import { MasterKeyring } from '../../src/crypto/keys.js';
 import { createLogger } from '../../src/log.js';
@@ -15,8 +13,8 @@ import { applySettingsPatch } from '../../src/tenants/settings.js';
 import { createWebhookQueue, type WebhookJobData } from '../../src/webhooks/index.js';
 import { createMaintenanceQueue, createRetentionProcessor, scheduleRetention, startRetentionWorker, type RetentionDeps } from '../../workers/retention.js';
 import { createTestStore, TEST_DB_KINDS, type TestStore } from '../helpers/db.js';
+import { dropRedisPrefix, REDIS_URL, testPrefix } from '../helpers/redis.js';
 
-const REDIS_URL = 'redis://127.0.0.1:6379';
 const DAY = 24 * 3600 * 1000;
 
 describe.each(TEST_DB_KINDS)('retention on %s', (kind) => {
@@ -25,7 +23,7 @@ describe.each(TEST_DB_KINDS)('retention on %s', (kind) => {
   let storage: LocalObjectStore;
   let webhooks: Queue<WebhookJobData>;
   let deps: RetentionDeps;
-  const prefix = `callrec-test-${randomBytes(4).toString('hex')}`;
+  const prefix = testPrefix();
   const log = createLogger('silent');
 
   /** A call with a recording in `status` kept `storageDays`; a ready one has a real object. */
@@ -53,10 +51,7 @@ describe.each(TEST_DB_KINDS)('retention on %s', (kind) => {
     await webhooks.close();
     await db.cleanup();
     await fs.rm(dir, { recursive: true, force: true });
-    const redis = new Redis(REDIS_URL);
-    const keys = await redis.keys(`${prefix}:*`);
-    if (keys.length) await redis.del(...keys);
-    redis.disconnect();
+    await dropRedisPrefix(prefix);
   });
 
   test('deletes only expired recordings, leaves tombstones by retention, skips held calls, emits recording.deleted', async () => {

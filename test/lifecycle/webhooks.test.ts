@@ -1,9 +1,7 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import type { Queue, Worker } from 'bullmq';
-import { Redis } from 'ioredis';
 import { CALL_RECORDING_DEFAULTS } from '../../src/agents/settings.js';
 import { MasterKeyring } from '../../src/crypto/keys.js';
 import { createLogger } from '../../src/log.js';
@@ -12,8 +10,8 @@ import { createWebhookQueue, emitRecordingEvent, emitWebhook, signatureHeader, v
 import { startWebhookWorker } from '../../workers/webhooks.js';
 import { createTestStore, type TestStore } from '../helpers/db.js';
 import { WebhookReceiver } from '../helpers/webhook-receiver.js';
+import { dropRedisPrefix, REDIS_URL, testPrefix } from '../helpers/redis.js';
 
-const REDIS_URL = 'redis://127.0.0.1:6379';
 const SECRET = 'whsec-test-0123456789';
 
 describe('webhooks', () => {
@@ -24,7 +22,7 @@ describe('webhooks', () => {
   let queue: Queue<WebhookJobData>;
   let worker: Worker<WebhookJobData>;
   let ctx: WebhookContext;
-  const prefix = `callrec-test-${randomBytes(4).toString('hex')}`;
+  const prefix = testPrefix();
 
   async function configure(tenantId: string, patch: TenantSettingsPatch): Promise<void> {
     await db.store.tenants.ensure(tenantId, tenantId);
@@ -49,10 +47,7 @@ describe('webhooks', () => {
     await receiver.close();
     await db.cleanup();
     await fs.rm(dataDir, { recursive: true, force: true });
-    const redis = new Redis(REDIS_URL);
-    const keys = await redis.keys(`${prefix}:*`);
-    if (keys.length) await redis.del(...keys);
-    redis.disconnect();
+    await dropRedisPrefix(prefix);
   });
 
   test('an event is POSTed as signed JSON the receiver can verify', async () => {

@@ -1,10 +1,8 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Readable } from 'node:stream';
-import { Redis } from 'ioredis';
 import { MasterKeyring } from '../../src/crypto/keys.js';
 import { createLogger } from '../../src/log.js';
 import { createRecordingsQueue, recordingJobId } from '../../src/queue/recordings.js';
@@ -16,8 +14,8 @@ import { createWebhookQueue } from '../../src/webhooks/index.js';
 import { CALL_RECORDING_DEFAULTS } from '../../src/agents/settings.js';
 import { startWorkers } from '../../workers/index.js';
 import { createTestStore, type TestStore } from '../helpers/db.js';
+import { dropRedisPrefix, REDIS_URL, testPrefix } from '../helpers/redis.js';
 
-const REDIS_URL = 'redis://127.0.0.1:6379';
 
 /** A local store whose uploads fail the first `failures` times, as a bucket that is down would. */
 class FlakyStore extends LocalObjectStore {
@@ -38,7 +36,7 @@ class FlakyStore extends LocalObjectStore {
 describe('recordings worker', () => {
   let db: TestStore;
   let dir: string;
-  const prefix = `callrec-test-${randomBytes(4).toString('hex')}`;
+  const prefix = testPrefix();
 
   beforeAll(async () => {
     db = await createTestStore('sqlite');
@@ -47,10 +45,7 @@ describe('recordings worker', () => {
   afterAll(async () => {
     await db.cleanup();
     await fs.rm(dir, { recursive: true, force: true });
-    const redis = new Redis(REDIS_URL);
-    const keys = await redis.keys(`${prefix}:*`);
-    if (keys.length) await redis.del(...keys);
-    redis.disconnect();
+    await dropRedisPrefix(prefix);
   });
 
   /** A finished call with one second of spooled stereo audio, as a session leaves it. */
