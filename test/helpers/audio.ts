@@ -185,3 +185,11 @@ export function synthesizeTones(sampleRate: number, channels: 1 | 2, seconds: nu
   }
   return pcm;
 }
+
+/** Three seconds of a call in tones: the caller (left, 1 kHz), the agent answering (right, 1.5 kHz), the caller again. */
+export const CALL_TONES_SECONDS = 3;
+export const CALL_TONES: readonly ToneBurst[] = [
+  [0, 1000, 500, 900],
+  [1, 1500, 1200, 1700],
+  [0, 1000, 2000, 2500],
+];

@@ -1,15 +1,10 @@
 import { encodeRecording, MIME_TYPES, MP3_ENCODER_DELAY_SAMPLES } from '../../media/encoders/index.js';
 import type { EncodedChunk, PcmSource } from '../../media/encoders/index.js';
 import type { RecordingFormat } from '../../media/types.js';
-import { decodeAudio, findBursts, synthesizeTones } from '../helpers/audio.js';
+import { CALL_TONES, CALL_TONES_SECONDS, decodeAudio, findBursts, synthesizeTones } from '../helpers/audio.js';
 
-const SECONDS = 3;
-/** [channel, frequency, startMs, endMs] of each synthetic tone burst; the agent side answers the caller. */
-const TONES = [
-  [0, 1000, 500, 900],
-  [1, 1500, 1200, 1700],
-  [0, 1000, 2000, 2500],
-] as const;
+const SECONDS = CALL_TONES_SECONDS;
+const TONES = CALL_TONES;
 
 /** Interleaved PCM with the TONES (a mono source gets all of them on its one channel). */
 function synthesize(sampleRate: number, channels: 1 | 2): Int16Array {

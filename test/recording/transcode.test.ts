@@ -8,15 +8,10 @@ import { runInNewContext } from 'node:vm';
 import { encodeRecording, MP3_ENCODER_DELAY_SAMPLES } from '../../media/encoders/index.js';
 import type { RecordingFormat } from '../../media/types.js';
 import { transcodeToFile } from '../../src/recording/transcode.js';
-import { decodeAudio, findBursts, synthesizeTones } from '../helpers/audio.js';
+import { CALL_TONES, CALL_TONES_SECONDS, decodeAudio, findBursts, synthesizeTones } from '../helpers/audio.js';
 
-const SECONDS = 3;
-/** [channel, frequency, startMs, endMs] of each tone burst; a mono signal gets all on its one channel. */
-const TONES = [
-  [0, 1000, 500, 900],
-  [1, 1500, 1200, 1700],
-  [0, 1000, 2000, 2500],
-] as const;
+const SECONDS = CALL_TONES_SECONDS;
+const TONES = CALL_TONES;
 
 function synthesize(sampleRate: number, channels: 1 | 2, seconds = SECONDS): Int16Array {
   return synthesizeTones(sampleRate, channels, seconds, TONES);
