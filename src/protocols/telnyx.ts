@@ -19,7 +19,7 @@ import {
   objectField,
   optionalString,
   parseJsonObject,
-  ScratchDecoder,
+  TrackMediaReader,
   stringField,
   textMessage,
   unknownEvent,
@@ -60,17 +60,22 @@ function customParams(value: unknown, into: Record<string, string>): void {
 class TelnyxAdapter implements ProviderAdapter {
   readonly provider = 'telnyx' as const;
   private format: MediaFormat | undefined;
-  private readonly decoder = new ScratchDecoder();
+  /** One reader per direction: provider frames and runtime audio each keep their own scratch. */
+  private readonly providerMedia = new TrackMediaReader();
+  private readonly runtimeMedia = new TrackMediaReader();
 
   constructor(private readonly authToken: string | undefined) {}
 
   parseProviderMessage(data: Buffer, isBinary: boolean): ProviderEvent {
     if (isBinary) throw malformed('message', 'binary frame');
+    // The frame path: media messages are read from their bytes; everything else is parsed.
+    const media = this.providerMedia.fastMedia(data, this.format);
+    if (media !== null) return media;
     const message = parseJsonObject(data);
     const event = eventName(message);
     switch (event) {
       case 'media':
-        return parseTrackMedia(message, this.format, this.decoder);
+        return parseTrackMedia(message, this.format, this.providerMedia);
       case 'connected':
         return { type: 'connected' };
       case 'start': {
@@ -118,7 +123,7 @@ class TelnyxAdapter implements ProviderAdapter {
 
   parseRuntimeMessage(data: Buffer, isBinary: boolean): RuntimeEvent {
     // MP3 playback frames are `media` too, so no sample-size check is possible here.
-    return parseTrackRuntimeMessage(data, isBinary, 1);
+    return parseTrackRuntimeMessage(data, isBinary, 1, this.runtimeMedia);
   }
 
   mediaMessage(payload: Buffer): WireMessage {

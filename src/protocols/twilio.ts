@@ -11,7 +11,7 @@ import {
   objectField,
   optionalString,
   parseJsonObject,
-  ScratchDecoder,
+  TrackMediaReader,
   stringField,
   textMessage,
   unknownEvent,
@@ -58,15 +58,20 @@ class TwilioAdapter implements ProviderAdapter {
   readonly provider = 'twilio' as const;
   private streamSid: string | undefined;
   private format: MediaFormat | undefined;
-  private readonly decoder = new ScratchDecoder();
+  /** One reader per direction: provider frames and runtime audio each keep their own scratch. */
+  private readonly providerMedia = new TrackMediaReader();
+  private readonly runtimeMedia = new TrackMediaReader();
 
   parseProviderMessage(data: Buffer, isBinary: boolean): ProviderEvent {
     if (isBinary) throw malformed('message', 'binary frame');
+    // The frame path: media messages are read from their bytes; everything else is parsed.
+    const media = this.providerMedia.fastMedia(data, this.format);
+    if (media !== null) return media;
     const message = parseJsonObject(data);
     const event = eventName(message);
     switch (event) {
       case 'media':
-        return parseTrackMedia(message, this.format, this.decoder);
+        return parseTrackMedia(message, this.format, this.providerMedia);
       case 'connected':
         return { type: 'connected' };
       case 'start': {
@@ -87,7 +92,7 @@ class TwilioAdapter implements ProviderAdapter {
   }
 
   parseRuntimeMessage(data: Buffer, isBinary: boolean): RuntimeEvent {
-    return parseTrackRuntimeMessage(data, isBinary, this.format === undefined ? 1 : bytesPerSample(this.format));
+    return parseTrackRuntimeMessage(data, isBinary, this.format === undefined ? 1 : bytesPerSample(this.format), this.runtimeMedia);
   }
 
   private requireStreamSid(): string {

@@ -37,6 +37,7 @@ export type ProviderEvent =
 
 /** One message from a voice-agent runtime that speaks the provider's protocol (bridge mode). */
 export type RuntimeEvent =
+  /** Audio the runtime plays into the call; `payload` may be adapter scratch memory, valid until the next parse call. */
   | { type: 'media'; payload: Buffer }
   | { type: 'mark'; name: string }
   | { type: 'clear' }

@@ -5,6 +5,7 @@
 import { CallrecError } from '../errors.js';
 import { bytesPerSample } from '../../media/codec.js';
 import type { Leg, MediaFormat } from '../../media/types.js';
+import { base64Length, decodeBase64, MediaMessageScan } from './media-scan.js';
 import type { ProviderEvent, RuntimeEvent, WireMessage } from './types.js';
 
 export type JsonObject = Record<string, unknown>;
@@ -101,29 +102,41 @@ function checkWholeSamples(bytes: number, sampleBytes: number, field: string): v
 }
 
 /**
- * Decodes base64 audio into one buffer owned by the adapter, so the per-frame path allocates a
- * view rather than a fresh buffer; each result is valid until the next `decode`.
+ * Decodes base64 audio into one buffer owned by the adapter, so the per-frame path allocates
+ * nothing (frames of the size seen last reuse its view); each result is valid until the next decode.
  */
 export class ScratchDecoder {
   // allocUnsafeSlow: its own memory, not a slice of the shared pool, so growth is observable and rare.
   private scratch = Buffer.allocUnsafeSlow(1024);
+  private view = this.scratch.subarray(0, 0);
 
+  /** Decodes base64 text (the general path, after `JSON.parse`). */
   decode(b64: string, sampleBytes: number, field: string): Buffer {
     const bytes = base64Bytes(b64, field);
     checkWholeSamples(bytes, sampleBytes, field);
-    if (bytes > this.scratch.length) this.scratch = Buffer.allocUnsafeSlow(Math.max(bytes, this.scratch.length * 2));
-    if (this.scratch.write(b64, 0, 'base64') !== bytes) throw badBase64(field);
-    return this.scratch.subarray(0, bytes);
+    const out = this.room(bytes);
+    if (out.write(b64, 0, 'base64') !== bytes) throw badBase64(field);
+    return out;
   }
-}
 
-/** Decodes base64 audio into a buffer of its own (for payloads that may be kept). */
-export function decodeOwned(b64: string, sampleBytes: number, field: string): Buffer {
-  const bytes = base64Bytes(b64, field);
-  checkWholeSamples(bytes, sampleBytes, field);
-  const buffer = Buffer.from(b64, 'base64');
-  if (buffer.length !== bytes) throw badBase64(field);
-  return buffer;
+  /**
+   * Decodes the base64 text at `message[start, end)` (the fast path: see `MediaMessageScan`);
+   * null when it is not valid base64 of whole samples, for the general path to report.
+   */
+  decodeBytes(message: Uint8Array, start: number, end: number, sampleBytes: number): Buffer | null {
+    const bytes = base64Length(message, start, end);
+    if (bytes < 0 || bytes % sampleBytes !== 0) return null;
+    const out = this.room(bytes);
+    return decodeBase64(message, start, end, out) ? out : null;
+  }
+
+  /** A view of `bytes` bytes of scratch memory. */
+  private room(bytes: number): Buffer {
+    if (bytes === this.view.length) return this.view;
+    if (bytes > this.scratch.length) this.scratch = Buffer.allocUnsafeSlow(Math.max(bytes, this.scratch.length * 2));
+    this.view = this.scratch.subarray(0, bytes);
+    return this.view;
+  }
 }
 
 /**
@@ -191,14 +204,42 @@ export function headerValue(headers: Record<string, string | string[] | undefine
 }
 
 /**
- * A `media` message in the shape Twilio defined and Telnyx adopted: `media.track`, `.payload`,
- * `.timestamp`, `.chunk`. The payload is decoded into `decoder`'s scratch memory.
+ * Reads `media` messages in the shape Twilio defined and Telnyx adopted (`media.track`,
+ * `.payload`, `.timestamp`, `.chunk`), decoding payloads into its own scratch memory. An adapter
+ * keeps one per direction, so a payload read from one side is never overwritten by the other.
  */
-export function parseTrackMedia(message: JsonObject, format: MediaFormat | undefined, decoder: ScratchDecoder): ProviderEvent {
+export class TrackMediaReader {
+  readonly decoder = new ScratchDecoder();
+  readonly #scan = new MediaMessageScan();
+
+  /**
+   * A provider frame read straight from the message bytes (see `MediaMessageScan`); null when
+   * the message is anything else, or anything but plain, and `JSON.parse` must read it.
+   */
+  fastMedia(data: Buffer, format: MediaFormat | undefined): ProviderEvent | null {
+    const scan = this.#scan;
+    if (format === undefined || !scan.scan(data) || scan.leg === null || scan.payloadStart < 0) return null;
+    if (scan.timestamp < 0 && scan.chunk < 1) return null;
+    const payload = this.decoder.decodeBytes(data, scan.payloadStart, scan.payloadEnd, bytesPerSample(format));
+    if (payload === null) return null;
+    const timestampMs = frameTimestampMs(scan.timestamp < 0 ? undefined : scan.timestamp, scan.chunk < 0 ? undefined : scan.chunk, payload.length, format, 'media');
+    return { type: 'media', leg: scan.leg, timestampMs, payload };
+  }
+
+  /** A runtime's `media` payload read straight from the message bytes; null as for `fastMedia`. */
+  fastPayload(data: Buffer, sampleSize: number): Buffer | null {
+    const scan = this.#scan;
+    if (!scan.scan(data) || scan.payloadStart < 0) return null;
+    return this.decoder.decodeBytes(data, scan.payloadStart, scan.payloadEnd, sampleSize);
+  }
+}
+
+/** A provider `media` message, after `JSON.parse`. */
+export function parseTrackMedia(message: JsonObject, format: MediaFormat | undefined, reader: TrackMediaReader): ProviderEvent {
   if (format === undefined) throw beforeStart('media');
   const media = objectField(message, 'media', 'media');
   const leg = legOfTrack(stringField(media, 'track', 'media.track'), 'media.track');
-  const payload = decoder.decode(stringField(media, 'payload', 'media.payload'), bytesPerSample(format), 'media.payload');
+  const payload = reader.decoder.decode(stringField(media, 'payload', 'media.payload'), bytesPerSample(format), 'media.payload');
   const timestampMs = frameTimestampMs(
     optionalCount(media, 'timestamp', 'media.timestamp'),
     optionalCount(media, 'chunk', 'media.chunk'),
@@ -209,16 +250,20 @@ export function parseTrackMedia(message: JsonObject, format: MediaFormat | undef
   return { type: 'media', leg, timestampMs, payload };
 }
 
-/** What a voice-agent runtime sends "to the provider" in that same shape: `media`, `mark`, `clear`. */
-export function parseTrackRuntimeMessage(data: Buffer, isBinary: boolean, sampleSize: number): RuntimeEvent {
+/**
+ * What a voice-agent runtime sends "to the provider" in that same shape: `media`, `mark`,
+ * `clear`. Media payloads are in `reader`'s scratch memory, valid until its next read.
+ */
+export function parseTrackRuntimeMessage(data: Buffer, isBinary: boolean, sampleSize: number, reader: TrackMediaReader): RuntimeEvent {
   if (isBinary) throw malformed('message', 'binary frame');
+  const fast = reader.fastPayload(data, sampleSize);
+  if (fast !== null) return { type: 'media', payload: fast };
   const message = parseJsonObject(data);
   const event = eventName(message);
   switch (event) {
     case 'media': {
       const media = objectField(message, 'media', 'media');
-      // Owned, not scratch: the session queues runtime audio until the caller has heard it.
-      return { type: 'media', payload: decodeOwned(stringField(media, 'payload', 'media.payload'), sampleSize, 'media.payload') };
+      return { type: 'media', payload: reader.decoder.decode(stringField(media, 'payload', 'media.payload'), sampleSize, 'media.payload') };
     }
     case 'mark':
       return { type: 'mark', name: stringField(objectField(message, 'mark', 'mark'), 'name', 'mark.name') };

@@ -1,0 +1,177 @@
+import { base64Length, decodeBase64, MediaMessageScan } from '../../src/protocols/media-scan.js';
+import { adapters } from '../../src/protocols/index.js';
+
+/** Deterministic PRNG (mulberry32), so a failing mutation can be replayed. */
+function rng(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const PAYLOAD = Buffer.from(Array.from({ length: 160 }, (_, i) => (i * 37) & 0xff)).toString('base64');
+const TWILIO = `{"event":"media","sequenceNumber":"4","media":{"track":"inbound","chunk":"2","timestamp":"20","payload":"${PAYLOAD}"},"streamSid":"MZ18ad3ab5a668481ce02b83e7395059f0"}`;
+const TELNYX = `{"event":"media","sequence_number":"5","media":{"track":"outbound","chunk":3,"timestamp":40,"payload":"${PAYLOAD}"},"stream_id":"32de0dea-53cb-4b21-89a4-9b2e8f8f0b3d"}`;
+const RUNTIME = `{"event":"media","streamSid":"MZ1","media":{"payload":"${PAYLOAD}"}}`;
+
+/** What the scan must report, derived the ordinary way: JSON.parse, then the same field rules; null = must not accept. */
+function reference(text: string) {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return null;
+  const message = value as Record<string, unknown>;
+  const media = message.media as Record<string, unknown> | undefined;
+  if (message.event !== 'media' || typeof media !== 'object' || media === null || Array.isArray(media)) return null;
+  const count = (v: unknown) => (v === undefined ? -1 : typeof v === 'number' ? v : Number(v));
+  return {
+    leg: media.track === undefined ? null : media.track === 'inbound' ? 'caller' : media.track === 'outbound' ? 'agent' : 'bad',
+    payload: media.payload === undefined ? null : media.payload,
+    timestamp: count(media.timestamp),
+    chunk: count(media.chunk),
+  };
+}
+
+/** Scans `text`; when the scan accepts, its reading must match JSON.parse's exactly. Returns whether it accepted. */
+function checkAgainstJsonParse(text: string): boolean {
+  const bytes = Buffer.from(text, 'latin1');
+  const scan = new MediaMessageScan();
+  if (!scan.scan(bytes)) return false;
+  const expected = reference(bytes.toString('utf8'));
+  const got = {
+    leg: scan.leg,
+    payload: scan.payloadStart < 0 ? null : bytes.toString('utf8', scan.payloadStart, scan.payloadEnd),
+    timestamp: scan.timestamp,
+    chunk: scan.chunk,
+  };
+  if (expected === null || JSON.stringify(got) !== JSON.stringify(expected)) {
+    throw new Error(`scan accepted ${JSON.stringify(text)} as ${JSON.stringify(got)}; JSON.parse reads ${JSON.stringify(expected)}`);
+  }
+  return true;
+}
+
+const INTERESTING = ['"', '\\', '{', '}', '[', ']', ':', ',', ' ', '\n', '0', '7', '-', '.', 'e', '=', 'u', 'n', '\u0001', '\u00c3', 'A', '"media"', '"event":"media",', '"track":"inbound",', '"timestamp":"1",', 'null', 'true', '\\u0065', '1e3'];
+
+function mutate(text: string, random: () => number): string {
+  const at = Math.floor(random() * (text.length + 1));
+  const insert = INTERESTING[Math.floor(random() * INTERESTING.length)];
+  switch (Math.floor(random() * 3)) {
+    case 0:
+      return text.slice(0, at) + insert + text.slice(at);
+    case 1:
+      return text.slice(0, at) + text.slice(at + 1 + Math.floor(random() * 3));
+    default:
+      return text.slice(0, at) + insert + text.slice(at + 1);
+  }
+}
+
+describe('MediaMessageScan', () => {
+  test('reads the media messages providers and runtimes send', () => {
+    for (const text of [TWILIO, TELNYX, RUNTIME, ` \n${TWILIO}\r\t`]) expect(checkAgainstJsonParse(text)).toBe(true);
+    const scan = new MediaMessageScan();
+    scan.scan(Buffer.from(TELNYX));
+    expect({ leg: scan.leg, timestamp: scan.timestamp, chunk: scan.chunk }).toEqual({ leg: 'agent', timestamp: 40, chunk: 3 });
+    scan.scan(Buffer.from(RUNTIME));
+    expect({ leg: scan.leg, timestamp: scan.timestamp, chunk: scan.chunk }).toEqual({ leg: null, timestamp: -1, chunk: -1 });
+  });
+
+  test('skips fields it does not read, whatever JSON they hold', () => {
+    const extra = TWILIO.replace('"streamSid"', '"x":[1,-2.5e+3,{"a":[true,false,null,"\\u00e9\\n"]},[]],"y":{},"z":"h\\"i","streamSid"');
+    expect(checkAgainstJsonParse(extra)).toBe(true);
+    expect(checkAgainstJsonParse(TWILIO.replace('"media":{', '"media":{"extra":{"deep":[[[]]]},'))).toBe(true);
+  });
+
+  test('leaves to JSON.parse what it does not fully understand', () => {
+    const declined = [
+      TWILIO.replace('"event":"media"', '"event":"start"'), // another event
+      TWILIO.replace('"event"', '"ev\\u0065nt"'), // an escaped key
+      TWILIO.replace('"inbound"', '"inb\\u006fund"'), // an escape in a field it reads
+      TWILIO.replace('"inbound"', '"both"'), // a track it does not know
+      TWILIO.replace('"streamSid"', '"event":"media","streamSid"'), // a repeated key (JSON.parse keeps the last)
+      TWILIO.replace('"chunk":"2"', '"chunk":"2","chunk":"3"'),
+      TWILIO.replace('"timestamp":"20"', '"timestamp":"2e1"'), // not a plain integer
+      TWILIO.replace('"timestamp":"20"', '"timestamp":20.0'),
+      TWILIO.replace('"timestamp":"20"', '"timestamp":null'),
+      TWILIO.replace('"timestamp":"20"', '"timestamp":"1234567890123456"'), // too long to stay exact
+      TWILIO.replace('"media":{', '"media":[{').replace('},"streamSid"', '}],"streamSid"'),
+      TWILIO.slice(0, -1), // torn
+      `${TWILIO}x`,
+      `[${TWILIO}]`,
+      '{"event":"media"}', // no media object
+      TWILIO.replace('"streamSid":"MZ18ad3ab5a668481ce02b83e7395059f0"', `"deep":${'['.repeat(40)}${']'.repeat(40)}`), // deeper than it recurses
+    ];
+    for (const text of declined) expect(checkAgainstJsonParse(text)).toBe(false);
+  });
+
+  test('never accepts what JSON.parse rejects or reads otherwise (20,000 mutated messages)', () => {
+    const random = rng(20261202);
+    let accepted = 0;
+    for (let i = 0; i < 20_000; i++) {
+      let text = [TWILIO, TELNYX, RUNTIME][i % 3];
+      const edits = 1 + Math.floor(random() * 3);
+      for (let e = 0; e < edits; e++) text = mutate(text, random);
+      if (checkAgainstJsonParse(text)) accepted++;
+    }
+    // Mutations inside the payload or the ids keep the message valid: the scan must take those.
+    expect(accepted).toBeGreaterThan(1000);
+  });
+});
+
+describe('decodeBase64', () => {
+  test('decodes as Buffer.from does, both alphabets, every padding', () => {
+    const random = rng(7);
+    for (let n = 0; n < 200; n++) {
+      const bytes = Buffer.from(Array.from({ length: n % 50 }, () => Math.floor(random() * 256)));
+      for (const text of [bytes.toString('base64'), bytes.toString('base64').replace(/\+/g, '-').replace(/\//g, '_')]) {
+        const src = Buffer.from(text, 'latin1');
+        const out = Buffer.alloc(base64Length(src, 0, src.length));
+        expect(decodeBase64(src, 0, src.length, out)).toBe(true);
+        expect(out.equals(bytes)).toBe(true);
+      }
+    }
+  });
+
+  test('rejects text that is not whole, padded base64', () => {
+    for (const text of ['abc', 'ab$d', 'a=bc', 'ab=c', 'a===', '====', 'ab\\d', 'ab d']) {
+      const src = Buffer.from(text, 'latin1');
+      const length = base64Length(src, 0, src.length);
+      expect(length < 0 || !decodeBase64(src, 0, src.length, Buffer.alloc(length))).toBe(true);
+    }
+  });
+});
+
+describe('adapters with the fast path', () => {
+  test('a frame reads the same whether the scan or JSON.parse reads it', () => {
+    for (const provider of ['twilio', 'telnyx'] as const) {
+      const start =
+        provider === 'twilio'
+          ? { event: 'start', start: { streamSid: 'MZ1', callSid: 'CA1', tracks: ['inbound', 'outbound'], mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 8000, channels: 1 } } }
+          : { event: 'start', stream_id: 's1', start: { call_control_id: 'v3:1', media_format: { encoding: 'PCMU', sample_rate: 8000, channels: 1 } } };
+      const fast = adapters[provider]({ headers: {}, query: {} });
+      const slow = adapters[provider]({ headers: {}, query: {} });
+      fast.parseProviderMessage(Buffer.from(JSON.stringify(start)), false);
+      slow.parseProviderMessage(Buffer.from(JSON.stringify(start)), false);
+      const text = provider === 'twilio' ? TWILIO : TELNYX;
+      // The escaped key sends the same message down the JSON.parse path.
+      const a = fast.parseProviderMessage(Buffer.from(text), false) as { payload: Buffer };
+      const aCopy = { ...a, payload: Buffer.from(a.payload) };
+      const b = slow.parseProviderMessage(Buffer.from(text.replace('"event"', '"\\u0065vent"')), false) as { payload: Buffer };
+      expect({ ...b, payload: Buffer.from(b.payload) }).toEqual(aCopy);
+      expect(aCopy.payload.equals(Buffer.from(PAYLOAD, 'base64'))).toBe(true);
+    }
+  });
+
+  test('a bad payload is still reported as the general parser reports it', () => {
+    const adapter = adapters.twilio({ headers: {}, query: {} });
+    adapter.parseProviderMessage(Buffer.from(JSON.stringify({ event: 'start', start: { streamSid: 'MZ1', mediaFormat: { encoding: 'audio/l16', sampleRate: 8000 } } })), false);
+    const odd = TWILIO.replace(PAYLOAD, 'AAA='); // 2 bytes: fine for L16
+    expect(() => adapter.parseProviderMessage(Buffer.from(odd), false)).not.toThrow();
+    expect(() => adapter.parseProviderMessage(Buffer.from(TWILIO.replace(PAYLOAD, 'AA==')), false)).toThrow('media.payload: not a whole number of samples');
+    expect(() => adapter.parseProviderMessage(Buffer.from(TWILIO.replace(PAYLOAD, 'AAA$AAAA')), false)).toThrow('media.payload: not valid base64');
+  });
+});
