@@ -21,6 +21,14 @@ export interface BenchOptions {
   calls: number;
   /** Length of each load call, s. */
   seconds: number;
+  /**
+   * Concurrent calls in the bridge phases. Each bridge call is four sockets on this machine (the
+   * generator, callrec both ways, the fake runtime), so the latency phases may need a lighter
+   * load than the fork phases for the bare relay itself to stay out of saturation.
+   */
+  bridgeCalls: number;
+  /** Fork-mode rounds, each a sink run then a callrec run, alternating. */
+  rounds: number;
   /** Length of the time-to-ready call, min (streamed at max speed). */
   readyMinutes: number;
   /** Where the results JSON goes. */
@@ -217,7 +225,7 @@ export async function runBench(opts: BenchOptions): Promise<{ rows: BenchRow[]; 
   const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'callrec-bench-'));
   const prefixes = [`bench-${run}`, `bench-${run}-ready`];
   const env = { DATA_DIR: dataDir, DATABASE_URL: `sqlite://${path.join(dataDir, 'callrec.db')}`, REDIS_URL: redisUrl, LOG_LEVEL: 'warn', CALLREC_QUEUE_PREFIX: prefixes[0] };
-  const { calls: n, seconds } = opts;
+  const { calls: n, bridgeCalls: nb, seconds } = opts;
   const callSeconds = n * seconds;
   const rows: BenchRow[] = [];
   const row = (metric: string, value: number, unit: string, target = '', pass: boolean | null = null) => rows.push({ metric, value, unit, target, pass });
@@ -227,43 +235,62 @@ export async function runBench(opts: BenchOptions): Promise<{ rows: BenchRow[]; 
   try {
     const key = await provision(env.DATABASE_URL);
     const params = { agent_id: AGENT, token: key };
-    const ids = (phase: string) => Array.from({ length: n }, (_, i) => `bench-${run}-${phase}-${i}`);
+    const ids = (phase: string, count = n) => Array.from({ length: count }, (_, i) => `bench-${run}-${phase}-${i}`);
 
-    // 1. Baseline: the same fork traffic into a bare JSON.parse sink.
-    note(`bare ws sink: ${n} calls × ${seconds} s`);
+    // 1–2. callrec in fork mode (workers off, so recording jobs do not run inside the measurement)
+    // against the baseline, a bare JSON.parse sink, on the same traffic. The two alternate over
+    // `rounds` rounds: a shared machine's speed drifts over minutes, and alternating puts both
+    // under the same drift.
     const sink = startChild(script('bare-sink'), [], {});
     children.push(sink);
     const sinkPort = (await firstMessage<{ port: number }>(sink)).port;
-    const sinkCpu = cpuMeter(sink.pid);
-    const sinkLoad = await runLoad({ url: `ws://127.0.0.1:${sinkPort}/media/twilio`, callIds: ids('sink'), seconds, tracks: 'both', params, beforeFrames: () => sleep(500), onLoadStart: sinkCpu.start, onLoadEnd: sinkCpu.stop });
-    await sink.stop();
-
-    // 2. callrec, fork mode (workers off, so recording jobs do not run inside the measurement).
     const callrec = await startCallrec(env, false);
     children.push(callrec.child);
     await sleep(1000);
     const idleRss = rssBytes(callrec.child.pid);
-    note(`callrec fork: ${n} calls × ${seconds} s`);
-    const forkCpu = cpuMeter(callrec.child.pid);
-    const forkIds = ids('fork');
-    const rss: number[] = [];
-    let forkHistStart: Awaited<ReturnType<typeof frameHistogram>> = [];
-    const forkLoad = await runLoad({
-      url: callrec.wsUrl,
-      callIds: forkIds,
-      seconds,
-      tracks: 'both',
-      params,
-      beforeFrames: async () => {
-        await waitRecording(callrec.baseUrl, key, forkIds);
-        forkHistStart = await frameHistogram(callrec.baseUrl);
-      },
-      onLoadStart: forkCpu.start,
-      onLoadEnd: forkCpu.stop,
-      onSecond: () => rss.push(rssBytes(callrec.child.pid)),
-    });
-    const forkHist = bucketDelta(await frameHistogram(callrec.baseUrl), forkHistStart);
-    await waitEnded(callrec.baseUrl, key, forkIds);
+    /** The highest RSS of each round. */
+    const rssPeaks: number[] = [];
+    const sinkCpu: number[] = [];
+    const forkCpu: number[] = [];
+    const forkIds: string[] = [];
+    const forkLoads: LoadResult[] = [];
+    let sinkLateTicks = 0;
+    let forkHist: Awaited<ReturnType<typeof frameHistogram>> = [];
+    for (let round = 0; round < opts.rounds; round++) {
+      note(`round ${round + 1}/${opts.rounds}: bare ws sink, then callrec fork: ${n} calls × ${seconds} s each`);
+      const sinkMeter = cpuMeter(sink.pid);
+      const sinkLoad = await runLoad({ url: `ws://127.0.0.1:${sinkPort}/media/twilio`, callIds: ids(`sink${round}`), seconds, tracks: 'both', params, beforeFrames: () => sleep(500), onLoadStart: sinkMeter.start, onLoadEnd: sinkMeter.stop });
+      sinkCpu.push(sinkMeter.used);
+      sinkLateTicks += sinkLoad.lateTicks;
+
+      const forkMeter = cpuMeter(callrec.child.pid);
+      const roundIds = ids(`fork${round}`);
+      let rssPeak = 0;
+      let histStart: Awaited<ReturnType<typeof frameHistogram>> = [];
+      forkLoads.push(
+        await runLoad({
+          url: callrec.wsUrl,
+          callIds: roundIds,
+          seconds,
+          tracks: 'both',
+          params,
+          beforeFrames: async () => {
+            await waitRecording(callrec.baseUrl, key, roundIds);
+            histStart = await frameHistogram(callrec.baseUrl);
+          },
+          onLoadStart: forkMeter.start,
+          onLoadEnd: forkMeter.stop,
+          onSecond: () => void (rssPeak = Math.max(rssPeak, rssBytes(callrec.child.pid))),
+        }),
+      );
+      const roundHist = bucketDelta(await frameHistogram(callrec.baseUrl), histStart);
+      forkHist = forkHist.length ? roundHist.map((b, i) => ({ le: b.le, count: b.count + forkHist[i].count })) : roundHist;
+      forkCpu.push(forkMeter.used);
+      rssPeaks.push(rssPeak);
+      forkIds.push(...roundIds);
+      await waitEnded(callrec.baseUrl, key, roundIds);
+    }
+    await sink.stop();
     const alignment = await callAlignment(callrec.baseUrl, key, forkIds);
 
     // 3. Bridge mode: caller-only streams relayed to a fake agent runtime that talks back; first
@@ -271,7 +298,7 @@ export async function runBench(opts: BenchOptions): Promise<{ rows: BenchRow[]; 
     const ticks = Math.round((seconds * 1000) / 20);
     /** Runs bridge traffic at the endpoint `target` gives for a fresh runtime; returns delivery latencies. */
     const bridgeTraffic = async (callIds: string[], target: (runtimeUrl: string) => Promise<string>, measure: Partial<LoadOptions>) => {
-      const runtime = startChild(script('fake-runtime'), [], { BENCH_CALLS: String(n), BENCH_TICKS: String(ticks) });
+      const runtime = startChild(script('fake-runtime'), [], { BENCH_CALLS: String(nb), BENCH_TICKS: String(ticks) });
       children.push(runtime);
       const runtimeUrl = `ws://127.0.0.1:${(await firstMessage<{ port: number }>(runtime)).port}/`;
       const load = await runLoad({
@@ -289,10 +316,10 @@ export async function runBench(opts: BenchOptions): Promise<{ rows: BenchRow[]; 
       return { load, ...deliveryLatencies(received, load.sendTimes!) };
     };
 
-    note(`bare relay, bridge traffic: ${n} calls × ${seconds} s`);
+    note(`bare relay, bridge traffic: ${nb} calls × ${seconds} s`);
     let relay: Child | undefined;
     const relayed = await bridgeTraffic(
-      ids('relay'),
+      ids('relay', nb),
       async (runtimeUrl) => {
         relay = startChild(script('bare-relay'), [], { BENCH_UPSTREAM: runtimeUrl });
         children.push(relay);
@@ -302,9 +329,9 @@ export async function runBench(opts: BenchOptions): Promise<{ rows: BenchRow[]; 
     );
     await relay?.stop();
 
-    note(`callrec bridge: ${n} calls × ${seconds} s`);
+    note(`callrec bridge: ${nb} calls × ${seconds} s`);
     const bridgeCpu = cpuMeter(callrec.child.pid);
-    const bridgeIds = ids('bridge');
+    const bridgeIds = ids('bridge', nb);
     let bridgeHistStart: Awaited<ReturnType<typeof frameHistogram>> = [];
     const bridge = await bridgeTraffic(bridgeIds, async () => callrec.wsUrl, {
       beforeFrames: async () => {
@@ -358,16 +385,21 @@ export async function runBench(opts: BenchOptions): Promise<{ rows: BenchRow[]; 
     const crypto = await benchCrypto();
 
     const perCallSecond = (cpu: number) => (cpu / callSeconds) * 1000;
-    const forkMs = perCallSecond(forkCpu.used);
-    const bareMs = perCallSecond(sinkCpu.used);
-    const maxRss = Math.max(...rss);
+    const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
+    const forkMs = perCallSecond(sum(forkCpu)) / opts.rounds;
+    const bareMs = perCallSecond(sum(sinkCpu)) / opts.rounds;
+    const roundRatios = forkCpu.map((cpu, r) => cpu / sinkCpu[r]);
+    const rssPerCall = (peak: number) => (peak - idleRss) / n / 1024;
+    const medianRss = rssPerCall([...rssPeaks].sort((a, b) => a - b)[Math.floor(rssPeaks.length / 2)]);
     const badCloses = (l: LoadResult) => l.closeCodes.filter((c) => c !== 1000 && c !== 1005).length;
+    const forkCloses = sum(forkLoads.map(badCloses));
     row('concurrent calls (each phase)', n, 'calls', '≥ 300', n >= 300);
     row('callrec CPU, fork', forkMs, 'ms CPU per call-second');
-    row('callrec CPU, bridge', perCallSecond(bridgeCpu.used), 'ms CPU per call-second');
+    row(`callrec CPU, bridge (${nb} calls)`, (bridgeCpu.used / (nb * seconds)) * 1000, 'ms CPU per call-second');
     row('bare ws sink CPU (JSON.parse only)', bareMs, 'ms CPU per call-second');
-    row('callrec fork / bare sink CPU', forkMs / bareMs, '×', '≤ 1.5', forkMs / bareMs <= 1.5);
-    row('callrec busy share of one core (fork)', (forkCpu.used / seconds) * 100, '%');
+    row(`callrec fork / bare sink CPU (${opts.rounds} alternating rounds)`, forkMs / bareMs, '×', '≤ 1.5', forkMs / bareMs <= 1.5);
+    row('… lowest / highest round', Math.min(...roundRatios), `× / ${Math.max(...roundRatios).toFixed(2)} ×`);
+    row('callrec busy share of one core (fork)', (sum(forkCpu) / opts.rounds / seconds) * 100, '%');
     row('p99 frame processing, fork', histogramQuantile(forkHist, 0.99) * 1e6, 'µs');
     row('p99 frame processing, bridge', histogramQuantile(bridgeHist, 0.99) * 1e6, 'µs');
     const relayP99 = quantile(relayed.sorted, 0.99);
@@ -379,10 +411,11 @@ export async function runBench(opts: BenchOptions): Promise<{ rows: BenchRow[]; 
     row('bridge caller frames not relayed', relayLost, 'frames', '0', relayLost === 0);
     row('frames dropped (fork, all calls)', alignment.dropped, 'frames', '0', alignment.dropped === 0 && alignment.missing === 0);
     row('frames late, put in place (fork)', alignment.late, 'frames');
-    row('calls closed with an error code', badCloses(forkLoad) + badCloses(bridgeLoad), 'calls', '0', badCloses(forkLoad) + badCloses(bridgeLoad) === 0);
-    row('generator ticks over 20 ms late', sinkLoad.lateTicks + forkLoad.lateTicks + bridgeLoad.lateTicks, 'ticks');
+    row('calls closed with an error code', forkCloses + badCloses(bridgeLoad), 'calls', '0', forkCloses + badCloses(bridgeLoad) === 0);
+    row('generator ticks over 20 ms late', sinkLateTicks + sum(forkLoads.map((l) => l.lateTicks)) + bridgeLoad.lateTicks, 'ticks');
     row('RSS idle', idleRss / 2 ** 20, 'MiB');
-    row('RSS per active call', (maxRss - idleRss) / n / 1024, 'KiB', '≤ 256', (maxRss - idleRss) / n / 1024 <= 256);
+    row('RSS per active call (median round)', medianRss, 'KiB', '≤ 256', medianRss <= 256);
+    row('… per round, in order', rssPerCall(rssPeaks[0]), `KiB … ${rssPeaks.slice(1).map((p) => rssPerCall(p).toFixed(0)).join(', ')} KiB`);
     row(`time to ready (${readyMinutes}-min stereo call)`, readySeconds, `s (${readyStatus})`, '≤ 3', readyStatus === 'ready' && readySeconds <= 3);
     for (const m of [...media, ...crypto]) {
       if (m.name.startsWith('time to first byte')) row(m.name, m.value, m.unit, '< 50', m.value < 50);
@@ -394,7 +427,7 @@ export async function runBench(opts: BenchOptions): Promise<{ rows: BenchRow[]; 
     const results = {
       date: new Date().toISOString(),
       machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model ?? '', node: process.version, memoryGiB: os.totalmem() / 2 ** 30 },
-      options: { calls: n, seconds, readyMinutes },
+      options: { calls: n, bridgeCalls: nb, seconds, rounds: opts.rounds, readyMinutes },
       rows,
     };
     await fs.mkdir(path.dirname(path.resolve(opts.out)), { recursive: true });

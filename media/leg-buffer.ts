@@ -1,3 +1,4 @@
+import type { Decoder } from './codec.js';
 import type { LegStats } from './types.js';
 
 /** What `LegBuffer.write` did with a frame. */
@@ -101,6 +102,27 @@ export class LegBuffer {
       this.stats.framesLate++;
       return 'late';
     }
+    this.highWaterAt = end;
+    return 'placed';
+  }
+
+  /**
+   * `write` for a frame still in its wire encoding, `length` samples long: a frame that extends
+   * the leg in order (nearly every frame) is decoded straight into the ring, with no copy between;
+   * any other is decoded into `scratch` and written as `write` writes it.
+   */
+  writeEncoded(position: number, length: number, payload: Uint8Array, decode: Decoder, scratch: Int16Array): WriteOutcome {
+    const slot = position & this.slotMask;
+    const end = position + length;
+    const inOrder = length > 0 && position >= this.highWaterAt && end <= this.flushedAt + this.capacity;
+    if (!inOrder || slot + length > this.capacity) {
+      decode(payload, scratch);
+      return this.write(position, scratch, 0, length);
+    }
+    decode(payload, this.samples, slot);
+    this.written.fill(1, slot, slot + length);
+    if (position === this.filledTo) this.filledTo = end;
+    this.stats.framesPlaced++;
     this.highWaterAt = end;
     return 'placed';
   }

@@ -140,12 +140,14 @@ program
   .description('performance suite: starts callrec as a child process, loads it, prints a table and writes bench/results.json')
   .option('--calls <n>', 'concurrent calls', positiveInt, 100)
   .option('--seconds <n>', 'length of each call, s', positiveInt, 20)
+  .option('--bridge-calls <n>', 'concurrent calls in the bridge (latency) phases', positiveInt, 100)
+  .option('--rounds <n>', 'fork-mode rounds, bare sink and callrec alternating', positiveInt, 3)
   .option('--ready-minutes <n>', 'length of the time-to-ready call, min', positiveInt, 10)
   .option('--out <file>', 'results file', 'bench/results.json')
-  .action(async (opts: { calls: number; seconds: number; readyMinutes: number; out: string }) => {
+  .action(async (opts: { calls: number; bridgeCalls: number; seconds: number; rounds: number; readyMinutes: number; out: string }) => {
     // Loaded on demand: `serve` should not pay for the bench code.
     const { runBench } = await import('../bench/index.js');
-    const { failed } = await runBench({ calls: opts.calls, seconds: opts.seconds, readyMinutes: opts.readyMinutes, out: opts.out });
+    const { failed } = await runBench({ calls: opts.calls, bridgeCalls: opts.bridgeCalls, seconds: opts.seconds, rounds: opts.rounds, readyMinutes: opts.readyMinutes, out: opts.out });
     if (failed > 0) process.exitCode = 1;
   });
 

@@ -110,9 +110,8 @@ export class Capture {
       this.#rejected++;
       return;
     }
-    this.#decode(payload, this.#scratch);
     if (position + n > this.#clock) this.#advance(position + n);
-    buffer.write(position, this.#scratch, 0, n);
+    buffer.writeEncoded(position, n, payload, this.#decode, this.#scratch);
     const other = this.#legs[leg === 'caller' ? 'agent' : 'caller'];
     if (!this.#playout && other.stats.framesPlaced > 0) {
       this.#maxSkew = Math.max(this.#maxSkew, Math.abs(buffer.highWater - other.highWater));

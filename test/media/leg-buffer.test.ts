@@ -1,4 +1,5 @@
 import { LegBuffer } from '../../media/leg-buffer.js';
+import { decoderFor } from '../../media/codec.js';
 
 /** A frame whose sample values encode their absolute positions, so misplacement shows. */
 function frame(position: number, length: number): Int16Array {
@@ -179,5 +180,33 @@ describe('LegBuffer bulk paths', () => {
     leg.read(10, out);
     expect([...out]).toEqual([1, 1, 1, 1, 0, 0, 2, 2, 2, 2]);
     expect(leg.stats.gapSamples).toBe(2);
+  });
+});
+
+describe('writeEncoded', () => {
+  // L16 little-endian: the payload is the frame's own bytes, so both paths see the same samples.
+  const decode = decoderFor({ codec: 'l16', sampleRate: 8000, byteOrder: 'le' });
+  const encode = (pcm: Int16Array) => new Uint8Array(pcm.buffer, pcm.byteOffset, pcm.byteLength);
+
+  test('places, reorders, drops and wraps exactly as decode-then-write does', () => {
+    const direct = new LegBuffer({ capacity: 1024 });
+    const viaWrite = new LegBuffer({ capacity: 1024 });
+    const scratch = new Int16Array(400);
+    // In order, a gap, a late frame, a duplicate, frames that wrap the ring's end, one already flushed.
+    const plan = [0, 160, 480, 320, 320, 640, 800, 960, 1120, 1280, 1440, 100, 1600, 1760, 1920, 2080];
+    const outcomes: string[] = [];
+    for (const position of plan) {
+      const pcm = frame(position, 160);
+      const outcome = direct.writeEncoded(position, 160, encode(pcm), decode, scratch);
+      expect(outcome).toBe(viaWrite.write(position, pcm));
+      outcomes.push(outcome);
+      const upTo = Math.max(direct.flushed, position - 480);
+      expect(readAll(direct, upTo)).toEqual(readAll(viaWrite, upTo));
+      expect(direct.highWater).toBe(viaWrite.highWater);
+    }
+    expect(new Set(outcomes)).toEqual(new Set(['placed', 'late', 'duplicate', 'dropped']));
+    expect(readAll(direct, 2240)).toEqual(readAll(viaWrite, 2240));
+    expect(direct.stats).toEqual(viaWrite.stats);
+    expect(direct.stats.gapSamples).toBe(0);
   });
 });

@@ -42,6 +42,12 @@ function checkAgainstJsonParse(text: string): boolean {
   const bytes = Buffer.from(text, 'latin1');
   const scan = new MediaMessageScan();
   if (!scan.scan(bytes)) return false;
+  if (scan.payloadStart >= 0 && /[\u0000-\u001f\\]/.test(bytes.toString('latin1', scan.payloadStart, scan.payloadEnd))) {
+    // The scan leaves these to the payload's decoder, which must refuse them.
+    const out = Buffer.alloc(Math.max(0, base64Length(bytes, scan.payloadStart, scan.payloadEnd)));
+    expect(decodeBase64(bytes, scan.payloadStart, scan.payloadEnd, out)).toBe(false);
+    return false;
+  }
   const expected = reference(bytes.toString('utf8'));
   const got = {
     leg: scan.leg,
