@@ -27,7 +27,7 @@ export interface BenchOptions {
    * load than the fork phases for the bare relay itself to stay out of saturation.
    */
   bridgeCalls: number;
-  /** Fork-mode rounds, each a sink run then a callrec run, alternating. */
+  /** Rounds of each comparison: a baseline run (bare sink, bare relay) then a callrec run, alternating. */
   rounds: number;
   /** Length of the time-to-ready call, min (streamed at max speed). */
   readyMinutes: number;
@@ -84,6 +84,22 @@ async function frameHistogram(baseUrl: string): Promise<Array<{ le: number; coun
 
 function bucketDelta(after: Array<{ le: number; count: number }>, before: Array<{ le: number; count: number }>) {
   return after.map((b, i) => ({ le: b.le, count: b.count - (before[i]?.count ?? 0) }));
+}
+
+/** Bucket-wise sum of two histograms' counts; `a` may be empty. */
+function addBuckets(a: Array<{ le: number; count: number }>, b: Array<{ le: number; count: number }>) {
+  return a.length ? b.map((bucket, i) => ({ le: bucket.le, count: bucket.count + a[i].count })) : b;
+}
+
+/** All runs' values in one sorted array. */
+function pooled(runs: Float64Array[]): Float64Array {
+  const all = new Float64Array(runs.reduce((n, r) => n + r.length, 0));
+  let at = 0;
+  for (const r of runs) {
+    all.set(r, at);
+    at += r.length;
+  }
+  return all.sort();
 }
 
 function quantile(sorted: Float64Array, q: number): number {
@@ -284,7 +300,7 @@ export async function runBench(opts: BenchOptions): Promise<{ rows: BenchRow[]; 
         }),
       );
       const roundHist = bucketDelta(await frameHistogram(callrec.baseUrl), histStart);
-      forkHist = forkHist.length ? roundHist.map((b, i) => ({ le: b.le, count: b.count + forkHist[i].count })) : roundHist;
+      forkHist = addBuckets(forkHist, roundHist);
       forkCpu.push(forkMeter.used);
       rssPeaks.push(rssPeak);
       forkIds.push(...roundIds);
@@ -316,36 +332,47 @@ export async function runBench(opts: BenchOptions): Promise<{ rows: BenchRow[]; 
       return { load, ...deliveryLatencies(received, load.sendTimes!) };
     };
 
-    note(`bare relay, bridge traffic: ${nb} calls × ${seconds} s`);
-    let relay: Child | undefined;
-    const relayed = await bridgeTraffic(
-      ids('relay', nb),
-      async (runtimeUrl) => {
-        relay = startChild(script('bare-relay'), [], { BENCH_UPSTREAM: runtimeUrl });
-        children.push(relay);
-        return `ws://127.0.0.1:${(await firstMessage<{ port: number }>(relay)).port}/`;
-      },
-      { beforeFrames: () => sleep(500) },
-    );
-    await relay?.stop();
+    // The relay and callrec alternate over the rounds too: a p99 of a few ms is where this
+    // machine's own hiccups land, and alternating exposes both to the same ones.
+    const relayRuns: Float64Array[] = [];
+    const bridgeRuns: Float64Array[] = [];
+    const bridgeLoads: LoadResult[] = [];
+    let relayLost = 0;
+    let bridgeCpuUsed = 0;
+    let bridgeHist: Awaited<ReturnType<typeof frameHistogram>> = [];
+    for (let round = 0; round < opts.rounds; round++) {
+      note(`round ${round + 1}/${opts.rounds}: bare relay, then callrec bridge: ${nb} calls × ${seconds} s each`);
+      let relay: Child | undefined;
+      const relayed = await bridgeTraffic(
+        ids(`relay${round}`, nb),
+        async (runtimeUrl) => {
+          relay = startChild(script('bare-relay'), [], { BENCH_UPSTREAM: runtimeUrl });
+          children.push(relay);
+          return `ws://127.0.0.1:${(await firstMessage<{ port: number }>(relay)).port}/`;
+        },
+        { beforeFrames: () => sleep(500) },
+      );
+      await relay?.stop();
+      relayRuns.push(relayed.sorted);
 
-    note(`callrec bridge: ${nb} calls × ${seconds} s`);
-    const bridgeCpu = cpuMeter(callrec.child.pid);
-    const bridgeIds = ids('bridge', nb);
-    let bridgeHistStart: Awaited<ReturnType<typeof frameHistogram>> = [];
-    const bridge = await bridgeTraffic(bridgeIds, async () => callrec.wsUrl, {
-      beforeFrames: async () => {
-        await waitRecording(callrec.baseUrl, key, bridgeIds);
-        bridgeHistStart = await frameHistogram(callrec.baseUrl);
-      },
-      onLoadStart: bridgeCpu.start,
-      onLoadEnd: bridgeCpu.stop,
-    });
-    const bridgeLoad = bridge.load;
-    const bridgeHist = bucketDelta(await frameHistogram(callrec.baseUrl), bridgeHistStart);
-    const relayLost = bridge.lost;
-    const sortedLatency = bridge.sorted;
-    await waitEnded(callrec.baseUrl, key, bridgeIds);
+      const bridgeMeter = cpuMeter(callrec.child.pid);
+      const roundIds = ids(`bridge${round}`, nb);
+      let histStart: Awaited<ReturnType<typeof frameHistogram>> = [];
+      const bridged = await bridgeTraffic(roundIds, async () => callrec.wsUrl, {
+        beforeFrames: async () => {
+          await waitRecording(callrec.baseUrl, key, roundIds);
+          histStart = await frameHistogram(callrec.baseUrl);
+        },
+        onLoadStart: bridgeMeter.start,
+        onLoadEnd: bridgeMeter.stop,
+      });
+      bridgeHist = addBuckets(bridgeHist, bucketDelta(await frameHistogram(callrec.baseUrl), histStart));
+      bridgeCpuUsed += bridgeMeter.used;
+      bridgeRuns.push(bridged.sorted);
+      bridgeLoads.push(bridged.load);
+      relayLost += bridged.lost;
+      await waitEnded(callrec.baseUrl, key, roundIds);
+    }
     await callrec.child.stop();
 
     // 4. Time to `ready`: a fresh node with workers on and no backlog from the load phases. It
@@ -393,26 +420,31 @@ export async function runBench(opts: BenchOptions): Promise<{ rows: BenchRow[]; 
     const medianRss = rssPerCall([...rssPeaks].sort((a, b) => a - b)[Math.floor(rssPeaks.length / 2)]);
     const badCloses = (l: LoadResult) => l.closeCodes.filter((c) => c !== 1000 && c !== 1005).length;
     const forkCloses = sum(forkLoads.map(badCloses));
+    const bridgeCloses = sum(bridgeLoads.map(badCloses));
     row('concurrent calls (each phase)', n, 'calls', '≥ 300', n >= 300);
     row('callrec CPU, fork', forkMs, 'ms CPU per call-second');
-    row(`callrec CPU, bridge (${nb} calls)`, (bridgeCpu.used / (nb * seconds)) * 1000, 'ms CPU per call-second');
+    row(`callrec CPU, bridge (${nb} calls)`, (bridgeCpuUsed / opts.rounds / (nb * seconds)) * 1000, 'ms CPU per call-second');
     row('bare ws sink CPU (JSON.parse only)', bareMs, 'ms CPU per call-second');
     row(`callrec fork / bare sink CPU (${opts.rounds} alternating rounds)`, forkMs / bareMs, '×', '≤ 1.5', forkMs / bareMs <= 1.5);
     row('… lowest / highest round', Math.min(...roundRatios), `× / ${Math.max(...roundRatios).toFixed(2)} ×`);
     row('callrec busy share of one core (fork)', (sum(forkCpu) / opts.rounds / seconds) * 100, '%');
     row('p99 frame processing, fork', histogramQuantile(forkHist, 0.99) * 1e6, 'µs');
     row('p99 frame processing, bridge', histogramQuantile(bridgeHist, 0.99) * 1e6, 'µs');
-    const relayP99 = quantile(relayed.sorted, 0.99);
-    const bridgeP99 = quantile(sortedLatency, 0.99);
-    row('bare relay delivery latency p50 / p99', quantile(relayed.sorted, 0.5) / 1000, `ms / ${(relayP99 / 1000).toFixed(2)} ms`);
-    row('callrec bridge delivery latency p50', quantile(sortedLatency, 0.5) / 1000, 'ms');
+    const relayed = pooled(relayRuns);
+    const bridged = pooled(bridgeRuns);
+    const relayP99 = quantile(relayed, 0.99);
+    const bridgeP99 = quantile(bridged, 0.99);
+    const addedPerRound = bridgeRuns.map((run, r) => (quantile(run, 0.99) - quantile(relayRuns[r], 0.99)) / 1000);
+    row('bare relay delivery latency p50 / p99', quantile(relayed, 0.5) / 1000, `ms / ${(relayP99 / 1000).toFixed(2)} ms`);
+    row('callrec bridge delivery latency p50', quantile(bridged, 0.5) / 1000, 'ms');
     row('callrec bridge delivery latency p99', bridgeP99 / 1000, 'ms');
-    row('added forwarding latency p99 (callrec − bare relay)', (bridgeP99 - relayP99) / 1000, 'ms', '< 1', bridgeP99 - relayP99 < 1000);
+    row(`added forwarding latency p99 (callrec − bare relay, ${opts.rounds} alternating rounds)`, (bridgeP99 - relayP99) / 1000, 'ms', '< 1', bridgeP99 - relayP99 < 1000);
+    row('… per round, in order', addedPerRound[0], `ms … ${addedPerRound.slice(1).map((v) => v.toFixed(2)).join(', ')} ms`);
     row('bridge caller frames not relayed', relayLost, 'frames', '0', relayLost === 0);
     row('frames dropped (fork, all calls)', alignment.dropped, 'frames', '0', alignment.dropped === 0 && alignment.missing === 0);
     row('frames late, put in place (fork)', alignment.late, 'frames');
-    row('calls closed with an error code', forkCloses + badCloses(bridgeLoad), 'calls', '0', forkCloses + badCloses(bridgeLoad) === 0);
-    row('generator ticks over 20 ms late', sinkLateTicks + sum(forkLoads.map((l) => l.lateTicks)) + bridgeLoad.lateTicks, 'ticks');
+    row('calls closed with an error code', forkCloses + bridgeCloses, 'calls', '0', forkCloses + bridgeCloses === 0);
+    row('generator ticks over 20 ms late', sinkLateTicks + sum([...forkLoads, ...bridgeLoads].map((l) => l.lateTicks)), 'ticks');
     row('RSS idle', idleRss / 2 ** 20, 'MiB');
     row('RSS per active call (median round)', medianRss, 'KiB', '≤ 256', medianRss <= 256);
     row('… per round, in order', rssPerCall(rssPeaks[0]), `KiB … ${rssPeaks.slice(1).map((p) => rssPerCall(p).toFixed(0)).join(', ')} KiB`);
