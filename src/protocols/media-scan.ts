@@ -267,13 +267,14 @@ export function base64Length(src: Uint8Array, start: number, end: number): numbe
 }
 
 /**
- * Decodes the base64 text `src[start, end)` into `out` (which must hold `base64Length` bytes);
- * false on a character outside the alphabet or misplaced padding. A loop over a table rather
- * than `Buffer.write(…, 'base64')`, which needs the text as a string first.
+ * Decodes the base64 text `src[start, end)` into `out`, which is exactly `base64Length` bytes
+ * long (the caller has measured it to size `out`, so it is not measured again); false on a
+ * character outside the alphabet or misplaced padding. A loop over a table rather than
+ * `Buffer.write(…, 'base64')`, which needs the text as a string first.
  */
 export function decodeBase64(src: Uint8Array, start: number, end: number, out: Uint8Array): boolean {
-  const bytes = base64Length(src, start, end);
-  if (bytes < 0) return false;
+  const bytes = out.length;
+  if (end - start !== Math.ceil(bytes / 3) * 4) return false;
   const whole = Math.floor(bytes / 3);
   let o = 0;
   let i = start;
