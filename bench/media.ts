@@ -1,6 +1,7 @@
+import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { decoderFor, encoderFor } from '../media/codec.js';
-import { encodeRecording } from '../media/encoders/index.js';
+import { encodeRecording, type PcmFile } from '../media/encoders/index.js';
 import { LegBuffer } from '../media/leg-buffer.js';
 import { interleave } from '../media/mix.js';
 import type { RecordingFormat } from '../media/types.js';
@@ -12,34 +13,41 @@ export interface BenchResult {
 }
 
 const RATE = 8000;
+/** Length of the signal each format is timed on, s. */
 const SECONDS = 60;
+/** The time-to-ready call's length, s: what parallel MP3 encoding is for. */
+const LONG_CALL_SECONDS = 600;
 
-/** A minute of 8 kHz stereo speech-band tones, handed out in 100 ms chunks as the spool reader would. */
-function stereoSignal(): Int16Array[] {
-  const chunkFrames = RATE / 10;
-  const chunks: Int16Array[] = [];
-  for (let start = 0; start < RATE * SECONDS; start += chunkFrames) {
-    const chunk = new Int16Array(chunkFrames * 2);
-    for (let i = 0; i < chunkFrames; i++) {
-      const t = (start + i) / RATE;
-      chunk[2 * i] = Math.round(8000 * Math.sin(2 * Math.PI * 440 * t) * Math.sin(Math.PI * t));
-      chunk[2 * i + 1] = Math.round(8000 * Math.sin(2 * Math.PI * 1300 * t) * Math.cos(Math.PI * t));
-    }
-    chunks.push(chunk);
+/** `seconds` of 8 kHz stereo speech-band tones, interleaved. */
+function stereoSignal(seconds: number): Int16Array {
+  const pcm = new Int16Array(RATE * seconds * 2);
+  for (let i = 0; i < RATE * seconds; i++) {
+    const t = i / RATE;
+    pcm[2 * i] = Math.round(8000 * Math.sin(2 * Math.PI * 440 * t) * Math.sin(Math.PI * t));
+    pcm[2 * i + 1] = Math.round(8000 * Math.sin(2 * Math.PI * 1300 * t) * Math.cos(Math.PI * t));
   }
-  return chunks;
+  return pcm;
 }
 
-async function benchEncode(format: RecordingFormat, signal: Int16Array[]): Promise<BenchResult> {
-  async function* chunks() {
-    yield* signal;
-  }
+/** `pcm` as a spool reads: chunks of 8192 frames from any frame. */
+function asFile(pcm: Int16Array): PcmFile {
+  return {
+    sampleRate: RATE,
+    channels: 2,
+    frames: pcm.length / 2,
+    async *read(start, end) {
+      for (let f = start; f < end; f += 8192) yield pcm.subarray(2 * f, 2 * Math.min(end, f + 8192));
+    },
+  };
+}
+
+async function benchEncode(name: string, format: RecordingFormat, pcm: Int16Array, threads: number): Promise<BenchResult> {
   const started = performance.now();
   let bytes = 0;
-  for await (const { data } of encodeRecording(format, { sampleRate: RATE, channels: 2, chunks: chunks() })) bytes += data.length;
+  for await (const { data } of encodeRecording(format, asFile(pcm), { threads })) bytes += data.length;
   const seconds = (performance.now() - started) / 1000;
   if (bytes === 0) throw new Error(`${format} encoder produced nothing`);
-  return { name: `encode ${format} (8 kHz stereo)`, value: SECONDS / seconds, unit: '× real time' };
+  return { name, value: pcm.length / 2 / RATE / seconds, unit: '× real time' };
 }
 
 /** The capture frame path for one call: μ-law decode → LegBuffer.write per leg → read both → interleave. */
@@ -78,11 +86,16 @@ function benchFramePath(): BenchResult[] {
   ];
 }
 
-/** Media performance suite: encoder speed per format on a minute of 8 kHz stereo, and capture frame-path throughput. */
+/**
+ * Media performance suite: encoder speed per format on a minute of 8 kHz stereo (one encoder),
+ * MP3 on a 10-minute call in as many parts as there are CPUs, and capture frame-path throughput.
+ */
 export async function benchMedia(): Promise<BenchResult[]> {
-  const signal = stereoSignal();
+  const minute = stereoSignal(SECONDS);
   const results: BenchResult[] = [];
-  for (const format of ['wav', 'mp3', 'ogg'] as const) results.push(await benchEncode(format, signal));
+  for (const format of ['wav', 'mp3', 'ogg'] as const) results.push(await benchEncode(`encode ${format} (8 kHz stereo)`, format, minute, 1));
+  const threads = os.availableParallelism();
+  results.push(await benchEncode(`encode mp3, ${LONG_CALL_SECONDS / 60}-min call in ${threads} parts`, 'mp3', stereoSignal(LONG_CALL_SECONDS), threads));
   results.push(...benchFramePath());
   return results;
 }

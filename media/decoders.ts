@@ -4,7 +4,7 @@ import { MPEGDecoder } from 'mpg123-decoder';
 import prism from 'prism-media';
 import { CallrecError } from '../src/errors.js';
 import { MP3_ENCODER_DELAY_SAMPLES } from './encoders/index.js';
-import type { PcmSource } from './encoders/index.js';
+import type { PcmStream } from './encoders/index.js';
 import type { RecordingFormat } from './types.js';
 
 /** Container headers bigger than this are not ours: give up rather than buffer an unbounded prefix. */
@@ -127,7 +127,7 @@ async function* wavSamples(bytes: AsyncIterable<Uint8Array>, frameBytes: number,
   }
 }
 
-async function decodeWav(input: AsyncIterator<Uint8Array>): Promise<PcmSource> {
+async function decodeWav(input: AsyncIterator<Uint8Array>): Promise<PcmStream> {
   const { header, head } = await readHeader(input, 'WAV', parseWavHeader);
   const { sampleRate, channels, dataStart, dataBytes } = header;
   return { sampleRate, channels, chunks: wavSamples(resume(head.subarray(dataStart), input), channels * 2, dataBytes) };
@@ -137,7 +137,7 @@ async function decodeWav(input: AsyncIterator<Uint8Array>): Promise<PcmSource> {
 const MPEG_RATES: Record<number, number[]> = { 0: [11025, 12000, 8000], 2: [22050, 24000, 16000], 3: [44100, 48000, 32000] };
 
 /** Rate and channel count from the first MPEG audio frame header (mpg123 always outputs two channels, so this is the only way to know). */
-function parseMp3Header(buf: Buffer): Pick<PcmSource, 'sampleRate' | 'channels'> | null {
+function parseMp3Header(buf: Buffer): Pick<PcmStream, 'sampleRate' | 'channels'> | null {
   let from = 0;
   if (buf.toString('latin1', 0, 3) === 'ID3') {
     if (buf.length < 10) return null;
@@ -186,7 +186,7 @@ async function* mp3Samples(bytes: AsyncIterable<Uint8Array>, channels: 1 | 2): A
   }
 }
 
-async function decodeMp3(input: AsyncIterator<Uint8Array>): Promise<PcmSource> {
+async function decodeMp3(input: AsyncIterator<Uint8Array>): Promise<PcmStream> {
   const { header, head } = await readHeader(input, 'MP3', parseMp3Header);
   return { ...header, chunks: mp3Samples(resume(head, input), header.channels) };
 }
@@ -264,7 +264,7 @@ async function* opusSamples(
   }
 }
 
-async function decodeOgg(input: AsyncIterator<Uint8Array>): Promise<PcmSource> {
+async function decodeOgg(input: AsyncIterator<Uint8Array>): Promise<PcmStream> {
   const tail = new OggTail();
   let inputFailed = false;
   async function* tapped(): AsyncGenerator<Buffer> {
@@ -319,7 +319,7 @@ async function decodeOgg(input: AsyncIterator<Uint8Array>): Promise<PcmSource> {
 
 /**
  * Decodes a stored recording incrementally. Resolves once the header is read (so the rate and
- * channel count are known) to a {@link PcmSource} whose `chunks` go on reading `bytes` only as
+ * channel count are known) to a {@link PcmStream} whose `chunks` go on reading `bytes` only as
  * they are pulled: memory stays bounded whatever the length. MP3 output starts where the
  * encoder's input did (LAME's delay is dropped); Ogg/Opus honours pre-skip and end trimming and
  * decodes at the recording's own rate (OpusHead input rate). Iterate `chunks` to the end or stop
@@ -328,7 +328,7 @@ async function decodeOgg(input: AsyncIterator<Uint8Array>): Promise<PcmSource> {
  * @throws CallrecError `ERR_BAD_RECORDING` when the bytes are not a 16-bit mono/stereo recording
  *   of `format` (also from `chunks`, for corruption found later).
  */
-export async function decodeRecording(format: RecordingFormat, bytes: AsyncIterable<Uint8Array>): Promise<PcmSource> {
+export async function decodeRecording(format: RecordingFormat, bytes: AsyncIterable<Uint8Array>): Promise<PcmStream> {
   const input = bytes[Symbol.asyncIterator]();
   switch (format) {
     case 'wav':

@@ -1,13 +1,15 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
+import os from 'node:os';
 import type { Job } from 'bullmq';
 import { encryptStream } from '../src/crypto/chunked.js';
 import { newDataKey, wrapForTenant, type MasterKeyring, type WrappedKey } from '../src/crypto/keys.js';
-import { encodeRecording } from '../media/encoders/index.js';
+import { encodeRecording, type PcmFile } from '../media/encoders/index.js';
 import { downmix } from '../media/mix.js';
+import type { RecordingFormat } from '../media/types.js';
 import type { RecordingJobData } from '../src/queue/recordings.js';
-import { readSpool, readSpoolInfo } from '../src/recording/spool.js';
+import { readSpool, readSpoolInfo, type SpoolInfo } from '../src/recording/spool.js';
 import type { StorageResolver } from '../src/storage/resolver.js';
 import { emitRecordingEvent, type WebhookContext } from '../src/webhooks/index.js';
 import type { Store } from '../src/store/index.js';
@@ -22,6 +24,8 @@ export interface RecordingProcessorDeps {
   keyring: MasterKeyring;
   /** `recording.completed` / `recording.failed` go out through it. */
   webhooks: WebhookContext;
+  /** Encoders one recording may run at once (MP3 splits a long call into parts); default: the CPUs. */
+  encodeThreads?: number;
 }
 
 export interface RecordingJobResult {
@@ -45,6 +49,29 @@ async function* toMono(chunks: AsyncIterable<Int16Array>): AsyncGenerator<Int16A
   }
 }
 
+/** A (stereo) spool as the recording's PCM: mixed down as it is read when the recording is mono. */
+function spoolPcm(file: string, info: SpoolInfo, channels: 1 | 2): PcmFile {
+  return {
+    sampleRate: info.sampleRate,
+    channels,
+    frames: info.frames,
+    read: (start, end) => (channels === 1 ? toMono(readSpool(file, info, start, end)) : readSpool(file, info, start, end)),
+  };
+}
+
+/** Encodes `pcm` into `file` (created or truncated), each chunk at its position. */
+async function encodeToFile(file: string, format: RecordingFormat, pcm: PcmFile, threads: number): Promise<void> {
+  const out = await fs.open(file, 'w', 0o600);
+  try {
+    for await (const { position, data } of encodeRecording(format, pcm, { threads })) {
+      await out.write(data, 0, data.length, position);
+    }
+    await out.sync();
+  } finally {
+    await out.close();
+  }
+}
+
 /**
  * Finalize a recording: spool → encode → encrypt → store → `ready`, then delete the spool.
  * Idempotent: a recording already `ready` is left alone, and the object key is fixed per
@@ -53,6 +80,7 @@ async function* toMono(chunks: AsyncIterable<Int16Array>): AsyncGenerator<Int16A
  */
 export function createRecordingProcessor(deps: RecordingProcessorDeps) {
   const { store, log, keyring } = deps;
+  const threads = deps.encodeThreads ?? os.availableParallelism();
   return async function processRecording(job: Job<RecordingJobData>): Promise<RecordingJobResult | null> {
     const { recordingId } = job.data;
     const recording = await store.recordings.get(recordingId);
@@ -61,17 +89,15 @@ export function createRecordingProcessor(deps: RecordingProcessorDeps) {
     await store.recordings.update(recordingId, { status: 'processing', attempts: job.attemptsMade + 1 });
 
     const info = await readSpoolInfo(recording.spoolPath);
-    const pcm = readSpool(recording.spoolPath, info);
+    const pcm = spoolPcm(recording.spoolPath, info, recording.channels === 1 ? 1 : 2);
     const encoded = `${recording.spoolPath}.${recording.format}`;
-    const out = await fs.open(encoded, 'w', 0o600);
     try {
-      const chunks = recording.channels === 1 ? toMono(pcm) : pcm;
-      for await (const { position, data } of encodeRecording(recording.format, { sampleRate: info.sampleRate, channels: recording.channels === 1 ? 1 : 2, chunks })) {
-        await out.write(data, 0, data.length, position);
-      }
-      await out.sync();
-    } finally {
-      await out.close();
+      await encodeToFile(encoded, recording.format, pcm, threads);
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'ERR_MP3_JOIN') throw err;
+      // Parts of a parallel MP3 encoding found no seamless join: rare, and one encoder always works.
+      log.warn({ recordingId, err: (err as Error).message }, 'encoding again in one part');
+      await encodeToFile(encoded, recording.format, pcm, 1);
     }
 
     const hash = createHash('sha256');

@@ -1,18 +1,8 @@
-import { registerMp3Encoder } from '@mediabunny/mp3-encoder';
-import {
-  AudioSample,
-  AudioSampleSource,
-  EncodedAudioPacketSource,
-  Mp3OutputFormat,
-  OggOutputFormat,
-  Output,
-  Quality,
-  StreamTarget,
-  WavOutputFormat,
-} from 'mediabunny';
+import { AudioSample, AudioSampleSource, EncodedAudioPacketSource, OggOutputFormat, Output, StreamTarget, WavOutputFormat } from 'mediabunny';
 import type { StreamTargetChunk } from 'mediabunny';
 import { CallrecError } from '../../src/errors.js';
 import type { RecordingFormat } from '../types.js';
+import { encodeMp3 } from './mp3.js';
 import { addOpusPackets } from './opus.js';
 
 /** Content types of finished recordings, by format. */
@@ -22,12 +12,29 @@ export const MIME_TYPES: Record<RecordingFormat, string> = {
   ogg: 'audio/ogg',
 };
 
-/** Interleaved 16-bit PCM to encode. */
-export interface PcmSource {
+/** Interleaved 16-bit PCM read once, in order. Each array must stay untouched until the next one is requested. */
+export interface PcmStream {
   sampleRate: number;
   channels: 1 | 2;
-  /** Interleaved samples; each array must stay untouched until the next one is requested. */
   chunks: AsyncIterable<Int16Array>;
+}
+
+/** Interleaved 16-bit PCM of known length that can be read from any frame (a spool): lets MP3 encode in parallel. */
+export interface PcmFile {
+  sampleRate: number;
+  channels: 1 | 2;
+  /** Length in sample frames. */
+  frames: number;
+  /** Sample frames [start, end), in order, in arrays as {@link PcmStream.chunks}. */
+  read(start: number, end: number): AsyncIterable<Int16Array>;
+}
+
+/** PCM to encode. */
+export type PcmSource = PcmStream | PcmFile;
+
+export interface EncodeOptions {
+  /** Encoders to run at once where a format can split the work (MP3 from a file); default 1. */
+  threads?: number;
 }
 
 /** Bytes to write at `position` in the output file. Later chunks may overwrite earlier bytes (header patches). */
@@ -42,14 +49,9 @@ export interface EncodedChunk {
  */
 export const MP3_ENCODER_DELAY_SAMPLES = 576;
 
-/** MP3 bits per second per channel: 8 kHz is MPEG-2.5 and 16 kHz MPEG-2, both plenty for speech at these rates. */
-const MP3_BITRATE_PER_CHANNEL: Record<number, number> = { 8000: 16_000, 16000: 24_000 };
-
-let mp3EncoderRegistered = false;
-
-async function addPcm(target: AudioSampleSource, source: PcmSource): Promise<void> {
+async function addPcm(target: AudioSampleSource, source: PcmSource, chunks: AsyncIterable<Int16Array>): Promise<void> {
   let frames = 0;
-  for await (const chunk of source.chunks) {
+  for await (const chunk of chunks) {
     const sample = new AudioSample({
       data: chunk,
       format: 's16',
@@ -66,51 +68,39 @@ async function addPcm(target: AudioSampleSource, source: PcmSource): Promise<voi
   }
 }
 
-async function produce(output: Output, format: RecordingFormat, source: PcmSource): Promise<void> {
+/** Muxes WAV or Ogg/Opus with mediabunny (MP3 has its own path, {@link encodeMp3}). */
+async function produce(output: Output, format: 'wav' | 'ogg', source: PcmSource): Promise<void> {
+  const chunks = 'chunks' in source ? source.chunks : source.read(0, source.frames);
   if (format === 'ogg') {
     const packets = new EncodedAudioPacketSource('opus');
     output.addAudioTrack(packets);
     await output.start();
-    await addOpusPackets(packets, source.sampleRate, source.channels, source.chunks);
+    await addOpusPackets(packets, source.sampleRate, source.channels, chunks);
   } else {
-    const samples = new AudioSampleSource(
-      format === 'wav'
-        ? { codec: 'pcm-s16' }
-        : { codec: 'mp3', quality: new Quality({ bitrate: MP3_BITRATE_PER_CHANNEL[source.sampleRate] * source.channels }) },
-    );
+    const samples = new AudioSampleSource({ codec: 'pcm-s16' });
     output.addAudioTrack(samples);
     await output.start();
-    await addPcm(samples, source);
+    await addPcm(samples, source, chunks);
   }
   await output.finalize();
-}
-
-function outputFormat(format: RecordingFormat) {
-  switch (format) {
-    case 'wav':
-      return new WavOutputFormat();
-    case 'mp3':
-      if (!mp3EncoderRegistered) {
-        // Node has no native MP3 encoder for mediabunny to prefer, so LAME (WASM) is always the one.
-        registerMp3Encoder();
-        mp3EncoderRegistered = true;
-      }
-      return new Mp3OutputFormat();
-    case 'ogg':
-      return new OggOutputFormat();
-  }
 }
 
 /**
  * Encodes PCM into a recording file, yielding positioned writes as they are produced: containers
  * patch their headers at the end, so the consumer must write each chunk at its `position`.
  * Encoding advances only as fast as the consumer pulls, so memory stays bounded.
- * @throws CallrecError `ERR_UNSUPPORTED_RATE` (on first pull) unless the rate is 8000 or 16000 Hz.
+ * @throws CallrecError `ERR_UNSUPPORTED_RATE` (on first pull) unless the rate is 8000 or 16000 Hz;
+ * for MP3 in parallel, `ERR_MP3_JOIN` when the parts could not be joined seamlessly (rare: encode
+ * again with `threads` 1).
  */
-export async function* encodeRecording(format: RecordingFormat, source: PcmSource): AsyncGenerator<EncodedChunk> {
+export async function* encodeRecording(format: RecordingFormat, source: PcmSource, opts: EncodeOptions = {}): AsyncGenerator<EncodedChunk> {
   // Bitrates (and the Opus frame size) are chosen for the two rates a call stream can have.
   if (source.sampleRate !== 8000 && source.sampleRate !== 16000) {
     throw new CallrecError('ERR_UNSUPPORTED_RATE', `cannot encode ${source.sampleRate} Hz audio; expected 8000 or 16000`);
+  }
+  if (format === 'mp3') {
+    yield* encodeMp3(source, opts.threads ?? 1);
+    return;
   }
   let fail!: (reason: unknown) => void;
   // The TransformStream turns mediabunny's push-style target into a pull-style iterable, and carries
@@ -123,7 +113,7 @@ export async function* encodeRecording(format: RecordingFormat, source: PcmSourc
       controller.enqueue({ position: chunk.position, data: chunk.data });
     },
   });
-  const output = new Output({ format: outputFormat(format), target: new StreamTarget(pipe.writable) });
+  const output = new Output({ format: format === 'wav' ? new WavOutputFormat() : new OggOutputFormat(), target: new StreamTarget(pipe.writable) });
   const production = produce(output, format, source).catch(async (error: unknown) => {
     fail(error);
     await output.cancel().catch(() => {});

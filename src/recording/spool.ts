@@ -183,13 +183,13 @@ export async function readSpoolInfo(file: string): Promise<SpoolInfo> {
   }
 }
 
-/** Streams a spool's interleaved PCM in chunks of up to `chunkFrames` frames. */
-export async function* readSpool(file: string, info: SpoolInfo, chunkFrames = 8192): AsyncGenerator<Int16Array> {
+/** Streams a spool's interleaved PCM of sample frames [start, end) in chunks of up to `chunkFrames` frames. */
+export async function* readSpool(file: string, info: SpoolInfo, start = 0, end = info.frames, chunkFrames = 8192): AsyncGenerator<Int16Array> {
   const handle = await fs.open(file, 'r');
   try {
     const frameBytes = 2 * info.channels;
-    for (let frame = 0; frame < info.frames; frame += chunkFrames) {
-      const n = Math.min(chunkFrames, info.frames - frame);
+    for (let frame = start; frame < end; frame += chunkFrames) {
+      const n = Math.min(chunkFrames, end - frame);
       // A fresh buffer per chunk: consumers (encoders) may hold on to it.
       const buf = Buffer.allocUnsafe(n * frameBytes);
       await handle.read(buf, 0, buf.length, HEADER_BYTES + frame * frameBytes);

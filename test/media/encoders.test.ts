@@ -1,7 +1,7 @@
 import { encodeRecording, MIME_TYPES, MP3_ENCODER_DELAY_SAMPLES } from '../../media/encoders/index.js';
-import type { EncodedChunk, PcmSource } from '../../media/encoders/index.js';
+import type { EncodedChunk, PcmFile, PcmSource } from '../../media/encoders/index.js';
 import type { RecordingFormat } from '../../media/types.js';
-import { CALL_TONES, CALL_TONES_SECONDS, decodeAudio, findBursts, synthesizeTones } from '../helpers/audio.js';
+import { CALL_TONES, CALL_TONES_SECONDS, decodeAudio, findBursts, synthesizeTones, type ToneBurst } from '../helpers/audio.js';
 
 const SECONDS = CALL_TONES_SECONDS;
 const TONES = CALL_TONES;
@@ -129,4 +129,113 @@ test('a consumer that stops early stops reading the source', async () => {
 test('only call-stream rates are accepted', async () => {
   const source: PcmSource = { sampleRate: 44100, channels: 1, chunks: chunked(new Int16Array(10)) };
   await expect(assemble(encodeRecording('ogg', source))).rejects.toMatchObject({ code: 'ERR_UNSUPPORTED_RATE' });
+});
+
+describe.each([
+  [8000, 2],
+  [16000, 1],
+] as const)('MP3 from a file in parallel parts, %i Hz, %i channel(s)', (rate, channelCount) => {
+  // 95 s make three parts of 30 s or more, joined near 31.7 s and 63.4 s (frames 440 and 880).
+  const seconds = 95;
+  // Turns as in a call, several across a part boundary and the frames after it where the join may fall.
+  const tones: ToneBurst[] = [
+    [0, 1000, 10_000, 10_500],
+    [0, 1000, 30_800, 32_200],
+    [1, 1500, 32_400, 34_500],
+    [0, 1000, 62_500, 63_600],
+    [1, 1500, 63_800, 65_500],
+    [1, 1500, 80_000, 80_600],
+  ];
+  /** The tones over faint noise, so that separately encoded parts cannot come out bit-identical. */
+  function signal(): Int16Array {
+    const pcm = synthesizeTones(rate, channelCount, seconds, tones);
+    let seed = 1;
+    for (let i = 0; i < pcm.length; i++) {
+      seed = (seed * 1103515245 + 12345) >>> 0;
+      pcm[i] += (seed >>> 24) - 128;
+    }
+    return pcm;
+  }
+  const pcm = signal();
+  const file: PcmFile = {
+    sampleRate: rate,
+    channels: channelCount,
+    frames: pcm.length / channelCount,
+    async *read(start, end) {
+      for (let f = start; f < end; f += 4000) yield pcm.slice(f * channelCount, Math.min(end, f + 4000) * channelCount);
+    },
+  };
+
+  test('join into one stream that decodes like one encoder’s', async () => {
+    const single = await assemble(encodeRecording('mp3', file));
+    const parallel = await assemble(encodeRecording('mp3', file, { threads: 3 }));
+    expect(parallel.length).toBe(single.length);
+    expect(Buffer.compare(parallel, single)).not.toBe(0);
+    const [one, parts] = [await decodeAudio(single, 'mp3'), await decodeAudio(parallel, 'mp3')];
+    expect(parts.channels[0].length).toBe(one.channels[0].length);
+    const delayMs = (MP3_ENCODER_DELAY_SAMPLES * 1000) / rate;
+    for (const [channel, freq] of [[0, 1000], [1, 1500]] as const) {
+      const expected = tones.filter(([c, f]) => f === freq && (c === channel || channelCount === 1));
+      // LAME leaves faint tails (about -30 dBFS) after a hard tone stop, in one encoder's file as in parts'.
+      const bursts = findBursts(parts.channels[Math.min(channel, channelCount - 1)], rate, freq, { minAmplitude: 0.05 });
+      expect(bursts).toHaveLength(expected.length);
+      bursts.forEach((burst, i) => {
+        expect(Math.abs(burst.startMs - delayMs - expected[i][2])).toBeLessThan(1);
+        expect(Math.abs(burst.endMs - delayMs - expected[i][3])).toBeLessThan(1.5);
+      });
+    }
+    // A bad join clicks: its error against the input would stand out from the coding noise.
+    const worstError = ({ channels }: { channels: Float32Array[] }) => {
+      let worst = 0;
+      for (let c = 0; c < channelCount; c++) {
+        for (let i = 0; i < pcm.length / channelCount; i++) worst = Math.max(worst, Math.abs(channels[c][i + MP3_ENCODER_DELAY_SAMPLES] - pcm[i * channelCount + c] / 32768));
+      }
+      return worst;
+    };
+    expect(worstError(parts)).toBeLessThan(worstError(one) * 1.5);
+  });
+});
+
+describe('MP3 parts', () => {
+  /** Ten minutes of 8 kHz stereo silence as a file, counting chunks read and readers still open. */
+  function tenMinutes(failAt?: number) {
+    const stats = { pulled: 0, open: 0 };
+    const file: PcmFile = {
+      sampleRate: 8000,
+      channels: 2,
+      frames: 8000 * 600,
+      async *read(start, end) {
+        stats.open++;
+        try {
+          for (let f = start; f < end; f += 1600) {
+            if (failAt !== undefined && f >= failAt) throw new Error('spool is corrupt');
+            stats.pulled++;
+            yield new Int16Array(Math.min(1600, end - f) * 2);
+          }
+        } finally {
+          stats.open--;
+        }
+      },
+    };
+    return { file, stats };
+  }
+
+  test('read their ranges only as fast as output is consumed', async () => {
+    const { file, stats } = tenMinutes();
+    const output = encodeRecording('mp3', file, { threads: 2 });
+    expect((await output.next()).done).toBe(false);
+    expect(stats.open).toBe(2);
+    // Give unchecked parts time to run on (LAME does a minute of audio in well under this).
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    // 3000 chunks in all; each part may run a few writes ahead, not through its half.
+    expect(stats.pulled).toBeLessThan(200);
+    await output.return(undefined);
+    expect(stats.open).toBe(0);
+  });
+
+  test('a part that fails fails the encoding with its error, and the others stop reading', async () => {
+    const { file, stats } = tenMinutes(8000 * 400);
+    await expect(assemble(encodeRecording('mp3', file, { threads: 2 }))).rejects.toThrow('spool is corrupt');
+    expect(stats.open).toBe(0);
+  });
 });

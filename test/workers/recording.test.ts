@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Readable } from 'node:stream';
+import { openEncrypted } from '../../src/crypto/chunked.js';
 import { MasterKeyring } from '../../src/crypto/keys.js';
 import { createLogger } from '../../src/log.js';
 import { createRecordingsQueue, recordingJobId } from '../../src/queue/recordings.js';
@@ -12,7 +13,9 @@ import { StorageResolver } from '../../src/storage/resolver.js';
 import type { ObjectStore } from '../../src/storage/types.js';
 import { createWebhookQueue } from '../../src/webhooks/index.js';
 import { CALL_RECORDING_DEFAULTS } from '../../src/agents/settings.js';
+import { MP3_ENCODER_DELAY_SAMPLES } from '../../media/encoders/index.js';
 import { startWorkers } from '../../workers/index.js';
+import { decodeAudio, findBursts, synthesizeTones, type ToneBurst } from '../helpers/audio.js';
 import { createTestStore, type TestStore } from '../helpers/db.js';
 import { dropRedisPrefix, REDIS_URL, testPrefix } from '../helpers/redis.js';
 
@@ -48,16 +51,23 @@ describe('recordings worker', () => {
     await dropRedisPrefix(prefix);
   });
 
-  /** A finished call with one second of spooled stereo audio, as a session leaves it. */
-  async function spooledRecording(callId: string): Promise<{ recordingId: string; spoolPath: string }> {
+  /** What a finished call leaves: a stereo spool (by default one second of a tone) and its recording. */
+  interface Spooled {
+    pcm?: Int16Array;
+    format?: 'wav' | 'mp3';
+    channels?: 1 | 2;
+  }
+
+  async function spooledRecording(callId: string, opts: Spooled = {}): Promise<{ recordingId: string; spoolPath: string }> {
     const { store } = db;
     await store.calls.create({ tenantId: 't', id: callId, agentId: 'a', provider: 'twilio', mode: 'fork', sampleRate: 8000, legs: ['caller', 'agent'], settings: CALL_RECORDING_DEFAULTS });
     const spoolPath = path.join(dir, 'spool', `${callId}.wav`);
     const spool = new SpoolWriter(spoolPath, { sampleRate: 8000, channels: 2 });
-    const pcm = new Int16Array(16000).map((_, i) => Math.round(8000 * Math.sin(i / 3)));
-    spool.append(pcm, 8000);
+    const pcm = opts.pcm ?? new Int16Array(16000).map((_, i) => Math.round(8000 * Math.sin(i / 3)));
+    // Appended a second at a time, as the capture flushes.
+    for (let at = 0; at < pcm.length; at += 16000) spool.append(pcm.subarray(at, at + 16000), Math.min(8000, (pcm.length - at) / 2));
     await spool.close();
-    const rec = await store.recordings.create({ tenantId: 't', callId, format: 'wav', channels: 2, sampleRate: 8000, storageDays: 90, status: 'processing', spoolPath });
+    const rec = await store.recordings.create({ tenantId: 't', callId, format: opts.format ?? 'wav', channels: opts.channels ?? 2, sampleRate: 8000, storageDays: 90, status: 'processing', spoolPath });
     return { recordingId: rec.id, spoolPath };
   }
 
@@ -70,13 +80,14 @@ describe('recordings worker', () => {
     throw new Error(`recording never became ${status}`);
   }
 
-  async function run(objects: ObjectStore, callId: string, attempts: number) {
+  async function run(objects: ObjectStore, callId: string, attempts: number, spooled: Spooled & { encodeThreads?: number } = {}) {
     const keyring = await MasterKeyring.load({ dataDir: dir });
     const queue = createRecordingsQueue({ url: REDIS_URL }, prefix);
     const storage = new StorageResolver({ defaultStore: objects, store: db.store, keyring });
     const webhooks = { queue: createWebhookQueue({ url: REDIS_URL }, prefix), store: db.store, keyring };
-    const workers = startWorkers({ store: db.store, storage, log: createLogger('silent'), keyring, webhooks }, { connection: { url: REDIS_URL }, prefix });
-    const { recordingId, spoolPath } = await spooledRecording(callId);
+    const deps = { store: db.store, storage, log: createLogger('silent'), keyring, webhooks, encodeThreads: spooled.encodeThreads };
+    const workers = startWorkers(deps, { connection: { url: REDIS_URL }, prefix });
+    const { recordingId, spoolPath } = await spooledRecording(callId, spooled);
     // Short backoff so the test does not wait out production's schedule.
     await queue.add('finalize', { tenantId: 't', callId, recordingId }, { jobId: recordingJobId('t', callId), attempts, backoff: { type: 'fixed', delay: 10 } });
     const close = async () => {
@@ -84,7 +95,7 @@ describe('recordings worker', () => {
       await webhooks.queue.close();
       await queue.close();
     };
-    return { close, queue, recordingId, spoolPath };
+    return { close, queue, recordingId, spoolPath, keyring };
   }
 
   test('an upload that keeps failing marks the recording failed with the reason and keeps the spool', async () => {
@@ -112,5 +123,35 @@ describe('recordings worker', () => {
     await sleep(200);
     expect(storage.puts).toBe(2);
     await close();
+  });
+
+  test.each([2, 1] as const)('a long MP3 call is encoded in parts from the spool and plays whole (%i channel(s))', async (channels) => {
+    // 65 s make two parts, joined near 32.5 s; each leg speaks across the boundary.
+    const tones: ToneBurst[] = [
+      [0, 1000, 5_000, 6_000],
+      [0, 1000, 31_800, 33_000],
+      [1, 1500, 33_200, 35_000],
+      [1, 1500, 60_000, 61_000],
+    ];
+    const pcm = synthesizeTones(8000, 2, 65, tones);
+    const objects = new LocalObjectStore(path.join(dir, `objects-parts-${channels}`));
+    const { close, recordingId, keyring } = await run(objects, `long-mp3-${channels}`, 1, { pcm, format: 'mp3', channels, encodeThreads: 2 });
+    const rec = await waitFor(recordingId, 'ready');
+    await close();
+    expect(rec.durationMs).toBe(65_000);
+    const size = (await objects.size(rec.objectKey!))!;
+    const stored = await openEncrypted(await keyring.unwrap({ keyId: rec.keyId!, wrapped: rec.wrappedKey! }), size, (r) => objects.get(rec.objectKey!, r));
+    const bytes: Buffer[] = [];
+    for await (const part of await stored.read(0, stored.plainLength - 1)) bytes.push(part as Buffer);
+    const decoded = await decodeAudio(Buffer.concat(bytes), 'mp3');
+    expect(decoded.channels).toHaveLength(channels);
+    const delayMs = (MP3_ENCODER_DELAY_SAMPLES * 1000) / 8000;
+    for (const [channel, freq] of [[0, 1000], [1, 1500]] as const) {
+      const expected = tones.filter(([c]) => c === channel);
+      // LAME leaves faint tails after a hard tone stop; louder than them is a tone.
+      const bursts = findBursts(decoded.channels[Math.min(channel, channels - 1)], 8000, freq, { minAmplitude: 0.05 });
+      expect(bursts.map((b) => Math.round(b.startMs - delayMs))).toEqual(expected.map(([, , start]) => start));
+      expect(bursts.map((b) => Math.round(b.endMs - delayMs))).toEqual(expected.map(([, , , end]) => end));
+    }
   });
 });
