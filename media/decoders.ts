@@ -3,7 +3,6 @@ import opus from '@discordjs/opus';
 import { MPEGDecoder } from 'mpg123-decoder';
 import prism from 'prism-media';
 import { CallrecError } from '../src/errors.js';
-import { MP3_ENCODER_DELAY_SAMPLES } from './encoders/index.js';
 import type { PcmStream } from './encoders/index.js';
 import type { RecordingFormat } from './types.js';
 
@@ -136,8 +135,34 @@ async function decodeWav(input: AsyncIterator<Uint8Array>): Promise<PcmStream> {
 /** Sample rates by MPEG version bits (0 = 2.5, 2 = 2, 3 = 1) and rate index. */
 const MPEG_RATES: Record<number, number[]> = { 0: [11025, 12000, 8000], 2: [22050, 24000, 16000], 3: [44100, 48000, 32000] };
 
-/** Rate and channel count from the first MPEG audio frame header (mpg123 always outputs two channels, so this is the only way to know). */
-function parseMp3Header(buf: Buffer): Pick<PcmStream, 'sampleRate' | 'channels'> | null {
+/**
+ * Samples of LAME's delay that mpg123 leaves at the start of a file whose Info frame has no LAME
+ * tag, as callrec wrote them before it wrote one (mpg123 then trims only its own 529).
+ */
+const UNTAGGED_MP3_DELAY = 576;
+
+interface Mp3Header extends Pick<PcmStream, 'sampleRate' | 'channels'> {
+  /** Samples to drop from mpg123's output before the audio starts. */
+  skip: number;
+}
+
+/** Whether the Xing/Info frame at `tag` (its "Xing"/"Info" bytes) carries a LAME tag; null until enough bytes arrived. */
+function hasLameTag(buf: Buffer, tag: number): boolean | null {
+  if (buf.length < tag + 8) return null;
+  const id = buf.toString('latin1', tag, tag + 4);
+  if (id !== 'Xing' && id !== 'Info') return false;
+  const flags = buf.readUInt32BE(tag + 4);
+  // Frame count, byte count, seek table and quality come first, each only if flagged.
+  const lame = tag + 8 + (flags & 1 ? 4 : 0) + (flags & 2 ? 4 : 0) + (flags & 4 ? 100 : 0) + (flags & 8 ? 4 : 0);
+  if (buf.length < lame + 4) return null;
+  return buf.toString('latin1', lame, lame + 4) === 'LAME';
+}
+
+/**
+ * Rate and channel count from the first MPEG audio frame header (mpg123 always outputs two
+ * channels, so this is the only way to know), and how much of the start to drop.
+ */
+function parseMp3Header(buf: Buffer): Mp3Header | null {
   let from = 0;
   if (buf.toString('latin1', 0, 3) === 'ID3') {
     if (buf.length < 10) return null;
@@ -151,7 +176,12 @@ function parseMp3Header(buf: Buffer): Pick<PcmStream, 'sampleRate' | 'channels'>
     const bitrate = buf[i + 2] >> 4;
     const rate = MPEG_RATES[version]?.[(buf[i + 2] >> 2) & 3];
     if (layer === 0 || bitrate === 15 || rate === undefined) continue; // reserved values: not a header
-    return { sampleRate: rate, channels: buf[i + 3] >> 6 === 3 ? 1 : 2 };
+    const channels = buf[i + 3] >> 6 === 3 ? 1 : 2;
+    // The Xing/Info tag follows the side information (MPEG-1: 17 or 32 bytes; MPEG-2/2.5: 9 or 17).
+    const tagged = hasLameTag(buf, i + 4 + (version === 3 ? (channels === 1 ? 17 : 32) : channels === 1 ? 9 : 17));
+    if (tagged === null) return null;
+    // With a LAME tag mpg123 trims the encoder's delay and padding itself.
+    return { sampleRate: rate, channels, skip: tagged ? 0 : UNTAGGED_MP3_DELAY };
   }
   return null;
 }
@@ -162,12 +192,10 @@ function toInt16(x: number): number {
   return s > 32767 ? 32767 : s < -32768 ? -32768 : s;
 }
 
-async function* mp3Samples(bytes: AsyncIterable<Uint8Array>, channels: 1 | 2): AsyncGenerator<Int16Array> {
+async function* mp3Samples(bytes: AsyncIterable<Uint8Array>, channels: 1 | 2, skip: number): AsyncGenerator<Int16Array> {
   const decoder = new MPEGDecoder();
   try {
     await decoder.ready;
-    // LAME's delay is not signalled in our files (see MP3_ENCODER_DELAY_SAMPLES), so drop it by count.
-    let skip = MP3_ENCODER_DELAY_SAMPLES;
     for await (const chunk of bytes) {
       const { channelData, samplesDecoded, errors } = decoder.decode(chunk);
       if (errors.length > 0) throw badRecording(`MP3 decode error: ${errors[0].message}`);
@@ -188,7 +216,7 @@ async function* mp3Samples(bytes: AsyncIterable<Uint8Array>, channels: 1 | 2): A
 
 async function decodeMp3(input: AsyncIterator<Uint8Array>): Promise<PcmStream> {
   const { header, head } = await readHeader(input, 'MP3', parseMp3Header);
-  return { ...header, chunks: mp3Samples(resume(head, input), header.channels) };
+  return { sampleRate: header.sampleRate, channels: header.channels, chunks: mp3Samples(resume(head, input), header.channels, header.skip) };
 }
 
 /**

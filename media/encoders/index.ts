@@ -43,12 +43,6 @@ export interface EncodedChunk {
   data: Uint8Array;
 }
 
-/**
- * Samples of silence LAME puts before the audio at 8/16 kHz (as mpg123 decodes it). mediabunny
- * writes no LAME gapless tag, so players cannot trim it: MP3 recordings start this much late.
- */
-export const MP3_ENCODER_DELAY_SAMPLES = 576;
-
 async function addPcm(target: AudioSampleSource, source: PcmSource, chunks: AsyncIterable<Int16Array>): Promise<void> {
   let frames = 0;
   for await (const chunk of chunks) {

@@ -131,8 +131,12 @@ export function infoFrameBytes(layout: Mp3Layout): number {
   return (72 * 1000 * LSF_KBPS[infoBitrateIndex(layout)]) / layout.sampleRate;
 }
 
-// "Info" tag: tag (4), flags (4), frame count (4), byte count (4), seek table (100).
-const INFO_TAG_BYTES = 116;
+/** Samples LAME puts before the audio; the LAME tag tells decoders to skip them (and the decoder's own 529). */
+export const LAME_ENCODER_DELAY = 576;
+
+// The Xing fields (tag, flags, frame count, byte count, seek table, quality: 120 bytes) and the
+// LAME tag after them (36 bytes), as LAME writes them.
+const INFO_TAG_BYTES = 120 + 36;
 
 /** The lowest bitrate whose frame holds the Info tag after the side information. */
 function infoBitrateIndex(layout: Mp3Layout): number {
@@ -142,11 +146,30 @@ function infoBitrateIndex(layout: Mp3Layout): number {
 }
 
 /**
- * The leading Info frame of a CBR file (the Xing header's CBR form, as LAME writes it): a
- * silent frame whose tag gives players the frame count, the byte count and a seek table, so
- * they show the duration and seek without scanning the file. `frames` excludes this frame.
+ * CRC-16/ARC (polynomial 0x8005, reflected), the LAME tag's checksum. Hand-written: eight lines,
+ * and Node has no CRC-16.
  */
-export function infoFrame(layout: Mp3Layout, frames: number): Uint8Array {
+function crc16(bytes: Uint8Array): number {
+  let crc = 0;
+  for (const byte of bytes) {
+    crc ^= byte;
+    for (let bit = 0; bit < 8; bit++) crc = crc & 1 ? (crc >>> 1) ^ 0xa001 : crc >>> 1;
+  }
+  return crc;
+}
+
+/**
+ * The leading Info frame of a CBR file, as LAME writes it: a silent frame whose Xing fields
+ * give players the frame count, byte count and a seek table (duration and seeking without a
+ * scan), and whose LAME tag gives the encoder delay and end padding, so decoders play exactly
+ * `samples` samples from the first one (gapless). `frames` excludes this frame.
+ * @throws CallrecError `ERR_MP3_FRAME` if `frames` cannot hold `samples` as LAME lays them out.
+ */
+export function infoFrame(layout: Mp3Layout, frames: number, samples: number): Uint8Array {
+  // An empty recording has no frames, so no delay either.
+  const delay = frames > 0 ? LAME_ENCODER_DELAY : 0;
+  const padding = frames * MP3_FRAME_SAMPLES - delay - samples;
+  if (padding < 0 || padding > 0xfff) throw new CallrecError('ERR_MP3_FRAME', `${frames} MP3 frames cannot hold ${samples} samples`);
   const size = infoFrameBytes(layout);
   const frame = Buffer.alloc(size);
   frame[0] = 0xff;
@@ -156,10 +179,24 @@ export function infoFrame(layout: Mp3Layout, frames: number): Uint8Array {
   const totalBytes = size + frames * layout.frameBytes;
   let at = layout.payloadOffset;
   at += frame.write('Info', at, 'latin1');
-  at = frame.writeUInt32BE(0x7, at); // frame count, byte count and seek table present
+  at = frame.writeUInt32BE(0xf, at); // frame count, byte count, seek table and quality present
   at = frame.writeUInt32BE(frames, at);
   at = frame.writeUInt32BE(totalBytes, at);
   // Seek table: entry p is where p% of the frames have gone by, as a 256th of the file.
-  for (let p = 0; p < 100; p++) frame[at + p] = Math.floor((256 * (size + Math.floor((frames * p) / 100) * layout.frameBytes)) / totalBytes);
+  for (let p = 0; p < 100; p++) frame[at++] = Math.floor((256 * (size + Math.floor((frames * p) / 100) * layout.frameBytes)) / totalBytes);
+  at = frame.writeUInt32BE(0, at); // quality: not meaningful for CBR
+  // LAME tag, revision 0. Replay gain, flags, presets: none; music CRC: not kept (parts are written
+  // out of order), and decoders do not check it.
+  at += frame.write('LAME3.100', at, 'latin1'); // the LAME in @mediabunny/mp3-encoder
+  frame[at] = 0x01; // revision 0, constant bitrate
+  at += 1 + 1 + 8 + 1; // lowpass, replay gain, encoding flags
+  frame[at++] = Math.min(255, (layout.frameBytes * layout.sampleRate) / 72 / 1000); // kbit/s
+  frame[at++] = delay >> 4;
+  frame[at++] = ((delay & 0xf) << 4) | (padding >> 8);
+  frame[at++] = padding & 0xff;
+  at += 1 + 1 + 2; // misc, MP3 gain, preset and surround
+  at = frame.writeUInt32BE(totalBytes, at); // music length: from this frame to the last audio byte
+  at += 2; // music CRC
+  frame.writeUInt16BE(crc16(frame.subarray(0, at)), at);
   return frame;
 }

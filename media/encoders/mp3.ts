@@ -131,8 +131,18 @@ async function* lameFrames(chunks: AsyncIterable<Int16Array>, sampleRate: number
   }
 }
 
-/** Encodes one part, writing its body and handing the frames around its joins to them. Returns the index after its last frame. */
-async function encodePart(part: Part, layout: Mp3Layout, offset: number, write: (chunk: EncodedChunk) => Promise<void>): Promise<number> {
+/**
+ * Encodes one part, writing its body and handing the frames around its joins to them. Returns
+ * the index after its last frame, and where its input ended (in samples from the recording's start).
+ */
+async function encodePart(part: Part, layout: Mp3Layout, offset: number, write: (chunk: EncodedChunk) => Promise<void>): Promise<{ frames: number; samples: number }> {
+  let samples = part.firstFrame * MP3_FRAME_SAMPLES;
+  async function* counted(): AsyncGenerator<Int16Array> {
+    for await (const chunk of part.input) {
+      samples += chunk.length / layout.channels;
+      yield chunk;
+    }
+  }
   let index = part.firstFrame;
   let batch: Uint8Array[] = [];
   let batchStart = 0;
@@ -143,7 +153,7 @@ async function encodePart(part: Part, layout: Mp3Layout, offset: number, write: 
     await write({ position: offset + batchStart * layout.frameBytes, data });
   };
   const span = reservoirFrames(layout) + JOIN_CANDIDATES;
-  for await (const frame of lameFrames(part.input, layout.sampleRate, layout.channels)) {
+  for await (const frame of lameFrames(counted(), layout.sampleRate, layout.channels)) {
     checkFrame(frame, layout);
     if (index >= part.bodyStart && index < part.bodyEnd) {
       if (batch.length === 0) batchStart = index;
@@ -157,7 +167,7 @@ async function encodePart(part: Part, layout: Mp3Layout, offset: number, write: 
     index++;
   }
   await flush();
-  return index;
+  return { frames: index, samples };
 }
 
 /** The frames of one join, the two encodings joined where they can be. @throws CallrecError `ERR_MP3_JOIN` */
@@ -175,8 +185,8 @@ function joined(join: Join, layout: Mp3Layout, offset: number): EncodedChunk {
 
 /**
  * Encodes PCM to CBR MP3 with LAME, in up to `threads` parts at once when the input's length is
- * known, yielding positioned writes: a leading Info frame (written last, with the frame count
- * and seek table), then the frames. Encoding advances only as fast as the consumer pulls.
+ * known, yielding positioned writes: a leading Info frame (written last, with the frame count,
+ * seek table and gapless delay and padding), then the frames. Encoding advances only as fast as the consumer pulls.
  * @throws CallrecError `ERR_MP3_JOIN` if two parts found no seamless join (encode again with
  * `threads` 1), `ERR_MP3_FRAME` if LAME wrote an unexpected frame.
  */
@@ -198,8 +208,9 @@ export async function* encodeMp3(input: PcmSource, threads: number): AsyncGenera
     const failed = ends.find((end) => end.status === 'rejected');
     if (failed) throw failed.reason;
     for (const part of parts) if (part.tail) await write(joined(part.tail, layout, offset));
-    const frames = (ends[ends.length - 1] as PromiseFulfilledResult<number>).value;
-    await write({ position: 0, data: infoFrame(layout, frames) });
+    // The last part reads to the end: its frames and samples are the recording's.
+    const { frames, samples } = (ends[ends.length - 1] as PromiseFulfilledResult<{ frames: number; samples: number }>).value;
+    await write({ position: 0, data: infoFrame(layout, frames, samples) });
     await writer.close();
   })().catch(async (err: unknown) => {
     await writer.abort(err).catch(() => {});

@@ -1,4 +1,4 @@
-import { encodeRecording, MIME_TYPES, MP3_ENCODER_DELAY_SAMPLES } from '../../media/encoders/index.js';
+import { encodeRecording, MIME_TYPES } from '../../media/encoders/index.js';
 import type { EncodedChunk, PcmFile, PcmSource } from '../../media/encoders/index.js';
 import type { RecordingFormat } from '../../media/types.js';
 import { CALL_TONES, CALL_TONES_SECONDS, decodeAudio, findBursts, synthesizeTones, type ToneBurst } from '../helpers/audio.js';
@@ -66,21 +66,19 @@ describe.each([
     const decoded = await decodeAudio(await assemble(encodeRecording(format, source)), format);
     expect(decoded.sampleRate).toBe(format === 'ogg' ? 48000 : rate);
     expect(decoded.channels).toHaveLength(channelCount);
-    // LAME's leading delay is not signalled in the file (see MP3_ENCODER_DELAY_SAMPLES), so MP3 plays that much late.
-    const delayMs = format === 'mp3' ? (MP3_ENCODER_DELAY_SAMPLES * 1000) / rate : 0;
-    const durationMs = (decoded.channels[0].length * 1000) / decoded.sampleRate - delayMs;
-    // MP3 also pads the end to whole 576-sample frames.
-    const slackMs = format === 'mp3' ? (576 * 1000) / rate + 20 : 20;
+    // Every format says what to trim (MP3 in its LAME tag), so every one plays the input's length.
+    const durationMs = (decoded.channels[0].length * 1000) / decoded.sampleRate;
     expect(durationMs).toBeGreaterThanOrEqual(SECONDS * 1000 - 20);
-    expect(durationMs).toBeLessThanOrEqual(SECONDS * 1000 + slackMs);
+    expect(durationMs).toBeLessThanOrEqual(SECONDS * 1000 + 20);
+    if (format === 'mp3') expect(decoded.channels[0].length).toBe(rate * SECONDS);
     for (const freq of [1000, 1500]) {
       const expected = TONES.filter(([, f]) => f === freq);
       const channel = decoded.channels[Math.min(expected[0][0], channelCount - 1)];
       const bursts = findBursts(channel, decoded.sampleRate, freq);
       expect(bursts).toHaveLength(expected.length);
       bursts.forEach((burst, i) => {
-        expect(Math.abs(burst.startMs - delayMs - expected[i][2])).toBeLessThan(1);
-        expect(Math.abs(burst.endMs - delayMs - expected[i][3])).toBeLessThan(1.5);
+        expect(Math.abs(burst.startMs - expected[i][2])).toBeLessThan(1);
+        expect(Math.abs(burst.endMs - expected[i][3])).toBeLessThan(1.5);
       });
     }
     if (channelCount === 2) {
@@ -172,23 +170,22 @@ describe.each([
     expect(parallel.length).toBe(single.length);
     expect(Buffer.compare(parallel, single)).not.toBe(0);
     const [one, parts] = [await decodeAudio(single, 'mp3'), await decodeAudio(parallel, 'mp3')];
-    expect(parts.channels[0].length).toBe(one.channels[0].length);
-    const delayMs = (MP3_ENCODER_DELAY_SAMPLES * 1000) / rate;
+    expect(parts.channels[0].length).toBe(pcm.length / channelCount);
     for (const [channel, freq] of [[0, 1000], [1, 1500]] as const) {
       const expected = tones.filter(([c, f]) => f === freq && (c === channel || channelCount === 1));
       // LAME leaves faint tails (about -30 dBFS) after a hard tone stop, in one encoder's file as in parts'.
       const bursts = findBursts(parts.channels[Math.min(channel, channelCount - 1)], rate, freq, { minAmplitude: 0.05 });
       expect(bursts).toHaveLength(expected.length);
       bursts.forEach((burst, i) => {
-        expect(Math.abs(burst.startMs - delayMs - expected[i][2])).toBeLessThan(1);
-        expect(Math.abs(burst.endMs - delayMs - expected[i][3])).toBeLessThan(1.5);
+        expect(Math.abs(burst.startMs - expected[i][2])).toBeLessThan(1);
+        expect(Math.abs(burst.endMs - expected[i][3])).toBeLessThan(1.5);
       });
     }
     // A bad join clicks: its error against the input would stand out from the coding noise.
     const worstError = ({ channels }: { channels: Float32Array[] }) => {
       let worst = 0;
       for (let c = 0; c < channelCount; c++) {
-        for (let i = 0; i < pcm.length / channelCount; i++) worst = Math.max(worst, Math.abs(channels[c][i + MP3_ENCODER_DELAY_SAMPLES] - pcm[i * channelCount + c] / 32768));
+        for (let i = 0; i < pcm.length / channelCount; i++) worst = Math.max(worst, Math.abs(channels[c][i] - pcm[i * channelCount + c] / 32768));
       }
       return worst;
     };

@@ -1,4 +1,4 @@
-import { blockShape, checkFrame, findJoin, infoFrame, infoFrameBytes, joinAt, mainDataBegin, mp3Layout, reservoirFrames } from '../../media/encoders/mp3-frame.js';
+import { blockShape, checkFrame, findJoin, infoFrame, infoFrameBytes, joinAt, LAME_ENCODER_DELAY, mainDataBegin, mp3Layout, reservoirFrames } from '../../media/encoders/mp3-frame.js';
 import type { Mp3Layout } from '../../media/encoders/mp3-frame.js';
 
 const STEREO_8K = mp3Layout(8000, 2, 32_000); // 288-byte frames, 21 bytes of header and side information
@@ -128,9 +128,10 @@ describe('joinAt', () => {
 test.each([
   ['8 kHz stereo', STEREO_8K],
   ['16 kHz mono', MONO_16K],
-])('the Info frame (%s) carries frame count, byte count and a seek table', (_, layout) => {
+])('the Info frame (%s) carries frame count, byte count, seek table and the gapless delay and padding', (_, layout) => {
   const frames = 1000;
-  const info = infoFrame(layout, frames);
+  const samples = frames * 576 - 576 - 300;
+  const info = infoFrame(layout, frames, samples);
   expect(info.length).toBe(infoFrameBytes(layout));
   expect(info[0]).toBe(0xff);
   expect(info[1]).toBe(layout.sampleRate === 8000 ? 0xe3 : 0xf3);
@@ -139,7 +140,7 @@ test.each([
   expect(info.subarray(4, layout.payloadOffset).every((b) => b === 0)).toBe(true);
   const tag = Buffer.from(info.subarray(layout.payloadOffset));
   expect(tag.toString('latin1', 0, 4)).toBe('Info');
-  expect(tag.readUInt32BE(4)).toBe(7);
+  expect(tag.readUInt32BE(4)).toBe(0xf);
   expect(tag.readUInt32BE(8)).toBe(frames);
   const total = info.length + frames * layout.frameBytes;
   expect(tag.readUInt32BE(12)).toBe(total);
@@ -147,4 +148,24 @@ test.each([
   expect(toc[0]).toBe(Math.floor((256 * info.length) / total));
   expect(toc[50]).toBe(Math.floor((256 * (info.length + 500 * layout.frameBytes)) / total));
   expect(toc.every((v, i) => i === 0 || v >= toc[i - 1])).toBe(true);
+  // The LAME tag: encoder, then 12 bits of delay and 12 of padding, and a CRC-16 of all before it.
+  const lame = tag.subarray(120);
+  expect(lame.toString('latin1', 0, 9)).toBe('LAME3.100');
+  expect(lame[20]).toBe((layout.frameBytes * layout.sampleRate) / 72 / 1000);
+  expect((lame[21] << 4) | (lame[22] >> 4)).toBe(LAME_ENCODER_DELAY);
+  expect(((lame[22] & 0xf) << 8) | lame[23]).toBe(300);
+  expect(lame.readUInt32BE(28)).toBe(total);
+  let crc = 0;
+  for (const byte of info.subarray(0, layout.payloadOffset + 120 + 34)) {
+    crc ^= byte;
+    for (let bit = 0; bit < 8; bit++) crc = crc & 1 ? (crc >>> 1) ^ 0xa001 : crc >>> 1;
+  }
+  expect(lame.readUInt16BE(34)).toBe(crc);
+});
+
+test('the Info frame of an empty recording, and sample counts frames cannot hold', () => {
+  const lame = infoFrame(STEREO_8K, 0, 0).subarray(STEREO_8K.payloadOffset + 120);
+  expect([...lame.subarray(21, 24)]).toEqual([0, 0, 0]); // no delay, no padding
+  expect(() => infoFrame(STEREO_8K, 10, 10 * 576)).toThrow(expect.objectContaining({ code: 'ERR_MP3_FRAME' }));
+  expect(() => infoFrame(STEREO_8K, 10, 100)).toThrow(expect.objectContaining({ code: 'ERR_MP3_FRAME' }));
 });
