@@ -1,9 +1,10 @@
-import { AudioSample, AudioSampleSource, EncodedAudioPacketSource, OggOutputFormat, Output, StreamTarget, WavOutputFormat } from 'mediabunny';
+import { AudioSampleSource, EncodedAudioPacketSource, OggOutputFormat, Output, StreamTarget, WavOutputFormat } from 'mediabunny';
 import type { StreamTargetChunk } from 'mediabunny';
 import { CallrecError } from '../../src/errors.js';
 import type { RecordingFormat } from '../types.js';
 import { encodeMp3 } from './mp3.js';
 import { addOpusPackets } from './opus.js';
+import { addPcm } from './pcm-samples.js';
 
 /** Content types of finished recordings, by format. */
 export const MIME_TYPES: Record<RecordingFormat, string> = {
@@ -43,25 +44,6 @@ export interface EncodedChunk {
   data: Uint8Array;
 }
 
-async function addPcm(target: AudioSampleSource, source: PcmSource, chunks: AsyncIterable<Int16Array>): Promise<void> {
-  let frames = 0;
-  for await (const chunk of chunks) {
-    const sample = new AudioSample({
-      data: chunk,
-      format: 's16',
-      numberOfChannels: source.channels,
-      sampleRate: source.sampleRate,
-      timestamp: frames / source.sampleRate,
-    });
-    frames += chunk.length / source.channels;
-    try {
-      await target.add(sample);
-    } finally {
-      sample.close();
-    }
-  }
-}
-
 /** Muxes WAV or Ogg/Opus with mediabunny (MP3 has its own path, {@link encodeMp3}). */
 async function produce(output: Output, format: 'wav' | 'ogg', source: PcmSource): Promise<void> {
   const chunks = 'chunks' in source ? source.chunks : source.read(0, source.frames);
@@ -74,7 +56,7 @@ async function produce(output: Output, format: 'wav' | 'ogg', source: PcmSource)
     const samples = new AudioSampleSource({ codec: 'pcm-s16' });
     output.addAudioTrack(samples);
     await output.start();
-    await addPcm(samples, source, chunks);
+    for await (const _ of addPcm(samples, source.sampleRate, source.channels, chunks));
   }
   await output.finalize();
 }

@@ -1,5 +1,5 @@
 import { registerMp3Encoder } from '@mediabunny/mp3-encoder';
-import { AudioSample, AudioSampleSource, Mp3OutputFormat, NullTarget, Output, Quality } from 'mediabunny';
+import { AudioSampleSource, Mp3OutputFormat, NullTarget, Output, Quality } from 'mediabunny';
 import { CallrecError } from '../../src/errors.js';
 import type { EncodedChunk, PcmSource } from './index.js';
 import {
@@ -13,6 +13,7 @@ import {
   reservoirFrames,
   type Mp3Layout,
 } from './mp3-frame.js';
+import { addPcm } from './pcm-samples.js';
 
 /** MP3 bits per second per channel: 8 kHz is MPEG-2.5 and 16 kHz MPEG-2, both plenty for speech at these rates. */
 const BITRATE_PER_CHANNEL: Record<number, number> = { 8000: 16_000, 16000: 24_000 };
@@ -106,28 +107,20 @@ async function* lameFrames(chunks: AsyncIterable<Int16Array>, sampleRate: number
   // The muxer only drives the encoder; the frames are taken from it packet by packet.
   const output = new Output({ format: new Mp3OutputFormat({ xingHeader: false }), target: new NullTarget() });
   output.addAudioTrack(samples);
-  let state: 'idle' | 'started' | 'done' = 'idle';
+  await output.start();
+  let added = false;
+  let finalized = false;
   try {
-    let timestamp = 0;
-    for await (const chunk of chunks) {
-      if (state === 'idle') {
-        await output.start();
-        state = 'started';
-      }
-      const sample = new AudioSample({ data: chunk, format: 's16', numberOfChannels: channels, sampleRate, timestamp: timestamp / sampleRate });
-      timestamp += chunk.length / channels;
-      try {
-        await samples.add(sample);
-      } finally {
-        sample.close();
-      }
+    for await (const _ of addPcm(samples, sampleRate, channels, chunks)) {
+      added = true;
       yield* frames.splice(0);
     }
-    if (state === 'started') await output.finalize();
-    state = 'done';
+    // An output that got no audio cannot finalize (it would have no frame to write): there are none.
+    if (added) await output.finalize();
+    finalized = added;
     yield* frames.splice(0);
   } finally {
-    if (state === 'started') await output.cancel().catch(() => {});
+    if (!finalized) await output.cancel().catch(() => {});
   }
 }
 
