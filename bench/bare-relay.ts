@@ -2,8 +2,8 @@
  * The baseline for bridge mode: a bare relay that forwards every message between a provider
  * socket and an upstream runtime socket, verbatim, and does nothing else. Run as a child process
  * (announces `{ port }` over IPC); env `BENCH_UPSTREAM` is the runtime's URL. Latency through it
- * on the same traffic is what any relay costs here, so callrec's figure minus this one is what
- * callrec adds.
+ * on the same frames, at the same moment, is what any relay costs here, so callrec's figure minus
+ * this one is what callrec adds.
  */
 import type { AddressInfo } from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';

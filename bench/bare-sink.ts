@@ -1,7 +1,7 @@
 /**
  * The baseline the bench compares callrec with: a bare `ws` server that only `JSON.parse`s each
  * message, i.e. the least any media server must do with this traffic. Run as a child process
- * (announces `{ port }` over IPC) so its CPU is measured alone.
+ * (announces `{ port }` over IPC) so its CPU is measured on its own.
  */
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer } from 'ws';

@@ -1,7 +1,9 @@
 /**
  * `callrec bench`: the performance suite. callrec runs as a child process (so its CPU and memory
- * are its own, read from /proc), loaded by real-time Twilio calls from this process; a bare `ws`
- * sink takes the same traffic as the baseline, and a fake agent runtime answers bridge calls.
+ * are its own, read from /proc), loaded by real-time Twilio calls from this process. Each call is
+ * streamed at once to callrec and to a baseline (a bare `ws` sink, or in bridge mode a bare relay)
+ * so the two are compared on the same frames at the same moment; a fake agent runtime answers
+ * bridge calls.
  */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
@@ -13,7 +15,7 @@ import { Redis } from 'ioredis';
 import { createStore } from '../src/store/index.js';
 import { benchCrypto } from './crypto.js';
 import { benchMedia } from './media.js';
-import { blastCall, runLoad, type LoadOptions, type LoadResult } from './load.js';
+import { blastCall, runLoad, type LoadResult } from './load.js';
 import { cpuSeconds, firstMessage, freePort, rssBytes, startChild, waitForHttp, type Child } from './proc.js';
 
 export interface BenchOptions {
@@ -27,7 +29,7 @@ export interface BenchOptions {
    * load than the fork phases for the bare relay itself to stay out of saturation.
    */
   bridgeCalls: number;
-  /** Rounds of each comparison: a baseline run (bare sink, bare relay) then a callrec run, alternating. */
+  /** Rounds of each comparison (baseline and callrec side by side), pooled: more frames for the p99s and a spread to read. */
   rounds: number;
   /** Length of the time-to-ready call, min (streamed at max speed). */
   readyMinutes: number;
@@ -100,6 +102,11 @@ function pooled(runs: Float64Array[]): Float64Array {
     at += r.length;
   }
   return all.sort();
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)];
 }
 
 function quantile(sorted: Float64Array, q: number): number {
@@ -250,42 +257,39 @@ export async function runBench(opts: BenchOptions): Promise<{ rows: BenchRow[]; 
   try {
     const key = await provision(env.DATABASE_URL);
     const params = { agent_id: AGENT, token: key };
-    const ids = (phase: string, count = n) => Array.from({ length: count }, (_, i) => `bench-${run}-${phase}-${i}`);
+    const ids = (phase: string, count = n, from = 0) => Array.from({ length: count }, (_, i) => `bench-${run}-${phase}-${from + i}`);
 
     // 1–2. callrec in fork mode (workers off, so recording jobs do not run inside the measurement)
-    // against the baseline, a bare JSON.parse sink, on the same traffic. The two alternate over
-    // `rounds` rounds: a shared machine's speed drifts over minutes, and alternating puts both
-    // under the same drift.
+    // against the baseline, a bare JSON.parse sink, on the same traffic: every call is streamed
+    // to both at once, each frame to both at the same moment, so the two are measured over the
+    // same seconds of the same machine. Measured one after the other, as they once were, this
+    // shared machine's drift from minute to minute moved the ratio by a tenth between rounds.
     const sink = startChild(script('bare-sink'), [], {});
     children.push(sink);
-    const sinkPort = (await firstMessage<{ port: number }>(sink)).port;
+    const sinkUrl = `ws://127.0.0.1:${(await firstMessage<{ port: number }>(sink)).port}/media/twilio`;
     const callrec = await startCallrec(env, false);
     children.push(callrec.child);
     await sleep(1000);
     const idleRss = rssBytes(callrec.child.pid);
-    /** The highest RSS of each round. */
-    const rssPeaks: number[] = [];
+    const roundRss: number[][] = [];
     const sinkCpu: number[] = [];
     const forkCpu: number[] = [];
     const forkIds: string[] = [];
     const forkLoads: LoadResult[] = [];
-    let sinkLateTicks = 0;
     let forkHist: Awaited<ReturnType<typeof frameHistogram>> = [];
     for (let round = 0; round < opts.rounds; round++) {
-      note(`round ${round + 1}/${opts.rounds}: bare ws sink, then callrec fork: ${n} calls × ${seconds} s each`);
+      note(`round ${round + 1}/${opts.rounds}: fork, ${n} calls × ${seconds} s each, to a bare ws sink and to callrec at once`);
       const sinkMeter = cpuMeter(sink.pid);
-      const sinkLoad = await runLoad({ url: `ws://127.0.0.1:${sinkPort}/media/twilio`, callIds: ids(`sink${round}`), seconds, tracks: 'both', params, beforeFrames: () => sleep(500), onLoadStart: sinkMeter.start, onLoadEnd: sinkMeter.stop });
-      sinkCpu.push(sinkMeter.used);
-      sinkLateTicks += sinkLoad.lateTicks;
-
       const forkMeter = cpuMeter(callrec.child.pid);
       const roundIds = ids(`fork${round}`);
-      let rssPeak = 0;
+      /** RSS each second. */
+      const rss: number[] = [];
       let histStart: Awaited<ReturnType<typeof frameHistogram>> = [];
       forkLoads.push(
         await runLoad({
           url: callrec.wsUrl,
           callIds: roundIds,
+          paired: { url: sinkUrl, callIds: ids(`sink${round}`) },
           seconds,
           tracks: 'both',
           params,
@@ -293,84 +297,76 @@ export async function runBench(opts: BenchOptions): Promise<{ rows: BenchRow[]; 
             await waitRecording(callrec.baseUrl, key, roundIds);
             histStart = await frameHistogram(callrec.baseUrl);
           },
-          onLoadStart: forkMeter.start,
-          onLoadEnd: forkMeter.stop,
-          onSecond: () => void (rssPeak = Math.max(rssPeak, rssBytes(callrec.child.pid))),
+          onLoadStart: () => (forkMeter.start(), sinkMeter.start()),
+          onLoadEnd: () => (forkMeter.stop(), sinkMeter.stop()),
+          onSecond: () => void rss.push(rssBytes(callrec.child.pid)),
         }),
       );
-      const roundHist = bucketDelta(await frameHistogram(callrec.baseUrl), histStart);
-      forkHist = addBuckets(forkHist, roundHist);
+      forkHist = addBuckets(forkHist, bucketDelta(await frameHistogram(callrec.baseUrl), histStart));
+      sinkCpu.push(sinkMeter.used);
       forkCpu.push(forkMeter.used);
-      rssPeaks.push(rssPeak);
+      roundRss.push(rss);
       forkIds.push(...roundIds);
       await waitEnded(callrec.baseUrl, key, roundIds);
     }
     await sink.stop();
     const alignment = await callAlignment(callrec.baseUrl, key, forkIds);
 
-    // 3. Bridge mode: caller-only streams relayed to a fake agent runtime that talks back; first
-    // through a bare relay (what any relay costs on this machine), then through callrec.
+    // 3. Bridge mode: caller-only streams relayed to a fake agent runtime that talks back. Every
+    // call is streamed twice at once, each frame to both at the same moment: through a bare relay
+    // (what any relay costs on this machine) and through callrec. Side by side, the two are
+    // measured on the same frames under the same machine: run one after the other, as they once
+    // were, this machine's minute-to-minute drift moved their p99 difference by ±3 ms a round.
     const ticks = Math.round((seconds * 1000) / 20);
-    /** Runs bridge traffic at the endpoint `target` gives for a fresh runtime; returns delivery latencies. */
-    const bridgeTraffic = async (callIds: string[], target: (runtimeUrl: string) => Promise<string>, measure: Partial<LoadOptions>) => {
-      const runtime = startChild(script('fake-runtime'), [], { BENCH_CALLS: String(nb), BENCH_TICKS: String(ticks) });
+    const relayRuns: Float64Array[] = [];
+    const bridgeRuns: Float64Array[] = [];
+    const bridgeLoads: LoadResult[] = [];
+    let framesLost = 0;
+    let bridgeCpuUsed = 0;
+    let relayCpuUsed = 0;
+    let bridgeHist: Awaited<ReturnType<typeof frameHistogram>> = [];
+    for (let round = 0; round < opts.rounds; round++) {
+      note(`round ${round + 1}/${opts.rounds}: bridge, ${nb} calls × ${seconds} s each, through a bare relay and through callrec at once`);
+      // The runtime numbers calls by their id's last part: the relay's 0…nb−1, callrec's nb…2nb−1.
+      const runtime = startChild(script('fake-runtime'), [], { BENCH_CALLS: String(2 * nb), BENCH_TICKS: String(ticks) });
       children.push(runtime);
       const runtimeUrl = `ws://127.0.0.1:${(await firstMessage<{ port: number }>(runtime)).port}/`;
+      const relay = startChild(script('bare-relay'), [], { BENCH_UPSTREAM: runtimeUrl });
+      children.push(relay);
+      const relayUrl = `ws://127.0.0.1:${(await firstMessage<{ port: number }>(relay)).port}/`;
+      const bridgeMeter = cpuMeter(callrec.child.pid);
+      const relayMeter = cpuMeter(relay.pid);
+      const bridgeIds = ids(`bridge${round}`, nb, nb);
+      let histStart: Awaited<ReturnType<typeof frameHistogram>> = [];
       const load = await runLoad({
-        url: await target(runtimeUrl),
-        callIds,
+        url: relayUrl,
+        callIds: ids(`relay${round}`, nb),
+        paired: { url: callrec.wsUrl, callIds: bridgeIds },
         seconds,
         tracks: 'inbound',
         params: { ...params, agent_url: runtimeUrl },
         recordSendTimes: true,
-        ...measure,
-      });
-      runtime.process.send('report');
-      const { received } = await firstMessage<{ received: Float64Array }>(runtime);
-      await runtime.stop();
-      return { load, ...deliveryLatencies(received, load.sendTimes!) };
-    };
-
-    // The relay and callrec alternate over the rounds too: a p99 of a few ms is where this
-    // machine's own hiccups land, and alternating exposes both to the same ones.
-    const relayRuns: Float64Array[] = [];
-    const bridgeRuns: Float64Array[] = [];
-    const bridgeLoads: LoadResult[] = [];
-    let relayLost = 0;
-    let bridgeCpuUsed = 0;
-    let bridgeHist: Awaited<ReturnType<typeof frameHistogram>> = [];
-    for (let round = 0; round < opts.rounds; round++) {
-      note(`round ${round + 1}/${opts.rounds}: bare relay, then callrec bridge: ${nb} calls × ${seconds} s each`);
-      let relay: Child | undefined;
-      const relayed = await bridgeTraffic(
-        ids(`relay${round}`, nb),
-        async (runtimeUrl) => {
-          relay = startChild(script('bare-relay'), [], { BENCH_UPSTREAM: runtimeUrl });
-          children.push(relay);
-          return `ws://127.0.0.1:${(await firstMessage<{ port: number }>(relay)).port}/`;
-        },
-        { beforeFrames: () => sleep(500) },
-      );
-      await relay?.stop();
-      relayRuns.push(relayed.sorted);
-
-      const bridgeMeter = cpuMeter(callrec.child.pid);
-      const roundIds = ids(`bridge${round}`, nb);
-      let histStart: Awaited<ReturnType<typeof frameHistogram>> = [];
-      const bridged = await bridgeTraffic(roundIds, async () => callrec.wsUrl, {
         beforeFrames: async () => {
-          await waitRecording(callrec.baseUrl, key, roundIds);
+          await waitRecording(callrec.baseUrl, key, bridgeIds);
           histStart = await frameHistogram(callrec.baseUrl);
         },
-        onLoadStart: bridgeMeter.start,
-        onLoadEnd: bridgeMeter.stop,
+        onLoadStart: () => (bridgeMeter.start(), relayMeter.start()),
+        onLoadEnd: () => (bridgeMeter.stop(), relayMeter.stop()),
       });
       bridgeHist = addBuckets(bridgeHist, bucketDelta(await frameHistogram(callrec.baseUrl), histStart));
-      bridgeCpuUsed += bridgeMeter.used;
+      runtime.process.send('report');
+      const { received } = await firstMessage<{ received: Float64Array }>(runtime);
+      await Promise.all([runtime.stop(), relay.stop()]);
+      const half = nb * ticks;
+      const relayed = deliveryLatencies(received.subarray(0, half), load.sendTimes!.subarray(0, half));
+      const bridged = deliveryLatencies(received.subarray(half), load.sendTimes!.subarray(half));
+      relayRuns.push(relayed.sorted);
       bridgeRuns.push(bridged.sorted);
-      bridgeLoads.push(bridged.load);
-      relayLost += bridged.lost;
-      await waitEnded(callrec.baseUrl, key, roundIds);
+      bridgeLoads.push(load);
+      framesLost += relayed.lost + bridged.lost;
+      bridgeCpuUsed += bridgeMeter.used;
+      relayCpuUsed += relayMeter.used;
+      await waitEnded(callrec.baseUrl, key, bridgeIds);
     }
     await callrec.child.stop();
 
@@ -416,16 +412,19 @@ export async function runBench(opts: BenchOptions): Promise<{ rows: BenchRow[]; 
     const forkMs = perCallSecond(sum(forkCpu), n);
     const bareMs = perCallSecond(sum(sinkCpu), n);
     const roundRatios = forkCpu.map((cpu, r) => cpu / sinkCpu[r]);
-    const rssPerCall = (peak: number) => (peak - idleRss) / n / 1024;
-    const medianRss = rssPerCall([...rssPeaks].sort((a, b) => a - b)[Math.floor(rssPeaks.length / 2)]);
+    // A round's memory per call: its peak RSS over the node's idle RSS, shared out over the calls.
+    // Conservative: it also charges the calls with what V8 grew its heap to for their garbage.
+    const roundRssPerCall = roundRss.map((rss) => (Math.max(...rss) - idleRss) / n / 1024);
+    const medianRss = median(roundRssPerCall);
     const badCloses = (l: LoadResult) => l.closeCodes.filter((c) => c !== 1000 && c !== 1005).length;
     const forkCloses = sum(forkLoads.map(badCloses));
     const bridgeCloses = sum(bridgeLoads.map(badCloses));
     row('concurrent calls (each phase)', n, 'calls', '≥ 300', n >= 300);
     row('callrec CPU, fork', forkMs, 'ms CPU per call-second');
     row(`callrec CPU, bridge (${nb} calls)`, perCallSecond(bridgeCpuUsed, nb), 'ms CPU per call-second');
+    row('bare relay CPU on the same calls', perCallSecond(relayCpuUsed, nb), 'ms CPU per call-second');
     row('bare ws sink CPU (JSON.parse only)', bareMs, 'ms CPU per call-second');
-    row(`callrec fork / bare sink CPU (${opts.rounds} alternating rounds)`, forkMs / bareMs, '×', '≤ 1.5', forkMs / bareMs <= 1.5);
+    row(`callrec fork / bare sink CPU (side by side, ${opts.rounds} rounds)`, forkMs / bareMs, '×', '≤ 1.5', forkMs / bareMs <= 1.5);
     row('… lowest / highest round', Math.min(...roundRatios), `× / ${Math.max(...roundRatios).toFixed(2)} ×`);
     row('callrec busy share of one core (fork)', (sum(forkCpu) / opts.rounds / seconds) * 100, '%');
     row('p99 frame processing, fork', histogramQuantile(forkHist, 0.99) * 1e6, 'µs');
@@ -438,16 +437,16 @@ export async function runBench(opts: BenchOptions): Promise<{ rows: BenchRow[]; 
     row('bare relay delivery latency p50 / p99', quantile(relayed, 0.5) / 1000, `ms / ${(relayP99 / 1000).toFixed(2)} ms`);
     row('callrec bridge delivery latency p50', quantile(bridged, 0.5) / 1000, 'ms');
     row('callrec bridge delivery latency p99', bridgeP99 / 1000, 'ms');
-    row(`added forwarding latency p99 (callrec − bare relay, ${opts.rounds} alternating rounds)`, (bridgeP99 - relayP99) / 1000, 'ms', '< 1', bridgeP99 - relayP99 < 1000);
+    row(`added forwarding latency p99 (callrec − bare relay, side by side, ${opts.rounds} rounds)`, (bridgeP99 - relayP99) / 1000, 'ms', '< 1', bridgeP99 - relayP99 < 1000);
     row('… per round, in order', addedPerRound[0], `ms … ${addedPerRound.slice(1).map((v) => v.toFixed(2)).join(', ')} ms`);
-    row('bridge caller frames not relayed', relayLost, 'frames', '0', relayLost === 0);
+    row('bridge caller frames not relayed (either path)', framesLost, 'frames', '0', framesLost === 0);
     row('frames dropped (fork, all calls)', alignment.dropped, 'frames', '0', alignment.dropped === 0 && alignment.missing === 0);
     row('frames late, put in place (fork)', alignment.late, 'frames');
     row('calls closed with an error code', forkCloses + bridgeCloses, 'calls', '0', forkCloses + bridgeCloses === 0);
-    row('generator ticks over 20 ms late', sinkLateTicks + sum([...forkLoads, ...bridgeLoads].map((l) => l.lateTicks)), 'ticks');
+    row('generator ticks over 20 ms late', sum([...forkLoads, ...bridgeLoads].map((l) => l.lateTicks)), 'ticks');
     row('RSS idle', idleRss / 2 ** 20, 'MiB');
-    row('RSS per active call (median round)', medianRss, 'KiB', '≤ 256', medianRss <= 256);
-    row('… per round, in order', rssPerCall(rssPeaks[0]), `KiB … ${rssPeaks.slice(1).map((p) => rssPerCall(p).toFixed(0)).join(', ')} KiB`);
+    row('RSS per active call (peak above idle, median round)', medianRss, 'KiB', '≤ 256', medianRss <= 256);
+    row('… per round, in order', roundRssPerCall[0], `KiB … ${roundRssPerCall.slice(1).map((v) => v.toFixed(0)).join(', ')} KiB`);
     row(`time to ready (${readyMinutes}-min stereo call)`, readySeconds, `s (${readyStatus})`, '≤ 3', readyStatus === 'ready' && readySeconds <= 3);
     for (const m of [...media, ...crypto]) {
       if (m.name.startsWith('time to first byte')) row(m.name, m.value, m.unit, '< 50', m.value < 50);

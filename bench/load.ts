@@ -74,6 +74,13 @@ export interface LoadOptions {
   onSecond?: () => void;
   /** Keep each frame's send time (µs, CLOCK_MONOTONIC) at `call * ticks + tick`. */
   recordSendTimes?: boolean;
+  /**
+   * Stream every call a second time, to this endpoint as these calls: each frame goes to both
+   * at the same moment (which first alternates by tick), so two servers are measured on the
+   * same frames under the same machine load. Their send times follow the first calls'
+   * (`(n + call) * ticks + tick`), and so do their close codes.
+   */
+  paired?: { url: string; callIds: string[] };
 }
 
 export interface LoadResult {
@@ -89,20 +96,25 @@ export interface LoadResult {
 export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   const n = opts.callIds.length;
   const tracks = opts.tracks === 'both' ? ['inbound', 'outbound'] : ['inbound'];
-  const sockets = await Promise.all(
-    opts.callIds.map(async (callId) => {
-      const ws = new WebSocket(opts.url, { perMessageDeflate: false });
-      await once(ws, 'open');
-      ws.on('error', () => {}); // failures show as close codes
-      for (const m of startMessages(callId, tracks, opts.params)) ws.send(m);
-      return ws;
-    }),
-  );
+  const open = (url: string, callIds: string[]) =>
+    Promise.all(
+      callIds.map(async (callId) => {
+        const ws = new WebSocket(url, { perMessageDeflate: false });
+        await once(ws, 'open');
+        ws.on('error', () => {}); // failures show as close codes
+        for (const m of startMessages(callId, tracks, opts.params)) ws.send(m);
+        return ws;
+      }),
+    );
+  if (opts.paired && opts.paired.callIds.length !== n) throw new Error('paired calls must match the calls one for one');
+  const sockets = [...(await open(opts.url, opts.callIds)), ...(opts.paired ? await open(opts.paired.url, opts.paired.callIds) : [])];
   const closed = sockets.map((ws) => once(ws, 'close').then(([code]) => code as number));
   await opts.beforeFrames?.();
 
   const ticks = Math.round((opts.seconds * 1000) / FRAME_MS);
-  const sendTimes = opts.recordSendTimes ? new Float64Array(n * ticks) : null;
+  const sendTimes = opts.recordSendTimes ? new Float64Array(sockets.length * ticks) : null;
+  /** The sockets of call `c`, in the order this tick sends to them. */
+  const copies = opts.paired ? (c: number, tick: number) => (tick & 1 ? [c + n, c] : [c, c + n]) : (c: number) => [c];
   let framesSent = 0;
   let lateTicks = 0;
   opts.onLoadStart?.();
@@ -132,12 +144,14 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
           };
         }
         for (let c = slot % PHASES; c < n; c += PHASES) {
-          const ws = sockets[c];
-          if (ws.readyState !== WebSocket.OPEN) continue;
-          if (sendTimes) sendTimes[c * ticks + tick] = Number(process.hrtime.bigint() / 1000n);
-          ws.send(messages.inbound, TEXT);
-          if (messages.outbound) ws.send(messages.outbound, TEXT);
-          framesSent += messages.outbound ? 2 : 1;
+          for (const s of copies(c, tick)) {
+            const ws = sockets[s];
+            if (ws.readyState !== WebSocket.OPEN) continue;
+            if (sendTimes) sendTimes[s * ticks + tick] = Number(process.hrtime.bigint() / 1000n);
+            ws.send(messages.inbound, TEXT);
+            if (messages.outbound) ws.send(messages.outbound, TEXT);
+            framesSent += messages.outbound ? 2 : 1;
+          }
         }
       }
       if (slot >= slots) return resolve();

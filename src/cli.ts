@@ -141,7 +141,7 @@ program
   .option('--calls <n>', 'concurrent calls', positiveInt, 100)
   .option('--seconds <n>', 'length of each call, s', positiveInt, 20)
   .option('--bridge-calls <n>', 'concurrent calls in the bridge (latency) phases', positiveInt, 100)
-  .option('--rounds <n>', 'rounds of each comparison, baseline and callrec alternating', positiveInt, 3)
+  .option('--rounds <n>', 'rounds of each comparison (baseline and callrec side by side)', positiveInt, 3)
   .option('--ready-minutes <n>', 'length of the time-to-ready call, min', positiveInt, 10)
   .option('--out <file>', 'results file', 'bench/results.json')
   .action(async (opts: { calls: number; bridgeCalls: number; seconds: number; rounds: number; readyMinutes: number; out: string }) => {
