@@ -1,3 +1,4 @@
+import { NO_POOL, type BufferPool } from './buffer-pool.js';
 import type { Decoder } from './codec.js';
 import type { LegStats } from './types.js';
 
@@ -9,6 +10,8 @@ export interface LegBufferOptions {
   capacity: number;
   /** Absolute position of the first sample `read` will emit (default 0). */
   start?: number;
+  /** Where the ring's memory comes from, and goes back to on `release`. */
+  pool?: BufferPool;
 }
 
 /**
@@ -21,11 +24,12 @@ export class LegBuffer {
   readonly capacity: number;
   readonly stats: LegStats = { framesPlaced: 0, framesLate: 0, framesDuplicate: 0, framesDropped: 0, gapSamples: 0 };
 
-  private readonly samples: Int16Array;
+  private samples: Int16Array;
   // One byte per sample rather than one bit: it costs 1 byte per slot against 2 for the sample
   // itself, and keeps the per-sample test a plain load instead of shift-and-mask arithmetic.
-  private readonly written: Uint8Array;
+  private written: Uint8Array;
   private readonly slotMask: number;
+  private readonly pool: BufferPool;
   private flushedAt: number;
   private highWaterAt: number;
   /** Every position in `[flushedAt, filledTo)` has been written: `read` copies it in bulk. */
@@ -35,8 +39,9 @@ export class LegBuffer {
     if (!(options.capacity >= 1)) throw new RangeError(`capacity must be at least 1, got ${options.capacity}`);
     this.capacity = 2 ** Math.ceil(Math.log2(options.capacity));
     this.slotMask = this.capacity - 1;
-    this.samples = new Int16Array(this.capacity);
-    this.written = new Uint8Array(this.capacity);
+    this.pool = options.pool ?? NO_POOL;
+    this.samples = new Int16Array(this.pool.take(this.capacity * 2));
+    this.written = new Uint8Array(this.pool.take(this.capacity));
     this.flushedAt = this.highWaterAt = this.filledTo = options.start ?? 0;
   }
 
@@ -169,6 +174,17 @@ export class LegBuffer {
     if (from >= this.highWaterAt) return;
     this.forget(from, this.highWaterAt);
     this.highWaterAt = from;
+  }
+
+  /**
+   * Gives the ring's memory back to its pool. The buffer holds nothing afterwards: a stray write
+   * or read cannot reach the memory's next owner.
+   */
+  release(): void {
+    this.pool.give(this.samples.buffer as ArrayBuffer);
+    this.pool.give(this.written.buffer as ArrayBuffer);
+    this.samples = new Int16Array(0);
+    this.written = new Uint8Array(0);
   }
 
   private forget(from: number, to: number): void {

@@ -5,6 +5,7 @@ import type { Duplex } from 'node:stream';
 import type { IncomingMessage } from 'node:http';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import { WebSocketServer } from 'ws';
+import { BufferPool } from '../media/buffer-pool.js';
 import { startWorkers } from '../workers/index.js';
 import { apiPlugin } from './api/index.js';
 import { RedisCallControl } from './calls/control-bus.js';
@@ -112,6 +113,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     dataDir: config.dataDir,
     nodeId,
     jitterMs: opts.jitterMs,
+    buffers: new BufferPool(),
     metrics,
     prompts,
     enqueue: (job: Parameters<typeof enqueueRecording>[1]) => enqueueRecording(recordings, job),

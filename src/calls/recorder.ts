@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
+import type { BufferPool } from '../../media/buffer-pool.js';
 import { bytesPerSample, samplesIn } from '../../media/codec.js';
 import type { Leg, MediaFormat } from '../../media/types.js';
 import type { CallRecordingSettings } from '../agents/settings.js';
@@ -43,6 +44,7 @@ export interface RecorderContext {
   prompts: PromptCache;
   enqueue(job: RecordingJobData): Promise<unknown>;
   jitterMs?: number;
+  buffers: BufferPool;
   tenantId: string;
   callId: string;
   settings: CallRecordingSettings;
@@ -366,8 +368,9 @@ export class CallRecorder {
   #startCapture(outcome: ConsentRecord['outcome'], reason: string | null, startMs = this.#clockMs): void {
     const { store, settings, format, tenantId, callId, log } = this.#ctx;
     const spoolPath = path.join(this.#ctx.dataDir, 'spool', `${randomUUID()}.wav`);
-    const spool = new SpoolWriter(spoolPath, { sampleRate: format.sampleRate, channels: 2 });
-    const capture = new Capture({ format, spool, bridged: this.#ctx.bridged, jitterMs: this.#ctx.jitterMs, startMs });
+    const pool = this.#ctx.buffers;
+    const spool = new SpoolWriter(spoolPath, { sampleRate: format.sampleRate, channels: 2, pool });
+    const capture = new Capture({ format, spool, bridged: this.#ctx.bridged, jitterMs: this.#ctx.jitterMs, startMs, pool });
     const recordingId = store.recordings
       .create({ tenantId, callId, format: settings.format, channels: settings.dual_channel ? 2 : 1, sampleRate: format.sampleRate, storageDays: settings.storage_days, status: 'recording', spoolPath })
       .then((recording) => recording.id);

@@ -12,6 +12,7 @@ import type { ProviderAdapter, ProviderEvent, StreamStart, UpgradeInfo, WireMess
 import type { RecordingJobData } from '../queue/recordings.js';
 import type { CallMode, Store } from '../store/index.js';
 import type { ControlAction, ControlResult } from './control.js';
+import type { BufferPool } from '../../media/buffer-pool.js';
 import { CallRecorder } from './recorder.js';
 import type { CallRegistry } from './registry.js';
 
@@ -29,6 +30,8 @@ export interface MediaContext {
   prompts: PromptCache;
   /** Jitter window for frame placement, ms. */
   jitterMs?: number;
+  /** The node's pool of call buffers (see `BufferPool`). */
+  buffers: BufferPool;
 }
 
 /** WebSocket close codes (RFC 6455 §7.4.1) for each way a stream can go wrong. */

@@ -1,3 +1,4 @@
+import { NO_POOL, type BufferPool } from '../../media/buffer-pool.js';
 import { decoderFor, samplesIn, type Decoder } from '../../media/codec.js';
 import { LegBuffer } from '../../media/leg-buffer.js';
 import { interleave } from '../../media/mix.js';
@@ -34,6 +35,8 @@ export interface CaptureOptions {
   maxJumpMs?: number;
   /** Bridge mode: most runtime audio held ahead of the caller's playback, in ms. */
   maxQueuedMs?: number;
+  /** Where the rings and work buffers come from; they go back when `finish` is done. */
+  pool?: BufferPool;
 }
 
 const BLOCK = 1024;
@@ -60,10 +63,11 @@ export class Capture {
   readonly #maxFrame: number;
   /** Largest step the clock takes at once, so released runtime audio always fits the agent ring. */
   readonly #step: number;
-  readonly #scratch: Int16Array;
-  readonly #left = new Int16Array(BLOCK);
-  readonly #right = new Int16Array(BLOCK);
-  readonly #stereo = new Int16Array(BLOCK * 2);
+  readonly #pool: BufferPool;
+  #scratch: Int16Array;
+  #left: Int16Array;
+  #right: Int16Array;
+  #stereo: Int16Array;
   /** Stream clock: end of the newest provider frame, in samples. */
   #clock: number;
   #flushed: number;
@@ -92,9 +96,13 @@ export class Capture {
     this.#maxFrame = MAX_FRAME_MS * perMs;
     const start = Math.round((opts.startMs ?? 0) * perMs);
     const capacity = this.#jitter + 2 * this.#maxFrame + 2 * BLOCK;
-    this.#legs = { caller: new LegBuffer({ capacity, start }), agent: new LegBuffer({ capacity, start }) };
+    const pool = (this.#pool = opts.pool ?? NO_POOL);
+    this.#legs = { caller: new LegBuffer({ capacity, start, pool }), agent: new LegBuffer({ capacity, start, pool }) };
     this.#step = this.#legs.caller.capacity - this.#jitter - this.#maxFrame - BLOCK;
-    this.#scratch = new Int16Array(this.#maxFrame);
+    this.#scratch = new Int16Array(pool.take(this.#maxFrame * 2));
+    this.#left = new Int16Array(pool.take(BLOCK * 2));
+    this.#right = new Int16Array(pool.take(BLOCK * 2));
+    this.#stereo = new Int16Array(pool.take(BLOCK * 4));
     this.#playout = opts.bridged ? new PlayoutQueue({ maxQueuedSamples: (opts.maxQueuedMs ?? 120_000) * perMs }) : null;
     this.#clock = this.#flushed = this.#start = start;
   }
@@ -160,7 +168,7 @@ export class Capture {
 
   /** Writes everything that has left the jitter window to disk. */
   flush(): Promise<void> {
-    this.#drain(this.#clock - this.#jitter);
+    if (!this.#finished) this.#drain(this.#clock - this.#jitter);
     return this.#spool.flush();
   }
 
@@ -170,8 +178,17 @@ export class Capture {
       this.#finished = true;
       this.#drain(this.#clock);
       if (this.#playout) this.#unplayed += this.#playout.clear(this.#clock);
+      this.#release();
     }
     return this.#spool.close();
+  }
+
+  /** Every sample is in the spool now: the rings and work buffers go back to the pool. */
+  #release(): void {
+    this.#legs.caller.release();
+    this.#legs.agent.release();
+    for (const buffer of [this.#scratch, this.#left, this.#right, this.#stereo]) this.#pool.give(buffer.buffer as ArrayBuffer);
+    this.#scratch = this.#left = this.#right = this.#stereo = new Int16Array(0);
   }
 
   get alignment(): AlignmentReport {

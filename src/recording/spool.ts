@@ -1,6 +1,7 @@
 import { write as writeFd } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { NO_POOL, type BufferPool } from '../../media/buffer-pool.js';
 import { CallrecError } from '../errors.js';
 
 /**
@@ -34,13 +35,10 @@ export interface SpoolWriterOptions {
   channels: number;
   /** Pending audio is written once it reaches this many milliseconds (and on every `flush()`); default 1000. */
   flushMs?: number;
+  /** Where the pending buffer and each write's copy come from, and go back to. */
+  pool?: BufferPool;
 }
 
-/**
- * Appends interleaved PCM to a spool file. `append` only copies into a fixed pending buffer;
- * writes happen in the background, one at a time, in order. A write error (a full disk) is kept
- * and reported by `error`, `flush()` and `close()`; later audio is discarded, never reordered.
- */
 /**
  * One positioned write through the callback API: a spool writes every second for every live
  * call, and `FileHandle.write`'s promise machinery costs measurably more per call (bench).
@@ -49,10 +47,17 @@ function writeAt(fd: number, chunk: Buffer, position: number): Promise<void> {
   return new Promise((resolve, reject) => writeFd(fd, chunk, 0, chunk.length, position, (err) => (err ? reject(err) : resolve())));
 }
 
+/**
+ * Appends interleaved PCM to a spool file. `append` only copies into a fixed pending buffer;
+ * writes happen in the background, one at a time, in order. A write error (a full disk) is kept
+ * and reported by `error`, `flush()` and `close()`; later audio is discarded, never reordered.
+ */
+
 export class SpoolWriter {
   readonly path: string;
   readonly sampleRate: number;
   readonly channels: number;
+  readonly #pool: BufferPool;
   #pending: Buffer;
   #pendingBytes = 0;
   #fileBytes = HEADER_BYTES;
@@ -72,7 +77,8 @@ export class SpoolWriter {
     this.path = file;
     this.sampleRate = opts.sampleRate;
     this.channels = opts.channels;
-    this.#pending = Buffer.allocUnsafe(Math.ceil((opts.sampleRate * opts.flushMs) / 1000) * opts.channels * 2);
+    this.#pool = opts.pool ?? NO_POOL;
+    this.#pending = this.#take(Math.ceil((opts.sampleRate * opts.flushMs) / 1000) * opts.channels * 2);
     this.#writing = (async () => {
       await fs.mkdir(path.dirname(file), { recursive: true });
       this.#handle = await fs.open(file, 'wx', 0o600);
@@ -117,21 +123,27 @@ export class SpoolWriter {
 
   #startWrite(): void {
     if (this.#pendingBytes === 0) return;
-    // A write of its own copy, so `append` can go on filling the pending buffer meanwhile:
-    // one small allocation per flush (about once a second), none per frame.
-    const chunk = Buffer.from(this.#pending.subarray(0, this.#pendingBytes));
+    // A write of its own copy, so `append` can go on filling the pending buffer meanwhile. The
+    // copy is back in the pool once written (within milliseconds), so a node's calls share a few.
+    const copy = this.#take(this.#pending.length);
+    const chunk = copy.subarray(0, this.#pending.copy(copy, 0, 0, this.#pendingBytes));
     this.#pendingBytes = 0;
     const position = this.#fileBytes;
     this.#fileBytes += chunk.length;
     this.#writing = this.#writing.then(async () => {
-      if (this.#error) return;
       try {
-        await writeAt(this.#handle!.fd, chunk, position);
+        if (!this.#error) await writeAt(this.#handle!.fd, chunk, position);
       } catch (err) {
         this.#error = err as Error;
         this.#fileBytes = position;
+      } finally {
+        this.#pool.give(copy.buffer as ArrayBuffer);
       }
     });
+  }
+
+  #take(bytes: number): Buffer {
+    return Buffer.from(this.#pool.take(bytes));
   }
 
   /** Writes what is pending, fills in the WAV sizes, syncs and closes. Returns the frame count. */
@@ -139,6 +151,8 @@ export class SpoolWriter {
     if (this.#closed) throw new CallrecError('ERR_SPOOL_CLOSED', 'spool is closed');
     this.#startWrite();
     this.#closed = true;
+    this.#pool.give(this.#pending.buffer as ArrayBuffer);
+    this.#pending = Buffer.alloc(0);
     await this.#writing;
     const handle = this.#handle;
     if (!handle) return 0; // never created: the error says why

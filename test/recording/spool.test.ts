@@ -1,0 +1,78 @@
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { readSpool, readSpoolInfo, SpoolWriter } from '../../src/recording/spool.js';
+
+let dir: string;
+beforeEach(async () => {
+  dir = await fs.mkdtemp(path.join(os.tmpdir(), 'callrec-spool-'));
+});
+afterEach(async () => {
+  await fs.rm(dir, { recursive: true, force: true });
+});
+
+/** `frames` stereo frames whose every sample says where it is (frame index, channel), so a misplaced byte shows. */
+function pattern(from: number, frames: number): Int16Array {
+  const pcm = new Int16Array(frames * 2);
+  for (let f = 0; f < frames; f++) {
+    pcm[2 * f] = (from + f) % 30_000;
+    pcm[2 * f + 1] = -((from + f) % 30_000);
+  }
+  return pcm;
+}
+
+async function readAll(file: string): Promise<Int16Array> {
+  const info = await readSpoolInfo(file);
+  const parts: Int16Array[] = [];
+  for await (const chunk of readSpool(file, info)) parts.push(chunk.slice());
+  const all = new Int16Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    all.set(p, at);
+    at += p.length;
+  }
+  return all;
+}
+
+test('audio appended while earlier audio is being written lands in order, byte for byte', async () => {
+  const file = path.join(dir, 'spool', 'a.wav');
+  // 100 ms buffers: each append below fills several, so writes queue behind each other and
+  // appending goes on into one buffer while the others are on their way to disk.
+  const spool = new SpoolWriter(file, { sampleRate: 8000, channels: 2, flushMs: 100 });
+  let frames = 0;
+  const flushes: Array<Promise<void>> = [];
+  for (const n of [1, 799, 800, 2500, 13, 4000, 160, 160, 7]) {
+    spool.append(pattern(frames, n), n);
+    frames += n;
+    // Not awaited: the next append must not wait for the disk.
+    if (frames % 2) flushes.push(spool.flush());
+  }
+  await Promise.all(flushes);
+  expect(await spool.close()).toBe(frames);
+  expect(spool.error).toBeNull();
+  expect(await readAll(file)).toEqual(pattern(0, frames));
+});
+
+test('what was flushed is on disk, readable as a spool, before the spool is closed', async () => {
+  const file = path.join(dir, 'b.wav');
+  const spool = new SpoolWriter(file, { sampleRate: 8000, channels: 2 });
+  spool.append(pattern(0, 12_345), 12_345);
+  await spool.flush();
+  // The header still says "size unknown", as a crash would leave it.
+  expect((await readSpoolInfo(file)).frames).toBe(12_345);
+  expect(await readAll(file)).toEqual(pattern(0, 12_345));
+  spool.append(pattern(12_345, 100), 100);
+  expect(await spool.close()).toBe(12_445);
+  expect(await readAll(file)).toEqual(pattern(0, 12_445));
+});
+
+test('a spool that cannot be created reports why, and takes no more audio', async () => {
+  const file = path.join(dir, 'c.wav');
+  await fs.writeFile(file, 'taken');
+  const spool = new SpoolWriter(file, { sampleRate: 8000, channels: 2 });
+  spool.append(pattern(0, 8000), 8000);
+  await expect(spool.flush()).rejects.toMatchObject({ code: 'EEXIST' });
+  expect(await spool.close()).toBe(0);
+  expect(spool.error).toMatchObject({ code: 'EEXIST' });
+  expect(await fs.readFile(file, 'utf8')).toBe('taken');
+});
