@@ -1,5 +1,6 @@
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { decoderFor, encoderFor } from '../media/codec.js';
 import { encodeRecording, type PcmFile } from '../media/encoders/index.js';
 import { LegBuffer } from '../media/leg-buffer.js';
@@ -29,25 +30,49 @@ function stereoSignal(seconds: number): Int16Array {
   return pcm;
 }
 
-/** `pcm` as a spool reads: chunks of 8192 frames from any frame. */
+/** `pcm` as a spool reads: chunks of 8192 frames from any frame, the event loop getting a turn before each as a file read gives it. */
 function asFile(pcm: Int16Array): PcmFile {
   return {
     sampleRate: RATE,
     channels: 2,
     frames: pcm.length / 2,
     async *read(start, end) {
-      for (let f = start; f < end; f += 8192) yield pcm.subarray(2 * f, 2 * Math.min(end, f + 8192));
+      for (let f = start; f < end; f += 8192) {
+        await nextTurn();
+        yield pcm.subarray(2 * f, 2 * Math.min(end, f + 8192));
+      }
     },
   };
 }
 
-async function benchEncode(name: string, format: RecordingFormat, pcm: Int16Array, threads: number): Promise<BenchResult> {
+/** A 1 ms timer's tick that comes this late, ms, is a stall: the event loop was held. */
+const STALL_MS = 2;
+
+/**
+ * Encodes `pcm`; returns its speed (× real time) and how the event loop fared meanwhile: the
+ * stalls of a 1 ms timer, and the longest. An encode inside `callrec serve` holds up every live
+ * call's media for as long.
+ */
+async function benchEncode(format: RecordingFormat, pcm: Int16Array, threads: number): Promise<{ speed: number; stalls: number; longestMs: number }> {
+  let stalls = 0;
+  let longestMs = 0;
+  let tick = performance.now();
+  const timer = setInterval(() => {
+    const now = performance.now();
+    if (now - tick > STALL_MS) stalls++;
+    longestMs = Math.max(longestMs, now - tick);
+    tick = now;
+  }, 1);
   const started = performance.now();
   let bytes = 0;
-  for await (const { data } of encodeRecording(format, asFile(pcm), { threads })) bytes += data.length;
+  try {
+    for await (const { data } of encodeRecording(format, asFile(pcm), { threads })) bytes += data.length;
+  } finally {
+    clearInterval(timer);
+  }
   const seconds = (performance.now() - started) / 1000;
   if (bytes === 0) throw new Error(`${format} encoder produced nothing`);
-  return { name, value: pcm.length / 2 / RATE / seconds, unit: '× real time' };
+  return { speed: pcm.length / 2 / RATE / seconds, stalls, longestMs };
 }
 
 /** The capture frame path for one call: μ-law decode → LegBuffer.write per leg → read both → interleave. */
@@ -88,14 +113,24 @@ function benchFramePath(): BenchResult[] {
 
 /**
  * Media performance suite: encoder speed per format on a minute of 8 kHz stereo (one encoder),
- * MP3 on a 10-minute call in as many parts as there are CPUs, and capture frame-path throughput.
+ * MP3 on a 10-minute call in as many parts as there are CPUs, how long each format's encode of
+ * that call holds the event loop, and capture frame-path throughput.
  */
 export async function benchMedia(): Promise<BenchResult[]> {
+  const formats = ['wav', 'mp3', 'ogg'] as const;
   const minute = stereoSignal(SECONDS);
   const results: BenchResult[] = [];
-  for (const format of ['wav', 'mp3', 'ogg'] as const) results.push(await benchEncode(`encode ${format} (8 kHz stereo)`, format, minute, 1));
+  for (const format of formats) {
+    results.push({ name: `encode ${format} (8 kHz stereo)`, value: (await benchEncode(format, minute, 1)).speed, unit: '× real time' });
+  }
   const threads = os.availableParallelism();
-  results.push(await benchEncode(`encode mp3, ${LONG_CALL_SECONDS / 60}-min call in ${threads} parts`, 'mp3', stereoSignal(LONG_CALL_SECONDS), threads));
+  const call = stereoSignal(LONG_CALL_SECONDS);
+  const minutes = LONG_CALL_SECONDS / 60;
+  for (const format of formats) {
+    const { speed, stalls, longestMs } = await benchEncode(format, call, threads);
+    if (format === 'mp3') results.push({ name: `encode mp3, ${minutes}-min call in ${threads} parts`, value: speed, unit: '× real time' });
+    results.push({ name: `event-loop stalls over ${STALL_MS} ms while a ${minutes}-min call encodes to ${format}`, value: stalls, unit: `(longest ${longestMs.toFixed(1)} ms)` });
+  }
   results.push(...benchFramePath());
   return results;
 }

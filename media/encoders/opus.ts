@@ -1,4 +1,5 @@
-import opus from '@discordjs/opus';
+import { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
 import { EncodedPacket } from 'mediabunny';
 import type { EncodedAudioPacketSource } from 'mediabunny';
 
@@ -27,10 +28,70 @@ function opusHead(channels: number, inputSampleRate: number): Uint8Array {
   return head;
 }
 
+/** Audio per message to the encoder thread: few enough messages to cost nothing, small enough to stream. */
+const BATCH_FRAMES = 50;
+
+// Runs in the encoder thread as CommonJS (a worker cannot load this TypeScript module under the
+// test runner); kept to libopus's synchronous calls. Batches come in order and go back in order.
+const OPUS_THREAD = `
+const { parentPort, workerData } = require('node:worker_threads');
+const { OpusEncoder } = require(workerData.addon);
+const encoder = new OpusEncoder(workerData.sampleRate, workerData.channels);
+encoder.setBitrate(workerData.bitrate);
+encoder.applyEncoderCTL(${OPUS_SET_SIGNAL}, ${OPUS_SIGNAL_VOICE});
+const frameBytes = workerData.frameLength * 2;
+parentPort.on('message', (pcm) => {
+  // A view, not a copy: the encoder reads s16 in host byte order, little-endian on every Node platform.
+  const bytes = Buffer.from(pcm.buffer, pcm.byteOffset, pcm.byteLength);
+  const packets = [];
+  for (let at = 0; at < bytes.length; at += frameBytes) packets.push(encoder.encode(bytes.subarray(at, at + frameBytes)));
+  parentPort.postMessage(packets);
+});
+`;
+
+/**
+ * libopus in a thread of its own: it encodes synchronously, about 0.1 ms per 20 ms frame here, and
+ * on the calling thread a long call's encode held the event loop (and with it every live call's
+ * media, when the worker runs inside `callrec serve`) in 2–5 ms stretches for seconds on end.
+ */
+class OpusThread {
+  readonly #worker: Worker;
+  readonly #waiting: Array<{ resolve(packets: Uint8Array[]): void; reject(err: Error): void }> = [];
+  #failure: Error | null = null;
+
+  constructor(sampleRate: number, channels: 1 | 2, frameLength: number) {
+    const addon = createRequire(import.meta.url).resolve('@discordjs/opus');
+    const bitrate = BITRATE_PER_CHANNEL[sampleRate] * channels;
+    this.#worker = new Worker(OPUS_THREAD, { eval: true, workerData: { addon, sampleRate, channels, bitrate, frameLength } });
+    this.#worker.on('message', (packets: Uint8Array[]) => this.#waiting.shift()?.resolve(packets));
+    const fail = (err: Error) => {
+      this.#failure ??= err;
+      for (const w of this.#waiting.splice(0)) w.reject(this.#failure);
+    };
+    this.#worker.on('error', fail);
+    this.#worker.on('exit', (code) => fail(new Error(`the Opus encoder thread stopped (exit code ${code})`)));
+  }
+
+  /** Encodes whole frames of interleaved PCM, one packet each. `pcm`'s memory moves to the thread. */
+  encode(pcm: Int16Array): Promise<Uint8Array[]> {
+    if (this.#failure) return Promise.reject(this.#failure);
+    return new Promise((resolve, reject) => {
+      this.#waiting.push({ resolve, reject });
+      this.#worker.postMessage(pcm, [pcm.buffer as ArrayBuffer]);
+    });
+  }
+
+  close(): Promise<number> {
+    this.#failure ??= new Error('the Opus encoder thread was closed');
+    return this.#worker.terminate();
+  }
+}
+
 /**
  * Encodes interleaved PCM into 20 ms Opus packets and adds them to `target`. Node has no
  * WebCodecs AudioEncoder, so mediabunny cannot encode Opus itself; libopus (via
- * @discordjs/opus) does it and mediabunny only muxes the packets into Ogg.
+ * @discordjs/opus, in a thread: see `OpusThread`) does it and mediabunny only muxes the packets
+ * into Ogg. Two batches are in flight at once, so muxing here overlaps encoding there.
  */
 export async function addOpusPackets(
   target: EncodedAudioPacketSource,
@@ -38,51 +99,62 @@ export async function addOpusPackets(
   channels: 1 | 2,
   chunks: AsyncIterable<Int16Array>,
 ): Promise<void> {
-  const encoder = new opus.OpusEncoder(sampleRate, channels);
-  encoder.setBitrate(BITRATE_PER_CHANNEL[sampleRate] * channels);
-  encoder.applyEncoderCTL(OPUS_SET_SIGNAL, OPUS_SIGNAL_VOICE);
-
-  const frameSamples = (sampleRate * FRAME_MS) / 1000;
-  const frame = new Int16Array(frameSamples * channels);
-  // A view, not a copy: the encoder reads s16 in host byte order, which is little-endian on every Node platform.
-  const frameBytes = Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength);
+  const frameLength = ((sampleRate * FRAME_MS) / 1000) * channels;
   const frameSeconds = FRAME_MS / 1000;
+  const encoder = new OpusThread(sampleRate, channels, frameLength);
+  const inFlight: Array<Promise<Uint8Array[]>> = [];
+  const batchLength = BATCH_FRAMES * frameLength;
+  let batch = new Int16Array(batchLength);
   let filled = 0;
   let packets = 0;
 
-  const emit = async (durationSeconds: number) => {
-    const packet = new EncodedPacket(encoder.encode(frameBytes), 'key', packets * frameSeconds, durationSeconds);
-    if (packets === 0) {
-      await target.add(packet, {
-        decoderConfig: { codec: 'opus', numberOfChannels: channels, sampleRate: OPUS_RATE, description: opusHead(channels, sampleRate) },
-      });
-    } else {
-      await target.add(packet);
+  /** Muxes the oldest batch in flight; its last packet lasts `lastSeconds`. */
+  const mux = async (lastSeconds = frameSeconds) => {
+    const encoded = await inFlight.shift()!;
+    for (let i = 0; i < encoded.length; i++) {
+      const duration = i === encoded.length - 1 ? lastSeconds : frameSeconds;
+      const packet = new EncodedPacket(encoded[i], 'key', packets * frameSeconds, duration);
+      if (packets === 0) {
+        await target.add(packet, {
+          decoderConfig: { codec: 'opus', numberOfChannels: channels, sampleRate: OPUS_RATE, description: opusHead(channels, sampleRate) },
+        });
+      } else {
+        await target.add(packet);
+      }
+      packets++;
     }
-    packets++;
   };
-
+  const send = async () => {
+    inFlight.push(encoder.encode(batch.subarray(0, filled)));
+    batch = new Int16Array(batchLength); // the last one's memory went to the thread
+    filled = 0;
+    if (inFlight.length > 1) await mux();
+  };
   const push = async (pcm: Int16Array) => {
-    let read = 0;
-    while (read < pcm.length) {
-      const take = Math.min(pcm.length - read, frame.length - filled);
-      frame.set(pcm.subarray(read, read + take), filled);
+    for (let read = 0; read < pcm.length; ) {
+      const take = Math.min(pcm.length - read, batchLength - filled);
+      batch.set(pcm.subarray(read, read + take), filled);
       filled += take;
       read += take;
-      if (filled === frame.length) {
-        await emit(frameSeconds);
-        filled = 0;
-      }
+      if (filled === batchLength) await send();
     }
   };
 
-  for await (const chunk of chunks) await push(chunk);
-  // The encoder's output lags its input by the pre-skip: feed that much silence so the end of the
-  // input comes out too (the decoder drops the same amount from the start, so nothing shifts).
-  await push(new Int16Array(((PRE_SKIP * sampleRate) / OPUS_RATE) * channels));
-  if (filled > 0) {
-    // Pad the last frame with silence; its shorter duration tells the muxer to trim the padding on decode.
-    frame.fill(0, filled);
-    await emit(filled / channels / sampleRate);
+  try {
+    for await (const chunk of chunks) await push(chunk);
+    // The encoder's output lags its input by the pre-skip: feed that much silence so the end of the
+    // input comes out too (the decoder drops the same amount from the start, so nothing shifts).
+    await push(new Int16Array(((PRE_SKIP * sampleRate) / OPUS_RATE) * channels));
+    // The last frame is padded with silence; its shorter duration tells the muxer to trim the padding on decode.
+    const partial = filled % frameLength;
+    const lastSeconds = partial === 0 ? frameSeconds : partial / channels / sampleRate;
+    if (partial > 0) filled += frameLength - partial; // the batch is zeroed past `filled`
+    if (filled > 0) inFlight.push(encoder.encode(batch.subarray(0, filled)));
+    while (inFlight.length > 1) await mux();
+    if (inFlight.length > 0) await mux(lastSeconds);
+  } finally {
+    // A failure elsewhere leaves batches in flight: their promises must not go unhandled.
+    for (const pending of inFlight) pending.catch(() => {});
+    await encoder.close();
   }
 }
