@@ -41,6 +41,7 @@ encoder.setBitrate(workerData.bitrate);
 encoder.applyEncoderCTL(${OPUS_SET_SIGNAL}, ${OPUS_SIGNAL_VOICE});
 const frameBytes = workerData.frameLength * 2;
 parentPort.on('message', (pcm) => {
+  if (pcm === null) return parentPort.close(); // nothing left to do: the thread ends
   // A view, not a copy: the encoder reads s16 in host byte order, little-endian on every Node platform.
   const bytes = Buffer.from(pcm.buffer, pcm.byteOffset, pcm.byteLength);
   const packets = [];
@@ -57,6 +58,7 @@ parentPort.on('message', (pcm) => {
 class OpusThread {
   readonly #worker: Worker;
   readonly #waiting: Array<{ resolve(packets: Uint8Array[]): void; reject(err: Error): void }> = [];
+  readonly #exited: Promise<void>;
   #failure: Error | null = null;
 
   constructor(sampleRate: number, channels: 1 | 2, frameLength: number) {
@@ -69,7 +71,12 @@ class OpusThread {
       for (const w of this.#waiting.splice(0)) w.reject(this.#failure);
     };
     this.#worker.on('error', fail);
-    this.#worker.on('exit', (code) => fail(new Error(`the Opus encoder thread stopped (exit code ${code})`)));
+    this.#exited = new Promise((resolve) =>
+      this.#worker.once('exit', (code) => {
+        fail(new Error(`the Opus encoder thread stopped (exit code ${code})`));
+        resolve();
+      }),
+    );
   }
 
   /** Encodes whole frames of interleaved PCM, one packet each. `pcm`'s memory moves to the thread. */
@@ -81,9 +88,15 @@ class OpusThread {
     });
   }
 
-  close(): Promise<number> {
+  /**
+   * Lets the thread finish the batches it was given, then end. Not `terminate()`: a thread stopped
+   * inside libopus's encode throws in an environment that is going away, and Node aborts the whole
+   * process (seen: `FATAL ERROR: Error::ThrowAsJavaScriptException napi_throw`).
+   */
+  close(): Promise<void> {
     this.#failure ??= new Error('the Opus encoder thread was closed');
-    return this.#worker.terminate();
+    this.#worker.postMessage(null);
+    return this.#exited;
   }
 }
 

@@ -108,6 +108,20 @@ test('a failing source fails the encoding with its error', async () => {
   await expect(assemble(encodeRecording('mp3', { sampleRate: 8000, channels: 2, chunks: broken() }))).rejects.toThrow('spool is corrupt');
 });
 
+test('Ogg encodes that fail midway end their encoder threads, and the process lives on', async () => {
+  // Stopping the Opus thread with terminate() while libopus was encoding aborted the whole
+  // process (FATAL ERROR: napi_throw), within a few tries of this.
+  for (let run = 0; run < 20; run++) {
+    async function* failsMidway(): AsyncGenerator<Int16Array> {
+      for (let i = 0; i < 5 + (run % 7); i++) yield Int16Array.from({ length: 16384 }, (_, j) => (j * 131 + run) & 0x3fff);
+      throw new Error('spool is corrupt');
+    }
+    await expect(assemble(encodeRecording('ogg', { sampleRate: 8000, channels: 2, chunks: failsMidway() }))).rejects.toThrow('spool is corrupt');
+  }
+  // And the next encode still works.
+  expect((await assemble(encodeRecording('ogg', { sampleRate: 8000, channels: 2, chunks: chunked(new Int16Array(16000)) }))).length).toBeGreaterThan(0);
+});
+
 test('a consumer that stops early stops reading the source', async () => {
   let finished = false;
   async function* endless(): AsyncGenerator<Int16Array> {
