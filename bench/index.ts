@@ -104,11 +104,6 @@ function pooled(runs: Float64Array[]): Float64Array {
   return all.sort();
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)];
-}
-
 function quantile(sorted: Float64Array, q: number): number {
   return sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
 }
@@ -415,7 +410,7 @@ export async function runBench(opts: BenchOptions): Promise<{ rows: BenchRow[]; 
     // A round's memory per call: its peak RSS over the node's idle RSS, shared out over the calls.
     // Conservative: it also charges the calls with what V8 grew its heap to for their garbage.
     const roundRssPerCall = roundRss.map((rss) => (Math.max(...rss) - idleRss) / n / 1024);
-    const medianRss = median(roundRssPerCall);
+    const medianRss = quantile(Float64Array.from(roundRssPerCall).sort(), 0.5);
     const badCloses = (l: LoadResult) => l.closeCodes.filter((c) => c !== 1000 && c !== 1005).length;
     const forkCloses = sum(forkLoads.map(badCloses));
     const bridgeCloses = sum(bridgeLoads.map(badCloses));

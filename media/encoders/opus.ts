@@ -162,7 +162,7 @@ export async function addOpusPackets(
     const partial = filled % frameLength;
     const lastSeconds = partial === 0 ? frameSeconds : partial / channels / sampleRate;
     if (partial > 0) filled += frameLength - partial; // the batch is zeroed past `filled`
-    if (filled > 0) inFlight.push(encoder.encode(batch.subarray(0, filled)));
+    if (filled > 0) await send();
     while (inFlight.length > 1) await mux();
     if (inFlight.length > 0) await mux(lastSeconds);
   } finally {

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type WebSocket from 'ws';
 import type { RawData } from 'ws';
+import type { BufferPool } from '../../media/buffer-pool.js';
 import { resolveCallRecording, type CallRecordingSettings } from '../agents/settings.js';
 import { hasScope } from '../auth/scopes.js';
 import { RuntimeLink } from '../bridge/runtime.js';
@@ -12,7 +13,6 @@ import type { ProviderAdapter, ProviderEvent, StreamStart, UpgradeInfo, WireMess
 import type { RecordingJobData } from '../queue/recordings.js';
 import type { CallMode, Store } from '../store/index.js';
 import type { ControlAction, ControlResult } from './control.js';
-import type { BufferPool } from '../../media/buffer-pool.js';
 import { CallRecorder } from './recorder.js';
 import type { CallRegistry } from './registry.js';
 

@@ -4,6 +4,7 @@ import opus from '@discordjs/opus';
 import { MPEGDecoder } from 'mpg123-decoder';
 import prism from 'prism-media';
 import type { RecordingFormat } from '../../media/types.js';
+import { readSpool, readSpoolInfo } from '../../src/recording/spool.js';
 
 /** Decoded audio, one Float32Array (-1…1) per channel. */
 export interface DecodedAudio {
@@ -86,6 +87,19 @@ export async function decodeAudio(buf: Uint8Array, format: RecordingFormat): Pro
     case 'ogg':
       return decodeOggOpus(buffer);
   }
+}
+
+/** A spool's interleaved samples, bit for bit, as the worker reads them (closed or not). */
+export async function readSpoolPcm(file: string): Promise<Int16Array> {
+  const parts: Int16Array[] = [];
+  for await (const chunk of readSpool(file, await readSpoolInfo(file))) parts.push(chunk);
+  const all = new Int16Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    all.set(p, at);
+    at += p.length;
+  }
+  return all;
 }
 
 /** Options for {@link findBursts}. */

@@ -4,7 +4,8 @@ import path from 'node:path';
 import { BufferPool } from '../../media/buffer-pool.js';
 import { LegBuffer } from '../../media/leg-buffer.js';
 import { Capture } from '../../src/recording/capture.js';
-import { readSpool, readSpoolInfo, SpoolWriter } from '../../src/recording/spool.js';
+import { SpoolWriter } from '../../src/recording/spool.js';
+import { readSpoolPcm } from '../helpers/audio.js';
 
 test('a buffer handed back is the next one of its size taken, zeroed', () => {
   const pool = new BufferPool();
@@ -60,10 +61,7 @@ describe('calls sharing a pool', () => {
       if (f % 50 === 49) await capture.flush();
     }
     await capture.finish();
-    const info = await readSpoolInfo(file);
-    const parts: Int16Array[] = [];
-    for await (const chunk of readSpool(file, info)) parts.push(chunk.slice());
-    return Int16Array.from(parts.flatMap((p) => [...p]));
+    return readSpoolPcm(file);
   }
 
   test("the next call reuses an ended call's buffers and hears none of its audio", async () => {

@@ -1,7 +1,8 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { readSpool, readSpoolInfo, SpoolWriter } from '../../src/recording/spool.js';
+import { readSpoolInfo, SpoolWriter } from '../../src/recording/spool.js';
+import { readSpoolPcm } from '../helpers/audio.js';
 
 let dir: string;
 beforeEach(async () => {
@@ -21,23 +22,10 @@ function pattern(from: number, frames: number): Int16Array {
   return pcm;
 }
 
-async function readAll(file: string): Promise<Int16Array> {
-  const info = await readSpoolInfo(file);
-  const parts: Int16Array[] = [];
-  for await (const chunk of readSpool(file, info)) parts.push(chunk.slice());
-  const all = new Int16Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    all.set(p, at);
-    at += p.length;
-  }
-  return all;
-}
-
 test('audio appended while earlier audio is being written lands in order, byte for byte', async () => {
   const file = path.join(dir, 'spool', 'a.wav');
-  // 100 ms buffers: each append below fills several, so writes queue behind each other and
-  // appending goes on into one buffer while the others are on their way to disk.
+  // 100 ms buffers: each append below fills several, so writes queue behind each other while
+  // appending goes on.
   const spool = new SpoolWriter(file, { sampleRate: 8000, channels: 2, flushMs: 100 });
   let frames = 0;
   const flushes: Array<Promise<void>> = [];
@@ -50,7 +38,7 @@ test('audio appended while earlier audio is being written lands in order, byte f
   await Promise.all(flushes);
   expect(await spool.close()).toBe(frames);
   expect(spool.error).toBeNull();
-  expect(await readAll(file)).toEqual(pattern(0, frames));
+  expect(await readSpoolPcm(file)).toEqual(pattern(0, frames));
 });
 
 test('what was flushed is on disk, readable as a spool, before the spool is closed', async () => {
@@ -60,10 +48,10 @@ test('what was flushed is on disk, readable as a spool, before the spool is clos
   await spool.flush();
   // The header still says "size unknown", as a crash would leave it.
   expect((await readSpoolInfo(file)).frames).toBe(12_345);
-  expect(await readAll(file)).toEqual(pattern(0, 12_345));
+  expect(await readSpoolPcm(file)).toEqual(pattern(0, 12_345));
   spool.append(pattern(12_345, 100), 100);
   expect(await spool.close()).toBe(12_445);
-  expect(await readAll(file)).toEqual(pattern(0, 12_445));
+  expect(await readSpoolPcm(file)).toEqual(pattern(0, 12_445));
 });
 
 test('a spool that cannot be created reports why, and takes no more audio', async () => {
