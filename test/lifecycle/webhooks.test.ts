@@ -79,8 +79,19 @@ describe('webhooks', () => {
     receiver.failNext(2);
     const before = receiver.requests.length;
     const delivered = receiver.delivered.length;
+    // The receiver sees the delivery before the worker has recorded it: wait for the worker too
+    // (earlier tests' jobs may complete meanwhile).
+    const completedIds: string[] = [];
+    let wake = () => {};
+    const onCompleted = (done: { id?: string }) => {
+      completedIds.push(done.id!);
+      wake();
+    };
+    worker.on('completed', onCompleted);
     const event = (await emitWebhook(ctx, 'hooked', 'recording.failed', { call_id: 'c2' }))!;
     await receiver.waitForDelivered(delivered + 1);
+    while (!completedIds.includes(event.id)) await new Promise<void>((resolve) => (wake = resolve));
+    worker.off('completed', onCompleted);
     const attempts = receiver.requests.slice(before).filter((r) => JSON.parse(r.body).id === event.id);
     expect(attempts.map((r) => r.status)).toEqual([500, 500, 204]);
     const job = (await queue.getJob(event.id))!;
