@@ -5,7 +5,7 @@ import { isScope, SCOPES, type Scope } from './auth/scopes.js';
 import { loadConfig, type Config } from './config.js';
 import { MasterKeyring } from './crypto/keys.js';
 import { rotateMasterKey } from './crypto/rotation.js';
-import { CallrecError } from './errors.js';
+import { CallrecError, errorCode } from './errors.js';
 import { createLogger } from './log.js';
 import { isProvider, parseSpeed, runReplay } from './replay/command.js';
 import { startServer } from './server.js';
@@ -201,6 +201,6 @@ keys
 
 program.parseAsync().catch((err: Error) => {
   // Expected failures (bad config, no Redis, bad arguments) are one clear line, not a stack.
-  console.error(err instanceof CallrecError ? `callrec: ${err.message}` : err);
+  console.error(errorCode(err) ? `callrec: ${err.message}` : err);
   process.exit(1);
 });

@@ -2,7 +2,8 @@ import { Type } from '@sinclair/typebox';
 import { SCOPES, scopesBeyond, type Principal } from '../auth/scopes.js';
 import { principalOf } from '../auth/plugin.js';
 import type { ApiKey } from '../store/index.js';
-import { HttpError, notFound } from './errors.js';
+import { HttpError } from '../errors.js';
+import { notFound } from './errors.js';
 import { TENANT_ID_PATTERN, type ApiDeps, type ApiInstance } from './types.js';
 
 const TenantQuery = Type.Object({ tenant_id: Type.Optional(Type.String({ pattern: TENANT_ID_PATTERN })) });
@@ -33,7 +34,7 @@ function keyView(key: ApiKey) {
 /** An admin key manages its own tenant; only the operator's key may name another. */
 export function targetTenant(principal: Principal, requested: string | undefined): string {
   if (requested === undefined || requested === principal.tenantId) return principal.tenantId;
-  if (!principal.operator) throw new HttpError(403, 'ERR_FORBIDDEN', 'only the operator key may manage another tenant');
+  if (!principal.operator) throw new HttpError('ERR_FORBIDDEN', 'only the operator key may manage another tenant');
   return requested;
 }
 
@@ -44,7 +45,7 @@ export function keyRoutes(app: ApiInstance, { store }: ApiDeps): void {
     const tenantId = targetTenant(principal, request.body.tenant_id);
     const beyond = scopesBeyond(principal, request.body.scopes);
     if (beyond.length > 0) {
-      throw new HttpError(403, 'ERR_FORBIDDEN', `a key cannot grant scopes it does not hold: ${beyond.join(', ')}`, { field: 'scopes' });
+      throw new HttpError('ERR_FORBIDDEN', `a key cannot grant scopes it does not hold: ${beyond.join(', ')}`, { field: 'scopes' });
     }
     if (!(await store.tenants.get(tenantId))) throw notFound(`tenant ${tenantId}`);
     const { key, secret } = await store.keys.create({ tenantId, name: request.body.name, scopes: request.body.scopes });
@@ -66,7 +67,7 @@ export function keyRoutes(app: ApiInstance, { store }: ApiDeps): void {
       const key = await store.keys.get(tenantId, request.params.keyId);
       if (!key || key.revokedAt !== null) throw notFound(`key ${request.params.keyId}`);
       // The operator key lives in tenant `default`; that tenant's own admins must not lock the operator out.
-      if (key.operator && !principal.operator) throw new HttpError(403, 'ERR_FORBIDDEN', 'only the operator key may revoke the operator key');
+      if (key.operator && !principal.operator) throw new HttpError('ERR_FORBIDDEN', 'only the operator key may revoke the operator key');
       if (!(await store.keys.revoke(tenantId, key.id))) throw notFound(`key ${key.id}`);
       reply.code(204);
     },

@@ -1,5 +1,5 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
-import { HttpError } from '../api/errors.js';
+import { HttpError } from '../errors.js';
 import type { KeyRepository } from '../store/keys.js';
 import { hasScope, type Principal, type Scope } from './scopes.js';
 
@@ -23,7 +23,7 @@ export interface AuthPluginOptions {
 const BEARER = /^Bearer +(\S+) *$/i;
 
 const unauthorized = () =>
-  new HttpError(401, 'ERR_UNAUTHORIZED', 'a valid API key is required: Authorization: Bearer <key>', {
+  new HttpError('ERR_UNAUTHORIZED', 'a valid API key is required: Authorization: Bearer <key>', {
     headers: { 'WWW-Authenticate': 'Bearer' },
   });
 
@@ -42,7 +42,7 @@ const auth: FastifyPluginAsync<AuthPluginOptions> = async (app, { keys }) => {
     if (!principal) throw unauthorized();
     request.principal = principal;
     if (config.scopes && !config.scopes.some((scope) => hasScope(principal, scope))) {
-      throw new HttpError(403, 'ERR_FORBIDDEN', `this API key lacks the ${config.scopes.join(' or ')} scope`);
+      throw new HttpError('ERR_FORBIDDEN', `this API key lacks the ${config.scopes.join(' or ')} scope`);
     }
   });
 };
