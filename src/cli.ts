@@ -167,20 +167,22 @@ keys
   );
 keys
   .command('list')
-  .option('--tenant <id>', 'tenant', OPERATOR_TENANT_ID)
-  .action((opts: { tenant: string }) =>
+  .description("list API keys (every tenant's unless --tenant is given)")
+  .option('--tenant <id>', 'only this tenant')
+  .action((opts: { tenant?: string }) =>
     withStore(async (store) => {
-      for (const k of await store.keys.list(opts.tenant)) {
-        console.log(`${k.id}\t${k.prefix}…\t${k.name}\t${k.scopes.join(',')}\t${k.revokedAt ? `revoked ${k.revokedAt}` : 'active'}`);
+      for (const k of await store.keys.list(opts.tenant ?? null)) {
+        console.log(`${k.id}\t${k.tenantId}\t${k.prefix}…\t${k.name}\t${k.scopes.join(',')}\t${k.revokedAt ? `revoked ${k.revokedAt}` : 'active'}`);
       }
     }),
   );
 keys
   .command('revoke <id>')
-  .option('--tenant <id>', 'tenant', OPERATOR_TENANT_ID)
-  .action((id: string, opts: { tenant: string }) =>
+  .description('revoke an API key by its id, in whichever tenant it is')
+  .option('--tenant <id>', 'only if it belongs to this tenant')
+  .action((id: string, opts: { tenant?: string }) =>
     withStore(async (store) => {
-      if (!(await store.keys.revoke(opts.tenant, id))) throw new CallrecError('ERR_NOT_FOUND', `no key ${id} in tenant ${opts.tenant}`);
+      if (!(await store.keys.revoke(opts.tenant ?? null, id))) throw new CallrecError('ERR_NOT_FOUND', `no active key ${id}${opts.tenant ? ` in tenant ${opts.tenant}` : ''}`);
       console.log(`revoked ${id}`);
     }),
   );
