@@ -129,9 +129,12 @@ program
     }
   }, 'realtime' as const)
   .option('--concurrency <n>', 'calls streaming at once', positiveInt, 1)
-  .option('--calls <n>', 'total calls, repeating the files (default: one per file)', positiveInt)
-  .action(async (files: string[], opts: { url: string; provider?: 'twilio' | 'telnyx' | 'vonage'; agent?: string; token?: string; speed: 'realtime' | 'max' | number; concurrency: number; calls?: number }) => {
-    const summary = await runReplay({ files, url: opts.url, provider: opts.provider, agentId: opts.agent, token: opts.token, speed: opts.speed, concurrency: opts.concurrency, calls: opts.calls });
+  .option('--calls <n>', 'total calls, repeating the files (default: one per file, times --repeat)', positiveInt)
+  .option('--repeat <k>', 'stream each file k times', positiveInt, 1)
+  .option('--dtmf <key>', 'press this key after the consent prompt has played (two-party consent)')
+  .option('--no-check-recording', "do not wait for each call's recording to become ready")
+  .action(async (files: string[], opts: { url: string; provider?: 'twilio' | 'telnyx' | 'vonage'; agent?: string; token?: string; speed: 'realtime' | 'max' | number; concurrency: number; calls?: number; repeat: number; dtmf?: string; checkRecording: boolean }) => {
+    const summary = await runReplay({ files, url: opts.url, provider: opts.provider, agentId: opts.agent, token: opts.token, speed: opts.speed, concurrency: opts.concurrency, calls: opts.calls, repeat: opts.repeat, dtmf: opts.dtmf, checkRecording: opts.checkRecording });
     if (summary.failed > 0) process.exitCode = 1;
   });
 
