@@ -16,12 +16,12 @@ export async function spoolExists(recording: Recording): Promise<boolean> {
 }
 
 /**
- * Adds the recording's job. The job id is fixed per call, so BullMQ ignores the add while a job
+ * Adds the recording's job. The job id is fixed per recording, so BullMQ ignores the add while a job
  * with that id exists; a finished (failed or completed) one is removed first so this one runs.
  * A waiting, delayed or active job is left alone: the recording is already on its way.
  */
 export async function requeueRecording(queue: Queue<RecordingJobData>, recording: Recording): Promise<void> {
-  const jobId = recordingJobId(recording.tenantId, recording.callId);
+  const jobId = recordingJobId(recording.id);
   const state = await queue.getJobState(jobId);
   if (state === 'failed' || state === 'completed') await queue.remove(jobId);
   await enqueueRecording(queue, { tenantId: recording.tenantId, callId: recording.callId, recordingId: recording.id });

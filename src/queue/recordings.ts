@@ -18,11 +18,13 @@ export const RECORDING_JOB_OPTIONS = {
 } as const;
 
 /**
- * The job id is derived from the call, so finalizing a call twice (a retried hang-up, two nodes
- * racing) adds one job. BullMQ forbids ':' in custom ids; tenant and call ids may hold one.
+ * The job id is the recording's, so finalizing it twice (a retried hang-up, two nodes racing)
+ * adds one job, while a call id used again (a database reset, another deployment on the same
+ * Redis prefix) is a new recording with a job of its own: BullMQ keeps finished jobs for a day,
+ * and one keyed by call would swallow the new recording's add.
  */
-export function recordingJobId(tenantId: string, callId: string): string {
-  return `${encodeURIComponent(tenantId)}/${encodeURIComponent(callId)}`.replaceAll(':', '%3A');
+export function recordingJobId(recordingId: string): string {
+  return `recording-${recordingId}`;
 }
 
 export function createRecordingsQueue(connection: ConnectionOptions, prefix: string): Queue<RecordingJobData> {
@@ -30,5 +32,5 @@ export function createRecordingsQueue(connection: ConnectionOptions, prefix: str
 }
 
 export function enqueueRecording(queue: Queue<RecordingJobData>, data: RecordingJobData): Promise<unknown> {
-  return queue.add('finalize', data, { jobId: recordingJobId(data.tenantId, data.callId) });
+  return queue.add('finalize', data, { jobId: recordingJobId(data.recordingId) });
 }

@@ -33,12 +33,17 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-/** A real callrec server on a free port: fresh data dir, database and Redis key prefix. */
-export async function startTestServer(opts: { db?: TestDbKind; jitterMs?: number; join?: TestServer; env?: Record<string, string> } = {}): Promise<TestServer> {
+/**
+ * A real callrec server on a free port: fresh data dir, database and Redis key prefix.
+ * `redisPrefix` shares a prefix the caller owns (and drops) with a server on a fresh database.
+ */
+export async function startTestServer(
+  opts: { db?: TestDbKind; jitterMs?: number; join?: TestServer; redisPrefix?: string; env?: Record<string, string> } = {},
+): Promise<TestServer> {
   const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'callrec-e2e-'));
   // A node joining another shares its database and Redis prefix; the first node owns them.
   const db = opts.join ? { url: opts.join.cluster.databaseUrl, cleanup: async () => {} } : await createTestStore(opts.db ?? 'sqlite');
-  const prefix = opts.join?.cluster.prefix ?? testPrefix();
+  const prefix = opts.join?.cluster.prefix ?? opts.redisPrefix ?? testPrefix();
   const storageUrl = opts.join?.cluster.storageUrl ?? `file://${path.join(dataDir, 'recordings')}`;
   // Nodes of one cluster share the master key, or one could not open another's recordings.
   const masterKey = opts.join?.cluster.masterKey ?? randomBytes(32).toString('base64');
@@ -84,7 +89,7 @@ export async function startTestServer(opts: { db?: TestDbKind; jitterMs?: number
       await server.close();
       await db.cleanup();
       await fs.rm(dataDir, { recursive: true, force: true });
-      if (opts.join) return;
+      if (opts.join || opts.redisPrefix) return;
       // BullMQ keys of this run only.
       await dropRedisPrefix(prefix, config.redisUrl);
     },

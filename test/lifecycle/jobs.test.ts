@@ -53,7 +53,7 @@ describe.each(TEST_DB_KINDS)('job tooling on %s', (kind) => {
 
   test('retryRecording replaces the failed job with a fresh one, once', async () => {
     const recording = await addRecording('retry-me', 'failed', { ended: true });
-    const jobId = recordingJobId('t1', 'retry-me');
+    const jobId = recordingJobId(recording.id);
     // The job that failed for good, as the worker leaves it.
     await queue.add('finalize', { tenantId: 't1', callId: 'retry-me', recordingId: recording.id }, { jobId, attempts: 1 });
     const failing = new Worker(RECORDINGS_QUEUE, async () => { throw new Error('boom'); }, { connection: { url: REDIS_URL }, prefix });
@@ -74,14 +74,14 @@ describe.each(TEST_DB_KINDS)('job tooling on %s', (kind) => {
   });
 
   test('retryRecording refuses without a spool, for other statuses and unknown calls', async () => {
-    await addRecording('no-spool', 'failed', { ended: true, spool: false });
+    const noSpool = await addRecording('no-spool', 'failed', { ended: true, spool: false });
     await addRecording('is-ready', 'ready', { ended: true, spool: false });
     await expect(retryRecording(db.store, queue, 't1', 'no-spool')).rejects.toMatchObject({ code: 'ERR_NO_SPOOL' });
     expect((await db.store.recordings.getByCall('t1', 'no-spool'))!.status).toBe('failed');
     await expect(retryRecording(db.store, queue, 't1', 'is-ready')).rejects.toMatchObject({ code: 'ERR_CONFLICT' });
     await expect(retryRecording(db.store, queue, 't1', 'nobody')).rejects.toMatchObject({ code: 'ERR_NOT_FOUND' });
     await expect(retryRecording(db.store, queue, 't2', 'retry-me')).rejects.toMatchObject({ code: 'ERR_NOT_FOUND' });
-    expect(await queue.getJob(recordingJobId('t1', 'no-spool'))).toBeUndefined();
+    expect(await queue.getJob(recordingJobId(noSpool.id))).toBeUndefined();
   });
 
   test('recoverSpools queues stranded recordings once and reports orphan spools without deleting them', async () => {
@@ -117,7 +117,7 @@ describe.each(TEST_DB_KINDS)('job tooling on %s', (kind) => {
     expect(await db.store.calls.get('t1', 'rec-node-lost')).toMatchObject({ status: 'ended', endReason: 'media node lost' });
     expect((await db.store.recordings.getByCall('t1', 'rec-failed'))!.status).toBe('failed');
 
-    const added = ['rec-dead-node', 'rec-ended', 'rec-node-lost', 'rec-processing'].map((callId) => recordingJobId('t1', callId));
+    const added = await Promise.all(['rec-dead-node', 'rec-ended', 'rec-node-lost', 'rec-processing'].map(async (callId) => recordingJobId((await db.store.recordings.getByCall('t1', callId))!.id)));
     expect(await jobIds()).toEqual([...before, ...added].sort());
     const waitingAfterFirst = await queue.getJobCounts('waiting');
     await recoverSpools(db.store, queue, dataDir, { isNodeAlive });

@@ -88,7 +88,7 @@ describe('recordings worker', () => {
     const workers = startWorkers(deps, { connection: { url: REDIS_URL }, prefix });
     const { recordingId, spoolPath } = await spooledRecording(callId, spooled);
     // Short backoff so the test does not wait out production's schedule.
-    await queue.add('finalize', { tenantId: 't', callId, recordingId }, { jobId: recordingJobId('t', callId), attempts, backoff: { type: 'fixed', delay: 10 } });
+    await queue.add('finalize', { tenantId: 't', callId, recordingId }, { jobId: recordingJobId(recordingId), attempts, backoff: { type: 'fixed', delay: 10 } });
     const close = async () => {
       await workers.close();
       await webhooks.queue.close();
@@ -118,7 +118,7 @@ describe('recordings worker', () => {
     expect(files.filter((f) => f.endsWith('.enc'))).toHaveLength(1);
     await expect(fs.stat(spoolPath)).rejects.toMatchObject({ code: 'ENOENT' });
     // A duplicate job for the same call is not added again: the id is the call's.
-    await queue.add('finalize', { tenantId: 't', callId: 'fails-once', recordingId }, { jobId: recordingJobId('t', 'fails-once') });
+    await queue.add('finalize', { tenantId: 't', callId: 'fails-once', recordingId }, { jobId: recordingJobId(recordingId) });
     await sleep(200);
     expect(storage.puts).toBe(2);
     await close();
