@@ -57,7 +57,7 @@ const program = new Command('callrec').description('Self-hostable call-recording
 program
   .command('serve')
   .description('HTTP API, provider media WebSockets and in-process workers')
-  .option('--no-workers', 'do not run the recording workers in this process (run `callrec worker` elsewhere)')
+  .option('--no-workers', "take no shared jobs in this process (run `callrec worker` elsewhere); spools on this node's disk are still finalized here")
   .action(async (opts: { workers: boolean }) => {
     const cfg = config();
     const server = await startServer(cfg, { workers: opts.workers });

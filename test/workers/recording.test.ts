@@ -6,7 +6,7 @@ import type { Readable } from 'node:stream';
 import { openEncrypted } from '../../src/crypto/chunked.js';
 import { MasterKeyring } from '../../src/crypto/keys.js';
 import { createLogger } from '../../src/log.js';
-import { createRecordingsQueue, recordingJobId } from '../../src/queue/recordings.js';
+import { RecordingQueues, recordingJobId } from '../../src/queue/recordings.js';
 import { SpoolWriter } from '../../src/recording/spool.js';
 import { LocalObjectStore } from '../../src/storage/local.js';
 import { StorageResolver } from '../../src/storage/resolver.js';
@@ -55,6 +55,8 @@ describe('recordings worker', () => {
     pcm?: Int16Array;
     format?: 'wav' | 'mp3';
     channels?: 1 | 2;
+    /** The spool is gone before the job runs (a lost disk). */
+    lost?: boolean;
   }
 
   async function spooledRecording(callId: string, opts: Spooled = {}): Promise<{ recordingId: string; spoolPath: string }> {
@@ -66,6 +68,7 @@ describe('recordings worker', () => {
     // Appended a second at a time, as the capture flushes.
     for (let at = 0; at < pcm.length; at += 16000) spool.append(pcm.subarray(at, at + 16000), Math.min(8000, (pcm.length - at) / 2));
     await spool.close();
+    if (opts.lost) await fs.rm(spoolPath);
     const rec = await store.recordings.create({ tenantId: 't', callId, format: opts.format ?? 'wav', channels: opts.channels ?? 2, sampleRate: 8000, storageDays: 90, status: 'processing', spoolPath });
     return { recordingId: rec.id, spoolPath };
   }
@@ -81,7 +84,8 @@ describe('recordings worker', () => {
 
   async function run(objects: ObjectStore, callId: string, attempts: number, spooled: Spooled & { encodeThreads?: number } = {}) {
     const keyring = await MasterKeyring.load({ dataDir: dir });
-    const queue = createRecordingsQueue({ url: REDIS_URL }, prefix);
+    const queues = new RecordingQueues({ url: REDIS_URL }, prefix);
+    const queue = queues.queue(null);
     const storage = new StorageResolver({ defaultStore: objects, store: db.store, keyring });
     const webhooks = { queue: createWebhookQueue({ url: REDIS_URL }, prefix), store: db.store, keyring };
     const deps = { store: db.store, storage, log: createLogger('silent'), keyring, webhooks, encodeThreads: spooled.encodeThreads };
@@ -92,7 +96,7 @@ describe('recordings worker', () => {
     const close = async () => {
       await workers.close();
       await webhooks.queue.close();
-      await queue.close();
+      await queues.close();
     };
     return { close, queue, recordingId, spoolPath, keyring };
   }
@@ -105,6 +109,15 @@ describe('recordings worker', () => {
     expect(rec.attempts).toBe(3);
     expect(storage.puts).toBe(3);
     await expect(fs.stat(spoolPath)).resolves.toBeDefined();
+    await close();
+  });
+
+  test('a spool that is not on this disk fails the recording at once, saying so, without retries', async () => {
+    const storage = new FlakyStore(path.join(dir, 'objects-lost'), 0);
+    const { close, recordingId } = await run(storage, 'lost-spool', 5, { lost: true });
+    const rec = await waitFor(recordingId, 'failed');
+    expect(rec.error).toMatch(/^ERR_NO_SPOOL: the spool of recording .* is not on this node's disk/);
+    expect(storage.puts).toBe(0);
     await close();
   });
 
