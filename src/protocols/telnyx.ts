@@ -118,6 +118,8 @@ class TelnyxAdapter implements ProviderAdapter {
       // The start frame does not say which `stream_track` was requested; media frames name their
       // track, so both legs are declared and a caller-only stream simply never fills the agent leg.
       legs: ['caller', 'agent'],
+      // `canSendAudio` stays unset: whether `stream_bidirectional_mode` was requested is not in
+      // the start either, so the session's rule decides the mode (SPEC §4).
     };
   }
 

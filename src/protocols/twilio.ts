@@ -51,6 +51,9 @@ function parseStart(message: JsonObject): StreamStart {
     params,
     format,
     legs,
+    // Only `<Connect><Stream>` (bidirectional) sends the inbound track alone; a fork of the
+    // outbound or both tracks is `<Start><Stream>`, which plays nothing sent back.
+    canSendAudio: !legs.includes('agent'),
   };
 }
 

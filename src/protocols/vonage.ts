@@ -36,6 +36,8 @@ function parseConnected(message: JsonObject): StreamStart {
     format,
     // One mixed track: what the caller side sends.
     legs: ['caller'],
+    // A Vonage websocket endpoint always plays the binary frames sent back on it.
+    canSendAudio: true,
   };
 }
 

@@ -52,6 +52,8 @@ function started(start = startMessage()): ProviderAdapter {
 describe('telnyx adapter', () => {
   test('start: L16 big-endian, both legs, params from custom_parameters over client_state', () => {
     const event = adapters.telnyx(noUpgrade).parseProviderMessage(buf(startMessage()), false);
+    // Telnyx's start does not say whether the stream is bidirectional: no answer, not a guess.
+    expect('canSendAudio' in (event as Extract<ProviderEvent, { type: 'start' }>).start).toBe(false);
     expect(event).toEqual({
       type: 'start',
       start: {

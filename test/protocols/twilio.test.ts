@@ -62,14 +62,18 @@ describe('twilio adapter', () => {
         params: { agent_id: 'agent-7', token: 'secret-key' },
         format: { codec: 'pcmu', sampleRate: 8000 },
         legs: ['caller', 'agent'],
+        canSendAudio: false,
       },
     });
   });
 
-  test('<Connect><Stream> carries only the caller leg', () => {
-    const adapter = adapters.twilio(upgrade);
-    const event = adapter.parseProviderMessage(buf(startMessage({ tracks: ['inbound'] })), false) as Extract<ProviderEvent, { type: 'start' }>;
-    expect(event.start.legs).toEqual(['caller']);
+  test('<Connect><Stream> carries only the caller leg and can carry audio back; a fork cannot', () => {
+    const startOf = (tracks: string[] | undefined) =>
+      (adapters.twilio(upgrade).parseProviderMessage(buf(startMessage({ tracks })), false) as Extract<ProviderEvent, { type: 'start' }>).start;
+    expect(startOf(['inbound'])).toMatchObject({ legs: ['caller'], canSendAudio: true });
+    expect(startOf(undefined)).toMatchObject({ legs: ['caller'], canSendAudio: true });
+    expect(startOf(['outbound'])).toMatchObject({ legs: ['agent'], canSendAudio: false });
+    expect(startOf(['inbound', 'outbound'])).toMatchObject({ legs: ['caller', 'agent'], canSendAudio: false });
   });
 
   test('media maps tracks to legs and uses the timestamp', () => {

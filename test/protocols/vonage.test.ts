@@ -38,6 +38,7 @@ describe('vonage adapter', () => {
         params: { agent_id: 'agent-3', token: 'secret', uuid: 'aaaaaaaa-bbbb-cccc-dddd-0123456789ab' },
         format: { codec: 'l16', sampleRate: 16000, byteOrder: 'le' },
         legs: ['caller'],
+        canSendAudio: true,
       },
     });
     const eight = started('audio/l16;rate=8000');
