@@ -1,0 +1,52 @@
+import { EventEmitter } from 'node:events';
+import { CallrecError } from '../errors.js';
+
+/** One state of a machine: a member of a union discriminated by `status`. */
+export interface MachineState {
+  readonly status: string;
+}
+
+/** For each status, the statuses a machine may move to from it. */
+export type Transitions<S extends MachineState> = { readonly [K in S['status']]: readonly S['status'][] };
+
+/** Events every machine emits. */
+export interface MachineEvents<S extends MachineState> {
+  stateChange: [oldState: S, newState: S];
+}
+
+/**
+ * Base of callrec's stateful objects, after @discordjs/voice's `AudioPlayer`: the state is one
+ * member of a discriminated union that carries its own resources (timers, sockets, records),
+ * and assigning `state` is the only way to change it. The setter refuses a move its table
+ * does not list (`ERR_ILLEGAL_TRANSITION`), installs the new state, lets the machine release
+ * what the old one held (`onTransition`), and emits `stateChange(old, new)`.
+ */
+export abstract class StateMachine<S extends MachineState> extends EventEmitter<MachineEvents<S>> {
+  #state: S;
+  readonly #transitions: Transitions<S>;
+
+  protected constructor(initial: S, transitions: Transitions<S>) {
+    super();
+    this.#state = initial;
+    this.#transitions = transitions;
+  }
+
+  get state(): S {
+    return this.#state;
+  }
+
+  protected set state(next: S) {
+    const prev = this.#state;
+    const allowed: readonly string[] = this.#transitions[prev.status as S['status']];
+    if (!allowed.includes(next.status)) {
+      throw new CallrecError('ERR_ILLEGAL_TRANSITION', `${this.constructor.name}: ${prev.status} → ${next.status} is not a transition`);
+    }
+    // Installed first, so whatever the clean-up sets off (events, callbacks) sees the new state.
+    this.#state = next;
+    this.onTransition(prev, next);
+    this.emit('stateChange', prev, next);
+  }
+
+  /** Releases what `prev` held that `next` does not carry on, and starts what entering `next` means. */
+  protected abstract onTransition(prev: S, next: S): void;
+}
