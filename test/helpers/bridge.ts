@@ -80,6 +80,8 @@ export class ToneAnsweringRuntime {
   readonly wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
   readonly received: Message[] = [];
   readonly sent: Message[] = [];
+  /** When the greeting was sent (`performance.now()`), if it was. */
+  greetedAt: number | null = null;
   readonly #opts: RuntimeOptions;
   #loud = false;
 
@@ -113,6 +115,7 @@ export class ToneAnsweringRuntime {
     this.received.push(message);
     if (this.#opts.greetingMs && !message.binary && /"start"|websocket:connected/.test(message.data.toString())) {
       this.#say(ws, tone(this.#opts.format, 2000, this.#opts.greetingMs), 'greeting');
+      this.greetedAt = performance.now();
     }
     const audio = callerAudio(message);
     if (!audio) return;
