@@ -1,5 +1,4 @@
-import type WebSocket from 'ws';
-import type { RawData } from 'ws';
+import { WebSocket, type RawData } from 'ws';
 import type { BufferPool } from '../../media/buffer-pool.js';
 import { RuntimeLink } from '../bridge/runtime.js';
 import { ConsentGate } from '../consent/gate.js';
@@ -35,6 +34,18 @@ export interface MediaContext {
   jitterMs?: number;
   /** The node's pool of call buffers (see `BufferPool`). */
   buffers: BufferPool;
+}
+
+/** The provider's socket as a session uses it: a `ws` WebSocket (a fake one in unit tests). */
+export interface ProviderSocket {
+  on(event: 'message', listener: (data: RawData, isBinary: boolean) => void): unknown;
+  on(event: 'close', listener: (code: number, reason: Buffer) => void): unknown;
+  on(event: 'error', listener: (err: Error) => void): unknown;
+  send(data: Buffer | string, options: { binary: boolean }): void;
+  close(code: number, reason: string): void;
+  pause(): void;
+  resume(): void;
+  readonly readyState: number;
 }
 
 /** Largest message a provider sends: a start message with parameters; media frames are < 2 KB. */
@@ -87,7 +98,7 @@ const TRANSITIONS: Transitions<SessionState> = {
  * to and relay), and on hang-up finalizes the spool and queues the recording job.
  */
 export class CallSession extends StateMachine<SessionState> {
-  readonly #ws: WebSocket;
+  readonly #ws: ProviderSocket;
   readonly #adapter: ProviderAdapter;
   readonly #upgrade: UpgradeInfo;
   readonly #ctx: MediaContext;
@@ -99,7 +110,7 @@ export class CallSession extends StateMachine<SessionState> {
   readonly ended: Promise<void>;
   #resolveEnded!: () => void;
 
-  constructor(ws: WebSocket, adapter: ProviderAdapter, upgrade: UpgradeInfo, ctx: MediaContext) {
+  constructor(ws: ProviderSocket, adapter: ProviderAdapter, upgrade: UpgradeInfo, ctx: MediaContext) {
     super({ status: 'connecting', connected: [] }, TRANSITIONS);
     this.#ws = ws;
     this.#adapter = adapter;
@@ -181,10 +192,10 @@ export class CallSession extends StateMachine<SessionState> {
     if (event.type === 'connected') {
       s.connected.push({ data, isBinary });
     } else if (event.type === 'start') {
-      const next = { status: 'authenticating' as const, connected: s.connected, start: { data, isBinary }, held: [] };
-      this.state = next;
       // Stop reading while set-up queries run: TCP holds the provider's frames for us.
       this.#ws.pause();
+      const next = { status: 'authenticating' as const, connected: s.connected, start: { data, isBinary }, held: [] };
+      this.state = next;
       void this.#setUp(next, event.start);
     } else {
       throw new CallrecError('ERR_UNEXPECTED_MESSAGE', `"${event.type}" before the stream started`);
@@ -321,14 +332,14 @@ export class CallSession extends StateMachine<SessionState> {
   }
 
   #sendToProvider(data: Buffer | string, binary: boolean): void {
-    if (this.#ws.readyState === this.#ws.OPEN) this.#ws.send(data, { binary });
+    if (this.#ws.readyState === WebSocket.OPEN) this.#ws.send(data, { binary });
   }
 
   #closeProvider(code: number, reason: string): void {
     // A socket paused for set-up must read again, or the provider's close frame is never seen
     // and the closing handshake waits for its timeout.
     this.#ws.resume();
-    if (this.#ws.readyState === this.#ws.OPEN || this.#ws.readyState === this.#ws.CONNECTING) this.#ws.close(code, reason);
+    if (this.#ws.readyState === WebSocket.OPEN || this.#ws.readyState === WebSocket.CONNECTING) this.#ws.close(code, reason);
   }
 
   /** Closes the provider socket with the error's code and reason, then ends the call. */
