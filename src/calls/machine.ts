@@ -24,6 +24,8 @@ export interface MachineEvents<S extends MachineState> {
 export abstract class StateMachine<S extends MachineState> extends EventEmitter<MachineEvents<S>> {
   #state: S;
   readonly #transitions: Transitions<S>;
+  /** The machine's store writes, in order. */
+  #writes: Promise<unknown> = Promise.resolve();
 
   protected constructor(initial: S, transitions: Transitions<S>) {
     super();
@@ -33,6 +35,18 @@ export abstract class StateMachine<S extends MachineState> extends EventEmitter<
 
   get state(): S {
     return this.#state;
+  }
+
+  /** Resolves once every store write so far has finished (failed ones too). */
+  get saved(): Promise<void> {
+    return this.#writes.then(() => {});
+  }
+
+  /** Runs `write` after the machine's earlier writes; a failure goes to the caller, not to later writes. */
+  protected persist<T>(write: () => Promise<T>): Promise<T> {
+    const result = this.#writes.then(write);
+    this.#writes = result.catch(() => {});
+    return result;
   }
 
   protected set state(next: S) {

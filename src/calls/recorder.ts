@@ -77,8 +77,6 @@ const RECORDED: ReadonlySet<string> = new Set(['announced', 'agreed']);
 /** Drives a call's recording from the stream's events and control actions; the session owns the sockets. */
 export class CallRecorder extends StateMachine<RecorderState> {
   readonly #ctx: RecorderContext;
-  /** Store writes of pauses and recording status, in order. */
-  #writes: Promise<unknown> = Promise.resolve();
 
   constructor(ctx: RecorderContext) {
     super({ status: 'idle' }, TRANSITIONS);
@@ -190,7 +188,7 @@ export class CallRecorder extends StateMachine<RecorderState> {
     if (s.status === 'idle' || s.status === 'consent') this.state = { status: 'done', reason: `call ended (${reason})`, result: 'none', alignment: null, pauses: [] };
     else if (s.status === 'recording' || s.status === 'paused') await this.#finalize(s, reason);
     else if (s.status === 'finalizing') await s.finished;
-    await Promise.all([this.#writes, this.#ctx.gate.saved]);
+    await Promise.all([this.saved, this.#ctx.gate.saved]);
   }
 
   protected onTransition(prev: RecorderState, next: RecorderState): void {
@@ -249,7 +247,7 @@ export class CallRecorder extends StateMachine<RecorderState> {
     try {
       const frames = await take.capture.finish();
       const recordingId = await take.recordingId;
-      await this.#writes;
+      await this.saved;
       if (take.pauses.length) await this.#savePauses(take.pauses);
       if (frames === 0) {
         await store.recordings.update(recordingId, { status: 'failed', error: 'no audio was captured' });
@@ -266,12 +264,10 @@ export class CallRecorder extends StateMachine<RecorderState> {
 
   /** Saves a pause or resume: the recording's status and the call's pauses, after earlier writes. */
   #saveTake(take: Take, status: 'paused' | 'recording'): Promise<unknown> {
-    const write = this.#writes.then(async () => {
+    return this.persist(async () => {
       await this.#ctx.store.recordings.update(await take.recordingId, { status });
       await this.#savePauses(take.pauses);
     });
-    this.#writes = write.catch(() => {});
-    return write;
   }
 
   #savePauses(pauses: readonly PauseRecord[]): Promise<unknown> {

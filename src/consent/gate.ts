@@ -89,8 +89,6 @@ const TRANSITIONS: Transitions<ConsentGateState> = {
  */
 export class ConsentGate extends StateMachine<ConsentGateState> {
   readonly #opts: ConsentGateOptions;
-  /** Store writes of the record, in order. */
-  #writes: Promise<void> = Promise.resolve();
 
   constructor(opts: ConsentGateOptions) {
     super({ status: 'idle' }, TRANSITIONS);
@@ -105,11 +103,6 @@ export class ConsentGate extends StateMachine<ConsentGateState> {
   /** Whether runtime messages must wait now. */
   get holding(): boolean {
     return 'hold' in this.state;
-  }
-
-  /** Resolves once every record change so far is saved. */
-  get saved(): Promise<void> {
-    return this.#writes;
   }
 
   /** Keeps a runtime message back if the gate is holding; false when it may go to the caller now. */
@@ -242,11 +235,8 @@ export class ConsentGate extends StateMachine<ConsentGateState> {
 
   #save(consent: ConsentRecord): void {
     const { store, tenantId, callId, log } = this.#opts;
-    this.#writes = this.#writes
-      .then(() => store.calls.update(tenantId, callId, { consent: { ...consent } }))
-      .then(
-        () => {},
-        (err: Error) => log.error({ err: err.message }, 'could not save the consent record'),
-      );
+    this.persist(() => store.calls.update(tenantId, callId, { consent: { ...consent } })).catch((err: Error) =>
+      log.error({ err: err.message }, 'could not save the consent record'),
+    );
   }
 }

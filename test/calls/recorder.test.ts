@@ -18,11 +18,6 @@ const FORMAT = { codec: 'pcmu', sampleRate: 8000 } as const;
 /** 20 ms of μ-law silence. */
 const FRAME = Buffer.alloc(160, 0xff);
 
-class ProbedRecorder extends CallRecorder {
-  attempt(status: RecorderState['status']): void {
-    this.state = { status } as RecorderState;
-  }
-}
 
 let db: TestStore;
 let dataDir: string;
@@ -42,7 +37,7 @@ afterEach(async () => {
   await fs.rm(dataDir, { recursive: true, force: true });
 });
 
-function recorder(settings: Partial<CallRecordingSettings> = {}): { recorder: ProbedRecorder; gate: ConsentGate; clock: StreamClock } {
+function recorder(settings: Partial<CallRecordingSettings> = {}): { recorder: CallRecorder; gate: ConsentGate; clock: StreamClock } {
   const log = createLogger('silent');
   const all = { ...CALL_RECORDING_DEFAULTS, enabled: true, auto_record: true, consent_prompt: false, ...settings };
   const clock = new StreamClock(FORMAT);
@@ -62,7 +57,7 @@ function recorder(settings: Partial<CallRecordingSettings> = {}): { recorder: Pr
     gate,
     clock,
   };
-  return { recorder: new ProbedRecorder(ctx), gate, clock };
+  return { recorder: new CallRecorder(ctx), gate, clock };
 }
 
 /** Feeds `count` caller frames from stream time `fromMs`. */
@@ -78,21 +73,21 @@ test('idle: recording disabled; every action is refused and consent is "not requ
   expect(r.state.status).toBe('idle');
   expect(gate.record).toMatchObject({ outcome: 'not_required', reason: 'recording is disabled for this agent' });
   for (const action of ['start', 'stop', 'pause', 'resume'] as const) await expect(r.control(action)).rejects.toEqual(conflict);
-  expectOnlyMoves(r, STATUSES, ['consent', 'recording', 'done'], (s) => r.attempt(s));
+  expectOnlyMoves(r, STATUSES, ['consent', 'recording', 'done']);
   await r.finish('provider stop');
   expect(r.state).toMatchObject({ status: 'done', result: 'none' });
-  expectOnlyMoves(r, STATUSES, [], (s) => r.attempt(s));
+  expectOnlyMoves(r, STATUSES, []);
 });
 
 test('no prompt: idle → recording from the first sample → paused → recording → finalizing → done, queued', async () => {
   const { recorder: r } = recorder({ pause_behavior: 'silence' });
   r.begin();
   expect(r.state.status).toBe('recording');
-  expectOnlyMoves(r, STATUSES, ['paused', 'finalizing'], (s) => r.attempt(s));
+  expectOnlyMoves(r, STATUSES, ['paused', 'finalizing']);
   frames(r, 0, 50);
   await expect(r.control('resume')).rejects.toEqual(conflict);
   expect(await r.control('pause')).toEqual({ recordingStatus: 'paused' });
-  expectOnlyMoves(r, STATUSES, ['recording', 'finalizing'], (s) => r.attempt(s));
+  expectOnlyMoves(r, STATUSES, ['recording', 'finalizing']);
   await expect(r.control('pause')).rejects.toEqual(conflict);
   const recording = (await db.store.recordings.getByCall('t1', 'c1'))!;
   expect(recording.status).toBe('paused');
@@ -102,7 +97,7 @@ test('no prompt: idle → recording from the first sample → paused → recordi
   expect((await storedCall(db.store)).pauses).toMatchObject([{ paused_at_ms: 1000, resumed_at_ms: 1500 }]);
   frames(r, 1500, 25);
   r.on('stateChange', (_prev, next) => {
-    if (next.status === 'finalizing') expectOnlyMoves(r, STATUSES, ['done'], (s) => r.attempt(s));
+    if (next.status === 'finalizing') expectOnlyMoves(r, STATUSES, ['done']);
   });
   expect(await r.control('stop')).toEqual({ recordingStatus: 'processing' });
   expect(r.state).toMatchObject({ status: 'done', result: 'processing', reason: 'stopped' });
@@ -119,7 +114,7 @@ test('auto_record off: idle until a start action, which asks for consent (idle �
   expect(gate.record).toMatchObject({ outcome: 'not_required' });
   expect(await r.control('start')).toEqual({ recordingStatus: 'consent' });
   expect(gate.state.status).toBe('synthesizing');
-  expectOnlyMoves(r, STATUSES, ['recording', 'done'], (s) => r.attempt(s));
+  expectOnlyMoves(r, STATUSES, ['recording', 'done']);
   await expect(r.control('start')).rejects.toEqual(conflict);
   await expect(r.control('pause')).rejects.toEqual(conflict);
 });

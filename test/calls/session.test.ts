@@ -49,11 +49,6 @@ class FakeProviderSocket extends EventEmitter {
   }
 }
 
-class ProbedSession extends CallSession {
-  attempt(status: SessionState['status']): void {
-    this.state = { status } as SessionState;
-  }
-}
 
 let db: TestStore;
 let dataDir: string;
@@ -97,10 +92,10 @@ afterEach(async () => {
   await fs.rm(dataDir, { recursive: true, force: true });
 });
 
-function session(): { session: ProbedSession; socket: FakeProviderSocket } {
+function session(): { session: CallSession; socket: FakeProviderSocket } {
   const socket = new FakeProviderSocket();
   const upgrade = { headers: {}, query: {} };
-  return { session: new ProbedSession(socket, adapters.twilio(upgrade), upgrade, ctx), socket };
+  return { session: new CallSession(socket, adapters.twilio(upgrade), upgrade, ctx), socket };
 }
 
 function startMessage(params: Record<string, string>): object {
@@ -111,7 +106,7 @@ test('connecting: keeps what comes before the start; may only authenticate or en
   const { session: s, socket } = session();
   socket.deliver(connected);
   expect(s.state).toMatchObject({ status: 'connecting', connected: [expect.anything()] });
-  expectOnlyMoves(s, STATUSES, ['authenticating', 'ending'], (st) => s.attempt(st));
+  expectOnlyMoves(s, STATUSES, ['authenticating', 'ending']);
 });
 
 test.each([
@@ -134,11 +129,11 @@ test('connecting → authenticating → claimed → live → ending → ended: t
     seen.push(next.status);
     if (next.status === 'authenticating') {
       expect(socket.paused).toBe(true);
-      expectOnlyMoves(s, STATUSES, ['claimed', 'ending'], (st) => s.attempt(st));
+      expectOnlyMoves(s, STATUSES, ['claimed', 'ending']);
     }
     if (next.status === 'claimed') {
       expect(ctx.registry.get('t1', 'call-1')).toBe(s);
-      expectOnlyMoves(s, STATUSES, ['live', 'ending'], (st) => s.attempt(st));
+      expectOnlyMoves(s, STATUSES, ['live', 'ending']);
     }
   });
   socket.deliver(connected);
@@ -147,14 +142,14 @@ test('connecting → authenticating → claimed → live → ending → ended: t
   socket.deliver(media[0]);
   await reaches(s, 'live');
   expect(socket.paused).toBe(false);
-  expectOnlyMoves(s, STATUSES, ['ending'], (st) => s.attempt(st));
+  expectOnlyMoves(s, STATUSES, ['ending']);
   for (const m of media.slice(1)) socket.deliver(m);
   await expect(s.control('pause')).resolves.toEqual({ recordingStatus: 'paused' });
   await expect(s.control('resume')).resolves.toEqual({ recordingStatus: 'recording' });
   socket.deliver(stop);
   await s.ended;
   expect(seen).toEqual(['authenticating', 'claimed', 'live', 'ending', 'ended']);
-  expectOnlyMoves(s, STATUSES, [], (st) => s.attempt(st));
+  expectOnlyMoves(s, STATUSES, []);
   expect(socket.closed).toEqual({ code: 1000, reason: 'call ended' });
   expect(ctx.registry.size).toBe(0);
   const call = (await db.store.calls.get('t1', 'call-1'))!;
