@@ -18,8 +18,8 @@ export interface MachineEvents<S extends MachineState> {
  * Base of callrec's stateful objects, after @discordjs/voice's `AudioPlayer`: the state is one
  * member of a discriminated union that carries its own resources (timers, sockets, records),
  * and assigning `state` is the only way to change it. The setter refuses a move its table
- * does not list (`ERR_ILLEGAL_TRANSITION`), installs the new state, lets the machine release
- * what the old one held (`onTransition`), and emits `stateChange(old, new)`.
+ * does not list (`ERR_ILLEGAL_TRANSITION`), installs the new state, emits `stateChange(old, new)`,
+ * and lets the machine release what the old one held (`onTransition`).
  */
 export abstract class StateMachine<S extends MachineState> extends EventEmitter<MachineEvents<S>> {
   #state: S;
@@ -55,10 +55,12 @@ export abstract class StateMachine<S extends MachineState> extends EventEmitter<
     if (!allowed.includes(next.status)) {
       throw new CallrecError('ERR_ILLEGAL_TRANSITION', `${this.constructor.name}: ${prev.status} → ${next.status} is not a transition`);
     }
-    // Installed first, so whatever the clean-up sets off (events, callbacks) sees the new state.
+    // Installed first, so whatever follows sees the new state. Listeners hear of it before the
+    // old state's resources are released: whoever follows this machine gets in step first (the
+    // recorder starts capturing before the consent gate lets the held runtime audio through).
     this.#state = next;
-    this.onTransition(prev, next);
     this.emit('stateChange', prev, next);
+    this.onTransition(prev, next);
   }
 
   /** Releases what `prev` held that `next` does not carry on, and starts what entering `next` means. */

@@ -224,7 +224,7 @@ describe.each([
     callId = uniqueCallId(agentId);
     // A text no call has rendered yet: its synthesis runs while the runtime greets.
     const message = `This call is recorded. Reference ${callId}.`;
-    await ts.agent(agentId, { enabled: true, auto_record: true, consent_prompt: true, consent_message: message, consent_mode: consentMode, consent_digit: '1', agent_ws_url: runtime.url, format: 'wav' });
+    await ts.agent(agentId, { enabled: true, auto_record: true, consent_prompt: true, consent_message: message, consent_mode: consentMode, consent_digit: '1', agent_ws_url: runtime.url, dual_channel: true, format: 'wav' });
     await replayFixture(fixture, {
       url: `${ts.wsUrl}/media/twilio`,
       agentId,
@@ -275,5 +275,14 @@ describe.each([
   test('the consent record says the caller was asked, and how it ended', async () => {
     const view = await callView(callId);
     expect(view).toMatchObject({ mode: 'bridge', consent: { mode: consentMode, outcome } });
+  });
+
+  test('the recording starts with the whole greeting on the agent leg, where the caller heard it', async () => {
+    const audio = await recordingOf(callId);
+    const greetings = findBursts(audio.channels[1], audio.sampleRate, 2000);
+    expect(greetings).toHaveLength(1);
+    // Released the moment capture began: at the recording's start, within a frame or two.
+    expect(greetings[0].startMs).toBeLessThanOrEqual(60);
+    expect(greetings[0].endMs - greetings[0].startMs).toBeCloseTo(GREETING_MS, 0);
   });
 });
