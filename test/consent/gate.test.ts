@@ -203,6 +203,15 @@ test('a provider without marks cannot confirm playback: failed', async () => {
   expect(g.record).toMatchObject({ outcome: 'failed', reason: expect.stringContaining('cannot confirm playback') });
 });
 
+test('settled (not_required) → settled: a start action without a prompt records why anew', async () => {
+  const g = gate();
+  g.notRequired('not recorded unless started (auto_record is off)');
+  g.notRequired('consent_prompt is off');
+  expect(g.record).toMatchObject({ outcome: 'not_required', reason: 'consent_prompt is off' });
+  await g.saved;
+  expect((await storedCall(db.store)).consent).toMatchObject({ reason: 'consent_prompt is off' });
+});
+
 test('settled (not_required) may prompt after all, when a start action asks', async () => {
   const g = gate();
   g.notRequired('not recorded unless started (auto_record is off)');
