@@ -4,6 +4,7 @@ import type { MediaFormat } from '../../media/types.js';
 import type { AdapterFactory, ProviderAdapter, ProviderEvent, RuntimeEvent, StreamStart, WireMessage } from './types.js';
 import {
   beforeStart,
+  checkMessageSize,
   eventName,
   malformed,
   mediaFormat,
@@ -66,6 +67,7 @@ class VonageAdapter implements ProviderAdapter {
   private samples = 0;
 
   parseProviderMessage(data: Buffer, isBinary: boolean): ProviderEvent {
+    checkMessageSize(data);
     if (isBinary) return this.parseFrame(data);
     const message = parseJsonObject(data);
     const event = eventName(message);

@@ -1,5 +1,6 @@
 import { adapters } from '../../src/protocols/index.js';
 import type { ProviderAdapter, ProviderEvent } from '../../src/protocols/types.js';
+import { code } from './kits.js';
 
 const STREAM_SID = 'MZ18ad3ab5a668481ce02b83e7395059f0';
 const CALL_SID = 'CA5ea0b9ee9e2eaf1f4fa7e1d9e5c2a8b6';
@@ -38,15 +39,6 @@ function started(start = startMessage()): ProviderAdapter {
   adapter.parseProviderMessage(buf({ event: 'connected', protocol: 'Call', version: '1.0.0' }), false);
   adapter.parseProviderMessage(buf(start), false);
   return adapter;
-}
-
-function code(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (err) {
-    return (err as { code?: string }).code;
-  }
-  return undefined;
 }
 
 describe('twilio adapter', () => {
