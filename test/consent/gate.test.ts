@@ -219,6 +219,15 @@ test('settled (not_required) may prompt after all, when a start action asks', as
   expect(g.record).toMatchObject({ outcome: 'pending', reason: null });
 });
 
+test('the hold is bounded in bytes too', async () => {
+  const g = gate({}, { hold: { maxBytes: 2 * runtimeMessage(1).data.length } });
+  g.prompt();
+  for (let i = 1; i <= 3; i++) g.hold(runtimeMessage(i));
+  engine.fail(new Error('down'));
+  await reaches(g, 'settled');
+  expect(port.released).toEqual([runtimeMessage(1), runtimeMessage(2)]);
+});
+
 test('the hold is bounded: overflow is dropped and counted, the rest released in order', async () => {
   const g = gate({}, { hold: { maxMessages: 2 } });
   g.prompt();

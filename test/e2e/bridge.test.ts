@@ -99,3 +99,37 @@ describe.each(['twilio-connect-caller', 'telnyx-fork-pcma', 'vonage-tones'])('br
     expect(call.alignment).toMatchObject({ framesDropped: 0, agentAudioUnplayedMs: 0 });
   });
 });
+
+describe('a stream parameter forces the mode', () => {
+  let fixture: Fixture;
+  let runtime: ToneAnsweringRuntime;
+  beforeAll(async () => {
+    fixture = await readFixture(path.join(import.meta.dirname, '../../fixtures/telnyx-fork-pcma.jsonl'));
+    runtime = await ToneAnsweringRuntime.start({ provider: 'telnyx', format: formatOf(fixture), replyMs: REPLY_MS });
+    await ts.agent('mode-bridged', { enabled: true, auto_record: true, consent_prompt: false, dual_channel: true, format: 'wav', agent_ws_url: runtime.url });
+    await ts.agent('mode-plain', { enabled: true, auto_record: true, consent_prompt: false });
+  });
+  afterAll(() => runtime?.close());
+
+  test('mode=fork: a Telnyx stream is only recorded, both tracks from Telnyx, though the agent names a runtime', async () => {
+    const callId = uniqueCallId('mode-fork');
+    const result = await replayFixture(fixture, { url: `${ts.wsUrl}/media/telnyx?mode=fork`, agentId: 'mode-bridged', token: ts.key, callId, speed: 'max' });
+    expect(result.closeCode).toBe(1000);
+    expect(result.received).toEqual([]);
+    expect(runtime.received).toEqual([]);
+    const rec = await ts.recording(callId);
+    expect(rec.status).toBe('ready');
+    const audio = await decodeAudio(new Uint8Array(await (await ts.api(`/api/calls/${callId}/recording`)).arrayBuffer()), 'wav');
+    // The provider's own agent track this time: its 1500 Hz burst at 1000 ms.
+    expect(findBursts(audio.channels[1], audio.sampleRate, 1500).map((b) => b.startMs)).toEqual([expect.closeTo(1000, 0)]);
+    expect(await (await ts.api(`/api/calls/${callId}`)).json()).toMatchObject({ mode: 'fork' });
+  });
+
+  test('mode=bridge with no runtime named: closed with a clear reason, nothing recorded', async () => {
+    const callId = uniqueCallId('mode-bridge');
+    const result = await replayFixture(fixture, { url: `${ts.wsUrl}/media/telnyx?mode=bridge`, agentId: 'mode-plain', token: ts.key, callId, speed: 'max' });
+    expect(result.closeCode).toBe(1008);
+    expect(result.closeReason).toMatch(/^ERR_NO_RUNTIME: /);
+    expect((await ts.api(`/api/calls/${callId}`)).status).toBe(404);
+  });
+});
