@@ -232,6 +232,7 @@ test('the hold is bounded: overflow is dropped and counted, the rest released in
   const g = gate({}, { hold: { maxMessages: 2 } });
   g.prompt();
   for (let i = 1; i <= 4; i++) expect(g.hold(runtimeMessage(i))).toBe(true);
+  expect((g.state as Extract<ConsentGateState, { status: 'synthesizing' }>).hold.dropped).toBe(2);
   engine.fail(new Error('down'));
   await reaches(g, 'settled');
   expect(port.released).toEqual([runtimeMessage(1), runtimeMessage(2)]);
