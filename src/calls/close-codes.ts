@@ -1,5 +1,5 @@
 /** WebSocket close codes (RFC 6455 §7.4.1) for each way a stream can go wrong. */
-export const CLOSE_CODES: Record<string, number> = {
+const CLOSE_CODES: Record<string, number> = {
   ERR_MALFORMED_MESSAGE: 1007,
   ERR_BAD_PAYLOAD: 1007,
   ERR_MESSAGE_TOO_LARGE: 1009,
