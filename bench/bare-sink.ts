@@ -1,16 +1,20 @@
 /**
- * The baseline the bench compares callrec with: a bare `ws` server that only `JSON.parse`s each
- * message, i.e. the least any media server must do with this traffic. Run as a child process
- * (announces `{ port }` over IPC) so its CPU is measured on its own.
+ * The baseline the bench compares callrec with: a bare `ws` server that `JSON.parse`s each
+ * message and base64-decodes each media payload, i.e. the least any media server must do with
+ * this traffic to have the audio. Run as a child process (announces `{ port }` over IPC) so its
+ * CPU is measured on its own.
  */
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer } from 'ws';
 
 const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, maxPayload: 64 * 1024, perMessageDeflate: false });
 let parsed = 0;
+/** Bytes of audio decoded: read at the end, so the decode is not optimised away. */
+let audioBytes = 0;
 wss.on('connection', (ws) => {
   ws.on('message', (data: Buffer) => {
-    JSON.parse(data.toString());
+    const message = JSON.parse(data.toString());
+    if (message.event === 'media') audioBytes += Buffer.from(message.media.payload, 'base64').length;
     parsed++;
   });
   ws.on('error', () => {});
@@ -18,5 +22,5 @@ wss.on('connection', (ws) => {
 wss.on('listening', () => {
   process.send!({ port: (wss.address() as AddressInfo).port });
 });
-process.on('message', () => process.send!({ parsed }));
+process.on('message', () => process.send!({ parsed, audioBytes }));
 process.on('SIGTERM', () => wss.close(() => process.exit(0)));

@@ -24,6 +24,8 @@ const REGISTRY = {
   ERR_MISSING_AGENT: { ws: 1008 },
   ERR_UNKNOWN_AGENT: { ws: 1008 },
   ERR_BAD_TOKEN: { ws: 1008 },
+  ERR_BAD_PARAMETER: { ws: 1008 },
+  ERR_NO_RUNTIME: { ws: 1008 },
   ERR_CALL_EXISTS: { ws: 1008 },
   ERR_OVERLOADED: { ws: 1013 },
   ERR_AGENT_UNREACHABLE: { ws: 1014 },
@@ -46,6 +48,7 @@ const REGISTRY = {
   ERR_UNAVAILABLE: { http: 503 },
   // Internal: logged, answered as 500 / closed 1011.
   ERR_INTERNAL: {},
+  ERR_ILLEGAL_TRANSITION: {},
   ERR_CONFIG: {},
   ERR_MIGRATION: {},
   ERR_BAD_ARGUMENT: {},
@@ -125,4 +128,11 @@ export function httpStatus(err: unknown): number {
 export function wsCloseCode(err: unknown): number {
   const code = errorCode(err);
   return (code && (REGISTRY[code] as Transport).ws) || 1011;
+}
+
+/** `code: message`, cut to the 123 bytes a WebSocket close frame's reason may hold. */
+export function closeReason(code: string, message: string): string {
+  const text = message.startsWith(code) ? message : `${code}: ${message}`;
+  const bytes = Buffer.from(text);
+  return bytes.length <= 123 ? text : bytes.subarray(0, 120).toString('utf8').replace(/\uFFFD*$/, '') + '...';
 }

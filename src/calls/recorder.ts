@@ -1,33 +1,18 @@
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import type { BufferPool } from '../../media/buffer-pool.js';
-import { bytesPerSample, samplesIn } from '../../media/codec.js';
 import type { Leg, MediaFormat } from '../../media/types.js';
 import type { CallRecordingSettings } from '../agents/settings.js';
-import type { PromptCache } from '../consent/prompts.js';
+import type { ConsentGate, ConsentGateState } from '../consent/gate.js';
 import { CallrecError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { ProviderAdapter, WireMessage } from '../protocols/types.js';
 import type { RecordingJobData } from '../queue/recordings.js';
 import { Capture, type AlignmentReport } from '../recording/capture.js';
 import { SpoolWriter } from '../recording/spool.js';
 import type { Store } from '../store/index.js';
+import type { StreamClock } from './clock.js';
 import type { ControlAction, ControlResult } from './control.js';
-
-/** The consent record kept with every call (SPEC §5), stored and served as is. */
-export interface ConsentRecord {
-  mode: CallRecordingSettings['consent_mode'];
-  outcome: 'pending' | 'announced' | 'agreed' | 'declined' | 'timeout' | 'not_required' | 'failed';
-  reason: string | null;
-  message: string | null;
-  message_sha256: string | null;
-  engine: string | null;
-  voice: string | null;
-  /** Prompt start and end on the call's stream clock, ms. */
-  prompt_started_ms: number | null;
-  prompt_ended_ms: number | null;
-  digit: string | null;
-}
+import { StateMachine, type Transitions } from './machine.js';
 
 /** Where a pause sits: on the call's clock and in the recording file. */
 export interface PauseRecord {
@@ -41,7 +26,6 @@ export interface RecorderContext {
   store: Store;
   log: Logger;
   dataDir: string;
-  prompts: PromptCache;
   enqueue(job: RecordingJobData): Promise<unknown>;
   jitterMs?: number;
   buffers: BufferPool;
@@ -51,351 +35,248 @@ export interface RecorderContext {
   format: MediaFormat;
   /** The agent leg comes from a runtime callrec relays (bridge mode). */
   bridged: boolean;
-  /** The provider plays audio we send back on this stream (bidirectional). */
-  canPlayAudio: boolean;
-  adapter: ProviderAdapter;
-  /** Sends a message to the provider. */
-  send(message: WireMessage): void;
-  /** The prompt has finished playing (or was abandoned): runtime audio may flow again. */
-  promptDone(): void;
+  /** Decides whether the call may be recorded; the recorder starts it and follows its outcome. */
+  gate: ConsentGate;
+  /** The call's stream clock; the recorder advances it with every provider frame. */
+  clock: StreamClock;
 }
 
-/** Mark names callrec uses for its own prompts; the provider's echo of them is not relayed. */
-const PROMPT_MARK = 'callrec-consent';
-/** How long after the prompt should have finished its mark may take to come back. */
-const MARK_GRACE_MS = 10_000;
-const FRAME_MS = 20;
+type RecordingStatus = ControlResult['recordingStatus'];
 
-/**
- * One call's recording: consent prompt → (DTMF gate) → recording ⇄ paused → stopped. Exactly
- * one transition setter, `#set`, leaves a state and releases what it held (timers, capture).
- */
-type RecorderState =
+/** A recording in progress: its capture, its row (created in the background) and its pauses so far. */
+interface Take {
+  capture: Capture;
+  recordingId: Promise<string>;
+  pauses: readonly PauseRecord[];
+}
+
+export type RecorderState =
+  /** Not recording; a `start` action (or `begin`) may start. */
   | { status: 'idle' }
-  /** Prompt sent, waiting for the provider to confirm it played (its mark coming back). */
-  | { status: 'prompting'; mark: string; timer: NodeJS.Timeout }
-  /** Two-party: prompt played, waiting for the caller's digit. */
-  | { status: 'awaiting_digit'; timer: NodeJS.Timeout }
-  | { status: 'recording'; capture: Capture; recordingId: Promise<string> }
-  | { status: 'paused'; capture: Capture; recordingId: Promise<string> }
-  /** Done: finalized, declined or failed. One recording per call. */
-  | { status: 'stopped' };
+  /** The consent gate is deciding; the recorder follows its outcome. */
+  | { status: 'consent' }
+  | ({ status: 'recording' } & Take)
+  | ({ status: 'paused' } & Take)
+  /** Spool closing, recording row updating, job queueing. */
+  | ({ status: 'finalizing'; reason: string; finished: Promise<RecordingStatus> } & Take)
+  /** One recording per call: whatever happened, nothing more is recorded. */
+  | { status: 'done'; reason: string; result: RecordingStatus; alignment: AlignmentReport | null; pauses: readonly PauseRecord[] };
 
-/** Drives a call's recording from the stream's events; the session owns the sockets. */
-export class CallRecorder {
+const TRANSITIONS: Transitions<RecorderState> = {
+  idle: ['consent', 'recording', 'done'],
+  consent: ['recording', 'done'],
+  recording: ['paused', 'finalizing'],
+  paused: ['recording', 'finalizing'],
+  finalizing: ['done'],
+  done: [],
+};
+
+/** Consent outcomes after which the call is recorded. */
+const RECORDED: ReadonlySet<string> = new Set(['announced', 'agreed']);
+
+/** Drives a call's recording from the stream's events and control actions; the session owns the sockets. */
+export class CallRecorder extends StateMachine<RecorderState> {
   readonly #ctx: RecorderContext;
-  #state: RecorderState = { status: 'idle' };
-  /** Stream clock: end of the newest provider frame, ms. */
-  #clockMs = 0;
-  #consent: ConsentRecord | null = null;
-  readonly #pauses: PauseRecord[] = [];
-  #alignment: AlignmentReport | null = null;
-  /** Serializes store writes and transitions that await (start, stop, finish). */
-  #busy: Promise<unknown> = Promise.resolve();
 
   constructor(ctx: RecorderContext) {
+    super({ status: 'idle' }, TRANSITIONS);
     this.#ctx = ctx;
-  }
-
-  get consent(): ConsentRecord | null {
-    return this.#consent;
-  }
-
-  get pauses(): PauseRecord[] {
-    return this.#pauses;
+    ctx.gate.on('stateChange', (_prev, next) => this.#onConsent(next));
   }
 
   get alignment(): AlignmentReport | null {
-    return this.#alignment ?? (this.#capture?.alignment ?? null);
+    const s = this.state;
+    if (s.status === 'done') return s.alignment;
+    return 'capture' in s ? s.capture.alignment : null;
   }
 
-  /** Runtime audio must wait: the caller hears the consent prompt first. */
-  get holdingRuntime(): boolean {
-    return this.#state.status === 'prompting';
+  get pauses(): readonly PauseRecord[] {
+    const s = this.state;
+    return 'pauses' in s ? s.pauses : [];
   }
 
-  get #capture(): Capture | null {
-    const s = this.#state;
-    return s.status === 'recording' || s.status === 'paused' ? s.capture : null;
-  }
-
-  get recordingStatus(): ControlResult['recordingStatus'] {
-    switch (this.#state.status) {
+  get recordingStatus(): RecordingStatus {
+    switch (this.state.status) {
       case 'idle':
-      case 'stopped':
+      case 'done':
         return 'none';
-      case 'prompting':
-      case 'awaiting_digit':
+      case 'consent':
         return 'consent';
+      case 'finalizing':
+        return 'processing';
       default:
-        return this.#state.status;
+        return this.state.status;
     }
-  }
-
-  #set(next: RecorderState): void {
-    const prev = this.#state;
-    if ((prev.status === 'prompting' || prev.status === 'awaiting_digit') && prev.status !== next.status) clearTimeout(prev.timer);
-    if (prev.status === 'prompting' && next.status !== 'prompting') this.#ctx.promptDone();
-    this.#state = next;
   }
 
   // --- stream events (per frame: no allocation, no awaiting) ---
 
   frame(leg: Leg, timestampMs: number, payload: Uint8Array): void {
-    const end = timestampMs + (samplesIn(this.#ctx.format, payload.length) * 1000) / this.#ctx.format.sampleRate;
-    if (end > this.#clockMs) this.#clockMs = end;
-    this.#capture?.pushFrame(leg, timestampMs, payload);
+    this.#ctx.clock.advance(timestampMs, payload.length);
+    const s = this.state;
+    if (s.status === 'recording' || s.status === 'paused') s.capture.pushFrame(leg, timestampMs, payload);
   }
 
   runtimeAudio(payload: Uint8Array): void {
-    this.#capture?.pushRuntimeAudio(payload);
+    const s = this.state;
+    if (s.status === 'recording' || s.status === 'paused') s.capture.pushRuntimeAudio(payload);
   }
 
   runtimeClear(): void {
-    this.#capture?.clearRuntimeAudio();
-  }
-
-  /** A mark came back from the provider; true when it was callrec's own (not to be relayed). */
-  mark(name: string): boolean {
-    if (!name.startsWith(PROMPT_MARK)) return false;
-    const s = this.#state;
-    if (s.status === 'prompting' && s.mark === name) this.#promptPlayed();
-    return true;
-  }
-
-  dtmf(digit: string): void {
-    if (this.#state.status !== 'awaiting_digit') return;
-    const consent = this.#consent!;
-    consent.digit = digit;
-    if (digit === this.#ctx.settings.consent_digit) {
-      this.#startCapture('agreed', null);
-    } else {
-      this.#set({ status: 'stopped' });
-      this.#settle('declined', `caller pressed ${digit}, not ${this.#ctx.settings.consent_digit}`);
-    }
+    const s = this.state;
+    if (s.status === 'recording' || s.status === 'paused') s.capture.clearRuntimeAudio();
   }
 
   /** Flushes the spool (once a second). */
   flush(): void {
-    this.#capture?.flush().catch((err: Error) => this.#ctx.log.error({ err: err.message }, 'spool write failed'));
+    const s = this.state;
+    if (s.status === 'recording' || s.status === 'paused') s.capture.flush().catch((err: Error) => this.#ctx.log.error({ err: err.message }, 'spool write failed'));
   }
 
   // --- control ---
 
-  /** Starts recording as the call begins, when the agent records whole calls. */
-  begin(): Promise<void> {
-    const { settings } = this.#ctx;
-    if (!settings.enabled) {
-      this.#consent = this.#record('not_required', 'recording is disabled for this agent');
-      return this.#saveConsent();
-    }
-    if (!settings.auto_record) {
-      this.#consent = this.#record('not_required', 'not recorded unless started (auto_record is off)');
-      return this.#saveConsent();
-    }
+  /** As the call begins: records whole calls when the agent says so, else notes why not. */
+  begin(): void {
+    const { settings, gate } = this.#ctx;
+    if (!settings.enabled) gate.notRequired('recording is disabled for this agent');
+    else if (!settings.auto_record) gate.notRequired('not recorded unless started (auto_record is off)');
     // Without a prompt the whole call is recorded, from the stream's first sample.
-    if (!settings.consent_prompt) {
-      this.#startCapture('not_required', 'consent_prompt is off', 0);
-      return Promise.resolve();
-    }
-    return this.#run(() => this.#start());
+    else this.#start(0);
   }
 
   /** A control action (API `POST /api/calls/{id}/recording`); rejects `ERR_CONFLICT` when impossible now. */
-  control(action: ControlAction): Promise<ControlResult> {
-    return this.#run(async (): Promise<ControlResult> => {
-      const s = this.#state;
-      const conflict = (why: string) => new CallrecError('ERR_CONFLICT', `cannot ${action}: ${why}`);
-      switch (action) {
-        case 'start':
-          if (!this.#ctx.settings.enabled) throw conflict('recording is disabled for this agent');
-          if (s.status === 'stopped') throw conflict('this call was already recorded (one recording per call)');
-          if (s.status !== 'idle') throw conflict('the call is already being recorded');
-          await this.#start();
-          return { recordingStatus: this.recordingStatus };
-        case 'stop':
-          if (s.status === 'prompting' || s.status === 'awaiting_digit') {
-            this.#set({ status: 'stopped' });
-            this.#settle('failed', 'recording stopped during consent');
-            return { recordingStatus: 'none' };
-          }
-          if (s.status !== 'recording' && s.status !== 'paused') throw conflict('the call is not being recorded');
-          return { recordingStatus: await this.#finalize('stopped') };
-        case 'pause': {
-          if (s.status !== 'recording') throw conflict(`the recording is ${this.recordingStatus}`);
-          const behavior = this.#ctx.settings.pause_behavior;
-          const offset = s.capture.pause(behavior === 'skip');
-          this.#pauses.push({ paused_at_ms: Math.round(s.capture.clockMs), resumed_at_ms: null, behavior, recording_offset_ms: Math.round(offset) });
-          this.#set({ status: 'paused', capture: s.capture, recordingId: s.recordingId });
-          await this.#ctx.store.recordings.update(await s.recordingId, { status: 'paused' });
-          await this.#savePauses();
-          return { recordingStatus: 'paused' };
+  async control(action: ControlAction): Promise<ControlResult> {
+    const s = this.state;
+    const conflict = (why: string) => new CallrecError('ERR_CONFLICT', `cannot ${action}: ${why}`);
+    switch (action) {
+      case 'start':
+        if (!this.#ctx.settings.enabled) throw conflict('recording is disabled for this agent');
+        if (s.status === 'done') throw conflict('this call was already recorded (one recording per call)');
+        if (s.status !== 'idle') throw conflict('the call is already being recorded');
+        this.#start(this.#ctx.clock.ms);
+        return { recordingStatus: this.recordingStatus };
+      case 'stop':
+        if (s.status === 'consent') {
+          this.state = { status: 'done', reason: 'recording stopped', result: 'none', alignment: null, pauses: [] };
+          return { recordingStatus: 'none' };
         }
-        case 'resume': {
-          if (s.status !== 'paused') throw conflict(`the recording is ${this.recordingStatus}`);
-          this.#resume(s.capture);
-          this.#set({ status: 'recording', capture: s.capture, recordingId: s.recordingId });
-          await this.#ctx.store.recordings.update(await s.recordingId, { status: 'recording' });
-          await this.#savePauses();
-          return { recordingStatus: 'recording' };
-        }
+        if (s.status !== 'recording' && s.status !== 'paused') throw conflict('the call is not being recorded');
+        return { recordingStatus: await this.#finalize(s, 'stopped') };
+      case 'pause': {
+        if (s.status !== 'recording') throw conflict(`the recording is ${this.recordingStatus}`);
+        const behavior = this.#ctx.settings.pause_behavior;
+        const offset = s.capture.pause(behavior === 'skip');
+        const pause = { paused_at_ms: Math.round(s.capture.clockMs), resumed_at_ms: null, behavior, recording_offset_ms: Math.round(offset) };
+        const paused = { ...s, status: 'paused' as const, pauses: [...s.pauses, pause] };
+        this.state = paused;
+        await this.#saveTake(paused, 'paused');
+        return { recordingStatus: 'paused' };
       }
-    });
+      case 'resume': {
+        if (s.status !== 'paused') throw conflict(`the recording is ${this.recordingStatus}`);
+        const recording = { ...s, status: 'recording' as const, pauses: resumed(s) };
+        this.state = recording;
+        await this.#saveTake(recording, 'recording');
+        return { recordingStatus: 'recording' };
+      }
+    }
   }
 
-  #resume(capture: Capture): void {
-    capture.resume();
-    this.#pauses.at(-1)!.resumed_at_ms = Math.round(capture.clockMs);
+  /** The call ended: consent in progress gives up, a recording is finalized and queued. Resolves once all is saved. */
+  async finish(reason: string): Promise<void> {
+    const s = this.state;
+    if (s.status === 'idle' || s.status === 'consent') this.state = { status: 'done', reason: `call ended (${reason})`, result: 'none', alignment: null, pauses: [] };
+    else if (s.status === 'recording' || s.status === 'paused') await this.#finalize(s, reason);
+    else if (s.status === 'finalizing') await s.finished;
+    await Promise.all([this.saved, this.#ctx.gate.saved]);
   }
 
-  /** The call ended: a prompt in progress fails closed, a recording is finalized and queued. */
-  finish(reason: string): Promise<void> {
-    return this.#run(async () => {
-      const s = this.#state;
-      if (s.status === 'prompting' || s.status === 'awaiting_digit') {
-        this.#set({ status: 'stopped' });
-        const outcome = s.status === 'awaiting_digit' ? 'timeout' : 'failed';
-        this.#settle(outcome, s.status === 'prompting' ? `call ended before the prompt finished playing (${reason})` : `call ended before the caller pressed a digit (${reason})`);
-        await this.#saveConsent();
-      } else if (s.status === 'recording' || s.status === 'paused') {
-        if (s.status === 'paused') this.#resume(s.capture);
-        await this.#finalize(reason);
-      }
-    });
+  protected onTransition(prev: RecorderState, next: RecorderState): void {
+    // The one place consent is given up: leaving it for anything but a recording.
+    if (prev.status === 'consent' && next.status === 'done') this.#ctx.gate.cancel(next.reason);
   }
 
   // --- internals ---
 
-  /** Runs `fn` after whatever transition is in flight, so they never interleave. */
-  #run<T>(fn: () => Promise<T> | T): Promise<T> {
-    const next = this.#busy.then(fn);
-    this.#busy = next.catch(() => {});
-    return next;
-  }
-
-  #record(outcome: ConsentRecord['outcome'], reason: string | null): ConsentRecord {
-    const { settings } = this.#ctx;
-    return {
-      mode: settings.consent_mode,
-      outcome,
-      reason,
-      message: null,
-      message_sha256: null,
-      engine: null,
-      voice: null,
-      prompt_started_ms: null,
-      prompt_ended_ms: null,
-      digit: null,
-    };
-  }
-
-  /** Records the consent outcome (and persists it, in the background of the frame path). */
-  #settle(outcome: ConsentRecord['outcome'], reason: string | null): void {
-    const consent = (this.#consent ??= this.#record(outcome, reason));
-    consent.outcome = outcome;
-    consent.reason = reason;
-    this.#ctx.log.info({ outcome, reason }, 'consent');
-    this.#saveConsent().catch((err: Error) => this.#ctx.log.error({ err: err.message }, 'could not save the consent record'));
-  }
-
-  #saveConsent(): Promise<void> {
-    return this.#ctx.store.calls.update(this.#ctx.tenantId, this.#ctx.callId, { consent: { ...this.#consent } }).then(() => {});
-  }
-
-  #savePauses(): Promise<void> {
-    return this.#ctx.store.calls.update(this.#ctx.tenantId, this.#ctx.callId, { pauses: this.#pauses.map((p) => ({ ...p })) }).then(() => {});
-  }
-
-  /** Plays the consent prompt if the agent asks for one, else starts capturing now. */
-  async #start(): Promise<void> {
-    const { settings, canPlayAudio, adapter, prompts } = this.#ctx;
-    if (!settings.consent_prompt) return this.#startCapture('not_required', 'consent_prompt is off');
-    const consent = (this.#consent = this.#record('pending', null));
-    consent.message = settings.consent_message;
-    const fail = (reason: string) => {
-      this.#set({ status: 'stopped' });
-      this.#settle('failed', reason);
-    };
-    if (!canPlayAudio) return fail('the stream is one-way: the consent prompt cannot be played, so nothing is recorded');
-    let prompt;
-    try {
-      prompt = await prompts.render(settings.consent_message, this.#ctx.format);
-    } catch (err) {
-      return fail(`the consent prompt could not be synthesized: ${(err as Error).message}`);
-    }
-    if (this.#state.status !== 'idle') return; // the call ended while synthesizing
-    Object.assign(consent, { message_sha256: prompt.textSha256, engine: prompt.engine, voice: prompt.voice });
-    const mark = `${PROMPT_MARK}-${Date.now().toString(36)}`;
-    const markMessage = adapter.markMessage(mark);
-    if (!markMessage) return fail('the provider cannot confirm playback, so the prompt cannot be known to have played');
-    // 20 ms messages, as providers stream audio; sent at once: the provider queues and plays them in order.
-    const frameBytes = (bytesPerSample(this.#ctx.format) * this.#ctx.format.sampleRate * FRAME_MS) / 1000;
-    for (let offset = 0; offset < prompt.payload.length; offset += frameBytes) {
-      this.#ctx.send(adapter.mediaMessage(prompt.payload.subarray(offset, offset + frameBytes)));
-    }
-    this.#ctx.send(markMessage);
-    consent.prompt_started_ms = Math.round(this.#clockMs);
-    const timer = setTimeout(() => {
-      if (this.#state.status === 'prompting') fail(`the provider did not confirm the prompt played within ${Math.round(prompt.durationMs + MARK_GRACE_MS)} ms`);
-    }, prompt.durationMs + MARK_GRACE_MS);
-    timer.unref();
-    this.#set({ status: 'prompting', mark, timer });
-    await this.#saveConsent();
-  }
-
-  /** The provider played the whole prompt. */
-  #promptPlayed(): void {
-    const consent = this.#consent!;
-    consent.prompt_ended_ms = Math.round(this.#clockMs);
-    if (this.#ctx.settings.consent_mode === 'one_party') {
-      this.#startCapture('announced', null);
+  /** Asks the gate for consent, or (no prompt) records from `startMs` on. */
+  #start(startMs: number): void {
+    const { settings, gate } = this.#ctx;
+    if (!settings.consent_prompt) {
+      gate.notRequired('consent_prompt is off');
+      this.#capture(startMs);
       return;
     }
-    const seconds = this.#ctx.settings.consent_timeout_seconds;
-    const timer = setTimeout(() => {
-      if (this.#state.status !== 'awaiting_digit') return;
-      this.#set({ status: 'stopped' });
-      this.#settle('timeout', `no digit within ${seconds} s`);
-    }, seconds * 1000);
-    timer.unref();
-    this.#set({ status: 'awaiting_digit', timer });
+    this.state = { status: 'consent' };
+    gate.prompt();
+  }
+
+  #onConsent(next: ConsentGateState): void {
+    if (next.status !== 'settled' || this.state.status !== 'consent') return;
+    const { outcome } = next.consent;
+    if (RECORDED.has(outcome)) this.#capture(this.#ctx.clock.ms);
+    else this.state = { status: 'done', reason: `consent ${outcome}`, result: 'none', alignment: null, pauses: [] };
   }
 
   /**
-   * Captures from `startMs` (default: the current stream time) on. Synchronous, so the very next frame is recorded:
-   * the spool file and the recording row are created in the background.
+   * Captures from `startMs` on. Synchronous, so the very next frame is recorded: the spool
+   * file and the recording row are created in the background.
    */
-  #startCapture(outcome: ConsentRecord['outcome'], reason: string | null, startMs = this.#clockMs): void {
-    const { store, settings, format, tenantId, callId, log } = this.#ctx;
+  #capture(startMs: number): void {
+    const { store, settings, format, tenantId, callId, log, buffers: pool } = this.#ctx;
     const spoolPath = path.join(this.#ctx.dataDir, 'spool', `${randomUUID()}.wav`);
-    const pool = this.#ctx.buffers;
     const spool = new SpoolWriter(spoolPath, { sampleRate: format.sampleRate, channels: 2, pool });
     const capture = new Capture({ format, spool, bridged: this.#ctx.bridged, jitterMs: this.#ctx.jitterMs, startMs, pool });
     const recordingId = store.recordings
       .create({ tenantId, callId, format: settings.format, channels: settings.dual_channel ? 2 : 1, sampleRate: format.sampleRate, storageDays: settings.storage_days, status: 'recording', spoolPath })
       .then((recording) => recording.id);
     recordingId.catch((err: Error) => log.error({ err: err.message }, 'could not create the recording'));
-    this.#set({ status: 'recording', capture, recordingId });
-    this.#settle(outcome, reason);
+    this.state = { status: 'recording', capture, recordingId, pauses: [] };
   }
 
-  /** Closes the spool and hands the recording to the worker; returns what the recording became. */
-  async #finalize(reason: string): Promise<ControlResult['recordingStatus']> {
-    const s = this.#state;
-    if (s.status !== 'recording' && s.status !== 'paused') return this.recordingStatus;
-    this.#set({ status: 'stopped' });
-    const { store } = this.#ctx;
-    const frames = await s.capture.finish();
-    this.#alignment = s.capture.alignment;
-    const recordingId = await s.recordingId;
-    if (this.#pauses.length) await this.#savePauses();
-    if (frames === 0) {
-      await store.recordings.update(recordingId, { status: 'failed', error: 'no audio was captured' });
-      return 'failed';
-    }
-    await store.recordings.update(recordingId, { status: 'processing' });
-    await this.#ctx.enqueue({ tenantId: this.#ctx.tenantId, callId: this.#ctx.callId, recordingId });
-    this.#ctx.log.info({ frames, reason }, 'recording queued');
-    return 'processing';
+  /** Closes the spool and hands the recording to the worker; resolves to what the recording became. */
+  #finalize(s: Extract<RecorderState, { status: 'recording' | 'paused' }>, reason: string): Promise<RecordingStatus> {
+    const take: Take = { capture: s.capture, recordingId: s.recordingId, pauses: s.status === 'paused' ? resumed(s) : s.pauses };
+    const finished = this.#complete(take, reason);
+    this.state = { status: 'finalizing', ...take, reason, finished };
+    return finished;
   }
+
+  async #complete(take: Take, reason: string): Promise<RecordingStatus> {
+    const { store, tenantId, callId } = this.#ctx;
+    let result: RecordingStatus = 'failed';
+    try {
+      const frames = await take.capture.finish();
+      const recordingId = await take.recordingId;
+      await this.saved;
+      if (take.pauses.length) await this.#savePauses(take.pauses);
+      if (frames === 0) {
+        await store.recordings.update(recordingId, { status: 'failed', error: 'no audio was captured' });
+        return result;
+      }
+      await store.recordings.update(recordingId, { status: 'processing' });
+      await this.#ctx.enqueue({ tenantId, callId, recordingId });
+      this.#ctx.log.info({ frames, reason }, 'recording queued');
+      return (result = 'processing');
+    } finally {
+      this.state = { status: 'done', reason, result, alignment: take.capture.alignment, pauses: take.pauses };
+    }
+  }
+
+  /** Saves a pause or resume: the recording's status and the call's pauses, after earlier writes. */
+  #saveTake(take: Take, status: 'paused' | 'recording'): Promise<unknown> {
+    return this.persist(async () => {
+      await this.#ctx.store.recordings.update(await take.recordingId, { status });
+      await this.#savePauses(take.pauses);
+    });
+  }
+
+  #savePauses(pauses: readonly PauseRecord[]): Promise<unknown> {
+    return this.#ctx.store.calls.update(this.#ctx.tenantId, this.#ctx.callId, { pauses: pauses.map((p) => ({ ...p })) });
+  }
+}
+
+/** Resumes a paused capture; its pauses with the last one closed at the capture's clock. */
+function resumed(s: Extract<RecorderState, { status: 'paused' }>): PauseRecord[] {
+  s.capture.resume();
+  return [...s.pauses.slice(0, -1), { ...s.pauses.at(-1)!, resumed_at_ms: Math.round(s.capture.clockMs) }];
 }

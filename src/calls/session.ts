@@ -1,20 +1,21 @@
-import { randomUUID } from 'node:crypto';
-import type WebSocket from 'ws';
-import type { RawData } from 'ws';
+import { WebSocket, type RawData } from 'ws';
 import type { BufferPool } from '../../media/buffer-pool.js';
-import { resolveCallRecording, type CallRecordingSettings } from '../agents/settings.js';
-import { hasScope } from '../auth/scopes.js';
 import { RuntimeLink } from '../bridge/runtime.js';
-import { CallrecError, errorCode, wsCloseCode } from '../errors.js';
+import { ConsentGate } from '../consent/gate.js';
+import type { HeldMessage } from '../consent/hold.js';
+import type { PromptCache } from '../consent/prompts.js';
+import { CallrecError, closeReason, errorCode, wsCloseCode } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { MediaMetrics } from '../metrics.js';
-import type { PromptCache } from '../consent/prompts.js';
 import type { ProviderAdapter, ProviderEvent, StreamStart, UpgradeInfo, WireMessage } from '../protocols/types.js';
 import type { RecordingJobData } from '../queue/recordings.js';
-import type { CallMode, Store } from '../store/index.js';
+import type { Store } from '../store/index.js';
+import { StreamClock } from './clock.js';
 import type { ControlAction, ControlResult } from './control.js';
+import { StateMachine, type Transitions } from './machine.js';
 import { CallRecorder } from './recorder.js';
 import type { CallRegistry } from './registry.js';
+import { authenticateStream, claimCall, type CallClaim } from './stream-auth.js';
 
 /** What a call session needs from the node it runs on. */
 export interface MediaContext {
@@ -34,11 +35,16 @@ export interface MediaContext {
   buffers: BufferPool;
 }
 
-/** `code: message`, cut to the 123 bytes a close frame's reason may hold. */
-function closeReason(code: string, message: string): string {
-  const text = message.startsWith(code) ? message : `${code}: ${message}`;
-  const bytes = Buffer.from(text);
-  return bytes.length <= 123 ? text : bytes.subarray(0, 120).toString('utf8').replace(/\uFFFD*$/, '') + '...';
+/** The provider's socket as a session uses it: a `ws` WebSocket (a fake one in unit tests). */
+export interface ProviderSocket {
+  on(event: 'message', listener: (data: RawData, isBinary: boolean) => void): unknown;
+  on(event: 'close', listener: (code: number, reason: Buffer) => void): unknown;
+  on(event: 'error', listener: (err: Error) => void): unknown;
+  send(data: Buffer | string, options: { binary: boolean }): void;
+  close(code: number, reason: string): void;
+  pause(): void;
+  resume(): void;
+  readonly readyState: number;
 }
 
 /** Largest message a provider sends: a start message with parameters; media frames are < 2 KB. */
@@ -47,59 +53,55 @@ export const MAX_MESSAGE_BYTES = 64 * 1024;
 /** Messages already parsed when the socket was paused for set-up may still arrive; a bound, in case. */
 const MAX_HELD = 512;
 
-interface Held {
-  data: Buffer;
-  isBinary: boolean;
+/** Provider messages kept for the runtime (which must see them first) and for after set-up. */
+interface Opening {
+  /** Messages before the start (Twilio `connected`), relayed to a runtime first. */
+  connected: HeldMessage[];
+  start: HeldMessage;
+  /** Messages after the start that arrived during set-up, handled once live, in order. */
+  held: HeldMessage[];
 }
 
-interface LiveCall {
-  tenantId: string;
-  callId: string;
-  mode: CallMode;
-  settings: CallRecordingSettings;
-  runtimeUrl: string | null;
-  /** Whether the provider plays audio sent back on this stream. */
-  canPlayAudio: boolean;
-}
-
-/** Runtime messages held back while the consent prompt plays: about a minute of 20 ms audio. */
-const MAX_HELD_RUNTIME = 3000;
-
-/**
- * A call's session moves through these states; `#setState` is the one place that leaves a
- * state, and it releases what that state held (timers, the runtime socket).
- */
-type SessionState =
-  /** Socket open; waiting for the provider's start message. `held` keeps what the runtime must see first. */
-  | { status: 'awaiting_start'; held: Held[] }
-  /** Start received; checking token and agent, setting up. Messages wait in `held`, in order.
-   * `claimed`: the call row exists, so ending now must still finalize it (setup does, once done). */
-  | { status: 'identifying'; held: Held[]; claimed: boolean }
+export type SessionState =
+  /** Socket open; waiting for the provider's start message. */
+  | { status: 'connecting'; connected: HeldMessage[] }
+  /** Start received; checking token and agent. The socket is paused; what still arrives waits. */
+  | ({ status: 'authenticating' } & Opening)
+  /** The call is this node's and its row is being created; ending now must finalize it. */
+  | ({ status: 'claimed'; claim: CallClaim } & Opening)
   | {
       status: 'live';
-      call: LiveCall;
+      claim: CallClaim;
+      gate: ConsentGate;
       recorder: CallRecorder;
+      /** Bridge mode: the voice-agent runtime's socket. */
       runtime: RuntimeLink | null;
-      /** Runtime messages waiting for the consent prompt to finish, in order. */
-      heldRuntime: Held[];
       flushTimer: NodeJS.Timeout;
     }
-  | { status: 'ending' }
-  | { status: 'ended' };
+  /** Finalizing: the recording queued, the call row marked ended. */
+  | { status: 'ending'; reason: string }
+  | { status: 'ended'; reason: string };
+
+const TRANSITIONS: Transitions<SessionState> = {
+  connecting: ['authenticating', 'ending'],
+  authenticating: ['claimed', 'ending'],
+  claimed: ['live', 'ending'],
+  live: ['ending'],
+  ending: ['ended'],
+  ended: [],
+};
 
 /**
  * One provider media stream: identifies the call, records it (fork: both tracks from the
  * provider; bridge: caller from the provider, agent from the voice-agent runtime we connect
  * to and relay), and on hang-up finalizes the spool and queues the recording job.
  */
-export class CallSession {
-  readonly #ws: WebSocket;
+export class CallSession extends StateMachine<SessionState> {
+  readonly #ws: ProviderSocket;
   readonly #adapter: ProviderAdapter;
   readonly #upgrade: UpgradeInfo;
   readonly #ctx: MediaContext;
   #log: Logger;
-  #state: SessionState = { status: 'awaiting_start', held: [] };
-  #endReason = '';
   /** Provider messages since the stream went live, and media frames not yet added to the metrics. */
   #messages = 0;
   #frames = 0;
@@ -107,7 +109,8 @@ export class CallSession {
   readonly ended: Promise<void>;
   #resolveEnded!: () => void;
 
-  constructor(ws: WebSocket, adapter: ProviderAdapter, upgrade: UpgradeInfo, ctx: MediaContext) {
+  constructor(ws: ProviderSocket, adapter: ProviderAdapter, upgrade: UpgradeInfo, ctx: MediaContext) {
+    super({ status: 'connecting', connected: [] }, TRANSITIONS);
     this.#ws = ws;
     this.#adapter = adapter;
     this.#upgrade = upgrade;
@@ -120,7 +123,7 @@ export class CallSession {
   }
 
   get status(): SessionState['status'] {
-    return this.#state.status;
+    return this.state.status;
   }
 
   /** Ends the call as a node shutting down would: closes the provider socket and finalizes. */
@@ -134,9 +137,18 @@ export class CallSession {
    * Rejects `ERR_NOT_FOUND` once the call is no longer live, `ERR_CONFLICT` for an impossible transition.
    */
   control(action: ControlAction): Promise<ControlResult> {
-    const state = this.#state;
-    if (state.status !== 'live') return Promise.reject(new CallrecError('ERR_NOT_FOUND', 'the call is not live'));
-    return state.recorder.control(action);
+    const s = this.state;
+    if (s.status !== 'live') return Promise.reject(new CallrecError('ERR_NOT_FOUND', 'the call is not live'));
+    return s.recorder.control(action);
+  }
+
+  protected onTransition(prev: SessionState, next: SessionState): void {
+    if (prev.status === 'live') {
+      clearInterval(prev.flushTimer);
+      this.#countFrames();
+      prev.runtime?.close(1000, 'call ended');
+    }
+    if (next.status === 'ending') this.#closeProvider(1000, 'call ended');
   }
 
   /** Frames are counted per session and added to the shared counter once a second, not per frame. */
@@ -146,45 +158,23 @@ export class CallSession {
     this.#frames = 0;
   }
 
-  #setState(next: SessionState): void {
-    const prev = this.#state;
-    if (prev.status === 'live' && next.status !== 'live') {
-      clearInterval(prev.flushTimer);
-      this.#countFrames();
-      prev.runtime?.close(1000, 'call ended');
-    }
-    this.#state = next;
-  }
-
   #onProviderMessage(data: Buffer, isBinary: boolean): void {
-    const state = this.#state;
+    const s = this.state;
     try {
       if (data.length > MAX_MESSAGE_BYTES) throw new CallrecError('ERR_MESSAGE_TOO_LARGE', `${data.length}-byte message; the limit is ${MAX_MESSAGE_BYTES}`);
-      switch (state.status) {
-        case 'awaiting_start': {
-          const event = this.#adapter.parseProviderMessage(data, isBinary);
-          if (event.type === 'connected') {
-            state.held.push({ data, isBinary });
-          } else if (event.type === 'start') {
-            const held = [...state.held];
-            this.#setState({ status: 'identifying', held: [], claimed: false });
-            // Stop reading while set-up queries run: TCP holds the provider's frames for us.
-            this.#ws.pause();
-            void this.#setUp(event.start, held, { data, isBinary });
-          } else {
-            throw new CallrecError('ERR_UNEXPECTED_MESSAGE', `"${event.type}" before the stream started`);
-          }
-          return;
-        }
-        case 'identifying':
-          if (state.held.length >= MAX_HELD) throw new CallrecError('ERR_OVERLOADED', 'call setup took too long');
-          state.held.push({ data, isBinary });
+      switch (s.status) {
+        case 'connecting':
+          return this.#onOpeningMessage(s, data, isBinary);
+        case 'authenticating':
+        case 'claimed':
+          if (s.held.length >= MAX_HELD) throw new CallrecError('ERR_OVERLOADED', 'call setup took too long');
+          s.held.push({ data, isBinary });
           return;
         case 'live': {
           // Every 8th message is timed: the histogram's quantiles hold, at an eighth of the cost.
           const timed = (++this.#messages & 7) === 0;
           const started = timed ? performance.now() : 0;
-          this.#onLiveMessage(state, this.#adapter.parseProviderMessage(data, isBinary), data, isBinary);
+          this.#onLiveMessage(s, this.#adapter.parseProviderMessage(data, isBinary), data, isBinary);
           if (timed) this.#ctx.metrics.frameSeconds.observe((performance.now() - started) / 1000);
           return;
         }
@@ -196,27 +186,47 @@ export class CallSession {
     }
   }
 
-  #onLiveMessage(state: Extract<SessionState, { status: 'live' }>, event: ProviderEvent, data: Buffer, isBinary: boolean): void {
+  #onOpeningMessage(s: Extract<SessionState, { status: 'connecting' }>, data: Buffer, isBinary: boolean): void {
+    const event = this.#adapter.parseProviderMessage(data, isBinary);
+    if (event.type === 'connected') {
+      s.connected.push({ data, isBinary });
+    } else if (event.type === 'start') {
+      // Stop reading while set-up queries run: TCP holds the provider's frames for us.
+      this.#ws.pause();
+      const next = { status: 'authenticating' as const, connected: s.connected, start: { data, isBinary }, held: [] };
+      this.state = next;
+      void this.#setUp(next, event.start);
+    } else {
+      throw new CallrecError('ERR_UNEXPECTED_MESSAGE', `"${event.type}" before the stream started`);
+    }
+  }
+
+  #onLiveMessage(s: Extract<SessionState, { status: 'live' }>, event: ProviderEvent, data: Buffer, isBinary: boolean): void {
     switch (event.type) {
       case 'media':
         this.#frames++;
-        // Relayed before it is recorded: the runtime is waiting for it, the spool is not.
-        if (event.leg === 'caller') state.runtime?.send(data, isBinary);
-        state.recorder.frame(event.leg, event.timestampMs, event.payload);
+        if (event.leg === 'caller') {
+          // Relayed before it is recorded: the runtime is waiting for it, the spool is not.
+          s.runtime?.send(data, isBinary);
+        } else if (s.runtime) {
+          // Bridge: the agent is what the runtime says, not a provider track (Telnyx may send one).
+          return;
+        }
+        s.recorder.frame(event.leg, event.timestampMs, event.payload);
         return;
       case 'mark':
         // callrec's own prompt marks end here; the runtime's go back to it.
-        if (!state.recorder.mark(event.name)) state.runtime?.send(data, isBinary);
+        if (!s.gate.mark(event.name)) s.runtime?.send(data, isBinary);
         return;
       case 'dtmf':
-        state.recorder.dtmf(event.digit);
-        state.runtime?.send(data, isBinary);
+        s.gate.dtmf(event.digit);
+        s.runtime?.send(data, isBinary);
         return;
       case 'other':
-        state.runtime?.send(data, isBinary);
+        s.runtime?.send(data, isBinary);
         return;
       case 'stop':
-        state.runtime?.send(data, isBinary);
+        s.runtime?.send(data, isBinary);
         this.#end('provider stop');
         return;
       default:
@@ -224,113 +234,72 @@ export class CallSession {
     }
   }
 
-  /** Checks the stream's credentials and agent, creates the call, and goes live. */
-  async #setUp(start: StreamStart, connected: Held[], startMessage: Held): Promise<void> {
-    let call: LiveCall | null = null;
+  /** Authenticates the stream, claims its call, and goes live once the call row exists. */
+  async #setUp(authenticating: Extract<SessionState, { status: 'authenticating' }>, start: StreamStart): Promise<void> {
     try {
-      call = await this.#claim(start);
+      const identity = await authenticateStream(this.#ctx.store, this.#upgrade, start);
+      if (this.state !== authenticating) return;
+      const claim = claimCall(this.#ctx, this, this.#adapter.provider, start, identity);
+      const { tenantId, callId, agentId, mode } = identity;
+      this.#log = this.#log.child({ tenantId, callId, agentId, mode });
+      const claimed = { ...authenticating, status: 'claimed' as const, claim };
+      this.state = claimed;
+      await claim.created;
+      if (this.state === claimed) this.#goLive(claimed, start);
     } catch (err) {
       this.#fail(err as Error);
     }
-    const state = this.#state;
-    if (!call) return;
-    if (state.status !== 'identifying') {
-      // The stream ended (or failed) during set-up, after the call was created: finish it here.
-      await this.#ctx.store.calls
-        .update(call.tenantId, call.callId, { status: 'ended', endedAt: new Date().toISOString(), endReason: this.#endReason })
-        .catch((err: Error) => this.#log.error({ err }, 'could not finalize call'));
-      this.#ctx.registry.delete(call.tenantId, call.callId, this);
-      this.#setState({ status: 'ended' });
-      this.#resolveEnded();
-      return;
-    }
-    const recorder = new CallRecorder({
-      ...this.#ctx,
-      tenantId: call.tenantId,
-      callId: call.callId,
-      settings: call.settings,
-      format: start.format,
-      bridged: call.mode === 'bridge',
-      canPlayAudio: call.canPlayAudio,
-      adapter: this.#adapter,
+  }
+
+  /** Builds the live call in one step (consent gate, recorder, runtime link), then handles what waited. */
+  #goLive(claimed: Extract<SessionState, { status: 'claimed' }>, start: StreamStart): void {
+    const { claim } = claimed;
+    const { identity } = claim;
+    const ctx = this.#ctx;
+    const clock = new StreamClock(start.format);
+    const send = (message: WireMessage) => this.#sendToProvider(message.data, message.binary);
+    const gate = new ConsentGate({
+      ...ctx,
+      ...identity,
       log: this.#log,
-      send: (message: WireMessage) => this.#sendToProvider(message.data, message.binary),
-      promptDone: () => this.#releaseRuntime(),
+      format: start.format,
+      port: {
+        canPlayAudio: identity.canPlayAudio,
+        sendAudio: (frame) => send(this.#adapter.mediaMessage(frame)),
+        sendMark: (name) => {
+          const mark = this.#adapter.markMessage(name);
+          if (mark) send(mark);
+          return mark !== null;
+        },
+        clockMs: () => clock.ms,
+        release: (message) => this.#relayRuntime(message.data, message.isBinary),
+      },
     });
+    const recorder = new CallRecorder({ ...ctx, ...identity, log: this.#log, format: start.format, bridged: identity.mode === 'bridge', gate, clock });
     const flushTimer = setInterval(() => {
       this.#countFrames();
       recorder.flush();
     }, 1000);
     flushTimer.unref();
-    this.#setState({ status: 'live', call, recorder, runtime: null, heldRuntime: [], flushTimer });
-    const live = this.#state as Extract<SessionState, { status: 'live' }>;
-    if (call.mode === 'bridge') live.runtime = this.#connectRuntime(call.runtimeUrl!, connected, startMessage);
+    const runtime = identity.runtimeUrl ? this.#connectRuntime(identity.runtimeUrl, claimed) : null;
+    this.state = { status: 'live', claim, gate, recorder, runtime, flushTimer };
     this.#log.info('call started');
-    recorder.begin().catch((err: Error) => this.#fail(err));
-    for (const m of state.held) this.#onProviderMessage(m.data, m.isBinary);
+    // Synchronous: a prompt that is due holds the runtime before its first message can arrive.
+    recorder.begin();
+    for (const m of claimed.held) this.#onProviderMessage(m.data, m.isBinary);
     this.#ws.resume();
   }
 
-  /** Authenticates the stream and creates its call; null if the stream went away meanwhile. */
-  async #claim(start: StreamStart): Promise<LiveCall | null> {
-    const { store, registry } = this.#ctx;
-    const params = { ...this.#upgrade.query, ...start.params };
-    const agentId = params.agent_id;
-    if (!agentId) throw new CallrecError('ERR_MISSING_AGENT', 'stream has no agent_id parameter');
-    const principal = params.token ? await store.keys.verify(params.token) : null;
-    if (!principal || !hasScope(principal, 'media:stream')) {
-      throw new CallrecError('ERR_BAD_TOKEN', 'token missing, unknown, revoked or without media:stream scope');
-    }
-    const agent = await store.agents.get(principal.tenantId, agentId);
-    if (!agent) throw new CallrecError('ERR_UNKNOWN_AGENT', `unknown agent_id "${agentId.slice(0, 64)}"`);
-    const settings = resolveCallRecording(agent.settings);
-    const callId = params.call_id || start.providerCallId || start.streamId || randomUUID();
-    const runtimeUrl = params.agent_url || settings.agent_ws_url || null;
-    if (runtimeUrl && !/^wss?:\/\//.test(runtimeUrl)) throw new CallrecError('ERR_MALFORMED_MESSAGE', 'agent_url must be a ws:// or wss:// URL');
-    const mode: CallMode = runtimeUrl && !start.legs.includes('agent') ? 'bridge' : 'fork';
-    const tenantId = principal.tenantId;
-
-    const state = this.#state;
-    if (state.status !== 'identifying') return null;
-    if (!registry.add(tenantId, callId, this)) throw new CallrecError('ERR_CALL_EXISTS', `call "${callId.slice(0, 64)}" is already streaming`);
-    try {
-      await store.calls.create({
-        tenantId,
-        id: callId,
-        agentId,
-        provider: this.#adapter.provider,
-        mode,
-        sampleRate: start.format.sampleRate,
-        legs: mode === 'bridge' ? ['caller', 'agent'] : start.legs,
-        settings,
-        streamId: start.streamId ?? null,
-        nodeId: this.#ctx.nodeId,
-      });
-    } catch (err) {
-      registry.delete(tenantId, callId, this);
-      if ((err as CallrecError).code === 'ERR_CONFLICT') throw new CallrecError('ERR_CALL_EXISTS', `call "${callId.slice(0, 64)}" was already streamed`);
-      throw err;
-    }
-    state.claimed = true;
-    this.#log = this.#log.child({ tenantId, callId, agentId, mode });
-    // Bridge streams carry audio both ways by definition. Otherwise a provider stream that carries
-    // the agent track is a one-way fork (Twilio <Start><Stream>, Telnyx both_tracks) and one that
-    // carries only the caller is taken as two-way (Twilio <Connect><Stream>, Vonage), unless the
-    // stream's `bidirectional` parameter says otherwise.
-    const canPlayAudio =
-      mode === 'bridge' || (params.bidirectional !== undefined ? params.bidirectional === 'true' : !start.legs.includes('agent'));
-    return { tenantId, callId, mode, settings, runtimeUrl, canPlayAudio };
-  }
-
-  #connectRuntime(url: string, connected: Held[], startMessage: Held): RuntimeLink {
+  #connectRuntime(url: string, opening: Opening): RuntimeLink {
     const runtime = new RuntimeLink(url);
-    for (const m of connected) runtime.send(m.data, m.isBinary);
-    const start = this.#adapter.runtimeStartMessage(startMessage.data, startMessage.isBinary);
+    for (const m of opening.connected) runtime.send(m.data, m.isBinary);
+    const start = this.#adapter.runtimeStartMessage(opening.start.data, opening.start.isBinary);
     runtime.send(start.data, start.binary);
     runtime.opened.catch((err: Error) => this.#fail(err));
     runtime.ws.on('message', (data: RawData, isBinary: boolean) => this.#onRuntimeMessage(data as Buffer, isBinary));
     runtime.ws.on('close', (code: number) => {
-      if (this.#state.status === 'live' && this.#state.runtime === runtime) {
+      const s = this.state;
+      if (s.status === 'live' && s.runtime === runtime) {
         this.#closeProvider(1000, `agent runtime closed (${code})`);
         this.#end('agent runtime closed');
       }
@@ -339,18 +308,14 @@ export class CallSession {
   }
 
   #onRuntimeMessage(data: Buffer, isBinary: boolean): void {
-    const state = this.#state;
-    if (state.status !== 'live') return;
-    if (state.recorder.holdingRuntime) {
-      // The caller hears the consent prompt first; the runtime's audio waits, in order.
-      if (state.heldRuntime.length < MAX_HELD_RUNTIME) state.heldRuntime.push({ data, isBinary });
-      else this.#log.warn('runtime message dropped: too much held back during the consent prompt');
-      return;
-    }
-    this.#relayRuntime(state, data, isBinary);
+    const s = this.state;
+    // The caller hears the consent prompt (and answers it) first; the runtime's messages wait, in order.
+    if (s.status === 'live' && !s.gate.hold({ data, isBinary })) this.#relayRuntime(data, isBinary);
   }
 
-  #relayRuntime(state: Extract<SessionState, { status: 'live' }>, data: Buffer, isBinary: boolean): void {
+  #relayRuntime(data: Buffer, isBinary: boolean): void {
+    const s = this.state;
+    if (s.status !== 'live') return;
     let event;
     try {
       event = this.#adapter.parseRuntimeMessage(data, isBinary);
@@ -361,28 +326,19 @@ export class CallSession {
       return;
     }
     this.#sendToProvider(data, isBinary);
-    if (event.type === 'media') state.recorder.runtimeAudio(event.payload);
-    else if (event.type === 'clear') state.recorder.runtimeClear();
-  }
-
-  /** The consent prompt is over: what the runtime sent meanwhile goes out now, in order. */
-  #releaseRuntime(): void {
-    const state = this.#state;
-    if (state.status !== 'live') return;
-    const held = state.heldRuntime;
-    state.heldRuntime = [];
-    for (const m of held) this.#relayRuntime(state, m.data, m.isBinary);
+    if (event.type === 'media') s.recorder.runtimeAudio(event.payload);
+    else if (event.type === 'clear') s.recorder.runtimeClear();
   }
 
   #sendToProvider(data: Buffer | string, binary: boolean): void {
-    if (this.#ws.readyState === this.#ws.OPEN) this.#ws.send(data, { binary });
+    if (this.#ws.readyState === WebSocket.OPEN) this.#ws.send(data, { binary });
   }
 
   #closeProvider(code: number, reason: string): void {
     // A socket paused for set-up must read again, or the provider's close frame is never seen
     // and the closing handshake waits for its timeout.
     this.#ws.resume();
-    if (this.#ws.readyState === this.#ws.OPEN || this.#ws.readyState === this.#ws.CONNECTING) this.#ws.close(code, reason);
+    if (this.#ws.readyState === WebSocket.OPEN || this.#ws.readyState === WebSocket.CONNECTING) this.#ws.close(code, reason);
   }
 
   /** Closes the provider socket with the error's code and reason, then ends the call. */
@@ -395,39 +351,34 @@ export class CallSession {
     this.#end(`${code}: ${err.message}`);
   }
 
+  /** The one way a call ends, from any state: finalize what the state held, then `ended`. */
   #end(reason: string): void {
-    const state = this.#state;
-    if (state.status === 'ending' || state.status === 'ended') return;
-    this.#endReason = reason;
+    const prev = this.state;
+    if (prev.status === 'ending' || prev.status === 'ended') return;
     const outcome = /^ERR_[A-Z_]+/.exec(reason)?.[0] ?? 'ended';
     this.#ctx.metrics.callsTotal.inc({ provider: this.#adapter.provider, outcome });
-    this.#setState({ status: 'ending' });
-    this.#closeProvider(1000, 'call ended');
-    if (state.status === 'identifying' && state.claimed) return; // #setUp finalizes once done
-    if (state.status !== 'live') {
-      this.#setState({ status: 'ended' });
-      this.#resolveEnded();
-      return;
-    }
-    this.#finalize(state.call, state.recorder, reason)
+    this.state = { status: 'ending', reason };
+    this.#finalize(prev, reason)
       .catch((err: Error) => this.#log.error({ err }, 'could not finalize call'))
       .finally(() => {
-        this.#ctx.registry.delete(state.call.tenantId, state.call.callId, this);
-        this.#setState({ status: 'ended' });
+        this.state = { status: 'ended', reason };
         this.#resolveEnded();
       });
   }
 
-  /** Finishes the recording (queueing it) and marks the call ended with its figures. */
-  async #finalize(call: LiveCall, recorder: CallRecorder, reason: string): Promise<void> {
-    await recorder.finish(reason);
-    const alignment = recorder.alignment;
-    await this.#ctx.store.calls.update(call.tenantId, call.callId, {
-      status: 'ended',
-      endedAt: new Date().toISOString(),
-      endReason: reason,
-      alignment: alignment ? { ...alignment } : null,
-    });
-    this.#log.info({ reason }, 'call ended');
+  /** Finishes the recording (queueing it), marks the call ended with its figures, and releases its claim. */
+  async #finalize(prev: SessionState, reason: string): Promise<void> {
+    if (prev.status !== 'claimed' && prev.status !== 'live') return;
+    const { tenantId, callId } = prev.claim.identity;
+    try {
+      if (prev.status === 'live') await prev.recorder.finish(reason);
+      const created = await prev.claim.created.then(() => true, () => false);
+      if (!created) return;
+      const alignment = prev.status === 'live' ? prev.recorder.alignment : null;
+      await this.#ctx.store.calls.update(tenantId, callId, { status: 'ended', endedAt: new Date().toISOString(), endReason: reason, alignment: alignment ? { ...alignment } : null });
+      this.#log.info({ reason }, 'call ended');
+    } finally {
+      this.#ctx.registry.delete(tenantId, callId, this);
+    }
   }
 }

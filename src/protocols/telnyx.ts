@@ -1,32 +1,8 @@
-// Built from: Telnyx Developer Docs, "Stream call media over WebSocket" (Media Streaming AsyncAPI).
-import type { MediaFormat } from '../../media/types.js';
-import type {
-  AdapterFactory,
-  ProviderAdapter,
-  ProviderEvent,
-  RuntimeEvent,
-  StreamStart,
-  UpgradeInfo,
-  WireMessage,
-} from './types.js';
-import {
-  eventName,
-  flattenParams,
-  headerValue,
-  malformed,
-  mediaFormat,
-  NOTHING,
-  objectField,
-  optionalString,
-  parseJsonObject,
-  TrackMediaReader,
-  stringField,
-  textMessage,
-  unknownEvent,
-  type JsonObject,
-  parseTrackMedia,
-  parseTrackRuntimeMessage,
-} from './wire.js';
+// Built from: Telnyx Developer Docs, "Stream call media over WebSocket" (Media Streaming AsyncAPI),
+// and how pipecat's `TelnyxFrameSerializer` (a Telnyx-speaking runtime) reads and writes it.
+import { TrackStreamAdapter, type TrackDialect } from './track-stream.js';
+import type { AdapterFactory, StreamStart, UpgradeInfo } from './types.js';
+import { flattenParams, headerValue, malformed, mediaFormat, objectField, optionalString, stringField, type JsonObject } from './wire.js';
 
 /** Where Telnyx puts the call's `stream_auth_token` (SPEC §4). */
 export const TELNYX_AUTH_HEADER = 'x-telnyx-streaming-auth-token';
@@ -44,119 +20,84 @@ function decodeClientState(clientState: string | undefined): JsonObject | undefi
   }
 }
 
+/** A `{name, value}` entry of the list form of `custom_parameters`. */
+function isNamedParam(item: unknown): item is { name: string; value: string } {
+  return typeof item === 'object' && item !== null && typeof (item as JsonObject).name === 'string' && typeof (item as JsonObject).value === 'string';
+}
+
 /**
  * `custom_parameters` arrive as an object; the Call Control command takes them as a list of
  * `{name, value}`, so that shape is accepted too.
  */
 function customParams(value: unknown, into: Record<string, string>): void {
   if (!Array.isArray(value)) return flattenParams(value, into);
-  for (const item of value) {
-    if (typeof item === 'object' && item !== null && typeof item.name === 'string' && typeof item.value === 'string') {
-      into[item.name] = item.value;
-    }
-  }
+  for (const item of value) if (isNamedParam(item)) into[item.name] = item.value;
 }
 
-class TelnyxAdapter implements ProviderAdapter {
-  readonly provider = 'telnyx' as const;
-  private format: MediaFormat | undefined;
-  /** One reader per direction: provider frames and runtime audio each keep their own scratch. */
-  private readonly providerMedia = new TrackMediaReader();
-  private readonly runtimeMedia = new TrackMediaReader();
-
-  constructor(private readonly authToken: string | undefined) {}
-
-  parseProviderMessage(data: Buffer, isBinary: boolean): ProviderEvent {
-    if (isBinary) throw malformed('message', 'binary frame');
-    // The frame path: media messages are read from their bytes; everything else is parsed.
-    const media = this.providerMedia.fastMedia(data, this.format);
-    if (media !== null) return media;
-    const message = parseJsonObject(data);
-    const event = eventName(message);
-    switch (event) {
-      case 'media':
-        return parseTrackMedia(message, this.format, this.providerMedia);
-      case 'connected':
-        return { type: 'connected' };
-      case 'start': {
-        const start = this.parseStart(message);
-        this.format = start.format;
-        return { type: 'start', start };
-      }
-      case 'dtmf':
-        return { type: 'dtmf', digit: stringField(objectField(message, 'dtmf', 'dtmf'), 'digit', 'dtmf.digit') };
-      case 'mark':
-        return { type: 'mark', name: stringField(objectField(message, 'mark', 'mark'), 'name', 'mark.name') };
-      case 'stop':
-        return { type: 'stop' };
-      case 'error':
-        // Telnyx reports rejected playback commands this way; the stream itself goes on.
-        return NOTHING;
-      default:
-        throw unknownEvent(event);
-    }
-  }
-
-  private parseStart(message: JsonObject): StreamStart {
-    const start = objectField(message, 'start', 'start');
-    const mf = objectField(start, 'media_format', 'start.media_format');
-    const sampleRate = mf.sample_rate;
-    if (typeof sampleRate !== 'number') throw malformed('start.media_format.sample_rate');
-    // Telnyx sends L16 in network byte order.
-    const format = mediaFormat(stringField(mf, 'encoding', 'start.media_format.encoding'), sampleRate, ENCODINGS, 'be');
-
-    const params: Record<string, string> = {};
-    flattenParams(decodeClientState(optionalString(start, 'client_state', 'start.client_state')), params);
-    customParams(start.custom_parameters, params);
-    if (params.token === undefined && this.authToken !== undefined) params.token = this.authToken;
-
-    return {
-      providerCallId: optionalString(start, 'call_control_id', 'start.call_control_id'),
-      streamId: optionalString(message, 'stream_id', 'stream_id'),
-      params,
-      format,
-      // The start frame does not say which `stream_track` was requested; media frames name their
-      // track, so both legs are declared and a caller-only stream simply never fills the agent leg.
-      legs: ['caller', 'agent'],
-    };
-  }
-
-  parseRuntimeMessage(data: Buffer, isBinary: boolean): RuntimeEvent {
-    // MP3 playback frames are `media` too, so no sample-size check is possible here.
-    return parseTrackRuntimeMessage(data, isBinary, 1, this.runtimeMedia);
-  }
-
-  mediaMessage(payload: Buffer): WireMessage {
-    return textMessage({ event: 'media', media: { payload: payload.toString('base64') } });
-  }
-
-  markMessage(name: string): WireMessage {
-    return textMessage({ event: 'mark', mark: { name } });
-  }
-
-  clearMessage(): WireMessage {
-    return textMessage({ event: 'clear' });
-  }
-
-  runtimeStartMessage(raw: Buffer, isBinary: boolean): WireMessage {
-    if (isBinary) throw malformed('message', 'binary frame');
-    const message = parseJsonObject(raw);
-    const start = objectField(message, 'start', 'start');
-    const params = start.custom_parameters;
-    if (Array.isArray(params)) {
-      start.custom_parameters = params.filter((p) => !(typeof p === 'object' && p !== null && p.name === 'token'));
-    } else if (typeof params === 'object' && params !== null) {
-      delete (params as JsonObject).token;
-    }
-    const state = decodeClientState(optionalString(start, 'client_state', 'start.client_state'));
-    if (state !== undefined && 'token' in state) {
-      delete state.token;
-      start.client_state = Buffer.from(JSON.stringify(state)).toString('base64');
-    }
-    return textMessage(message);
-  }
+function authToken(upgrade: UpgradeInfo): string | undefined {
+  return headerValue(upgrade.headers, TELNYX_AUTH_HEADER);
 }
+
+function parseStart(message: JsonObject, upgrade: UpgradeInfo): StreamStart {
+  const start = objectField(message, 'start', 'start');
+  const mf = objectField(start, 'media_format', 'start.media_format');
+  const sampleRate = mf.sample_rate;
+  if (typeof sampleRate !== 'number') throw malformed('start.media_format.sample_rate');
+  // Telnyx sends L16 in network byte order.
+  const format = mediaFormat(stringField(mf, 'encoding', 'start.media_format.encoding'), sampleRate, ENCODINGS, 'be');
+
+  const params: Record<string, string> = {};
+  flattenParams(decodeClientState(optionalString(start, 'client_state', 'start.client_state')), params);
+  customParams(start.custom_parameters, params);
+  const header = authToken(upgrade);
+  if (params.token === undefined && header !== undefined) params.token = header;
+
+  return {
+    providerCallId: optionalString(start, 'call_control_id', 'start.call_control_id'),
+    streamId: optionalString(message, 'stream_id', 'stream_id'),
+    params,
+    format,
+    // The start frame does not say which `stream_track` was requested; media frames name their
+    // track, so both legs are declared and a caller-only stream simply never fills the agent leg.
+    legs: ['caller', 'agent'],
+    // `canSendAudio` stays unset: whether `stream_bidirectional_mode` was requested is not in
+    // the start either, so the session's rule decides the mode (SPEC §4).
+  };
+}
+
+/**
+ * Drops callrec's credentials from a start for the runtime: the `token` parameter (either form
+ * of `custom_parameters`, and inside a JSON `client_state`) and any parameter carrying the auth
+ * header's value under another name. Everything else stays as Telnyx sent it.
+ */
+function scrubStart(start: JsonObject, upgrade: UpgradeInfo): void {
+  const secret = authToken(upgrade);
+  const isCredential = (name: string, value: unknown) => name === 'token' || (secret !== undefined && value === secret);
+  const params = start.custom_parameters;
+  if (Array.isArray(params)) {
+    start.custom_parameters = params.filter((p) => !(isNamedParam(p) && isCredential(p.name, p.value)));
+  } else if (typeof params === 'object' && params !== null) {
+    for (const [name, value] of Object.entries(params)) if (isCredential(name, value)) delete (params as JsonObject)[name];
+  }
+  const state = decodeClientState(optionalString(start, 'client_state', 'start.client_state'));
+  if (state === undefined) return;
+  const credentials = Object.entries(state).filter(([name, value]) => isCredential(name, value));
+  if (credentials.length === 0) return;
+  for (const [name] of credentials) delete state[name];
+  start.client_state = Buffer.from(JSON.stringify(state)).toString('base64');
+}
+
+const dialect: TrackDialect = {
+  provider: 'telnyx',
+  parseStart,
+  // Messages to Telnyx need no stream id: the socket is the stream.
+  address: () => ({}),
+  scrubStart,
+  // Telnyx reports rejected playback commands this way; the stream itself goes on.
+  quietEvents: ['error'],
+  // MP3 playback frames are `media` too, so no sample-size check is possible.
+  runtimeSampleBytes: () => 1,
+};
 
 /** Telnyx media streaming; the auth token header, if any, becomes `params.token`. */
-export const telnyx: AdapterFactory = (upgrade: UpgradeInfo) =>
-  new TelnyxAdapter(headerValue(upgrade.headers, TELNYX_AUTH_HEADER));
+export const telnyx: AdapterFactory = (upgrade) => new TrackStreamAdapter(dialect, upgrade);

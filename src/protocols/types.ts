@@ -15,6 +15,14 @@ export interface StreamStart {
   format: MediaFormat;
   /** Legs this socket carries: both for a forked `both_tracks` stream, else just the caller. */
   legs: Leg[];
+  /**
+   * Whether the provider plays audio sent back on this socket, as its start message says: true
+   * for a two-way stream (Twilio `<Connect><Stream>`, whose start lists only the inbound track;
+   * Vonage always), false for a one-way fork (Twilio `<Start><Stream>` with the outbound or both
+   * tracks), undefined where the start does not say (Telnyx: bidirectional mode is set on the
+   * Call Control command, not echoed), leaving the mode to the session's rule (SPEC §4).
+   */
+  canSendAudio?: boolean;
 }
 
 /** One message from the provider, in callrec's internal model. */

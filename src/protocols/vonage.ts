@@ -4,6 +4,7 @@ import type { MediaFormat } from '../../media/types.js';
 import type { AdapterFactory, ProviderAdapter, ProviderEvent, RuntimeEvent, StreamStart, WireMessage } from './types.js';
 import {
   beforeStart,
+  checkMessageSize,
   eventName,
   malformed,
   mediaFormat,
@@ -36,6 +37,8 @@ function parseConnected(message: JsonObject): StreamStart {
     format,
     // One mixed track: what the caller side sends.
     legs: ['caller'],
+    // A Vonage websocket endpoint always plays the binary frames sent back on it.
+    canSendAudio: true,
   };
 }
 
@@ -64,6 +67,7 @@ class VonageAdapter implements ProviderAdapter {
   private samples = 0;
 
   parseProviderMessage(data: Buffer, isBinary: boolean): ProviderEvent {
+    checkMessageSize(data);
     if (isBinary) return this.parseFrame(data);
     const message = parseJsonObject(data);
     const event = eventName(message);

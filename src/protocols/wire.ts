@@ -1,12 +1,12 @@
 /**
  * Helpers the three provider adapters share: strict field access on parsed JSON, base64 audio
- * decoding into reused scratch memory, codec names → `MediaFormat`, and param flattening.
+ * decoding into reused scratch memory, codec names → `MediaFormat`, param flattening, size limit.
  */
 import { CallrecError } from '../errors.js';
 import { bytesPerSample } from '../../media/codec.js';
 import type { Leg, MediaFormat } from '../../media/types.js';
-import { base64Length, decodeBase64, MediaMessageScan } from './media-scan.js';
-import type { ProviderEvent, RuntimeEvent, WireMessage } from './types.js';
+import { base64Length, decodeBase64 } from './media-scan.js';
+import type { ProviderEvent, WireMessage } from './types.js';
 
 export type JsonObject = Record<string, unknown>;
 
@@ -73,6 +73,18 @@ export function unknownEvent(name: string): CallrecError {
 
 export function beforeStart(what: string): CallrecError {
   return new CallrecError('ERR_UNEXPECTED_MESSAGE', `${what} before start`);
+}
+
+/**
+ * The largest message a provider sends: a 20 ms frame is well under 2 KiB of JSON, a start
+ * with its parameters a few KiB. Anything larger is refused before it is read.
+ */
+export const MAX_PROVIDER_MESSAGE_BYTES = 64 * 1024;
+
+export function checkMessageSize(data: Buffer): void {
+  if (data.length > MAX_PROVIDER_MESSAGE_BYTES) {
+    throw new CallrecError('ERR_MESSAGE_TOO_LARGE', `${data.length}-byte message; the limit is ${MAX_PROVIDER_MESSAGE_BYTES}`);
+  }
 }
 
 /** A provider message with nothing in it for the recording (Vonage `websocket:cleared`, Telnyx `error`). */
@@ -201,75 +213,4 @@ export function textMessage(message: unknown): WireMessage {
 export function headerValue(headers: Record<string, string | string[] | undefined>, name: string): string | undefined {
   const value = headers[name];
   return Array.isArray(value) ? value[0] : value;
-}
-
-/**
- * Reads `media` messages in the shape Twilio defined and Telnyx adopted (`media.track`,
- * `.payload`, `.timestamp`, `.chunk`), decoding payloads into its own scratch memory. An adapter
- * keeps one per direction, so a payload read from one side is never overwritten by the other.
- */
-export class TrackMediaReader {
-  readonly decoder = new ScratchDecoder();
-  readonly #scan = new MediaMessageScan();
-
-  /**
-   * A provider frame read straight from the message bytes (see `MediaMessageScan`); null when
-   * the message is anything else, or anything but plain, and `JSON.parse` must read it.
-   */
-  fastMedia(data: Buffer, format: MediaFormat | undefined): ProviderEvent | null {
-    const scan = this.#scan;
-    if (format === undefined || !scan.scan(data) || scan.leg === null || scan.payloadStart < 0) return null;
-    if (scan.timestamp < 0 && scan.chunk < 1) return null;
-    const payload = this.decoder.decodeBytes(data, scan.payloadStart, scan.payloadEnd, bytesPerSample(format));
-    if (payload === null) return null;
-    const timestampMs = frameTimestampMs(scan.timestamp < 0 ? undefined : scan.timestamp, scan.chunk < 0 ? undefined : scan.chunk, payload.length, format, 'media');
-    return { type: 'media', leg: scan.leg, timestampMs, payload };
-  }
-
-  /** A runtime's `media` payload read straight from the message bytes; null as for `fastMedia`. */
-  fastPayload(data: Buffer, sampleSize: number): Buffer | null {
-    const scan = this.#scan;
-    if (!scan.scan(data) || scan.payloadStart < 0) return null;
-    return this.decoder.decodeBytes(data, scan.payloadStart, scan.payloadEnd, sampleSize);
-  }
-}
-
-/** A provider `media` message, after `JSON.parse`. */
-export function parseTrackMedia(message: JsonObject, format: MediaFormat | undefined, reader: TrackMediaReader): ProviderEvent {
-  if (format === undefined) throw beforeStart('media');
-  const media = objectField(message, 'media', 'media');
-  const leg = legOfTrack(stringField(media, 'track', 'media.track'), 'media.track');
-  const payload = reader.decoder.decode(stringField(media, 'payload', 'media.payload'), bytesPerSample(format), 'media.payload');
-  const timestampMs = frameTimestampMs(
-    optionalCount(media, 'timestamp', 'media.timestamp'),
-    optionalCount(media, 'chunk', 'media.chunk'),
-    payload.length,
-    format,
-    'media',
-  );
-  return { type: 'media', leg, timestampMs, payload };
-}
-
-/**
- * What a voice-agent runtime sends "to the provider" in that same shape: `media`, `mark`,
- * `clear`. Media payloads are in `reader`'s scratch memory, valid until its next read.
- */
-export function parseTrackRuntimeMessage(data: Buffer, isBinary: boolean, sampleSize: number, reader: TrackMediaReader): RuntimeEvent {
-  if (isBinary) throw malformed('message', 'binary frame');
-  const fast = reader.fastPayload(data, sampleSize);
-  if (fast !== null) return { type: 'media', payload: fast };
-  const message = parseJsonObject(data);
-  const event = eventName(message);
-  switch (event) {
-    case 'media': {
-      const media = objectField(message, 'media', 'media');
-      return { type: 'media', payload: reader.decoder.decode(stringField(media, 'payload', 'media.payload'), sampleSize, 'media.payload') };
-    }
-    case 'mark':
-      return { type: 'mark', name: stringField(objectField(message, 'mark', 'mark'), 'name', 'mark.name') };
-    case 'clear':
-      return { type: 'clear' };
-    default:
-      throw unknownEvent(event);
-  }
 }

@@ -71,3 +71,34 @@ export class CountingEngine implements TtsEngine {
     return this.inner.synthesize(text, sampleRate);
   }
 }
+
+/** A TTS engine whose syntheses finish when the test says: a 1 kHz tone, or the error given. */
+export class HeldEngine implements TtsEngine {
+  readonly name = 'held';
+  readonly voice = 'tone';
+  #pending: Array<{ resolve: (pcm: Int16Array) => void; reject: (err: Error) => void; sampleRate: number }> = [];
+
+  /** Syntheses asked for and not yet finished. */
+  get pending(): number {
+    return this.#pending.length;
+  }
+
+  synthesize(_text: string, sampleRate: 8000 | 16000): Promise<{ pcm: Int16Array; sampleRate: number }> {
+    return new Promise((resolve, reject) => {
+      this.#pending.push({ resolve: (pcm) => resolve({ pcm, sampleRate }), reject, sampleRate });
+    });
+  }
+
+  /** Finishes every pending synthesis with `ms` of tone. */
+  finish(ms: number): void {
+    for (const p of this.#pending.splice(0)) {
+      const pcm = new Int16Array((ms * p.sampleRate) / 1000);
+      for (let i = 0; i < pcm.length; i++) pcm[i] = Math.round(8000 * Math.sin((2 * Math.PI * 1000 * i) / p.sampleRate));
+      p.resolve(pcm);
+    }
+  }
+
+  fail(err: Error): void {
+    for (const p of this.#pending.splice(0)) p.reject(err);
+  }
+}

@@ -1,10 +1,9 @@
 import path from 'node:path';
 import { decoderFor } from '../../media/codec.js';
-import type { MediaFormat } from '../../media/types.js';
-import type { Provider } from '../../src/protocols/types.js';
 import { readFixture, type Fixture } from '../../src/replay/fixture.js';
 import { replayFixture } from '../../src/replay/client.js';
 import { decodeAudio, findBursts } from '../helpers/audio.js';
+import { formatOf, markEcho, readToProvider, ToneAnsweringRuntime } from '../helpers/bridge.js';
 import { startTestServer, uniqueCallId, type TestServer } from '../helpers/server.js';
 
 const FIXTURES = path.join(import.meta.dirname, '../../fixtures');
@@ -16,40 +15,10 @@ beforeAll(async () => {
 });
 afterAll(() => ts?.close());
 
-function formatOf(fixture: Fixture): MediaFormat {
-  const { codec, sampleRate, provider } = fixture.meta;
-  return { codec, sampleRate, byteOrder: provider === 'telnyx' ? 'be' : 'le' } as MediaFormat;
-}
-
 /** What callrec sent us: prompt audio (wire-encoded) and the name of the mark after it. */
 interface Sent {
   audio: Buffer[];
   mark: string | null;
-}
-
-/** Reads one server→provider message in the provider's protocol. */
-function readSent(provider: Provider, data: Buffer, binary: boolean, sent: Sent): void {
-  if (binary) {
-    sent.audio.push(Buffer.from(data)); // Vonage audio frames
-    return;
-  }
-  const message = JSON.parse(data.toString());
-  if (message.event === 'media') sent.audio.push(Buffer.from(message.media.payload, 'base64'));
-  else if (message.event === 'mark') sent.mark = message.mark.name;
-  else if (provider === 'vonage' && message.action === 'notify') sent.mark = message.payload.name;
-}
-
-/** The provider's "your audio up to this mark has played" message. */
-function markEcho(fixture: Fixture, name: string): string {
-  const start = JSON.parse(fixture.messages.find((m) => !m.binary && /"start"|websocket:connected/.test(m.data as string))!.data as string);
-  switch (fixture.meta.provider) {
-    case 'twilio':
-      return JSON.stringify({ event: 'mark', sequenceNumber: '900', streamSid: start.streamSid, mark: { name } });
-    case 'telnyx':
-      return JSON.stringify({ event: 'mark', sequence_number: '900', stream_id: start.stream_id, mark: { name } });
-    case 'vonage':
-      return JSON.stringify({ event: 'websocket:notify', payload: { name } });
-  }
 }
 
 function twilioDtmf(fixture: Fixture, digit: string): string {
@@ -86,7 +55,9 @@ async function consentCall(opts: ConsentCall): Promise<{ callId: string; sent: S
     closeAfterMs: 100,
     onMessage(data, binary, reply) {
       const hadMark = sent.mark !== null;
-      readSent(fixture.meta.provider, data, binary, sent);
+      const said = readToProvider({ data, binary });
+      if (said.type === 'audio') sent.audio.push(Buffer.from(said.payload));
+      else if (said.type === 'mark') sent.mark = said.name;
       if (hadMark || sent.mark === null) return;
       if (opts.echoAtMs !== undefined) at(opts.echoAtMs, () => reply(markEcho(fixture, sent.mark!), false));
       if (opts.dtmf) at(opts.dtmf.atMs, () => reply(twilioDtmf(fixture, opts.dtmf!.digit), false));
@@ -230,4 +201,88 @@ test('a one-way stream cannot carry the prompt: fail closed, nothing recorded', 
   const view = await callView(callId);
   expect(view.consent).toMatchObject({ outcome: 'failed', reason: expect.stringContaining('one-way') });
   expect(view.recording_status).toBe('none');
+});
+
+// The runtime greets the moment its stream starts, while callrec is still synthesizing a prompt
+// nobody asked for before (a cold cache). The caller must hear the whole prompt first, then the
+// whole greeting, in order; two-party, only once the caller has answered.
+describe.each([
+  ['one_party', 'announced'],
+  ['two_party', 'agreed'],
+] as const)('bridge with a cold prompt cache, %s', (consentMode, outcome) => {
+  const GREETING_MS = 600;
+  let fixture: Fixture;
+  let runtime: ToneAnsweringRuntime;
+  let callId: string;
+  const received: Array<{ data: Buffer; binary: boolean; at: number }> = [];
+  let releasedAt = Infinity;
+
+  beforeAll(async () => {
+    fixture = await readFixture(path.join(FIXTURES, 'twilio-connect-caller.jsonl'));
+    runtime = await ToneAnsweringRuntime.start({ provider: 'twilio', format: formatOf(fixture), replyMs: 300, greetingMs: GREETING_MS });
+    const agentId = `cold-${consentMode}`;
+    callId = uniqueCallId(agentId);
+    // A text no call has rendered yet: its synthesis runs while the runtime greets.
+    const message = `This call is recorded. Reference ${callId}.`;
+    await ts.agent(agentId, { enabled: true, auto_record: true, consent_prompt: true, consent_message: message, consent_mode: consentMode, consent_digit: '1', agent_ws_url: runtime.url, dual_channel: true, format: 'wav' });
+    await replayFixture(fixture, {
+      url: `${ts.wsUrl}/media/twilio`,
+      agentId,
+      token: ts.key,
+      callId,
+      speed: 'realtime',
+      closeAfterMs: 100,
+      onMessage(data, binary, reply) {
+        received.push({ data, binary, at: performance.now() });
+        const said = readToProvider({ data, binary });
+        if (said.type !== 'mark' || !said.name.startsWith('callrec-consent')) return;
+        // The prompt "plays" for a while, then the caller answers if asked to.
+        setTimeout(() => {
+          if (consentMode === 'one_party') releasedAt = performance.now();
+          reply(markEcho(fixture, said.name), false);
+          if (consentMode === 'two_party') {
+            setTimeout(() => {
+              releasedAt = performance.now();
+              reply(twilioDtmf(fixture, '1'), false);
+            }, 300);
+          }
+        }, 200);
+      },
+    });
+  }, 30_000);
+
+  afterAll(() => runtime?.close());
+
+  test('the runtime greeted while the prompt was still being synthesized', () => {
+    const firstPrompt = received.find((m) => readToProvider(m).type === 'audio')!;
+    expect(runtime.greetedAt).not.toBeNull();
+    expect(runtime.greetedAt!).toBeLessThan(firstPrompt.at);
+  });
+
+  test('the caller hears the whole prompt, then the whole greeting, in order', () => {
+    const said = received.map(readToProvider);
+    const promptMark = said.findIndex((m) => m.type === 'mark' && m.name.startsWith('callrec-consent'));
+    expect(promptMark).toBeGreaterThan(10);
+    expect(said.slice(0, promptMark).every((m) => m.type === 'audio')).toBe(true);
+    const greeting = runtime.sent.slice(0, GREETING_MS / 20 + 1);
+    expect(readToProvider(greeting.at(-1)!)).toEqual({ type: 'mark', name: 'greeting' });
+    const after = received.slice(promptMark + 1, promptMark + 1 + greeting.length);
+    expect(after.map((m) => m.data.toString())).toEqual(greeting.map((m) => m.data.toString()));
+    // Nothing of the runtime's reached the caller before the prompt played (and, two-party, was answered).
+    expect(after[0].at).toBeGreaterThanOrEqual(releasedAt);
+  });
+
+  test('the consent record says the caller was asked, and how it ended', async () => {
+    const view = await callView(callId);
+    expect(view).toMatchObject({ mode: 'bridge', consent: { mode: consentMode, outcome } });
+  });
+
+  test('the recording starts with the whole greeting on the agent leg, where the caller heard it', async () => {
+    const audio = await recordingOf(callId);
+    const greetings = findBursts(audio.channels[1], audio.sampleRate, 2000);
+    expect(greetings).toHaveLength(1);
+    // Released the moment capture began: at the recording's start, within a frame or two.
+    expect(greetings[0].startMs).toBeLessThanOrEqual(60);
+    expect(greetings[0].endMs - greetings[0].startMs).toBeCloseTo(GREETING_MS, 0);
+  });
 });

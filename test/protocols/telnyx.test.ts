@@ -1,5 +1,6 @@
 import { adapters, TELNYX_AUTH_HEADER } from '../../src/protocols/index.js';
 import type { ProviderAdapter, ProviderEvent } from '../../src/protocols/types.js';
+import { code } from './kits.js';
 
 const STREAM_ID = '32DE0DEA-53CB-4B21-89A4-9E1819C043BC';
 const CALL_ID = 'v3:2EC-70CTEjlUq3tDM0CxKXIt5-5N4iP4wo7_-PfH-qub97Sk4EqO5w';
@@ -33,15 +34,6 @@ function media(track: string, seq: number, payload: Buffer, timestamp: string | 
   };
 }
 
-function code(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (err) {
-    return (err as { code?: string }).code;
-  }
-  return undefined;
-}
-
 function started(start = startMessage()): ProviderAdapter {
   const adapter = adapters.telnyx(noUpgrade);
   adapter.parseProviderMessage(buf({ event: 'connected', version: '1.0.0' }), false);
@@ -52,6 +44,8 @@ function started(start = startMessage()): ProviderAdapter {
 describe('telnyx adapter', () => {
   test('start: L16 big-endian, both legs, params from custom_parameters over client_state', () => {
     const event = adapters.telnyx(noUpgrade).parseProviderMessage(buf(startMessage()), false);
+    // Telnyx's start does not say whether the stream is bidirectional: no answer, not a guess.
+    expect('canSendAudio' in (event as Extract<ProviderEvent, { type: 'start' }>).start).toBe(false);
     expect(event).toEqual({
       type: 'start',
       start: {
@@ -134,6 +128,32 @@ describe('telnyx adapter', () => {
     expect(out.stream_id).toBe(STREAM_ID);
     const list = JSON.parse(adapter.runtimeStartMessage(buf(startMessage({ custom_parameters: [{ name: 'token', value: 'x' }, { name: 'agent_id', value: 'a' }] })), false).data as string);
     expect(list.start.custom_parameters).toEqual([{ name: 'agent_id', value: 'a' }]);
+  });
+
+  test('runtimeStartMessage also removes the auth header\'s value under any name, and only what it must', () => {
+    const adapter = adapters.telnyx({ headers: { [TELNYX_AUTH_HEADER]: 'header-secret' }, query: {} });
+    const start = startMessage({
+      client_state: Buffer.from(JSON.stringify({ tenant: 'acme', auth: 'header-secret' })).toString('base64'),
+      custom_parameters: [{ name: 'agent_id', value: 'a' }, { name: 'stream_auth_token', value: 'header-secret' }],
+    });
+    const out = JSON.parse(adapter.runtimeStartMessage(buf(start), false).data as string);
+    expect(out.start.custom_parameters).toEqual([{ name: 'agent_id', value: 'a' }]);
+    expect(JSON.parse(Buffer.from(out.start.client_state, 'base64').toString())).toEqual({ tenant: 'acme' });
+    // A start with no credential in it goes to the runtime as Telnyx sent it.
+    const clean = startMessage({ client_state: 'aGF2ZSBhIG5pY2UgZGF5ID1d', custom_parameters: { agent_id: 'a' } });
+    expect(adapter.runtimeStartMessage(buf(clean), false).data).toBe(JSON.stringify(clean));
+  });
+
+  test('a Telnyx-speaking runtime (pipecat) plays L16 big-endian and mp3 alike: bytes are relayed as sent', () => {
+    const adapter = started();
+    // pipecat's TelnyxFrameSerializer writes Python json.dumps text: `{"event": "media", "media": {"payload": …}}`.
+    const l16 = Buffer.from([0x12, 0x34, 0xab, 0xcd]);
+    const ev = adapter.parseRuntimeMessage(Buffer.from(`{"event": "media", "media": {"payload": "${l16.toString('base64')}"}}`), false) as { payload: Buffer };
+    expect([...ev.payload]).toEqual([...l16]);
+    // An MP3 playback frame is an odd byte count: accepted, since Telnyx plays it.
+    const mp3 = adapter.parseRuntimeMessage(buf({ event: 'media', media: { payload: Buffer.from([0xff, 0xfb, 0x90]).toString('base64') } }), false) as { payload: Buffer };
+    expect(mp3.payload.length).toBe(3);
+    expect(code(() => adapter.parseRuntimeMessage(buf({ event: 'media', media: { payload: 'A' } }), false))).toBe('ERR_BAD_PAYLOAD');
   });
 
   test('runtime messages and messages callrec sends', () => {

@@ -1,5 +1,6 @@
 import { adapters } from '../../src/protocols/index.js';
 import type { ProviderAdapter, ProviderEvent } from '../../src/protocols/types.js';
+import { code } from './kits.js';
 
 const STREAM_SID = 'MZ18ad3ab5a668481ce02b83e7395059f0';
 const CALL_SID = 'CA5ea0b9ee9e2eaf1f4fa7e1d9e5c2a8b6';
@@ -40,15 +41,6 @@ function started(start = startMessage()): ProviderAdapter {
   return adapter;
 }
 
-function code(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (err) {
-    return (err as { code?: string }).code;
-  }
-  return undefined;
-}
-
 describe('twilio adapter', () => {
   test('connected and start', () => {
     const adapter = adapters.twilio(upgrade);
@@ -62,14 +54,18 @@ describe('twilio adapter', () => {
         params: { agent_id: 'agent-7', token: 'secret-key' },
         format: { codec: 'pcmu', sampleRate: 8000 },
         legs: ['caller', 'agent'],
+        canSendAudio: false,
       },
     });
   });
 
-  test('<Connect><Stream> carries only the caller leg', () => {
-    const adapter = adapters.twilio(upgrade);
-    const event = adapter.parseProviderMessage(buf(startMessage({ tracks: ['inbound'] })), false) as Extract<ProviderEvent, { type: 'start' }>;
-    expect(event.start.legs).toEqual(['caller']);
+  test('<Connect><Stream> carries only the caller leg and can carry audio back; a fork cannot', () => {
+    const startOf = (tracks: string[] | undefined) =>
+      (adapters.twilio(upgrade).parseProviderMessage(buf(startMessage({ tracks })), false) as Extract<ProviderEvent, { type: 'start' }>).start;
+    expect(startOf(['inbound'])).toMatchObject({ legs: ['caller'], canSendAudio: true });
+    expect(startOf(undefined)).toMatchObject({ legs: ['caller'], canSendAudio: true });
+    expect(startOf(['outbound'])).toMatchObject({ legs: ['agent'], canSendAudio: false });
+    expect(startOf(['inbound', 'outbound'])).toMatchObject({ legs: ['caller', 'agent'], canSendAudio: false });
   });
 
   test('media maps tracks to legs and uses the timestamp', () => {

@@ -1,5 +1,6 @@
 import { adapters } from '../../src/protocols/index.js';
 import type { ProviderAdapter } from '../../src/protocols/types.js';
+import { code } from './kits.js';
 
 const buf = (message: unknown) => Buffer.from(typeof message === 'string' ? message : JSON.stringify(message));
 const noUpgrade = { headers: {}, query: {} };
@@ -12,15 +13,6 @@ const connected = (contentType = 'audio/l16;rate=16000', extra: Record<string, u
   priority: 2,
   ...extra,
 });
-
-function code(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (err) {
-    return (err as { code?: string }).code;
-  }
-  return undefined;
-}
 
 function started(contentType?: string): ProviderAdapter {
   const adapter = adapters.vonage(noUpgrade);
@@ -38,6 +30,7 @@ describe('vonage adapter', () => {
         params: { agent_id: 'agent-3', token: 'secret', uuid: 'aaaaaaaa-bbbb-cccc-dddd-0123456789ab' },
         format: { codec: 'l16', sampleRate: 16000, byteOrder: 'le' },
         legs: ['caller'],
+        canSendAudio: true,
       },
     });
     const eight = started('audio/l16;rate=8000');

@@ -1,0 +1,121 @@
+import { randomUUID } from 'node:crypto';
+import { resolveCallRecording, type CallRecordingSettings } from '../agents/settings.js';
+import { hasScope } from '../auth/scopes.js';
+import { CallrecError } from '../errors.js';
+import type { Provider, StreamStart, UpgradeInfo } from '../protocols/types.js';
+import type { CallMode, Store } from '../store/index.js';
+import type { CallRegistry } from './registry.js';
+import type { CallSession } from './session.js';
+
+/** Who a stream is and how it runs, once its credentials and agent checked out. */
+export interface StreamIdentity {
+  tenantId: string;
+  agentId: string;
+  callId: string;
+  mode: CallMode;
+  settings: CallRecordingSettings;
+  /** The voice-agent runtime's WebSocket URL (bridge mode); null in fork mode. */
+  runtimeUrl: string | null;
+  /** Whether the provider plays audio sent back on this stream. */
+  canPlayAudio: boolean;
+}
+
+/**
+ * Checks a stream's token (an API key with `media:stream` scope) and agent, and decides its
+ * mode (SPEC §4), from the start message's parameters and the upgrade's query string.
+ * Rejects `ERR_MISSING_AGENT`, `ERR_BAD_TOKEN`, `ERR_UNKNOWN_AGENT`, `ERR_BAD_PARAMETER`, `ERR_NO_RUNTIME`.
+ */
+export async function authenticateStream(store: Store, upgrade: UpgradeInfo, start: StreamStart): Promise<StreamIdentity> {
+  const params = { ...upgrade.query, ...start.params };
+  const agentId = params.agent_id;
+  if (!agentId) throw new CallrecError('ERR_MISSING_AGENT', 'stream has no agent_id parameter');
+  const principal = params.token ? await store.keys.verify(params.token) : null;
+  if (!principal || !hasScope(principal, 'media:stream')) {
+    throw new CallrecError('ERR_BAD_TOKEN', 'token missing, unknown, revoked or without media:stream scope');
+  }
+  const agent = await store.agents.get(principal.tenantId, agentId);
+  if (!agent) throw new CallrecError('ERR_UNKNOWN_AGENT', `unknown agent_id "${agentId.slice(0, 64)}"`);
+  const settings = resolveCallRecording(agent.settings);
+  const runtimeUrl = params.agent_url || settings.agent_ws_url || null;
+  if (runtimeUrl && !/^wss?:\/\//.test(runtimeUrl)) throw new CallrecError('ERR_BAD_PARAMETER', 'agent_url must be a ws:// or wss:// URL');
+  const mode = streamMode(params, start, runtimeUrl);
+  return {
+    tenantId: principal.tenantId,
+    agentId,
+    callId: params.call_id || start.providerCallId || start.streamId || randomUUID(),
+    mode,
+    settings,
+    runtimeUrl: mode === 'bridge' ? runtimeUrl : null,
+    // A bridge carries audio back by definition (the runtime speaks on it).
+    canPlayAudio: mode === 'bridge' || canCarryAudioBack(params, start),
+  };
+}
+
+/**
+ * The stream can carry audio back unless its start says it is one-way; the stream's
+ * `bidirectional` parameter overrides what the start says (or, Telnyx, does not say).
+ */
+function canCarryAudioBack(params: Record<string, string>, start: StreamStart): boolean {
+  return params.bidirectional !== undefined ? params.bidirectional === 'true' : start.canSendAudio !== false;
+}
+
+/** SPEC §4, the same on every provider: a bridge when a runtime is named and audio can go back; `mode=` forces either. */
+function streamMode(params: Record<string, string>, start: StreamStart, runtimeUrl: string | null): CallMode {
+  switch (params.mode) {
+    case undefined:
+      return runtimeUrl && canCarryAudioBack(params, start) ? 'bridge' : 'fork';
+    case 'fork':
+      return 'fork';
+    case 'bridge':
+      if (!runtimeUrl) throw new CallrecError('ERR_NO_RUNTIME', 'mode=bridge, but neither the agent\'s agent_ws_url nor the stream\'s agent_url names a runtime');
+      return 'bridge';
+    default:
+      throw new CallrecError('ERR_BAD_PARAMETER', `mode must be "fork" or "bridge", not "${params.mode.slice(0, 32)}"`);
+  }
+}
+
+export interface ClaimContext {
+  store: Store;
+  registry: CallRegistry;
+  nodeId: string;
+}
+
+/** A call this node has claimed: the registry holds it, and its row is being created. */
+export interface CallClaim {
+  identity: StreamIdentity;
+  /** Resolves once the call row exists; rejects `ERR_CALL_EXISTS` (the registry entry then released). */
+  created: Promise<void>;
+}
+
+/**
+ * Claims the call for `session`: synchronously in this node's registry (throws `ERR_CALL_EXISTS`
+ * when another live stream holds it), then creates the call row in the background.
+ */
+export function claimCall(ctx: ClaimContext, session: CallSession, provider: Provider, start: StreamStart, identity: StreamIdentity): CallClaim {
+  const { tenantId, callId, mode } = identity;
+  const exists = (when: string) => new CallrecError('ERR_CALL_EXISTS', `call "${callId.slice(0, 64)}" ${when}`);
+  if (!ctx.registry.add(tenantId, callId, session)) throw exists('is already streaming');
+  const created = ctx.store.calls
+    .create({
+      tenantId,
+      id: callId,
+      agentId: identity.agentId,
+      provider,
+      mode,
+      sampleRate: start.format.sampleRate,
+      legs: mode === 'bridge' ? ['caller', 'agent'] : start.legs,
+      settings: identity.settings,
+      streamId: start.streamId ?? null,
+      nodeId: ctx.nodeId,
+    })
+    .then(
+      () => {},
+      (err: CallrecError) => {
+        ctx.registry.delete(tenantId, callId, session);
+        throw err.code === 'ERR_CONFLICT' ? exists('was already streamed') : err;
+      },
+    );
+  // Awaited by the session; until then a rejection must not go unhandled.
+  created.catch(() => {});
+  return { identity, created };
+}

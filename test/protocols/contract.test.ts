@@ -1,0 +1,98 @@
+import { randomBytes } from 'node:crypto';
+import { adapters } from '../../src/protocols/index.js';
+import type { Provider, ProviderAdapter, ProviderEvent } from '../../src/protocols/types.js';
+import { code, KITS, SECRET, type Frame } from './kits.js';
+
+/** Whole samples of noise: any byte may appear, so a payload that survives is bit-exact. */
+const audio = (bytes: number) => randomBytes(bytes);
+
+describe.each(Object.keys(KITS) as Provider[])('ProviderAdapter contract: %s', (provider) => {
+  const kit = KITS[provider];
+  const fresh = () => adapters[provider](kit.upgrade);
+  const parse = (adapter: ProviderAdapter, frame: Frame) => adapter.parseProviderMessage(frame.data, frame.binary);
+  const started = () => {
+    const adapter = fresh();
+    if (kit.connected) parse(adapter, kit.connected);
+    parse(adapter, kit.start);
+    return adapter;
+  };
+
+  test('connected, then a start with the stream\'s params and format', () => {
+    const adapter = fresh();
+    if (kit.connected) expect(parse(adapter, kit.connected)).toEqual({ type: 'connected' });
+    const event = parse(adapter, kit.start) as Extract<ProviderEvent, { type: 'start' }>;
+    expect(event.type).toBe('start');
+    expect(event.start.params).toMatchObject({ agent_id: 'agent-1', call_id: 'call-1', token: SECRET });
+    expect(event.start.format).toEqual(kit.format);
+    expect(event.start.legs).toEqual(kit.carriesAgent ? ['caller', 'agent'] : ['caller']);
+  });
+
+  test('media: each leg\'s payload bit-exact, placed on the stream\'s clock', () => {
+    const adapter = started();
+    const legs = kit.carriesAgent ? (['caller', 'agent'] as const) : (['caller'] as const);
+    for (let n = 0; n < 3; n++) {
+      for (const leg of legs) {
+        const payload = audio(kit.frameBytes);
+        const event = parse(adapter, kit.media(leg, n, payload)) as Extract<ProviderEvent, { type: 'media' }>;
+        expect({ type: event.type, leg: event.leg, timestampMs: event.timestampMs }).toEqual({ type: 'media', leg, timestampMs: n * 20 });
+        expect(Buffer.compare(event.payload, payload)).toBe(0);
+      }
+    }
+  });
+
+  test('dtmf, and a mark callrec sent comes back as that mark once played', () => {
+    const adapter = started();
+    expect(parse(adapter, kit.dtmf('#'))).toEqual({ type: 'dtmf', digit: '#' });
+    const sent = adapter.markMessage('consent-1');
+    expect(sent).not.toBeNull();
+    expect(parse(adapter, kit.echoMark(sent!))).toEqual({ type: 'mark', name: 'consent-1' });
+    if (kit.stop) expect(parse(adapter, kit.stop)).toEqual({ type: 'stop' });
+  });
+
+  test('what a runtime speaking the protocol sends', () => {
+    const adapter = started();
+    const payload = audio(kit.frameBytes);
+    const media = adapter.parseRuntimeMessage(kit.runtimeMedia(payload).data, kit.runtimeMedia(payload).binary) as { type: string; payload: Buffer };
+    expect(media.type).toBe('media');
+    expect(Buffer.compare(media.payload, payload)).toBe(0);
+    expect(adapter.parseRuntimeMessage(kit.runtimeMark('r1').data, kit.runtimeMark('r1').binary)).toEqual(kit.runtimeMarkEvent('r1'));
+    expect(adapter.parseRuntimeMessage(kit.runtimeClear.data, kit.runtimeClear.binary)).toEqual({ type: 'clear' });
+    expect(code(() => adapter.parseRuntimeMessage(Buffer.from('{"event":'), false))).toBe('ERR_MALFORMED_MESSAGE');
+  });
+
+  test('builders round-trip: what callrec sends reads back as a runtime\'s message would', () => {
+    const adapter = started();
+    const payload = audio(kit.frameBytes);
+    const media = adapter.mediaMessage(payload);
+    const read = adapter.parseRuntimeMessage(Buffer.from(media.data), media.binary) as { type: string; payload: Buffer };
+    expect(read.type).toBe('media');
+    expect(Buffer.compare(read.payload, payload)).toBe(0);
+    const clear = adapter.clearMessage()!;
+    expect(adapter.parseRuntimeMessage(Buffer.from(clear.data), clear.binary)).toEqual({ type: 'clear' });
+  });
+
+  test('errors carry codes: malformed, unknown, oversize, bad payload, unsupported codec, media before start', () => {
+    const adapter = started();
+    expect(code(() => adapter.parseProviderMessage(Buffer.from('{'), false))).toBe('ERR_MALFORMED_MESSAGE');
+    expect(code(() => adapter.parseProviderMessage(Buffer.from('[1]'), false))).toBe('ERR_MALFORMED_MESSAGE');
+    expect(code(() => parse(adapter, kit.unknownEvent))).toBe('ERR_UNKNOWN_EVENT');
+    expect(code(() => adapter.parseProviderMessage(Buffer.alloc(65 * 1024, 0x20), false))).toBe('ERR_MESSAGE_TOO_LARGE');
+    expect(code(() => adapter.parseProviderMessage(Buffer.alloc(65 * 1024), true))).toBe('ERR_MESSAGE_TOO_LARGE');
+    expect(code(() => parse(adapter, kit.badPayload(0)))).toBe('ERR_BAD_PAYLOAD');
+    expect(code(() => parse(fresh(), kit.unsupportedCodecStart))).toBe('ERR_UNSUPPORTED_CODEC');
+    expect(code(() => parse(fresh(), kit.media('caller', 0, audio(kit.frameBytes))))).toBe('ERR_UNEXPECTED_MESSAGE');
+    // An error loses nothing: the stream reads on.
+    const payload = audio(kit.frameBytes);
+    expect(Buffer.compare((parse(adapter, kit.media('caller', 0, payload)) as { payload: Buffer }).payload, payload)).toBe(0);
+  });
+
+  test('the runtime\'s start has no credential of callrec\'s and reads as the provider\'s own', () => {
+    const out = fresh().runtimeStartMessage(kit.start.data, kit.start.binary);
+    expect(out.binary).toBe(kit.start.binary);
+    expect(kit.reveal(out.data.toString())).not.toContain(SECRET);
+    const reread = adapters[provider]({ headers: {}, query: {} }).parseProviderMessage(Buffer.from(out.data), out.binary) as Extract<ProviderEvent, { type: 'start' }>;
+    const original = (parse(fresh(), kit.start) as Extract<ProviderEvent, { type: 'start' }>).start;
+    expect(reread.start.params.token).toBeUndefined();
+    expect(reread.start).toEqual({ ...original, params: Object.fromEntries(Object.entries(original.params).filter(([, v]) => v !== SECRET)) });
+  });
+});
