@@ -1,5 +1,6 @@
 import { LegBuffer } from '../../media/leg-buffer.js';
 import { decoderFor } from '../../media/codec.js';
+import { rng } from '../helpers/rng.js';
 
 /** A frame whose sample values encode their absolute positions, so misplacement shows. */
 function frame(position: number, length: number): Int16Array {
@@ -218,16 +219,6 @@ describe('writeEncoded', () => {
  * the model does.
  */
 describe('against a model of positions', () => {
-  /** Deterministic PRNG (mulberry32), so a failure can be replayed from its seed. */
-  function rng(seed: number): () => number {
-    return () => {
-      seed = (seed + 0x6d2b79f5) | 0;
-      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-  }
-
   class Model {
     readonly samples = new Map<number, number>();
     flushed = 0;
