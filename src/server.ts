@@ -112,7 +112,10 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     return metrics.registry.metrics();
   });
 
-  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_WS_PAYLOAD, perMessageDeflate: false });
+  // The adapters check text frames' UTF-8 themselves, and only where they must: a media frame
+  // the fast path reads is ASCII by its rules (src/protocols/media-scan.ts); everything else
+  // is checked before it is parsed.
+  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_WS_PAYLOAD, perMessageDeflate: false, skipUTF8Validation: true });
   const media = {
     store,
     registry,

@@ -2,6 +2,7 @@
  * Helpers the three provider adapters share: strict field access on parsed JSON, base64 audio
  * decoding into reused scratch memory, codec names → `MediaFormat`, param flattening, size limit.
  */
+import { isUtf8 } from 'node:buffer';
 import { CallrecError } from '../errors.js';
 import { bytesPerSample } from '../../media/codec.js';
 import type { Leg, MediaFormat } from '../../media/types.js';
@@ -18,8 +19,13 @@ function isObject(value: unknown): value is JsonObject {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-/** Parses a text frame that must hold one JSON object. */
+/**
+ * Parses a text frame that must hold one JSON object. The frame's UTF-8 is checked here, not by
+ * the socket (`skipUTF8Validation`): media frames read by `MediaMessageScan` are ASCII by its
+ * rules, so only the messages that come this way need it.
+ */
 export function parseJsonObject(data: Buffer): JsonObject {
+  if (!isUtf8(data)) throw new CallrecError('ERR_MALFORMED_MESSAGE', 'message is not valid UTF-8');
   let value: unknown;
   try {
     value = JSON.parse(data.toString('utf8'));

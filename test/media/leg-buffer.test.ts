@@ -1,5 +1,6 @@
 import { LegBuffer } from '../../media/leg-buffer.js';
 import { decoderFor } from '../../media/codec.js';
+import { rng } from '../helpers/rng.js';
 
 /** A frame whose sample values encode their absolute positions, so misplacement shows. */
 function frame(position: number, length: number): Int16Array {
@@ -208,5 +209,94 @@ describe('writeEncoded', () => {
     expect(readAll(direct, 2240)).toEqual(readAll(viaWrite, 2240));
     expect(direct.stats).toEqual(viaWrite.stats);
     expect(direct.stats.gapSamples).toBe(0);
+  });
+});
+
+/**
+ * The ring against the plainest model of what it promises: a map from position to sample. The
+ * ring keeps flags only past its unbroken run of written samples; random writes (in order, late,
+ * duplicate, after gaps, across the ring's end), reads, skips and truncates must read back as
+ * the model does.
+ */
+describe('against a model of positions', () => {
+  class Model {
+    readonly samples = new Map<number, number>();
+    flushed = 0;
+    highWater = 0;
+    gaps = 0;
+    write(position: number, pcm: Int16Array): string {
+      const end = position + pcm.length;
+      if (end <= this.flushed) return 'dropped';
+      let fresh = 0;
+      for (let at = Math.max(position, this.flushed); at < end; at++) {
+        if (!this.samples.has(at)) {
+          this.samples.set(at, pcm[at - position]);
+          fresh++;
+        }
+      }
+      if (fresh === 0) return 'duplicate';
+      if (end <= this.highWater) return 'late';
+      this.highWater = end;
+      return 'placed';
+    }
+    read(upTo: number): number[] {
+      const out: number[] = [];
+      for (; this.flushed < upTo; this.flushed++) {
+        out.push(this.samples.get(this.flushed) ?? 0);
+        if (!this.samples.has(this.flushed)) this.gaps++;
+        this.samples.delete(this.flushed);
+      }
+      this.highWater = Math.max(this.highWater, this.flushed);
+      return out;
+    }
+    skip(upTo: number): void {
+      for (; this.flushed < upTo; this.flushed++) this.samples.delete(this.flushed);
+      this.highWater = Math.max(this.highWater, this.flushed);
+    }
+    truncate(position: number): void {
+      const from = Math.max(position, this.flushed);
+      if (from >= this.highWater) return;
+      for (const at of [...this.samples.keys()]) if (at >= from) this.samples.delete(at);
+      this.highWater = from;
+    }
+  }
+
+  test.each([1, 2, 3, 4, 5, 6])('seed %i: 4000 random operations', (seed) => {
+    const random = rng(seed);
+    const capacity = 512;
+    const ring = new LegBuffer({ capacity });
+    const model = new Model();
+    const decode = decoderFor({ codec: 'l16', sampleRate: 8000, byteOrder: 'le' });
+    const scratch = new Int16Array(capacity);
+    for (let op = 0; op < 4000; op++) {
+      const r = random();
+      if (r < 0.6) {
+        const length = 1 + Math.floor(random() * 96);
+        // Mostly at high water (in order), else anywhere from just before flushed to the ring's end.
+        const room = model.flushed + capacity - length;
+        const position = random() < 0.6 ? Math.min(model.highWater, room) : Math.min(room, model.flushed - 40 + Math.floor(random() * (capacity + 40)));
+        const pcm = frame(position, length);
+        const outcome = random() < 0.5 ? ring.write(position, pcm) : ring.writeEncoded(position, length, new Uint8Array(pcm.buffer), decode, scratch);
+        const expected = model.write(position, pcm);
+        if (outcome !== expected) expect({ op, outcome }).toEqual({ op, outcome: expected });
+      } else if (r < 0.85) {
+        const upTo = model.flushed + Math.floor(random() * (model.highWater - model.flushed + 64));
+        const read = readAll(ring, upTo);
+        const expected = model.read(upTo);
+        if (read.join() !== expected.join()) expect({ op, read }).toEqual({ op, read: expected });
+      } else if (r < 0.93) {
+        const upTo = model.flushed + Math.floor(random() * 128);
+        ring.skip(upTo);
+        model.skip(upTo);
+      } else {
+        const position = model.flushed - 20 + Math.floor(random() * (model.highWater - model.flushed + 40));
+        ring.truncate(position);
+        model.truncate(position);
+      }
+      if (ring.flushed !== model.flushed || ring.highWater !== model.highWater) {
+        expect({ op, flushed: ring.flushed, highWater: ring.highWater }).toEqual({ op, flushed: model.flushed, highWater: model.highWater });
+      }
+    }
+    expect(ring.stats.gapSamples).toBe(model.gaps);
   });
 });

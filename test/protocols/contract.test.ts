@@ -79,6 +79,14 @@ describe.each(Object.keys(KITS) as Provider[])('ProviderAdapter contract: %s', (
     expect(code(() => adapter.parseProviderMessage(Buffer.alloc(65 * 1024, 0x20), false))).toBe('ERR_MESSAGE_TOO_LARGE');
     expect(code(() => adapter.parseProviderMessage(Buffer.alloc(65 * 1024), true))).toBe('ERR_MESSAGE_TOO_LARGE');
     expect(code(() => parse(adapter, kit.badPayload(0)))).toBe('ERR_BAD_PAYLOAD');
+    // The socket leaves UTF-8 to the adapter (skipUTF8Validation): a text frame that is not UTF-8
+    // is refused, a media frame included.
+    expect(code(() => adapter.parseProviderMessage(Buffer.from('{"event":"\xff"}', 'latin1'), false))).toBe('ERR_MALFORMED_MESSAGE');
+    const media = kit.media('caller', 0, audio(kit.frameBytes));
+    if (!media.binary) {
+      const invalid = Buffer.concat([media.data.subarray(0, -1), Buffer.from(',"x":"\xc3\x28"}', 'latin1')]);
+      expect(code(() => adapter.parseProviderMessage(invalid, false))).toBe('ERR_MALFORMED_MESSAGE');
+    }
     expect(code(() => parse(fresh(), kit.unsupportedCodecStart))).toBe('ERR_UNSUPPORTED_CODEC');
     expect(code(() => parse(fresh(), kit.media('caller', 0, audio(kit.frameBytes))))).toBe('ERR_UNEXPECTED_MESSAGE');
     // An error loses nothing: the stream reads on.
