@@ -8,6 +8,7 @@ import { WebSocketServer } from 'ws';
 import { BufferPool } from '../media/buffer-pool.js';
 import { startWorkers } from '../workers/index.js';
 import { apiPlugin } from './api/index.js';
+import { DASHBOARD_DIR, dashboardPlugin } from './api/dashboard.js';
 import { RedisCallControl } from './calls/control-bus.js';
 import { NodeHeartbeat } from './calls/heartbeat.js';
 import { CallRegistry } from './calls/registry.js';
@@ -96,6 +97,8 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
       return { database, redis, storage: objects };
     },
   });
+
+  await app.register(dashboardPlugin, { root: DASHBOARD_DIR, connectSources: [] });
 
   const metrics = new MediaMetrics();
   // Public like the health checks: scraped by Prometheus on the node's own network.
