@@ -87,6 +87,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     control,
     webhooks,
     transcodes,
+    telnyx: config.telnyx,
     readiness: async () => {
       const check = (p: Promise<unknown>) => p.then(() => true, () => false);
       const [database, redis, objects] = await Promise.all([

@@ -6,6 +6,7 @@ import { controlRoutes } from './control.js';
 import { errorHandler, notFoundHandler } from './errors.js';
 import { healthRoutes } from './health.js';
 import { keyRoutes } from './keys.js';
+import { meRoutes } from './me.js';
 import { recordingRoutes } from './recordings.js';
 import { tenantRoutes } from './tenants.js';
 import { typeBoxValidatorCompiler, type TypeBoxProvider } from './typebox.js';
@@ -31,5 +32,6 @@ export const apiPlugin: FastifyPluginAsync<ApiDeps> = async (fastify, deps) => {
   recordingRoutes(app, deps);
   controlRoutes(app, deps);
   keyRoutes(app, deps);
+  meRoutes(app, deps);
   tenantRoutes(app, deps);
 };

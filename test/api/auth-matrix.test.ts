@@ -23,7 +23,7 @@ const ROUTES = [
   'GET /api/agents', 'GET /api/agents/:id', 'GET /agents/:id', 'PATCH /api/agents/:id', 'PATCH /agents/:id', 'GET /api/agents/:id/audit',
   'GET /api/calls', 'GET /api/calls/:id', 'GET /api/calls/:id/recording', 'DELETE /api/calls/:id/recording',
   'POST /api/calls/:id/recording', 'PUT /api/calls/:id/legal-hold',
-  'POST /api/keys', 'GET /api/keys', 'DELETE /api/keys/:id', 'POST /api/tenants',
+  'POST /api/keys', 'GET /api/keys', 'DELETE /api/keys/:id', 'POST /api/tenants', 'GET /api/me',
 ] as const;
 type Route = (typeof ROUTES)[number];
 
@@ -67,6 +67,7 @@ const EXPECTED: Record<Route, { own: Row; other: Row | null }> = {
   'DELETE /api/keys/:id':           { own: [204,  403,     403,     403,    403,    403,   204,     401,  401,  401],
                                       other: [403,  403,     403,     403,    403,    403,   204,     401,  401,  401] },
   'POST /api/tenants':              { own: [403,  403,     403,     403,    403,    403,   201,     401,  401,  401], other: null },
+  'GET /api/me':                    { own: [200,  200,     200,     200,    200,    200,   200,     401,  401,  401], other: null },
 };
 
 const OPERATOR_SECRET = 'operator-secret-for-the-matrix';
@@ -169,6 +170,7 @@ describe.each(TEST_DB_KINDS)('auth matrix on %s', (kind) => {
         untouched: async () => expect((await api.store.keys.get(tenant, key.id))!.revokedAt).toBeNull(),
       };
     },
+    'GET /api/me': async () => ({ method: 'GET', path: '/api/me' }),
     'POST /api/tenants': async () => {
       const id = unique('tenant');
       return {
