@@ -99,7 +99,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     },
   });
 
-  await app.register(dashboardPlugin, { root: DASHBOARD_DIR, connectSources: [] });
+  await app.register(dashboardPlugin, { root: DASHBOARD_DIR, testCall: config.telnyx !== undefined });
 
   const metrics = new MediaMetrics();
   // Public like the health checks: scraped by Prometheus on the node's own network.

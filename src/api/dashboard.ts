@@ -6,8 +6,8 @@ import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 export interface DashboardOptions {
   /** The built dashboard (`vite build web` writes `dist/web`). */
   root: string;
-  /** Origins the page may connect to beyond its own: Telnyx's WebRTC socket when test calls are configured. */
-  connectSources: string[];
+  /** Telnyx test calls are configured: the page may open @telnyx/webrtc's signalling socket. */
+  testCall: boolean;
 }
 
 /** The package's root (where package.json is), from source (`src/api`) and from the build (`dist/src/api`) alike. */
@@ -22,18 +22,21 @@ export const DASHBOARD_DIR = path.join(packageRoot(), 'dist', 'web');
 /** Vite names built assets by content hash: a changed file gets a new name, so they never go stale. */
 const HASHED_ASSET = /[\\/]assets[\\/][^\\/]+-[A-Za-z0-9_-]{8}\.[a-z0-9]+$/;
 
+/** Where @telnyx/webrtc signals (its production host); media then flows peer to peer. */
+const TELNYX_RTC_SOCKET = 'wss://rtc.telnyx.com';
+
 /**
  * Everything the page loads comes from this origin. Styles allow 'unsafe-inline' because
  * wavesurfer.js draws in a shadow root with its own `<style>`; scripts stay 'self' only.
  */
-function contentSecurityPolicy(connectSources: string[]): string {
+function contentSecurityPolicy(testCall: boolean): string {
   return [
     "default-src 'self'",
     "script-src 'self'",
     "style-src 'self' 'unsafe-inline'",
     "img-src 'self'",
     "media-src 'self'",
-    `connect-src ${["'self'", ...connectSources].join(' ')}`,
+    `connect-src 'self'${testCall ? ` ${TELNYX_RTC_SOCKET}` : ''}`,
     "object-src 'none'",
     "base-uri 'none'",
     "form-action 'self'",
@@ -47,8 +50,8 @@ function contentSecurityPolicy(connectSources: string[]): string {
  * build produced get routes, so unknown paths stay the API's 404s. Pages are hash-routed
  * (`/#/calls/{id}`) because paths like `/agents/{id}` are API routes.
  */
-export const dashboardPlugin: FastifyPluginAsync<DashboardOptions> = async (app, { root, connectSources }) => {
-  const csp = contentSecurityPolicy(connectSources);
+export const dashboardPlugin: FastifyPluginAsync<DashboardOptions> = async (app, { root, testCall }) => {
+  const csp = contentSecurityPolicy(testCall);
   const secure = (reply: FastifyReply) =>
     reply
       .header('Content-Security-Policy', csp)
