@@ -1,4 +1,5 @@
 import type { FastifyPluginAsync } from 'fastify';
+import { PlaybackTokens } from '../auth/playback.js';
 import { authPlugin } from '../auth/plugin.js';
 import { agentRoutes } from './agents.js';
 import { callRoutes } from './calls.js';
@@ -25,11 +26,12 @@ export const apiPlugin: FastifyPluginAsync<ApiDeps> = async (fastify, deps) => {
   app.setValidatorCompiler(typeBoxValidatorCompiler);
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler(notFoundHandler);
-  await app.register(authPlugin, { keys: deps.store.keys });
+  const playback = new PlaybackTokens(deps.keyring);
+  await app.register(authPlugin, { keys: deps.store.keys, playback });
   healthRoutes(app, deps);
   agentRoutes(app, deps);
   callRoutes(app, deps);
-  recordingRoutes(app, deps);
+  recordingRoutes(app, deps, playback);
   controlRoutes(app, deps);
   keyRoutes(app, deps);
   meRoutes(app, deps);
