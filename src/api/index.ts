@@ -10,6 +10,7 @@ import { keyRoutes } from './keys.js';
 import { meRoutes } from './me.js';
 import { recordingRoutes } from './recordings.js';
 import { tenantRoutes } from './tenants.js';
+import { testCallRoutes } from './test-call.js';
 import { typeBoxValidatorCompiler, type TypeBoxProvider } from './typebox.js';
 import type { ApiDeps } from './types.js';
 
@@ -17,7 +18,8 @@ export type { ApiDeps } from './types.js';
 export { errorHandler, notFoundHandler, HttpError } from './errors.js';
 
 /**
- * The HTTP API (SPEC §3): health, agents, calls, recordings, call control, keys, tenants. Register it at the root; its
+ * The HTTP API (SPEC §3): health, agents, calls, recordings, call control, keys, tenants, and
+ * what the dashboard needs besides (the caller's key, the browser test call). Register it at the root; its
  * authentication, validation and error format apply to its own routes only, so the server's
  * other routes (WebSocket, dashboard, metrics) keep theirs.
  */
@@ -36,4 +38,5 @@ export const apiPlugin: FastifyPluginAsync<ApiDeps> = async (fastify, deps) => {
   keyRoutes(app, deps);
   meRoutes(app, deps);
   tenantRoutes(app, deps);
+  testCallRoutes(app, deps);
 };
