@@ -22,6 +22,7 @@ const ROUTES = [
   'GET /healthz', 'GET /readyz',
   'GET /api/agents', 'GET /api/agents/:id', 'GET /agents/:id', 'PATCH /api/agents/:id', 'PATCH /agents/:id', 'GET /api/agents/:id/audit',
   'GET /api/calls', 'GET /api/calls/:id', 'GET /api/calls/:id/recording', 'DELETE /api/calls/:id/recording',
+  'POST /api/calls/:id/recording/url', 'GET /api/calls/:id/recording/peaks',
   'POST /api/calls/:id/recording', 'PUT /api/calls/:id/legal-hold',
   'POST /api/keys', 'GET /api/keys', 'DELETE /api/keys/:id', 'POST /api/tenants', 'GET /api/me',
 ] as const;
@@ -55,6 +56,10 @@ const EXPECTED: Record<Route, { own: Row; other: Row | null }> = {
                                       other: [404,  403,     404,     403,    403,    403,   404,     401,  401,  401] },
   'DELETE /api/calls/:id/recording': { own: [200, 403,     403,     200,    403,    403,   200,     401,  401,  401],
                                       other: [404,  403,     403,     404,    403,    403,   404,     401,  401,  401] },
+  'POST /api/calls/:id/recording/url': { own: [200, 403,   200,     403,    403,    403,   200,     401,  401,  401],
+                                      other: [404,  403,     404,     403,    403,    403,   404,     401,  401,  401] },
+  'GET /api/calls/:id/recording/peaks': { own: [200, 403,  200,     403,    403,    403,   200,     401,  401,  401],
+                                      other: [404,  403,     404,     403,    403,    403,   404,     401,  401,  401] },
   'POST /api/calls/:id/recording':  { own: [200,  403,     403,     403,    200,    403,   200,     401,  401,  401],
                                       other: [404,  403,     403,     403,    404,    403,   404,     401,  401,  401] },
   'PUT /api/calls/:id/legal-hold':  { own: [200,  403,     403,     403,    403,    403,   200,     401,  401,  401],
@@ -118,6 +123,8 @@ describe.each(TEST_DB_KINDS)('auth matrix on %s', (kind) => {
     'GET /api/calls': async () => ({ method: 'GET', path: '/api/calls' }),
     'GET /api/calls/:id': async (tenant) => ({ method: 'GET', path: `/api/calls/${await call(tenant, 'ready')}` }),
     'GET /api/calls/:id/recording': async (tenant) => ({ method: 'GET', path: `/api/calls/${await call(tenant, 'ready')}/recording` }),
+    'POST /api/calls/:id/recording/url': async (tenant) => ({ method: 'POST', path: `/api/calls/${await call(tenant, 'ready')}/recording/url`, body: {} }),
+    'GET /api/calls/:id/recording/peaks': async (tenant) => ({ method: 'GET', path: `/api/calls/${await call(tenant, 'ready')}/recording/peaks` }),
     'DELETE /api/calls/:id/recording': async (tenant) => {
       const id = await call(tenant, 'ready');
       const { objectKey } = (await api.store.recordings.getByCall(tenant, id))!;

@@ -23,13 +23,13 @@ describe('GET /api/me', () => {
     const { secret } = await ts.server.store.keys.create({ tenantId: ts.tenantId, name: 'streamer', scopes: ['media:stream'] });
     const res = await fetch(`${ts.server.url}/api/me`, { headers: { authorization: `Bearer ${secret}` } });
     expect(res.status).toBe(200);
-    expect((await res.json()).key.scopes).toEqual(['media:stream']);
+    expect(((await res.json()) as { key: { scopes: string[] } }).key.scopes).toEqual(['media:stream']);
   });
 
   test('a wrong or revoked key is a 401', async () => {
     const wrong = await fetch(`${ts.server.url}/api/me`, { headers: { authorization: 'Bearer crk_never-issued' } });
     expect(wrong.status).toBe(401);
-    expect((await wrong.json()).error.code).toBe('ERR_UNAUTHORIZED');
+    expect(((await wrong.json()) as { error: { code: string } }).error.code).toBe('ERR_UNAUTHORIZED');
     const { key, secret } = await ts.server.store.keys.create({ tenantId: ts.tenantId, name: 'gone', scopes: ['admin'] });
     await ts.server.store.keys.revoke(ts.tenantId, key.id);
     const revoked = await fetch(`${ts.server.url}/api/me`, { headers: { authorization: `Bearer ${secret}` } });
