@@ -1,4 +1,6 @@
 import fs from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { Browser, Locator, Page } from 'playwright-core';
 import { readFixture } from '../../src/replay/fixture.js';
@@ -231,7 +233,7 @@ describe('in Chromium', () => {
     const row = page.getByRole('row').filter({ hasText: callId });
     await expectText(row, /Live/);
     await ts.server.store.calls.update(ts.tenantId, callId, { status: 'ended', endedAt: new Date().toISOString(), endReason: 'hangup' });
-    await row.filter({ hasNotText: 'Live' }).waitFor();
+    await row.filter({ hasNotText: /Live/ }).waitFor();
     await context.close();
   });
 });
@@ -241,3 +243,64 @@ async function expectText(locator: Locator, pattern: RegExp): Promise<void> {
   await locator.filter({ hasText: pattern }).first().waitFor();
 }
 
+
+describe('Call Logs with a thousand calls', () => {
+  test('pages through them newest first, filtered by agent, with no call twice', async () => {
+    const agentId = 'bulk-agent';
+    const settings = (await ts.server.store.calls.get(ts.tenantId, played))!.settings;
+    const start = Date.parse('2026-01-01T00:00:00Z');
+    for (let i = 0; i < 1000; i++) {
+      const startedAt = new Date(start + i * 60_000).toISOString();
+      await ts.server.store.calls.create({ tenantId: ts.tenantId, id: `bulk-${String(i).padStart(4, '0')}`, agentId, provider: 'telnyx', mode: 'fork', sampleRate: 8000, legs: ['caller'], settings, startedAt });
+    }
+    const { page, context } = await signIn(browser, ts.server.url, ts.key);
+    await page.getByLabel('Agent').fill(agentId);
+    await page.getByLabel('Agent').press('Enter');
+    await page.getByText('100 calls shown').waitFor();
+    for (let shown = 200; shown <= 1000; shown += 100) {
+      await page.getByRole('button', { name: 'Load more' }).click();
+      await page.getByText(`${shown} calls shown`).waitFor();
+    }
+    const ids = await page.locator('table.calls tbody tr td:nth-child(2)').allTextContents();
+    expect(ids).toEqual(Array.from({ length: 1000 }, (_, i) => `bulk-${String(999 - i).padStart(4, '0')}`));
+    expect(await page.getByRole('button', { name: 'Load more' }).count()).toBe(0);
+    await context.close();
+  });
+});
+
+describe('Test call', () => {
+  let configured: TestServer;
+  let telnyx: http.Server;
+  beforeAll(async () => {
+    // Telnyx's token endpoint, standing in on this machine: it answers a login token as text.
+    telnyx = http.createServer((_req, res) => res.writeHead(201, { 'content-type': 'text/plain' }).end('eyJhbGciOiJIUzUxMiJ9.eyJzdWIiOiJ0ZXN0In0.c2ln'));
+    await new Promise<void>((resolve) => telnyx.listen(0, '127.0.0.1', resolve));
+    const { port } = telnyx.address() as AddressInfo;
+    configured = await startTestServer({
+      env: { TELNYX_API_KEY: 'KEYstand-in', TELNYX_CREDENTIAL_ID: 'cred-1', TELNYX_TEST_NUMBER: '+15550100200', TELNYX_API_URL: `http://127.0.0.1:${port}` },
+    });
+  });
+  afterAll(async () => {
+    await configured?.close();
+    await new Promise((resolve) => telnyx?.close(resolve));
+  });
+
+  test('hidden when Telnyx is not configured', async () => {
+    const { page, context } = await signIn(browser, ts.server.url, ts.key);
+    await page.getByRole('heading', { name: 'Call Logs' }).waitFor();
+    expect(await page.getByRole('button', { name: 'Test call' }).count()).toBe(0);
+    await context.close();
+  });
+
+  test('offered when configured: the browser gets a login token, builds the client, and says plainly when Telnyx cannot be reached', async () => {
+    const index = await fetch(`${configured.server.url}/`);
+    expect(index.headers.get('content-security-policy')).toContain("connect-src 'self' wss://rtc.telnyx.com");
+    const { page, context } = await signIn(browser, configured.server.url, configured.key);
+    const token = page.waitForResponse((res) => res.url().endsWith('/api/test-call/token'));
+    await page.getByRole('button', { name: 'Test call' }).click();
+    expect((await token).status()).toBe(200);
+    await expectText(page.getByRole('alert'), /^Test call failed: .*Telnyx/);
+    await page.getByRole('button', { name: 'Test call' }).waitFor();
+    await context.close();
+  });
+});

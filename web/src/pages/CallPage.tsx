@@ -5,14 +5,25 @@ import { Player } from '../components/Player.js';
 import { callDurationMs, formatDuration, formatTime } from '../format.js';
 import { href } from '../router.js';
 
-/** A JSON object's fields as `key: value` text (consent and alignment figures). */
-function Fields({ value }: { value: Record<string, unknown> | null }) {
+/** `framesLate` / `prompt_started_ms` → "frames late" / "prompt started ms". */
+function words(key: string): string {
+  return key.replace(/_/g, ' ').replace(/([a-z])([A-Z])/g, (_, a: string, b: string) => `${a} ${b.toLowerCase()}`);
+}
+
+function text(value: unknown): string {
+  if (value === null || value === undefined) return '—';
+  if (typeof value === 'object') return Object.entries(value).map(([k, v]) => `${words(k)} ${text(v)}`).join(', ');
+  return String(value);
+}
+
+/** A JSON object's fields as `key: value` lines (consent record, alignment figures); `keys` picks and orders them. */
+function Fields({ value, keys }: { value: Record<string, unknown> | null; keys?: string[] }) {
   if (!value) return <>—</>;
   return (
     <ul class="fields">
-      {Object.entries(value).map(([key, v]) => (
+      {(keys ?? Object.keys(value)).map((key) => (
         <li>
-          <span class="key">{key.replace(/_/g, ' ')}</span>: {v === null ? '—' : String(v)}
+          <span class="key">{words(key)}</span>: {text(value[key])}
         </li>
       ))}
     </ul>
@@ -31,7 +42,7 @@ function Metadata({ call }: { call: CallView }) {
     ['Recording', call.recording_status],
     ['Channels', call.recording ? (call.recording.channels === 2 ? 'dual (caller left, agent right)' : 'mono mix') : '—'],
     ['Sample rate', `${call.sample_rate} Hz`],
-    ['Consent', <Fields value={call.consent} />],
+    ['Consent', <Fields value={call.consent} keys={['mode', 'outcome', 'reason', 'digit', 'message']} />],
     ['Alignment', <Fields value={call.alignment} />],
     ['Retention expiry', formatTime(call.recording?.retention_expires_at ?? null)],
     ['Legal hold', call.legal_hold ? `on — ${call.legal_hold_reason ?? ''}` : 'off'],
