@@ -93,6 +93,11 @@ describe('in Chromium', () => {
   });
 
   test('Call Logs → the call → Play, seek on the waveform, two lanes, Download; the key is in no URL', async () => {
+    // As a call with a consent prompt and a pause would have them: the file begins where the prompt
+    // ended (2 s on the call's clock); the pause is 1.0–1.5 s into the file.
+    const consent = { ...(await ts.server.store.calls.get(ts.tenantId, played))!.consent, prompt_started_ms: 0, prompt_ended_ms: 2000 };
+    const pauses = [{ paused_at_ms: 3000, resumed_at_ms: 3500, behavior: 'silence', recording_offset_ms: 1000 }];
+    await ts.server.store.calls.update(ts.tenantId, played, { consent, pauses });
     const { page, context, requests } = await signIn(browser, ts.server.url, ts.key);
     const recordingResponses: number[] = [];
     page.on('response', (res) => {
@@ -110,6 +115,12 @@ describe('in Chromium', () => {
     await page.getByText('Caller', { exact: true }).waitFor();
     await page.getByText('Agent', { exact: true }).first().waitFor();
     await page.locator('.surface canvas').first().waitFor();
+    // Marked on the timeline (wavesurfer's regions, in its shadow root, which locators pierce).
+    await page.locator('.surface').getByText('Consent prompt (before recording)').waitFor();
+    await page.locator('.surface').getByText('Paused', { exact: true }).waitFor();
+    // The pause is a span from 1.0 s to 1.5 s of the 6 s file, not a mark clamped to its start.
+    const pauseStyle = await page.locator('.surface [part~="region"]').getAttribute('style');
+    expect(pauseStyle).toMatch(/left: 16\.6\d*%/);
 
     await page.getByRole('button', { name: 'Play' }).click();
     await audioTimeBetween(page, 0.3);
@@ -145,14 +156,47 @@ describe('in Chromium', () => {
     await context.close();
   });
 
-  test('at 390 px the call page still plays and downloads', async () => {
+  test('at 390 px every page fits the screen, and the call page still plays and downloads', async () => {
     const { page, context } = await signIn(browser, ts.server.url, ts.key, PHONE);
+    // Nothing wider than the screen: the calls table scrolls inside its own box.
+    const fits = async () => expect(await page.evaluate('document.documentElement.scrollWidth')).toBeLessThanOrEqual(PHONE.width);
+    await page.getByRole('row').filter({ hasText: played }).waitFor();
+    await fits();
+    await screenshot(page, 'call-logs-390px');
     await page.goto(`${ts.server.url}/#/calls/${played}`);
     await page.getByRole('button', { name: 'Play' }).waitFor();
     await page.getByRole('button', { name: 'Download' }).waitFor();
-    // Nothing wider than the screen but the calls table, which scrolls inside its own box.
-    expect(await page.evaluate('document.documentElement.scrollWidth')).toBeLessThanOrEqual(PHONE.width);
+    await page.locator('.surface canvas').first().waitFor();
+    await fits();
     await screenshot(page, 'call-390px');
+    await page.goto(`${ts.server.url}/#/agents/${AGENT}`);
+    await page.getByRole('heading', { name: 'Voice Settings' }).waitFor();
+    await fits();
+    await screenshot(page, 'voice-settings-390px');
+    await context.close();
+  });
+
+  test('keyboard only: reach a call from Call Logs, play it, seek from the keyboard', async () => {
+    const { page, context } = await signIn(browser, ts.server.url, ts.key);
+    const tabTo = async (target: Locator) => {
+      for (let presses = 0; presses < 60; presses++) {
+        await page.keyboard.press('Tab');
+        if (await target.evaluate((el) => el.matches(':focus'))) return;
+      }
+      throw new Error('Tab never reached the element');
+    };
+    await tabTo(page.getByRole('link', { name: played }));
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { name: new RegExp(played) }).waitFor();
+    await tabTo(page.getByRole('button', { name: 'Play' }));
+    await page.keyboard.press('Space');
+    await audioTimeBetween(page, 0.2);
+    await page.keyboard.press('Space');
+    await page.getByRole('button', { name: 'Play' }).waitFor();
+    const paused = await audioTimeBetween(page, 0.2);
+    await tabTo(page.getByLabel('Position'));
+    await page.keyboard.press('End');
+    await audioTimeBetween(page, paused + 2);
     await context.close();
   });
 

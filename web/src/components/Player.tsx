@@ -16,18 +16,20 @@ interface Span {
 
 /**
  * Where the consent prompt and the pauses sit in the recording, in seconds. Pauses carry their
- * place in the file; the prompt is on the call's clock, and capture starts once it has played,
- * so it is shifted by the first pause's clock-to-file offset (or ends where the file begins).
+ * place in the file. The prompt is on the call's clock, and capture starts once it has played:
+ * shifted by the first pause's clock-to-file offset (or taking the file to begin where the prompt
+ * ended), a prompt wholly before the file is a marker at its start.
  */
 export function timelineSpans(call: CallView): Span[] {
   const spans: Span[] = [];
   const pauses = call.pauses as Array<{ paused_at_ms: number; resumed_at_ms: number | null; behavior: string; recording_offset_ms: number }>;
   const promptEnd = call.consent?.prompt_ended_ms;
   const promptStart = call.consent?.prompt_started_ms;
-  const fileStartOnClock = pauses[0] ? pauses[0].paused_at_ms - pauses[0].recording_offset_ms : typeof promptEnd === 'number' ? promptEnd : 0;
   if (typeof promptStart === 'number' && typeof promptEnd === 'number') {
+    const fileStartOnClock = pauses[0] ? pauses[0].paused_at_ms - pauses[0].recording_offset_ms : promptEnd;
     const at = (ms: number) => Math.max(0, ms - fileStartOnClock) / 1000;
-    spans.push({ label: 'Consent prompt', startS: at(promptStart), endS: at(promptEnd) });
+    const [startS, endS] = [at(promptStart), at(promptEnd)];
+    spans.push({ label: endS > startS ? 'Consent prompt' : 'Consent prompt (before recording)', startS, endS });
   }
   for (const pause of pauses) {
     const lengthMs = pause.behavior === 'silence' && pause.resumed_at_ms !== null ? pause.resumed_at_ms - pause.paused_at_ms : 0;
@@ -87,9 +89,12 @@ export function Player({ call }: { call: CallView }) {
           plugins: [regions],
         });
         setLanes(peaks.channels);
-        for (const span of timelineSpans(call)) {
-          regions.addRegion({ start: span.startS, end: span.endS, content: span.label, color: 'rgba(241, 196, 15, 0.3)', drag: false, resize: false });
-        }
+        // Once the peaks are loaded: a region added while the duration is still 0 is clamped to 0.
+        surfer.once('decode', () => {
+          for (const span of timelineSpans(call)) {
+            regions.addRegion({ start: span.startS, end: span.endS, content: span.label, color: 'rgba(241, 196, 15, 0.3)', drag: false, resize: false });
+          }
+        });
       },
       (err: unknown) => {
         if (!stopped) setError(err instanceof ApiError && err.status === 404 ? 'No waveform was stored for this recording.' : `The waveform cannot be shown: ${(err as Error).message}`);
