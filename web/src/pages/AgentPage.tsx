@@ -1,4 +1,5 @@
 import { useEffect, useState } from 'preact/hooks';
+import { useAction } from '../action.js';
 import { api, ApiError, can, FORMATS, type AgentView, type CallRecordingSettings, type Me } from '../api.js';
 import { ErrorMessage, Forbidden } from '../components/Notice.js';
 import { href } from '../router.js';
@@ -87,10 +88,8 @@ export function AgentPage({ me, agentId }: { me: Me; agentId: string }) {
     );
   }, [agentId]);
 
-  const save = async (event: Event) => {
-    event.preventDefault();
+  const { error: saveError, submit: save } = useAction(async () => {
     setFieldError(null);
-    setError(null);
     setSaved(false);
     const call_recording = { ...settings!, agent_ws_url: settings!.agent_ws_url || null };
     try {
@@ -99,11 +98,12 @@ export function AgentPage({ me, agentId }: { me: Me; agentId: string }) {
       setExists(true);
       setSaved(true);
     } catch (err) {
+      // A refused value is told beside its field; anything else under the form.
       const field = err instanceof ApiError && err.field?.startsWith(FIELD_PREFIX) ? (err.field.slice(FIELD_PREFIX.length) as Field) : null;
-      if (field && CONTROLS.some((c) => c.field === field)) setFieldError({ field, message: (err as Error).message.replace(/^[\w.]+: /, '') });
-      else setError(`Not saved: ${(err as Error).message}`);
+      if (!field || !CONTROLS.some((c) => c.field === field)) throw err;
+      setFieldError({ field, message: (err as Error).message.replace(/^[\w.]+: /, '') });
     }
-  };
+  }, (err) => `Not saved: ${err.message}`);
 
   return (
     <section>
@@ -136,6 +136,7 @@ export function AgentPage({ me, agentId }: { me: Me; agentId: string }) {
             );
           })}
           {canWrite && <button type="submit">Save</button>}
+          <ErrorMessage error={saveError} />
           {saved && <p class="saved" role="status">Saved.</p>}
         </form>
       )}

@@ -1,4 +1,5 @@
 import { useEffect, useState } from 'preact/hooks';
+import { useAction } from '../action.js';
 import { api, ApiError, can, type CallPage, type CallView, type Me } from '../api.js';
 import { ErrorMessage, Forbidden } from '../components/Notice.js';
 import { callDurationMs, formatDuration, formatTime } from '../format.js';
@@ -61,19 +62,15 @@ function CallRow({ call }: { call: CallView }) {
 
 function CallSearch() {
   const [callId, setCallId] = useState('');
-  const [error, setError] = useState<string | null>(null);
-  const open = async (event: Event) => {
-    event.preventDefault();
-    setError(null);
-    try {
+  const { error, submit } = useAction(
+    async () => {
       const call = await api<CallView>('GET', `/api/calls/${encodeURIComponent(callId.trim())}`);
       location.hash = href.call(call.id);
-    } catch (err) {
-      setError(err instanceof ApiError && err.status === 404 ? `No call with id ${callId.trim()}.` : (err as Error).message);
-    }
-  };
+    },
+    (err) => (err instanceof ApiError && err.status === 404 ? `No call with id ${callId.trim()}.` : err.message),
+  );
   return (
-    <form class="search" role="search" onSubmit={open}>
+    <form class="search" role="search" onSubmit={submit}>
       <label for="search-call-id">Call id</label>
       <input id="search-call-id" required value={callId} onInput={(e) => setCallId(e.currentTarget.value)} />
       <button type="submit">Find call</button>

@@ -1,4 +1,5 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
+import { useAction } from '../action.js';
 import { api, ApiError, can, FORMATS, playbackUrl, type CallView, type Me, type RecordingFormat } from '../api.js';
 import { ErrorMessage, Forbidden } from '../components/Notice.js';
 import { Player } from '../components/Player.js';
@@ -61,20 +62,14 @@ function Metadata({ call }: { call: CallView }) {
 
 function Download({ call }: { call: CallView }) {
   const [format, setFormat] = useState<RecordingFormat>(call.recording!.format);
-  const [error, setError] = useState<string | null>(null);
-  const save = async () => {
-    setError(null);
-    try {
-      const { url } = await playbackUrl(call.id, format, true);
-      // Same origin, so the browser honours the file name it is given.
-      const link = document.createElement('a');
-      link.href = url;
-      link.download = `${call.id}.${format}`;
-      link.click();
-    } catch (err) {
-      setError(`The download failed: ${(err as Error).message}`);
-    }
-  };
+  const { error, run: save } = useAction(async () => {
+    const { url } = await playbackUrl(call.id, format, true);
+    // Same origin, so the browser honours the file name it is given.
+    const link = document.createElement('a');
+    link.href = url;
+    link.download = `${call.id}.${format}`;
+    link.click();
+  }, (err) => `The download failed: ${err.message}`);
   return (
     <div class="download">
       <label for="download-format">Format</label>
@@ -89,19 +84,17 @@ function Download({ call }: { call: CallView }) {
 
 function DeleteRecording({ call, onChanged }: { call: CallView; onChanged: () => void }) {
   const dialog = useRef<HTMLDialogElement>(null);
-  const [error, setError] = useState<string | null>(null);
-  const confirm = async () => {
-    dialog.current!.close();
-    setError(null);
-    try {
+  const { error, run: confirm } = useAction(
+    async () => {
+      dialog.current!.close();
       await api('DELETE', `/api/calls/${encodeURIComponent(call.id)}/recording`);
       onChanged();
-    } catch (err) {
-      setError(err instanceof ApiError && err.status === 423
+    },
+    (err) =>
+      err instanceof ApiError && err.status === 423
         ? 'This call is on legal hold: its recording cannot be deleted until the hold is released.'
-        : `The recording was not deleted: ${(err as Error).message}`);
-    }
-  };
+        : `The recording was not deleted: ${err.message}`,
+  );
   return (
     <div class="delete">
       <button type="button" class="danger" onClick={() => dialog.current!.showModal()}>Delete recording</button>
@@ -120,17 +113,10 @@ function DeleteRecording({ call, onChanged }: { call: CallView; onChanged: () =>
 
 function LegalHold({ call, onChanged }: { call: CallView; onChanged: (call: CallView) => void }) {
   const [reason, setReason] = useState('');
-  const [error, setError] = useState<string | null>(null);
-  const submit = async (event: Event) => {
-    event.preventDefault();
-    setError(null);
-    try {
-      onChanged(await api<CallView>('PUT', `/api/calls/${encodeURIComponent(call.id)}/legal-hold`, { hold: !call.legal_hold, reason }));
-      setReason('');
-    } catch (err) {
-      setError((err as Error).message);
-    }
-  };
+  const { error, submit } = useAction(async () => {
+    onChanged(await api<CallView>('PUT', `/api/calls/${encodeURIComponent(call.id)}/legal-hold`, { hold: !call.legal_hold, reason }));
+    setReason('');
+  });
   return (
     <form class="legal-hold" onSubmit={submit}>
       <label for="hold-reason">{call.legal_hold ? 'Reason for releasing the hold' : 'Reason for the legal hold'}</label>

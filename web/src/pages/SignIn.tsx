@@ -1,26 +1,18 @@
 import { useState } from 'preact/hooks';
+import { useAction } from '../action.js';
 import { api, ApiError, session, type Me } from '../api.js';
 
 /** Sign-in with an API key; the key is kept for this browser tab only (sessionStorage). */
 export function SignIn({ onSignedIn }: { onSignedIn: (me: Me) => void }) {
   const [key, setKey] = useState('');
-  const [error, setError] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
-
-  const submit = async (event: Event) => {
-    event.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
+  const { error, busy, submit } = useAction(
+    async () => {
       const me = await api<Me>('GET', '/api/me', undefined, key.trim());
       session.signIn(key.trim());
       onSignedIn(me);
-    } catch (err) {
-      setError(err instanceof ApiError && err.status === 401 ? 'That API key was not accepted. Check it and try again.' : (err as Error).message);
-    } finally {
-      setBusy(false);
-    }
-  };
+    },
+    (err) => (err instanceof ApiError && err.status === 401 ? 'That API key was not accepted. Check it and try again.' : err.message),
+  );
 
   return (
     <main class="sign-in">
