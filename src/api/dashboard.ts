@@ -59,7 +59,7 @@ export const dashboardPlugin: FastifyPluginAsync<DashboardOptions> = async (app,
       .header('Referrer-Policy', 'no-referrer');
 
   if (!existsSync(path.join(root, 'index.html'))) {
-    app.get('/', async (_request, reply) => {
+    app.get('/', { schema: { hide: true } }, async (_request, reply) => {
       secure(reply).code(503).type('text/plain; charset=utf-8');
       return 'The dashboard is not built. Run `npm run build` (or `npm start`, which builds it).\n';
     });

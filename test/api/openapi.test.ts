@@ -3,8 +3,11 @@ import type { RouteOptions } from 'fastify';
 import type { OpenAPIV3 } from 'openapi-types';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
-/** Not API: the reference itself and the document (WebSocket endpoints are upgrades, not routes). */
-const NOT_API = [/^\/docs(\/|$)/, /^\/openapi\.json$/];
+/**
+ * Not API: the reference itself, the document, and the dashboard's built files (WebSocket
+ * endpoints are upgrades, not routes).
+ */
+const NOT_API = [/^\/docs(\/|$)/, /^\/openapi\.json$/, /^\/(index\.html)?$/, /^\/assets\//];
 
 /** `/api/calls/:callId` as OpenAPI writes it: `/api/calls/{callId}`. */
 const openApiPath = (url: string) => url.replace(/:(\w+)/g, '{$1}');

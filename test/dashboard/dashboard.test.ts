@@ -2,7 +2,9 @@ import fs from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
+import Fastify from 'fastify';
 import type { Browser, Locator, Page } from 'playwright-core';
+import { dashboardPlugin } from '../../src/api/dashboard.js';
 import { readFixture } from '../../src/replay/fixture.js';
 import { replayFixture } from '../../src/replay/client.js';
 import { startTestServer, uniqueCallId, type TestServer } from '../helpers/server.js';
@@ -72,6 +74,16 @@ describe('served by callrec', () => {
     expect(unknown.status).toBe(404);
     expect((await unknown.json()) as unknown).toMatchObject({ error: { code: 'ERR_NOT_FOUND' } });
   });
+
+  test('a server whose dashboard was not built says how to build it', async () => {
+    const app = Fastify();
+    await app.register(dashboardPlugin, { root: path.join(ts.dataDir, 'no-build-here'), testCall: false });
+    const res = await fetch(`${await app.listen({ port: 0, host: '127.0.0.1' })}/`);
+    expect(res.status).toBe(503);
+    expect(await res.text()).toContain('npm run build');
+    expect(res.headers.get('content-security-policy')).toContain("default-src 'self'");
+    await app.close();
+  });
 });
 
 describe('in Chromium', () => {
@@ -104,6 +116,9 @@ describe('in Chromium', () => {
       if (/\/recording\?/.test(res.url())) recordingResponses.push(res.status());
     });
     await page.getByRole('heading', { name: 'Call Logs' }).waitFor();
+    const reference = await page.getByRole('link', { name: 'API reference' }).getAttribute('href');
+    expect(reference).toBe('/docs');
+    expect((await fetch(ts.server.url + reference)).status).toBe(200);
     const row = page.getByRole('row').filter({ hasText: played });
     await row.waitFor();
     expect(await row.textContent()).toContain('ready');
