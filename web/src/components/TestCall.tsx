@@ -53,6 +53,9 @@ export function TestCall({ me }: { me: Me }) {
         if (notification.type !== 'callUpdate' || !notification.call) return;
         const state = notification.call.state;
         if (state === 'hangup' || state === 'destroy') {
+          // Ended as calls end: the socket closing next is no failure.
+          client.current = null;
+          void rtc.disconnect();
           setStatus('Test call ended. It is listed in Call Logs.');
           setActive(false);
         } else setStatus(`Test call: ${state}`);
