@@ -37,7 +37,8 @@ export const PHONE = { width: 390, height: 844 };
 
 /** A new browser context (own sessionStorage) on the dashboard, signed in with `key`. */
 export async function signIn(browser: Browser, baseUrl: string, key: string, viewport = DESKTOP): Promise<DashboardTab> {
-  const context = await browser.newContext({ viewport, acceptDownloads: true });
+  // UTC, so that the date filters' local times are the API's.
+  const context = await browser.newContext({ viewport, acceptDownloads: true, timezoneId: 'UTC' });
   const page = await context.newPage();
   const requests: string[] = [];
   page.on('request', (request) => requests.push(request.url()));

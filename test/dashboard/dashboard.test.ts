@@ -304,7 +304,8 @@ async function expectText(locator: Locator, pattern: RegExp): Promise<void> {
 
 
 describe('Call Logs with a thousand calls', () => {
-  test('pages through them newest first, filtered by agent, with no call twice', async () => {
+  // The second test finds one of the calls the first one adds.
+  test('pages through them newest first with no call twice; agent, date range and status filters narrow them', async () => {
     const agentId = 'bulk-agent';
     const settings = (await ts.server.store.calls.get(ts.tenantId, played))!.settings;
     const start = Date.parse('2026-01-01T00:00:00Z');
@@ -323,6 +324,28 @@ describe('Call Logs with a thousand calls', () => {
     const ids = await page.locator('table.calls tbody tr td:nth-child(2)').allTextContents();
     expect(ids).toEqual(Array.from({ length: 1000 }, (_, i) => `bulk-${String(999 - i).padStart(4, '0')}`));
     expect(await page.getByRole('button', { name: 'Load more' }).count()).toBe(0);
+
+    // A date range (from inclusive, to exclusive) narrows them; a status none of them has empties the list.
+    await page.getByLabel('From').fill('2026-01-01T00:05');
+    await page.getByLabel('To').fill('2026-01-01T00:10');
+    await page.getByText('5 calls shown').waitFor();
+    expect(await page.locator('table.calls tbody tr td:nth-child(2)').allTextContents()).toEqual(['bulk-0009', 'bulk-0008', 'bulk-0007', 'bulk-0006', 'bulk-0005']);
+    await page.getByLabel('Status').selectOption('ready');
+    await page.getByText('No calls match.').waitFor();
+    await page.getByRole('button', { name: 'Clear filters' }).click();
+    await page.getByRole('row').filter({ hasText: played }).waitFor();
+    await context.close();
+  });
+
+  test('Find call opens a call by its id, and says so when there is none', async () => {
+    const { page, context } = await signIn(browser, ts.server.url, ts.key);
+    await page.getByLabel('Call id').fill('no-such-call');
+    await page.getByRole('button', { name: 'Find call' }).click();
+    await expectText(page.getByRole('alert'), /No call with id no-such-call/);
+    await page.getByLabel('Call id').fill('bulk-0042');
+    await page.getByRole('button', { name: 'Find call' }).click();
+    await page.getByRole('heading', { name: /bulk-0042/ }).waitFor();
+    expect(page.url()).toBe(`${ts.server.url}/#/calls/bulk-0042`);
     await context.close();
   });
 });
