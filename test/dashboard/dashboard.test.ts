@@ -218,6 +218,9 @@ describe('in Chromium', () => {
   test('Voice Settings: saved settings survive a reload and the API agrees; storage 0 is refused beside the field', async () => {
     const { page, context } = await signIn(browser, ts.server.url, ts.key);
     await page.getByRole('link', { name: 'Agents' }).click();
+    await page.getByRole('link', { name: AGENT }).waitFor();
+    expect(await seriousViolations(page)).toEqual([]);
+    await screenshot(page, 'agents');
     await page.getByRole('link', { name: AGENT }).click();
     await page.getByRole('heading', { name: 'Voice Settings' }).waitFor();
     expect(await page.getByLabel('Auto-record').isChecked()).toBe(true);
