@@ -17,6 +17,8 @@ export interface Config {
   ttsEngine: string;
   publicUrl: string;
   logLevel: string;
+  /** How often every node sweeps for recordings a dead node (or worker) left half-way. */
+  recoveryIntervalMs: number;
   /** Telnyx credentials for the dashboard's test call; undefined when not configured. */
   telnyx: TelnyxConfig | undefined;
 }
@@ -43,6 +45,14 @@ function port(env: Env, name: string, fallback: number): number {
   if (raw === undefined || raw === '') return fallback;
   const n = Number(raw);
   if (!Number.isInteger(n) || n < 0 || n > 65535) fail(name, `must be a port number 0-65535, got "${raw}"`);
+  return n;
+}
+
+function positiveSeconds(env: Env, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n <= 0) fail(name, `must be a positive number of seconds, got "${raw}"`);
   return n;
 }
 
@@ -109,6 +119,7 @@ export function loadConfig(env: Env = process.env): Config {
     ttsEngine,
     publicUrl: url(env, 'PUBLIC_URL', `http://localhost:${p}`, ['http:', 'https:']),
     logLevel,
+    recoveryIntervalMs: positiveSeconds(env, 'RECOVERY_INTERVAL_SECONDS', 30) * 1000,
     telnyx: telnyx(env),
   };
 }

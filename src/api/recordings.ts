@@ -10,9 +10,9 @@ import { transcodeToFile } from '../recording/transcode.js';
 import type { TranscodeCache } from '../recording/transcode-cache.js';
 import type { ObjectStore } from '../storage/types.js';
 import type { Recording } from '../store/index.js';
-import { CallrecError } from '../errors.js';
+import { CallrecError, HttpError } from '../errors.js';
 import { CallParams } from './calls.js';
-import { HttpError, notFound, rethrowAs } from './errors.js';
+import { notFound } from './errors.js';
 import { parseRange } from './range.js';
 import type { ApiDeps, ApiInstance } from './types.js';
 import { emitRecordingEvent } from '../webhooks/index.js';
@@ -40,9 +40,6 @@ const PeaksResponse = Type.Object({
   peaks: Type.Array(Type.Array(Type.Number({ minimum: 0, maximum: 1 })), { description: 'per channel, peak |amplitude| per bucket: at most 100 a second and 4000 in all' }),
 });
 
-/** Why `RecordingRepository.delete` refuses, as HTTP. */
-const DELETE_ERRORS = { ERR_NOT_FOUND: 404, ERR_CONFLICT: 409, ERR_LEGAL_HOLD: 423 };
-
 /** Bytes of a recording that a response can serve whole or by range. */
 interface ServedAudio {
   size: number;
@@ -61,8 +58,6 @@ async function transcodedAudio(object: EncryptedObject, recording: Recording, to
   return { size, read: async (start, end) => createReadStream(file, { start, end }) };
 }
 
-const tokenRefused = (code: string, message: string) => new HttpError(403, code, message);
-
 /**
  * `GET /api/calls/{id}/recording`: the audio, seekable with `Range`, every read access-logged;
  * with an API key, or a playback token from `POST /api/calls/{id}/recording/url`.
@@ -79,11 +74,11 @@ export function recordingRoutes(app: ApiInstance, { store, storage, keyring, web
     if (!call) throw notFound(`call ${callId}`);
     const recording = await store.recordings.getByCall(tenantId, callId);
     if (grant && (recording?.id !== grant.recordingId || recording.status === 'deleted')) {
-      throw tokenRefused('ERR_TOKEN_STALE', 'the recording this playback token was issued for has been deleted or replaced');
+      throw new HttpError('ERR_TOKEN_STALE', 'the recording this playback token was issued for has been deleted or replaced');
     }
     if (!recording || recording.status === 'deleted') throw notFound(`recording of call ${callId}`);
     if (recording.status !== 'ready') {
-      throw new HttpError(409, 'ERR_NOT_READY', `the recording is not ready (status ${recording.status})`, {
+      throw new HttpError('ERR_NOT_READY', `the recording is not ready (status ${recording.status})`, {
         details: { status: recording.status },
       });
     }
@@ -101,14 +96,13 @@ export function recordingRoutes(app: ApiInstance, { store, storage, keyring, web
     }
     if (recording.keyId.startsWith('tenant:')) {
       // Wrapped with the tenant's public key: callrec cannot decrypt it, by design.
-      throw new HttpError(409, 'ERR_TENANT_ENCRYPTED', "this recording's key is wrapped with the tenant's public key; fetch the object and unwrap the key with the tenant's private key", {
+      throw new HttpError('ERR_TENANT_ENCRYPTED', "this recording's key is wrapped with the tenant's public key; fetch the object and unwrap the key with the tenant's private key", {
         details: { storage_url: recording.storageUrl, object_key: key, key_id: recording.keyId, wrapped_key: recording.wrappedKey },
       });
     }
     const dataKey = await keyring.unwrapFresh({ keyId: recording.keyId, wrapped: recording.wrappedKey });
     return { objects, key, size, dataKey };
   }
-
 
   app.get(
     '/api/calls/:callId/recording',
@@ -120,19 +114,19 @@ export function recordingRoutes(app: ApiInstance, { store, storage, keyring, web
       const principal = principalOf(request);
       const { callId } = request.params;
       const grant = request.playback;
-      if (grant && grant.callId !== callId) throw tokenRefused('ERR_TOKEN_MISMATCH', `this playback token is for another call, not ${callId}`);
+      if (grant && grant.callId !== callId) throw new HttpError('ERR_TOKEN_MISMATCH', `this playback token is for another call, not ${callId}`);
       const recording = await readyRecording(principal.tenantId, callId, grant);
       const { objects, key, size: objectSize, dataKey } = await storedObject(recording);
       // Decrypted on the fly: a range reads only the chunks holding it.
       const stored = await openEncrypted(dataKey, objectSize, (r) => objects.get(key, r));
       const format = request.query.format ?? recording.format;
-      if (grant && grant.format !== format) throw tokenRefused('ERR_TOKEN_MISMATCH', `this playback token is for the ${grant.format} format, not ${format}`);
+      if (grant && grant.format !== format) throw new HttpError('ERR_TOKEN_MISMATCH', `this playback token is for the ${grant.format} format, not ${format}`);
       const audio = format === recording.format ? encryptedAudio(stored) : await transcodedAudio(stored, recording, format, transcodes);
       const size = audio.size;
       const rangeHeader = request.headers.range;
       const range = parseRange(rangeHeader, size);
       if (range === 'unsatisfiable') {
-        throw new HttpError(416, 'ERR_RANGE_NOT_SATISFIABLE', `range ${rangeHeader} is outside the ${size}-byte recording`, {
+        throw new HttpError('ERR_RANGE_NOT_SATISFIABLE', `range ${rangeHeader} is outside the ${size}-byte recording`, {
           headers: { 'Content-Range': `bytes */${size}` },
         });
       }
@@ -210,9 +204,7 @@ export function recordingRoutes(app: ApiInstance, { store, storage, keyring, web
       const { callId } = request.params;
       const recording = await store.recordings.getByCall(tenantId, callId);
       const objects = recording ? await storage.forRecording(recording) : storage.default;
-      const { recording: deleted } = await store.recordings
-        .delete(tenantId, callId, objects, { deletedBy: keyId, reason: 'api' })
-        .catch((err: unknown) => rethrowAs(err, DELETE_ERRORS));
+      const { recording: deleted } = await store.recordings.delete(tenantId, callId, objects, { deletedBy: keyId, reason: 'api' });
       await emitRecordingEvent(webhooks, 'recording.deleted', deleted);
       return { call_id: callId, recording_status: 'deleted' };
     },

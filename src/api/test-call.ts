@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import type { TelnyxConfig } from '../config.js';
-import { HttpError } from './errors.js';
+import { HttpError } from '../errors.js';
 import type { ApiDeps, ApiInstance } from './types.js';
 
 /** Telnyx answers in well under a second; past this the dashboard is better told it failed. */
@@ -12,7 +12,7 @@ const TestCallTokenResponse = Type.Object({
   expires_at: Type.Optional(Type.String({ format: 'date-time' })),
 });
 
-const upstream = (message: string) => new HttpError(502, 'ERR_UPSTREAM', message);
+const upstream = (message: string) => new HttpError('ERR_UPSTREAM', message);
 
 /** The token's `exp` claim as an ISO time, read without verifying (Telnyx verifies it); undefined if it has none. */
 function expiryOf(jwt: string): string | undefined {
@@ -71,7 +71,7 @@ export function testCallRoutes(app: ApiInstance, { telnyx }: ApiDeps): void {
     },
     async () => {
       if (!telnyx) {
-        throw new HttpError(404, 'ERR_NOT_CONFIGURED', 'test calls are not configured: set TELNYX_API_KEY, TELNYX_CREDENTIAL_ID and TELNYX_TEST_NUMBER');
+        throw new HttpError('ERR_NOT_CONFIGURED', 'test calls are not configured: set TELNYX_API_KEY, TELNYX_CREDENTIAL_ID and TELNYX_TEST_NUMBER');
       }
       const loginToken = await mintLoginToken(telnyx);
       return { login_token: loginToken, destination: telnyx.testNumber, expires_at: expiryOf(loginToken) };

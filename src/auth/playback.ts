@@ -1,6 +1,6 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { RecordingFormat } from '../../media/types.js';
-import { HttpError } from '../api/errors.js';
+import { HttpError } from '../errors.js';
 import type { MasterKeyring } from '../crypto/keys.js';
 
 /** What a playback token allows: one format of one recording, for a while, on behalf of the key that minted it. */
@@ -33,7 +33,7 @@ interface Claims {
   m: string;
 }
 
-const invalid = (why: string) => new HttpError(401, 'ERR_TOKEN_INVALID', `the playback token is not valid: ${why}; ask POST /api/calls/{call_id}/recording/url for a new one`);
+const invalid = (why: string) => new HttpError('ERR_TOKEN_INVALID', `the playback token is not valid: ${why}; ask POST /api/calls/{call_id}/recording/url for a new one`);
 
 /**
  * Signed, URL-safe playback tokens (`v1.<claims>.<HMAC-SHA256>`, base64url) that let an
@@ -71,7 +71,7 @@ export class PlaybackTokens {
     const given = Buffer.from(signature, 'base64url');
     if (!expected || given.length !== expected.length || !timingSafeEqual(given, expected)) throw invalid('bad signature');
     if (!(claims.e * 1000 > Date.now())) {
-      throw new HttpError(401, 'ERR_TOKEN_EXPIRED', 'the playback token has expired; ask POST /api/calls/{call_id}/recording/url for a new one');
+      throw new HttpError('ERR_TOKEN_EXPIRED', 'the playback token has expired; ask POST /api/calls/{call_id}/recording/url for a new one');
     }
     return { tenantId: claims.t, keyId: claims.k, callId: claims.c, recordingId: claims.r, format: claims.f, expiresAt: claims.e };
   }

@@ -1,5 +1,5 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
-import { HttpError } from '../api/errors.js';
+import { HttpError } from '../errors.js';
 import type { KeyRepository } from '../store/keys.js';
 import type { PlaybackGrant, PlaybackTokens } from './playback.js';
 import { hasScope, type Principal, type Scope } from './scopes.js';
@@ -29,7 +29,7 @@ export interface AuthPluginOptions {
 const BEARER = /^Bearer +(\S+) *$/i;
 
 const unauthorized = () =>
-  new HttpError(401, 'ERR_UNAUTHORIZED', 'a valid API key is required: Authorization: Bearer <key>', {
+  new HttpError('ERR_UNAUTHORIZED', 'a valid API key is required: Authorization: Bearer <key>', {
     headers: { 'WWW-Authenticate': 'Bearer' },
   });
 
@@ -56,7 +56,7 @@ const auth: FastifyPluginAsync<AuthPluginOptions> = async (app, { keys, playback
     const grant = playback.verify(token);
     // Revoking a key also ends the playback URLs it minted.
     const key = await keys.get(grant.tenantId, grant.keyId);
-    if (!key || key.revokedAt !== null) throw new HttpError(401, 'ERR_TOKEN_REVOKED', 'the API key that minted this playback token has been revoked');
+    if (!key || key.revokedAt !== null) throw new HttpError('ERR_TOKEN_REVOKED', 'the API key that minted this playback token has been revoked');
     request.playback = grant;
     return { keyId: key.id, tenantId: key.tenantId, scopes: key.scopes, operator: key.operator };
   }
@@ -71,7 +71,7 @@ const auth: FastifyPluginAsync<AuthPluginOptions> = async (app, { keys, playback
         : await keyPrincipal(request.headers.authorization);
     request.principal = principal;
     if (config.scopes && !config.scopes.some((scope) => hasScope(principal, scope))) {
-      throw new HttpError(403, 'ERR_FORBIDDEN', `this API key lacks the ${config.scopes.join(' or ')} scope`);
+      throw new HttpError('ERR_FORBIDDEN', `this API key lacks the ${config.scopes.join(' or ')} scope`);
     }
   });
 };
