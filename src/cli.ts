@@ -62,7 +62,7 @@ program
     const cfg = config();
     const server = await startServer(cfg, { workers: opts.workers });
     const base = cfg.publicUrl;
-    console.error(`callrec is up: API ${base}/api, media endpoints ${base.replace(/^http/, 'ws')}/media/{twilio,telnyx,vonage}`);
+    console.error(`callrec is up: dashboard ${base}/, API ${base}/api, media endpoints ${base.replace(/^http/, 'ws')}/media/{twilio,telnyx,vonage}`);
     if (!cfg.apiKey) console.error('API keys: set CALLREC_API_KEY for an operator key, or run `npm run callrec -- keys create --name me --scopes admin`.');
     closeOnSignal(() => server.close());
   });

@@ -19,6 +19,19 @@ export interface Config {
   logLevel: string;
   /** How often every node sweeps for recordings a dead node (or worker) left half-way. */
   recoveryIntervalMs: number;
+  /** Telnyx credentials for the dashboard's test call; undefined when not configured. */
+  telnyx: TelnyxConfig | undefined;
+}
+
+/** What the dashboard's browser test call needs from Telnyx (`TELNYX_*`). */
+export interface TelnyxConfig {
+  apiKey: string;
+  /** A telephony credential's id: login tokens are minted for it. */
+  credentialId: string;
+  /** What the browser dials: a number whose calls stream to this server. */
+  testNumber: string;
+  /** Telnyx's API base (tests point it at a local stand-in). */
+  apiUrl: string;
 }
 
 type Env = Record<string, string | undefined>;
@@ -57,6 +70,23 @@ function url(env: Env, name: string, fallback: string, schemes: string[]): strin
   return raw;
 }
 
+const TELNYX_REQUIRED = ['TELNYX_API_KEY', 'TELNYX_CREDENTIAL_ID', 'TELNYX_TEST_NUMBER'] as const;
+
+/** The test call is configured by all three `TELNYX_REQUIRED` variables or none: half a configuration is a mistake to report. */
+function telnyx(env: Env): TelnyxConfig | undefined {
+  const missing = TELNYX_REQUIRED.filter((name) => !env[name]);
+  if (missing.length === TELNYX_REQUIRED.length) return undefined;
+  if (missing.length > 0) fail(missing[0], `must be set with ${TELNYX_REQUIRED.filter((name) => env[name]).join(' and ')}`);
+  const testNumber = env.TELNYX_TEST_NUMBER!;
+  if (!/^(\+[1-9]\d{1,14}|sip:\S+)$/.test(testNumber)) fail('TELNYX_TEST_NUMBER', `must be an E.164 number (+15551234567) or a sip: address, got "${testNumber}"`);
+  return {
+    apiKey: env.TELNYX_API_KEY!,
+    credentialId: env.TELNYX_CREDENTIAL_ID!,
+    testNumber,
+    apiUrl: url(env, 'TELNYX_API_URL', 'https://api.telnyx.com', ['http:', 'https:']).replace(/\/+$/, ''),
+  };
+}
+
 /** Reads and validates the configuration; throws `ERR_CONFIG` naming the first bad variable. */
 export function loadConfig(env: Env = process.env): Config {
   const p = port(env, 'PORT', 8080);
@@ -90,5 +120,6 @@ export function loadConfig(env: Env = process.env): Config {
     publicUrl: url(env, 'PUBLIC_URL', `http://localhost:${p}`, ['http:', 'https:']),
     logLevel,
     recoveryIntervalMs: positiveSeconds(env, 'RECOVERY_INTERVAL_SECONDS', 30) * 1000,
+    telnyx: telnyx(env),
   };
 }

@@ -1,11 +1,13 @@
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { IncomingMessage } from 'node:http';
-import Fastify, { LogController, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type RouteOptions } from 'fastify';
 import { WebSocketServer } from 'ws';
 import { BufferPool } from '../media/buffer-pool.js';
 import { startWorkers } from '../workers/index.js';
 import { apiPlugin } from './api/index.js';
+import { DASHBOARD_DIR, dashboardPlugin } from './api/dashboard.js';
+import { registerOpenApi } from './api/openapi.js';
 import { RedisCallControl } from './calls/control-bus.js';
 import { NodeHeartbeat } from './calls/heartbeat.js';
 import { CallRegistry } from './calls/registry.js';
@@ -31,6 +33,8 @@ export interface ServerOptions {
   workers?: boolean;
   /** Jitter window for placing frames, ms. */
   jitterMs?: number;
+  /** Called with each HTTP route as it is registered (the OpenAPI test checks the document covers them all). */
+  onRoute?: (route: RouteOptions) => void;
 }
 
 export interface CallrecServer {
@@ -86,6 +90,8 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     // Live calls are finalized before the HTTP server closes; keep-alive sockets must not hold it open.
     forceCloseConnections: true,
   });
+  if (opts.onRoute) app.addHook('onRoute', opts.onRoute);
+  await registerOpenApi(app);
   await app.register(apiPlugin, {
     store,
     storage,
@@ -93,6 +99,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     control,
     webhooks,
     transcodes,
+    telnyx: config.telnyx,
     readiness: async () => {
       const check = (p: Promise<unknown>) => p.then(() => true, () => false);
       const [database, redis, objects] = await Promise.all([
@@ -103,6 +110,8 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
       return { database, redis, storage: objects };
     },
   });
+
+  await app.register(dashboardPlugin, { root: DASHBOARD_DIR, testCall: config.telnyx !== undefined });
 
   const metrics = new MediaMetrics();
   // Public like the health checks: scraped by Prometheus on the node's own network.

@@ -8,8 +8,10 @@ import { newDataKey, wrapForTenant, type MasterKeyring, type WrappedKey } from '
 import { encodeRecording } from '../media/encoders/index.js';
 import type { PcmFile } from '../media/types.js';
 import { downmix } from '../media/mix.js';
+import { WaveformPeaks } from '../media/peaks.js';
 import type { RecordingFormat } from '../media/types.js';
 import type { RecordingJobData } from '../src/queue/recordings.js';
+import { peaksDocument, putPeaks, type PeaksDocument } from '../src/recording/peaks.js';
 import { readSpool, readSpoolInfo, type SpoolInfo } from '../src/recording/spool.js';
 import type { StorageResolver } from '../src/storage/resolver.js';
 import { emitRecordingEvent, type WebhookContext } from '../src/webhooks/index.js';
@@ -75,7 +77,18 @@ async function encodeToFile(file: string, format: RecordingFormat, pcm: PcmFile,
 }
 
 /**
- * Finalize a recording: spool → encode → encrypt → store → `ready`, then delete the spool.
+ * The waveform of the PCM being encoded, in a pass of its own over the spool: the encoder reads
+ * it in parallel parts (and may start again), so tapping its reads would not see it once, in order.
+ */
+async function waveformOf(pcm: PcmFile): Promise<PeaksDocument> {
+  const peaks = new WaveformPeaks(pcm.channels, pcm.sampleRate, pcm.frames);
+  for await (const chunk of pcm.read(0, pcm.frames)) peaks.push(chunk);
+  return peaksDocument(pcm.channels, peaks.result());
+}
+
+/**
+ * Finalize a recording: spool → encode (and waveform peaks) → encrypt → store → `ready`, then
+ * delete the spool. The peaks go beside the audio, encrypted under its data key.
  * Idempotent: a recording already `ready` is left alone, and the object key is fixed per
  * recording (and written atomically by the store), so a retry replaces rather than duplicates.
  * Plain audio exists only on the worker's local disk, never in the bucket.
@@ -116,6 +129,7 @@ export function createRecordingProcessor(deps: RecordingProcessorDeps) {
     const dataKey = newDataKey();
     const publicKey = (await store.tenants.get(recording.tenantId))?.settings.public_key;
     const wrapped: WrappedKey = typeof publicKey === 'string' ? wrapForTenant(dataKey, publicKey) : keyring.wrap(dataKey);
+    await putPeaks(storage, objectKey, dataKey, wrapped.keyId, await waveformOf(pcm));
     const plain = createReadStream(encoded);
     const body = encryptStream(dataKey, { keyId: wrapped.keyId });
     plain.on('error', (err) => body.destroy(err)).pipe(body);

@@ -1,4 +1,5 @@
 import type { FastifyPluginAsync } from 'fastify';
+import { PlaybackTokens } from '../auth/playback.js';
 import { authPlugin } from '../auth/plugin.js';
 import { agentRoutes } from './agents.js';
 import { callRoutes } from './calls.js';
@@ -6,8 +7,10 @@ import { controlRoutes } from './control.js';
 import { errorHandler, notFoundHandler } from './errors.js';
 import { healthRoutes } from './health.js';
 import { keyRoutes } from './keys.js';
+import { meRoutes } from './me.js';
 import { recordingRoutes } from './recordings.js';
 import { tenantRoutes } from './tenants.js';
+import { testCallRoutes } from './test-call.js';
 import { typeBoxValidatorCompiler, type TypeBoxProvider } from './typebox.js';
 import type { ApiDeps } from './types.js';
 
@@ -15,7 +18,8 @@ export type { ApiDeps } from './types.js';
 export { errorHandler, notFoundHandler } from './errors.js';
 
 /**
- * The HTTP API (SPEC §3): health, agents, calls, recordings, call control, keys, tenants. Register it at the root; its
+ * The HTTP API (SPEC §3): health, agents, calls, recordings, call control, keys, tenants, and
+ * what the dashboard needs besides (the caller's key, the browser test call). Register it at the root; its
  * authentication, validation and error format apply to its own routes only, so the server's
  * other routes (WebSocket, dashboard, metrics) keep theirs.
  */
@@ -24,12 +28,15 @@ export const apiPlugin: FastifyPluginAsync<ApiDeps> = async (fastify, deps) => {
   app.setValidatorCompiler(typeBoxValidatorCompiler);
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler(notFoundHandler);
-  await app.register(authPlugin, { keys: deps.store.keys });
+  const playback = new PlaybackTokens(deps.keyring);
+  await app.register(authPlugin, { keys: deps.store.keys, playback });
   healthRoutes(app, deps);
   agentRoutes(app, deps);
   callRoutes(app, deps);
-  recordingRoutes(app, deps);
+  recordingRoutes(app, deps, playback);
   controlRoutes(app, deps);
   keyRoutes(app, deps);
+  meRoutes(app, deps);
   tenantRoutes(app, deps);
+  testCallRoutes(app, deps);
 };

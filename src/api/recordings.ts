@@ -1,15 +1,17 @@
 import { Type } from '@sinclair/typebox';
 import type { RecordingFormat } from '../../media/types.js';
+import type { PlaybackGrant, PlaybackTokens } from '../auth/playback.js';
 import { principalOf } from '../auth/plugin.js';
 import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { openEncrypted, type EncryptedObject } from '../crypto/chunked.js';
+import { readPeaks } from '../recording/peaks.js';
 import { transcodeToFile } from '../recording/transcode.js';
 import type { TranscodeCache } from '../recording/transcode-cache.js';
+import type { ObjectStore } from '../storage/types.js';
 import type { Recording } from '../store/index.js';
-import { CallrecError } from '../errors.js';
+import { CallrecError, HttpError } from '../errors.js';
 import { CallParams } from './calls.js';
-import { HttpError } from '../errors.js';
 import { notFound } from './errors.js';
 import { parseRange } from './range.js';
 import type { ApiDeps, ApiInstance } from './types.js';
@@ -17,15 +19,27 @@ import { emitRecordingEvent } from '../webhooks/index.js';
 
 const CONTENT_TYPES: Record<RecordingFormat, string> = { mp3: 'audio/mpeg', wav: 'audio/wav', ogg: 'audio/ogg' };
 
+const Format = Type.Union([Type.Literal('mp3'), Type.Literal('wav'), Type.Literal('ogg')], { description: "default: the recording's own" });
+
 const RecordingQuery = Type.Object({
-  format: Type.Optional(Type.Union([Type.Literal('mp3'), Type.Literal('wav'), Type.Literal('ogg')])),
-  download: Type.Optional(Type.Boolean()),
+  format: Type.Optional(Format),
+  download: Type.Optional(Type.Boolean({ description: 'sets Content-Disposition: attachment; filename="{call_id}.{format}"' })),
+  token: Type.Optional(Type.String({ description: 'a playback token from POST /api/calls/{call_id}/recording/url, instead of Authorization' })),
 });
 
-/**
- * `GET /api/calls/{id}/recording`: the audio, seekable with `Range`, every read access-logged.
- * `DELETE /api/calls/{id}/recording`: removes the object and leaves a tombstone; 423 on legal hold.
- */
+const PlaybackUrlBody = Type.Object({ format: Type.Optional(Format), download: Type.Optional(Type.Boolean()) }, { additionalProperties: false });
+
+const PlaybackUrlResponse = Type.Object({
+  url: Type.String({ description: 'GET it without Authorization: one recording, one format, until expires_at' }),
+  expires_at: Type.String({ format: 'date-time' }),
+});
+
+const PeaksResponse = Type.Object({
+  duration: Type.Number({ description: 'seconds' }),
+  channels: Type.Array(Type.Union([Type.Literal('caller'), Type.Literal('agent'), Type.Literal('mix')]), { description: '["caller", "agent"] for dual-channel recordings, ["mix"] for mono' }),
+  peaks: Type.Array(Type.Array(Type.Number({ minimum: 0, maximum: 1 })), { description: 'per channel, peak |amplitude| per bucket: at most 100 a second and 4000 in all' }),
+});
+
 /** Bytes of a recording that a response can serve whole or by range. */
 interface ServedAudio {
   size: number;
@@ -44,39 +58,69 @@ async function transcodedAudio(object: EncryptedObject, recording: Recording, to
   return { size, read: async (start, end) => createReadStream(file, { start, end }) };
 }
 
-export function recordingRoutes(app: ApiInstance, { store, storage, keyring, webhooks, transcodes }: ApiDeps): void {
+/**
+ * `GET /api/calls/{id}/recording`: the audio, seekable with `Range`, every read access-logged;
+ * with an API key, or a playback token from `POST /api/calls/{id}/recording/url`.
+ * `GET /api/calls/{id}/recording/peaks`: the waveform computed when the recording was finalized.
+ * `DELETE /api/calls/{id}/recording`: removes the object and leaves a tombstone; 423 on legal hold.
+ */
+export function recordingRoutes(app: ApiInstance, { store, storage, keyring, webhooks, transcodes }: ApiDeps, playback: PlaybackTokens): void {
+  /**
+   * The call's recording if it is ready: 404 without one, 409 while it is in the works. A
+   * playback grant must name this very recording: one deleted or recorded anew since is a 403.
+   */
+  async function readyRecording(tenantId: string, callId: string, grant: PlaybackGrant | null): Promise<Recording> {
+    const call = await store.calls.get(tenantId, callId);
+    if (!call) throw notFound(`call ${callId}`);
+    const recording = await store.recordings.getByCall(tenantId, callId);
+    if (grant && (recording?.id !== grant.recordingId || recording.status === 'deleted')) {
+      throw new HttpError('ERR_TOKEN_STALE', 'the recording this playback token was issued for has been deleted or replaced');
+    }
+    if (!recording || recording.status === 'deleted') throw notFound(`recording of call ${callId}`);
+    if (recording.status !== 'ready') {
+      throw new HttpError('ERR_NOT_READY', `the recording is not ready (status ${recording.status})`, {
+        details: { status: recording.status },
+      });
+    }
+    return recording;
+  }
+
+  /** Where a ready recording's object is, its size, and its data key; 409 when only the tenant can unwrap the key. */
+  async function storedObject(recording: Recording): Promise<{ objects: ObjectStore; key: string; size: number; dataKey: Buffer }> {
+    const key = recording.objectKey;
+    const objects = await storage.forRecording(recording);
+    const size = key === null ? null : await objects.size(key);
+    if (key === null || size === null || recording.keyId === null || recording.wrappedKey === null) {
+      // A ready recording without its object is our inconsistency, not the client's.
+      throw new CallrecError('ERR_OBJECT_MISSING', `recording ${recording.id} is ready but its object is missing`);
+    }
+    if (recording.keyId.startsWith('tenant:')) {
+      // Wrapped with the tenant's public key: callrec cannot decrypt it, by design.
+      throw new HttpError('ERR_TENANT_ENCRYPTED', "this recording's key is wrapped with the tenant's public key; fetch the object and unwrap the key with the tenant's private key", {
+        details: { storage_url: recording.storageUrl, object_key: key, key_id: recording.keyId, wrapped_key: recording.wrappedKey },
+      });
+    }
+    const dataKey = await keyring.unwrapFresh({ keyId: recording.keyId, wrapped: recording.wrappedKey });
+    return { objects, key, size, dataKey };
+  }
+
   app.get(
     '/api/calls/:callId/recording',
-    { schema: { params: CallParams, querystring: RecordingQuery }, config: { scopes: ['recordings:read'] } },
+    {
+      schema: { summary: "The recording's audio, decrypted on the fly; Range gives 206", params: CallParams, querystring: RecordingQuery },
+      config: { scopes: ['recordings:read'], playbackToken: true },
+    },
     async (request, reply) => {
       const principal = principalOf(request);
       const { callId } = request.params;
-      const call = await store.calls.get(principal.tenantId, callId);
-      if (!call) throw notFound(`call ${callId}`);
-      const recording = await store.recordings.getByCall(principal.tenantId, callId);
-      if (!recording || recording.status === 'deleted') throw notFound(`recording of call ${callId}`);
-      if (recording.status !== 'ready') {
-        throw new HttpError('ERR_NOT_READY', `the recording is not ready (status ${recording.status})`, {
-          details: { status: recording.status },
-        });
-      }
-      const key = recording.objectKey;
-      const objects = await storage.forRecording(recording);
-      const objectSize = key === null ? null : await objects.size(key);
-      if (key === null || objectSize === null || recording.keyId === null || recording.wrappedKey === null) {
-        // A ready recording without its object is our inconsistency, not the client's.
-        throw new CallrecError('ERR_OBJECT_MISSING', `recording ${recording.id} is ready but its object is missing`);
-      }
-      if (recording.keyId.startsWith('tenant:')) {
-        // Wrapped with the tenant's public key: callrec cannot decrypt it, by design.
-        throw new HttpError('ERR_TENANT_ENCRYPTED', "this recording's key is wrapped with the tenant's public key; fetch the object and unwrap the key with the tenant's private key", {
-          details: { storage_url: recording.storageUrl, object_key: key, key_id: recording.keyId, wrapped_key: recording.wrappedKey },
-        });
-      }
+      const grant = request.playback;
+      if (grant && grant.callId !== callId) throw new HttpError('ERR_TOKEN_MISMATCH', `this playback token is for another call, not ${callId}`);
+      const recording = await readyRecording(principal.tenantId, callId, grant);
+      const { objects, key, size: objectSize, dataKey } = await storedObject(recording);
       // Decrypted on the fly: a range reads only the chunks holding it.
-      const dataKey = await keyring.unwrapFresh({ keyId: recording.keyId, wrapped: recording.wrappedKey });
       const stored = await openEncrypted(dataKey, objectSize, (r) => objects.get(key, r));
       const format = request.query.format ?? recording.format;
+      if (grant && grant.format !== format) throw new HttpError('ERR_TOKEN_MISMATCH', `this playback token is for the ${grant.format} format, not ${format}`);
       const audio = format === recording.format ? encryptedAudio(stored) : await transcodedAudio(stored, recording, format, transcodes);
       const size = audio.size;
       const rangeHeader = request.headers.range;
@@ -109,6 +153,46 @@ export function recordingRoutes(app: ApiInstance, { store, storage, keyring, web
         reply.header('Content-Length', size);
       }
       return reply.send(body);
+    },
+  );
+
+  app.post(
+    '/api/calls/:callId/recording/url',
+    {
+      schema: {
+        summary: 'A short-lived URL that plays one format of the recording without Authorization (for an <audio> element)',
+        params: CallParams,
+        body: PlaybackUrlBody,
+        response: { 200: PlaybackUrlResponse },
+      },
+      config: { scopes: ['recordings:read'] },
+    },
+    async (request) => {
+      const { tenantId, keyId } = principalOf(request);
+      const { callId } = request.params;
+      const recording = await readyRecording(tenantId, callId, null);
+      const format = request.body.format ?? recording.format;
+      const { token, expiresAt } = playback.mint({ tenantId, keyId, callId, recordingId: recording.id, format });
+      const query = new URLSearchParams({ format, token });
+      if (request.body.download) query.set('download', '1');
+      return { url: `/api/calls/${encodeURIComponent(callId)}/recording?${query}`, expires_at: expiresAt.toISOString() };
+    },
+  );
+
+  app.get(
+    '/api/calls/:callId/recording/peaks',
+    {
+      schema: { summary: "The recording's waveform peaks, computed when it was finalized", params: CallParams, response: { 200: PeaksResponse } },
+      config: { scopes: ['recordings:read'] },
+    },
+    async (request, reply) => {
+      const { tenantId } = principalOf(request);
+      const { callId } = request.params;
+      const { objects, key, dataKey } = await storedObject(await readyRecording(tenantId, callId, null));
+      const peaks = await readPeaks(objects, key, dataKey);
+      if (peaks === null) throw notFound(`waveform of call ${callId} (recorded before waveforms were kept)`);
+      reply.header('Cache-Control', 'private, no-store');
+      return peaks;
     },
   );
 

@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger, FastifyInstance, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerDefault } from 'fastify';
 import type { CallControl } from '../calls/control.js';
+import type { TelnyxConfig } from '../config.js';
 import type { MasterKeyring } from '../crypto/keys.js';
 import type { TranscodeCache } from '../recording/transcode-cache.js';
 import type { StorageResolver } from '../storage/resolver.js';
@@ -20,6 +21,8 @@ export interface ApiDeps {
   webhooks: WebhookContext;
   /** Recording control of live calls, whichever node holds them. */
   control: CallControl;
+  /** Telnyx credentials for the dashboard's test call; absent when not configured. */
+  telnyx?: TelnyxConfig;
   /** Each dependency's reachability (`db`, `redis`, `storage`…) for `/readyz`. */
   readiness: () => Promise<Record<string, boolean>>;
 }

@@ -29,6 +29,8 @@ export interface RecordingView {
   error: string | null;
   created_at: string;
   ready_at: string | null;
+  /** When retention deletes it: created + the agent's `storage_days` at recording time (SPEC §6). */
+  retention_expires_at: string;
 }
 
 export interface CallView {
@@ -75,6 +77,7 @@ export function callView(call: Call, recording: Recording | null): CallView {
       error: recording.error,
       created_at: recording.createdAt,
       ready_at: recording.readyAt,
+      retention_expires_at: new Date(Date.parse(recording.createdAt) + recording.storageDays * 86_400_000).toISOString(),
     },
     recording_status: recording?.status ?? 'none',
     consent: call.consent,

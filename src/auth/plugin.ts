@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { HttpError } from '../errors.js';
 import type { KeyRepository } from '../store/keys.js';
+import type { PlaybackGrant, PlaybackTokens } from './playback.js';
 import { hasScope, type Principal, type Scope } from './scopes.js';
 
 declare module 'fastify' {
@@ -9,15 +10,20 @@ declare module 'fastify' {
     public?: boolean;
     /** The key must hold at least one of these scopes (`admin` holds them all). */
     scopes?: Scope[];
+    /** Also served to a playback token (`?token=`) instead of an API key; the route checks what the grant covers. */
+    playbackToken?: boolean;
   }
   interface FastifyRequest {
-    /** Who the request's API key belongs to; null only on public routes. */
+    /** Who the request's API key belongs to (for a playback token, the key that minted it); null only on public routes. */
     principal: Principal | null;
+    /** The playback token's grant when the request came with one instead of an API key. */
+    playback: PlaybackGrant | null;
   }
 }
 
 export interface AuthPluginOptions {
-  keys: Pick<KeyRepository, 'verify'>;
+  keys: Pick<KeyRepository, 'verify' | 'get'>;
+  playback: PlaybackTokens;
 }
 
 const BEARER = /^Bearer +(\S+) *$/i;
@@ -30,16 +36,39 @@ const unauthorized = () =>
 /**
  * Authenticates every route of the instance it is registered on with `Authorization: Bearer
  * <secret>`, except routes with `config: { public: true }` and unknown routes (their 404 says
- * nothing), and enforces a route's `config.scopes`. Sets `request.principal`.
+ * nothing), and enforces a route's `config.scopes`. Sets `request.principal`. Routes with
+ * `config: { playbackToken: true }` also take a playback token in `?token=` (when no
+ * `Authorization` is sent) and get its grant in `request.playback`.
  */
-const auth: FastifyPluginAsync<AuthPluginOptions> = async (app, { keys }) => {
+const auth: FastifyPluginAsync<AuthPluginOptions> = async (app, { keys, playback }) => {
   app.decorateRequest('principal', null);
+  app.decorateRequest('playback', null);
+
+  async function keyPrincipal(authorization: string | undefined): Promise<Principal> {
+    const secret = BEARER.exec(authorization ?? '')?.[1];
+    const principal = secret === undefined ? null : await keys.verify(secret);
+    if (!principal) throw unauthorized();
+    return principal;
+  }
+
+  /** The minting key's principal, still subject to the route's scopes. */
+  async function playbackPrincipal(request: FastifyRequest, token: string): Promise<Principal> {
+    const grant = playback.verify(token);
+    // Revoking a key also ends the playback URLs it minted.
+    const key = await keys.get(grant.tenantId, grant.keyId);
+    if (!key || key.revokedAt !== null) throw new HttpError('ERR_TOKEN_REVOKED', 'the API key that minted this playback token has been revoked');
+    request.playback = grant;
+    return { keyId: key.id, tenantId: key.tenantId, scopes: key.scopes, operator: key.operator };
+  }
+
   app.addHook('onRequest', async (request) => {
     const config = request.routeOptions.config;
     if (config.public || request.is404) return;
-    const secret = BEARER.exec(request.headers.authorization ?? '')?.[1];
-    const principal = secret === undefined ? null : await keys.verify(secret);
-    if (!principal) throw unauthorized();
+    const token = (request.query as { token?: unknown }).token;
+    const principal =
+      config.playbackToken && request.headers.authorization === undefined && typeof token === 'string'
+        ? await playbackPrincipal(request, token)
+        : await keyPrincipal(request.headers.authorization);
     request.principal = principal;
     if (config.scopes && !config.scopes.some((scope) => hasScope(principal, scope))) {
       throw new HttpError('ERR_FORBIDDEN', `this API key lacks the ${config.scopes.join(' or ')} scope`);

@@ -12,7 +12,7 @@
  * the key, so the rule is: copy the old value into `$DATA_DIR/master-keys/<anything>.key`, set
  * the variable to the new value, restart, then rewrap; `rotate()` refuses and says so.
  */
-import { createCipheriv, createDecipheriv, createHash, createPublicKey, publicEncrypt, randomBytes, constants } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, createPublicKey, hkdfSync, publicEncrypt, randomBytes, constants } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { CallrecError } from '../errors.js';
@@ -147,6 +147,16 @@ export class MasterKeyring {
   /** Ids of every key in the ring, current first. */
   get keyIds(): string[] {
     return [this.#currentId, ...[...this.#keys.keys()].filter((id) => id !== this.#currentId)];
+  }
+
+  /**
+   * A 256-bit secret for `purpose` derived (HKDF-SHA256) from master key `keyId`, by default the
+   * current one: every node holding the same keys derives the same secret, and the master key
+   * itself is never used for anything but wrapping. Null when the ring lacks `keyId`.
+   */
+  deriveSecret(purpose: string, keyId: string = this.#currentId): Buffer | null {
+    const master = this.#keys.get(keyId);
+    return master ? Buffer.from(hkdfSync('sha256', master, Buffer.alloc(0), `callrec:${purpose}`, KEY_BYTES)) : null;
   }
 
   /** Wraps a data key under the current master key (AES-256-GCM, random nonce). */

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { sql, type Kysely, type Selectable, type Updateable } from 'kysely';
 import type { RecordingFormat } from '../../media/types.js';
 import { CallrecError } from '../errors.js';
+import { peaksKeyFor } from '../recording/peaks.js';
 import type { ObjectStore } from '../storage/types.js';
 import { isUniqueViolation, type Dialect } from './dialect.js';
 import type { Database, RecordingsTable } from './schema.js';
@@ -222,7 +223,7 @@ export class RecordingRepository {
   }
 
   /**
-   * Deletes the call's recording: removes its object from `objects`, marks it `deleted` and
+   * Deletes the call's recording: removes its object (and its peaks) from `objects`, marks it `deleted` and
    * leaves a tombstone. Rejects with `ERR_NOT_FOUND` (no such call or recording, or already
    * deleted), `ERR_LEGAL_HOLD` (the call is on hold) or `ERR_CONFLICT` (still being recorded
    * or processed).
@@ -259,7 +260,11 @@ export class RecordingRepository {
       if (IN_PROGRESS.includes(row.status as RecordingStatus)) {
         throw new CallrecError('ERR_CONFLICT', `the recording of call ${callId} is still ${row.status}`);
       }
-      if (row.object_key !== null) await objects.delete(row.object_key);
+      if (row.object_key !== null) {
+        // Peaks first: should the audio's delete then fail, the recording stays whole but for its waveform.
+        await objects.delete(peaksKeyFor(row.object_key));
+        await objects.delete(row.object_key);
+      }
       const now = new Date().toISOString();
       const set = { status: 'deleted', deleted_at: now, updated_at: now };
       await trx.updateTable('recordings').set(set).where('id', '=', row.id).execute();

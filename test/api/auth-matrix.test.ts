@@ -22,8 +22,9 @@ const ROUTES = [
   'GET /healthz', 'GET /readyz',
   'GET /api/agents', 'GET /api/agents/:id', 'GET /agents/:id', 'PATCH /api/agents/:id', 'PATCH /agents/:id', 'GET /api/agents/:id/audit',
   'GET /api/calls', 'GET /api/calls/:id', 'GET /api/calls/:id/recording', 'DELETE /api/calls/:id/recording',
+  'POST /api/calls/:id/recording/url', 'GET /api/calls/:id/recording/peaks',
   'POST /api/calls/:id/recording', 'PUT /api/calls/:id/legal-hold',
-  'POST /api/keys', 'GET /api/keys', 'DELETE /api/keys/:id', 'POST /api/tenants',
+  'POST /api/keys', 'GET /api/keys', 'DELETE /api/keys/:id', 'POST /api/tenants', 'GET /api/me',
 ] as const;
 type Route = (typeof ROUTES)[number];
 
@@ -55,6 +56,10 @@ const EXPECTED: Record<Route, { own: Row; other: Row | null }> = {
                                       other: [404,  403,     404,     403,    403,    403,   404,     401,  401,  401] },
   'DELETE /api/calls/:id/recording': { own: [200, 403,     403,     200,    403,    403,   200,     401,  401,  401],
                                       other: [404,  403,     403,     404,    403,    403,   404,     401,  401,  401] },
+  'POST /api/calls/:id/recording/url': { own: [200, 403,   200,     403,    403,    403,   200,     401,  401,  401],
+                                      other: [404,  403,     404,     403,    403,    403,   404,     401,  401,  401] },
+  'GET /api/calls/:id/recording/peaks': { own: [200, 403,  200,     403,    403,    403,   200,     401,  401,  401],
+                                      other: [404,  403,     404,     403,    403,    403,   404,     401,  401,  401] },
   'POST /api/calls/:id/recording':  { own: [200,  403,     403,     403,    200,    403,   200,     401,  401,  401],
                                       other: [404,  403,     403,     403,    404,    403,   404,     401,  401,  401] },
   'PUT /api/calls/:id/legal-hold':  { own: [200,  403,     403,     403,    403,    403,   200,     401,  401,  401],
@@ -67,6 +72,7 @@ const EXPECTED: Record<Route, { own: Row; other: Row | null }> = {
   'DELETE /api/keys/:id':           { own: [204,  403,     403,     403,    403,    403,   204,     401,  401,  401],
                                       other: [403,  403,     403,     403,    403,    403,   204,     401,  401,  401] },
   'POST /api/tenants':              { own: [403,  403,     403,     403,    403,    403,   201,     401,  401,  401], other: null },
+  'GET /api/me':                    { own: [200,  200,     200,     200,    200,    200,   200,     401,  401,  401], other: null },
 };
 
 const OPERATOR_SECRET = 'operator-secret-for-the-matrix';
@@ -117,6 +123,8 @@ describe.each(TEST_DB_KINDS)('auth matrix on %s', (kind) => {
     'GET /api/calls': async () => ({ method: 'GET', path: '/api/calls' }),
     'GET /api/calls/:id': async (tenant) => ({ method: 'GET', path: `/api/calls/${await call(tenant, 'ready')}` }),
     'GET /api/calls/:id/recording': async (tenant) => ({ method: 'GET', path: `/api/calls/${await call(tenant, 'ready')}/recording` }),
+    'POST /api/calls/:id/recording/url': async (tenant) => ({ method: 'POST', path: `/api/calls/${await call(tenant, 'ready')}/recording/url`, body: {} }),
+    'GET /api/calls/:id/recording/peaks': async (tenant) => ({ method: 'GET', path: `/api/calls/${await call(tenant, 'ready')}/recording/peaks` }),
     'DELETE /api/calls/:id/recording': async (tenant) => {
       const id = await call(tenant, 'ready');
       const { objectKey } = (await api.store.recordings.getByCall(tenant, id))!;
@@ -169,6 +177,7 @@ describe.each(TEST_DB_KINDS)('auth matrix on %s', (kind) => {
         untouched: async () => expect((await api.store.keys.get(tenant, key.id))!.revokedAt).toBeNull(),
       };
     },
+    'GET /api/me': async () => ({ method: 'GET', path: '/api/me' }),
     'POST /api/tenants': async () => {
       const id = unique('tenant');
       return {

@@ -8,6 +8,7 @@ import type { CallControl, ControlAction, ControlResult } from '../../src/calls/
 import type { LocalObjectStore } from '../../src/storage/local.js';
 import { apiServices } from '../helpers/api-deps.js';
 import { putEncrypted } from '../helpers/recordings.js';
+import { putPeaks } from '../../src/recording/peaks.js';
 import type { RecordingStatus, Store } from '../../src/store/index.js';
 import { createTestStore, type TestDbKind } from '../helpers/db.js';
 
@@ -95,6 +96,9 @@ export async function startApi(kind: TestDbKind): Promise<ApiHarness> {
         return { objectKey: null };
       }
       const object = await putEncrypted(storage, keyring, `${tenantId}/${id}/${recording.id}.mp3.enc`, Buffer.from(`audio of ${id}`));
+      // Its waveform beside it, as the worker leaves one.
+      const dataKey = keyring.unwrap({ keyId: object.keyId, wrapped: object.wrappedKey });
+      await putPeaks(storage, object.objectKey, dataKey, object.keyId, { duration: 0.01, channels: ['mix'], peaks: [[0.5]] });
       await store.recordings.update(recording.id, { status: opts.recording, ...object });
       return { objectKey: object.objectKey };
     },

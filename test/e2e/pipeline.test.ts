@@ -92,7 +92,11 @@ describe.each(Object.keys(BUCKETS))('the whole pipeline into %s', (name) => {
     const rec = await ts.recording(callId, 40_000);
     expect(rec).toMatchObject({ status: 'ready', storageUrl: bucket.env.STORAGE_URL });
     expect(rec.attempts).toBeGreaterThan(1);
-    expect(await bucket.objectNames()).toHaveLength(1);
+    // Once: one audio object and, beside it, its waveform peaks.
+    const names = await bucket.objectNames();
+    expect(names.filter((n) => n.includes(`${rec.id}.wav.enc`))).toHaveLength(1);
+    expect(names.filter((n) => n.includes(`${rec.id}.peaks.json.enc`))).toHaveLength(1);
+    expect(names).toHaveLength(2);
     const res = await ts.api(`/api/calls/${callId}/recording`);
     const audio = await decodeAudio(new Uint8Array(await res.arrayBuffer()), 'wav');
     expect(findBursts(audio.channels[0], audio.sampleRate, 1000)).toHaveLength(fixture.meta.bursts.filter((b) => b.leg === 'caller').length);

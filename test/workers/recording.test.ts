@@ -7,6 +7,7 @@ import { openEncrypted } from '../../src/crypto/chunked.js';
 import { MasterKeyring } from '../../src/crypto/keys.js';
 import { createLogger } from '../../src/log.js';
 import { RecordingQueues, recordingJobId } from '../../src/queue/recordings.js';
+import { readPeaks } from '../../src/recording/peaks.js';
 import { SpoolWriter } from '../../src/recording/spool.js';
 import { LocalObjectStore } from '../../src/storage/local.js';
 import { StorageResolver } from '../../src/storage/resolver.js';
@@ -121,19 +122,20 @@ describe('recordings worker', () => {
     await close();
   });
 
-  test('a failure then success: ready, one object, spool deleted', async () => {
+  test('a failure then success: ready, one object and its peaks, spool deleted', async () => {
     const storage = new FlakyStore(path.join(dir, 'objects-b'), 1);
     const { close, queue, recordingId, spoolPath } = await run(storage, 'fails-once', 3);
     const rec = await waitFor(recordingId, 'ready');
-    expect(storage.puts).toBe(2);
+    // The first attempt failed at its first upload (the peaks); the second stored peaks and audio.
+    expect(storage.puts).toBe(3);
     expect(await storage.exists(rec.objectKey!)).toBe(true);
     const files = await fs.readdir(path.join(dir, 'objects-b'), { recursive: true });
-    expect(files.filter((f) => f.endsWith('.enc'))).toHaveLength(1);
+    expect(files.filter((f) => f.endsWith('.enc')).map((f) => path.basename(f)).sort()).toEqual([`${recordingId}.peaks.json.enc`, `${recordingId}.wav.enc`]);
     await expect(fs.stat(spoolPath)).rejects.toMatchObject({ code: 'ENOENT' });
     // A duplicate job for the same call is not added again: the id is the call's.
     await queue.add('finalize', { tenantId: 't', callId: 'fails-once', recordingId }, { jobId: recordingJobId(recordingId) });
     await sleep(200);
-    expect(storage.puts).toBe(2);
+    expect(storage.puts).toBe(3);
     await close();
   });
 
@@ -152,7 +154,8 @@ describe('recordings worker', () => {
     await close();
     expect(rec.durationMs).toBe(65_000);
     const size = (await objects.size(rec.objectKey!))!;
-    const stored = await openEncrypted(await keyring.unwrap({ keyId: rec.keyId!, wrapped: rec.wrappedKey! }), size, (r) => objects.get(rec.objectKey!, r));
+    const dataKey = keyring.unwrap({ keyId: rec.keyId!, wrapped: rec.wrappedKey! });
+    const stored = await openEncrypted(dataKey, size, (r) => objects.get(rec.objectKey!, r));
     const bytes: Buffer[] = [];
     for await (const part of await stored.read(0, stored.plainLength - 1)) bytes.push(part as Buffer);
     const decoded = await decodeAudio(Buffer.concat(bytes), 'mp3');
@@ -164,6 +167,24 @@ describe('recordings worker', () => {
       const bursts = findBursts(decoded.channels[Math.min(channel, channels - 1)], 8000, freq, { minAmplitude: 0.05 });
       expect(bursts.map((b) => Math.round(b.startMs))).toEqual(expected.map(([, , start]) => start));
       expect(bursts.map((b) => Math.round(b.endMs))).toEqual(expected.map(([, , , end]) => end));
+    }
+
+    // The waveform beside it, under the same data key: 65 s at the 4000-bucket cap, 130 frames (16.25 ms) a bucket.
+    const waveform = (await readPeaks(objects, rec.objectKey!, dataKey))!;
+    expect(waveform.duration).toBe(65);
+    expect(waveform.channels).toEqual(channels === 2 ? ['caller', 'agent'] : ['mix']);
+    expect(waveform.peaks.map((lane) => lane.length)).toEqual(Array(channels).fill(4000));
+    const at = (seconds: number) => Math.floor((seconds * 8000) / 130);
+    // The tones peak at 12000 of 32768 (the mono mix adds them to silence, below the limiter's knee).
+    const TONE = 0.366;
+    expect(Math.max(...waveform.peaks.flat())).toBe(TONE);
+    for (const lane of waveform.peaks) expect(lane[at(2)]).toBe(0); // silence before the first tone
+    if (channels === 2) {
+      // Each lane shows its own leg: the caller's tone at 5.5 s, the agent's at 60.5 s.
+      expect([waveform.peaks[0][at(5.5)], waveform.peaks[1][at(5.5)]]).toEqual([TONE, 0]);
+      expect([waveform.peaks[0][at(60.5)], waveform.peaks[1][at(60.5)]]).toEqual([0, TONE]);
+    } else {
+      expect([waveform.peaks[0][at(5.5)], waveform.peaks[0][at(60.5)]]).toEqual([TONE, TONE]);
     }
   });
 });

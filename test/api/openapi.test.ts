@@ -1,0 +1,82 @@
+import { Validator } from '@seriousme/openapi-schema-validator';
+import type { RouteOptions } from 'fastify';
+import type { OpenAPIV3 } from 'openapi-types';
+import { startTestServer, type TestServer } from '../helpers/server.js';
+
+/**
+ * Not API: the reference itself, the document, and the dashboard's built files (WebSocket
+ * endpoints are upgrades, not routes).
+ */
+const NOT_API = [/^\/docs(\/|$)/, /^\/openapi\.json$/, /^\/(index\.html)?$/, /^\/assets\//];
+
+/** `/api/calls/:callId` as OpenAPI writes it: `/api/calls/{callId}`. */
+const openApiPath = (url: string) => url.replace(/:(\w+)/g, '{$1}');
+
+describe('the OpenAPI document', () => {
+  let ts: TestServer;
+  const routes: RouteOptions[] = [];
+  let document: OpenAPIV3.Document;
+
+  beforeAll(async () => {
+    ts = await startTestServer({ onRoute: (route) => routes.push(route) });
+    const res = await fetch(`${ts.server.url}/openapi.json`);
+    expect(res.status).toBe(200);
+    document = (await res.json()) as OpenAPIV3.Document;
+  });
+  afterAll(() => ts?.close());
+
+  test('is a valid OpenAPI 3 document', async () => {
+    expect(document.openapi).toMatch(/^3\./);
+    // Checked against the OpenAPI Initiative's JSON Schema for the document's version; errors name the fault.
+    const result = await new Validator().validate(structuredClone(document) as unknown as Record<string, unknown>);
+    expect(result.errors).toBeUndefined();
+    expect(result.valid).toBe(true);
+  });
+
+  test('describes every route the server registers', () => {
+    const registered = routes
+      // Fastify's automatic HEAD twin of each GET route is not an operation of its own.
+      .filter((route) => !(route.method === 'HEAD' && routes.some((r) => r.method === 'GET' && r.url === route.url)))
+      .filter((route) => !NOT_API.some((pattern) => pattern.test(route.url)))
+      .flatMap((route) => [route.method].flat().map((method) => `${method} ${openApiPath(route.url)}`));
+    const documented = Object.entries(document.paths).flatMap(([path, item]) =>
+      Object.keys(item!).filter((key) => ['get', 'put', 'post', 'delete', 'patch', 'head', 'options'].includes(key)).map((method) => `${method.toUpperCase()} ${path}`),
+    );
+    expect(registered.length).toBeGreaterThan(20);
+    expect(new Set(documented)).toEqual(new Set(registered));
+  });
+
+  test('carries the routes\' schemas: parameters, bodies, responses and how each authenticates', () => {
+    const mint = document.paths['/api/calls/{callId}/recording/url']!.post!;
+    expect(mint.parameters).toEqual([expect.objectContaining({ in: 'path', name: 'callId', required: true })]);
+    const body = (mint.requestBody as OpenAPIV3.RequestBodyObject).content['application/json'].schema as OpenAPIV3.SchemaObject;
+    expect(Object.keys(body.properties!)).toEqual(['format', 'download']);
+    expect(mint.security).toEqual([{ apiKey: [] }]);
+    const minted = (mint.responses['200'] as OpenAPIV3.ResponseObject).content!['application/json'].schema as OpenAPIV3.SchemaObject;
+    expect(minted.required).toEqual(['url', 'expires_at']);
+
+    const audio = document.paths['/api/calls/{callId}/recording']!.get!;
+    // `?token=` is described by its security scheme rather than as a parameter.
+    expect((audio.parameters as OpenAPIV3.ParameterObject[]).map((p) => `${p.in} ${p.name}`).sort()).toEqual(['path callId', 'query download', 'query format']);
+    expect(audio.security).toEqual([{ apiKey: [] }, { playbackToken: [] }]);
+    expect(document.components!.securitySchemes!.playbackToken).toEqual(expect.objectContaining({ type: 'apiKey', in: 'query', name: 'token' }));
+    expect(document.paths['/healthz']!.get!.security).toEqual([]);
+    expect(document.components!.securitySchemes).toMatchObject({ apiKey: { type: 'http', scheme: 'bearer' } });
+  });
+
+  test('the interactive reference is served from this origin', async () => {
+    const page = await fetch(`${ts.server.url}/docs`);
+    expect(page.status).toBe(200);
+    const html = await page.text();
+    expect(html).toContain('swagger-ui');
+    // Every script and stylesheet it loads is a path on this server, not another origin.
+    const sources = [...html.matchAll(/(?:src|href)="([^"]+)"/g)].map((m) => m[1]);
+    expect(sources.length).toBeGreaterThan(0);
+    for (const source of sources) {
+      expect(source).not.toMatch(/^(https?:)?\/\//);
+      const asset = await fetch(new URL(source, page.url));
+      expect(asset.status).toBe(200);
+    }
+    expect(page.headers.get('content-security-policy')).toContain("default-src 'self'");
+  });
+});
