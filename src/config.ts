@@ -19,6 +19,10 @@ export interface Config {
   logLevel: string;
   /** How often every node sweeps for recordings a dead node (or worker) left half-way. */
   recoveryIntervalMs: number;
+  /** Where spools are shipped as calls run, so any worker can finalize them (stateless media nodes); unset: local only. */
+  spoolUrl: string | undefined;
+  /** Seconds of audio per shipped spool segment: at most this much (plus a second) is lost with a node. */
+  spoolSegmentSeconds: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -90,5 +94,7 @@ export function loadConfig(env: Env = process.env): Config {
     publicUrl: url(env, 'PUBLIC_URL', `http://localhost:${p}`, ['http:', 'https:']),
     logLevel,
     recoveryIntervalMs: positiveSeconds(env, 'RECOVERY_INTERVAL_SECONDS', 30) * 1000,
+    spoolUrl: env.SPOOL_URL ? url(env, 'SPOOL_URL', '', ['file:', 'gs:', 's3:']) : undefined,
+    spoolSegmentSeconds: positiveSeconds(env, 'SPOOL_SEGMENT_SECONDS', 10),
   };
 }

@@ -1,5 +1,5 @@
 import { resolveCallRecording, type CallRecordingSettings } from '../agents/settings.js';
-import type { Agent, Call, JsonObject, Recording } from '../store/index.js';
+import type { Agent, Call, JsonObject, LostSpan, Recording } from '../store/index.js';
 
 /** An agent as the API shows it: every recording setting resolved, defaults included. */
 export interface AgentView {
@@ -29,6 +29,9 @@ export interface RecordingView {
   error: string | null;
   created_at: string;
   ready_at: string | null;
+  /** False when audio was lost; `lost_spans` says where. */
+  complete: boolean;
+  lost_spans: LostSpan[];
 }
 
 export interface CallView {
@@ -75,6 +78,8 @@ export function callView(call: Call, recording: Recording | null): CallView {
       error: recording.error,
       created_at: recording.createdAt,
       ready_at: recording.readyAt,
+      complete: recording.complete,
+      lost_spans: recording.lostSpans,
     },
     recording_status: recording?.status ?? 'none',
     consent: call.consent,
