@@ -10,7 +10,7 @@ import type { Logger } from '../log.js';
 import type { ProviderAdapter, WireMessage } from '../protocols/types.js';
 import type { RecordingJobData } from '../queue/recordings.js';
 import { Capture, type AlignmentReport } from '../recording/capture.js';
-import { SpoolWriter } from '../recording/spool.js';
+import type { SpoolOpener } from '../recording/shared-spool.js';
 import type { Store } from '../store/index.js';
 import type { ControlAction, ControlResult } from './control.js';
 
@@ -42,7 +42,10 @@ export interface RecorderContext {
   log: Logger;
   dataDir: string;
   prompts: PromptCache;
-  enqueue(job: RecordingJobData): Promise<unknown>;
+  /** Opens the call's spool: on this disk, and shipped to `SPOOL_URL` when set. */
+  spools: SpoolOpener;
+  /** Queues the finalize job: on the shared queue when the spool is in object storage, else on this node's. */
+  enqueue(job: RecordingJobData, shared: boolean): Promise<unknown>;
   jitterMs?: number;
   buffers: BufferPool;
   tenantId: string;
@@ -369,10 +372,10 @@ export class CallRecorder {
     const { store, settings, format, tenantId, callId, log } = this.#ctx;
     const spoolPath = path.join(this.#ctx.dataDir, 'spool', `${randomUUID()}.wav`);
     const pool = this.#ctx.buffers;
-    const spool = new SpoolWriter(spoolPath, { sampleRate: format.sampleRate, channels: 2, pool });
+    const spool = this.#ctx.spools.open(spoolPath, { sampleRate: format.sampleRate, channels: 2, pool });
     const capture = new Capture({ format, spool, bridged: this.#ctx.bridged, jitterMs: this.#ctx.jitterMs, startMs, pool });
     const recordingId = store.recordings
-      .create({ tenantId, callId, format: settings.format, channels: settings.dual_channel ? 2 : 1, sampleRate: format.sampleRate, storageDays: settings.storage_days, status: 'recording', spoolPath })
+      .create({ tenantId, callId, format: settings.format, channels: settings.dual_channel ? 2 : 1, sampleRate: format.sampleRate, storageDays: settings.storage_days, status: 'recording', spoolPath, spoolUrl: this.#ctx.spools.url })
       .then((recording) => recording.id);
     recordingId.catch((err: Error) => log.error({ err: err.message }, 'could not create the recording'));
     this.#set({ status: 'recording', capture, recordingId });
@@ -388,13 +391,16 @@ export class CallRecorder {
     const frames = await s.capture.finish();
     this.#alignment = s.capture.alignment;
     const recordingId = await s.recordingId;
+    // A spool that could not be shipped whole is this node's to finalize, from its file.
+    const shared = s.capture.spool.shipped;
+    if (!shared && this.#ctx.spools.url !== null) await store.recordings.update(recordingId, { spoolUrl: null });
     if (this.#pauses.length) await this.#savePauses();
     if (frames === 0) {
       await store.recordings.update(recordingId, { status: 'failed', error: 'no audio was captured' });
       return 'failed';
     }
     await store.recordings.update(recordingId, { status: 'processing' });
-    await this.#ctx.enqueue({ tenantId: this.#ctx.tenantId, callId: this.#ctx.callId, recordingId });
+    await this.#ctx.enqueue({ tenantId: this.#ctx.tenantId, callId: this.#ctx.callId, recordingId }, shared);
     this.#ctx.log.info({ frames, reason }, 'recording queued');
     return 'processing';
   }

@@ -14,6 +14,7 @@ import type { RecordingJobData } from '../queue/recordings.js';
 import type { CallMode, Store } from '../store/index.js';
 import type { ControlAction, ControlResult } from './control.js';
 import { CallRecorder } from './recorder.js';
+import type { SpoolOpener } from '../recording/shared-spool.js';
 import type { CallRegistry } from './registry.js';
 
 /** What a call session needs from the node it runs on. */
@@ -24,7 +25,9 @@ export interface MediaContext {
   /** Spool files go under `<dataDir>/spool`. */
   dataDir: string;
   nodeId: string;
-  enqueue(job: RecordingJobData): Promise<unknown>;
+  enqueue(job: RecordingJobData, shared: boolean): Promise<unknown>;
+  /** Opens calls' spools (local, or shipped to `SPOOL_URL` too). */
+  spools: SpoolOpener;
   metrics: MediaMetrics;
   /** Consent prompts, rendered once per text and stream format. */
   prompts: PromptCache;

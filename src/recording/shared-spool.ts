@@ -8,6 +8,7 @@ import { newDataKey, type MasterKeyring, type WrappedKey } from '../crypto/keys.
 import { CallrecError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { MediaMetrics } from '../metrics.js';
+import { openObjectStore } from '../storage/index.js';
 import type { ObjectStore } from '../storage/types.js';
 import type { LostSpan, Recording } from '../store/index.js';
 import { readSpool, readSpoolInfo, SpoolWriter, type SpoolInfo, type SpoolWriterOptions } from './spool.js';
@@ -357,4 +358,33 @@ export async function openSpoolSource(recording: Recording, callEndedAt: string 
     lostSpans.push({ start_ms: start, end_ms: end, reason: 'media node lost' });
   }
   return { info: spool, read: spool.read, scratch: path.join(opts.workDir, `${id}.wav`), lostSpans, remove: spool.remove };
+}
+
+/** How a media node opens its calls' spools: local files, also shipped to `SPOOL_URL` when it is set. */
+export class SpoolOpener {
+  /** Where spools are shipped, or null (local only). */
+  readonly url: string | null;
+  readonly #shipping: SpoolShipping | null;
+
+  constructor(shipping: SpoolShipping | null) {
+    this.#shipping = shipping;
+    this.url = shipping?.store.url ?? null;
+  }
+
+  open(file: string, options: SpoolWriterOptions): SpoolWriter {
+    return this.#shipping ? new ShippedSpoolWriter(file, options, this.#shipping) : new SpoolWriter(file, options);
+  }
+}
+
+/** Shipped spools' stores, opened once per `spool_url` (SDK clients keep connection pools worth reusing). */
+export function shippedSpoolStores(opts: { endpoint: string | undefined; workDir: string }): Omit<SpoolSourceOptions, 'keyring'> {
+  const open = new Map<string, ObjectStore>();
+  return {
+    workDir: opts.workDir,
+    storeAt(url) {
+      let store = open.get(url);
+      if (!store) open.set(url, (store = openObjectStore(url, { endpoint: opts.endpoint })));
+      return store;
+    },
+  };
 }
