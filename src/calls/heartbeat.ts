@@ -1,6 +1,8 @@
 import { Redis } from 'ioredis';
 import type { Logger } from '../log.js';
 
+const BEAT_MS = 1000;
+
 /**
  * Each media node keeps `<prefix>:node:<id>` alive in Redis while it runs. A call row names the
  * node holding it, so recovery can tell a call whose node is gone (crashed, killed) from one
@@ -35,7 +37,8 @@ export class NodeHeartbeat {
       return this.#redis.multi().set(this.#key, now, 'PX', this.#ttlMs).hset(this.#lastSeenKey, this.#nodeId, now).exec();
     };
     await beat();
-    this.#timer = setInterval(() => void beat().catch(() => {}), this.#ttlMs / 3);
+    // Every second (well within the TTL), so the last beat dates a crash to the second.
+    this.#timer = setInterval(() => void beat().catch(() => {}), Math.min(BEAT_MS, this.#ttlMs / 3));
     this.#timer.unref();
   }
 
