@@ -38,16 +38,10 @@ export function spoolIdOf(file: string): string {
   return path.basename(file, '.wav');
 }
 
-interface SpoolKey extends WrappedKey {
-  sampleRate: number;
-  channels: number;
-}
+type SpoolKey = WrappedKey & Pick<SpoolInfo, 'sampleRate' | 'channels'>;
 
-interface SpoolManifest {
+interface SpoolManifest extends SpoolInfo {
   segments: number;
-  frames: number;
-  sampleRate: number;
-  channels: number;
 }
 
 /** Segments a shipper may fall behind before it says so (log, metric); the local file stays the record meanwhile. */

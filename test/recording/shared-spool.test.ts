@@ -11,6 +11,7 @@ import { GcsObjectStore } from '../../src/storage/gcs.js';
 import { LocalObjectStore } from '../../src/storage/local.js';
 import type { ObjectStore } from '../../src/storage/types.js';
 import type { Recording } from '../../src/store/index.js';
+import { collectPcm, positionPattern } from '../helpers/audio.js';
 import { GcsTestServer } from '../helpers/gcs-server.js';
 
 const RATE = 8000;
@@ -55,27 +56,6 @@ beforeEach(async () => {
 });
 afterEach(() => fs.rm(dir, { recursive: true, force: true }));
 
-/** Stereo frames whose every sample says where it is, so a misplaced byte shows. */
-function pattern(from: number, frames: number): Int16Array {
-  const pcm = new Int16Array(frames * 2);
-  for (let f = 0; f < frames; f++) {
-    pcm[2 * f] = (from + f) % 30_000;
-    pcm[2 * f + 1] = -((from + f) % 30_000);
-  }
-  return pcm;
-}
-
-async function collect(chunks: AsyncIterable<Int16Array>): Promise<Int16Array> {
-  const parts: Int16Array[] = [];
-  for await (const chunk of chunks) parts.push(chunk);
-  const all = new Int16Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    all.set(part, at);
-    at += part.length;
-  }
-  return all;
-}
 
 function shipping(store: ObjectStore): SpoolShipping {
   return {
@@ -92,7 +72,7 @@ function shipping(store: ObjectStore): SpoolShipping {
 async function spoolAudio(spool: ShippedSpoolWriter, from: number, frames: number): Promise<void> {
   for (let f = from; f < from + frames; f += 160) {
     const n = Math.min(160, from + frames - f);
-    spool.append(pattern(f, n), n);
+    spool.append(positionPattern(f, n), n);
     if ((f / 160) % 5 === 4) await spool.flush();
   }
   await spool.flush();
@@ -124,13 +104,13 @@ for (const [name, open] of Object.entries(BUCKETS)) {
 
       const shipped = await openShippedSpool(bucket.store, keyring, spool.id);
       expect(shipped).toMatchObject({ frames, sampleRate: RATE, channels: 2, closed: true, segments: 4 });
-      expect(await collect(shipped.read(0, frames))).toEqual(pattern(0, frames));
+      expect(await collectPcm(shipped.read(0, frames))).toEqual(positionPattern(0, frames));
       for (const [start, end] of [[SEGMENT_FRAMES - 7, SEGMENT_FRAMES + 9], [1, 3 * SEGMENT_FRAMES + 2], [2 * SEGMENT_FRAMES, 2 * SEGMENT_FRAMES + 1], [frames - 5, frames]]) {
-        expect(await collect(shipped.read(start, end))).toEqual(pattern(start, end - start));
+        expect(await collectPcm(shipped.read(start, end))).toEqual(positionPattern(start, end - start));
       }
       // Each segment is opaque: no stretch of its audio appears in the stored bytes.
-      const first = Buffer.from((await collect(shipped.read(100, 108))).buffer);
-      const stored = await collect1(await bucket.store.get(spoolObjects.segment(spool.id, 1)));
+      const first = Buffer.from((await collectPcm(shipped.read(100, 108))).buffer);
+      const stored = await readAll(await bucket.store.get(spoolObjects.segment(spool.id, 1)));
       expect(stored.includes(first)).toBe(false);
     });
 
@@ -141,7 +121,7 @@ for (const [name, open] of Object.entries(BUCKETS)) {
       await until('two segments are shipped', () => spool.segments === 2);
       const shipped = await openShippedSpool(bucket.store, keyring, spool.id);
       expect(shipped).toMatchObject({ frames: 2 * SEGMENT_FRAMES, closed: false, segments: 2 });
-      expect(await collect(shipped.read(0, shipped.frames))).toEqual(pattern(0, 2 * SEGMENT_FRAMES));
+      expect(await collectPcm(shipped.read(0, shipped.frames))).toEqual(positionPattern(0, 2 * SEGMENT_FRAMES));
 
       // The worker's view: the lost span runs from the shipped audio's end to when the node was last seen.
       const recording = { spoolPath: file, spoolUrl: bucket.store.url, createdAt: '2026-01-01T00:00:00.000Z' } as Recording;
@@ -179,7 +159,7 @@ test('a bucket outage mid-call loses nothing once the bucket is back', async () 
     expect(spool.shipped).toBe(true);
     const shipped = await openShippedSpool(bucket.store, keyring, spool.id);
     expect(shipped.frames).toBe(frames);
-    expect(await collect(shipped.read(0, frames))).toEqual(pattern(0, frames));
+    expect(await collectPcm(shipped.read(0, frames))).toEqual(positionPattern(0, frames));
   } finally {
     await bucket.close();
   }
@@ -195,13 +175,13 @@ test('a bucket down past the close timeout leaves the spool local: not shipped, 
     expect(await spool.close()).toBe(SEGMENT_FRAMES + 10);
     expect(spool.shipped).toBe(false);
     const source = (await openSpoolSource({ spoolPath: file, spoolUrl: null } as Recording, null, { keyring, storeAt: () => bucket.store, workDir: dir }))!;
-    expect(await collect(source.read(0, source.info.frames))).toEqual(pattern(0, SEGMENT_FRAMES + 10));
+    expect(await collectPcm(source.read(0, source.info.frames))).toEqual(positionPattern(0, SEGMENT_FRAMES + 10));
   } finally {
     await bucket.close();
   }
 });
 
-async function collect1(stream: AsyncIterable<unknown>): Promise<Buffer> {
+async function readAll(stream: AsyncIterable<unknown>): Promise<Buffer> {
   const parts: Buffer[] = [];
   for await (const part of stream) parts.push(part as Buffer);
   return Buffer.concat(parts);
