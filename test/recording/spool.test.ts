@@ -12,7 +12,6 @@ afterEach(async () => {
   await fs.rm(dir, { recursive: true, force: true });
 });
 
-
 test('audio appended while earlier audio is being written lands in order, byte for byte', async () => {
   const file = path.join(dir, 'spool', 'a.wav');
   // 100 ms buffers: each append below fills several, so writes queue behind each other while
