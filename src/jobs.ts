@@ -14,7 +14,10 @@ export async function spoolExists(recording: Recording): Promise<boolean> {
   }
 }
 
-/** The node whose queue finalizes `recording`: none (the shared queue) for a spool shipped to object storage, else `diskNode`, whose disk holds it. */
+/**
+ * The node whose queue finalizes `recording`: none (the shared queue) for a spool shipped to
+ * object storage, else `diskNode`, whose disk holds it.
+ */
 export function spoolNode(recording: Recording, diskNode: string | null): string | null {
   return recording.spoolUrl === null ? diskNode : null;
 }
@@ -36,8 +39,9 @@ export async function requeueRecording(queues: RecordingQueues, recording: Recor
 
 /**
  * `callrec jobs retry`, from any node: a `failed` recording that still has a spool goes back to
- * `processing` and its job is queued again, on the shared queue if the spool was shipped, else on the queue of the node whose disk holds the spool
- * (that node's worker fails it with `ERR_NO_SPOOL` if the file is gone). Throws `ERR_NOT_FOUND`
+ * `processing` and its job is queued again: on the shared queue if the spool was shipped, else on
+ * the queue of the node whose disk holds it (whose worker fails it with `ERR_NO_SPOOL` if the
+ * spool is gone). Throws `ERR_NOT_FOUND`
  * (no recording), `ERR_CONFLICT` (not failed) or `ERR_NO_SPOOL` (it never kept one, or it was
  * deleted once stored).
  */

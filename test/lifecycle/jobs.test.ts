@@ -167,5 +167,12 @@ describe.each(TEST_DB_KINDS)('job tooling on %s', (kind) => {
     // A node that beats keeps its calls, shipped or not.
     expect((await db.store.recordings.get(mine.id))!.status).toBe('recording');
     expect(await shared.getJobState(recordingJobId(mine.id))).toBe('unknown');
+
+    // `callrec jobs retry` of a shipped spool also goes to the shared queue, whichever node held the call.
+    await shared.remove(recordingJobId(lost.id));
+    await db.store.recordings.update(lost.id, { status: 'failed', error: 'bucket away' });
+    await retryRecording(db.store, queues, 't1', 'shipped-lost');
+    expect(await shared.getJobState(recordingJobId(lost.id))).toBe('waiting');
+    expect(await queues.queue('dead-node').getJobState(recordingJobId(lost.id))).toBe('unknown');
   });
 });
