@@ -75,8 +75,8 @@ program
     const cfg = config();
     const log = createLogger(cfg.logLevel);
     const services = await openServices(cfg, log);
-    const { store, storage, keyring, webhooks } = services;
-    const workers = startWorkers({ store, storage, log, keyring, webhooks }, { connection: services.connection, prefix: cfg.queuePrefix, concurrency: opts.concurrency });
+    const { store, storage, keyring, webhooks, spools } = services;
+    const workers = startWorkers({ store, storage, log, keyring, webhooks, spools }, { connection: services.connection, prefix: cfg.queuePrefix, concurrency: opts.concurrency });
     log.info('callrec worker running');
     closeOnSignal(async () => {
       await workers.close();

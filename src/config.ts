@@ -19,6 +19,10 @@ export interface Config {
   logLevel: string;
   /** How often every node sweeps for recordings a dead node (or worker) left half-way. */
   recoveryIntervalMs: number;
+  /** Where spools are shipped as calls run, so any worker can finalize them (stateless media nodes); unset: local only. */
+  spoolUrl: string | undefined;
+  /** Seconds of audio per shipped spool segment: at most this much (plus a second) is lost with a node. */
+  spoolSegmentSeconds: number;
   /** Telnyx credentials for the dashboard's test call; undefined when not configured. */
   telnyx: TelnyxConfig | undefined;
 }
@@ -121,5 +125,7 @@ export function loadConfig(env: Env = process.env): Config {
     logLevel,
     recoveryIntervalMs: positiveSeconds(env, 'RECOVERY_INTERVAL_SECONDS', 30) * 1000,
     telnyx: telnyx(env),
+    spoolUrl: env.SPOOL_URL ? url(env, 'SPOOL_URL', '', ['file:', 'gs:', 's3:']) : undefined,
+    spoolSegmentSeconds: positiveSeconds(env, 'SPOOL_SEGMENT_SECONDS', 10),
   };
 }

@@ -15,6 +15,14 @@ export async function spoolExists(recording: Recording): Promise<boolean> {
 }
 
 /**
+ * The node whose queue finalizes `recording`: none (the shared queue) for a spool shipped to
+ * object storage, else `diskNode`, whose disk holds it.
+ */
+export function spoolNode(recording: Recording, diskNode: string | null): string | null {
+  return recording.spoolUrl === null ? diskNode : null;
+}
+
+/**
  * Adds the recording's job; false when it is already on its way (a waiting, delayed or active
  * job). The job id is fixed per recording, so BullMQ would ignore the add while a job with that
  * id exists: a finished (failed or completed) one is removed first so this one runs.
@@ -31,8 +39,9 @@ export async function requeueRecording(queues: RecordingQueues, recording: Recor
 
 /**
  * `callrec jobs retry`, from any node: a `failed` recording that still has a spool goes back to
- * `processing` and its job is queued again, on the queue of the node whose disk holds the spool
- * (that node's worker fails it with `ERR_NO_SPOOL` if the file is gone). Throws `ERR_NOT_FOUND`
+ * `processing` and its job is queued again: on the shared queue if the spool was shipped, else on
+ * the queue of the node whose disk holds it (whose worker fails it with `ERR_NO_SPOOL` if the
+ * spool is gone). Throws `ERR_NOT_FOUND`
  * (no recording), `ERR_CONFLICT` (not failed) or `ERR_NO_SPOOL` (it never kept one, or it was
  * deleted once stored).
  */
@@ -43,6 +52,6 @@ export async function retryRecording(store: Store, queues: RecordingQueues, tena
   if (!recording.spoolPath) throw new CallrecError('ERR_NO_SPOOL', `the recording of call ${callId} has no spool to retry from`);
   const call = await store.calls.get(tenantId, callId);
   const processing = (await store.recordings.update(recording.id, { status: 'processing', error: null }))!;
-  await requeueRecording(queues, processing, call?.nodeId ?? null);
+  await requeueRecording(queues, processing, spoolNode(recording, call?.nodeId ?? null));
   return processing;
 }

@@ -1,6 +1,6 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { requeueRecording, spoolExists } from './jobs.js';
+import { requeueRecording, spoolExists, spoolNode } from './jobs.js';
 import type { Logger } from './log.js';
 import type { RecordingQueues } from './queue/recordings.js';
 import type { CallWithRecording, Recording, RecordingStatus, Store } from './store/index.js';
@@ -28,6 +28,8 @@ export interface RecoveryOptions {
   nodeId: string;
   /** Whether a node holds its calls: it has a heartbeat (or, once started, it is this node). */
   isNodeAlive(nodeId: string): Promise<boolean>;
+  /** When a node last beat, if known. */
+  lastSeen?(nodeId: string): Promise<Date | null>;
   log?: Logger;
   now?: () => Date;
 }
@@ -56,8 +58,9 @@ async function abandoned({ call, recording }: CallWithRecording & { recording: R
 /**
  * Recovery, run at start and then every few seconds on every node (idempotent: a job id per
  * recording, so nodes racing queue each once). For each recording left half-way:
- * - its spool on this node's disk: queued on this node's queue when its call is gone (ended, its
- *   node down, or its spool stale) or it is `processing` (a worker died); a recording failed
+ * - its spool on this node's disk, or shipped to object storage: queued when its call is gone
+ *   (ended, its node down, or its spool stale) or it is `processing` (a worker died), on the
+ *   shared queue if the spool was shipped, else on this node's queue; a recording failed
  *   because the spool was unreachable is queued again now that it is reachable;
  * - its spool elsewhere and its node down: failed with `ERR_SPOOL_UNREACHABLE` naming the node, so
  *   it shows rather than staying `recording`; that node finalizes it when it comes back.
@@ -86,10 +89,15 @@ export async function recoverSpools(store: Store, queues: RecordingQueues, dataD
       continue;
     }
     if (!(await abandoned(item, opts, nowMs, local))) continue;
-    if (local) {
-      if (call.status === 'live') await store.calls.update(call.tenantId, call.id, { status: 'ended', endedAt: new Date(nowMs).toISOString(), endReason: 'media node lost' });
+    // A shipped spool is reachable from every node, and always finalized from the shared queue.
+    if (local || recording.spoolUrl !== null) {
+      if (call.status === 'live') {
+        // The call ended when its node was last seen: what the spool lacks after that is lost.
+        const lastSeen = call.nodeId === null ? null : await opts.lastSeen?.(call.nodeId);
+        await store.calls.update(call.tenantId, call.id, { status: 'ended', endedAt: (lastSeen ?? new Date(nowMs)).toISOString(), endReason: 'media node lost' });
+      }
       const processing = recording.status === 'processing' ? recording : (await store.recordings.update(recording.id, { status: 'processing' }))!;
-      if (await requeueRecording(queues, processing, opts.nodeId)) report.requeued.push(processing);
+      if (await requeueRecording(queues, processing, spoolNode(recording, opts.nodeId))) report.requeued.push(processing);
     } else if (call.nodeId !== null && call.nodeId !== opts.nodeId && !(await opts.isNodeAlive(call.nodeId))) {
       if (call.status === 'live') await store.calls.update(call.tenantId, call.id, { status: 'ended', endedAt: new Date(nowMs).toISOString(), endReason: 'media node lost' });
       const error = `${SPOOL_UNREACHABLE}: the spool is on node ${call.nodeId}, which is down; it is finalized when that node is back`;

@@ -22,6 +22,7 @@ import type { Provider } from './protocols/types.js';
 import type { RecordingJobData } from './queue/recordings.js';
 import { recoverSpools, RecoverySweep } from './recovery.js';
 import { claimNodeIdentity } from './node-identity.js';
+import { SpoolOpener } from './recording/shared-spool.js';
 import { TranscodeCache } from './recording/transcode-cache.js';
 import { openServices } from './services.js';
 import type { StorageResolver } from './storage/resolver.js';
@@ -62,15 +63,26 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
   const { store, storage, keyring, recordings, webhooks } = services;
   const identity = await claimNodeIdentity(config.dataDir);
   const { nodeId } = identity;
-  const workers = startWorkers({ store, storage, log, keyring, webhooks }, { connection: services.connection, prefix: config.queuePrefix, nodeId, shared: opts.workers !== false });
+  const workers = startWorkers({ store, storage, log, keyring, webhooks, spools: services.spools }, { connection: services.connection, prefix: config.queuePrefix, nodeId, shared: opts.workers !== false });
   const heartbeat = new NodeHeartbeat({ redisUrl: config.redisUrl, prefix: config.queuePrefix, nodeId, log });
   await heartbeat.start();
   // Before this node takes a stream, what its previous life on this DATA_DIR left is recovered at
   // once (its own node id is not alive yet); afterwards every sweep takes this node as alive.
-  const { orphanSpools } = await recoverSpools(store, recordings, config.dataDir, { nodeId, log, isNodeAlive: async (id) => id !== nodeId && (await heartbeat.isAlive(id)) });
+  const { orphanSpools } = await recoverSpools(store, recordings, config.dataDir, {
+    nodeId,
+    log,
+    isNodeAlive: async (id) => id !== nodeId && (await heartbeat.isAlive(id)),
+    lastSeen: (id) => heartbeat.lastSeen(id),
+  });
   if (orphanSpools.length > 0) log.warn({ files: orphanSpools }, 'spool files without a recording (kept)');
   const sweep = new RecoverySweep(
-    () => recoverSpools(store, recordings, config.dataDir, { nodeId, log, isNodeAlive: async (id) => id === nodeId || (await heartbeat.isAlive(id)) }),
+    () =>
+      recoverSpools(store, recordings, config.dataDir, {
+        nodeId,
+        log,
+        isNodeAlive: async (id) => id === nodeId || (await heartbeat.isAlive(id)),
+        lastSeen: (id) => heartbeat.lastSeen(id),
+      }),
     log,
   );
   sweep.start(config.recoveryIntervalMs);
@@ -135,8 +147,11 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     buffers: new BufferPool(),
     metrics,
     prompts,
-    // The spool is on this node's disk: only this node's queue may finalize it.
-    enqueue: (job: RecordingJobData) => recordings.add(job, nodeId),
+    spools: new SpoolOpener(
+      config.spoolUrl ? { store: services.spools.storeAt(config.spoolUrl), keyring, segmentSeconds: config.spoolSegmentSeconds, log, metrics } : null,
+    ),
+    // A spool only on this node's disk can be finalized by this node's queue alone; a shipped one by any worker.
+    enqueue: (job: RecordingJobData, shared: boolean) => recordings.add(job, shared ? null : nodeId),
   };
   let accepting = true;
   app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {

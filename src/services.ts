@@ -1,8 +1,10 @@
+import path from 'node:path';
 import type { ConnectionOptions, Queue } from 'bullmq';
 import type { Config } from './config.js';
 import { MasterKeyring } from './crypto/keys.js';
 import type { Logger } from './log.js';
 import { RecordingQueues } from './queue/recordings.js';
+import { shippedSpoolStores, type SpoolSourceOptions } from './recording/shared-spool.js';
 import { checkRedis } from './redis.js';
 import { openObjectStore } from './storage/index.js';
 import { StorageResolver } from './storage/resolver.js';
@@ -21,6 +23,8 @@ export interface Services {
   connection: ConnectionOptions;
   recordings: RecordingQueues;
   webhooks: WebhookContext;
+  /** Where workers read spools shipped to object storage. */
+  spools: Omit<SpoolSourceOptions, 'keyring'>;
   close(): Promise<void>;
 }
 
@@ -59,6 +63,7 @@ export async function openServices(config: Config, log: Logger): Promise<Service
     connection,
     recordings,
     webhooks: { queue: webhookQueue, store, keyring },
+    spools: shippedSpoolStores({ endpoint: config.storageEndpoint, workDir: path.join(config.dataDir, 'spool') }),
     async close() {
       await Promise.all([recordings.close(), webhookQueue.close(), maintenance.close()]);
       await store.close();

@@ -12,12 +12,11 @@ import { WaveformPeaks } from '../media/peaks.js';
 import type { RecordingFormat } from '../media/types.js';
 import type { RecordingJobData } from '../src/queue/recordings.js';
 import { peaksDocument, putPeaks, type PeaksDocument } from '../src/recording/peaks.js';
-import { readSpool, readSpoolInfo, type SpoolInfo } from '../src/recording/spool.js';
+import { openSpoolSource, type SpoolSource, type SpoolSourceOptions } from '../src/recording/shared-spool.js';
 import type { StorageResolver } from '../src/storage/resolver.js';
 import { emitRecordingEvent, type WebhookContext } from '../src/webhooks/index.js';
 import type { Store } from '../src/store/index.js';
 import type { Logger } from '../src/log.js';
-import { spoolExists } from '../src/jobs.js';
 
 export interface RecordingProcessorDeps {
   store: Store;
@@ -28,6 +27,8 @@ export interface RecordingProcessorDeps {
   keyring: MasterKeyring;
   /** `recording.completed` / `recording.failed` go out through it. */
   webhooks: WebhookContext;
+  /** Where spools shipped to object storage are read from (any `spool_url`), and this node's working directory. */
+  spools: Omit<SpoolSourceOptions, 'keyring'>;
   /** Encoders one recording may run at once (MP3 splits a long call into parts); default: the CPUs. */
   encodeThreads?: number;
 }
@@ -54,12 +55,12 @@ async function* toMono(chunks: AsyncIterable<Int16Array>): AsyncGenerator<Int16A
 }
 
 /** A (stereo) spool as the recording's PCM: mixed down as it is read when the recording is mono. */
-function spoolPcm(file: string, info: SpoolInfo, channels: 1 | 2): PcmFile {
+function spoolPcm({ info, read }: SpoolSource, channels: 1 | 2): PcmFile {
   return {
     sampleRate: info.sampleRate,
     channels,
     frames: info.frames,
-    read: (start, end) => (channels === 1 ? toMono(readSpool(file, info, start, end)) : readSpool(file, info, start, end)),
+    read: (start, end) => (channels === 1 ? toMono(read(start, end)) : read(start, end)),
   };
 }
 
@@ -100,15 +101,19 @@ export function createRecordingProcessor(deps: RecordingProcessorDeps) {
     const { recordingId } = job.data;
     const recording = await store.recordings.get(recordingId);
     if (!recording || recording.status === 'ready' || recording.status === 'deleted') return null;
+    // A shipped spool its node never closed lost what followed it, until that node was last seen.
+    const call = recording.spoolUrl === null ? null : await store.calls.get(recording.tenantId, recording.callId);
+    const source = await openSpoolSource(recording, call?.endedAt ?? null, { keyring, ...deps.spools });
     // Retrying cannot bring a spool back: fail at once, saying so (`callrec jobs retry` once it is restored).
-    if (!recording.spoolPath || !(await spoolExists(recording))) {
-      throw new UnrecoverableError(`ERR_NO_SPOOL: the spool of recording ${recordingId} (${recording.spoolPath ?? 'none'}) is not on this node's disk`);
+    if (!source) {
+      const where = recording.spoolUrl === null ? "this node's disk" : `this node's disk or ${recording.spoolUrl}`;
+      throw new UnrecoverableError(`ERR_NO_SPOOL: the spool of recording ${recordingId} (${recording.spoolPath ?? 'none'}) is not on ${where}`);
     }
     await store.recordings.update(recordingId, { status: 'processing', attempts: job.attemptsMade + 1 });
 
-    const info = await readSpoolInfo(recording.spoolPath);
-    const pcm = spoolPcm(recording.spoolPath, info, recording.channels === 1 ? 1 : 2);
-    const encoded = `${recording.spoolPath}.${recording.format}`;
+    const { info } = source;
+    const pcm = spoolPcm(source, recording.channels === 1 ? 1 : 2);
+    const encoded = `${source.scratch}.${recording.format}`;
     try {
       await encodeToFile(encoded, recording.format, pcm, threads);
     } catch (err) {
@@ -147,9 +152,12 @@ export function createRecordingProcessor(deps: RecordingProcessorDeps) {
       error: null,
       readyAt: new Date().toISOString(),
       spoolPath: null,
+      complete: source.lostSpans.length === 0,
+      lostSpans: source.lostSpans,
     });
     await fs.rm(encoded, { force: true });
-    await fs.rm(recording.spoolPath, { force: true });
+    // The recording is safe: a spool left behind (the bucket failing now) is only garbage.
+    await source.remove().catch((err: Error) => log.warn({ recordingId, err: err.message }, 'could not delete the spool'));
     if (ready) await emitRecordingEvent(deps.webhooks, 'recording.completed', ready);
     log.info({ recordingId, callId: recording.callId, objectKey, durationMs, byteSize: size }, 'recording ready');
     return { objectKey, byteSize: size, durationMs };

@@ -1,5 +1,5 @@
 import { resolveCallRecording, type CallRecordingSettings } from '../agents/settings.js';
-import type { Agent, Call, JsonObject, Recording } from '../store/index.js';
+import type { Agent, Call, JsonObject, LostSpan, Recording } from '../store/index.js';
 
 /** An agent as the API shows it: every recording setting resolved, defaults included. */
 export interface AgentView {
@@ -31,6 +31,9 @@ export interface RecordingView {
   ready_at: string | null;
   /** When retention deletes it: created + the agent's `storage_days` at recording time (SPEC §6). */
   retention_expires_at: string;
+  /** False when audio was lost; `lost_spans` says where. */
+  complete: boolean;
+  lost_spans: LostSpan[];
 }
 
 export interface CallView {
@@ -78,6 +81,8 @@ export function callView(call: Call, recording: Recording | null): CallView {
       created_at: recording.createdAt,
       ready_at: recording.readyAt,
       retention_expires_at: new Date(Date.parse(recording.createdAt) + recording.storageDays * 86_400_000).toISOString(),
+      complete: recording.complete,
+      lost_spans: recording.lostSpans,
     },
     recording_status: recording?.status ?? 'none',
     consent: call.consent,

@@ -8,7 +8,7 @@ import { CallrecError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { RecordingJobData } from '../queue/recordings.js';
 import { Capture, type AlignmentReport } from '../recording/capture.js';
-import { SpoolWriter } from '../recording/spool.js';
+import type { SpoolOpener } from '../recording/shared-spool.js';
 import type { Store } from '../store/index.js';
 import type { StreamClock } from './clock.js';
 import type { ControlAction, ControlResult } from './control.js';
@@ -26,7 +26,10 @@ export interface RecorderContext {
   store: Store;
   log: Logger;
   dataDir: string;
-  enqueue(job: RecordingJobData): Promise<unknown>;
+  /** Opens the call's spool: on this disk, and shipped to `SPOOL_URL` when set. */
+  spools: SpoolOpener;
+  /** Queues the finalize job: on the shared queue when the spool is in object storage, else on this node's. */
+  enqueue(job: RecordingJobData, shared: boolean): Promise<unknown>;
   jitterMs?: number;
   buffers: BufferPool;
   tenantId: string;
@@ -224,10 +227,10 @@ export class CallRecorder extends StateMachine<RecorderState> {
   #capture(startMs: number): void {
     const { store, settings, format, tenantId, callId, log, buffers: pool } = this.#ctx;
     const spoolPath = path.join(this.#ctx.dataDir, 'spool', `${randomUUID()}.wav`);
-    const spool = new SpoolWriter(spoolPath, { sampleRate: format.sampleRate, channels: 2, pool });
+    const spool = this.#ctx.spools.open(spoolPath, { sampleRate: format.sampleRate, channels: 2, pool });
     const capture = new Capture({ format, spool, bridged: this.#ctx.bridged, jitterMs: this.#ctx.jitterMs, startMs, pool });
     const recordingId = store.recordings
-      .create({ tenantId, callId, format: settings.format, channels: settings.dual_channel ? 2 : 1, sampleRate: format.sampleRate, storageDays: settings.storage_days, status: 'recording', spoolPath })
+      .create({ tenantId, callId, format: settings.format, channels: settings.dual_channel ? 2 : 1, sampleRate: format.sampleRate, storageDays: settings.storage_days, status: 'recording', spoolPath, spoolUrl: this.#ctx.spools.url })
       .then((recording) => recording.id);
     recordingId.catch((err: Error) => log.error({ err: err.message }, 'could not create the recording'));
     this.state = { status: 'recording', capture, recordingId, pauses: [] };
@@ -248,13 +251,16 @@ export class CallRecorder extends StateMachine<RecorderState> {
       const frames = await take.capture.finish();
       const recordingId = await take.recordingId;
       await this.saved;
+      // A spool that could not be shipped whole is this node's to finalize, from its file.
+      const shared = take.capture.spool.shipped;
+      if (!shared && this.#ctx.spools.url !== null) await store.recordings.update(recordingId, { spoolUrl: null });
       if (take.pauses.length) await this.#savePauses(take.pauses);
       if (frames === 0) {
         await store.recordings.update(recordingId, { status: 'failed', error: 'no audio was captured' });
         return result;
       }
       await store.recordings.update(recordingId, { status: 'processing' });
-      await this.#ctx.enqueue({ tenantId, callId, recordingId });
+      await this.#ctx.enqueue({ tenantId, callId, recordingId }, shared);
       this.#ctx.log.info({ frames, reason }, 'recording queued');
       return (result = 'processing');
     } finally {

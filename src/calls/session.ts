@@ -14,6 +14,7 @@ import { StreamClock } from './clock.js';
 import type { ControlAction, ControlResult } from './control.js';
 import { StateMachine, type Transitions } from './machine.js';
 import { CallRecorder } from './recorder.js';
+import type { SpoolOpener } from '../recording/shared-spool.js';
 import type { CallRegistry } from './registry.js';
 import { authenticateStream, claimCall, type CallClaim } from './stream-auth.js';
 
@@ -25,7 +26,9 @@ export interface MediaContext {
   /** Spool files go under `<dataDir>/spool`. */
   dataDir: string;
   nodeId: string;
-  enqueue(job: RecordingJobData): Promise<unknown>;
+  enqueue(job: RecordingJobData, shared: boolean): Promise<unknown>;
+  /** Opens calls' spools (local, or shipped to `SPOOL_URL` too). */
+  spools: SpoolOpener;
   metrics: MediaMetrics;
   /** Consent prompts, rendered once per text and stream format. */
   prompts: PromptCache;

@@ -149,6 +149,11 @@ export class Capture {
     if (this.#playout) this.#unplayed += this.#playout.clear(this.#clock);
   }
 
+  /** The spool this capture writes to. */
+  get spool(): SpoolWriter {
+    return this.#spool;
+  }
+
   /** Stream time now (end of the newest provider frame), ms. */
   get clockMs(): number {
     return (this.#clock * 1000) / this.sampleRate;

@@ -74,6 +74,11 @@ export class SpoolWriter {
     return this.#error;
   }
 
+  /** Whether the whole spool is in shared object storage too (see `ShippedSpoolWriter`), so any worker can finalize it. */
+  get shipped(): boolean {
+    return false;
+  }
+
   /** Sample frames handed to `append` that are (or will be, once written) in the file. */
   get frames(): number {
     return (this.#fileBytes - WAV_HEADER_BYTES + this.#pendingBytes) / (2 * this.channels);

@@ -21,7 +21,7 @@ export type { ApiKey, NewApiKey } from './keys.js';
 export { OPERATOR_TENANT_ID } from './keys.js';
 export type { Agent, AgentAuditEntry } from './agents.js';
 export type { Call, CallAuditEntry, CallFilters, CallMode, CallPage, CallPatch, CallStatus, CallWithRecording, JsonObject, NewCall } from './calls.js';
-export type { NewRecording, Recording, RecordingPatch, RecordingStatus } from './recordings.js';
+export type { LostSpan, NewRecording, Recording, RecordingPatch, RecordingStatus } from './recordings.js';
 export type { AccessLogEntry, NewAccessLogEntry } from './access-log.js';
 export type { DeletionReason, NewTombstone, Tombstone } from './tombstones.js';
 

@@ -180,11 +180,27 @@ const recordingKeys: Migration = {
   },
 };
 
+/**
+ * Issue 12: where a recording's spool was shipped (null: this node's disk only), and whether the
+ * recording is complete, with the spans it lost (a media node that died mid-call).
+ */
+const sharedSpools: Migration = {
+  async up(db: Db) {
+    await db.schema.alterTable('recordings').addColumn('spool_url', 'text').execute();
+    await db.schema.alterTable('recordings').addColumn('complete', 'integer', (c) => c.notNull().defaultTo(1)).execute();
+    await db.schema.alterTable('recordings').addColumn('lost_spans', 'text', (c) => c.notNull().defaultTo('[]')).execute();
+  },
+  async down(db: Db) {
+    for (const column of ['lost_spans', 'complete', 'spool_url']) await db.schema.alterTable('recordings').dropColumn(column).execute();
+  },
+};
+
 /** Every migration, in order; names sort in the order they run. */
 export const migrations: Record<string, Migration> = {
   '0001_initial': initial,
   '0002_holds_and_tombstones': holdsAndTombstones,
   '0003_recording_keys': recordingKeys,
+  '0004_shared_spools': sharedSpools,
 };
 
 /** Kysely's provider over the in-code list, so a build ships its migrations without a directory to find. */

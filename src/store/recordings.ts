@@ -36,6 +36,18 @@ export interface Recording {
   keyId: string | null;
   /** The recording's data key, wrapped (base64); null for an object stored before encryption. */
   wrappedKey: string | null;
+  /** The `SPOOL_URL` the spool is shipped to as the call runs; null: only on its media node's disk. */
+  spoolUrl: string | null;
+  /** False when audio was lost (`lostSpans` says where). */
+  complete: boolean;
+  lostSpans: LostSpan[];
+}
+
+/** Audio a recording lacks, in recording time. */
+export interface LostSpan {
+  start_ms: number;
+  end_ms: number;
+  reason: string;
 }
 
 export interface NewRecording {
@@ -47,6 +59,7 @@ export interface NewRecording {
   storageDays: number;
   status?: RecordingStatus;
   spoolPath?: string | null;
+  spoolUrl?: string | null;
 }
 
 /** Fields a recording's lifecycle changes; `updatedAt` is set on every update. */
@@ -66,6 +79,9 @@ export type RecordingPatch = Partial<
     | 'deletedAt'
     | 'keyId'
     | 'wrappedKey'
+    | 'spoolUrl'
+    | 'complete'
+    | 'lostSpans'
   >
 >;
 
@@ -83,7 +99,16 @@ const COLUMNS = {
   deletedAt: 'deleted_at',
   keyId: 'key_id',
   wrappedKey: 'wrapped_key',
+  spoolUrl: 'spool_url',
+  complete: 'complete',
+  lostSpans: 'lost_spans',
 } as const satisfies Record<keyof RecordingPatch, keyof RecordingsTable>;
+
+/** Patch fields stored in another shape than they are read. */
+const ENCODE: Partial<Record<keyof RecordingPatch, (value: never) => unknown>> = {
+  complete: (value: boolean) => (value ? 1 : 0),
+  lostSpans: (value: LostSpan[]) => JSON.stringify(value),
+};
 
 export function toRecording(row: Selectable<RecordingsTable>): Recording {
   return {
@@ -109,6 +134,9 @@ export function toRecording(row: Selectable<RecordingsTable>): Recording {
     deletedAt: row.deleted_at,
     keyId: row.key_id,
     wrappedKey: row.wrapped_key,
+    spoolUrl: row.spool_url,
+    complete: row.complete === 1,
+    lostSpans: JSON.parse(row.lost_spans) as LostSpan[],
   };
 }
 
@@ -150,6 +178,9 @@ export class RecordingRepository {
       deleted_at: null,
       key_id: null,
       wrapped_key: null,
+      spool_url: input.spoolUrl ?? null,
+      complete: 1,
+      lost_spans: '[]',
     };
     try {
       await this.#db.insertInto('recordings').values(row).execute();
@@ -174,7 +205,8 @@ export class RecordingRepository {
   async update(id: string, patch: RecordingPatch): Promise<Recording | null> {
     const set: Updateable<RecordingsTable> = { updated_at: new Date().toISOString() };
     for (const [field, column] of Object.entries(COLUMNS) as [keyof RecordingPatch, keyof RecordingsTable][]) {
-      if (patch[field] !== undefined) (set as Record<string, unknown>)[column] = patch[field];
+      const value = patch[field];
+      if (value !== undefined) (set as Record<string, unknown>)[column] = ENCODE[field] ? ENCODE[field](value as never) : value;
     }
     await this.#db.updateTable('recordings').set(set).where('id', '=', id).execute();
     return this.get(id);

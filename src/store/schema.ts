@@ -103,6 +103,11 @@ export interface RecordingsTable {
   deleted_at: string | null;
   key_id: string | null;
   wrapped_key: string | null;
+  spool_url: string | null;
+  /** 1 or 0. */
+  complete: number;
+  /** JSON `LostSpan[]`. */
+  lost_spans: string;
 }
 
 export interface AccessLogTable {

@@ -1,7 +1,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { Queue, type ConnectionOptions } from 'bullmq';
 import type { MasterKeyring } from '../crypto/keys.js';
-import type { Recording, Store } from '../store/index.js';
+import type { LostSpan, Recording, Store } from '../store/index.js';
 import { loadTenantSettings } from '../tenants/settings.js';
 
 /** BullMQ queue of webhook deliveries (SPEC §3). */
@@ -35,6 +35,9 @@ export interface RecordingEventData {
   sha256: string | null;
   storage_url: string | null;
   object_key: string | null;
+  /** False when audio was lost; `lost_spans` says where. */
+  complete: boolean;
+  lost_spans: LostSpan[];
   error?: string;
 }
 
@@ -89,6 +92,8 @@ export async function recordingEventData(store: Store, recording: Recording): Pr
     sha256: recording.sha256,
     storage_url: recording.storageUrl,
     object_key: recording.objectKey,
+    complete: recording.complete,
+    lost_spans: recording.lostSpans,
     ...(recording.error === null ? {} : { error: recording.error }),
   };
 }

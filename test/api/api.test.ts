@@ -287,7 +287,7 @@ describe.each(TEST_DB_KINDS)('HTTP API on %s', (kind) => {
         started_at: '2023-01-04T00:00:00.000Z', ended_at: null, end_reason: null, legs: ['caller', 'agent'], sample_rate: 8000,
         recording: {
           id: expect.any(String), status: 'ready', format: 'mp3', channels: 1, duration_ms: 1000, byte_size: 10,
-          sha256: 'f'.repeat(64), error: null, created_at: expect.any(String), ready_at: null, retention_expires_at: expect.any(String),
+          sha256: 'f'.repeat(64), error: null, created_at: expect.any(String), ready_at: null, retention_expires_at: expect.any(String), complete: true, lost_spans: [],
         },
         recording_status: 'ready', consent: { outcome: 'announced' }, pauses: [{ start_ms: 5, end_ms: 10 }], alignment: null,
         legal_hold: false, legal_hold_reason: null,

@@ -1,3 +1,4 @@
+import { SpoolOpener } from '../../src/recording/shared-spool.js';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -47,6 +48,7 @@ function recorder(settings: Partial<CallRecordingSettings> = {}): { recorder: Ca
     store: db.store,
     log,
     dataDir,
+    spools: new SpoolOpener(null),
     enqueue: async (job) => jobs.push(job),
     buffers: new BufferPool(),
     tenantId: 't1',

@@ -1,3 +1,4 @@
+import { SpoolOpener } from '../../src/recording/shared-spool.js';
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -81,6 +82,7 @@ beforeEach(async () => {
     log: createLogger('silent'),
     dataDir,
     nodeId: 'node-1',
+    spools: new SpoolOpener(null),
     enqueue: async (job) => jobs.push(job),
     metrics: new MediaMetrics(),
     prompts: new PromptCache(new HeldEngine()),

@@ -45,6 +45,8 @@ test('a finished recording and its deletion reach the tenant as signed webhooks'
     byte_size: rec.byteSize,
     sha256: rec.sha256,
     object_key: rec.objectKey,
+    complete: true,
+    lost_spans: [],
   });
 
   expect((await ts.api(`/api/calls/${callId}/recording`, { method: 'DELETE' })).status).toBe(200);

@@ -91,8 +91,13 @@ export async function decodeAudio(buf: Uint8Array, format: RecordingFormat): Pro
 
 /** A spool's interleaved samples, bit for bit, as the worker reads them (closed or not). */
 export async function readSpoolPcm(file: string): Promise<Int16Array> {
+  return collectPcm(readSpool(file, await readSpoolInfo(file)));
+}
+
+/** PCM chunks joined into one array. */
+export async function collectPcm(chunks: AsyncIterable<Int16Array>): Promise<Int16Array> {
   const parts: Int16Array[] = [];
-  for await (const chunk of readSpool(file, await readSpoolInfo(file))) parts.push(chunk);
+  for await (const chunk of chunks) parts.push(chunk);
   const all = new Int16Array(parts.reduce((n, p) => n + p.length, 0));
   let at = 0;
   for (const p of parts) {
@@ -100,6 +105,16 @@ export async function readSpoolPcm(file: string): Promise<Int16Array> {
     at += p.length;
   }
   return all;
+}
+
+/** `frames` stereo frames from frame `from` on whose every sample says where it is (frame index, channel), so a misplaced byte shows. */
+export function positionPattern(from: number, frames: number): Int16Array {
+  const pcm = new Int16Array(frames * 2);
+  for (let f = 0; f < frames; f++) {
+    pcm[2 * f] = (from + f) % 30_000;
+    pcm[2 * f + 1] = -((from + f) % 30_000);
+  }
+  return pcm;
 }
 
 /** Options for {@link findBursts}. */

@@ -38,7 +38,7 @@ export interface TestServer {
  * `redisPrefix` shares a prefix the caller owns (and drops) with a server on a fresh database.
  */
 export async function startTestServer(
-  opts: { db?: TestDbKind; jitterMs?: number; join?: TestServer; redisPrefix?: string; env?: Record<string, string>; onRoute?: ServerOptions['onRoute'] } = {},
+  opts: { db?: TestDbKind; jitterMs?: number; join?: TestServer; redisPrefix?: string; env?: Record<string, string>; onRoute?: ServerOptions['onRoute']; workers?: boolean } = {},
 ): Promise<TestServer> {
   const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'callrec-e2e-'));
   // A node joining another shares its database and Redis prefix; the first node owns them.
@@ -58,7 +58,7 @@ export async function startTestServer(
     LOG_LEVEL: 'silent',
     ...opts.env,
   });
-  const server = await startServer(config, { log: createLogger(process.env.TEST_LOG_LEVEL ?? 'silent'), jitterMs: opts.jitterMs, onRoute: opts.onRoute });
+  const server = await startServer(config, { log: createLogger(process.env.TEST_LOG_LEVEL ?? 'silent'), jitterMs: opts.jitterMs, onRoute: opts.onRoute, workers: opts.workers });
   const tenantId = 'default';
   await server.store.tenants.ensure(tenantId, 'Default');
   const key = opts.join?.key ?? (await server.store.keys.create({ tenantId, name: 'e2e', scopes: ['admin'] })).secret;
@@ -122,6 +122,9 @@ export interface ServerProcessOptions {
    * namespace, so nodes started with the same path see different files, as two hosts or pods do.
    */
   privateDisk?: boolean;
+  /** More environment (`SPOOL_URL`…) and command-line arguments (`--no-workers`). */
+  env?: Record<string, string>;
+  args?: string[];
 }
 
 export async function startServerProcess(join: TestServer, opts: ServerProcessOptions = {}): Promise<ServerProcess> {
@@ -143,9 +146,10 @@ export async function startServerProcess(join: TestServer, opts: ServerProcessOp
     STORAGE_URL: join.cluster.storageUrl,
     CALLREC_MASTER_KEY: join.cluster.masterKey,
     LOG_LEVEL: 'warn',
+    ...opts.env,
   };
   const cli = path.join(import.meta.dirname, '../../src/cli.ts');
-  const node = [process.execPath, '--import', 'tsx', cli, opts.command ?? 'serve'];
+  const node = [process.execPath, '--import', 'tsx', cli, opts.command ?? 'serve', ...(opts.args ?? [])];
   // unshare(1) gives the shell a mount namespace of its own; the tmpfs it mounts is seen by no other process.
   const argv = opts.privateDisk
     ? ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', 'mount -t tmpfs tmpfs "$DATA_DIR" && exec "$@"', 'sh', ...node]

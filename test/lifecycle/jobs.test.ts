@@ -25,7 +25,7 @@ describe.each(TEST_DB_KINDS)('job tooling on %s', (kind) => {
    * A call (live or ended) with a recording in `status` and a spool file on this disk; `spool`
    * false: the spool is named but on another disk; `'none'`: the recording has no spool.
    */
-  async function addRecording(callId: string, status: RecordingStatus, opts: { ended?: boolean; spool?: boolean | 'none'; spoolAgeMs?: number; nodeId?: string } = {}): Promise<Recording> {
+  async function addRecording(callId: string, status: RecordingStatus, opts: { ended?: boolean; spool?: boolean | 'none'; spoolAgeMs?: number; nodeId?: string; spoolUrl?: string } = {}): Promise<Recording> {
     await db.store.calls.create({ tenantId: 't1', id: callId, agentId: 'agent-1', provider: 'twilio', mode: 'fork', sampleRate: 8000, legs: ['caller', 'agent'], settings: CALL_RECORDING_DEFAULTS, nodeId: opts.nodeId });
     if (opts.ended) await db.store.calls.update('t1', callId, { status: 'ended', endedAt: new Date().toISOString() });
     const spoolPath = path.join(dataDir, 'spool', `${randomUUID()}.wav`);
@@ -36,7 +36,7 @@ describe.each(TEST_DB_KINDS)('job tooling on %s', (kind) => {
         await fs.utimes(spoolPath, then, then);
       }
     }
-    const recording = await db.store.recordings.create({ tenantId: 't1', callId, format: 'mp3', channels: 1, sampleRate: 8000, storageDays: 30, status, spoolPath: opts.spool === 'none' ? null : spoolPath });
+    const recording = await db.store.recordings.create({ tenantId: 't1', callId, format: 'mp3', channels: 1, sampleRate: 8000, storageDays: 30, status, spoolPath: opts.spool === 'none' ? null : spoolPath, spoolUrl: opts.spoolUrl });
     return status === 'failed' ? (await db.store.recordings.update(recording.id, { error: 'upload failed' }))! : recording;
   }
 
@@ -148,5 +148,31 @@ describe.each(TEST_DB_KINDS)('job tooling on %s', (kind) => {
     expect(back.requeued.map((r) => r.callId)).toEqual(['rec-elsewhere']);
     expect((await db.store.recordings.get(elsewhere.id))!).toMatchObject({ status: 'processing', error: null });
     expect(await jobIds()).toContain(recordingJobId(elsewhere.id));
+  });
+
+  test('recoverSpools, on any node, sends a dead node\'s shipped spools to the shared queue and ends its calls when the node was last seen', async () => {
+    const shared = queues.queue(null);
+    const spoolUrl = 'file:///spools';
+    const lastSeen = new Date(Date.now() - 20_000);
+    const isNodeAlive = async (nodeId: string) => nodeId === 'live-node';
+    const lost = await addRecording('shipped-lost', 'recording', { spool: false, nodeId: 'dead-node', spoolUrl });
+    const mine = await addRecording('shipped-alive', 'recording', { spool: false, nodeId: 'live-node', spoolUrl });
+    const report = await recoverSpools(db.store, queues, dataDir, { nodeId: SELF, isNodeAlive, lastSeen: async (id) => (id === 'dead-node' ? lastSeen : null) });
+    expect(report.requeued.map((r) => r.callId)).toContain('shipped-lost');
+    expect(report.unreachable.map((r) => r.callId)).not.toContain('shipped-lost');
+    expect(await db.store.calls.get('t1', 'shipped-lost')).toMatchObject({ status: 'ended', endReason: 'media node lost', endedAt: lastSeen.toISOString() });
+    expect((await db.store.recordings.get(lost.id))!).toMatchObject({ status: 'processing', error: null, spoolUrl });
+    expect(await shared.getJobState(recordingJobId(lost.id))).toBe('waiting');
+    expect(await queue.getJobState(recordingJobId(lost.id))).toBe('unknown');
+    // A node that beats keeps its calls, shipped or not.
+    expect((await db.store.recordings.get(mine.id))!.status).toBe('recording');
+    expect(await shared.getJobState(recordingJobId(mine.id))).toBe('unknown');
+
+    // `callrec jobs retry` of a shipped spool also goes to the shared queue, whichever node held the call.
+    await shared.remove(recordingJobId(lost.id));
+    await db.store.recordings.update(lost.id, { status: 'failed', error: 'bucket away' });
+    await retryRecording(db.store, queues, 't1', 'shipped-lost');
+    expect(await shared.getJobState(recordingJobId(lost.id))).toBe('waiting');
+    expect(await queues.queue('dead-node').getJobState(recordingJobId(lost.id))).toBe('unknown');
   });
 });

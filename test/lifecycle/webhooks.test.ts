@@ -123,7 +123,7 @@ describe('webhooks', () => {
     expect(JSON.parse(receiver.delivered.at(-1)!.body)).toMatchObject({ id: event.id, type: 'recording.failed' });
     expect(event.data).toEqual({
       call_id: 'call-9', recording_id: created.id, agent_id: 'agent-7', status: 'failed', format: 'mp3',
-      duration_ms: null, byte_size: null, sha256: null, storage_url: null, object_key: null, error: 'encoder exploded',
+      duration_ms: null, byte_size: null, sha256: null, storage_url: null, object_key: null, error: 'encoder exploded', complete: true, lost_spans: [],
     });
   });
 });

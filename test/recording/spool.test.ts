@@ -2,7 +2,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { readSpoolInfo, SpoolWriter } from '../../src/recording/spool.js';
-import { readSpoolPcm } from '../helpers/audio.js';
+import { positionPattern, readSpoolPcm } from '../helpers/audio.js';
 
 let dir: string;
 beforeEach(async () => {
@@ -12,16 +12,6 @@ afterEach(async () => {
   await fs.rm(dir, { recursive: true, force: true });
 });
 
-/** `frames` stereo frames whose every sample says where it is (frame index, channel), so a misplaced byte shows. */
-function pattern(from: number, frames: number): Int16Array {
-  const pcm = new Int16Array(frames * 2);
-  for (let f = 0; f < frames; f++) {
-    pcm[2 * f] = (from + f) % 30_000;
-    pcm[2 * f + 1] = -((from + f) % 30_000);
-  }
-  return pcm;
-}
-
 test('audio appended while earlier audio is being written lands in order, byte for byte', async () => {
   const file = path.join(dir, 'spool', 'a.wav');
   // 100 ms buffers: each append below fills several, so writes queue behind each other while
@@ -30,7 +20,7 @@ test('audio appended while earlier audio is being written lands in order, byte f
   let frames = 0;
   const flushes: Array<Promise<void>> = [];
   for (const n of [1, 799, 800, 2500, 13, 4000, 160, 160, 7]) {
-    spool.append(pattern(frames, n), n);
+    spool.append(positionPattern(frames, n), n);
     frames += n;
     // Not awaited: the next append must not wait for the disk.
     if (frames % 2) flushes.push(spool.flush());
@@ -38,27 +28,27 @@ test('audio appended while earlier audio is being written lands in order, byte f
   await Promise.all(flushes);
   expect(await spool.close()).toBe(frames);
   expect(spool.error).toBeNull();
-  expect(await readSpoolPcm(file)).toEqual(pattern(0, frames));
+  expect(await readSpoolPcm(file)).toEqual(positionPattern(0, frames));
 });
 
 test('what was flushed is on disk, readable as a spool, before the spool is closed', async () => {
   const file = path.join(dir, 'b.wav');
   const spool = new SpoolWriter(file, { sampleRate: 8000, channels: 2 });
-  spool.append(pattern(0, 12_345), 12_345);
+  spool.append(positionPattern(0, 12_345), 12_345);
   await spool.flush();
   // The header still says "size unknown", as a crash would leave it.
   expect((await readSpoolInfo(file)).frames).toBe(12_345);
-  expect(await readSpoolPcm(file)).toEqual(pattern(0, 12_345));
-  spool.append(pattern(12_345, 100), 100);
+  expect(await readSpoolPcm(file)).toEqual(positionPattern(0, 12_345));
+  spool.append(positionPattern(12_345, 100), 100);
   expect(await spool.close()).toBe(12_445);
-  expect(await readSpoolPcm(file)).toEqual(pattern(0, 12_445));
+  expect(await readSpoolPcm(file)).toEqual(positionPattern(0, 12_445));
 });
 
 test('a spool that cannot be created reports why, and takes no more audio', async () => {
   const file = path.join(dir, 'c.wav');
   await fs.writeFile(file, 'taken');
   const spool = new SpoolWriter(file, { sampleRate: 8000, channels: 2 });
-  spool.append(pattern(0, 8000), 8000);
+  spool.append(positionPattern(0, 8000), 8000);
   await expect(spool.flush()).rejects.toMatchObject({ code: 'EEXIST' });
   expect(await spool.close()).toBe(0);
   expect(spool.error).toMatchObject({ code: 'EEXIST' });

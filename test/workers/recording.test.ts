@@ -18,6 +18,7 @@ import { startWorkers } from '../../workers/index.js';
 import { decodeAudio, findBursts, synthesizeTones, type ToneBurst } from '../helpers/audio.js';
 import { createTestStore, type TestStore } from '../helpers/db.js';
 import { dropRedisPrefix, REDIS_URL, testPrefix } from '../helpers/redis.js';
+import { shippedSpoolStores } from '../../src/recording/shared-spool.js';
 
 
 /** A local store whose uploads fail the first `failures` times, as a bucket that is down would. */
@@ -89,7 +90,7 @@ describe('recordings worker', () => {
     const queue = queues.queue(null);
     const storage = new StorageResolver({ defaultStore: objects, store: db.store, keyring });
     const webhooks = { queue: createWebhookQueue({ url: REDIS_URL }, prefix), store: db.store, keyring };
-    const deps = { store: db.store, storage, log: createLogger('silent'), keyring, webhooks, encodeThreads: spooled.encodeThreads };
+    const deps = { store: db.store, storage, log: createLogger('silent'), keyring, webhooks, encodeThreads: spooled.encodeThreads, spools: shippedSpoolStores({ endpoint: undefined, workDir: dir }) };
     const workers = startWorkers(deps, { connection: { url: REDIS_URL }, prefix });
     const { recordingId, spoolPath } = await spooledRecording(callId, spooled);
     // Short backoff so the test does not wait out production's schedule.
