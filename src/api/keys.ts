@@ -3,15 +3,16 @@ import { SCOPES, scopesBeyond, type Principal } from '../auth/scopes.js';
 import { principalOf } from '../auth/plugin.js';
 import type { ApiKey } from '../store/index.js';
 import { HttpError, notFound } from './errors.js';
-import { TENANT_ID_PATTERN, type ApiDeps, type ApiInstance } from './types.js';
+import { SafeId } from '../ids.js';
+import type { ApiDeps, ApiInstance } from './types.js';
 
-const TenantQuery = Type.Object({ tenant_id: Type.Optional(Type.String({ pattern: TENANT_ID_PATTERN })) });
+const TenantQuery = Type.Object({ tenant_id: Type.Optional(SafeId()) });
 
 const CreateKeyBody = Type.Object(
   {
     name: Type.String({ minLength: 1, maxLength: 100 }),
     scopes: Type.Array(Type.Union(SCOPES.map((scope) => Type.Literal(scope))), { minItems: 1, maxItems: SCOPES.length }),
-    tenant_id: Type.Optional(Type.String({ pattern: TENANT_ID_PATTERN })),
+    tenant_id: Type.Optional(SafeId()),
   },
   { additionalProperties: false },
 );
@@ -59,7 +60,7 @@ export function keyRoutes(app: ApiInstance, { store }: ApiDeps): void {
 
   app.delete(
     '/api/keys/:keyId',
-    { schema: { params: Type.Object({ keyId: Type.String({ minLength: 1, maxLength: 64 }) }), querystring: TenantQuery }, config: { scopes: ['admin'] } },
+    { schema: { params: Type.Object({ keyId: SafeId() }), querystring: TenantQuery }, config: { scopes: ['admin'] } },
     async (request, reply) => {
       const principal = principalOf(request);
       const tenantId = targetTenant(principal, request.query.tenant_id);

@@ -32,8 +32,3 @@ export type ApiInstance = FastifyInstance<
   TypeBoxProvider
 >;
 
-/** Agent ids as the URL carries them. */
-export const AGENT_ID_PATTERN = '^[A-Za-z0-9._-]{1,128}$';
-
-/** Tenant ids: short, URL- and path-safe (they prefix object keys). */
-export const TENANT_ID_PATTERN = '^[A-Za-z0-9_-]{1,64}$';

@@ -43,6 +43,8 @@ export interface ApiResponse {
 }
 
 export interface ApiHarness {
+  /** `http://127.0.0.1:port` */
+  url: string;
   store: Store;
   storage: LocalObjectStore;
   control: ScriptedControl;
@@ -66,6 +68,7 @@ export async function startApi(kind: TestDbKind): Promise<ApiHarness> {
   const base = await app.listen({ port: 0, host: '127.0.0.1' });
 
   return {
+    url: base,
     store,
     storage,
     control,
