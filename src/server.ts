@@ -3,6 +3,7 @@ import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { IncomingMessage } from 'node:http';
+import helmet from '@fastify/helmet';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import { WebSocketServer } from 'ws';
 import { BufferPool } from '../media/buffer-pool.js';
@@ -73,13 +74,22 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
   const app = Fastify({
     loggerInstance: log,
     logController: new LogController({ disableRequestLogging: true }),
-    trustProxy: true,
+    // Only the configured proxies may say who the client is (X-Forwarded-For); else the TCP peer is.
+    trustProxy: config.trustProxy.length > 0 ? config.trustProxy : false,
     // Call and agent ids are the providers' (Telnyx's are long); Fastify's default is 100.
     routerOptions: { maxParamLength: 256 },
     // Live calls are finalized before the HTTP server closes; keep-alive sockets must not hold it open.
     forceCloseConnections: true,
   });
+  await app.register(helmet, {
+    // Helmet's defaults, minus `upgrade-insecure-requests`: a self-hosted node is often plain
+    // HTTP on a private address, where upgrading would break every request. The dashboard's
+    // pages set their own, stricter CSP per response; this one only has to allow nothing
+    // beyond the node itself (`default-src 'self'`).
+    contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } },
+  });
   await app.register(apiPlugin, {
+    limits: config.http,
     store,
     storage,
     keyring,

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { authPlugin } from '../auth/plugin.js';
+import { HTTP_LIMIT_DEFAULTS } from '../config.js';
 import { agentRoutes } from './agents.js';
 import { callRoutes } from './calls.js';
 import { controlRoutes } from './control.js';
@@ -24,7 +25,7 @@ export const apiPlugin: FastifyPluginAsync<ApiDeps> = async (fastify, deps) => {
   app.setValidatorCompiler(typeBoxValidatorCompiler);
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler(notFoundHandler);
-  await app.register(authPlugin, { keys: deps.store.keys });
+  await app.register(authPlugin, { keys: deps.store.keys, limits: deps.limits ?? HTTP_LIMIT_DEFAULTS });
   healthRoutes(app, deps);
   agentRoutes(app, deps);
   callRoutes(app, deps);

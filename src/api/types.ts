@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger, FastifyInstance, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerDefault } from 'fastify';
 import type { CallControl } from '../calls/control.js';
+import type { HttpLimits } from '../config.js';
 import type { MasterKeyring } from '../crypto/keys.js';
 import type { TranscodeCache } from '../recording/transcode-cache.js';
 import type { StorageResolver } from '../storage/resolver.js';
@@ -22,6 +23,8 @@ export interface ApiDeps {
   control: CallControl;
   /** Each dependency's reachability (`db`, `redis`, `storage`…) for `/readyz`. */
   readiness: () => Promise<Record<string, boolean>>;
+  /** Rate limits; `HTTP_LIMIT_DEFAULTS` when absent. */
+  limits?: HttpLimits;
 }
 
 export type ApiInstance = FastifyInstance<
