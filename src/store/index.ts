@@ -51,11 +51,28 @@ interface Connection {
   schema: string | undefined;
 }
 
+/**
+ * The database holds wrapped keys and the access log: it is created 0600 before SQLite opens
+ * it, and SQLite gives its -wal and -shm files the database file's mode. Files made by an
+ * older version are narrowed too.
+ */
+function createPrivately(file: string): void {
+  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+  fs.closeSync(fs.openSync(file, 'a', 0o600));
+  for (const suffix of ['', '-wal', '-shm']) {
+    try {
+      fs.chmodSync(file + suffix, 0o600);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  }
+}
+
 function connectSqlite(databaseUrl: string): Connection {
   // Not `new URL()`: a relative path (`sqlite://./data/callrec.db`) would parse as a host.
   const file = decodeURIComponent(databaseUrl.replace(/^sqlite:\/\//, '').replace(/\?.*$/, ''));
   if (file === '') throw new CallrecError('ERR_CONFIG', 'DATABASE_URL: sqlite URL has no file path');
-  if (file !== ':memory:') fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+  if (file !== ':memory:') createPrivately(file);
   const database = new SqliteDatabase(file);
   // WAL lets readers (API) run beside the writer (workers); busy_timeout makes a second
   // process wait for the write lock instead of failing with SQLITE_BUSY.
