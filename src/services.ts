@@ -30,7 +30,7 @@ export interface Services {
  */
 export async function openServices(config: Config, log: Logger): Promise<Services> {
   await checkRedis(config.redisUrl);
-  const store = await createStore(config.databaseUrl);
+  const store = await createStore(config.databaseUrl, { log });
   try {
     await store.migrate();
     if (config.apiKey) await store.keys.ensureOperatorKey(config.apiKey);

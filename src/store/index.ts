@@ -4,6 +4,7 @@ import SqliteDatabase from 'better-sqlite3';
 import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql } from 'kysely';
 import pg from 'pg';
 import { CallrecError } from '../errors.js';
+import type { Logger } from '../log.js';
 import { AccessLogRepository } from './access-log.js';
 import { AgentRepository } from './agents.js';
 import { CallRepository } from './calls.js';
@@ -107,17 +108,23 @@ function connectPostgres(databaseUrl: string): Connection {
  * Connects to `sqlite:///abs/path/callrec.db` or `postgres://…[?schema=name]` and returns the
  * store. Only connects: call `migrate()` to create or update the schema.
  */
-export async function createStore(databaseUrl: string): Promise<Store> {
+export interface StoreOptions {
+  /** Where writes the store makes on its own, best-effort, report failures (`last_used_at`); default: nowhere. */
+  log?: Pick<Logger, 'warn'>;
+}
+
+export async function createStore(databaseUrl: string, opts: StoreOptions = {}): Promise<Store> {
   let connection: Connection;
   if (databaseUrl.startsWith('sqlite:')) connection = connectSqlite(databaseUrl);
   else if (/^postgres(ql)?:/.test(databaseUrl)) connection = connectPostgres(databaseUrl);
   else throw new CallrecError('ERR_CONFIG', 'DATABASE_URL: must start with sqlite:// or postgres://');
   const { db, dialect, schema } = connection;
   const tenants = new TenantRepository(db);
+  const keys = new KeyRepository(db, tenants, (err, keyId) => opts.log?.warn({ err: (err as Error).message, keyId }, 'could not record when an API key was last used'));
   return {
     dialect,
     tenants,
-    keys: new KeyRepository(db, tenants),
+    keys,
     agents: new AgentRepository(db, dialect),
     calls: new CallRepository(db, dialect),
     recordings: new RecordingRepository(db, dialect),
@@ -135,6 +142,7 @@ export async function createStore(databaseUrl: string): Promise<Store> {
       await sql`select 1`.execute(db);
     },
     async close() {
+      await keys.settle();
       await db.destroy();
     },
   };

@@ -1,20 +1,5 @@
-import { CALL_RECORDING_DEFAULTS } from '../../src/agents/settings.js';
 import { loadConfig } from '../../src/config.js';
-import { MasterKeyring } from '../../src/crypto/keys.js';
-import { putEncrypted } from '../helpers/recordings.js';
-import { startTestServer, uniqueCallId, type TestServer } from '../helpers/server.js';
-
-/** A call of `ts`'s tenant with a ready recording whose object really is in the server's store. */
-async function readyCall(ts: TestServer): Promise<string> {
-  const { store, storage } = ts.server;
-  const callId = uniqueCallId('http');
-  await store.calls.create({ tenantId: ts.tenantId, id: callId, agentId: 'agent-1', provider: 'twilio', mode: 'fork', sampleRate: 8000, legs: ['caller', 'agent'], settings: CALL_RECORDING_DEFAULTS });
-  const recording = await store.recordings.create({ tenantId: ts.tenantId, callId, format: 'mp3', channels: 1, sampleRate: 8000, storageDays: 90 });
-  const keyring = await MasterKeyring.load({ dataDir: ts.dataDir, masterKey: ts.cluster.masterKey });
-  const object = await putEncrypted(storage.default, keyring, `${ts.tenantId}/${callId}/${recording.id}.mp3.enc`, Buffer.from('audio'));
-  await store.recordings.update(recording.id, { status: 'ready', ...object });
-  return callId;
-}
+import { readyCall, startTestServer, type TestServer } from '../helpers/server.js';
 
 describe('HTTP hardening', () => {
   let ts: TestServer;
