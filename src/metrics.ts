@@ -14,6 +14,12 @@ export class MediaMetrics {
     registers: [this.registry],
   });
 
+  readonly recordingsWaitingForRedis = new Gauge({
+    name: 'callrec_recordings_waiting_for_redis',
+    help: 'Finished recordings whose job could not be queued yet because Redis does not answer',
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'callrec_' });
   }

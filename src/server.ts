@@ -8,6 +8,7 @@ import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import { WebSocketServer } from 'ws';
 import { BufferPool } from '../media/buffer-pool.js';
 import { startWorkers } from '../workers/index.js';
+import { passesInTime } from './api/health.js';
 import { apiPlugin } from './api/index.js';
 import { RedisCallControl } from './calls/control-bus.js';
 import { NodeHeartbeat } from './calls/heartbeat.js';
@@ -20,7 +21,7 @@ import { createLogger, type Logger } from './log.js';
 import { MediaMetrics } from './metrics.js';
 import { adapters } from './protocols/index.js';
 import type { Provider } from './protocols/types.js';
-import { enqueueRecording } from './queue/recordings.js';
+import { RecordingEnqueuer } from './queue/recordings.js';
 import { recoverSpools } from './recovery.js';
 import { TranscodeCache } from './recording/transcode-cache.js';
 import { openServices } from './services.js';
@@ -70,6 +71,8 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
   await control.start();
   const prompts = new PromptCache(createTtsEngine(config.ttsEngine));
 
+  const metrics = new MediaMetrics();
+  const enqueuer = new RecordingEnqueuer(recordings, { log, waiting: metrics.recordingsWaitingForRedis });
   const transcodes = new TranscodeCache(path.join(config.dataDir, 'tmp', 'transcoded'));
   const app = Fastify({
     loggerInstance: log,
@@ -97,17 +100,16 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     webhooks,
     transcodes,
     readiness: async () => {
-      const check = (p: Promise<unknown>) => p.then(() => true, () => false);
       const [database, redis, objects] = await Promise.all([
-        check(store.ping()),
-        check(recordings.count()),
-        check(storage.default.exists('.readyz')),
+        passesInTime(store.ping()),
+        passesInTime(recordings.count()),
+        passesInTime(storage.default.exists('.readyz')),
       ]);
       return { database, redis, storage: objects };
     },
   });
 
-  const metrics = new MediaMetrics();
+
   // Public like the health checks: scraped by Prometheus on the node's own network.
   app.get('/metrics', async (_request, reply) => {
     metrics.callsActive.set(sessions.size);
@@ -126,7 +128,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     buffers: new BufferPool(),
     metrics,
     prompts,
-    enqueue: (job: Parameters<typeof enqueueRecording>[1]) => enqueueRecording(recordings, job),
+    enqueue: (job: Parameters<RecordingEnqueuer['add']>[0]) => enqueuer.add(job),
   };
   let accepting = true;
   app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -160,6 +162,8 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     log,
     async close() {
       accepting = false;
+      // Calls ending now get one attempt to queue their recording; recovery does the rest.
+      enqueuer.close();
       await Promise.all([...sessions].map((s) => s.shutdown()));
       await app.close();
       wss.close();

@@ -8,7 +8,7 @@ import { openObjectStore } from './storage/index.js';
 import { StorageResolver } from './storage/resolver.js';
 import { createStore, type Store } from './store/index.js';
 import { createWebhookQueue, type WebhookContext } from './webhooks/index.js';
-import { createMaintenanceQueue, scheduleRetention } from '../workers/retention.js';
+import { createMaintenanceQueue, keepRetentionScheduled } from '../workers/retention.js';
 
 /** Retention runs hourly: recordings expire by the day, so finer gains nothing. */
 const RETENTION_EVERY_MS = 3_600_000;
@@ -52,7 +52,7 @@ export async function openServices(config: Config, log: Logger): Promise<Service
   for (const queue of [recordings, webhookQueue, maintenance] as Queue[]) {
     queue.on('error', (err) => log.error({ err: err.message, queue: queue.name }, 'queue error'));
   }
-  await scheduleRetention(maintenance, RETENTION_EVERY_MS);
+  const retentionSchedule = await keepRetentionScheduled(maintenance, RETENTION_EVERY_MS, { log });
   return {
     store,
     keyring,
@@ -61,6 +61,7 @@ export async function openServices(config: Config, log: Logger): Promise<Service
     recordings,
     webhooks: { queue: webhookQueue, store, keyring },
     async close() {
+      retentionSchedule.stop();
       await Promise.all([recordings.close(), webhookQueue.close(), maintenance.close()]);
       await store.close();
     },
