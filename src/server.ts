@@ -73,7 +73,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
 
   const metrics = new MediaMetrics();
   const enqueuer = new RecordingEnqueuer(recordings, { log, waiting: metrics.recordingsWaitingForRedis });
-  const transcodes = new TranscodeCache(path.join(config.dataDir, 'tmp', 'transcoded'));
+  const transcodes = await TranscodeCache.open(path.join(config.dataDir, 'tmp', 'transcoded'));
   const app = Fastify({
     loggerInstance: log,
     logController: new LogController({ disableRequestLogging: true }),

@@ -1,10 +1,9 @@
 import { Type } from '@sinclair/typebox';
 import type { RecordingFormat } from '../../media/types.js';
 import { principalOf } from '../auth/plugin.js';
-import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { openEncrypted, type EncryptedObject } from '../crypto/chunked.js';
-import { transcodeToFile } from '../recording/transcode.js';
+import { transcode } from '../recording/transcode.js';
 import type { TranscodeCache } from '../recording/transcode-cache.js';
 import type { Recording } from '../store/index.js';
 import { CallrecError } from '../errors.js';
@@ -40,10 +39,10 @@ function encryptedAudio(object: EncryptedObject): ServedAudio {
 
 /** Another format than the stored one: transcoded once into the cache, then served from there. */
 async function transcodedAudio(object: EncryptedObject, recording: Recording, to: RecordingFormat, transcodes: TranscodeCache): Promise<ServedAudio> {
-  const { file, size } = await transcodes.get(`${recording.id}.${to}`, async (target) =>
-    transcodeToFile(recording.format, await object.read(0, object.plainLength - 1), to, target),
+  const { size, read } = await transcodes.get(recording.id, to, async (out) =>
+    transcode(recording.format, await object.read(0, object.plainLength - 1), to, out),
   );
-  return { size, read: async (start, end) => createReadStream(file, { start, end }) };
+  return { size, read: async (start, end) => read(start, end) };
 }
 
 export function recordingRoutes(app: ApiInstance, { store, storage, keyring, webhooks, transcodes }: ApiDeps): void {
@@ -130,6 +129,7 @@ export function recordingRoutes(app: ApiInstance, { store, storage, keyring, web
       const { recording: deleted } = await store.recordings
         .delete(tenantId, callId, objects, { deletedBy: keyId, reason: 'api' })
         .catch((err: unknown) => rethrowAs(err, DELETE_ERRORS));
+      await transcodes.evict(deleted.id);
       await emitRecordingEvent(webhooks, 'recording.deleted', deleted);
       return { call_id: callId, recording_status: 'deleted' };
     },
