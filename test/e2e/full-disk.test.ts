@@ -53,13 +53,14 @@ describe('a full disk never stops the API', () => {
         try {
           await ts.server.store.agents.patch(ts.tenantId, `probe-${i}`, { voice_tools: { call_recording: { consent_message: message } } }, null);
         } catch (err) {
-          return err as Error;
+          return err;
         }
       }
       return null;
     })();
-    // (Kysely's rollback after SQLite's own reports "no transaction is active", hiding SQLITE_FULL.)
-    expect(writeFailure).toBeInstanceOf(Error);
+    // (Kysely's rollback after SQLite's own reports "no transaction is active", hiding SQLITE_FULL.
+    // Not `toBeInstanceOf(Error)`: better-sqlite3's errors come from another realm under jest.)
+    expect(writeFailure).not.toBeNull();
 
     const agents = await fetch(`${ts.server.url}/api/agents`, { headers: { authorization: `Bearer ${fresh}` } });
     expect(agents.status).toBe(200);

@@ -1,6 +1,16 @@
 import { loadConfig } from '../../src/config.js';
 import { readyCall, startTestServer, type TestServer } from '../helpers/server.js';
 
+/** Reads a recording claiming to be `forwardedFor` and returns the address the access log kept. */
+async function loggedAddress(ts: TestServer, forwardedFor: string): Promise<string> {
+  const callId = await readyCall(ts);
+  const res = await ts.api(`/api/calls/${callId}/recording`, { headers: { 'x-forwarded-for': forwardedFor } });
+  expect(res.status).toBe(200);
+  await res.arrayBuffer();
+  const [entry] = await ts.server.store.accessLog.list(ts.tenantId, callId);
+  return entry.ip;
+}
+
 describe('HTTP hardening', () => {
   let ts: TestServer;
   let other: string;
@@ -44,12 +54,7 @@ describe('HTTP hardening', () => {
   });
 
   it('logs the TCP peer, not what X-Forwarded-For claims, when no proxy is trusted', async () => {
-    const callId = await readyCall(ts);
-    const res = await ts.api(`/api/calls/${callId}/recording`, { headers: { 'x-forwarded-for': '198.51.100.7' } });
-    expect(res.status).toBe(200);
-    await res.arrayBuffer();
-    const [entry] = await ts.server.store.accessLog.list(ts.tenantId, callId);
-    expect(entry.ip).toBe('127.0.0.1');
+    expect(await loggedAddress(ts, '198.51.100.7')).toBe('127.0.0.1');
   });
 });
 
@@ -57,12 +62,7 @@ describe('TRUST_PROXY', () => {
   it('believes X-Forwarded-For only from the listed proxies', async () => {
     const ts = await startTestServer({ env: { TRUST_PROXY: '10.0.0.0/8, 127.0.0.1' } });
     try {
-      const callId = await readyCall(ts);
-      const res = await ts.api(`/api/calls/${callId}/recording`, { headers: { 'x-forwarded-for': '198.51.100.7' } });
-      expect(res.status).toBe(200);
-      await res.arrayBuffer();
-      const [entry] = await ts.server.store.accessLog.list(ts.tenantId, callId);
-      expect(entry.ip).toBe('198.51.100.7');
+      expect(await loggedAddress(ts, '198.51.100.7')).toBe('198.51.100.7');
     } finally {
       await ts.close();
     }
