@@ -2,9 +2,9 @@ import { Readable, pipeline } from 'node:stream';
 import opus from '@discordjs/opus';
 import { MPEGDecoder } from 'mpg123-decoder';
 import prism from 'prism-media';
-import { CallrecError } from '../src/errors.js';
-import type { PcmStream } from './encoders/index.js';
-import type { RecordingFormat } from './types.js';
+import { MediaError } from './errors.js';
+import type { PcmStream, RecordingFormat } from './types.js';
+import { parseWavHeader, type WavHeader } from './wav.js';
 
 /** Container headers bigger than this are not ours: give up rather than buffer an unbounded prefix. */
 const MAX_HEADER_BYTES = 1 << 20;
@@ -15,8 +15,8 @@ const OPUS_DECODE_RATES = new Set([8000, 12000, 16000, 24000, 48000]);
 /** Largest possible Ogg page: 27-byte header, 255 lacing values, 255 × 255 bytes of data. */
 const MAX_OGG_PAGE_BYTES = 27 + 255 + 255 * 255;
 
-function badRecording(message: string): CallrecError {
-  return new CallrecError('ERR_BAD_RECORDING', message);
+function badRecording(message: string): MediaError {
+  return new MediaError('ERR_BAD_RECORDING', message);
 }
 
 function asBuffer(bytes: Uint8Array): Buffer {
@@ -59,44 +59,10 @@ async function* resume(head: Buffer, input: AsyncIterator<Uint8Array>): AsyncGen
   }
 }
 
-interface WavHeader {
-  sampleRate: number;
-  channels: 1 | 2;
-  /** Offset of the first sample in the file. */
-  dataStart: number;
-  /** Bytes of samples, or Infinity when the size is open-ended (a spool, or a streaming writer). */
-  dataBytes: number;
-}
-
-const WAVE_FORMAT_PCM = 1;
-const WAVE_FORMAT_EXTENSIBLE = 0xfffe;
-
-/** Walks the RIFF chunks up to `data`; `null` until enough bytes have arrived. */
-function parseWavHeader(buf: Buffer): WavHeader | null {
-  if (buf.length < 12) return null;
-  if (buf.toString('latin1', 0, 4) !== 'RIFF' || buf.toString('latin1', 8, 12) !== 'WAVE') throw badRecording('not a RIFF/WAVE file');
-  let fmt: Omit<WavHeader, 'dataStart' | 'dataBytes'> | null = null;
-  for (let offset = 12; offset + 8 <= buf.length; ) {
-    const id = buf.toString('latin1', offset, offset + 4);
-    const size = buf.readUInt32LE(offset + 4);
-    const body = offset + 8;
-    if (id === 'data') {
-      if (!fmt) throw badRecording('WAV data chunk before its fmt chunk');
-      // 0 and 0xFFFFFFFF are what streaming writers leave when they never patch the size.
-      return { ...fmt, dataStart: body, dataBytes: size === 0 || size === 0xffffffff ? Infinity : size };
-    }
-    if (id === 'fmt ') {
-      if (body + 16 > buf.length) return null;
-      const tag = buf.readUInt16LE(body);
-      const pcm = tag === WAVE_FORMAT_PCM || (tag === WAVE_FORMAT_EXTENSIBLE && body + 26 <= buf.length && buf.readUInt16LE(body + 24) === WAVE_FORMAT_PCM);
-      if (tag === WAVE_FORMAT_EXTENSIBLE && body + 26 > buf.length) return null;
-      const bits = buf.readUInt16LE(body + 14);
-      if (!pcm || bits !== 16) throw badRecording(`WAV holds format ${tag} at ${bits} bits; expected 16-bit PCM`);
-      fmt = { channels: checkChannels(buf.readUInt16LE(body + 2), 'WAV'), sampleRate: buf.readUInt32LE(body + 4) };
-    }
-    offset = body + size + (size & 1); // chunks are padded to even sizes
-  }
-  return null;
+/** A WAV header whose channels this module decodes (1 or 2). */
+function parseStereoWavHeader(buf: Buffer): (WavHeader & { channels: 1 | 2 }) | null {
+  const header = parseWavHeader(buf);
+  return header && { ...header, channels: checkChannels(header.channels, 'WAV') };
 }
 
 /** Passes WAV samples through as whole frames, however the input bytes are split. */
@@ -127,7 +93,7 @@ async function* wavSamples(bytes: AsyncIterable<Uint8Array>, frameBytes: number,
 }
 
 async function decodeWav(input: AsyncIterator<Uint8Array>): Promise<PcmStream> {
-  const { header, head } = await readHeader(input, 'WAV', parseWavHeader);
+  const { header, head } = await readHeader(input, 'WAV', parseStereoWavHeader);
   const { sampleRate, channels, dataStart, dataBytes } = header;
   return { sampleRate, channels, chunks: wavSamples(resume(head.subarray(dataStart), input), channels * 2, dataBytes) };
 }
@@ -319,7 +285,7 @@ async function decodeOgg(input: AsyncIterator<Uint8Array>): Promise<PcmStream> {
     } catch (err) {
       // prism-media throws plain Errors on malformed pages; the input's own errors pass through as they are.
       if (inputFailed) throw err;
-      throw new CallrecError('ERR_BAD_RECORDING', `Ogg demux failed: ${(err as Error).message}`, { cause: err });
+      throw new MediaError('ERR_BAD_RECORDING', `Ogg demux failed: ${(err as Error).message}`, { cause: err });
     }
   }
   const all = packets();
@@ -353,7 +319,7 @@ async function decodeOgg(input: AsyncIterator<Uint8Array>): Promise<PcmStream> {
  * decodes at the recording's own rate (OpusHead input rate). Iterate `chunks` to the end or stop
  * early (break/return) to release `bytes`; if `chunks` is never iterated, closing `bytes` is the
  * caller's job.
- * @throws CallrecError `ERR_BAD_RECORDING` when the bytes are not a 16-bit mono/stereo recording
+ * @throws MediaError `ERR_BAD_RECORDING` when the bytes are not a 16-bit mono/stereo recording
  *   of `format` (also from `chunks`, for corruption found later).
  */
 export async function decodeRecording(format: RecordingFormat, bytes: AsyncIterable<Uint8Array>): Promise<PcmStream> {

@@ -1,4 +1,4 @@
-import { CallrecError } from '../src/errors.js';
+import { MediaError } from './errors.js';
 
 export interface PlayoutQueueOptions {
   /** Most samples that may wait unplayed; `push` beyond it throws `ERR_PLAYOUT_OVERFLOW`. */
@@ -38,13 +38,13 @@ export class PlayoutQueue {
   /**
    * Queues `pcm` to play from `max(now, end)`; returns that start position. Takes ownership of
    * `pcm` (no copy): the caller must not reuse the array.
-   * @throws CallrecError `ERR_PLAYOUT_OVERFLOW` if the queue would exceed `maxQueuedSamples`;
+   * @throws MediaError `ERR_PLAYOUT_OVERFLOW` if the queue would exceed `maxQueuedSamples`;
    * nothing is queued then.
    */
   push(now: number, pcm: Int16Array): number {
     const start = Math.max(now, this.tail);
     if (this.queued + pcm.length > this.maxQueuedSamples) {
-      throw new CallrecError(
+      throw new MediaError(
         'ERR_PLAYOUT_OVERFLOW',
         `playout queue holds ${this.queued} samples; ${pcm.length} more would exceed ${this.maxQueuedSamples}`,
       );

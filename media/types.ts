@@ -31,3 +31,29 @@ export interface LegStats {
   /** Samples of silence written for positions no frame covered. */
   gapSamples: number;
 }
+
+/** Interleaved 16-bit PCM read once, in order. Each array must stay untouched until the next one is requested. */
+export interface PcmStream {
+  sampleRate: number;
+  channels: 1 | 2;
+  chunks: AsyncIterable<Int16Array>;
+}
+
+/** Interleaved 16-bit PCM of known length that can be read from any frame (a spool): lets MP3 encode in parallel. */
+export interface PcmFile {
+  sampleRate: number;
+  channels: 1 | 2;
+  /** Length in sample frames. */
+  frames: number;
+  /** Sample frames [start, end), in order, in arrays as {@link PcmStream.chunks}. */
+  read(start: number, end: number): AsyncIterable<Int16Array>;
+}
+
+/** PCM to encode. */
+export type PcmSource = PcmStream | PcmFile;
+
+/** Bytes to write at `position` in the output file. Later chunks may overwrite earlier bytes (header patches). */
+export interface EncodedChunk {
+  position: number;
+  data: Uint8Array;
+}

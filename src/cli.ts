@@ -5,7 +5,7 @@ import { isScope, SCOPES, type Scope } from './auth/scopes.js';
 import { loadConfig, type Config } from './config.js';
 import { MasterKeyring } from './crypto/keys.js';
 import { rotateMasterKey } from './crypto/rotation.js';
-import { CallrecError } from './errors.js';
+import { CallrecError, errorCode } from './errors.js';
 import { createLogger } from './log.js';
 import { isProvider, parseSpeed, runReplay } from './replay/command.js';
 import { startServer } from './server.js';
@@ -57,7 +57,7 @@ const program = new Command('callrec').description('Self-hostable call-recording
 program
   .command('serve')
   .description('HTTP API, provider media WebSockets and in-process workers')
-  .option('--no-workers', 'do not run the recording workers in this process (run `callrec worker` elsewhere)')
+  .option('--no-workers', "take no shared jobs in this process (run `callrec worker` elsewhere); spools on this node's disk are still finalized here")
   .action(async (opts: { workers: boolean }) => {
     const cfg = config();
     const server = await startServer(cfg, { workers: opts.workers });
@@ -129,9 +129,12 @@ program
     }
   }, 'realtime' as const)
   .option('--concurrency <n>', 'calls streaming at once', positiveInt, 1)
-  .option('--calls <n>', 'total calls, repeating the files (default: one per file)', positiveInt)
-  .action(async (files: string[], opts: { url: string; provider?: 'twilio' | 'telnyx' | 'vonage'; agent?: string; token?: string; speed: 'realtime' | 'max' | number; concurrency: number; calls?: number }) => {
-    const summary = await runReplay({ files, url: opts.url, provider: opts.provider, agentId: opts.agent, token: opts.token, speed: opts.speed, concurrency: opts.concurrency, calls: opts.calls });
+  .option('--calls <n>', 'total calls, repeating the files (default: one per file, times --repeat)', positiveInt)
+  .option('--repeat <k>', 'stream each file k times', positiveInt, 1)
+  .option('--dtmf <key>', 'press this key after the consent prompt has played (two-party consent)')
+  .option('--no-check-recording', "do not wait for each call's recording to become ready")
+  .action(async (files: string[], opts: { url: string; provider?: 'twilio' | 'telnyx' | 'vonage'; agent?: string; token?: string; speed: 'realtime' | 'max' | number; concurrency: number; calls?: number; repeat: number; dtmf?: string; checkRecording: boolean }) => {
+    const summary = await runReplay({ files, url: opts.url, provider: opts.provider, agentId: opts.agent, token: opts.token, speed: opts.speed, concurrency: opts.concurrency, calls: opts.calls, repeat: opts.repeat, dtmf: opts.dtmf, checkRecording: opts.checkRecording });
     if (summary.failed > 0) process.exitCode = 1;
   });
 
@@ -167,20 +170,22 @@ keys
   );
 keys
   .command('list')
-  .option('--tenant <id>', 'tenant', OPERATOR_TENANT_ID)
-  .action((opts: { tenant: string }) =>
+  .description("list API keys (every tenant's unless --tenant is given)")
+  .option('--tenant <id>', 'only this tenant')
+  .action((opts: { tenant?: string }) =>
     withStore(async (store) => {
-      for (const k of await store.keys.list(opts.tenant)) {
-        console.log(`${k.id}\t${k.prefix}…\t${k.name}\t${k.scopes.join(',')}\t${k.revokedAt ? `revoked ${k.revokedAt}` : 'active'}`);
+      for (const k of await store.keys.list(opts.tenant ?? null)) {
+        console.log(`${k.id}\t${k.tenantId}\t${k.prefix}…\t${k.name}\t${k.scopes.join(',')}\t${k.revokedAt ? `revoked ${k.revokedAt}` : 'active'}`);
       }
     }),
   );
 keys
   .command('revoke <id>')
-  .option('--tenant <id>', 'tenant', OPERATOR_TENANT_ID)
-  .action((id: string, opts: { tenant: string }) =>
+  .description('revoke an API key by its id, in whichever tenant it is')
+  .option('--tenant <id>', 'only if it belongs to this tenant')
+  .action((id: string, opts: { tenant?: string }) =>
     withStore(async (store) => {
-      if (!(await store.keys.revoke(opts.tenant, id))) throw new CallrecError('ERR_NOT_FOUND', `no key ${id} in tenant ${opts.tenant}`);
+      if (!(await store.keys.revoke(opts.tenant ?? null, id))) throw new CallrecError('ERR_NOT_FOUND', `no active key ${id}${opts.tenant ? ` in tenant ${opts.tenant}` : ''}`);
       console.log(`revoked ${id}`);
     }),
   );
@@ -201,6 +206,6 @@ keys
 
 program.parseAsync().catch((err: Error) => {
   // Expected failures (bad config, no Redis, bad arguments) are one clear line, not a stack.
-  console.error(err instanceof CallrecError ? `callrec: ${err.message}` : err);
+  console.error(errorCode(err) ? `callrec: ${err.message}` : err);
   process.exit(1);
 });

@@ -21,6 +21,8 @@ export interface Config {
   /** Addresses/CIDRs whose `X-Forwarded-For` is believed; empty: the TCP peer is the client. */
   trustProxy: string[];
   http: HttpLimits;
+  /** How often every node sweeps for recordings a dead node (or worker) left half-way. */
+  recoveryIntervalMs: number;
 }
 
 /** Per-node limits on the HTTP API (README "Limits"). */
@@ -44,6 +46,14 @@ function port(env: Env, name: string, fallback: number): number {
   if (raw === undefined || raw === '') return fallback;
   const n = Number(raw);
   if (!Number.isInteger(n) || n < 0 || n > 65535) fail(name, `must be a port number 0-65535, got "${raw}"`);
+  return n;
+}
+
+function positiveSeconds(env: Env, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n <= 0) fail(name, `must be a positive number of seconds, got "${raw}"`);
   return n;
 }
 
@@ -119,5 +129,6 @@ export function loadConfig(env: Env = process.env): Config {
       requestsPerKeyPerMinute: positiveInteger(env, 'RATE_LIMIT_PER_KEY', HTTP_LIMIT_DEFAULTS.requestsPerKeyPerMinute),
       authFailuresPerIpPerMinute: positiveInteger(env, 'AUTH_FAILURES_PER_IP', HTTP_LIMIT_DEFAULTS.authFailuresPerIpPerMinute),
     },
+    recoveryIntervalMs: positiveSeconds(env, 'RECOVERY_INTERVAL_SECONDS', 30) * 1000,
   };
 }

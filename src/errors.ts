@@ -1,12 +1,129 @@
+import { MediaError, type MediaErrorCode } from '../media/errors.js';
+
+/** What an error code means where it ends a conversation: the WebSocket close code, the HTTP status. */
+interface Transport {
+  /** RFC 6455 §7.4.1 close code a media stream is closed with; absent: 1011 (internal error). */
+  ws?: number;
+  /** HTTP status the API answers with; absent: 500 (internal error, details logged, not sent). */
+  http?: number;
+}
+
+/**
+ * Every error code callrec raises, and what each means on the wire. The one table: a stream's
+ * close code and an API answer's status are both read from here.
+ */
+const REGISTRY = {
+  // A provider or runtime message we cannot take.
+  ERR_MALFORMED_MESSAGE: { ws: 1007 },
+  ERR_BAD_PAYLOAD: { ws: 1007 },
+  ERR_MESSAGE_TOO_LARGE: { ws: 1009 },
+  ERR_UNKNOWN_EVENT: { ws: 1003 },
+  ERR_UNSUPPORTED_CODEC: { ws: 1003 },
+  ERR_UNEXPECTED_MESSAGE: { ws: 1008 },
+  // A stream that may not record.
+  ERR_MISSING_AGENT: { ws: 1008 },
+  ERR_UNKNOWN_AGENT: { ws: 1008 },
+  ERR_BAD_TOKEN: { ws: 1008 },
+  ERR_CALL_EXISTS: { ws: 1008 },
+  ERR_OVERLOADED: { ws: 1013 },
+  ERR_AGENT_UNREACHABLE: { ws: 1014 },
+  ERR_SHUTTING_DOWN: { ws: 1001 },
+  // API answers.
+  ERR_VALIDATION: { http: 400 },
+  ERR_BAD_REQUEST: { http: 400 },
+  ERR_INVALID_CURSOR: { http: 400 },
+  ERR_BAD_KEY: { http: 400 },
+  ERR_UNAUTHORIZED: { http: 401 },
+  ERR_FORBIDDEN: { http: 403 },
+  ERR_NOT_FOUND: { http: 404 },
+  ERR_CONFLICT: { http: 409 },
+  ERR_NOT_READY: { http: 409 },
+  ERR_TENANT_ENCRYPTED: { http: 409 },
+  ERR_PAYLOAD_TOO_LARGE: { http: 413 },
+  ERR_UNSUPPORTED_MEDIA_TYPE: { http: 415 },
+  ERR_RANGE_NOT_SATISFIABLE: { http: 416 },
+  ERR_LEGAL_HOLD: { http: 423 },
+  ERR_RATE_LIMITED: { http: 429 },
+  ERR_UNAVAILABLE: { http: 503 },
+  // Internal: logged, answered as 500 / closed 1011.
+  ERR_INTERNAL: {},
+  ERR_CONFIG: {},
+  ERR_MIGRATION: {},
+  ERR_BAD_ARGUMENT: {},
+  ERR_REDIS_UNAVAILABLE: {},
+  ERR_TTS: {},
+  ERR_DECRYPT: {},
+  ERR_UNKNOWN_KEY: {},
+  ERR_WEBHOOK: {},
+  ERR_SPOOL_CLOSED: {},
+  ERR_BAD_SPOOL: {},
+  ERR_NO_SPOOL: {},
+  ERR_OBJECT_MISSING: {},
+  ERR_BAD_FIXTURE: {},
+  // Raised by media/ (MediaError).
+  ERR_BAD_RECORDING: {},
+  ERR_UNSUPPORTED_RATE: {},
+  ERR_MP3_JOIN: {},
+  ERR_MP3_FRAME: {},
+  ERR_PLAYOUT_OVERFLOW: {},
+} as const satisfies Record<string, Transport>;
+
+/** Every code an error of callrec's may carry. */
+export type ErrorCode = keyof typeof REGISTRY;
+
+/** Fails to compile if `media/` gains a code the registry does not know. */
+const _mediaCodesRegistered: Record<MediaErrorCode, Transport> = REGISTRY;
+void _mediaCodesRegistered;
+
 /**
  * An error with a stable, machine-readable code (as `ws` and Node do), so callers branch on
  * `err.code` rather than on message text.
  */
 export class CallrecError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string, options?: { cause?: unknown }) {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'CallrecError';
     this.code = code;
   }
+}
+
+/**
+ * An error that is the answer to a request: a code the registry gives an HTTP status, and
+ * optionally the field at fault, response headers (`WWW-Authenticate`, `Content-Range`) and
+ * extra body properties.
+ */
+export class HttpError extends CallrecError {
+  readonly field: string | undefined;
+  readonly headers: Record<string, string>;
+  readonly details: Record<string, unknown>;
+
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options: { field?: string; headers?: Record<string, string>; details?: Record<string, unknown>; cause?: unknown } = {},
+  ) {
+    super(code, message, { cause: options.cause });
+    this.name = 'HttpError';
+    this.field = options.field;
+    this.headers = options.headers ?? {};
+    this.details = options.details ?? {};
+  }
+}
+
+/** The code of one of our errors (callrec's or media's), or undefined for anything else. */
+export function errorCode(err: unknown): ErrorCode | undefined {
+  return err instanceof CallrecError || err instanceof MediaError ? err.code : undefined;
+}
+
+/** HTTP status for an error: the registry's for our codes, 500 for the rest. */
+export function httpStatus(err: unknown): number {
+  const code = errorCode(err);
+  return (code && (REGISTRY[code] as Transport).http) || 500;
+}
+
+/** WebSocket close code for an error: the registry's for our codes, 1011 for the rest. */
+export function wsCloseCode(err: unknown): number {
+  const code = errorCode(err);
+  return (code && (REGISTRY[code] as Transport).ws) || 1011;
 }

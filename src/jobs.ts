@@ -1,7 +1,6 @@
 import fs from 'node:fs/promises';
-import type { Queue } from 'bullmq';
 import { CallrecError } from './errors.js';
-import { enqueueRecording, recordingJobId, type RecordingJobData } from './queue/recordings.js';
+import { recordingJobId, type RecordingQueues } from './queue/recordings.js';
 import type { Recording, Store } from './store/index.js';
 
 /** Whether the recording's spool file is on this machine's disk. */
@@ -16,30 +15,34 @@ export async function spoolExists(recording: Recording): Promise<boolean> {
 }
 
 /**
- * Adds the recording's job. The job id is fixed per call, so BullMQ ignores the add while a job
- * with that id exists; a finished (failed or completed) one is removed first so this one runs.
- * A waiting, delayed or active job is left alone: the recording is already on its way.
+ * Adds the recording's job; false when it is already on its way (a waiting, delayed or active
+ * job). The job id is fixed per recording, so BullMQ would ignore the add while a job with that
+ * id exists: a finished (failed or completed) one is removed first so this one runs.
  */
-export async function requeueRecording(queue: Queue<RecordingJobData>, recording: Recording): Promise<void> {
-  const jobId = recordingJobId(recording.tenantId, recording.callId);
+export async function requeueRecording(queues: RecordingQueues, recording: Recording, spoolNode: string | null): Promise<boolean> {
+  const queue = queues.queue(spoolNode);
+  const jobId = recordingJobId(recording.id);
   const state = await queue.getJobState(jobId);
-  if (state === 'failed' || state === 'completed') await queue.remove(jobId);
-  await enqueueRecording(queue, { tenantId: recording.tenantId, callId: recording.callId, recordingId: recording.id });
+  if (state !== 'unknown' && state !== 'failed' && state !== 'completed') return false;
+  if (state !== 'unknown') await queue.remove(jobId);
+  await queues.add({ tenantId: recording.tenantId, callId: recording.callId, recordingId: recording.id }, spoolNode);
+  return true;
 }
 
 /**
- * `callrec jobs retry`: a `failed` recording whose spool is still on disk goes back to
- * `processing` and its job is queued again. Throws `ERR_NOT_FOUND` (no recording),
- * `ERR_CONFLICT` (not failed) or `ERR_NO_SPOOL` (the spool is gone: nothing to retry from).
+ * `callrec jobs retry`, from any node: a `failed` recording that still has a spool goes back to
+ * `processing` and its job is queued again, on the queue of the node whose disk holds the spool
+ * (that node's worker fails it with `ERR_NO_SPOOL` if the file is gone). Throws `ERR_NOT_FOUND`
+ * (no recording), `ERR_CONFLICT` (not failed) or `ERR_NO_SPOOL` (it never kept one, or it was
+ * deleted once stored).
  */
-export async function retryRecording(store: Store, queue: Queue<RecordingJobData>, tenantId: string, callId: string): Promise<Recording> {
+export async function retryRecording(store: Store, queues: RecordingQueues, tenantId: string, callId: string): Promise<Recording> {
   const recording = await store.recordings.getByCall(tenantId, callId);
   if (!recording) throw new CallrecError('ERR_NOT_FOUND', `call ${callId} of tenant ${tenantId} has no recording`);
   if (recording.status !== 'failed') throw new CallrecError('ERR_CONFLICT', `the recording of call ${callId} is ${recording.status}, not failed`);
-  if (!(await spoolExists(recording))) {
-    throw new CallrecError('ERR_NO_SPOOL', `the spool of call ${callId} (${recording.spoolPath ?? 'none'}) is not on this machine`);
-  }
+  if (!recording.spoolPath) throw new CallrecError('ERR_NO_SPOOL', `the recording of call ${callId} has no spool to retry from`);
+  const call = await store.calls.get(tenantId, callId);
   const processing = (await store.recordings.update(recording.id, { status: 'processing', error: null }))!;
-  await requeueRecording(queue, processing);
+  await requeueRecording(queues, processing, call?.nodeId ?? null);
   return processing;
 }

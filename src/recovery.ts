@@ -1,22 +1,35 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import type { Queue } from 'bullmq';
 import { requeueRecording, spoolExists } from './jobs.js';
 import type { Logger } from './log.js';
-import type { RecordingJobData } from './queue/recordings.js';
+import type { RecordingQueues } from './queue/recordings.js';
 import type { CallWithRecording, Recording, RecordingStatus, Store } from './store/index.js';
 
 /** A spool written within this long may belong to a call still live on some node. */
 export const STALE_SPOOL_MS = 2 * 60_000;
 
-/** Statuses whose recording still has (or should have) a spool on disk. */
+/** Statuses whose recording still has (or should have) a spool. */
 const SPOOLED: readonly RecordingStatus[] = ['recording', 'paused', 'processing', 'failed'];
 
+/** The error a recording is failed with while its spool is on a node that is down; retried when that node is back. */
+export const SPOOL_UNREACHABLE = 'ERR_SPOOL_UNREACHABLE';
+
 export interface RecoveryReport {
-  /** Recordings whose job was (re)added. */
+  /** Recordings whose job was (re)added (not those whose job was already waiting or running). */
   requeued: Recording[];
+  /** Recordings failed because their spool is on a node that is down. */
+  unreachable: Recording[];
   /** Spool files under `$DATA_DIR/spool` no recording refers to; reported, never deleted. */
   orphanSpools: string[];
+}
+
+export interface RecoveryOptions {
+  /** This node: spools found on its disk are finalized by its own queue. */
+  nodeId: string;
+  /** Whether a node holds its calls: it has a heartbeat (or, once started, it is this node). */
+  isNodeAlive(nodeId: string): Promise<boolean>;
+  log?: Logger;
+  now?: () => Date;
 }
 
 async function* recordingsIn(store: Store, tenantId: string, status: RecordingStatus): AsyncGenerator<CallWithRecording> {
@@ -32,54 +45,99 @@ async function spoolAgeMs(recording: Recording, nowMs: number): Promise<number> 
   return nowMs - (await fs.stat(recording.spoolPath!)).mtimeMs;
 }
 
+/** Whether the call holding a spooled recording is gone: ended, its node down, or (no node known) its spool stale. */
+async function abandoned({ call, recording }: CallWithRecording & { recording: Recording }, opts: RecoveryOptions, nowMs: number, local: boolean): Promise<boolean> {
+  if (recording.status === 'processing' || call.status === 'ended') return true;
+  if (call.nodeId !== null) return !(await opts.isNodeAlive(call.nodeId));
+  // A paused spool may rightly sit unwritten for long (pause_behavior `skip` writes nothing).
+  return local && recording.status === 'recording' && (await spoolAgeMs(recording, nowMs)) >= STALE_SPOOL_MS;
+}
+
 /**
- * Start-up recovery: queues the job of every recording that was left half-way with its spool
- * on this machine: `processing` ones (a worker died), `recording`/`paused` ones whose call has
- * ended or whose node has no heartbeat (`isNodeAlive`), and `recording` ones whose spool has not
- * been written for `STALE_SPOOL_MS` (a live recording's spool is flushed every second). A call
- * still marked live is then ended, with the reason `media node lost`. Those are moved to `processing`. Adding is
- * idempotent (job id per call), so running this twice, or on two nodes, queues each once.
+ * Recovery, run at start and then every few seconds on every node (idempotent: a job id per
+ * recording, so nodes racing queue each once). For each recording left half-way:
+ * - its spool on this node's disk: queued on this node's queue when its call is gone (ended, its
+ *   node down, or its spool stale) or it is `processing` (a worker died); a recording failed
+ *   because the spool was unreachable is queued again now that it is reachable;
+ * - its spool elsewhere and its node down: failed with `ERR_SPOOL_UNREACHABLE` naming the node, so
+ *   it shows rather than staying `recording`; that node finalizes it when it comes back.
+ * A call still marked live whose node is gone is ended with the reason `media node lost`.
  */
-export async function recoverSpools(
-  store: Store,
-  queue: Queue<RecordingJobData>,
-  dataDir: string,
-  opts: { log?: Logger; now?: () => Date; isNodeAlive?: (nodeId: string) => Promise<boolean> } = {},
-): Promise<RecoveryReport> {
+export async function recoverSpools(store: Store, queues: RecordingQueues, dataDir: string, opts: RecoveryOptions): Promise<RecoveryReport> {
   const nowMs = (opts.now?.() ?? new Date()).getTime();
-  const requeued: Recording[] = [];
+  const report: RecoveryReport = { requeued: [], unreachable: [], orphanSpools: [] };
   const known = new Set<string>();
   // Listed in full before anything changes: a recording moved to `processing` below must not come round again.
-  const spooled: CallWithRecording[] = [];
+  const spooled: Array<CallWithRecording & { recording: Recording }> = [];
   for (const tenant of await store.tenants.list()) {
     for (const status of SPOOLED) {
-      for await (const item of recordingsIn(store, tenant.id, status)) spooled.push(item);
+      for await (const item of recordingsIn(store, tenant.id, status)) if (item.recording?.spoolPath) spooled.push(item as CallWithRecording & { recording: Recording });
     }
   }
-  for (const { call, recording } of spooled) {
-    if (!recording?.spoolPath) continue;
-    known.add(path.resolve(recording.spoolPath));
-    if (recording.status === 'failed' || !(await spoolExists(recording))) continue;
-    // A paused spool may rightly sit unwritten for long (pause_behavior `skip` writes nothing),
-    // so only the call's end, or its node's missing heartbeat, says a paused recording was abandoned.
-    const nodeGone = call.status === 'live' && call.nodeId !== null && opts.isNodeAlive !== undefined && !(await opts.isNodeAlive(call.nodeId));
-    const stranded =
-      recording.status === 'processing' ||
-      call.status === 'ended' ||
-      nodeGone ||
-      (recording.status === 'recording' && (await spoolAgeMs(recording, nowMs)) >= STALE_SPOOL_MS);
-    if (!stranded) continue;
-    if (call.status === 'live') {
-      await store.calls.update(call.tenantId, call.id, { status: 'ended', endedAt: new Date(nowMs).toISOString(), endReason: 'media node lost' });
+  for (const item of spooled) {
+    const { call, recording } = item;
+    known.add(path.resolve(recording.spoolPath!));
+    const local = await spoolExists(recording);
+    if (recording.status === 'failed') {
+      if (local && recording.error?.startsWith(SPOOL_UNREACHABLE)) {
+        const processing = (await store.recordings.update(recording.id, { status: 'processing', error: null }))!;
+        if (await requeueRecording(queues, processing, opts.nodeId)) report.requeued.push(processing);
+      }
+      continue;
     }
-    const processing = recording.status === 'processing' ? recording : (await store.recordings.update(recording.id, { status: 'processing' }))!;
-    await requeueRecording(queue, processing);
-    requeued.push(processing);
+    if (!(await abandoned(item, opts, nowMs, local))) continue;
+    if (local) {
+      if (call.status === 'live') await store.calls.update(call.tenantId, call.id, { status: 'ended', endedAt: new Date(nowMs).toISOString(), endReason: 'media node lost' });
+      const processing = recording.status === 'processing' ? recording : (await store.recordings.update(recording.id, { status: 'processing' }))!;
+      if (await requeueRecording(queues, processing, opts.nodeId)) report.requeued.push(processing);
+    } else if (call.nodeId !== null && call.nodeId !== opts.nodeId && !(await opts.isNodeAlive(call.nodeId))) {
+      if (call.status === 'live') await store.calls.update(call.tenantId, call.id, { status: 'ended', endedAt: new Date(nowMs).toISOString(), endReason: 'media node lost' });
+      const error = `${SPOOL_UNREACHABLE}: the spool is on node ${call.nodeId}, which is down; it is finalized when that node is back`;
+      report.unreachable.push((await store.recordings.update(recording.id, { status: 'failed', error }))!);
+    }
   }
-  const orphanSpools = await orphans(path.join(dataDir, 'spool'), known);
-  if (requeued.length > 0) opts.log?.info({ recordings: requeued.map((r) => r.id) }, 'recovered recordings from their spools');
-  if (orphanSpools.length > 0) opts.log?.warn({ files: orphanSpools }, 'spool files without a recording (kept)');
-  return { requeued, orphanSpools };
+  report.orphanSpools = await orphans(path.join(dataDir, 'spool'), known);
+  if (report.requeued.length > 0) opts.log?.info({ recordings: report.requeued.map((r) => r.id) }, 'recovered recordings from their spools');
+  if (report.unreachable.length > 0) opts.log?.warn({ recordings: report.unreachable.map((r) => r.id) }, 'recordings whose spool is on a node that is down');
+  return report;
+}
+
+/**
+ * Runs `recoverSpools` every `intervalMs` on a running node, so what a dead node left is
+ * finalized without waiting for a restart. One sweep at a time; a failed sweep (Redis or the
+ * database away) is logged and tried again at the next tick.
+ */
+export class RecoverySweep {
+  readonly #run: () => Promise<RecoveryReport>;
+  readonly #log: Logger;
+  #timer: NodeJS.Timeout | null = null;
+  #running: Promise<void> | null = null;
+
+  constructor(run: () => Promise<RecoveryReport>, log: Logger) {
+    this.#run = run;
+    this.#log = log;
+  }
+
+  start(intervalMs: number): void {
+    this.#timer = setInterval(() => void this.sweep(), intervalMs);
+    this.#timer.unref();
+  }
+
+  /** One sweep now (or the one under way). */
+  sweep(): Promise<void> {
+    this.#running ??= this.#run()
+      .then(
+        () => {},
+        (err: Error) => this.#log.warn({ err: err.message }, 'recovery sweep failed; trying again at the next'),
+      )
+      .finally(() => (this.#running = null));
+    return this.#running;
+  }
+
+  async stop(): Promise<void> {
+    if (this.#timer) clearInterval(this.#timer);
+    await this.#running;
+  }
 }
 
 /** Spool files are `<uuid>.wav` (as the recorder names them); the worker's encoder output beside them is not one. */

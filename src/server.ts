@@ -1,6 +1,4 @@
-import os from 'node:os';
 import path from 'node:path';
-import { randomUUID } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { IncomingMessage } from 'node:http';
 import helmet from '@fastify/helmet';
@@ -21,8 +19,9 @@ import { createLogger, type Logger } from './log.js';
 import { MediaMetrics } from './metrics.js';
 import { adapters } from './protocols/index.js';
 import type { Provider } from './protocols/types.js';
-import { RecordingEnqueuer } from './queue/recordings.js';
-import { recoverSpools } from './recovery.js';
+import { RecordingEnqueuer, type RecordingJobData } from './queue/recordings.js';
+import { recoverSpools, RecoverySweep } from './recovery.js';
+import { claimNodeIdentity } from './node-identity.js';
 import { TranscodeCache } from './recording/transcode-cache.js';
 import { openServices } from './services.js';
 import type { StorageResolver } from './storage/resolver.js';
@@ -30,7 +29,7 @@ import type { Store } from './store/index.js';
 
 export interface ServerOptions {
   log?: Logger;
-  /** Run the BullMQ workers in this process (`callrec serve`); default true. */
+  /** Take the cluster's shared jobs in this process; default true. A node always finalizes the spools on its own disk. */
   workers?: boolean;
   /** Jitter window for placing frames, ms. */
   jitterMs?: number;
@@ -59,12 +58,20 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
   const log = opts.log ?? createLogger(config.logLevel);
   const services = await openServices(config, log);
   const { store, storage, keyring, recordings, webhooks } = services;
-  const workers = opts.workers === false ? null : startWorkers({ store, storage, log, keyring, webhooks }, { connection: services.connection, prefix: config.queuePrefix });
-  const nodeId = `${os.hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
+  const identity = await claimNodeIdentity(config.dataDir);
+  const { nodeId } = identity;
+  const workers = startWorkers({ store, storage, log, keyring, webhooks }, { connection: services.connection, prefix: config.queuePrefix, nodeId, shared: opts.workers !== false });
   const heartbeat = new NodeHeartbeat({ redisUrl: config.redisUrl, prefix: config.queuePrefix, nodeId, log });
   await heartbeat.start();
-  // Logs what it finds: recordings re-queued, spools no recording names.
-  await recoverSpools(store, recordings, config.dataDir, { log, isNodeAlive: (id) => heartbeat.isAlive(id) });
+  // Before this node takes a stream, what its previous life on this DATA_DIR left is recovered at
+  // once (its own node id is not alive yet); afterwards every sweep takes this node as alive.
+  const { orphanSpools } = await recoverSpools(store, recordings, config.dataDir, { nodeId, log, isNodeAlive: async (id) => id !== nodeId && (await heartbeat.isAlive(id)) });
+  if (orphanSpools.length > 0) log.warn({ files: orphanSpools }, 'spool files without a recording (kept)');
+  const sweep = new RecoverySweep(
+    () => recoverSpools(store, recordings, config.dataDir, { nodeId, log, isNodeAlive: async (id) => id === nodeId || (await heartbeat.isAlive(id)) }),
+    log,
+  );
+  sweep.start(config.recoveryIntervalMs);
   const registry = new CallRegistry();
   const sessions = new Set<CallSession>();
   const control = new RedisCallControl({ redisUrl: config.redisUrl, prefix: config.queuePrefix, nodeId, registry, log });
@@ -72,7 +79,8 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
   const prompts = new PromptCache(createTtsEngine(config.ttsEngine));
 
   const metrics = new MediaMetrics();
-  const enqueuer = new RecordingEnqueuer(recordings, { log, waiting: metrics.recordingsWaitingForRedis });
+  // The spool is on this node's disk: only this node's queue may finalize it.
+  const enqueuer = new RecordingEnqueuer((job) => recordings.add(job, nodeId), { log, waiting: metrics.recordingsWaitingForRedis });
   const transcodes = await TranscodeCache.open(path.join(config.dataDir, 'tmp', 'transcoded'));
   const app = Fastify({
     loggerInstance: log,
@@ -102,7 +110,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     readiness: async () => {
       const [database, redis, objects] = await Promise.all([
         passesInTime(store.ping()),
-        passesInTime(recordings.count()),
+        passesInTime(recordings.queue(null).count()),
         passesInTime(storage.default.exists('.readyz')),
       ]);
       return { database, redis, storage: objects };
@@ -128,7 +136,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     buffers: new BufferPool(),
     metrics,
     prompts,
-    enqueue: (job: Parameters<RecordingEnqueuer['add']>[0]) => enqueuer.add(job),
+    enqueue: (job: RecordingJobData) => enqueuer.add(job),
   };
   let accepting = true;
   app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -167,11 +175,13 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
       await Promise.all([...sessions].map((s) => s.shutdown()));
       await app.close();
       wss.close();
-      await workers?.close();
+      await sweep.stop();
+      await workers.close();
       await control.close();
       await heartbeat.stop();
       await transcodes.close();
       await services.close();
+      await identity.release();
     },
   };
 }

@@ -2,7 +2,7 @@ import type { ConnectionOptions, Queue } from 'bullmq';
 import type { Config } from './config.js';
 import { MasterKeyring } from './crypto/keys.js';
 import type { Logger } from './log.js';
-import { createRecordingsQueue, type RecordingJobData } from './queue/recordings.js';
+import { RecordingQueues } from './queue/recordings.js';
 import { checkRedis } from './redis.js';
 import { openObjectStore } from './storage/index.js';
 import { StorageResolver } from './storage/resolver.js';
@@ -19,7 +19,7 @@ export interface Services {
   keyring: MasterKeyring;
   storage: StorageResolver;
   connection: ConnectionOptions;
-  recordings: Queue<RecordingJobData>;
+  recordings: RecordingQueues;
   webhooks: WebhookContext;
   close(): Promise<void>;
 }
@@ -46,12 +46,11 @@ export async function openServices(config: Config, log: Logger): Promise<Service
     keyring,
   });
   const connection = { url: config.redisUrl };
-  const recordings = createRecordingsQueue(connection, config.queuePrefix);
+  const onQueueError = (err: Error, queue: string) => log.error({ err: err.message, queue }, 'queue error');
+  const recordings = new RecordingQueues(connection, config.queuePrefix, onQueueError);
   const webhookQueue = createWebhookQueue(connection, config.queuePrefix);
   const maintenance = createMaintenanceQueue(connection, config.queuePrefix);
-  for (const queue of [recordings, webhookQueue, maintenance] as Queue[]) {
-    queue.on('error', (err) => log.error({ err: err.message, queue: queue.name }, 'queue error'));
-  }
+  for (const queue of [webhookQueue, maintenance] as Queue[]) queue.on('error', (err) => onQueueError(err, queue.name));
   const retentionSchedule = await keepRetentionScheduled(maintenance, RETENTION_EVERY_MS, { log });
   return {
     store,

@@ -1,5 +1,5 @@
 import { Worker, type ConnectionOptions } from 'bullmq';
-import { RECORDINGS_QUEUE, type RecordingJobData } from '../src/queue/recordings.js';
+import { recordingsQueueName, type RecordingJobData } from '../src/queue/recordings.js';
 import { createRecordingProcessor, recordFailure, type RecordingProcessorDeps } from './recording.js';
 import { startRetentionWorker } from './retention.js';
 import { startWebhookWorker } from './webhooks.js';
@@ -8,33 +8,48 @@ export interface WorkerOptions {
   connection: ConnectionOptions;
   prefix: string;
   concurrency?: number;
+  /** A media node's id: it finalizes the spools on its own disk (its own queue), which no other node can. */
+  nodeId?: string;
+  /** Take the cluster's shared work too: recordings spooled to shared storage, webhooks, retention. Default true. */
+  shared?: boolean;
 }
 
 /**
- * Starts the BullMQ workers (under `callrec serve` in-process, or alone under `callrec worker`):
- * recordings (encode → encrypt → upload), webhooks, and maintenance (retention).
+ * Starts the BullMQ workers: under `callrec serve` in-process (its own spools, plus the shared
+ * work unless `--no-workers`), or under `callrec worker` (shared work only): recordings
+ * (encode → encrypt → upload), webhooks, and maintenance (retention).
  */
 export function startWorkers(deps: RecordingProcessorDeps, opts: WorkerOptions): { close(): Promise<void> } {
   const { log } = deps;
-  const recordings = new Worker<RecordingJobData>(RECORDINGS_QUEUE, createRecordingProcessor(deps), {
-    connection: opts.connection,
-    prefix: opts.prefix,
-    concurrency: opts.concurrency ?? 2,
+  const shared = opts.shared ?? true;
+  const processor = createRecordingProcessor(deps);
+  const spoolNodes = [...(shared ? [null] : []), ...(opts.nodeId === undefined ? [] : [opts.nodeId])];
+  const workers: Array<{ close(): Promise<void> }> = spoolNodes.map((nodeId) => {
+    const worker = new Worker<RecordingJobData>(recordingsQueueName(nodeId), processor, {
+      connection: opts.connection,
+      prefix: opts.prefix,
+      concurrency: opts.concurrency ?? 2,
+    });
+    worker.on('failed', (job, err) => {
+      if (!job) return;
+      log.warn({ jobId: job.id, attempt: job.attemptsMade, err: err.message }, 'recording job failed');
+      recordFailure(deps, job, err).catch((e: Error) => log.error({ err: e.message }, 'could not mark recording failed'));
+    });
+    worker.on('error', (err) => log.error({ err: err.message, queue: worker.name }, 'recordings worker error'));
+    return worker;
   });
-  recordings.on('failed', (job, err) => {
-    if (!job) return;
-    log.warn({ jobId: job.id, attempt: job.attemptsMade, err: err.message }, 'recording job failed');
-    recordFailure(deps, job, err).catch((e: Error) => log.error({ err: e.message }, 'could not mark recording failed'));
-  });
-  recordings.on('error', (err) => log.error({ err: err.message }, 'recordings worker error'));
-  const webhooks = startWebhookWorker({ store: deps.store, keyring: deps.keyring, log }, opts);
-  const retention = startRetentionWorker(
-    { store: deps.store, storageFor: (recording) => deps.storage.forRecording(recording), webhooks: deps.webhooks, log, now: () => new Date() },
-    opts,
-  );
+  if (shared) {
+    workers.push(startWebhookWorker({ store: deps.store, keyring: deps.keyring, log }, opts));
+    workers.push(
+      startRetentionWorker(
+        { store: deps.store, storageFor: (recording) => deps.storage.forRecording(recording), webhooks: deps.webhooks, log, now: () => new Date() },
+        opts,
+      ),
+    );
+  }
   return {
     async close() {
-      await Promise.all([recordings.close(), webhooks.close(), retention.close()]);
+      await Promise.all(workers.map((worker) => worker.close()));
     },
   };
 }

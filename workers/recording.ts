@@ -2,10 +2,11 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
-import type { Job } from 'bullmq';
+import { UnrecoverableError, type Job } from 'bullmq';
 import { encryptStream } from '../src/crypto/chunked.js';
 import { newDataKey, wrapForTenant, type MasterKeyring, type WrappedKey } from '../src/crypto/keys.js';
-import { encodeRecording, type PcmFile } from '../media/encoders/index.js';
+import { encodeRecording } from '../media/encoders/index.js';
+import type { PcmFile } from '../media/types.js';
 import { downmix } from '../media/mix.js';
 import type { RecordingFormat } from '../media/types.js';
 import type { RecordingJobData } from '../src/queue/recordings.js';
@@ -14,6 +15,7 @@ import type { StorageResolver } from '../src/storage/resolver.js';
 import { emitRecordingEvent, type WebhookContext } from '../src/webhooks/index.js';
 import type { Store } from '../src/store/index.js';
 import type { Logger } from '../src/log.js';
+import { spoolExists } from '../src/jobs.js';
 
 export interface RecordingProcessorDeps {
   store: Store;
@@ -94,7 +96,10 @@ export function createRecordingProcessor(deps: RecordingProcessorDeps) {
     const { recordingId } = job.data;
     const recording = await store.recordings.get(recordingId);
     if (!recording || recording.status === 'ready' || recording.status === 'deleted') return null;
-    if (!recording.spoolPath) throw new Error(`recording ${recordingId} has no spool`);
+    // Retrying cannot bring a spool back: fail at once, saying so (`callrec jobs retry` once it is restored).
+    if (!recording.spoolPath || !(await spoolExists(recording))) {
+      throw new UnrecoverableError(`ERR_NO_SPOOL: the spool of recording ${recordingId} (${recording.spoolPath ?? 'none'}) is not on this node's disk`);
+    }
     await store.recordings.update(recordingId, { status: 'processing', attempts: job.attemptsMade + 1 });
 
     const info = await readSpoolInfo(recording.spoolPath);
@@ -146,10 +151,10 @@ export function createRecordingProcessor(deps: RecordingProcessorDeps) {
   };
 }
 
-/** Called when a job fails: after its last attempt the recording is `failed` (spool kept) and `recording.failed` goes out. */
+/** Called when a job fails: after its last attempt (or an unrecoverable failure) the recording is `failed` (spool kept) and `recording.failed` goes out. */
 export async function recordFailure(deps: Pick<RecordingProcessorDeps, 'store' | 'webhooks'>, job: Job<RecordingJobData>, err: Error): Promise<void> {
   const attempts = job.opts.attempts ?? 1;
-  if (job.attemptsMade < attempts) return;
+  if (job.attemptsMade < attempts && !(err instanceof UnrecoverableError)) return;
   const failed = await deps.store.recordings.update(job.data.recordingId, { status: 'failed', error: err.message, attempts: job.attemptsMade });
   if (failed) await emitRecordingEvent(deps.webhooks, 'recording.failed', failed);
 }

@@ -1,7 +1,7 @@
 import { AudioSampleSource, EncodedAudioPacketSource, OggOutputFormat, Output, StreamTarget, WavOutputFormat } from 'mediabunny';
 import type { StreamTargetChunk } from 'mediabunny';
-import { CallrecError } from '../../src/errors.js';
-import type { RecordingFormat } from '../types.js';
+import { MediaError } from '../errors.js';
+import type { EncodedChunk, PcmSource, RecordingFormat } from '../types.js';
 import { encodeMp3 } from './mp3.js';
 import { addOpusPackets } from './opus.js';
 import { addPcm } from './pcm-samples.js';
@@ -13,35 +13,9 @@ export const MIME_TYPES: Record<RecordingFormat, string> = {
   ogg: 'audio/ogg',
 };
 
-/** Interleaved 16-bit PCM read once, in order. Each array must stay untouched until the next one is requested. */
-export interface PcmStream {
-  sampleRate: number;
-  channels: 1 | 2;
-  chunks: AsyncIterable<Int16Array>;
-}
-
-/** Interleaved 16-bit PCM of known length that can be read from any frame (a spool): lets MP3 encode in parallel. */
-export interface PcmFile {
-  sampleRate: number;
-  channels: 1 | 2;
-  /** Length in sample frames. */
-  frames: number;
-  /** Sample frames [start, end), in order, in arrays as {@link PcmStream.chunks}. */
-  read(start: number, end: number): AsyncIterable<Int16Array>;
-}
-
-/** PCM to encode. */
-export type PcmSource = PcmStream | PcmFile;
-
 export interface EncodeOptions {
   /** Encoders to run at once where a format can split the work (MP3 from a file); default 1. */
   threads?: number;
-}
-
-/** Bytes to write at `position` in the output file. Later chunks may overwrite earlier bytes (header patches). */
-export interface EncodedChunk {
-  position: number;
-  data: Uint8Array;
 }
 
 /** Muxes WAV or Ogg/Opus with mediabunny (MP3 has its own path, {@link encodeMp3}). */
@@ -65,14 +39,14 @@ async function produce(output: Output, format: 'wav' | 'ogg', source: PcmSource)
  * Encodes PCM into a recording file, yielding positioned writes as they are produced: containers
  * patch their headers at the end, so the consumer must write each chunk at its `position`.
  * Encoding advances only as fast as the consumer pulls, so memory stays bounded.
- * @throws CallrecError `ERR_UNSUPPORTED_RATE` (on first pull) unless the rate is 8000 or 16000 Hz;
+ * @throws MediaError `ERR_UNSUPPORTED_RATE` (on first pull) unless the rate is 8000 or 16000 Hz;
  * for MP3 in parallel, `ERR_MP3_JOIN` when the parts could not be joined seamlessly (rare: encode
  * again with `threads` 1).
  */
 export async function* encodeRecording(format: RecordingFormat, source: PcmSource, opts: EncodeOptions = {}): AsyncGenerator<EncodedChunk> {
   // Bitrates (and the Opus frame size) are chosen for the two rates a call stream can have.
   if (source.sampleRate !== 8000 && source.sampleRate !== 16000) {
-    throw new CallrecError('ERR_UNSUPPORTED_RATE', `cannot encode ${source.sampleRate} Hz audio; expected 8000 or 16000`);
+    throw new MediaError('ERR_UNSUPPORTED_RATE', `cannot encode ${source.sampleRate} Hz audio; expected 8000 or 16000`);
   }
   if (format === 'mp3') {
     yield* encodeMp3(source, opts.threads ?? 1);

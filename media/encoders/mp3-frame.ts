@@ -1,4 +1,4 @@
-import { CallrecError } from '../../src/errors.js';
+import { MediaError } from '../errors.js';
 
 /**
  * The MPEG-2 and MPEG-2.5 Layer III frames callrec writes (8 and 16 kHz are "low sampling
@@ -30,11 +30,11 @@ export interface Mp3Layout {
   payloadOffset: number;
 }
 
-/** The layout of CBR frames at `bitrate` bits/s. @throws CallrecError `ERR_UNSUPPORTED_RATE` */
+/** The layout of CBR frames at `bitrate` bits/s. @throws MediaError `ERR_UNSUPPORTED_RATE` */
 export function mp3Layout(sampleRate: number, channels: 1 | 2, bitrate: number): Mp3Layout {
   const frameBytes = (72 * bitrate) / sampleRate;
   if (VERSION_FOR_RATE[sampleRate] === undefined || !Number.isInteger(frameBytes)) {
-    throw new CallrecError('ERR_UNSUPPORTED_RATE', `no constant-size MP3 frames at ${sampleRate} Hz and ${bitrate} bit/s`);
+    throw new MediaError('ERR_UNSUPPORTED_RATE', `no constant-size MP3 frames at ${sampleRate} Hz and ${bitrate} bit/s`);
   }
   return { sampleRate, channels, frameBytes, payloadOffset: 4 + (channels === 1 ? 9 : 17) };
 }
@@ -42,7 +42,7 @@ export function mp3Layout(sampleRate: number, channels: 1 | 2, bitrate: number):
 /**
  * Checks that `frame` is one of `layout`'s (sync, version, layer, rate, no CRC, size) so the
  * side information can be read at fixed offsets.
- * @throws CallrecError `ERR_MP3_FRAME`
+ * @throws MediaError `ERR_MP3_FRAME`
  */
 export function checkFrame(frame: Uint8Array, layout: Mp3Layout): void {
   const ok =
@@ -53,7 +53,7 @@ export function checkFrame(frame: Uint8Array, layout: Mp3Layout): void {
     (frame[3] >> 6 === MODE_MONO) === (layout.channels === 1);
   if (!ok) {
     const head = Buffer.from(frame.subarray(0, 4)).toString('hex');
-    throw new CallrecError('ERR_MP3_FRAME', `unexpected MP3 frame (header ${head}, ${frame.length} bytes; expected ${layout.frameBytes})`);
+    throw new MediaError('ERR_MP3_FRAME', `unexpected MP3 frame (header ${head}, ${frame.length} bytes; expected ${layout.frameBytes})`);
   }
 }
 
@@ -114,7 +114,7 @@ export function joinAt(left: readonly Uint8Array[], right: readonly Uint8Array[]
   // Walk back from frame i's header through the payloads before it, in both encodings at once.
   let borrowed = mainDataBegin(right[i]);
   for (let j = i - 1; borrowed > 0; j--) {
-    if (j < 0) throw new CallrecError('ERR_MP3_FRAME', 'a join point borrows from before the frames held for it');
+    if (j < 0) throw new MediaError('ERR_MP3_FRAME', 'a join point borrows from before the frames held for it');
     const n = Math.min(borrowed, frameBytes - payloadOffset);
     out.set(right[j].subarray(frameBytes - n), j * frameBytes + frameBytes - n);
     borrowed -= n;
@@ -141,7 +141,7 @@ const INFO_TAG_BYTES = 120 + 36;
 /** The lowest bitrate whose frame holds the Info tag after the side information. */
 function infoBitrateIndex(layout: Mp3Layout): number {
   const index = LSF_KBPS.findIndex((kbps) => (72 * 1000 * kbps) / layout.sampleRate >= layout.payloadOffset + INFO_TAG_BYTES);
-  if (index < 0) throw new CallrecError('ERR_UNSUPPORTED_RATE', `no MP3 frame at ${layout.sampleRate} Hz holds an Info tag`);
+  if (index < 0) throw new MediaError('ERR_UNSUPPORTED_RATE', `no MP3 frame at ${layout.sampleRate} Hz holds an Info tag`);
   return index;
 }
 
@@ -163,13 +163,13 @@ function crc16(bytes: Uint8Array): number {
  * give players the frame count, byte count and a seek table (duration and seeking without a
  * scan), and whose LAME tag gives the encoder delay and end padding, so decoders play exactly
  * `samples` samples from the first one (gapless). `frames` excludes this frame.
- * @throws CallrecError `ERR_MP3_FRAME` if `frames` cannot hold `samples` as LAME lays them out.
+ * @throws MediaError `ERR_MP3_FRAME` if `frames` cannot hold `samples` as LAME lays them out.
  */
 export function infoFrame(layout: Mp3Layout, frames: number, samples: number): Uint8Array {
   // An empty recording has no frames, so no delay either.
   const delay = frames > 0 ? LAME_ENCODER_DELAY : 0;
   const padding = frames * MP3_FRAME_SAMPLES - delay - samples;
-  if (padding < 0 || padding > 0xfff) throw new CallrecError('ERR_MP3_FRAME', `${frames} MP3 frames cannot hold ${samples} samples`);
+  if (padding < 0 || padding > 0xfff) throw new MediaError('ERR_MP3_FRAME', `${frames} MP3 frames cannot hold ${samples} samples`);
   const size = infoFrameBytes(layout);
   const frame = Buffer.alloc(size);
   frame[0] = 0xff;

@@ -1,7 +1,7 @@
 import { registerMp3Encoder } from '@mediabunny/mp3-encoder';
 import { AudioSampleSource, Mp3OutputFormat, NullTarget, Output, Quality } from 'mediabunny';
-import { CallrecError } from '../../src/errors.js';
-import type { EncodedChunk, PcmSource } from './index.js';
+import { MediaError } from '../errors.js';
+import type { EncodedChunk, PcmSource } from '../types.js';
 import {
   checkFrame,
   findJoin,
@@ -163,14 +163,14 @@ async function encodePart(part: Part, layout: Mp3Layout, offset: number, write: 
   return { frames: index, samples };
 }
 
-/** The frames of one join, the two encodings joined where they can be. @throws CallrecError `ERR_MP3_JOIN` */
+/** The frames of one join, the two encodings joined where they can be. @throws MediaError `ERR_MP3_JOIN` */
 function joined(join: Join, layout: Mp3Layout, offset: number): EncodedChunk {
   const held = reservoirFrames(layout);
   const span = held + JOIN_CANDIDATES;
-  if (join.left.length !== span || join.right.length !== span) throw new CallrecError('ERR_MP3_JOIN', `an MP3 part ended before its join at frame ${join.start}`);
+  if (join.left.length !== span || join.right.length !== span) throw new MediaError('ERR_MP3_JOIN', `an MP3 part ended before its join at frame ${join.start}`);
   const candidates = Array.from({ length: JOIN_CANDIDATES }, (_, i) => held + i);
   const at = findJoin(join.left, join.right, candidates, layout.channels);
-  if (at < 0) throw new CallrecError('ERR_MP3_JOIN', `no seamless join between MP3 parts near frame ${join.start + held}`);
+  if (at < 0) throw new MediaError('ERR_MP3_JOIN', `no seamless join between MP3 parts near frame ${join.start + held}`);
   const data = new Uint8Array(span * layout.frameBytes);
   joinAt(join.left, join.right, at, layout, data);
   return { position: offset + join.start * layout.frameBytes, data };
@@ -180,7 +180,7 @@ function joined(join: Join, layout: Mp3Layout, offset: number): EncodedChunk {
  * Encodes PCM to CBR MP3 with LAME, in up to `threads` parts at once when the input's length is
  * known, yielding positioned writes: a leading Info frame (written last, with the frame count,
  * seek table and gapless delay and padding), then the frames. Encoding advances only as fast as the consumer pulls.
- * @throws CallrecError `ERR_MP3_JOIN` if two parts found no seamless join (encode again with
+ * @throws MediaError `ERR_MP3_JOIN` if two parts found no seamless join (encode again with
  * `threads` 1), `ERR_MP3_FRAME` if LAME wrote an unexpected frame.
  */
 export async function* encodeMp3(input: PcmSource, threads: number): AsyncGenerator<EncodedChunk> {

@@ -1,7 +1,8 @@
 import { Type } from '@sinclair/typebox';
 import { principalOf } from '../auth/plugin.js';
 import { CallrecError } from '../errors.js';
-import { HttpError, notFound } from './errors.js';
+import { HttpError } from '../errors.js';
+import { notFound } from './errors.js';
 import { SafeId } from '../ids.js';
 import type { ApiDeps, ApiInstance } from './types.js';
 import { callView } from './views.js';
@@ -29,7 +30,7 @@ const ListQuery = Type.Object({
 function isoTime(value: string | undefined, field: string): string | undefined {
   if (value === undefined) return undefined;
   const ms = Date.parse(value);
-  if (Number.isNaN(ms)) throw new HttpError(400, 'ERR_VALIDATION', `${field}: expected an ISO-8601 date-time`, { field });
+  if (Number.isNaN(ms)) throw new HttpError('ERR_VALIDATION', `${field}: expected an ISO-8601 date-time`, { field });
   return new Date(ms).toISOString();
 }
 
@@ -49,7 +50,7 @@ export function callRoutes(app: ApiInstance, { store }: ApiDeps): void {
       return { data: page.items.map(({ call, recording }) => callView(call, recording)), next_cursor: page.nextCursor };
     } catch (err) {
       if (err instanceof CallrecError && err.code === 'ERR_INVALID_CURSOR') {
-        throw new HttpError(400, 'ERR_VALIDATION', `cursor: ${err.message}`, { field: 'cursor' });
+        throw new HttpError('ERR_VALIDATION', `cursor: ${err.message}`, { field: 'cursor' });
       }
       throw err;
     }

@@ -2,16 +2,14 @@ import { Type } from '@sinclair/typebox';
 import { principalOf } from '../auth/plugin.js';
 import { CONTROL_ACTIONS } from '../calls/control.js';
 import { CallParams } from './calls.js';
-import { HttpError, notFound, rethrowAs } from './errors.js';
+import { HttpError } from '../errors.js';
+import { notFound } from './errors.js';
 import type { ApiDeps, ApiInstance } from './types.js';
 
 const ControlBody = Type.Object(
   { action: Type.Union(CONTROL_ACTIONS.map((action) => Type.Literal(action))) },
   { additionalProperties: false },
 );
-
-/** What `CallControl` rejects with, as HTTP: no node holds the call, impossible transition, no node answered. */
-const CONTROL_ERRORS = { ERR_NOT_FOUND: 404, ERR_CONFLICT: 409, ERR_UNAVAILABLE: 503 };
 
 /** `POST /api/calls/{id}/recording` `{"action": "start"|"stop"|"pause"|"resume"}`: recording control of a live call. */
 export function controlRoutes(app: ApiInstance, { store, control }: ApiDeps): void {
@@ -25,8 +23,8 @@ export function controlRoutes(app: ApiInstance, { store, control }: ApiDeps): vo
       // The database answers for the tenant's calls, so another tenant's call id never reaches the control bus.
       const call = await store.calls.get(tenantId, callId);
       if (!call) throw notFound(`call ${callId}`);
-      if (call.status === 'ended') throw new HttpError(409, 'ERR_CONFLICT', `call ${callId} has ended`);
-      const result = await control.control(tenantId, callId, action).catch((err: unknown) => rethrowAs(err, CONTROL_ERRORS));
+      if (call.status === 'ended') throw new HttpError('ERR_CONFLICT', `call ${callId} has ended`);
+      const result = await control.control(tenantId, callId, action);
       return { call_id: callId, action, recording_status: result.recordingStatus };
     },
   );

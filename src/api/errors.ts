@@ -1,49 +1,13 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { CallrecError } from '../errors.js';
+import { errorCode, HttpError, httpStatus } from '../errors.js';
 
 /** The one error body the API answers with (SPEC §3). */
 export interface ErrorBody {
   error: { code: string; message: string; field?: string; [extra: string]: unknown };
 }
 
-/**
- * An error that is the answer to a request: status, stable code, and optionally the field at
- * fault, response headers (`WWW-Authenticate`, `Content-Range`) and extra body properties.
- */
-export class HttpError extends CallrecError {
-  readonly statusCode: number;
-  readonly field: string | undefined;
-  readonly headers: Record<string, string>;
-  readonly details: Record<string, unknown>;
-
-  constructor(
-    statusCode: number,
-    code: string,
-    message: string,
-    options: { field?: string; headers?: Record<string, string>; details?: Record<string, unknown> } = {},
-  ) {
-    super(code, message);
-    this.name = 'HttpError';
-    this.statusCode = statusCode;
-    this.field = options.field;
-    this.headers = options.headers ?? {};
-    this.details = options.details ?? {};
-  }
-}
-
 export function notFound(what: string): HttpError {
-  return new HttpError(404, 'ERR_NOT_FOUND', `${what} not found`);
-}
-
-/**
- * Rethrows `err` as the answer to the request when it is a `CallrecError` whose code
- * `statuses` lists (same code and message, that status); anything else is rethrown as is.
- */
-export function rethrowAs(err: unknown, statuses: Readonly<Record<string, number>>): never {
-  if (err instanceof CallrecError && !(err instanceof HttpError) && statuses[err.code] !== undefined) {
-    throw new HttpError(statuses[err.code], err.code, err.message);
-  }
-  throw err;
+  return new HttpError('ERR_NOT_FOUND', `${what} not found`);
 }
 
 /** Fastify's own client errors (bad JSON, wrong content type, body too large) under our codes. */
@@ -57,18 +21,25 @@ function send(reply: FastifyReply, status: number, error: ErrorBody['error']): v
   reply.code(status).type('application/json; charset=utf-8').send({ error } satisfies ErrorBody);
 }
 
-/** Every error the API raises, shaped as `{"error":{...}}`; unexpected ones are logged and answered 500 without internals. */
-export function errorHandler(err: FastifyError | HttpError, request: FastifyRequest, reply: FastifyReply): void {
-  if (err instanceof HttpError) {
-    reply.headers(err.headers);
-    const body: ErrorBody['error'] = { ...err.details, code: err.code, message: err.message };
-    if (err.field !== undefined) body.field = err.field;
-    send(reply, err.statusCode, body);
+/**
+ * Every error the API raises, shaped as `{"error":{...}}` with the status the error registry
+ * gives its code; anything else is logged and answered 500 without internals.
+ */
+export function errorHandler(err: FastifyError | Error, request: FastifyRequest, reply: FastifyReply): void {
+  const code = errorCode(err);
+  const status = httpStatus(err);
+  if (code && status !== 500) {
+    const body: ErrorBody['error'] = { ...(err instanceof HttpError ? err.details : {}), code, message: err.message };
+    if (err instanceof HttpError) {
+      reply.headers(err.headers);
+      if (err.field !== undefined) body.field = err.field;
+    }
+    send(reply, status, body);
     return;
   }
-  const status = (err as FastifyError).statusCode;
-  if (status !== undefined && status >= 400 && status < 500) {
-    send(reply, status, { code: FASTIFY_CLIENT_CODES[status] ?? 'ERR_BAD_REQUEST', message: err.message });
+  const fastifyStatus = (err as FastifyError).statusCode;
+  if (!code && fastifyStatus !== undefined && fastifyStatus >= 400 && fastifyStatus < 500) {
+    send(reply, fastifyStatus, { code: FASTIFY_CLIENT_CODES[fastifyStatus] ?? 'ERR_BAD_REQUEST', message: err.message });
     return;
   }
   request.log.error({ err }, 'unhandled error');

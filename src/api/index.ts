@@ -13,7 +13,7 @@ import { typeBoxValidatorCompiler, type TypeBoxProvider } from './typebox.js';
 import type { ApiDeps } from './types.js';
 
 export type { ApiDeps } from './types.js';
-export { errorHandler, notFoundHandler, HttpError } from './errors.js';
+export { errorHandler, notFoundHandler } from './errors.js';
 
 /**
  * The HTTP API (SPEC §3): health, agents, calls, recordings, call control, keys, tenants. Register it at the root; its

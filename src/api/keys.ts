@@ -2,7 +2,8 @@ import { Type } from '@sinclair/typebox';
 import { SCOPES, scopesBeyond, type Principal } from '../auth/scopes.js';
 import { principalOf } from '../auth/plugin.js';
 import type { ApiKey } from '../store/index.js';
-import { HttpError, notFound } from './errors.js';
+import { HttpError } from '../errors.js';
+import { notFound } from './errors.js';
 import { SafeId } from '../ids.js';
 import type { ApiDeps, ApiInstance } from './types.js';
 
@@ -32,20 +33,33 @@ function keyView(key: ApiKey) {
 }
 
 /** An admin key manages its own tenant; only the operator's key may name another. */
-export function targetTenant(principal: Principal, requested: string | undefined): string {
+function targetTenant(principal: Principal, requested: string | undefined): string {
   if (requested === undefined || requested === principal.tenantId) return principal.tenantId;
-  if (!principal.operator) throw new HttpError(403, 'ERR_FORBIDDEN', 'only the operator key may manage another tenant');
+  if (!principal.operator) throw new HttpError('ERR_FORBIDDEN', 'only the operator key may manage another tenant');
   return requested;
 }
 
-/** API keys: `POST /api/keys` (the secret is shown once), `GET /api/keys`, `DELETE /api/keys/{id}` (revokes). */
+/**
+ * Where a key look-up may reach: an admin's own tenant; for the operator, the tenant it names
+ * or (null) every tenant, since key ids are unique and the operator revokes any key by its id.
+ */
+function keyReach(principal: Principal, requested: string | undefined): string | null {
+  return principal.operator && requested === undefined ? null : targetTenant(principal, requested);
+}
+
+const KeyParams = Type.Object({ keyId: SafeId() });
+
+/**
+ * API keys: `POST /api/keys` (the secret is shown once), `GET /api/keys`, `GET /api/keys/{id}`,
+ * `DELETE /api/keys/{id}` (revokes). The operator reaches every tenant's keys by id.
+ */
 export function keyRoutes(app: ApiInstance, { store }: ApiDeps): void {
   app.post('/api/keys', { schema: { body: CreateKeyBody }, config: { scopes: ['admin'] } }, async (request, reply) => {
     const principal = principalOf(request);
     const tenantId = targetTenant(principal, request.body.tenant_id);
     const beyond = scopesBeyond(principal, request.body.scopes);
     if (beyond.length > 0) {
-      throw new HttpError(403, 'ERR_FORBIDDEN', `a key cannot grant scopes it does not hold: ${beyond.join(', ')}`, { field: 'scopes' });
+      throw new HttpError('ERR_FORBIDDEN', `a key cannot grant scopes it does not hold: ${beyond.join(', ')}`, { field: 'scopes' });
     }
     if (!(await store.tenants.get(tenantId))) throw notFound(`tenant ${tenantId}`);
     const { key, secret } = await store.keys.create({ tenantId, name: request.body.name, scopes: request.body.scopes });
@@ -54,21 +68,25 @@ export function keyRoutes(app: ApiInstance, { store }: ApiDeps): void {
   });
 
   app.get('/api/keys', { schema: { querystring: TenantQuery }, config: { scopes: ['admin'] } }, async (request) => {
-    const tenantId = targetTenant(principalOf(request), request.query.tenant_id);
-    return { data: (await store.keys.list(tenantId)).map(keyView) };
+    return { data: (await store.keys.list(keyReach(principalOf(request), request.query.tenant_id))).map(keyView) };
+  });
+
+  app.get('/api/keys/:keyId', { schema: { params: KeyParams, querystring: TenantQuery }, config: { scopes: ['admin'] } }, async (request) => {
+    const key = await store.keys.get(keyReach(principalOf(request), request.query.tenant_id), request.params.keyId);
+    if (!key) throw notFound(`key ${request.params.keyId}`);
+    return keyView(key);
   });
 
   app.delete(
     '/api/keys/:keyId',
-    { schema: { params: Type.Object({ keyId: SafeId() }), querystring: TenantQuery }, config: { scopes: ['admin'] } },
+    { schema: { params: KeyParams, querystring: TenantQuery }, config: { scopes: ['admin'] } },
     async (request, reply) => {
       const principal = principalOf(request);
-      const tenantId = targetTenant(principal, request.query.tenant_id);
-      const key = await store.keys.get(tenantId, request.params.keyId);
+      const key = await store.keys.get(keyReach(principal, request.query.tenant_id), request.params.keyId);
       if (!key || key.revokedAt !== null) throw notFound(`key ${request.params.keyId}`);
       // The operator key lives in tenant `default`; that tenant's own admins must not lock the operator out.
-      if (key.operator && !principal.operator) throw new HttpError(403, 'ERR_FORBIDDEN', 'only the operator key may revoke the operator key');
-      if (!(await store.keys.revoke(tenantId, key.id))) throw notFound(`key ${key.id}`);
+      if (key.operator && !principal.operator) throw new HttpError('ERR_FORBIDDEN', 'only the operator key may revoke the operator key');
+      if (!(await store.keys.revoke(key.tenantId, key.id))) throw notFound(`key ${key.id}`);
       reply.code(204);
     },
   );

@@ -8,7 +8,8 @@ import type { TranscodeCache } from '../recording/transcode-cache.js';
 import type { Recording } from '../store/index.js';
 import { CallrecError } from '../errors.js';
 import { CallParams } from './calls.js';
-import { HttpError, notFound, rethrowAs } from './errors.js';
+import { HttpError } from '../errors.js';
+import { notFound } from './errors.js';
 import { parseRange } from './range.js';
 import type { ApiDeps, ApiInstance } from './types.js';
 import { emitRecordingEvent } from '../webhooks/index.js';
@@ -19,9 +20,6 @@ const RecordingQuery = Type.Object({
   format: Type.Optional(Type.Union([Type.Literal('mp3'), Type.Literal('wav'), Type.Literal('ogg')])),
   download: Type.Optional(Type.Boolean()),
 });
-
-/** Why `RecordingRepository.delete` refuses, as HTTP. */
-const DELETE_ERRORS = { ERR_NOT_FOUND: 404, ERR_CONFLICT: 409, ERR_LEGAL_HOLD: 423 };
 
 /**
  * `GET /api/calls/{id}/recording`: the audio, seekable with `Range`, every read access-logged.
@@ -57,7 +55,7 @@ export function recordingRoutes(app: ApiInstance, { store, storage, keyring, web
       const recording = await store.recordings.getByCall(principal.tenantId, callId);
       if (!recording || recording.status === 'deleted') throw notFound(`recording of call ${callId}`);
       if (recording.status !== 'ready') {
-        throw new HttpError(409, 'ERR_NOT_READY', `the recording is not ready (status ${recording.status})`, {
+        throw new HttpError('ERR_NOT_READY', `the recording is not ready (status ${recording.status})`, {
           details: { status: recording.status },
         });
       }
@@ -70,7 +68,7 @@ export function recordingRoutes(app: ApiInstance, { store, storage, keyring, web
       }
       if (recording.keyId.startsWith('tenant:')) {
         // Wrapped with the tenant's public key: callrec cannot decrypt it, by design.
-        throw new HttpError(409, 'ERR_TENANT_ENCRYPTED', "this recording's key is wrapped with the tenant's public key; fetch the object and unwrap the key with the tenant's private key", {
+        throw new HttpError('ERR_TENANT_ENCRYPTED', "this recording's key is wrapped with the tenant's public key; fetch the object and unwrap the key with the tenant's private key", {
           details: { storage_url: recording.storageUrl, object_key: key, key_id: recording.keyId, wrapped_key: recording.wrappedKey },
         });
       }
@@ -83,7 +81,7 @@ export function recordingRoutes(app: ApiInstance, { store, storage, keyring, web
       const rangeHeader = request.headers.range;
       const range = parseRange(rangeHeader, size);
       if (range === 'unsatisfiable') {
-        throw new HttpError(416, 'ERR_RANGE_NOT_SATISFIABLE', `range ${rangeHeader} is outside the ${size}-byte recording`, {
+        throw new HttpError('ERR_RANGE_NOT_SATISFIABLE', `range ${rangeHeader} is outside the ${size}-byte recording`, {
           headers: { 'Content-Range': `bytes */${size}` },
         });
       }
@@ -126,9 +124,7 @@ export function recordingRoutes(app: ApiInstance, { store, storage, keyring, web
       const { callId } = request.params;
       const recording = await store.recordings.getByCall(tenantId, callId);
       const objects = recording ? await storage.forRecording(recording) : storage.default;
-      const { recording: deleted } = await store.recordings
-        .delete(tenantId, callId, objects, { deletedBy: keyId, reason: 'api' })
-        .catch((err: unknown) => rethrowAs(err, DELETE_ERRORS));
+      const { recording: deleted } = await store.recordings.delete(tenantId, callId, objects, { deletedBy: keyId, reason: 'api' });
       await transcodes.evict(deleted.id);
       await emitRecordingEvent(webhooks, 'recording.deleted', deleted);
       return { call_id: callId, recording_status: 'deleted' };

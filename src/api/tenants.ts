@@ -1,7 +1,8 @@
 import { Type } from '@sinclair/typebox';
 import { principalOf } from '../auth/plugin.js';
-import { applySettingsPatch, TenantSettingError, TenantSettingsPatchSchema, tenantView } from '../tenants/settings.js';
-import { HttpError, notFound } from './errors.js';
+import { applySettingsPatch, TenantSettingsPatchSchema, tenantView } from '../tenants/settings.js';
+import { HttpError } from '../errors.js';
+import { notFound } from './errors.js';
 import { SafeId } from '../ids.js';
 import type { ApiDeps, ApiInstance } from './types.js';
 
@@ -19,9 +20,9 @@ const TenantParams = Type.Object({ tenantId: SafeId() });
  */
 export function tenantRoutes(app: ApiInstance, { store, keyring }: ApiDeps): void {
   app.post('/api/tenants', { schema: { body: CreateTenantBody }, config: { scopes: ['admin'] } }, async (request, reply) => {
-    if (!principalOf(request).operator) throw new HttpError(403, 'ERR_FORBIDDEN', 'only the operator key may create tenants');
+    if (!principalOf(request).operator) throw new HttpError('ERR_FORBIDDEN', 'only the operator key may create tenants');
     const { id, name } = request.body;
-    if (await store.tenants.get(id)) throw new HttpError(409, 'ERR_CONFLICT', `tenant ${id} already exists`, { field: 'id' });
+    if (await store.tenants.get(id)) throw new HttpError('ERR_CONFLICT', `tenant ${id} already exists`, { field: 'id' });
     const tenant = await store.tenants.ensure(id, name);
     reply.code(201);
     return { id: tenant.id, name: tenant.name, created_at: tenant.createdAt };
@@ -43,15 +44,9 @@ export function tenantRoutes(app: ApiInstance, { store, keyring }: ApiDeps): voi
       const { tenantId } = request.params;
       const principal = principalOf(request);
       if (!principal.operator && principal.tenantId !== tenantId) throw notFound(`tenant ${tenantId}`);
-      let tenant;
-      try {
-        tenant = await store.tenants.updateSettings(tenantId, (current) =>
-          applySettingsPatch(keyring, tenantId, current, request.body, { operator: principal.operator }),
-        );
-      } catch (err) {
-        if (err instanceof TenantSettingError) throw new HttpError(err.code === 'ERR_FORBIDDEN' ? 403 : 400, err.code, err.message, { field: err.field });
-        throw err;
-      }
+      const tenant = await store.tenants.updateSettings(tenantId, (current) =>
+        applySettingsPatch(keyring, tenantId, current, request.body, { operator: principal.operator }),
+      );
       if (!tenant) throw notFound(`tenant ${tenantId}`);
       return tenantView(tenant);
     },

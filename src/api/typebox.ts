@@ -2,7 +2,7 @@ import type { FastifySchemaCompiler, FastifyTypeProvider } from 'fastify';
 import type { Static, TSchema } from '@sinclair/typebox';
 import { TypeCompiler, type ValueError } from '@sinclair/typebox/compiler';
 import { Value, ValueErrorType } from '@sinclair/typebox/value';
-import { HttpError } from './errors.js';
+import { HttpError } from '../errors.js';
 
 /**
  * Route types from `@sinclair/typebox` schemas. Hand-written because the installed
@@ -50,6 +50,6 @@ export const typeBoxValidatorCompiler: FastifySchemaCompiler<TSchema> = ({ schem
     const first = check.Errors(value).First()!;
     const field = first.path.slice(1).split('/').map((part) => part.replace(/~1/g, '/').replace(/~0/g, '~')).join('.');
     const where = field === '' ? httpPart ?? 'request' : field;
-    return { error: new HttpError(400, 'ERR_VALIDATION', `${where}: ${explain(first)}`, { field: field || undefined }) };
+    return { error: new HttpError('ERR_VALIDATION', `${where}: ${explain(first)}`, { field: field || undefined }) };
   };
 };

@@ -1,6 +1,6 @@
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
-import { HttpError } from '../api/errors.js';
+import { HttpError } from '../errors.js';
 import type { HttpLimits } from '../config.js';
 import type { KeyRepository } from '../store/keys.js';
 import { hasScope, type Principal, type Scope } from './scopes.js';
@@ -28,12 +28,12 @@ const MINUTE_MS = 60_000;
 const BEARER = /^Bearer +(\S+) *$/i;
 
 const unauthorized = () =>
-  new HttpError(401, 'ERR_UNAUTHORIZED', 'a valid API key is required: Authorization: Bearer <key>', {
+  new HttpError('ERR_UNAUTHORIZED', 'a valid API key is required: Authorization: Bearer <key>', {
     headers: { 'WWW-Authenticate': 'Bearer' },
   });
 
 const tooManyRequests = (what: string, retryAfterSeconds: number) =>
-  new HttpError(429, 'ERR_RATE_LIMITED', `${what}; retry in ${retryAfterSeconds} s`, {
+  new HttpError('ERR_RATE_LIMITED', `${what}; retry in ${retryAfterSeconds} s`, {
     headers: { 'Retry-After': String(retryAfterSeconds) },
   });
 
@@ -67,7 +67,7 @@ const auth: FastifyPluginAsync<AuthPluginOptions> = async (app, { keys, limits }
     const requests = await requestsOf(request);
     if (!requests.isAllowed && requests.isExceeded) throw tooManyRequests(`API key ${principal.keyId} exceeded ${limits.requestsPerKeyPerMinute} requests per minute`, requests.ttlInSeconds);
     if (config.scopes && !config.scopes.some((scope) => hasScope(principal, scope))) {
-      throw new HttpError(403, 'ERR_FORBIDDEN', `this API key lacks the ${config.scopes.join(' or ')} scope`);
+      throw new HttpError('ERR_FORBIDDEN', `this API key lacks the ${config.scopes.join(' or ')} scope`);
     }
   });
 };

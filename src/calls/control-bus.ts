@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { CallrecError } from '../errors.js';
+import { CallrecError, errorCode, type ErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { CallControl, ControlAction, ControlResult } from './control.js';
 import type { CallRegistry } from './registry.js';
@@ -13,7 +13,7 @@ interface ControlRequest {
   action: ControlAction;
 }
 
-type ControlReply = { id: string; result: ControlResult } | { id: string; error: { code: string; message: string } };
+type ControlReply = { id: string; result: ControlResult } | { id: string; error: { code: ErrorCode; message: string } };
 
 export interface RedisCallControlOptions {
   redisUrl: string;
@@ -100,7 +100,7 @@ export class RedisCallControl implements CallControl {
     if (!session) return; // another node holds it (or nobody does: the asker times out)
     session.control(request.action).then(
       (result) => this.#reply(request, { id: request.id, result }),
-      (err: Error) => this.#reply(request, { id: request.id, error: { code: (err as CallrecError).code ?? 'ERR_INTERNAL', message: err.message } }),
+      (err: Error) => this.#reply(request, { id: request.id, error: { code: errorCode(err) ?? 'ERR_INTERNAL', message: err.message } }),
     );
   }
 

@@ -5,7 +5,7 @@ import type { BufferPool } from '../../media/buffer-pool.js';
 import { resolveCallRecording, type CallRecordingSettings } from '../agents/settings.js';
 import { hasScope } from '../auth/scopes.js';
 import { RuntimeLink } from '../bridge/runtime.js';
-import { CallrecError } from '../errors.js';
+import { CallrecError, errorCode, wsCloseCode } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { MediaMetrics } from '../metrics.js';
 import type { PromptCache } from '../consent/prompts.js';
@@ -33,23 +33,6 @@ export interface MediaContext {
   /** The node's pool of call buffers (see `BufferPool`). */
   buffers: BufferPool;
 }
-
-/** WebSocket close codes (RFC 6455 §7.4.1) for each way a stream can go wrong. */
-const CLOSE_CODES: Record<string, number> = {
-  ERR_MALFORMED_MESSAGE: 1007,
-  ERR_BAD_PAYLOAD: 1007,
-  ERR_MESSAGE_TOO_LARGE: 1009,
-  ERR_UNKNOWN_EVENT: 1003,
-  ERR_UNSUPPORTED_CODEC: 1003,
-  ERR_UNEXPECTED_MESSAGE: 1008,
-  ERR_MISSING_AGENT: 1008,
-  ERR_UNKNOWN_AGENT: 1008,
-  ERR_BAD_TOKEN: 1008,
-  ERR_CALL_EXISTS: 1008,
-  ERR_OVERLOADED: 1013,
-  ERR_AGENT_UNREACHABLE: 1014,
-  ERR_SHUTTING_DOWN: 1001,
-};
 
 /** `code: message`, cut to the 123 bytes a close frame's reason may hold. */
 function closeReason(code: string, message: string): string {
@@ -404,8 +387,8 @@ export class CallSession {
 
   /** Closes the provider socket with the error's code and reason, then ends the call. */
   #fail(err: Error): void {
-    const code = err instanceof CallrecError ? err.code : 'ERR_INTERNAL';
-    const wsCode = CLOSE_CODES[code] ?? 1011;
+    const code = errorCode(err) ?? 'ERR_INTERNAL';
+    const wsCode = wsCloseCode(err);
     if (wsCode === 1011) this.#log.error({ err }, 'call failed');
     else this.#log.info({ code, reason: err.message }, 'closing stream');
     this.#closeProvider(wsCode, closeReason(code, wsCode === 1011 ? 'internal error' : err.message));

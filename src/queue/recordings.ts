@@ -2,8 +2,19 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue, type ConnectionOptions } from 'bullmq';
 import type { Logger } from '../log.js';
 
-/** BullMQ queue that turns finished spools into stored recordings (SPEC §6). */
+/**
+ * BullMQ queues that turn finished spools into stored recordings (SPEC §6). A spool on a media
+ * node's local disk can only be finalized there, so its job goes to that node's own queue
+ * (`recordings.node.<id>`), which only that node (or its restart on the same DATA_DIR) works;
+ * a spool in shared object storage goes to the shared queue (`recordings`) that every worker
+ * takes from. One cluster-wide queue sent jobs to workers that could not open the file.
+ */
 export const RECORDINGS_QUEUE = 'recordings';
+
+/** The queue of jobs whose spool is on `nodeId`'s disk, or the shared queue when `nodeId` is null. */
+export function recordingsQueueName(nodeId: string | null): string {
+  return nodeId === null ? RECORDINGS_QUEUE : `${RECORDINGS_QUEUE}.node.${nodeId}`;
+}
 
 export interface RecordingJobData {
   tenantId: string;
@@ -20,19 +31,49 @@ export const RECORDING_JOB_OPTIONS = {
 } as const;
 
 /**
- * The job id is derived from the call, so finalizing a call twice (a retried hang-up, two nodes
- * racing) adds one job. BullMQ forbids ':' in custom ids; tenant and call ids may hold one.
+ * The job id is the recording's, so finalizing it twice (a retried hang-up, two nodes racing)
+ * adds one job, while a call id used again (a database reset, another deployment on the same
+ * Redis prefix) is a new recording with a job of its own: BullMQ keeps finished jobs for a day,
+ * and one keyed by call would swallow the new recording's add.
  */
-export function recordingJobId(tenantId: string, callId: string): string {
-  return `${encodeURIComponent(tenantId)}/${encodeURIComponent(callId)}`.replaceAll(':', '%3A');
+export function recordingJobId(recordingId: string): string {
+  return `recording-${recordingId}`;
 }
 
-export function createRecordingsQueue(connection: ConnectionOptions, prefix: string): Queue<RecordingJobData> {
-  return new Queue<RecordingJobData>(RECORDINGS_QUEUE, { connection, prefix, defaultJobOptions: RECORDING_JOB_OPTIONS });
-}
+/** The recordings queues of one Redis prefix, opened as they are first needed. */
+export class RecordingQueues {
+  readonly #connection: ConnectionOptions;
+  readonly #prefix: string;
+  readonly #queues = new Map<string, Queue<RecordingJobData>>();
+  readonly #onError: (err: Error, queue: string) => void;
 
-export function enqueueRecording(queue: Queue<RecordingJobData>, data: RecordingJobData): Promise<unknown> {
-  return queue.add('finalize', data, { jobId: recordingJobId(data.tenantId, data.callId) });
+  constructor(connection: ConnectionOptions, prefix: string, onError: (err: Error, queue: string) => void = () => {}) {
+    this.#connection = connection;
+    this.#prefix = prefix;
+    this.#onError = onError;
+  }
+
+  /** The queue for spools on `nodeId`'s disk (null: in shared storage). */
+  queue(nodeId: string | null): Queue<RecordingJobData> {
+    const name = recordingsQueueName(nodeId);
+    let queue = this.#queues.get(name);
+    if (!queue) {
+      queue = new Queue<RecordingJobData>(name, { connection: this.#connection, prefix: this.#prefix, defaultJobOptions: RECORDING_JOB_OPTIONS });
+      queue.on('error', (err) => this.#onError(err, name));
+      this.#queues.set(name, queue);
+    }
+    return queue;
+  }
+
+  /** Adds the recording's job (once: the job id is the recording's) to the queue its spool's place asks for. */
+  add(data: RecordingJobData, spoolNode: string | null): Promise<unknown> {
+    return this.queue(spoolNode).add('finalize', data, { jobId: recordingJobId(data.recordingId) });
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.#queues.values()].map((queue) => queue.close()));
+    this.#queues.clear();
+  }
 }
 
 /** How long one attempt to add a job may take before it counts as failed (ioredis would wait minutes). */
@@ -56,12 +97,13 @@ export interface RecordingEnqueuerOptions {
  * job id is fixed per call), so an attempt that timed out and later went through does no harm.
  */
 export class RecordingEnqueuer {
-  readonly #queue: Queue<RecordingJobData>;
+  readonly #enqueue: (job: RecordingJobData) => Promise<unknown>;
   readonly #opts: RecordingEnqueuerOptions;
   readonly #stop = new AbortController();
 
-  constructor(queue: Queue<RecordingJobData>, opts: RecordingEnqueuerOptions) {
-    this.#queue = queue;
+  /** `enqueue` adds one job once, e.g. `(job) => queues.add(job, nodeId)`. */
+  constructor(enqueue: (job: RecordingJobData) => Promise<unknown>, opts: RecordingEnqueuerOptions) {
+    this.#enqueue = enqueue;
     this.#opts = opts;
   }
 
@@ -74,7 +116,7 @@ export class RecordingEnqueuer {
     let delayMs = retry.firstMs;
     for (let attempt = 1; ; attempt++) {
       try {
-        await attemptWithin(enqueueRecording(this.#queue, job), ATTEMPT_TIMEOUT_MS);
+        await attemptWithin(this.#enqueue(job), ATTEMPT_TIMEOUT_MS);
         if (attempt > 1) {
           waiting.dec();
           log.info({ callId: job.callId, recordingId: job.recordingId, attempts: attempt }, 'recording queued after Redis came back');

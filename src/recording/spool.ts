@@ -2,33 +2,14 @@ import { write as writeFd } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { NO_POOL, type BufferPool } from '../../media/buffer-pool.js';
+import { parseWavHeader, WAV_HEADER_BYTES, WAV_UNKNOWN_SIZE, wavHeader } from '../../media/wav.js';
 import { CallrecError } from '../errors.js';
 
-/**
+/*
  * The spool is a 16-bit PCM WAV file written while the call runs. Its RIFF and data sizes are
  * left at 0xFFFFFFFF ("unknown", as streaming WAV writers do) until the spool is closed, so any
  * prefix of the file, such as what a crash leaves behind, is itself a readable recording.
  */
-const HEADER_BYTES = 44;
-const UNKNOWN_SIZE = 0xffffffff;
-
-function wavHeader(sampleRate: number, channels: number, dataBytes: number): Buffer {
-  const h = Buffer.alloc(HEADER_BYTES);
-  h.write('RIFF', 0, 'ascii');
-  h.writeUInt32LE(dataBytes === UNKNOWN_SIZE ? UNKNOWN_SIZE : 36 + dataBytes, 4);
-  h.write('WAVE', 8, 'ascii');
-  h.write('fmt ', 12, 'ascii');
-  h.writeUInt32LE(16, 16);
-  h.writeUInt16LE(1, 20); // PCM
-  h.writeUInt16LE(channels, 22);
-  h.writeUInt32LE(sampleRate, 24);
-  h.writeUInt32LE(sampleRate * channels * 2, 28);
-  h.writeUInt16LE(channels * 2, 32);
-  h.writeUInt16LE(16, 34);
-  h.write('data', 36, 'ascii');
-  h.writeUInt32LE(dataBytes, 40);
-  return h;
-}
 
 export interface SpoolWriterOptions {
   sampleRate: number;
@@ -60,7 +41,7 @@ export class SpoolWriter {
   readonly #pool: BufferPool;
   #pending: Buffer;
   #pendingBytes = 0;
-  #fileBytes = HEADER_BYTES;
+  #fileBytes = WAV_HEADER_BYTES;
   /** The chain of file operations, in order: open and header first, then each write. */
   #writing: Promise<unknown>;
   #handle: fs.FileHandle | null = null;
@@ -82,7 +63,7 @@ export class SpoolWriter {
     this.#writing = (async () => {
       await fs.mkdir(path.dirname(file), { recursive: true });
       this.#handle = await fs.open(file, 'wx', 0o600);
-      await this.#handle.write(wavHeader(opts.sampleRate, opts.channels, UNKNOWN_SIZE), 0, HEADER_BYTES, 0);
+      await this.#handle.write(wavHeader(opts.sampleRate, opts.channels, WAV_UNKNOWN_SIZE), 0, WAV_HEADER_BYTES, 0);
     })().catch((err: Error) => {
       this.#error = err;
     });
@@ -95,7 +76,7 @@ export class SpoolWriter {
 
   /** Sample frames handed to `append` that are (or will be, once written) in the file. */
   get frames(): number {
-    return (this.#fileBytes - HEADER_BYTES + this.#pendingBytes) / (2 * this.channels);
+    return (this.#fileBytes - WAV_HEADER_BYTES + this.#pendingBytes) / (2 * this.channels);
   }
 
   /** Copies `frames` interleaved frames from `pcm`. */
@@ -157,15 +138,15 @@ export class SpoolWriter {
     const handle = this.#handle;
     if (!handle) return 0; // never created: the error says why
     try {
-      const dataBytes = this.#fileBytes - HEADER_BYTES;
-      await handle.write(wavHeader(this.sampleRate, this.channels, dataBytes), 0, HEADER_BYTES, 0);
+      const dataBytes = this.#fileBytes - WAV_HEADER_BYTES;
+      await handle.write(wavHeader(this.sampleRate, this.channels, dataBytes), 0, WAV_HEADER_BYTES, 0);
       await handle.sync();
     } catch (err) {
       this.#error ??= err as Error;
     } finally {
       await handle.close();
     }
-    return (this.#fileBytes - HEADER_BYTES) / (2 * this.channels);
+    return (this.#fileBytes - WAV_HEADER_BYTES) / (2 * this.channels);
   }
 }
 
@@ -180,17 +161,19 @@ export interface SpoolInfo {
 export async function readSpoolInfo(file: string): Promise<SpoolInfo> {
   const handle = await fs.open(file, 'r');
   try {
-    const header = Buffer.alloc(HEADER_BYTES);
-    const { bytesRead } = await handle.read(header, 0, HEADER_BYTES, 0);
-    if (bytesRead < HEADER_BYTES || header.toString('ascii', 0, 4) !== 'RIFF' || header.toString('ascii', 36, 40) !== 'data') {
-      throw new CallrecError('ERR_BAD_SPOOL', `${file} is not a callrec spool`);
+    const header = Buffer.alloc(WAV_HEADER_BYTES);
+    const { bytesRead } = await handle.read(header, 0, WAV_HEADER_BYTES, 0);
+    let parsed;
+    try {
+      parsed = parseWavHeader(header.subarray(0, bytesRead));
+    } catch {
+      parsed = null;
     }
-    const channels = header.readUInt16LE(22);
-    const sampleRate = header.readUInt32LE(24);
-    const declared = header.readUInt32LE(40);
+    // callrec writes the canonical 44-byte header; anything else is not one of its spools.
+    if (!parsed || parsed.dataStart !== WAV_HEADER_BYTES) throw new CallrecError('ERR_BAD_SPOOL', `${file} is not a callrec spool`);
+    const { channels, sampleRate } = parsed;
     const { size } = await handle.stat();
-    const present = size - HEADER_BYTES;
-    const dataBytes = declared === UNKNOWN_SIZE ? present : Math.min(declared, present);
+    const dataBytes = Math.min(parsed.dataBytes, size - WAV_HEADER_BYTES);
     return { sampleRate, channels, frames: Math.floor(dataBytes / (2 * channels)) };
   } finally {
     await handle.close();
@@ -206,7 +189,7 @@ export async function* readSpool(file: string, info: SpoolInfo, start = 0, end =
       const n = Math.min(chunkFrames, end - frame);
       // A fresh buffer per chunk: consumers (encoders) may hold on to it.
       const buf = Buffer.allocUnsafe(n * frameBytes);
-      await handle.read(buf, 0, buf.length, HEADER_BYTES + frame * frameBytes);
+      await handle.read(buf, 0, buf.length, WAV_HEADER_BYTES + frame * frameBytes);
       yield new Int16Array(buf.buffer, buf.byteOffset, n * info.channels);
     }
   } finally {

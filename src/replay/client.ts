@@ -5,6 +5,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import WebSocket from 'ws';
 import type { Fixture, FixtureMessage } from './fixture.js';
+import { ProviderPlayback } from './playback.js';
 import type { Provider } from '../protocols/types.js';
 
 export interface ReplayOptions {
@@ -22,7 +23,14 @@ export interface ReplayOptions {
   onMessage?: (data: Buffer, binary: boolean, reply: (data: Buffer | string, binary: boolean) => void) => void;
   /** Keep the socket open this long after the last message before closing it (to collect replies). */
   closeAfterMs?: number;
+  /** Play what the server sends back as the provider would, confirming each mark once the audio before it has played. */
+  answerMarks?: boolean;
+  /** With `answerMarks`: press this key (DTMF) half a second after the first mark is confirmed (the consent prompt has played). */
+  dtmf?: string;
 }
+
+/** When the caller presses the `dtmf` key, after the prompt's mark (stream time). */
+const DTMF_AFTER_PROMPT_MS = 500;
 
 export interface ReplayResult {
   callId?: string;
@@ -33,6 +41,8 @@ export interface ReplayResult {
   closeCode: number;
   closeReason: string;
   durationMs: number;
+  /** With `answerMarks`: stream time at which the first mark was confirmed; null if none was asked for or due. */
+  firstMarkAtMs: number | null;
 }
 
 type Params = Record<string, string>;
@@ -87,8 +97,13 @@ export async function replayFixture(fixture: Fixture, opts: ReplayOptions): Prom
       resolve({ code, reason: reason.toString() });
     });
   });
+  const playback = opts.answerMarks ? new ProviderPlayback(fixture) : null;
+  const firstT = fixture.messages[0]?.t ?? 0;
+  /** Stream time: the send offset of the last message sent. */
+  let streamMs = 0;
   ws.on('message', (data: Buffer, binary: boolean) => {
     received.push({ atMs: performance.now() - openedAt, data, binary });
+    playback?.receive(data, binary, streamMs);
     opts.onMessage?.(data, binary, (reply, replyBinary) => {
       if (ws.readyState === WebSocket.OPEN) ws.send(reply, { binary: replyBinary });
     });
@@ -102,7 +117,16 @@ export async function replayFixture(fixture: Fixture, opts: ReplayOptions): Prom
   openedAt = performance.now();
 
   let sent = 0;
-  const firstT = fixture.messages[0]?.t ?? 0;
+  let dtmfPressed = false;
+  /** The provider's own messages due by `streamMs`: mark confirmations, then the caller's key press. */
+  const sendDue = () => {
+    if (!playback) return;
+    for (const echo of playback.due(streamMs)) ws.send(echo);
+    if (opts.dtmf && !dtmfPressed && playback.firstMarkAtMs !== null && streamMs >= playback.firstMarkAtMs + DTMF_AFTER_PROMPT_MS) {
+      dtmfPressed = true;
+      ws.send(playback.dtmf(opts.dtmf));
+    }
+  };
   for (const message of fixture.messages) {
     if (closed) break;
     if (divisor !== 'max') {
@@ -112,6 +136,8 @@ export async function replayFixture(fixture: Fixture, opts: ReplayOptions): Prom
       if (wait > 1) await sleep(wait);
     }
     if (closed) break;
+    streamMs = message.t - firstT;
+    sendDue();
     const data = isStart(provider, message) ? rewriteStart(provider, message.data as string, opts) : message.data;
     const ok = await new Promise<boolean>((resolve) => ws.send(data, { binary: message.binary }, (err) => resolve(!err)));
     if (!ok) break;
@@ -122,5 +148,5 @@ export async function replayFixture(fixture: Fixture, opts: ReplayOptions): Prom
     if (!closed) ws.close(1000);
   }
   const { code, reason } = await closedPromise;
-  return { callId: opts.callId, sent, received, closeCode: code, closeReason: reason, durationMs: performance.now() - openedAt };
+  return { callId: opts.callId, sent, received, closeCode: code, closeReason: reason, durationMs: performance.now() - openedAt, firstMarkAtMs: playback?.firstMarkAtMs ?? null };
 }

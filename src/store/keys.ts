@@ -139,26 +139,27 @@ export class KeyRepository {
     await Promise.all(this.#touches);
   }
 
-  async get(tenantId: string, id: string): Promise<ApiKey | null> {
-    const row = await this.#db.selectFrom('api_keys').selectAll().where('tenant_id', '=', tenantId).where('id', '=', id).executeTakeFirst();
+  /** A key by id, within `tenantId`, or in any tenant when it is null (key ids are unique). */
+  async get(tenantId: string | null, id: string): Promise<ApiKey | null> {
+    let query = this.#db.selectFrom('api_keys').selectAll().where('id', '=', id);
+    if (tenantId !== null) query = query.where('tenant_id', '=', tenantId);
+    const row = await query.executeTakeFirst();
     return row ? toApiKey(row) : null;
   }
 
-  /** The tenant's keys, revoked ones included (they show when they were revoked), oldest first. */
-  async list(tenantId: string): Promise<ApiKey[]> {
-    const rows = await this.#db.selectFrom('api_keys').selectAll().where('tenant_id', '=', tenantId).orderBy('created_at').orderBy('id').execute();
+  /** The keys of `tenantId` (of every tenant when null), revoked ones included (they show when they were revoked), oldest first. */
+  async list(tenantId: string | null): Promise<ApiKey[]> {
+    let query = this.#db.selectFrom('api_keys').selectAll();
+    if (tenantId !== null) query = query.where('tenant_id', '=', tenantId);
+    const rows = await query.orderBy('created_at').orderBy('id').execute();
     return rows.map(toApiKey);
   }
 
-  /** Revokes a key of that tenant; false when there is no such (unrevoked) key. */
-  async revoke(tenantId: string, id: string): Promise<boolean> {
-    const result = await this.#db
-      .updateTable('api_keys')
-      .set({ revoked_at: new Date().toISOString() })
-      .where('tenant_id', '=', tenantId)
-      .where('id', '=', id)
-      .where('revoked_at', 'is', null)
-      .executeTakeFirst();
+  /** Revokes a key within `tenantId` (in any tenant when null); false when there is no such unrevoked key. */
+  async revoke(tenantId: string | null, id: string): Promise<boolean> {
+    let query = this.#db.updateTable('api_keys').set({ revoked_at: new Date().toISOString() }).where('id', '=', id).where('revoked_at', 'is', null);
+    if (tenantId !== null) query = query.where('tenant_id', '=', tenantId);
+    const result = await query.executeTakeFirst();
     return result.numUpdatedRows > 0n;
   }
 

@@ -2,7 +2,7 @@ import { createPublicKey } from 'node:crypto';
 import { Type, type Static } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import type { MasterKeyring } from '../crypto/keys.js';
-import { CallrecError } from '../errors.js';
+import { HttpError } from '../errors.js';
 import { BucketUrl } from '../storage/bucket.js';
 import type { Store, Tenant } from '../store/index.js';
 import { openSecret, sealSecret, type SealedSecret } from './secrets.js';
@@ -60,12 +60,10 @@ interface StoredSettings {
   public_key?: string | null;
 }
 
-/** A setting the API must refuse, naming the field at fault (the route answers 400, or 403 for `forbidden`). */
-export class TenantSettingError extends CallrecError {
-  readonly field: string;
-  constructor(field: string, message: string, code = 'ERR_VALIDATION') {
-    super(code, `${field}: ${message}`);
-    this.field = field;
+/** A setting the API must refuse, naming the field at fault (400, or 403 for `ERR_FORBIDDEN`). */
+export class TenantSettingError extends HttpError {
+  constructor(field: string, message: string, code: 'ERR_VALIDATION' | 'ERR_FORBIDDEN' = 'ERR_VALIDATION') {
+    super(code, `${field}: ${message}`, { field });
   }
 }
 

@@ -1,4 +1,4 @@
-import { CallrecError } from '../../src/errors.js';
+import { CallrecError, type ErrorCode } from '../../src/errors.js';
 import { TEST_DB_KINDS } from '../helpers/db.js';
 import { startApi, type ApiHarness } from './harness.js';
 
@@ -44,7 +44,7 @@ describe.each(TEST_DB_KINDS)('call control API on %s', (kind) => {
     expect(api.control.requests).toEqual([]);
   });
 
-  test.each([
+  test.each<[ErrorCode, string, number]>([
     ['ERR_NOT_FOUND', 'no node holds call live-1', 404],
     ['ERR_CONFLICT', 'the recording is already paused', 409],
     ['ERR_UNAVAILABLE', 'no media node answered', 503],
@@ -55,7 +55,7 @@ describe.each(TEST_DB_KINDS)('call control API on %s', (kind) => {
   });
 
   test('any other failure of the bus is a 500 that leaks nothing', async () => {
-    api.control.failNext = new CallrecError('ERR_REDIS', 'connection refused 10.0.0.7:6379');
+    api.control.failNext = new CallrecError('ERR_REDIS_UNAVAILABLE', 'connection refused 10.0.0.7:6379');
     const res = await api.request('POST', '/api/calls/live-1/recording', controller, { action: 'pause' });
     expect(res).toEqual({ status: 500, body: { error: { code: 'ERR_INTERNAL', message: 'internal server error' } } });
   });

@@ -86,6 +86,31 @@ describe.each(TEST_DB_KINDS)('keys and tenants API on %s', (kind) => {
     expect((await request('GET', '/api/keys', defaultAdmin.body.secret)).status).toBe(401);
   });
 
+  test('the operator lists every tenant\'s keys and reads and revokes any of them by id alone', async () => {
+    await request('POST', '/api/tenants', OPERATOR_SECRET, { id: 'initech', name: 'Initech' });
+    const created = await request('POST', '/api/keys', OPERATOR_SECRET, { name: 'initech reader', scopes: ['recordings:read'], tenant_id: 'initech' });
+    const { id, secret } = created.body;
+
+    const all = await request('GET', '/api/keys', OPERATOR_SECRET);
+    const tenants = all.body.data.map((key: { tenant_id: string }) => key.tenant_id);
+    expect(tenants).toEqual(expect.arrayContaining(['default', 'acme', 'initech']));
+    expect((await request('GET', '/api/keys?tenant_id=initech', OPERATOR_SECRET)).body.data.map((key: { id: string }) => key.id)).toEqual([id]);
+    expect(await request('GET', `/api/keys/${id}`, OPERATOR_SECRET)).toMatchObject({ status: 200, body: { id, tenant_id: 'initech', revoked_at: null } });
+    // Naming the wrong tenant does not find it.
+    expect((await request('DELETE', `/api/keys/${id}?tenant_id=acme`, OPERATOR_SECRET)).status).toBe(404);
+
+    // Another tenant's admin neither sees nor revokes it.
+    expect((await request('GET', '/api/keys', admin)).body.data.every((key: { tenant_id: string }) => key.tenant_id === 'acme')).toBe(true);
+    expect((await request('GET', `/api/keys/${id}`, admin)).status).toBe(404);
+    expect((await request('DELETE', `/api/keys/${id}`, admin)).status).toBe(404);
+    expect((await request('GET', '/api/calls', secret)).status).toBe(200);
+
+    expect((await request('DELETE', `/api/keys/${id}`, OPERATOR_SECRET)).status).toBe(204);
+    expect((await request('GET', '/api/calls', secret)).status).toBe(401);
+    expect((await request('GET', `/api/keys/${id}`, OPERATOR_SECRET)).body.revoked_at).toEqual(expect.any(String));
+    expect((await request('DELETE', `/api/keys/${id}`, OPERATOR_SECRET)).status).toBe(404);
+  });
+
   test('key bodies are validated', async () => {
     const bad = await request('POST', '/api/keys', admin, { name: 'x', scopes: ['root'] });
     expect(bad).toMatchObject({ status: 400, body: { error: { code: 'ERR_VALIDATION', field: 'scopes.0' } } });

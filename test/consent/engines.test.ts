@@ -11,21 +11,30 @@ const MESSAGE = 'This call is being recorded for quality and training purposes.'
 const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
 
 describe('flite', () => {
-  const fliteTemps = async (): Promise<string[]> => (await readdir(tmpdir())).filter((name) => name.startsWith('callrec-flite-'));
-
   test.each([
     ['kal', 8000],
     ['slt', 16000],
   ])('voice %s speaks the default message at %i Hz, 1.5–6 s of sound, leaving no temp files', async (voice, rate) => {
-    const before = await fliteTemps();
-    const { pcm, sampleRate } = await new FliteEngine(voice).synthesize(MESSAGE);
+    // A temp root of this test's own: other processes (and test files) speak in the shared one.
+    const temp = await mkdtemp(path.join(tmpdir(), 'callrec-flite-test-'));
+    const shared = process.env.TMPDIR;
+    process.env.TMPDIR = temp;
+    let spoken;
+    try {
+      spoken = await new FliteEngine(voice).synthesize(MESSAGE);
+    } finally {
+      if (shared === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = shared;
+    }
+    expect(await readdir(temp)).toEqual([]);
+    await rm(temp, { recursive: true });
+    const { pcm, sampleRate } = spoken;
     expect(sampleRate).toBe(rate);
     const { loudWindows, soundMs, peak } = soundStats(pcm, sampleRate);
     expect(soundMs).toBeGreaterThanOrEqual(1500);
     expect(soundMs).toBeLessThanOrEqual(6000);
     expect(loudWindows).toBeGreaterThan(soundMs / 20 / 2); // mostly sound, not a click at each end
     expect(peak).toBeGreaterThan(3000);
-    expect((await fliteTemps()).filter((name) => !before.includes(name))).toEqual([]);
   });
 
   test('longer text takes longer to say', async () => {

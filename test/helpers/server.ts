@@ -35,12 +35,17 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-/** A real callrec server on a free port: fresh data dir, database and Redis key prefix. */
-export async function startTestServer(opts: { db?: TestDbKind; jitterMs?: number; join?: TestServer; env?: Record<string, string> } = {}): Promise<TestServer> {
+/**
+ * A real callrec server on a free port: fresh data dir, database and Redis key prefix.
+ * `redisPrefix` shares a prefix the caller owns (and drops) with a server on a fresh database.
+ */
+export async function startTestServer(
+  opts: { db?: TestDbKind; jitterMs?: number; join?: TestServer; redisPrefix?: string; env?: Record<string, string> } = {},
+): Promise<TestServer> {
   const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'callrec-e2e-'));
   // A node joining another shares its database and Redis prefix; the first node owns them.
   const db = opts.join ? { url: opts.join.cluster.databaseUrl, cleanup: async () => {} } : await createTestStore(opts.db ?? 'sqlite');
-  const prefix = opts.join?.cluster.prefix ?? testPrefix();
+  const prefix = opts.join?.cluster.prefix ?? opts.redisPrefix ?? testPrefix();
   const storageUrl = opts.join?.cluster.storageUrl ?? `file://${path.join(dataDir, 'recordings')}`;
   // Nodes of one cluster share the master key, or one could not open another's recordings.
   const masterKey = opts.join?.cluster.masterKey ?? randomBytes(32).toString('base64');
@@ -86,7 +91,7 @@ export async function startTestServer(opts: { db?: TestDbKind; jitterMs?: number
       await server.close();
       await db.cleanup();
       await fs.rm(dataDir, { recursive: true, force: true });
-      if (opts.join) return;
+      if (opts.join || opts.redisPrefix) return;
       // BullMQ keys of this run only.
       await dropRedisPrefix(prefix, config.redisUrl);
     },
@@ -110,15 +115,32 @@ export async function readyCall(ts: TestServer, audio = Buffer.from('audio')): P
   return callId;
 }
 
-/** A callrec node in a process of its own (`callrec serve` run from source), joined to `cluster`. */
+/** A callrec node in a process of its own (`callrec serve` or `worker` run from source), joined to `cluster`. */
 export interface ServerProcess {
   url: string;
+  /** `ws://…` base for the media endpoints. */
+  wsUrl: string;
+  dataDir: string;
   api(pathname: string, init?: RequestInit): Promise<Response>;
+  /** Ends the process as `kill -9` would: no clean-up of any kind. */
+  kill(): Promise<void>;
   close(): Promise<void>;
 }
 
-export async function startServerProcess(join: TestServer): Promise<ServerProcess> {
-  const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'callrec-node-'));
+export interface ServerProcessOptions {
+  command?: 'serve' | 'worker';
+  /** Use this DATA_DIR (kept on close) instead of a fresh one. */
+  dataDir?: string;
+  /**
+   * Give the node a disk of its own at `dataDir`: a tmpfs mounted there in a private mount
+   * namespace, so nodes started with the same path see different files, as two hosts or pods do.
+   */
+  privateDisk?: boolean;
+}
+
+export async function startServerProcess(join: TestServer, opts: ServerProcessOptions = {}): Promise<ServerProcess> {
+  const dataDir = opts.dataDir ?? (await fs.mkdtemp(path.join(os.tmpdir(), 'callrec-node-')));
+  await fs.mkdir(dataDir, { recursive: true });
   const port = await new Promise<number>((resolve) => {
     const probe = net.createServer().listen(0, '127.0.0.1', () => {
       const { port } = probe.address() as net.AddressInfo;
@@ -137,24 +159,36 @@ export async function startServerProcess(join: TestServer): Promise<ServerProces
     LOG_LEVEL: 'warn',
   };
   const cli = path.join(import.meta.dirname, '../../src/cli.ts');
-  const child = spawn(process.execPath, ['--import', 'tsx', cli, 'serve'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const node = [process.execPath, '--import', 'tsx', cli, opts.command ?? 'serve'];
+  // unshare(1) gives the shell a mount namespace of its own; the tmpfs it mounts is seen by no other process.
+  const argv = opts.privateDisk
+    ? ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', 'mount -t tmpfs tmpfs "$DATA_DIR" && exec "$@"', 'sh', ...node]
+    : node;
+  const child = spawn(argv[0], argv.slice(1), { env, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = once(child, 'exit');
   const url = `http://127.0.0.1:${port}`;
-  for (let tries = 0; ; tries++) {
+  // A worker serves no HTTP: started is enough; a media node is ready once it answers.
+  for (let tries = 0; opts.command !== 'worker'; tries++) {
     if (child.exitCode !== null) throw new Error(`callrec node exited: ${stderr}`);
     if (await fetch(`${url}/healthz`).then((r) => r.ok, () => false)) break;
     if (tries > 300) throw new Error(`callrec node did not start: ${stderr}`);
     await sleep(100);
   }
+  const stop = async (signal: NodeJS.Signals) => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    await exited;
+  };
   return {
     url,
+    wsUrl: url.replace(/^http/, 'ws'),
+    dataDir,
     api: (pathname, init = {}) => fetch(url + pathname, { ...init, headers: { authorization: `Bearer ${join.key}`, ...init.headers } }),
+    kill: () => stop('SIGKILL'),
     async close() {
-      const exited = once(child, 'exit');
-      child.kill('SIGTERM');
-      await exited;
-      await fs.rm(dataDir, { recursive: true, force: true });
+      await stop('SIGTERM');
+      if (!opts.dataDir) await fs.rm(dataDir, { recursive: true, force: true });
     },
   };
 }

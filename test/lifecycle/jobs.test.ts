@@ -5,8 +5,8 @@ import { randomUUID } from 'node:crypto';
 import { Worker, type Queue } from 'bullmq';
 import { CALL_RECORDING_DEFAULTS } from '../../src/agents/settings.js';
 import { retryRecording } from '../../src/jobs.js';
-import { createRecordingsQueue, enqueueRecording, recordingJobId, RECORDINGS_QUEUE, type RecordingJobData } from '../../src/queue/recordings.js';
-import { recoverSpools } from '../../src/recovery.js';
+import { RecordingQueues, recordingJobId, recordingsQueueName, type RecordingJobData } from '../../src/queue/recordings.js';
+import { recoverSpools, SPOOL_UNREACHABLE } from '../../src/recovery.js';
 import type { Recording, RecordingStatus } from '../../src/store/index.js';
 import { createTestStore, TEST_DB_KINDS, type TestStore } from '../helpers/db.js';
 import { dropRedisPrefix, REDIS_URL, testPrefix } from '../helpers/redis.js';
@@ -15,22 +15,28 @@ import { dropRedisPrefix, REDIS_URL, testPrefix } from '../helpers/redis.js';
 describe.each(TEST_DB_KINDS)('job tooling on %s', (kind) => {
   let db: TestStore;
   let dataDir: string;
+  let queues: RecordingQueues;
+  /** This node's queue: recovery finalizes the spools on this node's disk there. */
   let queue: Queue<RecordingJobData>;
   const prefix = testPrefix();
+  const SELF = 'this-node';
 
-  /** A call (live or ended) with a recording in `status`, with a spool file on disk unless `spool` is false. */
-  async function addRecording(callId: string, status: RecordingStatus, opts: { ended?: boolean; spool?: boolean; spoolAgeMs?: number; nodeId?: string } = {}): Promise<Recording> {
+  /**
+   * A call (live or ended) with a recording in `status` and a spool file on this disk; `spool`
+   * false: the spool is named but on another disk; `'none'`: the recording has no spool.
+   */
+  async function addRecording(callId: string, status: RecordingStatus, opts: { ended?: boolean; spool?: boolean | 'none'; spoolAgeMs?: number; nodeId?: string } = {}): Promise<Recording> {
     await db.store.calls.create({ tenantId: 't1', id: callId, agentId: 'agent-1', provider: 'twilio', mode: 'fork', sampleRate: 8000, legs: ['caller', 'agent'], settings: CALL_RECORDING_DEFAULTS, nodeId: opts.nodeId });
     if (opts.ended) await db.store.calls.update('t1', callId, { status: 'ended', endedAt: new Date().toISOString() });
     const spoolPath = path.join(dataDir, 'spool', `${randomUUID()}.wav`);
-    if (opts.spool !== false) {
+    if (opts.spool === undefined || opts.spool === true) {
       await fs.writeFile(spoolPath, 'RIFF');
       if (opts.spoolAgeMs) {
         const then = new Date(Date.now() - opts.spoolAgeMs);
         await fs.utimes(spoolPath, then, then);
       }
     }
-    const recording = await db.store.recordings.create({ tenantId: 't1', callId, format: 'mp3', channels: 1, sampleRate: 8000, storageDays: 30, status, spoolPath });
+    const recording = await db.store.recordings.create({ tenantId: 't1', callId, format: 'mp3', channels: 1, sampleRate: 8000, storageDays: 30, status, spoolPath: opts.spool === 'none' ? null : spoolPath });
     return status === 'failed' ? (await db.store.recordings.update(recording.id, { error: 'upload failed' }))! : recording;
   }
 
@@ -41,27 +47,30 @@ describe.each(TEST_DB_KINDS)('job tooling on %s', (kind) => {
     dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'callrec-jobs-'));
     await fs.mkdir(path.join(dataDir, 'spool'));
     await db.store.tenants.ensure('t1', 'One');
-    queue = createRecordingsQueue({ url: REDIS_URL }, prefix);
+    queues = new RecordingQueues({ url: REDIS_URL }, prefix);
+    queue = queues.queue(SELF);
   });
 
   afterAll(async () => {
-    await queue.close();
+    await queues.close();
     await db.cleanup();
     await fs.rm(dataDir, { recursive: true, force: true });
     await dropRedisPrefix(prefix);
   });
 
-  test('retryRecording replaces the failed job with a fresh one, once', async () => {
-    const recording = await addRecording('retry-me', 'failed', { ended: true });
-    const jobId = recordingJobId('t1', 'retry-me');
+  test('retryRecording, from any node, replaces the failed job with a fresh one on the queue of the node holding the spool, once', async () => {
+    // The spool is on node-a's disk, not this one's: retry works from here all the same.
+    const recording = await addRecording('retry-me', 'failed', { ended: true, spool: false, nodeId: 'node-a' });
+    const queue = queues.queue('node-a');
+    const jobId = recordingJobId(recording.id);
     // The job that failed for good, as the worker leaves it.
     await queue.add('finalize', { tenantId: 't1', callId: 'retry-me', recordingId: recording.id }, { jobId, attempts: 1 });
-    const failing = new Worker(RECORDINGS_QUEUE, async () => { throw new Error('boom'); }, { connection: { url: REDIS_URL }, prefix });
+    const failing = new Worker(recordingsQueueName('node-a'), async () => { throw new Error('boom'); }, { connection: { url: REDIS_URL }, prefix });
     await new Promise((resolve) => failing.once('failed', resolve));
     await failing.close();
     expect(await queue.getJobState(jobId)).toBe('failed');
 
-    const retried = await retryRecording(db.store, queue, 't1', 'retry-me');
+    const retried = await retryRecording(db.store, queues, 't1', 'retry-me');
     expect(retried).toMatchObject({ id: recording.id, status: 'processing', error: null });
     expect((await db.store.recordings.get(recording.id))!.status).toBe('processing');
     const job = (await queue.getJob(jobId))!;
@@ -69,19 +78,20 @@ describe.each(TEST_DB_KINDS)('job tooling on %s', (kind) => {
     expect(job.attemptsMade).toBe(0);
     expect(job.data).toEqual({ tenantId: 't1', callId: 'retry-me', recordingId: recording.id });
 
-    await expect(retryRecording(db.store, queue, 't1', 'retry-me')).rejects.toMatchObject({ code: 'ERR_CONFLICT' });
-    expect((await jobIds()).filter((id) => id === jobId)).toHaveLength(1);
+    await expect(retryRecording(db.store, queues, 't1', 'retry-me')).rejects.toMatchObject({ code: 'ERR_CONFLICT' });
+    expect((await queue.getJobs(['waiting', 'failed', 'completed'])).filter((job) => job.id === jobId)).toHaveLength(1);
+    expect(await queues.queue(null).getJob(jobId)).toBeUndefined();
   });
 
   test('retryRecording refuses without a spool, for other statuses and unknown calls', async () => {
-    await addRecording('no-spool', 'failed', { ended: true, spool: false });
+    const noSpool = await addRecording('no-spool', 'failed', { ended: true, spool: 'none' });
     await addRecording('is-ready', 'ready', { ended: true, spool: false });
-    await expect(retryRecording(db.store, queue, 't1', 'no-spool')).rejects.toMatchObject({ code: 'ERR_NO_SPOOL' });
+    await expect(retryRecording(db.store, queues, 't1', 'no-spool')).rejects.toMatchObject({ code: 'ERR_NO_SPOOL' });
     expect((await db.store.recordings.getByCall('t1', 'no-spool'))!.status).toBe('failed');
-    await expect(retryRecording(db.store, queue, 't1', 'is-ready')).rejects.toMatchObject({ code: 'ERR_CONFLICT' });
-    await expect(retryRecording(db.store, queue, 't1', 'nobody')).rejects.toMatchObject({ code: 'ERR_NOT_FOUND' });
-    await expect(retryRecording(db.store, queue, 't2', 'retry-me')).rejects.toMatchObject({ code: 'ERR_NOT_FOUND' });
-    expect(await queue.getJob(recordingJobId('t1', 'no-spool'))).toBeUndefined();
+    await expect(retryRecording(db.store, queues, 't1', 'is-ready')).rejects.toMatchObject({ code: 'ERR_CONFLICT' });
+    await expect(retryRecording(db.store, queues, 't1', 'nobody')).rejects.toMatchObject({ code: 'ERR_NOT_FOUND' });
+    await expect(retryRecording(db.store, queues, 't2', 'retry-me')).rejects.toMatchObject({ code: 'ERR_NOT_FOUND' });
+    expect(await queue.getJob(recordingJobId(noSpool.id))).toBeUndefined();
   });
 
   test('recoverSpools queues stranded recordings once and reports orphan spools without deleting them', async () => {
@@ -94,19 +104,27 @@ describe.each(TEST_DB_KINDS)('job tooling on %s', (kind) => {
     // Its node's missing heartbeat does, fresh spool or not; a node that beats keeps its calls.
     const lostNode = await addRecording('rec-node-lost', 'paused', { nodeId: 'crashed-node' });
     await addRecording('rec-node-alive', 'paused', { nodeId: 'running-node' });
-    const isNodeAlive = async (nodeId: string) => nodeId === 'running-node';
+    const isNodeAlive = async (nodeId: string) => ['running-node', 'node-a', SELF].includes(nodeId);
+    // This node's own live call is left alone; it is running here.
+    await addRecording('rec-mine', 'recording', { nodeId: SELF });
+    // A spool on a dead node's disk cannot be finalized here: failed, saying where it is.
+    const elsewhere = await addRecording('rec-elsewhere', 'recording', { spool: false, nodeId: 'crashed-node' });
     await addRecording('rec-gone', 'processing', { ended: true, spool: false });
     await addRecording('rec-failed', 'failed', { ended: true });
     // Already queued and waiting: recovery must not add a second job.
     const waiting = await addRecording('rec-waiting', 'processing', { ended: true });
-    await enqueueRecording(queue, { tenantId: 't1', callId: 'rec-waiting', recordingId: waiting.id });
+    await queues.add({ tenantId: 't1', callId: 'rec-waiting', recordingId: waiting.id }, SELF);
     const orphan = path.join(dataDir, 'spool', `${randomUUID()}.wav`);
     await fs.writeFile(orphan, 'RIFF');
     const before = await jobIds();
 
-    const first = await recoverSpools(db.store, queue, dataDir, { isNodeAlive });
-    // `retry-me` (the test above) is processing too; its waiting job is left as it is.
-    expect(first.requeued.map((r) => r.callId).sort()).toEqual(['rec-dead-node', 'rec-ended', 'rec-node-lost', 'rec-processing', 'rec-waiting', 'retry-me']);
+    const first = await recoverSpools(db.store, queues, dataDir, { nodeId: SELF, isNodeAlive });
+    // `retry-me` (the test above) is processing with its spool on node-a, which is up: left to it.
+    expect(first.requeued.map((r) => r.callId).sort()).toEqual(['rec-dead-node', 'rec-ended', 'rec-node-lost', 'rec-processing']);
+    expect(first.unreachable.map((r) => r.callId)).toEqual(['rec-elsewhere']);
+    expect((await db.store.recordings.get(elsewhere.id))!.error).toMatch(new RegExp(`^${SPOOL_UNREACHABLE}: the spool is on node crashed-node`));
+    expect(await db.store.calls.get('t1', 'rec-elsewhere')).toMatchObject({ status: 'ended', endReason: 'media node lost' });
+    expect((await db.store.recordings.getByCall('t1', 'rec-mine'))!.status).toBe('recording');
     expect(first.orphanSpools).toEqual([orphan]);
     await expect(fs.stat(orphan)).resolves.toBeTruthy();
     for (const r of [processing, endedCall, deadNode]) expect((await db.store.recordings.get(r.id))!.status).toBe('processing');
@@ -117,11 +135,18 @@ describe.each(TEST_DB_KINDS)('job tooling on %s', (kind) => {
     expect(await db.store.calls.get('t1', 'rec-node-lost')).toMatchObject({ status: 'ended', endReason: 'media node lost' });
     expect((await db.store.recordings.getByCall('t1', 'rec-failed'))!.status).toBe('failed');
 
-    const added = ['rec-dead-node', 'rec-ended', 'rec-node-lost', 'rec-processing'].map((callId) => recordingJobId('t1', callId));
+    const added = await Promise.all(['rec-dead-node', 'rec-ended', 'rec-node-lost', 'rec-processing'].map(async (callId) => recordingJobId((await db.store.recordings.getByCall('t1', callId))!.id)));
     expect(await jobIds()).toEqual([...before, ...added].sort());
     const waitingAfterFirst = await queue.getJobCounts('waiting');
-    await recoverSpools(db.store, queue, dataDir, { isNodeAlive });
+    await recoverSpools(db.store, queues, dataDir, { nodeId: SELF, isNodeAlive });
     expect(await jobIds()).toEqual([...before, ...added].sort());
     expect(await queue.getJobCounts('waiting')).toEqual(waitingAfterFirst);
+
+    // The dead node is back with its disk: the spool is reachable again and its recording goes on.
+    await fs.writeFile(elsewhere.spoolPath!, 'RIFF');
+    const back = await recoverSpools(db.store, queues, dataDir, { nodeId: SELF, isNodeAlive });
+    expect(back.requeued.map((r) => r.callId)).toEqual(['rec-elsewhere']);
+    expect((await db.store.recordings.get(elsewhere.id))!).toMatchObject({ status: 'processing', error: null });
+    expect(await jobIds()).toContain(recordingJobId(elsewhere.id));
   });
 });

@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
-import { createRecordingsQueue, recordingJobId, RecordingEnqueuer } from '../../src/queue/recordings.js';
+import { recordingJobId, RecordingEnqueuer, RecordingQueues } from '../../src/queue/recordings.js';
 import { createMaintenanceQueue } from '../../workers/retention.js';
 import { startPrivateRedis, type PrivateRedis } from '../helpers/private-redis.js';
 import { testPrefix } from '../helpers/redis.js';
@@ -22,12 +22,12 @@ describe('Redis outages of any length', () => {
   it('keeps queueing a finished recording until Redis is back, counting it as waiting meanwhile', async () => {
     // ioredis gives up on a command after `maxRetriesPerRequest` reconnects (20 by default,
     // about 3 minutes); 1 makes this outage "long" within the test.
-    const queue = createRecordingsQueue({ host: '127.0.0.1', port: redis.port, maxRetriesPerRequest: 1 }, testPrefix());
-    queue.on('error', () => {});
+    const queues = new RecordingQueues({ host: '127.0.0.1', port: redis.port, maxRetriesPerRequest: 1 }, testPrefix());
+    const queue = queues.queue(null);
     const lines: string[] = [];
     const log = pino({ level: 'warn' }, new Writable({ write: (chunk: Buffer, _enc, done) => { lines.push(chunk.toString()); done(); } }));
     let waiting = 0;
-    const enqueuer = new RecordingEnqueuer(queue, { log, waiting: { inc: () => waiting++, dec: () => waiting-- }, retry: { firstMs: 20, maxMs: 200 } });
+    const enqueuer = new RecordingEnqueuer((job) => queues.add(job, null), { log, waiting: { inc: () => waiting++, dec: () => waiting-- }, retry: { firstMs: 20, maxMs: 200 } });
     try {
       await queue.waitUntilReady();
       await redis.stop();
@@ -41,10 +41,10 @@ describe('Redis outages of any length', () => {
       await redis.start();
       await added;
       expect(waiting).toBe(0);
-      expect(await queue.getJob(recordingJobId(job.tenantId, job.callId))).toMatchObject({ data: job });
+      expect(await queue.getJob(recordingJobId(job.recordingId))).toMatchObject({ data: job });
     } finally {
       enqueuer.close();
-      await queue.close();
+      await queues.close();
     }
   });
 

@@ -1,6 +1,6 @@
 import { decodeRecording } from '../../media/decoders.js';
 import { encodeRecording } from '../../media/encoders/index.js';
-import type { EncodedChunk } from '../../media/encoders/index.js';
+import type { EncodedChunk } from '../../media/types.js';
 import type { RecordingFormat } from '../../media/types.js';
 import { findBursts, synthesizeTones } from '../helpers/audio.js';
 

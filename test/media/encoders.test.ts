@@ -1,5 +1,5 @@
 import { encodeRecording, MIME_TYPES } from '../../media/encoders/index.js';
-import type { EncodedChunk, PcmFile, PcmSource } from '../../media/encoders/index.js';
+import type { EncodedChunk, PcmFile, PcmSource } from '../../media/types.js';
 import type { RecordingFormat } from '../../media/types.js';
 import { CALL_TONES, CALL_TONES_SECONDS, decodeAudio, findBursts, synthesizeTones, type ToneBurst } from '../helpers/audio.js';
 

@@ -1,5 +1,5 @@
 import { PlayoutQueue } from '../../media/playout-queue.js';
-import { CallrecError } from '../../src/errors.js';
+import { MediaError } from '../../media/errors.js';
 
 function ramp(from: number, length: number): Int16Array {
   return Int16Array.from({ length }, (_, i) => from + i);
@@ -70,8 +70,8 @@ test('pushing past the bound throws ERR_PLAYOUT_OVERFLOW and queues nothing', ()
   } catch (e) {
     error = e;
   }
-  expect(error).toBeInstanceOf(CallrecError);
-  expect((error as CallrecError).code).toBe('ERR_PLAYOUT_OVERFLOW');
+  expect(error).toBeInstanceOf(MediaError);
+  expect((error as MediaError).code).toBe('ERR_PLAYOUT_OVERFLOW');
   expect(queue.queuedSamples).toBe(320);
   expect(queue.end).toBe(320);
 });

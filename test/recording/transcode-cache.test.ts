@@ -52,7 +52,7 @@ describe('EncryptedScratchFile', () => {
     for (const [start, end] of [[0, 299_999], [0, 0], [65_530, 65_540], [131_071, 131_072], [299_500, 299_999]]) {
       expect(await readAll(EncryptedScratchFile.read(file, key, start, end))).toEqual(expected.subarray(start, end + 1));
     }
-    await expect(readAll(EncryptedScratchFile.read(file, randomBytes(32), 0, 10))).rejects.toMatchObject({ code: 'ERR_CORRUPT' });
+    await expect(readAll(EncryptedScratchFile.read(file, randomBytes(32), 0, 10))).rejects.toMatchObject({ code: 'ERR_DECRYPT' });
   });
 
   it('never replaces an existing file', async () => {

@@ -53,7 +53,7 @@ test('repeats the files to --calls, unique call ids, counts calls closed with an
   const { out, text } = collect();
   try {
     const files = [path.join(FIXTURES, 'telnyx-fork-pcma.jsonl'), path.join(FIXTURES, 'twilio-connect-caller.jsonl')];
-    const summary = await runReplay({ files, url: server.base, agentId: 'a1', token: 't', speed: 'max', concurrency: 2, calls: 3, progress: null, out });
+    const summary = await runReplay({ files, url: server.base, agentId: 'a1', token: 't', speed: 'max', concurrency: 2, calls: 3, checkRecording: false, progress: null, out });
     expect(summary.calls).toHaveLength(3);
     expect(summary.failed).toBe(1);
     const failed = summary.calls.find((c) => c.failed)!;
@@ -70,9 +70,15 @@ test('repeats the files to --calls, unique call ids, counts calls closed with an
   }
 });
 
-test('a server that cannot be reached is a failed call, not a crash', async () => {
+test('--repeat streams each file that many times, in order', async () => {
+  const server = await endpoint(() => false);
   const { out } = collect();
-  const summary = await runReplay({ files: [path.join(FIXTURES, 'telnyx-fork-pcma.jsonl')], url: 'ws://127.0.0.1:1', speed: 'max', concurrency: 1, progress: null, out });
-  expect(summary.failed).toBe(1);
-  expect(summary.calls[0].closeCode).toBe(1006);
+  try {
+    const files = [path.join(FIXTURES, 'telnyx-fork-pcma.jsonl'), path.join(FIXTURES, 'twilio-connect-caller.jsonl')];
+    const summary = await runReplay({ files, url: server.base, speed: 'max', concurrency: 1, repeat: 2, checkRecording: false, progress: null, out });
+    expect(summary.calls.map((c) => path.basename(c.file))).toEqual(['telnyx-fork-pcma.jsonl', 'telnyx-fork-pcma.jsonl', 'twilio-connect-caller.jsonl', 'twilio-connect-caller.jsonl']);
+    expect(summary.failed).toBe(0);
+  } finally {
+    await server.close();
+  }
 });

@@ -6,7 +6,7 @@ import type { Readable } from 'node:stream';
 import { openEncrypted } from '../../src/crypto/chunked.js';
 import { MasterKeyring } from '../../src/crypto/keys.js';
 import { createLogger } from '../../src/log.js';
-import { createRecordingsQueue, recordingJobId } from '../../src/queue/recordings.js';
+import { RecordingQueues, recordingJobId } from '../../src/queue/recordings.js';
 import { SpoolWriter } from '../../src/recording/spool.js';
 import { LocalObjectStore } from '../../src/storage/local.js';
 import { StorageResolver } from '../../src/storage/resolver.js';
@@ -55,6 +55,8 @@ describe('recordings worker', () => {
     pcm?: Int16Array;
     format?: 'wav' | 'mp3';
     channels?: 1 | 2;
+    /** The spool is gone before the job runs (a lost disk). */
+    lost?: boolean;
   }
 
   async function spooledRecording(callId: string, opts: Spooled = {}): Promise<{ recordingId: string; spoolPath: string }> {
@@ -66,6 +68,7 @@ describe('recordings worker', () => {
     // Appended a second at a time, as the capture flushes.
     for (let at = 0; at < pcm.length; at += 16000) spool.append(pcm.subarray(at, at + 16000), Math.min(8000, (pcm.length - at) / 2));
     await spool.close();
+    if (opts.lost) await fs.rm(spoolPath);
     const rec = await store.recordings.create({ tenantId: 't', callId, format: opts.format ?? 'wav', channels: opts.channels ?? 2, sampleRate: 8000, storageDays: 90, status: 'processing', spoolPath });
     return { recordingId: rec.id, spoolPath };
   }
@@ -81,18 +84,19 @@ describe('recordings worker', () => {
 
   async function run(objects: ObjectStore, callId: string, attempts: number, spooled: Spooled & { encodeThreads?: number } = {}) {
     const keyring = await MasterKeyring.load({ dataDir: dir });
-    const queue = createRecordingsQueue({ url: REDIS_URL }, prefix);
+    const queues = new RecordingQueues({ url: REDIS_URL }, prefix);
+    const queue = queues.queue(null);
     const storage = new StorageResolver({ defaultStore: objects, store: db.store, keyring });
     const webhooks = { queue: createWebhookQueue({ url: REDIS_URL }, prefix), store: db.store, keyring };
     const deps = { store: db.store, storage, log: createLogger('silent'), keyring, webhooks, encodeThreads: spooled.encodeThreads };
     const workers = startWorkers(deps, { connection: { url: REDIS_URL }, prefix });
     const { recordingId, spoolPath } = await spooledRecording(callId, spooled);
     // Short backoff so the test does not wait out production's schedule.
-    await queue.add('finalize', { tenantId: 't', callId, recordingId }, { jobId: recordingJobId('t', callId), attempts, backoff: { type: 'fixed', delay: 10 } });
+    await queue.add('finalize', { tenantId: 't', callId, recordingId }, { jobId: recordingJobId(recordingId), attempts, backoff: { type: 'fixed', delay: 10 } });
     const close = async () => {
       await workers.close();
       await webhooks.queue.close();
-      await queue.close();
+      await queues.close();
     };
     return { close, queue, recordingId, spoolPath, keyring };
   }
@@ -108,6 +112,15 @@ describe('recordings worker', () => {
     await close();
   });
 
+  test('a spool that is not on this disk fails the recording at once, saying so, without retries', async () => {
+    const storage = new FlakyStore(path.join(dir, 'objects-lost'), 0);
+    const { close, recordingId } = await run(storage, 'lost-spool', 5, { lost: true });
+    const rec = await waitFor(recordingId, 'failed');
+    expect(rec.error).toMatch(/^ERR_NO_SPOOL: the spool of recording .* is not on this node's disk/);
+    expect(storage.puts).toBe(0);
+    await close();
+  });
+
   test('a failure then success: ready, one object, spool deleted', async () => {
     const storage = new FlakyStore(path.join(dir, 'objects-b'), 1);
     const { close, queue, recordingId, spoolPath } = await run(storage, 'fails-once', 3);
@@ -118,7 +131,7 @@ describe('recordings worker', () => {
     expect(files.filter((f) => f.endsWith('.enc'))).toHaveLength(1);
     await expect(fs.stat(spoolPath)).rejects.toMatchObject({ code: 'ENOENT' });
     // A duplicate job for the same call is not added again: the id is the call's.
-    await queue.add('finalize', { tenantId: 't', callId: 'fails-once', recordingId }, { jobId: recordingJobId('t', 'fails-once') });
+    await queue.add('finalize', { tenantId: 't', callId: 'fails-once', recordingId }, { jobId: recordingJobId(recordingId) });
     await sleep(200);
     expect(storage.puts).toBe(2);
     await close();

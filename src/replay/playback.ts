@@ -1,0 +1,108 @@
+/**
+ * The provider's side of a two-way stream, as `callrec replay` imitates it: audio callrec sends
+ * back is played in order on the stream's clock, and each mark is confirmed once the audio
+ * queued before it has played (Twilio and Telnyx echo `mark`, Vonage answers a `notify` with
+ * `websocket:notify`); `clear` empties the queue and confirms the marks still waiting at once,
+ * as Twilio does. Time is the stream's (the fixture's send offsets), so `--speed max` plays a
+ * prompt as fast as it streams the call.
+ */
+import type { Fixture } from './fixture.js';
+import type { Provider } from '../protocols/types.js';
+
+/** Wire bytes per millisecond of audio in the fixture's format. */
+function bytesPerMs(fixture: Fixture): number {
+  const { codec, sampleRate } = fixture.meta;
+  return ((codec === 'l16' ? 2 : 1) * sampleRate) / 1000;
+}
+
+/** The ids a provider stamps on its own messages, read from the fixture's start message. */
+function streamIds(fixture: Fixture): Record<string, unknown> {
+  for (const m of fixture.messages) {
+    if (m.binary) continue;
+    const message = JSON.parse(m.data as string) as Record<string, unknown>;
+    if (message.event === 'start') return message;
+    if (message.event === 'websocket:connected') return {};
+  }
+  return {};
+}
+
+export class ProviderPlayback {
+  readonly #provider: Provider;
+  readonly #bytesPerMs: number;
+  readonly #ids: Record<string, unknown>;
+  /** Stream time at which the audio queued so far ends. */
+  #playedUntil = 0;
+  /** Marks waiting for the audio before them, in order. */
+  #marks: Array<{ name: string; atMs: number }> = [];
+  #sequence = 1000;
+  /** Stream time at which the first mark was confirmed (callrec's consent prompt has then played). */
+  firstMarkAtMs: number | null = null;
+
+  constructor(fixture: Fixture) {
+    this.#provider = fixture.meta.provider;
+    this.#bytesPerMs = bytesPerMs(fixture);
+    this.#ids = streamIds(fixture);
+  }
+
+  /** A message callrec sent at stream time `nowMs`. Messages the provider would refuse are ignored here. */
+  receive(data: Buffer, binary: boolean, nowMs: number): void {
+    if (binary) return this.#play(data.length, nowMs); // Vonage audio frames
+    let message: Record<string, any>;
+    try {
+      message = JSON.parse(data.toString()) as Record<string, any>;
+    } catch {
+      return;
+    }
+    const kind: unknown = message.event ?? message.action;
+    if (kind === 'media' && typeof message.media?.payload === 'string') {
+      this.#play(Buffer.byteLength(message.media.payload, 'base64'), nowMs);
+    } else if (kind === 'mark' && typeof message.mark?.name === 'string') {
+      this.#marks.push({ name: message.mark.name, atMs: Math.max(nowMs, this.#playedUntil) });
+    } else if (kind === 'notify') {
+      this.#marks.push({ name: typeof message.payload?.name === 'string' ? message.payload.name : '', atMs: Math.max(nowMs, this.#playedUntil) });
+    } else if (kind === 'clear') {
+      this.#playedUntil = nowMs;
+      for (const mark of this.#marks) mark.atMs = nowMs;
+    }
+  }
+
+  /** The provider's messages due by stream time `nowMs` (mark confirmations), in order. */
+  due(nowMs: number): string[] {
+    const out: string[] = [];
+    while (this.#marks.length > 0 && this.#marks[0].atMs <= nowMs) {
+      const mark = this.#marks.shift()!;
+      this.firstMarkAtMs ??= mark.atMs;
+      out.push(this.#markEcho(mark.name));
+    }
+    return out;
+  }
+
+  /** The provider's message for a key the caller pressed. */
+  dtmf(digit: string): string {
+    const sequence = String(this.#sequence++);
+    switch (this.#provider) {
+      case 'twilio':
+        return JSON.stringify({ event: 'dtmf', streamSid: this.#ids.streamSid, sequenceNumber: sequence, dtmf: { track: 'inbound_track', digit } });
+      case 'telnyx':
+        return JSON.stringify({ event: 'dtmf', stream_id: this.#ids.stream_id, sequence_number: sequence, dtmf: { digit } });
+      case 'vonage':
+        return JSON.stringify({ event: 'websocket:dtmf', digit, duration: 100 });
+    }
+  }
+
+  #play(bytes: number, nowMs: number): void {
+    this.#playedUntil = Math.max(nowMs, this.#playedUntil) + bytes / this.#bytesPerMs;
+  }
+
+  #markEcho(name: string): string {
+    const sequence = String(this.#sequence++);
+    switch (this.#provider) {
+      case 'twilio':
+        return JSON.stringify({ event: 'mark', sequenceNumber: sequence, streamSid: this.#ids.streamSid, mark: { name } });
+      case 'telnyx':
+        return JSON.stringify({ event: 'mark', sequence_number: sequence, stream_id: this.#ids.stream_id, mark: { name } });
+      case 'vonage':
+        return JSON.stringify({ event: 'websocket:notify', payload: { name } });
+    }
+  }
+}
