@@ -1,3 +1,4 @@
+import net from 'node:net';
 import path from 'node:path';
 import { CallrecError } from './errors.js';
 
@@ -17,6 +18,9 @@ export interface Config {
   ttsEngine: string;
   publicUrl: string;
   logLevel: string;
+  /** Addresses/CIDRs whose `X-Forwarded-For` is believed; empty: the TCP peer is the client. */
+  trustProxy: string[];
+  http: HttpLimits;
   /** How often every node sweeps for recordings a dead node (or worker) left half-way. */
   recoveryIntervalMs: number;
   /** Where spools are shipped as calls run, so any worker can finalize them (stateless media nodes); unset: local only. */
@@ -37,6 +41,16 @@ export interface TelnyxConfig {
   /** Telnyx's API base (tests point it at a local stand-in). */
   apiUrl: string;
 }
+
+/** Per-node limits on the HTTP API (README "Limits"). */
+export interface HttpLimits {
+  /** Requests one API key may make per minute. */
+  requestsPerKeyPerMinute: number;
+  /** Failed authentications one client address may make per minute before it is answered 429. */
+  authFailuresPerIpPerMinute: number;
+}
+
+export const HTTP_LIMIT_DEFAULTS: HttpLimits = { requestsPerKeyPerMinute: 1200, authFailuresPerIpPerMinute: 20 };
 
 type Env = Record<string, string | undefined>;
 
@@ -91,6 +105,27 @@ function telnyx(env: Env): TelnyxConfig | undefined {
   };
 }
 
+function positiveInteger(env: Env, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isSafeInteger(n) || n < 1) fail(name, `must be a whole number of at least 1, got "${raw}"`);
+  return n;
+}
+
+/** `TRUST_PROXY`: comma-separated IPv4/IPv6 addresses or CIDRs. */
+function trustedProxies(env: Env): string[] {
+  const entries = (env.TRUST_PROXY ?? '').split(',').map((entry) => entry.trim()).filter(Boolean);
+  for (const entry of entries) {
+    const [address, bits, extra] = entry.split('/');
+    const family = net.isIP(address);
+    const maxBits = family === 6 ? 128 : 32;
+    const validBits = bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= maxBits);
+    if (family === 0 || !validBits || extra !== undefined) fail('TRUST_PROXY', `must be comma-separated IP addresses or CIDRs (e.g. 10.0.0.0/8,::1), got "${entry}"`);
+  }
+  return entries;
+}
+
 /** Reads and validates the configuration; throws `ERR_CONFIG` naming the first bad variable. */
 export function loadConfig(env: Env = process.env): Config {
   const p = port(env, 'PORT', 8080);
@@ -123,6 +158,11 @@ export function loadConfig(env: Env = process.env): Config {
     ttsEngine,
     publicUrl: url(env, 'PUBLIC_URL', `http://localhost:${p}`, ['http:', 'https:']),
     logLevel,
+    trustProxy: trustedProxies(env),
+    http: {
+      requestsPerKeyPerMinute: positiveInteger(env, 'RATE_LIMIT_PER_KEY', HTTP_LIMIT_DEFAULTS.requestsPerKeyPerMinute),
+      authFailuresPerIpPerMinute: positiveInteger(env, 'AUTH_FAILURES_PER_IP', HTTP_LIMIT_DEFAULTS.authFailuresPerIpPerMinute),
+    },
     recoveryIntervalMs: positiveSeconds(env, 'RECOVERY_INTERVAL_SECONDS', 30) * 1000,
     telnyx: telnyx(env),
     spoolUrl: env.SPOOL_URL ? url(env, 'SPOOL_URL', '', ['file:', 'gs:', 's3:']) : undefined,

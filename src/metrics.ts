@@ -16,6 +16,11 @@ export class MediaMetrics {
 
   readonly spoolSegmentsBehind = new Gauge({ name: 'callrec_spool_segments_behind', help: 'Spool segments written to disk but not yet shipped to SPOOL_URL, over all calls', registers: [this.registry] });
   readonly spoolUploadRetries = new Counter({ name: 'callrec_spool_upload_retries_total', help: 'Spool uploads to SPOOL_URL that failed and were retried', registers: [this.registry] });
+  readonly recordingsWaitingForRedis = new Gauge({
+    name: 'callrec_recordings_waiting_for_redis',
+    help: 'Finished recordings whose job could not be queued yet because Redis does not answer',
+    registers: [this.registry],
+  });
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'callrec_' });

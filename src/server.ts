@@ -1,10 +1,12 @@
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { IncomingMessage } from 'node:http';
+import helmet from '@fastify/helmet';
 import Fastify, { LogController, type FastifyInstance, type RouteOptions } from 'fastify';
 import { WebSocketServer } from 'ws';
 import { BufferPool } from '../media/buffer-pool.js';
 import { startWorkers } from '../workers/index.js';
+import { passesInTime } from './api/health.js';
 import { apiPlugin } from './api/index.js';
 import { DASHBOARD_DIR, dashboardPlugin } from './api/dashboard.js';
 import { registerOpenApi } from './api/openapi.js';
@@ -19,7 +21,7 @@ import { createLogger, type Logger } from './log.js';
 import { MediaMetrics } from './metrics.js';
 import { adapters } from './protocols/index.js';
 import type { Provider } from './protocols/types.js';
-import type { RecordingJobData } from './queue/recordings.js';
+import { RecordingEnqueuer, type RecordingJobData } from './queue/recordings.js';
 import { recoverSpools, RecoverySweep } from './recovery.js';
 import { claimNodeIdentity } from './node-identity.js';
 import { SpoolOpener } from './recording/shared-spool.js';
@@ -92,19 +94,31 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
   await control.start();
   const prompts = new PromptCache(createTtsEngine(config.ttsEngine));
 
-  const transcodes = new TranscodeCache(path.join(config.dataDir, 'tmp', 'transcoded'));
+  const metrics = new MediaMetrics();
+  // The spool is on this node's disk: only this node's queue may finalize it.
+  const enqueuer = new RecordingEnqueuer(recordings, { log, waiting: metrics.recordingsWaitingForRedis });
+  const transcodes = await TranscodeCache.open(path.join(config.dataDir, 'tmp', 'transcoded'));
   const app = Fastify({
     loggerInstance: log,
     logController: new LogController({ disableRequestLogging: true }),
-    trustProxy: true,
+    // Only the configured proxies may say who the client is (X-Forwarded-For); else the TCP peer is.
+    trustProxy: config.trustProxy.length > 0 ? config.trustProxy : false,
     // Call and agent ids are the providers' (Telnyx's are long); Fastify's default is 100.
     routerOptions: { maxParamLength: 256 },
     // Live calls are finalized before the HTTP server closes; keep-alive sockets must not hold it open.
     forceCloseConnections: true,
   });
+  await app.register(helmet, {
+    // Helmet's defaults, minus `upgrade-insecure-requests`: a self-hosted node is often plain
+    // HTTP on a private address, where upgrading would break every request. The dashboard's
+    // pages set their own, stricter CSP per response; this one only has to allow nothing
+    // beyond the node itself (`default-src 'self'`).
+    contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } },
+  });
   if (opts.onRoute) app.addHook('onRoute', opts.onRoute);
   await registerOpenApi(app);
   await app.register(apiPlugin, {
+    limits: config.http,
     store,
     storage,
     keyring,
@@ -113,11 +127,10 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     transcodes,
     telnyx: config.telnyx,
     readiness: async () => {
-      const check = (p: Promise<unknown>) => p.then(() => true, () => false);
       const [database, redis, objects] = await Promise.all([
-        check(store.ping()),
-        check(recordings.queue(null).count()),
-        check(storage.default.exists('.readyz')),
+        passesInTime(store.ping()),
+        passesInTime(recordings.queue(null).count()),
+        passesInTime(storage.default.exists('.readyz')),
       ]);
       return { database, redis, storage: objects };
     },
@@ -125,7 +138,6 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
 
   await app.register(dashboardPlugin, { root: DASHBOARD_DIR, testCall: config.telnyx !== undefined });
 
-  const metrics = new MediaMetrics();
   // Public like the health checks: scraped by Prometheus on the node's own network.
   app.get('/metrics', async (_request, reply) => {
     metrics.callsActive.set(sessions.size);
@@ -151,7 +163,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
       config.spoolUrl ? { store: services.spools.storeAt(config.spoolUrl), keyring, segmentSeconds: config.spoolSegmentSeconds, log, metrics } : null,
     ),
     // A spool only on this node's disk can be finalized by this node's queue alone; a shipped one by any worker.
-    enqueue: (job: RecordingJobData, shared: boolean) => recordings.add(job, shared ? null : nodeId),
+    enqueue: (job: RecordingJobData, shared: boolean) => enqueuer.add(job, shared ? null : nodeId),
   };
   let accepting = true;
   app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -185,6 +197,8 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     log,
     async close() {
       accepting = false;
+      // Calls ending now get one attempt to queue their recording; recovery does the rest.
+      enqueuer.close();
       await Promise.all([...sessions].map((s) => s.shutdown()));
       await app.close();
       wss.close();

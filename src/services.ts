@@ -10,7 +10,7 @@ import { openObjectStore } from './storage/index.js';
 import { StorageResolver } from './storage/resolver.js';
 import { createStore, type Store } from './store/index.js';
 import { createWebhookQueue, type WebhookContext } from './webhooks/index.js';
-import { createMaintenanceQueue, scheduleRetention } from '../workers/retention.js';
+import { createMaintenanceQueue, keepRetentionScheduled } from '../workers/retention.js';
 
 /** Retention runs hourly: recordings expire by the day, so finer gains nothing. */
 const RETENTION_EVERY_MS = 3_600_000;
@@ -34,7 +34,7 @@ export interface Services {
  */
 export async function openServices(config: Config, log: Logger): Promise<Services> {
   await checkRedis(config.redisUrl);
-  const store = await createStore(config.databaseUrl);
+  const store = await createStore(config.databaseUrl, { log });
   try {
     await store.migrate();
     if (config.apiKey) await store.keys.ensureOperatorKey(config.apiKey);
@@ -55,7 +55,7 @@ export async function openServices(config: Config, log: Logger): Promise<Service
   const webhookQueue = createWebhookQueue(connection, config.queuePrefix);
   const maintenance = createMaintenanceQueue(connection, config.queuePrefix);
   for (const queue of [webhookQueue, maintenance] as Queue[]) queue.on('error', (err) => onQueueError(err, queue.name));
-  await scheduleRetention(maintenance, RETENTION_EVERY_MS);
+  const retentionSchedule = await keepRetentionScheduled(maintenance, RETENTION_EVERY_MS, { log });
   return {
     store,
     keyring,
@@ -65,6 +65,7 @@ export async function openServices(config: Config, log: Logger): Promise<Service
     webhooks: { queue: webhookQueue, store, keyring },
     spools: shippedSpoolStores({ endpoint: config.storageEndpoint, workDir: path.join(config.dataDir, 'spool') }),
     async close() {
+      retentionSchedule.stop();
       await Promise.all([recordings.close(), webhookQueue.close(), maintenance.close()]);
       await store.close();
     },

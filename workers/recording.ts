@@ -39,10 +39,19 @@ export interface RecordingJobResult {
   durationMs: number;
 }
 
+/**
+ * One path segment of an object key from an id. Ids are checked where they come in, but a key
+ * must never leave its folder whatever the id: `/` is escaped, and so are the dots of `.`/`..`.
+ */
+function keySegment(id: string): string {
+  const encoded = encodeURIComponent(id);
+  return encoded === '.' || encoded === '..' ? encoded.replaceAll('.', '%2E') : encoded;
+}
+
 /** `{tenant}/{yyyy}/{mm}/{dd}/{call_id}/{recording_id}.{format}.enc` (SPEC §6). */
 export function objectKeyFor(tenantId: string, callId: string, recordingId: string, format: string, createdAt: string): string {
   const [yyyy, mm, dd] = createdAt.slice(0, 10).split('-');
-  return [encodeURIComponent(tenantId), yyyy, mm, dd, encodeURIComponent(callId), `${recordingId}.${format}.enc`].join('/');
+  return [keySegment(tenantId), yyyy, mm, dd, keySegment(callId), `${keySegment(recordingId)}.${format}.enc`].join('/');
 }
 
 /** Downmixes stereo chunks to mono as they stream past. */

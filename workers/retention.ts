@@ -36,6 +36,38 @@ export async function scheduleRetention(queue: Queue, everyMs: number): Promise<
   await queue.upsertJobScheduler(RETENTION_SCHEDULER, { every: everyMs }, { name: RETENTION_SCHEDULER });
 }
 
+/** How often every node checks that the retention schedule is still in Redis. */
+const SCHEDULE_CHECK_MS = 5 * 60_000;
+
+/**
+ * Schedules retention and keeps it scheduled: a Redis restarted empty forgets repeatable
+ * jobs, so the schedule is re-created when found missing, checked on every reconnect and every
+ * `checkEveryMs` (the reconnect may be missed when Redis comes back between two connections).
+ */
+export async function keepRetentionScheduled(queue: Queue, everyMs: number, opts: { log: Logger; checkEveryMs?: number }): Promise<{ stop(): void }> {
+  const { log } = opts;
+  await scheduleRetention(queue, everyMs);
+  const ensure = () => {
+    queue
+      .getJobScheduler(RETENTION_SCHEDULER)
+      .then(async (scheduler) => {
+        if (scheduler) return;
+        await scheduleRetention(queue, everyMs);
+        log.warn('the retention schedule was missing from Redis (restarted empty?): re-created it');
+      })
+      .catch((err: Error) => log.warn({ err: err.message }, 'could not check the retention schedule; will try again'));
+  };
+  const connection = queue.getBackend();
+  connection.on('ready', ensure);
+  const timer = setInterval(ensure, opts.checkEveryMs ?? SCHEDULE_CHECK_MS).unref();
+  return {
+    stop() {
+      clearInterval(timer);
+      connection.off('ready', ensure);
+    },
+  };
+}
+
 /**
  * Deletes every recording past its `storage_days` (SPEC §6), oldest first, page by page:
  * each through `recordings.delete`, which re-checks the legal hold in its transaction and

@@ -2,10 +2,11 @@ import { Type } from '@sinclair/typebox';
 import { AgentSettingsPatchSchema } from '../agents/settings.js';
 import { principalOf } from '../auth/plugin.js';
 import { notFound } from './errors.js';
-import { AGENT_ID_PATTERN, type ApiDeps, type ApiInstance } from './types.js';
+import { SafeId } from '../ids.js';
+import type { ApiDeps, ApiInstance } from './types.js';
 import { agentView } from './views.js';
 
-const AgentParams = Type.Object({ agentId: Type.String({ pattern: AGENT_ID_PATTERN }) });
+const AgentParams = Type.Object({ agentId: SafeId() });
 
 /**
  * Per-agent Voice Settings: `PATCH`/`GET /agents/{id}` (also under `/api`), `GET /api/agents`,

@@ -3,10 +3,11 @@ import { principalOf } from '../auth/plugin.js';
 import { CallrecError } from '../errors.js';
 import { HttpError } from '../errors.js';
 import { notFound } from './errors.js';
-import { AGENT_ID_PATTERN, type ApiDeps, type ApiInstance } from './types.js';
+import { SafeId } from '../ids.js';
+import type { ApiDeps, ApiInstance } from './types.js';
 import { callView } from './views.js';
 
-export const CallParams = Type.Object({ callId: Type.String({ minLength: 1, maxLength: 256 }) });
+export const CallParams = Type.Object({ callId: SafeId() });
 
 const LegalHoldBody = Type.Object(
   { hold: Type.Boolean(), reason: Type.String({ minLength: 1, maxLength: 500 }) },
@@ -16,7 +17,7 @@ const LegalHoldBody = Type.Object(
 const RECORDING_STATUSES = ['none', 'recording', 'paused', 'processing', 'ready', 'failed', 'deleted'] as const;
 
 const ListQuery = Type.Object({
-  agent_id: Type.Optional(Type.String({ pattern: AGENT_ID_PATTERN })),
+  agent_id: Type.Optional(SafeId()),
   from: Type.Optional(Type.String({ minLength: 1 })),
   to: Type.Optional(Type.String({ minLength: 1 })),
   status: Type.Optional(Type.Union(RECORDING_STATUSES.map((status) => Type.Literal(status)))),

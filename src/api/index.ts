@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { PlaybackTokens } from '../auth/playback.js';
 import { authPlugin } from '../auth/plugin.js';
+import { HTTP_LIMIT_DEFAULTS } from '../config.js';
 import { agentRoutes } from './agents.js';
 import { callRoutes } from './calls.js';
 import { controlRoutes } from './control.js';
@@ -29,7 +30,7 @@ export const apiPlugin: FastifyPluginAsync<ApiDeps> = async (fastify, deps) => {
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler(notFoundHandler);
   const playback = new PlaybackTokens(deps.keyring);
-  await app.register(authPlugin, { keys: deps.store.keys, playback });
+  await app.register(authPlugin, { keys: deps.store.keys, playback, limits: deps.limits ?? HTTP_LIMIT_DEFAULTS });
   healthRoutes(app, deps);
   agentRoutes(app, deps);
   callRoutes(app, deps);

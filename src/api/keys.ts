@@ -4,15 +4,16 @@ import { principalOf } from '../auth/plugin.js';
 import type { ApiKey } from '../store/index.js';
 import { HttpError } from '../errors.js';
 import { notFound } from './errors.js';
-import { TENANT_ID_PATTERN, type ApiDeps, type ApiInstance } from './types.js';
+import { SafeId } from '../ids.js';
+import type { ApiDeps, ApiInstance } from './types.js';
 
-const TenantQuery = Type.Object({ tenant_id: Type.Optional(Type.String({ pattern: TENANT_ID_PATTERN })) });
+const TenantQuery = Type.Object({ tenant_id: Type.Optional(SafeId()) });
 
 const CreateKeyBody = Type.Object(
   {
     name: Type.String({ minLength: 1, maxLength: 100 }),
     scopes: Type.Array(Type.Union(SCOPES.map((scope) => Type.Literal(scope))), { minItems: 1, maxItems: SCOPES.length }),
-    tenant_id: Type.Optional(Type.String({ pattern: TENANT_ID_PATTERN })),
+    tenant_id: Type.Optional(SafeId()),
   },
   { additionalProperties: false },
 );
@@ -46,7 +47,7 @@ function keyReach(principal: Principal, requested: string | undefined): string |
   return principal.operator && requested === undefined ? null : targetTenant(principal, requested);
 }
 
-const KeyParams = Type.Object({ keyId: Type.String({ minLength: 1, maxLength: 64 }) });
+const KeyParams = Type.Object({ keyId: SafeId() });
 
 /**
  * API keys: `POST /api/keys` (the secret is shown once), `GET /api/keys`, `GET /api/keys/{id}`,

@@ -2,11 +2,10 @@ import { Type } from '@sinclair/typebox';
 import type { RecordingFormat } from '../../media/types.js';
 import type { PlaybackGrant, PlaybackTokens } from '../auth/playback.js';
 import { principalOf } from '../auth/plugin.js';
-import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { openEncrypted, type EncryptedObject } from '../crypto/chunked.js';
 import { readPeaks } from '../recording/peaks.js';
-import { transcodeToFile } from '../recording/transcode.js';
+import { transcode } from '../recording/transcode.js';
 import type { TranscodeCache } from '../recording/transcode-cache.js';
 import type { ObjectStore } from '../storage/types.js';
 import type { Recording } from '../store/index.js';
@@ -52,10 +51,10 @@ function encryptedAudio(object: EncryptedObject): ServedAudio {
 
 /** Another format than the stored one: transcoded once into the cache, then served from there. */
 async function transcodedAudio(object: EncryptedObject, recording: Recording, to: RecordingFormat, transcodes: TranscodeCache): Promise<ServedAudio> {
-  const { file, size } = await transcodes.get(`${recording.id}.${to}`, async (target) =>
-    transcodeToFile(recording.format, await object.read(0, object.plainLength - 1), to, target),
+  const { size, read } = await transcodes.get(recording.id, to, async (out) =>
+    transcode(recording.format, await object.read(0, object.plainLength - 1), to, out),
   );
-  return { size, read: async (start, end) => createReadStream(file, { start, end }) };
+  return { size, read: async (start, end) => read(start, end) };
 }
 
 /**
@@ -131,7 +130,9 @@ export function recordingRoutes(app: ApiInstance, { store, storage, keyring, web
         });
       }
       // Logged before the first byte goes out: a read that is not in the log must not happen.
-      await store.accessLog.add({
+      // When the database cannot take it (full disk) the entry goes to the process log
+      // instead, so reading keeps working and the read is still on record.
+      const access = {
         tenantId: principal.tenantId,
         keyId: principal.keyId,
         callId,
@@ -139,6 +140,9 @@ export function recordingRoutes(app: ApiInstance, { store, storage, keyring, web
         format,
         range: range ? rangeHeader! : null,
         ip: request.ip,
+      };
+      await store.accessLog.add(access).catch((err: unknown) => {
+        request.log.error({ err: (err as Error).message, access }, 'access log not writable; recording this read here instead');
       });
       const body = await audio.read(range?.start ?? 0, range?.end ?? size - 1);
 
@@ -205,6 +209,7 @@ export function recordingRoutes(app: ApiInstance, { store, storage, keyring, web
       const recording = await store.recordings.getByCall(tenantId, callId);
       const objects = recording ? await storage.forRecording(recording) : storage.default;
       const { recording: deleted } = await store.recordings.delete(tenantId, callId, objects, { deletedBy: keyId, reason: 'api' });
+      await transcodes.evict(deleted.id);
       await emitRecordingEvent(webhooks, 'recording.deleted', deleted);
       return { call_id: callId, recording_status: 'deleted' };
     },

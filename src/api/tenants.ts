@@ -3,14 +3,15 @@ import { principalOf } from '../auth/plugin.js';
 import { applySettingsPatch, TenantSettingsPatchSchema, tenantView } from '../tenants/settings.js';
 import { HttpError } from '../errors.js';
 import { notFound } from './errors.js';
-import { TENANT_ID_PATTERN, type ApiDeps, type ApiInstance } from './types.js';
+import { SafeId } from '../ids.js';
+import type { ApiDeps, ApiInstance } from './types.js';
 
 const CreateTenantBody = Type.Object(
-  { id: Type.String({ pattern: TENANT_ID_PATTERN }), name: Type.String({ minLength: 1, maxLength: 200 }) },
+  { id: SafeId(), name: Type.String({ minLength: 1, maxLength: 200 }) },
   { additionalProperties: false },
 );
 
-const TenantParams = Type.Object({ tenantId: Type.String({ pattern: TENANT_ID_PATTERN }) });
+const TenantParams = Type.Object({ tenantId: SafeId() });
 
 /**
  * `POST /api/tenants` (the operator's key creates tenants), and a tenant's settings:

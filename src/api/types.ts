@@ -1,6 +1,7 @@
 import type { FastifyBaseLogger, FastifyInstance, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerDefault } from 'fastify';
 import type { CallControl } from '../calls/control.js';
 import type { TelnyxConfig } from '../config.js';
+import type { HttpLimits } from '../config.js';
 import type { MasterKeyring } from '../crypto/keys.js';
 import type { TranscodeCache } from '../recording/transcode-cache.js';
 import type { StorageResolver } from '../storage/resolver.js';
@@ -25,6 +26,8 @@ export interface ApiDeps {
   telnyx?: TelnyxConfig;
   /** Each dependency's reachability (`db`, `redis`, `storage`…) for `/readyz`. */
   readiness: () => Promise<Record<string, boolean>>;
+  /** Rate limits; `HTTP_LIMIT_DEFAULTS` when absent. */
+  limits?: HttpLimits;
 }
 
 export type ApiInstance = FastifyInstance<
@@ -35,8 +38,3 @@ export type ApiInstance = FastifyInstance<
   TypeBoxProvider
 >;
 
-/** Agent ids as the URL carries them. */
-export const AGENT_ID_PATTERN = '^[A-Za-z0-9._-]{1,128}$';
-
-/** Tenant ids: short, URL- and path-safe (they prefix object keys). */
-export const TENANT_ID_PATTERN = '^[A-Za-z0-9_-]{1,64}$';

@@ -1,5 +1,7 @@
+import rateLimit from '@fastify/rate-limit';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { HttpError } from '../errors.js';
+import type { HttpLimits } from '../config.js';
 import type { KeyRepository } from '../store/keys.js';
 import type { PlaybackGrant, PlaybackTokens } from './playback.js';
 import { hasScope, type Principal, type Scope } from './scopes.js';
@@ -24,7 +26,10 @@ declare module 'fastify' {
 export interface AuthPluginOptions {
   keys: Pick<KeyRepository, 'verify' | 'get'>;
   playback: PlaybackTokens;
+  limits: HttpLimits;
 }
+
+const MINUTE_MS = 60_000;
 
 const BEARER = /^Bearer +(\S+) *$/i;
 
@@ -33,14 +38,28 @@ const unauthorized = () =>
     headers: { 'WWW-Authenticate': 'Bearer' },
   });
 
+const tooManyRequests = (what: string, retryAfterSeconds: number) =>
+  new HttpError('ERR_RATE_LIMITED', `${what}; retry in ${retryAfterSeconds} s`, {
+    headers: { 'Retry-After': String(retryAfterSeconds) },
+  });
+
 /**
  * Authenticates every route of the instance it is registered on with `Authorization: Bearer
  * <secret>`, except routes with `config: { public: true }` and unknown routes (their 404 says
  * nothing), and enforces a route's `config.scopes`. Sets `request.principal`. Routes with
  * `config: { playbackToken: true }` also take a playback token in `?token=` (when no
  * `Authorization` is sent) and get its grant in `request.playback`.
+ *
+ * Rate limits (per node, in memory): each key's requests per minute, and each client
+ * address's failed authentications (keys and playback tokens) per minute. Only failures count
+ * against an address, and a valid key is still let in from an address over its budget, so
+ * guessing from behind the same NAT as real users does not lock them out.
  */
-const auth: FastifyPluginAsync<AuthPluginOptions> = async (app, { keys, playback }) => {
+const auth: FastifyPluginAsync<AuthPluginOptions> = async (app, { keys, playback, limits }) => {
+  await app.register(rateLimit, { global: false });
+  const failuresOf = app.createRateLimit({ max: limits.authFailuresPerIpPerMinute, timeWindow: MINUTE_MS, keyGenerator: (request) => `ip:${request.ip}` });
+  const requestsOf = app.createRateLimit({ max: limits.requestsPerKeyPerMinute, timeWindow: MINUTE_MS, keyGenerator: (request) => `key:${request.principal!.keyId}` });
+
   app.decorateRequest('principal', null);
   app.decorateRequest('playback', null);
 
@@ -65,11 +84,17 @@ const auth: FastifyPluginAsync<AuthPluginOptions> = async (app, { keys, playback
     const config = request.routeOptions.config;
     if (config.public || request.is404) return;
     const token = (request.query as { token?: unknown }).token;
-    const principal =
-      config.playbackToken && request.headers.authorization === undefined && typeof token === 'string'
-        ? await playbackPrincipal(request, token)
-        : await keyPrincipal(request.headers.authorization);
+    const principal = await (config.playbackToken && request.headers.authorization === undefined && typeof token === 'string'
+      ? playbackPrincipal(request, token)
+      : keyPrincipal(request.headers.authorization)
+    ).catch(async (err: unknown) => {
+      const failures = await failuresOf(request);
+      if (!failures.isAllowed && failures.isExceeded) throw tooManyRequests('too many failed authentications from this address', failures.ttlInSeconds);
+      throw err;
+    });
     request.principal = principal;
+    const requests = await requestsOf(request);
+    if (!requests.isAllowed && requests.isExceeded) throw tooManyRequests(`API key ${principal.keyId} exceeded ${limits.requestsPerKeyPerMinute} requests per minute`, requests.ttlInSeconds);
     if (config.scopes && !config.scopes.some((scope) => hasScope(principal, scope))) {
       throw new HttpError('ERR_FORBIDDEN', `this API key lacks the ${config.scopes.join(' or ')} scope`);
     }

@@ -4,6 +4,7 @@ import SqliteDatabase from 'better-sqlite3';
 import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql } from 'kysely';
 import pg from 'pg';
 import { CallrecError } from '../errors.js';
+import type { Logger } from '../log.js';
 import { AccessLogRepository } from './access-log.js';
 import { AgentRepository } from './agents.js';
 import { CallRepository } from './calls.js';
@@ -51,11 +52,28 @@ interface Connection {
   schema: string | undefined;
 }
 
+/**
+ * The database holds wrapped keys and the access log: it is created 0600 before SQLite opens
+ * it, and SQLite gives its -wal and -shm files the database file's mode. Files made by an
+ * older version are narrowed too.
+ */
+function createPrivately(file: string): void {
+  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+  fs.closeSync(fs.openSync(file, 'a', 0o600));
+  for (const suffix of ['', '-wal', '-shm']) {
+    try {
+      fs.chmodSync(file + suffix, 0o600);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  }
+}
+
 function connectSqlite(databaseUrl: string): Connection {
   // Not `new URL()`: a relative path (`sqlite://./data/callrec.db`) would parse as a host.
   const file = decodeURIComponent(databaseUrl.replace(/^sqlite:\/\//, '').replace(/\?.*$/, ''));
   if (file === '') throw new CallrecError('ERR_CONFIG', 'DATABASE_URL: sqlite URL has no file path');
-  if (file !== ':memory:') fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+  if (file !== ':memory:') createPrivately(file);
   const database = new SqliteDatabase(file);
   // WAL lets readers (API) run beside the writer (workers); busy_timeout makes a second
   // process wait for the write lock instead of failing with SQLITE_BUSY.
@@ -90,17 +108,23 @@ function connectPostgres(databaseUrl: string): Connection {
  * Connects to `sqlite:///abs/path/callrec.db` or `postgres://…[?schema=name]` and returns the
  * store. Only connects: call `migrate()` to create or update the schema.
  */
-export async function createStore(databaseUrl: string): Promise<Store> {
+export interface StoreOptions {
+  /** Where writes the store makes on its own, best-effort, report failures (`last_used_at`); default: nowhere. */
+  log?: Pick<Logger, 'warn'>;
+}
+
+export async function createStore(databaseUrl: string, opts: StoreOptions = {}): Promise<Store> {
   let connection: Connection;
   if (databaseUrl.startsWith('sqlite:')) connection = connectSqlite(databaseUrl);
   else if (/^postgres(ql)?:/.test(databaseUrl)) connection = connectPostgres(databaseUrl);
   else throw new CallrecError('ERR_CONFIG', 'DATABASE_URL: must start with sqlite:// or postgres://');
   const { db, dialect, schema } = connection;
   const tenants = new TenantRepository(db);
+  const keys = new KeyRepository(db, tenants, (err, keyId) => opts.log?.warn({ err: (err as Error).message, keyId }, 'could not record when an API key was last used'));
   return {
     dialect,
     tenants,
-    keys: new KeyRepository(db, tenants),
+    keys,
     agents: new AgentRepository(db, dialect),
     calls: new CallRepository(db, dialect),
     recordings: new RecordingRepository(db, dialect),
@@ -118,6 +142,7 @@ export async function createStore(databaseUrl: string): Promise<Store> {
       await sql`select 1`.execute(db);
     },
     async close() {
+      await keys.settle();
       await db.destroy();
     },
   };

@@ -32,6 +32,9 @@ export const OPERATOR_TENANT_ID = 'default';
 /** `last_used_at` is informational; writing it on every request would turn reads into writes. */
 const LAST_USED_RESOLUTION_MS = 60_000;
 
+/** Where a failed `last_used_at` write is reported (it is otherwise ignored). */
+export type KeyWriteErrorHandler = (err: unknown, keyId: string) => void;
+
 function toApiKey(row: Selectable<ApiKeysTable>): ApiKey {
   return {
     id: row.id,
@@ -49,10 +52,15 @@ function toApiKey(row: Selectable<ApiKeysTable>): ApiKey {
 export class KeyRepository {
   readonly #db: Kysely<Database>;
   readonly #tenants: TenantRepository;
+  readonly #onWriteError: KeyWriteErrorHandler;
+  /** When this process last wrote (or tried to write) each key's `last_used_at`, ms. */
+  readonly #touchedAt = new Map<string, number>();
+  readonly #touches = new Set<Promise<void>>();
 
-  constructor(db: Kysely<Database>, tenants: TenantRepository) {
+  constructor(db: Kysely<Database>, tenants: TenantRepository, onWriteError: KeyWriteErrorHandler) {
     this.#db = db;
     this.#tenants = tenants;
+    this.#onWriteError = onWriteError;
   }
 
   /** Issues a key; the secret is returned here only and stored as a hash. Rejects `ERR_NOT_FOUND` for an unknown tenant. */
@@ -82,7 +90,11 @@ export class KeyRepository {
     return row;
   }
 
-  /** The principal a secret authenticates, or null when it is unknown or revoked. */
+  /**
+   * The principal a secret authenticates, or null when it is unknown or revoked. Only reads:
+   * `last_used_at` is written in the background (see `#touch`), so a database that cannot be
+   * written (full disk) does not stop authentication.
+   */
   async verify(secret: string): Promise<Principal | null> {
     const row = await this.#db
       .selectFrom('api_keys')
@@ -91,21 +103,40 @@ export class KeyRepository {
       .where('revoked_at', 'is', null)
       .executeTakeFirst();
     if (!row) return null;
-    const now = Date.now();
-    const staleBefore = new Date(now - LAST_USED_RESOLUTION_MS).toISOString();
-    if (row.last_used_at === null || row.last_used_at < staleBefore) {
-      await this.#db
-        .updateTable('api_keys')
-        .set({ last_used_at: new Date(now).toISOString() })
-        .where('id', '=', row.id)
-        .execute();
-    }
+    this.#touch(row.id, row.last_used_at);
     return {
       keyId: row.id,
       tenantId: row.tenant_id,
       scopes: (JSON.parse(row.scopes) as string[]).filter(isScope),
       operator: row.operator === 1,
     };
+  }
+
+  /**
+   * Records a use of the key, best-effort: at most one write per key per minute from this
+   * process, whether or not it succeeds, and a failure is reported, never thrown.
+   */
+  #touch(keyId: string, storedLastUsed: string | null): void {
+    const now = Date.now();
+    const last = Math.max(this.#touchedAt.get(keyId) ?? 0, storedLastUsed === null ? 0 : Date.parse(storedLastUsed));
+    if (now - last < LAST_USED_RESOLUTION_MS) return;
+    this.#touchedAt.set(keyId, now);
+    const write = this.#db
+      .updateTable('api_keys')
+      .set({ last_used_at: new Date(now).toISOString() })
+      .where('id', '=', keyId)
+      .execute()
+      .then(
+        () => {},
+        (err: unknown) => this.#onWriteError(err, keyId),
+      );
+    this.#touches.add(write);
+    void write.finally(() => this.#touches.delete(write));
+  }
+
+  /** Waits for the `last_used_at` writes under way (before the database closes). */
+  async settle(): Promise<void> {
+    await Promise.all(this.#touches);
   }
 
   /** A key by id, within `tenantId`, or in any tenant when it is null (key ids are unique). */

@@ -24,7 +24,7 @@ export async function apiServices(store: Store, dir: string): Promise<ApiService
   const keyring = await MasterKeyring.load({ dataDir: dir });
   const prefix = testPrefix();
   const queue = createWebhookQueue({ url: REDIS_URL }, prefix);
-  const transcodes = new TranscodeCache(path.join(dir, 'transcoded'));
+  const transcodes = await TranscodeCache.open(path.join(dir, 'transcoded'));
   return {
     objects,
     storage: new StorageResolver({ defaultStore: objects, store, keyring }),

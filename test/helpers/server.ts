@@ -6,12 +6,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { CallRecordingSettings } from '../../src/agents/settings.js';
+import { CALL_RECORDING_DEFAULTS, type CallRecordingSettings } from '../../src/agents/settings.js';
 import { loadConfig } from '../../src/config.js';
+import { MasterKeyring } from '../../src/crypto/keys.js';
 import { createLogger } from '../../src/log.js';
 import { startServer, type CallrecServer, type ServerOptions } from '../../src/server.js';
 import type { Recording } from '../../src/store/index.js';
 import { createTestStore, type TestDbKind } from './db.js';
+import { putEncrypted } from './recordings.js';
 import { dropRedisPrefix, testPrefix } from './redis.js';
 
 export interface TestServer {
@@ -99,6 +101,18 @@ export async function startTestServer(
 /** A call id no other test run uses. */
 export function uniqueCallId(label: string): string {
   return `${label}-${randomBytes(6).toString('hex')}`;
+}
+
+/** A call of `ts`'s tenant with a ready recording (`audio`, stored as mp3) whose object really is in the server's store. */
+export async function readyCall(ts: TestServer, audio = Buffer.from('audio')): Promise<string> {
+  const { store, storage } = ts.server;
+  const callId = uniqueCallId('ready');
+  await store.calls.create({ tenantId: ts.tenantId, id: callId, agentId: 'agent-1', provider: 'twilio', mode: 'fork', sampleRate: 8000, legs: ['caller', 'agent'], settings: CALL_RECORDING_DEFAULTS });
+  const recording = await store.recordings.create({ tenantId: ts.tenantId, callId, format: 'mp3', channels: 1, sampleRate: 8000, storageDays: 90 });
+  const keyring = await MasterKeyring.load({ dataDir: ts.dataDir, masterKey: ts.cluster.masterKey });
+  const object = await putEncrypted(storage.default, keyring, `${ts.tenantId}/${callId}/${recording.id}.mp3.enc`, audio);
+  await store.recordings.update(recording.id, { status: 'ready', ...object });
+  return callId;
 }
 
 /** A callrec node in a process of its own (`callrec serve` or `worker` run from source), joined to `cluster`. */
