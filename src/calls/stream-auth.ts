@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { resolveCallRecording, type CallRecordingSettings } from '../agents/settings.js';
 import { hasScope } from '../auth/scopes.js';
 import { CallrecError } from '../errors.js';
+import { isSafeId, SAFE_ID_RULE } from '../ids.js';
 import type { Provider, StreamStart, UpgradeInfo } from '../protocols/types.js';
 import type { CallMode, Store } from '../store/index.js';
 import type { CallRegistry } from './registry.js';
@@ -29,6 +30,7 @@ export async function authenticateStream(store: Store, upgrade: UpgradeInfo, sta
   const params = { ...upgrade.query, ...start.params };
   const agentId = params.agent_id;
   if (!agentId) throw new CallrecError('ERR_MISSING_AGENT', 'stream has no agent_id parameter');
+  if (!isSafeId(agentId)) throw new CallrecError('ERR_BAD_PARAMETER', `agent_id ${SAFE_ID_RULE}`);
   const principal = params.token ? await store.keys.verify(params.token) : null;
   if (!principal || !hasScope(principal, 'media:stream')) {
     throw new CallrecError('ERR_BAD_TOKEN', 'token missing, unknown, revoked or without media:stream scope');
@@ -39,10 +41,13 @@ export async function authenticateStream(store: Store, upgrade: UpgradeInfo, sta
   const runtimeUrl = params.agent_url || settings.agent_ws_url || null;
   if (runtimeUrl && !/^wss?:\/\//.test(runtimeUrl)) throw new CallrecError('ERR_BAD_PARAMETER', 'agent_url must be a ws:// or wss:// URL');
   const mode = streamMode(params, start, runtimeUrl);
+  // The call id names the spool, the object key and log lines: held to the API's id rule.
+  const callId = params.call_id || start.providerCallId || start.streamId || randomUUID();
+  if (!isSafeId(callId)) throw new CallrecError('ERR_BAD_PARAMETER', `call_id ${SAFE_ID_RULE}`);
   return {
     tenantId: principal.tenantId,
     agentId,
-    callId: params.call_id || start.providerCallId || start.streamId || randomUUID(),
+    callId,
     mode,
     settings,
     runtimeUrl: mode === 'bridge' ? runtimeUrl : null,

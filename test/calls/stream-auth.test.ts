@@ -31,6 +31,9 @@ describe('authenticateStream', () => {
     ['an agent_url that is not a WebSocket', { agent_id: 'plain', agent_url: 'http://runtime.example' }, 'ERR_BAD_PARAMETER'],
     ['mode=bridge with no runtime named', { agent_id: 'plain', mode: 'bridge' }, 'ERR_NO_RUNTIME'],
     ['an unknown mode', { agent_id: 'bridged', mode: 'both' }, 'ERR_BAD_PARAMETER'],
+    ['an agent_id outside the id rule', { agent_id: '../plain' }, 'ERR_BAD_PARAMETER'],
+    ['a call_id of ..', { agent_id: 'plain', call_id: '..' }, 'ERR_BAD_PARAMETER'],
+    ['a call_id with a slash', { agent_id: 'plain', call_id: 'a/b' }, 'ERR_BAD_PARAMETER'],
   ])('refuses a stream with %s', async (_name, params, code) => {
     await expect(authenticateStream(db.store, NO_QUERY, start(params))).rejects.toMatchObject({ code });
   });
