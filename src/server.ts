@@ -32,7 +32,10 @@ import type { Store } from './store/index.js';
 
 export interface ServerOptions {
   log?: Logger;
-  /** Take the cluster's shared jobs in this process; default true. A node always finalizes the spools on its own disk. */
+  /**
+   * Run the workers in this process (this node's own queue and the shared work); default true.
+   * Off, recordings spooled on this node's disk wait in its queue until it runs with workers.
+   */
   workers?: boolean;
   /** Jitter window for placing frames, ms. */
   jitterMs?: number;
@@ -65,7 +68,9 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
   const { store, storage, keyring, recordings, webhooks } = services;
   const identity = await claimNodeIdentity(config.dataDir);
   const { nodeId } = identity;
-  const workers = startWorkers({ store, storage, log, keyring, webhooks, spools: services.spools }, { connection: services.connection, prefix: config.queuePrefix, nodeId, shared: opts.workers !== false });
+  const workers =
+    opts.workers === false ? null : startWorkers({ store, storage, log, keyring, webhooks, spools: services.spools }, { connection: services.connection, prefix: config.queuePrefix, nodeId });
+  if (!workers && !config.spoolUrl) log.warn("no workers and no SPOOL_URL: this node's recordings wait in its queue until it runs with workers");
   const heartbeat = new NodeHeartbeat({ redisUrl: config.redisUrl, prefix: config.queuePrefix, nodeId, log });
   await heartbeat.start();
   // Before this node takes a stream, what its previous life on this DATA_DIR left is recovered at
@@ -203,7 +208,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
       await app.close();
       wss.close();
       await sweep.stop();
-      await workers.close();
+      await workers?.close();
       await control.close();
       await heartbeat.stop();
       await transcodes.close();
