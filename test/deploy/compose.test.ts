@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { FINALIZE_MARGIN_SECONDS, ROOT, readText, readYaml } from './files.js';
+import { FINALIZE_MARGIN_SECONDS, ROOT, readText, readYaml, readmeSection } from './files.js';
 
 const compose = readYaml('docker-compose.yml');
 const services: Record<string, any> = compose.services;
@@ -110,5 +110,24 @@ describe('docker-compose.yml', () => {
     const listed = new Set([...readText('deploy/compose/env.example').matchAll(/^(\w+)=/gm)].map((m) => m[1]));
     expect(required.size).toBeGreaterThan(0);
     expect([...listed].sort()).toEqual([...required].sort());
+  });
+});
+
+describe('README "Operations"', () => {
+  const operations = readmeSection('Operations');
+
+  test('gives the grace period the files use and the commands that start them', () => {
+    const drain = Number(services['media-1'].environment.DRAIN_TIMEOUT_SECONDS);
+    expect(operations).toContain(`the drain timeout plus ${FINALIZE_MARGIN_SECONDS} s (${drain + FINALIZE_MARGIN_SECONDS} s)`);
+    expect(operations).toContain('docker compose --env-file deploy/compose/.env up --build');
+    expect(readText('docker-compose.yml')).toContain('docker compose --env-file deploy/compose/.env up --build');
+    expect(operations).toContain('cp deploy/compose/env.example deploy/compose/.env');
+  });
+
+  test('names every metric a node serves', async () => {
+    const { MediaMetrics } = await import('../../src/metrics.js');
+    const served = (await new MediaMetrics().registry.getMetricsAsJSON()).map((metric) => metric.name).filter((name) => !name.startsWith('callrec_process_') && !name.startsWith('callrec_nodejs_'));
+    expect(served.length).toBeGreaterThan(5);
+    for (const name of served) expect([name, operations.includes(`\`${name}`)]).toEqual([name, true]);
   });
 });
