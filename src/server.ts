@@ -162,6 +162,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     nodeId,
     jitterMs: opts.jitterMs,
     buffers: new BufferPool(),
+    limits: config.streams,
     metrics,
     prompts,
     spools: new SpoolOpener(
@@ -176,6 +177,12 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     const match = MEDIA_PATH.exec(url.pathname);
     if (!match || !accepting) {
       socket.end(`HTTP/1.1 ${accepting ? '404 Not Found' : '503 Service Unavailable'}\r\nConnection: close\r\n\r\n`);
+      return;
+    }
+    if (sessions.size >= config.streams.perNode) {
+      metrics.streamLimitsTotal.inc({ limit: 'ERR_NODE_STREAM_LIMIT' });
+      const reason = `ERR_NODE_STREAM_LIMIT: this node holds its ${config.streams.perNode} streams (MAX_STREAMS_PER_NODE)`;
+      socket.end(`HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${reason.length}\r\n\r\n${reason}`);
       return;
     }
     const provider = match[1] as Provider;
