@@ -22,6 +22,8 @@ export class MediaMetrics {
     registers: [this.registry],
   });
 
+  readonly draining = new Gauge({ name: 'callrec_draining', help: '1 while this node drains (SIGTERM): it takes no new streams', registers: [this.registry] });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'callrec_' });
   }

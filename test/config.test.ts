@@ -10,3 +10,11 @@ test('SPOOL_URL is a bucket URL like STORAGE_URL, unset by default; SPOOL_SEGMEN
     expect(() => loadConfig({ SPOOL_SEGMENT_SECONDS: bad })).toThrow(expect.objectContaining({ code: 'ERR_CONFIG', message: expect.stringMatching(/^SPOOL_SEGMENT_SECONDS: /) }));
   }
 });
+
+test('DRAIN_TIMEOUT_SECONDS defaults to an hour and must be a positive number', () => {
+  expect(loadConfig({}).drainTimeoutMs).toBe(3_600_000);
+  expect(loadConfig({ DRAIN_TIMEOUT_SECONDS: '30' }).drainTimeoutMs).toBe(30_000);
+  for (const bad of ['0', '-5', 'soon']) {
+    expect(() => loadConfig({ DRAIN_TIMEOUT_SECONDS: bad })).toThrow(expect.objectContaining({ code: 'ERR_CONFIG', message: expect.stringMatching(/^DRAIN_TIMEOUT_SECONDS: /) }));
+  }
+});

@@ -124,6 +124,12 @@ export interface ServerProcess {
   api(pathname: string, init?: RequestInit): Promise<Response>;
   /** Ends the process as `kill -9` would: no clean-up of any kind. */
   kill(): Promise<void>;
+  /** Sends `signal` without waiting (a drain test watches what follows). */
+  signal(signal: NodeJS.Signals): void;
+  /** Resolves with the process's exit code (null if a signal ended it). */
+  exitCode: Promise<number | null>;
+  /** What the process wrote to stderr so far (its logs). */
+  stderr(): string;
   close(): Promise<void>;
 }
 
@@ -190,6 +196,9 @@ export async function startServerProcess(join: TestServer, opts: ServerProcessOp
     dataDir,
     api: (pathname, init = {}) => fetch(url + pathname, { ...init, headers: { authorization: `Bearer ${join.key}`, ...init.headers } }),
     kill: () => stop('SIGKILL'),
+    signal: (signal) => child.kill(signal),
+    exitCode: exited.then(() => child.exitCode),
+    stderr: () => stderr,
     async close() {
       await stop('SIGTERM');
       if (!opts.dataDir) await fs.rm(dataDir, { recursive: true, force: true });
