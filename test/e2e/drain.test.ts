@@ -1,8 +1,13 @@
+import fs from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WebSocket } from 'ws';
+import { RecordingQueues, recordingJobId } from '../../src/queue/recordings.js';
 import { replayFixture, type ReplayResult } from '../../src/replay/client.js';
 import { readFixture, type Fixture } from '../../src/replay/fixture.js';
+import { REDIS_URL } from '../helpers/redis.js';
 import { startServerProcess, startTestServer, uniqueCallId, type ServerProcess, type TestServer } from '../helpers/server.js';
 
 const FIXTURE = path.resolve(import.meta.dirname, '../../fixtures/twilio-fork-tones.jsonl');
@@ -11,7 +16,8 @@ let fixture: Fixture;
 let primary: TestServer;
 beforeAll(async () => {
   fixture = await readFixture(FIXTURE);
-  primary = await startTestServer({ db: 'postgres' });
+  // Takes no shared jobs: a node's own queue is worked by that node alone, a shared one by the worker under test.
+  primary = await startTestServer({ db: 'postgres', workers: false });
   await primary.agent('support', { enabled: true, auto_record: true, consent_prompt: false, dual_channel: true });
 });
 afterAll(() => primary.close());
@@ -90,5 +96,39 @@ test('a second SIGTERM ends the live calls now, and they are still finalized and
     }
   } finally {
     await node.close();
+  }
+});
+
+test('a worker on SIGTERM finishes the jobs it holds, then exits 0; what it had not taken waits for the next worker', async () => {
+  const spoolDir = await fs.mkdtemp(path.join(os.tmpdir(), 'callrec-drain-bucket-'));
+  const spoolEnv = { SPOOL_URL: pathToFileURL(spoolDir).href };
+  const queues = new RecordingQueues({ url: REDIS_URL }, primary.cluster.prefix);
+  const shared = queues.queue(null);
+  // Shipped spools go to the shared queue, which only the worker processes take.
+  const media = await startServerProcess(primary, { env: spoolEnv, args: ['--no-workers'] });
+  let worker = await startServerProcess(primary, { command: 'worker', env: spoolEnv });
+  try {
+    const ids = Array.from({ length: 4 }, () => uniqueCallId('worker-drain'));
+    await Promise.all(ids.map((callId) => replayFixture(fixture, { url: `${media.wsUrl}/media/twilio`, agentId: 'support', token: primary.key, callId, speed: 'max' })));
+    while ((await shared.getJobCounts('active')).active === 0) await sleep(5);
+    worker.signal('SIGTERM');
+    expect(await worker.exitCode).toBe(0);
+    // Nothing was left half-done: no job is still active (it would wait for the stalled-job check).
+    expect(await shared.getJobCounts('active')).toEqual({ active: 0 });
+    const recordings = await Promise.all(ids.map((callId) => primary.server.store.recordings.getByCall(primary.tenantId, callId)));
+    const finished = recordings.filter((r) => r!.status === 'ready');
+    expect(finished.length).toBeGreaterThan(0);
+    for (const recording of finished) expect(recording).toMatchObject({ attempts: 1, error: null, durationMs: fixture.meta.durationMs });
+    for (const recording of recordings.filter((r) => r!.status !== 'ready')) {
+      expect(recording!.status).toBe('processing');
+      expect(await shared.getJob(recordingJobId(recording!.id)).then((job) => job?.getState())).toBe('waiting');
+    }
+    worker = await startServerProcess(primary, { command: 'worker', env: spoolEnv });
+    for (const callId of ids) expect(await primary.recording(callId)).toMatchObject({ status: 'ready', attempts: 1, durationMs: fixture.meta.durationMs });
+  } finally {
+    await queues.close();
+    await worker.close();
+    await media.close();
+    await fs.rm(spoolDir, { recursive: true, force: true });
   }
 });
