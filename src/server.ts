@@ -24,6 +24,7 @@ import { adapters } from './protocols/index.js';
 import type { Provider } from './protocols/types.js';
 import { RecordingEnqueuer, type RecordingJobData } from './queue/recordings.js';
 import { recoverSpools, RecoverySweep } from './recovery.js';
+import { NodeGauges } from './node-gauges.js';
 import { claimNodeIdentity } from './node-identity.js';
 import { SpoolOpener } from './recording/shared-spool.js';
 import { TranscodeCache } from './recording/transcode-cache.js';
@@ -37,6 +38,8 @@ export interface ServerOptions {
   workers?: boolean;
   /** Jitter window for placing frames, ms. */
   jitterMs?: number;
+  /** How often `/metrics` counts recordings by status again, ms (tests shorten it). */
+  recordingsRefreshMs?: number;
   /** Called with each HTTP route as it is registered (the OpenAPI test checks the document covers them all). */
   onRoute?: (route: RouteOptions) => void;
 }
@@ -76,7 +79,11 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
   const { store, storage, keyring, recordings, webhooks } = services;
   const identity = await claimNodeIdentity(config.dataDir);
   const { nodeId } = identity;
-  const workers = startWorkers({ store, storage, log, keyring, webhooks, spools: services.spools }, { connection: services.connection, prefix: config.queuePrefix, nodeId, shared: opts.workers !== false });
+  const metrics = new MediaMetrics();
+  const workers = startWorkers(
+    { store, storage, log, keyring, webhooks, spools: services.spools },
+    { connection: services.connection, prefix: config.queuePrefix, nodeId, shared: opts.workers !== false, metrics },
+  );
   const heartbeat = new NodeHeartbeat({ redisUrl: config.redisUrl, prefix: config.queuePrefix, nodeId, log });
   await heartbeat.start();
   // Before this node takes a stream, what its previous life on this DATA_DIR left is recovered at
@@ -105,7 +112,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
   await control.start();
   const prompts = new PromptCache(createTtsEngine(config.ttsEngine));
 
-  const metrics = new MediaMetrics();
+  const gauges = new NodeGauges({ metrics, store, recordings, heartbeat, nodeId, dataDir: config.dataDir, recordingsRefreshMs: opts.recordingsRefreshMs });
   // The spool is on this node's disk: only this node's queue may finalize it.
   const enqueuer = new RecordingEnqueuer(recordings, { log, waiting: metrics.recordingsWaitingForRedis });
   const transcodes = await TranscodeCache.open(path.join(config.dataDir, 'tmp', 'transcoded'));
@@ -153,6 +160,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
   // Public like the health checks: scraped by Prometheus on the node's own network.
   app.get('/metrics', async (_request, reply) => {
     metrics.callsActive.set(sessions.size);
+    await gauges.refresh();
     reply.type(metrics.registry.contentType);
     return metrics.registry.metrics();
   });

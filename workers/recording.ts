@@ -173,10 +173,14 @@ export function createRecordingProcessor(deps: RecordingProcessorDeps) {
   };
 }
 
+/** Whether this failure is the job's last: out of attempts, or one retrying cannot help. */
+export function isLastFailure(job: Job<RecordingJobData>, err: Error): boolean {
+  return job.attemptsMade >= (job.opts.attempts ?? 1) || err instanceof UnrecoverableError;
+}
+
 /** Called when a job fails: after its last attempt (or an unrecoverable failure) the recording is `failed` (spool kept) and `recording.failed` goes out. */
 export async function recordFailure(deps: Pick<RecordingProcessorDeps, 'store' | 'webhooks'>, job: Job<RecordingJobData>, err: Error): Promise<void> {
-  const attempts = job.opts.attempts ?? 1;
-  if (job.attemptsMade < attempts && !(err instanceof UnrecoverableError)) return;
+  if (!isLastFailure(job, err)) return;
   const failed = await deps.store.recordings.update(job.data.recordingId, { status: 'failed', error: err.message, attempts: job.attemptsMade });
   if (failed) await emitRecordingEvent(deps.webhooks, 'recording.failed', failed);
 }

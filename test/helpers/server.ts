@@ -40,7 +40,7 @@ export interface TestServer {
  * `redisPrefix` shares a prefix the caller owns (and drops) with a server on a fresh database.
  */
 export async function startTestServer(
-  opts: { db?: TestDbKind; jitterMs?: number; join?: TestServer; redisPrefix?: string; env?: Record<string, string>; onRoute?: ServerOptions['onRoute']; workers?: boolean } = {},
+  opts: { db?: TestDbKind; jitterMs?: number; join?: TestServer; redisPrefix?: string; env?: Record<string, string>; onRoute?: ServerOptions['onRoute']; workers?: boolean; recordingsRefreshMs?: number } = {},
 ): Promise<TestServer> {
   const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'callrec-e2e-'));
   // A node joining another shares its database and Redis prefix; the first node owns them.
@@ -60,7 +60,7 @@ export async function startTestServer(
     LOG_LEVEL: 'silent',
     ...opts.env,
   });
-  const server = await startServer(config, { log: createLogger(process.env.TEST_LOG_LEVEL ?? 'silent'), jitterMs: opts.jitterMs, onRoute: opts.onRoute, workers: opts.workers });
+  const server = await startServer(config, { log: createLogger(process.env.TEST_LOG_LEVEL ?? 'silent'), jitterMs: opts.jitterMs, onRoute: opts.onRoute, workers: opts.workers, recordingsRefreshMs: opts.recordingsRefreshMs });
   const tenantId = 'default';
   await server.store.tenants.ensure(tenantId, 'Default');
   const key = opts.join?.key ?? (await server.store.keys.create({ tenantId, name: 'e2e', scopes: ['admin'] })).secret;
