@@ -47,8 +47,9 @@ export function startWorkers(deps: RecordingProcessorDeps, opts: WorkerOptions):
     worker.on('failed', (job, err) => {
       if (!job) return;
       measure(job, isLastFailure(job, err) ? 'failed' : 'retried');
-      log.warn({ jobId: job.id, attempt: job.attemptsMade, err: err.message }, 'recording job failed');
-      recordFailure(deps, job, err).catch((e: Error) => log.error({ err: e.message }, 'could not mark recording failed'));
+      const jobLog = log.child({ tenantId: job.data.tenantId, callId: job.data.callId, recordingId: job.data.recordingId });
+      jobLog.warn({ jobId: job.id, attempt: job.attemptsMade, err: err.message }, 'recording job failed');
+      recordFailure(deps, job, err).catch((e: Error) => jobLog.error({ err: e.message }, 'could not mark recording failed'));
     });
     worker.on('error', (err) => log.error({ err: err.message, queue: worker.name }, 'recordings worker error'));
     return worker;

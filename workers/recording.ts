@@ -104,10 +104,12 @@ async function waveformOf(pcm: PcmFile): Promise<PeaksDocument> {
  * Plain audio exists only on the worker's local disk, never in the bucket.
  */
 export function createRecordingProcessor(deps: RecordingProcessorDeps) {
-  const { store, log, keyring } = deps;
+  const { store, keyring } = deps;
   const threads = deps.encodeThreads ?? os.availableParallelism();
   return async function processRecording(job: Job<RecordingJobData>): Promise<RecordingJobResult | null> {
-    const { recordingId } = job.data;
+    const { recordingId, tenantId, callId } = job.data;
+    // Every line of the job names its call and tenant, like the call's own lines on the media node.
+    const log = deps.log.child({ tenantId, callId, recordingId });
     const recording = await store.recordings.get(recordingId);
     if (!recording || recording.status === 'ready' || recording.status === 'deleted') return null;
     // A shipped spool its node never closed lost what followed it, until that node was last seen.
@@ -128,7 +130,7 @@ export function createRecordingProcessor(deps: RecordingProcessorDeps) {
     } catch (err) {
       if ((err as { code?: string }).code !== 'ERR_MP3_JOIN') throw err;
       // Parts of a parallel MP3 encoding found no seamless join: rare, and one encoder always works.
-      log.warn({ recordingId, err: (err as Error).message }, 'encoding again in one part');
+      log.warn({ err: (err as Error).message }, 'encoding again in one part');
       await encodeToFile(encoded, recording.format, pcm, 1);
     }
 
@@ -166,9 +168,9 @@ export function createRecordingProcessor(deps: RecordingProcessorDeps) {
     });
     await fs.rm(encoded, { force: true });
     // The recording is safe: a spool left behind (the bucket failing now) is only garbage.
-    await source.remove().catch((err: Error) => log.warn({ recordingId, err: err.message }, 'could not delete the spool'));
+    await source.remove().catch((err: Error) => log.warn({ err: err.message }, 'could not delete the spool'));
     if (ready) await emitRecordingEvent(deps.webhooks, 'recording.completed', ready);
-    log.info({ recordingId, callId: recording.callId, objectKey, durationMs, byteSize: size }, 'recording ready');
+    log.info({ objectKey, durationMs, byteSize: size }, 'recording ready');
     return { objectKey, byteSize: size, durationMs };
   };
 }
