@@ -144,13 +144,16 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     webhooks,
     transcodes,
     telnyx: config.telnyx,
+    // What this node's workers need: the database, Redis, the bucket, and the spool bucket if spools are shipped.
     readiness: async () => {
-      const [database, redis, objects] = await Promise.all([
+      const spoolStore = config.spoolUrl ? services.spools.storeAt(config.spoolUrl) : null;
+      const [database, redis, objects, spool] = await Promise.all([
         passesInTime(store.ping()),
         passesInTime(recordings.queue(null).count()),
         passesInTime(storage.default.exists('.readyz')),
+        spoolStore ? passesInTime(spoolStore.exists('.readyz')) : null,
       ]);
-      return { database, redis, storage: objects };
+      return { database, redis, storage: objects, ...(spool === null ? {} : { spool }) };
     },
     draining: () => draining !== null,
   });

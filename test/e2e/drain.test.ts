@@ -108,6 +108,8 @@ test('a worker on SIGTERM finishes the jobs it holds, then exits 0; what it had 
   const media = await startServerProcess(primary, { env: spoolEnv, args: ['--no-workers'] });
   let worker = await startServerProcess(primary, { command: 'worker', env: spoolEnv });
   try {
+    // Ready means this node's workers reach what they need: the spool bucket too, when spools are shipped.
+    expect(await (await fetch(`${media.url}/readyz`)).json()).toMatchObject({ status: 'ok', checks: { database: true, redis: true, storage: true, spool: true } });
     const ids = Array.from({ length: 4 }, () => uniqueCallId('worker-drain'));
     await Promise.all(ids.map((callId) => replayFixture(fixture, { url: `${media.wsUrl}/media/twilio`, agentId: 'support', token: primary.key, callId, speed: 'max' })));
     while ((await shared.getJobCounts('active')).active === 0) await sleep(5);

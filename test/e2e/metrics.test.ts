@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { pino } from 'pino';
 import { replayFixture } from '../../src/replay/client.js';
 import { readFixture } from '../../src/replay/fixture.js';
 import { startTestServer, uniqueCallId, type TestServer } from '../helpers/server.js';
@@ -7,9 +8,12 @@ import { startTestServer, uniqueCallId, type TestServer } from '../helpers/serve
 const FIXTURE = path.resolve(import.meta.dirname, '../../fixtures/twilio-fork-tones.jsonl');
 
 let ts: TestServer;
+/** The server's log lines, parsed. */
+const logLines: Array<Record<string, unknown>> = [];
 beforeAll(async () => {
+  const log = pino({ level: 'info' }, { write: (line: string) => void logLines.push(JSON.parse(line) as Record<string, unknown>) });
   // Recordings by status are counted on every scrape, not every 30 s.
-  ts = await startTestServer({ db: 'postgres', recordingsRefreshMs: 0 });
+  ts = await startTestServer({ db: 'postgres', recordingsRefreshMs: 0, log });
   await ts.agent('support', { enabled: true, auto_record: true, consent_prompt: false, dual_channel: true });
 });
 afterAll(() => ts.close());
@@ -51,7 +55,12 @@ test('/metrics exposes the operator series, and they move as a call is recorded'
   const recording = await ts.recording(callId);
   expect(recording.status).toBe('ready');
 
-  const after = await scrape();
+  // The job's counters move once BullMQ has marked it completed, just after the recording is ready.
+  let after = await scrape();
+  while (!after.has('callrec_recording_jobs_total{outcome="ready"}')) {
+    await sleep(20);
+    after = await scrape();
+  }
   expect(value(after, 'callrec_recording_jobs_total{outcome="ready"}')).toBe(1);
   expect(value(after, 'callrec_recording_job_seconds_count{outcome="ready"}')).toBe(1);
   expect(value(after, 'callrec_recording_job_seconds_sum{outcome="ready"}')).toBeGreaterThan(0);
@@ -63,4 +72,9 @@ test('/metrics exposes the operator series, and they move as a call is recorded'
   expect(value(after, 'callrec_spool_bytes')).toBe(0);
   expect(value(after, 'callrec_recordings{status="ready"}')).toBe(1);
   expect(value(after, 'callrec_spool_upload_retries_total')).toBe(0);
+
+  // Every line about the call, on the media path and in its recording job, names the call and its tenant.
+  const callLines = logLines.filter((line) => JSON.stringify(line).includes(callId) || line.recordingId === recording.id);
+  expect(callLines.map((line) => line.msg)).toEqual(expect.arrayContaining(['call started', 'consent', 'recording queued', 'call ended', 'recording ready']));
+  for (const line of callLines) expect(line).toMatchObject({ callId, tenantId: ts.tenantId });
 });

@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { CALL_RECORDING_DEFAULTS, type CallRecordingSettings } from '../../src/agents/settings.js';
 import { loadConfig } from '../../src/config.js';
 import { MasterKeyring } from '../../src/crypto/keys.js';
-import { createLogger } from '../../src/log.js';
+import { createLogger, type Logger } from '../../src/log.js';
 import { startServer, type CallrecServer, type ServerOptions } from '../../src/server.js';
 import type { Recording } from '../../src/store/index.js';
 import { createTestStore, type TestDbKind } from './db.js';
@@ -40,7 +40,7 @@ export interface TestServer {
  * `redisPrefix` shares a prefix the caller owns (and drops) with a server on a fresh database.
  */
 export async function startTestServer(
-  opts: { db?: TestDbKind; jitterMs?: number; join?: TestServer; redisPrefix?: string; env?: Record<string, string>; onRoute?: ServerOptions['onRoute']; workers?: boolean; recordingsRefreshMs?: number } = {},
+  opts: { db?: TestDbKind; jitterMs?: number; join?: TestServer; redisPrefix?: string; env?: Record<string, string>; onRoute?: ServerOptions['onRoute']; workers?: boolean; recordingsRefreshMs?: number; log?: Logger } = {},
 ): Promise<TestServer> {
   const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'callrec-e2e-'));
   // A node joining another shares its database and Redis prefix; the first node owns them.
@@ -60,7 +60,7 @@ export async function startTestServer(
     LOG_LEVEL: 'silent',
     ...opts.env,
   });
-  const server = await startServer(config, { log: createLogger(process.env.TEST_LOG_LEVEL ?? 'silent'), jitterMs: opts.jitterMs, onRoute: opts.onRoute, workers: opts.workers, recordingsRefreshMs: opts.recordingsRefreshMs });
+  const server = await startServer(config, { log: opts.log ?? createLogger(process.env.TEST_LOG_LEVEL ?? 'silent'), jitterMs: opts.jitterMs, onRoute: opts.onRoute, workers: opts.workers, recordingsRefreshMs: opts.recordingsRefreshMs });
   const tenantId = 'default';
   await server.store.tenants.ensure(tenantId, 'Default');
   const key = opts.join?.key ?? (await server.store.keys.create({ tenantId, name: 'e2e', scopes: ['admin'] })).secret;
