@@ -30,6 +30,8 @@ export interface Config {
   spoolSegmentSeconds: number;
   /** Telnyx credentials for the dashboard's test call; undefined when not configured. */
   telnyx: TelnyxConfig | undefined;
+  /** On SIGTERM, how long live calls may run on before they are ended (and finalized). */
+  drainTimeoutMs: number;
 }
 
 /** What the dashboard's browser test call needs from Telnyx (`TELNYX_*`). */
@@ -204,5 +206,6 @@ export function loadConfig(env: Env = process.env): Config {
     telnyx: telnyx(env),
     spoolUrl: env.SPOOL_URL ? url(env, 'SPOOL_URL', '', ['file:', 'gs:', 's3:']) : undefined,
     spoolSegmentSeconds: positiveSeconds(env, 'SPOOL_SEGMENT_SECONDS', 10),
+    drainTimeoutMs: positiveSeconds(env, 'DRAIN_TIMEOUT_SECONDS', 3600) * 1000,
   };
 }

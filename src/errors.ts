@@ -36,6 +36,8 @@ const REGISTRY = {
   ERR_STREAM_IDLE: { ws: 1008 },
   ERR_AGENT_UNREACHABLE: { ws: 1014 },
   ERR_SHUTTING_DOWN: { ws: 1001 },
+  // A new stream at a draining node: its upgrade is answered 503 (the provider retries elsewhere).
+  ERR_DRAINING: { http: 503 },
   // API answers.
   ERR_VALIDATION: { http: 400 },
   ERR_BAD_REQUEST: { http: 400 },

@@ -30,3 +30,11 @@ test('the media endpoints\' limits have defaults and refuse what is not a positi
     }
   }
 });
+
+test('DRAIN_TIMEOUT_SECONDS defaults to an hour and must be a positive number', () => {
+  expect(loadConfig({}).drainTimeoutMs).toBe(3_600_000);
+  expect(loadConfig({ DRAIN_TIMEOUT_SECONDS: '30' }).drainTimeoutMs).toBe(30_000);
+  for (const bad of ['0', '-5', 'soon']) {
+    expect(() => loadConfig({ DRAIN_TIMEOUT_SECONDS: bad })).toThrow(expect.objectContaining({ code: 'ERR_CONFIG', message: expect.stringMatching(/^DRAIN_TIMEOUT_SECONDS: /) }));
+  }
+});

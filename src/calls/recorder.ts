@@ -230,7 +230,7 @@ export class CallRecorder extends StateMachine<RecorderState> {
   #capture(startMs: number): void {
     const { store, settings, format, tenantId, callId, log, buffers: pool } = this.#ctx;
     const spoolPath = path.join(this.#ctx.dataDir, 'spool', `${randomUUID()}.wav`);
-    const spool = this.#ctx.spools.open(spoolPath, { sampleRate: format.sampleRate, channels: 2, pool });
+    const spool = this.#ctx.spools.open(spoolPath, { sampleRate: format.sampleRate, channels: 2, pool }, log);
     const capture = new Capture({ format, spool, bridged: this.#ctx.bridged, jitterMs: this.#ctx.jitterMs, maxLeadMs: this.#ctx.limits.audioLeadMs, startMs, pool });
     const recordingId = store.recordings
       .create({ tenantId, callId, format: settings.format, channels: settings.dual_channel ? 2 : 1, sampleRate: format.sampleRate, storageDays: settings.storage_days, status: 'recording', spoolPath, spoolUrl: this.#ctx.spools.url })
