@@ -27,7 +27,6 @@ const REGISTRY = {
   ERR_BAD_PARAMETER: { ws: 1008 },
   ERR_NO_RUNTIME: { ws: 1008 },
   ERR_CALL_EXISTS: { ws: 1008 },
-  ERR_OVERLOADED: { ws: 1013 },
   // A stream over one of the media endpoints' limits (README "Limits").
   ERR_AUTH_TIMEOUT: { ws: 1008 },
   ERR_PRESTART_LIMIT: { ws: 1008 },

@@ -382,7 +382,7 @@ export class CallSession extends StateMachine<SessionState> {
   #fail(err: Error): void {
     const code = errorCode(err) ?? 'ERR_INTERNAL';
     const wsCode = wsCloseCode(err);
-    if (code && LIMIT_CODES.has(code)) this.#ctx.metrics.streamLimitsTotal.inc({ limit: code });
+    if (LIMIT_CODES.has(code)) this.#ctx.metrics.streamLimitsTotal.inc({ limit: code });
     if (wsCode === 1011) this.#log.error({ err }, 'call failed');
     else this.#log.info({ code, reason: err.message }, 'closing stream');
     this.#closeProvider(wsCode, closeReason(code, wsCode === 1011 ? 'internal error' : err.message));
