@@ -38,16 +38,27 @@ function parseScopes(value: string): Scope[] {
 }
 
 /** Runs until SIGINT/SIGTERM, then closes gracefully (live calls are finalized first). */
-function closeOnSignal(close: () => Promise<void>): void {
-  let closing = false;
+/**
+ * SIGTERM or SIGINT runs `stop` (a graceful shutdown) and exits 0 once it is done. A second
+ * signal runs `hurry` (which shortens the shutdown without losing anything); without one, or at
+ * a third, the process exits 1 at once.
+ */
+function stopOnSignal(stop: () => Promise<void>, hurry?: () => void): void {
+  let signals = 0;
   const onSignal = (signal: string) => {
-    if (closing) process.exit(1); // a second signal: stop now
-    closing = true;
-    console.error(`callrec: ${signal}, finishing live calls and shutting down`);
-    close().then(() => process.exit(0), (err: Error) => {
-      console.error(`callrec: shutdown failed: ${err.message}`);
+    signals++;
+    if (signals === 1) {
+      console.error(`callrec: ${signal}, shutting down gracefully (a second signal hurries, a third stops at once)`);
+      stop().then(() => process.exit(0), (err: Error) => {
+        console.error(`callrec: shutdown failed: ${err.message}`);
+        process.exit(1);
+      });
+    } else if (signals === 2 && hurry) {
+      console.error(`callrec: second ${signal}, hurrying the shutdown`);
+      hurry();
+    } else {
       process.exit(1);
-    });
+    }
   };
   process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
 }
@@ -57,14 +68,15 @@ const program = new Command('callrec').description('Self-hostable call-recording
 program
   .command('serve')
   .description('HTTP API, provider media WebSockets and in-process workers')
-  .option('--no-workers', "take no shared jobs in this process (run `callrec worker` elsewhere); spools on this node's disk are still finalized here")
+  .option('--no-workers', "run no workers in this process: with SPOOL_URL, `callrec worker` nodes finalize its calls; without it they wait until it runs with workers")
   .action(async (opts: { workers: boolean }) => {
     const cfg = config();
     const server = await startServer(cfg, { workers: opts.workers });
     const base = cfg.publicUrl;
     console.error(`callrec is up: dashboard ${base}/, API ${base}/api, media endpoints ${base.replace(/^http/, 'ws')}/media/{twilio,telnyx,vonage}`);
     if (!cfg.apiKey) console.error('API keys: set CALLREC_API_KEY for an operator key, or run `npm run callrec -- keys create --name me --scopes admin`.');
-    closeOnSignal(() => server.close());
+    // Live calls run on (up to DRAIN_TIMEOUT_SECONDS); a second signal ends them now, still finalized.
+    stopOnSignal(() => server.drain(), () => void server.drain());
   });
 
 program
@@ -78,9 +90,12 @@ program
     const { store, storage, keyring, webhooks, spools } = services;
     const workers = startWorkers({ store, storage, log, keyring, webhooks, spools }, { connection: services.connection, prefix: cfg.queuePrefix, concurrency: opts.concurrency });
     log.info('callrec worker running');
-    closeOnSignal(async () => {
+    // BullMQ's close waits for the jobs in hand; a second signal leaves them to its stalled-job check.
+    stopOnSignal(async () => {
+      log.info('callrec worker stopping: finishing the jobs in hand');
       await workers.close();
       await services.close();
+      log.info('callrec worker stopped');
     });
   });
 

@@ -22,6 +22,34 @@ export class MediaMetrics {
     registers: [this.registry],
   });
 
+  /** Streams refused or ended by a limit of the media endpoints (README "Limits"), by the limit's error code. */
+  readonly streamLimitsTotal = new Counter({ name: 'callrec_stream_limit_total', help: 'Provider streams refused or ended by a media endpoint limit', labelNames: ['limit'] as const, registers: [this.registry] });
+  /** Frames dropped because their stream ran ahead of the wall clock (STREAM_AUDIO_LEAD_SECONDS). */
+  readonly framesAheadTotal = new Counter({ name: 'callrec_frames_ahead_of_wall_clock_total', help: 'Media frames dropped for running ahead of the wall clock', registers: [this.registry] });
+  /** Recording jobs, counted as each finishes (`ready`, `skipped`: nothing to do, `retried`, `failed`: out of attempts). */
+  readonly recordingJobs = new Counter({ name: 'callrec_recording_jobs_total', help: 'Recording jobs finished, by outcome', labelNames: ['outcome'] as const, registers: [this.registry] });
+  readonly recordingJobSeconds = new Histogram({
+    name: 'callrec_recording_job_seconds',
+    help: 'Time a recording job ran (fetch spool, encode, encrypt, upload), by outcome',
+    labelNames: ['outcome'] as const,
+    buckets: [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+    registers: [this.registry],
+  });
+  /** Seconds of audio finalized per second of job time: how far ahead of real time the encoder runs. */
+  readonly encodeRealtimeFactor = new Histogram({
+    name: 'callrec_encode_realtime_factor',
+    help: 'Seconds of recording finalized per second of job time',
+    buckets: [1, 5, 10, 25, 50, 100, 250, 500, 1000],
+    registers: [this.registry],
+  });
+  readonly consentOutcomes = new Counter({ name: 'callrec_consent_outcomes_total', help: 'Consent gates settled, by outcome', labelNames: ['outcome'] as const, registers: [this.registry] });
+  /** Set on each scrape: the node's own recordings queue (`queue="node"`) and the shared one. */
+  readonly recordingQueueJobs = new Gauge({ name: 'callrec_recording_queue_jobs', help: 'Recording jobs by queue and state', labelNames: ['queue', 'state'] as const, registers: [this.registry] });
+  readonly recordingsByStatus = new Gauge({ name: 'callrec_recordings', help: 'Recordings in the database by status (all tenants; refreshed at most every 30 s)', labelNames: ['status'] as const, registers: [this.registry] });
+  readonly spoolBytes = new Gauge({ name: 'callrec_spool_bytes', help: "Bytes of call spools on this node's disk", registers: [this.registry] });
+  readonly heartbeatAge = new Gauge({ name: 'callrec_node_heartbeat_age_seconds', help: "Seconds since this node's last heartbeat reached Redis", registers: [this.registry] });
+  readonly draining = new Gauge({ name: 'callrec_draining', help: '1 while this node drains (SIGTERM): it takes no new streams', registers: [this.registry] });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'callrec_' });
   }

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Duplex } from 'node:stream';
 import type { IncomingMessage } from 'node:http';
 import helmet from '@fastify/helmet';
@@ -23,6 +24,7 @@ import { adapters } from './protocols/index.js';
 import type { Provider } from './protocols/types.js';
 import { RecordingEnqueuer, type RecordingJobData } from './queue/recordings.js';
 import { recoverSpools, RecoverySweep } from './recovery.js';
+import { NodeGauges } from './node-gauges.js';
 import { claimNodeIdentity } from './node-identity.js';
 import { SpoolOpener } from './recording/shared-spool.js';
 import { TranscodeCache } from './recording/transcode-cache.js';
@@ -32,10 +34,15 @@ import type { Store } from './store/index.js';
 
 export interface ServerOptions {
   log?: Logger;
-  /** Take the cluster's shared jobs in this process; default true. A node always finalizes the spools on its own disk. */
+  /**
+   * Run the workers in this process (this node's own queue and the shared work); default true.
+   * Off, recordings spooled on this node's disk wait in its queue until it runs with workers.
+   */
   workers?: boolean;
   /** Jitter window for placing frames, ms. */
   jitterMs?: number;
+  /** How often `/metrics` counts recordings by status again, ms (tests shorten it). */
+  recordingsRefreshMs?: number;
   /** Called with each HTTP route as it is registered (the OpenAPI test checks the document covers them all). */
   onRoute?: (route: RouteOptions) => void;
 }
@@ -51,7 +58,17 @@ export interface CallrecServer {
   log: Logger;
   /** Stops accepting streams, ends live calls (queueing their recordings), then closes everything. */
   close(): Promise<void>;
+  /**
+   * Graceful shutdown (SIGTERM): refuses new streams and fails `/readyz` at once, lets live calls
+   * run to their end (at most `DRAIN_TIMEOUT_SECONDS`), ends the rest, waits until this node's
+   * own queue has handed its queued recordings to its workers, then closes. Called again while
+   * draining, it ends the live calls now (still finalizing them) and returns the same promise.
+   */
+  drain(): Promise<void>;
 }
+
+/** How often the drain looks at this node's own recordings queue. */
+const DRAIN_POLL_MS = 200;
 
 /** Past this `ws` itself drops the connection (1009, no reason); below it, a session closes
  * messages over MAX_MESSAGE_BYTES with a reason that says what happened. */
@@ -65,7 +82,12 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
   const { store, storage, keyring, recordings, webhooks } = services;
   const identity = await claimNodeIdentity(config.dataDir);
   const { nodeId } = identity;
-  const workers = startWorkers({ store, storage, log, keyring, webhooks, spools: services.spools }, { connection: services.connection, prefix: config.queuePrefix, nodeId, shared: opts.workers !== false });
+  const metrics = new MediaMetrics();
+  const workers =
+    opts.workers === false
+      ? null
+      : startWorkers({ store, storage, log, keyring, webhooks, spools: services.spools }, { connection: services.connection, prefix: config.queuePrefix, nodeId, metrics });
+  if (!workers && !config.spoolUrl) log.warn("no workers and no SPOOL_URL: this node's recordings wait in its queue until it runs with workers");
   const heartbeat = new NodeHeartbeat({ redisUrl: config.redisUrl, prefix: config.queuePrefix, nodeId, log });
   await heartbeat.start();
   // Before this node takes a stream, what its previous life on this DATA_DIR left is recovered at
@@ -94,7 +116,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
   await control.start();
   const prompts = new PromptCache(createTtsEngine(config.ttsEngine));
 
-  const metrics = new MediaMetrics();
+  const gauges = new NodeGauges({ metrics, store, recordings, heartbeat, nodeId, dataDir: config.dataDir, recordingsRefreshMs: opts.recordingsRefreshMs });
   // The spool is on this node's disk: only this node's queue may finalize it.
   const enqueuer = new RecordingEnqueuer(recordings, { log, waiting: metrics.recordingsWaitingForRedis });
   const transcodes = await TranscodeCache.open(path.join(config.dataDir, 'tmp', 'transcoded'));
@@ -126,14 +148,18 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     webhooks,
     transcodes,
     telnyx: config.telnyx,
+    // What this node's workers need: the database, Redis, the bucket, and the spool bucket if spools are shipped.
     readiness: async () => {
-      const [database, redis, objects] = await Promise.all([
+      const spoolStore = config.spoolUrl ? services.spools.storeAt(config.spoolUrl) : null;
+      const [database, redis, objects, spool] = await Promise.all([
         passesInTime(store.ping()),
         passesInTime(recordings.queue(null).count()),
         passesInTime(storage.default.exists('.readyz')),
+        spoolStore ? passesInTime(spoolStore.exists('.readyz')) : null,
       ]);
-      return { database, redis, storage: objects };
+      return { database, redis, storage: objects, ...(spool === null ? {} : { spool }) };
     },
+    draining: () => draining !== null,
   });
 
   await app.register(dashboardPlugin, { root: DASHBOARD_DIR, testCall: config.telnyx !== undefined });
@@ -141,6 +167,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
   // Public like the health checks: scraped by Prometheus on the node's own network.
   app.get('/metrics', async (_request, reply) => {
     metrics.callsActive.set(sessions.size);
+    await gauges.refresh();
     reply.type(metrics.registry.contentType);
     return metrics.registry.metrics();
   });
@@ -157,6 +184,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     nodeId,
     jitterMs: opts.jitterMs,
     buffers: new BufferPool(),
+    limits: config.streams,
     metrics,
     prompts,
     spools: new SpoolOpener(
@@ -169,8 +197,20 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
   app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const match = MEDIA_PATH.exec(url.pathname);
-    if (!match || !accepting) {
-      socket.end(`HTTP/1.1 ${accepting ? '404 Not Found' : '503 Service Unavailable'}\r\nConnection: close\r\n\r\n`);
+    if (!accepting) {
+      // A provider (or the proxy before it) retries a refused connection elsewhere; say why.
+      const body = 'ERR_DRAINING: this media node is draining; stream to another node';
+      socket.end(`HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nX-Callrec-Error: ERR_DRAINING\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+      return;
+    }
+    if (!match) {
+      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
+      return;
+    }
+    if (sessions.size >= config.streams.perNode) {
+      metrics.streamLimitsTotal.inc({ limit: 'ERR_NODE_STREAM_LIMIT' });
+      const reason = `ERR_NODE_STREAM_LIMIT: this node holds its ${config.streams.perNode} streams (MAX_STREAMS_PER_NODE)`;
+      socket.end(`HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${reason.length}\r\n\r\n${reason}`);
       return;
     }
     const provider = match[1] as Provider;
@@ -187,6 +227,60 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
   const port = typeof address === 'object' && address ? address.port : config.port;
   log.info({ port, node: nodeId }, 'callrec listening');
 
+  async function close(): Promise<void> {
+    accepting = false;
+    // Calls ending now get one attempt to queue their recording; recovery does the rest.
+    enqueuer.close();
+    await Promise.all([...sessions].map((s) => s.shutdown()));
+    await app.close();
+    wss.close();
+    await sweep.stop();
+    await workers?.close();
+    await control.close();
+    await heartbeat.stop();
+    await transcodes.close();
+    await services.close();
+    await identity.release();
+  }
+
+  let draining: Promise<void> | null = null;
+  /** Aborted by the drain's timeout or a second signal: live calls are ended now. */
+  const endCalls = new AbortController();
+  async function drainThenClose(): Promise<void> {
+    accepting = false;
+    metrics.draining.set(1);
+    // setTimeout fires at once past 2^31-1 ms (24.8 days): such a timeout means "no limit".
+    const timer = setTimeout(() => endCalls.abort(new Error(`DRAIN_TIMEOUT_SECONDS (${config.drainTimeoutMs / 1000}) passed`)), Math.min(config.drainTimeoutMs, 2 ** 31 - 1));
+    log.info({ calls: sessions.size, timeoutSeconds: config.drainTimeoutMs / 1000 }, 'draining: refusing new streams, waiting for live calls to end');
+    const callsEnded = (async () => {
+      while (sessions.size > 0) await Promise.all([...sessions].map((s) => s.ended));
+    })();
+    const cut = new Promise<false>((resolve) => endCalls.signal.addEventListener('abort', () => resolve(false), { once: true }));
+    const ended = await Promise.race([callsEnded.then(() => true), cut]);
+    if (!ended) {
+      log.warn({ calls: sessions.size, why: (endCalls.signal.reason as Error).message }, 'draining: ending the live calls now (their recordings are finalized)');
+      await Promise.all([...sessions].map((s) => s.shutdown()));
+    }
+    clearTimeout(timer);
+    log.info('draining: every call ended; handing this node\'s queued recordings to its workers');
+    // This node's spools can be finalized only here: its workers take what its queue holds
+    // before they stop (jobs backing off for a retry wait for the node's restart or recovery).
+    const own = recordings.queue(nodeId);
+    try {
+      // With no workers here, they wait for the node to run with workers again.
+      for (; workers; ) {
+        const counts = await own.getJobCounts('waiting', 'active', 'prioritized');
+        if (counts.waiting + counts.active + counts.prioritized === 0) break;
+        await sleep(DRAIN_POLL_MS);
+      }
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'draining: cannot read this node\'s queue; what it holds waits for the node\'s restart or recovery');
+    }
+    log.info('draining: queued recordings handed over; closing');
+    await close();
+    log.info('drained');
+  }
+
   return {
     url: `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${port}`,
     port,
@@ -195,20 +289,11 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     storage,
     registry,
     log,
-    async close() {
-      accepting = false;
-      // Calls ending now get one attempt to queue their recording; recovery does the rest.
-      enqueuer.close();
-      await Promise.all([...sessions].map((s) => s.shutdown()));
-      await app.close();
-      wss.close();
-      await sweep.stop();
-      await workers.close();
-      await control.close();
-      await heartbeat.stop();
-      await transcodes.close();
-      await services.close();
-      await identity.release();
+    close,
+    drain() {
+      if (draining === null) draining = drainThenClose();
+      else if (!endCalls.signal.aborted) endCalls.abort(new Error('a second signal'));
+      return draining;
     },
   };
 }

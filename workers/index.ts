@@ -1,6 +1,7 @@
-import { Worker, type ConnectionOptions } from 'bullmq';
+import { Worker, type ConnectionOptions, type Job } from 'bullmq';
+import type { MediaMetrics } from '../src/metrics.js';
 import { recordingsQueueName, type RecordingJobData } from '../src/queue/recordings.js';
-import { createRecordingProcessor, recordFailure, type RecordingProcessorDeps } from './recording.js';
+import { createRecordingProcessor, isLastFailure, recordFailure, type RecordingJobResult, type RecordingProcessorDeps } from './recording.js';
 import { startRetentionWorker } from './retention.js';
 import { startWebhookWorker } from './webhooks.js';
 
@@ -10,43 +11,53 @@ export interface WorkerOptions {
   concurrency?: number;
   /** A media node's id: it finalizes the spools on its own disk (its own queue), which no other node can. */
   nodeId?: string;
-  /** Take the cluster's shared work too: recordings spooled to shared storage, webhooks, retention. Default true. */
-  shared?: boolean;
+  /** Where recording jobs are measured (a media node's `/metrics`; `callrec worker` serves none). */
+  metrics?: Pick<MediaMetrics, 'recordingJobs' | 'recordingJobSeconds' | 'encodeRealtimeFactor'>;
 }
 
 /**
- * Starts the BullMQ workers: under `callrec serve` in-process (its own spools, plus the shared
- * work unless `--no-workers`), or under `callrec worker` (shared work only): recordings
+ * Starts the BullMQ workers: under `callrec serve` in-process (its own spools and the shared
+ * work), or under `callrec worker` (the shared work only): recordings
  * (encode → encrypt → upload), webhooks, and maintenance (retention).
  */
 export function startWorkers(deps: RecordingProcessorDeps, opts: WorkerOptions): { close(): Promise<void> } {
   const { log } = deps;
-  const shared = opts.shared ?? true;
   const processor = createRecordingProcessor(deps);
-  const spoolNodes = [...(shared ? [null] : []), ...(opts.nodeId === undefined ? [] : [opts.nodeId])];
+  const spoolNodes = opts.nodeId === undefined ? [null] : [null, opts.nodeId];
   const workers: Array<{ close(): Promise<void> }> = spoolNodes.map((nodeId) => {
     const worker = new Worker<RecordingJobData>(recordingsQueueName(nodeId), processor, {
       connection: opts.connection,
       prefix: opts.prefix,
       concurrency: opts.concurrency ?? 2,
     });
+    const { metrics } = opts;
+    const measure = (job: Job, outcome: string) => {
+      const seconds = ((job.finishedOn ?? Date.now()) - (job.processedOn ?? Date.now())) / 1000;
+      metrics?.recordingJobs.inc({ outcome });
+      metrics?.recordingJobSeconds.observe({ outcome }, seconds);
+      return seconds;
+    };
+    worker.on('completed', (job, result: RecordingJobResult | null) => {
+      const seconds = measure(job, result ? 'ready' : 'skipped');
+      if (result && seconds > 0) metrics?.encodeRealtimeFactor.observe(result.durationMs / 1000 / seconds);
+    });
     worker.on('failed', (job, err) => {
       if (!job) return;
-      log.warn({ jobId: job.id, attempt: job.attemptsMade, err: err.message }, 'recording job failed');
-      recordFailure(deps, job, err).catch((e: Error) => log.error({ err: e.message }, 'could not mark recording failed'));
+      measure(job, isLastFailure(job, err) ? 'failed' : 'retried');
+      const jobLog = log.child({ tenantId: job.data.tenantId, callId: job.data.callId, recordingId: job.data.recordingId });
+      jobLog.warn({ jobId: job.id, attempt: job.attemptsMade, err: err.message }, 'recording job failed');
+      recordFailure(deps, job, err).catch((e: Error) => jobLog.error({ err: e.message }, 'could not mark recording failed'));
     });
     worker.on('error', (err) => log.error({ err: err.message, queue: worker.name }, 'recordings worker error'));
     return worker;
   });
-  if (shared) {
-    workers.push(startWebhookWorker({ store: deps.store, keyring: deps.keyring, log }, opts));
-    workers.push(
-      startRetentionWorker(
-        { store: deps.store, storageFor: (recording) => deps.storage.forRecording(recording), webhooks: deps.webhooks, log, now: () => new Date() },
-        opts,
-      ),
-    );
-  }
+  workers.push(startWebhookWorker({ store: deps.store, keyring: deps.keyring, log }, opts));
+  workers.push(
+    startRetentionWorker(
+      { store: deps.store, storageFor: (recording) => deps.storage.forRecording(recording), webhooks: deps.webhooks, log, now: () => new Date() },
+      opts,
+    ),
+  );
   return {
     async close() {
       await Promise.all(workers.map((worker) => worker.close()));

@@ -104,10 +104,12 @@ async function waveformOf(pcm: PcmFile): Promise<PeaksDocument> {
  * Plain audio exists only on the worker's local disk, never in the bucket.
  */
 export function createRecordingProcessor(deps: RecordingProcessorDeps) {
-  const { store, log, keyring } = deps;
+  const { store, keyring } = deps;
   const threads = deps.encodeThreads ?? os.availableParallelism();
   return async function processRecording(job: Job<RecordingJobData>): Promise<RecordingJobResult | null> {
-    const { recordingId } = job.data;
+    const { recordingId, tenantId, callId } = job.data;
+    // Every line of the job names its call and tenant, like the call's own lines on the media node.
+    const log = deps.log.child({ tenantId, callId, recordingId });
     const recording = await store.recordings.get(recordingId);
     if (!recording || recording.status === 'ready' || recording.status === 'deleted') return null;
     // A shipped spool its node never closed lost what followed it, until that node was last seen.
@@ -128,7 +130,7 @@ export function createRecordingProcessor(deps: RecordingProcessorDeps) {
     } catch (err) {
       if ((err as { code?: string }).code !== 'ERR_MP3_JOIN') throw err;
       // Parts of a parallel MP3 encoding found no seamless join: rare, and one encoder always works.
-      log.warn({ recordingId, err: (err as Error).message }, 'encoding again in one part');
+      log.warn({ err: (err as Error).message }, 'encoding again in one part');
       await encodeToFile(encoded, recording.format, pcm, 1);
     }
 
@@ -166,17 +168,21 @@ export function createRecordingProcessor(deps: RecordingProcessorDeps) {
     });
     await fs.rm(encoded, { force: true });
     // The recording is safe: a spool left behind (the bucket failing now) is only garbage.
-    await source.remove().catch((err: Error) => log.warn({ recordingId, err: err.message }, 'could not delete the spool'));
+    await source.remove().catch((err: Error) => log.warn({ err: err.message }, 'could not delete the spool'));
     if (ready) await emitRecordingEvent(deps.webhooks, 'recording.completed', ready);
-    log.info({ recordingId, callId: recording.callId, objectKey, durationMs, byteSize: size }, 'recording ready');
+    log.info({ objectKey, durationMs, byteSize: size }, 'recording ready');
     return { objectKey, byteSize: size, durationMs };
   };
 }
 
+/** Whether this failure is the job's last: out of attempts, or one retrying cannot help. */
+export function isLastFailure(job: Job<RecordingJobData>, err: Error): boolean {
+  return job.attemptsMade >= (job.opts.attempts ?? 1) || err instanceof UnrecoverableError;
+}
+
 /** Called when a job fails: after its last attempt (or an unrecoverable failure) the recording is `failed` (spool kept) and `recording.failed` goes out. */
 export async function recordFailure(deps: Pick<RecordingProcessorDeps, 'store' | 'webhooks'>, job: Job<RecordingJobData>, err: Error): Promise<void> {
-  const attempts = job.opts.attempts ?? 1;
-  if (job.attemptsMade < attempts && !(err instanceof UnrecoverableError)) return;
+  if (!isLastFailure(job, err)) return;
   const failed = await deps.store.recordings.update(job.data.recordingId, { status: 'failed', error: err.message, attempts: job.attemptsMade });
   if (failed) await emitRecordingEvent(deps.webhooks, 'recording.failed', failed);
 }

@@ -12,12 +12,14 @@ export function passesInTime(check: Promise<unknown>): Promise<boolean> {
 
 /**
  * `/healthz`: the process answers. `/readyz`: its dependencies answer too, each checked with
- * `passesInTime`; 503 naming those that did not.
+ * `passesInTime`; 503 naming those that did not. A draining node answers 503 `draining` without
+ * checking anything, so the load balancer stops sending it streams at once.
  */
-export function healthRoutes(app: ApiInstance, { readiness }: ApiDeps): void {
+export function healthRoutes(app: ApiInstance, { readiness, draining }: ApiDeps): void {
   app.get('/healthz', { config: { public: true } }, async () => ({ status: 'ok' }));
 
   app.get('/readyz', { config: { public: true } }, async (request, reply) => {
+    if (draining?.()) return reply.code(503).send({ status: 'draining' });
     let checks: Record<string, boolean>;
     try {
       checks = await readiness();

@@ -26,6 +26,8 @@ export interface ApiDeps {
   telnyx?: TelnyxConfig;
   /** Each dependency's reachability (`db`, `redis`, `storage`…) for `/readyz`. */
   readiness: () => Promise<Record<string, boolean>>;
+  /** Whether the node is draining (SIGTERM): `/readyz` then answers 503 `draining` at once. */
+  draining?: () => boolean;
   /** Rate limits; `HTTP_LIMIT_DEFAULTS` when absent. */
   limits?: HttpLimits;
 }

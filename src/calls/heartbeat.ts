@@ -16,6 +16,8 @@ export class NodeHeartbeat {
   readonly #nodeId: string;
   readonly #ttlMs: number;
   #timer: NodeJS.Timeout | null = null;
+  /** When this node's last beat reached Redis (epoch ms). */
+  #lastBeatAt = Date.now();
 
   constructor(opts: { redisUrl: string; prefix: string; nodeId: string; log: Logger; ttlMs?: number }) {
     this.#redis = new Redis(opts.redisUrl, { lazyConnect: true });
@@ -34,12 +36,22 @@ export class NodeHeartbeat {
     await this.#redis.connect();
     const beat = () => {
       const now = Date.now();
-      return this.#redis.multi().set(this.#key, now, 'PX', this.#ttlMs).hset(this.#lastSeenKey, this.#nodeId, now).exec();
+      return this.#redis
+        .multi()
+        .set(this.#key, now, 'PX', this.#ttlMs)
+        .hset(this.#lastSeenKey, this.#nodeId, now)
+        .exec()
+        .then(() => (this.#lastBeatAt = now));
     };
     await beat();
     // Every second (well within the TTL), so the last beat dates a crash to the second.
     this.#timer = setInterval(() => void beat().catch(() => {}), Math.min(BEAT_MS, this.#ttlMs / 3));
     this.#timer.unref();
+  }
+
+  /** Seconds since this node's last beat reached Redis: past the TTL, other nodes take it for dead. */
+  get ageSeconds(): number {
+    return (Date.now() - this.#lastBeatAt) / 1000;
   }
 
   /** Whether the node `nodeId` has beaten within its time to live. */

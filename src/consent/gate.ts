@@ -51,6 +51,8 @@ export interface ConsentGateOptions {
   hold?: HoldLimits;
   /** How long after the prompt should have finished its mark may take to come back (default 10 s). */
   markGraceMs?: number;
+  /** Where each settled outcome is counted (a media node's `/metrics`). */
+  metrics?: { consentOutcomes: { inc(labels: { outcome: ConsentOutcome }): void } };
 }
 
 /** Mark names callrec uses for its own prompts; the provider's echo of them is not relayed. */
@@ -177,7 +179,10 @@ export class ConsentGate extends StateMachine<ConsentGateState> {
     if ((prev.status === 'playing' || prev.status === 'awaiting_digit') && prev !== next) clearTimeout(prev.timer);
     if ('hold' in prev && !('hold' in next)) this.#release(prev.hold);
     if (next.status === 'playing' || next.status === 'settled') this.#save(next.consent);
-    if (next.status === 'settled') this.#opts.log.info({ outcome: next.consent.outcome, reason: next.consent.reason }, 'consent');
+    if (next.status === 'settled') {
+      this.#opts.log.info({ outcome: next.consent.outcome, reason: next.consent.reason }, 'consent');
+      this.#opts.metrics?.consentOutcomes.inc({ outcome: next.consent.outcome });
+    }
   }
 
   #assertCanBegin(what: string): void {

@@ -118,17 +118,17 @@ export class RecordingEnqueuer {
         await attemptWithin(this.#queues.add(job, spoolNode), ATTEMPT_TIMEOUT_MS);
         if (attempt > 1) {
           waiting.dec();
-          log.info({ callId: job.callId, recordingId: job.recordingId, attempts: attempt }, 'recording queued after Redis came back');
+          log.info({ tenantId: job.tenantId, callId: job.callId, recordingId: job.recordingId, attempts: attempt }, 'recording queued after Redis came back');
         }
         return;
       } catch (err) {
         if (attempt === 1) waiting.inc();
         if (this.#stop.signal.aborted) {
           waiting.dec();
-          log.warn({ callId: job.callId, recordingId: job.recordingId, err: (err as Error).message }, 'Redis unavailable at shutdown: the recording stays processing and is queued from its spool at next start');
+          log.warn({ tenantId: job.tenantId, callId: job.callId, recordingId: job.recordingId, err: (err as Error).message }, 'Redis unavailable at shutdown: the recording stays processing and is queued from its spool at next start');
           return;
         }
-        log.warn({ callId: job.callId, recordingId: job.recordingId, attempt, retryInMs: delayMs, err: (err as Error).message }, 'cannot queue recording: Redis unavailable, retrying');
+        log.warn({ tenantId: job.tenantId, callId: job.callId, recordingId: job.recordingId, attempt, retryInMs: delayMs, err: (err as Error).message }, 'cannot queue recording: Redis unavailable, retrying');
       }
       await sleep(delayMs, undefined, { signal: this.#stop.signal }).catch(() => {});
       delayMs = Math.min(delayMs * 2, retry.maxMs);

@@ -365,8 +365,9 @@ export class SpoolOpener {
     this.url = shipping?.store.url ?? null;
   }
 
-  open(file: string, options: SpoolWriterOptions): SpoolWriter {
-    return this.#shipping ? new ShippedSpoolWriter(file, options, this.#shipping) : new SpoolWriter(file, options);
+  /** Opens a call's spool; `log` is the call's, so what shipping logs names the call and tenant. */
+  open(file: string, options: SpoolWriterOptions, log: Logger): SpoolWriter {
+    return this.#shipping ? new ShippedSpoolWriter(file, options, { ...this.#shipping, log }) : new SpoolWriter(file, options);
   }
 }
 

@@ -201,6 +201,12 @@ export class RecordingRepository {
     return row ? toRecording(row) : null;
   }
 
+  /** How many recordings each status has, over all tenants (one grouped query, for `/metrics`). */
+  async countByStatus(): Promise<Partial<Record<RecordingStatus, number>>> {
+    const rows = await this.#db.selectFrom('recordings').select((eb) => ['status', eb.fn.countAll<string | number>().as('count')]).groupBy('status').execute();
+    return Object.fromEntries(rows.map((row) => [row.status, Number(row.count)]));
+  }
+
   /** Applies `patch`; returns the updated recording, or null when there is none with that id. */
   async update(id: string, patch: RecordingPatch): Promise<Recording | null> {
     const set: Updateable<RecordingsTable> = { updated_at: new Date().toISOString() };

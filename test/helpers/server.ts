@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { CALL_RECORDING_DEFAULTS, type CallRecordingSettings } from '../../src/agents/settings.js';
 import { loadConfig } from '../../src/config.js';
 import { MasterKeyring } from '../../src/crypto/keys.js';
-import { createLogger } from '../../src/log.js';
+import { createLogger, type Logger } from '../../src/log.js';
 import { startServer, type CallrecServer, type ServerOptions } from '../../src/server.js';
 import type { Recording } from '../../src/store/index.js';
 import { createTestStore, type TestDbKind } from './db.js';
@@ -40,7 +40,7 @@ export interface TestServer {
  * `redisPrefix` shares a prefix the caller owns (and drops) with a server on a fresh database.
  */
 export async function startTestServer(
-  opts: { db?: TestDbKind; jitterMs?: number; join?: TestServer; redisPrefix?: string; env?: Record<string, string>; onRoute?: ServerOptions['onRoute']; workers?: boolean } = {},
+  opts: { db?: TestDbKind; jitterMs?: number; join?: TestServer; redisPrefix?: string; env?: Record<string, string>; onRoute?: ServerOptions['onRoute']; workers?: boolean; recordingsRefreshMs?: number; log?: Logger } = {},
 ): Promise<TestServer> {
   const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'callrec-e2e-'));
   // A node joining another shares its database and Redis prefix; the first node owns them.
@@ -58,9 +58,11 @@ export async function startTestServer(
     STORAGE_URL: storageUrl,
     CALLREC_MASTER_KEY: masterKey,
     LOG_LEVEL: 'silent',
+    // Tests replay fixtures faster than real time: audio may run ahead of the wall clock.
+    STREAM_AUDIO_LEAD_SECONDS: '86400',
     ...opts.env,
   });
-  const server = await startServer(config, { log: createLogger(process.env.TEST_LOG_LEVEL ?? 'silent'), jitterMs: opts.jitterMs, onRoute: opts.onRoute, workers: opts.workers });
+  const server = await startServer(config, { log: opts.log ?? createLogger(process.env.TEST_LOG_LEVEL ?? 'silent'), jitterMs: opts.jitterMs, onRoute: opts.onRoute, workers: opts.workers, recordingsRefreshMs: opts.recordingsRefreshMs });
   const tenantId = 'default';
   await server.store.tenants.ensure(tenantId, 'Default');
   const key = opts.join?.key ?? (await server.store.keys.create({ tenantId, name: 'e2e', scopes: ['admin'] })).secret;
@@ -124,6 +126,12 @@ export interface ServerProcess {
   api(pathname: string, init?: RequestInit): Promise<Response>;
   /** Ends the process as `kill -9` would: no clean-up of any kind. */
   kill(): Promise<void>;
+  /** Sends `signal` without waiting (a drain test watches what follows). */
+  signal(signal: NodeJS.Signals): void;
+  /** Resolves with the process's exit code (null if a signal ended it). */
+  exitCode: Promise<number | null>;
+  /** What the process wrote to stderr so far (its logs). */
+  stderr(): string;
   close(): Promise<void>;
 }
 
@@ -160,6 +168,7 @@ export async function startServerProcess(join: TestServer, opts: ServerProcessOp
     STORAGE_URL: join.cluster.storageUrl,
     CALLREC_MASTER_KEY: join.cluster.masterKey,
     LOG_LEVEL: 'warn',
+    STREAM_AUDIO_LEAD_SECONDS: '86400',
     ...opts.env,
   };
   const cli = path.join(import.meta.dirname, '../../src/cli.ts');
@@ -190,6 +199,9 @@ export async function startServerProcess(join: TestServer, opts: ServerProcessOp
     dataDir,
     api: (pathname, init = {}) => fetch(url + pathname, { ...init, headers: { authorization: `Bearer ${join.key}`, ...init.headers } }),
     kill: () => stop('SIGKILL'),
+    signal: (signal) => child.kill(signal),
+    exitCode: exited.then(() => child.exitCode),
+    stderr: () => stderr,
     async close() {
       await stop('SIGTERM');
       if (!opts.dataDir) await fs.rm(dataDir, { recursive: true, force: true });
