@@ -124,10 +124,12 @@ describe('README "Operations"', () => {
     expect(operations).toContain('cp deploy/compose/env.example deploy/compose/.env');
   });
 
-  test('names every metric a node serves', async () => {
+  test('documents every metric a node serves, and says how to probe and scrape it', async () => {
     const { MediaMetrics } = await import('../../src/metrics.js');
     const served = (await new MediaMetrics().registry.getMetricsAsJSON()).map((metric) => metric.name).filter((name) => !name.startsWith('callrec_process_') && !name.startsWith('callrec_nodejs_'));
     expect(served.length).toBeGreaterThan(5);
-    for (const name of served) expect([name, operations.includes(`\`${name}`)]).toEqual([name, true]);
+    const readme = readText('README.md');
+    for (const name of served) expect([name, readme.includes(`\`${name}`)]).toEqual([name, true]);
+    for (const route of ['GET /healthz', 'GET /readyz', 'GET /metrics']) expect(operations).toContain(route);
   });
 });

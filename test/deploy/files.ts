@@ -22,13 +22,13 @@ export function readYamlDocuments(file: string): any[] {
   });
 }
 
-/** The README's `## title` section, up to the next `## `. */
+/** The README's `## title` section, up to the next `## `, its line breaks as spaces (prose is wrapped anywhere). */
 export function readmeSection(title: string): string {
   const readme = readText('README.md');
   const start = readme.indexOf(`\n## ${title}\n`);
   if (start < 0) throw new Error(`README.md has no "## ${title}" section`);
   const end = readme.indexOf('\n## ', start + 1);
-  return readme.slice(start, end < 0 ? undefined : end);
+  return readme.slice(start, end < 0 ? undefined : end).replace(/\s+/g, ' ');
 }
 
 /** Seconds a drain may take before the platform kills the process, beyond DRAIN_TIMEOUT_SECONDS: finalizing the drained calls' spools. */
