@@ -19,7 +19,7 @@ function seconds(duration: string): number {
 describe('docker-compose.yml', () => {
   test('has two media nodes, a worker, the proxy, Redis, PostgreSQL, the bucket and its init', () => {
     expect(Object.keys(services).sort()).toEqual(['bucket-init', 'media-1', 'media-2', 'minio', 'postgres', 'proxy', 'redis', 'worker']);
-    for (const name of MEDIA) expect(services[name].command).toEqual(['serve', '--no-workers']);
+    for (const name of MEDIA) expect(services[name].command).toEqual(['serve']);
     expect(services.worker.command).toEqual(['worker']);
     for (const name of CALLREC) expect(services[name].build).toBe('.');
   });

@@ -34,7 +34,7 @@ describe('deploy/k8s', () => {
   });
 
   test('media pods serve streams and workers take the shared work, both from the same ConfigMap and Secret', () => {
-    expect(mediaPod.spec.containers[0].args).toEqual(['serve', '--no-workers']);
+    expect(mediaPod.spec.containers[0].args).toEqual(['serve']);
     expect(worker.spec.template.spec.containers[0].args[0]).toBe('worker');
     for (const deployment of [media, worker]) {
       expect(selects(deployment.spec.selector.matchLabels, deployment.spec.template.metadata.labels)).toBe(true);
