@@ -1,7 +1,14 @@
 # syntax=docker/dockerfile:1
 # callrec: build with the full toolchain, run on a slim image with production dependencies only.
+#
+# Node 26 is the Active LTS line (since 2026-10-28; 20 reached end-of-life on 2026-04-30).
+# better-sqlite3 12.11 lists 26.x in its engines; @discordjs/opus 0.10 is an N-API (v3) addon,
+# so it builds against any Node. Neither is known to publish a prebuilt binary for Node 26's ABI,
+# which is why the build stage has a compiler. Not verified here: no container engine runs on the
+# development machine, and the test suite runs on Node 20.
+ARG NODE_IMAGE=node:26-trixie-slim
 
-FROM node:20-bookworm-slim AS build
+FROM ${NODE_IMAGE} AS build
 # better-sqlite3 and @discordjs/opus compile from source when no prebuilt binary matches.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ \
@@ -10,10 +17,11 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci
 COPY . .
+# `npm run build`: the server (tsc into dist/) and the dashboard (vite into dist/web).
 RUN npm run build \
  && npm prune --omit=dev
 
-FROM node:20-bookworm-slim AS runtime
+FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production \
     DATA_DIR=/data \
     PORT=8080
@@ -23,9 +31,17 @@ COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 RUN mkdir -p /data && chown node:node /data
-USER node
+# The image's own unprivileged user (uid 1000); Kubernetes' runAsNonRoot checks the number.
+USER 1000:1000
 VOLUME ["/data"]
 EXPOSE 8080
+# Liveness (`/healthz`), not readiness: a draining node answers `/readyz` 503 for up to
+# DRAIN_TIMEOUT_SECONDS and must not be marked unhealthy (and restarted) meanwhile.
+# `callrec worker` has no HTTP listener: docker-compose.yml turns this check off for it.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
-CMD ["node", "dist/src/cli.js", "serve"]
+# SIGTERM starts the drain (new streams refused, live calls run to their end); give the
+# container DRAIN_TIMEOUT_SECONDS plus a minute before it is killed (see README "Operations").
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["node", "dist/src/cli.js"]
+CMD ["serve"]

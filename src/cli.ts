@@ -68,7 +68,7 @@ const program = new Command('callrec').description('Self-hostable call-recording
 program
   .command('serve')
   .description('HTTP API, provider media WebSockets and in-process workers')
-  .option('--no-workers', "take no shared jobs in this process (run `callrec worker` elsewhere); spools on this node's disk are still finalized here")
+  .option('--no-workers', "run no workers in this process: with SPOOL_URL, `callrec worker` nodes finalize its calls; without it they wait until it runs with workers")
   .action(async (opts: { workers: boolean }) => {
     const cfg = config();
     const server = await startServer(cfg, { workers: opts.workers });

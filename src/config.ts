@@ -21,6 +21,7 @@ export interface Config {
   /** Addresses/CIDRs whose `X-Forwarded-For` is believed; empty: the TCP peer is the client. */
   trustProxy: string[];
   http: HttpLimits;
+  streams: StreamLimits;
   /** How often every node sweeps for recordings a dead node (or worker) left half-way. */
   recoveryIntervalMs: number;
   /** Where spools are shipped as calls run, so any worker can finalize them (stateless media nodes); unset: local only. */
@@ -51,6 +52,33 @@ export interface HttpLimits {
   /** Failed authentications one client address may make per minute before it is answered 429. */
   authFailuresPerIpPerMinute: number;
 }
+
+/** Per-node limits on the media endpoints (README "Limits"). */
+export interface StreamLimits {
+  /** A socket without a valid `start` by then is closed 1008 `ERR_AUTH_TIMEOUT`. */
+  authTimeoutMs: number;
+  /** Messages (and their bytes) a stream may have held before it is live: before `start`, and during set-up. */
+  preStartMessages: number;
+  preStartBytes: number;
+  /** Provider sockets open on this node; the upgrade past it is answered 503. */
+  perNode: number;
+  /** Live streams of one tenant on this node; the claim past it is closed 1013. */
+  perTenant: number;
+  /** A live stream without a media frame this long is ended (its recording finalized). */
+  idleTimeoutMs: number;
+  /** How far a stream's audio may run ahead of the wall clock since it started; frames beyond are dropped. */
+  audioLeadMs: number;
+}
+
+export const STREAM_LIMIT_DEFAULTS: StreamLimits = {
+  authTimeoutMs: 5_000,
+  preStartMessages: 256,
+  preStartBytes: 256 * 1024,
+  perNode: 2_000,
+  perTenant: 500,
+  idleTimeoutMs: 60_000,
+  audioLeadMs: 5_000,
+};
 
 export const HTTP_LIMIT_DEFAULTS: HttpLimits = { requestsPerKeyPerMinute: 1200, authFailuresPerIpPerMinute: 20 };
 
@@ -164,6 +192,15 @@ export function loadConfig(env: Env = process.env): Config {
     http: {
       requestsPerKeyPerMinute: positiveInteger(env, 'RATE_LIMIT_PER_KEY', HTTP_LIMIT_DEFAULTS.requestsPerKeyPerMinute),
       authFailuresPerIpPerMinute: positiveInteger(env, 'AUTH_FAILURES_PER_IP', HTTP_LIMIT_DEFAULTS.authFailuresPerIpPerMinute),
+    },
+    streams: {
+      authTimeoutMs: positiveSeconds(env, 'STREAM_AUTH_TIMEOUT_SECONDS', STREAM_LIMIT_DEFAULTS.authTimeoutMs / 1000) * 1000,
+      preStartMessages: positiveInteger(env, 'STREAM_PRESTART_MESSAGES', STREAM_LIMIT_DEFAULTS.preStartMessages),
+      preStartBytes: positiveInteger(env, 'STREAM_PRESTART_BYTES', STREAM_LIMIT_DEFAULTS.preStartBytes),
+      perNode: positiveInteger(env, 'MAX_STREAMS_PER_NODE', STREAM_LIMIT_DEFAULTS.perNode),
+      perTenant: positiveInteger(env, 'MAX_STREAMS_PER_TENANT', STREAM_LIMIT_DEFAULTS.perTenant),
+      idleTimeoutMs: positiveSeconds(env, 'STREAM_IDLE_TIMEOUT_SECONDS', STREAM_LIMIT_DEFAULTS.idleTimeoutMs / 1000) * 1000,
+      audioLeadMs: positiveSeconds(env, 'STREAM_AUDIO_LEAD_SECONDS', STREAM_LIMIT_DEFAULTS.audioLeadMs / 1000) * 1000,
     },
     recoveryIntervalMs: positiveSeconds(env, 'RECOVERY_INTERVAL_SECONDS', 30) * 1000,
     telnyx: telnyx(env),

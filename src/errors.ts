@@ -27,7 +27,12 @@ const REGISTRY = {
   ERR_BAD_PARAMETER: { ws: 1008 },
   ERR_NO_RUNTIME: { ws: 1008 },
   ERR_CALL_EXISTS: { ws: 1008 },
-  ERR_OVERLOADED: { ws: 1013 },
+  // A stream over one of the media endpoints' limits (README "Limits").
+  ERR_AUTH_TIMEOUT: { ws: 1008 },
+  ERR_PRESTART_LIMIT: { ws: 1008 },
+  ERR_NODE_STREAM_LIMIT: { ws: 1013, http: 503 },
+  ERR_TENANT_STREAM_LIMIT: { ws: 1013 },
+  ERR_STREAM_IDLE: { ws: 1008 },
   ERR_AGENT_UNREACHABLE: { ws: 1014 },
   ERR_SHUTTING_DOWN: { ws: 1001 },
   // A new stream at a draining node: its upgrade is answered 503 (the provider retries elsewhere).

@@ -19,5 +19,5 @@ export function isSafeId(value: unknown): value is string {
 
 /** The TypeBox schema of a safe id; the API's validator answers a mismatch with `SAFE_ID_RULE`. */
 export function SafeId(options: StringOptions = {}) {
-  return Type.String({ pattern: SAFE_ID_PATTERN, errorMessage: SAFE_ID_RULE, ...options });
+  return Type.String({ pattern: SAFE_ID_PATTERN, 'x-error-message': SAFE_ID_RULE, ...options });
 }

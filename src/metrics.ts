@@ -22,6 +22,10 @@ export class MediaMetrics {
     registers: [this.registry],
   });
 
+  /** Streams refused or ended by a limit of the media endpoints (README "Limits"), by the limit's error code. */
+  readonly streamLimitsTotal = new Counter({ name: 'callrec_stream_limit_total', help: 'Provider streams refused or ended by a media endpoint limit', labelNames: ['limit'] as const, registers: [this.registry] });
+  /** Frames dropped because their stream ran ahead of the wall clock (STREAM_AUDIO_LEAD_SECONDS). */
+  readonly framesAheadTotal = new Counter({ name: 'callrec_frames_ahead_of_wall_clock_total', help: 'Media frames dropped for running ahead of the wall clock', registers: [this.registry] });
   /** Recording jobs, counted as each finishes (`ready`, `skipped`: nothing to do, `retried`, `failed`: out of attempts). */
   readonly recordingJobs = new Counter({ name: 'callrec_recording_jobs_total', help: 'Recording jobs finished, by outcome', labelNames: ['outcome'] as const, registers: [this.registry] });
   readonly recordingJobSeconds = new Histogram({

@@ -34,7 +34,10 @@ import type { Store } from './store/index.js';
 
 export interface ServerOptions {
   log?: Logger;
-  /** Take the cluster's shared jobs in this process; default true. A node always finalizes the spools on its own disk. */
+  /**
+   * Run the workers in this process (this node's own queue and the shared work); default true.
+   * Off, recordings spooled on this node's disk wait in its queue until it runs with workers.
+   */
   workers?: boolean;
   /** Jitter window for placing frames, ms. */
   jitterMs?: number;
@@ -80,10 +83,11 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
   const identity = await claimNodeIdentity(config.dataDir);
   const { nodeId } = identity;
   const metrics = new MediaMetrics();
-  const workers = startWorkers(
-    { store, storage, log, keyring, webhooks, spools: services.spools },
-    { connection: services.connection, prefix: config.queuePrefix, nodeId, shared: opts.workers !== false, metrics },
-  );
+  const workers =
+    opts.workers === false
+      ? null
+      : startWorkers({ store, storage, log, keyring, webhooks, spools: services.spools }, { connection: services.connection, prefix: config.queuePrefix, nodeId, metrics });
+  if (!workers && !config.spoolUrl) log.warn("no workers and no SPOOL_URL: this node's recordings wait in its queue until it runs with workers");
   const heartbeat = new NodeHeartbeat({ redisUrl: config.redisUrl, prefix: config.queuePrefix, nodeId, log });
   await heartbeat.start();
   // Before this node takes a stream, what its previous life on this DATA_DIR left is recovered at
@@ -180,6 +184,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     nodeId,
     jitterMs: opts.jitterMs,
     buffers: new BufferPool(),
+    limits: config.streams,
     metrics,
     prompts,
     spools: new SpoolOpener(
@@ -200,6 +205,12 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     }
     if (!match) {
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
+      return;
+    }
+    if (sessions.size >= config.streams.perNode) {
+      metrics.streamLimitsTotal.inc({ limit: 'ERR_NODE_STREAM_LIMIT' });
+      const reason = `ERR_NODE_STREAM_LIMIT: this node holds its ${config.streams.perNode} streams (MAX_STREAMS_PER_NODE)`;
+      socket.end(`HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${reason.length}\r\n\r\n${reason}`);
       return;
     }
     const provider = match[1] as Provider;
@@ -224,7 +235,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     await app.close();
     wss.close();
     await sweep.stop();
-    await workers.close();
+    await workers?.close();
     await control.close();
     await heartbeat.stop();
     await transcodes.close();
@@ -256,7 +267,8 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     // before they stop (jobs backing off for a retry wait for the node's restart or recovery).
     const own = recordings.queue(nodeId);
     try {
-      for (;;) {
+      // With no workers here, they wait for the node to run with workers again.
+      for (; workers; ) {
         const counts = await own.getJobCounts('waiting', 'active', 'prioritized');
         if (counts.waiting + counts.active + counts.prioritized === 0) break;
         await sleep(DRAIN_POLL_MS);

@@ -1,4 +1,4 @@
-import { loadConfig } from '../src/config.js';
+import { loadConfig, STREAM_LIMIT_DEFAULTS } from '../src/config.js';
 
 test('SPOOL_URL is a bucket URL like STORAGE_URL, unset by default; SPOOL_SEGMENT_SECONDS defaults to 10', () => {
   expect(loadConfig({})).toMatchObject({ spoolUrl: undefined, spoolSegmentSeconds: 10 });
@@ -8,6 +8,26 @@ test('SPOOL_URL is a bucket URL like STORAGE_URL, unset by default; SPOOL_SEGMEN
   expect(() => loadConfig({ SPOOL_URL: 'spools' })).toThrow(expect.objectContaining({ code: 'ERR_CONFIG', message: expect.stringMatching(/^SPOOL_URL: /) }));
   for (const bad of ['0', '-1', 'ten']) {
     expect(() => loadConfig({ SPOOL_SEGMENT_SECONDS: bad })).toThrow(expect.objectContaining({ code: 'ERR_CONFIG', message: expect.stringMatching(/^SPOOL_SEGMENT_SECONDS: /) }));
+  }
+});
+
+test('the media endpoints\' limits have defaults and refuse what is not a positive number', () => {
+  expect(loadConfig({}).streams).toEqual(STREAM_LIMIT_DEFAULTS);
+  expect(
+    loadConfig({
+      STREAM_AUTH_TIMEOUT_SECONDS: '0.5',
+      STREAM_PRESTART_MESSAGES: '4',
+      STREAM_PRESTART_BYTES: '1024',
+      MAX_STREAMS_PER_NODE: '10',
+      MAX_STREAMS_PER_TENANT: '3',
+      STREAM_IDLE_TIMEOUT_SECONDS: '30',
+      STREAM_AUDIO_LEAD_SECONDS: '2',
+    }).streams,
+  ).toEqual({ authTimeoutMs: 500, preStartMessages: 4, preStartBytes: 1024, perNode: 10, perTenant: 3, idleTimeoutMs: 30_000, audioLeadMs: 2000 });
+  for (const variable of ['STREAM_AUTH_TIMEOUT_SECONDS', 'STREAM_PRESTART_MESSAGES', 'STREAM_PRESTART_BYTES', 'MAX_STREAMS_PER_NODE', 'MAX_STREAMS_PER_TENANT', 'STREAM_IDLE_TIMEOUT_SECONDS', 'STREAM_AUDIO_LEAD_SECONDS']) {
+    for (const bad of ['0', '-1', 'ten']) {
+      expect(() => loadConfig({ [variable]: bad })).toThrow(expect.objectContaining({ code: 'ERR_CONFIG', message: expect.stringMatching(new RegExp(`^${variable}: `)) }));
+    }
   }
 });
 

@@ -11,22 +11,19 @@ export interface WorkerOptions {
   concurrency?: number;
   /** A media node's id: it finalizes the spools on its own disk (its own queue), which no other node can. */
   nodeId?: string;
-  /** Take the cluster's shared work too: recordings spooled to shared storage, webhooks, retention. Default true. */
-  shared?: boolean;
   /** Where recording jobs are measured (a media node's `/metrics`; `callrec worker` serves none). */
   metrics?: Pick<MediaMetrics, 'recordingJobs' | 'recordingJobSeconds' | 'encodeRealtimeFactor'>;
 }
 
 /**
- * Starts the BullMQ workers: under `callrec serve` in-process (its own spools, plus the shared
- * work unless `--no-workers`), or under `callrec worker` (shared work only): recordings
+ * Starts the BullMQ workers: under `callrec serve` in-process (its own spools and the shared
+ * work), or under `callrec worker` (the shared work only): recordings
  * (encode → encrypt → upload), webhooks, and maintenance (retention).
  */
 export function startWorkers(deps: RecordingProcessorDeps, opts: WorkerOptions): { close(): Promise<void> } {
   const { log } = deps;
-  const shared = opts.shared ?? true;
   const processor = createRecordingProcessor(deps);
-  const spoolNodes = [...(shared ? [null] : []), ...(opts.nodeId === undefined ? [] : [opts.nodeId])];
+  const spoolNodes = opts.nodeId === undefined ? [null] : [null, opts.nodeId];
   const workers: Array<{ close(): Promise<void> }> = spoolNodes.map((nodeId) => {
     const worker = new Worker<RecordingJobData>(recordingsQueueName(nodeId), processor, {
       connection: opts.connection,
@@ -54,15 +51,13 @@ export function startWorkers(deps: RecordingProcessorDeps, opts: WorkerOptions):
     worker.on('error', (err) => log.error({ err: err.message, queue: worker.name }, 'recordings worker error'));
     return worker;
   });
-  if (shared) {
-    workers.push(startWebhookWorker({ store: deps.store, keyring: deps.keyring, log }, opts));
-    workers.push(
-      startRetentionWorker(
-        { store: deps.store, storageFor: (recording) => deps.storage.forRecording(recording), webhooks: deps.webhooks, log, now: () => new Date() },
-        opts,
-      ),
-    );
-  }
+  workers.push(startWebhookWorker({ store: deps.store, keyring: deps.keyring, log }, opts));
+  workers.push(
+    startRetentionWorker(
+      { store: deps.store, storageFor: (recording) => deps.storage.forRecording(recording), webhooks: deps.webhooks, log, now: () => new Date() },
+      opts,
+    ),
+  );
   return {
     async close() {
       await Promise.all(workers.map((worker) => worker.close()));

@@ -23,7 +23,7 @@ function describe(schema: TSchema): string {
 
 function explain(error: ValueError): string {
   // A schema may say in words what its pattern means (safe ids do).
-  if (error.type === ValueErrorType.StringPattern && typeof error.schema.errorMessage === 'string') return error.schema.errorMessage;
+  if (error.type === ValueErrorType.StringPattern && typeof error.schema['x-error-message'] === 'string') return error.schema['x-error-message'];
   switch (error.type) {
     case ValueErrorType.ObjectAdditionalProperties:
       return 'unknown field';

@@ -4,6 +4,7 @@ import type { BufferPool } from '../../media/buffer-pool.js';
 import type { Leg, MediaFormat } from '../../media/types.js';
 import type { CallRecordingSettings } from '../agents/settings.js';
 import type { ConsentGate, ConsentGateState } from '../consent/gate.js';
+import type { StreamLimits } from '../config.js';
 import { CallrecError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { RecordingJobData } from '../queue/recordings.js';
@@ -32,6 +33,8 @@ export interface RecorderContext {
   enqueue(job: RecordingJobData, shared: boolean): Promise<unknown>;
   jitterMs?: number;
   buffers: BufferPool;
+  /** `audioLeadMs`: how far the recording may run ahead of the wall clock (STREAM_AUDIO_LEAD_SECONDS). */
+  limits: Pick<StreamLimits, 'audioLeadMs'>;
   tenantId: string;
   callId: string;
   settings: CallRecordingSettings;
@@ -228,7 +231,7 @@ export class CallRecorder extends StateMachine<RecorderState> {
     const { store, settings, format, tenantId, callId, log, buffers: pool } = this.#ctx;
     const spoolPath = path.join(this.#ctx.dataDir, 'spool', `${randomUUID()}.wav`);
     const spool = this.#ctx.spools.open(spoolPath, { sampleRate: format.sampleRate, channels: 2, pool }, log);
-    const capture = new Capture({ format, spool, bridged: this.#ctx.bridged, jitterMs: this.#ctx.jitterMs, startMs, pool });
+    const capture = new Capture({ format, spool, bridged: this.#ctx.bridged, jitterMs: this.#ctx.jitterMs, maxLeadMs: this.#ctx.limits.audioLeadMs, startMs, pool });
     const recordingId = store.recordings
       .create({ tenantId, callId, format: settings.format, channels: settings.dual_channel ? 2 : 1, sampleRate: format.sampleRate, storageDays: settings.storage_days, status: 'recording', spoolPath, spoolUrl: this.#ctx.spools.url })
       .then((recording) => recording.id);

@@ -3,6 +3,8 @@ import type { CallSession } from './session.js';
 /** The calls whose provider socket this node holds. */
 export class CallRegistry {
   readonly #calls = new Map<string, CallSession>();
+  /** Calls per tenant, for MAX_STREAMS_PER_TENANT. */
+  readonly #perTenant = new Map<string, number>();
   readonly #idle = new Set<() => void>();
 
   static key(tenantId: string, callId: string): string {
@@ -11,6 +13,11 @@ export class CallRegistry {
 
   get size(): number {
     return this.#calls.size;
+  }
+
+  /** Calls of `tenantId` this node holds. */
+  countOf(tenantId: string): number {
+    return this.#perTenant.get(tenantId) ?? 0;
   }
 
   get(tenantId: string, callId: string): CallSession | undefined {
@@ -22,12 +29,18 @@ export class CallRegistry {
     const key = CallRegistry.key(tenantId, callId);
     if (this.#calls.has(key)) return false;
     this.#calls.set(key, session);
+    this.#perTenant.set(tenantId, this.countOf(tenantId) + 1);
     return true;
   }
 
   delete(tenantId: string, callId: string, session: CallSession): void {
     const key = CallRegistry.key(tenantId, callId);
-    if (this.#calls.get(key) === session) this.#calls.delete(key);
+    if (this.#calls.get(key) === session) {
+      this.#calls.delete(key);
+      const left = this.countOf(tenantId) - 1;
+      if (left > 0) this.#perTenant.set(tenantId, left);
+      else this.#perTenant.delete(tenantId);
+    }
     if (this.#calls.size === 0) for (const resolve of this.#idle) resolve();
   }
 

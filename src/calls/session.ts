@@ -4,7 +4,8 @@ import { RuntimeLink } from '../bridge/runtime.js';
 import { ConsentGate } from '../consent/gate.js';
 import type { HeldMessage } from '../consent/hold.js';
 import type { PromptCache } from '../consent/prompts.js';
-import { CallrecError, closeReason, errorCode, wsCloseCode } from '../errors.js';
+import type { StreamLimits } from '../config.js';
+import { CallrecError, closeReason, errorCode, wsCloseCode, type ErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { MediaMetrics } from '../metrics.js';
 import type { ProviderAdapter, ProviderEvent, StreamStart, UpgradeInfo, WireMessage } from '../protocols/types.js';
@@ -36,6 +37,7 @@ export interface MediaContext {
   jitterMs?: number;
   /** The node's pool of call buffers (see `BufferPool`). */
   buffers: BufferPool;
+  limits: StreamLimits;
 }
 
 /** The provider's socket as a session uses it: a `ws` WebSocket (a fake one in unit tests). */
@@ -53,8 +55,8 @@ export interface ProviderSocket {
 /** Largest message a provider sends: a start message with parameters; media frames are < 2 KB. */
 export const MAX_MESSAGE_BYTES = 64 * 1024;
 
-/** Messages already parsed when the socket was paused for set-up may still arrive; a bound, in case. */
-const MAX_HELD = 512;
+/** Codes that say a stream hit one of the media endpoints' limits: counted in `/metrics` by code. */
+const LIMIT_CODES: ReadonlySet<ErrorCode> = new Set(['ERR_AUTH_TIMEOUT', 'ERR_PRESTART_LIMIT', 'ERR_TENANT_STREAM_LIMIT', 'ERR_STREAM_IDLE']);
 
 /** Provider messages kept for the runtime (which must see them first) and for after set-up. */
 interface Opening {
@@ -66,10 +68,10 @@ interface Opening {
 }
 
 export type SessionState =
-  /** Socket open; waiting for the provider's start message. */
-  | { status: 'connecting'; connected: HeldMessage[] }
+  /** Socket open; waiting for the provider's start message, until `authDeadline` fires. */
+  | { status: 'connecting'; connected: HeldMessage[]; authDeadline: NodeJS.Timeout }
   /** Start received; checking token and agent. The socket is paused; what still arrives waits. */
-  | ({ status: 'authenticating' } & Opening)
+  | ({ status: 'authenticating'; authDeadline: NodeJS.Timeout } & Opening)
   /** The call is this node's and its row is being created; ending now must finalize it. */
   | ({ status: 'claimed'; claim: CallClaim } & Opening)
   | {
@@ -80,6 +82,8 @@ export type SessionState =
       /** Bridge mode: the voice-agent runtime's socket. */
       runtime: RuntimeLink | null;
       flushTimer: NodeJS.Timeout;
+      /** Wall time (performance.now) of the latest tick that saw a media frame, for the idle timeout. */
+      mediaSeenAt: number;
     }
   /** Finalizing: the recording queued, the call row marked ended. */
   | { status: 'ending'; reason: string }
@@ -108,12 +112,19 @@ export class CallSession extends StateMachine<SessionState> {
   /** Provider messages since the stream went live, and media frames not yet added to the metrics. */
   #messages = 0;
   #frames = 0;
+  /** Frames dropped for running ahead of the wall clock, already added to the metrics. */
+  #framesAheadCounted = 0;
+  /** Messages and bytes held before the stream went live (STREAM_PRESTART_*). */
+  #heldMessages = 0;
+  #heldBytes = 0;
   /** Resolves when the session has ended and its recording (if any) is queued. */
   readonly ended: Promise<void>;
   #resolveEnded!: () => void;
 
   constructor(ws: ProviderSocket, adapter: ProviderAdapter, upgrade: UpgradeInfo, ctx: MediaContext) {
-    super({ status: 'connecting', connected: [] }, TRANSITIONS);
+    const authDeadline = setTimeout(() => this.#fail(new CallrecError('ERR_AUTH_TIMEOUT', `no valid start within ${ctx.limits.authTimeoutMs / 1000} s`)), ctx.limits.authTimeoutMs);
+    authDeadline.unref();
+    super({ status: 'connecting', connected: [], authDeadline }, TRANSITIONS);
     this.#ws = ws;
     this.#adapter = adapter;
     this.#upgrade = upgrade;
@@ -146,16 +157,20 @@ export class CallSession extends StateMachine<SessionState> {
   }
 
   protected onTransition(prev: SessionState, next: SessionState): void {
+    if ('authDeadline' in prev && !('authDeadline' in next)) clearTimeout(prev.authDeadline);
     if (prev.status === 'live') {
       clearInterval(prev.flushTimer);
-      this.#countFrames();
+      this.#countFrames(prev.recorder);
       prev.runtime?.close(1000, 'call ended');
     }
     if (next.status === 'ending') this.#closeProvider(1000, 'call ended');
   }
 
-  /** Frames are counted per session and added to the shared counter once a second, not per frame. */
-  #countFrames(): void {
+  /** Frames are counted per session and added to the shared counters once a second, not per frame. */
+  #countFrames(recorder: CallRecorder): void {
+    const ahead = recorder.alignment?.framesAhead ?? 0;
+    if (ahead > this.#framesAheadCounted) this.#ctx.metrics.framesAheadTotal.inc(ahead - this.#framesAheadCounted);
+    this.#framesAheadCounted = ahead;
     if (this.#frames === 0) return;
     this.#ctx.metrics.framesTotal.inc({ provider: this.#adapter.provider }, this.#frames);
     this.#frames = 0;
@@ -170,9 +185,8 @@ export class CallSession extends StateMachine<SessionState> {
           return this.#onOpeningMessage(s, data, isBinary);
         case 'authenticating':
         case 'claimed':
-          if (s.held.length >= MAX_HELD) throw new CallrecError('ERR_OVERLOADED', 'call setup took too long');
-          s.held.push({ data, isBinary });
-          return;
+          // Messages already parsed when the socket was paused for set-up may still arrive.
+          return this.#hold(s.held, data, isBinary);
         case 'live': {
           // Every 8th message is timed: the histogram's quantiles hold, at an eighth of the cost.
           const timed = (++this.#messages & 7) === 0;
@@ -192,16 +206,26 @@ export class CallSession extends StateMachine<SessionState> {
   #onOpeningMessage(s: Extract<SessionState, { status: 'connecting' }>, data: Buffer, isBinary: boolean): void {
     const event = this.#adapter.parseProviderMessage(data, isBinary);
     if (event.type === 'connected') {
-      s.connected.push({ data, isBinary });
+      this.#hold(s.connected, data, isBinary);
     } else if (event.type === 'start') {
       // Stop reading while set-up queries run: TCP holds the provider's frames for us.
       this.#ws.pause();
-      const next = { status: 'authenticating' as const, connected: s.connected, start: { data, isBinary }, held: [] };
+      const next = { status: 'authenticating' as const, connected: s.connected, start: { data, isBinary }, held: [], authDeadline: s.authDeadline };
       this.state = next;
       void this.#setUp(next, event.start);
     } else {
       throw new CallrecError('ERR_UNEXPECTED_MESSAGE', `"${event.type}" before the stream started`);
     }
+  }
+
+  /** Keeps a message until the stream is live, within the pre-start budget (an unauthenticated socket's memory). */
+  #hold(list: HeldMessage[], data: Buffer, isBinary: boolean): void {
+    const { preStartMessages, preStartBytes } = this.#ctx.limits;
+    this.#heldBytes += data.length;
+    if (++this.#heldMessages > preStartMessages || this.#heldBytes > preStartBytes) {
+      throw new CallrecError('ERR_PRESTART_LIMIT', `more than ${preStartMessages} messages or ${preStartBytes} bytes before the stream was live`);
+    }
+    list.push({ data, isBinary });
   }
 
   #onLiveMessage(s: Extract<SessionState, { status: 'live' }>, event: ProviderEvent, data: Buffer, isBinary: boolean): void {
@@ -245,7 +269,8 @@ export class CallSession extends StateMachine<SessionState> {
       const claim = claimCall(this.#ctx, this, this.#adapter.provider, start, identity);
       const { tenantId, callId, agentId, mode } = identity;
       this.#log = this.#log.child({ tenantId, callId, agentId, mode });
-      const claimed = { ...authenticating, status: 'claimed' as const, claim };
+      const { authDeadline: _, ...opening } = authenticating;
+      const claimed = { ...opening, status: 'claimed' as const, claim };
       this.state = claimed;
       await claim.created;
       if (this.state === claimed) this.#goLive(claimed, start);
@@ -279,18 +304,27 @@ export class CallSession extends StateMachine<SessionState> {
       },
     });
     const recorder = new CallRecorder({ ...ctx, ...identity, log: this.#log, format: start.format, bridged: identity.mode === 'bridge', gate, clock });
-    const flushTimer = setInterval(() => {
-      this.#countFrames();
-      recorder.flush();
-    }, 1000);
+    const flushTimer = setInterval(() => this.#tick(), 1000);
     flushTimer.unref();
     const runtime = identity.runtimeUrl ? this.#connectRuntime(identity.runtimeUrl, claimed) : null;
-    this.state = { status: 'live', claim, gate, recorder, runtime, flushTimer };
+    this.state = { status: 'live', claim, gate, recorder, runtime, flushTimer, mediaSeenAt: performance.now() };
     this.#log.info('call started');
     // Synchronous: a prompt that is due holds the runtime before its first message can arrive.
     recorder.begin();
     for (const m of claimed.held) this.#onProviderMessage(m.data, m.isBinary);
     this.#ws.resume();
+  }
+
+  /** Once a second while live: counts frames, flushes the spool, ends a stream idle for too long. */
+  #tick(): void {
+    const s = this.state;
+    if (s.status !== 'live') return;
+    const now = performance.now();
+    if (this.#frames > 0) s.mediaSeenAt = now;
+    this.#countFrames(s.recorder);
+    s.recorder.flush();
+    const idleMs = this.#ctx.limits.idleTimeoutMs;
+    if (now - s.mediaSeenAt >= idleMs) this.#fail(new CallrecError('ERR_STREAM_IDLE', `no media for ${idleMs / 1000} s`));
   }
 
   #connectRuntime(url: string, opening: Opening): RuntimeLink {
@@ -348,6 +382,7 @@ export class CallSession extends StateMachine<SessionState> {
   #fail(err: Error): void {
     const code = errorCode(err) ?? 'ERR_INTERNAL';
     const wsCode = wsCloseCode(err);
+    if (LIMIT_CODES.has(code)) this.#ctx.metrics.streamLimitsTotal.inc({ limit: code });
     if (wsCode === 1011) this.#log.error({ err }, 'call failed');
     else this.#log.info({ code, reason: err.message }, 'closing stream');
     this.#closeProvider(wsCode, closeReason(code, wsCode === 1011 ? 'internal error' : err.message));

@@ -3,6 +3,7 @@ import { resolveCallRecording, type CallRecordingSettings } from '../agents/sett
 import { hasScope } from '../auth/scopes.js';
 import { CallrecError } from '../errors.js';
 import { isSafeId, SAFE_ID_RULE } from '../ids.js';
+import type { StreamLimits } from '../config.js';
 import type { Provider, StreamStart, UpgradeInfo } from '../protocols/types.js';
 import type { CallMode, Store } from '../store/index.js';
 import type { CallRegistry } from './registry.js';
@@ -83,6 +84,7 @@ export interface ClaimContext {
   store: Store;
   registry: CallRegistry;
   nodeId: string;
+  limits: Pick<StreamLimits, 'perTenant'>;
 }
 
 /** A call this node has claimed: the registry holds it, and its row is being created. */
@@ -94,11 +96,15 @@ export interface CallClaim {
 
 /**
  * Claims the call for `session`: synchronously in this node's registry (throws `ERR_CALL_EXISTS`
- * when another live stream holds it), then creates the call row in the background.
+ * when another live stream holds it, `ERR_TENANT_STREAM_LIMIT` when the tenant holds its
+ * MAX_STREAMS_PER_TENANT on this node), then creates the call row in the background.
  */
 export function claimCall(ctx: ClaimContext, session: CallSession, provider: Provider, start: StreamStart, identity: StreamIdentity): CallClaim {
   const { tenantId, callId, mode } = identity;
   const exists = (when: string) => new CallrecError('ERR_CALL_EXISTS', `call "${callId.slice(0, 64)}" ${when}`);
+  // Per node: the registry is this node's; a cluster-wide cap would need a shared count in Redis.
+  const { perTenant } = ctx.limits;
+  if (ctx.registry.countOf(tenantId) >= perTenant) throw new CallrecError('ERR_TENANT_STREAM_LIMIT', `the tenant holds its ${perTenant} streams on this node (MAX_STREAMS_PER_TENANT)`);
   if (!ctx.registry.add(tenantId, callId, session)) throw exists('is already streaming');
   const created = ctx.store.calls
     .create({

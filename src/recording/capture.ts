@@ -14,8 +14,10 @@ export interface AlignmentReport {
   /** Frames that arrived out of order but within the jitter window, and were put in place. */
   framesLate: number;
   framesDuplicate: number;
-  /** Frames too late for the jitter window, or implausibly far ahead of the stream clock. */
+  /** Frames too late for the jitter window, or implausibly far ahead of the stream clock or of the wall clock. */
   framesDropped: number;
+  /** Of those, frames that would have run the recording more than `maxLeadMs` ahead of the wall clock. */
+  framesAhead: number;
   /** Largest distance between the two legs' newest audio, in ms (both legs from the provider only). */
   maxLegSkewMs: number;
   /** Bridge mode: runtime audio that never played (removed by `clear`, or still queued at hang-up), in ms. */
@@ -33,6 +35,12 @@ export interface CaptureOptions {
   startMs?: number;
   /** A frame further ahead of the stream clock than this is taken for a broken timestamp and dropped. */
   maxJumpMs?: number;
+  /**
+   * How far the stream may run ahead of the wall clock since capture started, in ms (default: no
+   * bound): a frame ending later than wall time plus this is dropped, so the recording is never
+   * longer than the call. Audio held up by a network stall still fits when it arrives.
+   */
+  maxLeadMs?: number;
   /** Bridge mode: most runtime audio held ahead of the caller's playback, in ms. */
   maxQueuedMs?: number;
   /** Where the rings and work buffers come from; they go back when `finish` is done. */
@@ -86,6 +94,17 @@ export class Capture {
   #skipped = 0;
   /** Frames longer than MAX_FRAME_MS or implausibly far ahead of the clock. */
   #rejected = 0;
+  /** Frames past `#wallBound`. */
+  #ahead = 0;
+  readonly #maxLead: number;
+  /** performance.now() when capture started. */
+  readonly #wallStart = performance.now();
+  /**
+   * Furthest sample a frame may end at: start + wall time elapsed + maxLead, as of the last time it
+   * was computed. It only grows, so the wall clock is read only for a frame beyond it (once every
+   * `maxLead` for a real-time stream), not per frame.
+   */
+  #wallBound: number;
   #maxSkew = 0;
   #unplayed = 0;
   #finished = false;
@@ -110,6 +129,8 @@ export class Capture {
     scratch(this.#maxFrame);
     this.#playout = opts.bridged ? new PlayoutQueue({ maxQueuedSamples: (opts.maxQueuedMs ?? 120_000) * perMs }) : null;
     this.#clock = this.#flushed = this.#start = start;
+    this.#maxLead = (opts.maxLeadMs ?? Infinity) * perMs;
+    this.#wallBound = start + this.#maxLead;
   }
 
   /** A provider frame of one leg at its stream timestamp (ms). */
@@ -121,6 +142,10 @@ export class Capture {
     if (position + n <= this.#start) return; // before capture started (e.g. during the consent prompt)
     if (n > this.#maxFrame || position + n - this.#clock > this.#maxJump) {
       this.#rejected++;
+      return;
+    }
+    if (position + n > this.#wallBound && position + n > this.#updateWallBound()) {
+      this.#ahead++;
       return;
     }
     if (position + n > this.#clock) this.#advance(position + n);
@@ -207,10 +232,16 @@ export class Capture {
       framesPlaced: caller.stats.framesPlaced + agent.stats.framesPlaced,
       framesLate: caller.stats.framesLate + agent.stats.framesLate,
       framesDuplicate: caller.stats.framesDuplicate + agent.stats.framesDuplicate,
-      framesDropped: caller.stats.framesDropped + agent.stats.framesDropped + this.#rejected,
+      framesDropped: caller.stats.framesDropped + agent.stats.framesDropped + this.#rejected + this.#ahead,
+      framesAhead: this.#ahead,
       maxLegSkewMs: ms(this.#maxSkew),
       agentAudioUnplayedMs: ms(this.#unplayed),
     };
+  }
+
+  #updateWallBound(): number {
+    this.#wallBound = this.#start + Math.floor((performance.now() - this.#wallStart) * (this.sampleRate / 1000)) + this.#maxLead;
+    return this.#wallBound;
   }
 
   /** Moves the stream clock to `to`, releasing runtime audio the caller has now heard and spooling what left the jitter window. */

@@ -120,14 +120,16 @@ async function recordingOutcome(origin: string, token: string, callId: string, t
     const res = await fetch(`${origin}/api/calls/${encodeURIComponent(callId)}`, { headers: { authorization: `Bearer ${token}` } }).catch((err: Error) => err);
     if (res instanceof Error) return `unreadable (${res.message})`;
     if (res.status === 403) return 'unchecked (the token may not read recordings)';
+    // Many calls checked with one key meet the API's per-key rate limit: wait as it says.
+    const retryAfterS = res.status === 429 ? Number(res.headers.get('retry-after')) || 1 : 0;
     if (res.ok) {
       const view = (await res.json()) as { status: string; recording_status: string };
       if (view.status === 'ended' && SETTLED.has(view.recording_status)) return view.recording_status;
-    } else if (res.status !== 404) {
+    } else if (res.status !== 404 && res.status !== 429) {
       return `unreadable (HTTP ${res.status})`;
     }
     if (performance.now() > deadline) return 'timeout';
-    await sleep(250);
+    await sleep(Math.max(500, retryAfterS * 1000));
   }
 }
 

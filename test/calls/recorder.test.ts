@@ -51,6 +51,7 @@ function recorder(settings: Partial<CallRecordingSettings> = {}): { recorder: Ca
     spools: new SpoolOpener(null),
     enqueue: async (job) => jobs.push(job),
     buffers: new BufferPool(),
+    limits: { audioLeadMs: Infinity },
     tenantId: 't1',
     callId: 'c1',
     settings: all,

@@ -7,6 +7,7 @@ import { BufferPool } from '../../media/buffer-pool.js';
 import { CallRegistry } from '../../src/calls/registry.js';
 import { CallSession, MAX_MESSAGE_BYTES, type MediaContext, type SessionState } from '../../src/calls/session.js';
 import { PromptCache } from '../../src/consent/prompts.js';
+import { STREAM_LIMIT_DEFAULTS } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
 import { MediaMetrics } from '../../src/metrics.js';
 import { adapters } from '../../src/protocols/index.js';
@@ -87,6 +88,7 @@ beforeEach(async () => {
     metrics: new MediaMetrics(),
     prompts: new PromptCache(new HeldEngine()),
     buffers: new BufferPool(),
+    limits: STREAM_LIMIT_DEFAULTS,
   };
 });
 afterEach(async () => {

@@ -84,7 +84,7 @@ describe('authenticateStream', () => {
 });
 
 describe('claimCall', () => {
-  const ctx = () => ({ store: db.store, registry: new CallRegistry(), nodeId: 'node-1' });
+  const ctx = (perTenant = 500) => ({ store: db.store, registry: new CallRegistry(), nodeId: 'node-1', limits: { perTenant } });
   const owner = {} as CallSession;
 
   async function identity(callId: string, params: Record<string, string> = {}): Promise<StreamIdentity> {
@@ -120,5 +120,18 @@ describe('claimCall', () => {
     const claim = claimCall(again, owner, 'twilio', start({}), id);
     await expect(claim.created).rejects.toMatchObject({ code: 'ERR_CALL_EXISTS', message: expect.stringContaining('already streamed') });
     expect(again.registry.size).toBe(0);
+  });
+
+  test('a tenant holding MAX_STREAMS_PER_TENANT streams on this node is refused another, until one ends', async () => {
+    const c = ctx(2);
+    const first = await identity('cap-1');
+    await claimCall(c, owner, 'twilio', start({}), first).created;
+    await claimCall(c, owner, 'twilio', start({}), await identity('cap-2')).created;
+    const third = await identity('cap-3');
+    expect(() => claimCall(c, owner, 'twilio', start({}), third)).toThrow(expect.objectContaining({ code: 'ERR_TENANT_STREAM_LIMIT' }));
+    expect(c.registry.countOf('t1')).toBe(2);
+    c.registry.delete('t1', 'cap-1', owner);
+    await claimCall(c, owner, 'twilio', start({}), third).created;
+    expect(c.registry.countOf('t1')).toBe(2);
   });
 });

@@ -130,6 +130,8 @@ describe('in Chromium', () => {
     await page.getByText('Caller', { exact: true }).waitFor();
     await page.getByText('Agent', { exact: true }).first().waitFor();
     await page.locator('.surface canvas').first().waitFor();
+    // The recording says it holds the whole call.
+    expect(await page.locator('.metadata div').filter({ hasText: /^Complete/ }).locator('dd').textContent()).toBe('yes');
     // Marked on the timeline (wavesurfer's regions, in its shadow root, which locators pierce).
     await page.locator('.surface').getByText('Consent prompt (before recording)').waitFor();
     await page.locator('.surface').getByText('Paused', { exact: true }).waitFor();

@@ -58,6 +58,8 @@ export async function startTestServer(
     STORAGE_URL: storageUrl,
     CALLREC_MASTER_KEY: masterKey,
     LOG_LEVEL: 'silent',
+    // Tests replay fixtures faster than real time: audio may run ahead of the wall clock.
+    STREAM_AUDIO_LEAD_SECONDS: '86400',
     ...opts.env,
   });
   const server = await startServer(config, { log: opts.log ?? createLogger(process.env.TEST_LOG_LEVEL ?? 'silent'), jitterMs: opts.jitterMs, onRoute: opts.onRoute, workers: opts.workers, recordingsRefreshMs: opts.recordingsRefreshMs });
@@ -166,6 +168,7 @@ export async function startServerProcess(join: TestServer, opts: ServerProcessOp
     STORAGE_URL: join.cluster.storageUrl,
     CALLREC_MASTER_KEY: join.cluster.masterKey,
     LOG_LEVEL: 'warn',
+    STREAM_AUDIO_LEAD_SECONDS: '86400',
     ...opts.env,
   };
   const cli = path.join(import.meta.dirname, '../../src/cli.ts');

@@ -31,6 +31,14 @@ function Fields({ value, keys }: { value: Record<string, unknown> | null; keys?:
   );
 }
 
+/** Whether the recording holds the whole call, and where audio was lost (a crash, a full disk, dropped frames). */
+function completeness(recording: CallView['recording']): string {
+  if (!recording) return '—';
+  if (recording.complete) return 'yes';
+  const spans = recording.lost_spans.map((span) => `${formatDuration(span.start_ms)}–${formatDuration(span.end_ms)} (${span.reason})`);
+  return `no: audio lost at ${spans.join(', ') || 'an unknown place'}`;
+}
+
 function Metadata({ call }: { call: CallView }) {
   const rows: Array<[string, preact.ComponentChildren]> = [
     ['Agent', <a href={href.agent(call.agent_id)}>{call.agent_id}</a>],
@@ -41,6 +49,7 @@ function Metadata({ call }: { call: CallView }) {
     ['Ended', formatTime(call.ended_at)],
     ['Duration', formatDuration(callDurationMs(call))],
     ['Recording', call.recording_status],
+    ['Complete', completeness(call.recording)],
     ['Channels', call.recording ? (call.recording.channels === 2 ? 'dual (caller left, agent right)' : 'mono mix') : '—'],
     ['Sample rate', `${call.sample_rate} Hz`],
     ['Consent', <Fields value={call.consent} keys={['mode', 'outcome', 'reason', 'digit', 'message']} />],
