@@ -3,12 +3,6 @@ import { readYaml, readYamlDocuments, variablesReadBySource } from './files.js';
 /** Read by the AWS SDK's credential chain, not by our code: src/storage/s3.ts passes no credentials of its own. */
 const READ_BY_LIBRARIES = new Set(['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY']);
 
-/**
- * Read by the graceful drain (issue 12 item 4), built on another branch at the same time. Once
- * src/ reads it, the test below fails until it is removed from here.
- */
-const AWAITING_SOURCE = new Set(['DRAIN_TIMEOUT_SECONDS']);
-
 function composeVariables(): Map<string, string> {
   const compose = readYaml('docker-compose.yml');
   const used = new Map<string, string>();
@@ -42,11 +36,7 @@ describe('deployment files set only variables callrec reads', () => {
   ])('%s', (_name, collect) => {
     const used = collect();
     expect(used.size).toBeGreaterThan(10);
-    const unknown = [...used].filter(([variable]) => !read.has(variable) && !READ_BY_LIBRARIES.has(variable) && !AWAITING_SOURCE.has(variable));
+    const unknown = [...used].filter(([variable]) => !read.has(variable) && !READ_BY_LIBRARIES.has(variable));
     expect(unknown).toEqual([]);
-  });
-
-  test('the variables awaiting their reader are not read yet (else drop them from AWAITING_SOURCE)', () => {
-    expect([...AWAITING_SOURCE].filter((variable) => read.has(variable))).toEqual([]);
   });
 });
