@@ -75,6 +75,12 @@ const DRAIN_POLL_MS = 200;
 const MAX_WS_PAYLOAD = 1024 * 1024;
 const MEDIA_PATH = /^\/media\/(twilio|telnyx|vonage)\/?$/;
 
+/** Answers a media upgrade 503 instead: `code: reason` as the body, the code in `X-Callrec-Error`. */
+function refuseUpgrade(socket: Duplex, code: 'ERR_DRAINING' | 'ERR_NODE_STREAM_LIMIT', reason: string): void {
+  const body = `${code}: ${reason}`;
+  socket.end(`HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nX-Callrec-Error: ${code}\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+}
+
 /** Starts callrec: HTTP API, provider WebSocket endpoints, and (by default) the workers. */
 export async function startServer(config: Config, opts: ServerOptions = {}): Promise<CallrecServer> {
   const log = opts.log ?? createLogger(config.logLevel);
@@ -199,8 +205,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     const match = MEDIA_PATH.exec(url.pathname);
     if (!accepting) {
       // A provider (or the proxy before it) retries a refused connection elsewhere; say why.
-      const body = 'ERR_DRAINING: this media node is draining; stream to another node';
-      socket.end(`HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nX-Callrec-Error: ERR_DRAINING\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+      refuseUpgrade(socket, 'ERR_DRAINING', 'this media node is draining; stream to another node');
       return;
     }
     if (!match) {
@@ -209,8 +214,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     }
     if (sessions.size >= config.streams.perNode) {
       metrics.streamLimitsTotal.inc({ limit: 'ERR_NODE_STREAM_LIMIT' });
-      const reason = `ERR_NODE_STREAM_LIMIT: this node holds its ${config.streams.perNode} streams (MAX_STREAMS_PER_NODE)`;
-      socket.end(`HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${reason.length}\r\n\r\n${reason}`);
+      refuseUpgrade(socket, 'ERR_NODE_STREAM_LIMIT', `this node holds its ${config.streams.perNode} streams (MAX_STREAMS_PER_NODE)`);
       return;
     }
     const provider = match[1] as Provider;

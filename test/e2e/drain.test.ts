@@ -79,13 +79,16 @@ test('SIGTERM during 5 live calls: not ready at once, new streams refused, the c
   }
 });
 
-test('a second SIGTERM ends the live calls now, and they are still finalized and ready before exit 0', async () => {
-  const node = await startServerProcess(primary);
+test.each<{ cut: string; env: Record<string, string>; hurry: boolean }>([
+  { cut: 'a second SIGTERM', env: {}, hurry: true },
+  { cut: 'DRAIN_TIMEOUT_SECONDS passing', env: { DRAIN_TIMEOUT_SECONDS: '1' }, hurry: false },
+])('$cut ends the live calls now, and they are still finalized and ready before exit 0', async ({ env, hurry }) => {
+  const node = await startServerProcess(primary, { env });
   try {
     const { ids, streams } = await liveCalls(node, 'hurry', 3);
     node.signal('SIGTERM');
     await untilNotReady(node);
-    node.signal('SIGTERM');
+    if (hurry) node.signal('SIGTERM');
     for (const result of await streams) expect(result.closeReason).toMatch(/^ERR_SHUTTING_DOWN/);
     expect(await node.exitCode).toBe(0);
     for (const callId of ids) {
