@@ -69,8 +69,9 @@ test('a call on a media node with a private disk is finalized by a worker node f
     for (const callId of ids) {
       const recording = await primary.recording(callId, 60_000);
       expect(recording).toMatchObject({ status: 'ready', attempts: 1, error: null, durationMs: fixture.meta.durationMs, complete: true, lostSpans: [], spoolUrl: pathToFileURL(spoolDir).href });
-      // Finalized from the shared queue, which only the worker node takes.
-      expect(await queues.queue(null).getJobState(recordingJobId(recording.id))).toBe('completed');
+      // Finalized from the shared queue, which only the worker node takes (the job completes just
+      // after the recording is marked ready and its spool removed).
+      await until('the shared job completes', async () => (await queues.queue(null).getJobState(recordingJobId(recording.id))) === 'completed');
     }
     await until('the shipped spools are deleted', async () => (await bucketFiles()).length === 0);
   } finally {
