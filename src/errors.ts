@@ -35,6 +35,8 @@ const REGISTRY = {
   ERR_STREAM_IDLE: { ws: 1008 },
   ERR_AGENT_UNREACHABLE: { ws: 1014 },
   ERR_SHUTTING_DOWN: { ws: 1001 },
+  // A new stream while this node's spool disk takes no writes (full): its upgrade is answered 503.
+  ERR_SPOOL_UNWRITABLE: { ws: 1013, http: 503 },
   // A new stream at a draining node: its upgrade is answered 503 (the provider retries elsewhere).
   ERR_DRAINING: { http: 503 },
   // API answers.

@@ -16,6 +16,11 @@ export class MediaMetrics {
 
   readonly spoolSegmentsBehind = new Gauge({ name: 'callrec_spool_segments_behind', help: 'Spool segments written to disk but not yet shipped to SPOOL_URL, over all calls', registers: [this.registry] });
   readonly spoolUploadRetries = new Counter({ name: 'callrec_spool_upload_retries_total', help: 'Spool uploads to SPOOL_URL that failed and were retried', registers: [this.registry] });
+  /** Set on each scrape: what the soak run watches to see memory per call stay flat. */
+  readonly spoolPendingBytes = new Gauge({ name: 'callrec_spool_pending_bytes', help: 'Bytes appended to call spools but not yet on disk, over all live calls', registers: [this.registry] });
+  readonly spoolWriteErrors = new Counter({ name: 'callrec_spool_write_errors_total', help: 'Spool writes that failed (a full or failing disk)', registers: [this.registry] });
+  readonly spoolLostSeconds = new Counter({ name: 'callrec_spool_lost_seconds_total', help: 'Seconds of call audio spools could not keep, by reason', labelNames: ['reason'] as const, registers: [this.registry] });
+  readonly spoolWritable = new Gauge({ name: 'callrec_spool_writable', help: '1 while the spool disk takes writes; 0 while new streams are refused for it', registers: [this.registry] });
   readonly recordingsWaitingForRedis = new Gauge({
     name: 'callrec_recordings_waiting_for_redis',
     help: 'Finished recordings whose job could not be queued yet because Redis does not answer',

@@ -18,6 +18,8 @@ export interface NodeGaugeSources {
   nodeId: string;
   /** Spools are under `<dataDir>/spool`. */
   dataDir: string;
+  /** The node's open spools: their bytes not on disk yet. */
+  spools: { readonly pendingBytes: number };
   /** How often recordings by status are counted again; default `RECORDINGS_REFRESH_MS`. */
   recordingsRefreshMs?: number;
 }
@@ -38,6 +40,7 @@ export class NodeGauges {
   async refresh(): Promise<void> {
     const { metrics, heartbeat } = this.#deps;
     metrics.heartbeatAge.set(heartbeat.ageSeconds);
+    metrics.spoolPendingBytes.set(this.#deps.spools.pendingBytes);
     await Promise.all([passesInTime(this.#queues()), passesInTime(this.#spoolBytes()), passesInTime(this.#recordingsByStatus())]);
   }
 

@@ -27,6 +27,7 @@ import { recoverSpools, RecoverySweep } from './recovery.js';
 import { NodeGauges } from './node-gauges.js';
 import { claimNodeIdentity } from './node-identity.js';
 import { SpoolOpener } from './recording/shared-spool.js';
+import { SpoolMonitor } from './recording/spool-monitor.js';
 import { TranscodeCache } from './recording/transcode-cache.js';
 import { openServices } from './services.js';
 import type { StorageResolver } from './storage/resolver.js';
@@ -76,7 +77,7 @@ const MAX_WS_PAYLOAD = 1024 * 1024;
 const MEDIA_PATH = /^\/media\/(twilio|telnyx|vonage)\/?$/;
 
 /** Answers a media upgrade 503 instead: `code: reason` as the body, the code in `X-Callrec-Error`. */
-function refuseUpgrade(socket: Duplex, code: 'ERR_DRAINING' | 'ERR_NODE_STREAM_LIMIT', reason: string): void {
+function refuseUpgrade(socket: Duplex, code: 'ERR_DRAINING' | 'ERR_NODE_STREAM_LIMIT' | 'ERR_SPOOL_UNWRITABLE', reason: string): void {
   const body = `${code}: ${reason}`;
   socket.end(`HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nX-Callrec-Error: ${code}\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
 }
@@ -95,14 +96,15 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
       : startWorkers({ store, storage, log, keyring, webhooks, spools: services.spools }, { connection: services.connection, prefix: config.queuePrefix, nodeId, metrics });
   if (!workers && !config.spoolUrl) log.warn("no workers and no SPOOL_URL: this node's recordings wait in its queue until it runs with workers");
   const heartbeat = new NodeHeartbeat({ redisUrl: config.redisUrl, prefix: config.queuePrefix, nodeId, log });
-  await heartbeat.start();
+  // When this node's previous life last beat (the first beat below overwrites it): where its calls' audio ends.
+  const previousBeat = await heartbeat.start();
   // Before this node takes a stream, what its previous life on this DATA_DIR left is recovered at
   // once (its own node id is not alive yet); afterwards every sweep takes this node as alive.
   const { orphanSpools } = await recoverSpools(store, recordings, config.dataDir, {
     nodeId,
     log,
     isNodeAlive: async (id) => id !== nodeId && (await heartbeat.isAlive(id)),
-    lastSeen: (id) => heartbeat.lastSeen(id),
+    lastSeen: async (id) => (id === nodeId ? previousBeat : heartbeat.lastSeen(id)),
   });
   if (orphanSpools.length > 0) log.warn({ files: orphanSpools }, 'spool files without a recording (kept)');
   const sweep = new RecoverySweep(
@@ -122,7 +124,10 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
   await control.start();
   const prompts = new PromptCache(createTtsEngine(config.ttsEngine));
 
-  const gauges = new NodeGauges({ metrics, store, recordings, heartbeat, nodeId, dataDir: config.dataDir, recordingsRefreshMs: opts.recordingsRefreshMs });
+  const spoolMonitor = new SpoolMonitor({ dir: path.join(config.dataDir, 'spool'), log, metrics });
+  await spoolMonitor.probe();
+  spoolMonitor.start();
+  const gauges = new NodeGauges({ metrics, store, recordings, heartbeat, nodeId, dataDir: config.dataDir, spools: spoolMonitor, recordingsRefreshMs: opts.recordingsRefreshMs });
   // The spool is on this node's disk: only this node's queue may finalize it.
   const enqueuer = new RecordingEnqueuer(recordings, { log, waiting: metrics.recordingsWaitingForRedis });
   const transcodes = await TranscodeCache.open(path.join(config.dataDir, 'tmp', 'transcoded'));
@@ -163,7 +168,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
         passesInTime(storage.default.exists('.readyz')),
         spoolStore ? passesInTime(spoolStore.exists('.readyz')) : null,
       ]);
-      return { database, redis, storage: objects, ...(spool === null ? {} : { spool }) };
+      return { database, redis, storage: objects, spool_disk: spoolMonitor.writable, ...(spool === null ? {} : { spool }) };
     },
     draining: () => draining !== null,
   });
@@ -195,7 +200,9 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     prompts,
     spools: new SpoolOpener(
       config.spoolUrl ? { store: services.spools.storeAt(config.spoolUrl), keyring, segmentSeconds: config.spoolSegmentSeconds, log, metrics } : null,
+      spoolMonitor,
     ),
+    webhooks,
     // A spool only on this node's disk can be finalized by this node's queue alone; a shipped one by any worker.
     enqueue: (job: RecordingJobData, shared: boolean) => enqueuer.add(job, shared ? null : nodeId),
   };
@@ -210,6 +217,11 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     }
     if (!match) {
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
+      return;
+    }
+    if (!spoolMonitor.writable) {
+      metrics.streamLimitsTotal.inc({ limit: 'ERR_SPOOL_UNWRITABLE' });
+      refuseUpgrade(socket, 'ERR_SPOOL_UNWRITABLE', `${spoolMonitor.reason}; stream to another node`);
       return;
     }
     if (sessions.size >= config.streams.perNode) {
@@ -239,6 +251,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     await app.close();
     wss.close();
     await sweep.stop();
+    await spoolMonitor.stop();
     await workers?.close();
     await control.close();
     await heartbeat.stop();

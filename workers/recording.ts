@@ -12,6 +12,7 @@ import { WaveformPeaks } from '../media/peaks.js';
 import type { RecordingFormat } from '../media/types.js';
 import type { RecordingJobData } from '../src/queue/recordings.js';
 import { peaksDocument, putPeaks, type PeaksDocument } from '../src/recording/peaks.js';
+import { mergeLostSpans } from '../src/recording/lost-spans.js';
 import { openSpoolSource, type SpoolSource, type SpoolSourceOptions } from '../src/recording/shared-spool.js';
 import type { StorageResolver } from '../src/storage/resolver.js';
 import { emitRecordingEvent, type WebhookContext } from '../src/webhooks/index.js';
@@ -112,8 +113,8 @@ export function createRecordingProcessor(deps: RecordingProcessorDeps) {
     const log = deps.log.child({ tenantId, callId, recordingId });
     const recording = await store.recordings.get(recordingId);
     if (!recording || recording.status === 'ready' || recording.status === 'deleted') return null;
-    // A shipped spool its node never closed lost what followed it, until that node was last seen.
-    const call = recording.spoolUrl === null ? null : await store.calls.get(recording.tenantId, recording.callId);
+    // A spool its node never closed (killed) lost what followed it, until that node was last seen.
+    const call = await store.calls.get(recording.tenantId, recording.callId);
     const source = await openSpoolSource(recording, call?.endedAt ?? null, { keyring, ...deps.spools });
     // Retrying cannot bring a spool back: fail at once, saying so (`callrec jobs retry` once it is restored).
     if (!source) {
@@ -151,6 +152,8 @@ export function createRecordingProcessor(deps: RecordingProcessorDeps) {
     plain.on('error', (err) => body.destroy(err)).pipe(body);
     await storage.put(objectKey, body);
     const durationMs = Math.round((info.frames * 1000) / info.sampleRate);
+    // What the call lost as it ran (full disk, late frames) and what the spool lacks now (a crash).
+    const lostSpans = mergeLostSpans(recording.lostSpans, source.lostSpans);
     const ready = await store.recordings.update(recordingId, {
       status: 'ready',
       objectKey,
@@ -163,8 +166,8 @@ export function createRecordingProcessor(deps: RecordingProcessorDeps) {
       error: null,
       readyAt: new Date().toISOString(),
       spoolPath: null,
-      complete: source.lostSpans.length === 0,
-      lostSpans: source.lostSpans,
+      complete: recording.complete && lostSpans.length === 0,
+      lostSpans,
     });
     await fs.rm(encoded, { force: true });
     // The recording is safe: a spool left behind (the bucket failing now) is only garbage.

@@ -32,8 +32,10 @@ export class NodeHeartbeat {
     return `${prefix}:node:${nodeId}`;
   }
 
-  async start(): Promise<void> {
+  /** Starts beating; resolves with when this node id last beat before (a previous process on its `DATA_DIR`), if ever. */
+  async start(): Promise<Date | null> {
     await this.#redis.connect();
+    const previous = await this.lastSeen(this.#nodeId);
     const beat = () => {
       const now = Date.now();
       return this.#redis
@@ -47,6 +49,7 @@ export class NodeHeartbeat {
     // Every second (well within the TTL), so the last beat dates a crash to the second.
     this.#timer = setInterval(() => void beat().catch(() => {}), Math.min(BEAT_MS, this.#ttlMs / 3));
     this.#timer.unref();
+    return previous;
   }
 
   /** Seconds since this node's last beat reached Redis: past the TTL, other nodes take it for dead. */

@@ -11,6 +11,7 @@ import type { RecordingJobData } from '../queue/recordings.js';
 import { Capture, type AlignmentReport } from '../recording/capture.js';
 import type { SpoolOpener } from '../recording/shared-spool.js';
 import type { Store } from '../store/index.js';
+import { emitRecordingEvent, type WebhookContext } from '../webhooks/index.js';
 import type { StreamClock } from './clock.js';
 import type { ControlAction, ControlResult } from './control.js';
 import { StateMachine, type Transitions } from './machine.js';
@@ -29,6 +30,8 @@ export interface RecorderContext {
   dataDir: string;
   /** Opens the call's spool: on this disk, and shipped to `SPOOL_URL` when set. */
   spools: SpoolOpener;
+  /** `recording.audio_lost` goes out through it. */
+  webhooks: WebhookContext;
   /** Queues the finalize job: on the shared queue when the spool is in object storage, else on this node's. */
   enqueue(job: RecordingJobData, shared: boolean): Promise<unknown>;
   jitterMs?: number;
@@ -83,6 +86,10 @@ const RECORDED: ReadonlySet<string> = new Set(['announced', 'agreed']);
 /** Drives a call's recording from the stream's events and control actions; the session owns the sockets. */
 export class CallRecorder extends StateMachine<RecorderState> {
   readonly #ctx: RecorderContext;
+  /** Whether the spool's latest write failed, as last seen; the lost spans last saved; whether `recording.audio_lost` went out. */
+  #failing = false;
+  #lossesSaved = '';
+  #announced = false;
 
   constructor(ctx: RecorderContext) {
     super({ status: 'idle' }, TRANSITIONS);
@@ -133,10 +140,10 @@ export class CallRecorder extends StateMachine<RecorderState> {
     if (s.status === 'recording' || s.status === 'paused') s.capture.clearRuntimeAudio();
   }
 
-  /** Flushes the spool (once a second). */
+  /** Flushes the spool (once a second), then saves and reports audio it lost since. */
   flush(): void {
     const s = this.state;
-    if (s.status === 'recording' || s.status === 'paused') s.capture.flush().catch((err: Error) => this.#ctx.log.error({ err: err.message }, 'spool write failed'));
+    if (s.status === 'recording' || s.status === 'paused') void s.capture.flush().then(() => this.#noteLosses(s));
   }
 
   // --- control ---
@@ -204,6 +211,34 @@ export class CallRecorder extends StateMachine<RecorderState> {
 
   // --- internals ---
 
+  /**
+   * Saves the spool's lost spans once they change (the recording is partial from then on), and
+   * says so when its writes start failing: logged with the call (each failing stretch), counted
+   * (see `SpoolMonitor`), and sent to the tenant's webhook as `recording.audio_lost` (the first
+   * time). The call itself goes on.
+   */
+  #noteLosses(take: Take): void {
+    const { spool } = take.capture;
+    const failing = spool.failure !== null;
+    if (failing !== this.#failing) {
+      this.#failing = failing;
+      if (failing) this.#ctx.log.error({ err: spool.failure!.message, spool: spool.path }, 'spool write failed: the recording loses audio while the call goes on');
+      else this.#ctx.log.info({ spool: spool.path }, 'spool writes resumed; the gap is a lost span');
+    }
+    const last = spool.lostSpans.at(-1);
+    const seen = last ? `${spool.lostSpans.length}:${last.start_ms}:${last.end_ms}` : '';
+    if (seen === this.#lossesSaved) return;
+    const announce = failing && !this.#announced;
+    this.#lossesSaved = seen;
+    this.#announced ||= announce;
+    const error = spool.failure ? `spool write failed: ${spool.failure.message}` : null;
+    const saved = this.persist(async () => {
+      const recording = await this.#ctx.store.recordings.update(await take.recordingId, { complete: false, lostSpans: [...spool.lostSpans], ...(error ? { error } : {}) });
+      if (announce && recording) await emitRecordingEvent(this.#ctx.webhooks, 'recording.audio_lost', recording);
+    });
+    saved.catch((err: Error) => this.#ctx.log.warn({ err: err.message }, 'could not save the audio the recording lost'));
+  }
+
   /** Asks the gate for consent, or (no prompt) records from `startMs` on. */
   #start(startMs: number): void {
     const { settings, gate } = this.#ctx;
@@ -258,11 +293,12 @@ export class CallRecorder extends StateMachine<RecorderState> {
       const shared = take.capture.spool.shipped;
       if (!shared && this.#ctx.spools.url !== null) await store.recordings.update(recordingId, { spoolUrl: null });
       if (take.pauses.length) await this.#savePauses(take.pauses);
+      const { lostSpans, failure } = take.capture.spool;
       if (frames === 0) {
-        await store.recordings.update(recordingId, { status: 'failed', error: 'no audio was captured' });
+        await store.recordings.update(recordingId, { status: 'failed', error: failure ? `no audio could be spooled: ${failure.message}` : 'no audio was captured' });
         return result;
       }
-      await store.recordings.update(recordingId, { status: 'processing' });
+      await store.recordings.update(recordingId, { status: 'processing', ...(lostSpans.length ? { complete: false, lostSpans: [...lostSpans] } : {}) });
       await this.#ctx.enqueue({ tenantId, callId, recordingId }, shared);
       this.#ctx.log.info({ frames, reason }, 'recording queued');
       return (result = 'processing');

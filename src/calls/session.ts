@@ -11,6 +11,7 @@ import type { MediaMetrics } from '../metrics.js';
 import type { ProviderAdapter, ProviderEvent, StreamStart, UpgradeInfo, WireMessage } from '../protocols/types.js';
 import type { RecordingJobData } from '../queue/recordings.js';
 import type { Store } from '../store/index.js';
+import type { WebhookContext } from '../webhooks/index.js';
 import { StreamClock } from './clock.js';
 import type { ControlAction, ControlResult } from './control.js';
 import { StateMachine, type Transitions } from './machine.js';
@@ -30,6 +31,7 @@ export interface MediaContext {
   enqueue(job: RecordingJobData, shared: boolean): Promise<unknown>;
   /** Opens calls' spools (local, or shipped to `SPOOL_URL` too). */
   spools: SpoolOpener;
+  webhooks: WebhookContext;
   metrics: MediaMetrics;
   /** Consent prompts, rendered once per text and stream format. */
   prompts: PromptCache;

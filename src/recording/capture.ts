@@ -4,6 +4,7 @@ import { LegBuffer } from '../../media/leg-buffer.js';
 import { interleave } from '../../media/mix.js';
 import { PlayoutQueue } from '../../media/playout-queue.js';
 import type { Leg, MediaFormat } from '../../media/types.js';
+import { LOST } from './lost-spans.js';
 import type { SpoolWriter } from './spool.js';
 
 /** How well the legs lined up; saved with the call (SPEC §3 "alignment figures"). */
@@ -149,7 +150,7 @@ export class Capture {
       return;
     }
     if (position + n > this.#clock) this.#advance(position + n);
-    buffer.writeEncoded(position, n, payload, this.#decode, work.scratch);
+    if (buffer.writeEncoded(position, n, payload, this.#decode, work.scratch) === 'dropped') this.#lostLate(position, n);
     const other = this.#legs[leg === 'caller' ? 'agent' : 'caller'];
     if (!this.#playout && other.stats.framesPlaced > 0) {
       this.#maxSkew = Math.max(this.#maxSkew, Math.abs(buffer.highWater - other.highWater));
@@ -237,6 +238,16 @@ export class Capture {
       maxLegSkewMs: ms(this.#maxSkew),
       agentAudioUnplayedMs: ms(this.#unplayed),
     };
+  }
+
+  /**
+   * A frame too late for the jitter window: its place is in the spool already, as silence, so
+   * that stretch of the recording is lost audio (unless a pause silenced or skipped it anyway).
+   */
+  #lostLate(position: number, n: number): void {
+    if (this.#pauses.some((p) => position < p.to && position + n > p.from)) return;
+    const at = position - this.#start - this.#skipped;
+    this.#spool.markLost(at, at + n, LOST.lateFrames);
   }
 
   #updateWallBound(): number {

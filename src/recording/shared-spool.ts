@@ -11,7 +11,8 @@ import type { MediaMetrics } from '../metrics.js';
 import { openObjectStore } from '../storage/index.js';
 import type { ObjectStore } from '../storage/types.js';
 import type { LostSpan, Recording } from '../store/index.js';
-import { readSpool, readSpoolInfo, SpoolWriter, type SpoolInfo, type SpoolWriterOptions } from './spool.js';
+import { LOST } from './lost-spans.js';
+import { readSpool, readSpoolInfo, SpoolWriter, type SpoolInfo, type SpoolObserver, type SpoolWriterOptions } from './spool.js';
 
 /*
  * Stateless media nodes (issue 12): with SPOOL_URL set, a call's spool is still written to the
@@ -134,9 +135,9 @@ export class ShippedSpoolWriter extends SpoolWriter {
   }
 
   override flush(): Promise<void> {
-    const frames = this.frames;
     return super.flush().then(() => {
-      this.#durable = Math.max(this.#durable, frames);
+      // What is on disk, holes of lost audio included (they read as silence); not audio lost at the end.
+      this.#durable = Math.max(this.#durable, this.framesOnDisk);
       this.#pump();
     });
   }
@@ -330,7 +331,7 @@ export async function openSpoolSource(recording: Recording, callEndedAt: string 
       info,
       read: (start, end) => readSpool(file, info, start, end),
       scratch: file,
-      lostSpans: [],
+      lostSpans: info.closed ? [] : [crashTail(info, recording, callEndedAt)],
       async remove() {
         if (shippedTo) await deleteSpoolObjects(shippedTo, spoolIdOf(file));
         await fs.rm(file, { force: true });
@@ -345,13 +346,18 @@ export async function openSpoolSource(recording: Recording, callEndedAt: string 
   });
   if (!spool) return null;
   await fs.mkdir(opts.workDir, { recursive: true });
-  const lostSpans: LostSpan[] = [];
-  if (!spool.closed) {
-    const start = Math.round((spool.frames * 1000) / spool.sampleRate);
-    const end = callEndedAt === null ? start : Math.max(start, Date.parse(callEndedAt) - Date.parse(recording.createdAt));
-    lostSpans.push({ start_ms: start, end_ms: end, reason: 'media node lost' });
-  }
+  const lostSpans = spool.closed ? [] : [crashTail(spool, recording, callEndedAt)];
   return { info: spool, read: spool.read, scratch: path.join(opts.workDir, `${id}.wav`), lostSpans, remove: spool.remove };
+}
+
+/**
+ * What a spool its node never closed lacks: from its end to `callEndedAt` (when the node was last
+ * seen alive, on the recording's clock, which started as its row was created).
+ */
+function crashTail(spool: SpoolInfo, recording: Recording, callEndedAt: string | null): LostSpan {
+  const start = Math.round((spool.frames * 1000) / spool.sampleRate);
+  const end = callEndedAt === null ? start : Math.max(start, Date.parse(callEndedAt) - Date.parse(recording.createdAt));
+  return { start_ms: start, end_ms: end, reason: LOST.nodeLost };
 }
 
 /** How a media node opens its calls' spools: local files, also shipped to `SPOOL_URL` when it is set. */
@@ -359,15 +365,19 @@ export class SpoolOpener {
   /** Where spools are shipped, or null (local only). */
   readonly url: string | null;
   readonly #shipping: SpoolShipping | null;
+  /** The node's watch over its spools (their disk, their backlog), told of every spool opened here. */
+  readonly monitor: SpoolObserver | null;
 
-  constructor(shipping: SpoolShipping | null) {
+  constructor(shipping: SpoolShipping | null, monitor: SpoolObserver | null = null) {
     this.#shipping = shipping;
     this.url = shipping?.store.url ?? null;
+    this.monitor = monitor;
   }
 
   /** Opens a call's spool; `log` is the call's, so what shipping logs names the call and tenant. */
   open(file: string, options: SpoolWriterOptions, log: Logger): SpoolWriter {
-    return this.#shipping ? new ShippedSpoolWriter(file, options, { ...this.#shipping, log }) : new SpoolWriter(file, options);
+    const opts = this.monitor ? { ...options, observer: this.monitor } : options;
+    return this.#shipping ? new ShippedSpoolWriter(file, opts, { ...this.#shipping, log }) : new SpoolWriter(file, opts);
   }
 }
 

@@ -7,7 +7,8 @@ import { loadTenantSettings } from '../tenants/settings.js';
 /** BullMQ queue of webhook deliveries (SPEC §3). */
 export const WEBHOOKS_QUEUE = 'webhooks';
 
-export type WebhookEventType = 'recording.completed' | 'recording.failed' | 'recording.deleted';
+/** `recording.audio_lost`: a live call's recording has started losing audio (its node's spool disk is full); it goes on, partial. */
+export type WebhookEventType = 'recording.completed' | 'recording.failed' | 'recording.deleted' | 'recording.audio_lost';
 
 /** What a tenant's endpoint receives, as JSON. */
 export interface WebhookEvent<T = Record<string, unknown>> {
@@ -98,7 +99,7 @@ export async function recordingEventData(store: Store, recording: Recording): Pr
   };
 }
 
-/** Emits `recording.completed`, `recording.failed` or `recording.deleted` for `recording` as it now is. */
+/** Emits a `recording.*` event for `recording` as it now is. */
 export async function emitRecordingEvent(ctx: WebhookContext, type: WebhookEventType, recording: Recording): Promise<WebhookEvent<RecordingEventData> | null> {
   return emitWebhook(ctx, recording.tenantId, type, await recordingEventData(ctx.store, recording));
 }

@@ -1,4 +1,5 @@
 import { SpoolOpener } from '../../src/recording/shared-spool.js';
+import { webhookContext } from '../helpers/api-deps.js';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -22,6 +23,7 @@ const FRAME = Buffer.alloc(160, 0xff);
 
 let db: TestStore;
 let dataDir: string;
+let webhooks: Awaited<ReturnType<typeof webhookContext>>;
 let engine: HeldEngine;
 let port: FakePromptPort;
 let jobs: RecordingJobData[];
@@ -29,11 +31,13 @@ let jobs: RecordingJobData[];
 beforeEach(async () => {
   db = await storeWithCall();
   dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'callrec-recorder-'));
+  webhooks = await webhookContext(db.store, dataDir);
   engine = new HeldEngine();
   port = new FakePromptPort();
   jobs = [];
 });
 afterEach(async () => {
+  await webhooks.close();
   await db.cleanup();
   await fs.rm(dataDir, { recursive: true, force: true });
 });
@@ -49,6 +53,7 @@ function recorder(settings: Partial<CallRecordingSettings> = {}): { recorder: Ca
     log,
     dataDir,
     spools: new SpoolOpener(null),
+    webhooks,
     enqueue: async (job) => jobs.push(job),
     buffers: new BufferPool(),
     limits: { audioLeadMs: Infinity },

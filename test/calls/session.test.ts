@@ -1,4 +1,5 @@
 import { SpoolOpener } from '../../src/recording/shared-spool.js';
+import { webhookContext } from '../helpers/api-deps.js';
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -54,6 +55,7 @@ class FakeProviderSocket extends EventEmitter {
 
 let db: TestStore;
 let dataDir: string;
+let webhooks: Awaited<ReturnType<typeof webhookContext>>;
 let token: string;
 let jobs: RecordingJobData[];
 let ctx: MediaContext;
@@ -73,6 +75,7 @@ beforeAll(async () => {
 beforeEach(async () => {
   db = await createTestStore('sqlite');
   dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'callrec-session-'));
+  webhooks = await webhookContext(db.store, dataDir);
   await db.store.tenants.ensure('t1', 'Tenant one');
   token = (await db.store.keys.create({ tenantId: 't1', name: 'stream', scopes: ['media:stream'] })).secret;
   await db.store.agents.patch('t1', 'agent-a', { voice_tools: { call_recording: { enabled: true, auto_record: true, consent_prompt: false, format: 'wav' } } }, null);
@@ -84,6 +87,7 @@ beforeEach(async () => {
     dataDir,
     nodeId: 'node-1',
     spools: new SpoolOpener(null),
+    webhooks,
     enqueue: async (job) => jobs.push(job),
     metrics: new MediaMetrics(),
     prompts: new PromptCache(new HeldEngine()),
@@ -92,6 +96,7 @@ beforeEach(async () => {
   };
 });
 afterEach(async () => {
+  await webhooks.close();
   await db.cleanup();
   await fs.rm(dataDir, { recursive: true, force: true });
 });

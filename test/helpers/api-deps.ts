@@ -18,23 +18,37 @@ export interface ApiServices {
   close(): Promise<void>;
 }
 
-/** The storage, keys and webhook queue the API plugin depends on, real and under `dir`, for API tests. */
-export async function apiServices(store: Store, dir: string): Promise<ApiServices> {
-  const objects = new LocalObjectStore(path.join(dir, 'objects'));
+/** A real webhook queue (under a Redis prefix of its own) with a keyring under `dir`; `close` drops both. */
+export async function webhookContext(store: Store, dir: string): Promise<WebhookContext & { close(): Promise<void> }> {
   const keyring = await MasterKeyring.load({ dataDir: dir });
   const prefix = testPrefix();
   const queue = createWebhookQueue({ url: REDIS_URL }, prefix);
+  return {
+    queue,
+    store,
+    keyring,
+    async close() {
+      await queue.close();
+      await dropRedisPrefix(prefix);
+    },
+  };
+}
+
+/** The storage, keys and webhook queue the API plugin depends on, real and under `dir`, for API tests. */
+export async function apiServices(store: Store, dir: string): Promise<ApiServices> {
+  const objects = new LocalObjectStore(path.join(dir, 'objects'));
+  const { close: closeWebhooks, ...webhooks } = await webhookContext(store, dir);
+  const { keyring } = webhooks;
   const transcodes = await TranscodeCache.open(path.join(dir, 'transcoded'));
   return {
     objects,
     storage: new StorageResolver({ defaultStore: objects, store, keyring }),
     keyring,
-    webhooks: { queue, store, keyring },
+    webhooks,
     transcodes,
     async close() {
       await transcodes.close();
-      await queue.close();
-      await dropRedisPrefix(prefix);
+      await closeWebhooks();
     },
   };
 }

@@ -27,7 +27,8 @@ test('audio appended while earlier audio is being written lands in order, byte f
   }
   await Promise.all(flushes);
   expect(await spool.close()).toBe(frames);
-  expect(spool.error).toBeNull();
+  expect(spool.failure).toBeNull();
+  expect(spool.lostSpans).toEqual([]);
   expect(await readSpoolPcm(file)).toEqual(positionPattern(0, frames));
 });
 
@@ -44,13 +45,14 @@ test('what was flushed is on disk, readable as a spool, before the spool is clos
   expect(await readSpoolPcm(file)).toEqual(positionPattern(0, 12_445));
 });
 
-test('a spool that cannot be created reports why, and takes no more audio', async () => {
+test('a spool that cannot be created reports why, loses its audio as a span, and never takes the file over', async () => {
   const file = path.join(dir, 'c.wav');
   await fs.writeFile(file, 'taken');
   const spool = new SpoolWriter(file, { sampleRate: 8000, channels: 2 });
   spool.append(positionPattern(0, 8000), 8000);
-  await expect(spool.flush()).rejects.toMatchObject({ code: 'EEXIST' });
+  await spool.flush();
+  expect(spool.failure).toMatchObject({ code: 'EEXIST' });
+  expect(spool.lostSpans).toEqual([{ start_ms: 0, end_ms: 1000, reason: 'spool write failed' }]);
   expect(await spool.close()).toBe(0);
-  expect(spool.error).toMatchObject({ code: 'EEXIST' });
   expect(await fs.readFile(file, 'utf8')).toBe('taken');
 });
