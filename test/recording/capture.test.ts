@@ -35,12 +35,45 @@ describe('calls sharing a pool', () => {
     const first = await call(pool, 'first', 120, { caller: 0x80, agent: 0x00 });
     expect(first.length).toBe(120 * 160 * 2);
     const held = pool.freeBytes;
-    expect(held).toBeGreaterThan(100_000); // two rings, the work blocks and the spool's buffers
+    expect(held).toBeGreaterThan(80_000); // two rings, the work blocks and the spool's buffers (500 ms each)
     // The second call is shorter, silent, and loses frames: where it has nothing of its own, any
     // of the first call's samples would show.
     const second = await call(pool, 'second', 30, { caller: 0xff, agent: 0xff }, [3, 10, 11, 12]);
     expect(pool.freeBytes).toBe(held); // it took the same buffers and gave them back
     expect(second.length).toBe(30 * 160 * 2);
     expect(second.every((v) => Math.abs(v) < 8)).toBe(true);
+  });
+});
+
+describe('frames too late for the jitter window', () => {
+  let dir: string;
+  beforeEach(async () => {
+    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'callrec-late-'));
+  });
+  afterEach(async () => {
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  test('leave silence in the recording, listed as one lost span where they belonged; frames late within the window are put in place', async () => {
+    const file = path.join(dir, 'late.wav');
+    const spool = new SpoolWriter(file, { sampleRate: 8000, channels: 2 });
+    const capture = new Capture({ format: { codec: 'pcmu', sampleRate: 8000 }, spool, bridged: false, jitterMs: 100 });
+    const tone = Buffer.alloc(160, 0x80);
+    // Caller frames 20–24 (400–500 ms) come 700 ms late, after frame 59; frame 70 comes 60 ms late, within the window.
+    const held = [20, 21, 22, 23, 24];
+    for (let f = 0; f < 100; f++) {
+      if (!held.includes(f) && f !== 70) capture.pushFrame('caller', f * 20, tone);
+      if (f === 59) for (const h of held) capture.pushFrame('caller', h * 20, tone);
+      if (f === 73) capture.pushFrame('caller', 70 * 20, tone);
+      capture.pushFrame('agent', f * 20, tone);
+    }
+    expect(await capture.finish()).toBe(100 * 160);
+    expect(capture.alignment).toMatchObject({ framesDropped: 5, framesLate: 1 });
+    expect(spool.lostSpans).toEqual([{ start_ms: 400, end_ms: 500, reason: 'frames arrived too late' }]);
+    const pcm = await readSpoolPcm(file);
+    const caller = pcm.filter((_, i) => i % 2 === 0);
+    expect(caller.subarray(400 * 8, 500 * 8).every((v) => v === 0)).toBe(true);
+    expect(caller.subarray(0, 400 * 8).every((v) => v !== 0)).toBe(true);
+    expect(caller.subarray(500 * 8).every((v) => v !== 0)).toBe(true);
   });
 });
