@@ -67,8 +67,12 @@ describe('recordings worker', () => {
     const spoolPath = path.join(dir, 'spool', `${callId}.wav`);
     const spool = new SpoolWriter(spoolPath, { sampleRate: 8000, channels: 2 });
     const pcm = opts.pcm ?? new Int16Array(16000).map((_, i) => Math.round(8000 * Math.sin(i / 3)));
-    // Appended a second at a time, as the capture flushes.
-    for (let at = 0; at < pcm.length; at += 16000) spool.append(pcm.subarray(at, at + 16000), Math.min(8000, (pcm.length - at) / 2));
+    // Appended a second at a time, each written before the next, as the capture flushes (the
+    // spool drops what would queue for the disk past MAX_QUEUED_MS).
+    for (let at = 0; at < pcm.length; at += 16000) {
+      spool.append(pcm.subarray(at, at + 16000), Math.min(8000, (pcm.length - at) / 2));
+      await spool.flush();
+    }
     await spool.close();
     if (opts.lost) await fs.rm(spoolPath);
     const rec = await store.recordings.create({ tenantId: 't', callId, format: opts.format ?? 'wav', channels: opts.channels ?? 2, sampleRate: 8000, storageDays: 90, status: 'processing', spoolPath });
