@@ -313,10 +313,6 @@ export interface SpoolSourceOptions {
   workDir: string;
 }
 
-async function isFile(file: string): Promise<boolean> {
-  return fs.stat(file).then((s) => s.isFile(), () => false);
-}
-
 /**
  * Opens a recording's spool: the local file when it is on this disk, else the segments shipped to
  * its `spool_url`; null when it is in neither place this node can reach. `callEndedAt` (when the
@@ -325,13 +321,16 @@ async function isFile(file: string): Promise<boolean> {
 export async function openSpoolSource(recording: Recording, callEndedAt: string | null, opts: SpoolSourceOptions): Promise<SpoolSource | null> {
   const file = recording.spoolPath;
   const shippedTo = recording.spoolUrl === null ? null : opts.storeAt(recording.spoolUrl);
-  if (file && (await isFile(file))) {
+  const stat = file ? await fs.stat(file).catch(() => null) : null;
+  if (file && stat?.isFile()) {
     const info = await readSpoolInfo(file);
+    // Its last write dates the call too: the node was alive then, with the jitter window's audio still unwritten.
+    const lastKnown = callEndedAt === null || stat.mtimeMs > Date.parse(callEndedAt) ? stat.mtime.toISOString() : callEndedAt;
     return {
       info,
       read: (start, end) => readSpool(file, info, start, end),
       scratch: file,
-      lostSpans: info.closed ? [] : [crashTail(info, recording, callEndedAt)],
+      lostSpans: info.closed ? [] : [crashTail(info, recording, lastKnown)],
       async remove() {
         if (shippedTo) await deleteSpoolObjects(shippedTo, spoolIdOf(file));
         await fs.rm(file, { force: true });
@@ -351,12 +350,12 @@ export async function openSpoolSource(recording: Recording, callEndedAt: string 
 }
 
 /**
- * What a spool its node never closed lacks: from its end to `callEndedAt` (when the node was last
- * seen alive, on the recording's clock, which started as its row was created).
+ * What a spool its node never closed lacks: from its end to `lastKnown` (when the node was last
+ * known alive, on the recording's clock, which started as its row was created).
  */
-function crashTail(spool: SpoolInfo, recording: Recording, callEndedAt: string | null): LostSpan {
+function crashTail(spool: SpoolInfo, recording: Recording, lastKnown: string | null): LostSpan {
   const start = Math.round((spool.frames * 1000) / spool.sampleRate);
-  const end = callEndedAt === null ? start : Math.max(start, Date.parse(callEndedAt) - Date.parse(recording.createdAt));
+  const end = lastKnown === null ? start : Math.max(start, Date.parse(lastKnown) - Date.parse(recording.createdAt));
   return { start_ms: start, end_ms: end, reason: LOST.nodeLost };
 }
 

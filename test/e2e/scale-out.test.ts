@@ -55,9 +55,11 @@ test('two media nodes with their own disks and a worker node: every recording is
 /**
  * A supervisor restarts a killed node at once on the same disk. Its calls' recordings must not
  * wait for the dead process's heartbeat to expire: the node is its DATA_DIR, so the new process
- * knows the calls for its own and has queued them before it answers its first request.
+ * knows the calls for its own and has queued them before it answers its first request. Each
+ * says what it lost: the audio between its spool's end and the node's last heartbeat, at most
+ * about a second of the call (the spool is written every 500 ms, behind a 300 ms jitter window).
  */
-test('kill -9 mid-call and an immediate restart on the same DATA_DIR: the calls are recovered before the node serves again', async () => {
+test('kill -9 mid-call and an immediate restart on the same DATA_DIR: the calls are recovered before the node serves again, each missing at most ~1 s, listed', async () => {
   const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'callrec-restart-'));
   let node = await startServerProcess(primary, { dataDir });
   try {
@@ -72,6 +74,7 @@ test('kill -9 mid-call and an immediate restart on the same DATA_DIR: the calls 
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
     }
+    const killedAt = Date.now();
     await node.kill();
     await Promise.all(calls);
     node = await startServerProcess(primary, { dataDir });
@@ -84,6 +87,16 @@ test('kill -9 mid-call and an immediate restart on the same DATA_DIR: the calls 
       expect(recording.status).toBe('ready');
       expect(recording.durationMs).toBeGreaterThan(1000);
       expect(recording.durationMs).toBeLessThan(fixture.meta.durationMs);
+      // The call ran (on the recording's clock) until the kill; the spool kept all but its last second.
+      const ranMs = killedAt - Date.parse(recording.createdAt);
+      expect(ranMs - recording.durationMs!).toBeLessThan(1100);
+      expect(recording.complete).toBe(false);
+      expect(recording.lostSpans).toEqual([{ start_ms: recording.durationMs, end_ms: expect.any(Number), reason: 'media node lost' }]);
+      // It ends where the node was last known alive (its last heartbeat or spool write), never after the kill;
+      // audio still in the jitter window at the spool's last write was never written, so it is never empty.
+      const [lost] = recording.lostSpans;
+      expect(lost.end_ms).toBeLessThanOrEqual(ranMs);
+      expect(lost.end_ms).toBeGreaterThan(lost.start_ms);
     }
   } finally {
     await node.close();
