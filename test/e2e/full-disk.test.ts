@@ -3,6 +3,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { fillDisk } from '../helpers/disk.js';
 import { readyCall, startTestServer, type TestServer } from '../helpers/server.js';
 
 const run = promisify(execFile);
@@ -30,21 +31,10 @@ describe('a full disk never stops the API', () => {
     await fs.rm(mount, { recursive: true, force: true });
   });
 
-  async function fillDisk(): Promise<void> {
-    const handle = await fs.open(filler, 'w');
-    try {
-      for (;;) await handle.write(Buffer.alloc(64 * 1024, 1));
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
-    } finally {
-      await handle.close();
-    }
-  }
-
   it('authenticates (also keys never used before) and serves recordings while nothing can be written, then writes again', async () => {
     const callId = await readyCall(ts, Buffer.from('the audio'));
     const { secret: fresh } = await ts.server.store.keys.create({ tenantId: ts.tenantId, name: 'fresh', scopes: ['recordings:read'] });
-    await fillDisk();
+    await fillDisk(filler);
     // SQLite may still have room in its own files (free pages, a WAL it rewinds): write until
     // it too is full, so that the requests below find nothing writable.
     const writeFailure = await (async () => {

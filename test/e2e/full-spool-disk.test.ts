@@ -5,6 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import WebSocket from 'ws';
 import { readFixture } from '../../src/replay/fixture.js';
+import { fillDisk } from '../helpers/disk.js';
 import { startTestServer, uniqueCallId, type TestServer } from '../helpers/server.js';
 import { WebhookReceiver } from '../helpers/webhook-receiver.js';
 
@@ -88,17 +89,6 @@ function refusedUpgrade(): Promise<{ status: number; body: string }> {
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
     });
   });
-}
-
-async function fillDisk(file: string): Promise<void> {
-  const handle = await fs.open(file, 'w');
-  try {
-    for (;;) await handle.write(Buffer.alloc(64 * 1024, 1));
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
-  } finally {
-    await handle.close();
-  }
 }
 
 test('the spool disk fills mid-call: the call goes on, new streams are refused until space is back, the recording is ready, partial, as long as the call, its gap listed', async () => {

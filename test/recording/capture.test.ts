@@ -6,15 +6,15 @@ import { Capture } from '../../src/recording/capture.js';
 import { SpoolWriter } from '../../src/recording/spool.js';
 import { readSpoolPcm } from '../helpers/audio.js';
 
-describe('calls sharing a pool', () => {
-  let dir: string;
-  beforeEach(async () => {
-    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'callrec-pool-'));
-  });
-  afterEach(async () => {
-    await fs.rm(dir, { recursive: true, force: true });
-  });
+let dir: string;
+beforeEach(async () => {
+  dir = await fs.mkdtemp(path.join(os.tmpdir(), 'callrec-capture-'));
+});
+afterEach(async () => {
+  await fs.rm(dir, { recursive: true, force: true });
+});
 
+describe('calls sharing a pool', () => {
   /** Streams `frames` 20 ms μ-law frames of one byte value on each leg (the caller's `lost` frames never arrive); returns the spool's samples. */
   async function call(pool: BufferPool, name: string, frames: number, bytes: { caller: number; agent: number }, lost: number[] = []): Promise<Int16Array> {
     const file = path.join(dir, `${name}.wav`);
@@ -46,14 +46,6 @@ describe('calls sharing a pool', () => {
 });
 
 describe('frames too late for the jitter window', () => {
-  let dir: string;
-  beforeEach(async () => {
-    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'callrec-late-'));
-  });
-  afterEach(async () => {
-    await fs.rm(dir, { recursive: true, force: true });
-  });
-
   test('leave silence in the recording, listed as one lost span where they belonged; frames late within the window are put in place', async () => {
     const file = path.join(dir, 'late.wav');
     const spool = new SpoolWriter(file, { sampleRate: 8000, channels: 2 });

@@ -7,6 +7,7 @@ import { createLogger } from '../../src/log.js';
 import { MediaMetrics } from '../../src/metrics.js';
 import { SpoolMonitor } from '../../src/recording/spool-monitor.js';
 import { MAX_QUEUED_MS, SpoolWriter } from '../../src/recording/spool.js';
+import { fillDisk } from '../helpers/disk.js';
 import { positionPattern, readSpoolPcm } from '../helpers/audio.js';
 
 const run = promisify(execFile);
@@ -95,12 +96,7 @@ test('a full disk: writes fail into a lost span, the node refuses new spools unt
   await spool.flush();
 
   const filler = path.join(dir, 'filler');
-  const handle = await fs.open(filler, 'w');
-  const full = await (async () => {
-    for (;;) await handle.write(Buffer.alloc(4096));
-  })().catch((err: NodeJS.ErrnoException) => err.code);
-  await handle.close();
-  expect(full).toBe('ENOSPC');
+  await fillDisk(filler);
 
   appendPattern(spool, RATE, 2 * RATE);
   await spool.flush();
