@@ -218,6 +218,8 @@ export class CallRecorder extends StateMachine<RecorderState> {
    * time). The call itself goes on.
    */
   #noteLosses(take: Take): void {
+    // Once finalizing, `#complete` saves the spans itself: a late save here could land after the worker's.
+    if (this.state.status !== 'recording' && this.state.status !== 'paused') return;
     const { spool } = take.capture;
     const failing = spool.failure !== null;
     if (failing !== this.#failing) {
