@@ -60,7 +60,8 @@ async function abandoned({ call, recording }: CallWithRecording & { recording: R
  * recording, so nodes racing queue each once). For each recording left half-way:
  * - its spool on this node's disk, or shipped to object storage: queued when its call is gone
  *   (ended, its node down, or its spool stale) or it is `processing` (a worker died), on the
- *   shared queue if the spool was shipped, else on this node's queue; a recording failed
+ *   shared queue if the spool was shipped (unless its call died with the file on this disk),
+ *   else on this node's queue; a recording failed
  *   because the spool was unreachable is queued again now that it is reachable;
  * - its spool elsewhere and its node down: failed with `ERR_SPOOL_UNREACHABLE` naming the node, so
  *   it shows rather than staying `recording`; that node finalizes it when it comes back.
@@ -89,15 +90,18 @@ export async function recoverSpools(store: Store, queues: RecordingQueues, dataD
       continue;
     }
     if (!(await abandoned(item, opts, nowMs, local))) continue;
-    // A shipped spool is reachable from every node, and always finalized from the shared queue.
+    // A shipped spool is reachable from every node, and finalized from the shared queue; but one
+    // whose call died with its file on this disk is finalized here from the file, which also holds
+    // the segment being filled: a node restarted on its DATA_DIR loses ~1 s per call, not a segment.
     if (local || recording.spoolUrl !== null) {
+      const died = call.status === 'live' && recording.status !== 'processing';
       if (call.status === 'live') {
         // The call ended when its node was last seen: what the spool lacks after that is lost.
         const lastSeen = call.nodeId === null ? null : await opts.lastSeen?.(call.nodeId);
         await store.calls.update(call.tenantId, call.id, { status: 'ended', endedAt: (lastSeen ?? new Date(nowMs)).toISOString(), endReason: 'media node lost' });
       }
       const processing = recording.status === 'processing' ? recording : (await store.recordings.update(recording.id, { status: 'processing' }))!;
-      if (await requeueRecording(queues, processing, spoolNode(recording, opts.nodeId))) report.requeued.push(processing);
+      if (await requeueRecording(queues, processing, local && died ? opts.nodeId : spoolNode(recording, opts.nodeId))) report.requeued.push(processing);
     } else if (call.nodeId !== null && call.nodeId !== opts.nodeId && !(await opts.isNodeAlive(call.nodeId))) {
       if (call.status === 'live') await store.calls.update(call.tenantId, call.id, { status: 'ended', endedAt: new Date(nowMs).toISOString(), endReason: 'media node lost' });
       const error = `${SPOOL_UNREACHABLE}: the spool is on node ${call.nodeId}, which is down; it is finalized when that node is back`;

@@ -175,4 +175,13 @@ describe.each(TEST_DB_KINDS)('job tooling on %s', (kind) => {
     expect(await shared.getJobState(recordingJobId(lost.id))).toBe('waiting');
     expect(await queues.queue('dead-node').getJobState(recordingJobId(lost.id))).toBe('unknown');
   });
+
+  test("recoverSpools finalizes a dead call's shipped spool on this node when its file is on this disk: the file holds the segment never shipped", async () => {
+    const spoolUrl = 'file:///spools';
+    const here = await addRecording('shipped-here', 'recording', { nodeId: 'dead-node', spoolUrl });
+    const report = await recoverSpools(db.store, queues, dataDir, { nodeId: SELF, isNodeAlive: async (id) => id !== 'dead-node' });
+    expect(report.requeued.map((r) => r.callId)).toContain('shipped-here');
+    expect(await queue.getJobState(recordingJobId(here.id))).toBe('waiting');
+    expect(await queues.queue(null).getJobState(recordingJobId(here.id))).toBe('unknown');
+  });
 });
