@@ -119,6 +119,7 @@ export async function readyCall(ts: TestServer, audio = Buffer.from('audio')): P
 
 /** A callrec node in a process of its own (`callrec serve` or `worker` run from source), joined to `cluster`. */
 export interface ServerProcess {
+  /** `http://…` of its listener: a media node's API, or a worker's `/healthz`, `/readyz` and `/metrics`. */
   url: string;
   /** `ws://…` base for the media endpoints. */
   wsUrl: string;
@@ -161,6 +162,8 @@ export async function startServerProcess(join: TestServer, opts: ServerProcessOp
   const env = {
     ...process.env,
     PORT: String(port),
+    // A worker node listens on WORKER_PORT (`/healthz`, `/readyz`, `/metrics`), a media node on PORT.
+    WORKER_PORT: String(port),
     HOST: '127.0.0.1',
     DATA_DIR: dataDir,
     DATABASE_URL: join.cluster.databaseUrl,
@@ -182,8 +185,8 @@ export async function startServerProcess(join: TestServer, opts: ServerProcessOp
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const exited = once(child, 'exit');
   const url = `http://127.0.0.1:${port}`;
-  // A worker serves no HTTP: started is enough; a media node is ready once it answers.
-  for (let tries = 0; opts.command !== 'worker'; tries++) {
+  // Started once it answers (a worker on its small listener).
+  for (let tries = 0; ; tries++) {
     if (child.exitCode !== null) throw new Error(`callrec node exited: ${stderr}`);
     if (await fetch(`${url}/healthz`).then((r) => r.ok, () => false)) break;
     if (tries > 300) throw new Error(`callrec node did not start: ${stderr}`);
