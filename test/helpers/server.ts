@@ -145,6 +145,11 @@ export interface ServerProcessOptions {
    * namespace, so nodes started with the same path see different files, as two hosts or pods do.
    */
   privateDisk?: boolean;
+  /**
+   * With `privateDisk`: the disk is this host directory, bind-mounted at `dataDir` instead of a
+   * tmpfs, so a node restarted with it finds what it left, while no other process sees it at `dataDir`.
+   */
+  disk?: string;
   /** More environment (`SPOOL_URL`…) and command-line arguments (`--no-workers`). */
   env?: Record<string, string>;
   args?: string[];
@@ -172,13 +177,14 @@ export async function startServerProcess(join: TestServer, opts: ServerProcessOp
     CALLREC_MASTER_KEY: join.cluster.masterKey,
     LOG_LEVEL: 'warn',
     STREAM_AUDIO_LEAD_SECONDS: '86400',
+    ...(opts.disk ? { CALLREC_TEST_DISK: opts.disk } : {}),
     ...opts.env,
   };
   const cli = path.join(import.meta.dirname, '../../src/cli.ts');
   const node = [process.execPath, '--import', 'tsx', cli, opts.command ?? 'serve', ...(opts.args ?? [])];
   // unshare(1) gives the shell a mount namespace of its own; the tmpfs it mounts is seen by no other process.
   const argv = opts.privateDisk
-    ? ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', 'mount -t tmpfs tmpfs "$DATA_DIR" && exec "$@"', 'sh', ...node]
+    ? ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', `${opts.disk ? 'mount --bind "$CALLREC_TEST_DISK"' : 'mount -t tmpfs tmpfs'} "$DATA_DIR" && exec "$@"`, 'sh', ...node]
     : node;
   const child = spawn(argv[0], argv.slice(1), { env, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
