@@ -171,10 +171,13 @@ program
   .option('--rounds <n>', 'rounds of each comparison (baseline and callrec side by side)', positiveInt, 3)
   .option('--ready-minutes <n>', 'length of the time-to-ready call, min', positiveInt, 10)
   .option('--out <file>', 'results file', 'bench/results.json')
-  .action(async (opts: { calls: number; bridgeCalls: number; seconds: number; rounds: number; readyMinutes: number; out: string }) => {
+  .option('--scale-out', 'instead, the scale-out section: two media nodes and a worker sharing PostgreSQL, Redis and a bucket; --calls per media node, --seconds per call')
+  .option('--postgres <url>', 'with --scale-out: the PostgreSQL server the nodes share (a schema of their own is made and dropped)', 'postgres://postgres@127.0.0.1:5432/postgres')
+  .action(async (opts: { calls: number; bridgeCalls: number; seconds: number; rounds: number; readyMinutes: number; out: string; scaleOut?: boolean; postgres: string }) => {
     // Loaded on demand: `serve` should not pay for the bench code.
     const { runBench } = await import('../bench/index.js');
-    const { failed } = await runBench({ calls: opts.calls, bridgeCalls: opts.bridgeCalls, seconds: opts.seconds, rounds: opts.rounds, readyMinutes: opts.readyMinutes, out: opts.out });
+    const scaleOut = opts.scaleOut ? { postgresUrl: opts.postgres } : undefined;
+    const { failed } = await runBench({ calls: opts.calls, bridgeCalls: opts.bridgeCalls, seconds: opts.seconds, rounds: opts.rounds, readyMinutes: opts.readyMinutes, out: opts.out, scaleOut });
     if (failed > 0) process.exitCode = 1;
   });
 
