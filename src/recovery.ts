@@ -170,7 +170,8 @@ class OutageProbe {
   async over(recording: Recording): Promise<boolean> {
     const buckets = this.#buckets;
     if (!buckets || this.#nowMs - Date.parse(recording.createdAt) > OUTAGE_RETRY_WINDOW_MS) return false;
-    if (recording.error?.startsWith(STORAGE_UNREACHABLE)) return this.#answering(await buckets.storageFor(recording));
+    // A tenant bucket that cannot even be opened (its credentials do not unseal) is no outage that ends.
+    if (recording.error?.startsWith(STORAGE_UNREACHABLE)) return buckets.storageFor(recording).then((store) => this.#answering(store), () => false);
     if (recording.error?.startsWith(SPOOL_UNREACHABLE) && recording.spoolUrl !== null) return this.#answering(buckets.spoolAt(recording.spoolUrl));
     return false;
   }
