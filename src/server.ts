@@ -13,6 +13,7 @@ import { registerOpenApi } from './api/openapi.js';
 import { RedisCallControl } from './calls/control-bus.js';
 import { NodeHeartbeat } from './calls/heartbeat.js';
 import { CallRegistry } from './calls/registry.js';
+import { TenantStreams } from './calls/tenant-streams.js';
 import { CallSession } from './calls/session.js';
 import type { Config } from './config.js';
 import { PromptCache } from './consent/prompts.js';
@@ -112,7 +113,9 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
   if (orphanSpools.length > 0) log.warn({ files: orphanSpools }, 'spool files without a recording (kept)');
   const sweep = new RecoverySweep(() => recover(true), log);
   sweep.start(config.recoveryIntervalMs);
-  const registry = new CallRegistry();
+  const tenantStreams = new TenantStreams({ redisUrl: config.redisUrl, prefix: config.queuePrefix, nodeId, log });
+  await tenantStreams.start();
+  const registry = new CallRegistry(tenantStreams);
   const sessions = new Set<CallSession>();
   const control = new RedisCallControl({ redisUrl: config.redisUrl, prefix: config.queuePrefix, nodeId, registry, log });
   await control.start();
@@ -226,6 +229,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     await sweep.stop();
     await workers?.close();
     await control.close();
+    await tenantStreams.close();
     await heartbeat.stop();
     await transcodes.close();
     await services.close();
