@@ -86,6 +86,7 @@ function asOutage(code: Outage, where: string, err: unknown): unknown {
   return new CallrecError(code, `${code}: ${where} did not answer: ${(err as Error).message}`, { cause: err });
 }
 
+/** Runs a step against a bucket, its failure marked as that bucket's outage (see `asOutage`). */
 async function reaching<T>(code: Outage, where: string, step: () => Promise<T>): Promise<T> {
   try {
     return await step();
