@@ -7,13 +7,13 @@ import Fastify, { LogController, type FastifyInstance, type RouteOptions } from 
 import { WebSocketServer } from 'ws';
 import { BufferPool } from '../media/buffer-pool.js';
 import { startWorkers } from '../workers/index.js';
-import { passesInTime } from './api/health.js';
 import { apiPlugin } from './api/index.js';
 import { DASHBOARD_DIR, dashboardPlugin } from './api/dashboard.js';
 import { registerOpenApi } from './api/openapi.js';
 import { RedisCallControl } from './calls/control-bus.js';
 import { NodeHeartbeat } from './calls/heartbeat.js';
 import { CallRegistry } from './calls/registry.js';
+import { TenantStreams } from './calls/tenant-streams.js';
 import { CallSession } from './calls/session.js';
 import type { Config } from './config.js';
 import { PromptCache } from './consent/prompts.js';
@@ -98,31 +98,30 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
   await heartbeat.start();
   // Before this node takes a stream, what its previous life on this DATA_DIR left is recovered at
   // once (its own node id is not alive yet); afterwards every sweep takes this node as alive.
-  const { orphanSpools } = await recoverSpools(store, recordings, config.dataDir, {
-    nodeId,
-    log,
-    isNodeAlive: async (id) => id !== nodeId && (await heartbeat.isAlive(id)),
-    lastSeen: (id) => heartbeat.lastSeen(id),
-  });
+  const recover = async (selfAlive: boolean) => {
+    const report = await recoverSpools(store, recordings, config.dataDir, {
+      nodeId,
+      log,
+      isNodeAlive: async (id) => (id === nodeId ? selfAlive : await heartbeat.isAlive(id)),
+      lastSeen: (id) => heartbeat.lastSeen(id),
+      buckets: { storageFor: (recording) => storage.forTenant(recording.tenantId), spoolAt: (url) => services.spools.storeAt(url) },
+    });
+    metrics.recordingJobRetries.inc({ by: 'sweep' }, report.outageRetried.length);
+    return report;
+  };
+  const { orphanSpools } = await recover(false);
   if (orphanSpools.length > 0) log.warn({ files: orphanSpools }, 'spool files without a recording (kept)');
-  const sweep = new RecoverySweep(
-    () =>
-      recoverSpools(store, recordings, config.dataDir, {
-        nodeId,
-        log,
-        isNodeAlive: async (id) => id === nodeId || (await heartbeat.isAlive(id)),
-        lastSeen: (id) => heartbeat.lastSeen(id),
-      }),
-    log,
-  );
+  const sweep = new RecoverySweep(() => recover(true), log);
   sweep.start(config.recoveryIntervalMs);
-  const registry = new CallRegistry();
+  const tenantStreams = new TenantStreams({ redisUrl: config.redisUrl, prefix: config.queuePrefix, nodeId, log });
+  await tenantStreams.start();
+  const registry = new CallRegistry(tenantStreams);
   const sessions = new Set<CallSession>();
   const control = new RedisCallControl({ redisUrl: config.redisUrl, prefix: config.queuePrefix, nodeId, registry, log });
   await control.start();
   const prompts = new PromptCache(createTtsEngine(config.ttsEngine));
 
-  const gauges = new NodeGauges({ metrics, store, recordings, heartbeat, nodeId, dataDir: config.dataDir, recordingsRefreshMs: opts.recordingsRefreshMs });
+  const gauges = new NodeGauges({ metrics, store, recordings, spoolBytes: services.spoolBytes, node: { heartbeat, nodeId }, dataDir: config.dataDir, recordingsRefreshMs: opts.recordingsRefreshMs });
   // The spool is on this node's disk: only this node's queue may finalize it.
   const enqueuer = new RecordingEnqueuer(recordings, { log, waiting: metrics.recordingsWaitingForRedis });
   const transcodes = await TranscodeCache.open(path.join(config.dataDir, 'tmp', 'transcoded'));
@@ -154,17 +153,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     webhooks,
     transcodes,
     telnyx: config.telnyx,
-    // What this node's workers need: the database, Redis, the bucket, and the spool bucket if spools are shipped.
-    readiness: async () => {
-      const spoolStore = config.spoolUrl ? services.spools.storeAt(config.spoolUrl) : null;
-      const [database, redis, objects, spool] = await Promise.all([
-        passesInTime(store.ping()),
-        passesInTime(recordings.queue(null).count()),
-        passesInTime(storage.default.exists('.readyz')),
-        spoolStore ? passesInTime(spoolStore.exists('.readyz')) : null,
-      ]);
-      return { database, redis, storage: objects, ...(spool === null ? {} : { spool }) };
-    },
+    readiness: () => services.readiness(),
     draining: () => draining !== null,
   });
 
@@ -173,9 +162,8 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
   // Public like the health checks: scraped by Prometheus on the node's own network.
   app.get('/metrics', async (_request, reply) => {
     metrics.callsActive.set(sessions.size);
-    await gauges.refresh();
     reply.type(metrics.registry.contentType);
-    return metrics.registry.metrics();
+    return gauges.scrape();
   });
 
   // The adapters check text frames' UTF-8 themselves, and only where they must: a media frame
@@ -241,6 +229,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     await sweep.stop();
     await workers?.close();
     await control.close();
+    await tenantStreams.close();
     await heartbeat.stop();
     await transcodes.close();
     await services.close();
