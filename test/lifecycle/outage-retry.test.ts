@@ -145,7 +145,8 @@ test('recordings failed because a bucket was down are retried by the sweep once 
 
   await until('both recordings are ready', async () => (await status(local)).status === 'ready' && (await status(shipped)).status === 'ready');
   for (const recording of [local, shipped]) expect(await status(recording)).toMatchObject({ error: null, durationMs: 2000, complete: true, lostSpans: [] });
-  await expect(fs.stat(local.spoolPath!)).rejects.toMatchObject({ code: 'ENOENT' });
+  // The worker removes the spool just after it marks the recording ready.
+  await until('the local spool is deleted', () => fs.stat(local.spoolPath!).then(() => false, (err: NodeJS.ErrnoException) => err.code === 'ENOENT'));
   // Audio and peaks of both in the recordings bucket; nothing left of the shipped spool.
   expect(gcs.objectNames('recordings').filter((name) => name.endsWith('.wav.enc'))).toHaveLength(2);
   await until('the shipped spool is deleted (just after the recording is ready)', async () => gcs.objectNames('spools').length === 0);
