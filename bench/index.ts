@@ -16,6 +16,7 @@ import { createStore } from '../src/store/index.js';
 import { benchCrypto } from './crypto.js';
 import { benchMedia } from './media.js';
 import { blastCall, runLoad, type LoadResult } from './load.js';
+import { benchScaleOut } from './scale-out.js';
 import { cpuSeconds, firstMessage, freePort, rssBytes, startChild, waitForHttp, type Child } from './proc.js';
 
 export interface BenchOptions {
@@ -36,6 +37,11 @@ export interface BenchOptions {
   /** Where the results JSON goes. */
   out: string;
   redisUrl?: string;
+  /**
+   * Run the scale-out section instead (`bench/scale-out.ts`): `calls` per media node, phase-1
+   * calls of `seconds`, nodes sharing the PostgreSQL server at `postgresUrl`.
+   */
+  scaleOut?: { postgresUrl: string };
 }
 
 export interface BenchRow {
@@ -236,9 +242,52 @@ export function formatTable(rows: BenchRow[]): string {
   return [line(head), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...cells.map(line)].join('\n');
 }
 
-/** Runs the whole suite; prints progress to stderr and the table to stdout. */
+const note = (text: string) => process.stderr.write(`bench: ${text}\n`);
+
+/** Prints the table and writes the results file; returns how many targets were missed. */
+async function report(rows: BenchRow[], opts: BenchOptions): Promise<number> {
+  const failed = rows.filter((r) => r.pass === false).length;
+  process.stdout.write(`\n${formatTable(rows)}\n\n${failed === 0 ? 'all targets met' : `${failed} target(s) missed`}\n`);
+  const results = {
+    date: new Date().toISOString(),
+    machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model ?? '', node: process.version, memoryGiB: os.totalmem() / 2 ** 30 },
+    options: { calls: opts.calls, bridgeCalls: opts.bridgeCalls, seconds: opts.seconds, rounds: opts.rounds, readyMinutes: opts.readyMinutes, scaleOut: opts.scaleOut !== undefined },
+    rows,
+  };
+  await fs.mkdir(path.dirname(path.resolve(opts.out)), { recursive: true });
+  await fs.writeFile(opts.out, JSON.stringify(results, null, 2) + '\n');
+  note(`results written to ${opts.out}`);
+  return failed;
+}
+
+/** The scale-out section alone (`--scale-out`): a cluster of nodes on this machine. */
+async function runScaleOutBench(opts: BenchOptions, redisUrl: string, postgresUrl: string): Promise<{ rows: BenchRow[]; failed: number }> {
+  const rows: BenchRow[] = [];
+  const prefix = `bench-${randomBytes(4).toString('hex')}-scale-out`;
+  try {
+    await benchScaleOut({
+      calls: opts.calls,
+      seconds: opts.seconds,
+      postgresUrl,
+      redisUrl,
+      cli: CLI,
+      provision,
+      agentId: AGENT,
+      tenantId: TENANT,
+      note,
+      row: (metric, value, unit, target = '', pass = null) => rows.push({ metric, value, unit, target, pass }),
+      prefix,
+    });
+    return { rows, failed: await report(rows, opts) };
+  } finally {
+    await deleteKeys(redisUrl, [prefix]).catch((err: Error) => note(`could not clean Redis keys: ${err.message}`));
+  }
+}
+
+/** Runs the whole suite (or, with `scaleOut`, its scale-out section); prints progress to stderr and the table to stdout. */
 export async function runBench(opts: BenchOptions): Promise<{ rows: BenchRow[]; failed: number }> {
   const redisUrl = opts.redisUrl ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+  if (opts.scaleOut) return runScaleOutBench(opts, redisUrl, opts.scaleOut.postgresUrl);
   const run = randomBytes(4).toString('hex');
   const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'callrec-bench-'));
   const prefixes = [`bench-${run}`, `bench-${run}-ready`];
@@ -248,7 +297,6 @@ export async function runBench(opts: BenchOptions): Promise<{ rows: BenchRow[]; 
   const { calls: n, bridgeCalls: nb, seconds } = opts;
   const rows: BenchRow[] = [];
   const row = (metric: string, value: number, unit: string, target = '', pass: boolean | null = null) => rows.push({ metric, value, unit, target, pass });
-  const note = (text: string) => process.stderr.write(`bench: ${text}\n`);
   const children: Child[] = [];
 
   try {
@@ -451,17 +499,7 @@ export async function runBench(opts: BenchOptions): Promise<{ rows: BenchRow[]; 
       else row(m.name, m.value, m.unit);
     }
 
-    const failed = rows.filter((r) => r.pass === false).length;
-    process.stdout.write(`\n${formatTable(rows)}\n\n${failed === 0 ? 'all targets met' : `${failed} target(s) missed`}\n`);
-    const results = {
-      date: new Date().toISOString(),
-      machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model ?? '', node: process.version, memoryGiB: os.totalmem() / 2 ** 30 },
-      options: { calls: n, bridgeCalls: nb, seconds, rounds: opts.rounds, readyMinutes },
-      rows,
-    };
-    await fs.mkdir(path.dirname(path.resolve(opts.out)), { recursive: true });
-    await fs.writeFile(opts.out, JSON.stringify(results, null, 2) + '\n');
-    note(`results written to ${opts.out}`);
+    const failed = await report(rows, opts);
     return { rows, failed };
   } finally {
     await Promise.all(children.map((c) => c.stop(5000)));

@@ -10,6 +10,9 @@ import { createLogger } from './log.js';
 import { isProvider, parseSpeed, runReplay } from './replay/command.js';
 import { startServer } from './server.js';
 import { retryRecording } from './jobs.js';
+import { MediaMetrics } from './metrics.js';
+import { NodeGauges } from './node-gauges.js';
+import { startWorkerHttp } from './worker-http.js';
 import { openServices } from './services.js';
 import { createStore, OPERATOR_TENANT_ID, type Store } from './store/index.js';
 import { startWorkers } from '../workers/index.js';
@@ -88,12 +91,18 @@ program
     const log = createLogger(cfg.logLevel);
     const services = await openServices(cfg, log);
     const { store, storage, keyring, webhooks, spools } = services;
-    const workers = startWorkers({ store, storage, log, keyring, webhooks, spools }, { connection: services.connection, prefix: cfg.queuePrefix, concurrency: opts.concurrency });
-    log.info('callrec worker running');
+    const metrics = new MediaMetrics();
+    const workers = startWorkers({ store, storage, log, keyring, webhooks, spools }, { connection: services.connection, prefix: cfg.queuePrefix, concurrency: opts.concurrency, metrics });
+    const gauges = new NodeGauges({ metrics, store, recordings: services.recordings, spoolBytes: services.spoolBytes, dataDir: cfg.dataDir });
+    let stopping = false;
+    const http = await startWorkerHttp({ host: cfg.host, port: cfg.workerPort, log, metrics, gauges, readiness: () => services.readiness(), draining: () => stopping });
+    log.info({ url: http.url }, 'callrec worker running: /healthz, /readyz and /metrics there');
     // BullMQ's close waits for the jobs in hand; a second signal leaves them to its stalled-job check.
     stopOnSignal(async () => {
+      stopping = true;
       log.info('callrec worker stopping: finishing the jobs in hand');
       await workers.close();
+      await http.close();
       await services.close();
       log.info('callrec worker stopped');
     });
@@ -102,7 +111,7 @@ program
 const jobs = program.command('jobs').description('recording jobs');
 jobs
   .command('retry <call_id>')
-  .description('queue a failed recording again (its spool must still be on this node\'s disk)')
+  .description("queue a failed recording again, from any node: a shipped spool on the shared queue, a local one on the queue of the node whose disk holds it")
   .option('--tenant <id>', 'tenant', OPERATOR_TENANT_ID)
   .action(async (callId: string, opts: { tenant: string }) => {
     const cfg = config();
@@ -162,10 +171,13 @@ program
   .option('--rounds <n>', 'rounds of each comparison (baseline and callrec side by side)', positiveInt, 3)
   .option('--ready-minutes <n>', 'length of the time-to-ready call, min', positiveInt, 10)
   .option('--out <file>', 'results file', 'bench/results.json')
-  .action(async (opts: { calls: number; bridgeCalls: number; seconds: number; rounds: number; readyMinutes: number; out: string }) => {
+  .option('--scale-out', 'instead, the scale-out section: two media nodes and a worker sharing PostgreSQL, Redis and a bucket; --calls per media node, --seconds per call')
+  .option('--postgres <url>', 'with --scale-out: the PostgreSQL server the nodes share (a schema of their own is made and dropped)', 'postgres://postgres@127.0.0.1:5432/postgres')
+  .action(async (opts: { calls: number; bridgeCalls: number; seconds: number; rounds: number; readyMinutes: number; out: string; scaleOut?: boolean; postgres: string }) => {
     // Loaded on demand: `serve` should not pay for the bench code.
     const { runBench } = await import('../bench/index.js');
-    const { failed } = await runBench({ calls: opts.calls, bridgeCalls: opts.bridgeCalls, seconds: opts.seconds, rounds: opts.rounds, readyMinutes: opts.readyMinutes, out: opts.out });
+    const scaleOut = opts.scaleOut ? { postgresUrl: opts.postgres } : undefined;
+    const { failed } = await runBench({ calls: opts.calls, bridgeCalls: opts.bridgeCalls, seconds: opts.seconds, rounds: opts.rounds, readyMinutes: opts.readyMinutes, out: opts.out, scaleOut });
     if (failed > 0) process.exitCode = 1;
   });
 

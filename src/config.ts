@@ -6,6 +6,8 @@ import { CallrecError } from './errors.js';
 export interface Config {
   port: number;
   host: string;
+  /** `callrec worker`'s HTTP listener (`/healthz`, `/readyz`, `/metrics`), on `host`. */
+  workerPort: number;
   dataDir: string;
   databaseUrl: string;
   redisUrl: string;
@@ -177,6 +179,7 @@ export function loadConfig(env: Env = process.env): Config {
   return {
     port: p,
     host: env.HOST || '0.0.0.0',
+    workerPort: port(env, 'WORKER_PORT', 8081),
     dataDir,
     databaseUrl: url(env, 'DATABASE_URL', `sqlite://${path.join(dataDir, 'callrec.db')}`, ['sqlite:', 'postgres:', 'postgresql:']),
     redisUrl: url(env, 'REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']),

@@ -77,6 +77,9 @@ const REGISTRY = {
   ERR_SPOOL_CLOSED: {},
   ERR_BAD_SPOOL: {},
   ERR_NO_SPOOL: {},
+  // A recording job that failed because a bucket did not answer: the sweep retries it once it does.
+  ERR_STORAGE_UNREACHABLE: {},
+  ERR_SPOOL_UNREACHABLE: {},
   ERR_OBJECT_MISSING: {},
   ERR_BAD_FIXTURE: {},
   // Raised by media/ (MediaError).

@@ -55,7 +55,17 @@ export class MediaMetrics {
   readonly heartbeatAge = new Gauge({ name: 'callrec_node_heartbeat_age_seconds', help: "Seconds since this node's last heartbeat reached Redis", registers: [this.registry] });
   readonly draining = new Gauge({ name: 'callrec_draining', help: '1 while this node drains (SIGTERM): it takes no new streams', registers: [this.registry] });
 
+  // Outages and shipped spools (issue 12): what failed against a bucket, what was retried, what a bucket holds.
+  /** Recording job attempts that failed because a bucket did not answer: `storage` (the upload) or `spool` (reading a shipped spool). */
+  readonly recordingBucketErrors = new Counter({ name: 'callrec_recording_bucket_errors_total', help: 'Recording job attempts failed because a bucket did not answer, by bucket', labelNames: ['bucket'] as const, registers: [this.registry] });
+  /** Recording jobs run again: by BullMQ's backoff after a failed attempt, or by the sweep once the bucket of an outage answers. */
+  readonly recordingJobRetries = new Counter({ name: 'callrec_recording_job_retries_total', help: 'Recording jobs retried, by what retried them', labelNames: ['by'] as const, registers: [this.registry] });
+  readonly spoolBytesInStorage = new Gauge({ name: 'callrec_spool_bytes_in_storage', help: 'Bytes of shipped spool segments in SPOOL_URL not yet finalized (cluster-wide, kept in Redis)', registers: [this.registry] });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'callrec_' });
+    // Series that exist from the start, so a rate over them is 0 rather than absent.
+    for (const bucket of ['storage', 'spool']) this.recordingBucketErrors.inc({ bucket }, 0);
+    for (const by of ['backoff', 'sweep']) this.recordingJobRetries.inc({ by }, 0);
   }
 }

@@ -4,6 +4,7 @@ import { passesInTime } from './api/health.js';
 import type { NodeHeartbeat } from './calls/heartbeat.js';
 import type { MediaMetrics } from './metrics.js';
 import type { RecordingQueues } from './queue/recordings.js';
+import type { SpoolBytes } from './recording/spool-bytes.js';
 import type { Store } from './store/index.js';
 
 /** By default the database is asked for recordings by status at most this often (a grouped count over the table). */
@@ -14,12 +15,12 @@ export interface NodeGaugeSources {
   metrics: MediaMetrics;
   store: Store;
   recordings: RecordingQueues;
-  heartbeat: NodeHeartbeat;
-  nodeId: string;
+  /** Shipped spool bytes in storage, cluster-wide. */
+  spoolBytes: Pick<SpoolBytes, 'total'>;
+  /** A media node's heartbeat, id (its own queue) and open spools (their bytes not on disk yet); absent on a worker node, which has none. */
+  node?: { heartbeat: NodeHeartbeat; nodeId: string; spools: { readonly pendingBytes: number } };
   /** Spools are under `<dataDir>/spool`. */
   dataDir: string;
-  /** The node's open spools: their bytes not on disk yet. */
-  spools: { readonly pendingBytes: number };
   /** How often recordings by status are counted again; default `RECORDINGS_REFRESH_MS`. */
   recordingsRefreshMs?: number;
 }
@@ -37,16 +38,26 @@ export class NodeGauges {
     this.#deps = deps;
   }
 
+  /** `/metrics`: the gauges refreshed, then every series in the exposition format. */
+  async scrape(): Promise<string> {
+    await this.refresh();
+    return this.#deps.metrics.registry.metrics();
+  }
+
   async refresh(): Promise<void> {
-    const { metrics, heartbeat } = this.#deps;
-    metrics.heartbeatAge.set(heartbeat.ageSeconds);
-    metrics.spoolPendingBytes.set(this.#deps.spools.pendingBytes);
-    await Promise.all([passesInTime(this.#queues()), passesInTime(this.#spoolBytes()), passesInTime(this.#recordingsByStatus())]);
+    const { metrics, node, spoolBytes } = this.#deps;
+    if (node) {
+      metrics.heartbeatAge.set(node.heartbeat.ageSeconds);
+      metrics.spoolPendingBytes.set(node.spools.pendingBytes);
+    }
+    const inStorage = spoolBytes.total().then((bytes) => metrics.spoolBytesInStorage.set(bytes));
+    await Promise.all([passesInTime(this.#queues()), passesInTime(this.#spoolBytes()), passesInTime(this.#recordingsByStatus()), passesInTime(inStorage)]);
   }
 
   async #queues(): Promise<void> {
-    const { metrics, recordings, nodeId } = this.#deps;
-    for (const [label, queue] of [['shared', recordings.queue(null)], ['node', recordings.queue(nodeId)]] as const) {
+    const { metrics, recordings, node } = this.#deps;
+    const queues = [['shared', recordings.queue(null)], ...(node ? [['node', recordings.queue(node.nodeId)] as const] : [])] as const;
+    for (const [label, queue] of queues) {
       const counts = await queue.getJobCounts(...JOB_STATES);
       for (const state of JOB_STATES) metrics.recordingQueueJobs.set({ queue: label, state }, counts[state] ?? 0);
     }

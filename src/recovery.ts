@@ -1,8 +1,10 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { passesInTime } from './api/health.js';
 import { requeueRecording, spoolExists, spoolNode } from './jobs.js';
 import type { Logger } from './log.js';
 import type { RecordingQueues } from './queue/recordings.js';
+import type { ObjectStore } from './storage/types.js';
 import type { CallWithRecording, Recording, RecordingStatus, Store } from './store/index.js';
 
 /** A spool written within this long may belong to a call still live on some node. */
@@ -11,16 +13,42 @@ export const STALE_SPOOL_MS = 2 * 60_000;
 /** Statuses whose recording still has (or should have) a spool. */
 const SPOOLED: readonly RecordingStatus[] = ['recording', 'paused', 'processing', 'failed'];
 
-/** The error a recording is failed with while its spool is on a node that is down; retried when that node is back. */
+/**
+ * The error a recording is failed with while its spool cannot be reached: on a node that is down
+ * (retried when that node is back), or shipped to a bucket that did not answer.
+ */
 export const SPOOL_UNREACHABLE = 'ERR_SPOOL_UNREACHABLE';
+/** The error a recording is failed with when its bucket did not answer the upload. */
+export const STORAGE_UNREACHABLE = 'ERR_STORAGE_UNREACHABLE';
+
+/**
+ * A recording failed because a bucket did not answer is queued again by the sweep whenever that
+ * bucket answers again, for this long after the recording started; after that, `callrec jobs retry`.
+ */
+export const OUTAGE_RETRY_WINDOW_MS = 24 * 3600_000;
 
 export interface RecoveryReport {
   /** Recordings whose job was (re)added (not those whose job was already waiting or running). */
   requeued: Recording[];
   /** Recordings failed because their spool is on a node that is down. */
   unreachable: Recording[];
-  /** Spool files under `$DATA_DIR/spool` no recording refers to; reported, never deleted. */
+  /** Recordings failed by a bucket outage, queued again now that the bucket answers. */
+  outageRetried: Recording[];
+  /**
+   * Spool files under `$DATA_DIR/spool` no unfinished recording refers to; reported, and kept
+   * unless a stored recording names the file (it was finalized elsewhere from its shipped copy).
+   */
   orphanSpools: string[];
+  /** Leftover spool files of recordings finalized elsewhere, deleted. */
+  removedSpools: string[];
+}
+
+/** The buckets a failed recording needed, probed to see whether they answer again. */
+export interface BucketProbes {
+  /** The store the recording is uploaded to (the tenant's own bucket, or `STORAGE_URL`'s). */
+  storageFor(recording: Recording): Promise<ObjectStore>;
+  /** The store a `spool_url` names. */
+  spoolAt(url: string): ObjectStore;
 }
 
 export interface RecoveryOptions {
@@ -30,6 +58,8 @@ export interface RecoveryOptions {
   isNodeAlive(nodeId: string): Promise<boolean>;
   /** When a node last beat, if known. */
   lastSeen?(nodeId: string): Promise<Date | null>;
+  /** Without them, recordings failed by a bucket outage are left to `callrec jobs retry`. */
+  buckets?: BucketProbes;
   log?: Logger;
   now?: () => Date;
 }
@@ -69,7 +99,8 @@ async function abandoned({ call, recording }: CallWithRecording & { recording: R
  */
 export async function recoverSpools(store: Store, queues: RecordingQueues, dataDir: string, opts: RecoveryOptions): Promise<RecoveryReport> {
   const nowMs = (opts.now?.() ?? new Date()).getTime();
-  const report: RecoveryReport = { requeued: [], unreachable: [], orphanSpools: [] };
+  const report: RecoveryReport = { requeued: [], unreachable: [], outageRetried: [], orphanSpools: [], removedSpools: [] };
+  const outages = new OutageProbe(opts.buckets, nowMs);
   const known = new Set<string>();
   // Listed in full before anything changes: a recording moved to `processing` below must not come round again.
   const spooled: Array<CallWithRecording & { recording: Recording }> = [];
@@ -83,9 +114,11 @@ export async function recoverSpools(store: Store, queues: RecordingQueues, dataD
     known.add(path.resolve(recording.spoolPath!));
     const local = await spoolExists(recording);
     if (recording.status === 'failed') {
-      if (local && recording.error?.startsWith(SPOOL_UNREACHABLE)) {
+      const nodeBack = local && recording.spoolUrl === null && recording.error?.startsWith(SPOOL_UNREACHABLE);
+      const bucketBack = !nodeBack && (local || recording.spoolUrl !== null || call.nodeId !== null) && (await outages.over(recording));
+      if (nodeBack || bucketBack) {
         const processing = (await store.recordings.update(recording.id, { status: 'processing', error: null }))!;
-        if (await requeueRecording(queues, processing, opts.nodeId)) report.requeued.push(processing);
+        if (await requeueRecording(queues, processing, spoolNode(recording, local ? opts.nodeId : call.nodeId))) (nodeBack ? report.requeued : report.outageRetried).push(processing);
       }
       continue;
     }
@@ -108,10 +141,50 @@ export async function recoverSpools(store: Store, queues: RecordingQueues, dataD
       report.unreachable.push((await store.recordings.update(recording.id, { status: 'failed', error }))!);
     }
   }
-  report.orphanSpools = await orphans(path.join(dataDir, 'spool'), known);
+  for (const file of await orphans(path.join(dataDir, 'spool'), known)) {
+    // Its recording was finalized on another node from the shipped copy (this node died, or was
+    // slower to take the job): the local copy is only plaintext audio lying about.
+    const owner = await store.recordings.getBySpoolPath(file);
+    if (owner?.status === 'ready' || owner?.status === 'deleted') {
+      await fs.rm(file, { force: true });
+      report.removedSpools.push(file);
+    } else report.orphanSpools.push(file);
+  }
   if (report.requeued.length > 0) opts.log?.info({ recordings: report.requeued.map((r) => r.id) }, 'recovered recordings from their spools');
+  if (report.outageRetried.length > 0) opts.log?.info({ recordings: report.outageRetried.map((r) => r.id) }, 'retrying recordings failed by a bucket outage: the bucket answers again');
+  if (report.removedSpools.length > 0) opts.log?.info({ files: report.removedSpools }, 'deleted local copies of spools finalized elsewhere');
   if (report.unreachable.length > 0) opts.log?.warn({ recordings: report.unreachable.map((r) => r.id) }, 'recordings whose spool is on a node that is down');
   return report;
+}
+
+/**
+ * Whether a recording failed by a bucket outage may be retried now: within `OUTAGE_RETRY_WINDOW_MS`,
+ * and the bucket it failed on answers. Each bucket is probed once per sweep.
+ */
+class OutageProbe {
+  readonly #buckets: BucketProbes | undefined;
+  readonly #nowMs: number;
+  readonly #answers = new Map<string, Promise<boolean>>();
+
+  constructor(buckets: BucketProbes | undefined, nowMs: number) {
+    this.#buckets = buckets;
+    this.#nowMs = nowMs;
+  }
+
+  async over(recording: Recording): Promise<boolean> {
+    const buckets = this.#buckets;
+    if (!buckets || this.#nowMs - Date.parse(recording.createdAt) > OUTAGE_RETRY_WINDOW_MS) return false;
+    // A tenant bucket that cannot even be opened (its credentials do not unseal) is no outage that ends.
+    if (recording.error?.startsWith(STORAGE_UNREACHABLE)) return buckets.storageFor(recording).then((store) => this.#answering(store), () => false);
+    if (recording.error?.startsWith(SPOOL_UNREACHABLE) && recording.spoolUrl !== null) return this.#answering(buckets.spoolAt(recording.spoolUrl));
+    return false;
+  }
+
+  #answering(store: ObjectStore): Promise<boolean> {
+    let answer = this.#answers.get(store.url);
+    if (!answer) this.#answers.set(store.url, (answer = passesInTime(store.exists('.readyz'))));
+    return answer;
+  }
 }
 
 /**
@@ -155,7 +228,7 @@ export class RecoverySweep {
 /** Spool files are `<uuid>.wav` (as the recorder names them); the worker's encoder output beside them is not one. */
 const SPOOL_NAME = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.wav$/;
 
-/** Spool files that no recording names. */
+/** Spool files that no recording in `known` names. */
 async function orphans(spoolDir: string, known: Set<string>): Promise<string[]> {
   let names: string[];
   try {

@@ -7,13 +7,13 @@ import Fastify, { LogController, type FastifyInstance, type RouteOptions } from 
 import { WebSocketServer } from 'ws';
 import { BufferPool } from '../media/buffer-pool.js';
 import { startWorkers } from '../workers/index.js';
-import { passesInTime } from './api/health.js';
 import { apiPlugin } from './api/index.js';
 import { DASHBOARD_DIR, dashboardPlugin } from './api/dashboard.js';
 import { registerOpenApi } from './api/openapi.js';
 import { RedisCallControl } from './calls/control-bus.js';
 import { NodeHeartbeat } from './calls/heartbeat.js';
 import { CallRegistry } from './calls/registry.js';
+import { TenantStreams } from './calls/tenant-streams.js';
 import { CallSession } from './calls/session.js';
 import type { Config } from './config.js';
 import { PromptCache } from './consent/prompts.js';
@@ -100,25 +100,24 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
   const previousBeat = await heartbeat.start();
   // Before this node takes a stream, what its previous life on this DATA_DIR left is recovered at
   // once (its own node id is not alive yet); afterwards every sweep takes this node as alive.
-  const { orphanSpools } = await recoverSpools(store, recordings, config.dataDir, {
-    nodeId,
-    log,
-    isNodeAlive: async (id) => id !== nodeId && (await heartbeat.isAlive(id)),
-    lastSeen: async (id) => (id === nodeId ? previousBeat : heartbeat.lastSeen(id)),
-  });
+  const recover = async (selfAlive: boolean) => {
+    const report = await recoverSpools(store, recordings, config.dataDir, {
+      nodeId,
+      log,
+      isNodeAlive: async (id) => (id === nodeId ? selfAlive : await heartbeat.isAlive(id)),
+      lastSeen: async (id) => (id === nodeId && !selfAlive ? previousBeat : heartbeat.lastSeen(id)),
+      buckets: { storageFor: (recording) => storage.forTenant(recording.tenantId), spoolAt: (url) => services.spools.storeAt(url) },
+    });
+    metrics.recordingJobRetries.inc({ by: 'sweep' }, report.outageRetried.length);
+    return report;
+  };
+  const { orphanSpools } = await recover(false);
   if (orphanSpools.length > 0) log.warn({ files: orphanSpools }, 'spool files without a recording (kept)');
-  const sweep = new RecoverySweep(
-    () =>
-      recoverSpools(store, recordings, config.dataDir, {
-        nodeId,
-        log,
-        isNodeAlive: async (id) => id === nodeId || (await heartbeat.isAlive(id)),
-        lastSeen: (id) => heartbeat.lastSeen(id),
-      }),
-    log,
-  );
+  const sweep = new RecoverySweep(() => recover(true), log);
   sweep.start(config.recoveryIntervalMs);
-  const registry = new CallRegistry();
+  const tenantStreams = new TenantStreams({ redisUrl: config.redisUrl, prefix: config.queuePrefix, nodeId, log });
+  await tenantStreams.start();
+  const registry = new CallRegistry(tenantStreams);
   const sessions = new Set<CallSession>();
   const control = new RedisCallControl({ redisUrl: config.redisUrl, prefix: config.queuePrefix, nodeId, registry, log });
   await control.start();
@@ -127,7 +126,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
   const spoolMonitor = new SpoolMonitor({ dir: path.join(config.dataDir, 'spool'), log, metrics });
   await spoolMonitor.probe();
   spoolMonitor.start();
-  const gauges = new NodeGauges({ metrics, store, recordings, heartbeat, nodeId, dataDir: config.dataDir, spools: spoolMonitor, recordingsRefreshMs: opts.recordingsRefreshMs });
+  const gauges = new NodeGauges({ metrics, store, recordings, spoolBytes: services.spoolBytes, node: { heartbeat, nodeId, spools: spoolMonitor }, dataDir: config.dataDir, recordingsRefreshMs: opts.recordingsRefreshMs });
   // The spool is on this node's disk: only this node's queue may finalize it.
   const enqueuer = new RecordingEnqueuer(recordings, { log, waiting: metrics.recordingsWaitingForRedis });
   const transcodes = await TranscodeCache.open(path.join(config.dataDir, 'tmp', 'transcoded'));
@@ -159,17 +158,8 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     webhooks,
     transcodes,
     telnyx: config.telnyx,
-    // What this node's workers need: the database, Redis, the bucket, and the spool bucket if spools are shipped.
-    readiness: async () => {
-      const spoolStore = config.spoolUrl ? services.spools.storeAt(config.spoolUrl) : null;
-      const [database, redis, objects, spool] = await Promise.all([
-        passesInTime(store.ping()),
-        passesInTime(recordings.queue(null).count()),
-        passesInTime(storage.default.exists('.readyz')),
-        spoolStore ? passesInTime(spoolStore.exists('.readyz')) : null,
-      ]);
-      return { database, redis, storage: objects, spool_disk: spoolMonitor.writable, ...(spool === null ? {} : { spool }) };
-    },
+    // The node's dependencies, and its own spool disk: a node that cannot spool takes no streams.
+    readiness: async () => ({ ...(await services.readiness()), spool_disk: spoolMonitor.writable }),
     draining: () => draining !== null,
   });
 
@@ -178,9 +168,8 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
   // Public like the health checks: scraped by Prometheus on the node's own network.
   app.get('/metrics', async (_request, reply) => {
     metrics.callsActive.set(sessions.size);
-    await gauges.refresh();
     reply.type(metrics.registry.contentType);
-    return metrics.registry.metrics();
+    return gauges.scrape();
   });
 
   // The adapters check text frames' UTF-8 themselves, and only where they must: a media frame
@@ -254,6 +243,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     await spoolMonitor.stop();
     await workers?.close();
     await control.close();
+    await tenantStreams.close();
     await heartbeat.stop();
     await transcodes.close();
     await services.close();

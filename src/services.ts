@@ -1,10 +1,12 @@
 import path from 'node:path';
 import type { ConnectionOptions, Queue } from 'bullmq';
+import { passesInTime } from './api/health.js';
 import type { Config } from './config.js';
 import { MasterKeyring } from './crypto/keys.js';
 import type { Logger } from './log.js';
 import { RecordingQueues } from './queue/recordings.js';
 import { shippedSpoolStores, type SpoolSourceOptions } from './recording/shared-spool.js';
+import { SpoolBytes } from './recording/spool-bytes.js';
 import { checkRedis } from './redis.js';
 import { openObjectStore } from './storage/index.js';
 import { StorageResolver } from './storage/resolver.js';
@@ -23,8 +25,11 @@ export interface Services {
   connection: ConnectionOptions;
   recordings: RecordingQueues;
   webhooks: WebhookContext;
-  /** Where workers read spools shipped to object storage. */
+  /** Where workers read spools shipped to object storage (and media nodes ship them), their segments counted in `spoolBytes`. */
   spools: Omit<SpoolSourceOptions, 'keyring'>;
+  spoolBytes: SpoolBytes;
+  /** `/readyz`'s checks: whether what this node's workers need answers, each within `READINESS_CHECK_TIMEOUT_MS`. */
+  readiness(): Promise<Record<string, boolean>>;
   close(): Promise<void>;
 }
 
@@ -56,6 +61,9 @@ export async function openServices(config: Config, log: Logger): Promise<Service
   const maintenance = createMaintenanceQueue(connection, config.queuePrefix);
   for (const queue of [webhookQueue, maintenance] as Queue[]) queue.on('error', (err) => onQueueError(err, queue.name));
   const retentionSchedule = await keepRetentionScheduled(maintenance, RETENTION_EVERY_MS, { log });
+  const spoolBytes = new SpoolBytes({ redisUrl: config.redisUrl, prefix: config.queuePrefix, log });
+  await spoolBytes.connect();
+  const spools = shippedSpoolStores({ endpoint: config.storageEndpoint, workDir: path.join(config.dataDir, 'spool'), bytes: spoolBytes });
   return {
     store,
     keyring,
@@ -63,9 +71,22 @@ export async function openServices(config: Config, log: Logger): Promise<Service
     connection,
     recordings,
     webhooks: { queue: webhookQueue, store, keyring },
-    spools: shippedSpoolStores({ endpoint: config.storageEndpoint, workDir: path.join(config.dataDir, 'spool') }),
+    spools,
+    spoolBytes,
+    // The database, Redis, the bucket, and the spool bucket if spools are shipped.
+    async readiness() {
+      const spoolStore = config.spoolUrl ? spools.storeAt(config.spoolUrl) : null;
+      const [database, redis, objects, spool] = await Promise.all([
+        passesInTime(store.ping()),
+        passesInTime(recordings.queue(null).count()),
+        passesInTime(storage.default.exists('.readyz')),
+        spoolStore ? passesInTime(spoolStore.exists('.readyz')) : null,
+      ]);
+      return { database, redis, storage: objects, ...(spool === null ? {} : { spool }) };
+    },
     async close() {
       retentionSchedule.stop();
+      spoolBytes.close();
       await Promise.all([recordings.close(), webhookQueue.close(), maintenance.close()]);
       await store.close();
     },

@@ -38,3 +38,11 @@ test('DRAIN_TIMEOUT_SECONDS defaults to an hour and must be a positive number', 
     expect(() => loadConfig({ DRAIN_TIMEOUT_SECONDS: bad })).toThrow(expect.objectContaining({ code: 'ERR_CONFIG', message: expect.stringMatching(/^DRAIN_TIMEOUT_SECONDS: /) }));
   }
 });
+
+test("WORKER_PORT (callrec worker's /healthz, /readyz, /metrics) defaults to 8081 and must be a port", () => {
+  expect(loadConfig({}).workerPort).toBe(8081);
+  expect(loadConfig({ WORKER_PORT: '9100' }).workerPort).toBe(9100);
+  for (const bad of ['-1', '65536', 'http']) {
+    expect(() => loadConfig({ WORKER_PORT: bad })).toThrow(expect.objectContaining({ code: 'ERR_CONFIG', message: expect.stringMatching(/^WORKER_PORT: /) }));
+  }
+});

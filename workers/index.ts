@@ -1,4 +1,5 @@
 import { Worker, type ConnectionOptions, type Job } from 'bullmq';
+import { errorCode } from '../src/errors.js';
 import type { MediaMetrics } from '../src/metrics.js';
 import { recordingsQueueName, type RecordingJobData } from '../src/queue/recordings.js';
 import { createRecordingProcessor, isLastFailure, recordFailure, type RecordingJobResult, type RecordingProcessorDeps } from './recording.js';
@@ -11,8 +12,8 @@ export interface WorkerOptions {
   concurrency?: number;
   /** A media node's id: it finalizes the spools on its own disk (its own queue), which no other node can. */
   nodeId?: string;
-  /** Where recording jobs are measured (a media node's `/metrics`; `callrec worker` serves none). */
-  metrics?: Pick<MediaMetrics, 'recordingJobs' | 'recordingJobSeconds' | 'encodeRealtimeFactor'>;
+  /** Where recording jobs are measured (the node's `/metrics`). */
+  metrics?: Pick<MediaMetrics, 'recordingJobs' | 'recordingJobSeconds' | 'encodeRealtimeFactor' | 'recordingBucketErrors' | 'recordingJobRetries'>;
 }
 
 /**
@@ -43,7 +44,11 @@ export function startWorkers(deps: RecordingProcessorDeps, opts: WorkerOptions):
     });
     worker.on('failed', (job, err) => {
       if (!job) return;
-      measure(job, isLastFailure(job, err) ? 'failed' : 'retried');
+      const last = isLastFailure(job, err);
+      measure(job, last ? 'failed' : 'retried');
+      if (!last) metrics?.recordingJobRetries.inc({ by: 'backoff' });
+      const code = errorCode(err);
+      if (code === 'ERR_STORAGE_UNREACHABLE' || code === 'ERR_SPOOL_UNREACHABLE') metrics?.recordingBucketErrors.inc({ bucket: code === 'ERR_STORAGE_UNREACHABLE' ? 'storage' : 'spool' });
       const jobLog = log.child({ tenantId: job.data.tenantId, callId: job.data.callId, recordingId: job.data.recordingId });
       jobLog.warn({ jobId: job.id, attempt: job.attemptsMade, err: err.message }, 'recording job failed');
       recordFailure(deps, job, err).catch((e: Error) => jobLog.error({ err: e.message }, 'could not mark recording failed'));

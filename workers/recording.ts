@@ -4,6 +4,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import { UnrecoverableError, type Job } from 'bullmq';
 import { encryptStream } from '../src/crypto/chunked.js';
+import { CallrecError, errorCode } from '../src/errors.js';
 import { newDataKey, wrapForTenant, type MasterKeyring, type WrappedKey } from '../src/crypto/keys.js';
 import { encodeRecording } from '../media/encoders/index.js';
 import type { PcmFile } from '../media/types.js';
@@ -65,13 +66,43 @@ async function* toMono(chunks: AsyncIterable<Int16Array>): AsyncGenerator<Int16A
 }
 
 /** A (stereo) spool as the recording's PCM: mixed down as it is read when the recording is mono. */
-function spoolPcm({ info, read }: SpoolSource, channels: 1 | 2): PcmFile {
+function spoolPcm({ info, read }: Pick<SpoolSource, 'info' | 'read'>, channels: 1 | 2): PcmFile {
   return {
     sampleRate: info.sampleRate,
     channels,
     frames: info.frames,
     read: (start, end) => (channels === 1 ? toMono(read(start, end)) : read(start, end)),
   };
+}
+
+type Outage = 'ERR_STORAGE_UNREACHABLE' | 'ERR_SPOOL_UNREACHABLE';
+
+/**
+ * A bucket's failure as an outage of `where` (refused, timed out, 5xx, denied), which the recovery
+ * sweep retries once that bucket answers again. Our own errors (a bad spool, a missing object, a
+ * key that does not decrypt) pass through: a bucket that answers would not change them.
+ */
+function asOutage(code: Outage, where: string, err: unknown): unknown {
+  if (errorCode(err) !== undefined) return err;
+  return new CallrecError(code, `${code}: ${where} did not answer: ${(err as Error).message}`, { cause: err });
+}
+
+/** Runs a step against a bucket, its failure marked as that bucket's outage (see `asOutage`). */
+async function reaching<T>(code: Outage, where: string, step: () => Promise<T>): Promise<T> {
+  try {
+    return await step();
+  } catch (err) {
+    throw asOutage(code, where, err);
+  }
+}
+
+/** Chunks read from a shipped spool, failures marked as the spool bucket's (the encoder's own stay as they are). */
+async function* fromSpoolBucket(where: string, chunks: AsyncIterable<Int16Array>): AsyncGenerator<Int16Array> {
+  try {
+    yield* chunks;
+  } catch (err) {
+    throw asOutage('ERR_SPOOL_UNREACHABLE', where, err);
+  }
 }
 
 /** Encodes `pcm` into `file` (created or truncated), each chunk at its position. */
@@ -115,7 +146,9 @@ export function createRecordingProcessor(deps: RecordingProcessorDeps) {
     if (!recording || recording.status === 'ready' || recording.status === 'deleted') return null;
     // A spool its node never closed (killed) lost what followed it, until that node was last seen.
     const call = await store.calls.get(recording.tenantId, recording.callId);
-    const source = await openSpoolSource(recording, call?.endedAt ?? null, { keyring, ...deps.spools });
+    const shippedTo = recording.spoolUrl;
+    const open = () => openSpoolSource(recording, call?.endedAt ?? null, { keyring, ...deps.spools });
+    const source = shippedTo === null ? await open() : await reaching('ERR_SPOOL_UNREACHABLE', shippedTo, open);
     // Retrying cannot bring a spool back: fail at once, saying so (`callrec jobs retry` once it is restored).
     if (!source) {
       const where = recording.spoolUrl === null ? "this node's disk" : `this node's disk or ${recording.spoolUrl}`;
@@ -124,7 +157,8 @@ export function createRecordingProcessor(deps: RecordingProcessorDeps) {
     await store.recordings.update(recordingId, { status: 'processing', attempts: job.attemptsMade + 1 });
 
     const { info } = source;
-    const pcm = spoolPcm(source, recording.channels === 1 ? 1 : 2);
+    const read: SpoolSource['read'] = shippedTo === null ? source.read : (start, end) => fromSpoolBucket(shippedTo, source.read(start, end));
+    const pcm = spoolPcm({ info, read }, recording.channels === 1 ? 1 : 2);
     const encoded = `${source.scratch}.${recording.format}`;
     try {
       await encodeToFile(encoded, recording.format, pcm, threads);
@@ -146,11 +180,14 @@ export function createRecordingProcessor(deps: RecordingProcessorDeps) {
     const dataKey = newDataKey();
     const publicKey = (await store.tenants.get(recording.tenantId))?.settings.public_key;
     const wrapped: WrappedKey = typeof publicKey === 'string' ? wrapForTenant(dataKey, publicKey) : keyring.wrap(dataKey);
-    await putPeaks(storage, objectKey, dataKey, wrapped.keyId, await waveformOf(pcm));
-    const plain = createReadStream(encoded);
-    const body = encryptStream(dataKey, { keyId: wrapped.keyId });
-    plain.on('error', (err) => body.destroy(err)).pipe(body);
-    await storage.put(objectKey, body);
+    const peaks = await waveformOf(pcm);
+    await reaching('ERR_STORAGE_UNREACHABLE', storage.url, async () => {
+      await putPeaks(storage, objectKey, dataKey, wrapped.keyId, peaks);
+      const plain = createReadStream(encoded);
+      const body = encryptStream(dataKey, { keyId: wrapped.keyId });
+      plain.on('error', (err) => body.destroy(err)).pipe(body);
+      await storage.put(objectKey, body);
+    });
     const durationMs = Math.round((info.frames * 1000) / info.sampleRate);
     // What the call lost as it ran (full disk, late frames) and what the spool lacks now (a crash).
     const lostSpans = mergeLostSpans(recording.lostSpans, source.lostSpans);
@@ -165,7 +202,6 @@ export function createRecordingProcessor(deps: RecordingProcessorDeps) {
       durationMs,
       error: null,
       readyAt: new Date().toISOString(),
-      spoolPath: null,
       complete: recording.complete && lostSpans.length === 0,
       lostSpans,
     });

@@ -15,7 +15,7 @@ export function passesInTime(check: Promise<unknown>): Promise<boolean> {
  * `passesInTime`; 503 naming those that did not. A draining node answers 503 `draining` without
  * checking anything, so the load balancer stops sending it streams at once.
  */
-export function healthRoutes(app: ApiInstance, { readiness, draining }: ApiDeps): void {
+export function healthRoutes(app: ApiInstance, { readiness, draining }: Pick<ApiDeps, 'readiness' | 'draining'>): void {
   app.get('/healthz', { config: { public: true } }, async () => ({ status: 'ok' }));
 
   app.get('/readyz', { config: { public: true } }, async (request, reply) => {

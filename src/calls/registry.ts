@@ -1,11 +1,21 @@
+import { CallrecError } from '../errors.js';
 import type { CallSession } from './session.js';
+import type { TenantStreams } from './tenant-streams.js';
 
 /** The calls whose provider socket this node holds. */
 export class CallRegistry {
   readonly #calls = new Map<string, CallSession>();
-  /** Calls per tenant, for MAX_STREAMS_PER_TENANT. */
+  /** Calls per tenant on this node, for MAX_STREAMS_PER_TENANT. */
   readonly #perTenant = new Map<string, number>();
+  /** Calls counted in the cluster-wide count, released when they leave. */
+  readonly #counted = new Set<CallSession>();
+  readonly #cluster: TenantStreams | null;
   readonly #idle = new Set<() => void>();
+
+  /** `cluster`: the tenants' streams counted across media nodes; without it, per node only. */
+  constructor(cluster: TenantStreams | null = null) {
+    this.#cluster = cluster;
+  }
 
   static key(tenantId: string, callId: string): string {
     return `${tenantId}\u0000${callId}`;
@@ -33,10 +43,24 @@ export class CallRegistry {
     return true;
   }
 
+  /**
+   * Counts a call this registry holds against its tenant's `cap` across the cluster; rejects
+   * `ERR_TENANT_STREAM_LIMIT` when the tenant's streams on all live nodes reach it.
+   */
+  async admit(tenantId: string, callId: string, session: CallSession, cap: number): Promise<void> {
+    const counted = await this.#cluster?.admit(tenantId, cap);
+    if (counted === false) throw new CallrecError('ERR_TENANT_STREAM_LIMIT', `the tenant holds its ${cap} streams across the cluster (MAX_STREAMS_PER_TENANT)`);
+    if (!counted) return;
+    // The call may have ended while it was being counted.
+    if (this.get(tenantId, callId) === session) this.#counted.add(session);
+    else this.#cluster!.release(tenantId);
+  }
+
   delete(tenantId: string, callId: string, session: CallSession): void {
     const key = CallRegistry.key(tenantId, callId);
     if (this.#calls.get(key) === session) {
       this.#calls.delete(key);
+      if (this.#counted.delete(session)) this.#cluster!.release(tenantId);
       const left = this.countOf(tenantId) - 1;
       if (left > 0) this.#perTenant.set(tenantId, left);
       else this.#perTenant.delete(tenantId);

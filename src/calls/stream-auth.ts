@@ -97,28 +97,32 @@ export interface CallClaim {
 /**
  * Claims the call for `session`: synchronously in this node's registry (throws `ERR_CALL_EXISTS`
  * when another live stream holds it, `ERR_TENANT_STREAM_LIMIT` when the tenant holds its
- * MAX_STREAMS_PER_TENANT on this node), then creates the call row in the background.
+ * MAX_STREAMS_PER_TENANT on this node), then in the background counts it across the cluster
+ * (`created` rejects `ERR_TENANT_STREAM_LIMIT` at the cap) and creates the call row.
  */
 export function claimCall(ctx: ClaimContext, session: CallSession, provider: Provider, start: StreamStart, identity: StreamIdentity): CallClaim {
   const { tenantId, callId, mode } = identity;
   const exists = (when: string) => new CallrecError('ERR_CALL_EXISTS', `call "${callId.slice(0, 64)}" ${when}`);
-  // Per node: the registry is this node's; a cluster-wide cap would need a shared count in Redis.
+  // This node's count first (no round trip), then the cluster's (the registry's, in Redis).
   const { perTenant } = ctx.limits;
   if (ctx.registry.countOf(tenantId) >= perTenant) throw new CallrecError('ERR_TENANT_STREAM_LIMIT', `the tenant holds its ${perTenant} streams on this node (MAX_STREAMS_PER_TENANT)`);
   if (!ctx.registry.add(tenantId, callId, session)) throw exists('is already streaming');
-  const created = ctx.store.calls
-    .create({
-      tenantId,
-      id: callId,
-      agentId: identity.agentId,
-      provider,
-      mode,
-      sampleRate: start.format.sampleRate,
-      legs: mode === 'bridge' ? ['caller', 'agent'] : start.legs,
-      settings: identity.settings,
-      streamId: start.streamId ?? null,
-      nodeId: ctx.nodeId,
-    })
+  const created = ctx.registry
+    .admit(tenantId, callId, session, perTenant)
+    .then(() =>
+      ctx.store.calls.create({
+        tenantId,
+        id: callId,
+        agentId: identity.agentId,
+        provider,
+        mode,
+        sampleRate: start.format.sampleRate,
+        legs: mode === 'bridge' ? ['caller', 'agent'] : start.legs,
+        settings: identity.settings,
+        streamId: start.streamId ?? null,
+        nodeId: ctx.nodeId,
+      }),
+    )
     .then(
       () => {},
       (err: CallrecError) => {

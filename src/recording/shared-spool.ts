@@ -12,6 +12,7 @@ import { openObjectStore } from '../storage/index.js';
 import type { ObjectStore } from '../storage/types.js';
 import type { LostSpan, Recording } from '../store/index.js';
 import { LOST } from './lost-spans.js';
+import type { SpoolBytes } from './spool-bytes.js';
 import { readSpool, readSpoolInfo, SpoolWriter, type SpoolInfo, type SpoolObserver, type SpoolWriterOptions } from './spool.js';
 
 /*
@@ -380,14 +381,43 @@ export class SpoolOpener {
   }
 }
 
-/** Shipped spools' stores, opened once per `spool_url` (SDK clients keep connection pools worth reusing). */
-export function shippedSpoolStores(opts: { endpoint: string | undefined; workDir: string }): Omit<SpoolSourceOptions, 'keyring'> {
+const SEGMENT_NAME = /\/seg-\d+\.pcm\.enc$/;
+
+/** `store`, with the size of every segment put into it added to `bytes`, and of every one deleted taken off. */
+function countingSegments(store: ObjectStore, bytes: SpoolBytes): ObjectStore {
+  return {
+    url: store.url,
+    get: (key, range) => store.get(key, range),
+    size: (key) => store.size(key),
+    exists: (key) => store.exists(key),
+    async put(key, body) {
+      const put = await store.put(key, body);
+      if (SEGMENT_NAME.test(key)) bytes.add(put.size);
+      return put;
+    },
+    async delete(key) {
+      const size = SEGMENT_NAME.test(key) ? await store.size(key) : null;
+      await store.delete(key);
+      if (size !== null) bytes.add(-size);
+    },
+  };
+}
+
+/**
+ * Shipped spools' stores, opened once per `spool_url` (SDK clients keep connection pools worth
+ * reusing); with `bytes`, the segments they hold are counted there.
+ */
+export function shippedSpoolStores(opts: { endpoint: string | undefined; workDir: string; bytes?: SpoolBytes }): Omit<SpoolSourceOptions, 'keyring'> {
   const open = new Map<string, ObjectStore>();
   return {
     workDir: opts.workDir,
     storeAt(url) {
       let store = open.get(url);
-      if (!store) open.set(url, (store = openObjectStore(url, { endpoint: opts.endpoint })));
+      if (!store) {
+        store = openObjectStore(url, { endpoint: opts.endpoint });
+        if (opts.bytes) store = countingSegments(store, opts.bytes);
+        open.set(url, store);
+      }
       return store;
     },
   };

@@ -18,6 +18,10 @@ export interface Recording {
   format: RecordingFormat;
   channels: number;
   sampleRate: number;
+  /**
+   * The spool file on its media node's disk, kept once the recording is stored: a node finding a
+   * file there that a stored recording names knows it is a leftover (finalized elsewhere).
+   */
   spoolPath: string | null;
   objectKey: string | null;
   storageUrl: string | null;
@@ -198,6 +202,12 @@ export class RecordingRepository {
 
   async getByCall(tenantId: string, callId: string): Promise<Recording | null> {
     const row = await this.#db.selectFrom('recordings').selectAll().where('tenant_id', '=', tenantId).where('call_id', '=', callId).executeTakeFirst();
+    return row ? toRecording(row) : null;
+  }
+
+  /** The recording whose spool is (or was) the file `spoolPath`. */
+  async getBySpoolPath(spoolPath: string): Promise<Recording | null> {
+    const row = await this.#db.selectFrom('recordings').selectAll().where('spool_path', '=', spoolPath).executeTakeFirst();
     return row ? toRecording(row) : null;
   }
 

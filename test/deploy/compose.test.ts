@@ -68,12 +68,12 @@ describe('docker-compose.yml', () => {
     expect(seconds(services.worker.stop_grace_period)).toBeGreaterThanOrEqual(60);
   });
 
-  test('long-running services have healthchecks; the worker, which serves no HTTP, says it has none', () => {
-    for (const name of ['media-1', 'media-2', 'proxy', 'postgres', 'redis', 'minio']) {
+  test('long-running services have healthchecks; the worker\'s asks its own listener (WORKER_PORT)', () => {
+    for (const name of ['media-1', 'media-2', 'worker', 'proxy', 'postgres', 'redis', 'minio']) {
       expect([name, services[name].healthcheck?.test?.[0]]).toEqual([name, 'CMD']);
     }
     for (const name of MEDIA) expect(services[name].healthcheck.test.join(' ')).toContain('/healthz');
-    expect(services.worker.healthcheck).toEqual({ disable: true });
+    expect(services.worker.healthcheck.test.join(' ')).toContain('http://127.0.0.1:8081/healthz');
   });
 
   test('services wait only for services that exist, and for the health they report', () => {

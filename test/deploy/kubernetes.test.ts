@@ -1,5 +1,6 @@
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
+import { loadConfig } from '../../src/config.js';
 import { FINALIZE_MARGIN_SECONDS, ROOT, readText, readYaml, readYamlDocuments } from './files.js';
 
 const DIR = 'deploy/k8s';
@@ -64,6 +65,16 @@ describe('deploy/k8s', () => {
     const mount = container.volumeMounts.find((m: any) => m.mountPath === dataDir);
     const volume = mediaPod.spec.volumes.find((v: any) => v.name === mount.name);
     expect(volume.emptyDir).toBeDefined();
+  });
+
+  test('worker pods: ready by /readyz, alive by /healthz, scraped, all on WORKER_PORT (8081 by default)', () => {
+    const { template } = worker.spec;
+    const [container] = template.spec.containers;
+    expect(container.ports).toEqual([{ name: 'http', containerPort: 8081 }]);
+    expect(container.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'http' });
+    expect(container.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'http' });
+    expect(template.metadata.annotations).toEqual({ 'prometheus.io/scrape': 'true', 'prometheus.io/port': '8081', 'prometheus.io/path': '/metrics' });
+    expect(loadConfig({}).workerPort).toBe(8081);
   });
 
   test('terminationGracePeriodSeconds is DRAIN_TIMEOUT_SECONDS plus the finalize margin', () => {

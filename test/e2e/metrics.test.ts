@@ -72,6 +72,10 @@ test('/metrics exposes the operator series, and they move as a call is recorded'
   expect(value(after, 'callrec_spool_bytes')).toBe(0);
   expect(value(after, 'callrec_recordings{status="ready"}')).toBe(1);
   expect(value(after, 'callrec_spool_upload_retries_total')).toBe(0);
+  // Nothing failed, nothing was retried, nothing is shipped (no SPOOL_URL).
+  for (const bucket of ['storage', 'spool']) expect(value(after, `callrec_recording_bucket_errors_total{bucket="${bucket}"}`)).toBe(0);
+  for (const by of ['backoff', 'sweep']) expect(value(after, `callrec_recording_job_retries_total{by="${by}"}`)).toBe(0);
+  expect(value(after, 'callrec_spool_bytes_in_storage')).toBe(0);
 
   // Every line about the call, on the media path and in its recording job, names the call and its tenant.
   const callLines = logLines.filter((line) => JSON.stringify(line).includes(callId) || line.recordingId === recording.id);

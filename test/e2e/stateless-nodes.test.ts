@@ -121,3 +121,62 @@ test('kill -9 of a media node mid-call, its disk gone: every call is recovered w
     await fs.rm(dataDir, { recursive: true, force: true });
   }
 }, 120_000);
+
+/** `/metrics` of a node (a media node, or a worker's listener): each sample's value by its series. */
+async function scrape(url: string): Promise<Map<string, number>> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  return new Map([...text.matchAll(/^([a-z_]+(?:\{[^}]*\})?) (\S+)$/gm)].map((m) => [m[1], Number(m[2])]));
+}
+
+/** Bytes of shipped segments in the spool bucket. */
+async function segmentBytes(): Promise<number> {
+  const entries = await fs.readdir(spoolDir, { recursive: true, withFileTypes: true });
+  const sizes = await Promise.all(entries.filter((e) => e.isFile() && e.name.endsWith('.pcm.enc')).map(async (e) => (await fs.stat(path.join(e.parentPath, e.name))).size));
+  return sizes.reduce((a, b) => a + b, 0);
+}
+
+test('a node killed mid-call and restarted on the same disk deletes its local copies of the spools finalized elsewhere; the worker serves its metrics and readiness', async () => {
+  // Its disk survives the restart, but no other node sees it at its DATA_DIR.
+  const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'callrec-stateless-restart-'));
+  const disk = await fs.mkdtemp(path.join(os.tmpdir(), 'callrec-stateless-disk-'));
+  const node = { dataDir, privateDisk: true, disk, env: spoolEnv };
+  let media = await startServerProcess(primary, node);
+  try {
+    expect(await (await fetch(`${worker.url}/readyz`)).json()).toEqual({ status: 'ok', checks: { database: true, redis: true, storage: true } });
+    const ids = Array.from({ length: 2 }, () => uniqueCallId('restarted'));
+    const calls = ids.map((callId) => replayFixture(fixture, { url: `${media.wsUrl}/media/twilio`, agentId: 'support', token: primary.key, callId, speed: 'realtime' }).catch(() => null));
+    const spoolPaths: string[] = [];
+    for (const callId of ids) {
+      await until(`call ${callId} shipped two segments`, async () => {
+        const recording = await primary.server.store.recordings.getByCall(primary.tenantId, callId);
+        return recording?.spoolPath ? fs.stat(path.join(spoolDir, spoolObjects.segment(spoolIdOf(recording.spoolPath), 2))).then(() => true, () => false) : false;
+      });
+      spoolPaths.push((await primary.server.store.recordings.getByCall(primary.tenantId, callId))!.spoolPath!);
+    }
+    await media.kill();
+    await Promise.all(calls);
+    // What the dead node shipped is in the bucket until it is finalized, and the cluster-wide gauge says how much.
+    const inBucket = await segmentBytes();
+    expect(inBucket).toBeGreaterThan(0);
+    expect((await scrape(worker.url)).get('callrec_spool_bytes_in_storage')).toBe(inBucket);
+
+    // Another node notices (heartbeats) and the worker finalizes from the bucket; the dead node's disk still holds its copies.
+    for (const callId of ids) expect(await primary.recording(callId, 60_000)).toMatchObject({ status: 'ready', complete: false });
+    const onDisk = spoolPaths.map((file) => path.join(disk, path.relative(dataDir, file)));
+    for (const file of onDisk) await expect(fs.stat(file)).resolves.toBeTruthy();
+    await until('the shipped spools are deleted', async () => (await bucketFiles()).length === 0);
+    const worked = await scrape(worker.url);
+    expect(worked.get('callrec_spool_bytes_in_storage')).toBe(0);
+    expect(worked.get('callrec_recording_jobs_total{outcome="ready"}')).toBeGreaterThanOrEqual(2);
+    expect(worked.get('callrec_recording_job_retries_total{by="backoff"}')).toBe(0);
+
+    // Back on the same disk: its start-up recovery finds the files, named by stored recordings, and deletes them.
+    media = await startServerProcess(primary, node);
+    for (const file of onDisk) await expect(fs.stat(file)).rejects.toMatchObject({ code: 'ENOENT' });
+    expect(await fs.readdir(path.join(disk, 'spool'))).toEqual([]);
+  } finally {
+    await media.close();
+    await fs.rm(dataDir, { recursive: true, force: true });
+    await fs.rm(disk, { recursive: true, force: true });
+  }
+}, 120_000);

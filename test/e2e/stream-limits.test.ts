@@ -2,7 +2,7 @@ import path from 'node:path';
 import WebSocket from 'ws';
 import { readFixture, type Fixture } from '../../src/replay/fixture.js';
 import { replayFixture } from '../../src/replay/client.js';
-import { startTestServer, uniqueCallId, type TestServer } from '../helpers/server.js';
+import { startServerProcess, startTestServer, uniqueCallId, type TestServer } from '../helpers/server.js';
 
 // Issue 13, cases 1, 2 and 8: the media endpoints' limits (README "Limits"), set low here so
 // misbehaving sockets hit them quickly; each test waits for the server's answer, not for a time.
@@ -55,7 +55,7 @@ interface Stream {
 }
 
 /** An open Twilio stream (the upgrade accepted). */
-async function open(ts: TestServer): Promise<Stream> {
+async function open(ts: { wsUrl: string }): Promise<Stream> {
   const ws = new WebSocket(`${ts.wsUrl}/media/twilio`);
   const closed = new Promise<{ code: number; reason: string }>((resolve) => ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })));
   ws.on('error', () => {});
@@ -151,6 +151,61 @@ describe('caps on streams', () => {
     for (const callId of ids.slice(0, 2)) expect((await capped.recording(callId)).status).toBe('ready');
     expect(await metric(capped, 'callrec_stream_limit_total', 'limit="ERR_TENANT_STREAM_LIMIT"')).toBe(1);
   });
+});
+
+describe('MAX_STREAMS_PER_TENANT across media nodes', () => {
+  test("counts the tenant's streams on every live node, and a dead node's no longer once its heartbeat expires", async () => {
+    const env = { MAX_STREAMS_PER_TENANT: '2' };
+    const first = await startTestServer({ db: 'postgres', env });
+    await first.agent(AGENT, { enabled: true, auto_record: true, consent_prompt: false, format: 'wav' });
+    const second = await startServerProcess(first, { env });
+    const isLive = async (callId: string) => (await first.server.store.calls.get(first.tenantId, callId)) !== null;
+    const streams: Stream[] = [];
+    try {
+      // One stream on each node: the tenant is at its cap across the cluster, at one on each node.
+      const [a, b] = [uniqueCallId('cluster'), uniqueCallId('cluster')];
+      streams.push(await open(first), await open(second));
+      streams[0].ws.send(start(first, a));
+      streams[1].ws.send(start(first, b));
+      while (!(await isLive(a)) || !(await isLive(b))) await new Promise((resolve) => setTimeout(resolve, 20));
+      const refused = await open(first);
+      const c = uniqueCallId('cluster');
+      refused.ws.send(start(first, c));
+      const { code, reason } = await refused.closed;
+      expect(code).toBe(1013);
+      expect(reason).toMatch(/^ERR_TENANT_STREAM_LIMIT: .*across the cluster \(MAX_STREAMS_PER_TENANT\)/);
+      expect(await isLive(c)).toBe(false);
+      expect(await metric(first, 'callrec_stream_limit_total', 'limit="ERR_TENANT_STREAM_LIMIT"')).toBe(1);
+
+      // The second node dies holding its stream: refused until its heartbeat expires (15 s), then admitted.
+      await second.kill();
+      const killedAt = Date.now();
+      let refusals = 0;
+      for (;;) {
+        const attempt = await open(first);
+        const callId = uniqueCallId('cluster');
+        attempt.ws.send(start(first, callId));
+        const outcome = await Promise.race([attempt.closed.then(({ code }) => code), (async () => {
+          while (!(await isLive(callId))) await new Promise((resolve) => setTimeout(resolve, 20));
+          return 'admitted' as const;
+        })()]);
+        if (outcome === 'admitted') {
+          streams.push(attempt);
+          break;
+        }
+        expect(outcome).toBe(1013);
+        refusals++;
+        expect(Date.now() - killedAt).toBeLessThan(30_000);
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+      }
+      expect(refusals).toBeGreaterThan(0);
+    } finally {
+      for (const { ws } of streams) ws.close();
+      await drained(first);
+      await second.close();
+      await first.close();
+    }
+  }, 60_000);
 });
 
 describe('live streams', () => {

@@ -119,6 +119,7 @@ export async function readyCall(ts: TestServer, audio = Buffer.from('audio')): P
 
 /** A callrec node in a process of its own (`callrec serve` or `worker` run from source), joined to `cluster`. */
 export interface ServerProcess {
+  /** `http://…` of its listener: a media node's API, or a worker's `/healthz`, `/readyz` and `/metrics`. */
   url: string;
   /** `ws://…` base for the media endpoints. */
   wsUrl: string;
@@ -144,6 +145,11 @@ export interface ServerProcessOptions {
    * namespace, so nodes started with the same path see different files, as two hosts or pods do.
    */
   privateDisk?: boolean;
+  /**
+   * With `privateDisk`: the disk is this host directory, bind-mounted at `dataDir` instead of a
+   * tmpfs, so a node restarted with it finds what it left, while no other process sees it at `dataDir`.
+   */
+  disk?: string;
   /** More environment (`SPOOL_URL`…) and command-line arguments (`--no-workers`). */
   env?: Record<string, string>;
   args?: string[];
@@ -161,6 +167,8 @@ export async function startServerProcess(join: TestServer, opts: ServerProcessOp
   const env = {
     ...process.env,
     PORT: String(port),
+    // A worker node listens on WORKER_PORT (`/healthz`, `/readyz`, `/metrics`), a media node on PORT.
+    WORKER_PORT: String(port),
     HOST: '127.0.0.1',
     DATA_DIR: dataDir,
     DATABASE_URL: join.cluster.databaseUrl,
@@ -169,21 +177,22 @@ export async function startServerProcess(join: TestServer, opts: ServerProcessOp
     CALLREC_MASTER_KEY: join.cluster.masterKey,
     LOG_LEVEL: 'warn',
     STREAM_AUDIO_LEAD_SECONDS: '86400',
+    ...(opts.disk ? { CALLREC_TEST_DISK: opts.disk } : {}),
     ...opts.env,
   };
   const cli = path.join(import.meta.dirname, '../../src/cli.ts');
   const node = [process.execPath, '--import', 'tsx', cli, opts.command ?? 'serve', ...(opts.args ?? [])];
   // unshare(1) gives the shell a mount namespace of its own; the tmpfs it mounts is seen by no other process.
   const argv = opts.privateDisk
-    ? ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', 'mount -t tmpfs tmpfs "$DATA_DIR" && exec "$@"', 'sh', ...node]
+    ? ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', `${opts.disk ? 'mount --bind "$CALLREC_TEST_DISK"' : 'mount -t tmpfs tmpfs'} "$DATA_DIR" && exec "$@"`, 'sh', ...node]
     : node;
   const child = spawn(argv[0], argv.slice(1), { env, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const exited = once(child, 'exit');
   const url = `http://127.0.0.1:${port}`;
-  // A worker serves no HTTP: started is enough; a media node is ready once it answers.
-  for (let tries = 0; opts.command !== 'worker'; tries++) {
+  // Started once it answers (a worker on its small listener).
+  for (let tries = 0; ; tries++) {
     if (child.exitCode !== null) throw new Error(`callrec node exited: ${stderr}`);
     if (await fetch(`${url}/healthz`).then((r) => r.ok, () => false)) break;
     if (tries > 300) throw new Error(`callrec node did not start: ${stderr}`);

@@ -1,0 +1,37 @@
+import Fastify, { LogController } from 'fastify';
+import { healthRoutes } from './api/health.js';
+import type { TypeBoxProvider } from './api/typebox.js';
+import type { Logger } from './log.js';
+import type { MediaMetrics } from './metrics.js';
+import type { NodeGauges } from './node-gauges.js';
+
+export interface WorkerHttpOptions {
+  host: string;
+  /** `WORKER_PORT`; 0 picks a free one. */
+  port: number;
+  log: Logger;
+  metrics: MediaMetrics;
+  gauges: NodeGauges;
+  /** `/readyz`'s checks (the same as a media node's: what the workers need). */
+  readiness(): Promise<Record<string, boolean>>;
+  /** True once the worker is stopping: `/readyz` answers 503 `draining`. */
+  draining(): boolean;
+}
+
+/**
+ * `callrec worker`'s small HTTP listener: `/healthz`, `/readyz` and `/metrics` as a media node
+ * serves them (unauthenticated: keep the port on the internal network), so a worker is probed
+ * and scraped like one.
+ */
+export async function startWorkerHttp(opts: WorkerHttpOptions): Promise<{ url: string; close(): Promise<void> }> {
+  const app = Fastify({ loggerInstance: opts.log, logController: new LogController({ disableRequestLogging: true }), forceCloseConnections: true });
+  await app.register(async (scope) => healthRoutes(scope.withTypeProvider<TypeBoxProvider>(), { readiness: opts.readiness, draining: opts.draining }));
+  app.get('/metrics', async (_request, reply) => {
+    reply.type(opts.metrics.registry.contentType);
+    return opts.gauges.scrape();
+  });
+  await app.listen({ port: opts.port, host: opts.host });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : opts.port;
+  return { url: `http://${opts.host === '0.0.0.0' ? '127.0.0.1' : opts.host}:${port}`, close: () => app.close() };
+}
