@@ -284,7 +284,7 @@ export class CallSession extends StateMachine<SessionState> {
     const { claim } = claimed;
     const { identity } = claim;
     const ctx = this.#ctx;
-    const clock = new StreamClock(start.format);
+    const clock = new StreamClock(start.format, ctx.limits.audioLeadMs);
     const send = (message: WireMessage) => this.#sendToProvider(message.data, message.binary);
     const gate = new ConsentGate({
       ...ctx,
