@@ -1,5 +1,6 @@
 import { WebSocket, type RawData } from 'ws';
 import type { BufferPool } from '../../media/buffer-pool.js';
+import type { AuthFailures } from '../auth/failures.js';
 import { RuntimeLink } from '../bridge/runtime.js';
 import { ConsentGate } from '../consent/gate.js';
 import type { HeldMessage } from '../consent/hold.js';
@@ -8,7 +9,7 @@ import type { StreamLimits } from '../config.js';
 import { CallrecError, closeReason, errorCode, wsCloseCode, type ErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { MediaMetrics } from '../metrics.js';
-import type { ProviderAdapter, ProviderEvent, StreamStart, UpgradeInfo, WireMessage } from '../protocols/types.js';
+import type { ProviderAdapter, ProviderEvent, StreamStart, WireMessage } from '../protocols/types.js';
 import type { RecordingJobData } from '../queue/recordings.js';
 import type { Store } from '../store/index.js';
 import { StreamClock } from './clock.js';
@@ -17,7 +18,7 @@ import { StateMachine, type Transitions } from './machine.js';
 import { CallRecorder } from './recorder.js';
 import type { SpoolOpener } from '../recording/shared-spool.js';
 import type { CallRegistry } from './registry.js';
-import { authenticateStream, claimCall, type CallClaim } from './stream-auth.js';
+import { authenticateStream, claimCall, type CallClaim, type StreamUpgrade } from './stream-auth.js';
 
 /** What a call session needs from the node it runs on. */
 export interface MediaContext {
@@ -38,6 +39,8 @@ export interface MediaContext {
   /** The node's pool of call buffers (see `BufferPool`). */
   buffers: BufferPool;
   limits: StreamLimits;
+  /** Failed authentications per client address, shared with the HTTP API (AUTH_FAILURES_PER_IP). */
+  authFailures: AuthFailures;
 }
 
 /** The provider's socket as a session uses it: a `ws` WebSocket (a fake one in unit tests). */
@@ -56,7 +59,7 @@ export interface ProviderSocket {
 export const MAX_MESSAGE_BYTES = 64 * 1024;
 
 /** Codes that say a stream hit one of the media endpoints' limits: counted in `/metrics` by code. */
-const LIMIT_CODES: ReadonlySet<ErrorCode> = new Set(['ERR_AUTH_TIMEOUT', 'ERR_PRESTART_LIMIT', 'ERR_TENANT_STREAM_LIMIT', 'ERR_STREAM_IDLE']);
+const LIMIT_CODES: ReadonlySet<ErrorCode> = new Set(['ERR_AUTH_TIMEOUT', 'ERR_PRESTART_LIMIT', 'ERR_TENANT_STREAM_LIMIT', 'ERR_STREAM_IDLE', 'ERR_RATE_LIMITED']);
 
 /** Provider messages kept for the runtime (which must see them first) and for after set-up. */
 interface Opening {
@@ -106,7 +109,7 @@ const TRANSITIONS: Transitions<SessionState> = {
 export class CallSession extends StateMachine<SessionState> {
   readonly #ws: ProviderSocket;
   readonly #adapter: ProviderAdapter;
-  readonly #upgrade: UpgradeInfo;
+  readonly #upgrade: StreamUpgrade;
   readonly #ctx: MediaContext;
   #log: Logger;
   /** Provider messages since the stream went live, and media frames not yet added to the metrics. */
@@ -121,7 +124,7 @@ export class CallSession extends StateMachine<SessionState> {
   readonly ended: Promise<void>;
   #resolveEnded!: () => void;
 
-  constructor(ws: ProviderSocket, adapter: ProviderAdapter, upgrade: UpgradeInfo, ctx: MediaContext) {
+  constructor(ws: ProviderSocket, adapter: ProviderAdapter, upgrade: StreamUpgrade, ctx: MediaContext) {
     const authDeadline = setTimeout(() => this.#fail(new CallrecError('ERR_AUTH_TIMEOUT', `no valid start within ${ctx.limits.authTimeoutMs / 1000} s`)), ctx.limits.authTimeoutMs);
     authDeadline.unref();
     super({ status: 'connecting', connected: [], authDeadline }, TRANSITIONS);
@@ -264,7 +267,7 @@ export class CallSession extends StateMachine<SessionState> {
   /** Authenticates the stream, claims its call, and goes live once the call row exists. */
   async #setUp(authenticating: Extract<SessionState, { status: 'authenticating' }>, start: StreamStart): Promise<void> {
     try {
-      const identity = await authenticateStream(this.#ctx.store, this.#upgrade, start);
+      const identity = await authenticateStream(this.#ctx, this.#upgrade, start);
       if (this.state !== authenticating) return;
       const claim = claimCall(this.#ctx, this, this.#adapter.provider, start, identity);
       const { tenantId, callId, agentId, mode } = identity;
