@@ -60,10 +60,10 @@ export interface Child {
   stop(graceMs?: number): Promise<void>;
 }
 
-/** Starts a Node script as a child with an IPC channel (structured clone, so typed arrays pass). */
-export function startChild(script: string, args: string[], env: Record<string, string>): Child {
+/** Starts a Node script as a child with an IPC channel (structured clone, so typed arrays pass); `execArgv` as Node's (`--import tsx`). */
+export function startChild(script: string, args: string[], env: Record<string, string>, execArgv?: string[]): Child {
   installExitHook();
-  const child = fork(script, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'advanced' });
+  const child = fork(script, args, { env: { ...process.env, ...env }, execArgv, stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'advanced' });
   children.add(child);
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
