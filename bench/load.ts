@@ -34,9 +34,14 @@ function linearToUlaw(sample: number): number {
   return ~(sign | (exponent << 4) | mantissa) & 0xff;
 }
 
+/** The μ-law payload (base64) every call sends on both tracks at `tick`: what its recording must hold there. */
+export function payloadAt(tick: number): string {
+  return PAYLOADS[tick % PAYLOADS.length];
+}
+
 /** Twilio's media message for one track at one tick (`chunk` counts from 1 per track). */
 export function mediaMessage(track: 'inbound' | 'outbound', tick: number, sequence: number): string {
-  return `{"event":"media","sequenceNumber":"${sequence}","media":{"track":"${track}","chunk":"${tick + 1}","timestamp":"${tick * FRAME_MS}","payload":"${PAYLOADS[tick % PAYLOADS.length]}"},"streamSid":"MZbench"}`;
+  return `{"event":"media","sequenceNumber":"${sequence}","media":{"track":"${track}","chunk":"${tick + 1}","timestamp":"${tick * FRAME_MS}","payload":"${payloadAt(tick)}"},"streamSid":"MZbench"}`;
 }
 
 export function startMessages(callId: string, tracks: string[], params: Record<string, string>): string[] {
@@ -167,7 +172,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
     ws.send('{"event":"stop","sequenceNumber":"0","streamSid":"MZbench"}');
     ws.close(1000);
   }
-  const closeCodes = await Promise.race([Promise.all(closed), sleep(15_000).then(() => sockets.map((ws) => (ws.terminate(), 1006)))]);
+  const closeCodes = await Promise.race([Promise.all(closed), sleep(15_000, null, { ref: false }).then(() => sockets.map((ws) => (ws.terminate(), 1006)))]);
   return { ticks, framesSent, lateTicks, sendTimes, closeCodes };
 }
 
