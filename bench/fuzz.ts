@@ -56,6 +56,8 @@ const FIXTURE_NAMES = ['twilio-fork-tones', 'twilio-connect-caller', 'twilio-spe
 const PROVIDERS = ['twilio', 'telnyx', 'vonage'] as const;
 const NEIGHBOUR = { tenantId: 'default', agentId: 'neighbour', scopes: ['media:stream', 'recordings:read'], settings: { enabled: true, auto_record: true, consent_prompt: false, dual_channel: true, format: 'wav' } } as const;
 const TARGET = { tenantId: 'fuzz', agentId: 'fuzz-target', scopes: ['admin'], settings: { enabled: true, auto_record: true, consent_prompt: false, dual_channel: true, format: 'wav' } } as const;
+/** Streams for this agent go through the consent gate (a prompt, then a digit). */
+const CONSENTING = { ...TARGET, agentId: 'fuzz-consent', settings: { enabled: true, auto_record: true, consent_mode: 'two_party', consent_timeout_seconds: 1 } } as const;
 /** How long a stream case waits for the node to close it after its last message, ms. */
 const LINGER_MS = 300;
 const HTTP_TIMEOUT_MS = 15_000;
@@ -68,16 +70,20 @@ function caseRandom(seed: number, n: number): Random {
   return rng(Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(n + 1, 0xc2b2ae35));
 }
 
+const callIdOf = (seed: number, n: number) => `fuzz-${(seed >>> 0).toString(16)}-${n}`;
+
 function buildCase(seed: number, n: number, fixtures: Map<string, Fixture>, doc: OpenApiDocument, key: string): Case {
   const random = caseRandom(seed, n);
-  if (random() < 0.4) return { kind: 'http', request: httpRequest(doc, key, random) };
+  // The calls of the cases just before this one: HTTP cases act on them (control, recordings).
+  const recentCalls = Array.from({ length: Math.min(n, 8) }, (_, k) => callIdOf(seed, n - 1 - k));
+  if (random() < 0.4) return { kind: 'http', request: httpRequest(doc, key, random, recentCalls) };
   const name = pick(random, FIXTURE_NAMES);
   const fixture = fixtures.get(name)!;
   const provider = fixture.meta.provider;
   const count = between(random, 2, Math.min(fixture.messages.length, 150));
   const start = fixture.messages.findIndex((m) => isStart(provider, m));
-  const callId = `fuzz-${(seed >>> 0).toString(16)}-${n}`;
-  const messages = fixture.messages.slice(0, Math.max(count, start + 1)).map((m, i) => (i === start ? { ...m, data: rewriteStart(provider, m.data as string, { agentId: TARGET.agentId, token: key, callId }) } : m));
+  const agentId = random() < 0.2 ? CONSENTING.agentId : TARGET.agentId;
+  const messages = fixture.messages.slice(0, Math.max(count, start + 1)).map((m, i) => (i === start ? { ...m, data: rewriteStart(provider, m.data as string, { agentId, token: key, callId: callIdOf(seed, n) }) } : m));
   const mutated = mutateStream(messages, start, random);
   // Now and then a capture goes to another provider's endpoint.
   return { kind: 'stream', provider: random() < 0.1 ? pick(random, PROVIDERS) : provider, fixture: name, mutations: mutated.names, messages: mutated.messages };
@@ -188,6 +194,7 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
   let node: Callrec | null = null;
   try {
     const [neighbourKey, key] = [await provision(data.env.DATABASE_URL, { ...NEIGHBOUR, scopes: [...NEIGHBOUR.scopes] }), await provision(data.env.DATABASE_URL, { ...TARGET, scopes: [...TARGET.scopes] })];
+    await provision(data.env.DATABASE_URL, { ...CONSENTING, scopes: [...CONSENTING.scopes] });
     const fixtures = new Map(await Promise.all(FIXTURE_NAMES.map(async (name) => [name, await readFixture(path.join(FIXTURES, `${name}.jsonl`))] as const)));
     node = await startCallrec(env, true);
     const live = node;

@@ -176,8 +176,11 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   return { ticks, framesSent, lateTicks, sendTimes, closeCodes };
 }
 
-/** Streams one call as fast as the socket drains (the frames' timestamps carry the timing); resolves at hang-up. */
-export async function blastCall(opts: { url: string; callId: string; seconds: number; params: Record<string, string>; beforeFrames?: () => Promise<void> }): Promise<{ hungUpAt: number; closed: Promise<number> }> {
+/**
+ * Streams one call as fast as the socket drains (the frames' timestamps carry the timing); resolves
+ * at hang-up: after `seconds` of audio, or as soon as `signal` aborts.
+ */
+export async function blastCall(opts: { url: string; callId: string; seconds: number; params: Record<string, string>; beforeFrames?: () => Promise<void>; signal?: AbortSignal }): Promise<{ hungUpAt: number; closed: Promise<number> }> {
   const ws = new WebSocket(opts.url, { perMessageDeflate: false });
   await once(ws, 'open');
   ws.on('error', () => {});
@@ -185,13 +188,13 @@ export async function blastCall(opts: { url: string; callId: string; seconds: nu
   for (const m of startMessages(opts.callId, ['inbound', 'outbound'], opts.params)) ws.send(m);
   await opts.beforeFrames?.();
   const ticks = Math.round((opts.seconds * 1000) / FRAME_MS);
-  for (let tick = 0; tick < ticks; tick++) {
+  for (let tick = 0; tick < ticks && !opts.signal?.aborted && ws.readyState === WebSocket.OPEN; tick++) {
     ws.send(mediaMessage('inbound', tick, 2 + tick * 2));
     ws.send(mediaMessage('outbound', tick, 3 + tick * 2));
     // Let the socket drain rather than queue the whole call in memory.
-    if (ws.bufferedAmount > 1 << 20) while (ws.bufferedAmount > 1 << 18) await sleep(1);
+    if (ws.bufferedAmount > 1 << 20) while (ws.bufferedAmount > 1 << 18 && ws.readyState === WebSocket.OPEN) await sleep(1);
   }
-  while (ws.bufferedAmount > 0) await sleep(1);
+  while (ws.bufferedAmount > 0 && ws.readyState === WebSocket.OPEN) await sleep(1);
   const hungUpAt = performance.now();
   ws.send('{"event":"stop","sequenceNumber":"0","streamSid":"MZbench"}');
   ws.close(1000);

@@ -17,6 +17,9 @@ const ODD_VALUES: readonly unknown[] = [
   '😀'.repeat(40), 'é\u0301', '\u202eevil', '../..', '%00', '<script>', 'x'.repeat(5000),
 ];
 
+/** Stream parameters: odd values, and ordinary ones that change the path a stream takes (a bridge to a runtime that is not there). */
+const PARAMETER_VALUES: readonly unknown[] = [...ODD_VALUES, 'ws://127.0.0.1:9/runtime', 'bridge', 'fork', 'true', 'false', 'audio/l16;rate=8000', 'audio/x-alaw', 48000, 8000];
+
 /** Splices for text: JSON punctuation, escapes, keys providers use. */
 const INTERESTING = ['"', '\\', '{', '}', '[', ']', ':', ',', ' ', '\n', '0', '7', '-', '.', 'e', '=', 'u', 'n', '\u0001', '\u00c3', 'A', '"media"', '"event":"media",', '"track":"inbound",', '"timestamp":"1",', 'null', 'true', '\\u0065', '1e3'];
 
@@ -176,7 +179,7 @@ export const STREAM_MUTATIONS: Record<string, StreamMutation> = {
   parameters(messages, start, random) {
     return replaceAt(messages, start, editJson(messages[start], random, (json, paths) => {
       const named = paths.filter((p) => ['agent_id', 'token', 'call_id', 'mode', 'agent_url', 'bidirectional', 'sampleRate', 'sample_rate', 'encoding', 'content-type'].includes(String(p.at(-1))));
-      if (named.length) setAt(json, pick(random, named), pick(random, ODD_VALUES));
+      if (named.length) setAt(json, pick(random, named), pick(random, PARAMETER_VALUES));
     }));
   },
 };
@@ -256,13 +259,13 @@ export interface FuzzRequest {
   documented: string[];
 }
 
-/** A request to a random route of the document, with or without a valid key, any part of it mutated. */
-export function httpRequest(doc: OpenApiDocument, key: string, random: Random): FuzzRequest {
+/** A request to a random route of the document, with or without a valid key, any part of it mutated; `ids` are more path ids to try (calls that exist). */
+export function httpRequest(doc: OpenApiDocument, key: string, random: Random, ids: readonly string[] = []): FuzzRequest {
   const routes = Object.entries(doc.paths).flatMap(([path, ops]) => Object.entries(ops).map(([method, op]) => ({ path, method: method.toUpperCase(), op })));
   const { path: template, method: declared, op } = pick(random, routes);
   const method = random() < 0.9 ? declared : pick(random, ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'HEAD']);
   const params = op.parameters ?? [];
-  const path = template.replace(/\{([^}]+)\}/g, () => pick(random, IDS));
+  const path = template.replace(/\{([^}]+)\}/g, () => (ids.length && random() < 0.4 ? pick(random, ids) : pick(random, IDS)));
   const query = new URLSearchParams();
   for (const p of params.filter((p) => p.in === 'query')) {
     if (random() < 0.5) query.append(p.name, random() < 0.6 ? String(fromSchema(p.schema, random)) : String(pick(random, ODD_VALUES)));

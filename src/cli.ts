@@ -184,6 +184,17 @@ program
     if (report.failures.length > 0) process.exitCode = 1;
   });
 
+program
+  .command('soak')
+  .description('soak test: starts callrec as a child process, streams a long call and many more at max speed, prints RSS, RSS per call, spool backlog and queue over time')
+  .option('--minutes <n>', 'how long to run, min', positiveInt, 10)
+  .option('--calls <n>', 'calls streaming at once besides the long one', positiveInt, 50)
+  .action(async (opts: { minutes: number; calls: number }) => {
+    const { runSoak } = await import('../bench/soak.js');
+    const report = await runSoak({ minutes: opts.minutes, calls: opts.calls });
+    if (!report.flat) process.exitCode = 1;
+  });
+
 const keys = program.command('keys').description('API keys');
 keys
   .command('create')
