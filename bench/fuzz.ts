@@ -196,7 +196,14 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
     const [neighbourKey, key] = [await provision(data.env.DATABASE_URL, { ...NEIGHBOUR, scopes: [...NEIGHBOUR.scopes] }), await provision(data.env.DATABASE_URL, { ...TARGET, scopes: [...TARGET.scopes] })];
     await provision(data.env.DATABASE_URL, { ...CONSENTING, scopes: [...CONSENTING.scopes] });
     const fixtures = new Map(await Promise.all(FIXTURE_NAMES.map(async (name) => [name, await readFixture(path.join(FIXTURES, `${name}.jsonl`))] as const)));
-    node = await startCallrec(env, true);
+    // Errors the node logs (pino level 50 and up): each is something that went wrong inside it.
+    const errors: string[] = [];
+    let partial = '';
+    node = await startCallrec(env, true, (chunk) => {
+      const lines = (partial + chunk).split('\n');
+      partial = lines.pop()!;
+      for (const line of lines) if (/"level":(5|6)\d/.test(line)) errors.push(line);
+    });
     const live = node;
     const doc = (await (await fetch(`${live.baseUrl}/openapi.json`)).json()) as OpenApiDocument;
     let exited: string | null = null;
@@ -240,6 +247,7 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
     clearInterval(sampler);
     for (const [n, c] of inFlight) fail(n, c, exited ?? 'in flight when the run stopped');
     if (exited !== null) return report;
+    for (const line of new Set(errors)) report.failures.push({ case: -1, problem: `the node logged an error: ${clip(line, 1500)}`, input: '' });
     if (report.rssPeakMiB > limit) report.failures.push({ case: -1, problem: `RSS grew from ${report.rssBaselineMiB.toFixed(0)} to ${report.rssPeakMiB.toFixed(0)} MiB (bound: +${opts.maxRssGrowthMiB ?? 256} MiB)`, input: '' });
     const { closeCodes, ticks } = await neighbour;
     const wrong = closeCodes[0] !== 1000 ? `the neighbouring call was closed ${closeCodes[0]}` : await checkNeighbour(live, neighbourKey, neighbourId, ticks);

@@ -72,10 +72,13 @@ export async function provision(databaseUrl: string, what: Provisioned): Promise
   }
 }
 
-/** Starts `callrec serve` as a child and waits for `/healthz`. */
-export async function startCallrec(env: Record<string, string>, workers: boolean): Promise<Callrec> {
+/** Starts `callrec serve` as a child and waits for `/healthz`; `onLog` gets its log output (JSON lines), else it is dropped. */
+export async function startCallrec(env: Record<string, string>, workers: boolean, onLog?: (chunk: string) => void): Promise<Callrec> {
   const port = await freePort();
-  const child = startChild(CLI, workers ? ['serve'] : ['serve', '--no-workers'], { ...env, PORT: String(port), HOST: '127.0.0.1', PUBLIC_URL: `http://127.0.0.1:${port}` }, FROM_SOURCE ? ['--import', 'tsx'] : undefined);
+  const child = startChild(CLI, workers ? ['serve'] : ['serve', '--no-workers'], { ...env, PORT: String(port), HOST: '127.0.0.1', PUBLIC_URL: `http://127.0.0.1:${port}` }, {
+    execArgv: FROM_SOURCE ? ['--import', 'tsx'] : undefined,
+    onStdout: onLog,
+  });
   const baseUrl = `http://127.0.0.1:${port}`;
   await waitForHttp(`${baseUrl}/healthz`, child);
   return { child, baseUrl, wsUrl: `ws://127.0.0.1:${port}/media/twilio` };
