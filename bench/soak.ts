@@ -22,6 +22,9 @@ export interface SoakOptions {
 export interface SoakSample {
   atMinutes: number;
   rssMiB: number;
+  /** V8's heap in use and memory outside it (Buffers, typed arrays), MiB: where RSS goes. */
+  heapMiB: number;
+  externalMiB: number;
   liveCalls: number;
   /** RSS above the idle node's, per live call, KiB. */
   rssPerCallKiB: number;
@@ -79,6 +82,8 @@ async function sample(node: Callrec, startedAt: number, idleRss: number): Promis
   return {
     atMinutes: (performance.now() - startedAt) / 60_000,
     rssMiB: rss / MIB,
+    heapMiB: (metricSum(text, 'callrec_nodejs_heap_size_used_bytes') ?? 0) / MIB,
+    externalMiB: (metricSum(text, 'callrec_nodejs_external_memory_bytes') ?? 0) / MIB,
     liveCalls,
     rssPerCallKiB: liveCalls > 0 ? (rss - idleRss) / 1024 / liveCalls : 0,
     spoolPendingBytes: metricSum(text, 'callrec_spool_pending_bytes'),
@@ -87,7 +92,7 @@ async function sample(node: Callrec, startedAt: number, idleRss: number): Promis
 }
 
 const formatSample = (s: SoakSample) =>
-  `${s.atMinutes.toFixed(1).padStart(5)} min  RSS ${s.rssMiB.toFixed(0).padStart(5)} MiB  calls ${String(s.liveCalls).padStart(4)}  RSS/call ${s.rssPerCallKiB.toFixed(0).padStart(5)} KiB  spool backlog ${s.spoolPendingBytes === null ? 'n/a' : `${(s.spoolPendingBytes / 1024).toFixed(0)} KiB`}  queue ${s.queueJobs}`;
+  `${s.atMinutes.toFixed(1).padStart(5)} min  RSS ${s.rssMiB.toFixed(0).padStart(5)} MiB (heap ${s.heapMiB.toFixed(0)}, external ${s.externalMiB.toFixed(0)})  calls ${String(s.liveCalls).padStart(4)}  RSS/call ${s.rssPerCallKiB.toFixed(0).padStart(5)} KiB  spool backlog ${s.spoolPendingBytes === null ? 'n/a' : `${(s.spoolPendingBytes / 1024).toFixed(0)} KiB`}  queue ${s.queueJobs}`;
 
 /** Runs the soak; prints a line per sample and the verdict. */
 export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
