@@ -9,7 +9,7 @@ export class MediaMetrics {
   /** Time from a provider message's arrival to its frame being placed (and, in bridge mode, relayed). */
   readonly frameSeconds = new Histogram({
     name: 'callrec_frame_processing_seconds',
-    help: 'Per-frame processing time on the media path',
+    help: 'Per-frame processing time on the media path (one message in 32 is timed)',
     buckets: [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.01],
     registers: [this.registry],
   });

@@ -136,7 +136,9 @@ export class Capture {
   /** A provider frame of one leg at its stream timestamp (ms). */
   pushFrame(leg: Leg, timestampMs: number, payload: Uint8Array): void {
     if (this.#finished) return;
-    const buffer = this.#legs[leg];
+    // Named loads, not `this.#legs[leg]`: a keyed load by two names is megamorphic in V8.
+    const { caller, agent } = this.#legs;
+    const buffer = leg === 'caller' ? caller : agent;
     const n = samplesIn(this.#format, payload.length);
     const position = Math.round((timestampMs * this.sampleRate) / 1000);
     if (position + n <= this.#start) return; // before capture started (e.g. during the consent prompt)
@@ -150,7 +152,7 @@ export class Capture {
     }
     if (position + n > this.#clock) this.#advance(position + n);
     buffer.writeEncoded(position, n, payload, this.#decode, work.scratch);
-    const other = this.#legs[leg === 'caller' ? 'agent' : 'caller'];
+    const other = buffer === caller ? agent : caller;
     if (!this.#playout && other.stats.framesPlaced > 0) {
       this.#maxSkew = Math.max(this.#maxSkew, Math.abs(buffer.highWater - other.highWater));
     }

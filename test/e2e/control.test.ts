@@ -65,6 +65,14 @@ async function controlledCall(agentId: string): Promise<Controlled> {
   return { callId, statuses, audio, view };
 }
 
+/**
+ * The actions are timed by this process's wall clock while the call streams in real time, so
+ * where they land in stream time moves with how busy the machine is (seen: 100+ ms under a full
+ * test run). The tolerances allow for that; where the audio lies relative to each pause is
+ * checked exactly, against the pause's own recorded figures.
+ */
+const SCHEDULING_MS = 250;
+
 const ms = (audio: DecodedAudio, samples: number) => (samples * 1000) / audio.sampleRate;
 const durationMs = (audio: DecodedAudio) => ms(audio, audio.channels[0].length);
 
@@ -103,9 +111,9 @@ describe('recording control through another node', () => {
     const [pause] = view.pauses;
     expect(pause).toMatchObject({ behavior: 'silence' });
     const pausedFor = pause.resumed_at_ms - pause.paused_at_ms;
-    expect(Math.abs(pausedFor - 1300)).toBeLessThanOrEqual(60);
+    expect(Math.abs(pausedFor - 1300)).toBeLessThanOrEqual(SCHEDULING_MS);
     // Recorded from start (≈ 800 ms) to stop (≈ 4600 ms), the pause included.
-    expect(Math.abs(durationMs(audio) - 3800)).toBeLessThanOrEqual(80);
+    expect(Math.abs(durationMs(audio) - 3800)).toBeLessThanOrEqual(SCHEDULING_MS);
     expect(isSilent(audio, pause.recording_offset_ms, pause.recording_offset_ms + pausedFor)).toBe(true);
     // The caller's 3000–3800 ms burst resumes with the recording: not silent right after the pause.
     expect(isSilent(audio, pause.recording_offset_ms + pausedFor, pause.recording_offset_ms + pausedFor + 200)).toBe(false);
@@ -117,7 +125,7 @@ describe('recording control through another node', () => {
     const [pause] = view.pauses;
     expect(pause).toMatchObject({ behavior: 'skip' });
     const pausedFor = pause.resumed_at_ms - pause.paused_at_ms;
-    expect(Math.abs(durationMs(audio) - (3800 - pausedFor))).toBeLessThanOrEqual(80);
+    expect(Math.abs(durationMs(audio) - (3800 - pausedFor))).toBeLessThanOrEqual(SCHEDULING_MS);
     // Audio goes on across the cut: the caller's burst continues right at the pause's place.
     expect(isSilent(audio, pause.recording_offset_ms, pause.recording_offset_ms + 100)).toBe(false);
   });
