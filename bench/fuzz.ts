@@ -15,6 +15,7 @@ import { isStart, rewriteStart } from '../src/replay/client.js';
 import { readFixture, type Fixture, type FixtureMessage } from '../src/replay/fixture.js';
 import { FRAME_MS, payloadAt, runLoad } from './load.js';
 import { between, httpRequest, mutateStream, pick, type FuzzRequest, type OpenApiDocument, type Random } from './mutate.js';
+import { startFuzzRuntime, type FuzzRuntime } from './fuzz-runtime.js';
 import { nodeData, provision, REPO_ROOT, startCallrec, type Callrec } from './node.js';
 import { rssBytes } from './proc.js';
 import { rng } from './rng.js';
@@ -67,7 +68,10 @@ const LINGER_MS = 300;
 const HTTP_TIMEOUT_MS = 15_000;
 const MIB = 1024 * 1024;
 
-type Case = { kind: 'stream'; provider: string; fixture: string; mutations: string[]; messages: FixtureMessage[] } | { kind: 'http'; request: FuzzRequest };
+type Case =
+  /** `runtime`: the seed of the fuzz runtime a bridged stream relays to; null for a fork. */
+  | { kind: 'stream'; provider: string; fixture: string; mutations: string[]; messages: FixtureMessage[]; runtime: number | null }
+  | { kind: 'http'; request: FuzzRequest };
 
 /** Case `n`'s own random source: its input depends on the seed and its number only. */
 function caseRandom(seed: number, n: number): Random {
@@ -90,7 +94,10 @@ function buildCase(seed: number, n: number, fixtures: Map<string, Fixture>, doc:
   const messages = fixture.messages.slice(0, Math.max(count, start + 1)).map((m, i) => (i === start ? { ...m, data: rewriteStart(provider, m.data as string, { agentId, token: key, callId: callIdOf(seed, n) }) } : m));
   const mutated = mutateStream(messages, start, random);
   // Now and then a capture goes to another provider's endpoint.
-  return { kind: 'stream', provider: random() < 0.1 ? pick(random, PROVIDERS) : provider, fixture: name, mutations: mutated.names, messages: mutated.messages };
+  const target = random() < 0.1 ? pick(random, PROVIDERS) : provider;
+  // A quarter of the streams are bridged to a runtime whose answers are fuzzed too.
+  const runtime = random() < 0.25 ? Math.floor(random() * 2 ** 31) : null;
+  return { kind: 'stream', provider: target, fixture: name, mutations: mutated.names, messages: mutated.messages, runtime };
 }
 
 const clip = (text: string, max = 300) => (text.length > max ? `${text.slice(0, max)}…(${text.length} chars)` : text);
@@ -101,12 +108,13 @@ function describeCase(c: Case): string {
     return [`${method} ${url}`, ...Object.entries(headers).map(([k, v]) => `${k}: ${clip(v, 120)}`), body === undefined ? '' : `\n${clip(body, 2000)}`].join('\n');
   }
   const lines = c.messages.slice(0, 40).map((m) => JSON.stringify(m.binary ? { binary: clip(Buffer.from(m.data).toString('base64')) } : { text: clip(m.data as string) }));
-  return [`/media/${c.provider}, from ${c.fixture}, mutations ${c.mutations.join(', ')}`, ...lines, c.messages.length > 40 ? `… ${c.messages.length - 40} more messages` : ''].join('\n');
+  return [`/media/${c.provider}, from ${c.fixture}, mutations ${c.mutations.join(', ')}${c.runtime === null ? '' : `, bridged to the fuzz runtime (seed ${c.runtime})`}`, ...lines, c.messages.length > 40 ? `… ${c.messages.length - 40} more messages` : ''].join('\n');
 }
 
 /** Streams the case's messages as fast as the socket takes them; resolves with how the node ended it (`upgrade <status>` if it refused). */
-async function runStream(node: Callrec, c: Extract<Case, { kind: 'stream' }>): Promise<string> {
-  const ws = new WebSocket(node.wsUrl.replace(/twilio$/, c.provider), { perMessageDeflate: false });
+async function runStream(node: Callrec, runtime: FuzzRuntime, c: Extract<Case, { kind: 'stream' }>): Promise<string> {
+  const bridge = c.runtime === null ? '' : `?mode=bridge&agent_url=${encodeURIComponent(runtime.urlFor(c.runtime))}`;
+  const ws = new WebSocket(node.wsUrl.replace(/twilio$/, c.provider) + bridge, { perMessageDeflate: false });
   ws.on('error', () => {});
   const closed = new Promise<string>((resolve) => ws.on('close', (code) => resolve(`close ${code}`)));
   const opened = await new Promise<string | null>((resolve) => {
@@ -196,6 +204,7 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
   const report: FuzzReport = { seed: opts.seed, cases: 0, targets: {}, outcomes: {}, rssStartMiB: 0, rssWarmMiB: 0, rssPeakMiB: 0, failures: [] };
   const count = (into: Record<string, number>, key: string) => (into[key] = (into[key] ?? 0) + 1);
   let node: Callrec | null = null;
+  const runtime = await startFuzzRuntime();
   try {
     const [neighbourKey, key] = [await provision(data.env.DATABASE_URL, { ...NEIGHBOUR, scopes: [...NEIGHBOUR.scopes] }), await provision(data.env.DATABASE_URL, { ...TARGET, scopes: [...TARGET.scopes] })];
     await provision(data.env.DATABASE_URL, { ...CONSENTING, scopes: [...CONSENTING.scopes] });
@@ -243,7 +252,7 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
         const c = buildCase(opts.seed, n, fixtures, doc, key);
         inFlight.set(n, c);
         count(report.targets, c.kind === 'http' ? 'http' : `stream:${c.provider}`);
-        const outcome = await (c.kind === 'http' ? runHttp(live, c.request) : runStream(live, c)).catch((err: Error) => `error ${err.message}`);
+        const outcome = await (c.kind === 'http' ? runHttp(live, c.request) : runStream(live, runtime, c)).catch((err: Error) => `error ${err.message}`);
         inFlight.delete(n);
         report.cases++;
         count(report.outcomes, outcome);
@@ -266,6 +275,7 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
     return report;
   } finally {
     await node?.child.stop(5000);
+    await runtime.close();
     await data.remove().catch((err: Error) => log(`could not remove the node's data: ${err.message}`));
   }
 }
