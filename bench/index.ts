@@ -14,7 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { benchCrypto } from './crypto.js';
 import { benchMedia } from './media.js';
 import { blastCall, runLoad, type LoadResult } from './load.js';
-import { deleteKeys, provision, startCallrec, type Provisioned } from './node.js';
+import { CLI, deleteKeys, provision, startCallrec, type Provisioned } from './node.js';
 import { cpuSeconds, firstMessage, rssBytes, startChild, type Child } from './proc.js';
 import { benchScaleOut } from './scale-out.js';
 
@@ -228,9 +228,9 @@ async function runScaleOutBench(opts: BenchOptions, redisUrl: string, postgresUr
       postgresUrl,
       redisUrl,
       cli: CLI,
-      provision,
-      agentId: AGENT,
-      tenantId: TENANT,
+      provision: (databaseUrl) => provision(databaseUrl, BENCH_NODE),
+      agentId: BENCH_NODE.agentId,
+      tenantId: BENCH_NODE.tenantId,
       note,
       row: (metric, value, unit, target = '', pass = null) => rows.push({ metric, value, unit, target, pass }),
       prefix,

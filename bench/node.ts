@@ -17,7 +17,7 @@ import { freePort, startChild, waitForHttp, type Child } from './proc.js';
 const here = path.dirname(fileURLToPath(import.meta.url));
 /** Run from the build (`npm run bench`), the compiled CLI; from TypeScript source (jest), cli.ts through tsx. */
 const FROM_SOURCE = fileURLToPath(import.meta.url).endsWith('.ts');
-const CLI = path.join(here, `../src/cli.${FROM_SOURCE ? 'ts' : 'js'}`);
+export const CLI = path.join(here, `../src/cli.${FROM_SOURCE ? 'ts' : 'js'}`);
 /** The repository's root (`dist/` holds no fixtures). */
 export const REPO_ROOT = path.join(here, FROM_SOURCE ? '..' : '../..');
 
