@@ -11,13 +11,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Redis } from 'ioredis';
-import { createStore } from '../src/store/index.js';
 import { benchCrypto } from './crypto.js';
 import { benchMedia } from './media.js';
 import { blastCall, runLoad, type LoadResult } from './load.js';
+import { CLI, deleteKeys, provision, startCallrec, type Provisioned } from './node.js';
+import { cpuSeconds, firstMessage, rssBytes, startChild, type Child } from './proc.js';
 import { benchScaleOut } from './scale-out.js';
-import { cpuSeconds, firstMessage, freePort, rssBytes, startChild, waitForHttp, type Child } from './proc.js';
 
 export interface BenchOptions {
   /** Concurrent calls per load phase. */
@@ -54,9 +53,9 @@ export interface BenchRow {
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const CLI = path.join(here, '../src/cli.js');
-const TENANT = 'default';
 const AGENT = 'bench-agent';
+/** No consent prompt: a forked stream cannot play one, and the bench measures the frame path. */
+const BENCH_NODE: Provisioned = { tenantId: 'default', agentId: AGENT, scopes: ['media:stream', 'recordings:read'], settings: { enabled: true, auto_record: true, dual_channel: true, consent_prompt: false } };
 
 /** Compiled scripts only: `npm run bench` builds first, and children must not pay for a TS loader. */
 function script(name: string): string {
@@ -114,27 +113,6 @@ function quantile(sorted: Float64Array, q: number): number {
   return sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
 }
 
-interface Callrec {
-  child: Child;
-  baseUrl: string;
-  wsUrl: string;
-}
-
-/** Provisions, through the store the server will open, the tenant, a key and the recording agent; returns the key. */
-async function provision(databaseUrl: string): Promise<string> {
-  const store = await createStore(databaseUrl);
-  try {
-    await store.migrate();
-    await store.tenants.ensure(TENANT, 'Bench');
-    const { secret } = await store.keys.create({ tenantId: TENANT, name: 'bench', scopes: ['media:stream', 'recordings:read'] });
-    // No consent prompt: a forked stream cannot play one, and the bench measures the frame path.
-    await store.agents.patch(TENANT, AGENT, { voice_tools: { call_recording: { enabled: true, auto_record: true, dual_channel: true, consent_prompt: false } } }, null);
-    return secret;
-  } finally {
-    await store.close();
-  }
-}
-
 /** Provider → runtime delivery times (µs) of every relayed caller frame, sorted, and how many never arrived. */
 function deliveryLatencies(received: Float64Array, sendTimes: Float64Array): { sorted: Float64Array; lost: number } {
   const latencies: number[] = [];
@@ -144,15 +122,6 @@ function deliveryLatencies(received: Float64Array, sendTimes: Float64Array): { s
     else latencies.push(received[i] - sendTimes[i]);
   }
   return { sorted: Float64Array.from(latencies).sort(), lost };
-}
-
-/** Starts `callrec serve` as a child and waits for `/healthz`. */
-async function startCallrec(env: Record<string, string>, workers: boolean): Promise<Callrec> {
-  const port = await freePort();
-  const child = startChild(CLI, workers ? ['serve'] : ['serve', '--no-workers'], { ...env, PORT: String(port), HOST: '127.0.0.1', PUBLIC_URL: `http://127.0.0.1:${port}` });
-  const baseUrl = `http://127.0.0.1:${port}`;
-  await waitForHttp(`${baseUrl}/healthz`, child);
-  return { child, baseUrl, wsUrl: `ws://127.0.0.1:${port}/media/twilio` };
 }
 
 /** Waits until each call's recording is capturing (set-up done), so the load measures the frame path. */
@@ -214,18 +183,6 @@ function cpuMeter(pid: number) {
   };
 }
 
-async function deleteKeys(redisUrl: string, prefixes: string[]): Promise<void> {
-  const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
-  try {
-    await redis.connect();
-    for (const prefix of prefixes) {
-      for await (const keys of redis.scanStream({ match: `${prefix}:*`, count: 500 })) if ((keys as string[]).length) await redis.del(...(keys as string[]));
-    }
-  } finally {
-    redis.disconnect();
-  }
-}
-
 function fmt(value: number): string {
   if (!Number.isFinite(value)) return String(value);
   if (value === 0) return '0';
@@ -271,9 +228,9 @@ async function runScaleOutBench(opts: BenchOptions, redisUrl: string, postgresUr
       postgresUrl,
       redisUrl,
       cli: CLI,
-      provision,
-      agentId: AGENT,
-      tenantId: TENANT,
+      provision: (databaseUrl) => provision(databaseUrl, BENCH_NODE),
+      agentId: BENCH_NODE.agentId,
+      tenantId: BENCH_NODE.tenantId,
       note,
       row: (metric, value, unit, target = '', pass = null) => rows.push({ metric, value, unit, target, pass }),
       prefix,
@@ -300,7 +257,7 @@ export async function runBench(opts: BenchOptions): Promise<{ rows: BenchRow[]; 
   const children: Child[] = [];
 
   try {
-    const key = await provision(env.DATABASE_URL);
+    const key = await provision(env.DATABASE_URL, BENCH_NODE);
     const params = { agent_id: AGENT, token: key };
     const ids = (phase: string, count = n, from = 0) => Array.from({ length: count }, (_, i) => `bench-${run}-${phase}-${from + i}`);
 
@@ -424,7 +381,7 @@ export async function runBench(opts: BenchOptions): Promise<{ rows: BenchRow[]; 
     const readyDir = path.join(dataDir, 'ready');
     // A call at max speed runs ahead of the wall clock: the node must let it (README "Limits").
     const readyEnv = { ...env, DATA_DIR: readyDir, DATABASE_URL: `sqlite://${path.join(readyDir, 'callrec.db')}`, CALLREC_QUEUE_PREFIX: prefixes[1], STREAM_AUDIO_LEAD_SECONDS: '86400' };
-    const readyKey = await provision(readyEnv.DATABASE_URL);
+    const readyKey = await provision(readyEnv.DATABASE_URL, BENCH_NODE);
     const ready = await startCallrec(readyEnv, true);
     children.push(ready.child);
     const readyId = `bench-${run}-ready`;

@@ -34,9 +34,14 @@ function linearToUlaw(sample: number): number {
   return ~(sign | (exponent << 4) | mantissa) & 0xff;
 }
 
+/** The μ-law payload (base64) every call sends on both tracks at `tick`: what its recording must hold there. */
+export function payloadAt(tick: number): string {
+  return PAYLOADS[tick % PAYLOADS.length];
+}
+
 /** Twilio's media message for one track at one tick (`chunk` counts from 1 per track). */
 export function mediaMessage(track: 'inbound' | 'outbound', tick: number, sequence: number): string {
-  return `{"event":"media","sequenceNumber":"${sequence}","media":{"track":"${track}","chunk":"${tick + 1}","timestamp":"${tick * FRAME_MS}","payload":"${PAYLOADS[tick % PAYLOADS.length]}"},"streamSid":"MZbench"}`;
+  return `{"event":"media","sequenceNumber":"${sequence}","media":{"track":"${track}","chunk":"${tick + 1}","timestamp":"${tick * FRAME_MS}","payload":"${payloadAt(tick)}"},"streamSid":"MZbench"}`;
 }
 
 export function startMessages(callId: string, tracks: string[], params: Record<string, string>): string[] {
@@ -167,12 +172,15 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
     ws.send('{"event":"stop","sequenceNumber":"0","streamSid":"MZbench"}');
     ws.close(1000);
   }
-  const closeCodes = await Promise.race([Promise.all(closed), sleep(15_000).then(() => sockets.map((ws) => (ws.terminate(), 1006)))]);
+  const closeCodes = await Promise.race([Promise.all(closed), sleep(15_000, null, { ref: false }).then(() => sockets.map((ws) => (ws.terminate(), 1006)))]);
   return { ticks, framesSent, lateTicks, sendTimes, closeCodes };
 }
 
-/** Streams one call as fast as the socket drains (the frames' timestamps carry the timing); resolves at hang-up. */
-export async function blastCall(opts: { url: string; callId: string; seconds: number; params: Record<string, string>; beforeFrames?: () => Promise<void> }): Promise<{ hungUpAt: number; closed: Promise<number> }> {
+/**
+ * Streams one call as fast as the socket drains (the frames' timestamps carry the timing); resolves
+ * at hang-up: after `seconds` of audio, or as soon as `signal` aborts.
+ */
+export async function blastCall(opts: { url: string; callId: string; seconds: number; params: Record<string, string>; beforeFrames?: () => Promise<void>; signal?: AbortSignal }): Promise<{ hungUpAt: number; closed: Promise<number> }> {
   const ws = new WebSocket(opts.url, { perMessageDeflate: false });
   await once(ws, 'open');
   ws.on('error', () => {});
@@ -180,13 +188,13 @@ export async function blastCall(opts: { url: string; callId: string; seconds: nu
   for (const m of startMessages(opts.callId, ['inbound', 'outbound'], opts.params)) ws.send(m);
   await opts.beforeFrames?.();
   const ticks = Math.round((opts.seconds * 1000) / FRAME_MS);
-  for (let tick = 0; tick < ticks; tick++) {
+  for (let tick = 0; tick < ticks && !opts.signal?.aborted && ws.readyState === WebSocket.OPEN; tick++) {
     ws.send(mediaMessage('inbound', tick, 2 + tick * 2));
     ws.send(mediaMessage('outbound', tick, 3 + tick * 2));
     // Let the socket drain rather than queue the whole call in memory.
-    if (ws.bufferedAmount > 1 << 20) while (ws.bufferedAmount > 1 << 18) await sleep(1);
+    if (ws.bufferedAmount > 1 << 20) while (ws.bufferedAmount > 1 << 18 && ws.readyState === WebSocket.OPEN) await sleep(1);
   }
-  while (ws.bufferedAmount > 0) await sleep(1);
+  while (ws.bufferedAmount > 0 && ws.readyState === WebSocket.OPEN) await sleep(1);
   const hungUpAt = performance.now();
   ws.send('{"event":"stop","sequenceNumber":"0","streamSid":"MZbench"}');
   ws.close(1000);

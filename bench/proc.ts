@@ -60,10 +60,19 @@ export interface Child {
   stop(graceMs?: number): Promise<void>;
 }
 
+export interface ChildOptions {
+  /** Node's own arguments (`--import tsx`). */
+  execArgv?: string[];
+  /** Each chunk the child writes to stdout (callrec's log lines); ignored without it. */
+  onStdout?: (chunk: string) => void;
+}
+
 /** Starts a Node script as a child with an IPC channel (structured clone, so typed arrays pass). */
-export function startChild(script: string, args: string[], env: Record<string, string>): Child {
+export function startChild(script: string, args: string[], env: Record<string, string>, opts: ChildOptions = {}): Child {
   installExitHook();
-  const child = fork(script, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'advanced' });
+  const stdout = opts.onStdout ? 'pipe' : 'ignore';
+  const child = fork(script, args, { env: { ...process.env, ...env }, execArgv: opts.execArgv, stdio: ['ignore', stdout, 'pipe', 'ipc'], serialization: 'advanced' });
+  if (opts.onStdout) child.stdout!.setEncoding('utf8').on('data', opts.onStdout);
   children.add(child);
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {

@@ -181,6 +181,32 @@ program
     if (failed > 0) process.exitCode = 1;
   });
 
+program
+  .command('fuzz')
+  .description('fuzzer: starts callrec as a child process and sends it mutated provider streams and HTTP requests while a normal call runs')
+  .option('--seconds <n>', 'how long to fuzz, s', positiveInt, 60)
+  .option('--seed <n>', 'seed of the run (default: random; printed)', Number)
+  .option('--case <n>', 'run only this case of the seed, once (as a failure report names it)', Number)
+  .option('--concurrency <n>', 'cases in flight at once', positiveInt, 4)
+  .action(async (opts: { seconds: number; seed?: number; case?: number; concurrency: number }) => {
+    const { runFuzz, formatFuzzReport } = await import('../bench/fuzz.js');
+    const seed = opts.seed ?? Math.floor(Math.random() * 2 ** 31);
+    const report = await runFuzz({ seconds: opts.seconds, seed, only: opts.case, concurrency: opts.concurrency });
+    console.log(formatFuzzReport(report));
+    if (report.failures.length > 0) process.exitCode = 1;
+  });
+
+program
+  .command('soak')
+  .description('soak test: starts callrec as a child process, streams a long call and many more at max speed, prints RSS, RSS per call, spool backlog and queue over time')
+  .option('--minutes <n>', 'how long to run, min', positiveInt, 10)
+  .option('--calls <n>', 'calls streaming at once besides the long one', positiveInt, 50)
+  .action(async (opts: { minutes: number; calls: number }) => {
+    const { runSoak } = await import('../bench/soak.js');
+    const report = await runSoak({ minutes: opts.minutes, calls: opts.calls });
+    if (!report.flat) process.exitCode = 1;
+  });
+
 const keys = program.command('keys').description('API keys');
 keys
   .command('create')

@@ -61,7 +61,8 @@ const REGISTRY = {
   ERR_RANGE_NOT_SATISFIABLE: { http: 416 },
   ERR_LEGAL_HOLD: { http: 423 },
   ERR_UPSTREAM: { http: 502 },
-  ERR_RATE_LIMITED: { http: 429 },
+  // Also a stream refused for its address's failed authentications (AUTH_FAILURES_PER_IP).
+  ERR_RATE_LIMITED: { ws: 1008, http: 429 },
   ERR_UNAVAILABLE: { http: 503 },
   // Internal: logged, answered as 500 / closed 1011.
   ERR_INTERNAL: {},

@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Duplex } from 'node:stream';
 import type { IncomingMessage } from 'node:http';
 import helmet from '@fastify/helmet';
+import proxyAddr from '@fastify/proxy-addr';
 import Fastify, { LogController, type FastifyInstance, type RouteOptions } from 'fastify';
 import { WebSocketServer } from 'ws';
 import { BufferPool } from '../media/buffer-pool.js';
@@ -10,6 +11,7 @@ import { startWorkers } from '../workers/index.js';
 import { apiPlugin } from './api/index.js';
 import { DASHBOARD_DIR, dashboardPlugin } from './api/dashboard.js';
 import { registerOpenApi } from './api/openapi.js';
+import { AuthFailures } from './auth/failures.js';
 import { RedisCallControl } from './calls/control-bus.js';
 import { NodeHeartbeat } from './calls/heartbeat.js';
 import { CallRegistry } from './calls/registry.js';
@@ -130,6 +132,10 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
   // The spool is on this node's disk: only this node's queue may finalize it.
   const enqueuer = new RecordingEnqueuer(recordings, { log, waiting: metrics.recordingsWaitingForRedis });
   const transcodes = await TranscodeCache.open(path.join(config.dataDir, 'tmp', 'transcoded'));
+  // One budget per client address for failed API and stream authentications.
+  const authFailures = new AuthFailures(config.http.authFailuresPerIpPerMinute);
+  /** Who a media upgrade came from, by the rule Fastify applies to HTTP requests (TRUST_PROXY). */
+  const trustedProxy = proxyAddr.compile(config.trustProxy);
   const app = Fastify({
     loggerInstance: log,
     logController: new LogController({ disableRequestLogging: true }),
@@ -151,6 +157,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
   await registerOpenApi(app);
   await app.register(apiPlugin, {
     limits: config.http,
+    authFailures,
     store,
     storage,
     keyring,
@@ -185,6 +192,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     jitterMs: opts.jitterMs,
     buffers: new BufferPool(),
     limits: config.streams,
+    authFailures,
     metrics,
     prompts,
     spools: new SpoolOpener(
@@ -220,7 +228,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     }
     const provider = match[1] as Provider;
     wss.handleUpgrade(req, socket, head, (ws) => {
-      const upgrade = { headers: req.headers, query: Object.fromEntries(url.searchParams) };
+      const upgrade = { headers: req.headers, query: Object.fromEntries(url.searchParams), address: proxyAddr(req, trustedProxy) };
       const session = new CallSession(ws, adapters[provider](upgrade), upgrade, media);
       sessions.add(session);
       void session.ended.then(() => sessions.delete(session));

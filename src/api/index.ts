@@ -1,4 +1,5 @@
 import type { FastifyPluginAsync } from 'fastify';
+import { AuthFailures } from '../auth/failures.js';
 import { PlaybackTokens } from '../auth/playback.js';
 import { authPlugin } from '../auth/plugin.js';
 import { HTTP_LIMIT_DEFAULTS } from '../config.js';
@@ -30,7 +31,9 @@ export const apiPlugin: FastifyPluginAsync<ApiDeps> = async (fastify, deps) => {
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler(notFoundHandler);
   const playback = new PlaybackTokens(deps.keyring);
-  await app.register(authPlugin, { keys: deps.store.keys, playback, limits: deps.limits ?? HTTP_LIMIT_DEFAULTS });
+  const limits = deps.limits ?? HTTP_LIMIT_DEFAULTS;
+  const failures = deps.authFailures ?? new AuthFailures(limits.authFailuresPerIpPerMinute);
+  await app.register(authPlugin, { keys: deps.store.keys, playback, limits, failures });
   healthRoutes(app, deps);
   agentRoutes(app, deps);
   callRoutes(app, deps);

@@ -1,4 +1,5 @@
 import type { FastifyBaseLogger, FastifyInstance, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerDefault } from 'fastify';
+import type { AuthFailures } from '../auth/failures.js';
 import type { CallControl } from '../calls/control.js';
 import type { TelnyxConfig } from '../config.js';
 import type { HttpLimits } from '../config.js';
@@ -30,6 +31,8 @@ export interface ApiDeps {
   draining?: () => boolean;
   /** Rate limits; `HTTP_LIMIT_DEFAULTS` when absent. */
   limits?: HttpLimits;
+  /** The failure budget per client address, shared with the media endpoints; one of `limits` when absent. */
+  authFailures?: AuthFailures;
 }
 
 export type ApiInstance = FastifyInstance<

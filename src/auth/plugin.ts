@@ -3,6 +3,7 @@ import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { HttpError } from '../errors.js';
 import type { HttpLimits } from '../config.js';
 import type { KeyRepository } from '../store/keys.js';
+import type { AuthFailures } from './failures.js';
 import type { PlaybackGrant, PlaybackTokens } from './playback.js';
 import { hasScope, type Principal, type Scope } from './scopes.js';
 
@@ -27,6 +28,8 @@ export interface AuthPluginOptions {
   keys: Pick<KeyRepository, 'verify' | 'get'>;
   playback: PlaybackTokens;
   limits: HttpLimits;
+  /** The failure budget per client address, shared with the media endpoints' stream tokens. */
+  failures: AuthFailures;
 }
 
 const MINUTE_MS = 60_000;
@@ -51,13 +54,13 @@ const tooManyRequests = (what: string, retryAfterSeconds: number) =>
  * `Authorization` is sent) and get its grant in `request.playback`.
  *
  * Rate limits (per node, in memory): each key's requests per minute, and each client
- * address's failed authentications (keys and playback tokens) per minute. Only failures count
+ * address's failed authentications (keys and playback tokens; stream tokens spend the same
+ * budget, see `AuthFailures`) per minute. Only failures count
  * against an address, and a valid key is still let in from an address over its budget, so
  * guessing from behind the same NAT as real users does not lock them out.
  */
-const auth: FastifyPluginAsync<AuthPluginOptions> = async (app, { keys, playback, limits }) => {
+const auth: FastifyPluginAsync<AuthPluginOptions> = async (app, { keys, playback, limits, failures }) => {
   await app.register(rateLimit, { global: false });
-  const failuresOf = app.createRateLimit({ max: limits.authFailuresPerIpPerMinute, timeWindow: MINUTE_MS, keyGenerator: (request) => `ip:${request.ip}` });
   const requestsOf = app.createRateLimit({ max: limits.requestsPerKeyPerMinute, timeWindow: MINUTE_MS, keyGenerator: (request) => `key:${request.principal!.keyId}` });
 
   app.decorateRequest('principal', null);
@@ -87,9 +90,9 @@ const auth: FastifyPluginAsync<AuthPluginOptions> = async (app, { keys, playback
     const principal = await (config.playbackToken && request.headers.authorization === undefined && typeof token === 'string'
       ? playbackPrincipal(request, token)
       : keyPrincipal(request.headers.authorization)
-    ).catch(async (err: unknown) => {
-      const failures = await failuresOf(request);
-      if (!failures.isAllowed && failures.isExceeded) throw tooManyRequests('too many failed authentications from this address', failures.ttlInSeconds);
+    ).catch((err: unknown) => {
+      const retryAfterMs = failures.fail(request.ip);
+      if (retryAfterMs > 0) throw tooManyRequests('too many failed authentications from this address', Math.ceil(retryAfterMs / 1000));
       throw err;
     });
     request.principal = principal;

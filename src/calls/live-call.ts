@@ -1,4 +1,5 @@
 import type { BufferPool } from '../../media/buffer-pool.js';
+import type { AuthFailures } from '../auth/failures.js';
 import type { MediaFormat } from '../../media/types.js';
 import type { StreamLimits } from '../config.js';
 import { ConsentGate, type PromptPort } from '../consent/gate.js';
@@ -35,6 +36,8 @@ export interface MediaContext {
   /** The node's pool of call buffers (see `BufferPool`). */
   buffers: BufferPool;
   limits: StreamLimits;
+  /** Failed authentications per client address, shared with the HTTP API (AUTH_FAILURES_PER_IP). */
+  authFailures: AuthFailures;
 }
 
 /** What records a live call: its stream clock, its consent gate, and the recorder that follows the gate. */
@@ -52,7 +55,7 @@ export interface CallParts {
  */
 export function wireCall(ctx: MediaContext, identity: StreamIdentity, format: MediaFormat, log: Logger, port: Omit<PromptPort, 'clockMs'>): CallParts {
   const { tenantId, callId, settings } = identity;
-  const clock = new StreamClock(format);
+  const clock = new StreamClock(format, ctx.limits.audioLeadMs);
   const gate = new ConsentGate({
     store: ctx.store,
     log,

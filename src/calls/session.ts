@@ -4,12 +4,12 @@ import type { ConsentGate } from '../consent/gate.js';
 import type { HeldMessage } from '../consent/hold.js';
 import { CallrecError, closeReason, errorCode, wsCloseCode, type ErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { ProviderAdapter, ProviderEvent, StreamStart, UpgradeInfo, WireMessage } from '../protocols/types.js';
+import type { ProviderAdapter, ProviderEvent, StreamStart, WireMessage } from '../protocols/types.js';
 import type { ControlAction, ControlResult } from './control.js';
 import { wireCall, type MediaContext } from './live-call.js';
 import { StateMachine, type Transitions } from './machine.js';
 import type { CallRecorder } from './recorder.js';
-import { authenticateStream, claimCall, type CallClaim } from './stream-auth.js';
+import { authenticateStream, claimCall, type CallClaim, type StreamUpgrade } from './stream-auth.js';
 
 /** The provider's socket as a session uses it: a `ws` WebSocket (a fake one in unit tests). */
 export interface ProviderSocket {
@@ -27,7 +27,7 @@ export interface ProviderSocket {
 export const MAX_MESSAGE_BYTES = 64 * 1024;
 
 /** Codes that say a stream hit one of the media endpoints' limits: counted in `/metrics` by code. */
-const LIMIT_CODES: ReadonlySet<ErrorCode> = new Set(['ERR_AUTH_TIMEOUT', 'ERR_PRESTART_LIMIT', 'ERR_TENANT_STREAM_LIMIT', 'ERR_STREAM_IDLE']);
+const LIMIT_CODES: ReadonlySet<ErrorCode> = new Set(['ERR_AUTH_TIMEOUT', 'ERR_PRESTART_LIMIT', 'ERR_TENANT_STREAM_LIMIT', 'ERR_STREAM_IDLE', 'ERR_RATE_LIMITED']);
 
 /** Provider messages kept for the runtime (which must see them first) and for after set-up. */
 interface Opening {
@@ -77,7 +77,7 @@ const TRANSITIONS: Transitions<SessionState> = {
 export class CallSession extends StateMachine<SessionState> {
   readonly #ws: ProviderSocket;
   readonly #adapter: ProviderAdapter;
-  readonly #upgrade: UpgradeInfo;
+  readonly #upgrade: StreamUpgrade;
   readonly #ctx: MediaContext;
   #log: Logger;
   /** Provider messages since the stream went live, and media frames not yet added to the metrics. */
@@ -92,7 +92,7 @@ export class CallSession extends StateMachine<SessionState> {
   readonly ended: Promise<void>;
   #resolveEnded!: () => void;
 
-  constructor(ws: ProviderSocket, adapter: ProviderAdapter, upgrade: UpgradeInfo, ctx: MediaContext) {
+  constructor(ws: ProviderSocket, adapter: ProviderAdapter, upgrade: StreamUpgrade, ctx: MediaContext) {
     const authDeadline = setTimeout(() => this.#fail(new CallrecError('ERR_AUTH_TIMEOUT', `no valid start within ${ctx.limits.authTimeoutMs / 1000} s`)), ctx.limits.authTimeoutMs);
     authDeadline.unref();
     super({ status: 'connecting', connected: [], authDeadline }, TRANSITIONS);
@@ -234,7 +234,7 @@ export class CallSession extends StateMachine<SessionState> {
   /** Authenticates the stream, claims its call, and goes live once the call row exists. */
   async #setUp(authenticating: Extract<SessionState, { status: 'authenticating' }>, start: StreamStart): Promise<void> {
     try {
-      const identity = await authenticateStream(this.#ctx.store, this.#upgrade, start);
+      const identity = await authenticateStream(this.#ctx, this.#upgrade, start);
       if (this.state !== authenticating) return;
       const claim = claimCall(this.#ctx, this, this.#adapter.provider, start, identity);
       const { tenantId, callId, agentId, mode } = identity;

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { resolveCallRecording, type CallRecordingSettings } from '../agents/settings.js';
+import type { AuthFailures } from '../auth/failures.js';
 import { hasScope } from '../auth/scopes.js';
 import { CallrecError } from '../errors.js';
 import { isSafeId, SAFE_ID_RULE } from '../ids.js';
@@ -22,18 +23,37 @@ export interface StreamIdentity {
   canPlayAudio: boolean;
 }
 
+/** The upgrade as authentication sees it: also who sent it (`TRUST_PROXY` applied, as Fastify does for HTTP). */
+export interface StreamUpgrade extends UpgradeInfo {
+  /** The client's address: its failed authentications are limited. */
+  address: string;
+}
+
+export interface StreamAuthContext {
+  store: Store;
+  /** The failure budget per client address (AUTH_FAILURES_PER_IP), shared with the HTTP API. */
+  authFailures: AuthFailures;
+}
+
 /**
  * Checks a stream's token (an API key with `media:stream` scope) and agent, and decides its
- * mode (SPEC §4), from the start message's parameters and the upgrade's query string.
- * Rejects `ERR_MISSING_AGENT`, `ERR_BAD_TOKEN`, `ERR_UNKNOWN_AGENT`, `ERR_BAD_PARAMETER`, `ERR_NO_RUNTIME`.
+ * mode (SPEC §4), from the start message's parameters and the upgrade's query string. A bad
+ * token spends the client address's failure budget; once it is spent, the address's streams
+ * are refused before their token is looked at, good or bad, until its window ends.
+ * Rejects `ERR_RATE_LIMITED`, `ERR_MISSING_AGENT`, `ERR_BAD_TOKEN`, `ERR_UNKNOWN_AGENT`, `ERR_BAD_PARAMETER`, `ERR_NO_RUNTIME`.
  */
-export async function authenticateStream(store: Store, upgrade: UpgradeInfo, start: StreamStart): Promise<StreamIdentity> {
+export async function authenticateStream(ctx: StreamAuthContext, upgrade: StreamUpgrade, start: StreamStart): Promise<StreamIdentity> {
+  const { store, authFailures } = ctx;
+  const retryAfterMs = authFailures.retryAfterMs(upgrade.address);
+  if (retryAfterMs > 0) throw tooManyFailures(retryAfterMs);
   const params = { ...upgrade.query, ...start.params };
   const agentId = params.agent_id;
   if (!agentId) throw new CallrecError('ERR_MISSING_AGENT', 'stream has no agent_id parameter');
   if (!isSafeId(agentId)) throw new CallrecError('ERR_BAD_PARAMETER', `agent_id ${SAFE_ID_RULE}`);
   const principal = params.token ? await store.keys.verify(params.token) : null;
   if (!principal || !hasScope(principal, 'media:stream')) {
+    const retryAfterMs = authFailures.fail(upgrade.address);
+    if (retryAfterMs > 0) throw tooManyFailures(retryAfterMs);
     throw new CallrecError('ERR_BAD_TOKEN', 'token missing, unknown, revoked or without media:stream scope');
   }
   const agent = await store.agents.get(principal.tenantId, agentId);
@@ -55,6 +75,10 @@ export async function authenticateStream(store: Store, upgrade: UpgradeInfo, sta
     // A bridge carries audio back by definition (the runtime speaks on it).
     canPlayAudio: mode === 'bridge' || canCarryAudioBack(params, start),
   };
+}
+
+function tooManyFailures(retryAfterMs: number): CallrecError {
+  return new CallrecError('ERR_RATE_LIMITED', `too many failed authentications from this address; retry in ${Math.ceil(retryAfterMs / 1000)} s`);
 }
 
 /**

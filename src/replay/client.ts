@@ -58,7 +58,7 @@ function paramsOf(provider: Provider, message: Record<string, unknown>): Params 
 }
 
 /** The fixture's start message with `agent_id`, `token` and `call_id` set (or the placeholders removed). */
-function rewriteStart(provider: Provider, text: string, opts: ReplayOptions): string {
+export function rewriteStart(provider: Provider, text: string, opts: Pick<ReplayOptions, 'agentId' | 'token' | 'callId'>): string {
   const message = JSON.parse(text) as Record<string, unknown>;
   const params = paramsOf(provider, message);
   if (params === undefined) return text;
@@ -72,7 +72,8 @@ function rewriteStart(provider: Provider, text: string, opts: ReplayOptions): st
   return JSON.stringify(message);
 }
 
-function isStart(provider: Provider, message: FixtureMessage): boolean {
+/** Whether `message` is the stream's start (Vonage: `websocket:connected`), which carries the parameters. */
+export function isStart(provider: Provider, message: FixtureMessage): boolean {
   if (message.binary) return false;
   const text = message.data as string;
   return provider === 'vonage' ? text.includes('"websocket:connected"') : text.includes('"event":"start"');

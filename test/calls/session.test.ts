@@ -5,6 +5,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { BufferPool } from '../../media/buffer-pool.js';
+import { AuthFailures } from '../../src/auth/failures.js';
 import { CallRegistry } from '../../src/calls/registry.js';
 import type { MediaContext } from '../../src/calls/live-call.js';
 import { CallSession, MAX_MESSAGE_BYTES, type SessionState } from '../../src/calls/session.js';
@@ -94,6 +95,7 @@ beforeEach(async () => {
     prompts: new PromptCache(new HeldEngine()),
     buffers: new BufferPool(),
     limits: STREAM_LIMIT_DEFAULTS,
+    authFailures: new AuthFailures(20),
   };
 });
 afterEach(async () => {
@@ -104,7 +106,7 @@ afterEach(async () => {
 
 function session(): { session: CallSession; socket: FakeProviderSocket } {
   const socket = new FakeProviderSocket();
-  const upgrade = { headers: {}, query: {} };
+  const upgrade = { headers: {}, query: {}, address: '192.0.2.1' };
   return { session: new CallSession(socket, adapters.twilio(upgrade), upgrade, ctx), socket };
 }
 

@@ -1,12 +1,15 @@
+import { AuthFailures } from '../../src/auth/failures.js';
 import { CallRegistry } from '../../src/calls/registry.js';
 import type { CallSession } from '../../src/calls/session.js';
-import { authenticateStream, claimCall, type StreamIdentity } from '../../src/calls/stream-auth.js';
-import type { StreamStart, UpgradeInfo } from '../../src/protocols/types.js';
+import { authenticateStream, claimCall, type StreamIdentity, type StreamUpgrade } from '../../src/calls/stream-auth.js';
+import type { StreamStart } from '../../src/protocols/types.js';
 import { createTestStore, type TestStore } from '../helpers/db.js';
 
 let db: TestStore;
 let token: string;
-const NO_QUERY: UpgradeInfo = { headers: {}, query: {} };
+const NO_QUERY: StreamUpgrade = { headers: {}, query: {}, address: '192.0.2.1' };
+/** These tests fail authentication often from one address: a budget they never spend. */
+const UNLIMITED = new AuthFailures(1_000_000);
 const RUNTIME = 'ws://runtime.example/agent';
 
 beforeAll(async () => {
@@ -35,16 +38,29 @@ describe('authenticateStream', () => {
     ['a call_id of ..', { agent_id: 'plain', call_id: '..' }, 'ERR_BAD_PARAMETER'],
     ['a call_id with a slash', { agent_id: 'plain', call_id: 'a/b' }, 'ERR_BAD_PARAMETER'],
   ])('refuses a stream with %s', async (_name, params, code) => {
-    await expect(authenticateStream(db.store, NO_QUERY, start(params))).rejects.toMatchObject({ code });
+    await expect(authenticateStream({ store: db.store, authFailures: UNLIMITED }, NO_QUERY, start(params))).rejects.toMatchObject({ code });
   });
 
   test('refuses a key without the media:stream scope', async () => {
     const reader = (await db.store.keys.create({ tenantId: 't1', name: 'reader', scopes: ['recordings:read'] })).secret;
-    await expect(authenticateStream(db.store, NO_QUERY, start({ agent_id: 'plain', token: reader }))).rejects.toMatchObject({ code: 'ERR_BAD_TOKEN' });
+    await expect(authenticateStream({ store: db.store, authFailures: UNLIMITED }, NO_QUERY, start({ agent_id: 'plain', token: reader }))).rejects.toMatchObject({ code: 'ERR_BAD_TOKEN' });
+  });
+
+  test('past the failure budget an address is refused, even with a good token, until its window ends; other addresses are not', async () => {
+    const ctx = { store: db.store, authFailures: new AuthFailures(2, 300) };
+    const from = (address: string) => ({ ...NO_QUERY, address });
+    const good = start({ agent_id: 'plain' });
+    for (const code of ['ERR_BAD_TOKEN', 'ERR_BAD_TOKEN', 'ERR_RATE_LIMITED', 'ERR_RATE_LIMITED']) {
+      await expect(authenticateStream(ctx, from('198.51.100.1'), start({ agent_id: 'plain', token: 'crk_wrong' }))).rejects.toMatchObject({ code });
+    }
+    await expect(authenticateStream(ctx, from('198.51.100.1'), good)).rejects.toMatchObject({ code: 'ERR_RATE_LIMITED', message: expect.stringMatching(/retry in 1 s$/) });
+    await expect(authenticateStream(ctx, from('198.51.100.2'), good)).resolves.toMatchObject({ agentId: 'plain' });
+    await new Promise((resolve) => setTimeout(resolve, 350));
+    await expect(authenticateStream(ctx, from('198.51.100.1'), good)).resolves.toMatchObject({ agentId: 'plain' });
   });
 
   test('reads parameters from the query string too; the start message wins', async () => {
-    const identity = await authenticateStream(db.store, { headers: {}, query: { agent_id: 'ghost', call_id: 'from-query', token } }, start({ agent_id: 'plain' }));
+    const identity = await authenticateStream({ store: db.store, authFailures: UNLIMITED }, { headers: {}, query: { agent_id: 'ghost', call_id: 'from-query', token }, address: '192.0.2.1' }, start({ agent_id: 'plain' }));
     expect(identity).toMatchObject({ tenantId: 't1', agentId: 'plain', callId: 'from-query' });
     expect(identity.settings.enabled).toBe(true);
   });
@@ -54,11 +70,11 @@ describe('authenticateStream', () => {
     [{}, {}, 'CA1'],
     [{}, { providerCallId: undefined }, 'MZ1'],
   ])('call id: the call_id parameter, else the provider call id, else the stream id (%o %o)', async (params, extra, callId) => {
-    expect((await authenticateStream(db.store, NO_QUERY, start({ agent_id: 'plain', ...params }, extra))).callId).toBe(callId);
+    expect((await authenticateStream({ store: db.store, authFailures: UNLIMITED }, NO_QUERY, start({ agent_id: 'plain', ...params }, extra))).callId).toBe(callId);
   });
 
   test('call id: a fresh UUID when the provider names neither call nor stream', async () => {
-    const identity = await authenticateStream(db.store, NO_QUERY, start({ agent_id: 'plain' }, { providerCallId: undefined, streamId: undefined }));
+    const identity = await authenticateStream({ store: db.store, authFailures: UNLIMITED }, NO_QUERY, start({ agent_id: 'plain' }, { providerCallId: undefined, streamId: undefined }));
     expect(identity.callId).toMatch(/^[0-9a-f-]{36}$/);
   });
 
@@ -78,7 +94,7 @@ describe('authenticateStream', () => {
     ['bridged', true, { mode: 'fork' }, 'fork', null, true],
     ['bridged', false, { mode: 'bridge' }, 'bridge', RUNTIME, true],
   ] as const)('agent %s, canSendAudio %s, %o → %s', async (agentId, canSendAudio, params, mode, runtimeUrl, canPlayAudio) => {
-    const identity = await authenticateStream(db.store, NO_QUERY, start({ agent_id: agentId, ...params }, { canSendAudio }));
+    const identity = await authenticateStream({ store: db.store, authFailures: UNLIMITED }, NO_QUERY, start({ agent_id: agentId, ...params }, { canSendAudio }));
     expect(identity).toMatchObject({ mode, runtimeUrl, canPlayAudio });
   });
 });
@@ -88,7 +104,7 @@ describe('claimCall', () => {
   const owner = {} as CallSession;
 
   async function identity(callId: string, params: Record<string, string> = {}): Promise<StreamIdentity> {
-    return authenticateStream(db.store, NO_QUERY, start({ agent_id: 'bridged', call_id: callId, ...params }));
+    return authenticateStream({ store: db.store, authFailures: UNLIMITED }, NO_QUERY, start({ agent_id: 'bridged', call_id: callId, ...params }));
   }
 
   test('claims the call on this node and creates its row; a bridge records both legs', async () => {

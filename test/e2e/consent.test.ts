@@ -26,6 +26,13 @@ function twilioDtmf(fixture: Fixture, digit: string): string {
   return JSON.stringify({ event: 'dtmf', streamSid: start.streamSid, sequenceNumber: '901', dtmf: { track: 'inbound_track', digit } });
 }
 
+/** One 20 ms caller frame of silence at `timestampMs`. */
+function twilioFrameAt(fixture: Fixture, timestampMs: number): string {
+  const start = JSON.parse(fixture.messages[1].data as string);
+  const payload = Buffer.alloc(160, 0xff).toString('base64');
+  return JSON.stringify({ event: 'media', streamSid: start.streamSid, sequenceNumber: '902', media: { track: 'inbound', chunk: '902', timestamp: String(timestampMs), payload } });
+}
+
 interface ConsentCall {
   fixture: Fixture;
   agentId: string;
@@ -35,11 +42,15 @@ interface ConsentCall {
   /** Hang up at this stream time (the fixture is cut there). */
   hangUpAtMs?: number;
   query?: string;
+  /** Right after the prompt's mark arrives, send one caller frame stamped this far in the future (ms). */
+  jumpToMs?: number;
+  /** The server streamed to (default: the file's). */
+  server?: TestServer;
 }
 
 /** Streams a fixture in real time, acting as the provider: plays nothing, but confirms marks and presses digits when told. */
 async function consentCall(opts: ConsentCall): Promise<{ callId: string; sent: Sent }> {
-  const { fixture } = opts;
+  const { fixture, server = ts } = opts;
   const callId = uniqueCallId(`consent-${fixture.meta.provider}`);
   const sent: Sent = { audio: [], mark: null };
   const messages = opts.hangUpAtMs === undefined ? fixture.messages : fixture.messages.filter((m) => m.t < opts.hangUpAtMs!);
@@ -47,9 +58,9 @@ async function consentCall(opts: ConsentCall): Promise<{ callId: string; sent: S
   const timers: NodeJS.Timeout[] = [];
   const at = (ms: number, fn: () => void) => timers.push(setTimeout(fn, Math.max(0, ms - (Date.now() - openedAt))));
   await replayFixture({ ...fixture, messages }, {
-    url: `${ts.wsUrl}/media/${fixture.meta.provider}${opts.query ?? ''}`,
+    url: `${server.wsUrl}/media/${fixture.meta.provider}${opts.query ?? ''}`,
     agentId: opts.agentId,
-    token: ts.key,
+    token: server.key,
     callId,
     speed: 'realtime',
     closeAfterMs: 100,
@@ -59,6 +70,7 @@ async function consentCall(opts: ConsentCall): Promise<{ callId: string; sent: S
       if (said.type === 'audio') sent.audio.push(Buffer.from(said.payload));
       else if (said.type === 'mark') sent.mark = said.name;
       if (hadMark || sent.mark === null) return;
+      if (opts.jumpToMs !== undefined) reply(twilioFrameAt(fixture, opts.jumpToMs), false);
       if (opts.echoAtMs !== undefined) at(opts.echoAtMs, () => reply(markEcho(fixture, sent.mark!), false));
       if (opts.dtmf) at(opts.dtmf.atMs, () => reply(twilioDtmf(fixture, opts.dtmf!.digit), false));
     },
@@ -68,19 +80,19 @@ async function consentCall(opts: ConsentCall): Promise<{ callId: string; sent: S
 }
 
 /** The call as the API shows it once the session has finished with it. */
-async function callView(callId: string): Promise<Record<string, any>> {
+async function callView(callId: string, server = ts): Promise<Record<string, any>> {
   for (let tries = 0; ; tries++) {
-    const view = (await (await ts.api(`/api/calls/${callId}`)).json()) as Record<string, any>;
+    const view = (await (await server.api(`/api/calls/${callId}`)).json()) as Record<string, any>;
     if (view.status === 'ended' || tries > 100) return view;
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
 
 /** The decoded recording of a call. */
-async function recordingOf(callId: string) {
-  const rec = await ts.recording(callId);
+async function recordingOf(callId: string, server = ts) {
+  const rec = await server.recording(callId);
   expect(rec.status).toBe('ready');
-  const res = await ts.api(`/api/calls/${callId}/recording`);
+  const res = await server.api(`/api/calls/${callId}/recording`);
   return decodeAudio(new Uint8Array(await res.arrayBuffer()), 'wav');
 }
 
@@ -188,6 +200,33 @@ describe('two-party consent', () => {
     const view = await callView(callId);
     expect(view.consent).toMatchObject({ outcome: 'failed', reason: expect.stringContaining('before the prompt finished') });
     expect(view.recording_status).toBe('none');
+  }, 30_000);
+});
+
+// A client that sends one frame stamped an hour ahead must not move the call's clock an hour:
+// consent is timed on it (prompt start and end, where capture begins).
+describe('a timestamp jump during two-party consent', () => {
+  const LEAD_S = 1;
+  let bounded: TestServer;
+  beforeAll(async () => {
+    bounded = await startTestServer({ env: { STREAM_AUDIO_LEAD_SECONDS: String(LEAD_S) } });
+    await bounded.agent('two-party', { enabled: true, auto_record: true, consent_mode: 'two_party', consent_digit: '1', consent_timeout_seconds: 1, format: 'wav' });
+  });
+  afterAll(() => bounded?.close());
+
+  test('moves the clock at most the lead; the digit window and the recording after it hold', async () => {
+    const fixture = await readFixture(path.join(FIXTURES, 'twilio-connect-caller.jsonl'));
+    const { callId } = await consentCall({ fixture, agentId: 'two-party', echoAtMs: 400, dtmf: { digit: '1', atMs: 700 }, jumpToMs: 3_600_000, server: bounded });
+    const view = await callView(callId, bounded);
+    // The digit 300 ms after the prompt, inside its 1 s window, still counts.
+    expect(view.consent).toMatchObject({ mode: 'two_party', outcome: 'agreed', digit: '1' });
+    // The prompt ended (on the call's clock) where the wall clock allows, not an hour in.
+    expect(view.consent.prompt_ended_ms).toBeLessThanOrEqual(400 + LEAD_S * 1000 + 200);
+    // Capture began at most the lead late: the bursts after it are recorded (before the fix: none).
+    const audio = await recordingOf(callId, bounded);
+    const bursts = findBursts(audio.channels[0], audio.sampleRate, 1000);
+    expect(bursts.length).toBeGreaterThanOrEqual(fixture.meta.bursts.filter((b) => b.startMs > 700 + LEAD_S * 1000 + 200).length);
+    expect(bursts.length).toBeGreaterThanOrEqual(2);
   }, 30_000);
 });
 

@@ -54,9 +54,9 @@ interface Stream {
   closed: Promise<{ code: number; reason: string }>;
 }
 
-/** An open Twilio stream (the upgrade accepted). */
-async function open(ts: { wsUrl: string }): Promise<Stream> {
-  const ws = new WebSocket(`${ts.wsUrl}/media/twilio`);
+/** An open Twilio stream (the upgrade accepted), sent through a proxy saying it is for `forwardedFor` when given. */
+async function open(ts: { wsUrl: string }, forwardedFor?: string): Promise<Stream> {
+  const ws = new WebSocket(`${ts.wsUrl}/media/twilio`, { headers: forwardedFor ? { 'x-forwarded-for': forwardedFor } : {} });
   const closed = new Promise<{ code: number; reason: string }>((resolve) => ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })));
   ws.on('error', () => {});
   await new Promise((resolve, reject) => {
@@ -107,6 +107,42 @@ describe('before authentication', () => {
       expect(reason).toMatch(/^ERR_PRESTART_LIMIT: more than 256 messages or 131072 bytes/);
     }
     expect(await metric(timed, 'callrec_stream_limit_total', 'limit="ERR_PRESTART_LIMIT"')).toBeGreaterThanOrEqual(2);
+  });
+});
+
+describe('failed stream authentication', () => {
+  /** AUTH_FAILURES_PER_IP=3, behind a proxy on 127.0.0.1 that names each client. */
+  let guarded: TestServer;
+  beforeAll(async () => {
+    guarded = await startTestServer({ env: { AUTH_FAILURES_PER_IP: '3', TRUST_PROXY: '127.0.0.1' } });
+    await guarded.agent(AGENT, { enabled: true, auto_record: true, consent_prompt: false, format: 'wav' });
+  });
+  afterAll(() => guarded?.close());
+
+  /** Streams a start with `token` from `client`; resolves with how the stream was closed (a stream that goes live is hung up). */
+  async function attempt(client: string, token: string): Promise<{ code: number; reason: string }> {
+    const stream = await open(guarded, client);
+    const message = structuredClone(startMessage);
+    message.start.customParameters = { agent_id: AGENT, token, call_id: uniqueCallId('guess') };
+    stream.ws.send(JSON.stringify(message));
+    stream.ws.send(media(0));
+    stream.ws.send(STOP());
+    return stream.closed;
+  }
+
+  test('past AUTH_FAILURES_PER_IP bad tokens an address is refused 1008 ERR_RATE_LIMITED, a good token too; other addresses are not; HTTP shares the budget', async () => {
+    const before = await metric(guarded, 'callrec_stream_limit_total', 'limit="ERR_RATE_LIMITED"');
+    for (let i = 0; i < 3; i++) expect(await attempt('203.0.113.7', `crk_guess${i}`)).toMatchObject({ code: 1008, reason: expect.stringMatching(/^ERR_BAD_TOKEN: /) });
+    expect(await attempt('203.0.113.7', 'crk_guess3')).toEqual({ code: 1008, reason: expect.stringMatching(/^ERR_RATE_LIMITED: too many failed authentications from this address; retry in \d+ s/) });
+    // The budget is spent: the right key from that address is refused as well, until the window ends.
+    expect(await attempt('203.0.113.7', guarded.key)).toMatchObject({ code: 1008, reason: expect.stringMatching(/^ERR_RATE_LIMITED: /) });
+    expect(await metric(guarded, 'callrec_stream_limit_total', 'limit="ERR_RATE_LIMITED"')).toBe(before + 2);
+    // Another client behind the same proxy streams as usual.
+    expect(await attempt('203.0.113.8', guarded.key)).toEqual({ code: 1000, reason: 'call ended' });
+    // One budget with the HTTP API: the next bad key from that address is a 429 at once.
+    const res = await fetch(`${guarded.server.url}/api/calls`, { headers: { authorization: 'Bearer crk_guess', 'x-forwarded-for': '203.0.113.7' } });
+    expect(res.status).toBe(429);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe('ERR_RATE_LIMITED');
   });
 });
 

@@ -1,6 +1,6 @@
 import { LegBuffer } from '../../media/leg-buffer.js';
 import { decoderFor } from '../../media/codec.js';
-import { rng } from '../helpers/rng.js';
+import { rng } from '../../bench/rng.js';
 
 /** A frame whose sample values encode their absolute positions, so misplacement shows. */
 function frame(position: number, length: number): Int16Array {

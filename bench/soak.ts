@@ -1,0 +1,153 @@
+/**
+ * `callrec soak`: a node in its own process under sustained load at the fastest pace it allows:
+ * one long call streaming for the whole run, and `calls` more at once, each a few minutes of
+ * audio sent as fast as the socket drains and replaced by a new call when it hangs up. Every few
+ * seconds it prints the node's RSS, RSS per live call, spool backlog and recordings queue; at the
+ * end, whether RSS per call stayed flat (its slope over the run after a warm-up).
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { blastCall } from './load.js';
+import { nodeData, provision, startCallrec, type Callrec } from './node.js';
+import { rssBytes } from './proc.js';
+
+export interface SoakOptions {
+  minutes: number;
+  /** Calls streaming at once besides the long one. */
+  calls: number;
+  /** Seconds between samples (default 10). */
+  everySeconds?: number;
+  log?: (line: string) => void;
+}
+
+export interface SoakSample {
+  atMinutes: number;
+  rssMiB: number;
+  /** V8's heap in use and memory outside it (Buffers, typed arrays), MiB: where RSS goes. */
+  heapMiB: number;
+  externalMiB: number;
+  liveCalls: number;
+  /** RSS above the idle node's, per live call, KiB. */
+  rssPerCallKiB: number;
+  /** `callrec_spool_pending_bytes`; null where the node does not serve it. */
+  spoolPendingBytes: number | null;
+  /** Recording jobs waiting or running, on this node's queue and the shared one. */
+  queueJobs: number;
+}
+
+export interface SoakReport {
+  samples: SoakSample[];
+  idleRssMiB: number;
+  callsEnded: number;
+  /** Least-squares slope of RSS per call over the samples after the warm-up, KiB per minute. */
+  slopeKiBPerMinute: number;
+  /** That slope over the run, as a share of the mean RSS per call. */
+  drift: number;
+  flat: boolean;
+}
+
+const AGENT = { tenantId: 'default', agentId: 'soak', scopes: ['media:stream', 'recordings:read'], settings: { enabled: true, auto_record: true, consent_prompt: false, dual_channel: true, format: 'wav' } } as const;
+/** Audio per short call, s: long enough to be a call, short enough that calls come and go. */
+const CALL_SECONDS = 180;
+/** The first share of the run is warm-up (V8 heap, buffer pool, SQLite cache), left out of the slope. */
+const WARM_UP = 0.2;
+/** RSS per call drifting by less than this share of itself over the run counts as flat. */
+const FLAT_DRIFT = 0.1;
+const MIB = 1024 * 1024;
+
+/** Sum of a Prometheus metric's samples whose label text includes `labels`; null when the node does not serve the metric. */
+export function metricSum(text: string, name: string, labels = ''): number | null {
+  let sum: number | null = null;
+  for (const line of text.split('\n')) {
+    if ((line.startsWith(`${name} `) || line.startsWith(`${name}{`)) && line.includes(labels)) sum = (sum ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return sum;
+}
+
+/** Least-squares slope of y over x. */
+function slope(points: Array<[number, number]>): number {
+  const n = points.length;
+  if (n < 2) return 0;
+  const mx = points.reduce((s, [x]) => s + x, 0) / n;
+  const my = points.reduce((s, [, y]) => s + y, 0) / n;
+  const sxy = points.reduce((s, [x, y]) => s + (x - mx) * (y - my), 0);
+  const sxx = points.reduce((s, [x]) => s + (x - mx) ** 2, 0);
+  return sxx === 0 ? 0 : sxy / sxx;
+}
+
+async function sample(node: Callrec, startedAt: number, idleRss: number): Promise<SoakSample> {
+  const text = await (await fetch(`${node.baseUrl}/metrics`)).text();
+  const rss = rssBytes(node.child.pid);
+  const liveCalls = metricSum(text, 'callrec_calls_active') ?? 0;
+  const queueJobs = ['waiting', 'active', 'prioritized', 'delayed'].reduce((n, state) => n + (metricSum(text, 'callrec_recording_queue_jobs', `state="${state}"`) ?? 0), 0);
+  return {
+    atMinutes: (performance.now() - startedAt) / 60_000,
+    rssMiB: rss / MIB,
+    heapMiB: (metricSum(text, 'callrec_nodejs_heap_size_used_bytes') ?? 0) / MIB,
+    externalMiB: (metricSum(text, 'callrec_nodejs_external_memory_bytes') ?? 0) / MIB,
+    liveCalls,
+    rssPerCallKiB: liveCalls > 0 ? (rss - idleRss) / 1024 / liveCalls : 0,
+    spoolPendingBytes: metricSum(text, 'callrec_spool_pending_bytes'),
+    queueJobs,
+  };
+}
+
+const formatSample = (s: SoakSample) =>
+  `${s.atMinutes.toFixed(1).padStart(5)} min  RSS ${s.rssMiB.toFixed(0).padStart(5)} MiB (heap ${s.heapMiB.toFixed(0)}, external ${s.externalMiB.toFixed(0)})  calls ${String(s.liveCalls).padStart(4)}  RSS/call ${s.rssPerCallKiB.toFixed(0).padStart(5)} KiB  spool backlog ${s.spoolPendingBytes === null ? 'n/a' : `${(s.spoolPendingBytes / 1024).toFixed(0)} KiB`}  queue ${s.queueJobs}`;
+
+/** Runs the soak; prints a line per sample and the verdict. */
+export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
+  const log = opts.log ?? ((line: string) => process.stdout.write(`${line}\n`));
+  const data = await nodeData('soak');
+  // As fast as the node allows: audio may run ahead of the wall clock (README "Limits"), and one
+  // key polls and streams far past a tenant's defaults.
+  const env = { ...data.env, STREAM_AUDIO_LEAD_SECONDS: '86400', RATE_LIMIT_PER_KEY: String(1e9), MAX_STREAMS_PER_TENANT: String(1e6) };
+  let node: Callrec | null = null;
+  const stop = new AbortController();
+  try {
+    const token = await provision(data.env.DATABASE_URL, { ...AGENT, scopes: [...AGENT.scopes] });
+    node = await startCallrec(env, true);
+    const live = node;
+    await sleep(1000);
+    const idleRss = rssBytes(live.child.pid);
+    log(`soak: ${opts.minutes} min, one long call and ${opts.calls} calls of ${CALL_SECONDS} s audio at once, each at max speed; idle RSS ${(idleRss / MIB).toFixed(0)} MiB`);
+    const params = { agent_id: AGENT.agentId, token };
+    let callsEnded = 0;
+    let next = 0;
+    /** Streams calls one after another until the run ends. */
+    const caller = async (seconds: number) => {
+      while (!stop.signal.aborted) {
+        const call = await blastCall({ url: live.wsUrl, callId: `soak-${next++}`, seconds, params, signal: stop.signal });
+        await call.closed;
+        callsEnded++;
+      }
+    };
+    const startedAt = performance.now();
+    const callers = [caller(opts.minutes * 60 * 1000), ...Array.from({ length: opts.calls }, () => caller(CALL_SECONDS))];
+    const samples: SoakSample[] = [];
+    const deadline = startedAt + opts.minutes * 60_000;
+    while (performance.now() < deadline) {
+      await sleep(Math.min((opts.everySeconds ?? 10) * 1000, Math.max(0, deadline - performance.now())));
+      if (live.child.process.exitCode !== null || live.child.process.signalCode !== null) throw new Error(`the node exited: ${live.child.stderr().slice(-2000)}`);
+      const s = await sample(live, startedAt, idleRss);
+      samples.push(s);
+      log(formatSample(s));
+    }
+    stop.abort();
+    await Promise.all(callers);
+
+    const steady = samples.filter((s) => s.atMinutes >= opts.minutes * WARM_UP && s.liveCalls > 0);
+    const slopeKiBPerMinute = slope(steady.map((s) => [s.atMinutes, s.rssPerCallKiB]));
+    const mean = steady.reduce((n, s) => n + s.rssPerCallKiB, 0) / Math.max(1, steady.length);
+    const drift = mean > 0 ? Math.abs(slopeKiBPerMinute * opts.minutes * (1 - WARM_UP)) / mean : 0;
+    const report = { samples, idleRssMiB: idleRss / MIB, callsEnded, slopeKiBPerMinute, drift, flat: steady.length >= 2 && drift < FLAT_DRIFT };
+    log(
+      `soak: ${callsEnded} calls ended; RSS per call ${mean.toFixed(0)} KiB on average after the warm-up, slope ${slopeKiBPerMinute >= 0 ? '+' : ''}${slopeKiBPerMinute.toFixed(1)} KiB/min ` +
+        `(${(drift * 100).toFixed(1)}% over the run): ${report.flat ? 'flat' : steady.length < 2 ? 'too few samples to tell' : 'NOT flat'}`,
+    );
+    return report;
+  } finally {
+    stop.abort();
+    await node?.child.stop(10_000);
+    await data.remove().catch((err: Error) => log(`could not remove the node's data: ${err.message}`));
+  }
+}
