@@ -288,15 +288,6 @@ function skipPlainValue(b: Uint8Array, i: number, depth: number): number {
   return end === FAIL ? skipString(b, i) : end + 1;
 }
 
-/** Base64 digit values, both alphabets (Node's decoder takes either); -1 for anything else. */
-const BASE64_DIGITS = (() => {
-  const table = new Int8Array(256).fill(-1);
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
-  for (let v = 0; v < 62; v++) table[alphabet.charCodeAt(v)] = v;
-  table[PLUS] = table[MINUS] = 62;
-  table[0x2f] = table[0x5f] = 63;
-  return table;
-})();
 const PAD = 0x3d;
 
 /** Bytes the base64 text `src[start, end)` decodes to, or -1 when it is not whole, padded base64. */
@@ -305,41 +296,4 @@ export function base64Length(src: Uint8Array, start: number, end: number): numbe
   if (length % 4 !== 0) return FAIL;
   const padding = length === 0 ? 0 : src[end - 1] !== PAD ? 0 : src[end - 2] === PAD ? 2 : 1;
   return (length / 4) * 3 - padding;
-}
-
-/**
- * Decodes the base64 text `src[start, end)` into `out`, which is exactly `base64Length` bytes
- * long (the caller has measured it to size `out`, so it is not measured again); false on a
- * character outside the alphabet or misplaced padding. A loop over a table rather than
- * `Buffer.write(…, 'base64')`, which needs the text as a string first.
- */
-export function decodeBase64(src: Uint8Array, start: number, end: number, out: Uint8Array): boolean {
-  const bytes = out.length;
-  if (end - start !== Math.ceil(bytes / 3) * 4) return false;
-  const whole = Math.floor(bytes / 3);
-  let o = 0;
-  let i = start;
-  for (let g = 0; g < whole; g++, i += 4) {
-    const a = BASE64_DIGITS[src[i]];
-    const b = BASE64_DIGITS[src[i + 1]];
-    const c = BASE64_DIGITS[src[i + 2]];
-    const d = BASE64_DIGITS[src[i + 3]];
-    if ((a | b | c | d) < 0) return false;
-    const n = (a << 18) | (b << 12) | (c << 6) | d;
-    out[o++] = n >> 16;
-    out[o++] = (n >> 8) & 0xff;
-    out[o++] = n & 0xff;
-  }
-  const rest = bytes - whole * 3;
-  if (rest === 0) return true;
-  const a = BASE64_DIGITS[src[i]];
-  const b = BASE64_DIGITS[src[i + 1]];
-  if ((a | b) < 0) return false;
-  out[o++] = (a << 2) | (b >> 4);
-  if (rest === 2) {
-    const c = BASE64_DIGITS[src[i + 2]];
-    if (c < 0) return false;
-    out[o] = ((b & 0x0f) << 4) | (c >> 2);
-  }
-  return true;
 }

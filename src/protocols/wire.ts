@@ -6,7 +6,7 @@ import { isUtf8 } from 'node:buffer';
 import { CallrecError } from '../errors.js';
 import { bytesPerSample } from '../../media/codec.js';
 import type { Leg, MediaFormat } from '../../media/types.js';
-import { base64Length, decodeBase64 } from './media-scan.js';
+import { base64Length } from './media-scan.js';
 import type { ProviderEvent, WireMessage } from './types.js';
 
 export type JsonObject = Record<string, unknown>;
@@ -141,11 +141,15 @@ export class ScratchDecoder {
    * Decodes the base64 text at `message[start, end)` (the fast path: see `MediaMessageScan`);
    * null when it is not valid base64 of whole samples, for the general path to report.
    */
-  decodeBytes(message: Uint8Array, start: number, end: number, sampleBytes: number): Buffer | null {
+  decodeBytes(message: Buffer, start: number, end: number, sampleBytes: number): Buffer | null {
     const bytes = base64Length(message, start, end);
     if (bytes < 0 || bytes % sampleBytes !== 0) return null;
     const out = this.room(bytes);
-    return decodeBase64(message, start, end, out) ? out : null;
+    // Node's decoder (simdutf) on the text as a one-byte string, valid under `decode`'s rule: it
+    // made exactly `bytes` bytes. A table loop over the bytes, which needs no string, cost more
+    // per 20 ms frame (450 ns against 250–300, the string's allocation included) and was a second
+    // reading of base64 to keep in step with Node's.
+    return out.write(message.toString('latin1', start, end), 0, bytes, 'base64') === bytes ? out : null;
   }
 
   /** A view of `bytes` bytes of scratch memory. */

@@ -1,4 +1,5 @@
-import { base64Length, decodeBase64, MediaMessageScan } from '../../src/protocols/media-scan.js';
+import { MediaMessageScan } from '../../src/protocols/media-scan.js';
+import { ScratchDecoder } from '../../src/protocols/wire.js';
 import { adapters } from '../../src/protocols/index.js';
 import { splice as mutate } from '../../bench/mutate.js';
 import { rng } from '../../bench/rng.js';
@@ -36,8 +37,7 @@ function checkAgainstJsonParse(text: string): boolean {
   if (!scan.scan(bytes)) return false;
   if (scan.payloadStart >= 0 && /[\u0000-\u001f\\\u0080-\u00ff]/.test(bytes.toString('latin1', scan.payloadStart, scan.payloadEnd))) {
     // The scan leaves these to the payload's decoder, which must refuse them.
-    const out = Buffer.alloc(Math.max(0, base64Length(bytes, scan.payloadStart, scan.payloadEnd)));
-    expect(decodeBase64(bytes, scan.payloadStart, scan.payloadEnd, out)).toBe(false);
+    expect(new ScratchDecoder().decodeBytes(bytes, scan.payloadStart, scan.payloadEnd, 1)).toBeNull();
     return false;
   }
   // What it accepts is ASCII, so valid UTF-8 without the socket checking it (skipUTF8Validation).
@@ -109,26 +109,28 @@ describe('MediaMessageScan', () => {
   });
 });
 
-describe('decodeBase64', () => {
+describe('ScratchDecoder.decodeBytes (the fast path\'s payload decoder)', () => {
   test('decodes as Buffer.from does, both alphabets, every padding', () => {
     const random = rng(7);
+    const decoder = new ScratchDecoder();
     for (let n = 0; n < 200; n++) {
       const bytes = Buffer.from(Array.from({ length: n % 50 }, () => Math.floor(random() * 256)));
       for (const text of [bytes.toString('base64'), bytes.toString('base64').replace(/\+/g, '-').replace(/\//g, '_')]) {
-        const src = Buffer.from(text, 'latin1');
-        const out = Buffer.alloc(base64Length(src, 0, src.length));
-        expect(decodeBase64(src, 0, src.length, out)).toBe(true);
-        expect(out.equals(bytes)).toBe(true);
+        const src = Buffer.from(`"${text}"`, 'latin1');
+        expect(decoder.decodeBytes(src, 1, src.length - 1, 1)?.equals(bytes)).toBe(true);
       }
     }
   });
 
-  test('rejects text that is not whole, padded base64', () => {
-    for (const text of ['abc', 'ab$d', 'a=bc', 'ab=c', 'a===', '====', 'ab\\d', 'ab d']) {
+  test('refuses text that is not whole, padded base64, and payloads of part samples', () => {
+    const decoder = new ScratchDecoder();
+    for (const text of ['abc', 'ab$d', 'a=bc', 'ab=c', 'a===', '====', 'ab\\d', 'ab d', 'QQ=\u0080', 'QU\u0080D', 'QUJDRA==QUJD']) {
       const src = Buffer.from(text, 'latin1');
-      const length = base64Length(src, 0, src.length);
-      expect(length < 0 || !decodeBase64(src, 0, src.length, Buffer.alloc(length))).toBe(true);
+      expect(decoder.decodeBytes(src, 0, src.length, 1)).toBeNull();
     }
+    // Three bytes are not whole 16-bit samples.
+    expect(decoder.decodeBytes(Buffer.from('QUJD'), 0, 4, 2)).toBeNull();
+    expect(decoder.decodeBytes(Buffer.from('QUJD'), 0, 4, 1)?.toString()).toBe('ABC');
   });
 });
 
