@@ -17,8 +17,9 @@ export interface SpoolWriterOptions {
   sampleRate: number;
   channels: number;
   /**
-   * Pending audio is written once it reaches this many milliseconds (and on every `flush()`);
-   * default 500, so a process killed mid-call loses at most this plus the capture's jitter window.
+   * Pending audio is written once it reaches this many milliseconds, and on every `flush()`;
+   * default 1000. A live call's session flushes every 500 ms (`TICK_MS`), which is what bounds
+   * the audio a process killed mid-call loses; this size is a cap for bursts between flushes.
    */
   flushMs?: number;
   /** Where the pending buffer and each write's copy come from, and go back to. */
@@ -89,7 +90,7 @@ export class SpoolWriter {
    * and any failure is reported like a write error (and tried again with the next write).
    */
   constructor(file: string, options: SpoolWriterOptions) {
-    const opts = { flushMs: 500, ...options };
+    const opts = { flushMs: 1000, ...options };
     this.path = file;
     this.sampleRate = opts.sampleRate;
     this.channels = opts.channels;
