@@ -143,10 +143,12 @@ test('the spool disk fills mid-call: the call goes on, new streams are refused u
   expect(recording.lostSpans).toHaveLength(1);
   const [lost] = recording.lostSpans;
   expect(lost.reason).toBe('spool write failed');
-  // From about where the disk filled (the spool had 1.5–2 s) to about where space came back (5–6 s).
+  // From about where the disk filled (the spool had 1.5–2 s) to about where space came back (5–6 s):
+  // what the spool still held in memory when space came back (its buffer, up to a second) is
+  // written then, not lost.
   expect(lost.start_ms).toBeGreaterThanOrEqual(1000);
   expect(lost.start_ms).toBeLessThanOrEqual(2000);
-  expect(lost.end_ms).toBeGreaterThanOrEqual(5000);
+  expect(lost.end_ms).toBeGreaterThanOrEqual(4000);
   expect(lost.end_ms).toBeLessThanOrEqual(6500);
   expect(await ts.recording(other)).toMatchObject({ status: 'ready', complete: true, lostSpans: [], durationMs: 1000 });
 

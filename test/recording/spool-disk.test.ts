@@ -12,8 +12,8 @@ import { positionPattern, readSpoolPcm } from '../helpers/audio.js';
 
 const run = promisify(execFile);
 const RATE = 8000;
-/** Bytes of one spool write: 500 ms of 16-bit stereo at 8 kHz. */
-const CHUNK_BYTES = (RATE / 2) * 4;
+/** Bytes of the spool's pending buffer (its default, 1 s of 16-bit stereo at 8 kHz): what one write takes at most. */
+const CHUNK_BYTES = RATE * 4;
 
 /*
  * Real disks in real trouble (this needs root, as CI and the development machines have): a
