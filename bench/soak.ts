@@ -3,7 +3,8 @@
  * one long call streaming for the whole run, and `calls` more at once, each a few minutes of
  * audio sent as fast as the socket drains and replaced by a new call when it hangs up. Every few
  * seconds it prints the node's RSS, RSS per live call, spool backlog and recordings queue; at the
- * end, whether RSS per call stayed flat (its slope over the run after a warm-up).
+ * end, whether RSS per call stayed flat: whether RSS grew over the run beyond what the number
+ * of live calls explains.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { blastCall } from './load.js';
@@ -38,9 +39,11 @@ export interface SoakReport {
   samples: SoakSample[];
   idleRssMiB: number;
   callsEnded: number;
-  /** Least-squares slope of RSS per call over the samples after the warm-up, KiB per minute. */
+  /** RSS above idle per live call, KiB: the fit's call term (see `fitRss`). */
+  perCallKiB: number;
+  /** RSS growth at a constant number of live calls, KiB per minute: the fit's time term. */
   slopeKiBPerMinute: number;
-  /** That slope over the run, as a share of the mean RSS per call. */
+  /** That growth over the run after the warm-up, as a share of the mean RSS above idle. */
   drift: number;
   flat: boolean;
 }
@@ -50,7 +53,7 @@ const AGENT = { tenantId: 'default', agentId: 'soak', scopes: ['media:stream', '
 const CALL_SECONDS = 180;
 /** The first share of the run is warm-up (V8 heap, buffer pool, SQLite cache), left out of the slope. */
 const WARM_UP = 0.2;
-/** RSS per call drifting by less than this share of itself over the run counts as flat. */
+/** RSS growing, at a constant number of calls, by less than this share of itself over the run counts as flat. */
 const FLAT_DRIFT = 0.1;
 const MIB = 1024 * 1024;
 
@@ -63,15 +66,29 @@ export function metricSum(text: string, name: string, labels = ''): number | nul
   return sum;
 }
 
-/** Least-squares slope of y over x. */
-function slope(points: Array<[number, number]>): number {
+/**
+ * Least squares of RSS above idle (KiB) = perCall × live calls + perMinute × minutes + c. At the
+ * soak's pace calls end and are replaced at random, so live calls swing by half within a minute;
+ * RSS divided by calls then swings with them, and its slope said "not flat" of runs whose RSS
+ * stood still. The time term is what grows whatever the number of calls: a leak.
+ */
+export function fitRss(points: Array<{ calls: number; minutes: number; kib: number }>): { perCall: number; perMinute: number } {
   const n = points.length;
-  if (n < 2) return 0;
-  const mx = points.reduce((s, [x]) => s + x, 0) / n;
-  const my = points.reduce((s, [, y]) => s + y, 0) / n;
-  const sxy = points.reduce((s, [x, y]) => s + (x - mx) * (y - my), 0);
-  const sxx = points.reduce((s, [x]) => s + (x - mx) ** 2, 0);
-  return sxx === 0 ? 0 : sxy / sxx;
+  const mean = (f: (p: (typeof points)[number]) => number) => points.reduce((sum, p) => sum + f(p), 0) / n;
+  const [mc, mt, my] = [mean((p) => p.calls), mean((p) => p.minutes), mean((p) => p.kib)];
+  let [scc, stt, sct, scy, sty] = [0, 0, 0, 0, 0];
+  for (const p of points) {
+    const [c, t, y] = [p.calls - mc, p.minutes - mt, p.kib - my];
+    scc += c * c;
+    stt += t * t;
+    sct += c * t;
+    scy += c * y;
+    sty += t * y;
+  }
+  const det = scc * stt - sct * sct;
+  // Calls that never changed (or one sample) leave the two terms inseparable: the time term alone.
+  if (Math.abs(det) < 1e-9) return { perCall: mc > 0 ? my / mc : 0, perMinute: stt > 0 ? sty / stt : 0 };
+  return { perCall: (stt * scy - sct * sty) / det, perMinute: (scc * sty - sct * scy) / det };
 }
 
 async function sample(node: Callrec, startedAt: number, idleRss: number): Promise<SoakSample> {
@@ -136,13 +153,14 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
     await Promise.all(callers);
 
     const steady = samples.filter((s) => s.atMinutes >= opts.minutes * WARM_UP && s.liveCalls > 0);
-    const slopeKiBPerMinute = slope(steady.map((s) => [s.atMinutes, s.rssPerCallKiB]));
-    const mean = steady.reduce((n, s) => n + s.rssPerCallKiB, 0) / Math.max(1, steady.length);
-    const drift = mean > 0 ? Math.abs(slopeKiBPerMinute * opts.minutes * (1 - WARM_UP)) / mean : 0;
-    const report = { samples, idleRssMiB: idleRss / MIB, callsEnded, slopeKiBPerMinute, drift, flat: steady.length >= 2 && drift < FLAT_DRIFT };
+    const points = steady.map((s) => ({ calls: s.liveCalls, minutes: s.atMinutes, kib: s.rssPerCallKiB * s.liveCalls }));
+    const { perCall, perMinute } = fitRss(points);
+    const meanKiB = points.reduce((n, p) => n + p.kib, 0) / Math.max(1, points.length);
+    const drift = meanKiB > 0 ? Math.abs(perMinute * opts.minutes * (1 - WARM_UP)) / meanKiB : 0;
+    const report = { samples, idleRssMiB: idleRss / MIB, callsEnded, perCallKiB: perCall, slopeKiBPerMinute: perMinute, drift, flat: steady.length >= 2 && drift < FLAT_DRIFT };
     log(
-      `soak: ${callsEnded} calls ended; RSS per call ${mean.toFixed(0)} KiB on average after the warm-up, slope ${slopeKiBPerMinute >= 0 ? '+' : ''}${slopeKiBPerMinute.toFixed(1)} KiB/min ` +
-        `(${(drift * 100).toFixed(1)}% over the run): ${report.flat ? 'flat' : steady.length < 2 ? 'too few samples to tell' : 'NOT flat'}`,
+      `soak: ${callsEnded} calls ended; after the warm-up RSS above idle is ${perCall.toFixed(0)} KiB per live call and grows ${perMinute >= 0 ? '+' : ''}${perMinute.toFixed(1)} KiB/min at a constant number of calls ` +
+        `(${(drift * 100).toFixed(1)}% of it over the run): ${report.flat ? 'flat' : steady.length < 2 ? 'too few samples to tell' : 'NOT flat'}`,
     );
     return report;
   } finally {
