@@ -176,7 +176,8 @@ export class SpoolWriter {
     this.#writing = this.#writing.then(async () => {
       let written = 0;
       try {
-        await this.#prepare();
+        // Prepared once; awaiting the no-op after that was an extra async hop on every write.
+        if (!this.#headerWritten) await this.#prepare();
         written = await writeAt(this.#handle!.fd, chunk, position);
         if (written < length) throw Object.assign(new Error(`short write to ${this.path}: ${written} of ${length} bytes`), { code: 'ENOSPC' });
         this.#failure = null;
