@@ -22,9 +22,13 @@ RUN npm run build \
  && npm prune --omit=dev
 
 FROM ${NODE_IMAGE} AS runtime
+# MALLOC_ARENA_MAX: glibc gives each thread that allocates (libuv's pool writes every spool)
+# an arena of its own and hands little back; with 2, RSS at a constant load stayed flat
+# (`npm run soak`: +0.9 MiB/min over 10 min with 50 calls, against +3.3 MiB/min without).
 ENV NODE_ENV=production \
     DATA_DIR=/data \
-    PORT=8080
+    PORT=8080 \
+    MALLOC_ARENA_MAX=2
 WORKDIR /app
 # node_modules comes from the build stage: native addons were compiled there for this same base image.
 COPY --from=build /app/package.json ./
@@ -37,7 +41,7 @@ VOLUME ["/data"]
 EXPOSE 8080
 # Liveness (`/healthz`), not readiness: a draining node answers `/readyz` 503 for up to
 # DRAIN_TIMEOUT_SECONDS and must not be marked unhealthy (and restarted) meanwhile.
-# `callrec worker` has no HTTP listener: docker-compose.yml turns this check off for it.
+# `callrec worker` answers on WORKER_PORT instead: docker-compose.yml gives it its own check.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 # SIGTERM starts the drain (new streams refused, live calls run to their end); give the

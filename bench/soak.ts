@@ -117,7 +117,8 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
   const data = await nodeData('soak');
   // As fast as the node allows: audio may run ahead of the wall clock (README "Limits"), and one
   // key polls and streams far past a tenant's defaults.
-  const env = { ...data.env, STREAM_AUDIO_LEAD_SECONDS: '86400', RATE_LIMIT_PER_KEY: String(1e9), MAX_STREAMS_PER_TENANT: String(1e6) };
+  // glibc's allocator set as the image sets it (Dockerfile, MALLOC_ARENA_MAX): the soak measures the node as deployed.
+  const env = { ...data.env, MALLOC_ARENA_MAX: '2', STREAM_AUDIO_LEAD_SECONDS: '86400', RATE_LIMIT_PER_KEY: String(1e9), MAX_STREAMS_PER_TENANT: String(1e6) };
   let node: Callrec | null = null;
   const stop = new AbortController();
   try {
