@@ -54,6 +54,29 @@ export function callerAudio(message: Message): Buffer | null {
   return m.event === 'media' && (m.media.track ?? 'inbound') === 'inbound' ? Buffer.from(m.media.payload, 'base64') : null;
 }
 
+/** Whether a frame of caller audio holds a tone (what `ToneAnsweringRuntime` answers). */
+export function isLoud(format: MediaFormat, audio: Buffer): boolean {
+  const pcm = new Int16Array(audio.length);
+  const n = decoderFor(format)(audio, pcm);
+  return pcm.subarray(0, n).some((s) => Math.abs(s) > 1000);
+}
+
+/** Send offsets (ms after the first message) of the fixture's messages that begin a loud stretch of caller audio: each one the runtime answers. */
+export function toneStartOffsets(fixture: Fixture): number[] {
+  const format = formatOf(fixture);
+  const firstT = fixture.messages[0]?.t ?? 0;
+  const offsets: number[] = [];
+  let loud = false;
+  for (const m of fixture.messages) {
+    const audio = callerAudio({ data: m.binary ? (m.data as Buffer) : Buffer.from(m.data as string), binary: m.binary });
+    if (!audio) continue;
+    const now = isLoud(format, audio);
+    if (now && !loud) offsets.push(m.t - firstT);
+    loud = now;
+  }
+  return offsets;
+}
+
 /** A sine tone, `ms` long at `hz`, in `format`'s wire encoding. */
 export function tone(format: MediaFormat, hz: number, ms: number): Buffer {
   const samples = (ms * format.sampleRate) / 1000;
@@ -119,9 +142,7 @@ export class ToneAnsweringRuntime {
     }
     const audio = callerAudio(message);
     if (!audio) return;
-    const pcm = new Int16Array(audio.length);
-    const n = decoderFor(this.#opts.format)(audio, pcm);
-    const loud = pcm.subarray(0, n).some((s) => Math.abs(s) > 1000);
+    const loud = isLoud(this.#opts.format, audio);
     if (loud && !this.#loud) this.#say(ws, tone(this.#opts.format, 1500, this.#opts.replyMs), `reply-${this.sent.length}`);
     this.#loud = loud;
   }
