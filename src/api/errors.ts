@@ -17,6 +17,15 @@ const FASTIFY_CLIENT_CODES: Record<number, string> = {
   415: 'ERR_UNSUPPORTED_MEDIA_TYPE',
 };
 
+/**
+ * Most of a refused body read and dropped rather than cut off. Fastify refuses a body over its
+ * limit from the `Content-Length` alone and closes the connection; a client still sending (fetch
+ * sends the whole body before it reads) then meets a reset and never sees the 413: 37 of 200
+ * 2 MiB posts did. Below this size the connection stays open, Node reads the rest of the body
+ * and drops it, and the answer arrives, as nginx's lingering close does. Larger bodies are cut off.
+ */
+const MAX_DRAINED_BODY_BYTES = 16 * 1024 * 1024;
+
 function send(reply: FastifyReply, status: number, error: ErrorBody['error']): void {
   reply.code(status).type('application/json; charset=utf-8').send({ error } satisfies ErrorBody);
 }
@@ -39,6 +48,7 @@ export function errorHandler(err: FastifyError | Error, request: FastifyRequest,
   }
   const fastifyStatus = (err as FastifyError).statusCode;
   if (!code && fastifyStatus !== undefined && fastifyStatus >= 400 && fastifyStatus < 500) {
+    if ((err as FastifyError).code === 'FST_ERR_CTP_BODY_TOO_LARGE' && Number(request.headers['content-length']) <= MAX_DRAINED_BODY_BYTES) reply.removeHeader('connection');
     send(reply, fastifyStatus, { code: FASTIFY_CLIENT_CODES[fastifyStatus] ?? 'ERR_BAD_REQUEST', message: err.message });
     return;
   }
