@@ -11,7 +11,7 @@ export default {
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
   testMatch: ['<rootDir>/test/**/*.test.ts'],
   testTimeout: 60000,
-  // On two cores Jest would run every suite inside its own process, all in one heap; late in the
+  // On two cores Jest would run every suite in band, in Jest's own process and one heap; late in the
   // run a full GC took several times as long (the transcode suite, which collects to measure
   // memory: 58 s alone, 148 s in the full run). With a limit it runs them in a worker, replaced
   // by a fresh one when its heap has grown past this after a suite: the suite took 64 s, the
