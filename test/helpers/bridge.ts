@@ -55,7 +55,7 @@ export function callerAudio(message: Message): Buffer | null {
 }
 
 /** Whether a frame of caller audio holds a tone (what `ToneAnsweringRuntime` answers). */
-export function isLoud(format: MediaFormat, audio: Buffer): boolean {
+function isLoud(format: MediaFormat, audio: Buffer): boolean {
   const pcm = new Int16Array(audio.length);
   const n = decoderFor(format)(audio, pcm);
   return pcm.subarray(0, n).some((s) => Math.abs(s) > 1000);
