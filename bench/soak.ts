@@ -154,7 +154,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
     await Promise.all(callers);
 
     const steady = samples.filter((s) => s.atMinutes >= opts.minutes * WARM_UP && s.liveCalls > 0);
-    const points = steady.map((s) => ({ calls: s.liveCalls, minutes: s.atMinutes, kib: s.rssPerCallKiB * s.liveCalls }));
+    const points = steady.map((s) => ({ calls: s.liveCalls, minutes: s.atMinutes, kib: (s.rssMiB * MIB - idleRss) / 1024 }));
     const { perCall, perMinute } = fitRss(points);
     const meanKiB = points.reduce((n, p) => n + p.kib, 0) / Math.max(1, points.length);
     const drift = meanKiB > 0 ? Math.abs(perMinute * opts.minutes * (1 - WARM_UP)) / meanKiB : 0;
