@@ -1,11 +1,10 @@
 # syntax=docker/dockerfile:1
 # callrec: build with the full toolchain, run on a slim image with production dependencies only.
 #
-# Node 26 is the Active LTS line (since 2026-10-28; 20 reached end-of-life on 2026-04-30).
-# better-sqlite3 12.11 lists 26.x in its engines; @discordjs/opus 0.10 is an N-API (v3) addon,
-# so it builds against any Node. Neither is known to publish a prebuilt binary for Node 26's ABI,
-# which is why the build stage has a compiler. Not verified here: no container engine runs on the
-# development machine, and the test suite runs on Node 20.
+# Node 26 is the Active LTS line (since 2026-10-28), the one CI runs the tests on.
+# better-sqlite3 13 ships N-API prebuilds in its package; @discordjs/opus 0.10 is an N-API (v3)
+# addon built from source when no prebuilt binary is reachable, which is why the build stage has a
+# compiler. Not verified here: no container engine runs on the development machine.
 ARG NODE_IMAGE=node:26-trixie-slim
 
 FROM ${NODE_IMAGE} AS build

@@ -1,7 +1,8 @@
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import type { IncomingMessage } from 'node:http';
-import { Storage, type Bucket, type StorageOptions } from '@google-cloud/storage';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { RETRYABLE_ERR_FN_DEFAULT, Storage, type Bucket, type StorageOptions } from '@google-cloud/storage';
 import { CallrecError } from '../errors.js';
 import { BucketUrl } from './bucket.js';
 import type { ObjectStore } from './types.js';
@@ -19,31 +20,43 @@ export interface GcsObjectStoreOptions {
 
 type Interceptor = Storage['interceptors'][number];
 
+/** First pause before a read is retried; doubled on each further attempt (the library's default). */
+const READ_RETRY_DELAY_MS = 1000;
+
 /** Objects in a Google Cloud Storage bucket, `gs://bucket/prefix`. */
 export class GcsObjectStore implements ObjectStore {
   readonly url: string;
   readonly #location: BucketUrl;
   readonly #bucket: Bucket;
+  /** The same bucket without the library's retries, for object reads (see `get`). */
+  readonly #reads: Bucket;
+  readonly #maxRetries: number;
+  readonly #timeoutMs: number;
 
   constructor(storageUrl: string, opts: GcsObjectStoreOptions = {}) {
     this.#location = new BucketUrl(storageUrl, 'gs:');
     this.url = this.#location.href;
-    const timeout = opts.timeoutMs ?? 60_000;
-    const storage = new Storage({
-      ...(opts.endpoint ? { apiEndpoint: opts.endpoint, useAuthWithCustomEndpoint: false } : {}),
-      credentials: opts.credentials,
-      timeout,
-      // The default idempotency strategy matters: it leaves uploads (which carry no generation
-      // precondition) unretried. The library's resume after an interrupted upload crashes the
-      // process with an unhandled 'error' when its status query fails too (the server went away;
-      // seen with 7.22), so a failed put rejects instead and the caller retries the whole put.
-      retryOptions: { maxRetries: opts.maxRetries ?? 3 },
-    });
-    // `timeout` above covers JSON API calls only; resumable upload requests take their options
-    // from interceptors, and without one a stalled server would hang a put forever.
-    // (The library types interceptors as seeing only JSON API requests, hence the cast.)
-    storage.interceptors.push({ request: (reqOpts) => Object.assign(reqOpts, { timeout }) as ReturnType<Interceptor['request']> });
-    this.#bucket = storage.bucket(this.#location.bucket);
+    const timeout = (this.#timeoutMs = opts.timeoutMs ?? 60_000);
+    this.#maxRetries = opts.maxRetries ?? 3;
+    const storage = (retryOptions: StorageOptions['retryOptions']) => {
+      const client = new Storage({
+        ...(opts.endpoint ? { apiEndpoint: opts.endpoint, useAuthWithCustomEndpoint: false } : {}),
+        credentials: opts.credentials,
+        timeout,
+        retryOptions,
+      });
+      // `timeout` above covers JSON API calls only; resumable upload requests take their options
+      // from interceptors, and without one a stalled server would hang a put forever.
+      // (The library types interceptors as seeing only JSON API requests, hence the cast.)
+      client.interceptors.push({ request: (reqOpts) => Object.assign(reqOpts, { timeout }) as ReturnType<Interceptor['request']> });
+      return client.bucket(this.#location.bucket);
+    };
+    // The default idempotency strategy matters: it leaves uploads (which carry no generation
+    // precondition) unretried. The library's resume after an interrupted upload crashes the
+    // process with an unhandled 'error' when its status query fails too (the server went away;
+    // seen with 7.22), so a failed put rejects instead and the caller retries the whole put.
+    this.#bucket = storage({ maxRetries: this.#maxRetries });
+    this.#reads = storage({ autoRetry: false });
   }
 
   async put(key: string, body: Readable): Promise<{ size: number }> {
@@ -54,20 +67,41 @@ export class GcsObjectStore implements ObjectStore {
     return { size: Number(file.metadata.size) };
   }
 
+  /**
+   * Retried here, not by the library (8.4): its read-stream retry pipes the new attempt into the
+   * destroyed previous one, which on Node 22+ throws out of an event handler and ends the
+   * process; and its read streams ignore `timeout`, so a stalled server would hang a get.
+   */
   async get(key: string, range?: { start: number; end: number }): Promise<Readable> {
-    const stream = this.#bucket.file(this.#location.objectName(key)).createReadStream(range ? { start: range.start, end: range.end } : {});
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.#open(key, range);
+      } catch (err) {
+        if (attempt >= this.#maxRetries || !RETRYABLE_ERR_FN_DEFAULT(err as Parameters<typeof RETRYABLE_ERR_FN_DEFAULT>[0])) throw err;
+        await sleep(READ_RETRY_DELAY_MS * 2 ** attempt);
+      }
+    }
+  }
+
+  async #open(key: string, range?: { start: number; end: number }): Promise<Readable> {
+    const stream = this.#reads.file(this.#location.objectName(key)).createReadStream(range ? { start: range.start, end: range.end } : {});
     // The library sends the request on the first read and reports a 404 only as a stream error;
     // wait for the response so a missing object rejects here, as the contract says.
-    await new Promise<void>((resolve, reject) => {
-      const onError = (err: unknown) => reject(notFound(err) ? new CallrecError('ERR_NOT_FOUND', `no object ${key}`, { cause: err }) : err);
-      stream.once('error', onError);
-      stream.once('response', (res: IncomingMessage) => {
-        if ((res.statusCode ?? 0) >= 300) return; // the error follows
-        stream.off('error', onError);
-        resolve();
+    const deadline = setTimeout(() => stream.destroy(new CallrecError('ERR_STORAGE_UNREACHABLE', `no response for ${key} in ${this.#timeoutMs} ms`)), this.#timeoutMs);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const onError = (err: unknown) => reject(notFound(err) ? new CallrecError('ERR_NOT_FOUND', `no object ${key}`, { cause: err }) : err);
+        stream.once('error', onError);
+        stream.once('response', (res: IncomingMessage) => {
+          if ((res.statusCode ?? 0) >= 300) return; // the error follows
+          stream.off('error', onError);
+          resolve();
+        });
+        stream.read(0);
       });
-      stream.read(0);
-    });
+    } finally {
+      clearTimeout(deadline);
+    }
     return stream;
   }
 

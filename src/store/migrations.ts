@@ -1,4 +1,5 @@
-import type { Kysely, Migration, MigrationProvider } from 'kysely';
+import type { Kysely } from 'kysely';
+import type { Migration, MigrationProvider } from 'kysely/migration';
 
 // Migrations take Kysely<any> (as Kysely's docs advise): they must keep compiling as the
 // current `Database` type moves on past the shape they create.
