@@ -16,6 +16,7 @@ import { startWorkerHttp } from './worker-http.js';
 import { openServices } from './services.js';
 import { createStore, OPERATOR_TENANT_ID, type Store } from './store/index.js';
 import { startWorkers } from '../workers/index.js';
+import { registerEvidenceCommands } from './evidence/commands.js';
 
 /** Settings may live in ./.env (SPEC §2); real environment variables win. */
 function config(): Config {
@@ -256,6 +257,8 @@ keys
       console.log(`re-wrapped ${report.recordings} recording key(s) and ${report.tenantSecrets} tenant secret(s). Restart every callrec node so it loads the new key.`);
     });
   });
+
+registerEvidenceCommands(program, { config, withStore });
 
 program.parseAsync().catch((err: Error) => {
   // Expected failures (bad config, no Redis, bad arguments) are one clear line, not a stack.

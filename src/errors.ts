@@ -83,6 +83,9 @@ const REGISTRY = {
   ERR_SPOOL_UNREACHABLE: {},
   ERR_OBJECT_MISSING: {},
   ERR_BAD_FIXTURE: {},
+  // Evidence (SPEC §9): no key to sign with; a manifest, audio or ledger that does not verify.
+  ERR_NO_SIGNING_KEY: {},
+  ERR_NOT_VERIFIED: {},
   // Raised by media/ (MediaError).
   ERR_BAD_RECORDING: {},
   ERR_UNSUPPORTED_RATE: {},

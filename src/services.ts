@@ -3,6 +3,7 @@ import type { ConnectionOptions, Queue } from 'bullmq';
 import { passesInTime } from './api/health.js';
 import type { Config } from './config.js';
 import { MasterKeyring } from './crypto/keys.js';
+import { Evidence } from './evidence/index.js';
 import type { Logger } from './log.js';
 import { RecordingQueues } from './queue/recordings.js';
 import { shippedSpoolStores, type SpoolSourceOptions } from './recording/shared-spool.js';
@@ -48,6 +49,11 @@ export async function openServices(config: Config, log: Logger): Promise<Service
     throw err;
   }
   const keyring = await MasterKeyring.load({ dataDir: config.dataDir, masterKey: config.masterKey });
+  // Recordings finalized before manifests existed (or whose signing failed) are signed now, marked as signed later.
+  new Evidence(store, keyring)
+    .signBacklog()
+    .then((signed) => signed > 0 && log.info({ signed }, 'signed the manifests of earlier recordings'))
+    .catch((err: Error) => log.error({ err: err.message }, 'could not sign the manifests of earlier recordings'));
   const storage = new StorageResolver({
     defaultStore: openObjectStore(config.storageUrl, { endpoint: config.storageEndpoint }),
     endpoint: config.storageEndpoint,

@@ -1,5 +1,6 @@
 import { Worker, type ConnectionOptions, type Job } from 'bullmq';
 import { errorCode } from '../src/errors.js';
+import { Evidence } from '../src/evidence/index.js';
 import type { MediaMetrics } from '../src/metrics.js';
 import { recordingsQueueName, type RecordingJobData } from '../src/queue/recordings.js';
 import { createRecordingProcessor, isLastFailure, recordFailure, type RecordingJobResult, type RecordingProcessorDeps } from './recording.js';
@@ -59,7 +60,7 @@ export function startWorkers(deps: RecordingProcessorDeps, opts: WorkerOptions):
   workers.push(startWebhookWorker({ store: deps.store, keyring: deps.keyring, log }, opts));
   workers.push(
     startRetentionWorker(
-      { store: deps.store, storageFor: (recording) => deps.storage.forRecording(recording), webhooks: deps.webhooks, log, now: () => new Date() },
+      { store: deps.store, storageFor: (recording) => deps.storage.forRecording(recording), webhooks: deps.webhooks, evidence: new Evidence(deps.store, deps.keyring), log, now: () => new Date() },
       opts,
     ),
   );

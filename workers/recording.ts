@@ -4,6 +4,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import { UnrecoverableError, type Job } from 'bullmq';
 import { encryptStream } from '../src/crypto/chunked.js';
+import { Evidence } from '../src/evidence/index.js';
 import { CallrecError, errorCode } from '../src/errors.js';
 import { newDataKey, wrapForTenant, type MasterKeyring, type WrappedKey } from '../src/crypto/keys.js';
 import { encodeRecording } from '../media/encoders/index.js';
@@ -137,6 +138,7 @@ async function waveformOf(pcm: PcmFile): Promise<PeaksDocument> {
  */
 export function createRecordingProcessor(deps: RecordingProcessorDeps) {
   const { store, keyring } = deps;
+  const evidence = new Evidence(store, keyring);
   const threads = deps.encodeThreads ?? os.availableParallelism();
   return async function processRecording(job: Job<RecordingJobData>): Promise<RecordingJobResult | null> {
     const { recordingId, tenantId, callId } = job.data;
@@ -208,7 +210,11 @@ export function createRecordingProcessor(deps: RecordingProcessorDeps) {
     await fs.rm(encoded, { force: true });
     // The recording is safe: a spool left behind (the bucket failing now) is only garbage.
     await source.remove().catch((err: Error) => log.warn({ err: err.message }, 'could not delete the spool'));
-    if (ready) await emitRecordingEvent(deps.webhooks, 'recording.completed', ready);
+    if (ready) {
+      // Signed once stored and marked ready; should signing fail here, the recovery sweep signs it (`signed_later`).
+      await evidence.seal(ready).catch((err: Error) => log.error({ err: err.message }, 'could not sign the recording manifest'));
+      await emitRecordingEvent(deps.webhooks, 'recording.completed', ready);
+    }
     log.info({ objectKey, durationMs, byteSize: size }, 'recording ready');
     return { objectKey, byteSize: size, durationMs };
   };

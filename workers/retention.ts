@@ -1,5 +1,6 @@
 import { Queue, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import { CallrecError } from '../src/errors.js';
+import type { Evidence } from '../src/evidence/index.js';
 import type { Logger } from '../src/log.js';
 import type { ObjectStore } from '../src/storage/types.js';
 import type { Recording, Store } from '../src/store/index.js';
@@ -17,6 +18,8 @@ export interface RetentionDeps {
   /** Sends `recording.deleted`; null when webhooks are off (tools, tests). */
   webhooks: WebhookContext | null;
   log: Logger;
+  /** Where each deletion's signed tombstone goes (the tenant's ledger). */
+  evidence: Evidence;
   /** The clock retention judges age by (injectable for tests). */
   now: () => Date;
 }
@@ -75,7 +78,7 @@ export async function keepRetentionScheduled(queue: Queue, everyMs: number, opts
  * fails stays expired and is tried again on the next run.
  */
 export function createRetentionProcessor(deps: RetentionDeps) {
-  const { store, storageFor, webhooks, log, now } = deps;
+  const { store, storageFor, webhooks, evidence, log, now } = deps;
   return async function runRetention(_job?: Job): Promise<RetentionResult> {
     const cutoff = now();
     const failedIds = new Set<string>();
@@ -89,6 +92,7 @@ export function createRetentionProcessor(deps: RetentionDeps) {
           const objects = await storageFor(recording);
           const result = await store.recordings.delete(recording.tenantId, recording.callId, objects, { deletedBy: 'retention', reason: 'retention' });
           deleted++;
+          await evidence.recordDeletion(result.tombstone);
           if (webhooks) await emitRecordingEvent(webhooks, 'recording.deleted', result.recording);
         } catch (err) {
           failedIds.add(recording.id);

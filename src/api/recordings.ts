@@ -15,6 +15,10 @@ import { notFound } from './errors.js';
 import { parseRange } from './range.js';
 import type { ApiDeps, ApiInstance } from './types.js';
 import { emitRecordingEvent } from '../webhooks/index.js';
+import type { Evidence } from '../evidence/index.js';
+import type { AccessRecord } from '../evidence/ledger.js';
+import type { NewAccessLogEntry } from '../store/index.js';
+import type { FastifyBaseLogger } from 'fastify';
 
 const CONTENT_TYPES: Record<RecordingFormat, string> = { mp3: 'audio/mpeg', wav: 'audio/wav', ogg: 'audio/ogg' };
 
@@ -58,50 +62,68 @@ async function transcodedAudio(object: EncryptedObject, recording: Recording, to
 }
 
 /**
+ * Puts a read on record, in the access log and the tenant's ledger, before its first byte goes
+ * out: a read that is not on record must not happen. When the database cannot take it (full
+ * disk) the entry goes to the process log instead, so reading keeps working and the read is
+ * still on record.
+ */
+export async function recordAccess(store: ApiDeps['store'], evidence: Evidence, access: NewAccessLogEntry, log: FastifyBaseLogger, purpose: AccessRecord['purpose'] = 'read'): Promise<void> {
+  try {
+    await store.accessLog.add(access);
+    const { tenantId, keyId, callId, recordingId, format, range, ip } = access;
+    await evidence.recordAccess(tenantId, { recording_id: recordingId, call_id: callId, key_id: keyId, format, range, ip, purpose, at: new Date().toISOString() });
+  } catch (err) {
+    log.error({ err: (err as Error).message, access }, 'access log not writable; recording this read here instead');
+  }
+}
+
+/**
+ * The call's recording if it is ready: 404 without one, 409 while it is in the works. A
+ * playback grant must name this very recording: one deleted or recorded anew since is a 403.
+ */
+export async function readyRecording(store: ApiDeps['store'], tenantId: string, callId: string, grant: PlaybackGrant | null): Promise<Recording> {
+  const call = await store.calls.get(tenantId, callId);
+  if (!call) throw notFound(`call ${callId}`);
+  const recording = await store.recordings.getByCall(tenantId, callId);
+  if (grant && (recording?.id !== grant.recordingId || recording.status === 'deleted')) {
+    throw new HttpError('ERR_TOKEN_STALE', 'the recording this playback token was issued for has been deleted or replaced');
+  }
+  if (!recording || recording.status === 'deleted') throw notFound(`recording of call ${callId}`);
+  if (recording.status !== 'ready') {
+    throw new HttpError('ERR_NOT_READY', `the recording is not ready (status ${recording.status})`, {
+      details: { status: recording.status },
+    });
+  }
+  return recording;
+}
+
+/** Where a ready recording's object is, its size, and its data key; 409 when only the tenant can unwrap the key. */
+export async function storedObject({ storage, keyring }: Pick<ApiDeps, 'storage' | 'keyring'>, recording: Recording): Promise<{ objects: ObjectStore; key: string; size: number; dataKey: Buffer }> {
+  const key = recording.objectKey;
+  const objects = await storage.forRecording(recording);
+  const size = key === null ? null : await objects.size(key);
+  if (key === null || size === null || recording.keyId === null || recording.wrappedKey === null) {
+    // A ready recording without its object is our inconsistency, not the client's.
+    throw new CallrecError('ERR_OBJECT_MISSING', `recording ${recording.id} is ready but its object is missing`);
+  }
+  if (recording.keyId.startsWith('tenant:')) {
+    // Wrapped with the tenant's public key: callrec cannot decrypt it, by design.
+    throw new HttpError('ERR_TENANT_ENCRYPTED', "this recording's key is wrapped with the tenant's public key; fetch the object and unwrap the key with the tenant's private key", {
+      details: { storage_url: recording.storageUrl, object_key: key, key_id: recording.keyId, wrapped_key: recording.wrappedKey },
+    });
+  }
+  const dataKey = await keyring.unwrapFresh({ keyId: recording.keyId, wrapped: recording.wrappedKey });
+  return { objects, key, size, dataKey };
+}
+
+/**
  * `GET /api/calls/{id}/recording`: the audio, seekable with `Range`, every read access-logged;
  * with an API key, or a playback token from `POST /api/calls/{id}/recording/url`.
  * `GET /api/calls/{id}/recording/peaks`: the waveform computed when the recording was finalized.
  * `DELETE /api/calls/{id}/recording`: removes the object and leaves a tombstone; 423 on legal hold.
  */
-export function recordingRoutes(app: ApiInstance, { store, storage, keyring, webhooks, transcodes }: ApiDeps, playback: PlaybackTokens): void {
-  /**
-   * The call's recording if it is ready: 404 without one, 409 while it is in the works. A
-   * playback grant must name this very recording: one deleted or recorded anew since is a 403.
-   */
-  async function readyRecording(tenantId: string, callId: string, grant: PlaybackGrant | null): Promise<Recording> {
-    const call = await store.calls.get(tenantId, callId);
-    if (!call) throw notFound(`call ${callId}`);
-    const recording = await store.recordings.getByCall(tenantId, callId);
-    if (grant && (recording?.id !== grant.recordingId || recording.status === 'deleted')) {
-      throw new HttpError('ERR_TOKEN_STALE', 'the recording this playback token was issued for has been deleted or replaced');
-    }
-    if (!recording || recording.status === 'deleted') throw notFound(`recording of call ${callId}`);
-    if (recording.status !== 'ready') {
-      throw new HttpError('ERR_NOT_READY', `the recording is not ready (status ${recording.status})`, {
-        details: { status: recording.status },
-      });
-    }
-    return recording;
-  }
+export function recordingRoutes(app: ApiInstance, { store, storage, keyring, webhooks, transcodes }: ApiDeps, playback: PlaybackTokens, evidence: Evidence): void {
 
-  /** Where a ready recording's object is, its size, and its data key; 409 when only the tenant can unwrap the key. */
-  async function storedObject(recording: Recording): Promise<{ objects: ObjectStore; key: string; size: number; dataKey: Buffer }> {
-    const key = recording.objectKey;
-    const objects = await storage.forRecording(recording);
-    const size = key === null ? null : await objects.size(key);
-    if (key === null || size === null || recording.keyId === null || recording.wrappedKey === null) {
-      // A ready recording without its object is our inconsistency, not the client's.
-      throw new CallrecError('ERR_OBJECT_MISSING', `recording ${recording.id} is ready but its object is missing`);
-    }
-    if (recording.keyId.startsWith('tenant:')) {
-      // Wrapped with the tenant's public key: callrec cannot decrypt it, by design.
-      throw new HttpError('ERR_TENANT_ENCRYPTED', "this recording's key is wrapped with the tenant's public key; fetch the object and unwrap the key with the tenant's private key", {
-        details: { storage_url: recording.storageUrl, object_key: key, key_id: recording.keyId, wrapped_key: recording.wrappedKey },
-      });
-    }
-    const dataKey = await keyring.unwrapFresh({ keyId: recording.keyId, wrapped: recording.wrappedKey });
-    return { objects, key, size, dataKey };
-  }
 
   app.get(
     '/api/calls/:callId/recording',
@@ -114,8 +136,8 @@ export function recordingRoutes(app: ApiInstance, { store, storage, keyring, web
       const { callId } = request.params;
       const grant = request.playback;
       if (grant && grant.callId !== callId) throw new HttpError('ERR_TOKEN_MISMATCH', `this playback token is for another call, not ${callId}`);
-      const recording = await readyRecording(principal.tenantId, callId, grant);
-      const { objects, key, size: objectSize, dataKey } = await storedObject(recording);
+      const recording = await readyRecording(store, principal.tenantId, callId, grant);
+      const { objects, key, size: objectSize, dataKey } = await storedObject({ storage, keyring }, recording);
       // Decrypted on the fly: a range reads only the chunks holding it.
       const stored = await openEncrypted(dataKey, objectSize, (r) => objects.get(key, r));
       const format = request.query.format ?? recording.format;
@@ -129,9 +151,6 @@ export function recordingRoutes(app: ApiInstance, { store, storage, keyring, web
           headers: { 'Content-Range': `bytes */${size}` },
         });
       }
-      // Logged before the first byte goes out: a read that is not in the log must not happen.
-      // When the database cannot take it (full disk) the entry goes to the process log
-      // instead, so reading keeps working and the read is still on record.
       const access = {
         tenantId: principal.tenantId,
         keyId: principal.keyId,
@@ -141,9 +160,7 @@ export function recordingRoutes(app: ApiInstance, { store, storage, keyring, web
         range: range ? rangeHeader! : null,
         ip: request.ip,
       };
-      await store.accessLog.add(access).catch((err: unknown) => {
-        request.log.error({ err: (err as Error).message, access }, 'access log not writable; recording this read here instead');
-      });
+      await recordAccess(store, evidence, access, request.log);
       const body = await audio.read(range?.start ?? 0, range?.end ?? size - 1);
 
       reply.header('Content-Type', CONTENT_TYPES[format]).header('Accept-Ranges', 'bytes').header('Cache-Control', 'private, no-store');
@@ -174,7 +191,7 @@ export function recordingRoutes(app: ApiInstance, { store, storage, keyring, web
     async (request) => {
       const { tenantId, keyId } = principalOf(request);
       const { callId } = request.params;
-      const recording = await readyRecording(tenantId, callId, null);
+      const recording = await readyRecording(store, tenantId, callId, null);
       const format = request.body.format ?? recording.format;
       const { token, expiresAt } = playback.mint({ tenantId, keyId, callId, recordingId: recording.id, format });
       const query = new URLSearchParams({ format, token });
@@ -192,7 +209,7 @@ export function recordingRoutes(app: ApiInstance, { store, storage, keyring, web
     async (request, reply) => {
       const { tenantId } = principalOf(request);
       const { callId } = request.params;
-      const { objects, key, dataKey } = await storedObject(await readyRecording(tenantId, callId, null));
+      const { objects, key, dataKey } = await storedObject({ storage, keyring }, await readyRecording(store, tenantId, callId, null));
       const peaks = await readPeaks(objects, key, dataKey);
       if (peaks === null) throw notFound(`waveform of call ${callId} (recorded before waveforms were kept)`);
       reply.header('Cache-Control', 'private, no-store');
@@ -208,7 +225,8 @@ export function recordingRoutes(app: ApiInstance, { store, storage, keyring, web
       const { callId } = request.params;
       const recording = await store.recordings.getByCall(tenantId, callId);
       const objects = recording ? await storage.forRecording(recording) : storage.default;
-      const { recording: deleted } = await store.recordings.delete(tenantId, callId, objects, { deletedBy: keyId, reason: 'api' });
+      const { recording: deleted, tombstone } = await store.recordings.delete(tenantId, callId, objects, { deletedBy: keyId, reason: 'api' });
+      await evidence.recordDeletion(tombstone);
       await transcodes.evict(deleted.id);
       await emitRecordingEvent(webhooks, 'recording.deleted', deleted);
       return { call_id: callId, recording_status: 'deleted' };

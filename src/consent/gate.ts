@@ -17,6 +17,8 @@ export interface ConsentRecord {
   reason: string | null;
   message: string | null;
   message_sha256: string | null;
+  /** SHA-256 of the prompt audio as sent into the call (wire-encoded). */
+  prompt_audio_sha256: string | null;
   engine: string | null;
   voice: string | null;
   /** Prompt start and end on the call's stream clock, ms. */
@@ -194,7 +196,7 @@ export class ConsentGate extends StateMachine<ConsentGateState> {
   /** Sends the prompt in 20 ms messages, as providers stream audio, all at once (the provider queues them), then its mark. */
   #play(state: Extract<ConsentGateState, { status: 'synthesizing' }>, prompt: RenderedPrompt): void {
     const { port, format } = this.#opts;
-    const consent = { ...state.consent, message_sha256: prompt.textSha256, engine: prompt.engine, voice: prompt.voice };
+    const consent = { ...state.consent, message_sha256: prompt.textSha256, prompt_audio_sha256: prompt.audioSha256, engine: prompt.engine, voice: prompt.voice };
     const frameBytes = (bytesPerSample(format) * format.sampleRate * FRAME_MS) / 1000;
     for (let offset = 0; offset < prompt.payload.length; offset += frameBytes) port.sendAudio(prompt.payload.subarray(offset, offset + frameBytes));
     const mark = `${PROMPT_MARK}-${Date.now().toString(36)}`;
@@ -229,7 +231,7 @@ export class ConsentGate extends StateMachine<ConsentGateState> {
 
   #record(outcome: ConsentRecord['outcome'], reason: string | null): ConsentRecord {
     const { settings } = this.#opts;
-    return { mode: settings.consent_mode, outcome, reason, message: null, message_sha256: null, engine: null, voice: null, prompt_started_ms: null, prompt_ended_ms: null, digit: null };
+    return { mode: settings.consent_mode, outcome, reason, message: null, message_sha256: null, prompt_audio_sha256: null, engine: null, voice: null, prompt_started_ms: null, prompt_ended_ms: null, digit: null };
   }
 
   /** What the runtime sent meanwhile goes to the caller now, in order. */

@@ -12,6 +12,8 @@ export interface RenderedPrompt {
   durationMs: number;
   /** SHA-256 of the message text, lowercase hex (for the consent record). */
   textSha256: string;
+  /** SHA-256 of `payload`, the audio exactly as played (for the consent record and the manifest). */
+  audioSha256: string;
   engine: string;
   voice: string;
   /** False when this render was served from the cache (or shared another render's synthesis). */
@@ -90,10 +92,12 @@ export class PromptCache {
   async #synthesize(text: string, format: MediaFormat): Promise<Omit<RenderedPrompt, 'synthesized'>> {
     const spoken = await this.#engine.synthesize(text, format.sampleRate);
     const pcm = shapePrompt(resample(spoken.pcm, spoken.sampleRate, format.sampleRate), format.sampleRate);
+    const payload = encoderFor(format)(pcm);
     return {
-      payload: encoderFor(format)(pcm),
+      payload,
       durationMs: (pcm.length * 1000) / format.sampleRate,
       textSha256: createHash('sha256').update(text).digest('hex'),
+      audioSha256: createHash('sha256').update(payload).digest('hex'),
       engine: this.#engine.name,
       voice: this.#engine.voice,
     };

@@ -9,6 +9,7 @@ import type { Logger } from '../log.js';
 import { AccessLogRepository } from './access-log.js';
 import { AgentRepository } from './agents.js';
 import { CallRepository } from './calls.js';
+import { EvidenceRepository } from './evidence.js';
 import type { Dialect } from './dialect.js';
 import { KeyRepository } from './keys.js';
 import { migrationProvider } from './migrations.js';
@@ -26,6 +27,7 @@ export type { Call, CallAuditEntry, CallFilters, CallMode, CallPage, CallPatch, 
 export type { LostSpan, NewRecording, Recording, RecordingPatch, RecordingStatus } from './recordings.js';
 export type { AccessLogEntry, NewAccessLogEntry } from './access-log.js';
 export type { DeletionReason, NewTombstone, Tombstone } from './tombstones.js';
+export type { LedgerHead, LedgerRow, ManifestRow, SigningKeyRow } from './evidence.js';
 
 /** callrec's database: the same repositories over SQLite or PostgreSQL. */
 export interface Store {
@@ -37,6 +39,7 @@ export interface Store {
   readonly recordings: RecordingRepository;
   readonly accessLog: AccessLogRepository;
   readonly tombstones: TombstoneRepository;
+  readonly evidence: EvidenceRepository;
   /** Brings the schema up to date (idempotent); rejects `ERR_MIGRATION`. */
   migrate(): Promise<void>;
   /** Resolves when the database answers a query (readiness). */
@@ -131,6 +134,7 @@ export async function createStore(databaseUrl: string, opts: StoreOptions = {}):
     recordings: new RecordingRepository(db, dialect),
     accessLog: new AccessLogRepository(db),
     tombstones: new TombstoneRepository(db),
+    evidence: new EvidenceRepository(db),
     async migrate() {
       if (schema !== undefined) await sql`create schema if not exists ${sql.id(schema)}`.execute(db);
       // Kysely finds its bookkeeping table by name across all schemas unless told which one,

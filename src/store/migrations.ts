@@ -196,12 +196,56 @@ const sharedSpools: Migration = {
   },
 };
 
+/**
+ * Evidence (SPEC §9): Ed25519 signing keys (private halves sealed under the master keyring), one
+ * signed manifest per recording, and each tenant's hash-chained ledger. `(tenant_id, seq)` is the
+ * ledger's primary key, so two nodes appending at once cannot both take the same place.
+ */
+const evidence: Migration = {
+  async up(db: Db) {
+    await db.schema
+      .createTable('signing_keys')
+      .addColumn('kid', 'text', (c) => c.primaryKey())
+      .addColumn('public_jwk', 'text', (c) => c.notNull())
+      .addColumn('private_key', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('retired_at', 'text')
+      .execute();
+    await db.schema
+      .createTable('ledger')
+      .addColumn('tenant_id', 'text', (c) => c.notNull())
+      .addColumn('seq', 'bigint', (c) => c.notNull())
+      .addColumn('kind', 'text', (c) => c.notNull())
+      .addColumn('ref', 'text', (c) => c.notNull())
+      .addColumn('entry', 'text', (c) => c.notNull())
+      .addColumn('hash', 'text', (c) => c.notNull())
+      .addPrimaryKeyConstraint('ledger_pk', ['tenant_id', 'seq'])
+      .execute();
+    await db.schema.createIndex('ledger_ref').on('ledger').columns(['tenant_id', 'ref']).execute();
+    await db.schema
+      .createTable('manifests')
+      .addColumn('recording_id', 'text', (c) => c.primaryKey())
+      .addColumn('tenant_id', 'text', (c) => c.notNull())
+      .addColumn('call_id', 'text', (c) => c.notNull())
+      .addColumn('jws', 'text', (c) => c.notNull())
+      .addColumn('kid', 'text', (c) => c.notNull())
+      .addColumn('signed_at', 'text', (c) => c.notNull())
+      .addColumn('ledger_seq', 'bigint', (c) => c.notNull())
+      .addColumn('tsa_token', 'text')
+      .execute();
+  },
+  async down(db: Db) {
+    for (const table of ['manifests', 'ledger', 'signing_keys']) await db.schema.dropTable(table).ifExists().execute();
+  },
+};
+
 /** Every migration, in order; names sort in the order they run. */
 export const migrations: Record<string, Migration> = {
   '0001_initial': initial,
   '0002_holds_and_tombstones': holdsAndTombstones,
   '0003_recording_keys': recordingKeys,
   '0004_shared_spools': sharedSpools,
+  '0010_evidence': evidence,
 };
 
 /** Kysely's provider over the in-code list, so a build ships its migrations without a directory to find. */

@@ -135,6 +135,45 @@ export interface TombstonesTable {
   at: string;
 }
 
+/** An Ed25519 key that signs manifests and tombstones; `retired_at` set once another is current. */
+export interface SigningKeysTable {
+  kid: string;
+  /** The public JWK (JSON). */
+  public_jwk: string;
+  /** JSON `SealedSecret` of the PKCS#8 private key (base64), sealed under the master keyring. */
+  private_key: string;
+  created_at: string;
+  retired_at: string | null;
+}
+
+/** One entry of a tenant's hash-chained ledger. */
+export interface LedgerTable {
+  tenant_id: string;
+  /** 1 for a tenant's first entry, then +1 per entry. */
+  seq: number;
+  kind: string;
+  /** What the entry is about (a recording id), for finding a recording's entries. */
+  ref: string;
+  /** The entry, RFC 8785 canonical JSON: what `hash` is the SHA-256 of. */
+  entry: string;
+  hash: string;
+}
+
+/** A recording's signed manifest. */
+export interface ManifestsTable {
+  recording_id: string;
+  tenant_id: string;
+  call_id: string;
+  /** Compact JWS (EdDSA). */
+  jws: string;
+  kid: string;
+  signed_at: string;
+  /** The manifest's ledger entry. */
+  ledger_seq: number;
+  /** base64 DER of an RFC 3161 time-stamp token over the manifest, once the TSA gave one. */
+  tsa_token: string | null;
+}
+
 export interface Database {
   tenants: TenantsTable;
   api_keys: ApiKeysTable;
@@ -145,4 +184,7 @@ export interface Database {
   access_log: AccessLogTable;
   call_audit: CallAuditTable;
   tombstones: TombstonesTable;
+  signing_keys: SigningKeysTable;
+  ledger: LedgerTable;
+  manifests: ManifestsTable;
 }

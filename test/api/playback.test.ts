@@ -7,6 +7,7 @@ import { readFixture, type Fixture } from '../../src/replay/fixture.js';
 import { replayFixture } from '../../src/replay/client.js';
 import type { Recording } from '../../src/store/index.js';
 import { createRetentionProcessor } from '../../workers/retention.js';
+import { Evidence } from '../../src/evidence/index.js';
 import { startTestServer, uniqueCallId, type TestServer } from '../helpers/server.js';
 
 interface ErrorBody {
@@ -211,6 +212,7 @@ describe('playback URLs and waveform peaks', () => {
       store: ts.server.store,
       storageFor: (r) => ts.server.storage.forRecording(r),
       webhooks: null,
+      evidence: new Evidence(ts.server.store, await MasterKeyring.load({ dataDir: ts.dataDir, masterKey: ts.cluster.masterKey })),
       log: createLogger('silent'),
       // Past every recording's storage_days (90 by default).
       now: () => new Date(Date.now() + 91 * 86_400_000),

@@ -12,6 +12,7 @@ import type { RecordingStatus } from '../../src/store/index.js';
 import { applySettingsPatch } from '../../src/tenants/settings.js';
 import { createWebhookQueue, type WebhookJobData } from '../../src/webhooks/index.js';
 import { createMaintenanceQueue, createRetentionProcessor, scheduleRetention, startRetentionWorker, type RetentionDeps } from '../../workers/retention.js';
+import { Evidence } from '../../src/evidence/index.js';
 import { createTestStore, TEST_DB_KINDS, type TestStore } from '../helpers/db.js';
 import { dropRedisPrefix, REDIS_URL, testPrefix } from '../helpers/redis.js';
 
@@ -44,7 +45,7 @@ describe.each(TEST_DB_KINDS)('retention on %s', (kind) => {
     await db.store.tenants.ensure('t1', 'One');
     await db.store.tenants.updateSettings('t1', (s) => applySettingsPatch(keyring, 't1', s, { webhook_url: 'http://127.0.0.1:9/hooks' }, { operator: true }));
     webhooks = createWebhookQueue({ url: REDIS_URL }, prefix);
-    deps = { store: db.store, storageFor: () => storage, webhooks: { queue: webhooks, store: db.store, keyring }, log, now: () => new Date() };
+    deps = { store: db.store, storageFor: () => storage, webhooks: { queue: webhooks, store: db.store, keyring }, evidence: new Evidence(db.store, keyring), log, now: () => new Date() };
   });
 
   afterAll(async () => {
