@@ -34,6 +34,10 @@ export interface Config {
   telnyx: TelnyxConfig | undefined;
   /** On SIGTERM, how long live calls may run on before they are ended (and finalized). */
   drainTimeoutMs: number;
+  /** RFC 3161 time-stamping authority for manifests (SPEC §9); undefined: none. */
+  tsaUrl: string | undefined;
+  /** How long one time-stamp request may take before the manifest stays pending for the next pass. */
+  tsaTimeoutMs: number;
 }
 
 /** What the dashboard's browser test call needs from Telnyx (`TELNYX_*`). */
@@ -210,5 +214,7 @@ export function loadConfig(env: Env = process.env): Config {
     spoolUrl: env.SPOOL_URL ? url(env, 'SPOOL_URL', '', ['file:', 'gs:', 's3:']) : undefined,
     spoolSegmentSeconds: positiveSeconds(env, 'SPOOL_SEGMENT_SECONDS', 10),
     drainTimeoutMs: positiveSeconds(env, 'DRAIN_TIMEOUT_SECONDS', 3600) * 1000,
+    tsaUrl: env.TSA_URL ? url(env, 'TSA_URL', '', ['http:', 'https:']) : undefined,
+    tsaTimeoutMs: positiveSeconds(env, 'TSA_TIMEOUT_SECONDS', 10) * 1000,
   };
 }

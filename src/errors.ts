@@ -86,6 +86,8 @@ const REGISTRY = {
   // Evidence (SPEC §9): no key to sign with; a manifest, audio or ledger that does not verify.
   ERR_NO_SIGNING_KEY: {},
   ERR_NOT_VERIFIED: {},
+  // A time-stamping authority that refused or answered nonsense: the manifest is stamped later.
+  ERR_TSA: {},
   // Raised by media/ (MediaError).
   ERR_BAD_RECORDING: {},
   ERR_UNSUPPORTED_RATE: {},

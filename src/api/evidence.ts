@@ -45,6 +45,8 @@ export function evidenceRoutes(app: ApiInstance, deps: ApiDeps, evidence: Eviden
     },
     async (request, reply) => {
       const { manifest } = await manifestOf(principalOf(request).tenantId, request.params.callId);
+      // Pending while TSA_URL is set and its authority has not stamped the manifest yet.
+      reply.header('Callrec-Timestamp', manifest.tsa_token === null ? 'none' : 'stamped');
       return reply.header('Content-Type', 'application/jose').header('Cache-Control', 'private, no-store').send(manifest.jws);
     },
   );
@@ -70,6 +72,7 @@ export function evidenceRoutes(app: ApiInstance, deps: ApiDeps, evidence: Eviden
         manifest: manifest.jws,
         keys: await evidence.keys.keySet(),
         ledger: await ledgerExtract(store, principal.tenantId, recording.id),
+        timestamp: manifest.tsa_token === null ? undefined : Buffer.from(manifest.tsa_token, 'base64'),
       });
       const filename = `${callId.replace(/[^A-Za-z0-9._-]/g, '_')}-evidence.zip`;
       return reply.header('Content-Type', 'application/zip').header('Content-Disposition', `attachment; filename="${filename}"`).header('Cache-Control', 'private, no-store').send(Buffer.from(zip));

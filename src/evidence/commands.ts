@@ -48,16 +48,18 @@ export function registerEvidenceCommands(program: Command, ctx: CommandContext):
     .description('verify a recording offline: <audio> <manifest.jws>, or an evidence package <evidence.zip>; exits 0 only when everything holds')
     .option('--keys <file|url>', 'the key set (JWKS): a file or the URL of /.well-known/callrec-keys.json (an evidence package carries its own)')
     .option('--ledger <file>', 'a ledger extract (ledger.jsonl) to check the manifest\'s place against')
-    .action(async (file: string, manifestFile: string | undefined, opts: { keys?: string; ledger?: string }) => {
+    .option('--timestamp <file>', "the manifest's RFC 3161 time-stamp token (manifest.tsr)")
+    .action(async (file: string, manifestFile: string | undefined, opts: { keys?: string; ledger?: string; timestamp?: string }) => {
       let report: VerificationReport;
       if (manifestFile === undefined) {
         const pkg = readEvidenceZip(await fs.readFile(file));
         const keySet = opts.keys ? await loadKeySet(opts.keys) : pkg.keys;
-        report = await verifyRecording({ audio: pkg.audio, manifest: pkg.manifest, keySet, ledger: pkg.ledger });
+        report = await verifyRecording({ audio: pkg.audio, manifest: pkg.manifest, keySet, ledger: pkg.ledger, timestamp: pkg.timestamp });
       } else {
         if (!opts.keys) throw new CallrecError('ERR_BAD_ARGUMENT', '--keys is required with an audio file and a manifest');
         const ledger = opts.ledger ? (await fs.readFile(opts.ledger, 'utf8')).split('\n').filter(Boolean).map((line) => JSON.parse(line)) : undefined;
-        report = await verifyRecording({ audio: await fs.readFile(file), manifest: (await fs.readFile(manifestFile, 'utf8')).trim(), keySet: await loadKeySet(opts.keys), ledger });
+        const timestamp = opts.timestamp ? await fs.readFile(opts.timestamp) : undefined;
+        report = await verifyRecording({ audio: await fs.readFile(file), manifest: (await fs.readFile(manifestFile, 'utf8')).trim(), keySet: await loadKeySet(opts.keys), ledger, timestamp });
       }
       printReport(report);
       if (!report.ok) process.exitCode = 1;

@@ -15,6 +15,8 @@ export interface EvidenceFiles {
   keys: KeySet;
   /** Ledger entries, in order: the entry before the manifest's, then on to the recording's last entry. */
   ledger: StoredEntry[];
+  /** `manifest.tsr`: the RFC 3161 time-stamp token over manifest.jws, when `TSA_URL` gave one. */
+  timestamp?: Uint8Array;
 }
 
 /**
@@ -62,6 +64,10 @@ or without callrec, with stock tools:
    manifest's "ledger" field names its own entry's seq and prev. The manifest's entry carries the
    SHA-256 of manifest.jws. Access entries after it list who streamed or downloaded the recording.
 
+4. manifest.tsr, where present, is an RFC 3161 time-stamp token over manifest.jws from the
+   time-stamping authority the operator chose: it proves the manifest existed at its time.
+       openssl ts -verify -data manifest.jws -in manifest.tsr -token_in -CAfile <the authority's CA certificate>
+
 A signature proves the audio and its record are unchanged since callrec signed them at capture's
 end, and that the ledger up to the manifest is as it was then; it does not prove what the
 telephony provider sent was true.
@@ -75,6 +81,7 @@ export function evidenceZip(files: EvidenceFiles): Uint8Array {
     'keys.json': strToU8(`${JSON.stringify(files.keys, null, 2)}\n`),
     'ledger.jsonl': strToU8(files.ledger.map((row) => JSON.stringify(row)).join('\n') + '\n'),
     'VERIFY.txt': strToU8(VERIFY_TXT(files.audioName)),
+    ...(files.timestamp ? { 'manifest.tsr': files.timestamp } : {}),
   };
   return zipSync(zippable);
 }
@@ -95,5 +102,6 @@ export function readEvidenceZip(zip: Uint8Array): EvidenceFiles {
     manifest: text('manifest.jws').trim(),
     keys: JSON.parse(text('keys.json')) as KeySet,
     ledger: text('ledger.jsonl').split('\n').filter(Boolean).map((line) => JSON.parse(line) as StoredEntry),
+    timestamp: files['manifest.tsr'],
   };
 }

@@ -5,6 +5,7 @@ import { canonicalJson, sha256Hex } from './canonical.js';
 import type { KeySet } from './keys.js';
 import { GENESIS, type LedgerEntry } from './ledger.js';
 import type { RecordingManifest } from './manifest.js';
+import { verifyTimestamp } from './timestamp.js';
 
 const notVerified = (message: string) => new CallrecError('ERR_NOT_VERIFIED', message);
 
@@ -112,7 +113,7 @@ export interface VerificationReport {
  * size against it, and (given a ledger extract) the manifest's place in its tenant's ledger and
  * the chain from there on. Every check runs; the report says which failed and why.
  */
-export async function verifyRecording(input: { audio: Uint8Array; manifest: string; keySet: KeySet; ledger?: StoredEntry[] }): Promise<VerificationReport> {
+export async function verifyRecording(input: { audio: Uint8Array; manifest: string; keySet: KeySet; ledger?: StoredEntry[]; timestamp?: Uint8Array }): Promise<VerificationReport> {
   const report: VerificationReport = { ok: true, checks: [], manifest: null, kid: null, accesses: [] };
   const note = (check: string, ok: boolean, detail: string) => {
     report.checks.push({ check, ok, detail });
@@ -132,6 +133,14 @@ export async function verifyRecording(input: { audio: Uint8Array; manifest: stri
   const audioHash = sha256Hex(input.audio);
   note('audio', audioHash === manifest.audio.sha256 && input.audio.length === manifest.audio.byte_size,
     audioHash === manifest.audio.sha256 ? `SHA-256 ${audioHash}, ${input.audio.length} bytes` : `the audio's SHA-256 is ${audioHash}; the manifest says ${manifest.audio.sha256} (the audio was changed or is another recording's)`);
+  if (input.timestamp !== undefined) {
+    try {
+      const stamp = await verifyTimestamp(Buffer.from(input.timestamp), Buffer.from(input.manifest));
+      note('time-stamp', true, `the manifest existed at ${stamp.genTime.toISOString()}, stamped by ${stamp.authority} (whether to trust that authority is the reader's call)`);
+    } catch (err) {
+      note('time-stamp', false, (err as Error).message);
+    }
+  }
   if (input.ledger === undefined) return report;
   try {
     report.accesses = await verifyExtract(manifest, input.manifest, input.ledger, keys);

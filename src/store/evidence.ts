@@ -67,7 +67,7 @@ export class EvidenceRepository {
   }
 
   async setTimestampToken(recordingId: string, token: string): Promise<void> {
-    await this.#db.updateTable('manifests').set({ tsa_token: token }).where('recording_id', '=', recordingId).execute();
+    await this.#db.updateTable('manifests').set({ tsa_token: token }).where('recording_id', '=', recordingId).where('tsa_token', 'is', null).execute();
   }
 
   /** Manifests still waiting for a time-stamp token, oldest first. */
