@@ -4,8 +4,6 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import SqliteDatabase from 'better-sqlite3';
-import pg from 'pg';
 import { compactVerify, createLocalJWKSet } from 'jose';
 import { CALL_RECORDING_DEFAULTS } from '../../src/agents/settings.js';
 import { MasterKeyring } from '../../src/crypto/keys.js';
@@ -17,27 +15,11 @@ import { verifyRecording } from '../../src/evidence/verify.js';
 import { readFixture } from '../../src/replay/fixture.js';
 import { replayFixture } from '../../src/replay/client.js';
 import { createStore, type Store } from '../../src/store/index.js';
-import { createTestStore, TEST_DB_KINDS, type TestStore } from '../helpers/db.js';
+import { createTestStore, rawSql, TEST_DB_KINDS, type TestStore } from '../helpers/db.js';
 import { startTestServer, uniqueCallId, type TestServer } from '../helpers/server.js';
 
 const run = promisify(execFile);
 
-/** Runs SQL on the test database behind callrec's back, as someone with database access would. */
-async function tamper(databaseUrl: string, text: string): Promise<void> {
-  if (databaseUrl.startsWith('sqlite:')) {
-    const database = new SqliteDatabase(databaseUrl.replace(/^sqlite:\/\//, ''));
-    database.exec(text);
-    database.close();
-    return;
-  }
-  const url = new URL(databaseUrl);
-  const schema = url.searchParams.get('schema');
-  url.searchParams.delete('schema');
-  const client = new pg.Client({ connectionString: url.href, options: schema ? `-c search_path=${schema}` : undefined });
-  await client.connect();
-  await client.query(text);
-  await client.end();
-}
 const ROOT = path.resolve(import.meta.dirname, '../..');
 
 /** A call of tenant `t1` with a ready recording whose audio is `audio` (only its hash and size matter to the ledger). */
@@ -144,7 +126,7 @@ describe.each(TEST_DB_KINDS)('evidence on %s', (kind) => {
     await evidence.seal(recording);
     await evidence.recordAccess('t1', { recording_id: recording.id, call_id: recording.callId, key_id: 'key-1', format: 'wav', range: null, ip: '127.0.0.1', purpose: 'read', at: new Date().toISOString() });
     const [entry] = await db.store.evidence.entriesFor('t1', recording.id);
-    const sql = (text: string) => tamper(db.url, text);
+    const sql = (text: string) => rawSql(db.url, text);
     // Changed: the access entry's ip rewritten.
     const access = (await db.store.evidence.entriesFor('t1', recording.id)).find((e) => e.kind === 'access')!;
     await sql(`update ledger set entry = replace(entry, '127.0.0.1', '10.0.0.1') where tenant_id = 't1' and seq = ${access.seq}`);
@@ -183,7 +165,9 @@ describe('evidence over the API', () => {
 
     const keys = (await (await fetch(`${ts.server.url}/.well-known/callrec-keys.json`)).json()) as KeySet;
     expect(keys.keys[0]).toMatchObject({ kty: 'OKP', crv: 'Ed25519', alg: 'EdDSA' });
-    const manifest = await ts.api(`/api/calls/${callId}/recording/manifest`);
+    // Signed just after it is marked ready.
+    let manifest = await ts.api(`/api/calls/${callId}/recording/manifest`);
+    while (manifest.status === 404) manifest = await ts.api(`/api/calls/${callId}/recording/manifest`);
     expect(manifest.headers.get('content-type')).toBe('application/jose');
     const jws = await manifest.text();
     const audio = Buffer.from(await (await ts.api(`/api/calls/${callId}/recording`)).arrayBuffer());

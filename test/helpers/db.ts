@@ -2,6 +2,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import SqliteDatabase from 'better-sqlite3';
 import pg from 'pg';
 import { createStore, type Store } from '../../src/store/index.js';
 
@@ -56,4 +57,21 @@ export async function createTestStore(kind: TestDbKind): Promise<TestStore> {
       }
     },
   };
+}
+
+/** Runs SQL on the test database behind callrec's back, as someone with database access would. */
+export async function rawSql(databaseUrl: string, text: string): Promise<void> {
+  if (databaseUrl.startsWith('sqlite:')) {
+    const database = new SqliteDatabase(databaseUrl.replace(/^sqlite:\/\//, ''));
+    database.exec(text);
+    database.close();
+    return;
+  }
+  const url = new URL(databaseUrl);
+  const schema = url.searchParams.get('schema');
+  url.searchParams.delete('schema');
+  const client = new pg.Client({ connectionString: url.href, options: schema ? `-c search_path=${schema}` : undefined });
+  await client.connect();
+  await client.query(text);
+  await client.end();
 }

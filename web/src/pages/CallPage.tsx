@@ -3,6 +3,7 @@ import { useAction } from '../action.js';
 import { api, ApiError, can, FORMATS, playbackUrl, type CallView, type Me, type RecordingFormat } from '../api.js';
 import { ErrorMessage, Forbidden } from '../components/Notice.js';
 import { Player } from '../components/Player.js';
+import { Evidence } from '../components/Evidence.js';
 import { callDurationMs, formatDuration, formatTime } from '../format.js';
 import { href } from '../router.js';
 
@@ -176,6 +177,12 @@ export function CallPage({ me, callId }: { me: Me; callId: string }) {
             {ready && (can(me, 'recordings:delete') ? <DeleteRecording call={call} onChanged={reload} /> : <Forbidden scope="recordings:delete">Deleting is not available.</Forbidden>)}
             {can(me, 'admin') ? <LegalHold call={call} onChanged={setCall} /> : null}
           </div>
+          {ready && canRead && (
+            <>
+              <h2>Evidence</h2>
+              <Evidence call={call} />
+            </>
+          )}
           <h2>Details</h2>
           <Metadata call={call} />
         </>
