@@ -51,6 +51,13 @@ export function evidenceRoutes(app: ApiInstance, deps: ApiDeps, evidence: Eviden
     },
   );
 
+  /** The consent prompt the call played, as the package carries it. */
+  async function promptOf(callId: string, tenantId: string) {
+    const sha256 = (await store.calls.get(tenantId, callId))?.consent?.prompt_audio_sha256;
+    const kept = typeof sha256 === 'string' ? await store.evidence.promptAudio(sha256) : undefined;
+    return kept && { name: `consent-prompt.${kept.format.replace('/', '-')}.raw`, audio: kept.audio };
+  }
+
   app.get(
     '/api/calls/:callId/evidence',
     {
@@ -72,6 +79,7 @@ export function evidenceRoutes(app: ApiInstance, deps: ApiDeps, evidence: Eviden
         manifest: manifest.jws,
         keys: await evidence.keys.keySet(),
         ledger: await ledgerExtract(store, principal.tenantId, recording.id),
+        prompt: await promptOf(recording.callId, principal.tenantId),
         timestamp: manifest.tsa_token === null ? undefined : Buffer.from(manifest.tsa_token, 'base64'),
       });
       const filename = `${callId.replace(/[^A-Za-z0-9._-]/g, '_')}-evidence.zip`;

@@ -27,6 +27,14 @@ export interface ConsentRecord {
   digit: string | null;
 }
 
+/** Prompt hashes this process has stored: most calls play a prompt already kept, and skip the write. Bounded. */
+const KEPT_PROMPTS = new Set<string>();
+const KEPT_PROMPTS_MAX = 1024;
+function rememberKept(sha256: string): void {
+  if (KEPT_PROMPTS.size >= KEPT_PROMPTS_MAX) KEPT_PROMPTS.delete(KEPT_PROMPTS.values().next().value!);
+  KEPT_PROMPTS.add(sha256);
+}
+
 /** What the gate needs from the call's provider stream. */
 export interface PromptPort {
   /** Whether the provider plays audio sent back on this stream. */
@@ -205,6 +213,7 @@ export class ConsentGate extends StateMachine<ConsentGateState> {
       return;
     }
     consent.prompt_started_ms = Math.round(port.clockMs());
+    this.#keepPromptAudio(prompt);
     const limitMs = Math.round(prompt.durationMs + (this.#opts.markGraceMs ?? 10_000));
     const timer = setTimeout(() => this.#settle('failed', `the provider did not confirm the prompt played within ${limitMs} ms`), limitMs);
     timer.unref();
@@ -238,6 +247,20 @@ export class ConsentGate extends StateMachine<ConsentGateState> {
   #release(hold: RuntimeHold): void {
     if (hold.dropped) this.#opts.log.warn({ dropped: hold.dropped }, 'runtime messages dropped: more than the hold keeps arrived during consent');
     for (const message of hold.messages) this.#opts.port.release(message);
+  }
+
+  /**
+   * The prompt's audio as played goes to the database under the hash the consent record (and so
+   * the manifest) names, for the evidence package. Not on the call's path: a failure is logged.
+   */
+  #keepPromptAudio(prompt: RenderedPrompt): void {
+    const { store, format, log } = this.#opts;
+    if (KEPT_PROMPTS.has(prompt.audioSha256)) return;
+    const wire = `${format.codec === 'l16' ? `l16${format.byteOrder ?? 'le'}` : format.codec}/${format.sampleRate}`;
+    store.evidence.keepPromptAudio(prompt.audioSha256, wire, prompt.payload).then(
+      () => rememberKept(prompt.audioSha256),
+      (err: Error) => log.warn({ err: err.message }, 'could not keep the consent prompt audio for evidence'),
+    );
   }
 
   #save(consent: ConsentRecord): void {

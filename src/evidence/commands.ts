@@ -54,7 +54,7 @@ export function registerEvidenceCommands(program: Command, ctx: CommandContext):
       if (manifestFile === undefined) {
         const pkg = readEvidenceZip(await fs.readFile(file));
         const keySet = opts.keys ? await loadKeySet(opts.keys) : pkg.keys;
-        report = await verifyRecording({ audio: pkg.audio, manifest: pkg.manifest, keySet, ledger: pkg.ledger, timestamp: pkg.timestamp });
+        report = await verifyRecording({ audio: pkg.audio, manifest: pkg.manifest, keySet, ledger: pkg.ledger, timestamp: pkg.timestamp, prompt: pkg.prompt?.audio });
       } else {
         if (!opts.keys) throw new CallrecError('ERR_BAD_ARGUMENT', '--keys is required with an audio file and a manifest');
         const ledger = opts.ledger ? (await fs.readFile(opts.ledger, 'utf8')).split('\n').filter(Boolean).map((line) => JSON.parse(line)) : undefined;

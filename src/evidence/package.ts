@@ -15,6 +15,8 @@ export interface EvidenceFiles {
   keys: KeySet;
   /** Ledger entries, in order: the entry before the manifest's, then on to the recording's last entry. */
   ledger: StoredEntry[];
+  /** The consent prompt as played, when the call had one: `consent-prompt.<codec>-<rate>.raw`, hashed as the manifest says. */
+  prompt?: { name: string; audio: Uint8Array };
   /** `manifest.tsr`: the RFC 3161 time-stamp token over manifest.jws, when `TSA_URL` gave one. */
   timestamp?: Uint8Array;
 }
@@ -64,7 +66,13 @@ or without callrec, with stock tools:
    manifest's "ledger" field names its own entry's seq and prev. The manifest's entry carries the
    SHA-256 of manifest.jws. Access entries after it list who streamed or downloaded the recording.
 
-4. manifest.tsr, where present, is an RFC 3161 time-stamp token over manifest.jws from the
+4. consent-prompt.<codec>-<rate>.raw, where the call played a consent prompt, is that prompt's
+   audio exactly as sent into the call (headerless; e.g. pcmu-8000 is G.711 mu-law at 8 kHz):
+       sha256sum consent-prompt.*.raw
+   equals "consent.prompt_audio_sha256" in the manifest. To listen:
+       sox -t ul -r 8000 consent-prompt.pcmu-8000.raw prompt.wav
+
+5. manifest.tsr, where present, is an RFC 3161 time-stamp token over manifest.jws from the
    time-stamping authority the operator chose: it proves the manifest existed at its time.
        openssl ts -verify -data manifest.jws -in manifest.tsr -token_in -CAfile <the authority's CA certificate>
 
@@ -82,6 +90,7 @@ export function evidenceZip(files: EvidenceFiles): Uint8Array {
     'ledger.jsonl': strToU8(files.ledger.map((row) => JSON.stringify(row)).join('\n') + '\n'),
     'VERIFY.txt': strToU8(VERIFY_TXT(files.audioName)),
     ...(files.timestamp ? { 'manifest.tsr': files.timestamp } : {}),
+    ...(files.prompt ? { [files.prompt.name]: files.prompt.audio } : {}),
   };
   return zipSync(zippable);
 }
@@ -96,6 +105,7 @@ export function readEvidenceZip(zip: Uint8Array): EvidenceFiles {
   };
   const audioName = Object.keys(files).find((name) => name.startsWith('recording.'));
   if (!audioName) throw new Error('the package has no recording');
+  const promptName = Object.keys(files).find((name) => name.startsWith('consent-prompt.'));
   return {
     audioName,
     audio: files[audioName],
@@ -103,5 +113,6 @@ export function readEvidenceZip(zip: Uint8Array): EvidenceFiles {
     keys: JSON.parse(text('keys.json')) as KeySet,
     ledger: text('ledger.jsonl').split('\n').filter(Boolean).map((line) => JSON.parse(line) as StoredEntry),
     timestamp: files['manifest.tsr'],
+    ...(promptName ? { prompt: { name: promptName, audio: files[promptName] } } : {}),
   };
 }

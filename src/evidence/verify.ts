@@ -113,7 +113,7 @@ export interface VerificationReport {
  * size against it, and (given a ledger extract) the manifest's place in its tenant's ledger and
  * the chain from there on. Every check runs; the report says which failed and why.
  */
-export async function verifyRecording(input: { audio: Uint8Array; manifest: string; keySet: KeySet; ledger?: StoredEntry[]; timestamp?: Uint8Array }): Promise<VerificationReport> {
+export async function verifyRecording(input: { audio: Uint8Array; manifest: string; keySet: KeySet; ledger?: StoredEntry[]; timestamp?: Uint8Array; prompt?: Uint8Array }): Promise<VerificationReport> {
   const report: VerificationReport = { ok: true, checks: [], manifest: null, kid: null, accesses: [] };
   const note = (check: string, ok: boolean, detail: string) => {
     report.checks.push({ check, ok, detail });
@@ -133,6 +133,11 @@ export async function verifyRecording(input: { audio: Uint8Array; manifest: stri
   const audioHash = sha256Hex(input.audio);
   note('audio', audioHash === manifest.audio.sha256 && input.audio.length === manifest.audio.byte_size,
     audioHash === manifest.audio.sha256 ? `SHA-256 ${audioHash}, ${input.audio.length} bytes` : `the audio's SHA-256 is ${audioHash}; the manifest says ${manifest.audio.sha256} (the audio was changed or is another recording's)`);
+  if (input.prompt !== undefined) {
+    const promptHash = sha256Hex(input.prompt);
+    const signed = manifest.consent?.prompt_audio_sha256;
+    note('consent prompt', promptHash === signed, promptHash === signed ? `the prompt audio is the one played (SHA-256 ${promptHash})` : `the prompt audio's SHA-256 is ${promptHash}; the manifest says ${String(signed)}`);
+  }
   if (input.timestamp !== undefined) {
     try {
       const stamp = await verifyTimestamp(Buffer.from(input.timestamp), Buffer.from(input.manifest));

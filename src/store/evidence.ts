@@ -108,6 +108,20 @@ export class EvidenceRepository {
     return new Map(rows.map((row) => [row.ledger_seq, row]));
   }
 
+  /** Keeps a prompt's audio under its hash; a prompt kept already is left as it is. */
+  async keepPromptAudio(sha256: string, format: string, audio: Buffer): Promise<void> {
+    await this.#db
+      .insertInto('prompt_audio')
+      .values({ sha256, format, audio: audio.toString('base64'), created_at: new Date().toISOString() })
+      .onConflict((oc) => oc.column('sha256').doNothing())
+      .execute();
+  }
+
+  async promptAudio(sha256: string): Promise<{ format: string; audio: Buffer } | undefined> {
+    const row = await this.#db.selectFrom('prompt_audio').select(['format', 'audio']).where('sha256', '=', sha256).executeTakeFirst();
+    return row && { format: row.format, audio: Buffer.from(row.audio, 'base64') };
+  }
+
   /** A tenant's recordings, id and status only: what the ledger is checked against. */
   async recordingStates(tenantId: string): Promise<Array<{ id: string; status: string }>> {
     return this.#db.selectFrom('recordings').select(['id', 'status']).where('tenant_id', '=', tenantId).execute();

@@ -233,9 +233,17 @@ const evidence: Migration = {
       .addColumn('ledger_seq', 'bigint', (c) => c.notNull())
       .addColumn('tsa_token', 'text')
       .execute();
+    // Consent prompts as played, by the SHA-256 manifests name: one row per distinct prompt.
+    await db.schema
+      .createTable('prompt_audio')
+      .addColumn('sha256', 'text', (c) => c.primaryKey())
+      .addColumn('format', 'text', (c) => c.notNull())
+      .addColumn('audio', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .execute();
   },
   async down(db: Db) {
-    for (const table of ['manifests', 'ledger', 'signing_keys']) await db.schema.dropTable(table).ifExists().execute();
+    for (const table of ['prompt_audio', 'manifests', 'ledger', 'signing_keys']) await db.schema.dropTable(table).ifExists().execute();
   },
 };
 

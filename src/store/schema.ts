@@ -174,6 +174,16 @@ export interface ManifestsTable {
   tsa_token: string | null;
 }
 
+/** A consent prompt's audio exactly as played (wire-encoded), by its SHA-256. */
+export interface PromptAudioTable {
+  sha256: string;
+  /** The wire format, e.g. `pcmu/8000`, `l16be/16000`. */
+  format: string;
+  /** base64: the same TEXT column on both databases. */
+  audio: string;
+  created_at: string;
+}
+
 export interface Database {
   tenants: TenantsTable;
   api_keys: ApiKeysTable;
@@ -187,4 +197,5 @@ export interface Database {
   signing_keys: SigningKeysTable;
   ledger: LedgerTable;
   manifests: ManifestsTable;
+  prompt_audio: PromptAudioTable;
 }

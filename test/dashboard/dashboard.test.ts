@@ -156,7 +156,7 @@ describe('in Chromium', () => {
     await screenshot(page, 'call');
 
     await page.getByLabel('Format').selectOption('mp3');
-    const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download' }).click()]);
+    const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download', exact: true }).click()]);
     expect(download.suggestedFilename()).toBe(`${played}.mp3`);
     const saved = await fs.readFile((await download.path())!);
     const expected = Buffer.from(await (await ts.api(`/api/calls/${played}/recording?format=mp3`)).arrayBuffer());
@@ -182,7 +182,7 @@ describe('in Chromium', () => {
     await screenshot(page, 'call-logs-390px');
     await page.goto(`${ts.server.url}/#/calls/${played}`);
     await page.getByRole('button', { name: 'Play' }).waitFor();
-    await page.getByRole('button', { name: 'Download' }).waitFor();
+    await page.getByRole('button', { name: 'Download', exact: true }).waitFor();
     await page.locator('.surface canvas').first().waitFor();
     await fits();
     await screenshot(page, 'call-390px');
@@ -260,7 +260,7 @@ describe('in Chromium', () => {
     await page.goto(`${ts.server.url}/#/calls/${played}`);
     await expectText(page.locator('.notice'), /No player and no download.*recordings:read/);
     expect(await page.getByRole('button', { name: 'Play' }).count()).toBe(0);
-    expect(await page.getByRole('button', { name: 'Download' }).count()).toBe(0);
+    expect(await page.getByRole('button', { name: 'Download', exact: true }).count()).toBe(0);
     await context.close();
   });
 

@@ -1,5 +1,8 @@
+import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { decoderFor } from '../../media/codec.js';
+import { readEvidenceZip } from '../../src/evidence/package.js';
+import { verifyRecording } from '../../src/evidence/verify.js';
 import { readFixture, type Fixture } from '../../src/replay/fixture.js';
 import { replayFixture } from '../../src/replay/client.js';
 import { decodeAudio, findBursts } from '../helpers/audio.js';
@@ -162,6 +165,18 @@ describe.each([
     // Sent as soon as it was synthesized (the first synthesis also compiles Flite's WASM).
     expect(view.consent.prompt_started_ms).toBeLessThan(1000);
     expect(Math.abs(view.consent.prompt_ended_ms - echoAtMs)).toBeLessThanOrEqual(60);
+  });
+
+  test('the manifest names the prompt as played, and the evidence package carries it', async () => {
+    const played = Buffer.concat(call.sent.audio);
+    expect((await callView(call.callId)).consent.prompt_audio_sha256).toBe(createHash('sha256').update(played).digest('hex'));
+    // The manifest is signed just after the recording is marked ready.
+    let evidence = await ts.api(`/api/calls/${call.callId}/evidence`);
+    while (evidence.status === 404) evidence = await ts.api(`/api/calls/${call.callId}/evidence`);
+    const pkg = readEvidenceZip(new Uint8Array(await evidence.arrayBuffer()));
+    expect(Buffer.from(pkg.prompt!.audio)).toEqual(played);
+    const report = await verifyRecording({ audio: pkg.audio, manifest: pkg.manifest, keySet: pkg.keys, prompt: pkg.prompt!.audio });
+    expect(report.checks.find((c) => c.check === 'consent prompt')).toMatchObject({ ok: true });
   });
 });
 
