@@ -12,6 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { benchCrypto } from './crypto.js';
+import { benchEvidence } from './evidence.js';
 import { benchMedia } from './media.js';
 import { blastCall, runLoad, type LoadResult } from './load.js';
 import { CLI, deleteKeys, provision, startCallrec, type Provisioned } from './node.js';
@@ -408,6 +409,8 @@ export async function runBench(opts: BenchOptions): Promise<{ rows: BenchRow[]; 
     const media = await benchMedia();
     note('storage: encryption and seek-decrypt');
     const crypto = await benchCrypto();
+    note('evidence: signing, ledger appends, audit verify');
+    const evidence = await benchEvidence();
 
     const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
     /** CPU ms per call-second, from the CPU seconds all rounds of a phase used with `calls` calls each. */
@@ -455,6 +458,7 @@ export async function runBench(opts: BenchOptions): Promise<{ rows: BenchRow[]; 
       if (m.name.startsWith('time to first byte')) row(m.name, m.value, m.unit, '< 50', m.value < 50);
       else row(m.name, m.value, m.unit);
     }
+    for (const m of evidence) row(m.name, m.value, m.unit, m.target?.text ?? '', m.target?.pass ?? null);
 
     const failed = await report(rows, opts);
     return { rows, failed };

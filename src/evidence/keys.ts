@@ -70,8 +70,11 @@ export class SigningKeys {
    * effect at the next signature.
    */
   async current(): Promise<Signer> {
-    await this.ensure();
-    const rows = await this.#store.evidence.signingKeys();
+    let rows = await this.#store.evidence.signingKeys();
+    if (rows.length === 0) {
+      await this.rotate();
+      rows = await this.#store.evidence.signingKeys();
+    }
     const row = rows.filter((r) => r.retired_at === null).at(-1);
     if (!row) throw new CallrecError('ERR_NO_SIGNING_KEY', 'no current signing key: run `callrec signing-keys rotate`');
     let key = this.#opened.get(row.kid);
