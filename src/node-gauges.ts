@@ -47,7 +47,7 @@ export class NodeGauges {
   async refresh(): Promise<void> {
     const { metrics, node, spoolBytes } = this.#deps;
     if (node) {
-      metrics.heartbeatAge.set(node.heartbeat.ageSeconds);
+      metrics.heartbeatTimestamp.set(node.heartbeat.lastBeatAt / 1000);
       metrics.spoolPendingBytes.set(node.spools.pendingBytes);
     }
     const inStorage = spoolBytes.total().then((bytes) => metrics.spoolBytesInStorage.set(bytes));

@@ -55,7 +55,7 @@ export async function openServices(config: Config, log: Logger): Promise<Service
     keyring,
   });
   const connection = { url: config.redisUrl };
-  const onQueueError = (err: Error, queue: string) => log.error({ err: err.message, queue }, 'queue error');
+  const onQueueError = (err: Error, queue: string) => log.error({ err, queue }, 'queue error');
   const recordings = new RecordingQueues(connection, config.queuePrefix, onQueueError);
   const webhookQueue = createWebhookQueue(connection, config.queuePrefix);
   const maintenance = createMaintenanceQueue(connection, config.queuePrefix);

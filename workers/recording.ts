@@ -165,7 +165,7 @@ export function createRecordingProcessor(deps: RecordingProcessorDeps) {
     } catch (err) {
       if ((err as { code?: string }).code !== 'ERR_MP3_JOIN') throw err;
       // Parts of a parallel MP3 encoding found no seamless join: rare, and one encoder always works.
-      log.warn({ err: (err as Error).message }, 'encoding again in one part');
+      log.warn({ err }, 'encoding again in one part');
       await encodeToFile(encoded, recording.format, pcm, 1);
     }
 
@@ -207,7 +207,7 @@ export function createRecordingProcessor(deps: RecordingProcessorDeps) {
     });
     await fs.rm(encoded, { force: true });
     // The recording is safe: a spool left behind (the bucket failing now) is only garbage.
-    await source.remove().catch((err: Error) => log.warn({ err: err.message }, 'could not delete the spool'));
+    await source.remove().catch((err: Error) => log.warn({ err }, 'could not delete the spool'));
     if (ready) await emitRecordingEvent(deps.webhooks, 'recording.completed', ready);
     log.info({ objectKey, durationMs, byteSize: size }, 'recording ready');
     return { objectKey, byteSize: size, durationMs };

@@ -142,7 +142,7 @@ export function recordingRoutes(app: ApiInstance, { store, storage, keyring, web
         ip: request.ip,
       };
       await store.accessLog.add(access).catch((err: unknown) => {
-        request.log.error({ err: (err as Error).message, access }, 'access log not writable; recording this read here instead');
+        request.log.error({ err, access }, 'access log not writable; recording this read here instead');
       });
       const body = await audio.read(range?.start ?? 0, range?.end ?? size - 1);
 

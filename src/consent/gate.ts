@@ -241,7 +241,7 @@ export class ConsentGate extends StateMachine<ConsentGateState> {
   #save(consent: ConsentRecord): void {
     const { store, tenantId, callId, log } = this.#opts;
     this.persist(() => store.calls.update(tenantId, callId, { consent: { ...consent } })).catch((err: Error) =>
-      log.error({ err: err.message }, 'could not save the consent record'),
+      log.error({ err }, 'could not save the consent record'),
     );
   }
 }

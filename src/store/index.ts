@@ -69,10 +69,16 @@ function createPrivately(file: string): void {
   }
 }
 
-function connectSqlite(databaseUrl: string): Connection {
+/** The file of a `sqlite://` URL (or `:memory:`). */
+export function sqliteFile(databaseUrl: string): string {
   // Not `new URL()`: a relative path (`sqlite://./data/callrec.db`) would parse as a host.
   const file = decodeURIComponent(databaseUrl.replace(/^sqlite:\/\//, '').replace(/\?.*$/, ''));
   if (file === '') throw new CallrecError('ERR_CONFIG', 'DATABASE_URL: sqlite URL has no file path');
+  return file;
+}
+
+function connectSqlite(databaseUrl: string): Connection {
+  const file = sqliteFile(databaseUrl);
   if (file !== ':memory:') createPrivately(file);
   const database = new SqliteDatabase(file);
   // WAL lets readers (API) run beside the writer (workers); busy_timeout makes a second
@@ -120,7 +126,7 @@ export async function createStore(databaseUrl: string, opts: StoreOptions = {}):
   else throw new CallrecError('ERR_CONFIG', 'DATABASE_URL: must start with sqlite:// or postgres://');
   const { db, dialect, schema } = connection;
   const tenants = new TenantRepository(db);
-  const keys = new KeyRepository(db, tenants, (err, keyId) => opts.log?.warn({ err: (err as Error).message, keyId }, 'could not record when an API key was last used'));
+  const keys = new KeyRepository(db, tenants, (err, keyId) => opts.log?.warn({ err, keyId }, 'could not record when an API key was last used'));
   return {
     dialect,
     tenants,
