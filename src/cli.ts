@@ -15,6 +15,7 @@ import { retryRecording } from './jobs.js';
 import { MediaMetrics } from './metrics.js';
 import { NodeGauges } from './node-gauges.js';
 import { Listener } from './listener.js';
+import { redisOfThisMachine } from './private-redis.js';
 import { startWorkerHttp } from './worker-http.js';
 import { openServices } from './services.js';
 import { createStore, OPERATOR_TENANT_ID, sqliteFile, type Store } from './store/index.js';
@@ -148,7 +149,7 @@ program
     const listener = await Listener.bind(cfg.host, cfg.workerPort, 'WORKER_PORT');
     openingDatabase(cfg, opts.createDatabase ?? false);
     const log = createLogger(cfg.logLevel, { format: cfg.logFormat }).child({ role: 'worker' });
-    const services = await openServices(cfg, log);
+    const services = await openServices(await redisOfThisMachine(cfg), log);
     const { store, storage, keyring, webhooks, spools } = services;
     const metrics = new MediaMetrics();
     const workers = startWorkers({ store, storage, log, keyring, webhooks, spools }, { connection: services.connection, prefix: cfg.queuePrefix, concurrency: opts.concurrency, metrics });
@@ -176,7 +177,7 @@ jobs
   .action(async (callId: string, opts: { tenant: string }) => {
     const cfg = config();
     openingDatabase(cfg, false);
-    const services = await openServices(cfg, createLogger('warn'));
+    const services = await openServices(await redisOfThisMachine(cfg), createLogger('warn', { format: cfg.logFormat }));
     try {
       const recording = await retryRecording(services.store, services.recordings, opts.tenant, callId);
       console.log(`queued recording ${recording.id} of call ${callId} again`);

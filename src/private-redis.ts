@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
+import type { Config } from './config.js';
 import { CallrecError } from './errors.js';
 import type { Logger } from './log.js';
 import { redisAnswers } from './redis.js';
@@ -46,8 +47,8 @@ function onPath(name: string): string | null {
  */
 export async function startPrivateRedis(dataDir: string, defaultUrl: string, log: Logger): Promise<PrivateRedis> {
   const dir = path.join(dataDir, 'redis');
-  const socket = path.join(dir, 'redis.sock');
-  if (fs.existsSync(socket) && (await redisAnswers(socket))) {
+  const socket = privateSocket(dataDir);
+  if (await socketAnswers(socket)) {
     log.info({ socket }, 'REDIS_URL is unset: using the private redis-server a previous run left under DATA_DIR');
     return { url: socket, stop: () => shutdown(socket) };
   }
@@ -64,7 +65,7 @@ export async function startPrivateRedis(dataDir: string, defaultUrl: string, log
   for (const stream of [child.stdout, child.stderr]) stream.on('data', (chunk: Buffer) => (output = (output + chunk.toString()).slice(-2000)));
   const exited = once(child, 'exit');
   const deadline = Date.now() + START_TIMEOUT_MS;
-  while (!(fs.existsSync(socket) && (await redisAnswers(socket)))) {
+  while (!(await socketAnswers(socket))) {
     if (child.exitCode !== null || Date.now() > deadline) {
       child.kill('SIGKILL');
       throw new CallrecError('ERR_REDIS_UNAVAILABLE', `the private redis-server (${binary}) did not start: ${output.trim().split('\n').at(-1) ?? 'no output'}. Set REDIS_URL to a Redis of yours.`);
@@ -73,6 +74,25 @@ export async function startPrivateRedis(dataDir: string, defaultUrl: string, log
   }
   log.info({ socket, redisPid: child.pid }, `no Redis at ${defaultUrl} and REDIS_URL is unset: started a private redis-server under DATA_DIR (no TCP port; set REDIS_URL to share one between nodes)`);
   return { url: socket, stop: () => stopChild(child, exited) };
+}
+
+function privateSocket(dataDir: string): string {
+  return path.join(dataDir, 'redis', 'redis.sock');
+}
+
+async function socketAnswers(socket: string): Promise<boolean> {
+  return fs.existsSync(socket) && (await redisAnswers(socket));
+}
+
+/**
+ * The Redis other commands (`worker`, `jobs retry`) use: `config`'s, unless `REDIS_URL` is unset,
+ * nothing answers at the default address, and a `callrec serve` on the same `DATA_DIR` runs a
+ * private one.
+ */
+export async function redisOfThisMachine(config: Config): Promise<Config> {
+  if (!config.redisUrlDefault || (await redisAnswers(config.redisUrl))) return config;
+  const socket = privateSocket(config.dataDir);
+  return (await socketAnswers(socket)) ? { ...config, redisUrl: socket } : config;
 }
 
 async function stopChild(child: ChildProcess, exited: Promise<unknown>): Promise<void> {

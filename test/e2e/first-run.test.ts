@@ -63,6 +63,9 @@ test('with redis-server installed, `callrec serve` starts a private one under DA
     // Every line says which node, process and host wrote it.
     for (const line of lines) expect(line).toMatchObject({ pid: child.pid, host: os.hostname(), node: expect.any(String) });
     expect(stderr).toContain(`callrec: database sqlite://${path.join(dir, 'data', 'callrec.db')}`);
+    // Another command on this DATA_DIR finds the private Redis (and the database) the node uses.
+    const retry = await runCli(['jobs', 'retry', 'no-such-call'], { cwd: dir, env });
+    expect([retry.code, retry.stderr.trim().split('\n').at(-1)]).toEqual([1, 'callrec: call no-such-call of tenant default has no recording']);
 
     child.kill('SIGINT');
     const [code] = await exited;
