@@ -240,7 +240,7 @@ program
   .option('--repeat <k>', 'stream each file k times', positiveInt, 1)
   .option('--dtmf <key>', 'press this key after the consent prompt has played (two-party consent)')
   .option('--no-check-recording', "do not wait for each call's recording to become ready")
-  .addHelpText('after', helpTail(['CALLREC_TOKEN (the API key, unless --token-stdin or --token)'], 'CALLREC_TOKEN=$KEY callrec replay fixtures/twilio/*.json --url localhost:8080 --agent support'))
+  .addHelpText('after', helpTail(['CALLREC_TOKEN (the API key, unless --token-stdin or --token)'], 'CALLREC_TOKEN=$KEY callrec replay fixtures/twilio-fork-tones.jsonl --url localhost:8080 --agent support-bot'))
   .action(async (files: string[], opts: { url: string; provider?: 'twilio' | 'telnyx' | 'vonage'; agent?: string; token?: string; tokenStdin?: boolean; speed: 'realtime' | 'max' | number; concurrency: number; calls?: number; repeat: number; dtmf?: string; checkRecording: boolean }) => {
     if (opts.tokenStdin && opts.token !== undefined) throw new CallrecError('ERR_BAD_ARGUMENT', 'give the API key once: --token-stdin or --token');
     const token = opts.tokenStdin ? await readToken(process.stdin) : (opts.token ?? (process.env.CALLREC_TOKEN || undefined));
