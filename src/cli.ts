@@ -58,9 +58,14 @@ function openingDatabase(cfg: Config, create: boolean): void {
 
 async function withStore<T>(fn: (store: Store) => Promise<T>, opts: { create?: boolean } = {}): Promise<T> {
   const cfg = config();
-  openingDatabase(cfg, opts.create ?? false);
+  const create = opts.create ?? false;
+  openingDatabase(cfg, create);
   const store = await createStore(cfg.databaseUrl);
   try {
+    // A PostgreSQL database (or schema) callrec never ran on: as empty as a new SQLite file.
+    if (!create && !(await store.migrated())) {
+      throw new CallrecError('ERR_NO_DATABASE', 'the database holds no callrec tables: point DATABASE_URL at the server\'s, or create them with `callrec migrate`');
+    }
     await store.migrate();
     return await fn(store);
   } finally {

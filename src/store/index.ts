@@ -38,6 +38,8 @@ export interface Store {
   readonly tombstones: TombstoneRepository;
   /** Brings the schema up to date (idempotent); rejects `ERR_MIGRATION`. */
   migrate(): Promise<void>;
+  /** Whether `migrate` ever ran here: false for a new, empty database (or PostgreSQL schema). */
+  migrated(): Promise<boolean>;
   /** Resolves when the database answers a query (readiness). */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -143,6 +145,10 @@ export async function createStore(databaseUrl: string, opts: StoreOptions = {}):
       const migrator = new Migrator({ db, provider: migrationProvider, migrationTableSchema: schema });
       const { error } = await migrator.migrateToLatest();
       if (error) throw new CallrecError('ERR_MIGRATION', `database migration failed: ${(error as Error).message ?? error}`, { cause: error });
+    },
+    async migrated() {
+      const tables = await db.introspection.getTables({ withInternalKyselyTables: true });
+      return tables.some((t) => t.name === 'kysely_migration' && (dialect === 'sqlite' || t.schema === (schema ?? 'public')));
     },
     async ping() {
       await sql`select 1`.execute(db);

@@ -2,12 +2,14 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { readFileSync } from 'node:fs';
+import pg from 'pg';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { runCli } from '../helpers/cli.js';
 
 const FIXTURE = path.resolve(import.meta.dirname, '../../fixtures/twilio-fork-tones.jsonl');
 const VERSION = (JSON.parse(readFileSync(path.join(import.meta.dirname, '../../package.json'), 'utf8')) as { version: string }).version;
 
+const POSTGRES_URL = process.env.TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 /** Each command is a process of its own, started through tsx: seconds each on a busy machine. */
 const CLI_TIMEOUT = 120_000;
 
@@ -66,6 +68,23 @@ test('a command run away from the server\'s DATA_DIR says which database it look
   const created = await runCli(['keys', 'create', '--name', 'ci', '--secret-only', '--create-database'], { cwd: dir });
   expect(created.code).toBe(0);
   expect(created.stdout).toMatch(/^crk_\S+\n$/);
+}, CLI_TIMEOUT);
+
+test('on PostgreSQL, a database (or schema) callrec never ran on is refused the same way, until `migrate`', async () => {
+  const schema = `cli_${process.pid}_${Date.now().toString(36)}`;
+  const env = { DATABASE_URL: `${POSTGRES_URL}?schema=${schema}` };
+  try {
+    const refused = await runCli(['keys', 'list'], { env });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(`callrec: database ${POSTGRES_URL}?schema=${schema}`);
+    expect(refused.stderr).toContain('callrec: the database holds no callrec tables');
+    expect((await runCli(['migrate'], { env })).code).toBe(0);
+    expect(await runCli(['keys', 'list', '--json'], { env })).toMatchObject({ code: 0, stdout: '[]\n' });
+  } finally {
+    const client = new pg.Client({ connectionString: POSTGRES_URL });
+    await client.connect();
+    await client.query(`drop schema if exists "${schema}" cascade`).finally(() => client.end());
+  }
 }, CLI_TIMEOUT);
 
 test('keys: `migrate` creates the database; --secret-only prints the secret alone, --json the key; `keys list` labels its columns or prints JSON', async () => {
