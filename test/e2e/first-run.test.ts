@@ -33,20 +33,29 @@ function running(pid: number): boolean {
   }
 }
 
-test('with redis-server installed, `callrec serve` starts a private one under DATA_DIR (no TCP port, append-only file) and stops it with the node', async () => {
-  const env = await bareEnv();
+/** `callrec serve` in `dir`, ready (`/readyz` 200). */
+async function serve(env: Record<string, string>) {
   const child = spawn(process.execPath, ['--import', TSX, CLI, 'serve'], { cwd: dir, env: { ...env, LOG_FORMAT: 'json' }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const exited = once(child, 'exit');
-  const url = `http://127.0.0.1:${env.PORT}`;
+  const out = { stdout: '', stderr: '' };
+  child.stdout.on('data', (chunk: Buffer) => (out.stdout += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (out.stderr += chunk.toString()));
+  const exited = once(child, 'exit').then(() => child.exitCode);
   try {
-    while (!(await fetch(`${url}/readyz`).then((r) => r.ok, () => false))) {
-      if (child.exitCode !== null) throw new Error(`callrec serve exited: ${stderr}`);
+    while (!(await fetch(`http://127.0.0.1:${env.PORT}/readyz`).then((r) => r.ok, () => false))) {
+      if (child.exitCode !== null) throw new Error(`callrec serve exited: ${out.stderr}`);
       await sleep(100);
     }
+  } catch (err) {
+    child.kill('SIGKILL');
+    throw err;
+  }
+  return { child, out, exited, lines: () => out.stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>) };
+}
+
+test('with redis-server installed, `callrec serve` starts a private one under DATA_DIR (no TCP port, append-only file) and stops it with the node', async () => {
+  const env = await bareEnv();
+  const { child, out, exited, lines } = await serve(env);
+  try {
     const socket = path.join(dir, 'data', 'redis', 'redis.sock');
     const redis = new Redis(socket);
     try {
@@ -57,24 +66,43 @@ test('with redis-server installed, `callrec serve` starts a private one under DA
     } finally {
       redis.disconnect();
     }
-    const lines = stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
-    const started = lines.find((line) => /started a private redis-server/.test(String(line.msg)));
+    const started = lines().find((line) => /started a private redis-server/.test(String(line.msg)));
     expect(started).toMatchObject({ socket, redisPid: expect.any(Number) });
     // Every line says which node, process and host wrote it.
-    for (const line of lines) expect(line).toMatchObject({ pid: child.pid, host: os.hostname(), node: expect.any(String) });
-    expect(stderr).toContain(`callrec: database sqlite://${path.join(dir, 'data', 'callrec.db')}`);
+    for (const line of lines()) expect(line).toMatchObject({ pid: child.pid, host: os.hostname(), node: expect.any(String) });
+    // Said once the node is up, which /readyz may answer a moment before.
+    while (!out.stderr.includes('callrec: database')) await sleep(20);
+    expect(out.stderr).toContain(`callrec: database sqlite://${path.join(dir, 'data', 'callrec.db')}`);
     // Another command on this DATA_DIR finds the private Redis (and the database) the node uses.
     const retry = await runCli(['jobs', 'retry', 'no-such-call'], { cwd: dir, env });
     expect([retry.code, retry.stderr.trim().split('\n').at(-1)]).toEqual([1, 'callrec: call no-such-call of tenant default has no recording']);
 
     child.kill('SIGINT');
-    const [code] = await exited;
-    expect(code).toBe(130);
+    expect(await exited).toBe(130);
     expect(running(started!.redisPid as number)).toBe(false);
     await expect(fs.access(socket)).rejects.toThrow();
     await expect(fs.access(path.join(dir, 'data', 'redis', 'appendonlydir'))).resolves.toBeUndefined();
   } finally {
     if (child.exitCode === null) child.kill('SIGKILL');
+  }
+});
+
+test('a private redis-server left running by a killed node is taken over, and stopped with the node', async () => {
+  const redisDir = path.join(dir, 'data', 'redis');
+  await fs.mkdir(redisDir, { recursive: true });
+  const socket = path.join(redisDir, 'redis.sock');
+  const orphan = spawn('redis-server', ['--port', '0', '--unixsocket', socket, '--dir', redisDir, '--appendonly', 'yes'], { stdio: 'ignore' });
+  const orphanExited = once(orphan, 'exit');
+  try {
+    while (!(await fs.access(socket).then(() => true, () => false))) await sleep(50);
+    const { child, exited, lines } = await serve(await bareEnv());
+    expect(lines().some((line) => /using the private redis-server a previous run left/.test(String(line.msg)))).toBe(true);
+    expect(lines().some((line) => /started a private redis-server/.test(String(line.msg)))).toBe(false);
+    child.kill('SIGTERM');
+    expect(await exited).toBe(143);
+    await orphanExited;
+  } finally {
+    if (orphan.exitCode === null) orphan.kill('SIGKILL');
   }
 });
 
