@@ -36,6 +36,9 @@ export class NodeGauges {
 
   constructor(deps: NodeGaugeSources) {
     this.#deps = deps;
+    // A worker beats no heartbeat; a never-set timestamp would be scraped as 0 (1970), which a
+    // `time() - callrec_node_heartbeat_timestamp_seconds` alert takes for a dead node.
+    if (!deps.node) deps.metrics.registry.removeSingleMetric('callrec_node_heartbeat_timestamp_seconds');
   }
 
   /** `/metrics`: the gauges refreshed, then every series in the exposition format. */
