@@ -43,9 +43,10 @@ function version(): string {
  */
 function openingDatabase(cfg: Config, create: boolean): void {
   const sqlite = cfg.databaseUrl.startsWith('sqlite:');
-  const url = new URL(cfg.databaseUrl);
-  if (url.password) url.password = '***';
-  console.error(`callrec: database ${sqlite ? cfg.databaseUrl : url.href}`);
+  // A SQLite URL may be relative (`sqlite://./data/callrec.db`), which URL would misread; it holds no password.
+  const shown = sqlite ? null : new URL(cfg.databaseUrl);
+  if (shown?.password) shown.password = '***';
+  console.error(`callrec: database ${shown?.href ?? cfg.databaseUrl}`);
   if (!sqlite || create) return;
   const file = sqliteFile(cfg.databaseUrl);
   if (file !== ':memory:' && !fs.existsSync(file)) {
