@@ -36,9 +36,16 @@ export class Listener {
     return (this.server.address() as AddressInfo).port;
   }
 
-  /** For `Fastify({ serverFactory })`: keeps Fastify's handler until `open`. */
-  readonly factory: FastifyServerFactory = (handler) => {
+  /**
+   * For `Fastify({ serverFactory })`: keeps Fastify's handler until `open`, and applies Fastify's
+   * timeouts as it does to a server of its own (keep-alive 72 s, longer than load balancers' idle
+   * timeouts, so they never reuse a socket the node has just closed).
+   */
+  readonly factory: FastifyServerFactory = (handler, options) => {
     this.#handler = handler;
+    this.server.keepAliveTimeout = options.keepAliveTimeout as number;
+    this.server.requestTimeout = options.requestTimeout as number;
+    this.server.setTimeout(options.connectionTimeout as number);
     return this.server;
   };
 
