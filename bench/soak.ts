@@ -99,8 +99,8 @@ async function sample(node: Callrec, startedAt: number, idleRss: number): Promis
   return {
     atMinutes: (performance.now() - startedAt) / 60_000,
     rssMiB: rss / MIB,
-    heapMiB: (metricSum(text, 'callrec_nodejs_heap_size_used_bytes') ?? 0) / MIB,
-    externalMiB: (metricSum(text, 'callrec_nodejs_external_memory_bytes') ?? 0) / MIB,
+    heapMiB: (metricSum(text, 'nodejs_heap_size_used_bytes') ?? 0) / MIB,
+    externalMiB: (metricSum(text, 'nodejs_external_memory_bytes') ?? 0) / MIB,
     liveCalls,
     rssPerCallKiB: liveCalls > 0 ? (rss - idleRss) / 1024 / liveCalls : 0,
     spoolPendingBytes: metricSum(text, 'callrec_spool_pending_bytes'),

@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 import fs from 'node:fs';
-import { Command, InvalidArgumentError } from 'commander';
+import os from 'node:os';
+import path from 'node:path';
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { isScope, SCOPES, type Scope } from './auth/scopes.js';
 import { loadConfig, type Config } from './config.js';
 import { MasterKeyring } from './crypto/keys.js';
@@ -12,9 +14,11 @@ import { startServer } from './server.js';
 import { retryRecording } from './jobs.js';
 import { MediaMetrics } from './metrics.js';
 import { NodeGauges } from './node-gauges.js';
+import { Listener } from './listener.js';
+import { redisOfThisMachine } from './private-redis.js';
 import { startWorkerHttp } from './worker-http.js';
 import { openServices } from './services.js';
-import { createStore, OPERATOR_TENANT_ID, type Store } from './store/index.js';
+import { createStore, OPERATOR_TENANT_ID, sqliteFile, type Store } from './store/index.js';
 import { startWorkers } from '../workers/index.js';
 import { registerEvidenceCommands } from './evidence/commands.js';
 
@@ -24,9 +28,46 @@ function config(): Config {
   return loadConfig();
 }
 
-async function withStore<T>(fn: (store: Store) => Promise<T>): Promise<T> {
-  const store = await createStore(config().databaseUrl);
+/** The package's version, from the `package.json` above this file (`src/` when run from source, `dist/src/` when built). */
+function version(): string {
+  for (let dir = import.meta.dirname; dir !== path.dirname(dir); dir = path.dirname(dir)) {
+    const file = path.join(dir, 'package.json');
+    if (fs.existsSync(file)) return (JSON.parse(fs.readFileSync(file, 'utf8')) as { version: string }).version;
+  }
+  return 'unknown';
+}
+
+/**
+ * Says (on stderr) which database a command opens, and refuses a SQLite file that does not exist
+ * unless `create`: a command run away from the server's `DATA_DIR` would otherwise make a new
+ * empty database and work on it (a key created there is unknown to the server).
+ */
+function openingDatabase(cfg: Config, create: boolean): void {
+  const sqlite = cfg.databaseUrl.startsWith('sqlite:');
+  // A SQLite URL may be relative (`sqlite://./data/callrec.db`), which URL would misread; it holds no password.
+  const shown = sqlite ? null : new URL(cfg.databaseUrl);
+  if (shown?.password) shown.password = '***';
+  console.error(`callrec: database ${shown?.href ?? cfg.databaseUrl}`);
+  if (!sqlite || create) return;
+  const file = sqliteFile(cfg.databaseUrl);
+  if (file !== ':memory:' && !fs.existsSync(file)) {
+    throw new CallrecError(
+      'ERR_NO_DATABASE',
+      `no database at ${file}: run this where the server runs, with its DATA_DIR or DATABASE_URL (now DATA_DIR=${cfg.dataDir}), or create one with \`callrec migrate\``,
+    );
+  }
+}
+
+async function withStore<T>(fn: (store: Store) => Promise<T>, opts: { create?: boolean } = {}): Promise<T> {
+  const cfg = config();
+  const create = opts.create ?? false;
+  openingDatabase(cfg, create);
+  const store = await createStore(cfg.databaseUrl);
   try {
+    // A PostgreSQL database (or schema) callrec never ran on: as empty as a new SQLite file.
+    if (!create && !(await store.migrated())) {
+      throw new CallrecError('ERR_NO_DATABASE', 'the database holds no callrec tables: point DATABASE_URL at the server\'s, or create them with `callrec migrate`');
+    }
     await store.migrate();
     return await fn(store);
   } finally {
@@ -41,41 +82,61 @@ function parseScopes(value: string): Scope[] {
   return scopes as Scope[];
 }
 
-/** Runs until SIGINT/SIGTERM, then closes gracefully (live calls are finalized first). */
 /**
- * SIGTERM or SIGINT runs `stop` (a graceful shutdown) and exits 0 once it is done. A second
- * signal runs `hurry` (which shortens the shutdown without losing anything); without one, or at
- * a third, the process exits 1 at once.
+ * SIGTERM or SIGINT runs `stop` (a graceful shutdown) and exits 128 + the signal's number once it
+ * is done (143, 130: what a shell reports for a process the signal ended, so supervisors read it
+ * as "stopped on request"). A second signal runs `hurry` (which shortens the shutdown without
+ * losing anything); without one, or at a third, the process exits at once. A failed shutdown exits 1.
  */
 function stopOnSignal(stop: () => Promise<void>, hurry?: () => void): void {
   let signals = 0;
-  const onSignal = (signal: string) => {
+  const onSignal = (signal: NodeJS.Signals) => {
     signals++;
+    const code = 128 + os.constants.signals[signal];
     if (signals === 1) {
       console.error(`callrec: ${signal}, shutting down gracefully (a second signal hurries, a third stops at once)`);
-      stop().then(() => process.exit(0), (err: Error) => {
-        console.error(`callrec: shutdown failed: ${err.message}`);
+      stop().then(() => process.exit(code), (err: Error) => {
+        console.error('callrec: shutdown failed:', err);
         process.exit(1);
       });
     } else if (signals === 2 && hurry) {
       console.error(`callrec: second ${signal}, hurrying the shutdown`);
       hurry();
     } else {
-      process.exit(1);
+      process.exit(code);
     }
   };
   process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
 }
 
-const program = new Command('callrec').description('Self-hostable call-recording media server').showHelpAfterError();
+/** `--help`'s tail: the environment variables a command reads and an example. */
+function helpTail(variables: string[], example: string): string {
+  const env = variables.length > 0 ? `\nEnvironment (also read from ./.env; docs/cli.md lists them all):\n  ${variables.join(', ')}\n` : '';
+  return `${env}\nExample:\n  $ ${example}\n`;
+}
+
+/** What every command that opens the database reads. */
+const DATABASE_ENV = ['DATABASE_URL', 'DATA_DIR'];
+/** What `serve` and `worker` read besides their own (docs/cli.md, README "Configuration"). */
+const NODE_ENV = [...DATABASE_ENV, 'REDIS_URL', 'STORAGE_URL', 'STORAGE_ENDPOINT', 'SPOOL_URL', 'CALLREC_MASTER_KEY', 'CALLREC_QUEUE_PREFIX', 'LOG_LEVEL', 'LOG_FORMAT', 'AWS_REGION', 'GOOGLE_APPLICATION_CREDENTIALS'];
+
+const program = new Command('callrec')
+  .description('Self-hostable call-recording media server')
+  .version(version(), '-V, --version', 'print the version')
+  // Usage errors throw a CommanderError instead of exiting 1, so they exit 2 (below).
+  .exitOverride()
+  .showHelpAfterError()
+  .addHelpText('after', helpTail([], 'callrec serve    (then open http://localhost:8080/)'));
 
 program
   .command('serve')
   .description('HTTP API, provider media WebSockets and in-process workers')
   .option('--no-workers', "run no workers in this process: with SPOOL_URL, `callrec worker` nodes finalize its calls; without it they wait until it runs with workers")
+  .addHelpText('after', helpTail(['PORT', 'HOST', 'PUBLIC_URL', ...NODE_ENV, 'CALLREC_API_KEY', 'TRUST_PROXY', 'TTS_ENGINE', 'FLITE_VOICE', 'GOOGLE_TTS_VOICE', 'GOOGLE_TTS_API_KEY', 'TELNYX_API_KEY', 'TELNYX_CREDENTIAL_ID', 'TELNYX_TEST_NUMBER', 'DRAIN_TIMEOUT_SECONDS', 'RECOVERY_INTERVAL_SECONDS', 'MAX_STREAMS_PER_NODE', 'MAX_STREAMS_PER_TENANT', 'and the other limits'], 'PORT=8080 DATA_DIR=./data callrec serve'))
   .action(async (opts: { workers: boolean }) => {
     const cfg = config();
     const server = await startServer(cfg, { workers: opts.workers });
+    openingDatabase(cfg, true);
     const base = cfg.publicUrl;
     console.error(`callrec is up: dashboard ${base}/, API ${base}/api, media endpoints ${base.replace(/^http/, 'ws')}/media/{twilio,telnyx,vonage}`);
     if (!cfg.apiKey) console.error('API keys: set CALLREC_API_KEY for an operator key, or run `npm run callrec -- keys create --name me --scopes admin`.');
@@ -86,17 +147,22 @@ program
 program
   .command('worker')
   .description('recording, webhook and retention workers only (scale them apart from the media nodes)')
-  .option('--concurrency <n>', 'recording jobs at once', (v) => Number.parseInt(v, 10), 2)
-  .action(async (opts: { concurrency: number }) => {
+  .option('--concurrency <n>', 'recording jobs at once', positiveInt, 2)
+  .option('--create-database', 'start on a SQLite database that does not exist yet (normally a mistake: the worker shares the media nodes\' database)')
+  .addHelpText('after', helpTail(['WORKER_PORT', 'HOST', ...NODE_ENV], 'DATABASE_URL=postgres://callrec@db/callrec REDIS_URL=redis://redis:6379 callrec worker --concurrency 4'))
+  .action(async (opts: { concurrency: number; createDatabase?: boolean }) => {
     const cfg = config();
-    const log = createLogger(cfg.logLevel);
-    const services = await openServices(cfg, log);
+    // The port first: a busy one stops the worker before it has touched Redis or the database.
+    const listener = await Listener.bind(cfg.host, cfg.workerPort, 'WORKER_PORT');
+    openingDatabase(cfg, opts.createDatabase ?? false);
+    const log = createLogger(cfg.logLevel, { format: cfg.logFormat }).child({ role: 'worker' });
+    const services = await openServices(await redisOfThisMachine(cfg), log);
     const { store, storage, keyring, webhooks, spools } = services;
     const metrics = new MediaMetrics();
     const workers = startWorkers({ store, storage, log, keyring, webhooks, spools }, { connection: services.connection, prefix: cfg.queuePrefix, concurrency: opts.concurrency, metrics });
     const gauges = new NodeGauges({ metrics, store, recordings: services.recordings, spoolBytes: services.spoolBytes, dataDir: cfg.dataDir });
     let stopping = false;
-    const http = await startWorkerHttp({ host: cfg.host, port: cfg.workerPort, log, metrics, gauges, readiness: () => services.readiness(), draining: () => stopping });
+    const http = await startWorkerHttp({ listener, host: cfg.host, log, metrics, gauges, readiness: () => services.readiness(), draining: () => stopping });
     log.info({ url: http.url }, 'callrec worker running: /healthz, /readyz and /metrics there');
     // BullMQ's close waits for the jobs in hand; a second signal leaves them to its stalled-job check.
     stopOnSignal(async () => {
@@ -114,9 +180,11 @@ jobs
   .command('retry <call_id>')
   .description("queue a failed recording again, from any node: a shipped spool on the shared queue, a local one on the queue of the node whose disk holds it")
   .option('--tenant <id>', 'tenant', OPERATOR_TENANT_ID)
+  .addHelpText('after', helpTail([...DATABASE_ENV, 'REDIS_URL', 'CALLREC_QUEUE_PREFIX', 'STORAGE_URL'], 'callrec jobs retry CA0123456789abcdef --tenant default'))
   .action(async (callId: string, opts: { tenant: string }) => {
     const cfg = config();
-    const services = await openServices(cfg, createLogger('warn'));
+    openingDatabase(cfg, false);
+    const services = await openServices(await redisOfThisMachine(cfg), createLogger('warn', { format: cfg.logFormat }));
     try {
       const recording = await retryRecording(services.store, services.recordings, opts.tenant, callId);
       console.log(`queued recording ${recording.id} of call ${callId} again`);
@@ -127,8 +195,28 @@ jobs
 
 program
   .command('migrate')
-  .description('create or update the database schema')
-  .action(() => withStore(async () => console.log('database is up to date')));
+  .description('create or update the database schema (creating the database if it does not exist)')
+  .addHelpText('after', helpTail(DATABASE_ENV, 'DATABASE_URL=postgres://callrec@db/callrec callrec migrate'))
+  .action(() => withStore(async () => console.log('database is up to date'), { create: true }));
+
+/** `--token-stdin`: the first line of stdin, so `echo "$KEY" |` and `< keyfile` both work. */
+async function readToken(stdin: NodeJS.ReadStream): Promise<string> {
+  if (stdin.isTTY) process.stderr.write('API key: ');
+  let text = '';
+  for await (const chunk of stdin) {
+    text += String(chunk);
+    if (text.includes('\n')) break;
+  }
+  const token = text.split('\n')[0].trim();
+  if (token === '') throw new CallrecError('ERR_BAD_ARGUMENT', '--token-stdin: stdin held no API key');
+  return token;
+}
+
+/** Columns padded to their widest cell, a header first: what `ls -l`-style listings look like. */
+function printTable(header: string[], rows: string[][]): void {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
+  for (const row of [header, ...rows]) console.log(row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]))).join('  '));
+}
 
 function positiveInt(value: string): number {
   const n = Number(value);
@@ -139,13 +227,14 @@ function positiveInt(value: string): number {
 program
   .command('replay <files...>')
   .description('stream fixture captures at a server as the providers would (QA)')
-  .requiredOption('--url <url>', 'ws:// base (e.g. ws://127.0.0.1:8080) or full endpoint URL')
+  .requiredOption('--url <url>', 'the server: host:port, a ws://, wss://, http:// or https:// base, or a full endpoint URL')
   .option('--provider <name>', 'twilio, telnyx or vonage (default: each fixture\'s own)', (v: string) => {
     if (!isProvider(v)) throw new InvalidArgumentError('must be twilio, telnyx or vonage');
     return v;
   })
   .option('--agent <id>', 'agent_id parameter')
-  .option('--token <key>', 'API key with media:stream scope')
+  .option('--token-stdin', 'read the API key (media:stream scope) from stdin instead of CALLREC_TOKEN')
+  .option('--token <key>', 'the API key on the command line (seen by `ps` and shell history: prefer CALLREC_TOKEN or --token-stdin)')
   .option('--speed <speed>', 'realtime, max or a multiplier', (v: string) => {
     try {
       return parseSpeed(v);
@@ -158,8 +247,11 @@ program
   .option('--repeat <k>', 'stream each file k times', positiveInt, 1)
   .option('--dtmf <key>', 'press this key after the consent prompt has played (two-party consent)')
   .option('--no-check-recording', "do not wait for each call's recording to become ready")
-  .action(async (files: string[], opts: { url: string; provider?: 'twilio' | 'telnyx' | 'vonage'; agent?: string; token?: string; speed: 'realtime' | 'max' | number; concurrency: number; calls?: number; repeat: number; dtmf?: string; checkRecording: boolean }) => {
-    const summary = await runReplay({ files, url: opts.url, provider: opts.provider, agentId: opts.agent, token: opts.token, speed: opts.speed, concurrency: opts.concurrency, calls: opts.calls, repeat: opts.repeat, dtmf: opts.dtmf, checkRecording: opts.checkRecording });
+  .addHelpText('after', helpTail(['CALLREC_TOKEN (the API key, unless --token-stdin or --token)'], 'CALLREC_TOKEN=$KEY callrec replay fixtures/twilio-fork-tones.jsonl --url localhost:8080 --agent support-bot'))
+  .action(async (files: string[], opts: { url: string; provider?: 'twilio' | 'telnyx' | 'vonage'; agent?: string; token?: string; tokenStdin?: boolean; speed: 'realtime' | 'max' | number; concurrency: number; calls?: number; repeat: number; dtmf?: string; checkRecording: boolean }) => {
+    if (opts.tokenStdin && opts.token !== undefined) throw new CallrecError('ERR_BAD_ARGUMENT', 'give the API key once: --token-stdin or --token');
+    const token = opts.tokenStdin ? await readToken(process.stdin) : (opts.token ?? (process.env.CALLREC_TOKEN || undefined));
+    const summary = await runReplay({ files, url: opts.url, provider: opts.provider, agentId: opts.agent, token, speed: opts.speed, concurrency: opts.concurrency, calls: opts.calls, repeat: opts.repeat, dtmf: opts.dtmf, checkRecording: opts.checkRecording });
     if (summary.failed > 0) process.exitCode = 1;
   });
 
@@ -174,6 +266,7 @@ program
   .option('--out <file>', 'results file', 'bench/results.json')
   .option('--scale-out', 'instead, the scale-out section: two media nodes and a worker sharing PostgreSQL, Redis and a bucket; --calls per media node, --seconds per call')
   .option('--postgres <url>', 'with --scale-out: the PostgreSQL server the nodes share (a schema of their own is made and dropped)', 'postgres://postgres@127.0.0.1:5432/postgres')
+  .addHelpText('after', helpTail(['REDIS_URL (the Redis the nodes under test use; default redis://127.0.0.1:6379)'], 'npm run bench -- --calls 200 --seconds 30'))
   .action(async (opts: { calls: number; bridgeCalls: number; seconds: number; rounds: number; readyMinutes: number; out: string; scaleOut?: boolean; postgres: string }) => {
     // Loaded on demand: `serve` should not pay for the bench code.
     const { runBench } = await import('../bench/index.js');
@@ -189,6 +282,7 @@ program
   .option('--seed <n>', 'seed of the run (default: random; printed)', Number)
   .option('--case <n>', 'run only this case of the seed, once (as a failure report names it)', Number)
   .option('--concurrency <n>', 'cases in flight at once', positiveInt, 4)
+  .addHelpText('after', helpTail([], 'npm run fuzz -- --seconds 120 --seed 42'))
   .action(async (opts: { seconds: number; seed?: number; case?: number; concurrency: number }) => {
     const { runFuzz, formatFuzzReport } = await import('../bench/fuzz.js');
     const seed = opts.seed ?? Math.floor(Math.random() * 2 ** 31);
@@ -202,6 +296,7 @@ program
   .description('soak test: starts callrec as a child process, streams a long call and many more at max speed, prints RSS, RSS per call, spool backlog and queue over time')
   .option('--minutes <n>', 'how long to run, min', positiveInt, 10)
   .option('--calls <n>', 'calls streaming at once besides the long one', positiveInt, 50)
+  .addHelpText('after', helpTail([], 'npm run soak -- --minutes 30 --calls 100'))
   .action(async (opts: { minutes: number; calls: number }) => {
     const { runSoak } = await import('../bench/soak.js');
     const report = await runSoak({ minutes: opts.minutes, calls: opts.calls });
@@ -215,28 +310,46 @@ keys
   .requiredOption('--name <name>', 'what the key is for')
   .option('--tenant <id>', 'tenant the key belongs to', OPERATOR_TENANT_ID)
   .option('--scopes <list>', `comma-separated: ${SCOPES.join(', ')}`, parseScopes, ['admin'] as Scope[])
-  .action((opts: { name: string; tenant: string; scopes: Scope[] }) =>
-    withStore(async (store) => {
+  .option('--secret-only', 'print the secret alone (for `export KEY=$(callrec keys create …)`)')
+  .option('--json', 'print the key and its secret as JSON')
+  .option('--create-database', 'create the database if there is none (normally a mistake: keys are checked against the server\'s database)')
+  .addHelpText('after', helpTail(DATABASE_ENV, "export CALLREC_TOKEN=$(callrec keys create --name replay --scopes media:stream --secret-only)"))
+  .action((opts: { name: string; tenant: string; scopes: Scope[]; secretOnly?: boolean; json?: boolean; createDatabase?: boolean }) => {
+    if (opts.secretOnly && opts.json) throw new CallrecError('ERR_BAD_ARGUMENT', 'choose one of --secret-only and --json');
+    return withStore(async (store) => {
       if (opts.tenant === OPERATOR_TENANT_ID) await store.tenants.ensure(OPERATOR_TENANT_ID, 'Default');
       const { key, secret } = await store.keys.create({ tenantId: opts.tenant, name: opts.name, scopes: opts.scopes });
-      console.log(JSON.stringify({ id: key.id, tenant_id: key.tenantId, name: key.name, scopes: key.scopes, secret }, null, 2));
-    }),
-  );
+      if (opts.secretOnly) console.log(secret);
+      else if (opts.json) console.log(JSON.stringify({ id: key.id, tenant_id: key.tenantId, name: key.name, scopes: key.scopes, secret }, null, 2));
+      else {
+        console.log(`created key ${key.id} "${key.name}" in tenant ${key.tenantId}, scopes ${key.scopes.join(',')}`);
+        console.log(`secret (shown this once): ${secret}`);
+      }
+    }, { create: opts.createDatabase });
+  });
 keys
   .command('list')
   .description("list API keys (every tenant's unless --tenant is given)")
   .option('--tenant <id>', 'only this tenant')
-  .action((opts: { tenant?: string }) =>
+  .option('--json', 'print a JSON array')
+  .addHelpText('after', helpTail(DATABASE_ENV, 'callrec keys list --tenant default --json'))
+  .action((opts: { tenant?: string; json?: boolean }) =>
     withStore(async (store) => {
-      for (const k of await store.keys.list(opts.tenant ?? null)) {
-        console.log(`${k.id}\t${k.tenantId}\t${k.prefix}…\t${k.name}\t${k.scopes.join(',')}\t${k.revokedAt ? `revoked ${k.revokedAt}` : 'active'}`);
+      const list = await store.keys.list(opts.tenant ?? null);
+      if (opts.json) {
+        const rows = list.map((k) => ({ id: k.id, tenant_id: k.tenantId, prefix: k.prefix, name: k.name, scopes: k.scopes, revoked_at: k.revokedAt }));
+        console.log(JSON.stringify(rows, null, 2));
+        return;
       }
+      if (list.length === 0) console.error(`callrec: no API keys${opts.tenant ? ` in tenant ${opts.tenant}` : ''}`);
+      else printTable(['ID', 'TENANT', 'PREFIX', 'NAME', 'SCOPES', 'STATUS'], list.map((k) => [k.id, k.tenantId, `${k.prefix}…`, k.name, k.scopes.join(','), k.revokedAt ? `revoked ${k.revokedAt}` : 'active']));
     }),
   );
 keys
   .command('revoke <id>')
   .description('revoke an API key by its id, in whichever tenant it is')
   .option('--tenant <id>', 'only if it belongs to this tenant')
+  .addHelpText('after', helpTail(DATABASE_ENV, 'callrec keys revoke key_0123456789abcdef'))
   .action((id: string, opts: { tenant?: string }) =>
     withStore(async (store) => {
       if (!(await store.keys.revoke(opts.tenant ?? null, id))) throw new CallrecError('ERR_NOT_FOUND', `no active key ${id}${opts.tenant ? ` in tenant ${opts.tenant}` : ''}`);
@@ -247,6 +360,7 @@ keys
 keys
   .command('rotate-master')
   .description('make a new master key current and re-wrap every recording key and tenant secret under it (audio untouched)')
+  .addHelpText('after', helpTail([...DATABASE_ENV, 'CALLREC_MASTER_KEY'], 'callrec keys rotate-master'))
   .action(async () => {
     const cfg = config();
     const ring = await MasterKeyring.load({ dataDir: cfg.dataDir, masterKey: cfg.masterKey });
@@ -258,10 +372,14 @@ keys
     });
   });
 
-registerEvidenceCommands(program, { config, withStore });
+registerEvidenceCommands(program, { config, withStore, helpTail });
 
+/** Exit codes (docs/cli.md): 0 done, 1 failed, 2 a usage error (the command line, or what it asks for). */
 program.parseAsync().catch((err: Error) => {
+  // Commander has printed its message (and help) already; --help and --version end here too, with 0.
+  if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : 2);
   // Expected failures (bad config, no Redis, bad arguments) are one clear line, not a stack.
-  console.error(errorCode(err) ? `callrec: ${err.message}` : err);
-  process.exit(1);
+  const code = errorCode(err);
+  console.error(code ? `callrec: ${err.message}` : err);
+  process.exit(code === 'ERR_BAD_ARGUMENT' ? 2 : 1);
 });

@@ -1,6 +1,9 @@
+import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { FLITE_VOICES } from './consent/tts/flite.js';
 import { CallrecError } from './errors.js';
+import { withScheme } from './user-url.js';
 
 /** Everything callrec reads from its environment, validated (SPEC §2). */
 export interface Config {
@@ -11,6 +14,8 @@ export interface Config {
   dataDir: string;
   databaseUrl: string;
   redisUrl: string;
+  /** `REDIS_URL` is unset: `callrec serve` starts a private `redis-server` when nothing answers at `redisUrl`. */
+  redisUrlDefault: boolean;
   /** BullMQ key prefix, so several deployments (or test runs) share one Redis without colliding. */
   queuePrefix: string;
   storageUrl: string;
@@ -20,6 +25,8 @@ export interface Config {
   ttsEngine: string;
   publicUrl: string;
   logLevel: string;
+  /** `LOG_FORMAT`: `auto` (pretty on a terminal, else JSON lines), `json` or `pretty`. */
+  logFormat: 'auto' | 'json' | 'pretty';
   /** Addresses/CIDRs whose `X-Forwarded-For` is believed; empty: the TCP peer is the client. */
   trustProxy: string[];
   http: HttpLimits;
@@ -111,7 +118,8 @@ function positiveSeconds(env: Env, name: string, fallback: number): number {
 }
 
 function url(env: Env, name: string, fallback: string, schemes: string[]): string {
-  const raw = env[name] || fallback;
+  // An HTTP address may be given as people type it (`localhost:8080`).
+  const raw = schemes.includes('http:') && env[name] ? withScheme(env[name], 'http') : env[name] || fallback;
   let parsed: URL;
   try {
     parsed = new URL(raw);
@@ -162,6 +170,28 @@ function trustedProxies(env: Env): string[] {
   return entries;
 }
 
+function oneOf<T extends string>(env: Env, name: string, values: readonly T[], fallback: T): T {
+  const raw = env[name] || fallback;
+  if (!values.includes(raw as T)) fail(name, `must be one of ${values.join(', ')}, got "${raw}"`);
+  return raw as T;
+}
+
+/**
+ * Settings the TTS engines and the S3 client read from the environment themselves
+ * (`createTtsEngine`, `S3ObjectStore`), checked here so a typo stops the node at start rather
+ * than at the first call that needs a prompt or the first upload.
+ */
+function checkProviderSettings(env: Env): void {
+  if (env.FLITE_VOICE) oneOf(env, 'FLITE_VOICE', FLITE_VOICES, 'slt');
+  if (env.GOOGLE_TTS_VOICE && !/^[a-z]{2,3}-[A-Za-z0-9]{2,4}-\S+$/.test(env.GOOGLE_TTS_VOICE)) {
+    fail('GOOGLE_TTS_VOICE', `must be a voice name like en-US-Standard-C, got "${env.GOOGLE_TTS_VOICE}"`);
+  }
+  if (env.GOOGLE_TTS_API_KEY && !/^\S{10,}$/.test(env.GOOGLE_TTS_API_KEY)) fail('GOOGLE_TTS_API_KEY', 'must be an API key (no spaces), or unset to use Application Default Credentials');
+  if (env.AWS_REGION && !/^[a-z0-9][\w-]{0,62}$/i.test(env.AWS_REGION)) fail('AWS_REGION', `must be a region name like us-east-1, got "${env.AWS_REGION}"`);
+  const credentials = env.GOOGLE_APPLICATION_CREDENTIALS;
+  if (credentials && !fs.existsSync(credentials)) fail('GOOGLE_APPLICATION_CREDENTIALS', `names no file: "${credentials}"`);
+}
+
 /** Reads and validates the configuration; throws `ERR_CONFIG` naming the first bad variable. */
 export function loadConfig(env: Env = process.env): Config {
   const p = port(env, 'PORT', 8080);
@@ -176,17 +206,17 @@ export function loadConfig(env: Env = process.env): Config {
   if (!/^(flite|google|file:.+)$/.test(ttsEngine)) fail('TTS_ENGINE', `must be flite, google or file:<dir>, got "${ttsEngine}"`);
   const queuePrefix = env.CALLREC_QUEUE_PREFIX || 'callrec';
   if (!/^[\w.-]+$/.test(queuePrefix)) fail('CALLREC_QUEUE_PREFIX', 'may hold only letters, digits, _ . -');
-  const logLevel = env.LOG_LEVEL || 'info';
-  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) {
-    fail('LOG_LEVEL', `must be one of fatal, error, warn, info, debug, trace, silent, got "${logLevel}"`);
-  }
+  const logLevel = oneOf(env, 'LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info');
+  checkProviderSettings(env);
   return {
     port: p,
     host: env.HOST || '0.0.0.0',
     workerPort: port(env, 'WORKER_PORT', 8081),
     dataDir,
     databaseUrl: url(env, 'DATABASE_URL', `sqlite://${path.join(dataDir, 'callrec.db')}`, ['sqlite:', 'postgres:', 'postgresql:']),
-    redisUrl: url(env, 'REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']),
+    // CALLREC_TEST_DEFAULT_REDIS_URL is for tests only: a default address where nothing answers, as on a bare machine.
+    redisUrl: url(env, 'REDIS_URL', env.CALLREC_TEST_DEFAULT_REDIS_URL || 'redis://127.0.0.1:6379', ['redis:', 'rediss:']),
+    redisUrlDefault: !env.REDIS_URL,
     queuePrefix,
     storageUrl: url(env, 'STORAGE_URL', `file://${path.join(dataDir, 'recordings')}`, ['file:', 'gs:', 's3:']),
     storageEndpoint: env.STORAGE_ENDPOINT ? url(env, 'STORAGE_ENDPOINT', '', ['http:', 'https:']) : undefined,
@@ -195,6 +225,7 @@ export function loadConfig(env: Env = process.env): Config {
     ttsEngine,
     publicUrl: url(env, 'PUBLIC_URL', `http://localhost:${p}`, ['http:', 'https:']),
     logLevel,
+    logFormat: oneOf(env, 'LOG_FORMAT', ['auto', 'json', 'pretty'] as const, 'auto'),
     trustProxy: trustedProxies(env),
     http: {
       requestsPerKeyPerMinute: positiveInteger(env, 'RATE_LIMIT_PER_KEY', HTTP_LIMIT_DEFAULTS.requestsPerKeyPerMinute),

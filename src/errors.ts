@@ -71,6 +71,10 @@ const REGISTRY = {
   ERR_MIGRATION: {},
   ERR_BAD_ARGUMENT: {},
   ERR_REDIS_UNAVAILABLE: {},
+  // At start: the listener's port is taken (PORT, WORKER_PORT).
+  ERR_PORT_IN_USE: {},
+  // A CLI command's database does not exist, and the command would not create it unasked.
+  ERR_NO_DATABASE: {},
   ERR_TTS: {},
   ERR_DECRYPT: {},
   ERR_UNKNOWN_KEY: {},

@@ -52,7 +52,8 @@ export class MediaMetrics {
   readonly recordingQueueJobs = new Gauge({ name: 'callrec_recording_queue_jobs', help: 'Recording jobs by queue and state', labelNames: ['queue', 'state'] as const, registers: [this.registry] });
   readonly recordingsByStatus = new Gauge({ name: 'callrec_recordings', help: 'Recordings in the database by status (all tenants; refreshed at most every 30 s)', labelNames: ['status'] as const, registers: [this.registry] });
   readonly spoolBytes = new Gauge({ name: 'callrec_spool_bytes', help: "Bytes of call spools on this node's disk", registers: [this.registry] });
-  readonly heartbeatAge = new Gauge({ name: 'callrec_node_heartbeat_age_seconds', help: "Seconds since this node's last heartbeat reached Redis", registers: [this.registry] });
+  /** A timestamp, as Prometheus convention has it: alert on `time() - callrec_node_heartbeat_timestamp_seconds`. */
+  readonly heartbeatTimestamp = new Gauge({ name: 'callrec_node_heartbeat_timestamp_seconds', help: "When this node's last heartbeat reached Redis, Unix time in seconds", registers: [this.registry] });
   readonly draining = new Gauge({ name: 'callrec_draining', help: '1 while this node drains (SIGTERM): it takes no new streams', registers: [this.registry] });
 
   // Outages and shipped spools (issue 12): what failed against a bucket, what was retried, what a bucket holds.
@@ -63,7 +64,8 @@ export class MediaMetrics {
   readonly spoolBytesInStorage = new Gauge({ name: 'callrec_spool_bytes_in_storage', help: 'Bytes of shipped spool segments in SPOOL_URL not yet finalized (cluster-wide, kept in Redis)', registers: [this.registry] });
 
   constructor() {
-    collectDefaultMetrics({ register: this.registry, prefix: 'callrec_' });
+    // Unprefixed (`process_*`, `nodejs_*`): the names stock Node.js dashboards and alerts query.
+    collectDefaultMetrics({ register: this.registry });
     // Series that exist from the start, so a rate over them is 0 rather than absent.
     for (const bucket of ['storage', 'spool']) this.recordingBucketErrors.inc({ bucket }, 0);
     for (const by of ['backoff', 'sweep']) this.recordingJobRetries.inc({ by }, 0);

@@ -36,6 +36,9 @@ export class NodeGauges {
 
   constructor(deps: NodeGaugeSources) {
     this.#deps = deps;
+    // A worker beats no heartbeat; a never-set timestamp would be scraped as 0 (1970), which a
+    // `time() - callrec_node_heartbeat_timestamp_seconds` alert takes for a dead node.
+    if (!deps.node) deps.metrics.registry.removeSingleMetric('callrec_node_heartbeat_timestamp_seconds');
   }
 
   /** `/metrics`: the gauges refreshed, then every series in the exposition format. */
@@ -47,7 +50,7 @@ export class NodeGauges {
   async refresh(): Promise<void> {
     const { metrics, node, spoolBytes } = this.#deps;
     if (node) {
-      metrics.heartbeatAge.set(node.heartbeat.ageSeconds);
+      metrics.heartbeatTimestamp.set(node.heartbeat.lastBeatAt / 1000);
       metrics.spoolPendingBytes.set(node.spools.pendingBytes);
     }
     const inStorage = spoolBytes.total().then((bytes) => metrics.spoolBytesInStorage.set(bytes));

@@ -213,7 +213,7 @@ export class RecoverySweep {
     this.#running ??= this.#run()
       .then(
         () => {},
-        (err: Error) => this.#log.warn({ err: err.message }, 'recovery sweep failed; trying again at the next'),
+        (err: Error) => this.#log.warn({ err }, 'recovery sweep failed; trying again at the next'),
       )
       .finally(() => (this.#running = null));
     return this.#running;

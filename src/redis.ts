@@ -22,3 +22,8 @@ export async function checkRedis(url: string, timeoutMs = 2000): Promise<void> {
     client.disconnect();
   }
 }
+
+/** Whether Redis answers at `url` within `timeoutMs`. */
+export function redisAnswers(url: string, timeoutMs = 500): Promise<boolean> {
+  return checkRedis(url, timeoutMs).then(() => true, () => false);
+}

@@ -28,10 +28,14 @@ import { RecordingEnqueuer, type RecordingJobData } from './queue/recordings.js'
 import { recoverSpools, RecoverySweep } from './recovery.js';
 import { NodeGauges } from './node-gauges.js';
 import { claimNodeIdentity } from './node-identity.js';
+import { Listener } from './listener.js';
+import { logRequests, requestId } from './api/request-log.js';
 import { SpoolOpener } from './recording/shared-spool.js';
 import { SpoolMonitor } from './recording/spool-monitor.js';
 import { TranscodeCache } from './recording/transcode-cache.js';
-import { openServices } from './services.js';
+import { openServices, type Services } from './services.js';
+import { redisAnswers } from './redis.js';
+import { startPrivateRedis, type PrivateRedis } from './private-redis.js';
 import type { StorageResolver } from './storage/resolver.js';
 import type { Store } from './store/index.js';
 
@@ -84,13 +88,36 @@ function refuseUpgrade(socket: Duplex, code: 'ERR_DRAINING' | 'ERR_NODE_STREAM_L
   socket.end(`HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nX-Callrec-Error: ${code}\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
 }
 
+/**
+ * Redis (a private `redis-server` on a bare machine: `REDIS_URL` unset and nothing at the
+ * default address), then the services; `config` names the Redis used.
+ */
+async function openNode(given: Config, log: Logger): Promise<{ config: Config; privateRedis: PrivateRedis | null; services: Services }> {
+  const privateRedis = given.redisUrlDefault && !(await redisAnswers(given.redisUrl)) ? await startPrivateRedis(given.dataDir, given.redisUrl, log) : null;
+  const config = privateRedis ? { ...given, redisUrl: privateRedis.url } : given;
+  const services = await openServices(config, log).catch(async (err: unknown) => {
+    await privateRedis?.stop();
+    throw err;
+  });
+  return { config, privateRedis, services };
+}
+
 /** Starts callrec: HTTP API, provider WebSocket endpoints, and (by default) the workers. */
-export async function startServer(config: Config, opts: ServerOptions = {}): Promise<CallrecServer> {
-  const log = opts.log ?? createLogger(config.logLevel);
-  const services = await openServices(config, log);
-  const { store, storage, keyring, recordings, webhooks } = services;
-  const identity = await claimNodeIdentity(config.dataDir);
+export async function startServer(given: Config, opts: ServerOptions = {}): Promise<CallrecServer> {
+  // The port first: a busy one stops the node before it has touched Redis or the database.
+  const listener = await Listener.bind(given.host, given.port, 'PORT');
+  const identity = await claimNodeIdentity(given.dataDir).catch(async (err: unknown) => {
+    await listener.close();
+    throw err;
+  });
   const { nodeId } = identity;
+  const log = (opts.log ?? createLogger(given.logLevel, { format: given.logFormat })).child({ node: nodeId });
+  const { config, privateRedis, services } = await openNode(given, log).catch(async (err: unknown) => {
+    await identity.release();
+    await listener.close();
+    throw err;
+  });
+  const { store, storage, keyring, recordings, webhooks } = services;
   const metrics = new MediaMetrics();
   const workers =
     opts.workers === false
@@ -137,6 +164,8 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
   /** Who a media upgrade came from, by the rule Fastify applies to HTTP requests (TRUST_PROXY). */
   const trustedProxy = proxyAddr.compile(config.trustProxy);
   const app = Fastify({
+    serverFactory: listener.factory,
+    genReqId: requestId,
     loggerInstance: log,
     logController: new LogController({ disableRequestLogging: true }),
     // Only the configured proxies may say who the client is (X-Forwarded-For); else the TCP peer is.
@@ -153,6 +182,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     // beyond the node itself (`default-src 'self'`).
     contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } },
   });
+  logRequests(app);
   if (opts.onRoute) app.addHook('onRoute', opts.onRoute);
   await registerOpenApi(app);
   await app.register(apiPlugin, {
@@ -235,10 +265,10 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     });
   });
 
-  await app.listen({ port: config.port, host: config.host });
-  const address = app.server.address();
-  const port = typeof address === 'object' && address ? address.port : config.port;
-  log.info({ port, node: nodeId }, 'callrec listening');
+  await app.ready();
+  listener.open();
+  const { port } = listener;
+  log.info({ port }, 'callrec listening');
 
   async function close(): Promise<void> {
     accepting = false;
@@ -246,6 +276,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     enqueuer.close();
     await Promise.all([...sessions].map((s) => s.shutdown()));
     await app.close();
+    await listener.close();
     wss.close();
     await sweep.stop();
     await spoolMonitor.stop();
@@ -255,6 +286,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     await heartbeat.stop();
     await transcodes.close();
     await services.close();
+    await privateRedis?.stop();
     await identity.release();
   }
 
@@ -289,7 +321,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
         await sleep(DRAIN_POLL_MS);
       }
     } catch (err) {
-      log.warn({ err: (err as Error).message }, 'draining: cannot read this node\'s queue; what it holds waits for the node\'s restart or recovery');
+      log.warn({ err }, 'draining: cannot read this node\'s queue; what it holds waits for the node\'s restart or recovery');
     }
     log.info('draining: queued recordings handed over; closing');
     await close();

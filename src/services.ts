@@ -57,7 +57,7 @@ export async function openServices(config: Config, log: Logger): Promise<Service
   new Evidence(store, keyring)
     .signBacklog()
     .then((signed) => signed > 0 && log.info({ signed }, 'signed the manifests of earlier recordings'))
-    .catch((err: Error) => log.error({ err: err.message }, 'could not sign the manifests of earlier recordings'));
+    .catch((err: Error) => log.error({ err }, 'could not sign the manifests of earlier recordings'));
   const storage = new StorageResolver({
     defaultStore: openObjectStore(config.storageUrl, { endpoint: config.storageEndpoint }),
     endpoint: config.storageEndpoint,
@@ -65,7 +65,7 @@ export async function openServices(config: Config, log: Logger): Promise<Service
     keyring,
   });
   const connection = { url: config.redisUrl };
-  const onQueueError = (err: Error, queue: string) => log.error({ err: err.message, queue }, 'queue error');
+  const onQueueError = (err: Error, queue: string) => log.error({ err, queue }, 'queue error');
   const recordings = new RecordingQueues(connection, config.queuePrefix, onQueueError);
   const webhookQueue = createWebhookQueue(connection, config.queuePrefix);
   const maintenance = createMaintenanceQueue(connection, config.queuePrefix);

@@ -1,14 +1,16 @@
 import Fastify, { LogController } from 'fastify';
 import { healthRoutes } from './api/health.js';
 import type { TypeBoxProvider } from './api/typebox.js';
+import { logRequests, requestId } from './api/request-log.js';
+import type { Listener } from './listener.js';
 import type { Logger } from './log.js';
 import type { MediaMetrics } from './metrics.js';
 import type { NodeGauges } from './node-gauges.js';
 
 export interface WorkerHttpOptions {
+  /** Bound to `WORKER_PORT` before the worker opened anything else. */
+  listener: Listener;
   host: string;
-  /** `WORKER_PORT`; 0 picks a free one. */
-  port: number;
   log: Logger;
   metrics: MediaMetrics;
   gauges: NodeGauges;
@@ -24,14 +26,20 @@ export interface WorkerHttpOptions {
  * and scraped like one.
  */
 export async function startWorkerHttp(opts: WorkerHttpOptions): Promise<{ url: string; close(): Promise<void> }> {
-  const app = Fastify({ loggerInstance: opts.log, logController: new LogController({ disableRequestLogging: true }), forceCloseConnections: true });
+  const app = Fastify({ serverFactory: opts.listener.factory, genReqId: requestId, loggerInstance: opts.log, logController: new LogController({ disableRequestLogging: true }), forceCloseConnections: true });
+  logRequests(app);
   await app.register(async (scope) => healthRoutes(scope.withTypeProvider<TypeBoxProvider>(), { readiness: opts.readiness, draining: opts.draining }));
   app.get('/metrics', async (_request, reply) => {
     reply.type(opts.metrics.registry.contentType);
     return opts.gauges.scrape();
   });
-  await app.listen({ port: opts.port, host: opts.host });
-  const address = app.server.address();
-  const port = typeof address === 'object' && address ? address.port : opts.port;
-  return { url: `http://${opts.host === '0.0.0.0' ? '127.0.0.1' : opts.host}:${port}`, close: () => app.close() };
+  await app.ready();
+  opts.listener.open();
+  return {
+    url: `http://${opts.host === '0.0.0.0' ? '127.0.0.1' : opts.host}:${opts.listener.port}`,
+    async close() {
+      await app.close();
+      await opts.listener.close();
+    },
+  };
 }

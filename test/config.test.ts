@@ -46,3 +46,33 @@ test("WORKER_PORT (callrec worker's /healthz, /readyz, /metrics) defaults to 808
     expect(() => loadConfig({ WORKER_PORT: bad })).toThrow(expect.objectContaining({ code: 'ERR_CONFIG', message: expect.stringMatching(/^WORKER_PORT: /) }));
   }
 });
+
+test('the settings the TTS engines and the S3 client read themselves are checked at start, naming the variable', () => {
+  expect(() => loadConfig({ FLITE_VOICE: 'kal16' })).not.toThrow();
+  expect(() => loadConfig({ GOOGLE_TTS_VOICE: 'de-DE-Wavenet-B', GOOGLE_TTS_API_KEY: 'AIzaSyExample0123', AWS_REGION: 'eu-central-1' })).not.toThrow();
+  for (const [variable, bad] of [
+    ['FLITE_VOICE', 'alice'],
+    ['GOOGLE_TTS_VOICE', 'Standard-C'],
+    ['GOOGLE_TTS_API_KEY', 'has spaces in it'],
+    ['AWS_REGION', 'us east 1'],
+    ['GOOGLE_APPLICATION_CREDENTIALS', '/nonexistent/key.json'],
+    ['LOG_FORMAT', 'xml'],
+    ['LOG_LEVEL', 'loud'],
+  ]) {
+    expect(() => loadConfig({ [variable]: bad })).toThrow(expect.objectContaining({ code: 'ERR_CONFIG', message: expect.stringMatching(new RegExp(`^${variable}: `)) }));
+  }
+  expect(loadConfig({}).logFormat).toBe('auto');
+  expect(loadConfig({ LOG_FORMAT: 'json' }).logFormat).toBe('json');
+});
+
+test('HTTP addresses are taken as people type them: host:port gets http://', () => {
+  expect(loadConfig({ PUBLIC_URL: 'rec.example.com:8443' }).publicUrl).toBe('http://rec.example.com:8443');
+  expect(loadConfig({ PUBLIC_URL: 'https://rec.example.com' }).publicUrl).toBe('https://rec.example.com');
+  expect(loadConfig({ STORAGE_ENDPOINT: 'minio:9000' }).storageEndpoint).toBe('http://minio:9000');
+  expect(() => loadConfig({ PUBLIC_URL: 'ftp://rec.example.com' })).toThrow(expect.objectContaining({ message: expect.stringMatching(/^PUBLIC_URL: /) }));
+});
+
+test('REDIS_URL unset: the default address, which `serve` may replace with a private redis-server', () => {
+  expect(loadConfig({})).toMatchObject({ redisUrl: 'redis://127.0.0.1:6379', redisUrlDefault: true });
+  expect(loadConfig({ REDIS_URL: 'redis://127.0.0.1:6379' })).toMatchObject({ redisUrlDefault: false });
+});

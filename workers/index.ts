@@ -51,10 +51,10 @@ export function startWorkers(deps: RecordingProcessorDeps, opts: WorkerOptions):
       const code = errorCode(err);
       if (code === 'ERR_STORAGE_UNREACHABLE' || code === 'ERR_SPOOL_UNREACHABLE') metrics?.recordingBucketErrors.inc({ bucket: code === 'ERR_STORAGE_UNREACHABLE' ? 'storage' : 'spool' });
       const jobLog = log.child({ tenantId: job.data.tenantId, callId: job.data.callId, recordingId: job.data.recordingId });
-      jobLog.warn({ jobId: job.id, attempt: job.attemptsMade, err: err.message }, 'recording job failed');
-      recordFailure(deps, job, err).catch((e: Error) => jobLog.error({ err: e.message }, 'could not mark recording failed'));
+      jobLog.warn({ jobId: job.id, attempt: job.attemptsMade, err }, 'recording job failed');
+      recordFailure(deps, job, err).catch((e: Error) => jobLog.error({ err: e }, 'could not mark recording failed'));
     });
-    worker.on('error', (err) => log.error({ err: err.message, queue: worker.name }, 'recordings worker error'));
+    worker.on('error', (err) => log.error({ err, queue: worker.name }, 'recordings worker error'));
     return worker;
   });
   workers.push(startWebhookWorker({ store: deps.store, keyring: deps.keyring, log }, opts));

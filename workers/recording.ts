@@ -167,7 +167,7 @@ export function createRecordingProcessor(deps: RecordingProcessorDeps) {
     } catch (err) {
       if ((err as { code?: string }).code !== 'ERR_MP3_JOIN') throw err;
       // Parts of a parallel MP3 encoding found no seamless join: rare, and one encoder always works.
-      log.warn({ err: (err as Error).message }, 'encoding again in one part');
+      log.warn({ err }, 'encoding again in one part');
       await encodeToFile(encoded, recording.format, pcm, 1);
     }
 
@@ -209,10 +209,10 @@ export function createRecordingProcessor(deps: RecordingProcessorDeps) {
     });
     await fs.rm(encoded, { force: true });
     // The recording is safe: a spool left behind (the bucket failing now) is only garbage.
-    await source.remove().catch((err: Error) => log.warn({ err: err.message }, 'could not delete the spool'));
+    await source.remove().catch((err: Error) => log.warn({ err }, 'could not delete the spool'));
     if (ready) {
       // Signed once stored and marked ready; should signing fail here, the recovery sweep signs it (`signed_later`).
-      await evidence.seal(ready).catch((err: Error) => log.error({ err: err.message }, 'could not sign the recording manifest'));
+      await evidence.seal(ready).catch((err: Error) => log.error({ err }, 'could not sign the recording manifest'));
       await emitRecordingEvent(deps.webhooks, 'recording.completed', ready);
     }
     log.info({ objectKey, durationMs, byteSize: size }, 'recording ready');

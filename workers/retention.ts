@@ -58,7 +58,7 @@ export async function keepRetentionScheduled(queue: Queue, everyMs: number, opts
         await scheduleRetention(queue, everyMs);
         log.warn('the retention schedule was missing from Redis (restarted empty?): re-created it');
       })
-      .catch((err: Error) => log.warn({ err: err.message }, 'could not check the retention schedule; will try again'));
+      .catch((err: Error) => log.warn({ err }, 'could not check the retention schedule; will try again'));
   };
   const connection = queue.getBackend();
   connection.on('ready', ensure);
@@ -98,7 +98,7 @@ export function createRetentionProcessor(deps: RetentionDeps) {
           failedIds.add(recording.id);
           // A hold placed since the listing is retention working as meant, not an error.
           const held = err instanceof CallrecError && err.code === 'ERR_LEGAL_HOLD';
-          log[held ? 'info' : 'warn']({ recordingId: recording.id, callId: recording.callId, err: (err as Error).message }, 'retention skipped a recording');
+          log[held ? 'info' : 'warn']({ recordingId: recording.id, callId: recording.callId, err }, 'retention skipped a recording');
         }
       }
     }
@@ -110,6 +110,6 @@ export function createRetentionProcessor(deps: RetentionDeps) {
 /** Runs the maintenance queue's jobs (retention). */
 export function startRetentionWorker(deps: RetentionDeps, opts: { connection: ConnectionOptions; prefix: string }): Worker {
   const worker = new Worker(MAINTENANCE_QUEUE, createRetentionProcessor(deps), { connection: opts.connection, prefix: opts.prefix, concurrency: 1 });
-  worker.on('error', (err) => deps.log.error({ err: err.message }, 'maintenance worker error'));
+  worker.on('error', (err) => deps.log.error({ err }, 'maintenance worker error'));
   return worker;
 }

@@ -54,8 +54,8 @@ export function startWebhookWorker(deps: WebhookProcessorDeps, opts: { connectio
     concurrency: opts.concurrency ?? 8,
   });
   worker.on('failed', (job, err) => {
-    if (job) deps.log.warn({ jobId: job.id, tenantId: job.data.tenantId, attempt: job.attemptsMade, err: err.message }, 'webhook delivery failed');
+    if (job) deps.log.warn({ jobId: job.id, tenantId: job.data.tenantId, attempt: job.attemptsMade, err }, 'webhook delivery failed');
   });
-  worker.on('error', (err) => deps.log.error({ err: err.message }, 'webhooks worker error'));
+  worker.on('error', (err) => deps.log.error({ err }, 'webhooks worker error'));
   return worker;
 }

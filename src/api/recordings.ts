@@ -73,7 +73,7 @@ export async function recordAccess(store: ApiDeps['store'], evidence: Evidence, 
     const { tenantId, keyId, callId, recordingId, format, range, ip } = access;
     await evidence.recordAccess(tenantId, { recording_id: recordingId, call_id: callId, key_id: keyId, format, range, ip, purpose, at: new Date().toISOString() });
   } catch (err) {
-    log.error({ err: (err as Error).message, access }, 'access log not writable; recording this read here instead');
+    log.error({ err, access }, 'access log not writable; recording this read here instead');
   }
 }
 

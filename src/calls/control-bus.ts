@@ -41,7 +41,7 @@ export class RedisCallControl implements CallControl {
     this.#opts = { timeoutMs: 3000, ...opts };
     this.#pub = new Redis(opts.redisUrl, { lazyConnect: true });
     this.#sub = new Redis(opts.redisUrl, { lazyConnect: true });
-    for (const client of [this.#pub, this.#sub]) client.on('error', (err: Error) => opts.log.warn({ err: err.message }, 'control bus: redis error'));
+    for (const client of [this.#pub, this.#sub]) client.on('error', (err: Error) => opts.log.warn({ err }, 'control bus: redis error'));
     this.#sub.on('message', (channel: string, message: string) => this.#onMessage(channel, message));
   }
 
@@ -105,6 +105,6 @@ export class RedisCallControl implements CallControl {
   }
 
   #reply(request: ControlRequest, reply: ControlReply): void {
-    this.#pub.publish(this.#replies(request.replyTo), JSON.stringify(reply)).catch((err: Error) => this.#opts.log.warn({ err: err.message }, 'control bus: reply failed'));
+    this.#pub.publish(this.#replies(request.replyTo), JSON.stringify(reply)).catch((err: Error) => this.#opts.log.warn({ err }, 'control bus: reply failed'));
   }
 }

@@ -16,12 +16,11 @@ export class NodeHeartbeat {
   readonly #nodeId: string;
   readonly #ttlMs: number;
   #timer: NodeJS.Timeout | null = null;
-  /** When this node's last beat reached Redis (epoch ms). */
   #lastBeatAt = Date.now();
 
   constructor(opts: { redisUrl: string; prefix: string; nodeId: string; log: Logger; ttlMs?: number }) {
     this.#redis = new Redis(opts.redisUrl, { lazyConnect: true });
-    this.#redis.on('error', (err: Error) => opts.log.warn({ err: err.message }, 'heartbeat: redis error'));
+    this.#redis.on('error', (err: Error) => opts.log.warn({ err }, 'heartbeat: redis error'));
     this.#prefix = opts.prefix;
     this.#nodeId = opts.nodeId;
     this.#key = NodeHeartbeat.#keyOf(opts.prefix, opts.nodeId);
@@ -52,9 +51,9 @@ export class NodeHeartbeat {
     return previous;
   }
 
-  /** Seconds since this node's last beat reached Redis: past the TTL, other nodes take it for dead. */
-  get ageSeconds(): number {
-    return (Date.now() - this.#lastBeatAt) / 1000;
+  /** When this node's last beat reached Redis (epoch ms): a TTL past it, other nodes take it for dead. */
+  get lastBeatAt(): number {
+    return this.#lastBeatAt;
   }
 
   /** Whether the node `nodeId` has beaten within its time to live. */

@@ -224,7 +224,7 @@ export class CallRecorder extends StateMachine<RecorderState> {
     const failing = spool.failure !== null;
     if (failing !== this.#failing) {
       this.#failing = failing;
-      if (failing) this.#ctx.log.error({ err: spool.failure!.message, spool: spool.path }, 'spool write failed: the recording loses audio while the call goes on');
+      if (failing) this.#ctx.log.error({ err: spool.failure, spool: spool.path }, 'spool write failed: the recording loses audio while the call goes on');
       else this.#ctx.log.info({ spool: spool.path }, 'spool writes resumed; the gap is a lost span');
     }
     const last = spool.lostSpans.at(-1);
@@ -238,7 +238,7 @@ export class CallRecorder extends StateMachine<RecorderState> {
       const recording = await this.#ctx.store.recordings.update(await take.recordingId, { complete: false, lostSpans: [...spool.lostSpans], ...(error ? { error } : {}) });
       if (announce && recording) await emitRecordingEvent(this.#ctx.webhooks, 'recording.audio_lost', recording);
     });
-    saved.catch((err: Error) => this.#ctx.log.warn({ err: err.message }, 'could not save the audio the recording lost'));
+    saved.catch((err: Error) => this.#ctx.log.warn({ err }, 'could not save the audio the recording lost'));
   }
 
   /** Asks the gate for consent, or (no prompt) records from `startMs` on. */
@@ -272,7 +272,7 @@ export class CallRecorder extends StateMachine<RecorderState> {
     const recordingId = store.recordings
       .create({ tenantId, callId, format: settings.format, channels: settings.dual_channel ? 2 : 1, sampleRate: format.sampleRate, storageDays: settings.storage_days, status: 'recording', spoolPath, spoolUrl: this.#ctx.spools.url })
       .then((recording) => recording.id);
-    recordingId.catch((err: Error) => log.error({ err: err.message }, 'could not create the recording'));
+    recordingId.catch((err: Error) => log.error({ err }, 'could not create the recording'));
     this.state = { status: 'recording', capture, recordingId, pauses: [] };
   }
 

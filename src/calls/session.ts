@@ -112,7 +112,7 @@ export class CallSession extends StateMachine<SessionState> {
     this.ended = new Promise((resolve) => (this.#resolveEnded = resolve));
     ws.on('message', (data: RawData, isBinary: boolean) => this.#onProviderMessage(data as Buffer, isBinary));
     ws.on('close', (code: number, reason: Buffer) => this.#end(`provider closed (${code}${reason.length ? ` ${reason}` : ''})`));
-    ws.on('error', (err: Error) => this.#log.warn({ err: err.message }, 'provider socket error'));
+    ws.on('error', (err: Error) => this.#log.warn({ err }, 'provider socket error'));
   }
 
   /** Ends the call as a node shutting down would: closes the provider socket and finalizes. */
@@ -327,7 +327,7 @@ export class CallSession extends StateMachine<SessionState> {
     } catch (err) {
       // The runtime is the customer's code: a bad message is dropped, not relayed (the provider
       // would hang up on it), and does not end the caller's call.
-      this.#log.warn({ err: (err as Error).message }, 'dropped a bad message from the agent runtime');
+      this.#log.warn({ err }, 'dropped a bad message from the agent runtime');
       return;
     }
     this.#sendToProvider(data, isBinary);

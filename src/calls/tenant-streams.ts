@@ -34,7 +34,7 @@ export class TenantStreams {
 
   constructor(opts: { redisUrl: string; prefix: string; nodeId: string; log: Logger }) {
     this.#redis = new Redis(opts.redisUrl, { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: 1000 });
-    this.#redis.on('error', (err: Error) => opts.log.debug({ err: err.message }, 'tenant streams: redis error'));
+    this.#redis.on('error', (err: Error) => opts.log.debug({ err }, 'tenant streams: redis error'));
     this.#prefix = opts.prefix;
     this.#nodeId = opts.nodeId;
     this.#log = opts.log;
@@ -59,7 +59,7 @@ export class TenantStreams {
     try {
       return (await this.#redis.eval(ADMIT, 1, this.#nodes, this.#prefix, tenantId, this.#nodeId, cap)) === 1;
     } catch (err) {
-      this.#log.warn({ tenantId, err: (err as Error).message }, 'cannot count the stream against MAX_STREAMS_PER_TENANT in Redis; capped on this node only');
+      this.#log.warn({ tenantId, err }, 'cannot count the stream against MAX_STREAMS_PER_TENANT in Redis; capped on this node only');
       return null;
     }
   }

@@ -259,14 +259,14 @@ export class ConsentGate extends StateMachine<ConsentGateState> {
     const wire = `${format.codec === 'l16' ? `l16${format.byteOrder ?? 'le'}` : format.codec}/${format.sampleRate}`;
     store.evidence.keepPromptAudio(prompt.audioSha256, wire, prompt.payload).then(
       () => rememberKept(prompt.audioSha256),
-      (err: Error) => log.warn({ err: err.message }, 'could not keep the consent prompt audio for evidence'),
+      (err: Error) => log.warn({ err }, 'could not keep the consent prompt audio for evidence'),
     );
   }
 
   #save(consent: ConsentRecord): void {
     const { store, tenantId, callId, log } = this.#opts;
     this.persist(() => store.calls.update(tenantId, callId, { consent: { ...consent } })).catch((err: Error) =>
-      log.error({ err: err.message }, 'could not save the consent record'),
+      log.error({ err }, 'could not save the consent record'),
     );
   }
 }

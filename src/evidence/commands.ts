@@ -14,7 +14,11 @@ import { verifyRecording, type VerificationReport } from './verify.js';
 export interface CommandContext {
   config(): Config;
   withStore<T>(fn: (store: Store) => Promise<T>): Promise<T>;
+  /** `--help`'s tail: the variables a command reads and an example. */
+  helpTail(variables: string[], example: string): string;
 }
+
+const DATABASE_ENV = ['DATABASE_URL', 'DATA_DIR'];
 
 /** `--keys`: a key set file, or the URL of one (a server's `/.well-known/callrec-keys.json`). */
 async function loadKeySet(where: string): Promise<KeySet> {
@@ -49,6 +53,7 @@ export function registerEvidenceCommands(program: Command, ctx: CommandContext):
     .option('--keys <file|url>', 'the key set (JWKS): a file or the URL of /.well-known/callrec-keys.json (an evidence package carries its own)')
     .option('--ledger <file>', 'a ledger extract (ledger.jsonl) to check the manifest\'s place against')
     .option('--timestamp <file>', "the manifest's RFC 3161 time-stamp token (manifest.tsr)")
+    .addHelpText('after', ctx.helpTail([], 'callrec verify evidence.zip    (or: callrec verify call.mp3 manifest.jws --keys https://callrec.example.com/.well-known/callrec-keys.json)'))
     .action(async (file: string, manifestFile: string | undefined, opts: { keys?: string; ledger?: string; timestamp?: string }) => {
       let report: VerificationReport;
       if (manifestFile === undefined) {
@@ -71,6 +76,7 @@ export function registerEvidenceCommands(program: Command, ctx: CommandContext):
     .command('verify')
     .description('walk every ledger (or one tenant\'s) and report the first break; exits 0 only when all hold')
     .option('--tenant <id>', 'only this tenant')
+    .addHelpText('after', ctx.helpTail(DATABASE_ENV, 'callrec audit verify --tenant acme'))
     .action((opts: { tenant?: string }) =>
       ctx.withStore(async (store) => {
         const started = Date.now();
@@ -86,6 +92,7 @@ export function registerEvidenceCommands(program: Command, ctx: CommandContext):
     .description('manifest signing keys')
     .command('rotate')
     .description('make a new signing key current; retired public keys stay published, so what they signed still verifies')
+    .addHelpText('after', ctx.helpTail([...DATABASE_ENV, 'CALLREC_MASTER_KEY'], 'callrec signing-keys rotate'))
     .action(async () => {
       const cfg = ctx.config();
       const ring = await MasterKeyring.load({ dataDir: cfg.dataDir, masterKey: cfg.masterKey });

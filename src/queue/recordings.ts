@@ -125,10 +125,10 @@ export class RecordingEnqueuer {
         if (attempt === 1) waiting.inc();
         if (this.#stop.signal.aborted) {
           waiting.dec();
-          log.warn({ tenantId: job.tenantId, callId: job.callId, recordingId: job.recordingId, err: (err as Error).message }, 'Redis unavailable at shutdown: the recording stays processing and is queued from its spool at next start');
+          log.warn({ tenantId: job.tenantId, callId: job.callId, recordingId: job.recordingId, err }, 'Redis unavailable at shutdown: the recording stays processing and is queued from its spool at next start');
           return;
         }
-        log.warn({ tenantId: job.tenantId, callId: job.callId, recordingId: job.recordingId, attempt, retryInMs: delayMs, err: (err as Error).message }, 'cannot queue recording: Redis unavailable, retrying');
+        log.warn({ tenantId: job.tenantId, callId: job.callId, recordingId: job.recordingId, attempt, retryInMs: delayMs, err }, 'cannot queue recording: Redis unavailable, retrying');
       }
       await sleep(delayMs, undefined, { signal: this.#stop.signal }).catch(() => {});
       delayMs = Math.min(delayMs * 2, retry.maxMs);

@@ -184,7 +184,7 @@ export class ShippedSpoolWriter extends SpoolWriter {
         delay = this.#retry.first;
       } catch (err) {
         this.#ship.metrics.spoolUploadRetries.inc();
-        if (delay === this.#retry.first) this.#ship.log.warn({ spool: this.id, err: (err as Error).message }, 'spool upload failed; retrying');
+        if (delay === this.#retry.first) this.#ship.log.warn({ spool: this.id, err }, 'spool upload failed; retrying');
         if (Date.now() + delay > this.#deadline) {
           this.#gaveUp = true;
           return;

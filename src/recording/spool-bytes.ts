@@ -15,7 +15,7 @@ export class SpoolBytes {
   constructor(opts: { redisUrl: string; prefix: string; log: Logger }) {
     // Counting must never hold up shipping or finalizing: no queue of commands while Redis is away.
     this.#redis = new Redis(opts.redisUrl, { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 1 });
-    this.#redis.on('error', (err: Error) => opts.log.debug({ err: err.message }, 'spool bytes: redis error'));
+    this.#redis.on('error', (err: Error) => opts.log.debug({ err }, 'spool bytes: redis error'));
     this.#key = `${opts.prefix}:spool:bytes_in_storage`;
   }
 

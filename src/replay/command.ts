@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SingleBar, Presets } from 'cli-progress';
+import { parseUserUrl } from '../user-url.js';
 import { CallrecError } from '../errors.js';
 import type { Provider } from '../protocols/types.js';
 import { replayFixture, type ReplayOptions } from './client.js';
@@ -76,14 +77,11 @@ export function isProvider(value: string): value is Provider {
 
 /** The endpoint URL for `provider`: a base gets `/media/<provider>`, a URL with a path is used as is. */
 export function endpointUrl(url: string, provider: Provider): string {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    throw new CallrecError('ERR_BAD_ARGUMENT', `--url must be a ws:// or wss:// URL, got "${url}"`);
+  const parsed = parseUserUrl(url, 'ws');
+  if (parsed && (parsed.protocol === 'http:' || parsed.protocol === 'https:')) parsed.protocol = parsed.protocol === 'http:' ? 'ws:' : 'wss:';
+  if (!parsed || (parsed.protocol !== 'ws:' && parsed.protocol !== 'wss:')) {
+    throw new CallrecError('ERR_BAD_ARGUMENT', `--url must be the server's address: host:port, or a ws://, wss://, http:// or https:// URL, got "${url}"`);
   }
-  if (parsed.protocol === 'http:' || parsed.protocol === 'https:') parsed.protocol = parsed.protocol === 'http:' ? 'ws:' : 'wss:';
-  if (parsed.protocol !== 'ws:' && parsed.protocol !== 'wss:') throw new CallrecError('ERR_BAD_ARGUMENT', `--url must be a ws:// or wss:// URL, got "${url}"`);
   if (parsed.pathname === '/' || parsed.pathname === '') parsed.pathname = `/media/${provider}`;
   return parsed.toString();
 }

@@ -42,6 +42,8 @@ export interface Store {
   readonly evidence: EvidenceRepository;
   /** Brings the schema up to date (idempotent); rejects `ERR_MIGRATION`. */
   migrate(): Promise<void>;
+  /** Whether `migrate` ever ran here: false for a new, empty database (or PostgreSQL schema). */
+  migrated(): Promise<boolean>;
   /** Resolves when the database answers a query (readiness). */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -73,10 +75,16 @@ function createPrivately(file: string): void {
   }
 }
 
-function connectSqlite(databaseUrl: string): Connection {
+/** The file of a `sqlite://` URL (or `:memory:`). */
+export function sqliteFile(databaseUrl: string): string {
   // Not `new URL()`: a relative path (`sqlite://./data/callrec.db`) would parse as a host.
   const file = decodeURIComponent(databaseUrl.replace(/^sqlite:\/\//, '').replace(/\?.*$/, ''));
   if (file === '') throw new CallrecError('ERR_CONFIG', 'DATABASE_URL: sqlite URL has no file path');
+  return file;
+}
+
+function connectSqlite(databaseUrl: string): Connection {
+  const file = sqliteFile(databaseUrl);
   if (file !== ':memory:') createPrivately(file);
   const database = new SqliteDatabase(file);
   // WAL lets readers (API) run beside the writer (workers); busy_timeout makes a second
@@ -124,7 +132,7 @@ export async function createStore(databaseUrl: string, opts: StoreOptions = {}):
   else throw new CallrecError('ERR_CONFIG', 'DATABASE_URL: must start with sqlite:// or postgres://');
   const { db, dialect, schema } = connection;
   const tenants = new TenantRepository(db);
-  const keys = new KeyRepository(db, tenants, (err, keyId) => opts.log?.warn({ err: (err as Error).message, keyId }, 'could not record when an API key was last used'));
+  const keys = new KeyRepository(db, tenants, (err, keyId) => opts.log?.warn({ err, keyId }, 'could not record when an API key was last used'));
   return {
     dialect,
     tenants,
@@ -142,6 +150,10 @@ export async function createStore(databaseUrl: string, opts: StoreOptions = {}):
       const migrator = new Migrator({ db, provider: migrationProvider, migrationTableSchema: schema });
       const { error } = await migrator.migrateToLatest();
       if (error) throw new CallrecError('ERR_MIGRATION', `database migration failed: ${(error as Error).message ?? error}`, { cause: error });
+    },
+    async migrated() {
+      const tables = await db.introspection.getTables({ withInternalKyselyTables: true });
+      return tables.some((t) => t.name === 'kysely_migration' && (dialect === 'sqlite' || t.schema === (schema ?? 'public')));
     },
     async ping() {
       await sql`select 1`.execute(db);

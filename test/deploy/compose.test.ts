@@ -126,7 +126,7 @@ describe('README "Operations"', () => {
 
   test('documents every metric a node serves, and says how to probe and scrape it', async () => {
     const { MediaMetrics } = await import('../../src/metrics.js');
-    const served = (await new MediaMetrics().registry.getMetricsAsJSON()).map((metric) => metric.name).filter((name) => !name.startsWith('callrec_process_') && !name.startsWith('callrec_nodejs_'));
+    const served = (await new MediaMetrics().registry.getMetricsAsJSON()).map((metric) => metric.name).filter((name) => name.startsWith('callrec_'));
     expect(served.length).toBeGreaterThan(5);
     const readme = readText('README.md');
     for (const name of served) expect([name, readme.includes(`\`${name}`)]).toEqual([name, true]);

@@ -55,7 +55,7 @@ function refusedUpgrade(node: ServerProcess): Promise<{ status: number; header: 
   });
 }
 
-test('SIGTERM during 5 live calls: not ready at once, new streams refused, the calls run to their end and are ready, exit 0', async () => {
+test('SIGTERM during 5 live calls: not ready at once, new streams refused, the calls run to their end and are ready, exit 143 (128 + SIGTERM)', async () => {
   const node = await startServerProcess(primary);
   try {
     expect((await fetch(`${node.url}/readyz`)).status).toBe(200);
@@ -67,7 +67,7 @@ test('SIGTERM during 5 live calls: not ready at once, new streams refused, the c
     expect(await refusedUpgrade(node)).toEqual({ status: 503, header: 'ERR_DRAINING', body: expect.stringMatching(/^ERR_DRAINING: .*draining/) });
     // Each call ran to the fixture's end: the provider stopped it, the node did not.
     for (const result of await streams) expect(result.closeReason).not.toMatch(/ERR_/);
-    expect(await node.exitCode).toBe(0);
+    expect(await node.exitCode).toBe(143);
     // The node handed its own queue over before it exited: every recording is already ready.
     for (const callId of ids) {
       const recording = await primary.server.store.recordings.getByCall(primary.tenantId, callId);
@@ -82,7 +82,7 @@ test('SIGTERM during 5 live calls: not ready at once, new streams refused, the c
 test.each<{ cut: string; env: Record<string, string>; hurry: boolean }>([
   { cut: 'a second SIGTERM', env: {}, hurry: true },
   { cut: 'DRAIN_TIMEOUT_SECONDS passing', env: { DRAIN_TIMEOUT_SECONDS: '1' }, hurry: false },
-])('$cut ends the live calls now, and they are still finalized and ready before exit 0', async ({ env, hurry }) => {
+])('$cut ends the live calls now, and they are still finalized and ready before exit 143', async ({ env, hurry }) => {
   const node = await startServerProcess(primary, { env });
   try {
     const { ids, streams } = await liveCalls(node, 'hurry', 3);
@@ -90,7 +90,7 @@ test.each<{ cut: string; env: Record<string, string>; hurry: boolean }>([
     await untilNotReady(node);
     if (hurry) node.signal('SIGTERM');
     for (const result of await streams) expect(result.closeReason).toMatch(/^ERR_SHUTTING_DOWN/);
-    expect(await node.exitCode).toBe(0);
+    expect(await node.exitCode).toBe(143);
     for (const callId of ids) {
       const recording = await primary.server.store.recordings.getByCall(primary.tenantId, callId);
       expect(recording).toMatchObject({ status: 'ready', error: null });
@@ -102,7 +102,7 @@ test.each<{ cut: string; env: Record<string, string>; hurry: boolean }>([
   }
 });
 
-test('a worker on SIGTERM finishes the jobs it holds, then exits 0; what it had not taken waits for the next worker', async () => {
+test('a worker on SIGTERM finishes the jobs it holds, then exits 143; what it had not taken waits for the next worker', async () => {
   const spoolDir = await fs.mkdtemp(path.join(os.tmpdir(), 'callrec-drain-bucket-'));
   const spoolEnv = { SPOOL_URL: pathToFileURL(spoolDir).href };
   const queues = new RecordingQueues({ url: REDIS_URL }, primary.cluster.prefix);
@@ -117,7 +117,7 @@ test('a worker on SIGTERM finishes the jobs it holds, then exits 0; what it had 
     await Promise.all(ids.map((callId) => replayFixture(fixture, { url: `${media.wsUrl}/media/twilio`, agentId: 'support', token: primary.key, callId, speed: 'max' })));
     while ((await shared.getJobCounts('active')).active === 0) await sleep(5);
     worker.signal('SIGTERM');
-    expect(await worker.exitCode).toBe(0);
+    expect(await worker.exitCode).toBe(143);
     // Nothing was left half-done: no job is still active (it would wait for the stalled-job check).
     expect(await shared.getJobCounts('active')).toEqual({ active: 0 });
     const recordings = await Promise.all(ids.map((callId) => primary.server.store.recordings.getByCall(primary.tenantId, callId)));

@@ -39,8 +39,12 @@ test('/metrics exposes the operator series, and they move as a call is recorded'
   const before = await scrape();
   expect(value(before, 'callrec_draining')).toBe(0);
   expect(value(before, 'callrec_spool_bytes')).toBe(0);
-  expect(value(before, 'callrec_node_heartbeat_age_seconds')).toBeGreaterThanOrEqual(0);
-  expect(value(before, 'callrec_node_heartbeat_age_seconds')).toBeLessThan(15);
+  // A timestamp (Unix seconds) of a beat within the heartbeat's 15 s TTL; the standard process series unprefixed.
+  expect(value(before, 'callrec_node_heartbeat_timestamp_seconds')).toBeLessThanOrEqual(Date.now() / 1000);
+  expect(value(before, 'callrec_node_heartbeat_timestamp_seconds')).toBeGreaterThan(Date.now() / 1000 - 15);
+  expect(value(before, 'process_resident_memory_bytes')).toBeGreaterThan(0);
+  expect(value(before, 'nodejs_heap_size_used_bytes')).toBeGreaterThan(0);
+  expect([...before.keys()].filter((k) => /^callrec_(process|nodejs)_/.test(k))).toEqual([]);
   for (const queue of ['shared', 'node']) {
     for (const state of ['waiting', 'active', 'delayed', 'failed', 'completed']) expect(value(before, `callrec_recording_queue_jobs{queue="${queue}",state="${state}"}`)).toBe(0);
   }

@@ -169,6 +169,8 @@ test('a node killed mid-call and restarted on the same disk deletes its local co
     expect(worked.get('callrec_spool_bytes_in_storage')).toBe(0);
     expect(worked.get('callrec_recording_jobs_total{outcome="ready"}')).toBeGreaterThanOrEqual(2);
     expect(worked.get('callrec_recording_job_retries_total{by="backoff"}')).toBe(0);
+    // A worker beats no heartbeat: no timestamp series (a 0 would read as a heartbeat in 1970).
+    expect(worked.has('callrec_node_heartbeat_timestamp_seconds')).toBe(false);
 
     // Back on the same disk: its start-up recovery finds the files, named by stored recordings, and deletes them.
     media = await startServerProcess(primary, node);

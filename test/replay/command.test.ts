@@ -41,6 +41,20 @@ test('endpointUrl appends the provider path to a base and keeps a full endpoint'
   expect(() => endpointUrl('ftp://h', 'twilio')).toThrow(expect.objectContaining({ code: 'ERR_BAD_ARGUMENT' }));
 });
 
+test('endpointUrl takes the server address in every form people type it', () => {
+  for (const [typed, endpoint] of [
+    ['localhost:8080', 'ws://localhost:8080/media/twilio'],
+    ['127.0.0.1:8080/', 'ws://127.0.0.1:8080/media/twilio'],
+    ['http://localhost:8080', 'ws://localhost:8080/media/twilio'],
+    ['https://rec.example.com', 'wss://rec.example.com/media/twilio'],
+    ['wss://rec.example.com/media/telnyx', 'wss://rec.example.com/media/telnyx'],
+    [' ws://[::1]:8080 ', 'ws://[::1]:8080/media/twilio'],
+  ]) {
+    expect([typed, endpointUrl(typed, 'twilio')]).toEqual([typed, endpoint]);
+  }
+  for (const bad of ['', 'http://', 'ftp://h:1']) expect(() => endpointUrl(bad, 'twilio')).toThrow(expect.objectContaining({ code: 'ERR_BAD_ARGUMENT' }));
+});
+
 test('parseSpeed takes realtime, max or a positive multiplier', () => {
   expect(parseSpeed('realtime')).toBe('realtime');
   expect(parseSpeed('max')).toBe('max');

@@ -1,10 +1,8 @@
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import net from 'node:net';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { runReplay, type ReplayCommandOptions } from '../../src/replay/command.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
+import { closedPort, runCli } from '../helpers/cli.js';
 
 const FIXTURE = path.resolve(import.meta.dirname, '../../fixtures/twilio-connect-caller.jsonl');
 /** Short, so most of the 5 s capture comes after it. */
@@ -18,15 +16,6 @@ beforeAll(async () => {
   await ts.agent('ask', { ...consent, consent_mode: 'two_party', consent_digit: '1', consent_timeout_seconds: 1 });
 });
 afterAll(() => ts.close());
-
-/** A port nothing listens on (it was free a moment ago). */
-async function closedPort(): Promise<number> {
-  const probe = net.createServer().listen(0, '127.0.0.1');
-  await once(probe, 'listening');
-  const { port } = probe.address() as net.AddressInfo;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
-}
 
 async function replay(agentId: string, extra: Partial<ReplayCommandOptions> = {}) {
   const out = new PassThrough();
@@ -65,11 +54,7 @@ test('two-party consent without the key: nothing is recorded, and replay fails t
 
 test('`callrec replay` with the server down exits non-zero with one clear line', async () => {
   const port = await closedPort();
-  const cli = path.join(import.meta.dirname, '../../src/cli.ts');
-  const child = spawn(process.execPath, ['--import', 'tsx', cli, 'replay', FIXTURE, '--url', `ws://127.0.0.1:${port}`, '--agent', 'announce', '--token', 'x'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const [code] = await once(child, 'exit');
+  const { code, stderr } = await runCli(['replay', FIXTURE, '--url', `127.0.0.1:${port}`, '--agent', 'announce'], { env: { CALLREC_TOKEN: 'x' } });
   expect(code).toBe(1);
   expect(stderr.trim()).toMatch(new RegExp(`^callrec: cannot reach a callrec server at http://127\\.0\\.0\\.1:${port} \\(.*ECONNREFUSED.*\\); is \`callrec serve\` running there\\?$`));
 });
