@@ -4,7 +4,7 @@ import { passesInTime } from './api/health.js';
 import type { Config } from './config.js';
 import { MasterKeyring } from './crypto/keys.js';
 import { Evidence } from './evidence/index.js';
-import { TimestampSweep } from './evidence/stamper.js';
+import { EvidenceSweep } from './evidence/sweep.js';
 import type { Logger } from './log.js';
 import { RecordingQueues } from './queue/recordings.js';
 import { shippedSpoolStores, type SpoolSourceOptions } from './recording/shared-spool.js';
@@ -19,8 +19,8 @@ import { createMaintenanceQueue, keepRetentionScheduled } from '../workers/reten
 /** Retention runs hourly: recordings expire by the day, so finer gains nothing. */
 const RETENTION_EVERY_MS = 3_600_000;
 
-/** How often signed manifests without a time-stamp token are sent to `TSA_URL`. */
-const TIMESTAMP_EVERY_MS = 5_000;
+/** How often recordings left unsigned are signed, and manifests without a time-stamp token sent to `TSA_URL`. */
+const EVIDENCE_SWEEP_EVERY_MS = 5_000;
 
 /** What both a media node (`serve`) and a worker node (`worker`) build from the configuration. */
 export interface Services {
@@ -53,11 +53,6 @@ export async function openServices(config: Config, log: Logger): Promise<Service
     throw err;
   }
   const keyring = await MasterKeyring.load({ dataDir: config.dataDir, masterKey: config.masterKey });
-  // Recordings finalized before manifests existed (or whose signing failed) are signed now, marked as signed later.
-  new Evidence(store, keyring)
-    .signBacklog()
-    .then((signed) => signed > 0 && log.info({ signed }, 'signed the manifests of earlier recordings'))
-    .catch((err: Error) => log.error({ err }, 'could not sign the manifests of earlier recordings'));
   const storage = new StorageResolver({
     defaultStore: openObjectStore(config.storageUrl, { endpoint: config.storageEndpoint }),
     endpoint: config.storageEndpoint,
@@ -73,9 +68,9 @@ export async function openServices(config: Config, log: Logger): Promise<Service
   const retentionSchedule = await keepRetentionScheduled(maintenance, RETENTION_EVERY_MS, { log });
   const spoolBytes = new SpoolBytes({ redisUrl: config.redisUrl, prefix: config.queuePrefix, log });
   await spoolBytes.connect();
-  // Manifests are time-stamped apart from finalizing, so an authority that is down delays no recording.
-  const timestamps = config.tsaUrl ? new TimestampSweep({ store, tsaUrl: config.tsaUrl, timeoutMs: config.tsaTimeoutMs, log }) : null;
-  timestamps?.start(TIMESTAMP_EVERY_MS);
+  // Signing that failed at finalize (or predates manifests) and time-stamps, apart from finalizing.
+  const evidenceSweep = new EvidenceSweep({ store, evidence: new Evidence(store, keyring), tsa: config.tsaUrl ? { url: config.tsaUrl, timeoutMs: config.tsaTimeoutMs } : null, log });
+  evidenceSweep.start(EVIDENCE_SWEEP_EVERY_MS);
   const spools = shippedSpoolStores({ endpoint: config.storageEndpoint, workDir: path.join(config.dataDir, 'spool'), bytes: spoolBytes });
   return {
     store,
@@ -99,7 +94,7 @@ export async function openServices(config: Config, log: Logger): Promise<Service
     },
     async close() {
       retentionSchedule.stop();
-      await timestamps?.stop();
+      await evidenceSweep.stop();
       spoolBytes.close();
       await Promise.all([recordings.close(), webhookQueue.close(), maintenance.close()]);
       await store.close();

@@ -211,7 +211,7 @@ export function createRecordingProcessor(deps: RecordingProcessorDeps) {
     // The recording is safe: a spool left behind (the bucket failing now) is only garbage.
     await source.remove().catch((err: Error) => log.warn({ err }, 'could not delete the spool'));
     if (ready) {
-      // Signed once stored and marked ready; should signing fail here, the recovery sweep signs it (`signed_later`).
+      // Signed once stored and marked ready; should signing fail here, the evidence sweep signs it (`signed_later`).
       await evidence.seal(ready).catch((err: Error) => log.error({ err }, 'could not sign the recording manifest'));
       await emitRecordingEvent(deps.webhooks, 'recording.completed', ready);
     }

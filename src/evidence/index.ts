@@ -37,11 +37,15 @@ export class Evidence {
     return this.#ledger.appendManifest(recording.tenantId, recording.id, recording.callId, (place, at) => buildManifest(recording, call, place, at, signedLater));
   }
 
-  /** Signs the ready recordings that have no manifest (finalized before manifests existed), marked as signed later. Returns how many. */
-  async signBacklog(): Promise<number> {
+  /**
+   * Signs the ready recordings that have no manifest (finalized before manifests existed, or whose
+   * signing failed), marked as signed later; `readySince` limits it to those made ready since then.
+   * Returns how many.
+   */
+  async signBacklog(readySince?: string): Promise<number> {
     let signed = 0;
     for (;;) {
-      const batch = await this.#store.evidence.unsignedRecordings(BACKLOG_BATCH);
+      const batch = await this.#store.evidence.unsignedRecordings(BACKLOG_BATCH, readySince);
       for (const { id } of batch) {
         const recording = await this.#store.recordings.get(id);
         if (recording?.status === 'ready') {

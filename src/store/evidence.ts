@@ -127,13 +127,14 @@ export class EvidenceRepository {
     return this.#db.selectFrom('recordings').select(['id', 'status']).where('tenant_id', '=', tenantId).execute();
   }
 
-  /** Ready recordings finalized before manifests existed (or whose signing failed), oldest first. */
-  async unsignedRecordings(limit: number): Promise<Array<{ id: string; tenant_id: string }>> {
+  /** Ready recordings finalized before manifests existed (or whose signing failed), oldest first; `readySince` bounds the scan to recent ones. */
+  async unsignedRecordings(limit: number, readySince?: string): Promise<Array<{ id: string; tenant_id: string }>> {
     return this.#db
       .selectFrom('recordings')
       .leftJoin('manifests', 'manifests.recording_id', 'recordings.id')
       .select(['recordings.id', 'recordings.tenant_id'])
       .where('recordings.status', '=', 'ready')
+      .$if(readySince !== undefined, (qb) => qb.where('recordings.ready_at', '>=', readySince!))
       .where('manifests.recording_id', 'is', null)
       .orderBy('recordings.ready_at')
       .limit(limit)

@@ -107,6 +107,16 @@ describe.each(TEST_DB_KINDS)('evidence on %s', (kind) => {
     expect(await auditLedgers(db.store, { tenantId: 't1' })).toEqual([{ tenantId: 't1', entries: expect.any(Number), error: null }]);
   });
 
+  test('recordings finalized before manifests existed are signed, marked as signed later', async () => {
+    const earlier = await readyRecording(db.store, uniqueCallId('earlier'), Buffer.from('old audio'));
+    expect(await evidence.signBacklog()).toBeGreaterThanOrEqual(1);
+    const { jws } = (await db.store.evidence.manifest(earlier.id))!;
+    const report = await verifyRecording({ audio: Buffer.from('old audio'), manifest: jws, keySet: await evidence.keys.keySet() });
+    expect(report.ok).toBe(true);
+    expect(report.manifest).toMatchObject({ recording_id: earlier.id, signed_later: true });
+    expect(await evidence.signBacklog()).toBe(0);
+  });
+
   test('two nodes appending at once keep one unbroken chain', async () => {
     // A second store on the same database is a second node.
     const other = await createStore(db.url);

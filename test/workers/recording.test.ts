@@ -136,6 +136,8 @@ describe('recordings worker', () => {
     expect(await storage.exists(rec.objectKey!)).toBe(true);
     const files = await fs.readdir(path.join(dir, 'objects-b'), { recursive: true });
     expect(files.filter((f) => f.endsWith('.enc')).map((f) => path.basename(f)).sort()).toEqual([`${recordingId}.peaks.json.enc`, `${recordingId}.wav.enc`]);
+    // The spool goes once the recording is stored and marked ready, a moment after.
+    for (let i = 0; i < 200 && (await fs.stat(spoolPath).then(() => true, () => false)); i++) await sleep(25);
     await expect(fs.stat(spoolPath)).rejects.toMatchObject({ code: 'ENOENT' });
     // A duplicate job for the same call is not added again: the id is the call's.
     await queue.add('finalize', { tenantId: 't', callId: 'fails-once', recordingId }, { jobId: recordingJobId(recordingId) });
