@@ -7,7 +7,8 @@ import { MasterKeyring } from './crypto/keys.js';
 import { rotateMasterKey } from './crypto/rotation.js';
 import { CallrecError, errorCode } from './errors.js';
 import { createLogger } from './log.js';
-import { isProvider, parseSpeed, runReplay } from './replay/command.js';
+import type { Provider } from './protocols/types.js';
+import { isProvider, parseSpeed, PROVIDERS, runReplay } from './replay/command.js';
 import { startServer } from './server.js';
 import { retryRecording } from './jobs.js';
 import { MediaMetrics } from './metrics.js';
@@ -139,8 +140,8 @@ program
   .command('replay <files...>')
   .description('stream fixture captures at a server as the providers would (QA)')
   .requiredOption('--url <url>', 'ws:// base (e.g. ws://127.0.0.1:8080) or full endpoint URL')
-  .option('--provider <name>', 'twilio, telnyx or vonage (default: each fixture\'s own)', (v: string) => {
-    if (!isProvider(v)) throw new InvalidArgumentError('must be twilio, telnyx or vonage');
+  .option('--provider <name>', `${PROVIDERS.join(', ')} (default: each fixture's own)`, (v: string) => {
+    if (!isProvider(v)) throw new InvalidArgumentError(`must be one of ${PROVIDERS.join(', ')}`);
     return v;
   })
   .option('--agent <id>', 'agent_id parameter')
@@ -157,7 +158,7 @@ program
   .option('--repeat <k>', 'stream each file k times', positiveInt, 1)
   .option('--dtmf <key>', 'press this key after the consent prompt has played (two-party consent)')
   .option('--no-check-recording', "do not wait for each call's recording to become ready")
-  .action(async (files: string[], opts: { url: string; provider?: 'twilio' | 'telnyx' | 'vonage'; agent?: string; token?: string; speed: 'realtime' | 'max' | number; concurrency: number; calls?: number; repeat: number; dtmf?: string; checkRecording: boolean }) => {
+  .action(async (files: string[], opts: { url: string; provider?: Provider; agent?: string; token?: string; speed: 'realtime' | 'max' | number; concurrency: number; calls?: number; repeat: number; dtmf?: string; checkRecording: boolean }) => {
     const summary = await runReplay({ files, url: opts.url, provider: opts.provider, agentId: opts.agent, token: opts.token, speed: opts.speed, concurrency: opts.concurrency, calls: opts.calls, repeat: opts.repeat, dtmf: opts.dtmf, checkRecording: opts.checkRecording });
     if (summary.failed > 0) process.exitCode = 1;
   });
