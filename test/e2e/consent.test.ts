@@ -101,6 +101,8 @@ describe.each([
   ['twilio-connect-caller', 1700, ''],
   ['telnyx-fork-tones', 2000, '?bidirectional=true'],
   ['vonage-tones', 1000, ''],
+  ['plivo-bidirectional-caller', 1700, ''],
+  ['exotel-voicebot-caller', 1700, ''],
 ] as const)('one-party consent on %s', (name, echoAtMs, query) => {
   let fixture: Fixture;
   let call: { callId: string; sent: Sent };
@@ -241,6 +243,19 @@ test('a one-way stream cannot carry the prompt: fail closed, nothing recorded', 
   expect(view.consent).toMatchObject({ outcome: 'failed', reason: expect.stringContaining('one-way') });
   expect(view.recording_status).toBe('none');
 });
+
+test('a Bandwidth stream confirms no playback: the prompt cannot be known to have played, fail closed', async () => {
+  const fixture = await readFixture(path.join(FIXTURES, 'bandwidth-bidirectional-caller.jsonl'));
+  await ts.agent('bandwidth-consent', { enabled: true, auto_record: true, consent_prompt: true });
+  const callId = uniqueCallId('bandwidth-consent');
+  // In real time: the prompt is synthesized and sent well before the stream ends.
+  const result = await replayFixture(fixture, { url: `${ts.wsUrl}/media/bandwidth`, agentId: 'bandwidth-consent', token: ts.key, callId, speed: 'realtime' });
+  expect(result.closeCode).toBe(1000);
+  expect(result.received.length).toBeGreaterThan(0);
+  const view = await callView(callId);
+  expect(view.consent).toMatchObject({ outcome: 'failed', reason: expect.stringContaining('cannot confirm playback') });
+  expect(view.recording_status).toBe('none');
+}, 15_000);
 
 // The runtime greets the moment its stream starts, while callrec is still synthesizing a prompt
 // nobody asked for before (a cold cache). The caller must hear the whole prompt first, then the
