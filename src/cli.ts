@@ -167,6 +167,7 @@ program
   .command('bench')
   .description('performance suite: starts callrec as a child process, loads it, prints a table and writes bench/results.json')
   .option('--calls <n>', 'concurrent calls', positiveInt, 100)
+  .option('--provider <name>', 'the provider whose messages the fork phase streams (twilio, signalwire, plivo, exotel, bandwidth)', 'twilio')
   .option('--seconds <n>', 'length of each call, s', positiveInt, 20)
   .option('--bridge-calls <n>', 'concurrent calls in the bridge (latency) phases', positiveInt, 100)
   .option('--rounds <n>', 'rounds of each comparison (baseline and callrec side by side)', positiveInt, 3)
@@ -174,11 +175,12 @@ program
   .option('--out <file>', 'results file', 'bench/results.json')
   .option('--scale-out', 'instead, the scale-out section: two media nodes and a worker sharing PostgreSQL, Redis and a bucket; --calls per media node, --seconds per call')
   .option('--postgres <url>', 'with --scale-out: the PostgreSQL server the nodes share (a schema of their own is made and dropped)', 'postgres://postgres@127.0.0.1:5432/postgres')
-  .action(async (opts: { calls: number; bridgeCalls: number; seconds: number; rounds: number; readyMinutes: number; out: string; scaleOut?: boolean; postgres: string }) => {
+  .action(async (opts: { calls: number; provider: string; bridgeCalls: number; seconds: number; rounds: number; readyMinutes: number; out: string; scaleOut?: boolean; postgres: string }) => {
     // Loaded on demand: `serve` should not pay for the bench code.
     const { runBench } = await import('../bench/index.js');
     const scaleOut = opts.scaleOut ? { postgresUrl: opts.postgres } : undefined;
-    const { failed } = await runBench({ calls: opts.calls, bridgeCalls: opts.bridgeCalls, seconds: opts.seconds, rounds: opts.rounds, readyMinutes: opts.readyMinutes, out: opts.out, scaleOut });
+    if (!isProvider(opts.provider)) throw new InvalidArgumentError(`--provider must be one of ${PROVIDERS.join(', ')}`);
+    const { failed } = await runBench({ calls: opts.calls, provider: opts.provider, bridgeCalls: opts.bridgeCalls, seconds: opts.seconds, rounds: opts.rounds, readyMinutes: opts.readyMinutes, out: opts.out, scaleOut });
     if (failed > 0) process.exitCode = 1;
   });
 

@@ -25,8 +25,10 @@ function parseStart(message: JsonObject): StreamStart {
     streamId: optionalString(message, 'stream_sid', 'stream_sid') ?? optionalString(start, 'stream_sid', 'start.stream_sid'),
     params,
     format,
-    // The caller's audio only: media frames name no track.
-    legs: ['caller'],
+    // The default stream is the caller's alone, its frames naming no track; with `both` tracks
+    // chosen each frame names its own, and the start says nothing of it. Both legs are declared
+    // and a caller-only stream never fills the agent leg (as Telnyx).
+    legs: ['caller', 'agent'],
     // The Stream applet (one-way) and the Voicebot applet (two-way) send the same start; a
     // `bidirectional` URL parameter or the session's rule decides (SPEC §4).
   };

@@ -216,13 +216,14 @@ const plivo: ProviderKit = {
 };
 
 const EXOTEL_STREAM = 'a5f9c5d2e1b84c3e9f7d6a1b2c3d4e5f';
-const exotelMedia = (n: number, payload: string): Frame =>
-  text({ event: 'media', sequence_number: n + 2, stream_sid: EXOTEL_STREAM, media: { chunk: n + 1, timestamp: String(n * 20), payload } });
+/** The caller's frames as the default stream sends them (no track), the agent's as a `both` stream does. */
+const exotelMedia = (leg: 'caller' | 'agent', n: number, payload: string): Frame =>
+  text({ event: 'media', sequence_number: n + 2, stream_sid: EXOTEL_STREAM, media: { ...(leg === 'agent' && { track: 'outbound' }), chunk: n + 1, timestamp: String(n * 20), payload } });
 const exotel: ProviderKit = {
   upgrade: { headers: {}, query: {} },
   format: { codec: 'l16', sampleRate: 8000, byteOrder: 'le' },
   frameBytes: 320,
-  carriesAgent: false,
+  carriesAgent: true,
   connected: text({ event: 'connected' }),
   start: text({
     event: 'start',
@@ -239,9 +240,9 @@ const exotel: ProviderKit = {
     },
   }),
   unsupportedCodecStart: text({ event: 'start', sequence_number: 1, stream_sid: EXOTEL_STREAM, start: { stream_sid: EXOTEL_STREAM, media_format: { encoding: 'base64', sample_rate: '44100' } } }),
-  media: (_leg, n, payload) => exotelMedia(n, payload.toString('base64')),
+  media: (leg, n, payload) => exotelMedia(leg, n, payload.toString('base64')),
   // Three bytes: not a whole number of 16-bit samples.
-  badPayload: (n) => exotelMedia(n, 'AAEC'),
+  badPayload: (n) => exotelMedia('caller', n, 'AAEC'),
   dtmf: (digit) => text({ event: 'dtmf', sequence_number: 9, stream_sid: EXOTEL_STREAM, dtmf: { duration: '300', digit } }),
   echoMark: (sent) => text({ event: 'mark', sequence_number: 10, stream_sid: EXOTEL_STREAM, mark: JSON.parse(sent.data as string).mark }),
   stop: text({ event: 'stop', sequence_number: 11, stream_sid: EXOTEL_STREAM, stop: { call_sid: 'b6a2', account_sid: 'exotel-account', reason: 'callended' } }),
