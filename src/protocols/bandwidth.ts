@@ -4,6 +4,7 @@
 import { CallrecError } from '../errors.js';
 import { bytesPerSample } from '../../media/codec.js';
 import type { Leg, MediaFormat } from '../../media/types.js';
+import { MediaMessageScan } from './media-scan.js';
 import type { AdapterFactory, ProviderAdapter, ProviderEvent, RuntimeEvent, StreamStart, WireMessage } from './types.js';
 import {
   beforeStart,
@@ -71,10 +72,14 @@ class BandwidthAdapter implements ProviderAdapter {
   readonly #samples: Record<Leg, number> = { caller: 0, agent: 0 };
   readonly #providerAudio = new ScratchDecoder();
   readonly #runtimeAudio = new ScratchDecoder();
+  /** The frame path, as for the Twilio family (`media-scan.ts`): Bandwidth's flat media message read from its bytes. */
+  readonly #scan = new MediaMessageScan('flat');
 
   parseProviderMessage(data: Buffer, isBinary: boolean): ProviderEvent {
     checkMessageSize(data);
     if (isBinary) throw malformed('message', 'binary frame');
+    const fast = this.#fastMedia(data);
+    if (fast !== null) return fast;
     const message = parseJsonObject(data);
     const event = eventName(message, 'eventType');
     switch (event) {
@@ -92,14 +97,26 @@ class BandwidthAdapter implements ProviderAdapter {
     }
   }
 
+  /** A media frame read by the scan; null when it is anything else, or not plain, and `JSON.parse` must read it. */
+  #fastMedia(data: Buffer): ProviderEvent | null {
+    const format = this.#format;
+    const scan = this.#scan;
+    if (format === undefined || !scan.scan(data) || scan.leg === null || scan.payloadStart < 0) return null;
+    const payload = this.#providerAudio.decodeBytes(data, scan.payloadStart, scan.payloadEnd, bytesPerSample(format));
+    return payload === null ? null : this.#place(scan.leg, payload, format);
+  }
+
   #media(message: JsonObject): ProviderEvent {
     const format = this.#format;
     if (format === undefined) throw beforeStart('media');
     const leg = legOfTrack(stringField(message, 'track', 'track'), 'track');
-    const sampleBytes = bytesPerSample(format);
-    const payload = this.#providerAudio.decode(stringField(message, 'payload', 'payload'), sampleBytes, 'payload');
+    return this.#place(leg, this.#providerAudio.decode(stringField(message, 'payload', 'payload'), bytesPerSample(format), 'payload'), format);
+  }
+
+  /** The frame after the samples its track has sent so far. */
+  #place(leg: Leg, payload: Buffer, format: MediaFormat): ProviderEvent {
     const timestampMs = (this.#samples[leg] * 1000) / format.sampleRate;
-    this.#samples[leg] += payload.length / sampleBytes;
+    this.#samples[leg] += payload.length / bytesPerSample(format);
     return { type: 'media', leg, timestampMs, payload };
   }
 
