@@ -49,6 +49,9 @@ const dialect: TrackDialect = {
   clock: 'timestamp',
   untrackedLeg: 'caller',
   playback: TRACK_PLAYBACK,
+  // Exotel plays chunks of 3.2 KB or more, in multiples of 320 bytes, without distortion: 200 ms
+  // is both at 8 kHz (3,200 bytes) and at 16 kHz (6,400).
+  playbackFrameMs: 200,
 };
 
 /** Exotel AgentStream: the Stream applet (fork) and the Voicebot applet (bidirectional). */

@@ -90,6 +90,8 @@ export interface TrackDialect {
   /** The leg of a media frame that names no track (Exotel's caller-only stream); undefined where `track` is required. */
   readonly untrackedLeg?: Leg;
   readonly playback: TrackPlayback;
+  /** `ProviderAdapter.playbackFrameMs`. */
+  readonly playbackFrameMs?: number;
 }
 
 /**
@@ -147,6 +149,7 @@ class TrackMediaReader {
 
 export class TrackStreamAdapter implements ProviderAdapter {
   readonly provider: Provider;
+  readonly playbackFrameMs: number | undefined;
   #format: MediaFormat | undefined;
   /** `dialect.address` of the started stream; undefined until then, when nothing can be sent. */
   #address: JsonObject | undefined;
@@ -159,6 +162,7 @@ export class TrackStreamAdapter implements ProviderAdapter {
     private readonly upgrade: UpgradeInfo,
   ) {
     this.provider = dialect.provider;
+    this.playbackFrameMs = dialect.playbackFrameMs;
     this.#providerMedia = new TrackMediaReader(dialect);
     this.#runtimeMedia = new TrackMediaReader(dialect);
   }

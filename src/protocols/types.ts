@@ -73,6 +73,8 @@ export interface UpgradeInfo {
  */
 export interface ProviderAdapter {
   readonly provider: Provider;
+  /** How long a piece of audio sent back should be, ms, where the provider plays short ones poorly (Exotel: 200). */
+  readonly playbackFrameMs?: number;
   /** Parse one message the provider sent us. */
   parseProviderMessage(data: Buffer, isBinary: boolean): ProviderEvent;
   /** Parse one message a voice-agent runtime sent (it is in the provider's "to provider" format). */
