@@ -33,6 +33,21 @@ const twilio: LoadWire = {
   stop: '{"event":"stop","sequenceNumber":"0","streamSid":"MZbench"}',
 };
 
+const telnyx: LoadWire = {
+  start: (callId, _tracks, params) => [
+    JSON.stringify({ event: 'connected', version: '1.0.0' }),
+    JSON.stringify({
+      event: 'start',
+      sequence_number: '1',
+      start: { user_id: 'bench', call_control_id: `v3:${callId}`, custom_parameters: { ...params, call_id: callId }, media_format: { encoding: 'PCMU', sample_rate: 8000, channels: 1 } },
+      stream_id: `st-${callId}`,
+    }),
+  ],
+  media: (track, tick, sequence, payload) =>
+    `{"event":"media","sequence_number":"${sequence}","media":{"track":"${track}","chunk":"${tick + 1}","timestamp":"${tick * FRAME_MS}","payload":"${payload}"},"stream_id":"st-bench"}`,
+  stop: '{"event":"stop","sequence_number":"0","stream_id":"st-bench"}',
+};
+
 /** Plivo repeats `extra_headers` on every message, so the bench does too. */
 const PLIVO_HEADERS = 'agent_id=bench-agent;region=bench';
 const plivo: LoadWire = {
@@ -79,5 +94,8 @@ const bandwidth: LoadWire = {
   stop: '{"accountId":"bench","callId":"c-bench","eventType":"stop"}',
 };
 
-/** The providers the generator can load; SignalWire speaks Twilio's messages. */
-export const LOAD_WIRES: Partial<Record<Provider, LoadWire>> = { twilio, signalwire: twilio, plivo, exotel, bandwidth };
+/**
+ * The providers the generator can load; SignalWire speaks Twilio's messages. Vonage's one mixed
+ * track in binary L16 frames carries other audio than a both-tracks μ-law fork, so it has none.
+ */
+export const LOAD_WIRES: Partial<Record<Provider, LoadWire>> = { twilio, signalwire: twilio, telnyx, plivo, exotel, bandwidth };

@@ -167,7 +167,7 @@ program
   .command('bench')
   .description('performance suite: starts callrec as a child process, loads it, prints a table and writes bench/results.json')
   .option('--calls <n>', 'concurrent calls', positiveInt, 100)
-  .option('--provider <name>', 'the provider whose messages the fork phase streams (twilio, signalwire, plivo, exotel, bandwidth)', 'twilio')
+  .option('--provider <name>', 'the provider whose messages the fork phase streams (twilio, signalwire, telnyx, plivo, exotel, bandwidth)', 'twilio')
   .option('--seconds <n>', 'length of each call, s', positiveInt, 20)
   .option('--bridge-calls <n>', 'concurrent calls in the bridge (latency) phases', positiveInt, 100)
   .option('--rounds <n>', 'rounds of each comparison (baseline and callrec side by side)', positiveInt, 3)
