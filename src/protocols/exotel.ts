@@ -1,6 +1,6 @@
 // Built from: Exotel Developer Docs, "Working with the Stream and Voicebot Applet" (AgentStream):
 // connected, start, media, dtmf, mark, stop from Exotel; media, mark, clear back to it.
-import { streamSampleBytes, TRACK_PLAYBACK, TrackStreamAdapter, type TrackDialect } from './track-stream.js';
+import { scrubStartParam, streamSampleBytes, TRACK_PLAYBACK, TrackStreamAdapter, type TrackDialect } from './track-stream.js';
 import type { AdapterFactory, StreamStart } from './types.js';
 import { flattenParams, malformed, mediaFormat, objectField, optionalString, stringField, type JsonObject } from './wire.js';
 
@@ -39,10 +39,7 @@ const dialect: TrackDialect = {
   parseStart,
   // Every message to Exotel names its stream.
   address: (start) => ({ stream_sid: start.streamId }),
-  scrubStart(message) {
-    const params = objectField(message, 'start', 'start').custom_parameters;
-    if (typeof params === 'object' && params !== null) delete (params as JsonObject).token;
-  },
+  scrubStart: scrubStartParam('custom_parameters'),
   quietEvents: [],
   runtimeSampleBytes: streamSampleBytes,
   // `media.timestamp` is ms since the stream began; chunks are of any length (about 100 ms).

@@ -66,6 +66,14 @@ export const TRACK_PLAYBACK: TrackPlayback = {
 /** `TrackDialect.runtimeSampleBytes` where a runtime plays the stream's own format only. */
 export const streamSampleBytes = (format: MediaFormat | undefined): number => (format === undefined ? 1 : bytesPerSample(format));
 
+/** `TrackDialect.scrubStart` for a start whose parameters are one object in `start`: drops its `token`. */
+export const scrubStartParam =
+  (key: string) =>
+  (message: JsonObject): void => {
+    const params = objectField(message, 'start', 'start')[key];
+    if (typeof params === 'object' && params !== null) delete (params as JsonObject).token;
+  };
+
 /** What one provider of the family does its own way. */
 export interface TrackDialect {
   readonly provider: Provider;

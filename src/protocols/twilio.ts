@@ -1,5 +1,5 @@
 // Built from: Twilio Docs, "Media Streams - WebSocket Messages".
-import { streamSampleBytes, TRACK_PLAYBACK, TrackStreamAdapter, type TrackDialect } from './track-stream.js';
+import { scrubStartParam, streamSampleBytes, TRACK_PLAYBACK, TrackStreamAdapter, type TrackDialect } from './track-stream.js';
 import type { AdapterFactory, StreamStart } from './types.js';
 import { flattenParams, legsOfTracks, malformed, mediaFormat, objectField, optionalString, stringField, type JsonObject } from './wire.js';
 
@@ -39,10 +39,7 @@ const dialect: TrackDialect = {
   parseStart,
   // Every message to Twilio names its stream.
   address: (start) => ({ streamSid: start.streamId }),
-  scrubStart(message) {
-    const params = objectField(message, 'start', 'start').customParameters;
-    if (typeof params === 'object' && params !== null) delete (params as JsonObject).token;
-  },
+  scrubStart: scrubStartParam('customParameters'),
   quietEvents: [],
   runtimeSampleBytes: streamSampleBytes,
   clock: 'timestamp',
