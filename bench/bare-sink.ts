@@ -14,7 +14,9 @@ let audioBytes = 0;
 wss.on('connection', (ws) => {
   ws.on('message', (data: Buffer) => {
     const message = JSON.parse(data.toString());
+    // Twilio's shape and its kin (Plivo, Exotel), or Bandwidth's (`eventType`, payload at the top).
     if (message.event === 'media') audioBytes += Buffer.from(message.media.payload, 'base64').length;
+    else if (message.eventType === 'media') audioBytes += Buffer.from(message.payload, 'base64').length;
     parsed++;
   });
   ws.on('error', () => {});

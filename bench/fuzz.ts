@@ -11,6 +11,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import WebSocket from 'ws';
 import { decoderFor } from '../media/codec.js';
+import { adapters } from '../src/protocols/index.js';
 import { isStart, rewriteStart } from '../src/replay/client.js';
 import { readFixture, type Fixture, type FixtureMessage } from '../src/replay/fixture.js';
 import { FRAME_MS, payloadAt, runLoad } from './load.js';
@@ -57,8 +58,22 @@ export interface FuzzReport {
 }
 
 const FIXTURES = path.join(REPO_ROOT, 'fixtures');
-const FIXTURE_NAMES = ['twilio-fork-tones', 'twilio-connect-caller', 'twilio-speech', 'telnyx-fork-tones', 'telnyx-fork-pcma', 'vonage-tones'];
-const PROVIDERS = ['twilio', 'telnyx', 'vonage'] as const;
+const FIXTURE_NAMES = [
+  'twilio-fork-tones',
+  'twilio-connect-caller',
+  'twilio-speech',
+  'telnyx-fork-tones',
+  'telnyx-fork-pcma',
+  'vonage-tones',
+  'signalwire-fork-tones',
+  'plivo-fork-tones',
+  'plivo-bidirectional-caller',
+  'exotel-voicebot-caller',
+  'bandwidth-fork-tones',
+  'bandwidth-bidirectional-caller',
+];
+/** Every media endpoint: a capture now and then goes to another provider's. */
+const PROVIDERS = Object.keys(adapters);
 const NEIGHBOUR = { tenantId: 'default', agentId: 'neighbour', scopes: ['media:stream', 'recordings:read'], settings: { enabled: true, auto_record: true, consent_prompt: false, dual_channel: true, format: 'wav' } } as const;
 const TARGET = { tenantId: 'fuzz', agentId: 'fuzz-target', scopes: ['admin'], settings: { enabled: true, auto_record: true, consent_prompt: false, dual_channel: true, format: 'wav' } } as const;
 /** Streams for this agent go through the consent gate (a prompt, then a digit). */

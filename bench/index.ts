@@ -15,6 +15,8 @@ import { benchCrypto } from './crypto.js';
 import { benchEvidence } from './evidence.js';
 import { benchMedia } from './media.js';
 import { blastCall, runLoad, type LoadResult } from './load.js';
+import { LOAD_WIRES } from './wires.js';
+import type { Provider } from '../src/protocols/types.js';
 import { CLI, deleteKeys, provision, startCallrec, type Provisioned } from './node.js';
 import { cpuSeconds, firstMessage, rssBytes, startChild, type Child } from './proc.js';
 import { benchScaleOut } from './scale-out.js';
@@ -22,6 +24,8 @@ import { benchScaleOut } from './scale-out.js';
 export interface BenchOptions {
   /** Concurrent calls per load phase. */
   calls: number;
+  /** The provider whose messages the fork phase streams (`bench/wires.ts`); default Twilio. The bridge phases speak Twilio's. */
+  provider?: Provider;
   /** Length of each load call, s. */
   seconds: number;
   /**
@@ -209,7 +213,7 @@ async function report(rows: BenchRow[], opts: BenchOptions): Promise<number> {
   const results = {
     date: new Date().toISOString(),
     machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model ?? '', node: process.version, memoryGiB: os.totalmem() / 2 ** 30 },
-    options: { calls: opts.calls, bridgeCalls: opts.bridgeCalls, seconds: opts.seconds, rounds: opts.rounds, readyMinutes: opts.readyMinutes, scaleOut: opts.scaleOut !== undefined },
+    options: { calls: opts.calls, provider: opts.provider ?? 'twilio', bridgeCalls: opts.bridgeCalls, seconds: opts.seconds, rounds: opts.rounds, readyMinutes: opts.readyMinutes, scaleOut: opts.scaleOut !== undefined },
     rows,
   };
   await fs.mkdir(path.dirname(path.resolve(opts.out)), { recursive: true });
@@ -279,9 +283,13 @@ export async function runBench(opts: BenchOptions): Promise<{ rows: BenchRow[]; 
     const forkCpu: number[] = [];
     const forkIds: string[] = [];
     const forkLoads: LoadResult[] = [];
+    const forkProvider = opts.provider ?? 'twilio';
+    const forkWire = LOAD_WIRES[forkProvider];
+    if (forkWire === undefined) throw new Error(`the bench cannot load ${forkProvider}: its messages are not in bench/wires.ts`);
+    const forkUrl = callrec.wsUrl.replace(/twilio$/, forkProvider);
     let forkHist: Awaited<ReturnType<typeof frameHistogram>> = [];
     for (let round = 0; round < opts.rounds; round++) {
-      note(`round ${round + 1}/${opts.rounds}: fork, ${n} calls × ${seconds} s each, to a bare ws sink and to callrec at once`);
+      note(`round ${round + 1}/${opts.rounds}: fork, ${n} ${forkProvider} calls × ${seconds} s each, to a bare ws sink and to callrec at once`);
       const sinkMeter = cpuMeter(sink.pid);
       const forkMeter = cpuMeter(callrec.child.pid);
       const roundIds = ids(`fork${round}`);
@@ -290,7 +298,8 @@ export async function runBench(opts: BenchOptions): Promise<{ rows: BenchRow[]; 
       let histStart: Awaited<ReturnType<typeof frameHistogram>> = [];
       forkLoads.push(
         await runLoad({
-          url: callrec.wsUrl,
+          url: forkUrl,
+          wire: forkWire,
           callIds: roundIds,
           paired: { url: sinkUrl, callIds: ids(`sink${round}`) },
           seconds,

@@ -1,5 +1,6 @@
 /**
- * The load generator: many Twilio Media Streams calls at once, paced in real time: every 20 ms
+ * The load generator: many provider media streams at once (Twilio's unless a `wire` says which
+ * provider's, `bench/wires.ts`), paced in real time: every 20 ms
  * each call sends a frame, the calls spread over the tick as real streams are. Each tick's message strings are built once and
  * sent on every socket (callrec keys a stream by its socket, not by the `streamSid` inside media
  * messages), so the generator costs little next to the server it loads.
@@ -7,6 +8,7 @@
 import { once } from 'node:events';
 import { setImmediate as yieldToLoop, setTimeout as sleep } from 'node:timers/promises';
 import WebSocket from 'ws';
+import { LOAD_WIRES, type LoadWire, type Track } from './wires.js';
 
 export const FRAME_MS = 20;
 /** Each 20 ms tick is split in this many send slots, calls spread evenly over them. */
@@ -39,31 +41,13 @@ export function payloadAt(tick: number): string {
   return PAYLOADS[tick % PAYLOADS.length];
 }
 
-/** Twilio's media message for one track at one tick (`chunk` counts from 1 per track). */
-export function mediaMessage(track: 'inbound' | 'outbound', tick: number, sequence: number): string {
-  return `{"event":"media","sequenceNumber":"${sequence}","media":{"track":"${track}","chunk":"${tick + 1}","timestamp":"${tick * FRAME_MS}","payload":"${payloadAt(tick)}"},"streamSid":"MZbench"}`;
-}
-
-export function startMessages(callId: string, tracks: string[], params: Record<string, string>): string[] {
-  const start = {
-    event: 'start',
-    sequenceNumber: '1',
-    start: {
-      accountSid: 'ACbench',
-      streamSid: `MZ${callId}`,
-      callSid: callId,
-      tracks,
-      customParameters: { ...params, call_id: callId },
-      mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 8000, channels: 1 },
-    },
-    streamSid: `MZ${callId}`,
-  };
-  return [JSON.stringify({ event: 'connected', protocol: 'Call', version: '1.0.0' }), JSON.stringify(start)];
-}
+const TWILIO = LOAD_WIRES.twilio!;
 
 export interface LoadOptions {
   /** Full endpoint URL, e.g. `ws://127.0.0.1:8080/media/twilio`. */
   url: string;
+  /** The provider's messages the calls are streamed in; default Twilio's. */
+  wire?: LoadWire;
   callIds: string[];
   seconds: number;
   /** `both`: a forked both_tracks stream; `inbound`: `<Connect><Stream>` (caller only). */
@@ -100,14 +84,15 @@ export interface LoadResult {
 /** Opens the calls, streams them in real time for `seconds`, hangs up (stop + close 1000). */
 export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   const n = opts.callIds.length;
-  const tracks = opts.tracks === 'both' ? ['inbound', 'outbound'] : ['inbound'];
+  const wire = opts.wire ?? TWILIO;
+  const tracks: Track[] = opts.tracks === 'both' ? ['inbound', 'outbound'] : ['inbound'];
   const open = (url: string, callIds: string[]) =>
     Promise.all(
       callIds.map(async (callId) => {
         const ws = new WebSocket(url, { perMessageDeflate: false });
         await once(ws, 'open');
         ws.on('error', () => {}); // failures show as close codes
-        for (const m of startMessages(callId, tracks, opts.params)) ws.send(m);
+        for (const m of wire.start(callId, tracks, opts.params)) ws.send(m);
         return ws;
       }),
     );
@@ -144,8 +129,8 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
           // Encoded once per tick, not once per socket.
           messages = {
             tick,
-            inbound: Buffer.from(mediaMessage('inbound', tick, 2 + tick * tracks.length)),
-            outbound: tracks.length === 2 ? Buffer.from(mediaMessage('outbound', tick, 3 + tick * 2)) : null,
+            inbound: Buffer.from(wire.media('inbound', tick, 2 + tick * tracks.length, payloadAt(tick))),
+            outbound: tracks.length === 2 ? Buffer.from(wire.media('outbound', tick, 3 + tick * 2, payloadAt(tick))) : null,
           };
         }
         for (let c = slot % PHASES; c < n; c += PHASES) {
@@ -169,7 +154,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
 
   for (const ws of sockets) {
     if (ws.readyState !== WebSocket.OPEN) continue;
-    ws.send('{"event":"stop","sequenceNumber":"0","streamSid":"MZbench"}');
+    ws.send(wire.stop);
     ws.close(1000);
   }
   const closeCodes = await Promise.race([Promise.all(closed), sleep(15_000, null, { ref: false }).then(() => sockets.map((ws) => (ws.terminate(), 1006)))]);
@@ -185,12 +170,12 @@ export async function blastCall(opts: { url: string; callId: string; seconds: nu
   await once(ws, 'open');
   ws.on('error', () => {});
   const closed = once(ws, 'close').then(([code]) => code as number);
-  for (const m of startMessages(opts.callId, ['inbound', 'outbound'], opts.params)) ws.send(m);
+  for (const m of TWILIO.start(opts.callId, ['inbound', 'outbound'], opts.params)) ws.send(m);
   await opts.beforeFrames?.();
   const ticks = Math.round((opts.seconds * 1000) / FRAME_MS);
   for (let tick = 0; tick < ticks && !opts.signal?.aborted && ws.readyState === WebSocket.OPEN; tick++) {
-    ws.send(mediaMessage('inbound', tick, 2 + tick * 2));
-    ws.send(mediaMessage('outbound', tick, 3 + tick * 2));
+    ws.send(TWILIO.media('inbound', tick, 2 + tick * 2, payloadAt(tick)));
+    ws.send(TWILIO.media('outbound', tick, 3 + tick * 2, payloadAt(tick)));
     // Let the socket drain rather than queue the whole call in memory.
     if (ws.bufferedAmount > 1 << 20) while (ws.bufferedAmount > 1 << 18 && ws.readyState === WebSocket.OPEN) await sleep(1);
     // The kernel may take every frame as fast as they come, leaving nothing buffered: yield once a
@@ -199,7 +184,7 @@ export async function blastCall(opts: { url: string; callId: string; seconds: nu
   }
   while (ws.bufferedAmount > 0 && ws.readyState === WebSocket.OPEN) await sleep(1);
   const hungUpAt = performance.now();
-  ws.send('{"event":"stop","sequenceNumber":"0","streamSid":"MZbench"}');
+  ws.send(TWILIO.stop);
   ws.close(1000);
   return { hungUpAt, closed };
 }

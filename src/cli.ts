@@ -9,7 +9,8 @@ import { MasterKeyring } from './crypto/keys.js';
 import { rotateMasterKey } from './crypto/rotation.js';
 import { CallrecError, errorCode } from './errors.js';
 import { createLogger } from './log.js';
-import { isProvider, parseSpeed, runReplay } from './replay/command.js';
+import type { Provider } from './protocols/types.js';
+import { isProvider, parseSpeed, PROVIDERS, runReplay } from './replay/command.js';
 import { startServer } from './server.js';
 import { retryRecording } from './jobs.js';
 import { MediaMetrics } from './metrics.js';
@@ -228,8 +229,8 @@ program
   .command('replay <files...>')
   .description('stream fixture captures at a server as the providers would (QA)')
   .requiredOption('--url <url>', 'the server: host:port, a ws://, wss://, http:// or https:// base, or a full endpoint URL')
-  .option('--provider <name>', 'twilio, telnyx or vonage (default: each fixture\'s own)', (v: string) => {
-    if (!isProvider(v)) throw new InvalidArgumentError('must be twilio, telnyx or vonage');
+  .option('--provider <name>', `${PROVIDERS.join(', ')} (default: each fixture's own)`, (v: string) => {
+    if (!isProvider(v)) throw new InvalidArgumentError(`must be one of ${PROVIDERS.join(', ')}`);
     return v;
   })
   .option('--agent <id>', 'agent_id parameter')
@@ -248,7 +249,7 @@ program
   .option('--dtmf <key>', 'press this key after the consent prompt has played (two-party consent)')
   .option('--no-check-recording', "do not wait for each call's recording to become ready")
   .addHelpText('after', helpTail(['CALLREC_TOKEN (the API key, unless --token-stdin or --token)'], 'CALLREC_TOKEN=$KEY callrec replay fixtures/twilio-fork-tones.jsonl --url localhost:8080 --agent support-bot'))
-  .action(async (files: string[], opts: { url: string; provider?: 'twilio' | 'telnyx' | 'vonage'; agent?: string; token?: string; tokenStdin?: boolean; speed: 'realtime' | 'max' | number; concurrency: number; calls?: number; repeat: number; dtmf?: string; checkRecording: boolean }) => {
+  .action(async (files: string[], opts: { url: string; provider?: Provider; agent?: string; token?: string; tokenStdin?: boolean; speed: 'realtime' | 'max' | number; concurrency: number; calls?: number; repeat: number; dtmf?: string; checkRecording: boolean }) => {
     if (opts.tokenStdin && opts.token !== undefined) throw new CallrecError('ERR_BAD_ARGUMENT', 'give the API key once: --token-stdin or --token');
     const token = opts.tokenStdin ? await readToken(process.stdin) : (opts.token ?? (process.env.CALLREC_TOKEN || undefined));
     const summary = await runReplay({ files, url: opts.url, provider: opts.provider, agentId: opts.agent, token, speed: opts.speed, concurrency: opts.concurrency, calls: opts.calls, repeat: opts.repeat, dtmf: opts.dtmf, checkRecording: opts.checkRecording });
@@ -259,6 +260,7 @@ program
   .command('bench')
   .description('performance suite: starts callrec as a child process, loads it, prints a table and writes bench/results.json')
   .option('--calls <n>', 'concurrent calls', positiveInt, 100)
+  .option('--provider <name>', 'the provider whose messages the fork phase streams (twilio, signalwire, telnyx, plivo, exotel, bandwidth)', 'twilio')
   .option('--seconds <n>', 'length of each call, s', positiveInt, 20)
   .option('--bridge-calls <n>', 'concurrent calls in the bridge (latency) phases', positiveInt, 100)
   .option('--rounds <n>', 'rounds of each comparison (baseline and callrec side by side)', positiveInt, 3)
@@ -267,11 +269,12 @@ program
   .option('--scale-out', 'instead, the scale-out section: two media nodes and a worker sharing PostgreSQL, Redis and a bucket; --calls per media node, --seconds per call')
   .option('--postgres <url>', 'with --scale-out: the PostgreSQL server the nodes share (a schema of their own is made and dropped)', 'postgres://postgres@127.0.0.1:5432/postgres')
   .addHelpText('after', helpTail(['REDIS_URL (the Redis the nodes under test use; default redis://127.0.0.1:6379)'], 'npm run bench -- --calls 200 --seconds 30'))
-  .action(async (opts: { calls: number; bridgeCalls: number; seconds: number; rounds: number; readyMinutes: number; out: string; scaleOut?: boolean; postgres: string }) => {
+  .action(async (opts: { calls: number; provider: string; bridgeCalls: number; seconds: number; rounds: number; readyMinutes: number; out: string; scaleOut?: boolean; postgres: string }) => {
     // Loaded on demand: `serve` should not pay for the bench code.
     const { runBench } = await import('../bench/index.js');
     const scaleOut = opts.scaleOut ? { postgresUrl: opts.postgres } : undefined;
-    const { failed } = await runBench({ calls: opts.calls, bridgeCalls: opts.bridgeCalls, seconds: opts.seconds, rounds: opts.rounds, readyMinutes: opts.readyMinutes, out: opts.out, scaleOut });
+    if (!isProvider(opts.provider)) throw new InvalidArgumentError(`--provider must be one of ${PROVIDERS.join(', ')}`);
+    const { failed } = await runBench({ calls: opts.calls, provider: opts.provider, bridgeCalls: opts.bridgeCalls, seconds: opts.seconds, rounds: opts.rounds, readyMinutes: opts.readyMinutes, out: opts.out, scaleOut });
     if (failed > 0) process.exitCode = 1;
   });
 

@@ -265,6 +265,7 @@ export class CallSession extends StateMachine<SessionState> {
     const { gate, recorder } = wireCall(this.#ctx, identity, start.format, this.#log, {
       canPlayAudio: identity.canPlayAudio,
       sendAudio: (frame) => send(this.#adapter.mediaMessage(frame)),
+      frameMs: this.#adapter.playbackFrameMs,
       sendMark: (name) => {
         const mark = this.#adapter.markMessage(name);
         if (mark) send(mark);

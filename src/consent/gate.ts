@@ -41,6 +41,8 @@ export interface PromptPort {
   readonly canPlayAudio: boolean;
   /** Sends one frame of prompt audio, wire-encoded. */
   sendAudio(frame: Buffer): void;
+  /** How long each frame of the prompt is, ms: 20 unless the provider plays longer pieces best (Exotel). */
+  readonly frameMs?: number;
   /** Sends a mark the provider echoes once playback reaches it; false where the provider has none. */
   sendMark(name: string): boolean;
   /** The stream clock: end of the newest provider frame, ms. */
@@ -67,7 +69,7 @@ export interface ConsentGateOptions {
 
 /** Mark names callrec uses for its own prompts; the provider's echo of them is not relayed. */
 export const PROMPT_MARK = 'callrec-consent';
-const FRAME_MS = 20;
+const DEFAULT_FRAME_MS = 20;
 
 /**
  * The consent gate's states. Each state that holds the runtime back carries the hold; `settled`
@@ -201,11 +203,11 @@ export class ConsentGate extends StateMachine<ConsentGateState> {
     throw new CallrecError('ERR_ILLEGAL_TRANSITION', `ConsentGate: cannot ${what} once consent is ${s.status === 'settled' ? s.consent.outcome : s.status}`);
   }
 
-  /** Sends the prompt in 20 ms messages, as providers stream audio, all at once (the provider queues them), then its mark. */
+  /** Sends the prompt in 20 ms messages (or the port's `frameMs`), as providers stream audio, all at once (the provider queues them), then its mark. */
   #play(state: Extract<ConsentGateState, { status: 'synthesizing' }>, prompt: RenderedPrompt): void {
     const { port, format } = this.#opts;
     const consent = { ...state.consent, message_sha256: prompt.textSha256, prompt_audio_sha256: prompt.audioSha256, engine: prompt.engine, voice: prompt.voice };
-    const frameBytes = (bytesPerSample(format) * format.sampleRate * FRAME_MS) / 1000;
+    const frameBytes = (bytesPerSample(format) * format.sampleRate * (port.frameMs ?? DEFAULT_FRAME_MS)) / 1000;
     for (let offset = 0; offset < prompt.payload.length; offset += frameBytes) port.sendAudio(prompt.payload.subarray(offset, offset + frameBytes));
     const mark = `${PROMPT_MARK}-${Date.now().toString(36)}`;
     if (!port.sendMark(mark)) {

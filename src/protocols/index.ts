@@ -1,9 +1,12 @@
 import type { AdapterFactory, Provider } from './types.js';
+import { bandwidth } from './bandwidth.js';
+import { exotel } from './exotel.js';
+import { plivo } from './plivo.js';
 import { telnyx } from './telnyx.js';
-import { twilio } from './twilio.js';
+import { signalwire, twilio } from './twilio.js';
 import { vonage } from './vonage.js';
 
 /** One adapter factory per provider endpoint (`/media/{provider}`). */
-export const adapters: Record<Provider, AdapterFactory> = { twilio, telnyx, vonage };
+export const adapters: Record<Provider, AdapterFactory> = { twilio, telnyx, vonage, signalwire, plivo, exotel, bandwidth };
 
 export { TELNYX_AUTH_HEADER } from './telnyx.js';

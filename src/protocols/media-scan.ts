@@ -1,6 +1,7 @@
 /**
  * The fast path for the message a media stream sends fifty times a second per track: a `media`
- * message in the shape Twilio defined and Telnyx adopted. `MediaMessageScan.scan` reads the raw
+ * message in the shape Twilio defined and Telnyx, Plivo and Exotel adopted, or in Bandwidth's flat
+ * one (`eventType`, the media fields at the top level). `MediaMessageScan.scan` reads the raw
  * bytes once, checks they are one well-formed JSON object, and notes where the fields callrec
  * needs sit: no UTF-8 decode, no `JSON.parse`, no objects or strings made.
  *
@@ -37,6 +38,7 @@ const MAX_DIGITS = 15;
 
 const ascii = (text: string) => Uint8Array.from(text, (c) => c.charCodeAt(0));
 const KEY_EVENT = ascii('event');
+const KEY_EVENT_TYPE = ascii('eventType');
 const KEY_MEDIA = ascii('media');
 const KEY_TRACK = ascii('track');
 const KEY_PAYLOAD = ascii('payload');
@@ -158,6 +160,12 @@ function plainStringEnd(b: Uint8Array, i: number): number {
   return FAIL;
 }
 
+/**
+ * Where a media message keeps its fields: `nested` `{"event":"media","media":{…}}` (Twilio's),
+ * or `flat` `{"eventType":"media","track":…,"payload":…}` (Bandwidth's).
+ */
+export type MediaLayout = 'nested' | 'flat';
+
 /** Where the fields of a media message sit; filled in by `scan`, valid until the next `scan`. */
 export class MediaMessageScan {
   /** `media.track` as a leg (`inbound` caller, `outbound` agent); null when absent. */
@@ -171,11 +179,18 @@ export class MediaMessageScan {
   #sawEvent = false;
   #sawMedia = false;
   #sawTrack = false;
+  readonly #flat: boolean;
+  readonly #eventKey: Uint8Array;
+
+  constructor(layout: MediaLayout = 'nested') {
+    this.#flat = layout === 'flat';
+    this.#eventKey = this.#flat ? KEY_EVENT_TYPE : KEY_EVENT;
+  }
 
   /**
    * True when `message` is one JSON object, nothing around it but whitespace, whose `event` is
-   * `"media"` and whose `media` is an object, every field read here plain and given once. False
-   * means "parse it the ordinary way", never "invalid".
+   * `"media"` and whose `media` is an object (flat: whose `eventType` is `"media"`), every field
+   * read here plain and given once. False means "parse it the ordinary way", never "invalid".
    *
    * Every string it passes must be printable ASCII without escapes, so an accepted message is
    * valid UTF-8 and the socket need not check that first (`skipUTF8Validation`); anything else
@@ -192,7 +207,7 @@ export class MediaMessageScan {
     const i = skipSpace(message, 0);
     if (message[i] !== OPEN_OBJECT) return false;
     const end = this.#object(message, i, false);
-    return end !== FAIL && skipSpace(message, end) === message.length && this.#sawEvent && this.#sawMedia;
+    return end !== FAIL && skipSpace(message, end) === message.length && this.#sawEvent && (this.#flat || this.#sawMedia);
   }
 
   /**
@@ -222,12 +237,14 @@ export class MediaMessageScan {
 
   /** Past the value at `i` of the top-level key `b[keyStart, keyEnd)`, or FAIL. */
   #topValue(b: Uint8Array, i: number, keyStart: number, keyEnd: number): number {
-    if (equals(b, keyStart, keyEnd, KEY_EVENT)) {
+    if (equals(b, keyStart, keyEnd, this.#eventKey)) {
       if (this.#sawEvent || b[i] !== QUOTE) return FAIL;
       this.#sawEvent = true;
       const end = plainStringEnd(b, i + 1);
       return end !== FAIL && equals(b, i + 1, end, VALUE_MEDIA) ? end + 1 : FAIL;
     }
+    // Flat: the media fields are the top level's.
+    if (this.#flat) return this.#mediaValue(b, i, keyStart, keyEnd);
     if (equals(b, keyStart, keyEnd, KEY_MEDIA)) {
       if (this.#sawMedia || b[i] !== OPEN_OBJECT) return FAIL;
       this.#sawMedia = true;
@@ -236,7 +253,7 @@ export class MediaMessageScan {
     return skipPlainValue(b, i, 1);
   }
 
-  /** Past the value at `i` of the `media` key `b[keyStart, keyEnd)`, or FAIL. */
+  /** Past the value at `i` of the `media` key `b[keyStart, keyEnd)` (flat: the top-level key), or FAIL. */
   #mediaValue(b: Uint8Array, i: number, keyStart: number, keyEnd: number): number {
     if (equals(b, keyStart, keyEnd, KEY_PAYLOAD)) {
       if (this.payloadStart !== FAIL || b[i] !== QUOTE) return FAIL;

@@ -1,6 +1,6 @@
 // Built from: Telnyx Developer Docs, "Stream call media over WebSocket" (Media Streaming AsyncAPI),
 // and how pipecat's `TelnyxFrameSerializer` (a Telnyx-speaking runtime) reads and writes it.
-import { TrackStreamAdapter, type TrackDialect } from './track-stream.js';
+import { TRACK_PLAYBACK, TrackStreamAdapter, type TrackDialect } from './track-stream.js';
 import type { AdapterFactory, StreamStart, UpgradeInfo } from './types.js';
 import { flattenParams, headerValue, malformed, mediaFormat, objectField, optionalString, stringField, type JsonObject } from './wire.js';
 
@@ -70,7 +70,8 @@ function parseStart(message: JsonObject, upgrade: UpgradeInfo): StreamStart {
  * of `custom_parameters`, and inside a JSON `client_state`) and any parameter carrying the auth
  * header's value under another name. Everything else stays as Telnyx sent it.
  */
-function scrubStart(start: JsonObject, upgrade: UpgradeInfo): void {
+function scrubStart(message: JsonObject, upgrade: UpgradeInfo): void {
+  const start = objectField(message, 'start', 'start');
   const secret = authToken(upgrade);
   const isCredential = (name: string, value: unknown) => name === 'token' || (secret !== undefined && value === secret);
   const params = start.custom_parameters;
@@ -97,6 +98,8 @@ const dialect: TrackDialect = {
   quietEvents: ['error'],
   // MP3 playback frames are `media` too, so no sample-size check is possible.
   runtimeSampleBytes: () => 1,
+  clock: 'timestamp',
+  playback: TRACK_PLAYBACK,
 };
 
 /** Telnyx media streaming; the auth token header, if any, becomes `params.token`. */

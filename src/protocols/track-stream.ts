@@ -1,12 +1,13 @@
 /**
- * The adapter family of providers that speak the protocol Twilio defined and Telnyx adopted:
- * JSON text frames `connected`, `start`, `media` (`media.track`, `.payload`, `.timestamp`,
- * `.chunk`), `dtmf`, `mark`, `stop` from the provider, and `media`, `mark`, `clear` back to it.
+ * The adapter family of providers that speak the protocol Twilio defined and Telnyx, SignalWire,
+ * Plivo and Exotel adopted: JSON text frames `connected`, `start`, `media` (`media.track`,
+ * `.payload`, `.timestamp`, `.chunk`), `dtmf`, `mark`, `stop` from the provider, and `media`,
+ * `mark`, `clear` back to it (Plivo renames the last three: `TrackPlayback`).
  * One `TrackStreamAdapter` holds the message switch, the frame path and the builders; a
  * `TrackDialect` holds only what differs between the providers.
  */
 import { bytesPerSample } from '../../media/codec.js';
-import type { MediaFormat } from '../../media/types.js';
+import type { Leg, MediaFormat } from '../../media/types.js';
 import { MediaMessageScan } from './media-scan.js';
 import type { Provider, ProviderAdapter, ProviderEvent, RuntimeEvent, StreamStart, UpgradeInfo, WireMessage } from './types.js';
 import {
@@ -27,6 +28,52 @@ import {
   type JsonObject,
 } from './wire.js';
 
+/**
+ * The messages that play audio into the call: their event names and bodies (after `event` and
+ * the stream's address). Twilio's (`TRACK_PLAYBACK`) unless the provider renamed them.
+ */
+export interface TrackPlayback {
+  /** Events a runtime sends (and callrec sends) to play audio, set a mark, empty the queue. */
+  readonly media: string;
+  readonly mark: string;
+  readonly clear: string;
+  /** The event the provider sends once playback reaches a mark. */
+  readonly markEcho: string;
+  /** Other events a runtime may send; they carry nothing for the recording (Plivo `sendDTMF`). */
+  readonly runtimeQuiet: readonly string[];
+  mediaBody(payload: string, format: MediaFormat): JsonObject;
+  markBody(name: string): JsonObject;
+  /** A mark's name, in a runtime's mark or the provider's echo of one. */
+  markName(message: JsonObject): string;
+  /** Throws `ERR_UNSUPPORTED_CODEC` when a runtime's audio message names another format than the stream's. */
+  checkMedia(message: JsonObject, format: MediaFormat | undefined): void;
+}
+
+/** `media {payload}`, `mark {name}`, `clear`: Twilio's playback messages. */
+export const TRACK_PLAYBACK: TrackPlayback = {
+  media: 'media',
+  mark: 'mark',
+  clear: 'clear',
+  markEcho: 'mark',
+  runtimeQuiet: [],
+  mediaBody: (payload) => ({ media: { payload } }),
+  markBody: (name) => ({ mark: { name } }),
+  markName: (message) => stringField(objectField(message, 'mark', 'mark'), 'name', 'mark.name'),
+  // Twilio's media message names no format: it is the stream's.
+  checkMedia: () => {},
+};
+
+/** `TrackDialect.runtimeSampleBytes` where a runtime plays the stream's own format only. */
+export const streamSampleBytes = (format: MediaFormat | undefined): number => (format === undefined ? 1 : bytesPerSample(format));
+
+/** `TrackDialect.scrubStart` for a start whose parameters are one object in `start`: drops its `token`. */
+export const scrubStartParam =
+  (key: string) =>
+  (message: JsonObject): void => {
+    const params = objectField(message, 'start', 'start')[key];
+    if (typeof params === 'object' && params !== null) delete (params as JsonObject).token;
+  };
+
 /** What one provider of the family does its own way. */
 export interface TrackDialect {
   readonly provider: Provider;
@@ -34,8 +81,8 @@ export interface TrackDialect {
   parseStart(message: JsonObject, upgrade: UpgradeInfo): StreamStart;
   /** Fields every message to the provider carries after `event` (Twilio: `streamSid`). */
   address(start: StreamStart): JsonObject;
-  /** Removes callrec's credentials from a start message's `start` object, in place. */
-  scrubStart(start: JsonObject, upgrade: UpgradeInfo): void;
+  /** Removes callrec's credentials from a start message, in place. */
+  scrubStart(message: JsonObject, upgrade: UpgradeInfo): void;
   /** Events that carry nothing for the recording and go on to a runtime as they are (Telnyx `error`). */
   readonly quietEvents: readonly string[];
   /**
@@ -43,6 +90,16 @@ export interface TrackDialect {
    * 1 where the provider also plays other payloads (Telnyx's MP3) and nothing can be checked.
    */
   runtimeSampleBytes(format: MediaFormat | undefined): number;
+  /**
+   * What places a frame: its `timestamp` (ms since the stream began), or only its 1-based
+   * `chunk` count where `timestamp` is wall-clock time (Plivo).
+   */
+  readonly clock: 'timestamp' | 'chunk';
+  /** The leg of a media frame that names no track (Exotel's caller-only stream); undefined where `track` is required. */
+  readonly untrackedLeg?: Leg;
+  readonly playback: TrackPlayback;
+  /** `ProviderAdapter.playbackFrameMs`. */
+  readonly playbackFrameMs?: number;
 }
 
 /**
@@ -53,28 +110,34 @@ class TrackMediaReader {
   readonly decoder = new ScratchDecoder();
   readonly #scan = new MediaMessageScan();
 
+  constructor(private readonly dialect: TrackDialect) {}
+
   /**
    * A provider frame read straight from the message bytes (see `MediaMessageScan`); null when
    * the message is anything else, or anything but plain, and `JSON.parse` must read it.
    */
   fastMedia(data: Buffer, format: MediaFormat | undefined): ProviderEvent | null {
     const scan = this.#scan;
-    if (format === undefined || !scan.scan(data) || scan.leg === null || scan.payloadStart < 0) return null;
-    if (scan.timestamp < 0 && scan.chunk < 1) return null;
+    if (format === undefined || !scan.scan(data) || scan.payloadStart < 0) return null;
+    const leg = scan.leg ?? this.dialect.untrackedLeg;
+    const timestamp = this.dialect.clock === 'timestamp' && scan.timestamp >= 0 ? scan.timestamp : undefined;
+    if (leg === undefined || (timestamp === undefined && scan.chunk < 1)) return null;
     const payload = this.decoder.decodeBytes(data, scan.payloadStart, scan.payloadEnd, bytesPerSample(format));
     if (payload === null) return null;
-    const timestampMs = frameTimestampMs(scan.timestamp < 0 ? undefined : scan.timestamp, scan.chunk < 0 ? undefined : scan.chunk, payload.length, format, 'media');
-    return { type: 'media', leg: scan.leg, timestampMs, payload };
+    const timestampMs = frameTimestampMs(timestamp, scan.chunk < 0 ? undefined : scan.chunk, payload.length, format, 'media');
+    return { type: 'media', leg, timestampMs, payload };
   }
 
   /** A provider `media` message, after `JSON.parse`. */
   media(message: JsonObject, format: MediaFormat | undefined): ProviderEvent {
     if (format === undefined) throw beforeStart('media');
     const media = objectField(message, 'media', 'media');
-    const leg = legOfTrack(stringField(media, 'track', 'media.track'), 'media.track');
+    const untracked = this.dialect.untrackedLeg;
+    const leg = untracked !== undefined && media.track === undefined ? untracked : legOfTrack(stringField(media, 'track', 'media.track'), 'media.track');
     const payload = this.decoder.decode(stringField(media, 'payload', 'media.payload'), bytesPerSample(format), 'media.payload');
+    const timestamp = optionalCount(media, 'timestamp', 'media.timestamp');
     const timestampMs = frameTimestampMs(
-      optionalCount(media, 'timestamp', 'media.timestamp'),
+      this.dialect.clock === 'timestamp' ? timestamp : undefined,
       optionalCount(media, 'chunk', 'media.chunk'),
       payload.length,
       format,
@@ -86,29 +149,30 @@ class TrackMediaReader {
   /** A runtime's `media` payload read straight from the message bytes; null as for `fastMedia`. */
   fastPayload(data: Buffer, sampleBytes: number): Buffer | null {
     const scan = this.#scan;
-    if (!scan.scan(data) || scan.payloadStart < 0) return null;
+    // The scan reads Twilio's `media` only; a provider that plays another event parses each.
+    if (this.dialect.playback.media !== 'media' || !scan.scan(data) || scan.payloadStart < 0) return null;
     return this.decoder.decodeBytes(data, scan.payloadStart, scan.payloadEnd, sampleBytes);
   }
 }
 
-function markName(message: JsonObject): string {
-  return stringField(objectField(message, 'mark', 'mark'), 'name', 'mark.name');
-}
-
 export class TrackStreamAdapter implements ProviderAdapter {
   readonly provider: Provider;
+  readonly playbackFrameMs: number | undefined;
   #format: MediaFormat | undefined;
   /** `dialect.address` of the started stream; undefined until then, when nothing can be sent. */
   #address: JsonObject | undefined;
   /** One reader per direction: provider frames and runtime audio each keep their own scratch. */
-  readonly #providerMedia = new TrackMediaReader();
-  readonly #runtimeMedia = new TrackMediaReader();
+  readonly #providerMedia: TrackMediaReader;
+  readonly #runtimeMedia: TrackMediaReader;
 
   constructor(
     private readonly dialect: TrackDialect,
     private readonly upgrade: UpgradeInfo,
   ) {
     this.provider = dialect.provider;
+    this.playbackFrameMs = dialect.playbackFrameMs;
+    this.#providerMedia = new TrackMediaReader(dialect);
+    this.#runtimeMedia = new TrackMediaReader(dialect);
   }
 
   parseProviderMessage(data: Buffer, isBinary: boolean): ProviderEvent {
@@ -119,6 +183,8 @@ export class TrackStreamAdapter implements ProviderAdapter {
     if (media !== null) return media;
     const message = parseJsonObject(data);
     const event = eventName(message);
+    const { playback } = this.dialect;
+    if (event === playback.markEcho) return { type: 'mark', name: playback.markName(message) };
     switch (event) {
       case 'media':
         return this.#providerMedia.media(message, this.#format);
@@ -132,8 +198,6 @@ export class TrackStreamAdapter implements ProviderAdapter {
       }
       case 'dtmf':
         return { type: 'dtmf', digit: stringField(objectField(message, 'dtmf', 'dtmf'), 'digit', 'dtmf.digit') };
-      case 'mark':
-        return { type: 'mark', name: markName(message) };
       case 'stop':
         return { type: 'stop' };
       default:
@@ -143,8 +207,8 @@ export class TrackStreamAdapter implements ProviderAdapter {
   }
 
   /**
-   * What a voice-agent runtime sends "to the provider": `media`, `mark`, `clear`. Media
-   * payloads are in the runtime reader's scratch memory, valid until its next read.
+   * What a voice-agent runtime sends "to the provider": `media`, `mark`, `clear` (as the dialect's
+   * playback names them). Media payloads are in the runtime reader's scratch memory, valid until its next read.
    */
   parseRuntimeMessage(data: Buffer, isBinary: boolean): RuntimeEvent {
     if (isBinary) throw malformed('message', 'binary frame');
@@ -153,18 +217,16 @@ export class TrackStreamAdapter implements ProviderAdapter {
     if (fast !== null) return { type: 'media', payload: fast };
     const message = parseJsonObject(data);
     const event = eventName(message);
-    switch (event) {
-      case 'media': {
-        const media = objectField(message, 'media', 'media');
-        return { type: 'media', payload: this.#runtimeMedia.decoder.decode(stringField(media, 'payload', 'media.payload'), sampleBytes, 'media.payload') };
-      }
-      case 'mark':
-        return { type: 'mark', name: markName(message) };
-      case 'clear':
-        return { type: 'clear' };
-      default:
-        throw unknownEvent(event);
+    const { playback } = this.dialect;
+    if (event === playback.media) {
+      playback.checkMedia(message, this.#format);
+      const media = objectField(message, 'media', 'media');
+      return { type: 'media', payload: this.#runtimeMedia.decoder.decode(stringField(media, 'payload', 'media.payload'), sampleBytes, 'media.payload') };
     }
+    if (event === playback.mark) return { type: 'mark', name: playback.markName(message) };
+    if (event === playback.clear) return { type: 'clear' };
+    if (playback.runtimeQuiet.includes(event)) return { type: 'other' };
+    throw unknownEvent(event);
   }
 
   /** `{ event, ...address, ...body }`: the provider's message to this stream. */
@@ -174,21 +236,24 @@ export class TrackStreamAdapter implements ProviderAdapter {
   }
 
   mediaMessage(payload: Buffer): WireMessage {
-    return this.#message('media', { media: { payload: payload.toString('base64') } });
+    const { playback } = this.dialect;
+    if (this.#format === undefined) throw beforeStart('send');
+    return this.#message(playback.media, playback.mediaBody(payload.toString('base64'), this.#format));
   }
 
   markMessage(name: string): WireMessage {
-    return this.#message('mark', { mark: { name } });
+    const { playback } = this.dialect;
+    return this.#message(playback.mark, playback.markBody(name));
   }
 
   clearMessage(): WireMessage {
-    return this.#message('clear');
+    return this.#message(this.dialect.playback.clear);
   }
 
   runtimeStartMessage(raw: Buffer, isBinary: boolean): WireMessage {
     if (isBinary) throw malformed('message', 'binary frame');
     const message = parseJsonObject(raw);
-    this.dialect.scrubStart(objectField(message, 'start', 'start'), this.upgrade);
+    this.dialect.scrubStart(message, this.upgrade);
     return textMessage(message);
   }
 }

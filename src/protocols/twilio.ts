@@ -1,9 +1,7 @@
 // Built from: Twilio Docs, "Media Streams - WebSocket Messages".
-import { bytesPerSample } from '../../media/codec.js';
-import type { Leg } from '../../media/types.js';
-import { TrackStreamAdapter, type TrackDialect } from './track-stream.js';
+import { scrubStartParam, streamSampleBytes, TRACK_PLAYBACK, TrackStreamAdapter, type TrackDialect } from './track-stream.js';
 import type { AdapterFactory, StreamStart } from './types.js';
-import { flattenParams, legOfTrack, malformed, mediaFormat, objectField, optionalString, stringField, type JsonObject } from './wire.js';
+import { flattenParams, legsOfTracks, malformed, mediaFormat, objectField, optionalString, stringField, type JsonObject } from './wire.js';
 
 const ENCODINGS = { pcmu: 'audio/x-mulaw', pcma: 'audio/x-alaw', l16: 'audio/l16' };
 
@@ -20,12 +18,7 @@ function parseStart(message: JsonObject): StreamStart {
   );
 
   // `<Connect><Stream>` (bidirectional) lists only `inbound`; `<Start><Stream track="both_tracks">` both.
-  const tracks = start.tracks ?? ['inbound'];
-  if (!Array.isArray(tracks) || tracks.length === 0) throw malformed('start.tracks');
-  const legs: Leg[] = tracks.map((track) => {
-    if (typeof track !== 'string') throw malformed('start.tracks');
-    return legOfTrack(track, 'start.tracks');
-  });
+  const legs = legsOfTracks(start.tracks, 'start.tracks');
 
   const params: Record<string, string> = {};
   flattenParams(start.customParameters, params);
@@ -46,13 +39,18 @@ const dialect: TrackDialect = {
   parseStart,
   // Every message to Twilio names its stream.
   address: (start) => ({ streamSid: start.streamId }),
-  scrubStart(start) {
-    const params = start.customParameters;
-    if (typeof params === 'object' && params !== null) delete (params as JsonObject).token;
-  },
+  scrubStart: scrubStartParam('customParameters'),
   quietEvents: [],
-  runtimeSampleBytes: (format) => (format === undefined ? 1 : bytesPerSample(format)),
+  runtimeSampleBytes: streamSampleBytes,
+  clock: 'timestamp',
+  playback: TRACK_PLAYBACK,
 };
 
 /** Twilio Media Streams (`<Start><Stream>` fork or `<Connect><Stream>` bidirectional). */
 export const twilio: AdapterFactory = (upgrade) => new TrackStreamAdapter(dialect, upgrade);
+
+/**
+ * SignalWire's cXML `<Stream>` (Compatibility API) speaks Twilio's Media Streams protocol message
+ * for message; only the provider's name, in logs, metrics and the call's record, differs.
+ */
+export const signalwire: AdapterFactory = (upgrade) => new TrackStreamAdapter({ ...dialect, provider: 'signalwire' }, upgrade);

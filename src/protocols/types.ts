@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Leg, MediaFormat } from '../../media/types.js';
 
-export type Provider = 'twilio' | 'telnyx' | 'vonage';
+export type Provider = 'twilio' | 'telnyx' | 'vonage' | 'signalwire' | 'plivo' | 'exotel' | 'bandwidth';
 
 /** What a provider's start message (Vonage: `websocket:connected`) tells us about the stream. */
 export interface StreamStart {
@@ -73,6 +73,8 @@ export interface UpgradeInfo {
  */
 export interface ProviderAdapter {
   readonly provider: Provider;
+  /** How long a piece of audio sent back should be, ms, where the provider plays short ones poorly (Exotel: 200). */
+  readonly playbackFrameMs?: number;
   /** Parse one message the provider sent us. */
   parseProviderMessage(data: Buffer, isBinary: boolean): ProviderEvent;
   /** Parse one message a voice-agent runtime sent (it is in the provider's "to provider" format). */

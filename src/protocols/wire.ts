@@ -190,6 +190,16 @@ export function legOfTrack(track: string, path: string): Leg {
   throw malformed(path, `unknown track ${track.slice(0, 20)}`);
 }
 
+/** A start's `tracks` list as legs; absent means the inbound track alone. */
+export function legsOfTracks(tracks: unknown, path: string): Leg[] {
+  if (tracks === undefined) return ['caller'];
+  if (!Array.isArray(tracks) || tracks.length === 0) throw malformed(path);
+  return tracks.map((track) => {
+    if (typeof track !== 'string') throw malformed(path);
+    return legOfTrack(track, path);
+  });
+}
+
 /**
  * A frame's position in ms: the provider's `timestamp` when sent, else derived from the 1-based
  * `chunk` number times this frame's duration.

@@ -47,13 +47,26 @@ export interface ReplayResult {
 
 type Params = Record<string, string>;
 
+/** `k=v;k=v` (Plivo's `extra_headers`) as an object. */
+function pairs(text: unknown): Params {
+  const params: Params = {};
+  if (typeof text !== 'string') return params;
+  for (const pair of text.split(/[;,]/)) {
+    const at = pair.indexOf('=');
+    if (at > 0) params[pair.slice(0, at)] = pair.slice(at + 1);
+  }
+  return params;
+}
+
 /** The start message's parameter object for each provider, which the placeholders live in. */
 function paramsOf(provider: Provider, message: Record<string, unknown>): Params | undefined {
   if (provider === 'vonage') return message.event === 'websocket:connected' ? (message as Params) : undefined;
+  if (provider === 'bandwidth') return message.eventType === 'start' ? ((message.streamParams ??= {}) as Params) : undefined;
   if (message.event !== 'start') return undefined;
+  if (provider === 'plivo') return pairs(message.extra_headers);
   const start = message.start as Record<string, unknown> | undefined;
   if (start === undefined) return undefined;
-  const key = provider === 'twilio' ? 'customParameters' : 'custom_parameters';
+  const key = provider === 'twilio' || provider === 'signalwire' ? 'customParameters' : 'custom_parameters';
   return (start[key] ??= {}) as Params;
 }
 
@@ -69,6 +82,8 @@ export function rewriteStart(provider: Provider, text: string, opts: Pick<Replay
   if (opts.agentId !== undefined) params.agent_id = opts.agentId;
   set('token', opts.token);
   set('call_id', opts.callId);
+  // Plivo carries them as text: written back in its own form.
+  if (provider === 'plivo') message.extra_headers = Object.entries(params).map(([key, value]) => `${key}=${value}`).join(';');
   return JSON.stringify(message);
 }
 
@@ -76,7 +91,8 @@ export function rewriteStart(provider: Provider, text: string, opts: Pick<Replay
 export function isStart(provider: Provider, message: FixtureMessage): boolean {
   if (message.binary) return false;
   const text = message.data as string;
-  return provider === 'vonage' ? text.includes('"websocket:connected"') : text.includes('"event":"start"');
+  if (provider === 'vonage') return text.includes('"websocket:connected"');
+  return text.includes(provider === 'bandwidth' ? '"eventType":"start"' : '"event":"start"');
 }
 
 /**

@@ -1,8 +1,9 @@
 /**
  * The provider's side of a two-way stream, as `callrec replay` imitates it: audio callrec sends
  * back is played in order on the stream's clock, and each mark is confirmed once the audio
- * queued before it has played (Twilio and Telnyx echo `mark`, Vonage answers a `notify` with
- * `websocket:notify`); `clear` empties the queue and confirms the marks still waiting at once,
+ * queued before it has played (Twilio, Telnyx and Exotel echo `mark`, Vonage answers a `notify`
+ * with `websocket:notify`, Plivo a `checkpoint` with `playedStream`; Bandwidth has no marks);
+ * `clear` (Plivo `clearAudio`) empties the queue and confirms the marks still waiting at once,
  * as Twilio does. Time is the stream's (the fixture's send offsets), so `--speed max` plays a
  * prompt as fast as it streams the call.
  */
@@ -20,7 +21,7 @@ function streamIds(fixture: Fixture): Record<string, unknown> {
   for (const m of fixture.messages) {
     if (m.binary) continue;
     const message = JSON.parse(m.data as string) as Record<string, unknown>;
-    if (message.event === 'start') return message;
+    if (message.event === 'start' || message.eventType === 'start') return message;
     if (message.event === 'websocket:connected') return {};
   }
   return {};
@@ -53,14 +54,16 @@ export class ProviderPlayback {
     } catch {
       return;
     }
-    const kind: unknown = message.event ?? message.action;
-    if (kind === 'media' && typeof message.media?.payload === 'string') {
+    const kind: unknown = message.event ?? message.action ?? message.eventType;
+    if ((kind === 'media' || kind === 'playAudio') && typeof message.media?.payload === 'string') {
       this.#play(Buffer.byteLength(message.media.payload, 'base64'), nowMs);
     } else if (kind === 'mark' && typeof message.mark?.name === 'string') {
       this.#marks.push({ name: message.mark.name, atMs: Math.max(nowMs, this.#playedUntil) });
+    } else if (kind === 'checkpoint' && typeof message.name === 'string') {
+      this.#marks.push({ name: message.name, atMs: Math.max(nowMs, this.#playedUntil) });
     } else if (kind === 'notify') {
       this.#marks.push({ name: typeof message.payload?.name === 'string' ? message.payload.name : '', atMs: Math.max(nowMs, this.#playedUntil) });
-    } else if (kind === 'clear') {
+    } else if (kind === 'clear' || kind === 'clearAudio') {
       this.#playedUntil = nowMs;
       for (const mark of this.#marks) mark.atMs = nowMs;
     }
@@ -82,11 +85,19 @@ export class ProviderPlayback {
     const sequence = String(this.#sequence++);
     switch (this.#provider) {
       case 'twilio':
+      case 'signalwire':
         return JSON.stringify({ event: 'dtmf', streamSid: this.#ids.streamSid, sequenceNumber: sequence, dtmf: { track: 'inbound_track', digit } });
       case 'telnyx':
         return JSON.stringify({ event: 'dtmf', stream_id: this.#ids.stream_id, sequence_number: sequence, dtmf: { digit } });
       case 'vonage':
         return JSON.stringify({ event: 'websocket:dtmf', digit, duration: 100 });
+      case 'plivo':
+        return JSON.stringify({ event: 'dtmf', sequenceNumber: Number(sequence), streamId: this.#plivoStream(), dtmf: { digit } });
+      case 'exotel':
+        return JSON.stringify({ event: 'dtmf', sequence_number: Number(sequence), stream_sid: this.#ids.stream_sid, dtmf: { duration: '100', digit } });
+      case 'bandwidth':
+        // Bandwidth posts keys to a `<Gather>` webhook, not over the stream (and confirms no prompt to press after).
+        throw new Error('Bandwidth sends no DTMF over the stream');
     }
   }
 
@@ -98,11 +109,22 @@ export class ProviderPlayback {
     const sequence = String(this.#sequence++);
     switch (this.#provider) {
       case 'twilio':
+      case 'signalwire':
         return JSON.stringify({ event: 'mark', sequenceNumber: sequence, streamSid: this.#ids.streamSid, mark: { name } });
       case 'telnyx':
         return JSON.stringify({ event: 'mark', sequence_number: sequence, stream_id: this.#ids.stream_id, mark: { name } });
       case 'vonage':
         return JSON.stringify({ event: 'websocket:notify', payload: { name } });
+      case 'plivo':
+        return JSON.stringify({ event: 'playedStream', sequenceNumber: Number(sequence), streamId: this.#plivoStream(), name });
+      case 'exotel':
+        return JSON.stringify({ event: 'mark', sequence_number: Number(sequence), stream_sid: this.#ids.stream_sid, mark: { name } });
+      case 'bandwidth':
+        throw new Error('Bandwidth confirms no marks');
     }
+  }
+
+  #plivoStream(): unknown {
+    return (this.#ids.start as Record<string, unknown> | undefined)?.streamId;
   }
 }

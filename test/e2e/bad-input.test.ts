@@ -1,7 +1,9 @@
 import path from 'node:path';
 import WebSocket from 'ws';
 import { readFixture, type Fixture } from '../../src/replay/fixture.js';
-import { replayFixture } from '../../src/replay/client.js';
+import { isStart, replayFixture, rewriteStart } from '../../src/replay/client.js';
+import type { Provider } from '../../src/protocols/types.js';
+import { KITS } from '../protocols/kits.js';
 import { startTestServer, uniqueCallId, type TestServer } from '../helpers/server.js';
 
 let ts: TestServer;
@@ -27,9 +29,9 @@ function start(params: Record<string, string>, encoding = 'audio/x-mulaw'): stri
 
 const media = (payload: string) => JSON.stringify({ event: 'media', sequenceNumber: '3', streamSid: startMessage.streamSid, media: { track: 'inbound', chunk: '1', timestamp: '0', payload } });
 
-/** Sends `messages` on a fresh Twilio stream and resolves with how the server closed it. */
-async function misbehave(messages: Array<string | Buffer>): Promise<{ code: number; reason: string }> {
-  const ws = new WebSocket(`${ts.wsUrl}/media/twilio`);
+/** Sends `messages` on a fresh stream (Twilio's unless said) and resolves with how the server closed it. */
+async function misbehave(messages: Array<string | Buffer>, provider: Provider = 'twilio'): Promise<{ code: number; reason: string }> {
+  const ws = new WebSocket(`${ts.wsUrl}/media/${provider}`);
   const closed = new Promise<{ code: number; reason: string }>((resolve) => ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })));
   ws.on('error', () => {});
   await new Promise((resolve) => ws.once('open', resolve));
@@ -93,4 +95,26 @@ test('bad base64 mid-call closes the stream and keeps what was recorded so far',
   expect(rec.status).toBe('ready');
   const call = await ts.server.store.calls.get(ts.tenantId, callId);
   expect(call).toMatchObject({ status: 'ended', endReason: expect.stringMatching(/^ERR_BAD_PAYLOAD/) });
+});
+
+// Each platform added with issue 19, through its own endpoint: what its adapter refuses closes
+// the stream with the code and reason, and what was recorded before a bad frame is kept.
+test.each([
+  ['signalwire', 'signalwire-fork-tones'],
+  ['plivo', 'plivo-fork-tones'],
+  ['exotel', 'exotel-voicebot-caller'],
+  ['bandwidth', 'bandwidth-fork-tones'],
+] as const)('%s: malformed, unknown, unsupported codec, and bad audio mid-call, each closed with its code and reason', async (provider, name) => {
+  const kit = KITS[provider];
+  const text = (frame: { data: Buffer }) => frame.data.toString();
+  expect(await misbehave(['{"event": "start", '], provider)).toEqual({ code: 1007, reason: expect.stringMatching(/^ERR_MALFORMED_MESSAGE: /) });
+  expect(await misbehave([text(kit.unknownEvent)], provider)).toEqual({ code: 1003, reason: expect.stringMatching(/^ERR_UNKNOWN_EVENT: /) });
+  expect(await misbehave([text(kit.unsupportedCodecStart)], provider)).toEqual({ code: 1003, reason: expect.stringMatching(/^ERR_UNSUPPORTED_CODEC: /) });
+
+  const capture = await readFixture(path.join(import.meta.dirname, `../../fixtures/${name}.jsonl`));
+  const callId = uniqueCallId(`midcall-${provider}`);
+  const firstFrames = capture.messages.slice(0, 40).map((m) => (isStart(provider, m) ? rewriteStart(provider, m.data as string, { agentId: AGENT, token: ts.key, callId }) : (m.data as string)));
+  const outcome = await misbehave([...firstFrames, text(kit.badPayload(50))], provider);
+  expect(outcome).toEqual({ code: 1007, reason: expect.stringMatching(/^ERR_BAD_PAYLOAD: /) });
+  expect((await ts.recording(callId)).status).toBe('ready');
 });

@@ -5,6 +5,7 @@ import { readEvidenceZip } from '../../src/evidence/package.js';
 import { verifyRecording } from '../../src/evidence/verify.js';
 import { readFixture, type Fixture } from '../../src/replay/fixture.js';
 import { replayFixture } from '../../src/replay/client.js';
+import { ProviderPlayback } from '../../src/replay/playback.js';
 import { decodeAudio, findBursts } from '../helpers/audio.js';
 import { formatOf, markEcho, readToProvider, ToneAnsweringRuntime } from '../helpers/bridge.js';
 import { startTestServer, uniqueCallId, type TestServer } from '../helpers/server.js';
@@ -24,9 +25,9 @@ interface Sent {
   mark: string | null;
 }
 
-function twilioDtmf(fixture: Fixture, digit: string): string {
-  const start = JSON.parse(fixture.messages[1].data as string);
-  return JSON.stringify({ event: 'dtmf', streamSid: start.streamSid, sequenceNumber: '901', dtmf: { track: 'inbound_track', digit } });
+/** The caller pressing `digit`, in the fixture's provider's protocol. */
+function dtmfOf(fixture: Fixture, digit: string): string {
+  return new ProviderPlayback(fixture).dtmf(digit);
 }
 
 /** One 20 ms caller frame of silence at `timestampMs`. */
@@ -75,7 +76,7 @@ async function consentCall(opts: ConsentCall): Promise<{ callId: string; sent: S
       if (hadMark || sent.mark === null) return;
       if (opts.jumpToMs !== undefined) reply(twilioFrameAt(fixture, opts.jumpToMs), false);
       if (opts.echoAtMs !== undefined) at(opts.echoAtMs, () => reply(markEcho(fixture, sent.mark!), false));
-      if (opts.dtmf) at(opts.dtmf.atMs, () => reply(twilioDtmf(fixture, opts.dtmf!.digit), false));
+      if (opts.dtmf) at(opts.dtmf.atMs, () => reply(dtmfOf(fixture, opts.dtmf!.digit), false));
     },
   });
   timers.forEach(clearTimeout);
@@ -104,6 +105,8 @@ describe.each([
   ['twilio-connect-caller', 1700, ''],
   ['telnyx-fork-tones', 2000, '?bidirectional=true'],
   ['vonage-tones', 1000, ''],
+  ['plivo-bidirectional-caller', 1700, ''],
+  ['exotel-voicebot-caller', 1700, ''],
 ] as const)('one-party consent on %s', (name, echoAtMs, query) => {
   let fixture: Fixture;
   let call: { callId: string; sent: Sent };
@@ -136,6 +139,10 @@ describe.each([
     }
     expect(levels.filter((l) => l < 50).length).toBeGreaterThan(3);
     expect(levels.filter((l) => l > 500).length).toBeGreaterThan(10);
+    // Exotel plays pieces under 3.2 KB poorly: its prompt goes in 200 ms messages, others' in 20 ms.
+    const pieceMs = fixture.meta.provider === 'exotel' ? 200 : 20;
+    const pieceBytes = (wire.length / n) * format.sampleRate * (pieceMs / 1000);
+    expect(call.sent.audio.slice(0, -1).every((piece) => piece.length === pieceBytes)).toBe(true);
   });
 
   test('what the caller said before the mark came back is not recorded; what came after is', async () => {
@@ -257,13 +264,29 @@ test('a one-way stream cannot carry the prompt: fail closed, nothing recorded', 
   expect(view.recording_status).toBe('none');
 });
 
+test('a Bandwidth stream confirms no playback: the prompt cannot be known to have played, fail closed', async () => {
+  const fixture = await readFixture(path.join(FIXTURES, 'bandwidth-bidirectional-caller.jsonl'));
+  await ts.agent('bandwidth-consent', { enabled: true, auto_record: true, consent_prompt: true });
+  const callId = uniqueCallId('bandwidth-consent');
+  // In real time: the prompt is synthesized and sent well before the stream ends.
+  const result = await replayFixture(fixture, { url: `${ts.wsUrl}/media/bandwidth`, agentId: 'bandwidth-consent', token: ts.key, callId, speed: 'realtime' });
+  expect(result.closeCode).toBe(1000);
+  expect(result.received.length).toBeGreaterThan(0);
+  const view = await callView(callId);
+  expect(view.consent).toMatchObject({ outcome: 'failed', reason: expect.stringContaining('cannot confirm playback') });
+  expect(view.recording_status).toBe('none');
+}, 15_000);
+
 // The runtime greets the moment its stream starts, while callrec is still synthesizing a prompt
 // nobody asked for before (a cold cache). The caller must hear the whole prompt first, then the
-// whole greeting, in order; two-party, only once the caller has answered.
+// whole greeting, in order; two-party, only once the caller has answered. The same on every
+// platform a runtime can be bridged to that confirms playback.
 describe.each([
-  ['one_party', 'announced'],
-  ['two_party', 'agreed'],
-] as const)('bridge with a cold prompt cache, %s', (consentMode, outcome) => {
+  ['one_party', 'announced', 'twilio-connect-caller'],
+  ['two_party', 'agreed', 'twilio-connect-caller'],
+  ['two_party', 'agreed', 'plivo-bidirectional-caller'],
+  ['two_party', 'agreed', 'exotel-voicebot-caller'],
+] as const)('bridge with a cold prompt cache, %s, %s', (consentMode, outcome, name) => {
   const GREETING_MS = 600;
   let fixture: Fixture;
   let runtime: ToneAnsweringRuntime;
@@ -272,15 +295,16 @@ describe.each([
   let releasedAt = Infinity;
 
   beforeAll(async () => {
-    fixture = await readFixture(path.join(FIXTURES, 'twilio-connect-caller.jsonl'));
-    runtime = await ToneAnsweringRuntime.start({ provider: 'twilio', format: formatOf(fixture), replyMs: 300, greetingMs: GREETING_MS });
-    const agentId = `cold-${consentMode}`;
+    fixture = await readFixture(path.join(FIXTURES, `${name}.jsonl`));
+    const { provider } = fixture.meta;
+    runtime = await ToneAnsweringRuntime.start({ provider, format: formatOf(fixture), replyMs: 300, greetingMs: GREETING_MS });
+    const agentId = `cold-${consentMode}-${provider}`;
     callId = uniqueCallId(agentId);
     // A text no call has rendered yet: its synthesis runs while the runtime greets.
     const message = `This call is recorded. Reference ${callId}.`;
     await ts.agent(agentId, { enabled: true, auto_record: true, consent_prompt: true, consent_message: message, consent_mode: consentMode, consent_digit: '1', agent_ws_url: runtime.url, dual_channel: true, format: 'wav' });
     await replayFixture(fixture, {
-      url: `${ts.wsUrl}/media/twilio`,
+      url: `${ts.wsUrl}/media/${provider}`,
       agentId,
       token: ts.key,
       callId,
@@ -297,7 +321,7 @@ describe.each([
           if (consentMode === 'two_party') {
             setTimeout(() => {
               releasedAt = performance.now();
-              reply(twilioDtmf(fixture, '1'), false);
+              reply(dtmfOf(fixture, '1'), false);
             }, 300);
           }
         }, 200);

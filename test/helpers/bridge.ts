@@ -2,7 +2,8 @@ import { once } from 'node:events';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { bytesPerSample, decoderFor, encoderFor } from '../../media/codec.js';
 import type { MediaFormat } from '../../media/types.js';
-import type { Provider } from '../../src/protocols/types.js';
+import { adapters } from '../../src/protocols/index.js';
+import type { Provider, ProviderAdapter, WireMessage } from '../../src/protocols/types.js';
 import type { Fixture } from '../../src/replay/fixture.js';
 
 /** A WebSocket message as sent or received. */
@@ -17,16 +18,26 @@ export function formatOf(fixture: Fixture): MediaFormat {
   return { codec, sampleRate, byteOrder: provider === 'telnyx' ? 'be' : 'le' } as MediaFormat;
 }
 
-/** The fixture's start message (Vonage: `websocket:connected`), parsed. */
+/** Whether a parsed message is a stream's start (Vonage: `websocket:connected`, Bandwidth: `eventType` start). */
+const isStartMessage = (m: Record<string, any>) => m.event === 'start' || m.event === 'websocket:connected' || m.eventType === 'start';
+
+/** The fixture's start message, parsed. */
 function startOf(fixture: Fixture): Record<string, any> {
-  return JSON.parse(fixture.messages.find((m) => !m.binary && /"start"|websocket:connected/.test(m.data as string))!.data as string);
+  return fixture.messages.filter((m) => !m.binary).map((m) => JSON.parse(m.data as string)).find(isStartMessage)!;
 }
 
 /** The provider's "your audio up to this mark has played" message, in its own protocol. */
 export function markEcho(fixture: Fixture, name: string): string {
   switch (fixture.meta.provider) {
     case 'twilio':
+    case 'signalwire':
       return JSON.stringify({ event: 'mark', sequenceNumber: '900', streamSid: startOf(fixture).streamSid, mark: { name } });
+    case 'plivo':
+      return JSON.stringify({ event: 'playedStream', sequenceNumber: 900, streamId: startOf(fixture).start.streamId, name });
+    case 'exotel':
+      return JSON.stringify({ event: 'mark', sequence_number: 900, stream_sid: startOf(fixture).stream_sid, mark: { name } });
+    case 'bandwidth':
+      throw new Error('Bandwidth has no marks');
     case 'telnyx':
       return JSON.stringify({ event: 'mark', sequence_number: '900', stream_id: startOf(fixture).stream_id, mark: { name } });
     case 'vonage':
@@ -41,16 +52,28 @@ export type Said = { type: 'audio'; payload: Buffer } | { type: 'mark'; name: st
 export function readToProvider(message: Message): Said {
   if (message.binary) return { type: 'audio', payload: message.data }; // Vonage audio frames
   const m = JSON.parse(message.data.toString());
-  if (m.event === 'media') return { type: 'audio', payload: Buffer.from(m.media.payload, 'base64') };
+  // Plivo and Bandwidth play `playAudio`; Plivo's mark is `checkpoint`.
+  if (m.event === 'media' || m.event === 'playAudio' || m.eventType === 'playAudio') return { type: 'audio', payload: Buffer.from(m.media.payload, 'base64') };
   if (m.event === 'mark') return { type: 'mark', name: m.mark.name };
+  if (m.event === 'checkpoint') return { type: 'mark', name: m.name };
   if (m.action === 'notify') return { type: 'mark', name: m.payload.name };
   return { type: 'other' };
 }
 
-/** Caller audio in a message the provider sent (Twilio/Telnyx inbound media, Vonage binary frames); null otherwise. */
+/** The name in a provider's "your mark has played" message (any provider's); null for anything else. */
+export function echoedMarkName(message: Message): string | null {
+  if (message.binary) return null;
+  const m = JSON.parse(message.data.toString());
+  if (m.event === 'mark' || m.event === 'websocket:notify') return m.mark?.name ?? m.payload.name;
+  return m.event === 'playedStream' ? m.name : null;
+}
+
+/** Caller audio in a message the provider sent (inbound media of any provider, Vonage binary frames); null otherwise. */
 export function callerAudio(message: Message): Buffer | null {
   if (message.binary) return message.data;
   const m = JSON.parse(message.data.toString());
+  // Bandwidth puts track and payload at the top; Exotel's media names no track (the caller's only).
+  if (m.eventType === 'media') return m.track === 'inbound' ? Buffer.from(m.payload, 'base64') : null;
   return m.event === 'media' && (m.media.track ?? 'inbound') === 'inbound' ? Buffer.from(m.media.payload, 'base64') : null;
 }
 
@@ -97,7 +120,9 @@ export interface RuntimeOptions {
 /**
  * A voice-agent runtime speaking the provider's own protocol, as a customer would run it:
  * whenever the caller's audio turns from silence to tone it answers with a 1500 Hz burst
- * (20 ms media messages, sent at once as runtimes do) and a mark.
+ * (20 ms media messages, sent at once as runtimes do) and a mark where the provider has marks.
+ * Its messages are built by the provider's adapter, whose builders the contract suite checks
+ * against each provider's documented messages.
  */
 export class ToneAnsweringRuntime {
   readonly wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
@@ -106,6 +131,9 @@ export class ToneAnsweringRuntime {
   /** When the greeting was sent (`performance.now()`), if it was. */
   greetedAt: number | null = null;
   readonly #opts: RuntimeOptions;
+  /** Reads the start it is sent, then writes its replies in the provider's protocol. */
+  readonly #protocol: ProviderAdapter;
+  #started = false;
   #loud = false;
 
   static async start(opts: RuntimeOptions): Promise<ToneAnsweringRuntime> {
@@ -116,6 +144,7 @@ export class ToneAnsweringRuntime {
 
   private constructor(opts: RuntimeOptions) {
     this.#opts = opts;
+    this.#protocol = adapters[opts.provider]({ headers: {}, query: {} });
     this.wss.on('connection', (ws) => ws.on('message', (data: Buffer, binary: boolean) => this.#onMessage(ws, { data, binary })));
   }
 
@@ -126,7 +155,7 @@ export class ToneAnsweringRuntime {
 
   /** The start message the runtime was sent (Vonage: `websocket:connected`). */
   get start(): Record<string, any> {
-    return this.received.filter((m) => !m.binary).map((m) => JSON.parse(m.data.toString())).find((m) => m.event === 'start' || m.event === 'websocket:connected')!;
+    return this.received.filter((m) => !m.binary).map((m) => JSON.parse(m.data.toString())).find(isStartMessage)!;
   }
 
   close(): Promise<void> {
@@ -136,9 +165,12 @@ export class ToneAnsweringRuntime {
 
   #onMessage(ws: WebSocket, message: Message): void {
     this.received.push(message);
-    if (this.#opts.greetingMs && !message.binary && /"start"|websocket:connected/.test(message.data.toString())) {
-      this.#say(ws, tone(this.#opts.format, 2000, this.#opts.greetingMs), 'greeting');
-      this.greetedAt = performance.now();
+    if (!this.#started && !message.binary && isStartMessage(JSON.parse(message.data.toString()))) {
+      this.#started = this.#protocol.parseProviderMessage(message.data, false).type === 'start';
+      if (this.#opts.greetingMs) {
+        this.#say(ws, tone(this.#opts.format, 2000, this.#opts.greetingMs), 'greeting');
+        this.greetedAt = performance.now();
+      }
     }
     const audio = callerAudio(message);
     if (!audio) return;
@@ -147,18 +179,14 @@ export class ToneAnsweringRuntime {
     this.#loud = loud;
   }
 
-  /** Sends `audio` in 20 ms media messages, then a mark, in the provider's protocol. */
+  /** Sends `audio` in 20 ms media messages, then a mark where the provider has them, in the provider's protocol. */
   #say(ws: WebSocket, audio: Buffer, mark: string): void {
-    const { provider, format } = this.#opts;
+    const { format } = this.#opts;
     const frameBytes = (bytesPerSample(format) * format.sampleRate * 20) / 1000;
-    const streamSid = provider === 'twilio' ? this.start.streamSid : undefined;
-    for (let offset = 0; offset < audio.length; offset += frameBytes) {
-      const frame = audio.subarray(offset, offset + frameBytes);
-      if (provider === 'vonage') this.#send(ws, { data: Buffer.from(frame), binary: true });
-      else this.#send(ws, { data: Buffer.from(JSON.stringify({ event: 'media', streamSid, media: { payload: frame.toString('base64') } })), binary: false });
-    }
-    const markMessage = provider === 'vonage' ? { action: 'notify', payload: { name: mark } } : { event: 'mark', streamSid, mark: { name: mark } };
-    this.#send(ws, { data: Buffer.from(JSON.stringify(markMessage)), binary: false });
+    const wire = (m: WireMessage): Message => ({ data: Buffer.from(m.data), binary: m.binary });
+    for (let offset = 0; offset < audio.length; offset += frameBytes) this.#send(ws, wire(this.#protocol.mediaMessage(audio.subarray(offset, offset + frameBytes))));
+    const markMessage = this.#protocol.markMessage(mark);
+    if (markMessage) this.#send(ws, wire(markMessage));
   }
 
   #send(ws: WebSocket, message: Message): void {

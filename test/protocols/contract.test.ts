@@ -42,10 +42,11 @@ describe.each(Object.keys(KITS) as Provider[])('ProviderAdapter contract: %s', (
 
   test('dtmf, and a mark callrec sent comes back as that mark once played', () => {
     const adapter = started();
-    expect(parse(adapter, kit.dtmf('#'))).toEqual({ type: 'dtmf', digit: '#' });
+    if (kit.dtmf) expect(parse(adapter, kit.dtmf('#'))).toEqual({ type: 'dtmf', digit: '#' });
     const sent = adapter.markMessage('consent-1');
-    expect(sent).not.toBeNull();
-    expect(parse(adapter, kit.echoMark(sent!))).toEqual({ type: 'mark', name: 'consent-1' });
+    // A provider without marks says so: callrec's consent prompt then fails closed.
+    if (!kit.echoMark) expect(sent).toBeNull();
+    else expect(parse(adapter, kit.echoMark(sent!))).toEqual({ type: 'mark', name: 'consent-1' });
     if (kit.stop) expect(parse(adapter, kit.stop)).toEqual({ type: 'stop' });
   });
 
@@ -55,7 +56,7 @@ describe.each(Object.keys(KITS) as Provider[])('ProviderAdapter contract: %s', (
     const media = adapter.parseRuntimeMessage(kit.runtimeMedia(payload).data, kit.runtimeMedia(payload).binary) as { type: string; payload: Buffer };
     expect(media.type).toBe('media');
     expect(Buffer.compare(media.payload, payload)).toBe(0);
-    expect(adapter.parseRuntimeMessage(kit.runtimeMark('r1').data, kit.runtimeMark('r1').binary)).toEqual(kit.runtimeMarkEvent('r1'));
+    if (kit.runtimeMark) expect(adapter.parseRuntimeMessage(kit.runtimeMark('r1').data, kit.runtimeMark('r1').binary)).toEqual(kit.runtimeMarkEvent('r1'));
     expect(adapter.parseRuntimeMessage(kit.runtimeClear.data, kit.runtimeClear.binary)).toEqual({ type: 'clear' });
     expect(code(() => adapter.parseRuntimeMessage(Buffer.from('{"event":'), false))).toBe('ERR_MALFORMED_MESSAGE');
   });

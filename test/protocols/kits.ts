@@ -50,14 +50,15 @@ export interface ProviderKit {
   media(leg: 'caller' | 'agent', n: number, payload: Buffer): Frame;
   /** The same frame with a payload that is not audio of the stream's format. */
   badPayload(n: number): Frame;
-  dtmf(digit: string): Frame;
-  /** What the provider sends back once playback reaches a mark callrec sent. */
-  echoMark(sent: WireMessage): Frame;
+  /** Null where DTMF does not come over the stream (Bandwidth: `<Gather>` posts it to a webhook). */
+  dtmf: ((digit: string) => Frame) | null;
+  /** What the provider sends back once playback reaches a mark callrec sent; null where it has no marks (Bandwidth). */
+  echoMark: ((sent: WireMessage) => Frame) | null;
   stop: Frame | null;
   unknownEvent: Frame;
   /** What a runtime speaking the provider's protocol sends. */
   runtimeMedia(payload: Buffer): Frame;
-  runtimeMark(name: string): Frame;
+  runtimeMark: ((name: string) => Frame) | null;
   runtimeClear: Frame;
   /** What `parseRuntimeMessage` makes of `runtimeMark` (Vonage: its notify is nothing to callrec). */
   runtimeMarkEvent(name: string): { type: 'mark'; name: string } | { type: 'other' };
@@ -172,4 +173,117 @@ const vonage: ProviderKit = {
   reveal: (start) => start,
 };
 
-export const KITS: Record<Provider, ProviderKit> = { twilio, telnyx, vonage };
+const PLIVO_STREAM = '20170ada-f610-433b-8758-c02a2aab3662';
+const plivoMedia = (leg: 'caller' | 'agent', n: number, payload: string): Frame =>
+  text({
+    event: 'media',
+    sequenceNumber: n + 2,
+    streamId: PLIVO_STREAM,
+    // `timestamp` is wall-clock ms: the frame is placed by `chunk`, each track's count from 1.
+    media: { track: leg === 'caller' ? 'inbound' : 'outbound', timestamp: String(1705312200000 + n * 20 + 7), chunk: n + 1, payload },
+    extra_headers: 'agent_id=agent-1;call_id=call-1',
+  });
+const plivo: ProviderKit = {
+  upgrade: { headers: {}, query: {} },
+  format: { codec: 'pcmu', sampleRate: 8000 },
+  frameBytes: 160,
+  carriesAgent: true,
+  connected: null,
+  start: text({
+    event: 'start',
+    sequenceNumber: 1,
+    start: {
+      callId: '12345678-1234-1234-1234-123456789abc',
+      streamId: PLIVO_STREAM,
+      accountId: 'MAXXXXXXXXXXXXXXXXXX',
+      tracks: ['inbound', 'outbound'],
+      mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 8000 },
+    },
+    extra_headers: `agent_id=agent-1;call_id=call-1;token=${SECRET}`,
+  }),
+  unsupportedCodecStart: text({ event: 'start', sequenceNumber: 1, start: { callId: 'c', streamId: PLIVO_STREAM, tracks: ['inbound'], mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 16000 } } }),
+  media: (leg, n, payload) => plivoMedia(leg, n, payload.toString('base64')),
+  badPayload: (n) => plivoMedia('caller', n, 'not base64!'),
+  dtmf: (digit) => text({ event: 'dtmf', sequenceNumber: 9, streamId: PLIVO_STREAM, dtmf: { digit } }),
+  echoMark: (sent) => text({ event: 'playedStream', sequenceNumber: 10, streamId: PLIVO_STREAM, name: JSON.parse(sent.data as string).name }),
+  stop: text({ event: 'stop', sequenceNumber: 11, streamId: PLIVO_STREAM }),
+  unknownEvent: text({ event: 'hello', streamId: PLIVO_STREAM }),
+  runtimeMedia: (payload) => text({ event: 'playAudio', media: { contentType: 'audio/x-mulaw', sampleRate: 8000, payload: payload.toString('base64') } }),
+  runtimeMark: (name) => text({ event: 'checkpoint', streamId: PLIVO_STREAM, name }),
+  runtimeClear: text({ event: 'clearAudio', streamId: PLIVO_STREAM }),
+  runtimeMarkEvent: (name) => ({ type: 'mark', name }),
+  reveal: (start) => start,
+};
+
+const EXOTEL_STREAM = 'a5f9c5d2e1b84c3e9f7d6a1b2c3d4e5f';
+/** The caller's frames as the default stream sends them (no track), the agent's as a `both` stream does. */
+const exotelMedia = (leg: 'caller' | 'agent', n: number, payload: string): Frame =>
+  text({ event: 'media', sequence_number: n + 2, stream_sid: EXOTEL_STREAM, media: { ...(leg === 'agent' && { track: 'outbound' }), chunk: n + 1, timestamp: String(n * 20), payload } });
+const exotel: ProviderKit = {
+  upgrade: { headers: {}, query: {} },
+  format: { codec: 'l16', sampleRate: 8000, byteOrder: 'le' },
+  frameBytes: 320,
+  carriesAgent: true,
+  connected: text({ event: 'connected' }),
+  start: text({
+    event: 'start',
+    sequence_number: 1,
+    stream_sid: EXOTEL_STREAM,
+    start: {
+      stream_sid: EXOTEL_STREAM,
+      call_sid: 'b6a2f0c1d3e4f5a6b7c8d9e0f1a2b3c4',
+      account_sid: 'exotel-account',
+      from: '09999999999',
+      to: '08047491899',
+      custom_parameters: { agent_id: 'agent-1', call_id: 'call-1', token: SECRET },
+      media_format: { encoding: 'base64', sample_rate: '8000', bit_rate: '128kbps' },
+    },
+  }),
+  unsupportedCodecStart: text({ event: 'start', sequence_number: 1, stream_sid: EXOTEL_STREAM, start: { stream_sid: EXOTEL_STREAM, media_format: { encoding: 'base64', sample_rate: '44100' } } }),
+  media: (leg, n, payload) => exotelMedia(leg, n, payload.toString('base64')),
+  // Three bytes: not a whole number of 16-bit samples.
+  badPayload: (n) => exotelMedia('caller', n, 'AAEC'),
+  dtmf: (digit) => text({ event: 'dtmf', sequence_number: 9, stream_sid: EXOTEL_STREAM, dtmf: { duration: '300', digit } }),
+  echoMark: (sent) => text({ event: 'mark', sequence_number: 10, stream_sid: EXOTEL_STREAM, mark: JSON.parse(sent.data as string).mark }),
+  stop: text({ event: 'stop', sequence_number: 11, stream_sid: EXOTEL_STREAM, stop: { call_sid: 'b6a2', account_sid: 'exotel-account', reason: 'callended' } }),
+  unknownEvent: text({ event: 'hello', stream_sid: EXOTEL_STREAM }),
+  runtimeMedia: (payload) => text({ event: 'media', stream_sid: EXOTEL_STREAM, media: { payload: payload.toString('base64') } }),
+  runtimeMark: (name) => text({ event: 'mark', stream_sid: EXOTEL_STREAM, mark: { name } }),
+  runtimeClear: text({ event: 'clear', stream_sid: EXOTEL_STREAM }),
+  runtimeMarkEvent: (name) => ({ type: 'mark', name }),
+  reveal: (start) => start,
+};
+
+const BANDWIDTH_IDS = { accountId: '5555555', callId: 'c-2a913f94-6a486f3a-3cae-4034-bcc3-f0c9fa77ca2f' };
+const bandwidthMetadata = {
+  ...BANDWIDTH_IDS,
+  streamId: 's-2a913f94-93e1c5b4-4ca3-4b3a-87d6-0f5a1bc29e2f',
+  streamName: 'callrec',
+  tracks: ['inbound', 'outbound'].map((name) => ({ name, mediaFormat: { encoding: 'audio/PCMU', sampleRate: 8000 } })),
+};
+const bandwidthMedia = (leg: 'caller' | 'agent', n: number, payload: string): Frame =>
+  text({ ...BANDWIDTH_IDS, eventType: 'media', track: leg === 'caller' ? 'inbound' : 'outbound', sequenceNumber: 2 * n + (leg === 'caller' ? 1 : 2), payload });
+const bandwidth: ProviderKit = {
+  upgrade: { headers: {}, query: {} },
+  format: { codec: 'pcmu', sampleRate: 8000 },
+  frameBytes: 160,
+  carriesAgent: true,
+  connected: null,
+  start: text({ ...BANDWIDTH_IDS, eventType: 'start', metadata: bandwidthMetadata, streamParams: { agent_id: 'agent-1', call_id: 'call-1', token: SECRET } }),
+  unsupportedCodecStart: text({ ...BANDWIDTH_IDS, eventType: 'start', metadata: { ...bandwidthMetadata, tracks: [{ name: 'inbound', mediaFormat: { encoding: 'audio/OPUS', sampleRate: 48000 } }] } }),
+  // Frames carry no position: each track's nth frame is at n × 20 ms because n came before it.
+  media: (leg, n, payload) => bandwidthMedia(leg, n, payload.toString('base64')),
+  badPayload: (n) => bandwidthMedia('caller', n, 'not base64!'),
+  dtmf: null,
+  echoMark: null,
+  stop: text({ ...BANDWIDTH_IDS, eventType: 'stop', metadata: bandwidthMetadata }),
+  unknownEvent: text({ ...BANDWIDTH_IDS, eventType: 'hello' }),
+  runtimeMedia: (payload) => text({ eventType: 'playAudio', media: { contentType: 'audio/pcmu', payload: payload.toString('base64') } }),
+  runtimeMark: null,
+  runtimeClear: text({ eventType: 'clear' }),
+  runtimeMarkEvent: (name) => ({ type: 'mark', name }),
+  reveal: (start) => start,
+};
+
+/** SignalWire's `<Stream>` speaks Twilio's protocol: Twilio's messages, at its own endpoint. */
+export const KITS: Record<Provider, ProviderKit> = { twilio, telnyx, vonage, signalwire: twilio, plivo, exotel, bandwidth };

@@ -1,4 +1,4 @@
-import { MediaMessageScan } from '../../src/protocols/media-scan.js';
+import { MediaMessageScan, type MediaLayout } from '../../src/protocols/media-scan.js';
 import { ScratchDecoder } from '../../src/protocols/wire.js';
 import { adapters } from '../../src/protocols/index.js';
 import { splice as mutate } from '../../bench/mutate.js';
@@ -8,9 +8,10 @@ const PAYLOAD = Buffer.from(Array.from({ length: 160 }, (_, i) => (i * 37) & 0xf
 const TWILIO = `{"event":"media","sequenceNumber":"4","media":{"track":"inbound","chunk":"2","timestamp":"20","payload":"${PAYLOAD}"},"streamSid":"MZ18ad3ab5a668481ce02b83e7395059f0"}`;
 const TELNYX = `{"event":"media","sequence_number":"5","media":{"track":"outbound","chunk":3,"timestamp":40,"payload":"${PAYLOAD}"},"stream_id":"32de0dea-53cb-4b21-89a4-9b2e8f8f0b3d"}`;
 const RUNTIME = `{"event":"media","streamSid":"MZ1","media":{"payload":"${PAYLOAD}"}}`;
+const BANDWIDTH = `{"accountId":"5555555","callId":"c-2a913f94","eventType":"media","track":"inbound","sequenceNumber":2,"payload":"${PAYLOAD}"}`;
 
 /** What the scan must report, derived the ordinary way: JSON.parse, then the same field rules; null = must not accept. */
-function reference(text: string) {
+function reference(text: string, layout: MediaLayout) {
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -19,8 +20,8 @@ function reference(text: string) {
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return null;
   const message = value as Record<string, unknown>;
-  const media = message.media as Record<string, unknown> | undefined;
-  if (message.event !== 'media' || typeof media !== 'object' || media === null || Array.isArray(media)) return null;
+  const media = (layout === 'flat' ? message : message.media) as Record<string, unknown> | undefined;
+  if ((layout === 'flat' ? message.eventType : message.event) !== 'media' || typeof media !== 'object' || media === null || Array.isArray(media)) return null;
   const count = (v: unknown) => (v === undefined ? -1 : typeof v === 'number' ? v : Number(v));
   return {
     leg: media.track === undefined ? null : media.track === 'inbound' ? 'caller' : media.track === 'outbound' ? 'agent' : 'bad',
@@ -31,9 +32,9 @@ function reference(text: string) {
 }
 
 /** Scans `text`; when the scan accepts, its reading must match JSON.parse's exactly. Returns whether it accepted. */
-function checkAgainstJsonParse(text: string): boolean {
+function checkAgainstJsonParse(text: string, layout: MediaLayout = 'nested'): boolean {
   const bytes = Buffer.from(text, 'latin1');
-  const scan = new MediaMessageScan();
+  const scan = new MediaMessageScan(layout);
   if (!scan.scan(bytes)) return false;
   if (scan.payloadStart >= 0 && /[\u0000-\u001f\\\u0080-\u00ff]/.test(bytes.toString('latin1', scan.payloadStart, scan.payloadEnd))) {
     // The scan leaves these to the payload's decoder, which must refuse them.
@@ -42,7 +43,7 @@ function checkAgainstJsonParse(text: string): boolean {
   }
   // What it accepts is ASCII, so valid UTF-8 without the socket checking it (skipUTF8Validation).
   if (!bytes.every((c) => c < 0x80)) throw new Error(`scan accepted non-ASCII ${JSON.stringify(text)}`);
-  const expected = reference(bytes.toString('utf8'));
+  const expected = reference(bytes.toString('utf8'), layout);
   const got = {
     leg: scan.leg,
     payload: scan.payloadStart < 0 ? null : bytes.toString('utf8', scan.payloadStart, scan.payloadEnd),
@@ -107,6 +108,26 @@ describe('MediaMessageScan', () => {
     // Mutations inside the payload or the ids keep the message valid: the scan must take those.
     expect(accepted).toBeGreaterThan(1000);
   });
+
+  test('flat (Bandwidth): reads the top-level fields, declines the nested shape, and never reads otherwise than JSON.parse (10,000 mutated messages)', () => {
+    expect(checkAgainstJsonParse(BANDWIDTH, 'flat')).toBe(true);
+    const scan = new MediaMessageScan('flat');
+    scan.scan(Buffer.from(BANDWIDTH.replace('"inbound"', '"outbound"')));
+    expect({ leg: scan.leg, timestamp: scan.timestamp, chunk: scan.chunk }).toEqual({ leg: 'agent', timestamp: -1, chunk: -1 });
+    for (const text of [TWILIO, BANDWIDTH.replace('"eventType":"media"', '"eventType":"start"'), BANDWIDTH.replace('"eventType"', '"event"')]) {
+      expect(checkAgainstJsonParse(text, 'flat')).toBe(false);
+    }
+    expect(checkAgainstJsonParse(BANDWIDTH)).toBe(false);
+    const random = rng(20261207);
+    let accepted = 0;
+    for (let i = 0; i < 10_000; i++) {
+      let text = BANDWIDTH;
+      const edits = 1 + Math.floor(random() * 3);
+      for (let e = 0; e < edits; e++) text = mutate(text, random);
+      if (checkAgainstJsonParse(text, 'flat')) accepted++;
+    }
+    expect(accepted).toBeGreaterThan(500);
+  });
 });
 
 describe('ScratchDecoder.decodeBytes (the fast path\'s payload decoder)', () => {
@@ -136,20 +157,21 @@ describe('ScratchDecoder.decodeBytes (the fast path\'s payload decoder)', () => 
 
 describe('adapters with the fast path', () => {
   test('a frame reads the same whether the scan or JSON.parse reads it', () => {
-    for (const provider of ['twilio', 'telnyx'] as const) {
-      const start =
-        provider === 'twilio'
-          ? { event: 'start', start: { streamSid: 'MZ1', callSid: 'CA1', tracks: ['inbound', 'outbound'], mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 8000, channels: 1 } } }
-          : { event: 'start', stream_id: 's1', start: { call_control_id: 'v3:1', media_format: { encoding: 'PCMU', sample_rate: 8000, channels: 1 } } };
+    for (const provider of ['twilio', 'telnyx', 'bandwidth'] as const) {
+      const start = {
+        twilio: { event: 'start', start: { streamSid: 'MZ1', callSid: 'CA1', tracks: ['inbound', 'outbound'], mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 8000, channels: 1 } } },
+        telnyx: { event: 'start', stream_id: 's1', start: { call_control_id: 'v3:1', media_format: { encoding: 'PCMU', sample_rate: 8000, channels: 1 } } },
+        bandwidth: { eventType: 'start', metadata: { callId: 'c-1', streamId: 's-1', tracks: [{ name: 'inbound', mediaFormat: { encoding: 'audio/PCMU', sampleRate: 8000 } }] } },
+      }[provider];
       const fast = adapters[provider]({ headers: {}, query: {} });
       const slow = adapters[provider]({ headers: {}, query: {} });
       fast.parseProviderMessage(Buffer.from(JSON.stringify(start)), false);
       slow.parseProviderMessage(Buffer.from(JSON.stringify(start)), false);
-      const text = provider === 'twilio' ? TWILIO : TELNYX;
+      const text = { twilio: TWILIO, telnyx: TELNYX, bandwidth: BANDWIDTH }[provider];
       // The escaped key sends the same message down the JSON.parse path.
       const a = fast.parseProviderMessage(Buffer.from(text), false) as { payload: Buffer };
       const aCopy = { ...a, payload: Buffer.from(a.payload) };
-      const b = slow.parseProviderMessage(Buffer.from(text.replace('"event"', '"\\u0065vent"')), false) as { payload: Buffer };
+      const b = slow.parseProviderMessage(Buffer.from(text.replace(/"(event|eventType)"/, (key) => key.replace('e', '\\u0065'))), false) as { payload: Buffer };
       expect({ ...b, payload: Buffer.from(b.payload) }).toEqual(aCopy);
       expect(aCopy.payload.equals(Buffer.from(PAYLOAD, 'base64'))).toBe(true);
     }

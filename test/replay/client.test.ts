@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { adapters } from '../../src/protocols/index.js';
 import { replayFixture } from '../../src/replay/client.js';
 import { readFixture, type Fixture } from '../../src/replay/fixture.js';
 
@@ -68,6 +69,24 @@ describe('replayFixture', () => {
     await server.connections[0].closed;
     expectSameStream(fixture, server.connections[0].got, 0, (connected) => {
       expect(connected).toEqual({ event: 'websocket:connected', 'content-type': 'audio/l16;rate=16000', agent_id: 'v-1', token: 't' });
+    });
+    await server.close();
+  });
+
+  test.each([
+    ['plivo-fork-tones', 0],
+    ['exotel-voicebot-caller', 1],
+    ['bandwidth-fork-tones', 0],
+    ['signalwire-fork-tones', 1],
+  ])('%s: the parameters rewritten where the provider carries them, the rest byte for byte', async (name, startIndex) => {
+    const server = await recordingServer();
+    const fixture = await readFixture(path.join(FIXTURES, `${name}.jsonl`));
+    const { provider } = fixture.meta;
+    await replayFixture(fixture, { url: server.url(`/media/${provider}`), agentId: 'p-1', token: 'key-2', callId: 'call-3', speed: 'max' });
+    await server.connections[0].closed;
+    expectSameStream(fixture, server.connections[0].got, startIndex, (start) => {
+      const event = adapters[provider]({ headers: {}, query: {} }).parseProviderMessage(Buffer.from(JSON.stringify(start)), false);
+      expect(event).toMatchObject({ type: 'start', start: { params: { agent_id: 'p-1', token: 'key-2', call_id: 'call-3' } } });
     });
     await server.close();
   });

@@ -31,6 +31,12 @@ async function parse(file: string) {
 
 test('every capture is present and under 1 MB of JSON lines', () => {
   expect(files.sort()).toEqual([
+    'bandwidth-bidirectional-caller.jsonl',
+    'bandwidth-fork-tones.jsonl',
+    'exotel-voicebot-caller.jsonl',
+    'plivo-bidirectional-caller.jsonl',
+    'plivo-fork-tones.jsonl',
+    'signalwire-fork-tones.jsonl',
     'telnyx-fork-pcma.jsonl',
     'telnyx-fork-tones.jsonl',
     'twilio-connect-caller.jsonl',
