@@ -41,40 +41,48 @@ export async function ledgerExtract(store: Store, tenantId: string, recordingId:
   return rows;
 }
 
-const VERIFY_TXT = (audioName: string) => `This package proves what a callrec recording holds, who heard it, and where it sits in its
+/**
+ * Checking a package with stock tools (bash, coreutils, xxd, OpenSSL 3), run from the unpacked
+ * package with the manifest key's `x` in `$X`. The same lines are in VERIFY.txt and docs/evidence.md,
+ * and a test runs them.
+ */
+export const OPENSSL_RECIPE = `# 1. the audio is the one the manifest names (compare the two hashes)
+sha256sum recording.*
+cut -d. -f2 manifest.jws | tr '_-' '/+' | base64 -d 2>/dev/null | grep -o '"sha256":"[0-9a-f]*"' | head -1
+
+# 2. the signature: the signing input, the signature, the key (keys.json's "x" for the manifest's kid, in $X)
+cut -d. -f1,2 manifest.jws | tr -d '\\n' > signed-input
+sig=$(cut -d. -f3 manifest.jws | tr '_-' '/+'); while [ $(( \${#sig} % 4 )) -ne 0 ]; do sig="$sig="; done
+printf '%s' "$sig" | base64 -d > signature
+x=$(printf '%s' "$X" | tr '_-' '/+'); while [ $(( \${#x} % 4 )) -ne 0 ]; do x="$x="; done
+{ printf '302a300506032b6570032100'; printf '%s' "$x" | base64 -d | xxd -p -c 64; } | xxd -r -p | openssl pkey -pubin -inform DER -out key.pem
+openssl pkeyutl -verify -pubin -inkey key.pem -rawin -in signed-input -sigfile signature
+`;
+
+const VERIFY_TXT = `This package proves what a callrec recording holds, who heard it, and where it sits in its
 tenant's ledger. Check it with callrec:
 
     callrec verify evidence.zip
 
-or without callrec, with stock tools:
+or without callrec, with stock tools (bash, OpenSSL 3, xxd), from this folder, with X set to the
+"x" of the key in keys.json whose "kid" the manifest's header names:
 
-1. The audio is the one the manifest names:
-       sha256sum ${audioName}
-   equals "audio.sha256" in the manifest's payload (the middle part of manifest.jws, base64url).
+${OPENSSL_RECIPE}
+The last line prints "Signature Verified Successfully". Any JOSE library (EdDSA / Ed25519) verifies
+manifest.jws against keys.json too.
 
-2. The manifest is signed by the key its header names ("kid"), published in keys.json (and at
-   the server's /.well-known/callrec-keys.json). With OpenSSL 3:
-       cut -d. -f1,2 manifest.jws | tr -d '\\n' > signed-input
-       cut -d. -f3 manifest.jws | tr '_-' '/+' | base64 -d > signature    (pad with = to a multiple of 4)
-       # keys.json's "x" for that kid, as a PEM public key:
-       printf '302a300506032b6570032100%s' "$(printf '%s' X | tr '_-' '/+' | base64 -d | xxd -p -c 64)" | xxd -r -p | openssl pkey -pubin -inform DER -out key.pem
-       openssl pkeyutl -verify -pubin -inkey key.pem -rawin -in signed-input -sigfile signature
-   prints "Signature Verified Successfully". Any JOSE library (EdDSA / Ed25519) verifies it too.
+ledger.jsonl holds ledger entries in order, one {"entry", "hash"} per line: each hash is the
+SHA-256 of its entry's text, each entry's "prev" is the hash of the line before, and the manifest's
+"ledger" field names its own entry's seq and prev. The manifest's entry carries the SHA-256 of
+manifest.jws. Access entries after it list who streamed, downloaded or exported the recording.
 
-3. ledger.jsonl holds ledger entries in order, one {"entry", "hash"} per line: each hash is the
-   SHA-256 of its entry's text, each entry's "prev" is the hash of the line before, and the
-   manifest's "ledger" field names its own entry's seq and prev. The manifest's entry carries the
-   SHA-256 of manifest.jws. Access entries after it list who streamed or downloaded the recording.
+consent-prompt.<codec>-<rate>.raw, where the call played a consent prompt, is that prompt's audio
+exactly as sent into the call (headerless; pcmu-8000 is G.711 mu-law at 8 kHz): its SHA-256 is
+"consent.prompt_audio_sha256" in the manifest. To listen: sox -t ul -r 8000 consent-prompt.pcmu-8000.raw prompt.wav
 
-4. consent-prompt.<codec>-<rate>.raw, where the call played a consent prompt, is that prompt's
-   audio exactly as sent into the call (headerless; e.g. pcmu-8000 is G.711 mu-law at 8 kHz):
-       sha256sum consent-prompt.*.raw
-   equals "consent.prompt_audio_sha256" in the manifest. To listen:
-       sox -t ul -r 8000 consent-prompt.pcmu-8000.raw prompt.wav
-
-5. manifest.tsr, where present, is an RFC 3161 time-stamp token over manifest.jws from the
-   time-stamping authority the operator chose: it proves the manifest existed at its time.
-       openssl ts -verify -data manifest.jws -in manifest.tsr -token_in -CAfile <the authority's CA certificate>
+manifest.tsr, where present, is an RFC 3161 time-stamp token over manifest.jws from the
+time-stamping authority the operator chose: it proves the manifest existed at its time.
+    openssl ts -verify -data manifest.jws -in manifest.tsr -token_in -CAfile <the authority's CA certificate>
 
 A signature proves the audio and its record are unchanged since callrec signed them at capture's
 end, and that the ledger up to the manifest is as it was then; it does not prove what the
@@ -88,7 +96,7 @@ export function evidenceZip(files: EvidenceFiles): Uint8Array {
     'manifest.jws': strToU8(files.manifest),
     'keys.json': strToU8(`${JSON.stringify(files.keys, null, 2)}\n`),
     'ledger.jsonl': strToU8(files.ledger.map((row) => JSON.stringify(row)).join('\n') + '\n'),
-    'VERIFY.txt': strToU8(VERIFY_TXT(files.audioName)),
+    'VERIFY.txt': strToU8(VERIFY_TXT),
     ...(files.timestamp ? { 'manifest.tsr': files.timestamp } : {}),
     ...(files.prompt ? { [files.prompt.name]: files.prompt.audio } : {}),
   };

@@ -10,7 +10,7 @@ import { MasterKeyring } from '../../src/crypto/keys.js';
 import { auditLedgers } from '../../src/evidence/audit.js';
 import { Evidence } from '../../src/evidence/index.js';
 import type { KeySet } from '../../src/evidence/keys.js';
-import { readEvidenceZip } from '../../src/evidence/package.js';
+import { OPENSSL_RECIPE, readEvidenceZip } from '../../src/evidence/package.js';
 import { verifyRecording } from '../../src/evidence/verify.js';
 import { readFixture } from '../../src/replay/fixture.js';
 import { replayFixture } from '../../src/replay/client.js';
@@ -189,6 +189,20 @@ describe('evidence over the API', () => {
     await fs.writeFile(zipFile, Buffer.from(await zipResponse.arrayBuffer()));
     const pkg = readEvidenceZip(await fs.readFile(zipFile));
     expect(pkg.audio).toEqual(new Uint8Array(audio));
+
+    // The stock-tools recipe of VERIFY.txt and docs/evidence.md, run as written on the unpacked package.
+    const unpacked = await fs.mkdtemp(path.join(os.tmpdir(), 'callrec-evidence-unpacked-'));
+    await fs.writeFile(path.join(unpacked, pkg.audioName), pkg.audio);
+    await fs.writeFile(path.join(unpacked, 'manifest.jws'), pkg.manifest);
+    const kid = JSON.parse(Buffer.from(pkg.manifest.split('.')[0], 'base64url').toString()).kid;
+    const stock = await run('bash', ['-e', '-c', OPENSSL_RECIPE], { cwd: unpacked, env: { PATH: process.env.PATH, X: pkg.keys.keys.find((k) => k.kid === kid)!.x } });
+    expect(stock.stdout).toContain('Signature Verified Successfully');
+    const sha = createHash('sha256').update(pkg.audio).digest('hex');
+    expect(stock.stdout).toContain(`${sha}  ${pkg.audioName}`);
+    expect(stock.stdout).toContain(`"sha256":"${sha}"`);
+    expect(await fs.readFile(path.join(ROOT, 'docs/evidence.md'), 'utf8')).toContain(OPENSSL_RECIPE);
+    await fs.rm(unpacked, { recursive: true, force: true });
+
     await ts.close();
     ts = undefined as never;
 
