@@ -16,7 +16,8 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci
 COPY . .
-# `npm run build`: the server (tsc into dist/) and the dashboard (vite into dist/web).
+# `npm run build`: what runs (tsconfig.build.json: server, workers, bench; no tests or fixtures)
+# into dist/, and the dashboard (vite) into dist/web.
 RUN npm run build \
  && npm prune --omit=dev
 

@@ -75,7 +75,7 @@ export async function provision(databaseUrl: string, what: Provisioned): Promise
 }
 
 /** Starts `callrec serve` as a child and waits for `/healthz`; `onLog` gets its log output (JSON lines), else it is dropped. */
-export async function startCallrec(env: Record<string, string>, workers: boolean, onLog?: (chunk: string) => void): Promise<Callrec> {
+export async function startCallrec(env: Record<string, string | undefined>, workers: boolean, onLog?: (chunk: string) => void): Promise<Callrec> {
   const port = await freePort();
   const child = startChild(CLI, workers ? ['serve'] : ['serve', '--no-workers'], { ...env, PORT: String(port), HOST: '127.0.0.1', PUBLIC_URL: `http://127.0.0.1:${port}` }, {
     execArgv: FROM_SOURCE ? ['--import', 'tsx'] : undefined,
@@ -84,6 +84,15 @@ export async function startCallrec(env: Record<string, string>, workers: boolean
   const baseUrl = `http://127.0.0.1:${port}`;
   await waitForHttp(`${baseUrl}/healthz`, child);
   return { child, baseUrl, wsUrl: `ws://127.0.0.1:${port}/media/twilio` };
+}
+
+/** Starts `callrec worker` as a child and waits for its `/healthz` (on WORKER_PORT). */
+export async function startWorker(env: Record<string, string | undefined>): Promise<{ child: Child; baseUrl: string }> {
+  const port = await freePort();
+  const child = startChild(CLI, ['worker'], { ...env, WORKER_PORT: String(port), HOST: '127.0.0.1' }, { execArgv: FROM_SOURCE ? ['--import', 'tsx'] : undefined });
+  const baseUrl = `http://127.0.0.1:${port}`;
+  await waitForHttp(`${baseUrl}/healthz`, child);
+  return { child, baseUrl };
 }
 
 /** Removes every Redis key under the prefixes. */

@@ -68,7 +68,8 @@ export interface ChildOptions {
 }
 
 /** Starts a Node script as a child with an IPC channel (structured clone, so typed arrays pass). */
-export function startChild(script: string, args: string[], env: Record<string, string>, opts: ChildOptions = {}): Child {
+/** `env` is laid over this process's; a variable set to undefined is left out. */
+export function startChild(script: string, args: string[], env: Record<string, string | undefined>, opts: ChildOptions = {}): Child {
   installExitHook();
   const stdout = opts.onStdout ? 'pipe' : 'ignore';
   const child = fork(script, args, { env: { ...process.env, ...env }, execArgv: opts.execArgv, stdio: ['ignore', stdout, 'pipe', 'ipc'], serialization: 'advanced' });

@@ -6,10 +6,13 @@
  * end, whether RSS per call stayed flat: whether RSS grew over the run beyond what the number
  * of live calls explains.
  */
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { pathToFileURL } from 'node:url';
 import { blastCall } from './load.js';
-import { nodeData, provision, startCallrec, type Callrec } from './node.js';
-import { rssBytes } from './proc.js';
+import { nodeData, provision, startCallrec, startWorker, type Callrec } from './node.js';
+import { rssBytes, type Child } from './proc.js';
 
 export interface SoakOptions {
   minutes: number;
@@ -17,6 +20,10 @@ export interface SoakOptions {
   calls: number;
   /** Seconds between samples (default 10). */
   everySeconds?: number;
+  /** Finalize recordings in a separate `callrec worker` (spools shipped through a file:// SPOOL_URL) instead of in the node. */
+  worker?: boolean;
+  /** glibc's MALLOC_ARENA_MAX for the processes; default 2, as the image sets it; null leaves it unset. */
+  mallocArenaMax?: number | null;
   log?: (line: string) => void;
 }
 
@@ -33,6 +40,8 @@ export interface SoakSample {
   spoolPendingBytes: number | null;
   /** Recording jobs waiting or running, on this node's queue and the shared one. */
   queueJobs: number;
+  /** The separate worker's RSS, MiB; null without one. */
+  workerRssMiB: number | null;
 }
 
 export interface SoakReport {
@@ -45,6 +54,8 @@ export interface SoakReport {
   slopeKiBPerMinute: number;
   /** That growth over the run after the warm-up, as a share of the mean RSS above idle. */
   drift: number;
+  /** The separate worker's RSS growth after the warm-up, KiB per minute; null without one. */
+  workerSlopeKiBPerMinute: number | null;
   flat: boolean;
 }
 
@@ -55,6 +66,8 @@ const CALL_SECONDS = 180;
 const WARM_UP = 0.2;
 /** RSS growing, at a constant number of calls, by less than this share of itself over the run counts as flat. */
 const FLAT_DRIFT = 0.1;
+/** A worker's RSS (its load does not follow live calls) growing by less than this, KiB per minute, counts as flat. */
+const FLAT_WORKER_KIB_PER_MINUTE = 1024;
 const MIB = 1024 * 1024;
 
 /** Sum of a Prometheus metric's samples whose label text includes `labels`; null when the node does not serve the metric. */
@@ -91,7 +104,7 @@ export function fitRss(points: Array<{ calls: number; minutes: number; kib: numb
   return { perCall: (stt * scy - sct * sty) / det, perMinute: (scc * sty - sct * scy) / det };
 }
 
-async function sample(node: Callrec, startedAt: number, idleRss: number): Promise<SoakSample> {
+async function sample(node: Callrec, worker: Child | null, startedAt: number, idleRss: number): Promise<SoakSample> {
   const text = await (await fetch(`${node.baseUrl}/metrics`)).text();
   const rss = rssBytes(node.child.pid);
   const liveCalls = metricSum(text, 'callrec_calls_active') ?? 0;
@@ -105,11 +118,12 @@ async function sample(node: Callrec, startedAt: number, idleRss: number): Promis
     rssPerCallKiB: liveCalls > 0 ? (rss - idleRss) / 1024 / liveCalls : 0,
     spoolPendingBytes: metricSum(text, 'callrec_spool_pending_bytes'),
     queueJobs,
+    workerRssMiB: worker ? rssBytes(worker.pid) / MIB : null,
   };
 }
 
 const formatSample = (s: SoakSample) =>
-  `${s.atMinutes.toFixed(1).padStart(5)} min  RSS ${s.rssMiB.toFixed(0).padStart(5)} MiB (heap ${s.heapMiB.toFixed(0)}, external ${s.externalMiB.toFixed(0)})  calls ${String(s.liveCalls).padStart(4)}  RSS/call ${s.rssPerCallKiB.toFixed(0).padStart(5)} KiB  spool backlog ${s.spoolPendingBytes === null ? 'n/a' : `${(s.spoolPendingBytes / 1024).toFixed(0)} KiB`}  queue ${s.queueJobs}`;
+  `${s.atMinutes.toFixed(1).padStart(5)} min  RSS ${s.rssMiB.toFixed(0).padStart(5)} MiB (heap ${s.heapMiB.toFixed(0)}, external ${s.externalMiB.toFixed(0)})  calls ${String(s.liveCalls).padStart(4)}  RSS/call ${s.rssPerCallKiB.toFixed(0).padStart(5)} KiB  spool backlog ${s.spoolPendingBytes === null ? 'n/a' : `${(s.spoolPendingBytes / 1024).toFixed(0)} KiB`}  queue ${s.queueJobs}${s.workerRssMiB === null ? '' : `  worker RSS ${s.workerRssMiB.toFixed(0)} MiB`}`;
 
 /** Runs the soak; prints a line per sample and the verdict. */
 export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
@@ -117,17 +131,31 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
   const data = await nodeData('soak');
   // As fast as the node allows: audio may run ahead of the wall clock (README "Limits"), and one
   // key polls and streams far past a tenant's defaults.
-  // glibc's allocator set as the image sets it (Dockerfile, MALLOC_ARENA_MAX): the soak measures the node as deployed.
-  const env = { ...data.env, MALLOC_ARENA_MAX: '2', STREAM_AUDIO_LEAD_SECONDS: '86400', RATE_LIMIT_PER_KEY: String(1e9), MAX_STREAMS_PER_TENANT: String(1e6) };
+  // glibc's allocator set by default as the image sets it (Dockerfile, MALLOC_ARENA_MAX): the node as deployed.
+  const arenas = opts.mallocArenaMax === undefined ? 2 : opts.mallocArenaMax;
+  const env: Record<string, string | undefined> = {
+    ...data.env,
+    MALLOC_ARENA_MAX: arenas === null ? undefined : String(arenas),
+    STREAM_AUDIO_LEAD_SECONDS: '86400',
+    RATE_LIMIT_PER_KEY: String(1e9),
+    MAX_STREAMS_PER_TENANT: String(1e6),
+    // With a separate worker, spools reach it through a bucket, and both hold the one master key.
+    ...(opts.worker ? { SPOOL_URL: pathToFileURL(path.join(data.dataDir, 'spools')).href, CALLREC_MASTER_KEY: randomBytes(32).toString('base64') } : {}),
+  };
   let node: Callrec | null = null;
+  let worker: Child | null = null;
   const stop = new AbortController();
   try {
     const token = await provision(data.env.DATABASE_URL, { ...AGENT, scopes: [...AGENT.scopes] });
-    node = await startCallrec(env, true);
+    node = await startCallrec(env, !opts.worker);
+    if (opts.worker) worker = (await startWorker({ ...env, DATA_DIR: path.join(data.dataDir, 'worker') })).child;
     const live = node;
     await sleep(1000);
     const idleRss = rssBytes(live.child.pid);
-    log(`soak: ${opts.minutes} min, one long call and ${opts.calls} calls of ${CALL_SECONDS} s audio at once, each at max speed; idle RSS ${(idleRss / MIB).toFixed(0)} MiB`);
+    log(
+      `soak: ${opts.minutes} min, one long call and ${opts.calls} calls of ${CALL_SECONDS} s audio at once, each at max speed; ` +
+        `${worker ? 'recordings finalized by a separate callrec worker' : 'workers in the node'}; MALLOC_ARENA_MAX ${arenas ?? 'unset'}; idle RSS ${(idleRss / MIB).toFixed(0)} MiB`,
+    );
     const params = { agent_id: AGENT.agentId, token };
     let callsEnded = 0;
     let next = 0;
@@ -145,8 +173,10 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
     const deadline = startedAt + opts.minutes * 60_000;
     while (performance.now() < deadline) {
       await sleep(Math.min((opts.everySeconds ?? 10) * 1000, Math.max(0, deadline - performance.now())));
-      if (live.child.process.exitCode !== null || live.child.process.signalCode !== null) throw new Error(`the node exited: ${live.child.stderr().slice(-2000)}`);
-      const s = await sample(live, startedAt, idleRss);
+      for (const [name, child] of [['node', live.child], ['worker', worker]] as const) {
+        if (child && (child.process.exitCode !== null || child.process.signalCode !== null)) throw new Error(`the ${name} exited: ${child.stderr().slice(-2000)}`);
+      }
+      const s = await sample(live, worker, startedAt, idleRss);
       samples.push(s);
       log(formatSample(s));
     }
@@ -158,15 +188,19 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
     const { perCall, perMinute } = fitRss(points);
     const meanKiB = points.reduce((n, p) => n + p.kib, 0) / Math.max(1, points.length);
     const drift = meanKiB > 0 ? Math.abs(perMinute * opts.minutes * (1 - WARM_UP)) / meanKiB : 0;
-    const report = { samples, idleRssMiB: idleRss / MIB, callsEnded, perCallKiB: perCall, slopeKiBPerMinute: perMinute, drift, flat: steady.length >= 2 && drift < FLAT_DRIFT };
+    // The worker's load is the recordings in hand, not live calls: its time term alone.
+    const workerSlope = worker ? fitRss(steady.map((s) => ({ calls: 0, minutes: s.atMinutes, kib: s.workerRssMiB! * 1024 }))).perMinute : null;
+    const workerFlat = workerSlope === null || workerSlope < FLAT_WORKER_KIB_PER_MINUTE;
+    const report = { samples, idleRssMiB: idleRss / MIB, callsEnded, perCallKiB: perCall, slopeKiBPerMinute: perMinute, drift, workerSlopeKiBPerMinute: workerSlope, flat: steady.length >= 2 && drift < FLAT_DRIFT && workerFlat };
     log(
       `soak: ${callsEnded} calls ended; after the warm-up RSS above idle is ${perCall.toFixed(0)} KiB per live call and grows ${perMinute >= 0 ? '+' : ''}${perMinute.toFixed(1)} KiB/min at a constant number of calls ` +
-        `(${(drift * 100).toFixed(1)}% of it over the run): ${report.flat ? 'flat' : steady.length < 2 ? 'too few samples to tell' : 'NOT flat'}`,
+        `(${(drift * 100).toFixed(1)}% of it over the run)${workerSlope === null ? '' : `; the worker's RSS grows ${workerSlope >= 0 ? '+' : ''}${workerSlope.toFixed(1)} KiB/min`}: ` +
+        `${report.flat ? 'flat' : steady.length < 2 ? 'too few samples to tell' : 'NOT flat'}`,
     );
     return report;
   } finally {
     stop.abort();
-    await node?.child.stop(10_000);
+    await Promise.all([node?.child.stop(10_000), worker?.stop(10_000)]);
     await data.remove().catch((err: Error) => log(`could not remove the node's data: ${err.message}`));
   }
 }

@@ -299,10 +299,13 @@ program
   .description('soak test: starts callrec as a child process, streams a long call and many more at max speed, prints RSS, RSS per call, spool backlog and queue over time')
   .option('--minutes <n>', 'how long to run, min', positiveInt, 10)
   .option('--calls <n>', 'calls streaming at once besides the long one', positiveInt, 50)
-  .addHelpText('after', helpTail([], 'npm run soak -- --minutes 30 --calls 100'))
-  .action(async (opts: { minutes: number; calls: number }) => {
+  .option('--worker', 'finalize recordings in a separate `callrec worker` process (spools shipped through a file:// SPOOL_URL)')
+  .option('--malloc-arena-max <n>', "glibc's MALLOC_ARENA_MAX for the processes (as the image sets it)", positiveInt, 2)
+  .option('--no-malloc-arena-max', 'leave MALLOC_ARENA_MAX unset (glibc default: 8 arenas per core)')
+  .addHelpText('after', helpTail([], 'npm run soak -- --minutes 30 --calls 100 --worker'))
+  .action(async (opts: { minutes: number; calls: number; worker?: boolean; mallocArenaMax: number | false }) => {
     const { runSoak } = await import('../bench/soak.js');
-    const report = await runSoak({ minutes: opts.minutes, calls: opts.calls });
+    const report = await runSoak({ minutes: opts.minutes, calls: opts.calls, worker: opts.worker, mallocArenaMax: opts.mallocArenaMax === false ? null : opts.mallocArenaMax });
     if (!report.flat) process.exitCode = 1;
   });
 

@@ -60,11 +60,50 @@ export interface RecoveryOptions {
   lastSeen?(nodeId: string): Promise<Date | null>;
   /** Without them, recordings failed by a bucket outage are left to `callrec jobs retry`. */
   buckets?: BucketProbes;
+  /**
+   * A periodic sweep's place in the unbounded lists (see `SWEEP_BATCH`); without it (recovery at
+   * start) every recording is checked, and spool files no recording names are looked for.
+   */
+  batches?: SweepBatches;
   log?: Logger;
   now?: () => Date;
 }
 
-async function* recordingsIn(store: Store, tenantId: string, status: RecordingStatus): AsyncGenerator<CallWithRecording> {
+/**
+ * Recordings a periodic sweep checks per tenant and status, of those whose number has no bound
+ * (`processing`: a worker backlog; `failed`: a long bucket outage), continuing each sweep where
+ * the last one stopped and starting over at the end: with thousands of them, a sweep's Redis and
+ * disk work stays the same, and each is still looked at every few sweeps.
+ */
+export const SWEEP_BATCH = 200;
+
+/** Where the periodic sweeps have got to in each (tenant, status) list; one per node. */
+export class SweepBatches {
+  readonly size: number;
+  readonly #cursors = new Map<string, string>();
+
+  constructor(size = SWEEP_BATCH) {
+    this.size = size;
+  }
+
+  /** The next `size` recordings of the list, from where the last sweep stopped. */
+  async *next(store: Store, tenantId: string, status: RecordingStatus): AsyncGenerator<CallWithRecording> {
+    const key = `${tenantId}\u0000${status}`;
+    const page = await store.calls.list(tenantId, { status }, this.#cursors.get(key), this.size);
+    if (page.nextCursor) this.#cursors.set(key, page.nextCursor);
+    else this.#cursors.delete(key);
+    yield* page.items;
+  }
+}
+
+/** Statuses whose recordings are all checked by every sweep: as many as the live calls. */
+const LIVE: readonly RecordingStatus[] = ['recording', 'paused'];
+
+async function* recordingsIn(store: Store, tenantId: string, status: RecordingStatus, batches: SweepBatches | undefined): AsyncGenerator<CallWithRecording> {
+  if (batches && !LIVE.includes(status)) {
+    yield* batches.next(store, tenantId, status);
+    return;
+  }
   let cursor: string | undefined;
   do {
     const page = await store.calls.list(tenantId, { status }, cursor, 200);
@@ -106,12 +145,20 @@ export async function recoverSpools(store: Store, queues: RecordingQueues, dataD
   const spooled: Array<CallWithRecording & { recording: Recording }> = [];
   for (const tenant of await store.tenants.list()) {
     for (const status of SPOOLED) {
-      for await (const item of recordingsIn(store, tenant.id, status)) if (item.recording?.spoolPath) spooled.push(item as CallWithRecording & { recording: Recording });
+      for await (const item of recordingsIn(store, tenant.id, status, opts.batches)) if (item.recording?.spoolPath) spooled.push(item as CallWithRecording & { recording: Recording });
     }
   }
+  // Asked once per node per sweep, however many of its calls are listed.
+  const alive = new Map<string, Promise<boolean>>();
+  const isNodeAlive = (nodeId: string) => alive.get(nodeId) ?? alive.set(nodeId, opts.isNodeAlive(nodeId)).get(nodeId)!;
+  const sweepOpts = { ...opts, isNodeAlive };
   for (const item of spooled) {
     const { call, recording } = item;
     known.add(path.resolve(recording.spoolPath!));
+    // Cheap checks first, so a sweep stats no spool it has nothing to do with: a live call on a
+    // live node, or a recording failed for a reason that no returning node or bucket mends.
+    if (recording.status === 'failed' && !recording.error?.startsWith(SPOOL_UNREACHABLE) && !recording.error?.startsWith(STORAGE_UNREACHABLE)) continue;
+    if (LIVE.includes(recording.status) && call.status !== 'ended' && call.nodeId !== null && (await isNodeAlive(call.nodeId))) continue;
     const local = await spoolExists(recording);
     if (recording.status === 'failed') {
       const nodeBack = local && recording.spoolUrl === null && recording.error?.startsWith(SPOOL_UNREACHABLE);
@@ -122,7 +169,7 @@ export async function recoverSpools(store: Store, queues: RecordingQueues, dataD
       }
       continue;
     }
-    if (!(await abandoned(item, opts, nowMs, local))) continue;
+    if (!(await abandoned(item, sweepOpts, nowMs, local))) continue;
     // A shipped spool is reachable from every node, and finalized from the shared queue; but one
     // whose call died with its file on this disk is finalized here from the file, which also holds
     // the segment being filled: a node restarted on its DATA_DIR loses ~1 s per call, not a segment.
@@ -135,13 +182,14 @@ export async function recoverSpools(store: Store, queues: RecordingQueues, dataD
       }
       const processing = recording.status === 'processing' ? recording : (await store.recordings.update(recording.id, { status: 'processing' }))!;
       if (await requeueRecording(queues, processing, local && died ? opts.nodeId : spoolNode(recording, opts.nodeId))) report.requeued.push(processing);
-    } else if (call.nodeId !== null && call.nodeId !== opts.nodeId && !(await opts.isNodeAlive(call.nodeId))) {
+    } else if (call.nodeId !== null && call.nodeId !== opts.nodeId && !(await isNodeAlive(call.nodeId))) {
       if (call.status === 'live') await store.calls.update(call.tenantId, call.id, { status: 'ended', endedAt: new Date(nowMs).toISOString(), endReason: 'media node lost' });
       const error = `${SPOOL_UNREACHABLE}: the spool is on node ${call.nodeId}, which is down; it is finalized when that node is back`;
       report.unreachable.push((await store.recordings.update(recording.id, { status: 'failed', error }))!);
     }
   }
-  for (const file of await orphans(path.join(dataDir, 'spool'), known)) {
+  // Only with every recording listed: a batch knows too few to tell an orphan.
+  for (const file of opts.batches ? [] : await orphans(path.join(dataDir, 'spool'), known)) {
     // Its recording was finalized on another node from the shipped copy (this node died, or was
     // slower to take the job): the local copy is only plaintext audio lying about.
     const owner = await store.recordings.getBySpoolPath(file);

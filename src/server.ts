@@ -25,7 +25,7 @@ import { MediaMetrics } from './metrics.js';
 import { adapters } from './protocols/index.js';
 import type { Provider } from './protocols/types.js';
 import { RecordingEnqueuer, type RecordingJobData } from './queue/recordings.js';
-import { recoverSpools, RecoverySweep } from './recovery.js';
+import { recoverSpools, RecoverySweep, SweepBatches } from './recovery.js';
 import { NodeGauges } from './node-gauges.js';
 import { claimNodeIdentity } from './node-identity.js';
 import { Listener } from './listener.js';
@@ -130,10 +130,13 @@ export async function startServer(given: Config, opts: ServerOptions = {}): Prom
   const previousBeat = await heartbeat.start();
   // Before this node takes a stream, what its previous life on this DATA_DIR left is recovered at
   // once (its own node id is not alive yet); afterwards every sweep takes this node as alive.
+  // At start every recording is checked; the periodic sweeps take the long lists a batch at a time.
+  const batches = new SweepBatches();
   const recover = async (selfAlive: boolean) => {
     const report = await recoverSpools(store, recordings, config.dataDir, {
       nodeId,
       log,
+      batches: selfAlive ? batches : undefined,
       isNodeAlive: async (id) => (id === nodeId ? selfAlive : await heartbeat.isAlive(id)),
       lastSeen: async (id) => (id === nodeId && !selfAlive ? previousBeat : heartbeat.lastSeen(id)),
       buckets: { storageFor: (recording) => storage.forTenant(recording.tenantId), spoolAt: (url) => services.spools.storeAt(url) },

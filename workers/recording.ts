@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
+import { pipeline } from 'node:stream/promises';
 import { UnrecoverableError, type Job } from 'bullmq';
 import { encryptStream } from '../src/crypto/chunked.js';
 import { Evidence } from '../src/evidence/index.js';
@@ -185,10 +186,14 @@ export function createRecordingProcessor(deps: RecordingProcessorDeps) {
     const peaks = await waveformOf(pcm);
     await reaching('ERR_STORAGE_UNREACHABLE', storage.url, async () => {
       await putPeaks(storage, objectKey, dataKey, wrapped.keyId, peaks);
-      const plain = createReadStream(encoded);
       const body = encryptStream(dataKey, { keyId: wrapped.keyId });
-      plain.on('error', (err) => body.destroy(err)).pipe(body);
-      await storage.put(objectKey, body);
+      // A put that fails without consuming its body must still close the file: destroying the
+      // body ends the pipeline, which closes the file stream.
+      const upload = storage.put(objectKey, body).catch((err: unknown) => {
+        body.destroy(err as Error);
+        throw err;
+      });
+      await Promise.all([pipeline(createReadStream(encoded), body), upload]);
     });
     const durationMs = Math.round((info.frames * 1000) / info.sampleRate);
     // What the call lost as it ran (full disk, late frames) and what the spool lacks now (a crash).

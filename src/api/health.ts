@@ -5,9 +5,14 @@ import type { ApiDeps, ApiInstance } from './types.js';
 export const READINESS_CHECK_TIMEOUT_MS = 800;
 
 /** Whether `check` resolves within `READINESS_CHECK_TIMEOUT_MS` (a dependency that hangs is down). */
-export function passesInTime(check: Promise<unknown>): Promise<boolean> {
-  const late = sleep(READINESS_CHECK_TIMEOUT_MS, false, { ref: false });
-  return Promise.race([check.then(() => true, () => false), late]);
+export async function passesInTime(check: Promise<unknown>): Promise<boolean> {
+  const settled = new AbortController();
+  const late = sleep(READINESS_CHECK_TIMEOUT_MS, false, { signal: settled.signal }).catch(() => false);
+  try {
+    return await Promise.race([check.then(() => true, () => false), late]);
+  } finally {
+    settled.abort(); // the timer goes with the check
+  }
 }
 
 /**

@@ -141,9 +141,15 @@ export class RecordingEnqueuer {
   }
 }
 
-function attemptWithin(attempt: Promise<unknown>, ms: number): Promise<unknown> {
-  const timer = sleep(ms, undefined, { ref: false }).then(() => {
+/** The attempt, or a rejection after `ms`; the timer goes with the attempt (a retry loop through an outage would otherwise pile them up). */
+async function attemptWithin(attempt: Promise<unknown>, ms: number): Promise<unknown> {
+  const settled = new AbortController();
+  const timeout = sleep(ms, undefined, { signal: settled.signal }).then(() => {
     throw new Error(`no answer from Redis within ${ms} ms`);
   });
-  return Promise.race([attempt, timer]);
+  try {
+    return await Promise.race([attempt, timeout]);
+  } finally {
+    settled.abort();
+  }
 }

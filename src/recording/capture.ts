@@ -149,10 +149,11 @@ export class Capture {
     }
     if (position + n > this.#wallBound && position + n > this.#updateWallBound()) {
       this.#ahead++;
+      this.#lost(position, n, LOST.aheadOfWallClock);
       return;
     }
     if (position + n > this.#clock) this.#advance(position + n);
-    if (buffer.writeEncoded(position, n, payload, this.#decode, work.scratch) === 'dropped') this.#lostLate(position, n);
+    if (buffer.writeEncoded(position, n, payload, this.#decode, work.scratch) === 'dropped') this.#lost(position, n, LOST.lateFrames);
     const other = buffer === caller ? agent : caller;
     if (!this.#playout && other.stats.framesPlaced > 0) {
       this.#maxSkew = Math.max(this.#maxSkew, Math.abs(buffer.highWater - other.highWater));
@@ -243,13 +244,14 @@ export class Capture {
   }
 
   /**
-   * A frame too late for the jitter window: its place is in the spool already, as silence, so
-   * that stretch of the recording is lost audio (unless a pause silenced or skipped it anyway).
+   * A frame dropped: too late for the jitter window (its place is in the spool already, as
+   * silence) or ahead of the wall clock. Either way that stretch of the call is lost audio
+   * (unless a pause silenced or skipped it anyway).
    */
-  #lostLate(position: number, n: number): void {
+  #lost(position: number, n: number, reason: string): void {
     if (this.#pauses.some((p) => position < p.to && position + n > p.from)) return;
     const at = position - this.#start - this.#skipped;
-    this.#spool.markLost(at, at + n, LOST.lateFrames);
+    this.#spool.markLost(at, at + n, reason);
   }
 
   #updateWallBound(): number {

@@ -12,6 +12,7 @@ export const LOST = {
   writeFailed: 'spool write failed',
   queueFull: 'spool write queue full',
   lateFrames: 'frames arrived too late',
+  aheadOfWallClock: 'frames ran ahead of the wall clock',
   nodeLost: 'media node lost',
 } as const;
 

@@ -1,4 +1,3 @@
-import { Readable } from 'node:stream';
 import { text } from 'node:stream/consumers';
 import type { Waveform } from '../../media/peaks.js';
 import { encryptStream, openEncrypted } from '../crypto/chunked.js';
@@ -24,7 +23,9 @@ export function peaksKeyFor(audioKey: string): string {
 
 /** Stores the peaks encrypted under the recording's own data key, so they share its key handling (wrap, rotation, deletion). */
 export async function putPeaks(objects: ObjectStore, audioKey: string, dataKey: Buffer, keyId: string, peaks: PeaksDocument): Promise<void> {
-  await objects.put(peaksKeyFor(audioKey), Readable.from([Buffer.from(JSON.stringify(peaks))]).pipe(encryptStream(dataKey, { keyId })));
+  const body = encryptStream(dataKey, { keyId });
+  body.end(JSON.stringify(peaks));
+  await objects.put(peaksKeyFor(audioKey), body);
 }
 
 /** The stored peaks, or null when the recording has none (recorded before peaks existed). */

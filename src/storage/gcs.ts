@@ -2,7 +2,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import type { IncomingMessage } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { RETRYABLE_ERR_FN_DEFAULT, Storage, type Bucket, type StorageOptions } from '@google-cloud/storage';
+import type { Bucket, RETRYABLE_ERR_FN_DEFAULT, Storage, StorageOptions } from '@google-cloud/storage';
 import { CallrecError } from '../errors.js';
 import { BucketUrl } from './bucket.js';
 import type { ObjectStore } from './types.js';
@@ -27,9 +27,11 @@ const READ_RETRY_DELAY_MS = 1000;
 export class GcsObjectStore implements ObjectStore {
   readonly url: string;
   readonly #location: BucketUrl;
-  readonly #bucket: Bucket;
-  /** The same bucket without the library's retries, for object reads (see `get`). */
-  readonly #reads: Bucket;
+  /**
+   * The bucket, and the same bucket without the library's retries for object reads (see `get`).
+   * The SDK (gRPC, protobufs: tens of MB) loads here, so only a process that uses GCS pays for it.
+   */
+  readonly #sdk: Promise<{ bucket: Bucket; reads: Bucket; retryable: typeof RETRYABLE_ERR_FN_DEFAULT }>;
   readonly #maxRetries: number;
   readonly #timeoutMs: number;
 
@@ -38,7 +40,7 @@ export class GcsObjectStore implements ObjectStore {
     this.url = this.#location.href;
     const timeout = (this.#timeoutMs = opts.timeoutMs ?? 60_000);
     this.#maxRetries = opts.maxRetries ?? 3;
-    const storage = (retryOptions: StorageOptions['retryOptions']) => {
+    const storage = (Storage: typeof import('@google-cloud/storage').Storage, retryOptions: StorageOptions['retryOptions']) => {
       const client = new Storage({
         ...(opts.endpoint ? { apiEndpoint: opts.endpoint, useAuthWithCustomEndpoint: false } : {}),
         credentials: opts.credentials,
@@ -55,12 +57,16 @@ export class GcsObjectStore implements ObjectStore {
     // precondition) unretried. The library's resume after an interrupted upload crashes the
     // process with an unhandled 'error' when its status query fails too (the server went away;
     // seen with 7.22), so a failed put rejects instead and the caller retries the whole put.
-    this.#bucket = storage({ maxRetries: this.#maxRetries });
-    this.#reads = storage({ autoRetry: false });
+    this.#sdk = import('@google-cloud/storage').then((sdk) => ({
+      bucket: storage(sdk.Storage, { maxRetries: this.#maxRetries }),
+      reads: storage(sdk.Storage, { autoRetry: false }),
+      retryable: sdk.RETRYABLE_ERR_FN_DEFAULT,
+    }));
+    this.#sdk.catch(() => {}); // reported by the first call that needs it
   }
 
   async put(key: string, body: Readable): Promise<{ size: number }> {
-    const file = this.#bucket.file(this.#location.objectName(key));
+    const file = (await this.#sdk).bucket.file(this.#location.objectName(key));
     // A resumable upload session, streamed as one request: the object appears only once the
     // session completes, so a failed put leaves nothing behind.
     await pipeline(body, file.createWriteStream({ resumable: true, contentType: 'application/octet-stream' }));
@@ -77,14 +83,14 @@ export class GcsObjectStore implements ObjectStore {
       try {
         return await this.#open(key, range);
       } catch (err) {
-        if (attempt >= this.#maxRetries || !RETRYABLE_ERR_FN_DEFAULT(err as Parameters<typeof RETRYABLE_ERR_FN_DEFAULT>[0])) throw err;
+        if (attempt >= this.#maxRetries || !(await this.#sdk).retryable(err as Parameters<typeof RETRYABLE_ERR_FN_DEFAULT>[0])) throw err;
         await sleep(READ_RETRY_DELAY_MS * 2 ** attempt);
       }
     }
   }
 
   async #open(key: string, range?: { start: number; end: number }): Promise<Readable> {
-    const stream = this.#reads.file(this.#location.objectName(key)).createReadStream(range ? { start: range.start, end: range.end } : {});
+    const stream = (await this.#sdk).reads.file(this.#location.objectName(key)).createReadStream(range ? { start: range.start, end: range.end } : {});
     // The library sends the request on the first read and reports a 404 only as a stream error;
     // wait for the response so a missing object rejects here, as the contract says.
     const deadline = setTimeout(() => stream.destroy(new CallrecError('ERR_STORAGE_UNREACHABLE', `no response for ${key} in ${this.#timeoutMs} ms`)), this.#timeoutMs);
@@ -107,7 +113,7 @@ export class GcsObjectStore implements ObjectStore {
 
   async size(key: string): Promise<number | null> {
     try {
-      const [metadata] = await this.#bucket.file(this.#location.objectName(key)).getMetadata();
+      const [metadata] = await (await this.#sdk).bucket.file(this.#location.objectName(key)).getMetadata();
       return Number(metadata.size);
     } catch (err) {
       if (notFound(err)) return null;
@@ -120,7 +126,7 @@ export class GcsObjectStore implements ObjectStore {
   }
 
   async delete(key: string): Promise<void> {
-    await this.#bucket.file(this.#location.objectName(key)).delete({ ignoreNotFound: true });
+    await (await this.#sdk).bucket.file(this.#location.objectName(key)).delete({ ignoreNotFound: true });
   }
 }
 

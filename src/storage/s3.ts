@@ -1,13 +1,5 @@
 import { Readable } from 'node:stream';
-import {
-  DeleteObjectCommand,
-  GetObjectCommand,
-  HeadObjectCommand,
-  S3Client,
-  S3ServiceException,
-  type S3ClientConfig,
-} from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
+import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 import { CallrecError } from '../errors.js';
 import { BucketUrl } from './bucket.js';
 import type { ObjectStore } from './types.js';
@@ -27,11 +19,14 @@ export interface S3ObjectStoreOptions {
 
 const MiB = 1024 * 1024;
 
+type Sdk = typeof import('@aws-sdk/client-s3') & Pick<typeof import('@aws-sdk/lib-storage'), 'Upload'>;
+
 /** Objects in an S3 (or S3-compatible) bucket, `s3://bucket/prefix`. */
 export class S3ObjectStore implements ObjectStore {
   readonly url: string;
   readonly #location: BucketUrl;
-  readonly #client: S3Client;
+  /** The SDK (tens of MB) loads here, so only a process that uses S3 pays for it. */
+  readonly #sdk: Promise<{ client: S3Client } & Sdk>;
   readonly #partSize: number;
   readonly #queueSize: number;
 
@@ -40,14 +35,20 @@ export class S3ObjectStore implements ObjectStore {
     this.url = this.#location.href;
     this.#partSize = opts.partSize ?? 5 * MiB;
     this.#queueSize = opts.queueSize ?? 2;
-    this.#client = new S3Client({
-      region: opts.region ?? (process.env.AWS_REGION || 'us-east-1'),
-      credentials: opts.credentials,
-      ...(opts.endpoint ? { endpoint: opts.endpoint, forcePathStyle: true } : {}),
-    });
+    this.#sdk = Promise.all([import('@aws-sdk/client-s3'), import('@aws-sdk/lib-storage')]).then(([s3, { Upload }]) => ({
+      ...s3,
+      Upload,
+      client: new s3.S3Client({
+        region: opts.region ?? (process.env.AWS_REGION || 'us-east-1'),
+        credentials: opts.credentials,
+        ...(opts.endpoint ? { endpoint: opts.endpoint, forcePathStyle: true } : {}),
+      }),
+    }));
+    this.#sdk.catch(() => {}); // reported by the first call that needs it
   }
 
   async put(key: string, body: Readable): Promise<{ size: number }> {
+    const { client, Upload } = await this.#sdk;
     let size = 0;
     // Count on the way through: S3 answers a completed upload with an ETag, not a size.
     const counted = Readable.from((async function* () {
@@ -59,7 +60,7 @@ export class S3ObjectStore implements ObjectStore {
     // One PutObject for a body under a part, else a multipart upload, which S3 makes visible only
     // on completion and aborts (dropping its parts) on failure.
     const upload = new Upload({
-      client: this.#client,
+      client,
       params: { Bucket: this.#location.bucket, Key: this.#location.objectName(key), Body: counted, ContentType: 'application/octet-stream' },
       partSize: this.#partSize,
       queueSize: this.#queueSize,
@@ -74,8 +75,9 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   async get(key: string, range?: { start: number; end: number }): Promise<Readable> {
+    const { client, GetObjectCommand } = await this.#sdk;
     try {
-      const res = await this.#client.send(new GetObjectCommand({
+      const res = await client.send(new GetObjectCommand({
         Bucket: this.#location.bucket,
         Key: this.#location.objectName(key),
         Range: range ? `bytes=${range.start}-${range.end}` : undefined,
@@ -89,8 +91,9 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   async size(key: string): Promise<number | null> {
+    const { client, HeadObjectCommand } = await this.#sdk;
     try {
-      const head = await this.#client.send(new HeadObjectCommand({ Bucket: this.#location.bucket, Key: this.#location.objectName(key) }));
+      const head = await client.send(new HeadObjectCommand({ Bucket: this.#location.bucket, Key: this.#location.objectName(key) }));
       return head.ContentLength ?? 0;
     } catch (err) {
       if (notFound(err)) return null;
@@ -104,15 +107,16 @@ export class S3ObjectStore implements ObjectStore {
 
   async delete(key: string): Promise<void> {
     // S3 answers 204 for a missing key too.
-    await this.#client.send(new DeleteObjectCommand({ Bucket: this.#location.bucket, Key: this.#location.objectName(key) }));
+    const { client, DeleteObjectCommand } = await this.#sdk;
+    await client.send(new DeleteObjectCommand({ Bucket: this.#location.bucket, Key: this.#location.objectName(key) }));
   }
 
   /** Closes the client's sockets. */
   destroy(): void {
-    this.#client.destroy();
+    void this.#sdk.then(({ client }) => client.destroy(), () => {});
   }
 }
 
 function notFound(err: unknown): boolean {
-  return err instanceof S3ServiceException && err.$metadata.httpStatusCode === 404;
+  return (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404;
 }

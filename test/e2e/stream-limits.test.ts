@@ -283,11 +283,14 @@ describe('live streams', () => {
     expect(await metric(timed, 'callrec_frames_ahead_of_wall_clock_total')).toBe(before + ahead);
   });
 
-  test('50 s of audio sent as fast as the socket takes it records no more than the wall time plus 1 s', async () => {
+  test('50 s of audio sent as fast as the socket takes it records no more than the wall time plus 1 s, the rest listed as lost', async () => {
     const { recording, call, wallMs } = await flood(2500, (i) => i * 20);
     expect(recording.status).toBe('ready');
     expect(recording.durationMs!).toBeLessThanOrEqual(wallMs + 1000 + 20);
     expect((call.alignment as { framesAhead: number }).framesAhead).toBeGreaterThan(0);
+    // What was dropped is audio the call lost: the recording says so.
+    expect(recording.complete).toBe(false);
+    expect(recording.lostSpans).toEqual([expect.objectContaining({ end_ms: 50_000, reason: 'frames ran ahead of the wall clock' })]);
   });
 
   test('a stream at real time loses nothing to the wall-clock bound', async () => {

@@ -69,3 +69,26 @@ describe('frames too late for the jitter window', () => {
     expect(caller.subarray(500 * 8).every((v) => v !== 0)).toBe(true);
   });
 });
+
+describe('frames ahead of the wall clock', () => {
+  test('are dropped and listed as one lost span from where the bound cut them off to where the stream ended', async () => {
+    const file = path.join(dir, 'ahead.wav');
+    const spool = new SpoolWriter(file, { sampleRate: 8000, channels: 2 });
+    const capture = new Capture({ format: { codec: 'pcmu', sampleRate: 8000 }, spool, bridged: false, jitterMs: 100, maxLeadMs: 500 });
+    const tone = Buffer.alloc(160, 0x80);
+    // 2 s of audio at once: what runs past the wall clock plus 500 ms is dropped.
+    for (let f = 0; f < 100; f++) {
+      capture.pushFrame('caller', f * 20, tone);
+      capture.pushFrame('agent', f * 20, tone);
+    }
+    const frames = await capture.finish();
+    const { framesAhead } = capture.alignment;
+    expect(framesAhead).toBeGreaterThan(0);
+    expect(spool.lostSpans).toHaveLength(1);
+    const [span] = spool.lostSpans;
+    expect(span).toMatchObject({ end_ms: 2000, reason: 'frames ran ahead of the wall clock' });
+    // The span starts where the kept audio ends, and covers just the dropped frames.
+    expect(span.start_ms).toBe((frames / 8000) * 1000);
+    expect(((span.end_ms - span.start_ms) / 20) * 2).toBe(framesAhead);
+  });
+});

@@ -19,6 +19,8 @@ import { decodeAudio, findBursts, synthesizeTones, type ToneBurst } from '../hel
 import { createTestStore, type TestStore } from '../helpers/db.js';
 import { dropRedisPrefix, REDIS_URL, testPrefix } from '../helpers/redis.js';
 import { shippedSpoolStores } from '../../src/recording/shared-spool.js';
+import { GcsObjectStore } from '../../src/storage/gcs.js';
+import { GcsTestServer } from '../helpers/gcs-server.js';
 
 
 /** A local store whose uploads fail the first `failures` times, as a bucket that is down would. */
@@ -79,8 +81,8 @@ describe('recordings worker', () => {
     return { recordingId: rec.id, spoolPath };
   }
 
-  async function waitFor(recordingId: string, status: string) {
-    for (let i = 0; i < 200; i++) {
+  async function waitFor(recordingId: string, status: string, polls = 200) {
+    for (let i = 0; i < polls; i++) {
       const rec = await db.store.recordings.get(recordingId);
       if (rec?.status === status) return rec;
       await sleep(25);
@@ -116,6 +118,32 @@ describe('recordings worker', () => {
     expect(storage.puts).toBe(3);
     await expect(fs.stat(spoolPath)).resolves.toBeDefined();
     await close();
+  });
+
+  test('uploads refused by the bucket leave no file descriptor open (20 attempts)', async () => {
+    // The audio goes to a GCS server that refuses connections: the client gives up before it
+    // reads the body. The peaks (uploaded first) go to a working disk so every attempt gets as
+    // far as opening the encoded file.
+    const server = await GcsTestServer.start(['down']);
+    server.fail('refuse');
+    const peaks = new LocalObjectStore(path.join(dir, 'objects-fd'));
+    const bucket = new GcsObjectStore('gs://down/rec', { endpoint: server.endpoint });
+    const storage: ObjectStore = Object.assign(Object.create(peaks) as LocalObjectStore, {
+      put: (key: string, body: Readable) => (key.endsWith('.peaks.json.enc') ? peaks.put(key, body) : bucket.put(key, body)),
+    });
+    const openFds = () => fs.readdir('/proc/self/fd').then((fds) => fds.length);
+    // One failed recording first, so the worker's connections and lazily opened files exist.
+    const { close, queue, recordingId } = await run(storage, 'fd-warm-up', 1);
+    await waitFor(recordingId, 'failed');
+    const before = await openFds();
+    const leaky = await spooledRecording('fd-twenty');
+    await queue.add('finalize', { tenantId: 't', callId: 'fd-twenty', recordingId: leaky.recordingId }, { jobId: recordingJobId(leaky.recordingId), attempts: 20, backoff: { type: 'fixed', delay: 10 } });
+    const rec = await waitFor(leaky.recordingId, 'failed', 2400);
+    expect(rec.attempts).toBe(20);
+    expect(rec.error).toContain('ECONNREFUSED');
+    expect(await openFds()).toBeLessThanOrEqual(before);
+    await close();
+    await server.close();
   });
 
   test('a spool that is not on this disk fails the recording at once, saying so, without retries', async () => {

@@ -1,4 +1,4 @@
-import { TextToSpeechClient } from '@google-cloud/text-to-speech';
+import type { TextToSpeechClient } from '@google-cloud/text-to-speech';
 import { CallrecError } from '../../errors.js';
 import type { TtsEngine } from './types.js';
 import { readPcm16Wav } from './wav.js';
@@ -24,7 +24,8 @@ export class GoogleTtsEngine implements TtsEngine {
   readonly voice: string;
   readonly #languageCode: string;
   readonly #timeoutMs: number;
-  readonly #client: TextToSpeechClient;
+  /** The client library (google-gax, gRPC, protobufs: tens of MB) loads here, so only a node that uses it pays for it. */
+  readonly #client: Promise<TextToSpeechClient>;
 
   constructor(options: GoogleTtsOptions = {}) {
     this.voice = options.voice ?? 'en-US-Standard-C';
@@ -32,13 +33,14 @@ export class GoogleTtsEngine implements TtsEngine {
     if (parts.length < 3) throw new CallrecError('ERR_CONFIG', `GOOGLE_TTS_VOICE: expected a voice name like en-US-Standard-C, got "${this.voice}"`);
     this.#languageCode = `${parts[0]}-${parts[1]}`;
     this.#timeoutMs = options.timeoutMs ?? 10_000;
-    this.#client = new TextToSpeechClient(options.client);
+    this.#client = import('@google-cloud/text-to-speech').then(({ TextToSpeechClient }) => new TextToSpeechClient(options.client));
+    this.#client.catch(() => {}); // reported by the first synthesis
   }
 
   async synthesize(text: string, sampleRate: 8000 | 16000): Promise<{ pcm: Int16Array; sampleRate: number }> {
     let audio: Uint8Array | string | null | undefined;
     try {
-      const [response] = await this.#client.synthesizeSpeech(
+      const [response] = await (await this.#client).synthesizeSpeech(
         {
           input: { text },
           voice: { languageCode: this.#languageCode, name: this.voice },
@@ -56,7 +58,7 @@ export class GoogleTtsEngine implements TtsEngine {
   }
 
   /** Closes the client's connections. */
-  close(): Promise<void> {
-    return this.#client.close();
+  async close(): Promise<void> {
+    await (await this.#client).close();
   }
 }
