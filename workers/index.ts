@@ -56,7 +56,7 @@ export function startWorkers(deps: RecordingProcessorDeps, opts: WorkerOptions):
     worker.on('error', (err) => log.error({ err: err.message, queue: worker.name }, 'recordings worker error'));
     return worker;
   });
-  workers.push(startWebhookWorker({ store: deps.store, keyring: deps.keyring, log }, opts));
+  workers.push(startWebhookWorker({ store: deps.store, keyring: deps.keyring, log, egress: deps.webhooks.egress }, opts));
   workers.push(
     startRetentionWorker(
       { store: deps.store, storageFor: (recording) => deps.storage.forRecording(recording), webhooks: deps.webhooks, log, now: () => new Date() },

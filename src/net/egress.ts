@@ -129,6 +129,17 @@ export class EgressPolicy {
   }
 
   /**
+   * Whether `EGRESS_ALLOW` vouches for `url`'s host: by name, or every address it resolves to
+   * lies in an allowed CIDR. What may be reached over plain http:// (webhooks).
+   */
+  async allowlisted(url: URL): Promise<boolean> {
+    const host = hostOf(url);
+    if (this.allowsHost(host)) return true;
+    const addresses = net.isIP(host) ? [host] : await this.#resolve(host).then((all) => all.map((a) => a.address), () => []);
+    return addresses.length > 0 && addresses.every((address) => this.#allowedAddresses.check(address, net.isIP(address) === 4 ? 'ipv4' : 'ipv6'));
+  }
+
+  /**
    * Resolves `url`'s host and checks every address it has (one internal address refuses the
    * host: which one a connect would pick is not ours to choose). Rejects `EgressRefusedError`
    * naming `field`, also when the host does not resolve. For configuration time; connections

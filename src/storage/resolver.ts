@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
+import type { RemoteTimeouts } from '../config.js';
 import type { MasterKeyring } from '../crypto/keys.js';
+import type { EgressPolicy } from '../net/egress.js';
 import type { Store } from '../store/index.js';
 import { loadTenantSettings, type StorageCredentials } from '../tenants/settings.js';
 import { openObjectStore, type OpenObjectStoreOptions } from './index.js';
@@ -12,16 +14,26 @@ export interface StorageResolverOptions {
   endpoint?: string;
   store: Pick<Store, 'tenants'>;
   keyring: MasterKeyring;
+  /** What a tenant's own endpoint may be (docs/security.md "Egress"). */
+  egress: EgressPolicy;
+  /** Of tenants' stores (default `REMOTE_TIMEOUT_DEFAULTS`). */
+  timeouts?: RemoteTimeouts;
 }
 
-/** A tenant's credentials in the shape its store's SDK takes. */
-function sdkOptions(credentials: StorageCredentials | null, endpoint: string | undefined): OpenObjectStoreOptions {
-  if (!credentials) return { endpoint };
-  if (credentials.kind === 'gs') return { endpoint, credentials: { client_email: credentials.client_email, private_key: credentials.private_key } };
+/**
+ * A tenant's credentials in the shape its store's SDK takes. An endpoint the tenant named is
+ * reached through the egress policy's agents; the operator's (`STORAGE_ENDPOINT`) is not.
+ */
+function sdkOptions(credentials: StorageCredentials | null, opts: StorageResolverOptions): OpenObjectStoreOptions {
+  const { endpoint, timeouts } = opts;
+  if (!credentials) return { endpoint, timeouts };
+  if (credentials.kind === 'gs') return { endpoint, timeouts, credentials: { client_email: credentials.client_email, private_key: credentials.private_key } };
   return {
     endpoint: credentials.endpoint ?? endpoint,
     region: credentials.region,
     credentials: { accessKeyId: credentials.access_key_id, secretAccessKey: credentials.secret_access_key },
+    timeouts,
+    ...(credentials.endpoint ? { agent: (protocol: 'http:' | 'https:') => opts.egress.agent('storage_endpoint', protocol) } : {}),
   };
 }
 
@@ -58,7 +70,7 @@ export class StorageResolver {
     const key = `${url}\u0000${credentials ? createHash('sha256').update(JSON.stringify(credentials)).digest('hex') : ''}`;
     let store = this.#open.get(key);
     if (!store) {
-      store = openObjectStore(url, sdkOptions(credentials, this.#opts.endpoint));
+      store = openObjectStore(url, sdkOptions(credentials, this.#opts));
       this.#open.set(key, store);
     }
     return store;

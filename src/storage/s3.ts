@@ -1,3 +1,4 @@
+import type http from 'node:http';
 import { Readable } from 'node:stream';
 import {
   DeleteObjectCommand,
@@ -8,6 +9,7 @@ import {
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
+import { REMOTE_TIMEOUT_DEFAULTS, type RemoteTimeouts } from '../config.js';
 import { CallrecError } from '../errors.js';
 import { BucketUrl } from './bucket.js';
 import type { ObjectStore } from './types.js';
@@ -23,6 +25,10 @@ export interface S3ObjectStoreOptions {
   partSize?: number;
   /** Parts uploaded at once (default 2). A put buffers up to `partSize * queueSize` bytes. */
   queueSize?: number;
+  /** Connect timeout, and how long a request may wait for a byte (default `REMOTE_TIMEOUT_DEFAULTS`): without them a silent endpoint holds a call forever. */
+  timeouts?: RemoteTimeouts;
+  /** The agent requests go through, by protocol (default the SDK's). */
+  agent?: (protocol: 'http:' | 'https:') => http.Agent;
 }
 
 const MiB = 1024 * 1024;
@@ -40,9 +46,15 @@ export class S3ObjectStore implements ObjectStore {
     this.url = this.#location.href;
     this.#partSize = opts.partSize ?? 5 * MiB;
     this.#queueSize = opts.queueSize ?? 2;
+    const timeouts = opts.timeouts ?? REMOTE_TIMEOUT_DEFAULTS;
     this.#client = new S3Client({
       region: opts.region ?? (process.env.AWS_REGION || 'us-east-1'),
       credentials: opts.credentials,
+      requestHandler: {
+        connectionTimeout: timeouts.connectMs,
+        requestTimeout: timeouts.requestMs,
+        ...(opts.agent ? { httpAgent: opts.agent('http:'), httpsAgent: opts.agent('https:') } : {}),
+      },
       ...(opts.endpoint ? { endpoint: opts.endpoint, forcePathStyle: true } : {}),
     });
   }

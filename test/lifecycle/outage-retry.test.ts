@@ -1,5 +1,6 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
+import { loopbackEgress } from '../helpers/api-deps.js';
 import path from 'node:path';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -48,12 +49,12 @@ beforeAll(async () => {
   gcs = await GcsTestServer.start(['recordings', 'spools']);
   keyring = await MasterKeyring.load({ dataDir: dir, masterKey: randomBytes(32).toString('base64') });
   await db.store.tenants.ensure('t', 'T');
-  const storage = new StorageResolver({ defaultStore: new GcsObjectStore('gs://recordings/audio', { endpoint: gcs.endpoint, maxRetries: 1, timeoutMs: 2000 }), store: db.store, keyring });
+  const storage = new StorageResolver({ defaultStore: new GcsObjectStore('gs://recordings/audio', { endpoint: gcs.endpoint, maxRetries: 1, timeoutMs: 2000 }), store: db.store, keyring, egress: loopbackEgress() });
   queues = new RecordingQueues({ url: REDIS_URL }, prefix);
   webhooks = createWebhookQueue({ url: REDIS_URL }, prefix);
   metrics = new MediaMetrics();
   const log = createLogger('silent');
-  workers = startWorkers({ store: db.store, storage, log, keyring, webhooks: { queue: webhooks, store: db.store, keyring }, spools: spools() }, { connection: { url: REDIS_URL }, prefix, nodeId: SELF, metrics });
+  workers = startWorkers({ store: db.store, storage, log, keyring, webhooks: { queue: webhooks, store: db.store, keyring, egress: loopbackEgress() }, spools: spools() }, { connection: { url: REDIS_URL }, prefix, nodeId: SELF, metrics });
   // As a media node runs it (src/server.ts); the spool bucket is probed by a client that does not
   // retry for seconds after the test (the probe itself gives up after 800 ms).
   const spoolProbe = new GcsObjectStore('gs://spools/calls', { endpoint: gcs.endpoint, maxRetries: 1, timeoutMs: 2000 });

@@ -1,5 +1,6 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
+import { loopbackEgress } from '../helpers/api-deps.js';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -44,7 +45,7 @@ describe.each(TEST_DB_KINDS)('retention on %s', (kind) => {
     await db.store.tenants.ensure('t1', 'One');
     await db.store.tenants.updateSettings('t1', (s) => applySettingsPatch(keyring, 't1', s, { webhook_url: 'http://127.0.0.1:9/hooks' }, { operator: true }));
     webhooks = createWebhookQueue({ url: REDIS_URL }, prefix);
-    deps = { store: db.store, storageFor: () => storage, webhooks: { queue: webhooks, store: db.store, keyring }, log, now: () => new Date() };
+    deps = { store: db.store, storageFor: () => storage, webhooks: { queue: webhooks, store: db.store, keyring, egress: loopbackEgress() }, log, now: () => new Date() };
   });
 
   afterAll(async () => {
