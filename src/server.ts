@@ -92,6 +92,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
   const identity = await claimNodeIdentity(config.dataDir);
   const { nodeId } = identity;
   const metrics = new MediaMetrics();
+  metrics.registry.registerMetric(services.egress.refused);
   const workers =
     opts.workers === false
       ? null
@@ -160,6 +161,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     authFailures,
     store,
     storage,
+    egress: services.egress,
     keyring,
     control,
     webhooks,
@@ -193,6 +195,8 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     buffers: new BufferPool(),
     limits: config.streams,
     authFailures,
+    egress: services.egress,
+    remoteTimeouts: config.remoteTimeouts,
     metrics,
     prompts,
     spools: new SpoolOpener(

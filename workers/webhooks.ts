@@ -8,7 +8,7 @@ import type { Store } from '../src/store/index.js';
 import { errorCode } from '../src/errors.js';
 import type { EgressPolicy } from '../src/net/egress.js';
 import { loadTenantSettings } from '../src/tenants/settings.js';
-import { checkWebhookUrl, SIGNATURE_HEADER, signatureHeader, WEBHOOKS_QUEUE, type WebhookJobData } from '../src/webhooks/index.js';
+import { checkWebhookTarget, SIGNATURE_HEADER, signatureHeader, WEBHOOKS_QUEUE, type WebhookJobData } from '../src/webhooks/index.js';
 
 export interface WebhookProcessorDeps {
   store: Store;
@@ -44,7 +44,7 @@ export function createWebhookProcessor(deps: WebhookProcessorDeps) {
     if (webhookSecret) headers[SIGNATURE_HEADER] = signatureHeader(body, webhookSecret, Math.floor(Date.now() / 1000));
     let url: URL;
     try {
-      url = await checkWebhookUrl(egress, webhookUrl);
+      url = await checkWebhookTarget(egress, webhookUrl);
     } catch (err) {
       // Set before the policy (or EGRESS_ALLOW) changed: retrying would not change the answer.
       throw errorCode(err) === 'ERR_EGRESS_REFUSED' ? new UnrecoverableError((err as Error).message) : err;

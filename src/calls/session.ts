@@ -1,4 +1,5 @@
 import { WebSocket, type RawData } from 'ws';
+import { REMOTE_TIMEOUT_DEFAULTS } from '../config.js';
 import { RuntimeLink } from '../bridge/runtime.js';
 import type { ConsentGate } from '../consent/gate.js';
 import type { HeldMessage } from '../consent/hold.js';
@@ -296,7 +297,11 @@ export class CallSession extends StateMachine<SessionState> {
   }
 
   #connectRuntime(url: string, opening: Opening): RuntimeLink {
-    const runtime = new RuntimeLink(url);
+    // Runtimes are reached through the egress policy; a stream's agent_url was held to the agent's list already.
+    const runtime = new RuntimeLink(url, {
+      agent: this.#ctx.egress.agent('agent_ws_url', new URL(url).protocol),
+      connectTimeoutMs: (this.#ctx.remoteTimeouts ?? REMOTE_TIMEOUT_DEFAULTS).connectMs,
+    });
     for (const m of opening.connected) runtime.send(m.data, m.isBinary);
     const start = this.#adapter.runtimeStartMessage(opening.start.data, opening.start.isBinary);
     runtime.send(start.data, start.binary);

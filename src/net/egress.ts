@@ -7,7 +7,8 @@ import { Counter } from 'prom-client';
 import { HttpError } from '../errors.js';
 
 /** Every URL a tenant or a stream supplies, by the setting that names it (the refusal metric's `target`). */
-export type EgressTarget = 'agent_ws_url' | 'agent_url' | 'webhook_url' | 'storage_endpoint';
+export const EGRESS_TARGETS = ['agent_ws_url', 'agent_url', 'webhook_url', 'storage_endpoint'] as const;
+export type EgressTarget = (typeof EGRESS_TARGETS)[number];
 
 /** A host's addresses, as `dns.lookup(host, { all: true })` gives them. */
 export type Resolver = (hostname: string) => Promise<Array<{ address: string; family: number }>>;
@@ -110,6 +111,8 @@ export class EgressPolicy {
 
   constructor(opts: EgressPolicyOptions = {}) {
     this.#resolve = opts.resolve ?? systemResolve;
+    // Series that exist from the start, so a rate over them is 0 rather than absent.
+    for (const target of EGRESS_TARGETS) this.refused.inc({ target }, 0);
     for (const entry of opts.allow ?? []) {
       const [address, bits] = entry.split('/');
       const family = net.isIP(address);
@@ -142,12 +145,16 @@ export class EgressPolicy {
   /**
    * Resolves `url`'s host and checks every address it has (one internal address refuses the
    * host: which one a connect would pick is not ours to choose). Rejects `EgressRefusedError`
-   * naming `field`, also when the host does not resolve. For configuration time; connections
-   * check again through `agent`.
+   * naming `field`. For configuration time, where a host that does not resolve (yet) passes:
+   * connections check again through `agent`, which refuses it then.
    */
   async check(url: string | URL, field: string, target: EgressTarget): Promise<void> {
-    const parsed = typeof url === 'string' ? new URL(url) : url;
-    await this.#addresses(hostOf(parsed), field, target);
+    const host = hostOf(typeof url === 'string' ? new URL(url) : url);
+    if (net.isIP(host) || this.allowsHost(host)) {
+      await this.#addresses(host, field, target);
+      return;
+    }
+    this.#refuseInternal(host, await this.#resolve(host).catch(() => []), field, target);
   }
 
   /**
@@ -215,9 +222,13 @@ export class EgressPolicy {
       throw this.#refuse(field, target, `${host} does not resolve (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
     }
     if (addresses.length === 0) throw this.#refuse(field, target, `${host} does not resolve`);
-    const internal = addresses.find((a) => !this.allowsAddress(a.address));
-    if (internal && !allowedByName) throw this.#refuse(field, target, `${host} resolves to the internal address ${internal.address} (allow it with EGRESS_ALLOW)`);
+    if (!allowedByName) this.#refuseInternal(host, addresses, field, target);
     return addresses;
+  }
+
+  #refuseInternal(host: string, addresses: Array<{ address: string }>, field: string, target: EgressTarget): void {
+    const internal = addresses.find((a) => !this.allowsAddress(a.address));
+    if (internal) throw this.#refuse(field, target, `${host} resolves to the internal address ${internal.address} (allow it with EGRESS_ALLOW)`);
   }
 
   #refuse(field: string, target: EgressTarget, message: string): EgressRefusedError {

@@ -2,6 +2,8 @@ import { createPublicKey } from 'node:crypto';
 import { Type, type Static } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import type { MasterKeyring } from '../crypto/keys.js';
+import type { EgressPolicy } from '../net/egress.js';
+import { checkWebhookTarget } from '../webhooks/index.js';
 import { HttpError } from '../errors.js';
 import { BucketUrl } from '../storage/bucket.js';
 import type { Store, Tenant } from '../store/index.js';
@@ -124,6 +126,16 @@ function checkWebhookUrl(value: string): void {
   } catch {
     throw new TenantSettingError('webhook_url', 'must be an http:// or https:// URL');
   }
+}
+
+/**
+ * Refuses (400 `ERR_EGRESS_REFUSED`, naming the field) what the node could not reach under the
+ * egress policy: a webhook to an internal host or over plain http, an S3 endpoint on an internal host.
+ */
+export async function checkSettingsEgress(egress: EgressPolicy, patch: TenantSettingsPatch): Promise<void> {
+  if (patch.webhook_url && URL.canParse(patch.webhook_url)) await checkWebhookTarget(egress, patch.webhook_url);
+  const endpoint = (patch.storage_credentials as { endpoint?: unknown } | null | undefined)?.endpoint;
+  if (typeof endpoint === 'string' && URL.canParse(endpoint)) await egress.check(endpoint, 'storage_credentials.endpoint', 'storage_endpoint');
 }
 
 /**

@@ -110,7 +110,7 @@ export async function emitRecordingEvent(ctx: WebhookContext, type: WebhookEvent
  * Refuses (`EgressRefusedError`, field `webhook_url`) a webhook URL the node may not post to:
  * an internal host, or plain http:// to a host `EGRESS_ALLOW` does not name.
  */
-export async function checkWebhookUrl(egress: EgressPolicy, webhookUrl: string): Promise<URL> {
+export async function checkWebhookTarget(egress: EgressPolicy, webhookUrl: string): Promise<URL> {
   const url = new URL(webhookUrl);
   if (url.protocol !== 'https:' && !(await egress.allowlisted(url))) {
     egress.refused.inc({ target: 'webhook_url' });

@@ -70,7 +70,9 @@ describe('egress policy', () => {
     const policy = new EgressPolicy({ resolve });
     await expect(policy.check('wss://runtime.example/', 'agent_ws_url', 'agent_ws_url')).rejects.toThrow(/runtime\.example resolves to the internal address 127\.0\.0\.1/);
     await expect(policy.check('https://mixed.example/', 'webhook_url', 'webhook_url')).rejects.toThrow(/10\.0\.0\.5/);
-    await expect(policy.check('https://nowhere.example/', 'webhook_url', 'webhook_url')).rejects.toThrow(/does not resolve/);
+    // Not known yet at configuration time: the connect refuses it.
+    await policy.check('https://nowhere.example/', 'webhook_url', 'webhook_url');
+    await expect(get(policy, `http://nowhere.example:${listener.port}/`)).rejects.toThrow(/nowhere\.example does not resolve/);
     await expect(get(policy, `http://runtime.example:${listener.port}/`)).rejects.toMatchObject({ code: 'ERR_EGRESS_REFUSED' });
     const ws = new WebSocket(`ws://runtime.example:${listener.port}/`, { agent: policy.agent('agent_ws_url', 'ws:') });
     const [err] = (await once(ws, 'error')) as [Error & { code?: string }];
