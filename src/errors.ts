@@ -83,6 +83,8 @@ const REGISTRY = {
   // A recording job that failed because a bucket did not answer: the sweep retries it once it does.
   ERR_STORAGE_UNREACHABLE: {},
   ERR_SPOOL_UNREACHABLE: {},
+  // A bucket that answered but refused us (credentials, permissions, no such bucket): retrying cannot help.
+  ERR_STORAGE_REFUSED: {},
   ERR_OBJECT_MISSING: {},
   ERR_BAD_FIXTURE: {},
   // Raised by media/ (MediaError).
