@@ -21,6 +21,8 @@ export class RuntimeLink {
   readonly ws: WebSocket;
   #queue: WireMessage[] | null = [];
   readonly #opened: Promise<void>;
+  /** Whether the handshake completed: a runtime that never opened fails through `opened`, with its reason. */
+  wasOpened = false;
 
   constructor(url: string, opts: RuntimeLinkOptions = {}) {
     this.url = url;
@@ -33,6 +35,7 @@ export class RuntimeLink {
         reject(errorCode(err) === 'ERR_EGRESS_REFUSED' ? err : new CallrecError('ERR_AGENT_UNREACHABLE', `agent runtime unreachable: ${err.message}`));
       };
       const onOpen = () => {
+        this.wasOpened = true;
         this.ws.off('error', onError);
         for (const m of this.#queue ?? []) this.ws.send(m.data, { binary: m.binary });
         this.#queue = null;

@@ -309,7 +309,7 @@ export class CallSession extends StateMachine<SessionState> {
     runtime.ws.on('message', (data: RawData, isBinary: boolean) => this.#onRuntimeMessage(data as Buffer, isBinary));
     runtime.ws.on('close', (code: number) => {
       const s = this.state;
-      if (s.status === 'live' && s.runtime === runtime) {
+      if (s.status === 'live' && s.runtime === runtime && runtime.wasOpened) {
         this.#closeProvider(1000, `agent runtime closed (${code})`);
         this.#end('agent runtime closed');
       }
