@@ -33,7 +33,8 @@ import { SpoolMonitor } from './recording/spool-monitor.js';
 import { TranscodeCache } from './recording/transcode-cache.js';
 import { openServices } from './services.js';
 import type { StorageResolver } from './storage/resolver.js';
-import type { Store } from './store/index.js';
+import type { Recording, Store } from './store/index.js';
+import { emitRecordingEvent } from './webhooks/index.js';
 
 export interface ServerOptions {
   log?: Logger;
@@ -69,6 +70,9 @@ export interface CallrecServer {
    */
   drain(): Promise<void>;
 }
+
+/** A recording `deleting` this long is taken as left half-way by a failed bucket or a dead process. */
+const DELETION_IDLE_MS = 60_000;
 
 /** How often the drain looks at this node's own recordings queue. */
 const DRAIN_POLL_MS = 200;
@@ -112,6 +116,12 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
       buckets: { storageFor: (recording) => storage.forTenant(recording.tenantId), spoolAt: (url) => services.spools.storeAt(url) },
     });
     metrics.recordingJobRetries.inc({ by: 'sweep' }, report.outageRetried.length);
+    // Deletions a dead process or a silent bucket left half-way (`RecordingRepository.delete`).
+    const onError = (recording: Recording, err: Error) => log.warn({ recordingId: recording.id, err: err.message }, 'could not finish deleting a recording; trying again at the next sweep');
+    for (const deleted of await store.recordings.finishDeletions((recording) => storage.forRecording(recording), { idleMs: DELETION_IDLE_MS, onError })) {
+      log.info({ tenantId: deleted.tenantId, callId: deleted.callId, recordingId: deleted.id }, 'finished deleting a recording');
+      await emitRecordingEvent(webhooks, 'recording.deleted', deleted);
+    }
     return report;
   };
   const { orphanSpools } = await recover(false);

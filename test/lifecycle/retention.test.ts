@@ -94,7 +94,7 @@ describe.each(TEST_DB_KINDS)('retention on %s', (kind) => {
     expect(await storage.exists(held!)).toBe(false);
   });
 
-  test('a recording whose object cannot be deleted is counted, kept, and does not stop the run', async () => {
+  test('a recording whose object cannot be deleted is counted, kept deleting (recovery finishes it), and does not stop the run', async () => {
     const broken = await addRecording('broken', 1);
     const fine = await addRecording('fine', 1);
     const flaky = { delete: async (key: string) => (key === broken ? Promise.reject(new Error('bucket says no')) : storage.delete(key)) };
@@ -102,7 +102,7 @@ describe.each(TEST_DB_KINDS)('retention on %s', (kind) => {
     expect(await run()).toEqual({ deleted: 1, failed: 1 });
     expect(await storage.exists(fine!)).toBe(false);
     expect(await storage.exists(broken!)).toBe(true);
-    expect((await db.store.recordings.getByCall('t1', 'broken'))!.status).toBe('ready');
+    expect((await db.store.recordings.getByCall('t1', 'broken'))!.status).toBe('deleting');
   });
 
   test('scheduleRetention runs the processor as a repeatable BullMQ job', async () => {
