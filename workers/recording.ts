@@ -108,14 +108,18 @@ interface BucketSettings {
  * (a bad spool, a missing object, a key that does not decrypt) pass through: a bucket that
  * answers would not change them.
  */
-function asOutage(code: Outage, bucket: BucketSettings, err: unknown, log: Logger): unknown {
-  if (errorCode(err) === 'ERR_EGRESS_REFUSED') return new UnrecoverableError(`ERR_EGRESS_REFUSED: ${(err as Error).message}`);
-  if (errorCode(err) !== undefined) return err;
+function asOutage(outage: Outage, bucket: BucketSettings, err: unknown, log: Logger): unknown {
+  const code = errorCode(err);
+  if (code === 'ERR_EGRESS_REFUSED' || code === 'ERR_STORAGE_REFUSED') {
+    const { message } = err as Error;
+    return new UnrecoverableError(message.startsWith(code) ? message : `${code}: ${message}`);
+  }
+  if (code !== undefined) return err;
   if (refusedBy(err)) {
     log.warn({ bucket: bucket.where, err: (err as Error).message, name: (err as Error).name }, 'a bucket refused access');
     return new UnrecoverableError(`ERR_STORAGE_REFUSED: ${bucket.where} refused access (credentials, permissions or bucket name): check ${bucket.settings}`);
   }
-  return new CallrecError(code, `${code}: ${bucket.where} did not answer: ${(err as Error).message}`, { cause: err });
+  return new CallrecError(outage, `${outage}: ${bucket.where} did not answer: ${(err as Error).message}`, { cause: err });
 }
 
 /** Runs a step against a bucket, its failure marked as that bucket's outage or refusal (see `asOutage`). */
@@ -207,7 +211,7 @@ export function createRecordingProcessor(deps: RecordingProcessorDeps) {
     for await (const chunk of createReadStream(encoded)) hash.update(chunk as Buffer);
     const sha256 = hash.digest('hex');
     const { size } = await fs.stat(encoded);
-    const storage = await deps.storage.forTenant(recording.tenantId);
+    const storage = await reaching('ERR_STORAGE_UNREACHABLE', { where: 'the tenant\'s bucket', settings: "the tenant's storage_url and storage_credentials" }, log, () => deps.storage.forTenant(recording.tenantId));
     const objectKey = objectKeyFor(recording.tenantId, recording.callId, recording.id, recording.format, recording.createdAt);
     // A fresh data key per recording, wrapped by the master key or, if the tenant holds its own
     // keys, by the tenant's public key (then only the tenant can decrypt).
