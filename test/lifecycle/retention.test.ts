@@ -28,10 +28,10 @@ describe.each(TEST_DB_KINDS)('retention on %s', (kind) => {
   const log = createLogger('silent');
 
   /** A call with a recording in `status` kept `storageDays`; a ready one has a real object. */
-  async function addRecording(callId: string, storageDays: number, status: RecordingStatus = 'ready'): Promise<string | null> {
-    await db.store.calls.create({ tenantId: 't1', id: callId, agentId: 'agent-1', provider: 'twilio', mode: 'fork', sampleRate: 8000, legs: ['caller', 'agent'], settings: CALL_RECORDING_DEFAULTS });
-    const recording = await db.store.recordings.create({ tenantId: 't1', callId, format: 'mp3', channels: 1, sampleRate: 8000, storageDays });
-    const objectKey = status === 'ready' ? `t1/${callId}/${recording.id}.mp3.enc` : null;
+  async function addRecording(callId: string, storageDays: number, status: RecordingStatus = 'ready', tenantId = 't1'): Promise<string | null> {
+    await db.store.calls.create({ tenantId, id: callId, agentId: 'agent-1', provider: 'twilio', mode: 'fork', sampleRate: 8000, legs: ['caller', 'agent'], settings: CALL_RECORDING_DEFAULTS });
+    const recording = await db.store.recordings.create({ tenantId, callId, format: 'mp3', channels: 1, sampleRate: 8000, storageDays });
+    const objectKey = status === 'ready' ? `${tenantId}/${callId}/${recording.id}.mp3.enc` : null;
     if (objectKey) await storage.put(objectKey, Readable.from([Buffer.from(callId)]));
     await db.store.recordings.update(recording.id, { status, objectKey });
     return objectKey;
@@ -94,15 +94,19 @@ describe.each(TEST_DB_KINDS)('retention on %s', (kind) => {
     expect(await storage.exists(held!)).toBe(false);
   });
 
-  test('a recording whose object cannot be deleted is counted, kept deleting (recovery finishes it), and does not stop the run', async () => {
+  test('a recording whose object cannot be deleted is counted, kept deleting (recovery finishes it), and does not stop the run; its tenant\'s others wait for the next', async () => {
     const broken = await addRecording('broken', 1);
-    const fine = await addRecording('fine', 1);
+    const later = await addRecording('later', 1);
+    const fine = await addRecording('fine', 1, 'ready', 't2');
     const flaky = { delete: async (key: string) => (key === broken ? Promise.reject(new Error('bucket says no')) : storage.delete(key)) };
     const run = createRetentionProcessor({ ...deps, storageFor: () => flaky, now: () => new Date(Date.now() + 2 * DAY) });
-    expect(await run()).toEqual({ deleted: 1, failed: 1 });
+    expect(await run()).toEqual({ deleted: 1, failed: 2 });
     expect(await storage.exists(fine!)).toBe(false);
     expect(await storage.exists(broken!)).toBe(true);
+    expect(await storage.exists(later!)).toBe(true);
     expect((await db.store.recordings.getByCall('t1', 'broken'))!.status).toBe('deleting');
+    expect(await run()).toEqual({ deleted: 1, failed: 0 });
+    expect(await storage.exists(later!)).toBe(false);
   });
 
   test('scheduleRetention runs the processor as a repeatable BullMQ job', async () => {
