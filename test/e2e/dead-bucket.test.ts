@@ -1,12 +1,11 @@
-import net from 'node:net';
 import path from 'node:path';
-import { once } from 'node:events';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { CALL_RECORDING_DEFAULTS } from '../../src/agents/settings.js';
 import { MasterKeyring } from '../../src/crypto/keys.js';
 import { readFixture, type Fixture } from '../../src/replay/fixture.js';
 import { replayFixture } from '../../src/replay/client.js';
 import { applySettingsPatch } from '../../src/tenants/settings.js';
+import { silentListener, type SilentListener } from '../helpers/silent-listener.js';
+import { until } from '../helpers/until.js';
 import { startTestServer, uniqueCallId, type TestServer } from '../helpers/server.js';
 
 /*
@@ -16,44 +15,15 @@ import { startTestServer, uniqueCallId, type TestServer } from '../helpers/serve
  * across the remote call would hold every tenant's queries).
  */
 
-/** Accepts connections and never answers; counts them. */
-async function silentEndpoint(): Promise<{ port: number; connections: () => number; close(): Promise<void> }> {
-  const sockets = new Set<net.Socket>();
-  let connections = 0;
-  const server = net.createServer((socket) => {
-    connections++;
-    sockets.add(socket);
-    socket.on('error', () => {}).on('close', () => sockets.delete(socket));
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    connections: () => connections,
-    async close() {
-      server.close();
-      for (const socket of sockets) socket.destroy();
-    },
-  };
-}
-
-async function until(what: string, ok: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await ok())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await sleep(50);
-  }
-}
-
 /** "A few seconds": what the other tenant may wait at most (its requests take milliseconds). */
 const FEW_SECONDS_MS = 5_000;
 
 let ts: TestServer;
-let silent: Awaited<ReturnType<typeof silentEndpoint>>;
+let silent: SilentListener;
 let fixture: Fixture;
 beforeAll(async () => {
   fixture = await readFixture(path.join(import.meta.dirname, '../../fixtures/twilio-connect-caller.jsonl'));
-  silent = await silentEndpoint();
+  silent = await silentListener();
   // Long enough that waiting for the silent bucket's timeouts would show.
   ts = await startTestServer({ env: { REMOTE_REQUEST_TIMEOUT_SECONDS: '120' } });
 });

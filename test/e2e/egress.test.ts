@@ -1,13 +1,12 @@
-import net from 'node:net';
 import path from 'node:path';
-import { once } from 'node:events';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { MasterKeyring } from '../../src/crypto/keys.js';
 import { readFixture, type Fixture } from '../../src/replay/fixture.js';
 import { replayFixture } from '../../src/replay/client.js';
 import { applySettingsPatch } from '../../src/tenants/settings.js';
 import { createWebhookQueue } from '../../src/webhooks/index.js';
 import { REDIS_URL } from '../helpers/redis.js';
+import { silentListener, type SilentListener } from '../helpers/silent-listener.js';
+import { until } from '../helpers/until.js';
 import { startTestServer, uniqueCallId, type TestServer } from '../helpers/server.js';
 
 /*
@@ -16,40 +15,11 @@ import { startTestServer, uniqueCallId, type TestServer } from '../helpers/serve
  * the node runs with EGRESS_ALLOW empty, as in production, and must never connect to it.
  */
 
-/** Counts connections and never answers. */
-async function countingListener(): Promise<{ port: number; connections: () => number; close(): Promise<void> }> {
-  const sockets = new Set<net.Socket>();
-  let connections = 0;
-  const server = net.createServer((socket) => {
-    connections++;
-    sockets.add(socket);
-    socket.on('error', () => {}).on('close', () => sockets.delete(socket));
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    connections: () => connections,
-    async close() {
-      for (const socket of sockets) socket.destroy();
-      await new Promise((resolve) => server.close(resolve));
-    },
-  };
-}
-
-async function until(what: string, ok: () => Promise<boolean> | boolean, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await ok())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await sleep(50);
-  }
-}
-
 let fixture: Fixture;
-let listener: Awaited<ReturnType<typeof countingListener>>;
+let listener: SilentListener;
 beforeAll(async () => {
   fixture = await readFixture(path.join(import.meta.dirname, '../../fixtures/twilio-connect-caller.jsonl'));
-  listener = await countingListener();
+  listener = await silentListener();
 });
 afterAll(() => listener?.close());
 
