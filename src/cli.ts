@@ -160,6 +160,7 @@ program
     const services = await openServices(await redisOfThisMachine(cfg), log);
     const { store, storage, keyring, webhooks, spools } = services;
     const metrics = new MediaMetrics();
+    metrics.registry.registerMetric(services.egress.refused);
     const workers = startWorkers({ store, storage, log, keyring, webhooks, spools }, { connection: services.connection, prefix: cfg.queuePrefix, concurrency: opts.concurrency, metrics });
     const gauges = new NodeGauges({ metrics, store, recordings: services.recordings, spoolBytes: services.spoolBytes, dataDir: cfg.dataDir });
     let stopping = false;

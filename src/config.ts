@@ -45,7 +45,20 @@ export interface Config {
   tsaUrl: string | undefined;
   /** How long one time-stamp request may take before the manifest stays pending for the next pass. */
   tsaTimeoutMs: number;
+  /** `EGRESS_ALLOW`: CIDRs, addresses or host names tenants and streams may reach though they are internal (docs/security.md "Egress"). */
+  egressAllow: string[];
+  remoteTimeouts: RemoteTimeouts;
 }
+
+/** How long a remote call (object store, webhook, runtime) may take: README "Limits". */
+export interface RemoteTimeouts {
+  /** Connecting (TCP and TLS, or a runtime's WebSocket handshake). */
+  connectMs: number;
+  /** A request without an answer (S3: without a byte; webhooks and GCS: in all). */
+  requestMs: number;
+}
+
+export const REMOTE_TIMEOUT_DEFAULTS: RemoteTimeouts = { connectMs: 5_000, requestMs: 30_000 };
 
 /** What the dashboard's browser test call needs from Telnyx (`TELNYX_*`). */
 export interface TelnyxConfig {
@@ -157,15 +170,32 @@ function positiveInteger(env: Env, name: string, fallback: number): number {
   return n;
 }
 
+/** Whether `entry` is an IPv4/IPv6 address or CIDR. */
+function isCidr(entry: string): boolean {
+  const [address, bits, extra] = entry.split('/');
+  const family = net.isIP(address);
+  const maxBits = family === 6 ? 128 : 32;
+  const validBits = bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= maxBits);
+  return family !== 0 && validBits && extra === undefined;
+}
+
+const list = (env: Env, name: string) => (env[name] ?? '').split(',').map((entry) => entry.trim()).filter(Boolean);
+
 /** `TRUST_PROXY`: comma-separated IPv4/IPv6 addresses or CIDRs. */
 function trustedProxies(env: Env): string[] {
-  const entries = (env.TRUST_PROXY ?? '').split(',').map((entry) => entry.trim()).filter(Boolean);
+  const entries = list(env, 'TRUST_PROXY');
   for (const entry of entries) {
-    const [address, bits, extra] = entry.split('/');
-    const family = net.isIP(address);
-    const maxBits = family === 6 ? 128 : 32;
-    const validBits = bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= maxBits);
-    if (family === 0 || !validBits || extra !== undefined) fail('TRUST_PROXY', `must be comma-separated IP addresses or CIDRs (e.g. 10.0.0.0/8,::1), got "${entry}"`);
+    if (!isCidr(entry)) fail('TRUST_PROXY', `must be comma-separated IP addresses or CIDRs (e.g. 10.0.0.0/8,::1), got "${entry}"`);
+  }
+  return entries;
+}
+
+/** `EGRESS_ALLOW`: comma-separated addresses, CIDRs or host names. */
+function egressAllow(env: Env): string[] {
+  const entries = list(env, 'EGRESS_ALLOW');
+  for (const entry of entries) {
+    const hostName = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\.?$/i.test(entry) && !/^[\d.]+$/.test(entry);
+    if (!isCidr(entry) && !hostName) fail('EGRESS_ALLOW', `must be comma-separated IP addresses, CIDRs or host names (e.g. 10.0.0.0/8,runtime.internal), got "${entry}"`);
   }
   return entries;
 }
@@ -247,5 +277,10 @@ export function loadConfig(env: Env = process.env): Config {
     drainTimeoutMs: positiveSeconds(env, 'DRAIN_TIMEOUT_SECONDS', 3600) * 1000,
     tsaUrl: env.TSA_URL ? url(env, 'TSA_URL', '', ['http:', 'https:']) : undefined,
     tsaTimeoutMs: positiveSeconds(env, 'TSA_TIMEOUT_SECONDS', 10) * 1000,
+    egressAllow: egressAllow(env),
+    remoteTimeouts: {
+      connectMs: positiveSeconds(env, 'REMOTE_CONNECT_TIMEOUT_SECONDS', REMOTE_TIMEOUT_DEFAULTS.connectMs / 1000) * 1000,
+      requestMs: positiveSeconds(env, 'REMOTE_REQUEST_TIMEOUT_SECONDS', REMOTE_TIMEOUT_DEFAULTS.requestMs / 1000) * 1000,
+    },
   };
 }

@@ -34,6 +34,8 @@ const REGISTRY = {
   ERR_TENANT_STREAM_LIMIT: { ws: 1013 },
   ERR_STREAM_IDLE: { ws: 1008 },
   ERR_AGENT_UNREACHABLE: { ws: 1014 },
+  // A tenant- or stream-supplied URL whose host is internal (EGRESS_ALLOW): refused at PATCH (400) and at connect.
+  ERR_EGRESS_REFUSED: { ws: 1008, http: 400 },
   ERR_SHUTTING_DOWN: { ws: 1001 },
   // A new stream while this node's spool disk takes no writes (full): its upgrade is answered 503.
   ERR_SPOOL_UNWRITABLE: { ws: 1013, http: 503 },
@@ -85,6 +87,8 @@ const REGISTRY = {
   // A recording job that failed because a bucket did not answer: the sweep retries it once it does.
   ERR_STORAGE_UNREACHABLE: {},
   ERR_SPOOL_UNREACHABLE: {},
+  // A bucket that answered but refused us (credentials, permissions, no such bucket): retrying cannot help.
+  ERR_STORAGE_REFUSED: {},
   ERR_OBJECT_MISSING: {},
   ERR_BAD_FIXTURE: {},
   // Evidence (SPEC §9): no key to sign with; a manifest, audio or ledger that does not verify.

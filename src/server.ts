@@ -37,7 +37,8 @@ import { openServices, type Services } from './services.js';
 import { redisAnswers } from './redis.js';
 import { startPrivateRedis, type PrivateRedis } from './private-redis.js';
 import type { StorageResolver } from './storage/resolver.js';
-import type { Store } from './store/index.js';
+import type { Recording, Store } from './store/index.js';
+import { emitRecordingEvent } from './webhooks/index.js';
 
 export interface ServerOptions {
   log?: Logger;
@@ -73,6 +74,9 @@ export interface CallrecServer {
    */
   drain(): Promise<void>;
 }
+
+/** A recording `deleting` this long is taken as left half-way by a failed bucket or a dead process. */
+const DELETION_IDLE_MS = 60_000;
 
 /** How often the drain looks at this node's own recordings queue. */
 const DRAIN_POLL_MS = 200;
@@ -120,6 +124,7 @@ export async function startServer(given: Config, opts: ServerOptions = {}): Prom
   });
   const { store, storage, keyring, recordings, webhooks } = services;
   const metrics = new MediaMetrics();
+  metrics.registry.registerMetric(services.egress.refused);
   const workers =
     opts.workers === false
       ? null
@@ -142,6 +147,12 @@ export async function startServer(given: Config, opts: ServerOptions = {}): Prom
       buckets: { storageFor: (recording) => storage.forTenant(recording.tenantId), spoolAt: (url) => services.spools.storeAt(url) },
     });
     metrics.recordingJobRetries.inc({ by: 'sweep' }, report.outageRetried.length);
+    // Deletions a dead process or a silent bucket left half-way (`RecordingRepository.delete`).
+    const onError = (recording: Recording, err: Error) => log.warn({ recordingId: recording.id, err: err.message }, 'could not finish deleting a recording; trying again at the next sweep');
+    for (const deleted of await store.recordings.finishDeletions((recording) => storage.forRecording(recording), { idleMs: DELETION_IDLE_MS, onError })) {
+      log.info({ tenantId: deleted.tenantId, callId: deleted.callId, recordingId: deleted.id }, 'finished deleting a recording');
+      await emitRecordingEvent(webhooks, 'recording.deleted', deleted);
+    }
     return report;
   };
   const { orphanSpools } = await recover(false);
@@ -194,6 +205,7 @@ export async function startServer(given: Config, opts: ServerOptions = {}): Prom
     authFailures,
     store,
     storage,
+    egress: services.egress,
     keyring,
     control,
     webhooks,
@@ -227,6 +239,8 @@ export async function startServer(given: Config, opts: ServerOptions = {}): Prom
     buffers: new BufferPool(),
     limits: config.streams,
     authFailures,
+    egress: services.egress,
+    remoteTimeouts: config.remoteTimeouts,
     metrics,
     prompts,
     spools: new SpoolOpener(

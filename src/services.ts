@@ -12,6 +12,7 @@ import { SpoolBytes } from './recording/spool-bytes.js';
 import { checkRedis } from './redis.js';
 import { openObjectStore } from './storage/index.js';
 import { StorageResolver } from './storage/resolver.js';
+import { EgressPolicy } from './net/egress.js';
 import { createStore, type Store } from './store/index.js';
 import { createWebhookQueue, type WebhookContext } from './webhooks/index.js';
 import { createMaintenanceQueue, keepRetentionScheduled } from '../workers/retention.js';
@@ -27,6 +28,8 @@ export interface Services {
   store: Store;
   keyring: MasterKeyring;
   storage: StorageResolver;
+  /** Where tenants' and streams' URLs may lead (`EGRESS_ALLOW`). */
+  egress: EgressPolicy;
   connection: ConnectionOptions;
   recordings: RecordingQueues;
   webhooks: WebhookContext;
@@ -53,11 +56,15 @@ export async function openServices(config: Config, log: Logger): Promise<Service
     throw err;
   }
   const keyring = await MasterKeyring.load({ dataDir: config.dataDir, masterKey: config.masterKey });
+  const egress = new EgressPolicy({ allow: config.egressAllow });
+  const timeouts = config.remoteTimeouts;
   const storage = new StorageResolver({
-    defaultStore: openObjectStore(config.storageUrl, { endpoint: config.storageEndpoint }),
+    defaultStore: openObjectStore(config.storageUrl, { endpoint: config.storageEndpoint, timeouts }),
     endpoint: config.storageEndpoint,
     store,
     keyring,
+    egress,
+    timeouts,
   });
   const connection = { url: config.redisUrl };
   const onQueueError = (err: Error, queue: string) => log.error({ err, queue }, 'queue error');
@@ -71,14 +78,15 @@ export async function openServices(config: Config, log: Logger): Promise<Service
   // Signing that failed at finalize (or predates manifests) and time-stamps, apart from finalizing.
   const evidenceSweep = new EvidenceSweep({ store, evidence: new Evidence(store, keyring), tsa: config.tsaUrl ? { url: config.tsaUrl, timeoutMs: config.tsaTimeoutMs } : null, log });
   evidenceSweep.start(EVIDENCE_SWEEP_EVERY_MS);
-  const spools = shippedSpoolStores({ endpoint: config.storageEndpoint, workDir: path.join(config.dataDir, 'spool'), bytes: spoolBytes });
+  const spools = shippedSpoolStores({ endpoint: config.storageEndpoint, workDir: path.join(config.dataDir, 'spool'), bytes: spoolBytes, timeouts });
   return {
     store,
     keyring,
     storage,
+    egress,
     connection,
     recordings,
-    webhooks: { queue: webhookQueue, store, keyring },
+    webhooks: { queue: webhookQueue, store, keyring, egress },
     spools,
     spoolBytes,
     // The database, Redis, the bucket, and the spool bucket if spools are shipped.

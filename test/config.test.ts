@@ -1,4 +1,4 @@
-import { loadConfig, STREAM_LIMIT_DEFAULTS } from '../src/config.js';
+import { loadConfig, REMOTE_TIMEOUT_DEFAULTS, STREAM_LIMIT_DEFAULTS } from '../src/config.js';
 
 test('SPOOL_URL is a bucket URL like STORAGE_URL, unset by default; SPOOL_SEGMENT_SECONDS defaults to 10', () => {
   expect(loadConfig({})).toMatchObject({ spoolUrl: undefined, spoolSegmentSeconds: 10 });
@@ -75,4 +75,16 @@ test('HTTP addresses are taken as people type them: host:port gets http://', () 
 test('REDIS_URL unset: the default address, which `serve` may replace with a private redis-server', () => {
   expect(loadConfig({})).toMatchObject({ redisUrl: 'redis://127.0.0.1:6379', redisUrlDefault: true });
   expect(loadConfig({ REDIS_URL: 'redis://127.0.0.1:6379' })).toMatchObject({ redisUrlDefault: false });
+});
+
+test('EGRESS_ALLOW takes addresses, CIDRs and host names; REMOTE_*_TIMEOUT_SECONDS default to 5 s and 30 s', () => {
+  expect(loadConfig({})).toMatchObject({ egressAllow: [], remoteTimeouts: REMOTE_TIMEOUT_DEFAULTS });
+  expect(loadConfig({ EGRESS_ALLOW: ' 127.0.0.1, 10.0.0.0/8 ,fd00::/8,runtime.internal' }).egressAllow).toEqual(['127.0.0.1', '10.0.0.0/8', 'fd00::/8', 'runtime.internal']);
+  for (const bad of ['10.0.0.0/33', 'http://runtime', '1.2.3', 'a b']) {
+    expect(() => loadConfig({ EGRESS_ALLOW: bad })).toThrow(expect.objectContaining({ code: 'ERR_CONFIG', message: expect.stringMatching(/^EGRESS_ALLOW: /) }));
+  }
+  expect(loadConfig({ REMOTE_CONNECT_TIMEOUT_SECONDS: '2', REMOTE_REQUEST_TIMEOUT_SECONDS: '10' }).remoteTimeouts).toEqual({ connectMs: 2000, requestMs: 10_000 });
+  for (const variable of ['REMOTE_CONNECT_TIMEOUT_SECONDS', 'REMOTE_REQUEST_TIMEOUT_SECONDS']) {
+    expect(() => loadConfig({ [variable]: '0' })).toThrow(expect.objectContaining({ message: expect.stringMatching(new RegExp(`^${variable}: `)) }));
+  }
 });

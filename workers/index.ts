@@ -1,4 +1,4 @@
-import { Worker, type ConnectionOptions, type Job } from 'bullmq';
+import { DelayedError, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import { errorCode } from '../src/errors.js';
 import { Evidence } from '../src/evidence/index.js';
 import type { MediaMetrics } from '../src/metrics.js';
@@ -17,6 +17,35 @@ export interface WorkerOptions {
   metrics?: Pick<MediaMetrics, 'recordingJobs' | 'recordingJobSeconds' | 'encodeRealtimeFactor' | 'recordingBucketErrors' | 'recordingJobRetries'>;
 }
 
+/** How long a recording job waits before it is tried again, when its tenant already holds its share of this worker. */
+const TENANT_BUSY_DELAY_MS = 1_000;
+
+/**
+ * At most `perTenant` of one tenant's jobs run at once in this worker; another of that tenant's is
+ * put back, delayed (`TENANT_BUSY_DELAY_MS`), without spending an attempt (BullMQ's
+ * `DelayedError`), its job id kept. So a tenant whose bucket never answers holds at most that
+ * many slots, and the other tenants' recordings keep the rest.
+ */
+export function sharedFairly<T extends { tenantId: string }, R>(perTenant: number, process: (job: Job<T>) => Promise<R>): (job: Job<T>, token?: string) => Promise<R> {
+  const running = new Map<string, number>();
+  return async (job, token) => {
+    const { tenantId } = job.data;
+    const now = running.get(tenantId) ?? 0;
+    if (now >= perTenant) {
+      await job.moveToDelayed(Date.now() + TENANT_BUSY_DELAY_MS, token);
+      throw new DelayedError();
+    }
+    running.set(tenantId, now + 1);
+    try {
+      return await process(job);
+    } finally {
+      const left = running.get(tenantId)! - 1;
+      if (left === 0) running.delete(tenantId);
+      else running.set(tenantId, left);
+    }
+  };
+}
+
 /**
  * Starts the BullMQ workers: under `callrec serve` in-process (its own spools and the shared
  * work), or under `callrec worker` (the shared work only): recordings
@@ -24,13 +53,15 @@ export interface WorkerOptions {
  */
 export function startWorkers(deps: RecordingProcessorDeps, opts: WorkerOptions): { close(): Promise<void> } {
   const { log } = deps;
-  const processor = createRecordingProcessor(deps);
+  const concurrency = opts.concurrency ?? 2;
+  const processRecording = createRecordingProcessor(deps);
   const spoolNodes = opts.nodeId === undefined ? [null] : [null, opts.nodeId];
   const workers: Array<{ close(): Promise<void> }> = spoolNodes.map((nodeId) => {
-    const worker = new Worker<RecordingJobData>(recordingsQueueName(nodeId), processor, {
+    // One slot per worker is always left to the other tenants.
+    const worker = new Worker<RecordingJobData>(recordingsQueueName(nodeId), sharedFairly(Math.max(1, concurrency - 1), processRecording), {
       connection: opts.connection,
       prefix: opts.prefix,
-      concurrency: opts.concurrency ?? 2,
+      concurrency,
     });
     const { metrics } = opts;
     const measure = (job: Job, outcome: string) => {
@@ -57,7 +88,7 @@ export function startWorkers(deps: RecordingProcessorDeps, opts: WorkerOptions):
     worker.on('error', (err) => log.error({ err, queue: worker.name }, 'recordings worker error'));
     return worker;
   });
-  workers.push(startWebhookWorker({ store: deps.store, keyring: deps.keyring, log }, opts));
+  workers.push(startWebhookWorker({ store: deps.store, keyring: deps.keyring, log, egress: deps.webhooks.egress }, opts));
   workers.push(
     startRetentionWorker(
       { store: deps.store, storageFor: (recording) => deps.storage.forRecording(recording), webhooks: deps.webhooks, evidence: new Evidence(deps.store, deps.keyring), log, now: () => new Date() },

@@ -79,33 +79,71 @@ function spoolPcm({ info, read }: Pick<SpoolSource, 'info' | 'read'>, channels: 
 
 type Outage = 'ERR_STORAGE_UNREACHABLE' | 'ERR_SPOOL_UNREACHABLE';
 
+/** S3 error names that mean the bucket answered and refused these credentials (or has no such bucket). */
+const S3_REFUSALS = new Set(['AccessDenied', 'InvalidAccessKeyId', 'SignatureDoesNotMatch', 'NoSuchBucket', 'AllAccessDisabled', 'InvalidToken', 'ExpiredToken', 'AccountProblem', 'InvalidBucketName', 'PermanentRedirect']);
+
 /**
- * A bucket's failure as an outage of `where` (refused, timed out, 5xx, denied), which the recovery
- * sweep retries once that bucket answers again. Our own errors (a bad spool, a missing object, a
- * key that does not decrypt) pass through: a bucket that answers would not change them.
+ * Whether a bucket answered with a refusal that retrying cannot change: 401/403 (credentials,
+ * permissions) or no such bucket (S3 by name; GCS 404 on an upload, which creates objects).
  */
-function asOutage(code: Outage, where: string, err: unknown): unknown {
-  if (errorCode(err) !== undefined) return err;
-  return new CallrecError(code, `${code}: ${where} did not answer: ${(err as Error).message}`, { cause: err });
+function refusedBy(err: unknown): boolean {
+  // S3's SDK says the status in `$metadata`; GCS's (gaxios) in `status` on uploads, `code` on JSON API calls.
+  const e = err as { name?: string; code?: unknown; status?: unknown; $metadata?: { httpStatusCode?: number } };
+  const status = e.$metadata?.httpStatusCode ?? [e.status, e.code].find((value) => typeof value === 'number');
+  return status === 401 || status === 403 || (e.name !== undefined && S3_REFUSALS.has(e.name)) || (e.$metadata === undefined && status === 404);
 }
 
-/** Runs a step against a bucket, its failure marked as that bucket's outage (see `asOutage`). */
-async function reaching<T>(code: Outage, where: string, step: () => Promise<T>): Promise<T> {
+/** Where the bucket `code` fails on is configured: what its refusal tells the operator or tenant to fix. */
+interface BucketSettings {
+  /** The bucket's URL. */
+  where: string;
+  /** The settings that choose it and its credentials, e.g. `STORAGE_URL` or the tenant's `storage_url`/`storage_credentials`. */
+  settings: string;
+}
+
+/**
+ * A bucket's failure as an outage of `where` (refused, timed out, 5xx), which the recovery sweep
+ * retries once that bucket answers again. A bucket that answers with a refusal (bad credentials,
+ * no permission, no such bucket) fails the job at once, naming the settings to fix, in words
+ * that do not say which it was: a tenant must not learn from them which buckets exist (the server
+ * log has the details). A connection the egress policy refused fails at once too. Our own errors
+ * (a bad spool, a missing object, a key that does not decrypt) pass through: a bucket that
+ * answers would not change them.
+ */
+function asOutage(outage: Outage, bucket: BucketSettings, err: unknown, log: Logger): unknown {
+  const code = errorCode(err);
+  if (code === 'ERR_EGRESS_REFUSED' || code === 'ERR_STORAGE_REFUSED') {
+    const { message } = err as Error;
+    return new UnrecoverableError(message.startsWith(code) ? message : `${code}: ${message}`);
+  }
+  if (code !== undefined) return err;
+  if (refusedBy(err)) {
+    log.warn({ bucket: bucket.where, err: (err as Error).message, name: (err as Error).name }, 'a bucket refused access');
+    return new UnrecoverableError(`ERR_STORAGE_REFUSED: ${bucket.where} refused access (credentials, permissions or bucket name): check ${bucket.settings}`);
+  }
+  return new CallrecError(outage, `${outage}: ${bucket.where} did not answer: ${(err as Error).message}`, { cause: err });
+}
+
+/** Runs a step against a bucket, its failure marked as that bucket's outage or refusal (see `asOutage`). */
+async function reaching<T>(code: Outage, bucket: BucketSettings, log: Logger, step: () => Promise<T>): Promise<T> {
   try {
     return await step();
   } catch (err) {
-    throw asOutage(code, where, err);
+    throw asOutage(code, bucket, err, log);
   }
 }
 
 /** Chunks read from a shipped spool, failures marked as the spool bucket's (the encoder's own stay as they are). */
-async function* fromSpoolBucket(where: string, chunks: AsyncIterable<Int16Array>): AsyncGenerator<Int16Array> {
+async function* fromSpoolBucket(bucket: BucketSettings, log: Logger, chunks: AsyncIterable<Int16Array>): AsyncGenerator<Int16Array> {
   try {
     yield* chunks;
   } catch (err) {
-    throw asOutage('ERR_SPOOL_UNREACHABLE', where, err);
+    throw asOutage('ERR_SPOOL_UNREACHABLE', bucket, err, log);
   }
 }
+
+/** A shipped spool's bucket: the operator's SPOOL_URL. */
+const spoolBucket = (where: string): BucketSettings => ({ where, settings: 'SPOOL_URL and the node\'s credentials' });
 
 /** Encodes `pcm` into `file` (created or truncated), each chunk at its position. */
 async function encodeToFile(file: string, format: RecordingFormat, pcm: PcmFile, threads: number): Promise<void> {
@@ -151,7 +189,7 @@ export function createRecordingProcessor(deps: RecordingProcessorDeps) {
     const call = await store.calls.get(recording.tenantId, recording.callId);
     const shippedTo = recording.spoolUrl;
     const open = () => openSpoolSource(recording, call?.endedAt ?? null, { keyring, ...deps.spools });
-    const source = shippedTo === null ? await open() : await reaching('ERR_SPOOL_UNREACHABLE', shippedTo, open);
+    const source = shippedTo === null ? await open() : await reaching('ERR_SPOOL_UNREACHABLE', spoolBucket(shippedTo), log, open);
     // Retrying cannot bring a spool back: fail at once, saying so (`callrec jobs retry` once it is restored).
     if (!source) {
       const where = recording.spoolUrl === null ? "this node's disk" : `this node's disk or ${recording.spoolUrl}`;
@@ -160,7 +198,7 @@ export function createRecordingProcessor(deps: RecordingProcessorDeps) {
     await store.recordings.update(recordingId, { status: 'processing', attempts: job.attemptsMade + 1 });
 
     const { info } = source;
-    const read: SpoolSource['read'] = shippedTo === null ? source.read : (start, end) => fromSpoolBucket(shippedTo, source.read(start, end));
+    const read: SpoolSource['read'] = shippedTo === null ? source.read : (start, end) => fromSpoolBucket(spoolBucket(shippedTo), log, source.read(start, end));
     const pcm = spoolPcm({ info, read }, recording.channels === 1 ? 1 : 2);
     const encoded = `${source.scratch}.${recording.format}`;
     try {
@@ -176,7 +214,7 @@ export function createRecordingProcessor(deps: RecordingProcessorDeps) {
     for await (const chunk of createReadStream(encoded)) hash.update(chunk as Buffer);
     const sha256 = hash.digest('hex');
     const { size } = await fs.stat(encoded);
-    const storage = await deps.storage.forTenant(recording.tenantId);
+    const storage = await reaching('ERR_STORAGE_UNREACHABLE', { where: 'the tenant\'s bucket', settings: "the tenant's storage_url and storage_credentials" }, log, () => deps.storage.forTenant(recording.tenantId));
     const objectKey = objectKeyFor(recording.tenantId, recording.callId, recording.id, recording.format, recording.createdAt);
     // A fresh data key per recording, wrapped by the master key or, if the tenant holds its own
     // keys, by the tenant's public key (then only the tenant can decrypt).
@@ -184,7 +222,8 @@ export function createRecordingProcessor(deps: RecordingProcessorDeps) {
     const publicKey = (await store.tenants.get(recording.tenantId))?.settings.public_key;
     const wrapped: WrappedKey = typeof publicKey === 'string' ? wrapForTenant(dataKey, publicKey) : keyring.wrap(dataKey);
     const peaks = await waveformOf(pcm);
-    await reaching('ERR_STORAGE_UNREACHABLE', storage.url, async () => {
+    const settings = storage === deps.storage.default ? 'STORAGE_URL and the node\'s credentials' : "the tenant's storage_url and storage_credentials";
+    await reaching('ERR_STORAGE_UNREACHABLE', { where: storage.url, settings }, log, async () => {
       await putPeaks(storage, objectKey, dataKey, wrapped.keyId, peaks);
       const body = encryptStream(dataKey, { keyId: wrapped.keyId });
       // A put that fails without consuming its body must still close the file: destroying the

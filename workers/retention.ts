@@ -75,19 +75,27 @@ export async function keepRetentionScheduled(queue: Queue, everyMs: number, opts
  * Deletes every recording past its `storage_days` (SPEC §6), oldest first, page by page:
  * each through `recordings.delete`, which re-checks the legal hold in its transaction and
  * leaves a tombstone by `retention`; then `recording.deleted` is emitted. A recording that
- * fails stays expired and is tried again on the next run.
+ * fails stays expired (or `deleting`, which recovery finishes) and is tried again on the next
+ * run. After a tenant's bucket fails, the rest of that tenant's are left to the next run too: a
+ * bucket that never answers costs one timeout per run, not one per recording, and the other
+ * tenants' retention goes on.
  */
 export function createRetentionProcessor(deps: RetentionDeps) {
   const { store, storageFor, webhooks, evidence, log, now } = deps;
   return async function runRetention(_job?: Job): Promise<RetentionResult> {
     const cutoff = now();
     const failedIds = new Set<string>();
+    const failingTenants = new Set<string>();
     let deleted = 0;
     for (;;) {
       // Deleted ones leave the list, failed ones stay: the page is fetched with room for them.
       const page = (await store.recordings.listExpired(cutoff, failedIds.size + PAGE_SIZE)).filter((r) => !failedIds.has(r.id));
       if (page.length === 0) break;
       for (const recording of page) {
+        if (failingTenants.has(recording.tenantId)) {
+          failedIds.add(recording.id);
+          continue;
+        }
         try {
           const objects = await storageFor(recording);
           const result = await store.recordings.delete(recording.tenantId, recording.callId, objects, { deletedBy: 'retention', reason: 'retention' });
@@ -98,6 +106,7 @@ export function createRetentionProcessor(deps: RetentionDeps) {
           failedIds.add(recording.id);
           // A hold placed since the listing is retention working as meant, not an error.
           const held = err instanceof CallrecError && err.code === 'ERR_LEGAL_HOLD';
+          if (!held) failingTenants.add(recording.tenantId);
           log[held ? 'info' : 'warn']({ recordingId: recording.id, callId: recording.callId, err }, 'retention skipped a recording');
         }
       }

@@ -1,4 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
+import type { EgressPolicy } from '../net/egress.js';
+
+const RuntimeUrl = Type.String({ pattern: '^wss?://[^\\s/?#]+[^\\s]*$', maxLength: 2048 });
 
 /**
  * `voice_tools.call_recording` as a PATCH may carry it: every field optional, nothing unknown.
@@ -17,7 +20,9 @@ export const CallRecordingPatchSchema = Type.Object(
     consent_timeout_seconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 120 })),
     format: Type.Optional(Type.Union([Type.Literal('mp3'), Type.Literal('wav'), Type.Literal('ogg')])),
     pause_behavior: Type.Optional(Type.Union([Type.Literal('silence'), Type.Literal('skip')])),
-    agent_ws_url: Type.Optional(Type.Union([Type.String({ pattern: '^wss?://[^\\s/?#]+[^\\s]*$', maxLength: 2048 }), Type.Null()])),
+    agent_ws_url: Type.Optional(Type.Union([RuntimeUrl, Type.Null()])),
+    /** Other runtimes a stream's `agent_url` parameter may pick (besides `agent_ws_url`); any other is refused. */
+    agent_ws_urls: Type.Optional(Type.Array(RuntimeUrl, { maxItems: 32, uniqueItems: true })),
   },
   { additionalProperties: false },
 );
@@ -51,7 +56,14 @@ export const CALL_RECORDING_DEFAULTS: Readonly<CallRecordingSettings> = Object.f
   format: 'mp3',
   pause_behavior: 'silence',
   agent_ws_url: null,
+  agent_ws_urls: [],
 });
+
+/** The runtime URLs the agent's settings name, normalised (`new URL().href`), for comparing a stream's `agent_url` with. */
+export function allowedRuntimes(settings: Pick<CallRecordingSettings, 'agent_ws_url' | 'agent_ws_urls'>): Set<string> {
+  const urls = settings.agent_ws_url === null ? settings.agent_ws_urls : [settings.agent_ws_url, ...settings.agent_ws_urls];
+  return new Set(urls.map((url) => new URL(url).href));
+}
 
 /** The recording settings an agent's calls use: what was stored, defaults for the rest. */
 export function resolveCallRecording(stored: AgentSettings): CallRecordingSettings {
@@ -74,4 +86,12 @@ export function mergeSettings<T extends object>(stored: T, patch: object): T {
     out[key] = isPlainObject(value) ? mergeSettings(isPlainObject(current) ? current : {}, value) : value;
   }
   return out as T;
+}
+
+/** Refuses (400 `ERR_EGRESS_REFUSED`, naming the field) a runtime URL in `patch` whose host is internal. */
+export async function checkRuntimeUrls(egress: EgressPolicy, patch: AgentSettings): Promise<void> {
+  const settings = patch.voice_tools?.call_recording;
+  const field = 'voice_tools.call_recording';
+  if (settings?.agent_ws_url) await egress.check(settings.agent_ws_url, `${field}.agent_ws_url`, 'agent_ws_url');
+  for (const [i, url] of (settings?.agent_ws_urls ?? []).entries()) await egress.check(url, `${field}.agent_ws_urls.${i}`, 'agent_ws_url');
 }

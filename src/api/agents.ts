@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import { AgentSettingsPatchSchema } from '../agents/settings.js';
+import { AgentSettingsPatchSchema, checkRuntimeUrls } from '../agents/settings.js';
 import { principalOf } from '../auth/plugin.js';
 import { notFound } from './errors.js';
 import { SafeId } from '../ids.js';
@@ -12,7 +12,7 @@ const AgentParams = Type.Object({ agentId: SafeId() });
  * Per-agent Voice Settings: `PATCH`/`GET /agents/{id}` (also under `/api`), `GET /api/agents`,
  * and each agent's change history, newest first: `GET /api/agents/{id}/audit`.
  */
-export function agentRoutes(app: ApiInstance, { store }: ApiDeps): void {
+export function agentRoutes(app: ApiInstance, { store, egress }: ApiDeps): void {
   // The seed documents `/agents/{id}`; `/api/agents/{id}` keeps the API under one prefix.
   for (const prefix of ['', '/api']) {
     app.patch(
@@ -20,6 +20,7 @@ export function agentRoutes(app: ApiInstance, { store }: ApiDeps): void {
       { schema: { params: AgentParams, body: AgentSettingsPatchSchema }, config: { scopes: ['agents:write'] } },
       async (request) => {
         const principal = principalOf(request);
+        await checkRuntimeUrls(egress, request.body);
         const agent = await store.agents.patch(principal.tenantId, request.params.agentId, request.body, principal.keyId);
         return agentView(agent);
       },

@@ -14,7 +14,7 @@ const LegalHoldBody = Type.Object(
   { additionalProperties: false },
 );
 
-const RECORDING_STATUSES = ['none', 'recording', 'paused', 'processing', 'ready', 'failed', 'deleted'] as const;
+const RECORDING_STATUSES = ['none', 'recording', 'paused', 'processing', 'ready', 'failed', 'deleting', 'deleted'] as const;
 
 const ListQuery = Type.Object({
   agent_id: Type.Optional(SafeId()),

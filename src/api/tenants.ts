@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import { principalOf } from '../auth/plugin.js';
-import { applySettingsPatch, TenantSettingsPatchSchema, tenantView } from '../tenants/settings.js';
+import { applySettingsPatch, checkSettingsEgress, TenantSettingsPatchSchema, tenantView } from '../tenants/settings.js';
 import { HttpError } from '../errors.js';
 import { notFound } from './errors.js';
 import { SafeId } from '../ids.js';
@@ -18,7 +18,7 @@ const TenantParams = Type.Object({ tenantId: SafeId() });
  * `GET`/`PATCH /api/tenants/{id}` for that tenant's admins or the operator; secrets are
  * sealed with the master keyring and never shown.
  */
-export function tenantRoutes(app: ApiInstance, { store, keyring }: ApiDeps): void {
+export function tenantRoutes(app: ApiInstance, { store, keyring, egress }: ApiDeps): void {
   app.post('/api/tenants', { schema: { body: CreateTenantBody }, config: { scopes: ['admin'] } }, async (request, reply) => {
     if (!principalOf(request).operator) throw new HttpError('ERR_FORBIDDEN', 'only the operator key may create tenants');
     const { id, name } = request.body;
@@ -44,6 +44,7 @@ export function tenantRoutes(app: ApiInstance, { store, keyring }: ApiDeps): voi
       const { tenantId } = request.params;
       const principal = principalOf(request);
       if (!principal.operator && principal.tenantId !== tenantId) throw notFound(`tenant ${tenantId}`);
+      await checkSettingsEgress(egress, request.body);
       const tenant = await store.tenants.updateSettings(tenantId, (current) =>
         applySettingsPatch(keyring, tenantId, current, request.body, { operator: principal.operator }),
       );

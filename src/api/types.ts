@@ -4,6 +4,7 @@ import type { CallControl } from '../calls/control.js';
 import type { TelnyxConfig } from '../config.js';
 import type { HttpLimits } from '../config.js';
 import type { MasterKeyring } from '../crypto/keys.js';
+import type { EgressPolicy } from '../net/egress.js';
 import type { TranscodeCache } from '../recording/transcode-cache.js';
 import type { StorageResolver } from '../storage/resolver.js';
 import type { Store } from '../store/index.js';
@@ -15,6 +16,8 @@ export interface ApiDeps {
   store: Store;
   /** Which object store holds each recording. */
   storage: StorageResolver;
+  /** What URLs in tenants' and agents' settings may name (checked at PATCH). */
+  egress: EgressPolicy;
   /** Unwraps recordings' data keys to decrypt them on the fly. */
   keyring: MasterKeyring;
   /** Recordings asked for in another format than stored. */

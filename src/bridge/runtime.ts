@@ -1,5 +1,6 @@
+import type http from 'node:http';
 import WebSocket from 'ws';
-import { CallrecError } from '../errors.js';
+import { CallrecError, errorCode } from '../errors.js';
 import type { WireMessage } from '../protocols/types.js';
 
 export interface RuntimeLinkOptions {
@@ -7,6 +8,8 @@ export interface RuntimeLinkOptions {
   connectTimeoutMs?: number;
   /** Runtimes may send long stretches of audio in one message. */
   maxPayload?: number;
+  /** What connects (the egress policy's pinned agent); default Node's. */
+  agent?: http.Agent;
 }
 
 /**
@@ -18,16 +21,21 @@ export class RuntimeLink {
   readonly ws: WebSocket;
   #queue: WireMessage[] | null = [];
   readonly #opened: Promise<void>;
+  /** Whether the handshake completed: a runtime that never opened fails through `opened`, with its reason. */
+  wasOpened = false;
 
   constructor(url: string, opts: RuntimeLinkOptions = {}) {
     this.url = url;
-    this.ws = new WebSocket(url, { handshakeTimeout: opts.connectTimeoutMs ?? 5000, maxPayload: opts.maxPayload ?? 8 * 1024 * 1024, perMessageDeflate: false });
+    // Redirects are not followed (ws's default): a runtime cannot send the node elsewhere.
+    this.ws = new WebSocket(url, { handshakeTimeout: opts.connectTimeoutMs ?? 5000, maxPayload: opts.maxPayload ?? 8 * 1024 * 1024, perMessageDeflate: false, agent: opts.agent });
     this.#opened = new Promise((resolve, reject) => {
       const onError = (err: Error) => {
         this.ws.off('open', onOpen);
-        reject(new CallrecError('ERR_AGENT_UNREACHABLE', `agent runtime unreachable: ${err.message}`));
+        // Refused by the egress policy: the stream is closed 1008 saying so, not as an outage.
+        reject(errorCode(err) === 'ERR_EGRESS_REFUSED' ? err : new CallrecError('ERR_AGENT_UNREACHABLE', `agent runtime unreachable: ${err.message}`));
       };
       const onOpen = () => {
+        this.wasOpened = true;
         this.ws.off('error', onError);
         for (const m of this.#queue ?? []) this.ws.send(m.data, { binary: m.binary });
         this.#queue = null;
@@ -42,7 +50,7 @@ export class RuntimeLink {
     this.#opened.catch(() => {});
   }
 
-  /** Resolves once the runtime accepted the connection and the queue was sent; rejects with `ERR_AGENT_UNREACHABLE`. */
+  /** Resolves once the runtime accepted the connection and the queue was sent; rejects with `ERR_AGENT_UNREACHABLE` or `ERR_EGRESS_REFUSED`. */
   get opened(): Promise<void> {
     return this.#opened;
   }

@@ -1,11 +1,12 @@
 import type { BufferPool } from '../../media/buffer-pool.js';
 import type { AuthFailures } from '../auth/failures.js';
 import type { MediaFormat } from '../../media/types.js';
-import type { StreamLimits } from '../config.js';
+import type { RemoteTimeouts, StreamLimits } from '../config.js';
 import { ConsentGate, type PromptPort } from '../consent/gate.js';
 import type { PromptCache } from '../consent/prompts.js';
 import type { Logger } from '../log.js';
 import type { MediaMetrics } from '../metrics.js';
+import type { EgressPolicy } from '../net/egress.js';
 import type { RecordingJobData } from '../queue/recordings.js';
 import type { SpoolOpener } from '../recording/shared-spool.js';
 import type { Store } from '../store/index.js';
@@ -38,6 +39,10 @@ export interface MediaContext {
   limits: StreamLimits;
   /** Failed authentications per client address, shared with the HTTP API (AUTH_FAILURES_PER_IP). */
   authFailures: AuthFailures;
+  /** What agent runtimes may be (docs/security.md "Egress"): bridge mode connects through it. */
+  egress: EgressPolicy;
+  /** A runtime's handshake must finish within `connectMs` (default `REMOTE_TIMEOUT_DEFAULTS`). */
+  remoteTimeouts?: RemoteTimeouts;
 }
 
 /** What records a live call: its stream clock, its consent gate, and the recorder that follows the gate. */

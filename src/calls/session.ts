@@ -1,4 +1,5 @@
 import { WebSocket, type RawData } from 'ws';
+import { REMOTE_TIMEOUT_DEFAULTS } from '../config.js';
 import { RuntimeLink } from '../bridge/runtime.js';
 import type { ConsentGate } from '../consent/gate.js';
 import type { HeldMessage } from '../consent/hold.js';
@@ -297,7 +298,11 @@ export class CallSession extends StateMachine<SessionState> {
   }
 
   #connectRuntime(url: string, opening: Opening): RuntimeLink {
-    const runtime = new RuntimeLink(url);
+    // Runtimes are reached through the egress policy; a stream's agent_url was held to the agent's list already.
+    const runtime = new RuntimeLink(url, {
+      agent: this.#ctx.egress.agent('agent_ws_url', new URL(url).protocol),
+      connectTimeoutMs: (this.#ctx.remoteTimeouts ?? REMOTE_TIMEOUT_DEFAULTS).connectMs,
+    });
     for (const m of opening.connected) runtime.send(m.data, m.isBinary);
     const start = this.#adapter.runtimeStartMessage(opening.start.data, opening.start.isBinary);
     runtime.send(start.data, start.binary);
@@ -305,7 +310,7 @@ export class CallSession extends StateMachine<SessionState> {
     runtime.ws.on('message', (data: RawData, isBinary: boolean) => this.#onRuntimeMessage(data as Buffer, isBinary));
     runtime.ws.on('close', (code: number) => {
       const s = this.state;
-      if (s.status === 'live' && s.runtime === runtime) {
+      if (s.status === 'live' && s.runtime === runtime && runtime.wasOpened) {
         this.#closeProvider(1000, `agent runtime closed (${code})`);
         this.#end('agent runtime closed');
       }

@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { resolveCallRecording, type CallRecordingSettings } from '../agents/settings.js';
+import { allowedRuntimes, resolveCallRecording, type CallRecordingSettings } from '../agents/settings.js';
 import type { AuthFailures } from '../auth/failures.js';
 import { hasScope } from '../auth/scopes.js';
 import { CallrecError } from '../errors.js';
 import { isSafeId, SAFE_ID_RULE } from '../ids.js';
+import { EgressRefusedError, type EgressPolicy } from '../net/egress.js';
 import type { StreamLimits } from '../config.js';
 import type { Provider, StreamStart, UpgradeInfo } from '../protocols/types.js';
 import type { CallMode, Store } from '../store/index.js';
@@ -33,6 +34,8 @@ export interface StreamAuthContext {
   store: Store;
   /** The failure budget per client address (AUTH_FAILURES_PER_IP), shared with the HTTP API. */
   authFailures: AuthFailures;
+  /** Counts a stream's `agent_url` refused for naming a runtime its agent does not list. */
+  egress: Pick<EgressPolicy, 'refused'>;
 }
 
 /**
@@ -40,7 +43,9 @@ export interface StreamAuthContext {
  * mode (SPEC §4), from the start message's parameters and the upgrade's query string. A bad
  * token spends the client address's failure budget; once it is spent, the address's streams
  * are refused before their token is looked at, good or bad, until its window ends.
- * Rejects `ERR_RATE_LIMITED`, `ERR_MISSING_AGENT`, `ERR_BAD_TOKEN`, `ERR_UNKNOWN_AGENT`, `ERR_BAD_PARAMETER`, `ERR_NO_RUNTIME`.
+ * A stream's `agent_url` may only pick one of the runtimes its agent lists (`agent_ws_url`,
+ * `agent_ws_urls`): a media key must not send the node to any host it likes.
+ * Rejects `ERR_RATE_LIMITED`, `ERR_MISSING_AGENT`, `ERR_BAD_TOKEN`, `ERR_UNKNOWN_AGENT`, `ERR_BAD_PARAMETER`, `ERR_EGRESS_REFUSED`, `ERR_NO_RUNTIME`.
  */
 export async function authenticateStream(ctx: StreamAuthContext, upgrade: StreamUpgrade, start: StreamStart): Promise<StreamIdentity> {
   const { store, authFailures } = ctx;
@@ -60,7 +65,13 @@ export async function authenticateStream(ctx: StreamAuthContext, upgrade: Stream
   if (!agent) throw new CallrecError('ERR_UNKNOWN_AGENT', `unknown agent_id "${agentId.slice(0, 64)}"`);
   const settings = resolveCallRecording(agent.settings);
   const runtimeUrl = params.agent_url || settings.agent_ws_url || null;
-  if (runtimeUrl && !/^wss?:\/\//.test(runtimeUrl)) throw new CallrecError('ERR_BAD_PARAMETER', 'agent_url must be a ws:// or wss:// URL');
+  if (params.agent_url) {
+    if (!/^wss?:\/\//.test(params.agent_url) || !URL.canParse(params.agent_url)) throw new CallrecError('ERR_BAD_PARAMETER', 'agent_url must be a ws:// or wss:// URL');
+    if (!allowedRuntimes(settings).has(new URL(params.agent_url).href)) {
+      ctx.egress.refused.inc({ target: 'agent_url' });
+      throw new EgressRefusedError('agent_url', "not one of the agent's runtimes (agent_ws_url, agent_ws_urls)");
+    }
+  }
   const mode = streamMode(params, start, runtimeUrl);
   // The call id names the spool, the object key and log lines: held to the API's id rule.
   const callId = params.call_id || start.providerCallId || start.streamId || randomUUID();

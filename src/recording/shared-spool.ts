@@ -1,3 +1,4 @@
+import type { RemoteTimeouts } from '../config.js';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -407,14 +408,14 @@ function countingSegments(store: ObjectStore, bytes: SpoolBytes): ObjectStore {
  * Shipped spools' stores, opened once per `spool_url` (SDK clients keep connection pools worth
  * reusing); with `bytes`, the segments they hold are counted there.
  */
-export function shippedSpoolStores(opts: { endpoint: string | undefined; workDir: string; bytes?: SpoolBytes }): Omit<SpoolSourceOptions, 'keyring'> {
+export function shippedSpoolStores(opts: { endpoint: string | undefined; workDir: string; bytes?: SpoolBytes; timeouts?: RemoteTimeouts }): Omit<SpoolSourceOptions, 'keyring'> {
   const open = new Map<string, ObjectStore>();
   return {
     workDir: opts.workDir,
     storeAt(url) {
       let store = open.get(url);
       if (!store) {
-        store = openObjectStore(url, { endpoint: opts.endpoint });
+        store = openObjectStore(url, { endpoint: opts.endpoint, timeouts: opts.timeouts });
         if (opts.bytes) store = countingSegments(store, opts.bytes);
         open.set(url, store);
       }

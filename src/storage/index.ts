@@ -1,4 +1,6 @@
+import type http from 'node:http';
 import { fileURLToPath } from 'node:url';
+import type { RemoteTimeouts } from '../config.js';
 import { CallrecError } from '../errors.js';
 import { GcsObjectStore, type GcsObjectStoreOptions } from './gcs.js';
 import { LocalObjectStore } from './local.js';
@@ -18,6 +20,10 @@ export interface OpenObjectStoreOptions {
   credentials?: unknown;
   /** S3 region (default `AWS_REGION`, else `us-east-1`). */
   region?: string;
+  /** Connect and request timeouts of `gs:` and `s3:` stores (default `REMOTE_TIMEOUT_DEFAULTS`). */
+  timeouts?: RemoteTimeouts;
+  /** The agent an `s3:` store connects through, by protocol: the egress policy's for a tenant's endpoint. */
+  agent?: (protocol: 'http:' | 'https:') => http.Agent;
 }
 
 /** Opens the object store a `STORAGE_URL` names. */
@@ -27,9 +33,9 @@ export function openObjectStore(storageUrl: string, opts: OpenObjectStoreOptions
     case 'file:':
       return new LocalObjectStore(fileURLToPath(url));
     case 'gs:':
-      return new GcsObjectStore(storageUrl, { endpoint: opts.endpoint, credentials: opts.credentials as GcsObjectStoreOptions['credentials'] });
+      return new GcsObjectStore(storageUrl, { endpoint: opts.endpoint, credentials: opts.credentials as GcsObjectStoreOptions['credentials'], timeoutMs: opts.timeouts?.requestMs });
     case 's3:':
-      return new S3ObjectStore(storageUrl, { endpoint: opts.endpoint, region: opts.region, credentials: opts.credentials as S3ObjectStoreOptions['credentials'] });
+      return new S3ObjectStore(storageUrl, { endpoint: opts.endpoint, region: opts.region, credentials: opts.credentials as S3ObjectStoreOptions['credentials'], timeouts: opts.timeouts, agent: opts.agent });
     default:
       throw new CallrecError('ERR_CONFIG', `STORAGE_URL: ${url.protocol}// storage is not supported; use file://, gs:// or s3://`);
   }

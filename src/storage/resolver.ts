@@ -1,6 +1,9 @@
 import { createHash } from 'node:crypto';
+import type { RemoteTimeouts } from '../config.js';
 import type { MasterKeyring } from '../crypto/keys.js';
+import type { EgressPolicy } from '../net/egress.js';
 import type { Store } from '../store/index.js';
+import { CallrecError } from '../errors.js';
 import { loadTenantSettings, type StorageCredentials } from '../tenants/settings.js';
 import { openObjectStore, type OpenObjectStoreOptions } from './index.js';
 import type { ObjectStore } from './types.js';
@@ -12,16 +15,26 @@ export interface StorageResolverOptions {
   endpoint?: string;
   store: Pick<Store, 'tenants'>;
   keyring: MasterKeyring;
+  /** What a tenant's own endpoint may be (docs/security.md "Egress"). */
+  egress: EgressPolicy;
+  /** Of tenants' stores (default `REMOTE_TIMEOUT_DEFAULTS`). */
+  timeouts?: RemoteTimeouts;
 }
 
-/** A tenant's credentials in the shape its store's SDK takes. */
-function sdkOptions(credentials: StorageCredentials | null, endpoint: string | undefined): OpenObjectStoreOptions {
-  if (!credentials) return { endpoint };
-  if (credentials.kind === 'gs') return { endpoint, credentials: { client_email: credentials.client_email, private_key: credentials.private_key } };
+/**
+ * A tenant's credentials in the shape its store's SDK takes. An endpoint the tenant named is
+ * reached through the egress policy's agents; the operator's (`STORAGE_ENDPOINT`) is not.
+ */
+function sdkOptions(credentials: StorageCredentials | null, opts: StorageResolverOptions): OpenObjectStoreOptions {
+  const { endpoint, timeouts } = opts;
+  if (!credentials) return { endpoint, timeouts };
+  if (credentials.kind === 'gs') return { endpoint, timeouts, credentials: { client_email: credentials.client_email, private_key: credentials.private_key } };
   return {
     endpoint: credentials.endpoint ?? endpoint,
     region: credentials.region,
     credentials: { accessKeyId: credentials.access_key_id, secretAccessKey: credentials.secret_access_key },
+    timeouts,
+    ...(credentials.endpoint ? { agent: (protocol: 'http:' | 'https:') => opts.egress.agent('storage_endpoint', protocol) } : {}),
   };
 }
 
@@ -43,22 +56,31 @@ export class StorageResolver {
 
   async forTenant(tenantId: string): Promise<ObjectStore> {
     const settings = await loadTenantSettings(this.#opts.store, this.#opts.keyring, tenantId);
-    return settings.storageUrl ? this.#at(settings.storageUrl, settings.storageCredentials) : this.default;
+    return settings.storageUrl ? this.#at(settings.storageUrl, settings.storageCredentials, settings.storageNodeIdentity) : this.default;
   }
 
   async forRecording(recording: { tenantId: string; storageUrl: string | null }): Promise<ObjectStore> {
     const url = recording.storageUrl;
     if (url === null || url === this.default.url) return this.default;
-    // The tenant's credentials belong to its current bucket; an older bucket gets the SDK's own.
+    // The current bucket with the tenant's credentials; an earlier one with what opened it then.
     const settings = await loadTenantSettings(this.#opts.store, this.#opts.keyring, recording.tenantId);
-    return this.#at(url, settings.storageUrl === url ? settings.storageCredentials : null);
+    if (settings.storageUrl === url) return this.#at(url, settings.storageCredentials, settings.storageNodeIdentity);
+    const past = settings.pastStorage[url];
+    return this.#at(url, past?.credentials ?? null, past?.nodeIdentity ?? false);
   }
 
-  #at(url: string, credentials: StorageCredentials | null): ObjectStore {
+  /**
+   * The store at `url`, opened with `credentials`; without them, with the node's own identity
+   * only if the operator allowed it (`nodeIdentity`): a tenant's bucket never borrows it.
+   */
+  #at(url: string, credentials: StorageCredentials | null, nodeIdentity: boolean): ObjectStore {
+    if (!credentials && !nodeIdentity && !url.startsWith('file:')) {
+      throw new CallrecError('ERR_STORAGE_REFUSED', `ERR_STORAGE_REFUSED: ${url} has no credentials of its own: check the tenant's storage_url and storage_credentials`);
+    }
     const key = `${url}\u0000${credentials ? createHash('sha256').update(JSON.stringify(credentials)).digest('hex') : ''}`;
     let store = this.#open.get(key);
     if (!store) {
-      store = openObjectStore(url, sdkOptions(credentials, this.#opts.endpoint));
+      store = openObjectStore(url, sdkOptions(credentials, this.#opts));
       this.#open.set(key, store);
     }
     return store;

@@ -1,5 +1,7 @@
+import type http from 'node:http';
 import { Readable } from 'node:stream';
 import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
+import { REMOTE_TIMEOUT_DEFAULTS, type RemoteTimeouts } from '../config.js';
 import { CallrecError } from '../errors.js';
 import { BucketUrl } from './bucket.js';
 import type { ObjectStore } from './types.js';
@@ -15,6 +17,10 @@ export interface S3ObjectStoreOptions {
   partSize?: number;
   /** Parts uploaded at once (default 2). A put buffers up to `partSize * queueSize` bytes. */
   queueSize?: number;
+  /** Connect timeout, and how long a request may wait for a byte (default `REMOTE_TIMEOUT_DEFAULTS`): without them a silent endpoint holds a call forever. */
+  timeouts?: RemoteTimeouts;
+  /** The agent requests go through, by protocol (default the SDK's). */
+  agent?: (protocol: 'http:' | 'https:') => http.Agent;
 }
 
 const MiB = 1024 * 1024;
@@ -35,12 +41,18 @@ export class S3ObjectStore implements ObjectStore {
     this.url = this.#location.href;
     this.#partSize = opts.partSize ?? 5 * MiB;
     this.#queueSize = opts.queueSize ?? 2;
+    const timeouts = opts.timeouts ?? REMOTE_TIMEOUT_DEFAULTS;
     this.#sdk = Promise.all([import('@aws-sdk/client-s3'), import('@aws-sdk/lib-storage')]).then(([s3, { Upload }]) => ({
       ...s3,
       Upload,
       client: new s3.S3Client({
         region: opts.region ?? (process.env.AWS_REGION || 'us-east-1'),
         credentials: opts.credentials,
+        requestHandler: {
+          connectionTimeout: timeouts.connectMs,
+          requestTimeout: timeouts.requestMs,
+          ...(opts.agent ? { httpAgent: opts.agent('http:'), httpsAgent: opts.agent('https:') } : {}),
+        },
         ...(opts.endpoint ? { endpoint: opts.endpoint, forcePathStyle: true } : {}),
       }),
     }));

@@ -212,8 +212,9 @@ export class CallRepository {
    * Places (`hold` true) or releases the call's legal hold and audits the change, in one
    * transaction; every request is audited, a repeated one included, since each is a decision
    * someone made. `reason` is kept on the call while it is held. Returns null when the tenant
-   * has no such call. On PostgreSQL the call row stays locked until commit, so a concurrent
-   * `RecordingRepository.delete` sees the hold or finishes before it.
+   * has no such call; rejects `ERR_CONFLICT` placing a hold on a call whose recording is
+   * `deleting`. On PostgreSQL the call row stays locked until commit, so a concurrent
+   * `RecordingRepository.delete` sees the hold or marks its recording `deleting` before it.
    */
   async setLegalHold(tenantId: string, id: string, hold: boolean, reason: string, keyId: string | null): Promise<Call | null> {
     return this.#db.transaction().execute(async (trx) => {
@@ -225,6 +226,11 @@ export class CallRepository {
         .$if(this.#dialect === 'postgres', (qb) => qb.forUpdate())
         .executeTakeFirst();
       if (!current) return null;
+      if (hold) {
+        // Its deletion is decided and under way (the object may be gone already): too late to hold.
+        const deleting = await trx.selectFrom('recordings').select('id').where('tenant_id', '=', tenantId).where('call_id', '=', id).where('status', '=', 'deleting').executeTakeFirst();
+        if (deleting) throw new CallrecError('ERR_CONFLICT', `the recording of call ${id} is being deleted`);
+      }
       const at = new Date().toISOString();
       const set = { legal_hold: hold ? 1 : 0, legal_hold_reason: hold ? reason : null };
       await trx.updateTable('calls').set(set).where('tenant_id', '=', tenantId).where('id', '=', id).execute();

@@ -6,9 +6,10 @@ import { peaksKeyFor } from '../recording/peaks.js';
 import type { ObjectStore } from '../storage/types.js';
 import { isUniqueViolation, type Dialect } from './dialect.js';
 import type { Database, RecordingsTable } from './schema.js';
-import { insertTombstone, type DeletionReason, type Tombstone } from './tombstones.js';
+import { insertTombstone, toTombstone, type DeletionReason, type Tombstone } from './tombstones.js';
 
-export type RecordingStatus = 'recording' | 'paused' | 'processing' | 'ready' | 'failed' | 'deleted';
+/** `deleting`: its deletion is decided (its tombstone written) and its object is being removed; then `deleted`. */
+export type RecordingStatus = 'recording' | 'paused' | 'processing' | 'ready' | 'failed' | 'deleting' | 'deleted';
 
 export interface Recording {
   id: string;
@@ -271,15 +272,15 @@ export class RecordingRepository {
   }
 
   /**
-   * Deletes the call's recording: removes its object (and its peaks) from `objects`, marks it `deleted` and
-   * leaves a tombstone. Rejects with `ERR_NOT_FOUND` (no such call or recording, or already
-   * deleted), `ERR_LEGAL_HOLD` (the call is on hold) or `ERR_CONFLICT` (still being recorded
-   * or processed).
-   *
-   * The object is removed inside the transaction that checks the hold, so a hold placed
-   * concurrently either comes first and blocks this or comes after the object is gone; and if
-   * the removal fails nothing is marked, so a retry finds the recording as it was. The
-   * transaction is held open across one object delete, which is rare and short.
+   * Deletes the call's recording in three steps, none of which holds a transaction open across a
+   * remote call (a silent bucket would otherwise hold the database, and with SQLite's one
+   * connection every tenant's requests): (1) a transaction that checks the hold and status, marks
+   * the recording `deleting` and writes its tombstone; (2) the object (and its peaks) removed from
+   * `objects`; (3) the recording marked `deleted`. A hold placed after (1) is refused (see
+   * `CallRepository.setLegalHold`), one placed before blocks it. Should (2) fail or the process
+   * die, the recording stays `deleting`: deleting it again, or `finishDeletions` (recovery), resumes.
+   * Rejects with `ERR_NOT_FOUND` (no such call or recording, or already deleted),
+   * `ERR_LEGAL_HOLD` (the call is on hold) or `ERR_CONFLICT` (still being recorded or processed).
    */
   async delete(
     tenantId: string,
@@ -287,6 +288,35 @@ export class RecordingRepository {
     objects: Pick<ObjectStore, 'delete'>,
     by: { deletedBy: string; reason: DeletionReason },
   ): Promise<{ recording: Recording; tombstone: Tombstone }> {
+    const { recording, tombstone } = await this.#markDeleting(tenantId, callId, by);
+    return { recording: await this.#finishDeletion(recording, objects), tombstone };
+  }
+
+  /**
+   * Finishes deletions left `deleting` by a failed object store or a process that died between
+   * the steps of `delete`, at least `idleMs` ago (younger ones may still be under way): each
+   * one's object is removed from the store `objectsFor` gives and it is marked `deleted`.
+   * Returns those finished; one that fails again stays for the next call.
+   */
+  async finishDeletions(
+    objectsFor: (recording: Recording) => Promise<Pick<ObjectStore, 'delete'>>,
+    opts: { idleMs: number; onError: (recording: Recording, err: Error) => void },
+  ): Promise<Recording[]> {
+    const before = new Date(Date.now() - opts.idleMs).toISOString();
+    const rows = await this.#db.selectFrom('recordings').selectAll().where('status', '=', 'deleting').where('updated_at', '<', before).orderBy('updated_at').limit(100).execute();
+    const finished: Recording[] = [];
+    for (const recording of rows.map(toRecording)) {
+      try {
+        finished.push(await this.#finishDeletion(recording, await objectsFor(recording)));
+      } catch (err) {
+        opts.onError(recording, err as Error);
+      }
+    }
+    return finished;
+  }
+
+  /** Step (1) of `delete`; a recording already `deleting` is returned as it is, with its tombstone, to be resumed. */
+  async #markDeleting(tenantId: string, callId: string, by: { deletedBy: string; reason: DeletionReason }): Promise<{ recording: Recording; tombstone: Tombstone }> {
     return this.#db.transaction().execute(async (trx) => {
       const forUpdate = this.#dialect === 'postgres';
       const call = await trx
@@ -304,17 +334,15 @@ export class RecordingRepository {
         .$if(forUpdate, (qb) => qb.forUpdate())
         .executeTakeFirst();
       if (!call || !row || row.status === 'deleted') throw new CallrecError('ERR_NOT_FOUND', `call ${callId} has no recording`);
+      if (row.status === 'deleting') {
+        const decided = await trx.selectFrom('tombstones').selectAll().where('recording_id', '=', row.id).orderBy('at', 'desc').executeTakeFirstOrThrow();
+        return { recording: toRecording(row), tombstone: toTombstone(decided) };
+      }
       if (call.legal_hold === 1) throw new CallrecError('ERR_LEGAL_HOLD', `call ${callId} is on legal hold`);
       if (IN_PROGRESS.includes(row.status as RecordingStatus)) {
         throw new CallrecError('ERR_CONFLICT', `the recording of call ${callId} is still ${row.status}`);
       }
-      if (row.object_key !== null) {
-        // Peaks first: should the audio's delete then fail, the recording stays whole but for its waveform.
-        await objects.delete(peaksKeyFor(row.object_key));
-        await objects.delete(row.object_key);
-      }
-      const now = new Date().toISOString();
-      const set = { status: 'deleted', deleted_at: now, updated_at: now };
+      const set = { status: 'deleting', updated_at: new Date().toISOString() };
       await trx.updateTable('recordings').set(set).where('id', '=', row.id).execute();
       const tombstone = await insertTombstone(trx, {
         tenantId,
@@ -326,5 +354,17 @@ export class RecordingRepository {
       });
       return { recording: toRecording({ ...row, ...set }), tombstone };
     });
+  }
+
+  /** Steps (2) and (3) of `delete`, outside any transaction. */
+  async #finishDeletion(recording: Recording, objects: Pick<ObjectStore, 'delete'>): Promise<Recording> {
+    if (recording.objectKey !== null) {
+      // Peaks first: should the audio's delete then fail, the recording stays whole but for its waveform.
+      await objects.delete(peaksKeyFor(recording.objectKey));
+      await objects.delete(recording.objectKey);
+    }
+    const now = new Date().toISOString();
+    await this.#db.updateTable('recordings').set({ status: 'deleted', deleted_at: now, updated_at: now }).where('id', '=', recording.id).where('status', '=', 'deleting').execute();
+    return { ...recording, status: 'deleted', deletedAt: now, updatedAt: now };
   }
 }

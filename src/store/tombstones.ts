@@ -20,7 +20,7 @@ export interface Tombstone {
 
 export type NewTombstone = Omit<Tombstone, 'id' | 'at'>;
 
-function toTombstone(row: Selectable<TombstonesTable>): Tombstone {
+export function toTombstone(row: Selectable<TombstonesTable>): Tombstone {
   return {
     id: row.id,
     tenantId: row.tenant_id,

@@ -2,6 +2,8 @@ import { createPublicKey } from 'node:crypto';
 import { Type, type Static } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import type { MasterKeyring } from '../crypto/keys.js';
+import type { EgressPolicy } from '../net/egress.js';
+import { checkWebhookTarget } from '../webhooks/index.js';
 import { HttpError } from '../errors.js';
 import { BucketUrl } from '../storage/bucket.js';
 import type { Store, Tenant } from '../store/index.js';
@@ -47,6 +49,10 @@ export interface TenantSettings {
   /** The tenant's own bucket; null = the server's `STORAGE_URL`. */
   storageUrl: string | null;
   storageCredentials: StorageCredentials | null;
+  /** True only when the operator set `storageUrl` without credentials: the node's own identity opens it. */
+  storageNodeIdentity: boolean;
+  /** Buckets the tenant used before, with what opened them then: its recordings there stay readable. */
+  pastStorage: Record<string, { credentials: StorageCredentials | null; nodeIdentity: boolean }>;
   /** PEM (SPKI) of the RSA key that wraps this tenant's recording keys; null = the master key. */
   publicKey: string | null;
 }
@@ -56,9 +62,15 @@ interface StoredSettings {
   webhook_url?: string | null;
   webhook_secret?: SealedSecret | null;
   storage_url?: string | null;
-  storage_credentials?: (SealedSecret & { kind: 'gs' | 's3' }) | null;
+  storage_credentials?: SealedCredentials | null;
+  /** Set by the operator's key only: the bucket has no credentials of its own and the node's open it. */
+  storage_node_identity?: boolean;
+  /** Earlier buckets by URL, with their credentials (still sealed) or the operator's leave to use the node's. */
+  past_storage?: Record<string, { credentials: SealedCredentials | null; node_identity: boolean }>;
   public_key?: string | null;
 }
+
+type SealedCredentials = SealedSecret & { kind: 'gs' | 's3' };
 
 /** A setting the API must refuse, naming the field at fault (400, or 403 for `ERR_FORBIDDEN`). */
 export class TenantSettingError extends HttpError {
@@ -127,6 +139,16 @@ function checkWebhookUrl(value: string): void {
 }
 
 /**
+ * Refuses (400 `ERR_EGRESS_REFUSED`, naming the field) what the node could not reach under the
+ * egress policy: a webhook to an internal host or over plain http, an S3 endpoint on an internal host.
+ */
+export async function checkSettingsEgress(egress: EgressPolicy, patch: TenantSettingsPatch): Promise<void> {
+  if (patch.webhook_url && URL.canParse(patch.webhook_url)) await checkWebhookTarget(egress, patch.webhook_url);
+  const endpoint = (patch.storage_credentials as { endpoint?: unknown } | null | undefined)?.endpoint;
+  if (typeof endpoint === 'string' && URL.canParse(endpoint)) await egress.check(endpoint, 'storage_credentials.endpoint', 'storage_endpoint');
+}
+
+/**
  * The stored settings after `patch`: validated, secrets sealed with the master keyring.
  * `operator` says whether the operator's key asks (only it may choose a local directory).
  * Throws `TenantSettingError`.
@@ -150,6 +172,11 @@ export function applySettingsPatch(
     if (patch.storage_url !== null) checkStorageUrl(patch.storage_url, opts.operator);
     next.storage_url = patch.storage_url;
   }
+  if (patch.storage_url !== undefined && (current as StoredSettings).storage_url && patch.storage_url !== (current as StoredSettings).storage_url) {
+    // The bucket the tenant leaves keeps what opened it: its recordings stay there, readable.
+    const was = current as StoredSettings;
+    next.past_storage = { ...was.past_storage, [was.storage_url!]: { credentials: was.storage_credentials ?? null, node_identity: was.storage_node_identity === true } };
+  }
   const scheme = next.storage_url ? (new URL(next.storage_url).protocol.slice(0, -1) as 'file' | 'gs' | 's3') : null;
   if (patch.storage_credentials !== undefined && patch.storage_credentials !== null) {
     if (scheme !== 'gs' && scheme !== 's3') throw new TenantSettingError('storage_credentials', 'only a gs:// or s3:// storage_url takes credentials');
@@ -160,6 +187,14 @@ export function applySettingsPatch(
   } else if (next.storage_credentials && next.storage_credentials.kind !== scheme) {
     // Kept credentials for another kind of store would be sent to the wrong service.
     throw new TenantSettingError('storage_credentials', `the stored credentials are for ${next.storage_credentials.kind}://; send new ones or null with this storage_url`);
+  }
+  if (patch.storage_url !== undefined || patch.storage_credentials !== undefined) {
+    const bucket = scheme === 'gs' || scheme === 's3';
+    // The node's cloud identity may reach buckets no tenant should: a tenant's bucket brings its own credentials.
+    if (bucket && !next.storage_credentials && !opts.operator) {
+      throw new TenantSettingError('storage_credentials', "a tenant's own bucket needs its own credentials (only the operator key may set one the node's credentials open)");
+    }
+    next.storage_node_identity = bucket && !next.storage_credentials;
   }
   if (patch.public_key !== undefined) next.public_key = patch.public_key === null ? null : checkPublicKey(patch.public_key);
   return next as Record<string, unknown>;
@@ -183,14 +218,15 @@ export function tenantView(tenant: Tenant) {
 /** Decrypts a tenant's settings; all null for an unknown tenant. Throws `ERR_DECRYPT`/`ERR_UNKNOWN_KEY` when a secret cannot be opened. */
 export async function loadTenantSettings(store: Pick<Store, 'tenants'>, ring: MasterKeyring, tenantId: string): Promise<TenantSettings> {
   const s = ((await store.tenants.get(tenantId))?.settings ?? {}) as StoredSettings;
-  const credentials = s.storage_credentials;
+  const open = (credentials: SealedCredentials | null | undefined) =>
+    credentials ? ({ kind: credentials.kind, ...(openSecret(ring, credentials, secretContext(tenantId, 'storage_credentials')) as object) } as StorageCredentials) : null;
   return {
     webhookUrl: s.webhook_url ?? null,
     webhookSecret: s.webhook_secret ? (openSecret(ring, s.webhook_secret, secretContext(tenantId, 'webhook_secret')) as string) : null,
     storageUrl: s.storage_url ?? null,
-    storageCredentials: credentials
-      ? ({ kind: credentials.kind, ...(openSecret(ring, credentials, secretContext(tenantId, 'storage_credentials')) as object) } as StorageCredentials)
-      : null,
+    storageCredentials: open(s.storage_credentials),
+    storageNodeIdentity: s.storage_node_identity === true,
+    pastStorage: Object.fromEntries(Object.entries(s.past_storage ?? {}).map(([url, past]) => [url, { credentials: open(past.credentials), nodeIdentity: past.node_identity }])),
     publicKey: s.public_key ?? null,
   };
 }

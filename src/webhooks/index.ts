@@ -1,6 +1,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { Queue, type ConnectionOptions } from 'bullmq';
 import type { MasterKeyring } from '../crypto/keys.js';
+import { EgressRefusedError, type EgressPolicy } from '../net/egress.js';
 import type { LostSpan, Recording, Store } from '../store/index.js';
 import { loadTenantSettings } from '../tenants/settings.js';
 
@@ -42,11 +43,12 @@ export interface RecordingEventData {
   error?: string;
 }
 
-/** What emitting needs: the queue, and the store and keyring to read the tenant's webhook settings. */
+/** What emitting needs: the queue, and the store and keyring to read the tenant's webhook settings; delivering, the egress policy. */
 export interface WebhookContext {
   queue: Queue<WebhookJobData>;
   store: Store;
   keyring: MasterKeyring;
+  egress: EgressPolicy;
 }
 
 /**
@@ -102,6 +104,20 @@ export async function recordingEventData(store: Store, recording: Recording): Pr
 /** Emits a `recording.*` event for `recording` as it now is. */
 export async function emitRecordingEvent(ctx: WebhookContext, type: WebhookEventType, recording: Recording): Promise<WebhookEvent<RecordingEventData> | null> {
   return emitWebhook(ctx, recording.tenantId, type, await recordingEventData(ctx.store, recording));
+}
+
+/**
+ * Refuses (`EgressRefusedError`, field `webhook_url`) a webhook URL the node may not post to:
+ * an internal host, or plain http:// to a host `EGRESS_ALLOW` does not name.
+ */
+export async function checkWebhookTarget(egress: EgressPolicy, webhookUrl: string): Promise<URL> {
+  const url = new URL(webhookUrl);
+  if (url.protocol !== 'https:' && !(await egress.allowlisted(url))) {
+    egress.refused.inc({ target: 'webhook_url' });
+    throw new EgressRefusedError('webhook_url', 'must be an https:// URL (http:// only to hosts EGRESS_ALLOW names)');
+  }
+  await egress.check(url, 'webhook_url', 'webhook_url');
+  return url;
 }
 
 export const SIGNATURE_HEADER = 'Callrec-Signature';

@@ -46,7 +46,7 @@ describe.each(TEST_DB_KINDS)('HTTP API on %s', (kind) => {
 
     app = Fastify({ logger: false });
     const { storage: resolver, keyring, webhooks, transcodes } = services;
-    await app.register(apiPlugin, { store, storage: resolver, keyring, webhooks, transcodes, control: new ScriptedControl(), readiness: async () => ready });
+    await app.register(apiPlugin, { store, storage: resolver, egress: webhooks.egress, keyring, webhooks, transcodes, control: new ScriptedControl(), readiness: async () => ready });
     base = await app.listen({ port: 0, host: '127.0.0.1' });
   });
 

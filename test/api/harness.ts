@@ -65,7 +65,7 @@ export async function startApi(kind: TestDbKind): Promise<ApiHarness> {
   const { objects: storage, keyring } = services;
   const control = new ScriptedControl();
   const app: FastifyInstance = Fastify({ logger: false });
-  await app.register(apiPlugin, { store, storage: services.storage, keyring, webhooks: services.webhooks, transcodes: services.transcodes, control, readiness: async () => ({ db: true }),
+  await app.register(apiPlugin, { store, storage: services.storage, egress: services.webhooks.egress, keyring, webhooks: services.webhooks, transcodes: services.transcodes, control, readiness: async () => ({ db: true }),
     // The auth matrix makes hundreds of failed attempts from one address; limits have tests of their own (e2e/http-hardening).
     limits: { requestsPerKeyPerMinute: 1_000_000, authFailuresPerIpPerMinute: 1_000_000 } });
   const base = await app.listen({ port: 0, host: '127.0.0.1' });

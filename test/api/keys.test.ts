@@ -25,7 +25,7 @@ describe.each(TEST_DB_KINDS)('keys and tenants API on %s', (kind) => {
     app = Fastify({ logger: false });
     services = await apiServices(t.store, await fs.mkdtemp(path.join(os.tmpdir(), 'callrec-keys-')));
     const { storage, keyring, webhooks, transcodes } = services;
-    await app.register(apiPlugin, { store: t.store, storage, keyring, webhooks, transcodes, control: new ScriptedControl(), readiness: async () => ({}) });
+    await app.register(apiPlugin, { store: t.store, storage, egress: webhooks.egress, keyring, webhooks, transcodes, control: new ScriptedControl(), readiness: async () => ({}) });
     base = await app.listen({ port: 0, host: '127.0.0.1' });
   });
 

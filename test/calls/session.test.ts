@@ -96,6 +96,7 @@ beforeEach(async () => {
     buffers: new BufferPool(),
     limits: STREAM_LIMIT_DEFAULTS,
     authFailures: new AuthFailures(20),
+    egress: webhooks.egress,
   };
 });
 afterEach(async () => {

@@ -1,4 +1,5 @@
 import { AuthFailures } from '../../src/auth/failures.js';
+import { EgressPolicy } from '../../src/net/egress.js';
 import { CallRegistry } from '../../src/calls/registry.js';
 import type { CallSession } from '../../src/calls/session.js';
 import { authenticateStream, claimCall, type StreamIdentity, type StreamUpgrade } from '../../src/calls/stream-auth.js';
@@ -11,6 +12,7 @@ const NO_QUERY: StreamUpgrade = { headers: {}, query: {}, address: '192.0.2.1' }
 /** These tests fail authentication often from one address: a budget they never spend. */
 const UNLIMITED = new AuthFailures(1_000_000);
 const RUNTIME = 'ws://runtime.example/agent';
+const egress = new EgressPolicy();
 
 beforeAll(async () => {
   db = await createTestStore('sqlite');
@@ -18,6 +20,7 @@ beforeAll(async () => {
   token = (await db.store.keys.create({ tenantId: 't1', name: 'stream', scopes: ['media:stream'] })).secret;
   await db.store.agents.patch('t1', 'plain', { voice_tools: { call_recording: { enabled: true } } }, null);
   await db.store.agents.patch('t1', 'bridged', { voice_tools: { call_recording: { enabled: true, agent_ws_url: RUNTIME } } }, null);
+  await db.store.agents.patch('t1', 'listed', { voice_tools: { call_recording: { enabled: true, agent_ws_urls: ['wss://other.example/x', 'wss://third.example/'] } } }, null);
 });
 afterAll(() => db.cleanup());
 
@@ -32,22 +35,24 @@ describe('authenticateStream', () => {
     ['an unknown token', { agent_id: 'plain', token: 'cr_nope' }, 'ERR_BAD_TOKEN'],
     ['an unknown agent', { agent_id: 'ghost' }, 'ERR_UNKNOWN_AGENT'],
     ['an agent_url that is not a WebSocket', { agent_id: 'plain', agent_url: 'http://runtime.example' }, 'ERR_BAD_PARAMETER'],
+    ['an agent_url its agent does not list', { agent_id: 'bridged', agent_url: 'ws://127.0.0.1:9/latest/meta-data/' }, 'ERR_EGRESS_REFUSED'],
+    ['an agent_url when its agent lists none', { agent_id: 'plain', agent_url: 'wss://other.example/x' }, 'ERR_EGRESS_REFUSED'],
     ['mode=bridge with no runtime named', { agent_id: 'plain', mode: 'bridge' }, 'ERR_NO_RUNTIME'],
     ['an unknown mode', { agent_id: 'bridged', mode: 'both' }, 'ERR_BAD_PARAMETER'],
     ['an agent_id outside the id rule', { agent_id: '../plain' }, 'ERR_BAD_PARAMETER'],
     ['a call_id of ..', { agent_id: 'plain', call_id: '..' }, 'ERR_BAD_PARAMETER'],
     ['a call_id with a slash', { agent_id: 'plain', call_id: 'a/b' }, 'ERR_BAD_PARAMETER'],
   ])('refuses a stream with %s', async (_name, params, code) => {
-    await expect(authenticateStream({ store: db.store, authFailures: UNLIMITED }, NO_QUERY, start(params))).rejects.toMatchObject({ code });
+    await expect(authenticateStream({ store: db.store, authFailures: UNLIMITED, egress }, NO_QUERY, start(params))).rejects.toMatchObject({ code });
   });
 
   test('refuses a key without the media:stream scope', async () => {
     const reader = (await db.store.keys.create({ tenantId: 't1', name: 'reader', scopes: ['recordings:read'] })).secret;
-    await expect(authenticateStream({ store: db.store, authFailures: UNLIMITED }, NO_QUERY, start({ agent_id: 'plain', token: reader }))).rejects.toMatchObject({ code: 'ERR_BAD_TOKEN' });
+    await expect(authenticateStream({ store: db.store, authFailures: UNLIMITED, egress }, NO_QUERY, start({ agent_id: 'plain', token: reader }))).rejects.toMatchObject({ code: 'ERR_BAD_TOKEN' });
   });
 
   test('past the failure budget an address is refused, even with a good token, until its window ends; other addresses are not', async () => {
-    const ctx = { store: db.store, authFailures: new AuthFailures(2, 300) };
+    const ctx = { store: db.store, authFailures: new AuthFailures(2, 300), egress };
     const from = (address: string) => ({ ...NO_QUERY, address });
     const good = start({ agent_id: 'plain' });
     for (const code of ['ERR_BAD_TOKEN', 'ERR_BAD_TOKEN', 'ERR_RATE_LIMITED', 'ERR_RATE_LIMITED']) {
@@ -60,7 +65,7 @@ describe('authenticateStream', () => {
   });
 
   test('reads parameters from the query string too; the start message wins', async () => {
-    const identity = await authenticateStream({ store: db.store, authFailures: UNLIMITED }, { headers: {}, query: { agent_id: 'ghost', call_id: 'from-query', token }, address: '192.0.2.1' }, start({ agent_id: 'plain' }));
+    const identity = await authenticateStream({ store: db.store, authFailures: UNLIMITED, egress }, { headers: {}, query: { agent_id: 'ghost', call_id: 'from-query', token }, address: '192.0.2.1' }, start({ agent_id: 'plain' }));
     expect(identity).toMatchObject({ tenantId: 't1', agentId: 'plain', callId: 'from-query' });
     expect(identity.settings.enabled).toBe(true);
   });
@@ -70,11 +75,11 @@ describe('authenticateStream', () => {
     [{}, {}, 'CA1'],
     [{}, { providerCallId: undefined }, 'MZ1'],
   ])('call id: the call_id parameter, else the provider call id, else the stream id (%o %o)', async (params, extra, callId) => {
-    expect((await authenticateStream({ store: db.store, authFailures: UNLIMITED }, NO_QUERY, start({ agent_id: 'plain', ...params }, extra))).callId).toBe(callId);
+    expect((await authenticateStream({ store: db.store, authFailures: UNLIMITED, egress }, NO_QUERY, start({ agent_id: 'plain', ...params }, extra))).callId).toBe(callId);
   });
 
   test('call id: a fresh UUID when the provider names neither call nor stream', async () => {
-    const identity = await authenticateStream({ store: db.store, authFailures: UNLIMITED }, NO_QUERY, start({ agent_id: 'plain' }, { providerCallId: undefined, streamId: undefined }));
+    const identity = await authenticateStream({ store: db.store, authFailures: UNLIMITED, egress }, NO_QUERY, start({ agent_id: 'plain' }, { providerCallId: undefined, streamId: undefined }));
     expect(identity.callId).toMatch(/^[0-9a-f-]{36}$/);
   });
 
@@ -90,11 +95,14 @@ describe('authenticateStream', () => {
     ['bridged', false, {}, 'fork', null, false],
     ['bridged', false, { bidirectional: 'true' }, 'bridge', RUNTIME, true],
     ['bridged', true, { bidirectional: 'false' }, 'fork', null, false],
-    ['plain', undefined, { agent_url: 'wss://other.example/x' }, 'bridge', 'wss://other.example/x', true],
+    ['listed', undefined, { agent_url: 'wss://other.example/x' }, 'bridge', 'wss://other.example/x', true],
+    ['listed', undefined, { agent_url: 'wss://THIRD.example' }, 'bridge', 'wss://THIRD.example', true],
+    ['listed', undefined, {}, 'fork', null, true],
+    ['bridged', undefined, { agent_url: RUNTIME }, 'bridge', RUNTIME, true],
     ['bridged', true, { mode: 'fork' }, 'fork', null, true],
     ['bridged', false, { mode: 'bridge' }, 'bridge', RUNTIME, true],
   ] as const)('agent %s, canSendAudio %s, %o → %s', async (agentId, canSendAudio, params, mode, runtimeUrl, canPlayAudio) => {
-    const identity = await authenticateStream({ store: db.store, authFailures: UNLIMITED }, NO_QUERY, start({ agent_id: agentId, ...params }, { canSendAudio }));
+    const identity = await authenticateStream({ store: db.store, authFailures: UNLIMITED, egress }, NO_QUERY, start({ agent_id: agentId, ...params }, { canSendAudio }));
     expect(identity).toMatchObject({ mode, runtimeUrl, canPlayAudio });
   });
 });
@@ -104,7 +112,7 @@ describe('claimCall', () => {
   const owner = {} as CallSession;
 
   async function identity(callId: string, params: Record<string, string> = {}): Promise<StreamIdentity> {
-    return authenticateStream({ store: db.store, authFailures: UNLIMITED }, NO_QUERY, start({ agent_id: 'bridged', call_id: callId, ...params }));
+    return authenticateStream({ store: db.store, authFailures: UNLIMITED, egress }, NO_QUERY, start({ agent_id: 'bridged', call_id: callId, ...params }));
   }
 
   test('claims the call on this node and creates its row; a bridge records both legs', async () => {

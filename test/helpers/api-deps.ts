@@ -5,8 +5,13 @@ import { LocalObjectStore } from '../../src/storage/local.js';
 import { StorageResolver } from '../../src/storage/resolver.js';
 import type { Store } from '../../src/store/index.js';
 import { createWebhookQueue, type WebhookContext } from '../../src/webhooks/index.js';
+import { EgressPolicy } from '../../src/net/egress.js';
 import { dropRedisPrefix, REDIS_URL, testPrefix } from './redis.js';
 
+/** The egress policy of tests whose receivers and runtimes listen on loopback: as `EGRESS_ALLOW=127.0.0.1,::1`. */
+export function loopbackEgress(): EgressPolicy {
+  return new EgressPolicy({ allow: ['127.0.0.1', '::1'] });
+}
 
 export interface ApiServices {
   /** The server's own object store: a real directory. */
@@ -27,6 +32,7 @@ export async function webhookContext(store: Store, dir: string): Promise<Webhook
     queue,
     store,
     keyring,
+    egress: loopbackEgress(),
     async close() {
       await queue.close();
       await dropRedisPrefix(prefix);
@@ -42,7 +48,7 @@ export async function apiServices(store: Store, dir: string): Promise<ApiService
   const transcodes = await TranscodeCache.open(path.join(dir, 'transcoded'));
   return {
     objects,
-    storage: new StorageResolver({ defaultStore: objects, store, keyring }),
+    storage: new StorageResolver({ defaultStore: objects, store, keyring, egress: webhooks.egress }),
     keyring,
     webhooks,
     transcodes,

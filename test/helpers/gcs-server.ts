@@ -49,7 +49,7 @@ export class GcsTestServer {
   /**
    * Makes the server unavailable until `recover()`, or for the next `requests` requests:
    * `refuse` stops listening (connections are refused, open ones dropped), `503` answers 503,
-   * `stall` never answers.
+   * `stall` never answers, `403` denies access (bad credentials or permissions).
    */
   fail(outage: Outage, requests = Infinity): void {
     this.#outage = outage;
@@ -98,6 +98,7 @@ export class GcsTestServer {
     if (outage && --this.#outageLeft <= 0) this.#outage = null;
     if (outage === 'stall') return;
     if (outage === '503') return error(res, 503, 'backendError', 'service unavailable');
+    if (outage === '403') return error(res, 403, 'forbidden', 'caller does not have storage.objects.create access');
     const url = new URL(req.url ?? '/', this.endpoint);
     // Object names arrive percent-encoded as one path segment (`a%2Fb`), so split before decoding.
     const parts = url.pathname.split('/').slice(1).map(decodeURIComponent);
@@ -214,7 +215,7 @@ export class GcsTestServer {
   }
 }
 
-export type Outage = 'refuse' | '503' | 'stall';
+export type Outage = 'refuse' | '503' | 'stall' | '403';
 
 interface StoredObject {
   bucket: string;

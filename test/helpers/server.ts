@@ -60,6 +60,8 @@ export async function startTestServer(
     LOG_LEVEL: 'silent',
     // Tests replay fixtures faster than real time: audio may run ahead of the wall clock.
     STREAM_AUDIO_LEAD_SECONDS: '86400',
+    // Tests' runtimes, webhook receivers and buckets listen on loopback.
+    EGRESS_ALLOW: '127.0.0.1,::1',
     ...opts.env,
   });
   const server = await startServer(config, { log: opts.log ?? createLogger(process.env.TEST_LOG_LEVEL ?? 'silent'), jitterMs: opts.jitterMs, onRoute: opts.onRoute, workers: opts.workers, recordingsRefreshMs: opts.recordingsRefreshMs });
@@ -177,6 +179,7 @@ export async function startServerProcess(join: TestServer, opts: ServerProcessOp
     CALLREC_MASTER_KEY: join.cluster.masterKey,
     LOG_LEVEL: 'warn',
     STREAM_AUDIO_LEAD_SECONDS: '86400',
+    EGRESS_ALLOW: '127.0.0.1,::1',
     ...(opts.disk ? { CALLREC_TEST_DISK: opts.disk } : {}),
     ...opts.env,
   };

@@ -1,5 +1,6 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
+import { loopbackEgress } from '../helpers/api-deps.js';
 import path from 'node:path';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -13,6 +14,7 @@ import { ShippedSpoolWriter, shippedSpoolStores } from '../../src/recording/shar
 import { SpoolWriter } from '../../src/recording/spool.js';
 import { GcsObjectStore } from '../../src/storage/gcs.js';
 import { StorageResolver } from '../../src/storage/resolver.js';
+import { applySettingsPatch } from '../../src/tenants/settings.js';
 import type { Recording } from '../../src/store/index.js';
 import { createWebhookQueue } from '../../src/webhooks/index.js';
 import { startWorkers } from '../../workers/index.js';
@@ -48,12 +50,12 @@ beforeAll(async () => {
   gcs = await GcsTestServer.start(['recordings', 'spools']);
   keyring = await MasterKeyring.load({ dataDir: dir, masterKey: randomBytes(32).toString('base64') });
   await db.store.tenants.ensure('t', 'T');
-  const storage = new StorageResolver({ defaultStore: new GcsObjectStore('gs://recordings/audio', { endpoint: gcs.endpoint, maxRetries: 1, timeoutMs: 2000 }), store: db.store, keyring });
+  const storage = new StorageResolver({ defaultStore: new GcsObjectStore('gs://recordings/audio', { endpoint: gcs.endpoint, maxRetries: 1, timeoutMs: 2000 }), endpoint: gcs.endpoint, timeouts: { connectMs: 2000, requestMs: 2000 }, store: db.store, keyring, egress: loopbackEgress() });
   queues = new RecordingQueues({ url: REDIS_URL }, prefix);
   webhooks = createWebhookQueue({ url: REDIS_URL }, prefix);
   metrics = new MediaMetrics();
   const log = createLogger('silent');
-  workers = startWorkers({ store: db.store, storage, log, keyring, webhooks: { queue: webhooks, store: db.store, keyring }, spools: spools() }, { connection: { url: REDIS_URL }, prefix, nodeId: SELF, metrics });
+  workers = startWorkers({ store: db.store, storage, log, keyring, webhooks: { queue: webhooks, store: db.store, keyring, egress: loopbackEgress() }, spools: spools() }, { connection: { url: REDIS_URL }, prefix, nodeId: SELF, metrics });
   // As a media node runs it (src/server.ts); the spool bucket is probed by a client that does not
   // retry for seconds after the test (the probe itself gives up after 800 ms).
   const spoolProbe = new GcsObjectStore('gs://spools/calls', { endpoint: gcs.endpoint, maxRetries: 1, timeoutMs: 2000 });
@@ -78,9 +80,9 @@ afterAll(async () => {
 });
 
 /** Two seconds of a tone, as a finished call's spool: on this disk, or shipped to `gs://spools/calls` (its local file gone, as on another node). */
-async function spooledRecording(callId: string, shipped: boolean): Promise<Recording> {
-  await db.store.calls.create({ tenantId: 't', id: callId, agentId: 'a', provider: 'twilio', mode: 'fork', sampleRate: RATE, legs: ['caller', 'agent'], settings: CALL_RECORDING_DEFAULTS, nodeId: shipped ? 'another-node' : SELF });
-  await db.store.calls.update('t', callId, { status: 'ended', endedAt: new Date().toISOString() });
+async function spooledRecording(callId: string, shipped: boolean, tenantId = 't'): Promise<Recording> {
+  await db.store.calls.create({ tenantId, id: callId, agentId: 'a', provider: 'twilio', mode: 'fork', sampleRate: RATE, legs: ['caller', 'agent'], settings: CALL_RECORDING_DEFAULTS, nodeId: shipped ? 'another-node' : SELF });
+  await db.store.calls.update(tenantId, callId, { status: 'ended', endedAt: new Date().toISOString() });
   const spoolPath = path.join(dir, 'spool', `${randomUUID()}.wav`);
   const options = { sampleRate: RATE, channels: 2 as const };
   const store = spools().storeAt('gs://spools/calls');
@@ -95,7 +97,7 @@ async function spooledRecording(callId: string, shipped: boolean): Promise<Recor
     expect(spool.shipped).toBe(true);
     await fs.rm(spoolPath);
   }
-  return db.store.recordings.create({ tenantId: 't', callId, format: 'wav', channels: 2, sampleRate: RATE, storageDays: 90, status: 'processing', spoolPath, spoolUrl: shipped ? store.url : null });
+  return db.store.recordings.create({ tenantId, callId, format: 'wav', channels: 2, sampleRate: RATE, storageDays: 90, status: 'processing', spoolPath, spoolUrl: shipped ? store.url : null });
 }
 
 async function until(what: string, ok: () => Promise<boolean>, timeoutMs = 45_000): Promise<void> {
@@ -151,3 +153,28 @@ test('recordings failed because a bucket was down are retried by the sweep once 
   expect(gcs.objectNames('recordings').filter((name) => name.endsWith('.wav.enc'))).toHaveLength(2);
   await until('the shipped spool is deleted (just after the recording is ready)', async () => gcs.objectNames('spools').length === 0);
 }, 120_000);
+
+test('a bucket that refuses access fails the recording at once, naming the settings to fix, in the same words whether the bucket exists or not', async () => {
+  const denied = await spooledRecording('upload-denied', false);
+  gcs.fail('403');
+  // The production job options: five attempts, of which one is used.
+  await queues.queue(SELF).add('finalize', { tenantId: 't', callId: denied.callId, recordingId: denied.id }, { jobId: recordingJobId(denied.id) });
+  await until('the job failed', async () => (await status(denied)).status === 'failed');
+  await gcs.recover();
+  const job = await queues.queue(SELF).getJob(recordingJobId(denied.id));
+  expect(job?.attemptsMade).toBe(1);
+  const { error } = await status(denied);
+  expect(error).toBe("ERR_STORAGE_REFUSED: gs://recordings/audio refused access (credentials, permissions or bucket name): check STORAGE_URL and the node's credentials");
+  // Not an outage: the sweep leaves it alone though the bucket answers.
+  expect((await recoverSpools(db.store, queues, dir, recovery)).outageRetried).toEqual([]);
+
+  // A tenant's bucket that does not exist reads the same, but for its URL and the settings named.
+  await db.store.tenants.ensure('t2', 'T2');
+  const credentials = { client_email: 'rec@t2.example', private_key: 'unused: the test server takes no credentials', project_id: 't2' };
+  await db.store.tenants.updateSettings('t2', (current) => applySettingsPatch(keyring, 't2', current, { storage_url: 'gs://no-such-bucket/audio', storage_credentials: credentials }, { operator: false }));
+  const missing = await spooledRecording('upload-nowhere', false, 't2');
+  await queues.queue(SELF).add('finalize', { tenantId: 't2', callId: missing.callId, recordingId: missing.id }, { jobId: recordingJobId(missing.id) });
+  await until('the job failed', async () => (await status(missing)).status === 'failed');
+  expect((await queues.queue(SELF).getJob(recordingJobId(missing.id)))?.attemptsMade).toBe(1);
+  expect((await status(missing)).error).toBe("ERR_STORAGE_REFUSED: gs://no-such-bucket/audio refused access (credentials, permissions or bucket name): check the tenant's storage_url and storage_credentials");
+}, 60_000);

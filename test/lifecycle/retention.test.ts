@@ -1,5 +1,6 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
+import { loopbackEgress } from '../helpers/api-deps.js';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -28,10 +29,10 @@ describe.each(TEST_DB_KINDS)('retention on %s', (kind) => {
   const log = createLogger('silent');
 
   /** A call with a recording in `status` kept `storageDays`; a ready one has a real object. */
-  async function addRecording(callId: string, storageDays: number, status: RecordingStatus = 'ready'): Promise<string | null> {
-    await db.store.calls.create({ tenantId: 't1', id: callId, agentId: 'agent-1', provider: 'twilio', mode: 'fork', sampleRate: 8000, legs: ['caller', 'agent'], settings: CALL_RECORDING_DEFAULTS });
-    const recording = await db.store.recordings.create({ tenantId: 't1', callId, format: 'mp3', channels: 1, sampleRate: 8000, storageDays });
-    const objectKey = status === 'ready' ? `t1/${callId}/${recording.id}.mp3.enc` : null;
+  async function addRecording(callId: string, storageDays: number, status: RecordingStatus = 'ready', tenantId = 't1'): Promise<string | null> {
+    await db.store.calls.create({ tenantId, id: callId, agentId: 'agent-1', provider: 'twilio', mode: 'fork', sampleRate: 8000, legs: ['caller', 'agent'], settings: CALL_RECORDING_DEFAULTS });
+    const recording = await db.store.recordings.create({ tenantId, callId, format: 'mp3', channels: 1, sampleRate: 8000, storageDays });
+    const objectKey = status === 'ready' ? `${tenantId}/${callId}/${recording.id}.mp3.enc` : null;
     if (objectKey) await storage.put(objectKey, Readable.from([Buffer.from(callId)]));
     await db.store.recordings.update(recording.id, { status, objectKey });
     return objectKey;
@@ -45,7 +46,7 @@ describe.each(TEST_DB_KINDS)('retention on %s', (kind) => {
     await db.store.tenants.ensure('t1', 'One');
     await db.store.tenants.updateSettings('t1', (s) => applySettingsPatch(keyring, 't1', s, { webhook_url: 'http://127.0.0.1:9/hooks' }, { operator: true }));
     webhooks = createWebhookQueue({ url: REDIS_URL }, prefix);
-    deps = { store: db.store, storageFor: () => storage, webhooks: { queue: webhooks, store: db.store, keyring }, evidence: new Evidence(db.store, keyring), log, now: () => new Date() };
+    deps = { store: db.store, storageFor: () => storage, webhooks: { queue: webhooks, store: db.store, keyring, egress: loopbackEgress() }, evidence: new Evidence(db.store, keyring), log, now: () => new Date() };
   });
 
   afterAll(async () => {
@@ -94,15 +95,19 @@ describe.each(TEST_DB_KINDS)('retention on %s', (kind) => {
     expect(await storage.exists(held!)).toBe(false);
   });
 
-  test('a recording whose object cannot be deleted is counted, kept, and does not stop the run', async () => {
+  test('a recording whose object cannot be deleted is counted, kept deleting (recovery finishes it), and does not stop the run; its tenant\'s others wait for the next', async () => {
     const broken = await addRecording('broken', 1);
-    const fine = await addRecording('fine', 1);
+    const later = await addRecording('later', 1);
+    const fine = await addRecording('fine', 1, 'ready', 't2');
     const flaky = { delete: async (key: string) => (key === broken ? Promise.reject(new Error('bucket says no')) : storage.delete(key)) };
     const run = createRetentionProcessor({ ...deps, storageFor: () => flaky, now: () => new Date(Date.now() + 2 * DAY) });
-    expect(await run()).toEqual({ deleted: 1, failed: 1 });
+    expect(await run()).toEqual({ deleted: 1, failed: 2 });
     expect(await storage.exists(fine!)).toBe(false);
     expect(await storage.exists(broken!)).toBe(true);
-    expect((await db.store.recordings.getByCall('t1', 'broken'))!.status).toBe('ready');
+    expect(await storage.exists(later!)).toBe(true);
+    expect((await db.store.recordings.getByCall('t1', 'broken'))!.status).toBe('deleting');
+    expect(await run()).toEqual({ deleted: 1, failed: 0 });
+    expect(await storage.exists(later!)).toBe(false);
   });
 
   test('scheduleRetention runs the processor as a repeatable BullMQ job', async () => {

@@ -89,6 +89,8 @@ describe.each(TEST_DB_KINDS)('tenant settings API on %s', (kind) => {
       webhookSecret: SECRET,
       storageUrl: 's3://acme-recordings/calls',
       storageCredentials: { kind: 's3', access_key_id: 'AKIAEXAMPLE', secret_access_key: S3_SECRET, region: 'eu-west-1' },
+      storageNodeIdentity: false,
+      pastStorage: {},
       publicKey,
     });
   });
@@ -152,5 +154,32 @@ describe.each(TEST_DB_KINDS)('tenant settings API on %s', (kind) => {
     expect(byAdmin).toMatchObject({ status: 403, body: { error: { code: 'ERR_FORBIDDEN', field: 'storage_url' } } });
     const byOperator = await call(operator, 'PATCH', '/api/tenants/acme', { storage_url: `file://${t.dataDir}/acme` });
     expect(byOperator).toMatchObject({ status: 200, body: { storage_url: `file://${t.dataDir}/acme` } });
+  });
+
+  test("a tenant's bucket never borrows the node's identity: a tenant admin must give credentials; only the operator may leave them out", async () => {
+    const { storage } = t.server;
+    const credentials = { access_key_id: 'AKIAACME', secret_access_key: 'acme-secret-key-material' };
+    for (const body of [{ storage_url: 's3://node-bucket/acme' }, { storage_url: 'gs://node-bucket/acme' }]) {
+      expect(await call(otherAdmin, 'PATCH', '/api/tenants/acme', body)).toMatchObject({ status: 400, body: { error: { code: 'ERR_VALIDATION', field: 'storage_credentials' } } });
+    }
+    expect(await call(otherAdmin, 'PATCH', '/api/tenants/acme', { storage_url: 's3://acme-bucket/one', storage_credentials: credentials })).toMatchObject({ status: 200 });
+    // Clearing the credentials of a bucket is leaving them out.
+    expect(await call(otherAdmin, 'PATCH', '/api/tenants/acme', { storage_credentials: null })).toMatchObject({ status: 400, body: { error: { field: 'storage_credentials' } } });
+    await expect(storage.forTenant('acme')).resolves.toMatchObject({ url: 's3://acme-bucket/one' });
+
+    // A bucket set without credentials before this rule (or by hand) is not opened with the node's.
+    await t.server.store.tenants.updateSettings('acme', (current) => ({ ...current, storage_url: 's3://node-bucket/acme', storage_credentials: null, storage_node_identity: undefined }));
+    await expect(storage.forTenant('acme')).rejects.toMatchObject({ code: 'ERR_STORAGE_REFUSED', message: expect.stringMatching(/check the tenant's storage_url and storage_credentials$/) });
+
+    // The operator may, and the tenant's later unrelated changes keep that leave.
+    expect(await call(operator, 'PATCH', '/api/tenants/acme', { storage_url: 's3://node-bucket/acme' })).toMatchObject({ status: 200 });
+    expect(await call(otherAdmin, 'PATCH', '/api/tenants/acme', { webhook_url: null })).toMatchObject({ status: 200 });
+    await expect(storage.forTenant('acme')).resolves.toMatchObject({ url: 's3://node-bucket/acme' });
+
+    // Moving to its own bucket, the tenant's recordings in the old one stay readable, with what opened it.
+    expect(await call(otherAdmin, 'PATCH', '/api/tenants/acme', { storage_url: 's3://acme-bucket/two', storage_credentials: credentials })).toMatchObject({ status: 200 });
+    await expect(storage.forRecording({ tenantId: 'acme', storageUrl: 's3://node-bucket/acme' })).resolves.toMatchObject({ url: 's3://node-bucket/acme' });
+    // A bucket the tenant never had gets nothing.
+    await expect(storage.forRecording({ tenantId: 'acme', storageUrl: 's3://someone-elses/bucket' })).rejects.toMatchObject({ code: 'ERR_STORAGE_REFUSED' });
   });
 });

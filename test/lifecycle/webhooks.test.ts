@@ -1,5 +1,6 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
+import { loopbackEgress } from '../helpers/api-deps.js';
 import path from 'node:path';
 import type { Queue, Worker } from 'bullmq';
 import { CALL_RECORDING_DEFAULTS } from '../../src/agents/settings.js';
@@ -35,8 +36,8 @@ describe('webhooks', () => {
     keyring = await MasterKeyring.load({ dataDir });
     receiver = await WebhookReceiver.start();
     queue = createWebhookQueue({ url: REDIS_URL }, prefix, { backoffMs: 20 });
-    worker = startWebhookWorker({ store: db.store, keyring, log: createLogger('silent') }, { connection: { url: REDIS_URL }, prefix });
-    ctx = { queue, store: db.store, keyring };
+    worker = startWebhookWorker({ store: db.store, keyring, log: createLogger('silent'), egress: loopbackEgress() }, { connection: { url: REDIS_URL }, prefix });
+    ctx = { queue, store: db.store, keyring, egress: loopbackEgress() };
     await configure('hooked', { webhook_url: receiver.url, webhook_secret: SECRET });
     await db.store.tenants.ensure('quiet', 'No webhook');
   });

@@ -7,6 +7,7 @@ import { Kysely, SqliteDialect } from 'kysely';
 import { Migrator } from 'kysely/migration';
 import { CALL_RECORDING_DEFAULTS } from '../../src/agents/settings.js';
 import { LocalObjectStore } from '../../src/storage/local.js';
+import { S3ObjectStore } from '../../src/storage/s3.js';
 import { createTestStore, TEST_DB_KINDS, type TestStore } from '../helpers/db.js';
 import { createStore, type NewCall, type Store } from '../../src/store/index.js';
 import { migrationProvider } from '../../src/store/migrations.js';
@@ -288,12 +289,32 @@ describe.each(TEST_DB_KINDS)('store on %s', (kind) => {
       expect(await objects.exists('t1/D2.mp3.enc')).toBe(false);
     });
 
-    test('when the object cannot be deleted nothing is marked', async () => {
-      // A key the local store refuses to touch makes its delete fail for real.
-      await readyRecording('D3', 90, 't1', '../outside.mp3.enc');
-      await expect(store.recordings.delete('t1', 'D3', objects, { deletedBy: 'k1', reason: 'api' })).rejects.toMatchObject({ code: 'ERR_BAD_KEY' });
-      expect(await store.recordings.getByCall('t1', 'D3')).toMatchObject({ status: 'ready', deletedAt: null });
-      expect(await store.tombstones.list('t1', 'D3')).toEqual([]);
+    test('when the object cannot be deleted the recording stays deleting, too late to hold; deleting again or finishDeletions completes it', async () => {
+      // A bucket nobody listens at: its deletes fail for real, outside any transaction.
+      const down = new S3ObjectStore('s3://bucket/rec', { endpoint: 'http://127.0.0.1:1', credentials: { accessKeyId: 'a', secretAccessKey: 'b' }, timeouts: { connectMs: 500, requestMs: 500 } });
+      const by = { deletedBy: 'k1', reason: 'api' } as const;
+      const failures: string[] = [];
+      const onError = (recording: { callId: string }) => failures.push(recording.callId);
+      for (const callId of ['D3', 'D4']) {
+        await readyRecording(callId);
+        await expect(store.recordings.delete('t1', callId, down, by)).rejects.toThrow();
+        expect(await store.recordings.getByCall('t1', callId)).toMatchObject({ status: 'deleting', deletedAt: null });
+        expect(await store.tombstones.list('t1', callId)).toMatchObject([{ deletedBy: 'k1', reason: 'api' }]);
+        await expect(store.calls.setLegalHold('t1', callId, true, 'too late', 'k2')).rejects.toMatchObject({ code: 'ERR_CONFLICT' });
+        expect(await objects.exists(`t1/${callId}.mp3.enc`)).toBe(true);
+      }
+      down.destroy();
+      // Deleting again resumes, under the decision already recorded.
+      const [decided] = await store.tombstones.list('t1', 'D3');
+      expect(await store.recordings.delete('t1', 'D3', objects, { deletedBy: 'k9', reason: 'api' })).toMatchObject({ recording: { status: 'deleted' }, tombstone: decided });
+      expect(await objects.exists('t1/D3.mp3.enc')).toBe(false);
+      // Recovery finishes what is left, once it has sat long enough not to be under way.
+      expect(await store.recordings.finishDeletions(async () => objects, { idleMs: 60_000, onError })).toEqual([]);
+      expect(await store.recordings.finishDeletions(async () => objects, { idleMs: 0, onError })).toMatchObject([{ callId: 'D4', status: 'deleted', deletedAt: expect.any(String) }]);
+      expect(await store.recordings.getByCall('t1', 'D4')).toMatchObject({ status: 'deleted' });
+      expect(await objects.exists('t1/D4.mp3.enc')).toBe(false);
+      expect(await store.tombstones.list('t1', 'D4')).toHaveLength(1);
+      expect(failures).toEqual([]);
     });
 
     test('listExpired finds ready recordings past their own storage_days, skipping held calls', async () => {

@@ -1,5 +1,6 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
+import { loopbackEgress } from '../helpers/api-deps.js';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Readable } from 'node:stream';
@@ -94,8 +95,8 @@ describe('recordings worker', () => {
     const keyring = await MasterKeyring.load({ dataDir: dir });
     const queues = new RecordingQueues({ url: REDIS_URL }, prefix);
     const queue = queues.queue(null);
-    const storage = new StorageResolver({ defaultStore: objects, store: db.store, keyring });
-    const webhooks = { queue: createWebhookQueue({ url: REDIS_URL }, prefix), store: db.store, keyring };
+    const storage = new StorageResolver({ defaultStore: objects, store: db.store, keyring, egress: loopbackEgress() });
+    const webhooks = { queue: createWebhookQueue({ url: REDIS_URL }, prefix), store: db.store, keyring, egress: loopbackEgress() };
     const deps = { store: db.store, storage, log: createLogger('silent'), keyring, webhooks, encodeThreads: spooled.encodeThreads, spools: shippedSpoolStores({ endpoint: undefined, workDir: dir }) };
     const workers = startWorkers(deps, { connection: { url: REDIS_URL }, prefix });
     const { recordingId, spoolPath } = await spooledRecording(callId, spooled);

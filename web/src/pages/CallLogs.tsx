@@ -8,7 +8,7 @@ import { href } from '../router.js';
 const PAGE_SIZE = 100;
 /** Live calls are refreshed this often: polling is enough for a recordings screen. */
 const POLL_MS = 3000;
-const STATUSES = ['none', 'recording', 'paused', 'processing', 'ready', 'failed', 'deleted'];
+const STATUSES = ['none', 'recording', 'paused', 'processing', 'ready', 'failed', 'deleting', 'deleted'];
 
 interface Filters {
   agent_id: string;
