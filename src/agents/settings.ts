@@ -1,4 +1,4 @@
-import { Type, type Static } from '@sinclair/typebox';
+import { Type, type Static } from 'typebox';
 
 /**
  * `voice_tools.call_recording` as a PATCH may carry it: every field optional, nothing unknown.
@@ -12,11 +12,11 @@ export const CallRecordingPatchSchema = Type.Object(
     consent_message: Type.Optional(Type.String({ minLength: 1, maxLength: 500 })),
     dual_channel: Type.Optional(Type.Boolean()),
     storage_days: Type.Optional(Type.Integer({ minimum: 1, maximum: 3650 })),
-    consent_mode: Type.Optional(Type.Union([Type.Literal('one_party'), Type.Literal('two_party')])),
+    consent_mode: Type.Optional(Type.Enum(['one_party', 'two_party'])),
     consent_digit: Type.Optional(Type.String({ pattern: '^[0-9*#]$' })),
     consent_timeout_seconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 120 })),
-    format: Type.Optional(Type.Union([Type.Literal('mp3'), Type.Literal('wav'), Type.Literal('ogg')])),
-    pause_behavior: Type.Optional(Type.Union([Type.Literal('silence'), Type.Literal('skip')])),
+    format: Type.Optional(Type.Enum(['mp3', 'wav', 'ogg'])),
+    pause_behavior: Type.Optional(Type.Enum(['silence', 'skip'])),
     agent_ws_url: Type.Optional(Type.Union([Type.String({ pattern: '^wss?://[^\\s/?#]+[^\\s]*$', maxLength: 2048 }), Type.Null()])),
   },
   { additionalProperties: false },

@@ -1,4 +1,4 @@
-import { Type } from '@sinclair/typebox';
+import { Type } from 'typebox';
 import { AgentSettingsPatchSchema } from '../agents/settings.js';
 import { principalOf } from '../auth/plugin.js';
 import { notFound } from './errors.js';

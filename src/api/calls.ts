@@ -1,4 +1,4 @@
-import { Type } from '@sinclair/typebox';
+import { Type } from 'typebox';
 import { principalOf } from '../auth/plugin.js';
 import { CallrecError } from '../errors.js';
 import { HttpError } from '../errors.js';
@@ -16,13 +16,16 @@ const LegalHoldBody = Type.Object(
 
 const RECORDING_STATUSES = ['none', 'recording', 'paused', 'processing', 'ready', 'failed', 'deleted'] as const;
 
+/** Calls per page when `limit` is not given. */
+const DEFAULT_PAGE_SIZE = 50;
+
 const ListQuery = Type.Object({
   agent_id: Type.Optional(SafeId()),
   from: Type.Optional(Type.String({ minLength: 1 })),
   to: Type.Optional(Type.String({ minLength: 1 })),
-  status: Type.Optional(Type.Union(RECORDING_STATUSES.map((status) => Type.Literal(status)))),
+  status: Type.Optional(Type.Enum(RECORDING_STATUSES)),
   has_recording: Type.Optional(Type.Boolean()),
-  limit: Type.Integer({ minimum: 1, maximum: 200, default: 50 }),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: DEFAULT_PAGE_SIZE })),
   cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 512 })),
 });
 
@@ -46,7 +49,7 @@ export function callRoutes(app: ApiInstance, { store }: ApiDeps): void {
       hasRecording: query.has_recording,
     };
     try {
-      const page = await store.calls.list(principalOf(request).tenantId, filters, query.cursor, query.limit);
+      const page = await store.calls.list(principalOf(request).tenantId, filters, query.cursor, query.limit ?? DEFAULT_PAGE_SIZE);
       return { data: page.items.map(({ call, recording }) => callView(call, recording)), next_cursor: page.nextCursor };
     } catch (err) {
       if (err instanceof CallrecError && err.code === 'ERR_INVALID_CURSOR') {

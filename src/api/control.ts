@@ -1,4 +1,4 @@
-import { Type } from '@sinclair/typebox';
+import { Type } from 'typebox';
 import { principalOf } from '../auth/plugin.js';
 import { CONTROL_ACTIONS } from '../calls/control.js';
 import { CallParams } from './calls.js';
@@ -7,7 +7,7 @@ import { notFound } from './errors.js';
 import type { ApiDeps, ApiInstance } from './types.js';
 
 const ControlBody = Type.Object(
-  { action: Type.Union(CONTROL_ACTIONS.map((action) => Type.Literal(action))) },
+  { action: Type.Enum(CONTROL_ACTIONS) },
   { additionalProperties: false },
 );
 

@@ -13,7 +13,8 @@ import { meRoutes } from './me.js';
 import { recordingRoutes } from './recordings.js';
 import { tenantRoutes } from './tenants.js';
 import { testCallRoutes } from './test-call.js';
-import { typeBoxValidatorCompiler, type TypeBoxProvider } from './typebox.js';
+import { validatorCompiler } from './validation.js';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { ApiDeps } from './types.js';
 
 export type { ApiDeps } from './types.js';
@@ -26,8 +27,8 @@ export { errorHandler, notFoundHandler } from './errors.js';
  * other routes (WebSocket, dashboard, metrics) keep theirs.
  */
 export const apiPlugin: FastifyPluginAsync<ApiDeps> = async (fastify, deps) => {
-  const app = fastify.withTypeProvider<TypeBoxProvider>();
-  app.setValidatorCompiler(typeBoxValidatorCompiler);
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
+  app.setValidatorCompiler(validatorCompiler);
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler(notFoundHandler);
   const playback = new PlaybackTokens(deps.keyring);

@@ -1,4 +1,4 @@
-import { Type } from '@sinclair/typebox';
+import { Type } from 'typebox';
 import { SCOPES, scopesBeyond, type Principal } from '../auth/scopes.js';
 import { principalOf } from '../auth/plugin.js';
 import type { ApiKey } from '../store/index.js';
@@ -12,7 +12,7 @@ const TenantQuery = Type.Object({ tenant_id: Type.Optional(SafeId()) });
 const CreateKeyBody = Type.Object(
   {
     name: Type.String({ minLength: 1, maxLength: 100 }),
-    scopes: Type.Array(Type.Union(SCOPES.map((scope) => Type.Literal(scope))), { minItems: 1, maxItems: SCOPES.length }),
+    scopes: Type.Array(Type.Enum(SCOPES), { minItems: 1, maxItems: SCOPES.length }),
     tenant_id: Type.Optional(SafeId()),
   },
   { additionalProperties: false },

@@ -1,4 +1,4 @@
-import { Type } from '@sinclair/typebox';
+import { Type } from 'typebox';
 import { SCOPES } from '../auth/scopes.js';
 import { principalOf } from '../auth/plugin.js';
 import { notFound } from './errors.js';
@@ -9,7 +9,7 @@ const MeResponse = Type.Object({
   key: Type.Object({
     id: Type.String(),
     name: Type.String(),
-    scopes: Type.Array(Type.Union(SCOPES.map((scope) => Type.Literal(scope)))),
+    scopes: Type.Array(Type.Enum(SCOPES)),
   }),
   operator: Type.Boolean({ description: "The operator's key (CALLREC_API_KEY): manages every tenant" }),
   features: Type.Object({ test_call: Type.Boolean({ description: 'Telnyx credentials are configured: POST /api/test-call/token works' }) }),

@@ -1,4 +1,4 @@
-import { Type } from '@sinclair/typebox';
+import { Type } from 'typebox';
 import { principalOf } from '../auth/plugin.js';
 import { applySettingsPatch, TenantSettingsPatchSchema, tenantView } from '../tenants/settings.js';
 import { HttpError } from '../errors.js';

@@ -1,4 +1,4 @@
-import { Type } from '@sinclair/typebox';
+import { Type } from 'typebox';
 import type { TelnyxConfig } from '../config.js';
 import { HttpError } from '../errors.js';
 import type { ApiDeps, ApiInstance } from './types.js';

@@ -1,6 +1,7 @@
 import { createPublicKey } from 'node:crypto';
-import { Type, type Static } from '@sinclair/typebox';
-import { TypeCompiler } from '@sinclair/typebox/compiler';
+import { Type, type Static } from 'typebox';
+import { Compile } from 'typebox/compile';
+import { firstProblem } from '../validation.js';
 import type { MasterKeyring } from '../crypto/keys.js';
 import { HttpError } from '../errors.js';
 import { BucketUrl } from '../storage/bucket.js';
@@ -38,7 +39,7 @@ export type GcsCredentials = Static<typeof GcsCredentialsSchema>;
 export type S3Credentials = Static<typeof S3CredentialsSchema>;
 export type StorageCredentials = ({ kind: 'gs' } & GcsCredentials) | ({ kind: 's3' } & S3Credentials);
 
-const CREDENTIAL_CHECKS = { gs: TypeCompiler.Compile(GcsCredentialsSchema), s3: TypeCompiler.Compile(S3CredentialsSchema) };
+const CREDENTIAL_CHECKS = { gs: Compile(GcsCredentialsSchema), s3: Compile(S3CredentialsSchema) };
 
 /** A tenant's settings, secrets decrypted: for the workers and webhooks, never for the API. */
 export interface TenantSettings {
@@ -73,9 +74,8 @@ const secretContext = (tenantId: string, field: string) => `callrec-tenant:${ten
 function checkCredentials(kind: 'gs' | 's3', value: unknown): StorageCredentials {
   const check = CREDENTIAL_CHECKS[kind];
   if (!check.Check(value)) {
-    const first = check.Errors(value).First()!;
-    const inner = first.path.slice(1).replaceAll('/', '.');
-    throw new TenantSettingError(inner ? `storage_credentials.${inner}` : 'storage_credentials', `${first.message.toLowerCase()} (${kind}:// credentials)`);
+    const { field, message } = firstProblem(kind === 'gs' ? GcsCredentialsSchema : S3CredentialsSchema, check.Errors(value));
+    throw new TenantSettingError(field ? `storage_credentials.${field}` : 'storage_credentials', `${message} (${kind}:// credentials)`);
   }
   if (kind === 's3') {
     const { access_key_id, secret_access_key, region, endpoint } = value as S3Credentials;

@@ -215,7 +215,7 @@ describe.each(TEST_DB_KINDS)('HTTP API on %s', (kind) => {
       ['a fractional storage_days', { voice_tools: { call_recording: { storage_days: 1.5 } } }, 'voice_tools.call_recording.storage_days', /integer/],
       ['a too-long consent_message', { voice_tools: { call_recording: { consent_message: 'x'.repeat(501) } } }, 'voice_tools.call_recording.consent_message', /500/],
       ['an empty consent_message', { voice_tools: { call_recording: { consent_message: '' } } }, 'voice_tools.call_recording.consent_message', /1/],
-      ['an unknown format', { voice_tools: { call_recording: { format: 'flac' } } }, 'voice_tools.call_recording.format', /"mp3", "wav", "ogg"/],
+      ['an unknown format', { voice_tools: { call_recording: { format: 'flac' } } }, 'voice_tools.call_recording.format', /one of "mp3", "wav", "ogg"/],
       ['a bad consent_digit', { voice_tools: { call_recording: { consent_digit: '12' } } }, 'voice_tools.call_recording.consent_digit', /match/],
       ['an http agent_ws_url', { voice_tools: { call_recording: { agent_ws_url: 'http://agent.example' } } }, 'voice_tools.call_recording.agent_ws_url', /null/],
       ['consent_timeout_seconds above range', { voice_tools: { call_recording: { consent_timeout_seconds: 121 } } }, 'voice_tools.call_recording.consent_timeout_seconds', /120/],
