@@ -70,6 +70,13 @@ export interface CallrecServer {
   drain(): Promise<void>;
 }
 
+/** `/metrics` in the OpenAPI document: Prometheus text, no key (the route is outside the API's authentication). */
+const METRICS_SCHEMA = {
+  operationId: 'getMetrics',
+  summary: 'Prometheus metrics (text exposition format)',
+  response: { 200: { description: 'the metrics', content: { 'text/plain': { schema: { type: 'string' } } } } },
+};
+
 /** How often the drain looks at this node's own recordings queue. */
 const DRAIN_POLL_MS = 200;
 
@@ -173,7 +180,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
   await app.register(dashboardPlugin, { root: DASHBOARD_DIR, testCall: config.telnyx !== undefined });
 
   // Public like the health checks: scraped by Prometheus on the node's own network.
-  app.get('/metrics', async (_request, reply) => {
+  app.get('/metrics', { schema: METRICS_SCHEMA }, async (_request, reply) => {
     metrics.callsActive.set(sessions.size);
     reply.type(metrics.registry.contentType);
     return gauges.scrape();

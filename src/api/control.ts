@@ -11,11 +11,17 @@ const ControlBody = Type.Object(
   { additionalProperties: false },
 );
 
+const ControlResponse = Type.Object({
+  call_id: Type.String(),
+  action: ControlBody.properties.action,
+  recording_status: Type.Enum(['none', 'consent', 'recording', 'paused', 'processing', 'failed'], { description: 'after the action' }),
+});
+
 /** `POST /api/calls/{id}/recording` `{"action": "start"|"stop"|"pause"|"resume"}`: recording control of a live call. */
 export function controlRoutes(app: ApiInstance, { store, control }: ApiDeps): void {
   app.post(
     '/api/calls/:callId/recording',
-    { schema: { params: CallParams, body: ControlBody }, config: { scopes: ['calls:control'] } },
+    { schema: { operationId: 'controlRecording', params: CallParams, body: ControlBody, response: { 200: ControlResponse } }, config: { scopes: ['calls:control'] } },
     async (request) => {
       const { tenantId } = principalOf(request);
       const { callId } = request.params;

@@ -6,7 +6,7 @@ import { HTTP_LIMIT_DEFAULTS } from '../config.js';
 import { agentRoutes } from './agents.js';
 import { callRoutes } from './calls.js';
 import { controlRoutes } from './control.js';
-import { errorHandler, notFoundHandler } from './errors.js';
+import { declareErrorResponses, errorHandler, notFoundHandler } from './errors.js';
 import { healthRoutes } from './health.js';
 import { keyRoutes } from './keys.js';
 import { meRoutes } from './me.js';
@@ -31,6 +31,7 @@ export const apiPlugin: FastifyPluginAsync<ApiDeps> = async (fastify, deps) => {
   app.setValidatorCompiler(validatorCompiler);
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler(notFoundHandler);
+  app.addHook('onRoute', declareErrorResponses);
   const playback = new PlaybackTokens(deps.keyring);
   const limits = deps.limits ?? HTTP_LIMIT_DEFAULTS;
   const failures = deps.authFailures ?? new AuthFailures(limits.authFailuresPerIpPerMinute);

@@ -19,7 +19,7 @@ const MeResponse = Type.Object({
 export function meRoutes(app: ApiInstance, { store, telnyx }: ApiDeps): void {
   app.get(
     '/api/me',
-    { schema: { summary: 'The calling API key, its tenant and scopes, and the optional features configured', response: { 200: MeResponse } } },
+    { schema: { operationId: 'getMe', summary: 'The calling API key, its tenant and scopes, and the optional features configured', response: { 200: MeResponse } } },
     async (request) => {
       const principal = principalOf(request);
       const key = await store.keys.get(principal.tenantId, principal.keyId);

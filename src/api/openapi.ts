@@ -1,6 +1,6 @@
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
-import type { FastifyInstance, RouteOptions } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 
 /** Where the interactive reference is served (its assets under it, from this origin). */
 export const DOCS_PREFIX = '/docs';
@@ -12,13 +12,6 @@ function tagOf(url: string): string {
   return first === 'agents' ? 'agents' : 'operations';
 }
 
-/** How a route authenticates, as OpenAPI `security`: none for public routes; a playback token where one is taken. */
-function securityOf(route: RouteOptions): Record<string, string[]>[] {
-  const config = (route.config ?? {}) as { public?: boolean; playbackToken?: boolean };
-  if (config.public) return [];
-  return config.playbackToken ? [{ apiKey: [] }, { playbackToken: [] }] : [{ apiKey: [] }];
-}
-
 /**
  * The API described where people look for it: `GET /openapi.json`, generated from the routes'
  * TypeBox schemas, and an interactive reference at `/docs` whose assets are served from this
@@ -27,6 +20,8 @@ function securityOf(route: RouteOptions): Record<string, string[]>[] {
 export async function registerOpenApi(app: FastifyInstance<any, any, any, any>): Promise<void> {
   await app.register(fastifySwagger, {
     openapi: {
+      // 3.1: its schemas are JSON Schema, as the routes' TypeBox schemas are (`const`, `type: "null"`).
+      openapi: '3.1.0',
       info: {
         title: 'callrec',
         // The contract's version (SPEC §3), not the package's: it changes when the API does.
@@ -42,8 +37,9 @@ export async function registerOpenApi(app: FastifyInstance<any, any, any, any>):
         },
       },
     },
-    transform: ({ schema, url, route }) => ({
-      schema: { ...schema, tags: [tagOf(url)], security: securityOf(route) } as typeof schema,
+    // A route declares `security` when it needs a key (the auth plugin sets it); every other route is public.
+    transform: ({ schema, url }) => ({
+      schema: { ...schema, tags: [tagOf(url)], security: schema?.security ?? [] } as typeof schema,
       url,
     }),
   });

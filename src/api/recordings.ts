@@ -39,6 +39,14 @@ const PeaksResponse = Type.Object({
   peaks: Type.Array(Type.Array(Type.Number({ minimum: 0, maximum: 1 })), { description: 'per channel, peak |amplitude| per bucket: at most 100 a second and 4000 in all' }),
 });
 
+/** The audio in each format, whole (200) or the range asked for (206). */
+const AUDIO = {
+  description: 'the audio; with Range, 206 and the bytes asked for',
+  content: Object.fromEntries(Object.values(CONTENT_TYPES).map((type) => [type, { schema: { type: 'string', format: 'binary' } }])),
+};
+
+const DeletedResponse = Type.Object({ call_id: Type.String(), recording_status: Type.Literal('deleted') });
+
 /** Bytes of a recording that a response can serve whole or by range. */
 interface ServedAudio {
   size: number;
@@ -106,7 +114,13 @@ export function recordingRoutes(app: ApiInstance, { store, storage, keyring, web
   app.get(
     '/api/calls/:callId/recording',
     {
-      schema: { summary: "The recording's audio, decrypted on the fly; Range gives 206", params: CallParams, querystring: RecordingQuery },
+      schema: {
+        operationId: 'getRecordingAudio',
+        summary: "The recording's audio, decrypted on the fly; Range gives 206",
+        params: CallParams,
+        querystring: RecordingQuery,
+        response: { 200: AUDIO, 206: AUDIO },
+      },
       config: { scopes: ['recordings:read'], playbackToken: true },
     },
     async (request, reply) => {
@@ -164,6 +178,7 @@ export function recordingRoutes(app: ApiInstance, { store, storage, keyring, web
     '/api/calls/:callId/recording/url',
     {
       schema: {
+        operationId: 'createPlaybackUrl',
         summary: 'A short-lived URL that plays one format of the recording without Authorization (for an <audio> element)',
         params: CallParams,
         body: PlaybackUrlBody,
@@ -186,7 +201,7 @@ export function recordingRoutes(app: ApiInstance, { store, storage, keyring, web
   app.get(
     '/api/calls/:callId/recording/peaks',
     {
-      schema: { summary: "The recording's waveform peaks, computed when it was finalized", params: CallParams, response: { 200: PeaksResponse } },
+      schema: { operationId: 'getRecordingPeaks', summary: "The recording's waveform peaks, computed when it was finalized", params: CallParams, response: { 200: PeaksResponse } },
       config: { scopes: ['recordings:read'] },
     },
     async (request, reply) => {
@@ -202,7 +217,7 @@ export function recordingRoutes(app: ApiInstance, { store, storage, keyring, web
 
   app.delete(
     '/api/calls/:callId/recording',
-    { schema: { params: CallParams }, config: { scopes: ['recordings:delete'] } },
+    { schema: { operationId: 'deleteRecording', params: CallParams, response: { 200: DeletedResponse } }, config: { scopes: ['recordings:delete'] } },
     async (request) => {
       const { tenantId, keyId } = principalOf(request);
       const { callId } = request.params;
@@ -211,7 +226,7 @@ export function recordingRoutes(app: ApiInstance, { store, storage, keyring, web
       const { recording: deleted } = await store.recordings.delete(tenantId, callId, objects, { deletedBy: keyId, reason: 'api' });
       await transcodes.evict(deleted.id);
       await emitRecordingEvent(webhooks, 'recording.deleted', deleted);
-      return { call_id: callId, recording_status: 'deleted' };
+      return { call_id: callId, recording_status: 'deleted' as const };
     },
   );
 }

@@ -56,8 +56,11 @@ export interface ApiHarness {
   close(): Promise<void>;
 }
 
-/** The API plugin alone on a real port, over a fresh database and a real local object store. */
-export async function startApi(kind: TestDbKind): Promise<ApiHarness> {
+/**
+ * The API plugin alone on a real port, over a fresh database and a real local object store.
+ * `hooks` adds root hooks before the plugin is registered (they apply to its routes).
+ */
+export async function startApi(kind: TestDbKind, hooks?: (app: FastifyInstance) => void): Promise<ApiHarness> {
   const db = await createTestStore(kind);
   const { store } = db;
   const storageDir = await fs.mkdtemp(path.join(os.tmpdir(), 'callrec-api-'));
@@ -65,6 +68,7 @@ export async function startApi(kind: TestDbKind): Promise<ApiHarness> {
   const { objects: storage, keyring } = services;
   const control = new ScriptedControl();
   const app: FastifyInstance = Fastify({ logger: false });
+  hooks?.(app);
   await app.register(apiPlugin, { store, storage: services.storage, keyring, webhooks: services.webhooks, transcodes: services.transcodes, control, readiness: async () => ({ db: true }),
     // The auth matrix makes hundreds of failed attempts from one address; limits have tests of their own (e2e/http-hardening).
     limits: { requestsPerKeyPerMinute: 1_000_000, authFailuresPerIpPerMinute: 1_000_000 } });
