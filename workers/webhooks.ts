@@ -5,6 +5,7 @@ import type { Logger } from '../src/log.js';
 import type { Store } from '../src/store/index.js';
 import { loadTenantSettings } from '../src/tenants/settings.js';
 import { SIGNATURE_HEADER, signatureHeader, WEBHOOKS_QUEUE, type WebhookJobData } from '../src/webhooks/index.js';
+import { standardWebhookHeaders } from '../src/webhooks/standard.js';
 
 export interface WebhookProcessorDeps {
   store: Store;
@@ -22,7 +23,7 @@ export interface WebhookJobResult {
 
 /**
  * Delivers one event: POSTs its JSON to the tenant's current `webhook_url`, signed with its
- * current secret (unsigned when it has none). Anything but a 2xx, a network error or a timeout
+ * current secret, with `Callrec-Signature` and the Standard Webhooks headers (unsigned when it has none). Anything but a 2xx, a network error or a timeout
  * throws, so BullMQ retries it with backoff. The URL and secret are read at delivery, so
  * secrets never sit in Redis and a corrected URL applies to pending retries.
  */
@@ -32,9 +33,11 @@ export function createWebhookProcessor(deps: WebhookProcessorDeps) {
     const { tenantId, body } = job.data;
     const { webhookUrl, webhookSecret } = await loadTenantSettings(store, keyring, tenantId);
     if (!webhookUrl) return { delivered: false };
-    const headers: Record<string, string> = { 'content-type': 'application/json', 'user-agent': 'callrec-webhooks' };
     // Signed per attempt, so a late retry still falls inside the receiver's tolerance.
-    if (webhookSecret) headers[SIGNATURE_HEADER] = signatureHeader(body, webhookSecret, Math.floor(Date.now() / 1000));
+    const now = Math.floor(Date.now() / 1000);
+    // The job id is the event id (see `emitWebhook`).
+    const headers: Record<string, string> = { 'content-type': 'application/json', 'user-agent': 'callrec-webhooks', ...standardWebhookHeaders(job.id!, body, webhookSecret, now) };
+    if (webhookSecret) headers[SIGNATURE_HEADER] = signatureHeader(body, webhookSecret, now);
     const res = await fetch(webhookUrl, { method: 'POST', headers, body, redirect: 'manual', signal: AbortSignal.timeout(timeoutMs) });
     // The answer's body is of no interest; draining it frees the connection.
     await res.body?.cancel();

@@ -5,6 +5,7 @@ import { firstProblem } from '../validation.js';
 import type { MasterKeyring } from '../crypto/keys.js';
 import { HttpError } from '../errors.js';
 import { BucketUrl } from '../storage/bucket.js';
+import { isStandardSecret } from '../webhooks/standard.js';
 import type { Store, Tenant } from '../store/index.js';
 import { openSecret, sealSecret, type SealedSecret } from './secrets.js';
 
@@ -144,6 +145,9 @@ export function applySettingsPatch(
     next.webhook_url = patch.webhook_url;
   }
   if (patch.webhook_secret !== undefined) {
+    if (patch.webhook_secret?.startsWith('whsec_') && !isStandardSecret(patch.webhook_secret)) {
+      throw new TenantSettingError('webhook_secret', 'a whsec_ secret must be whsec_ followed by 24 to 64 bytes in base64 (the Standard Webhooks form)');
+    }
     next.webhook_secret = patch.webhook_secret === null ? null : sealSecret(ring, patch.webhook_secret, secretContext(tenantId, 'webhook_secret'));
   }
   if (patch.storage_url !== undefined) {
