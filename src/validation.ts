@@ -42,14 +42,14 @@ function counted(min: unknown, max: unknown, unit: string): string {
   return range && `${range.replace(/^ from /, ' of ')} ${unit}`;
 }
 
-/** What a value of `node` is, as a noun: "an integer from 1 to 3650", "a string of 1 to 500 characters", `"mp3"`. */
+/** What a value of `node` is, as a noun: "a whole number from 1 to 3650", "a string of 1 to 500 characters", `"mp3"`. */
 function describe(node: Node): string {
   if (node.const !== undefined) return JSON.stringify(node.const);
   if (Array.isArray(node.enum)) return `one of ${(node.enum as unknown[]).map((value) => JSON.stringify(value)).join(', ')}`;
   if (Array.isArray(node.anyOf)) return (node.anyOf as Node[]).map(describe).join(' or ');
   switch (node.type) {
     case 'integer':
-      return `an integer${bounds(node.minimum, node.maximum)}`;
+      return `a whole number${bounds(node.minimum, node.maximum)}`;
     case 'number':
       return `a number${bounds(node.minimum, node.maximum)}`;
     case 'string':

@@ -13,11 +13,11 @@ export const CallRecordingPatchSchema = Type.Object(
     dual_channel: Type.Optional(Type.Boolean()),
     storage_days: Type.Optional(Type.Integer({ minimum: 1, maximum: 3650 })),
     consent_mode: Type.Optional(Type.Enum(['one_party', 'two_party'])),
-    consent_digit: Type.Optional(Type.String({ pattern: '^[0-9*#]$' })),
+    consent_digit: Type.Optional(Type.String({ pattern: '^[0-9*#]$', 'x-error-message': 'must be one key: 0–9, * or #' })),
     consent_timeout_seconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 120 })),
     format: Type.Optional(Type.Enum(['mp3', 'wav', 'ogg'])),
     pause_behavior: Type.Optional(Type.Enum(['silence', 'skip'])),
-    agent_ws_url: Type.Optional(Type.Union([Type.String({ pattern: '^wss?://[^\\s/?#]+[^\\s]*$', maxLength: 2048 }), Type.Null()])),
+    agent_ws_url: Type.Optional(Type.Union([Type.String({ pattern: '^wss?://[^\\s/?#]+[^\\s]*$', maxLength: 2048, 'x-error-message': 'must be a ws:// or wss:// URL' }), Type.Null()])),
   },
   { additionalProperties: false },
 );

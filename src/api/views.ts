@@ -13,7 +13,7 @@ export const Nullable = <T extends TSchema>(schema: T, options?: TSchemaOptions)
 const Time = Type.String({ format: 'date-time' });
 
 /** A JSON object another module owns the shape of (consent record, alignment, pause spans), passed on verbatim. */
-const JsonObject = Type.Object({}, { additionalProperties: true });
+const JsonObject = Type.Unsafe<Record<string, unknown>>(Type.Object({}, { additionalProperties: true }));
 
 export const AgentViewSchema = Type.Object({
   id: Type.String(),
