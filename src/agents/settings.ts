@@ -1,4 +1,5 @@
 import { Type, type Static } from 'typebox';
+import { StringEnum } from '../schemas.js';
 
 /**
  * `voice_tools.call_recording` as a PATCH may carry it: every field optional, nothing unknown.
@@ -12,11 +13,11 @@ export const CallRecordingPatchSchema = Type.Object(
     consent_message: Type.Optional(Type.String({ minLength: 1, maxLength: 500 })),
     dual_channel: Type.Optional(Type.Boolean()),
     storage_days: Type.Optional(Type.Integer({ minimum: 1, maximum: 3650 })),
-    consent_mode: Type.Optional(Type.Enum(['one_party', 'two_party'])),
+    consent_mode: Type.Optional(StringEnum(['one_party', 'two_party'])),
     consent_digit: Type.Optional(Type.String({ pattern: '^[0-9*#]$', 'x-error-message': 'must be one key: 0–9, * or #' })),
     consent_timeout_seconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 120 })),
-    format: Type.Optional(Type.Enum(['mp3', 'wav', 'ogg'])),
-    pause_behavior: Type.Optional(Type.Enum(['silence', 'skip'])),
+    format: Type.Optional(StringEnum(['mp3', 'wav', 'ogg'])),
+    pause_behavior: Type.Optional(StringEnum(['silence', 'skip'])),
     agent_ws_url: Type.Optional(Type.Union([Type.String({ pattern: '^wss?://[^\\s/?#]+[^\\s]*$', maxLength: 2048, 'x-error-message': 'must be a ws:// or wss:// URL' }), Type.Null()])),
   },
   { additionalProperties: false },

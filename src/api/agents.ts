@@ -1,10 +1,11 @@
 import { Type } from 'typebox';
+import { Nullable } from '../schemas.js';
 import { AgentSettingsPatchSchema } from '../agents/settings.js';
 import { principalOf } from '../auth/plugin.js';
 import { notFound } from './errors.js';
 import { SafeId } from '../ids.js';
 import type { ApiDeps, ApiInstance } from './types.js';
-import { agentView, AgentViewSchema, Nullable } from './views.js';
+import { agentView, AgentViewSchema } from './views.js';
 
 const AgentParams = Type.Object({ agentId: SafeId() });
 

@@ -1,11 +1,12 @@
 import { Type } from 'typebox';
+import { Nullable } from '../schemas.js';
 import { principalOf } from '../auth/plugin.js';
 import { CallrecError } from '../errors.js';
 import { HttpError } from '../errors.js';
 import { notFound } from './errors.js';
 import { SafeId } from '../ids.js';
 import type { ApiDeps, ApiInstance } from './types.js';
-import { callView, CallViewSchema, Nullable } from './views.js';
+import { callView, CallViewSchema } from './views.js';
 
 export const CallParams = Type.Object({ callId: SafeId() });
 

@@ -1,4 +1,5 @@
 import { Type } from 'typebox';
+import { StringEnum } from '../schemas.js';
 import { principalOf } from '../auth/plugin.js';
 import { CONTROL_ACTIONS } from '../calls/control.js';
 import { CallParams } from './calls.js';
@@ -7,14 +8,14 @@ import { notFound } from './errors.js';
 import type { ApiDeps, ApiInstance } from './types.js';
 
 const ControlBody = Type.Object(
-  { action: Type.Enum(CONTROL_ACTIONS) },
+  { action: StringEnum(CONTROL_ACTIONS) },
   { additionalProperties: false },
 );
 
 const ControlResponse = Type.Object({
   call_id: Type.String(),
   action: ControlBody.properties.action,
-  recording_status: Type.Enum(['none', 'consent', 'recording', 'paused', 'processing', 'failed'], { description: 'after the action' }),
+  recording_status: StringEnum(['none', 'consent', 'recording', 'paused', 'processing', 'failed'], { description: 'after the action' }),
 });
 
 /** `POST /api/calls/{id}/recording` `{"action": "start"|"stop"|"pause"|"resume"}`: recording control of a live call. */

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Type } from 'typebox';
+import { StringEnum } from '../schemas.js';
 import type { ApiDeps, ApiInstance } from './types.js';
 
 /** Each readiness check gets this long, so `/readyz` answers within a second whatever is down. */
@@ -16,7 +17,7 @@ const Checks = Type.Object({}, { additionalProperties: Type.Boolean(), descripti
 const Ready = Type.Object({ status: Type.Literal('ok'), checks: Checks });
 
 const NotReady = Type.Object({
-  status: Type.Enum(['unavailable', 'draining']),
+  status: StringEnum(['unavailable', 'draining']),
   checks: Type.Optional(Checks),
   failed: Type.Optional(Type.Array(Type.String(), { description: 'the checks that did not pass' })),
 });

@@ -1,4 +1,5 @@
 import { Type, type Static } from 'typebox';
+import { Nullable, StringEnum } from '../schemas.js';
 import { SCOPES, scopesBeyond, type Principal } from '../auth/scopes.js';
 import { principalOf } from '../auth/plugin.js';
 import type { ApiKey } from '../store/index.js';
@@ -6,14 +7,13 @@ import { HttpError } from '../errors.js';
 import { notFound } from './errors.js';
 import { SafeId } from '../ids.js';
 import type { ApiDeps, ApiInstance } from './types.js';
-import { Nullable } from './views.js';
 
 const TenantQuery = Type.Object({ tenant_id: Type.Optional(SafeId()) });
 
 const CreateKeyBody = Type.Object(
   {
     name: Type.String({ minLength: 1, maxLength: 100 }),
-    scopes: Type.Array(Type.Enum(SCOPES), { minItems: 1, maxItems: SCOPES.length }),
+    scopes: Type.Array(StringEnum(SCOPES), { minItems: 1, maxItems: SCOPES.length }),
     tenant_id: Type.Optional(SafeId()),
   },
   { additionalProperties: false },
@@ -24,7 +24,7 @@ const KeyView = Type.Object({
   tenant_id: Type.String(),
   name: Type.String(),
   prefix: Type.String({ description: 'the first characters of the secret, to tell keys apart' }),
-  scopes: Type.Array(Type.Enum(SCOPES)),
+  scopes: Type.Array(StringEnum(SCOPES)),
   operator: Type.Boolean(),
   created_at: Type.String({ format: 'date-time' }),
   last_used_at: Nullable(Type.String({ format: 'date-time' })),

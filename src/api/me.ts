@@ -1,4 +1,5 @@
 import { Type } from 'typebox';
+import { StringEnum } from '../schemas.js';
 import { SCOPES } from '../auth/scopes.js';
 import { principalOf } from '../auth/plugin.js';
 import { notFound } from './errors.js';
@@ -9,7 +10,7 @@ const MeResponse = Type.Object({
   key: Type.Object({
     id: Type.String(),
     name: Type.String(),
-    scopes: Type.Array(Type.Enum(SCOPES)),
+    scopes: Type.Array(StringEnum(SCOPES)),
   }),
   operator: Type.Boolean({ description: "The operator's key (CALLREC_API_KEY): manages every tenant" }),
   features: Type.Object({ test_call: Type.Boolean({ description: 'Telnyx credentials are configured: POST /api/test-call/token works' }) }),

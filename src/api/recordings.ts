@@ -1,4 +1,5 @@
 import { Type } from 'typebox';
+import { StringEnum } from '../schemas.js';
 import type { RecordingFormat } from '../../media/types.js';
 import type { PlaybackGrant, PlaybackTokens } from '../auth/playback.js';
 import { principalOf } from '../auth/plugin.js';
@@ -18,7 +19,7 @@ import { emitRecordingEvent } from '../webhooks/index.js';
 
 const CONTENT_TYPES: Record<RecordingFormat, string> = { mp3: 'audio/mpeg', wav: 'audio/wav', ogg: 'audio/ogg' };
 
-const Format = Type.Enum(['mp3', 'wav', 'ogg'], { description: "default: the recording's own" });
+const Format = StringEnum(['mp3', 'wav', 'ogg'], { description: "default: the recording's own" });
 
 const RecordingQuery = Type.Object({
   format: Type.Optional(Format),
@@ -35,7 +36,7 @@ const PlaybackUrlResponse = Type.Object({
 
 const PeaksResponse = Type.Object({
   duration: Type.Number({ description: 'seconds' }),
-  channels: Type.Array(Type.Enum(['caller', 'agent', 'mix']), { description: '["caller", "agent"] for dual-channel recordings, ["mix"] for mono' }),
+  channels: Type.Array(StringEnum(['caller', 'agent', 'mix']), { description: '["caller", "agent"] for dual-channel recordings, ["mix"] for mono' }),
   peaks: Type.Array(Type.Array(Type.Number({ minimum: 0, maximum: 1 })), { description: 'per channel, peak |amplitude| per bucket: at most 100 a second and 4000 in all' }),
 });
 

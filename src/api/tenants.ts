@@ -1,11 +1,11 @@
 import { Type } from 'typebox';
+import { Nullable } from '../schemas.js';
 import { principalOf } from '../auth/plugin.js';
 import { applySettingsPatch, TenantSettingsPatchSchema, tenantView } from '../tenants/settings.js';
 import { HttpError } from '../errors.js';
 import { notFound } from './errors.js';
 import { SafeId } from '../ids.js';
 import type { ApiDeps, ApiInstance } from './types.js';
-import { Nullable } from './views.js';
 
 const CreateTenantBody = Type.Object(
   { id: SafeId(), name: Type.String({ minLength: 1, maxLength: 200 }) },

@@ -1,4 +1,5 @@
-import { Type, type Static, type TSchema, type TSchemaOptions } from 'typebox';
+import { Type, type Static } from 'typebox';
+import { Nullable, StringEnum } from '../schemas.js';
 import { CallRecordingPatchSchema, resolveCallRecording } from '../agents/settings.js';
 import type { Agent, Call, Recording } from '../store/index.js';
 
@@ -7,8 +8,6 @@ import type { Agent, Call, Recording } from '../store/index.js';
  * document (and so a generated client) carries them, and the view types are derived from
  * them, so the three cannot drift.
  */
-
-export const Nullable = <T extends TSchema>(schema: T, options?: TSchemaOptions) => Type.Union([schema, Type.Null()], options);
 
 const Time = Type.String({ format: 'date-time' });
 
@@ -36,8 +35,8 @@ const RECORDING_STATUSES = ['recording', 'paused', 'processing', 'ready', 'faile
 
 export const RecordingViewSchema = Type.Object({
   id: Type.String(),
-  status: Type.Enum(RECORDING_STATUSES),
-  format: Type.Enum(['mp3', 'wav', 'ogg']),
+  status: StringEnum(RECORDING_STATUSES),
+  format: StringEnum(['mp3', 'wav', 'ogg']),
   channels: Type.Integer(),
   duration_ms: Nullable(Type.Number()),
   byte_size: Nullable(Type.Integer()),
@@ -54,15 +53,15 @@ export const CallViewSchema = Type.Object({
   id: Type.String(),
   agent_id: Type.String(),
   provider: Type.String(),
-  mode: Type.Enum(['fork', 'bridge']),
-  status: Type.Enum(['live', 'ended']),
+  mode: StringEnum(['fork', 'bridge']),
+  status: StringEnum(['live', 'ended']),
   started_at: Time,
   ended_at: Nullable(Time),
   end_reason: Nullable(Type.String()),
-  legs: Type.Array(Type.Enum(['caller', 'agent'])),
+  legs: Type.Array(StringEnum(['caller', 'agent'])),
   sample_rate: Type.Integer(),
   recording: Nullable(RecordingViewSchema),
-  recording_status: Type.Enum(['none', ...RECORDING_STATUSES]),
+  recording_status: StringEnum(['none', ...RECORDING_STATUSES]),
   consent: Nullable(JsonObject),
   pauses: Type.Array(JsonObject),
   alignment: Nullable(JsonObject),
