@@ -6,5 +6,8 @@ import { Type, type TSchema, type TSchemaOptions } from 'typebox';
  */
 export const StringEnum = <const Values extends string[]>(values: readonly [...Values], options?: TSchemaOptions) => Type.Enum(values, { type: 'string', ...options });
 
+/** Audio a recording lost, in recording time (a crash, a full disk, dropped frames). */
+export const LostSpanSchema = Type.Object({ start_ms: Type.Number(), end_ms: Type.Number(), reason: Type.String() });
+
 /** `schema` or null. */
 export const Nullable = <T extends TSchema>(schema: T, options?: TSchemaOptions) => Type.Union([schema, Type.Null()], options);

@@ -1,5 +1,5 @@
 import { Type, type Static } from 'typebox';
-import { Nullable, StringEnum } from '../schemas.js';
+import { LostSpanSchema, Nullable, StringEnum } from '../schemas.js';
 import { CallRecordingPatchSchema, resolveCallRecording } from '../agents/settings.js';
 import type { Agent, Call, Recording } from '../store/index.js';
 
@@ -46,7 +46,7 @@ export const RecordingViewSchema = Type.Object({
   ready_at: Nullable(Time),
   retention_expires_at: Type.String({ format: 'date-time', description: "when retention deletes it: created + the agent's storage_days at recording time" }),
   complete: Type.Boolean({ description: 'false when audio was lost; lost_spans says where' }),
-  lost_spans: Type.Array(Type.Object({ start_ms: Type.Number(), end_ms: Type.Number(), reason: Type.String() })),
+  lost_spans: Type.Array(LostSpanSchema),
 });
 
 export const CallViewSchema = Type.Object({

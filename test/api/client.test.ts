@@ -64,6 +64,13 @@ export class CallrecClient {
   }
 }
 
+/** A webhook receiver's view of an event, typed from the document's \`webhooks\`. */
+export function describeEvent(event: RequestJson<'onRecordingCompleted'>): string {
+  // @ts-expect-error: a completed event is not a deletion
+  const other: typeof event.type = 'recording.deleted';
+  return event.id + ' ' + event.data.call_id + ' ' + (event.data.complete ? 'whole' : event.data.lost_spans.length + ' gaps') + other;
+}
+
 export async function report(client: CallrecClient): Promise<string> {
   const page = await client.listCalls({ limit: 10, status: 'ready' });
   const lines = page.data.map((call) => call.id + ' ' + (call.recording?.duration_ms ?? 0) + ' ms, held: ' + call.legal_hold);

@@ -92,6 +92,15 @@ describe('the OpenAPI document', () => {
     }
   });
 
+  test('describes the webhooks: each event, its body and the signature headers', () => {
+    const webhooks = (document as unknown as { webhooks: Record<string, { post: OpenAPIV3.OperationObject }> }).webhooks;
+    expect(Object.keys(webhooks).sort()).toEqual(['recording.audio_lost', 'recording.completed', 'recording.deleted', 'recording.failed']);
+    const completed = webhooks['recording.completed'].post;
+    expect((completed.parameters as OpenAPIV3.ParameterObject[]).map((p) => p.name)).toEqual(['webhook-id', 'webhook-timestamp', 'webhook-signature', 'Callrec-Signature']);
+    const body = (completed.requestBody as OpenAPIV3.RequestBodyObject).content['application/json'].schema as OpenAPIV3.SchemaObject;
+    expect(body).toMatchObject({ required: ['id', 'type', 'created_at', 'data'], properties: { type: { const: 'recording.completed' } } });
+  });
+
   test('the interactive reference is served from this origin', async () => {
     const page = await fetch(`${ts.server.url}/docs`);
     expect(page.status).toBe(200);

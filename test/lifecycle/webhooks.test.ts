@@ -6,8 +6,9 @@ import { CALL_RECORDING_DEFAULTS } from '../../src/agents/settings.js';
 import { MasterKeyring } from '../../src/crypto/keys.js';
 import { createLogger } from '../../src/log.js';
 import { applySettingsPatch, type TenantSettingsPatch } from '../../src/tenants/settings.js';
-import { createWebhookQueue, emitRecordingEvent, emitWebhook, signatureHeader, verifySignature, type WebhookContext, type WebhookJobData } from '../../src/webhooks/index.js';
+import { createWebhookQueue, emitRecordingEvent, emitWebhook, RecordingEventDataSchema, signatureHeader, verifySignature, webhookEventSchema, type WebhookContext, type WebhookJobData } from '../../src/webhooks/index.js';
 import { Webhook } from 'standardwebhooks';
+import { Compile } from 'typebox/compile';
 import { startWebhookWorker } from '../../workers/webhooks.js';
 import { createTestStore, type TestStore } from '../helpers/db.js';
 import { WebhookReceiver } from '../helpers/webhook-receiver.js';
@@ -155,7 +156,11 @@ describe('webhooks', () => {
     const delivered = receiver.delivered.length;
     const event = (await emitRecordingEvent(ctx, 'recording.failed', failed))!;
     await receiver.waitForDelivered(delivered + 1);
-    expect(JSON.parse(receiver.delivered.at(-1)!.body)).toMatchObject({ id: event.id, type: 'recording.failed' });
+    const body: unknown = JSON.parse(receiver.delivered.at(-1)!.body);
+    expect(body).toMatchObject({ id: event.id, type: 'recording.failed' });
+    // What the OpenAPI document's `webhooks` promise is what is sent.
+    const schema = Compile(webhookEventSchema('recording.failed', RecordingEventDataSchema));
+    expect(schema.Errors(body)).toEqual([]);
     expect(event.data).toEqual({
       call_id: 'call-9', recording_id: created.id, agent_id: 'agent-7', status: 'failed', format: 'mp3',
       duration_ms: null, byte_size: null, sha256: null, storage_url: null, object_key: null, error: 'encoder exploded', complete: true, lost_spans: [],
