@@ -9,26 +9,24 @@ export interface Problem {
 
 type Node = Record<string, unknown>;
 
+/** A JSON pointer's segment as written (`~1` is `/`, `~0` is `~`). */
+const unescaped = (part: string) => part.replace(/~1/g, '/').replace(/~0/g, '~');
+
 /** The schema node a JSON pointer (`#/properties/a/anyOf/0`) names. */
 function resolve(schema: TSchema, pointer: string): Node {
   let node: unknown = schema;
   for (const part of pointer.replace(/^#\/?/, '').split('/').filter(Boolean)) {
-    node = (node as Node | undefined)?.[part.replace(/~1/g, '/').replace(/~0/g, '~')];
+    node = (node as Node | undefined)?.[unescaped(part)];
   }
   return (node ?? {}) as Node;
 }
 
 /** `instancePath` (`/a/0/b`) as people write it: `a.0.b`. */
-const dotted = (pointer: string) =>
-  pointer
-    .split('/')
-    .slice(1)
-    .map((part) => part.replace(/~1/g, '/').replace(/~0/g, '~'))
-    .join('.');
+const dotted = (pointer: string) => pointer.split('/').slice(1).map(unescaped).join('.');
 
 const joined = (field: string, name: string) => (field ? `${field}.${name}` : name);
 
-/** "1 to 3650", "at least 1", "at most 500", or '' for a schema without bounds. */
+/** " from 1 to 3650", " of at least 1", " of at most 500", or '' for a schema without bounds. */
 function bounds(min: unknown, max: unknown): string {
   if (typeof min === 'number' && typeof max === 'number') return ` from ${min} to ${max}`;
   if (typeof min === 'number') return ` of at least ${min}`;
