@@ -1,4 +1,4 @@
-import { Type, type StringOptions } from '@sinclair/typebox';
+import { Type, type TStringOptions } from 'typebox';
 
 /**
  * Ids that callers choose (call, agent, tenant, key) end up in object keys, spool file names,
@@ -18,6 +18,6 @@ export function isSafeId(value: unknown): value is string {
 }
 
 /** The TypeBox schema of a safe id; the API's validator answers a mismatch with `SAFE_ID_RULE`. */
-export function SafeId(options: StringOptions = {}) {
+export function SafeId(options: TStringOptions = {}) {
   return Type.String({ pattern: SAFE_ID_PATTERN, 'x-error-message': SAFE_ID_RULE, ...options });
 }

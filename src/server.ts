@@ -78,6 +78,13 @@ export interface CallrecServer {
 /** A recording `deleting` this long is taken as left half-way by a failed bucket or a dead process. */
 const DELETION_IDLE_MS = 60_000;
 
+/** `/metrics` in the OpenAPI document: Prometheus text, no key (the route is outside the API's authentication). */
+const METRICS_SCHEMA = {
+  operationId: 'getMetrics',
+  summary: 'Prometheus metrics (text exposition format)',
+  response: { 200: { description: 'the metrics', content: { 'text/plain': { schema: { type: 'string' } } } } },
+};
+
 /** How often the drain looks at this node's own recordings queue. */
 const DRAIN_POLL_MS = 200;
 
@@ -219,7 +226,7 @@ export async function startServer(given: Config, opts: ServerOptions = {}): Prom
   await app.register(dashboardPlugin, { root: DASHBOARD_DIR, testCall: config.telnyx !== undefined });
 
   // Public like the health checks: scraped by Prometheus on the node's own network.
-  app.get('/metrics', async (_request, reply) => {
+  app.get('/metrics', { schema: METRICS_SCHEMA }, async (_request, reply) => {
     metrics.callsActive.set(sessions.size);
     reply.type(metrics.registry.contentType);
     return gauges.scrape();

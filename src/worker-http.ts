@@ -1,6 +1,6 @@
 import Fastify, { LogController } from 'fastify';
 import { healthRoutes } from './api/health.js';
-import type { TypeBoxProvider } from './api/typebox.js';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { logRequests, requestId } from './api/request-log.js';
 import type { Listener } from './listener.js';
 import type { Logger } from './log.js';
@@ -28,7 +28,7 @@ export interface WorkerHttpOptions {
 export async function startWorkerHttp(opts: WorkerHttpOptions): Promise<{ url: string; close(): Promise<void> }> {
   const app = Fastify({ serverFactory: opts.listener.factory, genReqId: requestId, loggerInstance: opts.log, logController: new LogController({ disableRequestLogging: true }), forceCloseConnections: true });
   logRequests(app);
-  await app.register(async (scope) => healthRoutes(scope.withTypeProvider<TypeBoxProvider>(), { readiness: opts.readiness, draining: opts.draining }));
+  await app.register(async (scope) => healthRoutes(scope.withTypeProvider<TypeBoxTypeProvider>(), { readiness: opts.readiness, draining: opts.draining }));
   app.get('/metrics', async (_request, reply) => {
     reply.type(opts.metrics.registry.contentType);
     return opts.gauges.scrape();

@@ -9,6 +9,7 @@ import { errorCode } from '../src/errors.js';
 import type { EgressPolicy } from '../src/net/egress.js';
 import { loadTenantSettings } from '../src/tenants/settings.js';
 import { checkWebhookTarget, SIGNATURE_HEADER, signatureHeader, WEBHOOKS_QUEUE, type WebhookJobData } from '../src/webhooks/index.js';
+import { standardWebhookHeaders } from '../src/webhooks/standard.js';
 
 export interface WebhookProcessorDeps {
   store: Store;
@@ -28,10 +29,11 @@ export interface WebhookJobResult {
 
 /**
  * Delivers one event: POSTs its JSON to the tenant's current `webhook_url`, signed with its
- * current secret (unsigned when it has none). Anything but a 2xx, a network error or a timeout
- * throws, so BullMQ retries it with backoff; a URL the egress policy refuses fails at once.
- * The URL and secret are read at delivery, so secrets never sit in Redis and a corrected URL
- * applies to pending retries. Redirects are not followed.
+ * current secret, with `Callrec-Signature` and the Standard Webhooks headers (unsigned when it
+ * has none). Anything but a 2xx, a network error or a timeout throws, so BullMQ retries it with
+ * backoff; a URL the egress policy refuses fails at once. The URL and secret are read at
+ * delivery, so secrets never sit in Redis and a corrected URL applies to pending retries.
+ * Redirects are not followed.
  */
 export function createWebhookProcessor(deps: WebhookProcessorDeps) {
   const { store, keyring, log, egress, timeoutMs = 10_000 } = deps;
@@ -39,9 +41,11 @@ export function createWebhookProcessor(deps: WebhookProcessorDeps) {
     const { tenantId, body } = job.data;
     const { webhookUrl, webhookSecret } = await loadTenantSettings(store, keyring, tenantId);
     if (!webhookUrl) return { delivered: false };
-    const headers: Record<string, string> = { 'content-type': 'application/json', 'user-agent': 'callrec-webhooks' };
     // Signed per attempt, so a late retry still falls inside the receiver's tolerance.
-    if (webhookSecret) headers[SIGNATURE_HEADER] = signatureHeader(body, webhookSecret, Math.floor(Date.now() / 1000));
+    const now = Math.floor(Date.now() / 1000);
+    // The job id is the event id (see `emitWebhook`).
+    const headers: Record<string, string> = { 'content-type': 'application/json', 'user-agent': 'callrec-webhooks', ...standardWebhookHeaders(job.id!, body, webhookSecret, now) };
+    if (webhookSecret) headers[SIGNATURE_HEADER] = signatureHeader(body, webhookSecret, now);
     let url: URL;
     try {
       url = await checkWebhookTarget(egress, webhookUrl);

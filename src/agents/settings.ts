@@ -1,7 +1,8 @@
-import { Type, type Static } from '@sinclair/typebox';
+import { Type, type Static } from 'typebox';
 import type { EgressPolicy } from '../net/egress.js';
+import { StringEnum } from '../schemas.js';
 
-const RuntimeUrl = Type.String({ pattern: '^wss?://[^\\s/?#]+[^\\s]*$', maxLength: 2048 });
+const RuntimeUrl = Type.String({ pattern: '^wss?://[^\\s/?#]+[^\\s]*$', maxLength: 2048, 'x-error-message': 'must be a ws:// or wss:// URL' });
 
 /**
  * `voice_tools.call_recording` as a PATCH may carry it: every field optional, nothing unknown.
@@ -15,11 +16,11 @@ export const CallRecordingPatchSchema = Type.Object(
     consent_message: Type.Optional(Type.String({ minLength: 1, maxLength: 500 })),
     dual_channel: Type.Optional(Type.Boolean()),
     storage_days: Type.Optional(Type.Integer({ minimum: 1, maximum: 3650 })),
-    consent_mode: Type.Optional(Type.Union([Type.Literal('one_party'), Type.Literal('two_party')])),
-    consent_digit: Type.Optional(Type.String({ pattern: '^[0-9*#]$' })),
+    consent_mode: Type.Optional(StringEnum(['one_party', 'two_party'])),
+    consent_digit: Type.Optional(Type.String({ pattern: '^[0-9*#]$', 'x-error-message': 'must be one key: 0–9, * or #' })),
     consent_timeout_seconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 120 })),
-    format: Type.Optional(Type.Union([Type.Literal('mp3'), Type.Literal('wav'), Type.Literal('ogg')])),
-    pause_behavior: Type.Optional(Type.Union([Type.Literal('silence'), Type.Literal('skip')])),
+    format: Type.Optional(StringEnum(['mp3', 'wav', 'ogg'])),
+    pause_behavior: Type.Optional(StringEnum(['silence', 'skip'])),
     agent_ws_url: Type.Optional(Type.Union([RuntimeUrl, Type.Null()])),
     /** Other runtimes a stream's `agent_url` parameter may pick (besides `agent_ws_url`); any other is refused. */
     agent_ws_urls: Type.Optional(Type.Array(RuntimeUrl, { maxItems: 32, uniqueItems: true })),

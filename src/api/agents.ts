@@ -1,12 +1,28 @@
-import { Type } from '@sinclair/typebox';
+import { Type } from 'typebox';
+import { Nullable } from '../schemas.js';
 import { AgentSettingsPatchSchema, checkRuntimeUrls } from '../agents/settings.js';
 import { principalOf } from '../auth/plugin.js';
 import { notFound } from './errors.js';
 import { SafeId } from '../ids.js';
 import type { ApiDeps, ApiInstance } from './types.js';
-import { agentView } from './views.js';
+import { agentView, AgentViewSchema } from './views.js';
 
 const AgentParams = Type.Object({ agentId: SafeId() });
+
+const AuditResponse = Type.Object({
+  data: Type.Array(
+    Type.Object({
+      at: Type.String({ format: 'date-time' }),
+      key_id: Nullable(Type.String(), { description: 'the API key that made the change' }),
+      before: AgentSettingsPatchSchema,
+      after: AgentSettingsPatchSchema,
+    }),
+    { description: 'newest first' },
+  ),
+});
+
+/** `/api/agents/{id}` is named by what it does; the seed's `/agents/{id}` by that and where it is. */
+const operationIds = { '': { update: 'updateAgentAtRoot', get: 'getAgentAtRoot' }, '/api': { update: 'updateAgent', get: 'getAgent' } } as const;
 
 /**
  * Per-agent Voice Settings: `PATCH`/`GET /agents/{id}` (also under `/api`), `GET /api/agents`,
@@ -14,10 +30,10 @@ const AgentParams = Type.Object({ agentId: SafeId() });
  */
 export function agentRoutes(app: ApiInstance, { store, egress }: ApiDeps): void {
   // The seed documents `/agents/{id}`; `/api/agents/{id}` keeps the API under one prefix.
-  for (const prefix of ['', '/api']) {
+  for (const prefix of ['', '/api'] as const) {
     app.patch(
       `${prefix}/agents/:agentId`,
-      { schema: { params: AgentParams, body: AgentSettingsPatchSchema }, config: { scopes: ['agents:write'] } },
+      { schema: { operationId: operationIds[prefix].update, params: AgentParams, body: AgentSettingsPatchSchema, response: { 200: AgentViewSchema } }, config: { scopes: ['agents:write'] } },
       async (request) => {
         const principal = principalOf(request);
         await checkRuntimeUrls(egress, request.body);
@@ -28,7 +44,7 @@ export function agentRoutes(app: ApiInstance, { store, egress }: ApiDeps): void 
 
     app.get(
       `${prefix}/agents/:agentId`,
-      { schema: { params: AgentParams }, config: { scopes: ['agents:write', 'recordings:read'] } },
+      { schema: { operationId: operationIds[prefix].get, params: AgentParams, response: { 200: AgentViewSchema } }, config: { scopes: ['agents:write', 'recordings:read'] } },
       async (request) => {
         const agent = await store.agents.get(principalOf(request).tenantId, request.params.agentId);
         if (!agent) throw notFound(`agent ${request.params.agentId}`);
@@ -39,7 +55,7 @@ export function agentRoutes(app: ApiInstance, { store, egress }: ApiDeps): void 
 
   app.get(
     '/api/agents/:agentId/audit',
-    { schema: { params: AgentParams }, config: { scopes: ['agents:write'] } },
+    { schema: { operationId: 'listAgentAudit', params: AgentParams, response: { 200: AuditResponse } }, config: { scopes: ['agents:write'] } },
     async (request) => {
       const { tenantId } = principalOf(request);
       const { agentId } = request.params;
@@ -49,7 +65,7 @@ export function agentRoutes(app: ApiInstance, { store, egress }: ApiDeps): void 
     },
   );
 
-  app.get('/api/agents', { config: { scopes: ['agents:write', 'recordings:read'] } }, async (request) => {
+  app.get('/api/agents', { schema: { operationId: 'listAgents', response: { 200: Type.Object({ data: Type.Array(AgentViewSchema) }) } }, config: { scopes: ['agents:write', 'recordings:read'] } }, async (request) => {
     const agents = await store.agents.list(principalOf(request).tenantId);
     return { data: agents.map(agentView) };
   });

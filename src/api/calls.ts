@@ -1,11 +1,12 @@
-import { Type } from '@sinclair/typebox';
+import { Type } from 'typebox';
+import { Nullable } from '../schemas.js';
 import { principalOf } from '../auth/plugin.js';
 import { CallrecError } from '../errors.js';
 import { HttpError } from '../errors.js';
 import { notFound } from './errors.js';
 import { SafeId } from '../ids.js';
 import type { ApiDeps, ApiInstance } from './types.js';
-import { callView } from './views.js';
+import { callView, CallViewSchema } from './views.js';
 
 export const CallParams = Type.Object({ callId: SafeId() });
 
@@ -14,15 +15,21 @@ const LegalHoldBody = Type.Object(
   { additionalProperties: false },
 );
 
-const RECORDING_STATUSES = ['none', 'recording', 'paused', 'processing', 'ready', 'failed', 'deleting', 'deleted'] as const;
+const CallsPage = Type.Object({
+  data: Type.Array(CallViewSchema),
+  next_cursor: Nullable(Type.String(), { description: 'pass as cursor for the next page; null on the last' }),
+});
+
+/** Calls per page when `limit` is not given. */
+const DEFAULT_PAGE_SIZE = 50;
 
 const ListQuery = Type.Object({
   agent_id: Type.Optional(SafeId()),
   from: Type.Optional(Type.String({ minLength: 1 })),
   to: Type.Optional(Type.String({ minLength: 1 })),
-  status: Type.Optional(Type.Union(RECORDING_STATUSES.map((status) => Type.Literal(status)))),
+  status: Type.Optional(CallViewSchema.properties.recording_status),
   has_recording: Type.Optional(Type.Boolean()),
-  limit: Type.Integer({ minimum: 1, maximum: 200, default: 50 }),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: DEFAULT_PAGE_SIZE })),
   cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 512 })),
 });
 
@@ -36,7 +43,7 @@ function isoTime(value: string | undefined, field: string): string | undefined {
 
 /** Call Logs (`GET /api/calls`), call metadata (`GET /api/calls/{id}`) and legal hold (`PUT /api/calls/{id}/legal-hold`). */
 export function callRoutes(app: ApiInstance, { store }: ApiDeps): void {
-  app.get('/api/calls', { schema: { querystring: ListQuery }, config: { scopes: ['recordings:read'] } }, async (request) => {
+  app.get('/api/calls', { schema: { operationId: 'listCalls', querystring: ListQuery, response: { 200: CallsPage } }, config: { scopes: ['recordings:read'] } }, async (request) => {
     const { query } = request;
     const filters = {
       agentId: query.agent_id,
@@ -46,7 +53,7 @@ export function callRoutes(app: ApiInstance, { store }: ApiDeps): void {
       hasRecording: query.has_recording,
     };
     try {
-      const page = await store.calls.list(principalOf(request).tenantId, filters, query.cursor, query.limit);
+      const page = await store.calls.list(principalOf(request).tenantId, filters, query.cursor, query.limit ?? DEFAULT_PAGE_SIZE);
       return { data: page.items.map(({ call, recording }) => callView(call, recording)), next_cursor: page.nextCursor };
     } catch (err) {
       if (err instanceof CallrecError && err.code === 'ERR_INVALID_CURSOR') {
@@ -56,7 +63,7 @@ export function callRoutes(app: ApiInstance, { store }: ApiDeps): void {
     }
   });
 
-  app.get('/api/calls/:callId', { schema: { params: CallParams }, config: { scopes: ['recordings:read'] } }, async (request) => {
+  app.get('/api/calls/:callId', { schema: { operationId: 'getCall', params: CallParams, response: { 200: CallViewSchema } }, config: { scopes: ['recordings:read'] } }, async (request) => {
     const { tenantId } = principalOf(request);
     const call = await store.calls.get(tenantId, request.params.callId);
     if (!call) throw notFound(`call ${request.params.callId}`);
@@ -65,7 +72,7 @@ export function callRoutes(app: ApiInstance, { store }: ApiDeps): void {
 
   app.put(
     '/api/calls/:callId/legal-hold',
-    { schema: { params: CallParams, body: LegalHoldBody }, config: { scopes: ['admin'] } },
+    { schema: { operationId: 'setLegalHold', params: CallParams, body: LegalHoldBody, response: { 200: CallViewSchema } }, config: { scopes: ['admin'] } },
     async (request) => {
       const { tenantId, keyId } = principalOf(request);
       const { hold, reason } = request.body;

@@ -1,9 +1,30 @@
-import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyError, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
+import { Type, type Static } from 'typebox';
 import { errorCode, HttpError, httpStatus } from '../errors.js';
 
-/** The one error body the API answers with (SPEC §3). */
-export interface ErrorBody {
-  error: { code: string; message: string; field?: string; [extra: string]: unknown };
+/** The one error body the API answers with (SPEC §3); some codes add details beside these fields. */
+export const ErrorResponse = Type.Object(
+  {
+    error: Type.Object(
+      {
+        code: Type.String({ description: 'stable, e.g. ERR_VALIDATION, ERR_NOT_FOUND, ERR_UNAUTHORIZED' }),
+        message: Type.String({ description: 'for people; may change' }),
+        field: Type.Optional(Type.String({ description: 'the request field at fault, as a dotted path' })),
+      },
+      { additionalProperties: true },
+    ),
+  },
+  { description: 'An error' },
+);
+export type ErrorBody = Static<typeof ErrorResponse>;
+
+/**
+ * Declares the error body for every 4xx and 5xx a route does not describe itself, so the
+ * document (and a client generated from it) knows what each error looks like. An `onRoute` hook.
+ */
+export function declareErrorResponses(route: RouteOptions): void {
+  const schema = route.schema ?? (route.schema = {});
+  schema.response = { '4xx': ErrorResponse, '5xx': ErrorResponse, ...(schema.response as object | undefined) };
 }
 
 export function notFound(what: string): HttpError {

@@ -1,5 +1,6 @@
+import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
-import { Type } from '@sinclair/typebox';
+import { Type } from 'typebox';
 import { principalOf } from '../auth/plugin.js';
 import { openEncrypted } from '../crypto/chunked.js';
 import type { Evidence } from '../evidence/index.js';
@@ -13,6 +14,10 @@ const KeySetResponse = Type.Object({
   keys: Type.Array(Type.Object({ kty: Type.Literal('OKP'), crv: Type.Literal('Ed25519'), x: Type.String(), kid: Type.String(), alg: Type.Literal('EdDSA'), use: Type.Literal('sig') })),
 });
 
+/** Non-JSON bodies, described for the OpenAPI document (the serializer leaves them alone). */
+const MANIFEST = { description: 'the compact JWS; header Callrec-Timestamp says whether TSA_URL stamped it', content: { 'application/jose': { schema: { type: 'string' } } } };
+const PACKAGE = { description: 'the ZIP', content: { 'application/zip': { schema: { type: 'string', format: 'binary' } } } };
+
 /**
  * Evidence (SPEC §9): the public key set, a recording's signed manifest, and the package a third
  * party verifies offline.
@@ -22,7 +27,7 @@ export function evidenceRoutes(app: ApiInstance, deps: ApiDeps, evidence: Eviden
 
   app.get(
     '/.well-known/callrec-keys.json',
-    { schema: { summary: 'The public keys manifests are signed with (JWKS), current and retired', response: { 200: KeySetResponse } }, config: { public: true } },
+    { schema: { operationId: 'getSigningKeys', summary: 'The public keys manifests are signed with (JWKS), current and retired', response: { 200: KeySetResponse } }, config: { public: true } },
     async (_request, reply) => {
       reply.header('Cache-Control', 'public, max-age=300');
       return evidence.keys.keySet();
@@ -40,7 +45,12 @@ export function evidenceRoutes(app: ApiInstance, deps: ApiDeps, evidence: Eviden
   app.get(
     '/api/calls/:callId/recording/manifest',
     {
-      schema: { summary: "The recording's signed manifest: a compact JWS (EdDSA) over RFC 8785 JSON", params: CallParams, produces: ['application/jose'] },
+      schema: {
+        operationId: 'getRecordingManifest',
+        summary: "The recording's signed manifest: a compact JWS (EdDSA) over RFC 8785 JSON; 404 until it is signed",
+        params: CallParams,
+        response: { 200: MANIFEST },
+      },
       config: { scopes: ['recordings:read'] },
     },
     async (request, reply) => {
@@ -61,7 +71,12 @@ export function evidenceRoutes(app: ApiInstance, deps: ApiDeps, evidence: Eviden
   app.get(
     '/api/calls/:callId/evidence',
     {
-      schema: { summary: 'The evidence package (ZIP): stored audio, manifest, key set, ledger extract, VERIFY.txt', params: CallParams, produces: ['application/zip'] },
+      schema: {
+        operationId: 'getEvidencePackage',
+        summary: 'The evidence package (ZIP): stored audio, manifest, key set, consent prompt, ledger extract, time-stamp, VERIFY.txt; logged as an access',
+        params: CallParams,
+        response: { 200: PACKAGE },
+      },
       config: { scopes: ['recordings:read'] },
     },
     async (request, reply) => {
@@ -83,7 +98,7 @@ export function evidenceRoutes(app: ApiInstance, deps: ApiDeps, evidence: Eviden
         timestamp: manifest.tsa_token === null ? undefined : Buffer.from(manifest.tsa_token, 'base64'),
       });
       const filename = `${callId.replace(/[^A-Za-z0-9._-]/g, '_')}-evidence.zip`;
-      return reply.header('Content-Type', 'application/zip').header('Content-Disposition', `attachment; filename="${filename}"`).header('Cache-Control', 'private, no-store').send(Buffer.from(zip));
+      return reply.header('Content-Type', 'application/zip').header('Content-Disposition', `attachment; filename="${filename}"`).header('Cache-Control', 'private, no-store').header('Content-Length', zip.length).send(Readable.from([Buffer.from(zip)]));
     },
   );
 }

@@ -6,7 +6,7 @@ import { HTTP_LIMIT_DEFAULTS } from '../config.js';
 import { agentRoutes } from './agents.js';
 import { callRoutes } from './calls.js';
 import { controlRoutes } from './control.js';
-import { errorHandler, notFoundHandler } from './errors.js';
+import { declareErrorResponses, errorHandler, notFoundHandler } from './errors.js';
 import { evidenceRoutes } from './evidence.js';
 import { Evidence } from '../evidence/index.js';
 import { healthRoutes } from './health.js';
@@ -15,7 +15,8 @@ import { meRoutes } from './me.js';
 import { recordingRoutes } from './recordings.js';
 import { tenantRoutes } from './tenants.js';
 import { testCallRoutes } from './test-call.js';
-import { typeBoxValidatorCompiler, type TypeBoxProvider } from './typebox.js';
+import { validatorCompiler } from './validation.js';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { ApiDeps } from './types.js';
 
 export type { ApiDeps } from './types.js';
@@ -28,10 +29,11 @@ export { errorHandler, notFoundHandler } from './errors.js';
  * other routes (WebSocket, dashboard, metrics) keep theirs.
  */
 export const apiPlugin: FastifyPluginAsync<ApiDeps> = async (fastify, deps) => {
-  const app = fastify.withTypeProvider<TypeBoxProvider>();
-  app.setValidatorCompiler(typeBoxValidatorCompiler);
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
+  app.setValidatorCompiler(validatorCompiler);
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler(notFoundHandler);
+  app.addHook('onRoute', declareErrorResponses);
   const playback = new PlaybackTokens(deps.keyring);
   const limits = deps.limits ?? HTTP_LIMIT_DEFAULTS;
   const failures = deps.authFailures ?? new AuthFailures(limits.authFailuresPerIpPerMinute);

@@ -1,4 +1,5 @@
-import { Type } from '@sinclair/typebox';
+import { Type, type Static } from 'typebox';
+import { Nullable, StringEnum } from '../schemas.js';
 import { SCOPES, scopesBeyond, type Principal } from '../auth/scopes.js';
 import { principalOf } from '../auth/plugin.js';
 import type { ApiKey } from '../store/index.js';
@@ -12,13 +13,27 @@ const TenantQuery = Type.Object({ tenant_id: Type.Optional(SafeId()) });
 const CreateKeyBody = Type.Object(
   {
     name: Type.String({ minLength: 1, maxLength: 100 }),
-    scopes: Type.Array(Type.Union(SCOPES.map((scope) => Type.Literal(scope))), { minItems: 1, maxItems: SCOPES.length }),
+    scopes: Type.Array(StringEnum(SCOPES), { minItems: 1, maxItems: SCOPES.length }),
     tenant_id: Type.Optional(SafeId()),
   },
   { additionalProperties: false },
 );
 
-function keyView(key: ApiKey) {
+const KeyView = Type.Object({
+  id: Type.String(),
+  tenant_id: Type.String(),
+  name: Type.String(),
+  prefix: Type.String({ description: 'the first characters of the secret, to tell keys apart' }),
+  scopes: Type.Array(StringEnum(SCOPES)),
+  operator: Type.Boolean(),
+  created_at: Type.String({ format: 'date-time' }),
+  last_used_at: Nullable(Type.String({ format: 'date-time' })),
+  revoked_at: Nullable(Type.String({ format: 'date-time' })),
+});
+
+const CreatedKey = Type.Intersect([KeyView, Type.Object({ secret: Type.String({ description: 'shown this once: Authorization: Bearer <secret>' }) })]);
+
+function keyView(key: ApiKey): Static<typeof KeyView> {
   return {
     id: key.id,
     tenant_id: key.tenantId,
@@ -54,7 +69,7 @@ const KeyParams = Type.Object({ keyId: SafeId() });
  * `DELETE /api/keys/{id}` (revokes). The operator reaches every tenant's keys by id.
  */
 export function keyRoutes(app: ApiInstance, { store }: ApiDeps): void {
-  app.post('/api/keys', { schema: { body: CreateKeyBody }, config: { scopes: ['admin'] } }, async (request, reply) => {
+  app.post('/api/keys', { schema: { operationId: 'createKey', body: CreateKeyBody, response: { 201: CreatedKey } }, config: { scopes: ['admin'] } }, async (request, reply) => {
     const principal = principalOf(request);
     const tenantId = targetTenant(principal, request.body.tenant_id);
     const beyond = scopesBeyond(principal, request.body.scopes);
@@ -67,11 +82,11 @@ export function keyRoutes(app: ApiInstance, { store }: ApiDeps): void {
     return { ...keyView(key), secret };
   });
 
-  app.get('/api/keys', { schema: { querystring: TenantQuery }, config: { scopes: ['admin'] } }, async (request) => {
+  app.get('/api/keys', { schema: { operationId: 'listKeys', querystring: TenantQuery, response: { 200: Type.Object({ data: Type.Array(KeyView) }) } }, config: { scopes: ['admin'] } }, async (request) => {
     return { data: (await store.keys.list(keyReach(principalOf(request), request.query.tenant_id))).map(keyView) };
   });
 
-  app.get('/api/keys/:keyId', { schema: { params: KeyParams, querystring: TenantQuery }, config: { scopes: ['admin'] } }, async (request) => {
+  app.get('/api/keys/:keyId', { schema: { operationId: 'getKey', params: KeyParams, querystring: TenantQuery, response: { 200: KeyView } }, config: { scopes: ['admin'] } }, async (request) => {
     const key = await store.keys.get(keyReach(principalOf(request), request.query.tenant_id), request.params.keyId);
     if (!key) throw notFound(`key ${request.params.keyId}`);
     return keyView(key);
@@ -79,7 +94,7 @@ export function keyRoutes(app: ApiInstance, { store }: ApiDeps): void {
 
   app.delete(
     '/api/keys/:keyId',
-    { schema: { params: KeyParams, querystring: TenantQuery }, config: { scopes: ['admin'] } },
+    { schema: { operationId: 'revokeKey', params: KeyParams, querystring: TenantQuery, response: { 204: Type.Null({ description: 'revoked' }) } }, config: { scopes: ['admin'] } },
     async (request, reply) => {
       const principal = principalOf(request);
       const key = await store.keys.get(keyReach(principal, request.query.tenant_id), request.params.keyId);

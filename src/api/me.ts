@@ -1,4 +1,5 @@
-import { Type } from '@sinclair/typebox';
+import { Type } from 'typebox';
+import { StringEnum } from '../schemas.js';
 import { SCOPES } from '../auth/scopes.js';
 import { principalOf } from '../auth/plugin.js';
 import { notFound } from './errors.js';
@@ -9,7 +10,7 @@ const MeResponse = Type.Object({
   key: Type.Object({
     id: Type.String(),
     name: Type.String(),
-    scopes: Type.Array(Type.Union(SCOPES.map((scope) => Type.Literal(scope)))),
+    scopes: Type.Array(StringEnum(SCOPES)),
   }),
   operator: Type.Boolean({ description: "The operator's key (CALLREC_API_KEY): manages every tenant" }),
   features: Type.Object({ test_call: Type.Boolean({ description: 'Telnyx credentials are configured: POST /api/test-call/token works' }) }),
@@ -19,7 +20,7 @@ const MeResponse = Type.Object({
 export function meRoutes(app: ApiInstance, { store, telnyx }: ApiDeps): void {
   app.get(
     '/api/me',
-    { schema: { summary: 'The calling API key, its tenant and scopes, and the optional features configured', response: { 200: MeResponse } } },
+    { schema: { operationId: 'getMe', summary: 'The calling API key, its tenant and scopes, and the optional features configured', response: { 200: MeResponse } } },
     async (request) => {
       const principal = principalOf(request);
       const key = await store.keys.get(principal.tenantId, principal.keyId);

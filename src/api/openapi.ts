@@ -1,6 +1,8 @@
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
-import type { FastifyInstance, RouteOptions } from 'fastify';
+import type { FastifyInstance } from 'fastify';
+import type { OpenAPIV3, OpenAPIV3_1 } from 'openapi-types';
+import { RecordingEventDataSchema, WEBHOOK_EVENTS, webhookEventSchema, type WebhookEventType } from '../webhooks/index.js';
 
 /** Where the interactive reference is served (its assets under it, from this origin). */
 export const DOCS_PREFIX = '/docs';
@@ -12,11 +14,31 @@ function tagOf(url: string): string {
   return first === 'agents' ? 'agents' : 'operations';
 }
 
-/** How a route authenticates, as OpenAPI `security`: none for public routes; a playback token where one is taken. */
-function securityOf(route: RouteOptions): Record<string, string[]>[] {
-  const config = (route.config ?? {}) as { public?: boolean; playbackToken?: boolean };
-  if (config.public) return [];
-  return config.playbackToken ? [{ apiKey: [] }, { playbackToken: [] }] : [{ apiKey: [] }];
+const header = (name: string, description: string) => ({ name, in: 'header' as const, required: true, schema: { type: 'string' as const }, description });
+
+/** The events a tenant's `webhook_url` receives, as OpenAPI 3.1 `webhooks`: body and signature headers. */
+function webhooks(): Record<string, OpenAPIV3_1.PathItemObject> {
+  const parameters = [
+    header('webhook-id', 'the event id, the same on every retry'),
+    header('webhook-timestamp', 'unix seconds of this attempt'),
+    header('webhook-signature', 'v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<body>"> (Standard Webhooks); present when the tenant has a webhook_secret'),
+    header('Callrec-Signature', 't=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>"> with the secret; present when the tenant has a webhook_secret'),
+  ];
+  return Object.fromEntries(
+    (Object.keys(WEBHOOK_EVENTS) as WebhookEventType[]).map((type) => [
+      type,
+      {
+        post: {
+          operationId: `on${type.split(/[._]/).map((word) => word[0].toUpperCase() + word.slice(1)).join('')}`,
+          summary: WEBHOOK_EVENTS[type],
+          parameters,
+          // openapi-types' 3.1 media type takes its 3.0 schema type.
+          requestBody: { required: true, content: { 'application/json': { schema: webhookEventSchema(type, RecordingEventDataSchema) as OpenAPIV3.SchemaObject } } },
+          responses: { '2XX': { description: 'received; anything else (or no answer in 10 s) is retried with backoff for about 10 minutes' } },
+        },
+      },
+    ]),
+  );
 }
 
 /**
@@ -27,12 +49,15 @@ function securityOf(route: RouteOptions): Record<string, string[]>[] {
 export async function registerOpenApi(app: FastifyInstance<any, any, any, any>): Promise<void> {
   await app.register(fastifySwagger, {
     openapi: {
+      // 3.1: its schemas are JSON Schema, as the routes' TypeBox schemas are (`const`, `type: "null"`).
+      openapi: '3.1.0',
       info: {
         title: 'callrec',
         // The contract's version (SPEC §3), not the package's: it changes when the API does.
         version: '1',
         description: 'Call recording media server: agents, calls, encrypted recordings, keys and tenants. Errors are `{"error": {"code", "message", "field"?}}`.',
       },
+      webhooks: webhooks(),
       // Relative: the reference's "try it" calls the origin that served it, whatever PUBLIC_URL says.
       servers: [{ url: '/' }],
       components: {
@@ -42,8 +67,9 @@ export async function registerOpenApi(app: FastifyInstance<any, any, any, any>):
         },
       },
     },
-    transform: ({ schema, url, route }) => ({
-      schema: { ...schema, tags: [tagOf(url)], security: securityOf(route) } as typeof schema,
+    // A route declares `security` when it needs a key (the auth plugin sets it); every other route is public.
+    transform: ({ schema, url }) => ({
+      schema: { ...schema, tags: [tagOf(url)], security: schema?.security ?? [] } as typeof schema,
       url,
     }),
   });

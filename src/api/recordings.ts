@@ -1,4 +1,5 @@
-import { Type } from '@sinclair/typebox';
+import { Type } from 'typebox';
+import { StringEnum } from '../schemas.js';
 import type { RecordingFormat } from '../../media/types.js';
 import type { PlaybackGrant, PlaybackTokens } from '../auth/playback.js';
 import { principalOf } from '../auth/plugin.js';
@@ -22,7 +23,7 @@ import type { FastifyBaseLogger } from 'fastify';
 
 const CONTENT_TYPES: Record<RecordingFormat, string> = { mp3: 'audio/mpeg', wav: 'audio/wav', ogg: 'audio/ogg' };
 
-const Format = Type.Union([Type.Literal('mp3'), Type.Literal('wav'), Type.Literal('ogg')], { description: "default: the recording's own" });
+const Format = StringEnum(['mp3', 'wav', 'ogg'], { description: "default: the recording's own" });
 
 const RecordingQuery = Type.Object({
   format: Type.Optional(Format),
@@ -39,9 +40,17 @@ const PlaybackUrlResponse = Type.Object({
 
 const PeaksResponse = Type.Object({
   duration: Type.Number({ description: 'seconds' }),
-  channels: Type.Array(Type.Union([Type.Literal('caller'), Type.Literal('agent'), Type.Literal('mix')]), { description: '["caller", "agent"] for dual-channel recordings, ["mix"] for mono' }),
+  channels: Type.Array(StringEnum(['caller', 'agent', 'mix']), { description: '["caller", "agent"] for dual-channel recordings, ["mix"] for mono' }),
   peaks: Type.Array(Type.Array(Type.Number({ minimum: 0, maximum: 1 })), { description: 'per channel, peak |amplitude| per bucket: at most 100 a second and 4000 in all' }),
 });
+
+/** The audio in each format, whole (200) or the range asked for (206). */
+const AUDIO = {
+  description: 'the audio; with Range, 206 and the bytes asked for',
+  content: Object.fromEntries(Object.values(CONTENT_TYPES).map((type) => [type, { schema: { type: 'string', format: 'binary' } }])),
+};
+
+const DeletedResponse = Type.Object({ call_id: Type.String(), recording_status: Type.Literal('deleted') });
 
 /** Bytes of a recording that a response can serve whole or by range. */
 interface ServedAudio {
@@ -128,7 +137,13 @@ export function recordingRoutes(app: ApiInstance, { store, storage, keyring, web
   app.get(
     '/api/calls/:callId/recording',
     {
-      schema: { summary: "The recording's audio, decrypted on the fly; Range gives 206", params: CallParams, querystring: RecordingQuery },
+      schema: {
+        operationId: 'getRecordingAudio',
+        summary: "The recording's audio, decrypted on the fly; Range gives 206",
+        params: CallParams,
+        querystring: RecordingQuery,
+        response: { 200: AUDIO, 206: AUDIO },
+      },
       config: { scopes: ['recordings:read'], playbackToken: true },
     },
     async (request, reply) => {
@@ -181,6 +196,7 @@ export function recordingRoutes(app: ApiInstance, { store, storage, keyring, web
     '/api/calls/:callId/recording/url',
     {
       schema: {
+        operationId: 'createPlaybackUrl',
         summary: 'A short-lived URL that plays one format of the recording without Authorization (for an <audio> element)',
         params: CallParams,
         body: PlaybackUrlBody,
@@ -203,7 +219,7 @@ export function recordingRoutes(app: ApiInstance, { store, storage, keyring, web
   app.get(
     '/api/calls/:callId/recording/peaks',
     {
-      schema: { summary: "The recording's waveform peaks, computed when it was finalized", params: CallParams, response: { 200: PeaksResponse } },
+      schema: { operationId: 'getRecordingPeaks', summary: "The recording's waveform peaks, computed when it was finalized", params: CallParams, response: { 200: PeaksResponse } },
       config: { scopes: ['recordings:read'] },
     },
     async (request, reply) => {
@@ -219,7 +235,7 @@ export function recordingRoutes(app: ApiInstance, { store, storage, keyring, web
 
   app.delete(
     '/api/calls/:callId/recording',
-    { schema: { params: CallParams }, config: { scopes: ['recordings:delete'] } },
+    { schema: { operationId: 'deleteRecording', params: CallParams, response: { 200: DeletedResponse } }, config: { scopes: ['recordings:delete'] } },
     async (request) => {
       const { tenantId, keyId } = principalOf(request);
       const { callId } = request.params;
@@ -229,7 +245,7 @@ export function recordingRoutes(app: ApiInstance, { store, storage, keyring, web
       await evidence.recordDeletion(tombstone);
       await transcodes.evict(deleted.id);
       await emitRecordingEvent(webhooks, 'recording.deleted', deleted);
-      return { call_id: callId, recording_status: 'deleted' };
+      return { call_id: callId, recording_status: 'deleted' as const };
     },
   );
 }

@@ -1,4 +1,5 @@
-import { Type } from '@sinclair/typebox';
+import { Type } from 'typebox';
+import { Nullable } from '../schemas.js';
 import { principalOf } from '../auth/plugin.js';
 import { applySettingsPatch, checkSettingsEgress, TenantSettingsPatchSchema, tenantView } from '../tenants/settings.js';
 import { HttpError } from '../errors.js';
@@ -13,13 +14,24 @@ const CreateTenantBody = Type.Object(
 
 const TenantParams = Type.Object({ tenantId: SafeId() });
 
+const TenantView = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  created_at: Type.String({ format: 'date-time' }),
+  webhook_url: Nullable(Type.String()),
+  webhook_secret_set: Type.Boolean({ description: 'secrets are never shown, only whether one is set' }),
+  storage_url: Nullable(Type.String()),
+  storage_credentials_set: Type.Boolean(),
+  public_key: Nullable(Type.String({ description: "PEM (SPKI) of the RSA key that wraps this tenant's recording keys" })),
+});
+
 /**
  * `POST /api/tenants` (the operator's key creates tenants), and a tenant's settings:
  * `GET`/`PATCH /api/tenants/{id}` for that tenant's admins or the operator; secrets are
  * sealed with the master keyring and never shown.
  */
 export function tenantRoutes(app: ApiInstance, { store, keyring, egress }: ApiDeps): void {
-  app.post('/api/tenants', { schema: { body: CreateTenantBody }, config: { scopes: ['admin'] } }, async (request, reply) => {
+  app.post('/api/tenants', { schema: { operationId: 'createTenant', body: CreateTenantBody, response: { 201: Type.Pick(TenantView, ['id', 'name', 'created_at']) } }, config: { scopes: ['admin'] } }, async (request, reply) => {
     if (!principalOf(request).operator) throw new HttpError('ERR_FORBIDDEN', 'only the operator key may create tenants');
     const { id, name } = request.body;
     if (await store.tenants.get(id)) throw new HttpError('ERR_CONFLICT', `tenant ${id} already exists`, { field: 'id' });
@@ -28,7 +40,7 @@ export function tenantRoutes(app: ApiInstance, { store, keyring, egress }: ApiDe
     return { id: tenant.id, name: tenant.name, created_at: tenant.createdAt };
   });
 
-  app.get('/api/tenants/:tenantId', { schema: { params: TenantParams }, config: { scopes: ['admin'] } }, async (request) => {
+  app.get('/api/tenants/:tenantId', { schema: { operationId: 'getTenant', params: TenantParams, response: { 200: TenantView } }, config: { scopes: ['admin'] } }, async (request) => {
     const { tenantId } = request.params;
     const principal = principalOf(request);
     // Another tenant's settings are not forbidden but absent (SPEC §3: another tenant's resource is a 404).
@@ -39,7 +51,7 @@ export function tenantRoutes(app: ApiInstance, { store, keyring, egress }: ApiDe
 
   app.patch(
     '/api/tenants/:tenantId',
-    { schema: { params: TenantParams, body: TenantSettingsPatchSchema }, config: { scopes: ['admin'] } },
+    { schema: { operationId: 'updateTenant', params: TenantParams, body: TenantSettingsPatchSchema, response: { 200: TenantView } }, config: { scopes: ['admin'] } },
     async (request) => {
       const { tenantId } = request.params;
       const principal = principalOf(request);

@@ -1,4 +1,4 @@
-import { Type } from '@sinclair/typebox';
+import { Type } from 'typebox';
 import type { TelnyxConfig } from '../config.js';
 import { HttpError } from '../errors.js';
 import type { ApiDeps, ApiInstance } from './types.js';
@@ -66,7 +66,7 @@ export function testCallRoutes(app: ApiInstance, { telnyx }: ApiDeps): void {
   app.post(
     '/api/test-call/token',
     {
-      schema: { summary: 'A Telnyx WebRTC login token and the number to dial, for a test call from the browser', response: { 200: TestCallTokenResponse } },
+      schema: { operationId: 'createTestCallToken', summary: 'A Telnyx WebRTC login token and the number to dial, for a test call from the browser', response: { 200: TestCallTokenResponse } },
       config: { scopes: ['admin'] },
     },
     async () => {

@@ -9,7 +9,7 @@ import type { TranscodeCache } from '../recording/transcode-cache.js';
 import type { StorageResolver } from '../storage/resolver.js';
 import type { Store } from '../store/index.js';
 import type { WebhookContext } from '../webhooks/index.js';
-import type { TypeBoxProvider } from './typebox.js';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 
 /** What the API needs from the rest of the server. */
 export interface ApiDeps {
@@ -43,6 +43,6 @@ export type ApiInstance = FastifyInstance<
   RawRequestDefaultExpression,
   RawReplyDefaultExpression,
   FastifyBaseLogger,
-  TypeBoxProvider
+  TypeBoxTypeProvider
 >;
 

@@ -1,13 +1,26 @@
-import { resolveCallRecording, type CallRecordingSettings } from '../agents/settings.js';
-import type { Agent, Call, JsonObject, LostSpan, Recording } from '../store/index.js';
+import { Type, type Static } from 'typebox';
+import { LostSpanSchema, Nullable, StringEnum } from '../schemas.js';
+import { CallRecordingPatchSchema, resolveCallRecording } from '../agents/settings.js';
+import type { Agent, Call, Recording } from '../store/index.js';
 
-/** An agent as the API shows it: every recording setting resolved, defaults included. */
-export interface AgentView {
-  id: string;
-  voice_tools: { call_recording: CallRecordingSettings };
-  created_at: string;
-  updated_at: string;
-}
+/*
+ * What the API answers with, as schemas: Fastify serializes responses by them, the OpenAPI
+ * document (and so a generated client) carries them, and the view types are derived from
+ * them, so the three cannot drift.
+ */
+
+const Time = Type.String({ format: 'date-time' });
+
+/** A JSON object another module owns the shape of (consent record, alignment, pause spans), passed on verbatim. */
+const JsonObject = Type.Unsafe<Record<string, unknown>>(Type.Object({}, { additionalProperties: true }));
+
+export const AgentViewSchema = Type.Object({
+  id: Type.String(),
+  voice_tools: Type.Object({ call_recording: Type.Required(CallRecordingPatchSchema, { description: 'every setting, defaults included' }) }),
+  created_at: Time,
+  updated_at: Time,
+});
+export type AgentView = Static<typeof AgentViewSchema>;
 
 export function agentView(agent: Agent): AgentView {
   return {
@@ -18,44 +31,44 @@ export function agentView(agent: Agent): AgentView {
   };
 }
 
-export interface RecordingView {
-  id: string;
-  status: Recording['status'];
-  format: Recording['format'];
-  channels: number;
-  duration_ms: number | null;
-  byte_size: number | null;
-  sha256: string | null;
-  error: string | null;
-  created_at: string;
-  ready_at: string | null;
-  /** When retention deletes it: created + the agent's `storage_days` at recording time (SPEC §6). */
-  retention_expires_at: string;
-  /** False when audio was lost; `lost_spans` says where. */
-  complete: boolean;
-  lost_spans: LostSpan[];
-}
+const RECORDING_STATUSES = ['recording', 'paused', 'processing', 'ready', 'failed', 'deleting', 'deleted'] as const satisfies readonly Recording['status'][];
 
-export interface CallView {
-  id: string;
-  agent_id: string;
-  provider: string;
-  mode: Call['mode'];
-  status: Call['status'];
-  started_at: string;
-  ended_at: string | null;
-  end_reason: string | null;
-  legs: Call['legs'];
-  sample_rate: number;
-  recording: RecordingView | null;
-  recording_status: Recording['status'] | 'none';
-  consent: JsonObject | null;
-  pauses: JsonObject[];
-  alignment: JsonObject | null;
-  /** While true the recording cannot be deleted (SPEC §3 legal hold). */
-  legal_hold: boolean;
-  legal_hold_reason: string | null;
-}
+export const RecordingViewSchema = Type.Object({
+  id: Type.String(),
+  status: StringEnum(RECORDING_STATUSES),
+  format: StringEnum(['mp3', 'wav', 'ogg']),
+  channels: Type.Integer(),
+  duration_ms: Nullable(Type.Number()),
+  byte_size: Nullable(Type.Integer()),
+  sha256: Nullable(Type.String()),
+  error: Nullable(Type.String()),
+  created_at: Time,
+  ready_at: Nullable(Time),
+  retention_expires_at: Type.String({ format: 'date-time', description: "when retention deletes it: created + the agent's storage_days at recording time" }),
+  complete: Type.Boolean({ description: 'false when audio was lost; lost_spans says where' }),
+  lost_spans: Type.Array(LostSpanSchema),
+});
+
+export const CallViewSchema = Type.Object({
+  id: Type.String(),
+  agent_id: Type.String(),
+  provider: Type.String(),
+  mode: StringEnum(['fork', 'bridge']),
+  status: StringEnum(['live', 'ended']),
+  started_at: Time,
+  ended_at: Nullable(Time),
+  end_reason: Nullable(Type.String()),
+  legs: Type.Array(StringEnum(['caller', 'agent'])),
+  sample_rate: Type.Integer(),
+  recording: Nullable(RecordingViewSchema),
+  recording_status: StringEnum(['none', ...RECORDING_STATUSES]),
+  consent: Nullable(JsonObject),
+  pauses: Type.Array(JsonObject),
+  alignment: Nullable(JsonObject),
+  legal_hold: Type.Boolean({ description: 'while true the recording cannot be deleted' }),
+  legal_hold_reason: Nullable(Type.String()),
+});
+export type CallView = Static<typeof CallViewSchema>;
 
 export function callView(call: Call, recording: Recording | null): CallView {
   return {

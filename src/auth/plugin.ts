@@ -66,6 +66,12 @@ const auth: FastifyPluginAsync<AuthPluginOptions> = async (app, { keys, playback
   app.decorateRequest('principal', null);
   app.decorateRequest('playback', null);
 
+  // How each route it guards authenticates, as the route's OpenAPI `security`; routes it does not guard declare none.
+  app.addHook('onRoute', (route) => {
+    if (route.config?.public) return;
+    (route.schema ??= {}).security = route.config?.playbackToken ? [{ apiKey: [] }, { playbackToken: [] }] : [{ apiKey: [] }];
+  });
+
   async function keyPrincipal(authorization: string | undefined): Promise<Principal> {
     const secret = BEARER.exec(authorization ?? '')?.[1];
     const principal = secret === undefined ? null : await keys.verify(secret);

@@ -1,11 +1,13 @@
 import { createPublicKey } from 'node:crypto';
-import { Type, type Static } from '@sinclair/typebox';
-import { TypeCompiler } from '@sinclair/typebox/compiler';
+import { Type, type Static } from 'typebox';
+import { Compile } from 'typebox/compile';
+import { firstProblem } from '../validation.js';
 import type { MasterKeyring } from '../crypto/keys.js';
 import type { EgressPolicy } from '../net/egress.js';
 import { checkWebhookTarget } from '../webhooks/index.js';
 import { HttpError } from '../errors.js';
 import { BucketUrl } from '../storage/bucket.js';
+import { isStandardSecret } from '../webhooks/standard.js';
 import type { Store, Tenant } from '../store/index.js';
 import { openSecret, sealSecret, type SealedSecret } from './secrets.js';
 
@@ -40,7 +42,7 @@ export type GcsCredentials = Static<typeof GcsCredentialsSchema>;
 export type S3Credentials = Static<typeof S3CredentialsSchema>;
 export type StorageCredentials = ({ kind: 'gs' } & GcsCredentials) | ({ kind: 's3' } & S3Credentials);
 
-const CREDENTIAL_CHECKS = { gs: TypeCompiler.Compile(GcsCredentialsSchema), s3: TypeCompiler.Compile(S3CredentialsSchema) };
+const CREDENTIAL_CHECKS = { gs: Compile(GcsCredentialsSchema), s3: Compile(S3CredentialsSchema) };
 
 /** A tenant's settings, secrets decrypted: for the workers and webhooks, never for the API. */
 export interface TenantSettings {
@@ -85,9 +87,8 @@ const secretContext = (tenantId: string, field: string) => `callrec-tenant:${ten
 function checkCredentials(kind: 'gs' | 's3', value: unknown): StorageCredentials {
   const check = CREDENTIAL_CHECKS[kind];
   if (!check.Check(value)) {
-    const first = check.Errors(value).First()!;
-    const inner = first.path.slice(1).replaceAll('/', '.');
-    throw new TenantSettingError(inner ? `storage_credentials.${inner}` : 'storage_credentials', `${first.message.toLowerCase()} (${kind}:// credentials)`);
+    const { field, message } = firstProblem(kind === 'gs' ? GcsCredentialsSchema : S3CredentialsSchema, check.Errors(value));
+    throw new TenantSettingError(field ? `storage_credentials.${field}` : 'storage_credentials', `${message} (${kind}:// credentials)`);
   }
   if (kind === 's3') {
     const { access_key_id, secret_access_key, region, endpoint } = value as S3Credentials;
@@ -166,6 +167,9 @@ export function applySettingsPatch(
     next.webhook_url = patch.webhook_url;
   }
   if (patch.webhook_secret !== undefined) {
+    if (patch.webhook_secret?.startsWith('whsec_') && !isStandardSecret(patch.webhook_secret)) {
+      throw new TenantSettingError('webhook_secret', 'a whsec_ secret must be whsec_ followed by 24 to 64 bytes in base64 (the Standard Webhooks form)');
+    }
     next.webhook_secret = patch.webhook_secret === null ? null : sealSecret(ring, patch.webhook_secret, secretContext(tenantId, 'webhook_secret'));
   }
   if (patch.storage_url !== undefined) {

@@ -1,15 +1,24 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { Queue, type ConnectionOptions } from 'bullmq';
 import type { MasterKeyring } from '../crypto/keys.js';
+import { Type, type Static, type TSchema } from 'typebox';
 import { EgressRefusedError, type EgressPolicy } from '../net/egress.js';
-import type { LostSpan, Recording, Store } from '../store/index.js';
+import { LostSpanSchema, Nullable, StringEnum } from '../schemas.js';
+import type { Recording, Store } from '../store/index.js';
 import { loadTenantSettings } from '../tenants/settings.js';
 
 /** BullMQ queue of webhook deliveries (SPEC §3). */
 export const WEBHOOKS_QUEUE = 'webhooks';
 
-/** `recording.audio_lost`: a live call's recording has started losing audio (its node's spool disk is full); it goes on, partial. */
-export type WebhookEventType = 'recording.completed' | 'recording.failed' | 'recording.deleted' | 'recording.audio_lost';
+/** What each event says; `recording.audio_lost`: a live call's recording has started losing audio (its node's spool disk is full); it goes on, partial. */
+export const WEBHOOK_EVENTS = {
+  'recording.completed': 'A recording is ready in its bucket',
+  'recording.failed': 'A recording could not be made; `error` says why',
+  'recording.deleted': 'A recording was deleted (by the API or retention); a tombstone remains',
+  'recording.audio_lost': "A live call's recording has started losing audio (its node's spool disk is full or failing); it goes on, partial",
+} as const;
+
+export type WebhookEventType = keyof typeof WEBHOOK_EVENTS;
 
 /** What a tenant's endpoint receives, as JSON. */
 export interface WebhookEvent<T = Record<string, unknown>> {
@@ -26,21 +35,26 @@ export interface WebhookJobData {
 }
 
 /** `data` of the `recording.*` events. */
-export interface RecordingEventData {
-  call_id: string;
-  recording_id: string;
-  agent_id: string | null;
-  status: Recording['status'];
-  format: Recording['format'];
-  duration_ms: number | null;
-  byte_size: number | null;
-  sha256: string | null;
-  storage_url: string | null;
-  object_key: string | null;
-  /** False when audio was lost; `lost_spans` says where. */
-  complete: boolean;
-  lost_spans: LostSpan[];
-  error?: string;
+export const RecordingEventDataSchema = Type.Object({
+  call_id: Type.String(),
+  recording_id: Type.String(),
+  agent_id: Nullable(Type.String()),
+  status: StringEnum(['recording', 'paused', 'processing', 'ready', 'failed', 'deleting', 'deleted']),
+  format: StringEnum(['mp3', 'wav', 'ogg']),
+  duration_ms: Nullable(Type.Number()),
+  byte_size: Nullable(Type.Integer()),
+  sha256: Nullable(Type.String()),
+  storage_url: Nullable(Type.String()),
+  object_key: Nullable(Type.String()),
+  complete: Type.Boolean({ description: 'false when audio was lost; lost_spans says where' }),
+  lost_spans: Type.Array(LostSpanSchema),
+  error: Type.Optional(Type.String()),
+});
+export type RecordingEventData = Static<typeof RecordingEventDataSchema>;
+
+/** The body of an event of `type` (the OpenAPI document's `webhooks` describe each). */
+export function webhookEventSchema<T extends TSchema>(type: WebhookEventType, data: T) {
+  return Type.Object({ id: Type.String({ description: 'evt_…; also the webhook-id header, the same on every retry' }), type: Type.Literal(type), created_at: Type.String({ format: 'date-time' }), data });
 }
 
 /** What emitting needs: the queue, and the store and keyring to read the tenant's webhook settings; delivering, the egress policy. */

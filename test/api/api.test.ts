@@ -212,12 +212,12 @@ describe.each(TEST_DB_KINDS)('HTTP API on %s', (kind) => {
       ['a wrong type', { voice_tools: { call_recording: { enabled: 'yes' } } }, 'voice_tools.call_recording.enabled', /boolean/],
       ['storage_days above range', { voice_tools: { call_recording: { storage_days: 3651 } } }, 'voice_tools.call_recording.storage_days', /3650/],
       ['storage_days below range', { voice_tools: { call_recording: { storage_days: 0 } } }, 'voice_tools.call_recording.storage_days', /1/],
-      ['a fractional storage_days', { voice_tools: { call_recording: { storage_days: 1.5 } } }, 'voice_tools.call_recording.storage_days', /integer/],
+      ['a fractional storage_days', { voice_tools: { call_recording: { storage_days: 1.5 } } }, 'voice_tools.call_recording.storage_days', /whole number from 1 to 3650/],
       ['a too-long consent_message', { voice_tools: { call_recording: { consent_message: 'x'.repeat(501) } } }, 'voice_tools.call_recording.consent_message', /500/],
       ['an empty consent_message', { voice_tools: { call_recording: { consent_message: '' } } }, 'voice_tools.call_recording.consent_message', /1/],
-      ['an unknown format', { voice_tools: { call_recording: { format: 'flac' } } }, 'voice_tools.call_recording.format', /"mp3", "wav", "ogg"/],
-      ['a bad consent_digit', { voice_tools: { call_recording: { consent_digit: '12' } } }, 'voice_tools.call_recording.consent_digit', /match/],
-      ['an http agent_ws_url', { voice_tools: { call_recording: { agent_ws_url: 'http://agent.example' } } }, 'voice_tools.call_recording.agent_ws_url', /null/],
+      ['an unknown format', { voice_tools: { call_recording: { format: 'flac' } } }, 'voice_tools.call_recording.format', /one of "mp3", "wav", "ogg"/],
+      ['a bad consent_digit', { voice_tools: { call_recording: { consent_digit: '12' } } }, 'voice_tools.call_recording.consent_digit', /one key: 0–9, \* or #/],
+      ['an http agent_ws_url', { voice_tools: { call_recording: { agent_ws_url: 'http://agent.example' } } }, 'voice_tools.call_recording.agent_ws_url', /must be a ws:\/\/ or wss:\/\/ URL, or null/],
       ['consent_timeout_seconds above range', { voice_tools: { call_recording: { consent_timeout_seconds: 121 } } }, 'voice_tools.call_recording.consent_timeout_seconds', /120/],
     ])('PATCH with %s is 400 naming the field', async (_, body, field, message) => {
       const error = await expectError(await call('PATCH', '/agents/strict-bot', 'writer', body), 400, 'ERR_VALIDATION', field);

@@ -1,3 +1,5 @@
+import type { MasterKeyring } from '../../src/crypto/keys.js';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -48,6 +50,8 @@ export interface ApiHarness {
   url: string;
   store: Store;
   storage: LocalObjectStore;
+  /** Wraps the recordings' data keys and seals the signing keys. */
+  keyring: MasterKeyring;
   control: ScriptedControl;
   /** Sends a JSON request with `Authorization: Bearer <secret>` (none when `secret` is null). */
   request(method: string, url: string, secret: string | null, body?: unknown): Promise<ApiResponse>;
@@ -56,8 +60,11 @@ export interface ApiHarness {
   close(): Promise<void>;
 }
 
-/** The API plugin alone on a real port, over a fresh database and a real local object store. */
-export async function startApi(kind: TestDbKind): Promise<ApiHarness> {
+/**
+ * The API plugin alone on a real port, over a fresh database and a real local object store.
+ * `hooks` adds root hooks before the plugin is registered (they apply to its routes).
+ */
+export async function startApi(kind: TestDbKind, hooks?: (app: FastifyInstance) => void): Promise<ApiHarness> {
   const db = await createTestStore(kind);
   const { store } = db;
   const storageDir = await fs.mkdtemp(path.join(os.tmpdir(), 'callrec-api-'));
@@ -65,6 +72,7 @@ export async function startApi(kind: TestDbKind): Promise<ApiHarness> {
   const { objects: storage, keyring } = services;
   const control = new ScriptedControl();
   const app: FastifyInstance = Fastify({ logger: false });
+  hooks?.(app);
   await app.register(apiPlugin, { store, storage: services.storage, egress: services.webhooks.egress, keyring, webhooks: services.webhooks, transcodes: services.transcodes, control, readiness: async () => ({ db: true }),
     // The auth matrix makes hundreds of failed attempts from one address; limits have tests of their own (e2e/http-hardening).
     limits: { requestsPerKeyPerMinute: 1_000_000, authFailuresPerIpPerMinute: 1_000_000 } });
@@ -74,6 +82,7 @@ export async function startApi(kind: TestDbKind): Promise<ApiHarness> {
     url: base,
     store,
     storage,
+    keyring,
     control,
     async request(method, url, secret, body) {
       const res = await fetch(base + url, {
@@ -100,11 +109,12 @@ export async function startApi(kind: TestDbKind): Promise<ApiHarness> {
         await store.recordings.update(recording.id, { status: opts.recording });
         return { objectKey: null };
       }
-      const object = await putEncrypted(storage, keyring, `${tenantId}/${id}/${recording.id}.mp3.enc`, Buffer.from(`audio of ${id}`));
+      const audio = Buffer.from(`audio of ${id}`);
+      const object = await putEncrypted(storage, keyring, `${tenantId}/${id}/${recording.id}.mp3.enc`, audio);
       // Its waveform beside it, as the worker leaves one.
       const dataKey = keyring.unwrap({ keyId: object.keyId, wrapped: object.wrappedKey });
       await putPeaks(storage, object.objectKey, dataKey, object.keyId, { duration: 0.01, channels: ['mix'], peaks: [[0.5]] });
-      await store.recordings.update(recording.id, { status: opts.recording, ...object });
+      await store.recordings.update(recording.id, { status: opts.recording, ...object, sha256: createHash('sha256').update(audio).digest('hex'), byteSize: audio.length, durationMs: 10 });
       return { objectKey: object.objectKey };
     },
     async close() {

@@ -7,7 +7,7 @@ import { startTestServer, type TestServer } from '../helpers/server.js';
  * Not API: the reference itself, the document, and the dashboard's built files (WebSocket
  * endpoints are upgrades, not routes).
  */
-const NOT_API = [/^\/docs(\/|$)/, /^\/openapi\.json$/, /^\/(index\.html)?$/, /^\/assets\//];
+const NOT_API = [/^\/docs(\/|$)/, /^\/openapi\.json$/, /^\/(index\.html)?$/, /^\/assets\//, /^\/favicon\.svg$/];
 
 /** `/api/calls/:callId` as OpenAPI writes it: `/api/calls/{callId}`. */
 const openApiPath = (url: string) => url.replace(/:(\w+)/g, '{$1}');
@@ -62,6 +62,43 @@ describe('the OpenAPI document', () => {
     expect(document.components!.securitySchemes!.playbackToken).toEqual(expect.objectContaining({ type: 'apiKey', in: 'query', name: 'token' }));
     expect(document.paths['/healthz']!.get!.security).toEqual([]);
     expect(document.components!.securitySchemes).toMatchObject({ apiKey: { type: 'http', scheme: 'bearer' } });
+  });
+
+  test('every operation has a unique operationId and declares its answers, errors in the one error schema', () => {
+    const operations = Object.values(document.paths).flatMap((item) => Object.values(item!).filter((op): op is OpenAPIV3.OperationObject => typeof op === 'object' && 'responses' in op));
+    const ids = operations.map((op) => op.operationId);
+    expect(ids.every((id) => typeof id === 'string' && /^[a-z][A-Za-z]+$/.test(id))).toBe(true);
+    expect(new Set(ids).size).toBe(ids.length);
+    for (const op of operations) {
+      const statuses = Object.keys(op.responses);
+      // No operation is left at @fastify/swagger's undescribed 200.
+      expect(statuses.some((status) => /^2\d\d$/.test(status))).toBe(true);
+      if (op.operationId === 'getMetrics') continue;
+      for (const range of ['4XX', '5XX']) {
+        const error = (op.responses[range] as OpenAPIV3.ResponseObject).content!['application/json'].schema as OpenAPIV3.SchemaObject;
+        expect(error).toMatchObject({ required: ['error'], properties: { error: { required: ['code', 'message'], properties: { field: { type: 'string' } } } } });
+      }
+    }
+  });
+
+  test('only the API asks for a key: metrics, health checks and everything outside the API are public', () => {
+    const operations = Object.entries(document.paths).flatMap(([path, item]) =>
+      Object.entries(item!).filter(([, op]) => typeof op === 'object' && 'responses' in op).map(([method, op]) => ({ path, method, op: op as OpenAPIV3.OperationObject })),
+    );
+    const keyless = operations.filter(({ op }) => op.security?.length === 0).map(({ path, method }) => `${method.toUpperCase()} ${path}`);
+    expect(keyless).toEqual(expect.arrayContaining(['GET /healthz', 'GET /readyz', 'GET /metrics']));
+    for (const { path, op } of operations) {
+      expect(op.security).toEqual(/^\/(api|agents)\//.test(path) ? expect.arrayContaining([{ apiKey: [] }]) : []);
+    }
+  });
+
+  test('describes the webhooks: each event, its body and the signature headers', () => {
+    const webhooks = (document as unknown as { webhooks: Record<string, { post: OpenAPIV3.OperationObject }> }).webhooks;
+    expect(Object.keys(webhooks).sort()).toEqual(['recording.audio_lost', 'recording.completed', 'recording.deleted', 'recording.failed']);
+    const completed = webhooks['recording.completed'].post;
+    expect((completed.parameters as OpenAPIV3.ParameterObject[]).map((p) => p.name)).toEqual(['webhook-id', 'webhook-timestamp', 'webhook-signature', 'Callrec-Signature']);
+    const body = (completed.requestBody as OpenAPIV3.RequestBodyObject).content['application/json'].schema as OpenAPIV3.SchemaObject;
+    expect(body).toMatchObject({ required: ['id', 'type', 'created_at', 'data'], properties: { type: { const: 'recording.completed' } } });
   });
 
   test('the interactive reference is served from this origin', async () => {

@@ -30,6 +30,8 @@ export interface DashboardTab {
   page: Page;
   /** Every URL the page requested, in order. */
   requests: string[];
+  /** What the page logged as errors (a missing favicon, a failed request, an exception), in order. */
+  consoleErrors: string[];
 }
 
 export const DESKTOP = { width: 1280, height: 900 };
@@ -42,11 +44,16 @@ export async function signIn(browser: Browser, baseUrl: string, key: string, vie
   const page = await context.newPage();
   const requests: string[] = [];
   page.on('request', (request) => requests.push(request.url()));
+  const consoleErrors: string[] = [];
+  page.on('console', (message) => {
+    if (message.type() === 'error') consoleErrors.push(`${message.text()} (${message.location().url})`);
+  });
+  page.on('pageerror', (err) => consoleErrors.push(err.message));
   await page.goto(`${baseUrl}/`);
   await page.getByLabel('API key').fill(key);
   await page.getByRole('button', { name: 'Sign in' }).click();
   await page.getByRole('button', { name: 'Sign out' }).waitFor();
-  return { context, page, requests };
+  return { context, page, requests, consoleErrors };
 }
 
 const axeSource = fs.readFile(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');

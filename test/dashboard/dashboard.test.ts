@@ -87,6 +87,20 @@ describe('served by callrec', () => {
 });
 
 describe('in Chromium', () => {
+  test('pages load without a console error: the favicon is served, nothing is missing', async () => {
+    const { page, context, requests, consoleErrors } = await signIn(browser, ts.server.url, ts.key);
+    await page.getByRole('heading', { name: 'Call Logs' }).waitFor();
+    await page.getByRole('row').filter({ hasText: played }).waitFor();
+    await page.goto(`${ts.server.url}/#/agents/${AGENT}`);
+    await page.getByRole('heading', { name: 'Voice Settings' }).waitFor();
+    await page.goto(`${ts.server.url}/#/calls/${played}`);
+    await page.getByText('Caller', { exact: true }).waitFor();
+    expect(requests).toContain(`${ts.server.url}/favicon.svg`);
+    expect((await fetch(`${ts.server.url}/favicon.svg`)).headers.get('content-type')).toMatch(/^image\/svg\+xml/);
+    expect(consoleErrors).toEqual([]);
+    await context.close();
+  });
+
   test('a wrong key is refused and says so; Sign out forgets the key', async () => {
     const context = await browser.newContext();
     const page = await context.newPage();
@@ -121,7 +135,9 @@ describe('in Chromium', () => {
     expect((await fetch(ts.server.url + reference)).status).toBe(200);
     const row = page.getByRole('row').filter({ hasText: played });
     await row.waitFor();
-    expect(await row.textContent()).toContain('ready');
+    // Values in words: the recording's status, and consent as the call settled it (no prompt configured).
+    expect(await row.textContent()).toContain('Ready');
+    expect(await row.textContent()).toContain('Not required');
     expect(await seriousViolations(page)).toEqual([]);
     await screenshot(page, 'call-logs');
 
@@ -229,24 +245,27 @@ describe('in Chromium', () => {
     expect(await page.getByLabel('Consent message').inputValue()).toBe('This call may be recorded for quality purposes.');
 
     await page.getByLabel('Auto-record').uncheck();
-    await page.getByLabel('Storage duration (days)').fill('30');
+    await page.getByLabel('Keep recordings (days)').fill('30');
     await page.getByRole('button', { name: 'Save' }).click();
     await page.getByText('Saved.').waitFor();
     await page.reload();
     await page.getByRole('heading', { name: 'Voice Settings' }).waitFor();
     expect(await page.getByLabel('Auto-record').isChecked()).toBe(false);
-    expect(await page.getByLabel('Storage duration (days)').inputValue()).toBe('30');
+    expect(await page.getByLabel('Keep recordings (days)').inputValue()).toBe('30');
     const agent = (await (await ts.api(`/agents/${AGENT}`)).json()) as { voice_tools: { call_recording: Record<string, unknown> } };
     expect(agent.voice_tools.call_recording).toMatchObject({ auto_record: false, storage_days: 30 });
     expect(await seriousViolations(page)).toEqual([]);
     await screenshot(page, 'voice-settings');
 
-    await page.getByLabel('Storage duration (days)').fill('0');
+    // The range is stated before it is enforced, and the API's 400 is told in words naming the field.
+    expect(await page.locator('#setting-storage_days-hint').textContent()).toBe('Keep recordings for 1–3650 days, then delete them.');
+    await page.getByLabel('Keep recordings (days)').fill('0');
     await page.getByRole('button', { name: 'Save' }).click();
     const fieldError = page.locator('#setting-storage_days-error');
-    await expectText(fieldError, /1/);
-    expect(await page.getByLabel('Storage duration (days)').getAttribute('aria-invalid')).toBe('true');
-    expect(await page.getByLabel('Storage duration (days)').getAttribute('aria-describedby')).toContain('setting-storage_days-error');
+    await fieldError.waitFor();
+    expect(await fieldError.textContent()).toBe('Keep recordings (days) must be a whole number from 1 to 3650.');
+    expect(await page.getByLabel('Keep recordings (days)').getAttribute('aria-invalid')).toBe('true');
+    expect(await page.getByLabel('Keep recordings (days)').getAttribute('aria-describedby')).toContain('setting-storage_days-error');
     const after = (await (await ts.api(`/agents/${AGENT}`)).json()) as typeof agent;
     expect(after.voice_tools.call_recording.storage_days).toBe(30);
     await screenshot(page, 'voice-settings-error');

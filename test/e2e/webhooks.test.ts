@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { Webhook } from 'standardwebhooks';
 import { readFixture } from '../../src/replay/fixture.js';
 import { replayFixture } from '../../src/replay/client.js';
 import { SIGNATURE_HEADER, verifySignature } from '../../src/webhooks/index.js';
@@ -35,6 +36,9 @@ test('a finished recording and its deletion reach the tenant as signed webhooks'
   expect(verifySignature(String(completed.headers[SIGNATURE_HEADER.toLowerCase()]), completed.body, SECRET, 300)).toBe(true);
   expect(verifySignature(String(completed.headers[SIGNATURE_HEADER.toLowerCase()]), completed.body, 'another secret....', 300)).toBe(false);
   const event = JSON.parse(completed.body);
+  // A stock Standard Webhooks verifier, given the secret in its form, accepts the same delivery.
+  const standardHeaders = Object.fromEntries(['webhook-id', 'webhook-timestamp', 'webhook-signature'].map((name) => [name, String(completed.headers[name])]));
+  expect(new Webhook(`whsec_${Buffer.from(SECRET).toString('base64')}`).verify(completed.body, standardHeaders)).toEqual(event);
   expect(event).toMatchObject({ id: expect.any(String), type: 'recording.completed', created_at: expect.any(String) });
   expect(event.data).toMatchObject({
     call_id: callId,

@@ -7,7 +7,9 @@ import { CALL_RECORDING_DEFAULTS } from '../../src/agents/settings.js';
 import { MasterKeyring } from '../../src/crypto/keys.js';
 import { createLogger } from '../../src/log.js';
 import { applySettingsPatch, type TenantSettingsPatch } from '../../src/tenants/settings.js';
-import { createWebhookQueue, emitRecordingEvent, emitWebhook, signatureHeader, verifySignature, type WebhookContext, type WebhookJobData } from '../../src/webhooks/index.js';
+import { createWebhookQueue, emitRecordingEvent, emitWebhook, RecordingEventDataSchema, signatureHeader, verifySignature, webhookEventSchema, type WebhookContext, type WebhookJobData } from '../../src/webhooks/index.js';
+import { Webhook } from 'standardwebhooks';
+import { Compile } from 'typebox/compile';
 import { startWebhookWorker } from '../../workers/webhooks.js';
 import { createTestStore, type TestStore } from '../helpers/db.js';
 import { WebhookReceiver } from '../helpers/webhook-receiver.js';
@@ -70,6 +72,40 @@ describe('webhooks', () => {
     expect(verifySignature('v1=abc', request.body, SECRET, 300)).toBe(false);
   });
 
+  /** The headers a stock Standard Webhooks verifier reads. */
+  const standardHeaders = (request: { headers: Record<string, unknown> }) =>
+    Object.fromEntries(['webhook-id', 'webhook-timestamp', 'webhook-signature'].map((name) => [name, String(request.headers[name])]));
+
+  test('the Standard Webhooks headers verify with the stock verifier: the secret as whsec_ plus its base64', async () => {
+    const delivered = receiver.delivered.length;
+    const event = (await emitWebhook(ctx, 'hooked', 'recording.completed', { call_id: 'c-std' }))!;
+    await receiver.waitForDelivered(delivered + 1);
+    const request = receiver.delivered.at(-1)!;
+    const headers = standardHeaders(request);
+    expect(headers['webhook-id']).toBe(event.id);
+    expect(headers['webhook-signature']).toMatch(/^v1,[A-Za-z0-9+/]{43}=$/);
+    expect(Number(headers['webhook-timestamp'])).toBe(Number(/t=(\d+)/.exec(request.headers['callrec-signature'] as string)![1]));
+    const standardSecret = `whsec_${Buffer.from(SECRET).toString('base64')}`;
+    expect(new Webhook(standardSecret).verify(request.body, headers)).toEqual(event);
+    expect(new Webhook(SECRET, { format: 'raw' }).verify(request.body, headers)).toEqual(event);
+    expect(() => new Webhook(`whsec_${Buffer.from('another secret of length').toString('base64')}`).verify(request.body, headers)).toThrow(/signature/i);
+    expect(() => new Webhook(standardSecret).verify(request.body.replace('c-std', 'c-bad'), headers)).toThrow(/signature/i);
+  });
+
+  test('a tenant secret in the whsec_ form is used as Standard Webhooks tools give it; a malformed one is refused', async () => {
+    const standardSecret = `whsec_${Buffer.alloc(32, 7).toString('base64')}`;
+    await configure('standard', { webhook_url: receiver.url, webhook_secret: standardSecret });
+    const delivered = receiver.delivered.length;
+    const event = (await emitWebhook(ctx, 'standard', 'recording.deleted', { call_id: 'c-whsec' }))!;
+    await receiver.waitForDelivered(delivered + 1);
+    const request = receiver.delivered.at(-1)!;
+    expect(new Webhook(standardSecret).verify(request.body, standardHeaders(request))).toEqual(event);
+    // Callrec-Signature keeps its own rule: the secret string itself is the key.
+    expect(verifySignature(request.headers['callrec-signature'] as string, request.body, standardSecret, 300)).toBe(true);
+    await expect(configure('standard', { webhook_secret: 'whsec_not base64 at all' })).rejects.toMatchObject({ code: 'ERR_VALIDATION', field: 'webhook_secret' });
+    await expect(configure('standard', { webhook_secret: `whsec_${Buffer.alloc(8).toString('base64')}` })).rejects.toMatchObject({ field: 'webhook_secret' });
+  });
+
   test('verifySignature accepts exactly what signatureHeader produces, at the edge of the window', () => {
     const header = signatureHeader('{"a":1}', SECRET, 1_700_000_000);
     expect(verifySignature(header, '{"a":1}', SECRET, 10, 1_700_000_010_000)).toBe(true);
@@ -121,7 +157,11 @@ describe('webhooks', () => {
     const delivered = receiver.delivered.length;
     const event = (await emitRecordingEvent(ctx, 'recording.failed', failed))!;
     await receiver.waitForDelivered(delivered + 1);
-    expect(JSON.parse(receiver.delivered.at(-1)!.body)).toMatchObject({ id: event.id, type: 'recording.failed' });
+    const body: unknown = JSON.parse(receiver.delivered.at(-1)!.body);
+    expect(body).toMatchObject({ id: event.id, type: 'recording.failed' });
+    // What the OpenAPI document's `webhooks` promise is what is sent.
+    const schema = Compile(webhookEventSchema('recording.failed', RecordingEventDataSchema));
+    expect(schema.Errors(body)).toEqual([]);
     expect(event.data).toEqual({
       call_id: 'call-9', recording_id: created.id, agent_id: 'agent-7', status: 'failed', format: 'mp3',
       duration_ms: null, byte_size: null, sha256: null, storage_url: null, object_key: null, error: 'encoder exploded', complete: true, lost_spans: [],

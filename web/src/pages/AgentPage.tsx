@@ -3,11 +3,20 @@ import { useAction } from '../action.js';
 import { api, ApiError, can, FORMATS, type AgentView, type CallRecordingSettings, type Me } from '../api.js';
 import { ErrorMessage, Forbidden } from '../components/Notice.js';
 import { href } from '../router.js';
-import { CALL_RECORDING_DEFAULTS } from '../../../src/agents/settings.js';
+import { CALL_RECORDING_DEFAULTS, CallRecordingPatchSchema } from '../../../src/agents/settings.js';
 
 type Settings = CallRecordingSettings;
 type Field = keyof Settings;
 
+/** A setting's bounds as the API checks them, so the form states the same range it enforces. */
+function bounds(field: Field): { min: number; max: number } {
+  const schema = CallRecordingPatchSchema.properties[field] as { minimum?: number; maximum?: number; minLength?: number; maxLength?: number };
+  return { min: schema.minimum ?? schema.minLength ?? 0, max: schema.maximum ?? schema.maxLength ?? Infinity };
+}
+
+const days = bounds('storage_days');
+const timeout = bounds('consent_timeout_seconds');
+const message = bounds('consent_message');
 
 const FIELD_PREFIX = 'voice_tools.call_recording.';
 
@@ -17,8 +26,6 @@ interface Control {
   kind: 'checkbox' | 'text' | 'textarea' | 'number' | 'select';
   options?: Array<[string, string]>;
   hint?: string;
-  min?: number;
-  max?: number;
 }
 
 /** The Voice Settings form: the product's own labels first, then callrec's extensions. */
@@ -26,12 +33,12 @@ const CONTROLS: Control[] = [
   { field: 'enabled', label: 'Enable Call Recording', kind: 'checkbox' },
   { field: 'auto_record', label: 'Auto-record', kind: 'checkbox', hint: 'Record every call from the start; otherwise recording starts by API.' },
   { field: 'consent_prompt', label: 'Consent prompt', kind: 'checkbox', hint: 'Play the consent message before recording.' },
-  { field: 'consent_message', label: 'Consent message', kind: 'textarea', max: 500 },
+  { field: 'consent_message', label: 'Consent message', kind: 'textarea', hint: `What callers hear before recording starts; up to ${message.max} characters.` },
   { field: 'dual_channel', label: 'Dual-channel', kind: 'checkbox', hint: 'Caller and agent on separate channels (stereo).' },
-  { field: 'storage_days', label: 'Storage duration (days)', kind: 'number', min: 1, max: 3650 },
+  { field: 'storage_days', label: 'Keep recordings (days)', kind: 'number', hint: `Keep recordings for ${days.min}–${days.max} days, then delete them.` },
   { field: 'consent_mode', label: 'Consent mode', kind: 'select', options: [['one_party', 'One-party (announce, then record)'], ['two_party', 'Two-party (caller presses a digit to agree)']] },
-  { field: 'consent_digit', label: 'Consent digit', kind: 'text', hint: 'One of 0–9, * or #.' },
-  { field: 'consent_timeout_seconds', label: 'Consent timeout (seconds)', kind: 'number', min: 1, max: 120 },
+  { field: 'consent_digit', label: 'Consent digit', kind: 'text', hint: 'The key a caller presses to agree (two-party): one of 0–9, * or #.' },
+  { field: 'consent_timeout_seconds', label: 'Consent timeout (seconds)', kind: 'number', hint: `How long a caller has to press it: ${timeout.min}–${timeout.max} seconds.` },
   { field: 'format', label: 'Format', kind: 'select', options: FORMATS.map((f) => [f, f]) },
   { field: 'pause_behavior', label: 'Pause behaviour', kind: 'select', options: [['silence', 'Insert silence'], ['skip', 'Skip the paused time']] },
   { field: 'agent_ws_url', label: 'Agent runtime URL', kind: 'text', hint: 'The voice agent runtime’s WebSocket (ws:// or wss://) for bridge mode; empty for none.' },
@@ -101,7 +108,9 @@ export function AgentPage({ me, agentId }: { me: Me; agentId: string }) {
       // A refused value is told beside its field; anything else under the form.
       const field = err instanceof ApiError && err.field?.startsWith(FIELD_PREFIX) ? (err.field.slice(FIELD_PREFIX.length) as Field) : null;
       if (!field || !CONTROLS.some((c) => c.field === field)) throw err;
-      setFieldError({ field, message: (err as Error).message.replace(/^[\w.]+: /, '') });
+      // The API's reason ("must be a whole number from 1 to 3650") after the field's label, as one sentence.
+      const label = CONTROLS.find((c) => c.field === field)!.label;
+      setFieldError({ field, message: `${label} ${(err as Error).message.replace(/^[\w.]+: /, '')}.` });
     }
   }, (err) => `Not saved: ${err.message}`);
 

@@ -4,11 +4,11 @@ import { api, ApiError, can, type CallPage, type CallView, type Me } from '../ap
 import { ErrorMessage, Forbidden } from '../components/Notice.js';
 import { callDurationMs, formatDuration, formatTime } from '../format.js';
 import { href } from '../router.js';
+import { consentText, RECORDING_STATUSES, recordingStatusText } from '../words.js';
 
 const PAGE_SIZE = 100;
 /** Live calls are refreshed this often: polling is enough for a recordings screen. */
 const POLL_MS = 3000;
-const STATUSES = ['none', 'recording', 'paused', 'processing', 'ready', 'failed', 'deleting', 'deleted'];
 
 interface Filters {
   agent_id: string;
@@ -37,11 +37,6 @@ function mergeNewest(shown: CallView[], newest: CallView[]): CallView[] {
   return [...newest.filter((call) => !known.has(call.id)), ...shown.map((call) => fresh.get(call.id) ?? call)];
 }
 
-function ConsentOutcome({ call }: { call: CallView }) {
-  const outcome = call.consent?.outcome;
-  return <>{typeof outcome === 'string' ? outcome.replace('_', ' ') : '—'}</>;
-}
-
 function CallRow({ call }: { call: CallView }) {
   const live = call.status === 'live';
   return (
@@ -52,9 +47,9 @@ function CallRow({ call }: { call: CallView }) {
       <td>{call.provider}</td>
       <td>{formatDuration(callDurationMs(call))}</td>
       <td>
-        {live && <span class="badge live">Live</span>} <span class={`badge status-${call.recording_status}`}>{call.recording_status}</span>
+        {live && <span class="badge live">Live</span>} <span class={`badge status-${call.recording_status}`}>{recordingStatusText(call.recording_status)}</span>
       </td>
-      <td><ConsentOutcome call={call} /></td>
+      <td>{consentText(call.consent)}</td>
       <td>{call.recording?.channels === 2 ? 'dual' : call.recording ? 'mono' : '—'}</td>
     </tr>
   );
@@ -95,7 +90,7 @@ function FilterBar({ filters, onChange }: { filters: Filters; onChange: (filters
         <label for="filter-status">Status</label>
         <select {...field('status')}>
           <option value="">any</option>
-          {STATUSES.map((status) => <option value={status}>{status}</option>)}
+          {RECORDING_STATUSES.map((status) => <option value={status}>{recordingStatusText(status)}</option>)}
         </select>
       </div>
       <div>

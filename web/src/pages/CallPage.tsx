@@ -6,6 +6,7 @@ import { Player } from '../components/Player.js';
 import { Evidence } from '../components/Evidence.js';
 import { callDurationMs, formatDuration, formatTime } from '../format.js';
 import { href } from '../router.js';
+import { consentText, recordingStatusText } from '../words.js';
 
 /** `framesLate` / `prompt_started_ms` → "frames late" / "prompt started ms". */
 function words(key: string): string {
@@ -49,11 +50,12 @@ function Metadata({ call }: { call: CallView }) {
     ['Started', formatTime(call.started_at)],
     ['Ended', formatTime(call.ended_at)],
     ['Duration', formatDuration(callDurationMs(call))],
-    ['Recording', call.recording_status],
+    ['Recording', recordingStatusText(call.recording_status)],
     ['Complete', completeness(call.recording)],
     ['Channels', call.recording ? (call.recording.channels === 2 ? 'dual (caller left, agent right)' : 'mono mix') : '—'],
     ['Sample rate', `${call.sample_rate} Hz`],
-    ['Consent', <Fields value={call.consent} keys={['mode', 'outcome', 'reason', 'digit', 'message']} />],
+    ['Consent', consentText(call.consent)],
+    ['Consent details', <Fields value={call.consent} keys={['reason', 'digit', 'message']} />],
     ['Alignment', <Fields value={call.alignment} />],
     ['Retention expiry', formatTime(call.recording?.retention_expires_at ?? null)],
     ['Legal hold', call.legal_hold ? `on — ${call.legal_hold_reason ?? ''}` : 'off'],
@@ -171,7 +173,7 @@ export function CallPage({ me, callId }: { me: Me; callId: string }) {
       <ErrorMessage error={error} />
       {call && (
         <>
-          {ready ? <Player call={call} /> : <p class="notice">No playable recording ({call.recording_status}).</p>}
+          {ready ? <Player call={call} /> : <p class="notice">No playable recording ({recordingStatusText(call.recording_status).toLowerCase()}).</p>}
           <div class="call-actions">
             {ready && <Download call={call} />}
             {ready && (can(me, 'recordings:delete') ? <DeleteRecording call={call} onChanged={reload} /> : <Forbidden scope="recordings:delete">Deleting is not available.</Forbidden>)}
