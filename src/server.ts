@@ -76,7 +76,7 @@ const DRAIN_POLL_MS = 200;
 /** Past this `ws` itself drops the connection (1009, no reason); below it, a session closes
  * messages over MAX_MESSAGE_BYTES with a reason that says what happened. */
 const MAX_WS_PAYLOAD = 1024 * 1024;
-const MEDIA_PATH = /^\/media\/(twilio|telnyx|vonage)\/?$/;
+const MEDIA_PATH = new RegExp(`^/media/(${Object.keys(adapters).join('|')})/?$`);
 
 /** Answers a media upgrade 503 instead: `code: reason` as the body, the code in `X-Callrec-Error`. */
 function refuseUpgrade(socket: Duplex, code: 'ERR_DRAINING' | 'ERR_NODE_STREAM_LIMIT' | 'ERR_SPOOL_UNWRITABLE', reason: string): void {

@@ -219,6 +219,13 @@ export class CallSession extends StateMachine<SessionState> {
         }
         s.recorder.frame(event.leg, event.timestampMs, event.payload);
         return;
+      case 'stereo':
+        this.#frames++;
+        s.runtime?.send(data, isBinary);
+        s.recorder.frame('caller', event.timestampMs, event.caller);
+        // Bridge: the agent is what the runtime says, not the platform's second channel.
+        if (!s.runtime) s.recorder.frame('agent', event.timestampMs, event.agent);
+        return;
       case 'mark':
         // callrec's own prompt marks end here; the runtime's go back to it.
         if (!s.gate.mark(event.name)) s.runtime?.send(data, isBinary);

@@ -1,9 +1,13 @@
 import type { AdapterFactory, Provider } from './types.js';
+import { asterisk } from './asterisk.js';
+import { azure } from './azure.js';
+import { freeswitch } from './freeswitch.js';
+import { jambonz } from './jambonz.js';
 import { telnyx } from './telnyx.js';
 import { twilio } from './twilio.js';
 import { vonage } from './vonage.js';
 
 /** One adapter factory per provider endpoint (`/media/{provider}`). */
-export const adapters: Record<Provider, AdapterFactory> = { twilio, telnyx, vonage };
+export const adapters: Record<Provider, AdapterFactory> = { twilio, telnyx, vonage, jambonz, freeswitch, asterisk, azure };
 
 export { TELNYX_AUTH_HEADER } from './telnyx.js';

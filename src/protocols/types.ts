@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Leg, MediaFormat } from '../../media/types.js';
 
-export type Provider = 'twilio' | 'telnyx' | 'vonage';
+export type Provider = 'twilio' | 'telnyx' | 'vonage' | 'jambonz' | 'freeswitch' | 'asterisk' | 'azure';
 
 /** What a provider's start message (Vonage: `websocket:connected`) tells us about the stream. */
 export interface StreamStart {
@@ -36,6 +36,8 @@ export type ProviderEvent =
    * a view into the adapter's scratch memory, valid only until the next parse call.
    */
   | { type: 'media'; leg: Leg; timestampMs: number; payload: Buffer }
+  /** One frame carrying both legs (jambonz and FreeSWITCH `stereo`), split by the adapter; as `media` otherwise. */
+  | { type: 'stereo'; timestampMs: number; caller: Buffer; agent: Buffer }
   | { type: 'dtmf'; digit: string }
   /** The provider finished playing audio up to a mark we (or the runtime) sent. */
   | { type: 'mark'; name: string }

@@ -50,6 +50,8 @@ type Params = Record<string, string>;
 /** The start message's parameter object for each provider, which the placeholders live in. */
 function paramsOf(provider: Provider, message: Record<string, unknown>): Params | undefined {
   if (provider === 'vonage') return message.event === 'websocket:connected' ? (message as Params) : undefined;
+  if (provider === 'freeswitch') return message as Params;
+  if (provider === 'jambonz') return (message.metadata ??= {}) as Params;
   if (message.event !== 'start') return undefined;
   const start = message.start as Record<string, unknown> | undefined;
   if (start === undefined) return undefined;
@@ -59,6 +61,7 @@ function paramsOf(provider: Provider, message: Record<string, unknown>): Params 
 
 /** The fixture's start message with `agent_id`, `token` and `call_id` set (or the placeholders removed). */
 export function rewriteStart(provider: Provider, text: string, opts: Pick<ReplayOptions, 'agentId' | 'token' | 'callId'>): string {
+  if (PARAMS_IN_URL.has(provider)) return text;
   const message = JSON.parse(text) as Record<string, unknown>;
   const params = paramsOf(provider, message);
   if (params === undefined) return text;
@@ -72,11 +75,31 @@ export function rewriteStart(provider: Provider, text: string, opts: Pick<Replay
   return JSON.stringify(message);
 }
 
+/** What only each provider's start message holds (jambonz and FreeSWITCH: the metadata's mix type). */
+const START_MARKS: Record<Provider, string> = {
+  twilio: '"event":"start"',
+  telnyx: '"event":"start"',
+  vonage: '"websocket:connected"',
+  jambonz: '"mixType"',
+  freeswitch: '"mixType"',
+  asterisk: 'MEDIA_START',
+  azure: '"AudioMetadata"',
+};
+
+/** Platforms whose start carries no parameters of ours: they go on the URL (Asterisk's `v()`, ACS's transport URL). */
+const PARAMS_IN_URL: ReadonlySet<Provider> = new Set(['asterisk', 'azure']);
+
 /** Whether `message` is the stream's start (Vonage: `websocket:connected`), which carries the parameters. */
 export function isStart(provider: Provider, message: FixtureMessage): boolean {
-  if (message.binary) return false;
-  const text = message.data as string;
-  return provider === 'vonage' ? text.includes('"websocket:connected"') : text.includes('"event":"start"');
+  return !message.binary && (message.data as string).includes(START_MARKS[provider]);
+}
+
+/** The endpoint URL with the stream's parameters on it, for platforms that carry them there. */
+function urlWithParams(provider: Provider, url: string, opts: Pick<ReplayOptions, 'agentId' | 'token' | 'callId'>): string {
+  if (!PARAMS_IN_URL.has(provider)) return url;
+  const out = new URL(url);
+  for (const [key, value] of [['agent_id', opts.agentId], ['token', opts.token], ['call_id', opts.callId]]) if (value !== undefined) out.searchParams.set(key!, value);
+  return out.toString();
 }
 
 /**
@@ -87,7 +110,7 @@ export function isStart(provider: Provider, message: FixtureMessage): boolean {
 export async function replayFixture(fixture: Fixture, opts: ReplayOptions): Promise<ReplayResult> {
   const provider = fixture.meta.provider;
   const divisor = opts.speed === 'realtime' ? 1 : opts.speed;
-  const ws = new WebSocket(opts.url, { headers: opts.headers });
+  const ws = new WebSocket(urlWithParams(provider, opts.url, opts), { headers: opts.headers });
   const received: ReplayResult['received'] = [];
   let openedAt = performance.now();
   let closed = false;
@@ -125,7 +148,8 @@ export async function replayFixture(fixture: Fixture, opts: ReplayOptions): Prom
     for (const echo of playback.due(streamMs)) ws.send(echo);
     if (opts.dtmf && !dtmfPressed && playback.firstMarkAtMs !== null && streamMs >= playback.firstMarkAtMs + DTMF_AFTER_PROMPT_MS) {
       dtmfPressed = true;
-      ws.send(playback.dtmf(opts.dtmf));
+      const press = playback.dtmf(opts.dtmf);
+      if (press !== null) ws.send(press);
     }
   };
   for (const message of fixture.messages) {

@@ -31,6 +31,12 @@ export function markEcho(fixture: Fixture, name: string): string {
       return JSON.stringify({ event: 'mark', sequence_number: '900', stream_id: startOf(fixture).stream_id, mark: { name } });
     case 'vonage':
       return JSON.stringify({ event: 'websocket:notify', payload: { name } });
+    case 'jambonz':
+      return JSON.stringify({ type: 'mark', data: { name, event: 'playout' } });
+    case 'asterisk':
+      return `MEDIA_MARK_PROCESSED correlation_id:${name}`;
+    default:
+      throw new Error(`${fixture.meta.provider} has no marks`);
   }
 }
 
