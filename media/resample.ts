@@ -123,6 +123,8 @@ export class StreamResampler {
   #bufLength: number;
   #out = new Int16Array(0);
   #view = this.#out;
+  /** What `flush` feeds the filter to complete its last outputs. */
+  readonly #silence: Int16Array;
   /** Input samples pushed so far. */
   #received = 0;
   /** Output samples produced so far: the index of the next push's first output sample. */
@@ -148,6 +150,20 @@ export class StreamResampler {
     this.#bufStart = -(kernel.halfWidth - 1);
     this.#bufLength = kernel.halfWidth - 1;
     this.#buf = new Int16Array(4 * kernel.halfWidth + 1024);
+    this.#silence = new Int16Array(kernel.halfWidth);
+  }
+
+  /**
+   * Ends a stretch of audio (a reply the runtime finished): returns the output still held back
+   * for the filter's look-ahead, computed with silence after the input, and starts afresh.
+   */
+  flush(): Int16Array {
+    const tail = this.push(this.#silence);
+    this.#bufStart = -(this.#halfWidth - 1);
+    this.#bufLength = this.#halfWidth - 1;
+    this.#buf.fill(0, 0, this.#bufLength);
+    this.#received = this.#emitted = this.#base = this.#phase = 0;
+    return tail;
   }
 
   /** Input samples pushed so far. */

@@ -338,7 +338,7 @@ export class CallSession extends StateMachine<SessionState> {
       return;
     }
     this.#sendToProvider(data, isBinary);
-    if (event.type === 'media') s.recorder.runtimeAudio(event.payload);
+    if (event.type === 'media' || (event.type === 'mark' && event.payload)) s.recorder.runtimeAudio(event.payload!);
     else if (event.type === 'clear') s.recorder.runtimeClear();
   }
 

@@ -45,6 +45,7 @@ export class BinaryStreamAdapter implements ProviderAdapter {
   #writer: PcmWriter | undefined;
   /** A runtime's audio, one reader per rate it sends at (its own scratch, apart from the provider's). */
   readonly #runtimeReaders = new Map<number, PcmReader>();
+  #lastRuntimeReader: PcmReader | undefined;
   #wireFrameBytes = 0;
   /** Sample frames received: the next frame's position. */
   #samples = 0;
@@ -81,7 +82,21 @@ export class BinaryStreamAdapter implements ProviderAdapter {
     if (this.#wire === undefined) throw beforeStart('runtime message');
     if (isBinary) return this.#runtimeAudio(data, this.#wire.rate);
     const text = this.dialect.parseRuntimeText(data);
-    return text.type === 'audio' ? this.#runtimeAudio(text.payload, text.rate) : text;
+    switch (text.type) {
+      case 'audio':
+        return this.#runtimeAudio(text.payload, text.rate);
+      case 'mark': {
+        // A mark ends a reply: the audio its resampler still holds belongs before it.
+        const tail = this.#lastRuntimeReader?.flush() ?? null;
+        return tail === null ? text : { ...text, payload: tail };
+      }
+      case 'clear':
+        // The rest of the reply is dropped: so is what the resampler held of it.
+        this.#lastRuntimeReader?.flush();
+        return text;
+      default:
+        return text;
+    }
   }
 
   /** A runtime's audio in the recording's format: its rate converted as the provider's is. */
@@ -93,6 +108,7 @@ export class BinaryStreamAdapter implements ProviderAdapter {
       this.#runtimeReaders.set(rate, reader);
     }
     reader.read(payload, 0);
+    this.#lastRuntimeReader = reader;
     return { type: 'media', payload: reader.out[0] };
   }
 

@@ -125,6 +125,17 @@ export class PcmReader {
     }
   }
 
+  /**
+   * The first channel's audio still held back by its resampler, then a fresh start (a runtime's
+   * reply has ended); null where there is none. A view of scratch memory, as `read`'s.
+   */
+  flush(): Buffer | null {
+    const channel = this.#channels[0];
+    if (channel.resampler === null) return null;
+    const tail = channel.resampler.flush();
+    return tail.length === 0 ? null : channel.bytesOf(tail);
+  }
+
   /** Two interleaved L16 channels at the recording's rate, split byte for byte. */
   #deinterleave(payload: Buffer): void {
     const half = payload.length / 2;

@@ -49,7 +49,11 @@ export type ProviderEvent =
 export type RuntimeEvent =
   /** Audio the runtime plays into the call; `payload` may be adapter scratch memory, valid until the next parse call. */
   | { type: 'media'; payload: Buffer }
-  | { type: 'mark'; name: string }
+  /**
+   * `payload`: the end of the runtime's audio before the mark, where the adapter held it back
+   * (a resampler's look-ahead, on platforms streaming above the recording's rate).
+   */
+  | { type: 'mark'; name: string; payload?: Buffer }
   | { type: 'clear' }
   /** A message the provider accepts but that carries nothing for the recording; forwarded as is. */
   | { type: 'other' };

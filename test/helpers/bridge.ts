@@ -13,9 +13,21 @@ export interface Message {
 
 /** The stream format a fixture's provider uses on the wire. */
 export function formatOf(fixture: Fixture): MediaFormat {
-  const { codec, sampleRate, provider } = fixture.meta;
-  return { codec, sampleRate, byteOrder: provider === 'telnyx' ? 'be' : 'le' } as MediaFormat;
+  const { codec, sampleRate, wireRate, provider } = fixture.meta;
+  return { codec, sampleRate: wireRate ?? sampleRate, byteOrder: provider === 'telnyx' ? 'be' : 'le' } as MediaFormat;
 }
+
+/** A text message as JSON; null for the plain-text lines Asterisk speaks. */
+function json(message: Message): Record<string, any> | null {
+  const text = message.data.toString();
+  return text.startsWith('{') ? JSON.parse(text) : null;
+}
+
+/** Platforms with no marks: a runtime sends none, and their replies are audio only. */
+export const NO_MARKS: ReadonlySet<Provider> = new Set(['freeswitch', 'azure']);
+
+/** Whether a message is a provider's start (jambonz and FreeSWITCH: the metadata; Asterisk: MEDIA_START). */
+const START = /"start"|websocket:connected|"mixType"|^MEDIA_START/;
 
 /** The fixture's start message (Vonage: `websocket:connected`), parsed. */
 function startOf(fixture: Fixture): Record<string, any> {
@@ -45,19 +57,36 @@ export type Said = { type: 'audio'; payload: Buffer } | { type: 'mark'; name: st
 
 /** Reads a message sent toward the provider (callrec's prompt, or the runtime's replies). */
 export function readToProvider(message: Message): Said {
-  if (message.binary) return { type: 'audio', payload: message.data }; // Vonage audio frames
-  const m = JSON.parse(message.data.toString());
+  if (message.binary) return { type: 'audio', payload: message.data }; // Vonage, jambonz, Asterisk audio frames
+  const asteriskMark = /^MARK_MEDIA correlation_id:(\S*)/.exec(message.data.toString());
+  if (asteriskMark) return { type: 'mark', name: asteriskMark[1] };
+  const m = json(message);
+  if (m === null) return { type: 'other' };
   if (m.event === 'media') return { type: 'audio', payload: Buffer.from(m.media.payload, 'base64') };
+  if (m.type === 'streamAudio') return { type: 'audio', payload: Buffer.from(m.data.audioData, 'base64') };
   if (m.event === 'mark') return { type: 'mark', name: m.mark.name };
+  if (m.type === 'mark') return { type: 'mark', name: m.data.name };
   if (m.action === 'notify') return { type: 'mark', name: m.payload.name };
   return { type: 'other' };
+}
+
+/** The mark a provider says has played, in any provider's protocol; null for anything else. */
+export function playedMark(message: Message): string | null {
+  if (message.binary) return null;
+  const asterisk = /^MEDIA_MARK_PROCESSED correlation_id:(\S*)/.exec(message.data.toString());
+  if (asterisk) return asterisk[1];
+  const m = json(message);
+  if (m?.event === 'mark') return m.mark.name;
+  if (m?.event === 'websocket:notify') return m.payload.name;
+  if (m?.type === 'mark') return m.data.name;
+  return null;
 }
 
 /** Caller audio in a message the provider sent (Twilio/Telnyx inbound media, Vonage binary frames); null otherwise. */
 export function callerAudio(message: Message): Buffer | null {
   if (message.binary) return message.data;
-  const m = JSON.parse(message.data.toString());
-  return m.event === 'media' && (m.media.track ?? 'inbound') === 'inbound' ? Buffer.from(m.media.payload, 'base64') : null;
+  const m = json(message);
+  return m?.event === 'media' && (m.media.track ?? 'inbound') === 'inbound' ? Buffer.from(m.media.payload, 'base64') : null;
 }
 
 /** Whether a frame of caller audio holds a tone (what `ToneAnsweringRuntime` answers). */
@@ -130,9 +159,14 @@ export class ToneAnsweringRuntime {
     return `ws://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
   }
 
-  /** The start message the runtime was sent (Vonage: `websocket:connected`). */
+  /** The start message the runtime was sent (Vonage: `websocket:connected`), as text. */
+  get startText(): string {
+    return this.received.find((m) => !m.binary && START.test(m.data.toString()))!.data.toString();
+  }
+
+  /** The start message the runtime was sent, parsed (JSON starts only). */
   get start(): Record<string, any> {
-    return this.received.filter((m) => !m.binary).map((m) => JSON.parse(m.data.toString())).find((m) => m.event === 'start' || m.event === 'websocket:connected')!;
+    return JSON.parse(this.startText);
   }
 
   close(): Promise<void> {
@@ -142,7 +176,7 @@ export class ToneAnsweringRuntime {
 
   #onMessage(ws: WebSocket, message: Message): void {
     this.received.push(message);
-    if (this.#opts.greetingMs && !message.binary && /"start"|websocket:connected/.test(message.data.toString())) {
+    if (this.#opts.greetingMs && !message.binary && START.test(message.data.toString())) {
       this.#say(ws, tone(this.#opts.format, 2000, this.#opts.greetingMs), 'greeting');
       this.greetedAt = performance.now();
     }
@@ -158,13 +192,17 @@ export class ToneAnsweringRuntime {
     const { provider, format } = this.#opts;
     const frameBytes = (bytesPerSample(format) * format.sampleRate * 20) / 1000;
     const streamSid = provider === 'twilio' ? this.start.streamSid : undefined;
+    const text = (message: unknown) => ({ data: Buffer.from(JSON.stringify(message)), binary: false });
     for (let offset = 0; offset < audio.length; offset += frameBytes) {
       const frame = audio.subarray(offset, offset + frameBytes);
-      if (provider === 'vonage') this.#send(ws, { data: Buffer.from(frame), binary: true });
-      else this.#send(ws, { data: Buffer.from(JSON.stringify({ event: 'media', streamSid, media: { payload: frame.toString('base64') } })), binary: false });
+      if (provider === 'vonage' || provider === 'jambonz' || provider === 'asterisk') this.#send(ws, { data: Buffer.from(frame), binary: true });
+      else if (provider === 'freeswitch') this.#send(ws, text({ type: 'streamAudio', data: { audioDataType: 'raw', sampleRate: format.sampleRate, audioData: frame.toString('base64') } }));
+      else this.#send(ws, text({ event: 'media', streamSid, media: { payload: frame.toString('base64') } }));
     }
-    const markMessage = provider === 'vonage' ? { action: 'notify', payload: { name: mark } } : { event: 'mark', streamSid, mark: { name: mark } };
-    this.#send(ws, { data: Buffer.from(JSON.stringify(markMessage)), binary: false });
+    if (provider === 'vonage') this.#send(ws, text({ action: 'notify', payload: { name: mark } }));
+    else if (provider === 'jambonz') this.#send(ws, text({ type: 'mark', data: { name: mark } }));
+    else if (provider === 'asterisk') this.#send(ws, { data: Buffer.from(`MARK_MEDIA correlation_id:${mark}`), binary: false });
+    else if (!NO_MARKS.has(provider)) this.#send(ws, text({ event: 'mark', streamSid, mark: { name: mark } }));
   }
 
   #send(ws: WebSocket, message: Message): void {

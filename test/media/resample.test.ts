@@ -117,3 +117,15 @@ describe('StreamResampler', () => {
     expect(a.length).toBe(320);
   });
 });
+
+test('StreamResampler.flush: the held-back end of the input, then a fresh start', () => {
+  const input = tone(1000, 10000, 0.1, 48000);
+  const whole = resample(input, 48000, 16000);
+  const stream = new StreamResampler(48000, 16000);
+  const head = Array.from(stream.push(input));
+  const tail = Array.from(stream.flush());
+  expect(head.length + tail.length).toBe(whole.length);
+  [...head, ...tail].forEach((s, j) => expect(Math.abs(s - whole[j])).toBeLessThanOrEqual(1));
+  expect([stream.received, stream.emitted]).toEqual([0, 0]);
+  expect(Array.from(stream.push(input))).toEqual(head);
+});

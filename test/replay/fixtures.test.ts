@@ -9,7 +9,7 @@ import { readFixture } from '../../src/replay/fixture.js';
 const FIXTURES = path.resolve(import.meta.dirname, '../../fixtures');
 const files = readdirSync(FIXTURES).filter((f) => f.endsWith('.jsonl'));
 /** Captures whose wire rate is above the recording's: their frames are resampled, so placed to the ms, not the sample (test/e2e/providers). */
-const RESAMPLED = new Set(['asterisk-slin48.jsonl', 'azure-unmixed-24k.jsonl']);
+const RESAMPLED = new Set(['asterisk-slin48.jsonl', 'azure-unmixed-24k.jsonl', 'jambonz-mono-24k.jsonl']);
 /** Platforms whose parameters ride on the URL (the replay client puts them there), not in the start. */
 const PARAMS_IN_URL = new Set(['asterisk', 'azure']);
 
@@ -43,6 +43,7 @@ test('every capture is present and under 1 MB of JSON lines', () => {
     'asterisk-slin48.jsonl',
     'azure-unmixed-24k.jsonl',
     'freeswitch-mono.jsonl',
+    'jambonz-mono-24k.jsonl',
     'jambonz-stereo.jsonl',
     'telnyx-fork-pcma.jsonl',
     'telnyx-fork-tones.jsonl',
