@@ -7,6 +7,8 @@ import { MasterKeyring } from './crypto/keys.js';
 import { rotateMasterKey } from './crypto/rotation.js';
 import { CallrecError, errorCode } from './errors.js';
 import { createLogger } from './log.js';
+import { adapters } from './protocols/index.js';
+import type { Provider } from './protocols/types.js';
 import { isProvider, parseSpeed, runReplay } from './replay/command.js';
 import { startServer } from './server.js';
 import { retryRecording } from './jobs.js';
@@ -76,7 +78,7 @@ program
     const cfg = config();
     const server = await startServer(cfg, { workers: opts.workers });
     const base = cfg.publicUrl;
-    console.error(`callrec is up: dashboard ${base}/, API ${base}/api, media endpoints ${base.replace(/^http/, 'ws')}/media/{twilio,telnyx,vonage}`);
+    console.error(`callrec is up: dashboard ${base}/, API ${base}/api, media endpoints ${base.replace(/^http/, 'ws')}/media/{${Object.keys(adapters).join(',')}}`);
     if (!cfg.apiKey) console.error('API keys: set CALLREC_API_KEY for an operator key, or run `npm run callrec -- keys create --name me --scopes admin`.');
     // Live calls run on (up to DRAIN_TIMEOUT_SECONDS); a second signal ends them now, still finalized.
     stopOnSignal(() => server.drain(), () => void server.drain());
@@ -139,8 +141,8 @@ program
   .command('replay <files...>')
   .description('stream fixture captures at a server as the providers would (QA)')
   .requiredOption('--url <url>', 'ws:// base (e.g. ws://127.0.0.1:8080) or full endpoint URL')
-  .option('--provider <name>', 'twilio, telnyx or vonage (default: each fixture\'s own)', (v: string) => {
-    if (!isProvider(v)) throw new InvalidArgumentError('must be twilio, telnyx or vonage');
+  .option('--provider <name>', `${Object.keys(adapters).join(', ')} (default: each fixture's own)`, (v: string) => {
+    if (!isProvider(v)) throw new InvalidArgumentError(`must be one of ${Object.keys(adapters).join(', ')}`);
     return v;
   })
   .option('--agent <id>', 'agent_id parameter')
@@ -157,7 +159,7 @@ program
   .option('--repeat <k>', 'stream each file k times', positiveInt, 1)
   .option('--dtmf <key>', 'press this key after the consent prompt has played (two-party consent)')
   .option('--no-check-recording', "do not wait for each call's recording to become ready")
-  .action(async (files: string[], opts: { url: string; provider?: 'twilio' | 'telnyx' | 'vonage'; agent?: string; token?: string; speed: 'realtime' | 'max' | number; concurrency: number; calls?: number; repeat: number; dtmf?: string; checkRecording: boolean }) => {
+  .action(async (files: string[], opts: { url: string; provider?: Provider; agent?: string; token?: string; speed: 'realtime' | 'max' | number; concurrency: number; calls?: number; repeat: number; dtmf?: string; checkRecording: boolean }) => {
     const summary = await runReplay({ files, url: opts.url, provider: opts.provider, agentId: opts.agent, token: opts.token, speed: opts.speed, concurrency: opts.concurrency, calls: opts.calls, repeat: opts.repeat, dtmf: opts.dtmf, checkRecording: opts.checkRecording });
     if (summary.failed > 0) process.exitCode = 1;
   });

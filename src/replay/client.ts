@@ -94,8 +94,15 @@ export function isStart(provider: Provider, message: FixtureMessage): boolean {
   return !message.binary && (message.data as string).includes(START_MARKS[provider]);
 }
 
+/** The stream's parameters a replay fills in. */
+export type Credentials = Pick<ReplayOptions, 'agentId' | 'token' | 'callId'>;
+
+export function paramsOnUrl(provider: Provider): boolean {
+  return PARAMS_IN_URL.has(provider);
+}
+
 /** The endpoint URL with the stream's parameters on it, for platforms that carry them there. */
-function urlWithParams(provider: Provider, url: string, opts: Pick<ReplayOptions, 'agentId' | 'token' | 'callId'>): string {
+export function urlWithParams(provider: Provider, url: string, opts: Credentials): string {
   if (!PARAMS_IN_URL.has(provider)) return url;
   const out = new URL(url);
   for (const [key, value] of [['agent_id', opts.agentId], ['token', opts.token], ['call_id', opts.callId]]) if (value !== undefined) out.searchParams.set(key!, value);
