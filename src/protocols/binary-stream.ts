@@ -5,7 +5,7 @@
  * their cousin. One `BinaryStreamAdapter` holds the frame path, the rate conversion and the
  * runtime's audio; a `BinaryDialect` holds what each platform says in its text frames.
  */
-import { PcmReader, PcmWriter, type WireFormat } from './pcm.js';
+import { PcmReader, PcmWriter, wireFormat, type WireFormat } from './pcm.js';
 import type { Provider, ProviderAdapter, ProviderEvent, RuntimeEvent, StreamStart, UpgradeInfo, WireMessage } from './types.js';
 import { beforeStart, checkMessageSize, malformed, type JsonObject } from './wire.js';
 
@@ -104,7 +104,7 @@ export class BinaryStreamAdapter implements ProviderAdapter {
     let reader = this.#runtimeReaders.get(rate);
     if (reader === undefined) {
       // Bounded: a runtime names a handful of rates at most, and an unsupported one throws here.
-      reader = new PcmReader({ ...this.#wire!, rate }, 1);
+      reader = new PcmReader(wireFormat(this.#wire!.codec, rate, this.#wire!.byteOrder, `runtime audio`), 1, this.#reader!.format);
       this.#runtimeReaders.set(rate, reader);
     }
     reader.read(payload, 0);

@@ -93,9 +93,10 @@ export class PcmReader {
   readonly out: Buffer[] = [];
   timestampMs = 0;
 
-  constructor(wire: WireFormat, channels: 1 | 2) {
+  /** `format`: what to convert to; by default the recording's format for `wire` (a runtime's audio: its stream's). */
+  constructor(wire: WireFormat, channels: 1 | 2, format = recordedFormat(wire)) {
     this.#wire = wire;
-    this.format = recordedFormat(wire);
+    this.format = format;
     const resample = this.format.sampleRate !== wire.rate;
     this.#channels = Array.from({ length: channels }, () => new Channel(resample ? new StreamResampler(wire.rate, this.format.sampleRate) : null));
     this.#frameBytes = bytesPerSample(this.format) * channels;
