@@ -12,10 +12,18 @@ let parsed = 0;
 /** Bytes of audio decoded: read at the end, so the decode is not optimised away. */
 let audioBytes = 0;
 wss.on('connection', (ws) => {
-  ws.on('message', (data: Buffer) => {
-    const message = JSON.parse(data.toString());
-    if (message.event === 'media') audioBytes += Buffer.from(message.media.payload, 'base64').length;
+  ws.on('message', (data: Buffer, binary: boolean) => {
     parsed++;
+    // Binary frames (`bench --provider` jambonz, Asterisk…) are the audio itself.
+    if (binary) return void (audioBytes += data.length);
+    let message;
+    try {
+      message = JSON.parse(data.toString());
+    } catch {
+      return; // Asterisk's plain-text control lines
+    }
+    const payload = message.media?.payload ?? message.audioData?.data;
+    if (typeof payload === 'string') audioBytes += Buffer.from(payload, 'base64').length;
   });
   ws.on('error', () => {});
 });

@@ -13,6 +13,8 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { benchCrypto } from './crypto.js';
 import { benchMedia } from './media.js';
+import type { Provider } from '../src/protocols/types.js';
+import { fixtureStream } from './fixture-stream.js';
 import { blastCall, runLoad, type LoadResult } from './load.js';
 import { CLI, deleteKeys, provision, startCallrec, type Provisioned } from './node.js';
 import { cpuSeconds, firstMessage, rssBytes, startChild, type Child } from './proc.js';
@@ -35,6 +37,8 @@ export interface BenchOptions {
   readyMinutes: number;
   /** Where the results JSON goes. */
   out: string;
+  /** The fork phase's traffic: this provider's (from its capture in `fixtures/`); default Twilio's. */
+  provider?: Provider;
   redisUrl?: string;
   /**
    * Run the scale-out section instead (`bench/scale-out.ts`): `calls` per media node, phase-1
@@ -266,6 +270,7 @@ export async function runBench(opts: BenchOptions): Promise<{ rows: BenchRow[]; 
     // to both at once, each frame to both at the same moment, so the two are measured over the
     // same seconds of the same machine. Measured one after the other, as they once were, this
     // shared machine's drift from minute to minute moved the ratio by a tenth between rounds.
+    const forkStream = opts.provider === undefined || opts.provider === 'twilio' ? undefined : await fixtureStream(opts.provider);
     const sink = startChild(script('bare-sink'), [], {});
     children.push(sink);
     const sinkUrl = `ws://127.0.0.1:${(await firstMessage<{ port: number }>(sink)).port}/media/twilio`;
@@ -290,6 +295,7 @@ export async function runBench(opts: BenchOptions): Promise<{ rows: BenchRow[]; 
       forkLoads.push(
         await runLoad({
           url: callrec.wsUrl,
+          stream: forkStream,
           callIds: roundIds,
           paired: { url: sinkUrl, callIds: ids(`sink${round}`) },
           seconds,

@@ -12,6 +12,8 @@ export const FRAME_MS = 20;
 /** Each 20 ms tick is split in this many send slots, calls spread evenly over them. */
 const PHASES = 10;
 const TEXT = { binary: false };
+const BINARY = { binary: true };
+const TWILIO_STOP = '{"event":"stop","sequenceNumber":"0","streamSid":"MZbench"}';
 
 /** 50 distinct 20 ms μ-law payloads (a 440 Hz tone under a slow swell), base64, cycled. */
 const PAYLOADS = Array.from({ length: 50 }, (_, f) => {
@@ -61,6 +63,24 @@ export function startMessages(callId: string, tracks: string[], params: Record<s
   return [JSON.stringify({ event: 'connected', protocol: 'Call', version: '1.0.0' }), JSON.stringify(start)];
 }
 
+/** A message as sent. */
+export interface WireFrame {
+  data: Buffer;
+  binary: boolean;
+}
+
+/** One provider's traffic, for loads of providers other than Twilio (`bench/fixture-stream.ts`). */
+export interface LoadStream {
+  /** The URL a call connects to (its endpoint; Asterisk and ACS carry the parameters on it). */
+  url(base: string, callId: string, params: Record<string, string>): string;
+  /** What a call sends before its first frame. */
+  start(callId: string, params: Record<string, string>): WireFrame[];
+  /** The frames every call sends at `tick` (built once per tick). */
+  frames(tick: number): WireFrame[];
+  /** Sent before closing, where the provider has such a message. */
+  stop: string | null;
+}
+
 export interface LoadOptions {
   /** Full endpoint URL, e.g. `ws://127.0.0.1:8080/media/twilio`. */
   url: string;
@@ -68,6 +88,8 @@ export interface LoadOptions {
   seconds: number;
   /** `both`: a forked both_tracks stream; `inbound`: `<Connect><Stream>` (caller only). */
   tracks: 'both' | 'inbound';
+  /** Another provider's traffic instead of Twilio's (`tracks` then does not apply). */
+  stream?: LoadStream;
   /** Custom parameters of every call (agent_id, token, agent_url…); `call_id` is added. */
   params: Record<string, string>;
   /** Awaited after every call sent its start message, before the first frame. */
@@ -88,6 +110,19 @@ export interface LoadOptions {
   paired?: { url: string; callIds: string[] };
 }
 
+/** Twilio Media Streams: the generator's own messages, one or both tracks. */
+function twilioStream(tracks: string[]): LoadStream {
+  return {
+    url: (base) => base,
+    start: (callId, params) => startMessages(callId, tracks, params).map((m) => ({ data: Buffer.from(m), binary: false })),
+    frames: (tick) => [
+      { data: Buffer.from(mediaMessage('inbound', tick, 2 + tick * tracks.length)), binary: false },
+      ...(tracks.length === 2 ? [{ data: Buffer.from(mediaMessage('outbound', tick, 3 + tick * 2)), binary: false }] : []),
+    ],
+    stop: TWILIO_STOP,
+  };
+}
+
 export interface LoadResult {
   ticks: number;
   framesSent: number;
@@ -101,13 +136,14 @@ export interface LoadResult {
 export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   const n = opts.callIds.length;
   const tracks = opts.tracks === 'both' ? ['inbound', 'outbound'] : ['inbound'];
+  const stream = opts.stream ?? twilioStream(tracks);
   const open = (url: string, callIds: string[]) =>
     Promise.all(
       callIds.map(async (callId) => {
-        const ws = new WebSocket(url, { perMessageDeflate: false });
+        const ws = new WebSocket(stream.url(url, callId, opts.params), { perMessageDeflate: false });
         await once(ws, 'open');
         ws.on('error', () => {}); // failures show as close codes
-        for (const m of startMessages(callId, tracks, opts.params)) ws.send(m);
+        for (const m of stream.start(callId, opts.params)) ws.send(m.data, { binary: m.binary });
         return ws;
       }),
     );
@@ -132,7 +168,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   const slotMs = FRAME_MS / PHASES;
   const slots = ticks * PHASES;
   let slot = 0;
-  let messages: { tick: number; inbound: Buffer; outbound: Buffer | null } | null = null;
+  let messages: { tick: number; frames: WireFrame[] } | null = null;
   await new Promise<void>((resolve) => {
     const run = () => {
       // Send every slot that is due (catching up if a timer fired late), then sleep till the next.
@@ -140,22 +176,15 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
       if (due - slot > PHASES) lateTicks++;
       for (; slot < due; slot++) {
         const tick = Math.floor(slot / PHASES);
-        if (messages?.tick !== tick) {
-          // Encoded once per tick, not once per socket.
-          messages = {
-            tick,
-            inbound: Buffer.from(mediaMessage('inbound', tick, 2 + tick * tracks.length)),
-            outbound: tracks.length === 2 ? Buffer.from(mediaMessage('outbound', tick, 3 + tick * 2)) : null,
-          };
-        }
+        // Encoded once per tick, not once per socket.
+        if (messages?.tick !== tick) messages = { tick, frames: stream.frames(tick) };
         for (let c = slot % PHASES; c < n; c += PHASES) {
           for (const s of copies(c, tick)) {
             const ws = sockets[s];
             if (ws.readyState !== WebSocket.OPEN) continue;
             if (sendTimes) sendTimes[s * ticks + tick] = Number(process.hrtime.bigint() / 1000n);
-            ws.send(messages.inbound, TEXT);
-            if (messages.outbound) ws.send(messages.outbound, TEXT);
-            framesSent += messages.outbound ? 2 : 1;
+            for (const frame of messages.frames) ws.send(frame.data, frame.binary ? BINARY : TEXT);
+            framesSent += messages.frames.length;
           }
         }
       }
@@ -169,7 +198,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
 
   for (const ws of sockets) {
     if (ws.readyState !== WebSocket.OPEN) continue;
-    ws.send('{"event":"stop","sequenceNumber":"0","streamSid":"MZbench"}');
+    if (stream.stop !== null) ws.send(stream.stop);
     ws.close(1000);
   }
   const closeCodes = await Promise.race([Promise.all(closed), sleep(15_000, null, { ref: false }).then(() => sockets.map((ws) => (ws.terminate(), 1006)))]);
@@ -199,7 +228,7 @@ export async function blastCall(opts: { url: string; callId: string; seconds: nu
   }
   while (ws.bufferedAmount > 0 && ws.readyState === WebSocket.OPEN) await sleep(1);
   const hungUpAt = performance.now();
-  ws.send('{"event":"stop","sequenceNumber":"0","streamSid":"MZbench"}');
+  ws.send(TWILIO_STOP);
   ws.close(1000);
   return { hungUpAt, closed };
 }

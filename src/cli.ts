@@ -68,6 +68,12 @@ function stopOnSignal(stop: () => Promise<void>, hurry?: () => void): void {
   process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
 }
 
+/** A `--provider` value: one of the media endpoints. */
+function parseProvider(value: string): Provider {
+  if (!isProvider(value)) throw new InvalidArgumentError(`must be one of ${Object.keys(adapters).join(', ')}`);
+  return value;
+}
+
 const program = new Command('callrec').description('Self-hostable call-recording media server').showHelpAfterError();
 
 program
@@ -141,10 +147,7 @@ program
   .command('replay <files...>')
   .description('stream fixture captures at a server as the providers would (QA)')
   .requiredOption('--url <url>', 'ws:// base (e.g. ws://127.0.0.1:8080) or full endpoint URL')
-  .option('--provider <name>', `${Object.keys(adapters).join(', ')} (default: each fixture's own)`, (v: string) => {
-    if (!isProvider(v)) throw new InvalidArgumentError(`must be one of ${Object.keys(adapters).join(', ')}`);
-    return v;
-  })
+  .option('--provider <name>', `${Object.keys(adapters).join(', ')} (default: each fixture's own)`, parseProvider)
   .option('--agent <id>', 'agent_id parameter')
   .option('--token <key>', 'API key with media:stream scope')
   .option('--speed <speed>', 'realtime, max or a multiplier', (v: string) => {
@@ -173,13 +176,14 @@ program
   .option('--rounds <n>', 'rounds of each comparison (baseline and callrec side by side)', positiveInt, 3)
   .option('--ready-minutes <n>', 'length of the time-to-ready call, min', positiveInt, 10)
   .option('--out <file>', 'results file', 'bench/results.json')
+  .option('--provider <name>', `the fork phase's traffic: ${Object.keys(adapters).join(', ')} (from its capture in fixtures/)`, parseProvider)
   .option('--scale-out', 'instead, the scale-out section: two media nodes and a worker sharing PostgreSQL, Redis and a bucket; --calls per media node, --seconds per call')
   .option('--postgres <url>', 'with --scale-out: the PostgreSQL server the nodes share (a schema of their own is made and dropped)', 'postgres://postgres@127.0.0.1:5432/postgres')
-  .action(async (opts: { calls: number; bridgeCalls: number; seconds: number; rounds: number; readyMinutes: number; out: string; scaleOut?: boolean; postgres: string }) => {
+  .action(async (opts: { calls: number; bridgeCalls: number; seconds: number; rounds: number; readyMinutes: number; out: string; provider?: Provider; scaleOut?: boolean; postgres: string }) => {
     // Loaded on demand: `serve` should not pay for the bench code.
     const { runBench } = await import('../bench/index.js');
     const scaleOut = opts.scaleOut ? { postgresUrl: opts.postgres } : undefined;
-    const { failed } = await runBench({ calls: opts.calls, bridgeCalls: opts.bridgeCalls, seconds: opts.seconds, rounds: opts.rounds, readyMinutes: opts.readyMinutes, out: opts.out, scaleOut });
+    const { failed } = await runBench({ calls: opts.calls, bridgeCalls: opts.bridgeCalls, seconds: opts.seconds, rounds: opts.rounds, readyMinutes: opts.readyMinutes, out: opts.out, provider: opts.provider, scaleOut });
     if (failed > 0) process.exitCode = 1;
   });
 
