@@ -12,8 +12,9 @@ import type { Provider } from '../src/protocols/types.js';
 import { isStart, rewriteStart, urlWithParams } from '../src/replay/client.js';
 import { readFixture, type Fixture } from '../src/replay/fixture.js';
 import { FRAME_MS, type LoadStream, type WireFrame } from './load.js';
+import { REPO_ROOT } from './node.js';
 
-const FIXTURES = path.resolve(import.meta.dirname, '../fixtures');
+const FIXTURES = path.join(REPO_ROOT, 'fixtures');
 
 /** A tick's frames with their timestamps moved `cycle` captures on. */
 function shifted(frame: WireFrame, cycle: number, capture: { ms: number; ticks: number }): WireFrame {
