@@ -18,6 +18,30 @@ export interface BinaryOpening {
   channels: 1 | 2;
 }
 
+/** A rate sent as a number or a numeric string (jambonz, mod_audio_stream's `streamAudio`). */
+export function rateField(o: JsonObject, name: string, path: string): number {
+  const value = o[name];
+  const rate = typeof value === 'string' && value !== '' ? Number(value) : value;
+  if (typeof rate !== 'number' || !Number.isInteger(rate)) throw malformed(path);
+  return rate;
+}
+
+/** `mono` and `mixed` are one channel (the caller's side, or both mixed); `stereo` both legs, caller first. */
+export function mixChannels(mixType: string, path: string): 1 | 2 {
+  if (mixType === 'mono' || mixType === 'mixed') return 1;
+  if (mixType === 'stereo') return 2;
+  throw malformed(path, `unknown mix type ${mixType.slice(0, 20)}`);
+}
+
+/** The opening of an L16 little-endian stream of one or two channels (jambonz, FreeSWITCH). */
+export function l16Opening(providerCallId: string | undefined, params: Record<string, string>, rate: number, channels: 1 | 2): BinaryOpening {
+  return {
+    start: { providerCallId, params, legs: channels === 2 ? ['caller', 'agent'] : ['caller'] },
+    wire: wireFormat('l16', rate, 'le', 'L16'),
+    channels,
+  };
+}
+
 /** A runtime's text frame: a `RuntimeEvent`, or audio in it (base64 JSON) at a rate it names. */
 export type RuntimeText = Exclude<RuntimeEvent, { type: 'media' }> | { type: 'audio'; payload: Buffer; rate: number };
 

@@ -2,9 +2,7 @@
 // start <url> <mono|mixed|stereo> <8k|16k> <metadata>`, the metadata sent as the first text frame,
 // binary L16 after it, and the JSON `streamAudio` reply that plays audio back.
 import { isUtf8 } from 'node:buffer';
-import { BinaryStreamAdapter, dropCredentials, type BinaryDialect, type BinaryOpening, type RuntimeText } from './binary-stream.js';
-import { mixChannels, rateField } from './jambonz.js';
-import { wireFormat } from './pcm.js';
+import { BinaryStreamAdapter, dropCredentials, l16Opening, mixChannels, rateField, type BinaryDialect, type BinaryOpening, type RuntimeText } from './binary-stream.js';
 import type { AdapterFactory, UpgradeInfo } from './types.js';
 import { flattenParams, malformed, NOTHING, objectField, optionalString, parseJsonObject, stringField, textMessage } from './wire.js';
 
@@ -28,15 +26,7 @@ function parseStart(data: Buffer, upgrade: UpgradeInfo): BinaryOpening {
   flattenParams(metadata, params);
   const rate = parseRate(params.sampleRate ?? upgrade.query.sample_rate);
   const channels = mixChannels(params.mixType ?? upgrade.query.mix_type ?? 'mono', 'mixType');
-  return {
-    start: {
-      providerCallId: optionalString(metadata, 'uuid', 'uuid'),
-      params,
-      legs: channels === 2 ? ['caller', 'agent'] : ['caller'],
-    },
-    wire: wireFormat('l16', rate, 'le', 'L16'),
-    channels,
-  };
+  return l16Opening(optionalString(metadata, 'uuid', 'uuid'), params, rate, channels);
 }
 
 function parseRuntimeText(data: Buffer): RuntimeText {

@@ -1,24 +1,8 @@
 // Built from: jambonz docs, "listen" verb (the WebSocket it opens: subprotocol `audio.jambonz.org`,
 // one JSON metadata text frame, then binary L16; bidirectional audio, marks, killAudio).
-import { BinaryStreamAdapter, dropCredentials, type BinaryDialect, type BinaryOpening, type RuntimeText } from './binary-stream.js';
-import { wireFormat } from './pcm.js';
+import { BinaryStreamAdapter, dropCredentials, l16Opening, mixChannels, rateField, type BinaryDialect, type BinaryOpening, type RuntimeText } from './binary-stream.js';
 import type { AdapterFactory, ProviderEvent } from './types.js';
-import { flattenParams, malformed, NOTHING, objectField, optionalString, parseJsonObject, stringField, textMessage, unknownEvent, type JsonObject } from './wire.js';
-
-/** A rate jambonz may send as a number or a numeric string. */
-export function rateField(o: JsonObject, name: string, path: string): number {
-  const value = o[name];
-  const rate = typeof value === 'string' && value !== '' ? Number(value) : value;
-  if (typeof rate !== 'number' || !Number.isInteger(rate)) throw malformed(path);
-  return rate;
-}
-
-/** `mono` and `mixed` are one channel (the caller's side, or both mixed); `stereo` both legs, caller first. */
-export function mixChannels(mixType: string, path: string): 1 | 2 {
-  if (mixType === 'mono' || mixType === 'mixed') return 1;
-  if (mixType === 'stereo') return 2;
-  throw malformed(path, `unknown mix type ${mixType.slice(0, 20)}`);
-}
+import { flattenParams, NOTHING, objectField, optionalString, parseJsonObject, stringField, textMessage, unknownEvent } from './wire.js';
 
 function parseStart(data: Buffer): BinaryOpening {
   const message = parseJsonObject(data);
@@ -28,16 +12,8 @@ function parseStart(data: Buffer): BinaryOpening {
   const params: Record<string, string> = {};
   flattenParams(message, params);
   flattenParams(message.metadata, params);
-  return {
-    start: {
-      providerCallId: optionalString(message, 'callSid', 'callSid'),
-      params,
-      legs: channels === 2 ? ['caller', 'agent'] : ['caller'],
-      // `bidirectionalAudio` is not in the metadata: the session's rule decides the mode (SPEC §4).
-    },
-    wire: wireFormat('l16', rate, 'le', 'L16'),
-    channels,
-  };
+  // `bidirectionalAudio` is not in the metadata: the session's rule decides the mode (SPEC §4).
+  return l16Opening(optionalString(message, 'callSid', 'callSid'), params, rate, channels);
 }
 
 function parseControl(data: Buffer): ProviderEvent {
