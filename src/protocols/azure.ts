@@ -117,6 +117,14 @@ class AzureAdapter implements ProviderAdapter {
     return leg;
   }
 
+  flush(): ProviderEvent[] {
+    const events: ProviderEvent[] = [];
+    for (const [leg, reader] of this.#readers) {
+      if (reader.flush()) events.push({ type: 'media', leg, timestampMs: Math.max(0, reader.timestampMs), payload: reader.out[0] });
+    }
+    return events;
+  }
+
   parseRuntimeMessage(data: Buffer, isBinary: boolean): RuntimeEvent {
     if (this.#wire === undefined) throw beforeStart('runtime message');
     if (isBinary) throw malformed('message', 'binary frame');

@@ -93,11 +93,21 @@ export class BinaryStreamAdapter implements ProviderAdapter {
     return { type: 'start', start: { ...start, format: this.#reader.format } };
   }
 
+  flush(): ProviderEvent[] {
+    const reader = this.#reader;
+    return reader?.flush() ? [this.#event(reader)] : [];
+  }
+
   #frame(data: Buffer): ProviderEvent {
     const reader = this.#reader;
     if (reader === undefined) throw beforeStart('audio');
     reader.read(data, (this.#samples * 1000) / this.#wire!.rate);
     this.#samples += data.length / this.#wireFrameBytes;
+    return this.#event(reader);
+  }
+
+  /** What `reader` last produced, as one leg's frame or a stereo frame. */
+  #event(reader: PcmReader): ProviderEvent {
     if (reader.out.length === 1) return { type: 'media', leg: 'caller', timestampMs: reader.timestampMs, payload: reader.out[0] };
     return { type: 'stereo', timestampMs: reader.timestampMs, caller: reader.out[0], agent: reader.out[1] };
   }
@@ -111,8 +121,8 @@ export class BinaryStreamAdapter implements ProviderAdapter {
         return this.#runtimeAudio(text.payload, text.rate);
       case 'mark': {
         // A mark ends a reply: the audio its resampler still holds belongs before it.
-        const tail = this.#lastRuntimeReader?.flush() ?? null;
-        return tail === null ? text : { ...text, payload: tail };
+        const reader = this.#lastRuntimeReader;
+        return reader?.flush() ? { ...text, payload: reader.out[0] } : text;
       }
       case 'clear':
         // The rest of the reply is dropped: so is what the resampler held of it.

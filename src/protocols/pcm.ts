@@ -80,6 +80,11 @@ class Channel {
   }
 }
 
+/** How far a resampler's output trails its input, ms: its next output sample is that much before the input's end. */
+function lagMs(resampler: StreamResampler): number {
+  return (resampler.received / resampler.fromRate - resampler.emitted / resampler.toRate) * 1000;
+}
+
 /**
  * Converts a stream's wire frames, one or two interleaved channels (caller first), into the
  * recording's format. Results are views of its scratch memory, valid until the next `read`.
@@ -92,6 +97,8 @@ export class PcmReader {
   /** The last read's audio per channel, in `format`, and where it starts on the stream's clock. */
   readonly out: Buffer[] = [];
   timestampMs = 0;
+  /** Where the last frame read ends on the stream's clock. */
+  #endMs = 0;
 
   /** `format`: what to convert to; by default the recording's format for `wire` (a runtime's audio: its stream's). */
   constructor(wire: WireFormat, channels: 1 | 2, format = recordedFormat(wire)) {
@@ -113,6 +120,7 @@ export class PcmReader {
       return;
     }
     const n = payload.length / this.#frameBytes;
+    this.#endMs = inputMs + (n * 1000) / this.#wire.rate;
     const hi = this.#wire.byteOrder === 'be' ? 0 : 1;
     const stride = 2 * channels.length;
     for (let c = 0; c < channels.length; c++) {
@@ -120,21 +128,22 @@ export class PcmReader {
       const resampler = channel.resampler!;
       const pcm = channel.scratch.samples(n);
       for (let i = 0, b = 2 * c; i < n; i++, b += stride) pcm[i] = (payload[b + hi] << 8) | payload[b + 1 - hi];
-      // The output trails the input by the filter's delay: its first sample is that much earlier.
-      if (c === 0) this.timestampMs = inputMs - ((resampler.received / resampler.fromRate - resampler.emitted / resampler.toRate) * 1000);
+      if (c === 0) this.timestampMs = inputMs - lagMs(resampler);
       this.out[c] = channel.bytesOf(resampler.push(pcm));
     }
   }
 
   /**
-   * The first channel's audio still held back by its resampler, then a fresh start (a runtime's
-   * reply has ended); null where there is none. A view of scratch memory, as `read`'s.
+   * What the resamplers still hold back of the audio read so far, as `read` leaves it (`out`,
+   * `timestampMs`), then a fresh start: at the end of a stream, or of a runtime's reply. False
+   * where nothing is held (no resampling, or nothing read since the last flush).
    */
-  flush(): Buffer | null {
-    const channel = this.#channels[0];
-    if (channel.resampler === null) return null;
-    const tail = channel.resampler.flush();
-    return tail.length === 0 ? null : channel.bytesOf(tail);
+  flush(): boolean {
+    const first = this.#channels[0].resampler;
+    if (first === null || first.received === 0) return false;
+    this.timestampMs = this.#endMs - lagMs(first);
+    this.#channels.forEach((channel, c) => (this.out[c] = channel.bytesOf(channel.resampler!.flush())));
+    return true;
   }
 
   /** Two interleaved L16 channels at the recording's rate, split byte for byte. */

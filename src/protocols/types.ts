@@ -81,6 +81,11 @@ export interface ProviderAdapter {
   readonly provider: Provider;
   /** Parse one message the provider sent us. */
   parseProviderMessage(data: Buffer, isBinary: boolean): ProviderEvent;
+  /**
+   * At the stream's end: audio the adapter still holds (a resampler's look-ahead, on platforms
+   * streaming above the recording's rate), as frames to record; absent or empty where none.
+   */
+  flush?(): ProviderEvent[];
   /** Parse one message a voice-agent runtime sent (it is in the provider's "to provider" format). */
   parseRuntimeMessage(data: Buffer, isBinary: boolean): RuntimeEvent;
   /** Audio callrec itself plays into the call (consent prompt), in the stream's format. */

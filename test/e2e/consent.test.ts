@@ -101,6 +101,8 @@ describe.each([
   ['twilio-connect-caller', 1700, ''],
   ['telnyx-fork-tones', 2000, '?bidirectional=true'],
   ['vonage-tones', 1000, ''],
+  ['jambonz-mono-24k', 1000, ''],
+  ['asterisk-slin48', 1000, ''],
 ] as const)('one-party consent on %s', (name, echoAtMs, query) => {
   let fixture: Fixture;
   let call: { callId: string; sent: Sent };

@@ -150,3 +150,18 @@ describe('Azure Communication Services', () => {
     expect(code(() => provider(adapters.azure(NO_UPGRADE), text({ kind: 'AudioMetadata', audioMetadata: { encoding: 'PCM', sampleRate: 16000, channels: 2 } }), false))).toBe('ERR_MALFORMED_MESSAGE');
   });
 });
+
+test('at the end of a resampled stream, flush hands over the last ms the filter held, where they belong', () => {
+  const adapter = adapters.asterisk(NO_UPGRADE);
+  provider(adapter, text('MEDIA_START connection_id:c1 format:slin48 optimal_frame_size:1920 ptime:20'), false);
+  let endMs = 0;
+  for (let n = 0; n < 5; n++) {
+    const event = provider(adapter, Buffer.alloc(960 * 2), true) as Extract<ProviderEvent, { type: 'media' }>;
+    endMs = event.timestampMs + event.payload.length / 2 / 16;
+  }
+  const [tail] = adapter.flush!() as Array<Extract<ProviderEvent, { type: 'media' }>>;
+  expect(tail.timestampMs).toBeCloseTo(endMs, 9);
+  // Five 20 ms frames in, 100 ms out, all told.
+  expect(tail.timestampMs + tail.payload.length / 2 / 16).toBeCloseTo(100, 9);
+  expect(adapter.flush!()).toEqual([]);
+});
