@@ -4,7 +4,7 @@
 import type { Leg } from '../../media/types.js';
 import { PcmReader, PcmWriter, wireFormat, type WireFormat } from './pcm.js';
 import type { AdapterFactory, ProviderAdapter, ProviderEvent, RuntimeEvent, StreamStart, UpgradeInfo, WireMessage } from './types.js';
-import { beforeStart, checkMessageSize, headerValue, malformed, NOTHING, optionalString, parseJsonObject, textMessage, unknownEvent, type JsonObject } from './wire.js';
+import { beforeStart, checkMessageSize, headerValue, malformed, NOTHING, optionalString, parseJsonObject, ScratchDecoder, textMessage, unknownEvent, type JsonObject } from './wire.js';
 
 /** The call's id as ACS names it on the WebSocket upgrade. */
 export const AZURE_CALL_HEADER = 'x-ms-call-connection-id';
@@ -42,6 +42,8 @@ class AzureAdapter implements ProviderAdapter {
   readonly #legs = new Map<string, Leg | null>();
   #firstMs: number | undefined;
   readonly #runtimeReader = new Map<number, PcmReader>();
+  /** Frames' base64 decoded into reused memory (the frame path allocates no payload). */
+  readonly #decoder = new ScratchDecoder();
 
   constructor(private readonly upgrade: UpgradeInfo) {}
 
@@ -93,7 +95,7 @@ class AzureAdapter implements ProviderAdapter {
     const data = stringOf(audio, 'data', 'audioData.data');
     if (leg === null) return NOTHING;
     this.#firstMs ??= at;
-    const payload = Buffer.from(data, 'base64');
+    const payload = this.#decoder.decode(data, 2, 'audioData.data');
     const reader = this.#readers.get(leg)!;
     reader.read(payload, Math.max(0, at - this.#firstMs));
     return { type: 'media', leg, timestampMs: Math.max(0, reader.timestampMs), payload: reader.out[0] };
