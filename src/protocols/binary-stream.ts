@@ -1,8 +1,8 @@
 /**
  * The adapter family of platforms that stream raw audio in binary frames after one opening text
  * frame, with no timestamps (a frame's position is the samples before it) and text frames for
- * control: jambonz `listen`, FreeSWITCH `mod_audio_stream`, Asterisk `chan_websocket`. Vonage is
- * their cousin. One `BinaryStreamAdapter` holds the frame path, the rate conversion and the
+ * control: Vonage's websocket, jambonz `listen`, FreeSWITCH `mod_audio_stream`, Asterisk
+ * `chan_websocket`. One `BinaryStreamAdapter` holds the frame path, the rate conversion and the
  * runtime's audio; a `BinaryDialect` holds what each platform says in its text frames.
  */
 import { PcmReader, PcmWriter, wireFormat, type WireFormat } from './pcm.js';

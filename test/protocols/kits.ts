@@ -159,7 +159,7 @@ const vonage: ProviderKit = {
   carriesAgent: false,
   connected: null,
   start: text({ event: 'websocket:connected', 'content-type': 'audio/l16;rate=16000', agent_id: 'agent-1', call_id: 'call-1', token: SECRET, uuid: 'aaaaaaaa-bbbb-cccc-dddd-0123456789ab' }),
-  unsupportedCodecStart: text({ event: 'websocket:connected', 'content-type': 'audio/l16;rate=24000' }),
+  unsupportedCodecStart: text({ event: 'websocket:connected', 'content-type': 'audio/l16;rate=22050' }),
   // Vonage frames carry no position: the nth frame is at n × 20 ms because n came before it.
   media: (_leg, _n, payload) => binary(payload),
   badPayload: () => binary(Buffer.alloc(641)),
