@@ -271,6 +271,8 @@ export async function runBench(opts: BenchOptions): Promise<{ rows: BenchRow[]; 
     // same seconds of the same machine. Measured one after the other, as they once were, this
     // shared machine's drift from minute to minute moved the ratio by a tenth between rounds.
     const forkStream = opts.provider === undefined || opts.provider === 'twilio' ? undefined : await fixtureStream(opts.provider);
+    /** Whose traffic the fork phase streams: named in its rows, so runs of different providers compare. */
+    const forkTraffic = forkStream ? `${opts.provider} capture` : 'twilio';
     const sink = startChild(script('bare-sink'), [], {});
     children.push(sink);
     const sinkUrl = `ws://127.0.0.1:${(await firstMessage<{ port: number }>(sink)).port}/media/twilio`;
@@ -285,7 +287,7 @@ export async function runBench(opts: BenchOptions): Promise<{ rows: BenchRow[]; 
     const forkLoads: LoadResult[] = [];
     let forkHist: Awaited<ReturnType<typeof frameHistogram>> = [];
     for (let round = 0; round < opts.rounds; round++) {
-      note(`round ${round + 1}/${opts.rounds}: fork, ${n} calls × ${seconds} s each, to a bare ws sink and to callrec at once`);
+      note(`round ${round + 1}/${opts.rounds}: fork (${forkTraffic}), ${n} calls × ${seconds} s each, to a bare ws sink and to callrec at once`);
       const sinkMeter = cpuMeter(sink.pid);
       const forkMeter = cpuMeter(callrec.child.pid);
       const roundIds = ids(`fork${round}`);
@@ -429,7 +431,7 @@ export async function runBench(opts: BenchOptions): Promise<{ rows: BenchRow[]; 
     const forkCloses = sum(forkLoads.map(badCloses));
     const bridgeCloses = sum(bridgeLoads.map(badCloses));
     row('concurrent calls (each phase)', n, 'calls', '≥ 500', n >= 500);
-    row('callrec CPU, fork', forkMs, 'ms CPU per call-second');
+    row(`callrec CPU, fork (${forkTraffic})`, forkMs, 'ms CPU per call-second');
     row(`callrec CPU, bridge (${nb} calls)`, perCallSecond(bridgeCpuUsed, nb), 'ms CPU per call-second');
     row('bare relay CPU on the same calls', perCallSecond(relayCpuUsed, nb), 'ms CPU per call-second');
     row('bare ws sink CPU (JSON.parse + base64 decode)', bareMs, 'ms CPU per call-second');
