@@ -12,12 +12,19 @@ let parsed = 0;
 /** Bytes of audio decoded: read at the end, so the decode is not optimised away. */
 let audioBytes = 0;
 wss.on('connection', (ws) => {
-  ws.on('message', (data: Buffer) => {
-    const message = JSON.parse(data.toString());
-    // Twilio's shape and its kin (Plivo, Exotel), or Bandwidth's (`eventType`, payload at the top).
-    if (message.event === 'media') audioBytes += Buffer.from(message.media.payload, 'base64').length;
-    else if (message.eventType === 'media') audioBytes += Buffer.from(message.payload, 'base64').length;
+  ws.on('message', (data: Buffer, binary: boolean) => {
     parsed++;
+    // Binary frames (`bench --provider` jambonz, Asterisk…) are the audio itself.
+    if (binary) return void (audioBytes += data.length);
+    let message;
+    try {
+      message = JSON.parse(data.toString());
+    } catch {
+      return; // Asterisk's plain-text control lines
+    }
+    // Twilio's shape and its kin (Plivo, Exotel), Bandwidth's (payload at the top), ACS's.
+    const payload = message.media?.payload ?? message.audioData?.data ?? (message.eventType === 'media' ? message.payload : undefined);
+    if (typeof payload === 'string') audioBytes += Buffer.from(payload, 'base64').length;
   });
   ws.on('error', () => {});
 });

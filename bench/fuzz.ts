@@ -12,7 +12,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import WebSocket from 'ws';
 import { decoderFor } from '../media/codec.js';
 import { adapters } from '../src/protocols/index.js';
-import { isStart, rewriteStart } from '../src/replay/client.js';
+import type { Provider } from '../src/protocols/types.js';
+import { isStart, paramsOnUrl, rewriteStart, urlWithParams, type Credentials } from '../src/replay/client.js';
 import { readFixture, type Fixture, type FixtureMessage } from '../src/replay/fixture.js';
 import { FRAME_MS, payloadAt, runLoad } from './load.js';
 import { between, httpRequest, mutateStream, pick, type FuzzRequest, type OpenApiDocument, type Random } from './mutate.js';
@@ -71,9 +72,14 @@ const FIXTURE_NAMES = [
   'exotel-voicebot-caller',
   'bandwidth-fork-tones',
   'bandwidth-bidirectional-caller',
+  'jambonz-stereo',
+  'jambonz-mono-24k',
+  'freeswitch-mono',
+  'asterisk-slin48',
+  'azure-unmixed-24k',
 ];
 /** Every media endpoint: a capture now and then goes to another provider's. */
-const PROVIDERS = Object.keys(adapters);
+const PROVIDERS = Object.keys(adapters) as Provider[];
 const NEIGHBOUR = { tenantId: 'default', agentId: 'neighbour', scopes: ['media:stream', 'recordings:read'], settings: { enabled: true, auto_record: true, consent_prompt: false, dual_channel: true, format: 'wav' } } as const;
 const TARGET = { tenantId: 'fuzz', agentId: 'fuzz-target', scopes: ['admin'], settings: { enabled: true, auto_record: true, consent_prompt: false, dual_channel: true, format: 'wav' } } as const;
 /** Streams for this agent go through the consent gate (a prompt, then a digit). */
@@ -85,7 +91,7 @@ const MIB = 1024 * 1024;
 
 type Case =
   /** `runtime`: the seed of the fuzz runtime a bridged stream relays to; null for a fork. */
-  | { kind: 'stream'; provider: string; fixture: string; mutations: string[]; messages: FixtureMessage[]; runtime: number | null }
+  | { kind: 'stream'; provider: string; fixture: string; mutations: string[]; messages: FixtureMessage[]; runtime: number | null; credentials: Credentials }
   | { kind: 'http'; request: FuzzRequest };
 
 /** Case `n`'s own random source: its input depends on the seed and its number only. */
@@ -106,13 +112,14 @@ function buildCase(seed: number, n: number, fixtures: Map<string, Fixture>, doc:
   const count = between(random, 2, Math.min(fixture.messages.length, 150));
   const start = fixture.messages.findIndex((m) => isStart(provider, m));
   const agentId = random() < 0.2 ? CONSENTING.agentId : TARGET.agentId;
-  const messages = fixture.messages.slice(0, Math.max(count, start + 1)).map((m, i) => (i === start ? { ...m, data: rewriteStart(provider, m.data as string, { agentId, token: key, callId: callIdOf(seed, n) }) } : m));
+  const credentials = { agentId, token: key, callId: callIdOf(seed, n) };
+  const messages = fixture.messages.slice(0, Math.max(count, start + 1)).map((m, i) => (i === start ? { ...m, data: rewriteStart(provider, m.data as string, credentials) } : m));
   const mutated = mutateStream(messages, start, random);
   // Now and then a capture goes to another provider's endpoint.
   const target = random() < 0.1 ? pick(random, PROVIDERS) : provider;
   // A quarter of the streams are bridged to a runtime whose answers are fuzzed too.
   const runtime = random() < 0.25 ? Math.floor(random() * 2 ** 31) : null;
-  return { kind: 'stream', provider: target, fixture: name, mutations: mutated.names, messages: mutated.messages, runtime };
+  return { kind: 'stream', provider: target, fixture: name, mutations: mutated.names, messages: mutated.messages, runtime, credentials: paramsOnUrl(provider) ? credentials : {} };
 }
 
 const clip = (text: string, max = 300) => (text.length > max ? `${text.slice(0, max)}…(${text.length} chars)` : text);
@@ -128,8 +135,12 @@ function describeCase(c: Case): string {
 
 /** Streams the case's messages as fast as the socket takes them; resolves with how the node ended it (`upgrade <status>` if it refused). */
 async function runStream(node: Callrec, runtime: FuzzRuntime, c: Extract<Case, { kind: 'stream' }>): Promise<string> {
-  const bridge = c.runtime === null ? '' : `?mode=bridge&agent_url=${encodeURIComponent(runtime.urlFor(c.runtime))}`;
-  const ws = new WebSocket(node.wsUrl.replace(/twilio$/, c.provider) + bridge, { perMessageDeflate: false });
+  const url = new URL(urlWithParams(c.provider as Provider, node.wsUrl.replace(/twilio$/, c.provider), c.credentials));
+  if (c.runtime !== null) {
+    url.searchParams.set('mode', 'bridge');
+    url.searchParams.set('agent_url', runtime.urlFor(c.runtime));
+  }
+  const ws = new WebSocket(url, { perMessageDeflate: false });
   ws.on('error', () => {});
   const closed = new Promise<string>((resolve) => ws.on('close', (code) => resolve(`close ${code}`)));
   const opened = await new Promise<string | null>((resolve) => {

@@ -14,9 +14,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { benchCrypto } from './crypto.js';
 import { benchEvidence } from './evidence.js';
 import { benchMedia } from './media.js';
-import { blastCall, runLoad, type LoadResult } from './load.js';
-import { LOAD_WIRES } from './wires.js';
 import type { Provider } from '../src/protocols/types.js';
+import { fixtureStream } from './fixture-stream.js';
+import { blastCall, runLoad, wireStream, type LoadResult } from './load.js';
+import { LOAD_WIRES } from './wires.js';
 import { CLI, deleteKeys, provision, startCallrec, startWorker, type Provisioned } from './node.js';
 import { cpuSeconds, firstMessage, rssBytes, startChild, type Child } from './proc.js';
 import { benchScaleOut } from './scale-out.js';
@@ -24,8 +25,6 @@ import { benchScaleOut } from './scale-out.js';
 export interface BenchOptions {
   /** Concurrent calls per load phase. */
   calls: number;
-  /** The provider whose messages the fork phase streams (`bench/wires.ts`); default Twilio. The bridge phases speak Twilio's. */
-  provider?: Provider;
   /** Length of each load call, s. */
   seconds: number;
   /**
@@ -40,6 +39,8 @@ export interface BenchOptions {
   readyMinutes: number;
   /** Where the results JSON goes. */
   out: string;
+  /** The fork phase's traffic: this provider's (`bench/wires.ts`, else its capture in `fixtures/`); default Twilio's. The bridge phases speak Twilio's. */
+  provider?: Provider;
   redisUrl?: string;
   /**
    * Run the scale-out section instead (`bench/scale-out.ts`): `calls` per media node, phase-1
@@ -271,6 +272,13 @@ export async function runBench(opts: BenchOptions): Promise<{ rows: BenchRow[]; 
     // to both at once, each frame to both at the same moment, so the two are measured over the
     // same seconds of the same machine. Measured one after the other, as they once were, this
     // shared machine's drift from minute to minute moved the ratio by a tenth between rounds.
+    // The fork phase's traffic: the same audio in the provider's own messages where bench/wires.ts
+    // writes them (so providers compare on equal terms), else the provider's capture in fixtures/.
+    const forkProvider = opts.provider ?? 'twilio';
+    const forkWire = LOAD_WIRES[forkProvider];
+    const forkStream = forkWire ? wireStream(forkWire, ['inbound', 'outbound']) : await fixtureStream(forkProvider);
+    /** Whose traffic the fork phase streams: named in its rows, so runs of different providers compare. */
+    const forkTraffic = forkWire ? forkProvider : `${forkProvider} capture`;
     const sink = startChild(script('bare-sink'), [], {});
     children.push(sink);
     const sinkUrl = `ws://127.0.0.1:${(await firstMessage<{ port: number }>(sink)).port}/media/twilio`;
@@ -288,13 +296,10 @@ export async function runBench(opts: BenchOptions): Promise<{ rows: BenchRow[]; 
     const forkCpu: number[] = [];
     const forkIds: string[] = [];
     const forkLoads: LoadResult[] = [];
-    const forkProvider = opts.provider ?? 'twilio';
-    const forkWire = LOAD_WIRES[forkProvider];
-    if (forkWire === undefined) throw new Error(`the bench cannot load ${forkProvider}: its messages are not in bench/wires.ts`);
     const forkUrl = callrec.wsUrl.replace(/twilio$/, forkProvider);
     let forkHist: Awaited<ReturnType<typeof frameHistogram>> = [];
     for (let round = 0; round < opts.rounds; round++) {
-      note(`round ${round + 1}/${opts.rounds}: fork, ${n} ${forkProvider} calls × ${seconds} s each, to a bare ws sink and to callrec at once`);
+      note(`round ${round + 1}/${opts.rounds}: fork (${forkTraffic}), ${n} calls × ${seconds} s each, to a bare ws sink and to callrec at once`);
       const sinkMeter = cpuMeter(sink.pid);
       const forkMeter = cpuMeter(callrec.child.pid);
       const roundIds = ids(`fork${round}`);
@@ -304,7 +309,7 @@ export async function runBench(opts: BenchOptions): Promise<{ rows: BenchRow[]; 
       forkLoads.push(
         await runLoad({
           url: forkUrl,
-          wire: forkWire,
+          stream: forkStream,
           callIds: roundIds,
           paired: { url: sinkUrl, callIds: ids(`sink${round}`) },
           seconds,
@@ -440,7 +445,7 @@ export async function runBench(opts: BenchOptions): Promise<{ rows: BenchRow[]; 
     const forkCloses = sum(forkLoads.map(badCloses));
     const bridgeCloses = sum(bridgeLoads.map(badCloses));
     row('concurrent calls (each phase)', n, 'calls', '≥ 500', n >= 500);
-    row('callrec CPU, fork', forkMs, 'ms CPU per call-second');
+    row(`callrec CPU, fork (${forkTraffic})`, forkMs, 'ms CPU per call-second');
     row(`callrec CPU, bridge (${nb} calls)`, perCallSecond(bridgeCpuUsed, nb), 'ms CPU per call-second');
     row('bare relay CPU on the same calls', perCallSecond(relayCpuUsed, nb), 'ms CPU per call-second');
     row('bare ws sink CPU (JSON.parse + base64 decode)', bareMs, 'ms CPU per call-second');

@@ -14,6 +14,7 @@ export const FRAME_MS = 20;
 /** Each 20 ms tick is split in this many send slots, calls spread evenly over them. */
 const PHASES = 10;
 const TEXT = { binary: false };
+const BINARY = { binary: true };
 
 /** 50 distinct 20 ms μ-law payloads (a 440 Hz tone under a slow swell), base64, cycled. */
 const PAYLOADS = Array.from({ length: 50 }, (_, f) => {
@@ -43,15 +44,33 @@ export function payloadAt(tick: number): string {
 
 const TWILIO = LOAD_WIRES.twilio!;
 
+/** A message as sent. */
+export interface WireFrame {
+  data: Buffer;
+  binary: boolean;
+}
+
+/** One provider's traffic, for loads of providers other than Twilio (`bench/fixture-stream.ts`). */
+export interface LoadStream {
+  /** The URL a call connects to (its endpoint; Asterisk and ACS carry the parameters on it). */
+  url(base: string, callId: string, params: Record<string, string>): string;
+  /** What a call sends before its first frame. */
+  start(callId: string, params: Record<string, string>): WireFrame[];
+  /** The frames every call sends at `tick` (built once per tick). */
+  frames(tick: number): WireFrame[];
+  /** Sent before closing, where the provider has such a message. */
+  stop: string | null;
+}
+
 export interface LoadOptions {
   /** Full endpoint URL, e.g. `ws://127.0.0.1:8080/media/twilio`. */
   url: string;
-  /** The provider's messages the calls are streamed in; default Twilio's. */
-  wire?: LoadWire;
   callIds: string[];
   seconds: number;
   /** `both`: a forked both_tracks stream; `inbound`: `<Connect><Stream>` (caller only). */
   tracks: 'both' | 'inbound';
+  /** Another provider's traffic instead of Twilio's (`tracks` then does not apply). */
+  stream?: LoadStream;
   /** Custom parameters of every call (agent_id, token, agent_url…); `call_id` is added. */
   params: Record<string, string>;
   /** Awaited after every call sent its start message, before the first frame. */
@@ -72,6 +91,19 @@ export interface LoadOptions {
   paired?: { url: string; callIds: string[] };
 }
 
+/**
+ * A provider's load in the messages `bench/wires.ts` writes for it: the same audio on every
+ * provider, one or both tracks, so providers compare on equal terms.
+ */
+export function wireStream(wire: LoadWire, tracks: Track[]): LoadStream {
+  return {
+    url: (base) => base,
+    start: (callId, params) => wire.start(callId, tracks, params).map((m) => ({ data: Buffer.from(m), binary: false })),
+    frames: (tick) => tracks.map((track, i) => ({ data: Buffer.from(wire.media(track, tick, 2 + i + tick * tracks.length, payloadAt(tick))), binary: false })),
+    stop: wire.stop,
+  };
+}
+
 export interface LoadResult {
   ticks: number;
   framesSent: number;
@@ -84,15 +116,15 @@ export interface LoadResult {
 /** Opens the calls, streams them in real time for `seconds`, hangs up (stop + close 1000). */
 export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   const n = opts.callIds.length;
-  const wire = opts.wire ?? TWILIO;
   const tracks: Track[] = opts.tracks === 'both' ? ['inbound', 'outbound'] : ['inbound'];
+  const stream = opts.stream ?? wireStream(TWILIO, tracks);
   const open = (url: string, callIds: string[]) =>
     Promise.all(
       callIds.map(async (callId) => {
-        const ws = new WebSocket(url, { perMessageDeflate: false });
+        const ws = new WebSocket(stream.url(url, callId, opts.params), { perMessageDeflate: false });
         await once(ws, 'open');
         ws.on('error', () => {}); // failures show as close codes
-        for (const m of wire.start(callId, tracks, opts.params)) ws.send(m);
+        for (const m of stream.start(callId, opts.params)) ws.send(m.data, { binary: m.binary });
         return ws;
       }),
     );
@@ -117,7 +149,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   const slotMs = FRAME_MS / PHASES;
   const slots = ticks * PHASES;
   let slot = 0;
-  let messages: { tick: number; inbound: Buffer; outbound: Buffer | null } | null = null;
+  let messages: { tick: number; frames: WireFrame[] } | null = null;
   await new Promise<void>((resolve) => {
     const run = () => {
       // Send every slot that is due (catching up if a timer fired late), then sleep till the next.
@@ -125,22 +157,15 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
       if (due - slot > PHASES) lateTicks++;
       for (; slot < due; slot++) {
         const tick = Math.floor(slot / PHASES);
-        if (messages?.tick !== tick) {
-          // Encoded once per tick, not once per socket.
-          messages = {
-            tick,
-            inbound: Buffer.from(wire.media('inbound', tick, 2 + tick * tracks.length, payloadAt(tick))),
-            outbound: tracks.length === 2 ? Buffer.from(wire.media('outbound', tick, 3 + tick * 2, payloadAt(tick))) : null,
-          };
-        }
+        // Encoded once per tick, not once per socket.
+        if (messages?.tick !== tick) messages = { tick, frames: stream.frames(tick) };
         for (let c = slot % PHASES; c < n; c += PHASES) {
           for (const s of copies(c, tick)) {
             const ws = sockets[s];
             if (ws.readyState !== WebSocket.OPEN) continue;
             if (sendTimes) sendTimes[s * ticks + tick] = Number(process.hrtime.bigint() / 1000n);
-            ws.send(messages.inbound, TEXT);
-            if (messages.outbound) ws.send(messages.outbound, TEXT);
-            framesSent += messages.outbound ? 2 : 1;
+            for (const frame of messages.frames) ws.send(frame.data, frame.binary ? BINARY : TEXT);
+            framesSent += messages.frames.length;
           }
         }
       }
@@ -154,7 +179,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
 
   for (const ws of sockets) {
     if (ws.readyState !== WebSocket.OPEN) continue;
-    ws.send(wire.stop);
+    if (stream.stop !== null) ws.send(stream.stop);
     ws.close(1000);
   }
   const closeCodes = await Promise.race([Promise.all(closed), sleep(15_000, null, { ref: false }).then(() => sockets.map((ws) => (ws.terminate(), 1006)))]);

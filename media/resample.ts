@@ -104,3 +104,131 @@ export function resample(pcm: Int16Array, fromRate: number, toRate: number): Int
   }
   return out;
 }
+
+/**
+ * `resample`'s filter fed frame by frame, for a live stream whose wire rate is not the
+ * recording's (L16 at 24 or 48 kHz → 16 kHz). Output sample j is emitted once the input its
+ * kernel reaches has arrived, so the output trails the input by about half the kernel (≈ 2 ms);
+ * `emitted` says where each push's output starts, which keeps positions exact. After the first
+ * frames of a size, a push allocates nothing: input history and output live in scratch memory.
+ */
+export class StreamResampler {
+  readonly #up: number;
+  readonly #down: number;
+  readonly #halfWidth: number;
+  readonly #rows: Float64Array[];
+  /** Input samples from absolute index `#bufStart` on; index < 0 is the silence before the stream. */
+  #buf: Int16Array;
+  #bufStart: number;
+  #bufLength: number;
+  #out = new Int16Array(0);
+  #view = this.#out;
+  /** What `flush` feeds the filter to complete its last outputs. */
+  readonly #silence: Int16Array;
+  /** Input samples pushed so far. */
+  #received = 0;
+  /** Output samples produced so far: the index of the next push's first output sample. */
+  #emitted = 0;
+  /** floor(#emitted × down / up) and (#emitted × down) mod up. */
+  #base = 0;
+  #phase = 0;
+
+  constructor(
+    readonly fromRate: number,
+    readonly toRate: number,
+  ) {
+    for (const rate of [fromRate, toRate]) {
+      if (!Number.isInteger(rate) || rate <= 0) throw new RangeError(`sample rate must be a positive integer, got ${rate}`);
+    }
+    const g = gcd(fromRate, toRate);
+    this.#up = toRate / g;
+    this.#down = fromRate / g;
+    const kernel = designKernel(fromRate, toRate);
+    this.#halfWidth = kernel.halfWidth;
+    this.#rows = Array.from({ length: this.#up }, (_, phase) => phaseRow(kernel, phase / this.#up));
+    // The silence before the first sample, which the first outputs' kernels reach into.
+    this.#bufStart = -(kernel.halfWidth - 1);
+    this.#bufLength = kernel.halfWidth - 1;
+    this.#buf = new Int16Array(4 * kernel.halfWidth + 1024);
+    this.#silence = new Int16Array(kernel.halfWidth);
+  }
+
+  /**
+   * Ends a stretch of audio (a reply the runtime finished): returns the output still held back
+   * for the filter's look-ahead, computed with silence after the input, and starts afresh.
+   */
+  flush(): Int16Array {
+    const tail = this.push(this.#silence);
+    this.#bufStart = -(this.#halfWidth - 1);
+    this.#bufLength = this.#halfWidth - 1;
+    this.#buf.fill(0, 0, this.#bufLength);
+    this.#received = this.#emitted = this.#base = this.#phase = 0;
+    return tail;
+  }
+
+  /** Input samples pushed so far. */
+  get received(): number {
+    return this.#received;
+  }
+
+  /** Output samples produced so far. */
+  get emitted(): number {
+    return this.#emitted;
+  }
+
+  /** The output `input` completes: a view of scratch memory, valid until the next push. */
+  push(input: Int16Array): Int16Array {
+    this.#append(input);
+    const halfWidth = this.#halfWidth;
+    const out = this.#room(this.#countReady(this.#received - 1));
+    const buf = this.#buf;
+    for (let j = 0; j < out.length; j++) {
+      const row = this.#rows[this.#phase];
+      const first = this.#base - halfWidth + 1 - this.#bufStart;
+      let acc = 0;
+      for (let m = 0; m < row.length; m++) acc += row[m] * buf[first + m];
+      out[j] = acc >= 32767 ? 32767 : acc <= -32768 ? -32768 : Math.round(acc);
+      this.#phase += this.#down;
+      this.#base += Math.floor(this.#phase / this.#up);
+      this.#phase %= this.#up;
+    }
+    this.#emitted += out.length;
+    this.#discard(this.#base - halfWidth + 1);
+    return out;
+  }
+
+  /** How many outputs are ready: those whose kernel's last input sample (base + halfWidth) has arrived. */
+  #countReady(last: number): number {
+    let n = 0;
+    while (this.#base + Math.floor((this.#phase + n * this.#down) / this.#up) + this.#halfWidth <= last) n++;
+    return n;
+  }
+
+  #append(input: Int16Array): void {
+    const need = this.#bufLength + input.length;
+    if (need > this.#buf.length) {
+      const grown = new Int16Array(Math.max(need, this.#buf.length * 2));
+      grown.set(this.#buf.subarray(0, this.#bufLength));
+      this.#buf = grown;
+    }
+    this.#buf.set(input, this.#bufLength);
+    this.#bufLength = need;
+    this.#received += input.length;
+  }
+
+  /** Drops input before absolute index `keepFrom`: no output needs it any more. */
+  #discard(keepFrom: number): void {
+    const drop = keepFrom - this.#bufStart;
+    if (drop <= 0) return;
+    this.#buf.copyWithin(0, drop, this.#bufLength);
+    this.#bufLength -= drop;
+    this.#bufStart = keepFrom;
+  }
+
+  #room(samples: number): Int16Array {
+    if (samples === this.#view.length) return this.#view;
+    if (samples > this.#out.length) this.#out = new Int16Array(Math.max(samples, this.#out.length * 2));
+    this.#view = this.#out.subarray(0, samples);
+    return this.#view;
+  }
+}

@@ -116,6 +116,12 @@ function helpTail(variables: string[], example: string): string {
   return `${env}\nExample:\n  $ ${example}\n`;
 }
 
+/** A `--provider` value: one of the media endpoints. */
+function parseProvider(value: string): Provider {
+  if (!isProvider(value)) throw new InvalidArgumentError(`must be one of ${PROVIDERS.join(', ')}`);
+  return value;
+}
+
 /** What every command that opens the database reads. */
 const DATABASE_ENV = ['DATABASE_URL', 'DATA_DIR'];
 /** What `serve` and `worker` read besides their own (docs/cli.md, README "Configuration"). */
@@ -139,7 +145,7 @@ program
     const server = await startServer(cfg, { workers: opts.workers });
     openingDatabase(cfg, true);
     const base = cfg.publicUrl;
-    console.error(`callrec is up: dashboard ${base}/, API ${base}/api, media endpoints ${base.replace(/^http/, 'ws')}/media/{twilio,telnyx,vonage}`);
+    console.error(`callrec is up: dashboard ${base}/, API ${base}/api, media endpoints ${base.replace(/^http/, 'ws')}/media/{${PROVIDERS.join(',')}}`);
     if (!cfg.apiKey) console.error('API keys: set CALLREC_API_KEY for an operator key, or run `npm run callrec -- keys create --name me --scopes admin`.');
     // Live calls run on (up to DRAIN_TIMEOUT_SECONDS); a second signal ends them now, still finalized.
     stopOnSignal(() => server.drain(), () => void server.drain());
@@ -230,10 +236,7 @@ program
   .command('replay <files...>')
   .description('stream fixture captures at a server as the providers would (QA)')
   .requiredOption('--url <url>', 'the server: host:port, a ws://, wss://, http:// or https:// base, or a full endpoint URL')
-  .option('--provider <name>', `${PROVIDERS.join(', ')} (default: each fixture's own)`, (v: string) => {
-    if (!isProvider(v)) throw new InvalidArgumentError(`must be one of ${PROVIDERS.join(', ')}`);
-    return v;
-  })
+  .option('--provider <name>', `${PROVIDERS.join(', ')} (default: each fixture's own)`, parseProvider)
   .option('--agent <id>', 'agent_id parameter')
   .option('--token-stdin', 'read the API key (media:stream scope) from stdin instead of CALLREC_TOKEN')
   .option('--token <key>', 'the API key on the command line (seen by `ps` and shell history: prefer CALLREC_TOKEN or --token-stdin)')
@@ -261,20 +264,19 @@ program
   .command('bench')
   .description('performance suite: starts callrec as a child process, loads it, prints a table and writes bench/results.json')
   .option('--calls <n>', 'concurrent calls', positiveInt, 100)
-  .option('--provider <name>', 'the provider whose messages the fork phase streams (twilio, signalwire, telnyx, plivo, exotel, bandwidth)', 'twilio')
   .option('--seconds <n>', 'length of each call, s', positiveInt, 20)
   .option('--bridge-calls <n>', 'concurrent calls in the bridge (latency) phases', positiveInt, 100)
   .option('--rounds <n>', 'rounds of each comparison (baseline and callrec side by side)', positiveInt, 3)
   .option('--ready-minutes <n>', 'length of the time-to-ready call, min', positiveInt, 10)
   .option('--out <file>', 'results file', 'bench/results.json')
+  .option('--provider <name>', `the fork phase's traffic: ${PROVIDERS.join(', ')} (the same audio in its own messages where bench/wires.ts writes them, else its capture in fixtures/)`, parseProvider, 'twilio')
   .option('--scale-out', 'instead, the scale-out section: two media nodes and a worker sharing PostgreSQL, Redis and a bucket; --calls per media node, --seconds per call')
   .option('--postgres <url>', 'with --scale-out: the PostgreSQL server the nodes share (a schema of their own is made and dropped)', 'postgres://postgres@127.0.0.1:5432/postgres')
   .addHelpText('after', helpTail(['REDIS_URL (the Redis the nodes under test use; default redis://127.0.0.1:6379)'], 'npm run bench -- --calls 200 --seconds 30'))
-  .action(async (opts: { calls: number; provider: string; bridgeCalls: number; seconds: number; rounds: number; readyMinutes: number; out: string; scaleOut?: boolean; postgres: string }) => {
+  .action(async (opts: { calls: number; provider: Provider; bridgeCalls: number; seconds: number; rounds: number; readyMinutes: number; out: string; scaleOut?: boolean; postgres: string }) => {
     // Loaded on demand: `serve` should not pay for the bench code.
     const { runBench } = await import('../bench/index.js');
     const scaleOut = opts.scaleOut ? { postgresUrl: opts.postgres } : undefined;
-    if (!isProvider(opts.provider)) throw new InvalidArgumentError(`--provider must be one of ${PROVIDERS.join(', ')}`);
     const { failed } = await runBench({ calls: opts.calls, provider: opts.provider, bridgeCalls: opts.bridgeCalls, seconds: opts.seconds, rounds: opts.rounds, readyMinutes: opts.readyMinutes, out: opts.out, scaleOut });
     if (failed > 0) process.exitCode = 1;
   });

@@ -210,15 +210,11 @@ export class CallSession extends StateMachine<SessionState> {
   #onLiveMessage(s: Extract<SessionState, { status: 'live' }>, event: ProviderEvent, data: Buffer, isBinary: boolean): void {
     switch (event.type) {
       case 'media':
+      case 'stereo':
         this.#frames++;
-        if (event.leg === 'caller') {
-          // Relayed before it is recorded: the runtime is waiting for it, the spool is not.
-          s.runtime?.send(data, isBinary);
-        } else if (s.runtime) {
-          // Bridge: the agent is what the runtime says, not a provider track (Telnyx may send one).
-          return;
-        }
-        s.recorder.frame(event.leg, event.timestampMs, event.payload);
+        // Relayed before it is recorded: the runtime is waiting for it, the spool is not.
+        if (event.type === 'stereo' || event.leg === 'caller') s.runtime?.send(data, isBinary);
+        this.#recordFrame(s, event);
         return;
       case 'mark':
         // callrec's own prompt marks end here; the runtime's go back to it.
@@ -237,6 +233,19 @@ export class CallSession extends StateMachine<SessionState> {
         return;
       default:
         throw new CallrecError('ERR_UNEXPECTED_MESSAGE', `"${event.type}" after the stream started`);
+    }
+  }
+
+  /**
+   * Records a provider frame: one leg's, or both of a stereo frame. In a bridge the agent is what
+   * the runtime says, never the provider's agent track or second channel (Telnyx may send one).
+   */
+  #recordFrame(s: Extract<SessionState, { status: 'live' }>, event: ProviderEvent): void {
+    if (event.type === 'media') {
+      if (event.leg === 'caller' || !s.runtime) s.recorder.frame(event.leg, event.timestampMs, event.payload);
+    } else if (event.type === 'stereo') {
+      s.recorder.frame('caller', event.timestampMs, event.caller);
+      if (!s.runtime) s.recorder.frame('agent', event.timestampMs, event.agent);
     }
   }
 
@@ -337,7 +346,7 @@ export class CallSession extends StateMachine<SessionState> {
       return;
     }
     this.#sendToProvider(data, isBinary);
-    if (event.type === 'media') s.recorder.runtimeAudio(event.payload);
+    if (event.type === 'media' || (event.type === 'mark' && event.payload)) s.recorder.runtimeAudio(event.payload!);
     else if (event.type === 'clear') s.recorder.runtimeClear();
   }
 
@@ -383,7 +392,11 @@ export class CallSession extends StateMachine<SessionState> {
     if (prev.status !== 'claimed' && prev.status !== 'live') return;
     const { tenantId, callId } = prev.claim.identity;
     try {
-      if (prev.status === 'live') await prev.recorder.finish(reason);
+      if (prev.status === 'live') {
+        // The last few ms of audio an adapter held back (resampling) belong to the recording too.
+        for (const event of this.#adapter.flush?.() ?? []) this.#recordFrame(prev, event);
+        await prev.recorder.finish(reason);
+      }
       const created = await prev.claim.created.then(() => true, () => false);
       if (!created) return;
       const alignment = prev.status === 'live' ? prev.recorder.alignment : null;

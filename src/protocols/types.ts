@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Leg, MediaFormat } from '../../media/types.js';
 
-export type Provider = 'twilio' | 'telnyx' | 'vonage' | 'signalwire' | 'plivo' | 'exotel' | 'bandwidth';
+export type Provider = 'twilio' | 'telnyx' | 'vonage' | 'signalwire' | 'plivo' | 'exotel' | 'bandwidth' | 'jambonz' | 'freeswitch' | 'asterisk' | 'azure';
 
 /** What a provider's start message (Vonage: `websocket:connected`) tells us about the stream. */
 export interface StreamStart {
@@ -36,6 +36,8 @@ export type ProviderEvent =
    * a view into the adapter's scratch memory, valid only until the next parse call.
    */
   | { type: 'media'; leg: Leg; timestampMs: number; payload: Buffer }
+  /** One frame carrying both legs (jambonz and FreeSWITCH `stereo`), split by the adapter; as `media` otherwise. */
+  | { type: 'stereo'; timestampMs: number; caller: Buffer; agent: Buffer }
   | { type: 'dtmf'; digit: string }
   /** The provider finished playing audio up to a mark we (or the runtime) sent. */
   | { type: 'mark'; name: string }
@@ -47,7 +49,11 @@ export type ProviderEvent =
 export type RuntimeEvent =
   /** Audio the runtime plays into the call; `payload` may be adapter scratch memory, valid until the next parse call. */
   | { type: 'media'; payload: Buffer }
-  | { type: 'mark'; name: string }
+  /**
+   * `payload`: the end of the runtime's audio before the mark, where the adapter held it back
+   * (a resampler's look-ahead, on platforms streaming above the recording's rate).
+   */
+  | { type: 'mark'; name: string; payload?: Buffer }
   | { type: 'clear' }
   /** A message the provider accepts but that carries nothing for the recording; forwarded as is. */
   | { type: 'other' };
@@ -77,6 +83,11 @@ export interface ProviderAdapter {
   readonly playbackFrameMs?: number;
   /** Parse one message the provider sent us. */
   parseProviderMessage(data: Buffer, isBinary: boolean): ProviderEvent;
+  /**
+   * At the stream's end: audio the adapter still holds (a resampler's look-ahead, on platforms
+   * streaming above the recording's rate), as frames to record; absent or empty where none.
+   */
+  flush?(): ProviderEvent[];
   /** Parse one message a voice-agent runtime sent (it is in the provider's "to provider" format). */
   parseRuntimeMessage(data: Buffer, isBinary: boolean): RuntimeEvent;
   /** Audio callrec itself plays into the call (consent prompt), in the stream's format. */

@@ -7,6 +7,7 @@ import { CallrecError } from '../errors.js';
 import { bytesPerSample } from '../../media/codec.js';
 import type { Leg, MediaFormat } from '../../media/types.js';
 import { base64Length } from './media-scan.js';
+import { unsupportedCodec } from './pcm.js';
 import type { ProviderEvent, WireMessage } from './types.js';
 
 export type JsonObject = Record<string, unknown>;
@@ -171,8 +172,7 @@ export function mediaFormat(
   names: { pcmu?: string; pcma?: string; l16: string },
   l16ByteOrder: 'be' | 'le',
 ): MediaFormat {
-  const unsupported = () =>
-    new CallrecError('ERR_UNSUPPORTED_CODEC', `unsupported codec ${encoding.slice(0, 40)} at ${sampleRate} Hz`);
+  const unsupported = () => unsupportedCodec(encoding, sampleRate);
   if (encoding === names.pcmu || encoding === names.pcma) {
     if (sampleRate !== 8000) throw unsupported();
     return { codec: encoding === names.pcmu ? 'pcmu' : 'pcma', sampleRate };

@@ -62,6 +62,8 @@ function pairs(text: unknown): Params {
 function paramsOf(provider: Provider, message: Record<string, unknown>): Params | undefined {
   if (provider === 'vonage') return message.event === 'websocket:connected' ? (message as Params) : undefined;
   if (provider === 'bandwidth') return message.eventType === 'start' ? ((message.streamParams ??= {}) as Params) : undefined;
+  if (provider === 'freeswitch') return message as Params;
+  if (provider === 'jambonz') return (message.metadata ??= {}) as Params;
   if (message.event !== 'start') return undefined;
   if (provider === 'plivo') return pairs(message.extra_headers);
   const start = message.start as Record<string, unknown> | undefined;
@@ -72,6 +74,7 @@ function paramsOf(provider: Provider, message: Record<string, unknown>): Params 
 
 /** The fixture's start message with `agent_id`, `token` and `call_id` set (or the placeholders removed). */
 export function rewriteStart(provider: Provider, text: string, opts: Pick<ReplayOptions, 'agentId' | 'token' | 'callId'>): string {
+  if (PARAMS_IN_URL.has(provider)) return text;
   const message = JSON.parse(text) as Record<string, unknown>;
   const params = paramsOf(provider, message);
   if (params === undefined) return text;
@@ -87,12 +90,42 @@ export function rewriteStart(provider: Provider, text: string, opts: Pick<Replay
   return JSON.stringify(message);
 }
 
+/** What only each provider's start message holds (jambonz and FreeSWITCH: the metadata's mix type). */
+const START_MARKS: Record<Provider, string> = {
+  twilio: '"event":"start"',
+  telnyx: '"event":"start"',
+  vonage: '"websocket:connected"',
+  signalwire: '"event":"start"',
+  plivo: '"event":"start"',
+  exotel: '"event":"start"',
+  bandwidth: '"eventType":"start"',
+  jambonz: '"mixType"',
+  freeswitch: '"mixType"',
+  asterisk: 'MEDIA_START',
+  azure: '"AudioMetadata"',
+};
+
+/** Platforms whose start carries no parameters of ours: they go on the URL (Asterisk's `v()`, ACS's transport URL). */
+const PARAMS_IN_URL: ReadonlySet<Provider> = new Set(['asterisk', 'azure']);
+
 /** Whether `message` is the stream's start (Vonage: `websocket:connected`), which carries the parameters. */
 export function isStart(provider: Provider, message: FixtureMessage): boolean {
-  if (message.binary) return false;
-  const text = message.data as string;
-  if (provider === 'vonage') return text.includes('"websocket:connected"');
-  return text.includes(provider === 'bandwidth' ? '"eventType":"start"' : '"event":"start"');
+  return !message.binary && (message.data as string).includes(START_MARKS[provider]);
+}
+
+/** The stream's parameters a replay fills in. */
+export type Credentials = Pick<ReplayOptions, 'agentId' | 'token' | 'callId'>;
+
+export function paramsOnUrl(provider: Provider): boolean {
+  return PARAMS_IN_URL.has(provider);
+}
+
+/** The endpoint URL with the stream's parameters on it, for platforms that carry them there. */
+export function urlWithParams(provider: Provider, url: string, opts: Credentials): string {
+  if (!PARAMS_IN_URL.has(provider)) return url;
+  const out = new URL(url);
+  for (const [key, value] of [['agent_id', opts.agentId], ['token', opts.token], ['call_id', opts.callId]]) if (value !== undefined) out.searchParams.set(key!, value);
+  return out.toString();
 }
 
 /**
@@ -103,7 +136,7 @@ export function isStart(provider: Provider, message: FixtureMessage): boolean {
 export async function replayFixture(fixture: Fixture, opts: ReplayOptions): Promise<ReplayResult> {
   const provider = fixture.meta.provider;
   const divisor = opts.speed === 'realtime' ? 1 : opts.speed;
-  const ws = new WebSocket(opts.url, { headers: opts.headers });
+  const ws = new WebSocket(urlWithParams(provider, opts.url, opts), { headers: opts.headers });
   const received: ReplayResult['received'] = [];
   let openedAt = performance.now();
   let closed = false;
@@ -141,7 +174,8 @@ export async function replayFixture(fixture: Fixture, opts: ReplayOptions): Prom
     for (const echo of playback.due(streamMs)) ws.send(echo);
     if (opts.dtmf && !dtmfPressed && playback.firstMarkAtMs !== null && streamMs >= playback.firstMarkAtMs + DTMF_AFTER_PROMPT_MS) {
       dtmfPressed = true;
-      ws.send(playback.dtmf(opts.dtmf));
+      const press = playback.dtmf(opts.dtmf);
+      if (press !== null) ws.send(press);
     }
   };
   for (const message of fixture.messages) {

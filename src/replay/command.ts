@@ -74,7 +74,7 @@ export function parseSpeed(value: string): ReplayOptions['speed'] {
 }
 
 export function isProvider(value: string): value is Provider {
-  return (PROVIDERS as readonly string[]).includes(value);
+  return Object.hasOwn(adapters, value);
 }
 
 /** The endpoint URL for `provider`: a base gets `/media/<provider>`, a URL with a path is used as is. */

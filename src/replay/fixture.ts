@@ -39,7 +39,10 @@ export interface FixtureMeta {
   description: string;
   mode: 'fork' | 'bridge';
   codec: Codec;
+  /** The recording's rate. */
   sampleRate: SampleRate;
+  /** The rate on the wire, where the platform sends more than the recording keeps (L16 24/48 kHz). */
+  wireRate?: number;
   durationMs: number;
   /** Legs the stream carries. */
   legs: Leg[];

@@ -12,8 +12,8 @@ import type { Provider } from '../protocols/types.js';
 
 /** Wire bytes per millisecond of audio in the fixture's format. */
 function bytesPerMs(fixture: Fixture): number {
-  const { codec, sampleRate } = fixture.meta;
-  return ((codec === 'l16' ? 2 : 1) * sampleRate) / 1000;
+  const { codec, sampleRate, wireRate } = fixture.meta;
+  return ((codec === 'l16' ? 2 : 1) * (wireRate ?? sampleRate)) / 1000;
 }
 
 /** The ids a provider stamps on its own messages, read from the fixture's start message. */
@@ -47,26 +47,40 @@ export class ProviderPlayback {
 
   /** A message callrec sent at stream time `nowMs`. Messages the provider would refuse are ignored here. */
   receive(data: Buffer, binary: boolean, nowMs: number): void {
-    if (binary) return this.#play(data.length, nowMs); // Vonage audio frames
+    if (binary) return this.#play(data.length, nowMs); // Vonage, jambonz, Asterisk audio frames
+    const text = data.toString();
+    // Asterisk's plain-text commands.
+    const asteriskMark = /^MARK_MEDIA correlation_id:(\S*)/.exec(text);
+    if (asteriskMark) return void this.#marks.push({ name: asteriskMark[1], atMs: Math.max(nowMs, this.#playedUntil) });
+    if (text === 'FLUSH_MEDIA') return this.#clear(nowMs);
     let message: Record<string, any>;
     try {
       message = JSON.parse(data.toString()) as Record<string, any>;
     } catch {
       return;
     }
-    const kind: unknown = message.event ?? message.action ?? message.eventType;
+    const kind: unknown = message.event ?? message.action ?? message.eventType ?? message.type ?? message.Kind ?? message.command;
+    const markName: unknown = message.mark?.name ?? message.data?.name ?? message.correlation_id;
     if ((kind === 'media' || kind === 'playAudio') && typeof message.media?.payload === 'string') {
       this.#play(Buffer.byteLength(message.media.payload, 'base64'), nowMs);
-    } else if (kind === 'mark' && typeof message.mark?.name === 'string') {
-      this.#marks.push({ name: message.mark.name, atMs: Math.max(nowMs, this.#playedUntil) });
+    } else if (kind === 'AudioData' && typeof message.AudioData?.Data === 'string') {
+      this.#play(Buffer.byteLength(message.AudioData.Data, 'base64'), nowMs); // Azure
+    } else if (kind === 'streamAudio' && typeof message.data?.audioData === 'string') {
+      this.#play(Buffer.byteLength(message.data.audioData, 'base64'), nowMs); // FreeSWITCH
+    } else if ((kind === 'mark' || kind === 'MARK_MEDIA') && typeof markName === 'string') {
+      this.#marks.push({ name: markName, atMs: Math.max(nowMs, this.#playedUntil) });
     } else if (kind === 'checkpoint' && typeof message.name === 'string') {
-      this.#marks.push({ name: message.name, atMs: Math.max(nowMs, this.#playedUntil) });
+      this.#marks.push({ name: message.name, atMs: Math.max(nowMs, this.#playedUntil) }); // Plivo
     } else if (kind === 'notify') {
       this.#marks.push({ name: typeof message.payload?.name === 'string' ? message.payload.name : '', atMs: Math.max(nowMs, this.#playedUntil) });
-    } else if (kind === 'clear' || kind === 'clearAudio') {
-      this.#playedUntil = nowMs;
-      for (const mark of this.#marks) mark.atMs = nowMs;
+    } else if (kind === 'clear' || kind === 'clearAudio' || kind === 'killAudio' || kind === 'FLUSH_MEDIA' || kind === 'StopAudio') {
+      this.#clear(nowMs);
     }
+  }
+
+  #clear(nowMs: number): void {
+    this.#playedUntil = nowMs;
+    for (const mark of this.#marks) mark.atMs = nowMs;
   }
 
   /** The provider's messages due by stream time `nowMs` (mark confirmations), in order. */
@@ -80,8 +94,8 @@ export class ProviderPlayback {
     return out;
   }
 
-  /** The provider's message for a key the caller pressed. */
-  dtmf(digit: string): string {
+  /** The provider's message for a key the caller pressed; null where the platform sends none (FreeSWITCH). */
+  dtmf(digit: string): string | null {
     const sequence = String(this.#sequence++);
     switch (this.#provider) {
       case 'twilio':
@@ -98,6 +112,14 @@ export class ProviderPlayback {
       case 'bandwidth':
         // Bandwidth posts keys to a `<Gather>` webhook, not over the stream (and confirms no prompt to press after).
         throw new Error('Bandwidth sends no DTMF over the stream');
+      case 'jambonz':
+        return JSON.stringify({ event: 'dtmf', dtmf: digit, duration: '100' });
+      case 'asterisk':
+        return `DTMF_END digit:${digit}`;
+      case 'azure':
+        return JSON.stringify({ kind: 'DtmfData', dtmfData: { data: digit } });
+      case 'freeswitch':
+        return null;
     }
   }
 
@@ -121,6 +143,14 @@ export class ProviderPlayback {
         return JSON.stringify({ event: 'mark', sequence_number: Number(sequence), stream_sid: this.#ids.stream_sid, mark: { name } });
       case 'bandwidth':
         throw new Error('Bandwidth confirms no marks');
+      case 'jambonz':
+        return JSON.stringify({ type: 'mark', data: { name, event: 'playout' } });
+      case 'asterisk':
+        return `MEDIA_MARK_PROCESSED correlation_id:${name}`;
+      // No marks on these platforms: callrec never asks for one.
+      case 'freeswitch':
+      case 'azure':
+        return '';
     }
   }
 

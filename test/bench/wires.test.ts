@@ -1,5 +1,5 @@
 import { decoderFor } from '../../media/codec.js';
-import { payloadAt, runLoad } from '../../bench/load.js';
+import { payloadAt, runLoad, wireStream } from '../../bench/load.js';
 import { LOAD_WIRES } from '../../bench/wires.js';
 import type { Provider } from '../../src/protocols/types.js';
 import { decodeAudio } from '../helpers/audio.js';
@@ -16,7 +16,7 @@ afterAll(() => ts?.close());
 // wire must be one callrec records, both tracks, as the same audio Twilio's wire carries.
 test.each(Object.keys(LOAD_WIRES) as Provider[])('the bench\'s %s wire is a stream callrec records, both legs, sample for sample', async (provider) => {
   const callId = uniqueCallId(`wire-${provider}`);
-  const load = await runLoad({ url: `${ts.wsUrl}/media/${provider}`, wire: LOAD_WIRES[provider], callIds: [callId], seconds: 1, tracks: 'both', params: { agent_id: 'bench-wires', token: ts.key } });
+  const load = await runLoad({ url: `${ts.wsUrl}/media/${provider}`, stream: wireStream(LOAD_WIRES[provider]!, ['inbound', 'outbound']), callIds: [callId], seconds: 1, tracks: 'both', params: { agent_id: 'bench-wires', token: ts.key } });
   expect(load.closeCodes).toEqual([1000]);
   const rec = await ts.recording(callId);
   expect(rec.status).toBe('ready');

@@ -108,7 +108,7 @@ test.each([
   const kit = KITS[provider];
   const text = (frame: { data: Buffer }) => frame.data.toString();
   expect(await misbehave(['{"event": "start", '], provider)).toEqual({ code: 1007, reason: expect.stringMatching(/^ERR_MALFORMED_MESSAGE: /) });
-  expect(await misbehave([text(kit.unknownEvent)], provider)).toEqual({ code: 1003, reason: expect.stringMatching(/^ERR_UNKNOWN_EVENT: /) });
+  expect(await misbehave([text(kit.unknownEvent!)], provider)).toEqual({ code: 1003, reason: expect.stringMatching(/^ERR_UNKNOWN_EVENT: /) });
   expect(await misbehave([text(kit.unsupportedCodecStart)], provider)).toEqual({ code: 1003, reason: expect.stringMatching(/^ERR_UNSUPPORTED_CODEC: /) });
 
   const capture = await readFixture(path.join(import.meta.dirname, `../../fixtures/${name}.jsonl`));

@@ -27,7 +27,7 @@ interface Sent {
 
 /** The caller pressing `digit`, in the fixture's provider's protocol. */
 function dtmfOf(fixture: Fixture, digit: string): string {
-  return new ProviderPlayback(fixture).dtmf(digit);
+  return new ProviderPlayback(fixture).dtmf(digit)!;
 }
 
 /** One 20 ms caller frame of silence at `timestampMs`. */
@@ -107,6 +107,8 @@ describe.each([
   ['vonage-tones', 1000, ''],
   ['plivo-bidirectional-caller', 1700, ''],
   ['exotel-voicebot-caller', 1700, ''],
+  ['jambonz-mono-24k', 1000, ''],
+  ['asterisk-slin48', 1000, ''],
 ] as const)('one-party consent on %s', (name, echoAtMs, query) => {
   let fixture: Fixture;
   let call: { callId: string; sent: Sent };

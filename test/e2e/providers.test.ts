@@ -48,6 +48,10 @@ describe.each([
   'plivo-fork-tones',
   'exotel-voicebot-caller',
   'bandwidth-fork-tones',
+  'jambonz-stereo',
+  'freeswitch-mono',
+  'asterisk-slin48',
+  'azure-unmixed-24k',
 ])('%s', (name) => {
   let fixture: Fixture;
   beforeAll(async () => {

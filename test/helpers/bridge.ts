@@ -14,16 +14,25 @@ export interface Message {
 
 /** The stream format a fixture's provider uses on the wire. */
 export function formatOf(fixture: Fixture): MediaFormat {
-  const { codec, sampleRate, provider } = fixture.meta;
-  return { codec, sampleRate, byteOrder: provider === 'telnyx' ? 'be' : 'le' } as MediaFormat;
+  const { codec, sampleRate, wireRate, provider } = fixture.meta;
+  return { codec, sampleRate: wireRate ?? sampleRate, byteOrder: provider === 'telnyx' ? 'be' : 'le' } as MediaFormat;
 }
 
-/** Whether a parsed message is a stream's start (Vonage: `websocket:connected`, Bandwidth: `eventType` start). */
-const isStartMessage = (m: Record<string, any>) => m.event === 'start' || m.event === 'websocket:connected' || m.eventType === 'start';
+/** A text message as JSON; null for the plain-text lines Asterisk speaks. */
+function json(message: Message): Record<string, any> | null {
+  const text = message.data.toString();
+  return text.startsWith('{') ? JSON.parse(text) : null;
+}
 
-/** The fixture's start message, parsed. */
+/** Platforms with no marks: a runtime sends none, and their replies are audio only. */
+export const NO_MARKS: ReadonlySet<Provider> = new Set(['bandwidth', 'freeswitch', 'azure']);
+
+/** Whether a message is a provider's start (Vonage: `websocket:connected`; Bandwidth: `eventType` start; jambonz and FreeSWITCH: the metadata; Asterisk: MEDIA_START; ACS: AudioMetadata). */
+const START = /"start"|websocket:connected|"mixType"|^MEDIA_START|"AudioMetadata"/;
+
+/** The fixture's start message (Vonage: `websocket:connected`), parsed. */
 function startOf(fixture: Fixture): Record<string, any> {
-  return fixture.messages.filter((m) => !m.binary).map((m) => JSON.parse(m.data as string)).find(isStartMessage)!;
+  return JSON.parse(fixture.messages.find((m) => !m.binary && START.test(m.data as string))!.data as string);
 }
 
 /** The provider's "your audio up to this mark has played" message, in its own protocol. */
@@ -42,6 +51,12 @@ export function markEcho(fixture: Fixture, name: string): string {
       return JSON.stringify({ event: 'mark', sequence_number: '900', stream_id: startOf(fixture).stream_id, mark: { name } });
     case 'vonage':
       return JSON.stringify({ event: 'websocket:notify', payload: { name } });
+    case 'jambonz':
+      return JSON.stringify({ type: 'mark', data: { name, event: 'playout' } });
+    case 'asterisk':
+      return `MEDIA_MARK_PROCESSED correlation_id:${name}`;
+    default:
+      throw new Error(`${fixture.meta.provider} has no marks`);
   }
 }
 
@@ -50,31 +65,41 @@ export type Said = { type: 'audio'; payload: Buffer } | { type: 'mark'; name: st
 
 /** Reads a message sent toward the provider (callrec's prompt, or the runtime's replies). */
 export function readToProvider(message: Message): Said {
-  if (message.binary) return { type: 'audio', payload: message.data }; // Vonage audio frames
-  const m = JSON.parse(message.data.toString());
-  // Plivo and Bandwidth play `playAudio`; Plivo's mark is `checkpoint`.
+  if (message.binary) return { type: 'audio', payload: message.data }; // Vonage, jambonz, Asterisk audio frames
+  const asteriskMark = /^MARK_MEDIA correlation_id:(\S*)/.exec(message.data.toString());
+  if (asteriskMark) return { type: 'mark', name: asteriskMark[1] };
+  const m = json(message);
+  if (m === null) return { type: 'other' };
+  // Plivo and Bandwidth play `playAudio`; Plivo's mark is `checkpoint`; FreeSWITCH plays `streamAudio`.
   if (m.event === 'media' || m.event === 'playAudio' || m.eventType === 'playAudio') return { type: 'audio', payload: Buffer.from(m.media.payload, 'base64') };
+  if (m.type === 'streamAudio') return { type: 'audio', payload: Buffer.from(m.data.audioData, 'base64') };
   if (m.event === 'mark') return { type: 'mark', name: m.mark.name };
   if (m.event === 'checkpoint') return { type: 'mark', name: m.name };
+  if (m.type === 'mark') return { type: 'mark', name: m.data.name };
   if (m.action === 'notify') return { type: 'mark', name: m.payload.name };
   return { type: 'other' };
 }
 
-/** The name in a provider's "your mark has played" message (any provider's); null for anything else. */
-export function echoedMarkName(message: Message): string | null {
+/** The mark a provider says has played, in any provider's protocol; null for anything else. */
+export function playedMark(message: Message): string | null {
   if (message.binary) return null;
-  const m = JSON.parse(message.data.toString());
-  if (m.event === 'mark' || m.event === 'websocket:notify') return m.mark?.name ?? m.payload.name;
-  return m.event === 'playedStream' ? m.name : null;
+  const asterisk = /^MEDIA_MARK_PROCESSED correlation_id:(\S*)/.exec(message.data.toString());
+  if (asterisk) return asterisk[1];
+  const m = json(message);
+  if (m?.event === 'mark') return m.mark.name;
+  if (m?.event === 'websocket:notify') return m.payload.name;
+  if (m?.event === 'playedStream') return m.name; // Plivo
+  if (m?.type === 'mark') return m.data.name;
+  return null;
 }
 
-/** Caller audio in a message the provider sent (inbound media of any provider, Vonage binary frames); null otherwise. */
+/** Caller audio in a message the provider sent (inbound media of any provider, binary frames); null otherwise. */
 export function callerAudio(message: Message): Buffer | null {
   if (message.binary) return message.data;
-  const m = JSON.parse(message.data.toString());
+  const m = json(message);
   // Bandwidth puts track and payload at the top; Exotel's media names no track (the caller's only).
-  if (m.eventType === 'media') return m.track === 'inbound' ? Buffer.from(m.payload, 'base64') : null;
-  return m.event === 'media' && (m.media.track ?? 'inbound') === 'inbound' ? Buffer.from(m.media.payload, 'base64') : null;
+  if (m?.eventType === 'media') return m.track === 'inbound' ? Buffer.from(m.payload, 'base64') : null;
+  return m?.event === 'media' && (m.media.track ?? 'inbound') === 'inbound' ? Buffer.from(m.media.payload, 'base64') : null;
 }
 
 /** Whether a frame of caller audio holds a tone (what `ToneAnsweringRuntime` answers). */
@@ -153,9 +178,14 @@ export class ToneAnsweringRuntime {
     return `ws://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
   }
 
-  /** The start message the runtime was sent (Vonage: `websocket:connected`). */
+  /** The start message the runtime was sent (Vonage: `websocket:connected`), as text. */
+  get startText(): string {
+    return this.received.find((m) => !m.binary && START.test(m.data.toString()))!.data.toString();
+  }
+
+  /** The start message the runtime was sent, parsed (JSON starts only). */
   get start(): Record<string, any> {
-    return this.received.filter((m) => !m.binary).map((m) => JSON.parse(m.data.toString())).find(isStartMessage)!;
+    return JSON.parse(this.startText);
   }
 
   close(): Promise<void> {
@@ -165,7 +195,7 @@ export class ToneAnsweringRuntime {
 
   #onMessage(ws: WebSocket, message: Message): void {
     this.received.push(message);
-    if (!this.#started && !message.binary && isStartMessage(JSON.parse(message.data.toString()))) {
+    if (!this.#started && !message.binary && START.test(message.data.toString())) {
       this.#started = this.#protocol.parseProviderMessage(message.data, false).type === 'start';
       if (this.#opts.greetingMs) {
         this.#say(ws, tone(this.#opts.format, 2000, this.#opts.greetingMs), 'greeting');

@@ -1,4 +1,4 @@
-import { resample } from '../../media/resample.js';
+import { resample, StreamResampler } from '../../media/resample.js';
 
 function tone(freqHz: number, amplitude: number, seconds: number, sampleRate: number): Int16Array {
   const length = Math.round(seconds * sampleRate);
@@ -84,4 +84,48 @@ describe('resample', () => {
     expect(() => resample(pcm, 0, 8000)).toThrow(RangeError);
     expect(() => resample(pcm, 8000, 11025.5)).toThrow(RangeError);
   });
+});
+
+describe('StreamResampler', () => {
+  test.each([
+    [48000, 16000],
+    [24000, 16000],
+    [48000, 8000],
+    [16000, 24000],
+  ])('fed in 20 ms frames, matches resample() of the whole signal, %i → %i Hz', (from, to) => {
+    const input = tone(1000, 10000, 0.5, from);
+    const whole = resample(input, from, to);
+    const stream = new StreamResampler(from, to);
+    const out: number[] = [];
+    const frame = from / 50;
+    for (let i = 0; i < input.length; i += frame) {
+      expect(stream.emitted).toBe(out.length);
+      out.push(...stream.push(input.subarray(i, i + frame)));
+    }
+    // The stream trails by half its kernel: what it has emitted is the whole signal's start.
+    expect(out.length).toBeGreaterThan(whole.length - (to / 1000) * 5);
+    for (let j = 0; j < out.length; j++) expect(Math.abs(out[j] - whole[j])).toBeLessThanOrEqual(1);
+  });
+
+  test('a push of a frame size seen before allocates no new output', () => {
+    const stream = new StreamResampler(48000, 16000);
+    const frame = new Int16Array(960);
+    stream.push(frame);
+    const a = stream.push(frame);
+    const b = stream.push(frame);
+    expect(b).toBe(a);
+    expect(a.length).toBe(320);
+  });
+});
+
+test('StreamResampler.flush: the held-back end of the input, then a fresh start', () => {
+  const input = tone(1000, 10000, 0.1, 48000);
+  const whole = resample(input, 48000, 16000);
+  const stream = new StreamResampler(48000, 16000);
+  const head = Array.from(stream.push(input));
+  const tail = Array.from(stream.flush());
+  expect(head.length + tail.length).toBe(whole.length);
+  [...head, ...tail].forEach((s, j) => expect(Math.abs(s - whole[j])).toBeLessThanOrEqual(1));
+  expect([stream.received, stream.emitted]).toEqual([0, 0]);
+  expect(Array.from(stream.push(input))).toEqual(head);
 });

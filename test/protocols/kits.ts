@@ -50,16 +50,17 @@ export interface ProviderKit {
   media(leg: 'caller' | 'agent', n: number, payload: Buffer): Frame;
   /** The same frame with a payload that is not audio of the stream's format. */
   badPayload(n: number): Frame;
-  /** Null where DTMF does not come over the stream (Bandwidth: `<Gather>` posts it to a webhook). */
+  /** Null where DTMF does not come over the stream (Bandwidth: `<Gather>` posts it to a webhook; FreeSWITCH `mod_audio_stream`). */
   dtmf: ((digit: string) => Frame) | null;
   /** What the provider sends back once playback reaches a mark callrec sent; null where it has no marks (Bandwidth). */
   echoMark: ((sent: WireMessage) => Frame) | null;
   stop: Frame | null;
-  unknownEvent: Frame;
-  /** What a runtime speaking the provider's protocol sends. */
+  /** Null where any text after the start is the user's own (FreeSWITCH `send_text`). */
+  unknownEvent: Frame | null;
+  /** What a runtime speaking the provider's protocol sends; marks and clear null where it has none. */
   runtimeMedia(payload: Buffer): Frame;
   runtimeMark: ((name: string) => Frame) | null;
-  runtimeClear: Frame;
+  runtimeClear: Frame | null;
   /** What `parseRuntimeMessage` makes of `runtimeMark` (Vonage: its notify is nothing to callrec). */
   runtimeMarkEvent(name: string): { type: 'mark'; name: string } | { type: 'other' };
   /** The text of a start message, with every encoded part decoded, to search for secrets. */
@@ -158,7 +159,7 @@ const vonage: ProviderKit = {
   carriesAgent: false,
   connected: null,
   start: text({ event: 'websocket:connected', 'content-type': 'audio/l16;rate=16000', agent_id: 'agent-1', call_id: 'call-1', token: SECRET, uuid: 'aaaaaaaa-bbbb-cccc-dddd-0123456789ab' }),
-  unsupportedCodecStart: text({ event: 'websocket:connected', 'content-type': 'audio/l16;rate=24000' }),
+  unsupportedCodecStart: text({ event: 'websocket:connected', 'content-type': 'audio/l16;rate=22050' }),
   // Vonage frames carry no position: the nth frame is at n × 20 ms because n came before it.
   media: (_leg, _n, payload) => binary(payload),
   badPayload: () => binary(Buffer.alloc(641)),
@@ -286,4 +287,114 @@ const bandwidth: ProviderKit = {
 };
 
 /** SignalWire's `<Stream>` speaks Twilio's protocol: Twilio's messages, at its own endpoint. */
-export const KITS: Record<Provider, ProviderKit> = { twilio, telnyx, vonage, signalwire: twilio, plivo, exotel, bandwidth };
+const JAMBONZ_CALL = 'b6b8ef0b-3c4d-4a3e-9d2f-6f3c1e2a9b10';
+const jambonz: ProviderKit = {
+  upgrade: { headers: { 'sec-websocket-protocol': 'audio.jambonz.org' }, query: {} },
+  format: { codec: 'l16', sampleRate: 16000, byteOrder: 'le' },
+  frameBytes: 640,
+  carriesAgent: false,
+  connected: null,
+  start: text({
+    callSid: JAMBONZ_CALL,
+    direction: 'inbound',
+    from: '+15083084809',
+    to: '+15083728299',
+    callId: '2b5f6c1e-9a7d-123d-6a91-0242ac120002',
+    accountSid: 'fef61e75-cec3-496c-a7bc-8368e4d2a2ce',
+    applicationSid: '0e0681b0-c7e4-4ba9-8d0e-0e1a3d0e1b2c',
+    sampleRate: 16000,
+    mixType: 'mono',
+    metadata: { agent_id: 'agent-1', call_id: 'call-1', token: SECRET },
+  }),
+  unsupportedCodecStart: text({ callSid: JAMBONZ_CALL, sampleRate: 22050, mixType: 'mono' }),
+  media: (_leg, _n, payload) => binary(payload),
+  badPayload: () => binary(Buffer.alloc(641)),
+  dtmf: (digit) => text({ event: 'dtmf', dtmf: digit, duration: '250' }),
+  echoMark: (sent) => text({ type: 'mark', data: { ...JSON.parse(sent.data as string).data, event: 'playout' } }),
+  stop: null,
+  unknownEvent: text({ type: 'hello' }),
+  runtimeMedia: (payload) => binary(payload),
+  runtimeMark: (name) => text({ type: 'mark', data: { name } }),
+  runtimeClear: text({ type: 'killAudio' }),
+  runtimeMarkEvent: (name) => ({ type: 'mark', name }),
+  reveal: (start) => start,
+};
+
+const freeswitch: ProviderKit = {
+  upgrade: { headers: {}, query: {} },
+  format: { codec: 'l16', sampleRate: 8000, byteOrder: 'le' },
+  frameBytes: 320,
+  carriesAgent: false,
+  connected: null,
+  // The dialplan's metadata argument: `uuid_audio_stream ${uuid} start wss://… mono 8k {"uuid":…}`.
+  start: text({ uuid: '7c3d2a1e-5b6f-4e8d-9c0a-1b2c3d4e5f60', sampleRate: '8k', mixType: 'mono', agent_id: 'agent-1', call_id: 'call-1', token: SECRET }),
+  unsupportedCodecStart: text({ sampleRate: '11025', mixType: 'mono' }),
+  media: (_leg, _n, payload) => binary(payload),
+  badPayload: () => binary(Buffer.alloc(321)),
+  dtmf: null,
+  echoMark: null,
+  stop: null,
+  unknownEvent: null,
+  runtimeMedia: (payload) => text({ type: 'streamAudio', data: { audioDataType: 'raw', sampleRate: 8000, audioData: payload.toString('base64') } }),
+  runtimeMark: null,
+  runtimeClear: null,
+  runtimeMarkEvent: (name) => ({ type: 'mark', name }),
+  reveal: (start) => start,
+};
+
+const plain = (line: string): Frame => ({ data: Buffer.from(line), binary: false });
+const asterisk: ProviderKit = {
+  // Dial(WebSocket/connection1/c(slin16)v(agent_id=…,call_id=…,token=…)): the parameters are on the URL.
+  upgrade: { headers: { 'sec-websocket-protocol': 'media' }, query: { agent_id: 'agent-1', call_id: 'call-1', token: SECRET } },
+  format: { codec: 'l16', sampleRate: 16000, byteOrder: 'le' },
+  frameBytes: 640,
+  carriesAgent: false,
+  connected: null,
+  start: plain('MEDIA_START connection_id:media_connection1 channel:WebSocket/media_connection1/0x5140001a0040 channel_id:1761245643.1 format:slin16 optimal_frame_size:640 ptime:20'),
+  unsupportedCodecStart: plain('MEDIA_START connection_id:media_connection1 channel:WebSocket/media_connection1/0x1 format:g722 optimal_frame_size:160 ptime:20'),
+  media: (_leg, _n, payload) => binary(payload),
+  badPayload: () => binary(Buffer.alloc(641)),
+  dtmf: (digit) => plain(`DTMF_END digit:${digit}`),
+  echoMark: (sent) => plain((sent.data as string).replace('MARK_MEDIA', 'MEDIA_MARK_PROCESSED')),
+  stop: null,
+  unknownEvent: plain('MEDIA_PARTY connection_id:media_connection1'),
+  runtimeMedia: (payload) => binary(payload),
+  runtimeMark: (name) => plain(`MARK_MEDIA correlation_id:${name}`),
+  runtimeClear: plain('FLUSH_MEDIA'),
+  runtimeMarkEvent: (name) => ({ type: 'mark', name }),
+  reveal: (start) => start,
+};
+
+const ACS_START_MS = Date.parse('2025-03-11T09:30:00.000Z');
+const azure: ProviderKit = {
+  upgrade: { headers: { 'x-ms-call-connection-id': '401f3500-62bd-46a1-a8f8-2a0d5f9b8c11' }, query: { agent_id: 'agent-1', call_id: 'call-1', token: SECRET } },
+  format: { codec: 'l16', sampleRate: 16000, byteOrder: 'le' },
+  frameBytes: 640,
+  carriesAgent: true,
+  connected: null,
+  start: text({ kind: 'AudioMetadata', audioMetadata: { subscriptionId: '89e8cb59-b991-48b0-b154-1db84f16a077', encoding: 'PCM', sampleRate: 16000, channels: 1, length: 640 } }),
+  unsupportedCodecStart: text({ kind: 'AudioMetadata', audioMetadata: { subscriptionId: 'x', encoding: 'OPUS', sampleRate: 16000, channels: 1, length: 640 } }),
+  media: (leg, n, payload) =>
+    text({
+      kind: 'AudioData',
+      audioData: {
+        timestamp: new Date(ACS_START_MS + n * 20).toISOString(),
+        participantRawID: leg === 'caller' ? '4:+15551234567' : '8:acs:bc2a8a4b-0000-4a39-8c2e-41f0e3b3f0aa_00000020-1111-2222-3333-444455556666',
+        data: payload.toString('base64'),
+        silent: false,
+      },
+    }),
+  badPayload: (n) => text({ kind: 'AudioData', audioData: { timestamp: new Date(ACS_START_MS + n * 20).toISOString(), participantRawID: '4:+15551234567', data: 'AAEC', silent: false } }),
+  dtmf: (digit) => text({ kind: 'DtmfData', dtmfData: { data: digit } }),
+  echoMark: null,
+  stop: null,
+  unknownEvent: text({ kind: 'TranscriptionData' }),
+  runtimeMedia: (payload) => text({ Kind: 'AudioData', AudioData: { Data: payload.toString('base64') }, StopAudio: null }),
+  runtimeMark: null,
+  runtimeClear: text({ Kind: 'StopAudio', AudioData: null, StopAudio: {} }),
+  runtimeMarkEvent: (name) => ({ type: 'mark', name }),
+  reveal: (start) => start,
+};
+
+
+export const KITS: Record<Provider, ProviderKit> = { twilio, telnyx, vonage, signalwire: twilio, plivo, exotel, bandwidth, jambonz, freeswitch, asterisk, azure };

@@ -64,7 +64,8 @@ describe('vonage adapter', () => {
     expect(code(() => adapter.parseProviderMessage(buf('nope'), false))).toBe('ERR_MALFORMED_MESSAGE');
     expect(code(() => adapter.parseProviderMessage(buf({ event: 'websocket:party' }), false))).toBe('ERR_UNKNOWN_EVENT');
     expect(code(() => adapter.parseProviderMessage(buf({ event: 'websocket:connected' }), false))).toBe('ERR_MALFORMED_MESSAGE');
-    expect(code(() => adapters.vonage(noUpgrade).parseProviderMessage(buf(connected('audio/l16;rate=24000')), false))).toBe('ERR_UNSUPPORTED_CODEC');
+    expect(code(() => adapters.vonage(noUpgrade).parseProviderMessage(buf(connected('audio/l16;rate=22050')), false))).toBe('ERR_UNSUPPORTED_CODEC');
+    expect(code(() => adapters.vonage(noUpgrade).parseProviderMessage(buf({ event: 'websocket:dtmf', digit: '1' }), false))).toBe('ERR_UNEXPECTED_MESSAGE');
     expect(code(() => adapters.vonage(noUpgrade).parseProviderMessage(buf(connected('audio/pcmu;rate=8000')), false))).toBe('ERR_UNSUPPORTED_CODEC');
     expect(code(() => adapters.vonage(noUpgrade).parseProviderMessage(buf(connected(';rate=8000')), false))).toBe('ERR_UNSUPPORTED_CODEC');
     expect(code(() => started().parseProviderMessage(Buffer.alloc(641), true))).toBe('ERR_BAD_PAYLOAD');
@@ -76,6 +77,12 @@ describe('vonage adapter', () => {
     const expected: Record<string, unknown> = connected();
     delete expected.token;
     expect(out).toEqual(expected);
+  });
+
+  test('24 kHz (audio/l16;rate=24000) is recorded at 16 kHz', () => {
+    const adapter = adapters.vonage(noUpgrade);
+    expect(adapter.parseProviderMessage(buf(connected('audio/l16;rate=24000')), false)).toMatchObject({ start: { format: { codec: 'l16', sampleRate: 16000 } } });
+    expect(adapter.parseProviderMessage(Buffer.alloc(960), true)).toMatchObject({ type: 'media', timestampMs: 0 });
   });
 
   test('runtime: binary audio, clear, notify', () => {

@@ -42,6 +42,6 @@ describe('ProviderPlayback', () => {
     playback.receive(text({ action: 'notify', payload: { name: 'callrec-consent-1' } }), false, 10);
     expect(playback.due(999)).toEqual([]);
     expect(playback.due(1000).map((m) => JSON.parse(m))).toEqual([{ event: 'websocket:notify', payload: { name: 'callrec-consent-1' } }]);
-    expect(JSON.parse(playback.dtmf('1'))).toMatchObject({ event: 'websocket:dtmf', digit: '1' });
+    expect(JSON.parse(playback.dtmf('1')!)).toMatchObject({ event: 'websocket:dtmf', digit: '1' });
   });
 });
