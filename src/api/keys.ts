@@ -1,5 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import { SCOPES, scopesBeyond, type Principal } from '../auth/scopes.js';
+import { newAudiohookSecret } from '../auth/audiohook.js';
 import { principalOf } from '../auth/plugin.js';
 import type { ApiKey } from '../store/index.js';
 import { HttpError } from '../errors.js';
@@ -14,6 +15,8 @@ const CreateKeyBody = Type.Object(
     name: Type.String({ minLength: 1, maxLength: 100 }),
     scopes: Type.Array(Type.Union(SCOPES.map((scope) => Type.Literal(scope))), { minItems: 1, maxItems: SCOPES.length }),
     tenant_id: Type.Optional(SafeId()),
+    /** Also issue an AudioHook client secret: Genesys's upgrades with this key must then be signed with it. */
+    audiohook: Type.Optional(Type.Boolean()),
   },
   { additionalProperties: false },
 );
@@ -53,7 +56,7 @@ const KeyParams = Type.Object({ keyId: SafeId() });
  * API keys: `POST /api/keys` (the secret is shown once), `GET /api/keys`, `GET /api/keys/{id}`,
  * `DELETE /api/keys/{id}` (revokes). The operator reaches every tenant's keys by id.
  */
-export function keyRoutes(app: ApiInstance, { store }: ApiDeps): void {
+export function keyRoutes(app: ApiInstance, { store, keyring }: ApiDeps): void {
   app.post('/api/keys', { schema: { body: CreateKeyBody }, config: { scopes: ['admin'] } }, async (request, reply) => {
     const principal = principalOf(request);
     const tenantId = targetTenant(principal, request.body.tenant_id);
@@ -62,9 +65,18 @@ export function keyRoutes(app: ApiInstance, { store }: ApiDeps): void {
       throw new HttpError('ERR_FORBIDDEN', `a key cannot grant scopes it does not hold: ${beyond.join(', ')}`, { field: 'scopes' });
     }
     if (!(await store.tenants.get(tenantId))) throw notFound(`tenant ${tenantId}`);
-    const { key, secret } = await store.keys.create({ tenantId, name: request.body.name, scopes: request.body.scopes });
+    let audiohookClientSecret: string | undefined;
+    const audiohookSecret = request.body.audiohook
+      ? (keyId: string) => {
+          const issued = newAudiohookSecret(keyring, keyId);
+          audiohookClientSecret = issued.secret;
+          return issued.sealed;
+        }
+      : undefined;
+    const { key, secret } = await store.keys.create({ tenantId, name: request.body.name, scopes: request.body.scopes, audiohookSecret });
     reply.code(201);
-    return { ...keyView(key), secret };
+    // Both shown once: the key's secret is kept as a hash, the client secret sealed.
+    return { ...keyView(key), secret, ...(audiohookClientSecret ? { audiohook_client_secret: audiohookClientSecret } : {}) };
   });
 
   app.get('/api/keys', { schema: { querystring: TenantQuery }, config: { scopes: ['admin'] } }, async (request) => {

@@ -4,6 +4,7 @@ import type { ConsentGate } from '../consent/gate.js';
 import type { HeldMessage } from '../consent/hold.js';
 import { CallrecError, closeReason, errorCode, wsCloseCode, type ErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
+import { LOST } from '../recording/lost-spans.js';
 import type { ProviderAdapter, ProviderEvent, StreamStart, WireMessage } from '../protocols/types.js';
 import type { ControlAction, ControlResult } from './control.js';
 import { wireCall, type MediaContext } from './live-call.js';
@@ -161,7 +162,9 @@ export class CallSession extends StateMachine<SessionState> {
         // (1% of the fork path's CPU when every 8th was timed, perf).
         const timed = (++this.#messages & 31) === 0;
         const started = timed ? performance.now() : 0;
-        this.#onLiveMessage(live, this.#adapter.parseProviderMessage(data, isBinary), data, isBinary);
+        const event = this.#adapter.parseProviderMessage(data, isBinary);
+        if (event.reply) this.#sendToProvider(event.reply.data, event.reply.binary);
+        this.#onLiveMessage(live, event, data, isBinary);
         if (timed) this.#ctx.metrics.frameSeconds.observe((performance.now() - started) / 1000);
         return;
       }
@@ -183,7 +186,10 @@ export class CallSession extends StateMachine<SessionState> {
 
   #onOpeningMessage(s: Extract<SessionState, { status: 'connecting' }>, data: Buffer, isBinary: boolean): void {
     const event = this.#adapter.parseProviderMessage(data, isBinary);
-    if (event.type === 'connected') {
+    if (event.reply) this.#sendToProvider(event.reply.data, event.reply.binary);
+    if (event.type === 'other' && event.reply) {
+      // A session protocol's exchange before the stream (an AudioHook probe's `open`, a `ping`): answered, nothing else.
+    } else if (event.type === 'connected') {
       this.#hold(s.connected, data, isBinary);
     } else if (event.type === 'start') {
       // Stop reading while set-up queries run: TCP holds the provider's frames for us.
@@ -218,6 +224,20 @@ export class CallSession extends StateMachine<SessionState> {
           return;
         }
         s.recorder.frame(event.leg, event.timestampMs, event.payload);
+        return;
+      case 'stereo':
+        this.#frames++;
+        s.recorder.frame('caller', event.timestampMs, event.caller);
+        s.recorder.frame('agent', event.timestampMs, event.agent);
+        return;
+      case 'pause':
+        s.recorder.streamPause();
+        return;
+      case 'resume':
+        s.recorder.streamResume(event.atMs);
+        return;
+      case 'lost':
+        s.recorder.lost(event.fromMs, event.toMs, LOST.discarded);
         return;
       case 'mark':
         // callrec's own prompt marks end here; the runtime's go back to it.
@@ -353,7 +373,10 @@ export class CallSession extends StateMachine<SessionState> {
     if (LIMIT_CODES.has(code)) this.#ctx.metrics.streamLimitsTotal.inc({ limit: code });
     if (wsCode === 1011) this.#log.error({ err }, 'call failed');
     else this.#log.info({ code, reason: err.message }, 'closing stream');
-    this.#closeProvider(wsCode, closeReason(code, wsCode === 1011 ? 'internal error' : err.message));
+    const reason = closeReason(code, wsCode === 1011 ? 'internal error' : err.message);
+    const said = this.#adapter.failMessage?.(reason);
+    if (said) this.#sendToProvider(said.data, said.binary);
+    this.#closeProvider(wsCode, reason);
     this.#end(`${code}: ${err.message}`);
   }
 

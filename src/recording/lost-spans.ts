@@ -13,6 +13,7 @@ export const LOST = {
   queueFull: 'spool write queue full',
   lateFrames: 'frames arrived too late',
   nodeLost: 'media node lost',
+  discarded: 'discarded by the platform',
 } as const;
 
 /**

@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import WebSocket from 'ws';
 import type { Fixture, FixtureMessage } from './fixture.js';
 import { ProviderPlayback } from './playback.js';
+import { AUDIOHOOK_KEY_HEADER } from '../protocols/genesys.js';
 import type { Provider } from '../protocols/types.js';
 
 export interface ReplayOptions {
@@ -50,6 +51,8 @@ type Params = Record<string, string>;
 /** The start message's parameter object for each provider, which the placeholders live in. */
 function paramsOf(provider: Provider, message: Record<string, unknown>): Params | undefined {
   if (provider === 'vonage') return message.event === 'websocket:connected' ? (message as Params) : undefined;
+  // AudioHook: the integration's Custom Config (the key goes in its X-API-KEY header instead).
+  if (provider === 'genesys') return message.type === 'open' ? (((message.parameters as Record<string, unknown>).customConfig ??= {}) as Params) : undefined;
   if (message.event !== 'start') return undefined;
   const start = message.start as Record<string, unknown> | undefined;
   if (start === undefined) return undefined;
@@ -67,7 +70,7 @@ export function rewriteStart(provider: Provider, text: string, opts: Pick<Replay
     else params[key] = value;
   };
   if (opts.agentId !== undefined) params.agent_id = opts.agentId;
-  set('token', opts.token);
+  if (provider !== 'genesys') set('token', opts.token);
   set('call_id', opts.callId);
   return JSON.stringify(message);
 }
@@ -76,6 +79,7 @@ export function rewriteStart(provider: Provider, text: string, opts: Pick<Replay
 export function isStart(provider: Provider, message: FixtureMessage): boolean {
   if (message.binary) return false;
   const text = message.data as string;
+  if (provider === 'genesys') return text.includes('"type":"open"');
   return provider === 'vonage' ? text.includes('"websocket:connected"') : text.includes('"event":"start"');
 }
 
@@ -87,7 +91,8 @@ export function isStart(provider: Provider, message: FixtureMessage): boolean {
 export async function replayFixture(fixture: Fixture, opts: ReplayOptions): Promise<ReplayResult> {
   const provider = fixture.meta.provider;
   const divisor = opts.speed === 'realtime' ? 1 : opts.speed;
-  const ws = new WebSocket(opts.url, { headers: opts.headers });
+  const headers = provider === 'genesys' && opts.token !== undefined ? { ...opts.headers, [AUDIOHOOK_KEY_HEADER]: opts.token } : opts.headers;
+  const ws = new WebSocket(opts.url, { headers });
   const received: ReplayResult['received'] = [];
   let openedAt = performance.now();
   let closed = false;

@@ -6,6 +6,7 @@
  * as Twilio does. Time is the stream's (the fixture's send offsets), so `--speed max` plays a
  * prompt as fast as it streams the call.
  */
+import { CallrecError } from '../errors.js';
 import type { Fixture } from './fixture.js';
 import type { Provider } from '../protocols/types.js';
 
@@ -87,6 +88,8 @@ export class ProviderPlayback {
         return JSON.stringify({ event: 'dtmf', stream_id: this.#ids.stream_id, sequence_number: sequence, dtmf: { digit } });
       case 'vonage':
         return JSON.stringify({ event: 'websocket:dtmf', digit, duration: 100 });
+      case 'genesys':
+        throw noPlayback();
     }
   }
 
@@ -103,6 +106,13 @@ export class ProviderPlayback {
         return JSON.stringify({ event: 'mark', sequence_number: sequence, stream_id: this.#ids.stream_id, mark: { name } });
       case 'vonage':
         return JSON.stringify({ event: 'websocket:notify', payload: { name } });
+      case 'genesys':
+        throw noPlayback();
     }
   }
+}
+
+/** AudioHook Monitor plays nothing, so it has no marks to confirm or keys to press. */
+function noPlayback(): CallrecError {
+  return new CallrecError('ERR_UNEXPECTED_MESSAGE', 'AudioHook Monitor plays no audio: no marks, no DTMF');
 }

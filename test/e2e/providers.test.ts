@@ -39,7 +39,7 @@ async function recordRaw(fixture: Fixture, agent: { format: RecordingFormat; dua
 
 const durationMs = (audio: DecodedAudio) => (audio.channels[0].length * 1000) / audio.sampleRate;
 
-describe.each(['twilio-fork-tones', 'telnyx-fork-tones', 'telnyx-fork-pcma', 'vonage-tones'])('%s', (name) => {
+describe.each(['twilio-fork-tones', 'telnyx-fork-tones', 'telnyx-fork-pcma', 'vonage-tones', 'genesys-audiohook-tones'])('%s', (name) => {
   let fixture: Fixture;
   beforeAll(async () => {
     fixture = await readFixture(path.join(FIXTURES, `${name}.jsonl`));

@@ -31,6 +31,8 @@ export function markEcho(fixture: Fixture, name: string): string {
       return JSON.stringify({ event: 'mark', sequence_number: '900', stream_id: startOf(fixture).stream_id, mark: { name } });
     case 'vonage':
       return JSON.stringify({ event: 'websocket:notify', payload: { name } });
+    case 'genesys':
+      throw new Error('AudioHook Monitor plays nothing: no marks');
   }
 }
 
