@@ -2,7 +2,7 @@ import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { decoderFor } from '../../media/codec.js';
 import type { Leg, MediaFormat } from '../../media/types.js';
-import { adapters } from '../../src/protocols/index.js';
+import { adapters, AUDIOHOOK_KEY_HEADER } from '../../src/protocols/index.js';
 import type { ProviderEvent } from '../../src/protocols/types.js';
 import { readFixture } from '../../src/replay/fixture.js';
 
@@ -12,17 +12,24 @@ const files = readdirSync(FIXTURES).filter((f) => f.endsWith('.jsonl'));
 /** Runs a capture through its provider adapter: what callrec would see. */
 async function parse(file: string) {
   const fixture = await readFixture(path.join(FIXTURES, file));
-  const adapter = adapters[fixture.meta.provider]({ headers: {}, query: {} });
+  // AudioHook's key is a header of the upgrade, which the replay client sets; the capture holds messages only.
+  const headers = fixture.meta.provider === 'genesys' ? { [AUDIOHOOK_KEY_HEADER]: 'fixture-token' } : {};
+  const adapter = adapters[fixture.meta.provider]({ headers, query: {} });
   const events: ProviderEvent[] = [];
   const frames: Array<{ leg: Leg; atMs: number; pcm: Int16Array }> = [];
   let format: MediaFormat | undefined;
   for (const m of fixture.messages) {
     const event = adapter.parseProviderMessage(Buffer.from(m.data as string | Buffer), m.binary);
     if (event.type === 'start') format = event.start.format;
-    if (event.type === 'media') {
-      const pcm = new Int16Array(event.payload.length);
-      const n = decoderFor(format!)(event.payload, pcm);
-      frames.push({ leg: event.leg, atMs: event.timestampMs, pcm: pcm.subarray(0, n) });
+    const decode = (leg: Leg, atMs: number, payload: Buffer) => {
+      const pcm = new Int16Array(payload.length);
+      const n = decoderFor(format!)(payload, pcm);
+      frames.push({ leg, atMs, pcm: pcm.subarray(0, n) });
+    };
+    if (event.type === 'media') decode(event.leg, event.timestampMs, event.payload);
+    if (event.type === 'stereo') {
+      decode('caller', event.timestampMs, event.caller);
+      decode('agent', event.timestampMs, event.agent);
     }
     events.push(event);
   }
@@ -31,6 +38,7 @@ async function parse(file: string) {
 
 test('every capture is present and under 1 MB of JSON lines', () => {
   expect(files.sort()).toEqual([
+    'genesys-audiohook-tones.jsonl',
     'telnyx-fork-pcma.jsonl',
     'telnyx-fork-tones.jsonl',
     'twilio-connect-caller.jsonl',
