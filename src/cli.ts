@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { isScope, SCOPES, type Scope } from './auth/scopes.js';
 import { loadConfig, type Config } from './config.js';
+import { audiohookSecretIssuer } from './auth/audiohook.js';
 import { MasterKeyring } from './crypto/keys.js';
 import { rotateMasterKey } from './crypto/rotation.js';
 import { CallrecError, errorCode } from './errors.js';
@@ -214,11 +215,13 @@ keys
   .requiredOption('--name <name>', 'what the key is for')
   .option('--tenant <id>', 'tenant the key belongs to', OPERATOR_TENANT_ID)
   .option('--scopes <list>', `comma-separated: ${SCOPES.join(', ')}`, parseScopes, ['admin'] as Scope[])
-  .action((opts: { name: string; tenant: string; scopes: Scope[] }) =>
+  .option('--audiohook', 'also issue a Genesys AudioHook client secret (its upgrades must then be signed with it)')
+  .action((opts: { name: string; tenant: string; scopes: Scope[]; audiohook?: boolean }) =>
     withStore(async (store) => {
       if (opts.tenant === OPERATOR_TENANT_ID) await store.tenants.ensure(OPERATOR_TENANT_ID, 'Default');
-      const { key, secret } = await store.keys.create({ tenantId: opts.tenant, name: opts.name, scopes: opts.scopes });
-      console.log(JSON.stringify({ id: key.id, tenant_id: key.tenantId, name: key.name, scopes: key.scopes, secret }, null, 2));
+      const issuer = opts.audiohook ? audiohookSecretIssuer(await MasterKeyring.load({ dataDir: config().dataDir, masterKey: config().masterKey })) : null;
+      const { key, secret } = await store.keys.create({ tenantId: opts.tenant, name: opts.name, scopes: opts.scopes, audiohookSecret: issuer?.seal });
+      console.log(JSON.stringify({ id: key.id, tenant_id: key.tenantId, name: key.name, scopes: key.scopes, secret, audiohook_client_secret: issuer?.secret }, null, 2));
     }),
   );
 keys

@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import { SCOPES, scopesBeyond, type Principal } from '../auth/scopes.js';
-import { newAudiohookSecret } from '../auth/audiohook.js';
+import { audiohookSecretIssuer } from '../auth/audiohook.js';
 import { principalOf } from '../auth/plugin.js';
 import type { ApiKey } from '../store/index.js';
 import { HttpError } from '../errors.js';
@@ -65,18 +65,11 @@ export function keyRoutes(app: ApiInstance, { store, keyring }: ApiDeps): void {
       throw new HttpError('ERR_FORBIDDEN', `a key cannot grant scopes it does not hold: ${beyond.join(', ')}`, { field: 'scopes' });
     }
     if (!(await store.tenants.get(tenantId))) throw notFound(`tenant ${tenantId}`);
-    let audiohookClientSecret: string | undefined;
-    const audiohookSecret = request.body.audiohook
-      ? (keyId: string) => {
-          const issued = newAudiohookSecret(keyring, keyId);
-          audiohookClientSecret = issued.secret;
-          return issued.sealed;
-        }
-      : undefined;
-    const { key, secret } = await store.keys.create({ tenantId, name: request.body.name, scopes: request.body.scopes, audiohookSecret });
+    const issuer = request.body.audiohook ? audiohookSecretIssuer(keyring) : null;
+    const { key, secret } = await store.keys.create({ tenantId, name: request.body.name, scopes: request.body.scopes, audiohookSecret: issuer?.seal });
     reply.code(201);
     // Both shown once: the key's secret is kept as a hash, the client secret sealed.
-    return { ...keyView(key), secret, ...(audiohookClientSecret ? { audiohook_client_secret: audiohookClientSecret } : {}) };
+    return { ...keyView(key), secret, ...(issuer ? { audiohook_client_secret: issuer.secret } : {}) };
   });
 
   app.get('/api/keys', { schema: { querystring: TenantQuery }, config: { scopes: ['admin'] } }, async (request) => {

@@ -28,10 +28,21 @@ const SECRET_BYTES = 32;
 /** The AAD a key's sealed client secret is bound to: it opens for that key only. */
 const secretContext = (keyId: string) => `audiohook-client-secret:${keyId}`;
 
-/** A new client secret (base64 of 32 random bytes), sealed for the key, and as shown once. */
-export function newAudiohookSecret(ring: MasterKeyring, keyId: string): { secret: string; sealed: SealedSecret } {
-  const secret = randomBytes(SECRET_BYTES).toString('base64');
-  return { secret, sealed: sealSecret(ring, secret, secretContext(keyId)) };
+/**
+ * Issues the client secret (base64 of 32 random bytes) of a key being created: `seal` goes to
+ * `keys.create`, which calls it with the new key's id; `secret` is then shown once.
+ */
+export function audiohookSecretIssuer(ring: MasterKeyring): { seal: (keyId: string) => SealedSecret; readonly secret: string | undefined } {
+  let secret: string | undefined;
+  return {
+    seal(keyId) {
+      secret = randomBytes(SECRET_BYTES).toString('base64');
+      return sealSecret(ring, secret, secretContext(keyId));
+    },
+    get secret() {
+      return secret;
+    },
+  };
 }
 
 function refused(reason: string): CallrecError {
