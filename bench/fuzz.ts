@@ -11,6 +11,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import WebSocket from 'ws';
 import { decoderFor } from '../media/codec.js';
+import { AUDIOHOOK_KEY_HEADER } from '../src/protocols/index.js';
 import { isStart, rewriteStart } from '../src/replay/client.js';
 import { readFixture, type Fixture, type FixtureMessage } from '../src/replay/fixture.js';
 import { FRAME_MS, payloadAt, runLoad } from './load.js';
@@ -57,8 +58,8 @@ export interface FuzzReport {
 }
 
 const FIXTURES = path.join(REPO_ROOT, 'fixtures');
-const FIXTURE_NAMES = ['twilio-fork-tones', 'twilio-connect-caller', 'twilio-speech', 'telnyx-fork-tones', 'telnyx-fork-pcma', 'vonage-tones'];
-const PROVIDERS = ['twilio', 'telnyx', 'vonage'] as const;
+const FIXTURE_NAMES = ['twilio-fork-tones', 'twilio-connect-caller', 'twilio-speech', 'telnyx-fork-tones', 'telnyx-fork-pcma', 'vonage-tones', 'genesys-audiohook-tones'];
+const PROVIDERS = ['twilio', 'telnyx', 'vonage', 'genesys'] as const;
 const NEIGHBOUR = { tenantId: 'default', agentId: 'neighbour', scopes: ['media:stream', 'recordings:read'], settings: { enabled: true, auto_record: true, consent_prompt: false, dual_channel: true, format: 'wav' } } as const;
 const TARGET = { tenantId: 'fuzz', agentId: 'fuzz-target', scopes: ['admin'], settings: { enabled: true, auto_record: true, consent_prompt: false, dual_channel: true, format: 'wav' } } as const;
 /** Streams for this agent go through the consent gate (a prompt, then a digit). */
@@ -70,7 +71,7 @@ const MIB = 1024 * 1024;
 
 type Case =
   /** `runtime`: the seed of the fuzz runtime a bridged stream relays to; null for a fork. */
-  | { kind: 'stream'; provider: string; fixture: string; mutations: string[]; messages: FixtureMessage[]; runtime: number | null }
+  | { kind: 'stream'; provider: string; fixture: string; mutations: string[]; messages: FixtureMessage[]; runtime: number | null; key: string }
   | { kind: 'http'; request: FuzzRequest };
 
 /** Case `n`'s own random source: its input depends on the seed and its number only. */
@@ -97,7 +98,7 @@ function buildCase(seed: number, n: number, fixtures: Map<string, Fixture>, doc:
   const target = random() < 0.1 ? pick(random, PROVIDERS) : provider;
   // A quarter of the streams are bridged to a runtime whose answers are fuzzed too.
   const runtime = random() < 0.25 ? Math.floor(random() * 2 ** 31) : null;
-  return { kind: 'stream', provider: target, fixture: name, mutations: mutated.names, messages: mutated.messages, runtime };
+  return { kind: 'stream', provider: target, fixture: name, mutations: mutated.names, messages: mutated.messages, runtime, key };
 }
 
 const clip = (text: string, max = 300) => (text.length > max ? `${text.slice(0, max)}…(${text.length} chars)` : text);
@@ -114,7 +115,8 @@ function describeCase(c: Case): string {
 /** Streams the case's messages as fast as the socket takes them; resolves with how the node ended it (`upgrade <status>` if it refused). */
 async function runStream(node: Callrec, runtime: FuzzRuntime, c: Extract<Case, { kind: 'stream' }>): Promise<string> {
   const bridge = c.runtime === null ? '' : `?mode=bridge&agent_url=${encodeURIComponent(runtime.urlFor(c.runtime))}`;
-  const ws = new WebSocket(node.wsUrl.replace(/twilio$/, c.provider) + bridge, { perMessageDeflate: false });
+  // AudioHook's key is an upgrade header (other endpoints ignore it).
+  const ws = new WebSocket(node.wsUrl.replace(/twilio$/, c.provider) + bridge, { perMessageDeflate: false, headers: { [AUDIOHOOK_KEY_HEADER]: c.key } });
   ws.on('error', () => {});
   const closed = new Promise<string>((resolve) => ws.on('close', (code) => resolve(`close ${code}`)));
   const opened = await new Promise<string | null>((resolve) => {

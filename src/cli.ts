@@ -8,7 +8,7 @@ import { MasterKeyring } from './crypto/keys.js';
 import { rotateMasterKey } from './crypto/rotation.js';
 import { CallrecError, errorCode } from './errors.js';
 import { createLogger } from './log.js';
-import { isProvider, parseSpeed, runReplay } from './replay/command.js';
+import { isProvider, parseSpeed, PROVIDERS, runReplay } from './replay/command.js';
 import { startServer } from './server.js';
 import { retryRecording } from './jobs.js';
 import { MediaMetrics } from './metrics.js';
@@ -140,8 +140,8 @@ program
   .command('replay <files...>')
   .description('stream fixture captures at a server as the providers would (QA)')
   .requiredOption('--url <url>', 'ws:// base (e.g. ws://127.0.0.1:8080) or full endpoint URL')
-  .option('--provider <name>', 'twilio, telnyx or vonage (default: each fixture\'s own)', (v: string) => {
-    if (!isProvider(v)) throw new InvalidArgumentError('must be twilio, telnyx or vonage');
+  .option('--provider <name>', `${PROVIDERS.join(', ')} (default: each fixture's own)`, (v: string) => {
+    if (!isProvider(v)) throw new InvalidArgumentError(`must be one of ${PROVIDERS.join(', ')}`);
     return v;
   })
   .option('--agent <id>', 'agent_id parameter')

@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SingleBar, Presets } from 'cli-progress';
 import { CallrecError } from '../errors.js';
+import { adapters } from '../protocols/index.js';
 import type { Provider } from '../protocols/types.js';
 import { replayFixture, type ReplayOptions } from './client.js';
 import { readFixture, type Fixture } from './fixture.js';
@@ -60,7 +61,8 @@ export interface ReplaySummary {
 }
 
 const OK_CLOSE_CODES = new Set([1000, 1005]);
-const PROVIDERS: readonly Provider[] = ['twilio', 'telnyx', 'vonage'];
+/** Every provider endpoint a fixture may be streamed at. */
+export const PROVIDERS = Object.keys(adapters) as readonly Provider[];
 
 /** `speed` option text → `ReplayOptions['speed']`; throws `ERR_BAD_ARGUMENT`. */
 export function parseSpeed(value: string): ReplayOptions['speed'] {
