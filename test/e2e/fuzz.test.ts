@@ -10,7 +10,7 @@ test(`fuzzing the media endpoints and the API (seed ${SEED}) neither crashes the
   const report = await runFuzz({ seconds: 20, seed: SEED, concurrency: 3, log: () => {} });
   if (report.failures.length > 0) throw new Error(formatFuzzReport(report));
   // Every target was reached, and the streams got past authentication into the media path.
-  expect(Object.keys(report.targets).sort()).toEqual(['http', 'stream:telnyx', 'stream:twilio', 'stream:vonage']);
+  expect(Object.keys(report.targets).sort()).toEqual(['http', 'stream:genesys', 'stream:telnyx', 'stream:twilio', 'stream:vonage']);
   expect(report.outcomes['close 1000']).toBeGreaterThan(0);
   expect(report.outcomes['status 200']).toBeGreaterThan(0);
 }, 120_000);
