@@ -124,6 +124,8 @@ class GenesysAdapter implements ProviderAdapter {
       legs: this.#channels!.length === 2 ? ['caller', 'agent'] : this.#channels!,
       // AudioHook Monitor only listens: nothing sent back is played.
       canSendAudio: false,
+      // A transfer opens a new session for the same conversation.
+      manySessions: true,
     };
     return { type: 'start', start, reply };
   }

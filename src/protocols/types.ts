@@ -23,6 +23,11 @@ export interface StreamStart {
    * Call Control command, not echoed), leaving the mode to the session's rule (SPEC §4).
    */
   canSendAudio?: boolean;
+  /**
+   * The provider streams one call in several sessions (AudioHook: a new session after a
+   * transfer): a later session is recorded as call `<id>-2`, `-3`, … rather than refused.
+   */
+  manySessions?: boolean;
 }
 
 /**

@@ -238,3 +238,67 @@ describe('session protocol', () => {
     }
   });
 });
+
+describe('a conversation, consent, and the cluster', () => {
+  /** One whole session: open, `ms` of audio with a caller tone from `toneMs`, close. */
+  async function stream(conversationId: string, ms: number, toneMs: number, agentId = 'gen-agent'): Promise<void> {
+    const s = new Session((await connect(upgradeHeaders(ts.key))) as WebSocket);
+    s.open(conversationId, ['external', 'internal'], { agent_id: agentId });
+    await s.reply(1);
+    for (const f of frames(ms, ['external', 'internal'], { leg: 'caller', fromMs: toneMs })) s.ws.send(f);
+    s.send('close', { reason: 'end' }, ms / 1000);
+    expect(await s.reply(2)).toMatchObject({ type: 'closed' });
+    s.ws.close();
+    await s.closed;
+  }
+
+  test('a conversation streamed in several sessions (transfers) keeps every session\'s audio: <id>, <id>-2, …', async () => {
+    const conversationId = randomUUID();
+    await stream(conversationId, 600, 100);
+    await stream(conversationId, 600, 300);
+    await stream(conversationId, 600, 200);
+    const onsets = [];
+    for (const callId of [conversationId, `${conversationId}-2`, `${conversationId}-3`]) {
+      expect((await ts.recording(callId)).status).toBe('ready');
+      const audio = await decodeAudio(new Uint8Array(await (await ts.api(`/api/calls/${callId}/recording`)).arrayBuffer()), 'wav');
+      onsets.push(findBursts(audio.channels[0], 8000, 1000).map((b) => Math.round(b.startMs)));
+    }
+    expect(onsets).toEqual([[100], [300], [200]]);
+  });
+
+  test('a due consent prompt cannot be played on AudioHook Monitor: fail closed, nothing recorded', async () => {
+    await ts.agent('gen-consent', { enabled: true, auto_record: true, consent_prompt: true });
+    const conversationId = randomUUID();
+    await stream(conversationId, 400, 100, 'gen-consent');
+    // The call row is final once the session has ended it.
+    let call = await ts.server.store.calls.get(ts.tenantId, conversationId);
+    while (call?.status !== 'ended') {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      call = await ts.server.store.calls.get(ts.tenantId, conversationId);
+    }
+    expect(call?.consent).toMatchObject({ outcome: 'failed', reason: expect.stringContaining('one-way') });
+    expect(await ts.server.store.recordings.getByCall(ts.tenantId, conversationId)).toBeNull();
+  });
+
+  test('a nonce spent on one node is refused by another node of the cluster', async () => {
+    const other = await startTestServer({ join: ts });
+    try {
+      const { key, secret } = await audiohookKey();
+      const headers = upgradeHeaders(key, { secret });
+      const ws = (await connect(headers)) as WebSocket;
+      ws.close();
+      const replay = await new Promise<{ status: number; reason: string }>((resolve) => {
+        const again = new WebSocket(`${other.wsUrl}/media/genesys`, { headers: { ...headers, host: new URL(ts.wsUrl).host } });
+        again.once('unexpected-response', (_req, res) => {
+          let body = '';
+          res.on('data', (c: Buffer) => (body += c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, reason: body }));
+        });
+        again.once('open', () => resolve({ status: 101, reason: '' }));
+      });
+      expect(replay).toEqual({ status: 401, reason: expect.stringMatching(/replay/) });
+    } finally {
+      await other.close();
+    }
+  });
+});
