@@ -90,6 +90,10 @@ export class CallRecorder extends StateMachine<RecorderState> {
   #failing = false;
   #lossesSaved = '';
   #announced = false;
+  /** Who holds the recording paused: the control API, the provider's stream, or both. */
+  #pausedByApi = false;
+  /** The provider says its stream is paused (no audio comes, and none is missing). */
+  streamPaused = false;
 
   constructor(ctx: RecorderContext) {
     super({ status: 'idle' }, TRANSITIONS);
@@ -176,26 +180,34 @@ export class CallRecorder extends StateMachine<RecorderState> {
         if (s.status !== 'recording' && s.status !== 'paused') throw conflict('the call is not being recorded');
         return { recordingStatus: await this.#finalize(s, 'stopped') };
       case 'pause':
-        if (s.status !== 'recording') throw conflict(`the recording is ${this.recordingStatus}`);
-        await this.#pause(s);
+        if (s.status !== 'recording' && !(s.status === 'paused' && !this.#pausedByApi)) throw conflict(`the recording is ${this.recordingStatus}`);
+        this.#pausedByApi = true;
+        if (s.status === 'recording') await this.#pause(s);
         return { recordingStatus: 'paused' };
       case 'resume':
-        if (s.status !== 'paused') throw conflict(`the recording is ${this.recordingStatus}`);
-        await this.#resume(s, s.capture.clockMs);
-        return { recordingStatus: 'recording' };
+        if (s.status !== 'paused' || !this.#pausedByApi) throw conflict(`the recording is ${this.recordingStatus}${s.status === 'paused' ? ' by the provider' : ''}`);
+        this.#pausedByApi = false;
+        // A stream the provider paused resumes the recording when it resumes, where its audio goes on.
+        if (!this.streamPaused) await this.#resume(s, s.capture.clockMs);
+        return { recordingStatus: this.recordingStatus };
     }
   }
 
-  /** The provider paused its stream (AudioHook `paused`): a pause of the recording, if one is being made. */
+  /**
+   * The provider paused its stream (AudioHook `paused`, on its own or asked by callrec): the
+   * recording is paused while either the API or the provider holds it paused.
+   */
   streamPause(): void {
+    this.streamPaused = true;
     const s = this.state;
     if (s.status === 'recording') this.#pause(s).catch((err: Error) => this.#ctx.log.warn({ err: err.message }, 'could not save a pause'));
   }
 
   /** The provider resumed its stream; its audio goes on from `atMs` of the call's clock. */
   streamResume(atMs: number): void {
+    this.streamPaused = false;
     const s = this.state;
-    if (s.status === 'paused') this.#resume(s, atMs).catch((err: Error) => this.#ctx.log.warn({ err: err.message }, 'could not save a resume'));
+    if (s.status === 'paused' && !this.#pausedByApi) this.#resume(s, atMs).catch((err: Error) => this.#ctx.log.warn({ err: err.message }, 'could not save a resume'));
   }
 
   /** `[fromMs, toMs)` of the call's clock will never arrive (the provider dropped it). */

@@ -129,7 +129,14 @@ export class CallSession extends StateMachine<SessionState> {
   control(action: ControlAction): Promise<ControlResult> {
     const s = this.state;
     if (s.status !== 'live') return Promise.reject(new CallrecError('ERR_NOT_FOUND', 'the call is not live'));
-    return s.recorder.control(action);
+    const result = s.recorder.control(action);
+    if (action !== 'pause' && action !== 'resume') return result;
+    // A provider that can stop streaming while the recording is paused is asked to (AudioHook `pause`/`resume`).
+    return result.then((done) => {
+      const ask = this.#adapter.pauseMessage?.(action === 'pause');
+      if (ask) this.#sendToProvider(ask.data, ask.binary);
+      return done;
+    });
   }
 
   protected onTransition(prev: SessionState, next: SessionState): void {
@@ -235,6 +242,8 @@ export class CallSession extends StateMachine<SessionState> {
         return;
       case 'resume':
         s.recorder.streamResume(event.atMs);
+        // The pause was no silence of the stream's: the idle timeout counts from now.
+        s.mediaSeenAt = performance.now();
         return;
       case 'lost':
         s.recorder.lost(event.fromMs, event.toMs, LOST.discarded);
@@ -312,7 +321,7 @@ export class CallSession extends StateMachine<SessionState> {
     this.#countFrames(s.recorder);
     s.recorder.flush();
     const idleMs = this.#ctx.limits.idleTimeoutMs;
-    if (now - s.mediaSeenAt >= idleMs) this.#fail(new CallrecError('ERR_STREAM_IDLE', `no media for ${idleMs / 1000} s`));
+    if (now - s.mediaSeenAt >= idleMs && !s.recorder.streamPaused) this.#fail(new CallrecError('ERR_STREAM_IDLE', `no media for ${idleMs / 1000} s`));
   }
 
   #connectRuntime(url: string, opening: Opening): RuntimeLink {

@@ -163,6 +163,11 @@ class GenesysAdapter implements ProviderAdapter {
     return textMessage({ version: '2', id: this.#sessionId, type, seq: ++this.#seq, clientseq: this.#clientSeq, parameters });
   }
 
+  /** The server-initiated pause: Genesys answers `paused` (and after `resume`, `resumed`), which move the recording. */
+  pauseMessage(paused: boolean): WireMessage {
+    return this.#message(paused ? 'pause' : 'resume', {});
+  }
+
   failMessage(reason: string): WireMessage {
     const unauthorized = /^ERR_(BAD_TOKEN|UNKNOWN_AGENT|MISSING_AGENT|RATE_LIMITED)\b/.test(reason);
     return this.#message('disconnect', { reason: unauthorized ? 'unauthorized' : 'error', info: reason });

@@ -105,6 +105,8 @@ export interface ProviderAdapter {
    * identical but for callrec's own credentials (`token`, the auth-token header value) removed.
    */
   runtimeStartMessage(raw: Buffer, isBinary: boolean): WireMessage;
+  /** Asks the provider to stop (or restart) streaming while the recording is paused (AudioHook `pause`/`resume`); absent where it cannot. */
+  pauseMessage?(paused: boolean): WireMessage;
   /** What tells the provider why callrec ends the stream before the socket closes (AudioHook `disconnect`); absent where the close frame says it all. */
   failMessage?(reason: string): WireMessage;
 }

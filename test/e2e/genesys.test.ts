@@ -208,6 +208,37 @@ describe('session protocol', () => {
     expect(Math.abs(agent[0].startMs - 2200)).toBeLessThanOrEqual(1);
   });
 
+  test('a pause asked through the API is asked of Genesys: pause, then resume once Genesys resumes, placed where its audio goes on', async () => {
+    const s = new Session((await connect(upgradeHeaders(ts.key))) as WebSocket);
+    const callId = randomUUID();
+    const control = (action: string) =>
+      ts.api(`/api/calls/${callId}/recording`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ action }) }).then((r) => r.json() as Promise<{ recording_status: string }>);
+    s.open(callId);
+    await s.reply(1);
+    for (const f of frames(1000, ['external', 'internal'])) s.ws.send(f);
+    // The pong comes once every frame before the ping has been read: the pause is at 1 s.
+    s.send('ping', {}, 1);
+    await s.reply(2);
+    expect(await control('pause')).toMatchObject({ recording_status: 'paused' });
+    expect(await s.reply(3)).toMatchObject({ type: 'pause', seq: 3, clientseq: 2, parameters: {} });
+    s.send('paused', {}, 1);
+    // The pong: `paused` has been read. Genesys holds the stream paused until asked to resume, the recording with it.
+    s.send('ping', {}, 1);
+    await s.reply(4);
+    expect(await control('resume')).toMatchObject({ recording_status: 'paused' });
+    expect(await s.reply(5)).toMatchObject({ type: 'resume', seq: 5, clientseq: 4 });
+    s.send('resumed', { start: 'PT1S', discarded: 'PT0.8S' }, 1);
+    for (const f of frames(400, ['external', 'internal'], { leg: 'agent', fromMs: 0 })) s.ws.send(f);
+    s.send('close', { reason: 'end' }, 1.4);
+    expect(await s.reply(6)).toMatchObject({ type: 'closed', seq: 6, clientseq: 6 });
+    s.ws.close();
+    await ts.recording(callId);
+    const call = await ts.server.store.calls.get(ts.tenantId, callId);
+    expect(call?.pauses).toEqual([{ paused_at_ms: 1000, resumed_at_ms: 1800, behavior: 'silence', recording_offset_ms: 1000 }]);
+    const audio = await decodeAudio(new Uint8Array(await (await ts.api(`/api/calls/${callId}/recording`)).arrayBuffer()), 'wav');
+    expect(findBursts(audio.channels[1], 8000, 1500).map((b) => Math.round(b.startMs))).toEqual([1800]);
+  });
+
   test('an unknown agent: disconnect, reason unauthorized, before the socket closes', async () => {
     const s = new Session((await connect(upgradeHeaders(ts.key))) as WebSocket);
     s.open(randomUUID(), ['external'], { agent_id: 'nobody' });
