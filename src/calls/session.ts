@@ -196,6 +196,9 @@ export class CallSession extends StateMachine<SessionState> {
     if (event.reply) this.#sendToProvider(event.reply.data, event.reply.binary);
     if (event.type === 'other' && event.reply) {
       // A session protocol's exchange before the stream (an AudioHook probe's `open`, a `ping`): answered, nothing else.
+    } else if (event.type === 'stop') {
+      // The provider ended a stream that never started (an AudioHook probe): nothing to record.
+      this.#end('provider stop');
     } else if (event.type === 'connected') {
       this.#hold(s.connected, data, isBinary);
     } else if (event.type === 'start') {

@@ -171,8 +171,9 @@ describe('session protocol', () => {
     expect(await s.reply(1)).toMatchObject({ version: '2', id: s.id, type: 'opened', seq: 1, clientseq: 1 });
     s.send('close', { reason: 'end' });
     expect(await s.reply(2)).toMatchObject({ type: 'closed', seq: 2, clientseq: 2 });
-    s.ws.close();
-    await s.closed;
+    // A clean end: no disconnect after closed.
+    expect(await s.closed).toBe(1000);
+    expect(s.received.map((m) => m.type)).toEqual(['opened', 'closed']);
     expect(await ts.server.store.calls.get(ts.tenantId, PROBE)).toBeNull();
   });
 
