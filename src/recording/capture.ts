@@ -213,8 +213,11 @@ export class Capture {
 
   /** `[fromMs, toMs)` of stream time will never arrive (the provider dropped it): a lost span, outside pauses. */
   markLost(fromMs: number, toMs: number, reason: string): void {
-    const from = Math.round((fromMs * this.sampleRate) / 1000);
-    const to = Math.round((toMs * this.sampleRate) / 1000);
+    this.#markLost(Math.round((fromMs * this.sampleRate) / 1000), Math.round((toMs * this.sampleRate) / 1000), reason);
+  }
+
+  /** Stream samples `[from, to)` as lost in the recording, unless a pause silenced or skipped them anyway. */
+  #markLost(from: number, to: number, reason: string): void {
     if (to <= from || this.#pauses.some((p) => from < p.to && to > p.from)) return;
     const at = from - this.#start - this.#skipped;
     this.#spool.markLost(at, at + to - from, reason);
@@ -263,9 +266,7 @@ export class Capture {
    * that stretch of the recording is lost audio (unless a pause silenced or skipped it anyway).
    */
   #lostLate(position: number, n: number): void {
-    if (this.#pauses.some((p) => position < p.to && position + n > p.from)) return;
-    const at = position - this.#start - this.#skipped;
-    this.#spool.markLost(at, at + n, LOST.lateFrames);
+    this.#markLost(position, position + n, LOST.lateFrames);
   }
 
   #updateWallBound(): number {
