@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { benchCrypto } from './crypto.js';
 import { benchMedia } from './media.js';
-import { blastCall, runLoad, type LoadResult } from './load.js';
+import { blastCall, GENESYS_WIRE, runLoad, type LoadResult } from './load.js';
 import { CLI, deleteKeys, provision, startCallrec, type Provisioned } from './node.js';
 import { cpuSeconds, firstMessage, rssBytes, startChild, type Child } from './proc.js';
 import { benchScaleOut } from './scale-out.js';
@@ -311,6 +311,36 @@ export async function runBench(opts: BenchOptions): Promise<{ rows: BenchRow[]; 
       forkIds.push(...roundIds);
       await waitEnded(callrec.baseUrl, key, roundIds);
     }
+    // 2b. Each other provider's fork, carrying the same audio, side by side with the bare sink
+    // (fed Twilio's messages) as in 1–2: its CPU over the sink's, against Twilio's over the
+    // sink's, so this machine's drift between the phases cancels out (the bar: within 10 %).
+    const wireCpu = new Map<string, { callrec: number; sink: number }>();
+    for (const wire of [GENESYS_WIRE]) {
+      const name = wire.path.slice('/media/'.length);
+      const used = { callrec: 0, sink: 0 };
+      for (let round = 0; round < opts.rounds; round++) {
+        note(`round ${round + 1}/${opts.rounds}: ${name} fork, ${n} calls × ${seconds} s each, to callrec and (as Twilio) to a bare ws sink at once`);
+        const meter = cpuMeter(callrec.child.pid);
+        const sinkMeter = cpuMeter(sink.pid);
+        const roundIds = ids(`${name}${round}`);
+        await runLoad({
+          url: callrec.wsUrl.replace(/\/media\/twilio$/, wire.path),
+          wire,
+          callIds: roundIds,
+          paired: { url: sinkUrl, callIds: ids(`${name}-sink${round}`) },
+          seconds,
+          tracks: 'both',
+          params,
+          beforeFrames: () => waitRecording(callrec.baseUrl, key, roundIds),
+          onLoadStart: () => (meter.start(), sinkMeter.start()),
+          onLoadEnd: () => (meter.stop(), sinkMeter.stop()),
+        });
+        used.callrec += meter.used;
+        used.sink += sinkMeter.used;
+        await waitEnded(callrec.baseUrl, key, roundIds);
+      }
+      wireCpu.set(name, used);
+    }
     await sink.stop();
     const alignment = await callAlignment(callrec.baseUrl, key, forkIds);
 
@@ -429,6 +459,10 @@ export async function runBench(opts: BenchOptions): Promise<{ rows: BenchRow[]; 
     row('bare ws sink CPU (JSON.parse + base64 decode)', bareMs, 'ms CPU per call-second');
     row(`callrec fork / bare sink CPU (side by side, ${opts.rounds} rounds)`, forkMs / bareMs, '×', '≤ 1.3', forkMs / bareMs <= 1.3);
     row('… lowest / highest round', Math.min(...roundRatios), `× / ${Math.max(...roundRatios).toFixed(2)} ×`);
+    for (const [name, used] of wireCpu) {
+      const ratio = used.callrec / used.sink / (sum(forkCpu) / sum(sinkCpu));
+      row(`${name} fork / Twilio fork CPU (each over the bare sink, same audio)`, ratio, '×', '≤ 1.1', ratio <= 1.1);
+    }
     row('callrec busy share of one core (fork)', (sum(forkCpu) / opts.rounds / seconds) * 100, '%');
     row('p99 frame processing, fork', histogramQuantile(forkHist, 0.99) * 1e6, 'µs');
     row('p99 frame processing, bridge', histogramQuantile(bridgeHist, 0.99) * 1e6, 'µs');

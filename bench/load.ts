@@ -1,5 +1,5 @@
 /**
- * The load generator: many Twilio Media Streams calls at once, paced in real time: every 20 ms
+ * The load generator: many calls at once (Twilio Media Streams, or another provider's wire), paced in real time: every 20 ms
  * each call sends a frame, the calls spread over the tick as real streams are. Each tick's message strings are built once and
  * sent on every socket (callrec keys a stream by its socket, not by the `streamSid` inside media
  * messages), so the generator costs little next to the server it loads.
@@ -12,6 +12,7 @@ export const FRAME_MS = 20;
 /** Each 20 ms tick is split in this many send slots, calls spread evenly over them. */
 const PHASES = 10;
 const TEXT = { binary: false };
+const BINARY = { binary: true };
 
 /** 50 distinct 20 ms μ-law payloads (a 440 Hz tone under a slow swell), base64, cycled. */
 const PAYLOADS = Array.from({ length: 50 }, (_, f) => {
@@ -61,9 +62,74 @@ export function startMessages(callId: string, tracks: string[], params: Record<s
   return [JSON.stringify({ event: 'connected', protocol: 'Call', version: '1.0.0' }), JSON.stringify(start)];
 }
 
+/** One message on the wire. */
+export interface WireFrame {
+  data: Buffer;
+  binary: boolean;
+}
+
+/**
+ * How one provider streams a call, for the generator: its upgrade headers, the messages before
+ * the first frame, one tick's frames (built once per tick, sent on every socket), and its hang-up.
+ */
+export interface LoadWire {
+  /** Endpoint path under the node, e.g. `/media/twilio`. */
+  path: string;
+  headers(params: Record<string, string>): Record<string, string>;
+  start(callId: string, tracks: string[], params: Record<string, string>): string[];
+  frames(tick: number, tracks: string[]): WireFrame[];
+  stop: string;
+}
+
+/** Twilio Media Streams: a JSON `media` message per track per tick. */
+export const TWILIO_WIRE: LoadWire = {
+  path: '/media/twilio',
+  headers: () => ({}),
+  start: startMessages,
+  frames: (tick, tracks) => tracks.map((track, t) => ({ data: Buffer.from(mediaMessage(track as 'inbound' | 'outbound', tick, 2 + tick * tracks.length + t)), binary: false })),
+  stop: '{"event":"stop","sequenceNumber":"0","streamSid":"MZbench"}',
+};
+
+const AUDIOHOOK_SESSION = '4a8e6f0e-7c1b-4a5f-9d0e-6b1c2d3e4f50';
+
+/**
+ * Genesys AudioHook Monitor: `open` (the key as X-API-KEY, the agent in Custom Config), then one
+ * binary frame per tick with both channels interleaved, the same μ-law as the Twilio wire's.
+ */
+export const GENESYS_WIRE: LoadWire = {
+  path: '/media/genesys',
+  headers: (params) => ({ 'x-api-key': params.token ?? '' }),
+  start: (callId, tracks, params) => [
+    JSON.stringify({
+      version: '2',
+      id: AUDIOHOOK_SESSION,
+      type: 'open',
+      seq: 1,
+      serverseq: 0,
+      position: 'PT0S',
+      parameters: {
+        organizationId: AUDIOHOOK_SESSION,
+        conversationId: callId,
+        participant: { id: AUDIOHOOK_SESSION, ani: '+15550100', aniName: 'bench', dnis: '+15550199' },
+        media: [{ type: 'audio', format: 'PCMU', channels: tracks.map((t) => (t === 'inbound' ? 'external' : 'internal')), rate: 8000 }],
+        customConfig: { agent_id: params.agent_id, call_id: callId },
+      },
+    }),
+  ],
+  frames: (tick, tracks) => {
+    const payload = Buffer.from(payloadAt(tick), 'base64');
+    const frame = Buffer.alloc(payload.length * tracks.length);
+    for (let i = 0; i < frame.length; i++) frame[i] = payload[Math.floor(i / tracks.length)];
+    return [{ data: frame, binary: true }];
+  },
+  stop: JSON.stringify({ version: '2', id: AUDIOHOOK_SESSION, type: 'close', seq: 2, serverseq: 1, position: 'PT0S', parameters: { reason: 'end' } }),
+};
+
 export interface LoadOptions {
   /** Full endpoint URL, e.g. `ws://127.0.0.1:8080/media/twilio`. */
   url: string;
+  /** The provider the calls speak (default Twilio's). */
+  wire?: LoadWire;
   callIds: string[];
   seconds: number;
   /** `both`: a forked both_tracks stream; `inbound`: `<Connect><Stream>` (caller only). */
@@ -85,7 +151,7 @@ export interface LoadOptions {
    * same frames under the same machine load. Their send times follow the first calls'
    * (`(n + call) * ticks + tick`), and so do their close codes.
    */
-  paired?: { url: string; callIds: string[] };
+  paired?: { url: string; callIds: string[]; wire?: LoadWire };
 }
 
 export interface LoadResult {
@@ -101,18 +167,22 @@ export interface LoadResult {
 export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   const n = opts.callIds.length;
   const tracks = opts.tracks === 'both' ? ['inbound', 'outbound'] : ['inbound'];
-  const open = (url: string, callIds: string[]) =>
+  const wire = opts.wire ?? TWILIO_WIRE;
+  const pairedWire = opts.paired?.wire ?? TWILIO_WIRE;
+  const open = (url: string, callIds: string[], w: LoadWire) =>
     Promise.all(
       callIds.map(async (callId) => {
-        const ws = new WebSocket(url, { perMessageDeflate: false });
+        const ws = new WebSocket(url, { perMessageDeflate: false, headers: w.headers(opts.params) });
         await once(ws, 'open');
         ws.on('error', () => {}); // failures show as close codes
-        for (const m of startMessages(callId, tracks, opts.params)) ws.send(m);
+        for (const m of w.start(callId, tracks, opts.params)) ws.send(m);
         return ws;
       }),
     );
   if (opts.paired && opts.paired.callIds.length !== n) throw new Error('paired calls must match the calls one for one');
-  const sockets = [...(await open(opts.url, opts.callIds)), ...(opts.paired ? await open(opts.paired.url, opts.paired.callIds) : [])];
+  const sockets = [...(await open(opts.url, opts.callIds, wire)), ...(opts.paired ? await open(opts.paired.url, opts.paired.callIds, pairedWire) : [])];
+  /** Each socket's wire: the calls', then the paired calls'. */
+  const wireOf = (s: number) => (s < n ? wire : pairedWire);
   const closed = sockets.map((ws) => once(ws, 'close').then(([code]) => code as number));
   await opts.beforeFrames?.();
 
@@ -132,7 +202,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   const slotMs = FRAME_MS / PHASES;
   const slots = ticks * PHASES;
   let slot = 0;
-  let messages: { tick: number; inbound: Buffer; outbound: Buffer | null } | null = null;
+  let messages: { tick: number; frames: Map<LoadWire, WireFrame[]> } | null = null;
   await new Promise<void>((resolve) => {
     const run = () => {
       // Send every slot that is due (catching up if a timer fired late), then sleep till the next.
@@ -142,20 +212,15 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
         const tick = Math.floor(slot / PHASES);
         if (messages?.tick !== tick) {
           // Encoded once per tick, not once per socket.
-          messages = {
-            tick,
-            inbound: Buffer.from(mediaMessage('inbound', tick, 2 + tick * tracks.length)),
-            outbound: tracks.length === 2 ? Buffer.from(mediaMessage('outbound', tick, 3 + tick * 2)) : null,
-          };
+          messages = { tick, frames: new Map([wire, pairedWire].map((w) => [w, w.frames(tick, tracks)])) };
         }
         for (let c = slot % PHASES; c < n; c += PHASES) {
           for (const s of copies(c, tick)) {
             const ws = sockets[s];
             if (ws.readyState !== WebSocket.OPEN) continue;
             if (sendTimes) sendTimes[s * ticks + tick] = Number(process.hrtime.bigint() / 1000n);
-            ws.send(messages.inbound, TEXT);
-            if (messages.outbound) ws.send(messages.outbound, TEXT);
-            framesSent += messages.outbound ? 2 : 1;
+            for (const frame of messages.frames.get(wireOf(s))!) ws.send(frame.data, frame.binary ? BINARY : TEXT);
+            framesSent += tracks.length;
           }
         }
       }
@@ -167,11 +232,11 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   clearInterval(second);
   opts.onLoadEnd?.();
 
-  for (const ws of sockets) {
-    if (ws.readyState !== WebSocket.OPEN) continue;
-    ws.send('{"event":"stop","sequenceNumber":"0","streamSid":"MZbench"}');
+  sockets.forEach((ws, s) => {
+    if (ws.readyState !== WebSocket.OPEN) return;
+    ws.send(wireOf(s).stop);
     ws.close(1000);
-  }
+  });
   const closeCodes = await Promise.race([Promise.all(closed), sleep(15_000, null, { ref: false }).then(() => sockets.map((ws) => (ws.terminate(), 1006)))]);
   return { ticks, framesSent, lateTicks, sendTimes, closeCodes };
 }
@@ -199,7 +264,7 @@ export async function blastCall(opts: { url: string; callId: string; seconds: nu
   }
   while (ws.bufferedAmount > 0 && ws.readyState === WebSocket.OPEN) await sleep(1);
   const hungUpAt = performance.now();
-  ws.send('{"event":"stop","sequenceNumber":"0","streamSid":"MZbench"}');
+  ws.send(TWILIO_WIRE.stop);
   ws.close(1000);
   return { hungUpAt, closed };
 }
