@@ -81,7 +81,7 @@ const MAX_WS_PAYLOAD = 1024 * 1024;
 const MEDIA_PATH = new RegExp(`^/media/(${Object.keys(adapters).join('|')})/?$`);
 
 /** Answers a media upgrade 503 instead: `code: reason` as the body, the code in `X-Callrec-Error`. */
-function refuseUpgrade(socket: Duplex, code: 'ERR_DRAINING' | 'ERR_NODE_STREAM_LIMIT' | 'ERR_SPOOL_UNWRITABLE' | 'ERR_UNAUTHORIZED', reason: string): void {
+function refuseUpgrade(socket: Duplex, code: 'ERR_DRAINING' | 'ERR_NODE_STREAM_LIMIT' | 'ERR_SPOOL_UNWRITABLE' | 'ERR_UNAVAILABLE' | 'ERR_UNAUTHORIZED', reason: string): void {
   const body = `${code}: ${reason}`;
   const status = code === 'ERR_UNAUTHORIZED' ? '401 Unauthorized' : '503 Service Unavailable';
   socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nX-Callrec-Error: ${code}\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
@@ -241,9 +241,10 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     // AudioHook authenticates the upgrade itself (its key and signature are headers): refused with 401 before any socket.
     if (provider !== 'genesys') return accept();
     audiohookAuth.check(req).then(accept, (err: Error) => {
-      const known = err instanceof CallrecError && err.code === 'ERR_UNAUTHORIZED';
-      if (!known) log.error({ err }, 'AudioHook authentication failed');
-      refuseUpgrade(socket, 'ERR_UNAUTHORIZED', known ? err.message : 'authentication could not be checked');
+      if (err instanceof CallrecError && err.code === 'ERR_UNAUTHORIZED') return refuseUpgrade(socket, 'ERR_UNAUTHORIZED', err.message);
+      // The database or Redis did not answer: not the client's fault, and worth a retry (503).
+      log.error({ err }, 'AudioHook authentication could not be checked');
+      refuseUpgrade(socket, 'ERR_UNAVAILABLE', 'authentication could not be checked; retry');
     });
   });
 
