@@ -120,15 +120,15 @@ function frames(ms: number, channels: string[], tone?: { leg: 'caller' | 'agent'
   return out;
 }
 
-async function audiohookKey(): Promise<{ key: string; secret: string }> {
+async function audiohookKey(): Promise<{ id: string; key: string; secret: string }> {
   const res = await ts.api('/api/keys', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'genesys', scopes: ['media:stream'], audiohook: true }) });
   expect(res.status).toBe(201);
-  const body = (await res.json()) as { secret: string; audiohook_client_secret: string };
-  return { key: body.secret, secret: body.audiohook_client_secret };
+  const body = (await res.json()) as { id: string; secret: string; audiohook_client_secret: string };
+  return { id: body.id, key: body.secret, secret: body.audiohook_client_secret };
 }
 
 describe('upgrade authentication', () => {
-  let signedKey: { key: string; secret: string };
+  let signedKey: { id: string; key: string; secret: string };
   beforeAll(async () => {
     signedKey = await audiohookKey();
   });
@@ -137,6 +137,15 @@ describe('upgrade authentication', () => {
     expect(Buffer.from(signedKey.secret, 'base64').length).toBeGreaterThanOrEqual(32);
     const listed = await (await ts.api('/api/keys')).text();
     expect(listed).not.toContain(signedKey.secret);
+    // Stored sealed under the master key, not as given.
+    const sealed = await ts.server.store.keys.audiohookSecret(signedKey.id);
+    expect(sealed).toMatchObject({ key_id: expect.any(String), wrapped_key: expect.any(String), ciphertext: expect.any(String) });
+    expect(JSON.stringify(sealed)).not.toContain(signedKey.secret);
+    // A key asked for without one has none.
+    const plain = await ts.api('/api/keys', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'twilio', scopes: ['media:stream'] }) });
+    const body = (await plain.json()) as Record<string, unknown>;
+    expect(body.audiohook_client_secret).toBeUndefined();
+    expect(await ts.server.store.keys.audiohookSecret(body.id as string)).toBeNull();
   });
 
   test('a valid signature is let in, and its nonce only once', async () => {
