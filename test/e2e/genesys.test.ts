@@ -26,6 +26,8 @@ interface SignOptions {
   created?: number;
   expires?: number;
   nonce?: string;
+  /** What the signature covers (default: all Genesys signs). */
+  fields?: string[];
 }
 
 /** The upgrade headers Genesys sends, signed as RFC 9421 and Genesys's docs describe when `sign` is given. */
@@ -40,9 +42,10 @@ function upgradeHeaders(key: string, sign?: SignOptions): Record<string, string>
   if (!sign) return headers;
   const now = Math.floor(Date.now() / 1000);
   const created = sign.created ?? now;
-  const params = `(${FIELDS.map((f) => `"${f}"`).join(' ')});keyid="${key}";nonce="${sign.nonce ?? randomBytes(16).toString('base64url')}";alg="hmac-sha256";created=${created};expires=${sign.expires ?? created + 300}`;
+  const fields = sign.fields ?? FIELDS;
+  const params = `(${fields.map((f) => `"${f}"`).join(' ')});keyid="${key}";nonce="${sign.nonce ?? randomBytes(16).toString('base64url')}";alg="hmac-sha256";created=${created};expires=${sign.expires ?? created + 300}`;
   const values: Record<string, string> = { '@request-target': '/media/genesys', '@authority': host, ...headers };
-  const base = [...FIELDS.map((f) => `"${f}": ${values[f]}`), `"@signature-params": ${params}`].join('\n');
+  const base = [...fields.map((f) => `"${f}": ${values[f]}`), `"@signature-params": ${params}`].join('\n');
   const signature = createHmac('sha256', Buffer.from(sign.secret, 'base64')).update(base).digest('base64');
   return { ...headers, 'signature-input': `sig1=${params}`, signature: `sig1=:${signature}:` };
 }
@@ -160,6 +163,7 @@ describe('upgrade authentication', () => {
     ['unsigned when the key has a secret', () => upgradeHeaders(signedKey.key), /requires a signature/],
     ['signed with another secret', () => upgradeHeaders(signedKey.key, { secret: randomBytes(32).toString('base64') }), /does not verify/],
     ['expired', () => upgradeHeaders(signedKey.key, { secret: signedKey.secret, created: Math.floor(Date.now() / 1000) - 400, expires: Math.floor(Date.now() / 1000) - 100 }), /expired|too old/],
+    ['a signature that does not cover the key', () => upgradeHeaders(signedKey.key, { secret: signedKey.secret, fields: FIELDS.filter((f) => f !== 'x-api-key') }), /required signed fields/],
     ['no key', () => ({}), /no X-API-KEY/],
     ['an unknown key', () => upgradeHeaders('cr_live_nope'), /unknown/],
   ])('refused with 401 and a reason, recording nothing: %s', async (_what, headers, reason) => {
