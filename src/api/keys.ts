@@ -15,8 +15,9 @@ const CreateKeyBody = Type.Object(
     name: Type.String({ minLength: 1, maxLength: 100 }),
     scopes: Type.Array(Type.Union(SCOPES.map((scope) => Type.Literal(scope))), { minItems: 1, maxItems: SCOPES.length }),
     tenant_id: Type.Optional(SafeId()),
-    /** Also issue an AudioHook client secret: Genesys's upgrades with this key must then be signed with it. */
-    audiohook: Type.Optional(Type.Boolean()),
+    audiohook: Type.Optional(
+      Type.Boolean({ description: 'also issue a Genesys AudioHook client secret (`audiohook_client_secret`, shown once): upgrades with this key must then carry an HTTP Message Signature made with it' }),
+    ),
   },
   { additionalProperties: false },
 );
