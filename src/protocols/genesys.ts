@@ -101,6 +101,7 @@ class GenesysAdapter implements ProviderAdapter {
 
   #open(message: JsonObject, parameters: JsonObject): ProviderEvent {
     if (this.#sessionId !== '') throw new CallrecError('ERR_UNEXPECTED_MESSAGE', 'a second open');
+    if (message.version !== '2') throw malformed('version', 'callrec speaks AudioHook protocol version 2');
     const sessionId = stringField(message, 'id', 'id');
     const conversationId = stringField(parameters, 'conversationId', 'parameters.conversationId');
     const offers = parameters.media;
@@ -168,7 +169,9 @@ class GenesysAdapter implements ProviderAdapter {
     return this.#message(paused ? 'pause' : 'resume', {});
   }
 
-  failMessage(reason: string): WireMessage {
+  /** `disconnect`, once a session is open (before it, Genesys is told by the close frame alone). */
+  failMessage(reason: string): WireMessage | null {
+    if (this.#sessionId === '') return null;
     const unauthorized = /^ERR_(BAD_TOKEN|UNKNOWN_AGENT|MISSING_AGENT|RATE_LIMITED)\b/.test(reason);
     return this.#message('disconnect', { reason: unauthorized ? 'unauthorized' : 'error', info: reason });
   }

@@ -108,7 +108,7 @@ export interface ProviderAdapter {
   /** Asks the provider to stop (or restart) streaming while the recording is paused (AudioHook `pause`/`resume`); absent where it cannot. */
   pauseMessage?(paused: boolean): WireMessage;
   /** What tells the provider why callrec ends the stream before the socket closes (AudioHook `disconnect`); absent where the close frame says it all. */
-  failMessage?(reason: string): WireMessage;
+  failMessage?(reason: string): WireMessage | null;
 }
 
 export type AdapterFactory = (upgrade: UpgradeInfo) => ProviderAdapter;

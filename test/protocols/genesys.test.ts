@@ -22,7 +22,7 @@ const openParams = (media: object[], conversationId = CONVERSATION) => ({
   customConfig: { agent_id: 'agent-7', priority: 3 },
 });
 
-const json = (m: WireMessage | undefined) => JSON.parse(m!.data as string);
+const json = (m: WireMessage | null | undefined) => JSON.parse(m!.data as string);
 
 function opened(channels = ['external', 'internal']): { adapter: ProviderAdapter; send: ReturnType<typeof client>; start: ProviderEvent } {
   const adapter = adapters.genesys(upgrade);
@@ -102,6 +102,8 @@ describe('genesys adapter (AudioHook v2)', () => {
     const send = client();
     twice.parseProviderMessage(send('open', openParams([offer(['external'])])), false);
     expect(code(() => twice.parseProviderMessage(send('open', openParams([offer(['external'])])), false))).toBe('ERR_UNEXPECTED_MESSAGE');
+    expect(code(() => adapters.genesys(upgrade).parseProviderMessage(client()('open', openParams([offer(['external'])]), { version: '3' }), false))).toBe('ERR_MALFORMED_MESSAGE');
+    expect(adapters.genesys(upgrade).failMessage!('ERR_MALFORMED_MESSAGE: message is not JSON')).toBeNull();
     for (const media of [[offer(['external', 'external'])], [offer(['external'], 'PCMU', 16000)], [offer([])], []]) {
       expect(code(() => adapters.genesys(upgrade).parseProviderMessage(client()('open', openParams(media)), false))).toBe('ERR_UNSUPPORTED_CODEC');
     }
