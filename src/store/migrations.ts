@@ -211,7 +211,7 @@ export const migrations: Record<string, Migration> = {
   '0002_holds_and_tombstones': holdsAndTombstones,
   '0003_recording_keys': recordingKeys,
   '0004_shared_spools': sharedSpools,
-  '0005_audiohook_secrets': audiohookSecrets,
+  '0019_audiohook_secrets': audiohookSecrets,
 };
 
 /** Kysely's provider over the in-code list, so a build ships its migrations without a directory to find. */
