@@ -92,8 +92,7 @@ export class CallRecorder extends StateMachine<RecorderState> {
   #announced = false;
   /** Who holds the recording paused: the control API, the provider's stream, or both. */
   #pausedByApi = false;
-  /** The provider says its stream is paused (no audio comes, and none is missing). */
-  streamPaused = false;
+  #streamPaused = false;
 
   constructor(ctx: RecorderContext) {
     super({ status: 'idle' }, TRANSITIONS);
@@ -110,6 +109,11 @@ export class CallRecorder extends StateMachine<RecorderState> {
   get pauses(): readonly PauseRecord[] {
     const s = this.state;
     return 'pauses' in s ? s.pauses : [];
+  }
+
+  /** The provider says its stream is paused (no audio comes, and none is missing). */
+  get streamPaused(): boolean {
+    return this.#streamPaused;
   }
 
   get recordingStatus(): RecordingStatus {
@@ -188,7 +192,7 @@ export class CallRecorder extends StateMachine<RecorderState> {
         if (s.status !== 'paused' || !this.#pausedByApi) throw conflict(`the recording is ${this.recordingStatus}${s.status === 'paused' ? ' by the provider' : ''}`);
         this.#pausedByApi = false;
         // A stream the provider paused resumes the recording when it resumes, where its audio goes on.
-        if (!this.streamPaused) await this.#resume(s, s.capture.clockMs);
+        if (!this.#streamPaused) await this.#resume(s, s.capture.clockMs);
         return { recordingStatus: this.recordingStatus };
     }
   }
@@ -198,14 +202,14 @@ export class CallRecorder extends StateMachine<RecorderState> {
    * recording is paused while either the API or the provider holds it paused.
    */
   streamPause(): void {
-    this.streamPaused = true;
+    this.#streamPaused = true;
     const s = this.state;
     if (s.status === 'recording') this.#pause(s).catch((err: Error) => this.#ctx.log.warn({ err: err.message }, 'could not save a pause'));
   }
 
   /** The provider resumed its stream; its audio goes on from `atMs` of the call's clock. */
   streamResume(atMs: number): void {
-    this.streamPaused = false;
+    this.#streamPaused = false;
     const s = this.state;
     if (s.status === 'paused' && !this.#pausedByApi) this.#resume(s, atMs).catch((err: Error) => this.#ctx.log.warn({ err: err.message }, 'could not save a resume'));
   }

@@ -237,8 +237,10 @@ export class CallSession extends StateMachine<SessionState> {
         return;
       case 'stereo':
         this.#frames++;
+        s.runtime?.send(data, isBinary);
         s.recorder.frame('caller', event.timestampMs, event.caller);
-        s.recorder.frame('agent', event.timestampMs, event.agent);
+        // Bridge: the agent is what the runtime says, as for `media`.
+        if (!s.runtime) s.recorder.frame('agent', event.timestampMs, event.agent);
         return;
       case 'pause':
         s.recorder.streamPause();

@@ -347,3 +347,29 @@ describe('a conversation, consent, and the cluster', () => {
     }
   });
 });
+
+test('a stream Genesys holds paused is not idle: it outlives STREAM_IDLE_TIMEOUT_SECONDS and records on', async () => {
+  const idle = await startTestServer({ env: { STREAM_IDLE_TIMEOUT_SECONDS: '1' } });
+  try {
+    await idle.agent('gen-agent', { enabled: true, auto_record: true, consent_prompt: false });
+    const ws = new WebSocket(`${idle.wsUrl}/media/genesys`, { headers: { 'x-api-key': idle.key } });
+    await new Promise((resolve, reject) => (ws.once('open', resolve), ws.once('error', reject)));
+    const s = new Session(ws);
+    const callId = randomUUID();
+    s.open(callId);
+    await s.reply(1);
+    for (const f of frames(200, ['external', 'internal'])) ws.send(f);
+    s.send('paused', {}, 0.2);
+    // Two idle timeouts pass with no audio: the pause is the provider's, not a dead stream.
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    s.send('resumed', { start: 'PT0.2S', discarded: 'PT2.5S' }, 0.2);
+    for (const f of frames(200, ['external', 'internal'])) ws.send(f);
+    s.send('close', { reason: 'end' }, 0.4);
+    expect(await s.reply(2)).toMatchObject({ type: 'closed' });
+    expect(await s.closed).toBe(1000);
+    expect(await idle.recording(callId)).toMatchObject({ status: 'ready' });
+    expect((await idle.server.store.calls.get(idle.tenantId, callId))?.endReason).toBe('provider stop');
+  } finally {
+    await idle.close();
+  }
+});
