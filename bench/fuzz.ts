@@ -11,7 +11,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import WebSocket from 'ws';
 import { decoderFor } from '../media/codec.js';
-import { adapters } from '../src/protocols/index.js';
+import { adapters, AUDIOHOOK_KEY_HEADER } from '../src/protocols/index.js';
 import type { Provider } from '../src/protocols/types.js';
 import { isStart, paramsOnUrl, rewriteStart, urlWithParams, type Credentials } from '../src/replay/client.js';
 import { readFixture, type Fixture, type FixtureMessage } from '../src/replay/fixture.js';
@@ -77,6 +77,7 @@ const FIXTURE_NAMES = [
   'freeswitch-mono',
   'asterisk-slin48',
   'azure-unmixed-24k',
+  'genesys-audiohook-tones',
 ];
 /** Every media endpoint: a capture now and then goes to another provider's. */
 const PROVIDERS = Object.keys(adapters) as Provider[];
@@ -91,7 +92,7 @@ const MIB = 1024 * 1024;
 
 type Case =
   /** `runtime`: the seed of the fuzz runtime a bridged stream relays to; null for a fork. */
-  | { kind: 'stream'; provider: string; fixture: string; mutations: string[]; messages: FixtureMessage[]; runtime: number | null; credentials: Credentials }
+  | { kind: 'stream'; provider: string; fixture: string; mutations: string[]; messages: FixtureMessage[]; runtime: number | null; credentials: Credentials; key: string }
   | { kind: 'http'; request: FuzzRequest };
 
 /** Case `n`'s own random source: its input depends on the seed and its number only. */
@@ -119,7 +120,7 @@ function buildCase(seed: number, n: number, fixtures: Map<string, Fixture>, doc:
   const target = random() < 0.1 ? pick(random, PROVIDERS) : provider;
   // A quarter of the streams are bridged to a runtime whose answers are fuzzed too.
   const runtime = random() < 0.25 ? Math.floor(random() * 2 ** 31) : null;
-  return { kind: 'stream', provider: target, fixture: name, mutations: mutated.names, messages: mutated.messages, runtime, credentials: paramsOnUrl(provider) ? credentials : {} };
+  return { kind: 'stream', provider: target, fixture: name, mutations: mutated.names, messages: mutated.messages, runtime, credentials: paramsOnUrl(provider) ? credentials : {}, key };
 }
 
 const clip = (text: string, max = 300) => (text.length > max ? `${text.slice(0, max)}…(${text.length} chars)` : text);
@@ -140,7 +141,8 @@ async function runStream(node: Callrec, runtime: FuzzRuntime, c: Extract<Case, {
     url.searchParams.set('mode', 'bridge');
     url.searchParams.set('agent_url', runtime.urlFor(c.runtime));
   }
-  const ws = new WebSocket(url, { perMessageDeflate: false });
+  // AudioHook's key is an upgrade header (other endpoints ignore it).
+  const ws = new WebSocket(url, { perMessageDeflate: false, headers: { [AUDIOHOOK_KEY_HEADER]: c.key } });
   ws.on('error', () => {});
   const closed = new Promise<string>((resolve) => ws.on('close', (code) => resolve(`close ${code}`)));
   const opened = await new Promise<string | null>((resolve) => {

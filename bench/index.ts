@@ -17,7 +17,8 @@ import { benchMedia } from './media.js';
 import type { Provider } from '../src/protocols/types.js';
 import { fixtureStream } from './fixture-stream.js';
 import { blastCall, runLoad, wireStream, type LoadResult } from './load.js';
-import { LOAD_WIRES } from './wires.js';
+import { adapters } from '../src/protocols/index.js';
+import { LOAD_WIRES, sameAudioStream } from './wires.js';
 import { CLI, deleteKeys, provision, startCallrec, startWorker, type Provisioned } from './node.js';
 import { cpuSeconds, firstMessage, rssBytes, startChild, type Child } from './proc.js';
 import { benchScaleOut } from './scale-out.js';
@@ -60,6 +61,8 @@ export interface BenchRow {
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const AGENT = 'bench-agent';
+/** The baseline's traffic: the bare sink reads Twilio's messages. */
+const TWILIO_LOAD = LOAD_WIRES.twilio!;
 /** No consent prompt: a forked stream cannot play one, and the bench measures the frame path. */
 const BENCH_NODE: Provisioned = { tenantId: 'default', agentId: AGENT, scopes: ['media:stream', 'recordings:read'], settings: { enabled: true, auto_record: true, dual_channel: true, consent_prompt: false } };
 
@@ -275,10 +278,10 @@ export async function runBench(opts: BenchOptions): Promise<{ rows: BenchRow[]; 
     // The fork phase's traffic: the same audio in the provider's own messages where bench/wires.ts
     // writes them (so providers compare on equal terms), else the provider's capture in fixtures/.
     const forkProvider = opts.provider ?? 'twilio';
-    const forkWire = LOAD_WIRES[forkProvider];
-    const forkStream = forkWire ? wireStream(forkWire, ['inbound', 'outbound']) : await fixtureStream(forkProvider);
+    const sameAudio = sameAudioStream(forkProvider, ['inbound', 'outbound']);
+    const forkStream = sameAudio ?? (await fixtureStream(forkProvider));
     /** Whose traffic the fork phase streams: named in its rows, so runs of different providers compare. */
-    const forkTraffic = forkWire ? forkProvider : `${forkProvider} capture`;
+    const forkTraffic = sameAudio ? forkProvider : `${forkProvider} capture`;
     const sink = startChild(script('bare-sink'), [], {});
     children.push(sink);
     const sinkUrl = `ws://127.0.0.1:${(await firstMessage<{ port: number }>(sink)).port}/media/twilio`;
@@ -330,6 +333,39 @@ export async function runBench(opts: BenchOptions): Promise<{ rows: BenchRow[]; 
       roundRss.push(rss);
       forkIds.push(...roundIds);
       await waitEnded(callrec.baseUrl, key, roundIds);
+    }
+    // 2b. Each other provider's fork, carrying the same audio, side by side with the bare sink
+    // (fed Twilio's messages) as in 1–2: its CPU over the sink's, against Twilio's over the
+    // sink's, so this machine's drift between the phases cancels out (the bar: within 10 %).
+    const wireCpu = new Map<string, { callrec: number; sink: number }>();
+    // Measured against a Twilio fork phase only (SignalWire speaks Twilio's messages).
+    const compared = forkProvider === 'twilio' ? (Object.keys(adapters) as Provider[]).filter((p) => p !== 'twilio' && p !== 'signalwire') : [];
+    for (const name of compared) {
+      const stream = sameAudioStream(name, ['inbound', 'outbound']);
+      if (!stream) continue;
+      const used = { callrec: 0, sink: 0 };
+      for (let round = 0; round < opts.rounds; round++) {
+        note(`round ${round + 1}/${opts.rounds}: ${name} fork, ${n} calls × ${seconds} s each, to callrec and (as Twilio) to a bare ws sink at once`);
+        const meter = cpuMeter(callrec.child.pid);
+        const sinkMeter = cpuMeter(sink.pid);
+        const roundIds = ids(`${name}${round}`);
+        await runLoad({
+          url: callrec.wsUrl.replace(/twilio$/, name),
+          stream,
+          callIds: roundIds,
+          paired: { url: sinkUrl, callIds: ids(`${name}-sink${round}`), stream: wireStream(TWILIO_LOAD, ['inbound', 'outbound']) },
+          seconds,
+          tracks: 'both',
+          params,
+          beforeFrames: () => waitRecording(callrec.baseUrl, key, roundIds),
+          onLoadStart: () => (meter.start(), sinkMeter.start()),
+          onLoadEnd: () => (meter.stop(), sinkMeter.stop()),
+        });
+        used.callrec += meter.used;
+        used.sink += sinkMeter.used;
+        await waitEnded(callrec.baseUrl, key, roundIds);
+      }
+      wireCpu.set(name, used);
     }
     await sink.stop();
     const alignment = await callAlignment(callrec.baseUrl, key, forkIds);
@@ -451,6 +487,10 @@ export async function runBench(opts: BenchOptions): Promise<{ rows: BenchRow[]; 
     row('bare ws sink CPU (JSON.parse + base64 decode)', bareMs, 'ms CPU per call-second');
     row(`callrec fork / bare sink CPU (side by side, ${opts.rounds} rounds)`, forkMs / bareMs, '×', '≤ 1.3', forkMs / bareMs <= 1.3);
     row('… lowest / highest round', Math.min(...roundRatios), `× / ${Math.max(...roundRatios).toFixed(2)} ×`);
+    for (const [name, used] of wireCpu) {
+      const ratio = used.callrec / used.sink / (sum(forkCpu) / sum(sinkCpu));
+      row(`${name} fork / Twilio fork CPU (each over the bare sink, same audio)`, ratio, '×', '≤ 1.1', ratio <= 1.1);
+    }
     row('callrec busy share of one core (fork)', (sum(forkCpu) / opts.rounds / seconds) * 100, '%');
     row('p99 frame processing, fork', histogramQuantile(forkHist, 0.99) * 1e6, 'µs');
     row('p99 frame processing, bridge', histogramQuantile(bridgeHist, 0.99) * 1e6, 'µs');

@@ -1,5 +1,5 @@
 /**
- * The load generator: many provider media streams at once (Twilio's unless a `wire` says which
+ * The load generator: many provider media streams at once (Twilio's unless a `stream` says which
  * provider's, `bench/wires.ts`), paced in real time: every 20 ms
  * each call sends a frame, the calls spread over the tick as real streams are. Each tick's message strings are built once and
  * sent on every socket (callrec keys a stream by its socket, not by the `streamSid` inside media
@@ -60,6 +60,8 @@ export interface LoadStream {
   frames(tick: number): WireFrame[];
   /** Sent before closing, where the provider has such a message. */
   stop: string | null;
+  /** Headers of the upgrade, where the provider authenticates there (AudioHook's X-API-KEY). */
+  headers?(params: Record<string, string>): Record<string, string>;
 }
 
 export interface LoadOptions {
@@ -88,7 +90,7 @@ export interface LoadOptions {
    * same frames under the same machine load. Their send times follow the first calls'
    * (`(n + call) * ticks + tick`), and so do their close codes.
    */
-  paired?: { url: string; callIds: string[] };
+  paired?: { url: string; callIds: string[]; stream?: LoadStream };
 }
 
 /**
@@ -118,10 +120,12 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   const n = opts.callIds.length;
   const tracks: Track[] = opts.tracks === 'both' ? ['inbound', 'outbound'] : ['inbound'];
   const stream = opts.stream ?? wireStream(TWILIO, tracks);
-  const open = (url: string, callIds: string[]) =>
+  // The paired calls may speak another provider's messages (the bare sink takes Twilio's).
+  const pairedStream = opts.paired?.stream ?? stream;
+  const open = (url: string, callIds: string[], stream: LoadStream) =>
     Promise.all(
       callIds.map(async (callId) => {
-        const ws = new WebSocket(stream.url(url, callId, opts.params), { perMessageDeflate: false });
+        const ws = new WebSocket(stream.url(url, callId, opts.params), { perMessageDeflate: false, headers: stream.headers?.(opts.params) });
         await once(ws, 'open');
         ws.on('error', () => {}); // failures show as close codes
         for (const m of stream.start(callId, opts.params)) ws.send(m.data, { binary: m.binary });
@@ -129,7 +133,8 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
       }),
     );
   if (opts.paired && opts.paired.callIds.length !== n) throw new Error('paired calls must match the calls one for one');
-  const sockets = [...(await open(opts.url, opts.callIds)), ...(opts.paired ? await open(opts.paired.url, opts.paired.callIds) : [])];
+  const sockets = [...(await open(opts.url, opts.callIds, stream)), ...(opts.paired ? await open(opts.paired.url, opts.paired.callIds, pairedStream) : [])];
+  const streamOf = (s: number) => (s < n ? stream : pairedStream);
   const closed = sockets.map((ws) => once(ws, 'close').then(([code]) => code as number));
   await opts.beforeFrames?.();
 
@@ -149,7 +154,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   const slotMs = FRAME_MS / PHASES;
   const slots = ticks * PHASES;
   let slot = 0;
-  let messages: { tick: number; frames: WireFrame[] } | null = null;
+  let messages: { tick: number; frames: Map<LoadStream, WireFrame[]> } | null = null;
   await new Promise<void>((resolve) => {
     const run = () => {
       // Send every slot that is due (catching up if a timer fired late), then sleep till the next.
@@ -158,14 +163,15 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
       for (; slot < due; slot++) {
         const tick = Math.floor(slot / PHASES);
         // Encoded once per tick, not once per socket.
-        if (messages?.tick !== tick) messages = { tick, frames: stream.frames(tick) };
+        if (messages?.tick !== tick) messages = { tick, frames: new Map([stream, pairedStream].map((st) => [st, st.frames(tick)])) };
         for (let c = slot % PHASES; c < n; c += PHASES) {
           for (const s of copies(c, tick)) {
             const ws = sockets[s];
             if (ws.readyState !== WebSocket.OPEN) continue;
             if (sendTimes) sendTimes[s * ticks + tick] = Number(process.hrtime.bigint() / 1000n);
-            for (const frame of messages.frames) ws.send(frame.data, frame.binary ? BINARY : TEXT);
-            framesSent += messages.frames.length;
+            const frames = messages.frames.get(streamOf(s))!;
+            for (const frame of frames) ws.send(frame.data, frame.binary ? BINARY : TEXT);
+            framesSent += frames.length;
           }
         }
       }
@@ -177,11 +183,12 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   clearInterval(second);
   opts.onLoadEnd?.();
 
-  for (const ws of sockets) {
-    if (ws.readyState !== WebSocket.OPEN) continue;
-    if (stream.stop !== null) ws.send(stream.stop);
+  sockets.forEach((ws, s) => {
+    if (ws.readyState !== WebSocket.OPEN) return;
+    const { stop } = streamOf(s);
+    if (stop !== null) ws.send(stop);
     ws.close(1000);
-  }
+  });
   const closeCodes = await Promise.race([Promise.all(closed), sleep(15_000, null, { ref: false }).then(() => sockets.map((ws) => (ws.terminate(), 1006)))]);
   return { ticks, framesSent, lateTicks, sendTimes, closeCodes };
 }

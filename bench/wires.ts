@@ -4,7 +4,9 @@
  * on another. Hand-written message text (no JSON.stringify per frame), as the generator builds
  * each tick's messages once for every socket.
  */
+import { AUDIOHOOK_KEY_HEADER } from '../src/protocols/index.js';
 import type { Provider } from '../src/protocols/types.js';
+import { payloadAt, wireStream, type LoadStream } from './load.js';
 
 export type Track = 'inbound' | 'outbound';
 
@@ -99,3 +101,55 @@ const bandwidth: LoadWire = {
  * track in binary L16 frames carries other audio than a both-tracks μ-law fork, so it has none.
  */
 export const LOAD_WIRES: Partial<Record<Provider, LoadWire>> = { twilio, signalwire: twilio, telnyx, plivo, exotel, bandwidth };
+
+const AUDIOHOOK_SESSION = '4a8e6f0e-7c1b-4a5f-9d0e-6b1c2d3e4f50';
+
+/**
+ * Genesys AudioHook Monitor: `open` (the key as X-API-KEY, the agent in Custom Config), then one
+ * binary frame a tick with both channels interleaved, the same μ-law as the other wires carry.
+ */
+function audiohookStream(tracks: Track[]): LoadStream {
+  return {
+    url: (base) => base,
+    headers: (params) => ({ [AUDIOHOOK_KEY_HEADER]: params.token ?? '' }),
+    start: (callId, params) => [
+      {
+        data: Buffer.from(
+          JSON.stringify({
+            version: '2',
+            id: AUDIOHOOK_SESSION,
+            type: 'open',
+            seq: 1,
+            serverseq: 0,
+            position: 'PT0S',
+            parameters: {
+              organizationId: AUDIOHOOK_SESSION,
+              conversationId: callId,
+              participant: { id: AUDIOHOOK_SESSION, ani: '+15550100', aniName: 'bench', dnis: '+15550199' },
+              media: [{ type: 'audio', format: 'PCMU', channels: tracks.map((t) => (t === 'inbound' ? 'external' : 'internal')), rate: 8000 }],
+              customConfig: { agent_id: params.agent_id, call_id: callId },
+            },
+          }),
+        ),
+        binary: false,
+      },
+    ],
+    frames: (tick) => {
+      const payload = Buffer.from(payloadAt(tick), 'base64');
+      const frame = Buffer.alloc(payload.length * tracks.length);
+      for (let i = 0; i < frame.length; i++) frame[i] = payload[Math.floor(i / tracks.length)];
+      return [{ data: frame, binary: true }];
+    },
+    stop: JSON.stringify({ version: '2', id: AUDIOHOOK_SESSION, type: 'close', seq: 2, serverseq: 1, position: 'PT0S', parameters: { reason: 'end' } }),
+  };
+}
+
+/**
+ * A provider's fork carrying the generator's own audio (so providers compare on equal terms), or
+ * null where the generator has none for it (its capture in fixtures/ serves instead).
+ */
+export function sameAudioStream(provider: Provider, tracks: Track[]): LoadStream | null {
+  const wire = LOAD_WIRES[provider];
+  if (wire) return wireStream(wire, tracks);
+  return provider === 'genesys' ? audiohookStream(tracks) : null;
+}

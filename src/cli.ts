@@ -5,6 +5,7 @@ import path from 'node:path';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { isScope, SCOPES, type Scope } from './auth/scopes.js';
 import { loadConfig, type Config } from './config.js';
+import { audiohookSecretIssuer } from './auth/audiohook.js';
 import { MasterKeyring } from './crypto/keys.js';
 import { rotateMasterKey } from './crypto/rotation.js';
 import { CallrecError, errorCode } from './errors.js';
@@ -319,20 +320,25 @@ keys
   .requiredOption('--name <name>', 'what the key is for')
   .option('--tenant <id>', 'tenant the key belongs to', OPERATOR_TENANT_ID)
   .option('--scopes <list>', `comma-separated: ${SCOPES.join(', ')}`, parseScopes, ['admin'] as Scope[])
+  .option('--audiohook', 'also issue a Genesys AudioHook client secret (its upgrades must then be signed with it; shown once)')
   .option('--secret-only', 'print the secret alone (for `export KEY=$(callrec keys create …)`)')
-  .option('--json', 'print the key and its secret as JSON')
+  .option('--json', 'print the key and its secret(s) as JSON')
   .option('--create-database', 'create the database if there is none (normally a mistake: keys are checked against the server\'s database)')
-  .addHelpText('after', helpTail(DATABASE_ENV, "export CALLREC_TOKEN=$(callrec keys create --name replay --scopes media:stream --secret-only)"))
-  .action((opts: { name: string; tenant: string; scopes: Scope[]; secretOnly?: boolean; json?: boolean; createDatabase?: boolean }) => {
+  .addHelpText('after', helpTail([...DATABASE_ENV, 'CALLREC_MASTER_KEY (with --audiohook)'], "export CALLREC_TOKEN=$(callrec keys create --name replay --scopes media:stream --secret-only)"))
+  .action((opts: { name: string; tenant: string; scopes: Scope[]; audiohook?: boolean; secretOnly?: boolean; json?: boolean; createDatabase?: boolean }) => {
     if (opts.secretOnly && opts.json) throw new CallrecError('ERR_BAD_ARGUMENT', 'choose one of --secret-only and --json');
+    if (opts.secretOnly && opts.audiohook) throw new CallrecError('ERR_BAD_ARGUMENT', '--audiohook issues two secrets: use --json (or neither) to see both');
     return withStore(async (store) => {
       if (opts.tenant === OPERATOR_TENANT_ID) await store.tenants.ensure(OPERATOR_TENANT_ID, 'Default');
-      const { key, secret } = await store.keys.create({ tenantId: opts.tenant, name: opts.name, scopes: opts.scopes });
+      const cfg = config();
+      const issuer = opts.audiohook ? audiohookSecretIssuer(await MasterKeyring.load({ dataDir: cfg.dataDir, masterKey: cfg.masterKey })) : null;
+      const { key, secret } = await store.keys.create({ tenantId: opts.tenant, name: opts.name, scopes: opts.scopes, audiohookSecret: issuer?.seal });
       if (opts.secretOnly) console.log(secret);
-      else if (opts.json) console.log(JSON.stringify({ id: key.id, tenant_id: key.tenantId, name: key.name, scopes: key.scopes, secret }, null, 2));
+      else if (opts.json) console.log(JSON.stringify({ id: key.id, tenant_id: key.tenantId, name: key.name, scopes: key.scopes, secret, ...(issuer ? { audiohook_client_secret: issuer.secret } : {}) }, null, 2));
       else {
         console.log(`created key ${key.id} "${key.name}" in tenant ${key.tenantId}, scopes ${key.scopes.join(',')}`);
         console.log(`secret (shown this once): ${secret}`);
+        if (issuer) console.log(`AudioHook client secret (shown this once): ${issuer.secret}`);
       }
     }, { create: opts.createDatabase });
   });

@@ -11,6 +11,7 @@ import { startWorkers } from '../workers/index.js';
 import { apiPlugin } from './api/index.js';
 import { DASHBOARD_DIR, dashboardPlugin } from './api/dashboard.js';
 import { registerOpenApi } from './api/openapi.js';
+import { AudiohookAuth } from './auth/audiohook.js';
 import { AuthFailures } from './auth/failures.js';
 import { RedisCallControl } from './calls/control-bus.js';
 import { NodeHeartbeat } from './calls/heartbeat.js';
@@ -20,6 +21,7 @@ import { CallSession } from './calls/session.js';
 import type { Config } from './config.js';
 import { PromptCache } from './consent/prompts.js';
 import { createTtsEngine } from './consent/tts/index.js';
+import { CallrecError } from './errors.js';
 import { createLogger, type Logger } from './log.js';
 import { MediaMetrics } from './metrics.js';
 import { adapters } from './protocols/index.js';
@@ -95,9 +97,10 @@ const MAX_WS_PAYLOAD = 1024 * 1024;
 const MEDIA_PATH = new RegExp(`^/media/(${Object.keys(adapters).join('|')})/?$`);
 
 /** Answers a media upgrade 503 instead: `code: reason` as the body, the code in `X-Callrec-Error`. */
-function refuseUpgrade(socket: Duplex, code: 'ERR_DRAINING' | 'ERR_NODE_STREAM_LIMIT' | 'ERR_SPOOL_UNWRITABLE', reason: string): void {
+function refuseUpgrade(socket: Duplex, code: 'ERR_DRAINING' | 'ERR_NODE_STREAM_LIMIT' | 'ERR_SPOOL_UNWRITABLE' | 'ERR_UNAVAILABLE' | 'ERR_UNAUTHORIZED', reason: string): void {
   const body = `${code}: ${reason}`;
-  socket.end(`HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nX-Callrec-Error: ${code}\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+  const status = code === 'ERR_UNAUTHORIZED' ? '401 Unauthorized' : '503 Service Unavailable';
+  socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nX-Callrec-Error: ${code}\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
 }
 
 /**
@@ -258,6 +261,7 @@ export async function startServer(given: Config, opts: ServerOptions = {}): Prom
     // A spool only on this node's disk can be finalized by this node's queue alone; a shipped one by any worker.
     enqueue: (job: RecordingJobData, shared: boolean) => enqueuer.add(job, shared ? null : nodeId),
   };
+  const audiohookAuth = new AudiohookAuth({ store, keyring, redisUrl: config.redisUrl, prefix: config.queuePrefix });
   let accepting = true;
   app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
@@ -282,11 +286,20 @@ export async function startServer(given: Config, opts: ServerOptions = {}): Prom
       return;
     }
     const provider = match[1] as Provider;
-    wss.handleUpgrade(req, socket, head, (ws) => {
-      const upgrade = { headers: req.headers, query: Object.fromEntries(url.searchParams), address: proxyAddr(req, trustedProxy) };
-      const session = new CallSession(ws, adapters[provider](upgrade), upgrade, media);
-      sessions.add(session);
-      void session.ended.then(() => sessions.delete(session));
+    const accept = () =>
+      wss.handleUpgrade(req, socket, head, (ws) => {
+        const upgrade = { headers: req.headers, query: Object.fromEntries(url.searchParams), address: proxyAddr(req, trustedProxy) };
+        const session = new CallSession(ws, adapters[provider](upgrade), upgrade, media);
+        sessions.add(session);
+        void session.ended.then(() => sessions.delete(session));
+      });
+    // AudioHook authenticates the upgrade itself (its key and signature are headers): refused with 401 before any socket.
+    if (provider !== 'genesys') return accept();
+    audiohookAuth.check(req).then(accept, (err: Error) => {
+      if (err instanceof CallrecError && err.code === 'ERR_UNAUTHORIZED') return refuseUpgrade(socket, 'ERR_UNAUTHORIZED', err.message);
+      // The database or Redis did not answer: not the client's fault, and worth a retry (503).
+      log.error({ err }, 'AudioHook authentication could not be checked');
+      refuseUpgrade(socket, 'ERR_UNAVAILABLE', 'authentication could not be checked; retry');
     });
   });
 
@@ -310,6 +323,7 @@ export async function startServer(given: Config, opts: ServerOptions = {}): Prom
     await tenantStreams.close();
     await heartbeat.stop();
     await transcodes.close();
+    await audiohookAuth.close();
     await services.close();
     await privateRedis?.stop();
     await identity.release();

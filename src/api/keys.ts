@@ -1,6 +1,7 @@
 import { Type, type Static } from 'typebox';
 import { Nullable, StringEnum } from '../schemas.js';
 import { SCOPES, scopesBeyond, type Principal } from '../auth/scopes.js';
+import { audiohookSecretIssuer } from '../auth/audiohook.js';
 import { principalOf } from '../auth/plugin.js';
 import type { ApiKey } from '../store/index.js';
 import { HttpError } from '../errors.js';
@@ -15,6 +16,9 @@ const CreateKeyBody = Type.Object(
     name: Type.String({ minLength: 1, maxLength: 100 }),
     scopes: Type.Array(StringEnum(SCOPES), { minItems: 1, maxItems: SCOPES.length }),
     tenant_id: Type.Optional(SafeId()),
+    audiohook: Type.Optional(
+      Type.Boolean({ description: 'also issue a Genesys AudioHook client secret (`audiohook_client_secret`, shown once): upgrades with this key must then carry an HTTP Message Signature made with it' }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -31,7 +35,13 @@ const KeyView = Type.Object({
   revoked_at: Nullable(Type.String({ format: 'date-time' })),
 });
 
-const CreatedKey = Type.Intersect([KeyView, Type.Object({ secret: Type.String({ description: 'shown this once: Authorization: Bearer <secret>' }) })]);
+const CreatedKey = Type.Intersect([
+  KeyView,
+  Type.Object({
+    secret: Type.String({ description: 'shown this once: Authorization: Bearer <secret>' }),
+    audiohook_client_secret: Type.Optional(Type.String({ description: 'with `audiohook: true`, shown this once: the Genesys AudioHook client secret (base64)' })),
+  }),
+]);
 
 function keyView(key: ApiKey): Static<typeof KeyView> {
   return {
@@ -68,7 +78,7 @@ const KeyParams = Type.Object({ keyId: SafeId() });
  * API keys: `POST /api/keys` (the secret is shown once), `GET /api/keys`, `GET /api/keys/{id}`,
  * `DELETE /api/keys/{id}` (revokes). The operator reaches every tenant's keys by id.
  */
-export function keyRoutes(app: ApiInstance, { store }: ApiDeps): void {
+export function keyRoutes(app: ApiInstance, { store, keyring }: ApiDeps): void {
   app.post('/api/keys', { schema: { operationId: 'createKey', body: CreateKeyBody, response: { 201: CreatedKey } }, config: { scopes: ['admin'] } }, async (request, reply) => {
     const principal = principalOf(request);
     const tenantId = targetTenant(principal, request.body.tenant_id);
@@ -77,9 +87,11 @@ export function keyRoutes(app: ApiInstance, { store }: ApiDeps): void {
       throw new HttpError('ERR_FORBIDDEN', `a key cannot grant scopes it does not hold: ${beyond.join(', ')}`, { field: 'scopes' });
     }
     if (!(await store.tenants.get(tenantId))) throw notFound(`tenant ${tenantId}`);
-    const { key, secret } = await store.keys.create({ tenantId, name: request.body.name, scopes: request.body.scopes });
+    const issuer = request.body.audiohook ? audiohookSecretIssuer(keyring) : null;
+    const { key, secret } = await store.keys.create({ tenantId, name: request.body.name, scopes: request.body.scopes, audiohookSecret: issuer?.seal });
     reply.code(201);
-    return { ...keyView(key), secret };
+    // Both shown once: the key's secret is kept as a hash, the client secret sealed.
+    return { ...keyView(key), secret, ...(issuer ? { audiohook_client_secret: issuer.secret } : {}) };
   });
 
   app.get('/api/keys', { schema: { operationId: 'listKeys', querystring: TenantQuery, response: { 200: Type.Object({ data: Type.Array(KeyView) }) } }, config: { scopes: ['admin'] } }, async (request) => {

@@ -90,6 +90,9 @@ export class CallRecorder extends StateMachine<RecorderState> {
   #failing = false;
   #lossesSaved = '';
   #announced = false;
+  /** Who holds the recording paused: the control API, the provider's stream, or both. */
+  #pausedByApi = false;
+  #streamPaused = false;
 
   constructor(ctx: RecorderContext) {
     super({ status: 'idle' }, TRANSITIONS);
@@ -106,6 +109,11 @@ export class CallRecorder extends StateMachine<RecorderState> {
   get pauses(): readonly PauseRecord[] {
     const s = this.state;
     return 'pauses' in s ? s.pauses : [];
+  }
+
+  /** The provider says its stream is paused (no audio comes, and none is missing). */
+  get streamPaused(): boolean {
+    return this.#streamPaused;
   }
 
   get recordingStatus(): RecordingStatus {
@@ -175,24 +183,56 @@ export class CallRecorder extends StateMachine<RecorderState> {
         }
         if (s.status !== 'recording' && s.status !== 'paused') throw conflict('the call is not being recorded');
         return { recordingStatus: await this.#finalize(s, 'stopped') };
-      case 'pause': {
-        if (s.status !== 'recording') throw conflict(`the recording is ${this.recordingStatus}`);
-        const behavior = this.#ctx.settings.pause_behavior;
-        const offset = s.capture.pause(behavior === 'skip');
-        const pause = { paused_at_ms: Math.round(s.capture.clockMs), resumed_at_ms: null, behavior, recording_offset_ms: Math.round(offset) };
-        const paused = { ...s, status: 'paused' as const, pauses: [...s.pauses, pause] };
-        this.state = paused;
-        await this.#saveTake(paused, 'paused');
+      case 'pause':
+        if (s.status !== 'recording' && !(s.status === 'paused' && !this.#pausedByApi)) throw conflict(`the recording is ${this.recordingStatus}`);
+        this.#pausedByApi = true;
+        if (s.status === 'recording') await this.#pause(s);
         return { recordingStatus: 'paused' };
-      }
-      case 'resume': {
-        if (s.status !== 'paused') throw conflict(`the recording is ${this.recordingStatus}`);
-        const recording = { ...s, status: 'recording' as const, pauses: resumed(s) };
-        this.state = recording;
-        await this.#saveTake(recording, 'recording');
-        return { recordingStatus: 'recording' };
-      }
+      case 'resume':
+        if (s.status !== 'paused' || !this.#pausedByApi) throw conflict(`the recording is ${this.recordingStatus}${s.status === 'paused' ? ' by the provider' : ''}`);
+        this.#pausedByApi = false;
+        // A stream the provider paused resumes the recording when it resumes, where its audio goes on.
+        if (!this.#streamPaused) await this.#resume(s, s.capture.clockMs);
+        return { recordingStatus: this.recordingStatus };
     }
+  }
+
+  /**
+   * The provider paused its stream (AudioHook `paused`, on its own or asked by callrec): the
+   * recording is paused while either the API or the provider holds it paused.
+   */
+  streamPause(): void {
+    this.#streamPaused = true;
+    const s = this.state;
+    if (s.status === 'recording') this.#pause(s).catch((err: Error) => this.#ctx.log.warn({ err: err.message }, 'could not save a pause'));
+  }
+
+  /** The provider resumed its stream; its audio goes on from `atMs` of the call's clock. */
+  streamResume(atMs: number): void {
+    this.#streamPaused = false;
+    const s = this.state;
+    if (s.status === 'paused' && !this.#pausedByApi) this.#resume(s, atMs).catch((err: Error) => this.#ctx.log.warn({ err: err.message }, 'could not save a resume'));
+  }
+
+  /** `[fromMs, toMs)` of the call's clock will never arrive (the provider dropped it). */
+  lost(fromMs: number, toMs: number, reason: string): void {
+    const s = this.state;
+    if (s.status === 'recording' || s.status === 'paused') s.capture.markLost(fromMs, toMs, reason);
+  }
+
+  #pause(s: Extract<RecorderState, { status: 'recording' }>): Promise<unknown> {
+    const behavior = this.#ctx.settings.pause_behavior;
+    const offset = s.capture.pause(behavior === 'skip');
+    const pause = { paused_at_ms: Math.round(s.capture.clockMs), resumed_at_ms: null, behavior, recording_offset_ms: Math.round(offset) };
+    const paused = { ...s, status: 'paused' as const, pauses: [...s.pauses, pause] };
+    this.state = paused;
+    return this.#saveTake(paused, 'paused');
+  }
+
+  #resume(s: Extract<RecorderState, { status: 'paused' }>, atMs: number): Promise<unknown> {
+    const recording = { ...s, status: 'recording' as const, pauses: resumed(s, atMs) };
+    this.state = recording;
+    return this.#saveTake(recording, 'recording');
   }
 
   /** The call ended: consent in progress gives up, a recording is finalized and queued. Resolves once all is saved. */
@@ -322,8 +362,8 @@ export class CallRecorder extends StateMachine<RecorderState> {
   }
 }
 
-/** Resumes a paused capture; its pauses with the last one closed at the capture's clock. */
-function resumed(s: Extract<RecorderState, { status: 'paused' }>): PauseRecord[] {
-  s.capture.resume();
-  return [...s.pauses.slice(0, -1), { ...s.pauses.at(-1)!, resumed_at_ms: Math.round(s.capture.clockMs) }];
+/** Resumes a paused capture at `atMs` (its clock, or later); its pauses with the last one closed there. */
+function resumed(s: Extract<RecorderState, { status: 'paused' }>, atMs = s.capture.clockMs): PauseRecord[] {
+  const at = s.capture.resume(atMs);
+  return [...s.pauses.slice(0, -1), { ...s.pauses.at(-1)!, resumed_at_ms: Math.round(at) }];
 }

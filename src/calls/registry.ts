@@ -43,6 +43,15 @@ export class CallRegistry {
     return true;
   }
 
+  /** Moves `session`'s claim to another call id (counts unchanged); false if that id is held or the session holds `from` no more. */
+  rename(tenantId: string, from: string, to: string, session: CallSession): boolean {
+    const key = CallRegistry.key(tenantId, to);
+    if (this.#calls.has(key) || this.get(tenantId, from) !== session) return false;
+    this.#calls.delete(CallRegistry.key(tenantId, from));
+    this.#calls.set(key, session);
+    return true;
+  }
+
   /**
    * Counts a call this registry holds against its tenant's `cap` across the cluster; rejects
    * `ERR_TENANT_STREAM_LIMIT` when the tenant's streams on all live nodes reach it.

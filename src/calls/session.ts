@@ -5,6 +5,7 @@ import type { ConsentGate } from '../consent/gate.js';
 import type { HeldMessage } from '../consent/hold.js';
 import { CallrecError, closeReason, errorCode, wsCloseCode, type ErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
+import { LOST } from '../recording/lost-spans.js';
 import type { ProviderAdapter, ProviderEvent, StreamStart, WireMessage } from '../protocols/types.js';
 import type { ControlAction, ControlResult } from './control.js';
 import { wireCall, type MediaContext } from './live-call.js';
@@ -129,7 +130,14 @@ export class CallSession extends StateMachine<SessionState> {
   control(action: ControlAction): Promise<ControlResult> {
     const s = this.state;
     if (s.status !== 'live') return Promise.reject(new CallrecError('ERR_NOT_FOUND', 'the call is not live'));
-    return s.recorder.control(action);
+    const result = s.recorder.control(action);
+    if (action !== 'pause' && action !== 'resume') return result;
+    // A provider that can stop streaming while the recording is paused is asked to (AudioHook `pause`/`resume`).
+    return result.then((done) => {
+      const ask = this.#adapter.pauseMessage?.(action === 'pause');
+      if (ask) this.#sendToProvider(ask.data, ask.binary);
+      return done;
+    });
   }
 
   protected onTransition(prev: SessionState, next: SessionState): void {
@@ -162,7 +170,9 @@ export class CallSession extends StateMachine<SessionState> {
         // (1% of the fork path's CPU when every 8th was timed, perf).
         const timed = (++this.#messages & 31) === 0;
         const started = timed ? performance.now() : 0;
-        this.#onLiveMessage(live, this.#adapter.parseProviderMessage(data, isBinary), data, isBinary);
+        const event = this.#adapter.parseProviderMessage(data, isBinary);
+        if (event.reply) this.#sendToProvider(event.reply.data, event.reply.binary);
+        this.#onLiveMessage(live, event, data, isBinary);
         if (timed) this.#ctx.metrics.frameSeconds.observe((performance.now() - started) / 1000);
         return;
       }
@@ -184,7 +194,13 @@ export class CallSession extends StateMachine<SessionState> {
 
   #onOpeningMessage(s: Extract<SessionState, { status: 'connecting' }>, data: Buffer, isBinary: boolean): void {
     const event = this.#adapter.parseProviderMessage(data, isBinary);
-    if (event.type === 'connected') {
+    if (event.reply) this.#sendToProvider(event.reply.data, event.reply.binary);
+    if (event.type === 'other' && event.reply) {
+      // A session protocol's exchange before the stream (an AudioHook probe's `open`, a `ping`): answered, nothing else.
+    } else if (event.type === 'stop') {
+      // The provider ended a stream that never started (an AudioHook probe): nothing to record.
+      this.#end('provider stop');
+    } else if (event.type === 'connected') {
       this.#hold(s.connected, data, isBinary);
     } else if (event.type === 'start') {
       // Stop reading while set-up queries run: TCP holds the provider's frames for us.
@@ -215,6 +231,24 @@ export class CallSession extends StateMachine<SessionState> {
         // Relayed before it is recorded: the runtime is waiting for it, the spool is not.
         if (event.type === 'stereo' || event.leg === 'caller') s.runtime?.send(data, isBinary);
         this.#recordFrame(s, event);
+        return;
+      case 'stereo':
+        this.#frames++;
+        s.runtime?.send(data, isBinary);
+        s.recorder.frame('caller', event.timestampMs, event.caller);
+        // Bridge: the agent is what the runtime says, as for `media`.
+        if (!s.runtime) s.recorder.frame('agent', event.timestampMs, event.agent);
+        return;
+      case 'pause':
+        s.recorder.streamPause();
+        return;
+      case 'resume':
+        s.recorder.streamResume(event.atMs);
+        // The pause was no silence of the stream's: the idle timeout counts from now.
+        s.mediaSeenAt = performance.now();
+        return;
+      case 'lost':
+        s.recorder.lost(event.fromMs, event.toMs, LOST.discarded);
         return;
       case 'mark':
         // callrec's own prompt marks end here; the runtime's go back to it.
@@ -303,7 +337,7 @@ export class CallSession extends StateMachine<SessionState> {
     this.#countFrames(s.recorder);
     s.recorder.flush();
     const idleMs = this.#ctx.limits.idleTimeoutMs;
-    if (now - s.mediaSeenAt >= idleMs) this.#fail(new CallrecError('ERR_STREAM_IDLE', `no media for ${idleMs / 1000} s`));
+    if (now - s.mediaSeenAt >= idleMs && !s.recorder.streamPaused) this.#fail(new CallrecError('ERR_STREAM_IDLE', `no media for ${idleMs / 1000} s`));
   }
 
   #connectRuntime(url: string, opening: Opening): RuntimeLink {
@@ -368,7 +402,10 @@ export class CallSession extends StateMachine<SessionState> {
     if (LIMIT_CODES.has(code)) this.#ctx.metrics.streamLimitsTotal.inc({ limit: code });
     if (wsCode === 1011) this.#log.error({ err }, 'call failed');
     else this.#log.info({ code, reason: err.message }, 'closing stream');
-    this.#closeProvider(wsCode, closeReason(code, wsCode === 1011 ? 'internal error' : err.message));
+    const reason = closeReason(code, wsCode === 1011 ? 'internal error' : err.message);
+    const said = this.#adapter.failMessage?.(reason);
+    if (said) this.#sendToProvider(said.data, said.binary);
+    this.#closeProvider(wsCode, reason);
     this.#end(`${code}: ${err.message}`);
   }
 

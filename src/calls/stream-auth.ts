@@ -115,6 +115,14 @@ function streamMode(params: Record<string, string>, start: StreamStart, runtimeU
   }
 }
 
+/** Most sessions of one call recorded for a provider that streams a call in several (`StreamStart.manySessions`). */
+const MAX_CALL_SESSIONS = 50;
+
+/** The call id the `n`th session of a call records under: the call's own id, then `<id>-2`, `-3`, … */
+function sessionCallId(callId: string, n: number): string {
+  return n === 1 ? callId : `${callId}-${n}`;
+}
+
 export interface ClaimContext {
   store: Store;
   registry: CallRegistry;
@@ -136,18 +144,23 @@ export interface CallClaim {
  * (`created` rejects `ERR_TENANT_STREAM_LIMIT` at the cap) and creates the call row.
  */
 export function claimCall(ctx: ClaimContext, session: CallSession, provider: Provider, start: StreamStart, identity: StreamIdentity): CallClaim {
-  const { tenantId, callId, mode } = identity;
-  const exists = (when: string) => new CallrecError('ERR_CALL_EXISTS', `call "${callId.slice(0, 64)}" ${when}`);
+  const { tenantId, mode } = identity;
+  const base = identity.callId;
+  const exists = (when: string) => new CallrecError('ERR_CALL_EXISTS', `call "${base.slice(0, 64)}" ${when}`);
   // This node's count first (no round trip), then the cluster's (the registry's, in Redis).
   const { perTenant } = ctx.limits;
   if (ctx.registry.countOf(tenantId) >= perTenant) throw new CallrecError('ERR_TENANT_STREAM_LIMIT', `the tenant holds its ${perTenant} streams on this node (MAX_STREAMS_PER_TENANT)`);
-  if (!ctx.registry.add(tenantId, callId, session)) throw exists('is already streaming');
-  const created = ctx.registry
-    .admit(tenantId, callId, session, perTenant)
-    .then(() =>
-      ctx.store.calls.create({
+  // A provider that streams a call in several sessions: each later one takes the next free id.
+  // (An id the suffix would take past the id rule has one session only.)
+  const sessions = start.manySessions && isSafeId(sessionCallId(base, MAX_CALL_SESSIONS)) ? MAX_CALL_SESSIONS : 1;
+  let n = 1;
+  while (!ctx.registry.add(tenantId, sessionCallId(base, n), session)) if (++n > sessions) throw exists('is already streaming');
+  identity.callId = sessionCallId(base, n);
+  const createRow = (): Promise<void> =>
+    ctx.store.calls
+      .create({
         tenantId,
-        id: callId,
+        id: identity.callId,
         agentId: identity.agentId,
         provider,
         mode,
@@ -156,15 +169,26 @@ export function claimCall(ctx: ClaimContext, session: CallSession, provider: Pro
         settings: identity.settings,
         streamId: start.streamId ?? null,
         nodeId: ctx.nodeId,
-      }),
-    )
-    .then(
-      () => {},
-      (err: CallrecError) => {
-        ctx.registry.delete(tenantId, callId, session);
-        throw err.code === 'ERR_CONFLICT' ? exists('was already streamed') : err;
-      },
-    );
+      })
+      .then(
+        () => {},
+        (err: CallrecError) => {
+          if (err.code !== 'ERR_CONFLICT') throw err;
+          for (n++; n <= sessions; n++) {
+            if (!ctx.registry.rename(tenantId, identity.callId, sessionCallId(base, n), session)) continue;
+            identity.callId = sessionCallId(base, n);
+            return createRow();
+          }
+          throw exists('was already streamed');
+        },
+      );
+  const created = ctx.registry
+    .admit(tenantId, identity.callId, session, perTenant)
+    .then(createRow)
+    .catch((err: Error) => {
+      ctx.registry.delete(tenantId, identity.callId, session);
+      throw err;
+    });
   // Awaited by the session; until then a rejection must not go unhandled.
   created.catch(() => {});
   return { identity, created };

@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Leg, MediaFormat } from '../../media/types.js';
 
-export type Provider = 'twilio' | 'telnyx' | 'vonage' | 'signalwire' | 'plivo' | 'exotel' | 'bandwidth' | 'jambonz' | 'freeswitch' | 'asterisk' | 'azure';
+export type Provider = 'twilio' | 'telnyx' | 'vonage' | 'signalwire' | 'plivo' | 'exotel' | 'bandwidth' | 'jambonz' | 'freeswitch' | 'asterisk' | 'azure' | 'genesys';
 
 /** What a provider's start message (Vonage: `websocket:connected`) tells us about the stream. */
 export interface StreamStart {
@@ -23,10 +23,20 @@ export interface StreamStart {
    * Call Control command, not echoed), leaving the mode to the session's rule (SPEC §4).
    */
   canSendAudio?: boolean;
+  /**
+   * The provider streams one call in several sessions (AudioHook: a new session after a
+   * transfer): a later session is recorded as call `<id>-2`, `-3`, … rather than refused.
+   */
+  manySessions?: boolean;
 }
 
-/** One message from the provider, in callrec's internal model. */
-export type ProviderEvent =
+/**
+ * One message from the provider, in callrec's internal model. `reply`: what a session protocol
+ * (AudioHook) must answer it with (`opened`, `pong`, `closed`); the session sends it at once.
+ */
+export type ProviderEvent = ProviderEventBody & { reply?: WireMessage };
+
+type ProviderEventBody =
   | { type: 'connected' }
   | { type: 'start'; start: StreamStart }
   /**
@@ -36,9 +46,14 @@ export type ProviderEvent =
    * a view into the adapter's scratch memory, valid only until the next parse call.
    */
   | { type: 'media'; leg: Leg; timestampMs: number; payload: Buffer }
-  /** One frame carrying both legs (jambonz and FreeSWITCH `stereo`), split by the adapter; as `media` otherwise. */
+  /** Audio of both legs from one interleaved frame (jambonz and FreeSWITCH `stereo`, AudioHook stereo), split by the adapter; payloads as for `media`. */
   | { type: 'stereo'; timestampMs: number; caller: Buffer; agent: Buffer }
   | { type: 'dtmf'; digit: string }
+  /** The provider paused or resumed the stream (AudioHook `paused`/`resumed`; audio goes on from `atMs` of its clock): the recording's pauses. */
+  | { type: 'pause' }
+  | { type: 'resume'; atMs: number }
+  /** Audio the provider dropped (AudioHook `discarded`): `[fromMs, toMs)` of its clock is lost. */
+  | { type: 'lost'; fromMs: number; toMs: number }
   /** The provider finished playing audio up to a mark we (or the runtime) sent. */
   | { type: 'mark'; name: string }
   | { type: 'stop' }
@@ -101,6 +116,10 @@ export interface ProviderAdapter {
    * identical but for callrec's own credentials (`token`, the auth-token header value) removed.
    */
   runtimeStartMessage(raw: Buffer, isBinary: boolean): WireMessage;
+  /** Asks the provider to stop (or restart) streaming while the recording is paused (AudioHook `pause`/`resume`); absent where it cannot. */
+  pauseMessage?(paused: boolean): WireMessage;
+  /** What tells the provider why callrec ends the stream before the socket closes (AudioHook `disconnect`); absent where the close frame says it all. */
+  failMessage?(reason: string): WireMessage | null;
 }
 
 export type AdapterFactory = (upgrade: UpgradeInfo) => ProviderAdapter;

@@ -198,11 +198,30 @@ export class Capture {
     return ((this.#clock - this.#start - this.#skipped) * 1000) / this.sampleRate;
   }
 
-  resume(): void {
+  /**
+   * Ends the pause at `atMs` of stream time: its clock, or later where the provider says the
+   * stream was paused for longer than its audio shows (AudioHook). Returns where it ended, ms.
+   */
+  resume(atMs = this.clockMs): number {
     const pause = this.#pauses.at(-1);
-    if (!pause || pause.to !== Infinity) return;
-    pause.to = this.#clock;
-    if (pause.skip) this.#skipped += pause.to - pause.from;
+    const at = Math.max(this.#clock, Math.round((atMs * this.sampleRate) / 1000));
+    if (pause && pause.to === Infinity) {
+      pause.to = at;
+      if (pause.skip) this.#skipped += pause.to - pause.from;
+    }
+    return (at * 1000) / this.sampleRate;
+  }
+
+  /** `[fromMs, toMs)` of stream time will never arrive (the provider dropped it): a lost span, outside pauses. */
+  markLost(fromMs: number, toMs: number, reason: string): void {
+    this.#markLost(Math.round((fromMs * this.sampleRate) / 1000), Math.round((toMs * this.sampleRate) / 1000), reason);
+  }
+
+  /** Stream samples `[from, to)` as lost in the recording, unless a pause silenced or skipped them anyway. */
+  #markLost(from: number, to: number, reason: string): void {
+    if (to <= from || this.#pauses.some((p) => from < p.to && to > p.from)) return;
+    const at = from - this.#start - this.#skipped;
+    this.#spool.markLost(at, at + to - from, reason);
   }
 
   /** Writes everything that has left the jitter window to disk. */
@@ -249,9 +268,7 @@ export class Capture {
    * (unless a pause silenced or skipped it anyway).
    */
   #lost(position: number, n: number, reason: string): void {
-    if (this.#pauses.some((p) => position < p.to && position + n > p.from)) return;
-    const at = position - this.#start - this.#skipped;
-    this.#spool.markLost(at, at + n, reason);
+    this.#markLost(position, position + n, reason);
   }
 
   #updateWallBound(): number {

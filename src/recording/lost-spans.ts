@@ -14,6 +14,7 @@ export const LOST = {
   lateFrames: 'frames arrived too late',
   aheadOfWallClock: 'frames ran ahead of the wall clock',
   nodeLost: 'media node lost',
+  discarded: 'discarded by the platform',
 } as const;
 
 /**

@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import WebSocket from 'ws';
 import type { Fixture, FixtureMessage } from './fixture.js';
 import { ProviderPlayback } from './playback.js';
+import { AUDIOHOOK_KEY_HEADER } from '../protocols/genesys.js';
 import type { Provider } from '../protocols/types.js';
 
 export interface ReplayOptions {
@@ -64,6 +65,8 @@ function paramsOf(provider: Provider, message: Record<string, unknown>): Params 
   if (provider === 'bandwidth') return message.eventType === 'start' ? ((message.streamParams ??= {}) as Params) : undefined;
   if (provider === 'freeswitch') return message as Params;
   if (provider === 'jambonz') return (message.metadata ??= {}) as Params;
+  // AudioHook: the integration's Custom Config (the key goes in its X-API-KEY header instead).
+  if (provider === 'genesys') return message.type === 'open' ? (((message.parameters as Record<string, unknown>).customConfig ??= {}) as Params) : undefined;
   if (message.event !== 'start') return undefined;
   if (provider === 'plivo') return pairs(message.extra_headers);
   const start = message.start as Record<string, unknown> | undefined;
@@ -83,7 +86,7 @@ export function rewriteStart(provider: Provider, text: string, opts: Pick<Replay
     else params[key] = value;
   };
   if (opts.agentId !== undefined) params.agent_id = opts.agentId;
-  set('token', opts.token);
+  if (provider !== 'genesys') set('token', opts.token);
   set('call_id', opts.callId);
   // Plivo carries them as text: written back in its own form.
   if (provider === 'plivo') message.extra_headers = Object.entries(params).map(([key, value]) => `${key}=${value}`).join(';');
@@ -99,6 +102,7 @@ const START_MARKS: Record<Provider, string> = {
   plivo: '"event":"start"',
   exotel: '"event":"start"',
   bandwidth: '"eventType":"start"',
+  genesys: '"type":"open"',
   jambonz: '"mixType"',
   freeswitch: '"mixType"',
   asterisk: 'MEDIA_START',
@@ -136,7 +140,8 @@ export function urlWithParams(provider: Provider, url: string, opts: Credentials
 export async function replayFixture(fixture: Fixture, opts: ReplayOptions): Promise<ReplayResult> {
   const provider = fixture.meta.provider;
   const divisor = opts.speed === 'realtime' ? 1 : opts.speed;
-  const ws = new WebSocket(urlWithParams(provider, opts.url, opts), { headers: opts.headers });
+  const headers = provider === 'genesys' && opts.token !== undefined ? { ...opts.headers, [AUDIOHOOK_KEY_HEADER]: opts.token } : opts.headers;
+  const ws = new WebSocket(urlWithParams(provider, opts.url, opts), { headers });
   const received: ReplayResult['received'] = [];
   let openedAt = performance.now();
   let closed = false;

@@ -7,6 +7,7 @@
  * as Twilio does. Time is the stream's (the fixture's send offsets), so `--speed max` plays a
  * prompt as fast as it streams the call.
  */
+import { CallrecError } from '../errors.js';
 import type { Fixture } from './fixture.js';
 import type { Provider } from '../protocols/types.js';
 
@@ -120,6 +121,8 @@ export class ProviderPlayback {
         return JSON.stringify({ kind: 'DtmfData', dtmfData: { data: digit } });
       case 'freeswitch':
         return null;
+      case 'genesys':
+        throw noPlayback();
     }
   }
 
@@ -151,10 +154,17 @@ export class ProviderPlayback {
       case 'freeswitch':
       case 'azure':
         return '';
+      case 'genesys':
+        throw noPlayback();
     }
   }
 
   #plivoStream(): unknown {
     return (this.#ids.start as Record<string, unknown> | undefined)?.streamId;
   }
+}
+
+/** AudioHook Monitor plays nothing, so it has no marks to confirm or keys to press. */
+function noPlayback(): CallrecError {
+  return new CallrecError('ERR_UNEXPECTED_MESSAGE', 'AudioHook Monitor plays no audio: no marks, no DTMF');
 }

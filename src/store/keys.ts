@@ -3,6 +3,7 @@ import type { Kysely, Selectable } from 'kysely';
 import { CallrecError } from '../errors.js';
 import { isScope, type Principal, type Scope } from '../auth/scopes.js';
 import { displayPrefix, generateSecret, hashSecret } from '../auth/secrets.js';
+import type { SealedSecret } from '../tenants/secrets.js';
 import type { ApiKeysTable, Database } from './schema.js';
 import type { TenantRepository } from './tenants.js';
 
@@ -25,6 +26,8 @@ export interface NewApiKey {
   name: string;
   scopes: Scope[];
   operator?: boolean;
+  /** Seals an AudioHook client secret for the new key's id (see `newAudiohookSecret`). */
+  audiohookSecret?: (keyId: string) => SealedSecret;
 }
 
 export const OPERATOR_TENANT_ID = 'default';
@@ -74,8 +77,9 @@ export class KeyRepository {
   }
 
   async #insert(input: NewApiKey, secret: string): Promise<Selectable<ApiKeysTable>> {
+    const id = randomUUID();
     const row = {
-      id: randomUUID(),
+      id,
       tenant_id: input.tenantId,
       name: input.name,
       key_hash: hashSecret(secret),
@@ -85,6 +89,7 @@ export class KeyRepository {
       created_at: new Date().toISOString(),
       last_used_at: null,
       revoked_at: null,
+      audiohook_secret: input.audiohookSecret ? JSON.stringify(input.audiohookSecret(id)) : null,
     };
     await this.#db.insertInto('api_keys').values(row).execute();
     return row;
@@ -132,6 +137,12 @@ export class KeyRepository {
       );
     this.#touches.add(write);
     void write.finally(() => this.#touches.delete(write));
+  }
+
+  /** The sealed AudioHook client secret of a key; null when it has none. */
+  async audiohookSecret(keyId: string): Promise<SealedSecret | null> {
+    const row = await this.#db.selectFrom('api_keys').select('audiohook_secret').where('id', '=', keyId).executeTakeFirst();
+    return row?.audiohook_secret ? (JSON.parse(row.audiohook_secret) as SealedSecret) : null;
   }
 
   /** Waits for the `last_used_at` writes under way (before the database closes). */

@@ -247,6 +247,16 @@ const evidence: Migration = {
   },
 };
 
+/** Issue 19: an API key's AudioHook client secret, sealed under the master keyring (Genesys signs its upgrades with it). */
+const audiohookSecrets: Migration = {
+  async up(db: Db) {
+    await db.schema.alterTable('api_keys').addColumn('audiohook_secret', 'text').execute();
+  },
+  async down(db: Db) {
+    await db.schema.alterTable('api_keys').dropColumn('audiohook_secret').execute();
+  },
+};
+
 /** Every migration, in order; names sort in the order they run. */
 export const migrations: Record<string, Migration> = {
   '0001_initial': initial,
@@ -254,6 +264,7 @@ export const migrations: Record<string, Migration> = {
   '0003_recording_keys': recordingKeys,
   '0004_shared_spools': sharedSpools,
   '0010_evidence': evidence,
+  '0019_audiohook_secrets': audiohookSecrets,
 };
 
 /** Kysely's provider over the in-code list, so a build ships its migrations without a directory to find. */

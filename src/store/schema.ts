@@ -21,6 +21,8 @@ export interface ApiKeysTable {
   created_at: string;
   last_used_at: string | null;
   revoked_at: string | null;
+  /** JSON `SealedSecret`: the AudioHook client secret its signatures are verified with; null for other keys. */
+  audiohook_secret: string | null;
 }
 
 export interface AgentsTable {

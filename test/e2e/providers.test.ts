@@ -52,6 +52,7 @@ describe.each([
   'freeswitch-mono',
   'asterisk-slin48',
   'azure-unmixed-24k',
+  'genesys-audiohook-tones',
 ])('%s', (name) => {
   let fixture: Fixture;
   beforeAll(async () => {

@@ -41,7 +41,20 @@ describe.each(Object.keys(KITS) as Provider[])('ProviderAdapter contract: %s', (
     }
   });
 
-  test('dtmf, and a mark callrec sent comes back as that mark once played', () => {
+  const twoWay = kit.oneWay ? test.skip : test;
+
+  if (kit.oneWay) {
+    test('a provider that only listens: no marks, no audio back, no runtime, and the stream ends', () => {
+      const adapter = started();
+      expect(adapter.markMessage('consent-1')).toBeNull();
+      expect(adapter.clearMessage()).toBeNull();
+      expect(code(() => adapter.mediaMessage(audio(kit.frameBytes)))).toBe('ERR_BAD_PARAMETER');
+      expect(code(() => adapter.runtimeStartMessage(kit.start.data, kit.start.binary))).toBe('ERR_BAD_PARAMETER');
+      expect(parse(adapter, kit.stop!)).toMatchObject({ type: 'stop' });
+    });
+  }
+
+  twoWay('dtmf, and a mark callrec sent comes back as that mark once played', () => {
     const adapter = started();
     if (kit.dtmf) expect(parse(adapter, kit.dtmf('#'))).toEqual({ type: 'dtmf', digit: '#' });
     const sent = adapter.markMessage('consent-1');
@@ -51,7 +64,7 @@ describe.each(Object.keys(KITS) as Provider[])('ProviderAdapter contract: %s', (
     if (kit.stop) expect(parse(adapter, kit.stop)).toEqual({ type: 'stop' });
   });
 
-  test('what a runtime speaking the protocol sends', () => {
+  twoWay('what a runtime speaking the protocol sends', () => {
     const adapter = started();
     const payload = audio(kit.frameBytes);
     const media = adapter.parseRuntimeMessage(kit.runtimeMedia(payload).data, kit.runtimeMedia(payload).binary) as { type: string; payload: Buffer };
@@ -62,7 +75,7 @@ describe.each(Object.keys(KITS) as Provider[])('ProviderAdapter contract: %s', (
     expect(code(() => adapter.parseRuntimeMessage(Buffer.from('{"event":'), false))).toBe('ERR_MALFORMED_MESSAGE');
   });
 
-  test('builders round-trip: what callrec sends reads back as a runtime\'s message would', () => {
+  twoWay('builders round-trip: what callrec sends reads back as a runtime\'s message would', () => {
     const adapter = started();
     const payload = audio(kit.frameBytes);
     const media = adapter.mediaMessage(payload);
@@ -99,7 +112,7 @@ describe.each(Object.keys(KITS) as Provider[])('ProviderAdapter contract: %s', (
     expect(Buffer.compare((parse(adapter, kit.media('caller', 0, payload)) as { payload: Buffer }).payload, payload)).toBe(0);
   });
 
-  test('the runtime\'s start has no credential of callrec\'s and reads as the provider\'s own', () => {
+  twoWay('the runtime\'s start has no credential of callrec\'s and reads as the provider\'s own', () => {
     const out = fresh().runtimeStartMessage(kit.start.data, kit.start.binary);
     expect(out.binary).toBe(kit.start.binary);
     expect(kit.reveal(out.data.toString())).not.toContain(SECRET);

@@ -50,8 +50,10 @@ export interface ProviderKit {
   media(leg: 'caller' | 'agent', n: number, payload: Buffer): Frame;
   /** The same frame with a payload that is not audio of the stream's format. */
   badPayload(n: number): Frame;
-  /** Null where DTMF does not come over the stream (Bandwidth: `<Gather>` posts it to a webhook; FreeSWITCH `mod_audio_stream`). */
+  /** Null where DTMF does not come over the stream (Bandwidth: `<Gather>` posts it to a webhook; FreeSWITCH `mod_audio_stream`; AudioHook Monitor). */
   dtmf: ((digit: string) => Frame) | null;
+  /** The provider only listens (AudioHook Monitor): no marks, no audio back, no runtime; the runtime fields go unused. */
+  oneWay?: boolean;
   /** What the provider sends back once playback reaches a mark callrec sent; null where it has no marks (Bandwidth). */
   echoMark: ((sent: WireMessage) => Frame) | null;
   stop: Frame | null;
@@ -397,4 +399,41 @@ const azure: ProviderKit = {
 };
 
 
-export const KITS: Record<Provider, ProviderKit> = { twilio, telnyx, vonage, signalwire: twilio, plivo, exotel, bandwidth, jambonz, freeswitch, asterisk, azure };
+const GENESYS_SESSION = 'e160e428-53e2-487c-977d-96989bf5c99d';
+const audiohook = (type: string, seq: number, parameters: object) =>
+  text({ version: '2', id: GENESYS_SESSION, type, seq, serverseq: 0, position: 'PT0S', parameters });
+const audiohookOpen = (media: object[], customConfig: object) =>
+  audiohook('open', 1, {
+    organizationId: 'd7934305-0972-4844-938e-9060eef73d05',
+    conversationId: '090eaa2f-72fa-480a-83e0-8667ff89c0ec',
+    participant: { id: '883efee8-3d6c-4537-b500-6d7ca4b92fa0', ani: '+1-555-555-1234', aniName: 'John Doe', dnis: '+1-800-555-6789' },
+    media,
+    language: 'en-US',
+    customConfig,
+  });
+const unusedFrame = binary(Buffer.alloc(0));
+const genesys: ProviderKit = {
+  upgrade: { headers: { 'x-api-key': SECRET }, query: {} },
+  format: { codec: 'pcmu', sampleRate: 8000 },
+  frameBytes: 160,
+  carriesAgent: false,
+  connected: null,
+  // The first offer callrec cannot record is passed over for the caller's channel alone.
+  start: audiohookOpen([{ type: 'audio', format: 'L16', channels: ['external'], rate: 16000 }, { type: 'audio', format: 'PCMU', channels: ['external'], rate: 8000 }], { agent_id: 'agent-1', call_id: 'call-1' }),
+  unsupportedCodecStart: audiohookOpen([{ type: 'audio', format: 'L16', channels: ['external', 'internal'], rate: 16000 }], {}),
+  // Frames carry no position: the nth frame is at n × 20 ms because n frames came before it.
+  media: (_leg, _n, payload) => binary(payload),
+  badPayload: () => binary(Buffer.alloc(0)),
+  dtmf: null,
+  oneWay: true,
+  echoMark: null,
+  stop: audiohook('close', 2, { reason: 'end' }),
+  unknownEvent: audiohook('hello', 2, {}),
+  runtimeMedia: () => unusedFrame,
+  runtimeMark: null,
+  runtimeClear: null,
+  runtimeMarkEvent: () => ({ type: 'other' }),
+  reveal: (start) => start,
+};
+
+export const KITS: Record<Provider, ProviderKit> = { twilio, telnyx, vonage, signalwire: twilio, plivo, exotel, bandwidth, jambonz, freeswitch, asterisk, azure, genesys };

@@ -2,7 +2,7 @@ import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { decoderFor } from '../../media/codec.js';
 import type { Leg, MediaFormat } from '../../media/types.js';
-import { adapters } from '../../src/protocols/index.js';
+import { adapters, AUDIOHOOK_KEY_HEADER } from '../../src/protocols/index.js';
 import type { ProviderEvent } from '../../src/protocols/types.js';
 import { readFixture } from '../../src/replay/fixture.js';
 
@@ -16,7 +16,9 @@ const PARAMS_IN_URL = new Set(['asterisk', 'azure']);
 /** Runs a capture through its provider adapter: what callrec would see. */
 async function parse(file: string) {
   const fixture = await readFixture(path.join(FIXTURES, file));
-  const adapter = adapters[fixture.meta.provider]({ headers: {}, query: {} });
+  // AudioHook's key is a header of the upgrade, which the replay client sets; the capture holds messages only.
+  const headers = fixture.meta.provider === 'genesys' ? { [AUDIOHOOK_KEY_HEADER]: 'fixture-token' } : {};
+  const adapter = adapters[fixture.meta.provider]({ headers, query: {} });
   const events: ProviderEvent[] = [];
   const frames: Array<{ leg: Leg; atMs: number; pcm: Int16Array }> = [];
   let format: MediaFormat | undefined;
@@ -46,6 +48,7 @@ test('every capture is present and under 1 MB of JSON lines', () => {
     'bandwidth-fork-tones.jsonl',
     'exotel-voicebot-caller.jsonl',
     'freeswitch-mono.jsonl',
+    'genesys-audiohook-tones.jsonl',
     'jambonz-mono-24k.jsonl',
     'jambonz-stereo.jsonl',
     'plivo-bidirectional-caller.jsonl',

@@ -58,3 +58,13 @@ test('`callrec replay` with the server down exits non-zero with one clear line',
   expect(code).toBe(1);
   expect(stderr.trim()).toMatch(new RegExp(`^callrec: cannot reach a callrec server at http://127\\.0\\.0\\.1:${port} \\(.*ECONNREFUSED.*\\); is \`callrec serve\` running there\\?$`));
 });
+
+test('an AudioHook capture replays at /media/genesys, the provider read from the capture, its key as X-API-KEY', async () => {
+  await ts.agent('genesys-replay', { enabled: true, auto_record: true, consent_prompt: false });
+  const out = new PassThrough();
+  const genesys = path.resolve(import.meta.dirname, '../../fixtures/genesys-audiohook-tones.jsonl');
+  const summary = await runReplay({ files: [genesys], url: ts.wsUrl, agentId: 'genesys-replay', token: ts.key, speed: 'max', concurrency: 1, progress: null, out });
+  expect(summary.calls[0]).toMatchObject({ failed: false, closeCode: 1000, recording: 'ready' });
+  const call = (await (await ts.api(`/api/calls/${summary.calls[0].callId}`)).json()) as Record<string, any>;
+  expect(call).toMatchObject({ provider: 'genesys', agent_id: 'genesys-replay' });
+});
