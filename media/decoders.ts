@@ -273,7 +273,8 @@ async function decodeOgg(input: AsyncIterator<Uint8Array>): Promise<PcmStream> {
       throw err;
     }
   }
-  const demuxer = new prism.opus.OggDemuxer();
+  // 16 KiB of input buffered ahead at most: Node ≥ 22's default (64 KiB) would read four times as far.
+  const demuxer = new prism.opus.OggDemuxer({ writableHighWaterMark: 16 * 1024 });
   let opusHead: Buffer | undefined;
   demuxer.once('head', (h: Buffer) => (opusHead = h));
   // pipeline, unlike pipe, carries an input error into the demuxer, and an early stop back to the
