@@ -64,8 +64,8 @@ export interface StreamLimits {
   preStartBytes: number;
   /** Provider sockets open on this node; the upgrade past it is answered 503. */
   perNode: number;
-  /** Live streams of one tenant on this node; the claim past it is closed 1013. */
-  perTenant: number;
+  /** Live streams of one tenant across the cluster; the claim past it is closed 1013. Null: no cap (one tenant may use every node). */
+  perTenant: number | null;
   /** A live stream without a media frame this long is ended (its recording finalized). */
   idleTimeoutMs: number;
   /** How far a stream's audio may run ahead of the wall clock since it started; frames beyond are dropped. */
@@ -77,7 +77,7 @@ export const STREAM_LIMIT_DEFAULTS: StreamLimits = {
   preStartMessages: 256,
   preStartBytes: 256 * 1024,
   perNode: 2_000,
-  perTenant: 500,
+  perTenant: null,
   idleTimeoutMs: 60_000,
   audioLeadMs: 5_000,
 };
@@ -201,7 +201,7 @@ export function loadConfig(env: Env = process.env): Config {
       preStartMessages: positiveInteger(env, 'STREAM_PRESTART_MESSAGES', STREAM_LIMIT_DEFAULTS.preStartMessages),
       preStartBytes: positiveInteger(env, 'STREAM_PRESTART_BYTES', STREAM_LIMIT_DEFAULTS.preStartBytes),
       perNode: positiveInteger(env, 'MAX_STREAMS_PER_NODE', STREAM_LIMIT_DEFAULTS.perNode),
-      perTenant: positiveInteger(env, 'MAX_STREAMS_PER_TENANT', STREAM_LIMIT_DEFAULTS.perTenant),
+      perTenant: env.MAX_STREAMS_PER_TENANT ? positiveInteger(env, 'MAX_STREAMS_PER_TENANT', 1) : null,
       idleTimeoutMs: positiveSeconds(env, 'STREAM_IDLE_TIMEOUT_SECONDS', STREAM_LIMIT_DEFAULTS.idleTimeoutMs / 1000) * 1000,
       audioLeadMs: positiveSeconds(env, 'STREAM_AUDIO_LEAD_SECONDS', STREAM_LIMIT_DEFAULTS.audioLeadMs / 1000) * 1000,
     },

@@ -31,6 +31,13 @@ test('the media endpoints\' limits have defaults and refuse what is not a positi
   }
 });
 
+test('MAX_STREAMS_PER_TENANT is off by default: one tenant may use every node\'s MAX_STREAMS_PER_NODE (issue 22)', () => {
+  expect(loadConfig({}).streams.perTenant).toBeNull();
+  expect(loadConfig({ MAX_STREAMS_PER_NODE: '5000' }).streams).toMatchObject({ perNode: 5000, perTenant: null });
+  expect(loadConfig({ MAX_STREAMS_PER_TENANT: '' }).streams.perTenant).toBeNull();
+  expect(loadConfig({ MAX_STREAMS_PER_TENANT: '40' }).streams.perTenant).toBe(40);
+});
+
 test('DRAIN_TIMEOUT_SECONDS defaults to an hour and must be a positive number', () => {
   expect(loadConfig({}).drainTimeoutMs).toBe(3_600_000);
   expect(loadConfig({ DRAIN_TIMEOUT_SECONDS: '30' }).drainTimeoutMs).toBe(30_000);

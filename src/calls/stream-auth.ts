@@ -122,14 +122,15 @@ export interface CallClaim {
  * Claims the call for `session`: synchronously in this node's registry (throws `ERR_CALL_EXISTS`
  * when another live stream holds it, `ERR_TENANT_STREAM_LIMIT` when the tenant holds its
  * MAX_STREAMS_PER_TENANT on this node), then in the background counts it across the cluster
- * (`created` rejects `ERR_TENANT_STREAM_LIMIT` at the cap) and creates the call row.
+ * (`created` rejects `ERR_TENANT_STREAM_LIMIT` at the cap; no count when the cap is off) and
+ * creates the call row.
  */
 export function claimCall(ctx: ClaimContext, session: CallSession, provider: Provider, start: StreamStart, identity: StreamIdentity): CallClaim {
   const { tenantId, callId, mode } = identity;
   const exists = (when: string) => new CallrecError('ERR_CALL_EXISTS', `call "${callId.slice(0, 64)}" ${when}`);
   // This node's count first (no round trip), then the cluster's (the registry's, in Redis).
   const { perTenant } = ctx.limits;
-  if (ctx.registry.countOf(tenantId) >= perTenant) throw new CallrecError('ERR_TENANT_STREAM_LIMIT', `the tenant holds its ${perTenant} streams on this node (MAX_STREAMS_PER_TENANT)`);
+  if (perTenant !== null && ctx.registry.countOf(tenantId) >= perTenant) throw new CallrecError('ERR_TENANT_STREAM_LIMIT', `the tenant holds its ${perTenant} streams on this node (MAX_STREAMS_PER_TENANT)`);
   if (!ctx.registry.add(tenantId, callId, session)) throw exists('is already streaming');
   const created = ctx.registry
     .admit(tenantId, callId, session, perTenant)

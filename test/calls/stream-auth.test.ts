@@ -100,7 +100,7 @@ describe('authenticateStream', () => {
 });
 
 describe('claimCall', () => {
-  const ctx = (perTenant = 500) => ({ store: db.store, registry: new CallRegistry(), nodeId: 'node-1', limits: { perTenant } });
+  const ctx = (perTenant: number | null = null) => ({ store: db.store, registry: new CallRegistry(), nodeId: 'node-1', limits: { perTenant } });
   const owner = {} as CallSession;
 
   async function identity(callId: string, params: Record<string, string> = {}): Promise<StreamIdentity> {
@@ -149,5 +149,13 @@ describe('claimCall', () => {
     c.registry.delete('t1', 'cap-1', owner);
     await claimCall(c, owner, 'twilio', start({}), third).created;
     expect(c.registry.countOf('t1')).toBe(2);
+  });
+
+  test('with MAX_STREAMS_PER_TENANT off (the default) a tenant is not capped: 600 claims, over the old default of 500', async () => {
+    const c = ctx();
+    const id = await identity('uncapped');
+    const claims = Array.from({ length: 600 }, (_, i) => claimCall(c, {} as CallSession, 'twilio', start({}), { ...id, callId: `uncapped-${i}` }));
+    expect(c.registry.countOf('t1')).toBe(600);
+    await Promise.all(claims.map((claim) => claim.created));
   });
 });
