@@ -8,6 +8,8 @@ export interface Config {
   host: string;
   /** `callrec worker`'s HTTP listener (`/healthz`, `/readyz`, `/metrics`), on `host`. */
   workerPort: number;
+  /** A media node's internal listener for `/readyz` and `/metrics` (and `/healthz`), on `host`; unset: the API port serves them. */
+  metricsPort: number | undefined;
   dataDir: string;
   databaseUrl: string;
   redisUrl: string;
@@ -158,6 +160,30 @@ function trustedProxies(env: Env): string[] {
   return entries;
 }
 
+/** Bits a random key must carry: as many as the keys callrec mints itself (32 random bytes). */
+const OPERATOR_KEY_BITS = 256;
+
+/**
+ * `CALLREC_API_KEY` must be as strong as a key callrec mints (32 random bytes): it is stored as
+ * an unsalted SHA-256 like every API key, which is sound only for secrets nobody can guess or
+ * brute-force offline. Rejecting a weak key at start keeps one hashing scheme for all keys (a
+ * pepper would be one more secret to keep and a rehash of every key). Strength is estimated
+ * twice, and both must reach 256 bits: the length times the bits per character of the alphabet
+ * classes it draws on (hex, base64, base64url or more), and the length times its Shannon entropy
+ * per character, which catches repetition and patterns in a long but human-chosen string.
+ */
+function checkOperatorKey(key: string): void {
+  const howTo = 'must be at least 32 random bytes, e.g. `openssl rand -base64 32` or `openssl rand -hex 32`';
+  const hexOnly = /^[0-9a-f]+$/i.test(key);
+  const alphabet = hexOnly ? 16 : [/[a-z]/, /[A-Z]/, /[0-9]/, /[^a-zA-Z0-9]/].reduce((n, re, i) => n + (re.test(key) ? [26, 26, 10, 2][i] : 0), 0);
+  const counts = new Map<string, number>();
+  for (const c of key) counts.set(c, (counts.get(c) ?? 0) + 1);
+  const shannon = [...counts.values()].reduce((bits, n) => bits - (n / key.length) * Math.log2(n / key.length), 0);
+  if (key.length * Math.log2(alphabet) < OPERATOR_KEY_BITS) fail('CALLREC_API_KEY', `${howTo}; this one is too short (${key.length} characters)`);
+  // Random hex of 64 characters measures 3.34 bits per character at worst in a million samples (base64 of 44, 4.2): 3 leaves margin.
+  if (shannon < 3) fail('CALLREC_API_KEY', `${howTo}; this one repeats itself too much to be random`);
+}
+
 /** Reads and validates the configuration; throws `ERR_CONFIG` naming the first bad variable. */
 export function loadConfig(env: Env = process.env): Config {
   const p = port(env, 'PORT', 8080);
@@ -167,7 +193,7 @@ export function loadConfig(env: Env = process.env): Config {
     fail('CALLREC_MASTER_KEY', 'must be 32 bytes, base64-encoded');
   }
   const apiKey = env.CALLREC_API_KEY || undefined;
-  if (apiKey !== undefined && apiKey.length < 16) fail('CALLREC_API_KEY', 'must be at least 16 characters');
+  if (apiKey !== undefined) checkOperatorKey(apiKey);
   const ttsEngine = env.TTS_ENGINE || 'flite';
   if (!/^(flite|google|file:.+)$/.test(ttsEngine)) fail('TTS_ENGINE', `must be flite, google or file:<dir>, got "${ttsEngine}"`);
   const queuePrefix = env.CALLREC_QUEUE_PREFIX || 'callrec';
@@ -180,6 +206,7 @@ export function loadConfig(env: Env = process.env): Config {
     port: p,
     host: env.HOST || '0.0.0.0',
     workerPort: port(env, 'WORKER_PORT', 8081),
+    metricsPort: env.METRICS_PORT ? port(env, 'METRICS_PORT', 0) : undefined,
     dataDir,
     databaseUrl: url(env, 'DATABASE_URL', `sqlite://${path.join(dataDir, 'callrec.db')}`, ['sqlite:', 'postgres:', 'postgresql:']),
     redisUrl: url(env, 'REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']),

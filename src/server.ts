@@ -31,6 +31,7 @@ import { claimNodeIdentity } from './node-identity.js';
 import { SpoolOpener } from './recording/shared-spool.js';
 import { SpoolMonitor } from './recording/spool-monitor.js';
 import { TranscodeCache } from './recording/transcode-cache.js';
+import { startWorkerHttp } from './worker-http.js';
 import { openServices } from './services.js';
 import type { StorageResolver } from './storage/resolver.js';
 import type { Store } from './store/index.js';
@@ -54,6 +55,8 @@ export interface CallrecServer {
   /** `http://host:port` the server listens on. */
   url: string;
   port: number;
+  /** `http://host:port` of the internal listener (`/metrics`, `/readyz`) when METRICS_PORT is set; else null (the API port serves them). */
+  metricsUrl: string | null;
   app: FastifyInstance<any, any, any, Logger>;
   store: Store;
   storage: StorageResolver;
@@ -132,6 +135,8 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
   // The spool is on this node's disk: only this node's queue may finalize it.
   const enqueuer = new RecordingEnqueuer(recordings, { log, waiting: metrics.recordingsWaitingForRedis });
   const transcodes = await TranscodeCache.open(path.join(config.dataDir, 'tmp', 'transcoded'));
+  // The node's dependencies, and its own spool disk: a node that cannot spool takes no streams.
+  const readiness = async () => ({ ...(await services.readiness()), spool_disk: spoolMonitor.writable });
   // One budget per client address for failed API and stream authentications.
   const authFailures = new AuthFailures(config.http.authFailuresPerIpPerMinute);
   /** Who a media upgrade came from, by the rule Fastify applies to HTTP requests (TRUST_PROXY). */
@@ -165,19 +170,24 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     webhooks,
     transcodes,
     telnyx: config.telnyx,
-    // The node's dependencies, and its own spool disk: a node that cannot spool takes no streams.
-    readiness: async () => ({ ...(await services.readiness()), spool_disk: spoolMonitor.writable }),
+    ...(config.metricsPort === undefined ? { readiness } : {}),
     draining: () => draining !== null,
   });
 
   await app.register(dashboardPlugin, { root: DASHBOARD_DIR, testCall: config.telnyx !== undefined });
 
-  // Public like the health checks: scraped by Prometheus on the node's own network.
-  app.get('/metrics', async (_request, reply) => {
-    metrics.callsActive.set(sessions.size);
-    reply.type(metrics.registry.contentType);
-    return gauges.scrape();
-  });
+  // Unauthenticated, scraped by Prometheus on the node's own network: on METRICS_PORT when set,
+  // where the public API port does not show the node's figures (all tenants') to anyone.
+  const internal =
+    config.metricsPort === undefined
+      ? null
+      : await startWorkerHttp({ host: config.host, port: config.metricsPort, log, metrics, gauges, readiness, draining: () => draining !== null });
+  if (!internal) {
+    app.get('/metrics', async (_request, reply) => {
+      reply.type(metrics.registry.contentType);
+      return gauges.scrape();
+    });
+  }
 
   // The adapters check text frames' UTF-8 themselves, and only where they must: a media frame
   // the fast path reads is ASCII by its rules (src/protocols/media-scan.ts); everything else
@@ -231,7 +241,11 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
       const upgrade = { headers: req.headers, query: Object.fromEntries(url.searchParams), address: proxyAddr(req, trustedProxy) };
       const session = new CallSession(ws, adapters[provider](upgrade), upgrade, media);
       sessions.add(session);
-      void session.ended.then(() => sessions.delete(session));
+      metrics.callsActive.set(sessions.size);
+      void session.ended.then(() => {
+        sessions.delete(session);
+        metrics.callsActive.set(sessions.size);
+      });
     });
   });
 
@@ -246,6 +260,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     enqueuer.close();
     await Promise.all([...sessions].map((s) => s.shutdown()));
     await app.close();
+    await internal?.close();
     wss.close();
     await sweep.stop();
     await spoolMonitor.stop();
@@ -299,6 +314,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
   return {
     url: `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${port}`,
     port,
+    metricsUrl: internal?.url ?? null,
     app,
     store,
     storage,

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { loadConfig, STREAM_LIMIT_DEFAULTS } from '../src/config.js';
 
 test('SPOOL_URL is a bucket URL like STORAGE_URL, unset by default; SPOOL_SEGMENT_SECONDS defaults to 10', () => {
@@ -51,5 +52,32 @@ test("WORKER_PORT (callrec worker's /healthz, /readyz, /metrics) defaults to 808
   expect(loadConfig({ WORKER_PORT: '9100' }).workerPort).toBe(9100);
   for (const bad of ['-1', '65536', 'http']) {
     expect(() => loadConfig({ WORKER_PORT: bad })).toThrow(expect.objectContaining({ code: 'ERR_CONFIG', message: expect.stringMatching(/^WORKER_PORT: /) }));
+  }
+});
+
+test('CALLREC_API_KEY must be at least 32 random bytes: short or repetitive keys are refused at start, naming the variable', () => {
+  for (const good of [randomBytes(32).toString('base64'), randomBytes(32).toString('base64url'), randomBytes(32).toString('hex'), `crk_${randomBytes(32).toString('base64url')}`]) {
+    expect(loadConfig({ CALLREC_API_KEY: good }).apiKey).toBe(good);
+  }
+  for (const [bad, why] of [
+    ['CHANGE-ME-16-CHARACTERS-OR-MORE', /too short/],
+    ['operator-secret-123', /too short/],
+    [randomBytes(16).toString('hex'), /too short/],
+    [randomBytes(24).toString('base64url'), /too short/],
+    ['correct horse battery staple is my operator key ok', /too short/],
+    ['a'.repeat(200), /repeats itself/],
+    ['abcd'.repeat(40), /repeats itself/],
+    ['Passw0rd!'.repeat(8), /repeats itself/],
+  ] as const) {
+    expect(() => loadConfig({ CALLREC_API_KEY: bad })).toThrow(expect.objectContaining({ code: 'ERR_CONFIG', message: expect.stringMatching(/^CALLREC_API_KEY: must be at least 32 random bytes/) }));
+    expect(() => loadConfig({ CALLREC_API_KEY: bad })).toThrow(why);
+  }
+});
+
+test('METRICS_PORT is unset by default (the API port serves /metrics and /readyz) and must be a port', () => {
+  expect(loadConfig({}).metricsPort).toBeUndefined();
+  expect(loadConfig({ METRICS_PORT: '9090' }).metricsPort).toBe(9090);
+  for (const bad of ['-1', '65536', 'metrics']) {
+    expect(() => loadConfig({ METRICS_PORT: bad })).toThrow(expect.objectContaining({ code: 'ERR_CONFIG', message: expect.stringMatching(/^METRICS_PORT: /) }));
   }
 });
