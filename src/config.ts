@@ -66,6 +66,8 @@ export interface StreamLimits {
   preStartBytes: number;
   /** Provider sockets open on this node; the upgrade past it is answered 503. */
   perNode: number;
+  /** Sockets of one client address that have not yet authenticated; the upgrade past it is answered 429. */
+  pendingPerAddress: number;
   /** Live streams of one tenant across the cluster; the claim past it is closed 1013. Null: no cap (one tenant may use every node). */
   perTenant: number | null;
   /** A live stream without a media frame this long is ended (its recording finalized). */
@@ -79,6 +81,7 @@ export const STREAM_LIMIT_DEFAULTS: StreamLimits = {
   preStartMessages: 256,
   preStartBytes: 256 * 1024,
   perNode: 2_000,
+  pendingPerAddress: 100,
   perTenant: null,
   idleTimeoutMs: 60_000,
   audioLeadMs: 5_000,
@@ -228,6 +231,7 @@ export function loadConfig(env: Env = process.env): Config {
       preStartMessages: positiveInteger(env, 'STREAM_PRESTART_MESSAGES', STREAM_LIMIT_DEFAULTS.preStartMessages),
       preStartBytes: positiveInteger(env, 'STREAM_PRESTART_BYTES', STREAM_LIMIT_DEFAULTS.preStartBytes),
       perNode: positiveInteger(env, 'MAX_STREAMS_PER_NODE', STREAM_LIMIT_DEFAULTS.perNode),
+      pendingPerAddress: positiveInteger(env, 'MAX_PENDING_STREAMS_PER_IP', STREAM_LIMIT_DEFAULTS.pendingPerAddress),
       perTenant: env.MAX_STREAMS_PER_TENANT ? positiveInteger(env, 'MAX_STREAMS_PER_TENANT', 1) : null,
       idleTimeoutMs: positiveSeconds(env, 'STREAM_IDLE_TIMEOUT_SECONDS', STREAM_LIMIT_DEFAULTS.idleTimeoutMs / 1000) * 1000,
       audioLeadMs: positiveSeconds(env, 'STREAM_AUDIO_LEAD_SECONDS', STREAM_LIMIT_DEFAULTS.audioLeadMs / 1000) * 1000,

@@ -31,6 +31,10 @@ const REGISTRY = {
   ERR_AUTH_TIMEOUT: { ws: 1008 },
   ERR_PRESTART_LIMIT: { ws: 1008 },
   ERR_NODE_STREAM_LIMIT: { ws: 1013, http: 503 },
+  // An upgrade from an address holding its MAX_PENDING_STREAMS_PER_IP unauthenticated sockets: answered 429.
+  ERR_PENDING_STREAM_LIMIT: { http: 429 },
+  // Bridge mode: one side stopped reading and the other's messages for it passed BRIDGE_RELAY_MAX_BYTES.
+  ERR_RELAY_OVERFLOW: { ws: 1008 },
   ERR_TENANT_STREAM_LIMIT: { ws: 1013 },
   ERR_STREAM_IDLE: { ws: 1008 },
   ERR_AGENT_UNREACHABLE: { ws: 1014 },

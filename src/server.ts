@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Duplex } from 'node:stream';
-import type { IncomingMessage } from 'node:http';
+import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import helmet from '@fastify/helmet';
 import proxyAddr from '@fastify/proxy-addr';
 import Fastify, { LogController, type FastifyInstance, type RouteOptions } from 'fastify';
@@ -17,6 +17,8 @@ import { NodeHeartbeat } from './calls/heartbeat.js';
 import { CallRegistry } from './calls/registry.js';
 import { TenantStreams } from './calls/tenant-streams.js';
 import { CallSession } from './calls/session.js';
+import { StreamAdmission } from './calls/stream-admission.js';
+import { CallrecError, httpStatus } from './errors.js';
 import type { Config } from './config.js';
 import { PromptCache } from './consent/prompts.js';
 import { createTtsEngine } from './consent/tts/index.js';
@@ -81,10 +83,11 @@ const DRAIN_POLL_MS = 200;
 const MAX_WS_PAYLOAD = 1024 * 1024;
 const MEDIA_PATH = /^\/media\/(twilio|telnyx|vonage)\/?$/;
 
-/** Answers a media upgrade 503 instead: `code: reason` as the body, the code in `X-Callrec-Error`. */
-function refuseUpgrade(socket: Duplex, code: 'ERR_DRAINING' | 'ERR_NODE_STREAM_LIMIT' | 'ERR_SPOOL_UNWRITABLE', reason: string): void {
-  const body = `${code}: ${reason}`;
-  socket.end(`HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nX-Callrec-Error: ${code}\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+/** Answers a media upgrade with the error's HTTP status instead: `code: reason` as the body, the code in `X-Callrec-Error`. */
+function refuseUpgrade(socket: Duplex, err: CallrecError): void {
+  const body = `${err.code}: ${err.message}`;
+  const status = httpStatus(err);
+  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nX-Callrec-Error: ${err.code}\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
 }
 
 /** Starts callrec: HTTP API, provider WebSocket endpoints, and (by default) the workers. */
@@ -141,6 +144,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
   const authFailures = new AuthFailures(config.http.authFailuresPerIpPerMinute);
   /** Who a media upgrade came from, by the rule Fastify applies to HTTP requests (TRUST_PROXY). */
   const trustedProxy = proxyAddr.compile(config.trustProxy);
+  const admission = new StreamAdmission(authFailures, config.streams.pendingPerAddress);
   const app = Fastify({
     loggerInstance: log,
     logController: new LogController({ disableRequestLogging: true }),
@@ -203,6 +207,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     buffers: new BufferPool(),
     limits: config.streams,
     authFailures,
+    admission,
     metrics,
     prompts,
     spools: new SpoolOpener(
@@ -219,7 +224,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     const match = MEDIA_PATH.exec(url.pathname);
     if (!accepting) {
       // A provider (or the proxy before it) retries a refused connection elsewhere; say why.
-      refuseUpgrade(socket, 'ERR_DRAINING', 'this media node is draining; stream to another node');
+      refuseUpgrade(socket, new CallrecError('ERR_DRAINING', 'this media node is draining; stream to another node'));
       return;
     }
     if (!match) {
@@ -228,17 +233,25 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     }
     if (!spoolMonitor.writable) {
       metrics.streamLimitsTotal.inc({ limit: 'ERR_SPOOL_UNWRITABLE' });
-      refuseUpgrade(socket, 'ERR_SPOOL_UNWRITABLE', `${spoolMonitor.reason}; stream to another node`);
+      refuseUpgrade(socket, new CallrecError('ERR_SPOOL_UNWRITABLE', `${spoolMonitor.reason}; stream to another node`));
       return;
     }
     if (sessions.size >= config.streams.perNode) {
       metrics.streamLimitsTotal.inc({ limit: 'ERR_NODE_STREAM_LIMIT' });
-      refuseUpgrade(socket, 'ERR_NODE_STREAM_LIMIT', `this node holds its ${config.streams.perNode} streams (MAX_STREAMS_PER_NODE)`);
+      refuseUpgrade(socket, new CallrecError('ERR_NODE_STREAM_LIMIT', `this node holds its ${config.streams.perNode} streams (MAX_STREAMS_PER_NODE)`));
+      return;
+    }
+    const address = proxyAddr(req, trustedProxy);
+    try {
+      admission.check(address);
+    } catch (err) {
+      metrics.streamLimitsTotal.inc({ limit: (err as CallrecError).code });
+      refuseUpgrade(socket, err as CallrecError);
       return;
     }
     const provider = match[1] as Provider;
     wss.handleUpgrade(req, socket, head, (ws) => {
-      const upgrade = { headers: req.headers, query: Object.fromEntries(url.searchParams), address: proxyAddr(req, trustedProxy) };
+      const upgrade = { headers: req.headers, query: Object.fromEntries(url.searchParams), address };
       const session = new CallSession(ws, adapters[provider](upgrade), upgrade, media);
       sessions.add(session);
       metrics.callsActive.set(sessions.size);

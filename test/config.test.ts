@@ -20,12 +20,13 @@ test('the media endpoints\' limits have defaults and refuse what is not a positi
       STREAM_PRESTART_MESSAGES: '4',
       STREAM_PRESTART_BYTES: '1024',
       MAX_STREAMS_PER_NODE: '10',
+      MAX_PENDING_STREAMS_PER_IP: '7',
       MAX_STREAMS_PER_TENANT: '3',
       STREAM_IDLE_TIMEOUT_SECONDS: '30',
       STREAM_AUDIO_LEAD_SECONDS: '2',
     }).streams,
-  ).toEqual({ authTimeoutMs: 500, preStartMessages: 4, preStartBytes: 1024, perNode: 10, perTenant: 3, idleTimeoutMs: 30_000, audioLeadMs: 2000 });
-  for (const variable of ['STREAM_AUTH_TIMEOUT_SECONDS', 'STREAM_PRESTART_MESSAGES', 'STREAM_PRESTART_BYTES', 'MAX_STREAMS_PER_NODE', 'MAX_STREAMS_PER_TENANT', 'STREAM_IDLE_TIMEOUT_SECONDS', 'STREAM_AUDIO_LEAD_SECONDS']) {
+  ).toEqual({ authTimeoutMs: 500, preStartMessages: 4, preStartBytes: 1024, perNode: 10, pendingPerAddress: 7, perTenant: 3, idleTimeoutMs: 30_000, audioLeadMs: 2000 });
+  for (const variable of ['STREAM_AUTH_TIMEOUT_SECONDS', 'STREAM_PRESTART_MESSAGES', 'STREAM_PRESTART_BYTES', 'MAX_STREAMS_PER_NODE', 'MAX_PENDING_STREAMS_PER_IP', 'MAX_STREAMS_PER_TENANT', 'STREAM_IDLE_TIMEOUT_SECONDS', 'STREAM_AUDIO_LEAD_SECONDS']) {
     for (const bad of ['0', '-1', 'ten']) {
       expect(() => loadConfig({ [variable]: bad })).toThrow(expect.objectContaining({ code: 'ERR_CONFIG', message: expect.stringMatching(new RegExp(`^${variable}: `)) }));
     }

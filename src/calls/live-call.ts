@@ -1,5 +1,6 @@
 import type { BufferPool } from '../../media/buffer-pool.js';
 import type { AuthFailures } from '../auth/failures.js';
+import type { StreamAdmission } from './stream-admission.js';
 import type { MediaFormat } from '../../media/types.js';
 import type { StreamLimits } from '../config.js';
 import { ConsentGate, type PromptPort } from '../consent/gate.js';
@@ -38,6 +39,8 @@ export interface MediaContext {
   limits: StreamLimits;
   /** Failed authentications per client address, shared with the HTTP API (AUTH_FAILURES_PER_IP). */
   authFailures: AuthFailures;
+  /** Unauthenticated sockets per client address (MAX_PENDING_STREAMS_PER_IP), and their auth timeouts. */
+  admission: StreamAdmission;
 }
 
 /** What records a live call: its stream clock, its consent gate, and the recorder that follows the gate. */

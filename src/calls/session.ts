@@ -101,8 +101,13 @@ export class CallSession extends StateMachine<SessionState> {
   #resolveEnded!: () => void;
 
   constructor(ws: ProviderSocket, adapter: ProviderAdapter, upgrade: StreamUpgrade, ctx: MediaContext) {
-    const authDeadline = setTimeout(() => this.#fail(new CallrecError('ERR_AUTH_TIMEOUT', `no valid start within ${ctx.limits.authTimeoutMs / 1000} s`)), ctx.limits.authTimeoutMs);
+    const authDeadline = setTimeout(() => {
+      // Holding a socket open without authenticating is a failure of its address, like a bad token.
+      ctx.admission.timedOut(upgrade.address);
+      this.#fail(new CallrecError('ERR_AUTH_TIMEOUT', `no valid start within ${ctx.limits.authTimeoutMs / 1000} s`));
+    }, ctx.limits.authTimeoutMs);
     authDeadline.unref();
+    ctx.admission.opened(upgrade.address);
     super({ status: 'connecting', connected: [], authDeadline }, TRANSITIONS);
     this.#ws = ws;
     this.#adapter = adapter;
@@ -132,7 +137,10 @@ export class CallSession extends StateMachine<SessionState> {
   }
 
   protected onTransition(prev: SessionState, next: SessionState): void {
-    if ('authDeadline' in prev && !('authDeadline' in next)) clearTimeout(prev.authDeadline);
+    if ('authDeadline' in prev && !('authDeadline' in next)) {
+      clearTimeout(prev.authDeadline);
+      this.#ctx.admission.settled(this.#upgrade.address);
+    }
     if (prev.status === 'live') {
       clearInterval(prev.flushTimer);
       this.#countFrames(prev.recorder);

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { resolveCallRecording, type CallRecordingSettings } from '../agents/settings.js';
 import type { AuthFailures } from '../auth/failures.js';
+import { displayPrefix } from '../auth/secrets.js';
 import { hasScope } from '../auth/scopes.js';
 import { CallrecError } from '../errors.js';
 import { isSafeId, SAFE_ID_RULE } from '../ids.js';
@@ -31,28 +32,34 @@ export interface StreamUpgrade extends UpgradeInfo {
 
 export interface StreamAuthContext {
   store: Store;
-  /** The failure budget per client address (AUTH_FAILURES_PER_IP), shared with the HTTP API. */
+  /** The failure budgets (AUTH_FAILURES_PER_IP), kept with the HTTP API's. */
   authFailures: AuthFailures;
 }
 
 /**
  * Checks a stream's token (an API key with `media:stream` scope) and agent, and decides its
- * mode (SPEC §4), from the start message's parameters and the upgrade's query string. A bad
- * token spends the client address's failure budget; once it is spent, the address's streams
- * are refused before their token is looked at, good or bad, until its window ends.
+ * mode (SPEC §4), from the start message's parameters and the upgrade's query string.
+ *
+ * Only failures are limited, per client address and token prefix: a provider's media servers
+ * carry every customer's streams from a few shared addresses, so a limit per address alone let
+ * one customer's bad tokens (21 sufficed) lock the others' valid streams out. A valid token is
+ * always let in; a token that failed AUTH_FAILURES_PER_IP times from an address in a minute is
+ * refused there without a look-up until the window ends (tokens carry 256 random bits: the
+ * limit spares the database a flood, it does not make guessing harder).
  * Rejects `ERR_RATE_LIMITED`, `ERR_MISSING_AGENT`, `ERR_BAD_TOKEN`, `ERR_UNKNOWN_AGENT`, `ERR_BAD_PARAMETER`, `ERR_NO_RUNTIME`.
  */
 export async function authenticateStream(ctx: StreamAuthContext, upgrade: StreamUpgrade, start: StreamStart): Promise<StreamIdentity> {
   const { store, authFailures } = ctx;
-  const retryAfterMs = authFailures.retryAfterMs(upgrade.address);
-  if (retryAfterMs > 0) throw tooManyFailures(retryAfterMs);
   const params = { ...upgrade.query, ...start.params };
   const agentId = params.agent_id;
   if (!agentId) throw new CallrecError('ERR_MISSING_AGENT', 'stream has no agent_id parameter');
   if (!isSafeId(agentId)) throw new CallrecError('ERR_BAD_PARAMETER', `agent_id ${SAFE_ID_RULE}`);
+  const failureKey = `${upgrade.address} token ${displayPrefix(params.token ?? '')}`;
+  const retryAfterMs = authFailures.retryAfterMs(failureKey);
+  if (retryAfterMs > 0) throw tooManyFailures(retryAfterMs);
   const principal = params.token ? await store.keys.verify(params.token) : null;
   if (!principal || !hasScope(principal, 'media:stream')) {
-    const retryAfterMs = authFailures.fail(upgrade.address);
+    const retryAfterMs = authFailures.fail(failureKey);
     if (retryAfterMs > 0) throw tooManyFailures(retryAfterMs);
     throw new CallrecError('ERR_BAD_TOKEN', 'token missing, unknown, revoked or without media:stream scope');
   }
@@ -78,7 +85,7 @@ export async function authenticateStream(ctx: StreamAuthContext, upgrade: Stream
 }
 
 function tooManyFailures(retryAfterMs: number): CallrecError {
-  return new CallrecError('ERR_RATE_LIMITED', `too many failed authentications from this address; retry in ${Math.ceil(retryAfterMs / 1000)} s`);
+  return new CallrecError('ERR_RATE_LIMITED', `too many failed authentications of this token from this address; retry in ${Math.ceil(retryAfterMs / 1000)} s`);
 }
 
 /**

@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { BufferPool } from '../../media/buffer-pool.js';
 import { AuthFailures } from '../../src/auth/failures.js';
+import { StreamAdmission } from '../../src/calls/stream-admission.js';
 import { CallRegistry } from '../../src/calls/registry.js';
 import type { MediaContext } from '../../src/calls/live-call.js';
 import { CallSession, MAX_MESSAGE_BYTES, type SessionState } from '../../src/calls/session.js';
@@ -82,6 +83,7 @@ beforeEach(async () => {
   token = (await db.store.keys.create({ tenantId: 't1', name: 'stream', scopes: ['media:stream'] })).secret;
   await db.store.agents.patch('t1', 'agent-a', { voice_tools: { call_recording: { enabled: true, auto_record: true, consent_prompt: false, format: 'wav' } } }, null);
   jobs = [];
+  const authFailures = new AuthFailures(20);
   ctx = {
     store: db.store,
     registry: new CallRegistry(),
@@ -95,7 +97,8 @@ beforeEach(async () => {
     prompts: new PromptCache(new HeldEngine()),
     buffers: new BufferPool(),
     limits: STREAM_LIMIT_DEFAULTS,
-    authFailures: new AuthFailures(20),
+    authFailures,
+    admission: new StreamAdmission(authFailures, 100),
   };
 });
 afterEach(async () => {

@@ -46,17 +46,19 @@ describe('authenticateStream', () => {
     await expect(authenticateStream({ store: db.store, authFailures: UNLIMITED }, NO_QUERY, start({ agent_id: 'plain', token: reader }))).rejects.toMatchObject({ code: 'ERR_BAD_TOKEN' });
   });
 
-  test('past the failure budget an address is refused, even with a good token, until its window ends; other addresses are not', async () => {
+  test('only failures are limited, per address and token prefix: a failing token is refused past its budget until its window ends; a valid one always gets in', async () => {
     const ctx = { store: db.store, authFailures: new AuthFailures(2, 300) };
     const from = (address: string) => ({ ...NO_QUERY, address });
-    const good = start({ agent_id: 'plain' });
+    const wrong = start({ agent_id: 'plain', token: 'crk_wrong' });
     for (const code of ['ERR_BAD_TOKEN', 'ERR_BAD_TOKEN', 'ERR_RATE_LIMITED', 'ERR_RATE_LIMITED']) {
-      await expect(authenticateStream(ctx, from('198.51.100.1'), start({ agent_id: 'plain', token: 'crk_wrong' }))).rejects.toMatchObject({ code });
+      await expect(authenticateStream(ctx, from('198.51.100.1'), wrong)).rejects.toMatchObject({ code });
     }
-    await expect(authenticateStream(ctx, from('198.51.100.1'), good)).rejects.toMatchObject({ code: 'ERR_RATE_LIMITED', message: expect.stringMatching(/retry in 1 s$/) });
-    await expect(authenticateStream(ctx, from('198.51.100.2'), good)).resolves.toMatchObject({ agentId: 'plain' });
+    await expect(authenticateStream(ctx, from('198.51.100.1'), wrong)).rejects.toMatchObject({ code: 'ERR_RATE_LIMITED', message: expect.stringMatching(/retry in 1 s$/) });
+    await expect(authenticateStream(ctx, from('198.51.100.1'), start({ agent_id: 'plain' }))).resolves.toMatchObject({ agentId: 'plain' });
+    await expect(authenticateStream(ctx, from('198.51.100.1'), start({ agent_id: 'plain', token: 'crk_other' }))).rejects.toMatchObject({ code: 'ERR_BAD_TOKEN' });
+    await expect(authenticateStream(ctx, from('198.51.100.2'), wrong)).rejects.toMatchObject({ code: 'ERR_BAD_TOKEN' });
     await new Promise((resolve) => setTimeout(resolve, 350));
-    await expect(authenticateStream(ctx, from('198.51.100.1'), good)).resolves.toMatchObject({ agentId: 'plain' });
+    await expect(authenticateStream(ctx, from('198.51.100.1'), wrong)).rejects.toMatchObject({ code: 'ERR_BAD_TOKEN' });
   });
 
   test('reads parameters from the query string too; the start message wins', async () => {
