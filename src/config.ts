@@ -74,6 +74,16 @@ export interface StreamLimits {
   idleTimeoutMs: number;
   /** How far a stream's audio may run ahead of the wall clock since it started; frames beyond are dropped. */
   audioLeadMs: number;
+  /** Bridge mode: what may wait for a side that does not read, each direction. */
+  relay: RelayLimits;
+}
+
+/** What one direction of a bridged call may hold for a side that does not read (BRIDGE_RELAY_*). */
+export interface RelayLimits {
+  /** Past this many bytes waiting for the side, the other side's socket is paused until they are written. */
+  highWaterBytes: number;
+  /** Past this many the stream is closed 1008 `ERR_RELAY_OVERFLOW`; also the runtime's largest message. */
+  maxBytes: number;
 }
 
 export const STREAM_LIMIT_DEFAULTS: StreamLimits = {
@@ -85,6 +95,7 @@ export const STREAM_LIMIT_DEFAULTS: StreamLimits = {
   perTenant: null,
   idleTimeoutMs: 60_000,
   audioLeadMs: 5_000,
+  relay: { highWaterBytes: 256 * 1024, maxBytes: 8 * 1024 * 1024 },
 };
 
 export const HTTP_LIMIT_DEFAULTS: HttpLimits = { requestsPerKeyPerMinute: 1200, authFailuresPerIpPerMinute: 20 };
@@ -148,6 +159,15 @@ function positiveInteger(env: Env, name: string, fallback: number): number {
   const n = Number(raw);
   if (!Number.isSafeInteger(n) || n < 1) fail(name, `must be a whole number of at least 1, got "${raw}"`);
   return n;
+}
+
+/** `BRIDGE_RELAY_HIGH_WATER_BYTES` ≤ `BRIDGE_RELAY_MAX_BYTES`. */
+function relayLimits(env: Env): RelayLimits {
+  const defaults = STREAM_LIMIT_DEFAULTS.relay;
+  const highWaterBytes = positiveInteger(env, 'BRIDGE_RELAY_HIGH_WATER_BYTES', defaults.highWaterBytes);
+  const maxBytes = positiveInteger(env, 'BRIDGE_RELAY_MAX_BYTES', defaults.maxBytes);
+  if (highWaterBytes > maxBytes) fail('BRIDGE_RELAY_HIGH_WATER_BYTES', `must not exceed BRIDGE_RELAY_MAX_BYTES (${maxBytes}), got ${highWaterBytes}`);
+  return { highWaterBytes, maxBytes };
 }
 
 /** `TRUST_PROXY`: comma-separated IPv4/IPv6 addresses or CIDRs. */
@@ -235,6 +255,7 @@ export function loadConfig(env: Env = process.env): Config {
       perTenant: env.MAX_STREAMS_PER_TENANT ? positiveInteger(env, 'MAX_STREAMS_PER_TENANT', 1) : null,
       idleTimeoutMs: positiveSeconds(env, 'STREAM_IDLE_TIMEOUT_SECONDS', STREAM_LIMIT_DEFAULTS.idleTimeoutMs / 1000) * 1000,
       audioLeadMs: positiveSeconds(env, 'STREAM_AUDIO_LEAD_SECONDS', STREAM_LIMIT_DEFAULTS.audioLeadMs / 1000) * 1000,
+      relay: relayLimits(env),
     },
     recoveryIntervalMs: positiveSeconds(env, 'RECOVERY_INTERVAL_SECONDS', 30) * 1000,
     telnyx: telnyx(env),

@@ -127,6 +127,15 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
   await tenantStreams.start();
   const registry = new CallRegistry(tenantStreams);
   const sessions = new Set<CallSession>();
+  metrics.relayBuffered = () => {
+    const total = { runtime: 0, provider: 0 };
+    for (const session of sessions) {
+      const { runtime, provider } = session.relayBufferedBytes;
+      total.runtime += runtime;
+      total.provider += provider;
+    }
+    return total;
+  };
   const control = new RedisCallControl({ redisUrl: config.redisUrl, prefix: config.queuePrefix, nodeId, registry, log });
   await control.start();
   const prompts = new PromptCache(createTtsEngine(config.ttsEngine));

@@ -25,11 +25,20 @@ test('the media endpoints\' limits have defaults and refuse what is not a positi
       STREAM_IDLE_TIMEOUT_SECONDS: '30',
       STREAM_AUDIO_LEAD_SECONDS: '2',
     }).streams,
-  ).toEqual({ authTimeoutMs: 500, preStartMessages: 4, preStartBytes: 1024, perNode: 10, pendingPerAddress: 7, perTenant: 3, idleTimeoutMs: 30_000, audioLeadMs: 2000 });
+  ).toEqual({ authTimeoutMs: 500, preStartMessages: 4, preStartBytes: 1024, perNode: 10, pendingPerAddress: 7, perTenant: 3, idleTimeoutMs: 30_000, audioLeadMs: 2000, relay: STREAM_LIMIT_DEFAULTS.relay });
   for (const variable of ['STREAM_AUTH_TIMEOUT_SECONDS', 'STREAM_PRESTART_MESSAGES', 'STREAM_PRESTART_BYTES', 'MAX_STREAMS_PER_NODE', 'MAX_PENDING_STREAMS_PER_IP', 'MAX_STREAMS_PER_TENANT', 'STREAM_IDLE_TIMEOUT_SECONDS', 'STREAM_AUDIO_LEAD_SECONDS']) {
     for (const bad of ['0', '-1', 'ten']) {
       expect(() => loadConfig({ [variable]: bad })).toThrow(expect.objectContaining({ code: 'ERR_CONFIG', message: expect.stringMatching(new RegExp(`^${variable}: `)) }));
     }
+  }
+});
+
+test('BRIDGE_RELAY_HIGH_WATER_BYTES and BRIDGE_RELAY_MAX_BYTES default to 256 KiB and 8 MiB; the mark may not exceed the cap', () => {
+  expect(loadConfig({}).streams.relay).toEqual({ highWaterBytes: 262_144, maxBytes: 8_388_608 });
+  expect(loadConfig({ BRIDGE_RELAY_HIGH_WATER_BYTES: '1000', BRIDGE_RELAY_MAX_BYTES: '1000' }).streams.relay).toEqual({ highWaterBytes: 1000, maxBytes: 1000 });
+  expect(() => loadConfig({ BRIDGE_RELAY_MAX_BYTES: '1000' })).toThrow(expect.objectContaining({ code: 'ERR_CONFIG', message: expect.stringMatching(/^BRIDGE_RELAY_HIGH_WATER_BYTES: must not exceed BRIDGE_RELAY_MAX_BYTES/) }));
+  for (const variable of ['BRIDGE_RELAY_HIGH_WATER_BYTES', 'BRIDGE_RELAY_MAX_BYTES']) {
+    expect(() => loadConfig({ [variable]: '0' })).toThrow(expect.objectContaining({ message: expect.stringMatching(new RegExp(`^${variable}: `)) }));
   }
 });
 

@@ -1,4 +1,5 @@
 import { WebSocket, type RawData } from 'ws';
+import { BoundedSender } from '../bridge/bounded-sender.js';
 import { RuntimeLink } from '../bridge/runtime.js';
 import type { ConsentGate } from '../consent/gate.js';
 import type { HeldMessage } from '../consent/hold.js';
@@ -16,11 +17,12 @@ export interface ProviderSocket {
   on(event: 'message', listener: (data: RawData, isBinary: boolean) => void): unknown;
   on(event: 'close', listener: (code: number, reason: Buffer) => void): unknown;
   on(event: 'error', listener: (err: Error) => void): unknown;
-  send(data: Buffer | string, options: { binary: boolean }): void;
+  send(data: Buffer | string, options: { binary: boolean }, cb?: (err?: Error) => void): void;
   close(code: number, reason: string): void;
   pause(): void;
   resume(): void;
   readonly readyState: number;
+  readonly bufferedAmount: number;
 }
 
 /** Largest message a provider sends: a start message with parameters; media frames are < 2 KB. */
@@ -35,7 +37,7 @@ export const MAX_MESSAGE_BYTES = 64 * 1024;
 const TICK_MS = 500;
 
 /** Codes that say a stream hit one of the media endpoints' limits: counted in `/metrics` by code. */
-const LIMIT_CODES: ReadonlySet<ErrorCode> = new Set(['ERR_AUTH_TIMEOUT', 'ERR_PRESTART_LIMIT', 'ERR_TENANT_STREAM_LIMIT', 'ERR_STREAM_IDLE', 'ERR_RATE_LIMITED']);
+const LIMIT_CODES: ReadonlySet<ErrorCode> = new Set(['ERR_AUTH_TIMEOUT', 'ERR_PRESTART_LIMIT', 'ERR_TENANT_STREAM_LIMIT', 'ERR_STREAM_IDLE', 'ERR_RATE_LIMITED', 'ERR_RELAY_OVERFLOW']);
 
 /** Provider messages kept for the runtime (which must see them first) and for after set-up. */
 interface Opening {
@@ -84,6 +86,8 @@ const TRANSITIONS: Transitions<SessionState> = {
  */
 export class CallSession extends StateMachine<SessionState> {
   readonly #ws: ProviderSocket;
+  /** What callrec sends the provider (the runtime's messages, prompts): bounded like the runtime's side. */
+  readonly #toProvider: BoundedSender;
   readonly #adapter: ProviderAdapter;
   readonly #upgrade: StreamUpgrade;
   readonly #ctx: MediaContext;
@@ -110,6 +114,8 @@ export class CallSession extends StateMachine<SessionState> {
     ctx.admission.opened(upgrade.address);
     super({ status: 'connecting', connected: [], authDeadline }, TRANSITIONS);
     this.#ws = ws;
+    // A provider that does not read pauses the runtime, whose messages are most of what it is sent.
+    this.#toProvider = new BoundedSender(ws, ctx.limits.relay, { side: 'provider', onDrain: () => this.stateIf('live')?.runtime?.ws.resume() });
     this.#adapter = adapter;
     this.#upgrade = upgrade;
     this.#ctx = ctx;
@@ -220,7 +226,7 @@ export class CallSession extends StateMachine<SessionState> {
         this.#frames++;
         if (event.leg === 'caller') {
           // Relayed before it is recorded: the runtime is waiting for it, the spool is not.
-          s.runtime?.send(data, isBinary);
+          this.#toRuntime(s, data, isBinary);
         } else if (s.runtime) {
           // Bridge: the agent is what the runtime says, not a provider track (Telnyx may send one).
           return;
@@ -229,22 +235,39 @@ export class CallSession extends StateMachine<SessionState> {
         return;
       case 'mark':
         // callrec's own prompt marks end here; the runtime's go back to it.
-        if (!s.gate.mark(event.name)) s.runtime?.send(data, isBinary);
+        if (!s.gate.mark(event.name)) this.#toRuntime(s, data, isBinary);
         return;
       case 'dtmf':
         s.gate.dtmf(event.digit);
-        s.runtime?.send(data, isBinary);
+        this.#toRuntime(s, data, isBinary);
         return;
       case 'other':
-        s.runtime?.send(data, isBinary);
+        this.#toRuntime(s, data, isBinary);
         return;
       case 'stop':
-        s.runtime?.send(data, isBinary);
+        this.#toRuntime(s, data, isBinary);
         this.#end('provider stop');
         return;
       default:
         throw new CallrecError('ERR_UNEXPECTED_MESSAGE', `"${event.type}" after the stream started`);
     }
+  }
+
+  /**
+   * Relays a provider message to the runtime, if any. A runtime that does not keep up pauses the
+   * provider's socket until what waits for it is written (TCP then holds the provider's frames);
+   * past BRIDGE_RELAY_MAX_BYTES this throws `ERR_RELAY_OVERFLOW`.
+   */
+  #toRuntime(s: Extract<SessionState, { status: 'live' }>, data: Buffer, isBinary: boolean): void {
+    if (s.runtime && !s.runtime.send(data, isBinary)) {
+      this.#ctx.metrics.relayPausesTotal.inc({ paused: 'provider' });
+      this.#ws.pause();
+    }
+  }
+
+  /** Bytes waiting for each side of a bridged call (0 toward the runtime in fork mode). */
+  get relayBufferedBytes(): { runtime: number; provider: number } {
+    return { runtime: this.stateIf('live')?.runtime?.bufferedAmount ?? 0, provider: this.#toProvider.bufferedAmount };
   }
 
   /** Authenticates the stream, claims its call, and goes live once the call row exists. */
@@ -287,8 +310,10 @@ export class CallSession extends StateMachine<SessionState> {
     this.#log.info('call started');
     // Synchronous: a prompt that is due holds the runtime before its first message can arrive.
     recorder.begin();
-    for (const m of claimed.held) this.#onProviderMessage(m.data, m.isBinary);
+    // Resumed first: no message arrives before the held ones are handled (it takes a turn of the
+    // event loop), and one of them may pause the socket again for a runtime that is not reading.
     this.#ws.resume();
+    for (const m of claimed.held) this.#onProviderMessage(m.data, m.isBinary);
   }
 
   /** Every `TICK_MS` while live: counts frames, flushes the spool, ends a stream idle for too long. */
@@ -304,7 +329,12 @@ export class CallSession extends StateMachine<SessionState> {
   }
 
   #connectRuntime(url: string, opening: Opening): RuntimeLink {
-    const runtime = new RuntimeLink(url);
+    // What waits for the runtime resumes the provider once written (not while set-up holds it paused).
+    const runtime = new RuntimeLink(url, { relay: this.#ctx.limits.relay, onDrain: () => {
+        if (this.stateIf('live')) this.#ws.resume();
+      },
+    });
+    // Far below the cap: a stream's opening is bounded by STREAM_PRESTART_BYTES.
     for (const m of opening.connected) runtime.send(m.data, m.isBinary);
     const start = this.#adapter.runtimeStartMessage(opening.start.data, opening.start.isBinary);
     runtime.send(start.data, start.binary);
@@ -338,13 +368,29 @@ export class CallSession extends StateMachine<SessionState> {
       this.#log.warn({ err: (err as Error).message }, 'dropped a bad message from the agent runtime');
       return;
     }
-    this.#sendToProvider(data, isBinary);
+    if (!this.#sendToProvider(data, isBinary)) return;
     if (event.type === 'media') s.recorder.runtimeAudio(event.payload);
     else if (event.type === 'clear') s.recorder.runtimeClear();
   }
 
-  #sendToProvider(data: Buffer | string, binary: boolean): void {
-    if (this.#ws.readyState === WebSocket.OPEN) this.#ws.send(data, { binary });
+  /**
+   * Sends the provider a message; a provider that does not keep up pauses the runtime until
+   * what waits for it is written. False when the stream failed `ERR_RELAY_OVERFLOW` instead.
+   */
+  #sendToProvider(data: Buffer | string, binary: boolean): boolean {
+    try {
+      if (!this.#toProvider.send(data, binary)) {
+        const runtime = this.stateIf('live')?.runtime;
+        if (runtime) {
+          this.#ctx.metrics.relayPausesTotal.inc({ paused: 'runtime' });
+          runtime.ws.pause();
+        }
+      }
+      return true;
+    } catch (err) {
+      this.#fail(err as Error);
+      return false;
+    }
   }
 
   #closeProvider(code: number, reason: string): void {

@@ -26,6 +26,7 @@ const STATUSES: SessionState['status'][] = ['connecting', 'authenticating', 'cla
 /** The provider's end of the socket, in memory: what the session sent, how it closed, whether it reads. */
 class FakeProviderSocket extends EventEmitter {
   readyState = 1;
+  bufferedAmount = 0;
   paused = false;
   readonly sent: string[] = [];
   closed: { code: number; reason: string } | null = null;
