@@ -1,5 +1,6 @@
 import net from 'node:net';
 import path from 'node:path';
+import { FLITE_POOL_DEFAULTS, type FlitePoolLimits } from './consent/tts/flite-pool.js';
 import { CallrecError } from './errors.js';
 
 /** Everything callrec reads from its environment, validated (SPEC §2). */
@@ -26,6 +27,11 @@ export interface Config {
   trustProxy: string[];
   http: HttpLimits;
   streams: StreamLimits;
+  /** Flite's worker threads and queue (FLITE_WORKERS, FLITE_QUEUE_MAX, FLITE_QUEUE_WAIT_SECONDS). */
+  flite: FlitePoolLimits;
+  /** Distinct consent prompt texts one tenant may have synthesized per hour on a node (CONSENT_PROMPTS_PER_TENANT_PER_HOUR). */
+  promptsPerTenantPerHour: number;
+  transcodes: TranscodeLimits;
   /** How often every node sweeps for recordings a dead node (or worker) left half-way. */
   recoveryIntervalMs: number;
   /** Where spools are shipped as calls run, so any worker can finalize them (stateless media nodes); unset: local only. */
@@ -56,6 +62,14 @@ export interface HttpLimits {
   /** Failed authentications one client address may make per minute before it is answered 429. */
   authFailuresPerIpPerMinute: number;
 }
+
+/** Concurrent `?format=` transcodes on a node (MAX_TRANSCODES, MAX_TRANSCODES_PER_TENANT). */
+export interface TranscodeLimits {
+  perNode: number;
+  perTenant: number;
+}
+
+export const TRANSCODE_LIMIT_DEFAULTS: TranscodeLimits = { perNode: 4, perTenant: 2 };
 
 /** Per-node limits on the media endpoints (README "Limits"). */
 export interface StreamLimits {
@@ -161,6 +175,17 @@ function positiveInteger(env: Env, name: string, fallback: number): number {
   return n;
 }
 
+/** Distinct consent prompts a tenant may have synthesized per hour per node: a few per agent is usual. */
+export const PROMPT_LIMIT_DEFAULT = 20;
+
+/** `MAX_TRANSCODES_PER_TENANT` ≤ `MAX_TRANSCODES`. */
+function transcodeLimits(env: Env): TranscodeLimits {
+  const perNode = positiveInteger(env, 'MAX_TRANSCODES', TRANSCODE_LIMIT_DEFAULTS.perNode);
+  const perTenant = positiveInteger(env, 'MAX_TRANSCODES_PER_TENANT', Math.min(perNode, TRANSCODE_LIMIT_DEFAULTS.perTenant));
+  if (perTenant > perNode) fail('MAX_TRANSCODES_PER_TENANT', `must not exceed MAX_TRANSCODES (${perNode}), got ${perTenant}`);
+  return { perNode, perTenant };
+}
+
 /** `BRIDGE_RELAY_HIGH_WATER_BYTES` ≤ `BRIDGE_RELAY_MAX_BYTES`. */
 function relayLimits(env: Env): RelayLimits {
   const defaults = STREAM_LIMIT_DEFAULTS.relay;
@@ -257,6 +282,13 @@ export function loadConfig(env: Env = process.env): Config {
       audioLeadMs: positiveSeconds(env, 'STREAM_AUDIO_LEAD_SECONDS', STREAM_LIMIT_DEFAULTS.audioLeadMs / 1000) * 1000,
       relay: relayLimits(env),
     },
+    flite: {
+      workers: positiveInteger(env, 'FLITE_WORKERS', FLITE_POOL_DEFAULTS.workers),
+      maxQueued: positiveInteger(env, 'FLITE_QUEUE_MAX', FLITE_POOL_DEFAULTS.maxQueued),
+      maxWaitMs: positiveSeconds(env, 'FLITE_QUEUE_WAIT_SECONDS', FLITE_POOL_DEFAULTS.maxWaitMs / 1000) * 1000,
+    },
+    promptsPerTenantPerHour: positiveInteger(env, 'CONSENT_PROMPTS_PER_TENANT_PER_HOUR', PROMPT_LIMIT_DEFAULT),
+    transcodes: transcodeLimits(env),
     recoveryIntervalMs: positiveSeconds(env, 'RECOVERY_INTERVAL_SECONDS', 30) * 1000,
     telnyx: telnyx(env),
     spoolUrl: env.SPOOL_URL ? url(env, 'SPOOL_URL', '', ['file:', 'gs:', 's3:']) : undefined,

@@ -68,6 +68,8 @@ const REGISTRY = {
   // Also a stream refused for its address's failed authentications (AUTH_FAILURES_PER_IP).
   ERR_RATE_LIMITED: { ws: 1008, http: 429 },
   ERR_UNAVAILABLE: { http: 503 },
+  // A `?format=` transcode past MAX_TRANSCODES (the node's): answered 503 with Retry-After.
+  ERR_TRANSCODE_BUSY: { http: 503 },
   // Internal: logged, answered as 500 / closed 1011.
   ERR_INTERNAL: {},
   ERR_ILLEGAL_TRANSITION: {},
@@ -76,6 +78,9 @@ const REGISTRY = {
   ERR_BAD_ARGUMENT: {},
   ERR_REDIS_UNAVAILABLE: {},
   ERR_TTS: {},
+  // Consent synthesis refused for a limit (docs/limits.md): the consent fails with the reason, nothing is recorded.
+  ERR_TTS_BUSY: {},
+  ERR_PROMPT_LIMIT: {},
   ERR_DECRYPT: {},
   ERR_UNKNOWN_KEY: {},
   ERR_WEBHOOK: {},

@@ -138,7 +138,8 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
   };
   const control = new RedisCallControl({ redisUrl: config.redisUrl, prefix: config.queuePrefix, nodeId, registry, log });
   await control.start();
-  const prompts = new PromptCache(createTtsEngine(config.ttsEngine));
+  const tts = createTtsEngine(config.ttsEngine, process.env, config.flite);
+  const prompts = new PromptCache(tts, { maxTextsPerTenantPerHour: config.promptsPerTenantPerHour });
 
   const spoolMonitor = new SpoolMonitor({ dir: path.join(config.dataDir, 'spool'), log, metrics });
   await spoolMonitor.probe();
@@ -146,7 +147,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
   const gauges = new NodeGauges({ metrics, store, recordings, spoolBytes: services.spoolBytes, node: { heartbeat, nodeId, spools: spoolMonitor }, dataDir: config.dataDir, recordingsRefreshMs: opts.recordingsRefreshMs });
   // The spool is on this node's disk: only this node's queue may finalize it.
   const enqueuer = new RecordingEnqueuer(recordings, { log, waiting: metrics.recordingsWaitingForRedis });
-  const transcodes = await TranscodeCache.open(path.join(config.dataDir, 'tmp', 'transcoded'));
+  const transcodes = await TranscodeCache.open(path.join(config.dataDir, 'tmp', 'transcoded'), { limits: config.transcodes });
   // The node's dependencies, and its own spool disk: a node that cannot spool takes no streams.
   const readiness = async () => ({ ...(await services.readiness()), spool_disk: spoolMonitor.writable });
   // One budget per client address for failed API and stream authentications.
@@ -291,6 +292,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
     await tenantStreams.close();
     await heartbeat.stop();
     await transcodes.close();
+    await tts.close?.();
     await services.close();
     await identity.release();
   }

@@ -91,3 +91,16 @@ test('METRICS_PORT is unset by default (the API port serves /metrics and /readyz
     expect(() => loadConfig({ METRICS_PORT: bad })).toThrow(expect.objectContaining({ code: 'ERR_CONFIG', message: expect.stringMatching(/^METRICS_PORT: /) }));
   }
 });
+
+test('Flite pool, prompt and transcode limits have defaults and refuse what is not a positive number', () => {
+  expect(loadConfig({})).toMatchObject({ flite: { workers: 2, maxQueued: 100, maxWaitMs: 10_000 }, promptsPerTenantPerHour: 20, transcodes: { perNode: 4, perTenant: 2 } });
+  expect(loadConfig({ FLITE_WORKERS: '4', FLITE_QUEUE_MAX: '10', FLITE_QUEUE_WAIT_SECONDS: '2.5', CONSENT_PROMPTS_PER_TENANT_PER_HOUR: '5', MAX_TRANSCODES: '1' })).toMatchObject({
+    flite: { workers: 4, maxQueued: 10, maxWaitMs: 2500 },
+    promptsPerTenantPerHour: 5,
+    transcodes: { perNode: 1, perTenant: 1 },
+  });
+  expect(() => loadConfig({ MAX_TRANSCODES: '2', MAX_TRANSCODES_PER_TENANT: '3' })).toThrow(expect.objectContaining({ message: expect.stringMatching(/^MAX_TRANSCODES_PER_TENANT: must not exceed MAX_TRANSCODES \(2\)/) }));
+  for (const variable of ['FLITE_WORKERS', 'FLITE_QUEUE_MAX', 'FLITE_QUEUE_WAIT_SECONDS', 'CONSENT_PROMPTS_PER_TENANT_PER_HOUR', 'MAX_TRANSCODES', 'MAX_TRANSCODES_PER_TENANT']) {
+    expect(() => loadConfig({ [variable]: '0' })).toThrow(expect.objectContaining({ code: 'ERR_CONFIG', message: expect.stringMatching(new RegExp(`^${variable}: `)) }));
+  }
+});
