@@ -79,6 +79,28 @@ function tryOpen(ts: { wsUrl: string }, opts: { forwardedFor?: string; localAddr
   });
 }
 
+/**
+ * Streams one call with `token` (start, a frame, stop) as `tryOpen` opens it; resolves with how
+ * the stream was closed (a stream that goes live is hung up), or how its upgrade was refused.
+ */
+async function streamOnce(ts: TestServer, token: string, opts: { forwardedFor?: string; localAddress?: string }): Promise<{ code: number; reason: string } | Refusal> {
+  const stream = await tryOpen(ts, opts);
+  if ('status' in stream) return stream;
+  const message = structuredClone(startMessage);
+  message.start.customParameters = { agent_id: AGENT, token, call_id: uniqueCallId('once') };
+  stream.ws.send(JSON.stringify(message));
+  stream.ws.send(media(0));
+  stream.ws.send(STOP());
+  return stream.closed;
+}
+
+/** A server with `env` and the test agent. */
+async function serverWithAgent(env: Record<string, string>): Promise<TestServer> {
+  const ts = await startTestServer({ env });
+  await ts.agent(AGENT, { enabled: true, auto_record: true, consent_prompt: false, format: 'wav' });
+  return ts;
+}
+
 /** An open Twilio stream (the upgrade accepted), sent through a proxy saying it is for `forwardedFor` when given. */
 async function open(ts: { wsUrl: string }, forwardedFor?: string): Promise<Stream> {
   const stream = await tryOpen(ts, { forwardedFor });
@@ -134,21 +156,12 @@ describe('failed stream authentication', () => {
   /** AUTH_FAILURES_PER_IP=3, behind a proxy on 127.0.0.1 that names each client. */
   let guarded: TestServer;
   beforeAll(async () => {
-    guarded = await startTestServer({ env: { AUTH_FAILURES_PER_IP: '3', TRUST_PROXY: '127.0.0.1' } });
-    await guarded.agent(AGENT, { enabled: true, auto_record: true, consent_prompt: false, format: 'wav' });
+    guarded = await serverWithAgent({ AUTH_FAILURES_PER_IP: '3', TRUST_PROXY: '127.0.0.1' });
   });
   afterAll(() => guarded?.close());
 
-  /** Streams a start with `token` from `client`; resolves with how the stream was closed (a stream that goes live is hung up). */
-  async function attempt(client: string, token: string): Promise<{ code: number; reason: string }> {
-    const stream = await open(guarded, client);
-    const message = structuredClone(startMessage);
-    message.start.customParameters = { agent_id: AGENT, token, call_id: uniqueCallId('guess') };
-    stream.ws.send(JSON.stringify(message));
-    stream.ws.send(media(0));
-    stream.ws.send(STOP());
-    return stream.closed;
-  }
+  /** Streams a start with `token` from `client`, through the proxy. */
+  const attempt = (client: string, token: string) => streamOnce(guarded, token, { forwardedFor: client });
 
   test('only failures are limited, per address and token prefix: 25 bad tokens from a shared provider address refuse neither a valid stream from it nor another customer\'s', async () => {
     const before = await metric(guarded, 'callrec_stream_limit_total', 'limit="ERR_RATE_LIMITED"');
@@ -169,8 +182,7 @@ describe('unauthenticated sockets', () => {
   /** Behind a proxy on 127.0.0.1; sockets wait 60 s for their start, so none times out during the flood. */
   let pending: TestServer;
   beforeAll(async () => {
-    pending = await startTestServer({ env: { TRUST_PROXY: '127.0.0.1', STREAM_AUTH_TIMEOUT_SECONDS: '60' } });
-    await pending.agent(AGENT, { enabled: true, auto_record: true, consent_prompt: false, format: 'wav' });
+    pending = await serverWithAgent({ TRUST_PROXY: '127.0.0.1', STREAM_AUTH_TIMEOUT_SECONDS: '60' });
   });
   afterAll(() => pending?.close());
 
@@ -189,15 +201,8 @@ describe('unauthenticated sockets', () => {
     return { open, refused };
   }
 
-  /** Streams a valid start (and hangs up); resolves with how the stream was closed, or the upgrade's refusal. */
-  async function valid(opts: { forwardedFor?: string; localAddress?: string }): Promise<{ code: number; reason: string } | Refusal> {
-    const stream = await tryOpen(pending, opts);
-    if ('status' in stream) return stream;
-    stream.ws.send(start(pending, uniqueCallId('valid')));
-    stream.ws.send(media(0));
-    stream.ws.send(STOP());
-    return stream.closed;
-  }
+  /** Streams a valid start (and hangs up). */
+  const valid = (opts: { forwardedFor?: string; localAddress?: string }) => streamOnce(pending, pending.key, opts);
 
   test('2 000 silent sockets from one address hold only MAX_PENDING_STREAMS_PER_IP; another address\'s valid stream gets in', async () => {
     const attacker = await flood(2000, { localAddress: '127.0.0.2' });
