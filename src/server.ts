@@ -18,7 +18,7 @@ import { CallRegistry } from './calls/registry.js';
 import { TenantStreams } from './calls/tenant-streams.js';
 import { CallSession } from './calls/session.js';
 import { StreamAdmission } from './calls/stream-admission.js';
-import { CallrecError, httpStatus } from './errors.js';
+import { CallrecError, HttpError, httpStatus } from './errors.js';
 import type { Config } from './config.js';
 import { PromptCache } from './consent/prompts.js';
 import { createTtsEngine } from './consent/tts/index.js';
@@ -87,7 +87,8 @@ const MEDIA_PATH = /^\/media\/(twilio|telnyx|vonage)\/?$/;
 function refuseUpgrade(socket: Duplex, err: CallrecError): void {
   const body = `${err.code}: ${err.message}`;
   const status = httpStatus(err);
-  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nX-Callrec-Error: ${err.code}\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+  const headers = Object.entries(err instanceof HttpError ? err.headers : {}).map(([name, value]) => `${name}: ${value}\r\n`).join('');
+  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nX-Callrec-Error: ${err.code}\r\n${headers}Content-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
 }
 
 /** Starts callrec: HTTP API, provider WebSocket endpoints, and (by default) the workers. */
@@ -154,7 +155,7 @@ export async function startServer(config: Config, opts: ServerOptions = {}): Pro
   const authFailures = new AuthFailures(config.http.authFailuresPerIpPerMinute);
   /** Who a media upgrade came from, by the rule Fastify applies to HTTP requests (TRUST_PROXY). */
   const trustedProxy = proxyAddr.compile(config.trustProxy);
-  const admission = new StreamAdmission(authFailures, config.streams.pendingPerAddress);
+  const admission = new StreamAdmission(authFailures, config.streams.pendingPerAddress, config.streams.authTimeoutMs);
   const app = Fastify({
     loggerInstance: log,
     logController: new LogController({ disableRequestLogging: true }),

@@ -1,5 +1,5 @@
 import type { AuthFailures } from '../auth/failures.js';
-import { CallrecError } from '../errors.js';
+import { HttpError } from '../errors.js';
 
 /**
  * Who may open a media socket before it has authenticated: each client address may hold
@@ -15,9 +15,13 @@ export class StreamAdmission {
   /** Address → its sockets not yet authenticated. */
   readonly #pending = new Map<string, number>();
 
-  constructor(failures: AuthFailures, maxPendingPerAddress: number) {
+  readonly #authTimeoutMs: number;
+
+  /** `authTimeoutMs`: how soon a pending socket is settled at the latest, what a refused client is told to wait. */
+  constructor(failures: AuthFailures, maxPendingPerAddress: number, authTimeoutMs: number) {
     this.#failures = failures;
     this.#maxPending = maxPendingPerAddress;
+    this.#authTimeoutMs = authTimeoutMs;
   }
 
   /** The budget an address's auth timeouts spend: apart from its token failures, which are per token (see `authenticateStream`). */
@@ -25,12 +29,16 @@ export class StreamAdmission {
     return `${address} auth-timeout`;
   }
 
-  /** Throws `ERR_RATE_LIMITED` or `ERR_PENDING_STREAM_LIMIT` when an upgrade from `address` must be refused now. */
+  /** Throws `ERR_RATE_LIMITED` or `ERR_PENDING_STREAM_LIMIT` (429, with `Retry-After`) when an upgrade from `address` must be refused now. */
   check(address: string): void {
     const retryAfterMs = this.#failures.retryAfterMs(StreamAdmission.timeoutKey(address));
-    if (retryAfterMs > 0) throw new CallrecError('ERR_RATE_LIMITED', `too many streams from this address sent no valid start in time; retry in ${Math.ceil(retryAfterMs / 1000)} s`);
+    if (retryAfterMs > 0) {
+      const seconds = Math.ceil(retryAfterMs / 1000);
+      throw new HttpError('ERR_RATE_LIMITED', `too many streams from this address sent no valid start in time; retry in ${seconds} s`, { headers: { 'Retry-After': String(seconds) } });
+    }
     if ((this.#pending.get(address) ?? 0) >= this.#maxPending) {
-      throw new CallrecError('ERR_PENDING_STREAM_LIMIT', `this address holds ${this.#maxPending} streams that have not authenticated (MAX_PENDING_STREAMS_PER_IP)`);
+      const seconds = Math.ceil(this.#authTimeoutMs / 1000);
+      throw new HttpError('ERR_PENDING_STREAM_LIMIT', `this address holds ${this.#maxPending} streams that have not authenticated (MAX_PENDING_STREAMS_PER_IP)`, { headers: { 'Retry-After': String(seconds) } });
     }
   }
 

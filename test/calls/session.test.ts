@@ -99,7 +99,7 @@ beforeEach(async () => {
     buffers: new BufferPool(),
     limits: STREAM_LIMIT_DEFAULTS,
     authFailures,
-    admission: new StreamAdmission(authFailures, 100),
+    admission: new StreamAdmission(authFailures, 100, STREAM_LIMIT_DEFAULTS.authTimeoutMs),
   };
 });
 afterEach(async () => {

@@ -58,6 +58,7 @@ interface Stream {
 interface Refusal {
   status: number;
   body: string;
+  retryAfter: string | undefined;
 }
 
 /**
@@ -74,7 +75,7 @@ function tryOpen(ts: { wsUrl: string }, opts: { forwardedFor?: string; localAddr
     ws.once('unexpected-response', (_req, res) => {
       let body = '';
       res.on('data', (chunk: Buffer) => (body += chunk.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, retryAfter: res.headers['retry-after'] }));
     });
   });
 }
@@ -193,7 +194,7 @@ describe('unauthenticated sockets', () => {
     for (let sent = 0; sent < count; sent += 200) {
       for (const stream of await Promise.all(Array.from({ length: Math.min(200, count - sent) }, () => tryOpen(pending, opts)))) {
         if ('status' in stream) {
-          expect(stream.status).toBe(429);
+          expect(stream).toMatchObject({ status: 429, retryAfter: '60' });
           refused.push(stream.body);
         } else open.push(stream);
       }
@@ -238,7 +239,7 @@ describe('auth timeouts', () => {
       expect((await s.closed).reason).toMatch(/^ERR_AUTH_TIMEOUT: /);
     }
     const refused = await tryOpen(timed, { localAddress: '127.0.0.4' });
-    expect(refused).toEqual({ status: 429, body: expect.stringMatching(/^ERR_RATE_LIMITED: too many streams from this address sent no valid start in time; retry in \d+ s/) });
+    expect(refused).toEqual({ status: 429, body: expect.stringMatching(/^ERR_RATE_LIMITED: too many streams from this address sent no valid start in time; retry in \d+ s/), retryAfter: expect.stringMatching(/^\d+$/) });
     const other = await tryOpen(timed, { localAddress: '127.0.0.5' });
     if ('status' in other) throw new Error(`refused: ${other.body}`);
     other.ws.terminate();
