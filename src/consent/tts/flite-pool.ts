@@ -21,7 +21,9 @@ const FLITE_WORKER = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { WASI } = require('node:wasi');
 require('node:v8').setFlagsFromString('--expose-gc');
-const collect = require('node:vm').runInNewContext('gc');
+// Where the flag does not take (a future Node), instances are left to V8's own pace.
+const exposed = require('node:vm').runInNewContext('typeof gc === "function" ? gc : null');
+const collect = exposed || (() => {});
 parentPort.on('message', ({ args, dir }) => {
   try {
     const wasi = new WASI({ version: 'preview1', args, preopens: { '/out': dir }, returnOnExit: true });
