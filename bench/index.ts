@@ -257,9 +257,10 @@ export async function runBench(opts: BenchOptions): Promise<{ rows: BenchRow[]; 
   const run = randomBytes(4).toString('hex');
   const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'callrec-bench-'));
   const prefixes = [`bench-${run}`, `bench-${run}-ready`];
-  // One tenant, one key: the bench streams more calls than a tenant's default cap allows and polls
-  // every call's status many times a minute, far past the API's per-key rate limit.
-  const env = { DATA_DIR: dataDir, DATABASE_URL: `sqlite://${path.join(dataDir, 'callrec.db')}`, REDIS_URL: redisUrl, LOG_LEVEL: 'warn', CALLREC_QUEUE_PREFIX: prefixes[0], RATE_LIMIT_PER_KEY: String(1e9), MAX_STREAMS_PER_TENANT: String(1e6) };
+  // One tenant, one key: the bench opens every call at once from one address (past the default
+  // MAX_PENDING_STREAMS_PER_IP) and polls every call's status many times a minute, far past the
+  // API's per-key rate limit.
+  const env = { DATA_DIR: dataDir, DATABASE_URL: `sqlite://${path.join(dataDir, 'callrec.db')}`, REDIS_URL: redisUrl, LOG_LEVEL: 'warn', CALLREC_QUEUE_PREFIX: prefixes[0], RATE_LIMIT_PER_KEY: String(1e9), MAX_PENDING_STREAMS_PER_IP: String(1e6) };
   const { calls: n, bridgeCalls: nb, seconds } = opts;
   const rows: BenchRow[] = [];
   const row = (metric: string, value: number, unit: string, target = '', pass: boolean | null = null) => rows.push({ metric, value, unit, target, pass });

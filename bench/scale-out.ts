@@ -106,7 +106,8 @@ export async function benchScaleOut(opts: ScaleOutOptions): Promise<void> {
     SPOOL_SEGMENT_SECONDS: String(SEGMENT_SECONDS),
     LOG_LEVEL: 'warn',
     RATE_LIMIT_PER_KEY: String(1e9),
-    MAX_STREAMS_PER_TENANT: String(1e6),
+    // The load generator opens every call at once from one address.
+    MAX_PENDING_STREAMS_PER_IP: String(1e6),
   };
   const nodes: Node[] = [];
   const start = async (name: string, command: 'serve' | 'worker', args: string[] = []) => {

@@ -129,8 +129,8 @@ const formatSample = (s: SoakSample) =>
 export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
   const log = opts.log ?? ((line: string) => process.stdout.write(`${line}\n`));
   const data = await nodeData('soak');
-  // As fast as the node allows: audio may run ahead of the wall clock (README "Limits"), and one
-  // key polls and streams far past a tenant's defaults.
+  // As fast as the node allows: audio may run ahead of the wall clock (README "Limits"), one key
+  // polls far past its rate limit, and every call is opened at once from one address.
   // glibc's allocator set by default as the image sets it (Dockerfile, MALLOC_ARENA_MAX): the node as deployed.
   const arenas = opts.mallocArenaMax === undefined ? 2 : opts.mallocArenaMax;
   const env: Record<string, string | undefined> = {
@@ -138,7 +138,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
     MALLOC_ARENA_MAX: arenas === null ? undefined : String(arenas),
     STREAM_AUDIO_LEAD_SECONDS: '86400',
     RATE_LIMIT_PER_KEY: String(1e9),
-    MAX_STREAMS_PER_TENANT: String(1e6),
+    MAX_PENDING_STREAMS_PER_IP: String(1e6),
     // With a separate worker, spools reach it through a bucket, and both hold the one master key.
     ...(opts.worker ? { SPOOL_URL: pathToFileURL(path.join(data.dataDir, 'spools')).href, CALLREC_MASTER_KEY: randomBytes(32).toString('base64') } : {}),
   };

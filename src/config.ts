@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { FLITE_VOICES } from './consent/tts/flite.js';
+import { FLITE_POOL_DEFAULTS, type FlitePoolLimits } from './consent/tts/flite-pool.js';
 import { CallrecError } from './errors.js';
 import { withScheme } from './user-url.js';
 
@@ -11,6 +12,8 @@ export interface Config {
   host: string;
   /** `callrec worker`'s HTTP listener (`/healthz`, `/readyz`, `/metrics`), on `host`. */
   workerPort: number;
+  /** A media node's internal listener for `/readyz` and `/metrics` (and `/healthz`), on `host`; unset: the API port serves them. */
+  metricsPort: number | undefined;
   dataDir: string;
   databaseUrl: string;
   redisUrl: string;
@@ -31,6 +34,11 @@ export interface Config {
   trustProxy: string[];
   http: HttpLimits;
   streams: StreamLimits;
+  /** Flite's worker threads and queue (FLITE_WORKERS, FLITE_QUEUE_MAX, FLITE_QUEUE_WAIT_SECONDS). */
+  flite: FlitePoolLimits;
+  /** Distinct consent prompt texts one tenant may have synthesized per hour on a node (CONSENT_PROMPTS_PER_TENANT_PER_HOUR). */
+  promptsPerTenantPerHour: number;
+  transcodes: TranscodeLimits;
   /** How often every node sweeps for recordings a dead node (or worker) left half-way. */
   recoveryIntervalMs: number;
   /** Where spools are shipped as calls run, so any worker can finalize them (stateless media nodes); unset: local only. */
@@ -79,6 +87,14 @@ export interface HttpLimits {
   authFailuresPerIpPerMinute: number;
 }
 
+/** Concurrent `?format=` transcodes on a node (MAX_TRANSCODES, MAX_TRANSCODES_PER_TENANT). */
+export interface TranscodeLimits {
+  perNode: number;
+  perTenant: number;
+}
+
+export const TRANSCODE_LIMIT_DEFAULTS: TranscodeLimits = { perNode: 4, perTenant: 2 };
+
 /** Per-node limits on the media endpoints (README "Limits"). */
 export interface StreamLimits {
   /** A socket without a valid `start` by then is closed 1008 `ERR_AUTH_TIMEOUT`. */
@@ -88,12 +104,24 @@ export interface StreamLimits {
   preStartBytes: number;
   /** Provider sockets open on this node; the upgrade past it is answered 503. */
   perNode: number;
-  /** Live streams of one tenant on this node; the claim past it is closed 1013. */
-  perTenant: number;
+  /** Sockets of one client address that have not yet authenticated; the upgrade past it is answered 429. */
+  pendingPerAddress: number;
+  /** Live streams of one tenant across the cluster; the claim past it is closed 1013. Null: no cap (one tenant may use every node). */
+  perTenant: number | null;
   /** A live stream without a media frame this long is ended (its recording finalized). */
   idleTimeoutMs: number;
   /** How far a stream's audio may run ahead of the wall clock since it started; frames beyond are dropped. */
   audioLeadMs: number;
+  /** Bridge mode: what may wait for a side that does not read, each direction. */
+  relay: RelayLimits;
+}
+
+/** What one direction of a bridged call may hold for a side that does not read (BRIDGE_RELAY_*). */
+export interface RelayLimits {
+  /** Past this many bytes waiting for the side, the other side's socket is paused until they are written. */
+  highWaterBytes: number;
+  /** Past this many the stream is closed 1008 `ERR_RELAY_OVERFLOW`; also the runtime's largest message. */
+  maxBytes: number;
 }
 
 export const STREAM_LIMIT_DEFAULTS: StreamLimits = {
@@ -101,9 +129,11 @@ export const STREAM_LIMIT_DEFAULTS: StreamLimits = {
   preStartMessages: 256,
   preStartBytes: 256 * 1024,
   perNode: 2_000,
-  perTenant: 500,
+  pendingPerAddress: 100,
+  perTenant: null,
   idleTimeoutMs: 60_000,
   audioLeadMs: 5_000,
+  relay: { highWaterBytes: 256 * 1024, maxBytes: 8 * 1024 * 1024 },
 };
 
 export const HTTP_LIMIT_DEFAULTS: HttpLimits = { requestsPerKeyPerMinute: 1200, authFailuresPerIpPerMinute: 20 };
@@ -180,6 +210,25 @@ function isCidr(entry: string): boolean {
 }
 
 const list = (env: Env, name: string) => (env[name] ?? '').split(',').map((entry) => entry.trim()).filter(Boolean);
+/** Distinct consent prompts a tenant may have synthesized per hour per node: a few per agent is usual. */
+export const PROMPT_LIMIT_DEFAULT = 20;
+
+/** `MAX_TRANSCODES_PER_TENANT` ≤ `MAX_TRANSCODES`. */
+function transcodeLimits(env: Env): TranscodeLimits {
+  const perNode = positiveInteger(env, 'MAX_TRANSCODES', TRANSCODE_LIMIT_DEFAULTS.perNode);
+  const perTenant = positiveInteger(env, 'MAX_TRANSCODES_PER_TENANT', Math.min(perNode, TRANSCODE_LIMIT_DEFAULTS.perTenant));
+  if (perTenant > perNode) fail('MAX_TRANSCODES_PER_TENANT', `must not exceed MAX_TRANSCODES (${perNode}), got ${perTenant}`);
+  return { perNode, perTenant };
+}
+
+/** `BRIDGE_RELAY_HIGH_WATER_BYTES` ≤ `BRIDGE_RELAY_MAX_BYTES`. */
+function relayLimits(env: Env): RelayLimits {
+  const defaults = STREAM_LIMIT_DEFAULTS.relay;
+  const highWaterBytes = positiveInteger(env, 'BRIDGE_RELAY_HIGH_WATER_BYTES', defaults.highWaterBytes);
+  const maxBytes = positiveInteger(env, 'BRIDGE_RELAY_MAX_BYTES', defaults.maxBytes);
+  if (highWaterBytes > maxBytes) fail('BRIDGE_RELAY_HIGH_WATER_BYTES', `must not exceed BRIDGE_RELAY_MAX_BYTES (${maxBytes}), got ${highWaterBytes}`);
+  return { highWaterBytes, maxBytes };
+}
 
 /** `TRUST_PROXY`: comma-separated IPv4/IPv6 addresses or CIDRs. */
 function trustedProxies(env: Env): string[] {
@@ -222,6 +271,30 @@ function checkProviderSettings(env: Env): void {
   if (credentials && !fs.existsSync(credentials)) fail('GOOGLE_APPLICATION_CREDENTIALS', `names no file: "${credentials}"`);
 }
 
+/** Bits a random key must carry: as many as the keys callrec mints itself (32 random bytes). */
+const OPERATOR_KEY_BITS = 256;
+
+/**
+ * `CALLREC_API_KEY` must be as strong as a key callrec mints (32 random bytes): it is stored as
+ * an unsalted SHA-256 like every API key, which is sound only for secrets nobody can guess or
+ * brute-force offline. Rejecting a weak key at start keeps one hashing scheme for all keys (a
+ * pepper would be one more secret to keep and a rehash of every key). Strength is estimated
+ * twice, and both must reach 256 bits: the length times the bits per character of the alphabet
+ * classes it draws on (hex, base64, base64url or more), and the length times its Shannon entropy
+ * per character, which catches repetition and patterns in a long but human-chosen string.
+ */
+function checkOperatorKey(key: string): void {
+  const howTo = 'must be at least 32 random bytes, e.g. `openssl rand -base64 32` or `openssl rand -hex 32`';
+  const hexOnly = /^[0-9a-f]+$/i.test(key);
+  const alphabet = hexOnly ? 16 : [/[a-z]/, /[A-Z]/, /[0-9]/, /[^a-zA-Z0-9]/].reduce((n, re, i) => n + (re.test(key) ? [26, 26, 10, 2][i] : 0), 0);
+  const counts = new Map<string, number>();
+  for (const c of key) counts.set(c, (counts.get(c) ?? 0) + 1);
+  const shannon = [...counts.values()].reduce((bits, n) => bits - (n / key.length) * Math.log2(n / key.length), 0);
+  if (key.length * Math.log2(alphabet) < OPERATOR_KEY_BITS) fail('CALLREC_API_KEY', `${howTo}; this one is too short (${key.length} characters)`);
+  // Random hex of 64 characters measures 3.34 bits per character at worst in a million samples (base64 of 44, 4.2): 3 leaves margin.
+  if (shannon < 3) fail('CALLREC_API_KEY', `${howTo}; this one repeats itself too much to be random`);
+}
+
 /** Reads and validates the configuration; throws `ERR_CONFIG` naming the first bad variable. */
 export function loadConfig(env: Env = process.env): Config {
   const p = port(env, 'PORT', 8080);
@@ -231,7 +304,7 @@ export function loadConfig(env: Env = process.env): Config {
     fail('CALLREC_MASTER_KEY', 'must be 32 bytes, base64-encoded');
   }
   const apiKey = env.CALLREC_API_KEY || undefined;
-  if (apiKey !== undefined && apiKey.length < 16) fail('CALLREC_API_KEY', 'must be at least 16 characters');
+  if (apiKey !== undefined) checkOperatorKey(apiKey);
   const ttsEngine = env.TTS_ENGINE || 'flite';
   if (!/^(flite|google|file:.+)$/.test(ttsEngine)) fail('TTS_ENGINE', `must be flite, google or file:<dir>, got "${ttsEngine}"`);
   const queuePrefix = env.CALLREC_QUEUE_PREFIX || 'callrec';
@@ -242,6 +315,7 @@ export function loadConfig(env: Env = process.env): Config {
     port: p,
     host: env.HOST || '0.0.0.0',
     workerPort: port(env, 'WORKER_PORT', 8081),
+    metricsPort: env.METRICS_PORT ? port(env, 'METRICS_PORT', 0) : undefined,
     dataDir,
     databaseUrl: url(env, 'DATABASE_URL', `sqlite://${path.join(dataDir, 'callrec.db')}`, ['sqlite:', 'postgres:', 'postgresql:']),
     // CALLREC_TEST_DEFAULT_REDIS_URL is for tests only: a default address where nothing answers, as on a bare machine.
@@ -266,10 +340,19 @@ export function loadConfig(env: Env = process.env): Config {
       preStartMessages: positiveInteger(env, 'STREAM_PRESTART_MESSAGES', STREAM_LIMIT_DEFAULTS.preStartMessages),
       preStartBytes: positiveInteger(env, 'STREAM_PRESTART_BYTES', STREAM_LIMIT_DEFAULTS.preStartBytes),
       perNode: positiveInteger(env, 'MAX_STREAMS_PER_NODE', STREAM_LIMIT_DEFAULTS.perNode),
-      perTenant: positiveInteger(env, 'MAX_STREAMS_PER_TENANT', STREAM_LIMIT_DEFAULTS.perTenant),
+      pendingPerAddress: positiveInteger(env, 'MAX_PENDING_STREAMS_PER_IP', STREAM_LIMIT_DEFAULTS.pendingPerAddress),
+      perTenant: env.MAX_STREAMS_PER_TENANT ? positiveInteger(env, 'MAX_STREAMS_PER_TENANT', 1) : null,
       idleTimeoutMs: positiveSeconds(env, 'STREAM_IDLE_TIMEOUT_SECONDS', STREAM_LIMIT_DEFAULTS.idleTimeoutMs / 1000) * 1000,
       audioLeadMs: positiveSeconds(env, 'STREAM_AUDIO_LEAD_SECONDS', STREAM_LIMIT_DEFAULTS.audioLeadMs / 1000) * 1000,
+      relay: relayLimits(env),
     },
+    flite: {
+      workers: positiveInteger(env, 'FLITE_WORKERS', FLITE_POOL_DEFAULTS.workers),
+      maxQueued: positiveInteger(env, 'FLITE_QUEUE_MAX', FLITE_POOL_DEFAULTS.maxQueued),
+      maxWaitMs: positiveSeconds(env, 'FLITE_QUEUE_WAIT_SECONDS', FLITE_POOL_DEFAULTS.maxWaitMs / 1000) * 1000,
+    },
+    promptsPerTenantPerHour: positiveInteger(env, 'CONSENT_PROMPTS_PER_TENANT_PER_HOUR', PROMPT_LIMIT_DEFAULT),
+    transcodes: transcodeLimits(env),
     recoveryIntervalMs: positiveSeconds(env, 'RECOVERY_INTERVAL_SECONDS', 30) * 1000,
     telnyx: telnyx(env),
     spoolUrl: env.SPOOL_URL ? url(env, 'SPOOL_URL', '', ['file:', 'gs:', 's3:']) : undefined,

@@ -31,6 +31,10 @@ const REGISTRY = {
   ERR_AUTH_TIMEOUT: { ws: 1008 },
   ERR_PRESTART_LIMIT: { ws: 1008 },
   ERR_NODE_STREAM_LIMIT: { ws: 1013, http: 503 },
+  // An upgrade from an address holding its MAX_PENDING_STREAMS_PER_IP unauthenticated sockets: answered 429.
+  ERR_PENDING_STREAM_LIMIT: { http: 429 },
+  // Bridge mode: one side stopped reading and the other's messages for it passed BRIDGE_RELAY_MAX_BYTES.
+  ERR_RELAY_OVERFLOW: { ws: 1008 },
   ERR_TENANT_STREAM_LIMIT: { ws: 1013 },
   ERR_STREAM_IDLE: { ws: 1008 },
   ERR_AGENT_UNREACHABLE: { ws: 1014 },
@@ -66,6 +70,8 @@ const REGISTRY = {
   // Also a stream refused for its address's failed authentications (AUTH_FAILURES_PER_IP).
   ERR_RATE_LIMITED: { ws: 1008, http: 429 },
   ERR_UNAVAILABLE: { http: 503 },
+  // A `?format=` transcode past MAX_TRANSCODES (the node's): answered 503 with Retry-After.
+  ERR_TRANSCODE_BUSY: { http: 503 },
   // Internal: logged, answered as 500 / closed 1011.
   ERR_INTERNAL: {},
   ERR_ILLEGAL_TRANSITION: {},
@@ -78,6 +84,9 @@ const REGISTRY = {
   // A CLI command's database does not exist, and the command would not create it unasked.
   ERR_NO_DATABASE: {},
   ERR_TTS: {},
+  // Consent synthesis refused for a limit (docs/limits.md): the consent fails with the reason, nothing is recorded.
+  ERR_TTS_BUSY: {},
+  ERR_PROMPT_LIMIT: {},
   ERR_DECRYPT: {},
   ERR_UNKNOWN_KEY: {},
   ERR_WEBHOOK: {},

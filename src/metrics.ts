@@ -29,6 +29,22 @@ export class MediaMetrics {
 
   /** Streams refused or ended by a limit of the media endpoints (README "Limits"), by the limit's error code. */
   readonly streamLimitsTotal = new Counter({ name: 'callrec_stream_limit_total', help: 'Provider streams refused or ended by a media endpoint limit', labelNames: ['limit'] as const, registers: [this.registry] });
+  /** Bridge mode: a side's socket paused because the other side was not reading what it relayed (BRIDGE_RELAY_HIGH_WATER_BYTES). */
+  readonly relayPausesTotal = new Counter({ name: 'callrec_bridge_relay_pauses_total', help: 'Bridged sockets paused because the other side was not reading, by the side paused', labelNames: ['paused'] as const, registers: [this.registry] });
+  /** What the media node's live calls hold for a side that does not read; set by the node (`relayBuffered`). */
+  relayBuffered: () => { runtime: number; provider: number } = () => ({ runtime: 0, provider: 0 });
+  /** Read on each scrape: bounded per call by BRIDGE_RELAY_MAX_BYTES each way. */
+  readonly relayBufferedBytes: Gauge<'toward'> = new Gauge({
+    name: 'callrec_bridge_relay_buffered_bytes',
+    help: 'Bytes relayed but not yet written to the side that should read them, over all live calls, by that side',
+    labelNames: ['toward'] as const,
+    registers: [this.registry],
+    collect: () => {
+      const { runtime, provider } = this.relayBuffered();
+      this.relayBufferedBytes.set({ toward: 'runtime' }, runtime);
+      this.relayBufferedBytes.set({ toward: 'provider' }, provider);
+    },
+  });
   /** Frames dropped because their stream ran ahead of the wall clock (STREAM_AUDIO_LEAD_SECONDS). */
   readonly framesAheadTotal = new Counter({ name: 'callrec_frames_ahead_of_wall_clock_total', help: 'Media frames dropped for running ahead of the wall clock', registers: [this.registry] });
   /** Recording jobs, counted as each finishes (`ready`, `skipped`: nothing to do, `retried`, `failed`: out of attempts). */

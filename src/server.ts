@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Duplex } from 'node:stream';
-import type { IncomingMessage } from 'node:http';
+import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import helmet from '@fastify/helmet';
 import proxyAddr from '@fastify/proxy-addr';
 import Fastify, { LogController, type FastifyInstance, type RouteOptions } from 'fastify';
@@ -18,10 +18,11 @@ import { NodeHeartbeat } from './calls/heartbeat.js';
 import { CallRegistry } from './calls/registry.js';
 import { TenantStreams } from './calls/tenant-streams.js';
 import { CallSession } from './calls/session.js';
+import { StreamAdmission } from './calls/stream-admission.js';
+import { CallrecError, HttpError, httpStatus } from './errors.js';
 import type { Config } from './config.js';
 import { PromptCache } from './consent/prompts.js';
 import { createTtsEngine } from './consent/tts/index.js';
-import { CallrecError } from './errors.js';
 import { createLogger, type Logger } from './log.js';
 import { MediaMetrics } from './metrics.js';
 import { adapters } from './protocols/index.js';
@@ -38,6 +39,7 @@ import { TranscodeCache } from './recording/transcode-cache.js';
 import { openServices, type Services } from './services.js';
 import { redisAnswers } from './redis.js';
 import { startPrivateRedis, type PrivateRedis } from './private-redis.js';
+import { startWorkerHttp } from './worker-http.js';
 import type { StorageResolver } from './storage/resolver.js';
 import type { Recording, Store } from './store/index.js';
 import { emitRecordingEvent } from './webhooks/index.js';
@@ -61,6 +63,8 @@ export interface CallrecServer {
   /** `http://host:port` the server listens on. */
   url: string;
   port: number;
+  /** `http://host:port` of the internal listener (`/metrics`, `/readyz`) when METRICS_PORT is set; else null (the API port serves them). */
+  metricsUrl: string | null;
   app: FastifyInstance<any, any, any, Logger>;
   store: Store;
   storage: StorageResolver;
@@ -96,11 +100,12 @@ const MAX_WS_PAYLOAD = 1024 * 1024;
 /** `/media/<provider>`, one endpoint per adapter. */
 const MEDIA_PATH = new RegExp(`^/media/(${Object.keys(adapters).join('|')})/?$`);
 
-/** Answers a media upgrade 503 instead: `code: reason` as the body, the code in `X-Callrec-Error`. */
-function refuseUpgrade(socket: Duplex, code: 'ERR_DRAINING' | 'ERR_NODE_STREAM_LIMIT' | 'ERR_SPOOL_UNWRITABLE' | 'ERR_UNAVAILABLE' | 'ERR_UNAUTHORIZED', reason: string): void {
-  const body = `${code}: ${reason}`;
-  const status = code === 'ERR_UNAUTHORIZED' ? '401 Unauthorized' : '503 Service Unavailable';
-  socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nX-Callrec-Error: ${code}\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+/** Answers a media upgrade with the error's HTTP status instead: `code: reason` as the body, the code in `X-Callrec-Error`. */
+function refuseUpgrade(socket: Duplex, err: CallrecError): void {
+  const body = `${err.code}: ${err.message}`;
+  const status = httpStatus(err);
+  const headers = Object.entries(err instanceof HttpError ? err.headers : {}).map(([name, value]) => `${name}: ${value}\r\n`).join('');
+  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nX-Callrec-Error: ${err.code}\r\n${headers}Content-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
 }
 
 /**
@@ -173,9 +178,19 @@ export async function startServer(given: Config, opts: ServerOptions = {}): Prom
   await tenantStreams.start();
   const registry = new CallRegistry(tenantStreams);
   const sessions = new Set<CallSession>();
+  metrics.relayBuffered = () => {
+    const total = { runtime: 0, provider: 0 };
+    for (const session of sessions) {
+      const { runtime, provider } = session.relayBufferedBytes;
+      total.runtime += runtime;
+      total.provider += provider;
+    }
+    return total;
+  };
   const control = new RedisCallControl({ redisUrl: config.redisUrl, prefix: config.queuePrefix, nodeId, registry, log });
   await control.start();
-  const prompts = new PromptCache(createTtsEngine(config.ttsEngine));
+  const tts = createTtsEngine(config.ttsEngine, process.env, config.flite);
+  const prompts = new PromptCache(tts, { maxTextsPerTenantPerHour: config.promptsPerTenantPerHour });
 
   const spoolMonitor = new SpoolMonitor({ dir: path.join(config.dataDir, 'spool'), log, metrics });
   await spoolMonitor.probe();
@@ -183,11 +198,14 @@ export async function startServer(given: Config, opts: ServerOptions = {}): Prom
   const gauges = new NodeGauges({ metrics, store, recordings, spoolBytes: services.spoolBytes, node: { heartbeat, nodeId, spools: spoolMonitor }, dataDir: config.dataDir, recordingsRefreshMs: opts.recordingsRefreshMs });
   // The spool is on this node's disk: only this node's queue may finalize it.
   const enqueuer = new RecordingEnqueuer(recordings, { log, waiting: metrics.recordingsWaitingForRedis });
-  const transcodes = await TranscodeCache.open(path.join(config.dataDir, 'tmp', 'transcoded'));
+  const transcodes = await TranscodeCache.open(path.join(config.dataDir, 'tmp', 'transcoded'), { limits: config.transcodes });
+  // The node's dependencies, and its own spool disk: a node that cannot spool takes no streams.
+  const readiness = async () => ({ ...(await services.readiness()), spool_disk: spoolMonitor.writable });
   // One budget per client address for failed API and stream authentications.
   const authFailures = new AuthFailures(config.http.authFailuresPerIpPerMinute);
   /** Who a media upgrade came from, by the rule Fastify applies to HTTP requests (TRUST_PROXY). */
   const trustedProxy = proxyAddr.compile(config.trustProxy);
+  const admission = new StreamAdmission(authFailures, config.streams.pendingPerAddress, config.streams.authTimeoutMs);
   const app = Fastify({
     serverFactory: listener.factory,
     genReqId: requestId,
@@ -221,19 +239,24 @@ export async function startServer(given: Config, opts: ServerOptions = {}): Prom
     webhooks,
     transcodes,
     telnyx: config.telnyx,
-    // The node's dependencies, and its own spool disk: a node that cannot spool takes no streams.
-    readiness: async () => ({ ...(await services.readiness()), spool_disk: spoolMonitor.writable }),
+    ...(config.metricsPort === undefined ? { readiness } : {}),
     draining: () => draining !== null,
   });
 
   await app.register(dashboardPlugin, { root: DASHBOARD_DIR, testCall: config.telnyx !== undefined });
 
-  // Public like the health checks: scraped by Prometheus on the node's own network.
-  app.get('/metrics', { schema: METRICS_SCHEMA }, async (_request, reply) => {
-    metrics.callsActive.set(sessions.size);
-    reply.type(metrics.registry.contentType);
-    return gauges.scrape();
-  });
+  // Unauthenticated, scraped by Prometheus on the node's own network: on METRICS_PORT when set,
+  // where the public API port does not show the node's figures (all tenants') to anyone.
+  const internal =
+    config.metricsPort === undefined
+      ? null
+      : await startWorkerHttp({ listener: await Listener.bind(config.host, config.metricsPort, 'METRICS_PORT'), host: config.host, log, metrics, gauges, readiness, draining: () => draining !== null });
+  if (!internal) {
+    app.get('/metrics', { schema: METRICS_SCHEMA }, async (_request, reply) => {
+      reply.type(metrics.registry.contentType);
+      return gauges.scrape();
+    });
+  }
 
   // The adapters check text frames' UTF-8 themselves, and only where they must: a media frame
   // the fast path reads is ASCII by its rules (src/protocols/media-scan.ts); everything else
@@ -251,6 +274,7 @@ export async function startServer(given: Config, opts: ServerOptions = {}): Prom
     authFailures,
     egress: services.egress,
     remoteTimeouts: config.remoteTimeouts,
+    admission,
     metrics,
     prompts,
     spools: new SpoolOpener(
@@ -268,7 +292,7 @@ export async function startServer(given: Config, opts: ServerOptions = {}): Prom
     const match = MEDIA_PATH.exec(url.pathname);
     if (!accepting) {
       // A provider (or the proxy before it) retries a refused connection elsewhere; say why.
-      refuseUpgrade(socket, 'ERR_DRAINING', 'this media node is draining; stream to another node');
+      refuseUpgrade(socket, new CallrecError('ERR_DRAINING', 'this media node is draining; stream to another node'));
       return;
     }
     if (!match) {
@@ -277,29 +301,41 @@ export async function startServer(given: Config, opts: ServerOptions = {}): Prom
     }
     if (!spoolMonitor.writable) {
       metrics.streamLimitsTotal.inc({ limit: 'ERR_SPOOL_UNWRITABLE' });
-      refuseUpgrade(socket, 'ERR_SPOOL_UNWRITABLE', `${spoolMonitor.reason}; stream to another node`);
+      refuseUpgrade(socket, new CallrecError('ERR_SPOOL_UNWRITABLE', `${spoolMonitor.reason}; stream to another node`));
       return;
     }
     if (sessions.size >= config.streams.perNode) {
       metrics.streamLimitsTotal.inc({ limit: 'ERR_NODE_STREAM_LIMIT' });
-      refuseUpgrade(socket, 'ERR_NODE_STREAM_LIMIT', `this node holds its ${config.streams.perNode} streams (MAX_STREAMS_PER_NODE)`);
+      refuseUpgrade(socket, new CallrecError('ERR_NODE_STREAM_LIMIT', `this node holds its ${config.streams.perNode} streams (MAX_STREAMS_PER_NODE)`));
+      return;
+    }
+    const address = proxyAddr(req, trustedProxy);
+    try {
+      admission.check(address);
+    } catch (err) {
+      metrics.streamLimitsTotal.inc({ limit: (err as CallrecError).code });
+      refuseUpgrade(socket, err as CallrecError);
       return;
     }
     const provider = match[1] as Provider;
     const accept = () =>
       wss.handleUpgrade(req, socket, head, (ws) => {
-        const upgrade = { headers: req.headers, query: Object.fromEntries(url.searchParams), address: proxyAddr(req, trustedProxy) };
+        const upgrade = { headers: req.headers, query: Object.fromEntries(url.searchParams), address };
         const session = new CallSession(ws, adapters[provider](upgrade), upgrade, media);
         sessions.add(session);
-        void session.ended.then(() => sessions.delete(session));
+        metrics.callsActive.set(sessions.size);
+        void session.ended.then(() => {
+          sessions.delete(session);
+          metrics.callsActive.set(sessions.size);
+        });
       });
     // AudioHook authenticates the upgrade itself (its key and signature are headers): refused with 401 before any socket.
     if (provider !== 'genesys') return accept();
     audiohookAuth.check(req).then(accept, (err: Error) => {
-      if (err instanceof CallrecError && err.code === 'ERR_UNAUTHORIZED') return refuseUpgrade(socket, 'ERR_UNAUTHORIZED', err.message);
+      if (err instanceof CallrecError && err.code === 'ERR_UNAUTHORIZED') return refuseUpgrade(socket, err);
       // The database or Redis did not answer: not the client's fault, and worth a retry (503).
       log.error({ err }, 'AudioHook authentication could not be checked');
-      refuseUpgrade(socket, 'ERR_UNAVAILABLE', 'authentication could not be checked; retry');
+      refuseUpgrade(socket, new CallrecError('ERR_UNAVAILABLE', 'authentication could not be checked; retry'));
     });
   });
 
@@ -315,6 +351,7 @@ export async function startServer(given: Config, opts: ServerOptions = {}): Prom
     await Promise.all([...sessions].map((s) => s.shutdown()));
     await app.close();
     await listener.close();
+    await internal?.close();
     wss.close();
     await sweep.stop();
     await spoolMonitor.stop();
@@ -324,6 +361,7 @@ export async function startServer(given: Config, opts: ServerOptions = {}): Prom
     await heartbeat.stop();
     await transcodes.close();
     await audiohookAuth.close();
+    await tts.close?.();
     await services.close();
     await privateRedis?.stop();
     await identity.release();
@@ -370,6 +408,7 @@ export async function startServer(given: Config, opts: ServerOptions = {}): Prom
   return {
     url: `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${port}`,
     port,
+    metricsUrl: internal?.url ?? null,
     app,
     store,
     storage,

@@ -8,22 +8,23 @@ import type { MediaMetrics } from './metrics.js';
 import type { NodeGauges } from './node-gauges.js';
 
 export interface WorkerHttpOptions {
-  /** Bound to `WORKER_PORT` before the worker opened anything else. */
+  /** Bound to `WORKER_PORT` (before the worker opened anything else) or `METRICS_PORT`. */
   listener: Listener;
   host: string;
   log: Logger;
   metrics: MediaMetrics;
   gauges: NodeGauges;
-  /** `/readyz`'s checks (the same as a media node's: what the workers need). */
+  /** `/readyz`'s checks (a worker's are a media node's: what the workers need). */
   readiness(): Promise<Record<string, boolean>>;
   /** True once the worker is stopping: `/readyz` answers 503 `draining`. */
   draining(): boolean;
 }
 
 /**
- * `callrec worker`'s small HTTP listener: `/healthz`, `/readyz` and `/metrics` as a media node
- * serves them (unauthenticated: keep the port on the internal network), so a worker is probed
- * and scraped like one.
+ * The internal HTTP listener: `/healthz`, `/readyz` and `/metrics`, unauthenticated (keep the
+ * port on the internal network). `callrec worker` always serves it (WORKER_PORT), so a worker is
+ * probed and scraped like a media node; a media node serves it on METRICS_PORT when set, and
+ * then its public API port no longer shows the node's cross-tenant figures.
  */
 export async function startWorkerHttp(opts: WorkerHttpOptions): Promise<{ url: string; close(): Promise<void> }> {
   const app = Fastify({ serverFactory: opts.listener.factory, genReqId: requestId, loggerInstance: opts.log, logController: new LogController({ disableRequestLogging: true }), forceCloseConnections: true });

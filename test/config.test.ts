@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { loadConfig, REMOTE_TIMEOUT_DEFAULTS, STREAM_LIMIT_DEFAULTS } from '../src/config.js';
 
 test('SPOOL_URL is a bucket URL like STORAGE_URL, unset by default; SPOOL_SEGMENT_SECONDS defaults to 10', () => {
@@ -19,16 +20,33 @@ test('the media endpoints\' limits have defaults and refuse what is not a positi
       STREAM_PRESTART_MESSAGES: '4',
       STREAM_PRESTART_BYTES: '1024',
       MAX_STREAMS_PER_NODE: '10',
+      MAX_PENDING_STREAMS_PER_IP: '7',
       MAX_STREAMS_PER_TENANT: '3',
       STREAM_IDLE_TIMEOUT_SECONDS: '30',
       STREAM_AUDIO_LEAD_SECONDS: '2',
     }).streams,
-  ).toEqual({ authTimeoutMs: 500, preStartMessages: 4, preStartBytes: 1024, perNode: 10, perTenant: 3, idleTimeoutMs: 30_000, audioLeadMs: 2000 });
-  for (const variable of ['STREAM_AUTH_TIMEOUT_SECONDS', 'STREAM_PRESTART_MESSAGES', 'STREAM_PRESTART_BYTES', 'MAX_STREAMS_PER_NODE', 'MAX_STREAMS_PER_TENANT', 'STREAM_IDLE_TIMEOUT_SECONDS', 'STREAM_AUDIO_LEAD_SECONDS']) {
+  ).toEqual({ authTimeoutMs: 500, preStartMessages: 4, preStartBytes: 1024, perNode: 10, pendingPerAddress: 7, perTenant: 3, idleTimeoutMs: 30_000, audioLeadMs: 2000, relay: STREAM_LIMIT_DEFAULTS.relay });
+  for (const variable of ['STREAM_AUTH_TIMEOUT_SECONDS', 'STREAM_PRESTART_MESSAGES', 'STREAM_PRESTART_BYTES', 'MAX_STREAMS_PER_NODE', 'MAX_PENDING_STREAMS_PER_IP', 'MAX_STREAMS_PER_TENANT', 'STREAM_IDLE_TIMEOUT_SECONDS', 'STREAM_AUDIO_LEAD_SECONDS']) {
     for (const bad of ['0', '-1', 'ten']) {
       expect(() => loadConfig({ [variable]: bad })).toThrow(expect.objectContaining({ code: 'ERR_CONFIG', message: expect.stringMatching(new RegExp(`^${variable}: `)) }));
     }
   }
+});
+
+test('BRIDGE_RELAY_HIGH_WATER_BYTES and BRIDGE_RELAY_MAX_BYTES default to 256 KiB and 8 MiB; the mark may not exceed the cap', () => {
+  expect(loadConfig({}).streams.relay).toEqual({ highWaterBytes: 262_144, maxBytes: 8_388_608 });
+  expect(loadConfig({ BRIDGE_RELAY_HIGH_WATER_BYTES: '1000', BRIDGE_RELAY_MAX_BYTES: '1000' }).streams.relay).toEqual({ highWaterBytes: 1000, maxBytes: 1000 });
+  expect(() => loadConfig({ BRIDGE_RELAY_MAX_BYTES: '1000' })).toThrow(expect.objectContaining({ code: 'ERR_CONFIG', message: expect.stringMatching(/^BRIDGE_RELAY_HIGH_WATER_BYTES: must not exceed BRIDGE_RELAY_MAX_BYTES/) }));
+  for (const variable of ['BRIDGE_RELAY_HIGH_WATER_BYTES', 'BRIDGE_RELAY_MAX_BYTES']) {
+    expect(() => loadConfig({ [variable]: '0' })).toThrow(expect.objectContaining({ message: expect.stringMatching(new RegExp(`^${variable}: `)) }));
+  }
+});
+
+test('MAX_STREAMS_PER_TENANT is off by default: one tenant may use every node\'s MAX_STREAMS_PER_NODE (issue 22)', () => {
+  expect(loadConfig({}).streams.perTenant).toBeNull();
+  expect(loadConfig({ MAX_STREAMS_PER_NODE: '5000' }).streams).toMatchObject({ perNode: 5000, perTenant: null });
+  expect(loadConfig({ MAX_STREAMS_PER_TENANT: '' }).streams.perTenant).toBeNull();
+  expect(loadConfig({ MAX_STREAMS_PER_TENANT: '40' }).streams.perTenant).toBe(40);
 });
 
 test('DRAIN_TIMEOUT_SECONDS defaults to an hour and must be a positive number', () => {
@@ -86,5 +104,45 @@ test('EGRESS_ALLOW takes addresses, CIDRs and host names; REMOTE_*_TIMEOUT_SECON
   expect(loadConfig({ REMOTE_CONNECT_TIMEOUT_SECONDS: '2', REMOTE_REQUEST_TIMEOUT_SECONDS: '10' }).remoteTimeouts).toEqual({ connectMs: 2000, requestMs: 10_000 });
   for (const variable of ['REMOTE_CONNECT_TIMEOUT_SECONDS', 'REMOTE_REQUEST_TIMEOUT_SECONDS']) {
     expect(() => loadConfig({ [variable]: '0' })).toThrow(expect.objectContaining({ message: expect.stringMatching(new RegExp(`^${variable}: `)) }));
+  }
+});
+
+test('CALLREC_API_KEY must be at least 32 random bytes: short or repetitive keys are refused at start, naming the variable', () => {
+  for (const good of [randomBytes(32).toString('base64'), randomBytes(32).toString('base64url'), randomBytes(32).toString('hex'), `crk_${randomBytes(32).toString('base64url')}`]) {
+    expect(loadConfig({ CALLREC_API_KEY: good }).apiKey).toBe(good);
+  }
+  for (const [bad, why] of [
+    ['CHANGE-ME-16-CHARACTERS-OR-MORE', /too short/],
+    ['operator-secret-123', /too short/],
+    [randomBytes(16).toString('hex'), /too short/],
+    [randomBytes(24).toString('base64url'), /too short/],
+    ['correct horse battery staple is my operator key ok', /too short/],
+    ['a'.repeat(200), /repeats itself/],
+    ['abcd'.repeat(40), /repeats itself/],
+    ['Passw0rd!'.repeat(8), /repeats itself/],
+  ] as const) {
+    expect(() => loadConfig({ CALLREC_API_KEY: bad })).toThrow(expect.objectContaining({ code: 'ERR_CONFIG', message: expect.stringMatching(/^CALLREC_API_KEY: must be at least 32 random bytes/) }));
+    expect(() => loadConfig({ CALLREC_API_KEY: bad })).toThrow(why);
+  }
+});
+
+test('METRICS_PORT is unset by default (the API port serves /metrics and /readyz) and must be a port', () => {
+  expect(loadConfig({}).metricsPort).toBeUndefined();
+  expect(loadConfig({ METRICS_PORT: '9090' }).metricsPort).toBe(9090);
+  for (const bad of ['-1', '65536', 'metrics']) {
+    expect(() => loadConfig({ METRICS_PORT: bad })).toThrow(expect.objectContaining({ code: 'ERR_CONFIG', message: expect.stringMatching(/^METRICS_PORT: /) }));
+  }
+});
+
+test('Flite pool, prompt and transcode limits have defaults and refuse what is not a positive number', () => {
+  expect(loadConfig({})).toMatchObject({ flite: { workers: 2, maxQueued: 100, maxWaitMs: 10_000 }, promptsPerTenantPerHour: 20, transcodes: { perNode: 4, perTenant: 2 } });
+  expect(loadConfig({ FLITE_WORKERS: '4', FLITE_QUEUE_MAX: '10', FLITE_QUEUE_WAIT_SECONDS: '2.5', CONSENT_PROMPTS_PER_TENANT_PER_HOUR: '5', MAX_TRANSCODES: '1' })).toMatchObject({
+    flite: { workers: 4, maxQueued: 10, maxWaitMs: 2500 },
+    promptsPerTenantPerHour: 5,
+    transcodes: { perNode: 1, perTenant: 1 },
+  });
+  expect(() => loadConfig({ MAX_TRANSCODES: '2', MAX_TRANSCODES_PER_TENANT: '3' })).toThrow(expect.objectContaining({ message: expect.stringMatching(/^MAX_TRANSCODES_PER_TENANT: must not exceed MAX_TRANSCODES \(2\)/) }));
+  for (const variable of ['FLITE_WORKERS', 'FLITE_QUEUE_MAX', 'FLITE_QUEUE_WAIT_SECONDS', 'CONSENT_PROMPTS_PER_TENANT_PER_HOUR', 'MAX_TRANSCODES', 'MAX_TRANSCODES_PER_TENANT']) {
+    expect(() => loadConfig({ [variable]: '0' })).toThrow(expect.objectContaining({ code: 'ERR_CONFIG', message: expect.stringMatching(new RegExp(`^${variable}: `)) }));
   }
 });

@@ -30,10 +30,12 @@ const NotReady = Type.Object({
 /**
  * `/healthz`: the process answers. `/readyz`: its dependencies answer too, each checked with
  * `passesInTime`; 503 naming those that did not. A draining node answers 503 `draining` without
- * checking anything, so the load balancer stops sending it streams at once.
+ * checking anything, so the load balancer stops sending it streams at once. Without `readiness`
+ * only `/healthz` is served (`/readyz` is on the internal METRICS_PORT).
  */
 export function healthRoutes(app: ApiInstance, { readiness, draining }: Pick<ApiDeps, 'readiness' | 'draining'>): void {
   app.get('/healthz', { schema: { operationId: 'getHealth', response: { 200: Type.Object({ status: Type.Literal('ok') }) } }, config: { public: true } }, async () => ({ status: 'ok' as const }));
+  if (!readiness) return;
 
   app.get('/readyz', { schema: { operationId: 'getReadiness', response: { 200: Ready, 503: NotReady } }, config: { public: true } }, async (request, reply) => {
     if (draining?.()) return reply.code(503).send({ status: 'draining' as const });

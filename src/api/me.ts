@@ -13,7 +13,7 @@ const MeResponse = Type.Object({
     scopes: Type.Array(StringEnum(SCOPES)),
   }),
   operator: Type.Boolean({ description: "The operator's key (CALLREC_API_KEY): manages every tenant" }),
-  features: Type.Object({ test_call: Type.Boolean({ description: 'Telnyx credentials are configured: POST /api/test-call/token works' }) }),
+  features: Type.Object({ test_call: Type.Boolean({ description: 'Telnyx credentials are configured and this is the operator key: POST /api/test-call/token works' }) }),
 });
 
 /** `GET /api/me`: who the key is and what it may do, so the dashboard can sign in and hide what its scopes forbid. */
@@ -30,7 +30,7 @@ export function meRoutes(app: ApiInstance, { store, telnyx }: ApiDeps): void {
         tenant_id: principal.tenantId,
         key: { id: key.id, name: key.name, scopes: key.scopes },
         operator: principal.operator,
-        features: { test_call: telnyx !== undefined },
+        features: { test_call: telnyx !== undefined && principal.operator },
       };
     },
   );

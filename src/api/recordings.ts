@@ -64,7 +64,7 @@ function encryptedAudio(object: EncryptedObject): ServedAudio {
 
 /** Another format than the stored one: transcoded once into the cache, then served from there. */
 async function transcodedAudio(object: EncryptedObject, recording: Recording, to: RecordingFormat, transcodes: TranscodeCache): Promise<ServedAudio> {
-  const { size, read } = await transcodes.get(recording.id, to, async (out) =>
+  const { size, read } = await transcodes.get(recording.id, to, recording.tenantId, async (out) =>
     transcode(recording.format, await object.read(0, object.plainLength - 1), to, out),
   );
   return { size, read: async (start, end) => read(start, end) };

@@ -1,5 +1,6 @@
 import { Type } from 'typebox';
 import type { TelnyxConfig } from '../config.js';
+import { principalOf } from '../auth/plugin.js';
 import { HttpError } from '../errors.js';
 import type { ApiDeps, ApiInstance } from './types.js';
 
@@ -61,7 +62,11 @@ async function mintLoginToken(telnyx: TelnyxConfig): Promise<string> {
   return token;
 }
 
-/** `POST /api/test-call/token`: a short-lived Telnyx login token for the dashboard's browser test call. */
+/**
+ * `POST /api/test-call/token`: a short-lived Telnyx login token for the dashboard's browser test
+ * call. Operator only: the token logs in as the operator's credential, which dials whatever its
+ * outbound profile allows on the operator's account (a tenant admin minting one is toll fraud).
+ */
 export function testCallRoutes(app: ApiInstance, { telnyx }: ApiDeps): void {
   app.post(
     '/api/test-call/token',
@@ -69,7 +74,8 @@ export function testCallRoutes(app: ApiInstance, { telnyx }: ApiDeps): void {
       schema: { operationId: 'createTestCallToken', summary: 'A Telnyx WebRTC login token and the number to dial, for a test call from the browser', response: { 200: TestCallTokenResponse } },
       config: { scopes: ['admin'] },
     },
-    async () => {
+    async (request) => {
+      if (!principalOf(request).operator) throw new HttpError('ERR_FORBIDDEN', "only the operator key may make a test call: it dials on the operator's Telnyx account");
       if (!telnyx) {
         throw new HttpError('ERR_NOT_CONFIGURED', 'test calls are not configured: set TELNYX_API_KEY, TELNYX_CREDENTIAL_ID and TELNYX_TEST_NUMBER');
       }

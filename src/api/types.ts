@@ -28,8 +28,8 @@ export interface ApiDeps {
   control: CallControl;
   /** Telnyx credentials for the dashboard's test call; absent when not configured. */
   telnyx?: TelnyxConfig;
-  /** Each dependency's reachability (`db`, `redis`, `storage`…) for `/readyz`. */
-  readiness: () => Promise<Record<string, boolean>>;
+  /** Each dependency's reachability (`db`, `redis`, `storage`…) for `/readyz`; absent, `/readyz` is served elsewhere (METRICS_PORT). */
+  readiness?: () => Promise<Record<string, boolean>>;
   /** Whether the node is draining (SIGTERM): `/readyz` then answers 503 `draining` at once. */
   draining?: () => boolean;
   /** Rate limits; `HTTP_LIMIT_DEFAULTS` when absent. */

@@ -1,8 +1,9 @@
 /**
- * Failed authentications per client address (AUTH_FAILURES_PER_IP), per node, in memory: API
- * keys and playback tokens over HTTP and stream tokens on the media endpoints spend one budget,
- * so guessing keys on one surface does not buy guesses on the other. Fixed windows: an address's
- * window opens with its first failure and its count resets when the window ends.
+ * Failed authentications per key (AUTH_FAILURES_PER_IP), per node, in memory. The key says whose
+ * budget a failure spends: a client address for API keys and playback tokens over HTTP; an
+ * address and token prefix for stream tokens (see `authenticateStream`); an address's auth
+ * timeouts (see `StreamAdmission`). Fixed windows: a key's window opens with its first failure
+ * and its count resets when the window ends.
  */
 export class AuthFailures {
   readonly #max: number;

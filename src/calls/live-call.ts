@@ -1,5 +1,6 @@
 import type { BufferPool } from '../../media/buffer-pool.js';
 import type { AuthFailures } from '../auth/failures.js';
+import type { StreamAdmission } from './stream-admission.js';
 import type { MediaFormat } from '../../media/types.js';
 import type { RemoteTimeouts, StreamLimits } from '../config.js';
 import { ConsentGate, type PromptPort } from '../consent/gate.js';
@@ -43,6 +44,8 @@ export interface MediaContext {
   egress: EgressPolicy;
   /** A runtime's handshake must finish within `connectMs` (default `REMOTE_TIMEOUT_DEFAULTS`). */
   remoteTimeouts?: RemoteTimeouts;
+  /** Unauthenticated sockets per client address (MAX_PENDING_STREAMS_PER_IP), and their auth timeouts. */
+  admission: StreamAdmission;
 }
 
 /** What records a live call: its stream clock, its consent gate, and the recorder that follows the gate. */

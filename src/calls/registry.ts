@@ -54,9 +54,11 @@ export class CallRegistry {
 
   /**
    * Counts a call this registry holds against its tenant's `cap` across the cluster; rejects
-   * `ERR_TENANT_STREAM_LIMIT` when the tenant's streams on all live nodes reach it.
+   * `ERR_TENANT_STREAM_LIMIT` when the tenant's streams on all live nodes reach it. A null cap
+   * (MAX_STREAMS_PER_TENANT unset) counts nothing: there is nothing to hold the count against.
    */
-  async admit(tenantId: string, callId: string, session: CallSession, cap: number): Promise<void> {
+  async admit(tenantId: string, callId: string, session: CallSession, cap: number | null): Promise<void> {
+    if (cap === null) return;
     const counted = await this.#cluster?.admit(tenantId, cap);
     if (counted === false) throw new CallrecError('ERR_TENANT_STREAM_LIMIT', `the tenant holds its ${cap} streams across the cluster (MAX_STREAMS_PER_TENANT)`);
     if (!counted) return;

@@ -1,5 +1,6 @@
 import { WebSocket, type RawData } from 'ws';
 import { REMOTE_TIMEOUT_DEFAULTS } from '../config.js';
+import { BoundedSender } from '../bridge/bounded-sender.js';
 import { RuntimeLink } from '../bridge/runtime.js';
 import type { ConsentGate } from '../consent/gate.js';
 import type { HeldMessage } from '../consent/hold.js';
@@ -18,11 +19,12 @@ export interface ProviderSocket {
   on(event: 'message', listener: (data: RawData, isBinary: boolean) => void): unknown;
   on(event: 'close', listener: (code: number, reason: Buffer) => void): unknown;
   on(event: 'error', listener: (err: Error) => void): unknown;
-  send(data: Buffer | string, options: { binary: boolean }): void;
+  send(data: Buffer | string, options: { binary: boolean }, cb?: (err?: Error) => void): void;
   close(code: number, reason: string): void;
   pause(): void;
   resume(): void;
   readonly readyState: number;
+  readonly bufferedAmount: number;
 }
 
 /** Largest message a provider sends: a start message with parameters; media frames are < 2 KB. */
@@ -37,7 +39,7 @@ export const MAX_MESSAGE_BYTES = 64 * 1024;
 const TICK_MS = 500;
 
 /** Codes that say a stream hit one of the media endpoints' limits: counted in `/metrics` by code. */
-const LIMIT_CODES: ReadonlySet<ErrorCode> = new Set(['ERR_AUTH_TIMEOUT', 'ERR_PRESTART_LIMIT', 'ERR_TENANT_STREAM_LIMIT', 'ERR_STREAM_IDLE', 'ERR_RATE_LIMITED']);
+const LIMIT_CODES: ReadonlySet<ErrorCode> = new Set(['ERR_AUTH_TIMEOUT', 'ERR_PRESTART_LIMIT', 'ERR_TENANT_STREAM_LIMIT', 'ERR_STREAM_IDLE', 'ERR_RATE_LIMITED', 'ERR_RELAY_OVERFLOW']);
 
 /** Provider messages kept for the runtime (which must see them first) and for after set-up. */
 interface Opening {
@@ -86,6 +88,8 @@ const TRANSITIONS: Transitions<SessionState> = {
  */
 export class CallSession extends StateMachine<SessionState> {
   readonly #ws: ProviderSocket;
+  /** What callrec sends the provider (the runtime's messages, prompts): bounded like the runtime's side. */
+  readonly #toProvider: BoundedSender;
   readonly #adapter: ProviderAdapter;
   readonly #upgrade: StreamUpgrade;
   readonly #ctx: MediaContext;
@@ -103,10 +107,17 @@ export class CallSession extends StateMachine<SessionState> {
   #resolveEnded!: () => void;
 
   constructor(ws: ProviderSocket, adapter: ProviderAdapter, upgrade: StreamUpgrade, ctx: MediaContext) {
-    const authDeadline = setTimeout(() => this.#fail(new CallrecError('ERR_AUTH_TIMEOUT', `no valid start within ${ctx.limits.authTimeoutMs / 1000} s`)), ctx.limits.authTimeoutMs);
+    const authDeadline = setTimeout(() => {
+      // Holding a socket open without authenticating is a failure of its address, like a bad token.
+      ctx.admission.timedOut(upgrade.address);
+      this.#fail(new CallrecError('ERR_AUTH_TIMEOUT', `no valid start within ${ctx.limits.authTimeoutMs / 1000} s`));
+    }, ctx.limits.authTimeoutMs);
     authDeadline.unref();
+    ctx.admission.opened(upgrade.address);
     super({ status: 'connecting', connected: [], authDeadline }, TRANSITIONS);
     this.#ws = ws;
+    // A provider that does not read pauses the runtime, whose messages are most of what it is sent.
+    this.#toProvider = new BoundedSender(ws, ctx.limits.relay, { side: 'provider', onDrain: () => this.stateIf('live')?.runtime?.ws.resume() });
     this.#adapter = adapter;
     this.#upgrade = upgrade;
     this.#ctx = ctx;
@@ -141,7 +152,10 @@ export class CallSession extends StateMachine<SessionState> {
   }
 
   protected onTransition(prev: SessionState, next: SessionState): void {
-    if ('authDeadline' in prev && !('authDeadline' in next)) clearTimeout(prev.authDeadline);
+    if ('authDeadline' in prev && !('authDeadline' in next)) {
+      clearTimeout(prev.authDeadline);
+      this.#ctx.admission.settled(this.#upgrade.address);
+    }
     if (prev.status === 'live') {
       clearInterval(prev.flushTimer);
       this.#countFrames(prev.recorder);
@@ -229,15 +243,8 @@ export class CallSession extends StateMachine<SessionState> {
       case 'stereo':
         this.#frames++;
         // Relayed before it is recorded: the runtime is waiting for it, the spool is not.
-        if (event.type === 'stereo' || event.leg === 'caller') s.runtime?.send(data, isBinary);
+        if (event.type === 'stereo' || event.leg === 'caller') this.#toRuntime(s, data, isBinary);
         this.#recordFrame(s, event);
-        return;
-      case 'stereo':
-        this.#frames++;
-        s.runtime?.send(data, isBinary);
-        s.recorder.frame('caller', event.timestampMs, event.caller);
-        // Bridge: the agent is what the runtime says, as for `media`.
-        if (!s.runtime) s.recorder.frame('agent', event.timestampMs, event.agent);
         return;
       case 'pause':
         s.recorder.streamPause();
@@ -252,17 +259,17 @@ export class CallSession extends StateMachine<SessionState> {
         return;
       case 'mark':
         // callrec's own prompt marks end here; the runtime's go back to it.
-        if (!s.gate.mark(event.name)) s.runtime?.send(data, isBinary);
+        if (!s.gate.mark(event.name)) this.#toRuntime(s, data, isBinary);
         return;
       case 'dtmf':
         s.gate.dtmf(event.digit);
-        s.runtime?.send(data, isBinary);
+        this.#toRuntime(s, data, isBinary);
         return;
       case 'other':
-        s.runtime?.send(data, isBinary);
+        this.#toRuntime(s, data, isBinary);
         return;
       case 'stop':
-        s.runtime?.send(data, isBinary);
+        this.#toRuntime(s, data, isBinary);
         this.#end('provider stop');
         return;
       default:
@@ -281,6 +288,23 @@ export class CallSession extends StateMachine<SessionState> {
       s.recorder.frame('caller', event.timestampMs, event.caller);
       if (!s.runtime) s.recorder.frame('agent', event.timestampMs, event.agent);
     }
+  }
+
+  /**
+   * Relays a provider message to the runtime, if any. A runtime that does not keep up pauses the
+   * provider's socket until what waits for it is written (TCP then holds the provider's frames);
+   * past BRIDGE_RELAY_MAX_BYTES this throws `ERR_RELAY_OVERFLOW`.
+   */
+  #toRuntime(s: Extract<SessionState, { status: 'live' }>, data: Buffer, isBinary: boolean): void {
+    if (s.runtime && !s.runtime.send(data, isBinary)) {
+      this.#ctx.metrics.relayPausesTotal.inc({ paused: 'provider' });
+      this.#ws.pause();
+    }
+  }
+
+  /** Bytes waiting for each side of a bridged call (0 toward the runtime in fork mode). */
+  get relayBufferedBytes(): { runtime: number; provider: number } {
+    return { runtime: this.stateIf('live')?.runtime?.bufferedAmount ?? 0, provider: this.#toProvider.bufferedAmount };
   }
 
   /** Authenticates the stream, claims its call, and goes live once the call row exists. */
@@ -324,8 +348,10 @@ export class CallSession extends StateMachine<SessionState> {
     this.#log.info('call started');
     // Synchronous: a prompt that is due holds the runtime before its first message can arrive.
     recorder.begin();
-    for (const m of claimed.held) this.#onProviderMessage(m.data, m.isBinary);
+    // Resumed first: no message arrives before the held ones are handled (it takes a turn of the
+    // event loop), and one of them may pause the socket again for a runtime that is not reading.
     this.#ws.resume();
+    for (const m of claimed.held) this.#onProviderMessage(m.data, m.isBinary);
   }
 
   /** Every `TICK_MS` while live: counts frames, flushes the spool, ends a stream idle for too long. */
@@ -342,10 +368,16 @@ export class CallSession extends StateMachine<SessionState> {
 
   #connectRuntime(url: string, opening: Opening): RuntimeLink {
     // Runtimes are reached through the egress policy; a stream's agent_url was held to the agent's list already.
+    // What waits for the runtime resumes the provider once written (not while set-up holds it paused).
     const runtime = new RuntimeLink(url, {
       agent: this.#ctx.egress.agent('agent_ws_url', new URL(url).protocol),
       connectTimeoutMs: (this.#ctx.remoteTimeouts ?? REMOTE_TIMEOUT_DEFAULTS).connectMs,
+      relay: this.#ctx.limits.relay,
+      onDrain: () => {
+        if (this.stateIf('live')) this.#ws.resume();
+      },
     });
+    // Far below the cap: a stream's opening is bounded by STREAM_PRESTART_BYTES.
     for (const m of opening.connected) runtime.send(m.data, m.isBinary);
     const start = this.#adapter.runtimeStartMessage(opening.start.data, opening.start.isBinary);
     runtime.send(start.data, start.binary);
@@ -379,13 +411,29 @@ export class CallSession extends StateMachine<SessionState> {
       this.#log.warn({ err }, 'dropped a bad message from the agent runtime');
       return;
     }
-    this.#sendToProvider(data, isBinary);
+    if (!this.#sendToProvider(data, isBinary)) return;
     if (event.type === 'media' || (event.type === 'mark' && event.payload)) s.recorder.runtimeAudio(event.payload!);
     else if (event.type === 'clear') s.recorder.runtimeClear();
   }
 
-  #sendToProvider(data: Buffer | string, binary: boolean): void {
-    if (this.#ws.readyState === WebSocket.OPEN) this.#ws.send(data, { binary });
+  /**
+   * Sends the provider a message; a provider that does not keep up pauses the runtime until
+   * what waits for it is written. False when the stream failed `ERR_RELAY_OVERFLOW` instead.
+   */
+  #sendToProvider(data: Buffer | string, binary: boolean): boolean {
+    try {
+      if (!this.#toProvider.send(data, binary)) {
+        const runtime = this.stateIf('live')?.runtime;
+        if (runtime) {
+          this.#ctx.metrics.relayPausesTotal.inc({ paused: 'runtime' });
+          runtime.ws.pause();
+        }
+      }
+      return true;
+    } catch (err) {
+      this.#fail(err as Error);
+      return false;
+    }
   }
 
   #closeProvider(code: number, reason: string): void {

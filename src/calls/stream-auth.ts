@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { allowedRuntimes, resolveCallRecording, type CallRecordingSettings } from '../agents/settings.js';
 import type { AuthFailures } from '../auth/failures.js';
+import { displayPrefix } from '../auth/secrets.js';
 import { hasScope } from '../auth/scopes.js';
 import { CallrecError } from '../errors.js';
 import { isSafeId, SAFE_ID_RULE } from '../ids.js';
@@ -32,7 +33,7 @@ export interface StreamUpgrade extends UpgradeInfo {
 
 export interface StreamAuthContext {
   store: Store;
-  /** The failure budget per client address (AUTH_FAILURES_PER_IP), shared with the HTTP API. */
+  /** The failure budgets (AUTH_FAILURES_PER_IP), kept with the HTTP API's. */
   authFailures: AuthFailures;
   /** Counts a stream's `agent_url` refused for naming a runtime its agent does not list. */
   egress: Pick<EgressPolicy, 'refused'>;
@@ -40,24 +41,30 @@ export interface StreamAuthContext {
 
 /**
  * Checks a stream's token (an API key with `media:stream` scope) and agent, and decides its
- * mode (SPEC §4), from the start message's parameters and the upgrade's query string. A bad
- * token spends the client address's failure budget; once it is spent, the address's streams
- * are refused before their token is looked at, good or bad, until its window ends.
+ * mode (SPEC §4), from the start message's parameters and the upgrade's query string.
+ *
+ * Only failures are limited, per client address and token prefix: a provider's media servers
+ * carry every customer's streams from a few shared addresses, so a limit per address alone let
+ * one customer's bad tokens (21 sufficed) lock the others' valid streams out. A valid token is
+ * always let in; a token that failed AUTH_FAILURES_PER_IP times from an address in a minute is
+ * refused there without a look-up until the window ends (tokens carry 256 random bits: the
+ * limit spares the database a flood, it does not make guessing harder).
  * A stream's `agent_url` may only pick one of the runtimes its agent lists (`agent_ws_url`,
  * `agent_ws_urls`): a media key must not send the node to any host it likes.
  * Rejects `ERR_RATE_LIMITED`, `ERR_MISSING_AGENT`, `ERR_BAD_TOKEN`, `ERR_UNKNOWN_AGENT`, `ERR_BAD_PARAMETER`, `ERR_EGRESS_REFUSED`, `ERR_NO_RUNTIME`.
  */
 export async function authenticateStream(ctx: StreamAuthContext, upgrade: StreamUpgrade, start: StreamStart): Promise<StreamIdentity> {
   const { store, authFailures } = ctx;
-  const retryAfterMs = authFailures.retryAfterMs(upgrade.address);
-  if (retryAfterMs > 0) throw tooManyFailures(retryAfterMs);
   const params = { ...upgrade.query, ...start.params };
   const agentId = params.agent_id;
   if (!agentId) throw new CallrecError('ERR_MISSING_AGENT', 'stream has no agent_id parameter');
   if (!isSafeId(agentId)) throw new CallrecError('ERR_BAD_PARAMETER', `agent_id ${SAFE_ID_RULE}`);
+  const failureKey = `${upgrade.address} token ${displayPrefix(params.token ?? '')}`;
+  const retryAfterMs = authFailures.retryAfterMs(failureKey);
+  if (retryAfterMs > 0) throw tooManyFailures(retryAfterMs);
   const principal = params.token ? await store.keys.verify(params.token) : null;
   if (!principal || !hasScope(principal, 'media:stream')) {
-    const retryAfterMs = authFailures.fail(upgrade.address);
+    const retryAfterMs = authFailures.fail(failureKey);
     if (retryAfterMs > 0) throw tooManyFailures(retryAfterMs);
     throw new CallrecError('ERR_BAD_TOKEN', 'token missing, unknown, revoked or without media:stream scope');
   }
@@ -89,7 +96,7 @@ export async function authenticateStream(ctx: StreamAuthContext, upgrade: Stream
 }
 
 function tooManyFailures(retryAfterMs: number): CallrecError {
-  return new CallrecError('ERR_RATE_LIMITED', `too many failed authentications from this address; retry in ${Math.ceil(retryAfterMs / 1000)} s`);
+  return new CallrecError('ERR_RATE_LIMITED', `too many failed authentications of this token from this address; retry in ${Math.ceil(retryAfterMs / 1000)} s`);
 }
 
 /**
@@ -141,7 +148,8 @@ export interface CallClaim {
  * Claims the call for `session`: synchronously in this node's registry (throws `ERR_CALL_EXISTS`
  * when another live stream holds it, `ERR_TENANT_STREAM_LIMIT` when the tenant holds its
  * MAX_STREAMS_PER_TENANT on this node), then in the background counts it across the cluster
- * (`created` rejects `ERR_TENANT_STREAM_LIMIT` at the cap) and creates the call row.
+ * (`created` rejects `ERR_TENANT_STREAM_LIMIT` at the cap; no count when the cap is off) and
+ * creates the call row.
  */
 export function claimCall(ctx: ClaimContext, session: CallSession, provider: Provider, start: StreamStart, identity: StreamIdentity): CallClaim {
   const { tenantId, mode } = identity;
@@ -149,7 +157,7 @@ export function claimCall(ctx: ClaimContext, session: CallSession, provider: Pro
   const exists = (when: string) => new CallrecError('ERR_CALL_EXISTS', `call "${base.slice(0, 64)}" ${when}`);
   // This node's count first (no round trip), then the cluster's (the registry's, in Redis).
   const { perTenant } = ctx.limits;
-  if (ctx.registry.countOf(tenantId) >= perTenant) throw new CallrecError('ERR_TENANT_STREAM_LIMIT', `the tenant holds its ${perTenant} streams on this node (MAX_STREAMS_PER_TENANT)`);
+  if (perTenant !== null && ctx.registry.countOf(tenantId) >= perTenant) throw new CallrecError('ERR_TENANT_STREAM_LIMIT', `the tenant holds its ${perTenant} streams on this node (MAX_STREAMS_PER_TENANT)`);
   // A provider that streams a call in several sessions: each later one takes the next free id.
   // (An id the suffix would take past the id rule has one session only.)
   const sessions = start.manySessions && isSafeId(sessionCallId(base, MAX_CALL_SESSIONS)) ? MAX_CALL_SESSIONS : 1;

@@ -145,7 +145,7 @@ export class ConsentGate extends StateMachine<ConsentGateState> {
     }
     const state: ConsentGateState = { status: 'synthesizing', consent, hold: new RuntimeHold(this.#opts.hold) };
     this.state = state;
-    this.#opts.prompts.render(settings.consent_message, this.#opts.format).then(
+    this.#opts.prompts.render(settings.consent_message, this.#opts.format, this.#opts.tenantId).then(
       (prompt) => {
         if (this.state === state) this.#play(state, prompt);
       },

@@ -52,25 +52,36 @@ function shapePrompt(pcm: Int16Array, sampleRate: number): Int16Array {
   return out;
 }
 
+const HOUR_MS = 3_600_000;
+
 /**
  * Consent prompts, synthesized once per (text, voice, rate, wire encoding) and kept in a
  * bounded LRU. Renders of the same prompt in flight at once share one synthesis; a failed
- * synthesis is forgotten, so the next render tries again.
+ * synthesis is forgotten, so the next render tries again. Each tenant may have at most
+ * `maxTextsPerTenantPerHour` distinct texts synthesized per hour: distinct messages per agent
+ * would otherwise defeat the cache and keep the node synthesizing for one tenant.
  */
 export class PromptCache {
   readonly #engine: TtsEngine;
   readonly #maxEntries: number;
+  readonly #maxTextsPerTenant: number;
   /** Insertion order is recency order: a hit is moved to the end, the first entry is evicted. */
   readonly #entries = new Map<string, Promise<Omit<RenderedPrompt, 'synthesized'>>>();
+  /** Tenant → the distinct texts synthesized for it in its current hour, and when that hour ends (performance.now). */
+  readonly #tenantTexts = new Map<string, { texts: Set<string>; endsAt: number }>();
 
-  /** `maxEntries` (default 64) bounds how many rendered prompts are kept. */
-  constructor(engine: TtsEngine, opts: { maxEntries?: number } = {}) {
+  /** `maxEntries` (default 64) bounds how many rendered prompts are kept; `maxTextsPerTenantPerHour` (default 20), what one tenant may have synthesized. */
+  constructor(engine: TtsEngine, opts: { maxEntries?: number; maxTextsPerTenantPerHour?: number } = {}) {
     this.#engine = engine;
     this.#maxEntries = Math.max(1, opts.maxEntries ?? 64);
+    this.#maxTextsPerTenant = opts.maxTextsPerTenantPerHour ?? 20;
   }
 
-  /** The prompt for `text`, wire-encoded in `format`. Rejects with the engine's error (`ERR_TTS`). */
-  async render(text: string, format: MediaFormat): Promise<RenderedPrompt> {
+  /**
+   * The prompt for `text`, wire-encoded in `format`, for `tenantId` (whose budget a synthesis
+   * spends). Rejects with the engine's error (`ERR_TTS`, `ERR_TTS_BUSY`), or `ERR_PROMPT_LIMIT`.
+   */
+  async render(text: string, format: MediaFormat, tenantId?: string): Promise<RenderedPrompt> {
     const encoding = format.codec === 'l16' ? `l16${format.byteOrder ?? 'le'}` : format.codec;
     const key = `${this.#engine.voice}\n${format.sampleRate}\n${encoding}\n${text}`;
     let entry = this.#entries.get(key);
@@ -78,15 +89,38 @@ export class PromptCache {
     if (entry) {
       this.#entries.delete(key);
     } else {
+      const refund = tenantId === undefined ? null : this.#spend(tenantId, text);
       const pending = this.#synthesize(text, format);
       entry = pending;
       pending.catch(() => {
+        refund?.();
         if (this.#entries.get(key) === pending) this.#entries.delete(key);
       });
     }
     this.#entries.set(key, entry);
     if (this.#entries.size > this.#maxEntries) this.#entries.delete(this.#entries.keys().next().value!);
     return { ...(await entry), synthesized };
+  }
+
+  /**
+   * Counts `text` against the tenant's hour unless it was counted already (then null); returns
+   * how to take it back if the synthesis fails. Throws `ERR_PROMPT_LIMIT` past the budget.
+   */
+  #spend(tenantId: string, text: string): (() => void) | null {
+    const now = performance.now();
+    let hour = this.#tenantTexts.get(tenantId);
+    if (!hour || hour.endsAt <= now) {
+      hour = { texts: new Set(), endsAt: now + HOUR_MS };
+      this.#tenantTexts.set(tenantId, hour);
+    }
+    if (hour.texts.has(text)) return null;
+    if (hour.texts.size >= this.#maxTextsPerTenant) {
+      const minutes = Math.ceil((hour.endsAt - now) / 60_000);
+      throw new CallrecError('ERR_PROMPT_LIMIT', `the tenant had ${this.#maxTextsPerTenant} distinct consent prompts synthesized this hour (CONSENT_PROMPTS_PER_TENANT_PER_HOUR); a new one may be in ${minutes} min`);
+    }
+    hour.texts.add(text);
+    const texts = hour.texts;
+    return () => texts.delete(text);
   }
 
   async #synthesize(text: string, format: MediaFormat): Promise<Omit<RenderedPrompt, 'synthesized'>> {

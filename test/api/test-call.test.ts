@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { loadConfig } from '../../src/config.js';
@@ -6,6 +7,8 @@ import { startTestServer, type TestServer } from '../helpers/server.js';
 const API_KEY = 'KEYtelnyx-test-secret';
 const CREDENTIAL = 'cred-0f1e2d3c';
 const NUMBER = '+15550100200';
+/** The operator's key (CALLREC_API_KEY): the only one that may mint a test-call token. */
+const OPERATOR = randomBytes(32).toString('base64url');
 
 /** A login token shaped like Telnyx's, expiring at `exp` (unix seconds). */
 function jwt(exp: number): string {
@@ -40,7 +43,7 @@ interface Body {
   error?: { code: string; message: string };
 }
 
-async function post(ts: TestServer, secret = ts.key): Promise<{ status: number; body: Body }> {
+async function post(ts: TestServer, secret = OPERATOR): Promise<{ status: number; body: Body }> {
   const res = await fetch(`${ts.server.url}/api/test-call/token`, { method: 'POST', headers: { authorization: `Bearer ${secret}` } });
   return { status: res.status, body: (await res.json()) as Body };
 }
@@ -51,7 +54,7 @@ describe('POST /api/test-call/token with Telnyx configured', () => {
   beforeAll(async () => {
     const apiUrl = await telnyx.start();
     ts = await startTestServer({
-      env: { TELNYX_API_KEY: API_KEY, TELNYX_CREDENTIAL_ID: CREDENTIAL, TELNYX_TEST_NUMBER: NUMBER, TELNYX_API_URL: `${apiUrl}/` },
+      env: { CALLREC_API_KEY: OPERATOR, TELNYX_API_KEY: API_KEY, TELNYX_CREDENTIAL_ID: CREDENTIAL, TELNYX_TEST_NUMBER: NUMBER, TELNYX_API_URL: `${apiUrl}/` },
     });
   });
   afterAll(async () => {
@@ -68,17 +71,22 @@ describe('POST /api/test-call/token with Telnyx configured', () => {
     expect(telnyx.requests.at(-1)).toEqual({ method: 'POST', url: `/v2/telephony_credentials/${CREDENTIAL}/token`, authorization: `Bearer ${API_KEY}` });
   });
 
-  test('/api/me says the test call is available', async () => {
-    const res = await ts.api('/api/me');
-    expect(((await res.json()) as Body).features).toEqual({ test_call: true });
+  test('/api/me says the test call is available to the operator, and not to a tenant admin', async () => {
+    const me = async (secret: string) => ((await (await fetch(`${ts.server.url}/api/me`, { headers: { authorization: `Bearer ${secret}` } })).json()) as Body).features;
+    expect(await me(OPERATOR)).toEqual({ test_call: true });
+    expect(await me(ts.key)).toEqual({ test_call: false });
   });
 
-  test('only an admin key may ask (it spends the operator\'s Telnyx account)', async () => {
+  test('only the operator key may ask (the token dials on the operator\'s Telnyx account): a tenant admin, of its tenant or of the operator\'s, gets 403', async () => {
     const before = telnyx.requests.length;
-    const { secret } = await ts.server.store.keys.create({ tenantId: ts.tenantId, name: 'listener', scopes: ['recordings:read'] });
-    const { status, body } = await post(ts, secret);
-    expect(status).toBe(403);
-    expect(body.error!.code).toBe('ERR_FORBIDDEN');
+    await ts.server.store.tenants.ensure('acme', 'Acme');
+    const { secret: acmeAdmin } = await ts.server.store.keys.create({ tenantId: 'acme', name: 'acme admin', scopes: ['admin'] });
+    const { secret: listener } = await ts.server.store.keys.create({ tenantId: ts.tenantId, name: 'listener', scopes: ['recordings:read'] });
+    for (const secret of [ts.key, acmeAdmin, listener]) {
+      const { status, body } = await post(ts, secret);
+      expect(status).toBe(403);
+      expect(body.error!.code).toBe('ERR_FORBIDDEN');
+    }
     expect(telnyx.requests).toHaveLength(before);
   });
 
@@ -103,7 +111,7 @@ describe('POST /api/test-call/token', () => {
     const gone = new TelnyxStandIn();
     const apiUrl = await gone.start();
     await gone.close();
-    const ts = await startTestServer({ env: { TELNYX_API_KEY: API_KEY, TELNYX_CREDENTIAL_ID: CREDENTIAL, TELNYX_TEST_NUMBER: NUMBER, TELNYX_API_URL: apiUrl } });
+    const ts = await startTestServer({ env: { CALLREC_API_KEY: OPERATOR, TELNYX_API_KEY: API_KEY, TELNYX_CREDENTIAL_ID: CREDENTIAL, TELNYX_TEST_NUMBER: NUMBER, TELNYX_API_URL: apiUrl } });
     try {
       const { status, body } = await post(ts);
       expect(status).toBe(502);
@@ -115,13 +123,13 @@ describe('POST /api/test-call/token', () => {
   });
 
   test('not configured: 404 ERR_NOT_CONFIGURED, and /api/me hides the feature', async () => {
-    const ts = await startTestServer();
+    const ts = await startTestServer({ env: { CALLREC_API_KEY: OPERATOR } });
     try {
       const { status, body } = await post(ts);
       expect(status).toBe(404);
       expect(body.error!.code).toBe('ERR_NOT_CONFIGURED');
       expect(body.error!.message).toContain('TELNYX_API_KEY');
-      expect(((await (await ts.api('/api/me')).json()) as Body).features).toEqual({ test_call: false });
+      expect(((await (await fetch(`${ts.server.url}/api/me`, { headers: { authorization: `Bearer ${OPERATOR}` } })).json()) as Body).features).toEqual({ test_call: false });
     } finally {
       await ts.close();
     }

@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { BufferPool } from '../../media/buffer-pool.js';
 import { AuthFailures } from '../../src/auth/failures.js';
+import { StreamAdmission } from '../../src/calls/stream-admission.js';
 import { CallRegistry } from '../../src/calls/registry.js';
 import type { MediaContext } from '../../src/calls/live-call.js';
 import { CallSession, MAX_MESSAGE_BYTES, type SessionState } from '../../src/calls/session.js';
@@ -25,6 +26,7 @@ const STATUSES: SessionState['status'][] = ['connecting', 'authenticating', 'cla
 /** The provider's end of the socket, in memory: what the session sent, how it closed, whether it reads. */
 class FakeProviderSocket extends EventEmitter {
   readyState = 1;
+  bufferedAmount = 0;
   paused = false;
   readonly sent: string[] = [];
   closed: { code: number; reason: string } | null = null;
@@ -82,6 +84,7 @@ beforeEach(async () => {
   token = (await db.store.keys.create({ tenantId: 't1', name: 'stream', scopes: ['media:stream'] })).secret;
   await db.store.agents.patch('t1', 'agent-a', { voice_tools: { call_recording: { enabled: true, auto_record: true, consent_prompt: false, format: 'wav' } } }, null);
   jobs = [];
+  const authFailures = new AuthFailures(20);
   ctx = {
     store: db.store,
     registry: new CallRegistry(),
@@ -95,7 +98,8 @@ beforeEach(async () => {
     prompts: new PromptCache(new HeldEngine()),
     buffers: new BufferPool(),
     limits: STREAM_LIMIT_DEFAULTS,
-    authFailures: new AuthFailures(20),
+    authFailures,
+    admission: new StreamAdmission(authFailures, 100, STREAM_LIMIT_DEFAULTS.authTimeoutMs),
     egress: webhooks.egress,
   };
 });

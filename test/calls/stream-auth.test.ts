@@ -51,17 +51,19 @@ describe('authenticateStream', () => {
     await expect(authenticateStream({ store: db.store, authFailures: UNLIMITED, egress }, NO_QUERY, start({ agent_id: 'plain', token: reader }))).rejects.toMatchObject({ code: 'ERR_BAD_TOKEN' });
   });
 
-  test('past the failure budget an address is refused, even with a good token, until its window ends; other addresses are not', async () => {
+  test('only failures are limited, per address and token prefix: a failing token is refused past its budget until its window ends; a valid one always gets in', async () => {
     const ctx = { store: db.store, authFailures: new AuthFailures(2, 300), egress };
     const from = (address: string) => ({ ...NO_QUERY, address });
-    const good = start({ agent_id: 'plain' });
+    const wrong = start({ agent_id: 'plain', token: 'crk_wrong' });
     for (const code of ['ERR_BAD_TOKEN', 'ERR_BAD_TOKEN', 'ERR_RATE_LIMITED', 'ERR_RATE_LIMITED']) {
-      await expect(authenticateStream(ctx, from('198.51.100.1'), start({ agent_id: 'plain', token: 'crk_wrong' }))).rejects.toMatchObject({ code });
+      await expect(authenticateStream(ctx, from('198.51.100.1'), wrong)).rejects.toMatchObject({ code });
     }
-    await expect(authenticateStream(ctx, from('198.51.100.1'), good)).rejects.toMatchObject({ code: 'ERR_RATE_LIMITED', message: expect.stringMatching(/retry in 1 s$/) });
-    await expect(authenticateStream(ctx, from('198.51.100.2'), good)).resolves.toMatchObject({ agentId: 'plain' });
+    await expect(authenticateStream(ctx, from('198.51.100.1'), wrong)).rejects.toMatchObject({ code: 'ERR_RATE_LIMITED', message: expect.stringMatching(/retry in 1 s$/) });
+    await expect(authenticateStream(ctx, from('198.51.100.1'), start({ agent_id: 'plain' }))).resolves.toMatchObject({ agentId: 'plain' });
+    await expect(authenticateStream(ctx, from('198.51.100.1'), start({ agent_id: 'plain', token: 'crk_other' }))).rejects.toMatchObject({ code: 'ERR_BAD_TOKEN' });
+    await expect(authenticateStream(ctx, from('198.51.100.2'), wrong)).rejects.toMatchObject({ code: 'ERR_BAD_TOKEN' });
     await new Promise((resolve) => setTimeout(resolve, 350));
-    await expect(authenticateStream(ctx, from('198.51.100.1'), good)).resolves.toMatchObject({ agentId: 'plain' });
+    await expect(authenticateStream(ctx, from('198.51.100.1'), wrong)).rejects.toMatchObject({ code: 'ERR_BAD_TOKEN' });
   });
 
   test('reads parameters from the query string too; the start message wins', async () => {
@@ -108,7 +110,7 @@ describe('authenticateStream', () => {
 });
 
 describe('claimCall', () => {
-  const ctx = (perTenant = 500) => ({ store: db.store, registry: new CallRegistry(), nodeId: 'node-1', limits: { perTenant } });
+  const ctx = (perTenant: number | null = null) => ({ store: db.store, registry: new CallRegistry(), nodeId: 'node-1', limits: { perTenant } });
   const owner = {} as CallSession;
 
   async function identity(callId: string, params: Record<string, string> = {}): Promise<StreamIdentity> {
@@ -157,5 +159,13 @@ describe('claimCall', () => {
     c.registry.delete('t1', 'cap-1', owner);
     await claimCall(c, owner, 'twilio', start({}), third).created;
     expect(c.registry.countOf('t1')).toBe(2);
+  });
+
+  test('with MAX_STREAMS_PER_TENANT off (the default) a tenant is not capped: 600 claims, over the old default of 500', async () => {
+    const c = ctx();
+    const id = await identity('uncapped');
+    const claims = Array.from({ length: 600 }, (_, i) => claimCall(c, {} as CallSession, 'twilio', start({}), { ...id, callId: `uncapped-${i}` }));
+    expect(c.registry.countOf('t1')).toBe(600);
+    await Promise.all(claims.map((claim) => claim.created));
   });
 });

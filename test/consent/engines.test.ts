@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { readdirSync } from 'node:fs';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -46,6 +47,50 @@ describe('flite', () => {
 
   test('an unknown voice is a configuration error', () => {
     expect(() => new FliteEngine('hal9000')).toThrow(expect.objectContaining({ code: 'ERR_CONFIG' }));
+  });
+});
+
+describe('flite pool', () => {
+  /** OS threads of this process now (Linux): a worker thread is one more. */
+  const threads = () => readdirSync('/proc/self/task').length;
+
+  test('60 concurrent distinct prompts run on the pool\'s 2 worker threads: threads and memory bounded by the pool, not by the prompts', async () => {
+    const engine = new FliteEngine('kal', { workers: 2, maxQueued: 100, maxWaitMs: 600_000 });
+    await engine.synthesize('Warm up.');
+    const base = { threads: threads(), rss: process.memoryUsage.rss() };
+    const peak = { threads: base.threads, rss: base.rss, pool: 0 };
+    const sample = setInterval(() => {
+      peak.threads = Math.max(peak.threads, threads());
+      peak.rss = Math.max(peak.rss, process.memoryUsage.rss());
+      peak.pool = Math.max(peak.pool, engine.pool.threads);
+    }, 5);
+    try {
+      const spoken = await Promise.all(Array.from({ length: 60 }, (_, i) => engine.synthesize(`Prompt ${i}: this call is recorded.`)));
+      expect(spoken.every(({ pcm }) => pcm.length > 8000)).toBe(true);
+    } finally {
+      clearInterval(sample);
+      await engine.close();
+    }
+    expect(peak.pool).toBe(2);
+    // A fresh worker per synthesis made 60 threads here; libuv's 4 file-system threads may start too.
+    expect(peak.threads - base.threads).toBeLessThanOrEqual(2 + 4);
+    // Each worker holds a Flite WASM instance (~43 MB) and its heap (+81 MB measured for the two): 60 workers took +2.5 GB.
+    expect(peak.rss - base.rss).toBeLessThan(256 * 1024 * 1024);
+  }, 300_000);
+
+  test('the queue is bounded in size and in wait: past either a synthesis is refused ERR_TTS_BUSY, naming the variable', async () => {
+    const engine = new FliteEngine('kal', { workers: 1, maxQueued: 1, maxWaitMs: 1 });
+    try {
+      const results = await Promise.allSettled([0, 1, 2].map((i) => engine.synthesize(`Busy ${i}.`)));
+      // Whichever reaches the pool first is spoken; of the others one finds the queue full, one waits too long.
+      expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+      expect(results.filter((r) => r.status === 'rejected').map((r) => (r as PromiseRejectedResult).reason).sort((a, b) => a.message.localeCompare(b.message))).toEqual([
+        expect.objectContaining({ code: 'ERR_TTS_BUSY', message: expect.stringMatching(/^1 syntheses already wait for a Flite worker \(FLITE_QUEUE_MAX\)/) }),
+        expect.objectContaining({ code: 'ERR_TTS_BUSY', message: expect.stringMatching(/^no Flite worker was free within 0.001 s \(FLITE_QUEUE_WAIT_SECONDS\)/) }),
+      ]);
+    } finally {
+      await engine.close();
+    }
   });
 });
 

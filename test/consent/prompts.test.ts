@@ -128,6 +128,26 @@ describe('PromptCache with prerecorded prompts', () => {
     });
   });
 
+  test('a tenant may have at most maxTextsPerTenantPerHour distinct texts synthesized: past it ERR_PROMPT_LIMIT; other tenants, repeats and failures spend nothing', async () => {
+    const engine = new CountingEngine(new FileTtsEngine(dir));
+    const cache = new PromptCache(engine, { maxEntries: 1, maxTextsPerTenantPerHour: 2 });
+    const format: MediaFormat = { codec: 'pcmu', sampleRate: 8000 };
+    // No prompt yet: a failed synthesis gives its text back.
+    await expect(cache.render('zero', format, 'acme')).rejects.toMatchObject({ code: 'ERR_TTS' });
+    await writeDefault(440);
+    await cache.render('one', format, 'acme');
+    await cache.render('two', format, 'acme');
+    // Evicted from the one-entry cache and synthesized again, or in another format: the same text, not a new one.
+    await expect(cache.render('one', format, 'acme')).resolves.toMatchObject({ synthesized: true });
+    await expect(cache.render('two', { codec: 'pcma', sampleRate: 8000 }, 'acme')).resolves.toMatchObject({ synthesized: true });
+    await expect(cache.render('three', format, 'acme')).rejects.toMatchObject({
+      code: 'ERR_PROMPT_LIMIT',
+      message: expect.stringMatching(/^the tenant had 2 distinct consent prompts synthesized this hour \(CONSENT_PROMPTS_PER_TENANT_PER_HOUR\); a new one may be in 60 min$/),
+    });
+    await expect(cache.render('three', format, 'globex')).resolves.toMatchObject({ synthesized: true });
+    expect(engine.calls).toBe(6);
+  });
+
   test('keeps at most maxEntries prompts, evicting the least recently used', async () => {
     await writeDefault(440);
     const engine = new CountingEngine(new FileTtsEngine(dir));

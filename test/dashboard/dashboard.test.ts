@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -375,6 +376,7 @@ describe('Call Logs with a thousand calls', () => {
 });
 
 describe('Test call', () => {
+  const OPERATOR = randomBytes(32).toString('base64url');
   let configured: TestServer;
   let telnyx: http.Server;
   beforeAll(async () => {
@@ -383,7 +385,7 @@ describe('Test call', () => {
     await new Promise<void>((resolve) => telnyx.listen(0, '127.0.0.1', resolve));
     const { port } = telnyx.address() as AddressInfo;
     configured = await startTestServer({
-      env: { TELNYX_API_KEY: 'KEYstand-in', TELNYX_CREDENTIAL_ID: 'cred-1', TELNYX_TEST_NUMBER: '+15550100200', TELNYX_API_URL: `http://127.0.0.1:${port}` },
+      env: { CALLREC_API_KEY: OPERATOR, TELNYX_API_KEY: 'KEYstand-in', TELNYX_CREDENTIAL_ID: 'cred-1', TELNYX_TEST_NUMBER: '+15550100200', TELNYX_API_URL: `http://127.0.0.1:${port}` },
     });
   });
   afterAll(async () => {
@@ -401,7 +403,8 @@ describe('Test call', () => {
   test('offered when configured: the browser gets a login token, builds the client, and says plainly when Telnyx cannot be reached', async () => {
     const index = await fetch(`${configured.server.url}/`);
     expect(index.headers.get('content-security-policy')).toContain("connect-src 'self' wss://rtc.telnyx.com");
-    const { page, context } = await signIn(browser, configured.server.url, configured.key);
+    // Only the operator may make a test call (it dials on the operator's Telnyx account).
+    const { page, context } = await signIn(browser, configured.server.url, OPERATOR);
     const token = page.waitForResponse((res) => res.url().endsWith('/api/test-call/token'));
     await page.getByRole('button', { name: 'Test call' }).click();
     expect((await token).status()).toBe(200);

@@ -54,16 +54,59 @@ interface Stream {
   closed: Promise<{ code: number; reason: string }>;
 }
 
-/** An open Twilio stream (the upgrade accepted), sent through a proxy saying it is for `forwardedFor` when given. */
-async function open(ts: { wsUrl: string }, forwardedFor?: string): Promise<Stream> {
-  const ws = new WebSocket(`${ts.wsUrl}/media/twilio`, { headers: forwardedFor ? { 'x-forwarded-for': forwardedFor } : {} });
+/** How an upgrade was refused: its status and body (`ERR_…: reason`). */
+interface Refusal {
+  status: number;
+  body: string;
+  retryAfter: string | undefined;
+}
+
+/**
+ * A Twilio stream: open (the upgrade accepted) or how its upgrade was refused. Sent from
+ * `localAddress` (a loopback address) when given, through a proxy saying it is for
+ * `forwardedFor` when given.
+ */
+function tryOpen(ts: { wsUrl: string }, opts: { forwardedFor?: string; localAddress?: string } = {}): Promise<Stream | Refusal> {
+  const ws = new WebSocket(`${ts.wsUrl}/media/twilio`, { headers: opts.forwardedFor ? { 'x-forwarded-for': opts.forwardedFor } : {}, localAddress: opts.localAddress });
   const closed = new Promise<{ code: number; reason: string }>((resolve) => ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })));
   ws.on('error', () => {});
-  await new Promise((resolve, reject) => {
-    ws.once('open', resolve);
-    ws.once('unexpected-response', (_req, res) => reject(new Error(`upgrade answered ${res.statusCode}`)));
+  return new Promise((resolve) => {
+    ws.once('open', () => resolve({ ws, closed }));
+    ws.once('unexpected-response', (_req, res) => {
+      let body = '';
+      res.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, retryAfter: res.headers['retry-after'] }));
+    });
   });
-  return { ws, closed };
+}
+
+/**
+ * Streams one call with `token` (start, a frame, stop) as `tryOpen` opens it; resolves with how
+ * the stream was closed (a stream that goes live is hung up), or how its upgrade was refused.
+ */
+async function streamOnce(ts: TestServer, token: string, opts: { forwardedFor?: string; localAddress?: string }): Promise<{ code: number; reason: string } | Refusal> {
+  const stream = await tryOpen(ts, opts);
+  if ('status' in stream) return stream;
+  const message = structuredClone(startMessage);
+  message.start.customParameters = { agent_id: AGENT, token, call_id: uniqueCallId('once') };
+  stream.ws.send(JSON.stringify(message));
+  stream.ws.send(media(0));
+  stream.ws.send(STOP());
+  return stream.closed;
+}
+
+/** A server with `env` and the test agent. */
+async function serverWithAgent(env: Record<string, string>): Promise<TestServer> {
+  const ts = await startTestServer({ env });
+  await ts.agent(AGENT, { enabled: true, auto_record: true, consent_prompt: false, format: 'wav' });
+  return ts;
+}
+
+/** An open Twilio stream (the upgrade accepted), sent through a proxy saying it is for `forwardedFor` when given. */
+async function open(ts: { wsUrl: string }, forwardedFor?: string): Promise<Stream> {
+  const stream = await tryOpen(ts, { forwardedFor });
+  if ('status' in stream) throw new Error(`upgrade answered ${stream.status}: ${stream.body}`);
+  return stream;
 }
 
 /** Sum of a metric's samples whose labels include `labels` (e.g. `limit="ERR_AUTH_TIMEOUT"`). */
@@ -114,35 +157,92 @@ describe('failed stream authentication', () => {
   /** AUTH_FAILURES_PER_IP=3, behind a proxy on 127.0.0.1 that names each client. */
   let guarded: TestServer;
   beforeAll(async () => {
-    guarded = await startTestServer({ env: { AUTH_FAILURES_PER_IP: '3', TRUST_PROXY: '127.0.0.1' } });
-    await guarded.agent(AGENT, { enabled: true, auto_record: true, consent_prompt: false, format: 'wav' });
+    guarded = await serverWithAgent({ AUTH_FAILURES_PER_IP: '3', TRUST_PROXY: '127.0.0.1' });
   });
   afterAll(() => guarded?.close());
 
-  /** Streams a start with `token` from `client`; resolves with how the stream was closed (a stream that goes live is hung up). */
-  async function attempt(client: string, token: string): Promise<{ code: number; reason: string }> {
-    const stream = await open(guarded, client);
-    const message = structuredClone(startMessage);
-    message.start.customParameters = { agent_id: AGENT, token, call_id: uniqueCallId('guess') };
-    stream.ws.send(JSON.stringify(message));
-    stream.ws.send(media(0));
-    stream.ws.send(STOP());
-    return stream.closed;
+  /** Streams a start with `token` from `client`, through the proxy. */
+  const attempt = (client: string, token: string) => streamOnce(guarded, token, { forwardedFor: client });
+
+  test('only failures are limited, per address and token prefix: 25 bad tokens from a shared provider address refuse neither a valid stream from it nor another customer\'s', async () => {
+    const before = await metric(guarded, 'callrec_stream_limit_total', 'limit="ERR_RATE_LIMITED"');
+    // One customer's broken configuration: the same (revoked, mistyped…) token again and again.
+    for (let i = 0; i < 25; i++) {
+      const expected = i < 3 ? /^ERR_BAD_TOKEN: / : /^ERR_RATE_LIMITED: too many failed authentications of this token from this address; retry in \d+ s/;
+      expect(await attempt('203.0.113.7', `crk_broken-${i}`)).toEqual({ code: 1008, reason: expect.stringMatching(expected) });
+    }
+    expect(await metric(guarded, 'callrec_stream_limit_total', 'limit="ERR_RATE_LIMITED"')).toBe(before + 22);
+    // Every other customer of that provider streams from the same address as usual.
+    expect(await attempt('203.0.113.7', guarded.key)).toEqual({ code: 1000, reason: 'call ended' });
+    expect(await attempt('203.0.113.7', 'crk_another')).toEqual({ code: 1008, reason: expect.stringMatching(/^ERR_BAD_TOKEN: /) });
+    expect(await attempt('203.0.113.8', guarded.key)).toEqual({ code: 1000, reason: 'call ended' });
+  });
+});
+
+describe('unauthenticated sockets', () => {
+  /** Behind a proxy on 127.0.0.1; sockets wait 60 s for their start, so none times out during the flood. */
+  let pending: TestServer;
+  beforeAll(async () => {
+    pending = await serverWithAgent({ TRUST_PROXY: '127.0.0.1', STREAM_AUTH_TIMEOUT_SECONDS: '60' });
+  });
+  afterAll(() => pending?.close());
+
+  /** Opens `count` sockets that send nothing, 200 at a time: those let in, and the refusals' bodies. */
+  async function flood(count: number, opts: { forwardedFor?: string; localAddress?: string }): Promise<{ open: Stream[]; refused: string[] }> {
+    const open: Stream[] = [];
+    const refused: string[] = [];
+    for (let sent = 0; sent < count; sent += 200) {
+      for (const stream of await Promise.all(Array.from({ length: Math.min(200, count - sent) }, () => tryOpen(pending, opts)))) {
+        if ('status' in stream) {
+          expect(stream).toMatchObject({ status: 429, retryAfter: '60' });
+          refused.push(stream.body);
+        } else open.push(stream);
+      }
+    }
+    return { open, refused };
   }
 
-  test('past AUTH_FAILURES_PER_IP bad tokens an address is refused 1008 ERR_RATE_LIMITED, a good token too; other addresses are not; HTTP shares the budget', async () => {
-    const before = await metric(guarded, 'callrec_stream_limit_total', 'limit="ERR_RATE_LIMITED"');
-    for (let i = 0; i < 3; i++) expect(await attempt('203.0.113.7', `crk_guess${i}`)).toMatchObject({ code: 1008, reason: expect.stringMatching(/^ERR_BAD_TOKEN: /) });
-    expect(await attempt('203.0.113.7', 'crk_guess3')).toEqual({ code: 1008, reason: expect.stringMatching(/^ERR_RATE_LIMITED: too many failed authentications from this address; retry in \d+ s/) });
-    // The budget is spent: the right key from that address is refused as well, until the window ends.
-    expect(await attempt('203.0.113.7', guarded.key)).toMatchObject({ code: 1008, reason: expect.stringMatching(/^ERR_RATE_LIMITED: /) });
-    expect(await metric(guarded, 'callrec_stream_limit_total', 'limit="ERR_RATE_LIMITED"')).toBe(before + 2);
-    // Another client behind the same proxy streams as usual.
-    expect(await attempt('203.0.113.8', guarded.key)).toEqual({ code: 1000, reason: 'call ended' });
-    // One budget with the HTTP API: the next bad key from that address is a 429 at once.
-    const res = await fetch(`${guarded.server.url}/api/calls`, { headers: { authorization: 'Bearer crk_guess', 'x-forwarded-for': '203.0.113.7' } });
-    expect(res.status).toBe(429);
-    expect(((await res.json()) as { error: { code: string } }).error.code).toBe('ERR_RATE_LIMITED');
+  /** Streams a valid start (and hangs up). */
+  const valid = (opts: { forwardedFor?: string; localAddress?: string }) => streamOnce(pending, pending.key, opts);
+
+  test('2 000 silent sockets from one address hold only MAX_PENDING_STREAMS_PER_IP; another address\'s valid stream gets in', async () => {
+    const attacker = await flood(2000, { localAddress: '127.0.0.2' });
+    expect(attacker.open).toHaveLength(100);
+    expect(attacker.refused).toHaveLength(1900);
+    expect(attacker.refused[0]).toMatch(/^ERR_PENDING_STREAM_LIMIT: this address holds 100 streams that have not authenticated \(MAX_PENDING_STREAMS_PER_IP\)/);
+    expect(await metric(pending, 'callrec_stream_limit_total', 'limit="ERR_PENDING_STREAM_LIMIT"')).toBe(1900);
+    expect(await valid({ localAddress: '127.0.0.1' })).toEqual({ code: 1000, reason: 'call ended' });
+    // A socket that authenticates no longer counts: the attacker's address takes one more once one of its sockets goes.
+    attacker.open[0].ws.close();
+    await attacker.open[0].closed;
+    while (!('ws' in (await tryOpen(pending, { localAddress: '127.0.0.2' })))) await new Promise((resolve) => setTimeout(resolve, 20));
+    for (const { ws } of attacker.open) ws.terminate();
+  });
+
+  test('TRUST_PROXY: clients behind a trusted proxy are counted apart by X-Forwarded-For; an untrusted peer cannot dodge its cap with the header', async () => {
+    const behind = await flood(101, { forwardedFor: '203.0.113.9' });
+    expect(behind.open).toHaveLength(100);
+    expect(behind.refused).toHaveLength(1);
+    expect(await valid({ forwardedFor: '203.0.113.10' })).toEqual({ code: 1000, reason: 'call ended' });
+    // 127.0.0.3 is no trusted proxy: each socket claims another client, all count as 127.0.0.3.
+    const spoofed = await Promise.all(Array.from({ length: 101 }, (_, i) => tryOpen(pending, { localAddress: '127.0.0.3', forwardedFor: `198.51.100.${i}` })));
+    expect(spoofed.filter((s) => 'status' in s)).toHaveLength(1);
+    for (const s of [...behind.open, ...spoofed]) if ('ws' in s) s.ws.terminate();
+  });
+});
+
+describe('auth timeouts', () => {
+  test('an auth timeout counts as a failure of its address: past AUTH_FAILURES_PER_IP of them the address is refused 429; other addresses are not', async () => {
+    const silent = await Promise.all(Array.from({ length: 21 }, () => tryOpen(timed, { localAddress: '127.0.0.4' })));
+    for (const s of silent) {
+      if ('status' in s) throw new Error(`refused: ${s.body}`);
+      expect((await s.closed).reason).toMatch(/^ERR_AUTH_TIMEOUT: /);
+    }
+    const refused = await tryOpen(timed, { localAddress: '127.0.0.4' });
+    expect(refused).toEqual({ status: 429, body: expect.stringMatching(/^ERR_RATE_LIMITED: too many streams from this address sent no valid start in time; retry in \d+ s/), retryAfter: expect.stringMatching(/^\d+$/) });
+    const other = await tryOpen(timed, { localAddress: '127.0.0.5' });
+    if ('status' in other) throw new Error(`refused: ${other.body}`);
+    other.ws.terminate();
   });
 });
 

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { encodeRecording } from '../../media/encoders/index.js';
 import { EncryptedScratchFile } from '../../src/crypto/scratch-file.js';
+import { httpStatus, type HttpError } from '../../src/errors.js';
 import { TranscodeCache } from '../../src/recording/transcode-cache.js';
 import { CALL_TONES, CALL_TONES_SECONDS, decodeAudio, synthesizeTones } from '../helpers/audio.js';
 import { readyCall, startTestServer, type TestServer } from '../helpers/server.js';
@@ -81,14 +82,14 @@ describe('TranscodeCache', () => {
       makes++;
       await out.write(Buffer.concat(Array(100).fill(MARKER)), 0);
     };
-    const [a, b] = await Promise.all([cache.get('rec-1', 'wav', make), cache.get('rec-1', 'wav', make)]);
-    await cache.get('rec-2', 'wav', make);
+    const [a, b] = await Promise.all([cache.get('rec-1', 'wav', 't1', make), cache.get('rec-1', 'wav', 't1', make)]);
+    await cache.get('rec-2', 'wav', 't1', make);
     expect(makes).toBe(2);
     expect(a.size).toBe(b.size);
     expect(await readAll(a.read(0, MARKER.length - 1))).toEqual(MARKER);
     for (const contents of await contentsUnder(cacheDir)) expect(contents.includes(MARKER)).toBe(false);
 
-    await expect(cache.get('rec-3', 'ogg', async (out) => {
+    await expect(cache.get('rec-3', 'ogg', 't1', async (out) => {
       await out.write(MARKER, 0);
       throw new Error('encoder failed');
     })).rejects.toThrow('encoder failed');
@@ -96,8 +97,32 @@ describe('TranscodeCache', () => {
 
     await cache.evict('rec-1');
     expect(await fs.readdir(cacheDir)).toHaveLength(1);
-    await cache.get('rec-1', 'wav', make);
+    await cache.get('rec-1', 'wav', 't1', make);
     expect(makes).toBe(3);
+    await cache.close();
+  });
+
+  it('runs at most MAX_TRANSCODES at once and MAX_TRANSCODES_PER_TENANT of one tenant: 429 or 503 with Retry-After; a copy being made is shared', async () => {
+    const cache = await TranscodeCache.open(path.join(dir, 'limited'), { limits: { perNode: 2, perTenant: 1 } });
+    let finish!: () => void;
+    const held = new Promise<void>((resolve) => (finish = resolve));
+    const slow = async (out: { write(data: Uint8Array, position: number): Promise<void> }) => {
+      await held;
+      await out.write(MARKER, 0);
+    };
+    const refusal = async (recordingId: string, tenantId: string) => {
+      const err = await cache.get(recordingId, 'wav', tenantId, slow).then(() => null, (e: unknown) => e);
+      return err && { status: httpStatus(err), code: (err as HttpError).code, headers: (err as HttpError).headers, message: (err as Error).message };
+    };
+    const first = cache.get('rec-a1', 'wav', 'tenant-a', slow);
+    expect(await refusal('rec-a2', 'tenant-a')).toEqual({ status: 429, code: 'ERR_RATE_LIMITED', headers: { 'Retry-After': '5' }, message: expect.stringMatching(/MAX_TRANSCODES_PER_TENANT/) });
+    const shared = cache.get('rec-a1', 'wav', 'tenant-a', slow);
+    const other = cache.get('rec-b1', 'wav', 'tenant-b', slow);
+    expect(await refusal('rec-c1', 'tenant-c')).toEqual({ status: 503, code: 'ERR_TRANSCODE_BUSY', headers: { 'Retry-After': '5' }, message: expect.stringMatching(/MAX_TRANSCODES\)/) });
+    finish();
+    await Promise.all([first, shared, other]);
+    await expect(cache.get('rec-c1', 'wav', 'tenant-c', slow)).resolves.toMatchObject({ size: MARKER.length });
+    await expect(cache.get('rec-a2', 'wav', 'tenant-a', slow)).resolves.toMatchObject({ size: MARKER.length });
     await cache.close();
   });
 });

