@@ -58,6 +58,7 @@ export interface CallrecServer {
   /** `http://host:port` the server listens on. */
   url: string;
   port: number;
+  // biome-ignore lint/suspicious/noExplicitAny: the raw server, request and reply types vary with TLS and HTTP/2 options.
   app: FastifyInstance<any, any, any, Logger>;
   store: Store;
   storage: StorageResolver;

@@ -48,8 +48,10 @@ export class ProviderPlayback {
   /** A message callrec sent at stream time `nowMs`. Messages the provider would refuse are ignored here. */
   receive(data: Buffer, binary: boolean, nowMs: number): void {
     if (binary) return this.#play(data.length, nowMs); // Vonage audio frames
+    // biome-ignore lint/suspicious/noExplicitAny: an untyped provider message whose fields are tested one by one below.
     let message: Record<string, any>;
     try {
+      // biome-ignore lint/suspicious/noExplicitAny: as above.
       message = JSON.parse(data.toString()) as Record<string, any>;
     } catch {
       return;
