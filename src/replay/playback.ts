@@ -56,6 +56,7 @@ export class ProviderPlayback {
     } catch {
       return;
     }
+    if (typeof message !== 'object' || message === null) return; // `null` or a number: nothing to play, and `.event` would throw
     const kind: unknown = message.event ?? message.action ?? message.eventType;
     if ((kind === 'media' || kind === 'playAudio') && typeof message.media?.payload === 'string') {
       this.#play(Buffer.byteLength(message.media.payload, 'base64'), nowMs);
