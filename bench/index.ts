@@ -221,7 +221,7 @@ async function report(rows: BenchRow[], opts: BenchOptions): Promise<number> {
     rows,
   };
   await fs.mkdir(path.dirname(path.resolve(opts.out)), { recursive: true });
-  await fs.writeFile(opts.out, JSON.stringify(results, null, 2) + '\n');
+  await fs.writeFile(opts.out, `${JSON.stringify(results, null, 2)}\n`);
   note(`results written to ${opts.out}`);
   return failed;
 }

@@ -30,7 +30,7 @@ const PAYLOADS = Array.from({ length: 50 }, (_, f) => {
 /** G.711 μ-law encode of one sample; the bench's own copy so it measures the server, not shared code. */
 function linearToUlaw(sample: number): number {
   const sign = sample < 0 ? 0x80 : 0;
-  let magnitude = Math.min(Math.abs(sample), 32635) + 0x84;
+  const magnitude = Math.min(Math.abs(sample), 32635) + 0x84;
   let exponent = 7;
   for (let mask = 0x4000; (magnitude & mask) === 0 && exponent > 0; mask >>= 1) exponent--;
   const mantissa = (magnitude >> (exponent + 3)) & 0x0f;

@@ -136,7 +136,9 @@ export const STREAM_MUTATIONS: Record<string, StreamMutation> = {
   timestampJump(messages, start, random) {
     const jump = pick(random, JUMPS);
     return messages.map((m, i) =>
-      i > start && random() < 0.3 ? editJson(m, random, (json, paths) => mediaPaths(paths, 'timestamp').forEach((p) => setAt(json, p, random() < 0.5 ? String(jump) : jump))) : m,
+      i > start && random() < 0.3 ? editJson(m, random, (json, paths) => {
+        for (const p of mediaPaths(paths, 'timestamp')) setAt(json, p, random() < 0.5 ? String(jump) : jump);
+      }) : m,
     );
   },
   reorder(messages, start, random) {
@@ -161,9 +163,11 @@ export const STREAM_MUTATIONS: Record<string, StreamMutation> = {
     return [...messages.slice(0, i), messages[start], ...messages.slice(i)];
   },
   garbageBase64(messages, start, random) {
-    const junk = pick(random, ['', '=', '====', 'A', 'AAA', '!!!!', '////'.repeat(41) + 'A', 'x'.repeat(3000), Buffer.from([0xff, 0xfe]).toString('latin1'), '\\u0041AAA']);
+    const junk = pick(random, ['', '=', '====', 'A', 'AAA', '!!!!', `${'////'.repeat(41)}A`, 'x'.repeat(3000), Buffer.from([0xff, 0xfe]).toString('latin1'), '\\u0041AAA']);
     const i = at(messages, random, start);
-    return replaceAt(messages, i, editJson(messages[i], random, (json, paths) => mediaPaths(paths, 'payload').forEach((p) => setAt(json, p, junk))));
+    return replaceAt(messages, i, editJson(messages[i], random, (json, paths) => {
+      for (const p of mediaPaths(paths, 'payload')) setAt(json, p, junk);
+    }));
   },
   unicode(messages, _start, random) {
     const i = at(messages, random);

@@ -155,7 +155,7 @@ function parseMp3Header(buf: Buffer): Mp3Header | null {
 /** Float (-1…1) to 16-bit, clamped: MP3 decoding can overshoot full scale slightly. */
 function toInt16(x: number): number {
   const s = Math.round(x * 32768);
-  return s > 32767 ? 32767 : s < -32768 ? -32768 : s;
+  return Math.min(32767, Math.max(-32768, s));
 }
 
 async function* mp3Samples(bytes: AsyncIterable<Uint8Array>, channels: 1 | 2, skip: number): AsyncGenerator<Int16Array> {

@@ -177,5 +177,5 @@ export function wsCloseCode(err: unknown): number {
 export function closeReason(code: string, message: string): string {
   const text = message.startsWith(code) ? message : `${code}: ${message}`;
   const bytes = Buffer.from(text);
-  return bytes.length <= 123 ? text : bytes.subarray(0, 120).toString('utf8').replace(/\uFFFD*$/, '') + '...';
+  return bytes.length <= 123 ? text : `${bytes.subarray(0, 120).toString('utf8').replace(/\uFFFD*$/, '')}...`;
 }

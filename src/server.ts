@@ -65,6 +65,7 @@ export interface CallrecServer {
   port: number;
   /** `http://host:port` of the internal listener (`/metrics`, `/readyz`) when METRICS_PORT is set; else null (the API port serves them). */
   metricsUrl: string | null;
+  // biome-ignore lint/suspicious/noExplicitAny: the raw server, request and reply types vary with TLS and HTTP/2 options.
   app: FastifyInstance<any, any, any, Logger>;
   store: Store;
   storage: StorageResolver;

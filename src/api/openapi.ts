@@ -46,6 +46,7 @@ function webhooks(): Record<string, OpenAPIV3_1.PathItemObject> {
  * TypeBox schemas, and an interactive reference at `/docs` whose assets are served from this
  * origin (no CDN). Register it on the root instance before any route, so that it sees them all.
  */
+// biome-ignore lint/suspicious/noExplicitAny: accepts the instance whatever its server, request, reply and logger types.
 export async function registerOpenApi(app: FastifyInstance<any, any, any, any>): Promise<void> {
   await app.register(fastifySwagger, {
     openapi: {

@@ -19,6 +19,7 @@ const QUIET_ROUTES = new Set(['/healthz', '/readyz', '/metrics']);
  * playback token), status and duration, on the request's logger (its `reqId`, which the answer echoes in `X-Request-Id`).
  * No header is logged, so neither an `Authorization` nor a key can leak into the logs.
  */
+// biome-ignore lint/suspicious/noExplicitAny: accepts the instance whatever its server, request, reply and logger types.
 export function logRequests(app: FastifyInstance<any, any, any, any>): void {
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);

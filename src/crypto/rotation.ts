@@ -1,4 +1,4 @@
-import { CallrecError } from '../errors.js';
+import type { CallrecError } from '../errors.js';
 import type { Store } from '../store/index.js';
 import type { SealedSecret } from '../tenants/secrets.js';
 import { rewrap, type MasterKeyring } from './keys.js';

@@ -95,7 +95,7 @@ export function evidenceZip(files: EvidenceFiles): Uint8Array {
     [files.audioName]: [files.audio, { level: 0 }],
     'manifest.jws': strToU8(files.manifest),
     'keys.json': strToU8(`${JSON.stringify(files.keys, null, 2)}\n`),
-    'ledger.jsonl': strToU8(files.ledger.map((row) => JSON.stringify(row)).join('\n') + '\n'),
+    'ledger.jsonl': strToU8(`${files.ledger.map((row) => JSON.stringify(row)).join('\n')}\n`),
     'VERIFY.txt': strToU8(VERIFY_TXT),
     ...(files.timestamp ? { 'manifest.tsr': files.timestamp } : {}),
     ...(files.prompt ? { [files.prompt.name]: files.prompt.audio } : {}),

@@ -47,6 +47,7 @@ const KEY_CHUNK = ascii('chunk');
 const VALUE_MEDIA = KEY_MEDIA;
 const VALUE_INBOUND = ascii('inbound');
 const VALUE_OUTBOUND = ascii('outbound');
+// biome-ignore lint/complexity/useSimpleNumberKeys: the keys are the literals' first bytes, `t`, `f` and `n`.
 const LITERALS: Record<number, Uint8Array> = { 0x74: ascii('true'), 0x66: ascii('false'), 0x6e: ascii('null') };
 
 /** JSON's four whitespace bytes. */

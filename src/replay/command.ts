@@ -186,7 +186,7 @@ export async function runReplay(opts: ReplayCommandOptions): Promise<ReplaySumma
       if (outcome.failed) failed++;
       bar?.increment(1, { failed });
       // Lines go out as calls finish; the bar redraws itself below them.
-      out.write(formatLine(outcome) + '\n');
+      out.write(`${formatLine(outcome)}\n`);
     }
   };
   await Promise.all(Array.from({ length: Math.min(opts.concurrency, total) }, lane));

@@ -108,7 +108,7 @@ export function formatFixture(fixture: Fixture): string {
       ),
     );
   }
-  return lines.join('\n') + '\n';
+  return `${lines.join('\n')}\n`;
 }
 
 export async function readFixture(path: string): Promise<Fixture> {

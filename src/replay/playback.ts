@@ -54,12 +54,14 @@ export class ProviderPlayback {
     const asteriskMark = /^MARK_MEDIA correlation_id:(\S*)/.exec(text);
     if (asteriskMark) return void this.#marks.push({ name: asteriskMark[1], atMs: Math.max(nowMs, this.#playedUntil) });
     if (text === 'FLUSH_MEDIA') return this.#clear(nowMs);
+    // biome-ignore lint/suspicious/noExplicitAny: an untyped provider message whose fields are tested one by one below.
     let message: Record<string, any>;
     try {
-      message = JSON.parse(data.toString()) as Record<string, any>;
+      message = JSON.parse(text) as Record<string, any>;
     } catch {
       return;
     }
+    if (typeof message !== 'object' || message === null) return; // `null` or a number: nothing to play, and `.event` would throw
     const kind: unknown = message.event ?? message.action ?? message.eventType ?? message.type ?? message.Kind ?? message.command;
     const markName: unknown = message.mark?.name ?? message.data?.name ?? message.correlation_id;
     if ((kind === 'media' || kind === 'playAudio') && typeof message.media?.payload === 'string') {

@@ -3,6 +3,7 @@ import type { Migration, MigrationProvider } from 'kysely/migration';
 
 // Migrations take Kysely<any> (as Kysely's docs advise): they must keep compiling as the
 // current `Database` type moves on past the shape they create.
+// biome-ignore lint/suspicious/noExplicitAny: see above.
 type Db = Kysely<any>;
 
 const initial: Migration = {

@@ -43,7 +43,7 @@ describe('ids on every API route', () => {
   function rawRequest(method: string, pathname: string, body: unknown): Promise<{ status: number; body: any }> {
     return new Promise((resolve, reject) => {
       const payload = body === undefined ? undefined : JSON.stringify(body);
-      const req = http.request(api.url + '/', { method, path: pathname, headers: { authorization: `Bearer ${admin}`, ...(payload ? { 'content-type': 'application/json' } : {}) } }, (res) => {
+      const req = http.request(`${api.url}/`, { method, path: pathname, headers: { authorization: `Bearer ${admin}`, ...(payload ? { 'content-type': 'application/json' } : {}) } }, (res) => {
         let text = '';
         res.on('data', (chunk: Buffer) => (text += chunk.toString()));
         res.on('end', () => resolve({ status: res.statusCode!, body: JSON.parse(text) }));

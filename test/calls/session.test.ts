@@ -142,7 +142,7 @@ test.each([
 test('connecting → authenticating → claimed → live → ending → ended: the whole call, recorded', async () => {
   const { session: s, socket } = session();
   const seen: string[] = [];
-  s.on('stateChange', (prev, next) => {
+  s.on('stateChange', (_prev, next) => {
     seen.push(next.status);
     if (next.status === 'authenticating') {
       expect(socket.paused).toBe(true);

@@ -157,7 +157,9 @@ describe.each([
       const expected = fixture.meta.bursts.filter((b) => b.leg === leg && b.startMs > echoAtMs);
       const found = findBursts(audio.channels[leg === 'caller' ? 0 : 1], audio.sampleRate, leg === 'caller' ? 1000 : 1500);
       expect(found).toHaveLength(expected.length);
-      expected.forEach((burst, i) => expect(Math.abs(found[i].startMs + startMs - burst.startMs)).toBeLessThanOrEqual(1));
+      expected.forEach((burst, i) => {
+        expect(Math.abs(found[i].startMs + startMs - burst.startMs)).toBeLessThanOrEqual(1);
+      });
     }
   });
 

@@ -139,7 +139,9 @@ describe('compressed formats', () => {
       const found = findBursts(audio.channels[CHANNEL[leg]], audio.sampleRate, FREQ[leg], { minAmplitude: 0.1 });
       expect(found).toHaveLength(expected.length);
       // Low-bitrate voice codecs smear a tone's attack by a few ms; the WAV tests hold timing to 1 ms.
-      expected.forEach((burst, i) => expect(Math.abs(found[i].startMs - burst.startMs)).toBeLessThanOrEqual(5));
+      expected.forEach((burst, i) => {
+        expect(Math.abs(found[i].startMs - burst.startMs)).toBeLessThanOrEqual(5);
+      });
     }
   });
 });

@@ -271,7 +271,9 @@ describe('caps on streams', () => {
   test('a tenant past MAX_STREAMS_PER_TENANT is closed 1013 ERR_TENANT_STREAM_LIMIT; its live calls go on', async () => {
     const ids = [uniqueCallId('cap'), uniqueCallId('cap'), uniqueCallId('cap')];
     const live = await Promise.all([open(capped), open(capped)]);
-    live.forEach(({ ws }, i) => ws.send(start(capped, ids[i])));
+    live.forEach(({ ws }, i) => {
+      ws.send(start(capped, ids[i]));
+    });
     while (capped.server.registry.size < 2) await new Promise((resolve) => setTimeout(resolve, 20));
     const third = await open(capped);
     third.ws.send(start(capped, ids[2]));

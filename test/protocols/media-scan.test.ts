@@ -36,6 +36,7 @@ function checkAgainstJsonParse(text: string, layout: MediaLayout = 'nested'): bo
   const bytes = Buffer.from(text, 'latin1');
   const scan = new MediaMessageScan(layout);
   if (!scan.scan(bytes)) return false;
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control bytes are what this looks for.
   if (scan.payloadStart >= 0 && /[\u0000-\u001f\\\u0080-\u00ff]/.test(bytes.toString('latin1', scan.payloadStart, scan.payloadEnd))) {
     // The scan leaves these to the payload's decoder, which must refuse them.
     expect(new ScratchDecoder().decodeBytes(bytes, scan.payloadStart, scan.payloadEnd, 1)).toBeNull();

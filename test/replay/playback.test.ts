@@ -28,6 +28,13 @@ describe('ProviderPlayback', () => {
     expect(playback.due(5000)).toEqual([]); // once
   });
 
+  test('a text message that is JSON but not an object is ignored, not thrown on', () => {
+    const playback = new ProviderPlayback(twilio);
+    for (const data of ['null', '1', '"media"', '[]']) expect(() => playback.receive(Buffer.from(data), false, 0)).not.toThrow();
+    playback.receive(text({ event: 'mark', streamSid: 'MZ1', mark: { name: 'after' } }), false, 0);
+    expect(playback.due(0).map((m) => JSON.parse(m).mark.name)).toEqual(['after']);
+  });
+
   test('clear empties the queue: the marks waiting are confirmed at once', () => {
     const playback = new ProviderPlayback(twilio);
     playback.receive(twilioMedia(3000), false, 0);

@@ -59,7 +59,7 @@ describe.each(TEST_DB_KINDS)('store on %s', (kind) => {
       expect(JSON.stringify(await store.keys.list('t1'))).not.toContain(secret);
 
       expect(await store.keys.verify(secret)).toEqual({ keyId: key.id, tenantId: 't1', scopes: ['recordings:read'], operator: false });
-      expect(await store.keys.verify(secret + 'x')).toBeNull();
+      expect(await store.keys.verify(`${secret}x`)).toBeNull();
 
       expect(await store.keys.revoke('t2', key.id)).toBe(false);
       expect(await store.keys.verify(secret)).not.toBeNull();

@@ -114,6 +114,7 @@ export function Player({ call }: { call: CallView }) {
 
   return (
     <section class="player" aria-label="Recording">
+      {/* biome-ignore lint/a11y/useMediaCaption: a call recording has no captions track to offer. */}
       <audio
         ref={audio}
         preload="metadata"

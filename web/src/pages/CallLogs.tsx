@@ -65,6 +65,7 @@ function CallSearch() {
     (err) => (err instanceof ApiError && err.status === 404 ? `No call with id ${callId.trim()}.` : err.message),
   );
   return (
+    // biome-ignore lint/a11y/useSemanticElements: the form submits the search; `<search><form>` would only add a wrapper for the same role.
     <form class="search" role="search" onSubmit={submit}>
       <label for="search-call-id">Call id</label>
       <input id="search-call-id" required value={callId} onInput={(e) => setCallId(e.currentTarget.value)} />
@@ -160,6 +161,7 @@ export function CallLogs({ me }: { me: Me }) {
           <CallSearch />
           <FilterBar filters={filters} onChange={setFilters} />
           <ErrorMessage error={error} />
+          {/* biome-ignore lint/a11y/useSemanticElements lint/a11y/noNoninteractiveTabindex: a scrolling region must take focus to scroll by keyboard (axe scrollable-region-focusable). */}
           <div class="table-wrap" tabIndex={0} role="region" aria-label="Calls">
             <table class="calls">
               <thead>
