@@ -75,7 +75,9 @@ export class BoundedSender {
     this.#queue = null;
     this.#queuedBytes = 0;
     const last = queue.length - 1;
-    queue.forEach((m, i) => this.#ws.send(m.data, { binary: m.binary }, i === last && this.#waiting ? this.#drained : undefined));
+    queue.forEach((m, i) => {
+      this.#ws.send(m.data, { binary: m.binary }, i === last && this.#waiting ? this.#drained : undefined);
+    });
   }
 
   /** Drops what waits for the handshake. */

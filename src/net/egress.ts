@@ -167,12 +167,11 @@ export class EgressPolicy {
     const key = `${target}:${secure}`;
     let agent = this.#agents.get(key);
     if (!agent) {
-      const policy = this;
       const lookup = this.#lookup(target);
       const guard = (options: http.ClientRequestArgs): Error | null => {
         const host = String(options.host ?? options.hostname ?? '');
         const literal = host.startsWith('[') ? host.slice(1, -1) : host;
-        if (net.isIP(literal) && !policy.allowsHost(literal) && !policy.allowsAddress(literal)) return policy.#refuse(target, target, `${literal} is an internal address (allow it with EGRESS_ALLOW)`);
+        if (net.isIP(literal) && !this.allowsHost(literal) && !this.allowsAddress(literal)) return this.#refuse(target, target, `${literal} is an internal address (allow it with EGRESS_ALLOW)`);
         return null;
       };
       // Node's agents call createConnection(options, callback) and take a falsy return as "the

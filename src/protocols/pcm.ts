@@ -142,7 +142,9 @@ export class PcmReader {
     const first = this.#channels[0].resampler;
     if (first === null || first.received === 0) return false;
     this.timestampMs = this.#endMs - lagMs(first);
-    this.#channels.forEach((channel, c) => (this.out[c] = channel.bytesOf(channel.resampler!.flush())));
+    this.#channels.forEach((channel, c) => {
+      this.out[c] = channel.bytesOf(channel.resampler!.flush());
+    });
     return true;
   }
 

@@ -57,7 +57,7 @@ export class ProviderPlayback {
     // biome-ignore lint/suspicious/noExplicitAny: an untyped provider message whose fields are tested one by one below.
     let message: Record<string, any>;
     try {
-      message = JSON.parse(text) as Record<string, any>;
+      message = JSON.parse(text);
     } catch {
       return;
     }

@@ -75,7 +75,7 @@ class Session {
   constructor(readonly ws: WebSocket) {
     ws.on('message', (data, binary) => {
       if (!binary) this.received.push(JSON.parse(data.toString()));
-      this.#waiters.splice(0).forEach((w) => w());
+      for (const w of this.#waiters.splice(0)) w();
     });
     this.closed = new Promise((resolve) => ws.on('close', (code) => resolve(code)));
   }

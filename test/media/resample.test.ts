@@ -125,7 +125,9 @@ test('StreamResampler.flush: the held-back end of the input, then a fresh start'
   const head = Array.from(stream.push(input));
   const tail = Array.from(stream.flush());
   expect(head.length + tail.length).toBe(whole.length);
-  [...head, ...tail].forEach((s, j) => expect(Math.abs(s - whole[j])).toBeLessThanOrEqual(1));
+  [...head, ...tail].forEach((s, j) => {
+    expect(Math.abs(s - whole[j])).toBeLessThanOrEqual(1);
+  });
   expect([stream.received, stream.emitted]).toEqual([0, 0]);
   expect(Array.from(stream.push(input))).toEqual(head);
 });
