@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { FINALIZE_MARGIN_SECONDS, ROOT, readText, readYaml, readmeSection } from './files.js';
+import { allDocs, docSection, FINALIZE_MARGIN_SECONDS, ROOT, readText, readYaml } from './files.js';
 
 const compose = readYaml('docker-compose.yml');
 const services: Record<string, any> = compose.services;
@@ -113,8 +113,8 @@ describe('docker-compose.yml', () => {
   });
 });
 
-describe('README "Operations"', () => {
-  const operations = readmeSection('Operations');
+describe('docs/operations.md "Running a node"', () => {
+  const operations = docSection('docs/operations.md', 'Running a node');
 
   test('gives the grace period the files use and the commands that start them', () => {
     const drain = Number(services['media-1'].environment.DRAIN_TIMEOUT_SECONDS);
@@ -128,8 +128,8 @@ describe('README "Operations"', () => {
     const { MediaMetrics } = await import('../../src/metrics.js');
     const served = (await new MediaMetrics().registry.getMetricsAsJSON()).map((metric) => metric.name).filter((name) => name.startsWith('callrec_'));
     expect(served.length).toBeGreaterThan(5);
-    const readme = readText('README.md');
-    for (const name of served) expect([name, readme.includes(`\`${name}`)]).toEqual([name, true]);
+    const docs = allDocs();
+    for (const name of served) expect([name, docs.includes(`\`${name}`)]).toEqual([name, true]);
     for (const route of ['GET /healthz', 'GET /readyz', 'GET /metrics']) expect(operations).toContain(route);
   });
 });

@@ -22,13 +22,19 @@ export function readYamlDocuments(file: string): any[] {
   });
 }
 
-/** The README's `## title` section, up to the next `## `, its line breaks as spaces (prose is wrapped anywhere). */
-export function readmeSection(title: string): string {
-  const readme = readText('README.md');
-  const start = readme.indexOf(`\n## ${title}\n`);
-  if (start < 0) throw new Error(`README.md has no "## ${title}" section`);
-  const end = readme.indexOf('\n## ', start + 1);
-  return readme.slice(start, end < 0 ? undefined : end).replace(/\s+/g, ' ');
+/** A document's `## title` section, up to the next `## `, its line breaks as spaces (prose is wrapped anywhere). */
+export function docSection(file: string, title: string): string {
+  const text = readText(file);
+  const start = text.indexOf(`\n## ${title}\n`);
+  if (start < 0) throw new Error(`${file} has no "## ${title}" section`);
+  const end = text.indexOf('\n## ', start + 1);
+  return text.slice(start, end < 0 ? undefined : end).replace(/\s+/g, ' ');
+}
+
+/** Every document that ships: the README, SECURITY.md and docs/, as one text. */
+export function allDocs(): string {
+  const docs = readdirSync(path.join(ROOT, 'docs'), { recursive: true, encoding: 'utf8' }).filter((file) => file.endsWith('.md'));
+  return ['README.md', 'SECURITY.md', ...docs.map((file) => path.join('docs', file))].map(readText).join('\n');
 }
 
 /** Seconds a drain may take before the platform kills the process, beyond DRAIN_TIMEOUT_SECONDS: finalizing the drained calls' spools. */

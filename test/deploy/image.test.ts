@@ -1,4 +1,4 @@
-import { readText, readmeSection } from './files.js';
+import { docSection, readText } from './files.js';
 
 const dockerfile = readText('Dockerfile');
 const pkg = JSON.parse(readText('package.json'));
@@ -21,7 +21,7 @@ describe('Dockerfile', () => {
     // better-sqlite3 (N-API) names the oldest Node it supports.
     const sqlite = JSON.parse(readText('node_modules/better-sqlite3/package.json'));
     expect(major).toBeGreaterThanOrEqual(Number(/^>=(\d+)$/.exec(sqlite.engines.node)?.[1]));
-    expect(readmeSection('Operations')).toContain(`on Node.js ${major} (the Active LTS line`);
+    expect(docSection('docs/operations.md', 'Running a node')).toContain(`on Node.js ${major} (the Active LTS line`);
   });
 
   test("the README's Node claim is package.json's engines", () => {
