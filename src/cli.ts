@@ -168,7 +168,7 @@ program
     const { store, storage, keyring, webhooks, spools } = services;
     const metrics = new MediaMetrics();
     metrics.registry.registerMetric(services.egress.refused);
-    const workers = startWorkers({ store, storage, log, keyring, webhooks, spools }, { connection: services.connection, prefix: cfg.queuePrefix, concurrency: opts.concurrency, metrics });
+    const workers = startWorkers({ store, storage, log, keyring, webhooks, spools }, { connection: services.connection, prefix: cfg.queuePrefix, concurrency: opts.concurrency, jobTimeLimitMs: cfg.jobTimeLimitMs, metrics });
     const gauges = new NodeGauges({ metrics, store, recordings: services.recordings, spoolBytes: services.spoolBytes, dataDir: cfg.dataDir });
     let stopping = false;
     const http = await startWorkerHttp({ listener, host: cfg.host, log, metrics, gauges, readiness: () => services.readiness(), draining: () => stopping });

@@ -49,6 +49,8 @@ export interface Config {
   telnyx: TelnyxConfig | undefined;
   /** On SIGTERM, how long live calls may run on before they are ended (and finalized). */
   drainTimeoutMs: number;
+  /** A recording or retention job running longer than this fails and is retried. */
+  jobTimeLimitMs: number;
   /** RFC 3161 time-stamping authority for manifests (SPEC §9); undefined: none. */
   tsaUrl: string | undefined;
   /** How long one time-stamp request may take before the manifest stays pending for the next pass. */
@@ -65,6 +67,9 @@ export interface RemoteTimeouts {
   /** A request without an answer (S3: without a byte; webhooks and GCS: in all). */
   requestMs: number;
 }
+
+/** Recording and retention jobs that run past this fail (`JOB_TIME_LIMIT_SECONDS`): hours of audio encode in minutes. */
+export const JOB_TIME_LIMIT_DEFAULT_MS = 30 * 60_000;
 
 export const REMOTE_TIMEOUT_DEFAULTS: RemoteTimeouts = { connectMs: 5_000, requestMs: 30_000 };
 
@@ -358,6 +363,7 @@ export function loadConfig(env: Env = process.env): Config {
     spoolUrl: env.SPOOL_URL ? url(env, 'SPOOL_URL', '', ['file:', 'gs:', 's3:']) : undefined,
     spoolSegmentSeconds: positiveSeconds(env, 'SPOOL_SEGMENT_SECONDS', 10),
     drainTimeoutMs: positiveSeconds(env, 'DRAIN_TIMEOUT_SECONDS', 3600) * 1000,
+    jobTimeLimitMs: positiveSeconds(env, 'JOB_TIME_LIMIT_SECONDS', JOB_TIME_LIMIT_DEFAULT_MS / 1000) * 1000,
     tsaUrl: env.TSA_URL ? url(env, 'TSA_URL', '', ['http:', 'https:']) : undefined,
     tsaTimeoutMs: positiveSeconds(env, 'TSA_TIMEOUT_SECONDS', 10) * 1000,
     egressAllow: egressAllow(env),

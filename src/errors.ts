@@ -90,6 +90,8 @@ const REGISTRY = {
   ERR_DECRYPT: {},
   ERR_UNKNOWN_KEY: {},
   ERR_WEBHOOK: {},
+  // A recording or retention job past JOB_TIME_LIMIT_SECONDS: failed, and retried with backoff.
+  ERR_JOB_TIME_LIMIT: {},
   ERR_SPOOL_CLOSED: {},
   ERR_BAD_SPOOL: {},
   ERR_NO_SPOOL: {},

@@ -144,7 +144,7 @@ export async function startServer(given: Config, opts: ServerOptions = {}): Prom
   const workers =
     opts.workers === false
       ? null
-      : startWorkers({ store, storage, log, keyring, webhooks, spools: services.spools }, { connection: services.connection, prefix: config.queuePrefix, nodeId, metrics });
+      : startWorkers({ store, storage, log, keyring, webhooks, spools: services.spools }, { connection: services.connection, prefix: config.queuePrefix, nodeId, jobTimeLimitMs: config.jobTimeLimitMs, metrics });
   if (!workers && !config.spoolUrl) log.warn("no workers and no SPOOL_URL: this node's recordings wait in its queue until it runs with workers");
   const heartbeat = new NodeHeartbeat({ redisUrl: config.redisUrl, prefix: config.queuePrefix, nodeId, log });
   // When this node's previous life last beat (the first beat below overwrites it): where its calls' audio ends.

@@ -5,6 +5,8 @@ import type { MediaMetrics } from '../src/metrics.js';
 import { recordingsQueueName, type RecordingJobData } from '../src/queue/recordings.js';
 import { createRecordingProcessor, isLastFailure, recordFailure, type RecordingJobResult, type RecordingProcessorDeps } from './recording.js';
 import { startRetentionWorker } from './retention.js';
+import { JOB_TIME_LIMIT_DEFAULT_MS } from '../src/config.js';
+import { withinTime } from './time-limit.js';
 import { startWebhookWorker } from './webhooks.js';
 
 export interface WorkerOptions {
@@ -13,6 +15,8 @@ export interface WorkerOptions {
   concurrency?: number;
   /** A media node's id: it finalizes the spools on its own disk (its own queue), which no other node can. */
   nodeId?: string;
+  /** A recording or retention job running longer than this fails (and is retried); default `JOB_TIME_LIMIT_DEFAULT_MS`. */
+  jobTimeLimitMs?: number;
   /** Where recording jobs are measured (the node's `/metrics`). */
   metrics?: Pick<MediaMetrics, 'recordingJobs' | 'recordingJobSeconds' | 'encodeRealtimeFactor' | 'recordingBucketErrors' | 'recordingJobRetries'>;
 }
@@ -54,7 +58,8 @@ export function sharedFairly<T extends { tenantId: string }, R>(perTenant: numbe
 export function startWorkers(deps: RecordingProcessorDeps, opts: WorkerOptions): { close(): Promise<void> } {
   const { log } = deps;
   const concurrency = opts.concurrency ?? 2;
-  const processRecording = createRecordingProcessor(deps);
+  const timeLimitMs = opts.jobTimeLimitMs ?? JOB_TIME_LIMIT_DEFAULT_MS;
+  const processRecording = withinTime(timeLimitMs, createRecordingProcessor(deps));
   const spoolNodes = opts.nodeId === undefined ? [null] : [null, opts.nodeId];
   const workers: Array<{ close(): Promise<void> }> = spoolNodes.map((nodeId) => {
     // One slot per worker is always left to the other tenants.
@@ -92,7 +97,7 @@ export function startWorkers(deps: RecordingProcessorDeps, opts: WorkerOptions):
   workers.push(
     startRetentionWorker(
       { store: deps.store, storageFor: (recording) => deps.storage.forRecording(recording), webhooks: deps.webhooks, evidence: new Evidence(deps.store, deps.keyring), log, now: () => new Date() },
-      opts,
+      { ...opts, timeLimitMs },
     ),
   );
   return {

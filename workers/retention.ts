@@ -4,6 +4,8 @@ import type { Evidence } from '../src/evidence/index.js';
 import type { Logger } from '../src/log.js';
 import type { ObjectStore } from '../src/storage/types.js';
 import type { Recording, Store } from '../src/store/index.js';
+import { JOB_TIME_LIMIT_DEFAULT_MS } from '../src/config.js';
+import { withinTime } from './time-limit.js';
 import { emitRecordingEvent, type WebhookContext } from '../src/webhooks/index.js';
 
 /** BullMQ queue of periodic housekeeping (retention). */
@@ -117,8 +119,10 @@ export function createRetentionProcessor(deps: RetentionDeps) {
 }
 
 /** Runs the maintenance queue's jobs (retention). */
-export function startRetentionWorker(deps: RetentionDeps, opts: { connection: ConnectionOptions; prefix: string }): Worker {
-  const worker = new Worker(MAINTENANCE_QUEUE, createRetentionProcessor(deps), { connection: opts.connection, prefix: opts.prefix, concurrency: 1 });
+export function startRetentionWorker(deps: RetentionDeps, opts: { connection: ConnectionOptions; prefix: string; timeLimitMs?: number }): Worker {
+  // A run stopped at the limit leaves the rest expired: the next run (hourly) goes on.
+  const run = withinTime(opts.timeLimitMs ?? JOB_TIME_LIMIT_DEFAULT_MS, createRetentionProcessor(deps));
+  const worker = new Worker(MAINTENANCE_QUEUE, run, { connection: opts.connection, prefix: opts.prefix, concurrency: 1 });
   worker.on('error', (err) => deps.log.error({ err }, 'maintenance worker error'));
   return worker;
 }
