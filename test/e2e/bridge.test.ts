@@ -104,7 +104,10 @@ describe.each(BRIDGED)('bridge on %s', (name) => {
       const heard = reply.startMs - callerBursts[i].startMs;
       expect(heard).toBeGreaterThan(0);
       expect(heard).toBeLessThanOrEqual(Math.max(60, replyBackMs + 60));
-      expect(reply.endMs - reply.startMs).toBeCloseTo(REPLY_MS, 0);
+      // At a wire rate apart (L16 24/48 kHz) the runtime's own adapter resamples its reply and keeps
+      // its filter's last 2 ms (a runtime sends no flush): within 3 ms there, exact elsewhere.
+      if (fixture.meta.wireRate === undefined) expect(reply.endMs - reply.startMs).toBeCloseTo(REPLY_MS, 0);
+      else expect(Math.abs(reply.endMs - reply.startMs - REPLY_MS)).toBeLessThanOrEqual(3);
     });
     // Nothing of the caller on the agent channel and the reverse.
     expect(findBursts(audio.channels[1], audio.sampleRate, 1000)).toEqual([]);

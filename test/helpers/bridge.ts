@@ -159,6 +159,8 @@ export class ToneAnsweringRuntime {
   /** Reads the start it is sent, then writes its replies in the provider's protocol. */
   readonly #protocol: ProviderAdapter;
   #started = false;
+  /** The stream's format as the provider's start gives it (callrec's recording rate): what the adapter's `mediaMessage` takes. */
+  #replyFormat: MediaFormat | null = null;
   #loud = false;
 
   static async start(opts: RuntimeOptions): Promise<ToneAnsweringRuntime> {
@@ -196,22 +198,29 @@ export class ToneAnsweringRuntime {
   #onMessage(ws: WebSocket, message: Message): void {
     this.received.push(message);
     if (!this.#started && !message.binary && START.test(message.data.toString())) {
-      this.#started = this.#protocol.parseProviderMessage(message.data, false).type === 'start';
+      const event = this.#protocol.parseProviderMessage(message.data, false);
+      this.#started = event.type === 'start';
+      if (event.type === 'start') this.#replyFormat = event.start.format;
       if (this.#opts.greetingMs) {
-        this.#say(ws, tone(this.#opts.format, 2000, this.#opts.greetingMs), 'greeting');
+        this.#say(ws, tone(this.#format, 2000, this.#opts.greetingMs), 'greeting');
         this.greetedAt = performance.now();
       }
     }
     const audio = callerAudio(message);
     if (!audio) return;
     const loud = isLoud(this.#opts.format, audio);
-    if (loud && !this.#loud) this.#say(ws, tone(this.#opts.format, 1500, this.#opts.replyMs), `reply-${this.sent.length}`);
+    if (loud && !this.#loud) this.#say(ws, tone(this.#format, 1500, this.#opts.replyMs), `reply-${this.sent.length}`);
     this.#loud = loud;
   }
 
   /** Sends `audio` in 20 ms media messages, then a mark where the provider has them, in the provider's protocol. */
+  /** Replies are made at the stream's format; the adapter converts them to the wire's rate where it differs (L16 24/48 kHz). */
+  get #format(): MediaFormat {
+    return this.#replyFormat ?? this.#opts.format;
+  }
+
   #say(ws: WebSocket, audio: Buffer, mark: string): void {
-    const { format } = this.#opts;
+    const format = this.#format;
     const frameBytes = (bytesPerSample(format) * format.sampleRate * 20) / 1000;
     const wire = (m: WireMessage): Message => ({ data: Buffer.from(m.data), binary: m.binary });
     for (let offset = 0; offset < audio.length; offset += frameBytes) this.#send(ws, wire(this.#protocol.mediaMessage(audio.subarray(offset, offset + frameBytes))));
