@@ -1,6 +1,6 @@
 /**
- * Any provider's traffic for the load generator (`callrec bench --provider`), taken from its
- * capture in `fixtures/`: the start as the capture has it, then each 20 ms tick's frames, cycled
+ * A provider's traffic for the load generator (`callrec bench --provider`) where `bench/wires.ts`
+ * has no same-audio stream for it (the binary-frame platforms), taken from its capture in `fixtures/`: the start as the capture has it, then each 20 ms tick's frames, cycled
  * for as long as the load runs. Which message belongs to which tick is read by the provider's
  * own adapter (so frames a capture reordered or repeated are sent once, in order), and a cycle's
  * timestamps move on by the capture's length, so every frame is new to the server.

@@ -164,7 +164,7 @@ export async function startServer(given: Config, opts: ServerOptions = {}): Prom
     });
     metrics.recordingJobRetries.inc({ by: 'sweep' }, report.outageRetried.length);
     // Deletions a dead process or a silent bucket left half-way (`RecordingRepository.delete`).
-    const onError = (recording: Recording, err: Error) => log.warn({ recordingId: recording.id, err: err.message }, 'could not finish deleting a recording; trying again at the next sweep');
+    const onError = (recording: Recording, err: Error) => log.warn({ recordingId: recording.id, err }, 'could not finish deleting a recording; trying again at the next sweep');
     for (const deleted of await store.recordings.finishDeletions((recording) => storage.forRecording(recording), { idleMs: DELETION_IDLE_MS, onError })) {
       log.info({ tenantId: deleted.tenantId, callId: deleted.callId, recordingId: deleted.id }, 'finished deleting a recording');
       await emitRecordingEvent(webhooks, 'recording.deleted', deleted);
@@ -394,8 +394,9 @@ export async function startServer(given: Config, opts: ServerOptions = {}): Prom
     try {
       // With no workers here, they wait for the node to run with workers again.
       for (; workers; ) {
-        const counts = await own.getJobCounts('waiting', 'active', 'prioritized');
-        if (counts.waiting + counts.active + counts.prioritized === 0) break;
+        // Delayed too: a tenant's jobs past its share of the workers wait a second for a slot.
+        const counts = await own.getJobCounts('waiting', 'active', 'prioritized', 'delayed');
+        if (counts.waiting + counts.active + counts.prioritized + counts.delayed === 0) break;
         await sleep(DRAIN_POLL_MS);
       }
     } catch (err) {

@@ -118,7 +118,7 @@ function asOutage(outage: Outage, bucket: BucketSettings, err: unknown, log: Log
   }
   if (code !== undefined) return err;
   if (refusedBy(err)) {
-    log.warn({ bucket: bucket.where, err: (err as Error).message, name: (err as Error).name }, 'a bucket refused access');
+    log.warn({ bucket: bucket.where, err }, 'a bucket refused access');
     return new UnrecoverableError(`ERR_STORAGE_REFUSED: ${bucket.where} refused access (credentials, permissions or bucket name): check ${bucket.settings}`);
   }
   return new CallrecError(outage, `${outage}: ${bucket.where} did not answer: ${(err as Error).message}`, { cause: err });

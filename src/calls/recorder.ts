@@ -204,14 +204,14 @@ export class CallRecorder extends StateMachine<RecorderState> {
   streamPause(): void {
     this.#streamPaused = true;
     const s = this.state;
-    if (s.status === 'recording') this.#pause(s).catch((err: Error) => this.#ctx.log.warn({ err: err.message }, 'could not save a pause'));
+    if (s.status === 'recording') this.#pause(s).catch((err: Error) => this.#ctx.log.warn({ err }, 'could not save a pause'));
   }
 
   /** The provider resumed its stream; its audio goes on from `atMs` of the call's clock. */
   streamResume(atMs: number): void {
     this.#streamPaused = false;
     const s = this.state;
-    if (s.status === 'paused' && !this.#pausedByApi) this.#resume(s, atMs).catch((err: Error) => this.#ctx.log.warn({ err: err.message }, 'could not save a resume'));
+    if (s.status === 'paused' && !this.#pausedByApi) this.#resume(s, atMs).catch((err: Error) => this.#ctx.log.warn({ err }, 'could not save a resume'));
   }
 
   /** `[fromMs, toMs)` of the call's clock will never arrive (the provider dropped it). */
