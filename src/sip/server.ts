@@ -1,0 +1,119 @@
+import { randomBytes } from 'node:crypto';
+import type { Logger } from '../log.js';
+import { parseCSeq, parseNameAddr, parseVia, responseTo, type SipMessage, type SipRequest, type SipResponse } from './message.js';
+import { DEFAULT_TIMERS, ServerTransaction, type SipTimers } from './transaction.js';
+import type { SipSource, SipTransport } from './transport.js';
+
+/** What the server's user (the recording server) does with the requests the transaction layer lets through. */
+export interface SipHandler {
+  /** A new request in a new server transaction (anything but ACK, CANCEL and OPTIONS); an INVITE has had its 100 Trying. */
+  request(request: SipRequest, transaction: ServerTransaction, source: SipSource): void;
+  /** An ACK no INVITE transaction took: the ACK of a 2xx, for the dialog. */
+  ack(request: SipRequest, source: SipSource): void;
+  /** A CANCEL matched the INVITE of `transaction` (already answered 200). */
+  cancel(transaction: ServerTransaction): void;
+}
+
+export interface SipServerOptions {
+  transport: SipTransport;
+  handler: SipHandler;
+  log: Logger;
+  /** True while the node drains: OPTIONS is answered 503 (an SBC's keep-alive then routes elsewhere). */
+  draining(): boolean;
+  timers?: SipTimers;
+}
+
+/** Methods callrec's user agent server takes (the Allow header). */
+export const ALLOW = 'INVITE, ACK, BYE, CANCEL, OPTIONS';
+
+/**
+ * The transaction layer of a user agent server (RFC 3261 §17.2.3): matches each request to its
+ * server transaction (retransmissions absorbed there), answers OPTIONS and CANCEL itself, and
+ * hands new requests, and the ACKs of 2xx, to its handler.
+ */
+export class SipServer {
+  readonly #options: SipServerOptions;
+  readonly #transactions = new Map<string, ServerTransaction>();
+
+  constructor(options: SipServerOptions) {
+    this.#options = options;
+    options.transport.on('message', (message, source) => this.#onMessage(message, source));
+  }
+
+  /** Live server transactions (for tests and shutdown). */
+  get transactions(): number {
+    return this.#transactions.size;
+  }
+
+  close(): void {
+    for (const transaction of this.#transactions.values()) transaction.terminate();
+  }
+
+  #onMessage(message: SipMessage, source: SipSource): void {
+    // A UAS sends no requests but the BYE of a session it ends; their responses need nothing.
+    if (message.kind === 'response') return;
+    try {
+      this.#onRequest(message, source);
+    } catch (err) {
+      this.#options.log.error({ err, method: message.method }, 'SIP request failed');
+    }
+  }
+
+  #onRequest(request: SipRequest, source: SipSource): void {
+    const { method } = request;
+    if (method === 'ACK') {
+      const invite = this.#transactions.get(transactionKey(request, 'INVITE'));
+      if (invite?.status === 'completed' || invite?.status === 'confirmed') invite.ack();
+      else this.#options.handler.ack(request, source);
+      return;
+    }
+    const key = transactionKey(request, method);
+    const existing = this.#transactions.get(key);
+    if (existing) return existing.retransmission();
+    const transaction = new ServerTransaction(request, source, this.#options.timers ?? DEFAULT_TIMERS);
+    this.#transactions.set(key, transaction);
+    transaction.on('stateChange', (_, next) => {
+      if (next.status === 'terminated' && this.#transactions.get(key) === transaction) this.#transactions.delete(key);
+    });
+    switch (method) {
+      case 'OPTIONS':
+        return transaction.respond(this.#options.draining() ? withHeader(responseTo(request, 503, localTag()), 'Retry-After', '60') : withHeader(responseTo(request, 200, localTag()), 'Allow', ALLOW));
+      case 'CANCEL': {
+        const invite = this.#transactions.get(transactionKey(request, 'INVITE'));
+        if (!invite || invite.status !== 'proceeding') return transaction.respond(responseTo(request, 481, localTag()));
+        transaction.respond(responseTo(request, 200, localTag()));
+        return this.#options.handler.cancel(invite);
+      }
+      case 'INVITE':
+        transaction.respond(responseTo(request, 100));
+        return this.#options.handler.request(request, transaction, source);
+      default:
+        return this.#options.handler.request(request, transaction, source);
+    }
+  }
+}
+
+/** Adds a header field to a response and returns it. */
+export function withHeader(response: SipResponse, name: string, value: string): SipResponse {
+  response.headers.add(name, value);
+  return response;
+}
+
+/** A fresh To tag. */
+export function localTag(): string {
+  return randomBytes(6).toString('hex');
+}
+
+/**
+ * RFC 3261 §17.2.3: the top Via's branch (with the magic cookie), its sent-by and the method
+ * (ACK and CANCEL match their INVITE by passing `INVITE`); for an RFC 2543 client without the
+ * cookie, Call-ID, CSeq number, From tag and the top Via.
+ */
+function transactionKey(request: SipRequest, method: string): string {
+  const topVia = request.headers.getAll('via')[0] ?? '';
+  const via = parseVia(topVia);
+  const branch = via?.params.get('branch') ?? '';
+  if (branch.startsWith('z9hG4bK') && via) return `${branch}|${via.host}:${via.port ?? ''}|${method}`;
+  const fromTag = parseNameAddr(request.headers.get('from') ?? '')?.params.get('tag') ?? '';
+  return `${request.headers.get('call-id')}|${parseCSeq(request.headers.get('cseq'))?.seq}|${fromTag}|${topVia}|${method}`;
+}
