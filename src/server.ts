@@ -17,6 +17,7 @@ import { NodeHeartbeat } from './calls/heartbeat.js';
 import { CallRegistry } from './calls/registry.js';
 import { TenantStreams } from './calls/tenant-streams.js';
 import { CallSession } from './calls/session.js';
+import { SiprecServer } from './sip/siprec.js';
 import type { Config } from './config.js';
 import { PromptCache } from './consent/prompts.js';
 import { createTtsEngine } from './consent/tts/index.js';
@@ -63,6 +64,8 @@ export interface CallrecServer {
   storage: StorageResolver;
   registry: CallRegistry;
   log: Logger;
+  /** The SIPREC recording server (`SIP_LISTEN`); null when SIP is off. */
+  siprec: SiprecServer | null;
   /** Stops accepting streams, ends live calls (queueing their recordings), then closes everything. */
   close(): Promise<void>;
   /**
@@ -234,6 +237,18 @@ export async function startServer(given: Config, opts: ServerOptions = {}): Prom
     enqueue: (job: RecordingJobData, shared: boolean) => enqueuer.add(job, shared ? null : nodeId),
   };
   let accepting = true;
+  const siprec = config.sip
+    ? new SiprecServer({
+        config: config.sip,
+        media,
+        log: log.child({ component: 'sip' }),
+        draining: () => !accepting,
+        onCall: (call) => {
+          sessions.add(call);
+          void call.ended.then(() => sessions.delete(call));
+        },
+      })
+    : null;
   app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const match = MEDIA_PATH.exec(url.pathname);
@@ -269,12 +284,17 @@ export async function startServer(given: Config, opts: ServerOptions = {}): Prom
   listener.open();
   const { port } = listener;
   log.info({ port }, 'callrec listening');
+  if (siprec) {
+    await siprec.listen();
+    log.info({ sip: siprec.transport.addresses() }, 'SIPREC listening');
+  }
 
   async function close(): Promise<void> {
     accepting = false;
     // Calls ending now get one attempt to queue their recording; recovery does the rest.
     enqueuer.close();
     await Promise.all([...sessions].map((s) => s.shutdown()));
+    await siprec?.close();
     await app.close();
     await listener.close();
     wss.close();
@@ -336,6 +356,7 @@ export async function startServer(given: Config, opts: ServerOptions = {}): Prom
     storage,
     registry,
     log,
+    siprec,
     close,
     drain() {
       if (draining === null) draining = drainThenClose();

@@ -5,7 +5,7 @@ import { hasScope } from '../auth/scopes.js';
 import { CallrecError } from '../errors.js';
 import { isSafeId, SAFE_ID_RULE } from '../ids.js';
 import type { StreamLimits } from '../config.js';
-import type { Provider, StreamStart, UpgradeInfo } from '../protocols/types.js';
+import type { CallSource, StreamStart, UpgradeInfo } from '../protocols/types.js';
 import type { CallMode, Store } from '../store/index.js';
 import type { CallRegistry } from './registry.js';
 import type { CallSession } from './session.js';
@@ -27,6 +27,8 @@ export interface StreamIdentity {
 export interface StreamUpgrade extends UpgradeInfo {
   /** The client's address: its failed authentications are limited. */
   address: string;
+  /** The tenant the client's transport already authenticated it as (SIPREC: a `sip_sources` address); no token is then asked. */
+  tenantId?: string;
 }
 
 export interface StreamAuthContext {
@@ -50,13 +52,17 @@ export async function authenticateStream(ctx: StreamAuthContext, upgrade: Stream
   const agentId = params.agent_id;
   if (!agentId) throw new CallrecError('ERR_MISSING_AGENT', 'stream has no agent_id parameter');
   if (!isSafeId(agentId)) throw new CallrecError('ERR_BAD_PARAMETER', `agent_id ${SAFE_ID_RULE}`);
-  const principal = params.token ? await store.keys.verify(params.token) : null;
-  if (!principal || !hasScope(principal, 'media:stream')) {
-    const retryAfterMs = authFailures.fail(upgrade.address);
-    if (retryAfterMs > 0) throw tooManyFailures(retryAfterMs);
-    throw new CallrecError('ERR_BAD_TOKEN', 'token missing, unknown, revoked or without media:stream scope');
+  let tenantId = upgrade.tenantId;
+  if (tenantId === undefined) {
+    const principal = params.token ? await store.keys.verify(params.token) : null;
+    if (!principal || !hasScope(principal, 'media:stream')) {
+      const retryAfterMs = authFailures.fail(upgrade.address);
+      if (retryAfterMs > 0) throw tooManyFailures(retryAfterMs);
+      throw new CallrecError('ERR_BAD_TOKEN', 'token missing, unknown, revoked or without media:stream scope');
+    }
+    tenantId = principal.tenantId;
   }
-  const agent = await store.agents.get(principal.tenantId, agentId);
+  const agent = await store.agents.get(tenantId, agentId);
   if (!agent) throw new CallrecError('ERR_UNKNOWN_AGENT', `unknown agent_id "${agentId.slice(0, 64)}"`);
   const settings = resolveCallRecording(agent.settings);
   const runtimeUrl = params.agent_url || settings.agent_ws_url || null;
@@ -66,7 +72,7 @@ export async function authenticateStream(ctx: StreamAuthContext, upgrade: Stream
   const callId = params.call_id || start.providerCallId || start.streamId || randomUUID();
   if (!isSafeId(callId)) throw new CallrecError('ERR_BAD_PARAMETER', `call_id ${SAFE_ID_RULE}`);
   return {
-    tenantId: principal.tenantId,
+    tenantId,
     agentId,
     callId,
     mode,
@@ -124,7 +130,7 @@ export interface CallClaim {
  * MAX_STREAMS_PER_TENANT on this node), then in the background counts it across the cluster
  * (`created` rejects `ERR_TENANT_STREAM_LIMIT` at the cap) and creates the call row.
  */
-export function claimCall(ctx: ClaimContext, session: CallSession, provider: Provider, start: StreamStart, identity: StreamIdentity): CallClaim {
+export function claimCall(ctx: ClaimContext, session: CallSession, provider: CallSource, start: StreamStart, identity: StreamIdentity): CallClaim {
   const { tenantId, callId, mode } = identity;
   const exists = (when: string) => new CallrecError('ERR_CALL_EXISTS', `call "${callId.slice(0, 64)}" ${when}`);
   // This node's count first (no round trip), then the cluster's (the registry's, in Redis).

@@ -3,6 +3,9 @@ import type { Leg, MediaFormat } from '../../media/types.js';
 
 export type Provider = 'twilio' | 'telnyx' | 'vonage';
 
+/** Where a call's media comes from: a provider's WebSocket, or a SIPREC session's RTP (`src/sip/`). */
+export type CallSource = Provider | 'siprec';
+
 /** What a provider's start message (Vonage: `websocket:connected`) tells us about the stream. */
 export interface StreamStart {
   /** The provider's call id (Twilio CallSid, Telnyx call_control_id, Vonage uuid), when it sends one. */
@@ -72,7 +75,7 @@ export interface UpgradeInfo {
  * `ERR_MALFORMED_MESSAGE`, `ERR_UNKNOWN_EVENT`, `ERR_BAD_PAYLOAD`, `ERR_UNSUPPORTED_CODEC`.
  */
 export interface ProviderAdapter {
-  readonly provider: Provider;
+  readonly provider: CallSource;
   /** Parse one message the provider sent us. */
   parseProviderMessage(data: Buffer, isBinary: boolean): ProviderEvent;
   /** Parse one message a voice-agent runtime sent (it is in the provider's "to provider" format). */
