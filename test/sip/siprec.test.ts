@@ -1,0 +1,131 @@
+import dgram from 'node:dgram';
+import { randomBytes } from 'node:crypto';
+import { parseMessage, type SipMessage } from '../../src/sip/message.js';
+import { siprecCallId } from '../../src/sip/siprec.js';
+import { startTestServer, type TestServer } from '../helpers/server.js';
+
+/*
+ * A recording server's answers to what SIPp's scenarios do not cover, from a UDP client written
+ * here: 488 for a codec callrec cannot decode, 404 for an unknown agent, a due consent prompt
+ * failing closed, the idle timeout ending a silent session with a BYE, and a re-INVITE.
+ */
+
+let ts: TestServer;
+let sipPort: number;
+beforeAll(async () => {
+  const first = 30_000 + 2 * Math.floor(Math.random() * 4_000);
+  ts = await startTestServer({ env: { SIP_LISTEN: 'udp:127.0.0.1:0', RTP_PORTS: `${first}-${first + 99}`, STREAM_IDLE_TIMEOUT_SECONDS: '1' } });
+  sipPort = ts.server.siprec!.transport.addresses()[0].port;
+  await ts.server.store.tenants.updateSettings(ts.tenantId, (current) => ({ ...current, sip_sources: ['127.0.0.1/32'] }));
+});
+afterAll(() => ts?.close());
+
+/** A SIP client on a UDP socket: sends requests, collects what the server sends. */
+async function client() {
+  const socket = dgram.createSocket('udp4');
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  const port = socket.address().port;
+  const received: SipMessage[] = [];
+  const waiters: (() => void)[] = [];
+  socket.on('message', (data) => {
+    received.push(parseMessage(data, false)!.message);
+    waiters.splice(0).forEach((w) => w());
+  });
+  const callId = `${randomBytes(4).toString('hex')}@127.0.0.1`;
+  return {
+    callId,
+    received,
+    send(method: string, agent: string, opts: { cseq?: number; toTag?: string; contentType?: string; body?: string } = {}) {
+      const body = (opts.body ?? '').replace(/\n/g, '\r\n');
+      const text = [
+        `${method} sip:${agent}@127.0.0.1:${sipPort} SIP/2.0`,
+        `Via: SIP/2.0/UDP 127.0.0.1:${port};branch=z9hG4bK${randomBytes(6).toString('hex')}`,
+        `From: <sip:src@127.0.0.1:${port}>;tag=src`,
+        `To: <sip:${agent}@127.0.0.1>${opts.toTag ? `;tag=${opts.toTag}` : ''}`,
+        `Call-ID: ${callId}`,
+        `CSeq: ${opts.cseq ?? 1} ${method}`,
+        `Contact: <sip:src@127.0.0.1:${port}>;+sip.src`,
+        'Require: siprec',
+        'Max-Forwards: 70',
+        ...(opts.contentType ? [`Content-Type: ${opts.contentType}`] : []),
+        `Content-Length: ${Buffer.byteLength(body)}`,
+        '',
+        body,
+      ].join('\r\n');
+      socket.send(text, sipPort, '127.0.0.1');
+    },
+    /** The first message `match` accepts, waiting for it. */
+    async next(match: (m: SipMessage) => boolean): Promise<SipMessage> {
+      for (;;) {
+        const found = received.find(match);
+        if (found) return found;
+        await new Promise<void>((resolve) => waiters.push(resolve));
+      }
+    },
+    close: () => socket.close(),
+  };
+}
+
+const status = (code: number, method = 'INVITE') => (m: SipMessage) => m.kind === 'response' && m.status === code && m.headers.get('cseq')!.endsWith(method);
+
+function offer(formats: string, rtpmaps: string): string {
+  const stream = (label: number, port: number) => `m=audio ${port} RTP/AVP ${formats}\n${rtpmaps}a=label:${label}\na=sendonly\n`;
+  return `v=0\no=SRC 1 1 IN IP4 127.0.0.1\ns=-\nc=IN IP4 127.0.0.1\nt=0 0\n${stream(1, 49170)}${stream(2, 49172)}`;
+}
+
+test('an offer of codecs callrec cannot decode is 488; PCMA with telephone-event is answered with just those, recvonly', async () => {
+  await ts.agent('agent-codecs', { enabled: true, auto_record: true, consent_prompt: false });
+  const refused = await client();
+  refused.send('INVITE', 'agent-codecs', { contentType: 'application/sdp', body: offer('18 9', 'a=rtpmap:18 G729/8000\na=rtpmap:9 G722/8000\n') });
+  const notAcceptable = await refused.next(status(488));
+  expect(notAcceptable.kind === 'response' && notAcceptable.reason).toMatch(/G729, G722/);
+  refused.close();
+
+  const accepted = await client();
+  accepted.send('INVITE', 'agent-codecs', { contentType: 'application/sdp', body: offer('9 8 101', 'a=rtpmap:9 G722/8000\na=rtpmap:8 PCMA/8000\na=rtpmap:101 telephone-event/8000\n') });
+  const ok = await accepted.next(status(200));
+  const sdp = ok.body.toString();
+  expect(sdp.match(/m=audio \d+ RTP\/AVP 8 101\r\n/g)).toHaveLength(2);
+  expect(sdp.match(/a=recvonly/g)).toHaveLength(2);
+  expect(sdp).not.toMatch(/G722/);
+  const toTag = /tag=(\w+)/.exec(ok.headers.get('to')!)![1];
+  accepted.send('ACK', 'agent-codecs', { toTag });
+  // A re-INVITE (a session refresh) gets the same answer.
+  accepted.send('INVITE', 'agent-codecs', { cseq: 2, toTag, contentType: 'application/sdp', body: offer('8', '') });
+  const again = await accepted.next((m) => m.kind === 'response' && m.status === 200 && m.headers.get('cseq') === '2 INVITE');
+  expect(again.body.toString().replace(/^o=.*$/m, '')).toBe(sdp.replace(/^o=.*$/m, ''));
+  accepted.send('BYE', 'agent-codecs', { cseq: 3, toTag });
+  await accepted.next(status(200, 'BYE'));
+  accepted.close();
+});
+
+test('an unknown agent (the Request-URI user part) is 404', async () => {
+  const c = await client();
+  c.send('INVITE', 'no-such-agent', { contentType: 'application/sdp', body: offer('0', '') });
+  const notFound = await c.next(status(404));
+  expect(notFound.kind === 'response' && notFound.reason).toMatch(/ERR_UNKNOWN_AGENT/);
+  c.close();
+});
+
+test('a due consent prompt fails closed (an SRS cannot play it); a session silent past the idle timeout is ended with a BYE', async () => {
+  await ts.agent('agent-consent', { enabled: true, auto_record: true, consent_prompt: true });
+  const c = await client();
+  c.send('INVITE', 'agent-consent', { contentType: 'application/sdp', body: offer('0', '') });
+  const ok = await c.next(status(200));
+  c.send('ACK', 'agent-consent', { toTag: /tag=(\w+)/.exec(ok.headers.get('to')!)![1] });
+  // No RTP: STREAM_IDLE_TIMEOUT_SECONDS (1 s here) ends the session, and callrec hangs up.
+  const bye = await c.next((m) => m.kind === 'request' && m.method === 'BYE');
+  expect(bye.headers.get('reason')).toMatch(/ERR_STREAM_IDLE/);
+  expect(bye.headers.get('call-id')).toBe(c.callId);
+  const callId = siprecCallId(c.callId);
+  for (;;) {
+    const view = (await (await ts.api(`/api/calls/${callId}`)).json()) as { status: string; consent: { outcome: string; reason: string }; recording_status: string };
+    if (view.status === 'ended') {
+      expect(view.consent).toMatchObject({ outcome: 'failed', reason: expect.stringContaining('one-way') });
+      expect(view.recording_status).toBe('none');
+      break;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  c.close();
+});
