@@ -77,32 +77,20 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
     ]);
   }
 
-  #listenUdp(spec: SipListen): Promise<void> {
+  async #listenUdp(spec: SipListen): Promise<void> {
     const socket = dgram.createSocket(net.isIPv6(spec.host) ? 'udp6' : 'udp4');
     socket.on('message', (data, rinfo) => {
       this.#receive(data, udpSource(socket, rinfo.address, rinfo.port), false, (port) => udpSource(socket, rinfo.address, port));
     });
+    await bound(socket, (done) => socket.bind(spec.port, spec.host, done));
     socket.on('error', (err) => this.#log.warn({ err }, 'SIP UDP socket error'));
-    return new Promise((resolve, reject) => {
-      socket.once('error', reject);
-      socket.bind(spec.port, spec.host, () => {
-        socket.off('error', reject);
-        this.#udp.push(socket);
-        resolve();
-      });
-    });
+    this.#udp.push(socket);
   }
 
-  #listenTcp(spec: SipListen): Promise<void> {
+  async #listenTcp(spec: SipListen): Promise<void> {
     const server = net.createServer((socket) => this.#accept(socket));
-    return new Promise((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(spec.port, spec.host, () => {
-        server.off('error', reject);
-        this.#tcp.push(server);
-        resolve();
-      });
-    });
+    await bound(server, (done) => server.listen(spec.port, spec.host, done));
+    this.#tcp.push(server);
   }
 
   #accept(socket: net.Socket): void {
@@ -162,6 +150,17 @@ function replyPeer(source: SipSource, topVia: string | undefined, atPort: ((port
   if (!atPort || !via || via.params.has('rport')) return source;
   const port = via.port ?? 5060;
   return port === source.port ? source : atPort(port);
+}
+
+/** Resolves once `start` calls back (bound, listening); rejects with an 'error' before that. */
+function bound(target: EventEmitter, start: (done: () => void) => void): Promise<void> {
+  return new Promise((resolve, reject) => {
+    target.once('error', reject);
+    start(() => {
+      target.off('error', reject);
+      resolve();
+    });
+  });
 }
 
 function udpSource(socket: dgram.Socket, address: string, port: number): SipSource {
