@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../log.js';
+import type { MediaMetrics } from '../metrics.js';
 import { parseCSeq, parseNameAddr, parseVia, responseTo, type SipMessage, type SipRequest, type SipResponse } from './message.js';
 import { DEFAULT_TIMERS, ServerTransaction, type SipTimers } from './transaction.js';
 import type { SipSource, SipTransport } from './transport.js';
@@ -21,10 +22,13 @@ export interface SipServerOptions {
   /** True while the node drains: OPTIONS is answered 503 (an SBC's keep-alive then routes elsewhere). */
   draining(): boolean;
   timers?: SipTimers;
+  /** `callrec_sip_requests_total` is counted here when given. */
+  metrics?: MediaMetrics;
 }
 
 /** Methods callrec's user agent server takes (the Allow header). */
 export const ALLOW = 'INVITE, ACK, BYE, CANCEL, OPTIONS';
+const METHODS: ReadonlySet<string> = new Set(ALLOW.split(', '));
 
 /**
  * The transaction layer of a user agent server (RFC 3261 §17.2.3): matches each request to its
@@ -72,7 +76,11 @@ export class SipServer {
     if (existing) return existing.retransmission();
     const transaction = new ServerTransaction(request, source, this.#options.timers ?? DEFAULT_TIMERS);
     this.#transactions.set(key, transaction);
-    transaction.on('stateChange', (_, next) => {
+    transaction.on('stateChange', (prev, next) => {
+      if (prev.status === 'proceeding' && transaction.finalStatus !== null) {
+        // Methods callrec does not take are counted as one label: the label set stays bounded.
+        this.#options.metrics?.sipRequestsTotal.inc({ method: METHODS.has(method) ? method : 'other', status: transaction.finalStatus });
+      }
       if (next.status === 'terminated' && this.#transactions.get(key) === transaction) this.#transactions.delete(key);
     });
     switch (method) {

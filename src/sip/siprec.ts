@@ -10,7 +10,7 @@ import { parseNameAddr, parseSipUri, responseTo, SipParseError, type SipRequest 
 import { readOffer } from './offer.js';
 import { RecordingSession } from './recording-session.js';
 import { RtpPorts } from './rtp.js';
-import { localTag, SipServer, withHeader, type SipHandler } from './server.js';
+import { ALLOW, localTag, SipServer, withHeader, type SipHandler } from './server.js';
 import type { ServerTransaction } from './transaction.js';
 import { SipTransport, type SipSource } from './transport.js';
 
@@ -51,7 +51,7 @@ export class SiprecServer implements SipHandler {
   constructor(options: SiprecOptions) {
     this.#options = options;
     this.transport = new SipTransport(options.log);
-    this.server = new SipServer({ transport: this.transport, handler: this, log: options.log, draining: options.draining });
+    this.server = new SipServer({ transport: this.transport, handler: this, log: options.log, draining: options.draining, metrics: options.media.metrics });
     this.#ports = new RtpPorts(options.config.rtpPorts);
   }
 
@@ -80,7 +80,7 @@ export class SiprecServer implements SipHandler {
         if (!session) return transaction.respond(responseTo(request, 481));
         return session.bye(transaction);
       default:
-        return transaction.respond(withHeader(responseTo(request, 405, localTag()), 'Allow', 'INVITE, ACK, BYE, CANCEL, OPTIONS'));
+        return transaction.respond(withHeader(responseTo(request, 405, localTag()), 'Allow', ALLOW));
     }
   }
 

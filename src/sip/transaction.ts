@@ -47,6 +47,8 @@ export class ServerTransaction extends StateMachine<ServerTransactionState> {
   readonly #peer: SipPeer;
   readonly #timers: SipTimers;
   readonly #invite: boolean;
+  /** The final response's status, once sent. */
+  finalStatus: number | null = null;
 
   constructor(request: SipRequest, peer: SipPeer, timers: SipTimers = DEFAULT_TIMERS) {
     super({ status: 'proceeding', last: null }, TRANSITIONS);
@@ -71,6 +73,7 @@ export class ServerTransaction extends StateMachine<ServerTransactionState> {
       proceeding.last = data;
       return;
     }
+    this.finalStatus = response.status;
     const { t1 } = this.#timers;
     const reliable = this.#peer.reliable;
     if (!this.#invite) {

@@ -153,6 +153,9 @@ test('a SIPREC session from SIPp records both participants: onsets within 1 ms o
 test('OPTIONS is answered 200 over UDP and TCP', async () => {
   expect(await (await sipp('options')).exit).toBe(0);
   expect(await (await sipp('options', { tcp: true })).exit).toBe(0);
+  const metrics = await (await fetch(`${ts.server.url}/metrics`)).text();
+  expect(metrics).toMatch(/^callrec_sip_requests_total\{method="OPTIONS",status="200"\} 2$/m);
+  expect(metrics).toMatch(/^callrec_sip_requests_total\{method="INVITE",status="200"\} 1$/m);
 });
 
 test('a CANCEL before the answer: 200 to the CANCEL, 487 to the INVITE, nothing recorded', async () => {
