@@ -20,7 +20,7 @@ const START_WINDOW_MS = 20;
 export interface RecordingSessionContext {
   media: MediaContext;
   log: Logger;
-  /** `SIP_PUBLIC_ADDRESS`, and the first listener's port and transport, for Contact and the SDP. */
+  /** `SIP_PUBLIC_ADDRESS`, and the port of the listener the INVITE came in on, for Contact, Via and the SDP. */
   publicAddress: string;
   contactPort: number;
 }
@@ -148,7 +148,7 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
   #ok(request: SipRequest) {
     const ok = responseTo(request, 200, this.localTag);
     for (const route of request.headers.getAll('record-route')) ok.headers.add('record-route', route);
-    withHeader(ok, 'Contact', `<sip:${this.#ctx.publicAddress}:${this.#ctx.contactPort}>;+sip.srs`);
+    withHeader(ok, 'Contact', `<sip:${this.#ctx.publicAddress}:${this.#ctx.contactPort}${this.#source.reliable ? ';transport=tcp' : ''}>;+sip.srs`);
     withHeader(ok, 'Allow', ALLOW);
     withHeader(ok, 'Content-Type', 'application/sdp');
     ok.body = this.#answer;
