@@ -5,7 +5,7 @@ import { StateMachine, type Transitions } from '../calls/machine.js';
 import { CallSession } from '../calls/session.js';
 import { CallrecError, sipStatus, type ErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
-import { parseNameAddr, responseTo, serialize, SipHeaders, type SipRequest } from './message.js';
+import { parseNameAddr, responseTo, SipHeaders, type SipRequest } from './message.js';
 import { MediaPort, siprecAdapter } from './media-port.js';
 import { answerSdp, type RecordingOffer, type RecordedStream } from './offer.js';
 import { parseRtp, parseTelephoneEvent, RtpTimeline } from './rtp.js';
@@ -23,6 +23,8 @@ export interface RecordingSessionContext {
   /** `SIP_PUBLIC_ADDRESS`, and the port of the listener the INVITE came in on, for Contact, Via and the SDP. */
   publicAddress: string;
   contactPort: number;
+  /** Sends a request in a client transaction (`SipServer.send`). */
+  send(request: SipRequest, peer: SipSource): void;
 }
 
 /** One received RTP stream: its socket, its leg, its timeline. */
@@ -171,7 +173,7 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
     this.#end(reason);
   }
 
-  /** A BYE to the SRC, sent once (a client transaction's retransmissions are future work). */
+  /** A BYE to the SRC, in a client transaction (resent over UDP until answered). */
   #sendBye(reason: string): void {
     const headers = new SipHeaders();
     const transport = this.#source.protocol.toUpperCase();
@@ -185,7 +187,7 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
     for (const route of this.#invite.headers.getAll('record-route')) headers.add('route', route);
     headers.add('reason', `Q.850;cause=16;text="${reason.replace(/["\\\r\n]/g, '').slice(0, 100)}"`);
     const target = parseNameAddr(this.#invite.headers.get('contact') ?? '')?.uri ?? parseNameAddr(this.#invite.headers.get('from')!)!.uri;
-    this.#source.send(serialize({ kind: 'request', method: 'BYE', uri: target, headers, body: Buffer.alloc(0) }));
+    this.#ctx.send({ kind: 'request', method: 'BYE', uri: target, headers, body: Buffer.alloc(0) }, this.#source);
   }
 
   #end(reason: string): void {

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from '../log.js';
 import type { MediaMetrics } from '../metrics.js';
 import { parseCSeq, parseNameAddr, parseVia, responseTo, type SipMessage, type SipRequest, type SipResponse } from './message.js';
-import { DEFAULT_TIMERS, ServerTransaction, type SipTimers } from './transaction.js';
+import { ClientTransaction, DEFAULT_TIMERS, ServerTransaction, type SipPeer, type SipTimers } from './transaction.js';
 import type { SipSource, SipTransport } from './transport.js';
 
 /** What the server's user (the recording server) does with the requests the transaction layer lets through. */
@@ -38,6 +38,8 @@ const METHODS: ReadonlySet<string> = new Set(ALLOW.split(', '));
 export class SipServer {
   readonly #options: SipServerOptions;
   readonly #transactions = new Map<string, ServerTransaction>();
+  /** Client transactions (callrec's BYEs) by their branch. */
+  readonly #clients = new Map<string, ClientTransaction>();
 
   constructor(options: SipServerOptions) {
     this.#options = options;
@@ -53,9 +55,21 @@ export class SipServer {
     for (const transaction of this.#transactions.values()) transaction.terminate();
   }
 
+  /** Sends a request (the BYE of a session callrec ends) in a client transaction; its top Via's branch matches the answers. */
+  send(request: SipRequest, peer: SipPeer): ClientTransaction {
+    const branch = parseVia(request.headers.getAll('via')[0] ?? '')?.params.get('branch') ?? '';
+    const transaction = new ClientTransaction(request, peer, this.#options.timers ?? DEFAULT_TIMERS);
+    this.#clients.set(branch, transaction);
+    transaction.on('stateChange', () => this.#clients.delete(branch));
+    return transaction;
+  }
+
   #onMessage(message: SipMessage, source: SipSource): void {
-    // A UAS sends no requests but the BYE of a session it ends; their responses need nothing.
-    if (message.kind === 'response') return;
+    if (message.kind === 'response') {
+      const branch = parseVia(message.headers.getAll('via')[0] ?? '')?.params.get('branch');
+      if (branch) this.#clients.get(branch)?.response(message);
+      return;
+    }
     try {
       this.#onRequest(message, source);
     } catch (err) {

@@ -115,7 +115,7 @@ export class SiprecServer implements SipHandler {
       for (const stream of offer.streams) sockets.set(stream.index, await this.#ports.open(config.listen[0].host === '0.0.0.0' ? '0.0.0.0' : config.publicAddress));
       if (transaction.status !== 'proceeding') return void closeAll(sockets);
       const session = new RecordingSession(
-        { media, log: log.child({ sipCallId: request.headers.get('call-id') }), publicAddress: config.publicAddress, contactPort: this.transport.addresses().find((a) => a.protocol === source.protocol)!.port },
+        { media, log: log.child({ sipCallId: request.headers.get('call-id') }), publicAddress: config.publicAddress, contactPort: this.transport.addresses().find((a) => a.protocol === source.protocol)!.port, send: (bye, peer) => void this.server.send(bye, peer) },
         transaction,
         source,
         offer,

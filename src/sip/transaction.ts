@@ -136,3 +136,61 @@ export class ServerTransaction extends StateMachine<ServerTransactionState> {
     return timer;
   }
 }
+
+export type ClientTransactionState =
+  /** Sent; over UDP resent at T1, doubling to T2 (Timer E), until a final response or Timer F (64*T1). */
+  | { status: 'trying'; retransmit: NodeJS.Timeout | null; interval: number; expire: NodeJS.Timeout }
+  /** A final response arrived (`status`), or none did in time (`status` 408). */
+  | { status: 'terminated'; response: number };
+
+const CLIENT_TRANSITIONS: Transitions<ClientTransactionState> = { trying: ['terminated'], terminated: [] };
+
+/**
+ * A non-INVITE client transaction (RFC 3261 §17.1.2), for the one request a recording server
+ * sends: the BYE of a session it ends. Responses reach it through `response()`; its end says
+ * how the request fared (408 when nothing answered).
+ */
+export class ClientTransaction extends StateMachine<ClientTransactionState> {
+  readonly #timers: SipTimers;
+  readonly #data: Buffer;
+  readonly #peer: SipPeer;
+
+  constructor(request: SipRequest, peer: SipPeer, timers: SipTimers = DEFAULT_TIMERS) {
+    const data = serialize(request);
+    const expire = setTimeout(() => this.#end(408), 64 * timers.t1);
+    expire.unref();
+    super({ status: 'trying', retransmit: null, interval: timers.t1, expire }, CLIENT_TRANSITIONS);
+    this.#timers = timers;
+    this.#data = data;
+    this.#peer = peer;
+    peer.send(data);
+    if (!peer.reliable) this.#schedule();
+  }
+
+  /** A response to the request: a final one ends the transaction. */
+  response(response: SipResponse): void {
+    if (response.status >= 200) this.#end(response.status);
+  }
+
+  protected onTransition(prev: ClientTransactionState): void {
+    if (prev.status === 'trying') {
+      if (prev.retransmit) clearTimeout(prev.retransmit);
+      clearTimeout(prev.expire);
+    }
+  }
+
+  #schedule(): void {
+    const s = this.stateIf('trying');
+    if (!s) return;
+    s.retransmit = setTimeout(() => {
+      this.#peer.send(this.#data);
+      s.interval = Math.min(s.interval * 2, this.#timers.t2);
+      this.#schedule();
+    }, s.interval);
+    s.retransmit.unref();
+  }
+
+  #end(status: number): void {
+    if (this.status === 'trying') this.state = { status: 'terminated', response: status };
+  }
+}

@@ -200,3 +200,21 @@ test('a non-INVITE final response is resent to a retransmitted request (Timer J)
   await new Promise<void>((resolve) => transaction.on('stateChange', (_, next) => next.status === 'terminated' && resolve()));
   client.close();
 });
+
+test("callrec's own BYE is resent over UDP until it is answered, and the answer ends its client transaction", async () => {
+  const client = await udpClient();
+  const sender = dgram.createSocket('udp4');
+  const peer = { reliable: false, send: (data: Buffer) => sender.send(data, client.port, '127.0.0.1') };
+  const bye = parseMessage(Buffer.from(request('BYE', udpPort(), 'z9hG4bK-uac1', ';tag=src1').replace(/\n/g, '\r\n')), false)!.message as SipRequest;
+  const transaction = server.send(bye, peer);
+  await client.until(2);
+  const received = client.received as unknown as SipRequest[];
+  expect(received.map((r) => r.method)).toEqual(['BYE', 'BYE']);
+  const ended = new Promise<number>((resolve) => transaction.on('stateChange', (_, next) => next.status === 'terminated' && resolve(next.response)));
+  client.send(
+    `SIP/2.0 200 OK\nVia: ${received[0].headers.get('via')}\nFrom: ${received[0].headers.get('from')}\nTo: ${received[0].headers.get('to')}\nCall-ID: ${received[0].headers.get('call-id')}\nCSeq: 1 BYE\nContent-Length: 0\n\n`,
+  );
+  expect(await ended).toBe(200);
+  sender.close();
+  client.close();
+});
