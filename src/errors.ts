@@ -32,13 +32,13 @@ const REGISTRY = {
   // A stream over one of the media endpoints' limits (README "Limits").
   ERR_AUTH_TIMEOUT: { ws: 1008 },
   ERR_PRESTART_LIMIT: { ws: 1008 },
-  ERR_NODE_STREAM_LIMIT: { ws: 1013, http: 503 },
+  ERR_NODE_STREAM_LIMIT: { ws: 1013, http: 503, sip: 503 },
   ERR_TENANT_STREAM_LIMIT: { ws: 1013, sip: 503 },
   ERR_STREAM_IDLE: { ws: 1008 },
   ERR_AGENT_UNREACHABLE: { ws: 1014 },
   ERR_SHUTTING_DOWN: { ws: 1001, sip: 503 },
   // A new stream while this node's spool disk takes no writes (full): its upgrade is answered 503.
-  ERR_SPOOL_UNWRITABLE: { ws: 1013, http: 503 },
+  ERR_SPOOL_UNWRITABLE: { ws: 1013, http: 503, sip: 503 },
   // A new stream at a draining node: its upgrade is answered 503 (the provider retries elsewhere).
   ERR_DRAINING: { http: 503, sip: 503 },
   // SIP (SIPREC): a message that breaks RFC 3261's grammar; an offer callrec cannot record.

@@ -18,6 +18,7 @@ import { CallRegistry } from './calls/registry.js';
 import { TenantStreams } from './calls/tenant-streams.js';
 import { CallSession } from './calls/session.js';
 import { SiprecServer } from './sip/siprec.js';
+import { CallrecError, type ErrorCode } from './errors.js';
 import type { Config } from './config.js';
 import { PromptCache } from './consent/prompts.js';
 import { createTtsEngine } from './consent/tts/index.js';
@@ -86,7 +87,7 @@ const MAX_WS_PAYLOAD = 1024 * 1024;
 const MEDIA_PATH = /^\/media\/(twilio|telnyx|vonage)\/?$/;
 
 /** Answers a media upgrade 503 instead: `code: reason` as the body, the code in `X-Callrec-Error`. */
-function refuseUpgrade(socket: Duplex, code: 'ERR_DRAINING' | 'ERR_NODE_STREAM_LIMIT' | 'ERR_SPOOL_UNWRITABLE', reason: string): void {
+function refuseUpgrade(socket: Duplex, code: ErrorCode, reason: string): void {
   const body = `${code}: ${reason}`;
   socket.end(`HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nX-Callrec-Error: ${code}\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
 }
@@ -237,12 +238,23 @@ export async function startServer(given: Config, opts: ServerOptions = {}): Prom
     enqueue: (job: RecordingJobData, shared: boolean) => enqueuer.add(job, shared ? null : nodeId),
   };
   let accepting = true;
+  /** Why this node takes no new call now (its spool disk, MAX_STREAMS_PER_NODE), counted; null: it takes one. */
+  function nodeRefusal(): CallrecError | null {
+    const refusal = !spoolMonitor.writable
+      ? new CallrecError('ERR_SPOOL_UNWRITABLE', `${spoolMonitor.reason}; stream to another node`)
+      : sessions.size >= config.streams.perNode
+        ? new CallrecError('ERR_NODE_STREAM_LIMIT', `this node holds its ${config.streams.perNode} streams (MAX_STREAMS_PER_NODE)`)
+        : null;
+    if (refusal) metrics.streamLimitsTotal.inc({ limit: refusal.code });
+    return refusal;
+  }
   const siprec = config.sip
     ? new SiprecServer({
         config: config.sip,
         media,
         log: log.child({ component: 'sip' }),
         draining: () => !accepting,
+        refusal: nodeRefusal,
         onCall: (call) => {
           sessions.add(call);
           void call.ended.then(() => sessions.delete(call));
@@ -261,14 +273,9 @@ export async function startServer(given: Config, opts: ServerOptions = {}): Prom
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
       return;
     }
-    if (!spoolMonitor.writable) {
-      metrics.streamLimitsTotal.inc({ limit: 'ERR_SPOOL_UNWRITABLE' });
-      refuseUpgrade(socket, 'ERR_SPOOL_UNWRITABLE', `${spoolMonitor.reason}; stream to another node`);
-      return;
-    }
-    if (sessions.size >= config.streams.perNode) {
-      metrics.streamLimitsTotal.inc({ limit: 'ERR_NODE_STREAM_LIMIT' });
-      refuseUpgrade(socket, 'ERR_NODE_STREAM_LIMIT', `this node holds its ${config.streams.perNode} streams (MAX_STREAMS_PER_NODE)`);
+    const refusal = nodeRefusal();
+    if (refusal) {
+      refuseUpgrade(socket, refusal.code, refusal.message);
       return;
     }
     const provider = match[1] as Provider;

@@ -2,7 +2,7 @@ import type dgram from 'node:dgram';
 import type { MediaContext } from '../calls/live-call.js';
 import type { CallSession } from '../calls/session.js';
 import type { SipConfig } from '../config.js';
-import { errorCode, sipStatus } from '../errors.js';
+import { errorCode, sipStatus, type CallrecError } from '../errors.js';
 import { isSafeId } from '../ids.js';
 import type { Logger } from '../log.js';
 import { isSipSource } from '../tenants/settings.js';
@@ -20,6 +20,8 @@ export interface SiprecOptions {
   log: Logger;
   /** True while the node drains: new sessions 503 with Retry-After, live ones run on. */
   draining(): boolean;
+  /** Why the node takes no new call now (spool disk, MAX_STREAMS_PER_NODE): the INVITE is answered 503; null: it takes one. */
+  refusal(): CallrecError | null;
   /** Each session's call, as it starts: the node counts, drains and shuts it down with its WebSocket calls. */
   onCall(call: CallSession): void;
 }
@@ -104,6 +106,8 @@ export class SiprecServer implements SipHandler {
     const sockets = new Map<number, dgram.Socket>();
     try {
       if (this.#options.draining()) return refuse(503, 'Draining');
+      const refusal = this.#options.refusal();
+      if (refusal) return refuse(sipStatus(refusal), refusal.message.slice(0, 120));
       const isSiprec = /(^|,)\s*siprec\s*($|,)/i.test(request.headers.getAll('require').join(',')) || request.headers.getAll('contact').some((c) => parseNameAddr(c)?.params.has('+sip.src'));
       if (!isSiprec) return refuse(403, 'Not a recording session (no Require: siprec or +sip.src)');
       const tenants = await media.store.tenants.list();
