@@ -5,6 +5,7 @@ import { parseMessage, responseTo, type SipRequest, type SipResponse } from '../
 import { SipServer, type SipHandler } from '../../src/sip/server.js';
 import type { ServerTransaction } from '../../src/sip/transaction.js';
 import { SipTransport } from '../../src/sip/transport.js';
+import { TORTURE, wire } from './fixtures/rfc4475.js';
 
 /** Fast timers: T1 20 ms, so Timer G/H/J run in the test's time. */
 const TIMERS = { t1: 20, t2: 80, t4: 100 };
@@ -46,13 +47,27 @@ async function udpClient() {
   const received: SipResponse[] = [];
   const waiters: (() => void)[] = [];
   socket.on('message', (data) => {
-    received.push(parseMessage(data, false)!.message as SipResponse);
+    // A 400 copies the request's bad header fields: it may not parse itself.
+    try {
+      received.push(parseMessage(data, false)!.message as SipResponse);
+    } catch {
+      return;
+    }
     waiters.splice(0).forEach((w) => w());
   });
   return {
     port: socket.address().port,
     received,
     send: (text: string) => socket.send(Buffer.from(text.replace(/\n/g, '\r\n')), udpPort(), '127.0.0.1'),
+    sendRaw: (data: Buffer) => socket.send(data, udpPort(), '127.0.0.1'),
+    /** The first response `match` accepts, waiting for it. */
+    next: async (match: (r: SipResponse) => boolean) => {
+      for (;;) {
+        const found = received.find(match);
+        if (found) return found;
+        await new Promise<void>((resolve) => waiters.push(resolve));
+      }
+    },
     /** Resolves once `count` messages have arrived. */
     until: async (count: number) => {
       while (received.length < count) await new Promise<void>((resolve) => waiters.push(resolve));
@@ -216,5 +231,29 @@ test("callrec's own BYE is resent over UDP until it is answered, and the answer 
   );
   expect(await ended).toBe(200);
   sender.close();
+  client.close();
+});
+
+test('every RFC 4475 message, whole and cut short, over UDP and on one TCP connection: the server stays up and still answers', async () => {
+  const client = await udpClient();
+  const socket = net.connect(tcpPort(), '127.0.0.1');
+  let tcpReceived = '';
+  socket.on('data', (chunk) => (tcpReceived += chunk));
+  socket.on('error', () => {});
+  const closed = new Promise((resolve) => socket.once('close', resolve));
+  await new Promise((resolve) => socket.once('connect', resolve));
+  for (const message of TORTURE) {
+    const data = wire(message);
+    client.sendRaw(data);
+    client.sendRaw(data.subarray(0, data.length >> 1));
+    if (!socket.destroyed) socket.write(data);
+  }
+  // On a stream, the first message that breaks the grammar (badinv01) is answered 400 and the
+  // connection closed: what follows it cannot be framed. (Over UDP the 400s go to the Via's
+  // port, which these messages name elsewhere.)
+  await closed;
+  expect(tcpReceived).toMatch(/^SIP\/2\.0 100 Trying\r\n[\s\S]*SIP\/2\.0 400 Bad Request \(bad Via[^\r]*\)\r\n[\s\S]*Call-ID: badinv01\./);
+  client.send(request('OPTIONS', client.port, 'z9hG4bK-after'));
+  expect(await client.next((r) => r.headers.get('call-id') === 'tx-z9hG4bK-after')).toMatchObject({ status: 200 });
   client.close();
 });
