@@ -252,6 +252,7 @@ export async function startServer(given: Config, opts: ServerOptions = {}): Prom
     ? new SiprecServer({
         config: config.sip,
         media,
+        keyring,
         log: log.child({ component: 'sip' }),
         draining: () => !accepting,
         refusal: nodeRefusal,

@@ -5,6 +5,7 @@ import type { ApiKey } from '../store/index.js';
 import { HttpError } from '../errors.js';
 import { notFound } from './errors.js';
 import { SafeId } from '../ids.js';
+import { sealDigest } from '../sip/digest.js';
 import type { ApiDeps, ApiInstance } from './types.js';
 
 const TenantQuery = Type.Object({ tenant_id: Type.Optional(SafeId()) });
@@ -14,6 +15,8 @@ const CreateKeyBody = Type.Object(
     name: Type.String({ minLength: 1, maxLength: 100 }),
     scopes: Type.Array(Type.Union(SCOPES.map((scope) => Type.Literal(scope))), { minItems: 1, maxItems: SCOPES.length }),
     tenant_id: Type.Optional(SafeId()),
+    // SIPREC: the key may also authenticate an SBC by SIP digest (username = key id, password = secret).
+    sip_digest: Type.Optional(Type.Boolean()),
   },
   { additionalProperties: false },
 );
@@ -26,6 +29,7 @@ function keyView(key: ApiKey) {
     prefix: key.prefix,
     scopes: key.scopes,
     operator: key.operator,
+    sip_digest: key.sipDigest,
     created_at: key.createdAt,
     last_used_at: key.lastUsedAt,
     revoked_at: key.revokedAt,
@@ -53,7 +57,7 @@ const KeyParams = Type.Object({ keyId: SafeId() });
  * API keys: `POST /api/keys` (the secret is shown once), `GET /api/keys`, `GET /api/keys/{id}`,
  * `DELETE /api/keys/{id}` (revokes). The operator reaches every tenant's keys by id.
  */
-export function keyRoutes(app: ApiInstance, { store }: ApiDeps): void {
+export function keyRoutes(app: ApiInstance, { store, keyring }: ApiDeps): void {
   app.post('/api/keys', { schema: { body: CreateKeyBody }, config: { scopes: ['admin'] } }, async (request, reply) => {
     const principal = principalOf(request);
     const tenantId = targetTenant(principal, request.body.tenant_id);
@@ -62,7 +66,8 @@ export function keyRoutes(app: ApiInstance, { store }: ApiDeps): void {
       throw new HttpError('ERR_FORBIDDEN', `a key cannot grant scopes it does not hold: ${beyond.join(', ')}`, { field: 'scopes' });
     }
     if (!(await store.tenants.get(tenantId))) throw notFound(`tenant ${tenantId}`);
-    const { key, secret } = await store.keys.create({ tenantId, name: request.body.name, scopes: request.body.scopes });
+    const sipDigest = request.body.sip_digest ? (keyId: string, secret: string) => sealDigest(keyring, keyId, secret) : undefined;
+    const { key, secret } = await store.keys.create({ tenantId, name: request.body.name, scopes: request.body.scopes, sipDigest });
     reply.code(201);
     return { ...keyView(key), secret };
   });

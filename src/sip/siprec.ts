@@ -5,7 +5,10 @@ import type { SipConfig } from '../config.js';
 import { errorCode, sipStatus, type CallrecError } from '../errors.js';
 import { isSafeId } from '../ids.js';
 import type { Logger } from '../log.js';
+import { hasScope } from '../auth/scopes.js';
+import type { MasterKeyring } from '../crypto/keys.js';
 import { isSipSource } from '../tenants/settings.js';
+import { checkDigest, DigestNonces, openDigest, parseDigest } from './digest.js';
 import { parseNameAddr, parseSipUri, responseTo, SipParseError, type SipRequest } from './message.js';
 import { readOffer } from './offer.js';
 import { RecordingSession } from './recording-session.js';
@@ -17,6 +20,8 @@ import { SipTransport, type SipSource } from './transport.js';
 export interface SiprecOptions {
   config: SipConfig;
   media: MediaContext;
+  /** Opens the sealed HA1s of keys created with `sip_digest`. */
+  keyring: MasterKeyring;
   log: Logger;
   /** True while the node drains: new sessions 503 with Retry-After, live ones run on. */
   draining(): boolean;
@@ -47,6 +52,7 @@ export class SiprecServer implements SipHandler {
   readonly server: SipServer;
   readonly #options: SiprecOptions;
   readonly #ports: RtpPorts;
+  readonly #nonces = new DigestNonces();
   /** Live sessions by Call-ID and the SRC's tag. */
   readonly #sessions = new Map<string, RecordingSession>();
 
@@ -97,6 +103,40 @@ export class SiprecServer implements SipHandler {
     else transaction.respond(responseTo(transaction.request, 487, localTag()));
   }
 
+  /**
+   * The tenant an INVITE is from: the one whose `sip_sources` hold its source address, else the
+   * one whose `sip_digest` key answered the digest challenge. Otherwise the INVITE is answered
+   * (401 with a challenge, 403 for wrong credentials, counted against the address's
+   * AUTH_FAILURES_PER_IP) and null returned: nothing is recorded.
+   */
+  async #authenticate(request: SipRequest, transaction: ServerTransaction, source: SipSource): Promise<string | null> {
+    const { store, authFailures } = this.#options.media;
+    const forbid = (reason: string) => {
+      transaction.respond(responseTo(request, 403, localTag(), reason));
+      return null;
+    };
+    const tenant = (await store.tenants.list()).find((t) => isSipSource(t, source.address));
+    if (tenant) return tenant.id;
+    if (authFailures.retryAfterMs(source.address) > 0) return forbid('Too many failed authentications');
+    const authorization = request.headers.get('authorization');
+    if (!authorization) {
+      transaction.respond(challenge(request, this.#nonces, false));
+      return null;
+    }
+    const credentials = parseDigest(authorization);
+    if (credentials && !this.#nonces.valid(credentials.nonce)) {
+      transaction.respond(challenge(request, this.#nonces, true));
+      return null;
+    }
+    const key = credentials && (await store.keys.sipDigest(credentials.username));
+    const principal = key && { keyId: credentials.username, tenantId: key.tenantId, scopes: key.scopes, operator: false };
+    if (!credentials || !key || !principal || !hasScope(principal, 'media:stream') || !checkDigest(credentials, request.method, openDigest(this.#options.keyring, credentials.username, key.sealed))) {
+      authFailures.fail(source.address);
+      return forbid('Source not allowed');
+    }
+    return key.tenantId;
+  }
+
   async #invite(request: SipRequest, transaction: ServerTransaction, source: SipSource): Promise<void> {
     const { log, media, config } = this.#options;
     const refuse = (status: number, reason: string) => {
@@ -110,10 +150,8 @@ export class SiprecServer implements SipHandler {
       if (refusal) return refuse(sipStatus(refusal), refusal.message.slice(0, 120));
       const isSiprec = /(^|,)\s*siprec\s*($|,)/i.test(request.headers.getAll('require').join(',')) || request.headers.getAll('contact').some((c) => parseNameAddr(c)?.params.has('+sip.src'));
       if (!isSiprec) return refuse(403, 'Not a recording session (no Require: siprec or +sip.src)');
-      const tenants = await media.store.tenants.list();
-      const tenant = tenants.find((t) => isSipSource(t, source.address));
-      // Nothing is recorded for a source no tenant lists.
-      if (!tenant) return refuse(403, 'Source not allowed');
+      const tenantId = await this.#authenticate(request, transaction, source);
+      if (tenantId === null) return;
       const offer = readOffer(request.headers, request.body);
       const agentId = parseSipUri(request.uri)?.user ?? '';
       for (const stream of offer.streams) sockets.set(stream.index, await this.#ports.open(config.listen[0].host === '0.0.0.0' ? '0.0.0.0' : config.publicAddress));
@@ -124,7 +162,7 @@ export class SiprecServer implements SipHandler {
         source,
         offer,
         sockets,
-        { tenantId: tenant.id, agentId, callId: siprecCallId(request.headers.get('call-id')!) },
+        { tenantId, agentId, callId: siprecCallId(request.headers.get('call-id')!) },
       );
       const key = dialogKey(request);
       this.#sessions.set(key, session);
@@ -140,6 +178,13 @@ export class SiprecServer implements SipHandler {
       refuse(sipStatus(err), (err as Error).message.slice(0, 120));
     }
   }
+}
+
+/** A 401 with one digest challenge per algorithm, the preferred first (RFC 8760 §2.4). */
+function challenge(request: SipRequest, nonces: DigestNonces, stale: boolean) {
+  const response = responseTo(request, 401, localTag());
+  for (const value of nonces.challenges(stale)) response.headers.add('WWW-Authenticate', value);
+  return response;
 }
 
 function closeAll(sockets: Map<number, dgram.Socket>): void {

@@ -247,6 +247,19 @@ const evidence: Migration = {
   },
 };
 
+/**
+ * SIPREC digest authentication: a key created for it keeps its HA1s (one per digest
+ * algorithm), sealed with the master keyring, since its secret is kept only as a hash.
+ */
+const sipDigest: Migration = {
+  async up(db: Db) {
+    await db.schema.alterTable('api_keys').addColumn('sip_digest', 'text').execute();
+  },
+  async down(db: Db) {
+    await db.schema.alterTable('api_keys').dropColumn('sip_digest').execute();
+  },
+};
+
 /** Every migration, in order; names sort in the order they run. */
 export const migrations: Record<string, Migration> = {
   '0001_initial': initial,
@@ -254,6 +267,7 @@ export const migrations: Record<string, Migration> = {
   '0003_recording_keys': recordingKeys,
   '0004_shared_spools': sharedSpools,
   '0010_evidence': evidence,
+  '0011_sip_digest': sipDigest,
 };
 
 /** Kysely's provider over the in-code list, so a build ships its migrations without a directory to find. */

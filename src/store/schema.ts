@@ -21,6 +21,8 @@ export interface ApiKeysTable {
   created_at: string;
   last_used_at: string | null;
   revoked_at: string | null;
+  /** SIPREC digest: the key's HA1s, sealed (JSON); null for a key that does not authenticate SIP. */
+  sip_digest: string | null;
 }
 
 export interface AgentsTable {

@@ -2,6 +2,7 @@ import dgram from 'node:dgram';
 import { randomBytes } from 'node:crypto';
 import { parseMessage, type SipMessage } from '../../src/sip/message.js';
 import { siprecCallId } from '../../src/sip/siprec.js';
+import { digestHa1, digestResponse, type DigestAlgorithm } from '../../src/sip/digest.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
 /*
@@ -21,9 +22,9 @@ beforeAll(async () => {
 afterAll(() => ts?.close());
 
 /** A SIP client on a UDP socket: sends requests, collects what the server sends. */
-async function client() {
+async function client(address = '127.0.0.1') {
   const socket = dgram.createSocket('udp4');
-  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => socket.bind(0, address, resolve));
   const port = socket.address().port;
   const received: SipMessage[] = [];
   const waiters: (() => void)[] = [];
@@ -35,17 +36,18 @@ async function client() {
   return {
     callId,
     received,
-    send(method: string, agent: string, opts: { cseq?: number; toTag?: string; contentType?: string; body?: string } = {}) {
+    send(method: string, agent: string, opts: { cseq?: number; toTag?: string; contentType?: string; body?: string; authorization?: string } = {}) {
       const body = (opts.body ?? '').replace(/\n/g, '\r\n');
       const text = [
         `${method} sip:${agent}@127.0.0.1:${sipPort} SIP/2.0`,
-        `Via: SIP/2.0/UDP 127.0.0.1:${port};branch=z9hG4bK${randomBytes(6).toString('hex')}`,
-        `From: <sip:src@127.0.0.1:${port}>;tag=src`,
+        `Via: SIP/2.0/UDP ${address}:${port};branch=z9hG4bK${randomBytes(6).toString('hex')}`,
+        `From: <sip:src@${address}:${port}>;tag=src`,
         `To: <sip:${agent}@127.0.0.1>${opts.toTag ? `;tag=${opts.toTag}` : ''}`,
         `Call-ID: ${callId}`,
         `CSeq: ${opts.cseq ?? 1} ${method}`,
-        `Contact: <sip:src@127.0.0.1:${port}>;+sip.src`,
+        `Contact: <sip:src@${address}:${port}>;+sip.src`,
         'Require: siprec',
+        ...(opts.authorization ? [`Authorization: ${opts.authorization}`] : []),
         'Max-Forwards: 70',
         ...(opts.contentType ? [`Content-Type: ${opts.contentType}`] : []),
         `Content-Length: ${Buffer.byteLength(body)}`,
@@ -128,4 +130,35 @@ test('a due consent prompt fails closed (an SRS cannot play it); a session silen
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   c.close();
+});
+
+test('digest (RFC 8760): an SRC outside sip_sources is challenged for SHA-256 and MD5, and a sip_digest key\'s id and secret pass either; a wrong secret is 403', async () => {
+  await ts.agent('agent-digest', { enabled: true, auto_record: true, consent_prompt: false });
+  const created = (await (await ts.api('/api/keys', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'sbc', scopes: ['media:stream'], sip_digest: true }) })).json()) as { id: string; secret: string; sip_digest: boolean };
+  expect(created.sip_digest).toBe(true);
+  const uri = `sip:agent-digest@127.0.0.1:${sipPort}`;
+  const authorization = (algorithm: DigestAlgorithm, nonce: string, secret: string) => {
+    const cnonce = randomBytes(8).toString('hex');
+    const response = digestResponse(algorithm, digestHa1(created.id, secret)[algorithm], { nonce, nc: '00000001', cnonce, qop: 'auth', method: 'INVITE', uri });
+    return `Digest username="${created.id}", realm="callrec", nonce="${nonce}", uri="${uri}", response="${response}", algorithm=${algorithm}, qop=auth, nc=00000001, cnonce="${cnonce}"`;
+  };
+  for (const algorithm of ['SHA-256', 'MD5'] as const) {
+    const c = await client('127.0.0.2');
+    c.send('INVITE', 'agent-digest', { contentType: 'application/sdp', body: offer('0', '') });
+    const unauthorized = await c.next(status(401));
+    const challenges = unauthorized.headers.getAll('www-authenticate');
+    expect(challenges.map((v) => /algorithm=([\w-]+)/.exec(v)![1])).toEqual(['SHA-256', 'MD5']);
+    const nonce = /nonce="([^"]+)"/.exec(challenges[0])![1];
+    c.send('INVITE', 'agent-digest', { cseq: 2, contentType: 'application/sdp', body: offer('0', ''), authorization: authorization(algorithm, nonce, 'not-the-secret') });
+    await c.next(status(403));
+    c.close();
+    // The failure above spent one of 127.0.0.2's AUTH_FAILURES_PER_IP (20 a minute): it may try again.
+    const d = await client('127.0.0.2');
+    d.send('INVITE', 'agent-digest', { contentType: 'application/sdp', body: offer('0', ''), authorization: authorization(algorithm, nonce, created.secret) });
+    const ok = await d.next(status(200));
+    d.send('ACK', 'agent-digest', { toTag: /tag=(\w+)/.exec(ok.headers.get('to')!)![1] });
+    d.send('BYE', 'agent-digest', { cseq: 3, toTag: /tag=(\w+)/.exec(ok.headers.get('to')!)![1] });
+    await d.next(status(200, 'BYE'));
+    d.close();
+  }
 });
