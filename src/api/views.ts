@@ -52,6 +52,8 @@ export interface CallView {
   consent: JsonObject | null;
   pauses: JsonObject[];
   alignment: JsonObject | null;
+  /** SIPREC: who the recording metadata named, and which leg each sent (empty for other providers). */
+  participants: JsonObject[];
   /** While true the recording cannot be deleted (SPEC §3 legal hold). */
   legal_hold: boolean;
   legal_hold_reason: string | null;
@@ -88,6 +90,7 @@ export function callView(call: Call, recording: Recording | null): CallView {
     consent: call.consent,
     pauses: call.pauses,
     alignment: call.alignment,
+    participants: call.participants,
     legal_hold: call.legalHold,
     legal_hold_reason: call.legalHoldReason,
   };

@@ -151,6 +151,7 @@ export function claimCall(ctx: ClaimContext, session: CallSession, provider: Cal
         settings: identity.settings,
         streamId: start.streamId ?? null,
         nodeId: ctx.nodeId,
+        participants: start.participants,
       }),
     )
     .then(

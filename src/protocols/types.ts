@@ -26,6 +26,8 @@ export interface StreamStart {
    * Call Control command, not echoed), leaving the mode to the session's rule (SPEC §4).
    */
   canSendAudio?: boolean;
+  /** SIPREC: the participants the recording metadata named, kept with the call. */
+  participants?: Record<string, unknown>[];
 }
 
 /** One message from the provider, in callrec's internal model. */

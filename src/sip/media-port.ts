@@ -33,8 +33,8 @@ export class MediaPort extends EventEmitter implements ProviderSocket {
     return this.#readyState;
   }
 
-  start(agentId: string, callId: string, format: MediaFormat): void {
-    this.#deliver(Buffer.from(JSON.stringify({ event: 'start', agentId, callId, format })), false);
+  start(agentId: string, callId: string, format: MediaFormat, participants: Record<string, unknown>[]): void {
+    this.#deliver(Buffer.from(JSON.stringify({ event: 'start', agentId, callId, format, participants })), false);
   }
 
   media(leg: Leg, positionMs: number, payload: Buffer): void {
@@ -83,12 +83,12 @@ export function siprecAdapter(): ProviderAdapter {
     provider: 'siprec',
     parseProviderMessage(data: Buffer, isBinary: boolean): ProviderEvent {
       if (isBinary) return { type: 'media', leg: LEGS[data[0]], timestampMs: data.readDoubleBE(1), payload: data.subarray(HEAD) };
-      const message = JSON.parse(data.toString()) as { event: string; agentId: string; callId: string; format: MediaFormat; digit: string };
+      const message = JSON.parse(data.toString()) as { event: string; agentId: string; callId: string; format: MediaFormat; digit: string; participants: Record<string, unknown>[] };
       if (message.event === 'dtmf') return { type: 'dtmf', digit: message.digit };
       return {
         type: 'start',
         // One-way: a due consent prompt fails closed, as on a one-way fork (SPEC §4b, §5).
-        start: { providerCallId: message.callId, params: { agent_id: message.agentId, mode: 'fork' }, format: message.format, legs: ['caller', 'agent'], canSendAudio: false },
+        start: { providerCallId: message.callId, params: { agent_id: message.agentId, mode: 'fork' }, format: message.format, legs: ['caller', 'agent'], canSendAudio: false, participants: message.participants },
       };
     },
     parseRuntimeMessage: none,

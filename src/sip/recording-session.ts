@@ -96,7 +96,9 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
     });
     void this.call.ended.then(() => this.#end('call ended'));
     for (const receiver of this.#receivers) receiver.socket.on('message', (data) => this.#onRtp(receiver, data));
-    this.#port.start(identity.agentId, identity.callId, { codec: offer.codec, sampleRate: 8000 });
+    // Each participant with the leg of the stream it sends (null: it sends none callrec records).
+    const participants = offer.participants.map((p) => ({ ...p, leg: offer.streams.find((s) => s.participant?.id === p.id)?.leg ?? null }));
+    this.#port.start(identity.agentId, identity.callId, { codec: offer.codec, sampleRate: 8000 }, participants);
   }
 
   /** The dialog's remote tag (the SRC's From tag). */

@@ -63,6 +63,8 @@ export interface CallsTable {
   alignment: string | null;
   consent: string | null;
   pauses: string;
+  /** SIPREC: the participants the recording metadata named (JSON array); '[]' otherwise. */
+  participants: string;
   /** 1 while the call is on legal hold: its recording may not be deleted. */
   legal_hold: number;
   legal_hold_reason: string | null;

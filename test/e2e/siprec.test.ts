@@ -138,6 +138,11 @@ test.each(['udp', 'tcp'])('a SIPREC session from SIPp over %s records both parti
   expect(rec).toMatchObject({ status: 'ready', format: 'wav', channels: 2 });
   const call = await (await ts.api(`/api/calls/${callId}`)).json();
   expect(call).toMatchObject({ provider: 'siprec', mode: 'fork', agent_id: agentId });
+  // The metadata lists the agent first; the caller is who sends the first stream.
+  expect((call as { participants: unknown }).participants).toEqual([
+    { id: 'zSfPoSvdSDCmU3A3TRDxAw==', aor: 'sip:agent@contact-centre.example.com', name: 'Agent Bob', leg: 'agent' },
+    { id: 'srfBElmCRp2QB23b7Mpk0w==', aor: 'sip:+15551234567@carrier.example.net', name: 'Alice Caller', leg: 'caller' },
+  ]);
   const audio = await decodeAudio(new Uint8Array(await (await ts.api(`/api/calls/${callId}/recording`)).arrayBuffer()), 'wav');
   for (const [leg, channel] of [['caller', 0], ['agent', 1]] as const) {
     const found = findBursts(audio.channels[channel], audio.sampleRate, FREQ[leg]);
@@ -168,13 +173,13 @@ test('a CANCEL before the answer: 200 to the CANCEL, 487 to the INVITE, nothing 
   expect(await ts.server.store.recordings.getByCall(ts.tenantId, callId)).toBeNull();
 });
 
-test('a source no tenant lists is refused 403 and nothing is recorded', async () => {
+test('a source no tenant lists, without credentials, is challenged 401 and nothing is recorded', async () => {
   const agentId = 'agent-sip-stranger';
   await ts.agent(agentId, { enabled: true, auto_record: true, consent_prompt: false });
   const run = await sipp('refused', { agent: agentId, address: '127.0.0.2' });
   expect(await run.exit).toBe(0);
   const log = await fs.readFile(run.messages, 'utf8');
-  expect(log).toMatch(/SIP\/2\.0 403 Source not allowed/);
+  expect(log).toMatch(/SIP\/2\.0 401 Unauthorized\r?\n[\s\S]*WWW-Authenticate: Digest realm="callrec"/);
   const callId = siprecCallId(/Call-ID: (\S+)/.exec(log)![1]);
   expect((await ts.api(`/api/calls/${callId}`)).status).toBe(404);
 });
