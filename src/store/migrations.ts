@@ -248,18 +248,25 @@ const evidence: Migration = {
 };
 
 /**
- * SIPREC: a key created for digest authentication keeps its HA1s (one per digest algorithm),
- * sealed with the master keyring, since its secret is kept only as a hash; a call keeps the
- * participants its recording metadata named.
+ * SIPREC digest authentication: a key created for it keeps its HA1s (one per digest
+ * algorithm), sealed with the master keyring, since its secret is kept only as a hash.
  */
-const siprec: Migration = {
+const sipDigest: Migration = {
   async up(db: Db) {
     await db.schema.alterTable('api_keys').addColumn('sip_digest', 'text').execute();
+  },
+  async down(db: Db) {
+    await db.schema.alterTable('api_keys').dropColumn('sip_digest').execute();
+  },
+};
+
+/** SIPREC: a call keeps the participants its recording metadata named. */
+const callParticipants: Migration = {
+  async up(db: Db) {
     await db.schema.alterTable('calls').addColumn('participants', 'text', (c) => c.notNull().defaultTo('[]')).execute();
   },
   async down(db: Db) {
     await db.schema.alterTable('calls').dropColumn('participants').execute();
-    await db.schema.alterTable('api_keys').dropColumn('sip_digest').execute();
   },
 };
 
@@ -270,7 +277,8 @@ export const migrations: Record<string, Migration> = {
   '0003_recording_keys': recordingKeys,
   '0004_shared_spools': sharedSpools,
   '0010_evidence': evidence,
-  '0011_siprec': siprec,
+  '0011_sip_digest': sipDigest,
+  '0012_call_participants': callParticipants,
 };
 
 /** Kysely's provider over the in-code list, so a build ships its migrations without a directory to find. */
