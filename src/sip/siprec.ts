@@ -154,7 +154,8 @@ export class SiprecServer implements SipHandler {
       if (tenantId === null) return;
       const offer = readOffer(request.headers, request.body);
       const agentId = parseSipUri(request.uri)?.user ?? '';
-      for (const stream of offer.streams) sockets.set(stream.index, await this.#ports.open(config.listen[0].host === '0.0.0.0' ? '0.0.0.0' : config.publicAddress));
+      // RTP is received on the SIP listener's (local) address: SIP_PUBLIC_ADDRESS may be a NAT's.
+      for (const stream of offer.streams) sockets.set(stream.index, await this.#ports.open(config.listen[0].host));
       if (transaction.status !== 'proceeding') return void closeAll(sockets);
       const session = new RecordingSession(
         { media, log: log.child({ sipCallId: request.headers.get('call-id') }), publicAddress: config.publicAddress, contactPort: this.transport.addresses().find((a) => a.protocol === source.protocol)!.port, send: (bye, peer) => void this.server.send(bye, peer) },
