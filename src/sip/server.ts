@@ -53,6 +53,7 @@ export class SipServer {
 
   close(): void {
     for (const transaction of this.#transactions.values()) transaction.terminate();
+    for (const transaction of this.#clients.values()) transaction.terminate();
   }
 
   /** Sends a request (the BYE of a session callrec ends) in a client transaction; its top Via's branch matches the answers. */

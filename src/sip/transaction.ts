@@ -167,6 +167,11 @@ export class ClientTransaction extends StateMachine<ClientTransactionState> {
     if (!peer.reliable) this.#schedule();
   }
 
+  /** Ends the transaction now (node shutdown), as if nothing answered. */
+  terminate(): void {
+    this.#end(408);
+  }
+
   /** A response to the request: a final one ends the transaction. */
   response(response: SipResponse): void {
     if (response.status >= 200) this.#end(response.status);

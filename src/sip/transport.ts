@@ -164,5 +164,12 @@ function bound(target: EventEmitter, start: (done: () => void) => void): Promise
 }
 
 function udpSource(socket: dgram.Socket, address: string, port: number): SipSource {
-  return { protocol: 'udp', address, port, reliable: false, send: (out) => socket.send(out, port, address) };
+  const send = (out: Buffer) => {
+    try {
+      socket.send(out, port, address);
+    } catch {
+      // The socket closed (the node is stopping): a retransmission due then goes nowhere.
+    }
+  };
+  return { protocol: 'udp', address, port, reliable: false, send };
 }
