@@ -68,7 +68,7 @@ const REGISTRY = {
   ERR_UPSTREAM: { http: 502 },
   // Also a stream refused for its address's failed authentications (AUTH_FAILURES_PER_IP).
   ERR_RATE_LIMITED: { ws: 1008, http: 429, sip: 403 },
-  ERR_UNAVAILABLE: { http: 503 },
+  ERR_UNAVAILABLE: { http: 503, sip: 503 },
   // Internal: logged, answered as 500 / closed 1011.
   ERR_INTERNAL: {},
   ERR_ILLEGAL_TRANSITION: {},
