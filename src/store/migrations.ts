@@ -277,8 +277,8 @@ export const migrations: Record<string, Migration> = {
   '0003_recording_keys': recordingKeys,
   '0004_shared_spools': sharedSpools,
   '0010_evidence': evidence,
-  '0011_sip_digest': sipDigest,
-  '0012_call_participants': callParticipants,
+  '0020_sip_digest': sipDigest,
+  '0021_call_participants': callParticipants,
 };
 
 /** Kysely's provider over the in-code list, so a build ships its migrations without a directory to find. */
