@@ -13,6 +13,12 @@ import { ALLOW, localTag, withHeader } from './server.js';
 import type { ServerTransaction } from './transaction.js';
 import type { SipSource } from './transport.js';
 
+/** Whether an SDP offer (a re-INVITE's, plain or multipart) holds no audio stream that is not inactive. */
+function isInactiveOffer(body: string): boolean {
+  const audio = body.split(/^m=/m).slice(1).filter((m) => m.startsWith('audio') && !/^audio 0 /.test(m));
+  return audio.length > 0 && audio.every((m) => /^a=inactive\r?$/m.test(m));
+}
+
 /** See `#onRtp`: one 20 ms packet. */
 const START_WINDOW_MS = 20;
 
@@ -71,6 +77,8 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
   /** The session's clock zero: the first RTP packet's arrival (performance.now), -1 before it. */
   #zero = -1;
   #localCSeq = 1;
+  /** The SRC's latest offer held every stream inactive: the recording is paused. */
+  #paused = false;
 
   constructor(
     ctx: RecordingSessionContext,
@@ -118,9 +126,22 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
     this.state = { status: 'confirmed' };
   }
 
-  /** A re-INVITE: answered with the same answer (session refresh; pause by `a=inactive` is not yet read). */
+  /**
+   * A re-INVITE: a session refresh is answered with the same answer; an offer whose audio is all
+   * `a=inactive` pauses the recording (as `POST …/recording {"action":"pause"}` does) and is
+   * answered inactive, and an active offer after it resumes the recording.
+   */
   reinvite(transaction: ServerTransaction): void {
-    transaction.respond(this.#ok(transaction.request));
+    const inactive = isInactiveOffer(transaction.request.body.toString('utf8'));
+    const action = inactive ? 'pause' : 'resume';
+    if (inactive !== this.#paused) {
+      this.#paused = inactive;
+      // A transition the recorder cannot take now (no recording, already there) changes nothing.
+      this.call.control(action).catch((err: Error) => this.#ctx.log.info({ action, reason: err.message }, 're-INVITE pause/resume not applied'));
+    }
+    const ok = this.#ok(transaction.request);
+    if (inactive) ok.body = Buffer.from(this.#answer.toString('utf8').replace(/^a=recvonly$/gm, 'a=inactive'));
+    transaction.respond(ok);
   }
 
   /** BYE from the SRC: 200, and the recording finalizes. */

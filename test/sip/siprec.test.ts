@@ -96,7 +96,30 @@ test('an offer of codecs callrec cannot decode is 488; PCMA with telephone-event
   accepted.send('INVITE', 'agent-codecs', { cseq: 2, toTag, contentType: 'application/sdp', body: offer('8', '') });
   const again = await accepted.next((m) => m.kind === 'response' && m.status === 200 && m.headers.get('cseq') === '2 INVITE');
   expect(again.body.toString().replace(/^o=.*$/m, '')).toBe(sdp.replace(/^o=.*$/m, ''));
-  accepted.send('BYE', 'agent-codecs', { cseq: 3, toTag });
+  // a=inactive pauses the recording (answered inactive); sendonly again resumes it.
+  accepted.send('INVITE', 'agent-codecs', { cseq: 3, toTag, contentType: 'application/sdp', body: offer('8', '').replace(/a=sendonly/g, 'a=inactive') });
+  const paused = await accepted.next((m) => m.kind === 'response' && m.status === 200 && m.headers.get('cseq') === '3 INVITE');
+  expect(paused.body.toString().match(/a=inactive/g)).toHaveLength(2);
+  const callId = siprecCallId(accepted.callId);
+  // RTP keeps the session from the idle timeout (1 s here) while the test waits.
+  const rtpPort = Number(/m=audio (\d+)/.exec(sdp)![1]);
+  const rtp = dgram.createSocket('udp4');
+  let seq = 0;
+  const recordingStatus = async () => {
+    const packet = Buffer.alloc(172, 0xd5);
+    packet.writeUInt16BE(0x8008, 0);
+    packet.writeUInt16BE(seq, 2);
+    packet.writeUInt32BE(160 * seq++, 4);
+    rtp.send(packet, rtpPort, '127.0.0.1');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    return ((await (await ts.api(`/api/calls/${callId}`)).json()) as { recording_status: string }).recording_status;
+  };
+  while ((await recordingStatus()) !== 'paused');
+  accepted.send('INVITE', 'agent-codecs', { cseq: 4, toTag, contentType: 'application/sdp', body: offer('8', '') });
+  await accepted.next((m) => m.kind === 'response' && m.status === 200 && m.headers.get('cseq') === '4 INVITE');
+  while ((await recordingStatus()) !== 'recording');
+  rtp.close();
+  accepted.send('BYE', 'agent-codecs', { cseq: 5, toTag });
   await accepted.next(status(200, 'BYE'));
   accepted.close();
 });
