@@ -4,6 +4,7 @@ import path from 'node:path';
 import { FLITE_VOICES } from './consent/tts/flite.js';
 import { FLITE_POOL_DEFAULTS, type FlitePoolLimits } from './consent/tts/flite-pool.js';
 import { CallrecError } from './errors.js';
+import type { SipListen } from './sip/transport.js';
 import { withScheme } from './user-url.js';
 
 /** Everything callrec reads from its environment, validated (SPEC §2). */
@@ -51,6 +52,8 @@ export interface Config {
   drainTimeoutMs: number;
   /** A recording or retention job running longer than this fails and is retried. */
   jobTimeLimitMs: number;
+  /** SIPREC (SPEC §4b); undefined when `SIP_LISTEN` is unset. */
+  sip: SipConfig | undefined;
   /** RFC 3161 time-stamping authority for manifests (SPEC §9); undefined: none. */
   tsaUrl: string | undefined;
   /** How long one time-stamp request may take before the manifest stays pending for the next pass. */
@@ -72,6 +75,16 @@ export interface RemoteTimeouts {
 export const JOB_TIME_LIMIT_DEFAULT_MS = 30 * 60_000;
 
 export const REMOTE_TIMEOUT_DEFAULTS: RemoteTimeouts = { connectMs: 5_000, requestMs: 30_000 };
+
+/** The SIPREC recording server's listeners and media addresses. */
+export interface SipConfig {
+  /** `SIP_LISTEN`: `udp:127.0.0.1:5060,tcp:127.0.0.1:5060`. */
+  listen: SipListen[];
+  /** `SIP_PUBLIC_ADDRESS`: the address put in Contact and the SDP answer; default: the first listener's host. */
+  publicAddress: string;
+  /** `RTP_PORTS`: `first-last`, the UDP ports RTP streams are received on (one even port each). */
+  rtpPorts: { first: number; last: number };
+}
 
 /** What the dashboard's browser test call needs from Telnyx (`TELNYX_*`). */
 export interface TelnyxConfig {
@@ -300,6 +313,25 @@ function checkOperatorKey(key: string): void {
   if (shannon < 3) fail('CALLREC_API_KEY', `${howTo}; this one repeats itself too much to be random`);
 }
 
+/** `SIP_LISTEN`, `SIP_PUBLIC_ADDRESS`, `RTP_PORTS`; undefined without `SIP_LISTEN`. */
+function sip(env: Env): SipConfig | undefined {
+  if (!env.SIP_LISTEN) return undefined;
+  const listen = env.SIP_LISTEN.split(',').map((entry) => {
+    const m = /^(udp|tcp):(\[[0-9a-fA-F:]+\]|[^:\s]+):(\d{1,5})$/.exec(entry.trim());
+    const host = m ? m[2].replace(/^\[|\]$/g, '') : '';
+    if (!m || net.isIP(host) === 0 || Number(m[3]) > 65535) fail('SIP_LISTEN', `must be comma-separated udp:ADDRESS:PORT or tcp:ADDRESS:PORT (e.g. udp:0.0.0.0:5060,tcp:0.0.0.0:5060), got "${entry.trim()}"`);
+    return { protocol: m[1] as SipListen['protocol'], host, port: Number(m[3]) };
+  });
+  const publicAddress = env.SIP_PUBLIC_ADDRESS || listen[0].host;
+  if (net.isIP(publicAddress) === 0) fail('SIP_PUBLIC_ADDRESS', `must be the IP address SBCs reach this node at, got "${publicAddress}"`);
+  if (!env.SIP_PUBLIC_ADDRESS && (publicAddress === '0.0.0.0' || publicAddress === '::')) fail('SIP_PUBLIC_ADDRESS', `must be set when SIP_LISTEN listens on ${publicAddress}`);
+  const ports = /^(\d{1,5})-(\d{1,5})$/.exec(env.RTP_PORTS || '40000-40999');
+  const first = Number(ports?.[1]);
+  const last = Number(ports?.[2]);
+  if (!ports || first < 1024 || last > 65535 || last - first < 1) fail('RTP_PORTS', `must be a range FIRST-LAST within 1024-65535 holding at least two ports, got "${env.RTP_PORTS}"`);
+  return { listen, publicAddress, rtpPorts: { first, last } };
+}
+
 /** Reads and validates the configuration; throws `ERR_CONFIG` naming the first bad variable. */
 export function loadConfig(env: Env = process.env): Config {
   const p = port(env, 'PORT', 8080);
@@ -364,6 +396,7 @@ export function loadConfig(env: Env = process.env): Config {
     spoolSegmentSeconds: positiveSeconds(env, 'SPOOL_SEGMENT_SECONDS', 10),
     drainTimeoutMs: positiveSeconds(env, 'DRAIN_TIMEOUT_SECONDS', 3600) * 1000,
     jobTimeLimitMs: positiveSeconds(env, 'JOB_TIME_LIMIT_SECONDS', JOB_TIME_LIMIT_DEFAULT_MS / 1000) * 1000,
+    sip: sip(env),
     tsaUrl: env.TSA_URL ? url(env, 'TSA_URL', '', ['http:', 'https:']) : undefined,
     tsaTimeoutMs: positiveSeconds(env, 'TSA_TIMEOUT_SECONDS', 10) * 1000,
     egressAllow: egressAllow(env),

@@ -6,6 +6,8 @@ interface Transport {
   ws?: number;
   /** HTTP status the API answers with; absent: 500 (internal error, details logged, not sent). */
   http?: number;
+  /** SIP status a SIPREC request is answered with; absent: 500. */
+  sip?: number;
 }
 
 /**
@@ -21,30 +23,33 @@ const REGISTRY = {
   ERR_UNSUPPORTED_CODEC: { ws: 1003 },
   ERR_UNEXPECTED_MESSAGE: { ws: 1008 },
   // A stream that may not record.
-  ERR_MISSING_AGENT: { ws: 1008 },
-  ERR_UNKNOWN_AGENT: { ws: 1008 },
-  ERR_BAD_TOKEN: { ws: 1008 },
-  ERR_BAD_PARAMETER: { ws: 1008 },
+  ERR_MISSING_AGENT: { ws: 1008, sip: 404 },
+  ERR_UNKNOWN_AGENT: { ws: 1008, sip: 404 },
+  ERR_BAD_TOKEN: { ws: 1008, sip: 403 },
+  ERR_BAD_PARAMETER: { ws: 1008, sip: 400 },
   ERR_NO_RUNTIME: { ws: 1008 },
-  ERR_CALL_EXISTS: { ws: 1008 },
+  ERR_CALL_EXISTS: { ws: 1008, sip: 482 },
   // A stream over one of the media endpoints' limits (README "Limits").
   ERR_AUTH_TIMEOUT: { ws: 1008 },
   ERR_PRESTART_LIMIT: { ws: 1008 },
-  ERR_NODE_STREAM_LIMIT: { ws: 1013, http: 503 },
+  ERR_NODE_STREAM_LIMIT: { ws: 1013, http: 503, sip: 503 },
   // An upgrade from an address holding its MAX_PENDING_STREAMS_PER_IP unauthenticated sockets: answered 429.
   ERR_PENDING_STREAM_LIMIT: { http: 429 },
   // Bridge mode: one side stopped reading and the other's messages for it passed BRIDGE_RELAY_MAX_BYTES.
   ERR_RELAY_OVERFLOW: { ws: 1008 },
-  ERR_TENANT_STREAM_LIMIT: { ws: 1013 },
+  ERR_TENANT_STREAM_LIMIT: { ws: 1013, sip: 503 },
   ERR_STREAM_IDLE: { ws: 1008 },
   ERR_AGENT_UNREACHABLE: { ws: 1014 },
   // A tenant- or stream-supplied URL whose host is internal (EGRESS_ALLOW): refused at PATCH (400) and at connect.
   ERR_EGRESS_REFUSED: { ws: 1008, http: 400 },
-  ERR_SHUTTING_DOWN: { ws: 1001 },
+  ERR_SHUTTING_DOWN: { ws: 1001, sip: 503 },
   // A new stream while this node's spool disk takes no writes (full): its upgrade is answered 503.
-  ERR_SPOOL_UNWRITABLE: { ws: 1013, http: 503 },
+  ERR_SPOOL_UNWRITABLE: { ws: 1013, http: 503, sip: 503 },
   // A new stream at a draining node: its upgrade is answered 503 (the provider retries elsewhere).
-  ERR_DRAINING: { http: 503 },
+  ERR_DRAINING: { http: 503, sip: 503 },
+  // SIP (SIPREC): a message that breaks RFC 3261's grammar; an offer callrec cannot record.
+  ERR_SIP_PARSE: { sip: 400 },
+  ERR_SIP_NOT_ACCEPTABLE: { sip: 488 },
   // API answers.
   ERR_VALIDATION: { http: 400 },
   ERR_BAD_REQUEST: { http: 400 },
@@ -68,8 +73,8 @@ const REGISTRY = {
   ERR_LEGAL_HOLD: { http: 423 },
   ERR_UPSTREAM: { http: 502 },
   // Also a stream refused for its address's failed authentications (AUTH_FAILURES_PER_IP).
-  ERR_RATE_LIMITED: { ws: 1008, http: 429 },
-  ERR_UNAVAILABLE: { http: 503 },
+  ERR_RATE_LIMITED: { ws: 1008, http: 429, sip: 403 },
+  ERR_UNAVAILABLE: { http: 503, sip: 503 },
   // A `?format=` transcode past MAX_TRANSCODES (the node's): answered 503 with Retry-After.
   ERR_TRANSCODE_BUSY: { http: 503 },
   // Internal: logged, answered as 500 / closed 1011.
@@ -173,6 +178,12 @@ export function httpStatus(err: unknown): number {
 export function wsCloseCode(err: unknown): number {
   const code = errorCode(err);
   return (code && (REGISTRY[code] as Transport).ws) || 1011;
+}
+
+/** SIP status for an error: the registry's for our codes, 500 for the rest. */
+export function sipStatus(err: unknown): number {
+  const code = errorCode(err);
+  return (code && (REGISTRY[code] as Transport).sip) || 500;
 }
 
 /** `code: message`, cut to the 123 bytes a WebSocket close frame's reason may hold. */

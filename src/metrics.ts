@@ -5,6 +5,7 @@ export class MediaMetrics {
   readonly registry = new Registry();
   readonly callsActive = new Gauge({ name: 'callrec_calls_active', help: 'Provider streams open on this node', registers: [this.registry] });
   readonly callsTotal = new Counter({ name: 'callrec_calls_total', help: 'Provider streams ended, by outcome', labelNames: ['provider', 'outcome'] as const, registers: [this.registry] });
+  readonly sipRequestsTotal = new Counter({ name: 'callrec_sip_requests_total', help: 'SIP requests answered finally (SIPREC), by method and status', labelNames: ['method', 'status'] as const, registers: [this.registry] });
   readonly framesTotal = new Counter({ name: 'callrec_frames_total', help: 'Media frames received from providers', labelNames: ['provider'] as const, registers: [this.registry] });
   /** Time from a provider message's arrival to its frame being placed (and, in bridge mode, relayed). */
   readonly frameSeconds = new Histogram({

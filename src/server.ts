@@ -20,6 +20,7 @@ import { TenantStreams } from './calls/tenant-streams.js';
 import { CallSession } from './calls/session.js';
 import { StreamAdmission } from './calls/stream-admission.js';
 import { CallrecError, HttpError, httpStatus } from './errors.js';
+import { SiprecServer } from './sip/siprec.js';
 import type { Config } from './config.js';
 import { PromptCache } from './consent/prompts.js';
 import { createTtsEngine } from './consent/tts/index.js';
@@ -71,6 +72,8 @@ export interface CallrecServer {
   storage: StorageResolver;
   registry: CallRegistry;
   log: Logger;
+  /** The SIPREC recording server (`SIP_LISTEN`); null when SIP is off. */
+  siprec: SiprecServer | null;
   /** Stops accepting streams, ends live calls (queueing their recordings), then closes everything. */
   close(): Promise<void>;
   /**
@@ -288,6 +291,30 @@ export async function startServer(given: Config, opts: ServerOptions = {}): Prom
   };
   const audiohookAuth = new AudiohookAuth({ store, keyring, redisUrl: config.redisUrl, prefix: config.queuePrefix });
   let accepting = true;
+  /** Why this node takes no new call now (its spool disk, MAX_STREAMS_PER_NODE), counted; null: it takes one. */
+  function nodeRefusal(): CallrecError | null {
+    const refusal = !spoolMonitor.writable
+      ? new CallrecError('ERR_SPOOL_UNWRITABLE', `${spoolMonitor.reason}; stream to another node`)
+      : sessions.size >= config.streams.perNode
+        ? new CallrecError('ERR_NODE_STREAM_LIMIT', `this node holds its ${config.streams.perNode} streams (MAX_STREAMS_PER_NODE)`)
+        : null;
+    if (refusal) metrics.streamLimitsTotal.inc({ limit: refusal.code });
+    return refusal;
+  }
+  const siprec = config.sip
+    ? new SiprecServer({
+        config: config.sip,
+        media,
+        keyring,
+        log: log.child({ component: 'sip' }),
+        draining: () => !accepting,
+        refusal: nodeRefusal,
+        onCall: (call) => {
+          sessions.add(call);
+          void call.ended.then(() => sessions.delete(call));
+        },
+      })
+    : null;
   app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const match = MEDIA_PATH.exec(url.pathname);
@@ -300,14 +327,9 @@ export async function startServer(given: Config, opts: ServerOptions = {}): Prom
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
       return;
     }
-    if (!spoolMonitor.writable) {
-      metrics.streamLimitsTotal.inc({ limit: 'ERR_SPOOL_UNWRITABLE' });
-      refuseUpgrade(socket, new CallrecError('ERR_SPOOL_UNWRITABLE', `${spoolMonitor.reason}; stream to another node`));
-      return;
-    }
-    if (sessions.size >= config.streams.perNode) {
-      metrics.streamLimitsTotal.inc({ limit: 'ERR_NODE_STREAM_LIMIT' });
-      refuseUpgrade(socket, new CallrecError('ERR_NODE_STREAM_LIMIT', `this node holds its ${config.streams.perNode} streams (MAX_STREAMS_PER_NODE)`));
+    const refusal = nodeRefusal();
+    if (refusal) {
+      refuseUpgrade(socket, refusal);
       return;
     }
     const address = proxyAddr(req, trustedProxy);
@@ -344,12 +366,17 @@ export async function startServer(given: Config, opts: ServerOptions = {}): Prom
   listener.open();
   const { port } = listener;
   log.info({ port }, 'callrec listening');
+  if (siprec) {
+    await siprec.listen();
+    log.info({ sip: siprec.transport.addresses() }, 'SIPREC listening');
+  }
 
   async function close(): Promise<void> {
     accepting = false;
     // Calls ending now get one attempt to queue their recording; recovery does the rest.
     enqueuer.close();
     await Promise.all([...sessions].map((s) => s.shutdown()));
+    await siprec?.close();
     await app.close();
     await listener.close();
     await internal?.close();
@@ -416,6 +443,7 @@ export async function startServer(given: Config, opts: ServerOptions = {}): Prom
     storage,
     registry,
     log,
+    siprec,
     close,
     drain() {
       if (draining === null) draining = drainThenClose();

@@ -7,6 +7,7 @@ import type { ApiKey } from '../store/index.js';
 import { HttpError } from '../errors.js';
 import { notFound } from './errors.js';
 import { SafeId } from '../ids.js';
+import { sealDigest } from '../sip/digest.js';
 import type { ApiDeps, ApiInstance } from './types.js';
 
 const TenantQuery = Type.Object({ tenant_id: Type.Optional(SafeId()) });
@@ -19,6 +20,7 @@ const CreateKeyBody = Type.Object(
     audiohook: Type.Optional(
       Type.Boolean({ description: 'also issue a Genesys AudioHook client secret (`audiohook_client_secret`, shown once): upgrades with this key must then carry an HTTP Message Signature made with it' }),
     ),
+    sip_digest: Type.Optional(Type.Boolean({ description: 'SIPREC: the key may also authenticate an SBC by SIP digest (username = key id, password = secret)' })),
   },
   { additionalProperties: false },
 );
@@ -30,6 +32,7 @@ const KeyView = Type.Object({
   prefix: Type.String({ description: 'the first characters of the secret, to tell keys apart' }),
   scopes: Type.Array(StringEnum(SCOPES)),
   operator: Type.Boolean(),
+  sip_digest: Type.Boolean({ description: 'SIPREC: whether the key authenticates SIP by digest' }),
   created_at: Type.String({ format: 'date-time' }),
   last_used_at: Nullable(Type.String({ format: 'date-time' })),
   revoked_at: Nullable(Type.String({ format: 'date-time' })),
@@ -51,6 +54,7 @@ function keyView(key: ApiKey): Static<typeof KeyView> {
     prefix: key.prefix,
     scopes: key.scopes,
     operator: key.operator,
+    sip_digest: key.sipDigest,
     created_at: key.createdAt,
     last_used_at: key.lastUsedAt,
     revoked_at: key.revokedAt,
@@ -88,7 +92,8 @@ export function keyRoutes(app: ApiInstance, { store, keyring }: ApiDeps): void {
     }
     if (!(await store.tenants.get(tenantId))) throw notFound(`tenant ${tenantId}`);
     const issuer = request.body.audiohook ? audiohookSecretIssuer(keyring) : null;
-    const { key, secret } = await store.keys.create({ tenantId, name: request.body.name, scopes: request.body.scopes, audiohookSecret: issuer?.seal });
+    const sipDigest = request.body.sip_digest ? (keyId: string, secret: string) => sealDigest(keyring, keyId, secret) : undefined;
+    const { key, secret } = await store.keys.create({ tenantId, name: request.body.name, scopes: request.body.scopes, audiohookSecret: issuer?.seal, sipDigest });
     reply.code(201);
     // Both shown once: the key's secret is kept as a hash, the client secret sealed.
     return { ...keyView(key), secret, ...(issuer ? { audiohook_client_secret: issuer.secret } : {}) };

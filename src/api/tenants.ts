@@ -23,6 +23,7 @@ const TenantView = Type.Object({
   storage_url: Nullable(Type.String()),
   storage_credentials_set: Type.Boolean(),
   public_key: Nullable(Type.String({ description: "PEM (SPKI) of the RSA key that wraps this tenant's recording keys" })),
+  sip_sources: Type.Array(Type.String(), { description: "SIPREC: the SBCs' addresses or CIDRs this tenant's recording sessions come from" }),
 });
 
 /**

@@ -65,6 +65,7 @@ export const CallViewSchema = Type.Object({
   consent: Nullable(JsonObject),
   pauses: Type.Array(JsonObject),
   alignment: Nullable(JsonObject),
+  participants: Type.Array(JsonObject, { description: 'SIPREC: who the recording metadata named, and which leg each sent (empty for other providers)' }),
   legal_hold: Type.Boolean({ description: 'while true the recording cannot be deleted' }),
   legal_hold_reason: Nullable(Type.String()),
 });
@@ -101,6 +102,7 @@ export function callView(call: Call, recording: Recording | null): CallView {
     consent: call.consent,
     pauses: call.pauses,
     alignment: call.alignment,
+    participants: call.participants,
     legal_hold: call.legalHold,
     legal_hold_reason: call.legalHoldReason,
   };

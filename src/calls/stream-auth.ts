@@ -7,7 +7,7 @@ import { CallrecError } from '../errors.js';
 import { isSafeId, SAFE_ID_RULE } from '../ids.js';
 import { EgressRefusedError, type EgressPolicy } from '../net/egress.js';
 import type { StreamLimits } from '../config.js';
-import type { Provider, StreamStart, UpgradeInfo } from '../protocols/types.js';
+import type { CallSource, StreamStart, UpgradeInfo } from '../protocols/types.js';
 import type { CallMode, Store } from '../store/index.js';
 import type { CallRegistry } from './registry.js';
 import type { CallSession } from './session.js';
@@ -29,6 +29,8 @@ export interface StreamIdentity {
 export interface StreamUpgrade extends UpgradeInfo {
   /** The client's address: its failed authentications are limited. */
   address: string;
+  /** The tenant the client's transport already authenticated it as (SIPREC: a `sip_sources` address); no token is then asked. */
+  tenantId?: string;
 }
 
 export interface StreamAuthContext {
@@ -59,16 +61,21 @@ export async function authenticateStream(ctx: StreamAuthContext, upgrade: Stream
   const agentId = params.agent_id;
   if (!agentId) throw new CallrecError('ERR_MISSING_AGENT', 'stream has no agent_id parameter');
   if (!isSafeId(agentId)) throw new CallrecError('ERR_BAD_PARAMETER', `agent_id ${SAFE_ID_RULE}`);
-  const failureKey = `${upgrade.address} token ${displayPrefix(params.token ?? '')}`;
-  const retryAfterMs = authFailures.retryAfterMs(failureKey);
-  if (retryAfterMs > 0) throw tooManyFailures(retryAfterMs);
-  const principal = params.token ? await store.keys.verify(params.token) : null;
-  if (!principal || !hasScope(principal, 'media:stream')) {
-    const retryAfterMs = authFailures.fail(failureKey);
+  // SIPREC: the SIP layer authenticated the client already (digest or `sip_sources`) and names its tenant.
+  let tenantId = upgrade.tenantId;
+  if (tenantId === undefined) {
+    const failureKey = `${upgrade.address} token ${displayPrefix(params.token ?? '')}`;
+    const retryAfterMs = authFailures.retryAfterMs(failureKey);
     if (retryAfterMs > 0) throw tooManyFailures(retryAfterMs);
-    throw new CallrecError('ERR_BAD_TOKEN', 'token missing, unknown, revoked or without media:stream scope');
+    const principal = params.token ? await store.keys.verify(params.token) : null;
+    if (!principal || !hasScope(principal, 'media:stream')) {
+      const retryAfterMs = authFailures.fail(failureKey);
+      if (retryAfterMs > 0) throw tooManyFailures(retryAfterMs);
+      throw new CallrecError('ERR_BAD_TOKEN', 'token missing, unknown, revoked or without media:stream scope');
+    }
+    tenantId = principal.tenantId;
   }
-  const agent = await store.agents.get(principal.tenantId, agentId);
+  const agent = await store.agents.get(tenantId, agentId);
   if (!agent) throw new CallrecError('ERR_UNKNOWN_AGENT', `unknown agent_id "${agentId.slice(0, 64)}"`);
   const settings = resolveCallRecording(agent.settings);
   const runtimeUrl = params.agent_url || settings.agent_ws_url || null;
@@ -84,7 +91,7 @@ export async function authenticateStream(ctx: StreamAuthContext, upgrade: Stream
   const callId = params.call_id || start.providerCallId || start.streamId || randomUUID();
   if (!isSafeId(callId)) throw new CallrecError('ERR_BAD_PARAMETER', `call_id ${SAFE_ID_RULE}`);
   return {
-    tenantId: principal.tenantId,
+    tenantId,
     agentId,
     callId,
     mode,
@@ -151,7 +158,7 @@ export interface CallClaim {
  * (`created` rejects `ERR_TENANT_STREAM_LIMIT` at the cap; no count when the cap is off) and
  * creates the call row.
  */
-export function claimCall(ctx: ClaimContext, session: CallSession, provider: Provider, start: StreamStart, identity: StreamIdentity): CallClaim {
+export function claimCall(ctx: ClaimContext, session: CallSession, provider: CallSource, start: StreamStart, identity: StreamIdentity): CallClaim {
   const { tenantId, mode } = identity;
   const base = identity.callId;
   const exists = (when: string) => new CallrecError('ERR_CALL_EXISTS', `call "${base.slice(0, 64)}" ${when}`);
@@ -177,6 +184,7 @@ export function claimCall(ctx: ClaimContext, session: CallSession, provider: Pro
         settings: identity.settings,
         streamId: start.streamId ?? null,
         nodeId: ctx.nodeId,
+        participants: start.participants,
       })
       .then(
         () => {},

@@ -3,6 +3,9 @@ import type { Leg, MediaFormat } from '../../media/types.js';
 
 export type Provider = 'twilio' | 'telnyx' | 'vonage' | 'signalwire' | 'plivo' | 'exotel' | 'bandwidth' | 'jambonz' | 'freeswitch' | 'asterisk' | 'azure' | 'genesys';
 
+/** Where a call's media comes from: a provider's WebSocket, or a SIPREC session's RTP (`src/sip/`). */
+export type CallSource = Provider | 'siprec';
+
 /** What a provider's start message (Vonage: `websocket:connected`) tells us about the stream. */
 export interface StreamStart {
   /** The provider's call id (Twilio CallSid, Telnyx call_control_id, Vonage uuid), when it sends one. */
@@ -28,6 +31,8 @@ export interface StreamStart {
    * transfer): a later session is recorded as call `<id>-2`, `-3`, … rather than refused.
    */
   manySessions?: boolean;
+  /** SIPREC: the participants the recording metadata named, kept with the call. */
+  participants?: Record<string, unknown>[];
 }
 
 /**
@@ -93,7 +98,7 @@ export interface UpgradeInfo {
  * `ERR_MALFORMED_MESSAGE`, `ERR_UNKNOWN_EVENT`, `ERR_BAD_PAYLOAD`, `ERR_UNSUPPORTED_CODEC`.
  */
 export interface ProviderAdapter {
-  readonly provider: Provider;
+  readonly provider: CallSource;
   /** How long a piece of audio sent back should be, ms, where the provider plays short ones poorly (Exotel: 200). */
   readonly playbackFrameMs?: number;
   /** Parse one message the provider sent us. */

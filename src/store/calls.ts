@@ -33,6 +33,8 @@ export interface Call {
   alignment: JsonObject | null;
   consent: JsonObject | null;
   pauses: JsonObject[];
+  /** SIPREC: the participants the recording metadata named (`id`, `aor`, `name`, `leg`). */
+  participants: JsonObject[];
   /** While true the call's recording may not be deleted, by the API or by retention. */
   legalHold: boolean;
   legalHoldReason: string | null;
@@ -63,6 +65,7 @@ export interface NewCall {
   settings: CallRecordingSettings;
   streamId?: string | null;
   nodeId?: string | null;
+  participants?: JsonObject[];
   /** Defaults to now. */
   startedAt?: string;
 }
@@ -111,6 +114,7 @@ function toCall(row: Selectable<CallsTable>): Call {
     alignment: row.alignment === null ? null : JSON.parse(row.alignment),
     consent: row.consent === null ? null : JSON.parse(row.consent),
     pauses: JSON.parse(row.pauses),
+    participants: JSON.parse(row.participants),
     legalHold: row.legal_hold === 1,
     legalHoldReason: row.legal_hold_reason,
   };
@@ -174,6 +178,7 @@ export class CallRepository {
       alignment: null,
       consent: null,
       pauses: '[]',
+      participants: JSON.stringify(input.participants ?? []),
       legal_hold: 0,
       legal_hold_reason: null,
     };

@@ -16,6 +16,8 @@ export interface ApiKey {
   prefix: string;
   scopes: Scope[];
   operator: boolean;
+  /** Whether the key authenticates SIPREC clients by digest. */
+  sipDigest: boolean;
   createdAt: string;
   lastUsedAt: string | null;
   revokedAt: string | null;
@@ -28,6 +30,16 @@ export interface NewApiKey {
   operator?: boolean;
   /** Seals an AudioHook client secret for the new key's id (see `newAudiohookSecret`). */
   audiohookSecret?: (keyId: string) => SealedSecret;
+  /** Derives what the key keeps for SIP digest authentication from its id and secret (sealed HA1s); absent: none. */
+  sipDigest?: (keyId: string, secret: string) => string;
+}
+
+/** A key that may authenticate SIP by digest, as `sipDigest` finds it. */
+export interface SipDigestKey {
+  tenantId: string;
+  scopes: Scope[];
+  /** What `NewApiKey.sipDigest` derived. */
+  sealed: string;
 }
 
 export const OPERATOR_TENANT_ID = 'default';
@@ -46,6 +58,7 @@ function toApiKey(row: Selectable<ApiKeysTable>): ApiKey {
     prefix: row.prefix,
     scopes: (JSON.parse(row.scopes) as string[]).filter(isScope),
     operator: row.operator === 1,
+    sipDigest: row.sip_digest !== null,
     createdAt: row.created_at,
     lastUsedAt: row.last_used_at,
     revokedAt: row.revoked_at,
@@ -90,9 +103,22 @@ export class KeyRepository {
       last_used_at: null,
       revoked_at: null,
       audiohook_secret: input.audiohookSecret ? JSON.stringify(input.audiohookSecret(id)) : null,
+      sip_digest: input.sipDigest ? input.sipDigest(id, secret) : null,
     };
     await this.#db.insertInto('api_keys').values(row).execute();
     return row;
+  }
+
+  /** The SIP digest material of a key that is not revoked, or null (unknown, revoked, created without it). */
+  async sipDigest(keyId: string): Promise<SipDigestKey | null> {
+    const row = await this.#db
+      .selectFrom('api_keys')
+      .select(['tenant_id', 'scopes', 'sip_digest'])
+      .where('id', '=', keyId)
+      .where('revoked_at', 'is', null)
+      .executeTakeFirst();
+    if (!row?.sip_digest) return null;
+    return { tenantId: row.tenant_id, scopes: (JSON.parse(row.scopes) as string[]).filter(isScope), sealed: row.sip_digest };
   }
 
   /**

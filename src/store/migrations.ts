@@ -258,6 +258,29 @@ const audiohookSecrets: Migration = {
   },
 };
 
+/**
+ * SIPREC digest authentication: a key created for it keeps its HA1s (one per digest
+ * algorithm), sealed with the master keyring, since its secret is kept only as a hash.
+ */
+const sipDigest: Migration = {
+  async up(db: Db) {
+    await db.schema.alterTable('api_keys').addColumn('sip_digest', 'text').execute();
+  },
+  async down(db: Db) {
+    await db.schema.alterTable('api_keys').dropColumn('sip_digest').execute();
+  },
+};
+
+/** SIPREC: a call keeps the participants its recording metadata named. */
+const callParticipants: Migration = {
+  async up(db: Db) {
+    await db.schema.alterTable('calls').addColumn('participants', 'text', (c) => c.notNull().defaultTo('[]')).execute();
+  },
+  async down(db: Db) {
+    await db.schema.alterTable('calls').dropColumn('participants').execute();
+  },
+};
+
 /** Every migration, in order; names sort in the order they run. */
 export const migrations: Record<string, Migration> = {
   '0001_initial': initial,
@@ -266,6 +289,8 @@ export const migrations: Record<string, Migration> = {
   '0004_shared_spools': sharedSpools,
   '0010_evidence': evidence,
   '0019_audiohook_secrets': audiohookSecrets,
+  '0020_sip_digest': sipDigest,
+  '0021_call_participants': callParticipants,
 };
 
 /** Kysely's provider over the in-code list, so a build ships its migrations without a directory to find. */

@@ -23,6 +23,8 @@ export interface ApiKeysTable {
   revoked_at: string | null;
   /** JSON `SealedSecret`: the AudioHook client secret its signatures are verified with; null for other keys. */
   audiohook_secret: string | null;
+  /** SIPREC digest: the key's HA1s, sealed (JSON); null for a key that does not authenticate SIP. */
+  sip_digest: string | null;
 }
 
 export interface AgentsTable {
@@ -63,6 +65,8 @@ export interface CallsTable {
   alignment: string | null;
   consent: string | null;
   pauses: string;
+  /** SIPREC: the participants the recording metadata named (JSON array); '[]' otherwise. */
+  participants: string;
   /** 1 while the call is on legal hold: its recording may not be deleted. */
   legal_hold: number;
   legal_hold_reason: string | null;

@@ -1,4 +1,5 @@
 import { createPublicKey } from 'node:crypto';
+import net from 'node:net';
 import { Type, type Static } from 'typebox';
 import { Compile } from 'typebox/compile';
 import { firstProblem } from '../validation.js';
@@ -22,6 +23,8 @@ export const TenantSettingsPatchSchema = Type.Object(
     // Checked against the shape its storage_url's scheme needs (below), so errors name the inner field.
     storage_credentials: Type.Optional(Type.Union([Type.Object({}, { additionalProperties: true }), Type.Null()])),
     public_key: Type.Optional(Type.Union([Type.String({ minLength: 1, maxLength: 16_384 }), Type.Null()])),
+    // SIPREC clients (SBCs) this tenant's recording sessions come from: IP addresses or CIDRs.
+    sip_sources: Type.Optional(Type.Union([Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { maxItems: 256 }), Type.Null()])),
   },
   { additionalProperties: false },
 );
@@ -70,6 +73,7 @@ interface StoredSettings {
   /** Earlier buckets by URL, with their credentials (still sealed) or the operator's leave to use the node's. */
   past_storage?: Record<string, { credentials: SealedCredentials | null; node_identity: boolean }>;
   public_key?: string | null;
+  sip_sources?: string[] | null;
 }
 
 type SealedCredentials = SealedSecret & { kind: 'gs' | 's3' };
@@ -129,6 +133,32 @@ function checkPublicKey(pem: string): string {
   const bits = key.asymmetricKeyDetails?.modulusLength ?? 0;
   if (key.asymmetricKeyType !== 'rsa' || bits < 2048) throw new TenantSettingError('public_key', 'must be an RSA key of at least 2048 bits');
   return key.export({ type: 'spki', format: 'pem' }).toString();
+}
+
+/** `sip_sources`: each an IPv4/IPv6 address or CIDR, normalised (`10.0.0.0/8`, `::1/128`). */
+function checkSipSources(values: string[]): string[] {
+  return values.map((value, i) => {
+    const [address, bits, extra] = value.trim().split('/');
+    const family = net.isIP(address);
+    const max = family === 6 ? 128 : 32;
+    if (family === 0 || extra !== undefined || (bits !== undefined && !(/^\d{1,3}$/.test(bits) && Number(bits) <= max))) {
+      throw new TenantSettingError(`sip_sources.${i}`, `must be an IP address or CIDR (192.0.2.10, 198.51.100.0/24, 2001:db8::/32), got "${value.slice(0, 64)}"`);
+    }
+    return `${address}/${bits ?? max}`;
+  });
+}
+
+/** Whether `address` (a SIP message's source) is one of the tenant's `sip_sources`. */
+export function isSipSource(tenant: Tenant, address: string): boolean {
+  const sources = (tenant.settings as StoredSettings).sip_sources;
+  if (!sources?.length) return false;
+  const family = net.isIPv6(address) ? 'ipv6' : 'ipv4';
+  const list = new net.BlockList();
+  for (const source of sources) {
+    const [network, bits] = source.split('/');
+    list.addSubnet(network, Number(bits), net.isIPv6(network) ? 'ipv6' : 'ipv4');
+  }
+  return list.check(address, family);
 }
 
 function checkWebhookUrl(value: string): void {
@@ -201,6 +231,7 @@ export function applySettingsPatch(
     next.storage_node_identity = bucket && !next.storage_credentials;
   }
   if (patch.public_key !== undefined) next.public_key = patch.public_key === null ? null : checkPublicKey(patch.public_key);
+  if (patch.sip_sources !== undefined) next.sip_sources = patch.sip_sources === null ? null : checkSipSources(patch.sip_sources);
   return next as Record<string, unknown>;
 }
 
@@ -216,6 +247,7 @@ export function tenantView(tenant: Tenant) {
     storage_url: s.storage_url ?? null,
     storage_credentials_set: Boolean(s.storage_credentials),
     public_key: s.public_key ?? null,
+    sip_sources: s.sip_sources ?? [],
   };
 }
 

@@ -312,7 +312,7 @@ describe.each(TEST_DB_KINDS)('HTTP API on %s', (kind) => {
           id: expect.any(String), status: 'ready', format: 'mp3', channels: 1, duration_ms: 1000, byte_size: 10,
           sha256: 'f'.repeat(64), error: null, created_at: expect.any(String), ready_at: null, retention_expires_at: expect.any(String), complete: true, lost_spans: [],
         },
-        recording_status: 'ready', consent: { outcome: 'announced' }, pauses: [{ start_ms: 5, end_ms: 10 }], alignment: null,
+        recording_status: 'ready', consent: { outcome: 'announced' }, pauses: [{ start_ms: 5, end_ms: 10 }], alignment: null, participants: [],
         legal_hold: false, legal_hold_reason: null,
       });
       const none = await json(await call('GET', '/api/calls/list-0', 'reader'));

@@ -128,11 +128,20 @@ describe.each(TEST_DB_KINDS)('tenant settings API on %s', (kind) => {
     [{ public_key: 'not a key' }, 'public_key'],
     [{ public_key: rsaPem(1024) }, 'public_key'],
     [{ public_key: generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'pem' }).toString() }, 'public_key'],
+    [{ sip_sources: ['10.0.0.0/8', 'sbc.example.com'] }, 'sip_sources.1'],
+    [{ sip_sources: ['10.0.0.0/33'] }, 'sip_sources.0'],
+    [{ sip_sources: '10.0.0.1' }, 'sip_sources'],
   ])('400 naming the field for %j', async (body, field) => {
     const before = await rawSettings(t, 'default');
     const res = await call(t.key, 'PATCH', '/api/tenants/default', body);
     expect(res).toMatchObject({ status: 400, body: { error: { code: 'ERR_VALIDATION', field } } });
     expect(await rawSettings(t, 'default')).toBe(before);
+  });
+
+  test('sip_sources: addresses and CIDRs kept normalised, shown, cleared by null', async () => {
+    const set = await call(t.key, 'PATCH', '/api/tenants/default', { sip_sources: ['192.0.2.10', '198.51.100.0/24', '2001:db8::/32'] });
+    expect(set).toMatchObject({ status: 200, body: { sip_sources: ['192.0.2.10/32', '198.51.100.0/24', '2001:db8::/32'] } });
+    expect((await call(t.key, 'PATCH', '/api/tenants/default', { sip_sources: null })).body.sip_sources).toEqual([]);
   });
 
   test('another tenant is a 404 for an admin; the operator manages any tenant; only admin keys', async () => {

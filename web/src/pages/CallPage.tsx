@@ -59,6 +59,10 @@ function Metadata({ call }: { call: CallView }) {
     ['Alignment', <Fields value={call.alignment} />],
     ['Retention expiry', formatTime(call.recording?.retention_expires_at ?? null)],
     ['Legal hold', call.legal_hold ? `on — ${call.legal_hold_reason ?? ''}` : 'off'],
+    // SIPREC: who the recording metadata named, and the leg (channel) each one's audio is on.
+    ...(call.participants.length > 0
+      ? [['Participants', call.participants.map((p) => `${String(p.name || p.aor || p.id)}${p.aor && p.name ? ` <${String(p.aor)}>` : ''}${p.leg ? ` (${String(p.leg)})` : ''}`).join(', ')] as [string, string]]
+      : []),
   ];
   return (
     <dl class="metadata">

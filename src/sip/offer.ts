@@ -1,0 +1,198 @@
+import { XMLParser } from 'fast-xml-parser';
+import * as sdpTransform from 'sdp-transform';
+import type { Codec, Leg } from '../../media/types.js';
+import { CallrecError } from '../errors.js';
+import { SipParseError, type SipHeaders } from './message.js';
+
+/** A participant of the recorded call, as the RFC 7865 metadata names it. */
+export interface Participant {
+  id: string;
+  /** The participant's address of record (`sip:alice@example.com`, `tel:+1…`); '' when not given. */
+  aor: string;
+  name: string;
+}
+
+/** One audio stream callrec records: its place in the SDP, and the leg its audio goes to. */
+export interface RecordedStream {
+  /** Index of its m= line in the offer (the answer keeps the order). */
+  index: number;
+  label: string;
+  leg: Leg;
+  /** Who sends it, when the metadata says. */
+  participant: Participant | null;
+  /** The SRC's address for it (c= line) and port: RTP comes from there. */
+  address: string;
+  port: number;
+  /** The offered payload types of the chosen codec and of telephone-event (-1: not offered). */
+  payloadType: number;
+  eventPayloadType: number;
+}
+
+/** What a SIPREC INVITE offers: its SDP, parsed, and the streams callrec records. */
+export interface RecordingOffer {
+  sdp: sdpTransform.SessionDescription;
+  codec: Codec;
+  streams: RecordedStream[];
+  participants: Participant[];
+}
+
+/** Codecs callrec decodes (media/codec.ts), by their SDP encoding name; static payload types 0 and 8 need no rtpmap. */
+const CODECS: Readonly<Record<string, Codec>> = { PCMU: 'pcmu', PCMA: 'pcma' };
+const STATIC: Readonly<Record<number, string>> = { 0: 'PCMU', 8: 'PCMA' };
+
+/** The `multipart/mixed` parts of a body (RFC 2046 §5.1), by lower-cased Content-Type without parameters. */
+export function multipartParts(contentType: string, body: Buffer): Map<string, string> {
+  const boundary = /;\s*boundary\s*=\s*(?:"([^"]+)"|([^;\s]+))/i.exec(contentType);
+  if (!boundary) throw new SipParseError('multipart/mixed without a boundary');
+  const delimiter = `--${boundary[1] ?? boundary[2]}`;
+  const parts = new Map<string, string>();
+  const text = body.toString('utf8');
+  for (const chunk of text.split(delimiter).slice(1)) {
+    if (chunk.startsWith('--')) break;
+    const blank = chunk.search(/\r?\n\r?\n/);
+    if (blank < 0) continue;
+    const head = chunk.slice(0, blank);
+    const type = /^content-type\s*:\s*([^;\r\n]+)/im.exec(head)?.[1].trim().toLowerCase();
+    if (type) parts.set(type, chunk.slice(blank).replace(/^\r?\n\r?\n/, '').replace(/\r?\n$/, ''));
+  }
+  return parts;
+}
+
+/**
+ * Reads a SIPREC INVITE's body: the SDP offer and the `application/rs-metadata+xml`
+ * document. Throws `ERR_SIP_PARSE` (400) for a body that is not one, `ERR_SIP_NOT_ACCEPTABLE`
+ * (488) when no codec callrec decodes is offered on every audio stream.
+ */
+export function readOffer(headers: SipHeaders, body: Buffer): RecordingOffer {
+  const contentType = headers.get('content-type') ?? '';
+  let sdpText: string | undefined;
+  let metadataText: string | undefined;
+  if (/^multipart\/mixed\b/i.test(contentType)) {
+    const parts = multipartParts(contentType, body);
+    sdpText = parts.get('application/sdp');
+    metadataText = parts.get('application/rs-metadata+xml');
+  } else if (/^application\/sdp\b/i.test(contentType)) {
+    sdpText = body.toString('utf8');
+  }
+  if (!sdpText) throw new SipParseError('no SDP offer in the body', headers, 'INVITE');
+  let sdp: sdpTransform.SessionDescription;
+  try {
+    sdp = sdpTransform.parse(sdpText);
+  } catch (err) {
+    throw new SipParseError(`bad SDP: ${(err as Error).message}`, headers, 'INVITE');
+  }
+  const participants = metadataText ? readMetadata(metadataText) : { participants: [], senderOf: new Map<string, Participant>() };
+  const audio = (sdp.media ?? []).map((media, index) => ({ media, index })).filter(({ media }) => media.type === 'audio' && media.port !== 0 && media.direction !== 'inactive' && media.direction !== 'recvonly');
+  if (audio.length === 0) throw new CallrecError('ERR_SIP_NOT_ACCEPTABLE', 'no audio stream to record in the offer');
+  const codec = chooseCodec(audio.map(({ media }) => media));
+  // The caller is whoever sends the first audio stream (SBCs list the calling party first).
+  const firstSender = participants.senderOf.get(String(audio[0].media.label ?? ''));
+  const streams = audio.map(({ media, index }, i): RecordedStream => {
+    const label = String(media.label ?? index);
+    const participant = participants.senderOf.get(label) ?? null;
+    const isCaller = firstSender && participant ? participant === firstSender : i === 0;
+    return {
+      index,
+      label,
+      leg: isCaller ? 'caller' : 'agent',
+      participant,
+      address: media.connection?.ip ?? sdp.connection?.ip ?? '',
+      port: media.port,
+      payloadType: payloadTypeOf(media, codec),
+      eventPayloadType: media.rtp.find((r) => r.codec.toLowerCase() === 'telephone-event' && r.rate === 8000)?.payload ?? -1,
+    };
+  });
+  return { sdp, codec, streams, participants: participants.participants };
+}
+
+/** The offered payload formats of a stream, by encoding name (static ones without rtpmap included). */
+function formats(media: sdpTransform.MediaDescription): { payload: number; name: string; rate: number }[] {
+  return String(media.payloads ?? '')
+    .split(/\s+/)
+    .filter(Boolean)
+    .map(Number)
+    .map((payload) => {
+      const rtp = media.rtp.find((r) => r.payload === payload);
+      return { payload, name: (rtp?.codec ?? STATIC[payload] ?? '').toUpperCase(), rate: rtp?.rate ?? 8000 };
+    });
+}
+
+/** The first codec of the first stream's list that callrec decodes and every stream offers (one format per call). */
+function chooseCodec(audio: sdpTransform.MediaDescription[]): Codec {
+  for (const { name, rate } of formats(audio[0])) {
+    if (CODECS[name] && rate === 8000 && audio.every((media) => formats(media).some((f) => f.name === name && f.rate === 8000))) return CODECS[name];
+  }
+  const offered = [...new Set(audio.flatMap((media) => formats(media).map((f) => f.name)))].join(', ');
+  throw new CallrecError('ERR_SIP_NOT_ACCEPTABLE', `no codec callrec records is offered on every stream (offered: ${offered.slice(0, 100)}; callrec takes PCMU, PCMA)`);
+}
+
+function payloadTypeOf(media: sdpTransform.MediaDescription, codec: Codec): number {
+  return formats(media).find((f) => CODECS[f.name] === codec)!.payload;
+}
+
+const METADATA_LISTS = new Set(['participant', 'stream', 'participantstreamassoc', 'send', 'nameID', 'name']);
+const xml = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '', removeNSPrefix: true, isArray: (name) => METADATA_LISTS.has(name), processEntities: true });
+
+type XmlNode = Record<string, unknown>;
+
+const text = (node: unknown): string => (typeof node === 'object' && node !== null ? String((node as XmlNode)['#text'] ?? '') : node === undefined ? '' : String(node)).trim();
+
+/**
+ * The RFC 7865 metadata: participants (AOR from `nameID`, display name) and which stream
+ * (by label) each sends, from `participantstreamassoc` or, in the older RFC 7866 drafts' form,
+ * the participant's own `send` elements.
+ */
+export function readMetadata(document: string): { participants: Participant[]; senderOf: Map<string, Participant> } {
+  let root: XmlNode;
+  try {
+    root = (xml.parse(document) as XmlNode).recording as XmlNode;
+  } catch (err) {
+    throw new SipParseError(`bad recording metadata: ${(err as Error).message}`);
+  }
+  if (!root || typeof root !== 'object') throw new SipParseError('recording metadata without a <recording> element');
+  const list = (name: string) => ((root[name] as XmlNode[] | undefined) ?? []).filter((n) => typeof n === 'object');
+  const participants = list('participant').map((p): Participant & { sends: string[] } => {
+    const nameId = (p.nameID as XmlNode[] | undefined)?.[0] ?? {};
+    return {
+      id: String(p.participant_id ?? p.id ?? ''),
+      aor: String(nameId.aor ?? p.aor ?? ''),
+      name: text((nameId.name as unknown[] | undefined)?.[0] ?? (p.name as unknown[] | undefined)?.[0]),
+      sends: ((p.send as unknown[] | undefined) ?? []).map(text),
+    };
+  });
+  const labelOf = new Map(list('stream').map((s) => [String(s.stream_id ?? s.id ?? ''), text(s.label)]));
+  const senderOf = new Map<string, Participant>();
+  const byId = new Map(participants.map((p) => [p.id, p]));
+  for (const p of participants) for (const streamId of p.sends) senderOf.set(labelOf.get(streamId) ?? streamId, p);
+  for (const assoc of list('participantstreamassoc')) {
+    const p = byId.get(String(assoc.participant_id ?? ''));
+    if (p) for (const streamId of ((assoc.send as unknown[] | undefined) ?? []).map(text)) senderOf.set(labelOf.get(streamId) ?? streamId, p);
+  }
+  return { participants: participants.map(({ sends: _, ...p }) => p), senderOf };
+}
+
+/**
+ * The SDP answer: every recorded stream `a=recvonly` on its RTP port with the chosen codec
+ * (and telephone-event when offered), every other stream refused (port 0, RFC 3264 §6).
+ */
+export function answerSdp(offer: RecordingOffer, address: string, ports: ReadonlyMap<number, number>, sessionId: number): string {
+  const family = address.includes(':') ? 6 : 4;
+  const media = (offer.sdp.media ?? []).map((m, index) => {
+    const stream = offer.streams.find((s) => s.index === index);
+    const port = ports.get(index);
+    if (!stream || port === undefined) return { type: m.type, port: 0, protocol: m.protocol, payloads: m.payloads, rtp: [], fmtp: [], ...(m.label === undefined ? {} : { label: m.label }) };
+    const rtp = offer.sdp.media[index].rtp.filter((r) => r.payload === stream.payloadType || r.payload === stream.eventPayloadType);
+    if (!rtp.some((r) => r.payload === stream.payloadType)) rtp.unshift({ payload: stream.payloadType, codec: offer.codec === 'pcmu' ? 'PCMU' : 'PCMA', rate: 8000 });
+    const payloads = [stream.payloadType, ...(stream.eventPayloadType >= 0 ? [stream.eventPayloadType] : [])].join(' ');
+    const fmtp = (m.fmtp ?? []).filter((f) => f.payload === stream.eventPayloadType);
+    return { type: 'audio', port, protocol: m.protocol, payloads, rtp, fmtp, direction: 'recvonly' as const, ptime: m.ptime, ...(m.label === undefined ? {} : { label: m.label }) };
+  });
+  return sdpTransform.write({
+    version: 0,
+    origin: { username: 'callrec', sessionId, sessionVersion: 1, netType: 'IN', ipVer: family, address },
+    name: 'callrec',
+    connection: { version: family, ip: address },
+    timing: { start: 0, stop: 0 },
+    media: media as sdpTransform.MediaDescription[],
+  });
+}

@@ -1,0 +1,120 @@
+import dgram from 'node:dgram';
+import { CallrecError } from '../errors.js';
+
+/** The fields of an RTP packet (RFC 3550 §5.1) callrec uses; `payload` is a view into the datagram. */
+export interface RtpPacket {
+  payloadType: number;
+  marker: boolean;
+  sequence: number;
+  timestamp: number;
+  ssrc: number;
+  payload: Buffer;
+}
+
+/** Parses an RTP packet; null for anything else (RTCP on the same port, STUN, garbage). */
+export function parseRtp(data: Buffer): RtpPacket | null {
+  if (data.length < 12 || data[0] >> 6 !== 2) return null;
+  const payloadType = data[1] & 0x7f;
+  // RTCP (RFC 5761 §4): packet types 200-204 land on payload types 72-76 with the marker bit.
+  if (payloadType >= 72 && payloadType <= 76) return null;
+  let offset = 12 + (data[0] & 0x0f) * 4;
+  if (data[0] & 0x10) {
+    if (data.length < offset + 4) return null;
+    offset += 4 + data.readUInt16BE(offset + 2) * 4;
+  }
+  let end = data.length;
+  if (data[0] & 0x20) end -= data[end - 1];
+  if (end < offset) return null;
+  return {
+    payloadType,
+    marker: (data[1] & 0x80) !== 0,
+    sequence: data.readUInt16BE(2),
+    timestamp: data.readUInt32BE(4),
+    ssrc: data.readUInt32BE(8),
+    payload: data.subarray(offset, end),
+  };
+}
+
+/** An RFC 4733 telephone-event payload: the digit, and whether this packet ends the event. */
+export function parseTelephoneEvent(payload: Buffer): { digit: string; end: boolean } | null {
+  if (payload.length < 4) return null;
+  const digit = '0123456789*#ABCD'[payload[0]];
+  return digit === undefined ? null : { digit, end: (payload[1] & 0x80) !== 0 };
+}
+
+/**
+ * The `RTP_PORTS` range: hands out even ports (RTCP would take the odd one above, RFC 3550
+ * §11) and takes them back when a stream ends. A port another process holds is skipped.
+ */
+export class RtpPorts {
+  readonly #free: number[] = [];
+
+  constructor(range: { first: number; last: number }) {
+    for (let port = range.first + (range.first % 2); port <= range.last; port += 2) this.#free.push(port);
+  }
+
+  get available(): number {
+    return this.#free.length;
+  }
+
+  /** A bound UDP socket on a free port of the range; rejects `ERR_UNAVAILABLE` when none is left. */
+  async open(host: string): Promise<dgram.Socket> {
+    for (let tries = this.#free.length; tries > 0; tries--) {
+      const port = this.#free.shift()!;
+      const socket = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4');
+      const bound = await new Promise<boolean>((resolve) => {
+        socket.once('error', () => resolve(false));
+        socket.bind(port, host, () => resolve(true));
+      });
+      if (bound) {
+        socket.removeAllListeners('error');
+        socket.once('close', () => this.#free.push(port));
+        return socket;
+      }
+      socket.close();
+      this.#free.push(port);
+    }
+    throw new CallrecError('ERR_UNAVAILABLE', 'no free port in RTP_PORTS');
+  }
+}
+
+/**
+ * Places one RTP stream's packets on the session's clock, in ms: `offsetMs` (when the stream's
+ * first packet arrived, on the session's clock) plus its RTP timestamp since that packet, the
+ * 32-bit timestamp unwrapped. A new SSRC (the SRC re-originated the stream) continues the
+ * same leg from its arrival, or from where the old one's audio ended if that is later (a
+ * stream sent ahead of real time must not overlap itself).
+ */
+export class RtpTimeline {
+  readonly #rate: number;
+  #ssrc = -1;
+  #base = 0;
+  #offsetMs = 0;
+  /** Unwrapped timestamp of the latest packet, relative to `#base`. */
+  #last = 0;
+  /** Where the audio placed so far ends, ms. */
+  #endMs = 0;
+
+  constructor(clockRate: number) {
+    this.#rate = clockRate;
+  }
+
+  /**
+   * The packet's position in ms. `arrivalMs`: its arrival on the session's clock (used for a
+   * new SSRC); `samples`: the audio it carries.
+   */
+  position(ssrc: number, timestamp: number, arrivalMs: number, samples: number): number {
+    if (ssrc !== this.#ssrc) {
+      this.#offsetMs = this.#ssrc === -1 ? arrivalMs : Math.max(arrivalMs, this.#endMs);
+      this.#ssrc = ssrc;
+      this.#base = timestamp;
+      this.#last = 0;
+    }
+    // The signed 32-bit distance from the latest packet: a late packet before a wrap stays before it.
+    const delta = ((timestamp - this.#base - this.#last) | 0) + this.#last;
+    if (delta > this.#last) this.#last = delta;
+    const positionMs = this.#offsetMs + (delta * 1000) / this.#rate;
+    this.#endMs = Math.max(this.#endMs, positionMs + (samples * 1000) / this.#rate);
+    return positionMs;
+  }
+}
