@@ -10,8 +10,9 @@ import { Evidence } from '../src/evidence/index.js';
 import { createStore } from '../src/store/index.js';
 import type { BenchResult } from './media.js';
 
-/** Recordings sealed to time finalize's signing step. */
+/** Recordings sealed to time finalize's signing step, after a warm-up (the first signature of a node opens its key, and V8 compiles the path). */
 const SEALS = 200;
+const WARMUP = 20;
 /** Ledger entries `callrec audit verify` is timed over: a manifest, then reads of it. */
 const LEDGER_ENTRIES = 100_000;
 const READS_PER_RECORDING = 9;
@@ -45,7 +46,7 @@ export async function benchEvidence(): Promise<Array<BenchResult & { target?: { 
     for (const [i, recording] of recordings.entries()) {
       const started = performance.now();
       await evidence.seal(recording);
-      if (i < SEALS) sealMs.push(performance.now() - started);
+      if (i >= WARMUP && i < WARMUP + SEALS) sealMs.push(performance.now() - started);
       for (let r = 0; r < READS_PER_RECORDING; r++) {
         await evidence.recordAccess('bench', { recording_id: recording.id, call_id: recording.callId, key_id: 'k', format: 'mp3', range: null, ip: '127.0.0.1', purpose: 'read', at: new Date().toISOString() });
       }
@@ -57,6 +58,7 @@ export async function benchEvidence(): Promise<Array<BenchResult & { target?: { 
     const p99 = quantile(sealMs, 0.99);
     return [
       { name: 'evidence: manifest signed and appended, p50', value: quantile(sealMs, 0.5), unit: 'ms per recording' },
+      { name: 'evidence: manifest signed and appended, p95', value: quantile(sealMs, 0.95), unit: 'ms per recording' },
       { name: 'evidence: manifest signed and appended, p99', value: p99, unit: 'ms per recording', target: { text: '≤ 5', pass: p99 <= 5 } },
       { name: `evidence: audit verify of ${audit.entries.toLocaleString('en')} ledger entries`, value: auditSeconds, unit: 's', target: { text: '< 10', pass: auditSeconds < 10 } },
     ];
