@@ -17,7 +17,7 @@ export interface ConsentRecord {
   reason: string | null;
   message: string | null;
   message_sha256: string | null;
-  /** SHA-256 of the prompt audio as sent into the call (wire-encoded). */
+  /** SHA-256 of the prompt audio as sent into the call, in the stream's codec and rate (an adapter may resample it to a 24/48 kHz wire). */
   prompt_audio_sha256: string | null;
   engine: string | null;
   voice: string | null;

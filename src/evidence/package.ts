@@ -77,7 +77,8 @@ SHA-256 of its entry's text, each entry's "prev" is the hash of the line before,
 manifest.jws. Access entries after it list who streamed, downloaded or exported the recording.
 
 consent-prompt.<codec>-<rate>.raw, where the call played a consent prompt, is that prompt's audio
-exactly as sent into the call (headerless; pcmu-8000 is G.711 mu-law at 8 kHz): its SHA-256 is
+as callrec sent it into the call, in the stream's codec and rate (headerless; pcmu-8000 is G.711
+mu-law at 8 kHz; a platform whose wire runs at 24 or 48 kHz got it resampled on the way): its SHA-256 is
 "consent.prompt_audio_sha256" in the manifest. To listen: sox -t ul -r 8000 consent-prompt.pcmu-8000.raw prompt.wav
 
 manifest.tsr, where present, is an RFC 3161 time-stamp token over manifest.jws from the
