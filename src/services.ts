@@ -75,8 +75,11 @@ export async function openServices(config: Config, log: Logger): Promise<Service
   const retentionSchedule = await keepRetentionScheduled(maintenance, RETENTION_EVERY_MS, { log });
   const spoolBytes = new SpoolBytes({ redisUrl: config.redisUrl, prefix: config.queuePrefix, log });
   await spoolBytes.connect();
+  // The key set is published from the first start, before any recording is signed with it.
+  const evidence = new Evidence(store, keyring);
+  await evidence.keys.ensure();
   // Signing that failed at finalize (or predates manifests) and time-stamps, apart from finalizing.
-  const evidenceSweep = new EvidenceSweep({ store, evidence: new Evidence(store, keyring), tsa: config.tsaUrl ? { url: config.tsaUrl, timeoutMs: config.tsaTimeoutMs } : null, log });
+  const evidenceSweep = new EvidenceSweep({ store, evidence, tsa: config.tsaUrl ? { url: config.tsaUrl, timeoutMs: config.tsaTimeoutMs } : null, log });
   evidenceSweep.start(EVIDENCE_SWEEP_EVERY_MS);
   const spools = shippedSpoolStores({ endpoint: config.storageEndpoint, workDir: path.join(config.dataDir, 'spool'), bytes: spoolBytes, timeouts });
   return {

@@ -168,6 +168,8 @@ describe('evidence over the API', () => {
   });
 
   test('a recorded call has a manifest; its evidence package verifies offline with the server stopped', async () => {
+    // Published from the first start, before anything is signed with it.
+    expect(((await (await fetch(`${ts.server.url}/.well-known/callrec-keys.json`)).json()) as KeySet).keys).toHaveLength(1);
     const callId = uniqueCallId('evidence');
     const fixture = await readFixture(path.join(ROOT, 'fixtures/twilio-fork-tones.jsonl'));
     await replayFixture(fixture, { url: `${ts.wsUrl}/media/twilio`, agentId: 'evidence-agent', token: ts.key, callId, speed: 'max' });
