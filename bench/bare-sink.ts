@@ -23,7 +23,10 @@ wss.on('connection', (ws) => {
       return; // Asterisk's plain-text control lines
     }
     // Twilio's shape and its kin (Plivo, Exotel), Bandwidth's (payload at the top), ACS's.
-    const payload = message.media?.payload ?? message.audioData?.data ?? (message.eventType === 'media' ? message.payload : undefined);
+    const payload =
+      message.media?.payload ??
+      message.audioData?.data ??
+      (message.eventType === 'media' ? message.payload : undefined);
     if (typeof payload === 'string') audioBytes += Buffer.from(payload, 'base64').length;
   });
   ws.on('error', () => {});

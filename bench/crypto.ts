@@ -51,11 +51,16 @@ export async function benchCrypto(): Promise<BenchResult[]> {
     };
 
     let started = performance.now();
-    await pipeline(Readable.from(pieces(), { objectMode: false }), encryptStream(dataKey, { keyId: 'bench' }), fs.createWriteStream(file));
+    await pipeline(
+      Readable.from(pieces(), { objectMode: false }),
+      encryptStream(dataKey, { keyId: 'bench' }),
+      fs.createWriteStream(file),
+    );
     const encryptSeconds = (performance.now() - started) / 1000;
 
     const size = (await fsp.stat(file)).size;
-    const readObject = async ({ start, end }: { start: number; end: number }) => fs.createReadStream(file, { start, end });
+    const readObject = async ({ start, end }: { start: number; end: number }) =>
+      fs.createReadStream(file, { start, end });
 
     started = performance.now();
     const whole = await openEncrypted(dataKey, size, readObject);
@@ -77,8 +82,16 @@ export async function benchCrypto(): Promise<BenchResult[]> {
       { name: 'encrypt to local disk (AES-256-GCM, 64 KiB chunks)', value: mb / encryptSeconds, unit: 'MB/s' },
       { name: 'decrypt whole object from local disk', value: mb / decryptSeconds, unit: 'MB/s' },
       // The largest recording an hour makes: WAV, 8 kHz stereo 16-bit = 115.2 MB.
-      { name: 'encryption + local upload per recorded hour (WAV 8 kHz stereo)', value: (115.2 / (mb / encryptSeconds)) * 1000, unit: 'ms' },
-      { name: `time to first byte, seek into a ${PLAIN_BYTES / 2 ** 20} MiB object (median of ${SEEKS})`, value: median(ttfb), unit: 'ms' },
+      {
+        name: 'encryption + local upload per recorded hour (WAV 8 kHz stereo)',
+        value: (115.2 / (mb / encryptSeconds)) * 1000,
+        unit: 'ms',
+      },
+      {
+        name: `time to first byte, seek into a ${PLAIN_BYTES / 2 ** 20} MiB object (median of ${SEEKS})`,
+        value: median(ttfb),
+        unit: 'ms',
+      },
     ];
   } finally {
     await fsp.rm(dir, { recursive: true, force: true });

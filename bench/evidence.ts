@@ -37,9 +37,32 @@ export async function benchEvidence(): Promise<Array<BenchResult & { target?: { 
     const recordings = [];
     for (let i = 0; i < Math.ceil(LEDGER_ENTRIES / (1 + READS_PER_RECORDING)); i++) {
       const callId = `call-${i}`;
-      await store.calls.create({ tenantId: 'bench', id: callId, agentId: 'a', provider: 'twilio', mode: 'fork', sampleRate: 8000, legs: ['caller', 'agent'], settings: CALL_RECORDING_DEFAULTS });
-      const recording = await store.recordings.create({ tenantId: 'bench', callId, format: 'mp3', channels: 2, sampleRate: 8000, storageDays: 90 });
-      recordings.push((await store.recordings.update(recording.id, { status: 'ready', sha256: randomBytes(32).toString('hex'), byteSize: 1000, durationMs: 60_000 }))!);
+      await store.calls.create({
+        tenantId: 'bench',
+        id: callId,
+        agentId: 'a',
+        provider: 'twilio',
+        mode: 'fork',
+        sampleRate: 8000,
+        legs: ['caller', 'agent'],
+        settings: CALL_RECORDING_DEFAULTS,
+      });
+      const recording = await store.recordings.create({
+        tenantId: 'bench',
+        callId,
+        format: 'mp3',
+        channels: 2,
+        sampleRate: 8000,
+        storageDays: 90,
+      });
+      recordings.push(
+        (await store.recordings.update(recording.id, {
+          status: 'ready',
+          sha256: randomBytes(32).toString('hex'),
+          byteSize: 1000,
+          durationMs: 60_000,
+        }))!,
+      );
     }
     await evidence.keys.ensure();
     const sealMs: number[] = [];
@@ -48,7 +71,16 @@ export async function benchEvidence(): Promise<Array<BenchResult & { target?: { 
       await evidence.seal(recording);
       if (i >= WARMUP && i < WARMUP + SEALS) sealMs.push(performance.now() - started);
       for (let r = 0; r < READS_PER_RECORDING; r++) {
-        await evidence.recordAccess('bench', { recording_id: recording.id, call_id: recording.callId, key_id: 'k', format: 'mp3', range: null, ip: '127.0.0.1', purpose: 'read', at: new Date().toISOString() });
+        await evidence.recordAccess('bench', {
+          recording_id: recording.id,
+          call_id: recording.callId,
+          key_id: 'k',
+          format: 'mp3',
+          range: null,
+          ip: '127.0.0.1',
+          purpose: 'read',
+          at: new Date().toISOString(),
+        });
       }
     }
     const started = performance.now();
@@ -59,8 +91,18 @@ export async function benchEvidence(): Promise<Array<BenchResult & { target?: { 
     return [
       { name: 'evidence: manifest signed and appended, p50', value: quantile(sealMs, 0.5), unit: 'ms per recording' },
       { name: 'evidence: manifest signed and appended, p95', value: quantile(sealMs, 0.95), unit: 'ms per recording' },
-      { name: 'evidence: manifest signed and appended, p99', value: p99, unit: 'ms per recording', target: { text: '≤ 5', pass: p99 <= 5 } },
-      { name: `evidence: audit verify of ${audit.entries.toLocaleString('en')} ledger entries`, value: auditSeconds, unit: 's', target: { text: '< 10', pass: auditSeconds < 10 } },
+      {
+        name: 'evidence: manifest signed and appended, p99',
+        value: p99,
+        unit: 'ms per recording',
+        target: { text: '≤ 5', pass: p99 <= 5 },
+      },
+      {
+        name: `evidence: audit verify of ${audit.entries.toLocaleString('en')} ledger entries`,
+        value: auditSeconds,
+        unit: 's',
+        target: { text: '< 10', pass: auditSeconds < 10 },
+      },
     ];
   } finally {
     await store.close();

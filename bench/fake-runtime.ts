@@ -23,7 +23,12 @@ wss.on('connection', (ws) => {
   let reply = '';
   ws.on('message', (data: Buffer) => {
     const at = Number(process.hrtime.bigint() / 1000n);
-    const message = JSON.parse(data.toString()) as { event: string; streamSid?: string; start?: { customParameters?: Record<string, string> }; media?: { timestamp: string } };
+    const message = JSON.parse(data.toString()) as {
+      event: string;
+      streamSid?: string;
+      start?: { customParameters?: Record<string, string> };
+      media?: { timestamp: string };
+    };
     if (message.event === 'start') {
       const index = Number(/-(\d+)$/.exec(message.start?.customParameters?.call_id ?? '')?.[1] ?? -1);
       if (index >= 0 && index < calls) base = index * ticks;

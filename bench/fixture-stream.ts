@@ -23,7 +23,10 @@ function shifted(frame: WireFrame, cycle: number, capture: { ms: number; ticks: 
     .toString()
     .replace(/"timestamp":"(\d+)"/, (_, ms: string) => `"timestamp":"${Number(ms) + cycle * capture.ms}"`)
     .replace(/"chunk":"(\d+)"/, (_, n: string) => `"chunk":"${Number(n) + cycle * capture.ticks}"`)
-    .replace(/"timestamp":"(\d{4}-[^"]+)"/, (_, iso: string) => `"timestamp":"${new Date(Date.parse(iso) + cycle * capture.ms).toISOString()}"`);
+    .replace(
+      /"timestamp":"(\d{4}-[^"]+)"/,
+      (_, iso: string) => `"timestamp":"${new Date(Date.parse(iso) + cycle * capture.ms).toISOString()}"`,
+    );
   return { data: Buffer.from(text), binary: false };
 }
 
@@ -55,12 +58,25 @@ export async function fixtureStream(provider: Provider): Promise<LoadStream> {
   const capture = { ms: ticks.length * FRAME_MS, ticks: ticks.length };
   const opening = fixture.messages.slice(0, fixture.messages.findIndex((m) => isStart(provider, m)) + 1);
   return {
-    url: (base, callId, params) => urlWithParams(provider, base.replace(/[^/]+$/, provider), { agentId: params.agent_id, token: params.token, callId }),
+    url: (base, callId, params) =>
+      urlWithParams(provider, base.replace(/[^/]+$/, provider), {
+        agentId: params.agent_id,
+        token: params.token,
+        callId,
+      }),
     start: (callId, params) =>
       opening.map((m) =>
-        isStart(provider, m) ? { data: Buffer.from(rewriteStart(provider, m.data as string, { agentId: params.agent_id, token: params.token, callId })), binary: false } : { data: Buffer.from(m.data as string | Buffer), binary: m.binary },
+        isStart(provider, m)
+          ? {
+              data: Buffer.from(
+                rewriteStart(provider, m.data as string, { agentId: params.agent_id, token: params.token, callId }),
+              ),
+              binary: false,
+            }
+          : { data: Buffer.from(m.data as string | Buffer), binary: m.binary },
       ),
-    frames: (tick) => ticks[tick % ticks.length].map((frame) => shifted(frame, Math.floor(tick / ticks.length), capture)),
+    frames: (tick) =>
+      ticks[tick % ticks.length].map((frame) => shifted(frame, Math.floor(tick / ticks.length), capture)),
     // Most of these platforms end a stream by closing the socket; the load closes it.
     stop: null,
   };

@@ -18,15 +18,30 @@ export interface FuzzRuntime {
 }
 
 export async function startFuzzRuntime(): Promise<FuzzRuntime> {
-  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false, maxPayload: 2 * 1024 * 1024 });
+  const wss = new WebSocketServer({
+    host: '127.0.0.1',
+    port: 0,
+    perMessageDeflate: false,
+    maxPayload: 2 * 1024 * 1024,
+  });
   wss.on('connection', (ws, req) => {
     const random = rng(Number(/\/(-?\d+)$/.exec(req.url ?? '')?.[1] ?? 0));
     ws.on('error', () => {});
     ws.on('message', (data: Buffer, binary: boolean) => {
       let answer: FixtureMessage[] = [{ t: 0, data: binary ? data : data.toString(), binary }];
       if (random() < 0.2) answer = mutateStream(answer, 0, random).messages;
-      if (random() < 0.05) answer.push({ t: 0, data: pick(random, ['{"event":"clear"}', '{"event":"mark","mark":{"name":"agent"}}', '{"event":"mark","mark":{"name":"callrec-consent-x"}}']), binary: false });
-      for (let n = random() < 0.05 ? between(random, 2, 20) : 1; n > 0; n--) for (const m of answer) if (ws.readyState === ws.OPEN) ws.send(m.data, { binary: m.binary });
+      if (random() < 0.05)
+        answer.push({
+          t: 0,
+          data: pick(random, [
+            '{"event":"clear"}',
+            '{"event":"mark","mark":{"name":"agent"}}',
+            '{"event":"mark","mark":{"name":"callrec-consent-x"}}',
+          ]),
+          binary: false,
+        });
+      for (let n = random() < 0.05 ? between(random, 2, 20) : 1; n > 0; n--)
+        for (const m of answer) if (ws.readyState === ws.OPEN) ws.send(m.data, { binary: m.binary });
     });
   });
   await once(wss, 'listening');

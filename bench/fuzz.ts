@@ -16,7 +16,15 @@ import type { Provider } from '../src/protocols/types.js';
 import { isStart, paramsOnUrl, rewriteStart, urlWithParams, type Credentials } from '../src/replay/client.js';
 import { readFixture, type Fixture, type FixtureMessage } from '../src/replay/fixture.js';
 import { FRAME_MS, payloadAt, runLoad } from './load.js';
-import { between, httpRequest, mutateStream, pick, type FuzzRequest, type OpenApiDocument, type Random } from './mutate.js';
+import {
+  between,
+  httpRequest,
+  mutateStream,
+  pick,
+  type FuzzRequest,
+  type OpenApiDocument,
+  type Random,
+} from './mutate.js';
 import { startFuzzRuntime, type FuzzRuntime } from './fuzz-runtime.js';
 import { nodeData, provision, REPO_ROOT, startCallrec, type Callrec } from './node.js';
 import { rssBytes } from './proc.js';
@@ -81,10 +89,24 @@ const FIXTURE_NAMES = [
 ];
 /** Every media endpoint: a capture now and then goes to another provider's. */
 const PROVIDERS = Object.keys(adapters) as Provider[];
-const NEIGHBOUR = { tenantId: 'default', agentId: 'neighbour', scopes: ['media:stream', 'recordings:read'], settings: { enabled: true, auto_record: true, consent_prompt: false, dual_channel: true, format: 'wav' } } as const;
-const TARGET = { tenantId: 'fuzz', agentId: 'fuzz-target', scopes: ['admin'], settings: { enabled: true, auto_record: true, consent_prompt: false, dual_channel: true, format: 'wav' } } as const;
+const NEIGHBOUR = {
+  tenantId: 'default',
+  agentId: 'neighbour',
+  scopes: ['media:stream', 'recordings:read'],
+  settings: { enabled: true, auto_record: true, consent_prompt: false, dual_channel: true, format: 'wav' },
+} as const;
+const TARGET = {
+  tenantId: 'fuzz',
+  agentId: 'fuzz-target',
+  scopes: ['admin'],
+  settings: { enabled: true, auto_record: true, consent_prompt: false, dual_channel: true, format: 'wav' },
+} as const;
 /** Streams for this agent go through the consent gate (a prompt, then a digit). */
-const CONSENTING = { ...TARGET, agentId: 'fuzz-consent', settings: { enabled: true, auto_record: true, consent_mode: 'two_party', consent_timeout_seconds: 1 } } as const;
+const CONSENTING = {
+  ...TARGET,
+  agentId: 'fuzz-consent',
+  settings: { enabled: true, auto_record: true, consent_mode: 'two_party', consent_timeout_seconds: 1 },
+} as const;
 /** How long a stream case waits for the node to close it after its last message, ms. */
 const LINGER_MS = 300;
 const HTTP_TIMEOUT_MS = 15_000;
@@ -92,7 +114,16 @@ const MIB = 1024 * 1024;
 
 type Case =
   /** `runtime`: the seed of the fuzz runtime a bridged stream relays to; null for a fork. */
-  | { kind: 'stream'; provider: string; fixture: string; mutations: string[]; messages: FixtureMessage[]; runtime: number | null; credentials: Credentials; key: string }
+  | {
+      kind: 'stream';
+      provider: string;
+      fixture: string;
+      mutations: string[];
+      messages: FixtureMessage[];
+      runtime: number | null;
+      credentials: Credentials;
+      key: string;
+    }
   | { kind: 'http'; request: FuzzRequest };
 
 /** Case `n`'s own random source: its input depends on the seed and its number only. */
@@ -114,13 +145,24 @@ function buildCase(seed: number, n: number, fixtures: Map<string, Fixture>, doc:
   const start = fixture.messages.findIndex((m) => isStart(provider, m));
   const agentId = random() < 0.2 ? CONSENTING.agentId : TARGET.agentId;
   const credentials = { agentId, token: key, callId: callIdOf(seed, n) };
-  const messages = fixture.messages.slice(0, Math.max(count, start + 1)).map((m, i) => (i === start ? { ...m, data: rewriteStart(provider, m.data as string, credentials) } : m));
+  const messages = fixture.messages
+    .slice(0, Math.max(count, start + 1))
+    .map((m, i) => (i === start ? { ...m, data: rewriteStart(provider, m.data as string, credentials) } : m));
   const mutated = mutateStream(messages, start, random);
   // Now and then a capture goes to another provider's endpoint.
   const target = random() < 0.1 ? pick(random, PROVIDERS) : provider;
   // A quarter of the streams are bridged to a runtime whose answers are fuzzed too.
   const runtime = random() < 0.25 ? Math.floor(random() * 2 ** 31) : null;
-  return { kind: 'stream', provider: target, fixture: name, mutations: mutated.names, messages: mutated.messages, runtime, credentials: paramsOnUrl(provider) ? credentials : {}, key };
+  return {
+    kind: 'stream',
+    provider: target,
+    fixture: name,
+    mutations: mutated.names,
+    messages: mutated.messages,
+    runtime,
+    credentials: paramsOnUrl(provider) ? credentials : {},
+    key,
+  };
 }
 
 const clip = (text: string, max = 300) => (text.length > max ? `${text.slice(0, max)}…(${text.length} chars)` : text);
@@ -128,10 +170,24 @@ const clip = (text: string, max = 300) => (text.length > max ? `${text.slice(0, 
 function describeCase(c: Case): string {
   if (c.kind === 'http') {
     const { method, path: url, headers, body } = c.request;
-    return [`${method} ${url}`, ...Object.entries(headers).map(([k, v]) => `${k}: ${clip(v, 120)}`), body === undefined ? '' : `\n${clip(body, 2000)}`].join('\n');
+    return [
+      `${method} ${url}`,
+      ...Object.entries(headers).map(([k, v]) => `${k}: ${clip(v, 120)}`),
+      body === undefined ? '' : `\n${clip(body, 2000)}`,
+    ].join('\n');
   }
-  const lines = c.messages.slice(0, 40).map((m) => JSON.stringify(m.binary ? { binary: clip(Buffer.from(m.data).toString('base64')) } : { text: clip(m.data as string) }));
-  return [`/media/${c.provider}, from ${c.fixture}, mutations ${c.mutations.join(', ')}${c.runtime === null ? '' : `, bridged to the fuzz runtime (seed ${c.runtime})`}`, ...lines, c.messages.length > 40 ? `… ${c.messages.length - 40} more messages` : ''].join('\n');
+  const lines = c.messages
+    .slice(0, 40)
+    .map((m) =>
+      JSON.stringify(
+        m.binary ? { binary: clip(Buffer.from(m.data).toString('base64')) } : { text: clip(m.data as string) },
+      ),
+    );
+  return [
+    `/media/${c.provider}, from ${c.fixture}, mutations ${c.mutations.join(', ')}${c.runtime === null ? '' : `, bridged to the fuzz runtime (seed ${c.runtime})`}`,
+    ...lines,
+    c.messages.length > 40 ? `… ${c.messages.length - 40} more messages` : '',
+  ].join('\n');
 }
 
 /** Streams the case's messages as fast as the socket takes them; resolves with how the node ended it (`upgrade <status>` if it refused). */
@@ -163,7 +219,13 @@ async function runStream(node: Callrec, runtime: FuzzRuntime, c: Extract<Case, {
 }
 
 async function runHttp(node: Callrec, request: FuzzRequest): Promise<string> {
-  const res = await fetch(node.baseUrl + request.path, { method: request.method, headers: request.headers, body: request.body, redirect: 'manual', signal: AbortSignal.timeout(HTTP_TIMEOUT_MS) });
+  const res = await fetch(node.baseUrl + request.path, {
+    method: request.method,
+    headers: request.headers,
+    body: request.body,
+    redirect: 'manual',
+    signal: AbortSignal.timeout(HTTP_TIMEOUT_MS),
+  });
   await res.arrayBuffer();
   return `status ${res.status}`;
 }
@@ -177,7 +239,9 @@ function problemOf(c: Case, outcome: string): string | null {
   }
   const status = /^status (\d+)$/.exec(outcome)?.[1];
   if (status === undefined) return `no answer: ${outcome}`;
-  return status.startsWith('5') && !c.request.documented.includes(status) ? `${c.request.method} answered ${status}, which the route does not document` : null;
+  return status.startsWith('5') && !c.request.documented.includes(status)
+    ? `${c.request.method} answered ${status}, which the route does not document`
+    : null;
 }
 
 /** The neighbouring call's recording must be what it sent on both tracks, sample for sample. */
@@ -215,11 +279,15 @@ async function checkNeighbour(node: Callrec, key: string, callId: string, ticks:
     if (status === 'ready' || status === 'failed') break;
   }
   if (status !== 'ready') return `its recording is ${status}`;
-  const got = wavSamples(Buffer.from(await (await fetch(`${node.baseUrl}/api/calls/${callId}/recording`, { headers })).arrayBuffer()));
+  const got = wavSamples(
+    Buffer.from(await (await fetch(`${node.baseUrl}/api/calls/${callId}/recording`, { headers })).arrayBuffer()),
+  );
   const expected = expectedNeighbour(ticks);
   if (got.length !== expected.length) return `its recording holds ${got.length / 2} frames, not ${expected.length / 2}`;
   const at = got.findIndex((v, i) => v !== expected[i]);
-  return at < 0 ? null : `its recording differs from sample ${at} (frame ${at >> 1}, ${((at >> 1) / 8).toFixed(1)} ms in)`;
+  return at < 0
+    ? null
+    : `its recording differs from sample ${at} (frame ${at >> 1}, ${((at >> 1) / 8).toFixed(1)} ms in)`;
 }
 
 /** Runs the fuzzer for `seconds` (or case `only`); the report lists every failure with its input. */
@@ -229,14 +297,30 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
   // Fuzz streams fail authentication by the thousand from one address and the cases run far
   // past a key's request budget: only the limits under test stay at their defaults.
   const env = { ...data.env, AUTH_FAILURES_PER_IP: String(1e9), RATE_LIMIT_PER_KEY: String(1e9) };
-  const report: FuzzReport = { seed: opts.seed, cases: 0, targets: {}, outcomes: {}, rssStartMiB: 0, rssWarmMiB: 0, rssPeakMiB: 0, failures: [] };
+  const report: FuzzReport = {
+    seed: opts.seed,
+    cases: 0,
+    targets: {},
+    outcomes: {},
+    rssStartMiB: 0,
+    rssWarmMiB: 0,
+    rssPeakMiB: 0,
+    failures: [],
+  };
   const count = (into: Record<string, number>, key: string) => (into[key] = (into[key] ?? 0) + 1);
   let node: Callrec | null = null;
   const runtime = await startFuzzRuntime();
   try {
-    const [neighbourKey, key] = [await provision(data.env.DATABASE_URL, { ...NEIGHBOUR, scopes: [...NEIGHBOUR.scopes] }), await provision(data.env.DATABASE_URL, { ...TARGET, scopes: [...TARGET.scopes] })];
+    const [neighbourKey, key] = [
+      await provision(data.env.DATABASE_URL, { ...NEIGHBOUR, scopes: [...NEIGHBOUR.scopes] }),
+      await provision(data.env.DATABASE_URL, { ...TARGET, scopes: [...TARGET.scopes] }),
+    ];
     await provision(data.env.DATABASE_URL, { ...CONSENTING, scopes: [...CONSENTING.scopes] });
-    const fixtures = new Map(await Promise.all(FIXTURE_NAMES.map(async (name) => [name, await readFixture(path.join(FIXTURES, `${name}.jsonl`))] as const)));
+    const fixtures = new Map(
+      await Promise.all(
+        FIXTURE_NAMES.map(async (name) => [name, await readFixture(path.join(FIXTURES, `${name}.jsonl`))] as const),
+      ),
+    );
     // Errors the node logs (pino level 50 and up): each is something that went wrong inside it.
     const errors: string[] = [];
     let partial = '';
@@ -248,11 +332,20 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
     const live = node;
     const doc = (await (await fetch(`${live.baseUrl}/openapi.json`)).json()) as OpenApiDocument;
     let exited: string | null = null;
-    live.child.process.once('exit', (code, signal) => (exited = `the node exited (${signal ?? code}): ${live.child.stderr().slice(-2000)}`));
+    live.child.process.once(
+      'exit',
+      (code, signal) => (exited = `the node exited (${signal ?? code}): ${live.child.stderr().slice(-2000)}`),
+    );
 
     const seconds = opts.only === undefined ? opts.seconds : 2;
     const neighbourId = `neighbour-${(opts.seed >>> 0).toString(16)}`;
-    const neighbour = runLoad({ url: live.wsUrl, callIds: [neighbourId], seconds, tracks: 'both', params: { agent_id: NEIGHBOUR.agentId, token: neighbourKey } });
+    const neighbour = runLoad({
+      url: live.wsUrl,
+      callIds: [neighbourId],
+      seconds,
+      tracks: 'both',
+      params: { agent_id: NEIGHBOUR.agentId, token: neighbourKey },
+    });
     await sleep(500);
     report.rssStartMiB = report.rssWarmMiB = report.rssPeakMiB = rssBytes(live.child.pid) / MIB;
     const growth = opts.maxRssGrowthMiB ?? 256;
@@ -263,8 +356,10 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
       const rss = rssBytes(live.child.pid) / MIB;
       report.rssPeakMiB = Math.max(report.rssPeakMiB, rss);
       if (performance.now() < warmUpEnds) report.rssWarmMiB = rss;
-      else if (rss > report.rssWarmMiB + growth) rssProblem = `RSS grew from ${report.rssWarmMiB.toFixed(0)} MiB after the warm-up to ${rss.toFixed(0)} MiB (bound: +${growth} MiB)`;
-      if (rss > report.rssStartMiB + 2 * growth) rssProblem = `RSS grew from ${report.rssStartMiB.toFixed(0)} MiB at the start to ${rss.toFixed(0)} MiB (bound: +${2 * growth} MiB)`;
+      else if (rss > report.rssWarmMiB + growth)
+        rssProblem = `RSS grew from ${report.rssWarmMiB.toFixed(0)} MiB after the warm-up to ${rss.toFixed(0)} MiB (bound: +${growth} MiB)`;
+      if (rss > report.rssStartMiB + 2 * growth)
+        rssProblem = `RSS grew from ${report.rssStartMiB.toFixed(0)} MiB at the start to ${rss.toFixed(0)} MiB (bound: +${2 * growth} MiB)`;
     }, 250);
 
     const deadline = performance.now() + seconds * 1000;
@@ -275,12 +370,18 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
       log(`FAILED case ${n} (seed ${opts.seed}): ${problem}`);
     };
     const worker = async () => {
-      while (exited === null && rssProblem === null && (opts.only === undefined ? performance.now() < deadline : next === opts.only)) {
+      while (
+        exited === null &&
+        rssProblem === null &&
+        (opts.only === undefined ? performance.now() < deadline : next === opts.only)
+      ) {
         const n = next++;
         const c = buildCase(opts.seed, n, fixtures, doc, key);
         inFlight.set(n, c);
         count(report.targets, c.kind === 'http' ? 'http' : `stream:${c.provider}`);
-        const outcome = await (c.kind === 'http' ? runHttp(live, c.request) : runStream(live, runtime, c)).catch((err: Error) => `error ${err.message}`);
+        const outcome = await (c.kind === 'http' ? runHttp(live, c.request) : runStream(live, runtime, c)).catch(
+          (err: Error) => `error ${err.message}`,
+        );
         inFlight.delete(n);
         report.cases++;
         count(report.outcomes, outcome);
@@ -289,17 +390,32 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
         if (problem) fail(n, c, problem);
       }
     };
-    const progress = setInterval(() => log(`${report.cases} cases, RSS ${report.rssPeakMiB.toFixed(0)} MiB peak (${report.rssStartMiB.toFixed(0)} at start), ${report.failures.length} failures`), 5000);
+    const progress = setInterval(
+      () =>
+        log(
+          `${report.cases} cases, RSS ${report.rssPeakMiB.toFixed(0)} MiB peak (${report.rssStartMiB.toFixed(0)} at start), ${report.failures.length} failures`,
+        ),
+      5000,
+    );
     await Promise.all(Array.from({ length: opts.only === undefined ? (opts.concurrency ?? 4) : 1 }, worker));
     clearInterval(progress);
     clearInterval(sampler);
     for (const [n, c] of inFlight) fail(n, c, exited ?? 'in flight when the run stopped');
     if (exited !== null) return report;
-    for (const line of new Set(errors)) report.failures.push({ case: -1, problem: `the node logged an error: ${clip(line, 1500)}`, input: '' });
+    for (const line of new Set(errors))
+      report.failures.push({ case: -1, problem: `the node logged an error: ${clip(line, 1500)}`, input: '' });
     if (rssProblem !== null) report.failures.push({ case: -1, problem: rssProblem, input: '' });
     const { closeCodes, ticks } = await neighbour;
-    const wrong = closeCodes[0] !== 1000 ? `the neighbouring call was closed ${closeCodes[0]}` : await checkNeighbour(live, neighbourKey, neighbourId, ticks);
-    if (wrong) report.failures.push({ case: -1, problem: `neighbouring call: ${wrong}`, input: `${ticks} frames of ${FRAME_MS} ms, both tracks` });
+    const wrong =
+      closeCodes[0] !== 1000
+        ? `the neighbouring call was closed ${closeCodes[0]}`
+        : await checkNeighbour(live, neighbourKey, neighbourId, ticks);
+    if (wrong)
+      report.failures.push({
+        case: -1,
+        problem: `neighbouring call: ${wrong}`,
+        input: `${ticks} frames of ${FRAME_MS} ms, both tracks`,
+      });
     return report;
   } finally {
     await node?.child.stop(5000);
@@ -311,13 +427,23 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
 /** The report as printed by `callrec fuzz`: a summary, then each failure with how to reproduce it. */
 export function formatFuzzReport(report: FuzzReport): string {
   const lines = [
-    `seed ${report.seed}: ${report.cases} cases (${Object.entries(report.targets).map(([k, v]) => `${k} ${v}`).join(', ')})`,
-    `outcomes: ${Object.entries(report.outcomes).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ×${v}`).join(', ')}`,
+    `seed ${report.seed}: ${report.cases} cases (${Object.entries(report.targets)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ')})`,
+    `outcomes: ${Object.entries(report.outcomes)
+      .sort((a, b) => b[1] - a[1])
+      .map(([k, v]) => `${k} ×${v}`)
+      .join(', ')}`,
     `node RSS: ${report.rssStartMiB.toFixed(0)} MiB at start, ${report.rssWarmMiB.toFixed(0)} MiB after the warm-up, ${report.rssPeakMiB.toFixed(0)} MiB peak`,
     report.failures.length === 0 ? 'no failures' : `${report.failures.length} failure(s):`,
   ];
   for (const f of report.failures) {
-    lines.push('', f.case < 0 ? `- ${f.problem}` : `- case ${f.case}: ${f.problem}\n  reproduce: npm run fuzz -- --seed ${report.seed} --case ${f.case}`);
+    lines.push(
+      '',
+      f.case < 0
+        ? `- ${f.problem}`
+        : `- case ${f.case}: ${f.problem}\n  reproduce: npm run fuzz -- --seed ${report.seed} --case ${f.case}`,
+    );
     if (f.input) lines.push(f.input.replace(/^/gm, '    '));
   }
   return lines.join('\n');

@@ -64,7 +64,12 @@ const AGENT = 'bench-agent';
 /** The baseline's traffic: the bare sink reads Twilio's messages. */
 const TWILIO_LOAD = LOAD_WIRES.twilio!;
 /** No consent prompt: a forked stream cannot play one, and the bench measures the frame path. */
-const BENCH_NODE: Provisioned = { tenantId: 'default', agentId: AGENT, scopes: ['media:stream', 'recordings:read'], settings: { enabled: true, auto_record: true, dual_channel: true, consent_prompt: false } };
+const BENCH_NODE: Provisioned = {
+  tenantId: 'default',
+  agentId: AGENT,
+  scopes: ['media:stream', 'recordings:read'],
+  settings: { enabled: true, auto_record: true, dual_channel: true, consent_prompt: false },
+};
 
 /** Compiled scripts only: `npm run bench` builds first, and children must not pay for a TS loader. */
 function script(name: string): string {
@@ -142,7 +147,8 @@ async function waitRecording(baseUrl: string, key: string, callIds: string[], ti
     await Promise.all(
       [...pending].map(async (id) => {
         const r = await fetch(`${baseUrl}/api/calls/${id}`, { headers: { authorization: `Bearer ${key}` } });
-        if (r.ok && ((await r.json()) as { recording_status: string }).recording_status === 'recording') pending.delete(id);
+        if (r.ok && ((await r.json()) as { recording_status: string }).recording_status === 'recording')
+          pending.delete(id);
       }),
     );
     if (pending.size > 0) await sleep(100);
@@ -201,7 +207,12 @@ function fmt(value: number): string {
 
 /** Prints the table: metric, value, target, pass/fail. */
 export function formatTable(rows: BenchRow[]): string {
-  const cells = rows.map((r) => [r.metric, `${fmt(r.value)} ${r.unit}`, r.target, r.pass === null ? '' : r.pass ? 'pass' : 'FAIL']);
+  const cells = rows.map((r) => [
+    r.metric,
+    `${fmt(r.value)} ${r.unit}`,
+    r.target,
+    r.pass === null ? '' : r.pass ? 'pass' : 'FAIL',
+  ]);
   const head = ['metric', 'value', 'target', 'result'];
   const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
   const line = (c: string[]) => `| ${c.map((v, i) => v.padEnd(widths[i])).join(' | ')} |`;
@@ -213,11 +224,26 @@ const note = (text: string) => process.stderr.write(`bench: ${text}\n`);
 /** Prints the table and writes the results file; returns how many targets were missed. */
 async function report(rows: BenchRow[], opts: BenchOptions): Promise<number> {
   const failed = rows.filter((r) => r.pass === false).length;
-  process.stdout.write(`\n${formatTable(rows)}\n\n${failed === 0 ? 'all targets met' : `${failed} target(s) missed`}\n`);
+  process.stdout.write(
+    `\n${formatTable(rows)}\n\n${failed === 0 ? 'all targets met' : `${failed} target(s) missed`}\n`,
+  );
   const results = {
     date: new Date().toISOString(),
-    machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model ?? '', node: process.version, memoryGiB: os.totalmem() / 2 ** 30 },
-    options: { calls: opts.calls, provider: opts.provider ?? 'twilio', bridgeCalls: opts.bridgeCalls, seconds: opts.seconds, rounds: opts.rounds, readyMinutes: opts.readyMinutes, scaleOut: opts.scaleOut !== undefined },
+    machine: {
+      cpus: os.cpus().length,
+      model: os.cpus()[0]?.model ?? '',
+      node: process.version,
+      memoryGiB: os.totalmem() / 2 ** 30,
+    },
+    options: {
+      calls: opts.calls,
+      provider: opts.provider ?? 'twilio',
+      bridgeCalls: opts.bridgeCalls,
+      seconds: opts.seconds,
+      rounds: opts.rounds,
+      readyMinutes: opts.readyMinutes,
+      scaleOut: opts.scaleOut !== undefined,
+    },
     rows,
   };
   await fs.mkdir(path.dirname(path.resolve(opts.out)), { recursive: true });
@@ -227,7 +253,11 @@ async function report(rows: BenchRow[], opts: BenchOptions): Promise<number> {
 }
 
 /** The scale-out section alone (`--scale-out`): a cluster of nodes on this machine. */
-async function runScaleOutBench(opts: BenchOptions, redisUrl: string, postgresUrl: string): Promise<{ rows: BenchRow[]; failed: number }> {
+async function runScaleOutBench(
+  opts: BenchOptions,
+  redisUrl: string,
+  postgresUrl: string,
+): Promise<{ rows: BenchRow[]; failed: number }> {
   const rows: BenchRow[] = [];
   const prefix = `bench-${randomBytes(4).toString('hex')}-scale-out`;
   try {
@@ -260,16 +290,26 @@ export async function runBench(opts: BenchOptions): Promise<{ rows: BenchRow[]; 
   // One tenant, one key: the bench opens every call at once from one address (past the default
   // MAX_PENDING_STREAMS_PER_IP) and polls every call's status many times a minute, far past the
   // API's per-key rate limit.
-  const env = { DATA_DIR: dataDir, DATABASE_URL: `sqlite://${path.join(dataDir, 'callrec.db')}`, REDIS_URL: redisUrl, LOG_LEVEL: 'warn', CALLREC_QUEUE_PREFIX: prefixes[0], RATE_LIMIT_PER_KEY: String(1e9), MAX_PENDING_STREAMS_PER_IP: String(1e6) };
+  const env = {
+    DATA_DIR: dataDir,
+    DATABASE_URL: `sqlite://${path.join(dataDir, 'callrec.db')}`,
+    REDIS_URL: redisUrl,
+    LOG_LEVEL: 'warn',
+    CALLREC_QUEUE_PREFIX: prefixes[0],
+    RATE_LIMIT_PER_KEY: String(1e9),
+    MAX_PENDING_STREAMS_PER_IP: String(1e6),
+  };
   const { calls: n, bridgeCalls: nb, seconds } = opts;
   const rows: BenchRow[] = [];
-  const row = (metric: string, value: number, unit: string, target = '', pass: boolean | null = null) => rows.push({ metric, value, unit, target, pass });
+  const row = (metric: string, value: number, unit: string, target = '', pass: boolean | null = null) =>
+    rows.push({ metric, value, unit, target, pass });
   const children: Child[] = [];
 
   try {
     const key = await provision(env.DATABASE_URL, BENCH_NODE);
     const params = { agent_id: AGENT, token: key };
-    const ids = (phase: string, count = n, from = 0) => Array.from({ length: count }, (_, i) => `bench-${run}-${phase}-${from + i}`);
+    const ids = (phase: string, count = n, from = 0) =>
+      Array.from({ length: count }, (_, i) => `bench-${run}-${phase}-${from + i}`);
 
     // 1–2. callrec in fork mode (workers off, so recording jobs do not run inside the measurement)
     // against the baseline, a bare sink that JSON.parses and base64-decodes, on the same traffic: every call is streamed
@@ -303,7 +343,9 @@ export async function runBench(opts: BenchOptions): Promise<{ rows: BenchRow[]; 
     const forkUrl = callrec.wsUrl.replace(/twilio$/, forkProvider);
     let forkHist: Awaited<ReturnType<typeof frameHistogram>> = [];
     for (let round = 0; round < opts.rounds; round++) {
-      note(`round ${round + 1}/${opts.rounds}: fork (${forkTraffic}), ${n} calls × ${seconds} s each, to a bare ws sink and to callrec at once`);
+      note(
+        `round ${round + 1}/${opts.rounds}: fork (${forkTraffic}), ${n} calls × ${seconds} s each, to a bare ws sink and to callrec at once`,
+      );
       const sinkMeter = cpuMeter(sink.pid);
       const forkMeter = cpuMeter(callrec.child.pid);
       const roundIds = ids(`fork${round}`);
@@ -340,13 +382,18 @@ export async function runBench(opts: BenchOptions): Promise<{ rows: BenchRow[]; 
     // sink's, so this machine's drift between the phases cancels out (the bar: within 10 %).
     const wireCpu = new Map<string, { callrec: number; sink: number }>();
     // Measured against a Twilio fork phase only (SignalWire speaks Twilio's messages).
-    const compared = forkProvider === 'twilio' ? (Object.keys(adapters) as Provider[]).filter((p) => p !== 'twilio' && p !== 'signalwire') : [];
+    const compared =
+      forkProvider === 'twilio'
+        ? (Object.keys(adapters) as Provider[]).filter((p) => p !== 'twilio' && p !== 'signalwire')
+        : [];
     for (const name of compared) {
       const stream = sameAudioStream(name, ['inbound', 'outbound']);
       if (!stream) continue;
       const used = { callrec: 0, sink: 0 };
       for (let round = 0; round < opts.rounds; round++) {
-        note(`round ${round + 1}/${opts.rounds}: ${name} fork, ${n} calls × ${seconds} s each, to callrec and (as Twilio) to a bare ws sink at once`);
+        note(
+          `round ${round + 1}/${opts.rounds}: ${name} fork, ${n} calls × ${seconds} s each, to callrec and (as Twilio) to a bare ws sink at once`,
+        );
         const meter = cpuMeter(callrec.child.pid);
         const sinkMeter = cpuMeter(sink.pid);
         const roundIds = ids(`${name}${round}`);
@@ -354,7 +401,11 @@ export async function runBench(opts: BenchOptions): Promise<{ rows: BenchRow[]; 
           url: callrec.wsUrl.replace(/twilio$/, name),
           stream,
           callIds: roundIds,
-          paired: { url: sinkUrl, callIds: ids(`${name}-sink${round}`), stream: wireStream(TWILIO_LOAD, ['inbound', 'outbound']) },
+          paired: {
+            url: sinkUrl,
+            callIds: ids(`${name}-sink${round}`),
+            stream: wireStream(TWILIO_LOAD, ['inbound', 'outbound']),
+          },
           seconds,
           tracks: 'both',
           params,
@@ -385,9 +436,14 @@ export async function runBench(opts: BenchOptions): Promise<{ rows: BenchRow[]; 
     let relayCpuUsed = 0;
     let bridgeHist: Awaited<ReturnType<typeof frameHistogram>> = [];
     for (let round = 0; round < opts.rounds; round++) {
-      note(`round ${round + 1}/${opts.rounds}: bridge, ${nb} calls × ${seconds} s each, through a bare relay and through callrec at once`);
+      note(
+        `round ${round + 1}/${opts.rounds}: bridge, ${nb} calls × ${seconds} s each, through a bare relay and through callrec at once`,
+      );
       // The runtime numbers calls by their id's last part: the relay's 0…nb−1, callrec's nb…2nb−1.
-      const runtime = startChild(script('fake-runtime'), [], { BENCH_CALLS: String(2 * nb), BENCH_TICKS: String(ticks) });
+      const runtime = startChild(script('fake-runtime'), [], {
+        BENCH_CALLS: String(2 * nb),
+        BENCH_TICKS: String(ticks),
+      });
       children.push(runtime);
       const runtimeUrl = `ws://127.0.0.1:${(await firstMessage<{ port: number }>(runtime)).port}/`;
       const relay = startChild(script('bare-relay'), [], { BENCH_UPSTREAM: runtimeUrl });
@@ -437,7 +493,13 @@ export async function runBench(opts: BenchOptions): Promise<{ rows: BenchRow[]; 
     note(`time to ready: one ${readyMinutes}-minute stereo call at max speed`);
     const readyDir = path.join(dataDir, 'ready');
     // A call at max speed runs ahead of the wall clock: the node must let it (README "Limits").
-    const readyEnv = { ...env, DATA_DIR: readyDir, DATABASE_URL: `sqlite://${path.join(readyDir, 'callrec.db')}`, CALLREC_QUEUE_PREFIX: prefixes[1], STREAM_AUDIO_LEAD_SECONDS: '86400' };
+    const readyEnv = {
+      ...env,
+      DATA_DIR: readyDir,
+      DATABASE_URL: `sqlite://${path.join(readyDir, 'callrec.db')}`,
+      CALLREC_QUEUE_PREFIX: prefixes[1],
+      STREAM_AUDIO_LEAD_SECONDS: '86400',
+    };
     const readyKey = await provision(readyEnv.DATABASE_URL, BENCH_NODE);
     const ready = await startCallrec(readyEnv, true);
     children.push(ready.child);
@@ -452,7 +514,9 @@ export async function runBench(opts: BenchOptions): Promise<{ rows: BenchRow[]; 
     let readyStatus = 'none';
     const readyDeadline = performance.now() + 120_000;
     while (performance.now() < readyDeadline) {
-      const r = await fetch(`${ready.baseUrl}/api/calls/${readyId}`, { headers: { authorization: `Bearer ${readyKey}` } });
+      const r = await fetch(`${ready.baseUrl}/api/calls/${readyId}`, {
+        headers: { authorization: `Bearer ${readyKey}` },
+      });
       readyStatus = r.ok ? ((await r.json()) as { recording_status: string }).recording_status : 'none';
       if (readyStatus === 'ready' || readyStatus === 'failed') break;
       await sleep(20);
@@ -486,7 +550,13 @@ export async function runBench(opts: BenchOptions): Promise<{ rows: BenchRow[]; 
     row(`callrec CPU, bridge (${nb} calls)`, perCallSecond(bridgeCpuUsed, nb), 'ms CPU per call-second');
     row('bare relay CPU on the same calls', perCallSecond(relayCpuUsed, nb), 'ms CPU per call-second');
     row('bare ws sink CPU (JSON.parse + base64 decode)', bareMs, 'ms CPU per call-second');
-    row(`callrec fork / bare sink CPU (side by side, ${opts.rounds} rounds)`, forkMs / bareMs, '×', '≤ 1.3', forkMs / bareMs <= 1.3);
+    row(
+      `callrec fork / bare sink CPU (side by side, ${opts.rounds} rounds)`,
+      forkMs / bareMs,
+      '×',
+      '≤ 1.3',
+      forkMs / bareMs <= 1.3,
+    );
     row('… lowest / highest round', Math.min(...roundRatios), `× / ${Math.max(...roundRatios).toFixed(2)} ×`);
     for (const [name, used] of wireCpu) {
       const ratio = used.callrec / used.sink / (sum(forkCpu) / sum(sinkCpu));
@@ -500,21 +570,57 @@ export async function runBench(opts: BenchOptions): Promise<{ rows: BenchRow[]; 
     const relayP99 = quantile(relayed, 0.99);
     const bridgeP99 = quantile(bridged, 0.99);
     const addedPerRound = bridgeRuns.map((run, r) => (quantile(run, 0.99) - quantile(relayRuns[r], 0.99)) / 1000);
-    row('bare relay delivery latency p50 / p99', quantile(relayed, 0.5) / 1000, `ms / ${(relayP99 / 1000).toFixed(2)} ms`);
+    row(
+      'bare relay delivery latency p50 / p99',
+      quantile(relayed, 0.5) / 1000,
+      `ms / ${(relayP99 / 1000).toFixed(2)} ms`,
+    );
     row('callrec bridge delivery latency p50', quantile(bridged, 0.5) / 1000, 'ms');
     row('callrec bridge delivery latency p99', bridgeP99 / 1000, 'ms');
-    row(`added forwarding latency p99 (callrec − bare relay, side by side, ${opts.rounds} rounds)`, (bridgeP99 - relayP99) / 1000, 'ms', '< 1', bridgeP99 - relayP99 < 1000);
-    row('… per round, in order', addedPerRound[0], `ms … ${addedPerRound.slice(1).map((v) => v.toFixed(2)).join(', ')} ms`);
+    row(
+      `added forwarding latency p99 (callrec − bare relay, side by side, ${opts.rounds} rounds)`,
+      (bridgeP99 - relayP99) / 1000,
+      'ms',
+      '< 1',
+      bridgeP99 - relayP99 < 1000,
+    );
+    row(
+      '… per round, in order',
+      addedPerRound[0],
+      `ms … ${addedPerRound
+        .slice(1)
+        .map((v) => v.toFixed(2))
+        .join(', ')} ms`,
+    );
     row('bridge caller frames not relayed (either path)', framesLost, 'frames', '0', framesLost === 0);
-    row('frames dropped (fork, all calls)', alignment.dropped, 'frames', '0', alignment.dropped === 0 && alignment.missing === 0);
+    row(
+      'frames dropped (fork, all calls)',
+      alignment.dropped,
+      'frames',
+      '0',
+      alignment.dropped === 0 && alignment.missing === 0,
+    );
     row('frames late, put in place (fork)', alignment.late, 'frames');
     row('calls closed with an error code', forkCloses + bridgeCloses, 'calls', '0', forkCloses + bridgeCloses === 0);
     row('generator ticks over 20 ms late', sum([...forkLoads, ...bridgeLoads].map((l) => l.lateTicks)), 'ticks');
     row('RSS idle, media node (serve --no-workers)', idleRss / 2 ** 20, 'MiB');
     row('RSS idle, callrec worker', workerIdleRss / 2 ** 20, 'MiB');
     row('RSS per active call (peak above idle, median round)', medianRss, 'KiB', '≤ 256', medianRss <= 256);
-    row('… per round, in order', roundRssPerCall[0], `KiB … ${roundRssPerCall.slice(1).map((v) => v.toFixed(0)).join(', ')} KiB`);
-    row(`time to ready (${readyMinutes}-min stereo call)`, readySeconds, `s (${readyStatus})`, '≤ 3', readyStatus === 'ready' && readySeconds <= 3);
+    row(
+      '… per round, in order',
+      roundRssPerCall[0],
+      `KiB … ${roundRssPerCall
+        .slice(1)
+        .map((v) => v.toFixed(0))
+        .join(', ')} KiB`,
+    );
+    row(
+      `time to ready (${readyMinutes}-min stereo call)`,
+      readySeconds,
+      `s (${readyStatus})`,
+      '≤ 3',
+      readyStatus === 'ready' && readySeconds <= 3,
+    );
     for (const m of [...media, ...crypto]) {
       if (m.name.startsWith('time to first byte')) row(m.name, m.value, m.unit, '< 50', m.value < 50);
       else row(m.name, m.value, m.unit);

@@ -101,7 +101,11 @@ export function wireStream(wire: LoadWire, tracks: Track[]): LoadStream {
   return {
     url: (base) => base,
     start: (callId, params) => wire.start(callId, tracks, params).map((m) => ({ data: Buffer.from(m), binary: false })),
-    frames: (tick) => tracks.map((track, i) => ({ data: Buffer.from(wire.media(track, tick, 2 + i + tick * tracks.length, payloadAt(tick))), binary: false })),
+    frames: (tick) =>
+      tracks.map((track, i) => ({
+        data: Buffer.from(wire.media(track, tick, 2 + i + tick * tracks.length, payloadAt(tick))),
+        binary: false,
+      })),
     stop: wire.stop,
   };
 }
@@ -125,7 +129,10 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   const open = (url: string, callIds: string[], stream: LoadStream) =>
     Promise.all(
       callIds.map(async (callId) => {
-        const ws = new WebSocket(stream.url(url, callId, opts.params), { perMessageDeflate: false, headers: stream.headers?.(opts.params) });
+        const ws = new WebSocket(stream.url(url, callId, opts.params), {
+          perMessageDeflate: false,
+          headers: stream.headers?.(opts.params),
+        });
         await once(ws, 'open');
         ws.on('error', () => {}); // failures show as close codes
         for (const m of stream.start(callId, opts.params)) ws.send(m.data, { binary: m.binary });
@@ -133,7 +140,10 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
       }),
     );
   if (opts.paired && opts.paired.callIds.length !== n) throw new Error('paired calls must match the calls one for one');
-  const sockets = [...(await open(opts.url, opts.callIds, stream)), ...(opts.paired ? await open(opts.paired.url, opts.paired.callIds, pairedStream) : [])];
+  const sockets = [
+    ...(await open(opts.url, opts.callIds, stream)),
+    ...(opts.paired ? await open(opts.paired.url, opts.paired.callIds, pairedStream) : []),
+  ];
   const streamOf = (s: number) => (s < n ? stream : pairedStream);
   const closed = sockets.map((ws) => once(ws, 'close').then(([code]) => code as number));
   await opts.beforeFrames?.();
@@ -163,7 +173,8 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
       for (; slot < due; slot++) {
         const tick = Math.floor(slot / PHASES);
         // Encoded once per tick, not once per socket.
-        if (messages?.tick !== tick) messages = { tick, frames: new Map([stream, pairedStream].map((st) => [st, st.frames(tick)])) };
+        if (messages?.tick !== tick)
+          messages = { tick, frames: new Map([stream, pairedStream].map((st) => [st, st.frames(tick)])) };
         for (let c = slot % PHASES; c < n; c += PHASES) {
           for (const s of copies(c, tick)) {
             const ws = sockets[s];
@@ -189,7 +200,10 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
     if (stop !== null) ws.send(stop);
     ws.close(1000);
   });
-  const closeCodes = await Promise.race([Promise.all(closed), sleep(15_000, null, { ref: false }).then(() => sockets.map((ws) => (ws.terminate(), 1006)))]);
+  const closeCodes = await Promise.race([
+    Promise.all(closed),
+    sleep(15_000, null, { ref: false }).then(() => sockets.map((ws) => (ws.terminate(), 1006))),
+  ]);
   return { ticks, framesSent, lateTicks, sendTimes, closeCodes };
 }
 
@@ -197,7 +211,14 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
  * Streams one call as fast as the socket drains (the frames' timestamps carry the timing); resolves
  * at hang-up: after `seconds` of audio, or as soon as `signal` aborts.
  */
-export async function blastCall(opts: { url: string; callId: string; seconds: number; params: Record<string, string>; beforeFrames?: () => Promise<void>; signal?: AbortSignal }): Promise<{ hungUpAt: number; closed: Promise<number> }> {
+export async function blastCall(opts: {
+  url: string;
+  callId: string;
+  seconds: number;
+  params: Record<string, string>;
+  beforeFrames?: () => Promise<void>;
+  signal?: AbortSignal;
+}): Promise<{ hungUpAt: number; closed: Promise<number> }> {
   const ws = new WebSocket(opts.url, { perMessageDeflate: false });
   await once(ws, 'open');
   ws.on('error', () => {});
@@ -209,7 +230,8 @@ export async function blastCall(opts: { url: string; callId: string; seconds: nu
     ws.send(TWILIO.media('inbound', tick, 2 + tick * 2, payloadAt(tick)));
     ws.send(TWILIO.media('outbound', tick, 3 + tick * 2, payloadAt(tick)));
     // Let the socket drain rather than queue the whole call in memory.
-    if (ws.bufferedAmount > 1 << 20) while (ws.bufferedAmount > 1 << 18 && ws.readyState === WebSocket.OPEN) await sleep(1);
+    if (ws.bufferedAmount > 1 << 20)
+      while (ws.bufferedAmount > 1 << 18 && ws.readyState === WebSocket.OPEN) await sleep(1);
     // The kernel may take every frame as fast as they come, leaving nothing buffered: yield once a
     // second of audio anyway, or this loop starves every other call and timer in the process.
     else if (tick % 50 === 49) await yieldToLoop();

@@ -54,7 +54,11 @@ const STALL_MS = 2;
  * stalls of a 1 ms timer, and the longest. An encode inside `callrec serve` holds up every live
  * call's media for as long.
  */
-async function benchEncode(format: RecordingFormat, pcm: Int16Array, threads: number): Promise<{ speed: number; stalls: number; longestMs: number }> {
+async function benchEncode(
+  format: RecordingFormat,
+  pcm: Int16Array,
+  threads: number,
+): Promise<{ speed: number; stalls: number; longestMs: number }> {
   let stalls = 0;
   let longestMs = 0;
   let tick = performance.now();
@@ -81,7 +85,9 @@ function benchFramePath(): BenchResult[] {
   const format = { codec: 'pcmu', sampleRate: RATE } as const;
   const decode = decoderFor(format);
   const frameSamples = RATE / 50;
-  const payload = encoderFor(format)(Int16Array.from({ length: frameSamples }, (_, i) => Math.round(8000 * Math.sin(i / 3))));
+  const payload = encoderFor(format)(
+    Int16Array.from({ length: frameSamples }, (_, i) => Math.round(8000 * Math.sin(i / 3))),
+  );
   const caller = new LegBuffer({ capacity: RATE * 2 });
   const agent = new LegBuffer({ capacity: RATE * 2 });
   const pcm = new Int16Array(frameSamples);
@@ -122,15 +128,24 @@ export async function benchMedia(): Promise<BenchResult[]> {
   const minute = stereoSignal(SECONDS);
   const results: BenchResult[] = [];
   for (const format of formats) {
-    results.push({ name: `encode ${format} (8 kHz stereo)`, value: (await benchEncode(format, minute, 1)).speed, unit: '× real time' });
+    results.push({
+      name: `encode ${format} (8 kHz stereo)`,
+      value: (await benchEncode(format, minute, 1)).speed,
+      unit: '× real time',
+    });
   }
   const threads = os.availableParallelism();
   const call = stereoSignal(LONG_CALL_SECONDS);
   const minutes = LONG_CALL_SECONDS / 60;
   for (const format of formats) {
     const { speed, stalls, longestMs } = await benchEncode(format, call, threads);
-    if (format === 'mp3') results.push({ name: `encode mp3, ${minutes}-min call in ${threads} parts`, value: speed, unit: '× real time' });
-    results.push({ name: `event-loop stalls over ${STALL_MS} ms while a ${minutes}-min call encodes to ${format}`, value: stalls, unit: `(longest ${longestMs.toFixed(1)} ms)` });
+    if (format === 'mp3')
+      results.push({ name: `encode mp3, ${minutes}-min call in ${threads} parts`, value: speed, unit: '× real time' });
+    results.push({
+      name: `event-loop stalls over ${STALL_MS} ms while a ${minutes}-min call encodes to ${format}`,
+      value: stalls,
+      unit: `(longest ${longestMs.toFixed(1)} ms)`,
+    });
   }
   results.push(...benchFramePath());
   return results;

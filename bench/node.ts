@@ -38,10 +38,19 @@ export interface NodeData {
 }
 
 /** A fresh DATA_DIR, SQLite database and Redis queue prefix named after `label`. */
-export async function nodeData(label: string, redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'): Promise<NodeData> {
+export async function nodeData(
+  label: string,
+  redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+): Promise<NodeData> {
   const run = `${label}-${randomBytes(4).toString('hex')}`;
   const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), `callrec-${label}-`));
-  const env = { DATA_DIR: dataDir, DATABASE_URL: `sqlite://${path.join(dataDir, 'callrec.db')}`, REDIS_URL: redisUrl, LOG_LEVEL: 'warn', CALLREC_QUEUE_PREFIX: run };
+  const env = {
+    DATA_DIR: dataDir,
+    DATABASE_URL: `sqlite://${path.join(dataDir, 'callrec.db')}`,
+    REDIS_URL: redisUrl,
+    LOG_LEVEL: 'warn',
+    CALLREC_QUEUE_PREFIX: run,
+  };
   return {
     env,
     redisUrl,
@@ -75,12 +84,21 @@ export async function provision(databaseUrl: string, what: Provisioned): Promise
 }
 
 /** Starts `callrec serve` as a child and waits for `/healthz`; `onLog` gets its log output (JSON lines), else it is dropped. */
-export async function startCallrec(env: Record<string, string | undefined>, workers: boolean, onLog?: (chunk: string) => void): Promise<Callrec> {
+export async function startCallrec(
+  env: Record<string, string | undefined>,
+  workers: boolean,
+  onLog?: (chunk: string) => void,
+): Promise<Callrec> {
   const port = await freePort();
-  const child = startChild(CLI, workers ? ['serve'] : ['serve', '--no-workers'], { ...env, PORT: String(port), HOST: '127.0.0.1', PUBLIC_URL: `http://127.0.0.1:${port}` }, {
-    execArgv: FROM_SOURCE ? ['--import', 'tsx'] : undefined,
-    onStdout: onLog,
-  });
+  const child = startChild(
+    CLI,
+    workers ? ['serve'] : ['serve', '--no-workers'],
+    { ...env, PORT: String(port), HOST: '127.0.0.1', PUBLIC_URL: `http://127.0.0.1:${port}` },
+    {
+      execArgv: FROM_SOURCE ? ['--import', 'tsx'] : undefined,
+      onStdout: onLog,
+    },
+  );
   const baseUrl = `http://127.0.0.1:${port}`;
   await waitForHttp(`${baseUrl}/healthz`, child);
   return { child, baseUrl, wsUrl: `ws://127.0.0.1:${port}/media/twilio` };
@@ -89,7 +107,12 @@ export async function startCallrec(env: Record<string, string | undefined>, work
 /** Starts `callrec worker` as a child and waits for its `/healthz` (on WORKER_PORT). */
 export async function startWorker(env: Record<string, string | undefined>): Promise<{ child: Child; baseUrl: string }> {
   const port = await freePort();
-  const child = startChild(CLI, ['worker'], { ...env, WORKER_PORT: String(port), HOST: '127.0.0.1' }, { execArgv: FROM_SOURCE ? ['--import', 'tsx'] : undefined });
+  const child = startChild(
+    CLI,
+    ['worker'],
+    { ...env, WORKER_PORT: String(port), HOST: '127.0.0.1' },
+    { execArgv: FROM_SOURCE ? ['--import', 'tsx'] : undefined },
+  );
   const baseUrl = `http://127.0.0.1:${port}`;
   await waitForHttp(`${baseUrl}/healthz`, child);
   return { child, baseUrl };
@@ -101,7 +124,8 @@ export async function deleteKeys(redisUrl: string, prefixes: string[]): Promise<
   try {
     await redis.connect();
     for (const prefix of prefixes) {
-      for await (const keys of redis.scanStream({ match: `${prefix}:*`, count: 500 })) if ((keys as string[]).length) await redis.del(...(keys as string[]));
+      for await (const keys of redis.scanStream({ match: `${prefix}:*`, count: 500 }))
+        if ((keys as string[]).length) await redis.del(...(keys as string[]));
     }
   } finally {
     redis.disconnect();

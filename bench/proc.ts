@@ -69,10 +69,20 @@ export interface ChildOptions {
 
 /** Starts a Node script as a child with an IPC channel (structured clone, so typed arrays pass). */
 /** `env` is laid over this process's; a variable set to undefined is left out. */
-export function startChild(script: string, args: string[], env: Record<string, string | undefined>, opts: ChildOptions = {}): Child {
+export function startChild(
+  script: string,
+  args: string[],
+  env: Record<string, string | undefined>,
+  opts: ChildOptions = {},
+): Child {
   installExitHook();
   const stdout = opts.onStdout ? 'pipe' : 'ignore';
-  const child = fork(script, args, { env: { ...process.env, ...env }, execArgv: opts.execArgv, stdio: ['ignore', stdout, 'pipe', 'ipc'], serialization: 'advanced' });
+  const child = fork(script, args, {
+    env: { ...process.env, ...env },
+    execArgv: opts.execArgv,
+    stdio: ['ignore', stdout, 'pipe', 'ipc'],
+    serialization: 'advanced',
+  });
   if (opts.onStdout) child.stdout!.setEncoding('utf8').on('data', opts.onStdout);
   children.add(child);
   let stderr = '';
@@ -117,7 +127,10 @@ export async function waitForHttp(url: string, child: Child, timeoutMs = 20_000)
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (child.process.exitCode !== null) throw new Error(`child exited: ${child.stderr()}`);
-    const ok = await fetch(url).then((r) => r.ok, () => false);
+    const ok = await fetch(url).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (ok) return;
     await sleep(100);
   }

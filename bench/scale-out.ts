@@ -58,20 +58,56 @@ interface Node {
 const isRoot = process.getuid?.() === 0;
 
 /** Starts a callrec node from the build; a media node on a disk of its own (see the module comment). */
-async function startNode(name: string, cli: string, command: 'serve' | 'worker', args: string[], env: Record<string, string>): Promise<Node> {
+async function startNode(
+  name: string,
+  cli: string,
+  command: 'serve' | 'worker',
+  args: string[],
+  env: Record<string, string>,
+): Promise<Node> {
   const port = await freePort();
   const node = [process.execPath, cli, command, ...args];
-  const argv = isRoot && command === 'serve' ? ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', 'mount -t tmpfs tmpfs "$DATA_DIR" && exec "$@"', 'sh', ...node] : node;
-  const child = spawn(argv[0], argv.slice(1), { env: { ...process.env, ...env, PORT: String(port), WORKER_PORT: String(port), HOST: '127.0.0.1' }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const argv =
+    isRoot && command === 'serve'
+      ? [
+          'unshare',
+          '--mount',
+          '--propagation',
+          'private',
+          'sh',
+          '-c',
+          'mount -t tmpfs tmpfs "$DATA_DIR" && exec "$@"',
+          'sh',
+          ...node,
+        ]
+      : node;
+  const child = spawn(argv[0], argv.slice(1), {
+    env: { ...process.env, ...env, PORT: String(port), WORKER_PORT: String(port), HOST: '127.0.0.1' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr = (stderr + chunk).slice(-4000)));
   const exited = once(child, 'exit').then(() => child.exitCode);
   const url = `http://127.0.0.1:${port}`;
-  for (let tries = 0; !(await fetch(`${url}/healthz`).then((r) => r.ok, () => false)); tries++) {
+  for (
+    let tries = 0;
+    !(await fetch(`${url}/healthz`).then(
+      (r) => r.ok,
+      () => false,
+    ));
+    tries++
+  ) {
     if (child.exitCode !== null || tries > 300) throw new Error(`${name} did not start: ${stderr}`);
     await sleep(100);
   }
-  return { name, url, wsUrl: `ws://127.0.0.1:${port}/media/twilio`, exited, stderr: () => stderr, signal: (s) => child.kill(s) };
+  return {
+    name,
+    url,
+    wsUrl: `ws://127.0.0.1:${port}/media/twilio`,
+    exited,
+    stderr: () => stderr,
+    signal: (s) => child.kill(s),
+  };
 }
 
 function quantile(values: number[], q: number): number {
@@ -122,25 +158,47 @@ export async function benchScaleOut(opts: ScaleOutOptions): Promise<void> {
     await store.migrate();
     const key = await opts.provision(databaseUrl);
     const params = { agent_id: opts.agentId, token: key };
-    const ids = (phase: string, node: string, count: number) => Array.from({ length: count }, (_, i) => `bench-${run}-${phase}-${node}-${i}`);
-    note(`scale-out: two media nodes (${isRoot ? 'private tmpfs disks' : 'separate DATA_DIRs on one disk: not root, so no private mounts'}), one worker, PostgreSQL, Redis, file:// bucket`);
+    const ids = (phase: string, node: string, count: number) =>
+      Array.from({ length: count }, (_, i) => `bench-${run}-${phase}-${node}-${i}`);
+    note(
+      `scale-out: two media nodes (${isRoot ? 'private tmpfs disks' : 'separate DATA_DIRs on one disk: not root, so no private mounts'}), one worker, PostgreSQL, Redis, file:// bucket`,
+    );
     await start('worker', 'worker');
-    const [a, b] = [await start('media-a', 'serve', ['--no-workers']), await start('media-b', 'serve', ['--no-workers'])];
+    const [a, b] = [
+      await start('media-a', 'serve', ['--no-workers']),
+      await start('media-b', 'serve', ['--no-workers']),
+    ];
 
     // 1. Hang-up → ready, every job on the worker (the media nodes run none).
     note(`scale-out 1/2: ${n} calls × ${opts.seconds} s on each media node, finalized by the worker`);
     const [idsA, idsB] = [ids('ready', 'a', n), ids('ready', 'b', n)];
     let hungUpAt = 0;
-    await runLoad({ url: a.wsUrl, callIds: idsA, paired: { url: b.wsUrl, callIds: idsB }, seconds: opts.seconds, tracks: 'both', params, onLoadEnd: () => (hungUpAt = Date.now()) });
+    await runLoad({
+      url: a.wsUrl,
+      callIds: idsA,
+      paired: { url: b.wsUrl, callIds: idsB },
+      seconds: opts.seconds,
+      tracks: 'both',
+      params,
+      onLoadEnd: () => (hungUpAt = Date.now()),
+    });
     const phase1 = await settled(store, opts.tenantId, [...idsA, ...idsB], 120_000);
     const toReady = phase1.filter((r) => r.status === 'ready').map((r) => (Date.parse(r.readyAt!) - hungUpAt) / 1000);
     const firstAttempt = phase1.filter((r) => r.status === 'ready' && r.attempts === 1).length;
-    row(`scale-out: calls ready on the first attempt (${n} per media node, jobs on the worker)`, firstAttempt, `of ${2 * n}`, `${2 * n}`, firstAttempt === 2 * n);
+    row(
+      `scale-out: calls ready on the first attempt (${n} per media node, jobs on the worker)`,
+      firstAttempt,
+      `of ${2 * n}`,
+      `${2 * n}`,
+      firstAttempt === 2 * n,
+    );
     row('scale-out: hang-up → ready p50 / p99', quantile(toReady, 0.5), `s / ${quantile(toReady, 0.99).toFixed(2)} s`);
 
     // 2. Kill one node, drain the other, mid-call; a third media node sweeps.
     await start('media-c', 'serve', ['--no-workers']);
-    note(`scale-out 2/2: ${n} calls × ${PHASE2_SECONDS} s on each media node; at ${CUT_AT_SECONDS} s media-a is killed (-9) and media-b gets SIGTERM`);
+    note(
+      `scale-out 2/2: ${n} calls × ${PHASE2_SECONDS} s on each media node; at ${CUT_AT_SECONDS} s media-a is killed (-9) and media-b gets SIGTERM`,
+    );
     const [killIds, drainIds] = [ids('killed', 'a', n), ids('drained', 'b', n)];
     let killedAt = 0;
     let termAt = 0;
@@ -160,7 +218,13 @@ export async function benchScaleOut(opts: ScaleOutOptions): Promise<void> {
         termAt = performance.now();
         b.signal('SIGTERM');
         void (async () => {
-          while ((await fetch(`${b.url}/readyz`).then((r) => r.status, () => 0)) !== 503) await sleep(5);
+          while (
+            (await fetch(`${b.url}/readyz`).then(
+              (r) => r.status,
+              () => 0,
+            )) !== 503
+          )
+            await sleep(5);
           readyz503Ms = performance.now() - termAt;
         })();
       },
@@ -175,13 +239,43 @@ export async function benchScaleOut(opts: ScaleOutOptions): Promise<void> {
     // Audio the dead node had received (its calls started with their recordings) that the recording lacks.
     const lostMs = recoveredReady.map((r) => killedAt - Date.parse(r.createdAt) - r.durationMs!);
     const spans = recoveredReady.flatMap((r) => r.lostSpans.map((s) => s.end_ms - s.start_ms));
-    row(`scale-out: killed node's calls recovered ready by another node (of ${n})`, recoveredReady.length, 'calls', `${n}`, recoveredReady.length === n);
-    row('scale-out: kill -9 → recovered ready, first / last', Math.min(...recoverySeconds), `s / ${Math.max(...recoverySeconds).toFixed(1)} s`, '≤ 60', Math.max(...recoverySeconds) <= 60);
-    row('scale-out: audio lost per recovered call, p50 / max', quantile(lostMs, 0.5) / 1000, `s / ${(Math.max(...lostMs) / 1000).toFixed(2)} s`, `≤ ${SEGMENT_SECONDS + 1}`, Math.max(...lostMs) <= (SEGMENT_SECONDS + 1) * 1000);
-    row('scale-out: lost span listed, p50 / max', quantile(spans, 0.5) / 1000, `s / ${(Math.max(...spans) / 1000).toFixed(2)} s`);
-    const whole = drainedRecordings.filter((r) => r.status === 'ready' && r.complete && Math.abs(r.durationMs! - PHASE2_SECONDS * 1000) <= 100).length;
+    row(
+      `scale-out: killed node's calls recovered ready by another node (of ${n})`,
+      recoveredReady.length,
+      'calls',
+      `${n}`,
+      recoveredReady.length === n,
+    );
+    row(
+      'scale-out: kill -9 → recovered ready, first / last',
+      Math.min(...recoverySeconds),
+      `s / ${Math.max(...recoverySeconds).toFixed(1)} s`,
+      '≤ 60',
+      Math.max(...recoverySeconds) <= 60,
+    );
+    row(
+      'scale-out: audio lost per recovered call, p50 / max',
+      quantile(lostMs, 0.5) / 1000,
+      `s / ${(Math.max(...lostMs) / 1000).toFixed(2)} s`,
+      `≤ ${SEGMENT_SECONDS + 1}`,
+      Math.max(...lostMs) <= (SEGMENT_SECONDS + 1) * 1000,
+    );
+    row(
+      'scale-out: lost span listed, p50 / max',
+      quantile(spans, 0.5) / 1000,
+      `s / ${(Math.max(...spans) / 1000).toFixed(2)} s`,
+    );
+    const whole = drainedRecordings.filter(
+      (r) => r.status === 'ready' && r.complete && Math.abs(r.durationMs! - PHASE2_SECONDS * 1000) <= 100,
+    ).length;
     row('scale-out: SIGTERM → /readyz 503', readyz503Ms, 'ms', '< 1000', readyz503Ms < 1000);
-    row(`scale-out: drain, SIGTERM → exit (${n} live calls with ${PHASE2_SECONDS - CUT_AT_SECONDS} s left)`, drained.seconds, `s (exit ${drained.code})`, '', drained.code === 0);
+    row(
+      `scale-out: drain, SIGTERM → exit (${n} live calls with ${PHASE2_SECONDS - CUT_AT_SECONDS} s left)`,
+      drained.seconds,
+      `s (exit ${drained.code})`,
+      '',
+      drained.code === 0,
+    );
     row('scale-out: drained calls complete and ready', whole, `of ${n}`, `${n}`, whole === n);
   } finally {
     for (const node of nodes) node.signal('SIGKILL');

@@ -59,7 +59,12 @@ export interface SoakReport {
   flat: boolean;
 }
 
-const AGENT = { tenantId: 'default', agentId: 'soak', scopes: ['media:stream', 'recordings:read'], settings: { enabled: true, auto_record: true, consent_prompt: false, dual_channel: true, format: 'wav' } } as const;
+const AGENT = {
+  tenantId: 'default',
+  agentId: 'soak',
+  scopes: ['media:stream', 'recordings:read'],
+  settings: { enabled: true, auto_record: true, consent_prompt: false, dual_channel: true, format: 'wav' },
+} as const;
 /** Audio per short call, s: long enough to be a call, short enough that calls come and go. */
 const CALL_SECONDS = 180;
 /** The first share of the run is warm-up (V8 heap, buffer pool, SQLite cache), left out of the slope. */
@@ -74,7 +79,8 @@ const MIB = 1024 * 1024;
 export function metricSum(text: string, name: string, labels = ''): number | null {
   let sum: number | null = null;
   for (const line of text.split('\n')) {
-    if ((line.startsWith(`${name} `) || line.startsWith(`${name}{`)) && line.includes(labels)) sum = (sum ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1));
+    if ((line.startsWith(`${name} `) || line.startsWith(`${name}{`)) && line.includes(labels))
+      sum = (sum ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1));
   }
   return sum;
 }
@@ -85,7 +91,10 @@ export function metricSum(text: string, name: string, labels = ''): number | nul
  * RSS divided by calls then swings with them, and its slope said "not flat" of runs whose RSS
  * stood still. The time term is what grows whatever the number of calls: a leak.
  */
-export function fitRss(points: Array<{ calls: number; minutes: number; kib: number }>): { perCall: number; perMinute: number } {
+export function fitRss(points: Array<{ calls: number; minutes: number; kib: number }>): {
+  perCall: number;
+  perMinute: number;
+} {
   const n = points.length;
   const mean = (f: (p: (typeof points)[number]) => number) => points.reduce((sum, p) => sum + f(p), 0) / n;
   const [mc, mt, my] = [mean((p) => p.calls), mean((p) => p.minutes), mean((p) => p.kib)];
@@ -108,7 +117,10 @@ async function sample(node: Callrec, worker: Child | null, startedAt: number, id
   const text = await (await fetch(`${node.baseUrl}/metrics`)).text();
   const rss = rssBytes(node.child.pid);
   const liveCalls = metricSum(text, 'callrec_calls_active') ?? 0;
-  const queueJobs = ['waiting', 'active', 'prioritized', 'delayed'].reduce((n, state) => n + (metricSum(text, 'callrec_recording_queue_jobs', `state="${state}"`) ?? 0), 0);
+  const queueJobs = ['waiting', 'active', 'prioritized', 'delayed'].reduce(
+    (n, state) => n + (metricSum(text, 'callrec_recording_queue_jobs', `state="${state}"`) ?? 0),
+    0,
+  );
   return {
     atMinutes: (performance.now() - startedAt) / 60_000,
     rssMiB: rss / MIB,
@@ -140,7 +152,12 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
     RATE_LIMIT_PER_KEY: String(1e9),
     MAX_PENDING_STREAMS_PER_IP: String(1e6),
     // With a separate worker, spools reach it through a bucket, and both hold the one master key.
-    ...(opts.worker ? { SPOOL_URL: pathToFileURL(path.join(data.dataDir, 'spools')).href, CALLREC_MASTER_KEY: randomBytes(32).toString('base64') } : {}),
+    ...(opts.worker
+      ? {
+          SPOOL_URL: pathToFileURL(path.join(data.dataDir, 'spools')).href,
+          CALLREC_MASTER_KEY: randomBytes(32).toString('base64'),
+        }
+      : {}),
   };
   let node: Callrec | null = null;
   let worker: Child | null = null;
@@ -162,19 +179,32 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
     /** Streams calls one after another until the run ends. */
     const caller = async (seconds: number) => {
       while (!stop.signal.aborted) {
-        const call = await blastCall({ url: live.wsUrl, callId: `soak-${next++}`, seconds, params, signal: stop.signal });
+        const call = await blastCall({
+          url: live.wsUrl,
+          callId: `soak-${next++}`,
+          seconds,
+          params,
+          signal: stop.signal,
+        });
         await call.closed;
         callsEnded++;
       }
     };
     const startedAt = performance.now();
-    const callers = [caller(opts.minutes * 60 * 1000), ...Array.from({ length: opts.calls }, () => caller(CALL_SECONDS))];
+    const callers = [
+      caller(opts.minutes * 60 * 1000),
+      ...Array.from({ length: opts.calls }, () => caller(CALL_SECONDS)),
+    ];
     const samples: SoakSample[] = [];
     const deadline = startedAt + opts.minutes * 60_000;
     while (performance.now() < deadline) {
       await sleep(Math.min((opts.everySeconds ?? 10) * 1000, Math.max(0, deadline - performance.now())));
-      for (const [name, child] of [['node', live.child], ['worker', worker]] as const) {
-        if (child && (child.process.exitCode !== null || child.process.signalCode !== null)) throw new Error(`the ${name} exited: ${child.stderr().slice(-2000)}`);
+      for (const [name, child] of [
+        ['node', live.child],
+        ['worker', worker],
+      ] as const) {
+        if (child && (child.process.exitCode !== null || child.process.signalCode !== null))
+          throw new Error(`the ${name} exited: ${child.stderr().slice(-2000)}`);
       }
       const s = await sample(live, worker, startedAt, idleRss);
       samples.push(s);
@@ -184,14 +214,29 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
     await Promise.all(callers);
 
     const steady = samples.filter((s) => s.atMinutes >= opts.minutes * WARM_UP && s.liveCalls > 0);
-    const points = steady.map((s) => ({ calls: s.liveCalls, minutes: s.atMinutes, kib: (s.rssMiB * MIB - idleRss) / 1024 }));
+    const points = steady.map((s) => ({
+      calls: s.liveCalls,
+      minutes: s.atMinutes,
+      kib: (s.rssMiB * MIB - idleRss) / 1024,
+    }));
     const { perCall, perMinute } = fitRss(points);
     const meanKiB = points.reduce((n, p) => n + p.kib, 0) / Math.max(1, points.length);
     const drift = meanKiB > 0 ? Math.abs(perMinute * opts.minutes * (1 - WARM_UP)) / meanKiB : 0;
     // The worker's load is the recordings in hand, not live calls: its time term alone.
-    const workerSlope = worker ? fitRss(steady.map((s) => ({ calls: 0, minutes: s.atMinutes, kib: s.workerRssMiB! * 1024 }))).perMinute : null;
+    const workerSlope = worker
+      ? fitRss(steady.map((s) => ({ calls: 0, minutes: s.atMinutes, kib: s.workerRssMiB! * 1024 }))).perMinute
+      : null;
     const workerFlat = workerSlope === null || workerSlope < FLAT_WORKER_KIB_PER_MINUTE;
-    const report = { samples, idleRssMiB: idleRss / MIB, callsEnded, perCallKiB: perCall, slopeKiBPerMinute: perMinute, drift, workerSlopeKiBPerMinute: workerSlope, flat: steady.length >= 2 && drift < FLAT_DRIFT && workerFlat };
+    const report = {
+      samples,
+      idleRssMiB: idleRss / MIB,
+      callsEnded,
+      perCallKiB: perCall,
+      slopeKiBPerMinute: perMinute,
+      drift,
+      workerSlopeKiBPerMinute: workerSlope,
+      flat: steady.length >= 2 && drift < FLAT_DRIFT && workerFlat,
+    };
     log(
       `soak: ${callsEnded} calls ended; after the warm-up RSS above idle is ${perCall.toFixed(0)} KiB per live call and grows ${perMinute >= 0 ? '+' : ''}${perMinute.toFixed(1)} KiB/min at a constant number of calls ` +
         `(${(drift * 100).toFixed(1)}% of it over the run)${workerSlope === null ? '' : `; the worker's RSS grows ${workerSlope >= 0 ? '+' : ''}${workerSlope.toFixed(1)} KiB/min`}: ` +

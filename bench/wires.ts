@@ -26,7 +26,14 @@ const twilio: LoadWire = {
     JSON.stringify({
       event: 'start',
       sequenceNumber: '1',
-      start: { accountSid: 'ACbench', streamSid: `MZ${callId}`, callSid: callId, tracks, customParameters: { ...params, call_id: callId }, mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 8000, channels: 1 } },
+      start: {
+        accountSid: 'ACbench',
+        streamSid: `MZ${callId}`,
+        callSid: callId,
+        tracks,
+        customParameters: { ...params, call_id: callId },
+        mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 8000, channels: 1 },
+      },
       streamSid: `MZ${callId}`,
     }),
   ],
@@ -41,7 +48,12 @@ const telnyx: LoadWire = {
     JSON.stringify({
       event: 'start',
       sequence_number: '1',
-      start: { user_id: 'bench', call_control_id: `v3:${callId}`, custom_parameters: { ...params, call_id: callId }, media_format: { encoding: 'PCMU', sample_rate: 8000, channels: 1 } },
+      start: {
+        user_id: 'bench',
+        call_control_id: `v3:${callId}`,
+        custom_parameters: { ...params, call_id: callId },
+        media_format: { encoding: 'PCMU', sample_rate: 8000, channels: 1 },
+      },
       stream_id: `st-${callId}`,
     }),
   ],
@@ -57,8 +69,16 @@ const plivo: LoadWire = {
     JSON.stringify({
       event: 'start',
       sequenceNumber: 1,
-      start: { callId, streamId: `st-${callId}`, accountId: 'MABENCH', tracks, mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 8000 } },
-      extra_headers: Object.entries({ ...params, call_id: callId }).map(([key, value]) => `${key}=${value}`).join(';'),
+      start: {
+        callId,
+        streamId: `st-${callId}`,
+        accountId: 'MABENCH',
+        tracks,
+        mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 8000 },
+      },
+      extra_headers: Object.entries({ ...params, call_id: callId })
+        .map(([key, value]) => `${key}=${value}`)
+        .join(';'),
     }),
   ],
   media: (track, tick, sequence, payload) =>
@@ -74,7 +94,15 @@ const exotel: LoadWire = {
       event: 'start',
       sequence_number: 1,
       stream_sid: `sid-${callId}`,
-      start: { stream_sid: `sid-${callId}`, call_sid: callId, account_sid: 'bench', from: '0', to: '0', custom_parameters: { ...params, call_id: callId }, media_format: { encoding: 'audio/x-mulaw', sample_rate: '8000', bit_rate: '64kbps' } },
+      start: {
+        stream_sid: `sid-${callId}`,
+        call_sid: callId,
+        account_sid: 'bench',
+        from: '0',
+        to: '0',
+        custom_parameters: { ...params, call_id: callId },
+        media_format: { encoding: 'audio/x-mulaw', sample_rate: '8000', bit_rate: '64kbps' },
+      },
     }),
   ],
   media: (track, tick, sequence, payload) =>
@@ -88,11 +116,18 @@ const bandwidth: LoadWire = {
       accountId: 'bench',
       callId,
       eventType: 'start',
-      metadata: { accountId: 'bench', callId, streamId: `s-${callId}`, streamName: 'bench', tracks: tracks.map((name) => ({ name, mediaFormat: { encoding: 'audio/PCMU', sampleRate: 8000 } })) },
+      metadata: {
+        accountId: 'bench',
+        callId,
+        streamId: `s-${callId}`,
+        streamName: 'bench',
+        tracks: tracks.map((name) => ({ name, mediaFormat: { encoding: 'audio/PCMU', sampleRate: 8000 } })),
+      },
       streamParams: { ...params, call_id: callId },
     }),
   ],
-  media: (track, _tick, sequence, payload) => `{"accountId":"bench","callId":"c-bench","eventType":"media","track":"${track}","sequenceNumber":${sequence},"payload":"${payload}"}`,
+  media: (track, _tick, sequence, payload) =>
+    `{"accountId":"bench","callId":"c-bench","eventType":"media","track":"${track}","sequenceNumber":${sequence},"payload":"${payload}"}`,
   stop: '{"accountId":"bench","callId":"c-bench","eventType":"stop"}',
 };
 
@@ -100,7 +135,14 @@ const bandwidth: LoadWire = {
  * The providers the generator can load; SignalWire speaks Twilio's messages. Vonage's one mixed
  * track in binary L16 frames carries other audio than a both-tracks μ-law fork, so it has none.
  */
-export const LOAD_WIRES: Partial<Record<Provider, LoadWire>> = { twilio, signalwire: twilio, telnyx, plivo, exotel, bandwidth };
+export const LOAD_WIRES: Partial<Record<Provider, LoadWire>> = {
+  twilio,
+  signalwire: twilio,
+  telnyx,
+  plivo,
+  exotel,
+  bandwidth,
+};
 
 const AUDIOHOOK_SESSION = '4a8e6f0e-7c1b-4a5f-9d0e-6b1c2d3e4f50';
 
@@ -126,7 +168,14 @@ function audiohookStream(tracks: Track[]): LoadStream {
               organizationId: AUDIOHOOK_SESSION,
               conversationId: callId,
               participant: { id: AUDIOHOOK_SESSION, ani: '+15550100', aniName: 'bench', dnis: '+15550199' },
-              media: [{ type: 'audio', format: 'PCMU', channels: tracks.map((t) => (t === 'inbound' ? 'external' : 'internal')), rate: 8000 }],
+              media: [
+                {
+                  type: 'audio',
+                  format: 'PCMU',
+                  channels: tracks.map((t) => (t === 'inbound' ? 'external' : 'internal')),
+                  rate: 8000,
+                },
+              ],
               customConfig: { agent_id: params.agent_id, call_id: callId },
             },
           }),
@@ -140,7 +189,15 @@ function audiohookStream(tracks: Track[]): LoadStream {
       for (let i = 0; i < frame.length; i++) frame[i] = payload[Math.floor(i / tracks.length)];
       return [{ data: frame, binary: true }];
     },
-    stop: JSON.stringify({ version: '2', id: AUDIOHOOK_SESSION, type: 'close', seq: 2, serverseq: 1, position: 'PT0S', parameters: { reason: 'end' } }),
+    stop: JSON.stringify({
+      version: '2',
+      id: AUDIOHOOK_SESSION,
+      type: 'close',
+      seq: 2,
+      serverseq: 1,
+      position: 'PT0S',
+      parameters: { reason: 'end' },
+    }),
   };
 }
 

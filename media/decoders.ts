@@ -32,7 +32,11 @@ function checkChannels(channels: number, format: string): 1 | 2 {
  * Reads `input` until `parse` recognises a header in what has arrived. Returns the header and
  * every byte read so far (the header's own bytes included), which the decoder must consume first.
  */
-async function readHeader<T>(input: AsyncIterator<Uint8Array>, format: string, parse: (buf: Buffer) => T | null): Promise<{ header: T; head: Buffer }> {
+async function readHeader<T>(
+  input: AsyncIterator<Uint8Array>,
+  format: string,
+  parse: (buf: Buffer) => T | null,
+): Promise<{ header: T; head: Buffer }> {
   let head: Buffer = Buffer.alloc(0);
   try {
     for (;;) {
@@ -41,7 +45,8 @@ async function readHeader<T>(input: AsyncIterator<Uint8Array>, format: string, p
       head = head.length === 0 ? asBuffer(next.value) : Buffer.concat([head, next.value]);
       const header = parse(head);
       if (header) return { header, head };
-      if (head.length > MAX_HEADER_BYTES) throw badRecording(`no ${format} header in the first ${MAX_HEADER_BYTES} bytes`);
+      if (head.length > MAX_HEADER_BYTES)
+        throw badRecording(`no ${format} header in the first ${MAX_HEADER_BYTES} bytes`);
     }
   } catch (err) {
     await input.return?.();
@@ -66,7 +71,11 @@ function parseStereoWavHeader(buf: Buffer): (WavHeader & { channels: 1 | 2 }) | 
 }
 
 /** Passes WAV samples through as whole frames, however the input bytes are split. */
-async function* wavSamples(bytes: AsyncIterable<Uint8Array>, frameBytes: number, dataBytes: number): AsyncGenerator<Int16Array> {
+async function* wavSamples(
+  bytes: AsyncIterable<Uint8Array>,
+  frameBytes: number,
+  dataBytes: number,
+): AsyncGenerator<Int16Array> {
   const carry = new Uint8Array(frameBytes);
   let carried = 0;
   let left = dataBytes;
@@ -99,7 +108,11 @@ async function decodeWav(input: AsyncIterator<Uint8Array>): Promise<PcmStream> {
 }
 
 /** Sample rates by MPEG version bits (0 = 2.5, 2 = 2, 3 = 1) and rate index. */
-const MPEG_RATES: Record<number, number[]> = { 0: [11025, 12000, 8000], 2: [22050, 24000, 16000], 3: [44100, 48000, 32000] };
+const MPEG_RATES: Record<number, number[]> = {
+  0: [11025, 12000, 8000],
+  2: [22050, 24000, 16000],
+  3: [44100, 48000, 32000],
+};
 
 /**
  * Samples of LAME's delay that mpg123 leaves at the start of a file whose Info frame has no LAME
@@ -158,7 +171,11 @@ function toInt16(x: number): number {
   return Math.min(32767, Math.max(-32768, s));
 }
 
-async function* mp3Samples(bytes: AsyncIterable<Uint8Array>, channels: 1 | 2, skip: number): AsyncGenerator<Int16Array> {
+async function* mp3Samples(
+  bytes: AsyncIterable<Uint8Array>,
+  channels: 1 | 2,
+  skip: number,
+): AsyncGenerator<Int16Array> {
   const decoder = new MPEGDecoder();
   try {
     await decoder.ready;
@@ -182,7 +199,11 @@ async function* mp3Samples(bytes: AsyncIterable<Uint8Array>, channels: 1 | 2, sk
 
 async function decodeMp3(input: AsyncIterator<Uint8Array>): Promise<PcmStream> {
   const { header, head } = await readHeader(input, 'MP3', parseMp3Header);
-  return { sampleRate: header.sampleRate, channels: header.channels, chunks: mp3Samples(resume(head, input), header.channels, header.skip) };
+  return {
+    sampleRate: header.sampleRate,
+    channels: header.channels,
+    chunks: mp3Samples(resume(head, input), header.channels, header.skip),
+  };
 }
 
 /**
@@ -309,7 +330,11 @@ async function decodeOgg(input: AsyncIterator<Uint8Array>): Promise<PcmStream> {
       await all.return(undefined);
     }
   }
-  return { sampleRate, channels, chunks: opusSamples(rest(), tail, decoder, sampleRate, channels, opusHead.readUInt16LE(10)) };
+  return {
+    sampleRate,
+    channels,
+    chunks: opusSamples(rest(), tail, decoder, sampleRate, channels, opusHead.readUInt16LE(10)),
+  };
 }
 
 /**

@@ -124,7 +124,13 @@ export class LegBuffer {
    * the leg in order (nearly every frame) is decoded straight into the ring, with no copy between;
    * any other is decoded into `scratch` and written as `write` writes it.
    */
-  writeEncoded(position: number, length: number, payload: Uint8Array, decode: Decoder, scratch: Int16Array): WriteOutcome {
+  writeEncoded(
+    position: number,
+    length: number,
+    payload: Uint8Array,
+    decode: Decoder,
+    scratch: Int16Array,
+  ): WriteOutcome {
     const slot = position & this.slotMask;
     const end = position + length;
     const inOrder = length > 0 && position >= this.highWaterAt && end <= this.flushedAt + this.capacity;

@@ -30,7 +30,11 @@ export class WaveformPeaks {
   constructor(channels: number, sampleRate: number, frames: number) {
     this.#channels = channels;
     this.#sampleRate = sampleRate;
-    this.#framesPerBucket = Math.max(Math.ceil(sampleRate / MAX_BUCKETS_PER_SECOND), Math.ceil(frames / MAX_BUCKETS), 1);
+    this.#framesPerBucket = Math.max(
+      Math.ceil(sampleRate / MAX_BUCKETS_PER_SECOND),
+      Math.ceil(frames / MAX_BUCKETS),
+      1,
+    );
     const buckets = Math.ceil(frames / this.#framesPerBucket);
     this.#peaks = Array.from({ length: channels }, () => new Uint16Array(buckets));
   }

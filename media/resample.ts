@@ -77,7 +77,8 @@ function phaseRow({ cutoff, halfWidth }: Kernel, frac: number): Float64Array {
  */
 export function resample(pcm: Int16Array, fromRate: number, toRate: number): Int16Array {
   for (const rate of [fromRate, toRate]) {
-    if (!Number.isInteger(rate) || rate <= 0) throw new RangeError(`sample rate must be a positive integer, got ${rate}`);
+    if (!Number.isInteger(rate) || rate <= 0)
+      throw new RangeError(`sample rate must be a positive integer, got ${rate}`);
   }
   if (fromRate === toRate) return pcm;
   const g = gcd(fromRate, toRate);
@@ -138,7 +139,8 @@ export class StreamResampler {
     readonly toRate: number,
   ) {
     for (const rate of [fromRate, toRate]) {
-      if (!Number.isInteger(rate) || rate <= 0) throw new RangeError(`sample rate must be a positive integer, got ${rate}`);
+      if (!Number.isInteger(rate) || rate <= 0)
+        throw new RangeError(`sample rate must be a positive integer, got ${rate}`);
     }
     const g = gcd(fromRate, toRate);
     this.#up = toRate / g;

@@ -48,7 +48,8 @@ function bad(message: string): MediaError {
 export function parseWavHeader(bytes: Uint8Array): WavHeader | null {
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (buf.length < 12) return null;
-  if (buf.toString('latin1', 0, 4) !== 'RIFF' || buf.toString('latin1', 8, 12) !== 'WAVE') throw bad('not a RIFF/WAVE file');
+  if (buf.toString('latin1', 0, 4) !== 'RIFF' || buf.toString('latin1', 8, 12) !== 'WAVE')
+    throw bad('not a RIFF/WAVE file');
   let fmt: { sampleRate: number; channels: number } | null = null;
   for (let offset = 12; offset + 8 <= buf.length; ) {
     const id = buf.toString('latin1', offset, offset + 4);
@@ -63,7 +64,8 @@ export function parseWavHeader(bytes: Uint8Array): WavHeader | null {
       if (body + 16 > buf.length) return null;
       const tag = buf.readUInt16LE(body);
       if (tag === WAVE_FORMAT_EXTENSIBLE && body + 26 > buf.length) return null;
-      const pcm = tag === WAVE_FORMAT_PCM || (tag === WAVE_FORMAT_EXTENSIBLE && buf.readUInt16LE(body + 24) === WAVE_FORMAT_PCM);
+      const pcm =
+        tag === WAVE_FORMAT_PCM || (tag === WAVE_FORMAT_EXTENSIBLE && buf.readUInt16LE(body + 24) === WAVE_FORMAT_PCM);
       const bits = buf.readUInt16LE(body + 14);
       if (!pcm || bits !== 16) throw bad(`WAV holds format ${tag} at ${bits} bits; expected 16-bit PCM`);
       fmt = { channels: buf.readUInt16LE(body + 2), sampleRate: buf.readUInt32LE(body + 4) };

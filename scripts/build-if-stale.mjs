@@ -8,7 +8,17 @@ import path from 'node:path';
 
 const root = path.join(path.dirname(new URL(import.meta.url).pathname), '..');
 const OUTPUTS = ['dist/src/cli.js', 'dist/web/index.html'];
-const SOURCES = ['src', 'media', 'workers', 'bench', 'web', 'package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json'];
+const SOURCES = [
+  'src',
+  'media',
+  'workers',
+  'bench',
+  'web',
+  'package.json',
+  'package-lock.json',
+  'tsconfig.json',
+  'tsconfig.build.json',
+];
 
 /** Newest modification time under `p` (a file or a directory tree); 0 when it does not exist. */
 function newest(p) {

@@ -199,9 +199,11 @@ const TELNYX_REQUIRED = ['TELNYX_API_KEY', 'TELNYX_CREDENTIAL_ID', 'TELNYX_TEST_
 function telnyx(env: Env): TelnyxConfig | undefined {
   const missing = TELNYX_REQUIRED.filter((name) => !env[name]);
   if (missing.length === TELNYX_REQUIRED.length) return undefined;
-  if (missing.length > 0) fail(missing[0], `must be set with ${TELNYX_REQUIRED.filter((name) => env[name]).join(' and ')}`);
+  if (missing.length > 0)
+    fail(missing[0], `must be set with ${TELNYX_REQUIRED.filter((name) => env[name]).join(' and ')}`);
   const testNumber = env.TELNYX_TEST_NUMBER!;
-  if (!/^(\+[1-9]\d{1,14}|sip:\S+)$/.test(testNumber)) fail('TELNYX_TEST_NUMBER', `must be an E.164 number (+15551234567) or a sip: address, got "${testNumber}"`);
+  if (!/^(\+[1-9]\d{1,14}|sip:\S+)$/.test(testNumber))
+    fail('TELNYX_TEST_NUMBER', `must be an E.164 number (+15551234567) or a sip: address, got "${testNumber}"`);
   return {
     apiKey: env.TELNYX_API_KEY!,
     credentialId: env.TELNYX_CREDENTIAL_ID!,
@@ -227,15 +229,24 @@ function isCidr(entry: string): boolean {
   return family !== 0 && validBits && extra === undefined;
 }
 
-const list = (env: Env, name: string) => (env[name] ?? '').split(',').map((entry) => entry.trim()).filter(Boolean);
+const list = (env: Env, name: string) =>
+  (env[name] ?? '')
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter(Boolean);
 /** Distinct consent prompts a tenant may have synthesized per hour per node: a few per agent is usual. */
 export const PROMPT_LIMIT_DEFAULT = 20;
 
 /** `MAX_TRANSCODES_PER_TENANT` ≤ `MAX_TRANSCODES`. */
 function transcodeLimits(env: Env): TranscodeLimits {
   const perNode = positiveInteger(env, 'MAX_TRANSCODES', TRANSCODE_LIMIT_DEFAULTS.perNode);
-  const perTenant = positiveInteger(env, 'MAX_TRANSCODES_PER_TENANT', Math.min(perNode, TRANSCODE_LIMIT_DEFAULTS.perTenant));
-  if (perTenant > perNode) fail('MAX_TRANSCODES_PER_TENANT', `must not exceed MAX_TRANSCODES (${perNode}), got ${perTenant}`);
+  const perTenant = positiveInteger(
+    env,
+    'MAX_TRANSCODES_PER_TENANT',
+    Math.min(perNode, TRANSCODE_LIMIT_DEFAULTS.perTenant),
+  );
+  if (perTenant > perNode)
+    fail('MAX_TRANSCODES_PER_TENANT', `must not exceed MAX_TRANSCODES (${perNode}), got ${perTenant}`);
   return { perNode, perTenant };
 }
 
@@ -244,7 +255,11 @@ function relayLimits(env: Env): RelayLimits {
   const defaults = STREAM_LIMIT_DEFAULTS.relay;
   const highWaterBytes = positiveInteger(env, 'BRIDGE_RELAY_HIGH_WATER_BYTES', defaults.highWaterBytes);
   const maxBytes = positiveInteger(env, 'BRIDGE_RELAY_MAX_BYTES', defaults.maxBytes);
-  if (highWaterBytes > maxBytes) fail('BRIDGE_RELAY_HIGH_WATER_BYTES', `must not exceed BRIDGE_RELAY_MAX_BYTES (${maxBytes}), got ${highWaterBytes}`);
+  if (highWaterBytes > maxBytes)
+    fail(
+      'BRIDGE_RELAY_HIGH_WATER_BYTES',
+      `must not exceed BRIDGE_RELAY_MAX_BYTES (${maxBytes}), got ${highWaterBytes}`,
+    );
   return { highWaterBytes, maxBytes };
 }
 
@@ -252,7 +267,8 @@ function relayLimits(env: Env): RelayLimits {
 function trustedProxies(env: Env): string[] {
   const entries = list(env, 'TRUST_PROXY');
   for (const entry of entries) {
-    if (!isCidr(entry)) fail('TRUST_PROXY', `must be comma-separated IP addresses or CIDRs (e.g. 10.0.0.0/8,::1), got "${entry}"`);
+    if (!isCidr(entry))
+      fail('TRUST_PROXY', `must be comma-separated IP addresses or CIDRs (e.g. 10.0.0.0/8,::1), got "${entry}"`);
   }
   return entries;
 }
@@ -261,8 +277,14 @@ function trustedProxies(env: Env): string[] {
 function egressAllow(env: Env): string[] {
   const entries = list(env, 'EGRESS_ALLOW');
   for (const entry of entries) {
-    const hostName = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\.?$/i.test(entry) && !/^[\d.]+$/.test(entry);
-    if (!isCidr(entry) && !hostName) fail('EGRESS_ALLOW', `must be comma-separated IP addresses, CIDRs or host names (e.g. 10.0.0.0/8,runtime.internal), got "${entry}"`);
+    const hostName =
+      /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\.?$/i.test(entry) &&
+      !/^[\d.]+$/.test(entry);
+    if (!isCidr(entry) && !hostName)
+      fail(
+        'EGRESS_ALLOW',
+        `must be comma-separated IP addresses, CIDRs or host names (e.g. 10.0.0.0/8,runtime.internal), got "${entry}"`,
+      );
   }
   return entries;
 }
@@ -283,10 +305,13 @@ function checkProviderSettings(env: Env): void {
   if (env.GOOGLE_TTS_VOICE && !/^[a-z]{2,3}-[A-Za-z0-9]{2,4}-\S+$/.test(env.GOOGLE_TTS_VOICE)) {
     fail('GOOGLE_TTS_VOICE', `must be a voice name like en-US-Standard-C, got "${env.GOOGLE_TTS_VOICE}"`);
   }
-  if (env.GOOGLE_TTS_API_KEY && !/^\S{10,}$/.test(env.GOOGLE_TTS_API_KEY)) fail('GOOGLE_TTS_API_KEY', 'must be an API key (no spaces), or unset to use Application Default Credentials');
-  if (env.AWS_REGION && !/^[a-z0-9][\w-]{0,62}$/i.test(env.AWS_REGION)) fail('AWS_REGION', `must be a region name like us-east-1, got "${env.AWS_REGION}"`);
+  if (env.GOOGLE_TTS_API_KEY && !/^\S{10,}$/.test(env.GOOGLE_TTS_API_KEY))
+    fail('GOOGLE_TTS_API_KEY', 'must be an API key (no spaces), or unset to use Application Default Credentials');
+  if (env.AWS_REGION && !/^[a-z0-9][\w-]{0,62}$/i.test(env.AWS_REGION))
+    fail('AWS_REGION', `must be a region name like us-east-1, got "${env.AWS_REGION}"`);
   const credentials = env.GOOGLE_APPLICATION_CREDENTIALS;
-  if (credentials && !fs.existsSync(credentials)) fail('GOOGLE_APPLICATION_CREDENTIALS', `names no file: "${credentials}"`);
+  if (credentials && !fs.existsSync(credentials))
+    fail('GOOGLE_APPLICATION_CREDENTIALS', `names no file: "${credentials}"`);
 }
 
 /** Bits a random key must carry: as many as the keys callrec mints itself (32 random bytes). */
@@ -304,11 +329,14 @@ const OPERATOR_KEY_BITS = 256;
 function checkOperatorKey(key: string): void {
   const howTo = 'must be at least 32 random bytes, e.g. `openssl rand -base64 32` or `openssl rand -hex 32`';
   const hexOnly = /^[0-9a-f]+$/i.test(key);
-  const alphabet = hexOnly ? 16 : [/[a-z]/, /[A-Z]/, /[0-9]/, /[^a-zA-Z0-9]/].reduce((n, re, i) => n + (re.test(key) ? [26, 26, 10, 2][i] : 0), 0);
+  const alphabet = hexOnly
+    ? 16
+    : [/[a-z]/, /[A-Z]/, /[0-9]/, /[^a-zA-Z0-9]/].reduce((n, re, i) => n + (re.test(key) ? [26, 26, 10, 2][i] : 0), 0);
   const counts = new Map<string, number>();
   for (const c of key) counts.set(c, (counts.get(c) ?? 0) + 1);
   const shannon = [...counts.values()].reduce((bits, n) => bits - (n / key.length) * Math.log2(n / key.length), 0);
-  if (key.length * Math.log2(alphabet) < OPERATOR_KEY_BITS) fail('CALLREC_API_KEY', `${howTo}; this one is too short (${key.length} characters)`);
+  if (key.length * Math.log2(alphabet) < OPERATOR_KEY_BITS)
+    fail('CALLREC_API_KEY', `${howTo}; this one is too short (${key.length} characters)`);
   // Random hex of 64 characters measures 3.34 bits per character at worst in a million samples (base64 of 44, 4.2): 3 leaves margin.
   if (shannon < 3) fail('CALLREC_API_KEY', `${howTo}; this one repeats itself too much to be random`);
 }
@@ -319,16 +347,26 @@ function sip(env: Env): SipConfig | undefined {
   const listen = env.SIP_LISTEN.split(',').map((entry) => {
     const m = /^(udp|tcp):(\[[0-9a-fA-F:]+\]|[^:\s]+):(\d{1,5})$/.exec(entry.trim());
     const host = m ? m[2].replace(/^\[|\]$/g, '') : '';
-    if (!m || net.isIP(host) === 0 || Number(m[3]) > 65535) fail('SIP_LISTEN', `must be comma-separated udp:ADDRESS:PORT or tcp:ADDRESS:PORT (e.g. udp:0.0.0.0:5060,tcp:0.0.0.0:5060), got "${entry.trim()}"`);
+    if (!m || net.isIP(host) === 0 || Number(m[3]) > 65535)
+      fail(
+        'SIP_LISTEN',
+        `must be comma-separated udp:ADDRESS:PORT or tcp:ADDRESS:PORT (e.g. udp:0.0.0.0:5060,tcp:0.0.0.0:5060), got "${entry.trim()}"`,
+      );
     return { protocol: m[1] as SipListen['protocol'], host, port: Number(m[3]) };
   });
   const publicAddress = env.SIP_PUBLIC_ADDRESS || listen[0].host;
-  if (net.isIP(publicAddress) === 0) fail('SIP_PUBLIC_ADDRESS', `must be the IP address SBCs reach this node at, got "${publicAddress}"`);
-  if (!env.SIP_PUBLIC_ADDRESS && (publicAddress === '0.0.0.0' || publicAddress === '::')) fail('SIP_PUBLIC_ADDRESS', `must be set when SIP_LISTEN listens on ${publicAddress}`);
+  if (net.isIP(publicAddress) === 0)
+    fail('SIP_PUBLIC_ADDRESS', `must be the IP address SBCs reach this node at, got "${publicAddress}"`);
+  if (!env.SIP_PUBLIC_ADDRESS && (publicAddress === '0.0.0.0' || publicAddress === '::'))
+    fail('SIP_PUBLIC_ADDRESS', `must be set when SIP_LISTEN listens on ${publicAddress}`);
   const ports = /^(\d{1,5})-(\d{1,5})$/.exec(env.RTP_PORTS || '40000-40999');
   const first = Number(ports?.[1]);
   const last = Number(ports?.[2]);
-  if (!ports || first < 1024 || last > 65535 || last - first < 1) fail('RTP_PORTS', `must be a range FIRST-LAST within 1024-65535 holding at least two ports, got "${env.RTP_PORTS}"`);
+  if (!ports || first < 1024 || last > 65535 || last - first < 1)
+    fail(
+      'RTP_PORTS',
+      `must be a range FIRST-LAST within 1024-65535 holding at least two ports, got "${env.RTP_PORTS}"`,
+    );
   return { listen, publicAddress, rtpPorts: { first, last } };
 }
 
@@ -343,7 +381,8 @@ export function loadConfig(env: Env = process.env): Config {
   const apiKey = env.CALLREC_API_KEY || undefined;
   if (apiKey !== undefined) checkOperatorKey(apiKey);
   const ttsEngine = env.TTS_ENGINE || 'flite';
-  if (!/^(flite|google|file:.+)$/.test(ttsEngine)) fail('TTS_ENGINE', `must be flite, google or file:<dir>, got "${ttsEngine}"`);
+  if (!/^(flite|google|file:.+)$/.test(ttsEngine))
+    fail('TTS_ENGINE', `must be flite, google or file:<dir>, got "${ttsEngine}"`);
   const queuePrefix = env.CALLREC_QUEUE_PREFIX || 'callrec';
   if (!/^[\w.-]+$/.test(queuePrefix)) fail('CALLREC_QUEUE_PREFIX', 'may hold only letters, digits, _ . -');
   const logLevel = oneOf(env, 'LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info');
@@ -354,9 +393,16 @@ export function loadConfig(env: Env = process.env): Config {
     workerPort: port(env, 'WORKER_PORT', 8081),
     metricsPort: env.METRICS_PORT ? port(env, 'METRICS_PORT', 0) : undefined,
     dataDir,
-    databaseUrl: url(env, 'DATABASE_URL', `sqlite://${path.join(dataDir, 'callrec.db')}`, ['sqlite:', 'postgres:', 'postgresql:']),
+    databaseUrl: url(env, 'DATABASE_URL', `sqlite://${path.join(dataDir, 'callrec.db')}`, [
+      'sqlite:',
+      'postgres:',
+      'postgresql:',
+    ]),
     // CALLREC_TEST_DEFAULT_REDIS_URL is for tests only: a default address where nothing answers, as on a bare machine.
-    redisUrl: url(env, 'REDIS_URL', env.CALLREC_TEST_DEFAULT_REDIS_URL || 'redis://127.0.0.1:6379', ['redis:', 'rediss:']),
+    redisUrl: url(env, 'REDIS_URL', env.CALLREC_TEST_DEFAULT_REDIS_URL || 'redis://127.0.0.1:6379', [
+      'redis:',
+      'rediss:',
+    ]),
     redisUrlDefault: !env.REDIS_URL,
     queuePrefix,
     storageUrl: url(env, 'STORAGE_URL', `file://${path.join(dataDir, 'recordings')}`, ['file:', 'gs:', 's3:']),
@@ -370,16 +416,22 @@ export function loadConfig(env: Env = process.env): Config {
     trustProxy: trustedProxies(env),
     http: {
       requestsPerKeyPerMinute: positiveInteger(env, 'RATE_LIMIT_PER_KEY', HTTP_LIMIT_DEFAULTS.requestsPerKeyPerMinute),
-      authFailuresPerIpPerMinute: positiveInteger(env, 'AUTH_FAILURES_PER_IP', HTTP_LIMIT_DEFAULTS.authFailuresPerIpPerMinute),
+      authFailuresPerIpPerMinute: positiveInteger(
+        env,
+        'AUTH_FAILURES_PER_IP',
+        HTTP_LIMIT_DEFAULTS.authFailuresPerIpPerMinute,
+      ),
     },
     streams: {
-      authTimeoutMs: positiveSeconds(env, 'STREAM_AUTH_TIMEOUT_SECONDS', STREAM_LIMIT_DEFAULTS.authTimeoutMs / 1000) * 1000,
+      authTimeoutMs:
+        positiveSeconds(env, 'STREAM_AUTH_TIMEOUT_SECONDS', STREAM_LIMIT_DEFAULTS.authTimeoutMs / 1000) * 1000,
       preStartMessages: positiveInteger(env, 'STREAM_PRESTART_MESSAGES', STREAM_LIMIT_DEFAULTS.preStartMessages),
       preStartBytes: positiveInteger(env, 'STREAM_PRESTART_BYTES', STREAM_LIMIT_DEFAULTS.preStartBytes),
       perNode: positiveInteger(env, 'MAX_STREAMS_PER_NODE', STREAM_LIMIT_DEFAULTS.perNode),
       pendingPerAddress: positiveInteger(env, 'MAX_PENDING_STREAMS_PER_IP', STREAM_LIMIT_DEFAULTS.pendingPerAddress),
       perTenant: env.MAX_STREAMS_PER_TENANT ? positiveInteger(env, 'MAX_STREAMS_PER_TENANT', 1) : null,
-      idleTimeoutMs: positiveSeconds(env, 'STREAM_IDLE_TIMEOUT_SECONDS', STREAM_LIMIT_DEFAULTS.idleTimeoutMs / 1000) * 1000,
+      idleTimeoutMs:
+        positiveSeconds(env, 'STREAM_IDLE_TIMEOUT_SECONDS', STREAM_LIMIT_DEFAULTS.idleTimeoutMs / 1000) * 1000,
       audioLeadMs: positiveSeconds(env, 'STREAM_AUDIO_LEAD_SECONDS', STREAM_LIMIT_DEFAULTS.audioLeadMs / 1000) * 1000,
       relay: relayLimits(env),
     },
@@ -401,8 +453,10 @@ export function loadConfig(env: Env = process.env): Config {
     tsaTimeoutMs: positiveSeconds(env, 'TSA_TIMEOUT_SECONDS', 10) * 1000,
     egressAllow: egressAllow(env),
     remoteTimeouts: {
-      connectMs: positiveSeconds(env, 'REMOTE_CONNECT_TIMEOUT_SECONDS', REMOTE_TIMEOUT_DEFAULTS.connectMs / 1000) * 1000,
-      requestMs: positiveSeconds(env, 'REMOTE_REQUEST_TIMEOUT_SECONDS', REMOTE_TIMEOUT_DEFAULTS.requestMs / 1000) * 1000,
+      connectMs:
+        positiveSeconds(env, 'REMOTE_CONNECT_TIMEOUT_SECONDS', REMOTE_TIMEOUT_DEFAULTS.connectMs / 1000) * 1000,
+      requestMs:
+        positiveSeconds(env, 'REMOTE_REQUEST_TIMEOUT_SECONDS', REMOTE_TIMEOUT_DEFAULTS.requestMs / 1000) * 1000,
     },
   };
 }

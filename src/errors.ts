@@ -153,7 +153,12 @@ export class HttpError extends CallrecError {
   constructor(
     code: ErrorCode,
     message: string,
-    options: { field?: string; headers?: Record<string, string>; details?: Record<string, unknown>; cause?: unknown } = {},
+    options: {
+      field?: string;
+      headers?: Record<string, string>;
+      details?: Record<string, unknown>;
+      cause?: unknown;
+    } = {},
   ) {
     super(code, message, { cause: options.cause });
     this.name = 'HttpError';
@@ -190,5 +195,10 @@ export function sipStatus(err: unknown): number {
 export function closeReason(code: string, message: string): string {
   const text = message.startsWith(code) ? message : `${code}: ${message}`;
   const bytes = Buffer.from(text);
-  return bytes.length <= 123 ? text : `${bytes.subarray(0, 120).toString('utf8').replace(/\uFFFD*$/, '')}...`;
+  return bytes.length <= 123
+    ? text
+    : `${bytes
+        .subarray(0, 120)
+        .toString('utf8')
+        .replace(/\uFFFD*$/, '')}...`;
 }

@@ -27,7 +27,11 @@ export function spoolNode(recording: Recording, diskNode: string | null): string
  * job). The job id is fixed per recording, so BullMQ would ignore the add while a job with that
  * id exists: a finished (failed or completed) one is removed first so this one runs.
  */
-export async function requeueRecording(queues: RecordingQueues, recording: Recording, spoolNode: string | null): Promise<boolean> {
+export async function requeueRecording(
+  queues: RecordingQueues,
+  recording: Recording,
+  spoolNode: string | null,
+): Promise<boolean> {
   const queue = queues.queue(spoolNode);
   const jobId = recordingJobId(recording.id);
   const state = await queue.getJobState(jobId);
@@ -45,11 +49,18 @@ export async function requeueRecording(queues: RecordingQueues, recording: Recor
  * (no recording), `ERR_CONFLICT` (not failed) or `ERR_NO_SPOOL` (it never kept one, or it was
  * deleted once stored).
  */
-export async function retryRecording(store: Store, queues: RecordingQueues, tenantId: string, callId: string): Promise<Recording> {
+export async function retryRecording(
+  store: Store,
+  queues: RecordingQueues,
+  tenantId: string,
+  callId: string,
+): Promise<Recording> {
   const recording = await store.recordings.getByCall(tenantId, callId);
   if (!recording) throw new CallrecError('ERR_NOT_FOUND', `call ${callId} of tenant ${tenantId} has no recording`);
-  if (recording.status !== 'failed') throw new CallrecError('ERR_CONFLICT', `the recording of call ${callId} is ${recording.status}, not failed`);
-  if (!recording.spoolPath) throw new CallrecError('ERR_NO_SPOOL', `the recording of call ${callId} has no spool to retry from`);
+  if (recording.status !== 'failed')
+    throw new CallrecError('ERR_CONFLICT', `the recording of call ${callId} is ${recording.status}, not failed`);
+  if (!recording.spoolPath)
+    throw new CallrecError('ERR_NO_SPOOL', `the recording of call ${callId} has no spool to retry from`);
   const call = await store.calls.get(tenantId, callId);
   const processing = (await store.recordings.update(recording.id, { status: 'processing', error: null }))!;
   await requeueRecording(queues, processing, spoolNode(recording, call?.nodeId ?? null));

@@ -19,11 +19,25 @@ export class Listener {
 
   /** Binds `host:port`; `variable` names the setting in the error when the port is taken. */
   static async bind(host: string, port: number, variable: string): Promise<Listener> {
-    const server = http.createServer((_req, res) => res.writeHead(503, { 'content-type': 'text/plain', 'retry-after': '1' }).end('starting'));
+    const server = http.createServer((_req, res) =>
+      res.writeHead(503, { 'content-type': 'text/plain', 'retry-after': '1' }).end('starting'),
+    );
     await new Promise<void>((resolve, reject) => {
       server.once('error', (err: NodeJS.ErrnoException) => {
-        if (err.code === 'EADDRINUSE') reject(new CallrecError('ERR_PORT_IN_USE', `${variable} ${port} is in use on ${host} (another callrec, or another program, listens there): stop it or set ${variable} to a free port`));
-        else if (err.code === 'EACCES') reject(new CallrecError('ERR_PORT_IN_USE', `${variable} ${port} on ${host} may not be bound by this user: set ${variable} to a port above 1023`));
+        if (err.code === 'EADDRINUSE')
+          reject(
+            new CallrecError(
+              'ERR_PORT_IN_USE',
+              `${variable} ${port} is in use on ${host} (another callrec, or another program, listens there): stop it or set ${variable} to a free port`,
+            ),
+          );
+        else if (err.code === 'EACCES')
+          reject(
+            new CallrecError(
+              'ERR_PORT_IN_USE',
+              `${variable} ${port} on ${host} may not be bound by this user: set ${variable} to a port above 1023`,
+            ),
+          );
         else reject(err);
       });
       server.listen({ port, host }, resolve);

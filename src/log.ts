@@ -24,5 +24,12 @@ export function createLogger(level: string, opts: LoggerOptions = {}): Logger {
   const pretty = format === 'pretty' || (format === 'auto' && !opts.destination && process.stdout.isTTY === true);
   if (!pretty) return pino({ level, base }, opts.destination);
   // A worker-thread transport: formatting for people stays off the media path's thread.
-  return pino({ level, base, transport: { target: 'pino-pretty', options: { ignore: 'service,pid,host,node', translateTime: 'SYS:HH:MM:ss.l', destination: 1 } } });
+  return pino({
+    level,
+    base,
+    transport: {
+      target: 'pino-pretty',
+      options: { ignore: 'service,pid,host,node', translateTime: 'SYS:HH:MM:ss.l', destination: 1 },
+    },
+  });
 }

@@ -54,12 +54,20 @@ export class NodeGauges {
       metrics.spoolPendingBytes.set(node.spools.pendingBytes);
     }
     const inStorage = spoolBytes.total().then((bytes) => metrics.spoolBytesInStorage.set(bytes));
-    await Promise.all([passesInTime(this.#queues()), passesInTime(this.#spoolBytes()), passesInTime(this.#recordingsByStatus()), passesInTime(inStorage)]);
+    await Promise.all([
+      passesInTime(this.#queues()),
+      passesInTime(this.#spoolBytes()),
+      passesInTime(this.#recordingsByStatus()),
+      passesInTime(inStorage),
+    ]);
   }
 
   async #queues(): Promise<void> {
     const { metrics, recordings, node } = this.#deps;
-    const queues = [['shared', recordings.queue(null)], ...(node ? [['node', recordings.queue(node.nodeId)] as const] : [])] as const;
+    const queues = [
+      ['shared', recordings.queue(null)],
+      ...(node ? [['node', recordings.queue(node.nodeId)] as const] : []),
+    ] as const;
     for (const [label, queue] of queues) {
       const counts = await queue.getJobCounts(...JOB_STATES);
       for (const state of JOB_STATES) metrics.recordingQueueJobs.set({ queue: label, state }, counts[state] ?? 0);
@@ -69,7 +77,14 @@ export class NodeGauges {
   async #spoolBytes(): Promise<void> {
     const dir = path.join(this.#deps.dataDir, 'spool');
     const names = await fs.readdir(dir).catch(() => [] as string[]);
-    const sizes = await Promise.all(names.map((name) => fs.stat(path.join(dir, name)).then((s) => (s.isFile() ? s.size : 0), () => 0)));
+    const sizes = await Promise.all(
+      names.map((name) =>
+        fs.stat(path.join(dir, name)).then(
+          (s) => (s.isFile() ? s.size : 0),
+          () => 0,
+        ),
+      ),
+    );
     this.#deps.metrics.spoolBytes.set(sizes.reduce((a, b) => a + b, 0));
   }
 

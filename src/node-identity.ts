@@ -42,13 +42,24 @@ const NODE_ID = /^[\w.-]{1,100}$/;
 
 export async function claimNodeIdentity(dataDir: string): Promise<NodeIdentity> {
   await fs.mkdir(dataDir, { recursive: true });
-  const host = os.hostname().replace(/[^\w.-]/g, '-').slice(0, 60) || 'node';
+  const host =
+    os
+      .hostname()
+      .replace(/[^\w.-]/g, '-')
+      .slice(0, 60) || 'node';
   const nodeId = await readOrCreate(path.join(dataDir, 'node-id'), () => `${host}-${randomBytes(4).toString('hex')}\n`);
-  if (!NODE_ID.test(nodeId)) throw new CallrecError('ERR_CONFIG', `${path.join(dataDir, 'node-id')} holds "${nodeId.slice(0, 100)}", not a node id`);
+  if (!NODE_ID.test(nodeId))
+    throw new CallrecError(
+      'ERR_CONFIG',
+      `${path.join(dataDir, 'node-id')} holds "${nodeId.slice(0, 100)}", not a node id`,
+    );
   const pidFile = path.join(dataDir, 'node.pid');
   const holder = Number((await fs.readFile(pidFile, 'utf8').catch(() => '')).trim());
   if (isRunning(holder)) {
-    throw new CallrecError('ERR_CONFIG', `DATA_DIR ${dataDir} is in use by callrec process ${holder}: every node needs a DATA_DIR of its own`);
+    throw new CallrecError(
+      'ERR_CONFIG',
+      `DATA_DIR ${dataDir} is in use by callrec process ${holder}: every node needs a DATA_DIR of its own`,
+    );
   }
   await fs.writeFile(pidFile, `${process.pid}\n`, { mode: 0o600 });
   return {

@@ -10,7 +10,8 @@ import type { Logger } from './log.js';
 import { redisAnswers } from './redis.js';
 
 /** What to install when there is neither a Redis nor a `redis-server` to start. */
-export const REDIS_INSTALL_HINT = 'install Redis (Debian/Ubuntu: `sudo apt-get install redis-server`; macOS: `brew install redis`) and run this again, or set REDIS_URL to a Redis of yours';
+export const REDIS_INSTALL_HINT =
+  'install Redis (Debian/Ubuntu: `sudo apt-get install redis-server`; macOS: `brew install redis`) and run this again, or set REDIS_URL to a Redis of yours';
 
 /** The longest unix socket path Linux and macOS take (`sun_path` is 108 and 104 bytes, with its NUL). */
 const MAX_SOCKET_PATH = 103;
@@ -53,26 +54,55 @@ export async function startPrivateRedis(dataDir: string, defaultUrl: string, log
     return { url: socket, stop: () => shutdown(socket) };
   }
   const binary = onPath('redis-server');
-  if (!binary) throw new CallrecError('ERR_REDIS_UNAVAILABLE', `No Redis answers at ${defaultUrl} and REDIS_URL is unset; callrec would start a private one, but redis-server is not installed: ${REDIS_INSTALL_HINT}.`);
+  if (!binary)
+    throw new CallrecError(
+      'ERR_REDIS_UNAVAILABLE',
+      `No Redis answers at ${defaultUrl} and REDIS_URL is unset; callrec would start a private one, but redis-server is not installed: ${REDIS_INSTALL_HINT}.`,
+    );
   if (Buffer.byteLength(socket) > MAX_SOCKET_PATH) {
-    throw new CallrecError('ERR_CONFIG', `DATA_DIR is too deep for the private Redis's unix socket (${socket}): use a shorter DATA_DIR, or set REDIS_URL`);
+    throw new CallrecError(
+      'ERR_CONFIG',
+      `DATA_DIR is too deep for the private Redis's unix socket (${socket}): use a shorter DATA_DIR, or set REDIS_URL`,
+    );
   }
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const args = ['--port', '0', '--unixsocket', socket, '--unixsocketperm', '700', '--dir', dir, '--appendonly', 'yes', '--daemonize', 'no', '--loglevel', 'warning'];
+  const args = [
+    '--port',
+    '0',
+    '--unixsocket',
+    socket,
+    '--unixsocketperm',
+    '700',
+    '--dir',
+    dir,
+    '--appendonly',
+    'yes',
+    '--daemonize',
+    'no',
+    '--loglevel',
+    'warning',
+  ];
   // A process group of its own: a Ctrl-C at the terminal reaches callrec, which drains, then stops Redis.
   const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   let output = '';
-  for (const stream of [child.stdout, child.stderr]) stream.on('data', (chunk: Buffer) => (output = (output + chunk.toString()).slice(-2000)));
+  for (const stream of [child.stdout, child.stderr])
+    stream.on('data', (chunk: Buffer) => (output = (output + chunk.toString()).slice(-2000)));
   const exited = once(child, 'exit');
   const deadline = Date.now() + START_TIMEOUT_MS;
   while (!(await socketAnswers(socket))) {
     if (child.exitCode !== null || Date.now() > deadline) {
       child.kill('SIGKILL');
-      throw new CallrecError('ERR_REDIS_UNAVAILABLE', `the private redis-server (${binary}) did not start: ${output.trim().split('\n').at(-1) ?? 'no output'}. Set REDIS_URL to a Redis of yours.`);
+      throw new CallrecError(
+        'ERR_REDIS_UNAVAILABLE',
+        `the private redis-server (${binary}) did not start: ${output.trim().split('\n').at(-1) ?? 'no output'}. Set REDIS_URL to a Redis of yours.`,
+      );
     }
     await sleep(50);
   }
-  log.info({ socket, redisPid: child.pid }, `no Redis at ${defaultUrl} and REDIS_URL is unset: started a private redis-server under DATA_DIR (no TCP port; set REDIS_URL to share one between nodes)`);
+  log.info(
+    { socket, redisPid: child.pid },
+    `no Redis at ${defaultUrl} and REDIS_URL is unset: started a private redis-server under DATA_DIR (no TCP port; set REDIS_URL to share one between nodes)`,
+  );
   return { url: socket, stop: () => stopChild(child, exited) };
 }
 
@@ -105,6 +135,9 @@ async function stopChild(child: ChildProcess, exited: Promise<unknown>): Promise
 async function shutdown(socket: string): Promise<void> {
   const client = new Redis(socket, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
   client.on('error', () => {});
-  await client.connect().then(() => client.shutdown()).catch(() => {});
+  await client
+    .connect()
+    .then(() => client.shutdown())
+    .catch(() => {});
   client.disconnect();
 }

@@ -99,7 +99,12 @@ export class SweepBatches {
 /** Statuses whose recordings are all checked by every sweep: as many as the live calls. */
 const LIVE: readonly RecordingStatus[] = ['recording', 'paused'];
 
-async function* recordingsIn(store: Store, tenantId: string, status: RecordingStatus, batches: SweepBatches | undefined): AsyncGenerator<CallWithRecording> {
+async function* recordingsIn(
+  store: Store,
+  tenantId: string,
+  status: RecordingStatus,
+  batches: SweepBatches | undefined,
+): AsyncGenerator<CallWithRecording> {
   if (batches && !LIVE.includes(status)) {
     yield* batches.next(store, tenantId, status);
     return;
@@ -117,7 +122,12 @@ async function spoolAgeMs(recording: Recording, nowMs: number): Promise<number> 
 }
 
 /** Whether the call holding a spooled recording is gone: ended, its node down, or (no node known) its spool stale. */
-async function abandoned({ call, recording }: CallWithRecording & { recording: Recording }, opts: RecoveryOptions, nowMs: number, local: boolean): Promise<boolean> {
+async function abandoned(
+  { call, recording }: CallWithRecording & { recording: Recording },
+  opts: RecoveryOptions,
+  nowMs: number,
+  local: boolean,
+): Promise<boolean> {
   if (recording.status === 'processing' || call.status === 'ended') return true;
   if (call.nodeId !== null) return !(await opts.isNodeAlive(call.nodeId));
   // A paused spool may rightly sit unwritten for long (pause_behavior `skip` writes nothing).
@@ -136,16 +146,28 @@ async function abandoned({ call, recording }: CallWithRecording & { recording: R
  *   it shows rather than staying `recording`; that node finalizes it when it comes back.
  * A call still marked live whose node is gone is ended with the reason `media node lost`.
  */
-export async function recoverSpools(store: Store, queues: RecordingQueues, dataDir: string, opts: RecoveryOptions): Promise<RecoveryReport> {
+export async function recoverSpools(
+  store: Store,
+  queues: RecordingQueues,
+  dataDir: string,
+  opts: RecoveryOptions,
+): Promise<RecoveryReport> {
   const nowMs = (opts.now?.() ?? new Date()).getTime();
-  const report: RecoveryReport = { requeued: [], unreachable: [], outageRetried: [], orphanSpools: [], removedSpools: [] };
+  const report: RecoveryReport = {
+    requeued: [],
+    unreachable: [],
+    outageRetried: [],
+    orphanSpools: [],
+    removedSpools: [],
+  };
   const outages = new OutageProbe(opts.buckets, nowMs);
   const known = new Set<string>();
   // Listed in full before anything changes: a recording moved to `processing` below must not come round again.
   const spooled: Array<CallWithRecording & { recording: Recording }> = [];
   for (const tenant of await store.tenants.list()) {
     for (const status of SPOOLED) {
-      for await (const item of recordingsIn(store, tenant.id, status, opts.batches)) if (item.recording?.spoolPath) spooled.push(item as CallWithRecording & { recording: Recording });
+      for await (const item of recordingsIn(store, tenant.id, status, opts.batches))
+        if (item.recording?.spoolPath) spooled.push(item as CallWithRecording & { recording: Recording });
     }
   }
   // Asked once per node per sweep, however many of its calls are listed.
@@ -157,15 +179,28 @@ export async function recoverSpools(store: Store, queues: RecordingQueues, dataD
     known.add(path.resolve(recording.spoolPath!));
     // Cheap checks first, so a sweep stats no spool it has nothing to do with: a live call on a
     // live node, or a recording failed for a reason that no returning node or bucket mends.
-    if (recording.status === 'failed' && !recording.error?.startsWith(SPOOL_UNREACHABLE) && !recording.error?.startsWith(STORAGE_UNREACHABLE)) continue;
-    if (LIVE.includes(recording.status) && call.status !== 'ended' && call.nodeId !== null && (await isNodeAlive(call.nodeId))) continue;
+    if (
+      recording.status === 'failed' &&
+      !recording.error?.startsWith(SPOOL_UNREACHABLE) &&
+      !recording.error?.startsWith(STORAGE_UNREACHABLE)
+    )
+      continue;
+    if (
+      LIVE.includes(recording.status) &&
+      call.status !== 'ended' &&
+      call.nodeId !== null &&
+      (await isNodeAlive(call.nodeId))
+    )
+      continue;
     const local = await spoolExists(recording);
     if (recording.status === 'failed') {
       const nodeBack = local && recording.spoolUrl === null && recording.error?.startsWith(SPOOL_UNREACHABLE);
-      const bucketBack = !nodeBack && (local || recording.spoolUrl !== null || call.nodeId !== null) && (await outages.over(recording));
+      const bucketBack =
+        !nodeBack && (local || recording.spoolUrl !== null || call.nodeId !== null) && (await outages.over(recording));
       if (nodeBack || bucketBack) {
         const processing = (await store.recordings.update(recording.id, { status: 'processing', error: null }))!;
-        if (await requeueRecording(queues, processing, spoolNode(recording, local ? opts.nodeId : call.nodeId))) (nodeBack ? report.requeued : report.outageRetried).push(processing);
+        if (await requeueRecording(queues, processing, spoolNode(recording, local ? opts.nodeId : call.nodeId)))
+          (nodeBack ? report.requeued : report.outageRetried).push(processing);
       }
       continue;
     }
@@ -178,12 +213,25 @@ export async function recoverSpools(store: Store, queues: RecordingQueues, dataD
       if (call.status === 'live') {
         // The call ended when its node was last seen: what the spool lacks after that is lost.
         const lastSeen = call.nodeId === null ? null : await opts.lastSeen?.(call.nodeId);
-        await store.calls.update(call.tenantId, call.id, { status: 'ended', endedAt: (lastSeen ?? new Date(nowMs)).toISOString(), endReason: 'media node lost' });
+        await store.calls.update(call.tenantId, call.id, {
+          status: 'ended',
+          endedAt: (lastSeen ?? new Date(nowMs)).toISOString(),
+          endReason: 'media node lost',
+        });
       }
-      const processing = recording.status === 'processing' ? recording : (await store.recordings.update(recording.id, { status: 'processing' }))!;
-      if (await requeueRecording(queues, processing, local && died ? opts.nodeId : spoolNode(recording, opts.nodeId))) report.requeued.push(processing);
+      const processing =
+        recording.status === 'processing'
+          ? recording
+          : (await store.recordings.update(recording.id, { status: 'processing' }))!;
+      if (await requeueRecording(queues, processing, local && died ? opts.nodeId : spoolNode(recording, opts.nodeId)))
+        report.requeued.push(processing);
     } else if (call.nodeId !== null && call.nodeId !== opts.nodeId && !(await isNodeAlive(call.nodeId))) {
-      if (call.status === 'live') await store.calls.update(call.tenantId, call.id, { status: 'ended', endedAt: new Date(nowMs).toISOString(), endReason: 'media node lost' });
+      if (call.status === 'live')
+        await store.calls.update(call.tenantId, call.id, {
+          status: 'ended',
+          endedAt: new Date(nowMs).toISOString(),
+          endReason: 'media node lost',
+        });
       const error = `${SPOOL_UNREACHABLE}: the spool is on node ${call.nodeId}, which is down; it is finalized when that node is back`;
       report.unreachable.push((await store.recordings.update(recording.id, { status: 'failed', error }))!);
     }
@@ -198,10 +246,20 @@ export async function recoverSpools(store: Store, queues: RecordingQueues, dataD
       report.removedSpools.push(file);
     } else report.orphanSpools.push(file);
   }
-  if (report.requeued.length > 0) opts.log?.info({ recordings: report.requeued.map((r) => r.id) }, 'recovered recordings from their spools');
-  if (report.outageRetried.length > 0) opts.log?.info({ recordings: report.outageRetried.map((r) => r.id) }, 'retrying recordings failed by a bucket outage: the bucket answers again');
-  if (report.removedSpools.length > 0) opts.log?.info({ files: report.removedSpools }, 'deleted local copies of spools finalized elsewhere');
-  if (report.unreachable.length > 0) opts.log?.warn({ recordings: report.unreachable.map((r) => r.id) }, 'recordings whose spool is on a node that is down');
+  if (report.requeued.length > 0)
+    opts.log?.info({ recordings: report.requeued.map((r) => r.id) }, 'recovered recordings from their spools');
+  if (report.outageRetried.length > 0)
+    opts.log?.info(
+      { recordings: report.outageRetried.map((r) => r.id) },
+      'retrying recordings failed by a bucket outage: the bucket answers again',
+    );
+  if (report.removedSpools.length > 0)
+    opts.log?.info({ files: report.removedSpools }, 'deleted local copies of spools finalized elsewhere');
+  if (report.unreachable.length > 0)
+    opts.log?.warn(
+      { recordings: report.unreachable.map((r) => r.id) },
+      'recordings whose spool is on a node that is down',
+    );
   return report;
 }
 
@@ -223,8 +281,13 @@ class OutageProbe {
     const buckets = this.#buckets;
     if (!buckets || this.#nowMs - Date.parse(recording.createdAt) > OUTAGE_RETRY_WINDOW_MS) return false;
     // A tenant bucket that cannot even be opened (its credentials do not unseal) is no outage that ends.
-    if (recording.error?.startsWith(STORAGE_UNREACHABLE)) return buckets.storageFor(recording).then((store) => this.#answering(store), () => false);
-    if (recording.error?.startsWith(SPOOL_UNREACHABLE) && recording.spoolUrl !== null) return this.#answering(buckets.spoolAt(recording.spoolUrl));
+    if (recording.error?.startsWith(STORAGE_UNREACHABLE))
+      return buckets.storageFor(recording).then(
+        (store) => this.#answering(store),
+        () => false,
+      );
+    if (recording.error?.startsWith(SPOOL_UNREACHABLE) && recording.spoolUrl !== null)
+      return this.#answering(buckets.spoolAt(recording.spoolUrl));
     return false;
   }
 

@@ -6,7 +6,13 @@ import { CallrecError } from './errors.js';
  * without Redis gets a sentence, not a stack of reconnect errors.
  */
 export async function checkRedis(url: string, timeoutMs = 2000): Promise<void> {
-  const client = new Redis(url, { lazyConnect: true, connectTimeout: timeoutMs, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false });
+  const client = new Redis(url, {
+    lazyConnect: true,
+    connectTimeout: timeoutMs,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    enableOfflineQueue: false,
+  });
   let cause: Error | undefined; // connect() rejects with "Connection is closed"; the 'error' event says why
   client.on('error', (err: Error) => (cause ??= err));
   try {
@@ -25,5 +31,8 @@ export async function checkRedis(url: string, timeoutMs = 2000): Promise<void> {
 
 /** Whether Redis answers at `url` within `timeoutMs`. */
 export function redisAnswers(url: string, timeoutMs = 500): Promise<boolean> {
-  return checkRedis(url, timeoutMs).then(() => true, () => false);
+  return checkRedis(url, timeoutMs).then(
+    () => true,
+    () => false,
+  );
 }

@@ -108,16 +108,26 @@ const MEDIA_PATH = new RegExp(`^/media/(${Object.keys(adapters).join('|')})/?$`)
 function refuseUpgrade(socket: Duplex, err: CallrecError): void {
   const body = `${err.code}: ${err.message}`;
   const status = httpStatus(err);
-  const headers = Object.entries(err instanceof HttpError ? err.headers : {}).map(([name, value]) => `${name}: ${value}\r\n`).join('');
-  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nX-Callrec-Error: ${err.code}\r\n${headers}Content-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+  const headers = Object.entries(err instanceof HttpError ? err.headers : {})
+    .map(([name, value]) => `${name}: ${value}\r\n`)
+    .join('');
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nX-Callrec-Error: ${err.code}\r\n${headers}Content-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
 }
 
 /**
  * Redis (a private `redis-server` on a bare machine: `REDIS_URL` unset and nothing at the
  * default address), then the services; `config` names the Redis used.
  */
-async function openNode(given: Config, log: Logger): Promise<{ config: Config; privateRedis: PrivateRedis | null; services: Services }> {
-  const privateRedis = given.redisUrlDefault && !(await redisAnswers(given.redisUrl)) ? await startPrivateRedis(given.dataDir, given.redisUrl, log) : null;
+async function openNode(
+  given: Config,
+  log: Logger,
+): Promise<{ config: Config; privateRedis: PrivateRedis | null; services: Services }> {
+  const privateRedis =
+    given.redisUrlDefault && !(await redisAnswers(given.redisUrl))
+      ? await startPrivateRedis(given.dataDir, given.redisUrl, log)
+      : null;
   const config = privateRedis ? { ...given, redisUrl: privateRedis.url } : given;
   const services = await openServices(config, log).catch(async (err: unknown) => {
     await privateRedis?.stop();
@@ -147,8 +157,18 @@ export async function startServer(given: Config, opts: ServerOptions = {}): Prom
   const workers =
     opts.workers === false
       ? null
-      : startWorkers({ store, storage, log, keyring, webhooks, spools: services.spools }, { connection: services.connection, prefix: config.queuePrefix, nodeId, jobTimeLimitMs: config.jobTimeLimitMs, metrics });
-  if (!workers && !config.spoolUrl) log.warn("no workers and no SPOOL_URL: this node's recordings wait in its queue until it runs with workers");
+      : startWorkers(
+          { store, storage, log, keyring, webhooks, spools: services.spools },
+          {
+            connection: services.connection,
+            prefix: config.queuePrefix,
+            nodeId,
+            jobTimeLimitMs: config.jobTimeLimitMs,
+            metrics,
+          },
+        );
+  if (!workers && !config.spoolUrl)
+    log.warn("no workers and no SPOOL_URL: this node's recordings wait in its queue until it runs with workers");
   const heartbeat = new NodeHeartbeat({ redisUrl: config.redisUrl, prefix: config.queuePrefix, nodeId, log });
   // When this node's previous life last beat (the first beat below overwrites it): where its calls' audio ends.
   const previousBeat = await heartbeat.start();
@@ -163,13 +183,26 @@ export async function startServer(given: Config, opts: ServerOptions = {}): Prom
       batches: selfAlive ? batches : undefined,
       isNodeAlive: async (id) => (id === nodeId ? selfAlive : await heartbeat.isAlive(id)),
       lastSeen: async (id) => (id === nodeId && !selfAlive ? previousBeat : heartbeat.lastSeen(id)),
-      buckets: { storageFor: (recording) => storage.forTenant(recording.tenantId), spoolAt: (url) => services.spools.storeAt(url) },
+      buckets: {
+        storageFor: (recording) => storage.forTenant(recording.tenantId),
+        spoolAt: (url) => services.spools.storeAt(url),
+      },
     });
     metrics.recordingJobRetries.inc({ by: 'sweep' }, report.outageRetried.length);
     // Deletions a dead process or a silent bucket left half-way (`RecordingRepository.delete`).
-    const onError = (recording: Recording, err: Error) => log.warn({ recordingId: recording.id, err }, 'could not finish deleting a recording; trying again at the next sweep');
-    for (const deleted of await store.recordings.finishDeletions((recording) => storage.forRecording(recording), { idleMs: DELETION_IDLE_MS, onError })) {
-      log.info({ tenantId: deleted.tenantId, callId: deleted.callId, recordingId: deleted.id }, 'finished deleting a recording');
+    const onError = (recording: Recording, err: Error) =>
+      log.warn(
+        { recordingId: recording.id, err },
+        'could not finish deleting a recording; trying again at the next sweep',
+      );
+    for (const deleted of await store.recordings.finishDeletions((recording) => storage.forRecording(recording), {
+      idleMs: DELETION_IDLE_MS,
+      onError,
+    })) {
+      log.info(
+        { tenantId: deleted.tenantId, callId: deleted.callId, recordingId: deleted.id },
+        'finished deleting a recording',
+      );
       await emitRecordingEvent(webhooks, 'recording.deleted', deleted);
     }
     return report;
@@ -191,7 +224,13 @@ export async function startServer(given: Config, opts: ServerOptions = {}): Prom
     }
     return total;
   };
-  const control = new RedisCallControl({ redisUrl: config.redisUrl, prefix: config.queuePrefix, nodeId, registry, log });
+  const control = new RedisCallControl({
+    redisUrl: config.redisUrl,
+    prefix: config.queuePrefix,
+    nodeId,
+    registry,
+    log,
+  });
   await control.start();
   const tts = createTtsEngine(config.ttsEngine, process.env, config.flite);
   const prompts = new PromptCache(tts, { maxTextsPerTenantPerHour: config.promptsPerTenantPerHour });
@@ -199,10 +238,20 @@ export async function startServer(given: Config, opts: ServerOptions = {}): Prom
   const spoolMonitor = new SpoolMonitor({ dir: path.join(config.dataDir, 'spool'), log, metrics });
   await spoolMonitor.probe();
   spoolMonitor.start();
-  const gauges = new NodeGauges({ metrics, store, recordings, spoolBytes: services.spoolBytes, node: { heartbeat, nodeId, spools: spoolMonitor }, dataDir: config.dataDir, recordingsRefreshMs: opts.recordingsRefreshMs });
+  const gauges = new NodeGauges({
+    metrics,
+    store,
+    recordings,
+    spoolBytes: services.spoolBytes,
+    node: { heartbeat, nodeId, spools: spoolMonitor },
+    dataDir: config.dataDir,
+    recordingsRefreshMs: opts.recordingsRefreshMs,
+  });
   // The spool is on this node's disk: only this node's queue may finalize it.
   const enqueuer = new RecordingEnqueuer(recordings, { log, waiting: metrics.recordingsWaitingForRedis });
-  const transcodes = await TranscodeCache.open(path.join(config.dataDir, 'tmp', 'transcoded'), { limits: config.transcodes });
+  const transcodes = await TranscodeCache.open(path.join(config.dataDir, 'tmp', 'transcoded'), {
+    limits: config.transcodes,
+  });
   // The node's dependencies, and its own spool disk: a node that cannot spool takes no streams.
   const readiness = async () => ({ ...(await services.readiness()), spool_disk: spoolMonitor.writable });
   // One budget per client address for failed API and stream authentications.
@@ -254,7 +303,15 @@ export async function startServer(given: Config, opts: ServerOptions = {}): Prom
   const internal =
     config.metricsPort === undefined
       ? null
-      : await startWorkerHttp({ listener: await Listener.bind(config.host, config.metricsPort, 'METRICS_PORT'), host: config.host, log, metrics, gauges, readiness, draining: () => draining !== null });
+      : await startWorkerHttp({
+          listener: await Listener.bind(config.host, config.metricsPort, 'METRICS_PORT'),
+          host: config.host,
+          log,
+          metrics,
+          gauges,
+          readiness,
+          draining: () => draining !== null,
+        });
   if (!internal) {
     app.get('/metrics', { schema: METRICS_SCHEMA }, async (_request, reply) => {
       reply.type(metrics.registry.contentType);
@@ -265,7 +322,12 @@ export async function startServer(given: Config, opts: ServerOptions = {}): Prom
   // The adapters check text frames' UTF-8 themselves, and only where they must: a media frame
   // the fast path reads is ASCII by its rules (src/protocols/media-scan.ts); everything else
   // is checked before it is parsed.
-  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_WS_PAYLOAD, perMessageDeflate: false, skipUTF8Validation: true });
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: MAX_WS_PAYLOAD,
+    perMessageDeflate: false,
+    skipUTF8Validation: true,
+  });
   const media = {
     store,
     registry,
@@ -282,7 +344,15 @@ export async function startServer(given: Config, opts: ServerOptions = {}): Prom
     metrics,
     prompts,
     spools: new SpoolOpener(
-      config.spoolUrl ? { store: services.spools.storeAt(config.spoolUrl), keyring, segmentSeconds: config.spoolSegmentSeconds, log, metrics } : null,
+      config.spoolUrl
+        ? {
+            store: services.spools.storeAt(config.spoolUrl),
+            keyring,
+            segmentSeconds: config.spoolSegmentSeconds,
+            log,
+            metrics,
+          }
+        : null,
       spoolMonitor,
     ),
     webhooks,
@@ -296,7 +366,10 @@ export async function startServer(given: Config, opts: ServerOptions = {}): Prom
     const refusal = !spoolMonitor.writable
       ? new CallrecError('ERR_SPOOL_UNWRITABLE', `${spoolMonitor.reason}; stream to another node`)
       : sessions.size >= config.streams.perNode
-        ? new CallrecError('ERR_NODE_STREAM_LIMIT', `this node holds its ${config.streams.perNode} streams (MAX_STREAMS_PER_NODE)`)
+        ? new CallrecError(
+            'ERR_NODE_STREAM_LIMIT',
+            `this node holds its ${config.streams.perNode} streams (MAX_STREAMS_PER_NODE)`,
+          )
         : null;
     if (refusal) metrics.streamLimitsTotal.inc({ limit: refusal.code });
     return refusal;
@@ -402,19 +475,30 @@ export async function startServer(given: Config, opts: ServerOptions = {}): Prom
     accepting = false;
     metrics.draining.set(1);
     // setTimeout fires at once past 2^31-1 ms (24.8 days): such a timeout means "no limit".
-    const timer = setTimeout(() => endCalls.abort(new Error(`DRAIN_TIMEOUT_SECONDS (${config.drainTimeoutMs / 1000}) passed`)), Math.min(config.drainTimeoutMs, 2 ** 31 - 1));
-    log.info({ calls: sessions.size, timeoutSeconds: config.drainTimeoutMs / 1000 }, 'draining: refusing new streams, waiting for live calls to end');
+    const timer = setTimeout(
+      () => endCalls.abort(new Error(`DRAIN_TIMEOUT_SECONDS (${config.drainTimeoutMs / 1000}) passed`)),
+      Math.min(config.drainTimeoutMs, 2 ** 31 - 1),
+    );
+    log.info(
+      { calls: sessions.size, timeoutSeconds: config.drainTimeoutMs / 1000 },
+      'draining: refusing new streams, waiting for live calls to end',
+    );
     const callsEnded = (async () => {
       while (sessions.size > 0) await Promise.all([...sessions].map((s) => s.ended));
     })();
-    const cut = new Promise<false>((resolve) => endCalls.signal.addEventListener('abort', () => resolve(false), { once: true }));
+    const cut = new Promise<false>((resolve) =>
+      endCalls.signal.addEventListener('abort', () => resolve(false), { once: true }),
+    );
     const ended = await Promise.race([callsEnded.then(() => true), cut]);
     if (!ended) {
-      log.warn({ calls: sessions.size, why: (endCalls.signal.reason as Error).message }, 'draining: ending the live calls now (their recordings are finalized)');
+      log.warn(
+        { calls: sessions.size, why: (endCalls.signal.reason as Error).message },
+        'draining: ending the live calls now (their recordings are finalized)',
+      );
       await Promise.all([...sessions].map((s) => s.shutdown()));
     }
     clearTimeout(timer);
-    log.info('draining: every call ended; handing this node\'s queued recordings to its workers');
+    log.info("draining: every call ended; handing this node's queued recordings to its workers");
     // This node's spools can be finalized only here: its workers take what its queue holds
     // before they stop (jobs backing off for a retry wait for the node's restart or recovery).
     const own = recordings.queue(nodeId);
@@ -427,7 +511,10 @@ export async function startServer(given: Config, opts: ServerOptions = {}): Prom
         await sleep(DRAIN_POLL_MS);
       }
     } catch (err) {
-      log.warn({ err }, 'draining: cannot read this node\'s queue; what it holds waits for the node\'s restart or recovery');
+      log.warn(
+        { err },
+        "draining: cannot read this node's queue; what it holds waits for the node's restart or recovery",
+      );
     }
     log.info('draining: queued recordings handed over; closing');
     await close();

@@ -79,9 +79,19 @@ export async function openServices(config: Config, log: Logger): Promise<Service
   const evidence = new Evidence(store, keyring);
   await evidence.keys.ensure();
   // Signing that failed at finalize (or predates manifests) and time-stamps, apart from finalizing.
-  const evidenceSweep = new EvidenceSweep({ store, evidence, tsa: config.tsaUrl ? { url: config.tsaUrl, timeoutMs: config.tsaTimeoutMs } : null, log });
+  const evidenceSweep = new EvidenceSweep({
+    store,
+    evidence,
+    tsa: config.tsaUrl ? { url: config.tsaUrl, timeoutMs: config.tsaTimeoutMs } : null,
+    log,
+  });
   evidenceSweep.start(EVIDENCE_SWEEP_EVERY_MS);
-  const spools = shippedSpoolStores({ endpoint: config.storageEndpoint, workDir: path.join(config.dataDir, 'spool'), bytes: spoolBytes, timeouts });
+  const spools = shippedSpoolStores({
+    endpoint: config.storageEndpoint,
+    workDir: path.join(config.dataDir, 'spool'),
+    bytes: spoolBytes,
+    timeouts,
+  });
   return {
     store,
     keyring,

@@ -43,7 +43,8 @@ function counted(min: unknown, max: unknown, unit: string): string {
 /** What a value of `node` is, as a noun: "a whole number from 1 to 3650", "a string of 1 to 500 characters", `"mp3"`. */
 function describe(node: Node): string {
   if (node.const !== undefined) return JSON.stringify(node.const);
-  if (Array.isArray(node.enum)) return `one of ${(node.enum as unknown[]).map((value) => JSON.stringify(value)).join(', ')}`;
+  if (Array.isArray(node.enum))
+    return `one of ${(node.enum as unknown[]).map((value) => JSON.stringify(value)).join(', ')}`;
   if (Array.isArray(node.anyOf)) return (node.anyOf as Node[]).map(describe).join(' or ');
   switch (node.type) {
     case 'integer':
@@ -73,7 +74,9 @@ function explainOne(error: TLocalizedValidationError, node: Node): string {
       return 'required field is missing';
     case 'pattern':
       // A schema may say in words what its pattern means (safe ids do).
-      return typeof node['x-error-message'] === 'string' ? node['x-error-message'] : `must match the pattern ${node.pattern as string}`;
+      return typeof node['x-error-message'] === 'string'
+        ? node['x-error-message']
+        : `must match the pattern ${node.pattern as string}`;
     case 'format':
       return `must be a valid ${error.params.format}`;
     case 'type':
@@ -107,8 +110,10 @@ export function firstProblem(schema: TSchema, errors: readonly TLocalizedValidat
     .sort((a, b) => a.schemaPath.length - b.schemaPath.length)[0];
   const subject = union ?? first;
   let field = dotted(subject.instancePath);
-  if (first.keyword === 'required') field = joined(field, (first.params as { requiredProperties: string[] }).requiredProperties[0]);
-  if (first.keyword === 'additionalProperties') field = joined(field, (first.params as { additionalProperties: string[] }).additionalProperties[0]);
+  if (first.keyword === 'required')
+    field = joined(field, (first.params as { requiredProperties: string[] }).requiredProperties[0]);
+  if (first.keyword === 'additionalProperties')
+    field = joined(field, (first.params as { additionalProperties: string[] }).additionalProperties[0]);
   if (!union) return { field, message: explainOne(first, resolve(schema, first.schemaPath)) };
   const branches = resolve(schema, union.schemaPath).anyOf as Node[];
   const others = branches.filter((branch) => branch.type !== 'null');
@@ -119,5 +124,8 @@ export function firstProblem(schema: TSchema, errors: readonly TLocalizedValidat
     return { field, message: `${explainOne(inner, resolve(schema, inner.schemaPath))}, or null` };
   }
   const words = branches.map(describe);
-  return { field, message: `must be ${words.length > 1 ? `${words.slice(0, -1).join(', ')} or ${words.at(-1)}` : words[0]}` };
+  return {
+    field,
+    message: `must be ${words.length > 1 ? `${words.slice(0, -1).join(', ')} or ${words.at(-1)}` : words[0]}`,
+  };
 }

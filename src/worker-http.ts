@@ -27,9 +27,17 @@ export interface WorkerHttpOptions {
  * then its public API port no longer shows the node's cross-tenant figures.
  */
 export async function startWorkerHttp(opts: WorkerHttpOptions): Promise<{ url: string; close(): Promise<void> }> {
-  const app = Fastify({ serverFactory: opts.listener.factory, genReqId: requestId, loggerInstance: opts.log, logController: new LogController({ disableRequestLogging: true }), forceCloseConnections: true });
+  const app = Fastify({
+    serverFactory: opts.listener.factory,
+    genReqId: requestId,
+    loggerInstance: opts.log,
+    logController: new LogController({ disableRequestLogging: true }),
+    forceCloseConnections: true,
+  });
   logRequests(app);
-  await app.register(async (scope) => healthRoutes(scope.withTypeProvider<TypeBoxTypeProvider>(), { readiness: opts.readiness, draining: opts.draining }));
+  await app.register(async (scope) =>
+    healthRoutes(scope.withTypeProvider<TypeBoxTypeProvider>(), { readiness: opts.readiness, draining: opts.draining }),
+  );
   app.get('/metrics', async (_request, reply) => {
     reply.type(opts.metrics.registry.contentType);
     return opts.gauges.scrape();

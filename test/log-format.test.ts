@@ -13,7 +13,9 @@ async function logLine(opts: { tty: boolean; format?: string }): Promise<string>
   const node = [process.execPath, '--import', TSX, '--input-type=module', '-e', code];
   const env = { PATH: process.env.PATH ?? '', ...(opts.format ? { LOG_FORMAT: opts.format } : {}) };
   const quoted = node.map((arg) => `'${arg.replaceAll("'", "'\\''")}'`).join(' ');
-  const { stdout } = opts.tty ? await run('script', ['-qec', quoted, '/dev/null'], { env }) : await run(node[0], node.slice(1), { env });
+  const { stdout } = opts.tty
+    ? await run('script', ['-qec', quoted, '/dev/null'], { env })
+    : await run(node[0], node.slice(1), { env });
   return stdout;
 }
 
@@ -23,7 +25,16 @@ test('on a terminal, lines for people (pino-pretty); into a pipe, or with LOG_FO
   expect(pretty).toMatch(/port.*: 8080/);
   for (const opts of [{ tty: false }, { tty: true, format: 'json' }]) {
     const line = JSON.parse((await logLine(opts)).trim()) as Record<string, unknown>;
-    expect([opts, line]).toEqual([opts, expect.objectContaining({ level: 30, msg: 'callrec listening', port: 8080, pid: expect.any(Number), host: expect.any(String) })]);
+    expect([opts, line]).toEqual([
+      opts,
+      expect.objectContaining({
+        level: 30,
+        msg: 'callrec listening',
+        port: 8080,
+        pid: expect.any(Number),
+        host: expect.any(String),
+      }),
+    ]);
   }
   // LOG_FORMAT=pretty asks for it without a terminal.
   expect(await logLine({ tty: false, format: 'pretty' })).toMatch(/INFO.*callrec listening/);

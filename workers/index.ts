@@ -3,7 +3,13 @@ import { errorCode } from '../src/errors.js';
 import { Evidence } from '../src/evidence/index.js';
 import type { MediaMetrics } from '../src/metrics.js';
 import { recordingsQueueName, type RecordingJobData } from '../src/queue/recordings.js';
-import { createRecordingProcessor, isLastFailure, recordFailure, type RecordingJobResult, type RecordingProcessorDeps } from './recording.js';
+import {
+  createRecordingProcessor,
+  isLastFailure,
+  recordFailure,
+  type RecordingJobResult,
+  type RecordingProcessorDeps,
+} from './recording.js';
 import { startRetentionWorker } from './retention.js';
 import { JOB_TIME_LIMIT_DEFAULT_MS } from '../src/config.js';
 import { withinTime } from './time-limit.js';
@@ -18,7 +24,10 @@ export interface WorkerOptions {
   /** A recording or retention job running longer than this fails (and is retried); default `JOB_TIME_LIMIT_DEFAULT_MS`. */
   jobTimeLimitMs?: number;
   /** Where recording jobs are measured (the node's `/metrics`). */
-  metrics?: Pick<MediaMetrics, 'recordingJobs' | 'recordingJobSeconds' | 'encodeRealtimeFactor' | 'recordingBucketErrors' | 'recordingJobRetries'>;
+  metrics?: Pick<
+    MediaMetrics,
+    'recordingJobs' | 'recordingJobSeconds' | 'encodeRealtimeFactor' | 'recordingBucketErrors' | 'recordingJobRetries'
+  >;
 }
 
 /** How long a recording job waits before it is tried again, when its tenant already holds its share of this worker. */
@@ -30,7 +39,10 @@ const TENANT_BUSY_DELAY_MS = 1_000;
  * `DelayedError`), its job id kept. So a tenant whose bucket never answers holds at most that
  * many slots, and the other tenants' recordings keep the rest.
  */
-export function sharedFairly<T extends { tenantId: string }, R>(perTenant: number, process: (job: Job<T>) => Promise<R>): (job: Job<T>, token?: string) => Promise<R> {
+export function sharedFairly<T extends { tenantId: string }, R>(
+  perTenant: number,
+  process: (job: Job<T>) => Promise<R>,
+): (job: Job<T>, token?: string) => Promise<R> {
   const running = new Map<string, number>();
   return async (job, token) => {
     const { tenantId } = job.data;
@@ -63,11 +75,15 @@ export function startWorkers(deps: RecordingProcessorDeps, opts: WorkerOptions):
   const spoolNodes = opts.nodeId === undefined ? [null] : [null, opts.nodeId];
   const workers: Array<{ close(): Promise<void> }> = spoolNodes.map((nodeId) => {
     // One slot per worker is always left to the other tenants.
-    const worker = new Worker<RecordingJobData>(recordingsQueueName(nodeId), sharedFairly(Math.max(1, concurrency - 1), processRecording), {
-      connection: opts.connection,
-      prefix: opts.prefix,
-      concurrency,
-    });
+    const worker = new Worker<RecordingJobData>(
+      recordingsQueueName(nodeId),
+      sharedFairly(Math.max(1, concurrency - 1), processRecording),
+      {
+        connection: opts.connection,
+        prefix: opts.prefix,
+        concurrency,
+      },
+    );
     const { metrics } = opts;
     const measure = (job: Job, outcome: string) => {
       const seconds = ((job.finishedOn ?? Date.now()) - (job.processedOn ?? Date.now())) / 1000;
@@ -85,18 +101,32 @@ export function startWorkers(deps: RecordingProcessorDeps, opts: WorkerOptions):
       measure(job, last ? 'failed' : 'retried');
       if (!last) metrics?.recordingJobRetries.inc({ by: 'backoff' });
       const code = errorCode(err);
-      if (code === 'ERR_STORAGE_UNREACHABLE' || code === 'ERR_SPOOL_UNREACHABLE') metrics?.recordingBucketErrors.inc({ bucket: code === 'ERR_STORAGE_UNREACHABLE' ? 'storage' : 'spool' });
-      const jobLog = log.child({ tenantId: job.data.tenantId, callId: job.data.callId, recordingId: job.data.recordingId });
+      if (code === 'ERR_STORAGE_UNREACHABLE' || code === 'ERR_SPOOL_UNREACHABLE')
+        metrics?.recordingBucketErrors.inc({ bucket: code === 'ERR_STORAGE_UNREACHABLE' ? 'storage' : 'spool' });
+      const jobLog = log.child({
+        tenantId: job.data.tenantId,
+        callId: job.data.callId,
+        recordingId: job.data.recordingId,
+      });
       jobLog.warn({ jobId: job.id, attempt: job.attemptsMade, err }, 'recording job failed');
       recordFailure(deps, job, err).catch((e: Error) => jobLog.error({ err: e }, 'could not mark recording failed'));
     });
     worker.on('error', (err) => log.error({ err, queue: worker.name }, 'recordings worker error'));
     return worker;
   });
-  workers.push(startWebhookWorker({ store: deps.store, keyring: deps.keyring, log, egress: deps.webhooks.egress }, opts));
+  workers.push(
+    startWebhookWorker({ store: deps.store, keyring: deps.keyring, log, egress: deps.webhooks.egress }, opts),
+  );
   workers.push(
     startRetentionWorker(
-      { store: deps.store, storageFor: (recording) => deps.storage.forRecording(recording), webhooks: deps.webhooks, evidence: new Evidence(deps.store, deps.keyring), log, now: () => new Date() },
+      {
+        store: deps.store,
+        storageFor: (recording) => deps.storage.forRecording(recording),
+        webhooks: deps.webhooks,
+        evidence: new Evidence(deps.store, deps.keyring),
+        log,
+        now: () => new Date(),
+      },
       { ...opts, timeLimitMs },
     ),
   );

@@ -53,7 +53,13 @@ function keySegment(id: string): string {
 }
 
 /** `{tenant}/{yyyy}/{mm}/{dd}/{call_id}/{recording_id}.{format}.enc` (SPEC §6). */
-export function objectKeyFor(tenantId: string, callId: string, recordingId: string, format: string, createdAt: string): string {
+export function objectKeyFor(
+  tenantId: string,
+  callId: string,
+  recordingId: string,
+  format: string,
+  createdAt: string,
+): string {
   const [yyyy, mm, dd] = createdAt.slice(0, 10).split('-');
   return [keySegment(tenantId), yyyy, mm, dd, keySegment(callId), `${keySegment(recordingId)}.${format}.enc`].join('/');
 }
@@ -80,7 +86,18 @@ function spoolPcm({ info, read }: Pick<SpoolSource, 'info' | 'read'>, channels: 
 type Outage = 'ERR_STORAGE_UNREACHABLE' | 'ERR_SPOOL_UNREACHABLE';
 
 /** S3 error names that mean the bucket answered and refused these credentials (or has no such bucket). */
-const S3_REFUSALS = new Set(['AccessDenied', 'InvalidAccessKeyId', 'SignatureDoesNotMatch', 'NoSuchBucket', 'AllAccessDisabled', 'InvalidToken', 'ExpiredToken', 'AccountProblem', 'InvalidBucketName', 'PermanentRedirect']);
+const S3_REFUSALS = new Set([
+  'AccessDenied',
+  'InvalidAccessKeyId',
+  'SignatureDoesNotMatch',
+  'NoSuchBucket',
+  'AllAccessDisabled',
+  'InvalidToken',
+  'ExpiredToken',
+  'AccountProblem',
+  'InvalidBucketName',
+  'PermanentRedirect',
+]);
 
 /**
  * Whether a bucket answered with a refusal that retrying cannot change: 401/403 (credentials,
@@ -90,7 +107,12 @@ function refusedBy(err: unknown): boolean {
   // S3's SDK says the status in `$metadata`; GCS's (gaxios) in `status` on uploads, `code` on JSON API calls.
   const e = err as { name?: string; code?: unknown; status?: unknown; $metadata?: { httpStatusCode?: number } };
   const status = e.$metadata?.httpStatusCode ?? [e.status, e.code].find((value) => typeof value === 'number');
-  return status === 401 || status === 403 || (e.name !== undefined && S3_REFUSALS.has(e.name)) || (e.$metadata === undefined && status === 404);
+  return (
+    status === 401 ||
+    status === 403 ||
+    (e.name !== undefined && S3_REFUSALS.has(e.name)) ||
+    (e.$metadata === undefined && status === 404)
+  );
 }
 
 /** Where the bucket `code` fails on is configured: what its refusal tells the operator or tenant to fix. */
@@ -119,9 +141,13 @@ function asOutage(outage: Outage, bucket: BucketSettings, err: unknown, log: Log
   if (code !== undefined) return err;
   if (refusedBy(err)) {
     log.warn({ bucket: bucket.where, err }, 'a bucket refused access');
-    return new UnrecoverableError(`ERR_STORAGE_REFUSED: ${bucket.where} refused access (credentials, permissions or bucket name): check ${bucket.settings}`);
+    return new UnrecoverableError(
+      `ERR_STORAGE_REFUSED: ${bucket.where} refused access (credentials, permissions or bucket name): check ${bucket.settings}`,
+    );
   }
-  return new CallrecError(outage, `${outage}: ${bucket.where} did not answer: ${(err as Error).message}`, { cause: err });
+  return new CallrecError(outage, `${outage}: ${bucket.where} did not answer: ${(err as Error).message}`, {
+    cause: err,
+  });
 }
 
 /** Runs a step against a bucket, its failure marked as that bucket's outage or refusal (see `asOutage`). */
@@ -134,7 +160,11 @@ async function reaching<T>(code: Outage, bucket: BucketSettings, log: Logger, st
 }
 
 /** Chunks read from a shipped spool, failures marked as the spool bucket's (the encoder's own stay as they are). */
-async function* fromSpoolBucket(bucket: BucketSettings, log: Logger, chunks: AsyncIterable<Int16Array>): AsyncGenerator<Int16Array> {
+async function* fromSpoolBucket(
+  bucket: BucketSettings,
+  log: Logger,
+  chunks: AsyncIterable<Int16Array>,
+): AsyncGenerator<Int16Array> {
   try {
     yield* chunks;
   } catch (err) {
@@ -143,7 +173,7 @@ async function* fromSpoolBucket(bucket: BucketSettings, log: Logger, chunks: Asy
 }
 
 /** A shipped spool's bucket: the operator's SPOOL_URL. */
-const spoolBucket = (where: string): BucketSettings => ({ where, settings: 'SPOOL_URL and the node\'s credentials' });
+const spoolBucket = (where: string): BucketSettings => ({ where, settings: "SPOOL_URL and the node's credentials" });
 
 /** Encodes `pcm` into `file` (created or truncated), each chunk at its position. */
 async function encodeToFile(file: string, format: RecordingFormat, pcm: PcmFile, threads: number): Promise<void> {
@@ -189,16 +219,22 @@ export function createRecordingProcessor(deps: RecordingProcessorDeps) {
     const call = await store.calls.get(recording.tenantId, recording.callId);
     const shippedTo = recording.spoolUrl;
     const open = () => openSpoolSource(recording, call?.endedAt ?? null, { keyring, ...deps.spools });
-    const source = shippedTo === null ? await open() : await reaching('ERR_SPOOL_UNREACHABLE', spoolBucket(shippedTo), log, open);
+    const source =
+      shippedTo === null ? await open() : await reaching('ERR_SPOOL_UNREACHABLE', spoolBucket(shippedTo), log, open);
     // Retrying cannot bring a spool back: fail at once, saying so (`callrec jobs retry` once it is restored).
     if (!source) {
       const where = recording.spoolUrl === null ? "this node's disk" : `this node's disk or ${recording.spoolUrl}`;
-      throw new UnrecoverableError(`ERR_NO_SPOOL: the spool of recording ${recordingId} (${recording.spoolPath ?? 'none'}) is not on ${where}`);
+      throw new UnrecoverableError(
+        `ERR_NO_SPOOL: the spool of recording ${recordingId} (${recording.spoolPath ?? 'none'}) is not on ${where}`,
+      );
     }
     await store.recordings.update(recordingId, { status: 'processing', attempts: job.attemptsMade + 1 });
 
     const { info } = source;
-    const read: SpoolSource['read'] = shippedTo === null ? source.read : (start, end) => fromSpoolBucket(spoolBucket(shippedTo), log, source.read(start, end));
+    const read: SpoolSource['read'] =
+      shippedTo === null
+        ? source.read
+        : (start, end) => fromSpoolBucket(spoolBucket(shippedTo), log, source.read(start, end));
     const pcm = spoolPcm({ info, read }, recording.channels === 1 ? 1 : 2);
     const encoded = `${source.scratch}.${recording.format}`;
     try {
@@ -214,15 +250,30 @@ export function createRecordingProcessor(deps: RecordingProcessorDeps) {
     for await (const chunk of createReadStream(encoded)) hash.update(chunk as Buffer);
     const sha256 = hash.digest('hex');
     const { size } = await fs.stat(encoded);
-    const storage = await reaching('ERR_STORAGE_UNREACHABLE', { where: 'the tenant\'s bucket', settings: "the tenant's storage_url and storage_credentials" }, log, () => deps.storage.forTenant(recording.tenantId));
-    const objectKey = objectKeyFor(recording.tenantId, recording.callId, recording.id, recording.format, recording.createdAt);
+    const storage = await reaching(
+      'ERR_STORAGE_UNREACHABLE',
+      { where: "the tenant's bucket", settings: "the tenant's storage_url and storage_credentials" },
+      log,
+      () => deps.storage.forTenant(recording.tenantId),
+    );
+    const objectKey = objectKeyFor(
+      recording.tenantId,
+      recording.callId,
+      recording.id,
+      recording.format,
+      recording.createdAt,
+    );
     // A fresh data key per recording, wrapped by the master key or, if the tenant holds its own
     // keys, by the tenant's public key (then only the tenant can decrypt).
     const dataKey = newDataKey();
     const publicKey = (await store.tenants.get(recording.tenantId))?.settings.public_key;
-    const wrapped: WrappedKey = typeof publicKey === 'string' ? wrapForTenant(dataKey, publicKey) : keyring.wrap(dataKey);
+    const wrapped: WrappedKey =
+      typeof publicKey === 'string' ? wrapForTenant(dataKey, publicKey) : keyring.wrap(dataKey);
     const peaks = await waveformOf(pcm);
-    const settings = storage === deps.storage.default ? 'STORAGE_URL and the node\'s credentials' : "the tenant's storage_url and storage_credentials";
+    const settings =
+      storage === deps.storage.default
+        ? "STORAGE_URL and the node's credentials"
+        : "the tenant's storage_url and storage_credentials";
     await reaching('ERR_STORAGE_UNREACHABLE', { where: storage.url, settings }, log, async () => {
       await putPeaks(storage, objectKey, dataKey, wrapped.keyId, peaks);
       const body = encryptStream(dataKey, { keyId: wrapped.keyId });
@@ -270,8 +321,16 @@ export function isLastFailure(job: Job<RecordingJobData>, err: Error): boolean {
 }
 
 /** Called when a job fails: after its last attempt (or an unrecoverable failure) the recording is `failed` (spool kept) and `recording.failed` goes out. */
-export async function recordFailure(deps: Pick<RecordingProcessorDeps, 'store' | 'webhooks'>, job: Job<RecordingJobData>, err: Error): Promise<void> {
+export async function recordFailure(
+  deps: Pick<RecordingProcessorDeps, 'store' | 'webhooks'>,
+  job: Job<RecordingJobData>,
+  err: Error,
+): Promise<void> {
   if (!isLastFailure(job, err)) return;
-  const failed = await deps.store.recordings.update(job.data.recordingId, { status: 'failed', error: err.message, attempts: job.attemptsMade });
+  const failed = await deps.store.recordings.update(job.data.recordingId, {
+    status: 'failed',
+    error: err.message,
+    attempts: job.attemptsMade,
+  });
   if (failed) await emitRecordingEvent(deps.webhooks, 'recording.failed', failed);
 }

@@ -33,7 +33,11 @@ export interface RetentionResult {
 }
 
 export function createMaintenanceQueue(connection: ConnectionOptions, prefix: string): Queue {
-  return new Queue(MAINTENANCE_QUEUE, { connection, prefix, defaultJobOptions: { removeOnComplete: 100, removeOnFail: 100 } });
+  return new Queue(MAINTENANCE_QUEUE, {
+    connection,
+    prefix,
+    defaultJobOptions: { removeOnComplete: 100, removeOnFail: 100 },
+  });
 }
 
 /** Runs retention every `everyMs` (and once now); calling it again just updates the interval. */
@@ -49,7 +53,11 @@ const SCHEDULE_CHECK_MS = 5 * 60_000;
  * jobs, so the schedule is re-created when found missing, checked on every reconnect and every
  * `checkEveryMs` (the reconnect may be missed when Redis comes back between two connections).
  */
-export async function keepRetentionScheduled(queue: Queue, everyMs: number, opts: { log: Logger; checkEveryMs?: number }): Promise<{ stop(): void }> {
+export async function keepRetentionScheduled(
+  queue: Queue,
+  everyMs: number,
+  opts: { log: Logger; checkEveryMs?: number },
+): Promise<{ stop(): void }> {
   const { log } = opts;
   await scheduleRetention(queue, everyMs);
   const ensure = () => {
@@ -91,7 +99,9 @@ export function createRetentionProcessor(deps: RetentionDeps) {
     let deleted = 0;
     for (;;) {
       // Deleted ones leave the list, failed ones stay: the page is fetched with room for them.
-      const page = (await store.recordings.listExpired(cutoff, failedIds.size + PAGE_SIZE)).filter((r) => !failedIds.has(r.id));
+      const page = (await store.recordings.listExpired(cutoff, failedIds.size + PAGE_SIZE)).filter(
+        (r) => !failedIds.has(r.id),
+      );
       if (page.length === 0) break;
       for (const recording of page) {
         if (failingTenants.has(recording.tenantId)) {
@@ -100,7 +110,10 @@ export function createRetentionProcessor(deps: RetentionDeps) {
         }
         try {
           const objects = await storageFor(recording);
-          const result = await store.recordings.delete(recording.tenantId, recording.callId, objects, { deletedBy: 'retention', reason: 'retention' });
+          const result = await store.recordings.delete(recording.tenantId, recording.callId, objects, {
+            deletedBy: 'retention',
+            reason: 'retention',
+          });
           deleted++;
           await evidence.recordDeletion(result.tombstone);
           if (webhooks) await emitRecordingEvent(webhooks, 'recording.deleted', result.recording);
@@ -109,7 +122,10 @@ export function createRetentionProcessor(deps: RetentionDeps) {
           // A hold placed since the listing is retention working as meant, not an error.
           const held = err instanceof CallrecError && err.code === 'ERR_LEGAL_HOLD';
           if (!held) failingTenants.add(recording.tenantId);
-          log[held ? 'info' : 'warn']({ recordingId: recording.id, callId: recording.callId, err }, 'retention skipped a recording');
+          log[held ? 'info' : 'warn'](
+            { recordingId: recording.id, callId: recording.callId, err },
+            'retention skipped a recording',
+          );
         }
       }
     }
@@ -119,10 +135,17 @@ export function createRetentionProcessor(deps: RetentionDeps) {
 }
 
 /** Runs the maintenance queue's jobs (retention). */
-export function startRetentionWorker(deps: RetentionDeps, opts: { connection: ConnectionOptions; prefix: string; timeLimitMs?: number }): Worker {
+export function startRetentionWorker(
+  deps: RetentionDeps,
+  opts: { connection: ConnectionOptions; prefix: string; timeLimitMs?: number },
+): Worker {
   // A run stopped at the limit leaves the rest expired: the next run (hourly) goes on.
   const run = withinTime(opts.timeLimitMs ?? JOB_TIME_LIMIT_DEFAULT_MS, createRetentionProcessor(deps));
-  const worker = new Worker(MAINTENANCE_QUEUE, run, { connection: opts.connection, prefix: opts.prefix, concurrency: 1 });
+  const worker = new Worker(MAINTENANCE_QUEUE, run, {
+    connection: opts.connection,
+    prefix: opts.prefix,
+    concurrency: 1,
+  });
   worker.on('error', (err) => deps.log.error({ err }, 'maintenance worker error'));
   return worker;
 }

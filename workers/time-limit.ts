@@ -13,7 +13,11 @@ export function withinTime<T, R>(ms: number, process: (job: Job<T>) => Promise<R
   return (job) => {
     let timer: NodeJS.Timeout | undefined;
     const limit = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => reject(new CallrecError('ERR_JOB_TIME_LIMIT', `the job ran past ${ms / 1000} s (JOB_TIME_LIMIT_SECONDS)`)), ms);
+      timer = setTimeout(
+        () =>
+          reject(new CallrecError('ERR_JOB_TIME_LIMIT', `the job ran past ${ms / 1000} s (JOB_TIME_LIMIT_SECONDS)`)),
+        ms,
+      );
     });
     return Promise.race([process(job), limit]).finally(() => clearTimeout(timer));
   };

@@ -8,7 +8,13 @@ import type { Store } from '../src/store/index.js';
 import { errorCode } from '../src/errors.js';
 import type { EgressPolicy } from '../src/net/egress.js';
 import { loadTenantSettings } from '../src/tenants/settings.js';
-import { checkWebhookTarget, SIGNATURE_HEADER, signatureHeader, WEBHOOKS_QUEUE, type WebhookJobData } from '../src/webhooks/index.js';
+import {
+  checkWebhookTarget,
+  SIGNATURE_HEADER,
+  signatureHeader,
+  WEBHOOKS_QUEUE,
+  type WebhookJobData,
+} from '../src/webhooks/index.js';
 import { standardWebhookHeaders } from '../src/webhooks/standard.js';
 
 export interface WebhookProcessorDeps {
@@ -44,7 +50,11 @@ export function createWebhookProcessor(deps: WebhookProcessorDeps) {
     // Signed per attempt, so a late retry still falls inside the receiver's tolerance.
     const now = Math.floor(Date.now() / 1000);
     // The job id is the event id (see `emitWebhook`).
-    const headers: Record<string, string> = { 'content-type': 'application/json', 'user-agent': 'callrec-webhooks', ...standardWebhookHeaders(job.id!, body, webhookSecret, now) };
+    const headers: Record<string, string> = {
+      'content-type': 'application/json',
+      'user-agent': 'callrec-webhooks',
+      ...standardWebhookHeaders(job.id!, body, webhookSecret, now),
+    };
     if (webhookSecret) headers[SIGNATURE_HEADER] = signatureHeader(body, webhookSecret, now);
     let url: URL;
     try {
@@ -67,26 +77,51 @@ export function createWebhookProcessor(deps: WebhookProcessorDeps) {
  * takes the egress policy's pinned lookup (Node's fetch has no such hook without undici's own
  * dispatcher). The timeout covers connecting, sending and the whole answer.
  */
-function post(url: URL, agent: http.Agent, headers: Record<string, string>, body: string, timeoutMs: number): Promise<number> {
+function post(
+  url: URL,
+  agent: http.Agent,
+  headers: Record<string, string>,
+  body: string,
+  timeoutMs: number,
+): Promise<number> {
   return new Promise((resolve, reject) => {
     const request = url.protocol === 'https:' ? https.request : http.request;
-    const req = request(url, { method: 'POST', agent, headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) }, signal: AbortSignal.timeout(timeoutMs) }, (res) => {
-      // The answer's body is of no interest; reading it to its end frees the connection.
-      res.resume().once('end', () => resolve(res.statusCode ?? 0)).once('error', reject);
-    });
+    const req = request(
+      url,
+      {
+        method: 'POST',
+        agent,
+        headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) },
+        signal: AbortSignal.timeout(timeoutMs),
+      },
+      (res) => {
+        // The answer's body is of no interest; reading it to its end frees the connection.
+        res
+          .resume()
+          .once('end', () => resolve(res.statusCode ?? 0))
+          .once('error', reject);
+      },
+    );
     req.once('error', reject).end(body);
   });
 }
 
 /** Runs the webhook deliveries (beside the recording workers). */
-export function startWebhookWorker(deps: WebhookProcessorDeps, opts: { connection: ConnectionOptions; prefix: string; concurrency?: number }): Worker<WebhookJobData> {
+export function startWebhookWorker(
+  deps: WebhookProcessorDeps,
+  opts: { connection: ConnectionOptions; prefix: string; concurrency?: number },
+): Worker<WebhookJobData> {
   const worker = new Worker<WebhookJobData>(WEBHOOKS_QUEUE, createWebhookProcessor(deps), {
     connection: opts.connection,
     prefix: opts.prefix,
     concurrency: opts.concurrency ?? 8,
   });
   worker.on('failed', (job, err) => {
-    if (job) deps.log.warn({ jobId: job.id, tenantId: job.data.tenantId, attempt: job.attemptsMade, err }, 'webhook delivery failed');
+    if (job)
+      deps.log.warn(
+        { jobId: job.id, tenantId: job.data.tenantId, attempt: job.attemptsMade, err },
+        'webhook delivery failed',
+      );
   });
   worker.on('error', (err) => deps.log.error({ err }, 'webhooks worker error'));
   return worker;

@@ -1,4 +1,11 @@
-import { AudioSampleSource, EncodedAudioPacketSource, OggOutputFormat, Output, StreamTarget, WavOutputFormat } from 'mediabunny';
+import {
+  AudioSampleSource,
+  EncodedAudioPacketSource,
+  OggOutputFormat,
+  Output,
+  StreamTarget,
+  WavOutputFormat,
+} from 'mediabunny';
 import type { StreamTargetChunk } from 'mediabunny';
 import { MediaError } from '../errors.js';
 import type { EncodedChunk, PcmSource, RecordingFormat } from '../types.js';
@@ -43,7 +50,11 @@ async function produce(output: Output, format: 'wav' | 'ogg', source: PcmSource)
  * for MP3 in parallel, `ERR_MP3_JOIN` when the parts could not be joined seamlessly (rare: encode
  * again with `threads` 1).
  */
-export async function* encodeRecording(format: RecordingFormat, source: PcmSource, opts: EncodeOptions = {}): AsyncGenerator<EncodedChunk> {
+export async function* encodeRecording(
+  format: RecordingFormat,
+  source: PcmSource,
+  opts: EncodeOptions = {},
+): AsyncGenerator<EncodedChunk> {
   // Bitrates (and the Opus frame size) are chosen for the two rates a call stream can have.
   if (source.sampleRate !== 8000 && source.sampleRate !== 16000) {
     throw new MediaError('ERR_UNSUPPORTED_RATE', `cannot encode ${source.sampleRate} Hz audio; expected 8000 or 16000`);
@@ -63,7 +74,10 @@ export async function* encodeRecording(format: RecordingFormat, source: PcmSourc
       controller.enqueue({ position: chunk.position, data: chunk.data });
     },
   });
-  const output = new Output({ format: format === 'wav' ? new WavOutputFormat() : new OggOutputFormat(), target: new StreamTarget(pipe.writable) });
+  const output = new Output({
+    format: format === 'wav' ? new WavOutputFormat() : new OggOutputFormat(),
+    target: new StreamTarget(pipe.writable),
+  });
   const production = produce(output, format, source).catch(async (error: unknown) => {
     fail(error);
     await output.cancel().catch(() => {});

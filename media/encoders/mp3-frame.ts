@@ -34,7 +34,10 @@ export interface Mp3Layout {
 export function mp3Layout(sampleRate: number, channels: 1 | 2, bitrate: number): Mp3Layout {
   const frameBytes = (72 * bitrate) / sampleRate;
   if (VERSION_FOR_RATE[sampleRate] === undefined || !Number.isInteger(frameBytes)) {
-    throw new MediaError('ERR_UNSUPPORTED_RATE', `no constant-size MP3 frames at ${sampleRate} Hz and ${bitrate} bit/s`);
+    throw new MediaError(
+      'ERR_UNSUPPORTED_RATE',
+      `no constant-size MP3 frames at ${sampleRate} Hz and ${bitrate} bit/s`,
+    );
   }
   return { sampleRate, channels, frameBytes, payloadOffset: 4 + (channels === 1 ? 9 : 17) };
 }
@@ -53,7 +56,10 @@ export function checkFrame(frame: Uint8Array, layout: Mp3Layout): void {
     (frame[3] >> 6 === MODE_MONO) === (layout.channels === 1);
   if (!ok) {
     const head = Buffer.from(frame.subarray(0, 4)).toString('hex');
-    throw new MediaError('ERR_MP3_FRAME', `unexpected MP3 frame (header ${head}, ${frame.length} bytes; expected ${layout.frameBytes})`);
+    throw new MediaError(
+      'ERR_MP3_FRAME',
+      `unexpected MP3 frame (header ${head}, ${frame.length} bytes; expected ${layout.frameBytes})`,
+    );
   }
 }
 
@@ -96,9 +102,18 @@ export function blockShape(frame: Uint8Array, channels: 1 | 2): number {
  *   `left[i]`'s own `main_data_begin` counts), so those bytes can be carried over;
  * - the same window: `left[i - 1]` must end with the window half `right[i]` was coded against.
  */
-export function findJoin(left: readonly Uint8Array[], right: readonly Uint8Array[], candidates: Iterable<number>, channels: 1 | 2): number {
+export function findJoin(
+  left: readonly Uint8Array[],
+  right: readonly Uint8Array[],
+  candidates: Iterable<number>,
+  channels: 1 | 2,
+): number {
   for (const i of candidates) {
-    if (mainDataBegin(left[i]) >= mainDataBegin(right[i]) && blockShape(left[i - 1], channels) === blockShape(right[i - 1], channels)) return i;
+    if (
+      mainDataBegin(left[i]) >= mainDataBegin(right[i]) &&
+      blockShape(left[i - 1], channels) === blockShape(right[i - 1], channels)
+    )
+      return i;
   }
   return -1;
 }
@@ -108,7 +123,13 @@ export function findJoin(left: readonly Uint8Array[], right: readonly Uint8Array
  * frames before `i`, then `right`'s, with the reservoir bytes `right[i]` borrows copied into
  * the unused end of `left`'s payloads. `out` receives `left.length` frames back to back.
  */
-export function joinAt(left: readonly Uint8Array[], right: readonly Uint8Array[], i: number, layout: Mp3Layout, out: Uint8Array): void {
+export function joinAt(
+  left: readonly Uint8Array[],
+  right: readonly Uint8Array[],
+  i: number,
+  layout: Mp3Layout,
+  out: Uint8Array,
+): void {
   const { frameBytes, payloadOffset } = layout;
   for (let j = 0; j < left.length; j++) out.set(j < i ? left[j] : right[j], j * frameBytes);
   // Walk back from frame i's header through the payloads before it, in both encodings at once.
@@ -140,8 +161,11 @@ const INFO_TAG_BYTES = 120 + 36;
 
 /** The lowest bitrate whose frame holds the Info tag after the side information. */
 function infoBitrateIndex(layout: Mp3Layout): number {
-  const index = LSF_KBPS.findIndex((kbps) => (72 * 1000 * kbps) / layout.sampleRate >= layout.payloadOffset + INFO_TAG_BYTES);
-  if (index < 0) throw new MediaError('ERR_UNSUPPORTED_RATE', `no MP3 frame at ${layout.sampleRate} Hz holds an Info tag`);
+  const index = LSF_KBPS.findIndex(
+    (kbps) => (72 * 1000 * kbps) / layout.sampleRate >= layout.payloadOffset + INFO_TAG_BYTES,
+  );
+  if (index < 0)
+    throw new MediaError('ERR_UNSUPPORTED_RATE', `no MP3 frame at ${layout.sampleRate} Hz holds an Info tag`);
   return index;
 }
 
@@ -169,7 +193,8 @@ export function infoFrame(layout: Mp3Layout, frames: number, samples: number): U
   // An empty recording has no frames, so no delay either.
   const delay = frames > 0 ? LAME_ENCODER_DELAY : 0;
   const padding = frames * MP3_FRAME_SAMPLES - delay - samples;
-  if (padding < 0 || padding > 0xfff) throw new MediaError('ERR_MP3_FRAME', `${frames} MP3 frames cannot hold ${samples} samples`);
+  if (padding < 0 || padding > 0xfff)
+    throw new MediaError('ERR_MP3_FRAME', `${frames} MP3 frames cannot hold ${samples} samples`);
   const size = infoFrameBytes(layout);
   const frame = Buffer.alloc(size);
   frame[0] = 0xff;
@@ -183,7 +208,8 @@ export function infoFrame(layout: Mp3Layout, frames: number, samples: number): U
   at = frame.writeUInt32BE(frames, at);
   at = frame.writeUInt32BE(totalBytes, at);
   // Seek table: entry p is where p% of the frames have gone by, as a 256th of the file.
-  for (let p = 0; p < 100; p++) frame[at++] = Math.floor((256 * (size + Math.floor((frames * p) / 100) * layout.frameBytes)) / totalBytes);
+  for (let p = 0; p < 100; p++)
+    frame[at++] = Math.floor((256 * (size + Math.floor((frames * p) / 100) * layout.frameBytes)) / totalBytes);
   at = frame.writeUInt32BE(0, at); // quality: not meaningful for CBR
   // LAME tag, revision 0. Replay gain, flags, presets: none; music CRC: not kept (parts are written
   // out of order), and decoders do not check it.

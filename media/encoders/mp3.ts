@@ -70,11 +70,14 @@ function plan(input: PcmSource, threads: number, layout: Mp3Layout): Part[] {
   const count = Math.max(1, Math.min(threads, Math.floor(frames / (MIN_PART_SECONDS * layout.sampleRate))));
   const mp3Frames = Math.ceil(frames / MP3_FRAME_SAMPLES);
   const held = reservoirFrames(layout);
-  const joins = Array.from({ length: count - 1 }, (_, j): Join => ({
-    start: Math.round(((j + 1) * mp3Frames) / count) - held,
-    left: [],
-    right: [],
-  }));
+  const joins = Array.from(
+    { length: count - 1 },
+    (_, j): Join => ({
+      start: Math.round(((j + 1) * mp3Frames) / count) - held,
+      left: [],
+      right: [],
+    }),
+  );
   return Array.from({ length: count }, (_, k): Part => {
     const head = joins[k - 1];
     const tail = joins[k];
@@ -92,7 +95,11 @@ function plan(input: PcmSource, threads: number, layout: Mp3Layout): Part[] {
 }
 
 /** The MP3 frames LAME makes of `chunks`, one per 576 samples (plus its delay), in order. */
-async function* lameFrames(chunks: AsyncIterable<Int16Array>, sampleRate: number, channels: 1 | 2): AsyncGenerator<Uint8Array> {
+async function* lameFrames(
+  chunks: AsyncIterable<Int16Array>,
+  sampleRate: number,
+  channels: 1 | 2,
+): AsyncGenerator<Uint8Array> {
   if (!registered) {
     // Node has no native MP3 encoder for mediabunny to prefer, so LAME (WASM) is always the one.
     registerMp3Encoder();
@@ -128,7 +135,12 @@ async function* lameFrames(chunks: AsyncIterable<Int16Array>, sampleRate: number
  * Encodes one part, writing its body and handing the frames around its joins to them. Returns
  * the index after its last frame, and where its input ended (in samples from the recording's start).
  */
-async function encodePart(part: Part, layout: Mp3Layout, offset: number, write: (chunk: EncodedChunk) => Promise<void>): Promise<{ frames: number; samples: number }> {
+async function encodePart(
+  part: Part,
+  layout: Mp3Layout,
+  offset: number,
+  write: (chunk: EncodedChunk) => Promise<void>,
+): Promise<{ frames: number; samples: number }> {
   let samples = part.firstFrame * MP3_FRAME_SAMPLES;
   async function* counted(): AsyncGenerator<Int16Array> {
     for await (const chunk of part.input) {
@@ -167,10 +179,12 @@ async function encodePart(part: Part, layout: Mp3Layout, offset: number, write: 
 function joined(join: Join, layout: Mp3Layout, offset: number): EncodedChunk {
   const held = reservoirFrames(layout);
   const span = held + JOIN_CANDIDATES;
-  if (join.left.length !== span || join.right.length !== span) throw new MediaError('ERR_MP3_JOIN', `an MP3 part ended before its join at frame ${join.start}`);
+  if (join.left.length !== span || join.right.length !== span)
+    throw new MediaError('ERR_MP3_JOIN', `an MP3 part ended before its join at frame ${join.start}`);
   const candidates = Array.from({ length: JOIN_CANDIDATES }, (_, i) => held + i);
   const at = findJoin(join.left, join.right, candidates, layout.channels);
-  if (at < 0) throw new MediaError('ERR_MP3_JOIN', `no seamless join between MP3 parts near frame ${join.start + held}`);
+  if (at < 0)
+    throw new MediaError('ERR_MP3_JOIN', `no seamless join between MP3 parts near frame ${join.start + held}`);
   const data = new Uint8Array(span * layout.frameBytes);
   joinAt(join.left, join.right, at, layout, data);
   return { position: offset + join.start * layout.frameBytes, data };
@@ -193,16 +207,21 @@ export async function* encodeMp3(input: PcmSource, threads: number): AsyncGenera
   const writer = pipe.writable.getWriter();
   const write = (chunk: EncodedChunk) => writer.write(chunk);
   const production = (async () => {
-    const ends = await Promise.allSettled(parts.map((part) => encodePart(part, layout, offset, write).catch((err: unknown) => {
-      // The first failure stops the other parts at their next write.
-      void writer.abort(err).catch(() => {});
-      throw err;
-    })));
+    const ends = await Promise.allSettled(
+      parts.map((part) =>
+        encodePart(part, layout, offset, write).catch((err: unknown) => {
+          // The first failure stops the other parts at their next write.
+          void writer.abort(err).catch(() => {});
+          throw err;
+        }),
+      ),
+    );
     const failed = ends.find((end) => end.status === 'rejected');
     if (failed) throw failed.reason;
     for (const part of parts) if (part.tail) await write(joined(part.tail, layout, offset));
     // The last part reads to the end: its frames and samples are the recording's.
-    const { frames, samples } = (ends[ends.length - 1] as PromiseFulfilledResult<{ frames: number; samples: number }>).value;
+    const { frames, samples } = (ends[ends.length - 1] as PromiseFulfilledResult<{ frames: number; samples: number }>)
+      .value;
     await write({ position: 0, data: infoFrame(layout, frames, samples) });
     await writer.close();
   })().catch(async (err: unknown) => {

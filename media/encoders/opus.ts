@@ -64,7 +64,10 @@ class OpusThread {
   constructor(sampleRate: number, channels: 1 | 2, frameLength: number) {
     const addon = createRequire(import.meta.url).resolve('@discordjs/opus');
     const bitrate = BITRATE_PER_CHANNEL[sampleRate] * channels;
-    this.#worker = new Worker(OPUS_THREAD, { eval: true, workerData: { addon, sampleRate, channels, bitrate, frameLength } });
+    this.#worker = new Worker(OPUS_THREAD, {
+      eval: true,
+      workerData: { addon, sampleRate, channels, bitrate, frameLength },
+    });
     this.#worker.on('message', (packets: Uint8Array[]) => this.#waiting.shift()?.resolve(packets));
     const fail = (err: Error) => {
       this.#failure ??= err;
@@ -129,7 +132,12 @@ export async function addOpusPackets(
       const packet = new EncodedPacket(encoded[i], 'key', packets * frameSeconds, duration);
       if (packets === 0) {
         await target.add(packet, {
-          decoderConfig: { codec: 'opus', numberOfChannels: channels, sampleRate: OPUS_RATE, description: opusHead(channels, sampleRate) },
+          decoderConfig: {
+            codec: 'opus',
+            numberOfChannels: channels,
+            sampleRate: OPUS_RATE,
+            description: opusHead(channels, sampleRate),
+          },
         });
       } else {
         await target.add(packet);

@@ -2,7 +2,11 @@ import { Type, type Static } from 'typebox';
 import type { EgressPolicy } from '../net/egress.js';
 import { StringEnum } from '../schemas.js';
 
-const RuntimeUrl = Type.String({ pattern: '^wss?://[^\\s/?#]+[^\\s]*$', maxLength: 2048, 'x-error-message': 'must be a ws:// or wss:// URL' });
+const RuntimeUrl = Type.String({
+  pattern: '^wss?://[^\\s/?#]+[^\\s]*$',
+  maxLength: 2048,
+  'x-error-message': 'must be a ws:// or wss:// URL',
+});
 
 /**
  * `voice_tools.call_recording` as a PATCH may carry it: every field optional, nothing unknown.
@@ -17,7 +21,9 @@ export const CallRecordingPatchSchema = Type.Object(
     dual_channel: Type.Optional(Type.Boolean()),
     storage_days: Type.Optional(Type.Integer({ minimum: 1, maximum: 3650 })),
     consent_mode: Type.Optional(StringEnum(['one_party', 'two_party'])),
-    consent_digit: Type.Optional(Type.String({ pattern: '^[0-9*#]$', 'x-error-message': 'must be one key: 0–9, * or #' })),
+    consent_digit: Type.Optional(
+      Type.String({ pattern: '^[0-9*#]$', 'x-error-message': 'must be one key: 0–9, * or #' }),
+    ),
     consent_timeout_seconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 120 })),
     format: Type.Optional(StringEnum(['mp3', 'wav', 'ogg'])),
     pause_behavior: Type.Optional(StringEnum(['silence', 'skip'])),
@@ -62,7 +68,8 @@ export const CALL_RECORDING_DEFAULTS: Readonly<CallRecordingSettings> = Object.f
 
 /** The runtime URLs the agent's settings name, normalised (`new URL().href`), for comparing a stream's `agent_url` with. */
 export function allowedRuntimes(settings: Pick<CallRecordingSettings, 'agent_ws_url' | 'agent_ws_urls'>): Set<string> {
-  const urls = settings.agent_ws_url === null ? settings.agent_ws_urls : [settings.agent_ws_url, ...settings.agent_ws_urls];
+  const urls =
+    settings.agent_ws_url === null ? settings.agent_ws_urls : [settings.agent_ws_url, ...settings.agent_ws_urls];
   return new Set(urls.map((url) => new URL(url).href));
 }
 
@@ -94,5 +101,6 @@ export async function checkRuntimeUrls(egress: EgressPolicy, patch: AgentSetting
   const settings = patch.voice_tools?.call_recording;
   const field = 'voice_tools.call_recording';
   if (settings?.agent_ws_url) await egress.check(settings.agent_ws_url, `${field}.agent_ws_url`, 'agent_ws_url');
-  for (const [i, url] of (settings?.agent_ws_urls ?? []).entries()) await egress.check(url, `${field}.agent_ws_urls.${i}`, 'agent_ws_url');
+  for (const [i, url] of (settings?.agent_ws_urls ?? []).entries())
+    await egress.check(url, `${field}.agent_ws_urls.${i}`, 'agent_ws_url');
 }

@@ -22,7 +22,10 @@ const AuditResponse = Type.Object({
 });
 
 /** `/api/agents/{id}` is named by what it does; the seed's `/agents/{id}` by that and where it is. */
-const operationIds = { '': { update: 'updateAgentAtRoot', get: 'getAgentAtRoot' }, '/api': { update: 'updateAgent', get: 'getAgent' } } as const;
+const operationIds = {
+  '': { update: 'updateAgentAtRoot', get: 'getAgentAtRoot' },
+  '/api': { update: 'updateAgent', get: 'getAgent' },
+} as const;
 
 /**
  * Per-agent Voice Settings: `PATCH`/`GET /agents/{id}` (also under `/api`), `GET /api/agents`,
@@ -33,18 +36,34 @@ export function agentRoutes(app: ApiInstance, { store, egress }: ApiDeps): void 
   for (const prefix of ['', '/api'] as const) {
     app.patch(
       `${prefix}/agents/:agentId`,
-      { schema: { operationId: operationIds[prefix].update, params: AgentParams, body: AgentSettingsPatchSchema, response: { 200: AgentViewSchema } }, config: { scopes: ['agents:write'] } },
+      {
+        schema: {
+          operationId: operationIds[prefix].update,
+          params: AgentParams,
+          body: AgentSettingsPatchSchema,
+          response: { 200: AgentViewSchema },
+        },
+        config: { scopes: ['agents:write'] },
+      },
       async (request) => {
         const principal = principalOf(request);
         await checkRuntimeUrls(egress, request.body);
-        const agent = await store.agents.patch(principal.tenantId, request.params.agentId, request.body, principal.keyId);
+        const agent = await store.agents.patch(
+          principal.tenantId,
+          request.params.agentId,
+          request.body,
+          principal.keyId,
+        );
         return agentView(agent);
       },
     );
 
     app.get(
       `${prefix}/agents/:agentId`,
-      { schema: { operationId: operationIds[prefix].get, params: AgentParams, response: { 200: AgentViewSchema } }, config: { scopes: ['agents:write', 'recordings:read'] } },
+      {
+        schema: { operationId: operationIds[prefix].get, params: AgentParams, response: { 200: AgentViewSchema } },
+        config: { scopes: ['agents:write', 'recordings:read'] },
+      },
       async (request) => {
         const agent = await store.agents.get(principalOf(request).tenantId, request.params.agentId);
         if (!agent) throw notFound(`agent ${request.params.agentId}`);
@@ -55,7 +74,10 @@ export function agentRoutes(app: ApiInstance, { store, egress }: ApiDeps): void 
 
   app.get(
     '/api/agents/:agentId/audit',
-    { schema: { operationId: 'listAgentAudit', params: AgentParams, response: { 200: AuditResponse } }, config: { scopes: ['agents:write'] } },
+    {
+      schema: { operationId: 'listAgentAudit', params: AgentParams, response: { 200: AuditResponse } },
+      config: { scopes: ['agents:write'] },
+    },
     async (request) => {
       const { tenantId } = principalOf(request);
       const { agentId } = request.params;
@@ -65,8 +87,15 @@ export function agentRoutes(app: ApiInstance, { store, egress }: ApiDeps): void 
     },
   );
 
-  app.get('/api/agents', { schema: { operationId: 'listAgents', response: { 200: Type.Object({ data: Type.Array(AgentViewSchema) }) } }, config: { scopes: ['agents:write', 'recordings:read'] } }, async (request) => {
-    const agents = await store.agents.list(principalOf(request).tenantId);
-    return { data: agents.map(agentView) };
-  });
+  app.get(
+    '/api/agents',
+    {
+      schema: { operationId: 'listAgents', response: { 200: Type.Object({ data: Type.Array(AgentViewSchema) }) } },
+      config: { scopes: ['agents:write', 'recordings:read'] },
+    },
+    async (request) => {
+      const agents = await store.agents.list(principalOf(request).tenantId);
+      return { data: agents.map(agentView) };
+    },
+  );
 }

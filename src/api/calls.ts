@@ -43,36 +43,66 @@ function isoTime(value: string | undefined, field: string): string | undefined {
 
 /** Call Logs (`GET /api/calls`), call metadata (`GET /api/calls/{id}`) and legal hold (`PUT /api/calls/{id}/legal-hold`). */
 export function callRoutes(app: ApiInstance, { store }: ApiDeps): void {
-  app.get('/api/calls', { schema: { operationId: 'listCalls', querystring: ListQuery, response: { 200: CallsPage } }, config: { scopes: ['recordings:read'] } }, async (request) => {
-    const { query } = request;
-    const filters = {
-      agentId: query.agent_id,
-      from: isoTime(query.from, 'from'),
-      to: isoTime(query.to, 'to'),
-      status: query.status,
-      hasRecording: query.has_recording,
-    };
-    try {
-      const page = await store.calls.list(principalOf(request).tenantId, filters, query.cursor, query.limit ?? DEFAULT_PAGE_SIZE);
-      return { data: page.items.map(({ call, recording }) => callView(call, recording)), next_cursor: page.nextCursor };
-    } catch (err) {
-      if (err instanceof CallrecError && err.code === 'ERR_INVALID_CURSOR') {
-        throw new HttpError('ERR_VALIDATION', `cursor: ${err.message}`, { field: 'cursor' });
+  app.get(
+    '/api/calls',
+    {
+      schema: { operationId: 'listCalls', querystring: ListQuery, response: { 200: CallsPage } },
+      config: { scopes: ['recordings:read'] },
+    },
+    async (request) => {
+      const { query } = request;
+      const filters = {
+        agentId: query.agent_id,
+        from: isoTime(query.from, 'from'),
+        to: isoTime(query.to, 'to'),
+        status: query.status,
+        hasRecording: query.has_recording,
+      };
+      try {
+        const page = await store.calls.list(
+          principalOf(request).tenantId,
+          filters,
+          query.cursor,
+          query.limit ?? DEFAULT_PAGE_SIZE,
+        );
+        return {
+          data: page.items.map(({ call, recording }) => callView(call, recording)),
+          next_cursor: page.nextCursor,
+        };
+      } catch (err) {
+        if (err instanceof CallrecError && err.code === 'ERR_INVALID_CURSOR') {
+          throw new HttpError('ERR_VALIDATION', `cursor: ${err.message}`, { field: 'cursor' });
+        }
+        throw err;
       }
-      throw err;
-    }
-  });
+    },
+  );
 
-  app.get('/api/calls/:callId', { schema: { operationId: 'getCall', params: CallParams, response: { 200: CallViewSchema } }, config: { scopes: ['recordings:read'] } }, async (request) => {
-    const { tenantId } = principalOf(request);
-    const call = await store.calls.get(tenantId, request.params.callId);
-    if (!call) throw notFound(`call ${request.params.callId}`);
-    return callView(call, await store.recordings.getByCall(tenantId, call.id));
-  });
+  app.get(
+    '/api/calls/:callId',
+    {
+      schema: { operationId: 'getCall', params: CallParams, response: { 200: CallViewSchema } },
+      config: { scopes: ['recordings:read'] },
+    },
+    async (request) => {
+      const { tenantId } = principalOf(request);
+      const call = await store.calls.get(tenantId, request.params.callId);
+      if (!call) throw notFound(`call ${request.params.callId}`);
+      return callView(call, await store.recordings.getByCall(tenantId, call.id));
+    },
+  );
 
   app.put(
     '/api/calls/:callId/legal-hold',
-    { schema: { operationId: 'setLegalHold', params: CallParams, body: LegalHoldBody, response: { 200: CallViewSchema } }, config: { scopes: ['admin'] } },
+    {
+      schema: {
+        operationId: 'setLegalHold',
+        params: CallParams,
+        body: LegalHoldBody,
+        response: { 200: CallViewSchema },
+      },
+      config: { scopes: ['admin'] },
+    },
     async (request) => {
       const { tenantId, keyId } = principalOf(request);
       const { hold, reason } = request.body;

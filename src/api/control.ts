@@ -7,22 +7,29 @@ import { HttpError } from '../errors.js';
 import { notFound } from './errors.js';
 import type { ApiDeps, ApiInstance } from './types.js';
 
-const ControlBody = Type.Object(
-  { action: StringEnum(CONTROL_ACTIONS) },
-  { additionalProperties: false },
-);
+const ControlBody = Type.Object({ action: StringEnum(CONTROL_ACTIONS) }, { additionalProperties: false });
 
 const ControlResponse = Type.Object({
   call_id: Type.String(),
   action: ControlBody.properties.action,
-  recording_status: StringEnum(['none', 'consent', 'recording', 'paused', 'processing', 'failed'], { description: 'after the action' }),
+  recording_status: StringEnum(['none', 'consent', 'recording', 'paused', 'processing', 'failed'], {
+    description: 'after the action',
+  }),
 });
 
 /** `POST /api/calls/{id}/recording` `{"action": "start"|"stop"|"pause"|"resume"}`: recording control of a live call. */
 export function controlRoutes(app: ApiInstance, { store, control }: ApiDeps): void {
   app.post(
     '/api/calls/:callId/recording',
-    { schema: { operationId: 'controlRecording', params: CallParams, body: ControlBody, response: { 200: ControlResponse } }, config: { scopes: ['calls:control'] } },
+    {
+      schema: {
+        operationId: 'controlRecording',
+        params: CallParams,
+        body: ControlBody,
+        response: { 200: ControlResponse },
+      },
+      config: { scopes: ['calls:control'] },
+    },
     async (request) => {
       const { tenantId } = principalOf(request);
       const { callId } = request.params;

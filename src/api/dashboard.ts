@@ -70,7 +70,10 @@ export const dashboardPlugin: FastifyPluginAsync<DashboardOptions> = async (app,
     wildcard: false,
     cacheControl: false,
     setHeaders(reply: FastifyReply, file: string) {
-      secure(reply).header('Cache-Control', HASHED_ASSET.test(file) ? 'public, max-age=31536000, immutable' : 'no-cache');
+      secure(reply).header(
+        'Cache-Control',
+        HASHED_ASSET.test(file) ? 'public, max-age=31536000, immutable' : 'no-cache',
+      );
     },
   });
 };

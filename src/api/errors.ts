@@ -48,7 +48,10 @@ const FASTIFY_CLIENT_CODES: Record<number, string> = {
 const MAX_DRAINED_BODY_BYTES = 16 * 1024 * 1024;
 
 function send(reply: FastifyReply, status: number, error: ErrorBody['error']): void {
-  reply.code(status).type('application/json; charset=utf-8').send({ error } satisfies ErrorBody);
+  reply
+    .code(status)
+    .type('application/json; charset=utf-8')
+    .send({ error } satisfies ErrorBody);
 }
 
 /**
@@ -69,8 +72,15 @@ export function errorHandler(err: FastifyError | Error, request: FastifyRequest,
   }
   const fastifyStatus = (err as FastifyError).statusCode;
   if (!code && fastifyStatus !== undefined && fastifyStatus >= 400 && fastifyStatus < 500) {
-    if ((err as FastifyError).code === 'FST_ERR_CTP_BODY_TOO_LARGE' && Number(request.headers['content-length']) <= MAX_DRAINED_BODY_BYTES) reply.removeHeader('connection');
-    send(reply, fastifyStatus, { code: FASTIFY_CLIENT_CODES[fastifyStatus] ?? 'ERR_BAD_REQUEST', message: err.message });
+    if (
+      (err as FastifyError).code === 'FST_ERR_CTP_BODY_TOO_LARGE' &&
+      Number(request.headers['content-length']) <= MAX_DRAINED_BODY_BYTES
+    )
+      reply.removeHeader('connection');
+    send(reply, fastifyStatus, {
+      code: FASTIFY_CLIENT_CODES[fastifyStatus] ?? 'ERR_BAD_REQUEST',
+      message: err.message,
+    });
     return;
   }
   request.log.error({ err }, 'unhandled error');

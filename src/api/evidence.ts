@@ -11,12 +11,27 @@ import { readyRecording, recordAccess, storedObject } from './recordings.js';
 import type { ApiDeps, ApiInstance } from './types.js';
 
 const KeySetResponse = Type.Object({
-  keys: Type.Array(Type.Object({ kty: Type.Literal('OKP'), crv: Type.Literal('Ed25519'), x: Type.String(), kid: Type.String(), alg: Type.Literal('EdDSA'), use: Type.Literal('sig') })),
+  keys: Type.Array(
+    Type.Object({
+      kty: Type.Literal('OKP'),
+      crv: Type.Literal('Ed25519'),
+      x: Type.String(),
+      kid: Type.String(),
+      alg: Type.Literal('EdDSA'),
+      use: Type.Literal('sig'),
+    }),
+  ),
 });
 
 /** Non-JSON bodies, described for the OpenAPI document (the serializer leaves them alone). */
-const MANIFEST = { description: 'the compact JWS; header Callrec-Timestamp says whether TSA_URL stamped it', content: { 'application/jose': { schema: { type: 'string' } } } };
-const PACKAGE = { description: 'the ZIP', content: { 'application/zip': { schema: { type: 'string', format: 'binary' } } } };
+const MANIFEST = {
+  description: 'the compact JWS; header Callrec-Timestamp says whether TSA_URL stamped it',
+  content: { 'application/jose': { schema: { type: 'string' } } },
+};
+const PACKAGE = {
+  description: 'the ZIP',
+  content: { 'application/zip': { schema: { type: 'string', format: 'binary' } } },
+};
 
 /**
  * Evidence (SPEC §9): the public key set, a recording's signed manifest, and the package a third
@@ -27,7 +42,14 @@ export function evidenceRoutes(app: ApiInstance, deps: ApiDeps, evidence: Eviden
 
   app.get(
     '/.well-known/callrec-keys.json',
-    { schema: { operationId: 'getSigningKeys', summary: 'The public keys manifests are signed with (JWKS), current and retired', response: { 200: KeySetResponse } }, config: { public: true } },
+    {
+      schema: {
+        operationId: 'getSigningKeys',
+        summary: 'The public keys manifests are signed with (JWKS), current and retired',
+        response: { 200: KeySetResponse },
+      },
+      config: { public: true },
+    },
     async (_request, reply) => {
       reply.header('Cache-Control', 'public, max-age=300');
       return evidence.keys.keySet();
@@ -57,7 +79,10 @@ export function evidenceRoutes(app: ApiInstance, deps: ApiDeps, evidence: Eviden
       const { manifest } = await manifestOf(principalOf(request).tenantId, request.params.callId);
       // Pending while TSA_URL is set and its authority has not stamped the manifest yet.
       reply.header('Callrec-Timestamp', manifest.tsa_token === null ? 'none' : 'stamped');
-      return reply.header('Content-Type', 'application/jose').header('Cache-Control', 'private, no-store').send(manifest.jws);
+      return reply
+        .header('Content-Type', 'application/jose')
+        .header('Cache-Control', 'private, no-store')
+        .send(manifest.jws);
     },
   );
 
@@ -73,7 +98,8 @@ export function evidenceRoutes(app: ApiInstance, deps: ApiDeps, evidence: Eviden
     {
       schema: {
         operationId: 'getEvidencePackage',
-        summary: 'The evidence package (ZIP): stored audio, manifest, key set, consent prompt, ledger extract, time-stamp, VERIFY.txt; logged as an access',
+        summary:
+          'The evidence package (ZIP): stored audio, manifest, key set, consent prompt, ledger extract, time-stamp, VERIFY.txt; logged as an access',
         params: CallParams,
         response: { 200: PACKAGE },
       },
@@ -85,7 +111,21 @@ export function evidenceRoutes(app: ApiInstance, deps: ApiDeps, evidence: Eviden
       const { recording, manifest } = await manifestOf(principal.tenantId, callId);
       const { objects, key, size, dataKey } = await storedObject(deps, recording);
       // An export is an access like a download: on record before any byte goes out.
-      await recordAccess(store, evidence, { tenantId: principal.tenantId, keyId: principal.keyId, callId, recordingId: recording.id, format: recording.format, range: null, ip: request.ip }, request.log, 'evidence');
+      await recordAccess(
+        store,
+        evidence,
+        {
+          tenantId: principal.tenantId,
+          keyId: principal.keyId,
+          callId,
+          recordingId: recording.id,
+          format: recording.format,
+          range: null,
+          ip: request.ip,
+        },
+        request.log,
+        'evidence',
+      );
       const stored = await openEncrypted(dataKey, size, (r) => objects.get(key, r));
       const audio = await buffer(await stored.read(0, stored.plainLength - 1));
       const zip = evidenceZip({
@@ -98,7 +138,12 @@ export function evidenceRoutes(app: ApiInstance, deps: ApiDeps, evidence: Eviden
         timestamp: manifest.tsa_token === null ? undefined : Buffer.from(manifest.tsa_token, 'base64'),
       });
       const filename = `${callId.replace(/[^A-Za-z0-9._-]/g, '_')}-evidence.zip`;
-      return reply.header('Content-Type', 'application/zip').header('Content-Disposition', `attachment; filename="${filename}"`).header('Cache-Control', 'private, no-store').header('Content-Length', zip.length).send(Readable.from([Buffer.from(zip)]));
+      return reply
+        .header('Content-Type', 'application/zip')
+        .header('Content-Disposition', `attachment; filename="${filename}"`)
+        .header('Cache-Control', 'private, no-store')
+        .header('Content-Length', zip.length)
+        .send(Readable.from([Buffer.from(zip)]));
     },
   );
 }

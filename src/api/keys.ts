@@ -18,9 +18,17 @@ const CreateKeyBody = Type.Object(
     scopes: Type.Array(StringEnum(SCOPES), { minItems: 1, maxItems: SCOPES.length }),
     tenant_id: Type.Optional(SafeId()),
     audiohook: Type.Optional(
-      Type.Boolean({ description: 'also issue a Genesys AudioHook client secret (`audiohook_client_secret`, shown once): upgrades with this key must then carry an HTTP Message Signature made with it' }),
+      Type.Boolean({
+        description:
+          'also issue a Genesys AudioHook client secret (`audiohook_client_secret`, shown once): upgrades with this key must then carry an HTTP Message Signature made with it',
+      }),
     ),
-    sip_digest: Type.Optional(Type.Boolean({ description: 'SIPREC: the key may also authenticate an SBC by SIP digest (username = key id, password = secret)' })),
+    sip_digest: Type.Optional(
+      Type.Boolean({
+        description:
+          'SIPREC: the key may also authenticate an SBC by SIP digest (username = key id, password = secret)',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -42,7 +50,11 @@ const CreatedKey = Type.Intersect([
   KeyView,
   Type.Object({
     secret: Type.String({ description: 'shown this once: Authorization: Bearer <secret>' }),
-    audiohook_client_secret: Type.Optional(Type.String({ description: 'with `audiohook: true`, shown this once: the Genesys AudioHook client secret (base64)' })),
+    audiohook_client_secret: Type.Optional(
+      Type.String({
+        description: 'with `audiohook: true`, shown this once: the Genesys AudioHook client secret (base64)',
+      }),
+    ),
   }),
 ]);
 
@@ -83,41 +95,85 @@ const KeyParams = Type.Object({ keyId: SafeId() });
  * `DELETE /api/keys/{id}` (revokes). The operator reaches every tenant's keys by id.
  */
 export function keyRoutes(app: ApiInstance, { store, keyring }: ApiDeps): void {
-  app.post('/api/keys', { schema: { operationId: 'createKey', body: CreateKeyBody, response: { 201: CreatedKey } }, config: { scopes: ['admin'] } }, async (request, reply) => {
-    const principal = principalOf(request);
-    const tenantId = targetTenant(principal, request.body.tenant_id);
-    const beyond = scopesBeyond(principal, request.body.scopes);
-    if (beyond.length > 0) {
-      throw new HttpError('ERR_FORBIDDEN', `a key cannot grant scopes it does not hold: ${beyond.join(', ')}`, { field: 'scopes' });
-    }
-    if (!(await store.tenants.get(tenantId))) throw notFound(`tenant ${tenantId}`);
-    const issuer = request.body.audiohook ? audiohookSecretIssuer(keyring) : null;
-    const sipDigest = request.body.sip_digest ? (keyId: string, secret: string) => sealDigest(keyring, keyId, secret) : undefined;
-    const { key, secret } = await store.keys.create({ tenantId, name: request.body.name, scopes: request.body.scopes, audiohookSecret: issuer?.seal, sipDigest });
-    reply.code(201);
-    // Both shown once: the key's secret is kept as a hash, the client secret sealed.
-    return { ...keyView(key), secret, ...(issuer ? { audiohook_client_secret: issuer.secret } : {}) };
-  });
+  app.post(
+    '/api/keys',
+    {
+      schema: { operationId: 'createKey', body: CreateKeyBody, response: { 201: CreatedKey } },
+      config: { scopes: ['admin'] },
+    },
+    async (request, reply) => {
+      const principal = principalOf(request);
+      const tenantId = targetTenant(principal, request.body.tenant_id);
+      const beyond = scopesBeyond(principal, request.body.scopes);
+      if (beyond.length > 0) {
+        throw new HttpError('ERR_FORBIDDEN', `a key cannot grant scopes it does not hold: ${beyond.join(', ')}`, {
+          field: 'scopes',
+        });
+      }
+      if (!(await store.tenants.get(tenantId))) throw notFound(`tenant ${tenantId}`);
+      const issuer = request.body.audiohook ? audiohookSecretIssuer(keyring) : null;
+      const sipDigest = request.body.sip_digest
+        ? (keyId: string, secret: string) => sealDigest(keyring, keyId, secret)
+        : undefined;
+      const { key, secret } = await store.keys.create({
+        tenantId,
+        name: request.body.name,
+        scopes: request.body.scopes,
+        audiohookSecret: issuer?.seal,
+        sipDigest,
+      });
+      reply.code(201);
+      // Both shown once: the key's secret is kept as a hash, the client secret sealed.
+      return { ...keyView(key), secret, ...(issuer ? { audiohook_client_secret: issuer.secret } : {}) };
+    },
+  );
 
-  app.get('/api/keys', { schema: { operationId: 'listKeys', querystring: TenantQuery, response: { 200: Type.Object({ data: Type.Array(KeyView) }) } }, config: { scopes: ['admin'] } }, async (request) => {
-    return { data: (await store.keys.list(keyReach(principalOf(request), request.query.tenant_id))).map(keyView) };
-  });
+  app.get(
+    '/api/keys',
+    {
+      schema: {
+        operationId: 'listKeys',
+        querystring: TenantQuery,
+        response: { 200: Type.Object({ data: Type.Array(KeyView) }) },
+      },
+      config: { scopes: ['admin'] },
+    },
+    async (request) => {
+      return { data: (await store.keys.list(keyReach(principalOf(request), request.query.tenant_id))).map(keyView) };
+    },
+  );
 
-  app.get('/api/keys/:keyId', { schema: { operationId: 'getKey', params: KeyParams, querystring: TenantQuery, response: { 200: KeyView } }, config: { scopes: ['admin'] } }, async (request) => {
-    const key = await store.keys.get(keyReach(principalOf(request), request.query.tenant_id), request.params.keyId);
-    if (!key) throw notFound(`key ${request.params.keyId}`);
-    return keyView(key);
-  });
+  app.get(
+    '/api/keys/:keyId',
+    {
+      schema: { operationId: 'getKey', params: KeyParams, querystring: TenantQuery, response: { 200: KeyView } },
+      config: { scopes: ['admin'] },
+    },
+    async (request) => {
+      const key = await store.keys.get(keyReach(principalOf(request), request.query.tenant_id), request.params.keyId);
+      if (!key) throw notFound(`key ${request.params.keyId}`);
+      return keyView(key);
+    },
+  );
 
   app.delete(
     '/api/keys/:keyId',
-    { schema: { operationId: 'revokeKey', params: KeyParams, querystring: TenantQuery, response: { 204: Type.Null({ description: 'revoked' }) } }, config: { scopes: ['admin'] } },
+    {
+      schema: {
+        operationId: 'revokeKey',
+        params: KeyParams,
+        querystring: TenantQuery,
+        response: { 204: Type.Null({ description: 'revoked' }) },
+      },
+      config: { scopes: ['admin'] },
+    },
     async (request, reply) => {
       const principal = principalOf(request);
       const key = await store.keys.get(keyReach(principal, request.query.tenant_id), request.params.keyId);
       if (!key || key.revokedAt !== null) throw notFound(`key ${request.params.keyId}`);
       // The operator key lives in tenant `default`; that tenant's own admins must not lock the operator out.
-      if (key.operator && !principal.operator) throw new HttpError('ERR_FORBIDDEN', 'only the operator key may revoke the operator key');
+      if (key.operator && !principal.operator)
+        throw new HttpError('ERR_FORBIDDEN', 'only the operator key may revoke the operator key');
       if (!(await store.keys.revoke(key.tenantId, key.id))) throw notFound(`key ${key.id}`);
       reply.code(204);
     },

@@ -13,14 +13,24 @@ const MeResponse = Type.Object({
     scopes: Type.Array(StringEnum(SCOPES)),
   }),
   operator: Type.Boolean({ description: "The operator's key (CALLREC_API_KEY): manages every tenant" }),
-  features: Type.Object({ test_call: Type.Boolean({ description: 'Telnyx credentials are configured and this is the operator key: POST /api/test-call/token works' }) }),
+  features: Type.Object({
+    test_call: Type.Boolean({
+      description: 'Telnyx credentials are configured and this is the operator key: POST /api/test-call/token works',
+    }),
+  }),
 });
 
 /** `GET /api/me`: who the key is and what it may do, so the dashboard can sign in and hide what its scopes forbid. */
 export function meRoutes(app: ApiInstance, { store, telnyx }: ApiDeps): void {
   app.get(
     '/api/me',
-    { schema: { operationId: 'getMe', summary: 'The calling API key, its tenant and scopes, and the optional features configured', response: { 200: MeResponse } } },
+    {
+      schema: {
+        operationId: 'getMe',
+        summary: 'The calling API key, its tenant and scopes, and the optional features configured',
+        response: { 200: MeResponse },
+      },
+    },
     async (request) => {
       const principal = principalOf(request);
       const key = await store.keys.get(principal.tenantId, principal.keyId);

@@ -27,11 +27,20 @@ const Format = StringEnum(['mp3', 'wav', 'ogg'], { description: "default: the re
 
 const RecordingQuery = Type.Object({
   format: Type.Optional(Format),
-  download: Type.Optional(Type.Boolean({ description: 'sets Content-Disposition: attachment; filename="{call_id}.{format}"' })),
-  token: Type.Optional(Type.String({ description: 'a playback token from POST /api/calls/{call_id}/recording/url, instead of Authorization' })),
+  download: Type.Optional(
+    Type.Boolean({ description: 'sets Content-Disposition: attachment; filename="{call_id}.{format}"' }),
+  ),
+  token: Type.Optional(
+    Type.String({
+      description: 'a playback token from POST /api/calls/{call_id}/recording/url, instead of Authorization',
+    }),
+  ),
 });
 
-const PlaybackUrlBody = Type.Object({ format: Type.Optional(Format), download: Type.Optional(Type.Boolean()) }, { additionalProperties: false });
+const PlaybackUrlBody = Type.Object(
+  { format: Type.Optional(Format), download: Type.Optional(Type.Boolean()) },
+  { additionalProperties: false },
+);
 
 const PlaybackUrlResponse = Type.Object({
   url: Type.String({ description: 'GET it without Authorization: one recording, one format, until expires_at' }),
@@ -40,14 +49,20 @@ const PlaybackUrlResponse = Type.Object({
 
 const PeaksResponse = Type.Object({
   duration: Type.Number({ description: 'seconds' }),
-  channels: Type.Array(StringEnum(['caller', 'agent', 'mix']), { description: '["caller", "agent"] for dual-channel recordings, ["mix"] for mono' }),
-  peaks: Type.Array(Type.Array(Type.Number({ minimum: 0, maximum: 1 })), { description: 'per channel, peak |amplitude| per bucket: at most 100 a second and 4000 in all' }),
+  channels: Type.Array(StringEnum(['caller', 'agent', 'mix']), {
+    description: '["caller", "agent"] for dual-channel recordings, ["mix"] for mono',
+  }),
+  peaks: Type.Array(Type.Array(Type.Number({ minimum: 0, maximum: 1 })), {
+    description: 'per channel, peak |amplitude| per bucket: at most 100 a second and 4000 in all',
+  }),
 });
 
 /** The audio in each format, whole (200) or the range asked for (206). */
 const AUDIO = {
   description: 'the audio; with Range, 206 and the bytes asked for',
-  content: Object.fromEntries(Object.values(CONTENT_TYPES).map((type) => [type, { schema: { type: 'string', format: 'binary' } }])),
+  content: Object.fromEntries(
+    Object.values(CONTENT_TYPES).map((type) => [type, { schema: { type: 'string', format: 'binary' } }]),
+  ),
 };
 
 const DeletedResponse = Type.Object({ call_id: Type.String(), recording_status: Type.Literal('deleted') });
@@ -63,7 +78,12 @@ function encryptedAudio(object: EncryptedObject): ServedAudio {
 }
 
 /** Another format than the stored one: transcoded once into the cache, then served from there. */
-async function transcodedAudio(object: EncryptedObject, recording: Recording, to: RecordingFormat, transcodes: TranscodeCache): Promise<ServedAudio> {
+async function transcodedAudio(
+  object: EncryptedObject,
+  recording: Recording,
+  to: RecordingFormat,
+  transcodes: TranscodeCache,
+): Promise<ServedAudio> {
   const { size, read } = await transcodes.get(recording.id, to, recording.tenantId, async (out) =>
     transcode(recording.format, await object.read(0, object.plainLength - 1), to, out),
   );
@@ -76,11 +96,26 @@ async function transcodedAudio(object: EncryptedObject, recording: Recording, to
  * disk) the entry goes to the process log instead, so reading keeps working and the read is
  * still on record.
  */
-export async function recordAccess(store: ApiDeps['store'], evidence: Evidence, access: NewAccessLogEntry, log: FastifyBaseLogger, purpose: AccessRecord['purpose'] = 'read'): Promise<void> {
+export async function recordAccess(
+  store: ApiDeps['store'],
+  evidence: Evidence,
+  access: NewAccessLogEntry,
+  log: FastifyBaseLogger,
+  purpose: AccessRecord['purpose'] = 'read',
+): Promise<void> {
   try {
     await store.accessLog.add(access);
     const { tenantId, keyId, callId, recordingId, format, range, ip } = access;
-    await evidence.recordAccess(tenantId, { recording_id: recordingId, call_id: callId, key_id: keyId, format, range, ip, purpose, at: new Date().toISOString() });
+    await evidence.recordAccess(tenantId, {
+      recording_id: recordingId,
+      call_id: callId,
+      key_id: keyId,
+      format,
+      range,
+      ip,
+      purpose,
+      at: new Date().toISOString(),
+    });
   } catch (err) {
     log.error({ err, access }, 'access log not writable; recording this read here instead');
   }
@@ -90,12 +125,20 @@ export async function recordAccess(store: ApiDeps['store'], evidence: Evidence, 
  * The call's recording if it is ready: 404 without one, 409 while it is in the works. A
  * playback grant must name this very recording: one deleted or recorded anew since is a 403.
  */
-export async function readyRecording(store: ApiDeps['store'], tenantId: string, callId: string, grant: PlaybackGrant | null): Promise<Recording> {
+export async function readyRecording(
+  store: ApiDeps['store'],
+  tenantId: string,
+  callId: string,
+  grant: PlaybackGrant | null,
+): Promise<Recording> {
   const call = await store.calls.get(tenantId, callId);
   if (!call) throw notFound(`call ${callId}`);
   const recording = await store.recordings.getByCall(tenantId, callId);
   if (grant && (recording?.id !== grant.recordingId || recording.status === 'deleted')) {
-    throw new HttpError('ERR_TOKEN_STALE', 'the recording this playback token was issued for has been deleted or replaced');
+    throw new HttpError(
+      'ERR_TOKEN_STALE',
+      'the recording this playback token was issued for has been deleted or replaced',
+    );
   }
   if (!recording || recording.status === 'deleted') throw notFound(`recording of call ${callId}`);
   if (recording.status !== 'ready') {
@@ -107,7 +150,10 @@ export async function readyRecording(store: ApiDeps['store'], tenantId: string, 
 }
 
 /** Where a ready recording's object is, its size, and its data key; 409 when only the tenant can unwrap the key. */
-export async function storedObject({ storage, keyring }: Pick<ApiDeps, 'storage' | 'keyring'>, recording: Recording): Promise<{ objects: ObjectStore; key: string; size: number; dataKey: Buffer }> {
+export async function storedObject(
+  { storage, keyring }: Pick<ApiDeps, 'storage' | 'keyring'>,
+  recording: Recording,
+): Promise<{ objects: ObjectStore; key: string; size: number; dataKey: Buffer }> {
   const key = recording.objectKey;
   const objects = await storage.forRecording(recording);
   const size = key === null ? null : await objects.size(key);
@@ -117,9 +163,18 @@ export async function storedObject({ storage, keyring }: Pick<ApiDeps, 'storage'
   }
   if (recording.keyId.startsWith('tenant:')) {
     // Wrapped with the tenant's public key: callrec cannot decrypt it, by design.
-    throw new HttpError('ERR_TENANT_ENCRYPTED', "this recording's key is wrapped with the tenant's public key; fetch the object and unwrap the key with the tenant's private key", {
-      details: { storage_url: recording.storageUrl, object_key: key, key_id: recording.keyId, wrapped_key: recording.wrappedKey },
-    });
+    throw new HttpError(
+      'ERR_TENANT_ENCRYPTED',
+      "this recording's key is wrapped with the tenant's public key; fetch the object and unwrap the key with the tenant's private key",
+      {
+        details: {
+          storage_url: recording.storageUrl,
+          object_key: key,
+          key_id: recording.keyId,
+          wrapped_key: recording.wrappedKey,
+        },
+      },
+    );
   }
   const dataKey = await keyring.unwrapFresh({ keyId: recording.keyId, wrapped: recording.wrappedKey });
   return { objects, key, size, dataKey };
@@ -131,9 +186,12 @@ export async function storedObject({ storage, keyring }: Pick<ApiDeps, 'storage'
  * `GET /api/calls/{id}/recording/peaks`: the waveform computed when the recording was finalized.
  * `DELETE /api/calls/{id}/recording`: removes the object and leaves a tombstone; 423 on legal hold.
  */
-export function recordingRoutes(app: ApiInstance, { store, storage, keyring, webhooks, transcodes }: ApiDeps, playback: PlaybackTokens, evidence: Evidence): void {
-
-
+export function recordingRoutes(
+  app: ApiInstance,
+  { store, storage, keyring, webhooks, transcodes }: ApiDeps,
+  playback: PlaybackTokens,
+  evidence: Evidence,
+): void {
   app.get(
     '/api/calls/:callId/recording',
     {
@@ -150,14 +208,22 @@ export function recordingRoutes(app: ApiInstance, { store, storage, keyring, web
       const principal = principalOf(request);
       const { callId } = request.params;
       const grant = request.playback;
-      if (grant && grant.callId !== callId) throw new HttpError('ERR_TOKEN_MISMATCH', `this playback token is for another call, not ${callId}`);
+      if (grant && grant.callId !== callId)
+        throw new HttpError('ERR_TOKEN_MISMATCH', `this playback token is for another call, not ${callId}`);
       const recording = await readyRecording(store, principal.tenantId, callId, grant);
       const { objects, key, size: objectSize, dataKey } = await storedObject({ storage, keyring }, recording);
       // Decrypted on the fly: a range reads only the chunks holding it.
       const stored = await openEncrypted(dataKey, objectSize, (r) => objects.get(key, r));
       const format = request.query.format ?? recording.format;
-      if (grant && grant.format !== format) throw new HttpError('ERR_TOKEN_MISMATCH', `this playback token is for the ${grant.format} format, not ${format}`);
-      const audio = format === recording.format ? encryptedAudio(stored) : await transcodedAudio(stored, recording, format, transcodes);
+      if (grant && grant.format !== format)
+        throw new HttpError(
+          'ERR_TOKEN_MISMATCH',
+          `this playback token is for the ${grant.format} format, not ${format}`,
+        );
+      const audio =
+        format === recording.format
+          ? encryptedAudio(stored)
+          : await transcodedAudio(stored, recording, format, transcodes);
       const size = audio.size;
       const rangeHeader = request.headers.range;
       const range = parseRange(rangeHeader, size);
@@ -178,13 +244,19 @@ export function recordingRoutes(app: ApiInstance, { store, storage, keyring, web
       await recordAccess(store, evidence, access, request.log);
       const body = await audio.read(range?.start ?? 0, range?.end ?? size - 1);
 
-      reply.header('Content-Type', CONTENT_TYPES[format]).header('Accept-Ranges', 'bytes').header('Cache-Control', 'private, no-store');
+      reply
+        .header('Content-Type', CONTENT_TYPES[format])
+        .header('Accept-Ranges', 'bytes')
+        .header('Cache-Control', 'private, no-store');
       if (request.query.download) {
         const filename = `${callId.replace(/[^A-Za-z0-9._-]/g, '_')}.${format}`;
         reply.header('Content-Disposition', `attachment; filename="${filename}"`);
       }
       if (range) {
-        reply.code(206).header('Content-Range', `bytes ${range.start}-${range.end}/${size}`).header('Content-Length', range.end - range.start + 1);
+        reply
+          .code(206)
+          .header('Content-Range', `bytes ${range.start}-${range.end}/${size}`)
+          .header('Content-Length', range.end - range.start + 1);
       } else {
         reply.header('Content-Length', size);
       }
@@ -197,7 +269,8 @@ export function recordingRoutes(app: ApiInstance, { store, storage, keyring, web
     {
       schema: {
         operationId: 'createPlaybackUrl',
-        summary: 'A short-lived URL that plays one format of the recording without Authorization (for an <audio> element)',
+        summary:
+          'A short-lived URL that plays one format of the recording without Authorization (for an <audio> element)',
         params: CallParams,
         body: PlaybackUrlBody,
         response: { 200: PlaybackUrlResponse },
@@ -212,20 +285,31 @@ export function recordingRoutes(app: ApiInstance, { store, storage, keyring, web
       const { token, expiresAt } = playback.mint({ tenantId, keyId, callId, recordingId: recording.id, format });
       const query = new URLSearchParams({ format, token });
       if (request.body.download) query.set('download', '1');
-      return { url: `/api/calls/${encodeURIComponent(callId)}/recording?${query}`, expires_at: expiresAt.toISOString() };
+      return {
+        url: `/api/calls/${encodeURIComponent(callId)}/recording?${query}`,
+        expires_at: expiresAt.toISOString(),
+      };
     },
   );
 
   app.get(
     '/api/calls/:callId/recording/peaks',
     {
-      schema: { operationId: 'getRecordingPeaks', summary: "The recording's waveform peaks, computed when it was finalized", params: CallParams, response: { 200: PeaksResponse } },
+      schema: {
+        operationId: 'getRecordingPeaks',
+        summary: "The recording's waveform peaks, computed when it was finalized",
+        params: CallParams,
+        response: { 200: PeaksResponse },
+      },
       config: { scopes: ['recordings:read'] },
     },
     async (request, reply) => {
       const { tenantId } = principalOf(request);
       const { callId } = request.params;
-      const { objects, key, dataKey } = await storedObject({ storage, keyring }, await readyRecording(store, tenantId, callId, null));
+      const { objects, key, dataKey } = await storedObject(
+        { storage, keyring },
+        await readyRecording(store, tenantId, callId, null),
+      );
       const peaks = await readPeaks(objects, key, dataKey);
       if (peaks === null) throw notFound(`waveform of call ${callId} (recorded before waveforms were kept)`);
       reply.header('Cache-Control', 'private, no-store');
@@ -235,13 +319,19 @@ export function recordingRoutes(app: ApiInstance, { store, storage, keyring, web
 
   app.delete(
     '/api/calls/:callId/recording',
-    { schema: { operationId: 'deleteRecording', params: CallParams, response: { 200: DeletedResponse } }, config: { scopes: ['recordings:delete'] } },
+    {
+      schema: { operationId: 'deleteRecording', params: CallParams, response: { 200: DeletedResponse } },
+      config: { scopes: ['recordings:delete'] },
+    },
     async (request) => {
       const { tenantId, keyId } = principalOf(request);
       const { callId } = request.params;
       const recording = await store.recordings.getByCall(tenantId, callId);
       const objects = recording ? await storage.forRecording(recording) : storage.default;
-      const { recording: deleted, tombstone } = await store.recordings.delete(tenantId, callId, objects, { deletedBy: keyId, reason: 'api' });
+      const { recording: deleted, tombstone } = await store.recordings.delete(tenantId, callId, objects, {
+        deletedBy: keyId,
+        reason: 'api',
+      });
       await evidence.recordDeletion(tombstone);
       await transcodes.evict(deleted.id);
       await emitRecordingEvent(webhooks, 'recording.deleted', deleted);

@@ -26,7 +26,12 @@ export function logRequests(app: FastifyInstance<any, any, any, any>): void {
   });
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? '(no route)';
-    const line = { method: request.method, route, status: reply.statusCode, durationMs: Math.round(reply.elapsedTime * 10) / 10 };
+    const line = {
+      method: request.method,
+      route,
+      status: reply.statusCode,
+      durationMs: Math.round(reply.elapsedTime * 10) / 10,
+    };
     if (QUIET_ROUTES.has(route)) request.log.debug(line, 'request');
     else request.log.info(line, 'request');
   });

@@ -22,8 +22,12 @@ const TenantView = Type.Object({
   webhook_secret_set: Type.Boolean({ description: 'secrets are never shown, only whether one is set' }),
   storage_url: Nullable(Type.String()),
   storage_credentials_set: Type.Boolean(),
-  public_key: Nullable(Type.String({ description: "PEM (SPKI) of the RSA key that wraps this tenant's recording keys" })),
-  sip_sources: Type.Array(Type.String(), { description: "SIPREC: the SBCs' addresses or CIDRs this tenant's recording sessions come from" }),
+  public_key: Nullable(
+    Type.String({ description: "PEM (SPKI) of the RSA key that wraps this tenant's recording keys" }),
+  ),
+  sip_sources: Type.Array(Type.String(), {
+    description: "SIPREC: the SBCs' addresses or CIDRs this tenant's recording sessions come from",
+  }),
 });
 
 /**
@@ -32,27 +36,55 @@ const TenantView = Type.Object({
  * sealed with the master keyring and never shown.
  */
 export function tenantRoutes(app: ApiInstance, { store, keyring, egress }: ApiDeps): void {
-  app.post('/api/tenants', { schema: { operationId: 'createTenant', body: CreateTenantBody, response: { 201: Type.Pick(TenantView, ['id', 'name', 'created_at']) } }, config: { scopes: ['admin'] } }, async (request, reply) => {
-    if (!principalOf(request).operator) throw new HttpError('ERR_FORBIDDEN', 'only the operator key may create tenants');
-    const { id, name } = request.body;
-    if (await store.tenants.get(id)) throw new HttpError('ERR_CONFLICT', `tenant ${id} already exists`, { field: 'id' });
-    const tenant = await store.tenants.ensure(id, name);
-    reply.code(201);
-    return { id: tenant.id, name: tenant.name, created_at: tenant.createdAt };
-  });
+  app.post(
+    '/api/tenants',
+    {
+      schema: {
+        operationId: 'createTenant',
+        body: CreateTenantBody,
+        response: { 201: Type.Pick(TenantView, ['id', 'name', 'created_at']) },
+      },
+      config: { scopes: ['admin'] },
+    },
+    async (request, reply) => {
+      if (!principalOf(request).operator)
+        throw new HttpError('ERR_FORBIDDEN', 'only the operator key may create tenants');
+      const { id, name } = request.body;
+      if (await store.tenants.get(id))
+        throw new HttpError('ERR_CONFLICT', `tenant ${id} already exists`, { field: 'id' });
+      const tenant = await store.tenants.ensure(id, name);
+      reply.code(201);
+      return { id: tenant.id, name: tenant.name, created_at: tenant.createdAt };
+    },
+  );
 
-  app.get('/api/tenants/:tenantId', { schema: { operationId: 'getTenant', params: TenantParams, response: { 200: TenantView } }, config: { scopes: ['admin'] } }, async (request) => {
-    const { tenantId } = request.params;
-    const principal = principalOf(request);
-    // Another tenant's settings are not forbidden but absent (SPEC §3: another tenant's resource is a 404).
-    const tenant = principal.operator || principal.tenantId === tenantId ? await store.tenants.get(tenantId) : null;
-    if (!tenant) throw notFound(`tenant ${tenantId}`);
-    return tenantView(tenant);
-  });
+  app.get(
+    '/api/tenants/:tenantId',
+    {
+      schema: { operationId: 'getTenant', params: TenantParams, response: { 200: TenantView } },
+      config: { scopes: ['admin'] },
+    },
+    async (request) => {
+      const { tenantId } = request.params;
+      const principal = principalOf(request);
+      // Another tenant's settings are not forbidden but absent (SPEC §3: another tenant's resource is a 404).
+      const tenant = principal.operator || principal.tenantId === tenantId ? await store.tenants.get(tenantId) : null;
+      if (!tenant) throw notFound(`tenant ${tenantId}`);
+      return tenantView(tenant);
+    },
+  );
 
   app.patch(
     '/api/tenants/:tenantId',
-    { schema: { operationId: 'updateTenant', params: TenantParams, body: TenantSettingsPatchSchema, response: { 200: TenantView } }, config: { scopes: ['admin'] } },
+    {
+      schema: {
+        operationId: 'updateTenant',
+        params: TenantParams,
+        body: TenantSettingsPatchSchema,
+        response: { 200: TenantView },
+      },
+      config: { scopes: ['admin'] },
+    },
     async (request) => {
       const { tenantId } = request.params;
       const principal = principalOf(request);

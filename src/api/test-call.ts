@@ -54,7 +54,9 @@ async function mintLoginToken(telnyx: TelnyxConfig): Promise<string> {
   const body = (await res.text()).trim();
   if (!res.ok) {
     const reason = telnyxReason(body);
-    throw upstream(`Telnyx refused a login token for credential ${telnyx.credentialId} (HTTP ${res.status})${reason ? `: ${reason}` : ''}`);
+    throw upstream(
+      `Telnyx refused a login token for credential ${telnyx.credentialId} (HTTP ${res.status})${reason ? `: ${reason}` : ''}`,
+    );
   }
   // The JWT comes as plain text; some clients see it JSON-quoted.
   const token = body.replace(/^"|"$/g, '');
@@ -71,13 +73,24 @@ export function testCallRoutes(app: ApiInstance, { telnyx }: ApiDeps): void {
   app.post(
     '/api/test-call/token',
     {
-      schema: { operationId: 'createTestCallToken', summary: 'A Telnyx WebRTC login token and the number to dial, for a test call from the browser', response: { 200: TestCallTokenResponse } },
+      schema: {
+        operationId: 'createTestCallToken',
+        summary: 'A Telnyx WebRTC login token and the number to dial, for a test call from the browser',
+        response: { 200: TestCallTokenResponse },
+      },
       config: { scopes: ['admin'] },
     },
     async (request) => {
-      if (!principalOf(request).operator) throw new HttpError('ERR_FORBIDDEN', "only the operator key may make a test call: it dials on the operator's Telnyx account");
+      if (!principalOf(request).operator)
+        throw new HttpError(
+          'ERR_FORBIDDEN',
+          "only the operator key may make a test call: it dials on the operator's Telnyx account",
+        );
       if (!telnyx) {
-        throw new HttpError('ERR_NOT_CONFIGURED', 'test calls are not configured: set TELNYX_API_KEY, TELNYX_CREDENTIAL_ID and TELNYX_TEST_NUMBER');
+        throw new HttpError(
+          'ERR_NOT_CONFIGURED',
+          'test calls are not configured: set TELNYX_API_KEY, TELNYX_CREDENTIAL_ID and TELNYX_TEST_NUMBER',
+        );
       }
       const loginToken = await mintLoginToken(telnyx);
       return { login_token: loginToken, destination: telnyx.testNumber, expires_at: expiryOf(loginToken) };

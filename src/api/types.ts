@@ -1,4 +1,10 @@
-import type { FastifyBaseLogger, FastifyInstance, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerDefault } from 'fastify';
+import type {
+  FastifyBaseLogger,
+  FastifyInstance,
+  RawReplyDefaultExpression,
+  RawRequestDefaultExpression,
+  RawServerDefault,
+} from 'fastify';
 import type { AuthFailures } from '../auth/failures.js';
 import type { CallControl } from '../calls/control.js';
 import type { TelnyxConfig } from '../config.js';
@@ -45,4 +51,3 @@ export type ApiInstance = FastifyInstance<
   FastifyBaseLogger,
   TypeBoxTypeProvider
 >;
-

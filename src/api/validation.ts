@@ -16,6 +16,10 @@ export const validatorCompiler: FastifySchemaCompiler<TSchema> = (route) => {
     const result = validate(input) as { value?: unknown; error?: TLocalizedValidationError[] };
     if (!result.error) return result;
     const { field, message } = firstProblem(route.schema, result.error);
-    return { error: new HttpError('ERR_VALIDATION', `${field || route.httpPart || 'request'}: ${message}`, { field: field || undefined }) };
+    return {
+      error: new HttpError('ERR_VALIDATION', `${field || route.httpPart || 'request'}: ${message}`, {
+        field: field || undefined,
+      }),
+    };
   };
 };

@@ -16,7 +16,9 @@ const JsonObject = Type.Unsafe<Record<string, unknown>>(Type.Object({}, { additi
 
 export const AgentViewSchema = Type.Object({
   id: Type.String(),
-  voice_tools: Type.Object({ call_recording: Type.Required(CallRecordingPatchSchema, { description: 'every setting, defaults included' }) }),
+  voice_tools: Type.Object({
+    call_recording: Type.Required(CallRecordingPatchSchema, { description: 'every setting, defaults included' }),
+  }),
   created_at: Time,
   updated_at: Time,
 });
@@ -31,7 +33,15 @@ export function agentView(agent: Agent): AgentView {
   };
 }
 
-const RECORDING_STATUSES = ['recording', 'paused', 'processing', 'ready', 'failed', 'deleting', 'deleted'] as const satisfies readonly Recording['status'][];
+const RECORDING_STATUSES = [
+  'recording',
+  'paused',
+  'processing',
+  'ready',
+  'failed',
+  'deleting',
+  'deleted',
+] as const satisfies readonly Recording['status'][];
 
 export const RecordingViewSchema = Type.Object({
   id: Type.String(),
@@ -44,7 +54,10 @@ export const RecordingViewSchema = Type.Object({
   error: Nullable(Type.String()),
   created_at: Time,
   ready_at: Nullable(Time),
-  retention_expires_at: Type.String({ format: 'date-time', description: "when retention deletes it: created + the agent's storage_days at recording time" }),
+  retention_expires_at: Type.String({
+    format: 'date-time',
+    description: "when retention deletes it: created + the agent's storage_days at recording time",
+  }),
   complete: Type.Boolean({ description: 'false when audio was lost; lost_spans says where' }),
   lost_spans: Type.Array(LostSpanSchema),
 });
@@ -65,7 +78,9 @@ export const CallViewSchema = Type.Object({
   consent: Nullable(JsonObject),
   pauses: Type.Array(JsonObject),
   alignment: Nullable(JsonObject),
-  participants: Type.Array(JsonObject, { description: 'SIPREC: who the recording metadata named, and which leg each sent (empty for other providers)' }),
+  participants: Type.Array(JsonObject, {
+    description: 'SIPREC: who the recording metadata named, and which leg each sent (empty for other providers)',
+  }),
   legal_hold: Type.Boolean({ description: 'while true the recording cannot be deleted' }),
   legal_hold_reason: Nullable(Type.String()),
 });
@@ -94,7 +109,9 @@ export function callView(call: Call, recording: Recording | null): CallView {
       error: recording.error,
       created_at: recording.createdAt,
       ready_at: recording.readyAt,
-      retention_expires_at: new Date(Date.parse(recording.createdAt) + recording.storageDays * 86_400_000).toISOString(),
+      retention_expires_at: new Date(
+        Date.parse(recording.createdAt) + recording.storageDays * 86_400_000,
+      ).toISOString(),
       complete: recording.complete,
       lost_spans: recording.lostSpans,
     },

@@ -17,7 +17,14 @@ import { openSecret, sealSecret, type SealedSecret } from '../tenants/secrets.js
 import { hasScope } from './scopes.js';
 
 /** What a signature must cover (Genesys signs these). */
-export const AUDIOHOOK_SIGNED_FIELDS = ['@request-target', '@authority', 'audiohook-organization-id', 'audiohook-session-id', 'audiohook-correlation-id', 'x-api-key'];
+export const AUDIOHOOK_SIGNED_FIELDS = [
+  '@request-target',
+  '@authority',
+  'audiohook-organization-id',
+  'audiohook-session-id',
+  'audiohook-correlation-id',
+  'x-api-key',
+];
 const REQUIRED_PARAMS = ['keyid', 'alg', 'created', 'expires', 'nonce'];
 /** Clock difference allowed between Genesys and this node, s. */
 const CLOCK_TOLERANCE_S = 30;
@@ -32,7 +39,10 @@ const secretContext = (keyId: string) => `audiohook-client-secret:${keyId}`;
  * Issues the client secret (base64 of 32 random bytes) of a key being created: `seal` goes to
  * `keys.create`, which calls it with the new key's id; `secret` is then shown once.
  */
-export function audiohookSecretIssuer(ring: MasterKeyring): { seal: (keyId: string) => SealedSecret; readonly secret: string | undefined } {
+export function audiohookSecretIssuer(ring: MasterKeyring): {
+  seal: (keyId: string) => SealedSecret;
+  readonly secret: string | undefined;
+} {
   let secret: string | undefined;
   return {
     seal(keyId) {
@@ -76,10 +86,14 @@ export class AudiohookAuth {
     const apiKey = header(req, 'x-api-key');
     if (!apiKey) throw refused('no X-API-KEY header');
     const principal = await this.#opts.store.keys.verify(apiKey);
-    if (!principal || !hasScope(principal, 'media:stream')) throw refused('X-API-KEY is unknown, revoked or without media:stream scope');
+    if (!principal || !hasScope(principal, 'media:stream'))
+      throw refused('X-API-KEY is unknown, revoked or without media:stream scope');
     const sealed = await this.#opts.store.keys.audiohookSecret(principal.keyId);
     if (sealed === null) return;
-    const secret = Buffer.from(openSecret(this.#opts.keyring, sealed, secretContext(principal.keyId)) as string, 'base64');
+    const secret = Buffer.from(
+      openSecret(this.#opts.keyring, sealed, secretContext(principal.keyId)) as string,
+      'base64',
+    );
     let signed: SignatureParameters | undefined;
     let valid: boolean | null;
     try {
@@ -95,12 +109,21 @@ export class AudiohookAuth {
           tolerance: CLOCK_TOLERANCE_S,
           maxAge: MAX_AGE_S,
         },
-        { method: req.method ?? 'GET', url: `http://${header(req, 'host') ?? 'localhost'}${req.url ?? '/'}`, headers: req.headers as Record<string, string | string[]> },
+        {
+          method: req.method ?? 'GET',
+          url: `http://${header(req, 'host') ?? 'localhost'}${req.url ?? '/'}`,
+          headers: req.headers as Record<string, string | string[]>,
+        },
       );
     } catch (err) {
       throw refused(`signature refused: ${(err as Error).message}`);
     }
-    if (valid === null) throw refused(signed ? 'signature is not by this key' : 'this key requires a signature (keyid = the API key, alg hmac-sha256)');
+    if (valid === null)
+      throw refused(
+        signed
+          ? 'signature is not by this key'
+          : 'this key requires a signature (keyid = the API key, alg hmac-sha256)',
+      );
     if (!valid || !signed) throw refused('signature does not verify with the client secret');
     await this.#spendNonce(principal.keyId, String(signed.nonce), Number(signed.expires));
   }

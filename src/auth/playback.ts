@@ -33,7 +33,11 @@ interface Claims {
   m: string;
 }
 
-const invalid = (why: string) => new HttpError('ERR_TOKEN_INVALID', `the playback token is not valid: ${why}; ask POST /api/calls/{call_id}/recording/url for a new one`);
+const invalid = (why: string) =>
+  new HttpError(
+    'ERR_TOKEN_INVALID',
+    `the playback token is not valid: ${why}; ask POST /api/calls/{call_id}/recording/url for a new one`,
+  );
 
 /**
  * Signed, URL-safe playback tokens (`v1.<claims>.<HMAC-SHA256>`, base64url) that let an
@@ -49,12 +53,26 @@ export class PlaybackTokens {
     this.#keyring = keyring;
   }
 
-  mint(grant: Omit<PlaybackGrant, 'expiresAt'>, ttlSeconds = PLAYBACK_TOKEN_TTL_SECONDS): { token: string; expiresAt: Date } {
+  mint(
+    grant: Omit<PlaybackGrant, 'expiresAt'>,
+    ttlSeconds = PLAYBACK_TOKEN_TTL_SECONDS,
+  ): { token: string; expiresAt: Date } {
     const expiresAt = Math.floor(Date.now() / 1000) + ttlSeconds;
     const masterKeyId = this.#keyring.currentKeyId;
-    const claims: Claims = { t: grant.tenantId, k: grant.keyId, c: grant.callId, r: grant.recordingId, f: grant.format, e: expiresAt, m: masterKeyId };
+    const claims: Claims = {
+      t: grant.tenantId,
+      k: grant.keyId,
+      c: grant.callId,
+      r: grant.recordingId,
+      f: grant.format,
+      e: expiresAt,
+      m: masterKeyId,
+    };
     const body = `${VERSION}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
-    return { token: `${body}.${this.#sign(body, masterKeyId)!.toString('base64url')}`, expiresAt: new Date(expiresAt * 1000) };
+    return {
+      token: `${body}.${this.#sign(body, masterKeyId)!.toString('base64url')}`,
+      expiresAt: new Date(expiresAt * 1000),
+    };
   }
 
   /** The grant a token carries; throws 401 `ERR_TOKEN_INVALID` (malformed, forged) or `ERR_TOKEN_EXPIRED`. */
@@ -69,11 +87,22 @@ export class PlaybackTokens {
     }
     const expected = typeof claims.m === 'string' ? this.#sign(`${version}.${payload}`, claims.m) : null;
     const given = Buffer.from(signature, 'base64url');
-    if (!expected || given.length !== expected.length || !timingSafeEqual(given, expected)) throw invalid('bad signature');
+    if (!expected || given.length !== expected.length || !timingSafeEqual(given, expected))
+      throw invalid('bad signature');
     if (!(claims.e * 1000 > Date.now())) {
-      throw new HttpError('ERR_TOKEN_EXPIRED', 'the playback token has expired; ask POST /api/calls/{call_id}/recording/url for a new one');
+      throw new HttpError(
+        'ERR_TOKEN_EXPIRED',
+        'the playback token has expired; ask POST /api/calls/{call_id}/recording/url for a new one',
+      );
     }
-    return { tenantId: claims.t, keyId: claims.k, callId: claims.c, recordingId: claims.r, format: claims.f, expiresAt: claims.e };
+    return {
+      tenantId: claims.t,
+      keyId: claims.k,
+      callId: claims.c,
+      recordingId: claims.r,
+      format: claims.f,
+      expiresAt: claims.e,
+    };
   }
 
   #sign(body: string, masterKeyId: string): Buffer | null {

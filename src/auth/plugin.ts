@@ -61,7 +61,11 @@ const tooManyRequests = (what: string, retryAfterSeconds: number) =>
  */
 const auth: FastifyPluginAsync<AuthPluginOptions> = async (app, { keys, playback, limits, failures }) => {
   await app.register(rateLimit, { global: false });
-  const requestsOf = app.createRateLimit({ max: limits.requestsPerKeyPerMinute, timeWindow: MINUTE_MS, keyGenerator: (request) => `key:${request.principal!.keyId}` });
+  const requestsOf = app.createRateLimit({
+    max: limits.requestsPerKeyPerMinute,
+    timeWindow: MINUTE_MS,
+    keyGenerator: (request) => `key:${request.principal!.keyId}`,
+  });
 
   app.decorateRequest('principal', null);
   app.decorateRequest('playback', null);
@@ -69,7 +73,9 @@ const auth: FastifyPluginAsync<AuthPluginOptions> = async (app, { keys, playback
   // How each route it guards authenticates, as the route's OpenAPI `security`; routes it does not guard declare none.
   app.addHook('onRoute', (route) => {
     if (route.config?.public) return;
-    (route.schema ??= {}).security = route.config?.playbackToken ? [{ apiKey: [] }, { playbackToken: [] }] : [{ apiKey: [] }];
+    (route.schema ??= {}).security = route.config?.playbackToken
+      ? [{ apiKey: [] }, { playbackToken: [] }]
+      : [{ apiKey: [] }];
   });
 
   async function keyPrincipal(authorization: string | undefined): Promise<Principal> {
@@ -84,7 +90,8 @@ const auth: FastifyPluginAsync<AuthPluginOptions> = async (app, { keys, playback
     const grant = playback.verify(token);
     // Revoking a key also ends the playback URLs it minted.
     const key = await keys.get(grant.tenantId, grant.keyId);
-    if (!key || key.revokedAt !== null) throw new HttpError('ERR_TOKEN_REVOKED', 'the API key that minted this playback token has been revoked');
+    if (!key || key.revokedAt !== null)
+      throw new HttpError('ERR_TOKEN_REVOKED', 'the API key that minted this playback token has been revoked');
     request.playback = grant;
     return { keyId: key.id, tenantId: key.tenantId, scopes: key.scopes, operator: key.operator };
   }
@@ -93,17 +100,24 @@ const auth: FastifyPluginAsync<AuthPluginOptions> = async (app, { keys, playback
     const config = request.routeOptions.config;
     if (config.public || request.is404) return;
     const token = (request.query as { token?: unknown }).token;
-    const principal = await (config.playbackToken && request.headers.authorization === undefined && typeof token === 'string'
+    const principal = await (config.playbackToken &&
+    request.headers.authorization === undefined &&
+    typeof token === 'string'
       ? playbackPrincipal(request, token)
       : keyPrincipal(request.headers.authorization)
     ).catch((err: unknown) => {
       const retryAfterMs = failures.fail(request.ip);
-      if (retryAfterMs > 0) throw tooManyRequests('too many failed authentications from this address', Math.ceil(retryAfterMs / 1000));
+      if (retryAfterMs > 0)
+        throw tooManyRequests('too many failed authentications from this address', Math.ceil(retryAfterMs / 1000));
       throw err;
     });
     request.principal = principal;
     const requests = await requestsOf(request);
-    if (!requests.isAllowed && requests.isExceeded) throw tooManyRequests(`API key ${principal.keyId} exceeded ${limits.requestsPerKeyPerMinute} requests per minute`, requests.ttlInSeconds);
+    if (!requests.isAllowed && requests.isExceeded)
+      throw tooManyRequests(
+        `API key ${principal.keyId} exceeded ${limits.requestsPerKeyPerMinute} requests per minute`,
+        requests.ttlInSeconds,
+      );
     if (config.scopes && !config.scopes.some((scope) => hasScope(principal, scope))) {
       throw new HttpError('ERR_FORBIDDEN', `this API key lacks the ${config.scopes.join(' or ')} scope`);
     }

@@ -1,5 +1,12 @@
 /** What an API key may do (SPEC §3). `admin` implies every other scope within its tenant. */
-export const SCOPES = ['admin', 'agents:write', 'recordings:read', 'recordings:delete', 'calls:control', 'media:stream'] as const;
+export const SCOPES = [
+  'admin',
+  'agents:write',
+  'recordings:read',
+  'recordings:delete',
+  'calls:control',
+  'media:stream',
+] as const;
 
 export type Scope = (typeof SCOPES)[number];
 

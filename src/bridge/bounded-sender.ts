@@ -33,7 +33,11 @@ export class BoundedSender {
     this.#onDrain();
   };
 
-  constructor(ws: SendingSocket, limits: RelayLimits, opts: { side: string; onDrain: () => void; queueUntilOpen?: boolean }) {
+  constructor(
+    ws: SendingSocket,
+    limits: RelayLimits,
+    opts: { side: string; onDrain: () => void; queueUntilOpen?: boolean },
+  ) {
     this.#ws = ws;
     this.#limits = limits;
     this.#side = opts.side;
@@ -56,7 +60,11 @@ export class BoundedSender {
     // A string's length is its byte count for the ASCII JSON relayed here; close enough for a cap.
     const waiting = this.bufferedAmount + data.length;
     const { highWaterBytes, maxBytes } = this.#limits;
-    if (waiting > maxBytes) throw new CallrecError('ERR_RELAY_OVERFLOW', `${this.#side} not reading: ${waiting} bytes would wait, over BRIDGE_RELAY_MAX_BYTES (${maxBytes})`);
+    if (waiting > maxBytes)
+      throw new CallrecError(
+        'ERR_RELAY_OVERFLOW',
+        `${this.#side} not reading: ${waiting} bytes would wait, over BRIDGE_RELAY_MAX_BYTES (${maxBytes})`,
+      );
     const full = waiting > highWaterBytes;
     const cb = full && !this.#waiting ? this.#drained : undefined;
     if (cb) this.#waiting = true;

@@ -32,13 +32,26 @@ export class RuntimeLink {
     this.url = url;
     // Redirects are not followed (ws's default): a runtime cannot send the node elsewhere. Runtimes
     // may send long stretches of audio in one message, up to what may wait for the provider.
-    this.ws = new WebSocket(url, { handshakeTimeout: opts.connectTimeoutMs ?? 5000, maxPayload: opts.relay.maxBytes, perMessageDeflate: false, agent: opts.agent });
-    this.#sender = new BoundedSender(this.ws, opts.relay, { side: 'agent runtime', onDrain: opts.onDrain, queueUntilOpen: true });
+    this.ws = new WebSocket(url, {
+      handshakeTimeout: opts.connectTimeoutMs ?? 5000,
+      maxPayload: opts.relay.maxBytes,
+      perMessageDeflate: false,
+      agent: opts.agent,
+    });
+    this.#sender = new BoundedSender(this.ws, opts.relay, {
+      side: 'agent runtime',
+      onDrain: opts.onDrain,
+      queueUntilOpen: true,
+    });
     this.#opened = new Promise((resolve, reject) => {
       const onError = (err: Error) => {
         this.ws.off('open', onOpen);
         // Refused by the egress policy: the stream is closed 1008 saying so, not as an outage.
-        reject(errorCode(err) === 'ERR_EGRESS_REFUSED' ? err : new CallrecError('ERR_AGENT_UNREACHABLE', `agent runtime unreachable: ${err.message}`));
+        reject(
+          errorCode(err) === 'ERR_EGRESS_REFUSED'
+            ? err
+            : new CallrecError('ERR_AGENT_UNREACHABLE', `agent runtime unreachable: ${err.message}`),
+        );
       };
       const onOpen = () => {
         this.wasOpened = true;

@@ -41,7 +41,8 @@ export class RedisCallControl implements CallControl {
     this.#opts = { timeoutMs: 3000, ...opts };
     this.#pub = new Redis(opts.redisUrl, { lazyConnect: true });
     this.#sub = new Redis(opts.redisUrl, { lazyConnect: true });
-    for (const client of [this.#pub, this.#sub]) client.on('error', (err: Error) => opts.log.warn({ err }, 'control bus: redis error'));
+    for (const client of [this.#pub, this.#sub])
+      client.on('error', (err: Error) => opts.log.warn({ err }, 'control bus: redis error'));
     this.#sub.on('message', (channel: string, message: string) => this.#onMessage(channel, message));
   }
 
@@ -79,7 +80,11 @@ export class RedisCallControl implements CallControl {
       });
       this.#pub.publish(this.#requests, JSON.stringify(request)).catch(() => {});
     });
-    if (!reply) throw new CallrecError('ERR_UNAVAILABLE', `no media node answered for call ${callId} within ${this.#opts.timeoutMs} ms`);
+    if (!reply)
+      throw new CallrecError(
+        'ERR_UNAVAILABLE',
+        `no media node answered for call ${callId} within ${this.#opts.timeoutMs} ms`,
+      );
     if ('error' in reply) throw new CallrecError(reply.error.code, reply.error.message);
     return reply.result;
   }
@@ -100,11 +105,17 @@ export class RedisCallControl implements CallControl {
     if (!session) return; // another node holds it (or nobody does: the asker times out)
     session.control(request.action).then(
       (result) => this.#reply(request, { id: request.id, result }),
-      (err: Error) => this.#reply(request, { id: request.id, error: { code: errorCode(err) ?? 'ERR_INTERNAL', message: err.message } }),
+      (err: Error) =>
+        this.#reply(request, {
+          id: request.id,
+          error: { code: errorCode(err) ?? 'ERR_INTERNAL', message: err.message },
+        }),
     );
   }
 
   #reply(request: ControlRequest, reply: ControlReply): void {
-    this.#pub.publish(this.#replies(request.replyTo), JSON.stringify(reply)).catch((err: Error) => this.#opts.log.warn({ err }, 'control bus: reply failed'));
+    this.#pub
+      .publish(this.#replies(request.replyTo), JSON.stringify(reply))
+      .catch((err: Error) => this.#opts.log.warn({ err }, 'control bus: reply failed'));
   }
 }

@@ -61,7 +61,13 @@ export interface CallParts {
  * built in dictionary mode, and every read of it on the frame path (the recorder's clock) was
  * a megamorphic load, 3% of the fork path's CPU (bench).
  */
-export function wireCall(ctx: MediaContext, identity: StreamIdentity, format: MediaFormat, log: Logger, port: Omit<PromptPort, 'clockMs'>): CallParts {
+export function wireCall(
+  ctx: MediaContext,
+  identity: StreamIdentity,
+  format: MediaFormat,
+  log: Logger,
+  port: Omit<PromptPort, 'clockMs'>,
+): CallParts {
   const { tenantId, callId, settings } = identity;
   const clock = new StreamClock(format, ctx.limits.audioLeadMs);
   const gate = new ConsentGate({

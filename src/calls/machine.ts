@@ -69,7 +69,10 @@ export abstract class StateMachine<S extends MachineState> extends EventEmitter<
     const prev = this.#state;
     const allowed: readonly string[] = this.#transitions[prev.status as S['status']];
     if (!allowed.includes(next.status)) {
-      throw new CallrecError('ERR_ILLEGAL_TRANSITION', `${this.constructor.name}: ${prev.status} → ${next.status} is not a transition`);
+      throw new CallrecError(
+        'ERR_ILLEGAL_TRANSITION',
+        `${this.constructor.name}: ${prev.status} → ${next.status} is not a transition`,
+      );
     }
     // Installed first, so whatever follows sees the new state. Listeners hear of it before the
     // old state's resources are released: whoever follows this machine gets in step first (the

@@ -69,7 +69,13 @@ export type RecorderState =
   /** Spool closing, recording row updating, job queueing. */
   | ({ status: 'finalizing'; reason: string; finished: Promise<RecordingStatus> } & Take)
   /** One recording per call: whatever happened, nothing more is recorded. */
-  | { status: 'done'; reason: string; result: RecordingStatus; alignment: AlignmentReport | null; pauses: readonly PauseRecord[] };
+  | {
+      status: 'done';
+      reason: string;
+      result: RecordingStatus;
+      alignment: AlignmentReport | null;
+      pauses: readonly PauseRecord[];
+    };
 
 const TRANSITIONS: Transitions<RecorderState> = {
   idle: ['consent', 'recording', 'done'],
@@ -184,12 +190,14 @@ export class CallRecorder extends StateMachine<RecorderState> {
         if (s.status !== 'recording' && s.status !== 'paused') throw conflict('the call is not being recorded');
         return { recordingStatus: await this.#finalize(s, 'stopped') };
       case 'pause':
-        if (s.status !== 'recording' && !(s.status === 'paused' && !this.#pausedByApi)) throw conflict(`the recording is ${this.recordingStatus}`);
+        if (s.status !== 'recording' && !(s.status === 'paused' && !this.#pausedByApi))
+          throw conflict(`the recording is ${this.recordingStatus}`);
         this.#pausedByApi = true;
         if (s.status === 'recording') await this.#pause(s);
         return { recordingStatus: 'paused' };
       case 'resume':
-        if (s.status !== 'paused' || !this.#pausedByApi) throw conflict(`the recording is ${this.recordingStatus}${s.status === 'paused' ? ' by the provider' : ''}`);
+        if (s.status !== 'paused' || !this.#pausedByApi)
+          throw conflict(`the recording is ${this.recordingStatus}${s.status === 'paused' ? ' by the provider' : ''}`);
         this.#pausedByApi = false;
         // A stream the provider paused resumes the recording when it resumes, where its audio goes on.
         if (!this.#streamPaused) await this.#resume(s, s.capture.clockMs);
@@ -204,14 +212,16 @@ export class CallRecorder extends StateMachine<RecorderState> {
   streamPause(): void {
     this.#streamPaused = true;
     const s = this.state;
-    if (s.status === 'recording') this.#pause(s).catch((err: Error) => this.#ctx.log.warn({ err }, 'could not save a pause'));
+    if (s.status === 'recording')
+      this.#pause(s).catch((err: Error) => this.#ctx.log.warn({ err }, 'could not save a pause'));
   }
 
   /** The provider resumed its stream; its audio goes on from `atMs` of the call's clock. */
   streamResume(atMs: number): void {
     this.#streamPaused = false;
     const s = this.state;
-    if (s.status === 'paused' && !this.#pausedByApi) this.#resume(s, atMs).catch((err: Error) => this.#ctx.log.warn({ err }, 'could not save a resume'));
+    if (s.status === 'paused' && !this.#pausedByApi)
+      this.#resume(s, atMs).catch((err: Error) => this.#ctx.log.warn({ err }, 'could not save a resume'));
   }
 
   /** `[fromMs, toMs)` of the call's clock will never arrive (the provider dropped it). */
@@ -223,7 +233,12 @@ export class CallRecorder extends StateMachine<RecorderState> {
   #pause(s: Extract<RecorderState, { status: 'recording' }>): Promise<unknown> {
     const behavior = this.#ctx.settings.pause_behavior;
     const offset = s.capture.pause(behavior === 'skip');
-    const pause = { paused_at_ms: Math.round(s.capture.clockMs), resumed_at_ms: null, behavior, recording_offset_ms: Math.round(offset) };
+    const pause = {
+      paused_at_ms: Math.round(s.capture.clockMs),
+      resumed_at_ms: null,
+      behavior,
+      recording_offset_ms: Math.round(offset),
+    };
     const paused = { ...s, status: 'paused' as const, pauses: [...s.pauses, pause] };
     this.state = paused;
     return this.#saveTake(paused, 'paused');
@@ -238,7 +253,8 @@ export class CallRecorder extends StateMachine<RecorderState> {
   /** The call ended: consent in progress gives up, a recording is finalized and queued. Resolves once all is saved. */
   async finish(reason: string): Promise<void> {
     const s = this.state;
-    if (s.status === 'idle' || s.status === 'consent') this.state = { status: 'done', reason: `call ended (${reason})`, result: 'none', alignment: null, pauses: [] };
+    if (s.status === 'idle' || s.status === 'consent')
+      this.state = { status: 'done', reason: `call ended (${reason})`, result: 'none', alignment: null, pauses: [] };
     else if (s.status === 'recording' || s.status === 'paused') await this.#finalize(s, reason);
     else if (s.status === 'finalizing') await s.finished;
     await Promise.all([this.saved, this.#ctx.gate.saved]);
@@ -264,7 +280,11 @@ export class CallRecorder extends StateMachine<RecorderState> {
     const failing = spool.failure !== null;
     if (failing !== this.#failing) {
       this.#failing = failing;
-      if (failing) this.#ctx.log.error({ err: spool.failure, spool: spool.path }, 'spool write failed: the recording loses audio while the call goes on');
+      if (failing)
+        this.#ctx.log.error(
+          { err: spool.failure, spool: spool.path },
+          'spool write failed: the recording loses audio while the call goes on',
+        );
       else this.#ctx.log.info({ spool: spool.path }, 'spool writes resumed; the gap is a lost span');
     }
     const last = spool.lostSpans.at(-1);
@@ -275,7 +295,11 @@ export class CallRecorder extends StateMachine<RecorderState> {
     this.#announced ||= announce;
     const error = spool.failure ? `spool write failed: ${spool.failure.message}` : null;
     const saved = this.persist(async () => {
-      const recording = await this.#ctx.store.recordings.update(await take.recordingId, { complete: false, lostSpans: [...spool.lostSpans], ...(error ? { error } : {}) });
+      const recording = await this.#ctx.store.recordings.update(await take.recordingId, {
+        complete: false,
+        lostSpans: [...spool.lostSpans],
+        ...(error ? { error } : {}),
+      });
       if (announce && recording) await emitRecordingEvent(this.#ctx.webhooks, 'recording.audio_lost', recording);
     });
     saved.catch((err: Error) => this.#ctx.log.warn({ err }, 'could not save the audio the recording lost'));
@@ -308,9 +332,27 @@ export class CallRecorder extends StateMachine<RecorderState> {
     const { store, settings, format, tenantId, callId, log, buffers: pool } = this.#ctx;
     const spoolPath = path.join(this.#ctx.dataDir, 'spool', `${randomUUID()}.wav`);
     const spool = this.#ctx.spools.open(spoolPath, { sampleRate: format.sampleRate, channels: 2, pool }, log);
-    const capture = new Capture({ format, spool, bridged: this.#ctx.bridged, jitterMs: this.#ctx.jitterMs, maxLeadMs: this.#ctx.limits.audioLeadMs, startMs, pool });
+    const capture = new Capture({
+      format,
+      spool,
+      bridged: this.#ctx.bridged,
+      jitterMs: this.#ctx.jitterMs,
+      maxLeadMs: this.#ctx.limits.audioLeadMs,
+      startMs,
+      pool,
+    });
     const recordingId = store.recordings
-      .create({ tenantId, callId, format: settings.format, channels: settings.dual_channel ? 2 : 1, sampleRate: format.sampleRate, storageDays: settings.storage_days, status: 'recording', spoolPath, spoolUrl: this.#ctx.spools.url })
+      .create({
+        tenantId,
+        callId,
+        format: settings.format,
+        channels: settings.dual_channel ? 2 : 1,
+        sampleRate: format.sampleRate,
+        storageDays: settings.storage_days,
+        status: 'recording',
+        spoolPath,
+        spoolUrl: this.#ctx.spools.url,
+      })
       .then((recording) => recording.id);
     recordingId.catch((err: Error) => log.error({ err }, 'could not create the recording'));
     this.state = { status: 'recording', capture, recordingId, pauses: [] };
@@ -318,7 +360,11 @@ export class CallRecorder extends StateMachine<RecorderState> {
 
   /** Closes the spool and hands the recording to the worker; resolves to what the recording became. */
   #finalize(s: Extract<RecorderState, { status: 'recording' | 'paused' }>, reason: string): Promise<RecordingStatus> {
-    const take: Take = { capture: s.capture, recordingId: s.recordingId, pauses: s.status === 'paused' ? resumed(s) : s.pauses };
+    const take: Take = {
+      capture: s.capture,
+      recordingId: s.recordingId,
+      pauses: s.status === 'paused' ? resumed(s) : s.pauses,
+    };
     const finished = this.#complete(take, reason);
     this.state = { status: 'finalizing', ...take, reason, finished };
     return finished;
@@ -337,10 +383,16 @@ export class CallRecorder extends StateMachine<RecorderState> {
       if (take.pauses.length) await this.#savePauses(take.pauses);
       const { lostSpans, failure } = take.capture.spool;
       if (frames === 0) {
-        await store.recordings.update(recordingId, { status: 'failed', error: failure ? `no audio could be spooled: ${failure.message}` : 'no audio was captured' });
+        await store.recordings.update(recordingId, {
+          status: 'failed',
+          error: failure ? `no audio could be spooled: ${failure.message}` : 'no audio was captured',
+        });
         return result;
       }
-      await store.recordings.update(recordingId, { status: 'processing', ...(lostSpans.length ? { complete: false, lostSpans: [...lostSpans] } : {}) });
+      await store.recordings.update(recordingId, {
+        status: 'processing',
+        ...(lostSpans.length ? { complete: false, lostSpans: [...lostSpans] } : {}),
+      });
       await this.#ctx.enqueue({ tenantId, callId, recordingId }, shared);
       this.#ctx.log.info({ frames, reason }, 'recording queued');
       return (result = 'processing');
@@ -358,7 +410,9 @@ export class CallRecorder extends StateMachine<RecorderState> {
   }
 
   #savePauses(pauses: readonly PauseRecord[]): Promise<unknown> {
-    return this.#ctx.store.calls.update(this.#ctx.tenantId, this.#ctx.callId, { pauses: pauses.map((p) => ({ ...p })) });
+    return this.#ctx.store.calls.update(this.#ctx.tenantId, this.#ctx.callId, {
+      pauses: pauses.map((p) => ({ ...p })),
+    });
   }
 }
 

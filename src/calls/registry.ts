@@ -60,7 +60,11 @@ export class CallRegistry {
   async admit(tenantId: string, callId: string, session: CallSession, cap: number | null): Promise<void> {
     if (cap === null) return;
     const counted = await this.#cluster?.admit(tenantId, cap);
-    if (counted === false) throw new CallrecError('ERR_TENANT_STREAM_LIMIT', `the tenant holds its ${cap} streams across the cluster (MAX_STREAMS_PER_TENANT)`);
+    if (counted === false)
+      throw new CallrecError(
+        'ERR_TENANT_STREAM_LIMIT',
+        `the tenant holds its ${cap} streams across the cluster (MAX_STREAMS_PER_TENANT)`,
+      );
     if (!counted) return;
     // The call may have ended while it was being counted.
     if (this.get(tenantId, callId) === session) this.#counted.add(session);

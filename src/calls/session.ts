@@ -39,7 +39,14 @@ export const MAX_MESSAGE_BYTES = 64 * 1024;
 const TICK_MS = 500;
 
 /** Codes that say a stream hit one of the media endpoints' limits: counted in `/metrics` by code. */
-const LIMIT_CODES: ReadonlySet<ErrorCode> = new Set(['ERR_AUTH_TIMEOUT', 'ERR_PRESTART_LIMIT', 'ERR_TENANT_STREAM_LIMIT', 'ERR_STREAM_IDLE', 'ERR_RATE_LIMITED', 'ERR_RELAY_OVERFLOW']);
+const LIMIT_CODES: ReadonlySet<ErrorCode> = new Set([
+  'ERR_AUTH_TIMEOUT',
+  'ERR_PRESTART_LIMIT',
+  'ERR_TENANT_STREAM_LIMIT',
+  'ERR_STREAM_IDLE',
+  'ERR_RATE_LIMITED',
+  'ERR_RELAY_OVERFLOW',
+]);
 
 /** Provider messages kept for the runtime (which must see them first) and for after set-up. */
 interface Opening {
@@ -117,14 +124,19 @@ export class CallSession extends StateMachine<SessionState> {
     super({ status: 'connecting', connected: [], authDeadline }, TRANSITIONS);
     this.#ws = ws;
     // A provider that does not read pauses the runtime, whose messages are most of what it is sent.
-    this.#toProvider = new BoundedSender(ws, ctx.limits.relay, { side: 'provider', onDrain: () => this.stateIf('live')?.runtime?.ws.resume() });
+    this.#toProvider = new BoundedSender(ws, ctx.limits.relay, {
+      side: 'provider',
+      onDrain: () => this.stateIf('live')?.runtime?.ws.resume(),
+    });
     this.#adapter = adapter;
     this.#upgrade = upgrade;
     this.#ctx = ctx;
     this.#log = ctx.log.child({ provider: adapter.provider });
     this.ended = new Promise((resolve) => (this.#resolveEnded = resolve));
     ws.on('message', (data: RawData, isBinary: boolean) => this.#onProviderMessage(data as Buffer, isBinary));
-    ws.on('close', (code: number, reason: Buffer) => this.#end(`provider closed (${code}${reason.length ? ` ${reason}` : ''})`));
+    ws.on('close', (code: number, reason: Buffer) =>
+      this.#end(`provider closed (${code}${reason.length ? ` ${reason}` : ''})`),
+    );
     ws.on('error', (err: Error) => this.#log.warn({ err }, 'provider socket error'));
   }
 
@@ -176,7 +188,11 @@ export class CallSession extends StateMachine<SessionState> {
 
   #onProviderMessage(data: Buffer, isBinary: boolean): void {
     try {
-      if (data.length > MAX_MESSAGE_BYTES) throw new CallrecError('ERR_MESSAGE_TOO_LARGE', `${data.length}-byte message; the limit is ${MAX_MESSAGE_BYTES}`);
+      if (data.length > MAX_MESSAGE_BYTES)
+        throw new CallrecError(
+          'ERR_MESSAGE_TOO_LARGE',
+          `${data.length}-byte message; the limit is ${MAX_MESSAGE_BYTES}`,
+        );
       const live = this.stateIf('live');
       if (live) {
         // Every 32nd message is timed: at 100 messages a second per call the histogram's
@@ -219,7 +235,13 @@ export class CallSession extends StateMachine<SessionState> {
     } else if (event.type === 'start') {
       // Stop reading while set-up queries run: TCP holds the provider's frames for us.
       this.#ws.pause();
-      const next = { status: 'authenticating' as const, connected: s.connected, start: { data, isBinary }, held: [], authDeadline: s.authDeadline };
+      const next = {
+        status: 'authenticating' as const,
+        connected: s.connected,
+        start: { data, isBinary },
+        held: [],
+        authDeadline: s.authDeadline,
+      };
       this.state = next;
       void this.#setUp(next, event.start);
     } else {
@@ -232,12 +254,20 @@ export class CallSession extends StateMachine<SessionState> {
     const { preStartMessages, preStartBytes } = this.#ctx.limits;
     this.#heldBytes += data.length;
     if (++this.#heldMessages > preStartMessages || this.#heldBytes > preStartBytes) {
-      throw new CallrecError('ERR_PRESTART_LIMIT', `more than ${preStartMessages} messages or ${preStartBytes} bytes before the stream was live`);
+      throw new CallrecError(
+        'ERR_PRESTART_LIMIT',
+        `more than ${preStartMessages} messages or ${preStartBytes} bytes before the stream was live`,
+      );
     }
     list.push({ data, isBinary });
   }
 
-  #onLiveMessage(s: Extract<SessionState, { status: 'live' }>, event: ProviderEvent, data: Buffer, isBinary: boolean): void {
+  #onLiveMessage(
+    s: Extract<SessionState, { status: 'live' }>,
+    event: ProviderEvent,
+    data: Buffer,
+    isBinary: boolean,
+  ): void {
     switch (event.type) {
       case 'media':
       case 'stereo':
@@ -363,7 +393,8 @@ export class CallSession extends StateMachine<SessionState> {
     this.#countFrames(s.recorder);
     s.recorder.flush();
     const idleMs = this.#ctx.limits.idleTimeoutMs;
-    if (now - s.mediaSeenAt >= idleMs && !s.recorder.streamPaused) this.#fail(new CallrecError('ERR_STREAM_IDLE', `no media for ${idleMs / 1000} s`));
+    if (now - s.mediaSeenAt >= idleMs && !s.recorder.streamPaused)
+      this.#fail(new CallrecError('ERR_STREAM_IDLE', `no media for ${idleMs / 1000} s`));
   }
 
   #connectRuntime(url: string, opening: Opening): RuntimeLink {
@@ -440,7 +471,8 @@ export class CallSession extends StateMachine<SessionState> {
     // A socket paused for set-up must read again, or the provider's close frame is never seen
     // and the closing handshake waits for its timeout.
     this.#ws.resume();
-    if (this.#ws.readyState === WebSocket.OPEN || this.#ws.readyState === WebSocket.CONNECTING) this.#ws.close(code, reason);
+    if (this.#ws.readyState === WebSocket.OPEN || this.#ws.readyState === WebSocket.CONNECTING)
+      this.#ws.close(code, reason);
   }
 
   /** Closes the provider socket with the error's code and reason, then ends the call. */
@@ -482,10 +514,18 @@ export class CallSession extends StateMachine<SessionState> {
         for (const event of this.#adapter.flush?.() ?? []) this.#recordFrame(prev, event);
         await prev.recorder.finish(reason);
       }
-      const created = await prev.claim.created.then(() => true, () => false);
+      const created = await prev.claim.created.then(
+        () => true,
+        () => false,
+      );
       if (!created) return;
       const alignment = prev.status === 'live' ? prev.recorder.alignment : null;
-      await this.#ctx.store.calls.update(tenantId, callId, { status: 'ended', endedAt: new Date().toISOString(), endReason: reason, alignment: alignment ? { ...alignment } : null });
+      await this.#ctx.store.calls.update(tenantId, callId, {
+        status: 'ended',
+        endedAt: new Date().toISOString(),
+        endReason: reason,
+        alignment: alignment ? { ...alignment } : null,
+      });
       this.#log.info({ reason }, 'call ended');
     } finally {
       this.#ctx.registry.delete(tenantId, callId, this);

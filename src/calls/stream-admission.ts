@@ -34,11 +34,19 @@ export class StreamAdmission {
     const retryAfterMs = this.#failures.retryAfterMs(StreamAdmission.timeoutKey(address));
     if (retryAfterMs > 0) {
       const seconds = Math.ceil(retryAfterMs / 1000);
-      throw new HttpError('ERR_RATE_LIMITED', `too many streams from this address sent no valid start in time; retry in ${seconds} s`, { headers: { 'Retry-After': String(seconds) } });
+      throw new HttpError(
+        'ERR_RATE_LIMITED',
+        `too many streams from this address sent no valid start in time; retry in ${seconds} s`,
+        { headers: { 'Retry-After': String(seconds) } },
+      );
     }
     if ((this.#pending.get(address) ?? 0) >= this.#maxPending) {
       const seconds = Math.ceil(this.#authTimeoutMs / 1000);
-      throw new HttpError('ERR_PENDING_STREAM_LIMIT', `this address holds ${this.#maxPending} streams that have not authenticated (MAX_PENDING_STREAMS_PER_IP)`, { headers: { 'Retry-After': String(seconds) } });
+      throw new HttpError(
+        'ERR_PENDING_STREAM_LIMIT',
+        `this address holds ${this.#maxPending} streams that have not authenticated (MAX_PENDING_STREAMS_PER_IP)`,
+        { headers: { 'Retry-After': String(seconds) } },
+      );
     }
   }
 

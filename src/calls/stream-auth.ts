@@ -55,7 +55,11 @@ export interface StreamAuthContext {
  * `agent_ws_urls`): a media key must not send the node to any host it likes.
  * Rejects `ERR_RATE_LIMITED`, `ERR_MISSING_AGENT`, `ERR_BAD_TOKEN`, `ERR_UNKNOWN_AGENT`, `ERR_BAD_PARAMETER`, `ERR_EGRESS_REFUSED`, `ERR_NO_RUNTIME`.
  */
-export async function authenticateStream(ctx: StreamAuthContext, upgrade: StreamUpgrade, start: StreamStart): Promise<StreamIdentity> {
+export async function authenticateStream(
+  ctx: StreamAuthContext,
+  upgrade: StreamUpgrade,
+  start: StreamStart,
+): Promise<StreamIdentity> {
   const { store, authFailures } = ctx;
   const params = { ...upgrade.query, ...start.params };
   const agentId = params.agent_id;
@@ -80,7 +84,8 @@ export async function authenticateStream(ctx: StreamAuthContext, upgrade: Stream
   const settings = resolveCallRecording(agent.settings);
   const runtimeUrl = params.agent_url || settings.agent_ws_url || null;
   if (params.agent_url) {
-    if (!/^wss?:\/\//.test(params.agent_url) || !URL.canParse(params.agent_url)) throw new CallrecError('ERR_BAD_PARAMETER', 'agent_url must be a ws:// or wss:// URL');
+    if (!/^wss?:\/\//.test(params.agent_url) || !URL.canParse(params.agent_url))
+      throw new CallrecError('ERR_BAD_PARAMETER', 'agent_url must be a ws:// or wss:// URL');
     if (!allowedRuntimes(settings).has(new URL(params.agent_url).href)) {
       ctx.egress.refused.inc({ target: 'agent_url' });
       throw new EgressRefusedError('agent_url', "not one of the agent's runtimes (agent_ws_url, agent_ws_urls)");
@@ -103,7 +108,10 @@ export async function authenticateStream(ctx: StreamAuthContext, upgrade: Stream
 }
 
 function tooManyFailures(retryAfterMs: number): CallrecError {
-  return new CallrecError('ERR_RATE_LIMITED', `too many failed authentications of this token from this address; retry in ${Math.ceil(retryAfterMs / 1000)} s`);
+  return new CallrecError(
+    'ERR_RATE_LIMITED',
+    `too many failed authentications of this token from this address; retry in ${Math.ceil(retryAfterMs / 1000)} s`,
+  );
 }
 
 /**
@@ -122,7 +130,11 @@ function streamMode(params: Record<string, string>, start: StreamStart, runtimeU
     case 'fork':
       return 'fork';
     case 'bridge':
-      if (!runtimeUrl) throw new CallrecError('ERR_NO_RUNTIME', 'mode=bridge, but neither the agent\'s agent_ws_url nor the stream\'s agent_url names a runtime');
+      if (!runtimeUrl)
+        throw new CallrecError(
+          'ERR_NO_RUNTIME',
+          "mode=bridge, but neither the agent's agent_ws_url nor the stream's agent_url names a runtime",
+        );
       return 'bridge';
     default:
       throw new CallrecError('ERR_BAD_PARAMETER', `mode must be "fork" or "bridge", not "${params.mode.slice(0, 32)}"`);
@@ -158,18 +170,29 @@ export interface CallClaim {
  * (`created` rejects `ERR_TENANT_STREAM_LIMIT` at the cap; no count when the cap is off) and
  * creates the call row.
  */
-export function claimCall(ctx: ClaimContext, session: CallSession, provider: CallSource, start: StreamStart, identity: StreamIdentity): CallClaim {
+export function claimCall(
+  ctx: ClaimContext,
+  session: CallSession,
+  provider: CallSource,
+  start: StreamStart,
+  identity: StreamIdentity,
+): CallClaim {
   const { tenantId, mode } = identity;
   const base = identity.callId;
   const exists = (when: string) => new CallrecError('ERR_CALL_EXISTS', `call "${base.slice(0, 64)}" ${when}`);
   // This node's count first (no round trip), then the cluster's (the registry's, in Redis).
   const { perTenant } = ctx.limits;
-  if (perTenant !== null && ctx.registry.countOf(tenantId) >= perTenant) throw new CallrecError('ERR_TENANT_STREAM_LIMIT', `the tenant holds its ${perTenant} streams on this node (MAX_STREAMS_PER_TENANT)`);
+  if (perTenant !== null && ctx.registry.countOf(tenantId) >= perTenant)
+    throw new CallrecError(
+      'ERR_TENANT_STREAM_LIMIT',
+      `the tenant holds its ${perTenant} streams on this node (MAX_STREAMS_PER_TENANT)`,
+    );
   // A provider that streams a call in several sessions: each later one takes the next free id.
   // (An id the suffix would take past the id rule has one session only.)
   const sessions = start.manySessions && isSafeId(sessionCallId(base, MAX_CALL_SESSIONS)) ? MAX_CALL_SESSIONS : 1;
   let n = 1;
-  while (!ctx.registry.add(tenantId, sessionCallId(base, n), session)) if (++n > sessions) throw exists('is already streaming');
+  while (!ctx.registry.add(tenantId, sessionCallId(base, n), session))
+    if (++n > sessions) throw exists('is already streaming');
   identity.callId = sessionCallId(base, n);
   const createRow = (): Promise<void> =>
     ctx.store.calls

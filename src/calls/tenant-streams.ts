@@ -33,7 +33,12 @@ export class TenantStreams {
   readonly #log: Logger;
 
   constructor(opts: { redisUrl: string; prefix: string; nodeId: string; log: Logger }) {
-    this.#redis = new Redis(opts.redisUrl, { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: 1000 });
+    this.#redis = new Redis(opts.redisUrl, {
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      commandTimeout: 1000,
+    });
     this.#redis.on('error', (err: Error) => opts.log.debug({ err }, 'tenant streams: redis error'));
     this.#prefix = opts.prefix;
     this.#nodeId = opts.nodeId;
@@ -59,7 +64,10 @@ export class TenantStreams {
     try {
       return (await this.#redis.eval(ADMIT, 1, this.#nodes, this.#prefix, tenantId, this.#nodeId, cap)) === 1;
     } catch (err) {
-      this.#log.warn({ tenantId, err }, 'cannot count the stream against MAX_STREAMS_PER_TENANT in Redis; capped on this node only');
+      this.#log.warn(
+        { tenantId, err },
+        'cannot count the stream against MAX_STREAMS_PER_TENANT in Redis; capped on this node only',
+      );
       return null;
     }
   }
@@ -70,7 +78,12 @@ export class TenantStreams {
   }
 
   async close(): Promise<void> {
-    await this.#redis.multi().del(this.#mine).srem(this.#nodes, this.#nodeId).exec().catch(() => {});
+    await this.#redis
+      .multi()
+      .del(this.#mine)
+      .srem(this.#nodes, this.#nodeId)
+      .exec()
+      .catch(() => {});
     this.#redis.disconnect();
   }
 }

@@ -140,7 +140,14 @@ export class ConsentGate extends StateMachine<ConsentGateState> {
     const consent = this.#record('pending', null);
     consent.message = settings.consent_message;
     if (!port.canPlayAudio) {
-      this.state = { status: 'settled', consent: { ...consent, outcome: 'failed', reason: 'the stream is one-way: the consent prompt cannot be played, so nothing is recorded' } };
+      this.state = {
+        status: 'settled',
+        consent: {
+          ...consent,
+          outcome: 'failed',
+          reason: 'the stream is one-way: the consent prompt cannot be played, so nothing is recorded',
+        },
+      };
       return;
     }
     const state: ConsentGateState = { status: 'synthesizing', consent, hold: new RuntimeHold(this.#opts.hold) };
@@ -169,8 +176,13 @@ export class ConsentGate extends StateMachine<ConsentGateState> {
     if (s.status !== 'awaiting_digit') return;
     const expected = this.#opts.settings.consent_digit;
     const consent = { ...s.consent, digit };
-    if (digit === expected) this.state = { status: 'settled', consent: { ...consent, outcome: 'agreed', reason: null } };
-    else this.state = { status: 'settled', consent: { ...consent, outcome: 'declined', reason: `caller pressed ${digit}, not ${expected}` } };
+    if (digit === expected)
+      this.state = { status: 'settled', consent: { ...consent, outcome: 'agreed', reason: null } };
+    else
+      this.state = {
+        status: 'settled',
+        consent: { ...consent, outcome: 'declined', reason: `caller pressed ${digit}, not ${expected}` },
+      };
   }
 
   /** Gives up before the gate decided (`why`: "call ended (…)", "recording stopped"); settled stays as is. */
@@ -200,24 +212,44 @@ export class ConsentGate extends StateMachine<ConsentGateState> {
   #assertCanBegin(what: string): void {
     const s = this.state;
     if (s.status === 'idle' || (s.status === 'settled' && s.consent.outcome === 'not_required')) return;
-    throw new CallrecError('ERR_ILLEGAL_TRANSITION', `ConsentGate: cannot ${what} once consent is ${s.status === 'settled' ? s.consent.outcome : s.status}`);
+    throw new CallrecError(
+      'ERR_ILLEGAL_TRANSITION',
+      `ConsentGate: cannot ${what} once consent is ${s.status === 'settled' ? s.consent.outcome : s.status}`,
+    );
   }
 
   /** Sends the prompt in 20 ms messages (or the port's `frameMs`), as providers stream audio, all at once (the provider queues them), then its mark. */
   #play(state: Extract<ConsentGateState, { status: 'synthesizing' }>, prompt: RenderedPrompt): void {
     const { port, format } = this.#opts;
-    const consent = { ...state.consent, message_sha256: prompt.textSha256, prompt_audio_sha256: prompt.audioSha256, engine: prompt.engine, voice: prompt.voice };
+    const consent = {
+      ...state.consent,
+      message_sha256: prompt.textSha256,
+      prompt_audio_sha256: prompt.audioSha256,
+      engine: prompt.engine,
+      voice: prompt.voice,
+    };
     const frameBytes = (bytesPerSample(format) * format.sampleRate * (port.frameMs ?? DEFAULT_FRAME_MS)) / 1000;
-    for (let offset = 0; offset < prompt.payload.length; offset += frameBytes) port.sendAudio(prompt.payload.subarray(offset, offset + frameBytes));
+    for (let offset = 0; offset < prompt.payload.length; offset += frameBytes)
+      port.sendAudio(prompt.payload.subarray(offset, offset + frameBytes));
     const mark = `${PROMPT_MARK}-${Date.now().toString(36)}`;
     if (!port.sendMark(mark)) {
-      this.state = { status: 'settled', consent: { ...consent, outcome: 'failed', reason: 'the provider cannot confirm playback, so the prompt cannot be known to have played' } };
+      this.state = {
+        status: 'settled',
+        consent: {
+          ...consent,
+          outcome: 'failed',
+          reason: 'the provider cannot confirm playback, so the prompt cannot be known to have played',
+        },
+      };
       return;
     }
     consent.prompt_started_ms = Math.round(port.clockMs());
     this.#keepPromptAudio(prompt);
     const limitMs = Math.round(prompt.durationMs + (this.#opts.markGraceMs ?? 10_000));
-    const timer = setTimeout(() => this.#settle('failed', `the provider did not confirm the prompt played within ${limitMs} ms`), limitMs);
+    const timer = setTimeout(
+      () => this.#settle('failed', `the provider did not confirm the prompt played within ${limitMs} ms`),
+      limitMs,
+    );
     timer.unref();
     this.state = { status: 'playing', consent, hold: state.hold, mark, timer };
   }
@@ -242,12 +274,28 @@ export class ConsentGate extends StateMachine<ConsentGateState> {
 
   #record(outcome: ConsentRecord['outcome'], reason: string | null): ConsentRecord {
     const { settings } = this.#opts;
-    return { mode: settings.consent_mode, outcome, reason, message: null, message_sha256: null, prompt_audio_sha256: null, engine: null, voice: null, prompt_started_ms: null, prompt_ended_ms: null, digit: null };
+    return {
+      mode: settings.consent_mode,
+      outcome,
+      reason,
+      message: null,
+      message_sha256: null,
+      prompt_audio_sha256: null,
+      engine: null,
+      voice: null,
+      prompt_started_ms: null,
+      prompt_ended_ms: null,
+      digit: null,
+    };
   }
 
   /** What the runtime sent meanwhile goes to the caller now, in order. */
   #release(hold: RuntimeHold): void {
-    if (hold.dropped) this.#opts.log.warn({ dropped: hold.dropped }, 'runtime messages dropped: more than the hold keeps arrived during consent');
+    if (hold.dropped)
+      this.#opts.log.warn(
+        { dropped: hold.dropped },
+        'runtime messages dropped: more than the hold keeps arrived during consent',
+      );
     for (const message of hold.messages) this.#opts.port.release(message);
   }
 

@@ -116,7 +116,10 @@ export class PromptCache {
     if (hour.texts.has(text)) return null;
     if (hour.texts.size >= this.#maxTextsPerTenant) {
       const minutes = Math.ceil((hour.endsAt - now) / 60_000);
-      throw new CallrecError('ERR_PROMPT_LIMIT', `the tenant had ${this.#maxTextsPerTenant} distinct consent prompts synthesized this hour (CONSENT_PROMPTS_PER_TENANT_PER_HOUR); a new one may be in ${minutes} min`);
+      throw new CallrecError(
+        'ERR_PROMPT_LIMIT',
+        `the tenant had ${this.#maxTextsPerTenant} distinct consent prompts synthesized this hour (CONSENT_PROMPTS_PER_TENANT_PER_HOUR); a new one may be in ${minutes} min`,
+      );
     }
     hour.texts.add(text);
     const texts = hour.texts;

@@ -48,7 +48,8 @@ function corrupt(message: string): CallrecError {
 }
 
 function checkDataKey(dataKey: Buffer): void {
-  if (dataKey.length !== 32) throw new CallrecError('ERR_BAD_ARGUMENT', `data key must be 32 bytes, got ${dataKey.length}`);
+  if (dataKey.length !== 32)
+    throw new CallrecError('ERR_BAD_ARGUMENT', `data key must be 32 bytes, got ${dataKey.length}`);
 }
 
 function checkChunkSize(chunkSize: number): boolean {
@@ -57,7 +58,8 @@ function checkChunkSize(chunkSize: number): boolean {
 
 function writeHeader(chunkSize: number, keyId: string): ChunkedHeader {
   const id = Buffer.from(keyId, 'utf8');
-  if (id.length > MAX_KEY_ID_BYTES) throw new CallrecError('ERR_BAD_ARGUMENT', `key id must be at most ${MAX_KEY_ID_BYTES} bytes`);
+  if (id.length > MAX_KEY_ID_BYTES)
+    throw new CallrecError('ERR_BAD_ARGUMENT', `key id must be at most ${MAX_KEY_ID_BYTES} bytes`);
   const raw = Buffer.alloc(FIXED_PREFIX + id.length + NONCE_PREFIX_LENGTH);
   MAGIC.copy(raw, 0);
   raw.writeUInt8(VERSION, 4);
@@ -121,14 +123,22 @@ export function plainLength(objectSize: number, header: ChunkedHeader): number {
  * the first one needed to the last. For the final chunk `end` may lie past the object's last
  * byte, which stores clamp as HTTP ranges do; clamp `plainEnd` to `plainLength` first.
  */
-export function cipherRangeFor(header: ChunkedHeader, plainStart: number, plainEnd: number): { start: number; end: number; firstChunk: number } {
+export function cipherRangeFor(
+  header: ChunkedHeader,
+  plainStart: number,
+  plainEnd: number,
+): { start: number; end: number; firstChunk: number } {
   if (!(Number.isInteger(plainStart) && Number.isInteger(plainEnd) && plainStart >= 0 && plainEnd >= plainStart)) {
     throw new CallrecError('ERR_BAD_ARGUMENT', `bad plain range ${plainStart}-${plainEnd}`);
   }
   const sealed = header.chunkSize + TAG_LENGTH;
   const firstChunk = Math.floor(plainStart / header.chunkSize);
   const lastChunk = Math.floor(plainEnd / header.chunkSize);
-  return { start: header.raw.length + firstChunk * sealed, end: header.raw.length + (lastChunk + 1) * sealed - 1, firstChunk };
+  return {
+    start: header.raw.length + firstChunk * sealed,
+    end: header.raw.length + (lastChunk + 1) * sealed - 1,
+    firstChunk,
+  };
 }
 
 /** Per-chunk nonce and AAD buffers, rewritten in place for each chunk (createCipheriv copies them). */
@@ -145,7 +155,11 @@ class ChunkParams {
   }
 
   set(index: number, final: boolean): void {
-    if (index >= MAX_CHUNKS) throw new CallrecError('ERR_BAD_ARGUMENT', 'object has too many chunks for its nonce space; use a larger chunk size');
+    if (index >= MAX_CHUNKS)
+      throw new CallrecError(
+        'ERR_BAD_ARGUMENT',
+        'object has too many chunks for its nonce space; use a larger chunk size',
+      );
     this.nonce.writeUInt32BE(index, NONCE_PREFIX_LENGTH);
     this.aad.writeUInt32BE(index, this.#indexAt);
     this.aad.writeUInt8(final ? 1 : 0, this.#indexAt + 4);
@@ -213,7 +227,8 @@ class EncryptStream extends Transform {
 export function encryptStream(dataKey: Buffer, opts: { chunkSize?: number; keyId?: string } = {}): Transform {
   checkDataKey(dataKey);
   const chunkSize = opts.chunkSize ?? DEFAULT_CHUNK_SIZE;
-  if (!checkChunkSize(chunkSize)) throw new CallrecError('ERR_BAD_ARGUMENT', `chunk size must be an integer 1-${MAX_CHUNK_SIZE}, got ${chunkSize}`);
+  if (!checkChunkSize(chunkSize))
+    throw new CallrecError('ERR_BAD_ARGUMENT', `chunk size must be an integer 1-${MAX_CHUNK_SIZE}, got ${chunkSize}`);
   return new EncryptStream(dataKey, writeHeader(chunkSize, opts.keyId ?? ''));
 }
 
@@ -236,7 +251,10 @@ export function decryptRange(
   const { chunkSize } = header;
   const lastChunk = Math.floor(plainEnd / chunkSize);
   if (firstChunk !== Math.floor(plainStart / chunkSize) || lastChunk >= totalChunks) {
-    throw new CallrecError('ERR_BAD_ARGUMENT', `plain range ${plainStart}-${plainEnd} does not fit chunks ${firstChunk}..${totalChunks - 1}`);
+    throw new CallrecError(
+      'ERR_BAD_ARGUMENT',
+      `plain range ${plainStart}-${plainEnd} does not fit chunks ${firstChunk}..${totalChunks - 1}`,
+    );
   }
   const params = new ChunkParams(header);
   const sealedSize = chunkSize + TAG_LENGTH;
@@ -250,7 +268,11 @@ export function decryptRange(
     try {
       decipher.final();
     } catch (err) {
-      throw new CallrecError('ERR_DECRYPT', `chunk ${index} of ${totalChunks} failed authentication (wrong key, or the object was altered or truncated)`, { cause: err });
+      throw new CallrecError(
+        'ERR_DECRYPT',
+        `chunk ${index} of ${totalChunks} failed authentication (wrong key, or the object was altered or truncated)`,
+        { cause: err },
+      );
     }
     // Trim to the requested bytes: only the first and last chunks of the range are partial.
     const base = index * chunkSize;
@@ -319,14 +341,20 @@ export async function openEncrypted(
 ): Promise<EncryptedObject> {
   checkDataKey(dataKey);
   if (objectSize === 0) throw corrupt('encrypted object is empty');
-  const header = readHeader(await collect(await readObject({ start: 0, end: Math.min(objectSize, MAX_HEADER_LENGTH) - 1 })));
+  const header = readHeader(
+    await collect(await readObject({ start: 0, end: Math.min(objectSize, MAX_HEADER_LENGTH) - 1 })),
+  );
   const totalChunks = chunkCount(objectSize, header);
   const plain = plainLength(objectSize, header);
   return {
     header,
     plainLength: plain,
     async read(plainStart, plainEnd) {
-      if (plainEnd >= plain) throw new CallrecError('ERR_BAD_ARGUMENT', `plain range ${plainStart}-${plainEnd} is beyond the ${plain}-byte recording`);
+      if (plainEnd >= plain)
+        throw new CallrecError(
+          'ERR_BAD_ARGUMENT',
+          `plain range ${plainStart}-${plainEnd} is beyond the ${plain}-byte recording`,
+        );
       const range = cipherRangeFor(header, plainStart, plainEnd);
       const source = await readObject({ start: range.start, end: Math.min(range.end, objectSize - 1) });
       return decryptRange(dataKey, header, source, plainStart, plainEnd, range.firstChunk, totalChunks);

@@ -12,7 +12,16 @@
  * the key, so the rule is: copy the old value into `$DATA_DIR/master-keys/<anything>.key`, set
  * the variable to the new value, restart, then rewrap; `rotate()` refuses and says so.
  */
-import { createCipheriv, createDecipheriv, createHash, createPublicKey, hkdfSync, publicEncrypt, randomBytes, constants } from 'node:crypto';
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHash,
+  createPublicKey,
+  hkdfSync,
+  publicEncrypt,
+  randomBytes,
+  constants,
+} from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { CallrecError } from '../errors.js';
@@ -42,7 +51,8 @@ function fingerprint(bytes: Buffer): string {
 
 function decodeKey(text: string, source: string): Buffer {
   const key = Buffer.from(text.trim(), 'base64');
-  if (key.length !== KEY_BYTES) throw new CallrecError('ERR_CONFIG', `${source}: must hold a 32-byte key, base64-encoded`);
+  if (key.length !== KEY_BYTES)
+    throw new CallrecError('ERR_CONFIG', `${source}: must hold a 32-byte key, base64-encoded`);
   return key;
 }
 
@@ -161,7 +171,8 @@ export class MasterKeyring {
 
   /** Wraps a data key under the current master key (AES-256-GCM, random nonce). */
   wrap(dataKey: Buffer): WrappedKey {
-    if (dataKey.length !== KEY_BYTES) throw new CallrecError('ERR_BAD_ARGUMENT', `data key must be ${KEY_BYTES} bytes, got ${dataKey.length}`);
+    if (dataKey.length !== KEY_BYTES)
+      throw new CallrecError('ERR_BAD_ARGUMENT', `data key must be ${KEY_BYTES} bytes, got ${dataKey.length}`);
     const keyId = this.#currentId;
     const nonce = randomBytes(NONCE_BYTES);
     const cipher = createCipheriv('aes-256-gcm', this.#keys.get(keyId)!, nonce, { authTagLength: TAG_BYTES });
@@ -181,15 +192,23 @@ export class MasterKeyring {
       throw new CallrecError('ERR_UNKNOWN_KEY', `master key ${keyId} is not in the keyring${hint}`);
     }
     const sealed = Buffer.from(wrapped, 'base64');
-    if (sealed.length !== NONCE_BYTES + KEY_BYTES + TAG_BYTES) throw new CallrecError('ERR_DECRYPT', `wrapped data key has ${sealed.length} bytes, expected ${NONCE_BYTES + KEY_BYTES + TAG_BYTES}`);
-    const decipher = createDecipheriv('aes-256-gcm', master, sealed.subarray(0, NONCE_BYTES), { authTagLength: TAG_BYTES });
+    if (sealed.length !== NONCE_BYTES + KEY_BYTES + TAG_BYTES)
+      throw new CallrecError(
+        'ERR_DECRYPT',
+        `wrapped data key has ${sealed.length} bytes, expected ${NONCE_BYTES + KEY_BYTES + TAG_BYTES}`,
+      );
+    const decipher = createDecipheriv('aes-256-gcm', master, sealed.subarray(0, NONCE_BYTES), {
+      authTagLength: TAG_BYTES,
+    });
     decipher.setAAD(aadFor(keyId));
     decipher.setAuthTag(sealed.subarray(NONCE_BYTES + KEY_BYTES));
     const dataKey = decipher.update(sealed.subarray(NONCE_BYTES, NONCE_BYTES + KEY_BYTES));
     try {
       decipher.final();
     } catch (err) {
-      throw new CallrecError('ERR_DECRYPT', `wrapped data key failed authentication under master key ${keyId}`, { cause: err });
+      throw new CallrecError('ERR_DECRYPT', `wrapped data key failed authentication under master key ${keyId}`, {
+        cause: err,
+      });
     }
     return dataKey;
   }
@@ -263,8 +282,14 @@ export function wrapForTenant(dataKey: Buffer, publicKeyPem: string): WrappedKey
   }
   const bits = key.asymmetricKeyDetails?.modulusLength ?? 0;
   if (key.asymmetricKeyType !== 'rsa' || bits < 2048) {
-    throw new CallrecError('ERR_BAD_KEY', `tenant public key must be RSA of at least 2048 bits, got ${key.asymmetricKeyType} ${bits || ''}`.trim());
+    throw new CallrecError(
+      'ERR_BAD_KEY',
+      `tenant public key must be RSA of at least 2048 bits, got ${key.asymmetricKeyType} ${bits || ''}`.trim(),
+    );
   }
   const wrapped = publicEncrypt({ key, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, dataKey);
-  return { keyId: `${TENANT_PREFIX}${fingerprint(key.export({ type: 'spki', format: 'der' }))}`, wrapped: wrapped.toString('base64') };
+  return {
+    keyId: `${TENANT_PREFIX}${fingerprint(key.export({ type: 'spki', format: 'der' }))}`,
+    wrapped: wrapped.toString('base64'),
+  };
 }

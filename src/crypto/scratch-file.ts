@@ -97,7 +97,8 @@ export class EncryptedScratchFile {
         const slot = Buffer.alloc(SLOT);
         for (let index = Math.floor(start / CHUNK); index <= Math.floor(end / CHUNK); index++) {
           const { bytesRead } = await handle.read(slot, 0, SLOT, index * SLOT);
-          if (bytesRead !== SLOT) throw new CallrecError('ERR_DECRYPT', `scratch file ${file} ends inside chunk ${index}`);
+          if (bytesRead !== SLOT)
+            throw new CallrecError('ERR_DECRYPT', `scratch file ${file} ends inside chunk ${index}`);
           const chunk = unseal(key, index, slot);
           yield chunk.subarray(Math.max(start - index * CHUNK, 0), Math.min(end - index * CHUNK, CHUNK - 1) + 1);
         }

@@ -29,17 +29,20 @@ export async function auditLedgers(store: Store, opts: { tenantId?: string } = {
       for await (const page of store.evidence.ledger(tenantId)) {
         for (const row of page) {
           const manifest = row.kind === 'manifest' ? manifests.get(row.seq) : undefined;
-          if (row.kind === 'manifest' && !manifest) throw new Error(`${tenantId} entry ${row.seq}: the manifest of recording ${row.ref} was removed`);
+          if (row.kind === 'manifest' && !manifest)
+            throw new Error(`${tenantId} entry ${row.seq}: the manifest of recording ${row.ref} was removed`);
           await chain.check(row, manifest?.jws);
           if (row.kind === 'manifest') signed.add(row.ref);
           if (row.kind === 'tombstone') tombstoned.add(row.ref);
         }
       }
       for (const recording of await store.evidence.recordingStates(tenantId)) {
-        if (recording.status === 'ready' && !signed.has(recording.id)) throw new Error(`${tenantId}: recording ${recording.id} is stored but has no manifest in the ledger`);
+        if (recording.status === 'ready' && !signed.has(recording.id))
+          throw new Error(`${tenantId}: recording ${recording.id} is stored but has no manifest in the ledger`);
         if (recording.status !== 'deleted') signed.delete(recording.id);
       }
-      for (const id of signed) if (!tombstoned.has(id)) throw new Error(`${tenantId}: recording ${id} was removed without a tombstone`);
+      for (const id of signed)
+        if (!tombstoned.has(id)) throw new Error(`${tenantId}: recording ${id} was removed without a tombstone`);
     } catch (err) {
       error = (err as Error).message;
     }

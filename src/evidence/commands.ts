@@ -34,13 +34,24 @@ async function loadKeySet(where: string): Promise<KeySet> {
 function printReport(report: VerificationReport): void {
   const m = report.manifest;
   if (m) {
-    console.log(`recording ${m.recording_id} of call ${m.call_id} (tenant ${m.tenant_id}, agent ${m.agent_id}, ${m.provider} ${m.mode})`);
-    console.log(`  ${m.started_at} → ${m.ended_at ?? '?'}, ${(m.duration_ms / 1000).toFixed(1)} s, ${m.channels === 2 ? 'stereo: left caller, right agent' : 'mono mix'}, ${m.sample_rate} Hz ${m.audio.format}`);
+    console.log(
+      `recording ${m.recording_id} of call ${m.call_id} (tenant ${m.tenant_id}, agent ${m.agent_id}, ${m.provider} ${m.mode})`,
+    );
+    console.log(
+      `  ${m.started_at} → ${m.ended_at ?? '?'}, ${(m.duration_ms / 1000).toFixed(1)} s, ${m.channels === 2 ? 'stereo: left caller, right agent' : 'mono mix'}, ${m.sample_rate} Hz ${m.audio.format}`,
+    );
     const consent = m.consent as Record<string, unknown> | null;
-    console.log(`  consent: ${consent ? `${String(consent.outcome)} (${String(consent.mode)})${consent.message ? `, "${String(consent.message)}"` : ''}` : 'no record'}`);
-    console.log(`  ${m.complete ? 'complete' : `incomplete: ${m.lost_spans.map((s) => `${s.start_ms}–${s.end_ms} ms ${s.reason}`).join('; ')}`}; signed ${m.signed_at}${m.signed_later ? ' (later, for a recording finalized before signing)' : ''}`);
+    console.log(
+      `  consent: ${consent ? `${String(consent.outcome)} (${String(consent.mode)})${consent.message ? `, "${String(consent.message)}"` : ''}` : 'no record'}`,
+    );
+    console.log(
+      `  ${m.complete ? 'complete' : `incomplete: ${m.lost_spans.map((s) => `${s.start_ms}–${s.end_ms} ms ${s.reason}`).join('; ')}`}; signed ${m.signed_at}${m.signed_later ? ' (later, for a recording finalized before signing)' : ''}`,
+    );
   }
-  for (const access of report.accesses) console.log(`  accessed ${String(access.at)} by key ${String(access.key_id)} from ${String(access.ip)} (${String(access.purpose)}${access.range ? `, ${String(access.range)}` : ''})`);
+  for (const access of report.accesses)
+    console.log(
+      `  accessed ${String(access.at)} by key ${String(access.key_id)} from ${String(access.ip)} (${String(access.purpose)}${access.range ? `, ${String(access.range)}` : ''})`,
+    );
   for (const c of report.checks) console.log(`${c.ok ? 'ok  ' : 'FAIL'} ${c.check}: ${c.detail}`);
   console.log(report.ok ? 'VERIFIED' : 'NOT VERIFIED');
 }
@@ -49,39 +60,78 @@ function printReport(report: VerificationReport): void {
 export function registerEvidenceCommands(program: Command, ctx: CommandContext): void {
   program
     .command('verify <file> [manifest]')
-    .description('verify a recording offline: <audio> <manifest.jws>, or an evidence package <evidence.zip>; exits 0 only when everything holds')
-    .option('--keys <file|url>', 'the key set (JWKS): a file or the URL of /.well-known/callrec-keys.json (an evidence package carries its own)')
-    .option('--ledger <file>', 'a ledger extract (ledger.jsonl) to check the manifest\'s place against')
+    .description(
+      'verify a recording offline: <audio> <manifest.jws>, or an evidence package <evidence.zip>; exits 0 only when everything holds',
+    )
+    .option(
+      '--keys <file|url>',
+      'the key set (JWKS): a file or the URL of /.well-known/callrec-keys.json (an evidence package carries its own)',
+    )
+    .option('--ledger <file>', "a ledger extract (ledger.jsonl) to check the manifest's place against")
     .option('--timestamp <file>', "the manifest's RFC 3161 time-stamp token (manifest.tsr)")
-    .addHelpText('after', ctx.helpTail([], 'callrec verify evidence.zip    (or: callrec verify call.mp3 manifest.jws --keys https://callrec.example.com/.well-known/callrec-keys.json)'))
-    .action(async (file: string, manifestFile: string | undefined, opts: { keys?: string; ledger?: string; timestamp?: string }) => {
-      let report: VerificationReport;
-      if (manifestFile === undefined) {
-        const pkg = readEvidenceZip(await fs.readFile(file));
-        const keySet = opts.keys ? await loadKeySet(opts.keys) : pkg.keys;
-        report = await verifyRecording({ audio: pkg.audio, manifest: pkg.manifest, keySet, ledger: pkg.ledger, timestamp: pkg.timestamp, prompt: pkg.prompt?.audio });
-      } else {
-        if (!opts.keys) throw new CallrecError('ERR_BAD_ARGUMENT', '--keys is required with an audio file and a manifest');
-        const ledger = opts.ledger ? (await fs.readFile(opts.ledger, 'utf8')).split('\n').filter(Boolean).map((line) => JSON.parse(line)) : undefined;
-        const timestamp = opts.timestamp ? await fs.readFile(opts.timestamp) : undefined;
-        report = await verifyRecording({ audio: await fs.readFile(file), manifest: (await fs.readFile(manifestFile, 'utf8')).trim(), keySet: await loadKeySet(opts.keys), ledger, timestamp });
-      }
-      printReport(report);
-      if (!report.ok) process.exitCode = 1;
-    });
+    .addHelpText(
+      'after',
+      ctx.helpTail(
+        [],
+        'callrec verify evidence.zip    (or: callrec verify call.mp3 manifest.jws --keys https://callrec.example.com/.well-known/callrec-keys.json)',
+      ),
+    )
+    .action(
+      async (
+        file: string,
+        manifestFile: string | undefined,
+        opts: { keys?: string; ledger?: string; timestamp?: string },
+      ) => {
+        let report: VerificationReport;
+        if (manifestFile === undefined) {
+          const pkg = readEvidenceZip(await fs.readFile(file));
+          const keySet = opts.keys ? await loadKeySet(opts.keys) : pkg.keys;
+          report = await verifyRecording({
+            audio: pkg.audio,
+            manifest: pkg.manifest,
+            keySet,
+            ledger: pkg.ledger,
+            timestamp: pkg.timestamp,
+            prompt: pkg.prompt?.audio,
+          });
+        } else {
+          if (!opts.keys)
+            throw new CallrecError('ERR_BAD_ARGUMENT', '--keys is required with an audio file and a manifest');
+          const ledger = opts.ledger
+            ? (await fs.readFile(opts.ledger, 'utf8'))
+                .split('\n')
+                .filter(Boolean)
+                .map((line) => JSON.parse(line))
+            : undefined;
+          const timestamp = opts.timestamp ? await fs.readFile(opts.timestamp) : undefined;
+          report = await verifyRecording({
+            audio: await fs.readFile(file),
+            manifest: (await fs.readFile(manifestFile, 'utf8')).trim(),
+            keySet: await loadKeySet(opts.keys),
+            ledger,
+            timestamp,
+          });
+        }
+        printReport(report);
+        if (!report.ok) process.exitCode = 1;
+      },
+    );
 
   program
     .command('audit')
     .description("the tenants' ledgers")
     .command('verify')
-    .description('walk every ledger (or one tenant\'s) and report the first break; exits 0 only when all hold')
+    .description("walk every ledger (or one tenant's) and report the first break; exits 0 only when all hold")
     .option('--tenant <id>', 'only this tenant')
     .addHelpText('after', ctx.helpTail(DATABASE_ENV, 'callrec audit verify --tenant acme'))
     .action((opts: { tenant?: string }) =>
       ctx.withStore(async (store) => {
         const started = Date.now();
         const audits = await auditLedgers(store, { tenantId: opts.tenant });
-        for (const audit of audits) console.log(`${audit.error ? 'BROKEN' : 'ok    '} ${audit.tenantId}: ${audit.entries} entries${audit.error ? `; first break: ${audit.error}` : ''}`);
+        for (const audit of audits)
+          console.log(
+            `${audit.error ? 'BROKEN' : 'ok    '} ${audit.tenantId}: ${audit.entries} entries${audit.error ? `; first break: ${audit.error}` : ''}`,
+          );
         console.log(`${audits.length} ledger(s) checked in ${((Date.now() - started) / 1000).toFixed(1)} s`);
         if (audits.some((a) => a.error)) process.exitCode = 1;
       }),
@@ -91,7 +141,9 @@ export function registerEvidenceCommands(program: Command, ctx: CommandContext):
     .command('signing-keys')
     .description('manifest signing keys')
     .command('rotate')
-    .description('make a new signing key current; retired public keys stay published, so what they signed still verifies')
+    .description(
+      'make a new signing key current; retired public keys stay published, so what they signed still verifies',
+    )
     .addHelpText('after', ctx.helpTail([...DATABASE_ENV, 'CALLREC_MASTER_KEY'], 'callrec signing-keys rotate'))
     .action(async () => {
       const cfg = ctx.config();

@@ -34,7 +34,9 @@ export class Evidence {
     if (existing) return existing.jws;
     const call = await this.#store.calls.get(recording.tenantId, recording.callId);
     if (!call) throw new TypeError(`recording ${recording.id} has no call ${recording.callId}`);
-    return this.#ledger.appendManifest(recording.tenantId, recording.id, recording.callId, (place, at) => buildManifest(recording, call, place, at, signedLater));
+    return this.#ledger.appendManifest(recording.tenantId, recording.id, recording.callId, (place, at) =>
+      buildManifest(recording, call, place, at, signedLater),
+    );
   }
 
   /**

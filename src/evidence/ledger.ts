@@ -27,7 +27,10 @@ export interface LedgerPlace {
   prev: string;
 }
 
-export const placeAfter = (head: LedgerHead): LedgerPlace => ({ seq: (head?.seq ?? 0) + 1, prev: head?.hash ?? GENESIS });
+export const placeAfter = (head: LedgerHead): LedgerPlace => ({
+  seq: (head?.seq ?? 0) + 1,
+  prev: head?.hash ?? GENESIS,
+});
 
 /** The hash an entry is chained by: SHA-256 of its canonical JSON. */
 export function entryHash(entry: LedgerEntry): string {
@@ -35,8 +38,14 @@ export function entryHash(entry: LedgerEntry): string {
 }
 
 /** A compact JWS (EdDSA) over the canonical JSON of `payload`. */
-export async function signJson(signer: { kid: string; key: KeyObject }, payload: unknown, typ: string): Promise<string> {
-  return new CompactSign(new TextEncoder().encode(canonicalJson(payload))).setProtectedHeader({ alg: 'EdDSA', kid: signer.kid, typ }).sign(signer.key);
+export async function signJson(
+  signer: { kid: string; key: KeyObject },
+  payload: unknown,
+  typ: string,
+): Promise<string> {
+  return new CompactSign(new TextEncoder().encode(canonicalJson(payload)))
+    .setProtectedHeader({ alg: 'EdDSA', kid: signer.kid, typ })
+    .sign(signer.key);
 }
 
 /** What a deleted recording leaves in the ledger, signed. */
@@ -85,19 +94,40 @@ export class Ledger {
    * Signs a manifest made for its ledger place and appends it with its entry, in one transaction.
    * `make` is asked again if another node took the place first.
    */
-  async appendManifest(tenantId: string, recordingId: string, callId: string, make: (place: LedgerPlace, signedAt: string) => object): Promise<string> {
+  async appendManifest(
+    tenantId: string,
+    recordingId: string,
+    callId: string,
+    make: (place: LedgerPlace, signedAt: string) => object,
+  ): Promise<string> {
     const signer = await this.#keys.current();
-    const jws = await this.#store.evidence.append(tenantId, async (head) => {
-      const place = placeAfter(head);
-      const at = new Date().toISOString();
-      const jws = await signJson(signer, make(place, at), 'callrec-manifest+jws');
-      const entry = this.#entry(tenantId, place, at, 'manifest', { recording_id: recordingId, call_id: callId, manifest_sha256: sha256Hex(jws) });
-      return {
-        row: { kind: 'manifest', ref: recordingId, entry: canonicalJson(entry), hash: entryHash(entry) },
-        manifest: { recording_id: recordingId, tenant_id: tenantId, call_id: callId, jws, kid: signer.kid, signed_at: at, tsa_token: null },
-        result: jws,
-      };
-    }, { manifestOf: recordingId });
+    const jws = await this.#store.evidence.append(
+      tenantId,
+      async (head) => {
+        const place = placeAfter(head);
+        const at = new Date().toISOString();
+        const jws = await signJson(signer, make(place, at), 'callrec-manifest+jws');
+        const entry = this.#entry(tenantId, place, at, 'manifest', {
+          recording_id: recordingId,
+          call_id: callId,
+          manifest_sha256: sha256Hex(jws),
+        });
+        return {
+          row: { kind: 'manifest', ref: recordingId, entry: canonicalJson(entry), hash: entryHash(entry) },
+          manifest: {
+            recording_id: recordingId,
+            tenant_id: tenantId,
+            call_id: callId,
+            jws,
+            kid: signer.kid,
+            signed_at: at,
+            tsa_token: null,
+          },
+          result: jws,
+        };
+      },
+      { manifestOf: recordingId },
+    );
     // Null: another node signed it first; theirs stands.
     return jws ?? (await this.#store.evidence.manifest(recordingId))!.jws;
   }
@@ -108,10 +138,22 @@ export class Ledger {
     const manifest = await this.#store.evidence.manifest(doc.recording_id);
     await this.#store.evidence.append(doc.tenant_id, async (head) => {
       const place = placeAfter(head);
-      const tombstone: TombstoneDocument = { type: 'callrec.tombstone', ...doc, manifest_sha256: manifest ? sha256Hex(manifest.jws) : null, ledger: place };
+      const tombstone: TombstoneDocument = {
+        type: 'callrec.tombstone',
+        ...doc,
+        manifest_sha256: manifest ? sha256Hex(manifest.jws) : null,
+        ledger: place,
+      };
       const jws = await signJson(signer, tombstone, 'callrec-tombstone+jws');
-      const entry = this.#entry(doc.tenant_id, place, doc.deleted_at, 'tombstone', { recording_id: doc.recording_id, call_id: doc.call_id, tombstone: jws });
-      return { row: { kind: 'tombstone', ref: doc.recording_id, entry: canonicalJson(entry), hash: entryHash(entry) }, result: undefined };
+      const entry = this.#entry(doc.tenant_id, place, doc.deleted_at, 'tombstone', {
+        recording_id: doc.recording_id,
+        call_id: doc.call_id,
+        tombstone: jws,
+      });
+      return {
+        row: { kind: 'tombstone', ref: doc.recording_id, entry: canonicalJson(entry), hash: entryHash(entry) },
+        result: undefined,
+      };
     });
   }
 
@@ -119,11 +161,20 @@ export class Ledger {
   async appendAccess(tenantId: string, access: AccessRecord): Promise<void> {
     await this.#store.evidence.append(tenantId, async (head) => {
       const entry = this.#entry(tenantId, placeAfter(head), access.at, 'access', { ...access });
-      return { row: { kind: 'access', ref: access.recording_id, entry: canonicalJson(entry), hash: entryHash(entry) }, result: undefined };
+      return {
+        row: { kind: 'access', ref: access.recording_id, entry: canonicalJson(entry), hash: entryHash(entry) },
+        result: undefined,
+      };
     });
   }
 
-  #entry(tenantId: string, place: LedgerPlace, at: string, kind: LedgerKind, data: Record<string, unknown>): LedgerEntry {
+  #entry(
+    tenantId: string,
+    place: LedgerPlace,
+    at: string,
+    kind: LedgerKind,
+    data: Record<string, unknown>,
+  ): LedgerEntry {
     return { v: 1, tenant_id: tenantId, seq: place.seq, prev: place.prev, at, kind, data };
   }
 }

@@ -37,7 +37,13 @@ export interface RecordingManifest {
 }
 
 /** The manifest of a ready recording. */
-export function buildManifest(recording: Recording, call: Call, place: LedgerPlace, signedAt: string, signedLater: boolean): RecordingManifest {
+export function buildManifest(
+  recording: Recording,
+  call: Call,
+  place: LedgerPlace,
+  signedAt: string,
+  signedLater: boolean,
+): RecordingManifest {
   if (recording.sha256 === null || recording.byteSize === null || recording.durationMs === null) {
     throw new TypeError(`recording ${recording.id} is not finalized: no audio hash to sign`);
   }

@@ -32,7 +32,10 @@ export async function ledgerExtract(store: Store, tenantId: string, recordingId:
   if (own.length === 0) return [];
   const first = own[0].seq - 1;
   const last = own[own.length - 1].seq;
-  const wanted = last - first <= EXTRACT_CONTIGUOUS_MAX ? Array.from({ length: last - first + 1 }, (_, i) => first + i) : [...new Set(own.flatMap((row) => [row.seq - 1, row.seq]))];
+  const wanted =
+    last - first <= EXTRACT_CONTIGUOUS_MAX
+      ? Array.from({ length: last - first + 1 }, (_, i) => first + i)
+      : [...new Set(own.flatMap((row) => [row.seq - 1, row.seq]))];
   const rows = [];
   for (const seq of wanted) {
     const row = seq === 0 ? undefined : await store.evidence.entry(tenantId, seq);
@@ -120,7 +123,10 @@ export function readEvidenceZip(zip: Uint8Array): EvidenceFiles {
     audio: files[audioName],
     manifest: text('manifest.jws').trim(),
     keys: JSON.parse(text('keys.json')) as KeySet,
-    ledger: text('ledger.jsonl').split('\n').filter(Boolean).map((line) => JSON.parse(line) as StoredEntry),
+    ledger: text('ledger.jsonl')
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as StoredEntry),
     timestamp: files['manifest.tsr'],
     ...(promptName ? { prompt: { name: promptName, audio: files[promptName] } } : {}),
   };

@@ -40,7 +40,10 @@ export class EvidenceSweep {
         await this.#store.evidence.setTimestampToken(manifest.recording_id, token.toString('base64'));
         stamped++;
       } catch (err) {
-        this.#log.warn({ err, tsa: this.#tsa.url }, 'time-stamping authority did not stamp; manifests stay pending until it does');
+        this.#log.warn(
+          { err, tsa: this.#tsa.url },
+          'time-stamping authority did not stamp; manifests stay pending until it does',
+        );
         break;
       }
     }

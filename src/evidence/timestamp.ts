@@ -24,7 +24,10 @@ export async function requestTimestamp(tsaUrl: string, data: Buffer, timeoutMs: 
   const digest = createHash('sha256').update(data).digest();
   const request = new pkijs.TimeStampReq({
     version: 1,
-    messageImprint: new pkijs.MessageImprint({ hashAlgorithm: new pkijs.AlgorithmIdentifier({ algorithmId: SHA256 }), hashedMessage: new asn1js.OctetString({ valueHex: digest }) }),
+    messageImprint: new pkijs.MessageImprint({
+      hashAlgorithm: new pkijs.AlgorithmIdentifier({ algorithmId: SHA256 }),
+      hashedMessage: new asn1js.OctetString({ valueHex: digest }),
+    }),
     nonce: new asn1js.Integer({ valueHex: randomBytes(8) }),
     certReq: true,
   });
@@ -38,7 +41,8 @@ export async function requestTimestamp(tsaUrl: string, data: Buffer, timeoutMs: 
   if (!response.ok) throw new CallrecError('ERR_TSA', `${tsaUrl} answered HTTP ${response.status}`);
   const reply = pkijs.TimeStampResp.fromBER(await response.arrayBuffer());
   // 0 granted, 1 granted with modifications; anything else is a refusal.
-  if (reply.status.status > 1 || !reply.timeStampToken) throw new CallrecError('ERR_TSA', `${tsaUrl} refused the request (status ${reply.status.status})`);
+  if (reply.status.status > 1 || !reply.timeStampToken)
+    throw new CallrecError('ERR_TSA', `${tsaUrl} refused the request (status ${reply.status.status})`);
   const token = Buffer.from(reply.timeStampToken.toSchema().toBER());
   await verifyTimestamp(token, data);
   return token;
@@ -56,9 +60,21 @@ export async function verifyTimestamp(token: Buffer, data: Buffer): Promise<Time
     throw bad('not an RFC 3161 token');
   }
   if (info.messageImprint.hashAlgorithm.algorithmId !== SHA256) throw bad('not over a SHA-256 hash');
-  if (!Buffer.from(info.messageImprint.hashedMessage.getValue()).equals(digest)) throw bad('stamps another hash (the manifest was changed)');
-  const verified = await signed.verify({ signer: 0, data: new Uint8Array(data).buffer, checkChain: false, extendedMode: true }).catch((err: { message?: string }) => ({ signatureVerified: false, message: err.message, signerCertificate: null }));
-  if (!verified.signatureVerified) throw bad(`its signature does not verify${verified.message ? ` (${verified.message})` : ''}`);
-  const subject = verified.signerCertificate?.subject.typesAndValues.map((tv) => `${tv.type === '2.5.4.3' ? 'CN' : tv.type === '2.5.4.10' ? 'O' : tv.type}=${tv.value.valueBlock.value}`).join(', ');
+  if (!Buffer.from(info.messageImprint.hashedMessage.getValue()).equals(digest))
+    throw bad('stamps another hash (the manifest was changed)');
+  const verified = await signed
+    .verify({ signer: 0, data: new Uint8Array(data).buffer, checkChain: false, extendedMode: true })
+    .catch((err: { message?: string }) => ({
+      signatureVerified: false,
+      message: err.message,
+      signerCertificate: null,
+    }));
+  if (!verified.signatureVerified)
+    throw bad(`its signature does not verify${verified.message ? ` (${verified.message})` : ''}`);
+  const subject = verified.signerCertificate?.subject.typesAndValues
+    .map(
+      (tv) => `${tv.type === '2.5.4.3' ? 'CN' : tv.type === '2.5.4.10' ? 'O' : tv.type}=${tv.value.valueBlock.value}`,
+    )
+    .join(', ');
   return { genTime: info.genTime, authority: subject ?? 'unknown' };
 }

@@ -27,13 +27,33 @@ export interface EgressPolicyOptions {
  * (`BlockList` compares them so); NAT64 and 6to4 addresses carry an IPv4 one, checked apart.
  */
 const INTERNAL_V4: Array<[string, number]> = [
-  ['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0', 10], ['127.0.0.0', 8], ['169.254.0.0', 16], ['172.16.0.0', 12],
-  ['192.0.0.0', 24], ['192.0.2.0', 24], ['192.88.99.0', 24], ['192.168.0.0', 16], ['198.18.0.0', 15],
-  ['198.51.100.0', 24], ['203.0.113.0', 24], ['224.0.0.0', 4], ['240.0.0.0', 4],
+  ['0.0.0.0', 8],
+  ['10.0.0.0', 8],
+  ['100.64.0.0', 10],
+  ['127.0.0.0', 8],
+  ['169.254.0.0', 16],
+  ['172.16.0.0', 12],
+  ['192.0.0.0', 24],
+  ['192.0.2.0', 24],
+  ['192.88.99.0', 24],
+  ['192.168.0.0', 16],
+  ['198.18.0.0', 15],
+  ['198.51.100.0', 24],
+  ['203.0.113.0', 24],
+  ['224.0.0.0', 4],
+  ['240.0.0.0', 4],
 ];
 const INTERNAL_V6: Array<[string, number]> = [
-  ['::', 128], ['::1', 128], ['::', 96] /* IPv4-compatible (deprecated) */, ['64:ff9b:1::', 48], ['100::', 64],
-  ['2001:db8::', 32], ['fc00::', 7], ['fe80::', 10], ['fec0::', 10], ['ff00::', 8],
+  ['::', 128],
+  ['::1', 128],
+  ['::', 96] /* IPv4-compatible (deprecated) */,
+  ['64:ff9b:1::', 48],
+  ['100::', 64],
+  ['2001:db8::', 32],
+  ['fc00::', 7],
+  ['fe80::', 10],
+  ['fec0::', 10],
+  ['ff00::', 8],
 ];
 
 function blockList(entries: Array<[string, number]>, type: 'ipv4' | 'ipv6', into = new BlockList()): BlockList {
@@ -103,7 +123,12 @@ function hostOf(url: URL): string {
  */
 export class EgressPolicy {
   /** `callrec_egress_refused_total{target}`: registered by whoever serves the metrics. */
-  readonly refused = new Counter({ name: 'callrec_egress_refused_total', help: 'Connections to tenant-supplied URLs refused by the egress policy, by setting', labelNames: ['target'] as const, registers: [] });
+  readonly refused = new Counter({
+    name: 'callrec_egress_refused_total',
+    help: 'Connections to tenant-supplied URLs refused by the egress policy, by setting',
+    labelNames: ['target'] as const,
+    registers: [],
+  });
   readonly #allowedAddresses = new BlockList();
   readonly #allowedHosts = new Set<string>();
   readonly #resolve: Resolver;
@@ -117,7 +142,12 @@ export class EgressPolicy {
       const [address, bits] = entry.split('/');
       const family = net.isIP(address);
       if (family === 0) this.#allowedHosts.add(entry.toLowerCase().replace(/\.$/, ''));
-      else this.#allowedAddresses.addSubnet(address, bits === undefined ? (family === 4 ? 32 : 128) : Number(bits), family === 4 ? 'ipv4' : 'ipv6');
+      else
+        this.#allowedAddresses.addSubnet(
+          address,
+          bits === undefined ? (family === 4 ? 32 : 128) : Number(bits),
+          family === 4 ? 'ipv4' : 'ipv6',
+        );
     }
   }
 
@@ -128,7 +158,9 @@ export class EgressPolicy {
 
   /** Whether a tenant may reach this resolved address. */
   allowsAddress(address: string): boolean {
-    return !isInternalAddress(address) || this.#allowedAddresses.check(address, net.isIP(address) === 4 ? 'ipv4' : 'ipv6');
+    return (
+      !isInternalAddress(address) || this.#allowedAddresses.check(address, net.isIP(address) === 4 ? 'ipv4' : 'ipv6')
+    );
   }
 
   /**
@@ -138,8 +170,16 @@ export class EgressPolicy {
   async allowlisted(url: URL): Promise<boolean> {
     const host = hostOf(url);
     if (this.allowsHost(host)) return true;
-    const addresses = net.isIP(host) ? [host] : await this.#resolve(host).then((all) => all.map((a) => a.address), () => []);
-    return addresses.length > 0 && addresses.every((address) => this.#allowedAddresses.check(address, net.isIP(address) === 4 ? 'ipv4' : 'ipv6'));
+    const addresses = net.isIP(host)
+      ? [host]
+      : await this.#resolve(host).then(
+          (all) => all.map((a) => a.address),
+          () => [],
+        );
+    return (
+      addresses.length > 0 &&
+      addresses.every((address) => this.#allowedAddresses.check(address, net.isIP(address) === 4 ? 'ipv4' : 'ipv6'))
+    );
   }
 
   /**
@@ -171,23 +211,33 @@ export class EgressPolicy {
       const guard = (options: http.ClientRequestArgs): Error | null => {
         const host = String(options.host ?? options.hostname ?? '');
         const literal = host.startsWith('[') ? host.slice(1, -1) : host;
-        if (net.isIP(literal) && !this.allowsHost(literal) && !this.allowsAddress(literal)) return this.#refuse(target, target, `${literal} is an internal address (allow it with EGRESS_ALLOW)`);
+        if (net.isIP(literal) && !this.allowsHost(literal) && !this.allowsAddress(literal))
+          return this.#refuse(target, target, `${literal} is an internal address (allow it with EGRESS_ALLOW)`);
         return null;
       };
       // Node's agents call createConnection(options, callback) and take a falsy return as "the
       // callback will say": a refused literal becomes the request's error without a connect.
-      type Create = (options: http.ClientRequestArgs, callback: (err: Error | null, socket?: Duplex) => void) => Duplex | undefined;
-      const pinned = (create: Create): Create => (options, callback) => {
-        const refused = guard(options);
-        if (refused) {
-          callback(refused);
-          return undefined;
-        }
-        return create({ ...options, lookup } as http.ClientRequestArgs, callback);
-      };
+      type Create = (
+        options: http.ClientRequestArgs,
+        callback: (err: Error | null, socket?: Duplex) => void,
+      ) => Duplex | undefined;
+      const pinned =
+        (create: Create): Create =>
+        (options, callback) => {
+          const refused = guard(options);
+          if (refused) {
+            callback(refused);
+            return undefined;
+          }
+          return create({ ...options, lookup } as http.ClientRequestArgs, callback);
+        };
       agent = secure
-        ? new (class extends https.Agent { override createConnection = pinned(super.createConnection.bind(this) as Create) as never })()
-        : new (class extends http.Agent { override createConnection = pinned(super.createConnection.bind(this) as Create) as never })();
+        ? new (class extends https.Agent {
+            override createConnection = pinned(super.createConnection.bind(this) as Create) as never;
+          })()
+        : new (class extends http.Agent {
+            override createConnection = pinned(super.createConnection.bind(this) as Create) as never;
+          })();
       this.#agents.set(key, agent);
     }
     return agent;
@@ -198,8 +248,16 @@ export class EgressPolicy {
     return (hostname, options, callback) => {
       this.#addresses(hostname, target, target).then(
         (addresses) => {
-          const wanted = options.family === 4 || options.family === 6 ? addresses.filter((a) => a.family === options.family) : addresses;
-          if (wanted.length === 0) return callback(Object.assign(new Error(`${hostname} has no IPv${options.family} address`), { code: 'ENOTFOUND' }), '', 0);
+          const wanted =
+            options.family === 4 || options.family === 6
+              ? addresses.filter((a) => a.family === options.family)
+              : addresses;
+          if (wanted.length === 0)
+            return callback(
+              Object.assign(new Error(`${hostname} has no IPv${options.family} address`), { code: 'ENOTFOUND' }),
+              '',
+              0,
+            );
           if (options.all) (callback as unknown as (err: null, all: typeof addresses) => void)(null, wanted);
           else callback(null, wanted[0].address, wanted[0].family);
         },
@@ -208,17 +266,26 @@ export class EgressPolicy {
     };
   }
 
-  async #addresses(host: string, field: string, target: EgressTarget): Promise<Array<{ address: string; family: number }>> {
+  async #addresses(
+    host: string,
+    field: string,
+    target: EgressTarget,
+  ): Promise<Array<{ address: string; family: number }>> {
     const allowedByName = this.allowsHost(host);
     if (net.isIP(host)) {
-      if (!allowedByName && !this.allowsAddress(host)) throw this.#refuse(field, target, `${host} is an internal address (allow it with EGRESS_ALLOW)`);
+      if (!allowedByName && !this.allowsAddress(host))
+        throw this.#refuse(field, target, `${host} is an internal address (allow it with EGRESS_ALLOW)`);
       return [{ address: host, family: net.isIP(host) }];
     }
     let addresses;
     try {
       addresses = await this.#resolve(host);
     } catch (err) {
-      throw this.#refuse(field, target, `${host} does not resolve (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+      throw this.#refuse(
+        field,
+        target,
+        `${host} does not resolve (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+      );
     }
     if (addresses.length === 0) throw this.#refuse(field, target, `${host} does not resolve`);
     if (!allowedByName) this.#refuseInternal(host, addresses, field, target);
@@ -227,7 +294,12 @@ export class EgressPolicy {
 
   #refuseInternal(host: string, addresses: Array<{ address: string }>, field: string, target: EgressTarget): void {
     const internal = addresses.find((a) => !this.allowsAddress(a.address));
-    if (internal) throw this.#refuse(field, target, `${host} resolves to the internal address ${internal.address} (allow it with EGRESS_ALLOW)`);
+    if (internal)
+      throw this.#refuse(
+        field,
+        target,
+        `${host} resolves to the internal address ${internal.address} (allow it with EGRESS_ALLOW)`,
+      );
   }
 
   #refuse(field: string, target: EgressTarget, message: string): EgressRefusedError {

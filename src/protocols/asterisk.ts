@@ -4,7 +4,16 @@
 import { BinaryStreamAdapter, type BinaryDialect, type BinaryOpening, type RuntimeText } from './binary-stream.js';
 import { wireFormat } from './pcm.js';
 import type { AdapterFactory, ProviderEvent } from './types.js';
-import { beforeStart, flattenParams, malformed, NOTHING, parseJsonObject, textMessage, unknownEvent, type JsonObject } from './wire.js';
+import {
+  beforeStart,
+  flattenParams,
+  malformed,
+  NOTHING,
+  parseJsonObject,
+  textMessage,
+  unknownEvent,
+  type JsonObject,
+} from './wire.js';
 
 /** Asterisk's format names → codec and rate. Signed linear is the host's order: little-endian on x86 and ARM. */
 const FORMATS: Record<string, { codec: 'pcmu' | 'pcma' | 'l16'; rate: number }> = {
@@ -20,7 +29,10 @@ const FORMATS: Record<string, { codec: 'pcmu' | 'pcma' | 'l16'; rate: number }> 
  * A control message as `{ event, ...fields }`, from either format: JSON (`control_message_format
  * = json`) or the plain-text line `NAME key:value key:value`.
  */
-function parseControlMessage(data: Buffer, nameField: 'event' | 'command'): { name: string; fields: JsonObject; json: boolean } {
+function parseControlMessage(
+  data: Buffer,
+  nameField: 'event' | 'command',
+): { name: string; fields: JsonObject; json: boolean } {
   if (data[0] === 0x7b /* { */) {
     const fields = parseJsonObject(data);
     const name = fields[nameField];
@@ -40,7 +52,17 @@ function parseControlMessage(data: Buffer, nameField: 'event' | 'command'): { na
 /** Events Asterisk sends that carry nothing for the recording (flow control, buffering, status). */
 const QUIET_EVENTS = new Set(['MEDIA_XOFF', 'MEDIA_XON', 'MEDIA_BUFFERING_COMPLETED', 'QUEUE_DRAINED', 'STATUS']);
 /** Commands a runtime may send that carry nothing for the recording. */
-const QUIET_COMMANDS = new Set(['ANSWER', 'HANGUP', 'START_MEDIA_BUFFERING', 'STOP_MEDIA_BUFFERING', 'GET_STATUS', 'REPORT_QUEUE_DRAINED', 'PAUSE_MEDIA', 'CONTINUE_MEDIA', 'SET_MEDIA_DIRECTION']);
+const QUIET_COMMANDS = new Set([
+  'ANSWER',
+  'HANGUP',
+  'START_MEDIA_BUFFERING',
+  'STOP_MEDIA_BUFFERING',
+  'GET_STATUS',
+  'REPORT_QUEUE_DRAINED',
+  'PAUSE_MEDIA',
+  'CONTINUE_MEDIA',
+  'SET_MEDIA_DIRECTION',
+]);
 
 class AsteriskDialect implements BinaryDialect {
   readonly provider = 'asterisk' as const;

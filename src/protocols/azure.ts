@@ -3,8 +3,28 @@
 // and StopAudio outbound for bidirectional streaming).
 import type { Leg } from '../../media/types.js';
 import { PcmReader, PcmWriter, wireFormat, type WireFormat } from './pcm.js';
-import type { AdapterFactory, ProviderAdapter, ProviderEvent, RuntimeEvent, StreamStart, UpgradeInfo, WireMessage } from './types.js';
-import { beforeStart, checkMessageSize, headerValue, malformed, NOTHING, optionalString, parseJsonObject, ScratchDecoder, textMessage, unknownEvent, type JsonObject } from './wire.js';
+import type {
+  AdapterFactory,
+  ProviderAdapter,
+  ProviderEvent,
+  RuntimeEvent,
+  StreamStart,
+  UpgradeInfo,
+  WireMessage,
+} from './types.js';
+import {
+  beforeStart,
+  checkMessageSize,
+  headerValue,
+  malformed,
+  NOTHING,
+  optionalString,
+  parseJsonObject,
+  ScratchDecoder,
+  textMessage,
+  unknownEvent,
+  type JsonObject,
+} from './wire.js';
 
 /** The call's id as ACS names it on the WebSocket upgrade. */
 export const AZURE_CALL_HEADER = 'x-ms-call-connection-id';
@@ -108,7 +128,9 @@ class AzureAdapter implements ProviderAdapter {
     if (known !== undefined) return known;
     const taken = new Set(this.#legs.values());
     const named = this.upgrade.query.caller;
-    const preferred: Leg = (named !== undefined ? participant === named : participant.startsWith('4:')) ? 'caller' : 'agent';
+    const preferred: Leg = (named !== undefined ? participant === named : participant.startsWith('4:'))
+      ? 'caller'
+      : 'agent';
     const other: Leg = preferred === 'caller' ? 'agent' : 'caller';
     // A second participant of the same kind takes the other leg, unless the caller was named.
     let leg: Leg | null = null;
@@ -122,7 +144,8 @@ class AzureAdapter implements ProviderAdapter {
   flush(): ProviderEvent[] {
     const events: ProviderEvent[] = [];
     for (const [leg, reader] of this.#readers) {
-      if (reader.flush()) events.push({ type: 'media', leg, timestampMs: Math.max(0, reader.timestampMs), payload: reader.out[0] });
+      if (reader.flush())
+        events.push({ type: 'media', leg, timestampMs: Math.max(0, reader.timestampMs), payload: reader.out[0] });
     }
     return events;
   }
@@ -149,7 +172,11 @@ class AzureAdapter implements ProviderAdapter {
 
   mediaMessage(payload: Buffer): WireMessage {
     if (this.#writer === undefined) throw beforeStart('send');
-    return textMessage({ Kind: 'AudioData', AudioData: { Data: this.#writer.write(payload).toString('base64') }, StopAudio: null });
+    return textMessage({
+      Kind: 'AudioData',
+      AudioData: { Data: this.#writer.write(payload).toString('base64') },
+      StopAudio: null,
+    });
   }
 
   /** ACS confirms no playback position. */

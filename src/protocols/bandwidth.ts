@@ -5,7 +5,14 @@ import { CallrecError } from '../errors.js';
 import { bytesPerSample } from '../../media/codec.js';
 import type { Leg, MediaFormat } from '../../media/types.js';
 import { MediaMessageScan } from './media-scan.js';
-import type { AdapterFactory, ProviderAdapter, ProviderEvent, RuntimeEvent, StreamStart, WireMessage } from './types.js';
+import type {
+  AdapterFactory,
+  ProviderAdapter,
+  ProviderEvent,
+  RuntimeEvent,
+  StreamStart,
+  WireMessage,
+} from './types.js';
 import {
   beforeStart,
   checkMessageSize,
@@ -29,7 +36,9 @@ const ENCODINGS = { pcmu: 'audio/PCMU', l16: 'audio/PCM' };
 
 /** `playAudio`'s content type for the stream's format. */
 function contentType(format: MediaFormat): string {
-  return format.codec === 'pcmu' ? 'audio/pcmu' : `audio/pcm;rate=${format.sampleRate};channels=1;bit-depth=16;endian=little;encoding=signed`;
+  return format.codec === 'pcmu'
+    ? 'audio/pcmu'
+    : `audio/pcm;rate=${format.sampleRate};channels=1;bit-depth=16;endian=little;encoding=signed`;
 }
 
 /** `metadata.tracks`: `[{ name, mediaFormat: { encoding, sampleRate } }]`, one format for all. */
@@ -43,8 +52,14 @@ function parseTracks(metadata: JsonObject): { legs: Leg[]; format: MediaFormat }
     legs.push(legOfTrack(stringField(track as JsonObject, 'name', 'metadata.tracks.name'), 'metadata.tracks.name'));
     const mf = objectField(track as JsonObject, 'mediaFormat', 'metadata.tracks.mediaFormat');
     if (typeof mf.sampleRate !== 'number') throw malformed('metadata.tracks.mediaFormat.sampleRate');
-    const own = mediaFormat(stringField(mf, 'encoding', 'metadata.tracks.mediaFormat.encoding'), mf.sampleRate, ENCODINGS, 'le');
-    if (format !== undefined && (own.codec !== format.codec || own.sampleRate !== format.sampleRate)) throw malformed('metadata.tracks', 'tracks in different formats');
+    const own = mediaFormat(
+      stringField(mf, 'encoding', 'metadata.tracks.mediaFormat.encoding'),
+      mf.sampleRate,
+      ENCODINGS,
+      'le',
+    );
+    if (format !== undefined && (own.codec !== format.codec || own.sampleRate !== format.sampleRate))
+      throw malformed('metadata.tracks', 'tracks in different formats');
     format = own;
   }
   return { legs, format: format! };
@@ -56,7 +71,8 @@ function parseStart(message: JsonObject): StreamStart {
   const params: Record<string, string> = {};
   flattenParams(message.streamParams, params);
   return {
-    providerCallId: optionalString(metadata, 'callId', 'metadata.callId') ?? optionalString(message, 'callId', 'callId'),
+    providerCallId:
+      optionalString(metadata, 'callId', 'metadata.callId') ?? optionalString(message, 'callId', 'callId'),
     streamId: optionalString(metadata, 'streamId', 'metadata.streamId'),
     params,
     format,
@@ -110,7 +126,11 @@ class BandwidthAdapter implements ProviderAdapter {
     const format = this.#format;
     if (format === undefined) throw beforeStart('media');
     const leg = legOfTrack(stringField(message, 'track', 'track'), 'track');
-    return this.#place(leg, this.#providerAudio.decode(stringField(message, 'payload', 'payload'), bytesPerSample(format), 'payload'), format);
+    return this.#place(
+      leg,
+      this.#providerAudio.decode(stringField(message, 'payload', 'payload'), bytesPerSample(format), 'payload'),
+      format,
+    );
   }
 
   /** The frame after the samples its track has sent so far. */
@@ -130,10 +150,20 @@ class BandwidthAdapter implements ProviderAdapter {
         const format = this.#format;
         const type = stringField(media, 'contentType', 'media.contentType');
         if (format !== undefined && type.toLowerCase().replace(/\s/g, '') !== contentType(format)) {
-          throw new CallrecError('ERR_UNSUPPORTED_CODEC', `playAudio in ${type.slice(0, 80)}; the stream is ${contentType(format)}`);
+          throw new CallrecError(
+            'ERR_UNSUPPORTED_CODEC',
+            `playAudio in ${type.slice(0, 80)}; the stream is ${contentType(format)}`,
+          );
         }
         const sampleBytes = format === undefined ? 1 : bytesPerSample(format);
-        return { type: 'media', payload: this.#runtimeAudio.decode(stringField(media, 'payload', 'media.payload'), sampleBytes, 'media.payload') };
+        return {
+          type: 'media',
+          payload: this.#runtimeAudio.decode(
+            stringField(media, 'payload', 'media.payload'),
+            sampleBytes,
+            'media.payload',
+          ),
+        };
       }
       case 'clear':
         return { type: 'clear' };
@@ -144,7 +174,10 @@ class BandwidthAdapter implements ProviderAdapter {
 
   mediaMessage(payload: Buffer): WireMessage {
     if (this.#format === undefined) throw beforeStart('send');
-    return textMessage({ eventType: 'playAudio', media: { contentType: contentType(this.#format), payload: payload.toString('base64') } });
+    return textMessage({
+      eventType: 'playAudio',
+      media: { contentType: contentType(this.#format), payload: payload.toString('base64') },
+    });
   }
 
   /** Bandwidth confirms no playback position, so a consent prompt cannot be known to have played. */

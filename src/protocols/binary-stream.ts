@@ -6,7 +6,15 @@
  * runtime's audio; a `BinaryDialect` holds what each platform says in its text frames.
  */
 import { PcmReader, PcmWriter, wireFormat, type WireFormat } from './pcm.js';
-import type { Provider, ProviderAdapter, ProviderEvent, RuntimeEvent, StreamStart, UpgradeInfo, WireMessage } from './types.js';
+import type {
+  Provider,
+  ProviderAdapter,
+  ProviderEvent,
+  RuntimeEvent,
+  StreamStart,
+  UpgradeInfo,
+  WireMessage,
+} from './types.js';
 import { beforeStart, checkMessageSize, malformed, type JsonObject } from './wire.js';
 
 /** What a platform's opening text frame says: the stream, and how its audio arrives. */
@@ -34,7 +42,12 @@ export function mixChannels(mixType: string, path: string): 1 | 2 {
 }
 
 /** The opening of an L16 little-endian stream of one or two channels (jambonz, FreeSWITCH). */
-export function l16Opening(providerCallId: string | undefined, params: Record<string, string>, rate: number, channels: 1 | 2): BinaryOpening {
+export function l16Opening(
+  providerCallId: string | undefined,
+  params: Record<string, string>,
+  rate: number,
+  channels: 1 | 2,
+): BinaryOpening {
   return {
     start: { providerCallId, params, legs: channels === 2 ? ['caller', 'agent'] : ['caller'] },
     wire: wireFormat('l16', rate, 'le', 'L16'),
@@ -108,7 +121,8 @@ export class BinaryStreamAdapter implements ProviderAdapter {
 
   /** What `reader` last produced, as one leg's frame or a stereo frame. */
   #event(reader: PcmReader): ProviderEvent {
-    if (reader.out.length === 1) return { type: 'media', leg: 'caller', timestampMs: reader.timestampMs, payload: reader.out[0] };
+    if (reader.out.length === 1)
+      return { type: 'media', leg: 'caller', timestampMs: reader.timestampMs, payload: reader.out[0] };
     return { type: 'stereo', timestampMs: reader.timestampMs, caller: reader.out[0], agent: reader.out[1] };
   }
 
@@ -138,7 +152,11 @@ export class BinaryStreamAdapter implements ProviderAdapter {
     let reader = this.#runtimeReaders.get(rate);
     if (reader === undefined) {
       // Bounded: a runtime names a handful of rates at most, and an unsupported one throws here.
-      reader = new PcmReader(wireFormat(this.#wire!.codec, rate, this.#wire!.byteOrder, `runtime audio`), 1, this.#reader!.format);
+      reader = new PcmReader(
+        wireFormat(this.#wire!.codec, rate, this.#wire!.byteOrder, `runtime audio`),
+        1,
+        this.#reader!.format,
+      );
       this.#runtimeReaders.set(rate, reader);
     }
     reader.read(payload, 0);
@@ -165,12 +183,12 @@ export class BinaryStreamAdapter implements ProviderAdapter {
   }
 }
 
-
 /** Removes callrec's credentials from an opening frame's objects: `token`, and any value equal to the URL's token. */
 export function dropCredentials(upgrade: UpgradeInfo, ...objects: unknown[]): void {
   const secret = upgrade.query.token;
   for (const o of objects) {
     if (typeof o !== 'object' || o === null) continue;
-    for (const [key, value] of Object.entries(o)) if (key === 'token' || (secret !== undefined && value === secret)) delete (o as JsonObject)[key];
+    for (const [key, value] of Object.entries(o))
+      if (key === 'token' || (secret !== undefined && value === secret)) delete (o as JsonObject)[key];
   }
 }

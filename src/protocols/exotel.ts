@@ -1,8 +1,22 @@
 // Built from: Exotel Developer Docs, "Working with the Stream and Voicebot Applet" (AgentStream):
 // connected, start, media, dtmf, mark, stop from Exotel; media, mark, clear back to it.
-import { scrubStartParam, streamSampleBytes, TRACK_PLAYBACK, TrackStreamAdapter, type TrackDialect } from './track-stream.js';
+import {
+  scrubStartParam,
+  streamSampleBytes,
+  TRACK_PLAYBACK,
+  TrackStreamAdapter,
+  type TrackDialect,
+} from './track-stream.js';
 import type { AdapterFactory, StreamStart } from './types.js';
-import { flattenParams, malformed, mediaFormat, objectField, optionalString, stringField, type JsonObject } from './wire.js';
+import {
+  flattenParams,
+  malformed,
+  mediaFormat,
+  objectField,
+  optionalString,
+  stringField,
+  type JsonObject,
+} from './wire.js';
 
 /**
  * Exotel's `media_format.encoding` says how the audio is carried (`base64`), not its codec: the
@@ -16,13 +30,15 @@ function parseStart(message: JsonObject): StreamStart {
   const mf = objectField(start, 'media_format', 'start.media_format');
   // Sent as a decimal string ("8000"), as a number by some accounts.
   const sampleRate = Number(mf.sample_rate);
-  if (typeof mf.sample_rate !== 'string' && typeof mf.sample_rate !== 'number') throw malformed('start.media_format.sample_rate');
+  if (typeof mf.sample_rate !== 'string' && typeof mf.sample_rate !== 'number')
+    throw malformed('start.media_format.sample_rate');
   const format = mediaFormat(stringField(mf, 'encoding', 'start.media_format.encoding'), sampleRate, ENCODINGS, 'le');
   const params: Record<string, string> = {};
   flattenParams(start.custom_parameters, params);
   return {
     providerCallId: optionalString(start, 'call_sid', 'start.call_sid'),
-    streamId: optionalString(message, 'stream_sid', 'stream_sid') ?? optionalString(start, 'stream_sid', 'start.stream_sid'),
+    streamId:
+      optionalString(message, 'stream_sid', 'stream_sid') ?? optionalString(start, 'stream_sid', 'start.stream_sid'),
     params,
     format,
     // The default stream is the caller's alone, its frames naming no track; with `both` tracks

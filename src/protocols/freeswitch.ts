@@ -2,9 +2,27 @@
 // start <url> <mono|mixed|stereo> <8k|16k> <metadata>`, the metadata sent as the first text frame,
 // binary L16 after it, and the JSON `streamAudio` reply that plays audio back.
 import { isUtf8 } from 'node:buffer';
-import { BinaryStreamAdapter, dropCredentials, l16Opening, mixChannels, rateField, type BinaryDialect, type BinaryOpening, type RuntimeText } from './binary-stream.js';
+import {
+  BinaryStreamAdapter,
+  dropCredentials,
+  l16Opening,
+  mixChannels,
+  rateField,
+  type BinaryDialect,
+  type BinaryOpening,
+  type RuntimeText,
+} from './binary-stream.js';
 import type { AdapterFactory, UpgradeInfo } from './types.js';
-import { flattenParams, malformed, NOTHING, objectField, optionalString, parseJsonObject, stringField, textMessage } from './wire.js';
+import {
+  flattenParams,
+  malformed,
+  NOTHING,
+  objectField,
+  optionalString,
+  parseJsonObject,
+  stringField,
+  textMessage,
+} from './wire.js';
 
 /** `8k`/`16k` as the API command spells it, or a number of Hz. */
 function parseRate(value: string | undefined): number {
@@ -35,7 +53,11 @@ function parseRuntimeText(data: Buffer): RuntimeText {
   const audio = objectField(message, 'data', 'data');
   // Only raw L16 is audio callrec can record; a wav/mp3/ogg file still plays, unrecorded.
   if (audio.audioDataType !== 'raw') return { type: 'other' };
-  return { type: 'audio', payload: Buffer.from(stringField(audio, 'audioData', 'data.audioData'), 'base64'), rate: rateField(audio, 'sampleRate', 'data.sampleRate') };
+  return {
+    type: 'audio',
+    payload: Buffer.from(stringField(audio, 'audioData', 'data.audioData'), 'base64'),
+    rate: rateField(audio, 'sampleRate', 'data.sampleRate'),
+  };
 }
 
 const dialect: BinaryDialect = {
@@ -47,7 +69,11 @@ const dialect: BinaryDialect = {
     return NOTHING;
   },
   parseRuntimeText,
-  mediaMessage: (audio, rate) => textMessage({ type: 'streamAudio', data: { audioDataType: 'raw', sampleRate: rate, audioData: audio.toString('base64') } }),
+  mediaMessage: (audio, rate) =>
+    textMessage({
+      type: 'streamAudio',
+      data: { audioDataType: 'raw', sampleRate: rate, audioData: audio.toString('base64') },
+    }),
   // mod_audio_stream has no marks and no way to stop what it plays.
   markMessage: () => null,
   clearMessage: () => null,

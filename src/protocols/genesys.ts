@@ -2,8 +2,28 @@
 // the message shapes of purecloudlabs/audiohook-reference-implementation.
 import { CallrecError } from '../errors.js';
 import type { Leg, MediaFormat } from '../../media/types.js';
-import type { AdapterFactory, ProviderAdapter, ProviderEvent, RuntimeEvent, StreamStart, UpgradeInfo, WireMessage } from './types.js';
-import { checkMessageSize, flattenParams, headerValue, malformed, NOTHING, objectField, parseJsonObject, stringField, textMessage, unknownEvent, type JsonObject } from './wire.js';
+import type {
+  AdapterFactory,
+  ProviderAdapter,
+  ProviderEvent,
+  RuntimeEvent,
+  StreamStart,
+  UpgradeInfo,
+  WireMessage,
+} from './types.js';
+import {
+  checkMessageSize,
+  flattenParams,
+  headerValue,
+  malformed,
+  NOTHING,
+  objectField,
+  parseJsonObject,
+  stringField,
+  textMessage,
+  unknownEvent,
+  type JsonObject,
+} from './wire.js';
 
 /** Where Genesys puts callrec's API key, on the upgrade request. */
 export const AUDIOHOOK_KEY_HEADER = 'x-api-key';
@@ -33,7 +53,14 @@ function legsOf(offer: unknown): Leg[] | null {
 }
 
 function describeOffer(offers: unknown[]): string {
-  return offers.map((o) => (typeof o === 'object' && o !== null ? `${String((o as JsonObject).format)}/${String((o as JsonObject).rate)}` : '?')).join(', ').slice(0, 80);
+  return offers
+    .map((o) =>
+      typeof o === 'object' && o !== null
+        ? `${String((o as JsonObject).format)}/${String((o as JsonObject).rate)}`
+        : '?',
+    )
+    .join(', ')
+    .slice(0, 80);
 }
 
 /**
@@ -107,7 +134,11 @@ class GenesysAdapter implements ProviderAdapter {
     const offers = parameters.media;
     if (!Array.isArray(offers)) throw malformed('parameters.media');
     const chosen = offers.findIndex((offer) => legsOf(offer) !== null);
-    if (chosen < 0) throw new CallrecError('ERR_UNSUPPORTED_CODEC', `no offered format callrec records (PCMU 8 kHz, external/internal): ${describeOffer(offers)}`);
+    if (chosen < 0)
+      throw new CallrecError(
+        'ERR_UNSUPPORTED_CODEC',
+        `no offered format callrec records (PCMU 8 kHz, external/internal): ${describeOffer(offers)}`,
+      );
     this.#sessionId = sessionId;
     this.#channels = legsOf(offers[chosen]);
     const reply = this.#message('opened', { media: [offers[chosen]], startPaused: false });
@@ -134,7 +165,8 @@ class GenesysAdapter implements ProviderAdapter {
   #audio(data: Buffer): ProviderEvent {
     const channels = this.#channels;
     if (channels === null) throw new CallrecError('ERR_UNEXPECTED_MESSAGE', 'audio before open');
-    if (data.length === 0 || data.length % channels.length !== 0) throw new CallrecError('ERR_BAD_PAYLOAD', 'frame: empty, or not a whole number of samples on every channel');
+    if (data.length === 0 || data.length % channels.length !== 0)
+      throw new CallrecError('ERR_BAD_PAYLOAD', 'frame: empty, or not a whole number of samples on every channel');
     const samples = data.length / channels.length;
     const timestampMs = this.#clockMs(this.#position);
     this.#position += samples;
@@ -161,7 +193,14 @@ class GenesysAdapter implements ProviderAdapter {
 
   /** A server message: every one numbered, and acknowledging the client's latest. */
   #message(type: string, parameters: JsonObject): WireMessage {
-    return textMessage({ version: '2', id: this.#sessionId, type, seq: ++this.#seq, clientseq: this.#clientSeq, parameters });
+    return textMessage({
+      version: '2',
+      id: this.#sessionId,
+      type,
+      seq: ++this.#seq,
+      clientseq: this.#clientSeq,
+      parameters,
+    });
   }
 
   /** The server-initiated pause: Genesys answers `paused` (and after `resume`, `resumed`), which move the recording. */
@@ -198,7 +237,10 @@ class GenesysAdapter implements ProviderAdapter {
 }
 
 function noAudioBack(): CallrecError {
-  return new CallrecError('ERR_BAD_PARAMETER', 'AudioHook Monitor plays nothing back: no runtime, no prompt (fork only)');
+  return new CallrecError(
+    'ERR_BAD_PARAMETER',
+    'AudioHook Monitor plays nothing back: no runtime, no prompt (fork only)',
+  );
 }
 
 /** Genesys Cloud AudioHook Monitor. */

@@ -12,7 +12,20 @@ import { signalwire, twilio } from './twilio.js';
 import { vonage } from './vonage.js';
 
 /** One adapter factory per provider endpoint (`/media/{provider}`). */
-export const adapters: Record<Provider, AdapterFactory> = { twilio, telnyx, vonage, signalwire, plivo, exotel, bandwidth, jambonz, freeswitch, asterisk, azure, genesys };
+export const adapters: Record<Provider, AdapterFactory> = {
+  twilio,
+  telnyx,
+  vonage,
+  signalwire,
+  plivo,
+  exotel,
+  bandwidth,
+  jambonz,
+  freeswitch,
+  asterisk,
+  azure,
+  genesys,
+};
 
 export { TELNYX_AUTH_HEADER } from './telnyx.js';
 export { AUDIOHOOK_KEY_HEADER } from './genesys.js';

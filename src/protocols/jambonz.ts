@@ -1,8 +1,26 @@
 // Built from: jambonz docs, "listen" verb (the WebSocket it opens: subprotocol `audio.jambonz.org`,
 // one JSON metadata text frame, then binary L16; bidirectional audio, marks, killAudio).
-import { BinaryStreamAdapter, dropCredentials, l16Opening, mixChannels, rateField, type BinaryDialect, type BinaryOpening, type RuntimeText } from './binary-stream.js';
+import {
+  BinaryStreamAdapter,
+  dropCredentials,
+  l16Opening,
+  mixChannels,
+  rateField,
+  type BinaryDialect,
+  type BinaryOpening,
+  type RuntimeText,
+} from './binary-stream.js';
 import type { AdapterFactory, ProviderEvent } from './types.js';
-import { flattenParams, NOTHING, objectField, optionalString, parseJsonObject, stringField, textMessage, unknownEvent } from './wire.js';
+import {
+  flattenParams,
+  NOTHING,
+  objectField,
+  optionalString,
+  parseJsonObject,
+  stringField,
+  textMessage,
+  unknownEvent,
+} from './wire.js';
 
 function parseStart(data: Buffer): BinaryOpening {
   const message = parseJsonObject(data);

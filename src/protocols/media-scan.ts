@@ -86,7 +86,18 @@ function skipString(b: Uint8Array, i: number): number {
       if (e === 0x75) {
         if (!(isHex(b[i + 1]) && isHex(b[i + 2]) && isHex(b[i + 3]) && isHex(b[i + 4]))) return FAIL;
         i += 4;
-      } else if (!(e === QUOTE || e === BACKSLASH || e === 0x2f || e === 0x62 || e === 0x66 || e === 0x6e || e === 0x72 || e === 0x74)) {
+      } else if (
+        !(
+          e === QUOTE ||
+          e === BACKSLASH ||
+          e === 0x2f ||
+          e === 0x62 ||
+          e === 0x66 ||
+          e === 0x6e ||
+          e === 0x72 ||
+          e === 0x74
+        )
+      ) {
         return FAIL;
       }
     }
@@ -208,7 +219,9 @@ export class MediaMessageScan {
     const i = skipSpace(message, 0);
     if (message[i] !== OPEN_OBJECT) return false;
     const end = this.#object(message, i, false);
-    return end !== FAIL && skipSpace(message, end) === message.length && this.#sawEvent && (this.#flat || this.#sawMedia);
+    return (
+      end !== FAIL && skipSpace(message, end) === message.length && this.#sawEvent && (this.#flat || this.#sawMedia)
+    );
   }
 
   /**
@@ -288,7 +301,13 @@ export class MediaMessageScan {
       if (quoted) {
         if (b[end] !== QUOTE) return FAIL;
         end++;
-      } else if (isDigit(b[end]) || b[end] === DOT || b[end] === 0x65 || b[end] === 0x45 || (b[start] === ZERO && end - start > 1)) {
+      } else if (
+        isDigit(b[end]) ||
+        b[end] === DOT ||
+        b[end] === 0x65 ||
+        b[end] === 0x45 ||
+        (b[start] === ZERO && end - start > 1)
+      ) {
         return FAIL;
       }
       if (isTimestamp) this.timestamp = value;

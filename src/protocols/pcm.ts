@@ -26,7 +26,12 @@ export function unsupportedCodec(name: string, rate: number): CallrecError {
 }
 
 /** Checks a wire format: G.711 at 8 kHz, L16 at 8, 16, 24 or 48 kHz; `name` is the platform's spelling, for the error. */
-export function wireFormat(codec: MediaFormat['codec'] | null, rate: number, byteOrder: 'be' | 'le', name: string): WireFormat {
+export function wireFormat(
+  codec: MediaFormat['codec'] | null,
+  rate: number,
+  byteOrder: 'be' | 'le',
+  name: string,
+): WireFormat {
   const ok = codec === 'l16' ? L16_RATES.has(rate) : codec !== null && rate === 8000;
   if (!ok) throw unsupportedCodec(name, rate);
   return { codec: codec!, rate, byteOrder };
@@ -35,7 +40,8 @@ export function wireFormat(codec: MediaFormat['codec'] | null, rate: number, byt
 /** The recording's format for `wire`: itself at 8 or 16 kHz, else L16 at 16 kHz in this host's byte order. */
 export function recordedFormat(wire: WireFormat): MediaFormat {
   if (wire.codec !== 'l16') return { codec: wire.codec, sampleRate: 8000 };
-  if (wire.rate === 8000 || wire.rate === 16000) return { codec: 'l16', sampleRate: wire.rate, byteOrder: wire.byteOrder };
+  if (wire.rate === 8000 || wire.rate === 16000)
+    return { codec: 'l16', sampleRate: wire.rate, byteOrder: wire.byteOrder };
   return { codec: 'l16', sampleRate: 16000, byteOrder: HOST_ORDER };
 }
 
@@ -105,13 +111,17 @@ export class PcmReader {
     this.#wire = wire;
     this.format = format;
     const resample = this.format.sampleRate !== wire.rate;
-    this.#channels = Array.from({ length: channels }, () => new Channel(resample ? new StreamResampler(wire.rate, this.format.sampleRate) : null));
+    this.#channels = Array.from(
+      { length: channels },
+      () => new Channel(resample ? new StreamResampler(wire.rate, this.format.sampleRate) : null),
+    );
     this.#frameBytes = bytesPerSample(this.format) * channels;
   }
 
   /** Reads one frame whose first sample is at `inputMs`; throws `ERR_BAD_PAYLOAD` unless it holds whole sample frames. */
   read(payload: Buffer, inputMs: number): void {
-    if (payload.length % this.#frameBytes !== 0) throw new CallrecError('ERR_BAD_PAYLOAD', 'frame: not a whole number of samples');
+    if (payload.length % this.#frameBytes !== 0)
+      throw new CallrecError('ERR_BAD_PAYLOAD', 'frame: not a whole number of samples');
     const channels = this.#channels;
     this.timestampMs = inputMs;
     if (channels[0].resampler === null) {

@@ -4,7 +4,15 @@ import { CallrecError } from '../errors.js';
 import type { MediaFormat } from '../../media/types.js';
 import { streamSampleBytes, TrackStreamAdapter, type TrackDialect } from './track-stream.js';
 import type { AdapterFactory, StreamStart } from './types.js';
-import { legsOfTracks, malformed, mediaFormat, objectField, optionalString, stringField, type JsonObject } from './wire.js';
+import {
+  legsOfTracks,
+  malformed,
+  mediaFormat,
+  objectField,
+  optionalString,
+  stringField,
+  type JsonObject,
+} from './wire.js';
 
 const ENCODINGS = { pcmu: 'audio/x-mulaw', l16: 'audio/x-l16' };
 const CONTENT_TYPES: Partial<Record<MediaFormat['codec'], string>> = { pcmu: ENCODINGS.pcmu, l16: ENCODINGS.l16 };
@@ -72,15 +80,23 @@ const dialect: TrackDialect = {
     clear: 'clearAudio',
     markEcho: 'playedStream',
     runtimeQuiet: ['sendDTMF'],
-    mediaBody: (payload, format) => ({ media: { contentType: CONTENT_TYPES[format.codec], sampleRate: format.sampleRate, payload } }),
+    mediaBody: (payload, format) => ({
+      media: { contentType: CONTENT_TYPES[format.codec], sampleRate: format.sampleRate, payload },
+    }),
     markBody: (name) => ({ name }),
     markName: (message) => stringField(message, 'name', 'name'),
     // Plivo plays any of its formats into any stream; the recording holds the stream's only.
     checkMedia(message, format) {
       const media = objectField(message, 'media', 'media');
       const contentType = stringField(media, 'contentType', 'media.contentType');
-      if (format !== undefined && (contentType !== CONTENT_TYPES[format.codec] || media.sampleRate !== format.sampleRate)) {
-        throw new CallrecError('ERR_UNSUPPORTED_CODEC', `playAudio in ${contentType.slice(0, 40)} at ${String(media.sampleRate).slice(0, 10)} Hz; the stream is ${CONTENT_TYPES[format.codec]} at ${format.sampleRate} Hz`);
+      if (
+        format !== undefined &&
+        (contentType !== CONTENT_TYPES[format.codec] || media.sampleRate !== format.sampleRate)
+      ) {
+        throw new CallrecError(
+          'ERR_UNSUPPORTED_CODEC',
+          `playAudio in ${contentType.slice(0, 40)} at ${String(media.sampleRate).slice(0, 10)} Hz; the stream is ${CONTENT_TYPES[format.codec]} at ${format.sampleRate} Hz`,
+        );
       }
     },
   },

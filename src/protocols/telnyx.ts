@@ -2,7 +2,16 @@
 // and how pipecat's `TelnyxFrameSerializer` (a Telnyx-speaking runtime) reads and writes it.
 import { TRACK_PLAYBACK, TrackStreamAdapter, type TrackDialect } from './track-stream.js';
 import type { AdapterFactory, StreamStart, UpgradeInfo } from './types.js';
-import { flattenParams, headerValue, malformed, mediaFormat, objectField, optionalString, stringField, type JsonObject } from './wire.js';
+import {
+  flattenParams,
+  headerValue,
+  malformed,
+  mediaFormat,
+  objectField,
+  optionalString,
+  stringField,
+  type JsonObject,
+} from './wire.js';
 
 /** Where Telnyx puts the call's `stream_auth_token` (SPEC §4). */
 export const TELNYX_AUTH_HEADER = 'x-telnyx-streaming-auth-token';
@@ -22,7 +31,12 @@ function decodeClientState(clientState: string | undefined): JsonObject | undefi
 
 /** A `{name, value}` entry of the list form of `custom_parameters`. */
 function isNamedParam(item: unknown): item is { name: string; value: string } {
-  return typeof item === 'object' && item !== null && typeof (item as JsonObject).name === 'string' && typeof (item as JsonObject).value === 'string';
+  return (
+    typeof item === 'object' &&
+    item !== null &&
+    typeof (item as JsonObject).name === 'string' &&
+    typeof (item as JsonObject).value === 'string'
+  );
 }
 
 /**
@@ -78,7 +92,8 @@ function scrubStart(message: JsonObject, upgrade: UpgradeInfo): void {
   if (Array.isArray(params)) {
     start.custom_parameters = params.filter((p) => !(isNamedParam(p) && isCredential(p.name, p.value)));
   } else if (typeof params === 'object' && params !== null) {
-    for (const [name, value] of Object.entries(params)) if (isCredential(name, value)) delete (params as JsonObject)[name];
+    for (const [name, value] of Object.entries(params))
+      if (isCredential(name, value)) delete (params as JsonObject)[name];
   }
   const state = decodeClientState(optionalString(start, 'client_state', 'start.client_state'));
   if (state === undefined) return;

@@ -9,7 +9,15 @@
 import { bytesPerSample } from '../../media/codec.js';
 import type { Leg, MediaFormat } from '../../media/types.js';
 import { MediaMessageScan } from './media-scan.js';
-import type { Provider, ProviderAdapter, ProviderEvent, RuntimeEvent, StreamStart, UpgradeInfo, WireMessage } from './types.js';
+import type {
+  Provider,
+  ProviderAdapter,
+  ProviderEvent,
+  RuntimeEvent,
+  StreamStart,
+  UpgradeInfo,
+  WireMessage,
+} from './types.js';
 import {
   beforeStart,
   checkMessageSize,
@@ -64,7 +72,8 @@ export const TRACK_PLAYBACK: TrackPlayback = {
 };
 
 /** `TrackDialect.runtimeSampleBytes` where a runtime plays the stream's own format only. */
-export const streamSampleBytes = (format: MediaFormat | undefined): number => (format === undefined ? 1 : bytesPerSample(format));
+export const streamSampleBytes = (format: MediaFormat | undefined): number =>
+  format === undefined ? 1 : bytesPerSample(format);
 
 /** `TrackDialect.scrubStart` for a start whose parameters are one object in `start`: drops its `token`. */
 export const scrubStartParam =
@@ -124,7 +133,13 @@ class TrackMediaReader {
     if (leg === undefined || (timestamp === undefined && scan.chunk < 1)) return null;
     const payload = this.decoder.decodeBytes(data, scan.payloadStart, scan.payloadEnd, bytesPerSample(format));
     if (payload === null) return null;
-    const timestampMs = frameTimestampMs(timestamp, scan.chunk < 0 ? undefined : scan.chunk, payload.length, format, 'media');
+    const timestampMs = frameTimestampMs(
+      timestamp,
+      scan.chunk < 0 ? undefined : scan.chunk,
+      payload.length,
+      format,
+      'media',
+    );
     return { type: 'media', leg, timestampMs, payload };
   }
 
@@ -133,8 +148,15 @@ class TrackMediaReader {
     if (format === undefined) throw beforeStart('media');
     const media = objectField(message, 'media', 'media');
     const untracked = this.dialect.untrackedLeg;
-    const leg = untracked !== undefined && media.track === undefined ? untracked : legOfTrack(stringField(media, 'track', 'media.track'), 'media.track');
-    const payload = this.decoder.decode(stringField(media, 'payload', 'media.payload'), bytesPerSample(format), 'media.payload');
+    const leg =
+      untracked !== undefined && media.track === undefined
+        ? untracked
+        : legOfTrack(stringField(media, 'track', 'media.track'), 'media.track');
+    const payload = this.decoder.decode(
+      stringField(media, 'payload', 'media.payload'),
+      bytesPerSample(format),
+      'media.payload',
+    );
     const timestamp = optionalCount(media, 'timestamp', 'media.timestamp');
     const timestampMs = frameTimestampMs(
       this.dialect.clock === 'timestamp' ? timestamp : undefined,
@@ -221,7 +243,14 @@ export class TrackStreamAdapter implements ProviderAdapter {
     if (event === playback.media) {
       playback.checkMedia(message, this.#format);
       const media = objectField(message, 'media', 'media');
-      return { type: 'media', payload: this.#runtimeMedia.decoder.decode(stringField(media, 'payload', 'media.payload'), sampleBytes, 'media.payload') };
+      return {
+        type: 'media',
+        payload: this.#runtimeMedia.decoder.decode(
+          stringField(media, 'payload', 'media.payload'),
+          sampleBytes,
+          'media.payload',
+        ),
+      };
     }
     if (event === playback.mark) return { type: 'mark', name: playback.markName(message) };
     if (event === playback.clear) return { type: 'clear' };

@@ -1,7 +1,22 @@
 // Built from: Twilio Docs, "Media Streams - WebSocket Messages".
-import { scrubStartParam, streamSampleBytes, TRACK_PLAYBACK, TrackStreamAdapter, type TrackDialect } from './track-stream.js';
+import {
+  scrubStartParam,
+  streamSampleBytes,
+  TRACK_PLAYBACK,
+  TrackStreamAdapter,
+  type TrackDialect,
+} from './track-stream.js';
 import type { AdapterFactory, StreamStart } from './types.js';
-import { flattenParams, legsOfTracks, malformed, mediaFormat, objectField, optionalString, stringField, type JsonObject } from './wire.js';
+import {
+  flattenParams,
+  legsOfTracks,
+  malformed,
+  mediaFormat,
+  objectField,
+  optionalString,
+  stringField,
+  type JsonObject,
+} from './wire.js';
 
 const ENCODINGS = { pcmu: 'audio/x-mulaw', pcma: 'audio/x-alaw', l16: 'audio/l16' };
 
@@ -53,4 +68,5 @@ export const twilio: AdapterFactory = (upgrade) => new TrackStreamAdapter(dialec
  * SignalWire's cXML `<Stream>` (Compatibility API) speaks Twilio's Media Streams protocol message
  * for message; only the provider's name, in logs, metrics and the call's record, differs.
  */
-export const signalwire: AdapterFactory = (upgrade) => new TrackStreamAdapter({ ...dialect, provider: 'signalwire' }, upgrade);
+export const signalwire: AdapterFactory = (upgrade) =>
+  new TrackStreamAdapter({ ...dialect, provider: 'signalwire' }, upgrade);

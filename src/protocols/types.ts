@@ -1,7 +1,19 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Leg, MediaFormat } from '../../media/types.js';
 
-export type Provider = 'twilio' | 'telnyx' | 'vonage' | 'signalwire' | 'plivo' | 'exotel' | 'bandwidth' | 'jambonz' | 'freeswitch' | 'asterisk' | 'azure' | 'genesys';
+export type Provider =
+  | 'twilio'
+  | 'telnyx'
+  | 'vonage'
+  | 'signalwire'
+  | 'plivo'
+  | 'exotel'
+  | 'bandwidth'
+  | 'jambonz'
+  | 'freeswitch'
+  | 'asterisk'
+  | 'azure'
+  | 'genesys';
 
 /** Where a call's media comes from: a provider's WebSocket, or a SIPREC session's RTP (`src/sip/`). */
 export type CallSource = Provider | 'siprec';

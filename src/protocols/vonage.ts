@@ -1,12 +1,32 @@
 // Built from: Vonage API Developer, "WebSockets in the Vonage Voice API" (and the NCCO reference, `connect` to a websocket).
-import { BinaryStreamAdapter, dropCredentials, type BinaryDialect, type BinaryOpening, type RuntimeText } from './binary-stream.js';
+import {
+  BinaryStreamAdapter,
+  dropCredentials,
+  type BinaryDialect,
+  type BinaryOpening,
+  type RuntimeText,
+} from './binary-stream.js';
 import { wireFormat } from './pcm.js';
 import type { AdapterFactory, ProviderEvent } from './types.js';
-import { beforeStart, eventName, malformed, NOTHING, objectField, parseJsonObject, stringField, textMessage, unknownEvent, type JsonObject } from './wire.js';
+import {
+  beforeStart,
+  eventName,
+  malformed,
+  NOTHING,
+  objectField,
+  parseJsonObject,
+  stringField,
+  textMessage,
+  unknownEvent,
+  type JsonObject,
+} from './wire.js';
 
 /** `audio/l16;rate=16000` → L16 little-endian at that rate (8, 16 or 24 kHz as Vonage sends it). */
 function parseContentType(contentType: string): { rate: number; ok: boolean } {
-  const [type, ...parameters] = contentType.toLowerCase().split(';').map((part) => part.trim());
+  const [type, ...parameters] = contentType
+    .toLowerCase()
+    .split(';')
+    .map((part) => part.trim());
   const rate = parameters.find((p) => p.startsWith('rate='))?.slice('rate='.length);
   return { rate: rate === undefined ? NaN : Number(rate), ok: type === 'audio/l16' };
 }

@@ -90,7 +90,10 @@ export const MAX_PROVIDER_MESSAGE_BYTES = 64 * 1024;
 
 export function checkMessageSize(data: Buffer): void {
   if (data.length > MAX_PROVIDER_MESSAGE_BYTES) {
-    throw new CallrecError('ERR_MESSAGE_TOO_LARGE', `${data.length}-byte message; the limit is ${MAX_PROVIDER_MESSAGE_BYTES}`);
+    throw new CallrecError(
+      'ERR_MESSAGE_TOO_LARGE',
+      `${data.length}-byte message; the limit is ${MAX_PROVIDER_MESSAGE_BYTES}`,
+    );
   }
 }
 

@@ -58,7 +58,11 @@ export class RecordingQueues {
     const name = recordingsQueueName(nodeId);
     let queue = this.#queues.get(name);
     if (!queue) {
-      queue = new Queue<RecordingJobData>(name, { connection: this.#connection, prefix: this.#prefix, defaultJobOptions: RECORDING_JOB_OPTIONS });
+      queue = new Queue<RecordingJobData>(name, {
+        connection: this.#connection,
+        prefix: this.#prefix,
+        defaultJobOptions: RECORDING_JOB_OPTIONS,
+      });
       queue.on('error', (err) => this.#onError(err, name));
       this.#queues.set(name, queue);
     }
@@ -118,17 +122,33 @@ export class RecordingEnqueuer {
         await attemptWithin(this.#queues.add(job, spoolNode), ATTEMPT_TIMEOUT_MS);
         if (attempt > 1) {
           waiting.dec();
-          log.info({ tenantId: job.tenantId, callId: job.callId, recordingId: job.recordingId, attempts: attempt }, 'recording queued after Redis came back');
+          log.info(
+            { tenantId: job.tenantId, callId: job.callId, recordingId: job.recordingId, attempts: attempt },
+            'recording queued after Redis came back',
+          );
         }
         return;
       } catch (err) {
         if (attempt === 1) waiting.inc();
         if (this.#stop.signal.aborted) {
           waiting.dec();
-          log.warn({ tenantId: job.tenantId, callId: job.callId, recordingId: job.recordingId, err }, 'Redis unavailable at shutdown: the recording stays processing and is queued from its spool at next start');
+          log.warn(
+            { tenantId: job.tenantId, callId: job.callId, recordingId: job.recordingId, err },
+            'Redis unavailable at shutdown: the recording stays processing and is queued from its spool at next start',
+          );
           return;
         }
-        log.warn({ tenantId: job.tenantId, callId: job.callId, recordingId: job.recordingId, attempt, retryInMs: delayMs, err }, 'cannot queue recording: Redis unavailable, retrying');
+        log.warn(
+          {
+            tenantId: job.tenantId,
+            callId: job.callId,
+            recordingId: job.recordingId,
+            attempt,
+            retryInMs: delayMs,
+            err,
+          },
+          'cannot queue recording: Redis unavailable, retrying',
+        );
       }
       await sleep(delayMs, undefined, { signal: this.#stop.signal }).catch(() => {});
       delayMs = Math.min(delayMs * 2, retry.maxMs);

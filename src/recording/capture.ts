@@ -56,7 +56,12 @@ const MAX_FRAME_MS = 200;
  * one set per process serves every call, where one set per call held 11 KiB per 8 kHz call
  * (19 KiB at 16 kHz) for nothing between frames.
  */
-const work = { scratch: new Int16Array(0), left: new Int16Array(BLOCK), right: new Int16Array(BLOCK), stereo: new Int16Array(2 * BLOCK) };
+const work = {
+  scratch: new Int16Array(0),
+  left: new Int16Array(BLOCK),
+  right: new Int16Array(BLOCK),
+  stereo: new Int16Array(2 * BLOCK),
+};
 
 /** The shared scratch, grown to hold a frame of `samples`. */
 function scratch(samples: number): Int16Array {
@@ -153,7 +158,8 @@ export class Capture {
       return;
     }
     if (position + n > this.#clock) this.#advance(position + n);
-    if (buffer.writeEncoded(position, n, payload, this.#decode, work.scratch) === 'dropped') this.#lost(position, n, LOST.lateFrames);
+    if (buffer.writeEncoded(position, n, payload, this.#decode, work.scratch) === 'dropped')
+      this.#lost(position, n, LOST.lateFrames);
     const other = buffer === caller ? agent : caller;
     if (!this.#playout && other.stats.framesPlaced > 0) {
       this.#maxSkew = Math.max(this.#maxSkew, Math.abs(buffer.highWater - other.highWater));
@@ -272,7 +278,8 @@ export class Capture {
   }
 
   #updateWallBound(): number {
-    this.#wallBound = this.#start + Math.floor((performance.now() - this.#wallStart) * (this.sampleRate / 1000)) + this.#maxLead;
+    this.#wallBound =
+      this.#start + Math.floor((performance.now() - this.#wallStart) * (this.sampleRate / 1000)) + this.#maxLead;
     return this.#wallBound;
   }
 

@@ -10,7 +10,11 @@ export interface PeaksDocument extends Waveform {
 
 /** Dual-channel recordings are left = caller, right = agent (SPEC §6); mono ones are the mix. */
 export function peaksDocument(channels: number, waveform: Waveform): PeaksDocument {
-  return { duration: waveform.duration, channels: channels === 2 ? ['caller', 'agent'] : ['mix'], peaks: waveform.peaks };
+  return {
+    duration: waveform.duration,
+    channels: channels === 2 ? ['caller', 'agent'] : ['mix'],
+    peaks: waveform.peaks,
+  };
 }
 
 /**
@@ -22,14 +26,24 @@ export function peaksKeyFor(audioKey: string): string {
 }
 
 /** Stores the peaks encrypted under the recording's own data key, so they share its key handling (wrap, rotation, deletion). */
-export async function putPeaks(objects: ObjectStore, audioKey: string, dataKey: Buffer, keyId: string, peaks: PeaksDocument): Promise<void> {
+export async function putPeaks(
+  objects: ObjectStore,
+  audioKey: string,
+  dataKey: Buffer,
+  keyId: string,
+  peaks: PeaksDocument,
+): Promise<void> {
   const body = encryptStream(dataKey, { keyId });
   body.end(JSON.stringify(peaks));
   await objects.put(peaksKeyFor(audioKey), body);
 }
 
 /** The stored peaks, or null when the recording has none (recorded before peaks existed). */
-export async function readPeaks(objects: ObjectStore, audioKey: string, dataKey: Buffer): Promise<PeaksDocument | null> {
+export async function readPeaks(
+  objects: ObjectStore,
+  audioKey: string,
+  dataKey: Buffer,
+): Promise<PeaksDocument | null> {
   const key = peaksKeyFor(audioKey);
   const size = await objects.size(key);
   if (size === null) return null;

@@ -14,7 +14,14 @@ import type { ObjectStore } from '../storage/types.js';
 import type { LostSpan, Recording } from '../store/index.js';
 import { LOST } from './lost-spans.js';
 import type { SpoolBytes } from './spool-bytes.js';
-import { readSpool, readSpoolInfo, SpoolWriter, type SpoolInfo, type SpoolObserver, type SpoolWriterOptions } from './spool.js';
+import {
+  readSpool,
+  readSpoolInfo,
+  SpoolWriter,
+  type SpoolInfo,
+  type SpoolObserver,
+  type SpoolWriterOptions,
+} from './spool.js';
 
 /*
  * Stateless media nodes (issue 12): with SPOOL_URL set, a call's spool is still written to the
@@ -155,7 +162,10 @@ export class ShippedSpoolWriter extends SpoolWriter {
     }
     this.#setBehind(0);
     if (this.#gaveUp) {
-      this.#ship.log.warn({ spool: this.id, segments: this.#segments }, 'spool could not be shipped; the local file is its record');
+      this.#ship.log.warn(
+        { spool: this.id, segments: this.#segments },
+        'spool could not be shipped; the local file is its record',
+      );
       // What did reach the bucket is of no use now; best effort, the bucket is failing.
       deleteSpoolObjects(this.#ship.store, this.id, this.#segments).catch(() => {});
     }
@@ -198,14 +208,21 @@ export class ShippedSpoolWriter extends SpoolWriter {
 
   #setBehind(behind: number): void {
     if (behind > MAX_SEGMENTS_BEHIND && this.#behind <= MAX_SEGMENTS_BEHIND) {
-      this.#ship.log.warn({ spool: this.id, behind }, 'spool shipping is falling behind; the local file holds the rest');
+      this.#ship.log.warn(
+        { spool: this.id, behind },
+        'spool shipping is falling behind; the local file holds the rest',
+      );
     }
     this.#ship.metrics.spoolSegmentsBehind.inc(behind - this.#behind);
     this.#behind = behind;
   }
 
   async #putKey(): Promise<void> {
-    const key: SpoolKey = { ...this.#ship.keyring.wrap(this.#dataKey), sampleRate: this.sampleRate, channels: this.channels };
+    const key: SpoolKey = {
+      ...this.#ship.keyring.wrap(this.#dataKey),
+      sampleRate: this.sampleRate,
+      channels: this.channels,
+    };
     await this.#ship.store.put(spoolObjects.key(this.id), jsonBody(key));
     this.#keyStored = true;
   }
@@ -216,8 +233,14 @@ export class ShippedSpoolWriter extends SpoolWriter {
     const plain = Buffer.allocUnsafe((end - this.#shippedFrames) * frameBytes);
     const handle = await fs.open(this.path, 'r');
     try {
-      const { bytesRead } = await handle.read(plain, 0, plain.length, WAV_HEADER_BYTES + this.#shippedFrames * frameBytes);
-      if (bytesRead !== plain.length) throw new CallrecError('ERR_BAD_SPOOL', `${this.path} is shorter than the audio written to it`);
+      const { bytesRead } = await handle.read(
+        plain,
+        0,
+        plain.length,
+        WAV_HEADER_BYTES + this.#shippedFrames * frameBytes,
+      );
+      if (bytesRead !== plain.length)
+        throw new CallrecError('ERR_BAD_SPOOL', `${this.path} is shorter than the audio written to it`);
     } finally {
       await handle.close();
     }
@@ -231,7 +254,12 @@ export class ShippedSpoolWriter extends SpoolWriter {
   }
 
   async #putManifest(): Promise<void> {
-    const manifest: SpoolManifest = { segments: this.#segments, frames: this.#shippedFrames, sampleRate: this.sampleRate, channels: this.channels };
+    const manifest: SpoolManifest = {
+      segments: this.#segments,
+      frames: this.#shippedFrames,
+      sampleRate: this.sampleRate,
+      channels: this.channels,
+    };
     await this.#ship.store.put(spoolObjects.manifest(this.id), jsonBody(manifest));
     this.#manifestStored = true;
   }
@@ -255,7 +283,11 @@ export async function openShippedSpool(store: ObjectStore, keyring: MasterKeyrin
   const dataKey = await keyring.unwrapFresh({ keyId: key.keyId, wrapped: key.wrapped });
   const manifest = await readJson<SpoolManifest>(store, spoolObjects.manifest(id));
   const frameBytes = 2 * key.channels;
-  const segments: Array<{ start: number; frames: number; read(plainStart: number, plainEnd: number): Promise<Readable> }> = [];
+  const segments: Array<{
+    start: number;
+    frames: number;
+    read(plainStart: number, plainEnd: number): Promise<Readable>;
+  }> = [];
   let frames = 0;
   // Without a manifest the node died: its segments are those up to the first missing one.
   for (let n = 1; manifest === null || n <= manifest.segments; n++) {
@@ -266,11 +298,13 @@ export async function openShippedSpool(store: ObjectStore, keyring: MasterKeyrin
       throw new CallrecError('ERR_BAD_SPOOL', `spool ${id} lacks segment ${n} of ${manifest.segments}`);
     }
     const segment = await openEncrypted(dataKey, size, (range) => store.get(name, range));
-    if (segment.header.keyId !== name) throw new CallrecError('ERR_DECRYPT', `${name} holds another segment (${segment.header.keyId})`);
+    if (segment.header.keyId !== name)
+      throw new CallrecError('ERR_DECRYPT', `${name} holds another segment (${segment.header.keyId})`);
     segments.push({ start: frames, frames: segment.plainLength / frameBytes, read: segment.read });
     frames += segment.plainLength / frameBytes;
   }
-  if (manifest && manifest.frames !== frames) throw new CallrecError('ERR_BAD_SPOOL', `spool ${id} holds ${frames} frames, its manifest says ${manifest.frames}`);
+  if (manifest && manifest.frames !== frames)
+    throw new CallrecError('ERR_BAD_SPOOL', `spool ${id} holds ${frames} frames, its manifest says ${manifest.frames}`);
   return {
     sampleRate: key.sampleRate,
     channels: key.channels,
@@ -320,14 +354,19 @@ export interface SpoolSourceOptions {
  * its `spool_url`; null when it is in neither place this node can reach. `callEndedAt` (when the
  * call's node was last seen alive, if it died) ends the span lost from a spool never closed.
  */
-export async function openSpoolSource(recording: Recording, callEndedAt: string | null, opts: SpoolSourceOptions): Promise<SpoolSource | null> {
+export async function openSpoolSource(
+  recording: Recording,
+  callEndedAt: string | null,
+  opts: SpoolSourceOptions,
+): Promise<SpoolSource | null> {
   const file = recording.spoolPath;
   const shippedTo = recording.spoolUrl === null ? null : opts.storeAt(recording.spoolUrl);
   const stat = file ? await fs.stat(file).catch(() => null) : null;
   if (file && stat?.isFile()) {
     const info = await readSpoolInfo(file);
     // Its last write dates the call too: the node was alive then, with the jitter window's audio still unwritten.
-    const lastKnown = callEndedAt === null || stat.mtimeMs > Date.parse(callEndedAt) ? stat.mtime.toISOString() : callEndedAt;
+    const lastKnown =
+      callEndedAt === null || stat.mtimeMs > Date.parse(callEndedAt) ? stat.mtime.toISOString() : callEndedAt;
     return {
       info,
       read: (start, end) => readSpool(file, info, start, end),
@@ -348,7 +387,13 @@ export async function openSpoolSource(recording: Recording, callEndedAt: string 
   if (!spool) return null;
   await fs.mkdir(opts.workDir, { recursive: true });
   const lostSpans = spool.closed ? [] : [crashTail(spool, recording, callEndedAt)];
-  return { info: spool, read: spool.read, scratch: path.join(opts.workDir, `${id}.wav`), lostSpans, remove: spool.remove };
+  return {
+    info: spool,
+    read: spool.read,
+    scratch: path.join(opts.workDir, `${id}.wav`),
+    lostSpans,
+    remove: spool.remove,
+  };
 }
 
 /**
@@ -378,7 +423,9 @@ export class SpoolOpener {
   /** Opens a call's spool; `log` is the call's, so what shipping logs names the call and tenant. */
   open(file: string, options: SpoolWriterOptions, log: Logger): SpoolWriter {
     const opts = this.monitor ? { ...options, observer: this.monitor } : options;
-    return this.#shipping ? new ShippedSpoolWriter(file, opts, { ...this.#shipping, log }) : new SpoolWriter(file, opts);
+    return this.#shipping
+      ? new ShippedSpoolWriter(file, opts, { ...this.#shipping, log })
+      : new SpoolWriter(file, opts);
   }
 }
 
@@ -408,7 +455,12 @@ function countingSegments(store: ObjectStore, bytes: SpoolBytes): ObjectStore {
  * Shipped spools' stores, opened once per `spool_url` (SDK clients keep connection pools worth
  * reusing); with `bytes`, the segments they hold are counted there.
  */
-export function shippedSpoolStores(opts: { endpoint: string | undefined; workDir: string; bytes?: SpoolBytes; timeouts?: RemoteTimeouts }): Omit<SpoolSourceOptions, 'keyring'> {
+export function shippedSpoolStores(opts: {
+  endpoint: string | undefined;
+  workDir: string;
+  bytes?: SpoolBytes;
+  timeouts?: RemoteTimeouts;
+}): Omit<SpoolSourceOptions, 'keyring'> {
   const open = new Map<string, ObjectStore>();
   return {
     workDir: opts.workDir,

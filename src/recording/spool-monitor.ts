@@ -63,7 +63,9 @@ export class SpoolMonitor implements SpoolObserver {
 
   writeFailed(err: Error): void {
     this.#opts.metrics.spoolWriteErrors.inc();
-    this.#setUnwritable(`spool writes fail in ${this.#opts.dir} (${(err as NodeJS.ErrnoException).code ?? err.message})`);
+    this.#setUnwritable(
+      `spool writes fail in ${this.#opts.dir} (${(err as NodeJS.ErrnoException).code ?? err.message})`,
+    );
   }
 
   lost(reason: string, seconds: number): void {
@@ -92,7 +94,8 @@ export class SpoolMonitor implements SpoolObserver {
     try {
       await fs.mkdir(dir, { recursive: true });
       const { bavail, bsize } = await fs.statfs(dir);
-      if (bavail * bsize < MIN_FREE_BYTES) throw Object.assign(new Error(`less than ${MIN_FREE_BYTES} bytes free`), { code: 'ENOSPC' });
+      if (bavail * bsize < MIN_FREE_BYTES)
+        throw Object.assign(new Error(`less than ${MIN_FREE_BYTES} bytes free`), { code: 'ENOSPC' });
       if (this.writable) return;
       // Free space says little on its own (reserved blocks, quotas): a real write must succeed.
       const probe = path.join(dir, '.probe');
@@ -105,7 +108,9 @@ export class SpoolMonitor implements SpoolObserver {
       this.#opts.metrics.spoolWritable.set(1);
       this.#opts.log.info({ dir }, 'spool disk writable again: taking new streams');
     } catch (err) {
-      this.#setUnwritable(`no room for spools in ${dir} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+      this.#setUnwritable(
+        `no room for spools in ${dir} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+      );
     }
   }
 
@@ -113,6 +118,9 @@ export class SpoolMonitor implements SpoolObserver {
     if (this.#unwritable !== null) return;
     this.#unwritable = reason;
     this.#opts.metrics.spoolWritable.set(0);
-    this.#opts.log.error({ dir: this.#opts.dir, reason }, 'spool disk unwritable: refusing new streams until it takes writes again');
+    this.#opts.log.error(
+      { dir: this.#opts.dir, reason },
+      'spool disk unwritable: refusing new streams until it takes writes again',
+    );
   }
 }

@@ -52,7 +52,9 @@ export const MAX_QUEUED_MS = 8000;
  * Resolves with the bytes written, which a nearly full disk may make fewer than asked.
  */
 function writeAt(fd: number, chunk: Buffer, position: number): Promise<number> {
-  return new Promise((resolve, reject) => writeFd(fd, chunk, 0, chunk.length, position, (err, written) => (err ? reject(err) : resolve(written))));
+  return new Promise((resolve, reject) =>
+    writeFd(fd, chunk, 0, chunk.length, position, (err, written) => (err ? reject(err) : resolve(written))),
+  );
 }
 
 /**
@@ -179,7 +181,10 @@ export class SpoolWriter {
         // Prepared once; awaiting the no-op after that was an extra async hop on every write.
         if (!this.#headerWritten) await this.#prepare();
         written = await writeAt(this.#handle!.fd, chunk, position);
-        if (written < length) throw Object.assign(new Error(`short write to ${this.path}: ${written} of ${length} bytes`), { code: 'ENOSPC' });
+        if (written < length)
+          throw Object.assign(new Error(`short write to ${this.path}: ${written} of ${length} bytes`), {
+            code: 'ENOSPC',
+          });
         this.#failure = null;
       } catch (err) {
         this.#failed(err as Error);
@@ -215,7 +220,11 @@ export class SpoolWriter {
   #lose(from: number, to: number, reason: string): void {
     if (to <= from) return;
     const frameBytes = 2 * this.channels;
-    this.markLost(Math.floor((from - WAV_HEADER_BYTES) / frameBytes), Math.ceil((to - WAV_HEADER_BYTES) / frameBytes), reason);
+    this.markLost(
+      Math.floor((from - WAV_HEADER_BYTES) / frameBytes),
+      Math.ceil((to - WAV_HEADER_BYTES) / frameBytes),
+      reason,
+    );
     this.#observer?.lost(reason, (to - from) / frameBytes / this.sampleRate);
   }
 
@@ -280,18 +289,30 @@ export async function readSpoolInfo(file: string): Promise<SpoolInfo & { closed:
       parsed = null;
     }
     // callrec writes the canonical 44-byte header; anything else is not one of its spools.
-    if (!parsed || parsed.dataStart !== WAV_HEADER_BYTES) throw new CallrecError('ERR_BAD_SPOOL', `${file} is not a callrec spool`);
+    if (!parsed || parsed.dataStart !== WAV_HEADER_BYTES)
+      throw new CallrecError('ERR_BAD_SPOOL', `${file} is not a callrec spool`);
     const { channels, sampleRate } = parsed;
     const { size } = await handle.stat();
     const dataBytes = Math.min(parsed.dataBytes, size - WAV_HEADER_BYTES);
-    return { sampleRate, channels, frames: Math.floor(dataBytes / (2 * channels)), closed: parsed.dataBytes !== Infinity };
+    return {
+      sampleRate,
+      channels,
+      frames: Math.floor(dataBytes / (2 * channels)),
+      closed: parsed.dataBytes !== Infinity,
+    };
   } finally {
     await handle.close();
   }
 }
 
 /** Streams a spool's interleaved PCM of sample frames [start, end) in chunks of up to `chunkFrames` frames. */
-export async function* readSpool(file: string, info: SpoolInfo, start = 0, end = info.frames, chunkFrames = 8192): AsyncGenerator<Int16Array> {
+export async function* readSpool(
+  file: string,
+  info: SpoolInfo,
+  start = 0,
+  end = info.frames,
+  chunkFrames = 8192,
+): AsyncGenerator<Int16Array> {
   const handle = await fs.open(file, 'r');
   try {
     const frameBytes = 2 * info.channels;

@@ -63,7 +63,12 @@ export class TranscodeCache {
    * one make. A new make counts against `tenantId`'s limit and the node's; throws `HttpError`
    * `ERR_RATE_LIMITED` (429) or `ERR_TRANSCODE_BUSY` (503) past them.
    */
-  async get(recordingId: string, format: string, tenantId: string, make: (out: PositionedSink) => Promise<void>): Promise<CachedAudio> {
+  async get(
+    recordingId: string,
+    format: string,
+    tenantId: string,
+    make: (out: PositionedSink) => Promise<void>,
+  ): Promise<CachedAudio> {
     const key = `${recordingId}.${format}`;
     let entry = this.#entries.get(key);
     if (!entry) {
@@ -89,9 +94,18 @@ export class TranscodeCache {
     const headers = { 'Retry-After': String(TRANSCODE_RETRY_AFTER_SECONDS) };
     const { perNode, perTenant } = this.#limits;
     if ((this.#runningOf.get(tenantId) ?? 0) >= perTenant) {
-      throw new HttpError('ERR_RATE_LIMITED', `this tenant has ${perTenant} recordings being transcoded (MAX_TRANSCODES_PER_TENANT); retry in ${TRANSCODE_RETRY_AFTER_SECONDS} s`, { headers });
+      throw new HttpError(
+        'ERR_RATE_LIMITED',
+        `this tenant has ${perTenant} recordings being transcoded (MAX_TRANSCODES_PER_TENANT); retry in ${TRANSCODE_RETRY_AFTER_SECONDS} s`,
+        { headers },
+      );
     }
-    if (this.#running >= perNode) throw new HttpError('ERR_TRANSCODE_BUSY', `this node is transcoding ${perNode} recordings (MAX_TRANSCODES); retry in ${TRANSCODE_RETRY_AFTER_SECONDS} s`, { headers });
+    if (this.#running >= perNode)
+      throw new HttpError(
+        'ERR_TRANSCODE_BUSY',
+        `this node is transcoding ${perNode} recordings (MAX_TRANSCODES); retry in ${TRANSCODE_RETRY_AFTER_SECONDS} s`,
+        { headers },
+      );
     this.#running++;
     this.#runningOf.set(tenantId, (this.#runningOf.get(tenantId) ?? 0) + 1);
   }

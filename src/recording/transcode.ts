@@ -13,7 +13,12 @@ export interface PositionedSink {
  * that happened before it was read to the end is the caller's job, as with `stream.pipeline`.
  * @throws CallrecError `ERR_BAD_RECORDING` (undecodable input), `ERR_UNSUPPORTED_RATE`.
  */
-export async function transcode(from: RecordingFormat, bytes: AsyncIterable<Uint8Array>, to: RecordingFormat, out: PositionedSink): Promise<void> {
+export async function transcode(
+  from: RecordingFormat,
+  bytes: AsyncIterable<Uint8Array>,
+  to: RecordingFormat,
+  out: PositionedSink,
+): Promise<void> {
   const source = await decodeRecording(from, bytes);
   for await (const { position, data } of encodeRecording(to, source)) await out.write(data, position);
 }

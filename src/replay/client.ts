@@ -62,11 +62,15 @@ function pairs(text: unknown): Params {
 /** The start message's parameter object for each provider, which the placeholders live in. */
 function paramsOf(provider: Provider, message: Record<string, unknown>): Params | undefined {
   if (provider === 'vonage') return message.event === 'websocket:connected' ? (message as Params) : undefined;
-  if (provider === 'bandwidth') return message.eventType === 'start' ? ((message.streamParams ??= {}) as Params) : undefined;
+  if (provider === 'bandwidth')
+    return message.eventType === 'start' ? ((message.streamParams ??= {}) as Params) : undefined;
   if (provider === 'freeswitch') return message as Params;
   if (provider === 'jambonz') return (message.metadata ??= {}) as Params;
   // AudioHook: the integration's Custom Config (the key goes in its X-API-KEY header instead).
-  if (provider === 'genesys') return message.type === 'open' ? (((message.parameters as Record<string, unknown>).customConfig ??= {}) as Params) : undefined;
+  if (provider === 'genesys')
+    return message.type === 'open'
+      ? (((message.parameters as Record<string, unknown>).customConfig ??= {}) as Params)
+      : undefined;
   if (message.event !== 'start') return undefined;
   if (provider === 'plivo') return pairs(message.extra_headers);
   const start = message.start as Record<string, unknown> | undefined;
@@ -76,7 +80,11 @@ function paramsOf(provider: Provider, message: Record<string, unknown>): Params 
 }
 
 /** The fixture's start message with `agent_id`, `token` and `call_id` set (or the placeholders removed). */
-export function rewriteStart(provider: Provider, text: string, opts: Pick<ReplayOptions, 'agentId' | 'token' | 'callId'>): string {
+export function rewriteStart(
+  provider: Provider,
+  text: string,
+  opts: Pick<ReplayOptions, 'agentId' | 'token' | 'callId'>,
+): string {
   if (PARAMS_IN_URL.has(provider)) return text;
   const message = JSON.parse(text) as Record<string, unknown>;
   const params = paramsOf(provider, message);
@@ -89,7 +97,10 @@ export function rewriteStart(provider: Provider, text: string, opts: Pick<Replay
   if (provider !== 'genesys') set('token', opts.token);
   set('call_id', opts.callId);
   // Plivo carries them as text: written back in its own form.
-  if (provider === 'plivo') message.extra_headers = Object.entries(params).map(([key, value]) => `${key}=${value}`).join(';');
+  if (provider === 'plivo')
+    message.extra_headers = Object.entries(params)
+      .map(([key, value]) => `${key}=${value}`)
+      .join(';');
   return JSON.stringify(message);
 }
 
@@ -128,7 +139,12 @@ export function paramsOnUrl(provider: Provider): boolean {
 export function urlWithParams(provider: Provider, url: string, opts: Credentials): string {
   if (!PARAMS_IN_URL.has(provider)) return url;
   const out = new URL(url);
-  for (const [key, value] of [['agent_id', opts.agentId], ['token', opts.token], ['call_id', opts.callId]]) if (value !== undefined) out.searchParams.set(key!, value);
+  for (const [key, value] of [
+    ['agent_id', opts.agentId],
+    ['token', opts.token],
+    ['call_id', opts.callId],
+  ])
+    if (value !== undefined) out.searchParams.set(key!, value);
   return out.toString();
 }
 
@@ -140,7 +156,10 @@ export function urlWithParams(provider: Provider, url: string, opts: Credentials
 export async function replayFixture(fixture: Fixture, opts: ReplayOptions): Promise<ReplayResult> {
   const provider = fixture.meta.provider;
   const divisor = opts.speed === 'realtime' ? 1 : opts.speed;
-  const headers = provider === 'genesys' && opts.token !== undefined ? { ...opts.headers, [AUDIOHOOK_KEY_HEADER]: opts.token } : opts.headers;
+  const headers =
+    provider === 'genesys' && opts.token !== undefined
+      ? { ...opts.headers, [AUDIOHOOK_KEY_HEADER]: opts.token }
+      : opts.headers;
   const ws = new WebSocket(urlWithParams(provider, opts.url, opts), { headers });
   const received: ReplayResult['received'] = [];
   let openedAt = performance.now();
@@ -177,7 +196,12 @@ export async function replayFixture(fixture: Fixture, opts: ReplayOptions): Prom
   const sendDue = () => {
     if (!playback) return;
     for (const echo of playback.due(streamMs)) ws.send(echo);
-    if (opts.dtmf && !dtmfPressed && playback.firstMarkAtMs !== null && streamMs >= playback.firstMarkAtMs + DTMF_AFTER_PROMPT_MS) {
+    if (
+      opts.dtmf &&
+      !dtmfPressed &&
+      playback.firstMarkAtMs !== null &&
+      streamMs >= playback.firstMarkAtMs + DTMF_AFTER_PROMPT_MS
+    ) {
       dtmfPressed = true;
       const press = playback.dtmf(opts.dtmf);
       if (press !== null) ws.send(press);
@@ -195,7 +219,9 @@ export async function replayFixture(fixture: Fixture, opts: ReplayOptions): Prom
     streamMs = message.t - firstT;
     sendDue();
     const data = isStart(provider, message) ? rewriteStart(provider, message.data as string, opts) : message.data;
-    const ok = await new Promise<boolean>((resolve) => ws.send(data, { binary: message.binary }, (err) => resolve(!err)));
+    const ok = await new Promise<boolean>((resolve) =>
+      ws.send(data, { binary: message.binary }, (err) => resolve(!err)),
+    );
     if (!ok) break;
     sent++;
   }
@@ -204,5 +230,13 @@ export async function replayFixture(fixture: Fixture, opts: ReplayOptions): Prom
     if (!closed) ws.close(1000);
   }
   const { code, reason } = await closedPromise;
-  return { callId: opts.callId, sent, received, closeCode: code, closeReason: reason, durationMs: performance.now() - openedAt, firstMarkAtMs: playback?.firstMarkAtMs ?? null };
+  return {
+    callId: opts.callId,
+    sent,
+    received,
+    closeCode: code,
+    closeReason: reason,
+    durationMs: performance.now() - openedAt,
+    firstMarkAtMs: playback?.firstMarkAtMs ?? null,
+  };
 }

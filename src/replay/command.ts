@@ -69,7 +69,8 @@ export const PROVIDERS: readonly Provider[] = Object.keys(adapters) as Provider[
 export function parseSpeed(value: string): ReplayOptions['speed'] {
   if (value === 'realtime' || value === 'max') return value;
   const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) throw new CallrecError('ERR_BAD_ARGUMENT', `speed must be realtime, max or a positive multiplier, got "${value}"`);
+  if (!Number.isFinite(n) || n <= 0)
+    throw new CallrecError('ERR_BAD_ARGUMENT', `speed must be realtime, max or a positive multiplier, got "${value}"`);
   return n;
 }
 
@@ -80,9 +81,13 @@ export function isProvider(value: string): value is Provider {
 /** The endpoint URL for `provider`: a base gets `/media/<provider>`, a URL with a path is used as is. */
 export function endpointUrl(url: string, provider: Provider): string {
   const parsed = parseUserUrl(url, 'ws');
-  if (parsed && (parsed.protocol === 'http:' || parsed.protocol === 'https:')) parsed.protocol = parsed.protocol === 'http:' ? 'ws:' : 'wss:';
+  if (parsed && (parsed.protocol === 'http:' || parsed.protocol === 'https:'))
+    parsed.protocol = parsed.protocol === 'http:' ? 'ws:' : 'wss:';
   if (!parsed || (parsed.protocol !== 'ws:' && parsed.protocol !== 'wss:')) {
-    throw new CallrecError('ERR_BAD_ARGUMENT', `--url must be the server's address: host:port, or a ws://, wss://, http:// or https:// URL, got "${url}"`);
+    throw new CallrecError(
+      'ERR_BAD_ARGUMENT',
+      `--url must be the server's address: host:port, or a ws://, wss://, http:// or https:// URL, got "${url}"`,
+    );
   }
   if (parsed.pathname === '/' || parsed.pathname === '') parsed.pathname = `/media/${provider}`;
   return parsed.toString();
@@ -106,7 +111,10 @@ async function checkServer(origin: string): Promise<void> {
     await fetch(`${origin}/healthz`, { signal: AbortSignal.timeout(5000) });
   } catch (err) {
     const cause = ((err as Error).cause as Error | undefined)?.message ?? (err as Error).message;
-    throw new CallrecError('ERR_UNAVAILABLE', `cannot reach a callrec server at ${origin} (${cause}); is \`callrec serve\` running there?`);
+    throw new CallrecError(
+      'ERR_UNAVAILABLE',
+      `cannot reach a callrec server at ${origin} (${cause}); is \`callrec serve\` running there?`,
+    );
   }
 }
 
@@ -117,7 +125,9 @@ const SETTLED = new Set(['ready', 'failed', 'deleted', 'none']);
 async function recordingOutcome(origin: string, token: string, callId: string, timeoutMs: number): Promise<string> {
   const deadline = performance.now() + timeoutMs;
   for (;;) {
-    const res = await fetch(`${origin}/api/calls/${encodeURIComponent(callId)}`, { headers: { authorization: `Bearer ${token}` } }).catch((err: Error) => err);
+    const res = await fetch(`${origin}/api/calls/${encodeURIComponent(callId)}`, {
+      headers: { authorization: `Bearer ${token}` },
+    }).catch((err: Error) => err);
     if (res instanceof Error) return `unreadable (${res.message})`;
     if (res.status === 403) return 'unchecked (the token may not read recordings)';
     // Many calls checked with one key meet the API's per-key rate limit: wait as it says.
@@ -136,12 +146,16 @@ async function recordingOutcome(origin: string, token: string, callId: string, t
 /** Streams the calls, prints one line per call and a summary; resolves with the outcomes. */
 export async function runReplay(opts: ReplayCommandOptions): Promise<ReplaySummary> {
   if (opts.files.length === 0) throw new CallrecError('ERR_BAD_ARGUMENT', 'no fixture files given');
-  if (!Number.isInteger(opts.concurrency) || opts.concurrency < 1) throw new CallrecError('ERR_BAD_ARGUMENT', '--concurrency must be a positive integer');
+  if (!Number.isInteger(opts.concurrency) || opts.concurrency < 1)
+    throw new CallrecError('ERR_BAD_ARGUMENT', '--concurrency must be a positive integer');
   const repeat = opts.repeat ?? 1;
-  if (!Number.isInteger(repeat) || repeat < 1) throw new CallrecError('ERR_BAD_ARGUMENT', '--repeat must be a positive integer');
-  if (opts.dtmf !== undefined && !/^[0-9*#]$/.test(opts.dtmf)) throw new CallrecError('ERR_BAD_ARGUMENT', `--dtmf must be one key (0-9, * or #), got "${opts.dtmf}"`);
+  if (!Number.isInteger(repeat) || repeat < 1)
+    throw new CallrecError('ERR_BAD_ARGUMENT', '--repeat must be a positive integer');
+  if (opts.dtmf !== undefined && !/^[0-9*#]$/.test(opts.dtmf))
+    throw new CallrecError('ERR_BAD_ARGUMENT', `--dtmf must be one key (0-9, * or #), got "${opts.dtmf}"`);
   const total = opts.calls ?? opts.files.length * repeat;
-  if (!Number.isInteger(total) || total < 1) throw new CallrecError('ERR_BAD_ARGUMENT', '--calls must be a positive integer');
+  if (!Number.isInteger(total) || total < 1)
+    throw new CallrecError('ERR_BAD_ARGUMENT', '--calls must be a positive integer');
   const out = opts.out ?? process.stdout;
 
   // Each distinct file is read once, however often it repeats.
@@ -152,7 +166,17 @@ export async function runReplay(opts: ReplayCommandOptions): Promise<ReplaySumma
   const checkRecording = (opts.checkRecording ?? true) && opts.token !== undefined;
 
   const runId = randomBytes(4).toString('hex');
-  const bar = opts.progress === null ? null : new SingleBar({ stream: opts.progress ?? process.stderr, format: 'replay [{bar}] {value}/{total} calls | {failed} failed | {eta_formatted} left', hideCursor: false }, Presets.shades_classic);
+  const bar =
+    opts.progress === null
+      ? null
+      : new SingleBar(
+          {
+            stream: opts.progress ?? process.stderr,
+            format: 'replay [{bar}] {value}/{total} calls | {failed} failed | {eta_formatted} left',
+            hideCursor: false,
+          },
+          Presets.shades_classic,
+        );
   bar?.start(total, 0, { failed: 0 });
 
   const outcomes: ReplayCallOutcome[] = new Array(total);
@@ -167,14 +191,43 @@ export async function runReplay(opts: ReplayCommandOptions): Promise<ReplaySumma
     const url = endpointUrl(opts.url, opts.provider ?? fixture.meta.provider);
     const callStarted = performance.now();
     try {
-      const r = await replayFixture(fixture, { url, agentId: opts.agentId, token: opts.token, callId, speed: opts.speed, answerMarks: true, dtmf: opts.dtmf });
+      const r = await replayFixture(fixture, {
+        url,
+        agentId: opts.agentId,
+        token: opts.token,
+        callId,
+        speed: opts.speed,
+        answerMarks: true,
+        dtmf: opts.dtmf,
+      });
       const closedOk = OK_CLOSE_CODES.has(r.closeCode);
-      const recording = checkRecording && closedOk ? await recordingOutcome(origin, opts.token!, callId, opts.recordingTimeoutMs ?? 120_000) : 'unchecked';
+      const recording =
+        checkRecording && closedOk
+          ? await recordingOutcome(origin, opts.token!, callId, opts.recordingTimeoutMs ?? 120_000)
+          : 'unchecked';
       const recordingOk = recording === 'ready' || recording.startsWith('unchecked');
-      return { callId, file, sent: r.sent, closeCode: r.closeCode, closeReason: r.closeReason, durationMs: r.durationMs, recording, failed: !closedOk || !recordingOk };
+      return {
+        callId,
+        file,
+        sent: r.sent,
+        closeCode: r.closeCode,
+        closeReason: r.closeReason,
+        durationMs: r.durationMs,
+        recording,
+        failed: !closedOk || !recordingOk,
+      };
     } catch (err) {
       // The connection was never opened (refused, 404, bad handshake): 1006 = closed abnormally.
-      return { callId, file, sent: 0, closeCode: 1006, closeReason: (err as Error).message, durationMs: performance.now() - callStarted, recording: 'unchecked', failed: true };
+      return {
+        callId,
+        file,
+        sent: 0,
+        closeCode: 1006,
+        closeReason: (err as Error).message,
+        durationMs: performance.now() - callStarted,
+        recording: 'unchecked',
+        failed: true,
+      };
     }
   };
 
@@ -198,6 +251,8 @@ export async function runReplay(opts: ReplayCommandOptions): Promise<ReplaySumma
     messages: outcomes.reduce((n, c) => n + c.sent, 0),
     durationMs: performance.now() - started,
   };
-  out.write(`${total} calls, ${total - failed} ok, ${failed} failed, ${summary.messages} messages sent in ${(summary.durationMs / 1000).toFixed(1)}s\n`);
+  out.write(
+    `${total} calls, ${total - failed} ok, ${failed} failed, ${summary.messages} messages sent in ${(summary.durationMs / 1000).toFixed(1)}s\n`,
+  );
   return summary;
 }

@@ -92,7 +92,8 @@ export function parseFixture(text: string): Fixture {
     }
     if (typeof entry.t !== 'number') throw bad(i + 2, 't missing');
     if (typeof entry.text === 'string') return { t: entry.t, data: entry.text, binary: false };
-    if (typeof entry.binary === 'string') return { t: entry.t, data: Buffer.from(entry.binary, 'base64'), binary: true };
+    if (typeof entry.binary === 'string')
+      return { t: entry.t, data: Buffer.from(entry.binary, 'base64'), binary: true };
     throw bad(i + 2, 'neither text nor binary');
   });
   return { meta, messages };

@@ -62,7 +62,8 @@ export class ProviderPlayback {
       return;
     }
     if (typeof message !== 'object' || message === null) return; // `null` or a number: nothing to play, and `.event` would throw
-    const kind: unknown = message.event ?? message.action ?? message.eventType ?? message.type ?? message.Kind ?? message.command;
+    const kind: unknown =
+      message.event ?? message.action ?? message.eventType ?? message.type ?? message.Kind ?? message.command;
     const markName: unknown = message.mark?.name ?? message.data?.name ?? message.correlation_id;
     if ((kind === 'media' || kind === 'playAudio') && typeof message.media?.payload === 'string') {
       this.#play(Buffer.byteLength(message.media.payload, 'base64'), nowMs);
@@ -75,8 +76,17 @@ export class ProviderPlayback {
     } else if (kind === 'checkpoint' && typeof message.name === 'string') {
       this.#marks.push({ name: message.name, atMs: Math.max(nowMs, this.#playedUntil) }); // Plivo
     } else if (kind === 'notify') {
-      this.#marks.push({ name: typeof message.payload?.name === 'string' ? message.payload.name : '', atMs: Math.max(nowMs, this.#playedUntil) });
-    } else if (kind === 'clear' || kind === 'clearAudio' || kind === 'killAudio' || kind === 'FLUSH_MEDIA' || kind === 'StopAudio') {
+      this.#marks.push({
+        name: typeof message.payload?.name === 'string' ? message.payload.name : '',
+        atMs: Math.max(nowMs, this.#playedUntil),
+      });
+    } else if (
+      kind === 'clear' ||
+      kind === 'clearAudio' ||
+      kind === 'killAudio' ||
+      kind === 'FLUSH_MEDIA' ||
+      kind === 'StopAudio'
+    ) {
       this.#clear(nowMs);
     }
   }
@@ -103,15 +113,35 @@ export class ProviderPlayback {
     switch (this.#provider) {
       case 'twilio':
       case 'signalwire':
-        return JSON.stringify({ event: 'dtmf', streamSid: this.#ids.streamSid, sequenceNumber: sequence, dtmf: { track: 'inbound_track', digit } });
+        return JSON.stringify({
+          event: 'dtmf',
+          streamSid: this.#ids.streamSid,
+          sequenceNumber: sequence,
+          dtmf: { track: 'inbound_track', digit },
+        });
       case 'telnyx':
-        return JSON.stringify({ event: 'dtmf', stream_id: this.#ids.stream_id, sequence_number: sequence, dtmf: { digit } });
+        return JSON.stringify({
+          event: 'dtmf',
+          stream_id: this.#ids.stream_id,
+          sequence_number: sequence,
+          dtmf: { digit },
+        });
       case 'vonage':
         return JSON.stringify({ event: 'websocket:dtmf', digit, duration: 100 });
       case 'plivo':
-        return JSON.stringify({ event: 'dtmf', sequenceNumber: Number(sequence), streamId: this.#plivoStream(), dtmf: { digit } });
+        return JSON.stringify({
+          event: 'dtmf',
+          sequenceNumber: Number(sequence),
+          streamId: this.#plivoStream(),
+          dtmf: { digit },
+        });
       case 'exotel':
-        return JSON.stringify({ event: 'dtmf', sequence_number: Number(sequence), stream_sid: this.#ids.stream_sid, dtmf: { duration: '100', digit } });
+        return JSON.stringify({
+          event: 'dtmf',
+          sequence_number: Number(sequence),
+          stream_sid: this.#ids.stream_sid,
+          dtmf: { duration: '100', digit },
+        });
       case 'bandwidth':
         // Bandwidth posts keys to a `<Gather>` webhook, not over the stream (and confirms no prompt to press after).
         throw new Error('Bandwidth sends no DTMF over the stream');
@@ -137,15 +167,35 @@ export class ProviderPlayback {
     switch (this.#provider) {
       case 'twilio':
       case 'signalwire':
-        return JSON.stringify({ event: 'mark', sequenceNumber: sequence, streamSid: this.#ids.streamSid, mark: { name } });
+        return JSON.stringify({
+          event: 'mark',
+          sequenceNumber: sequence,
+          streamSid: this.#ids.streamSid,
+          mark: { name },
+        });
       case 'telnyx':
-        return JSON.stringify({ event: 'mark', sequence_number: sequence, stream_id: this.#ids.stream_id, mark: { name } });
+        return JSON.stringify({
+          event: 'mark',
+          sequence_number: sequence,
+          stream_id: this.#ids.stream_id,
+          mark: { name },
+        });
       case 'vonage':
         return JSON.stringify({ event: 'websocket:notify', payload: { name } });
       case 'plivo':
-        return JSON.stringify({ event: 'playedStream', sequenceNumber: Number(sequence), streamId: this.#plivoStream(), name });
+        return JSON.stringify({
+          event: 'playedStream',
+          sequenceNumber: Number(sequence),
+          streamId: this.#plivoStream(),
+          name,
+        });
       case 'exotel':
-        return JSON.stringify({ event: 'mark', sequence_number: Number(sequence), stream_sid: this.#ids.stream_sid, mark: { name } });
+        return JSON.stringify({
+          event: 'mark',
+          sequence_number: Number(sequence),
+          stream_sid: this.#ids.stream_sid,
+          mark: { name },
+        });
       case 'bandwidth':
         throw new Error('Bandwidth confirms no marks');
       case 'jambonz':

@@ -30,11 +30,18 @@ function h(algorithm: DigestAlgorithm, text: string): string {
 
 /** HA1 of a key for each algorithm (kept sealed with the key). */
 export function digestHa1(username: string, password: string, realm = DIGEST_REALM): Record<DigestAlgorithm, string> {
-  return { 'SHA-256': h('SHA-256', `${username}:${realm}:${password}`), MD5: h('MD5', `${username}:${realm}:${password}`) };
+  return {
+    'SHA-256': h('SHA-256', `${username}:${realm}:${password}`),
+    MD5: h('MD5', `${username}:${realm}:${password}`),
+  };
 }
 
 /** The `response` a client computes (RFC 7616 §3.4.1), from the HA1. */
-export function digestResponse(algorithm: DigestAlgorithm, ha1: string, p: { nonce: string; nc: string; cnonce: string; qop: string; method: string; uri: string }): string {
+export function digestResponse(
+  algorithm: DigestAlgorithm,
+  ha1: string,
+  p: { nonce: string; nc: string; cnonce: string; qop: string; method: string; uri: string },
+): string {
   const ha2 = h(algorithm, `${p.method}:${p.uri}`);
   return h(algorithm, [ha1, p.nonce, p.nc, p.cnonce, p.qop, ha2].join(':'));
 }
@@ -65,7 +72,10 @@ export class DigestNonces {
   /** One `WWW-Authenticate` value per algorithm, the preferred first. */
   challenges(stale = false): string[] {
     const nonce = this.issue();
-    return DIGEST_ALGORITHMS.map((algorithm) => `Digest realm="${DIGEST_REALM}", nonce="${nonce}", algorithm=${algorithm}, qop="auth"${stale ? ', stale=true' : ''}`);
+    return DIGEST_ALGORITHMS.map(
+      (algorithm) =>
+        `Digest realm="${DIGEST_REALM}", nonce="${nonce}", algorithm=${algorithm}, qop="auth"${stale ? ', stale=true' : ''}`,
+    );
   }
 
   #mac(text: string): string {
@@ -95,22 +105,49 @@ export function parseDigest(value: string): DigestCredentials | null {
     const eq = part.indexOf('=');
     if (eq < 0) continue;
     const raw = part.slice(eq + 1).trim();
-    params.set(part.slice(0, eq).trim().toLowerCase(), raw.startsWith('"') && raw.endsWith('"') ? raw.slice(1, -1) : raw);
+    params.set(
+      part.slice(0, eq).trim().toLowerCase(),
+      raw.startsWith('"') && raw.endsWith('"') ? raw.slice(1, -1) : raw,
+    );
   }
-  const algorithm = (params.get('algorithm') ?? 'MD5').toUpperCase() === 'SHA-256' ? 'SHA-256' : (params.get('algorithm') ?? 'MD5').toUpperCase() === 'MD5' ? 'MD5' : null;
-  const [username, realm, nonce, uri, response] = ['username', 'realm', 'nonce', 'uri', 'response'].map((k) => params.get(k));
+  const algorithm =
+    (params.get('algorithm') ?? 'MD5').toUpperCase() === 'SHA-256'
+      ? 'SHA-256'
+      : (params.get('algorithm') ?? 'MD5').toUpperCase() === 'MD5'
+        ? 'MD5'
+        : null;
+  const [username, realm, nonce, uri, response] = ['username', 'realm', 'nonce', 'uri', 'response'].map((k) =>
+    params.get(k),
+  );
   if (!algorithm || !username || !realm || !nonce || !uri || !response) return null;
-  return { username, realm, nonce, uri, response, algorithm, qop: params.get('qop') ?? '', nc: params.get('nc') ?? '', cnonce: params.get('cnonce') ?? '' };
+  return {
+    username,
+    realm,
+    nonce,
+    uri,
+    response,
+    algorithm,
+    qop: params.get('qop') ?? '',
+    nc: params.get('nc') ?? '',
+    cnonce: params.get('cnonce') ?? '',
+  };
 }
 
 /** Whether `credentials` answer a challenge for `method` with the key's HA1s (`qop=auth`, or RFC 2069's none for MD5). */
-export function checkDigest(credentials: DigestCredentials, method: string, ha1s: Record<DigestAlgorithm, string>): boolean {
+export function checkDigest(
+  credentials: DigestCredentials,
+  method: string,
+  ha1s: Record<DigestAlgorithm, string>,
+): boolean {
   const ha1 = ha1s[credentials.algorithm];
   if (!ha1 || credentials.realm !== DIGEST_REALM) return false;
   const expected =
     credentials.qop === 'auth'
       ? digestResponse(credentials.algorithm, ha1, { ...credentials, method })
-      : h(credentials.algorithm, `${ha1}:${credentials.nonce}:${h(credentials.algorithm, `${method}:${credentials.uri}`)}`);
+      : h(
+          credentials.algorithm,
+          `${ha1}:${credentials.nonce}:${h(credentials.algorithm, `${method}:${credentials.uri}`)}`,
+        );
   const a = Buffer.from(expected);
   const b = Buffer.from(credentials.response.toLowerCase());
   return a.length === b.length && timingSafeEqual(a, b);

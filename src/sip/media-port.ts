@@ -84,13 +84,28 @@ export function siprecAdapter(): ProviderAdapter {
   return {
     provider: 'siprec',
     parseProviderMessage(data: Buffer, isBinary: boolean): ProviderEvent {
-      if (isBinary) return { type: 'media', leg: LEGS[data[0]], timestampMs: data.readDoubleBE(1), payload: data.subarray(HEAD) };
-      const message = JSON.parse(data.toString()) as { event: string; agentId: string; callId: string; format: MediaFormat; digit: string; participants: Record<string, unknown>[] };
+      if (isBinary)
+        return { type: 'media', leg: LEGS[data[0]], timestampMs: data.readDoubleBE(1), payload: data.subarray(HEAD) };
+      const message = JSON.parse(data.toString()) as {
+        event: string;
+        agentId: string;
+        callId: string;
+        format: MediaFormat;
+        digit: string;
+        participants: Record<string, unknown>[];
+      };
       if (message.event === 'dtmf') return { type: 'dtmf', digit: message.digit };
       return {
         type: 'start',
         // One-way: a due consent prompt fails closed, as on a one-way fork (SPEC §4b, §5).
-        start: { providerCallId: message.callId, params: { agent_id: message.agentId, mode: 'fork' }, format: message.format, legs: ['caller', 'agent'], canSendAudio: false, participants: message.participants },
+        start: {
+          providerCallId: message.callId,
+          params: { agent_id: message.agentId, mode: 'fork' },
+          format: message.format,
+          legs: ['caller', 'agent'],
+          canSendAudio: false,
+          participants: message.participants,
+        },
       };
     },
     parseRuntimeMessage: none,

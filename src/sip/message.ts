@@ -31,7 +31,18 @@ const COMPACT: Readonly<Record<string, string>> = {
 };
 
 /** Headers whose value is a comma-separated list (RFC 3261 §7.3.1): split into one value each. */
-const LISTS: ReadonlySet<string> = new Set(['via', 'contact', 'route', 'record-route', 'require', 'supported', 'allow', 'accept', 'proxy-require', 'unsupported']);
+const LISTS: ReadonlySet<string> = new Set([
+  'via',
+  'contact',
+  'route',
+  'record-route',
+  'require',
+  'supported',
+  'allow',
+  'accept',
+  'proxy-require',
+  'unsupported',
+]);
 
 /** RFC 3261 token characters. */
 const TOKEN = /^[A-Za-z0-9\-.!%*_+`'~]+$/;
@@ -201,7 +212,8 @@ export function parseMessage(buf: Buffer, stream: boolean): Parsed | null {
     }
   }
   const body = buf.subarray(end, end + bodyLength);
-  const message: SipMessage = startLine.kind === 'request' ? { ...startLine, headers, body } : { ...startLine, headers, body };
+  const message: SipMessage =
+    startLine.kind === 'request' ? { ...startLine, headers, body } : { ...startLine, headers, body };
   validate(message);
   return { message, length: end + bodyLength };
 }
@@ -211,7 +223,7 @@ function unfold(head: string): string[] {
   const lines: string[] = [];
   for (const line of head.split(/\r?\n/)) {
     if (line === '') continue;
-    if ((line[0] === ' ' || line[0] === '\t') && lines.length > 1) lines[lines.length - 1] += ' ' + line.trim();
+    if ((line[0] === ' ' || line[0] === '\t') && lines.length > 1) lines[lines.length - 1] += ` ${line.trim()}`;
     else lines.push(line);
   }
   return lines;
@@ -254,11 +266,15 @@ function validate(message: SipMessage): void {
   for (const via of vias) if (!parseVia(via)) fail(`bad Via "${via.slice(0, 60)}"`, headers, method);
   const cseq = parseCSeq(headers.get('cseq'));
   if (!cseq) fail(`bad CSeq "${headers.get('cseq')!.slice(0, 40)}"`, headers, method);
-  if (message.kind === 'request' && cseq.method !== message.method) fail(`CSeq method ${cseq.method} is not the request's ${message.method}`, headers, method);
-  for (const name of ['from', 'to']) if (!parseNameAddr(headers.get(name)!)) fail(`bad ${name} "${headers.get(name)!.slice(0, 60)}"`, headers, method);
-  for (const contact of headers.getAll('contact')) if (contact !== '*' && !parseNameAddr(contact)) fail(`bad Contact "${contact.slice(0, 60)}"`, headers, method);
+  if (message.kind === 'request' && cseq.method !== message.method)
+    fail(`CSeq method ${cseq.method} is not the request's ${message.method}`, headers, method);
+  for (const name of ['from', 'to'])
+    if (!parseNameAddr(headers.get(name)!)) fail(`bad ${name} "${headers.get(name)!.slice(0, 60)}"`, headers, method);
+  for (const contact of headers.getAll('contact'))
+    if (contact !== '*' && !parseNameAddr(contact)) fail(`bad Contact "${contact.slice(0, 60)}"`, headers, method);
   const maxForwards = headers.get('max-forwards');
-  if (maxForwards !== undefined && !(/^\d{1,10}$/.test(maxForwards) && Number(maxForwards) <= 255)) fail(`bad Max-Forwards "${maxForwards.slice(0, 20)}"`, headers, method);
+  if (maxForwards !== undefined && !(/^\d{1,10}$/.test(maxForwards) && Number(maxForwards) <= 255))
+    fail(`bad Max-Forwards "${maxForwards.slice(0, 20)}"`, headers, method);
 }
 
 /** A Via header field value (one element). */
@@ -271,7 +287,10 @@ export interface Via {
 
 /** Parses `SIP / 2.0 / UDP host:port;params` (LWS allowed around the slashes and semicolons). */
 export function parseVia(value: string): Via | null {
-  const m = /^SIP\s*\/\s*2\.0\s*\/\s*([A-Za-z0-9\-.!%*_+`'~]+)\s+(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-.]+)(?:\s*:\s*(\d{1,5}))?\s*((?:;.*)?)$/.exec(value);
+  const m =
+    /^SIP\s*\/\s*2\.0\s*\/\s*([A-Za-z0-9\-.!%*_+`'~]+)\s+(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-.]+)(?:\s*:\s*(\d{1,5}))?\s*((?:;.*)?)$/.exec(
+      value,
+    );
   if (!m) return null;
   const params = parseParams(m[4]);
   if (!params) return null;
@@ -358,7 +377,13 @@ export function parseSipUri(uri: string): SipUri | null {
   } catch {
     return null;
   }
-  return { scheme: m[1].toLowerCase(), user, host: hostPart[1], port: hostPart[2] === undefined ? undefined : Number(hostPart[2]), headers: hostPart[3] ?? '' };
+  return {
+    scheme: m[1].toLowerCase(),
+    user,
+    host: hostPart[1],
+    port: hostPart[2] === undefined ? undefined : Number(hostPart[2]),
+    headers: hostPart[3] ?? '',
+  };
 }
 
 const REASONS: Readonly<Record<number, string>> = {
@@ -386,14 +411,22 @@ export function reasonPhrase(status: number): string {
 
 /** Writes a message; Content-Length is always set from the body. */
 export function serialize(message: SipMessage): Buffer {
-  const start = message.kind === 'request' ? `${message.method} ${message.uri} SIP/2.0` : `SIP/2.0 ${message.status} ${message.reason}`;
+  const start =
+    message.kind === 'request'
+      ? `${message.method} ${message.uri} SIP/2.0`
+      : `SIP/2.0 ${message.status} ${message.reason}`;
   const lines = [start];
-  for (const [name, value] of message.headers.entries()) if (name !== 'content-length') lines.push(`${headerName(name)}: ${value}`);
+  for (const [name, value] of message.headers.entries())
+    if (name !== 'content-length') lines.push(`${headerName(name)}: ${value}`);
   lines.push(`Content-Length: ${message.body.length}`, '', '');
   return Buffer.concat([Buffer.from(lines.join('\r\n')), message.body]);
 }
 
-const SPELLING: Readonly<Record<string, string>> = { 'call-id': 'Call-ID', cseq: 'CSeq', 'www-authenticate': 'WWW-Authenticate' };
+const SPELLING: Readonly<Record<string, string>> = {
+  'call-id': 'Call-ID',
+  cseq: 'CSeq',
+  'www-authenticate': 'WWW-Authenticate',
+};
 
 function headerName(name: string): string {
   return SPELLING[name] ?? name.replace(/(^|-)([a-z])/g, (_, dash: string, ch: string) => dash + ch.toUpperCase());
@@ -403,7 +436,12 @@ function headerName(name: string): string {
  * A response to `request` (RFC 3261 §8.2.6): Via, From, Call-ID and CSeq copied, To copied with
  * `toTag` added when it has none.
  */
-export function responseTo(request: { headers: SipHeaders }, status: number, toTag?: string, reason = reasonPhrase(status)): SipResponse {
+export function responseTo(
+  request: { headers: SipHeaders },
+  status: number,
+  toTag?: string,
+  reason = reasonPhrase(status),
+): SipResponse {
   const headers = new SipHeaders();
   for (const via of request.headers.getAll('via')) headers.add('via', via);
   headers.add('from', request.headers.get('from') ?? '');

@@ -53,7 +53,14 @@ export function multipartParts(contentType: string, body: Buffer): Map<string, s
     if (blank < 0) continue;
     const head = chunk.slice(0, blank);
     const type = /^content-type\s*:\s*([^;\r\n]+)/im.exec(head)?.[1].trim().toLowerCase();
-    if (type) parts.set(type, chunk.slice(blank).replace(/^\r?\n\r?\n/, '').replace(/\r?\n$/, ''));
+    if (type)
+      parts.set(
+        type,
+        chunk
+          .slice(blank)
+          .replace(/^\r?\n\r?\n/, '')
+          .replace(/\r?\n$/, ''),
+      );
   }
   return parts;
 }
@@ -81,8 +88,15 @@ export function readOffer(headers: SipHeaders, body: Buffer): RecordingOffer {
   } catch (err) {
     throw new SipParseError(`bad SDP: ${(err as Error).message}`, headers, 'INVITE');
   }
-  const participants = metadataText ? readMetadata(metadataText) : { participants: [], senderOf: new Map<string, Participant>() };
-  const audio = (sdp.media ?? []).map((media, index) => ({ media, index })).filter(({ media }) => media.type === 'audio' && media.port !== 0 && media.direction !== 'inactive' && media.direction !== 'recvonly');
+  const participants = metadataText
+    ? readMetadata(metadataText)
+    : { participants: [], senderOf: new Map<string, Participant>() };
+  const audio = (sdp.media ?? [])
+    .map((media, index) => ({ media, index }))
+    .filter(
+      ({ media }) =>
+        media.type === 'audio' && media.port !== 0 && media.direction !== 'inactive' && media.direction !== 'recvonly',
+    );
   if (audio.length === 0) throw new CallrecError('ERR_SIP_NOT_ACCEPTABLE', 'no audio stream to record in the offer');
   const codec = chooseCodec(audio.map(({ media }) => media));
   // The caller is whoever sends the first audio stream (SBCs list the calling party first).
@@ -99,7 +113,8 @@ export function readOffer(headers: SipHeaders, body: Buffer): RecordingOffer {
       address: media.connection?.ip ?? sdp.connection?.ip ?? '',
       port: media.port,
       payloadType: payloadTypeOf(media, codec),
-      eventPayloadType: media.rtp.find((r) => r.codec.toLowerCase() === 'telephone-event' && r.rate === 8000)?.payload ?? -1,
+      eventPayloadType:
+        media.rtp.find((r) => r.codec.toLowerCase() === 'telephone-event' && r.rate === 8000)?.payload ?? -1,
     };
   });
   return { sdp, codec, streams, participants: participants.participants };
@@ -120,10 +135,18 @@ function formats(media: sdpTransform.MediaDescription): { payload: number; name:
 /** The first codec of the first stream's list that callrec decodes and every stream offers (one format per call). */
 function chooseCodec(audio: sdpTransform.MediaDescription[]): Codec {
   for (const { name, rate } of formats(audio[0])) {
-    if (CODECS[name] && rate === 8000 && audio.every((media) => formats(media).some((f) => f.name === name && f.rate === 8000))) return CODECS[name];
+    if (
+      CODECS[name] &&
+      rate === 8000 &&
+      audio.every((media) => formats(media).some((f) => f.name === name && f.rate === 8000))
+    )
+      return CODECS[name];
   }
   const offered = [...new Set(audio.flatMap((media) => formats(media).map((f) => f.name)))].join(', ');
-  throw new CallrecError('ERR_SIP_NOT_ACCEPTABLE', `no codec callrec records is offered on every stream (offered: ${offered.slice(0, 100)}; callrec takes PCMU, PCMA)`);
+  throw new CallrecError(
+    'ERR_SIP_NOT_ACCEPTABLE',
+    `no codec callrec records is offered on every stream (offered: ${offered.slice(0, 100)}; callrec takes PCMU, PCMA)`,
+  );
 }
 
 function payloadTypeOf(media: sdpTransform.MediaDescription, codec: Codec): number {
@@ -131,11 +154,23 @@ function payloadTypeOf(media: sdpTransform.MediaDescription, codec: Codec): numb
 }
 
 const METADATA_LISTS = new Set(['participant', 'stream', 'participantstreamassoc', 'send', 'nameID', 'name']);
-const xml = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '', removeNSPrefix: true, isArray: (name) => METADATA_LISTS.has(name), processEntities: true });
+const xml = new XMLParser({
+  ignoreAttributes: false,
+  attributeNamePrefix: '',
+  removeNSPrefix: true,
+  isArray: (name) => METADATA_LISTS.has(name),
+  processEntities: true,
+});
 
 type XmlNode = Record<string, unknown>;
 
-const text = (node: unknown): string => (typeof node === 'object' && node !== null ? String((node as XmlNode)['#text'] ?? '') : node === undefined ? '' : String(node)).trim();
+const text = (node: unknown): string =>
+  (typeof node === 'object' && node !== null
+    ? String((node as XmlNode)['#text'] ?? '')
+    : node === undefined
+      ? ''
+      : String(node)
+  ).trim();
 
 /**
  * The RFC 7865 metadata: participants (AOR from `nameID`, display name) and which stream
@@ -166,7 +201,9 @@ export function readMetadata(document: string): { participants: Participant[]; s
   for (const p of participants) for (const streamId of p.sends) senderOf.set(labelOf.get(streamId) ?? streamId, p);
   for (const assoc of list('participantstreamassoc')) {
     const p = byId.get(String(assoc.participant_id ?? ''));
-    if (p) for (const streamId of ((assoc.send as unknown[] | undefined) ?? []).map(text)) senderOf.set(labelOf.get(streamId) ?? streamId, p);
+    if (p)
+      for (const streamId of ((assoc.send as unknown[] | undefined) ?? []).map(text))
+        senderOf.set(labelOf.get(streamId) ?? streamId, p);
   }
   return { participants: participants.map(({ sends: _, ...p }) => p), senderOf };
 }
@@ -175,17 +212,44 @@ export function readMetadata(document: string): { participants: Participant[]; s
  * The SDP answer: every recorded stream `a=recvonly` on its RTP port with the chosen codec
  * (and telephone-event when offered), every other stream refused (port 0, RFC 3264 §6).
  */
-export function answerSdp(offer: RecordingOffer, address: string, ports: ReadonlyMap<number, number>, sessionId: number): string {
+export function answerSdp(
+  offer: RecordingOffer,
+  address: string,
+  ports: ReadonlyMap<number, number>,
+  sessionId: number,
+): string {
   const family = address.includes(':') ? 6 : 4;
   const media = (offer.sdp.media ?? []).map((m, index) => {
     const stream = offer.streams.find((s) => s.index === index);
     const port = ports.get(index);
-    if (!stream || port === undefined) return { type: m.type, port: 0, protocol: m.protocol, payloads: m.payloads, rtp: [], fmtp: [], ...(m.label === undefined ? {} : { label: m.label }) };
-    const rtp = offer.sdp.media[index].rtp.filter((r) => r.payload === stream.payloadType || r.payload === stream.eventPayloadType);
-    if (!rtp.some((r) => r.payload === stream.payloadType)) rtp.unshift({ payload: stream.payloadType, codec: offer.codec === 'pcmu' ? 'PCMU' : 'PCMA', rate: 8000 });
+    if (!stream || port === undefined)
+      return {
+        type: m.type,
+        port: 0,
+        protocol: m.protocol,
+        payloads: m.payloads,
+        rtp: [],
+        fmtp: [],
+        ...(m.label === undefined ? {} : { label: m.label }),
+      };
+    const rtp = offer.sdp.media[index].rtp.filter(
+      (r) => r.payload === stream.payloadType || r.payload === stream.eventPayloadType,
+    );
+    if (!rtp.some((r) => r.payload === stream.payloadType))
+      rtp.unshift({ payload: stream.payloadType, codec: offer.codec === 'pcmu' ? 'PCMU' : 'PCMA', rate: 8000 });
     const payloads = [stream.payloadType, ...(stream.eventPayloadType >= 0 ? [stream.eventPayloadType] : [])].join(' ');
     const fmtp = (m.fmtp ?? []).filter((f) => f.payload === stream.eventPayloadType);
-    return { type: 'audio', port, protocol: m.protocol, payloads, rtp, fmtp, direction: 'recvonly' as const, ptime: m.ptime, ...(m.label === undefined ? {} : { label: m.label }) };
+    return {
+      type: 'audio',
+      port,
+      protocol: m.protocol,
+      payloads,
+      rtp,
+      fmtp,
+      direction: 'recvonly' as const,
+      ptime: m.ptime,
+      ...(m.label === undefined ? {} : { label: m.label }),
+    };
   });
   return sdpTransform.write({
     version: 0,

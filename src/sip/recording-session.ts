@@ -15,7 +15,10 @@ import type { SipSource } from './transport.js';
 
 /** Whether an SDP offer (a re-INVITE's, plain or multipart) holds no audio stream that is not inactive. */
 function isInactiveOffer(body: string): boolean {
-  const audio = body.split(/^m=/m).slice(1).filter((m) => m.startsWith('audio') && !/^audio 0 /.test(m));
+  const audio = body
+    .split(/^m=/m)
+    .slice(1)
+    .filter((m) => m.startsWith('audio') && !/^audio 0 /.test(m));
   return audio.length > 0 && audio.every((m) => /^a=inactive\r?$/m.test(m));
 }
 
@@ -94,18 +97,33 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
     this.#invite = invite.request;
     this.#source = source;
     this.#offer = offer;
-    this.#receivers = offer.streams.map((stream) => ({ stream, socket: sockets.get(stream.index)!, timeline: new RtpTimeline(8000), lastEvent: -1 }));
+    this.#receivers = offer.streams.map((stream) => ({
+      stream,
+      socket: sockets.get(stream.index)!,
+      timeline: new RtpTimeline(8000),
+      lastEvent: -1,
+    }));
     const ports = new Map([...sockets].map(([index, socket]) => [index, socket.address().port]));
-    this.#answer = Buffer.from(answerSdp(offer, ctx.publicAddress, ports, Number.parseInt(randomBytes(4).toString('hex'), 16)));
+    this.#answer = Buffer.from(
+      answerSdp(offer, ctx.publicAddress, ports, Number.parseInt(randomBytes(4).toString('hex'), 16)),
+    );
     this.#port = new MediaPort((code, reason) => this.#onCallClosed(code, reason));
-    this.call = new CallSession(this.#port, siprecAdapter(), { headers: {}, query: {}, address: source.address, tenantId: identity.tenantId }, ctx.media);
+    this.call = new CallSession(
+      this.#port,
+      siprecAdapter(),
+      { headers: {}, query: {}, address: source.address, tenantId: identity.tenantId },
+      ctx.media,
+    );
     this.call.on('stateChange', (_, next) => {
       if (next.status === 'live') this.#accept();
     });
     void this.call.ended.then(() => this.#end('call ended'));
     for (const receiver of this.#receivers) receiver.socket.on('message', (data) => this.#onRtp(receiver, data));
     // Each participant with the leg of the stream it sends (null: it sends none callrec records).
-    const participants = offer.participants.map((p) => ({ ...p, leg: offer.streams.find((s) => s.participant?.id === p.id)?.leg ?? null }));
+    const participants = offer.participants.map((p) => ({
+      ...p,
+      leg: offer.streams.find((s) => s.participant?.id === p.id)?.leg ?? null,
+    }));
     this.#port.start(identity.agentId, identity.callId, { codec: offer.codec, sampleRate: 8000 }, participants);
   }
 
@@ -137,7 +155,11 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
     if (inactive !== this.#paused) {
       this.#paused = inactive;
       // A transition the recorder cannot take now (no recording, already there) changes nothing.
-      this.call.control(action).catch((err: Error) => this.#ctx.log.info({ action, reason: err.message }, 're-INVITE pause/resume not applied'));
+      this.call
+        .control(action)
+        .catch((err: Error) =>
+          this.#ctx.log.info({ action, reason: err.message }, 're-INVITE pause/resume not applied'),
+        );
     }
     const ok = this.#ok(transaction.request);
     if (inactive) ok.body = Buffer.from(this.#answer.toString('utf8').replace(/^a=recvonly$/gm, 'a=inactive'));
@@ -173,7 +195,11 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
   #ok(request: SipRequest) {
     const ok = responseTo(request, 200, this.localTag);
     for (const route of request.headers.getAll('record-route')) ok.headers.add('record-route', route);
-    withHeader(ok, 'Contact', `<sip:${this.#ctx.publicAddress}:${this.#ctx.contactPort}${this.#source.reliable ? ';transport=tcp' : ''}>;+sip.srs`);
+    withHeader(
+      ok,
+      'Contact',
+      `<sip:${this.#ctx.publicAddress}:${this.#ctx.contactPort}${this.#source.reliable ? ';transport=tcp' : ''}>;+sip.srs`,
+    );
     withHeader(ok, 'Allow', ALLOW);
     withHeader(ok, 'Content-Type', 'application/sdp');
     ok.body = this.#answer;
@@ -200,7 +226,10 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
   #sendBye(reason: string): void {
     const headers = new SipHeaders();
     const transport = this.#source.protocol.toUpperCase();
-    headers.add('via', `SIP/2.0/${transport} ${this.#ctx.publicAddress}:${this.#ctx.contactPort};branch=z9hG4bK${randomBytes(8).toString('hex')};rport`);
+    headers.add(
+      'via',
+      `SIP/2.0/${transport} ${this.#ctx.publicAddress}:${this.#ctx.contactPort};branch=z9hG4bK${randomBytes(8).toString('hex')};rport`,
+    );
     headers.add('max-forwards', '70');
     const to = this.#invite.headers.get('to')!;
     headers.add('from', parseNameAddr(to)?.params.has('tag') ? to : `${to};tag=${this.localTag}`);
@@ -209,7 +238,9 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
     headers.add('cseq', `${this.#localCSeq++} BYE`);
     for (const route of this.#invite.headers.getAll('record-route')) headers.add('route', route);
     headers.add('reason', `Q.850;cause=16;text="${reason.replace(/["\\\r\n]/g, '').slice(0, 100)}"`);
-    const target = parseNameAddr(this.#invite.headers.get('contact') ?? '')?.uri ?? parseNameAddr(this.#invite.headers.get('from')!)!.uri;
+    const target =
+      parseNameAddr(this.#invite.headers.get('contact') ?? '')?.uri ??
+      parseNameAddr(this.#invite.headers.get('from')!)!.uri;
     this.#ctx.send({ kind: 'request', method: 'BYE', uri: target, headers, body: Buffer.alloc(0) }, this.#source);
   }
 
@@ -230,7 +261,12 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
     // which this process handled the datagrams.
     const arrivalMs = now - this.#zero < START_WINDOW_MS ? 0 : now - this.#zero;
     // G.711: one sample a byte.
-    const positionMs = receiver.timeline.position(packet.ssrc, packet.timestamp, arrivalMs, packet.payloadType === stream.payloadType ? packet.payload.length : 0);
+    const positionMs = receiver.timeline.position(
+      packet.ssrc,
+      packet.timestamp,
+      arrivalMs,
+      packet.payloadType === stream.payloadType ? packet.payload.length : 0,
+    );
     if (packet.payloadType === stream.payloadType) {
       if (packet.payload.length > 0) this.#port.media(stream.leg, positionMs, packet.payload);
     } else if (packet.payloadType === stream.eventPayloadType) {

@@ -1,7 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../log.js';
 import type { MediaMetrics } from '../metrics.js';
-import { parseCSeq, parseNameAddr, parseVia, responseTo, type SipMessage, type SipRequest, type SipResponse } from './message.js';
+import {
+  parseCSeq,
+  parseNameAddr,
+  parseVia,
+  responseTo,
+  type SipMessage,
+  type SipRequest,
+  type SipResponse,
+} from './message.js';
 import { ClientTransaction, DEFAULT_TIMERS, ServerTransaction, type SipPeer, type SipTimers } from './transaction.js';
 import type { SipSource, SipTransport } from './transport.js';
 
@@ -94,13 +102,20 @@ export class SipServer {
     transaction.on('stateChange', (prev, next) => {
       if (prev.status === 'proceeding' && transaction.finalStatus !== null) {
         // Methods callrec does not take are counted as one label: the label set stays bounded.
-        this.#options.metrics?.sipRequestsTotal.inc({ method: METHODS.has(method) ? method : 'other', status: transaction.finalStatus });
+        this.#options.metrics?.sipRequestsTotal.inc({
+          method: METHODS.has(method) ? method : 'other',
+          status: transaction.finalStatus,
+        });
       }
       if (next.status === 'terminated' && this.#transactions.get(key) === transaction) this.#transactions.delete(key);
     });
     switch (method) {
       case 'OPTIONS':
-        return transaction.respond(this.#options.draining() ? withHeader(responseTo(request, 503, localTag()), 'Retry-After', '60') : withHeader(responseTo(request, 200, localTag()), 'Allow', ALLOW));
+        return transaction.respond(
+          this.#options.draining()
+            ? withHeader(responseTo(request, 503, localTag()), 'Retry-After', '60')
+            : withHeader(responseTo(request, 200, localTag()), 'Allow', ALLOW),
+        );
       case 'CANCEL': {
         const invite = this.#transactions.get(transactionKey(request, 'INVITE'));
         if (invite?.status !== 'proceeding') return transaction.respond(responseTo(request, 481, localTag()));

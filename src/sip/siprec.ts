@@ -59,7 +59,13 @@ export class SiprecServer implements SipHandler {
   constructor(options: SiprecOptions) {
     this.#options = options;
     this.transport = new SipTransport(options.log);
-    this.server = new SipServer({ transport: this.transport, handler: this, log: options.log, draining: options.draining, metrics: options.media.metrics });
+    this.server = new SipServer({
+      transport: this.transport,
+      handler: this,
+      log: options.log,
+      draining: options.draining,
+      metrics: options.media.metrics,
+    });
     this.#ports = new RtpPorts(options.config.rtpPorts);
   }
 
@@ -81,7 +87,8 @@ export class SiprecServer implements SipHandler {
     switch (request.method) {
       case 'INVITE':
         if (session) return session.reinvite(transaction);
-        if (parseNameAddr(request.headers.get('to')!)?.params.has('tag')) return transaction.respond(responseTo(request, 481));
+        if (parseNameAddr(request.headers.get('to')!)?.params.has('tag'))
+          return transaction.respond(responseTo(request, 481));
         void this.#invite(request, transaction, source);
         return;
       case 'BYE':
@@ -129,8 +136,19 @@ export class SiprecServer implements SipHandler {
       return null;
     }
     const key = credentials && (await store.keys.sipDigest(credentials.username));
-    const principal = key && { keyId: credentials.username, tenantId: key.tenantId, scopes: key.scopes, operator: false };
-    if (!credentials || !key || !principal || !hasScope(principal, 'media:stream') || !checkDigest(credentials, request.method, openDigest(this.#options.keyring, credentials.username, key.sealed))) {
+    const principal = key && {
+      keyId: credentials.username,
+      tenantId: key.tenantId,
+      scopes: key.scopes,
+      operator: false,
+    };
+    if (
+      !credentials ||
+      !key ||
+      !principal ||
+      !hasScope(principal, 'media:stream') ||
+      !checkDigest(credentials, request.method, openDigest(this.#options.keyring, credentials.username, key.sealed))
+    ) {
       authFailures.fail(source.address);
       return forbid('Source not allowed');
     }
@@ -148,7 +166,9 @@ export class SiprecServer implements SipHandler {
       if (this.#options.draining()) return refuse(503, 'Draining');
       const refusal = this.#options.refusal();
       if (refusal) return refuse(sipStatus(refusal), refusal.message.slice(0, 120));
-      const isSiprec = /(^|,)\s*siprec\s*($|,)/i.test(request.headers.getAll('require').join(',')) || request.headers.getAll('contact').some((c) => parseNameAddr(c)?.params.has('+sip.src'));
+      const isSiprec =
+        /(^|,)\s*siprec\s*($|,)/i.test(request.headers.getAll('require').join(',')) ||
+        request.headers.getAll('contact').some((c) => parseNameAddr(c)?.params.has('+sip.src'));
       if (!isSiprec) return refuse(403, 'Not a recording session (no Require: siprec or +sip.src)');
       const tenantId = await this.#authenticate(request, transaction, source);
       if (tenantId === null) return;
@@ -158,7 +178,13 @@ export class SiprecServer implements SipHandler {
       for (const stream of offer.streams) sockets.set(stream.index, await this.#ports.open(config.listen[0].host));
       if (transaction.status !== 'proceeding') return void closeAll(sockets);
       const session = new RecordingSession(
-        { media, log: log.child({ sipCallId: request.headers.get('call-id') }), publicAddress: config.publicAddress, contactPort: this.transport.addresses().find((a) => a.protocol === source.protocol)!.port, send: (bye, peer) => void this.server.send(bye, peer) },
+        {
+          media,
+          log: log.child({ sipCallId: request.headers.get('call-id') }),
+          publicAddress: config.publicAddress,
+          contactPort: this.transport.addresses().find((a) => a.protocol === source.protocol)!.port,
+          send: (bye, peer) => void this.server.send(bye, peer),
+        },
         transaction,
         source,
         offer,
@@ -171,11 +197,15 @@ export class SiprecServer implements SipHandler {
       session.on('stateChange', (_, next) => {
         if (next.status === 'ended' && this.#sessions.get(key) === session) this.#sessions.delete(key);
       });
-      log.info({ callId: session.callId, participants: offer.participants.map((p) => p.aor || p.name) }, 'SIPREC session offered');
+      log.info(
+        { callId: session.callId, participants: offer.participants.map((p) => p.aor || p.name) },
+        'SIPREC session offered',
+      );
     } catch (err) {
       closeAll(sockets);
       const code = errorCode(err);
-      if (!code || (!(err instanceof SipParseError) && sipStatus(err) === 500)) log.error({ err }, 'SIPREC INVITE failed');
+      if (!code || (!(err instanceof SipParseError) && sipStatus(err) === 500))
+        log.error({ err }, 'SIPREC INVITE failed');
       refuse(sipStatus(err), (err as Error).message.slice(0, 120));
     }
   }

@@ -79,13 +79,23 @@ export class ServerTransaction extends StateMachine<ServerTransactionState> {
     if (!this.#invite) {
       // Timer J: 64*T1 over UDP for request retransmissions, none over TCP.
       if (reliable) this.state = { status: 'terminated' };
-      else this.state = { status: 'completed', last: data, retransmit: null, interval: 0, expire: this.#after(64 * t1, () => this.#terminate()) };
+      else
+        this.state = {
+          status: 'completed',
+          last: data,
+          retransmit: null,
+          interval: 0,
+          expire: this.#after(64 * t1, () => this.#terminate()),
+        };
       return;
     }
     const retransmit = reliable ? null : this.#after(t1, () => this.#retransmit());
     // Timer L (2xx) / Timer H (non-2xx): how long to wait for the ACK.
     const expire = this.#after(64 * t1, () => this.#terminate());
-    this.state = response.status < 300 ? { status: 'accepted', last: data, retransmit, interval: t1, expire } : { status: 'completed', last: data, retransmit, interval: t1, expire };
+    this.state =
+      response.status < 300
+        ? { status: 'accepted', last: data, retransmit, interval: t1, expire }
+        : { status: 'completed', last: data, retransmit, interval: t1, expire };
   }
 
   /** A retransmission of the request: the last response goes out again. */
@@ -103,7 +113,9 @@ export class ServerTransaction extends StateMachine<ServerTransactionState> {
     if (s.status === 'accepted') this.state = { status: 'terminated' };
     else if (s.status === 'completed' && this.#invite) {
       // Timer I: T4 over UDP to absorb ACK retransmissions, none over TCP.
-      this.state = this.#peer.reliable ? { status: 'terminated' } : { status: 'confirmed', expire: this.#after(this.#timers.t4, () => this.#terminate()) };
+      this.state = this.#peer.reliable
+        ? { status: 'terminated' }
+        : { status: 'confirmed', expire: this.#after(this.#timers.t4, () => this.#terminate()) };
     }
   }
 

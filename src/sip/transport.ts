@@ -3,7 +3,15 @@ import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { CallrecError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { MAX_SIP_MESSAGE_BYTES, parseMessage, parseVia, responseTo, serialize, SipParseError, type SipMessage } from './message.js';
+import {
+  MAX_SIP_MESSAGE_BYTES,
+  parseMessage,
+  parseVia,
+  responseTo,
+  serialize,
+  SipParseError,
+  type SipMessage,
+} from './message.js';
 import type { SipPeer } from './transaction.js';
 
 /** One `SIP_LISTEN` entry. */
@@ -53,7 +61,11 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
         else await this.#listenTcp(spec);
       } catch (err) {
         await this.close();
-        throw new CallrecError('ERR_PORT_IN_USE', `SIP_LISTEN ${spec.protocol}:${spec.host}:${spec.port}: ${(err as Error).message}`, { cause: err });
+        throw new CallrecError(
+          'ERR_PORT_IN_USE',
+          `SIP_LISTEN ${spec.protocol}:${spec.host}:${spec.port}: ${(err as Error).message}`,
+          { cause: err },
+        );
       }
     }
   }
@@ -80,7 +92,9 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
   async #listenUdp(spec: SipListen): Promise<void> {
     const socket = dgram.createSocket(net.isIPv6(spec.host) ? 'udp6' : 'udp4');
     socket.on('message', (data, rinfo) => {
-      this.#receive(data, udpSource(socket, rinfo.address, rinfo.port), false, (port) => udpSource(socket, rinfo.address, port));
+      this.#receive(data, udpSource(socket, rinfo.address, rinfo.port), false, (port) =>
+        udpSource(socket, rinfo.address, port),
+      );
     });
     await bound(socket, (done) => socket.bind(spec.port, spec.host, done));
     socket.on('error', (err) => this.#log.warn({ err }, 'SIP UDP socket error'));
@@ -129,13 +143,19 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
       if (!(err instanceof SipParseError)) throw err;
       this.#log.debug({ address: source.address, reason: err.message }, 'bad SIP message');
       if (err.headers && err.method && err.method !== 'ACK') {
-        replyPeer(source, err.headers.getAll('via')[0], atPort).send(serialize(responseTo({ headers: err.headers }, 400, undefined, `Bad Request (${err.message.slice(0, 80)})`)));
+        replyPeer(source, err.headers.getAll('via')[0], atPort).send(
+          serialize(responseTo({ headers: err.headers }, 400, undefined, `Bad Request (${err.message.slice(0, 80)})`)),
+        );
       }
       return -1;
     }
     if (!parsed) return 0;
     const { message } = parsed;
-    this.emit('message', message, message.kind === 'request' ? replyPeer(source, message.headers.getAll('via')[0], atPort) : source);
+    this.emit(
+      'message',
+      message,
+      message.kind === 'request' ? replyPeer(source, message.headers.getAll('via')[0], atPort) : source,
+    );
     return parsed.length;
   }
 }
@@ -145,7 +165,11 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
  * over UDP, the source address, at the source port when the top Via asks for `rport`, else
  * at the Via's port.
  */
-function replyPeer(source: SipSource, topVia: string | undefined, atPort: ((port: number) => SipSource) | undefined): SipSource {
+function replyPeer(
+  source: SipSource,
+  topVia: string | undefined,
+  atPort: ((port: number) => SipSource) | undefined,
+): SipSource {
   const via = topVia === undefined ? null : parseVia(topVia);
   if (!atPort || !via || via.params.has('rport')) return source;
   const port = via.port ?? 5060;

@@ -10,7 +10,8 @@ export class BucketUrl {
 
   constructor(storageUrl: string, protocol: 'gs:' | 's3:') {
     const url = new URL(storageUrl);
-    if (url.protocol !== protocol) throw new CallrecError('ERR_CONFIG', `STORAGE_URL: expected ${protocol}//bucket/prefix, got "${storageUrl}"`);
+    if (url.protocol !== protocol)
+      throw new CallrecError('ERR_CONFIG', `STORAGE_URL: expected ${protocol}//bucket/prefix, got "${storageUrl}"`);
     if (!url.hostname) throw new CallrecError('ERR_CONFIG', `STORAGE_URL: no bucket in "${storageUrl}"`);
     const prefix = decodeURIComponent(url.pathname).replace(/^\/+|\/+$/g, '');
     this.bucket = url.hostname;

@@ -40,7 +40,10 @@ export class GcsObjectStore implements ObjectStore {
     this.url = this.#location.href;
     const timeout = (this.#timeoutMs = opts.timeoutMs ?? 60_000);
     this.#maxRetries = opts.maxRetries ?? 3;
-    const storage = (Storage: typeof import('@google-cloud/storage').Storage, retryOptions: StorageOptions['retryOptions']) => {
+    const storage = (
+      Storage: typeof import('@google-cloud/storage').Storage,
+      retryOptions: StorageOptions['retryOptions'],
+    ) => {
       const client = new Storage({
         ...(opts.endpoint ? { apiEndpoint: opts.endpoint, useAuthWithCustomEndpoint: false } : {}),
         credentials: opts.credentials,
@@ -50,7 +53,9 @@ export class GcsObjectStore implements ObjectStore {
       // `timeout` above covers JSON API calls only; resumable upload requests take their options
       // from interceptors, and without one a stalled server would hang a put forever.
       // (The library types interceptors as seeing only JSON API requests, hence the cast.)
-      client.interceptors.push({ request: (reqOpts) => Object.assign(reqOpts, { timeout }) as ReturnType<Interceptor['request']> });
+      client.interceptors.push({
+        request: (reqOpts) => Object.assign(reqOpts, { timeout }) as ReturnType<Interceptor['request']>,
+      });
       return client.bucket(this.#location.bucket);
     };
     // The default idempotency strategy matters: it leaves uploads (which carry no generation
@@ -83,20 +88,31 @@ export class GcsObjectStore implements ObjectStore {
       try {
         return await this.#open(key, range);
       } catch (err) {
-        if (attempt >= this.#maxRetries || !(await this.#sdk).retryable(err as Parameters<typeof RETRYABLE_ERR_FN_DEFAULT>[0])) throw err;
+        if (
+          attempt >= this.#maxRetries ||
+          !(await this.#sdk).retryable(err as Parameters<typeof RETRYABLE_ERR_FN_DEFAULT>[0])
+        )
+          throw err;
         await sleep(READ_RETRY_DELAY_MS * 2 ** attempt);
       }
     }
   }
 
   async #open(key: string, range?: { start: number; end: number }): Promise<Readable> {
-    const stream = (await this.#sdk).reads.file(this.#location.objectName(key)).createReadStream(range ? { start: range.start, end: range.end } : {});
+    const stream = (await this.#sdk).reads
+      .file(this.#location.objectName(key))
+      .createReadStream(range ? { start: range.start, end: range.end } : {});
     // The library sends the request on the first read and reports a 404 only as a stream error;
     // wait for the response so a missing object rejects here, as the contract says.
-    const deadline = setTimeout(() => stream.destroy(new CallrecError('ERR_STORAGE_UNREACHABLE', `no response for ${key} in ${this.#timeoutMs} ms`)), this.#timeoutMs);
+    const deadline = setTimeout(
+      () =>
+        stream.destroy(new CallrecError('ERR_STORAGE_UNREACHABLE', `no response for ${key} in ${this.#timeoutMs} ms`)),
+      this.#timeoutMs,
+    );
     try {
       await new Promise<void>((resolve, reject) => {
-        const onError = (err: unknown) => reject(notFound(err) ? new CallrecError('ERR_NOT_FOUND', `no object ${key}`, { cause: err }) : err);
+        const onError = (err: unknown) =>
+          reject(notFound(err) ? new CallrecError('ERR_NOT_FOUND', `no object ${key}`, { cause: err }) : err);
         stream.once('error', onError);
         stream.once('response', (res: IncomingMessage) => {
           if ((res.statusCode ?? 0) >= 300) return; // the error follows

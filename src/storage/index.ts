@@ -33,10 +33,23 @@ export function openObjectStore(storageUrl: string, opts: OpenObjectStoreOptions
     case 'file:':
       return new LocalObjectStore(fileURLToPath(url));
     case 'gs:':
-      return new GcsObjectStore(storageUrl, { endpoint: opts.endpoint, credentials: opts.credentials as GcsObjectStoreOptions['credentials'], timeoutMs: opts.timeouts?.requestMs });
+      return new GcsObjectStore(storageUrl, {
+        endpoint: opts.endpoint,
+        credentials: opts.credentials as GcsObjectStoreOptions['credentials'],
+        timeoutMs: opts.timeouts?.requestMs,
+      });
     case 's3:':
-      return new S3ObjectStore(storageUrl, { endpoint: opts.endpoint, region: opts.region, credentials: opts.credentials as S3ObjectStoreOptions['credentials'], timeouts: opts.timeouts, agent: opts.agent });
+      return new S3ObjectStore(storageUrl, {
+        endpoint: opts.endpoint,
+        region: opts.region,
+        credentials: opts.credentials as S3ObjectStoreOptions['credentials'],
+        timeouts: opts.timeouts,
+        agent: opts.agent,
+      });
     default:
-      throw new CallrecError('ERR_CONFIG', `STORAGE_URL: ${url.protocol}// storage is not supported; use file://, gs:// or s3://`);
+      throw new CallrecError(
+        'ERR_CONFIG',
+        `STORAGE_URL: ${url.protocol}// storage is not supported; use file://, gs:// or s3://`,
+      );
   }
 }

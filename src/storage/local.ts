@@ -20,7 +20,8 @@ export class LocalObjectStore implements ObjectStore {
 
   #path(key: string): string {
     const full = path.resolve(this.#dir, key);
-    if (!full.startsWith(this.#dir + path.sep)) throw new CallrecError('ERR_BAD_KEY', `object key escapes the store: ${key}`);
+    if (!full.startsWith(this.#dir + path.sep))
+      throw new CallrecError('ERR_BAD_KEY', `object key escapes the store: ${key}`);
     return full;
   }
 

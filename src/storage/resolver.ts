@@ -28,13 +28,20 @@ export interface StorageResolverOptions {
 function sdkOptions(credentials: StorageCredentials | null, opts: StorageResolverOptions): OpenObjectStoreOptions {
   const { endpoint, timeouts } = opts;
   if (!credentials) return { endpoint, timeouts };
-  if (credentials.kind === 'gs') return { endpoint, timeouts, credentials: { client_email: credentials.client_email, private_key: credentials.private_key } };
+  if (credentials.kind === 'gs')
+    return {
+      endpoint,
+      timeouts,
+      credentials: { client_email: credentials.client_email, private_key: credentials.private_key },
+    };
   return {
     endpoint: credentials.endpoint ?? endpoint,
     region: credentials.region,
     credentials: { accessKeyId: credentials.access_key_id, secretAccessKey: credentials.secret_access_key },
     timeouts,
-    ...(credentials.endpoint ? { agent: (protocol: 'http:' | 'https:') => opts.egress.agent('storage_endpoint', protocol) } : {}),
+    ...(credentials.endpoint
+      ? { agent: (protocol: 'http:' | 'https:') => opts.egress.agent('storage_endpoint', protocol) }
+      : {}),
   };
 }
 
@@ -56,7 +63,9 @@ export class StorageResolver {
 
   async forTenant(tenantId: string): Promise<ObjectStore> {
     const settings = await loadTenantSettings(this.#opts.store, this.#opts.keyring, tenantId);
-    return settings.storageUrl ? this.#at(settings.storageUrl, settings.storageCredentials, settings.storageNodeIdentity) : this.default;
+    return settings.storageUrl
+      ? this.#at(settings.storageUrl, settings.storageCredentials, settings.storageNodeIdentity)
+      : this.default;
   }
 
   async forRecording(recording: { tenantId: string; storageUrl: string | null }): Promise<ObjectStore> {
@@ -75,7 +84,10 @@ export class StorageResolver {
    */
   #at(url: string, credentials: StorageCredentials | null, nodeIdentity: boolean): ObjectStore {
     if (!credentials && !nodeIdentity && !url.startsWith('file:')) {
-      throw new CallrecError('ERR_STORAGE_REFUSED', `ERR_STORAGE_REFUSED: ${url} has no credentials of its own: check the tenant's storage_url and storage_credentials`);
+      throw new CallrecError(
+        'ERR_STORAGE_REFUSED',
+        `ERR_STORAGE_REFUSED: ${url} has no credentials of its own: check the tenant's storage_url and storage_credentials`,
+      );
     }
     const key = `${url}\u0000${credentials ? createHash('sha256').update(JSON.stringify(credentials)).digest('hex') : ''}`;
     let store = this.#open.get(key);

@@ -42,20 +42,22 @@ export class S3ObjectStore implements ObjectStore {
     this.#partSize = opts.partSize ?? 5 * MiB;
     this.#queueSize = opts.queueSize ?? 2;
     const timeouts = opts.timeouts ?? REMOTE_TIMEOUT_DEFAULTS;
-    this.#sdk = Promise.all([import('@aws-sdk/client-s3'), import('@aws-sdk/lib-storage')]).then(([s3, { Upload }]) => ({
-      ...s3,
-      Upload,
-      client: new s3.S3Client({
-        region: opts.region ?? (process.env.AWS_REGION || 'us-east-1'),
-        credentials: opts.credentials,
-        requestHandler: {
-          connectionTimeout: timeouts.connectMs,
-          requestTimeout: timeouts.requestMs,
-          ...(opts.agent ? { httpAgent: opts.agent('http:'), httpsAgent: opts.agent('https:') } : {}),
-        },
-        ...(opts.endpoint ? { endpoint: opts.endpoint, forcePathStyle: true } : {}),
+    this.#sdk = Promise.all([import('@aws-sdk/client-s3'), import('@aws-sdk/lib-storage')]).then(
+      ([s3, { Upload }]) => ({
+        ...s3,
+        Upload,
+        client: new s3.S3Client({
+          region: opts.region ?? (process.env.AWS_REGION || 'us-east-1'),
+          credentials: opts.credentials,
+          requestHandler: {
+            connectionTimeout: timeouts.connectMs,
+            requestTimeout: timeouts.requestMs,
+            ...(opts.agent ? { httpAgent: opts.agent('http:'), httpsAgent: opts.agent('https:') } : {}),
+          },
+          ...(opts.endpoint ? { endpoint: opts.endpoint, forcePathStyle: true } : {}),
+        }),
       }),
-    }));
+    );
     this.#sdk.catch(() => {}); // reported by the first call that needs it
   }
 
@@ -63,17 +65,25 @@ export class S3ObjectStore implements ObjectStore {
     const { client, Upload } = await this.#sdk;
     let size = 0;
     // Count on the way through: S3 answers a completed upload with an ETag, not a size.
-    const counted = Readable.from((async function* () {
-      for await (const chunk of body) {
-        size += (chunk as Buffer).length;
-        yield chunk as Buffer;
-      }
-    })(), { objectMode: false });
+    const counted = Readable.from(
+      (async function* () {
+        for await (const chunk of body) {
+          size += (chunk as Buffer).length;
+          yield chunk as Buffer;
+        }
+      })(),
+      { objectMode: false },
+    );
     // One PutObject for a body under a part, else a multipart upload, which S3 makes visible only
     // on completion and aborts (dropping its parts) on failure.
     const upload = new Upload({
       client,
-      params: { Bucket: this.#location.bucket, Key: this.#location.objectName(key), Body: counted, ContentType: 'application/octet-stream' },
+      params: {
+        Bucket: this.#location.bucket,
+        Key: this.#location.objectName(key),
+        Body: counted,
+        ContentType: 'application/octet-stream',
+      },
       partSize: this.#partSize,
       queueSize: this.#queueSize,
     });
@@ -89,11 +99,13 @@ export class S3ObjectStore implements ObjectStore {
   async get(key: string, range?: { start: number; end: number }): Promise<Readable> {
     const { client, GetObjectCommand } = await this.#sdk;
     try {
-      const res = await client.send(new GetObjectCommand({
-        Bucket: this.#location.bucket,
-        Key: this.#location.objectName(key),
-        Range: range ? `bytes=${range.start}-${range.end}` : undefined,
-      }));
+      const res = await client.send(
+        new GetObjectCommand({
+          Bucket: this.#location.bucket,
+          Key: this.#location.objectName(key),
+          Range: range ? `bytes=${range.start}-${range.end}` : undefined,
+        }),
+      );
       // In Node the SDK's body is the HTTP response stream.
       return res.Body as Readable;
     } catch (err) {
@@ -105,7 +117,9 @@ export class S3ObjectStore implements ObjectStore {
   async size(key: string): Promise<number | null> {
     const { client, HeadObjectCommand } = await this.#sdk;
     try {
-      const head = await client.send(new HeadObjectCommand({ Bucket: this.#location.bucket, Key: this.#location.objectName(key) }));
+      const head = await client.send(
+        new HeadObjectCommand({ Bucket: this.#location.bucket, Key: this.#location.objectName(key) }),
+      );
       return head.ContentLength ?? 0;
     } catch (err) {
       if (notFound(err)) return null;
@@ -125,7 +139,10 @@ export class S3ObjectStore implements ObjectStore {
 
   /** Closes the client's sockets. */
   destroy(): void {
-    void this.#sdk.then(({ client }) => client.destroy(), () => {});
+    void this.#sdk.then(
+      ({ client }) => client.destroy(),
+      () => {},
+    );
   }
 }
 

@@ -45,7 +45,14 @@ export class AccessLogRepository {
 
   /** A call's access log, oldest first. */
   async list(tenantId: string, callId: string): Promise<AccessLogEntry[]> {
-    const rows = await this.#db.selectFrom('access_log').selectAll().where('tenant_id', '=', tenantId).where('call_id', '=', callId).orderBy('at').orderBy('id').execute();
+    const rows = await this.#db
+      .selectFrom('access_log')
+      .selectAll()
+      .where('tenant_id', '=', tenantId)
+      .where('call_id', '=', callId)
+      .orderBy('at')
+      .orderBy('id')
+      .execute();
     return rows.map((row) => ({
       id: row.id,
       tenantId: row.tenant_id,

@@ -27,7 +27,13 @@ export interface AgentAuditEntry {
 }
 
 function toAgent(row: Selectable<AgentsTable>): Agent {
-  return { tenantId: row.tenant_id, id: row.id, settings: JSON.parse(row.settings), createdAt: row.created_at, updatedAt: row.updated_at };
+  return {
+    tenantId: row.tenant_id,
+    id: row.id,
+    settings: JSON.parse(row.settings),
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
 }
 
 export class AgentRepository {
@@ -40,12 +46,22 @@ export class AgentRepository {
   }
 
   async get(tenantId: string, id: string): Promise<Agent | null> {
-    const row = await this.#db.selectFrom('agents').selectAll().where('tenant_id', '=', tenantId).where('id', '=', id).executeTakeFirst();
+    const row = await this.#db
+      .selectFrom('agents')
+      .selectAll()
+      .where('tenant_id', '=', tenantId)
+      .where('id', '=', id)
+      .executeTakeFirst();
     return row ? toAgent(row) : null;
   }
 
   async list(tenantId: string): Promise<Agent[]> {
-    const rows = await this.#db.selectFrom('agents').selectAll().where('tenant_id', '=', tenantId).orderBy('id').execute();
+    const rows = await this.#db
+      .selectFrom('agents')
+      .selectAll()
+      .where('tenant_id', '=', tenantId)
+      .orderBy('id')
+      .execute();
     return rows.map(toAgent);
   }
 
@@ -72,7 +88,12 @@ export class AgentRepository {
       const before = JSON.parse(current.settings) as AgentSettings;
       const after = mergeSettings(before, patch);
       const settings = JSON.stringify(after);
-      await trx.updateTable('agents').set({ settings, updated_at: now }).where('tenant_id', '=', tenantId).where('id', '=', id).execute();
+      await trx
+        .updateTable('agents')
+        .set({ settings, updated_at: now })
+        .where('tenant_id', '=', tenantId)
+        .where('id', '=', id)
+        .execute();
       const { last } = await trx
         .selectFrom('agent_audit')
         .select((eb) => eb.fn.max('version').as('last'))

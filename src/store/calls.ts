@@ -70,7 +70,9 @@ export interface NewCall {
   startedAt?: string;
 }
 
-export type CallPatch = Partial<Pick<Call, 'status' | 'endedAt' | 'endReason' | 'streamId' | 'nodeId' | 'alignment' | 'consent' | 'pauses'>>;
+export type CallPatch = Partial<
+  Pick<Call, 'status' | 'endedAt' | 'endReason' | 'streamId' | 'nodeId' | 'alignment' | 'consent' | 'pauses'>
+>;
 
 export interface CallFilters {
   agentId?: string;
@@ -142,7 +144,8 @@ function encodeCursor(call: Call): string {
 function decodeCursor(cursor: string): [string, string] {
   try {
     const key: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-    if (Array.isArray(key) && key.length === 2 && typeof key[0] === 'string' && typeof key[1] === 'string') return [key[0], key[1]];
+    if (Array.isArray(key) && key.length === 2 && typeof key[0] === 'string' && typeof key[1] === 'string')
+      return [key[0], key[1]];
   } catch {
     // fall through: not JSON
   }
@@ -185,14 +188,22 @@ export class CallRepository {
     try {
       await this.#db.insertInto('calls').values(row).execute();
     } catch (err) {
-      if (isUniqueViolation(err)) throw new CallrecError('ERR_CONFLICT', `${input.tenantId} already has a call for call ${input.id}`, { cause: err });
+      if (isUniqueViolation(err))
+        throw new CallrecError('ERR_CONFLICT', `${input.tenantId} already has a call for call ${input.id}`, {
+          cause: err,
+        });
       throw err;
     }
     return toCall(row);
   }
 
   async get(tenantId: string, id: string): Promise<Call | null> {
-    const row = await this.#db.selectFrom('calls').selectAll().where('tenant_id', '=', tenantId).where('id', '=', id).executeTakeFirst();
+    const row = await this.#db
+      .selectFrom('calls')
+      .selectAll()
+      .where('tenant_id', '=', tenantId)
+      .where('id', '=', id)
+      .executeTakeFirst();
     return row ? toCall(row) : null;
   }
 
@@ -204,7 +215,8 @@ export class CallRepository {
     if (patch.endReason !== undefined) set.end_reason = patch.endReason;
     if (patch.streamId !== undefined) set.stream_id = patch.streamId;
     if (patch.nodeId !== undefined) set.node_id = patch.nodeId;
-    if (patch.alignment !== undefined) set.alignment = patch.alignment === null ? null : JSON.stringify(patch.alignment);
+    if (patch.alignment !== undefined)
+      set.alignment = patch.alignment === null ? null : JSON.stringify(patch.alignment);
     if (patch.consent !== undefined) set.consent = patch.consent === null ? null : JSON.stringify(patch.consent);
     if (patch.pauses !== undefined) set.pauses = JSON.stringify(patch.pauses);
     if (Object.keys(set).length > 0) {
@@ -221,7 +233,13 @@ export class CallRepository {
    * `deleting`. On PostgreSQL the call row stays locked until commit, so a concurrent
    * `RecordingRepository.delete` sees the hold or marks its recording `deleting` before it.
    */
-  async setLegalHold(tenantId: string, id: string, hold: boolean, reason: string, keyId: string | null): Promise<Call | null> {
+  async setLegalHold(
+    tenantId: string,
+    id: string,
+    hold: boolean,
+    reason: string,
+    keyId: string | null,
+  ): Promise<Call | null> {
     return this.#db.transaction().execute(async (trx) => {
       const current = await trx
         .selectFrom('calls')
@@ -233,7 +251,13 @@ export class CallRepository {
       if (!current) return null;
       if (hold) {
         // Its deletion is decided and under way (the object may be gone already): too late to hold.
-        const deleting = await trx.selectFrom('recordings').select('id').where('tenant_id', '=', tenantId).where('call_id', '=', id).where('status', '=', 'deleting').executeTakeFirst();
+        const deleting = await trx
+          .selectFrom('recordings')
+          .select('id')
+          .where('tenant_id', '=', tenantId)
+          .where('call_id', '=', id)
+          .where('status', '=', 'deleting')
+          .executeTakeFirst();
         if (deleting) throw new CallrecError('ERR_CONFLICT', `the recording of call ${id} is being deleted`);
       }
       const at = new Date().toISOString();
@@ -283,19 +307,28 @@ export class CallRepository {
     const after = cursor === undefined ? undefined : decodeCursor(cursor);
     const rows = await this.#db
       .selectFrom('calls as c')
-      .leftJoin('recordings as r', (join) => join.onRef('r.tenant_id', '=', 'c.tenant_id').onRef('r.call_id', '=', 'c.id'))
+      .leftJoin('recordings as r', (join) =>
+        join.onRef('r.tenant_id', '=', 'c.tenant_id').onRef('r.call_id', '=', 'c.id'),
+      )
       .selectAll('c')
       .where('c.tenant_id', '=', tenantId)
       .$if(filters.agentId !== undefined, (qb) => qb.where('c.agent_id', '=', filters.agentId!))
       .$if(filters.from !== undefined, (qb) => qb.where('c.started_at', '>=', filters.from!))
       .$if(filters.to !== undefined, (qb) => qb.where('c.started_at', '<', filters.to!))
       .$if(filters.status === 'none', (qb) => qb.where('r.id', 'is', null))
-      .$if(filters.status !== undefined && filters.status !== 'none', (qb) => qb.where('r.status', '=', filters.status!))
+      .$if(filters.status !== undefined && filters.status !== 'none', (qb) =>
+        qb.where('r.status', '=', filters.status!),
+      )
       .$if(filters.hasRecording === true, (qb) => qb.where('r.id', 'is not', null).where('r.status', '<>', 'deleted'))
-      .$if(filters.hasRecording === false, (qb) => qb.where((eb) => eb.or([eb('r.id', 'is', null), eb('r.status', '=', 'deleted')])))
+      .$if(filters.hasRecording === false, (qb) =>
+        qb.where((eb) => eb.or([eb('r.id', 'is', null), eb('r.status', '=', 'deleted')])),
+      )
       .$if(after !== undefined, (qb) =>
         qb.where((eb) =>
-          eb.or([eb('c.started_at', '<', after![0]), eb.and([eb('c.started_at', '=', after![0]), eb('c.id', '<', after![1])])]),
+          eb.or([
+            eb('c.started_at', '<', after![0]),
+            eb.and([eb('c.started_at', '=', after![0]), eb('c.id', '<', after![1])]),
+          ]),
         ),
       )
       .orderBy('c.started_at', 'desc')
@@ -309,7 +342,11 @@ export class CallRepository {
         .selectFrom('recordings')
         .selectAll()
         .where('tenant_id', '=', tenantId)
-        .where('call_id', 'in', calls.map((call) => call.id))
+        .where(
+          'call_id',
+          'in',
+          calls.map((call) => call.id),
+        )
         .execute();
       for (const row of recordingRows) recordings.set(row.call_id, toRecording(row));
     }

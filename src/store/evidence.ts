@@ -10,7 +10,9 @@ export type ManifestRow = Selectable<ManifestsTable>;
 export type LedgerHead = Pick<LedgerRow, 'seq' | 'hash'> | null;
 
 /** What `append` asks of its caller: the row for the next place, made from the current head. */
-export type NextEntry<T> = (head: LedgerHead) => Promise<{ row: Omit<LedgerRow, 'tenant_id' | 'seq'>; manifest?: Omit<ManifestRow, 'ledger_seq'>; result: T }>;
+export type NextEntry<T> = (
+  head: LedgerHead,
+) => Promise<{ row: Omit<LedgerRow, 'tenant_id' | 'seq'>; manifest?: Omit<ManifestRow, 'ledger_seq'>; result: T }>;
 
 /** Attempts at appending before giving up: each retry follows another node's append, so this only runs out under absurd contention. */
 const APPEND_ATTEMPTS = 50;
@@ -30,8 +32,15 @@ export class EvidenceRepository {
   /** Adds `key` as the current signing key and retires the others, in one transaction. */
   async addSigningKey(key: Omit<SigningKeyRow, 'retired_at'>): Promise<void> {
     await this.#db.transaction().execute(async (trx) => {
-      await trx.updateTable('signing_keys').set({ retired_at: key.created_at }).where('retired_at', 'is', null).execute();
-      await trx.insertInto('signing_keys').values({ ...key, retired_at: null }).execute();
+      await trx
+        .updateTable('signing_keys')
+        .set({ retired_at: key.created_at })
+        .where('retired_at', 'is', null)
+        .execute();
+      await trx
+        .insertInto('signing_keys')
+        .values({ ...key, retired_at: null })
+        .execute();
     });
   }
 
@@ -46,12 +55,34 @@ export class EvidenceRepository {
     for (let attempt = 1; ; attempt++) {
       try {
         return await this.#db.transaction().execute(async (trx) => {
-          if (once && (await trx.selectFrom('manifests').select('recording_id').where('recording_id', '=', once.manifestOf).executeTakeFirst())) return null;
-          const head = (await trx.selectFrom('ledger').select(['seq', 'hash']).where('tenant_id', '=', tenantId).orderBy('seq', 'desc').limit(1).executeTakeFirst()) ?? null;
+          if (
+            once &&
+            (await trx
+              .selectFrom('manifests')
+              .select('recording_id')
+              .where('recording_id', '=', once.manifestOf)
+              .executeTakeFirst())
+          )
+            return null;
+          const head =
+            (await trx
+              .selectFrom('ledger')
+              .select(['seq', 'hash'])
+              .where('tenant_id', '=', tenantId)
+              .orderBy('seq', 'desc')
+              .limit(1)
+              .executeTakeFirst()) ?? null;
           const { row, manifest, result } = await next(head);
           const seq = (head?.seq ?? 0) + 1;
-          await trx.insertInto('ledger').values({ ...row, tenant_id: tenantId, seq }).execute();
-          if (manifest) await trx.insertInto('manifests').values({ ...manifest, ledger_seq: seq }).execute();
+          await trx
+            .insertInto('ledger')
+            .values({ ...row, tenant_id: tenantId, seq })
+            .execute();
+          if (manifest)
+            await trx
+              .insertInto('manifests')
+              .values({ ...manifest, ledger_seq: seq })
+              .execute();
           return result;
         });
       } catch (err) {
@@ -67,22 +98,44 @@ export class EvidenceRepository {
   }
 
   async setTimestampToken(recordingId: string, token: string): Promise<void> {
-    await this.#db.updateTable('manifests').set({ tsa_token: token }).where('recording_id', '=', recordingId).where('tsa_token', 'is', null).execute();
+    await this.#db
+      .updateTable('manifests')
+      .set({ tsa_token: token })
+      .where('recording_id', '=', recordingId)
+      .where('tsa_token', 'is', null)
+      .execute();
   }
 
   /** Manifests still waiting for a time-stamp token, oldest first. */
   async unstamped(limit: number): Promise<ManifestRow[]> {
-    return this.#db.selectFrom('manifests').selectAll().where('tsa_token', 'is', null).orderBy('signed_at').limit(limit).execute();
+    return this.#db
+      .selectFrom('manifests')
+      .selectAll()
+      .where('tsa_token', 'is', null)
+      .orderBy('signed_at')
+      .limit(limit)
+      .execute();
   }
 
   /** A tenant's entries about one recording, in order. */
   async entriesFor(tenantId: string, ref: string): Promise<LedgerRow[]> {
-    return this.#db.selectFrom('ledger').selectAll().where('tenant_id', '=', tenantId).where('ref', '=', ref).orderBy('seq').execute();
+    return this.#db
+      .selectFrom('ledger')
+      .selectAll()
+      .where('tenant_id', '=', tenantId)
+      .where('ref', '=', ref)
+      .orderBy('seq')
+      .execute();
   }
 
   /** One entry, for the extract that proves another's place (the one before it). */
   async entry(tenantId: string, seq: number): Promise<LedgerRow | undefined> {
-    return this.#db.selectFrom('ledger').selectAll().where('tenant_id', '=', tenantId).where('seq', '=', seq).executeTakeFirst();
+    return this.#db
+      .selectFrom('ledger')
+      .selectAll()
+      .where('tenant_id', '=', tenantId)
+      .where('seq', '=', seq)
+      .executeTakeFirst();
   }
 
   /** Tenants that have a ledger. */
@@ -95,7 +148,14 @@ export class EvidenceRepository {
   async *ledger(tenantId: string, pageSize = 5000): AsyncGenerator<LedgerRow[]> {
     let after = 0;
     for (;;) {
-      const page = await this.#db.selectFrom('ledger').selectAll().where('tenant_id', '=', tenantId).where('seq', '>', after).orderBy('seq').limit(pageSize).execute();
+      const page = await this.#db
+        .selectFrom('ledger')
+        .selectAll()
+        .where('tenant_id', '=', tenantId)
+        .where('seq', '>', after)
+        .orderBy('seq')
+        .limit(pageSize)
+        .execute();
       if (page.length === 0) return;
       yield page;
       after = page[page.length - 1].seq;
@@ -118,7 +178,11 @@ export class EvidenceRepository {
   }
 
   async promptAudio(sha256: string): Promise<{ format: string; audio: Buffer } | undefined> {
-    const row = await this.#db.selectFrom('prompt_audio').select(['format', 'audio']).where('sha256', '=', sha256).executeTakeFirst();
+    const row = await this.#db
+      .selectFrom('prompt_audio')
+      .select(['format', 'audio'])
+      .where('sha256', '=', sha256)
+      .executeTakeFirst();
     return row && { format: row.format, audio: Buffer.from(row.audio, 'base64') };
   }
 

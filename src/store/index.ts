@@ -23,7 +23,18 @@ export type { Tenant } from './tenants.js';
 export type { ApiKey, NewApiKey } from './keys.js';
 export { OPERATOR_TENANT_ID } from './keys.js';
 export type { Agent, AgentAuditEntry } from './agents.js';
-export type { Call, CallAuditEntry, CallFilters, CallMode, CallPage, CallPatch, CallStatus, CallWithRecording, JsonObject, NewCall } from './calls.js';
+export type {
+  Call,
+  CallAuditEntry,
+  CallFilters,
+  CallMode,
+  CallPage,
+  CallPatch,
+  CallStatus,
+  CallWithRecording,
+  JsonObject,
+  NewCall,
+} from './calls.js';
 export type { LostSpan, NewRecording, Recording, RecordingPatch, RecordingStatus } from './recordings.js';
 export type { AccessLogEntry, NewAccessLogEntry } from './access-log.js';
 export type { DeletionReason, NewTombstone, Tombstone } from './tombstones.js';
@@ -92,7 +103,11 @@ function connectSqlite(databaseUrl: string): Connection {
   database.pragma('journal_mode = WAL');
   database.pragma('busy_timeout = 5000');
   database.pragma('synchronous = NORMAL');
-  return { dialect: 'sqlite', db: new Kysely<Database>({ dialect: new SqliteDialect({ database }) }), schema: undefined };
+  return {
+    dialect: 'sqlite',
+    db: new Kysely<Database>({ dialect: new SqliteDialect({ database }) }),
+    schema: undefined,
+  };
 }
 
 function connectPostgres(databaseUrl: string): Connection {
@@ -110,7 +125,9 @@ function connectPostgres(databaseUrl: string): Connection {
     // Counts and BIGINT columns come back as strings by default; ours (byte sizes, ms) fit a JS number.
     types: {
       getTypeParser: ((oid: number, format?: string) =>
-        oid === pg.types.builtins.INT8 ? Number : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+        oid === pg.types.builtins.INT8
+          ? Number
+          : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
     },
   });
   return { dialect: 'postgres', db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), schema };
@@ -132,7 +149,9 @@ export async function createStore(databaseUrl: string, opts: StoreOptions = {}):
   else throw new CallrecError('ERR_CONFIG', 'DATABASE_URL: must start with sqlite:// or postgres://');
   const { db, dialect, schema } = connection;
   const tenants = new TenantRepository(db);
-  const keys = new KeyRepository(db, tenants, (err, keyId) => opts.log?.warn({ err, keyId }, 'could not record when an API key was last used'));
+  const keys = new KeyRepository(db, tenants, (err, keyId) =>
+    opts.log?.warn({ err, keyId }, 'could not record when an API key was last used'),
+  );
   return {
     dialect,
     tenants,
@@ -149,11 +168,16 @@ export async function createStore(databaseUrl: string, opts: StoreOptions = {}):
       // so a run in one schema would see another schema's migrations as its own.
       const migrator = new Migrator({ db, provider: migrationProvider, migrationTableSchema: schema });
       const { error } = await migrator.migrateToLatest();
-      if (error) throw new CallrecError('ERR_MIGRATION', `database migration failed: ${(error as Error).message ?? error}`, { cause: error });
+      if (error)
+        throw new CallrecError('ERR_MIGRATION', `database migration failed: ${(error as Error).message ?? error}`, {
+          cause: error,
+        });
     },
     async migrated() {
       const tables = await db.introspection.getTables({ withInternalKyselyTables: true });
-      return tables.some((t) => t.name === 'kysely_migration' && (dialect === 'sqlite' || t.schema === (schema ?? 'public')));
+      return tables.some(
+        (t) => t.name === 'kysely_migration' && (dialect === 'sqlite' || t.schema === (schema ?? 'public')),
+      );
     },
     async ping() {
       await sql`select 1`.execute(db);

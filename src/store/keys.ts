@@ -118,7 +118,11 @@ export class KeyRepository {
       .where('revoked_at', 'is', null)
       .executeTakeFirst();
     if (!row?.sip_digest) return null;
-    return { tenantId: row.tenant_id, scopes: (JSON.parse(row.scopes) as string[]).filter(isScope), sealed: row.sip_digest };
+    return {
+      tenantId: row.tenant_id,
+      scopes: (JSON.parse(row.scopes) as string[]).filter(isScope),
+      sealed: row.sip_digest,
+    };
   }
 
   /**
@@ -167,7 +171,11 @@ export class KeyRepository {
 
   /** The sealed AudioHook client secret of a key; null when it has none. */
   async audiohookSecret(keyId: string): Promise<SealedSecret | null> {
-    const row = await this.#db.selectFrom('api_keys').select('audiohook_secret').where('id', '=', keyId).executeTakeFirst();
+    const row = await this.#db
+      .selectFrom('api_keys')
+      .select('audiohook_secret')
+      .where('id', '=', keyId)
+      .executeTakeFirst();
     return row?.audiohook_secret ? (JSON.parse(row.audiohook_secret) as SealedSecret) : null;
   }
 
@@ -194,7 +202,11 @@ export class KeyRepository {
 
   /** Revokes a key within `tenantId` (in any tenant when null); false when there is no such unrevoked key. */
   async revoke(tenantId: string | null, id: string): Promise<boolean> {
-    let query = this.#db.updateTable('api_keys').set({ revoked_at: new Date().toISOString() }).where('id', '=', id).where('revoked_at', 'is', null);
+    let query = this.#db
+      .updateTable('api_keys')
+      .set({ revoked_at: new Date().toISOString() })
+      .where('id', '=', id)
+      .where('revoked_at', 'is', null);
     if (tenantId !== null) query = query.where('tenant_id', '=', tenantId);
     const result = await query.executeTakeFirst();
     return result.numUpdatedRows > 0n;
@@ -208,11 +220,25 @@ export class KeyRepository {
   async ensureOperatorKey(secret: string): Promise<ApiKey> {
     await this.#tenants.ensure(OPERATOR_TENANT_ID, 'Default');
     const keyHash = hashSecret(secret);
-    const existing = await this.#db.selectFrom('api_keys').selectAll().where('key_hash', '=', keyHash).executeTakeFirst();
+    const existing = await this.#db
+      .selectFrom('api_keys')
+      .selectAll()
+      .where('key_hash', '=', keyHash)
+      .executeTakeFirst();
     if (!existing) {
-      return toApiKey(await this.#insert({ tenantId: OPERATOR_TENANT_ID, name: 'operator (CALLREC_API_KEY)', scopes: ['admin'], operator: true }, secret));
+      return toApiKey(
+        await this.#insert(
+          { tenantId: OPERATOR_TENANT_ID, name: 'operator (CALLREC_API_KEY)', scopes: ['admin'], operator: true },
+          secret,
+        ),
+      );
     }
-    const restored = { tenant_id: OPERATOR_TENANT_ID, scopes: JSON.stringify(['admin']), operator: 1, revoked_at: null };
+    const restored = {
+      tenant_id: OPERATOR_TENANT_ID,
+      scopes: JSON.stringify(['admin']),
+      operator: 1,
+      revoked_at: null,
+    };
     await this.#db.updateTable('api_keys').set(restored).where('id', '=', existing.id).execute();
     return toApiKey({ ...existing, ...restored });
   }

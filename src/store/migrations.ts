@@ -78,7 +78,11 @@ const initial: Migration = {
       .execute();
     // Call Logs: newest first per tenant, optionally per agent (keyset pagination on started_at, id).
     await db.schema.createIndex('calls_started').on('calls').columns(['tenant_id', 'started_at', 'id']).execute();
-    await db.schema.createIndex('calls_agent_started').on('calls').columns(['tenant_id', 'agent_id', 'started_at', 'id']).execute();
+    await db.schema
+      .createIndex('calls_agent_started')
+      .on('calls')
+      .columns(['tenant_id', 'agent_id', 'started_at', 'id'])
+      .execute();
 
     await db.schema
       .createTable('recordings')
@@ -131,7 +135,10 @@ const initial: Migration = {
 /** Issue 5: legal hold on calls, its audit trail, and tombstones for deleted recordings. */
 const holdsAndTombstones: Migration = {
   async up(db: Db) {
-    await db.schema.alterTable('calls').addColumn('legal_hold', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+    await db.schema
+      .alterTable('calls')
+      .addColumn('legal_hold', 'integer', (c) => c.notNull().defaultTo(0))
+      .execute();
     await db.schema.alterTable('calls').addColumn('legal_hold_reason', 'text').execute();
 
     await db.schema
@@ -189,11 +196,18 @@ const recordingKeys: Migration = {
 const sharedSpools: Migration = {
   async up(db: Db) {
     await db.schema.alterTable('recordings').addColumn('spool_url', 'text').execute();
-    await db.schema.alterTable('recordings').addColumn('complete', 'integer', (c) => c.notNull().defaultTo(1)).execute();
-    await db.schema.alterTable('recordings').addColumn('lost_spans', 'text', (c) => c.notNull().defaultTo('[]')).execute();
+    await db.schema
+      .alterTable('recordings')
+      .addColumn('complete', 'integer', (c) => c.notNull().defaultTo(1))
+      .execute();
+    await db.schema
+      .alterTable('recordings')
+      .addColumn('lost_spans', 'text', (c) => c.notNull().defaultTo('[]'))
+      .execute();
   },
   async down(db: Db) {
-    for (const column of ['lost_spans', 'complete', 'spool_url']) await db.schema.alterTable('recordings').dropColumn(column).execute();
+    for (const column of ['lost_spans', 'complete', 'spool_url'])
+      await db.schema.alterTable('recordings').dropColumn(column).execute();
   },
 };
 
@@ -244,7 +258,8 @@ const evidence: Migration = {
       .execute();
   },
   async down(db: Db) {
-    for (const table of ['prompt_audio', 'manifests', 'ledger', 'signing_keys']) await db.schema.dropTable(table).ifExists().execute();
+    for (const table of ['prompt_audio', 'manifests', 'ledger', 'signing_keys'])
+      await db.schema.dropTable(table).ifExists().execute();
   },
 };
 
@@ -274,7 +289,10 @@ const sipDigest: Migration = {
 /** SIPREC: a call keeps the participants its recording metadata named. */
 const callParticipants: Migration = {
   async up(db: Db) {
-    await db.schema.alterTable('calls').addColumn('participants', 'text', (c) => c.notNull().defaultTo('[]')).execute();
+    await db.schema
+      .alterTable('calls')
+      .addColumn('participants', 'text', (c) => c.notNull().defaultTo('[]'))
+      .execute();
   },
   async down(db: Db) {
     await db.schema.alterTable('calls').dropColumn('participants').execute();
@@ -297,4 +315,3 @@ export const migrations: Record<string, Migration> = {
 export const migrationProvider: MigrationProvider = {
   getMigrations: async () => migrations,
 };
-

@@ -190,7 +190,10 @@ export class RecordingRepository {
     try {
       await this.#db.insertInto('recordings').values(row).execute();
     } catch (err) {
-      if (isUniqueViolation(err)) throw new CallrecError('ERR_CONFLICT', `${input.tenantId} already has a recording for call ${input.callId}`, { cause: err });
+      if (isUniqueViolation(err))
+        throw new CallrecError('ERR_CONFLICT', `${input.tenantId} already has a recording for call ${input.callId}`, {
+          cause: err,
+        });
       throw err;
     }
     return toRecording(row);
@@ -202,19 +205,32 @@ export class RecordingRepository {
   }
 
   async getByCall(tenantId: string, callId: string): Promise<Recording | null> {
-    const row = await this.#db.selectFrom('recordings').selectAll().where('tenant_id', '=', tenantId).where('call_id', '=', callId).executeTakeFirst();
+    const row = await this.#db
+      .selectFrom('recordings')
+      .selectAll()
+      .where('tenant_id', '=', tenantId)
+      .where('call_id', '=', callId)
+      .executeTakeFirst();
     return row ? toRecording(row) : null;
   }
 
   /** The recording whose spool is (or was) the file `spoolPath`. */
   async getBySpoolPath(spoolPath: string): Promise<Recording | null> {
-    const row = await this.#db.selectFrom('recordings').selectAll().where('spool_path', '=', spoolPath).executeTakeFirst();
+    const row = await this.#db
+      .selectFrom('recordings')
+      .selectAll()
+      .where('spool_path', '=', spoolPath)
+      .executeTakeFirst();
     return row ? toRecording(row) : null;
   }
 
   /** How many recordings each status has, over all tenants (one grouped query, for `/metrics`). */
   async countByStatus(): Promise<Partial<Record<RecordingStatus, number>>> {
-    const rows = await this.#db.selectFrom('recordings').select((eb) => ['status', eb.fn.countAll<string | number>().as('count')]).groupBy('status').execute();
+    const rows = await this.#db
+      .selectFrom('recordings')
+      .select((eb) => ['status', eb.fn.countAll<string | number>().as('count')])
+      .groupBy('status')
+      .execute();
     return Object.fromEntries(rows.map((row) => [row.status, Number(row.count)]));
   }
 
@@ -223,7 +239,8 @@ export class RecordingRepository {
     const set: Updateable<RecordingsTable> = { updated_at: new Date().toISOString() };
     for (const [field, column] of Object.entries(COLUMNS) as [keyof RecordingPatch, keyof RecordingsTable][]) {
       const value = patch[field];
-      if (value !== undefined) (set as Record<string, unknown>)[column] = ENCODE[field] ? ENCODE[field](value as never) : value;
+      if (value !== undefined)
+        (set as Record<string, unknown>)[column] = ENCODE[field] ? ENCODE[field](value as never) : value;
     }
     await this.#db.updateTable('recordings').set(set).where('id', '=', id).execute();
     return this.get(id);
@@ -303,7 +320,14 @@ export class RecordingRepository {
     opts: { idleMs: number; onError: (recording: Recording, err: Error) => void },
   ): Promise<Recording[]> {
     const before = new Date(Date.now() - opts.idleMs).toISOString();
-    const rows = await this.#db.selectFrom('recordings').selectAll().where('status', '=', 'deleting').where('updated_at', '<', before).orderBy('updated_at').limit(100).execute();
+    const rows = await this.#db
+      .selectFrom('recordings')
+      .selectAll()
+      .where('status', '=', 'deleting')
+      .where('updated_at', '<', before)
+      .orderBy('updated_at')
+      .limit(100)
+      .execute();
     const finished: Recording[] = [];
     for (const recording of rows.map(toRecording)) {
       try {
@@ -316,7 +340,11 @@ export class RecordingRepository {
   }
 
   /** Step (1) of `delete`; a recording already `deleting` is returned as it is, with its tombstone, to be resumed. */
-  async #markDeleting(tenantId: string, callId: string, by: { deletedBy: string; reason: DeletionReason }): Promise<{ recording: Recording; tombstone: Tombstone }> {
+  async #markDeleting(
+    tenantId: string,
+    callId: string,
+    by: { deletedBy: string; reason: DeletionReason },
+  ): Promise<{ recording: Recording; tombstone: Tombstone }> {
     return this.#db.transaction().execute(async (trx) => {
       const forUpdate = this.#dialect === 'postgres';
       const call = await trx
@@ -333,9 +361,15 @@ export class RecordingRepository {
         .where('call_id', '=', callId)
         .$if(forUpdate, (qb) => qb.forUpdate())
         .executeTakeFirst();
-      if (!call || !row || row.status === 'deleted') throw new CallrecError('ERR_NOT_FOUND', `call ${callId} has no recording`);
+      if (!call || !row || row.status === 'deleted')
+        throw new CallrecError('ERR_NOT_FOUND', `call ${callId} has no recording`);
       if (row.status === 'deleting') {
-        const decided = await trx.selectFrom('tombstones').selectAll().where('recording_id', '=', row.id).orderBy('at', 'desc').executeTakeFirstOrThrow();
+        const decided = await trx
+          .selectFrom('tombstones')
+          .selectAll()
+          .where('recording_id', '=', row.id)
+          .orderBy('at', 'desc')
+          .executeTakeFirstOrThrow();
         return { recording: toRecording(row), tombstone: toTombstone(decided) };
       }
       if (call.legal_hold === 1) throw new CallrecError('ERR_LEGAL_HOLD', `call ${callId} is on legal hold`);
@@ -364,7 +398,12 @@ export class RecordingRepository {
       await objects.delete(recording.objectKey);
     }
     const now = new Date().toISOString();
-    await this.#db.updateTable('recordings').set({ status: 'deleted', deleted_at: now, updated_at: now }).where('id', '=', recording.id).where('status', '=', 'deleting').execute();
+    await this.#db
+      .updateTable('recordings')
+      .set({ status: 'deleted', deleted_at: now, updated_at: now })
+      .where('id', '=', recording.id)
+      .where('status', '=', 'deleting')
+      .execute();
     return { ...recording, status: 'deleted', deletedAt: now, updatedAt: now };
   }
 }

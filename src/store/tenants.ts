@@ -50,7 +50,10 @@ export class TenantRepository {
    * the stored text, retried when another writer got in between, so no update is lost on
    * either database without a dialect-specific row lock.
    */
-  async updateSettings(id: string, update: (current: Record<string, unknown>) => Record<string, unknown>): Promise<Tenant | null> {
+  async updateSettings(
+    id: string,
+    update: (current: Record<string, unknown>) => Record<string, unknown>,
+  ): Promise<Tenant | null> {
     for (let attempt = 0; attempt < MAX_SETTINGS_ATTEMPTS; attempt++) {
       const row = await this.#db.selectFrom('tenants').selectAll().where('id', '=', id).executeTakeFirst();
       if (!row) return null;

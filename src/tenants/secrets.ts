@@ -26,7 +26,12 @@ export function sealSecret(ring: MasterKeyring, value: unknown, context: string)
   const nonce = randomBytes(NONCE_BYTES);
   const cipher = createCipheriv('aes-256-gcm', dataKey, nonce, { authTagLength: TAG_BYTES });
   cipher.setAAD(Buffer.from(context));
-  const sealed = Buffer.concat([nonce, cipher.update(JSON.stringify(value), 'utf8'), cipher.final(), cipher.getAuthTag()]);
+  const sealed = Buffer.concat([
+    nonce,
+    cipher.update(JSON.stringify(value), 'utf8'),
+    cipher.final(),
+    cipher.getAuthTag(),
+  ]);
   const { keyId, wrapped } = ring.wrap(dataKey);
   return { key_id: keyId, wrapped_key: wrapped, ciphertext: sealed.toString('base64') };
 }
@@ -36,11 +41,16 @@ export function openSecret(ring: MasterKeyring, secret: SealedSecret, context: s
   const dataKey = ring.unwrap({ keyId: secret.key_id, wrapped: secret.wrapped_key });
   const sealed = Buffer.from(secret.ciphertext, 'base64');
   if (sealed.length < NONCE_BYTES + TAG_BYTES) throw new CallrecError('ERR_DECRYPT', 'sealed secret is truncated');
-  const decipher = createDecipheriv('aes-256-gcm', dataKey, sealed.subarray(0, NONCE_BYTES), { authTagLength: TAG_BYTES });
+  const decipher = createDecipheriv('aes-256-gcm', dataKey, sealed.subarray(0, NONCE_BYTES), {
+    authTagLength: TAG_BYTES,
+  });
   decipher.setAAD(Buffer.from(context));
   decipher.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES));
   try {
-    const plain = Buffer.concat([decipher.update(sealed.subarray(NONCE_BYTES, sealed.length - TAG_BYTES)), decipher.final()]);
+    const plain = Buffer.concat([
+      decipher.update(sealed.subarray(NONCE_BYTES, sealed.length - TAG_BYTES)),
+      decipher.final(),
+    ]);
     return JSON.parse(plain.toString('utf8'));
   } catch (err) {
     throw new CallrecError('ERR_DECRYPT', `sealed secret (${context}) failed authentication`, { cause: err });

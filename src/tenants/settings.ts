@@ -19,12 +19,16 @@ export const TenantSettingsPatchSchema = Type.Object(
   {
     webhook_url: Type.Optional(Type.Union([HttpUrl, Type.Null()])),
     webhook_secret: Type.Optional(Type.Union([Type.String({ minLength: 16, maxLength: 256 }), Type.Null()])),
-    storage_url: Type.Optional(Type.Union([Type.String({ maxLength: 1024, pattern: '^(file|gs|s3)://' }), Type.Null()])),
+    storage_url: Type.Optional(
+      Type.Union([Type.String({ maxLength: 1024, pattern: '^(file|gs|s3)://' }), Type.Null()]),
+    ),
     // Checked against the shape its storage_url's scheme needs (below), so errors name the inner field.
     storage_credentials: Type.Optional(Type.Union([Type.Object({}, { additionalProperties: true }), Type.Null()])),
     public_key: Type.Optional(Type.Union([Type.String({ minLength: 1, maxLength: 16_384 }), Type.Null()])),
     // SIPREC clients (SBCs) this tenant's recording sessions come from: IP addresses or CIDRs.
-    sip_sources: Type.Optional(Type.Union([Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { maxItems: 256 }), Type.Null()])),
+    sip_sources: Type.Optional(
+      Type.Union([Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { maxItems: 256 }), Type.Null()]),
+    ),
   },
   { additionalProperties: false },
 );
@@ -37,7 +41,12 @@ const Text = (maxLength: number) => Type.String({ minLength: 1, maxLength });
 const GcsCredentialsSchema = Type.Object({ client_email: Text(320), private_key: Text(16_384), project_id: Text(128) });
 
 const S3CredentialsSchema = Type.Object(
-  { access_key_id: Text(256), secret_access_key: Text(1024), region: Type.Optional(Text(64)), endpoint: Type.Optional(HttpUrl) },
+  {
+    access_key_id: Text(256),
+    secret_access_key: Text(1024),
+    region: Type.Optional(Text(64)),
+    endpoint: Type.Optional(HttpUrl),
+  },
   { additionalProperties: false },
 );
 
@@ -91,12 +100,24 @@ const secretContext = (tenantId: string, field: string) => `callrec-tenant:${ten
 function checkCredentials(kind: 'gs' | 's3', value: unknown): StorageCredentials {
   const check = CREDENTIAL_CHECKS[kind];
   if (!check.Check(value)) {
-    const { field, message } = firstProblem(kind === 'gs' ? GcsCredentialsSchema : S3CredentialsSchema, check.Errors(value));
-    throw new TenantSettingError(field ? `storage_credentials.${field}` : 'storage_credentials', `${message} (${kind}:// credentials)`);
+    const { field, message } = firstProblem(
+      kind === 'gs' ? GcsCredentialsSchema : S3CredentialsSchema,
+      check.Errors(value),
+    );
+    throw new TenantSettingError(
+      field ? `storage_credentials.${field}` : 'storage_credentials',
+      `${message} (${kind}:// credentials)`,
+    );
   }
   if (kind === 's3') {
     const { access_key_id, secret_access_key, region, endpoint } = value as S3Credentials;
-    return { kind, access_key_id, secret_access_key, ...(region === undefined ? {} : { region }), ...(endpoint === undefined ? {} : { endpoint }) };
+    return {
+      kind,
+      access_key_id,
+      secret_access_key,
+      ...(region === undefined ? {} : { region }),
+      ...(endpoint === undefined ? {} : { endpoint }),
+    };
   }
   const { client_email, private_key, project_id } = value as GcsCredentials;
   return { kind, client_email, private_key, project_id };
@@ -111,8 +132,14 @@ function checkStorageUrl(value: string, operator: boolean): void {
   }
   if (url.protocol === 'file:') {
     // A local directory is on the server's own disk: only its operator may point writes there.
-    if (!operator) throw new TenantSettingError('storage_url', 'only the operator key may set a file:// storage_url', 'ERR_FORBIDDEN');
-    if (url.pathname === '/' || url.host !== '') throw new TenantSettingError('storage_url', 'must be file:///absolute/dir');
+    if (!operator)
+      throw new TenantSettingError(
+        'storage_url',
+        'only the operator key may set a file:// storage_url',
+        'ERR_FORBIDDEN',
+      );
+    if (url.pathname === '/' || url.host !== '')
+      throw new TenantSettingError('storage_url', 'must be file:///absolute/dir');
     return;
   }
   try {
@@ -131,7 +158,8 @@ function checkPublicKey(pem: string): string {
     throw new TenantSettingError('public_key', 'must be a PEM public key');
   }
   const bits = key.asymmetricKeyDetails?.modulusLength ?? 0;
-  if (key.asymmetricKeyType !== 'rsa' || bits < 2048) throw new TenantSettingError('public_key', 'must be an RSA key of at least 2048 bits');
+  if (key.asymmetricKeyType !== 'rsa' || bits < 2048)
+    throw new TenantSettingError('public_key', 'must be an RSA key of at least 2048 bits');
   return key.export({ type: 'spki', format: 'pem' }).toString();
 }
 
@@ -141,8 +169,15 @@ function checkSipSources(values: string[]): string[] {
     const [address, bits, extra] = value.trim().split('/');
     const family = net.isIP(address);
     const max = family === 6 ? 128 : 32;
-    if (family === 0 || extra !== undefined || (bits !== undefined && !(/^\d{1,3}$/.test(bits) && Number(bits) <= max))) {
-      throw new TenantSettingError(`sip_sources.${i}`, `must be an IP address or CIDR (192.0.2.10, 198.51.100.0/24, 2001:db8::/32), got "${value.slice(0, 64)}"`);
+    if (
+      family === 0 ||
+      extra !== undefined ||
+      (bits !== undefined && !(/^\d{1,3}$/.test(bits) && Number(bits) <= max))
+    ) {
+      throw new TenantSettingError(
+        `sip_sources.${i}`,
+        `must be an IP address or CIDR (192.0.2.10, 198.51.100.0/24, 2001:db8::/32), got "${value.slice(0, 64)}"`,
+      );
     }
     return `${address}/${bits ?? max}`;
   });
@@ -176,7 +211,8 @@ function checkWebhookUrl(value: string): void {
 export async function checkSettingsEgress(egress: EgressPolicy, patch: TenantSettingsPatch): Promise<void> {
   if (patch.webhook_url && URL.canParse(patch.webhook_url)) await checkWebhookTarget(egress, patch.webhook_url);
   const endpoint = (patch.storage_credentials as { endpoint?: unknown } | null | undefined)?.endpoint;
-  if (typeof endpoint === 'string' && URL.canParse(endpoint)) await egress.check(endpoint, 'storage_credentials.endpoint', 'storage_endpoint');
+  if (typeof endpoint === 'string' && URL.canParse(endpoint))
+    await egress.check(endpoint, 'storage_credentials.endpoint', 'storage_endpoint');
 }
 
 /**
@@ -198,40 +234,68 @@ export function applySettingsPatch(
   }
   if (patch.webhook_secret !== undefined) {
     if (patch.webhook_secret?.startsWith('whsec_') && !isStandardSecret(patch.webhook_secret)) {
-      throw new TenantSettingError('webhook_secret', 'a whsec_ secret must be whsec_ followed by 24 to 64 bytes in base64 (the Standard Webhooks form)');
+      throw new TenantSettingError(
+        'webhook_secret',
+        'a whsec_ secret must be whsec_ followed by 24 to 64 bytes in base64 (the Standard Webhooks form)',
+      );
     }
-    next.webhook_secret = patch.webhook_secret === null ? null : sealSecret(ring, patch.webhook_secret, secretContext(tenantId, 'webhook_secret'));
+    next.webhook_secret =
+      patch.webhook_secret === null
+        ? null
+        : sealSecret(ring, patch.webhook_secret, secretContext(tenantId, 'webhook_secret'));
   }
   if (patch.storage_url !== undefined) {
     if (patch.storage_url !== null) checkStorageUrl(patch.storage_url, opts.operator);
     next.storage_url = patch.storage_url;
   }
-  if (patch.storage_url !== undefined && (current as StoredSettings).storage_url && patch.storage_url !== (current as StoredSettings).storage_url) {
+  if (
+    patch.storage_url !== undefined &&
+    (current as StoredSettings).storage_url &&
+    patch.storage_url !== (current as StoredSettings).storage_url
+  ) {
     // The bucket the tenant leaves keeps what opened it: its recordings stay there, readable.
     const was = current as StoredSettings;
-    next.past_storage = { ...was.past_storage, [was.storage_url!]: { credentials: was.storage_credentials ?? null, node_identity: was.storage_node_identity === true } };
+    next.past_storage = {
+      ...was.past_storage,
+      [was.storage_url!]: {
+        credentials: was.storage_credentials ?? null,
+        node_identity: was.storage_node_identity === true,
+      },
+    };
   }
   const scheme = next.storage_url ? (new URL(next.storage_url).protocol.slice(0, -1) as 'file' | 'gs' | 's3') : null;
   if (patch.storage_credentials !== undefined && patch.storage_credentials !== null) {
-    if (scheme !== 'gs' && scheme !== 's3') throw new TenantSettingError('storage_credentials', 'only a gs:// or s3:// storage_url takes credentials');
+    if (scheme !== 'gs' && scheme !== 's3')
+      throw new TenantSettingError('storage_credentials', 'only a gs:// or s3:// storage_url takes credentials');
     const { kind, ...credentials } = checkCredentials(scheme, patch.storage_credentials);
-    next.storage_credentials = { kind, ...sealSecret(ring, credentials, secretContext(tenantId, 'storage_credentials')) };
+    next.storage_credentials = {
+      kind,
+      ...sealSecret(ring, credentials, secretContext(tenantId, 'storage_credentials')),
+    };
   } else if (patch.storage_credentials === null) {
     next.storage_credentials = null;
   } else if (next.storage_credentials && next.storage_credentials.kind !== scheme) {
     // Kept credentials for another kind of store would be sent to the wrong service.
-    throw new TenantSettingError('storage_credentials', `the stored credentials are for ${next.storage_credentials.kind}://; send new ones or null with this storage_url`);
+    throw new TenantSettingError(
+      'storage_credentials',
+      `the stored credentials are for ${next.storage_credentials.kind}://; send new ones or null with this storage_url`,
+    );
   }
   if (patch.storage_url !== undefined || patch.storage_credentials !== undefined) {
     const bucket = scheme === 'gs' || scheme === 's3';
     // The node's cloud identity may reach buckets no tenant should: a tenant's bucket brings its own credentials.
     if (bucket && !next.storage_credentials && !opts.operator) {
-      throw new TenantSettingError('storage_credentials', "a tenant's own bucket needs its own credentials (only the operator key may set one the node's credentials open)");
+      throw new TenantSettingError(
+        'storage_credentials',
+        "a tenant's own bucket needs its own credentials (only the operator key may set one the node's credentials open)",
+      );
     }
     next.storage_node_identity = bucket && !next.storage_credentials;
   }
-  if (patch.public_key !== undefined) next.public_key = patch.public_key === null ? null : checkPublicKey(patch.public_key);
-  if (patch.sip_sources !== undefined) next.sip_sources = patch.sip_sources === null ? null : checkSipSources(patch.sip_sources);
+  if (patch.public_key !== undefined)
+    next.public_key = patch.public_key === null ? null : checkPublicKey(patch.public_key);
+  if (patch.sip_sources !== undefined)
+    next.sip_sources = patch.sip_sources === null ? null : checkSipSources(patch.sip_sources);
   return next as Record<string, unknown>;
 }
 
@@ -252,17 +316,33 @@ export function tenantView(tenant: Tenant) {
 }
 
 /** Decrypts a tenant's settings; all null for an unknown tenant. Throws `ERR_DECRYPT`/`ERR_UNKNOWN_KEY` when a secret cannot be opened. */
-export async function loadTenantSettings(store: Pick<Store, 'tenants'>, ring: MasterKeyring, tenantId: string): Promise<TenantSettings> {
+export async function loadTenantSettings(
+  store: Pick<Store, 'tenants'>,
+  ring: MasterKeyring,
+  tenantId: string,
+): Promise<TenantSettings> {
   const s = ((await store.tenants.get(tenantId))?.settings ?? {}) as StoredSettings;
   const open = (credentials: SealedCredentials | null | undefined) =>
-    credentials ? ({ kind: credentials.kind, ...(openSecret(ring, credentials, secretContext(tenantId, 'storage_credentials')) as object) } as StorageCredentials) : null;
+    credentials
+      ? ({
+          kind: credentials.kind,
+          ...(openSecret(ring, credentials, secretContext(tenantId, 'storage_credentials')) as object),
+        } as StorageCredentials)
+      : null;
   return {
     webhookUrl: s.webhook_url ?? null,
-    webhookSecret: s.webhook_secret ? (openSecret(ring, s.webhook_secret, secretContext(tenantId, 'webhook_secret')) as string) : null,
+    webhookSecret: s.webhook_secret
+      ? (openSecret(ring, s.webhook_secret, secretContext(tenantId, 'webhook_secret')) as string)
+      : null,
     storageUrl: s.storage_url ?? null,
     storageCredentials: open(s.storage_credentials),
     storageNodeIdentity: s.storage_node_identity === true,
-    pastStorage: Object.fromEntries(Object.entries(s.past_storage ?? {}).map(([url, past]) => [url, { credentials: open(past.credentials), nodeIdentity: past.node_identity }])),
+    pastStorage: Object.fromEntries(
+      Object.entries(s.past_storage ?? {}).map(([url, past]) => [
+        url,
+        { credentials: open(past.credentials), nodeIdentity: past.node_identity },
+      ]),
+    ),
     publicKey: s.public_key ?? null,
   };
 }

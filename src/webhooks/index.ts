@@ -15,7 +15,8 @@ export const WEBHOOK_EVENTS = {
   'recording.completed': 'A recording is ready in its bucket',
   'recording.failed': 'A recording could not be made; `error` says why',
   'recording.deleted': 'A recording was deleted (by the API or retention); a tombstone remains',
-  'recording.audio_lost': "A live call's recording has started losing audio (its node's spool disk is full or failing); it goes on, partial",
+  'recording.audio_lost':
+    "A live call's recording has started losing audio (its node's spool disk is full or failing); it goes on, partial",
 } as const;
 
 export type WebhookEventType = keyof typeof WEBHOOK_EVENTS;
@@ -54,7 +55,12 @@ export type RecordingEventData = Static<typeof RecordingEventDataSchema>;
 
 /** The body of an event of `type` (the OpenAPI document's `webhooks` describe each). */
 export function webhookEventSchema<T extends TSchema>(type: WebhookEventType, data: T) {
-  return Type.Object({ id: Type.String({ description: 'evt_…; also the webhook-id header, the same on every retry' }), type: Type.Literal(type), created_at: Type.String({ format: 'date-time' }), data });
+  return Type.Object({
+    id: Type.String({ description: 'evt_…; also the webhook-id header, the same on every retry' }),
+    type: Type.Literal(type),
+    created_at: Type.String({ format: 'date-time' }),
+    data,
+  });
 }
 
 /** What emitting needs: the queue, and the store and keyring to read the tenant's webhook settings; delivering, the egress policy. */
@@ -79,18 +85,36 @@ function webhookJobOptions(backoffMs = 5000) {
 }
 
 /** `backoffMs` is the first retry's delay; tests shorten it. */
-export function createWebhookQueue(connection: ConnectionOptions, prefix: string, opts: { backoffMs?: number } = {}): Queue<WebhookJobData> {
-  return new Queue<WebhookJobData>(WEBHOOKS_QUEUE, { connection, prefix, defaultJobOptions: webhookJobOptions(opts.backoffMs) });
+export function createWebhookQueue(
+  connection: ConnectionOptions,
+  prefix: string,
+  opts: { backoffMs?: number } = {},
+): Queue<WebhookJobData> {
+  return new Queue<WebhookJobData>(WEBHOOKS_QUEUE, {
+    connection,
+    prefix,
+    defaultJobOptions: webhookJobOptions(opts.backoffMs),
+  });
 }
 
 /**
  * Queues `type` for the tenant's webhook and returns the event, or null (nothing queued) when
  * the tenant has no `webhook_url`. The job id is the event id, so adding it again is a no-op.
  */
-export async function emitWebhook<T extends object>(ctx: WebhookContext, tenantId: string, type: WebhookEventType, data: T): Promise<WebhookEvent<T> | null> {
+export async function emitWebhook<T extends object>(
+  ctx: WebhookContext,
+  tenantId: string,
+  type: WebhookEventType,
+  data: T,
+): Promise<WebhookEvent<T> | null> {
   const settings = await loadTenantSettings(ctx.store, ctx.keyring, tenantId);
   if (!settings.webhookUrl) return null;
-  const event: WebhookEvent<T> = { id: `evt_${randomBytes(12).toString('hex')}`, type, created_at: new Date().toISOString(), data };
+  const event: WebhookEvent<T> = {
+    id: `evt_${randomBytes(12).toString('hex')}`,
+    type,
+    created_at: new Date().toISOString(),
+    data,
+  };
   await ctx.queue.add(type, { tenantId, body: JSON.stringify(event) }, { jobId: event.id });
   return event;
 }
@@ -116,7 +140,11 @@ export async function recordingEventData(store: Store, recording: Recording): Pr
 }
 
 /** Emits a `recording.*` event for `recording` as it now is. */
-export async function emitRecordingEvent(ctx: WebhookContext, type: WebhookEventType, recording: Recording): Promise<WebhookEvent<RecordingEventData> | null> {
+export async function emitRecordingEvent(
+  ctx: WebhookContext,
+  type: WebhookEventType,
+  recording: Recording,
+): Promise<WebhookEvent<RecordingEventData> | null> {
   return emitWebhook(ctx, recording.tenantId, type, await recordingEventData(ctx.store, recording));
 }
 
@@ -146,7 +174,13 @@ export function signatureHeader(body: string, secret: string, timestampSec: numb
  * Checks a `Callrec-Signature` header against the raw body: true when one of its `v1`
  * signatures matches and its `t` is within `toleranceSec` of `nowMs` (which stops replays).
  */
-export function verifySignature(header: string, body: string, secret: string, toleranceSec: number, nowMs = Date.now()): boolean {
+export function verifySignature(
+  header: string,
+  body: string,
+  secret: string,
+  toleranceSec: number,
+  nowMs = Date.now(),
+): boolean {
   let timestamp: number | undefined;
   const signatures: string[] = [];
   for (const part of header.split(',')) {

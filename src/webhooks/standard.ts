@@ -25,8 +25,15 @@ export function standardWebhookKey(secret: string): Buffer {
  * (unix seconds of this attempt) and, with a secret, `webhook-signature: v1,<base64 HMAC-SHA256
  * of "<id>.<timestamp>.<body>">`.
  */
-export function standardWebhookHeaders(eventId: string, body: string, secret: string | null, timestampSec: number): Record<string, string> {
+export function standardWebhookHeaders(
+  eventId: string,
+  body: string,
+  secret: string | null,
+  timestampSec: number,
+): Record<string, string> {
   const headers: Record<string, string> = { 'webhook-id': eventId, 'webhook-timestamp': String(timestampSec) };
-  if (secret) headers['webhook-signature'] = `v1,${createHmac('sha256', standardWebhookKey(secret)).update(`${eventId}.${timestampSec}.${body}`).digest('base64')}`;
+  if (secret)
+    headers['webhook-signature'] =
+      `v1,${createHmac('sha256', standardWebhookKey(secret)).update(`${eventId}.${timestampSec}.${body}`).digest('base64')}`;
   return headers;
 }

@@ -46,7 +46,16 @@ describe.each(TEST_DB_KINDS)('HTTP API on %s', (kind) => {
 
     app = Fastify({ logger: false });
     const { storage: resolver, keyring, webhooks, transcodes } = services;
-    await app.register(apiPlugin, { store, storage: resolver, egress: webhooks.egress, keyring, webhooks, transcodes, control: new ScriptedControl(), readiness: async () => ready });
+    await app.register(apiPlugin, {
+      store,
+      storage: resolver,
+      egress: webhooks.egress,
+      keyring,
+      webhooks,
+      transcodes,
+      control: new ScriptedControl(),
+      readiness: async () => ready,
+    });
     base = await app.listen({ port: 0, host: '127.0.0.1' });
   });
 
@@ -112,7 +121,11 @@ describe.each(TEST_DB_KINDS)('HTTP API on %s', (kind) => {
     });
 
     test('a malformed Authorization header is 401', async () => {
-      await expectError(await call('GET', '/api/calls', null, undefined, { authorization: `Basic ${keys.admin}` }), 401, 'ERR_UNAUTHORIZED');
+      await expectError(
+        await call('GET', '/api/calls', null, undefined, { authorization: `Basic ${keys.admin}` }),
+        401,
+        'ERR_UNAUTHORIZED',
+      );
     });
 
     test('a key without the scope is 403; admin holds every scope', async () => {
@@ -157,12 +170,28 @@ describe.each(TEST_DB_KINDS)('HTTP API on %s', (kind) => {
     });
 
     test('PATCH deep-merges: untouched fields keep their values, defaults fill the rest', async () => {
-      await call('PATCH', '/api/agents/merge-bot', 'writer', { voice_tools: { call_recording: { enabled: true, format: 'wav' } } });
-      const res = await call('PATCH', '/agents/merge-bot', 'admin', { voice_tools: { call_recording: { storage_days: 7, agent_ws_url: 'wss://agent.example/ws' } } });
+      await call('PATCH', '/api/agents/merge-bot', 'writer', {
+        voice_tools: { call_recording: { enabled: true, format: 'wav' } },
+      });
+      const res = await call('PATCH', '/agents/merge-bot', 'admin', {
+        voice_tools: { call_recording: { storage_days: 7, agent_ws_url: 'wss://agent.example/ws' } },
+      });
       const settings = (await json(res)).voice_tools.call_recording;
-      expect(settings).toEqual({ ...CALL_RECORDING_DEFAULTS, enabled: true, format: 'wav', storage_days: 7, agent_ws_url: 'wss://agent.example/ws' });
-      const cleared = await call('PATCH', '/agents/merge-bot', 'admin', { voice_tools: { call_recording: { agent_ws_url: null } } });
-      expect((await json(cleared)).voice_tools.call_recording).toMatchObject({ enabled: true, storage_days: 7, agent_ws_url: null });
+      expect(settings).toEqual({
+        ...CALL_RECORDING_DEFAULTS,
+        enabled: true,
+        format: 'wav',
+        storage_days: 7,
+        agent_ws_url: 'wss://agent.example/ws',
+      });
+      const cleared = await call('PATCH', '/agents/merge-bot', 'admin', {
+        voice_tools: { call_recording: { agent_ws_url: null } },
+      });
+      expect((await json(cleared)).voice_tools.call_recording).toMatchObject({
+        enabled: true,
+        storage_days: 7,
+        agent_ws_url: null,
+      });
     });
 
     test('a new agent with an empty PATCH has the defaults', async () => {
@@ -186,7 +215,9 @@ describe.each(TEST_DB_KINDS)('HTTP API on %s', (kind) => {
 
     test('audit lists every change newest first with the key that made it; 404 for unknown and foreign agents', async () => {
       await call('PATCH', '/agents/audited-bot', 'writer', { voice_tools: { call_recording: { enabled: true } } });
-      await call('PATCH', '/api/agents/audited-bot', 'admin', { voice_tools: { call_recording: { storage_days: 30 } } });
+      await call('PATCH', '/api/agents/audited-bot', 'admin', {
+        voice_tools: { call_recording: { storage_days: 30 } },
+      });
       const res = await call('GET', '/api/agents/audited-bot/audit', 'writer');
       expect(res.status).toBe(200);
       const t1Keys = await store.keys.list('t1');
@@ -194,11 +225,17 @@ describe.each(TEST_DB_KINDS)('HTTP API on %s', (kind) => {
       expect(await json(res)).toEqual({
         data: [
           {
-            at: expect.any(String), key_id: keyId('admin'),
+            at: expect.any(String),
+            key_id: keyId('admin'),
             before: { voice_tools: { call_recording: { enabled: true } } },
             after: { voice_tools: { call_recording: { enabled: true, storage_days: 30 } } },
           },
-          { at: expect.any(String), key_id: keyId('writer'), before: {}, after: { voice_tools: { call_recording: { enabled: true } } } },
+          {
+            at: expect.any(String),
+            key_id: keyId('writer'),
+            before: {},
+            after: { voice_tools: { call_recording: { enabled: true } } },
+          },
         ],
       });
       await expectError(await call('GET', '/api/agents/nobody/audit', 'writer'), 404, 'ERR_NOT_FOUND');
@@ -207,20 +244,80 @@ describe.each(TEST_DB_KINDS)('HTTP API on %s', (kind) => {
     });
 
     test.each([
-      ['an unknown field', { voice_tools: { call_recording: { enabeld: true } } }, 'voice_tools.call_recording.enabeld', /unknown field/],
+      [
+        'an unknown field',
+        { voice_tools: { call_recording: { enabeld: true } } },
+        'voice_tools.call_recording.enabeld',
+        /unknown field/,
+      ],
       ['an unknown top-level field', { voice_tools: {}, extra: 1 }, 'extra', /unknown field/],
-      ['a wrong type', { voice_tools: { call_recording: { enabled: 'yes' } } }, 'voice_tools.call_recording.enabled', /boolean/],
-      ['storage_days above range', { voice_tools: { call_recording: { storage_days: 3651 } } }, 'voice_tools.call_recording.storage_days', /3650/],
-      ['storage_days below range', { voice_tools: { call_recording: { storage_days: 0 } } }, 'voice_tools.call_recording.storage_days', /1/],
-      ['a fractional storage_days', { voice_tools: { call_recording: { storage_days: 1.5 } } }, 'voice_tools.call_recording.storage_days', /whole number from 1 to 3650/],
-      ['a too-long consent_message', { voice_tools: { call_recording: { consent_message: 'x'.repeat(501) } } }, 'voice_tools.call_recording.consent_message', /500/],
-      ['an empty consent_message', { voice_tools: { call_recording: { consent_message: '' } } }, 'voice_tools.call_recording.consent_message', /1/],
-      ['an unknown format', { voice_tools: { call_recording: { format: 'flac' } } }, 'voice_tools.call_recording.format', /one of "mp3", "wav", "ogg"/],
-      ['a bad consent_digit', { voice_tools: { call_recording: { consent_digit: '12' } } }, 'voice_tools.call_recording.consent_digit', /one key: 0–9, \* or #/],
-      ['an http agent_ws_url', { voice_tools: { call_recording: { agent_ws_url: 'http://agent.example' } } }, 'voice_tools.call_recording.agent_ws_url', /must be a ws:\/\/ or wss:\/\/ URL, or null/],
-      ['consent_timeout_seconds above range', { voice_tools: { call_recording: { consent_timeout_seconds: 121 } } }, 'voice_tools.call_recording.consent_timeout_seconds', /120/],
+      [
+        'a wrong type',
+        { voice_tools: { call_recording: { enabled: 'yes' } } },
+        'voice_tools.call_recording.enabled',
+        /boolean/,
+      ],
+      [
+        'storage_days above range',
+        { voice_tools: { call_recording: { storage_days: 3651 } } },
+        'voice_tools.call_recording.storage_days',
+        /3650/,
+      ],
+      [
+        'storage_days below range',
+        { voice_tools: { call_recording: { storage_days: 0 } } },
+        'voice_tools.call_recording.storage_days',
+        /1/,
+      ],
+      [
+        'a fractional storage_days',
+        { voice_tools: { call_recording: { storage_days: 1.5 } } },
+        'voice_tools.call_recording.storage_days',
+        /whole number from 1 to 3650/,
+      ],
+      [
+        'a too-long consent_message',
+        { voice_tools: { call_recording: { consent_message: 'x'.repeat(501) } } },
+        'voice_tools.call_recording.consent_message',
+        /500/,
+      ],
+      [
+        'an empty consent_message',
+        { voice_tools: { call_recording: { consent_message: '' } } },
+        'voice_tools.call_recording.consent_message',
+        /1/,
+      ],
+      [
+        'an unknown format',
+        { voice_tools: { call_recording: { format: 'flac' } } },
+        'voice_tools.call_recording.format',
+        /one of "mp3", "wav", "ogg"/,
+      ],
+      [
+        'a bad consent_digit',
+        { voice_tools: { call_recording: { consent_digit: '12' } } },
+        'voice_tools.call_recording.consent_digit',
+        /one key: 0–9, \* or #/,
+      ],
+      [
+        'an http agent_ws_url',
+        { voice_tools: { call_recording: { agent_ws_url: 'http://agent.example' } } },
+        'voice_tools.call_recording.agent_ws_url',
+        /must be a ws:\/\/ or wss:\/\/ URL, or null/,
+      ],
+      [
+        'consent_timeout_seconds above range',
+        { voice_tools: { call_recording: { consent_timeout_seconds: 121 } } },
+        'voice_tools.call_recording.consent_timeout_seconds',
+        /120/,
+      ],
     ])('PATCH with %s is 400 naming the field', async (_, body, field, message) => {
-      const error = await expectError(await call('PATCH', '/agents/strict-bot', 'writer', body), 400, 'ERR_VALIDATION', field);
+      const error = await expectError(
+        await call('PATCH', '/agents/strict-bot', 'writer', body),
+        400,
+        'ERR_VALIDATION',
+        field,
+      );
       expect(error.message).toMatch(message);
       expect(await store.agents.get('t1', 'strict-bot')).toBeNull();
     });
@@ -230,7 +327,11 @@ describe.each(TEST_DB_KINDS)('HTTP API on %s', (kind) => {
     });
 
     test('a body that is not JSON is 400 in the error format', async () => {
-      const res = await fetch(`${base}/agents/x`, { method: 'PATCH', headers: { authorization: `Bearer ${keys.writer}`, 'content-type': 'application/json' }, body: '{nope' });
+      const res = await fetch(`${base}/agents/x`, {
+        method: 'PATCH',
+        headers: { authorization: `Bearer ${keys.writer}`, 'content-type': 'application/json' },
+        body: '{nope',
+      });
       await expectError(res, 400, 'ERR_BAD_REQUEST');
     });
 
@@ -242,7 +343,9 @@ describe.each(TEST_DB_KINDS)('HTTP API on %s', (kind) => {
       await once(socket, 'connect');
       socket.pause();
       const size = 2 * 1024 * 1024;
-      socket.write(`PATCH /agents/x HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${keys.writer}\r\ncontent-type: application/json\r\ncontent-length: ${size}\r\n\r\n`);
+      socket.write(
+        `PATCH /agents/x HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${keys.writer}\r\ncontent-type: application/json\r\ncontent-length: ${size}\r\n\r\n`,
+      );
       socket.write(Buffer.alloc(size / 4, 0x20));
       await sleep(300); // the refusal is sent meanwhile
       await new Promise<void>((resolve) => socket.write(Buffer.alloc((size * 3) / 4, 0x20), () => resolve()));
@@ -260,13 +363,36 @@ describe.each(TEST_DB_KINDS)('HTTP API on %s', (kind) => {
     beforeAll(async () => {
       for (let i = 0; i < 5; i++) {
         await store.calls.create({
-          tenantId: 't1', id: `list-${i}`, agentId: i % 2 ? 'odd' : 'even', provider: 'twilio', mode: 'fork',
-          sampleRate: 8000, legs: ['caller', 'agent'], settings, startedAt: `2023-01-0${i + 1}T00:00:00.000Z`,
+          tenantId: 't1',
+          id: `list-${i}`,
+          agentId: i % 2 ? 'odd' : 'even',
+          provider: 'twilio',
+          mode: 'fork',
+          sampleRate: 8000,
+          legs: ['caller', 'agent'],
+          settings,
+          startedAt: `2023-01-0${i + 1}T00:00:00.000Z`,
         });
       }
-      const recording = await store.recordings.create({ tenantId: 't1', callId: 'list-3', format: 'mp3', channels: 1, sampleRate: 8000, storageDays: 90 });
-      await store.recordings.update(recording.id, { status: 'ready', byteSize: 10, durationMs: 1000, sha256: 'f'.repeat(64) });
-      await store.calls.update('t1', 'list-3', { status: 'ended', consent: { outcome: 'announced' }, pauses: [{ start_ms: 5, end_ms: 10 }] });
+      const recording = await store.recordings.create({
+        tenantId: 't1',
+        callId: 'list-3',
+        format: 'mp3',
+        channels: 1,
+        sampleRate: 8000,
+        storageDays: 90,
+      });
+      await store.recordings.update(recording.id, {
+        status: 'ready',
+        byteSize: 10,
+        durationMs: 1000,
+        sha256: 'f'.repeat(64),
+      });
+      await store.calls.update('t1', 'list-3', {
+        status: 'ended',
+        consent: { outcome: 'announced' },
+        pauses: [{ start_ms: 5, end_ms: 10 }],
+      });
     });
 
     const ids = async (query: string) => {
@@ -306,20 +432,44 @@ describe.each(TEST_DB_KINDS)('HTTP API on %s', (kind) => {
       const res = await call('GET', '/api/calls/list-3', 'reader');
       expect(res.status).toBe(200);
       expect(await json(res)).toEqual({
-        id: 'list-3', agent_id: 'odd', provider: 'twilio', mode: 'fork', status: 'ended',
-        started_at: '2023-01-04T00:00:00.000Z', ended_at: null, end_reason: null, legs: ['caller', 'agent'], sample_rate: 8000,
+        id: 'list-3',
+        agent_id: 'odd',
+        provider: 'twilio',
+        mode: 'fork',
+        status: 'ended',
+        started_at: '2023-01-04T00:00:00.000Z',
+        ended_at: null,
+        end_reason: null,
+        legs: ['caller', 'agent'],
+        sample_rate: 8000,
         recording: {
-          id: expect.any(String), status: 'ready', format: 'mp3', channels: 1, duration_ms: 1000, byte_size: 10,
-          sha256: 'f'.repeat(64), error: null, created_at: expect.any(String), ready_at: null, retention_expires_at: expect.any(String), complete: true, lost_spans: [],
+          id: expect.any(String),
+          status: 'ready',
+          format: 'mp3',
+          channels: 1,
+          duration_ms: 1000,
+          byte_size: 10,
+          sha256: 'f'.repeat(64),
+          error: null,
+          created_at: expect.any(String),
+          ready_at: null,
+          retention_expires_at: expect.any(String),
+          complete: true,
+          lost_spans: [],
         },
-        recording_status: 'ready', consent: { outcome: 'announced' }, pauses: [{ start_ms: 5, end_ms: 10 }], alignment: null, participants: [],
-        legal_hold: false, legal_hold_reason: null,
+        recording_status: 'ready',
+        consent: { outcome: 'announced' },
+        pauses: [{ start_ms: 5, end_ms: 10 }],
+        alignment: null,
+        participants: [],
+        legal_hold: false,
+        legal_hold_reason: null,
       });
       const none = await json(await call('GET', '/api/calls/list-0', 'reader'));
       expect(none).toMatchObject({ recording: null, recording_status: 'none' });
     });
 
-    test('unknown calls and another tenant\'s calls are 404', async () => {
+    test("unknown calls and another tenant's calls are 404", async () => {
       await expectError(await call('GET', '/api/calls/nope', 'reader'), 404, 'ERR_NOT_FOUND');
       await expectError(await call('GET', '/api/calls/list-3', 'other'), 404, 'ERR_NOT_FOUND');
       expect((await json(await call('GET', '/api/calls', 'other'))).data).toEqual([]);
@@ -330,26 +480,48 @@ describe.each(TEST_DB_KINDS)('HTTP API on %s', (kind) => {
     const audio = Buffer.from(Array.from({ length: 1000 }, (_, i) => i % 251));
     let recordingId: string;
 
-    async function addCall(id: string, status?: 'recording' | 'processing' | 'failed' | 'ready' | 'deleted', object?: { objectKey: string; keyId?: string; wrappedKey?: string }) {
+    async function addCall(
+      id: string,
+      status?: 'recording' | 'processing' | 'failed' | 'ready' | 'deleted',
+      object?: { objectKey: string; keyId?: string; wrappedKey?: string },
+    ) {
       await store.calls.create({
-        tenantId: 't1', id, agentId: 'dl', provider: 'twilio', mode: 'fork', sampleRate: 8000,
-        legs: ['caller', 'agent'], settings: CALL_RECORDING_DEFAULTS,
+        tenantId: 't1',
+        id,
+        agentId: 'dl',
+        provider: 'twilio',
+        mode: 'fork',
+        sampleRate: 8000,
+        legs: ['caller', 'agent'],
+        settings: CALL_RECORDING_DEFAULTS,
       });
       if (!status) return undefined;
-      const recording = await store.recordings.create({ tenantId: 't1', callId: id, format: 'mp3', channels: 1, sampleRate: 8000, storageDays: 90 });
+      const recording = await store.recordings.create({
+        tenantId: 't1',
+        callId: id,
+        format: 'mp3',
+        channels: 1,
+        sampleRate: 8000,
+        storageDays: 90,
+      });
       await store.recordings.update(recording.id, { status, ...object });
       return recording.id;
     }
 
     beforeAll(async () => {
-      recordingId = (await addCall('dl-ready', 'ready', await putEncrypted(storage, services.keyring, 't1/dl/rec.mp3.enc', audio)))!;
+      recordingId = (await addCall(
+        'dl-ready',
+        'ready',
+        await putEncrypted(storage, services.keyring, 't1/dl/rec.mp3.enc', audio),
+      ))!;
       await addCall('dl-none');
       await addCall('dl-processing', 'processing');
       await addCall('dl-deleted', 'deleted');
       await addCall('dl-lost', 'ready', { objectKey: 't1/dl/missing.mp3.enc' });
     });
 
-    const get = (query: string, headers: Record<string, string> = {}, key = 'reader') => call('GET', `/api/calls/dl-ready/recording${query}`, key, undefined, headers);
+    const get = (query: string, headers: Record<string, string> = {}, key = 'reader') =>
+      call('GET', `/api/calls/dl-ready/recording${query}`, key, undefined, headers);
 
     test('the whole file, with type, length and Accept-Ranges', async () => {
       const res = await get('');
@@ -393,7 +565,11 @@ describe.each(TEST_DB_KINDS)('HTTP API on %s', (kind) => {
       await expectError(await call('GET', '/api/calls/dl-deleted/recording', 'reader'), 404, 'ERR_NOT_FOUND');
       await expectError(await call('GET', '/api/calls/unknown/recording', 'reader'), 404, 'ERR_NOT_FOUND');
       await expectError(await call('GET', '/api/calls/dl-ready/recording', 'other'), 404, 'ERR_NOT_FOUND');
-      const error = await expectError(await call('GET', '/api/calls/dl-processing/recording', 'reader'), 409, 'ERR_NOT_READY');
+      const error = await expectError(
+        await call('GET', '/api/calls/dl-processing/recording', 'reader'),
+        409,
+        'ERR_NOT_READY',
+      );
       expect(error.status).toBe('processing');
       await expectError(await call('GET', '/api/calls/dl-ready/recording', 'writer'), 403, 'ERR_FORBIDDEN');
     });
@@ -409,7 +585,13 @@ describe.each(TEST_DB_KINDS)('HTTP API on %s', (kind) => {
       const log = await store.accessLog.list('t1', 'dl-ready');
       expect(log).toHaveLength(before + 1);
       const adminKey = (await store.keys.list('t1')).find((key) => key.name === 'admin')!;
-      expect(log.at(-1)).toMatchObject({ keyId: adminKey.id, recordingId, format: 'mp3', range: 'bytes=0-9', ip: '127.0.0.1' });
+      expect(log.at(-1)).toMatchObject({
+        keyId: adminKey.id,
+        recordingId,
+        format: 'mp3',
+        range: 'bytes=0-9',
+        ip: '127.0.0.1',
+      });
     });
   });
 });

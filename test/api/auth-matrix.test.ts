@@ -10,8 +10,16 @@ import { startApi, type ApiHarness } from './harness.js';
 
 /** Callers: a key of tenant `acme` per scope, the operator's key (tenant `default`), and three that must not get in. */
 const CALLERS = [
-  'admin', 'agents:write', 'recordings:read', 'recordings:delete', 'calls:control', 'media:stream',
-  'operator', 'no key', 'bad key', 'revoked key',
+  'admin',
+  'agents:write',
+  'recordings:read',
+  'recordings:delete',
+  'calls:control',
+  'media:stream',
+  'operator',
+  'no key',
+  'bad key',
+  'revoked key',
 ] as const;
 type Caller = (typeof CALLERS)[number];
 
@@ -19,12 +27,27 @@ type Caller = (typeof CALLERS)[number];
 type Row = [number, number, number, number, number, number, number, number, number, number];
 
 const ROUTES = [
-  'GET /healthz', 'GET /readyz',
-  'GET /api/agents', 'GET /api/agents/:id', 'GET /agents/:id', 'PATCH /api/agents/:id', 'PATCH /agents/:id', 'GET /api/agents/:id/audit',
-  'GET /api/calls', 'GET /api/calls/:id', 'GET /api/calls/:id/recording', 'DELETE /api/calls/:id/recording',
-  'POST /api/calls/:id/recording/url', 'GET /api/calls/:id/recording/peaks',
-  'POST /api/calls/:id/recording', 'PUT /api/calls/:id/legal-hold',
-  'POST /api/keys', 'GET /api/keys', 'DELETE /api/keys/:id', 'POST /api/tenants', 'GET /api/me',
+  'GET /healthz',
+  'GET /readyz',
+  'GET /api/agents',
+  'GET /api/agents/:id',
+  'GET /agents/:id',
+  'PATCH /api/agents/:id',
+  'PATCH /agents/:id',
+  'GET /api/agents/:id/audit',
+  'GET /api/calls',
+  'GET /api/calls/:id',
+  'GET /api/calls/:id/recording',
+  'DELETE /api/calls/:id/recording',
+  'POST /api/calls/:id/recording/url',
+  'GET /api/calls/:id/recording/peaks',
+  'POST /api/calls/:id/recording',
+  'PUT /api/calls/:id/legal-hold',
+  'POST /api/keys',
+  'GET /api/keys',
+  'DELETE /api/keys/:id',
+  'POST /api/tenants',
+  'GET /api/me',
 ] as const;
 type Route = (typeof ROUTES)[number];
 
@@ -35,44 +58,74 @@ type Route = (typeof ROUTES)[number];
  */
 const EXPECTED: Record<Route, { own: Row; other: Row | null }> = {
   //                                  admin agents:w rec:read rec:del control stream operator none  bad   revoked
-  'GET /healthz':                   { own: [200,  200,     200,     200,    200,    200,   200,     200,  200,  200], other: null },
-  'GET /readyz':                    { own: [200,  200,     200,     200,    200,    200,   200,     200,  200,  200], other: null },
-  'GET /api/agents':                { own: [200,  200,     200,     403,    403,    403,   200,     401,  401,  401], other: null },
-  'GET /api/agents/:id':            { own: [200,  200,     200,     403,    403,    403,   200,     401,  401,  401],
-                                      other: [404,  404,     404,     403,    403,    403,   404,     401,  401,  401] },
-  'GET /agents/:id':                { own: [200,  200,     200,     403,    403,    403,   200,     401,  401,  401],
-                                      other: [404,  404,     404,     403,    403,    403,   404,     401,  401,  401] },
+  'GET /healthz': { own: [200, 200, 200, 200, 200, 200, 200, 200, 200, 200], other: null },
+  'GET /readyz': { own: [200, 200, 200, 200, 200, 200, 200, 200, 200, 200], other: null },
+  'GET /api/agents': { own: [200, 200, 200, 403, 403, 403, 200, 401, 401, 401], other: null },
+  'GET /api/agents/:id': {
+    own: [200, 200, 200, 403, 403, 403, 200, 401, 401, 401],
+    other: [404, 404, 404, 403, 403, 403, 404, 401, 401, 401],
+  },
+  'GET /agents/:id': {
+    own: [200, 200, 200, 403, 403, 403, 200, 401, 401, 401],
+    other: [404, 404, 404, 403, 403, 403, 404, 401, 401, 401],
+  },
   // Agent ids are per tenant: PATCHing an id another tenant uses creates the caller's own agent (see the test below).
-  'PATCH /api/agents/:id':          { own: [200,  200,     403,     403,    403,    403,   200,     401,  401,  401],
-                                      other: [200,  200,     403,     403,    403,    403,   200,     401,  401,  401] },
-  'PATCH /agents/:id':              { own: [200,  200,     403,     403,    403,    403,   200,     401,  401,  401],
-                                      other: [200,  200,     403,     403,    403,    403,   200,     401,  401,  401] },
-  'GET /api/agents/:id/audit':      { own: [200,  200,     403,     403,    403,    403,   200,     401,  401,  401],
-                                      other: [404,  404,     403,     403,    403,    403,   404,     401,  401,  401] },
-  'GET /api/calls':                 { own: [200,  403,     200,     403,    403,    403,   200,     401,  401,  401], other: null },
-  'GET /api/calls/:id':             { own: [200,  403,     200,     403,    403,    403,   200,     401,  401,  401],
-                                      other: [404,  403,     404,     403,    403,    403,   404,     401,  401,  401] },
-  'GET /api/calls/:id/recording':   { own: [200,  403,     200,     403,    403,    403,   200,     401,  401,  401],
-                                      other: [404,  403,     404,     403,    403,    403,   404,     401,  401,  401] },
-  'DELETE /api/calls/:id/recording': { own: [200, 403,     403,     200,    403,    403,   200,     401,  401,  401],
-                                      other: [404,  403,     403,     404,    403,    403,   404,     401,  401,  401] },
-  'POST /api/calls/:id/recording/url': { own: [200, 403,   200,     403,    403,    403,   200,     401,  401,  401],
-                                      other: [404,  403,     404,     403,    403,    403,   404,     401,  401,  401] },
-  'GET /api/calls/:id/recording/peaks': { own: [200, 403,  200,     403,    403,    403,   200,     401,  401,  401],
-                                      other: [404,  403,     404,     403,    403,    403,   404,     401,  401,  401] },
-  'POST /api/calls/:id/recording':  { own: [200,  403,     403,     403,    200,    403,   200,     401,  401,  401],
-                                      other: [404,  403,     403,     403,    404,    403,   404,     401,  401,  401] },
-  'PUT /api/calls/:id/legal-hold':  { own: [200,  403,     403,     403,    403,    403,   200,     401,  401,  401],
-                                      other: [404,  403,     403,     403,    403,    403,   404,     401,  401,  401] },
+  'PATCH /api/agents/:id': {
+    own: [200, 200, 403, 403, 403, 403, 200, 401, 401, 401],
+    other: [200, 200, 403, 403, 403, 403, 200, 401, 401, 401],
+  },
+  'PATCH /agents/:id': {
+    own: [200, 200, 403, 403, 403, 403, 200, 401, 401, 401],
+    other: [200, 200, 403, 403, 403, 403, 200, 401, 401, 401],
+  },
+  'GET /api/agents/:id/audit': {
+    own: [200, 200, 403, 403, 403, 403, 200, 401, 401, 401],
+    other: [404, 404, 403, 403, 403, 403, 404, 401, 401, 401],
+  },
+  'GET /api/calls': { own: [200, 403, 200, 403, 403, 403, 200, 401, 401, 401], other: null },
+  'GET /api/calls/:id': {
+    own: [200, 403, 200, 403, 403, 403, 200, 401, 401, 401],
+    other: [404, 403, 404, 403, 403, 403, 404, 401, 401, 401],
+  },
+  'GET /api/calls/:id/recording': {
+    own: [200, 403, 200, 403, 403, 403, 200, 401, 401, 401],
+    other: [404, 403, 404, 403, 403, 403, 404, 401, 401, 401],
+  },
+  'DELETE /api/calls/:id/recording': {
+    own: [200, 403, 403, 200, 403, 403, 200, 401, 401, 401],
+    other: [404, 403, 403, 404, 403, 403, 404, 401, 401, 401],
+  },
+  'POST /api/calls/:id/recording/url': {
+    own: [200, 403, 200, 403, 403, 403, 200, 401, 401, 401],
+    other: [404, 403, 404, 403, 403, 403, 404, 401, 401, 401],
+  },
+  'GET /api/calls/:id/recording/peaks': {
+    own: [200, 403, 200, 403, 403, 403, 200, 401, 401, 401],
+    other: [404, 403, 404, 403, 403, 403, 404, 401, 401, 401],
+  },
+  'POST /api/calls/:id/recording': {
+    own: [200, 403, 403, 403, 200, 403, 200, 401, 401, 401],
+    other: [404, 403, 403, 403, 404, 403, 404, 401, 401, 401],
+  },
+  'PUT /api/calls/:id/legal-hold': {
+    own: [200, 403, 403, 403, 403, 403, 200, 401, 401, 401],
+    other: [404, 403, 403, 403, 403, 403, 404, 401, 401, 401],
+  },
   // Only the operator's key reaches another tenant's keys.
-  'POST /api/keys':                 { own: [201,  403,     403,     403,    403,    403,   201,     401,  401,  401],
-                                      other: [403,  403,     403,     403,    403,    403,   201,     401,  401,  401] },
-  'GET /api/keys':                  { own: [200,  403,     403,     403,    403,    403,   200,     401,  401,  401],
-                                      other: [403,  403,     403,     403,    403,    403,   200,     401,  401,  401] },
-  'DELETE /api/keys/:id':           { own: [204,  403,     403,     403,    403,    403,   204,     401,  401,  401],
-                                      other: [403,  403,     403,     403,    403,    403,   204,     401,  401,  401] },
-  'POST /api/tenants':              { own: [403,  403,     403,     403,    403,    403,   201,     401,  401,  401], other: null },
-  'GET /api/me':                    { own: [200,  200,     200,     200,    200,    200,   200,     401,  401,  401], other: null },
+  'POST /api/keys': {
+    own: [201, 403, 403, 403, 403, 403, 201, 401, 401, 401],
+    other: [403, 403, 403, 403, 403, 403, 201, 401, 401, 401],
+  },
+  'GET /api/keys': {
+    own: [200, 403, 403, 403, 403, 403, 200, 401, 401, 401],
+    other: [403, 403, 403, 403, 403, 403, 200, 401, 401, 401],
+  },
+  'DELETE /api/keys/:id': {
+    own: [204, 403, 403, 403, 403, 403, 204, 401, 401, 401],
+    other: [403, 403, 403, 403, 403, 403, 204, 401, 401, 401],
+  },
+  'POST /api/tenants': { own: [403, 403, 403, 403, 403, 403, 201, 401, 401, 401], other: null },
+  'GET /api/me': { own: [200, 200, 200, 200, 200, 200, 200, 401, 401, 401], other: null },
 };
 
 const OPERATOR_SECRET = 'operator-secret-for-the-matrix';
@@ -98,7 +151,14 @@ describe.each(TEST_DB_KINDS)('auth matrix on %s', (kind) => {
     await store.keys.ensureOperatorKey(OPERATOR_SECRET);
     await store.tenants.ensure('acme', 'Acme');
     await store.tenants.ensure(OTHER_TENANT, 'Globex');
-    for (const scope of ['admin', 'agents:write', 'recordings:read', 'recordings:delete', 'calls:control', 'media:stream'] satisfies Scope[]) {
+    for (const scope of [
+      'admin',
+      'agents:write',
+      'recordings:read',
+      'recordings:delete',
+      'calls:control',
+      'media:stream',
+    ] satisfies Scope[]) {
       secrets.set(scope, (await store.keys.create({ tenantId: 'acme', name: scope, scopes: [scope] })).secret);
     }
     secrets.set('operator', OPERATOR_SECRET);
@@ -119,12 +179,25 @@ describe.each(TEST_DB_KINDS)('auth matrix on %s', (kind) => {
     'GET /agents/:id': async (tenant) => ({ method: 'GET', path: `/agents/${await agent(tenant)}` }),
     'PATCH /api/agents/:id': (tenant) => patchAgent('/api', tenant),
     'PATCH /agents/:id': (tenant) => patchAgent('', tenant),
-    'GET /api/agents/:id/audit': async (tenant) => ({ method: 'GET', path: `/api/agents/${await agent(tenant)}/audit` }),
+    'GET /api/agents/:id/audit': async (tenant) => ({
+      method: 'GET',
+      path: `/api/agents/${await agent(tenant)}/audit`,
+    }),
     'GET /api/calls': async () => ({ method: 'GET', path: '/api/calls' }),
     'GET /api/calls/:id': async (tenant) => ({ method: 'GET', path: `/api/calls/${await call(tenant, 'ready')}` }),
-    'GET /api/calls/:id/recording': async (tenant) => ({ method: 'GET', path: `/api/calls/${await call(tenant, 'ready')}/recording` }),
-    'POST /api/calls/:id/recording/url': async (tenant) => ({ method: 'POST', path: `/api/calls/${await call(tenant, 'ready')}/recording/url`, body: {} }),
-    'GET /api/calls/:id/recording/peaks': async (tenant) => ({ method: 'GET', path: `/api/calls/${await call(tenant, 'ready')}/recording/peaks` }),
+    'GET /api/calls/:id/recording': async (tenant) => ({
+      method: 'GET',
+      path: `/api/calls/${await call(tenant, 'ready')}/recording`,
+    }),
+    'POST /api/calls/:id/recording/url': async (tenant) => ({
+      method: 'POST',
+      path: `/api/calls/${await call(tenant, 'ready')}/recording/url`,
+      body: {},
+    }),
+    'GET /api/calls/:id/recording/peaks': async (tenant) => ({
+      method: 'GET',
+      path: `/api/calls/${await call(tenant, 'ready')}/recording/peaks`,
+    }),
     'DELETE /api/calls/:id/recording': async (tenant) => {
       const id = await call(tenant, 'ready');
       const { objectKey } = (await api.store.recordings.getByCall(tenant, id))!;
@@ -170,7 +243,11 @@ describe.each(TEST_DB_KINDS)('auth matrix on %s', (kind) => {
     },
     'GET /api/keys': async (tenant) => ({ method: 'GET', path: `/api/keys?tenant_id=${tenant}` }),
     'DELETE /api/keys/:id': async (tenant) => {
-      const { key } = await api.store.keys.create({ tenantId: tenant, name: unique('victim'), scopes: ['recordings:read'] });
+      const { key } = await api.store.keys.create({
+        tenantId: tenant,
+        name: unique('victim'),
+        scopes: ['recordings:read'],
+      });
       return {
         method: 'DELETE',
         path: `/api/keys/${key.id}?tenant_id=${tenant}`,
@@ -201,7 +278,10 @@ describe.each(TEST_DB_KINDS)('auth matrix on %s', (kind) => {
       method: 'PATCH',
       path: `${prefix}/agents/${id}`,
       body: { voice_tools: { call_recording: { storage_days: 7 } } },
-      untouched: async () => expect((await api.store.agents.get(tenant, id))!.settings).toEqual({ voice_tools: { call_recording: { enabled: true } } }),
+      untouched: async () =>
+        expect((await api.store.agents.get(tenant, id))!.settings).toEqual({
+          voice_tools: { call_recording: { enabled: true } },
+        }),
     };
   }
 
@@ -231,15 +311,21 @@ describe.each(TEST_DB_KINDS)('auth matrix on %s', (kind) => {
     }
   });
 
-  test('PATCH of an id another tenant uses creates the caller\'s own agent and leaves the other\'s alone', async () => {
+  test("PATCH of an id another tenant uses creates the caller's own agent and leaves the other's alone", async () => {
     const id = await agent(OTHER_TENANT);
-    const res = await api.request('PATCH', `/api/agents/${id}`, secrets.get('agents:write')!, { voice_tools: { call_recording: { storage_days: 7 } } });
+    const res = await api.request('PATCH', `/api/agents/${id}`, secrets.get('agents:write')!, {
+      voice_tools: { call_recording: { storage_days: 7 } },
+    });
     expect(res.status).toBe(200);
-    expect((await api.store.agents.get('acme', id))!.settings).toEqual({ voice_tools: { call_recording: { storage_days: 7 } } });
-    expect((await api.store.agents.get(OTHER_TENANT, id))!.settings).toEqual({ voice_tools: { call_recording: { enabled: true } } });
+    expect((await api.store.agents.get('acme', id))!.settings).toEqual({
+      voice_tools: { call_recording: { storage_days: 7 } },
+    });
+    expect((await api.store.agents.get(OTHER_TENANT, id))!.settings).toEqual({
+      voice_tools: { call_recording: { enabled: true } },
+    });
   });
 
-  test('lists show the caller\'s own tenant only', async () => {
+  test("lists show the caller's own tenant only", async () => {
     const foreignCall = await call(OTHER_TENANT, 'ready');
     const foreignAgent = await agent(OTHER_TENANT);
     const calls = await api.request('GET', '/api/calls', secrets.get('admin')!);

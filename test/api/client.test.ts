@@ -92,7 +92,15 @@ export async function report(client: CallrecClient): Promise<string> {
 `;
 
 const TSCONFIG = {
-  compilerOptions: { strict: true, noEmit: true, target: 'es2022', module: 'preserve', moduleResolution: 'bundler', lib: ['es2022', 'dom'], types: [] },
+  compilerOptions: {
+    strict: true,
+    noEmit: true,
+    target: 'es2022',
+    module: 'preserve',
+    moduleResolution: 'bundler',
+    lib: ['es2022', 'dom'],
+    types: [],
+  },
   files: ['client.ts'],
 };
 
@@ -117,7 +125,10 @@ describe('a client generated from /openapi.json', () => {
       Object.entries(document.paths!).flatMap(([path, item]) =>
         Object.entries(item!)
           .filter(([, op]) => typeof op === 'object' && op !== null && 'operationId' in op)
-          .map(([method, op]) => [(op as OpenAPIV3_1.OperationObject).operationId!, { method: method.toUpperCase(), path, op: op as OpenAPIV3_1.OperationObject }]),
+          .map(([method, op]) => [
+            (op as OpenAPIV3_1.OperationObject).operationId!,
+            { method: method.toUpperCase(), path, op: op as OpenAPIV3_1.OperationObject },
+          ]),
       ),
     );
     // What each handler answered, before and after Fastify's serializer: a serializer that
@@ -129,7 +140,11 @@ describe('a client generated from /openapi.json', () => {
       });
       app.addHook('onSend', async (request, _reply, payload) => {
         const before = produced.get(request.id);
-        if (before !== undefined && typeof payload === 'string' && !isDeepStrictEqual(JSON.parse(payload), JSON.parse(before))) {
+        if (
+          before !== undefined &&
+          typeof payload === 'string' &&
+          !isDeepStrictEqual(JSON.parse(payload), JSON.parse(before))
+        ) {
           reshaped.push(`${request.method} ${request.url}: handler ${before}, sent ${payload}`);
         }
         return payload;
@@ -163,19 +178,41 @@ describe('a client generated from /openapi.json', () => {
     const seen = new Set<string>();
 
     /** Calls an operation by its operationId and checks the answer against the document. */
-    async function call(operationId: string, opts: { params?: Record<string, string>; query?: string; body?: unknown; key?: string | null; base?: string; status?: number } = {}) {
+    async function call(
+      operationId: string,
+      opts: {
+        params?: Record<string, string>;
+        query?: string;
+        body?: unknown;
+        key?: string | null;
+        base?: string;
+        status?: number;
+      } = {},
+    ) {
       const { method, path: template, op } = operations.get(operationId)!;
       const url = template.replace(/\{(\w+)\}/g, (_, name: string) => encodeURIComponent(opts.params![name]));
       const key = opts.key === undefined ? OPERATOR : opts.key;
       const res = await fetch(`${opts.base ?? api.url}${url}${opts.query ?? ''}`, {
         method,
-        headers: { ...(key ? { authorization: `Bearer ${key}` } : {}), ...(opts.body === undefined ? {} : { 'content-type': 'application/json' }) },
+        headers: {
+          ...(key ? { authorization: `Bearer ${key}` } : {}),
+          ...(opts.body === undefined ? {} : { 'content-type': 'application/json' }),
+        },
         body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
       });
       // A success unless told otherwise: a serializer that fails on a wrong schema answers 500, in the error schema.
-      expect({ operationId, status: opts.status === undefined ? res.ok : res.status }).toEqual({ operationId, status: opts.status ?? true });
-      const declared = (op.responses![String(res.status)] ?? op.responses![`${String(res.status)[0]}XX`]) as OpenAPIV3_1.ResponseObject | undefined;
-      expect({ operationId, status: res.status, declared: declared !== undefined }).toEqual({ operationId, status: res.status, declared: true });
+      expect({ operationId, status: opts.status === undefined ? res.ok : res.status }).toEqual({
+        operationId,
+        status: opts.status ?? true,
+      });
+      const declared = (op.responses![String(res.status)] ?? op.responses![`${String(res.status)[0]}XX`]) as
+        | OpenAPIV3_1.ResponseObject
+        | undefined;
+      expect({ operationId, status: res.status, declared: declared !== undefined }).toEqual({
+        operationId,
+        status: res.status,
+        declared: true,
+      });
       const type = res.headers.get('content-type')?.split(';')[0];
       const body = Buffer.from(await res.arrayBuffer());
       if (!declared!.content) {
@@ -185,7 +222,11 @@ describe('a client generated from /openapi.json', () => {
         if (type === 'application/json') {
           const json: unknown = JSON.parse(body.toString('utf8'));
           const validate = ajv.compile(declared!.content[type].schema as object);
-          expect({ operationId, status: res.status, errors: validate(json) ? null : validate.errors }).toEqual({ operationId, status: res.status, errors: null });
+          expect({ operationId, status: res.status, errors: validate(json) ? null : validate.errors }).toEqual({
+            operationId,
+            status: res.status,
+            errors: null,
+          });
         }
       }
       seen.add(operationId);
@@ -204,13 +245,24 @@ describe('a client generated from /openapi.json', () => {
     await call('getMe');
     await call('createTenant', { body: { id: 'beta', name: 'Beta' } });
     await call('getTenant', { params: { tenantId: 'beta' } });
-    await call('updateTenant', { params: { tenantId: 'beta' }, body: { webhook_url: 'https://hooks.example/callrec', webhook_secret: 'a-secret-of-some-length' } });
-    const { body: created } = await call('createKey', { body: { name: 'reader', scopes: ['recordings:read'], tenant_id: 'acme' } });
+    await call('updateTenant', {
+      params: { tenantId: 'beta' },
+      body: { webhook_url: 'https://hooks.example/callrec', webhook_secret: 'a-secret-of-some-length' },
+    });
+    const { body: created } = await call('createKey', {
+      body: { name: 'reader', scopes: ['recordings:read'], tenant_id: 'acme' },
+    });
     await call('listKeys');
     await call('getKey', { params: { keyId: created.id } });
     await call('revokeKey', { params: { keyId: created.id } });
-    for (const [update, get] of [['updateAgent', 'getAgent'], ['updateAgentAtRoot', 'getAgentAtRoot']]) {
-      await call(update, { params: { agentId: 'agent-1' }, body: { voice_tools: { call_recording: { enabled: true, storage_days: 30 } } } });
+    for (const [update, get] of [
+      ['updateAgent', 'getAgent'],
+      ['updateAgentAtRoot', 'getAgentAtRoot'],
+    ]) {
+      await call(update, {
+        params: { agentId: 'agent-1' },
+        body: { voice_tools: { call_recording: { enabled: true, storage_days: 30 } } },
+      });
       await call(get, { params: { agentId: 'agent-1' } });
     }
     await call('listAgents');
@@ -233,7 +285,11 @@ describe('a client generated from /openapi.json', () => {
     await call('createTestCallToken', { status: 404 });
     await call('getCall', { params: { callId: 'nobody' }, status: 404 });
     await call('getCall', { params: { callId: 'c-bare' }, key: 'not-a-key', status: 401 });
-    await call('updateAgent', { params: { agentId: 'agent-1' }, body: { voice_tools: { call_recording: { storage_days: 0 } } }, status: 400 });
+    await call('updateAgent', {
+      params: { agentId: 'agent-1' },
+      body: { voice_tools: { call_recording: { storage_days: 0 } } },
+      status: 400,
+    });
     await call('getRecordingPeaks', { params: { callId: 'c-bare' }, status: 404 });
 
     expect([...operations.keys()].filter((id) => !seen.has(id))).toEqual([]);

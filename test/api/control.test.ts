@@ -26,21 +26,26 @@ describe.each(TEST_DB_KINDS)('call control API on %s', (kind) => {
     ['pause', 'paused'],
     ['resume', 'recording'],
     ['stop', 'processing'],
-  ])('%s is passed to the control bus for the tenant\'s call and its outcome returned', async (action, status) => {
+  ])("%s is passed to the control bus for the tenant's call and its outcome returned", async (action, status) => {
     const res = await api.request('POST', '/api/calls/live-1/recording', controller, { action });
     expect(res).toEqual({ status: 200, body: { call_id: 'live-1', action, recording_status: status } });
     expect(api.control.requests).toEqual([{ tenantId: 't1', callId: 'live-1', action }]);
   });
 
-  test('unknown calls and another tenant\'s calls are 404 and never reach the bus', async () => {
-    expect((await api.request('POST', '/api/calls/nobody/recording', controller, { action: 'start' })).status).toBe(404);
+  test("unknown calls and another tenant's calls are 404 and never reach the bus", async () => {
+    expect((await api.request('POST', '/api/calls/nobody/recording', controller, { action: 'start' })).status).toBe(
+      404,
+    );
     expect((await api.request('POST', '/api/calls/live-1/recording', other, { action: 'start' })).status).toBe(404);
     expect(api.control.requests).toEqual([]);
   });
 
   test('an ended call is 409', async () => {
     const res = await api.request('POST', '/api/calls/ended-1/recording', controller, { action: 'pause' });
-    expect(res).toMatchObject({ status: 409, body: { error: { code: 'ERR_CONFLICT', message: 'call ended-1 has ended' } } });
+    expect(res).toMatchObject({
+      status: 409,
+      body: { error: { code: 'ERR_CONFLICT', message: 'call ended-1 has ended' } },
+    });
     expect(api.control.requests).toEqual([]);
   });
 

@@ -14,8 +14,14 @@ describe.each(TEST_DB_KINDS)('recording deletion and legal hold API on %s', (kin
     api = await startApi(kind);
     await api.store.tenants.ensure('t1', 'One');
     await api.store.tenants.ensure('t2', 'Two');
-    ({ secret: admin, key: { id: adminKeyId } } = await api.store.keys.create({ tenantId: 't1', name: 'admin', scopes: ['admin'] }));
-    ({ secret: deleter, key: { id: deleterKeyId } } = await api.store.keys.create({ tenantId: 't1', name: 'deleter', scopes: ['recordings:delete'] }));
+    ({
+      secret: admin,
+      key: { id: adminKeyId },
+    } = await api.store.keys.create({ tenantId: 't1', name: 'admin', scopes: ['admin'] }));
+    ({
+      secret: deleter,
+      key: { id: deleterKeyId },
+    } = await api.store.keys.create({ tenantId: 't1', name: 'deleter', scopes: ['recordings:delete'] }));
     reader = (await api.store.keys.create({ tenantId: 't1', name: 'reader', scopes: ['recordings:read'] })).secret;
     otherAdmin = (await api.store.keys.create({ tenantId: 't2', name: 'other', scopes: ['admin'] })).secret;
   });
@@ -38,7 +44,7 @@ describe.each(TEST_DB_KINDS)('recording deletion and legal hold API on %s', (kin
     expect(again).toMatchObject({ status: 404, body: { error: { code: 'ERR_NOT_FOUND' } } });
   });
 
-  test('404 without a recording, for unknown calls and for another tenant\'s call', async () => {
+  test("404 without a recording, for unknown calls and for another tenant's call", async () => {
     await api.addCall('t1', 'del-none', { ended: true });
     const { objectKey } = await api.addCall('t1', 'del-foreign', { ended: true, recording: 'ready' });
     expect((await api.request('DELETE', '/api/calls/del-none/recording', deleter)).status).toBe(404);
@@ -50,14 +56,20 @@ describe.each(TEST_DB_KINDS)('recording deletion and legal hold API on %s', (kin
   test.each(['recording', 'paused', 'processing'] as const)('409 while the recording is %s', async (status) => {
     await api.addCall('t1', `del-${status}`, { recording: status });
     const res = await api.request('DELETE', `/api/calls/del-${status}/recording`, deleter);
-    expect(res).toMatchObject({ status: 409, body: { error: { code: 'ERR_CONFLICT', message: expect.stringContaining(status) } } });
+    expect(res).toMatchObject({
+      status: 409,
+      body: { error: { code: 'ERR_CONFLICT', message: expect.stringContaining(status) } },
+    });
     expect(await api.store.tombstones.list('t1', `del-${status}`)).toEqual([]);
   });
 
   test('a legal hold blocks deletion with 423 until released; every change is audited', async () => {
     const { objectKey } = await api.addCall('t1', 'held', { ended: true, recording: 'ready' });
     const held = await api.request('PUT', '/api/calls/held/legal-hold', admin, { hold: true, reason: 'Case 2024-117' });
-    expect(held).toMatchObject({ status: 200, body: { id: 'held', legal_hold: true, legal_hold_reason: 'Case 2024-117', recording_status: 'ready' } });
+    expect(held).toMatchObject({
+      status: 200,
+      body: { id: 'held', legal_hold: true, legal_hold_reason: 'Case 2024-117', recording_status: 'ready' },
+    });
     expect((await api.request('GET', '/api/calls/held', reader)).body).toMatchObject({ legal_hold: true });
 
     const blocked = await api.request('DELETE', '/api/calls/held/recording', deleter);
@@ -65,22 +77,39 @@ describe.each(TEST_DB_KINDS)('recording deletion and legal hold API on %s', (kin
     expect(await api.storage.exists(objectKey!)).toBe(true);
     expect(await api.store.tombstones.list('t1', 'held')).toEqual([]);
 
-    const released = await api.request('PUT', '/api/calls/held/legal-hold', admin, { hold: false, reason: 'Case closed' });
+    const released = await api.request('PUT', '/api/calls/held/legal-hold', admin, {
+      hold: false,
+      reason: 'Case closed',
+    });
     expect(released).toMatchObject({ status: 200, body: { legal_hold: false, legal_hold_reason: null } });
     expect((await api.request('DELETE', '/api/calls/held/recording', deleter)).status).toBe(200);
     expect(await api.storage.exists(objectKey!)).toBe(false);
 
     const audit = await api.store.calls.audit('t1', 'held');
     expect(audit.map(({ keyId, action, before, after }) => ({ keyId, action, before, after }))).toEqual([
-      { keyId: adminKeyId, action: 'legal_hold', before: { legal_hold: false, reason: null }, after: { legal_hold: true, reason: 'Case 2024-117' } },
-      { keyId: adminKeyId, action: 'legal_hold', before: { legal_hold: true, reason: 'Case 2024-117' }, after: { legal_hold: false, reason: 'Case closed' } },
+      {
+        keyId: adminKeyId,
+        action: 'legal_hold',
+        before: { legal_hold: false, reason: null },
+        after: { legal_hold: true, reason: 'Case 2024-117' },
+      },
+      {
+        keyId: adminKeyId,
+        action: 'legal_hold',
+        before: { legal_hold: true, reason: 'Case 2024-117' },
+        after: { legal_hold: false, reason: 'Case closed' },
+      },
     ]);
   });
 
-  test('legal hold: 404 for another tenant\'s call, admin only, body validated naming the field', async () => {
+  test("legal hold: 404 for another tenant's call, admin only, body validated naming the field", async () => {
     await api.addCall('t1', 'hold-rules', { ended: true });
-    expect((await api.request('PUT', '/api/calls/hold-rules/legal-hold', otherAdmin, { hold: true, reason: 'x' })).status).toBe(404);
-    expect((await api.request('PUT', '/api/calls/hold-rules/legal-hold', deleter, { hold: true, reason: 'x' })).status).toBe(403);
+    expect(
+      (await api.request('PUT', '/api/calls/hold-rules/legal-hold', otherAdmin, { hold: true, reason: 'x' })).status,
+    ).toBe(404);
+    expect(
+      (await api.request('PUT', '/api/calls/hold-rules/legal-hold', deleter, { hold: true, reason: 'x' })).status,
+    ).toBe(403);
     const cases: [unknown, string][] = [
       [{ reason: 'x' }, 'hold'],
       [{ hold: 'yes', reason: 'x' }, 'hold'],

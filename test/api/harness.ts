@@ -56,7 +56,11 @@ export interface ApiHarness {
   /** Sends a JSON request with `Authorization: Bearer <secret>` (none when `secret` is null). */
   request(method: string, url: string, secret: string | null, body?: unknown): Promise<ApiResponse>;
   /** A call of `tenantId`, live or ended, with optionally a recording in `status` (a `ready` one has a real object). */
-  addCall(tenantId: string, id: string, opts?: { ended?: boolean; recording?: RecordingStatus }): Promise<{ objectKey: string | null }>;
+  addCall(
+    tenantId: string,
+    id: string,
+    opts?: { ended?: boolean; recording?: RecordingStatus },
+  ): Promise<{ objectKey: string | null }>;
   close(): Promise<void>;
 }
 
@@ -73,9 +77,18 @@ export async function startApi(kind: TestDbKind, hooks?: (app: FastifyInstance) 
   const control = new ScriptedControl();
   const app: FastifyInstance = Fastify({ logger: false });
   hooks?.(app);
-  await app.register(apiPlugin, { store, storage: services.storage, egress: services.webhooks.egress, keyring, webhooks: services.webhooks, transcodes: services.transcodes, control, readiness: async () => ({ db: true }),
+  await app.register(apiPlugin, {
+    store,
+    storage: services.storage,
+    egress: services.webhooks.egress,
+    keyring,
+    webhooks: services.webhooks,
+    transcodes: services.transcodes,
+    control,
+    readiness: async () => ({ db: true }),
     // The auth matrix makes hundreds of failed attempts from one address; limits have tests of their own (e2e/http-hardening).
-    limits: { requestsPerKeyPerMinute: 1_000_000, authFailuresPerIpPerMinute: 1_000_000 } });
+    limits: { requestsPerKeyPerMinute: 1_000_000, authFailuresPerIpPerMinute: 1_000_000 },
+  });
   const base = await app.listen({ port: 0, host: '127.0.0.1' });
 
   return {
@@ -94,17 +107,31 @@ export async function startApi(kind: TestDbKind, hooks?: (app: FastifyInstance) 
         body: body === undefined ? undefined : JSON.stringify(body),
       });
       const text = await res.text();
-      const json = res.headers.get('content-type')?.startsWith('application/json') && text !== '' ? JSON.parse(text) : text;
+      const json =
+        res.headers.get('content-type')?.startsWith('application/json') && text !== '' ? JSON.parse(text) : text;
       return { status: res.status, body: json };
     },
     async addCall(tenantId, id, opts = {}) {
       await store.calls.create({
-        tenantId, id, agentId: 'agent-1', provider: 'twilio', mode: 'fork', sampleRate: 8000,
-        legs: ['caller', 'agent'], settings: CALL_RECORDING_DEFAULTS,
+        tenantId,
+        id,
+        agentId: 'agent-1',
+        provider: 'twilio',
+        mode: 'fork',
+        sampleRate: 8000,
+        legs: ['caller', 'agent'],
+        settings: CALL_RECORDING_DEFAULTS,
       });
       if (opts.ended) await store.calls.update(tenantId, id, { status: 'ended', endedAt: new Date().toISOString() });
       if (!opts.recording) return { objectKey: null };
-      const recording = await store.recordings.create({ tenantId, callId: id, format: 'mp3', channels: 1, sampleRate: 8000, storageDays: 90 });
+      const recording = await store.recordings.create({
+        tenantId,
+        callId: id,
+        format: 'mp3',
+        channels: 1,
+        sampleRate: 8000,
+        storageDays: 90,
+      });
       if (opts.recording !== 'ready') {
         await store.recordings.update(recording.id, { status: opts.recording });
         return { objectKey: null };
@@ -113,8 +140,18 @@ export async function startApi(kind: TestDbKind, hooks?: (app: FastifyInstance) 
       const object = await putEncrypted(storage, keyring, `${tenantId}/${id}/${recording.id}.mp3.enc`, audio);
       // Its waveform beside it, as the worker leaves one.
       const dataKey = keyring.unwrap({ keyId: object.keyId, wrapped: object.wrappedKey });
-      await putPeaks(storage, object.objectKey, dataKey, object.keyId, { duration: 0.01, channels: ['mix'], peaks: [[0.5]] });
-      await store.recordings.update(recording.id, { status: opts.recording, ...object, sha256: createHash('sha256').update(audio).digest('hex'), byteSize: audio.length, durationMs: 10 });
+      await putPeaks(storage, object.objectKey, dataKey, object.keyId, {
+        duration: 0.01,
+        channels: ['mix'],
+        peaks: [[0.5]],
+      });
+      await store.recordings.update(recording.id, {
+        status: opts.recording,
+        ...object,
+        sha256: createHash('sha256').update(audio).digest('hex'),
+        byteSize: audio.length,
+        durationMs: 10,
+      });
       return { objectKey: object.objectKey };
     },
     async close() {

@@ -5,7 +5,14 @@ import { startApi, type ApiHarness } from './harness.js';
 
 describe('safe ids', () => {
   it('accepts provider call ids and refuses what could name another path', () => {
-    for (const id of ['CA1234567890abcdef', 'v3:MdI91X4lWFEs7IgbBEOT9M4Aigo_Y08M0', 'agent.support-1', 'a', 'x'.repeat(128), '...']) {
+    for (const id of [
+      'CA1234567890abcdef',
+      'v3:MdI91X4lWFEs7IgbBEOT9M4Aigo_Y08M0',
+      'agent.support-1',
+      'a',
+      'x'.repeat(128),
+      '...',
+    ]) {
       expect(isSafeId(id)).toBe(true);
     }
     for (const id of ['', '.', '..', 'a/b', 'a\\b', 'a b', 'é', 'x'.repeat(129), 'a\nb', '%2e%2e', 42]) {
@@ -43,11 +50,19 @@ describe('ids on every API route', () => {
   function rawRequest(method: string, pathname: string, body: unknown): Promise<{ status: number; body: any }> {
     return new Promise((resolve, reject) => {
       const payload = body === undefined ? undefined : JSON.stringify(body);
-      const req = http.request(`${api.url}/`, { method, path: pathname, headers: { authorization: `Bearer ${admin}`, ...(payload ? { 'content-type': 'application/json' } : {}) } }, (res) => {
-        let text = '';
-        res.on('data', (chunk: Buffer) => (text += chunk.toString()));
-        res.on('end', () => resolve({ status: res.statusCode!, body: JSON.parse(text) }));
-      });
+      const req = http.request(
+        `${api.url}/`,
+        {
+          method,
+          path: pathname,
+          headers: { authorization: `Bearer ${admin}`, ...(payload ? { 'content-type': 'application/json' } : {}) },
+        },
+        (res) => {
+          let text = '';
+          res.on('data', (chunk: Buffer) => (text += chunk.toString()));
+          res.on('end', () => resolve({ status: res.statusCode!, body: JSON.parse(text) }));
+        },
+      );
       req.on('error', reject);
       req.end(payload);
     });

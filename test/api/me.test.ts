@@ -8,7 +8,11 @@ describe('GET /api/me', () => {
   afterAll(() => ts?.close());
 
   test('names the key, its tenant and scopes; the test call is off when Telnyx is not configured', async () => {
-    const { key, secret } = await ts.server.store.keys.create({ tenantId: ts.tenantId, name: 'listener', scopes: ['recordings:read', 'recordings:delete'] });
+    const { key, secret } = await ts.server.store.keys.create({
+      tenantId: ts.tenantId,
+      name: 'listener',
+      scopes: ['recordings:read', 'recordings:delete'],
+    });
     const res = await fetch(`${ts.server.url}/api/me`, { headers: { authorization: `Bearer ${secret}` } });
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({
@@ -20,7 +24,11 @@ describe('GET /api/me', () => {
   });
 
   test('any valid key may ask, whatever its scopes', async () => {
-    const { secret } = await ts.server.store.keys.create({ tenantId: ts.tenantId, name: 'streamer', scopes: ['media:stream'] });
+    const { secret } = await ts.server.store.keys.create({
+      tenantId: ts.tenantId,
+      name: 'streamer',
+      scopes: ['media:stream'],
+    });
     const res = await fetch(`${ts.server.url}/api/me`, { headers: { authorization: `Bearer ${secret}` } });
     expect(res.status).toBe(200);
     expect(((await res.json()) as { key: { scopes: string[] } }).key.scopes).toEqual(['media:stream']);
@@ -30,7 +38,11 @@ describe('GET /api/me', () => {
     const wrong = await fetch(`${ts.server.url}/api/me`, { headers: { authorization: 'Bearer crk_never-issued' } });
     expect(wrong.status).toBe(401);
     expect(((await wrong.json()) as { error: { code: string } }).error.code).toBe('ERR_UNAUTHORIZED');
-    const { key, secret } = await ts.server.store.keys.create({ tenantId: ts.tenantId, name: 'gone', scopes: ['admin'] });
+    const { key, secret } = await ts.server.store.keys.create({
+      tenantId: ts.tenantId,
+      name: 'gone',
+      scopes: ['admin'],
+    });
     await ts.server.store.keys.revoke(ts.tenantId, key.id);
     const revoked = await fetch(`${ts.server.url}/api/me`, { headers: { authorization: `Bearer ${secret}` } });
     expect(revoked.status).toBe(401);

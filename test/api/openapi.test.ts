@@ -40,32 +40,44 @@ describe('the OpenAPI document', () => {
       .filter((route) => !NOT_API.some((pattern) => pattern.test(route.url)))
       .flatMap((route) => [route.method].flat().map((method) => `${method} ${openApiPath(route.url)}`));
     const documented = Object.entries(document.paths).flatMap(([path, item]) =>
-      Object.keys(item!).filter((key) => ['get', 'put', 'post', 'delete', 'patch', 'head', 'options'].includes(key)).map((method) => `${method.toUpperCase()} ${path}`),
+      Object.keys(item!)
+        .filter((key) => ['get', 'put', 'post', 'delete', 'patch', 'head', 'options'].includes(key))
+        .map((method) => `${method.toUpperCase()} ${path}`),
     );
     expect(registered.length).toBeGreaterThan(20);
     expect(new Set(documented)).toEqual(new Set(registered));
   });
 
-  test('carries the routes\' schemas: parameters, bodies, responses and how each authenticates', () => {
+  test("carries the routes' schemas: parameters, bodies, responses and how each authenticates", () => {
     const mint = document.paths['/api/calls/{callId}/recording/url']!.post!;
     expect(mint.parameters).toEqual([expect.objectContaining({ in: 'path', name: 'callId', required: true })]);
-    const body = (mint.requestBody as OpenAPIV3.RequestBodyObject).content['application/json'].schema as OpenAPIV3.SchemaObject;
+    const body = (mint.requestBody as OpenAPIV3.RequestBodyObject).content['application/json']
+      .schema as OpenAPIV3.SchemaObject;
     expect(Object.keys(body.properties!)).toEqual(['format', 'download']);
     expect(mint.security).toEqual([{ apiKey: [] }]);
-    const minted = (mint.responses['200'] as OpenAPIV3.ResponseObject).content!['application/json'].schema as OpenAPIV3.SchemaObject;
+    const minted = (mint.responses['200'] as OpenAPIV3.ResponseObject).content!['application/json']
+      .schema as OpenAPIV3.SchemaObject;
     expect(minted.required).toEqual(['url', 'expires_at']);
 
     const audio = document.paths['/api/calls/{callId}/recording']!.get!;
     // `?token=` is described by its security scheme rather than as a parameter.
-    expect((audio.parameters as OpenAPIV3.ParameterObject[]).map((p) => `${p.in} ${p.name}`).sort()).toEqual(['path callId', 'query download', 'query format']);
+    expect((audio.parameters as OpenAPIV3.ParameterObject[]).map((p) => `${p.in} ${p.name}`).sort()).toEqual([
+      'path callId',
+      'query download',
+      'query format',
+    ]);
     expect(audio.security).toEqual([{ apiKey: [] }, { playbackToken: [] }]);
-    expect(document.components!.securitySchemes!.playbackToken).toEqual(expect.objectContaining({ type: 'apiKey', in: 'query', name: 'token' }));
+    expect(document.components!.securitySchemes!.playbackToken).toEqual(
+      expect.objectContaining({ type: 'apiKey', in: 'query', name: 'token' }),
+    );
     expect(document.paths['/healthz']!.get!.security).toEqual([]);
     expect(document.components!.securitySchemes).toMatchObject({ apiKey: { type: 'http', scheme: 'bearer' } });
   });
 
   test('every operation has a unique operationId and declares its answers, errors in the one error schema', () => {
-    const operations = Object.values(document.paths).flatMap((item) => Object.values(item!).filter((op): op is OpenAPIV3.OperationObject => typeof op === 'object' && 'responses' in op));
+    const operations = Object.values(document.paths).flatMap((item) =>
+      Object.values(item!).filter((op): op is OpenAPIV3.OperationObject => typeof op === 'object' && 'responses' in op),
+    );
     const ids = operations.map((op) => op.operationId);
     expect(ids.every((id) => typeof id === 'string' && /^[a-z][A-Za-z]+$/.test(id))).toBe(true);
     expect(new Set(ids).size).toBe(ids.length);
@@ -75,17 +87,25 @@ describe('the OpenAPI document', () => {
       expect(statuses.some((status) => /^2\d\d$/.test(status))).toBe(true);
       if (op.operationId === 'getMetrics') continue;
       for (const range of ['4XX', '5XX']) {
-        const error = (op.responses[range] as OpenAPIV3.ResponseObject).content!['application/json'].schema as OpenAPIV3.SchemaObject;
-        expect(error).toMatchObject({ required: ['error'], properties: { error: { required: ['code', 'message'], properties: { field: { type: 'string' } } } } });
+        const error = (op.responses[range] as OpenAPIV3.ResponseObject).content!['application/json']
+          .schema as OpenAPIV3.SchemaObject;
+        expect(error).toMatchObject({
+          required: ['error'],
+          properties: { error: { required: ['code', 'message'], properties: { field: { type: 'string' } } } },
+        });
       }
     }
   });
 
   test('only the API asks for a key: metrics, health checks and everything outside the API are public', () => {
     const operations = Object.entries(document.paths).flatMap(([path, item]) =>
-      Object.entries(item!).filter(([, op]) => typeof op === 'object' && 'responses' in op).map(([method, op]) => ({ path, method, op: op as OpenAPIV3.OperationObject })),
+      Object.entries(item!)
+        .filter(([, op]) => typeof op === 'object' && 'responses' in op)
+        .map(([method, op]) => ({ path, method, op: op as OpenAPIV3.OperationObject })),
     );
-    const keyless = operations.filter(({ op }) => op.security?.length === 0).map(({ path, method }) => `${method.toUpperCase()} ${path}`);
+    const keyless = operations
+      .filter(({ op }) => op.security?.length === 0)
+      .map(({ path, method }) => `${method.toUpperCase()} ${path}`);
     expect(keyless).toEqual(expect.arrayContaining(['GET /healthz', 'GET /readyz', 'GET /metrics']));
     for (const { path, op } of operations) {
       expect(op.security).toEqual(/^\/(api|agents)\//.test(path) ? expect.arrayContaining([{ apiKey: [] }]) : []);
@@ -93,12 +113,27 @@ describe('the OpenAPI document', () => {
   });
 
   test('describes the webhooks: each event, its body and the signature headers', () => {
-    const webhooks = (document as unknown as { webhooks: Record<string, { post: OpenAPIV3.OperationObject }> }).webhooks;
-    expect(Object.keys(webhooks).sort()).toEqual(['recording.audio_lost', 'recording.completed', 'recording.deleted', 'recording.failed']);
+    const webhooks = (document as unknown as { webhooks: Record<string, { post: OpenAPIV3.OperationObject }> })
+      .webhooks;
+    expect(Object.keys(webhooks).sort()).toEqual([
+      'recording.audio_lost',
+      'recording.completed',
+      'recording.deleted',
+      'recording.failed',
+    ]);
     const completed = webhooks['recording.completed'].post;
-    expect((completed.parameters as OpenAPIV3.ParameterObject[]).map((p) => p.name)).toEqual(['webhook-id', 'webhook-timestamp', 'webhook-signature', 'Callrec-Signature']);
-    const body = (completed.requestBody as OpenAPIV3.RequestBodyObject).content['application/json'].schema as OpenAPIV3.SchemaObject;
-    expect(body).toMatchObject({ required: ['id', 'type', 'created_at', 'data'], properties: { type: { const: 'recording.completed' } } });
+    expect((completed.parameters as OpenAPIV3.ParameterObject[]).map((p) => p.name)).toEqual([
+      'webhook-id',
+      'webhook-timestamp',
+      'webhook-signature',
+      'Callrec-Signature',
+    ]);
+    const body = (completed.requestBody as OpenAPIV3.RequestBodyObject).content['application/json']
+      .schema as OpenAPIV3.SchemaObject;
+    expect(body).toMatchObject({
+      required: ['id', 'type', 'created_at', 'data'],
+      properties: { type: { const: 'recording.completed' } },
+    });
   });
 
   test('the interactive reference is served from this origin', async () => {

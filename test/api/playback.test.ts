@@ -36,8 +36,18 @@ describe('playback URLs and waveform peaks', () => {
   beforeAll(async () => {
     fixture = await readFixture(path.join(import.meta.dirname, '../../fixtures/twilio-fork-tones.jsonl'));
     ts = await startTestServer();
-    await ts.agent('dash', { enabled: true, auto_record: true, consent_prompt: false, dual_channel: true, format: 'mp3' });
-    const { key, secret } = await ts.server.store.keys.create({ tenantId: ts.tenantId, name: 'listener', scopes: ['recordings:read'] });
+    await ts.agent('dash', {
+      enabled: true,
+      auto_record: true,
+      consent_prompt: false,
+      dual_channel: true,
+      format: 'mp3',
+    });
+    const { key, secret } = await ts.server.store.keys.create({
+      tenantId: ts.tenantId,
+      name: 'listener',
+      scopes: ['recordings:read'],
+    });
     listener = { id: key.id, secret };
   });
   afterAll(() => ts?.close());
@@ -45,7 +55,13 @@ describe('playback URLs and waveform peaks', () => {
   /** A call streamed from the fixture and finalized by the worker. */
   async function recordedCall(label: string): Promise<{ callId: string; recording: Recording }> {
     const callId = uniqueCallId(label);
-    await replayFixture(fixture, { url: `${ts.wsUrl}/media/twilio`, agentId: 'dash', token: ts.key, callId, speed: 'max' });
+    await replayFixture(fixture, {
+      url: `${ts.wsUrl}/media/twilio`,
+      agentId: 'dash',
+      token: ts.key,
+      callId,
+      speed: 'max',
+    });
     const recording = await ts.recording(callId);
     expect(recording.status).toBe('ready');
     return { callId, recording };
@@ -53,7 +69,10 @@ describe('playback URLs and waveform peaks', () => {
 
   const get = (url: string, headers: Record<string, string> = {}) => fetch(ts.server.url + url, { headers });
   const asListener = (url: string, init: RequestInit = {}) =>
-    fetch(ts.server.url + url, { ...init, headers: { authorization: `Bearer ${listener.secret}`, 'content-type': 'application/json', ...init.headers } });
+    fetch(ts.server.url + url, {
+      ...init,
+      headers: { authorization: `Bearer ${listener.secret}`, 'content-type': 'application/json', ...init.headers },
+    });
   async function playbackUrl(callId: string, body: Record<string, unknown> = {}): Promise<PlaybackUrl> {
     const res = await asListener(`/api/calls/${callId}/recording/url`, { method: 'POST', body: JSON.stringify(body) });
     expect(res.status).toBe(200);
@@ -90,7 +109,10 @@ describe('playback URLs and waveform peaks', () => {
 
     const log = await ts.server.store.accessLog.list(ts.tenantId, callId);
     const listens = log.filter((entry) => entry.keyId === listener.id);
-    expect(listens.map((entry) => [entry.format, entry.range])).toEqual([['mp3', null], ['mp3', 'bytes=1000-1999']]);
+    expect(listens.map((entry) => [entry.format, entry.range])).toEqual([
+      ['mp3', null],
+      ['mp3', 'bytes=1000-1999'],
+    ]);
     expect(listens.every((entry) => entry.recordingId === recording.id)).toBe(true);
   });
 
@@ -110,7 +132,11 @@ describe('playback URLs and waveform peaks', () => {
     const { url } = await playbackUrl(callId);
     const token = new URL(url, ts.server.url).searchParams.get('token')!;
 
-    await expectError(await get(`/api/calls/${otherCall}/recording?format=mp3&token=${token}`), 403, 'ERR_TOKEN_MISMATCH');
+    await expectError(
+      await get(`/api/calls/${otherCall}/recording?format=mp3&token=${token}`),
+      403,
+      'ERR_TOKEN_MISMATCH',
+    );
     await expectError(await get(`/api/calls/${callId}/recording?format=wav&token=${token}`), 403, 'ERR_TOKEN_MISMATCH');
     // It opens the audio route only: not the call's metadata or waveform.
     await expectError(await get(`/api/calls/${callId}?token=${token}`), 401, 'ERR_UNAUTHORIZED');
@@ -118,21 +144,47 @@ describe('playback URLs and waveform peaks', () => {
 
     const [version, claims, signature] = token.split('.');
     const forged = Buffer.from(claims, 'base64url').toString().replace(callId, otherCall);
-    await expectError(await get(`/api/calls/${otherCall}/recording?token=${version}.${Buffer.from(forged).toString('base64url')}.${signature}`), 401, 'ERR_TOKEN_INVALID');
+    await expectError(
+      await get(
+        `/api/calls/${otherCall}/recording?token=${version}.${Buffer.from(forged).toString('base64url')}.${signature}`,
+      ),
+      401,
+      'ERR_TOKEN_INVALID',
+    );
     await expectError(await get(`/api/calls/${callId}/recording?token=garbage`), 401, 'ERR_TOKEN_INVALID');
 
     // Any node holding the cluster's master key verifies (and could have minted) the token.
     const recording = (await ts.server.store.recordings.getByCall(ts.tenantId, callId))!;
-    const tokens = new PlaybackTokens(await MasterKeyring.load({ dataDir: path.join(ts.dataDir, 'other-node'), masterKey: ts.cluster.masterKey }));
-    const grant = { tenantId: ts.tenantId, keyId: listener.id, callId, recordingId: recording.id, format: 'mp3' as const };
+    const tokens = new PlaybackTokens(
+      await MasterKeyring.load({ dataDir: path.join(ts.dataDir, 'other-node'), masterKey: ts.cluster.masterKey }),
+    );
+    const grant = {
+      tenantId: ts.tenantId,
+      keyId: listener.id,
+      callId,
+      recordingId: recording.id,
+      format: 'mp3' as const,
+    };
     expect((await get(`/api/calls/${callId}/recording?token=${tokens.mint(grant).token}`)).status).toBe(200);
-    await expectError(await get(`/api/calls/${callId}/recording?token=${tokens.mint(grant, -1).token}`), 401, 'ERR_TOKEN_EXPIRED');
+    await expectError(
+      await get(`/api/calls/${callId}/recording?token=${tokens.mint(grant, -1).token}`),
+      401,
+      'ERR_TOKEN_EXPIRED',
+    );
     // Signed under a master key this cluster does not hold.
     const stranger = new PlaybackTokens(await MasterKeyring.load({ dataDir: path.join(ts.dataDir, 'stranger') }));
-    await expectError(await get(`/api/calls/${callId}/recording?token=${stranger.mint(grant).token}`), 401, 'ERR_TOKEN_INVALID');
+    await expectError(
+      await get(`/api/calls/${callId}/recording?token=${stranger.mint(grant).token}`),
+      401,
+      'ERR_TOKEN_INVALID',
+    );
 
     // Revoking the minting key ends its URLs.
-    const { key, secret } = await ts.server.store.keys.create({ tenantId: ts.tenantId, name: 'soon revoked', scopes: ['recordings:read'] });
+    const { key, secret } = await ts.server.store.keys.create({
+      tenantId: ts.tenantId,
+      name: 'soon revoked',
+      scopes: ['recordings:read'],
+    });
     const minted = await fetch(`${ts.server.url}/api/calls/${callId}/recording/url`, {
       method: 'POST',
       headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
@@ -146,18 +198,32 @@ describe('playback URLs and waveform peaks', () => {
 
   test('minting needs recordings:read, a ready recording, and a well-formed body', async () => {
     const { callId } = await recordedCall('mint');
-    const { secret } = await ts.server.store.keys.create({ tenantId: ts.tenantId, name: 'control only', scopes: ['calls:control'] });
+    const { secret } = await ts.server.store.keys.create({
+      tenantId: ts.tenantId,
+      name: 'control only',
+      scopes: ['calls:control'],
+    });
     const refused = await fetch(`${ts.server.url}/api/calls/${callId}/recording/url`, {
       method: 'POST',
       headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
       body: '{}',
     });
     await expectError(refused, 403, 'ERR_FORBIDDEN');
-    await expectError(await asListener(`/api/calls/no-such-call/recording/url`, { method: 'POST', body: '{}' }), 404, 'ERR_NOT_FOUND');
-    const badFormat = await asListener(`/api/calls/${callId}/recording/url`, { method: 'POST', body: JSON.stringify({ format: 'flac' }) });
+    await expectError(
+      await asListener(`/api/calls/no-such-call/recording/url`, { method: 'POST', body: '{}' }),
+      404,
+      'ERR_NOT_FOUND',
+    );
+    const badFormat = await asListener(`/api/calls/${callId}/recording/url`, {
+      method: 'POST',
+      body: JSON.stringify({ format: 'flac' }),
+    });
     expect(badFormat.status).toBe(400);
     expect(((await badFormat.json()) as { error: { field: string } }).error.field).toBe('format');
-    const unknownField = await asListener(`/api/calls/${callId}/recording/url`, { method: 'POST', body: JSON.stringify({ ttl: 60 }) });
+    const unknownField = await asListener(`/api/calls/${callId}/recording/url`, {
+      method: 'POST',
+      body: JSON.stringify({ ttl: 60 }),
+    });
     expect(unknownField.status).toBe(400);
   });
 
@@ -178,7 +244,12 @@ describe('playback URLs and waveform peaks', () => {
     }
     // 10 ms buckets: in the middle of each burst its own leg's lane is loud and the other's silent.
     for (const burst of fixture.meta.bursts) {
-      const overlaps = fixture.meta.bursts.some((b) => b.leg !== burst.leg && b.startMs < burst.startMs + burst.durationMs && burst.startMs < b.startMs + b.durationMs);
+      const overlaps = fixture.meta.bursts.some(
+        (b) =>
+          b.leg !== burst.leg &&
+          b.startMs < burst.startMs + burst.durationMs &&
+          burst.startMs < b.startMs + b.durationMs,
+      );
       if (overlaps) continue;
       const bucket = Math.floor((burst.startMs + burst.durationMs / 2) / 10);
       const [own, other] = burst.leg === 'caller' ? [0, 1] : [1, 0];
@@ -212,7 +283,10 @@ describe('playback URLs and waveform peaks', () => {
       store: ts.server.store,
       storageFor: (r) => ts.server.storage.forRecording(r),
       webhooks: null,
-      evidence: new Evidence(ts.server.store, await MasterKeyring.load({ dataDir: ts.dataDir, masterKey: ts.cluster.masterKey })),
+      evidence: new Evidence(
+        ts.server.store,
+        await MasterKeyring.load({ dataDir: ts.dataDir, masterKey: ts.cluster.masterKey }),
+      ),
       log: createLogger('silent'),
       // Past every recording's storage_days (90 by default).
       now: () => new Date(Date.now() + 91 * 86_400_000),

@@ -7,7 +7,9 @@ import { sameAudioStream } from '../../bench/wires.js';
 // as one longer call: every frame accepted by the provider's adapter, each leg's frames moving on
 // 20 ms a tick, never back (else the load would measure dropped duplicates, not a call). The
 // providers the bench loads from their captures: those without a same-audio stream (bench/wires.ts).
-const FROM_CAPTURES = (Object.keys(adapters) as Provider[]).filter((provider) => sameAudioStream(provider, ['inbound', 'outbound']) === null);
+const FROM_CAPTURES = (Object.keys(adapters) as Provider[]).filter(
+  (provider) => sameAudioStream(provider, ['inbound', 'outbound']) === null,
+);
 test.each(FROM_CAPTURES)('%s: the capture cycles into one continuous stream', async (provider) => {
   const stream = await fixtureStream(provider);
   const url = new URL(stream.url('ws://127.0.0.1:1/media/twilio', 'bench-1', { agent_id: 'a', token: 't' }));
@@ -19,7 +21,11 @@ test.each(FROM_CAPTURES)('%s: the capture cycles into one continuous stream', as
     const event = adapter.parseProviderMessage(m.data, m.binary);
     if (event.type === 'start') {
       started = true;
-      expect({ ...upgrade.query, ...event.start.params }).toMatchObject({ agent_id: 'a', token: 't', call_id: 'bench-1' });
+      expect({ ...upgrade.query, ...event.start.params }).toMatchObject({
+        agent_id: 'a',
+        token: 't',
+        call_id: 'bench-1',
+      });
     }
   }
   expect(started).toBe(true);

@@ -8,7 +8,13 @@ import { startTestServer, type TestServer } from '../helpers/server.js';
 let ts: TestServer;
 beforeAll(async () => {
   ts = await startTestServer();
-  await ts.agent('load-agent', { enabled: true, auto_record: true, consent_prompt: false, format: 'wav', dual_channel: true });
+  await ts.agent('load-agent', {
+    enabled: true,
+    auto_record: true,
+    consent_prompt: false,
+    format: 'wav',
+    dual_channel: true,
+  });
 });
 afterAll(() => ts?.close());
 
@@ -18,7 +24,11 @@ test('the generator loads Twilio and Genesys side by side with the same audio: b
   const load = await runLoad({
     url: `${ts.wsUrl}/media/twilio`,
     callIds: [twilio],
-    paired: { url: `${ts.wsUrl}/media/genesys`, callIds: [genesys], stream: sameAudioStream('genesys', ['inbound', 'outbound'])! },
+    paired: {
+      url: `${ts.wsUrl}/media/genesys`,
+      callIds: [genesys],
+      stream: sameAudioStream('genesys', ['inbound', 'outbound'])!,
+    },
     seconds: 1,
     tracks: 'both',
     params: { agent_id: 'load-agent', token: ts.key },
@@ -28,8 +38,12 @@ test('the generator loads Twilio and Genesys side by side with the same audio: b
   decoderFor({ codec: 'pcmu', sampleRate: 8000 })(Buffer.from(payloadAt(10), 'base64'), expected);
   for (const callId of [twilio, genesys]) {
     expect((await ts.recording(callId)).status).toBe('ready');
-    const audio = await decodeAudio(new Uint8Array(await (await ts.api(`/api/calls/${callId}/recording`)).arrayBuffer()), 'wav');
+    const audio = await decodeAudio(
+      new Uint8Array(await (await ts.api(`/api/calls/${callId}/recording`)).arrayBuffer()),
+      'wav',
+    );
     // The 11th frame of either leg, as sent.
-    for (const channel of audio.channels) expect(Array.from(channel.subarray(1600, 1760), (v) => Math.round(v * 32768))).toEqual(Array.from(expected));
+    for (const channel of audio.channels)
+      expect(Array.from(channel.subarray(1600, 1760), (v) => Math.round(v * 32768))).toEqual(Array.from(expected));
   }
 });

@@ -12,7 +12,15 @@ test('histogramQuantile interpolates within the bucket that holds the rank', () 
   expect(histogramQuantile(buckets, 0.7)).toBeCloseTo(0.0015);
   expect(histogramQuantile(buckets, 0.99)).toBeCloseTo(0.0038);
   // Past the last finite bound only the bound is known.
-  expect(histogramQuantile([{ le: 0.001, count: 1 }, { le: Infinity, count: 10 }], 0.99)).toBe(0.001);
+  expect(
+    histogramQuantile(
+      [
+        { le: 0.001, count: 1 },
+        { le: Infinity, count: 10 },
+      ],
+      0.99,
+    ),
+  ).toBe(0.001);
   expect(histogramQuantile([{ le: Infinity, count: 0 }], 0.99)).toBeNaN();
 });
 

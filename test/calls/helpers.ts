@@ -7,7 +7,9 @@ import type { Store } from '../../src/store/index.js';
 import { createTestStore, type TestStore } from '../helpers/db.js';
 
 /** A fresh SQLite store holding one live call, `t1`/`c1`, whose consent and pauses the machines save. */
-export async function storeWithCall(settings: Partial<CallRecordingSettings> = {}): Promise<TestStore & { tenantId: string; callId: string }> {
+export async function storeWithCall(
+  settings: Partial<CallRecordingSettings> = {},
+): Promise<TestStore & { tenantId: string; callId: string }> {
   const db = await createTestStore('sqlite');
   await db.store.calls.create({
     tenantId: 't1',
@@ -72,7 +74,11 @@ const setState = Object.getOwnPropertyDescriptor(StateMachine.prototype, 'state'
  * Asserts the machine's setter refuses, from the state it is in, every status `allowed` does not
  * list, with `ERR_ILLEGAL_TRANSITION`, and leaves the state as it was.
  */
-export function expectOnlyMoves<S extends MachineState>(machine: StateMachine<S>, all: readonly S['status'][], allowed: readonly S['status'][]): void {
+export function expectOnlyMoves<S extends MachineState>(
+  machine: StateMachine<S>,
+  all: readonly S['status'][],
+  allowed: readonly S['status'][],
+): void {
   const before = machine.state;
   for (const status of all.filter((s) => !allowed.includes(s))) {
     let error: unknown;
@@ -81,7 +87,10 @@ export function expectOnlyMoves<S extends MachineState>(machine: StateMachine<S>
     } catch (err) {
       error = err;
     }
-    expect(error).toMatchObject({ code: 'ERR_ILLEGAL_TRANSITION', message: expect.stringContaining(`${before.status} → ${status}`) });
+    expect(error).toMatchObject({
+      code: 'ERR_ILLEGAL_TRANSITION',
+      message: expect.stringContaining(`${before.status} → ${status}`),
+    });
     expect(machine.state).toBe(before);
   }
 }

@@ -20,7 +20,6 @@ const FORMAT = { codec: 'pcmu', sampleRate: 8000 } as const;
 /** 20 ms of μ-law silence. */
 const FRAME = Buffer.alloc(160, 0xff);
 
-
 let db: TestStore;
 let dataDir: string;
 let webhooks: Awaited<ReturnType<typeof webhookContext>>;
@@ -42,12 +41,25 @@ afterEach(async () => {
   await fs.rm(dataDir, { recursive: true, force: true });
 });
 
-function recorder(settings: Partial<CallRecordingSettings> = {}): { recorder: CallRecorder; gate: ConsentGate; clock: StreamClock } {
+function recorder(settings: Partial<CallRecordingSettings> = {}): {
+  recorder: CallRecorder;
+  gate: ConsentGate;
+  clock: StreamClock;
+} {
   const log = createLogger('silent');
   const all = { ...CALL_RECORDING_DEFAULTS, enabled: true, auto_record: true, consent_prompt: false, ...settings };
   const clock = new StreamClock(FORMAT);
   port.clockMs = () => clock.ms;
-  const gate = new ConsentGate({ store: db.store, log, prompts: new PromptCache(engine), tenantId: 't1', callId: 'c1', settings: all, format: FORMAT, port });
+  const gate = new ConsentGate({
+    store: db.store,
+    log,
+    prompts: new PromptCache(engine),
+    tenantId: 't1',
+    callId: 'c1',
+    settings: all,
+    format: FORMAT,
+    port,
+  });
   const ctx: RecorderContext = {
     store: db.store,
     log,
@@ -80,7 +92,8 @@ test('idle: recording disabled; every action is refused and consent is "not requ
   r.begin();
   expect(r.state.status).toBe('idle');
   expect(gate.record).toMatchObject({ outcome: 'not_required', reason: 'recording is disabled for this agent' });
-  for (const action of ['start', 'stop', 'pause', 'resume'] as const) await expect(r.control(action)).rejects.toEqual(conflict);
+  for (const action of ['start', 'stop', 'pause', 'resume'] as const)
+    await expect(r.control(action)).rejects.toEqual(conflict);
   expectOnlyMoves(r, STATUSES, ['consent', 'recording', 'done']);
   await r.finish('provider stop');
   expect(r.state).toMatchObject({ status: 'done', result: 'none' });
@@ -99,7 +112,9 @@ test('no prompt: idle → recording from the first sample → paused → recordi
   await expect(r.control('pause')).rejects.toEqual(conflict);
   const recording = (await db.store.recordings.getByCall('t1', 'c1'))!;
   expect(recording.status).toBe('paused');
-  expect((await storedCall(db.store)).pauses).toEqual([{ paused_at_ms: 1000, resumed_at_ms: null, behavior: 'silence', recording_offset_ms: 1000 }]);
+  expect((await storedCall(db.store)).pauses).toEqual([
+    { paused_at_ms: 1000, resumed_at_ms: null, behavior: 'silence', recording_offset_ms: 1000 },
+  ]);
   frames(r, 1000, 25);
   expect(await r.control('resume')).toEqual({ recordingStatus: 'recording' });
   expect((await storedCall(db.store)).pauses).toMatchObject([{ paused_at_ms: 1000, resumed_at_ms: 1500 }]);
@@ -112,7 +127,9 @@ test('no prompt: idle → recording from the first sample → paused → recordi
   expect(r.alignment).toMatchObject({ framesDropped: 0 });
   expect(jobs).toEqual([{ tenantId: 't1', callId: 'c1', recordingId: recording.id }]);
   expect((await db.store.recordings.get(recording.id))!.status).toBe('processing');
-  await expect(r.control('start')).rejects.toEqual(expect.objectContaining({ message: expect.stringContaining('one recording per call') }));
+  await expect(r.control('start')).rejects.toEqual(
+    expect.objectContaining({ message: expect.stringContaining('one recording per call') }),
+  );
 });
 
 test('auto_record off: idle until a start action, which asks for consent (idle → consent)', async () => {
@@ -157,7 +174,11 @@ test('consent → done when consent fails; nothing is recorded', async () => {
 
 test.each([
   ['a stop action', (r: CallRecorder) => r.control('stop'), 'recording stopped before the prompt finished playing'],
-  ['the call ending', (r: CallRecorder) => r.finish('provider stop'), 'call ended (provider stop) before the prompt finished playing'],
+  [
+    'the call ending',
+    (r: CallRecorder) => r.finish('provider stop'),
+    'call ended (provider stop) before the prompt finished playing',
+  ],
 ])('consent → done by %s gives consent up, once, as failed', async (_name, end, reason) => {
   const { recorder: r, gate } = recorder({ consent_prompt: true });
   r.begin();
@@ -174,7 +195,11 @@ test('the call ending while paused closes the pause and finalizes', async () => 
   await r.control('pause');
   frames(r, 500, 25);
   await r.finish('provider stop');
-  expect(r.state).toMatchObject({ status: 'done', result: 'processing', pauses: [{ paused_at_ms: 500, resumed_at_ms: 1000, behavior: 'skip' }] });
+  expect(r.state).toMatchObject({
+    status: 'done',
+    result: 'processing',
+    pauses: [{ paused_at_ms: 500, resumed_at_ms: 1000, behavior: 'skip' }],
+  });
   expect((await storedCall(db.store)).pauses).toMatchObject([{ resumed_at_ms: 1000 }]);
 });
 
@@ -183,6 +208,9 @@ test('a recording without a single frame fails rather than queueing', async () =
   r.begin();
   await r.finish('provider stop');
   expect(r.state).toMatchObject({ status: 'done', result: 'failed' });
-  expect((await db.store.recordings.getByCall('t1', 'c1'))!).toMatchObject({ status: 'failed', error: 'no audio was captured' });
+  expect((await db.store.recordings.getByCall('t1', 'c1'))!).toMatchObject({
+    status: 'failed',
+    error: 'no audio was captured',
+  });
   expect(jobs).toEqual([]);
 });

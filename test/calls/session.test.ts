@@ -56,7 +56,6 @@ class FakeProviderSocket extends EventEmitter {
   }
 }
 
-
 let db: TestStore;
 let dataDir: string;
 let webhooks: Awaited<ReturnType<typeof webhookContext>>;
@@ -82,7 +81,12 @@ beforeEach(async () => {
   webhooks = await webhookContext(db.store, dataDir);
   await db.store.tenants.ensure('t1', 'Tenant one');
   token = (await db.store.keys.create({ tenantId: 't1', name: 'stream', scopes: ['media:stream'] })).secret;
-  await db.store.agents.patch('t1', 'agent-a', { voice_tools: { call_recording: { enabled: true, auto_record: true, consent_prompt: false, format: 'wav' } } }, null);
+  await db.store.agents.patch(
+    't1',
+    'agent-a',
+    { voice_tools: { call_recording: { enabled: true, auto_record: true, consent_prompt: false, format: 'wav' } } },
+    null,
+  );
   jobs = [];
   const authFailures = new AuthFailures(20);
   ctx = {
@@ -116,7 +120,10 @@ function session(): { session: CallSession; socket: FakeProviderSocket } {
 }
 
 function startMessage(params: Record<string, string>): object {
-  return { ...start, start: { ...start.start, customParameters: { agent_id: 'agent-a', token, call_id: 'call-1', ...params } } };
+  return {
+    ...start,
+    start: { ...start.start, customParameters: { agent_id: 'agent-a', token, call_id: 'call-1', ...params } },
+  };
 }
 
 test('connecting: keeps what comes before the start; may only authenticate or end', () => {
@@ -170,7 +177,13 @@ test('connecting → authenticating → claimed → live → ending → ended: t
   expect(socket.closed).toEqual({ code: 1000, reason: 'call ended' });
   expect(ctx.registry.size).toBe(0);
   const call = (await db.store.calls.get('t1', 'call-1'))!;
-  expect(call).toMatchObject({ status: 'ended', endReason: 'provider stop', mode: 'fork', legs: ['caller'], alignment: { framesDropped: 0 } });
+  expect(call).toMatchObject({
+    status: 'ended',
+    endReason: 'provider stop',
+    mode: 'fork',
+    legs: ['caller'],
+    alignment: { framesDropped: 0 },
+  });
   expect(jobs).toEqual([{ tenantId: 't1', callId: 'call-1', recordingId: expect.any(String) }]);
   await expect(s.control('stop')).rejects.toMatchObject({ code: 'ERR_NOT_FOUND' });
 });
@@ -200,7 +213,10 @@ test('claimed → ending when the provider hangs up before the call went live: t
   socket.deliver(startMessage({}));
   await s.ended;
   expect(ctx.registry.size).toBe(0);
-  expect(await db.store.calls.get('t1', 'call-1')).toMatchObject({ status: 'ended', endReason: 'provider closed (1000 bye)' });
+  expect(await db.store.calls.get('t1', 'call-1')).toMatchObject({
+    status: 'ended',
+    endReason: 'provider closed (1000 bye)',
+  });
 });
 
 test('a second stream for a call this node holds is refused with ERR_CALL_EXISTS', async () => {
@@ -214,7 +230,10 @@ test('a second stream for a call this node holds is refused with ERR_CALL_EXISTS
   expect(ctx.registry.get('t1', 'call-1')).toBe(first.session);
   await first.session.shutdown();
   expect(first.socket.closed).toEqual({ code: 1001, reason: expect.stringMatching(/^ERR_SHUTTING_DOWN: /) });
-  expect(await db.store.calls.get('t1', 'call-1')).toMatchObject({ status: 'ended', endReason: expect.stringMatching(/^ERR_SHUTTING_DOWN/) });
+  expect(await db.store.calls.get('t1', 'call-1')).toMatchObject({
+    status: 'ended',
+    endReason: expect.stringMatching(/^ERR_SHUTTING_DOWN/),
+  });
 });
 
 test('control before the call is live is ERR_NOT_FOUND', async () => {

@@ -54,7 +54,7 @@ describe('flite pool', () => {
   /** OS threads of this process now (Linux): a worker thread is one more. */
   const threads = () => readdirSync('/proc/self/task').length;
 
-  test('60 concurrent distinct prompts run on the pool\'s 2 worker threads: threads and memory bounded by the pool, not by the prompts', async () => {
+  test("60 concurrent distinct prompts run on the pool's 2 worker threads: threads and memory bounded by the pool, not by the prompts", async () => {
     const engine = new FliteEngine('kal', { workers: 2, maxQueued: 100, maxWaitMs: 600_000 });
     await engine.synthesize('Warm up.');
     const base = { threads: threads(), rss: process.memoryUsage.rss() };
@@ -65,7 +65,9 @@ describe('flite pool', () => {
       peak.pool = Math.max(peak.pool, engine.pool.threads);
     }, 5);
     try {
-      const spoken = await Promise.all(Array.from({ length: 60 }, (_, i) => engine.synthesize(`Prompt ${i}: this call is recorded.`)));
+      const spoken = await Promise.all(
+        Array.from({ length: 60 }, (_, i) => engine.synthesize(`Prompt ${i}: this call is recorded.`)),
+      );
       expect(spoken.every(({ pcm }) => pcm.length > 8000)).toBe(true);
     } finally {
       clearInterval(sample);
@@ -84,9 +86,20 @@ describe('flite pool', () => {
       const results = await Promise.allSettled([0, 1, 2].map((i) => engine.synthesize(`Busy ${i}.`)));
       // Whichever reaches the pool first is spoken; of the others one finds the queue full, one waits too long.
       expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
-      expect(results.filter((r) => r.status === 'rejected').map((r) => (r as PromiseRejectedResult).reason).sort((a, b) => a.message.localeCompare(b.message))).toEqual([
-        expect.objectContaining({ code: 'ERR_TTS_BUSY', message: expect.stringMatching(/^1 syntheses already wait for a Flite worker \(FLITE_QUEUE_MAX\)/) }),
-        expect.objectContaining({ code: 'ERR_TTS_BUSY', message: expect.stringMatching(/^no Flite worker was free within 0.001 s \(FLITE_QUEUE_WAIT_SECONDS\)/) }),
+      expect(
+        results
+          .filter((r) => r.status === 'rejected')
+          .map((r) => (r as PromiseRejectedResult).reason)
+          .sort((a, b) => a.message.localeCompare(b.message)),
+      ).toEqual([
+        expect.objectContaining({
+          code: 'ERR_TTS_BUSY',
+          message: expect.stringMatching(/^1 syntheses already wait for a Flite worker \(FLITE_QUEUE_MAX\)/),
+        }),
+        expect.objectContaining({
+          code: 'ERR_TTS_BUSY',
+          message: expect.stringMatching(/^no Flite worker was free within 0.001 s \(FLITE_QUEUE_WAIT_SECONDS\)/),
+        }),
       ]);
     } finally {
       await engine.close();
@@ -100,8 +113,14 @@ describe('file:<dir>', () => {
     dir = await mkdtemp(path.join(tmpdir(), 'callrec-prompts-'));
     // The message's own prompt: stereo 16-bit at 22.05 kHz; the fallback: mono float at 24 kHz.
     const left = floatTone(440, 0.5, 2, 22050);
-    await writeFile(path.join(dir, `${sha256(MESSAGE)}.wav`), wav.encode([left, left], { sampleRate: 22050, bitDepth: 16 }));
-    await writeFile(path.join(dir, 'default.wav'), wav.encode([floatTone(1000, 0.25, 1, 24000)], { sampleRate: 24000, float: true }));
+    await writeFile(
+      path.join(dir, `${sha256(MESSAGE)}.wav`),
+      wav.encode([left, left], { sampleRate: 22050, bitDepth: 16 }),
+    );
+    await writeFile(
+      path.join(dir, 'default.wav'),
+      wav.encode([floatTone(1000, 0.25, 1, 24000)], { sampleRate: 24000, float: true }),
+    );
   });
   afterAll(() => rm(dir, { recursive: true, force: true }));
 
@@ -158,7 +177,11 @@ describe('google', () => {
         const rate = body.audioConfig.sampleRateHertz;
         const { status, json } = reply?.(body) ?? {
           status: 200,
-          json: { audioContent: wav.encode([floatTone(700, 0.5, 1.5, rate)], { sampleRate: rate, bitDepth: 16 }).toString('base64') },
+          json: {
+            audioContent: wav
+              .encode([floatTone(700, 0.5, 1.5, rate)], { sampleRate: rate, bitDepth: 16 })
+              .toString('base64'),
+          },
         };
         res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(json));
       });
@@ -180,23 +203,29 @@ describe('google', () => {
     await new Promise((resolve) => server.close(resolve));
   });
 
-  test.each([8000, 16000] as const)('asks for LINEAR16 at %i Hz with the voice and its language, and strips the WAV header', async (rate) => {
-    const { pcm, sampleRate } = await engine.synthesize(MESSAGE, rate);
-    expect(requests).toHaveLength(1);
-    expect(requests[0].url.startsWith('/v1/text:synthesize')).toBe(true);
-    expect(requests[0].apiKey).toBe('test-key');
-    expect(requests[0].body).toEqual({
-      input: { text: MESSAGE },
-      voice: { languageCode: 'en-GB', name: 'en-GB-Standard-A' },
-      audioConfig: { audioEncoding: 1 /* LINEAR16, as the REST transport sends enums */, sampleRateHertz: rate },
-    });
-    expect(sampleRate).toBe(rate);
-    expect(pcm.length).toBe(1.5 * rate); // the 44-byte header is not read as samples
-    expect(amplitudeAt(pcm, 700, rate)).toBeCloseTo(0.5, 2);
-  });
+  test.each([8000, 16000] as const)(
+    'asks for LINEAR16 at %i Hz with the voice and its language, and strips the WAV header',
+    async (rate) => {
+      const { pcm, sampleRate } = await engine.synthesize(MESSAGE, rate);
+      expect(requests).toHaveLength(1);
+      expect(requests[0].url.startsWith('/v1/text:synthesize')).toBe(true);
+      expect(requests[0].apiKey).toBe('test-key');
+      expect(requests[0].body).toEqual({
+        input: { text: MESSAGE },
+        voice: { languageCode: 'en-GB', name: 'en-GB-Standard-A' },
+        audioConfig: { audioEncoding: 1 /* LINEAR16, as the REST transport sends enums */, sampleRateHertz: rate },
+      });
+      expect(sampleRate).toBe(rate);
+      expect(pcm.length).toBe(1.5 * rate); // the 44-byte header is not read as samples
+      expect(amplitudeAt(pcm, 700, rate)).toBeCloseTo(0.5, 2);
+    },
+  );
 
   test('an API error is ERR_TTS with the service message', async () => {
-    reply = () => ({ status: 400, json: { error: { code: 400, message: 'Voice en-GB-Standard-A does not exist.', status: 'INVALID_ARGUMENT' } } });
+    reply = () => ({
+      status: 400,
+      json: { error: { code: 400, message: 'Voice en-GB-Standard-A does not exist.', status: 'INVALID_ARGUMENT' } },
+    });
     const err = await engine.synthesize(MESSAGE, 8000).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'ERR_TTS' });
     expect((err as Error).message).toContain('does not exist');
@@ -222,6 +251,8 @@ describe('createTtsEngine', () => {
     for (const spec of ['espeak', 'file:', '']) {
       expect(() => createTtsEngine(spec, {})).toThrow(expect.objectContaining({ code: 'ERR_CONFIG' }));
     }
-    expect(() => createTtsEngine('google', { GOOGLE_TTS_VOICE: 'nonsense' })).toThrow(expect.objectContaining({ code: 'ERR_CONFIG' }));
+    expect(() => createTtsEngine('google', { GOOGLE_TTS_VOICE: 'nonsense' })).toThrow(
+      expect.objectContaining({ code: 'ERR_CONFIG' }),
+    );
   });
 });

@@ -2,12 +2,18 @@ import { CALL_RECORDING_DEFAULTS, type CallRecordingSettings } from '../../src/a
 import { ConsentGate, type ConsentGateOptions, type ConsentGateState } from '../../src/consent/gate.js';
 import { PromptCache } from '../../src/consent/prompts.js';
 import { createLogger } from '../../src/log.js';
-import { expectOnlyMoves, FakePromptPort, reaches, runtimeMessage, storedCall, storeWithCall } from '../calls/helpers.js';
+import {
+  expectOnlyMoves,
+  FakePromptPort,
+  reaches,
+  runtimeMessage,
+  storedCall,
+  storeWithCall,
+} from '../calls/helpers.js';
 import type { TestStore } from '../helpers/db.js';
 import { HeldEngine } from './helpers.js';
 
 const STATUSES: ConsentGateState['status'][] = ['idle', 'synthesizing', 'playing', 'awaiting_digit', 'settled'];
-
 
 let db: TestStore;
 let engine: HeldEngine;
@@ -59,7 +65,11 @@ test('idle → settled (not_required) saves the record', async () => {
   g.notRequired('consent_prompt is off');
   expect(changes).toEqual(['idle→settled']);
   await g.saved;
-  expect((await storedCall(db.store)).consent).toMatchObject({ outcome: 'not_required', reason: 'consent_prompt is off', mode: 'one_party' });
+  expect((await storedCall(db.store)).consent).toMatchObject({
+    outcome: 'not_required',
+    reason: 'consent_prompt is off',
+    mode: 'one_party',
+  });
 });
 
 test('synthesizing holds the runtime from the first byte, before any prompt audio exists', async () => {
@@ -91,7 +101,13 @@ test('synthesizing → playing: the prompt goes out in 20 ms frames, then the ma
   expect(g.holding).toBe(true);
   expect(port.released).toEqual([]);
   await g.saved;
-  expect((await storedCall(db.store)).consent).toMatchObject({ outcome: 'pending', message: 'Recorded.', engine: 'held', voice: 'tone', prompt_started_ms: 120 });
+  expect((await storedCall(db.store)).consent).toMatchObject({
+    outcome: 'pending',
+    message: 'Recorded.',
+    engine: 'held',
+    voice: 'tone',
+    prompt_started_ms: 120,
+  });
   expectOnlyMoves(g, STATUSES, ['awaiting_digit', 'settled']);
 });
 
@@ -105,7 +121,10 @@ test('synthesizing → settled (failed) when synthesis fails: the hold is releas
   expect(g.holding).toBe(false);
   expect(port.released).toEqual([runtimeMessage(1), runtimeMessage(2)]);
   await g.saved;
-  expect((await storedCall(db.store)).consent).toMatchObject({ outcome: 'failed', reason: expect.stringContaining('engine down') });
+  expect((await storedCall(db.store)).consent).toMatchObject({
+    outcome: 'failed',
+    reason: expect.stringContaining('engine down'),
+  });
 });
 
 test('one-party: playing → settled (announced) on the mark; the hold is released, the record dated', async () => {
@@ -121,7 +140,11 @@ test('one-party: playing → settled (announced) on the mark; the hold is releas
   expect(port.released).toEqual([runtimeMessage(1)]);
   expect(g.hold(runtimeMessage(2))).toBe(false);
   await g.saved;
-  expect((await storedCall(db.store)).consent).toMatchObject({ outcome: 'announced', reason: null, prompt_ended_ms: 2040 });
+  expect((await storedCall(db.store)).consent).toMatchObject({
+    outcome: 'announced',
+    reason: null,
+    prompt_ended_ms: 2040,
+  });
   expectOnlyMoves(g, STATUSES, ['synthesizing', 'settled']);
   // Only a "not required" outcome may be asked again.
   expect(() => g.prompt()).toThrow(expect.objectContaining({ code: 'ERR_ILLEGAL_TRANSITION' }));
@@ -132,7 +155,10 @@ test('playing → settled (failed) when the mark never comes back', async () => 
   await playing(g);
   g.hold(runtimeMessage(1));
   await reaches(g, 'settled');
-  expect(g.record).toMatchObject({ outcome: 'failed', reason: expect.stringContaining('did not confirm the prompt played') });
+  expect(g.record).toMatchObject({
+    outcome: 'failed',
+    reason: expect.stringContaining('did not confirm the prompt played'),
+  });
   expect(port.released).toEqual([runtimeMessage(1)]);
 });
 
@@ -157,9 +183,21 @@ describe('two-party', () => {
   });
 
   test.each([
-    ['another digit', (g: ConsentGate) => g.dtmf('2'), { outcome: 'declined', digit: '2', reason: 'caller pressed 2, not 1' }],
-    ['no digit in time', (g: ConsentGate) => reaches(g, 'settled'), { outcome: 'timeout', digit: null, reason: 'no digit within 1 s' }],
-    ['the call ending', (g: ConsentGate) => g.cancel('call ended (provider stop)'), { outcome: 'timeout', digit: null, reason: 'call ended (provider stop) before the caller pressed a digit' }],
+    [
+      'another digit',
+      (g: ConsentGate) => g.dtmf('2'),
+      { outcome: 'declined', digit: '2', reason: 'caller pressed 2, not 1' },
+    ],
+    [
+      'no digit in time',
+      (g: ConsentGate) => reaches(g, 'settled'),
+      { outcome: 'timeout', digit: null, reason: 'no digit within 1 s' },
+    ],
+    [
+      'the call ending',
+      (g: ConsentGate) => g.cancel('call ended (provider stop)'),
+      { outcome: 'timeout', digit: null, reason: 'call ended (provider stop) before the caller pressed a digit' },
+    ],
   ])('awaiting_digit → settled on %s; the runtime is released', async (_name, answer, record) => {
     const g = gate(twoParty);
     await awaitingDigit(g);
@@ -171,20 +209,26 @@ describe('two-party', () => {
   });
 });
 
-test.each(['synthesizing', 'playing'] as const)('cancel while %s fails closed, and a late synthesis sends nothing', async (status) => {
-  const g = gate();
-  if (status === 'playing') await playing(g);
-  else g.prompt();
-  const sent = port.audio.length;
-  g.cancel('recording stopped');
-  expect(g.record).toMatchObject({ outcome: 'failed', reason: 'recording stopped before the prompt finished playing' });
-  engine.finish(200);
-  await new Promise((resolve) => setImmediate(resolve));
-  expect(port.audio.length).toBe(sent);
-  expect(g.state.status).toBe('settled');
-  g.cancel('again');
-  expect(g.record!.reason).toBe('recording stopped before the prompt finished playing');
-});
+test.each(['synthesizing', 'playing'] as const)(
+  'cancel while %s fails closed, and a late synthesis sends nothing',
+  async (status) => {
+    const g = gate();
+    if (status === 'playing') await playing(g);
+    else g.prompt();
+    const sent = port.audio.length;
+    g.cancel('recording stopped');
+    expect(g.record).toMatchObject({
+      outcome: 'failed',
+      reason: 'recording stopped before the prompt finished playing',
+    });
+    engine.finish(200);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(port.audio.length).toBe(sent);
+    expect(g.state.status).toBe('settled');
+    g.cancel('again');
+    expect(g.record!.reason).toBe('recording stopped before the prompt finished playing');
+  },
+);
 
 test('a one-way stream settles failed at once, holding nothing', () => {
   port.canPlayAudio = false;

@@ -8,7 +8,10 @@ export const wav = createRequire(import.meta.url)('node-wav') as {
 
 /** A sine tone as floats (-1…1), for node-wav. */
 export function floatTone(freqHz: number, amplitude: number, seconds: number, sampleRate: number): Float32Array {
-  return Float32Array.from({ length: Math.round(seconds * sampleRate) }, (_, i) => amplitude * Math.sin((2 * Math.PI * freqHz * i) / sampleRate));
+  return Float32Array.from(
+    { length: Math.round(seconds * sampleRate) },
+    (_, i) => amplitude * Math.sin((2 * Math.PI * freqHz * i) / sampleRate),
+  );
 }
 
 /** Amplitude (0…1 of full scale) of the `freqHz` component over a stretch of PCM. */
@@ -24,7 +27,10 @@ export function amplitudeAt(pcm: Int16Array, freqHz: number, sampleRate: number)
 }
 
 /** How much of a signal is sound: 20 ms windows louder than -40 dBFS RMS, and the span from the first to the last. */
-export function soundStats(pcm: Int16Array, sampleRate: number): { loudWindows: number; soundMs: number; peak: number } {
+export function soundStats(
+  pcm: Int16Array,
+  sampleRate: number,
+): { loudWindows: number; soundMs: number; peak: number } {
   const window = sampleRate / 50;
   let loudWindows = 0;
   let firstLoud = -1;
@@ -93,7 +99,8 @@ export class HeldEngine implements TtsEngine {
   finish(ms: number): void {
     for (const p of this.#pending.splice(0)) {
       const pcm = new Int16Array((ms * p.sampleRate) / 1000);
-      for (let i = 0; i < pcm.length; i++) pcm[i] = Math.round(8000 * Math.sin((2 * Math.PI * 1000 * i) / p.sampleRate));
+      for (let i = 0; i < pcm.length; i++)
+        pcm[i] = Math.round(8000 * Math.sin((2 * Math.PI * 1000 * i) / p.sampleRate));
       p.resolve(pcm);
     }
   }

@@ -20,36 +20,42 @@ describe('PromptCache with flite', () => {
   const engine = new CountingEngine(new FliteEngine());
   const cache = new PromptCache(engine);
 
-  test.each([8000, 16000] as const)('renders speech at %i Hz in whole 20 ms frames ending in silence', async (sampleRate) => {
-    const format: MediaFormat = { codec: 'l16', sampleRate, byteOrder: 'le' };
-    const prompt = await cache.render(MESSAGE, format);
-    const pcm = decode(prompt.payload, format);
-    expect(prompt.durationMs).toBe((pcm.length * 1000) / sampleRate);
-    expect(pcm.length % (sampleRate / 50)).toBe(0);
-    const { soundMs } = soundStats(pcm, sampleRate);
-    expect(soundMs).toBeGreaterThanOrEqual(1500);
-    expect(soundMs).toBeLessThanOrEqual(6000);
-    // At most 100 ms before the first sound; at least 100 ms of digital silence after the last.
-    expect(pcm.findIndex((sample) => Math.abs(sample) > 64)).toBeLessThanOrEqual(sampleRate / 10);
-    expect(Math.max(...pcm.subarray(pcm.length - sampleRate / 10).map(Math.abs))).toBe(0);
-    expect(prompt).toMatchObject({
-      engine: 'flite',
-      voice: 'slt',
-      synthesized: true,
-      textSha256: createHash('sha256').update(MESSAGE).digest('hex'),
-    });
-  });
+  test.each([8000, 16000] as const)(
+    'renders speech at %i Hz in whole 20 ms frames ending in silence',
+    async (sampleRate) => {
+      const format: MediaFormat = { codec: 'l16', sampleRate, byteOrder: 'le' };
+      const prompt = await cache.render(MESSAGE, format);
+      const pcm = decode(prompt.payload, format);
+      expect(prompt.durationMs).toBe((pcm.length * 1000) / sampleRate);
+      expect(pcm.length % (sampleRate / 50)).toBe(0);
+      const { soundMs } = soundStats(pcm, sampleRate);
+      expect(soundMs).toBeGreaterThanOrEqual(1500);
+      expect(soundMs).toBeLessThanOrEqual(6000);
+      // At most 100 ms before the first sound; at least 100 ms of digital silence after the last.
+      expect(pcm.findIndex((sample) => Math.abs(sample) > 64)).toBeLessThanOrEqual(sampleRate / 10);
+      expect(Math.max(...pcm.subarray(pcm.length - sampleRate / 10).map(Math.abs))).toBe(0);
+      expect(prompt).toMatchObject({
+        engine: 'flite',
+        voice: 'slt',
+        synthesized: true,
+        textSha256: createHash('sha256').update(MESSAGE).digest('hex'),
+      });
+    },
+  );
 
   test.each([
     { codec: 'pcmu', sampleRate: 8000 },
     { codec: 'pcma', sampleRate: 8000 },
     { codec: 'l16', sampleRate: 16000, byteOrder: 'be' },
   ] as MediaFormat[])('renders $codec ($byteOrder) that decodes back to the same speech', async (format) => {
-    const reference = decode((await cache.render(MESSAGE, { codec: 'l16', sampleRate: format.sampleRate, byteOrder: 'le' })).payload, {
-      codec: 'l16',
-      sampleRate: format.sampleRate,
-      byteOrder: 'le',
-    });
+    const reference = decode(
+      (await cache.render(MESSAGE, { codec: 'l16', sampleRate: format.sampleRate, byteOrder: 'le' })).payload,
+      {
+        codec: 'l16',
+        sampleRate: format.sampleRate,
+        byteOrder: 'le',
+      },
+    );
     const prompt = await cache.render(MESSAGE, format);
     const pcm = decode(prompt.payload, format);
     expect(pcm.length).toBe(reference.length);
@@ -87,7 +93,10 @@ describe('PromptCache with prerecorded prompts', () => {
   afterEach(() => rm(dir, { recursive: true, force: true }));
 
   const writeDefault = (freqHz: number, sampleRate = 22050): Promise<void> =>
-    writeFile(path.join(dir, 'default.wav'), wav.encode([floatTone(freqHz, 0.5, 2, sampleRate)], { sampleRate, bitDepth: 16 }));
+    writeFile(
+      path.join(dir, 'default.wav'),
+      wav.encode([floatTone(freqHz, 0.5, 2, sampleRate)], { sampleRate, bitDepth: 16 }),
+    );
 
   test('resamples the recording to the stream rate', async () => {
     await writeDefault(440);
@@ -123,7 +132,9 @@ describe('PromptCache with prerecorded prompts', () => {
 
   test('a silent recording is rejected rather than played', async () => {
     await writeFile(path.join(dir, 'default.wav'), wav.encode([new Float32Array(8000)], { sampleRate: 8000 }));
-    await expect(new PromptCache(new FileTtsEngine(dir)).render(MESSAGE, { codec: 'pcmu', sampleRate: 8000 })).rejects.toMatchObject({
+    await expect(
+      new PromptCache(new FileTtsEngine(dir)).render(MESSAGE, { codec: 'pcmu', sampleRate: 8000 }),
+    ).rejects.toMatchObject({
       code: 'ERR_TTS',
     });
   });
@@ -139,10 +150,14 @@ describe('PromptCache with prerecorded prompts', () => {
     await cache.render('two', format, 'acme');
     // Evicted from the one-entry cache and synthesized again, or in another format: the same text, not a new one.
     await expect(cache.render('one', format, 'acme')).resolves.toMatchObject({ synthesized: true });
-    await expect(cache.render('two', { codec: 'pcma', sampleRate: 8000 }, 'acme')).resolves.toMatchObject({ synthesized: true });
+    await expect(cache.render('two', { codec: 'pcma', sampleRate: 8000 }, 'acme')).resolves.toMatchObject({
+      synthesized: true,
+    });
     await expect(cache.render('three', format, 'acme')).rejects.toMatchObject({
       code: 'ERR_PROMPT_LIMIT',
-      message: expect.stringMatching(/^the tenant had 2 distinct consent prompts synthesized this hour \(CONSENT_PROMPTS_PER_TENANT_PER_HOUR\); a new one may be in 60 min$/),
+      message: expect.stringMatching(
+        /^the tenant had 2 distinct consent prompts synthesized this hour \(CONSENT_PROMPTS_PER_TENANT_PER_HOUR\); a new one may be in 60 min$/,
+      ),
     });
     await expect(cache.render('three', format, 'globex')).resolves.toMatchObject({ synthesized: true });
     expect(engine.calls).toBe(6);

@@ -97,20 +97,23 @@ const decryptError = expect.objectContaining({ code: 'ERR_DECRYPT' });
 describe('encryptStream', () => {
   const key = newDataKey();
 
-  test.each([0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK, 5 * CHUNK + 17])('%i plain bytes: opaque object that decrypts to exactly the input', async (size) => {
-    const plain = plainOf(size);
-    const object = await encrypt(plain, key);
-    const header = readHeader(object);
-    expect(header.chunkSize).toBe(CHUNK);
-    expect(header.keyId).toBe('test-key');
-    expect(object.subarray(0, 4).toString('latin1')).toBe('CREC');
-    expect(object.length).toBe(header.raw.length + size + 16 * Math.max(1, Math.ceil(size / CHUNK)));
-    expect(plainLength(object.length, header)).toBe(size);
-    for (const magic of ['RIFF', 'ID3', 'OggS']) expect(object.includes(Buffer.from(magic, 'latin1'))).toBe(false);
-    expect(object.subarray(0, 2).equals(Buffer.from([0xff, 0xfb]))).toBe(false);
-    expect(object.includes(Buffer.from('plaintext'))).toBe(false);
-    if (size > 0) expect((await readAll(object, key)).equals(plain)).toBe(true);
-  });
+  test.each([0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK, 5 * CHUNK + 17])(
+    '%i plain bytes: opaque object that decrypts to exactly the input',
+    async (size) => {
+      const plain = plainOf(size);
+      const object = await encrypt(plain, key);
+      const header = readHeader(object);
+      expect(header.chunkSize).toBe(CHUNK);
+      expect(header.keyId).toBe('test-key');
+      expect(object.subarray(0, 4).toString('latin1')).toBe('CREC');
+      expect(object.length).toBe(header.raw.length + size + 16 * Math.max(1, Math.ceil(size / CHUNK)));
+      expect(plainLength(object.length, header)).toBe(size);
+      for (const magic of ['RIFF', 'ID3', 'OggS']) expect(object.includes(Buffer.from(magic, 'latin1'))).toBe(false);
+      expect(object.subarray(0, 2).equals(Buffer.from([0xff, 0xfb]))).toBe(false);
+      expect(object.includes(Buffer.from('plaintext'))).toBe(false);
+      if (size > 0) expect((await readAll(object, key)).equals(plain)).toBe(true);
+    },
+  );
 
   test('the default chunk size is 64 KiB and the empty object still authenticates its final chunk', async () => {
     const object = await encrypt(Buffer.alloc(0), key, DEFAULT_CHUNK_SIZE);
@@ -119,7 +122,17 @@ describe('encryptStream', () => {
     expect(chunkCount(object.length, header)).toBe(1);
     const ok = collect(decryptRange(key, header, Readable.from([object.subarray(header.raw.length)]), 0, 0, 0, 1));
     await expect(ok).resolves.toHaveLength(0);
-    const bad = collect(decryptRange(key, header, Readable.from([flipped(object, object.length - 1).subarray(header.raw.length)]), 0, 0, 0, 1));
+    const bad = collect(
+      decryptRange(
+        key,
+        header,
+        Readable.from([flipped(object, object.length - 1).subarray(header.raw.length)]),
+        0,
+        0,
+        0,
+        1,
+      ),
+    );
     await expect(bad).rejects.toEqual(decryptError);
   });
 
@@ -158,7 +171,8 @@ describe('ranged decryption', () => {
       expect(got.equals(plain.subarray(start, end + 1))).toBe(true);
       const first = Math.floor(start / CHUNK);
       const last = Math.floor(end / CHUNK);
-      const needed = Math.min(object.length, header.raw.length + (last + 1) * SEALED) - (header.raw.length + first * SEALED);
+      const needed =
+        Math.min(object.length, header.raw.length + (last + 1) * SEALED) - (header.raw.length + first * SEALED);
       expect(pulled() - before).toBe(needed);
       before = pulled();
     }
@@ -169,13 +183,19 @@ describe('ranged decryption', () => {
     const h = header.raw.length;
     expect(cipherRangeFor(header, 0, 0)).toEqual({ start: h, end: h + SEALED - 1, firstChunk: 0 });
     expect(cipherRangeFor(header, CHUNK - 1, CHUNK)).toEqual({ start: h, end: h + 2 * SEALED - 1, firstChunk: 0 });
-    expect(cipherRangeFor(header, 2 * CHUNK, 3 * CHUNK - 1)).toEqual({ start: h + 2 * SEALED, end: h + 3 * SEALED - 1, firstChunk: 2 });
+    expect(cipherRangeFor(header, 2 * CHUNK, 3 * CHUNK - 1)).toEqual({
+      start: h + 2 * SEALED,
+      end: h + 3 * SEALED - 1,
+      firstChunk: 2,
+    });
   });
 
   test('decryptRange stops at the last chunk it needs even when handed the rest of the object', async () => {
     const header = readHeader(object);
     const source = Readable.from([object.subarray(header.raw.length + 3 * SEALED)], { objectMode: false });
-    const got = await collect(decryptRange(key, header, source, 3 * CHUNK + 5, 4 * CHUNK + 9, 3, chunkCount(object.length, header)));
+    const got = await collect(
+      decryptRange(key, header, source, 3 * CHUNK + 5, 4 * CHUNK + 9, 3, chunkCount(object.length, header)),
+    );
     expect(got.equals(plain.subarray(3 * CHUNK + 5, 4 * CHUNK + 10))).toBe(true);
     expect(source.destroyed).toBe(true);
   });
@@ -246,7 +266,9 @@ describe('ranged decryption', () => {
     // A truncated object read through its original size: the store hands back fewer bytes than the chunk needs.
     const header = readHeader(object);
     const total = chunkCount(object.length, header);
-    const short = Readable.from([object.subarray(header.raw.length + 9 * SEALED, object.length - 20)], { objectMode: false });
+    const short = Readable.from([object.subarray(header.raw.length + 9 * SEALED, object.length - 20)], {
+      objectMode: false,
+    });
     await expect(collect(decryptRange(key, header, short, 9 * CHUNK, size - 1, 9, total))).rejects.toEqual(
       expect.objectContaining({ code: 'ERR_DECRYPT', message: expect.stringContaining('truncated') }),
     );

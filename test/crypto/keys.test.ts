@@ -49,8 +49,12 @@ describe('MasterKeyring from $DATA_DIR/master.key', () => {
 
     const bytes = Buffer.from(wrapped.wrapped, 'base64');
     bytes[20] ^= 1;
-    expect(() => ring.unwrap({ keyId: wrapped.keyId, wrapped: bytes.toString('base64') })).toThrow(expect.objectContaining({ code: 'ERR_DECRYPT' }));
-    expect(() => ring.unwrap({ keyId: '0123456789abcdef', wrapped: wrapped.wrapped })).toThrow(expect.objectContaining({ code: 'ERR_UNKNOWN_KEY' }));
+    expect(() => ring.unwrap({ keyId: wrapped.keyId, wrapped: bytes.toString('base64') })).toThrow(
+      expect.objectContaining({ code: 'ERR_DECRYPT' }),
+    );
+    expect(() => ring.unwrap({ keyId: '0123456789abcdef', wrapped: wrapped.wrapped })).toThrow(
+      expect.objectContaining({ code: 'ERR_UNKNOWN_KEY' }),
+    );
   });
 
   test('rotation: keys wrapped before and after both unwrap, also after a reload; rewrap moves a key to the new master', async () => {
@@ -118,7 +122,9 @@ describe('MasterKeyring from CALLREC_MASTER_KEY', () => {
     const ring = await MasterKeyring.load({ dataDir, masterKey: oldEnv });
     const dataKey = newDataKey();
     const wrapped = ring.wrap(dataKey);
-    await expect(ring.rotate()).rejects.toEqual(expect.objectContaining({ code: 'ERR_CONFIG', message: expect.stringContaining('master-keys') }));
+    await expect(ring.rotate()).rejects.toEqual(
+      expect.objectContaining({ code: 'ERR_CONFIG', message: expect.stringContaining('master-keys') }),
+    );
 
     const newEnv = randomBytes(32).toString('base64');
     // Switching the variable without keeping the old value loses the old recordings' keys.
@@ -144,13 +150,24 @@ describe('wrapForTenant', () => {
   test('only the tenant’s private key unwraps (RSA-OAEP-SHA256); the id fingerprints the public key', async () => {
     const dataKey = newDataKey();
     const wrapped = wrapForTenant(dataKey, publicPem);
-    const fingerprint = createHash('sha256').update(publicKey.export({ type: 'spki', format: 'der' })).digest('hex').slice(0, 16);
+    const fingerprint = createHash('sha256')
+      .update(publicKey.export({ type: 'spki', format: 'der' }))
+      .digest('hex')
+      .slice(0, 16);
     expect(wrapped.keyId).toBe(`tenant:${fingerprint}`);
-    const unwrapped = privateDecrypt({ key: privateKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, Buffer.from(wrapped.wrapped, 'base64'));
+    const unwrapped = privateDecrypt(
+      { key: privateKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' },
+      Buffer.from(wrapped.wrapped, 'base64'),
+    );
     expect(unwrapped.equals(dataKey)).toBe(true);
 
     const other = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
-    expect(() => privateDecrypt({ key: other, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, Buffer.from(wrapped.wrapped, 'base64'))).toThrow();
+    expect(() =>
+      privateDecrypt(
+        { key: other, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' },
+        Buffer.from(wrapped.wrapped, 'base64'),
+      ),
+    ).toThrow();
 
     const ring = await MasterKeyring.load({ dataDir });
     expect(() => ring.unwrap(wrapped)).toThrow(expect.objectContaining({ code: 'ERR_UNKNOWN_KEY' }));
@@ -158,8 +175,14 @@ describe('wrapForTenant', () => {
   });
 
   test('rejects keys that are not RSA ≥ 2048 bits', () => {
-    const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'pem' }) as string;
-    const small = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ type: 'spki', format: 'pem' }) as string;
+    const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({
+      type: 'spki',
+      format: 'pem',
+    }) as string;
+    const small = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({
+      type: 'spki',
+      format: 'pem',
+    }) as string;
     for (const pem of [ec, small, 'not a key']) {
       expect(() => wrapForTenant(newDataKey(), pem)).toThrow(expect.objectContaining({ code: 'ERR_BAD_KEY' }));
     }

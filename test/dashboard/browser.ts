@@ -17,7 +17,13 @@ export function launchChromium(): Promise<Browser> {
   return chromium.launch({
     executablePath: CHROMIUM,
     args: [
-      '--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
       // Every host name but the test server's fails to resolve: nothing leaves this machine (the
       // test call's Telnyx socket included), and no DNS query is made for it.
       '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
@@ -38,7 +44,12 @@ export const DESKTOP = { width: 1280, height: 900 };
 export const PHONE = { width: 390, height: 844 };
 
 /** A new browser context (own sessionStorage) on the dashboard, signed in with `key`. */
-export async function signIn(browser: Browser, baseUrl: string, key: string, viewport = DESKTOP): Promise<DashboardTab> {
+export async function signIn(
+  browser: Browser,
+  baseUrl: string,
+  key: string,
+  viewport = DESKTOP,
+): Promise<DashboardTab> {
   // UTC, so that the date filters' local times are the API's.
   const context = await browser.newContext({ viewport, acceptDownloads: true, timezoneId: 'UTC' });
   const page = await context.newPage();

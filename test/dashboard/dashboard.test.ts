@@ -26,7 +26,13 @@ beforeAll(async () => {
   played = uniqueCallId('dash-play');
   deleted = uniqueCallId('dash-delete');
   for (const callId of [played, deleted]) {
-    await replayFixture(fixture, { url: `${ts.wsUrl}/media/twilio`, agentId: AGENT, token: ts.key, callId, speed: 'max' });
+    await replayFixture(fixture, {
+      url: `${ts.wsUrl}/media/twilio`,
+      agentId: AGENT,
+      token: ts.key,
+      callId,
+      speed: 'max',
+    });
     expect((await ts.recording(callId)).status).toBe('ready');
   }
   browser = await launchChromium();
@@ -44,7 +50,9 @@ afterAll(async () => {
 async function audioTimeBetween(page: Page, min: number, max = Infinity): Promise<number> {
   const handle = await page.waitForFunction(
     ([lo, hi]) => {
-      const time = (globalThis as unknown as { document: { querySelector(s: string): { currentTime: number } } }).document.querySelector('audio').currentTime;
+      const time = (
+        globalThis as unknown as { document: { querySelector(s: string): { currentTime: number } } }
+      ).document.querySelector('audio').currentTime;
       return time > lo && time < hi ? time : false;
     },
     [min, max],
@@ -122,7 +130,11 @@ describe('in Chromium', () => {
   test('Call Logs → the call → Play, seek on the waveform, two lanes, Download; the key is in no URL', async () => {
     // As a call with a consent prompt and a pause would have them: the file begins where the prompt
     // ended (2 s on the call's clock); the pause is 1.0–1.5 s into the file.
-    const consent = { ...(await ts.server.store.calls.get(ts.tenantId, played))!.consent, prompt_started_ms: 0, prompt_ended_ms: 2000 };
+    const consent = {
+      ...(await ts.server.store.calls.get(ts.tenantId, played))!.consent,
+      prompt_started_ms: 0,
+      prompt_ended_ms: 2000,
+    };
     const pauses = [{ paused_at_ms: 3000, resumed_at_ms: 3500, behavior: 'silence', recording_offset_ms: 1000 }];
     await ts.server.store.calls.update(ts.tenantId, played, { consent, pauses });
     const { page, context, requests } = await signIn(browser, ts.server.url, ts.key);
@@ -148,7 +160,13 @@ describe('in Chromium', () => {
     await page.getByText('Agent', { exact: true }).first().waitFor();
     await page.locator('.surface canvas').first().waitFor();
     // The recording says it holds the whole call.
-    expect(await page.locator('.metadata div').filter({ hasText: /^Complete/ }).locator('dd').textContent()).toBe('yes');
+    expect(
+      await page
+        .locator('.metadata div')
+        .filter({ hasText: /^Complete/ })
+        .locator('dd')
+        .textContent(),
+    ).toBe('yes');
     // Marked on the timeline (wavesurfer's regions, in its shadow root, which locators pierce).
     await page.locator('.surface').getByText('Consent prompt (before recording)').waitFor();
     await page.locator('.surface').getByText('Paused', { exact: true }).waitFor();
@@ -173,7 +191,10 @@ describe('in Chromium', () => {
     await screenshot(page, 'call');
 
     await page.getByLabel('Format').selectOption('mp3');
-    const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download', exact: true }).click()]);
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByRole('button', { name: 'Download', exact: true }).click(),
+    ]);
     expect(download.suggestedFilename()).toBe(`${played}.mp3`);
     const saved = await fs.readFile((await download.path())!);
     const expected = Buffer.from(await (await ts.api(`/api/calls/${played}/recording?format=mp3`)).arrayBuffer());
@@ -193,7 +214,8 @@ describe('in Chromium', () => {
   test('at 390 px every page fits the screen, and the call page still plays and downloads', async () => {
     const { page, context } = await signIn(browser, ts.server.url, ts.key, PHONE);
     // Nothing wider than the screen: the calls table scrolls inside its own box.
-    const fits = async () => expect(await page.evaluate('document.documentElement.scrollWidth')).toBeLessThanOrEqual(PHONE.width);
+    const fits = async () =>
+      expect(await page.evaluate('document.documentElement.scrollWidth')).toBeLessThanOrEqual(PHONE.width);
     await page.getByRole('row').filter({ hasText: played }).waitFor();
     await fits();
     await screenshot(page, 'call-logs-390px');
@@ -243,7 +265,9 @@ describe('in Chromium', () => {
     await page.getByRole('link', { name: AGENT }).click();
     await page.getByRole('heading', { name: 'Voice Settings' }).waitFor();
     expect(await page.getByLabel('Auto-record').isChecked()).toBe(true);
-    expect(await page.getByLabel('Consent message').inputValue()).toBe('This call may be recorded for quality purposes.');
+    expect(await page.getByLabel('Consent message').inputValue()).toBe(
+      'This call may be recorded for quality purposes.',
+    );
 
     await page.getByLabel('Auto-record').uncheck();
     await page.getByLabel('Keep recordings (days)').fill('30');
@@ -253,20 +277,26 @@ describe('in Chromium', () => {
     await page.getByRole('heading', { name: 'Voice Settings' }).waitFor();
     expect(await page.getByLabel('Auto-record').isChecked()).toBe(false);
     expect(await page.getByLabel('Keep recordings (days)').inputValue()).toBe('30');
-    const agent = (await (await ts.api(`/agents/${AGENT}`)).json()) as { voice_tools: { call_recording: Record<string, unknown> } };
+    const agent = (await (await ts.api(`/agents/${AGENT}`)).json()) as {
+      voice_tools: { call_recording: Record<string, unknown> };
+    };
     expect(agent.voice_tools.call_recording).toMatchObject({ auto_record: false, storage_days: 30 });
     expect(await seriousViolations(page)).toEqual([]);
     await screenshot(page, 'voice-settings');
 
     // The range is stated before it is enforced, and the API's 400 is told in words naming the field.
-    expect(await page.locator('#setting-storage_days-hint').textContent()).toBe('Keep recordings for 1–3650 days, then delete them.');
+    expect(await page.locator('#setting-storage_days-hint').textContent()).toBe(
+      'Keep recordings for 1–3650 days, then delete them.',
+    );
     await page.getByLabel('Keep recordings (days)').fill('0');
     await page.getByRole('button', { name: 'Save' }).click();
     const fieldError = page.locator('#setting-storage_days-error');
     await fieldError.waitFor();
     expect(await fieldError.textContent()).toBe('Keep recordings (days) must be a whole number from 1 to 3650.');
     expect(await page.getByLabel('Keep recordings (days)').getAttribute('aria-invalid')).toBe('true');
-    expect(await page.getByLabel('Keep recordings (days)').getAttribute('aria-describedby')).toContain('setting-storage_days-error');
+    expect(await page.getByLabel('Keep recordings (days)').getAttribute('aria-describedby')).toContain(
+      'setting-storage_days-error',
+    );
     const after = (await (await ts.api(`/agents/${AGENT}`)).json()) as typeof agent;
     expect(after.voice_tools.call_recording.storage_days).toBe(30);
     await screenshot(page, 'voice-settings-error');
@@ -274,7 +304,11 @@ describe('in Chromium', () => {
   });
 
   test('a key without recordings:read sees no player and no download, and is told why', async () => {
-    const { secret } = await ts.server.store.keys.create({ tenantId: ts.tenantId, name: 'settings-only', scopes: ['agents:write'] });
+    const { secret } = await ts.server.store.keys.create({
+      tenantId: ts.tenantId,
+      name: 'settings-only',
+      scopes: ['agents:write'],
+    });
     const { page, context } = await signIn(browser, ts.server.url, secret);
     await expectText(page.locator('.notice'), /recordings:read/);
     await page.goto(`${ts.server.url}/#/calls/${played}`);
@@ -313,10 +347,23 @@ describe('in Chromium', () => {
   test('a live call shows in Call Logs as live, and as ended without a reload', async () => {
     const { page, context } = await signIn(browser, ts.server.url, ts.key);
     const callId = uniqueCallId('dash-live');
-    await ts.server.store.calls.create({ tenantId: ts.tenantId, id: callId, agentId: AGENT, provider: 'twilio', mode: 'fork', sampleRate: 8000, legs: ['caller', 'agent'], settings: (await ts.server.store.calls.get(ts.tenantId, played))!.settings });
+    await ts.server.store.calls.create({
+      tenantId: ts.tenantId,
+      id: callId,
+      agentId: AGENT,
+      provider: 'twilio',
+      mode: 'fork',
+      sampleRate: 8000,
+      legs: ['caller', 'agent'],
+      settings: (await ts.server.store.calls.get(ts.tenantId, played))!.settings,
+    });
     const row = page.getByRole('row').filter({ hasText: callId });
     await expectText(row, /Live/);
-    await ts.server.store.calls.update(ts.tenantId, callId, { status: 'ended', endedAt: new Date().toISOString(), endReason: 'hangup' });
+    await ts.server.store.calls.update(ts.tenantId, callId, {
+      status: 'ended',
+      endedAt: new Date().toISOString(),
+      endReason: 'hangup',
+    });
     await row.filter({ hasNotText: /Live/ }).waitFor();
     await context.close();
   });
@@ -327,7 +374,6 @@ async function expectText(locator: Locator, pattern: RegExp): Promise<void> {
   await locator.filter({ hasText: pattern }).first().waitFor();
 }
 
-
 describe('Call Logs with a thousand calls', () => {
   // The second test finds one of the calls the first one adds.
   test('pages through them newest first with no call twice; agent, date range and status filters narrow them', async () => {
@@ -336,7 +382,17 @@ describe('Call Logs with a thousand calls', () => {
     const start = Date.parse('2026-01-01T00:00:00Z');
     for (let i = 0; i < 1000; i++) {
       const startedAt = new Date(start + i * 60_000).toISOString();
-      await ts.server.store.calls.create({ tenantId: ts.tenantId, id: `bulk-${String(i).padStart(4, '0')}`, agentId, provider: 'telnyx', mode: 'fork', sampleRate: 8000, legs: ['caller'], settings, startedAt });
+      await ts.server.store.calls.create({
+        tenantId: ts.tenantId,
+        id: `bulk-${String(i).padStart(4, '0')}`,
+        agentId,
+        provider: 'telnyx',
+        mode: 'fork',
+        sampleRate: 8000,
+        legs: ['caller'],
+        settings,
+        startedAt,
+      });
     }
     const { page, context } = await signIn(browser, ts.server.url, ts.key);
     await page.getByLabel('Agent').fill(agentId);
@@ -354,7 +410,13 @@ describe('Call Logs with a thousand calls', () => {
     await page.getByLabel('From').fill('2026-01-01T00:05');
     await page.getByLabel('To').fill('2026-01-01T00:10');
     await page.getByText('5 calls shown').waitFor();
-    expect(await page.locator('table.calls tbody tr td:nth-child(2)').allTextContents()).toEqual(['bulk-0009', 'bulk-0008', 'bulk-0007', 'bulk-0006', 'bulk-0005']);
+    expect(await page.locator('table.calls tbody tr td:nth-child(2)').allTextContents()).toEqual([
+      'bulk-0009',
+      'bulk-0008',
+      'bulk-0007',
+      'bulk-0006',
+      'bulk-0005',
+    ]);
     await page.getByLabel('Status').selectOption('ready');
     await page.getByText('No calls match.').waitFor();
     await page.getByRole('button', { name: 'Clear filters' }).click();
@@ -381,11 +443,19 @@ describe('Test call', () => {
   let telnyx: http.Server;
   beforeAll(async () => {
     // Telnyx's token endpoint, standing in on this machine: it answers a login token as text.
-    telnyx = http.createServer((_req, res) => res.writeHead(201, { 'content-type': 'text/plain' }).end('eyJhbGciOiJIUzUxMiJ9.eyJzdWIiOiJ0ZXN0In0.c2ln'));
+    telnyx = http.createServer((_req, res) =>
+      res.writeHead(201, { 'content-type': 'text/plain' }).end('eyJhbGciOiJIUzUxMiJ9.eyJzdWIiOiJ0ZXN0In0.c2ln'),
+    );
     await new Promise<void>((resolve) => telnyx.listen(0, '127.0.0.1', resolve));
     const { port } = telnyx.address() as AddressInfo;
     configured = await startTestServer({
-      env: { CALLREC_API_KEY: OPERATOR, TELNYX_API_KEY: 'KEYstand-in', TELNYX_CREDENTIAL_ID: 'cred-1', TELNYX_TEST_NUMBER: '+15550100200', TELNYX_API_URL: `http://127.0.0.1:${port}` },
+      env: {
+        CALLREC_API_KEY: OPERATOR,
+        TELNYX_API_KEY: 'KEYstand-in',
+        TELNYX_CREDENTIAL_ID: 'cred-1',
+        TELNYX_TEST_NUMBER: '+15550100200',
+        TELNYX_API_URL: `http://127.0.0.1:${port}`,
+      },
     });
   });
   afterAll(async () => {

@@ -14,7 +14,13 @@ let browser: Browser;
 
 beforeAll(async () => {
   ts = await startTestServer();
-  await ts.agent('evidence-dash', { enabled: true, auto_record: true, consent_prompt: false, dual_channel: true, format: 'mp3' });
+  await ts.agent('evidence-dash', {
+    enabled: true,
+    auto_record: true,
+    consent_prompt: false,
+    dual_channel: true,
+    format: 'mp3',
+  });
   browser = await launchChromium();
 }, 60_000);
 
@@ -26,7 +32,13 @@ afterAll(async () => {
 async function recordedCall(label: string): Promise<string> {
   const callId = uniqueCallId(label);
   const fixture = await readFixture(path.join(import.meta.dirname, '../../fixtures/twilio-fork-tones.jsonl'));
-  await replayFixture(fixture, { url: `${ts.wsUrl}/media/twilio`, agentId: 'evidence-dash', token: ts.key, callId, speed: 'max' });
+  await replayFixture(fixture, {
+    url: `${ts.wsUrl}/media/twilio`,
+    agentId: 'evidence-dash',
+    token: ts.key,
+    callId,
+    speed: 'max',
+  });
   expect((await ts.recording(callId)).status).toBe('ready');
   return callId;
 }
@@ -39,9 +51,14 @@ test('the call page verifies the manifest in the browser, checks the audio, and 
   await page.getByRole('button', { name: 'Check the audio against the manifest' }).click();
   await page.getByText('The audio matches the manifest').waitFor();
   await screenshot(page, 'call-evidence-signed');
-  const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download evidence package' }).click()]);
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    page.getByRole('button', { name: 'Download evidence package' }).click(),
+  ]);
   const pkg = readEvidenceZip(await fs.readFile((await download.path())!));
-  expect((await verifyRecording({ audio: pkg.audio, manifest: pkg.manifest, keySet: pkg.keys, ledger: pkg.ledger })).ok).toBe(true);
+  expect(
+    (await verifyRecording({ audio: pkg.audio, manifest: pkg.manifest, keySet: pkg.keys, ledger: pkg.ledger })).ok,
+  ).toBe(true);
   await context.close();
 }, 60_000);
 
@@ -62,7 +79,9 @@ test('a manifest changed in the database shows "Does not verify" with the reason
   const { page, context } = await signIn(browser, ts.server.url, ts.key);
   await page.goto(`${ts.server.url}/#/calls/${callId}`);
   await page.getByText('Does not verify').waitFor();
-  expect(await page.getByRole('alert').filter({ hasText: 'Does not verify' }).textContent()).toContain('the signature does not verify');
+  expect(await page.getByRole('alert').filter({ hasText: 'Does not verify' }).textContent()).toContain(
+    'the signature does not verify',
+  );
   await screenshot(page, 'call-evidence-broken');
   await context.close();
 }, 60_000);

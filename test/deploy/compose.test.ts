@@ -7,7 +7,16 @@ const services: Record<string, any> = compose.services;
 const MEDIA = ['media-1', 'media-2'];
 const CALLREC = [...MEDIA, 'worker'];
 /** What every node of a cluster must share (README "Running several nodes"). */
-const SHARED = ['DATABASE_URL', 'REDIS_URL', 'CALLREC_QUEUE_PREFIX', 'STORAGE_URL', 'SPOOL_URL', 'STORAGE_ENDPOINT', 'CALLREC_MASTER_KEY', 'DRAIN_TIMEOUT_SECONDS'];
+const SHARED = [
+  'DATABASE_URL',
+  'REDIS_URL',
+  'CALLREC_QUEUE_PREFIX',
+  'STORAGE_URL',
+  'SPOOL_URL',
+  'STORAGE_ENDPOINT',
+  'CALLREC_MASTER_KEY',
+  'DRAIN_TIMEOUT_SECONDS',
+];
 
 /** Compose durations as this file writes them: `3660s`, `5m`. */
 function seconds(duration: string): number {
@@ -18,7 +27,16 @@ function seconds(duration: string): number {
 
 describe('docker-compose.yml', () => {
   test('has two media nodes, a worker, the proxy, Redis, PostgreSQL, the bucket and its init', () => {
-    expect(Object.keys(services).sort()).toEqual(['bucket-init', 'media-1', 'media-2', 'minio', 'postgres', 'proxy', 'redis', 'worker']);
+    expect(Object.keys(services).sort()).toEqual([
+      'bucket-init',
+      'media-1',
+      'media-2',
+      'minio',
+      'postgres',
+      'proxy',
+      'redis',
+      'worker',
+    ]);
     for (const name of MEDIA) expect(services[name].command).toEqual(['serve']);
     expect(services.worker.command).toEqual(['worker']);
     for (const name of CALLREC) expect(services[name].build).toBe('.');
@@ -43,7 +61,8 @@ describe('docker-compose.yml', () => {
     expect(new URL(env.STORAGE_URL).host).toBe(created);
     expect(new URL(env.SPOOL_URL).host).toBe(created);
     expect(env.SPOOL_URL).not.toBe(env.STORAGE_URL);
-    for (const name of CALLREC) expect(services[name].depends_on['bucket-init']).toEqual({ condition: 'service_completed_successfully' });
+    for (const name of CALLREC)
+      expect(services[name].depends_on['bucket-init']).toEqual({ condition: 'service_completed_successfully' });
   });
 
   test('each media node has a DATA_DIR volume of its own', () => {
@@ -52,7 +71,9 @@ describe('docker-compose.yml', () => {
       const [source, target] = volume.split(':');
       expect(target).toBe(services['media-1'].environment.DATA_DIR);
       expect(Object.keys(compose.volumes)).toContain(source);
-      const users = Object.keys(services).filter((name) => (services[name].volumes ?? []).some((v: string) => v.split(':')[0] === source));
+      const users = Object.keys(services).filter((name) =>
+        (services[name].volumes ?? []).some((v: string) => v.split(':')[0] === source),
+      );
       expect(users).toHaveLength(1);
     }
     expect(new Set(mounts.map(([volume]) => volume)).size).toBe(MEDIA.length);
@@ -62,13 +83,15 @@ describe('docker-compose.yml', () => {
     for (const name of MEDIA) {
       const service = services[name];
       expect(service.stop_signal).toBe('SIGTERM');
-      expect(seconds(service.stop_grace_period)).toBe(Number(service.environment.DRAIN_TIMEOUT_SECONDS) + FINALIZE_MARGIN_SECONDS);
+      expect(seconds(service.stop_grace_period)).toBe(
+        Number(service.environment.DRAIN_TIMEOUT_SECONDS) + FINALIZE_MARGIN_SECONDS,
+      );
     }
     expect(services.worker.stop_signal).toBe('SIGTERM');
     expect(seconds(services.worker.stop_grace_period)).toBeGreaterThanOrEqual(60);
   });
 
-  test('long-running services have healthchecks; the worker\'s asks its own listener (WORKER_PORT)', () => {
+  test("long-running services have healthchecks; the worker's asks its own listener (WORKER_PORT)", () => {
     for (const name of ['media-1', 'media-2', 'worker', 'proxy', 'postgres', 'redis', 'minio']) {
       expect([name, services[name].healthcheck?.test?.[0]]).toEqual([name, 'CMD']);
     }
@@ -118,7 +141,9 @@ describe('docs/operations.md "Running a node"', () => {
 
   test('gives the grace period the files use and the commands that start them', () => {
     const drain = Number(services['media-1'].environment.DRAIN_TIMEOUT_SECONDS);
-    expect(operations).toContain(`the drain timeout plus ${FINALIZE_MARGIN_SECONDS} s (${drain + FINALIZE_MARGIN_SECONDS} s)`);
+    expect(operations).toContain(
+      `the drain timeout plus ${FINALIZE_MARGIN_SECONDS} s (${drain + FINALIZE_MARGIN_SECONDS} s)`,
+    );
     expect(operations).toContain('docker compose --env-file deploy/compose/.env up --build');
     expect(readText('docker-compose.yml')).toContain('docker compose --env-file deploy/compose/.env up --build');
     expect(operations).toContain('cp deploy/compose/env.example deploy/compose/.env');
@@ -126,7 +151,9 @@ describe('docs/operations.md "Running a node"', () => {
 
   test('documents every metric a node serves, and says how to probe and scrape it', async () => {
     const { MediaMetrics } = await import('../../src/metrics.js');
-    const served = (await new MediaMetrics().registry.getMetricsAsJSON()).map((metric) => metric.name).filter((name) => name.startsWith('callrec_'));
+    const served = (await new MediaMetrics().registry.getMetricsAsJSON())
+      .map((metric) => metric.name)
+      .filter((name) => name.startsWith('callrec_'));
     expect(served.length).toBeGreaterThan(5);
     const docs = allDocs();
     for (const name of served) expect([name, docs.includes(`\`${name}`)]).toEqual([name, true]);

@@ -33,7 +33,9 @@ export function docSection(file: string, title: string): string {
 
 /** Every document that ships: the README, SECURITY.md and docs/, as one text. */
 export function allDocs(): string {
-  const docs = readdirSync(path.join(ROOT, 'docs'), { recursive: true, encoding: 'utf8' }).filter((file) => file.endsWith('.md'));
+  const docs = readdirSync(path.join(ROOT, 'docs'), { recursive: true, encoding: 'utf8' }).filter((file) =>
+    file.endsWith('.md'),
+  );
   return ['README.md', 'SECURITY.md', ...docs.map((file) => path.join('docs', file))].map(readText).join('\n');
 }
 
@@ -51,7 +53,7 @@ function sources(dir: string): string[] {
 export function variablesReadBySource(): Set<string> {
   const names = new Set<string>();
   for (const file of sources('src')) {
-    for (const match of readText(file).matchAll(/\benv(?:\.|, ')([A-Z][A-Z0-9_]+)/g)) names.add(match[1]);
+    for (const match of readText(file).matchAll(/\benv(?:\.|,\s*')([A-Z][A-Z0-9_]+)/g)) names.add(match[1]);
   }
   return names;
 }

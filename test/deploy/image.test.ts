@@ -7,7 +7,9 @@ const minimum = /^>=(\d+)\.(\d+)$/.exec(pkg.engines.node);
 /** Base images of every stage, with `ARG` defaults substituted. */
 function baseImages(): string[] {
   const args = Object.fromEntries([...dockerfile.matchAll(/^ARG (\w+)=(\S+)$/gm)].map((m) => [m[1], m[2]]));
-  return [...dockerfile.matchAll(/^FROM (\S+)/gm)].map((m) => m[1].replace(/\$\{(\w+)\}/g, (_all, name: string) => args[name]));
+  return [...dockerfile.matchAll(/^FROM (\S+)/gm)].map((m) =>
+    m[1].replace(/\$\{(\w+)\}/g, (_all, name: string) => args[name]),
+  );
 }
 
 describe('Dockerfile', () => {
@@ -44,9 +46,19 @@ describe('Dockerfile', () => {
   });
 
   test('.dockerignore keeps what the build compiles, and leaves tests and fixtures out', () => {
-    const ignored = readText('.dockerignore').split('\n').map((line) => line.trim()).filter((line) => line && !line.startsWith('#'));
+    const ignored = readText('.dockerignore')
+      .split('\n')
+      .map((line) => line.trim())
+      .filter((line) => line && !line.startsWith('#'));
     const build = JSON.parse(readText('tsconfig.build.json').replace(/^\s*\/\/.*$/gm, ''));
-    for (const needed of [...build.include, 'web', 'package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json']) {
+    for (const needed of [
+      ...build.include,
+      'web',
+      'package.json',
+      'package-lock.json',
+      'tsconfig.json',
+      'tsconfig.build.json',
+    ]) {
       expect([needed, ignored.includes(needed)]).toEqual([needed, false]);
     }
     expect(build.include).not.toEqual(expect.arrayContaining(['test']));

@@ -5,7 +5,9 @@ import { FINALIZE_MARGIN_SECONDS, ROOT, readText, readYaml, readYamlDocuments } 
 
 const DIR = 'deploy/k8s';
 const files = readdirSync(path.join(ROOT, DIR)).filter((file) => file.endsWith('.yaml'));
-const resources = files.filter((file) => file !== 'kustomization.yaml').flatMap((file) => readYamlDocuments(`${DIR}/${file}`));
+const resources = files
+  .filter((file) => file !== 'kustomization.yaml')
+  .flatMap((file) => readYamlDocuments(`${DIR}/${file}`));
 
 function find(kind: string, name: string): any {
   const found = resources.find((doc) => doc.kind === kind && doc.metadata.name === name);
@@ -15,7 +17,9 @@ function find(kind: string, name: string): any {
 
 /** Whether a `matchLabels` selector selects pods with these labels. */
 function selects(matchLabels: Record<string, string>, labels: Record<string, string>): boolean {
-  return Object.keys(matchLabels).length > 0 && Object.entries(matchLabels).every(([key, value]) => labels[key] === value);
+  return (
+    Object.keys(matchLabels).length > 0 && Object.entries(matchLabels).every(([key, value]) => labels[key] === value)
+  );
 }
 
 const media = find('Deployment', 'callrec-media');
@@ -27,7 +31,13 @@ describe('deploy/k8s', () => {
   test('every manifest is YAML with apiVersion, kind and metadata.name, and kustomization lists them all', () => {
     expect(resources.length).toBeGreaterThanOrEqual(6);
     for (const doc of resources) {
-      expect(doc).toEqual(expect.objectContaining({ apiVersion: expect.any(String), kind: expect.any(String), metadata: expect.objectContaining({ name: expect.any(String) }) }));
+      expect(doc).toEqual(
+        expect.objectContaining({
+          apiVersion: expect.any(String),
+          kind: expect.any(String),
+          metadata: expect.objectContaining({ name: expect.any(String) }),
+        }),
+      );
     }
     const kustomization = readYaml(`${DIR}/kustomization.yaml`);
     expect(kustomization.kind).toBe('Kustomization');
@@ -40,7 +50,9 @@ describe('deploy/k8s', () => {
     for (const deployment of [media, worker]) {
       expect(selects(deployment.spec.selector.matchLabels, deployment.spec.template.metadata.labels)).toBe(true);
       for (const container of deployment.spec.template.spec.containers) {
-        const sources = container.envFrom.map((from: any) => (from.configMapRef ? `ConfigMap/${from.configMapRef.name}` : `Secret/${from.secretRef.name}`));
+        const sources = container.envFrom.map((from: any) =>
+          from.configMapRef ? `ConfigMap/${from.configMapRef.name}` : `Secret/${from.secretRef.name}`,
+        );
         expect(sources.sort()).toEqual(['ConfigMap/callrec', 'Secret/callrec']);
         for (const source of sources) find(source.split('/')[0], source.split('/')[1]);
         expect(container.resources.requests).toEqual({ cpu: expect.anything(), memory: expect.any(String) });
@@ -51,8 +63,10 @@ describe('deploy/k8s', () => {
 
   test('every node of the cluster shares the database, Redis, bucket(s) and master key', () => {
     const secret = find('Secret', 'callrec');
-    for (const variable of ['REDIS_URL', 'CALLREC_QUEUE_PREFIX', 'STORAGE_URL', 'SPOOL_URL']) expect(config.data[variable]).toEqual(expect.any(String));
-    for (const variable of ['DATABASE_URL', 'CALLREC_MASTER_KEY']) expect(secret.stringData[variable]).toEqual(expect.any(String));
+    for (const variable of ['REDIS_URL', 'CALLREC_QUEUE_PREFIX', 'STORAGE_URL', 'SPOOL_URL'])
+      expect(config.data[variable]).toEqual(expect.any(String));
+    for (const variable of ['DATABASE_URL', 'CALLREC_MASTER_KEY'])
+      expect(secret.stringData[variable]).toEqual(expect.any(String));
   });
 
   test('media pods: ready by /readyz, alive by /healthz, each with a DATA_DIR of its own', () => {
@@ -73,12 +87,18 @@ describe('deploy/k8s', () => {
     expect(container.ports).toEqual([{ name: 'http', containerPort: 8081 }]);
     expect(container.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'http' });
     expect(container.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'http' });
-    expect(template.metadata.annotations).toEqual({ 'prometheus.io/scrape': 'true', 'prometheus.io/port': '8081', 'prometheus.io/path': '/metrics' });
+    expect(template.metadata.annotations).toEqual({
+      'prometheus.io/scrape': 'true',
+      'prometheus.io/port': '8081',
+      'prometheus.io/path': '/metrics',
+    });
     expect(loadConfig({}).workerPort).toBe(8081);
   });
 
   test('terminationGracePeriodSeconds is DRAIN_TIMEOUT_SECONDS plus the finalize margin', () => {
-    expect(mediaPod.spec.terminationGracePeriodSeconds).toBe(Number(config.data.DRAIN_TIMEOUT_SECONDS) + FINALIZE_MARGIN_SECONDS);
+    expect(mediaPod.spec.terminationGracePeriodSeconds).toBe(
+      Number(config.data.DRAIN_TIMEOUT_SECONDS) + FINALIZE_MARGIN_SECONDS,
+    );
     expect(worker.spec.template.spec.terminationGracePeriodSeconds).toBeGreaterThanOrEqual(60);
   });
 
@@ -100,7 +120,9 @@ describe('deploy/k8s', () => {
   test("pods run as the image's unprivileged user", () => {
     const user = /^USER (\d+)/m.exec(readText('Dockerfile'))?.[1];
     for (const deployment of [media, worker]) {
-      expect(deployment.spec.template.spec.securityContext).toEqual(expect.objectContaining({ runAsNonRoot: true, runAsUser: Number(user) }));
+      expect(deployment.spec.template.spec.securityContext).toEqual(
+        expect.objectContaining({ runAsNonRoot: true, runAsUser: Number(user) }),
+      );
     }
   });
 });

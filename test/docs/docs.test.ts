@@ -9,20 +9,36 @@ import { ROOT, readText, variablesReadBySource } from '../deploy/files.js';
  */
 
 /** Variables the docs name that another program reads: glibc, the AWS SDK's credential chain, Node. */
-const READ_BY_OTHERS = new Set(['MALLOC_ARENA_MAX', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_PROFILE', 'NODE_OPTIONS']);
+const READ_BY_OTHERS = new Set([
+  'MALLOC_ARENA_MAX',
+  'AWS_ACCESS_KEY_ID',
+  'AWS_SECRET_ACCESS_KEY',
+  'AWS_SESSION_TOKEN',
+  'AWS_PROFILE',
+  'NODE_OPTIONS',
+]);
 /** The system's, which callrec reads without configuring anything by it (where to find `redis-server`). */
 const SYSTEM = new Set(['PATH', 'HOME']);
 
-const docs = ['README.md', 'SECURITY.md', ...readdirSync(path.join(ROOT, 'docs'), { recursive: true, encoding: 'utf8' })
-  .filter((file) => file.endsWith('.md'))
-  .map((file) => path.join('docs', file))];
+const docs = [
+  'README.md',
+  'SECURITY.md',
+  ...readdirSync(path.join(ROOT, 'docs'), { recursive: true, encoding: 'utf8' })
+    .filter((file) => file.endsWith('.md'))
+    .map((file) => path.join('docs', file)),
+];
 
 /** GitHub's heading anchors: lower case, punctuation but `-` and `_` dropped, spaces as `-`. */
 function anchors(markdown: string): Set<string> {
   const seen = new Map<string, number>();
   const out = new Set<string>();
   for (const [, heading] of markdown.replace(/```[\s\S]*?```/g, '').matchAll(/^#{1,6} +(.+?) *#*$/gm)) {
-    const base = heading.replace(/`/g, '').toLowerCase().replace(/[^\p{L}\p{N}\s_-]/gu, '').trim().replace(/ /g, '-');
+    const base = heading
+      .replace(/`/g, '')
+      .toLowerCase()
+      .replace(/[^\p{L}\p{N}\s_-]/gu, '')
+      .trim()
+      .replace(/ /g, '-');
     const n = seen.get(base) ?? 0;
     seen.set(base, n + 1);
     out.add(n === 0 ? base : `${base}-${n}`);
@@ -33,7 +49,9 @@ function anchors(markdown: string): Set<string> {
 /** `[text](target)` links outside code, minus absolute URLs. */
 function links(markdown: string): string[] {
   const prose = markdown.replace(/```[\s\S]*?```/g, '').replace(/`[^`\n]*`/g, '');
-  return [...prose.matchAll(/\]\(([^)\s]+)(?:\s+"[^"]*")?\)/g)].map((m) => m[1]).filter((target) => !/^[a-z][a-z0-9+.-]*:/i.test(target));
+  return [...prose.matchAll(/\]\(([^)\s]+)(?:\s+"[^"]*")?\)/g)]
+    .map((m) => m[1])
+    .filter((target) => !/^[a-z][a-z0-9+.-]*:/i.test(target));
 }
 
 describe('documentation', () => {
@@ -46,7 +64,8 @@ describe('documentation', () => {
         broken.push(`${target}: no such file in the repository`);
         continue;
       }
-      if (anchor && resolved.endsWith('.md') && !anchors(readText(resolved)).has(anchor)) broken.push(`${target}: no such heading`);
+      if (anchor && resolved.endsWith('.md') && !anchors(readText(resolved)).has(anchor))
+        broken.push(`${target}: no such heading`);
     }
     expect(broken).toEqual([]);
   });

@@ -14,7 +14,9 @@ const AGENT = 'steady-agent';
 beforeAll(async () => {
   ts = await startTestServer();
   fixture = await readFixture(path.join(import.meta.dirname, '../../fixtures/twilio-fork-tones.jsonl'));
-  startMessage = JSON.parse(fixture.messages.find((m) => (m.data as string).includes('"event":"start"'))!.data as string);
+  startMessage = JSON.parse(
+    fixture.messages.find((m) => (m.data as string).includes('"event":"start"'))!.data as string,
+  );
   await ts.agent(AGENT, { enabled: true, auto_record: true, consent_prompt: false, dual_channel: true, format: 'wav' });
 });
 afterAll(() => ts?.close());
@@ -27,12 +29,23 @@ function start(params: Record<string, string>, encoding = 'audio/x-mulaw'): stri
   return JSON.stringify(message);
 }
 
-const media = (payload: string) => JSON.stringify({ event: 'media', sequenceNumber: '3', streamSid: startMessage.streamSid, media: { track: 'inbound', chunk: '1', timestamp: '0', payload } });
+const media = (payload: string) =>
+  JSON.stringify({
+    event: 'media',
+    sequenceNumber: '3',
+    streamSid: startMessage.streamSid,
+    media: { track: 'inbound', chunk: '1', timestamp: '0', payload },
+  });
 
 /** Sends `messages` on a fresh stream (Twilio's unless said) and resolves with how the server closed it. */
-async function misbehave(messages: Array<string | Buffer>, provider: Provider = 'twilio'): Promise<{ code: number; reason: string }> {
+async function misbehave(
+  messages: Array<string | Buffer>,
+  provider: Provider = 'twilio',
+): Promise<{ code: number; reason: string }> {
   const ws = new WebSocket(`${ts.wsUrl}/media/${provider}`);
-  const closed = new Promise<{ code: number; reason: string }>((resolve) => ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+  const closed = new Promise<{ code: number; reason: string }>((resolve) =>
+    ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })),
+  );
   ws.on('error', () => {});
   await new Promise((resolve) => ws.once('open', resolve));
   for (const m of messages) ws.send(m);
@@ -42,7 +55,13 @@ async function misbehave(messages: Array<string | Buffer>, provider: Provider = 
 /** Streams the fixture as a well-behaved provider and returns the recording's bytes. */
 async function goodCall(): Promise<{ callId: string; audio: Buffer }> {
   const callId = uniqueCallId('good');
-  const result = await replayFixture(fixture, { url: `${ts.wsUrl}/media/twilio`, agentId: AGENT, token: ts.key, callId, speed: 20 });
+  const result = await replayFixture(fixture, {
+    url: `${ts.wsUrl}/media/twilio`,
+    agentId: AGENT,
+    token: ts.key,
+    callId,
+    speed: 20,
+  });
   expect(result.closeCode).toBe(1000);
   expect((await ts.recording(callId)).status).toBe('ready');
   const res = await ts.api(`/api/calls/${callId}/recording`);
@@ -64,15 +83,28 @@ test('each kind of bad input is closed with a clear code and reason, records not
     ['malformed JSON', [CONNECTED, '{"event": "start", '], 1007, /^ERR_MALFORMED_MESSAGE: /],
     ['unknown event', [CONNECTED, JSON.stringify({ event: 'teleport' })], 1003, /^ERR_UNKNOWN_EVENT: .*teleport/],
     ['oversize message', [CONNECTED, 'x'.repeat(200 * 1024)], 1009, /^ERR_MESSAGE_TOO_LARGE: /],
-    ['wrong codec', [start(withId({ agent_id: AGENT, token: ts.key }), 'audio/x-opus')], 1003, /^ERR_UNSUPPORTED_CODEC: /],
+    [
+      'wrong codec',
+      [start(withId({ agent_id: AGENT, token: ts.key }), 'audio/x-opus')],
+      1003,
+      /^ERR_UNSUPPORTED_CODEC: /,
+    ],
     ['missing agent_id', [start(withId({ token: ts.key }))], 1008, /^ERR_MISSING_AGENT: /],
     ['unknown agent_id', [start(withId({ agent_id: 'nobody', token: ts.key }))], 1008, /^ERR_UNKNOWN_AGENT: .*nobody/],
     ['bad token', [start(withId({ agent_id: AGENT, token: 'crk_not-a-key' }))], 1008, /^ERR_BAD_TOKEN: /],
     ['no token', [start(withId({ agent_id: AGENT }))], 1008, /^ERR_BAD_TOKEN: /],
     ['media before start', [CONNECTED, media('/////w==')], 1008, /^ERR_UNEXPECTED_MESSAGE: /],
-    ['a call id already streamed', [start({ agent_id: AGENT, token: ts.key, call_id: alone.callId })], 1008, /^ERR_CALL_EXISTS: /],
+    [
+      'a call id already streamed',
+      [start({ agent_id: AGENT, token: ts.key, call_id: alone.callId })],
+      1008,
+      /^ERR_CALL_EXISTS: /,
+    ],
   ];
-  const [concurrent, ...outcomes] = await Promise.all([goodCall(), ...cases.map(([, messages]) => misbehave(messages))]);
+  const [concurrent, ...outcomes] = await Promise.all([
+    goodCall(),
+    ...cases.map(([, messages]) => misbehave(messages)),
+  ]);
 
   outcomes.forEach((outcome, i) => {
     const [name, , code, reason] = cases[i];
@@ -104,17 +136,35 @@ test.each([
   ['plivo', 'plivo-fork-tones'],
   ['exotel', 'exotel-voicebot-caller'],
   ['bandwidth', 'bandwidth-fork-tones'],
-] as const)('%s: malformed, unknown, unsupported codec, and bad audio mid-call, each closed with its code and reason', async (provider, name) => {
-  const kit = KITS[provider];
-  const text = (frame: { data: Buffer }) => frame.data.toString();
-  expect(await misbehave(['{"event": "start", '], provider)).toEqual({ code: 1007, reason: expect.stringMatching(/^ERR_MALFORMED_MESSAGE: /) });
-  expect(await misbehave([text(kit.unknownEvent!)], provider)).toEqual({ code: 1003, reason: expect.stringMatching(/^ERR_UNKNOWN_EVENT: /) });
-  expect(await misbehave([text(kit.unsupportedCodecStart)], provider)).toEqual({ code: 1003, reason: expect.stringMatching(/^ERR_UNSUPPORTED_CODEC: /) });
+] as const)(
+  '%s: malformed, unknown, unsupported codec, and bad audio mid-call, each closed with its code and reason',
+  async (provider, name) => {
+    const kit = KITS[provider];
+    const text = (frame: { data: Buffer }) => frame.data.toString();
+    expect(await misbehave(['{"event": "start", '], provider)).toEqual({
+      code: 1007,
+      reason: expect.stringMatching(/^ERR_MALFORMED_MESSAGE: /),
+    });
+    expect(await misbehave([text(kit.unknownEvent!)], provider)).toEqual({
+      code: 1003,
+      reason: expect.stringMatching(/^ERR_UNKNOWN_EVENT: /),
+    });
+    expect(await misbehave([text(kit.unsupportedCodecStart)], provider)).toEqual({
+      code: 1003,
+      reason: expect.stringMatching(/^ERR_UNSUPPORTED_CODEC: /),
+    });
 
-  const capture = await readFixture(path.join(import.meta.dirname, `../../fixtures/${name}.jsonl`));
-  const callId = uniqueCallId(`midcall-${provider}`);
-  const firstFrames = capture.messages.slice(0, 40).map((m) => (isStart(provider, m) ? rewriteStart(provider, m.data as string, { agentId: AGENT, token: ts.key, callId }) : (m.data as string)));
-  const outcome = await misbehave([...firstFrames, text(kit.badPayload(50))], provider);
-  expect(outcome).toEqual({ code: 1007, reason: expect.stringMatching(/^ERR_BAD_PAYLOAD: /) });
-  expect((await ts.recording(callId)).status).toBe('ready');
-});
+    const capture = await readFixture(path.join(import.meta.dirname, `../../fixtures/${name}.jsonl`));
+    const callId = uniqueCallId(`midcall-${provider}`);
+    const firstFrames = capture.messages
+      .slice(0, 40)
+      .map((m) =>
+        isStart(provider, m)
+          ? rewriteStart(provider, m.data as string, { agentId: AGENT, token: ts.key, callId })
+          : (m.data as string),
+      );
+    const outcome = await misbehave([...firstFrames, text(kit.badPayload(50))], provider);
+    expect(outcome).toEqual({ code: 1007, reason: expect.stringMatching(/^ERR_BAD_PAYLOAD: /) });
+    expect((await ts.recording(callId)).status).toBe('ready');
+  },
+);

@@ -3,7 +3,13 @@ import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import WebSocket, { WebSocketServer } from 'ws';
-import { startServerProcess, startTestServer, uniqueCallId, type ServerProcess, type TestServer } from '../helpers/server.js';
+import {
+  startServerProcess,
+  startTestServer,
+  uniqueCallId,
+  type ServerProcess,
+  type TestServer,
+} from '../helpers/server.js';
 
 // Issue 23 finding 2: bridge relaying is bounded both ways and before the runtime's handshake.
 // The node runs in a process of its own, so its memory (callrec_process_resident_memory_bytes)
@@ -22,11 +28,19 @@ const startMessage = (agentId: string, token: string) =>
     event: 'start',
     sequenceNumber: '1',
     streamSid: STREAM_SID,
-    start: { accountSid: 'AC1', streamSid: STREAM_SID, callSid: uniqueCallId('CA'), tracks: ['inbound'], customParameters: { agent_id: agentId, token }, mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 8000, channels: 1 } },
+    start: {
+      accountSid: 'AC1',
+      streamSid: STREAM_SID,
+      callSid: uniqueCallId('CA'),
+      tracks: ['inbound'],
+      customParameters: { agent_id: agentId, token },
+      mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 8000, channels: 1 },
+    },
   });
 
 /** A Twilio mark of ~63 KiB: relayed between provider and runtime as is, and not recorded. */
-const bigMark = (i: number) => JSON.stringify({ event: 'mark', streamSid: STREAM_SID, mark: { name: `${i}-${'x'.repeat(NAME_BYTES)}` } });
+const bigMark = (i: number) =>
+  JSON.stringify({ event: 'mark', streamSid: STREAM_SID, mark: { name: `${i}-${'x'.repeat(NAME_BYTES)}` } });
 
 let ts: TestServer;
 let node: ServerProcess;
@@ -49,11 +63,22 @@ async function metric(url: string, name: string, labels = ''): Promise<number> {
 }
 
 /** A provider's stream to `wsUrl` for an agent bridged to `runtimeUrl`: connected, then its start. */
-async function bridgedStream(wsUrl: string, runtimeUrl: string): Promise<{ ws: WebSocket; closed: Promise<{ code: number; reason: string }> }> {
+async function bridgedStream(
+  wsUrl: string,
+  runtimeUrl: string,
+): Promise<{ ws: WebSocket; closed: Promise<{ code: number; reason: string }> }> {
   const agentId = uniqueCallId('bridged');
-  await ts.agent(agentId, { enabled: true, auto_record: true, consent_prompt: false, format: 'wav', agent_ws_url: runtimeUrl });
+  await ts.agent(agentId, {
+    enabled: true,
+    auto_record: true,
+    consent_prompt: false,
+    format: 'wav',
+    agent_ws_url: runtimeUrl,
+  });
   const ws = new WebSocket(`${wsUrl}/media/twilio`);
-  const closed = new Promise<{ code: number; reason: string }>((resolve) => ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+  const closed = new Promise<{ code: number; reason: string }>((resolve) =>
+    ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })),
+  );
   ws.on('error', () => {});
   await once(ws, 'open');
   ws.send(JSON.stringify({ event: 'connected', protocol: 'Call', version: '1.0.0' }));
@@ -62,7 +87,9 @@ async function bridgedStream(wsUrl: string, runtimeUrl: string): Promise<{ ws: W
 }
 
 /** A runtime on 127.0.0.1: `onConnection` gets each socket it accepts as it does; `first` the first one. */
-async function runtimeServer(onConnection: (ws: WebSocket) => void = () => {}): Promise<{ url: string; first: Promise<WebSocket>; close(): Promise<void> }> {
+async function runtimeServer(
+  onConnection: (ws: WebSocket) => void = () => {},
+): Promise<{ url: string; first: Promise<WebSocket>; close(): Promise<void> }> {
   const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, maxPayload: 16 * MiB });
   await once(wss, 'listening');
   wss.on('connection', onConnection);
@@ -92,7 +119,7 @@ async function rss(): Promise<number> {
   return Math.min(...samples);
 }
 
-test('a runtime that never reads while the provider floods: the provider is paused, the relay holds under its cap, the node\'s memory stays flat', async () => {
+test("a runtime that never reads while the provider floods: the provider is paused, the relay holds under its cap, the node's memory stays flat", async () => {
   // Reads the handshake, then nothing: its socket's receive buffer fills, then callrec's send buffer.
   const runtime = await runtimeServer((ws) => ws.pause());
   const before = await rss();
@@ -113,14 +140,16 @@ test('a runtime that never reads while the provider floods: the provider is paus
   }
 });
 
-test('a provider that never reads while the runtime floods: the runtime is paused, the relay holds under its cap, the node\'s memory stays flat', async () => {
+test("a provider that never reads while the runtime floods: the runtime is paused, the relay holds under its cap, the node's memory stays flat", async () => {
   const runtime = await runtimeServer();
   const before = await rss();
   const provider = await bridgedStream(node.wsUrl, runtime.url);
   // The provider reads nothing from now on.
   provider.ws.pause();
   const runtimeSocket = await runtime.first;
-  await new Promise<void>((resolve) => runtimeSocket.on('message', (data) => data.toString().includes('"event":"start"') && resolve()));
+  await new Promise<void>((resolve) =>
+    runtimeSocket.on('message', (data) => data.toString().includes('"event":"start"') && resolve()),
+  );
   try {
     expect(await flood(runtimeSocket, 'runtime')).toBeGreaterThanOrEqual(1);
     const queued = await metric(node.url, 'callrec_bridge_relay_buffered_bytes', 'toward="provider"');
@@ -134,7 +163,7 @@ test('a provider that never reads while the runtime floods: the runtime is pause
   }
 });
 
-test('before the runtime\'s handshake (it accepts the connection and never answers): what queues for it is bounded, the provider paused', async () => {
+test("before the runtime's handshake (it accepts the connection and never answers): what queues for it is bounded, the provider paused", async () => {
   // Reads what the node sends (its handshake request), and never answers.
   const silent = net.createServer((socket) => socket.resume());
   await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
@@ -142,7 +171,9 @@ test('before the runtime\'s handshake (it accepts the connection and never answe
   const provider = await bridgedStream(node.wsUrl, url);
   try {
     expect(await flood(provider.ws, 'provider')).toBeGreaterThanOrEqual(1);
-    expect(await metric(node.url, 'callrec_bridge_relay_buffered_bytes', 'toward="runtime"')).toBeLessThanOrEqual(256 * 1024 + 128 * 1024);
+    expect(await metric(node.url, 'callrec_bridge_relay_buffered_bytes', 'toward="runtime"')).toBeLessThanOrEqual(
+      256 * 1024 + 128 * 1024,
+    );
     expect(provider.ws.bufferedAmount).toBeGreaterThan(FLOOD_BYTES - 32 * MiB);
   } finally {
     provider.ws.terminate();
@@ -151,18 +182,33 @@ test('before the runtime\'s handshake (it accepts the connection and never answe
 });
 
 test('past BRIDGE_RELAY_MAX_BYTES the stream is closed 1008 ERR_RELAY_OVERFLOW with a reason', async () => {
-  const capped = await startTestServer({ env: { BRIDGE_RELAY_HIGH_WATER_BYTES: String(MiB), BRIDGE_RELAY_MAX_BYTES: String(MiB) } });
+  const capped = await startTestServer({
+    env: { BRIDGE_RELAY_HIGH_WATER_BYTES: String(MiB), BRIDGE_RELAY_MAX_BYTES: String(MiB) },
+  });
   const runtime = await runtimeServer((ws) => ws.pause());
   try {
     const agentId = 'overflow';
-    await capped.agent(agentId, { enabled: true, auto_record: true, consent_prompt: false, format: 'wav', agent_ws_url: runtime.url });
+    await capped.agent(agentId, {
+      enabled: true,
+      auto_record: true,
+      consent_prompt: false,
+      format: 'wav',
+      agent_ws_url: runtime.url,
+    });
     const ws = new WebSocket(`${capped.wsUrl}/media/twilio`);
-    const closed = new Promise<{ code: number; reason: string }>((resolve) => ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+    const closed = new Promise<{ code: number; reason: string }>((resolve) =>
+      ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })),
+    );
     ws.on('error', () => {});
     await once(ws, 'open');
     ws.send(startMessage(agentId, capped.key));
     for (let i = 0; i < FLOOD_MESSAGES; i++) ws.send(bigMark(i));
-    expect(await closed).toEqual({ code: 1008, reason: expect.stringMatching(/^ERR_RELAY_OVERFLOW: agent runtime not reading: \d+ bytes would wait, over BRIDGE_RELAY_MAX_BYTES \(1048576\)$/) });
+    expect(await closed).toEqual({
+      code: 1008,
+      reason: expect.stringMatching(
+        /^ERR_RELAY_OVERFLOW: agent runtime not reading: \d+ bytes would wait, over BRIDGE_RELAY_MAX_BYTES \(1048576\)$/,
+      ),
+    });
     expect(await metric(capped.server.url, 'callrec_stream_limit_total', 'limit="ERR_RELAY_OVERFLOW"')).toBe(1);
   } finally {
     await runtime.close();

@@ -2,7 +2,16 @@ import path from 'node:path';
 import { readFixture, type Fixture } from '../../src/replay/fixture.js';
 import { replayFixture, type ReplayResult } from '../../src/replay/client.js';
 import { decodeAudio, findBursts } from '../helpers/audio.js';
-import { callerAudio, formatOf, markEcho, NO_MARKS, playedMark, readToProvider, ToneAnsweringRuntime, toneStartOffsets } from '../helpers/bridge.js';
+import {
+  callerAudio,
+  formatOf,
+  markEcho,
+  NO_MARKS,
+  playedMark,
+  readToProvider,
+  ToneAnsweringRuntime,
+  toneStartOffsets,
+} from '../helpers/bridge.js';
 import { startTestServer, uniqueCallId, type TestServer } from '../helpers/server.js';
 
 const REPLY_MS = 300;
@@ -17,7 +26,17 @@ afterAll(() => ts?.close());
 // these start messages asks for a bridge: the agent's agent_ws_url and a stream that can carry
 // audio back make it one (SPEC §4). The Telnyx capture carries both tracks, and its start does
 // not say so: the provider's agent track must not be recorded as the agent.
-const BRIDGED = ['twilio-connect-caller', 'telnyx-fork-pcma', 'vonage-tones', 'plivo-bidirectional-caller', 'exotel-voicebot-caller', 'bandwidth-bidirectional-caller', 'jambonz-mono-24k', 'freeswitch-mono', 'asterisk-slin48'];
+const BRIDGED = [
+  'twilio-connect-caller',
+  'telnyx-fork-pcma',
+  'vonage-tones',
+  'plivo-bidirectional-caller',
+  'exotel-voicebot-caller',
+  'bandwidth-bidirectional-caller',
+  'jambonz-mono-24k',
+  'freeswitch-mono',
+  'asterisk-slin48',
+];
 describe.each(BRIDGED)('bridge on %s', (name) => {
   let runtime: ToneAnsweringRuntime;
   let fixture: Fixture;
@@ -36,7 +55,14 @@ describe.each(BRIDGED)('bridge on %s', (name) => {
     messagesPerReply = REPLY_MS / 20 + (hasMarks ? 1 : 0);
     runtime = await ToneAnsweringRuntime.start({ provider, format: formatOf(fixture), replyMs: REPLY_MS });
     const agentId = `bridged-${provider}`;
-    await ts.agent(agentId, { enabled: true, auto_record: true, consent_prompt: false, dual_channel: true, format: 'wav', agent_ws_url: runtime.url });
+    await ts.agent(agentId, {
+      enabled: true,
+      auto_record: true,
+      consent_prompt: false,
+      dual_channel: true,
+      format: 'wav',
+      agent_ws_url: runtime.url,
+    });
     callId = uniqueCallId(`bridge-${provider}`);
     // Paced in real time: in bridge mode the runtime's audio is placed by when it arrives.
     result = await replayFixture(fixture, {
@@ -58,14 +84,16 @@ describe.each(BRIDGED)('bridge on %s', (name) => {
 
   afterAll(() => runtime?.close());
 
-  test('the provider receives the runtime\'s messages byte for byte, in order', () => {
+  test("the provider receives the runtime's messages byte for byte, in order", () => {
     const callerBursts = fixture.meta.bursts.filter((b) => b.leg === 'caller').length;
     expect(runtime.sent).toHaveLength(callerBursts * messagesPerReply);
     expect(result.received.map((m) => ({ data: m.data, binary: m.binary }))).toEqual(runtime.sent);
   });
 
-  test('the runtime receives the caller\'s audio as the provider sent it, and a start without callrec\'s token', () => {
-    const sentByProvider = fixture.messages.map((m) => callerAudio({ data: m.binary ? (m.data as Buffer) : Buffer.from(m.data as string), binary: m.binary }));
+  test("the runtime receives the caller's audio as the provider sent it, and a start without callrec's token", () => {
+    const sentByProvider = fixture.messages.map((m) =>
+      callerAudio({ data: m.binary ? (m.data as Buffer) : Buffer.from(m.data as string), binary: m.binary }),
+    );
     const relayed = runtime.received.map(callerAudio);
     expect(relayed.filter((a) => a !== null)).toEqual(sentByProvider.filter((a) => a !== null));
     const start = runtime.startText;
@@ -88,7 +116,9 @@ describe.each(BRIDGED)('bridge on %s', (name) => {
     const audio = await decodeAudio(new Uint8Array(await res.arrayBuffer()), 'wav');
     expect(audio.channels).toHaveLength(2);
     const callerBursts = findBursts(audio.channels[0], audio.sampleRate, 1000);
-    expect(callerBursts.map((b) => b.startMs)).toEqual(fixture.meta.bursts.filter((b) => b.leg === 'caller').map((b) => expect.closeTo(b.startMs, 0)));
+    expect(callerBursts.map((b) => b.startMs)).toEqual(
+      fixture.meta.bursts.filter((b) => b.leg === 'caller').map((b) => expect.closeTo(b.startMs, 0)),
+    );
     const agentBursts = findBursts(audio.channels[1], audio.sampleRate, 1500);
     expect(agentBursts).toHaveLength(callerBursts.length);
     const toneSentAt = toneStartOffsets(fixture);
@@ -124,28 +154,52 @@ describe('a stream parameter forces the mode', () => {
   beforeAll(async () => {
     fixture = await readFixture(path.join(import.meta.dirname, '../../fixtures/telnyx-fork-pcma.jsonl'));
     runtime = await ToneAnsweringRuntime.start({ provider: 'telnyx', format: formatOf(fixture), replyMs: REPLY_MS });
-    await ts.agent('mode-bridged', { enabled: true, auto_record: true, consent_prompt: false, dual_channel: true, format: 'wav', agent_ws_url: runtime.url });
+    await ts.agent('mode-bridged', {
+      enabled: true,
+      auto_record: true,
+      consent_prompt: false,
+      dual_channel: true,
+      format: 'wav',
+      agent_ws_url: runtime.url,
+    });
     await ts.agent('mode-plain', { enabled: true, auto_record: true, consent_prompt: false });
   });
   afterAll(() => runtime?.close());
 
   test('mode=fork: a Telnyx stream is only recorded, both tracks from Telnyx, though the agent names a runtime', async () => {
     const callId = uniqueCallId('mode-fork');
-    const result = await replayFixture(fixture, { url: `${ts.wsUrl}/media/telnyx?mode=fork`, agentId: 'mode-bridged', token: ts.key, callId, speed: 'max' });
+    const result = await replayFixture(fixture, {
+      url: `${ts.wsUrl}/media/telnyx?mode=fork`,
+      agentId: 'mode-bridged',
+      token: ts.key,
+      callId,
+      speed: 'max',
+    });
     expect(result.closeCode).toBe(1000);
     expect(result.received).toEqual([]);
     expect(runtime.received).toEqual([]);
     const rec = await ts.recording(callId);
     expect(rec.status).toBe('ready');
-    const audio = await decodeAudio(new Uint8Array(await (await ts.api(`/api/calls/${callId}/recording`)).arrayBuffer()), 'wav');
+    const audio = await decodeAudio(
+      new Uint8Array(await (await ts.api(`/api/calls/${callId}/recording`)).arrayBuffer()),
+      'wav',
+    );
     // The provider's own agent track this time: its 1500 Hz burst at 1000 ms.
-    expect(findBursts(audio.channels[1], audio.sampleRate, 1500).map((b) => b.startMs)).toEqual([expect.closeTo(1000, 0)]);
+    expect(findBursts(audio.channels[1], audio.sampleRate, 1500).map((b) => b.startMs)).toEqual([
+      expect.closeTo(1000, 0),
+    ]);
     expect(await (await ts.api(`/api/calls/${callId}`)).json()).toMatchObject({ mode: 'fork' });
   });
 
   test('mode=bridge with no runtime named: closed with a clear reason, nothing recorded', async () => {
     const callId = uniqueCallId('mode-bridge');
-    const result = await replayFixture(fixture, { url: `${ts.wsUrl}/media/telnyx?mode=bridge`, agentId: 'mode-plain', token: ts.key, callId, speed: 'max' });
+    const result = await replayFixture(fixture, {
+      url: `${ts.wsUrl}/media/telnyx?mode=bridge`,
+      agentId: 'mode-plain',
+      token: ts.key,
+      callId,
+      speed: 'max',
+    });
     expect(result.closeCode).toBe(1008);
     expect(result.closeReason).toMatch(/^ERR_NO_RUNTIME: /);
     expect((await ts.api(`/api/calls/${callId}`)).status).toBe(404);

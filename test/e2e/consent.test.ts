@@ -34,7 +34,12 @@ function dtmfOf(fixture: Fixture, digit: string): string {
 function twilioFrameAt(fixture: Fixture, timestampMs: number): string {
   const start = JSON.parse(fixture.messages[1].data as string);
   const payload = Buffer.alloc(160, 0xff).toString('base64');
-  return JSON.stringify({ event: 'media', streamSid: start.streamSid, sequenceNumber: '902', media: { track: 'inbound', chunk: '902', timestamp: String(timestampMs), payload } });
+  return JSON.stringify({
+    event: 'media',
+    streamSid: start.streamSid,
+    sequenceNumber: '902',
+    media: { track: 'inbound', chunk: '902', timestamp: String(timestampMs), payload },
+  });
 }
 
 interface ConsentCall {
@@ -57,28 +62,32 @@ async function consentCall(opts: ConsentCall): Promise<{ callId: string; sent: S
   const { fixture, server = ts } = opts;
   const callId = uniqueCallId(`consent-${fixture.meta.provider}`);
   const sent: Sent = { audio: [], mark: null };
-  const messages = opts.hangUpAtMs === undefined ? fixture.messages : fixture.messages.filter((m) => m.t < opts.hangUpAtMs!);
+  const messages =
+    opts.hangUpAtMs === undefined ? fixture.messages : fixture.messages.filter((m) => m.t < opts.hangUpAtMs!);
   const openedAt = Date.now();
   const timers: NodeJS.Timeout[] = [];
   const at = (ms: number, fn: () => void) => timers.push(setTimeout(fn, Math.max(0, ms - (Date.now() - openedAt))));
-  await replayFixture({ ...fixture, messages }, {
-    url: `${server.wsUrl}/media/${fixture.meta.provider}${opts.query ?? ''}`,
-    agentId: opts.agentId,
-    token: server.key,
-    callId,
-    speed: 'realtime',
-    closeAfterMs: 100,
-    onMessage(data, binary, reply) {
-      const hadMark = sent.mark !== null;
-      const said = readToProvider({ data, binary });
-      if (said.type === 'audio') sent.audio.push(Buffer.from(said.payload));
-      else if (said.type === 'mark') sent.mark = said.name;
-      if (hadMark || sent.mark === null) return;
-      if (opts.jumpToMs !== undefined) reply(twilioFrameAt(fixture, opts.jumpToMs), false);
-      if (opts.echoAtMs !== undefined) at(opts.echoAtMs, () => reply(markEcho(fixture, sent.mark!), false));
-      if (opts.dtmf) at(opts.dtmf.atMs, () => reply(dtmfOf(fixture, opts.dtmf!.digit), false));
+  await replayFixture(
+    { ...fixture, messages },
+    {
+      url: `${server.wsUrl}/media/${fixture.meta.provider}${opts.query ?? ''}`,
+      agentId: opts.agentId,
+      token: server.key,
+      callId,
+      speed: 'realtime',
+      closeAfterMs: 100,
+      onMessage(data, binary, reply) {
+        const hadMark = sent.mark !== null;
+        const said = readToProvider({ data, binary });
+        if (said.type === 'audio') sent.audio.push(Buffer.from(said.payload));
+        else if (said.type === 'mark') sent.mark = said.name;
+        if (hadMark || sent.mark === null) return;
+        if (opts.jumpToMs !== undefined) reply(twilioFrameAt(fixture, opts.jumpToMs), false);
+        if (opts.echoAtMs !== undefined) at(opts.echoAtMs, () => reply(markEcho(fixture, sent.mark!), false));
+        if (opts.dtmf) at(opts.dtmf.atMs, () => reply(dtmfOf(fixture, opts.dtmf!.digit), false));
+      },
     },
-  });
+  );
   timers.forEach(clearTimeout);
   return { callId, sent };
 }
@@ -117,11 +126,18 @@ describe.each([
   beforeAll(async () => {
     fixture = await readFixture(path.join(FIXTURES, `${name}.jsonl`));
     const agentId = `consent-${name}`;
-    await ts.agent(agentId, { enabled: true, auto_record: true, consent_prompt: true, consent_message: MESSAGE, dual_channel: true, format: 'wav' });
+    await ts.agent(agentId, {
+      enabled: true,
+      auto_record: true,
+      consent_prompt: true,
+      consent_message: MESSAGE,
+      dual_channel: true,
+      format: 'wav',
+    });
     call = await consentCall({ fixture, agentId, echoAtMs, query });
   }, 30_000);
 
-  test('the prompt sent back is speech of plausible length in the stream\'s codec, then a mark', () => {
+  test("the prompt sent back is speech of plausible length in the stream's codec, then a mark", () => {
     expect(call.sent.mark).toMatch(/^callrec-consent/);
     const format = formatOf(fixture);
     const wire = Buffer.concat(call.sent.audio);
@@ -159,7 +175,11 @@ describe.each([
     expect(Math.abs(startMs - echoAtMs)).toBeLessThanOrEqual(60);
     for (const leg of ['caller', 'agent'] as const) {
       const expected = fixture.meta.bursts.filter((b) => b.leg === leg && b.startMs > echoAtMs);
-      const found = findBursts(audio.channels[leg === 'caller' ? 0 : 1], audio.sampleRate, leg === 'caller' ? 1000 : 1500);
+      const found = findBursts(
+        audio.channels[leg === 'caller' ? 0 : 1],
+        audio.sampleRate,
+        leg === 'caller' ? 1000 : 1500,
+      );
       expect(found).toHaveLength(expected.length);
       expected.forEach((burst, i) => {
         expect(Math.abs(found[i].startMs + startMs - burst.startMs)).toBeLessThanOrEqual(1);
@@ -193,7 +213,12 @@ describe.each([
     const pkg = readEvidenceZip(new Uint8Array(await evidence.arrayBuffer()));
     expect(createHash('sha256').update(pkg.prompt!.audio).digest('hex')).toBe(signed);
     if (fixture.meta.wireRate === undefined) expect(Buffer.from(pkg.prompt!.audio)).toEqual(played);
-    const report = await verifyRecording({ audio: pkg.audio, manifest: pkg.manifest, keySet: pkg.keys, prompt: pkg.prompt!.audio });
+    const report = await verifyRecording({
+      audio: pkg.audio,
+      manifest: pkg.manifest,
+      keySet: pkg.keys,
+      prompt: pkg.prompt!.audio,
+    });
     expect(report.checks.find((c) => c.check === 'consent prompt')).toMatchObject({ ok: true });
   });
 });
@@ -202,23 +227,39 @@ describe('two-party consent', () => {
   let fixture: Fixture;
   beforeAll(async () => {
     fixture = await readFixture(path.join(FIXTURES, 'twilio-connect-caller.jsonl'));
-    await ts.agent('two-party', { enabled: true, auto_record: true, consent_mode: 'two_party', consent_digit: '1', consent_timeout_seconds: 1, format: 'wav' });
+    await ts.agent('two-party', {
+      enabled: true,
+      auto_record: true,
+      consent_mode: 'two_party',
+      consent_digit: '1',
+      consent_timeout_seconds: 1,
+      format: 'wav',
+    });
   });
 
   test.concurrent.each([
     ['1', 'agreed', true],
     ['2', 'declined', false],
-  ] as const)('digit %s → %s', async (digit, outcome, recorded) => {
-    const { callId } = await consentCall({ fixture, agentId: 'two-party', echoAtMs: 400, dtmf: { digit, atMs: 700 } });
-    const view = await callView(callId);
-    expect(view.consent).toMatchObject({ mode: 'two_party', outcome, digit });
-    expect(view.recording_status).toEqual(recorded ? expect.stringMatching(/processing|ready/) : 'none');
-    if (recorded) {
-      const audio = await recordingOf(callId);
-      // Recorded from the digit on: all three bursts (the first starts at 1000 ms).
-      expect(findBursts(audio.channels[0], audio.sampleRate, 1000)).toHaveLength(3);
-    }
-  }, 30_000);
+  ] as const)(
+    'digit %s → %s',
+    async (digit, outcome, recorded) => {
+      const { callId } = await consentCall({
+        fixture,
+        agentId: 'two-party',
+        echoAtMs: 400,
+        dtmf: { digit, atMs: 700 },
+      });
+      const view = await callView(callId);
+      expect(view.consent).toMatchObject({ mode: 'two_party', outcome, digit });
+      expect(view.recording_status).toEqual(recorded ? expect.stringMatching(/processing|ready/) : 'none');
+      if (recorded) {
+        const audio = await recordingOf(callId);
+        // Recorded from the digit on: all three bursts (the first starts at 1000 ms).
+        expect(findBursts(audio.channels[0], audio.sampleRate, 1000)).toHaveLength(3);
+      }
+    },
+    30_000,
+  );
 
   test.concurrent('no digit → timeout, nothing recorded', async () => {
     const { callId } = await consentCall({ fixture, agentId: 'two-party', echoAtMs: 400 });
@@ -231,7 +272,10 @@ describe('two-party consent', () => {
     const { callId, sent } = await consentCall({ fixture, agentId: 'two-party', hangUpAtMs: 600 });
     expect(sent.mark).not.toBeNull();
     const view = await callView(callId);
-    expect(view.consent).toMatchObject({ outcome: 'failed', reason: expect.stringContaining('before the prompt finished') });
+    expect(view.consent).toMatchObject({
+      outcome: 'failed',
+      reason: expect.stringContaining('before the prompt finished'),
+    });
     expect(view.recording_status).toBe('none');
   }, 30_000);
 });
@@ -243,13 +287,27 @@ describe('a timestamp jump during two-party consent', () => {
   let bounded: TestServer;
   beforeAll(async () => {
     bounded = await startTestServer({ env: { STREAM_AUDIO_LEAD_SECONDS: String(LEAD_S) } });
-    await bounded.agent('two-party', { enabled: true, auto_record: true, consent_mode: 'two_party', consent_digit: '1', consent_timeout_seconds: 1, format: 'wav' });
+    await bounded.agent('two-party', {
+      enabled: true,
+      auto_record: true,
+      consent_mode: 'two_party',
+      consent_digit: '1',
+      consent_timeout_seconds: 1,
+      format: 'wav',
+    });
   });
   afterAll(() => bounded?.close());
 
   test('moves the clock at most the lead; the digit window and the recording after it hold', async () => {
     const fixture = await readFixture(path.join(FIXTURES, 'twilio-connect-caller.jsonl'));
-    const { callId } = await consentCall({ fixture, agentId: 'two-party', echoAtMs: 400, dtmf: { digit: '1', atMs: 700 }, jumpToMs: 3_600_000, server: bounded });
+    const { callId } = await consentCall({
+      fixture,
+      agentId: 'two-party',
+      echoAtMs: 400,
+      dtmf: { digit: '1', atMs: 700 },
+      jumpToMs: 3_600_000,
+      server: bounded,
+    });
     const view = await callView(callId, bounded);
     // The digit 300 ms after the prompt, inside its 1 s window, still counts.
     expect(view.consent).toMatchObject({ mode: 'two_party', outcome: 'agreed', digit: '1' });
@@ -258,7 +316,9 @@ describe('a timestamp jump during two-party consent', () => {
     // Capture began at most the lead late: the bursts after it are recorded (before the fix: none).
     const audio = await recordingOf(callId, bounded);
     const bursts = findBursts(audio.channels[0], audio.sampleRate, 1000);
-    expect(bursts.length).toBeGreaterThanOrEqual(fixture.meta.bursts.filter((b) => b.startMs > 700 + LEAD_S * 1000 + 200).length);
+    expect(bursts.length).toBeGreaterThanOrEqual(
+      fixture.meta.bursts.filter((b) => b.startMs > 700 + LEAD_S * 1000 + 200).length,
+    );
     expect(bursts.length).toBeGreaterThanOrEqual(2);
   }, 30_000);
 });
@@ -267,7 +327,13 @@ test('a one-way stream cannot carry the prompt: fail closed, nothing recorded', 
   const fixture = await readFixture(path.join(FIXTURES, 'twilio-fork-tones.jsonl'));
   await ts.agent('one-way', { enabled: true, auto_record: true, consent_prompt: true });
   const callId = uniqueCallId('one-way');
-  const result = await replayFixture(fixture, { url: `${ts.wsUrl}/media/twilio`, agentId: 'one-way', token: ts.key, callId, speed: 'max' });
+  const result = await replayFixture(fixture, {
+    url: `${ts.wsUrl}/media/twilio`,
+    agentId: 'one-way',
+    token: ts.key,
+    callId,
+    speed: 'max',
+  });
   expect(result.closeCode).toBe(1000); // the call itself is never cut off
   expect(result.received).toEqual([]);
   const view = await callView(callId);
@@ -280,7 +346,13 @@ test('a Bandwidth stream confirms no playback: the prompt cannot be known to hav
   await ts.agent('bandwidth-consent', { enabled: true, auto_record: true, consent_prompt: true });
   const callId = uniqueCallId('bandwidth-consent');
   // In real time: the prompt is synthesized and sent well before the stream ends.
-  const result = await replayFixture(fixture, { url: `${ts.wsUrl}/media/bandwidth`, agentId: 'bandwidth-consent', token: ts.key, callId, speed: 'realtime' });
+  const result = await replayFixture(fixture, {
+    url: `${ts.wsUrl}/media/bandwidth`,
+    agentId: 'bandwidth-consent',
+    token: ts.key,
+    callId,
+    speed: 'realtime',
+  });
   expect(result.closeCode).toBe(1000);
   expect(result.received.length).toBeGreaterThan(0);
   const view = await callView(callId);
@@ -308,12 +380,27 @@ describe.each([
   beforeAll(async () => {
     fixture = await readFixture(path.join(FIXTURES, `${name}.jsonl`));
     const { provider } = fixture.meta;
-    runtime = await ToneAnsweringRuntime.start({ provider, format: formatOf(fixture), replyMs: 300, greetingMs: GREETING_MS });
+    runtime = await ToneAnsweringRuntime.start({
+      provider,
+      format: formatOf(fixture),
+      replyMs: 300,
+      greetingMs: GREETING_MS,
+    });
     const agentId = `cold-${consentMode}-${provider}`;
     callId = uniqueCallId(agentId);
     // A text no call has rendered yet: its synthesis runs while the runtime greets.
     const message = `This call is recorded. Reference ${callId}.`;
-    await ts.agent(agentId, { enabled: true, auto_record: true, consent_prompt: true, consent_message: message, consent_mode: consentMode, consent_digit: '1', agent_ws_url: runtime.url, dual_channel: true, format: 'wav' });
+    await ts.agent(agentId, {
+      enabled: true,
+      auto_record: true,
+      consent_prompt: true,
+      consent_message: message,
+      consent_mode: consentMode,
+      consent_digit: '1',
+      agent_ws_url: runtime.url,
+      dual_channel: true,
+      format: 'wav',
+    });
     await replayFixture(fixture, {
       url: `${ts.wsUrl}/media/${provider}`,
       agentId,

@@ -2,7 +2,13 @@ import path from 'node:path';
 import { readFixture, type Fixture } from '../../src/replay/fixture.js';
 import { replayFixture } from '../../src/replay/client.js';
 import { decodeAudio, type DecodedAudio } from '../helpers/audio.js';
-import { startServerProcess, startTestServer, uniqueCallId, type ServerProcess, type TestServer } from '../helpers/server.js';
+import {
+  startServerProcess,
+  startTestServer,
+  uniqueCallId,
+  type ServerProcess,
+  type TestServer,
+} from '../helpers/server.js';
 
 /** Node A holds the provider sockets; every control request goes through node B, a second process. */
 let nodeA: TestServer;
@@ -24,7 +30,11 @@ afterAll(async () => {
 });
 
 function control(callId: string, action: string): Promise<Response> {
-  return nodeB.api(`/api/calls/${callId}/recording`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ action }) });
+  return nodeB.api(`/api/calls/${callId}/recording`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ action }),
+  });
 }
 
 interface Controlled {
@@ -45,7 +55,13 @@ async function controlledCall(agentId: string): Promise<Controlled> {
         resolve();
       }, atMs),
     );
-  const replay = replayFixture(fixture, { url: `${nodeA.wsUrl}/media/twilio`, agentId, token: nodeA.key, callId, speed: 'realtime' });
+  const replay = replayFixture(fixture, {
+    url: `${nodeA.wsUrl}/media/twilio`,
+    agentId,
+    token: nodeA.key,
+    callId,
+    speed: 'realtime',
+  });
   await Promise.all([
     replay,
     step('start', 'start', 800),
@@ -116,7 +132,9 @@ describe('recording control through another node', () => {
     expect(Math.abs(durationMs(audio) - 3800)).toBeLessThanOrEqual(SCHEDULING_MS);
     expect(isSilent(audio, pause.recording_offset_ms, pause.recording_offset_ms + pausedFor)).toBe(true);
     // The caller's 3000–3800 ms burst resumes with the recording: not silent right after the pause.
-    expect(isSilent(audio, pause.recording_offset_ms + pausedFor, pause.recording_offset_ms + pausedFor + 200)).toBe(false);
+    expect(isSilent(audio, pause.recording_offset_ms + pausedFor, pause.recording_offset_ms + pausedFor + 200)).toBe(
+      false,
+    );
     expect(view.recording_status).toBe('ready');
   });
 

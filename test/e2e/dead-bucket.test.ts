@@ -38,22 +38,65 @@ test("a tenant's bucket that never answers does not hold another tenant's API, s
   await store.tenants.ensure('stalls', 'Stalls');
   const stallsKey = (await store.keys.create({ tenantId: 'stalls', name: 'admin', scopes: ['admin'] })).secret;
   const keyring = await MasterKeyring.load({ dataDir: ts.dataDir, masterKey: ts.cluster.masterKey });
-  const bucket = { storage_url: 's3://bucket/rec', storage_credentials: { access_key_id: 'AKIAEXAMPLE', secret_access_key: 'secret-example-key', endpoint: `http://127.0.0.1:${silent.port}` } };
-  await store.tenants.updateSettings('stalls', (current) => applySettingsPatch(keyring, 'stalls', current, bucket, { operator: false }));
+  const bucket = {
+    storage_url: 's3://bucket/rec',
+    storage_credentials: {
+      access_key_id: 'AKIAEXAMPLE',
+      secret_access_key: 'secret-example-key',
+      endpoint: `http://127.0.0.1:${silent.port}`,
+    },
+  };
+  await store.tenants.updateSettings('stalls', (current) =>
+    applySettingsPatch(keyring, 'stalls', current, bucket, { operator: false }),
+  );
   const recorded = { enabled: true, auto_record: true, consent_prompt: false, format: 'wav' } as const;
   await store.agents.patch('stalls', 'rec', { voice_tools: { call_recording: recorded } }, null);
   await ts.agent('rec', recorded);
 
   // Two of its calls, whose uploads hang (as many as the node's recording jobs at once)…
-  for (let i = 0; i < 2; i++) await replayFixture(fixture, { url: `${ts.wsUrl}/media/twilio`, agentId: 'rec', token: stallsKey, callId: uniqueCallId('stalls'), speed: 'max' });
+  for (let i = 0; i < 2; i++)
+    await replayFixture(fixture, {
+      url: `${ts.wsUrl}/media/twilio`,
+      agentId: 'rec',
+      token: stallsKey,
+      callId: uniqueCallId('stalls'),
+      speed: 'max',
+    });
   await until('an upload to the silent bucket is under way', () => silent.connections() >= 1);
   // …and the deletion of a recording in that bucket, which hangs too.
-  await store.calls.create({ tenantId: 'stalls', id: 'old', agentId: 'rec', provider: 'twilio', mode: 'fork', sampleRate: 8000, legs: ['caller'], settings: CALL_RECORDING_DEFAULTS, nodeId: null });
+  await store.calls.create({
+    tenantId: 'stalls',
+    id: 'old',
+    agentId: 'rec',
+    provider: 'twilio',
+    mode: 'fork',
+    sampleRate: 8000,
+    legs: ['caller'],
+    settings: CALL_RECORDING_DEFAULTS,
+    nodeId: null,
+  });
   await store.calls.update('stalls', 'old', { status: 'ended', endedAt: new Date().toISOString() });
-  const old = await store.recordings.create({ tenantId: 'stalls', callId: 'old', format: 'wav', channels: 1, sampleRate: 8000, storageDays: 90 });
-  await store.recordings.update(old.id, { status: 'ready', objectKey: 'stalls/old.wav.enc', storageUrl: 's3://bucket/rec' });
+  const old = await store.recordings.create({
+    tenantId: 'stalls',
+    callId: 'old',
+    format: 'wav',
+    channels: 1,
+    sampleRate: 8000,
+    storageDays: 90,
+  });
+  await store.recordings.update(old.id, {
+    status: 'ready',
+    objectKey: 'stalls/old.wav.enc',
+    storageUrl: 's3://bucket/rec',
+  });
   const before = silent.connections();
-  const deletion = fetch(`${ts.server.url}/api/calls/old/recording`, { method: 'DELETE', headers: { authorization: `Bearer ${stallsKey}` } }).then((res) => res.status, () => 0);
+  const deletion = fetch(`${ts.server.url}/api/calls/old/recording`, {
+    method: 'DELETE',
+    headers: { authorization: `Bearer ${stallsKey}` },
+  }).then(
+    (res) => res.status,
+    () => 0,
+  );
   await until('the deletion reaches the silent bucket', () => silent.connections() > before);
 
   // The other tenant: its API answers, its stream records, its recording is stored, all at once.
@@ -61,10 +104,19 @@ test("a tenant's bucket that never answers does not hold another tenant's API, s
   expect(res.status).toBe(200);
   expect((await fetch(`${ts.server.url}/readyz`, { signal: AbortSignal.timeout(FEW_SECONDS_MS) })).status).toBe(200);
   const callId = uniqueCallId('other');
-  const replay = await replayFixture(fixture, { url: `${ts.wsUrl}/media/twilio`, agentId: 'rec', token: ts.key, callId, speed: 'max' });
+  const replay = await replayFixture(fixture, {
+    url: `${ts.wsUrl}/media/twilio`,
+    agentId: 'rec',
+    token: ts.key,
+    callId,
+    speed: 'max',
+  });
   expect(replay.closeCode).toBe(1000);
   const finished = Date.now();
-  expect(await ts.recording(callId, FEW_SECONDS_MS + 5_000)).toMatchObject({ status: 'ready', storageUrl: ts.cluster.storageUrl });
+  expect(await ts.recording(callId, FEW_SECONDS_MS + 5_000)).toMatchObject({
+    status: 'ready',
+    storageUrl: ts.cluster.storageUrl,
+  });
   expect(Date.now() - finished).toBeLessThan(FEW_SECONDS_MS + 5_000);
   // Still hanging, as the bucket still does not answer.
   expect(await store.recordings.getByCall('stalls', 'old')).toMatchObject({ status: 'deleting' });

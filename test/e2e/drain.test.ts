@@ -8,7 +8,13 @@ import { RecordingQueues, recordingJobId } from '../../src/queue/recordings.js';
 import { replayFixture, type ReplayResult } from '../../src/replay/client.js';
 import { readFixture, type Fixture } from '../../src/replay/fixture.js';
 import { REDIS_URL } from '../helpers/redis.js';
-import { startServerProcess, startTestServer, uniqueCallId, type ServerProcess, type TestServer } from '../helpers/server.js';
+import {
+  startServerProcess,
+  startTestServer,
+  uniqueCallId,
+  type ServerProcess,
+  type TestServer,
+} from '../helpers/server.js';
 
 const FIXTURE = path.resolve(import.meta.dirname, '../../fixtures/twilio-fork-tones.jsonl');
 
@@ -23,9 +29,23 @@ beforeAll(async () => {
 afterAll(() => primary.close());
 
 /** Starts `count` realtime calls at `node`; resolves once every one is live there. */
-async function liveCalls(node: ServerProcess, label: string, count: number): Promise<{ ids: string[]; streams: Promise<ReplayResult[]> }> {
+async function liveCalls(
+  node: ServerProcess,
+  label: string,
+  count: number,
+): Promise<{ ids: string[]; streams: Promise<ReplayResult[]> }> {
   const ids = Array.from({ length: count }, () => uniqueCallId(label));
-  const streams = Promise.all(ids.map((callId) => replayFixture(fixture, { url: `${node.wsUrl}/media/twilio`, agentId: 'support', token: primary.key, callId, speed: 'realtime' })));
+  const streams = Promise.all(
+    ids.map((callId) =>
+      replayFixture(fixture, {
+        url: `${node.wsUrl}/media/twilio`,
+        agentId: 'support',
+        token: primary.key,
+        callId,
+        speed: 'realtime',
+      }),
+    ),
+  );
   for (const callId of ids) {
     while ((await primary.server.store.calls.get(primary.tenantId, callId))?.status !== 'live') await sleep(20);
   }
@@ -50,7 +70,9 @@ function refusedUpgrade(node: ServerProcess): Promise<{ status: number; header: 
     ws.on('unexpected-response', (_req, res) => {
       let body = '';
       res.on('data', (chunk: Buffer) => (body += chunk.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, header: res.headers['x-callrec-error'] as string | undefined, body }));
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, header: res.headers['x-callrec-error'] as string | undefined, body }),
+      );
     });
   });
 }
@@ -64,15 +86,27 @@ test('SIGTERM during 5 live calls: not ready at once, new streams refused, the c
     expect(await untilNotReady(node)).toEqual({ status: 'draining' });
     const metrics = await (await fetch(`${node.url}/metrics`)).text();
     expect(metrics).toMatch(/^callrec_draining 1$/m);
-    expect(await refusedUpgrade(node)).toEqual({ status: 503, header: 'ERR_DRAINING', body: expect.stringMatching(/^ERR_DRAINING: .*draining/) });
+    expect(await refusedUpgrade(node)).toEqual({
+      status: 503,
+      header: 'ERR_DRAINING',
+      body: expect.stringMatching(/^ERR_DRAINING: .*draining/),
+    });
     // Each call ran to the fixture's end: the provider stopped it, the node did not.
     for (const result of await streams) expect(result.closeReason).not.toMatch(/ERR_/);
     expect(await node.exitCode).toBe(143);
     // The node handed its own queue over before it exited: every recording is already ready.
     for (const callId of ids) {
       const recording = await primary.server.store.recordings.getByCall(primary.tenantId, callId);
-      expect(recording).toMatchObject({ status: 'ready', attempts: 1, error: null, durationMs: fixture.meta.durationMs });
-      expect(await primary.server.store.calls.get(primary.tenantId, callId)).toMatchObject({ status: 'ended', endReason: 'provider stop' });
+      expect(recording).toMatchObject({
+        status: 'ready',
+        attempts: 1,
+        error: null,
+        durationMs: fixture.meta.durationMs,
+      });
+      expect(await primary.server.store.calls.get(primary.tenantId, callId)).toMatchObject({
+        status: 'ended',
+        endReason: 'provider stop',
+      });
     }
   } finally {
     await node.close();
@@ -112,25 +146,48 @@ test('a worker on SIGTERM finishes the jobs it holds, then exits 143; what it ha
   let worker = await startServerProcess(primary, { command: 'worker', env: spoolEnv });
   try {
     // Ready means this node's workers reach what they need: the spool bucket too, when spools are shipped.
-    expect(await (await fetch(`${media.url}/readyz`)).json()).toMatchObject({ status: 'ok', checks: { database: true, redis: true, storage: true, spool: true } });
+    expect(await (await fetch(`${media.url}/readyz`)).json()).toMatchObject({
+      status: 'ok',
+      checks: { database: true, redis: true, storage: true, spool: true },
+    });
     const ids = Array.from({ length: 4 }, () => uniqueCallId('worker-drain'));
-    await Promise.all(ids.map((callId) => replayFixture(fixture, { url: `${media.wsUrl}/media/twilio`, agentId: 'support', token: primary.key, callId, speed: 'max' })));
+    await Promise.all(
+      ids.map((callId) =>
+        replayFixture(fixture, {
+          url: `${media.wsUrl}/media/twilio`,
+          agentId: 'support',
+          token: primary.key,
+          callId,
+          speed: 'max',
+        }),
+      ),
+    );
     while ((await shared.getJobCounts('active')).active === 0) await sleep(5);
     worker.signal('SIGTERM');
     expect(await worker.exitCode).toBe(143);
     // Nothing was left half-done: no job is still active (it would wait for the stalled-job check).
     expect(await shared.getJobCounts('active')).toEqual({ active: 0 });
-    const recordings = await Promise.all(ids.map((callId) => primary.server.store.recordings.getByCall(primary.tenantId, callId)));
+    const recordings = await Promise.all(
+      ids.map((callId) => primary.server.store.recordings.getByCall(primary.tenantId, callId)),
+    );
     const finished = recordings.filter((r) => r!.status === 'ready');
     expect(finished.length).toBeGreaterThan(0);
-    for (const recording of finished) expect(recording).toMatchObject({ attempts: 1, error: null, durationMs: fixture.meta.durationMs });
+    for (const recording of finished)
+      expect(recording).toMatchObject({ attempts: 1, error: null, durationMs: fixture.meta.durationMs });
     for (const recording of recordings.filter((r) => r!.status !== 'ready')) {
       expect(recording!.status).toBe('processing');
       // Waiting, or delayed a second by the tenant's fair share of the worker's slots (workers/index.ts).
-      expect(['waiting', 'delayed']).toContain(await shared.getJob(recordingJobId(recording!.id)).then((job) => job?.getState()));
+      expect(['waiting', 'delayed']).toContain(
+        await shared.getJob(recordingJobId(recording!.id)).then((job) => job?.getState()),
+      );
     }
     worker = await startServerProcess(primary, { command: 'worker', env: spoolEnv });
-    for (const callId of ids) expect(await primary.recording(callId)).toMatchObject({ status: 'ready', attempts: 1, durationMs: fixture.meta.durationMs });
+    for (const callId of ids)
+      expect(await primary.recording(callId)).toMatchObject({
+        status: 'ready',
+        attempts: 1,
+        durationMs: fixture.meta.durationMs,
+      });
   } finally {
     await queues.close();
     await worker.close();

@@ -33,7 +33,11 @@ describe('a full disk never stops the API', () => {
 
   it('authenticates (also keys never used before) and serves recordings while nothing can be written, then writes again', async () => {
     const callId = await readyCall(ts, Buffer.from('the audio'));
-    const { secret: fresh } = await ts.server.store.keys.create({ tenantId: ts.tenantId, name: 'fresh', scopes: ['recordings:read'] });
+    const { secret: fresh } = await ts.server.store.keys.create({
+      tenantId: ts.tenantId,
+      name: 'fresh',
+      scopes: ['recordings:read'],
+    });
     await fillDisk(filler);
     // SQLite may still have room in its own files (free pages, a WAL it rewinds): write until
     // it too is full, so that the requests below find nothing writable.
@@ -41,7 +45,12 @@ describe('a full disk never stops the API', () => {
       for (let i = 0; i < 2000; i++) {
         const message = `${i} `.repeat(150);
         try {
-          await ts.server.store.agents.patch(ts.tenantId, `probe-${i}`, { voice_tools: { call_recording: { consent_message: message } } }, null);
+          await ts.server.store.agents.patch(
+            ts.tenantId,
+            `probe-${i}`,
+            { voice_tools: { call_recording: { consent_message: message } } },
+            null,
+          );
         } catch (err) {
           return err;
         }
@@ -62,7 +71,11 @@ describe('a full disk never stops the API', () => {
     expect((await ts.api(`/api/calls/${callId}`)).status).toBe(200);
 
     await fs.rm(filler);
-    const patched = await ts.api('/api/agents/after-space', { method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ voice_tools: { call_recording: { enabled: true } } }) });
+    const patched = await ts.api('/api/agents/after-space', {
+      method: 'PATCH',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ voice_tools: { call_recording: { enabled: true } } }),
+    });
     expect(patched.status).toBe(200);
   });
 });

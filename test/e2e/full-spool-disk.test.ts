@@ -24,14 +24,20 @@ let startMessage: Record<string, any>;
 
 beforeAll(async () => {
   const fixture = await readFixture(path.join(import.meta.dirname, '../../fixtures/twilio-fork-tones.jsonl'));
-  startMessage = JSON.parse(fixture.messages.find((m) => (m.data as string).includes('"event":"start"'))!.data as string);
+  startMessage = JSON.parse(
+    fixture.messages.find((m) => (m.data as string).includes('"event":"start"'))!.data as string,
+  );
   ts = await startTestServer();
   spoolDir = path.join(ts.dataDir, 'spool');
   await fs.mkdir(spoolDir, { recursive: true });
   await run('mount', ['-t', 'tmpfs', '-o', 'size=16m', 'tmpfs', spoolDir]);
   await ts.agent(AGENT, { enabled: true, auto_record: true, consent_prompt: false, dual_channel: true, format: 'wav' });
   receiver = await WebhookReceiver.start();
-  const res = await ts.api(`/api/tenants/${ts.tenantId}`, { method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ webhook_url: receiver.url, webhook_secret: 'a secret of sixteen+' }) });
+  const res = await ts.api(`/api/tenants/${ts.tenantId}`, {
+    method: 'PATCH',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ webhook_url: receiver.url, webhook_secret: 'a secret of sixteen+' }),
+  });
   expect(res.status).toBe(200);
 });
 afterAll(async () => {
@@ -42,7 +48,9 @@ afterAll(async () => {
 });
 
 /** A Twilio stream that has sent its start; `media` sends both legs' frames of [fromMs, toMs), a loud constant (μ-law 0x80). */
-async function call(callId: string): Promise<{ ws: WebSocket; media(fromMs: number, toMs: number): void; stop(): Promise<void> }> {
+async function call(
+  callId: string,
+): Promise<{ ws: WebSocket; media(fromMs: number, toMs: number): void; stop(): Promise<void> }> {
   const ws = new WebSocket(`${ts.wsUrl}/media/twilio`);
   const closed = new Promise((resolve) => ws.on('close', resolve));
   await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
@@ -56,7 +64,13 @@ async function call(callId: string): Promise<{ ws: WebSocket; media(fromMs: numb
     media(fromMs, toMs) {
       for (let t = fromMs; t < toMs; t += 20) {
         for (const track of ['inbound', 'outbound']) {
-          ws.send(JSON.stringify({ event: 'media', streamSid: start.streamSid, media: { track, chunk: '1', timestamp: String(t), payload } }));
+          ws.send(
+            JSON.stringify({
+              event: 'media',
+              streamSid: start.streamSid,
+              media: { track, chunk: '1', timestamp: String(t), payload },
+            }),
+          );
         }
       }
     },
@@ -67,7 +81,11 @@ async function call(callId: string): Promise<{ ws: WebSocket; media(fromMs: numb
   };
 }
 
-async function until<T>(what: string, probe: () => Promise<T | null | false | undefined>, timeoutMs = 10_000): Promise<T> {
+async function until<T>(
+  what: string,
+  probe: () => Promise<T | null | false | undefined>,
+  timeoutMs = 10_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe();
@@ -97,7 +115,13 @@ test('the spool disk fills mid-call: the call goes on, new streams are refused u
   live.media(0, 2000);
   const spoolPath = await until('the spool on disk', async () => {
     const recording = await ts.server.store.recordings.getByCall(ts.tenantId, callId);
-    return recording?.spoolPath && (await fs.stat(recording.spoolPath).then((s) => s.size >= 44 + 1.5 * 8000 * 4 && recording.spoolPath, () => null));
+    return (
+      recording?.spoolPath &&
+      (await fs.stat(recording.spoolPath).then(
+        (s) => s.size >= 44 + 1.5 * 8000 * 4 && recording.spoolPath,
+        () => null,
+      ))
+    );
   });
   expect(spoolPath.startsWith(spoolDir)).toBe(true);
 
@@ -109,10 +133,16 @@ test('the spool disk fills mid-call: the call goes on, new streams are refused u
     const recording = await ts.server.store.recordings.getByCall(ts.tenantId, callId);
     return recording && !recording.complete && recording;
   });
-  expect(partial).toMatchObject({ status: 'recording', error: expect.stringMatching(/^spool write failed: .*ENOSPC|no space/i) });
+  expect(partial).toMatchObject({
+    status: 'recording',
+    error: expect.stringMatching(/^spool write failed: .*ENOSPC|no space/i),
+  });
   expect(partial.lostSpans).toEqual([expect.objectContaining({ reason: 'spool write failed' })]);
   const [lostEvent] = await receiver.waitForDelivered(1);
-  expect(JSON.parse(lostEvent.body)).toMatchObject({ type: 'recording.audio_lost', data: { call_id: callId, status: 'recording', complete: false } });
+  expect(JSON.parse(lostEvent.body)).toMatchObject({
+    type: 'recording.audio_lost',
+    data: { call_id: callId, status: 'recording', complete: false },
+  });
 
   const refused = await refusedUpgrade();
   expect(refused.status).toBe(503);
@@ -159,6 +189,8 @@ test('the spool disk fills mid-call: the call goes on, new streams are refused u
   expect(frames(0, lost.start_ms - 20).every((s) => s !== 0)).toBe(true);
   expect(frames(lost.start_ms + 20, lost.end_ms - 20).every((s) => s === 0)).toBe(true);
   expect(frames(lost.end_ms + 20, 8000).every((s) => s !== 0)).toBe(true);
-  const completed = (await receiver.waitForDelivered(3)).map((r) => JSON.parse(r.body)).find((e) => e.type === 'recording.completed' && e.data.call_id === callId);
+  const completed = (await receiver.waitForDelivered(3))
+    .map((r) => JSON.parse(r.body))
+    .find((e) => e.type === 'recording.completed' && e.data.call_id === callId);
   expect(completed).toMatchObject({ data: { complete: false, lost_spans: recording.lostSpans } });
 });

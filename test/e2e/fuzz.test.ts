@@ -11,7 +11,9 @@ test(`fuzzing the media endpoints and the API (seed ${SEED}) neither crashes the
   const report = await runFuzz({ seconds: 20, seed: SEED, concurrency: 3, log: () => {} });
   if (report.failures.length > 0) throw new Error(formatFuzzReport(report));
   // Every target was reached, and the streams got past authentication into the media path.
-  expect(Object.keys(report.targets).sort()).toEqual(['http', ...Object.keys(adapters).map((provider) => `stream:${provider}`)].sort());
+  expect(Object.keys(report.targets).sort()).toEqual(
+    ['http', ...Object.keys(adapters).map((provider) => `stream:${provider}`)].sort(),
+  );
   expect(report.outcomes['close 1000']).toBeGreaterThan(0);
   expect(report.outcomes['status 200']).toBeGreaterThan(0);
 }, 120_000);

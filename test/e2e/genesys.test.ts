@@ -13,11 +13,24 @@ import { startTestServer, type TestServer } from '../helpers/server.js';
 let ts: TestServer;
 beforeAll(async () => {
   ts = await startTestServer();
-  await ts.agent('gen-agent', { enabled: true, auto_record: true, consent_prompt: false, format: 'wav', dual_channel: true });
+  await ts.agent('gen-agent', {
+    enabled: true,
+    auto_record: true,
+    consent_prompt: false,
+    format: 'wav',
+    dual_channel: true,
+  });
 });
 afterAll(() => ts?.close());
 
-const FIELDS = ['@request-target', '@authority', 'audiohook-organization-id', 'audiohook-session-id', 'audiohook-correlation-id', 'x-api-key'];
+const FIELDS = [
+  '@request-target',
+  '@authority',
+  'audiohook-organization-id',
+  'audiohook-session-id',
+  'audiohook-correlation-id',
+  'x-api-key',
+];
 const PROBE = '00000000-0000-0000-0000-000000000000';
 const encode = encoderFor({ codec: 'pcmu', sampleRate: 8000 });
 
@@ -81,15 +94,32 @@ class Session {
   }
 
   send(type: string, parameters: object, positionS = 0): void {
-    this.ws.send(JSON.stringify({ version: '2', id: this.id, type, seq: ++this.#seq, serverseq: this.received.length, position: `PT${positionS}S`, parameters }));
+    this.ws.send(
+      JSON.stringify({
+        version: '2',
+        id: this.id,
+        type,
+        seq: ++this.#seq,
+        serverseq: this.received.length,
+        position: `PT${positionS}S`,
+        parameters,
+      }),
+    );
   }
 
-  open(conversationId: string, channels = ['external', 'internal'], customConfig: object = { agent_id: 'gen-agent' }): void {
+  open(
+    conversationId: string,
+    channels = ['external', 'internal'],
+    customConfig: object = { agent_id: 'gen-agent' },
+  ): void {
     this.send('open', {
       organizationId: randomUUID(),
       conversationId,
       participant: { id: randomUUID(), ani: '+13175550100', aniName: 'Caller', dnis: '+13175550199' },
-      media: [{ type: 'audio', format: 'L16', channels, rate: 16000 }, { type: 'audio', format: 'PCMU', channels, rate: 8000 }],
+      media: [
+        { type: 'audio', format: 'L16', channels, rate: 16000 },
+        { type: 'audio', format: 'PCMU', channels, rate: 8000 },
+      ],
       customConfig,
     });
   }
@@ -111,7 +141,8 @@ function frames(ms: number, channels: string[], tone?: { leg: 'caller' | 'agent'
       if (tone?.leg === leg) {
         for (let i = 0; i < 160; i++) {
           const n = f * 160 + i - tone.fromMs * 8;
-          if (n >= 0) pcm[i] = Math.round(16000 * Math.sin((2 * Math.PI * (leg === 'caller' ? 1000 : 1500) * n) / 8000));
+          if (n >= 0)
+            pcm[i] = Math.round(16000 * Math.sin((2 * Math.PI * (leg === 'caller' ? 1000 : 1500) * n) / 8000));
         }
       }
       return encode(pcm);
@@ -124,7 +155,11 @@ function frames(ms: number, channels: string[], tone?: { leg: 'caller' | 'agent'
 }
 
 async function audiohookKey(): Promise<{ id: string; key: string; secret: string }> {
-  const res = await ts.api('/api/keys', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'genesys', scopes: ['media:stream'], audiohook: true }) });
+  const res = await ts.api('/api/keys', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ name: 'genesys', scopes: ['media:stream'], audiohook: true }),
+  });
   expect(res.status).toBe(201);
   const body = (await res.json()) as { id: string; secret: string; audiohook_client_secret: string };
   return { id: body.id, key: body.secret, secret: body.audiohook_client_secret };
@@ -142,10 +177,18 @@ describe('upgrade authentication', () => {
     expect(listed).not.toContain(signedKey.secret);
     // Stored sealed under the master key, not as given.
     const sealed = await ts.server.store.keys.audiohookSecret(signedKey.id);
-    expect(sealed).toMatchObject({ key_id: expect.any(String), wrapped_key: expect.any(String), ciphertext: expect.any(String) });
+    expect(sealed).toMatchObject({
+      key_id: expect.any(String),
+      wrapped_key: expect.any(String),
+      ciphertext: expect.any(String),
+    });
     expect(JSON.stringify(sealed)).not.toContain(signedKey.secret);
     // A key asked for without one has none.
-    const plain = await ts.api('/api/keys', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'twilio', scopes: ['media:stream'] }) });
+    const plain = await ts.api('/api/keys', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'twilio', scopes: ['media:stream'] }),
+    });
     const body = (await plain.json()) as Record<string, unknown>;
     expect(body.audiohook_client_secret).toBeUndefined();
     expect(await ts.server.store.keys.audiohookSecret(body.id as string)).toBeNull();
@@ -156,14 +199,35 @@ describe('upgrade authentication', () => {
     const ws = await connect(headers);
     expect(ws).toBeInstanceOf(WebSocket);
     (ws as WebSocket).close();
-    expect(await connect(headers)).toEqual({ status: 401, reason: expect.stringMatching(/^ERR_UNAUTHORIZED: .*nonce.*replay/) });
+    expect(await connect(headers)).toEqual({
+      status: 401,
+      reason: expect.stringMatching(/^ERR_UNAUTHORIZED: .*nonce.*replay/),
+    });
   });
 
   test.each([
     ['unsigned when the key has a secret', () => upgradeHeaders(signedKey.key), /requires a signature/],
-    ['signed with another secret', () => upgradeHeaders(signedKey.key, { secret: randomBytes(32).toString('base64') }), /does not verify/],
-    ['expired', () => upgradeHeaders(signedKey.key, { secret: signedKey.secret, created: Math.floor(Date.now() / 1000) - 400, expires: Math.floor(Date.now() / 1000) - 100 }), /expired|too old/],
-    ['a signature that does not cover the key', () => upgradeHeaders(signedKey.key, { secret: signedKey.secret, fields: FIELDS.filter((f) => f !== 'x-api-key') }), /required signed fields/],
+    [
+      'signed with another secret',
+      () => upgradeHeaders(signedKey.key, { secret: randomBytes(32).toString('base64') }),
+      /does not verify/,
+    ],
+    [
+      'expired',
+      () =>
+        upgradeHeaders(signedKey.key, {
+          secret: signedKey.secret,
+          created: Math.floor(Date.now() / 1000) - 400,
+          expires: Math.floor(Date.now() / 1000) - 100,
+        }),
+      /expired|too old/,
+    ],
+    [
+      'a signature that does not cover the key',
+      () =>
+        upgradeHeaders(signedKey.key, { secret: signedKey.secret, fields: FIELDS.filter((f) => f !== 'x-api-key') }),
+      /required signed fields/,
+    ],
     ['no key', () => ({}), /no X-API-KEY/],
     ['an unknown key', () => upgradeHeaders('cr_live_nope'), /unknown/],
   ])('refused with 401 and a reason, recording nothing: %s', async (_what, headers, reason) => {
@@ -194,7 +258,12 @@ describe('session protocol', () => {
     const s = new Session((await connect(upgradeHeaders(ts.key))) as WebSocket);
     const callId = randomUUID();
     s.open(callId);
-    expect(await s.reply(1)).toMatchObject({ type: 'opened', seq: 1, clientseq: 1, parameters: { media: [{ format: 'PCMU', rate: 8000, channels: ['external', 'internal'] }] } });
+    expect(await s.reply(1)).toMatchObject({
+      type: 'opened',
+      seq: 1,
+      clientseq: 1,
+      parameters: { media: [{ format: 'PCMU', rate: 8000, channels: ['external', 'internal'] }] },
+    });
     s.send('ping', {});
     expect(await s.reply(2)).toMatchObject({ type: 'pong', seq: 2, clientseq: 2 });
     for (const f of frames(1000, ['external', 'internal'])) s.ws.send(f);
@@ -212,8 +281,15 @@ describe('session protocol', () => {
     expect(rec.status).toBe('ready');
     expect(rec.lostSpans).toEqual([{ start_ms: 2000, end_ms: 2200, reason: 'discarded by the platform' }]);
     const call = await ts.server.store.calls.get(ts.tenantId, callId);
-    expect(call).toMatchObject({ provider: 'genesys', agentId: 'gen-agent', pauses: [{ paused_at_ms: 1000, resumed_at_ms: 1500, behavior: 'silence' }] });
-    const audio = await decodeAudio(new Uint8Array(await (await ts.api(`/api/calls/${callId}/recording`)).arrayBuffer()), 'wav');
+    expect(call).toMatchObject({
+      provider: 'genesys',
+      agentId: 'gen-agent',
+      pauses: [{ paused_at_ms: 1000, resumed_at_ms: 1500, behavior: 'silence' }],
+    });
+    const audio = await decodeAudio(
+      new Uint8Array(await (await ts.api(`/api/calls/${callId}/recording`)).arrayBuffer()),
+      'wav',
+    );
     const caller = findBursts(audio.channels[0], 8000, 1000);
     const agent = findBursts(audio.channels[1], 8000, 1500);
     expect(caller).toHaveLength(1);
@@ -226,7 +302,13 @@ describe('session protocol', () => {
     const s = new Session((await connect(upgradeHeaders(ts.key))) as WebSocket);
     const callId = randomUUID();
     const control = (action: string) =>
-      ts.api(`/api/calls/${callId}/recording`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ action }) }).then((r) => r.json() as Promise<{ recording_status: string }>);
+      ts
+        .api(`/api/calls/${callId}/recording`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ action }),
+        })
+        .then((r) => r.json() as Promise<{ recording_status: string }>);
     s.open(callId);
     await s.reply(1);
     for (const f of frames(1000, ['external', 'internal'])) s.ws.send(f);
@@ -248,8 +330,13 @@ describe('session protocol', () => {
     s.ws.close();
     await ts.recording(callId);
     const call = await ts.server.store.calls.get(ts.tenantId, callId);
-    expect(call?.pauses).toEqual([{ paused_at_ms: 1000, resumed_at_ms: 1800, behavior: 'silence', recording_offset_ms: 1000 }]);
-    const audio = await decodeAudio(new Uint8Array(await (await ts.api(`/api/calls/${callId}/recording`)).arrayBuffer()), 'wav');
+    expect(call?.pauses).toEqual([
+      { paused_at_ms: 1000, resumed_at_ms: 1800, behavior: 'silence', recording_offset_ms: 1000 },
+    ]);
+    const audio = await decodeAudio(
+      new Uint8Array(await (await ts.api(`/api/calls/${callId}/recording`)).arrayBuffer()),
+      'wav',
+    );
     expect(findBursts(audio.channels[1], 8000, 1500).map((b) => Math.round(b.startMs))).toEqual([1800]);
   });
 
@@ -257,12 +344,20 @@ describe('session protocol', () => {
     const s = new Session((await connect(upgradeHeaders(ts.key))) as WebSocket);
     s.open(randomUUID(), ['external'], { agent_id: 'nobody' });
     expect(await s.reply(1)).toMatchObject({ type: 'opened' });
-    expect(await s.reply(2)).toMatchObject({ type: 'disconnect', seq: 2, clientseq: 1, parameters: { reason: 'unauthorized', info: expect.stringMatching(/^ERR_UNKNOWN_AGENT/) } });
+    expect(await s.reply(2)).toMatchObject({
+      type: 'disconnect',
+      seq: 2,
+      clientseq: 1,
+      parameters: { reason: 'unauthorized', info: expect.stringMatching(/^ERR_UNKNOWN_AGENT/) },
+    });
     expect(await s.closed).toBe(1008);
   });
 
   test('20 sessions at once, channels in either order: each recording has its caller left and its agent right', async () => {
-    const calls = Array.from({ length: 20 }, (_, i) => ({ callId: randomUUID(), channels: i % 2 ? ['internal', 'external'] : ['external', 'internal'] }));
+    const calls = Array.from({ length: 20 }, (_, i) => ({
+      callId: randomUUID(),
+      channels: i % 2 ? ['internal', 'external'] : ['external', 'internal'],
+    }));
     await Promise.all(
       calls.map(async ({ callId, channels }) => {
         const s = new Session((await connect(upgradeHeaders(ts.key))) as WebSocket);
@@ -277,7 +372,10 @@ describe('session protocol', () => {
     );
     for (const { callId } of calls) {
       await ts.recording(callId);
-      const audio = await decodeAudio(new Uint8Array(await (await ts.api(`/api/calls/${callId}/recording`)).arrayBuffer()), 'wav');
+      const audio = await decodeAudio(
+        new Uint8Array(await (await ts.api(`/api/calls/${callId}/recording`)).arrayBuffer()),
+        'wav',
+      );
       expect(findBursts(audio.channels[0], 8000, 1000).map((b) => Math.round(b.startMs))).toEqual([100]);
       expect(findBursts(audio.channels[1], 8000, 1500).map((b) => Math.round(b.startMs))).toEqual([700]);
     }
@@ -297,7 +395,7 @@ describe('a conversation, consent, and the cluster', () => {
     await s.closed;
   }
 
-  test('a conversation streamed in several sessions (transfers) keeps every session\'s audio: <id>, <id>-2, …', async () => {
+  test("a conversation streamed in several sessions (transfers) keeps every session's audio: <id>, <id>-2, …", async () => {
     const conversationId = randomUUID();
     await stream(conversationId, 600, 100);
     await stream(conversationId, 600, 300);
@@ -305,7 +403,10 @@ describe('a conversation, consent, and the cluster', () => {
     const onsets = [];
     for (const callId of [conversationId, `${conversationId}-2`, `${conversationId}-3`]) {
       expect((await ts.recording(callId)).status).toBe('ready');
-      const audio = await decodeAudio(new Uint8Array(await (await ts.api(`/api/calls/${callId}/recording`)).arrayBuffer()), 'wav');
+      const audio = await decodeAudio(
+        new Uint8Array(await (await ts.api(`/api/calls/${callId}/recording`)).arrayBuffer()),
+        'wav',
+      );
       onsets.push(findBursts(audio.channels[0], 8000, 1000).map((b) => Math.round(b.startMs)));
     }
     expect(onsets).toEqual([[100], [300], [200]]);
@@ -333,7 +434,9 @@ describe('a conversation, consent, and the cluster', () => {
       const ws = (await connect(headers)) as WebSocket;
       ws.close();
       const replay = await new Promise<{ status: number; reason: string }>((resolve) => {
-        const again = new WebSocket(`${other.wsUrl}/media/genesys`, { headers: { ...headers, host: new URL(ts.wsUrl).host } });
+        const again = new WebSocket(`${other.wsUrl}/media/genesys`, {
+          headers: { ...headers, host: new URL(ts.wsUrl).host },
+        });
         again.once('unexpected-response', (_req, res) => {
           let body = '';
           res.on('data', (c: Buffer) => (body += c));

@@ -17,7 +17,8 @@ describe('HTTP hardening', () => {
 
   beforeAll(async () => {
     ts = await startTestServer({ env: { AUTH_FAILURES_PER_IP: '5', RATE_LIMIT_PER_KEY: '8' } });
-    other = (await ts.server.store.keys.create({ tenantId: ts.tenantId, name: 'other', scopes: ['recordings:read'] })).secret;
+    other = (await ts.server.store.keys.create({ tenantId: ts.tenantId, name: 'other', scopes: ['recordings:read'] }))
+      .secret;
   });
   afterAll(() => ts.close());
 
@@ -34,17 +35,26 @@ describe('HTTP hardening', () => {
 
   it('answers a burst of bad keys from one address 429 with Retry-After, while good keys keep working', async () => {
     // Without TRUST_PROXY a client cannot spread its guesses over made-up addresses.
-    const guess = (i: number) => fetch(`${ts.server.url}/api/agents`, { headers: { authorization: `Bearer crk_guess${i}`, 'x-forwarded-for': `203.0.113.${i}` } });
+    const guess = (i: number) =>
+      fetch(`${ts.server.url}/api/agents`, {
+        headers: { authorization: `Bearer crk_guess${i}`, 'x-forwarded-for': `203.0.113.${i}` },
+      });
     for (let i = 0; i < 5; i++) expect((await guess(i)).status).toBe(401);
     const limited = await guess(5);
     expect(limited.status).toBe(429);
     expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
     expect(((await limited.json()) as any).error.code).toBe('ERR_RATE_LIMITED');
-    expect((await fetch(`${ts.server.url}/api/agents`, { headers: { authorization: `Bearer ${other}` } })).status).toBe(200);
+    expect((await fetch(`${ts.server.url}/api/agents`, { headers: { authorization: `Bearer ${other}` } })).status).toBe(
+      200,
+    );
   });
 
   it('limits the requests of each key, not of its neighbours', async () => {
-    const { secret } = await ts.server.store.keys.create({ tenantId: ts.tenantId, name: 'busy', scopes: ['recordings:read'] });
+    const { secret } = await ts.server.store.keys.create({
+      tenantId: ts.tenantId,
+      name: 'busy',
+      scopes: ['recordings:read'],
+    });
     const get = (key: string) => fetch(`${ts.server.url}/api/agents`, { headers: { authorization: `Bearer ${key}` } });
     for (let i = 0; i < 8; i++) expect((await get(secret)).status).toBe(200);
     const limited = await get(secret);
@@ -72,7 +82,11 @@ describe('TRUST_PROXY', () => {
     for (const bad of ['proxy.example', '10.0.0.0/33', '::1/129', '10.0.0.1/8/2', '10.0.0/8']) {
       expect(() => loadConfig({ TRUST_PROXY: bad })).toThrow(/^TRUST_PROXY: /);
     }
-    expect(loadConfig({ TRUST_PROXY: '10.0.0.0/8,::1, 192.168.1.4' }).trustProxy).toEqual(['10.0.0.0/8', '::1', '192.168.1.4']);
+    expect(loadConfig({ TRUST_PROXY: '10.0.0.0/8,::1, 192.168.1.4' }).trustProxy).toEqual([
+      '10.0.0.0/8',
+      '::1',
+      '192.168.1.4',
+    ]);
     expect(loadConfig({}).trustProxy).toEqual([]);
     expect(() => loadConfig({ RATE_LIMIT_PER_KEY: '0' })).toThrow(/^RATE_LIMIT_PER_KEY: /);
     expect(() => loadConfig({ AUTH_FAILURES_PER_IP: 'many' })).toThrow(/^AUTH_FAILURES_PER_IP: /);

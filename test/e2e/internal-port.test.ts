@@ -12,10 +12,11 @@ describe('METRICS_PORT', () => {
     expect(ts.server.metricsUrl).not.toBeNull();
     expect(ts.server.metricsUrl).not.toBe(ts.server.url);
     expect((await fetch(`${ts.server.url}/healthz`)).status).toBe(200);
-    for (const pathname of ['/metrics', '/readyz']) expect((await fetch(`${ts.server.url}${pathname}`)).status).toBe(404);
+    for (const pathname of ['/metrics', '/readyz'])
+      expect((await fetch(`${ts.server.url}${pathname}`)).status).toBe(404);
   });
 
-  test('the internal port serves /metrics (with the node\'s series) and /readyz (with its checks)', async () => {
+  test("the internal port serves /metrics (with the node's series) and /readyz (with its checks)", async () => {
     const metrics = await fetch(`${ts.server.metricsUrl}/metrics`);
     expect(metrics.status).toBe(200);
     const text = await metrics.text();
@@ -23,7 +24,10 @@ describe('METRICS_PORT', () => {
     expect(text).toContain('callrec_stream_limit_total');
     const readyz = await fetch(`${ts.server.metricsUrl}/readyz`);
     expect(readyz.status).toBe(200);
-    expect(await readyz.json()).toEqual({ status: 'ok', checks: { database: true, redis: true, storage: true, spool_disk: true } });
+    expect(await readyz.json()).toEqual({
+      status: 'ok',
+      checks: { database: true, redis: true, storage: true, spool_disk: true },
+    });
   });
 });
 
@@ -32,7 +36,10 @@ test('without METRICS_PORT the API port serves both, as before; /readyz shows on
   try {
     expect(ts.server.metricsUrl).toBeNull();
     expect((await fetch(`${ts.server.url}/metrics`)).status).toBe(200);
-    const body = (await (await fetch(`${ts.server.url}/readyz`)).json()) as { status: string; checks: Record<string, unknown> };
+    const body = (await (await fetch(`${ts.server.url}/readyz`)).json()) as {
+      status: string;
+      checks: Record<string, unknown>;
+    };
     expect(Object.keys(body)).toEqual(['status', 'checks']);
     for (const value of Object.values(body.checks)) expect(typeof value).toBe('boolean');
   } finally {

@@ -22,7 +22,13 @@ test('the same call id streamed again after a database reset, on the same Redis 
       const ts = await startTestServer({ redisPrefix: prefix });
       try {
         await ts.agent('support', { enabled: true, auto_record: true, consent_prompt: false, dual_channel: true });
-        await replayFixture(fixture, { url: `${ts.wsUrl}/media/twilio`, agentId: 'support', token: ts.key, callId, speed: 'max' });
+        await replayFixture(fixture, {
+          url: `${ts.wsUrl}/media/twilio`,
+          agentId: 'support',
+          token: ts.key,
+          callId,
+          speed: 'max',
+        });
         const recording = await ts.recording(callId);
         expect(recording).toMatchObject({ status: 'ready', durationMs: fixture.meta.durationMs });
         ids.push(recording.id);

@@ -11,7 +11,10 @@ let ts: TestServer;
 /** The server's log lines, parsed. */
 const logLines: Array<Record<string, unknown>> = [];
 beforeAll(async () => {
-  const log = pino({ level: 'info' }, { write: (line: string) => void logLines.push(JSON.parse(line) as Record<string, unknown>) });
+  const log = pino(
+    { level: 'info' },
+    { write: (line: string) => void logLines.push(JSON.parse(line) as Record<string, unknown>) },
+  );
   // Recordings by status are counted on every scrape, not every 30 s.
   ts = await startTestServer({ db: 'postgres', recordingsRefreshMs: 0, log });
   await ts.agent('support', { enabled: true, auto_record: true, consent_prompt: false, dual_channel: true });
@@ -46,13 +49,20 @@ test('/metrics exposes the operator series, and they move as a call is recorded'
   expect(value(before, 'nodejs_heap_size_used_bytes')).toBeGreaterThan(0);
   expect([...before.keys()].filter((k) => /^callrec_(process|nodejs)_/.test(k))).toEqual([]);
   for (const queue of ['shared', 'node']) {
-    for (const state of ['waiting', 'active', 'delayed', 'failed', 'completed']) expect(value(before, `callrec_recording_queue_jobs{queue="${queue}",state="${state}"}`)).toBe(0);
+    for (const state of ['waiting', 'active', 'delayed', 'failed', 'completed'])
+      expect(value(before, `callrec_recording_queue_jobs{queue="${queue}",state="${state}"}`)).toBe(0);
   }
   // A fresh database: no recordings, so no status has a sample yet.
   expect([...before.keys()].filter((k) => k.startsWith('callrec_recordings{'))).toEqual([]);
 
   const callId = uniqueCallId('metrics');
-  const call = replayFixture(await readFixture(FIXTURE), { url: `${ts.wsUrl}/media/twilio`, agentId: 'support', token: ts.key, callId, speed: 'realtime' });
+  const call = replayFixture(await readFixture(FIXTURE), {
+    url: `${ts.wsUrl}/media/twilio`,
+    agentId: 'support',
+    token: ts.key,
+    callId,
+    speed: 'realtime',
+  });
   // While the call runs its spool grows on this node's disk (written once a second).
   while (!(value(await scrape(), 'callrec_spool_bytes') > 44)) await sleep(100);
   await call;
@@ -77,12 +87,18 @@ test('/metrics exposes the operator series, and they move as a call is recorded'
   expect(value(after, 'callrec_recordings{status="ready"}')).toBe(1);
   expect(value(after, 'callrec_spool_upload_retries_total')).toBe(0);
   // Nothing failed, nothing was retried, nothing is shipped (no SPOOL_URL).
-  for (const bucket of ['storage', 'spool']) expect(value(after, `callrec_recording_bucket_errors_total{bucket="${bucket}"}`)).toBe(0);
-  for (const by of ['backoff', 'sweep']) expect(value(after, `callrec_recording_job_retries_total{by="${by}"}`)).toBe(0);
+  for (const bucket of ['storage', 'spool'])
+    expect(value(after, `callrec_recording_bucket_errors_total{bucket="${bucket}"}`)).toBe(0);
+  for (const by of ['backoff', 'sweep'])
+    expect(value(after, `callrec_recording_job_retries_total{by="${by}"}`)).toBe(0);
   expect(value(after, 'callrec_spool_bytes_in_storage')).toBe(0);
 
   // Every line about the call, on the media path and in its recording job, names the call and its tenant.
-  const callLines = logLines.filter((line) => JSON.stringify(line).includes(callId) || line.recordingId === recording.id);
-  expect(callLines.map((line) => line.msg)).toEqual(expect.arrayContaining(['call started', 'consent', 'recording queued', 'call ended', 'recording ready']));
+  const callLines = logLines.filter(
+    (line) => JSON.stringify(line).includes(callId) || line.recordingId === recording.id,
+  );
+  expect(callLines.map((line) => line.msg)).toEqual(
+    expect.arrayContaining(['call started', 'consent', 'recording queued', 'call ended', 'recording ready']),
+  );
   for (const line of callLines) expect(line).toMatchObject({ callId, tenantId: ts.tenantId });
 });

@@ -37,7 +37,13 @@ const BUCKETS: Record<string, () => Promise<Bucket>> = {
 
   async s3() {
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'callrec-e2e-s3-'));
-    const server = new S3rver({ port: 0, address: '127.0.0.1', silent: true, directory: dir, configureBuckets: [{ name: BUCKET }] });
+    const server = new S3rver({
+      port: 0,
+      address: '127.0.0.1',
+      silent: true,
+      directory: dir,
+      configureBuckets: [{ name: BUCKET }],
+    });
     let downUntil = 0;
     // While "down" every request has its connection dropped, as a stopped server would.
     server.middleware.unshift(async (ctx, next) => {
@@ -76,7 +82,13 @@ describe.each(Object.keys(BUCKETS))('the whole pipeline into %s', (name) => {
   beforeAll(async () => {
     bucket = await BUCKETS[name]();
     ts = await startTestServer({ env: bucket.env });
-    await ts.agent('bucketed', { enabled: true, auto_record: true, consent_prompt: false, dual_channel: true, format: 'wav' });
+    await ts.agent('bucketed', {
+      enabled: true,
+      auto_record: true,
+      consent_prompt: false,
+      dual_channel: true,
+      format: 'wav',
+    });
   });
   afterAll(async () => {
     await ts?.close();
@@ -86,7 +98,13 @@ describe.each(Object.keys(BUCKETS))('the whole pipeline into %s', (name) => {
   test('a bucket down for a while mid-upload: the recording arrives once, whole', async () => {
     bucket.outage(3000);
     const callId = uniqueCallId(name);
-    await replayFixture(fixture, { url: `${ts.wsUrl}/media/twilio`, agentId: 'bucketed', token: ts.key, callId, speed: 'max' });
+    await replayFixture(fixture, {
+      url: `${ts.wsUrl}/media/twilio`,
+      agentId: 'bucketed',
+      token: ts.key,
+      callId,
+      speed: 'max',
+    });
     await sleep(500);
     expect((await ts.server.store.recordings.getByCall(ts.tenantId, callId))?.status).toBe('processing');
     const rec = await ts.recording(callId, 40_000);
@@ -99,6 +117,8 @@ describe.each(Object.keys(BUCKETS))('the whole pipeline into %s', (name) => {
     expect(names).toHaveLength(2);
     const res = await ts.api(`/api/calls/${callId}/recording`);
     const audio = await decodeAudio(new Uint8Array(await res.arrayBuffer()), 'wav');
-    expect(findBursts(audio.channels[0], audio.sampleRate, 1000)).toHaveLength(fixture.meta.bursts.filter((b) => b.leg === 'caller').length);
+    expect(findBursts(audio.channels[0], audio.sampleRate, 1000)).toHaveLength(
+      fixture.meta.bursts.filter((b) => b.leg === 'caller').length,
+    );
   }, 60_000);
 });

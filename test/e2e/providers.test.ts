@@ -17,7 +17,10 @@ beforeAll(async () => {
 afterAll(() => ts?.close());
 
 /** Streams a fixture through the provider endpoint and returns the decoded recording. */
-async function record(fixture: Fixture, agent: { format: RecordingFormat; dual_channel: boolean }): Promise<DecodedAudio> {
+async function record(
+  fixture: Fixture,
+  agent: { format: RecordingFormat; dual_channel: boolean },
+): Promise<DecodedAudio> {
   return (await recordRaw(fixture, agent)).audio;
 }
 
@@ -26,7 +29,13 @@ async function recordRaw(fixture: Fixture, agent: { format: RecordingFormat; dua
   const agentId = `agent-${fixture.meta.provider}-${agent.format}-${agent.dual_channel ? 'stereo' : 'mono'}`;
   await ts.agent(agentId, { enabled: true, auto_record: true, consent_prompt: false, ...agent });
   const callId = uniqueCallId(fixture.meta.provider);
-  const result = await replayFixture(fixture, { url: `${ts.wsUrl}/media/${fixture.meta.provider}`, agentId, token: ts.key, callId, speed: 'max' });
+  const result = await replayFixture(fixture, {
+    url: `${ts.wsUrl}/media/${fixture.meta.provider}`,
+    agentId,
+    token: ts.key,
+    callId,
+    speed: 'max',
+  });
   expect([1000, 1005]).toContain(result.closeCode);
   const rec = await ts.recording(callId);
   expect(rec).toMatchObject({ status: 'ready', format: agent.format, channels: agent.dual_channel ? 2 : 1 });
@@ -112,8 +121,12 @@ describe('another format than the stored one (?format=)', () => {
     const whole = Buffer.from(await res.arrayBuffer());
     expect(Number(res.headers.get('content-length'))).toBe(whole.length);
     const audio = await decodeAudio(new Uint8Array(whole), format);
-    expect(findBursts(audio.channels[0], audio.sampleRate, 1000, { minAmplitude: 0.1 })).toHaveLength(fixture.meta.bursts.filter((b) => b.leg === 'caller').length);
-    const ranged = await ts.api(`/api/calls/${rec.callId}/recording?format=${format}`, { headers: { range: 'bytes=100-199' } });
+    expect(findBursts(audio.channels[0], audio.sampleRate, 1000, { minAmplitude: 0.1 })).toHaveLength(
+      fixture.meta.bursts.filter((b) => b.leg === 'caller').length,
+    );
+    const ranged = await ts.api(`/api/calls/${rec.callId}/recording?format=${format}`, {
+      headers: { range: 'bytes=100-199' },
+    });
     expect(ranged.status).toBe(206);
     expect(Buffer.from(await ranged.arrayBuffer())).toEqual(whole.subarray(100, 200));
     const log = await ts.server.store.accessLog.list(ts.tenantId, rec.callId);
@@ -127,7 +140,7 @@ describe('compressed formats', () => {
     fixture = await readFixture(path.join(FIXTURES, 'twilio-fork-tones.jsonl'));
   });
 
-  test.each(['mp3', 'ogg'] as const)('%s decodes to the call: its length and both legs\' bursts', async (format) => {
+  test.each(['mp3', 'ogg'] as const)("%s decodes to the call: its length and both legs' bursts", async (format) => {
     const audio = await record(fixture, { format, dual_channel: true });
     expect(audio.channels).toHaveLength(2);
     // Both say what to trim: Ogg/Opus its pre-skip and end, MP3 (LAME tag) the encoder delay and padding.

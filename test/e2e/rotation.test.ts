@@ -27,7 +27,13 @@ afterAll(async () => {
 async function recordCall(ts: TestServer): Promise<string> {
   const fixture = await readFixture(path.join(import.meta.dirname, '../../fixtures/telnyx-fork-pcma.jsonl'));
   const callId = uniqueCallId('rotation');
-  await replayFixture(fixture, { url: `${ts.wsUrl}/media/telnyx`, agentId: 'rotated', token: ts.key, callId, speed: 'max' });
+  await replayFixture(fixture, {
+    url: `${ts.wsUrl}/media/telnyx`,
+    agentId: 'rotated',
+    token: ts.key,
+    callId,
+    speed: 'max',
+  });
   expect((await ts.recording(callId)).status).toBe('ready');
   return callId;
 }
@@ -58,5 +64,10 @@ test('after a master-key rotation, recordings made before and after it both play
   expect(await plays(after, fresh)).toBeCloseTo(2, 1);
   // Nothing is left under the retired key once re-wrapped again.
   await rotateMasterKey(after.server.store, await MasterKeyring.load({ dataDir: keyDir }));
-  expect(await after.server.store.recordings.listWrappedOutside((await MasterKeyring.load({ dataDir: keyDir })).currentKeyId, 10)).toEqual([]);
+  expect(
+    await after.server.store.recordings.listWrappedOutside(
+      (await MasterKeyring.load({ dataDir: keyDir })).currentKeyId,
+      10,
+    ),
+  ).toEqual([]);
 });

@@ -3,7 +3,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { replayFixture } from '../../src/replay/client.js';
 import { readFixture, type Fixture } from '../../src/replay/fixture.js';
-import { startServerProcess, startTestServer, uniqueCallId, type ServerProcess, type TestServer } from '../helpers/server.js';
+import {
+  startServerProcess,
+  startTestServer,
+  uniqueCallId,
+  type ServerProcess,
+  type TestServer,
+} from '../helpers/server.js';
 
 const FIXTURE = path.resolve(import.meta.dirname, '../../fixtures/twilio-fork-tones.jsonl');
 const CALLS_PER_NODE = 20;
@@ -19,10 +25,25 @@ beforeAll(async () => {
 afterAll(() => primary.close());
 
 /** Streams `count` calls at a node, a few at a time; resolves with their ids. */
-async function streamCalls(node: { wsUrl: string }, label: string, count: number, speed: 'max' | 'realtime' = 'max'): Promise<string[]> {
+async function streamCalls(
+  node: { wsUrl: string },
+  label: string,
+  count: number,
+  speed: 'max' | 'realtime' = 'max',
+): Promise<string[]> {
   const ids = Array.from({ length: count }, () => uniqueCallId(label));
   for (let i = 0; i < ids.length; i += 5) {
-    await Promise.all(ids.slice(i, i + 5).map((callId) => replayFixture(fixture, { url: `${node.wsUrl}/media/twilio`, agentId: 'support', token: primary.key, callId, speed })));
+    await Promise.all(
+      ids.slice(i, i + 5).map((callId) =>
+        replayFixture(fixture, {
+          url: `${node.wsUrl}/media/twilio`,
+          agentId: 'support',
+          token: primary.key,
+          callId,
+          speed,
+        }),
+      ),
+    );
   }
   return ids;
 }
@@ -39,12 +60,19 @@ test('two media nodes with their own disks and a worker node: every recording is
     nodes.push(await startServerProcess(primary, { dataDir, privateDisk: true }));
     nodes.push(await startServerProcess(primary, { dataDir, privateDisk: true }));
     nodes.push(await startServerProcess(primary, { command: 'worker' }));
-    const ids = (await Promise.all(nodes.slice(0, 2).map((node, n) => streamCalls(node, `pod${n}`, CALLS_PER_NODE)))).flat();
+    const ids = (
+      await Promise.all(nodes.slice(0, 2).map((node, n) => streamCalls(node, `pod${n}`, CALLS_PER_NODE)))
+    ).flat();
     // Nothing of either pod's disk is on the host's.
     expect(await fs.readdir(dataDir)).toEqual([]);
     for (const callId of ids) {
       const recording = await primary.recording(callId, 60_000);
-      expect(recording).toMatchObject({ status: 'ready', attempts: 1, error: null, durationMs: fixture.meta.durationMs });
+      expect(recording).toMatchObject({
+        status: 'ready',
+        attempts: 1,
+        error: null,
+        durationMs: fixture.meta.durationMs,
+      });
     }
   } finally {
     for (const node of nodes) await node.close();
@@ -64,12 +92,27 @@ test('kill -9 mid-call and an immediate restart on the same DATA_DIR: the calls 
   let node = await startServerProcess(primary, { dataDir });
   try {
     const ids = Array.from({ length: 3 }, () => uniqueCallId('killed'));
-    const calls = ids.map((callId) => replayFixture(fixture, { url: `${node.wsUrl}/media/twilio`, agentId: 'support', token: primary.key, callId, speed: 'realtime' }));
+    const calls = ids.map((callId) =>
+      replayFixture(fixture, {
+        url: `${node.wsUrl}/media/twilio`,
+        agentId: 'support',
+        token: primary.key,
+        callId,
+        speed: 'realtime',
+      }),
+    );
     // Let every call get well under way (the spool is written once a second).
     for (const callId of ids) {
       for (let tries = 0; ; tries++) {
         const recording = await primary.server.store.recordings.getByCall(primary.tenantId, callId);
-        if (recording?.spoolPath && (await fs.stat(recording.spoolPath).then((s) => s.size > 44 + 2 * 16_000, () => false))) break;
+        if (
+          recording?.spoolPath &&
+          (await fs.stat(recording.spoolPath).then(
+            (s) => s.size > 44 + 2 * 16_000,
+            () => false,
+          ))
+        )
+          break;
         if (tries > 200) throw new Error(`call ${callId} never spooled`);
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
@@ -79,8 +122,13 @@ test('kill -9 mid-call and an immediate restart on the same DATA_DIR: the calls 
     await Promise.all(calls);
     node = await startServerProcess(primary, { dataDir });
     for (const callId of ids) {
-      expect(await primary.server.store.calls.get(primary.tenantId, callId)).toMatchObject({ status: 'ended', endReason: 'media node lost' });
-      expect(['processing', 'ready']).toContain((await primary.server.store.recordings.getByCall(primary.tenantId, callId))!.status);
+      expect(await primary.server.store.calls.get(primary.tenantId, callId)).toMatchObject({
+        status: 'ended',
+        endReason: 'media node lost',
+      });
+      expect(['processing', 'ready']).toContain(
+        (await primary.server.store.recordings.getByCall(primary.tenantId, callId))!.status,
+      );
     }
     for (const callId of ids) {
       const recording = await primary.recording(callId);
@@ -91,7 +139,9 @@ test('kill -9 mid-call and an immediate restart on the same DATA_DIR: the calls 
       const ranMs = killedAt - Date.parse(recording.createdAt);
       expect(ranMs - recording.durationMs!).toBeLessThan(1100);
       expect(recording.complete).toBe(false);
-      expect(recording.lostSpans).toEqual([{ start_ms: recording.durationMs, end_ms: expect.any(Number), reason: 'media node lost' }]);
+      expect(recording.lostSpans).toEqual([
+        { start_ms: recording.durationMs, end_ms: expect.any(Number), reason: 'media node lost' },
+      ]);
       // It ends where the node was last known alive (its last heartbeat or spool write), never after the kill;
       // audio still in the jitter window at the spool's last write was never written, so it is never empty.
       const [lost] = recording.lostSpans;

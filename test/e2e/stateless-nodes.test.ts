@@ -8,7 +8,13 @@ import { spoolIdOf, spoolObjects } from '../../src/recording/shared-spool.js';
 import { replayFixture } from '../../src/replay/client.js';
 import { readFixture, type Fixture } from '../../src/replay/fixture.js';
 import { REDIS_URL } from '../helpers/redis.js';
-import { startServerProcess, startTestServer, uniqueCallId, type ServerProcess, type TestServer } from '../helpers/server.js';
+import {
+  startServerProcess,
+  startTestServer,
+  uniqueCallId,
+  type ServerProcess,
+  type TestServer,
+} from '../helpers/server.js';
 
 /*
  * Stateless media nodes (issue 12): with SPOOL_URL set a call's spool is shipped to object storage
@@ -31,7 +37,11 @@ let spoolEnv: Record<string, string>;
 beforeAll(async () => {
   fixture = await readFixture(FIXTURE);
   spoolDir = await fs.mkdtemp(path.join(os.tmpdir(), 'callrec-spool-bucket-'));
-  spoolEnv = { SPOOL_URL: pathToFileURL(spoolDir).href, SPOOL_SEGMENT_SECONDS: String(SEGMENT_SECONDS), RECOVERY_INTERVAL_SECONDS: '2' };
+  spoolEnv = {
+    SPOOL_URL: pathToFileURL(spoolDir).href,
+    SPOOL_SEGMENT_SECONDS: String(SEGMENT_SECONDS),
+    RECOVERY_INTERVAL_SECONDS: '2',
+  };
   // The cluster's database, Redis prefix and keys. It takes no shared jobs: only the worker node
   // can finalize a shipped spool here, and it sweeps for dead nodes every 2 s.
   primary = await startTestServer({ db: 'postgres', workers: false, env: { RECOVERY_INTERVAL_SECONDS: '2' } });
@@ -56,22 +66,50 @@ async function until(what: string, ok: () => Promise<boolean>, timeoutMs = 30_00
 
 /** Files left in the spool bucket. */
 async function bucketFiles(): Promise<string[]> {
-  return (await fs.readdir(spoolDir, { recursive: true, withFileTypes: true })).filter((e) => e.isFile()).map((e) => e.name);
+  return (await fs.readdir(spoolDir, { recursive: true, withFileTypes: true }))
+    .filter((e) => e.isFile())
+    .map((e) => e.name);
 }
 
 test('a call on a media node with a private disk is finalized by a worker node from the shipped spool: exact, and nothing left in the bucket', async () => {
   const dataDir = path.join(os.tmpdir(), `callrec-stateless-${process.pid}`);
-  const media = await startServerProcess(primary, { dataDir, privateDisk: true, env: spoolEnv, args: ['--no-workers'] });
+  const media = await startServerProcess(primary, {
+    dataDir,
+    privateDisk: true,
+    env: spoolEnv,
+    args: ['--no-workers'],
+  });
   try {
     const ids = Array.from({ length: 3 }, () => uniqueCallId('shipped'));
-    await Promise.all(ids.map((callId) => replayFixture(fixture, { url: `${media.wsUrl}/media/twilio`, agentId: 'support', token: primary.key, callId, speed: 'max' })));
+    await Promise.all(
+      ids.map((callId) =>
+        replayFixture(fixture, {
+          url: `${media.wsUrl}/media/twilio`,
+          agentId: 'support',
+          token: primary.key,
+          callId,
+          speed: 'max',
+        }),
+      ),
+    );
     expect(await fs.readdir(dataDir)).toEqual([]); // the media node's disk is not the host's
     for (const callId of ids) {
       const recording = await primary.recording(callId, 60_000);
-      expect(recording).toMatchObject({ status: 'ready', attempts: 1, error: null, durationMs: fixture.meta.durationMs, complete: true, lostSpans: [], spoolUrl: pathToFileURL(spoolDir).href });
+      expect(recording).toMatchObject({
+        status: 'ready',
+        attempts: 1,
+        error: null,
+        durationMs: fixture.meta.durationMs,
+        complete: true,
+        lostSpans: [],
+        spoolUrl: pathToFileURL(spoolDir).href,
+      });
       // Finalized from the shared queue, which only the worker node takes (the job completes just
       // after the recording is marked ready and its spool removed).
-      await until('the shared job completes', async () => (await queues.queue(null).getJobState(recordingJobId(recording.id))) === 'completed');
+      await until(
+        'the shared job completes',
+        async () => (await queues.queue(null).getJobState(recordingJobId(recording.id))) === 'completed',
+      );
     }
     await until('the shipped spools are deleted', async () => (await bucketFiles()).length === 0);
   } finally {
@@ -85,12 +123,25 @@ test('kill -9 of a media node mid-call, its disk gone: every call is recovered w
   const media = await startServerProcess(primary, { dataDir, privateDisk: true, env: spoolEnv });
   try {
     const ids = Array.from({ length: 4 }, () => uniqueCallId('killed'));
-    const calls = ids.map((callId) => replayFixture(fixture, { url: `${media.wsUrl}/media/twilio`, agentId: 'support', token: primary.key, callId, speed: 'realtime' }).catch(() => null));
+    const calls = ids.map((callId) =>
+      replayFixture(fixture, {
+        url: `${media.wsUrl}/media/twilio`,
+        agentId: 'support',
+        token: primary.key,
+        callId,
+        speed: 'realtime',
+      }).catch(() => null),
+    );
     // Each call well under way: two segments shipped.
     for (const callId of ids) {
       await until(`call ${callId} shipped two segments`, async () => {
         const recording = await primary.server.store.recordings.getByCall(primary.tenantId, callId);
-        return recording?.spoolPath ? fs.stat(path.join(spoolDir, spoolObjects.segment(spoolIdOf(recording.spoolPath), 2))).then(() => true, () => false) : false;
+        return recording?.spoolPath
+          ? fs.stat(path.join(spoolDir, spoolObjects.segment(spoolIdOf(recording.spoolPath), 2))).then(
+              () => true,
+              () => false,
+            )
+          : false;
       });
     }
     await media.kill();
@@ -102,17 +153,24 @@ test('kill -9 of a media node mid-call, its disk gone: every call is recovered w
       const heardMs = killedAt - Date.parse(before.createdAt);
       const recording = await primary.recording(callId, 60_000 - (Date.now() - killedAt));
       expect(recording).toMatchObject({ status: 'ready', error: null, complete: false });
-      expect(await primary.server.store.calls.get(primary.tenantId, callId)).toMatchObject({ status: 'ended', endReason: 'media node lost' });
+      expect(await primary.server.store.calls.get(primary.tenantId, callId)).toMatchObject({
+        status: 'ended',
+        endReason: 'media node lost',
+      });
       expect(recording.durationMs).toBeGreaterThanOrEqual(2 * SEGMENT_SECONDS * 1000);
       expect(recording.durationMs).toBeLessThan(fixture.meta.durationMs);
       // At most one segment plus a second lost; 500 ms more for the jitter window and an upload in flight.
       expect(recording.durationMs).toBeGreaterThanOrEqual(heardMs - SEGMENT_SECONDS * 1000 - 1000 - 500);
-      expect(recording.lostSpans).toEqual([{ start_ms: recording.durationMs, end_ms: expect.any(Number), reason: 'media node lost' }]);
+      expect(recording.lostSpans).toEqual([
+        { start_ms: recording.durationMs, end_ms: expect.any(Number), reason: 'media node lost' },
+      ]);
       // The span ends when the node was last seen alive: it beats every second.
       expect(recording.lostSpans[0].end_ms).toBeGreaterThanOrEqual(recording.durationMs!);
       expect(recording.lostSpans[0].end_ms).toBeGreaterThan(heardMs - 1000 - 500);
       expect(recording.lostSpans[0].end_ms).toBeLessThanOrEqual(heardMs);
-      const view = (await (await primary.api(`/api/calls/${callId}`)).json()) as { recording: { complete: boolean; lost_spans: unknown[] } };
+      const view = (await (await primary.api(`/api/calls/${callId}`)).json()) as {
+        recording: { complete: boolean; lost_spans: unknown[] };
+      };
       expect(view.recording).toMatchObject({ complete: false, lost_spans: recording.lostSpans });
     }
     await until('the shipped spools are deleted', async () => (await bucketFiles()).length === 0);
@@ -131,7 +189,11 @@ async function scrape(url: string): Promise<Map<string, number>> {
 /** Bytes of shipped segments in the spool bucket. */
 async function segmentBytes(): Promise<number> {
   const entries = await fs.readdir(spoolDir, { recursive: true, withFileTypes: true });
-  const sizes = await Promise.all(entries.filter((e) => e.isFile() && e.name.endsWith('.pcm.enc')).map(async (e) => (await fs.stat(path.join(e.parentPath, e.name))).size));
+  const sizes = await Promise.all(
+    entries
+      .filter((e) => e.isFile() && e.name.endsWith('.pcm.enc'))
+      .map(async (e) => (await fs.stat(path.join(e.parentPath, e.name))).size),
+  );
   return sizes.reduce((a, b) => a + b, 0);
 }
 
@@ -142,14 +204,30 @@ test('a node killed mid-call and restarted on the same disk deletes its local co
   const node = { dataDir, privateDisk: true, disk, env: spoolEnv };
   let media = await startServerProcess(primary, node);
   try {
-    expect(await (await fetch(`${worker.url}/readyz`)).json()).toEqual({ status: 'ok', checks: { database: true, redis: true, storage: true } });
+    expect(await (await fetch(`${worker.url}/readyz`)).json()).toEqual({
+      status: 'ok',
+      checks: { database: true, redis: true, storage: true },
+    });
     const ids = Array.from({ length: 2 }, () => uniqueCallId('restarted'));
-    const calls = ids.map((callId) => replayFixture(fixture, { url: `${media.wsUrl}/media/twilio`, agentId: 'support', token: primary.key, callId, speed: 'realtime' }).catch(() => null));
+    const calls = ids.map((callId) =>
+      replayFixture(fixture, {
+        url: `${media.wsUrl}/media/twilio`,
+        agentId: 'support',
+        token: primary.key,
+        callId,
+        speed: 'realtime',
+      }).catch(() => null),
+    );
     const spoolPaths: string[] = [];
     for (const callId of ids) {
       await until(`call ${callId} shipped two segments`, async () => {
         const recording = await primary.server.store.recordings.getByCall(primary.tenantId, callId);
-        return recording?.spoolPath ? fs.stat(path.join(spoolDir, spoolObjects.segment(spoolIdOf(recording.spoolPath), 2))).then(() => true, () => false) : false;
+        return recording?.spoolPath
+          ? fs.stat(path.join(spoolDir, spoolObjects.segment(spoolIdOf(recording.spoolPath), 2))).then(
+              () => true,
+              () => false,
+            )
+          : false;
       });
       spoolPaths.push((await primary.server.store.recordings.getByCall(primary.tenantId, callId))!.spoolPath!);
     }
@@ -161,7 +239,8 @@ test('a node killed mid-call and restarted on the same disk deletes its local co
     expect((await scrape(worker.url)).get('callrec_spool_bytes_in_storage')).toBe(inBucket);
 
     // Another node notices (heartbeats) and the worker finalizes from the bucket; the dead node's disk still holds its copies.
-    for (const callId of ids) expect(await primary.recording(callId, 60_000)).toMatchObject({ status: 'ready', complete: false });
+    for (const callId of ids)
+      expect(await primary.recording(callId, 60_000)).toMatchObject({ status: 'ready', complete: false });
     const onDisk = spoolPaths.map((file) => path.join(disk, path.relative(dataDir, file)));
     for (const file of onDisk) await expect(fs.stat(file)).resolves.toBeTruthy();
     await until('the shipped spools are deleted', async () => (await bucketFiles()).length === 0);

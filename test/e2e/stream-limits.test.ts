@@ -17,7 +17,9 @@ let fixture: Fixture;
 
 beforeAll(async () => {
   fixture = await readFixture(path.join(import.meta.dirname, '../../fixtures/twilio-fork-tones.jsonl'));
-  startMessage = JSON.parse(fixture.messages.find((m) => (m.data as string).includes('"event":"start"'))!.data as string);
+  startMessage = JSON.parse(
+    fixture.messages.find((m) => (m.data as string).includes('"event":"start"'))!.data as string,
+  );
   [timed, capped] = await Promise.all([
     startTestServer({
       env: {
@@ -30,7 +32,13 @@ beforeAll(async () => {
     }),
     startTestServer({ env: { MAX_STREAMS_PER_NODE: '3', MAX_STREAMS_PER_TENANT: '2' } }),
   ]);
-  const settings = { enabled: true, auto_record: true, consent_prompt: false, dual_channel: true, format: 'wav' as const };
+  const settings = {
+    enabled: true,
+    auto_record: true,
+    consent_prompt: false,
+    dual_channel: true,
+    format: 'wav' as const,
+  };
   await Promise.all([timed.agent(AGENT, settings), capped.agent(AGENT, settings)]);
 });
 afterAll(() => Promise.all([timed?.close(), capped?.close()]));
@@ -46,7 +54,11 @@ function start(ts: TestServer, callId: string): string {
 /** 20 ms of μ-law silence on the caller leg at `timestampMs`. */
 const PAYLOAD = Buffer.alloc(160, 0xff).toString('base64');
 const media = (timestampMs: number) =>
-  JSON.stringify({ event: 'media', streamSid: startMessage.streamSid, media: { track: 'inbound', chunk: '1', timestamp: String(timestampMs), payload: PAYLOAD } });
+  JSON.stringify({
+    event: 'media',
+    streamSid: startMessage.streamSid,
+    media: { track: 'inbound', chunk: '1', timestamp: String(timestampMs), payload: PAYLOAD },
+  });
 const STOP = () => JSON.stringify({ event: 'stop', streamSid: startMessage.streamSid, stop: {} });
 
 interface Stream {
@@ -66,9 +78,17 @@ interface Refusal {
  * `localAddress` (a loopback address) when given, through a proxy saying it is for
  * `forwardedFor` when given.
  */
-function tryOpen(ts: { wsUrl: string }, opts: { forwardedFor?: string; localAddress?: string } = {}): Promise<Stream | Refusal> {
-  const ws = new WebSocket(`${ts.wsUrl}/media/twilio`, { headers: opts.forwardedFor ? { 'x-forwarded-for': opts.forwardedFor } : {}, localAddress: opts.localAddress });
-  const closed = new Promise<{ code: number; reason: string }>((resolve) => ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+function tryOpen(
+  ts: { wsUrl: string },
+  opts: { forwardedFor?: string; localAddress?: string } = {},
+): Promise<Stream | Refusal> {
+  const ws = new WebSocket(`${ts.wsUrl}/media/twilio`, {
+    headers: opts.forwardedFor ? { 'x-forwarded-for': opts.forwardedFor } : {},
+    localAddress: opts.localAddress,
+  });
+  const closed = new Promise<{ code: number; reason: string }>((resolve) =>
+    ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })),
+  );
   ws.on('error', () => {});
   return new Promise((resolve) => {
     ws.once('open', () => resolve({ ws, closed }));
@@ -84,7 +104,11 @@ function tryOpen(ts: { wsUrl: string }, opts: { forwardedFor?: string; localAddr
  * Streams one call with `token` (start, a frame, stop) as `tryOpen` opens it; resolves with how
  * the stream was closed (a stream that goes live is hung up), or how its upgrade was refused.
  */
-async function streamOnce(ts: TestServer, token: string, opts: { forwardedFor?: string; localAddress?: string }): Promise<{ code: number; reason: string } | Refusal> {
+async function streamOnce(
+  ts: TestServer,
+  token: string,
+  opts: { forwardedFor?: string; localAddress?: string },
+): Promise<{ code: number; reason: string } | Refusal> {
   const stream = await tryOpen(ts, opts);
   if ('status' in stream) return stream;
   const message = structuredClone(startMessage);
@@ -142,7 +166,12 @@ describe('before authentication', () => {
     for (let i = 0; i < 257; i++) many.ws.send(CONNECTED);
     const large = await open(timed);
     // 50 KiB messages: each under the message limit, three over the 128 KiB budget.
-    const padded = JSON.stringify({ event: 'connected', protocol: 'Call', version: '1.0.0', pad: 'x'.repeat(50 * 1024) });
+    const padded = JSON.stringify({
+      event: 'connected',
+      protocol: 'Call',
+      version: '1.0.0',
+      pad: 'x'.repeat(50 * 1024),
+    });
     for (let i = 0; i < 3; i++) large.ws.send(padded);
     for (const { closed } of [many, large]) {
       const { code, reason } = await closed;
@@ -164,17 +193,26 @@ describe('failed stream authentication', () => {
   /** Streams a start with `token` from `client`, through the proxy. */
   const attempt = (client: string, token: string) => streamOnce(guarded, token, { forwardedFor: client });
 
-  test('only failures are limited, per address and token prefix: 25 bad tokens from a shared provider address refuse neither a valid stream from it nor another customer\'s', async () => {
+  test("only failures are limited, per address and token prefix: 25 bad tokens from a shared provider address refuse neither a valid stream from it nor another customer's", async () => {
     const before = await metric(guarded, 'callrec_stream_limit_total', 'limit="ERR_RATE_LIMITED"');
     // One customer's broken configuration: the same (revoked, mistyped…) token again and again.
     for (let i = 0; i < 25; i++) {
-      const expected = i < 3 ? /^ERR_BAD_TOKEN: / : /^ERR_RATE_LIMITED: too many failed authentications of this token from this address; retry in \d+ s/;
-      expect(await attempt('203.0.113.7', `crk_broken-${i}`)).toEqual({ code: 1008, reason: expect.stringMatching(expected) });
+      const expected =
+        i < 3
+          ? /^ERR_BAD_TOKEN: /
+          : /^ERR_RATE_LIMITED: too many failed authentications of this token from this address; retry in \d+ s/;
+      expect(await attempt('203.0.113.7', `crk_broken-${i}`)).toEqual({
+        code: 1008,
+        reason: expect.stringMatching(expected),
+      });
     }
     expect(await metric(guarded, 'callrec_stream_limit_total', 'limit="ERR_RATE_LIMITED"')).toBe(before + 22);
     // Every other customer of that provider streams from the same address as usual.
     expect(await attempt('203.0.113.7', guarded.key)).toEqual({ code: 1000, reason: 'call ended' });
-    expect(await attempt('203.0.113.7', 'crk_another')).toEqual({ code: 1008, reason: expect.stringMatching(/^ERR_BAD_TOKEN: /) });
+    expect(await attempt('203.0.113.7', 'crk_another')).toEqual({
+      code: 1008,
+      reason: expect.stringMatching(/^ERR_BAD_TOKEN: /),
+    });
     expect(await attempt('203.0.113.8', guarded.key)).toEqual({ code: 1000, reason: 'call ended' });
   });
 });
@@ -188,11 +226,16 @@ describe('unauthenticated sockets', () => {
   afterAll(() => pending?.close());
 
   /** Opens `count` sockets that send nothing, 200 at a time: those let in, and the refusals' bodies. */
-  async function flood(count: number, opts: { forwardedFor?: string; localAddress?: string }): Promise<{ open: Stream[]; refused: string[] }> {
+  async function flood(
+    count: number,
+    opts: { forwardedFor?: string; localAddress?: string },
+  ): Promise<{ open: Stream[]; refused: string[] }> {
     const open: Stream[] = [];
     const refused: string[] = [];
     for (let sent = 0; sent < count; sent += 200) {
-      for (const stream of await Promise.all(Array.from({ length: Math.min(200, count - sent) }, () => tryOpen(pending, opts)))) {
+      for (const stream of await Promise.all(
+        Array.from({ length: Math.min(200, count - sent) }, () => tryOpen(pending, opts)),
+      )) {
         if ('status' in stream) {
           expect(stream).toMatchObject({ status: 429, retryAfter: '60' });
           refused.push(stream.body);
@@ -205,17 +248,20 @@ describe('unauthenticated sockets', () => {
   /** Streams a valid start (and hangs up). */
   const valid = (opts: { forwardedFor?: string; localAddress?: string }) => streamOnce(pending, pending.key, opts);
 
-  test('2 000 silent sockets from one address hold only MAX_PENDING_STREAMS_PER_IP; another address\'s valid stream gets in', async () => {
+  test("2 000 silent sockets from one address hold only MAX_PENDING_STREAMS_PER_IP; another address's valid stream gets in", async () => {
     const attacker = await flood(2000, { localAddress: '127.0.0.2' });
     expect(attacker.open).toHaveLength(100);
     expect(attacker.refused).toHaveLength(1900);
-    expect(attacker.refused[0]).toMatch(/^ERR_PENDING_STREAM_LIMIT: this address holds 100 streams that have not authenticated \(MAX_PENDING_STREAMS_PER_IP\)/);
+    expect(attacker.refused[0]).toMatch(
+      /^ERR_PENDING_STREAM_LIMIT: this address holds 100 streams that have not authenticated \(MAX_PENDING_STREAMS_PER_IP\)/,
+    );
     expect(await metric(pending, 'callrec_stream_limit_total', 'limit="ERR_PENDING_STREAM_LIMIT"')).toBe(1900);
     expect(await valid({ localAddress: '127.0.0.1' })).toEqual({ code: 1000, reason: 'call ended' });
     // A socket that authenticates no longer counts: the attacker's address takes one more once one of its sockets goes.
     attacker.open[0].ws.close();
     await attacker.open[0].closed;
-    while (!('ws' in (await tryOpen(pending, { localAddress: '127.0.0.2' })))) await new Promise((resolve) => setTimeout(resolve, 20));
+    while (!('ws' in (await tryOpen(pending, { localAddress: '127.0.0.2' }))))
+      await new Promise((resolve) => setTimeout(resolve, 20));
     for (const { ws } of attacker.open) ws.terminate();
   });
 
@@ -225,7 +271,11 @@ describe('unauthenticated sockets', () => {
     expect(behind.refused).toHaveLength(1);
     expect(await valid({ forwardedFor: '203.0.113.10' })).toEqual({ code: 1000, reason: 'call ended' });
     // 127.0.0.3 is no trusted proxy: each socket claims another client, all count as 127.0.0.3.
-    const spoofed = await Promise.all(Array.from({ length: 101 }, (_, i) => tryOpen(pending, { localAddress: '127.0.0.3', forwardedFor: `198.51.100.${i}` })));
+    const spoofed = await Promise.all(
+      Array.from({ length: 101 }, (_, i) =>
+        tryOpen(pending, { localAddress: '127.0.0.3', forwardedFor: `198.51.100.${i}` }),
+      ),
+    );
     expect(spoofed.filter((s) => 'status' in s)).toHaveLength(1);
     for (const s of [...behind.open, ...spoofed]) if ('ws' in s) s.ws.terminate();
   });
@@ -239,7 +289,13 @@ describe('auth timeouts', () => {
       expect((await s.closed).reason).toMatch(/^ERR_AUTH_TIMEOUT: /);
     }
     const refused = await tryOpen(timed, { localAddress: '127.0.0.4' });
-    expect(refused).toEqual({ status: 429, body: expect.stringMatching(/^ERR_RATE_LIMITED: too many streams from this address sent no valid start in time; retry in \d+ s/), retryAfter: expect.stringMatching(/^\d+$/) });
+    expect(refused).toEqual({
+      status: 429,
+      body: expect.stringMatching(
+        /^ERR_RATE_LIMITED: too many streams from this address sent no valid start in time; retry in \d+ s/,
+      ),
+      retryAfter: expect.stringMatching(/^\d+$/),
+    });
     const other = await tryOpen(timed, { localAddress: '127.0.0.5' });
     if ('status' in other) throw new Error(`refused: ${other.body}`);
     other.ws.terminate();
@@ -323,10 +379,13 @@ describe('MAX_STREAMS_PER_TENANT across media nodes', () => {
         const attempt = await open(first);
         const callId = uniqueCallId('cluster');
         attempt.ws.send(start(first, callId));
-        const outcome = await Promise.race([attempt.closed.then(({ code }) => code), (async () => {
-          while (!(await isLive(callId))) await new Promise((resolve) => setTimeout(resolve, 20));
-          return 'admitted' as const;
-        })()]);
+        const outcome = await Promise.race([
+          attempt.closed.then(({ code }) => code),
+          (async () => {
+            while (!(await isLive(callId))) await new Promise((resolve) => setTimeout(resolve, 20));
+            return 'admitted' as const;
+          })(),
+        ]);
         if (outcome === 'admitted') {
           streams.push(attempt);
           break;
@@ -356,7 +415,10 @@ describe('live streams', () => {
     expect(code).toBe(1008);
     expect(reason).toMatch(/^ERR_STREAM_IDLE: no media for 1 s/);
     expect((await timed.recording(callId)).status).toBe('ready');
-    expect(await timed.server.store.calls.get(timed.tenantId, callId)).toMatchObject({ status: 'ended', endReason: expect.stringMatching(/^ERR_STREAM_IDLE/) });
+    expect(await timed.server.store.calls.get(timed.tenantId, callId)).toMatchObject({
+      status: 'ended',
+      endReason: expect.stringMatching(/^ERR_STREAM_IDLE/),
+    });
   });
 
   /** Streams `frames` caller frames at `timestampOf(i)` as fast as the socket takes them, then stops; returns the recording and the wall time the stream took. */
@@ -392,13 +454,21 @@ describe('live streams', () => {
     expect((call.alignment as { framesAhead: number }).framesAhead).toBeGreaterThan(0);
     // What was dropped is audio the call lost: the recording says so.
     expect(recording.complete).toBe(false);
-    expect(recording.lostSpans).toEqual([expect.objectContaining({ end_ms: 50_000, reason: 'frames ran ahead of the wall clock' })]);
+    expect(recording.lostSpans).toEqual([
+      expect.objectContaining({ end_ms: 50_000, reason: 'frames ran ahead of the wall clock' }),
+    ]);
   });
 
   test('a stream at real time loses nothing to the wall-clock bound', async () => {
     const short = await readFixture(path.join(import.meta.dirname, '../../fixtures/telnyx-fork-pcma.jsonl'));
     const callId = uniqueCallId('realtime');
-    const result = await replayFixture(short, { url: `${timed.wsUrl}/media/telnyx`, agentId: AGENT, token: timed.key, callId, speed: 'realtime' });
+    const result = await replayFixture(short, {
+      url: `${timed.wsUrl}/media/telnyx`,
+      agentId: AGENT,
+      token: timed.key,
+      callId,
+      speed: 'realtime',
+    });
     expect(result.closeCode).toBe(1000);
     expect((await timed.recording(callId)).status).toBe('ready');
     expect(await timed.server.store.calls.get(timed.tenantId, callId)).toMatchObject({ alignment: { framesAhead: 0 } });

@@ -29,16 +29,35 @@ afterAll(async () => {
 test('a finished recording and its deletion reach the tenant as signed webhooks', async () => {
   const fixture = await readFixture(path.join(import.meta.dirname, '../../fixtures/telnyx-fork-pcma.jsonl'));
   const callId = uniqueCallId('hooked');
-  await replayFixture(fixture, { url: `${ts.wsUrl}/media/telnyx`, agentId: 'hooked', token: ts.key, callId, speed: 'max' });
+  await replayFixture(fixture, {
+    url: `${ts.wsUrl}/media/telnyx`,
+    agentId: 'hooked',
+    token: ts.key,
+    callId,
+    speed: 'max',
+  });
   const rec = await ts.recording(callId);
 
   const [completed] = await receiver.waitForDelivered(1);
-  expect(verifySignature(String(completed.headers[SIGNATURE_HEADER.toLowerCase()]), completed.body, SECRET, 300)).toBe(true);
-  expect(verifySignature(String(completed.headers[SIGNATURE_HEADER.toLowerCase()]), completed.body, 'another secret....', 300)).toBe(false);
+  expect(verifySignature(String(completed.headers[SIGNATURE_HEADER.toLowerCase()]), completed.body, SECRET, 300)).toBe(
+    true,
+  );
+  expect(
+    verifySignature(
+      String(completed.headers[SIGNATURE_HEADER.toLowerCase()]),
+      completed.body,
+      'another secret....',
+      300,
+    ),
+  ).toBe(false);
   const event = JSON.parse(completed.body);
   // A stock Standard Webhooks verifier, given the secret in its form, accepts the same delivery.
-  const standardHeaders = Object.fromEntries(['webhook-id', 'webhook-timestamp', 'webhook-signature'].map((name) => [name, String(completed.headers[name])]));
-  expect(new Webhook(`whsec_${Buffer.from(SECRET).toString('base64')}`).verify(completed.body, standardHeaders)).toEqual(event);
+  const standardHeaders = Object.fromEntries(
+    ['webhook-id', 'webhook-timestamp', 'webhook-signature'].map((name) => [name, String(completed.headers[name])]),
+  );
+  expect(
+    new Webhook(`whsec_${Buffer.from(SECRET).toString('base64')}`).verify(completed.body, standardHeaders),
+  ).toEqual(event);
   expect(event).toMatchObject({ id: expect.any(String), type: 'recording.completed', created_at: expect.any(String) });
   expect(event.data).toMatchObject({
     call_id: callId,
@@ -55,5 +74,8 @@ test('a finished recording and its deletion reach the tenant as signed webhooks'
 
   expect((await ts.api(`/api/calls/${callId}/recording`, { method: 'DELETE' })).status).toBe(200);
   const [, deleted] = await receiver.waitForDelivered(2);
-  expect(JSON.parse(deleted.body)).toMatchObject({ type: 'recording.deleted', data: { call_id: callId, recording_id: rec.id } });
+  expect(JSON.parse(deleted.body)).toMatchObject({
+    type: 'recording.deleted',
+    data: { call_id: callId, recording_id: rec.id },
+  });
 });

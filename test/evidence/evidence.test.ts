@@ -25,10 +25,36 @@ const ROOT = path.resolve(import.meta.dirname, '../..');
 /** A call of tenant `t1` with a ready recording whose audio is `audio` (only its hash and size matter to the ledger). */
 async function readyRecording(store: Store, callId: string, audio: Buffer) {
   await store.tenants.ensure('t1', 'One');
-  await store.calls.create({ tenantId: 't1', id: callId, agentId: 'agent-1', provider: 'twilio', mode: 'fork', sampleRate: 8000, legs: ['caller', 'agent'], settings: CALL_RECORDING_DEFAULTS });
-  await store.calls.update('t1', callId, { status: 'ended', endedAt: new Date().toISOString(), consent: { mode: 'one_party', outcome: 'announced', message: 'This call may be recorded.' } });
-  const recording = await store.recordings.create({ tenantId: 't1', callId, format: 'wav', channels: 2, sampleRate: 8000, storageDays: 90 });
-  return (await store.recordings.update(recording.id, { status: 'ready', sha256: createHash('sha256').update(audio).digest('hex'), byteSize: audio.length, durationMs: 1000, readyAt: new Date().toISOString() }))!;
+  await store.calls.create({
+    tenantId: 't1',
+    id: callId,
+    agentId: 'agent-1',
+    provider: 'twilio',
+    mode: 'fork',
+    sampleRate: 8000,
+    legs: ['caller', 'agent'],
+    settings: CALL_RECORDING_DEFAULTS,
+  });
+  await store.calls.update('t1', callId, {
+    status: 'ended',
+    endedAt: new Date().toISOString(),
+    consent: { mode: 'one_party', outcome: 'announced', message: 'This call may be recorded.' },
+  });
+  const recording = await store.recordings.create({
+    tenantId: 't1',
+    callId,
+    format: 'wav',
+    channels: 2,
+    sampleRate: 8000,
+    storageDays: 90,
+  });
+  return (await store.recordings.update(recording.id, {
+    status: 'ready',
+    sha256: createHash('sha256').update(audio).digest('hex'),
+    byteSize: audio.length,
+    durationMs: 1000,
+    readyAt: new Date().toISOString(),
+  }))!;
 }
 
 describe.each(TEST_DB_KINDS)('evidence on %s', (kind) => {
@@ -57,15 +83,40 @@ describe.each(TEST_DB_KINDS)('evidence on %s', (kind) => {
     const { payload, protectedHeader } = await compactVerify(jws, createLocalJWKSet(keySet as never));
     expect(protectedHeader).toMatchObject({ alg: 'EdDSA', kid: keySet.keys[0].kid });
     const manifest = JSON.parse(new TextDecoder().decode(payload));
-    expect(manifest).toMatchObject({ recording_id: recording.id, tenant_id: 't1', channels: 2, channel_parties: ['caller', 'agent'], audio: { format: 'wav', sha256: recording.sha256, byte_size: audio.length }, consent: { outcome: 'announced' } });
+    expect(manifest).toMatchObject({
+      recording_id: recording.id,
+      tenant_id: 't1',
+      channels: 2,
+      channel_parties: ['caller', 'agent'],
+      audio: { format: 'wav', sha256: recording.sha256, byte_size: audio.length },
+      consent: { outcome: 'announced' },
+    });
 
     // Stock tools: the JWS signing input and signature, the JWK as a PEM key, `openssl pkeyutl -verify`.
     const [h, p, s] = jws.split('.');
     await fs.writeFile(path.join(dir, 'input'), `${h}.${p}`);
     await fs.writeFile(path.join(dir, 'sig'), Buffer.from(s, 'base64url'));
     const jwk = keySet.keys.find((k) => k.kid === protectedHeader.kid)!;
-    await fs.writeFile(path.join(dir, 'key.pem'), createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: jwk.x }, format: 'jwk' }).export({ type: 'spki', format: 'pem' }));
-    const openssl = (input: string) => run('openssl', ['pkeyutl', '-verify', '-pubin', '-inkey', path.join(dir, 'key.pem'), '-rawin', '-in', input, '-sigfile', path.join(dir, 'sig')]);
+    await fs.writeFile(
+      path.join(dir, 'key.pem'),
+      createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: jwk.x }, format: 'jwk' }).export({
+        type: 'spki',
+        format: 'pem',
+      }),
+    );
+    const openssl = (input: string) =>
+      run('openssl', [
+        'pkeyutl',
+        '-verify',
+        '-pubin',
+        '-inkey',
+        path.join(dir, 'key.pem'),
+        '-rawin',
+        '-in',
+        input,
+        '-sigfile',
+        path.join(dir, 'sig'),
+      ]);
     expect((await openssl(path.join(dir, 'input'))).stdout).toContain('Signature Verified Successfully');
     await fs.writeFile(path.join(dir, 'input2'), `${h}.${p}x`);
     await expect(openssl(path.join(dir, 'input2'))).rejects.toThrow();
@@ -87,8 +138,16 @@ describe.each(TEST_DB_KINDS)('evidence on %s', (kind) => {
     const [h, p, s] = jws.split('.');
     const forged = JSON.parse(Buffer.from(p, 'base64url').toString());
     forged.complete = !forged.complete;
-    const badManifest = await verifyRecording({ audio, manifest: `${h}.${Buffer.from(JSON.stringify(forged)).toString('base64url')}.${s}`, keySet });
-    expect(badManifest.checks[0]).toMatchObject({ check: 'signature', ok: false, detail: expect.stringContaining('does not verify') });
+    const badManifest = await verifyRecording({
+      audio,
+      manifest: `${h}.${Buffer.from(JSON.stringify(forged)).toString('base64url')}.${s}`,
+      keySet,
+    });
+    expect(badManifest.checks[0]).toMatchObject({
+      check: 'signature',
+      ok: false,
+      detail: expect.stringContaining('does not verify'),
+    });
   });
 
   test('key rotation keeps old manifests verifying; a deletion leaves a verifiable tombstone; the audit holds', async () => {
@@ -101,17 +160,37 @@ describe.each(TEST_DB_KINDS)('evidence on %s', (kind) => {
     expect((await verifyRecording({ audio: Buffer.from('a'), manifest: oldJws, keySet })).ok).toBe(true);
     expect((await verifyRecording({ audio: Buffer.from('b'), manifest: freshJws, keySet })).kid).toBe(kid);
 
-    const { tombstone } = await db.store.recordings.delete('t1', old.callId, { delete: async () => {} }, { deletedBy: 'key-1', reason: 'api' });
+    const { tombstone } = await db.store.recordings.delete(
+      't1',
+      old.callId,
+      { delete: async () => {} },
+      { deletedBy: 'key-1', reason: 'api' },
+    );
     await evidence.recordDeletion(tombstone);
-    await evidence.recordAccess('t1', { recording_id: fresh.id, call_id: fresh.callId, key_id: 'key-1', format: 'wav', range: null, ip: '127.0.0.1', purpose: 'read', at: new Date().toISOString() });
-    expect(await auditLedgers(db.store, { tenantId: 't1' })).toEqual([{ tenantId: 't1', entries: expect.any(Number), error: null }]);
+    await evidence.recordAccess('t1', {
+      recording_id: fresh.id,
+      call_id: fresh.callId,
+      key_id: 'key-1',
+      format: 'wav',
+      range: null,
+      ip: '127.0.0.1',
+      purpose: 'read',
+      at: new Date().toISOString(),
+    });
+    expect(await auditLedgers(db.store, { tenantId: 't1' })).toEqual([
+      { tenantId: 't1', entries: expect.any(Number), error: null },
+    ]);
   });
 
   test('recordings finalized before manifests existed are signed, marked as signed later', async () => {
     const earlier = await readyRecording(db.store, uniqueCallId('earlier'), Buffer.from('old audio'));
     expect(await evidence.signBacklog()).toBeGreaterThanOrEqual(1);
     const { jws } = (await db.store.evidence.manifest(earlier.id))!;
-    const report = await verifyRecording({ audio: Buffer.from('old audio'), manifest: jws, keySet: await evidence.keys.keySet() });
+    const report = await verifyRecording({
+      audio: Buffer.from('old audio'),
+      manifest: jws,
+      keySet: await evidence.keys.keySet(),
+    });
     expect(report.ok).toBe(true);
     expect(report.manifest).toMatchObject({ recording_id: earlier.id, signed_later: true });
     expect(await evidence.signBacklog()).toBe(0);
@@ -122,7 +201,9 @@ describe.each(TEST_DB_KINDS)('evidence on %s', (kind) => {
     const other = await createStore(db.url);
     try {
       const second = new Evidence(other, await MasterKeyring.load({ dataDir: dir }));
-      const recordings = await Promise.all(Array.from({ length: 20 }, (_, i) => readyRecording(db.store, uniqueCallId(`race-${i}`), Buffer.from([i]))));
+      const recordings = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => readyRecording(db.store, uniqueCallId(`race-${i}`), Buffer.from([i]))),
+      );
       await Promise.all(recordings.map((r, i) => (i % 2 ? evidence : second).seal(r)));
       const [audit] = await auditLedgers(db.store, { tenantId: 't1' });
       expect(audit.error).toBeNull();
@@ -131,27 +212,48 @@ describe.each(TEST_DB_KINDS)('evidence on %s', (kind) => {
     }
   });
 
-  test('a ledger entry changed, removed or a recording removed behind callrec\'s back is found', async () => {
+  test("a ledger entry changed, removed or a recording removed behind callrec's back is found", async () => {
     const recording = await readyRecording(db.store, uniqueCallId('victim'), Buffer.from('v'));
     await evidence.seal(recording);
-    await evidence.recordAccess('t1', { recording_id: recording.id, call_id: recording.callId, key_id: 'key-1', format: 'wav', range: null, ip: '127.0.0.1', purpose: 'read', at: new Date().toISOString() });
+    await evidence.recordAccess('t1', {
+      recording_id: recording.id,
+      call_id: recording.callId,
+      key_id: 'key-1',
+      format: 'wav',
+      range: null,
+      ip: '127.0.0.1',
+      purpose: 'read',
+      at: new Date().toISOString(),
+    });
     const [entry] = await db.store.evidence.entriesFor('t1', recording.id);
     const sql = (text: string) => rawSql(db.url, text);
     // Changed: the access entry's ip rewritten.
     const access = (await db.store.evidence.entriesFor('t1', recording.id)).find((e) => e.kind === 'access')!;
-    await sql(`update ledger set entry = replace(entry, '127.0.0.1', '10.0.0.1') where tenant_id = 't1' and seq = ${access.seq}`);
-    expect((await auditLedgers(db.store, { tenantId: 't1' }))[0].error).toMatch(new RegExp(`entry ${access.seq}: changed`));
-    await sql(`update ledger set entry = replace(entry, '10.0.0.1', '127.0.0.1') where tenant_id = 't1' and seq = ${access.seq}`);
+    await sql(
+      `update ledger set entry = replace(entry, '127.0.0.1', '10.0.0.1') where tenant_id = 't1' and seq = ${access.seq}`,
+    );
+    expect((await auditLedgers(db.store, { tenantId: 't1' }))[0].error).toMatch(
+      new RegExp(`entry ${access.seq}: changed`),
+    );
+    await sql(
+      `update ledger set entry = replace(entry, '10.0.0.1', '127.0.0.1') where tenant_id = 't1' and seq = ${access.seq}`,
+    );
     // Removed: the manifest's own entry.
     const row = await db.store.evidence.entry('t1', entry.seq);
     await sql(`delete from ledger where tenant_id = 't1' and seq = ${entry.seq}`);
-    expect((await auditLedgers(db.store, { tenantId: 't1' }))[0].error).toMatch(new RegExp(`entry ${entry.seq}: found entry ${entry.seq + 1}`));
+    expect((await auditLedgers(db.store, { tenantId: 't1' }))[0].error).toMatch(
+      new RegExp(`entry ${entry.seq}: found entry ${entry.seq + 1}`),
+    );
     const quote = (v: string) => `'${v.replaceAll("'", "''")}'`;
-    await sql(`insert into ledger (tenant_id, seq, kind, ref, entry, hash) values ('t1', ${row!.seq}, ${quote(row!.kind)}, ${quote(row!.ref)}, ${quote(row!.entry)}, ${quote(row!.hash)})`);
+    await sql(
+      `insert into ledger (tenant_id, seq, kind, ref, entry, hash) values ('t1', ${row!.seq}, ${quote(row!.kind)}, ${quote(row!.ref)}, ${quote(row!.entry)}, ${quote(row!.hash)})`,
+    );
     // Re-inserted in place; then the recording itself removed without a tombstone.
     expect((await auditLedgers(db.store, { tenantId: 't1' }))[0].error).toBeNull();
     await sql(`delete from recordings where id = '${recording.id}'`);
-    expect((await auditLedgers(db.store, { tenantId: 't1' }))[0].error).toMatch(`recording ${recording.id} was removed without a tombstone`);
+    expect((await auditLedgers(db.store, { tenantId: 't1' }))[0].error).toMatch(
+      `recording ${recording.id} was removed without a tombstone`,
+    );
   });
 });
 
@@ -160,7 +262,13 @@ describe('evidence over the API', () => {
 
   beforeAll(async () => {
     ts = await startTestServer();
-    await ts.agent('evidence-agent', { enabled: true, auto_record: true, consent_prompt: false, dual_channel: true, format: 'wav' } as never);
+    await ts.agent('evidence-agent', {
+      enabled: true,
+      auto_record: true,
+      consent_prompt: false,
+      dual_channel: true,
+      format: 'wav',
+    } as never);
   });
 
   afterAll(async () => {
@@ -169,10 +277,18 @@ describe('evidence over the API', () => {
 
   test('a recorded call has a manifest; its evidence package verifies offline with the server stopped', async () => {
     // Published from the first start, before anything is signed with it.
-    expect(((await (await fetch(`${ts.server.url}/.well-known/callrec-keys.json`)).json()) as KeySet).keys).toHaveLength(1);
+    expect(
+      ((await (await fetch(`${ts.server.url}/.well-known/callrec-keys.json`)).json()) as KeySet).keys,
+    ).toHaveLength(1);
     const callId = uniqueCallId('evidence');
     const fixture = await readFixture(path.join(ROOT, 'fixtures/twilio-fork-tones.jsonl'));
-    await replayFixture(fixture, { url: `${ts.wsUrl}/media/twilio`, agentId: 'evidence-agent', token: ts.key, callId, speed: 'max' });
+    await replayFixture(fixture, {
+      url: `${ts.wsUrl}/media/twilio`,
+      agentId: 'evidence-agent',
+      token: ts.key,
+      callId,
+      speed: 'max',
+    });
     expect(await ts.recording(callId)).toMatchObject({ status: 'ready' });
 
     const keys = (await (await fetch(`${ts.server.url}/.well-known/callrec-keys.json`)).json()) as KeySet;
@@ -197,7 +313,10 @@ describe('evidence over the API', () => {
     await fs.writeFile(path.join(unpacked, pkg.audioName), pkg.audio);
     await fs.writeFile(path.join(unpacked, 'manifest.jws'), pkg.manifest);
     const kid = JSON.parse(Buffer.from(pkg.manifest.split('.')[0], 'base64url').toString()).kid;
-    const stock = await run('bash', ['-e', '-c', OPENSSL_RECIPE], { cwd: unpacked, env: { PATH: process.env.PATH, X: pkg.keys.keys.find((k) => k.kid === kid)!.x } });
+    const stock = await run('bash', ['-e', '-c', OPENSSL_RECIPE], {
+      cwd: unpacked,
+      env: { PATH: process.env.PATH, X: pkg.keys.keys.find((k) => k.kid === kid)!.x },
+    });
     expect(stock.stdout).toContain('Signature Verified Successfully');
     const sha = createHash('sha256').update(pkg.audio).digest('hex');
     expect(stock.stdout).toContain(`${sha}  ${pkg.audioName}`);
@@ -209,7 +328,11 @@ describe('evidence over the API', () => {
     ts = undefined as never;
 
     // The CLI, from source, with nothing but the file: no database, no server, no configuration.
-    const cli = (...args: string[]) => run(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), ...args], { cwd: ROOT, env: { PATH: process.env.PATH } });
+    const cli = (...args: string[]) =>
+      run(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), ...args], {
+        cwd: ROOT,
+        env: { PATH: process.env.PATH },
+      });
     const { stdout } = await cli('verify', zipFile);
     expect(stdout).toContain('VERIFIED');
     expect(stdout).toMatch(/accessed .* \(read\)/);
@@ -219,6 +342,14 @@ describe('evidence over the API', () => {
     await fs.writeFile(path.join(os.tmpdir(), `${callId}.wav`), tampered);
     await fs.writeFile(path.join(os.tmpdir(), `${callId}.jws`), pkg.manifest);
     await fs.writeFile(path.join(os.tmpdir(), `${callId}.keys.json`), JSON.stringify(pkg.keys));
-    await expect(cli('verify', path.join(os.tmpdir(), `${callId}.wav`), path.join(os.tmpdir(), `${callId}.jws`), '--keys', path.join(os.tmpdir(), `${callId}.keys.json`))).rejects.toMatchObject({ code: 1, stdout: expect.stringContaining('FAIL audio') });
+    await expect(
+      cli(
+        'verify',
+        path.join(os.tmpdir(), `${callId}.wav`),
+        path.join(os.tmpdir(), `${callId}.jws`),
+        '--keys',
+        path.join(os.tmpdir(), `${callId}.keys.json`),
+      ),
+    ).rejects.toMatchObject({ code: 1, stdout: expect.stringContaining('FAIL audio') });
   });
 });

@@ -37,7 +37,17 @@ describe('RFC 3161 time-stamps against openssl ts', () => {
 
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'callrec-tst-'));
     await fs.writeFile(path.join(dir, 'token.der'), token);
-    const { stdout } = await run('openssl', ['ts', '-verify', '-digest', digest.toString('hex'), '-in', path.join(dir, 'token.der'), '-token_in', '-CAfile', tsa.certFile]);
+    const { stdout } = await run('openssl', [
+      'ts',
+      '-verify',
+      '-digest',
+      digest.toString('hex'),
+      '-in',
+      path.join(dir, 'token.der'),
+      '-token_in',
+      '-CAfile',
+      tsa.certFile,
+    ]);
     expect(stdout).toContain('Verification: OK');
     await fs.rm(dir, { recursive: true, force: true });
   });
@@ -80,7 +90,13 @@ describe('TSA_URL: manifests are time-stamped apart from finalizing', () => {
     tsa.silent = true;
     const callId = uniqueCallId('tsa');
     const fixture = await readFixture(path.resolve(import.meta.dirname, '../../fixtures/twilio-fork-tones.jsonl'));
-    await replayFixture(fixture, { url: `${ts.wsUrl}/media/twilio`, agentId: 'stamped', token: ts.key, callId, speed: 'max' });
+    await replayFixture(fixture, {
+      url: `${ts.wsUrl}/media/twilio`,
+      agentId: 'stamped',
+      token: ts.key,
+      callId,
+      speed: 'max',
+    });
     expect(await ts.recording(callId)).toMatchObject({ status: 'ready' });
     const pending = await ts.api(`/api/calls/${callId}/recording/manifest`);
     expect(pending.status).toBe(200);
@@ -90,7 +106,18 @@ describe('TSA_URL: manifests are time-stamped apart from finalizing', () => {
     const jws = await stampedManifest(callId);
     const pkg = readEvidenceZip(new Uint8Array(await (await ts.api(`/api/calls/${callId}/evidence`)).arrayBuffer()));
     expect(pkg.timestamp).toBeDefined();
-    const report = await verifyRecording({ audio: pkg.audio, manifest: jws, keySet: pkg.keys, ledger: pkg.ledger, timestamp: pkg.timestamp });
-    expect(report.checks.map((c) => [c.check, c.ok])).toEqual([['signature', true], ['audio', true], ['time-stamp', true], ['ledger', true]]);
+    const report = await verifyRecording({
+      audio: pkg.audio,
+      manifest: jws,
+      keySet: pkg.keys,
+      ledger: pkg.ledger,
+      timestamp: pkg.timestamp,
+    });
+    expect(report.checks.map((c) => [c.check, c.ok])).toEqual([
+      ['signature', true],
+      ['audio', true],
+      ['time-stamp', true],
+      ['ledger', true],
+    ]);
   }, 60_000);
 });

@@ -36,7 +36,10 @@ async function decodeMp3(buf: Uint8Array): Promise<DecodedAudio> {
     if (errors.length > 0) throw new Error(`MP3 decode errors: ${errors.map((e) => e.message).join('; ')}`);
     // mpg123 always outputs two channels; keep one for a mono stream.
     const channelCount = isMonoMp3(buf) ? 1 : channelData.length;
-    return { sampleRate, channels: channelData.slice(0, channelCount).map((channel) => channel.subarray(0, samplesDecoded)) };
+    return {
+      sampleRate,
+      channels: channelData.slice(0, channelCount).map((channel) => channel.subarray(0, samplesDecoded)),
+    };
   } finally {
     decoder.free();
   }
@@ -140,7 +143,12 @@ export interface Burst {
  * at the sample where the amplitude crosses half the burst's level: the window is symmetric,
  * so that is where the window's centre meets the tone's edge, i.e. the edge itself.
  */
-export function findBursts(samples: Float32Array, sampleRate: number, freqHz: number, opts: FindBurstsOptions = {}): Burst[] {
+export function findBursts(
+  samples: Float32Array,
+  sampleRate: number,
+  freqHz: number,
+  opts: FindBurstsOptions = {},
+): Burst[] {
   const { windowMs = 10, minAmplitude = 0.02, minDurationMs = 15 } = opts;
   // An odd width puts the window's centre on a sample, so edges land on samples without bias.
   const half = Math.max(1, Math.round((windowMs * sampleRate) / 2000));
@@ -204,12 +212,19 @@ export function findBursts(samples: Float32Array, sampleRate: number, freqHz: nu
 export type ToneBurst = readonly [channel: number, freqHz: number, startMs: number, endMs: number];
 
 /** Interleaved 16-bit PCM of `seconds`, silent but for `tones` (each starting at zero phase). */
-export function synthesizeTones(sampleRate: number, channels: 1 | 2, seconds: number, tones: readonly ToneBurst[]): Int16Array {
+export function synthesizeTones(
+  sampleRate: number,
+  channels: 1 | 2,
+  seconds: number,
+  tones: readonly ToneBurst[],
+): Int16Array {
   const pcm = new Int16Array(sampleRate * seconds * channels);
   for (const [channel, freq, startMs, endMs] of tones) {
     const from = (startMs * sampleRate) / 1000;
     for (let m = from; m < (endMs * sampleRate) / 1000; m++) {
-      pcm[m * channels + Math.min(channel, channels - 1)] = Math.round(12000 * Math.sin((2 * Math.PI * freq * (m - from)) / sampleRate));
+      pcm[m * channels + Math.min(channel, channels - 1)] = Math.round(
+        12000 * Math.sin((2 * Math.PI * freq * (m - from)) / sampleRate),
+      );
     }
   }
   return pcm;

@@ -40,15 +40,35 @@ export function markEcho(fixture: Fixture, name: string): string {
   switch (fixture.meta.provider) {
     case 'twilio':
     case 'signalwire':
-      return JSON.stringify({ event: 'mark', sequenceNumber: '900', streamSid: startOf(fixture).streamSid, mark: { name } });
+      return JSON.stringify({
+        event: 'mark',
+        sequenceNumber: '900',
+        streamSid: startOf(fixture).streamSid,
+        mark: { name },
+      });
     case 'plivo':
-      return JSON.stringify({ event: 'playedStream', sequenceNumber: 900, streamId: startOf(fixture).start.streamId, name });
+      return JSON.stringify({
+        event: 'playedStream',
+        sequenceNumber: 900,
+        streamId: startOf(fixture).start.streamId,
+        name,
+      });
     case 'exotel':
-      return JSON.stringify({ event: 'mark', sequence_number: 900, stream_sid: startOf(fixture).stream_sid, mark: { name } });
+      return JSON.stringify({
+        event: 'mark',
+        sequence_number: 900,
+        stream_sid: startOf(fixture).stream_sid,
+        mark: { name },
+      });
     case 'bandwidth':
       throw new Error('Bandwidth has no marks');
     case 'telnyx':
-      return JSON.stringify({ event: 'mark', sequence_number: '900', stream_id: startOf(fixture).stream_id, mark: { name } });
+      return JSON.stringify({
+        event: 'mark',
+        sequence_number: '900',
+        stream_id: startOf(fixture).stream_id,
+        mark: { name },
+      });
     case 'vonage':
       return JSON.stringify({ event: 'websocket:notify', payload: { name } });
     case 'jambonz':
@@ -71,7 +91,8 @@ export function readToProvider(message: Message): Said {
   const m = json(message);
   if (m === null) return { type: 'other' };
   // Plivo and Bandwidth play `playAudio`; Plivo's mark is `checkpoint`; FreeSWITCH plays `streamAudio`.
-  if (m.event === 'media' || m.event === 'playAudio' || m.eventType === 'playAudio') return { type: 'audio', payload: Buffer.from(m.media.payload, 'base64') };
+  if (m.event === 'media' || m.event === 'playAudio' || m.eventType === 'playAudio')
+    return { type: 'audio', payload: Buffer.from(m.media.payload, 'base64') };
   if (m.type === 'streamAudio') return { type: 'audio', payload: Buffer.from(m.data.audioData, 'base64') };
   if (m.event === 'mark') return { type: 'mark', name: m.mark.name };
   if (m.event === 'checkpoint') return { type: 'mark', name: m.name };
@@ -99,7 +120,9 @@ export function callerAudio(message: Message): Buffer | null {
   const m = json(message);
   // Bandwidth puts track and payload at the top; Exotel's media names no track (the caller's only).
   if (m?.eventType === 'media') return m.track === 'inbound' ? Buffer.from(m.payload, 'base64') : null;
-  return m?.event === 'media' && (m.media.track ?? 'inbound') === 'inbound' ? Buffer.from(m.media.payload, 'base64') : null;
+  return m?.event === 'media' && (m.media.track ?? 'inbound') === 'inbound'
+    ? Buffer.from(m.media.payload, 'base64')
+    : null;
 }
 
 /** Whether a frame of caller audio holds a tone (what `ToneAnsweringRuntime` answers). */
@@ -116,7 +139,10 @@ export function toneStartOffsets(fixture: Fixture): number[] {
   const offsets: number[] = [];
   let loud = false;
   for (const m of fixture.messages) {
-    const audio = callerAudio({ data: m.binary ? (m.data as Buffer) : Buffer.from(m.data as string), binary: m.binary });
+    const audio = callerAudio({
+      data: m.binary ? (m.data as Buffer) : Buffer.from(m.data as string),
+      binary: m.binary,
+    });
     if (!audio) continue;
     const now = isLoud(format, audio);
     if (now && !loud) offsets.push(m.t - firstT);
@@ -172,7 +198,9 @@ export class ToneAnsweringRuntime {
   private constructor(opts: RuntimeOptions) {
     this.#opts = opts;
     this.#protocol = adapters[opts.provider]({ headers: {}, query: {} });
-    this.wss.on('connection', (ws) => ws.on('message', (data: Buffer, binary: boolean) => this.#onMessage(ws, { data, binary })));
+    this.wss.on('connection', (ws) =>
+      ws.on('message', (data: Buffer, binary: boolean) => this.#onMessage(ws, { data, binary })),
+    );
   }
 
   get url(): string {
@@ -223,7 +251,8 @@ export class ToneAnsweringRuntime {
     const format = this.#format;
     const frameBytes = (bytesPerSample(format) * format.sampleRate * 20) / 1000;
     const wire = (m: WireMessage): Message => ({ data: Buffer.from(m.data), binary: m.binary });
-    for (let offset = 0; offset < audio.length; offset += frameBytes) this.#send(ws, wire(this.#protocol.mediaMessage(audio.subarray(offset, offset + frameBytes))));
+    for (let offset = 0; offset < audio.length; offset += frameBytes)
+      this.#send(ws, wire(this.#protocol.mediaMessage(audio.subarray(offset, offset + frameBytes))));
     const markMessage = this.#protocol.markMessage(mark);
     if (markMessage) this.#send(ws, wire(markMessage));
   }

@@ -20,7 +20,10 @@ export interface CliRun {
  * Runs `callrec <args>` to its end. `env` is the whole environment besides PATH and HOME (no
  * variable of the test run's leaks in); `cwd` is where it looks for `./.env` and `./data`.
  */
-export async function runCli(args: string[], opts: { env?: Record<string, string>; cwd?: string; stdin?: string } = {}): Promise<CliRun> {
+export async function runCli(
+  args: string[],
+  opts: { env?: Record<string, string>; cwd?: string; stdin?: string } = {},
+): Promise<CliRun> {
   const child = spawn(process.execPath, ['--import', TSX, CLI, ...args], {
     cwd: opts.cwd,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...opts.env },

@@ -70,7 +70,10 @@ export async function rawSql(databaseUrl: string, text: string): Promise<void> {
   const url = new URL(databaseUrl);
   const schema = url.searchParams.get('schema');
   url.searchParams.delete('schema');
-  const client = new pg.Client({ connectionString: url.href, options: schema ? `-c search_path=${schema}` : undefined });
+  const client = new pg.Client({
+    connectionString: url.href,
+    options: schema ? `-c search_path=${schema}` : undefined,
+  });
   await client.connect();
   await client.query(text);
   await client.end();

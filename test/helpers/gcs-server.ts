@@ -59,7 +59,8 @@ export class GcsTestServer {
 
   /** Ends an outage. */
   async recover(): Promise<void> {
-    if (this.#outage === 'refuse') await new Promise<void>((resolve) => this.#server.listen(this.#port, '127.0.0.1', resolve));
+    if (this.#outage === 'refuse')
+      await new Promise<void>((resolve) => this.#server.listen(this.#port, '127.0.0.1', resolve));
     this.#outage = null;
   }
 
@@ -93,7 +94,9 @@ export class GcsTestServer {
   }
 
   #handle(req: http.IncomingMessage, res: http.ServerResponse): void {
-    this.requests.push(`${req.method} ${req.url}${req.headers['content-range'] ? ` ${req.headers['content-range']}` : ''}`);
+    this.requests.push(
+      `${req.method} ${req.url}${req.headers['content-range'] ? ` ${req.headers['content-range']}` : ''}`,
+    );
     const outage = this.#outage;
     if (outage && --this.#outageLeft <= 0) this.#outage = null;
     if (outage === 'stall') return;
@@ -108,8 +111,10 @@ export class GcsTestServer {
       if (!bucket) return error(res, 404, 'notFound', `no bucket ${parts[4]}`);
       const uploadId = url.searchParams.get('upload_id');
       if (method === 'PUT' && uploadId) return this.#uploadChunk(req, res, uploadId);
-      if (method === 'POST' && url.searchParams.get('uploadType') === 'resumable') return this.#startSession(req, res, url, parts[4]);
-      if (method === 'POST' && url.searchParams.get('uploadType') === 'media') return this.#mediaUpload(req, res, parts[4], url.searchParams.get('name') ?? '');
+      if (method === 'POST' && url.searchParams.get('uploadType') === 'resumable')
+        return this.#startSession(req, res, url, parts[4]);
+      if (method === 'POST' && url.searchParams.get('uploadType') === 'media')
+        return this.#mediaUpload(req, res, parts[4], url.searchParams.get('name') ?? '');
       return error(res, 400, 'invalid', `unsupported upload ${method} ${req.url}`);
     }
     if (parts[0] === 'storage' && parts[2] === 'b' && parts[4] === 'o') {
@@ -138,7 +143,14 @@ export class GcsTestServer {
     if (!name) return error(res, 400, 'required', 'name is required');
     req.resume().on('end', () => {
       const id = randomUUID();
-      this.#sessions.set(id, { bucket, name, contentType: String(req.headers['x-upload-content-type'] ?? 'application/octet-stream'), chunks: [], received: 0, done: null });
+      this.#sessions.set(id, {
+        bucket,
+        name,
+        contentType: String(req.headers['x-upload-content-type'] ?? 'application/octet-stream'),
+        chunks: [],
+        received: 0,
+        done: null,
+      });
       const location = new URL(`/upload/storage/v1/b/${encodeURIComponent(bucket)}/o`, this.endpoint);
       location.searchParams.set('uploadType', 'resumable');
       location.searchParams.set('name', name);
@@ -156,7 +168,8 @@ export class GcsTestServer {
     if (!range) return error(res, 400, 'invalid', `bad Content-Range: ${req.headers['content-range']}`);
     const first = range[1] === undefined ? session.received : Number(range[1]);
     const total = range[3] === '*' ? null : Number(range[3]);
-    if (first > session.received) return error(res, 400, 'invalid', `chunk starts at ${first}, have ${session.received}`);
+    if (first > session.received)
+      return error(res, 400, 'invalid', `chunk starts at ${first}, have ${session.received}`);
     let skip = session.received - first; // a resent chunk overlaps bytes we already hold
     req.on('data', (chunk: Buffer) => {
       if (session.done || req.socket.destroyed) return;
@@ -167,7 +180,8 @@ export class GcsTestServer {
       let accepted = chunk.subarray(skip);
       skip = 0;
       const drop = this.#dropAt;
-      if (drop && session.received + accepted.length >= drop.bytes) accepted = accepted.subarray(0, drop.bytes - session.received);
+      if (drop && session.received + accepted.length >= drop.bytes)
+        accepted = accepted.subarray(0, drop.bytes - session.received);
       session.chunks.push(accepted);
       session.received += accepted.length;
       this.uploadedBytes += accepted.length;
@@ -185,7 +199,8 @@ export class GcsTestServer {
         session.chunks = [];
         return json(res, 200, metadata(session.done));
       }
-      const headers: http.OutgoingHttpHeaders = session.received > 0 ? { range: `bytes=0-${session.received - 1}` } : {};
+      const headers: http.OutgoingHttpHeaders =
+        session.received > 0 ? { range: `bytes=0-${session.received - 1}` } : {};
       res.writeHead(308, headers).end();
     });
   }
@@ -194,7 +209,12 @@ export class GcsTestServer {
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
-      const object = this.#store(bucket, name, Buffer.concat(chunks), String(req.headers['content-type'] ?? 'application/octet-stream'));
+      const object = this.#store(
+        bucket,
+        name,
+        Buffer.concat(chunks),
+        String(req.headers['content-type'] ?? 'application/octet-stream'),
+      );
       json(res, 200, metadata(object));
     });
   }
@@ -270,7 +290,11 @@ function sendMedia(req: http.IncomingMessage, res: http.ServerResponse, o: Store
   const start = Number(range[1]);
   const end = Math.min(range[2] ? Number(range[2]) : o.data.length - 1, o.data.length - 1);
   if (start >= o.data.length) return error(res, 416, 'requestedRangeNotSatisfiable', 'range not satisfiable');
-  res.writeHead(206, { ...headers, 'content-length': end - start + 1, 'content-range': `bytes ${start}-${end}/${o.data.length}` });
+  res.writeHead(206, {
+    ...headers,
+    'content-length': end - start + 1,
+    'content-range': `bytes ${start}-${end}/${o.data.length}`,
+  });
   res.end(o.data.subarray(start, end + 1));
 }
 
@@ -282,7 +306,9 @@ function crc32c(data: Buffer): string {
 
 function json(res: http.ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json; charset=UTF-8', 'content-length': Buffer.byteLength(text) }).end(text);
+  res
+    .writeHead(status, { 'content-type': 'application/json; charset=UTF-8', 'content-length': Buffer.byteLength(text) })
+    .end(text);
 }
 
 function error(res: http.ServerResponse, status: number, reason: string, message: string): void {

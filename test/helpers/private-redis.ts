@@ -40,7 +40,11 @@ export async function startPrivateRedis(): Promise<PrivateRedis> {
     url: `redis://127.0.0.1:${port}`,
     async start() {
       // No persistence: a restart comes back empty, as a Redis without a volume does.
-      child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+      child = spawn(
+        'redis-server',
+        ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+        { stdio: 'ignore' },
+      );
       for (let tries = 0; !(await answers(port)); tries++) {
         if (child.exitCode !== null) throw new Error(`redis-server exited with ${child.exitCode}`);
         if (tries > 100) throw new Error('redis-server did not start');

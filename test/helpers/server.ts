@@ -40,11 +40,23 @@ export interface TestServer {
  * `redisPrefix` shares a prefix the caller owns (and drops) with a server on a fresh database.
  */
 export async function startTestServer(
-  opts: { db?: TestDbKind; jitterMs?: number; join?: TestServer; redisPrefix?: string; env?: Record<string, string>; onRoute?: ServerOptions['onRoute']; workers?: boolean; recordingsRefreshMs?: number; log?: Logger } = {},
+  opts: {
+    db?: TestDbKind;
+    jitterMs?: number;
+    join?: TestServer;
+    redisPrefix?: string;
+    env?: Record<string, string>;
+    onRoute?: ServerOptions['onRoute'];
+    workers?: boolean;
+    recordingsRefreshMs?: number;
+    log?: Logger;
+  } = {},
 ): Promise<TestServer> {
   const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'callrec-e2e-'));
   // A node joining another shares its database and Redis prefix; the first node owns them.
-  const db = opts.join ? { url: opts.join.cluster.databaseUrl, cleanup: async () => {} } : await createTestStore(opts.db ?? 'sqlite');
+  const db = opts.join
+    ? { url: opts.join.cluster.databaseUrl, cleanup: async () => {} }
+    : await createTestStore(opts.db ?? 'sqlite');
   const prefix = opts.join?.cluster.prefix ?? opts.redisPrefix ?? testPrefix();
   const storageUrl = opts.join?.cluster.storageUrl ?? `file://${path.join(dataDir, 'recordings')}`;
   // Nodes of one cluster share the master key, or one could not open another's recordings.
@@ -64,7 +76,13 @@ export async function startTestServer(
     EGRESS_ALLOW: '127.0.0.1,::1',
     ...opts.env,
   });
-  const server = await startServer(config, { log: opts.log ?? createLogger(process.env.TEST_LOG_LEVEL ?? 'silent'), jitterMs: opts.jitterMs, onRoute: opts.onRoute, workers: opts.workers, recordingsRefreshMs: opts.recordingsRefreshMs });
+  const server = await startServer(config, {
+    log: opts.log ?? createLogger(process.env.TEST_LOG_LEVEL ?? 'silent'),
+    jitterMs: opts.jitterMs,
+    onRoute: opts.onRoute,
+    workers: opts.workers,
+    recordingsRefreshMs: opts.recordingsRefreshMs,
+  });
   const tenantId = 'default';
   await server.store.tenants.ensure(tenantId, 'Default');
   const key = opts.join?.key ?? (await server.store.keys.create({ tenantId, name: 'e2e', scopes: ['admin'] })).secret;
@@ -111,10 +129,31 @@ export function uniqueCallId(label: string): string {
 export async function readyCall(ts: TestServer, audio = Buffer.from('audio')): Promise<string> {
   const { store, storage } = ts.server;
   const callId = uniqueCallId('ready');
-  await store.calls.create({ tenantId: ts.tenantId, id: callId, agentId: 'agent-1', provider: 'twilio', mode: 'fork', sampleRate: 8000, legs: ['caller', 'agent'], settings: CALL_RECORDING_DEFAULTS });
-  const recording = await store.recordings.create({ tenantId: ts.tenantId, callId, format: 'mp3', channels: 1, sampleRate: 8000, storageDays: 90 });
+  await store.calls.create({
+    tenantId: ts.tenantId,
+    id: callId,
+    agentId: 'agent-1',
+    provider: 'twilio',
+    mode: 'fork',
+    sampleRate: 8000,
+    legs: ['caller', 'agent'],
+    settings: CALL_RECORDING_DEFAULTS,
+  });
+  const recording = await store.recordings.create({
+    tenantId: ts.tenantId,
+    callId,
+    format: 'mp3',
+    channels: 1,
+    sampleRate: 8000,
+    storageDays: 90,
+  });
   const keyring = await MasterKeyring.load({ dataDir: ts.dataDir, masterKey: ts.cluster.masterKey });
-  const object = await putEncrypted(storage.default, keyring, `${ts.tenantId}/${callId}/${recording.id}.mp3.enc`, audio);
+  const object = await putEncrypted(
+    storage.default,
+    keyring,
+    `${ts.tenantId}/${callId}/${recording.id}.mp3.enc`,
+    audio,
+  );
   await store.recordings.update(recording.id, { status: 'ready', ...object });
   return callId;
 }
@@ -187,7 +226,17 @@ export async function startServerProcess(join: TestServer, opts: ServerProcessOp
   const node = [process.execPath, '--import', 'tsx', cli, opts.command ?? 'serve', ...(opts.args ?? [])];
   // unshare(1) gives the shell a mount namespace of its own; the tmpfs it mounts is seen by no other process.
   const argv = opts.privateDisk
-    ? ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', `${opts.disk ? 'mount --bind "$CALLREC_TEST_DISK"' : 'mount -t tmpfs tmpfs'} "$DATA_DIR" && exec "$@"`, 'sh', ...node]
+    ? [
+        'unshare',
+        '--mount',
+        '--propagation',
+        'private',
+        'sh',
+        '-c',
+        `${opts.disk ? 'mount --bind "$CALLREC_TEST_DISK"' : 'mount -t tmpfs tmpfs'} "$DATA_DIR" && exec "$@"`,
+        'sh',
+        ...node,
+      ]
     : node;
   const child = spawn(argv[0], argv.slice(1), { env, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
@@ -197,7 +246,13 @@ export async function startServerProcess(join: TestServer, opts: ServerProcessOp
   // Started once it answers (a worker on its small listener).
   for (let tries = 0; ; tries++) {
     if (child.exitCode !== null) throw new Error(`callrec node exited: ${stderr}`);
-    if (await fetch(`${url}/healthz`).then((r) => r.ok, () => false)) break;
+    if (
+      await fetch(`${url}/healthz`).then(
+        (r) => r.ok,
+        () => false,
+      )
+    )
+      break;
     if (tries > 300) throw new Error(`callrec node did not start: ${stderr}`);
     await sleep(100);
   }
@@ -209,7 +264,8 @@ export async function startServerProcess(join: TestServer, opts: ServerProcessOp
     url,
     wsUrl: url.replace(/^http/, 'ws'),
     dataDir,
-    api: (pathname, init = {}) => fetch(url + pathname, { ...init, headers: { authorization: `Bearer ${join.key}`, ...init.headers } }),
+    api: (pathname, init = {}) =>
+      fetch(url + pathname, { ...init, headers: { authorization: `Bearer ${join.key}`, ...init.headers } }),
     kill: () => stop('SIGKILL'),
     signal: (signal) => child.kill(signal),
     exitCode: exited.then(() => child.exitCode),

@@ -30,11 +30,41 @@ export class TsaServer {
 
   static async start(): Promise<TsaServer> {
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'callrec-tsa-'));
-    await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', path.join(dir, 'tsa.key'), '-out', path.join(dir, 'tsa.crt'), '-days', '2', '-subj', '/CN=callrec test TSA', '-addext', 'extendedKeyUsage=critical,timeStamping']);
+    await run('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      path.join(dir, 'tsa.key'),
+      '-out',
+      path.join(dir, 'tsa.crt'),
+      '-days',
+      '2',
+      '-subj',
+      '/CN=callrec test TSA',
+      '-addext',
+      'extendedKeyUsage=critical,timeStamping',
+    ]);
     await fs.writeFile(path.join(dir, 'serial'), '01\n');
     await fs.writeFile(
       path.join(dir, 'tsa.cnf'),
-      ['[ tsa ]', 'default_tsa = tsa1', '[ tsa1 ]', `dir = ${dir}`, 'serial = $dir/serial', 'signer_cert = $dir/tsa.crt', 'signer_key = $dir/tsa.key', 'signer_digest = sha256', 'default_policy = 1.2.3.4.1', 'digests = sha256', 'accuracy = secs:1', 'ess_cert_id_alg = sha256', ''].join('\n'),
+      [
+        '[ tsa ]',
+        'default_tsa = tsa1',
+        '[ tsa1 ]',
+        `dir = ${dir}`,
+        'serial = $dir/serial',
+        'signer_cert = $dir/tsa.crt',
+        'signer_key = $dir/tsa.key',
+        'signer_digest = sha256',
+        'default_policy = 1.2.3.4.1',
+        'digests = sha256',
+        'accuracy = secs:1',
+        'ess_cert_id_alg = sha256',
+        '',
+      ].join('\n'),
     );
     let seq = 0;
     const server = http.createServer((req, res) => {
@@ -46,7 +76,9 @@ export class TsaServer {
         const query = path.join(dir, `q${n}.tsq`);
         const reply = path.join(dir, `r${n}.tsr`);
         fs.writeFile(query, Buffer.concat(chunks))
-          .then(() => run('openssl', ['ts', '-reply', '-config', path.join(dir, 'tsa.cnf'), '-queryfile', query, '-out', reply]))
+          .then(() =>
+            run('openssl', ['ts', '-reply', '-config', path.join(dir, 'tsa.cnf'), '-queryfile', query, '-out', reply]),
+          )
           .then(() => fs.readFile(reply))
           .then(
             (body) => res.writeHead(200, { 'content-type': 'application/timestamp-reply' }).end(body),

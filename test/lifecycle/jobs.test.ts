@@ -5,12 +5,16 @@ import { randomUUID } from 'node:crypto';
 import { Worker, type Queue } from 'bullmq';
 import { CALL_RECORDING_DEFAULTS } from '../../src/agents/settings.js';
 import { retryRecording } from '../../src/jobs.js';
-import { RecordingQueues, recordingJobId, recordingsQueueName, type RecordingJobData } from '../../src/queue/recordings.js';
+import {
+  RecordingQueues,
+  recordingJobId,
+  recordingsQueueName,
+  type RecordingJobData,
+} from '../../src/queue/recordings.js';
 import { recoverSpools, SPOOL_UNREACHABLE } from '../../src/recovery.js';
 import type { Recording, RecordingStatus } from '../../src/store/index.js';
 import { createTestStore, TEST_DB_KINDS, type TestStore } from '../helpers/db.js';
 import { dropRedisPrefix, REDIS_URL, testPrefix } from '../helpers/redis.js';
-
 
 describe.each(TEST_DB_KINDS)('job tooling on %s', (kind) => {
   let db: TestStore;
@@ -25,8 +29,22 @@ describe.each(TEST_DB_KINDS)('job tooling on %s', (kind) => {
    * A call (live or ended) with a recording in `status` and a spool file on this disk; `spool`
    * false: the spool is named but on another disk; `'none'`: the recording has no spool.
    */
-  async function addRecording(callId: string, status: RecordingStatus, opts: { ended?: boolean; spool?: boolean | 'none'; spoolAgeMs?: number; nodeId?: string; spoolUrl?: string } = {}): Promise<Recording> {
-    await db.store.calls.create({ tenantId: 't1', id: callId, agentId: 'agent-1', provider: 'twilio', mode: 'fork', sampleRate: 8000, legs: ['caller', 'agent'], settings: CALL_RECORDING_DEFAULTS, nodeId: opts.nodeId });
+  async function addRecording(
+    callId: string,
+    status: RecordingStatus,
+    opts: { ended?: boolean; spool?: boolean | 'none'; spoolAgeMs?: number; nodeId?: string; spoolUrl?: string } = {},
+  ): Promise<Recording> {
+    await db.store.calls.create({
+      tenantId: 't1',
+      id: callId,
+      agentId: 'agent-1',
+      provider: 'twilio',
+      mode: 'fork',
+      sampleRate: 8000,
+      legs: ['caller', 'agent'],
+      settings: CALL_RECORDING_DEFAULTS,
+      nodeId: opts.nodeId,
+    });
     if (opts.ended) await db.store.calls.update('t1', callId, { status: 'ended', endedAt: new Date().toISOString() });
     const spoolPath = path.join(dataDir, 'spool', `${randomUUID()}.wav`);
     if (opts.spool === undefined || opts.spool === true) {
@@ -36,11 +54,24 @@ describe.each(TEST_DB_KINDS)('job tooling on %s', (kind) => {
         await fs.utimes(spoolPath, then, then);
       }
     }
-    const recording = await db.store.recordings.create({ tenantId: 't1', callId, format: 'mp3', channels: 1, sampleRate: 8000, storageDays: 30, status, spoolPath: opts.spool === 'none' ? null : spoolPath, spoolUrl: opts.spoolUrl });
-    return status === 'failed' ? (await db.store.recordings.update(recording.id, { error: 'upload failed' }))! : recording;
+    const recording = await db.store.recordings.create({
+      tenantId: 't1',
+      callId,
+      format: 'mp3',
+      channels: 1,
+      sampleRate: 8000,
+      storageDays: 30,
+      status,
+      spoolPath: opts.spool === 'none' ? null : spoolPath,
+      spoolUrl: opts.spoolUrl,
+    });
+    return status === 'failed'
+      ? (await db.store.recordings.update(recording.id, { error: 'upload failed' }))!
+      : recording;
   }
 
-  const jobIds = async () => (await queue.getJobs(['waiting', 'delayed', 'active', 'failed', 'completed'])).map((job) => job.id).sort();
+  const jobIds = async () =>
+    (await queue.getJobs(['waiting', 'delayed', 'active', 'failed', 'completed'])).map((job) => job.id).sort();
 
   beforeAll(async () => {
     db = await createTestStore(kind);
@@ -64,8 +95,18 @@ describe.each(TEST_DB_KINDS)('job tooling on %s', (kind) => {
     const queue = queues.queue('node-a');
     const jobId = recordingJobId(recording.id);
     // The job that failed for good, as the worker leaves it.
-    await queue.add('finalize', { tenantId: 't1', callId: 'retry-me', recordingId: recording.id }, { jobId, attempts: 1 });
-    const failing = new Worker(recordingsQueueName('node-a'), async () => { throw new Error('boom'); }, { connection: { url: REDIS_URL }, prefix });
+    await queue.add(
+      'finalize',
+      { tenantId: 't1', callId: 'retry-me', recordingId: recording.id },
+      { jobId, attempts: 1 },
+    );
+    const failing = new Worker(
+      recordingsQueueName('node-a'),
+      async () => {
+        throw new Error('boom');
+      },
+      { connection: { url: REDIS_URL }, prefix },
+    );
     await new Promise((resolve) => failing.once('failed', resolve));
     await failing.close();
     expect(await queue.getJobState(jobId)).toBe('failed');
@@ -120,22 +161,40 @@ describe.each(TEST_DB_KINDS)('job tooling on %s', (kind) => {
 
     const first = await recoverSpools(db.store, queues, dataDir, { nodeId: SELF, isNodeAlive });
     // `retry-me` (the test above) is processing with its spool on node-a, which is up: left to it.
-    expect(first.requeued.map((r) => r.callId).sort()).toEqual(['rec-dead-node', 'rec-ended', 'rec-node-lost', 'rec-processing']);
+    expect(first.requeued.map((r) => r.callId).sort()).toEqual([
+      'rec-dead-node',
+      'rec-ended',
+      'rec-node-lost',
+      'rec-processing',
+    ]);
     expect(first.unreachable.map((r) => r.callId)).toEqual(['rec-elsewhere']);
-    expect((await db.store.recordings.get(elsewhere.id))!.error).toMatch(new RegExp(`^${SPOOL_UNREACHABLE}: the spool is on node crashed-node`));
-    expect(await db.store.calls.get('t1', 'rec-elsewhere')).toMatchObject({ status: 'ended', endReason: 'media node lost' });
+    expect((await db.store.recordings.get(elsewhere.id))!.error).toMatch(
+      new RegExp(`^${SPOOL_UNREACHABLE}: the spool is on node crashed-node`),
+    );
+    expect(await db.store.calls.get('t1', 'rec-elsewhere')).toMatchObject({
+      status: 'ended',
+      endReason: 'media node lost',
+    });
     expect((await db.store.recordings.getByCall('t1', 'rec-mine'))!.status).toBe('recording');
     expect(first.orphanSpools).toEqual([orphan]);
     await expect(fs.stat(orphan)).resolves.toBeTruthy();
-    for (const r of [processing, endedCall, deadNode]) expect((await db.store.recordings.get(r.id))!.status).toBe('processing');
+    for (const r of [processing, endedCall, deadNode])
+      expect((await db.store.recordings.get(r.id))!.status).toBe('processing');
     expect((await db.store.recordings.getByCall('t1', 'rec-live'))!.status).toBe('recording');
     expect((await db.store.recordings.getByCall('t1', 'rec-paused'))!.status).toBe('paused');
     expect((await db.store.recordings.getByCall('t1', 'rec-node-alive'))!.status).toBe('paused');
     expect((await db.store.recordings.get(lostNode.id))!.status).toBe('processing');
-    expect(await db.store.calls.get('t1', 'rec-node-lost')).toMatchObject({ status: 'ended', endReason: 'media node lost' });
+    expect(await db.store.calls.get('t1', 'rec-node-lost')).toMatchObject({
+      status: 'ended',
+      endReason: 'media node lost',
+    });
     expect((await db.store.recordings.getByCall('t1', 'rec-failed'))!.status).toBe('failed');
 
-    const added = await Promise.all(['rec-dead-node', 'rec-ended', 'rec-node-lost', 'rec-processing'].map(async (callId) => recordingJobId((await db.store.recordings.getByCall('t1', callId))!.id)));
+    const added = await Promise.all(
+      ['rec-dead-node', 'rec-ended', 'rec-node-lost', 'rec-processing'].map(async (callId) =>
+        recordingJobId((await db.store.recordings.getByCall('t1', callId))!.id),
+      ),
+    );
     expect(await jobIds()).toEqual([...before, ...added].sort());
     const waitingAfterFirst = await queue.getJobCounts('waiting');
     await recoverSpools(db.store, queues, dataDir, { nodeId: SELF, isNodeAlive });
@@ -150,17 +209,25 @@ describe.each(TEST_DB_KINDS)('job tooling on %s', (kind) => {
     expect(await jobIds()).toContain(recordingJobId(elsewhere.id));
   });
 
-  test('recoverSpools, on any node, sends a dead node\'s shipped spools to the shared queue and ends its calls when the node was last seen', async () => {
+  test("recoverSpools, on any node, sends a dead node's shipped spools to the shared queue and ends its calls when the node was last seen", async () => {
     const shared = queues.queue(null);
     const spoolUrl = 'file:///spools';
     const lastSeen = new Date(Date.now() - 20_000);
     const isNodeAlive = async (nodeId: string) => nodeId === 'live-node';
     const lost = await addRecording('shipped-lost', 'recording', { spool: false, nodeId: 'dead-node', spoolUrl });
     const mine = await addRecording('shipped-alive', 'recording', { spool: false, nodeId: 'live-node', spoolUrl });
-    const report = await recoverSpools(db.store, queues, dataDir, { nodeId: SELF, isNodeAlive, lastSeen: async (id) => (id === 'dead-node' ? lastSeen : null) });
+    const report = await recoverSpools(db.store, queues, dataDir, {
+      nodeId: SELF,
+      isNodeAlive,
+      lastSeen: async (id) => (id === 'dead-node' ? lastSeen : null),
+    });
     expect(report.requeued.map((r) => r.callId)).toContain('shipped-lost');
     expect(report.unreachable.map((r) => r.callId)).not.toContain('shipped-lost');
-    expect(await db.store.calls.get('t1', 'shipped-lost')).toMatchObject({ status: 'ended', endReason: 'media node lost', endedAt: lastSeen.toISOString() });
+    expect(await db.store.calls.get('t1', 'shipped-lost')).toMatchObject({
+      status: 'ended',
+      endReason: 'media node lost',
+      endedAt: lastSeen.toISOString(),
+    });
     expect((await db.store.recordings.get(lost.id))!).toMatchObject({ status: 'processing', error: null, spoolUrl });
     expect(await shared.getJobState(recordingJobId(lost.id))).toBe('waiting');
     expect(await queue.getJobState(recordingJobId(lost.id))).toBe('unknown');
@@ -179,7 +246,10 @@ describe.each(TEST_DB_KINDS)('job tooling on %s', (kind) => {
   test("recoverSpools finalizes a dead call's shipped spool on this node when its file is on this disk: the file holds the segment never shipped", async () => {
     const spoolUrl = 'file:///spools';
     const here = await addRecording('shipped-here', 'recording', { nodeId: 'dead-node', spoolUrl });
-    const report = await recoverSpools(db.store, queues, dataDir, { nodeId: SELF, isNodeAlive: async (id) => id !== 'dead-node' });
+    const report = await recoverSpools(db.store, queues, dataDir, {
+      nodeId: SELF,
+      isNodeAlive: async (id) => id !== 'dead-node',
+    });
     expect(report.requeued.map((r) => r.callId)).toContain('shipped-here');
     expect(await queue.getJobState(recordingJobId(here.id))).toBe('waiting');
     expect(await queues.queue(null).getJobState(recordingJobId(here.id))).toBe('unknown');

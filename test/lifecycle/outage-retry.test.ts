@@ -50,26 +50,58 @@ beforeAll(async () => {
   gcs = await GcsTestServer.start(['recordings', 'spools']);
   keyring = await MasterKeyring.load({ dataDir: dir, masterKey: randomBytes(32).toString('base64') });
   await db.store.tenants.ensure('t', 'T');
-  const storage = new StorageResolver({ defaultStore: new GcsObjectStore('gs://recordings/audio', { endpoint: gcs.endpoint, maxRetries: 1, timeoutMs: 2000 }), endpoint: gcs.endpoint, timeouts: { connectMs: 2000, requestMs: 2000 }, store: db.store, keyring, egress: loopbackEgress() });
+  const storage = new StorageResolver({
+    defaultStore: new GcsObjectStore('gs://recordings/audio', {
+      endpoint: gcs.endpoint,
+      maxRetries: 1,
+      timeoutMs: 2000,
+    }),
+    endpoint: gcs.endpoint,
+    timeouts: { connectMs: 2000, requestMs: 2000 },
+    store: db.store,
+    keyring,
+    egress: loopbackEgress(),
+  });
   queues = new RecordingQueues({ url: REDIS_URL }, prefix);
   webhooks = createWebhookQueue({ url: REDIS_URL }, prefix);
   metrics = new MediaMetrics();
   const log = createLogger('silent');
-  workers = startWorkers({ store: db.store, storage, log, keyring, webhooks: { queue: webhooks, store: db.store, keyring, egress: loopbackEgress() }, spools: spools() }, { connection: { url: REDIS_URL }, prefix, nodeId: SELF, metrics });
+  workers = startWorkers(
+    {
+      store: db.store,
+      storage,
+      log,
+      keyring,
+      webhooks: { queue: webhooks, store: db.store, keyring, egress: loopbackEgress() },
+      spools: spools(),
+    },
+    { connection: { url: REDIS_URL }, prefix, nodeId: SELF, metrics },
+  );
   // As a media node runs it (src/server.ts); the spool bucket is probed by a client that does not
   // retry for seconds after the test (the probe itself gives up after 800 ms).
-  const spoolProbe = new GcsObjectStore('gs://spools/calls', { endpoint: gcs.endpoint, maxRetries: 1, timeoutMs: 2000 });
+  const spoolProbe = new GcsObjectStore('gs://spools/calls', {
+    endpoint: gcs.endpoint,
+    maxRetries: 1,
+    timeoutMs: 2000,
+  });
   recovery = {
     nodeId: SELF,
     isNodeAlive: async () => true,
-    buckets: { storageFor: (recording) => storage.forTenant(recording.tenantId), spoolAt: (url) => (url === spoolProbe.url ? spoolProbe : spools().storeAt(url)) },
+    buckets: {
+      storageFor: (recording) => storage.forTenant(recording.tenantId),
+      spoolAt: (url) => (url === spoolProbe.url ? spoolProbe : spools().storeAt(url)),
+    },
   };
 });
 
 afterAll(async () => {
   // The GCS client retries the probes the sweep sent while the bucket was down (the sweep stopped
   // waiting for them after 800 ms): two then, two once it was back.
-  await until('the probes sent while the bucket was down are retried', async () => gcs.requests.filter((r) => r.includes('.readyz')).length >= 4, 30_000);
+  await until(
+    'the probes sent while the bucket was down are retried',
+    async () => gcs.requests.filter((r) => r.includes('.readyz')).length >= 4,
+    30_000,
+  );
   await workers?.close();
   await webhooks?.close();
   await queues?.close();
@@ -81,12 +113,30 @@ afterAll(async () => {
 
 /** Two seconds of a tone, as a finished call's spool: on this disk, or shipped to `gs://spools/calls` (its local file gone, as on another node). */
 async function spooledRecording(callId: string, shipped: boolean, tenantId = 't'): Promise<Recording> {
-  await db.store.calls.create({ tenantId, id: callId, agentId: 'a', provider: 'twilio', mode: 'fork', sampleRate: RATE, legs: ['caller', 'agent'], settings: CALL_RECORDING_DEFAULTS, nodeId: shipped ? 'another-node' : SELF });
+  await db.store.calls.create({
+    tenantId,
+    id: callId,
+    agentId: 'a',
+    provider: 'twilio',
+    mode: 'fork',
+    sampleRate: RATE,
+    legs: ['caller', 'agent'],
+    settings: CALL_RECORDING_DEFAULTS,
+    nodeId: shipped ? 'another-node' : SELF,
+  });
   await db.store.calls.update(tenantId, callId, { status: 'ended', endedAt: new Date().toISOString() });
   const spoolPath = path.join(dir, 'spool', `${randomUUID()}.wav`);
   const options = { sampleRate: RATE, channels: 2 as const };
   const store = spools().storeAt('gs://spools/calls');
-  const spool = shipped ? new ShippedSpoolWriter(spoolPath, options, { store, keyring, segmentSeconds: 1, log: createLogger('silent'), metrics }) : new SpoolWriter(spoolPath, options);
+  const spool = shipped
+    ? new ShippedSpoolWriter(spoolPath, options, {
+        store,
+        keyring,
+        segmentSeconds: 1,
+        log: createLogger('silent'),
+        metrics,
+      })
+    : new SpoolWriter(spoolPath, options);
   const pcm = new Int16Array(2 * RATE * 2).map((_, i) => Math.round(8000 * Math.sin(i / 3)));
   for (let at = 0; at < pcm.length; at += 2 * RATE) {
     spool.append(pcm.subarray(at, at + 2 * RATE), RATE);
@@ -97,7 +147,17 @@ async function spooledRecording(callId: string, shipped: boolean, tenantId = 't'
     expect(spool.shipped).toBe(true);
     await fs.rm(spoolPath);
   }
-  return db.store.recordings.create({ tenantId, callId, format: 'wav', channels: 2, sampleRate: RATE, storageDays: 90, status: 'processing', spoolPath, spoolUrl: shipped ? store.url : null });
+  return db.store.recordings.create({
+    tenantId,
+    callId,
+    format: 'wav',
+    channels: 2,
+    sampleRate: RATE,
+    storageDays: 90,
+    status: 'processing',
+    spoolPath,
+    spoolUrl: shipped ? store.url : null,
+  });
 }
 
 async function until(what: string, ok: () => Promise<boolean>, timeoutMs = 45_000): Promise<void> {
@@ -109,16 +169,32 @@ async function until(what: string, ok: () => Promise<boolean>, timeoutMs = 45_00
 }
 
 const status = async (recording: Recording) => (await db.store.recordings.get(recording.id))!;
-const bucketErrors = async (bucket: string) => (await metrics.recordingBucketErrors.get()).values.find((v) => v.labels.bucket === bucket)?.value;
+const bucketErrors = async (bucket: string) =>
+  (await metrics.recordingBucketErrors.get()).values.find((v) => v.labels.bucket === bucket)?.value;
 
 test('recordings failed because a bucket was down are retried by the sweep once it answers, on the queue their spool asks for, and end ready', async () => {
   const local = await spooledRecording('upload-outage', false);
   const shipped = await spooledRecording('spool-outage', true);
   gcs.fail('refuse');
   // One attempt each (production gives five, 30 s in all): the job is then out of attempts.
-  await queues.queue(SELF).add('finalize', { tenantId: 't', callId: local.callId, recordingId: local.id }, { jobId: recordingJobId(local.id), attempts: 1 });
-  await queues.queue(null).add('finalize', { tenantId: 't', callId: shipped.callId, recordingId: shipped.id }, { jobId: recordingJobId(shipped.id), attempts: 1 });
-  await until('both jobs failed', async () => (await status(local)).status === 'failed' && (await status(shipped)).status === 'failed');
+  await queues
+    .queue(SELF)
+    .add(
+      'finalize',
+      { tenantId: 't', callId: local.callId, recordingId: local.id },
+      { jobId: recordingJobId(local.id), attempts: 1 },
+    );
+  await queues
+    .queue(null)
+    .add(
+      'finalize',
+      { tenantId: 't', callId: shipped.callId, recordingId: shipped.id },
+      { jobId: recordingJobId(shipped.id), attempts: 1 },
+    );
+  await until(
+    'both jobs failed',
+    async () => (await status(local)).status === 'failed' && (await status(shipped)).status === 'failed',
+  );
   expect((await status(local)).error).toMatch(/^ERR_STORAGE_UNREACHABLE: gs:\/\/recordings\/audio did not answer: /);
   expect((await status(shipped)).error).toMatch(/^ERR_SPOOL_UNREACHABLE: gs:\/\/spools\/calls did not answer: /);
   expect(await bucketErrors('storage')).toBe(1);
@@ -132,7 +208,10 @@ test('recordings failed because a bucket was down are retried by the sweep once 
 
   await gcs.recover();
   // Past the retry window, a recording is left to `callrec jobs retry`.
-  const late = await recoverSpools(db.store, queues, dir, { ...recovery, now: () => new Date(Date.now() + OUTAGE_RETRY_WINDOW_MS + 60_000) });
+  const late = await recoverSpools(db.store, queues, dir, {
+    ...recovery,
+    now: () => new Date(Date.now() + OUTAGE_RETRY_WINDOW_MS + 60_000),
+  });
   expect(late.outageRetried).toEqual([]);
   expect((await status(shipped)).status).toBe('failed');
 
@@ -145,36 +224,76 @@ test('recordings failed because a bucket was down are retried by the sweep once 
   // A second sweep while they run adds nothing.
   expect((await recoverSpools(db.store, queues, dir, recovery)).outageRetried).toEqual([]);
 
-  await until('both recordings are ready', async () => (await status(local)).status === 'ready' && (await status(shipped)).status === 'ready');
-  for (const recording of [local, shipped]) expect(await status(recording)).toMatchObject({ error: null, durationMs: 2000, complete: true, lostSpans: [] });
+  await until(
+    'both recordings are ready',
+    async () => (await status(local)).status === 'ready' && (await status(shipped)).status === 'ready',
+  );
+  for (const recording of [local, shipped])
+    expect(await status(recording)).toMatchObject({ error: null, durationMs: 2000, complete: true, lostSpans: [] });
   // The worker removes the spool just after it marks the recording ready.
-  await until('the local spool is deleted', () => fs.stat(local.spoolPath!).then(() => false, (err: NodeJS.ErrnoException) => err.code === 'ENOENT'));
+  await until('the local spool is deleted', () =>
+    fs.stat(local.spoolPath!).then(
+      () => false,
+      (err: NodeJS.ErrnoException) => err.code === 'ENOENT',
+    ),
+  );
   // Audio and peaks of both in the recordings bucket; nothing left of the shipped spool.
   expect(gcs.objectNames('recordings').filter((name) => name.endsWith('.wav.enc'))).toHaveLength(2);
-  await until('the shipped spool is deleted (just after the recording is ready)', async () => gcs.objectNames('spools').length === 0);
+  await until(
+    'the shipped spool is deleted (just after the recording is ready)',
+    async () => gcs.objectNames('spools').length === 0,
+  );
 }, 120_000);
 
 test('a bucket that refuses access fails the recording at once, naming the settings to fix, in the same words whether the bucket exists or not', async () => {
   const denied = await spooledRecording('upload-denied', false);
   gcs.fail('403');
   // The production job options: five attempts, of which one is used.
-  await queues.queue(SELF).add('finalize', { tenantId: 't', callId: denied.callId, recordingId: denied.id }, { jobId: recordingJobId(denied.id) });
+  await queues
+    .queue(SELF)
+    .add(
+      'finalize',
+      { tenantId: 't', callId: denied.callId, recordingId: denied.id },
+      { jobId: recordingJobId(denied.id) },
+    );
   await until('the job failed', async () => (await status(denied)).status === 'failed');
   await gcs.recover();
   const job = await queues.queue(SELF).getJob(recordingJobId(denied.id));
   expect(job?.attemptsMade).toBe(1);
   const { error } = await status(denied);
-  expect(error).toBe("ERR_STORAGE_REFUSED: gs://recordings/audio refused access (credentials, permissions or bucket name): check STORAGE_URL and the node's credentials");
+  expect(error).toBe(
+    "ERR_STORAGE_REFUSED: gs://recordings/audio refused access (credentials, permissions or bucket name): check STORAGE_URL and the node's credentials",
+  );
   // Not an outage: the sweep leaves it alone though the bucket answers.
   expect((await recoverSpools(db.store, queues, dir, recovery)).outageRetried).toEqual([]);
 
   // A tenant's bucket that does not exist reads the same, but for its URL and the settings named.
   await db.store.tenants.ensure('t2', 'T2');
-  const credentials = { client_email: 'rec@t2.example', private_key: 'unused: the test server takes no credentials', project_id: 't2' };
-  await db.store.tenants.updateSettings('t2', (current) => applySettingsPatch(keyring, 't2', current, { storage_url: 'gs://no-such-bucket/audio', storage_credentials: credentials }, { operator: false }));
+  const credentials = {
+    client_email: 'rec@t2.example',
+    private_key: 'unused: the test server takes no credentials',
+    project_id: 't2',
+  };
+  await db.store.tenants.updateSettings('t2', (current) =>
+    applySettingsPatch(
+      keyring,
+      't2',
+      current,
+      { storage_url: 'gs://no-such-bucket/audio', storage_credentials: credentials },
+      { operator: false },
+    ),
+  );
   const missing = await spooledRecording('upload-nowhere', false, 't2');
-  await queues.queue(SELF).add('finalize', { tenantId: 't2', callId: missing.callId, recordingId: missing.id }, { jobId: recordingJobId(missing.id) });
+  await queues
+    .queue(SELF)
+    .add(
+      'finalize',
+      { tenantId: 't2', callId: missing.callId, recordingId: missing.id },
+      { jobId: recordingJobId(missing.id) },
+    );
   await until('the job failed', async () => (await status(missing)).status === 'failed');
   expect((await queues.queue(SELF).getJob(recordingJobId(missing.id)))?.attemptsMade).toBe(1);
-  expect((await status(missing)).error).toBe("ERR_STORAGE_REFUSED: gs://no-such-bucket/audio refused access (credentials, permissions or bucket name): check the tenant's storage_url and storage_credentials");
+  expect((await status(missing)).error).toBe(
+    "ERR_STORAGE_REFUSED: gs://no-such-bucket/audio refused access (credentials, permissions or bucket name): check the tenant's storage_url and storage_credentials",
+  );
 }, 60_000);

@@ -44,15 +44,36 @@ describe('the recovery sweep with many processing recordings', () => {
     const ids: string[] = [];
     for (let i = 0; i < n; i++) {
       const callId = `${tenantId}-${i}`;
-      await db.store.calls.create({ tenantId, id: callId, agentId: 'a', provider: 'twilio', mode: 'fork', sampleRate: 8000, legs: ['caller', 'agent'], settings: CALL_RECORDING_DEFAULTS, nodeId: 'gone' });
+      await db.store.calls.create({
+        tenantId,
+        id: callId,
+        agentId: 'a',
+        provider: 'twilio',
+        mode: 'fork',
+        sampleRate: 8000,
+        legs: ['caller', 'agent'],
+        settings: CALL_RECORDING_DEFAULTS,
+        nodeId: 'gone',
+      });
       await db.store.calls.update(tenantId, callId, { status: 'ended', endedAt: new Date().toISOString() });
-      const rec = await db.store.recordings.create({ tenantId, callId, format: 'wav', channels: 2, sampleRate: 8000, storageDays: 30, status: 'processing', spoolPath: path.join(dataDir, 'spool', `${randomUUID()}.wav`), spoolUrl: 'file:///shipped' });
+      const rec = await db.store.recordings.create({
+        tenantId,
+        callId,
+        format: 'wav',
+        channels: 2,
+        sampleRate: 8000,
+        storageDays: 30,
+        status: 'processing',
+        spoolPath: path.join(dataDir, 'spool', `${randomUUID()}.wav`),
+        spoolUrl: 'file:///shipped',
+      });
       ids.push(rec.id);
     }
     return ids;
   }
 
-  const sweep = (batches?: SweepBatches) => recoverSpools(db.store, queues, dataDir, { nodeId: SELF, isNodeAlive: async () => false, batches });
+  const sweep = (batches?: SweepBatches) =>
+    recoverSpools(db.store, queues, dataDir, { nodeId: SELF, isNodeAlive: async () => false, batches });
 
   /** Redis commands a sweep sends. */
   async function commandsOf(run: () => Promise<unknown>): Promise<number> {

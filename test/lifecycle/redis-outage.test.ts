@@ -25,9 +25,21 @@ describe('Redis outages of any length', () => {
     const queues = new RecordingQueues({ host: '127.0.0.1', port: redis.port, maxRetriesPerRequest: 1 }, testPrefix());
     const queue = queues.queue(null);
     const lines: string[] = [];
-    const log = pino({ level: 'warn' }, new Writable({ write: (chunk: Buffer, _enc, done) => { lines.push(chunk.toString()); done(); } }));
+    const log = pino(
+      { level: 'warn' },
+      new Writable({
+        write: (chunk: Buffer, _enc, done) => {
+          lines.push(chunk.toString());
+          done();
+        },
+      }),
+    );
     let waiting = 0;
-    const enqueuer = new RecordingEnqueuer(queues, { log, waiting: { inc: () => waiting++, dec: () => waiting-- }, retry: { firstMs: 20, maxMs: 200 } });
+    const enqueuer = new RecordingEnqueuer(queues, {
+      log,
+      waiting: { inc: () => waiting++, dec: () => waiting-- },
+      retry: { firstMs: 20, maxMs: 200 },
+    });
     try {
       await queue.waitUntilReady();
       await redis.stop();
@@ -58,7 +70,11 @@ describe('Redis outages of any length', () => {
       // A guard, not a measurement: before each check had a timeout, this request hung for as long as Redis was away.
       const res = await fetch(`${ts.server.url}/readyz`, { signal: AbortSignal.timeout(5_000) });
       expect(res.status).toBe(503);
-      expect(await res.json()).toMatchObject({ status: 'unavailable', failed: ['redis'], checks: { database: true, redis: false, storage: true } });
+      expect(await res.json()).toMatchObject({
+        status: 'unavailable',
+        failed: ['redis'],
+        checks: { database: true, redis: false, storage: true },
+      });
 
       await redis.start();
       await until(async () => (await fetch(`${ts.server.url}/readyz`)).status === 200);

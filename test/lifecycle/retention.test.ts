@@ -12,7 +12,13 @@ import { LocalObjectStore } from '../../src/storage/local.js';
 import type { RecordingStatus } from '../../src/store/index.js';
 import { applySettingsPatch } from '../../src/tenants/settings.js';
 import { createWebhookQueue, type WebhookJobData } from '../../src/webhooks/index.js';
-import { createMaintenanceQueue, createRetentionProcessor, scheduleRetention, startRetentionWorker, type RetentionDeps } from '../../workers/retention.js';
+import {
+  createMaintenanceQueue,
+  createRetentionProcessor,
+  scheduleRetention,
+  startRetentionWorker,
+  type RetentionDeps,
+} from '../../workers/retention.js';
 import { Evidence } from '../../src/evidence/index.js';
 import { createTestStore, TEST_DB_KINDS, type TestStore } from '../helpers/db.js';
 import { dropRedisPrefix, REDIS_URL, testPrefix } from '../helpers/redis.js';
@@ -29,9 +35,30 @@ describe.each(TEST_DB_KINDS)('retention on %s', (kind) => {
   const log = createLogger('silent');
 
   /** A call with a recording in `status` kept `storageDays`; a ready one has a real object. */
-  async function addRecording(callId: string, storageDays: number, status: RecordingStatus = 'ready', tenantId = 't1'): Promise<string | null> {
-    await db.store.calls.create({ tenantId, id: callId, agentId: 'agent-1', provider: 'twilio', mode: 'fork', sampleRate: 8000, legs: ['caller', 'agent'], settings: CALL_RECORDING_DEFAULTS });
-    const recording = await db.store.recordings.create({ tenantId, callId, format: 'mp3', channels: 1, sampleRate: 8000, storageDays });
+  async function addRecording(
+    callId: string,
+    storageDays: number,
+    status: RecordingStatus = 'ready',
+    tenantId = 't1',
+  ): Promise<string | null> {
+    await db.store.calls.create({
+      tenantId,
+      id: callId,
+      agentId: 'agent-1',
+      provider: 'twilio',
+      mode: 'fork',
+      sampleRate: 8000,
+      legs: ['caller', 'agent'],
+      settings: CALL_RECORDING_DEFAULTS,
+    });
+    const recording = await db.store.recordings.create({
+      tenantId,
+      callId,
+      format: 'mp3',
+      channels: 1,
+      sampleRate: 8000,
+      storageDays,
+    });
     const objectKey = status === 'ready' ? `${tenantId}/${callId}/${recording.id}.mp3.enc` : null;
     if (objectKey) await storage.put(objectKey, Readable.from([Buffer.from(callId)]));
     await db.store.recordings.update(recording.id, { status, objectKey });
@@ -44,9 +71,18 @@ describe.each(TEST_DB_KINDS)('retention on %s', (kind) => {
     storage = new LocalObjectStore(path.join(dir, 'objects'));
     const keyring = await MasterKeyring.load({ dataDir: dir });
     await db.store.tenants.ensure('t1', 'One');
-    await db.store.tenants.updateSettings('t1', (s) => applySettingsPatch(keyring, 't1', s, { webhook_url: 'http://127.0.0.1:9/hooks' }, { operator: true }));
+    await db.store.tenants.updateSettings('t1', (s) =>
+      applySettingsPatch(keyring, 't1', s, { webhook_url: 'http://127.0.0.1:9/hooks' }, { operator: true }),
+    );
     webhooks = createWebhookQueue({ url: REDIS_URL }, prefix);
-    deps = { store: db.store, storageFor: () => storage, webhooks: { queue: webhooks, store: db.store, keyring, egress: loopbackEgress() }, evidence: new Evidence(db.store, keyring), log, now: () => new Date() };
+    deps = {
+      store: db.store,
+      storageFor: () => storage,
+      webhooks: { queue: webhooks, store: db.store, keyring, egress: loopbackEgress() },
+      evidence: new Evidence(db.store, keyring),
+      log,
+      now: () => new Date(),
+    };
   });
 
   afterAll(async () => {
@@ -70,12 +106,20 @@ describe.each(TEST_DB_KINDS)('retention on %s', (kind) => {
 
     const in31Days = createRetentionProcessor({ ...deps, now: () => new Date(Date.now() + 31 * DAY) });
     expect(await in31Days()).toEqual({ deleted: 2, failed: 0 });
-    for (const [callId, objectKey] of [['old-a', expiredA], ['old-b', expiredB]] as const) {
+    for (const [callId, objectKey] of [
+      ['old-a', expiredA],
+      ['old-b', expiredB],
+    ] as const) {
       expect(await storage.exists(objectKey!)).toBe(false);
       expect((await db.store.recordings.getByCall('t1', callId))!.status).toBe('deleted');
-      expect(await db.store.tombstones.list('t1', callId)).toEqual([expect.objectContaining({ objectKey, deletedBy: 'retention', reason: 'retention' })]);
+      expect(await db.store.tombstones.list('t1', callId)).toEqual([
+        expect.objectContaining({ objectKey, deletedBy: 'retention', reason: 'retention' }),
+      ]);
     }
-    for (const [callId, objectKey] of [['young', kept], ['held', held]] as const) {
+    for (const [callId, objectKey] of [
+      ['young', kept],
+      ['held', held],
+    ] as const) {
       expect(await storage.exists(objectKey!)).toBe(true);
       expect((await db.store.recordings.getByCall('t1', callId))!.status).toBe('ready');
       expect(await db.store.tombstones.list('t1', callId)).toEqual([]);
@@ -95,12 +139,19 @@ describe.each(TEST_DB_KINDS)('retention on %s', (kind) => {
     expect(await storage.exists(held!)).toBe(false);
   });
 
-  test('a recording whose object cannot be deleted is counted, kept deleting (recovery finishes it), and does not stop the run; its tenant\'s others wait for the next', async () => {
+  test("a recording whose object cannot be deleted is counted, kept deleting (recovery finishes it), and does not stop the run; its tenant's others wait for the next", async () => {
     const broken = await addRecording('broken', 1);
     const later = await addRecording('later', 1);
     const fine = await addRecording('fine', 1, 'ready', 't2');
-    const flaky = { delete: async (key: string) => (key === broken ? Promise.reject(new Error('bucket says no')) : storage.delete(key)) };
-    const run = createRetentionProcessor({ ...deps, storageFor: () => flaky, now: () => new Date(Date.now() + 2 * DAY) });
+    const flaky = {
+      delete: async (key: string) =>
+        key === broken ? Promise.reject(new Error('bucket says no')) : storage.delete(key),
+    };
+    const run = createRetentionProcessor({
+      ...deps,
+      storageFor: () => flaky,
+      now: () => new Date(Date.now() + 2 * DAY),
+    });
     expect(await run()).toEqual({ deleted: 1, failed: 2 });
     expect(await storage.exists(fine!)).toBe(false);
     expect(await storage.exists(broken!)).toBe(true);
@@ -118,10 +169,15 @@ describe.each(TEST_DB_KINDS)('retention on %s', (kind) => {
       await scheduleRetention(queue, 3_600_000);
       await scheduleRetention(queue, 3_600_000);
       expect(await queue.getJobSchedulersCount()).toBe(1);
-      worker = startRetentionWorker({ ...deps, now: () => new Date(Date.now() + 2 * DAY) }, { connection: { url: REDIS_URL }, prefix });
+      worker = startRetentionWorker(
+        { ...deps, now: () => new Date(Date.now() + 2 * DAY) },
+        { connection: { url: REDIS_URL }, prefix },
+      );
       for (let i = 0; i < 400 && (await storage.exists(expired!)); i++) await sleep(25);
       expect(await storage.exists(expired!)).toBe(false);
-      expect(await db.store.tombstones.list('t1', 'scheduled')).toEqual([expect.objectContaining({ deletedBy: 'retention' })]);
+      expect(await db.store.tombstones.list('t1', 'scheduled')).toEqual([
+        expect.objectContaining({ deletedBy: 'retention' }),
+      ]);
     } finally {
       await worker?.close();
       await queue.close();

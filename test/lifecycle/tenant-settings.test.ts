@@ -6,7 +6,8 @@ import { loadTenantSettings } from '../../src/tenants/settings.js';
 import { TEST_DB_KINDS } from '../helpers/db.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
-const rsaPem = (bits: number) => generateKeyPairSync('rsa', { modulusLength: bits }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
+const rsaPem = (bits: number) =>
+  generateKeyPairSync('rsa', { modulusLength: bits }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
 const SECRET = 'whsec-0123456789abcdef';
 const S3_SECRET = 'aws-secret-key-material-42';
 
@@ -41,7 +42,10 @@ describe.each(TEST_DB_KINDS)('tenant settings API on %s', (kind) => {
   const call = (secret: string, method: string, pathname: string, body?: unknown) =>
     fetch(t.server.url + pathname, {
       method,
-      headers: { authorization: `Bearer ${secret}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      headers: {
+        authorization: `Bearer ${secret}`,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
       body: body === undefined ? undefined : JSON.stringify(body),
     }).then(async (res) => ({ status: res.status, body: (await res.json()) as any }));
 
@@ -88,7 +92,12 @@ describe.each(TEST_DB_KINDS)('tenant settings API on %s', (kind) => {
       webhookUrl: 'https://hooks.example.com/callrec',
       webhookSecret: SECRET,
       storageUrl: 's3://acme-recordings/calls',
-      storageCredentials: { kind: 's3', access_key_id: 'AKIAEXAMPLE', secret_access_key: S3_SECRET, region: 'eu-west-1' },
+      storageCredentials: {
+        kind: 's3',
+        access_key_id: 'AKIAEXAMPLE',
+        secret_access_key: S3_SECRET,
+        region: 'eu-west-1',
+      },
       storageNodeIdentity: false,
       pastStorage: {},
       publicKey,
@@ -96,23 +105,47 @@ describe.each(TEST_DB_KINDS)('tenant settings API on %s', (kind) => {
   });
 
   test('absent fields are kept, null clears; a bucket of another kind needs new credentials', async () => {
-    await call(t.key, 'PATCH', '/api/tenants/default', { webhook_url: 'https://a.example.com/h', webhook_secret: SECRET });
+    await call(t.key, 'PATCH', '/api/tenants/default', {
+      webhook_url: 'https://a.example.com/h',
+      webhook_secret: SECRET,
+    });
     const res = await call(t.key, 'PATCH', '/api/tenants/default', { webhook_secret: null, public_key: null });
-    expect(res.body).toMatchObject({ webhook_url: 'https://a.example.com/h', webhook_secret_set: false, public_key: null });
+    expect(res.body).toMatchObject({
+      webhook_url: 'https://a.example.com/h',
+      webhook_secret_set: false,
+      public_key: null,
+    });
 
     const wrongKind = await call(t.key, 'PATCH', '/api/tenants/default', { storage_url: 'gs://other-bucket' });
-    expect(wrongKind).toMatchObject({ status: 400, body: { error: { code: 'ERR_VALIDATION', field: 'storage_credentials' } } });
+    expect(wrongKind).toMatchObject({
+      status: 400,
+      body: { error: { code: 'ERR_VALIDATION', field: 'storage_credentials' } },
+    });
     const gcs = await call(t.key, 'PATCH', '/api/tenants/default', {
       storage_url: 'gs://other-bucket',
       // A pasted service-account file: the extra fields are accepted and dropped.
-      storage_credentials: { type: 'service_account', client_email: 'sa@p.iam.gserviceaccount.com', private_key: '-----BEGIN PRIVATE KEY-----x', project_id: 'p' },
+      storage_credentials: {
+        type: 'service_account',
+        client_email: 'sa@p.iam.gserviceaccount.com',
+        private_key: '-----BEGIN PRIVATE KEY-----x',
+        project_id: 'p',
+      },
     });
-    expect(gcs).toMatchObject({ status: 200, body: { storage_url: 'gs://other-bucket', storage_credentials_set: true } });
+    expect(gcs).toMatchObject({
+      status: 200,
+      body: { storage_url: 'gs://other-bucket', storage_credentials_set: true },
+    });
     const ring = await MasterKeyring.load({ dataDir: t.dataDir, masterKey: t.cluster.masterKey });
     expect((await loadTenantSettings(t.server.store, ring, 'default')).storageCredentials).toEqual({
-      kind: 'gs', client_email: 'sa@p.iam.gserviceaccount.com', private_key: '-----BEGIN PRIVATE KEY-----x', project_id: 'p',
+      kind: 'gs',
+      client_email: 'sa@p.iam.gserviceaccount.com',
+      private_key: '-----BEGIN PRIVATE KEY-----x',
+      project_id: 'p',
     });
-    const cleared = await call(t.key, 'PATCH', '/api/tenants/default', { storage_url: null, storage_credentials: null });
+    const cleared = await call(t.key, 'PATCH', '/api/tenants/default', {
+      storage_url: null,
+      storage_credentials: null,
+    });
     expect(cleared.body).toMatchObject({ storage_url: null, storage_credentials_set: false });
   });
 
@@ -123,11 +156,21 @@ describe.each(TEST_DB_KINDS)('tenant settings API on %s', (kind) => {
     [{ storage_url: 'azure://bucket' }, 'storage_url'],
     [{ storage_url: 's3://' }, 'storage_url'],
     [{ storage_url: 's3://b', storage_credentials: { access_key_id: 'A' } }, 'storage_credentials.secret_access_key'],
-    [{ storage_url: 's3://b', storage_credentials: { access_key_id: 'A', secret_access_key: 'B', color: 'red' } }, 'storage_credentials.color'],
+    [
+      { storage_url: 's3://b', storage_credentials: { access_key_id: 'A', secret_access_key: 'B', color: 'red' } },
+      'storage_credentials.color',
+    ],
     [{ storage_url: null, storage_credentials: { access_key_id: 'A', secret_access_key: 'B' } }, 'storage_credentials'],
     [{ public_key: 'not a key' }, 'public_key'],
     [{ public_key: rsaPem(1024) }, 'public_key'],
-    [{ public_key: generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'pem' }).toString() }, 'public_key'],
+    [
+      {
+        public_key: generateKeyPairSync('ec', { namedCurve: 'P-256' })
+          .publicKey.export({ type: 'spki', format: 'pem' })
+          .toString(),
+      },
+      'public_key',
+    ],
     [{ sip_sources: ['10.0.0.0/8', 'sbc.example.com'] }, 'sip_sources.1'],
     [{ sip_sources: ['10.0.0.0/33'] }, 'sip_sources.0'],
     [{ sip_sources: '10.0.0.1' }, 'sip_sources'],
@@ -139,20 +182,37 @@ describe.each(TEST_DB_KINDS)('tenant settings API on %s', (kind) => {
   });
 
   test('sip_sources: addresses and CIDRs kept normalised, shown, cleared by null', async () => {
-    const set = await call(t.key, 'PATCH', '/api/tenants/default', { sip_sources: ['192.0.2.10', '198.51.100.0/24', '2001:db8::/32'] });
-    expect(set).toMatchObject({ status: 200, body: { sip_sources: ['192.0.2.10/32', '198.51.100.0/24', '2001:db8::/32'] } });
+    const set = await call(t.key, 'PATCH', '/api/tenants/default', {
+      sip_sources: ['192.0.2.10', '198.51.100.0/24', '2001:db8::/32'],
+    });
+    expect(set).toMatchObject({
+      status: 200,
+      body: { sip_sources: ['192.0.2.10/32', '198.51.100.0/24', '2001:db8::/32'] },
+    });
     expect((await call(t.key, 'PATCH', '/api/tenants/default', { sip_sources: null })).body.sip_sources).toEqual([]);
   });
 
   test('another tenant is a 404 for an admin; the operator manages any tenant; only admin keys', async () => {
-    expect(await call(otherAdmin, 'GET', '/api/tenants/default')).toMatchObject({ status: 404, body: { error: { code: 'ERR_NOT_FOUND' } } });
-    expect(await call(otherAdmin, 'PATCH', '/api/tenants/default', { webhook_url: 'https://evil.example.com' })).toMatchObject({ status: 404 });
+    expect(await call(otherAdmin, 'GET', '/api/tenants/default')).toMatchObject({
+      status: 404,
+      body: { error: { code: 'ERR_NOT_FOUND' } },
+    });
+    expect(
+      await call(otherAdmin, 'PATCH', '/api/tenants/default', { webhook_url: 'https://evil.example.com' }),
+    ).toMatchObject({ status: 404 });
     expect((await call(t.key, 'GET', '/api/tenants/default')).body.webhook_url).not.toBe('https://evil.example.com');
-    expect(await call(t.key, 'PATCH', '/api/tenants/acme', { webhook_url: 'https://evil.example.com' })).toMatchObject({ status: 404 });
+    expect(await call(t.key, 'PATCH', '/api/tenants/acme', { webhook_url: 'https://evil.example.com' })).toMatchObject({
+      status: 404,
+    });
 
-    const byOperator = await call(operator, 'PATCH', '/api/tenants/acme', { webhook_url: 'https://acme.example.com/h' });
+    const byOperator = await call(operator, 'PATCH', '/api/tenants/acme', {
+      webhook_url: 'https://acme.example.com/h',
+    });
     expect(byOperator).toMatchObject({ status: 200, body: { id: 'acme', webhook_url: 'https://acme.example.com/h' } });
-    expect(await call(otherAdmin, 'GET', '/api/tenants/acme')).toMatchObject({ status: 200, body: { webhook_url: 'https://acme.example.com/h' } });
+    expect(await call(otherAdmin, 'GET', '/api/tenants/acme')).toMatchObject({
+      status: 200,
+      body: { webhook_url: 'https://acme.example.com/h' },
+    });
     expect(await call(operator, 'GET', '/api/tenants/nobody')).toMatchObject({ status: 404 });
     expect(await call(operator, 'PATCH', '/api/tenants/nobody', { webhook_url: null })).toMatchObject({ status: 404 });
     expect(await call(reader, 'GET', '/api/tenants/default')).toMatchObject({ status: 403 });
@@ -169,26 +229,56 @@ describe.each(TEST_DB_KINDS)('tenant settings API on %s', (kind) => {
     const { storage } = t.server;
     const credentials = { access_key_id: 'AKIAACME', secret_access_key: 'acme-secret-key-material' };
     for (const body of [{ storage_url: 's3://node-bucket/acme' }, { storage_url: 'gs://node-bucket/acme' }]) {
-      expect(await call(otherAdmin, 'PATCH', '/api/tenants/acme', body)).toMatchObject({ status: 400, body: { error: { code: 'ERR_VALIDATION', field: 'storage_credentials' } } });
+      expect(await call(otherAdmin, 'PATCH', '/api/tenants/acme', body)).toMatchObject({
+        status: 400,
+        body: { error: { code: 'ERR_VALIDATION', field: 'storage_credentials' } },
+      });
     }
-    expect(await call(otherAdmin, 'PATCH', '/api/tenants/acme', { storage_url: 's3://acme-bucket/one', storage_credentials: credentials })).toMatchObject({ status: 200 });
+    expect(
+      await call(otherAdmin, 'PATCH', '/api/tenants/acme', {
+        storage_url: 's3://acme-bucket/one',
+        storage_credentials: credentials,
+      }),
+    ).toMatchObject({ status: 200 });
     // Clearing the credentials of a bucket is leaving them out.
-    expect(await call(otherAdmin, 'PATCH', '/api/tenants/acme', { storage_credentials: null })).toMatchObject({ status: 400, body: { error: { field: 'storage_credentials' } } });
+    expect(await call(otherAdmin, 'PATCH', '/api/tenants/acme', { storage_credentials: null })).toMatchObject({
+      status: 400,
+      body: { error: { field: 'storage_credentials' } },
+    });
     await expect(storage.forTenant('acme')).resolves.toMatchObject({ url: 's3://acme-bucket/one' });
 
     // A bucket set without credentials before this rule (or by hand) is not opened with the node's.
-    await t.server.store.tenants.updateSettings('acme', (current) => ({ ...current, storage_url: 's3://node-bucket/acme', storage_credentials: null, storage_node_identity: undefined }));
-    await expect(storage.forTenant('acme')).rejects.toMatchObject({ code: 'ERR_STORAGE_REFUSED', message: expect.stringMatching(/check the tenant's storage_url and storage_credentials$/) });
+    await t.server.store.tenants.updateSettings('acme', (current) => ({
+      ...current,
+      storage_url: 's3://node-bucket/acme',
+      storage_credentials: null,
+      storage_node_identity: undefined,
+    }));
+    await expect(storage.forTenant('acme')).rejects.toMatchObject({
+      code: 'ERR_STORAGE_REFUSED',
+      message: expect.stringMatching(/check the tenant's storage_url and storage_credentials$/),
+    });
 
     // The operator may, and the tenant's later unrelated changes keep that leave.
-    expect(await call(operator, 'PATCH', '/api/tenants/acme', { storage_url: 's3://node-bucket/acme' })).toMatchObject({ status: 200 });
+    expect(await call(operator, 'PATCH', '/api/tenants/acme', { storage_url: 's3://node-bucket/acme' })).toMatchObject({
+      status: 200,
+    });
     expect(await call(otherAdmin, 'PATCH', '/api/tenants/acme', { webhook_url: null })).toMatchObject({ status: 200 });
     await expect(storage.forTenant('acme')).resolves.toMatchObject({ url: 's3://node-bucket/acme' });
 
     // Moving to its own bucket, the tenant's recordings in the old one stay readable, with what opened it.
-    expect(await call(otherAdmin, 'PATCH', '/api/tenants/acme', { storage_url: 's3://acme-bucket/two', storage_credentials: credentials })).toMatchObject({ status: 200 });
-    await expect(storage.forRecording({ tenantId: 'acme', storageUrl: 's3://node-bucket/acme' })).resolves.toMatchObject({ url: 's3://node-bucket/acme' });
+    expect(
+      await call(otherAdmin, 'PATCH', '/api/tenants/acme', {
+        storage_url: 's3://acme-bucket/two',
+        storage_credentials: credentials,
+      }),
+    ).toMatchObject({ status: 200 });
+    await expect(
+      storage.forRecording({ tenantId: 'acme', storageUrl: 's3://node-bucket/acme' }),
+    ).resolves.toMatchObject({ url: 's3://node-bucket/acme' });
     // A bucket the tenant never had gets nothing.
-    await expect(storage.forRecording({ tenantId: 'acme', storageUrl: 's3://someone-elses/bucket' })).rejects.toMatchObject({ code: 'ERR_STORAGE_REFUSED' });
+    await expect(
+      storage.forRecording({ tenantId: 'acme', storageUrl: 's3://someone-elses/bucket' }),
+    ).rejects.toMatchObject({ code: 'ERR_STORAGE_REFUSED' });
   });
 });

@@ -7,7 +7,17 @@ import { CALL_RECORDING_DEFAULTS } from '../../src/agents/settings.js';
 import { MasterKeyring } from '../../src/crypto/keys.js';
 import { createLogger } from '../../src/log.js';
 import { applySettingsPatch, type TenantSettingsPatch } from '../../src/tenants/settings.js';
-import { createWebhookQueue, emitRecordingEvent, emitWebhook, RecordingEventDataSchema, signatureHeader, verifySignature, webhookEventSchema, type WebhookContext, type WebhookJobData } from '../../src/webhooks/index.js';
+import {
+  createWebhookQueue,
+  emitRecordingEvent,
+  emitWebhook,
+  RecordingEventDataSchema,
+  signatureHeader,
+  verifySignature,
+  webhookEventSchema,
+  type WebhookContext,
+  type WebhookJobData,
+} from '../../src/webhooks/index.js';
 import { Webhook } from 'standardwebhooks';
 import { Compile } from 'typebox/compile';
 import { startWebhookWorker } from '../../workers/webhooks.js';
@@ -29,7 +39,9 @@ describe('webhooks', () => {
 
   async function configure(tenantId: string, patch: TenantSettingsPatch): Promise<void> {
     await db.store.tenants.ensure(tenantId, tenantId);
-    await db.store.tenants.updateSettings(tenantId, (current) => applySettingsPatch(keyring, tenantId, current, patch, { operator: true }));
+    await db.store.tenants.updateSettings(tenantId, (current) =>
+      applySettingsPatch(keyring, tenantId, current, patch, { operator: true }),
+    );
   }
 
   beforeAll(async () => {
@@ -38,7 +50,10 @@ describe('webhooks', () => {
     keyring = await MasterKeyring.load({ dataDir });
     receiver = await WebhookReceiver.start();
     queue = createWebhookQueue({ url: REDIS_URL }, prefix, { backoffMs: 20 });
-    worker = startWebhookWorker({ store: db.store, keyring, log: createLogger('silent'), egress: loopbackEgress() }, { connection: { url: REDIS_URL }, prefix });
+    worker = startWebhookWorker(
+      { store: db.store, keyring, log: createLogger('silent'), egress: loopbackEgress() },
+      { connection: { url: REDIS_URL }, prefix },
+    );
     ctx = { queue, store: db.store, keyring, egress: loopbackEgress() };
     await configure('hooked', { webhook_url: receiver.url, webhook_secret: SECRET });
     await db.store.tenants.ensure('quiet', 'No webhook');
@@ -56,11 +71,20 @@ describe('webhooks', () => {
   test('an event is POSTed as signed JSON the receiver can verify', async () => {
     const delivered = receiver.delivered.length;
     const event = await emitWebhook(ctx, 'hooked', 'recording.completed', { call_id: 'c1' });
-    expect(event).toMatchObject({ id: expect.stringMatching(/^evt_/), type: 'recording.completed', data: { call_id: 'c1' } });
+    expect(event).toMatchObject({
+      id: expect.stringMatching(/^evt_/),
+      type: 'recording.completed',
+      data: { call_id: 'c1' },
+    });
     await receiver.waitForDelivered(delivered + 1);
     const request = receiver.requests.at(-1)!;
     expect(request.headers['content-type']).toBe('application/json');
-    expect(JSON.parse(request.body)).toEqual({ id: event!.id, type: 'recording.completed', created_at: event!.created_at, data: { call_id: 'c1' } });
+    expect(JSON.parse(request.body)).toEqual({
+      id: event!.id,
+      type: 'recording.completed',
+      created_at: event!.created_at,
+      data: { call_id: 'c1' },
+    });
 
     const header = request.headers['callrec-signature'] as string;
     expect(header).toMatch(/^t=\d+,v1=[0-9a-f]{64}$/);
@@ -74,7 +98,9 @@ describe('webhooks', () => {
 
   /** The headers a stock Standard Webhooks verifier reads. */
   const standardHeaders = (request: { headers: Record<string, unknown> }) =>
-    Object.fromEntries(['webhook-id', 'webhook-timestamp', 'webhook-signature'].map((name) => [name, String(request.headers[name])]));
+    Object.fromEntries(
+      ['webhook-id', 'webhook-timestamp', 'webhook-signature'].map((name) => [name, String(request.headers[name])]),
+    );
 
   test('the Standard Webhooks headers verify with the stock verifier: the secret as whsec_ plus its base64', async () => {
     const delivered = receiver.delivered.length;
@@ -84,12 +110,18 @@ describe('webhooks', () => {
     const headers = standardHeaders(request);
     expect(headers['webhook-id']).toBe(event.id);
     expect(headers['webhook-signature']).toMatch(/^v1,[A-Za-z0-9+/]{43}=$/);
-    expect(Number(headers['webhook-timestamp'])).toBe(Number(/t=(\d+)/.exec(request.headers['callrec-signature'] as string)![1]));
+    expect(Number(headers['webhook-timestamp'])).toBe(
+      Number(/t=(\d+)/.exec(request.headers['callrec-signature'] as string)![1]),
+    );
     const standardSecret = `whsec_${Buffer.from(SECRET).toString('base64')}`;
     expect(new Webhook(standardSecret).verify(request.body, headers)).toEqual(event);
     expect(new Webhook(SECRET, { format: 'raw' }).verify(request.body, headers)).toEqual(event);
-    expect(() => new Webhook(`whsec_${Buffer.from('another secret of length').toString('base64')}`).verify(request.body, headers)).toThrow(/signature/i);
-    expect(() => new Webhook(standardSecret).verify(request.body.replace('c-std', 'c-bad'), headers)).toThrow(/signature/i);
+    expect(() =>
+      new Webhook(`whsec_${Buffer.from('another secret of length').toString('base64')}`).verify(request.body, headers),
+    ).toThrow(/signature/i);
+    expect(() => new Webhook(standardSecret).verify(request.body.replace('c-std', 'c-bad'), headers)).toThrow(
+      /signature/i,
+    );
   });
 
   test('a tenant secret in the whsec_ form is used as Standard Webhooks tools give it; a malformed one is refused', async () => {
@@ -101,9 +133,16 @@ describe('webhooks', () => {
     const request = receiver.delivered.at(-1)!;
     expect(new Webhook(standardSecret).verify(request.body, standardHeaders(request))).toEqual(event);
     // Callrec-Signature keeps its own rule: the secret string itself is the key.
-    expect(verifySignature(request.headers['callrec-signature'] as string, request.body, standardSecret, 300)).toBe(true);
-    await expect(configure('standard', { webhook_secret: 'whsec_not base64 at all' })).rejects.toMatchObject({ code: 'ERR_VALIDATION', field: 'webhook_secret' });
-    await expect(configure('standard', { webhook_secret: `whsec_${Buffer.alloc(8).toString('base64')}` })).rejects.toMatchObject({ field: 'webhook_secret' });
+    expect(verifySignature(request.headers['callrec-signature'] as string, request.body, standardSecret, 300)).toBe(
+      true,
+    );
+    await expect(configure('standard', { webhook_secret: 'whsec_not base64 at all' })).rejects.toMatchObject({
+      code: 'ERR_VALIDATION',
+      field: 'webhook_secret',
+    });
+    await expect(
+      configure('standard', { webhook_secret: `whsec_${Buffer.alloc(8).toString('base64')}` }),
+    ).rejects.toMatchObject({ field: 'webhook_secret' });
   });
 
   test('verifySignature accepts exactly what signatureHeader produces, at the edge of the window', () => {
@@ -147,12 +186,25 @@ describe('webhooks', () => {
     expect(await queue.getJobCounts('completed', 'waiting', 'delayed', 'active', 'failed')).toEqual(before);
   });
 
-  test('recording events carry the recording and its call\'s agent', async () => {
+  test("recording events carry the recording and its call's agent", async () => {
     await db.store.calls.create({
-      tenantId: 'hooked', id: 'call-9', agentId: 'agent-7', provider: 'twilio', mode: 'fork', sampleRate: 8000,
-      legs: ['caller', 'agent'], settings: CALL_RECORDING_DEFAULTS,
+      tenantId: 'hooked',
+      id: 'call-9',
+      agentId: 'agent-7',
+      provider: 'twilio',
+      mode: 'fork',
+      sampleRate: 8000,
+      legs: ['caller', 'agent'],
+      settings: CALL_RECORDING_DEFAULTS,
     });
-    const created = await db.store.recordings.create({ tenantId: 'hooked', callId: 'call-9', format: 'mp3', channels: 1, sampleRate: 8000, storageDays: 30 });
+    const created = await db.store.recordings.create({
+      tenantId: 'hooked',
+      callId: 'call-9',
+      format: 'mp3',
+      channels: 1,
+      sampleRate: 8000,
+      storageDays: 30,
+    });
     const failed = (await db.store.recordings.update(created.id, { status: 'failed', error: 'encoder exploded' }))!;
     const delivered = receiver.delivered.length;
     const event = (await emitRecordingEvent(ctx, 'recording.failed', failed))!;
@@ -163,8 +215,19 @@ describe('webhooks', () => {
     const schema = Compile(webhookEventSchema('recording.failed', RecordingEventDataSchema));
     expect(schema.Errors(body)).toEqual([]);
     expect(event.data).toEqual({
-      call_id: 'call-9', recording_id: created.id, agent_id: 'agent-7', status: 'failed', format: 'mp3',
-      duration_ms: null, byte_size: null, sha256: null, storage_url: null, object_key: null, error: 'encoder exploded', complete: true, lost_spans: [],
+      call_id: 'call-9',
+      recording_id: created.id,
+      agent_id: 'agent-7',
+      status: 'failed',
+      format: 'mp3',
+      duration_ms: null,
+      byte_size: null,
+      sha256: null,
+      storage_url: null,
+      object_key: null,
+      error: 'encoder exploded',
+      complete: true,
+      lost_spans: [],
     });
   });
 });

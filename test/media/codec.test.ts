@@ -62,7 +62,9 @@ describe('L16', () => {
   test('big-endian bytes are most significant first', () => {
     const be = encoderFor({ codec: 'l16', sampleRate: 16000, byteOrder: 'be' })(samples);
     expect(Array.from(be.subarray(6, 8))).toEqual([0x12, 0x34]);
-    expect(decodeAll({ codec: 'l16', sampleRate: 16000, byteOrder: 'be' }, Array.from(be))).toEqual(Array.from(samples));
+    expect(decodeAll({ codec: 'l16', sampleRate: 16000, byteOrder: 'be' }, Array.from(be))).toEqual(
+      Array.from(samples),
+    );
   });
 
   test('little-endian is the default', () => {

@@ -27,7 +27,8 @@ async function* once(pcm: Int16Array): AsyncGenerator<Int16Array> {
 
 async function encode(format: RecordingFormat, sampleRate: number, channels: 1 | 2, pcm: Int16Array): Promise<Buffer> {
   const parts: EncodedChunk[] = [];
-  for await (const chunk of encodeRecording(format, { sampleRate, channels, chunks: once(pcm) })) parts.push({ position: chunk.position, data: chunk.data.slice() });
+  for await (const chunk of encodeRecording(format, { sampleRate, channels, chunks: once(pcm) }))
+    parts.push({ position: chunk.position, data: chunk.data.slice() });
   const file = Buffer.alloc(Math.max(...parts.map((p) => p.position + p.data.length)));
   for (const { position, data } of parts) file.set(data, position);
   return file;
@@ -46,7 +47,7 @@ async function collect(chunks: AsyncIterable<Int16Array>): Promise<Int16Array> {
   for await (const chunk of chunks) parts.push(chunk.slice());
   const all = new Int16Array(parts.reduce((n, p) => n + p.length, 0));
   let at = 0;
-  for (const p of parts) (all.set(p, at), (at += p.length));
+  for (const p of parts) all.set(p, at), (at += p.length);
   return all;
 }
 

@@ -1,7 +1,14 @@
 import { encodeRecording, MIME_TYPES } from '../../media/encoders/index.js';
 import type { EncodedChunk, PcmFile, PcmSource } from '../../media/types.js';
 import type { RecordingFormat } from '../../media/types.js';
-import { CALL_TONES, CALL_TONES_SECONDS, decodeAudio, findBursts, synthesizeTones, type ToneBurst } from '../helpers/audio.js';
+import {
+  CALL_TONES,
+  CALL_TONES_SECONDS,
+  decodeAudio,
+  findBursts,
+  synthesizeTones,
+  type ToneBurst,
+} from '../helpers/audio.js';
 
 const SECONDS = CALL_TONES_SECONDS;
 const TONES = CALL_TONES;
@@ -62,7 +69,11 @@ describe.each([
   ['ogg', 16000, 1],
 ] as const)('%s at %i Hz, %i channel(s)', (format: RecordingFormat, rate, channelCount) => {
   test('round-trips with the tones where they were, on their channel', async () => {
-    const source: PcmSource = { sampleRate: rate, channels: channelCount, chunks: chunked(synthesize(rate, channelCount)) };
+    const source: PcmSource = {
+      sampleRate: rate,
+      channels: channelCount,
+      chunks: chunked(synthesize(rate, channelCount)),
+    };
     const decoded = await decodeAudio(await assemble(encodeRecording(format, source)), format);
     expect(decoded.sampleRate).toBe(format === 'ogg' ? 48000 : rate);
     expect(decoded.channels).toHaveLength(channelCount);
@@ -89,23 +100,28 @@ describe.each([
   });
 });
 
-test.each(['wav', 'mp3', 'ogg'] as const)('%s encoding pulls input only as fast as output is consumed', async (format) => {
-  const pulled = { count: 0 };
-  const pcm = new Int16Array(8000 * 2 * 60); // a minute of stereo: far more than any internal buffering
-  const output = encodeRecording(format, { sampleRate: 8000, channels: 2, chunks: chunked(pcm, pulled) });
-  const first = await output.next();
-  expect(first.done).toBe(false);
-  // One consumed write must not have drained the whole source (309 chunks) into memory.
-  expect(pulled.count).toBeLessThan(100);
-  await output.return(undefined);
-});
+test.each(['wav', 'mp3', 'ogg'] as const)(
+  '%s encoding pulls input only as fast as output is consumed',
+  async (format) => {
+    const pulled = { count: 0 };
+    const pcm = new Int16Array(8000 * 2 * 60); // a minute of stereo: far more than any internal buffering
+    const output = encodeRecording(format, { sampleRate: 8000, channels: 2, chunks: chunked(pcm, pulled) });
+    const first = await output.next();
+    expect(first.done).toBe(false);
+    // One consumed write must not have drained the whole source (309 chunks) into memory.
+    expect(pulled.count).toBeLessThan(100);
+    await output.return(undefined);
+  },
+);
 
 test('a failing source fails the encoding with its error', async () => {
   async function* broken(): AsyncGenerator<Int16Array> {
     yield new Int16Array(1600);
     throw new Error('spool is corrupt');
   }
-  await expect(assemble(encodeRecording('mp3', { sampleRate: 8000, channels: 2, chunks: broken() }))).rejects.toThrow('spool is corrupt');
+  await expect(assemble(encodeRecording('mp3', { sampleRate: 8000, channels: 2, chunks: broken() }))).rejects.toThrow(
+    'spool is corrupt',
+  );
 });
 
 test('Ogg encodes that fail midway end their encoder threads, and the process lives on', async () => {
@@ -113,13 +129,19 @@ test('Ogg encodes that fail midway end their encoder threads, and the process li
   // process (FATAL ERROR: napi_throw), within a few tries of this.
   for (let run = 0; run < 20; run++) {
     async function* failsMidway(): AsyncGenerator<Int16Array> {
-      for (let i = 0; i < 5 + (run % 7); i++) yield Int16Array.from({ length: 16384 }, (_, j) => (j * 131 + run) & 0x3fff);
+      for (let i = 0; i < 5 + (run % 7); i++)
+        yield Int16Array.from({ length: 16384 }, (_, j) => (j * 131 + run) & 0x3fff);
       throw new Error('spool is corrupt');
     }
-    await expect(assemble(encodeRecording('ogg', { sampleRate: 8000, channels: 2, chunks: failsMidway() }))).rejects.toThrow('spool is corrupt');
+    await expect(
+      assemble(encodeRecording('ogg', { sampleRate: 8000, channels: 2, chunks: failsMidway() })),
+    ).rejects.toThrow('spool is corrupt');
   }
   // And the next encode still works.
-  expect((await assemble(encodeRecording('ogg', { sampleRate: 8000, channels: 2, chunks: chunked(new Int16Array(16000)) }))).length).toBeGreaterThan(0);
+  expect(
+    (await assemble(encodeRecording('ogg', { sampleRate: 8000, channels: 2, chunks: chunked(new Int16Array(16000)) })))
+      .length,
+  ).toBeGreaterThan(0);
 });
 
 test('a consumer that stops early stops reading the source', async () => {
@@ -185,10 +207,15 @@ describe.each([
     expect(Buffer.compare(parallel, single)).not.toBe(0);
     const [one, parts] = [await decodeAudio(single, 'mp3'), await decodeAudio(parallel, 'mp3')];
     expect(parts.channels[0].length).toBe(pcm.length / channelCount);
-    for (const [channel, freq] of [[0, 1000], [1, 1500]] as const) {
+    for (const [channel, freq] of [
+      [0, 1000],
+      [1, 1500],
+    ] as const) {
       const expected = tones.filter(([c, f]) => f === freq && (c === channel || channelCount === 1));
       // LAME leaves faint tails (about -30 dBFS) after a hard tone stop, in one encoder's file as in parts'.
-      const bursts = findBursts(parts.channels[Math.min(channel, channelCount - 1)], rate, freq, { minAmplitude: 0.05 });
+      const bursts = findBursts(parts.channels[Math.min(channel, channelCount - 1)], rate, freq, {
+        minAmplitude: 0.05,
+      });
       expect(bursts).toHaveLength(expected.length);
       bursts.forEach((burst, i) => {
         expect(Math.abs(burst.startMs - expected[i][2])).toBeLessThan(1);
@@ -199,7 +226,8 @@ describe.each([
     const worstError = ({ channels }: { channels: Float32Array[] }) => {
       let worst = 0;
       for (let c = 0; c < channelCount; c++) {
-        for (let i = 0; i < pcm.length / channelCount; i++) worst = Math.max(worst, Math.abs(channels[c][i] - pcm[i * channelCount + c] / 32768));
+        for (let i = 0; i < pcm.length / channelCount; i++)
+          worst = Math.max(worst, Math.abs(channels[c][i] - pcm[i * channelCount + c] / 32768));
       }
       return worst;
     };

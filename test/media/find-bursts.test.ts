@@ -1,7 +1,14 @@
 import { findBursts } from '../helpers/audio.js';
 
 /** Adds a sine burst to `signal` covering [startMs, endMs), starting at phase 0. */
-function addTone(signal: Float32Array, sampleRate: number, freqHz: number, startMs: number, endMs: number, amplitude = 0.5): void {
+function addTone(
+  signal: Float32Array,
+  sampleRate: number,
+  freqHz: number,
+  startMs: number,
+  endMs: number,
+  amplitude = 0.5,
+): void {
   const from = Math.round((startMs * sampleRate) / 1000);
   const to = Math.round((endMs * sampleRate) / 1000);
   for (let m = from; m < to; m++) signal[m] += amplitude * Math.sin((2 * Math.PI * freqHz * (m - from)) / sampleRate);
@@ -14,7 +21,10 @@ describe.each([8000, 16000, 48000])('at %i Hz', (sampleRate) => {
     addTone(signal, sampleRate, 1000, 812.5, 1000.25, 0.1);
     const bursts = findBursts(signal, sampleRate, 1000);
     expect(bursts).toHaveLength(2);
-    const expected = [[100, 300], [812.5, 1000.25]];
+    const expected = [
+      [100, 300],
+      [812.5, 1000.25],
+    ];
     bursts.forEach((burst, i) => {
       expect(Math.abs(burst.startMs - expected[i][0])).toBeLessThan(0.3);
       expect(Math.abs(burst.endMs - expected[i][1])).toBeLessThan(0.3);
@@ -44,7 +54,7 @@ test('finds nothing in silence, noise, or a different tone', () => {
   let seed = 1;
   for (let m = 0; m < signal.length; m++) {
     seed = (seed * 1103515245 + 12345) >>> 0;
-    signal[m] = ((seed / 2 ** 32) - 0.5) * 0.02; // -40 dBFS white noise
+    signal[m] = (seed / 2 ** 32 - 0.5) * 0.02; // -40 dBFS white noise
   }
   addTone(signal, sampleRate, 2000, 100, 600);
   expect(findBursts(signal, sampleRate, 1000)).toEqual([]);

@@ -109,7 +109,13 @@ test('wraps around many times with fixed memory and exact content', () => {
   expect(mismatches).toBe(0);
   expect(buffer.flushed).toBe(320_000);
   expect(buffer.capacity).toBe(512);
-  expect(buffer.stats).toEqual({ framesPlaced: 2000, framesLate: 1000, framesDuplicate: 0, framesDropped: 0, gapSamples: 0 });
+  expect(buffer.stats).toEqual({
+    framesPlaced: 2000,
+    framesLate: 1000,
+    framesDuplicate: 0,
+    framesDropped: 0,
+    gapSamples: 0,
+  });
 });
 
 test('truncate forgets unread samples from a position on', () => {
@@ -274,9 +280,15 @@ describe('against a model of positions', () => {
         const length = 1 + Math.floor(random() * 96);
         // Mostly at high water (in order), else anywhere from just before flushed to the ring's end.
         const room = model.flushed + capacity - length;
-        const position = random() < 0.6 ? Math.min(model.highWater, room) : Math.min(room, model.flushed - 40 + Math.floor(random() * (capacity + 40)));
+        const position =
+          random() < 0.6
+            ? Math.min(model.highWater, room)
+            : Math.min(room, model.flushed - 40 + Math.floor(random() * (capacity + 40)));
         const pcm = frame(position, length);
-        const outcome = random() < 0.5 ? ring.write(position, pcm) : ring.writeEncoded(position, length, new Uint8Array(pcm.buffer), decode, scratch);
+        const outcome =
+          random() < 0.5
+            ? ring.write(position, pcm)
+            : ring.writeEncoded(position, length, new Uint8Array(pcm.buffer), decode, scratch);
         const expected = model.write(position, pcm);
         if (outcome !== expected) expect({ op, outcome }).toEqual({ op, outcome: expected });
       } else if (r < 0.85) {
@@ -294,7 +306,11 @@ describe('against a model of positions', () => {
         model.truncate(position);
       }
       if (ring.flushed !== model.flushed || ring.highWater !== model.highWater) {
-        expect({ op, flushed: ring.flushed, highWater: ring.highWater }).toEqual({ op, flushed: model.flushed, highWater: model.highWater });
+        expect({ op, flushed: ring.flushed, highWater: ring.highWater }).toEqual({
+          op,
+          flushed: model.flushed,
+          highWater: model.highWater,
+        });
       }
     }
     expect(ring.stats.gapSamples).toBe(model.gaps);

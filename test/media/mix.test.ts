@@ -1,7 +1,9 @@
 import { downmix, interleave, softLimit } from '../../media/mix.js';
 
 function tone(freqHz: number, amplitude: number, length: number, sampleRate = 8000): Int16Array {
-  return Int16Array.from({ length }, (_, i) => Math.round(amplitude * Math.sin((2 * Math.PI * freqHz * i) / sampleRate)));
+  return Int16Array.from({ length }, (_, i) =>
+    Math.round(amplitude * Math.sin((2 * Math.PI * freqHz * i) / sampleRate)),
+  );
 }
 
 test('interleave puts left first, at an offset', () => {

@@ -1,4 +1,15 @@
-import { blockShape, checkFrame, findJoin, infoFrame, infoFrameBytes, joinAt, LAME_ENCODER_DELAY, mainDataBegin, mp3Layout, reservoirFrames } from '../../media/encoders/mp3-frame.js';
+import {
+  blockShape,
+  checkFrame,
+  findJoin,
+  infoFrame,
+  infoFrameBytes,
+  joinAt,
+  LAME_ENCODER_DELAY,
+  mainDataBegin,
+  mp3Layout,
+  reservoirFrames,
+} from '../../media/encoders/mp3-frame.js';
 import type { Mp3Layout } from '../../media/encoders/mp3-frame.js';
 
 const STEREO_8K = mp3Layout(8000, 2, 32_000); // 288-byte frames, 21 bytes of header and side information
@@ -47,14 +58,18 @@ test('layouts: constant frame sizes at the call rates, and room for the reservoi
 test('checkFrame accepts the layout’s frames and names what else it got', () => {
   expect(() => checkFrame(frame(STEREO_8K, 0, 0), STEREO_8K)).not.toThrow();
   expect(() => checkFrame(frame(MONO_16K, 0, 0), MONO_16K)).not.toThrow();
-  expect(() => checkFrame(frame(STEREO_8K, 0, 0), MONO_16K)).toThrow(expect.objectContaining({ code: 'ERR_MP3_FRAME' }));
+  expect(() => checkFrame(frame(STEREO_8K, 0, 0), MONO_16K)).toThrow(
+    expect.objectContaining({ code: 'ERR_MP3_FRAME' }),
+  );
   const padded = frame(STEREO_8K, 0, 0);
   padded[2] |= 0x02;
   expect(() => checkFrame(padded, STEREO_8K)).toThrow(/header ffe34a44, 288 bytes/);
   const withCrc = frame(STEREO_8K, 0, 0);
   withCrc[1] &= 0xfe;
   expect(() => checkFrame(withCrc, STEREO_8K)).toThrow(expect.objectContaining({ code: 'ERR_MP3_FRAME' }));
-  expect(() => checkFrame(frame(STEREO_8K, 0, 0).subarray(0, 200), STEREO_8K)).toThrow(expect.objectContaining({ code: 'ERR_MP3_FRAME' }));
+  expect(() => checkFrame(frame(STEREO_8K, 0, 0).subarray(0, 200), STEREO_8K)).toThrow(
+    expect.objectContaining({ code: 'ERR_MP3_FRAME' }),
+  );
 });
 
 test('side information: main_data_begin and each channel’s window', () => {
@@ -80,8 +95,22 @@ describe('findJoin', () => {
   });
 
   test('needs the frames before the join to end with the same window', () => {
-    const left = at([0, 0, 0], [['long', 'long'], ['long', 'start'], ['long', 'long']]);
-    const right = at([0, 0, 0], [['long', 'long'], ['long', 'long'], ['long', 'long']]);
+    const left = at(
+      [0, 0, 0],
+      [
+        ['long', 'long'],
+        ['long', 'start'],
+        ['long', 'long'],
+      ],
+    );
+    const right = at(
+      [0, 0, 0],
+      [
+        ['long', 'long'],
+        ['long', 'long'],
+        ['long', 'long'],
+      ],
+    );
     expect(findJoin(left, right, [1, 2], 2)).toBe(1);
     expect(findJoin(left, right, [2], 2)).toBe(-1);
   });
@@ -121,7 +150,9 @@ describe('joinAt', () => {
   test('refuses a join that borrows from before the frames it was given', () => {
     const left = [frame(MONO_16K, 0, 1, ['long']), frame(MONO_16K, 0, 2, ['long'])];
     const right = [frame(MONO_16K, 0, 1, ['long']), frame(MONO_16K, 200, 2, ['long'])];
-    expect(() => joinAt(left, right, 1, MONO_16K, new Uint8Array(2 * 108))).toThrow(expect.objectContaining({ code: 'ERR_MP3_FRAME' }));
+    expect(() => joinAt(left, right, 1, MONO_16K, new Uint8Array(2 * 108))).toThrow(
+      expect.objectContaining({ code: 'ERR_MP3_FRAME' }),
+    );
   });
 });
 

@@ -10,7 +10,13 @@ describe('WaveformPeaks', () => {
     const peaks = new WaveformPeaks(2, 8000, 200);
     peaks.push(pcm.subarray(0, 150)); // chunk boundaries fall anywhere
     peaks.push(pcm.subarray(150));
-    expect(peaks.result()).toEqual({ duration: 0.025, peaks: [[0.5, 0, 0.25], [0, 1, 0]] });
+    expect(peaks.result()).toEqual({
+      duration: 0.025,
+      peaks: [
+        [0.5, 0, 0.25],
+        [0, 1, 0],
+      ],
+    });
   });
 
   test('rounds to 3 decimals', () => {
@@ -28,7 +34,10 @@ describe('WaveformPeaks', () => {
       if (minute === 59) chunk[chunk.length - 1] = 32767; // the very last sample
       peaks.push(chunk);
     }
-    const { duration, peaks: [lane] } = peaks.result();
+    const {
+      duration,
+      peaks: [lane],
+    } = peaks.result();
     expect(duration).toBe(3600);
     expect(lane).toHaveLength(MAX_BUCKETS);
     expect(lane[MAX_BUCKETS - 1]).toBe(1);

@@ -29,7 +29,10 @@ test('release emits only what has started playing, splitting a straddling chunk'
   queue.push(0, ramp(160, 160));
   expect(drain(queue, 0)).toEqual([]);
   const first = drain(queue, 200);
-  expect(first.map(([p, s]) => [p, s.length])).toEqual([[0, 160], [160, 40]]);
+  expect(first.map(([p, s]) => [p, s.length])).toEqual([
+    [0, 160],
+    [160, 40],
+  ]);
   expect(first[1][1]).toEqual(Array.from(ramp(160, 40)));
   expect(queue.queuedSamples).toBe(120);
   const rest = drain(queue, 10_000);

@@ -2,7 +2,9 @@ import { resample, StreamResampler } from '../../media/resample.js';
 
 function tone(freqHz: number, amplitude: number, seconds: number, sampleRate: number): Int16Array {
   const length = Math.round(seconds * sampleRate);
-  return Int16Array.from({ length }, (_, i) => Math.round(amplitude * Math.sin((2 * Math.PI * freqHz * i) / sampleRate)));
+  return Int16Array.from({ length }, (_, i) =>
+    Math.round(amplitude * Math.sin((2 * Math.PI * freqHz * i) / sampleRate)),
+  );
 }
 
 /** Amplitude of the `freqHz` component (a single DFT bin), away from the filter's edge effects. */

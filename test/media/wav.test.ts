@@ -26,7 +26,11 @@ describe('wavHeader → parseWavHeader', () => {
 
   test('chunks before data are skipped, odd sizes padded', () => {
     const plain = wavHeader(8000, 1, 4);
-    const list = Buffer.concat([Buffer.from('LIST', 'latin1'), Buffer.from([3, 0, 0, 0]), Buffer.from('abc\0', 'latin1')]);
+    const list = Buffer.concat([
+      Buffer.from('LIST', 'latin1'),
+      Buffer.from([3, 0, 0, 0]),
+      Buffer.from('abc\0', 'latin1'),
+    ]);
     const withList = Buffer.concat([plain.subarray(0, 36), list, plain.subarray(36)]);
     expect(parseWavHeader(withList)).toEqual({ sampleRate: 8000, channels: 1, dataStart: 36 + 12 + 8, dataBytes: 4 });
   });

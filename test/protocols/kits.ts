@@ -27,7 +27,12 @@ export function code(fn: () => unknown): string | undefined {
 
 /** A `media` message of the Twilio/Telnyx family, the `n`th 20 ms frame of one leg. */
 function trackMedia(leg: 'caller' | 'agent', n: number, payload: string, ids: Record<string, string>): Frame {
-  const media = { track: leg === 'caller' ? 'inbound' : 'outbound', chunk: String(n + 1), timestamp: String(n * 20), payload };
+  const media = {
+    track: leg === 'caller' ? 'inbound' : 'outbound',
+    chunk: String(n + 1),
+    timestamp: String(n * 20),
+    payload,
+  };
   return text({ event: 'media', ...ids, media });
 }
 
@@ -92,16 +97,28 @@ const twilio: ProviderKit = {
   unsupportedCodecStart: text({
     event: 'start',
     sequenceNumber: '1',
-    start: { streamSid: TWILIO_SID, tracks: ['inbound'], mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 16000, channels: 1 } },
+    start: {
+      streamSid: TWILIO_SID,
+      tracks: ['inbound'],
+      mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 16000, channels: 1 },
+    },
     streamSid: TWILIO_SID,
   }),
-  media: (leg, n, payload) => trackMedia(leg, n, payload.toString('base64'), { sequenceNumber: String(n + 3), streamSid: TWILIO_SID }),
+  media: (leg, n, payload) =>
+    trackMedia(leg, n, payload.toString('base64'), { sequenceNumber: String(n + 3), streamSid: TWILIO_SID }),
   badPayload: (n) => trackMedia('caller', n, 'not base64!', { sequenceNumber: String(n + 3), streamSid: TWILIO_SID }),
-  dtmf: (digit) => text({ event: 'dtmf', streamSid: TWILIO_SID, sequenceNumber: '5', dtmf: { track: 'inbound_track', digit } }),
+  dtmf: (digit) =>
+    text({ event: 'dtmf', streamSid: TWILIO_SID, sequenceNumber: '5', dtmf: { track: 'inbound_track', digit } }),
   echoMark: (sent) => text({ ...JSON.parse(sent.data as string), sequenceNumber: '9' }),
-  stop: text({ event: 'stop', sequenceNumber: '10', streamSid: TWILIO_SID, stop: { accountSid: 'AC1', callSid: 'CA1' } }),
+  stop: text({
+    event: 'stop',
+    sequenceNumber: '10',
+    streamSid: TWILIO_SID,
+    stop: { accountSid: 'AC1', callSid: 'CA1' },
+  }),
   unknownEvent: text({ event: 'hello', streamSid: TWILIO_SID }),
-  runtimeMedia: (payload) => text({ event: 'media', streamSid: TWILIO_SID, media: { payload: payload.toString('base64') } }),
+  runtimeMedia: (payload) =>
+    text({ event: 'media', streamSid: TWILIO_SID, media: { payload: payload.toString('base64') } }),
   runtimeMark: (name) => text({ event: 'mark', streamSid: TWILIO_SID, mark: { name } }),
   runtimeClear: text({ event: 'clear', streamSid: TWILIO_SID }),
   runtimeMarkEvent: (name) => ({ type: 'mark', name }),
@@ -136,15 +153,37 @@ const telnyx: ProviderKit = {
     start: { call_control_id: 'v3:x', media_format: { encoding: 'OPUS', sample_rate: 16000, channels: 1 } },
     stream_id: TELNYX_STREAM,
   }),
-  media: (leg, n, payload) => trackMedia(leg, n, payload.toString('base64'), { sequence_number: String(n + 3), stream_id: TELNYX_STREAM }),
+  media: (leg, n, payload) =>
+    trackMedia(leg, n, payload.toString('base64'), { sequence_number: String(n + 3), stream_id: TELNYX_STREAM }),
   // Three bytes: not a whole number of 16-bit samples.
   badPayload: (n) => trackMedia('caller', n, 'AAEC', { sequence_number: String(n + 3), stream_id: TELNYX_STREAM }),
-  dtmf: (digit) => text({ event: 'dtmf', stream_id: TELNYX_STREAM, occurred_at: '2024-01-01T00:00:00Z', sequence_number: '9', dtmf: { digit } }),
-  echoMark: (sent) => text({ event: 'mark', sequence_number: '10', stream_id: TELNYX_STREAM, mark: JSON.parse(sent.data as string).mark }),
-  stop: text({ event: 'stop', sequence_number: '12', stop: { user_id: 'u', call_control_id: 'v3:x' }, stream_id: TELNYX_STREAM }),
+  dtmf: (digit) =>
+    text({
+      event: 'dtmf',
+      stream_id: TELNYX_STREAM,
+      occurred_at: '2024-01-01T00:00:00Z',
+      sequence_number: '9',
+      dtmf: { digit },
+    }),
+  echoMark: (sent) =>
+    text({
+      event: 'mark',
+      sequence_number: '10',
+      stream_id: TELNYX_STREAM,
+      mark: JSON.parse(sent.data as string).mark,
+    }),
+  stop: text({
+    event: 'stop',
+    sequence_number: '12',
+    stop: { user_id: 'u', call_control_id: 'v3:x' },
+    stream_id: TELNYX_STREAM,
+  }),
   unknownEvent: text({ event: 'ping', stream_id: TELNYX_STREAM }),
   // As pipecat's TelnyxFrameSerializer writes them: Python's json.dumps spacing, no stream id.
-  runtimeMedia: (payload) => ({ data: Buffer.from(`{"event": "media", "media": {"payload": "${payload.toString('base64')}"}}`), binary: false }),
+  runtimeMedia: (payload) => ({
+    data: Buffer.from(`{"event": "media", "media": {"payload": "${payload.toString('base64')}"}}`),
+    binary: false,
+  }),
   runtimeMark: (name) => text({ event: 'mark', mark: { name } }),
   runtimeClear: { data: Buffer.from('{"event": "clear"}'), binary: false },
   runtimeMarkEvent: (name) => ({ type: 'mark', name }),
@@ -160,7 +199,14 @@ const vonage: ProviderKit = {
   frameBytes: 640,
   carriesAgent: false,
   connected: null,
-  start: text({ event: 'websocket:connected', 'content-type': 'audio/l16;rate=16000', agent_id: 'agent-1', call_id: 'call-1', token: SECRET, uuid: 'aaaaaaaa-bbbb-cccc-dddd-0123456789ab' }),
+  start: text({
+    event: 'websocket:connected',
+    'content-type': 'audio/l16;rate=16000',
+    agent_id: 'agent-1',
+    call_id: 'call-1',
+    token: SECRET,
+    uuid: 'aaaaaaaa-bbbb-cccc-dddd-0123456789ab',
+  }),
   unsupportedCodecStart: text({ event: 'websocket:connected', 'content-type': 'audio/l16;rate=22050' }),
   // Vonage frames carry no position: the nth frame is at n × 20 ms because n came before it.
   media: (_leg, _n, payload) => binary(payload),
@@ -183,7 +229,12 @@ const plivoMedia = (leg: 'caller' | 'agent', n: number, payload: string): Frame 
     sequenceNumber: n + 2,
     streamId: PLIVO_STREAM,
     // `timestamp` is wall-clock ms: the frame is placed by `chunk`, each track's count from 1.
-    media: { track: leg === 'caller' ? 'inbound' : 'outbound', timestamp: String(1705312200000 + n * 20 + 7), chunk: n + 1, payload },
+    media: {
+      track: leg === 'caller' ? 'inbound' : 'outbound',
+      timestamp: String(1705312200000 + n * 20 + 7),
+      chunk: n + 1,
+      payload,
+    },
     extra_headers: 'agent_id=agent-1;call_id=call-1',
   });
 const plivo: ProviderKit = {
@@ -204,14 +255,33 @@ const plivo: ProviderKit = {
     },
     extra_headers: `agent_id=agent-1;call_id=call-1;token=${SECRET}`,
   }),
-  unsupportedCodecStart: text({ event: 'start', sequenceNumber: 1, start: { callId: 'c', streamId: PLIVO_STREAM, tracks: ['inbound'], mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 16000 } } }),
+  unsupportedCodecStart: text({
+    event: 'start',
+    sequenceNumber: 1,
+    start: {
+      callId: 'c',
+      streamId: PLIVO_STREAM,
+      tracks: ['inbound'],
+      mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 16000 },
+    },
+  }),
   media: (leg, n, payload) => plivoMedia(leg, n, payload.toString('base64')),
   badPayload: (n) => plivoMedia('caller', n, 'not base64!'),
   dtmf: (digit) => text({ event: 'dtmf', sequenceNumber: 9, streamId: PLIVO_STREAM, dtmf: { digit } }),
-  echoMark: (sent) => text({ event: 'playedStream', sequenceNumber: 10, streamId: PLIVO_STREAM, name: JSON.parse(sent.data as string).name }),
+  echoMark: (sent) =>
+    text({
+      event: 'playedStream',
+      sequenceNumber: 10,
+      streamId: PLIVO_STREAM,
+      name: JSON.parse(sent.data as string).name,
+    }),
   stop: text({ event: 'stop', sequenceNumber: 11, streamId: PLIVO_STREAM }),
   unknownEvent: text({ event: 'hello', streamId: PLIVO_STREAM }),
-  runtimeMedia: (payload) => text({ event: 'playAudio', media: { contentType: 'audio/x-mulaw', sampleRate: 8000, payload: payload.toString('base64') } }),
+  runtimeMedia: (payload) =>
+    text({
+      event: 'playAudio',
+      media: { contentType: 'audio/x-mulaw', sampleRate: 8000, payload: payload.toString('base64') },
+    }),
   runtimeMark: (name) => text({ event: 'checkpoint', streamId: PLIVO_STREAM, name }),
   runtimeClear: text({ event: 'clearAudio', streamId: PLIVO_STREAM }),
   runtimeMarkEvent: (name) => ({ type: 'mark', name }),
@@ -221,7 +291,12 @@ const plivo: ProviderKit = {
 const EXOTEL_STREAM = 'a5f9c5d2e1b84c3e9f7d6a1b2c3d4e5f';
 /** The caller's frames as the default stream sends them (no track), the agent's as a `both` stream does. */
 const exotelMedia = (leg: 'caller' | 'agent', n: number, payload: string): Frame =>
-  text({ event: 'media', sequence_number: n + 2, stream_sid: EXOTEL_STREAM, media: { ...(leg === 'agent' && { track: 'outbound' }), chunk: n + 1, timestamp: String(n * 20), payload } });
+  text({
+    event: 'media',
+    sequence_number: n + 2,
+    stream_sid: EXOTEL_STREAM,
+    media: { ...(leg === 'agent' && { track: 'outbound' }), chunk: n + 1, timestamp: String(n * 20), payload },
+  });
 const exotel: ProviderKit = {
   upgrade: { headers: {}, query: {} },
   format: { codec: 'l16', sampleRate: 8000, byteOrder: 'le' },
@@ -242,15 +317,28 @@ const exotel: ProviderKit = {
       media_format: { encoding: 'base64', sample_rate: '8000', bit_rate: '128kbps' },
     },
   }),
-  unsupportedCodecStart: text({ event: 'start', sequence_number: 1, stream_sid: EXOTEL_STREAM, start: { stream_sid: EXOTEL_STREAM, media_format: { encoding: 'base64', sample_rate: '44100' } } }),
+  unsupportedCodecStart: text({
+    event: 'start',
+    sequence_number: 1,
+    stream_sid: EXOTEL_STREAM,
+    start: { stream_sid: EXOTEL_STREAM, media_format: { encoding: 'base64', sample_rate: '44100' } },
+  }),
   media: (leg, n, payload) => exotelMedia(leg, n, payload.toString('base64')),
   // Three bytes: not a whole number of 16-bit samples.
   badPayload: (n) => exotelMedia('caller', n, 'AAEC'),
-  dtmf: (digit) => text({ event: 'dtmf', sequence_number: 9, stream_sid: EXOTEL_STREAM, dtmf: { duration: '300', digit } }),
-  echoMark: (sent) => text({ event: 'mark', sequence_number: 10, stream_sid: EXOTEL_STREAM, mark: JSON.parse(sent.data as string).mark }),
-  stop: text({ event: 'stop', sequence_number: 11, stream_sid: EXOTEL_STREAM, stop: { call_sid: 'b6a2', account_sid: 'exotel-account', reason: 'callended' } }),
+  dtmf: (digit) =>
+    text({ event: 'dtmf', sequence_number: 9, stream_sid: EXOTEL_STREAM, dtmf: { duration: '300', digit } }),
+  echoMark: (sent) =>
+    text({ event: 'mark', sequence_number: 10, stream_sid: EXOTEL_STREAM, mark: JSON.parse(sent.data as string).mark }),
+  stop: text({
+    event: 'stop',
+    sequence_number: 11,
+    stream_sid: EXOTEL_STREAM,
+    stop: { call_sid: 'b6a2', account_sid: 'exotel-account', reason: 'callended' },
+  }),
   unknownEvent: text({ event: 'hello', stream_sid: EXOTEL_STREAM }),
-  runtimeMedia: (payload) => text({ event: 'media', stream_sid: EXOTEL_STREAM, media: { payload: payload.toString('base64') } }),
+  runtimeMedia: (payload) =>
+    text({ event: 'media', stream_sid: EXOTEL_STREAM, media: { payload: payload.toString('base64') } }),
   runtimeMark: (name) => text({ event: 'mark', stream_sid: EXOTEL_STREAM, mark: { name } }),
   runtimeClear: text({ event: 'clear', stream_sid: EXOTEL_STREAM }),
   runtimeMarkEvent: (name) => ({ type: 'mark', name }),
@@ -265,15 +353,33 @@ const bandwidthMetadata = {
   tracks: ['inbound', 'outbound'].map((name) => ({ name, mediaFormat: { encoding: 'audio/PCMU', sampleRate: 8000 } })),
 };
 const bandwidthMedia = (leg: 'caller' | 'agent', n: number, payload: string): Frame =>
-  text({ ...BANDWIDTH_IDS, eventType: 'media', track: leg === 'caller' ? 'inbound' : 'outbound', sequenceNumber: 2 * n + (leg === 'caller' ? 1 : 2), payload });
+  text({
+    ...BANDWIDTH_IDS,
+    eventType: 'media',
+    track: leg === 'caller' ? 'inbound' : 'outbound',
+    sequenceNumber: 2 * n + (leg === 'caller' ? 1 : 2),
+    payload,
+  });
 const bandwidth: ProviderKit = {
   upgrade: { headers: {}, query: {} },
   format: { codec: 'pcmu', sampleRate: 8000 },
   frameBytes: 160,
   carriesAgent: true,
   connected: null,
-  start: text({ ...BANDWIDTH_IDS, eventType: 'start', metadata: bandwidthMetadata, streamParams: { agent_id: 'agent-1', call_id: 'call-1', token: SECRET } }),
-  unsupportedCodecStart: text({ ...BANDWIDTH_IDS, eventType: 'start', metadata: { ...bandwidthMetadata, tracks: [{ name: 'inbound', mediaFormat: { encoding: 'audio/OPUS', sampleRate: 48000 } }] } }),
+  start: text({
+    ...BANDWIDTH_IDS,
+    eventType: 'start',
+    metadata: bandwidthMetadata,
+    streamParams: { agent_id: 'agent-1', call_id: 'call-1', token: SECRET },
+  }),
+  unsupportedCodecStart: text({
+    ...BANDWIDTH_IDS,
+    eventType: 'start',
+    metadata: {
+      ...bandwidthMetadata,
+      tracks: [{ name: 'inbound', mediaFormat: { encoding: 'audio/OPUS', sampleRate: 48000 } }],
+    },
+  }),
   // Frames carry no position: each track's nth frame is at n × 20 ms because n came before it.
   media: (leg, n, payload) => bandwidthMedia(leg, n, payload.toString('base64')),
   badPayload: (n) => bandwidthMedia('caller', n, 'not base64!'),
@@ -281,7 +387,8 @@ const bandwidth: ProviderKit = {
   echoMark: null,
   stop: text({ ...BANDWIDTH_IDS, eventType: 'stop', metadata: bandwidthMetadata }),
   unknownEvent: text({ ...BANDWIDTH_IDS, eventType: 'hello' }),
-  runtimeMedia: (payload) => text({ eventType: 'playAudio', media: { contentType: 'audio/pcmu', payload: payload.toString('base64') } }),
+  runtimeMedia: (payload) =>
+    text({ eventType: 'playAudio', media: { contentType: 'audio/pcmu', payload: payload.toString('base64') } }),
   runtimeMark: null,
   runtimeClear: text({ eventType: 'clear' }),
   runtimeMarkEvent: (name) => ({ type: 'mark', name }),
@@ -329,7 +436,14 @@ const freeswitch: ProviderKit = {
   carriesAgent: false,
   connected: null,
   // The dialplan's metadata argument: `uuid_audio_stream ${uuid} start wss://… mono 8k {"uuid":…}`.
-  start: text({ uuid: '7c3d2a1e-5b6f-4e8d-9c0a-1b2c3d4e5f60', sampleRate: '8k', mixType: 'mono', agent_id: 'agent-1', call_id: 'call-1', token: SECRET }),
+  start: text({
+    uuid: '7c3d2a1e-5b6f-4e8d-9c0a-1b2c3d4e5f60',
+    sampleRate: '8k',
+    mixType: 'mono',
+    agent_id: 'agent-1',
+    call_id: 'call-1',
+    token: SECRET,
+  }),
   unsupportedCodecStart: text({ sampleRate: '11025', mixType: 'mono' }),
   media: (_leg, _n, payload) => binary(payload),
   badPayload: () => binary(Buffer.alloc(321)),
@@ -337,7 +451,11 @@ const freeswitch: ProviderKit = {
   echoMark: null,
   stop: null,
   unknownEvent: null,
-  runtimeMedia: (payload) => text({ type: 'streamAudio', data: { audioDataType: 'raw', sampleRate: 8000, audioData: payload.toString('base64') } }),
+  runtimeMedia: (payload) =>
+    text({
+      type: 'streamAudio',
+      data: { audioDataType: 'raw', sampleRate: 8000, audioData: payload.toString('base64') },
+    }),
   runtimeMark: null,
   runtimeClear: null,
   runtimeMarkEvent: (name) => ({ type: 'mark', name }),
@@ -347,13 +465,20 @@ const freeswitch: ProviderKit = {
 const plain = (line: string): Frame => ({ data: Buffer.from(line), binary: false });
 const asterisk: ProviderKit = {
   // Dial(WebSocket/connection1/c(slin16)v(agent_id=…,call_id=…,token=…)): the parameters are on the URL.
-  upgrade: { headers: { 'sec-websocket-protocol': 'media' }, query: { agent_id: 'agent-1', call_id: 'call-1', token: SECRET } },
+  upgrade: {
+    headers: { 'sec-websocket-protocol': 'media' },
+    query: { agent_id: 'agent-1', call_id: 'call-1', token: SECRET },
+  },
   format: { codec: 'l16', sampleRate: 16000, byteOrder: 'le' },
   frameBytes: 640,
   carriesAgent: false,
   connected: null,
-  start: plain('MEDIA_START connection_id:media_connection1 channel:WebSocket/media_connection1/0x5140001a0040 channel_id:1761245643.1 format:slin16 optimal_frame_size:640 ptime:20'),
-  unsupportedCodecStart: plain('MEDIA_START connection_id:media_connection1 channel:WebSocket/media_connection1/0x1 format:g722 optimal_frame_size:160 ptime:20'),
+  start: plain(
+    'MEDIA_START connection_id:media_connection1 channel:WebSocket/media_connection1/0x5140001a0040 channel_id:1761245643.1 format:slin16 optimal_frame_size:640 ptime:20',
+  ),
+  unsupportedCodecStart: plain(
+    'MEDIA_START connection_id:media_connection1 channel:WebSocket/media_connection1/0x1 format:g722 optimal_frame_size:160 ptime:20',
+  ),
   media: (_leg, _n, payload) => binary(payload),
   badPayload: () => binary(Buffer.alloc(641)),
   dtmf: (digit) => plain(`DTMF_END digit:${digit}`),
@@ -369,35 +494,62 @@ const asterisk: ProviderKit = {
 
 const ACS_START_MS = Date.parse('2025-03-11T09:30:00.000Z');
 const azure: ProviderKit = {
-  upgrade: { headers: { 'x-ms-call-connection-id': '401f3500-62bd-46a1-a8f8-2a0d5f9b8c11' }, query: { agent_id: 'agent-1', call_id: 'call-1', token: SECRET } },
+  upgrade: {
+    headers: { 'x-ms-call-connection-id': '401f3500-62bd-46a1-a8f8-2a0d5f9b8c11' },
+    query: { agent_id: 'agent-1', call_id: 'call-1', token: SECRET },
+  },
   format: { codec: 'l16', sampleRate: 16000, byteOrder: 'le' },
   frameBytes: 640,
   carriesAgent: true,
   connected: null,
-  start: text({ kind: 'AudioMetadata', audioMetadata: { subscriptionId: '89e8cb59-b991-48b0-b154-1db84f16a077', encoding: 'PCM', sampleRate: 16000, channels: 1, length: 640 } }),
-  unsupportedCodecStart: text({ kind: 'AudioMetadata', audioMetadata: { subscriptionId: 'x', encoding: 'OPUS', sampleRate: 16000, channels: 1, length: 640 } }),
+  start: text({
+    kind: 'AudioMetadata',
+    audioMetadata: {
+      subscriptionId: '89e8cb59-b991-48b0-b154-1db84f16a077',
+      encoding: 'PCM',
+      sampleRate: 16000,
+      channels: 1,
+      length: 640,
+    },
+  }),
+  unsupportedCodecStart: text({
+    kind: 'AudioMetadata',
+    audioMetadata: { subscriptionId: 'x', encoding: 'OPUS', sampleRate: 16000, channels: 1, length: 640 },
+  }),
   media: (leg, n, payload) =>
     text({
       kind: 'AudioData',
       audioData: {
         timestamp: new Date(ACS_START_MS + n * 20).toISOString(),
-        participantRawID: leg === 'caller' ? '4:+15551234567' : '8:acs:bc2a8a4b-0000-4a39-8c2e-41f0e3b3f0aa_00000020-1111-2222-3333-444455556666',
+        participantRawID:
+          leg === 'caller'
+            ? '4:+15551234567'
+            : '8:acs:bc2a8a4b-0000-4a39-8c2e-41f0e3b3f0aa_00000020-1111-2222-3333-444455556666',
         data: payload.toString('base64'),
         silent: false,
       },
     }),
-  badPayload: (n) => text({ kind: 'AudioData', audioData: { timestamp: new Date(ACS_START_MS + n * 20).toISOString(), participantRawID: '4:+15551234567', data: 'AAEC', silent: false } }),
+  badPayload: (n) =>
+    text({
+      kind: 'AudioData',
+      audioData: {
+        timestamp: new Date(ACS_START_MS + n * 20).toISOString(),
+        participantRawID: '4:+15551234567',
+        data: 'AAEC',
+        silent: false,
+      },
+    }),
   dtmf: (digit) => text({ kind: 'DtmfData', dtmfData: { data: digit } }),
   echoMark: null,
   stop: null,
   unknownEvent: text({ kind: 'TranscriptionData' }),
-  runtimeMedia: (payload) => text({ Kind: 'AudioData', AudioData: { Data: payload.toString('base64') }, StopAudio: null }),
+  runtimeMedia: (payload) =>
+    text({ Kind: 'AudioData', AudioData: { Data: payload.toString('base64') }, StopAudio: null }),
   runtimeMark: null,
   runtimeClear: text({ Kind: 'StopAudio', AudioData: null, StopAudio: {} }),
   runtimeMarkEvent: (name) => ({ type: 'mark', name }),
   reveal: (start) => start,
 };
-
 
 const GENESYS_SESSION = 'e160e428-53e2-487c-977d-96989bf5c99d';
 const audiohook = (type: string, seq: number, parameters: object) =>
@@ -406,7 +558,12 @@ const audiohookOpen = (media: object[], customConfig: object) =>
   audiohook('open', 1, {
     organizationId: 'd7934305-0972-4844-938e-9060eef73d05',
     conversationId: '090eaa2f-72fa-480a-83e0-8667ff89c0ec',
-    participant: { id: '883efee8-3d6c-4537-b500-6d7ca4b92fa0', ani: '+1-555-555-1234', aniName: 'John Doe', dnis: '+1-800-555-6789' },
+    participant: {
+      id: '883efee8-3d6c-4537-b500-6d7ca4b92fa0',
+      ani: '+1-555-555-1234',
+      aniName: 'John Doe',
+      dnis: '+1-800-555-6789',
+    },
     media,
     language: 'en-US',
     customConfig,
@@ -419,8 +576,17 @@ const genesys: ProviderKit = {
   carriesAgent: false,
   connected: null,
   // The first offer callrec cannot record is passed over for the caller's channel alone.
-  start: audiohookOpen([{ type: 'audio', format: 'L16', channels: ['external'], rate: 16000 }, { type: 'audio', format: 'PCMU', channels: ['external'], rate: 8000 }], { agent_id: 'agent-1', call_id: 'call-1' }),
-  unsupportedCodecStart: audiohookOpen([{ type: 'audio', format: 'L16', channels: ['external', 'internal'], rate: 16000 }], {}),
+  start: audiohookOpen(
+    [
+      { type: 'audio', format: 'L16', channels: ['external'], rate: 16000 },
+      { type: 'audio', format: 'PCMU', channels: ['external'], rate: 8000 },
+    ],
+    { agent_id: 'agent-1', call_id: 'call-1' },
+  ),
+  unsupportedCodecStart: audiohookOpen(
+    [{ type: 'audio', format: 'L16', channels: ['external', 'internal'], rate: 16000 }],
+    {},
+  ),
   // Frames carry no position: the nth frame is at n × 20 ms because n frames came before it.
   media: (_leg, _n, payload) => binary(payload),
   badPayload: () => binary(Buffer.alloc(0)),
@@ -436,4 +602,17 @@ const genesys: ProviderKit = {
   reveal: (start) => start,
 };
 
-export const KITS: Record<Provider, ProviderKit> = { twilio, telnyx, vonage, signalwire: twilio, plivo, exotel, bandwidth, jambonz, freeswitch, asterisk, azure, genesys };
+export const KITS: Record<Provider, ProviderKit> = {
+  twilio,
+  telnyx,
+  vonage,
+  signalwire: twilio,
+  plivo,
+  exotel,
+  bandwidth,
+  jambonz,
+  freeswitch,
+  asterisk,
+  azure,
+  genesys,
+};

@@ -21,10 +21,23 @@ function reference(text: string, layout: MediaLayout) {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return null;
   const message = value as Record<string, unknown>;
   const media = (layout === 'flat' ? message : message.media) as Record<string, unknown> | undefined;
-  if ((layout === 'flat' ? message.eventType : message.event) !== 'media' || typeof media !== 'object' || media === null || Array.isArray(media)) return null;
+  if (
+    (layout === 'flat' ? message.eventType : message.event) !== 'media' ||
+    typeof media !== 'object' ||
+    media === null ||
+    Array.isArray(media)
+  )
+    return null;
   const count = (v: unknown) => (v === undefined ? -1 : typeof v === 'number' ? v : Number(v));
   return {
-    leg: media.track === undefined ? null : media.track === 'inbound' ? 'caller' : media.track === 'outbound' ? 'agent' : 'bad',
+    leg:
+      media.track === undefined
+        ? null
+        : media.track === 'inbound'
+          ? 'caller'
+          : media.track === 'outbound'
+            ? 'agent'
+            : 'bad',
     payload: media.payload === undefined ? null : media.payload,
     timestamp: count(media.timestamp),
     chunk: count(media.chunk),
@@ -36,8 +49,11 @@ function checkAgainstJsonParse(text: string, layout: MediaLayout = 'nested'): bo
   const bytes = Buffer.from(text, 'latin1');
   const scan = new MediaMessageScan(layout);
   if (!scan.scan(bytes)) return false;
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: control bytes are what this looks for.
-  if (scan.payloadStart >= 0 && /[\u0000-\u001f\\\u0080-\u00ff]/.test(bytes.toString('latin1', scan.payloadStart, scan.payloadEnd))) {
+  if (
+    scan.payloadStart >= 0 &&
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: control bytes are what this looks for.
+    /[\u0000-\u001f\\\u0080-\u00ff]/.test(bytes.toString('latin1', scan.payloadStart, scan.payloadEnd))
+  ) {
     // The scan leaves these to the payload's decoder, which must refuse them.
     expect(new ScratchDecoder().decodeBytes(bytes, scan.payloadStart, scan.payloadEnd, 1)).toBeNull();
     return false;
@@ -52,7 +68,9 @@ function checkAgainstJsonParse(text: string, layout: MediaLayout = 'nested'): bo
     chunk: scan.chunk,
   };
   if (expected === null || JSON.stringify(got) !== JSON.stringify(expected)) {
-    throw new Error(`scan accepted ${JSON.stringify(text)} as ${JSON.stringify(got)}; JSON.parse reads ${JSON.stringify(expected)}`);
+    throw new Error(
+      `scan accepted ${JSON.stringify(text)} as ${JSON.stringify(got)}; JSON.parse reads ${JSON.stringify(expected)}`,
+    );
   }
   return true;
 }
@@ -62,13 +80,24 @@ describe('MediaMessageScan', () => {
     for (const text of [TWILIO, TELNYX, RUNTIME, ` \n${TWILIO}\r\t`]) expect(checkAgainstJsonParse(text)).toBe(true);
     const scan = new MediaMessageScan();
     scan.scan(Buffer.from(TELNYX));
-    expect({ leg: scan.leg, timestamp: scan.timestamp, chunk: scan.chunk }).toEqual({ leg: 'agent', timestamp: 40, chunk: 3 });
+    expect({ leg: scan.leg, timestamp: scan.timestamp, chunk: scan.chunk }).toEqual({
+      leg: 'agent',
+      timestamp: 40,
+      chunk: 3,
+    });
     scan.scan(Buffer.from(RUNTIME));
-    expect({ leg: scan.leg, timestamp: scan.timestamp, chunk: scan.chunk }).toEqual({ leg: null, timestamp: -1, chunk: -1 });
+    expect({ leg: scan.leg, timestamp: scan.timestamp, chunk: scan.chunk }).toEqual({
+      leg: null,
+      timestamp: -1,
+      chunk: -1,
+    });
   });
 
   test('skips fields it does not read, whatever JSON they hold', () => {
-    const extra = TWILIO.replace('"streamSid"', '"x":[1,-2.5e+3,{"a":[true,false,null,"\\u00e9\\n"]},[]],"y":{},"z":"h\\"i","streamSid"');
+    const extra = TWILIO.replace(
+      '"streamSid"',
+      '"x":[1,-2.5e+3,{"a":[true,false,null,"\\u00e9\\n"]},[]],"y":{},"z":"h\\"i","streamSid"',
+    );
     expect(checkAgainstJsonParse(extra)).toBe(true);
     expect(checkAgainstJsonParse(TWILIO.replace('"media":{', '"media":{"extra":{"deep":[[[]]]},'))).toBe(true);
   });
@@ -114,8 +143,16 @@ describe('MediaMessageScan', () => {
     expect(checkAgainstJsonParse(BANDWIDTH, 'flat')).toBe(true);
     const scan = new MediaMessageScan('flat');
     scan.scan(Buffer.from(BANDWIDTH.replace('"inbound"', '"outbound"')));
-    expect({ leg: scan.leg, timestamp: scan.timestamp, chunk: scan.chunk }).toEqual({ leg: 'agent', timestamp: -1, chunk: -1 });
-    for (const text of [TWILIO, BANDWIDTH.replace('"eventType":"media"', '"eventType":"start"'), BANDWIDTH.replace('"eventType"', '"event"')]) {
+    expect({ leg: scan.leg, timestamp: scan.timestamp, chunk: scan.chunk }).toEqual({
+      leg: 'agent',
+      timestamp: -1,
+      chunk: -1,
+    });
+    for (const text of [
+      TWILIO,
+      BANDWIDTH.replace('"eventType":"media"', '"eventType":"start"'),
+      BANDWIDTH.replace('"eventType"', '"event"'),
+    ]) {
       expect(checkAgainstJsonParse(text, 'flat')).toBe(false);
     }
     expect(checkAgainstJsonParse(BANDWIDTH)).toBe(false);
@@ -131,7 +168,7 @@ describe('MediaMessageScan', () => {
   });
 });
 
-describe('ScratchDecoder.decodeBytes (the fast path\'s payload decoder)', () => {
+describe("ScratchDecoder.decodeBytes (the fast path's payload decoder)", () => {
   test('decodes as Buffer.from does, both alphabets, every padding', () => {
     const random = rng(7);
     const decoder = new ScratchDecoder();
@@ -146,7 +183,19 @@ describe('ScratchDecoder.decodeBytes (the fast path\'s payload decoder)', () => 
 
   test('refuses text that is not whole, padded base64, and payloads of part samples', () => {
     const decoder = new ScratchDecoder();
-    for (const text of ['abc', 'ab$d', 'a=bc', 'ab=c', 'a===', '====', 'ab\\d', 'ab d', 'QQ=\u0080', 'QU\u0080D', 'QUJDRA==QUJD']) {
+    for (const text of [
+      'abc',
+      'ab$d',
+      'a=bc',
+      'ab=c',
+      'a===',
+      '====',
+      'ab\\d',
+      'ab d',
+      'QQ=\u0080',
+      'QU\u0080D',
+      'QUJDRA==QUJD',
+    ]) {
       const src = Buffer.from(text, 'latin1');
       expect(decoder.decodeBytes(src, 0, src.length, 1)).toBeNull();
     }
@@ -160,9 +209,28 @@ describe('adapters with the fast path', () => {
   test('a frame reads the same whether the scan or JSON.parse reads it', () => {
     for (const provider of ['twilio', 'telnyx', 'bandwidth'] as const) {
       const start = {
-        twilio: { event: 'start', start: { streamSid: 'MZ1', callSid: 'CA1', tracks: ['inbound', 'outbound'], mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 8000, channels: 1 } } },
-        telnyx: { event: 'start', stream_id: 's1', start: { call_control_id: 'v3:1', media_format: { encoding: 'PCMU', sample_rate: 8000, channels: 1 } } },
-        bandwidth: { eventType: 'start', metadata: { callId: 'c-1', streamId: 's-1', tracks: [{ name: 'inbound', mediaFormat: { encoding: 'audio/PCMU', sampleRate: 8000 } }] } },
+        twilio: {
+          event: 'start',
+          start: {
+            streamSid: 'MZ1',
+            callSid: 'CA1',
+            tracks: ['inbound', 'outbound'],
+            mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 8000, channels: 1 },
+          },
+        },
+        telnyx: {
+          event: 'start',
+          stream_id: 's1',
+          start: { call_control_id: 'v3:1', media_format: { encoding: 'PCMU', sample_rate: 8000, channels: 1 } },
+        },
+        bandwidth: {
+          eventType: 'start',
+          metadata: {
+            callId: 'c-1',
+            streamId: 's-1',
+            tracks: [{ name: 'inbound', mediaFormat: { encoding: 'audio/PCMU', sampleRate: 8000 } }],
+          },
+        },
       }[provider];
       const fast = adapters[provider]({ headers: {}, query: {} });
       const slow = adapters[provider]({ headers: {}, query: {} });
@@ -172,7 +240,10 @@ describe('adapters with the fast path', () => {
       // The escaped key sends the same message down the JSON.parse path.
       const a = fast.parseProviderMessage(Buffer.from(text), false) as { payload: Buffer };
       const aCopy = { ...a, payload: Buffer.from(a.payload) };
-      const b = slow.parseProviderMessage(Buffer.from(text.replace(/"(event|eventType)"/, (key) => key.replace('e', '\\u0065'))), false) as { payload: Buffer };
+      const b = slow.parseProviderMessage(
+        Buffer.from(text.replace(/"(event|eventType)"/, (key) => key.replace('e', '\\u0065'))),
+        false,
+      ) as { payload: Buffer };
       expect({ ...b, payload: Buffer.from(b.payload) }).toEqual(aCopy);
       expect(aCopy.payload.equals(Buffer.from(PAYLOAD, 'base64'))).toBe(true);
     }
@@ -180,10 +251,22 @@ describe('adapters with the fast path', () => {
 
   test('a bad payload is still reported as the general parser reports it', () => {
     const adapter = adapters.twilio({ headers: {}, query: {} });
-    adapter.parseProviderMessage(Buffer.from(JSON.stringify({ event: 'start', start: { streamSid: 'MZ1', mediaFormat: { encoding: 'audio/l16', sampleRate: 8000 } } })), false);
+    adapter.parseProviderMessage(
+      Buffer.from(
+        JSON.stringify({
+          event: 'start',
+          start: { streamSid: 'MZ1', mediaFormat: { encoding: 'audio/l16', sampleRate: 8000 } },
+        }),
+      ),
+      false,
+    );
     const odd = TWILIO.replace(PAYLOAD, 'AAA='); // 2 bytes: fine for L16
     expect(() => adapter.parseProviderMessage(Buffer.from(odd), false)).not.toThrow();
-    expect(() => adapter.parseProviderMessage(Buffer.from(TWILIO.replace(PAYLOAD, 'AA==')), false)).toThrow('media.payload: not a whole number of samples');
-    expect(() => adapter.parseProviderMessage(Buffer.from(TWILIO.replace(PAYLOAD, 'AAA$AAAA')), false)).toThrow('media.payload: not valid base64');
+    expect(() => adapter.parseProviderMessage(Buffer.from(TWILIO.replace(PAYLOAD, 'AA==')), false)).toThrow(
+      'media.payload: not a whole number of samples',
+    );
+    expect(() => adapter.parseProviderMessage(Buffer.from(TWILIO.replace(PAYLOAD, 'AAA$AAAA')), false)).toThrow(
+      'media.payload: not valid base64',
+    );
   });
 });

@@ -17,8 +17,13 @@ describe('wire formats', () => {
   test('G.711 at 8 kHz and L16 at 8, 16, 24, 48 kHz; anything else refused naming it', () => {
     expect(recordedFormat(wireFormat('pcmu', 8000, 'le', 'ulaw'))).toEqual({ codec: 'pcmu', sampleRate: 8000 });
     expect(recordedFormat(wireFormat('pcma', 8000, 'le', 'alaw'))).toEqual({ codec: 'pcma', sampleRate: 8000 });
-    expect(recordedFormat(wireFormat('l16', 16000, 'be', 'L16'))).toEqual({ codec: 'l16', sampleRate: 16000, byteOrder: 'be' });
-    for (const rate of [24000, 48000]) expect(recordedFormat(wireFormat('l16', rate, 'be', 'L16')).sampleRate).toBe(16000);
+    expect(recordedFormat(wireFormat('l16', 16000, 'be', 'L16'))).toEqual({
+      codec: 'l16',
+      sampleRate: 16000,
+      byteOrder: 'be',
+    });
+    for (const rate of [24000, 48000])
+      expect(recordedFormat(wireFormat('l16', rate, 'be', 'L16')).sampleRate).toBe(16000);
     expect(code(() => wireFormat('pcma', 16000, 'le', 'alaw'))).toBe('ERR_UNSUPPORTED_CODEC');
     expect(code(() => wireFormat('l16', 22050, 'le', 'L16'))).toBe('ERR_UNSUPPORTED_CODEC');
     expect(() => wireFormat(null, 8000, 'le', 'g729')).toThrow('unsupported codec g729 at 8000 Hz');

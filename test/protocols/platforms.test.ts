@@ -8,10 +8,15 @@ import { code } from './kits.js';
 
 const json = (message: unknown) => Buffer.from(JSON.stringify(message));
 const fresh = (provider: Provider, query: Record<string, string> = {}) => adapters[provider]({ headers: {}, query });
-const startOf = (adapter: ProviderAdapter, message: unknown) => (adapter.parseProviderMessage(json(message), false) as Extract<ProviderEvent, { type: 'start' }>).start;
+const startOf = (adapter: ProviderAdapter, message: unknown) =>
+  (adapter.parseProviderMessage(json(message), false) as Extract<ProviderEvent, { type: 'start' }>).start;
 
 describe('plivo', () => {
-  const start = (extra: Record<string, unknown> = {}, mediaFormat = { encoding: 'audio/x-l16', sampleRate: 16000 }, tracks = ['inbound']) => ({
+  const start = (
+    extra: Record<string, unknown> = {},
+    mediaFormat = { encoding: 'audio/x-l16', sampleRate: 16000 },
+    tracks = ['inbound'],
+  ) => ({
     event: 'start',
     sequenceNumber: 1,
     start: { callId: 'call-uuid', streamId: 'stream-1', accountId: 'MA1', tracks, mediaFormat },
@@ -21,69 +26,157 @@ describe('plivo', () => {
   test('extraHeaders as written in the XML (comma) or as the start shows them (semicolon); L16 little-endian', () => {
     const adapter = fresh('plivo');
     const s = startOf(adapter, start({ extra_headers: 'agent_id=a1,region=eu' }));
-    expect(s).toMatchObject({ providerCallId: 'call-uuid', streamId: 'stream-1', params: { agent_id: 'a1', region: 'eu' }, legs: ['caller'], format: { codec: 'l16', sampleRate: 16000, byteOrder: 'le' } });
+    expect(s).toMatchObject({
+      providerCallId: 'call-uuid',
+      streamId: 'stream-1',
+      params: { agent_id: 'a1', region: 'eu' },
+      legs: ['caller'],
+      format: { codec: 'l16', sampleRate: 16000, byteOrder: 'le' },
+    });
     // Inbound alone may be bidirectional: the session's rule decides; both tracks never are.
     expect(s.canSendAudio).toBeUndefined();
-    expect(startOf(fresh('plivo'), start({}, { encoding: 'audio/x-mulaw', sampleRate: 8000 }, ['inbound', 'outbound'])).canSendAudio).toBe(false);
+    expect(
+      startOf(fresh('plivo'), start({}, { encoding: 'audio/x-mulaw', sampleRate: 8000 }, ['inbound', 'outbound']))
+        .canSendAudio,
+    ).toBe(false);
   });
 
   test('the runtime start keeps every extraHeaders pair but the token, in its own separator', () => {
-    const out = fresh('plivo').runtimeStartMessage(json(start({ extra_headers: 'agent_id=a1,token=secret,region=eu' })), false);
+    const out = fresh('plivo').runtimeStartMessage(
+      json(start({ extra_headers: 'agent_id=a1,token=secret,region=eu' })),
+      false,
+    );
     expect(JSON.parse(out.data as string).extra_headers).toBe('agent_id=a1,region=eu');
   });
 
-  test('what callrec and a runtime send: playAudio in the stream\'s format, checkpoint, clearAudio; sendDTMF passed on', () => {
+  test("what callrec and a runtime send: playAudio in the stream's format, checkpoint, clearAudio; sendDTMF passed on", () => {
     const adapter = fresh('plivo');
     startOf(adapter, start());
-    expect(JSON.parse(adapter.mediaMessage(Buffer.alloc(640)).data as string)).toEqual({ event: 'playAudio', streamId: 'stream-1', media: { contentType: 'audio/x-l16', sampleRate: 16000, payload: Buffer.alloc(640).toString('base64') } });
-    expect(JSON.parse(adapter.markMessage('m1')!.data as string)).toEqual({ event: 'checkpoint', streamId: 'stream-1', name: 'm1' });
+    expect(JSON.parse(adapter.mediaMessage(Buffer.alloc(640)).data as string)).toEqual({
+      event: 'playAudio',
+      streamId: 'stream-1',
+      media: { contentType: 'audio/x-l16', sampleRate: 16000, payload: Buffer.alloc(640).toString('base64') },
+    });
+    expect(JSON.parse(adapter.markMessage('m1')!.data as string)).toEqual({
+      event: 'checkpoint',
+      streamId: 'stream-1',
+      name: 'm1',
+    });
     expect(JSON.parse(adapter.clearMessage()!.data as string)).toEqual({ event: 'clearAudio', streamId: 'stream-1' });
     expect(adapter.parseRuntimeMessage(json({ event: 'sendDTMF', dtmf: '12' }), false)).toEqual({ type: 'other' });
     // Plivo would play μ-law into this L16 stream, but the recording would hold it as L16.
     const mulaw = { event: 'playAudio', media: { contentType: 'audio/x-mulaw', sampleRate: 8000, payload: 'AAAA' } };
     expect(code(() => adapter.parseRuntimeMessage(json(mulaw), false))).toBe('ERR_UNSUPPORTED_CODEC');
     // Twilio's `media` is not Plivo's: not taken for audio by the fast path either.
-    expect(code(() => adapter.parseRuntimeMessage(json({ event: 'media', media: { payload: 'AAAA' } }), false))).toBe('ERR_UNKNOWN_EVENT');
-    expect(adapter.parseProviderMessage(json({ event: 'clearedAudio', streamId: 'stream-1' }), false)).toEqual({ type: 'other' });
+    expect(code(() => adapter.parseRuntimeMessage(json({ event: 'media', media: { payload: 'AAAA' } }), false))).toBe(
+      'ERR_UNKNOWN_EVENT',
+    );
+    expect(adapter.parseProviderMessage(json({ event: 'clearedAudio', streamId: 'stream-1' }), false)).toEqual({
+      type: 'other',
+    });
   });
 });
 
 describe('exotel', () => {
-  const start = (mediaFormat: Record<string, unknown>) => ({ event: 'start', sequence_number: 1, stream_sid: 'sid-1', start: { stream_sid: 'sid-1', call_sid: 'call-1', custom_parameters: { agent_id: 'a1' }, media_format: mediaFormat } });
+  const start = (mediaFormat: Record<string, unknown>) => ({
+    event: 'start',
+    sequence_number: 1,
+    stream_sid: 'sid-1',
+    start: {
+      stream_sid: 'sid-1',
+      call_sid: 'call-1',
+      custom_parameters: { agent_id: 'a1' },
+      media_format: mediaFormat,
+    },
+  });
 
   test('raw/slin at the rate Exotel names, as a string or a number; its μ-law option; 24 kHz refused naming the rate', () => {
-    expect(startOf(fresh('exotel'), start({ encoding: 'base64', sample_rate: '16000', bit_rate: '256kbps' }))).toMatchObject({ providerCallId: 'call-1', streamId: 'sid-1', params: { agent_id: 'a1' }, format: { codec: 'l16', sampleRate: 16000, byteOrder: 'le' } });
-    expect(startOf(fresh('exotel'), start({ encoding: 'base64', sample_rate: 8000 })).format).toEqual({ codec: 'l16', sampleRate: 8000, byteOrder: 'le' });
-    expect(startOf(fresh('exotel'), start({ encoding: 'audio/x-mulaw', sample_rate: '8000' })).format).toEqual({ codec: 'pcmu', sampleRate: 8000 });
+    expect(
+      startOf(fresh('exotel'), start({ encoding: 'base64', sample_rate: '16000', bit_rate: '256kbps' })),
+    ).toMatchObject({
+      providerCallId: 'call-1',
+      streamId: 'sid-1',
+      params: { agent_id: 'a1' },
+      format: { codec: 'l16', sampleRate: 16000, byteOrder: 'le' },
+    });
+    expect(startOf(fresh('exotel'), start({ encoding: 'base64', sample_rate: 8000 })).format).toEqual({
+      codec: 'l16',
+      sampleRate: 8000,
+      byteOrder: 'le',
+    });
+    expect(startOf(fresh('exotel'), start({ encoding: 'audio/x-mulaw', sample_rate: '8000' })).format).toEqual({
+      codec: 'pcmu',
+      sampleRate: 8000,
+    });
     const adapter = fresh('exotel');
-    expect(() => adapter.parseProviderMessage(json(start({ encoding: 'base64', sample_rate: '24000' })), false)).toThrow('unsupported codec base64 at 24000 Hz');
-    expect(code(() => adapter.parseProviderMessage(json(start({ encoding: 'base64' })), false))).toBe('ERR_MALFORMED_MESSAGE');
+    expect(() =>
+      adapter.parseProviderMessage(json(start({ encoding: 'base64', sample_rate: '24000' })), false),
+    ).toThrow('unsupported codec base64 at 24000 Hz');
+    expect(code(() => adapter.parseProviderMessage(json(start({ encoding: 'base64' })), false))).toBe(
+      'ERR_MALFORMED_MESSAGE',
+    );
   });
 
   test('every message back names the stream by its stream_sid', () => {
     const adapter = fresh('exotel');
     startOf(adapter, start({ encoding: 'base64', sample_rate: '8000' }));
-    expect(JSON.parse(adapter.mediaMessage(Buffer.alloc(320)).data as string)).toEqual({ event: 'media', stream_sid: 'sid-1', media: { payload: Buffer.alloc(320).toString('base64') } });
+    expect(JSON.parse(adapter.mediaMessage(Buffer.alloc(320)).data as string)).toEqual({
+      event: 'media',
+      stream_sid: 'sid-1',
+      media: { payload: Buffer.alloc(320).toString('base64') },
+    });
     expect(JSON.parse(adapter.clearMessage()!.data as string)).toEqual({ event: 'clear', stream_sid: 'sid-1' });
   });
 });
 
 describe('bandwidth', () => {
-  const tracks = (...formats: Array<[string, string, number]>) => formats.map(([name, encoding, sampleRate]) => ({ name, mediaFormat: { encoding, sampleRate } }));
-  const start = (t: unknown) => ({ eventType: 'start', callId: 'c-top', metadata: { callId: 'c-1', streamId: 's-1', tracks: t }, streamParams: { agent_id: 'a1' } });
+  const tracks = (...formats: Array<[string, string, number]>) =>
+    formats.map(([name, encoding, sampleRate]) => ({ name, mediaFormat: { encoding, sampleRate } }));
+  const start = (t: unknown) => ({
+    eventType: 'start',
+    callId: 'c-top',
+    metadata: { callId: 'c-1', streamId: 's-1', tracks: t },
+    streamParams: { agent_id: 'a1' },
+  });
 
   test('PCM is L16 little-endian; tracks in different formats, an unknown track or codec are refused', () => {
-    expect(startOf(fresh('bandwidth'), start(tracks(['inbound', 'audio/PCM', 8000])))).toMatchObject({ providerCallId: 'c-1', streamId: 's-1', params: { agent_id: 'a1' }, legs: ['caller'], format: { codec: 'l16', sampleRate: 8000, byteOrder: 'le' } });
-    expect(code(() => fresh('bandwidth').parseProviderMessage(json(start(tracks(['inbound', 'audio/PCMU', 8000], ['outbound', 'audio/PCM', 8000]))), false))).toBe('ERR_MALFORMED_MESSAGE');
-    expect(code(() => fresh('bandwidth').parseProviderMessage(json(start(tracks(['sideways', 'audio/PCMU', 8000]))), false))).toBe('ERR_MALFORMED_MESSAGE');
-    expect(() => fresh('bandwidth').parseProviderMessage(json(start(tracks(['inbound', 'audio/PCM', 24000]))), false)).toThrow('unsupported codec audio/PCM at 24000 Hz');
+    expect(startOf(fresh('bandwidth'), start(tracks(['inbound', 'audio/PCM', 8000])))).toMatchObject({
+      providerCallId: 'c-1',
+      streamId: 's-1',
+      params: { agent_id: 'a1' },
+      legs: ['caller'],
+      format: { codec: 'l16', sampleRate: 8000, byteOrder: 'le' },
+    });
+    expect(
+      code(() =>
+        fresh('bandwidth').parseProviderMessage(
+          json(start(tracks(['inbound', 'audio/PCMU', 8000], ['outbound', 'audio/PCM', 8000]))),
+          false,
+        ),
+      ),
+    ).toBe('ERR_MALFORMED_MESSAGE');
+    expect(
+      code(() => fresh('bandwidth').parseProviderMessage(json(start(tracks(['sideways', 'audio/PCMU', 8000]))), false)),
+    ).toBe('ERR_MALFORMED_MESSAGE');
+    expect(() =>
+      fresh('bandwidth').parseProviderMessage(json(start(tracks(['inbound', 'audio/PCM', 24000]))), false),
+    ).toThrow('unsupported codec audio/PCM at 24000 Hz');
   });
 
   test('each track is placed by the samples it sent before, whatever the other track sent', () => {
     const adapter = fresh('bandwidth');
     startOf(adapter, start(tracks(['inbound', 'audio/PCMU', 8000], ['outbound', 'audio/PCMU', 8000])));
-    const media = (track: string, bytes: number) => adapter.parseProviderMessage(json({ eventType: 'media', track, sequenceNumber: 1, payload: Buffer.alloc(bytes).toString('base64') }), false) as { leg: string; timestampMs: number };
-    expect([media('inbound', 160), media('inbound', 800), media('outbound', 160), media('inbound', 160)].map((e) => [e.leg, e.timestampMs])).toEqual([
+    const media = (track: string, bytes: number) =>
+      adapter.parseProviderMessage(
+        json({ eventType: 'media', track, sequenceNumber: 1, payload: Buffer.alloc(bytes).toString('base64') }),
+        false,
+      ) as { leg: string; timestampMs: number };
+    expect(
+      [media('inbound', 160), media('inbound', 800), media('outbound', 160), media('inbound', 160)].map((e) => [
+        e.leg,
+        e.timestampMs,
+      ]),
+    ).toEqual([
       ['caller', 0],
       ['caller', 20],
       ['agent', 0],
@@ -91,21 +184,41 @@ describe('bandwidth', () => {
     ]);
   });
 
-  test('a runtime plays the stream\'s own format only; callrec\'s messages back say which', () => {
+  test("a runtime plays the stream's own format only; callrec's messages back say which", () => {
     const adapter = fresh('bandwidth');
     startOf(adapter, start(tracks(['inbound', 'audio/PCM', 8000])));
     const sent = JSON.parse(adapter.mediaMessage(Buffer.alloc(320)).data as string);
     expect(sent.media.contentType).toBe('audio/pcm;rate=8000;channels=1;bit-depth=16;endian=little;encoding=signed');
     expect(adapter.parseRuntimeMessage(json(sent), false)).toMatchObject({ type: 'media' });
-    expect(code(() => adapter.parseRuntimeMessage(json({ eventType: 'playAudio', media: { contentType: 'audio/pcmu', payload: 'AAAA' } }), false))).toBe('ERR_UNSUPPORTED_CODEC');
+    expect(
+      code(() =>
+        adapter.parseRuntimeMessage(
+          json({ eventType: 'playAudio', media: { contentType: 'audio/pcmu', payload: 'AAAA' } }),
+          false,
+        ),
+      ),
+    ).toBe('ERR_UNSUPPORTED_CODEC');
     expect(adapter.markMessage('m')).toBeNull();
   });
 });
 
-test('signalwire speaks Twilio\'s protocol under its own name', () => {
+test("signalwire speaks Twilio's protocol under its own name", () => {
   const adapter = fresh('signalwire');
   expect(adapter.provider).toBe('signalwire');
-  const s = startOf(adapter, { event: 'start', start: { streamSid: 'MZ1', callSid: 'CA1', tracks: ['inbound'], customParameters: { agent_id: 'a1' }, mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 8000, channels: 1 } } });
+  const s = startOf(adapter, {
+    event: 'start',
+    start: {
+      streamSid: 'MZ1',
+      callSid: 'CA1',
+      tracks: ['inbound'],
+      customParameters: { agent_id: 'a1' },
+      mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 8000, channels: 1 },
+    },
+  });
   expect(s).toMatchObject({ providerCallId: 'CA1', streamId: 'MZ1', params: { agent_id: 'a1' }, canSendAudio: true });
-  expect(JSON.parse(adapter.markMessage('m')!.data as string)).toEqual({ event: 'mark', streamSid: 'MZ1', mark: { name: 'm' } });
+  expect(JSON.parse(adapter.markMessage('m')!.data as string)).toEqual({
+    event: 'mark',
+    streamSid: 'MZ1',
+    mark: { name: 'm' },
+  });
 });

@@ -29,7 +29,12 @@ function media(track: string, chunk: number, payload: Buffer, timestamp?: string
   return {
     event: 'media',
     sequenceNumber: String(chunk + 2),
-    media: { track, chunk: String(chunk), ...(timestamp === undefined ? {} : { timestamp }), payload: payload.toString('base64') },
+    media: {
+      track,
+      chunk: String(chunk),
+      ...(timestamp === undefined ? {} : { timestamp }),
+      payload: payload.toString('base64'),
+    },
     streamSid: STREAM_SID,
   };
 }
@@ -44,7 +49,9 @@ function started(start = startMessage()): ProviderAdapter {
 describe('twilio adapter', () => {
   test('connected and start', () => {
     const adapter = adapters.twilio(upgrade);
-    expect(adapter.parseProviderMessage(buf({ event: 'connected', protocol: 'Call', version: '1.0.0' }), false)).toEqual({ type: 'connected' });
+    expect(
+      adapter.parseProviderMessage(buf({ event: 'connected', protocol: 'Call', version: '1.0.0' }), false),
+    ).toEqual({ type: 'connected' });
     const event = adapter.parseProviderMessage(buf(startMessage()), false);
     expect(event).toEqual({
       type: 'start',
@@ -61,7 +68,12 @@ describe('twilio adapter', () => {
 
   test('<Connect><Stream> carries only the caller leg and can carry audio back; a fork cannot', () => {
     const startOf = (tracks: string[] | undefined) =>
-      (adapters.twilio(upgrade).parseProviderMessage(buf(startMessage({ tracks })), false) as Extract<ProviderEvent, { type: 'start' }>).start;
+      (
+        adapters.twilio(upgrade).parseProviderMessage(buf(startMessage({ tracks })), false) as Extract<
+          ProviderEvent,
+          { type: 'start' }
+        >
+      ).start;
     expect(startOf(['inbound'])).toMatchObject({ legs: ['caller'], canSendAudio: true });
     expect(startOf(undefined)).toMatchObject({ legs: ['caller'], canSendAudio: true });
     expect(startOf(['outbound'])).toMatchObject({ legs: ['agent'], canSendAudio: false });
@@ -75,30 +87,80 @@ describe('twilio adapter', () => {
     const inbound = adapter.parseProviderMessage(buf(media('inbound', 3, audio, '40')), false);
     expect(inbound).toMatchObject({ type: 'media', leg: 'caller', timestampMs: 40 });
     expect(Buffer.compare((inbound as { payload: Buffer }).payload, audio)).toBe(0);
-    expect(adapter.parseProviderMessage(buf(media('outbound', 3, audio, '45')), false)).toMatchObject({ leg: 'agent', timestampMs: 45 });
+    expect(adapter.parseProviderMessage(buf(media('outbound', 3, audio, '45')), false)).toMatchObject({
+      leg: 'agent',
+      timestampMs: 45,
+    });
   });
 
   test('media without a timestamp is placed by chunk number', () => {
     const adapter = started();
-    expect(adapter.parseProviderMessage(buf(media('inbound', 4, Buffer.alloc(160))), false)).toMatchObject({ timestampMs: 60 });
+    expect(adapter.parseProviderMessage(buf(media('inbound', 4, Buffer.alloc(160))), false)).toMatchObject({
+      timestampMs: 60,
+    });
   });
 
   test('dtmf, mark, stop', () => {
     const adapter = started();
-    expect(adapter.parseProviderMessage(buf({ event: 'dtmf', streamSid: STREAM_SID, sequenceNumber: '5', dtmf: { track: 'inbound_track', digit: '1' } }), false)).toEqual({ type: 'dtmf', digit: '1' });
-    expect(adapter.parseProviderMessage(buf({ event: 'mark', sequenceNumber: '4', streamSid: STREAM_SID, mark: { name: 'consent-end' } }), false)).toEqual({ type: 'mark', name: 'consent-end' });
-    expect(adapter.parseProviderMessage(buf({ event: 'stop', sequenceNumber: '6', streamSid: STREAM_SID, stop: { accountSid: 'AC1', callSid: CALL_SID } }), false)).toEqual({ type: 'stop' });
+    expect(
+      adapter.parseProviderMessage(
+        buf({
+          event: 'dtmf',
+          streamSid: STREAM_SID,
+          sequenceNumber: '5',
+          dtmf: { track: 'inbound_track', digit: '1' },
+        }),
+        false,
+      ),
+    ).toEqual({ type: 'dtmf', digit: '1' });
+    expect(
+      adapter.parseProviderMessage(
+        buf({ event: 'mark', sequenceNumber: '4', streamSid: STREAM_SID, mark: { name: 'consent-end' } }),
+        false,
+      ),
+    ).toEqual({ type: 'mark', name: 'consent-end' });
+    expect(
+      adapter.parseProviderMessage(
+        buf({
+          event: 'stop',
+          sequenceNumber: '6',
+          streamSid: STREAM_SID,
+          stop: { accountSid: 'AC1', callSid: CALL_SID },
+        }),
+        false,
+      ),
+    ).toEqual({ type: 'stop' });
   });
 
   test('error codes', () => {
     const adapter = adapters.twilio(upgrade);
     expect(code(() => adapter.parseProviderMessage(buf('not json'), false))).toBe('ERR_MALFORMED_MESSAGE');
-    expect(code(() => adapter.parseProviderMessage(buf({ event: 'media', media: { track: 'inbound', payload: '' } }), false))).toBe('ERR_UNEXPECTED_MESSAGE');
+    expect(
+      code(() =>
+        adapter.parseProviderMessage(buf({ event: 'media', media: { track: 'inbound', payload: '' } }), false),
+      ),
+    ).toBe('ERR_UNEXPECTED_MESSAGE');
     expect(code(() => adapter.parseProviderMessage(buf({ event: 'hello' }), false))).toBe('ERR_UNKNOWN_EVENT');
     expect(code(() => adapter.parseProviderMessage(buf({ sequenceNumber: '1' }), false))).toBe('ERR_MALFORMED_MESSAGE');
-    expect(code(() => adapter.parseProviderMessage(buf(startMessage({ mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 16000 } })), false))).toBe('ERR_UNSUPPORTED_CODEC');
-    expect(code(() => adapter.parseProviderMessage(buf(startMessage({ mediaFormat: { encoding: 'audio/opus', sampleRate: 8000 } })), false))).toBe('ERR_UNSUPPORTED_CODEC');
-    expect(code(() => adapter.parseProviderMessage(buf(startMessage({ streamSid: 42 })), false))).toBe('ERR_MALFORMED_MESSAGE');
+    expect(
+      code(() =>
+        adapter.parseProviderMessage(
+          buf(startMessage({ mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 16000 } })),
+          false,
+        ),
+      ),
+    ).toBe('ERR_UNSUPPORTED_CODEC');
+    expect(
+      code(() =>
+        adapter.parseProviderMessage(
+          buf(startMessage({ mediaFormat: { encoding: 'audio/opus', sampleRate: 8000 } })),
+          false,
+        ),
+      ),
+    ).toBe('ERR_UNSUPPORTED_CODEC');
+    expect(code(() => adapter.parseProviderMessage(buf(startMessage({ streamSid: 42 })), false))).toBe(
+      'ERR_MALFORMED_MESSAGE',
+    );
 
     const live = started();
     const bad = { ...media('inbound', 1, Buffer.alloc(160), '0') };
@@ -106,8 +168,12 @@ describe('twilio adapter', () => {
     expect(code(() => live.parseProviderMessage(buf(bad), false))).toBe('ERR_BAD_PAYLOAD');
     bad.media.payload = 'abc';
     expect(code(() => live.parseProviderMessage(buf(bad), false))).toBe('ERR_BAD_PAYLOAD');
-    expect(code(() => live.parseProviderMessage(buf(media('sideways', 1, Buffer.alloc(160), '0')), false))).toBe('ERR_MALFORMED_MESSAGE');
-    expect(code(() => live.parseProviderMessage(buf({ event: 'media', media: { track: 'inbound', payload: 5 } }), false))).toBe('ERR_MALFORMED_MESSAGE');
+    expect(code(() => live.parseProviderMessage(buf(media('sideways', 1, Buffer.alloc(160), '0')), false))).toBe(
+      'ERR_MALFORMED_MESSAGE',
+    );
+    expect(
+      code(() => live.parseProviderMessage(buf({ event: 'media', media: { track: 'inbound', payload: 5 } }), false)),
+    ).toBe('ERR_MALFORMED_MESSAGE');
   });
 
   test('error messages name the field and fit a close reason', () => {
@@ -133,18 +199,33 @@ describe('twilio adapter', () => {
   test('parses runtime media/mark/clear', () => {
     const adapter = started();
     const audio = Buffer.from([1, 2, 3, 4]);
-    const ev = adapter.parseRuntimeMessage(buf({ event: 'media', streamSid: STREAM_SID, media: { payload: audio.toString('base64') } }), false);
+    const ev = adapter.parseRuntimeMessage(
+      buf({ event: 'media', streamSid: STREAM_SID, media: { payload: audio.toString('base64') } }),
+      false,
+    );
     expect(ev.type).toBe('media');
     expect([...(ev as { payload: Buffer }).payload]).toEqual([1, 2, 3, 4]);
-    expect(adapter.parseRuntimeMessage(buf({ event: 'mark', streamSid: STREAM_SID, mark: { name: 'm1' } }), false)).toEqual({ type: 'mark', name: 'm1' });
-    expect(adapter.parseRuntimeMessage(buf({ event: 'clear', streamSid: STREAM_SID }), false)).toEqual({ type: 'clear' });
+    expect(
+      adapter.parseRuntimeMessage(buf({ event: 'mark', streamSid: STREAM_SID, mark: { name: 'm1' } }), false),
+    ).toEqual({ type: 'mark', name: 'm1' });
+    expect(adapter.parseRuntimeMessage(buf({ event: 'clear', streamSid: STREAM_SID }), false)).toEqual({
+      type: 'clear',
+    });
     expect(code(() => adapter.parseRuntimeMessage(buf({ event: 'bogus' }), false))).toBe('ERR_UNKNOWN_EVENT');
   });
 
   test('messages callrec sends carry the streamSid', () => {
     const adapter = started();
-    expect(JSON.parse(adapter.mediaMessage(Buffer.from([0xff, 0x7f])).data as string)).toEqual({ event: 'media', streamSid: STREAM_SID, media: { payload: '/38=' } });
-    expect(JSON.parse(adapter.markMessage('prompt')!.data as string)).toEqual({ event: 'mark', streamSid: STREAM_SID, mark: { name: 'prompt' } });
+    expect(JSON.parse(adapter.mediaMessage(Buffer.from([0xff, 0x7f])).data as string)).toEqual({
+      event: 'media',
+      streamSid: STREAM_SID,
+      media: { payload: '/38=' },
+    });
+    expect(JSON.parse(adapter.markMessage('prompt')!.data as string)).toEqual({
+      event: 'mark',
+      streamSid: STREAM_SID,
+      mark: { name: 'prompt' },
+    });
     expect(JSON.parse(adapter.clearMessage()!.data as string)).toEqual({ event: 'clear', streamSid: STREAM_SID });
     expect(code(() => adapters.twilio(upgrade).markMessage('x'))).toBe('ERR_UNEXPECTED_MESSAGE');
   });

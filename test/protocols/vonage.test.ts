@@ -41,7 +41,9 @@ describe('vonage adapter', () => {
   test('binary frames: position is counted, payload is the frame itself', () => {
     const adapter = started();
     const frames = [0, 1, 2].map((i) => Buffer.alloc(640, i));
-    const events = frames.map((f) => adapter.parseProviderMessage(f, true) as { leg: string; timestampMs: number; payload: Buffer });
+    const events = frames.map(
+      (f) => adapter.parseProviderMessage(f, true) as { leg: string; timestampMs: number; payload: Buffer },
+    );
     expect(events.map((e) => e.timestampMs)).toEqual([0, 20, 40]);
     expect(events.every((e) => e.leg === 'caller')).toBe(true);
     expect(events[2].payload).toBe(frames[2]);
@@ -49,11 +51,17 @@ describe('vonage adapter', () => {
 
   test('dtmf, notify echo as mark, cleared', () => {
     const adapter = started();
-    expect(adapter.parseProviderMessage(buf({ event: 'websocket:dtmf', digit: '5', duration: 260 }), false)).toEqual({ type: 'dtmf', digit: '5' });
+    expect(adapter.parseProviderMessage(buf({ event: 'websocket:dtmf', digit: '5', duration: 260 }), false)).toEqual({
+      type: 'dtmf',
+      digit: '5',
+    });
     const mark = adapter.markMessage('consent')!;
     expect(JSON.parse(mark.data as string)).toEqual({ action: 'notify', payload: { name: 'consent' } });
     // Vonage echoes the notify payload back once playback reaches it.
-    const echo = { event: 'websocket:notify', payload: (JSON.parse(mark.data as string) as { payload: unknown }).payload };
+    const echo = {
+      event: 'websocket:notify',
+      payload: (JSON.parse(mark.data as string) as { payload: unknown }).payload,
+    };
     expect(adapter.parseProviderMessage(buf(echo), false)).toEqual({ type: 'mark', name: 'consent' });
     expect(adapter.parseProviderMessage(buf({ event: 'websocket:cleared' }), false)).toEqual({ type: 'other' });
   });
@@ -62,14 +70,28 @@ describe('vonage adapter', () => {
     const adapter = adapters.vonage(noUpgrade);
     expect(code(() => adapter.parseProviderMessage(Buffer.alloc(640), true))).toBe('ERR_UNEXPECTED_MESSAGE');
     expect(code(() => adapter.parseProviderMessage(buf('nope'), false))).toBe('ERR_MALFORMED_MESSAGE');
-    expect(code(() => adapter.parseProviderMessage(buf({ event: 'websocket:party' }), false))).toBe('ERR_UNKNOWN_EVENT');
-    expect(code(() => adapter.parseProviderMessage(buf({ event: 'websocket:connected' }), false))).toBe('ERR_MALFORMED_MESSAGE');
-    expect(code(() => adapters.vonage(noUpgrade).parseProviderMessage(buf(connected('audio/l16;rate=22050')), false))).toBe('ERR_UNSUPPORTED_CODEC');
-    expect(code(() => adapters.vonage(noUpgrade).parseProviderMessage(buf({ event: 'websocket:dtmf', digit: '1' }), false))).toBe('ERR_UNEXPECTED_MESSAGE');
-    expect(code(() => adapters.vonage(noUpgrade).parseProviderMessage(buf(connected('audio/pcmu;rate=8000')), false))).toBe('ERR_UNSUPPORTED_CODEC');
-    expect(code(() => adapters.vonage(noUpgrade).parseProviderMessage(buf(connected(';rate=8000')), false))).toBe('ERR_UNSUPPORTED_CODEC');
+    expect(code(() => adapter.parseProviderMessage(buf({ event: 'websocket:party' }), false))).toBe(
+      'ERR_UNKNOWN_EVENT',
+    );
+    expect(code(() => adapter.parseProviderMessage(buf({ event: 'websocket:connected' }), false))).toBe(
+      'ERR_MALFORMED_MESSAGE',
+    );
+    expect(
+      code(() => adapters.vonage(noUpgrade).parseProviderMessage(buf(connected('audio/l16;rate=22050')), false)),
+    ).toBe('ERR_UNSUPPORTED_CODEC');
+    expect(
+      code(() => adapters.vonage(noUpgrade).parseProviderMessage(buf({ event: 'websocket:dtmf', digit: '1' }), false)),
+    ).toBe('ERR_UNEXPECTED_MESSAGE');
+    expect(
+      code(() => adapters.vonage(noUpgrade).parseProviderMessage(buf(connected('audio/pcmu;rate=8000')), false)),
+    ).toBe('ERR_UNSUPPORTED_CODEC');
+    expect(code(() => adapters.vonage(noUpgrade).parseProviderMessage(buf(connected(';rate=8000')), false))).toBe(
+      'ERR_UNSUPPORTED_CODEC',
+    );
     expect(code(() => started().parseProviderMessage(Buffer.alloc(641), true))).toBe('ERR_BAD_PAYLOAD');
-    expect(code(() => started().parseProviderMessage(buf({ event: 'websocket:dtmf' }), false))).toBe('ERR_MALFORMED_MESSAGE');
+    expect(code(() => started().parseProviderMessage(buf({ event: 'websocket:dtmf' }), false))).toBe(
+      'ERR_MALFORMED_MESSAGE',
+    );
   });
 
   test('runtimeStartMessage drops the token header only', () => {
@@ -81,7 +103,9 @@ describe('vonage adapter', () => {
 
   test('24 kHz (audio/l16;rate=24000) is recorded at 16 kHz', () => {
     const adapter = adapters.vonage(noUpgrade);
-    expect(adapter.parseProviderMessage(buf(connected('audio/l16;rate=24000')), false)).toMatchObject({ start: { format: { codec: 'l16', sampleRate: 16000 } } });
+    expect(adapter.parseProviderMessage(buf(connected('audio/l16;rate=24000')), false)).toMatchObject({
+      start: { format: { codec: 'l16', sampleRate: 16000 } },
+    });
     expect(adapter.parseProviderMessage(Buffer.alloc(960), true)).toMatchObject({ type: 'media', timestampMs: 0 });
   });
 

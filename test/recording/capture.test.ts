@@ -16,7 +16,13 @@ afterEach(async () => {
 
 describe('calls sharing a pool', () => {
   /** Streams `frames` 20 ms μ-law frames of one byte value on each leg (the caller's `lost` frames never arrive); returns the spool's samples. */
-  async function call(pool: BufferPool, name: string, frames: number, bytes: { caller: number; agent: number }, lost: number[] = []): Promise<Int16Array> {
+  async function call(
+    pool: BufferPool,
+    name: string,
+    frames: number,
+    bytes: { caller: number; agent: number },
+    lost: number[] = [],
+  ): Promise<Int16Array> {
     const file = path.join(dir, `${name}.wav`);
     const spool = new SpoolWriter(file, { sampleRate: 8000, channels: 2, pool });
     const capture = new Capture({ format: { codec: 'pcmu', sampleRate: 8000 }, spool, bridged: false, pool });
@@ -74,7 +80,13 @@ describe('frames ahead of the wall clock', () => {
   test('are dropped and listed as one lost span from where the bound cut them off to where the stream ended', async () => {
     const file = path.join(dir, 'ahead.wav');
     const spool = new SpoolWriter(file, { sampleRate: 8000, channels: 2 });
-    const capture = new Capture({ format: { codec: 'pcmu', sampleRate: 8000 }, spool, bridged: false, jitterMs: 100, maxLeadMs: 500 });
+    const capture = new Capture({
+      format: { codec: 'pcmu', sampleRate: 8000 },
+      spool,
+      bridged: false,
+      jitterMs: 100,
+      maxLeadMs: 500,
+    });
     const tone = Buffer.alloc(160, 0x80);
     // 2 s of audio at once: what runs past the wall clock plus 500 ms is dropped.
     for (let f = 0; f < 100; f++) {

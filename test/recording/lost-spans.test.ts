@@ -18,11 +18,15 @@ test(`at most ${MAX_LOST_SPANS} spans: past them the last grows to cover every l
   const spans: LostSpan[] = [];
   for (let i = 0; i < 1000; i++) addLostSpan(spans, i * 100, i * 100 + 20, 'late');
   expect(spans).toHaveLength(MAX_LOST_SPANS);
-  expect(spans.at(-2)).toEqual({ start_ms: (MAX_LOST_SPANS - 2) * 100, end_ms: (MAX_LOST_SPANS - 2) * 100 + 20, reason: 'late' });
+  expect(spans.at(-2)).toEqual({
+    start_ms: (MAX_LOST_SPANS - 2) * 100,
+    end_ms: (MAX_LOST_SPANS - 2) * 100 + 20,
+    reason: 'late',
+  });
   expect(spans.at(-1)).toEqual({ start_ms: (MAX_LOST_SPANS - 1) * 100, end_ms: 999 * 100 + 20, reason: 'late' });
 });
 
-test('the call\'s spans and the crash tail merge in order, the inputs untouched', () => {
+test("the call's spans and the crash tail merge in order, the inputs untouched", () => {
   const live = [{ start_ms: 1000, end_ms: 3000, reason: 'spool write failed' }];
   const tail = [{ start_ms: 3000, end_ms: 3400, reason: 'media node lost' }];
   const early = [{ start_ms: 0, end_ms: 20, reason: 'frames arrived too late' }];

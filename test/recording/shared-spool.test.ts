@@ -6,7 +6,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { MasterKeyring } from '../../src/crypto/keys.js';
 import { createLogger } from '../../src/log.js';
 import { MediaMetrics } from '../../src/metrics.js';
-import { openShippedSpool, openSpoolSource, ShippedSpoolWriter, spoolObjects, type SpoolShipping } from '../../src/recording/shared-spool.js';
+import {
+  openShippedSpool,
+  openSpoolSource,
+  ShippedSpoolWriter,
+  spoolObjects,
+  type SpoolShipping,
+} from '../../src/recording/shared-spool.js';
 import { GcsObjectStore } from '../../src/storage/gcs.js';
 import { LocalObjectStore } from '../../src/storage/local.js';
 import type { ObjectStore } from '../../src/storage/types.js';
@@ -33,7 +39,8 @@ const BUCKETS: Record<string, () => Promise<Bucket>> = {
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'callrec-spool-bucket-'));
     return {
       store: new LocalObjectStore(dir),
-      names: async () => (await fs.readdir(dir, { recursive: true, withFileTypes: true })).filter((e) => e.isFile()).map((e) => e.name),
+      names: async () =>
+        (await fs.readdir(dir, { recursive: true, withFileTypes: true })).filter((e) => e.isFile()).map((e) => e.name),
       close: () => fs.rm(dir, { recursive: true, force: true }),
     };
   },
@@ -55,7 +62,6 @@ beforeEach(async () => {
   keyring = await MasterKeyring.load({ dataDir: dir, masterKey: randomBytes(32).toString('base64') });
 });
 afterEach(() => fs.rm(dir, { recursive: true, force: true }));
-
 
 function shipping(store: ObjectStore): SpoolShipping {
   return {
@@ -95,7 +101,11 @@ for (const [name, open] of Object.entries(BUCKETS)) {
 
     test('the bytes round-trip exactly, ranged reads cross segment boundaries, and no plain audio is in the bucket', async () => {
       const file = path.join(dir, 'spool', `${randomUUID()}.wav`);
-      const spool = new ShippedSpoolWriter(file, { sampleRate: RATE, channels: 2, flushMs: 100 }, shipping(bucket.store));
+      const spool = new ShippedSpoolWriter(
+        file,
+        { sampleRate: RATE, channels: 2, flushMs: 100 },
+        shipping(bucket.store),
+      );
       const frames = 3 * SEGMENT_FRAMES + 1234;
       await spoolAudio(spool, 0, frames);
       expect(await spool.close()).toBe(frames);
@@ -105,7 +115,12 @@ for (const [name, open] of Object.entries(BUCKETS)) {
       const shipped = await openShippedSpool(bucket.store, keyring, spool.id);
       expect(shipped).toMatchObject({ frames, sampleRate: RATE, channels: 2, closed: true, segments: 4 });
       expect(await collectPcm(shipped.read(0, frames))).toEqual(positionPattern(0, frames));
-      for (const [start, end] of [[SEGMENT_FRAMES - 7, SEGMENT_FRAMES + 9], [1, 3 * SEGMENT_FRAMES + 2], [2 * SEGMENT_FRAMES, 2 * SEGMENT_FRAMES + 1], [frames - 5, frames]]) {
+      for (const [start, end] of [
+        [SEGMENT_FRAMES - 7, SEGMENT_FRAMES + 9],
+        [1, 3 * SEGMENT_FRAMES + 2],
+        [2 * SEGMENT_FRAMES, 2 * SEGMENT_FRAMES + 1],
+        [frames - 5, frames],
+      ]) {
         expect(await collectPcm(shipped.read(start, end))).toEqual(positionPattern(start, end - start));
       }
       // Each segment is opaque: no stretch of its audio appears in the stored bytes.
@@ -116,7 +131,11 @@ for (const [name, open] of Object.entries(BUCKETS)) {
 
     test('a spool whose node died (no manifest) reads its segments up to the first missing one', async () => {
       const file = path.join(dir, 'spool', `${randomUUID()}.wav`);
-      const spool = new ShippedSpoolWriter(file, { sampleRate: RATE, channels: 2, flushMs: 100 }, shipping(bucket.store));
+      const spool = new ShippedSpoolWriter(
+        file,
+        { sampleRate: RATE, channels: 2, flushMs: 100 },
+        shipping(bucket.store),
+      );
       await spoolAudio(spool, 0, 2 * SEGMENT_FRAMES + 999);
       await until('two segments are shipped', () => spool.segments === 2);
       const shipped = await openShippedSpool(bucket.store, keyring, spool.id);
@@ -124,15 +143,27 @@ for (const [name, open] of Object.entries(BUCKETS)) {
       expect(await collectPcm(shipped.read(0, shipped.frames))).toEqual(positionPattern(0, 2 * SEGMENT_FRAMES));
 
       // The worker's view: the lost span runs from the shipped audio's end to when the node was last seen.
-      const recording = { spoolPath: file, spoolUrl: bucket.store.url, createdAt: '2026-01-01T00:00:00.000Z' } as Recording;
-      const source = (await openSpoolSource(recording, '2026-01-01T00:00:03.000Z', { keyring, storeAt: () => bucket.store, workDir: dir }))!;
+      const recording = {
+        spoolPath: file,
+        spoolUrl: bucket.store.url,
+        createdAt: '2026-01-01T00:00:00.000Z',
+      } as Recording;
+      const source = (await openSpoolSource(recording, '2026-01-01T00:00:03.000Z', {
+        keyring,
+        storeAt: () => bucket.store,
+        workDir: dir,
+      }))!;
       // The local file is on this disk: it is read, whole.
       expect(source.info.frames).toBe(2 * SEGMENT_FRAMES + 999);
       await spool.close();
       await fs.rm(file);
       await bucket.store.delete(spoolObjects.manifest(spool.id));
       await bucket.store.delete(spoolObjects.segment(spool.id, 3));
-      const remote = (await openSpoolSource(recording, '2026-01-01T00:00:03.000Z', { keyring, storeAt: () => bucket.store, workDir: dir }))!;
+      const remote = (await openSpoolSource(recording, '2026-01-01T00:00:03.000Z', {
+        keyring,
+        storeAt: () => bucket.store,
+        workDir: dir,
+      }))!;
       expect(remote.info.frames).toBe(2 * SEGMENT_FRAMES);
       expect(remote.lostSpans).toEqual([{ start_ms: 1000, end_ms: 3000, reason: 'media node lost' }]);
       await remote.remove();
@@ -169,12 +200,20 @@ test('a bucket down past the close timeout leaves the spool local: not shipped, 
   const bucket = await BUCKETS.gcs();
   try {
     const file = path.join(dir, 'spool', `${randomUUID()}.wav`);
-    const spool = new ShippedSpoolWriter(file, { sampleRate: RATE, channels: 2, flushMs: 100 }, { ...shipping(bucket.store), retryMs: { first: 20, max: 50, closeTimeout: 300 } });
+    const spool = new ShippedSpoolWriter(
+      file,
+      { sampleRate: RATE, channels: 2, flushMs: 100 },
+      { ...shipping(bucket.store), retryMs: { first: 20, max: 50, closeTimeout: 300 } },
+    );
     bucket.gcs!.fail('503');
     await spoolAudio(spool, 0, SEGMENT_FRAMES + 10);
     expect(await spool.close()).toBe(SEGMENT_FRAMES + 10);
     expect(spool.shipped).toBe(false);
-    const source = (await openSpoolSource({ spoolPath: file, spoolUrl: null } as Recording, null, { keyring, storeAt: () => bucket.store, workDir: dir }))!;
+    const source = (await openSpoolSource({ spoolPath: file, spoolUrl: null } as Recording, null, {
+      keyring,
+      storeAt: () => bucket.store,
+      workDir: dir,
+    }))!;
     expect(await collectPcm(source.read(0, source.info.frames))).toEqual(positionPattern(0, SEGMENT_FRAMES + 10));
   } finally {
     await bucket.close();

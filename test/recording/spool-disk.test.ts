@@ -42,7 +42,13 @@ function appendPattern(spool: SpoolWriter, from: number, frames: number): number
 }
 
 /** Expects the file to hold the pattern in frames [0, keptTo) and [lostTo, frames), and silence in [lostFrom, lostTo). */
-function expectPatternWithHole(pcm: Int16Array, frames: number, keptTo: number, lostFrom: number, lostTo: number): void {
+function expectPatternWithHole(
+  pcm: Int16Array,
+  frames: number,
+  keptTo: number,
+  lostFrom: number,
+  lostTo: number,
+): void {
   expect(pcm.length).toBe(2 * frames);
   expect(pcm.subarray(0, 2 * keptTo)).toEqual(positionPattern(0, keptTo));
   expect(pcm.subarray(2 * lostFrom, 2 * lostTo).every((s) => s === 0)).toBe(true);
@@ -68,7 +74,7 @@ test('a stalled disk: bytes queued for it stay under the ceiling, what would que
       await run('fsfreeze', ['-u', dir]);
     }
     // The pending buffer and the writes queued, whatever came in: not 20 s of audio.
-    expect(most).toBeLessThanOrEqual(((MAX_QUEUED_MS / 1000) * RATE * 4) + CHUNK_BYTES);
+    expect(most).toBeLessThanOrEqual((MAX_QUEUED_MS / 1000) * RATE * 4 + CHUNK_BYTES);
     await spool.flush();
     expect(spool.pendingBytes).toBe(0);
     // Written before the stall, and queued up to the ceiling, is kept: the rest is lost.
@@ -77,7 +83,13 @@ test('a stalled disk: bytes queued for it stay under the ceiling, what would que
     appendPattern(spool, 21 * RATE, RATE);
     expect(await spool.close()).toBe(22 * RATE);
     expect(spool.failure).toBeNull();
-    expectPatternWithHole(await readSpoolPcm(file), 22 * RATE, (keptTo / 1000) * RATE, (keptTo / 1000) * RATE, 21 * RATE);
+    expectPatternWithHole(
+      await readSpoolPcm(file),
+      22 * RATE,
+      (keptTo / 1000) * RATE,
+      (keptTo / 1000) * RATE,
+      21 * RATE,
+    );
   } finally {
     await run('umount', [dir]).catch(() => {});
     await fs.rm(image, { force: true });
@@ -110,8 +122,12 @@ test('a full disk: writes fail into a lost span, the node refuses new spools unt
   // A write that found the last few bytes free may have kept a little of the first lost chunk.
   expect(lost.start_ms).toBeGreaterThanOrEqual(1000);
   expect(lost.start_ms).toBeLessThan(1100);
-  expect((await metrics.registry.getSingleMetric('callrec_spool_write_errors_total')!.get()).values[0].value).toBeGreaterThanOrEqual(1);
-  expect((await metrics.registry.getSingleMetric('callrec_spool_lost_seconds_total')!.get()).values[0].value).toBeCloseTo((3000 - lost.start_ms) / 1000, 2);
+  expect(
+    (await metrics.registry.getSingleMetric('callrec_spool_write_errors_total')!.get()).values[0].value,
+  ).toBeGreaterThanOrEqual(1);
+  expect(
+    (await metrics.registry.getSingleMetric('callrec_spool_lost_seconds_total')!.get()).values[0].value,
+  ).toBeCloseTo((3000 - lost.start_ms) / 1000, 2);
 
   await fs.rm(filler);
   await monitor.probe();

@@ -39,7 +39,8 @@ describe('EncryptedScratchFile', () => {
       data.copy(expected, position);
       await out.write(data, position);
     };
-    for (let position = 100; position < 200_000; position += 7_000) await write(Buffer.concat(Array(400).fill(MARKER)), position);
+    for (let position = 100; position < 200_000; position += 7_000)
+      await write(Buffer.concat(Array(400).fill(MARKER)), position);
     await write(Buffer.from('HEADER PATCH'), 0); // into a sealed chunk
     await write(Buffer.alloc(1000, 7), 299_000); // past a gap of unwritten chunks
     await write(Buffer.from('ACROSS'), 65_533); // straddling two sealed chunks
@@ -50,10 +51,20 @@ describe('EncryptedScratchFile', () => {
     expect(disk.includes(MARKER)).toBe(false);
     expect(disk.includes(Buffer.from('HEADER PATCH'))).toBe(false);
     expect((await fs.stat(file)).mode & 0o777).toBe(0o600);
-    for (const [start, end] of [[0, 299_999], [0, 0], [65_530, 65_540], [131_071, 131_072], [299_500, 299_999]]) {
-      expect(await readAll(EncryptedScratchFile.read(file, key, start, end))).toEqual(expected.subarray(start, end + 1));
+    for (const [start, end] of [
+      [0, 299_999],
+      [0, 0],
+      [65_530, 65_540],
+      [131_071, 131_072],
+      [299_500, 299_999],
+    ]) {
+      expect(await readAll(EncryptedScratchFile.read(file, key, start, end))).toEqual(
+        expected.subarray(start, end + 1),
+      );
     }
-    await expect(readAll(EncryptedScratchFile.read(file, randomBytes(32), 0, 10))).rejects.toMatchObject({ code: 'ERR_DECRYPT' });
+    await expect(readAll(EncryptedScratchFile.read(file, randomBytes(32), 0, 10))).rejects.toMatchObject({
+      code: 'ERR_DECRYPT',
+    });
   });
 
   it('never replaces an existing file', async () => {
@@ -74,7 +85,7 @@ describe('TranscodeCache', () => {
     await cache.close();
   });
 
-  it('makes each copy once, leaves nothing behind a failed make, and evicts a recording\'s copies', async () => {
+  it("makes each copy once, leaves nothing behind a failed make, and evicts a recording's copies", async () => {
     const cacheDir = path.join(dir, 'cache');
     const cache = await TranscodeCache.open(cacheDir);
     let makes = 0;
@@ -89,10 +100,12 @@ describe('TranscodeCache', () => {
     expect(await readAll(a.read(0, MARKER.length - 1))).toEqual(MARKER);
     for (const contents of await contentsUnder(cacheDir)) expect(contents.includes(MARKER)).toBe(false);
 
-    await expect(cache.get('rec-3', 'ogg', 't1', async (out) => {
-      await out.write(MARKER, 0);
-      throw new Error('encoder failed');
-    })).rejects.toThrow('encoder failed');
+    await expect(
+      cache.get('rec-3', 'ogg', 't1', async (out) => {
+        await out.write(MARKER, 0);
+        throw new Error('encoder failed');
+      }),
+    ).rejects.toThrow('encoder failed');
     expect(await fs.readdir(cacheDir)).toHaveLength(2);
 
     await cache.evict('rec-1');
@@ -111,14 +124,34 @@ describe('TranscodeCache', () => {
       await out.write(MARKER, 0);
     };
     const refusal = async (recordingId: string, tenantId: string) => {
-      const err = await cache.get(recordingId, 'wav', tenantId, slow).then(() => null, (e: unknown) => e);
-      return err && { status: httpStatus(err), code: (err as HttpError).code, headers: (err as HttpError).headers, message: (err as Error).message };
+      const err = await cache.get(recordingId, 'wav', tenantId, slow).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      return (
+        err && {
+          status: httpStatus(err),
+          code: (err as HttpError).code,
+          headers: (err as HttpError).headers,
+          message: (err as Error).message,
+        }
+      );
     };
     const first = cache.get('rec-a1', 'wav', 'tenant-a', slow);
-    expect(await refusal('rec-a2', 'tenant-a')).toEqual({ status: 429, code: 'ERR_RATE_LIMITED', headers: { 'Retry-After': '5' }, message: expect.stringMatching(/MAX_TRANSCODES_PER_TENANT/) });
+    expect(await refusal('rec-a2', 'tenant-a')).toEqual({
+      status: 429,
+      code: 'ERR_RATE_LIMITED',
+      headers: { 'Retry-After': '5' },
+      message: expect.stringMatching(/MAX_TRANSCODES_PER_TENANT/),
+    });
     const shared = cache.get('rec-a1', 'wav', 'tenant-a', slow);
     const other = cache.get('rec-b1', 'wav', 'tenant-b', slow);
-    expect(await refusal('rec-c1', 'tenant-c')).toEqual({ status: 503, code: 'ERR_TRANSCODE_BUSY', headers: { 'Retry-After': '5' }, message: expect.stringMatching(/MAX_TRANSCODES\)/) });
+    expect(await refusal('rec-c1', 'tenant-c')).toEqual({
+      status: 503,
+      code: 'ERR_TRANSCODE_BUSY',
+      headers: { 'Retry-After': '5' },
+      message: expect.stringMatching(/MAX_TRANSCODES\)/),
+    });
     finish();
     await Promise.all([first, shared, other]);
     await expect(cache.get('rec-c1', 'wav', 'tenant-c', slow)).resolves.toMatchObject({ size: MARKER.length });
@@ -137,7 +170,14 @@ describe('?format= conversions on a server', () => {
   it('are never plaintext on disk and go with their recording on DELETE', async () => {
     const pcm = synthesizeTones(8000, 1, CALL_TONES_SECONDS, CALL_TONES);
     const mp3: Buffer[] = [];
-    for await (const { data } of encodeRecording('mp3', { sampleRate: 8000, channels: 1, chunks: (async function* () { yield pcm; })() })) mp3.push(Buffer.from(data));
+    for await (const { data } of encodeRecording('mp3', {
+      sampleRate: 8000,
+      channels: 1,
+      chunks: (async function* () {
+        yield pcm;
+      })(),
+    }))
+      mp3.push(Buffer.from(data));
     const callId = await readyCall(ts, Buffer.concat(mp3));
     const res = await ts.api(`/api/calls/${callId}/recording?format=wav`);
     expect(res.status).toBe(200);

@@ -20,7 +20,8 @@ function synthesize(sampleRate: number, channels: 1 | 2, seconds = SECONDS): Int
 /** `seconds` of the tones, repeated every SECONDS, in one-second chunks: never all in memory at once. */
 async function* tones(sampleRate: number, channels: 1 | 2, seconds: number): AsyncGenerator<Int16Array> {
   const period = synthesize(sampleRate, channels);
-  for (let s = 0; s < seconds; s++) yield period.slice(((s % SECONDS) * period.length) / SECONDS, (((s % SECONDS) + 1) * period.length) / SECONDS);
+  for (let s = 0; s < seconds; s++)
+    yield period.slice(((s % SECONDS) * period.length) / SECONDS, (((s % SECONDS) + 1) * period.length) / SECONDS);
 }
 
 let dir: string;
@@ -33,11 +34,17 @@ afterAll(async () => {
 
 let files = 0;
 /** Encodes into a file the way the recording worker does, returning its path. */
-async function encodeFile(format: RecordingFormat, sampleRate: number, channels: 1 | 2, chunks: AsyncIterable<Int16Array>): Promise<string> {
+async function encodeFile(
+  format: RecordingFormat,
+  sampleRate: number,
+  channels: 1 | 2,
+  chunks: AsyncIterable<Int16Array>,
+): Promise<string> {
   const file = path.join(dir, `source-${files++}.${format}`);
   const out = await fs.open(file, 'w');
   try {
-    for await (const { position, data } of encodeRecording(format, { sampleRate, channels, chunks })) await out.write(data, 0, data.length, position);
+    for await (const { position, data } of encodeRecording(format, { sampleRate, channels, chunks }))
+      await out.write(data, 0, data.length, position);
   } finally {
     await out.close();
   }
@@ -45,7 +52,12 @@ async function encodeFile(format: RecordingFormat, sampleRate: number, channels:
 }
 
 /** Transcodes into a plain file (the server's sink is an encrypted one, tested with the cache). */
-async function transcodeToFile(from: RecordingFormat, bytes: AsyncIterable<Uint8Array>, to: RecordingFormat, file: string): Promise<{ size: number }> {
+async function transcodeToFile(
+  from: RecordingFormat,
+  bytes: AsyncIterable<Uint8Array>,
+  to: RecordingFormat,
+  file: string,
+): Promise<{ size: number }> {
   const out = await fs.open(file, 'w');
   let size = 0;
   try {
@@ -130,32 +142,38 @@ describe('a 10-minute 8 kHz stereo recording', () => {
     ['mp3', 'wav'],
     ['wav', 'ogg'],
     ['ogg', 'mp3'],
-  ] as const)('%s → %s transcodes in bounded memory', async (from, to) => {
-    const source = await encodeFile(from, 8000, 2, tones(8000, 2, MINUTES * 60));
-    const baseline = live();
-    let peak = 0;
-    async function* measured(): AsyncGenerator<Uint8Array> {
-      let chunks = 0;
-      for await (const chunk of createReadStream(source)) {
-        if (chunks++ % 8 === 0) peak = Math.max(peak, live() - baseline);
-        yield chunk as Buffer;
+  ] as const)(
+    '%s → %s transcodes in bounded memory',
+    async (from, to) => {
+      const source = await encodeFile(from, 8000, 2, tones(8000, 2, MINUTES * 60));
+      const baseline = live();
+      let peak = 0;
+      async function* measured(): AsyncGenerator<Uint8Array> {
+        let chunks = 0;
+        for await (const chunk of createReadStream(source)) {
+          if (chunks++ % 8 === 0) peak = Math.max(peak, live() - baseline);
+          yield chunk as Buffer;
+        }
       }
-    }
-    const target = path.join(dir, `long-${from}-to.${to}`);
-    const { size } = await transcodeToFile(from, measured(), to, target);
-    expect(size).toBeGreaterThan(0);
-    // The whole recording came through, to 30 ms.
-    const decoded = await decodeAudio(await fs.readFile(target), to);
-    const seconds = decoded.channels[0].length / decoded.sampleRate;
-    expect(Math.abs(seconds - MINUTES * 60)).toBeLessThan(0.03);
-    expect(peak).toBeLessThan(BOUND);
-    // Generous: a 10-minute encode and a full GC every 8th chunk took over 120 s on a loaded CI machine.
-  }, 300_000);
+      const target = path.join(dir, `long-${from}-to.${to}`);
+      const { size } = await transcodeToFile(from, measured(), to, target);
+      expect(size).toBeGreaterThan(0);
+      // The whole recording came through, to 30 ms.
+      const decoded = await decodeAudio(await fs.readFile(target), to);
+      const seconds = decoded.channels[0].length / decoded.sampleRate;
+      expect(Math.abs(seconds - MINUTES * 60)).toBeLessThan(0.03);
+      expect(peak).toBeLessThan(BOUND);
+      // Generous: a 10-minute encode and a full GC every 8th chunk took over 120 s on a loaded CI machine.
+    },
+    300_000,
+  );
 });
 
 test('input that is not a recording fails with ERR_BAD_RECORDING before writing anything', async () => {
   const writes: number[] = [];
   const sink = { write: async (_data: Uint8Array, position: number) => void writes.push(position) };
-  await expect(transcode('wav', Readable.from([Buffer.from('this is not a WAV file')]), 'ogg', sink)).rejects.toMatchObject({ code: 'ERR_BAD_RECORDING' });
+  await expect(
+    transcode('wav', Readable.from([Buffer.from('this is not a WAV file')]), 'ogg', sink),
+  ).rejects.toMatchObject({ code: 'ERR_BAD_RECORDING' });
   expect(writes).toEqual([]);
 });

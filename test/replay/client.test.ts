@@ -28,7 +28,12 @@ async function recordingServer(onConnection?: (ws: WebSocket, got: Received[]) =
   return { wss, connections, url, close: () => new Promise((r) => wss.close(r)) };
 }
 
-function expectSameStream(fixture: Fixture, got: Received[], startIndex: number, startCheck: (start: Record<string, unknown>) => void) {
+function expectSameStream(
+  fixture: Fixture,
+  got: Received[],
+  startIndex: number,
+  startCheck: (start: Record<string, unknown>) => void,
+) {
   expect(got).toHaveLength(fixture.messages.length);
   fixture.messages.forEach((message, i) => {
     expect(got[i].binary).toBe(message.binary);
@@ -41,11 +46,21 @@ describe('replayFixture', () => {
   test('twilio: every message in send order, params injected, closed with 1000', async () => {
     const server = await recordingServer();
     const fixture = await readFixture(path.join(FIXTURES, 'twilio-fork-tones.jsonl'));
-    const result = await replayFixture(fixture, { url: server.url('/media/twilio'), agentId: 'agent-42', token: 'key-1', callId: 'call-9', speed: 'max' });
+    const result = await replayFixture(fixture, {
+      url: server.url('/media/twilio'),
+      agentId: 'agent-42',
+      token: 'key-1',
+      callId: 'call-9',
+      speed: 'max',
+    });
     await server.connections[0].closed;
     expect(result).toMatchObject({ callId: 'call-9', sent: fixture.messages.length, closeCode: 1000 });
     expectSameStream(fixture, server.connections[0].got, 1, (start) => {
-      expect((start.start as Record<string, unknown>).customParameters).toEqual({ agent_id: 'agent-42', token: 'key-1', call_id: 'call-9' });
+      expect((start.start as Record<string, unknown>).customParameters).toEqual({
+        agent_id: 'agent-42',
+        token: 'key-1',
+        call_id: 'call-9',
+      });
     });
     await server.close();
   });
@@ -53,7 +68,12 @@ describe('replayFixture', () => {
   test('telnyx: custom_parameters rewritten, placeholder token dropped when none given, headers sent', async () => {
     const server = await recordingServer();
     const fixture = await readFixture(path.join(FIXTURES, 'telnyx-fork-pcma.jsonl'));
-    await replayFixture(fixture, { url: server.url('/media/telnyx'), agentId: 'a-2', speed: 'max', headers: { 'x-telnyx-streaming-auth-token': 'hdr' } });
+    await replayFixture(fixture, {
+      url: server.url('/media/telnyx'),
+      agentId: 'a-2',
+      speed: 'max',
+      headers: { 'x-telnyx-streaming-auth-token': 'hdr' },
+    });
     await server.connections[0].closed;
     expect(server.connections[0].headers['x-telnyx-streaming-auth-token']).toBe('hdr');
     expectSameStream(fixture, server.connections[0].got, 1, (start) => {
@@ -68,7 +88,12 @@ describe('replayFixture', () => {
     await replayFixture(fixture, { url: server.url('/media/vonage'), agentId: 'v-1', token: 't', speed: 'max' });
     await server.connections[0].closed;
     expectSameStream(fixture, server.connections[0].got, 0, (connected) => {
-      expect(connected).toEqual({ event: 'websocket:connected', 'content-type': 'audio/l16;rate=16000', agent_id: 'v-1', token: 't' });
+      expect(connected).toEqual({
+        event: 'websocket:connected',
+        'content-type': 'audio/l16;rate=16000',
+        agent_id: 'v-1',
+        token: 't',
+      });
     });
     await server.close();
   });
@@ -78,29 +103,51 @@ describe('replayFixture', () => {
     ['exotel-voicebot-caller', 1],
     ['bandwidth-fork-tones', 0],
     ['signalwire-fork-tones', 1],
-  ])('%s: the parameters rewritten where the provider carries them, the rest byte for byte', async (name, startIndex) => {
-    const server = await recordingServer();
-    const fixture = await readFixture(path.join(FIXTURES, `${name}.jsonl`));
-    const { provider } = fixture.meta;
-    await replayFixture(fixture, { url: server.url(`/media/${provider}`), agentId: 'p-1', token: 'key-2', callId: 'call-3', speed: 'max' });
-    await server.connections[0].closed;
-    expectSameStream(fixture, server.connections[0].got, startIndex, (start) => {
-      const event = adapters[provider]({ headers: {}, query: {} }).parseProviderMessage(Buffer.from(JSON.stringify(start)), false);
-      expect(event).toMatchObject({ type: 'start', start: { params: { agent_id: 'p-1', token: 'key-2', call_id: 'call-3' } } });
-    });
-    await server.close();
-  });
+  ])(
+    '%s: the parameters rewritten where the provider carries them, the rest byte for byte',
+    async (name, startIndex) => {
+      const server = await recordingServer();
+      const fixture = await readFixture(path.join(FIXTURES, `${name}.jsonl`));
+      const { provider } = fixture.meta;
+      await replayFixture(fixture, {
+        url: server.url(`/media/${provider}`),
+        agentId: 'p-1',
+        token: 'key-2',
+        callId: 'call-3',
+        speed: 'max',
+      });
+      await server.connections[0].closed;
+      expectSameStream(fixture, server.connections[0].got, startIndex, (start) => {
+        const event = adapters[provider]({ headers: {}, query: {} }).parseProviderMessage(
+          Buffer.from(JSON.stringify(start)),
+          false,
+        );
+        expect(event).toMatchObject({
+          type: 'start',
+          start: { params: { agent_id: 'p-1', token: 'key-2', call_id: 'call-3' } },
+        });
+      });
+      await server.close();
+    },
+  );
 
   test('paced replay keeps send order and collects replies', async () => {
     const server = await recordingServer((ws) => ws.send('hello'));
     const fixture = await readFixture(path.join(FIXTURES, 'telnyx-fork-pcma.jsonl'));
     const short: Fixture = { meta: fixture.meta, messages: fixture.messages.slice(0, 40) };
     const seen: string[] = [];
-    const result = await replayFixture(short, { url: server.url('/x'), speed: 20, closeAfterMs: 50, onMessage: (d) => seen.push(d.toString()) });
+    const result = await replayFixture(short, {
+      url: server.url('/x'),
+      speed: 20,
+      closeAfterMs: 50,
+      onMessage: (d) => seen.push(d.toString()),
+    });
     await server.connections[0].closed;
     expect(seen).toEqual(['hello']);
     expect(result.received.map((r) => r.data.toString())).toEqual(['hello']);
-    expect(server.connections[0].got.slice(2).map((g) => g.data.toString())).toEqual(short.messages.slice(2).map((m) => m.data));
+    expect(server.connections[0].got.slice(2).map((g) => g.data.toString())).toEqual(
+      short.messages.slice(2).map((m) => m.data),
+    );
     await server.close();
   });
 

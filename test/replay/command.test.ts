@@ -14,7 +14,10 @@ async function endpoint(reject: (callId: string) => boolean) {
   const seen: Array<{ path: string; callId: string }> = [];
   wss.on('connection', (ws, req) => {
     ws.on('message', (data: Buffer) => {
-      const message = JSON.parse(data.toString()) as { event?: string; start?: Record<string, Record<string, string> | undefined> };
+      const message = JSON.parse(data.toString()) as {
+        event?: string;
+        start?: Record<string, Record<string, string> | undefined>;
+      };
       if (message.event !== 'start') return;
       // Twilio names the parameters customParameters, Telnyx custom_parameters.
       const params = message.start?.customParameters ?? message.start?.custom_parameters;
@@ -52,7 +55,8 @@ test('endpointUrl takes the server address in every form people type it', () => 
   ]) {
     expect([typed, endpointUrl(typed, 'twilio')]).toEqual([typed, endpoint]);
   }
-  for (const bad of ['', 'http://', 'ftp://h:1']) expect(() => endpointUrl(bad, 'twilio')).toThrow(expect.objectContaining({ code: 'ERR_BAD_ARGUMENT' }));
+  for (const bad of ['', 'http://', 'ftp://h:1'])
+    expect(() => endpointUrl(bad, 'twilio')).toThrow(expect.objectContaining({ code: 'ERR_BAD_ARGUMENT' }));
 });
 
 test('parseSpeed takes realtime, max or a positive multiplier', () => {
@@ -67,7 +71,18 @@ test('repeats the files to --calls, unique call ids, counts calls closed with an
   const { out, text } = collect();
   try {
     const files = [path.join(FIXTURES, 'telnyx-fork-pcma.jsonl'), path.join(FIXTURES, 'twilio-connect-caller.jsonl')];
-    const summary = await runReplay({ files, url: server.base, agentId: 'a1', token: 't', speed: 'max', concurrency: 2, calls: 3, checkRecording: false, progress: null, out });
+    const summary = await runReplay({
+      files,
+      url: server.base,
+      agentId: 'a1',
+      token: 't',
+      speed: 'max',
+      concurrency: 2,
+      calls: 3,
+      checkRecording: false,
+      progress: null,
+      out,
+    });
     expect(summary.calls).toHaveLength(3);
     expect(summary.failed).toBe(1);
     const failed = summary.calls.find((c) => c.failed)!;
@@ -89,8 +104,22 @@ test('--repeat streams each file that many times, in order', async () => {
   const { out } = collect();
   try {
     const files = [path.join(FIXTURES, 'telnyx-fork-pcma.jsonl'), path.join(FIXTURES, 'twilio-connect-caller.jsonl')];
-    const summary = await runReplay({ files, url: server.base, speed: 'max', concurrency: 1, repeat: 2, checkRecording: false, progress: null, out });
-    expect(summary.calls.map((c) => path.basename(c.file))).toEqual(['telnyx-fork-pcma.jsonl', 'telnyx-fork-pcma.jsonl', 'twilio-connect-caller.jsonl', 'twilio-connect-caller.jsonl']);
+    const summary = await runReplay({
+      files,
+      url: server.base,
+      speed: 'max',
+      concurrency: 1,
+      repeat: 2,
+      checkRecording: false,
+      progress: null,
+      out,
+    });
+    expect(summary.calls.map((c) => path.basename(c.file))).toEqual([
+      'telnyx-fork-pcma.jsonl',
+      'telnyx-fork-pcma.jsonl',
+      'twilio-connect-caller.jsonl',
+      'twilio-connect-caller.jsonl',
+    ]);
     expect(summary.failed).toBe(0);
   } finally {
     await server.close();

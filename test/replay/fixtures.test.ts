@@ -73,10 +73,12 @@ describe.each(files)('%s', (file) => {
     if (PARAMS_IN_URL.has(fixture.meta.provider)) expect(params.token).toBeUndefined();
     else expect(params).toMatchObject({ agent_id: 'fixture-agent', token: 'fixture-token' });
     expect((start as Extract<ProviderEvent, { type: 'start' }>).start.params.call_id).toBeUndefined();
-    for (let i = 1; i < fixture.messages.length; i++) expect(fixture.messages[i].t).toBeGreaterThanOrEqual(fixture.messages[i - 1].t);
-    expect(events.filter((e) => e.type === 'dtmf').map((e) => (e as { digit: string }).digit)).toEqual(fixture.meta.dtmf.map((d) => d.digit));
+    for (let i = 1; i < fixture.messages.length; i++)
+      expect(fixture.messages[i].t).toBeGreaterThanOrEqual(fixture.messages[i - 1].t);
+    expect(events.filter((e) => e.type === 'dtmf').map((e) => (e as { digit: string }).digit)).toEqual(
+      fixture.meta.dtmf.map((d) => d.digit),
+    );
   });
-
 });
 
 describe.each(files.filter((f) => !RESAMPLED.has(f)))('%s, sample-exact', (file) => {

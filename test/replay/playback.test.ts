@@ -5,7 +5,8 @@ import { ProviderPlayback } from '../../src/replay/playback.js';
 const FIXTURES = path.resolve(import.meta.dirname, '../../fixtures');
 const text = (message: unknown) => Buffer.from(JSON.stringify(message));
 /** `ms` of 8 kHz μ-law as a Twilio media message from callrec. */
-const twilioMedia = (ms: number) => text({ event: 'media', streamSid: 'MZ1', media: { payload: Buffer.alloc(ms * 8).toString('base64') } });
+const twilioMedia = (ms: number) =>
+  text({ event: 'media', streamSid: 'MZ1', media: { payload: Buffer.alloc(ms * 8).toString('base64') } });
 
 describe('ProviderPlayback', () => {
   let twilio: Fixture;
@@ -30,7 +31,8 @@ describe('ProviderPlayback', () => {
 
   test('a text message that is JSON but not an object is ignored, not thrown on', () => {
     const playback = new ProviderPlayback(twilio);
-    for (const data of ['null', '1', '"media"', '[]']) expect(() => playback.receive(Buffer.from(data), false, 0)).not.toThrow();
+    for (const data of ['null', '1', '"media"', '[]'])
+      expect(() => playback.receive(Buffer.from(data), false, 0)).not.toThrow();
     playback.receive(text({ event: 'mark', streamSid: 'MZ1', mark: { name: 'after' } }), false, 0);
     expect(playback.due(0).map((m) => JSON.parse(m).mark.name)).toEqual(['after']);
   });
@@ -48,7 +50,9 @@ describe('ProviderPlayback', () => {
     playback.receive(Buffer.alloc(640 * 50), true, 0); // 1 s
     playback.receive(text({ action: 'notify', payload: { name: 'callrec-consent-1' } }), false, 10);
     expect(playback.due(999)).toEqual([]);
-    expect(playback.due(1000).map((m) => JSON.parse(m))).toEqual([{ event: 'websocket:notify', payload: { name: 'callrec-consent-1' } }]);
+    expect(playback.due(1000).map((m) => JSON.parse(m))).toEqual([
+      { event: 'websocket:notify', payload: { name: 'callrec-consent-1' } },
+    ]);
     expect(JSON.parse(playback.dtmf('1')!)).toMatchObject({ event: 'websocket:dtmf', digit: '1' });
   });
 });

@@ -21,12 +21,22 @@ async function replay(agentId: string, extra: Partial<ReplayCommandOptions> = {}
   const out = new PassThrough();
   let text = '';
   out.on('data', (chunk: Buffer) => (text += chunk.toString()));
-  const summary = await runReplay({ files: [FIXTURE], url: ts.wsUrl, agentId, token: ts.key, speed: 'realtime', concurrency: 1, progress: null, out, ...extra });
+  const summary = await runReplay({
+    files: [FIXTURE],
+    url: ts.wsUrl,
+    agentId,
+    token: ts.key,
+    speed: 'realtime',
+    concurrency: 1,
+    progress: null,
+    out,
+    ...extra,
+  });
   const call = (await (await ts.api(`/api/calls/${summary.calls[0].callId}`)).json()) as Record<string, any>;
   return { summary, call, text };
 }
 
-test('an agent with the consent prompt on: replay confirms the prompt\'s mark and the call is recorded', async () => {
+test("an agent with the consent prompt on: replay confirms the prompt's mark and the call is recorded", async () => {
   const { summary, call, text } = await replay('announce');
   expect(summary.failed).toBe(0);
   expect(summary.calls[0].recording).toBe('ready');
@@ -54,16 +64,31 @@ test('two-party consent without the key: nothing is recorded, and replay fails t
 
 test('`callrec replay` with the server down exits non-zero with one clear line', async () => {
   const port = await closedPort();
-  const { code, stderr } = await runCli(['replay', FIXTURE, '--url', `127.0.0.1:${port}`, '--agent', 'announce'], { env: { CALLREC_TOKEN: 'x' } });
+  const { code, stderr } = await runCli(['replay', FIXTURE, '--url', `127.0.0.1:${port}`, '--agent', 'announce'], {
+    env: { CALLREC_TOKEN: 'x' },
+  });
   expect(code).toBe(1);
-  expect(stderr.trim()).toMatch(new RegExp(`^callrec: cannot reach a callrec server at http://127\\.0\\.0\\.1:${port} \\(.*ECONNREFUSED.*\\); is \`callrec serve\` running there\\?$`));
+  expect(stderr.trim()).toMatch(
+    new RegExp(
+      `^callrec: cannot reach a callrec server at http://127\\.0\\.0\\.1:${port} \\(.*ECONNREFUSED.*\\); is \`callrec serve\` running there\\?$`,
+    ),
+  );
 });
 
 test('an AudioHook capture replays at /media/genesys, the provider read from the capture, its key as X-API-KEY', async () => {
   await ts.agent('genesys-replay', { enabled: true, auto_record: true, consent_prompt: false });
   const out = new PassThrough();
   const genesys = path.resolve(import.meta.dirname, '../../fixtures/genesys-audiohook-tones.jsonl');
-  const summary = await runReplay({ files: [genesys], url: ts.wsUrl, agentId: 'genesys-replay', token: ts.key, speed: 'max', concurrency: 1, progress: null, out });
+  const summary = await runReplay({
+    files: [genesys],
+    url: ts.wsUrl,
+    agentId: 'genesys-replay',
+    token: ts.key,
+    speed: 'max',
+    concurrency: 1,
+    progress: null,
+    out,
+  });
   expect(summary.calls[0]).toMatchObject({ failed: false, closeCode: 1000, recording: 'ready' });
   const call = (await (await ts.api(`/api/calls/${summary.calls[0].callId}`)).json()) as Record<string, any>;
   expect(call).toMatchObject({ provider: 'genesys', agent_id: 'genesys-replay' });

@@ -1,4 +1,13 @@
-import { parseMessage, parseNameAddr, parseSipUri, parseVia, responseTo, serialize, SipParseError, type SipRequest } from '../../src/sip/message.js';
+import {
+  parseMessage,
+  parseNameAddr,
+  parseSipUri,
+  parseVia,
+  responseTo,
+  serialize,
+  SipParseError,
+  type SipRequest,
+} from '../../src/sip/message.js';
 import { TORTURE, wire } from './fixtures/rfc4475.js';
 
 describe('RFC 4475 torture messages', () => {
@@ -12,20 +21,23 @@ describe('RFC 4475 torture messages', () => {
     expect(parsed.message.body.length).toBe(Number(headers.get('content-length')));
   });
 
-  test.each(TORTURE.filter((m) => !m.valid).map((m) => [m.name, m] as const))('%s is refused with ERR_SIP_PARSE, and a request with its head read can be answered 400', (_, message) => {
-    let error: unknown;
-    try {
-      parseMessage(wire(message), false);
-    } catch (err) {
-      error = err;
-    }
-    expect(error).toBeInstanceOf(SipParseError);
-    const { headers } = error as SipParseError;
-    if (headers) {
-      const answer = serialize(responseTo({ headers }, 400, 'x'));
-      expect(answer.toString()).toMatch(/^SIP\/2\.0 400 Bad Request\r\n/);
-    }
-  });
+  test.each(TORTURE.filter((m) => !m.valid).map((m) => [m.name, m] as const))(
+    '%s is refused with ERR_SIP_PARSE, and a request with its head read can be answered 400',
+    (_, message) => {
+      let error: unknown;
+      try {
+        parseMessage(wire(message), false);
+      } catch (err) {
+        error = err;
+      }
+      expect(error).toBeInstanceOf(SipParseError);
+      const { headers } = error as SipParseError;
+      if (headers) {
+        const answer = serialize(responseTo({ headers }, 400, 'x'));
+        expect(answer.toString()).toMatch(/^SIP\/2\.0 400 Bad Request\r\n/);
+      }
+    },
+  );
 
   test('every prefix and single-byte corruption of every message parses or is refused, never crashes', () => {
     for (const message of TORTURE) {
@@ -54,8 +66,15 @@ describe('RFC 4475 torture messages', () => {
     const request = message as SipRequest;
     expect(request.method).toBe('INVITE');
     expect(parseSipUri(request.uri)).toMatchObject({ user: 'vivekg', host: 'chair-dnrc.example.com', headers: '' });
-    expect(parseNameAddr(request.headers.get('to')!)).toMatchObject({ display: '', uri: 'sip:vivekg@chair-dnrc.example.com', params: new Map([['tag', '1918181833n']]) });
-    expect(parseNameAddr(request.headers.get('from')!)).toMatchObject({ display: 'J Rosenberg \\"', params: new Map([['tag', '98asjd8']]) });
+    expect(parseNameAddr(request.headers.get('to')!)).toMatchObject({
+      display: '',
+      uri: 'sip:vivekg@chair-dnrc.example.com',
+      params: new Map([['tag', '1918181833n']]),
+    });
+    expect(parseNameAddr(request.headers.get('from')!)).toMatchObject({
+      display: 'J Rosenberg \\"',
+      params: new Map([['tag', '98asjd8']]),
+    });
     expect(request.headers.get('max-forwards')).toBe('0068');
     expect(request.headers.get('cseq')).toBe('0009 INVITE');
     const vias = request.headers.getAll('via').map((v) => parseVia(v)!);
@@ -69,7 +88,11 @@ describe('RFC 4475 torture messages', () => {
     expect(request.headers.get('unknownheaderwithunusualvalue')).toBe(';;,,;;,;');
     const contact = parseNameAddr(request.headers.get('contact')!)!;
     expect(contact.display).toBe('Quoted string ""');
-    expect([...contact.params]).toEqual([['newparam', 'newvalue'], ['secondparam', ''], ['q', '0.33']]);
+    expect([...contact.params]).toEqual([
+      ['newparam', 'newvalue'],
+      ['secondparam', ''],
+      ['q', '0.33'],
+    ]);
   });
 
   test('esc01 and escnull: the Request-URI user is percent-decoded (the agent id)', () => {

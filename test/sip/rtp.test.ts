@@ -1,7 +1,16 @@
 import { parseRtp, parseTelephoneEvent, RtpTimeline } from '../../src/sip/rtp.js';
 import { readMetadata } from '../../src/sip/offer.js';
 
-function packet(opts: { pt?: number; seq?: number; ts?: number; ssrc?: number; csrcs?: number; extension?: Buffer; padding?: number; payload?: Buffer }): Buffer {
+function packet(opts: {
+  pt?: number;
+  seq?: number;
+  ts?: number;
+  ssrc?: number;
+  csrcs?: number;
+  extension?: Buffer;
+  padding?: number;
+  payload?: Buffer;
+}): Buffer {
   const csrcs = opts.csrcs ?? 0;
   const head = Buffer.alloc(12 + csrcs * 4);
   head[0] = 0x80 | (opts.extension ? 0x10 : 0) | (opts.padding ? 0x20 : 0) | csrcs;
@@ -9,13 +18,20 @@ function packet(opts: { pt?: number; seq?: number; ts?: number; ssrc?: number; c
   head.writeUInt16BE(opts.seq ?? 1, 2);
   head.writeUInt32BE(opts.ts ?? 0, 4);
   head.writeUInt32BE(opts.ssrc ?? 7, 8);
-  const pad = opts.padding ? Buffer.concat([Buffer.alloc(opts.padding - 1), Buffer.from([opts.padding])]) : Buffer.alloc(0);
+  const pad = opts.padding
+    ? Buffer.concat([Buffer.alloc(opts.padding - 1), Buffer.from([opts.padding])])
+    : Buffer.alloc(0);
   return Buffer.concat([head, opts.extension ?? Buffer.alloc(0), opts.payload ?? Buffer.from([1, 2, 3]), pad]);
 }
 
 test('RTP: CSRCs, a header extension and padding are skipped; RTCP and garbage are not RTP', () => {
   const ext = Buffer.from([0xbe, 0xde, 0, 1, 9, 9, 9, 9]);
-  expect(parseRtp(packet({ csrcs: 2, extension: ext, padding: 4, payload: Buffer.from([5, 6]) }))).toMatchObject({ payloadType: 0, sequence: 1, ssrc: 7, payload: Buffer.from([5, 6]) });
+  expect(parseRtp(packet({ csrcs: 2, extension: ext, padding: 4, payload: Buffer.from([5, 6]) }))).toMatchObject({
+    payloadType: 0,
+    sequence: 1,
+    ssrc: 7,
+    payload: Buffer.from([5, 6]),
+  });
   expect(parseRtp(packet({ pt: 0xc8 & 0x7f }).fill(0xc8, 1, 2))).toBeNull(); // RTCP SR
   expect(parseRtp(Buffer.from('not rtp at all'))).toBeNull();
   expect(parseRtp(packet({ csrcs: 15 }).subarray(0, 20))).toBeNull();
@@ -48,7 +64,9 @@ test('metadata: participants with AORs and names, streams by label, from partici
   ]);
   expect(assoc.senderOf.get('10')?.id).toBe('p1');
   expect(assoc.senderOf.get('11')?.id).toBe('p2');
-  const older = readMetadata(`<recording xmlns='urn:ietf:params:xml:ns:recording'><participant id="a"><aor>sip:a@x</aor><send>st</send></participant><stream id="st"><label>1</label></stream></recording>`);
+  const older = readMetadata(
+    `<recording xmlns='urn:ietf:params:xml:ns:recording'><participant id="a"><aor>sip:a@x</aor><send>st</send></participant><stream id="st"><label>1</label></stream></recording>`,
+  );
   expect(older.senderOf.get('1')?.id).toBe('a');
   expect(() => readMetadata('<nothing/>')).toThrow(expect.objectContaining({ code: 'ERR_SIP_PARSE' }));
 });

@@ -15,9 +15,14 @@ let ts: TestServer;
 let sipPort: number;
 beforeAll(async () => {
   const first = 30_000 + 2 * Math.floor(Math.random() * 4_000);
-  ts = await startTestServer({ env: { SIP_LISTEN: 'udp:127.0.0.1:0', RTP_PORTS: `${first}-${first + 99}`, STREAM_IDLE_TIMEOUT_SECONDS: '1' } });
+  ts = await startTestServer({
+    env: { SIP_LISTEN: 'udp:127.0.0.1:0', RTP_PORTS: `${first}-${first + 99}`, STREAM_IDLE_TIMEOUT_SECONDS: '1' },
+  });
   sipPort = ts.server.siprec!.transport.addresses()[0].port;
-  await ts.server.store.tenants.updateSettings(ts.tenantId, (current) => ({ ...current, sip_sources: ['127.0.0.1/32'] }));
+  await ts.server.store.tenants.updateSettings(ts.tenantId, (current) => ({
+    ...current,
+    sip_sources: ['127.0.0.1/32'],
+  }));
 });
 afterAll(() => ts?.close());
 
@@ -36,7 +41,11 @@ async function client(address = '127.0.0.1') {
   return {
     callId,
     received,
-    send(method: string, agent: string, opts: { cseq?: number; toTag?: string; contentType?: string; body?: string; authorization?: string } = {}) {
+    send(
+      method: string,
+      agent: string,
+      opts: { cseq?: number; toTag?: string; contentType?: string; body?: string; authorization?: string } = {},
+    ) {
       const body = (opts.body ?? '').replace(/\n/g, '\r\n');
       const text = [
         `${method} sip:${agent}@127.0.0.1:${sipPort} SIP/2.0`,
@@ -68,23 +77,33 @@ async function client(address = '127.0.0.1') {
   };
 }
 
-const status = (code: number, method = 'INVITE') => (m: SipMessage) => m.kind === 'response' && m.status === code && m.headers.get('cseq')!.endsWith(method);
+const status =
+  (code: number, method = 'INVITE') =>
+  (m: SipMessage) =>
+    m.kind === 'response' && m.status === code && m.headers.get('cseq')!.endsWith(method);
 
 function offer(formats: string, rtpmaps: string): string {
-  const stream = (label: number, port: number) => `m=audio ${port} RTP/AVP ${formats}\n${rtpmaps}a=label:${label}\na=sendonly\n`;
+  const stream = (label: number, port: number) =>
+    `m=audio ${port} RTP/AVP ${formats}\n${rtpmaps}a=label:${label}\na=sendonly\n`;
   return `v=0\no=SRC 1 1 IN IP4 127.0.0.1\ns=-\nc=IN IP4 127.0.0.1\nt=0 0\n${stream(1, 49170)}${stream(2, 49172)}`;
 }
 
 test('an offer of codecs callrec cannot decode is 488; PCMA with telephone-event is answered with just those, recvonly', async () => {
   await ts.agent('agent-codecs', { enabled: true, auto_record: true, consent_prompt: false });
   const refused = await client();
-  refused.send('INVITE', 'agent-codecs', { contentType: 'application/sdp', body: offer('18 9', 'a=rtpmap:18 G729/8000\na=rtpmap:9 G722/8000\n') });
+  refused.send('INVITE', 'agent-codecs', {
+    contentType: 'application/sdp',
+    body: offer('18 9', 'a=rtpmap:18 G729/8000\na=rtpmap:9 G722/8000\n'),
+  });
   const notAcceptable = await refused.next(status(488));
   expect(notAcceptable.kind === 'response' && notAcceptable.reason).toMatch(/G729, G722/);
   refused.close();
 
   const accepted = await client();
-  accepted.send('INVITE', 'agent-codecs', { contentType: 'application/sdp', body: offer('9 8 101', 'a=rtpmap:9 G722/8000\na=rtpmap:8 PCMA/8000\na=rtpmap:101 telephone-event/8000\n') });
+  accepted.send('INVITE', 'agent-codecs', {
+    contentType: 'application/sdp',
+    body: offer('9 8 101', 'a=rtpmap:9 G722/8000\na=rtpmap:8 PCMA/8000\na=rtpmap:101 telephone-event/8000\n'),
+  });
   const ok = await accepted.next(status(200));
   const sdp = ok.body.toString();
   expect(sdp.match(/m=audio \d+ RTP\/AVP 8 101\r\n/g)).toHaveLength(2);
@@ -94,11 +113,20 @@ test('an offer of codecs callrec cannot decode is 488; PCMA with telephone-event
   accepted.send('ACK', 'agent-codecs', { toTag });
   // A re-INVITE (a session refresh) gets the same answer.
   accepted.send('INVITE', 'agent-codecs', { cseq: 2, toTag, contentType: 'application/sdp', body: offer('8', '') });
-  const again = await accepted.next((m) => m.kind === 'response' && m.status === 200 && m.headers.get('cseq') === '2 INVITE');
+  const again = await accepted.next(
+    (m) => m.kind === 'response' && m.status === 200 && m.headers.get('cseq') === '2 INVITE',
+  );
   expect(again.body.toString().replace(/^o=.*$/m, '')).toBe(sdp.replace(/^o=.*$/m, ''));
   // a=inactive pauses the recording (answered inactive); sendonly again resumes it.
-  accepted.send('INVITE', 'agent-codecs', { cseq: 3, toTag, contentType: 'application/sdp', body: offer('8', '').replace(/a=sendonly/g, 'a=inactive') });
-  const paused = await accepted.next((m) => m.kind === 'response' && m.status === 200 && m.headers.get('cseq') === '3 INVITE');
+  accepted.send('INVITE', 'agent-codecs', {
+    cseq: 3,
+    toTag,
+    contentType: 'application/sdp',
+    body: offer('8', '').replace(/a=sendonly/g, 'a=inactive'),
+  });
+  const paused = await accepted.next(
+    (m) => m.kind === 'response' && m.status === 200 && m.headers.get('cseq') === '3 INVITE',
+  );
   expect(paused.body.toString().match(/a=inactive/g)).toHaveLength(2);
   const callId = siprecCallId(accepted.callId);
   // RTP keeps the session from the idle timeout (1 s here) while the test waits.
@@ -144,7 +172,11 @@ test('a due consent prompt fails closed (an SRS cannot play it); a session silen
   expect(bye.headers.get('call-id')).toBe(c.callId);
   const callId = siprecCallId(c.callId);
   for (;;) {
-    const view = (await (await ts.api(`/api/calls/${callId}`)).json()) as { status: string; consent: { outcome: string; reason: string }; recording_status: string };
+    const view = (await (await ts.api(`/api/calls/${callId}`)).json()) as {
+      status: string;
+      consent: { outcome: string; reason: string };
+      recording_status: string;
+    };
     if (view.status === 'ended') {
       expect(view.consent).toMatchObject({ outcome: 'failed', reason: expect.stringContaining('one-way') });
       expect(view.recording_status).toBe('none');
@@ -155,14 +187,27 @@ test('a due consent prompt fails closed (an SRS cannot play it); a session silen
   c.close();
 });
 
-test('digest (RFC 8760): an SRC outside sip_sources is challenged for SHA-256 and MD5, and a sip_digest key\'s id and secret pass either; a wrong secret is 403', async () => {
+test("digest (RFC 8760): an SRC outside sip_sources is challenged for SHA-256 and MD5, and a sip_digest key's id and secret pass either; a wrong secret is 403", async () => {
   await ts.agent('agent-digest', { enabled: true, auto_record: true, consent_prompt: false });
-  const created = (await (await ts.api('/api/keys', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'sbc', scopes: ['media:stream'], sip_digest: true }) })).json()) as { id: string; secret: string; sip_digest: boolean };
+  const created = (await (
+    await ts.api('/api/keys', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'sbc', scopes: ['media:stream'], sip_digest: true }),
+    })
+  ).json()) as { id: string; secret: string; sip_digest: boolean };
   expect(created.sip_digest).toBe(true);
   const uri = `sip:agent-digest@127.0.0.1:${sipPort}`;
   const authorization = (algorithm: DigestAlgorithm, nonce: string, secret: string) => {
     const cnonce = randomBytes(8).toString('hex');
-    const response = digestResponse(algorithm, digestHa1(created.id, secret)[algorithm], { nonce, nc: '00000001', cnonce, qop: 'auth', method: 'INVITE', uri });
+    const response = digestResponse(algorithm, digestHa1(created.id, secret)[algorithm], {
+      nonce,
+      nc: '00000001',
+      cnonce,
+      qop: 'auth',
+      method: 'INVITE',
+      uri,
+    });
     return `Digest username="${created.id}", realm="callrec", nonce="${nonce}", uri="${uri}", response="${response}", algorithm=${algorithm}, qop=auth, nc=00000001, cnonce="${cnonce}"`;
   };
   for (const algorithm of ['SHA-256', 'MD5'] as const) {
@@ -172,12 +217,21 @@ test('digest (RFC 8760): an SRC outside sip_sources is challenged for SHA-256 an
     const challenges = unauthorized.headers.getAll('www-authenticate');
     expect(challenges.map((v) => /algorithm=([\w-]+)/.exec(v)![1])).toEqual(['SHA-256', 'MD5']);
     const nonce = /nonce="([^"]+)"/.exec(challenges[0])![1];
-    c.send('INVITE', 'agent-digest', { cseq: 2, contentType: 'application/sdp', body: offer('0', ''), authorization: authorization(algorithm, nonce, 'not-the-secret') });
+    c.send('INVITE', 'agent-digest', {
+      cseq: 2,
+      contentType: 'application/sdp',
+      body: offer('0', ''),
+      authorization: authorization(algorithm, nonce, 'not-the-secret'),
+    });
     await c.next(status(403));
     c.close();
     // The failure above spent one of 127.0.0.2's AUTH_FAILURES_PER_IP (20 a minute): it may try again.
     const d = await client('127.0.0.2');
-    d.send('INVITE', 'agent-digest', { contentType: 'application/sdp', body: offer('0', ''), authorization: authorization(algorithm, nonce, created.secret) });
+    d.send('INVITE', 'agent-digest', {
+      contentType: 'application/sdp',
+      body: offer('0', ''),
+      authorization: authorization(algorithm, nonce, created.secret),
+    });
     const ok = await d.next(status(200));
     d.send('ACK', 'agent-digest', { toTag: /tag=(\w+)/.exec(ok.headers.get('to')!)![1] });
     d.send('BYE', 'agent-digest', { cseq: 3, toTag: /tag=(\w+)/.exec(ok.headers.get('to')!)![1] });

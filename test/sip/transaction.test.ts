@@ -13,7 +13,11 @@ const TIMERS = { t1: 20, t2: 80, t4: 100 };
 let transport: SipTransport;
 let server: SipServer;
 let draining = false;
-const seen: { requests: [SipRequest, ServerTransaction][]; acks: SipRequest[]; cancels: ServerTransaction[] } = { requests: [], acks: [], cancels: [] };
+const seen: { requests: [SipRequest, ServerTransaction][]; acks: SipRequest[]; cancels: ServerTransaction[] } = {
+  requests: [],
+  acks: [],
+  cancels: [],
+};
 const handler: SipHandler = {
   request: (request, transaction) => void seen.requests.push([request, transaction]),
   ack: (request) => void seen.acks.push(request),
@@ -108,14 +112,22 @@ test('OPTIONS is answered 200 with Allow over UDP and TCP, 503 with Retry-After 
   let data = Buffer.alloc(0);
   socket.on('data', (chunk) => (data = Buffer.concat([data, chunk])));
   draining = false;
-  const text = Buffer.from((request('OPTIONS', 1, 'z9hG4bK-t1') + request('OPTIONS', 1, 'z9hG4bK-t2')).replace(/UDP/g, 'TCP').replace(/\n/g, '\r\n'));
+  const text = Buffer.from(
+    (request('OPTIONS', 1, 'z9hG4bK-t1') + request('OPTIONS', 1, 'z9hG4bK-t2'))
+      .replace(/UDP/g, 'TCP')
+      .replace(/\n/g, '\r\n'),
+  );
   socket.write(text.subarray(0, text.length - 30));
   await new Promise((resolve) => setTimeout(resolve, 20));
   socket.write(text.subarray(text.length - 30));
-  while ((data.toString().match(/SIP\/2\.0 200/g) ?? []).length < 2) await new Promise((resolve) => socket.once('data', resolve));
+  while ((data.toString().match(/SIP\/2\.0 200/g) ?? []).length < 2)
+    await new Promise((resolve) => socket.once('data', resolve));
   const first = parseMessage(data, true)!;
   const second = parseMessage(data.subarray(first.length), true)!;
-  expect([first.message.headers.get('call-id'), second.message.headers.get('call-id')]).toEqual(['tx-z9hG4bK-t1', 'tx-z9hG4bK-t2']);
+  expect([first.message.headers.get('call-id'), second.message.headers.get('call-id')]).toEqual([
+    'tx-z9hG4bK-t1',
+    'tx-z9hG4bK-t2',
+  ]);
   socket.destroy();
 });
 
@@ -158,7 +170,9 @@ test('INVITE answered 486: Timer G retransmits it over UDP until the ACK, which 
   const states: string[] = [];
   transaction.on('stateChange', (_, next) => states.push(next.status));
   client.send(request('ACK', client.port, 'z9hG4bK-inv2', ';tag=uas1'));
-  await new Promise<void>((resolve) => transaction.on('stateChange', (_, next) => next.status === 'terminated' && resolve()));
+  await new Promise<void>((resolve) =>
+    transaction.on('stateChange', (_, next) => next.status === 'terminated' && resolve()),
+  );
   expect(states).toEqual(['confirmed', 'terminated']);
   expect(seen.acks).toHaveLength(0);
   client.close();
@@ -212,7 +226,9 @@ test('a non-INVITE final response is resent to a retransmitted request (Timer J)
   await client.until(2);
   expect(client.received.map((r) => r.status)).toEqual([200, 200]);
   expect(seen.requests).toHaveLength(1);
-  await new Promise<void>((resolve) => transaction.on('stateChange', (_, next) => next.status === 'terminated' && resolve()));
+  await new Promise<void>((resolve) =>
+    transaction.on('stateChange', (_, next) => next.status === 'terminated' && resolve()),
+  );
   client.close();
 });
 
@@ -220,12 +236,17 @@ test("callrec's own BYE is resent over UDP until it is answered, and the answer 
   const client = await udpClient();
   const sender = dgram.createSocket('udp4');
   const peer = { reliable: false, send: (data: Buffer) => sender.send(data, client.port, '127.0.0.1') };
-  const bye = parseMessage(Buffer.from(request('BYE', udpPort(), 'z9hG4bK-uac1', ';tag=src1').replace(/\n/g, '\r\n')), false)!.message as SipRequest;
+  const bye = parseMessage(
+    Buffer.from(request('BYE', udpPort(), 'z9hG4bK-uac1', ';tag=src1').replace(/\n/g, '\r\n')),
+    false,
+  )!.message as SipRequest;
   const transaction = server.send(bye, peer);
   await client.until(2);
   const received = client.received as unknown as SipRequest[];
   expect(received.map((r) => r.method)).toEqual(['BYE', 'BYE']);
-  const ended = new Promise<number>((resolve) => transaction.on('stateChange', (_, next) => next.status === 'terminated' && resolve(next.response)));
+  const ended = new Promise<number>((resolve) =>
+    transaction.on('stateChange', (_, next) => next.status === 'terminated' && resolve(next.response)),
+  );
   client.send(
     `SIP/2.0 200 OK\nVia: ${received[0].headers.get('via')}\nFrom: ${received[0].headers.get('from')}\nTo: ${received[0].headers.get('to')}\nCall-ID: ${received[0].headers.get('call-id')}\nCSeq: 1 BYE\nContent-Length: 0\n\n`,
   );
@@ -252,7 +273,9 @@ test('every RFC 4475 message, whole and cut short, over UDP and on one TCP conne
   // connection closed: what follows it cannot be framed. (Over UDP the 400s go to the Via's
   // port, which these messages name elsewhere.)
   await closed;
-  expect(tcpReceived).toMatch(/^SIP\/2\.0 100 Trying\r\n[\s\S]*SIP\/2\.0 400 Bad Request \(bad Via[^\r]*\)\r\n[\s\S]*Call-ID: badinv01\./);
+  expect(tcpReceived).toMatch(
+    /^SIP\/2\.0 100 Trying\r\n[\s\S]*SIP\/2\.0 400 Bad Request \(bad Via[^\r]*\)\r\n[\s\S]*Call-ID: badinv01\./,
+  );
   client.send(request('OPTIONS', client.port, 'z9hG4bK-after'));
   expect(await client.next((r) => r.headers.get('call-id') === 'tx-z9hG4bK-after')).toMatchObject({ status: 200 });
   client.close();

@@ -41,7 +41,13 @@ export const BACKENDS: Record<string, () => Promise<Backend>> = {
 
   async s3() {
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'callrec-s3rver-'));
-    const server = new S3rver({ port: 0, address: '127.0.0.1', silent: true, directory: dir, configureBuckets: [{ name: BUCKET }] });
+    const server = new S3rver({
+      port: 0,
+      address: '127.0.0.1',
+      silent: true,
+      directory: dir,
+      configureBuckets: [{ name: BUCKET }],
+    });
     server.middleware.unshift(s3rverFixes);
     const { port } = await server.run();
     const store = new S3ObjectStore(`s3://${BUCKET}/recordings`, {
@@ -99,7 +105,10 @@ async function dirSize(dir: string): Promise<number> {
  * `size` random bytes produced only as they are read, and their SHA-256 once all were read.
  * `beforeChunk` runs (and is awaited) before each chunk, with the bytes produced so far.
  */
-export function generated(size: number, beforeChunk?: (produced: number) => Promise<void>): { stream: Readable; digest: () => string } {
+export function generated(
+  size: number,
+  beforeChunk?: (produced: number) => Promise<void>,
+): { stream: Readable; digest: () => string } {
   const hash = createHash('sha256');
   let produced = 0;
   let digest: string | undefined;

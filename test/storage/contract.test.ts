@@ -33,7 +33,12 @@ describe.each(Object.keys(BACKENDS))('ObjectStore contract: %s', (name) => {
     const data = randomBytes(300_000);
     await store.put('ranged', Readable.from([data.subarray(0, 70_000), data.subarray(70_000)]));
     const last = data.length - 1;
-    const ranges: [number, number][] = [[0, 0], [last, last], [0, last], [1, last - 1]];
+    const ranges: [number, number][] = [
+      [0, 0],
+      [last, last],
+      [0, last],
+      [1, last - 1],
+    ];
     for (let i = 0; i < 20; i++) {
       const start = randomInt(data.length);
       ranges.push([start, randomInt(start, data.length)]);
@@ -68,7 +73,9 @@ describe.each(Object.keys(BACKENDS))('ObjectStore contract: %s', (name) => {
   });
 
   test('a key that escapes the store is rejected', async () => {
-    await expect(store.put('../escape', Readable.from([Buffer.from('x')]))).rejects.toMatchObject({ code: 'ERR_BAD_KEY' });
+    await expect(store.put('../escape', Readable.from([Buffer.from('x')]))).rejects.toMatchObject({
+      code: 'ERR_BAD_KEY',
+    });
     await expect(store.get('../escape')).rejects.toMatchObject({ code: 'ERR_BAD_KEY' });
   });
 

@@ -39,7 +39,9 @@ describe('GcsObjectStore against a failing server', () => {
 
   test('a put rejects when the server refuses connections', async () => {
     server.fail('refuse');
-    await expect(store().put('down', Readable.from([Buffer.from('x')]))).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+    await expect(store().put('down', Readable.from([Buffer.from('x')]))).rejects.toMatchObject({
+      code: 'ECONNREFUSED',
+    });
   });
 
   test('reads retry through transient 503s', async () => {

@@ -8,7 +8,10 @@ import { BUCKET } from './backends.js';
 describe('openObjectStore', () => {
   test('picks the store by URL scheme', () => {
     expect(openObjectStore('file:///tmp/callrec-recordings')).toBeInstanceOf(LocalObjectStore);
-    const s3 = openObjectStore('s3://bucket/pre/fix', { endpoint: 'http://127.0.0.1:9', credentials: { accessKeyId: 'a', secretAccessKey: 'b' } });
+    const s3 = openObjectStore('s3://bucket/pre/fix', {
+      endpoint: 'http://127.0.0.1:9',
+      credentials: { accessKeyId: 'a', secretAccessKey: 'b' },
+    });
     expect(s3).toBeInstanceOf(S3ObjectStore);
     expect(s3.url).toBe('s3://bucket/pre/fix');
     (s3 as S3ObjectStore).destroy();

@@ -54,11 +54,22 @@ describe.each(TEST_DB_KINDS)('store on %s', (kind) => {
     test('a created key verifies to its principal until revoked', async () => {
       const { key, secret } = await store.keys.create({ tenantId: 't1', name: 'ci', scopes: ['recordings:read'] });
       expect(secret).toMatch(/^crk_[A-Za-z0-9_-]{43}$/);
-      expect(key).toMatchObject({ tenantId: 't1', name: 'ci', scopes: ['recordings:read'], operator: false, revokedAt: null });
+      expect(key).toMatchObject({
+        tenantId: 't1',
+        name: 'ci',
+        scopes: ['recordings:read'],
+        operator: false,
+        revokedAt: null,
+      });
       expect(secret.startsWith(key.prefix)).toBe(true);
       expect(JSON.stringify(await store.keys.list('t1'))).not.toContain(secret);
 
-      expect(await store.keys.verify(secret)).toEqual({ keyId: key.id, tenantId: 't1', scopes: ['recordings:read'], operator: false });
+      expect(await store.keys.verify(secret)).toEqual({
+        keyId: key.id,
+        tenantId: 't1',
+        scopes: ['recordings:read'],
+        operator: false,
+      });
       expect(await store.keys.verify(`${secret}x`)).toBeNull();
 
       expect(await store.keys.revoke('t2', key.id)).toBe(false);
@@ -83,7 +94,9 @@ describe.each(TEST_DB_KINDS)('store on %s', (kind) => {
     });
 
     test('create rejects an unknown tenant', async () => {
-      await expect(store.keys.create({ tenantId: 'ghost', name: 'x', scopes: [] })).rejects.toMatchObject({ code: 'ERR_NOT_FOUND' });
+      await expect(store.keys.create({ tenantId: 'ghost', name: 'x', scopes: [] })).rejects.toMatchObject({
+        code: 'ERR_NOT_FOUND',
+      });
     });
 
     test('ensureOperatorKey is idempotent and restores a revoked operator key', async () => {
@@ -95,17 +108,34 @@ describe.each(TEST_DB_KINDS)('store on %s', (kind) => {
       const second = await store.keys.ensureOperatorKey(secret);
       expect(second.id).toBe(first.id);
       expect(await store.keys.list('default')).toHaveLength(1);
-      expect(await store.keys.verify(secret)).toEqual({ keyId: first.id, tenantId: 'default', scopes: ['admin'], operator: true });
+      expect(await store.keys.verify(secret)).toEqual({
+        keyId: first.id,
+        tenantId: 'default',
+        scopes: ['admin'],
+        operator: true,
+      });
     });
   });
 
   describe('agents', () => {
     test('patch creates, deep-merges and audits every change', async () => {
       expect(await store.agents.get('t1', 'a1')).toBeNull();
-      const created = await store.agents.patch('t1', 'a1', { voice_tools: { call_recording: { enabled: true, storage_days: 30 } } }, 'k1');
+      const created = await store.agents.patch(
+        't1',
+        'a1',
+        { voice_tools: { call_recording: { enabled: true, storage_days: 30 } } },
+        'k1',
+      );
       expect(created.settings).toEqual({ voice_tools: { call_recording: { enabled: true, storage_days: 30 } } });
-      const merged = await store.agents.patch('t1', 'a1', { voice_tools: { call_recording: { storage_days: 7, agent_ws_url: null } } }, 'k2');
-      expect(merged.settings).toEqual({ voice_tools: { call_recording: { enabled: true, storage_days: 7, agent_ws_url: null } } });
+      const merged = await store.agents.patch(
+        't1',
+        'a1',
+        { voice_tools: { call_recording: { storage_days: 7, agent_ws_url: null } } },
+        'k2',
+      );
+      expect(merged.settings).toEqual({
+        voice_tools: { call_recording: { enabled: true, storage_days: 7, agent_ws_url: null } },
+      });
       expect(merged.createdAt).toBe(created.createdAt);
       expect(await store.agents.get('t1', 'a1')).toEqual(merged);
       expect(await store.agents.get('t2', 'a1')).toBeNull();
@@ -120,7 +150,11 @@ describe.each(TEST_DB_KINDS)('store on %s', (kind) => {
 
     test('concurrent patches of one agent keep every field', async () => {
       const fields = ['enabled', 'auto_record', 'dual_channel', 'consent_prompt'] as const;
-      await Promise.all(fields.map((field) => store.agents.patch('t1', 'busy', { voice_tools: { call_recording: { [field]: true } } }, null)));
+      await Promise.all(
+        fields.map((field) =>
+          store.agents.patch('t1', 'busy', { voice_tools: { call_recording: { [field]: true } } }, null),
+        ),
+      );
       expect((await store.agents.get('t1', 'busy'))!.settings.voice_tools!.call_recording).toEqual(
         Object.fromEntries(fields.map((field) => [field, true])),
       );
@@ -131,10 +165,18 @@ describe.each(TEST_DB_KINDS)('store on %s', (kind) => {
   describe('calls and recordings', () => {
     test('a call is created live, updated, and scoped to its tenant', async () => {
       const call = await store.calls.create(newCall('CA1', '2024-05-01T10:00:00.000Z'));
-      expect(call).toMatchObject({ status: 'live', pauses: [], consent: null, alignment: null, legs: ['caller', 'agent'] });
+      expect(call).toMatchObject({
+        status: 'live',
+        pauses: [],
+        consent: null,
+        alignment: null,
+        legs: ['caller', 'agent'],
+      });
       expect(await store.calls.get('t1', 'CA1')).toEqual(call);
       expect(await store.calls.get('t2', 'CA1')).toBeNull();
-      await expect(store.calls.create(newCall('CA1', '2024-05-01T10:00:00.000Z'))).rejects.toMatchObject({ code: 'ERR_CONFLICT' });
+      await expect(store.calls.create(newCall('CA1', '2024-05-01T10:00:00.000Z'))).rejects.toMatchObject({
+        code: 'ERR_CONFLICT',
+      });
 
       const ended = await store.calls.update('t1', 'CA1', {
         status: 'ended',
@@ -144,18 +186,47 @@ describe.each(TEST_DB_KINDS)('store on %s', (kind) => {
         pauses: [{ start_ms: 1000, end_ms: 2000 }],
         alignment: { max_skew_ms: 0.5 },
       });
-      expect(ended).toMatchObject({ status: 'ended', endReason: 'hangup', consent: { outcome: 'announced' }, pauses: [{ start_ms: 1000, end_ms: 2000 }], alignment: { max_skew_ms: 0.5 } });
+      expect(ended).toMatchObject({
+        status: 'ended',
+        endReason: 'hangup',
+        consent: { outcome: 'announced' },
+        pauses: [{ start_ms: 1000, end_ms: 2000 }],
+        alignment: { max_skew_ms: 0.5 },
+      });
       expect(ended!.settings).toEqual({ ...CALL_RECORDING_DEFAULTS, enabled: true });
       expect(await store.calls.update('t2', 'CA1', { status: 'ended' })).toBeNull();
     });
 
     test('one recording per call; updates round-trip large sizes as numbers', async () => {
       await store.calls.create(newCall('CA1', '2024-05-01T10:00:00.000Z'));
-      const recording = await store.recordings.create({ tenantId: 't1', callId: 'CA1', format: 'mp3', channels: 2, sampleRate: 8000, storageDays: 90 });
+      const recording = await store.recordings.create({
+        tenantId: 't1',
+        callId: 'CA1',
+        format: 'mp3',
+        channels: 2,
+        sampleRate: 8000,
+        storageDays: 90,
+      });
       expect(recording).toMatchObject({ status: 'recording', attempts: 0, objectKey: null });
-      await expect(store.recordings.create({ tenantId: 't1', callId: 'CA1', format: 'mp3', channels: 1, sampleRate: 8000, storageDays: 90 })).rejects.toMatchObject({ code: 'ERR_CONFLICT' });
+      await expect(
+        store.recordings.create({
+          tenantId: 't1',
+          callId: 'CA1',
+          format: 'mp3',
+          channels: 1,
+          sampleRate: 8000,
+          storageDays: 90,
+        }),
+      ).rejects.toMatchObject({ code: 'ERR_CONFLICT' });
 
-      const ready = await store.recordings.update(recording.id, { status: 'ready', byteSize: 5_000_000_000, durationMs: 61_000, sha256: 'ab'.repeat(32), attempts: 1, readyAt: '2024-05-01T10:06:00.000Z' });
+      const ready = await store.recordings.update(recording.id, {
+        status: 'ready',
+        byteSize: 5_000_000_000,
+        durationMs: 61_000,
+        sha256: 'ab'.repeat(32),
+        attempts: 1,
+        readyAt: '2024-05-01T10:06:00.000Z',
+      });
       expect(ready).toMatchObject({ status: 'ready', byteSize: 5_000_000_000, durationMs: 61_000, attempts: 1 });
       expect(typeof ready!.byteSize).toBe('number');
       expect(await store.recordings.getByCall('t1', 'CA1')).toEqual(ready);
@@ -189,12 +260,27 @@ describe.each(TEST_DB_KINDS)('store on %s', (kind) => {
       await store.calls.create(newCall('c-none', '2024-05-01T10:00:00.000Z'));
       await store.calls.create(newCall('c-ready', '2024-05-02T10:00:00.000Z', { agentId: 'agent-b' }));
       await store.calls.create(newCall('c-deleted', '2024-05-03T10:00:00.000Z'));
-      const ready = await store.recordings.create({ tenantId: 't1', callId: 'c-ready', format: 'wav', channels: 1, sampleRate: 8000, storageDays: 90 });
+      const ready = await store.recordings.create({
+        tenantId: 't1',
+        callId: 'c-ready',
+        format: 'wav',
+        channels: 1,
+        sampleRate: 8000,
+        storageDays: 90,
+      });
       await store.recordings.update(ready.id, { status: 'ready' });
-      const deleted = await store.recordings.create({ tenantId: 't1', callId: 'c-deleted', format: 'wav', channels: 1, sampleRate: 8000, storageDays: 90 });
+      const deleted = await store.recordings.create({
+        tenantId: 't1',
+        callId: 'c-deleted',
+        format: 'wav',
+        channels: 1,
+        sampleRate: 8000,
+        storageDays: 90,
+      });
       await store.recordings.update(deleted.id, { status: 'deleted' });
 
-      const ids = async (filters: Parameters<Store['calls']['list']>[1]) => (await store.calls.list('t1', filters, undefined, 50)).items.map((item) => item.call.id);
+      const ids = async (filters: Parameters<Store['calls']['list']>[1]) =>
+        (await store.calls.list('t1', filters, undefined, 50)).items.map((item) => item.call.id);
       expect(await ids({})).toEqual(['c-deleted', 'c-ready', 'c-none']);
       expect(await ids({ agentId: 'agent-b' })).toEqual(['c-ready']);
       expect(await ids({ from: '2024-05-02T00:00:00.000Z' })).toEqual(['c-deleted', 'c-ready']);
@@ -209,9 +295,23 @@ describe.each(TEST_DB_KINDS)('store on %s', (kind) => {
     });
 
     test('the access log keeps who read what', async () => {
-      await store.accessLog.add({ tenantId: 't1', keyId: 'k1', callId: 'CA1', recordingId: 'r1', format: 'mp3', range: 'bytes=0-99', ip: '127.0.0.1' });
+      await store.accessLog.add({
+        tenantId: 't1',
+        keyId: 'k1',
+        callId: 'CA1',
+        recordingId: 'r1',
+        format: 'mp3',
+        range: 'bytes=0-99',
+        ip: '127.0.0.1',
+      });
       expect(await store.accessLog.list('t1', 'CA1')).toEqual([
-        expect.objectContaining({ keyId: 'k1', recordingId: 'r1', format: 'mp3', range: 'bytes=0-99', ip: '127.0.0.1' }),
+        expect.objectContaining({
+          keyId: 'k1',
+          recordingId: 'r1',
+          format: 'mp3',
+          range: 'bytes=0-99',
+          ip: '127.0.0.1',
+        }),
       ]);
       expect(await store.accessLog.list('t2', 'CA1')).toEqual([]);
     });
@@ -229,15 +329,30 @@ describe.each(TEST_DB_KINDS)('store on %s', (kind) => {
     afterEach(() => fs.rm(dir, { recursive: true, force: true }));
 
     /** A call with a ready recording whose object is really in `objects`. */
-    async function readyRecording(callId: string, storageDays = 90, tenantId = 't1', objectKey = `${tenantId}/${callId}.mp3.enc`) {
+    async function readyRecording(
+      callId: string,
+      storageDays = 90,
+      tenantId = 't1',
+      objectKey = `${tenantId}/${callId}.mp3.enc`,
+    ) {
       await store.calls.create({ ...newCall(callId, '2024-05-01T10:00:00.000Z'), tenantId });
-      const recording = await store.recordings.create({ tenantId, callId, format: 'mp3', channels: 1, sampleRate: 8000, storageDays });
+      const recording = await store.recordings.create({
+        tenantId,
+        callId,
+        format: 'mp3',
+        channels: 1,
+        sampleRate: 8000,
+        storageDays,
+      });
       if (!objectKey.startsWith('..')) await objects.put(objectKey, Readable.from([Buffer.from('audio')]));
       return (await store.recordings.update(recording.id, { status: 'ready', objectKey }))!;
     }
 
     test('a new call is not on hold; hold and release are audited with who, what and why', async () => {
-      expect(await store.calls.create(newCall('H1', '2024-05-01T10:00:00.000Z'))).toMatchObject({ legalHold: false, legalHoldReason: null });
+      expect(await store.calls.create(newCall('H1', '2024-05-01T10:00:00.000Z'))).toMatchObject({
+        legalHold: false,
+        legalHoldReason: null,
+      });
       const held = await store.calls.setLegalHold('t1', 'H1', true, 'case 42', 'k1');
       expect(held).toMatchObject({ id: 'H1', legalHold: true, legalHoldReason: 'case 42' });
       expect(await store.calls.get('t1', 'H1')).toEqual(held);
@@ -246,9 +361,23 @@ describe.each(TEST_DB_KINDS)('store on %s', (kind) => {
       expect(await store.calls.setLegalHold('t2', 'H1', true, 'not mine', 'k3')).toBeNull();
 
       const audit = await store.calls.audit('t1', 'H1');
-      expect(audit.map(({ version, keyId, action, before, after }) => ({ version, keyId, action, before, after }))).toEqual([
-        { version: 1, keyId: 'k1', action: 'legal_hold', before: { legal_hold: false, reason: null }, after: { legal_hold: true, reason: 'case 42' } },
-        { version: 2, keyId: 'k2', action: 'legal_hold', before: { legal_hold: true, reason: 'case 42' }, after: { legal_hold: false, reason: 'case closed' } },
+      expect(
+        audit.map(({ version, keyId, action, before, after }) => ({ version, keyId, action, before, after })),
+      ).toEqual([
+        {
+          version: 1,
+          keyId: 'k1',
+          action: 'legal_hold',
+          before: { legal_hold: false, reason: null },
+          after: { legal_hold: true, reason: 'case 42' },
+        },
+        {
+          version: 2,
+          keyId: 'k2',
+          action: 'legal_hold',
+          before: { legal_hold: true, reason: 'case 42' },
+          after: { legal_hold: false, reason: 'case closed' },
+        },
       ]);
       expect(await store.calls.audit('t2', 'H1')).toEqual([]);
     });
@@ -256,14 +385,26 @@ describe.each(TEST_DB_KINDS)('store on %s', (kind) => {
     test('delete removes the object, marks the recording deleted and leaves a tombstone', async () => {
       const recording = await readyRecording('D1');
       expect(await objects.exists('t1/D1.mp3.enc')).toBe(true);
-      const { recording: after, tombstone } = await store.recordings.delete('t1', 'D1', objects, { deletedBy: 'k1', reason: 'api' });
+      const { recording: after, tombstone } = await store.recordings.delete('t1', 'D1', objects, {
+        deletedBy: 'k1',
+        reason: 'api',
+      });
       expect(await objects.exists('t1/D1.mp3.enc')).toBe(false);
       expect(after).toMatchObject({ id: recording.id, status: 'deleted', deletedAt: expect.any(String) });
       expect(await store.recordings.getByCall('t1', 'D1')).toEqual(after);
-      expect(tombstone).toMatchObject({ tenantId: 't1', callId: 'D1', recordingId: recording.id, objectKey: 't1/D1.mp3.enc', deletedBy: 'k1', reason: 'api' });
+      expect(tombstone).toMatchObject({
+        tenantId: 't1',
+        callId: 'D1',
+        recordingId: recording.id,
+        objectKey: 't1/D1.mp3.enc',
+        deletedBy: 'k1',
+        reason: 'api',
+      });
       expect(await store.tombstones.list('t1', 'D1')).toEqual([tombstone]);
       expect(await store.tombstones.list('t2', 'D1')).toEqual([]);
-      await expect(store.recordings.delete('t1', 'D1', objects, { deletedBy: 'k1', reason: 'api' })).rejects.toMatchObject({ code: 'ERR_NOT_FOUND' });
+      await expect(
+        store.recordings.delete('t1', 'D1', objects, { deletedBy: 'k1', reason: 'api' }),
+      ).rejects.toMatchObject({ code: 'ERR_NOT_FOUND' });
     });
 
     test('delete refuses a held call, a recording in progress, and other tenants; the object stays', async () => {
@@ -275,12 +416,23 @@ describe.each(TEST_DB_KINDS)('store on %s', (kind) => {
 
       for (const status of ['recording', 'paused', 'processing'] as const) {
         await store.calls.create(newCall(`P-${status}`, '2024-05-01T10:00:00.000Z'));
-        const recording = await store.recordings.create({ tenantId: 't1', callId: `P-${status}`, format: 'mp3', channels: 1, sampleRate: 8000, storageDays: 90 });
+        const recording = await store.recordings.create({
+          tenantId: 't1',
+          callId: `P-${status}`,
+          format: 'mp3',
+          channels: 1,
+          sampleRate: 8000,
+          storageDays: 90,
+        });
         await store.recordings.update(recording.id, { status });
-        await expect(store.recordings.delete('t1', `P-${status}`, objects, by)).rejects.toMatchObject({ code: 'ERR_CONFLICT' });
+        await expect(store.recordings.delete('t1', `P-${status}`, objects, by)).rejects.toMatchObject({
+          code: 'ERR_CONFLICT',
+        });
       }
       await store.calls.create(newCall('no-recording', '2024-05-01T10:00:00.000Z'));
-      await expect(store.recordings.delete('t1', 'no-recording', objects, by)).rejects.toMatchObject({ code: 'ERR_NOT_FOUND' });
+      await expect(store.recordings.delete('t1', 'no-recording', objects, by)).rejects.toMatchObject({
+        code: 'ERR_NOT_FOUND',
+      });
       expect(await objects.exists('t1/D2.mp3.enc')).toBe(true);
       expect(await store.tombstones.list('t1', 'D2')).toEqual([]);
 
@@ -291,7 +443,11 @@ describe.each(TEST_DB_KINDS)('store on %s', (kind) => {
 
     test('when the object cannot be deleted the recording stays deleting, too late to hold; deleting again or finishDeletions completes it', async () => {
       // A bucket nobody listens at: its deletes fail for real, outside any transaction.
-      const down = new S3ObjectStore('s3://bucket/rec', { endpoint: 'http://127.0.0.1:1', credentials: { accessKeyId: 'a', secretAccessKey: 'b' }, timeouts: { connectMs: 500, requestMs: 500 } });
+      const down = new S3ObjectStore('s3://bucket/rec', {
+        endpoint: 'http://127.0.0.1:1',
+        credentials: { accessKeyId: 'a', secretAccessKey: 'b' },
+        timeouts: { connectMs: 500, requestMs: 500 },
+      });
       const by = { deletedBy: 'k1', reason: 'api' } as const;
       const failures: string[] = [];
       const onError = (recording: { callId: string }) => failures.push(recording.callId);
@@ -300,17 +456,24 @@ describe.each(TEST_DB_KINDS)('store on %s', (kind) => {
         await expect(store.recordings.delete('t1', callId, down, by)).rejects.toThrow();
         expect(await store.recordings.getByCall('t1', callId)).toMatchObject({ status: 'deleting', deletedAt: null });
         expect(await store.tombstones.list('t1', callId)).toMatchObject([{ deletedBy: 'k1', reason: 'api' }]);
-        await expect(store.calls.setLegalHold('t1', callId, true, 'too late', 'k2')).rejects.toMatchObject({ code: 'ERR_CONFLICT' });
+        await expect(store.calls.setLegalHold('t1', callId, true, 'too late', 'k2')).rejects.toMatchObject({
+          code: 'ERR_CONFLICT',
+        });
         expect(await objects.exists(`t1/${callId}.mp3.enc`)).toBe(true);
       }
       down.destroy();
       // Deleting again resumes, under the decision already recorded.
       const [decided] = await store.tombstones.list('t1', 'D3');
-      expect(await store.recordings.delete('t1', 'D3', objects, { deletedBy: 'k9', reason: 'api' })).toMatchObject({ recording: { status: 'deleted' }, tombstone: decided });
+      expect(await store.recordings.delete('t1', 'D3', objects, { deletedBy: 'k9', reason: 'api' })).toMatchObject({
+        recording: { status: 'deleted' },
+        tombstone: decided,
+      });
       expect(await objects.exists('t1/D3.mp3.enc')).toBe(false);
       // Recovery finishes what is left, once it has sat long enough not to be under way.
       expect(await store.recordings.finishDeletions(async () => objects, { idleMs: 60_000, onError })).toEqual([]);
-      expect(await store.recordings.finishDeletions(async () => objects, { idleMs: 0, onError })).toMatchObject([{ callId: 'D4', status: 'deleted', deletedAt: expect.any(String) }]);
+      expect(await store.recordings.finishDeletions(async () => objects, { idleMs: 0, onError })).toMatchObject([
+        { callId: 'D4', status: 'deleted', deletedAt: expect.any(String) },
+      ]);
       expect(await store.recordings.getByCall('t1', 'D4')).toMatchObject({ status: 'deleted' });
       expect(await objects.exists('t1/D4.mp3.enc')).toBe(false);
       expect(await store.tombstones.list('t1', 'D4')).toHaveLength(1);
@@ -324,10 +487,18 @@ describe.each(TEST_DB_KINDS)('store on %s', (kind) => {
       await readyRecording('E-t2', 30, 't2');
       await store.calls.setLegalHold('t1', 'E-held', true, 'regulator', null);
       await store.calls.create(newCall('E-processing', '2024-05-01T10:00:00.000Z'));
-      const processing = await store.recordings.create({ tenantId: 't1', callId: 'E-processing', format: 'mp3', channels: 1, sampleRate: 8000, storageDays: 1 });
+      const processing = await store.recordings.create({
+        tenantId: 't1',
+        callId: 'E-processing',
+        format: 'mp3',
+        channels: 1,
+        sampleRate: 8000,
+        storageDays: 1,
+      });
       await store.recordings.update(processing.id, { status: 'processing' });
 
-      const expiredAt = async (days: number) => (await store.recordings.listExpired(new Date(Date.now() + days * DAY_MS), 10)).map((r) => r.callId).sort();
+      const expiredAt = async (days: number) =>
+        (await store.recordings.listExpired(new Date(Date.now() + days * DAY_MS), 10)).map((r) => r.callId).sort();
       expect(await expiredAt(29)).toEqual([]);
       expect(await expiredAt(31)).toEqual(['E-short', 'E-t2']);
       expect(await expiredAt(91)).toEqual(['E-long', 'E-short', 'E-t2']);
@@ -338,7 +509,14 @@ describe.each(TEST_DB_KINDS)('store on %s', (kind) => {
     });
 
     test('tombstones.add records a deletion made elsewhere', async () => {
-      const tombstone = await store.tombstones.add({ tenantId: 't1', callId: 'T1', recordingId: 'r1', objectKey: 'k', deletedBy: 'retention', reason: 'retention' });
+      const tombstone = await store.tombstones.add({
+        tenantId: 't1',
+        callId: 'T1',
+        recordingId: 'r1',
+        objectKey: 'k',
+        deletedBy: 'retention',
+        reason: 'retention',
+      });
       expect(await store.tombstones.list('t1', 'T1')).toEqual([tombstone]);
       expect(tombstone.at).toEqual(expect.any(String));
     });
@@ -365,10 +543,22 @@ test('a database at the first migration upgrades in place: existing calls are no
   try {
     const { error } = await new Migrator({ db: old, provider: migrationProvider }).migrateTo('0001_initial');
     expect(error).toBeUndefined();
-    await old.insertInto('calls').values({
-      tenant_id: 't1', id: 'before-upgrade', agent_id: 'a', provider: 'twilio', mode: 'fork', status: 'ended',
-      started_at: '2024-01-01T00:00:00.000Z', sample_rate: 8000, legs: '["caller"]', settings: '{}', pauses: '[]',
-    }).execute();
+    await old
+      .insertInto('calls')
+      .values({
+        tenant_id: 't1',
+        id: 'before-upgrade',
+        agent_id: 'a',
+        provider: 'twilio',
+        mode: 'fork',
+        status: 'ended',
+        started_at: '2024-01-01T00:00:00.000Z',
+        sample_rate: 8000,
+        legs: '["caller"]',
+        settings: '{}',
+        pauses: '[]',
+      })
+      .execute();
   } finally {
     await old.destroy();
   }
@@ -376,7 +566,9 @@ test('a database at the first migration upgrades in place: existing calls are no
   try {
     await store.migrate();
     expect(await store.calls.get('t1', 'before-upgrade')).toMatchObject({ legalHold: false, legalHoldReason: null });
-    expect(await store.calls.setLegalHold('t1', 'before-upgrade', true, 'audit', null)).toMatchObject({ legalHold: true });
+    expect(await store.calls.setLegalHold('t1', 'before-upgrade', true, 'audit', null)).toMatchObject({
+      legalHold: true,
+    });
   } finally {
     await store.close();
     await fs.rm(dir, { recursive: true, force: true });

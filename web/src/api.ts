@@ -53,16 +53,26 @@ export async function api<T>(method: string, path: string, body?: unknown, key =
   try {
     res = await fetch(path, {
       method,
-      headers: { authorization: `Bearer ${key ?? ''}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      headers: {
+        authorization: `Bearer ${key ?? ''}`,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch {
     throw new ApiError(0, 'ERR_NETWORK', 'The server could not be reached.');
   }
-  const payload = (await res.json().catch(() => null)) as { error?: { code: string; message: string; field?: string } } | null;
+  const payload = (await res.json().catch(() => null)) as {
+    error?: { code: string; message: string; field?: string };
+  } | null;
   if (!res.ok) {
     const error = payload?.error;
-    throw new ApiError(res.status, error?.code ?? `HTTP_${res.status}`, error?.message ?? `The server answered ${res.status}.`, error?.field);
+    throw new ApiError(
+      res.status,
+      error?.code ?? `HTTP_${res.status}`,
+      error?.message ?? `The server answered ${res.status}.`,
+      error?.field,
+    );
   }
   return payload as T;
 }
@@ -75,6 +85,10 @@ export function can(me: Me, scope: string): boolean {
 export const FORMATS: RecordingFormat[] = ['mp3', 'wav', 'ogg'];
 
 /** A short-lived URL for one recording in one format, usable by `<audio>` and downloads. */
-export function playbackUrl(callId: string, format: RecordingFormat, download = false): Promise<{ url: string; expires_at: string }> {
+export function playbackUrl(
+  callId: string,
+  format: RecordingFormat,
+  download = false,
+): Promise<{ url: string; expires_at: string }> {
   return api('POST', `/api/calls/${encodeURIComponent(callId)}/recording/url`, { format, download });
 }

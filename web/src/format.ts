@@ -15,7 +15,11 @@ export function formatDuration(ms: number | null): string {
 }
 
 /** A call's length: the recording's when there is one, else start to end (or to now while live). */
-export function callDurationMs(call: { started_at: string; ended_at: string | null; recording: { duration_ms: number | null } | null }): number | null {
+export function callDurationMs(call: {
+  started_at: string;
+  ended_at: string | null;
+  recording: { duration_ms: number | null } | null;
+}): number | null {
   if (call.recording?.duration_ms != null) return call.recording.duration_ms;
   const end = call.ended_at ? Date.parse(call.ended_at) : Date.now();
   return end - Date.parse(call.started_at);

@@ -47,16 +47,26 @@ function App() {
   return (
     <>
       <header class="top">
-        <a class="brand" href={href.calls()}>callrec</a>
+        <a class="brand" href={href.calls()}>
+          callrec
+        </a>
         <nav aria-label="Main">
-          <a href={href.calls()} aria-current={route.page === 'calls' || route.page === 'call' ? 'page' : undefined}>Call Logs</a>
-          <a href={href.agents()} aria-current={route.page === 'agents' || route.page === 'agent' ? 'page' : undefined}>Agents</a>
+          <a href={href.calls()} aria-current={route.page === 'calls' || route.page === 'call' ? 'page' : undefined}>
+            Call Logs
+          </a>
+          <a href={href.agents()} aria-current={route.page === 'agents' || route.page === 'agent' ? 'page' : undefined}>
+            Agents
+          </a>
           <a href="/docs">API reference</a>
         </nav>
         <div class="who">
           {me.features.test_call && <TestCall me={me} />}
-          <span class="tenant" title={`key ${me.key.name}`}>{me.tenant_id}</span>
-          <button type="button" onClick={signOut}>Sign out</button>
+          <span class="tenant" title={`key ${me.key.name}`}>
+            {me.tenant_id}
+          </span>
+          <button type="button" onClick={signOut}>
+            Sign out
+          </button>
         </div>
       </header>
       <main>

@@ -34,7 +34,10 @@ export class FileTtsEngine implements TtsEngine {
   constructor(readonly dir: string) {}
 
   async synthesize(text: string): Promise<{ pcm: Int16Array; sampleRate: number }> {
-    const tried = [path.join(this.dir, `${createHash('sha256').update(text).digest('hex')}.wav`), path.join(this.dir, 'default.wav')];
+    const tried = [
+      path.join(this.dir, `${createHash('sha256').update(text).digest('hex')}.wav`),
+      path.join(this.dir, 'default.wav'),
+    ];
     for (const file of tried) {
       let bytes: Buffer;
       try {
@@ -48,7 +51,9 @@ export class FileTtsEngine implements TtsEngine {
         // readFile's buffer owns its ArrayBuffer from offset 0, which node-wav assumes.
         decoded = wav.decode(bytes);
       } catch (err) {
-        throw new CallrecError('ERR_TTS', `prompt ${file} is not a readable WAV: ${(err as Error).message}`, { cause: err });
+        throw new CallrecError('ERR_TTS', `prompt ${file} is not a readable WAV: ${(err as Error).message}`, {
+          cause: err,
+        });
       }
       return { pcm: toMonoPcm16(decoded.channelData), sampleRate: decoded.sampleRate };
     }

@@ -80,10 +80,18 @@ export class FlitePool {
       const job: Job = { args, dir, resolve, reject, timer: null };
       if (this.#hasRoom()) return this.#start(job);
       const { maxQueued, maxWaitMs } = this.#limits;
-      if (this.#queue.length >= maxQueued) return reject(new CallrecError('ERR_TTS_BUSY', `${maxQueued} syntheses already wait for a Flite worker (FLITE_QUEUE_MAX)`));
+      if (this.#queue.length >= maxQueued)
+        return reject(
+          new CallrecError('ERR_TTS_BUSY', `${maxQueued} syntheses already wait for a Flite worker (FLITE_QUEUE_MAX)`),
+        );
       job.timer = setTimeout(() => {
         this.#queue.splice(this.#queue.indexOf(job), 1);
-        reject(new CallrecError('ERR_TTS_BUSY', `no Flite worker was free within ${maxWaitMs / 1000} s (FLITE_QUEUE_WAIT_SECONDS)`));
+        reject(
+          new CallrecError(
+            'ERR_TTS_BUSY',
+            `no Flite worker was free within ${maxWaitMs / 1000} s (FLITE_QUEUE_WAIT_SECONDS)`,
+          ),
+        );
       }, maxWaitMs);
       job.timer.unref();
       this.#queue.push(job);

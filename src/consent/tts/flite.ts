@@ -37,14 +37,21 @@ function fliteModule(): Promise<object> {
 let defaultPool: FlitePool | undefined;
 
 /** Speaks `text` with a Flite voice in `pool`; mono 16-bit PCM at the voice's own rate, Flite's exact samples. */
-export async function fliteSpeak(text: string, voice: FliteVoice, pool: FlitePool = (defaultPool ??= new FlitePool(fliteModule))): Promise<{ pcm: Int16Array; sampleRate: number }> {
+export async function fliteSpeak(
+  text: string,
+  voice: FliteVoice,
+  pool: FlitePool = (defaultPool ??=
+    new FlitePool(fliteModule)),
+): Promise<{ pcm: Int16Array; sampleRate: number }> {
   const dir = await mkdtemp(path.join(tmpdir(), 'callrec-flite-'));
   try {
     const exit = await pool.run(['flite', '-voice', voice, '-t', text, '-o', '/out/speech.wav'], dir);
     if (exit !== 0) throw new Error(`flite exited with ${exit}`);
     return readPcm16Wav(await readFile(path.join(dir, 'speech.wav')), 'flite');
   } catch (err) {
-    throw err instanceof CallrecError ? err : new CallrecError('ERR_TTS', `flite could not speak: ${(err as Error).message}`, { cause: err });
+    throw err instanceof CallrecError
+      ? err
+      : new CallrecError('ERR_TTS', `flite could not speak: ${(err as Error).message}`, { cause: err });
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -30,10 +30,16 @@ export class GoogleTtsEngine implements TtsEngine {
   constructor(options: GoogleTtsOptions = {}) {
     this.voice = options.voice ?? 'en-US-Standard-C';
     const parts = this.voice.split('-');
-    if (parts.length < 3) throw new CallrecError('ERR_CONFIG', `GOOGLE_TTS_VOICE: expected a voice name like en-US-Standard-C, got "${this.voice}"`);
+    if (parts.length < 3)
+      throw new CallrecError(
+        'ERR_CONFIG',
+        `GOOGLE_TTS_VOICE: expected a voice name like en-US-Standard-C, got "${this.voice}"`,
+      );
     this.#languageCode = `${parts[0]}-${parts[1]}`;
     this.#timeoutMs = options.timeoutMs ?? 10_000;
-    this.#client = import('@google-cloud/text-to-speech').then(({ TextToSpeechClient }) => new TextToSpeechClient(options.client));
+    this.#client = import('@google-cloud/text-to-speech').then(
+      ({ TextToSpeechClient }) => new TextToSpeechClient(options.client),
+    );
     this.#client.catch(() => {}); // reported by the first synthesis
   }
 

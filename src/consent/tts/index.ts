@@ -19,7 +19,11 @@ export { GoogleTtsEngine, type GoogleTtsOptions } from './google.js';
  *   Application Default Credentials (`GOOGLE_APPLICATION_CREDENTIALS`, metadata server, …).
  * - `file:<dir>`: none.
  */
-export function createTtsEngine(spec: string, env: Record<string, string | undefined> = process.env, flite?: FlitePoolLimits): TtsEngine {
+export function createTtsEngine(
+  spec: string,
+  env: Record<string, string | undefined> = process.env,
+  flite?: FlitePoolLimits,
+): TtsEngine {
   if (spec === 'flite') return new FliteEngine(env.FLITE_VOICE || undefined, flite);
   if (spec === 'google') {
     const apiKey = env.GOOGLE_TTS_API_KEY || undefined;

@@ -10,5 +10,9 @@ export function Forbidden({ scope, children }: { scope: string; children: Compon
 }
 
 export function ErrorMessage({ error }: { error: string | null }) {
-  return error ? <p class="error" role="alert">{error}</p> : null;
+  return error ? (
+    <p class="error" role="alert">
+      {error}
+    </p>
+  ) : null;
 }

@@ -22,7 +22,12 @@ interface Span {
  */
 export function timelineSpans(call: CallView): Span[] {
   const spans: Span[] = [];
-  const pauses = call.pauses as Array<{ paused_at_ms: number; resumed_at_ms: number | null; behavior: string; recording_offset_ms: number }>;
+  const pauses = call.pauses as Array<{
+    paused_at_ms: number;
+    resumed_at_ms: number | null;
+    behavior: string;
+    recording_offset_ms: number;
+  }>;
   const promptEnd = call.consent?.prompt_ended_ms;
   const promptStart = call.consent?.prompt_started_ms;
   if (typeof promptStart === 'number' && typeof promptEnd === 'number') {
@@ -32,8 +37,13 @@ export function timelineSpans(call: CallView): Span[] {
     spans.push({ label: endS > startS ? 'Consent prompt' : 'Consent prompt (before recording)', startS, endS });
   }
   for (const pause of pauses) {
-    const lengthMs = pause.behavior === 'silence' && pause.resumed_at_ms !== null ? pause.resumed_at_ms - pause.paused_at_ms : 0;
-    spans.push({ label: 'Paused', startS: pause.recording_offset_ms / 1000, endS: (pause.recording_offset_ms + lengthMs) / 1000 });
+    const lengthMs =
+      pause.behavior === 'silence' && pause.resumed_at_ms !== null ? pause.resumed_at_ms - pause.paused_at_ms : 0;
+    spans.push({
+      label: 'Paused',
+      startS: pause.recording_offset_ms / 1000,
+      endS: (pause.recording_offset_ms + lengthMs) / 1000,
+    });
   }
   return spans;
 }
@@ -92,12 +102,24 @@ export function Player({ call }: { call: CallView }) {
         // Once the peaks are loaded: a region added while the duration is still 0 is clamped to 0.
         surfer.once('decode', () => {
           for (const span of timelineSpans(call)) {
-            regions.addRegion({ start: span.startS, end: span.endS, content: span.label, color: 'rgba(241, 196, 15, 0.3)', drag: false, resize: false });
+            regions.addRegion({
+              start: span.startS,
+              end: span.endS,
+              content: span.label,
+              color: 'rgba(241, 196, 15, 0.3)',
+              drag: false,
+              resize: false,
+            });
           }
         });
       },
       (err: unknown) => {
-        if (!stopped) setError(err instanceof ApiError && err.status === 404 ? 'No waveform was stored for this recording.' : `The waveform cannot be shown: ${(err as Error).message}`);
+        if (!stopped)
+          setError(
+            err instanceof ApiError && err.status === 404
+              ? 'No waveform was stored for this recording.'
+              : `The waveform cannot be shown: ${(err as Error).message}`,
+          );
       },
     );
     return () => {
@@ -130,7 +152,9 @@ export function Player({ call }: { call: CallView }) {
         }}
       />
       <div class="transport">
-        <button type="button" class="play" onClick={toggle}>{playing ? 'Pause' : 'Play'}</button>
+        <button type="button" class="play" onClick={toggle}>
+          {playing ? 'Pause' : 'Play'}
+        </button>
         <label for="position">Position</label>
         <input
           id="position"
@@ -141,11 +165,17 @@ export function Player({ call }: { call: CallView }) {
           value={time}
           onInput={(e) => (audio.current!.currentTime = Number(e.currentTarget.value))}
         />
-        <span class="time">{formatDuration(time * 1000)} / {formatDuration(duration * 1000)}</span>
+        <span class="time">
+          {formatDuration(time * 1000)} / {formatDuration(duration * 1000)}
+        </span>
       </div>
       <div class="waveform">
         <div class="lanes" aria-hidden={lanes.length === 0}>
-          {lanes.map((lane) => <span class="lane" style={{ height: `${LANE_HEIGHT}px` }}>{LANE_LABELS[lane] ?? lane}</span>)}
+          {lanes.map((lane) => (
+            <span class="lane" style={{ height: `${LANE_HEIGHT}px` }}>
+              {LANE_LABELS[lane] ?? lane}
+            </span>
+          ))}
         </div>
         <div class="surface" ref={waveform} />
       </div>

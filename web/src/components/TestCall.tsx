@@ -46,7 +46,9 @@ export function TestCall({ me }: { me: Me }) {
         setStatus(`Calling ${token.destination}…`);
         rtc.newCall({ destinationNumber: token.destination, audio: true, video: false });
       });
-      rtc.on('telnyx.error', (event: { error?: { message?: string }; message?: string }) => fail(event.error?.message ?? event.message ?? 'Telnyx reported an error.'));
+      rtc.on('telnyx.error', (event: { error?: { message?: string }; message?: string }) =>
+        fail(event.error?.message ?? event.message ?? 'Telnyx reported an error.'),
+      );
       rtc.on('telnyx.socket.error', () => fail('the connection to Telnyx could not be opened.'));
       rtc.on('telnyx.socket.close', () => client.current === rtc && fail('the connection to Telnyx closed.'));
       rtc.on('telnyx.notification', (notification: { type: string; call?: { state: string } }) => {
@@ -79,8 +81,20 @@ export function TestCall({ me }: { me: Me }) {
   if (!can(me, 'admin')) return null;
   return (
     <div class="test-call">
-      {active ? <button type="button" onClick={hangUp}>Hang up</button> : <button type="button" onClick={start}>Test call</button>}
-      {status && <span class={failed ? 'error' : 'status'} role={failed ? 'alert' : 'status'}>{status}</span>}
+      {active ? (
+        <button type="button" onClick={hangUp}>
+          Hang up
+        </button>
+      ) : (
+        <button type="button" onClick={start}>
+          Test call
+        </button>
+      )}
+      {status && (
+        <span class={failed ? 'error' : 'status'} role={failed ? 'alert' : 'status'}>
+          {status}
+        </span>
+      )}
     </div>
   );
 }

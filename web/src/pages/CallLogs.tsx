@@ -42,12 +42,15 @@ function CallRow({ call }: { call: CallView }) {
   return (
     <tr class={live ? 'live' : undefined} onClick={() => (location.hash = href.call(call.id))}>
       <td>{formatTime(call.started_at)}</td>
-      <td><a href={href.call(call.id)}>{call.id}</a></td>
+      <td>
+        <a href={href.call(call.id)}>{call.id}</a>
+      </td>
       <td>{call.agent_id}</td>
       <td>{call.provider}</td>
       <td>{formatDuration(callDurationMs(call))}</td>
       <td>
-        {live && <span class="badge live">Live</span>} <span class={`badge status-${call.recording_status}`}>{recordingStatusText(call.recording_status)}</span>
+        {live && <span class="badge live">Live</span>}{' '}
+        <span class={`badge status-${call.recording_status}`}>{recordingStatusText(call.recording_status)}</span>
       </td>
       <td>{consentText(call.consent)}</td>
       <td>{call.recording?.channels === 2 ? 'dual' : call.recording ? 'mono' : '—'}</td>
@@ -91,7 +94,9 @@ function FilterBar({ filters, onChange }: { filters: Filters; onChange: (filters
         <label for="filter-status">Status</label>
         <select {...field('status')}>
           <option value="">any</option>
-          {RECORDING_STATUSES.map((status) => <option value={status}>{recordingStatusText(status)}</option>)}
+          {RECORDING_STATUSES.map((status) => (
+            <option value={status}>{recordingStatusText(status)}</option>
+          ))}
         </select>
       </div>
       <div>
@@ -102,7 +107,9 @@ function FilterBar({ filters, onChange }: { filters: Filters; onChange: (filters
         <label for="filter-to">To</label>
         <input type="datetime-local" {...field('to')} />
       </div>
-      <button type="button" onClick={() => onChange(NO_FILTERS)}>Clear filters</button>
+      <button type="button" onClick={() => onChange(NO_FILTERS)}>
+        Clear filters
+      </button>
     </form>
   );
 }
@@ -122,15 +129,21 @@ export function CallLogs({ me }: { me: Me }) {
     setLoading(true);
     setError(null);
     api<CallPage>('GET', listPath(filters, null))
-      .then((page) => {
-        if (stopped) return;
-        setCalls(page.data);
-        setCursor(page.next_cursor);
-      }, (err: Error) => !stopped && setError(err.message))
+      .then(
+        (page) => {
+          if (stopped) return;
+          setCalls(page.data);
+          setCursor(page.next_cursor);
+        },
+        (err: Error) => !stopped && setError(err.message),
+      )
       .finally(() => !stopped && setLoading(false));
     const timer = setInterval(() => {
       if (document.hidden) return;
-      api<CallPage>('GET', listPath(filters, null)).then((page) => !stopped && setCalls((shown) => mergeNewest(shown, page.data)), () => {});
+      api<CallPage>('GET', listPath(filters, null)).then(
+        (page) => !stopped && setCalls((shown) => mergeNewest(shown, page.data)),
+        () => {},
+      );
     }, POLL_MS);
     return () => {
       stopped = true;
@@ -176,13 +189,25 @@ export function CallLogs({ me }: { me: Me }) {
                   <th scope="col">Channels</th>
                 </tr>
               </thead>
-              <tbody>{calls.map((call) => <CallRow key={call.id} call={call} />)}</tbody>
+              <tbody>
+                {calls.map((call) => (
+                  <CallRow key={call.id} call={call} />
+                ))}
+              </tbody>
             </table>
           </div>
           <p class="count" aria-live="polite">
-            {loading ? 'Loading…' : calls.length === 0 ? 'No calls match.' : `${calls.length} call${calls.length === 1 ? '' : 's'} shown`}
+            {loading
+              ? 'Loading…'
+              : calls.length === 0
+                ? 'No calls match.'
+                : `${calls.length} call${calls.length === 1 ? '' : 's'} shown`}
           </p>
-          {cursor && !loading && <button type="button" onClick={loadMore}>Load more</button>}
+          {cursor && !loading && (
+            <button type="button" onClick={loadMore}>
+              Load more
+            </button>
+          )}
         </>
       )}
     </section>

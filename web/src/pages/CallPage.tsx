@@ -15,7 +15,10 @@ function words(key: string): string {
 
 function text(value: unknown): string {
   if (value === null || value === undefined) return '—';
-  if (typeof value === 'object') return Object.entries(value).map(([k, v]) => `${words(k)} ${text(v)}`).join(', ');
+  if (typeof value === 'object')
+    return Object.entries(value)
+      .map(([k, v]) => `${words(k)} ${text(v)}`)
+      .join(', ');
   return String(value);
 }
 
@@ -37,7 +40,9 @@ function Fields({ value, keys }: { value: Record<string, unknown> | null; keys?:
 function completeness(recording: CallView['recording']): string {
   if (!recording) return '—';
   if (recording.complete) return 'yes';
-  const spans = recording.lost_spans.map((span) => `${formatDuration(span.start_ms)}–${formatDuration(span.end_ms)} (${span.reason})`);
+  const spans = recording.lost_spans.map(
+    (span) => `${formatDuration(span.start_ms)}–${formatDuration(span.end_ms)} (${span.reason})`,
+  );
   return `no: audio lost at ${spans.join(', ') || 'an unknown place'}`;
 }
 
@@ -52,7 +57,10 @@ function Metadata({ call }: { call: CallView }) {
     ['Duration', formatDuration(callDurationMs(call))],
     ['Recording', recordingStatusText(call.recording_status)],
     ['Complete', completeness(call.recording)],
-    ['Channels', call.recording ? (call.recording.channels === 2 ? 'dual (caller left, agent right)' : 'mono mix') : '—'],
+    [
+      'Channels',
+      call.recording ? (call.recording.channels === 2 ? 'dual (caller left, agent right)' : 'mono mix') : '—',
+    ],
     ['Sample rate', `${call.sample_rate} Hz`],
     ['Consent', consentText(call.consent)],
     ['Consent details', <Fields value={call.consent} keys={['reason', 'digit', 'message']} />],
@@ -61,7 +69,17 @@ function Metadata({ call }: { call: CallView }) {
     ['Legal hold', call.legal_hold ? `on — ${call.legal_hold_reason ?? ''}` : 'off'],
     // SIPREC: who the recording metadata named, and the leg (channel) each one's audio is on.
     ...(call.participants.length > 0
-      ? [['Participants', call.participants.map((p) => `${String(p.name || p.aor || p.id)}${p.aor && p.name ? ` <${String(p.aor)}>` : ''}${p.leg ? ` (${String(p.leg)})` : ''}`).join(', ')] as [string, string]]
+      ? [
+          [
+            'Participants',
+            call.participants
+              .map(
+                (p) =>
+                  `${String(p.name || p.aor || p.id)}${p.aor && p.name ? ` <${String(p.aor)}>` : ''}${p.leg ? ` (${String(p.leg)})` : ''}`,
+              )
+              .join(', '),
+          ] as [string, string],
+        ]
       : []),
   ];
   return (
@@ -78,21 +96,28 @@ function Metadata({ call }: { call: CallView }) {
 
 function Download({ call }: { call: CallView }) {
   const [format, setFormat] = useState<RecordingFormat>(call.recording!.format);
-  const { error, run: save } = useAction(async () => {
-    const { url } = await playbackUrl(call.id, format, true);
-    // Same origin, so the browser honours the file name it is given.
-    const link = document.createElement('a');
-    link.href = url;
-    link.download = `${call.id}.${format}`;
-    link.click();
-  }, (err) => `The download failed: ${err.message}`);
+  const { error, run: save } = useAction(
+    async () => {
+      const { url } = await playbackUrl(call.id, format, true);
+      // Same origin, so the browser honours the file name it is given.
+      const link = document.createElement('a');
+      link.href = url;
+      link.download = `${call.id}.${format}`;
+      link.click();
+    },
+    (err) => `The download failed: ${err.message}`,
+  );
   return (
     <div class="download">
       <label for="download-format">Format</label>
       <select id="download-format" value={format} onChange={(e) => setFormat(e.currentTarget.value as RecordingFormat)}>
-        {FORMATS.map((f) => <option value={f}>{f}</option>)}
+        {FORMATS.map((f) => (
+          <option value={f}>{f}</option>
+        ))}
       </select>
-      <button type="button" onClick={save}>Download</button>
+      <button type="button" onClick={save}>
+        Download
+      </button>
       <ErrorMessage error={error} />
     </div>
   );
@@ -113,13 +138,19 @@ function DeleteRecording({ call, onChanged }: { call: CallView; onChanged: () =>
   );
   return (
     <div class="delete">
-      <button type="button" class="danger" onClick={() => dialog.current!.showModal()}>Delete recording</button>
+      <button type="button" class="danger" onClick={() => dialog.current!.showModal()}>
+        Delete recording
+      </button>
       <dialog ref={dialog} aria-labelledby="delete-title">
         <h2 id="delete-title">Delete this recording?</h2>
         <p>The audio of call {call.id} is removed for good; a tombstone records who deleted it and when.</p>
         <div class="actions">
-          <button type="button" class="danger" onClick={confirm}>Delete</button>
-          <button type="button" onClick={() => dialog.current!.close()}>Cancel</button>
+          <button type="button" class="danger" onClick={confirm}>
+            Delete
+          </button>
+          <button type="button" onClick={() => dialog.current!.close()}>
+            Cancel
+          </button>
         </div>
       </dialog>
       <ErrorMessage error={error} />
@@ -130,13 +161,24 @@ function DeleteRecording({ call, onChanged }: { call: CallView; onChanged: () =>
 function LegalHold({ call, onChanged }: { call: CallView; onChanged: (call: CallView) => void }) {
   const [reason, setReason] = useState('');
   const { error, submit } = useAction(async () => {
-    onChanged(await api<CallView>('PUT', `/api/calls/${encodeURIComponent(call.id)}/legal-hold`, { hold: !call.legal_hold, reason }));
+    onChanged(
+      await api<CallView>('PUT', `/api/calls/${encodeURIComponent(call.id)}/legal-hold`, {
+        hold: !call.legal_hold,
+        reason,
+      }),
+    );
     setReason('');
   });
   return (
     <form class="legal-hold" onSubmit={submit}>
       <label for="hold-reason">{call.legal_hold ? 'Reason for releasing the hold' : 'Reason for the legal hold'}</label>
-      <input id="hold-reason" required maxLength={500} value={reason} onInput={(e) => setReason(e.currentTarget.value)} />
+      <input
+        id="hold-reason"
+        required
+        maxLength={500}
+        value={reason}
+        onInput={(e) => setReason(e.currentTarget.value)}
+      />
       <button type="submit">{call.legal_hold ? 'Release legal hold' : 'Place legal hold'}</button>
       <ErrorMessage error={error} />
     </form>
@@ -161,7 +203,8 @@ export function CallPage({ me, callId }: { me: Me; callId: string }) {
   }, [callId, canRead]);
 
   // While the call is live or its recording is being finalized, follow it without a reload.
-  const settling = call !== null && (call.status === 'live' || ['recording', 'paused', 'processing'].includes(call.recording_status));
+  const settling =
+    call !== null && (call.status === 'live' || ['recording', 'paused', 'processing'].includes(call.recording_status));
   useEffect(() => {
     if (!settling) return;
     const timer = setInterval(() => void reload(), 3000);
@@ -171,16 +214,33 @@ export function CallPage({ me, callId }: { me: Me; callId: string }) {
   const ready = call?.recording_status === 'ready';
   return (
     <section>
-      <p><a href={href.calls()}>← Call Logs</a></p>
-      <h1>Call <span class="call-id">{callId}</span></h1>
-      {!canRead && <Forbidden scope="recordings:read">No player and no download: this key may not play or download recordings.</Forbidden>}
+      <p>
+        <a href={href.calls()}>← Call Logs</a>
+      </p>
+      <h1>
+        Call <span class="call-id">{callId}</span>
+      </h1>
+      {!canRead && (
+        <Forbidden scope="recordings:read">
+          No player and no download: this key may not play or download recordings.
+        </Forbidden>
+      )}
       <ErrorMessage error={error} />
       {call && (
         <>
-          {ready ? <Player call={call} /> : <p class="notice">No playable recording ({recordingStatusText(call.recording_status).toLowerCase()}).</p>}
+          {ready ? (
+            <Player call={call} />
+          ) : (
+            <p class="notice">No playable recording ({recordingStatusText(call.recording_status).toLowerCase()}).</p>
+          )}
           <div class="call-actions">
             {ready && <Download call={call} />}
-            {ready && (can(me, 'recordings:delete') ? <DeleteRecording call={call} onChanged={reload} /> : <Forbidden scope="recordings:delete">Deleting is not available.</Forbidden>)}
+            {ready &&
+              (can(me, 'recordings:delete') ? (
+                <DeleteRecording call={call} onChanged={reload} />
+              ) : (
+                <Forbidden scope="recordings:delete">Deleting is not available.</Forbidden>
+              ))}
             {can(me, 'admin') ? <LegalHold call={call} onChanged={setCall} /> : null}
           </div>
           {ready && canRead && (

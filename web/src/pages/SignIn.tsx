@@ -11,7 +11,10 @@ export function SignIn({ onSignedIn }: { onSignedIn: (me: Me) => void }) {
       session.signIn(key.trim());
       onSignedIn(me);
     },
-    (err) => (err instanceof ApiError && err.status === 401 ? 'That API key was not accepted. Check it and try again.' : err.message),
+    (err) =>
+      err instanceof ApiError && err.status === 401
+        ? 'That API key was not accepted. Check it and try again.'
+        : err.message,
   );
 
   return (
@@ -19,11 +22,27 @@ export function SignIn({ onSignedIn }: { onSignedIn: (me: Me) => void }) {
       <h1>callrec</h1>
       <form onSubmit={submit}>
         <label for="api-key">API key</label>
-        <input id="api-key" type="password" autocomplete="off" required value={key} onInput={(e) => setKey(e.currentTarget.value)} aria-describedby={error ? 'sign-in-error' : undefined} />
-        <button type="submit" disabled={busy}>Sign in</button>
-        {error && <p id="sign-in-error" class="error" role="alert">{error}</p>}
+        <input
+          id="api-key"
+          type="password"
+          autocomplete="off"
+          required
+          value={key}
+          onInput={(e) => setKey(e.currentTarget.value)}
+          aria-describedby={error ? 'sign-in-error' : undefined}
+        />
+        <button type="submit" disabled={busy}>
+          Sign in
+        </button>
+        {error && (
+          <p id="sign-in-error" class="error" role="alert">
+            {error}
+          </p>
+        )}
       </form>
-      <p class="hint">Create a key with <code>callrec keys create</code>, or use the operator's <code>CALLREC_API_KEY</code>.</p>
+      <p class="hint">
+        Create a key with <code>callrec keys create</code>, or use the operator's <code>CALLREC_API_KEY</code>.
+      </p>
     </main>
   );
 }
