@@ -10,6 +10,7 @@ import { MediaPort, siprecAdapter } from './media-port.js';
 import { answerSdp, type RecordingOffer, type RecordedStream } from './offer.js';
 import { parseRtp, parseTelephoneEvent, RtpTimeline } from './rtp.js';
 import { ALLOW, localTag, withHeader } from './server.js';
+import { SrtpReceiver } from './srtp.js';
 import type { ServerTransaction } from './transaction.js';
 import type { SipSource } from './transport.js';
 
@@ -43,6 +44,8 @@ interface RtpReceiver {
   timeline: RtpTimeline;
   /** Timestamp of the last telephone-event reported, so an event's three end packets count once. */
   lastEvent: number;
+  /** An SRTP stream's crypto context: each datagram is authenticated and decrypted before it is read. */
+  srtp: SrtpReceiver | null;
 }
 
 export type RecordingSessionState =
@@ -102,6 +105,7 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
       socket: sockets.get(stream.index)!,
       timeline: new RtpTimeline(8000),
       lastEvent: -1,
+      srtp: stream.srtp && new SrtpReceiver(stream.srtp),
     }));
     const ports = new Map([...sockets].map(([index, socket]) => [index, socket.address().port]));
     this.#answer = Buffer.from(
@@ -181,7 +185,15 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
   }
 
   protected onTransition(_prev: RecordingSessionState, next: RecordingSessionState): void {
-    if (next.status === 'ended') for (const { socket } of this.#receivers) socket.close();
+    if (next.status !== 'ended') return;
+    for (const { socket, srtp, stream } of this.#receivers) {
+      socket.close();
+      if (srtp && srtp.authFailures + srtp.replays > 0)
+        this.#ctx.log.warn(
+          { label: stream.label, authFailures: srtp.authFailures, replays: srtp.replays },
+          'SRTP packets dropped',
+        );
+    }
   }
 
   /** The call session is live: the INVITE is answered. */
@@ -251,7 +263,8 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
   /** One datagram on a stream's port: audio to its leg at its RTP position, telephone-events as DTMF. */
   #onRtp(receiver: RtpReceiver, data: Buffer): void {
     if (this.status === 'ended') return;
-    const packet = parseRtp(data);
+    const clear = receiver.srtp ? receiver.srtp.unprotect(data) : data;
+    const packet = clear && parseRtp(clear);
     if (!packet) return;
     const { stream } = receiver;
     const now = performance.now();
