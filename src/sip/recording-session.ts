@@ -12,7 +12,7 @@ import { parseRtp, parseTelephoneEvent, RtpTimeline } from './rtp.js';
 import { ALLOW, localTag, withHeader } from './server.js';
 import { SrtpReceiver } from './srtp.js';
 import type { ServerTransaction } from './transaction.js';
-import type { SipSource } from './transport.js';
+import { contactUri, type SipSource } from './transport.js';
 
 /** Whether an SDP offer (a re-INVITE's, plain or multipart) holds no audio stream that is not inactive. */
 function isInactiveOffer(body: string): boolean {
@@ -207,11 +207,11 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
   #ok(request: SipRequest) {
     const ok = responseTo(request, 200, this.localTag);
     for (const route of request.headers.getAll('record-route')) ok.headers.add('record-route', route);
-    withHeader(
-      ok,
-      'Contact',
-      `<sip:${this.#ctx.publicAddress}:${this.#ctx.contactPort}${this.#source.reliable ? ';transport=tcp' : ''}>;+sip.srs`,
-    );
+    // SIPS when the INVITE was for a SIPS URI: its Request-URI, else its top Record-Route, else its Contact (RFC 3261 §12.1.1).
+    const route = this.#invite.headers.getAll('record-route')[0] ?? this.#invite.headers.get('contact') ?? '';
+    const sips = /^sips:/i.test(this.#invite.uri) || /^sips:/i.test(parseNameAddr(route)?.uri ?? '');
+    const contact = contactUri(this.#ctx.publicAddress, this.#ctx.contactPort, this.#source.protocol, sips);
+    withHeader(ok, 'Contact', `<${contact}>;+sip.srs`);
     withHeader(ok, 'Allow', ALLOW);
     withHeader(ok, 'Content-Type', 'application/sdp');
     ok.body = this.#answer;
