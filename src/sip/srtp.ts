@@ -190,6 +190,10 @@ export class SrtpReceiver {
     this.#auth = createSecretKey(keys.auth);
     this.#tagBytes = TAG_BYTES[crypto.suite];
     this.#trailer = this.#tagBytes + crypto.mkiBytes;
+    // Both primitives run once now, at session set-up: a first use costs milliseconds (OpenSSL's
+    // algorithm fetch), and the first packets' handling times are what align the streams.
+    this.#cm.xor(Buffer.alloc(16), 0, 0);
+    createHmac('sha1', this.#auth).update(this.#roc).digest();
   }
 
   /**
