@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
+import net from 'node:net';
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import tls from 'node:tls';
@@ -105,7 +106,7 @@ async function tlsClient() {
         await new Promise<void>((resolve) => waiters.push(resolve));
       }
     },
-    close: () => socket.end(),
+    close: () => socket.destroy(),
   };
 }
 
@@ -236,3 +237,19 @@ test('a SIPREC session over TLS with SDES-SRTP media records both participants: 
     expect(findBursts(audio.channels[1 - channel], audio.sampleRate, FREQ[leg])).toEqual([]);
   }
 }, 60_000);
+
+test('a client that does not speak TLS on the tls: port is disconnected, and the listener takes the next one', async () => {
+  const plain = net.connect(tlsPort, '127.0.0.1');
+  await once(plain, 'connect');
+  plain.write('OPTIONS sip:callrec@127.0.0.1 SIP/2.0\r\nContent-Length: 0\r\n\r\n');
+  // The server resets it when the handshake fails.
+  plain.on('error', () => {});
+  let answered = '';
+  plain.on('data', (chunk: Buffer) => (answered += chunk.toString('latin1')));
+  await new Promise((resolve) => plain.on('close', resolve));
+  expect(answered).not.toMatch(/SIP\/2\.0/);
+  const client = await tlsClient();
+  client.send('OPTIONS', 'callrec');
+  expect(await client.next(200, 'OPTIONS')).toMatchObject({ kind: 'response', status: 200 });
+  client.close();
+});
