@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import tls from 'node:tls';
 import { FLITE_VOICES } from './consent/tts/flite.js';
 import { FLITE_POOL_DEFAULTS, type FlitePoolLimits } from './consent/tts/flite-pool.js';
 import { CallrecError } from './errors.js';
@@ -78,8 +79,10 @@ export const REMOTE_TIMEOUT_DEFAULTS: RemoteTimeouts = { connectMs: 5_000, reque
 
 /** The SIPREC recording server's listeners and media addresses. */
 export interface SipConfig {
-  /** `SIP_LISTEN`: `udp:127.0.0.1:5060,tcp:127.0.0.1:5060`. */
+  /** `SIP_LISTEN`: `udp:127.0.0.1:5060,tcp:127.0.0.1:5060,tls:127.0.0.1:5061`. */
   listen: SipListen[];
+  /** `SIP_TLS_CERT`, `SIP_TLS_KEY`: the PEM certificate chain and key of the `tls:` listeners, read at start; undefined without one. */
+  tls: { cert: string; key: string } | undefined;
   /** `SIP_PUBLIC_ADDRESS`: the address put in Contact and the SDP answer; default: the first listener's host. */
   publicAddress: string;
   /** `RTP_PORTS`: `first-last`, the UDP ports RTP streams are received on (one even port each). */
@@ -341,16 +344,16 @@ function checkOperatorKey(key: string): void {
   if (shannon < 3) fail('CALLREC_API_KEY', `${howTo}; this one repeats itself too much to be random`);
 }
 
-/** `SIP_LISTEN`, `SIP_PUBLIC_ADDRESS`, `RTP_PORTS`; undefined without `SIP_LISTEN`. */
+/** `SIP_LISTEN`, `SIP_TLS_CERT`, `SIP_TLS_KEY`, `SIP_PUBLIC_ADDRESS`, `RTP_PORTS`; undefined without `SIP_LISTEN`. */
 function sip(env: Env): SipConfig | undefined {
   if (!env.SIP_LISTEN) return undefined;
   const listen = env.SIP_LISTEN.split(',').map((entry) => {
-    const m = /^(udp|tcp):(\[[0-9a-fA-F:]+\]|[^:\s]+):(\d{1,5})$/.exec(entry.trim());
+    const m = /^(udp|tcp|tls):(\[[0-9a-fA-F:]+\]|[^:\s]+):(\d{1,5})$/.exec(entry.trim());
     const host = m ? m[2].replace(/^\[|\]$/g, '') : '';
     if (!m || net.isIP(host) === 0 || Number(m[3]) > 65535)
       fail(
         'SIP_LISTEN',
-        `must be comma-separated udp:ADDRESS:PORT or tcp:ADDRESS:PORT (e.g. udp:0.0.0.0:5060,tcp:0.0.0.0:5060), got "${entry.trim()}"`,
+        `must be comma-separated udp:ADDRESS:PORT, tcp:ADDRESS:PORT or tls:ADDRESS:PORT (e.g. udp:0.0.0.0:5060,tcp:0.0.0.0:5060,tls:0.0.0.0:5061), got "${entry.trim()}"`,
       );
     return { protocol: m[1] as SipListen['protocol'], host, port: Number(m[3]) };
   });
@@ -367,7 +370,33 @@ function sip(env: Env): SipConfig | undefined {
       'RTP_PORTS',
       `must be a range FIRST-LAST within 1024-65535 holding at least two ports, got "${env.RTP_PORTS}"`,
     );
-  return { listen, publicAddress, rtpPorts: { first, last } };
+  return { listen, tls: sipTls(env, listen), publicAddress, rtpPorts: { first, last } };
+}
+
+/** The `tls:` listeners' certificate and key, read and checked to be a matching PEM pair; undefined without such a listener. */
+function sipTls(env: Env, listen: readonly SipListen[]): SipConfig['tls'] {
+  if (!listen.some((l) => l.protocol === 'tls')) return undefined;
+  const pair = {
+    cert: pemFile(env, 'SIP_TLS_CERT', 'certificate (chain)'),
+    key: pemFile(env, 'SIP_TLS_KEY', 'private key'),
+  };
+  try {
+    tls.createSecureContext(pair);
+  } catch (err) {
+    fail('SIP_TLS_CERT', `and SIP_TLS_KEY are not a PEM certificate and its private key: ${(err as Error).message}`);
+  }
+  return pair;
+}
+
+/** The text of the PEM file a variable names; fails naming it when unset or unreadable. */
+function pemFile(env: Env, variable: string, what: string): string {
+  const file = env[variable];
+  if (!file) fail(variable, `must name the PEM ${what} file of the tls: listener in SIP_LISTEN`);
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    return fail(variable, `cannot read "${file}": ${(err as Error).message}`);
+  }
 }
 
 /** Reads and validates the configuration; throws `ERR_CONFIG` naming the first bad variable. */

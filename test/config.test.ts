@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { loadConfig, REMOTE_TIMEOUT_DEFAULTS, STREAM_LIMIT_DEFAULTS } from '../src/config.js';
+import { selfSignedCertificate } from './helpers/tls.js';
 
 test('SPOOL_URL is a bucket URL like STORAGE_URL, unset by default; SPOOL_SEGMENT_SECONDS defaults to 10', () => {
   expect(loadConfig({})).toMatchObject({ spoolUrl: undefined, spoolSegmentSeconds: 10 });
@@ -261,7 +262,7 @@ test('SIP_LISTEN turns the SIPREC server on, with SIP_PUBLIC_ADDRESS and RTP_POR
     loadConfig({ SIP_LISTEN: 'udp:0.0.0.0:5060', SIP_PUBLIC_ADDRESS: '203.0.113.5', RTP_PORTS: '20000-20100' }).sip,
   ).toMatchObject({ publicAddress: '203.0.113.5', rtpPorts: { first: 20000, last: 20100 } });
   const bad = {
-    SIP_LISTEN: ['tls:0.0.0.0:5061', 'udp:host:5060', 'udp:127.0.0.1', 'udp:127.0.0.1:70000'],
+    SIP_LISTEN: ['sctp:0.0.0.0:5061', 'udp:host:5060', 'udp:127.0.0.1', 'udp:127.0.0.1:70000'],
     SIP_PUBLIC_ADDRESS: ['sbc.example.com'],
     RTP_PORTS: ['40000', '80-90', '5000-5000', '40000-70000'],
   };
@@ -275,4 +276,39 @@ test('SIP_LISTEN turns the SIPREC server on, with SIP_PUBLIC_ADDRESS and RTP_POR
   expect(() => loadConfig({ SIP_LISTEN: 'udp:0.0.0.0:5060' })).toThrow(
     expect.objectContaining({ message: expect.stringMatching(/^SIP_PUBLIC_ADDRESS: must be set/) }),
   );
+});
+
+test('a tls: listener needs SIP_TLS_CERT and SIP_TLS_KEY naming a readable, matching PEM pair', async () => {
+  const pair = await selfSignedCertificate();
+  const other = await selfSignedCertificate();
+  try {
+    const env = {
+      SIP_LISTEN: 'udp:127.0.0.1:5060,tls:127.0.0.1:5061',
+      SIP_TLS_CERT: pair.certFile,
+      SIP_TLS_KEY: pair.keyFile,
+    };
+    expect(loadConfig(env).sip).toMatchObject({
+      listen: [
+        { protocol: 'udp', host: '127.0.0.1', port: 5060 },
+        { protocol: 'tls', host: '127.0.0.1', port: 5061 },
+      ],
+      tls: { cert: pair.cert, key: expect.stringMatching(/^-----BEGIN PRIVATE KEY-----/) },
+    });
+    // Without a tls: listener the files are not needed.
+    expect(loadConfig({ SIP_LISTEN: 'udp:127.0.0.1:5060' }).sip?.tls).toBeUndefined();
+    for (const [change, message] of [
+      [{ SIP_TLS_CERT: undefined }, /^SIP_TLS_CERT: must name the PEM certificate/],
+      [{ SIP_TLS_KEY: '' }, /^SIP_TLS_KEY: must name the PEM private key/],
+      [{ SIP_TLS_KEY: `${pair.keyFile}.missing` }, /^SIP_TLS_KEY: cannot read ".*key\.pem\.missing"/],
+      [{ SIP_TLS_KEY: other.keyFile }, /^SIP_TLS_CERT: and SIP_TLS_KEY are not a PEM certificate and its private key/],
+      [{ SIP_TLS_CERT: pair.keyFile }, /^SIP_TLS_CERT: and SIP_TLS_KEY are not/],
+    ] as const) {
+      expect(() => loadConfig({ ...env, ...change })).toThrow(
+        expect.objectContaining({ code: 'ERR_CONFIG', message: expect.stringMatching(message) }),
+      );
+    }
+  } finally {
+    await pair.remove();
+    await other.remove();
+  }
 });

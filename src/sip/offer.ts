@@ -3,6 +3,7 @@ import * as sdpTransform from 'sdp-transform';
 import type { Codec, Leg } from '../../media/types.js';
 import { CallrecError } from '../errors.js';
 import { SipParseError, type SipHeaders } from './message.js';
+import { answerCrypto, chooseCrypto, SRTP_SUITES, type SdesCrypto } from './srtp.js';
 
 /** A participant of the recorded call, as the RFC 7865 metadata names it. */
 export interface Participant {
@@ -26,6 +27,8 @@ export interface RecordedStream {
   /** The offered payload types of the chosen codec and of telephone-event (-1: not offered). */
   payloadType: number;
   eventPayloadType: number;
+  /** An `RTP/SAVP` stream's SDES key (RFC 4568); null for plain RTP. */
+  srtp: SdesCrypto | null;
 }
 
 /** What a SIPREC INVITE offers: its SDP, parsed, and the streams callrec records. */
@@ -91,17 +94,29 @@ export function readOffer(headers: SipHeaders, body: Buffer): RecordingOffer {
   const participants = metadataText
     ? readMetadata(metadataText)
     : { participants: [], senderOf: new Map<string, Participant>() };
-  const audio = (sdp.media ?? [])
-    .map((media, index) => ({ media, index }))
+  const offered = (sdp.media ?? [])
+    .map((media, index) => ({ media, index, srtp: isSecure(media) ? chooseCrypto(media.crypto) : null }))
     .filter(
       ({ media }) =>
         media.type === 'audio' && media.port !== 0 && media.direction !== 'inactive' && media.direction !== 'recvonly',
     );
-  if (audio.length === 0) throw new CallrecError('ERR_SIP_NOT_ACCEPTABLE', 'no audio stream to record in the offer');
+  // An SRTP stream without a key callrec can use is refused (port 0) like any stream it cannot record.
+  const audio = offered.filter(({ media, srtp }) => srtp || !isSecure(media));
+  if (audio.length === 0)
+    throw new CallrecError(
+      'ERR_SIP_NOT_ACCEPTABLE',
+      offered.length === 0
+        ? 'no audio stream to record in the offer'
+        : `SRTP without a key callrec takes (${SRTP_SUITES.join(', ')}, one inline key; offered: ${
+            [...new Set(offered.flatMap(({ media }) => (media.crypto ?? []).map((c) => c.suite)))]
+              .join(', ')
+              .slice(0, 100) || 'no a=crypto'
+          })`,
+    );
   const codec = chooseCodec(audio.map(({ media }) => media));
   // The caller is whoever sends the first audio stream (SBCs list the calling party first).
   const firstSender = participants.senderOf.get(String(audio[0].media.label ?? ''));
-  const streams = audio.map(({ media, index }, i): RecordedStream => {
+  const streams = audio.map(({ media, index, srtp }, i): RecordedStream => {
     const label = String(media.label ?? index);
     const participant = participants.senderOf.get(label) ?? null;
     const isCaller = firstSender && participant ? participant === firstSender : i === 0;
@@ -115,9 +130,15 @@ export function readOffer(headers: SipHeaders, body: Buffer): RecordingOffer {
       payloadType: payloadTypeOf(media, codec),
       eventPayloadType:
         media.rtp.find((r) => r.codec.toLowerCase() === 'telephone-event' && r.rate === 8000)?.payload ?? -1,
+      srtp,
     };
   });
   return { sdp, codec, streams, participants: participants.participants };
+}
+
+/** Whether a stream is SRTP (`RTP/SAVP`, `RTP/SAVPF`, …): its packets need a key. */
+function isSecure(media: sdpTransform.MediaDescription): boolean {
+  return /\bSAVPF?$/i.test(media.protocol);
 }
 
 /** The offered payload formats of a stream, by encoding name (static ones without rtpmap included). */
@@ -210,7 +231,8 @@ export function readMetadata(document: string): { participants: Participant[]; s
 
 /**
  * The SDP answer: every recorded stream `a=recvonly` on its RTP port with the chosen codec
- * (and telephone-event when offered), every other stream refused (port 0, RFC 3264 §6).
+ * (and telephone-event when offered) and, for SRTP, the chosen `a=crypto` with a key of
+ * callrec's own; every other stream refused (port 0, RFC 3264 §6).
  */
 export function answerSdp(
   offer: RecordingOffer,
@@ -247,6 +269,7 @@ export function answerSdp(
       rtp,
       fmtp,
       direction: 'recvonly' as const,
+      ...(stream.srtp ? { crypto: [answerCrypto(stream.srtp)] } : {}),
       ptime: m.ptime,
       ...(m.label === undefined ? {} : { label: m.label }),
     };

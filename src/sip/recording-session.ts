@@ -10,8 +10,9 @@ import { MediaPort, siprecAdapter } from './media-port.js';
 import { answerSdp, type RecordingOffer, type RecordedStream } from './offer.js';
 import { parseRtp, parseTelephoneEvent, RtpTimeline } from './rtp.js';
 import { ALLOW, localTag, withHeader } from './server.js';
+import { SrtpReceiver } from './srtp.js';
 import type { ServerTransaction } from './transaction.js';
-import type { SipSource } from './transport.js';
+import { contactUri, type SipSource } from './transport.js';
 
 /** Whether an SDP offer (a re-INVITE's, plain or multipart) holds no audio stream that is not inactive. */
 function isInactiveOffer(body: string): boolean {
@@ -43,6 +44,8 @@ interface RtpReceiver {
   timeline: RtpTimeline;
   /** Timestamp of the last telephone-event reported, so an event's three end packets count once. */
   lastEvent: number;
+  /** An SRTP stream's crypto context: each datagram is authenticated and decrypted before it is read. */
+  srtp: SrtpReceiver | null;
 }
 
 export type RecordingSessionState =
@@ -102,6 +105,7 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
       socket: sockets.get(stream.index)!,
       timeline: new RtpTimeline(8000),
       lastEvent: -1,
+      srtp: stream.srtp && new SrtpReceiver(stream.srtp),
     }));
     const ports = new Map([...sockets].map(([index, socket]) => [index, socket.address().port]));
     this.#answer = Buffer.from(
@@ -181,7 +185,15 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
   }
 
   protected onTransition(_prev: RecordingSessionState, next: RecordingSessionState): void {
-    if (next.status === 'ended') for (const { socket } of this.#receivers) socket.close();
+    if (next.status !== 'ended') return;
+    for (const { socket, srtp, stream } of this.#receivers) {
+      socket.close();
+      if (srtp && srtp.authFailures + srtp.replays > 0)
+        this.#ctx.log.warn(
+          { label: stream.label, authFailures: srtp.authFailures, replays: srtp.replays },
+          'SRTP packets dropped',
+        );
+    }
   }
 
   /** The call session is live: the INVITE is answered. */
@@ -195,11 +207,11 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
   #ok(request: SipRequest) {
     const ok = responseTo(request, 200, this.localTag);
     for (const route of request.headers.getAll('record-route')) ok.headers.add('record-route', route);
-    withHeader(
-      ok,
-      'Contact',
-      `<sip:${this.#ctx.publicAddress}:${this.#ctx.contactPort}${this.#source.reliable ? ';transport=tcp' : ''}>;+sip.srs`,
-    );
+    // SIPS when the INVITE was for a SIPS URI: its Request-URI, else its top Record-Route, else its Contact (RFC 3261 §12.1.1).
+    const route = this.#invite.headers.getAll('record-route')[0] ?? this.#invite.headers.get('contact') ?? '';
+    const sips = /^sips:/i.test(this.#invite.uri) || /^sips:/i.test(parseNameAddr(route)?.uri ?? '');
+    const contact = contactUri(this.#ctx.publicAddress, this.#ctx.contactPort, this.#source.protocol, sips);
+    withHeader(ok, 'Contact', `<${contact}>;+sip.srs`);
     withHeader(ok, 'Allow', ALLOW);
     withHeader(ok, 'Content-Type', 'application/sdp');
     ok.body = this.#answer;
@@ -251,7 +263,8 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
   /** One datagram on a stream's port: audio to its leg at its RTP position, telephone-events as DTMF. */
   #onRtp(receiver: RtpReceiver, data: Buffer): void {
     if (this.status === 'ended') return;
-    const packet = parseRtp(data);
+    const clear = receiver.srtp ? receiver.srtp.unprotect(data) : data;
+    const packet = clear && parseRtp(clear);
     if (!packet) return;
     const { stream } = receiver;
     const now = performance.now();

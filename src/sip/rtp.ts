@@ -11,17 +11,26 @@ export interface RtpPacket {
   payload: Buffer;
 }
 
-/** Parses an RTP packet; null for anything else (RTCP on the same port, STUN, garbage). */
-export function parseRtp(data: Buffer): RtpPacket | null {
-  if (data.length < 12 || data[0] >> 6 !== 2) return null;
+/**
+ * Where an RTP packet's payload starts (after CSRCs and header extension; it may lie past the
+ * end of a bad packet); -1 for anything else (RTCP on the same port, STUN, garbage).
+ */
+export function rtpPayloadOffset(data: Buffer): number {
+  if (data.length < 12 || data[0] >> 6 !== 2) return -1;
   const payloadType = data[1] & 0x7f;
   // RTCP (RFC 5761 §4): packet types 200-204 land on payload types 72-76 with the marker bit.
-  if (payloadType >= 72 && payloadType <= 76) return null;
-  let offset = 12 + (data[0] & 0x0f) * 4;
-  if (data[0] & 0x10) {
-    if (data.length < offset + 4) return null;
-    offset += 4 + data.readUInt16BE(offset + 2) * 4;
-  }
+  if (payloadType >= 72 && payloadType <= 76) return -1;
+  const offset = 12 + (data[0] & 0x0f) * 4;
+  if (!(data[0] & 0x10)) return offset;
+  if (data.length < offset + 4) return -1;
+  return offset + 4 + data.readUInt16BE(offset + 2) * 4;
+}
+
+/** Parses an RTP packet; null for anything else (RTCP on the same port, STUN, garbage). */
+export function parseRtp(data: Buffer): RtpPacket | null {
+  const offset = rtpPayloadOffset(data);
+  if (offset < 0) return null;
+  const payloadType = data[1] & 0x7f;
   let end = data.length;
   if (data[0] & 0x20) end -= data[end - 1];
   if (end < offset) return null;

@@ -70,7 +70,7 @@ export class SiprecServer implements SipHandler {
   }
 
   listen(): Promise<void> {
-    return this.transport.listen(this.#options.config.listen);
+    return this.transport.listen(this.#options.config.listen, this.#options.config.tls);
   }
 
   async close(): Promise<void> {

@@ -1,6 +1,7 @@
 import dgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
+import tls from 'node:tls';
 import { CallrecError } from '../errors.js';
 import type { Logger } from '../log.js';
 import {
@@ -14,17 +15,20 @@ import {
 } from './message.js';
 import type { SipPeer } from './transaction.js';
 
+/** A SIP transport callrec listens on (RFC 3261 §18; TLS over TCP, §26.3.1). */
+export type SipProtocol = 'udp' | 'tcp' | 'tls';
+
 /** One `SIP_LISTEN` entry. */
 export interface SipListen {
-  protocol: 'udp' | 'tcp';
+  protocol: SipProtocol;
   host: string;
   port: number;
 }
 
 /** Where a message came from, and how to answer it. */
 export interface SipSource extends SipPeer {
-  protocol: 'udp' | 'tcp';
-  /** The sender's address and port (the TCP peer, or the datagram's source). */
+  protocol: SipProtocol;
+  /** The sender's address and port (the TCP or TLS peer, or the datagram's source). */
   address: string;
   port: number;
 }
@@ -37,15 +41,16 @@ export interface SipTransportEvents {
 const TCP_IDLE_MS = 5 * 60_000;
 
 /**
- * The UDP sockets and TCP listeners of `SIP_LISTEN`. Each datagram, or each message framed by
- * Content-Length on a TCP stream, is parsed and emitted with its source; a request that breaks
- * the grammar is answered 400 where its head could be read (RFC 3261 §21.4.1), else dropped;
- * a TCP stream that breaks it is closed.
+ * The UDP sockets and TCP and TLS listeners of `SIP_LISTEN`. Each datagram, or each message
+ * framed by Content-Length on a TCP or TLS stream, is parsed and emitted with its source; a
+ * request that breaks the grammar is answered 400 where its head could be read (RFC 3261
+ * §21.4.1), else dropped; a stream that breaks it is closed.
  */
 export class SipTransport extends EventEmitter<SipTransportEvents> {
   readonly #log: Logger;
   readonly #udp: dgram.Socket[] = [];
-  readonly #tcp: net.Server[] = [];
+  /** TCP and TLS listeners (a `tls.Server` is a `net.Server`). */
+  readonly #streams: { protocol: 'tcp' | 'tls'; server: net.Server }[] = [];
   readonly #connections = new Set<net.Socket>();
 
   constructor(log: Logger) {
@@ -53,12 +58,18 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
     this.#log = log;
   }
 
-  /** Opens every listener; rejects `ERR_PORT_IN_USE` naming the one that could not bind. */
-  async listen(specs: readonly SipListen[]): Promise<void> {
+  /**
+   * Opens every listener; rejects `ERR_PORT_IN_USE` naming the one that could not bind.
+   * `credentials`: the PEM certificate chain and key of the `tls:` listeners.
+   */
+  async listen(specs: readonly SipListen[], credentials?: { cert: string; key: string }): Promise<void> {
+    if (!credentials && specs.some((spec) => spec.protocol === 'tls'))
+      throw new CallrecError('ERR_CONFIG', 'a tls: listener needs SIP_TLS_CERT and SIP_TLS_KEY');
     for (const spec of specs) {
       try {
         if (spec.protocol === 'udp') await this.#listenUdp(spec);
-        else await this.#listenTcp(spec);
+        else if (spec.protocol === 'tcp') await this.#listenStream(spec, 'tcp', net.createServer());
+        else await this.#listenStream(spec, 'tls', tls.createServer(credentials!));
       } catch (err) {
         await this.close();
         throw new CallrecError(
@@ -74,9 +85,9 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
   addresses(): SipListen[] {
     return [
       ...this.#udp.map((s) => ({ protocol: 'udp' as const, host: s.address().address, port: s.address().port })),
-      ...this.#tcp.map((s) => {
-        const a = s.address() as net.AddressInfo;
-        return { protocol: 'tcp' as const, host: a.address, port: a.port };
+      ...this.#streams.map(({ protocol, server }) => {
+        const a = server.address() as net.AddressInfo;
+        return { protocol, host: a.address, port: a.port };
       }),
     ];
   }
@@ -85,7 +96,7 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
     for (const socket of this.#connections) socket.destroy();
     await Promise.all([
       ...this.#udp.splice(0).map((s) => new Promise<void>((resolve) => s.close(() => resolve()))),
-      ...this.#tcp.splice(0).map((s) => new Promise<void>((resolve) => s.close(() => resolve()))),
+      ...this.#streams.splice(0).map(({ server }) => new Promise<void>((resolve) => server.close(() => resolve()))),
     ]);
   }
 
@@ -101,19 +112,28 @@ export class SipTransport extends EventEmitter<SipTransportEvents> {
     this.#udp.push(socket);
   }
 
-  async #listenTcp(spec: SipListen): Promise<void> {
-    const server = net.createServer((socket) => this.#accept(socket));
+  /** A TCP listener, or a TLS one (its sockets, once the handshake is done, framed the same way). */
+  async #listenStream(spec: SipListen, protocol: 'tcp' | 'tls', server: net.Server): Promise<void> {
+    server.on(protocol === 'tls' ? 'secureConnection' : 'connection', (socket: net.Socket) =>
+      this.#accept(socket, protocol),
+    );
+    // A failed handshake (a scanner, a client that distrusts the certificate) closes that socket only.
+    if (protocol === 'tls')
+      server.on('tlsClientError', (err, socket) => {
+        this.#log.debug({ address: socket.remoteAddress, reason: err.message }, 'SIP TLS handshake failed');
+        socket.destroy();
+      });
     await bound(server, (done) => server.listen(spec.port, spec.host, done));
-    this.#tcp.push(server);
+    this.#streams.push({ protocol, server });
   }
 
-  #accept(socket: net.Socket): void {
+  #accept(socket: net.Socket, protocol: 'tcp' | 'tls'): void {
     this.#connections.add(socket);
     socket.setTimeout(TCP_IDLE_MS, () => socket.destroy());
     socket.on('close', () => this.#connections.delete(socket));
     socket.on('error', () => {});
     const source: SipSource = {
-      protocol: 'tcp',
+      protocol,
       address: socket.remoteAddress ?? '',
       port: socket.remotePort ?? 0,
       reliable: true,
@@ -174,6 +194,15 @@ function replyPeer(
   if (!atPort || !via || via.params.has('rport')) return source;
   const port = via.port ?? 5060;
   return port === source.port ? source : atPort(port);
+}
+
+/**
+ * callrec's Contact URI in a dialog over `protocol`: `sips:` when the dialog's request asked for
+ * SIPS (RFC 3261 §12.1.1), else a `sip:` URI naming the transport when it is not UDP (§19.1.1).
+ */
+export function contactUri(host: string, port: number, protocol: SipProtocol, sips: boolean): string {
+  if (sips) return `sips:${host}:${port}`;
+  return `sip:${host}:${port}${protocol === 'udp' ? '' : `;transport=${protocol}`}`;
 }
 
 /** Resolves once `start` calls back (bound, listening); rejects with an 'error' before that. */
