@@ -1,6 +1,9 @@
 // Built from: Azure Communication Services docs, "Audio streaming overview" and the Call
 // Automation SDK's streaming data types (AudioMetadata, AudioData, DtmfData inbound; AudioData
-// and StopAudio outbound for bidirectional streaming).
+// and StopAudio outbound for bidirectional streaming). Inbound keys are camelCase; the SDK's
+// OutStreamingData and Microsoft's samples write outbound ones in PascalCase
+// (`{"Kind":"AudioData","AudioData":{"Data":…},"StopAudio":null}`), other clients camelCase:
+// https://learn.microsoft.com/azure/communication-services/how-tos/call-automation/audio-streaming-quickstart
 import type { Leg } from '../../media/types.js';
 import { LegReaders, PcmWriter, ReplyReader, wireFormat } from './pcm.js';
 import type {

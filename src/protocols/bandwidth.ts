@@ -28,12 +28,29 @@ import {
 /** PCM is 16-bit signed little-endian, at 8, 16 or 24 kHz (24 recorded at 16). */
 const ENCODINGS = { pcmu: 'audio/PCMU', l16: 'audio/PCM', l16Rates: [8000, 16000, 24000] };
 
-/** `playAudio`'s content type for the stream's format. */
-function contentType(wire: WireFormat): string {
-  return wire.codec === 'pcmu'
+/** `playAudio`'s content type for audio in `codec` at `rate`. */
+function contentType(codec: WireFormat['codec'], rate: number): string {
+  return codec === 'pcmu'
     ? 'audio/pcmu'
-    : `audio/pcm;rate=${wire.rate};channels=1;bit-depth=16;endian=little;encoding=signed`;
+    : `audio/pcm;rate=${rate};channels=1;bit-depth=16;endian=little;encoding=signed`;
 }
+
+/**
+ * The rate of a runtime's `playAudio`: Bandwidth plays PCM at 8, 16 or 24 kHz into any stream
+ * and resamples it (as pipecat's `BandwidthFrameSerializer` relies on, sending 24 kHz by
+ * default), so on a PCM stream any of them is recorded, converted to the stream's rate. μ-law
+ * into a PCM stream, or PCM into a μ-law one, is refused: the recording holds one codec.
+ */
+function playAudioRate(type: string, wire: WireFormat): number {
+  const normal = type.toLowerCase().replace(/\s/g, '');
+  const rate = wire.codec === 'pcmu' ? 8000 : Number(/;rate=(\d+);/.exec(normal)?.[1]);
+  if (PLAY_RATES.includes(rate) && normal === contentType(wire.codec, rate)) return rate;
+  throw new CallrecError(
+    'ERR_UNSUPPORTED_CODEC',
+    `playAudio in ${type.slice(0, 80)}; the stream is ${contentType(wire.codec, wire.rate)}`,
+  );
+}
+const PLAY_RATES = [8000, 16000, 24000];
 
 /** `metadata.tracks`: `[{ name, mediaFormat: { encoding, sampleRate } }]`, one format for all. */
 function parseTracks(metadata: JsonObject): { legs: Leg[]; wire: WireFormat } {
@@ -160,17 +177,11 @@ class BandwidthAdapter implements ProviderAdapter {
         const wire = this.#wire;
         const reply = this.#reply;
         if (wire === undefined || reply === undefined) throw beforeStart('playAudio');
-        const type = stringField(media, 'contentType', 'media.contentType');
-        if (type.toLowerCase().replace(/\s/g, '') !== contentType(wire)) {
-          throw new CallrecError(
-            'ERR_UNSUPPORTED_CODEC',
-            `playAudio in ${type.slice(0, 80)}; the stream is ${contentType(wire)}`,
-          );
-        }
+        const rate = playAudioRate(stringField(media, 'contentType', 'media.contentType'), wire);
         const payload = stringField(media, 'payload', 'media.payload');
         return {
           type: 'media',
-          payload: reply.audio(this.#runtimeAudio.decode(payload, bytesPerSample(wire), 'media.payload')),
+          payload: reply.audio(this.#runtimeAudio.decode(payload, bytesPerSample(wire), 'media.payload'), rate),
         };
       }
       case 'clear':
@@ -185,7 +196,10 @@ class BandwidthAdapter implements ProviderAdapter {
     if (this.#wire === undefined || this.#writer === undefined) throw beforeStart('send');
     return textMessage({
       eventType: 'playAudio',
-      media: { contentType: contentType(this.#wire), payload: this.#writer.write(payload).toString('base64') },
+      media: {
+        contentType: contentType(this.#wire.codec, this.#wire.rate),
+        payload: this.#writer.write(payload).toString('base64'),
+      },
     });
   }
 

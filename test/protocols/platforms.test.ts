@@ -271,12 +271,30 @@ describe('bandwidth', () => {
     ]);
   });
 
-  test("a runtime plays the stream's own format only; callrec's messages back say which", () => {
+  test("a runtime plays PCM at any rate Bandwidth takes into a PCM stream, recorded at the stream's; never another codec", () => {
     const adapter = fresh('bandwidth');
     startOf(adapter, start(tracks(['inbound', 'audio/PCM', 8000])));
     const sent = JSON.parse(adapter.mediaMessage(Buffer.alloc(320)).data as string);
     expect(sent.media.contentType).toBe('audio/pcm;rate=8000;channels=1;bit-depth=16;endian=little;encoding=signed');
     expect(adapter.parseRuntimeMessage(json(sent), false)).toMatchObject({ type: 'media' });
+    // pipecat's default: 24 kHz PCM whatever the stream's rate; Bandwidth resamples it, and so does callrec.
+    const pcm24k = 'audio/pcm;rate=24000;channels=1;bit-depth=16;endian=little;encoding=signed';
+    const reply = adapter.parseRuntimeMessage(
+      json({ eventType: 'playAudio', media: { contentType: pcm24k, payload: Buffer.alloc(9600).toString('base64') } }),
+      false,
+    ) as { type: string; payload: Buffer };
+    expect(reply.type).toBe('media');
+    // 200 ms at 24 kHz is 200 ms at 8 kHz, less the resampler's look-ahead.
+    expect(reply.payload.length).toBeLessThanOrEqual(3200);
+    expect(reply.payload.length).toBeGreaterThan(3000);
+    expect(
+      code(() =>
+        adapter.parseRuntimeMessage(
+          json({ eventType: 'playAudio', media: { contentType: pcm24k.replace('24000', '44100'), payload: 'AAAA' } }),
+          false,
+        ),
+      ),
+    ).toBe('ERR_UNSUPPORTED_CODEC');
     expect(
       code(() =>
         adapter.parseRuntimeMessage(
