@@ -6,8 +6,8 @@ export type Decoder = (payload: Uint8Array, out: Int16Array, outOffset?: number)
 /** Encodes PCM into a fresh wire payload. */
 export type Encoder = (pcm: Int16Array) => Buffer;
 
-/** Bytes one sample occupies on the wire: 1 for G.711, 2 for L16. */
-export function bytesPerSample(format: MediaFormat): 1 | 2 {
+/** Bytes one sample occupies on the wire: 1 for G.711, 2 for L16 (of any format that names its codec, a wire's too). */
+export function bytesPerSample(format: Pick<MediaFormat, 'codec'> & Partial<MediaFormat>): 1 | 2 {
   return format.codec === 'l16' ? 2 : 1;
 }
 

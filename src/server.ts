@@ -359,7 +359,13 @@ export async function startServer(given: Config, opts: ServerOptions = {}): Prom
     // A spool only on this node's disk can be finalized by this node's queue alone; a shipped one by any worker.
     enqueue: (job: RecordingJobData, shared: boolean) => enqueuer.add(job, shared ? null : nodeId),
   };
-  const audiohookAuth = new AudiohookAuth({ store, keyring, redisUrl: config.redisUrl, prefix: config.queuePrefix });
+  const audiohookAuth = new AudiohookAuth({
+    store,
+    keyring,
+    redisUrl: config.redisUrl,
+    prefix: config.queuePrefix,
+    authFailures,
+  });
   let accepting = true;
   /** Why this node takes no new call now (its spool disk, MAX_STREAMS_PER_NODE), counted; null: it takes one. */
   function nodeRefusal(): CallrecError | null {
@@ -427,8 +433,11 @@ export async function startServer(given: Config, opts: ServerOptions = {}): Prom
       });
     // AudioHook authenticates the upgrade itself (its key and signature are headers): refused with 401 before any socket.
     if (provider !== 'genesys') return accept();
-    audiohookAuth.check(req).then(accept, (err: Error) => {
-      if (err instanceof CallrecError && err.code === 'ERR_UNAUTHORIZED') return refuseUpgrade(socket, err);
+    audiohookAuth.check(req, address).then(accept, (err: Error) => {
+      if (err instanceof CallrecError && err.code === 'ERR_RATE_LIMITED')
+        metrics.streamLimitsTotal.inc({ limit: err.code });
+      if (err instanceof CallrecError && (err.code === 'ERR_UNAUTHORIZED' || err.code === 'ERR_RATE_LIMITED'))
+        return refuseUpgrade(socket, err);
       // The database or Redis did not answer: not the client's fault, and worth a retry (503).
       log.error({ err }, 'AudioHook authentication could not be checked');
       refuseUpgrade(socket, new CallrecError('ERR_UNAVAILABLE', 'authentication could not be checked; retry'));

@@ -5,15 +5,19 @@
  * the API key) over the request target, authority, the AudioHook headers and the key, with
  * `created`/`expires`/`nonce`; a nonce is accepted once across the cluster (Redis).
  * Signatures are verified by `http-message-signatures`; only the nonce store is ours.
+ * Every refusal spends the failure budget the other media endpoints spend (AUTH_FAILURES_PER_IP,
+ * per client address and key prefix): past it that key is refused 429 without a look-up.
  */
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { createVerifier, httpbis, type SignatureParameters } from 'http-message-signatures';
 import { Redis } from 'ioredis';
 import type { MasterKeyring } from '../crypto/keys.js';
-import { CallrecError } from '../errors.js';
+import { CallrecError, HttpError } from '../errors.js';
 import type { Store } from '../store/index.js';
 import { openSecret, sealSecret, type SealedSecret } from '../tenants/secrets.js';
+import { streamFailureKey, tooManyFailures } from '../calls/stream-auth.js';
+import type { AuthFailures } from './failures.js';
 import { hasScope } from './scopes.js';
 
 /** What a signature must cover (Genesys signs these). */
@@ -59,6 +63,14 @@ function refused(reason: string): CallrecError {
   return new CallrecError('ERR_UNAUTHORIZED', reason);
 }
 
+/** `tooManyFailures` as an upgrade's answer: 429 with `Retry-After`. */
+function limited(retryAfterMs: number): HttpError {
+  const err = tooManyFailures(retryAfterMs);
+  return new HttpError('ERR_RATE_LIMITED', err.message, {
+    headers: { 'Retry-After': String(Math.ceil(retryAfterMs / 1000)) },
+  });
+}
+
 function header(req: IncomingMessage, name: string): string | undefined {
   const value = req.headers[name];
   return Array.isArray(value) ? value[0] : value;
@@ -70,6 +82,8 @@ export interface AudiohookAuthOptions {
   redisUrl: string;
   /** Key prefix of this deployment's Redis keys. */
   prefix: string;
+  /** The failure budgets (AUTH_FAILURES_PER_IP), shared with the other endpoints. */
+  authFailures: AuthFailures;
 }
 
 export class AudiohookAuth {
@@ -81,8 +95,26 @@ export class AudiohookAuth {
     this.#redis = new Redis(opts.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
   }
 
-  /** Resolves when the upgrade may proceed; rejects `ERR_UNAUTHORIZED` with the reason otherwise. */
-  async check(req: IncomingMessage): Promise<void> {
+  /**
+   * Resolves when the upgrade from `address` may proceed; rejects `ERR_UNAUTHORIZED` with the
+   * reason otherwise, counted as a failure of the address and key, and `ERR_RATE_LIMITED` (429,
+   * `Retry-After`) once they failed AUTH_FAILURES_PER_IP times in the minute.
+   */
+  async check(req: IncomingMessage, address: string): Promise<void> {
+    const { authFailures } = this.#opts;
+    const failureKey = streamFailureKey(address, header(req, 'x-api-key') ?? '');
+    const wait = authFailures.retryAfterMs(failureKey);
+    if (wait > 0) throw limited(wait);
+    try {
+      await this.#verify(req);
+    } catch (err) {
+      if (!(err instanceof CallrecError && err.code === 'ERR_UNAUTHORIZED')) throw err;
+      const retryAfterMs = authFailures.fail(failureKey);
+      throw retryAfterMs > 0 ? limited(retryAfterMs) : err;
+    }
+  }
+
+  async #verify(req: IncomingMessage): Promise<void> {
     const apiKey = header(req, 'x-api-key');
     if (!apiKey) throw refused('no X-API-KEY header');
     const principal = await this.#opts.store.keys.verify(apiKey);

@@ -86,6 +86,35 @@ export class BoundedSender {
     queue.forEach((m, i) => {
       this.#ws.send(m.data, { binary: m.binary }, i === last && this.#waiting ? this.#drained : undefined);
     });
+    // A source paused for what a clear then dropped (`dropHeldAudio`) has nothing left to wait for.
+    if (last < 0 && this.#waiting) this.#drained();
+  }
+
+  /**
+   * The receiver asks for nothing more for now (Asterisk `MEDIA_XOFF`, on an open socket): what
+   * is sent waits here, in order, under the same limits (past the high-water mark `send` says
+   * pause the source; past the cap it throws `ERR_RELAY_OVERFLOW`, nothing dropped unsaid),
+   * until `resume`.
+   */
+  hold(): void {
+    this.#queue ??= [];
+  }
+
+  /** Whether messages wait (held, or before the handshake). */
+  get holding(): boolean {
+    return this.#queue !== null;
+  }
+
+  /** The receiver takes messages again: what `hold` kept is sent, in order. */
+  resume(): void {
+    if (this.#queue !== null && this.#ws.readyState === WebSocket.OPEN) this.open();
+  }
+
+  /** Drops the held binary messages (audio, on Asterisk, the one platform with flow control: a clear empties it anyway), keeping the rest in order. */
+  dropHeldAudio(): void {
+    if (this.#queue === null) return;
+    this.#queue = this.#queue.filter((m) => !m.binary);
+    this.#queuedBytes = this.#queue.reduce((n, m) => n + m.data.length, 0);
   }
 
   /** Drops what waits for the handshake. */

@@ -295,6 +295,13 @@ export class CallSession extends StateMachine<SessionState> {
         s.gate.dtmf(event.digit);
         this.#toRuntime(s, data, isBinary);
         return;
+      case 'flow':
+        // The provider's queue is full: callrec's prompt and the runtime's audio wait (bounded)
+        // until it drains; the runtime is told as the provider told it.
+        if (event.paused) this.#toProvider.hold();
+        else this.#toProvider.resume();
+        this.#toRuntime(s, data, isBinary);
+        return;
       case 'other':
         this.#toRuntime(s, data, isBinary);
         return;
@@ -441,6 +448,12 @@ export class CallSession extends StateMachine<SessionState> {
       // would hang up on it), and does not end the caller's call.
       this.#log.warn({ err }, 'dropped a bad message from the agent runtime');
       return;
+    }
+    if (event.type === 'clear' && this.#toProvider.holding) {
+      // A clear empties the provider's full queue, the reason it asked for a pause: it goes at
+      // once, and the audio held for after the pause would have been cleared with the rest.
+      this.#toProvider.dropHeldAudio();
+      this.#toProvider.resume();
     }
     if (!this.#sendToProvider(data, isBinary)) return;
     if (event.type === 'media' || (event.type === 'mark' && event.payload)) s.recorder.runtimeAudio(event.payload!);

@@ -68,7 +68,7 @@ export async function authenticateStream(
   // SIPREC: the SIP layer authenticated the client already (digest or `sip_sources`) and names its tenant.
   let tenantId = upgrade.tenantId;
   if (tenantId === undefined) {
-    const failureKey = `${upgrade.address} token ${displayPrefix(params.token ?? '')}`;
+    const failureKey = streamFailureKey(upgrade.address, params.token ?? '');
     const retryAfterMs = authFailures.retryAfterMs(failureKey);
     if (retryAfterMs > 0) throw tooManyFailures(retryAfterMs);
     const principal = params.token ? await store.keys.verify(params.token) : null;
@@ -107,7 +107,12 @@ export async function authenticateStream(
   };
 }
 
-function tooManyFailures(retryAfterMs: number): CallrecError {
+/** Whose failure budget a media endpoint's failed credential spends: its client address and token prefix. */
+export function streamFailureKey(address: string, token: string): string {
+  return `${address} token ${displayPrefix(token)}`;
+}
+
+export function tooManyFailures(retryAfterMs: number): CallrecError {
   return new CallrecError(
     'ERR_RATE_LIMITED',
     `too many failed authentications of this token from this address; retry in ${Math.ceil(retryAfterMs / 1000)} s`,

@@ -49,8 +49,8 @@ function parseControlMessage(
   return { name, fields, json: false };
 }
 
-/** Events Asterisk sends that carry nothing for the recording (flow control, buffering, status). */
-const QUIET_EVENTS = new Set(['MEDIA_XOFF', 'MEDIA_XON', 'MEDIA_BUFFERING_COMPLETED', 'QUEUE_DRAINED', 'STATUS']);
+/** Events Asterisk sends that carry nothing for the recording (buffering, status). */
+const QUIET_EVENTS = new Set(['MEDIA_BUFFERING_COMPLETED', 'QUEUE_DRAINED', 'STATUS']);
 /** Commands a runtime may send that carry nothing for the recording. */
 const QUIET_COMMANDS = new Set([
   'ANSWER',
@@ -97,7 +97,11 @@ class AsteriskDialect implements BinaryDialect {
     const { name, fields } = parseControlMessage(data, 'event');
     if (name === 'MEDIA_MARK_PROCESSED') return { type: 'mark', name: String(fields.correlation_id ?? '') };
     if (name === 'DTMF_END' && typeof fields.digit === 'string') return { type: 'dtmf', digit: fields.digit };
-    if (name === 'HANGUP') return { type: 'stop' };
+    // Its frame queue (about 1,000 frames) reached the XOFF level (about 900): what is sent
+    // after this "will probably be dropped" until XON (below about 800).
+    // https://docs.asterisk.org/Configuration/Channel-Drivers/WebSocket/ ("Max Message Size and Flow Control")
+    if (name === 'MEDIA_XOFF') return { type: 'flow', paused: true };
+    if (name === 'MEDIA_XON') return { type: 'flow', paused: false };
     if (QUIET_EVENTS.has(name)) return NOTHING;
     throw unknownEvent(name);
   }

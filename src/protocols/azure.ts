@@ -1,8 +1,11 @@
 // Built from: Azure Communication Services docs, "Audio streaming overview" and the Call
 // Automation SDK's streaming data types (AudioMetadata, AudioData, DtmfData inbound; AudioData
-// and StopAudio outbound for bidirectional streaming).
+// and StopAudio outbound for bidirectional streaming). Inbound keys are camelCase; the SDK's
+// OutStreamingData and Microsoft's samples write outbound ones in PascalCase
+// (`{"Kind":"AudioData","AudioData":{"Data":…},"StopAudio":null}`), other clients camelCase:
+// https://learn.microsoft.com/azure/communication-services/how-tos/call-automation/audio-streaming-quickstart
 import type { Leg } from '../../media/types.js';
-import { PcmReader, PcmWriter, wireFormat, type WireFormat } from './pcm.js';
+import { LegReaders, PcmWriter, ReplyReader, wireFormat } from './pcm.js';
 import type {
   AdapterFactory,
   ProviderAdapter,
@@ -55,13 +58,12 @@ function stringOf(o: JsonObject, name: string, path: string): string {
  */
 class AzureAdapter implements ProviderAdapter {
   readonly provider = 'azure' as const;
-  #wire: WireFormat | undefined;
   #writer: PcmWriter | undefined;
   /** Each leg's converter (its own resampler state and scratch). */
-  readonly #readers = new Map<Leg, PcmReader>();
+  #readers: LegReaders | undefined;
+  #reply: ReplyReader | undefined;
   readonly #legs = new Map<string, Leg | null>();
   #firstMs: number | undefined;
-  readonly #runtimeReader = new Map<number, PcmReader>();
   /** Frames' base64 decoded into reused memory (the frame path allocates no payload). */
   readonly #decoder = new ScratchDecoder();
 
@@ -89,11 +91,11 @@ class AzureAdapter implements ProviderAdapter {
     const rate = field(metadata, 'sampleRate');
     if (typeof rate !== 'number') throw malformed('audioMetadata.sampleRate');
     if (field(metadata, 'channels') !== 1) throw malformed('audioMetadata.channels', 'not 1');
-    this.#wire = wireFormat(encoding === 'PCM' ? 'l16' : null, rate, 'le', encoding);
-    const caller = new PcmReader(this.#wire, 1);
-    this.#readers.set('caller', caller);
-    this.#readers.set('agent', new PcmReader(this.#wire, 1));
-    this.#writer = new PcmWriter(caller.format, this.#wire);
+    const wire = wireFormat(encoding === 'PCM' ? 'l16' : null, rate, 'le', encoding);
+    const readers = new LegReaders(wire);
+    this.#readers = readers;
+    this.#writer = new PcmWriter(readers.format, wire);
+    this.#reply = new ReplyReader(wire, readers.format);
     const params: Record<string, string> = {};
     const subscription = optionalString(metadata, 'subscriptionId', 'audioMetadata.subscriptionId');
     if (subscription !== undefined) params.subscriptionId = subscription;
@@ -101,24 +103,22 @@ class AzureAdapter implements ProviderAdapter {
       providerCallId: headerValue(this.upgrade.headers, AZURE_CALL_HEADER),
       streamId: subscription,
       params,
-      format: caller.format,
+      format: readers.format,
       // Unmixed audio may carry either participant: both legs are declared.
       legs: ['caller', 'agent'],
     };
   }
 
   #audio(audio: JsonObject): ProviderEvent {
-    if (this.#wire === undefined) throw beforeStart('AudioData');
+    const readers = this.#readers;
+    if (readers === undefined) throw beforeStart('AudioData');
     const at = Date.parse(stringOf(audio, 'timestamp', 'audioData.timestamp'));
     if (Number.isNaN(at)) throw malformed('audioData.timestamp');
     const leg = this.#legOf(field(audio, 'participantRawID'));
     const data = stringOf(audio, 'data', 'audioData.data');
     if (leg === null) return NOTHING;
     this.#firstMs ??= at;
-    const payload = this.#decoder.decode(data, 2, 'audioData.data');
-    const reader = this.#readers.get(leg)!;
-    reader.read(payload, Math.max(0, at - this.#firstMs));
-    return { type: 'media', leg, timestampMs: Math.max(0, reader.timestampMs), payload: reader.out[0] };
+    return readers.read(leg, this.#decoder.decode(data, 2, 'audioData.data'), Math.max(0, at - this.#firstMs));
   }
 
   /** The leg a participant's audio records to; null for a third participant and beyond. */
@@ -142,28 +142,25 @@ class AzureAdapter implements ProviderAdapter {
   }
 
   flush(): ProviderEvent[] {
-    const events: ProviderEvent[] = [];
-    for (const [leg, reader] of this.#readers) {
-      if (reader.flush())
-        events.push({ type: 'media', leg, timestampMs: Math.max(0, reader.timestampMs), payload: reader.out[0] });
-    }
-    return events;
+    return this.#readers?.flush() ?? [];
   }
 
   parseRuntimeMessage(data: Buffer, isBinary: boolean): RuntimeEvent {
-    if (this.#wire === undefined) throw beforeStart('runtime message');
+    const reply = this.#reply;
+    if (reply === undefined) throw beforeStart('runtime message');
     if (isBinary) throw malformed('message', 'binary frame');
     const message = parseJsonObject(data);
     const kind = stringOf(message, 'kind', 'kind');
     switch (kind) {
-      case 'AudioData': {
-        const rate = this.#wire.rate;
-        let reader = this.#runtimeReader.get(rate);
-        if (reader === undefined) this.#runtimeReader.set(rate, (reader = new PcmReader(this.#wire, 1)));
-        reader.read(Buffer.from(stringOf(objectOf(message, 'audioData'), 'data', 'AudioData.Data'), 'base64'), 0);
-        return { type: 'media', payload: reader.out[0] };
-      }
+      case 'AudioData':
+        return {
+          type: 'media',
+          payload: reply.audio(
+            Buffer.from(stringOf(objectOf(message, 'audioData'), 'data', 'AudioData.Data'), 'base64'),
+          ),
+        };
       case 'StopAudio':
+        reply.clear();
         return { type: 'clear' };
       default:
         throw unknownEvent(kind);

@@ -5,23 +5,12 @@
  * `chan_websocket`. One `BinaryStreamAdapter` holds the frame path, the rate conversion and the
  * runtime's audio; a `BinaryDialect` holds what each platform says in its text frames.
  */
-import { PcmReader, PcmWriter, wireFormat, type WireFormat } from './pcm.js';
-import type {
-  Provider,
-  ProviderAdapter,
-  ProviderEvent,
-  RuntimeEvent,
-  StreamStart,
-  UpgradeInfo,
-  WireMessage,
-} from './types.js';
+import { PcmReader, PcmWriter, ReplyReader, wireFormat, type StreamOpening, type WireFormat } from './pcm.js';
+import type { Provider, ProviderAdapter, ProviderEvent, RuntimeEvent, UpgradeInfo, WireMessage } from './types.js';
 import { beforeStart, checkMessageSize, malformed, type JsonObject } from './wire.js';
 
 /** What a platform's opening text frame says: the stream, and how its audio arrives. */
-export interface BinaryOpening {
-  /** `format` is filled in by the adapter from `wire`. */
-  start: Omit<StreamStart, 'format'>;
-  wire: WireFormat;
+export interface BinaryOpening extends StreamOpening {
   /** Two for a stream of both legs interleaved, caller first. */
   channels: 1 | 2;
 }
@@ -80,9 +69,7 @@ export class BinaryStreamAdapter implements ProviderAdapter {
   #wire: WireFormat | undefined;
   #reader: PcmReader | undefined;
   #writer: PcmWriter | undefined;
-  /** A runtime's audio, one reader per rate it sends at (its own scratch, apart from the provider's). */
-  readonly #runtimeReaders = new Map<number, PcmReader>();
-  #lastRuntimeReader: PcmReader | undefined;
+  #reply: ReplyReader | undefined;
   #wireFrameBytes = 0;
   /** Sample frames received: the next frame's position. */
   #samples = 0;
@@ -102,6 +89,7 @@ export class BinaryStreamAdapter implements ProviderAdapter {
     this.#wire = wire;
     this.#reader = new PcmReader(wire, channels);
     this.#writer = new PcmWriter(this.#reader.format, wire);
+    this.#reply = new ReplyReader(wire, this.#reader.format);
     this.#wireFrameBytes = (wire.codec === 'l16' ? 2 : 1) * channels;
     return { type: 'start', start: { ...start, format: this.#reader.format } };
   }
@@ -127,41 +115,21 @@ export class BinaryStreamAdapter implements ProviderAdapter {
   }
 
   parseRuntimeMessage(data: Buffer, isBinary: boolean): RuntimeEvent {
-    if (this.#wire === undefined) throw beforeStart('runtime message');
-    if (isBinary) return this.#runtimeAudio(data, this.#wire.rate);
+    const reply = this.#reply;
+    if (reply === undefined) throw beforeStart('runtime message');
+    if (isBinary) return { type: 'media', payload: reply.audio(data) };
     const text = this.dialect.parseRuntimeText(data);
     switch (text.type) {
       case 'audio':
-        return this.#runtimeAudio(text.payload, text.rate);
-      case 'mark': {
-        // A mark ends a reply: the audio its resampler still holds belongs before it.
-        const reader = this.#lastRuntimeReader;
-        return reader?.flush() ? { ...text, payload: reader.out[0] } : text;
-      }
+        return { type: 'media', payload: reply.audio(text.payload, text.rate) };
+      case 'mark':
+        return reply.mark(text);
       case 'clear':
-        // The rest of the reply is dropped: so is what the resampler held of it.
-        this.#lastRuntimeReader?.flush();
+        reply.clear();
         return text;
       default:
         return text;
     }
-  }
-
-  /** A runtime's audio in the recording's format: its rate converted as the provider's is. */
-  #runtimeAudio(payload: Buffer, rate: number): RuntimeEvent {
-    let reader = this.#runtimeReaders.get(rate);
-    if (reader === undefined) {
-      // Bounded: a runtime names a handful of rates at most, and an unsupported one throws here.
-      reader = new PcmReader(
-        wireFormat(this.#wire!.codec, rate, this.#wire!.byteOrder, `runtime audio`),
-        1,
-        this.#reader!.format,
-      );
-      this.#runtimeReaders.set(rate, reader);
-    }
-    reader.read(payload, 0);
-    this.#lastRuntimeReader = reader;
-    return { type: 'media', payload: reader.out[0] };
   }
 
   mediaMessage(payload: Buffer): WireMessage {

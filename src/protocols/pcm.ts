@@ -1,13 +1,15 @@
 /**
- * Audio as the binary-frame platforms send it (jambonz, FreeSWITCH, Asterisk, Azure): G.711 or
- * L16 at 8 to 48 kHz in either byte order, one channel or two interleaved, turned into what the
- * recording takes: the same bytes where the rate is 8 or 16 kHz, else L16 resampled to 16 kHz.
+ * Audio as the platforms send it (jambonz, FreeSWITCH, Asterisk, Azure, and the JSON platforms
+ * that stream L16 at 24 kHz: Bandwidth, Exotel): G.711 or L16 at 8 to 48 kHz in either byte
+ * order, one channel or two interleaved, turned into what the recording takes: the same bytes
+ * where the rate is 8 or 16 kHz, else L16 resampled to 16 kHz.
  */
 import { endianness } from 'node:os';
 import { CallrecError } from '../errors.js';
 import { bytesPerSample } from '../../media/codec.js';
 import { StreamResampler } from '../../media/resample.js';
-import type { MediaFormat } from '../../media/types.js';
+import type { Leg, MediaFormat } from '../../media/types.js';
+import type { ProviderEvent, RuntimeEvent, StreamStart } from './types.js';
 
 /** Rates a platform may send L16 at; above 16 kHz the recording gets 16 kHz. */
 const L16_RATES = new Set([8000, 16000, 24000, 48000]);
@@ -19,6 +21,12 @@ export interface WireFormat {
   /** Samples a second on the wire. */
   rate: number;
   byteOrder: 'be' | 'le';
+}
+
+/** What a platform's start says: the stream, and how its audio arrives (the adapter fills in the recording's `format`). */
+export interface StreamOpening {
+  start: Omit<StreamStart, 'format'>;
+  wire: WireFormat;
 }
 
 export function unsupportedCodec(name: string, rate: number): CallrecError {
@@ -202,5 +210,85 @@ export class PcmWriter {
       else bytes.writeInt16LE(out[i], 2 * i);
     }
     return bytes;
+  }
+}
+
+/**
+ * A stream whose legs arrive in frames of their own (Azure, Bandwidth, the Twilio family): one
+ * reader per leg, each with its own resampler state and scratch. At 8 or 16 kHz a frame passes
+ * as it came, no copy.
+ */
+export class LegReaders {
+  readonly format: MediaFormat;
+  readonly #readers: Record<Leg, PcmReader>;
+
+  constructor(wire: WireFormat) {
+    this.#readers = { caller: new PcmReader(wire, 1), agent: new PcmReader(wire, 1) };
+    this.format = this.#readers.caller.format;
+  }
+
+  /** One leg's frame whose first sample is at `inputMs`, in the recording's format. */
+  read(leg: Leg, payload: Buffer, inputMs: number): ProviderEvent {
+    const reader = this.#readers[leg];
+    reader.read(payload, inputMs);
+    return { type: 'media', leg, timestampMs: Math.max(0, reader.timestampMs), payload: reader.out[0] };
+  }
+
+  /** At the stream's end: what each leg's resampler still holds, as frames. */
+  flush(): ProviderEvent[] {
+    const events: ProviderEvent[] = [];
+    for (const leg of ['caller', 'agent'] as const) {
+      const reader = this.#readers[leg];
+      if (reader.flush())
+        events.push({ type: 'media', leg, timestampMs: Math.max(0, reader.timestampMs), payload: reader.out[0] });
+    }
+    return events;
+  }
+}
+
+/**
+ * A runtime's audio back into the call, in the wire's codec at the stream's rate or another it
+ * names, converted to the recording's format as the provider's audio is (where no conversion is
+ * needed, the same bytes once checked to hold whole samples). A reply ends at a mark (the
+ * resampler's look-ahead is played before it) or a clear (it is dropped).
+ */
+export class ReplyReader {
+  readonly #wire: WireFormat;
+  readonly #format: MediaFormat;
+  /** One reader per rate the runtime sends at (its own scratch, apart from the provider's). */
+  readonly #readers = new Map<number, PcmReader>();
+  #last: PcmReader | undefined;
+
+  constructor(wire: WireFormat, format: MediaFormat) {
+    this.#wire = wire;
+    this.#format = format;
+  }
+
+  /** `payload` in the recording's format: a view of scratch memory, valid until the next call. */
+  audio(payload: Buffer, rate = this.#wire.rate): Buffer {
+    let reader = this.#readers.get(rate);
+    if (reader === undefined) {
+      // Bounded: a runtime names a handful of rates at most, and an unsupported one throws here.
+      reader = new PcmReader(
+        wireFormat(this.#wire.codec, rate, this.#wire.byteOrder, 'runtime audio'),
+        1,
+        this.#format,
+      );
+      this.#readers.set(rate, reader);
+    }
+    reader.read(payload, 0);
+    this.#last = reader;
+    return reader.out[0];
+  }
+
+  /** A runtime's mark, carrying the end of the reply before it where the resampler held some back. */
+  mark<T extends Extract<RuntimeEvent, { type: 'mark' }>>(event: T): T {
+    const reader = this.#last;
+    return reader?.flush() ? { ...event, payload: reader.out[0] } : event;
+  }
+
+  /** The rest of the reply is dropped: so is what the resampler held of it. */
+  clear(): void {
+    this.#last?.flush();
   }
 }

@@ -3,7 +3,8 @@
 import { CallrecError } from '../errors.js';
 import type { MediaFormat } from '../../media/types.js';
 import { streamSampleBytes, TrackStreamAdapter, type TrackDialect } from './track-stream.js';
-import type { AdapterFactory, StreamStart } from './types.js';
+import type { StreamOpening } from './pcm.js';
+import type { AdapterFactory } from './types.js';
 import {
   legsOfTracks,
   malformed,
@@ -29,27 +30,29 @@ function extraHeaders(value: string | undefined, into: Record<string, string>): 
   }
 }
 
-function parseStart(message: JsonObject): StreamStart {
+function parseStart(message: JsonObject): StreamOpening {
   const start = objectField(message, 'start', 'start');
   const mf = objectField(start, 'mediaFormat', 'start.mediaFormat');
   const sampleRate = mf.sampleRate;
   if (typeof sampleRate !== 'number') throw malformed('start.mediaFormat.sampleRate');
   // L16 is sent little-endian, as Plivo's own examples decode it.
-  const format = mediaFormat(stringField(mf, 'encoding', 'start.mediaFormat.encoding'), sampleRate, ENCODINGS, 'le');
+  const wire = mediaFormat(stringField(mf, 'encoding', 'start.mediaFormat.encoding'), sampleRate, ENCODINGS, 'le');
 
   const legs = legsOfTracks(start.tracks, 'start.tracks');
 
   const params: Record<string, string> = {};
   extraHeaders(optionalString(message, 'extra_headers', 'extra_headers'), params);
   return {
-    providerCallId: optionalString(start, 'callId', 'start.callId'),
-    streamId: stringField(start, 'streamId', 'start.streamId'),
-    params,
-    format,
-    legs,
-    // A bidirectional stream may carry the inbound track only; whether one that does is
-    // bidirectional is not in the start, so the session's rule decides (SPEC §4).
-    canSendAudio: legs.includes('agent') ? false : undefined,
+    start: {
+      providerCallId: optionalString(start, 'callId', 'start.callId'),
+      streamId: stringField(start, 'streamId', 'start.streamId'),
+      params,
+      legs,
+      // A bidirectional stream may carry the inbound track only; whether one that does is
+      // bidirectional is not in the start, so the session's rule decides (SPEC §4).
+      canSendAudio: legs.includes('agent') ? false : undefined,
+    },
+    wire,
   };
 }
 
@@ -80,22 +83,19 @@ const dialect: TrackDialect = {
     clear: 'clearAudio',
     markEcho: 'playedStream',
     runtimeQuiet: ['sendDTMF'],
-    mediaBody: (payload, format) => ({
-      media: { contentType: CONTENT_TYPES[format.codec], sampleRate: format.sampleRate, payload },
+    mediaBody: (payload, wire) => ({
+      media: { contentType: CONTENT_TYPES[wire.codec], sampleRate: wire.rate, payload },
     }),
     markBody: (name) => ({ name }),
     markName: (message) => stringField(message, 'name', 'name'),
     // Plivo plays any of its formats into any stream; the recording holds the stream's only.
-    checkMedia(message, format) {
+    checkMedia(message, wire) {
       const media = objectField(message, 'media', 'media');
       const contentType = stringField(media, 'contentType', 'media.contentType');
-      if (
-        format !== undefined &&
-        (contentType !== CONTENT_TYPES[format.codec] || media.sampleRate !== format.sampleRate)
-      ) {
+      if (wire !== undefined && (contentType !== CONTENT_TYPES[wire.codec] || media.sampleRate !== wire.rate)) {
         throw new CallrecError(
           'ERR_UNSUPPORTED_CODEC',
-          `playAudio in ${contentType.slice(0, 40)} at ${String(media.sampleRate).slice(0, 10)} Hz; the stream is ${CONTENT_TYPES[format.codec]} at ${format.sampleRate} Hz`,
+          `playAudio in ${contentType.slice(0, 40)} at ${String(media.sampleRate).slice(0, 10)} Hz; the stream is ${CONTENT_TYPES[wire.codec]} at ${wire.rate} Hz`,
         );
       }
     },

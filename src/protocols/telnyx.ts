@@ -1,7 +1,8 @@
 // Built from: Telnyx Developer Docs, "Stream call media over WebSocket" (Media Streaming AsyncAPI),
 // and how pipecat's `TelnyxFrameSerializer` (a Telnyx-speaking runtime) reads and writes it.
 import { TRACK_PLAYBACK, TrackStreamAdapter, type TrackDialect } from './track-stream.js';
-import type { AdapterFactory, StreamStart, UpgradeInfo } from './types.js';
+import type { StreamOpening } from './pcm.js';
+import type { AdapterFactory, UpgradeInfo } from './types.js';
 import {
   flattenParams,
   headerValue,
@@ -52,13 +53,13 @@ function authToken(upgrade: UpgradeInfo): string | undefined {
   return headerValue(upgrade.headers, TELNYX_AUTH_HEADER);
 }
 
-function parseStart(message: JsonObject, upgrade: UpgradeInfo): StreamStart {
+function parseStart(message: JsonObject, upgrade: UpgradeInfo): StreamOpening {
   const start = objectField(message, 'start', 'start');
   const mf = objectField(start, 'media_format', 'start.media_format');
   const sampleRate = mf.sample_rate;
   if (typeof sampleRate !== 'number') throw malformed('start.media_format.sample_rate');
   // Telnyx sends L16 in network byte order.
-  const format = mediaFormat(stringField(mf, 'encoding', 'start.media_format.encoding'), sampleRate, ENCODINGS, 'be');
+  const wire = mediaFormat(stringField(mf, 'encoding', 'start.media_format.encoding'), sampleRate, ENCODINGS, 'be');
 
   const params: Record<string, string> = {};
   flattenParams(decodeClientState(optionalString(start, 'client_state', 'start.client_state')), params);
@@ -67,15 +68,17 @@ function parseStart(message: JsonObject, upgrade: UpgradeInfo): StreamStart {
   if (params.token === undefined && header !== undefined) params.token = header;
 
   return {
-    providerCallId: optionalString(start, 'call_control_id', 'start.call_control_id'),
-    streamId: optionalString(message, 'stream_id', 'stream_id'),
-    params,
-    format,
-    // The start frame does not say which `stream_track` was requested; media frames name their
-    // track, so both legs are declared and a caller-only stream simply never fills the agent leg.
-    legs: ['caller', 'agent'],
-    // `canSendAudio` stays unset: whether `stream_bidirectional_mode` was requested is not in
-    // the start either, so the session's rule decides the mode (SPEC §4).
+    start: {
+      providerCallId: optionalString(start, 'call_control_id', 'start.call_control_id'),
+      streamId: optionalString(message, 'stream_id', 'stream_id'),
+      params,
+      // The start frame does not say which `stream_track` was requested; media frames name their
+      // track, so both legs are declared and a caller-only stream simply never fills the agent leg.
+      legs: ['caller', 'agent'],
+      // `canSendAudio` stays unset: whether `stream_bidirectional_mode` was requested is not in
+      // the start either, so the session's rule decides the mode (SPEC §4).
+    },
+    wire,
   };
 }
 

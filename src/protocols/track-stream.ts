@@ -7,8 +7,9 @@
  * `TrackDialect` holds only what differs between the providers.
  */
 import { bytesPerSample } from '../../media/codec.js';
-import type { Leg, MediaFormat } from '../../media/types.js';
+import type { Leg } from '../../media/types.js';
 import { MediaMessageScan } from './media-scan.js';
+import { LegReaders, PcmWriter, ReplyReader, type StreamOpening, type WireFormat } from './pcm.js';
 import type {
   Provider,
   ProviderAdapter,
@@ -49,12 +50,12 @@ export interface TrackPlayback {
   readonly markEcho: string;
   /** Other events a runtime may send; they carry nothing for the recording (Plivo `sendDTMF`). */
   readonly runtimeQuiet: readonly string[];
-  mediaBody(payload: string, format: MediaFormat): JsonObject;
+  mediaBody(payload: string, wire: WireFormat): JsonObject;
   markBody(name: string): JsonObject;
   /** A mark's name, in a runtime's mark or the provider's echo of one. */
   markName(message: JsonObject): string;
   /** Throws `ERR_UNSUPPORTED_CODEC` when a runtime's audio message names another format than the stream's. */
-  checkMedia(message: JsonObject, format: MediaFormat | undefined): void;
+  checkMedia(message: JsonObject, wire: WireFormat | undefined): void;
 }
 
 /** `media {payload}`, `mark {name}`, `clear`: Twilio's playback messages. */
@@ -72,8 +73,8 @@ export const TRACK_PLAYBACK: TrackPlayback = {
 };
 
 /** `TrackDialect.runtimeSampleBytes` where a runtime plays the stream's own format only. */
-export const streamSampleBytes = (format: MediaFormat | undefined): number =>
-  format === undefined ? 1 : bytesPerSample(format);
+export const streamSampleBytes = (wire: WireFormat | undefined): number =>
+  wire === undefined ? 1 : bytesPerSample(wire);
 
 /** `TrackDialect.scrubStart` for a start whose parameters are one object in `start`: drops its `token`. */
 export const scrubStartParam =
@@ -86,8 +87,8 @@ export const scrubStartParam =
 /** What one provider of the family does its own way. */
 export interface TrackDialect {
   readonly provider: Provider;
-  /** The stream's description from a `start` message. */
-  parseStart(message: JsonObject, upgrade: UpgradeInfo): StreamStart;
+  /** The stream's description from a `start` message, and its audio as the wire carries it. */
+  parseStart(message: JsonObject, upgrade: UpgradeInfo): StreamOpening;
   /** Fields every message to the provider carries after `event` (Twilio: `streamSid`). */
   address(start: StreamStart): JsonObject;
   /** Removes callrec's credentials from a start message, in place. */
@@ -98,7 +99,7 @@ export interface TrackDialect {
    * What a runtime's audio must be whole multiples of, in bytes: the stream's sample size, or
    * 1 where the provider also plays other payloads (Telnyx's MP3) and nothing can be checked.
    */
-  runtimeSampleBytes(format: MediaFormat | undefined): number;
+  runtimeSampleBytes(wire: WireFormat | undefined): number;
   /**
    * What places a frame: its `timestamp` (ms since the stream began), or only its 1-based
    * `chunk` count where `timestamp` is wall-clock time (Plivo).
@@ -125,27 +126,27 @@ class TrackMediaReader {
    * A provider frame read straight from the message bytes (see `MediaMessageScan`); null when
    * the message is anything else, or anything but plain, and `JSON.parse` must read it.
    */
-  fastMedia(data: Buffer, format: MediaFormat | undefined): ProviderEvent | null {
+  fastMedia(data: Buffer, wire: WireFormat | undefined, legs: LegReaders): ProviderEvent | null {
     const scan = this.#scan;
-    if (format === undefined || !scan.scan(data) || scan.payloadStart < 0) return null;
+    if (wire === undefined || !scan.scan(data) || scan.payloadStart < 0) return null;
     const leg = scan.leg ?? this.dialect.untrackedLeg;
     const timestamp = this.dialect.clock === 'timestamp' && scan.timestamp >= 0 ? scan.timestamp : undefined;
     if (leg === undefined || (timestamp === undefined && scan.chunk < 1)) return null;
-    const payload = this.decoder.decodeBytes(data, scan.payloadStart, scan.payloadEnd, bytesPerSample(format));
+    const payload = this.decoder.decodeBytes(data, scan.payloadStart, scan.payloadEnd, bytesPerSample(wire));
     if (payload === null) return null;
     const timestampMs = frameTimestampMs(
       timestamp,
       scan.chunk < 0 ? undefined : scan.chunk,
       payload.length,
-      format,
+      wire,
       'media',
     );
-    return { type: 'media', leg, timestampMs, payload };
+    return legs.read(leg, payload, timestampMs);
   }
 
   /** A provider `media` message, after `JSON.parse`. */
-  media(message: JsonObject, format: MediaFormat | undefined): ProviderEvent {
-    if (format === undefined) throw beforeStart('media');
+  media(message: JsonObject, wire: WireFormat | undefined, legs: LegReaders | undefined): ProviderEvent {
+    if (wire === undefined || legs === undefined) throw beforeStart('media');
     const media = objectField(message, 'media', 'media');
     const untracked = this.dialect.untrackedLeg;
     const leg =
@@ -154,7 +155,7 @@ class TrackMediaReader {
         : legOfTrack(stringField(media, 'track', 'media.track'), 'media.track');
     const payload = this.decoder.decode(
       stringField(media, 'payload', 'media.payload'),
-      bytesPerSample(format),
+      bytesPerSample(wire),
       'media.payload',
     );
     const timestamp = optionalCount(media, 'timestamp', 'media.timestamp');
@@ -162,10 +163,10 @@ class TrackMediaReader {
       this.dialect.clock === 'timestamp' ? timestamp : undefined,
       optionalCount(media, 'chunk', 'media.chunk'),
       payload.length,
-      format,
+      wire,
       'media',
     );
-    return { type: 'media', leg, timestampMs, payload };
+    return legs.read(leg, payload, timestampMs);
   }
 
   /** A runtime's `media` payload read straight from the message bytes; null as for `fastMedia`. */
@@ -180,7 +181,14 @@ class TrackMediaReader {
 export class TrackStreamAdapter implements ProviderAdapter {
   readonly provider: Provider;
   readonly playbackFrameMs: number | undefined;
-  #format: MediaFormat | undefined;
+  /** The stream's audio as the wire carries it; undefined until the start. */
+  #wire: WireFormat | undefined;
+  /** Each leg's frames in the recording's format (resampled to 16 kHz from a 24 kHz wire). */
+  #legs: LegReaders | undefined;
+  /** Audio callrec plays, from the recording's format to the wire's. */
+  #writer: PcmWriter | undefined;
+  /** A runtime's audio in the recording's format; null where the wire's needs no conversion. */
+  #reply: ReplyReader | null = null;
   /** `dialect.address` of the started stream; undefined until then, when nothing can be sent. */
   #address: JsonObject | undefined;
   /** One reader per direction: provider frames and runtime audio each keep their own scratch. */
@@ -201,20 +209,25 @@ export class TrackStreamAdapter implements ProviderAdapter {
     checkMessageSize(data);
     if (isBinary) throw malformed('message', 'binary frame');
     // The frame path: media messages are read from their bytes; everything else is parsed.
-    const media = this.#providerMedia.fastMedia(data, this.#format);
-    if (media !== null) return media;
+    const media = this.#legs && this.#providerMedia.fastMedia(data, this.#wire, this.#legs);
+    if (media) return media;
     const message = parseJsonObject(data);
     const event = eventName(message);
     const { playback } = this.dialect;
     if (event === playback.markEcho) return { type: 'mark', name: playback.markName(message) };
     switch (event) {
       case 'media':
-        return this.#providerMedia.media(message, this.#format);
+        return this.#providerMedia.media(message, this.#wire, this.#legs);
       case 'connected':
         return { type: 'connected' };
       case 'start': {
-        const start = this.dialect.parseStart(message, this.upgrade);
-        this.#format = start.format;
+        const { start: opening, wire } = this.dialect.parseStart(message, this.upgrade);
+        const legs = new LegReaders(wire);
+        const start = { ...opening, format: legs.format };
+        this.#wire = wire;
+        this.#legs = legs;
+        this.#writer = new PcmWriter(legs.format, wire);
+        this.#reply = wire.rate === legs.format.sampleRate ? null : new ReplyReader(wire, legs.format);
         this.#address = this.dialect.address(start);
         return { type: 'start', start };
       }
@@ -234,28 +247,38 @@ export class TrackStreamAdapter implements ProviderAdapter {
    */
   parseRuntimeMessage(data: Buffer, isBinary: boolean): RuntimeEvent {
     if (isBinary) throw malformed('message', 'binary frame');
-    const sampleBytes = this.dialect.runtimeSampleBytes(this.#format);
+    const sampleBytes = this.dialect.runtimeSampleBytes(this.#wire);
     const fast = this.#runtimeMedia.fastPayload(data, sampleBytes);
-    if (fast !== null) return { type: 'media', payload: fast };
+    if (fast !== null) return this.#runtimeAudio(fast);
     const message = parseJsonObject(data);
     const event = eventName(message);
     const { playback } = this.dialect;
     if (event === playback.media) {
-      playback.checkMedia(message, this.#format);
+      playback.checkMedia(message, this.#wire);
       const media = objectField(message, 'media', 'media');
-      return {
-        type: 'media',
-        payload: this.#runtimeMedia.decoder.decode(
-          stringField(media, 'payload', 'media.payload'),
-          sampleBytes,
-          'media.payload',
-        ),
-      };
+      return this.#runtimeAudio(
+        this.#runtimeMedia.decoder.decode(stringField(media, 'payload', 'media.payload'), sampleBytes, 'media.payload'),
+      );
     }
-    if (event === playback.mark) return { type: 'mark', name: playback.markName(message) };
-    if (event === playback.clear) return { type: 'clear' };
+    if (event === playback.mark) {
+      const mark = { type: 'mark' as const, name: playback.markName(message) };
+      return this.#reply?.mark(mark) ?? mark;
+    }
+    if (event === playback.clear) {
+      this.#reply?.clear();
+      return { type: 'clear' };
+    }
     if (playback.runtimeQuiet.includes(event)) return { type: 'other' };
     throw unknownEvent(event);
+  }
+
+  #runtimeAudio(payload: Buffer): RuntimeEvent {
+    return { type: 'media', payload: this.#reply?.audio(payload) ?? payload };
+  }
+
+  /** At the stream's end: what the legs' resamplers still hold. */
+  flush(): ProviderEvent[] {
+    return this.#legs?.flush() ?? [];
   }
 
   /** `{ event, ...address, ...body }`: the provider's message to this stream. */
@@ -266,8 +289,11 @@ export class TrackStreamAdapter implements ProviderAdapter {
 
   mediaMessage(payload: Buffer): WireMessage {
     const { playback } = this.dialect;
-    if (this.#format === undefined) throw beforeStart('send');
-    return this.#message(playback.media, playback.mediaBody(payload.toString('base64'), this.#format));
+    if (this.#wire === undefined || this.#writer === undefined) throw beforeStart('send');
+    return this.#message(
+      playback.media,
+      playback.mediaBody(this.#writer.write(payload).toString('base64'), this.#wire),
+    );
   }
 
   markMessage(name: string): WireMessage {

@@ -6,7 +6,8 @@ import {
   TrackStreamAdapter,
   type TrackDialect,
 } from './track-stream.js';
-import type { AdapterFactory, StreamStart } from './types.js';
+import type { StreamOpening } from './pcm.js';
+import type { AdapterFactory } from './types.js';
 import {
   flattenParams,
   legsOfTracks,
@@ -20,12 +21,12 @@ import {
 
 const ENCODINGS = { pcmu: 'audio/x-mulaw', pcma: 'audio/x-alaw', l16: 'audio/l16' };
 
-function parseStart(message: JsonObject): StreamStart {
+function parseStart(message: JsonObject): StreamOpening {
   const start = objectField(message, 'start', 'start');
   const mediaFormatField = objectField(start, 'mediaFormat', 'start.mediaFormat');
   const sampleRate = mediaFormatField.sampleRate;
   if (typeof sampleRate !== 'number') throw malformed('start.mediaFormat.sampleRate');
-  const format = mediaFormat(
+  const wire = mediaFormat(
     stringField(mediaFormatField, 'encoding', 'start.mediaFormat.encoding'),
     sampleRate,
     ENCODINGS,
@@ -38,14 +39,16 @@ function parseStart(message: JsonObject): StreamStart {
   const params: Record<string, string> = {};
   flattenParams(start.customParameters, params);
   return {
-    providerCallId: optionalString(start, 'callSid', 'start.callSid'),
-    streamId: stringField(start, 'streamSid', 'start.streamSid'),
-    params,
-    format,
-    legs,
-    // Only `<Connect><Stream>` (bidirectional) sends the inbound track alone; a fork of the
-    // outbound or both tracks is `<Start><Stream>`, which plays nothing sent back.
-    canSendAudio: !legs.includes('agent'),
+    start: {
+      providerCallId: optionalString(start, 'callSid', 'start.callSid'),
+      streamId: stringField(start, 'streamSid', 'start.streamSid'),
+      params,
+      legs,
+      // Only `<Connect><Stream>` (bidirectional) sends the inbound track alone; a fork of the
+      // outbound or both tracks is `<Start><Stream>`, which plays nothing sent back.
+      canSendAudio: !legs.includes('agent'),
+    },
+    wire,
   };
 }
 

@@ -71,6 +71,11 @@ type ProviderEventBody =
   | { type: 'resume'; atMs: number }
   /** Audio the provider dropped (AudioHook `discarded`): `[fromMs, toMs)` of its clock is lost. */
   | { type: 'lost'; fromMs: number; toMs: number }
+  /**
+   * The provider's flow control (Asterisk `MEDIA_XOFF`/`MEDIA_XON`): its playback queue is full,
+   * send it nothing more until `paused` is false again. Relayed to a runtime as it came.
+   */
+  | { type: 'flow'; paused: boolean }
   /** The provider finished playing audio up to a mark we (or the runtime) sent. */
   | { type: 'mark'; name: string }
   | { type: 'stop' }

@@ -5,9 +5,9 @@
 import { isUtf8 } from 'node:buffer';
 import { CallrecError } from '../errors.js';
 import { bytesPerSample } from '../../media/codec.js';
-import type { Leg, MediaFormat } from '../../media/types.js';
+import type { Leg } from '../../media/types.js';
 import { base64Length } from './media-scan.js';
-import { unsupportedCodec } from './pcm.js';
+import { unsupportedCodec, wireFormat, type WireFormat } from './pcm.js';
 import type { ProviderEvent, WireMessage } from './types.js';
 
 export type JsonObject = Record<string, unknown>;
@@ -166,25 +166,27 @@ export class ScratchDecoder {
 }
 
 /**
- * Maps a provider's codec name and rate to a supported `MediaFormat`; `names` lists the
- * provider's spelling of μ-law, A-law and L16.
+ * Maps a provider's codec name and rate to the format on its wire; `names` lists the provider's
+ * spelling of μ-law, A-law and L16 (or its several spellings of L16) and the rates it sends L16
+ * at (8 and 16 kHz unless it documents more). Above 16 kHz the adapter records through
+ * `LegReaders` (`pcm.ts`), resampled to 16 kHz as the binary platforms' audio is.
  */
 export function mediaFormat(
   encoding: string,
   sampleRate: number,
-  names: { pcmu?: string; pcma?: string; l16: string },
+  names: { pcmu?: string; pcma?: string; l16: string | readonly string[]; l16Rates?: readonly number[] },
   l16ByteOrder: 'be' | 'le',
-): MediaFormat {
-  const unsupported = () => unsupportedCodec(encoding, sampleRate);
-  if (encoding === names.pcmu || encoding === names.pcma) {
-    if (sampleRate !== 8000) throw unsupported();
-    return { codec: encoding === names.pcmu ? 'pcmu' : 'pcma', sampleRate };
-  }
-  if (encoding === names.l16 && (sampleRate === 8000 || sampleRate === 16000)) {
-    return { codec: 'l16', sampleRate, byteOrder: l16ByteOrder };
-  }
-  throw unsupported();
+): WireFormat {
+  if (encoding === names.pcmu || encoding === names.pcma)
+    return wireFormat(encoding === names.pcmu ? 'pcmu' : 'pcma', sampleRate, l16ByteOrder, encoding);
+  const l16 = typeof names.l16 === 'string' ? encoding === names.l16 : names.l16.includes(encoding);
+  if (l16 && (names.l16Rates ?? L16_RATES).includes(sampleRate))
+    return wireFormat('l16', sampleRate, l16ByteOrder, encoding);
+  throw unsupportedCodec(encoding, sampleRate);
 }
+
+/** The L16 rates a JSON platform sends unless it documents more. */
+const L16_RATES: readonly number[] = [8000, 16000];
 
 /** Media `track` → leg: `inbound` is the caller, `outbound` the agent. */
 export function legOfTrack(track: string, path: string): Leg {
@@ -211,12 +213,12 @@ export function frameTimestampMs(
   timestamp: number | undefined,
   chunk: number | undefined,
   payloadBytes: number,
-  format: MediaFormat,
+  wire: WireFormat,
   path: string,
 ): number {
   if (timestamp !== undefined) return timestamp;
   if (chunk === undefined || chunk < 1) throw malformed(`${path}.timestamp`);
-  const frameMs = (payloadBytes / bytesPerSample(format) / format.sampleRate) * 1000;
+  const frameMs = (payloadBytes / bytesPerSample(wire) / wire.rate) * 1000;
   return (chunk - 1) * frameMs;
 }
 

@@ -32,6 +32,7 @@ const BRIDGED = [
   'vonage-tones',
   'plivo-bidirectional-caller',
   'exotel-voicebot-caller',
+  'exotel-voicebot-24k',
   'bandwidth-bidirectional-caller',
   'jambonz-mono-24k',
   'freeswitch-mono',

@@ -7,6 +7,7 @@
 import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import WebSocket from 'ws';
 import { encoderFor } from '../../media/codec.js';
+import { HTTP_LIMIT_DEFAULTS } from '../../src/config.js';
 import { decodeAudio, findBursts } from '../helpers/audio.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
@@ -63,15 +64,20 @@ function upgradeHeaders(key: string, sign?: SignOptions): Record<string, string>
   return { ...headers, 'signature-input': `sig1=${params}`, signature: `sig1=:${signature}:` };
 }
 
-/** The upgrade's outcome: an open socket, or the HTTP refusal with its reason. */
-function connect(headers: Record<string, string>): Promise<WebSocket | { status: number; reason: string }> {
+/** The upgrade's outcome: an open socket, or the HTTP refusal with its reason (and `Retry-After`, where sent). */
+function connect(
+  headers: Record<string, string>,
+): Promise<WebSocket | { status: number; reason: string; retryAfter?: string }> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(`${ts.wsUrl}/media/genesys`, { headers });
     ws.once('open', () => resolve(ws));
     ws.once('unexpected-response', (_req, res) => {
       let body = '';
       res.on('data', (c: Buffer) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, reason: body }));
+      const retryAfter = res.headers['retry-after'];
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, reason: body, ...(retryAfter !== undefined && { retryAfter }) }),
+      );
     });
     ws.once('error', reject);
   });
@@ -238,6 +244,27 @@ describe('upgrade authentication', () => {
     const ws = await connect(upgradeHeaders(ts.key));
     expect(ws).toBeInstanceOf(WebSocket);
     (ws as WebSocket).close();
+  });
+
+  test('failed keys and signatures spend the address and key prefix the AUTH_FAILURES_PER_IP budget: then 429, even for a valid signature, while other keys get in', async () => {
+    const guessed = await audiohookKey();
+    const budget = HTTP_LIMIT_DEFAULTS.authFailuresPerIpPerMinute;
+    const wrongSecret = () => upgradeHeaders(guessed.key, { secret: randomBytes(32).toString('base64') });
+    for (let i = 0; i < budget; i++)
+      expect(await connect(wrongSecret())).toEqual({ status: 401, reason: expect.stringMatching(/does not verify/) });
+    const limited = {
+      status: 429,
+      reason: expect.stringMatching(/^ERR_RATE_LIMITED: too many failed authentications .* retry in \d+ s/),
+      retryAfter: expect.stringMatching(/^\d+$/),
+    };
+    expect(await connect(wrongSecret())).toEqual(limited);
+    // Refused before any look-up: the right secret too, and keys guessed under the same prefix.
+    expect(await connect(upgradeHeaders(guessed.key, { secret: guessed.secret }))).toEqual(limited);
+    expect(await connect(upgradeHeaders(`${guessed.key.slice(0, 10)}${randomUUID()}`))).toEqual(limited);
+    // Another customer's key from the same address is not affected.
+    const other = await connect(upgradeHeaders(signedKey.key, { secret: signedKey.secret }));
+    expect(other).toBeInstanceOf(WebSocket);
+    (other as WebSocket).close();
   });
 });
 

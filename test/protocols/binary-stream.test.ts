@@ -152,12 +152,15 @@ describe('Asterisk chan_websocket', () => {
     expect(
       provider(adapter, text({ event: 'MEDIA_MARK_PROCESSED', channel_id: '1', correlation_id: 'm1' }), false),
     ).toEqual({ type: 'mark', name: 'm1' });
-    expect(provider(adapter, text({ event: 'MEDIA_XOFF', channel_id: '1' }), false)).toEqual({ type: 'other' });
+    expect(provider(adapter, text({ event: 'MEDIA_XOFF', channel_id: '1' }), false)).toEqual({
+      type: 'flow',
+      paused: true,
+    });
     expect(provider(adapter, Buffer.alloc(160), true)).toMatchObject({ type: 'media', leg: 'caller', timestampMs: 0 });
     expect(provider(adapter, Buffer.alloc(160), true)).toMatchObject({ timestampMs: 20 });
   });
 
-  test('plain text: flow control is quiet, audio before MEDIA_START and other formats are refused', () => {
+  test('plain text: flow control pauses and resumes, audio before MEDIA_START and other formats are refused', () => {
     const adapter = adapters.asterisk(NO_UPGRADE);
     expect(code(() => provider(adapter, Buffer.alloc(160), true))).toBe('ERR_UNEXPECTED_MESSAGE');
     expect(code(() => provider(adapters.asterisk(NO_UPGRADE), text('MEDIA_XON'), false))).toBe(
@@ -171,7 +174,9 @@ describe('Asterisk chan_websocket', () => {
       text('MEDIA_START connection_id:c1 channel:WebSocket/c1/0x1 format:slin optimal_frame_size:320 ptime:20'),
       false,
     );
-    expect(provider(adapter, text('MEDIA_XOFF'), false)).toEqual({ type: 'other' });
+    expect(provider(adapter, text('MEDIA_XOFF'), false)).toEqual({ type: 'flow', paused: true });
+    expect(provider(adapter, text('MEDIA_XON'), false)).toEqual({ type: 'flow', paused: false });
+    expect(provider(adapter, text('QUEUE_DRAINED'), false)).toEqual({ type: 'other' });
     expect(adapter.parseRuntimeMessage(text('ANSWER'), false)).toEqual({ type: 'other' });
     expect(code(() => adapter.parseRuntimeMessage(text('DANCE'), false))).toBe('ERR_UNKNOWN_EVENT');
   });

@@ -11,6 +11,36 @@ const fresh = (provider: Provider, query: Record<string, string> = {}) => adapte
 const startOf = (adapter: ProviderAdapter, message: unknown) =>
   (adapter.parseProviderMessage(json(message), false) as Extract<ProviderEvent, { type: 'start' }>).start;
 
+/** `frames` 20 ms frames of L16 LE at 24 kHz: silence, then a 1 kHz tone from `onsetMs` (zero phase). */
+function tone24k(frames: number, onsetMs: number): Buffer[] {
+  const pcm = Buffer.alloc(frames * 960);
+  const onset = (onsetMs * 24000) / 1000;
+  for (let n = onset; n < frames * 480; n++)
+    pcm.writeInt16LE(Math.round(12000 * Math.sin((2 * Math.PI * 1000 * (n - onset)) / 24000)), 2 * n);
+  return Array.from({ length: frames }, (_, i) => pcm.subarray(i * 960, (i + 1) * 960));
+}
+
+/**
+ * A 24 kHz stream read through `adapter` (its `media(leg, n, payload)` message for the nth frame),
+ * flushed at the end: each leg's audio laid out by its frames' timestamps at 16 kHz, and where
+ * its tone starts, ms (the first sample above a quarter of the tone's amplitude).
+ */
+function record24k(adapter: ProviderAdapter, media: (n: number, payload: Buffer) => unknown, onsetMs: number) {
+  const out = new Int16Array(16 * 600);
+  let samples = 0;
+  // Each payload is the adapter's scratch memory, valid until the next read: laid out at once.
+  const lay = (event: ProviderEvent) => {
+    const { timestampMs, payload } = event as Extract<ProviderEvent, { type: 'media' }>;
+    const at = Math.round(timestampMs * 16);
+    for (let i = 0; i < payload.length / 2; i++) out[at + i] = payload.readInt16LE(2 * i);
+    samples += payload.length / 2;
+  };
+  for (const [n, frame] of tone24k(30, onsetMs).entries())
+    lay(adapter.parseProviderMessage(json(media(n, frame)), false));
+  for (const event of adapter.flush!()) lay(event);
+  return { samples, onsetMs: out.findIndex((s) => Math.abs(s) > 3000) / 16 };
+}
+
 describe('plivo', () => {
   const start = (
     extra: Record<string, unknown> = {},
@@ -90,7 +120,7 @@ describe('exotel', () => {
     },
   });
 
-  test('raw/slin at the rate Exotel names, as a string or a number; its μ-law option; 24 kHz refused naming the rate', () => {
+  test('raw/slin at the rate Exotel names, as a string or a number, under either encoding name; its μ-law option; 44.1 kHz refused naming the rate', () => {
     expect(
       startOf(fresh('exotel'), start({ encoding: 'base64', sample_rate: '16000', bit_rate: '256kbps' })),
     ).toMatchObject({
@@ -104,17 +134,50 @@ describe('exotel', () => {
       sampleRate: 8000,
       byteOrder: 'le',
     });
+    expect(startOf(fresh('exotel'), start({ encoding: 'audio/x-raw', sample_rate: '16000' })).format).toEqual({
+      codec: 'l16',
+      sampleRate: 16000,
+      byteOrder: 'le',
+    });
     expect(startOf(fresh('exotel'), start({ encoding: 'audio/x-mulaw', sample_rate: '8000' })).format).toEqual({
       codec: 'pcmu',
       sampleRate: 8000,
     });
     const adapter = fresh('exotel');
     expect(() =>
-      adapter.parseProviderMessage(json(start({ encoding: 'base64', sample_rate: '24000' })), false),
-    ).toThrow('unsupported codec base64 at 24000 Hz');
+      adapter.parseProviderMessage(json(start({ encoding: 'base64', sample_rate: '44100' })), false),
+    ).toThrow('unsupported codec base64 at 44100 Hz');
     expect(code(() => adapter.parseProviderMessage(json(start({ encoding: 'base64' })), false))).toBe(
       'ERR_MALFORMED_MESSAGE',
     );
+  });
+
+  test('24 kHz (the HD rate) is recorded at 16 kHz: the tone where it was, every sample kept; audio back at 24 kHz', () => {
+    const adapter = fresh('exotel');
+    expect(startOf(adapter, start({ encoding: 'base64', sample_rate: '24000', bit_rate: '384kbps' })).format).toEqual({
+      codec: 'l16',
+      sampleRate: 16000,
+      byteOrder: 'le',
+    });
+    const media = (n: number, payload: Buffer) => ({
+      event: 'media',
+      sequence_number: n + 2,
+      stream_sid: 'sid-1',
+      media: { chunk: n + 1, timestamp: String(n * 20), payload: payload.toString('base64') },
+    });
+    const recorded = record24k(adapter, media, 237);
+    expect(Math.abs(recorded.onsetMs - 237)).toBeLessThanOrEqual(1);
+    expect(recorded.samples).toBe(30 * 320);
+    // callrec's prompt (16 kHz) goes out at the stream's rate; a runtime's reply (24 kHz) is recorded at 16.
+    const sent = JSON.parse(adapter.mediaMessage(Buffer.alloc(6400)).data as string);
+    const wire = Buffer.from(sent.media.payload, 'base64').length;
+    expect(wire).toBeGreaterThan(6400);
+    expect(wire).toBeLessThanOrEqual(9600);
+    const reply = adapter.parseRuntimeMessage(json(media(0, tone24k(1, 0)[0])), false) as { payload: Buffer };
+    expect(reply.payload.length).toBeLessThanOrEqual(640);
+    // The mark ends the reply: the resampler's look-ahead comes with it, so the reply is whole.
+    const mark = adapter.parseRuntimeMessage(json({ event: 'mark', stream_sid: 'sid-1', mark: { name: 'r' } }), false);
+    expect(reply.payload.length + (mark as { payload: Buffer }).payload.length).toBe(640);
   });
 
   test('every message back names the stream by its stream_sid', () => {
@@ -159,8 +222,32 @@ describe('bandwidth', () => {
       code(() => fresh('bandwidth').parseProviderMessage(json(start(tracks(['sideways', 'audio/PCMU', 8000]))), false)),
     ).toBe('ERR_MALFORMED_MESSAGE');
     expect(() =>
-      fresh('bandwidth').parseProviderMessage(json(start(tracks(['inbound', 'audio/PCM', 24000]))), false),
-    ).toThrow('unsupported codec audio/PCM at 24000 Hz');
+      fresh('bandwidth').parseProviderMessage(json(start(tracks(['inbound', 'audio/PCM', 48000]))), false),
+    ).toThrow('unsupported codec audio/PCM at 48000 Hz');
+  });
+
+  test('PCM at 24 kHz is recorded at 16 kHz, each track placed by its own samples; playAudio says 24 kHz', () => {
+    const adapter = fresh('bandwidth');
+    expect(
+      startOf(adapter, start(tracks(['inbound', 'audio/PCM', 24000], ['outbound', 'audio/PCM', 24000]))).format,
+    ).toEqual({ codec: 'l16', sampleRate: 16000, byteOrder: 'le' });
+    const media = (n: number, payload: Buffer) => ({
+      eventType: 'media',
+      track: 'outbound',
+      sequenceNumber: n + 1,
+      payload: payload.toString('base64'),
+    });
+    const recorded = record24k(adapter, media, 413);
+    expect(Math.abs(recorded.onsetMs - 413)).toBeLessThanOrEqual(1);
+    expect(recorded.samples).toBe(30 * 320);
+    const sent = JSON.parse(adapter.mediaMessage(Buffer.alloc(640)).data as string);
+    expect(sent.media.contentType).toBe('audio/pcm;rate=24000;channels=1;bit-depth=16;endian=little;encoding=signed');
+    const reply = adapter.parseRuntimeMessage(
+      json({ eventType: 'playAudio', media: { contentType: sent.media.contentType, payload: sent.media.payload } }),
+      false,
+    ) as { type: string; payload: Buffer };
+    expect(reply.type).toBe('media');
+    expect(reply.payload.length % 2).toBe(0);
   });
 
   test('each track is placed by the samples it sent before, whatever the other track sent', () => {
@@ -184,12 +271,30 @@ describe('bandwidth', () => {
     ]);
   });
 
-  test("a runtime plays the stream's own format only; callrec's messages back say which", () => {
+  test("a runtime plays PCM at any rate Bandwidth takes into a PCM stream, recorded at the stream's; never another codec", () => {
     const adapter = fresh('bandwidth');
     startOf(adapter, start(tracks(['inbound', 'audio/PCM', 8000])));
     const sent = JSON.parse(adapter.mediaMessage(Buffer.alloc(320)).data as string);
     expect(sent.media.contentType).toBe('audio/pcm;rate=8000;channels=1;bit-depth=16;endian=little;encoding=signed');
     expect(adapter.parseRuntimeMessage(json(sent), false)).toMatchObject({ type: 'media' });
+    // pipecat's default: 24 kHz PCM whatever the stream's rate; Bandwidth resamples it, and so does callrec.
+    const pcm24k = 'audio/pcm;rate=24000;channels=1;bit-depth=16;endian=little;encoding=signed';
+    const reply = adapter.parseRuntimeMessage(
+      json({ eventType: 'playAudio', media: { contentType: pcm24k, payload: Buffer.alloc(9600).toString('base64') } }),
+      false,
+    ) as { type: string; payload: Buffer };
+    expect(reply.type).toBe('media');
+    // 200 ms at 24 kHz is 200 ms at 8 kHz, less the resampler's look-ahead.
+    expect(reply.payload.length).toBeLessThanOrEqual(3200);
+    expect(reply.payload.length).toBeGreaterThan(3000);
+    expect(
+      code(() =>
+        adapter.parseRuntimeMessage(
+          json({ eventType: 'playAudio', media: { contentType: pcm24k.replace('24000', '44100'), payload: 'AAAA' } }),
+          false,
+        ),
+      ),
+    ).toBe('ERR_UNSUPPORTED_CODEC');
     expect(
       code(() =>
         adapter.parseRuntimeMessage(

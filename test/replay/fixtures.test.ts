@@ -9,7 +9,13 @@ import { readFixture } from '../../src/replay/fixture.js';
 const FIXTURES = path.resolve(import.meta.dirname, '../../fixtures');
 const files = readdirSync(FIXTURES).filter((f) => f.endsWith('.jsonl'));
 /** Captures whose wire rate is above the recording's: their frames are resampled, so placed to the ms, not the sample (test/e2e/providers). */
-const RESAMPLED = new Set(['asterisk-slin48.jsonl', 'azure-unmixed-24k.jsonl', 'jambonz-mono-24k.jsonl']);
+const RESAMPLED = new Set([
+  'asterisk-slin48.jsonl',
+  'azure-unmixed-24k.jsonl',
+  'bandwidth-fork-pcm24k.jsonl',
+  'exotel-voicebot-24k.jsonl',
+  'jambonz-mono-24k.jsonl',
+]);
 /** Platforms whose parameters ride on the URL (the replay client puts them there), not in the start. */
 const PARAMS_IN_URL = new Set(['asterisk', 'azure']);
 
@@ -45,7 +51,9 @@ test('every capture is present and under 1 MB of JSON lines', () => {
     'asterisk-slin48.jsonl',
     'azure-unmixed-24k.jsonl',
     'bandwidth-bidirectional-caller.jsonl',
+    'bandwidth-fork-pcm24k.jsonl',
     'bandwidth-fork-tones.jsonl',
+    'exotel-voicebot-24k.jsonl',
     'exotel-voicebot-caller.jsonl',
     'freeswitch-mono.jsonl',
     'genesys-audiohook-tones.jsonl',
