@@ -43,8 +43,9 @@ const ILP = [
 const IHN = [0, 1, 0];
 const IHP = [0, 3, 2];
 
+const clamp = (v: number, lo: number, hi: number): number => Math.min(hi, Math.max(lo, v));
 /** Clamps to 16 bits, as the reference's `saturate`. */
-const sat = (v: number): number => (v > 32767 ? 32767 : v < -32768 ? -32768 : v);
+const sat = (v: number): number => clamp(v, -32768, 32767);
 
 /** One sub-band's ADPCM state: the adaptive predictor (two poles, six zeros) and the quantizer's scale. */
 class Band {
@@ -71,8 +72,7 @@ class Band {
 
   /** Log-scale adaptation (Blocks 3L/3H): `nb` leaks, steps by `w`, is bounded; `det` follows. */
   scale(w: number, nbMax: number, shift: number): void {
-    let nb = ((this.nb * 127) >> 7) + w;
-    nb = nb < 0 ? 0 : nb > nbMax ? nbMax : nb;
+    const nb = clamp(((this.nb * 127) >> 7) + w, 0, nbMax);
     this.nb = nb;
     const e = shift - (nb >> 11);
     const v = ILB[(nb >> 6) & 31];
@@ -94,7 +94,7 @@ class Band {
     let wd2 = sg0 === sg1 ? -wd1 : wd1;
     if (wd2 > 32767) wd2 = 32767;
     let wd3 = (sg0 === sg2 ? 128 : -128) + (wd2 >> 7) + ((a[2] * 32512) >> 15);
-    ap[2] = wd3 > 12288 ? 12288 : wd3 < -12288 ? -12288 : wd3;
+    ap[2] = clamp(wd3, -12288, 12288);
     // UPPOL1
     ap[1] = sat((sg0 === sg1 ? 192 : -192) + ((a[1] * 32640) >> 15));
     wd3 = sat(15360 - ap[2]);
@@ -142,8 +142,7 @@ export class G722Decoder {
       const code = payload[j];
       // Low band: 6-bit code for the output, its 4 upper bits for the predictor.
       const il = code & 0x3f;
-      let rlow = low.s + ((low.det * QM6[il]) >> 15);
-      rlow = rlow > 16383 ? 16383 : rlow < -16384 ? -16384 : rlow;
+      const rlow = clamp(low.s + ((low.det * QM6[il]) >> 15), -16384, 16383);
       const ril = il >> 2;
       const dlow = (low.det * QM4[ril]) >> 15;
       low.scale(WL[RL42[ril]], 18432, 8);
@@ -151,8 +150,7 @@ export class G722Decoder {
       // High band: 2-bit code.
       const ih = code >> 6;
       const dhigh = (high.det * QM2[ih]) >> 15;
-      let rhigh = dhigh + high.s;
-      rhigh = rhigh > 16383 ? 16383 : rhigh < -16384 ? -16384 : rhigh;
+      const rhigh = clamp(dhigh + high.s, -16384, 16383);
       high.scale(WH[RH2[ih]], 22528, 10);
       high.update(dhigh);
       // Receive QMF: two output samples.

@@ -53,7 +53,11 @@ export interface RtpDecoder {
    */
   decode(payload: Buffer): Buffer;
   ticks: number;
-  /** How far the last output starts before the payload's first sample, ms (a resampler's look-ahead). */
+  /**
+   * How far the last output lags the payload's first sample, ms: the codec's delay (encoder and
+   * decoder) or a resampler's look-ahead, taken off its position so the audio lands where the
+   * talker's did.
+   */
   lagMs: number;
 }
 
@@ -112,7 +116,8 @@ class G722RtpDecoder implements RtpDecoder {
   readonly format = L16_16K;
   readonly stateful = true;
   ticks = 0;
-  lagMs = 0;
+  /** The QMF pair (the SRC's analysis, our synthesis) delays by 23 samples at 16 kHz. */
+  readonly lagMs = 23 / 16;
   readonly #codec = new G722Decoder();
   readonly #scratch = new Scratch();
 
@@ -128,7 +133,11 @@ class OpusRtpDecoder implements RtpDecoder {
   readonly format = L16_16K;
   readonly stateful = true;
   ticks = 0;
-  lagMs = 0;
+  /**
+   * libopus's encoder look-ahead (2.5 ms + 4 ms delay compensation; the pre-skip of Ogg Opus,
+   * media/encoders/opus.ts): RTP does not signal it, and an SRC's encoder is libopus in practice.
+   */
+  readonly lagMs = 312 / 48;
   readonly #codec = new opus.OpusEncoder(16000, 1);
 
   decode(payload: Buffer): Buffer {
