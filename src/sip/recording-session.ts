@@ -85,6 +85,8 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
   readonly #aligner = new SenderReportAligner();
   /** The session's clock zero: the first RTP packet's arrival (performance.now), -1 before it. */
   #zero = -1;
+  /** When handling the first RTP packet ended (performance.now). */
+  #firstHandled = Number.NEGATIVE_INFINITY;
   #localCSeq = 1;
   /** The SRC's latest offer held every stream inactive: the recording is paused. */
   #paused = false;
@@ -273,11 +275,15 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
     }
     const { stream, timeline } = receiver;
     const now = performance.now();
-    if (this.#zero < 0) this.#zero = now;
+    const first = this.#zero < 0;
+    if (first) this.#zero = now;
     // Streams whose first packets arrive within a packet time of the session's first started
     // with it: an SRC starts them together, and what is measured between them is the order in
-    // which this process handled the datagrams.
-    const arrivalMs = now - this.#zero < START_WINDOW_MS ? 0 : now - this.#zero;
+    // which this process handled the datagrams. Handling the session's first packet sets the
+    // call's recording up (and may take a while on a busy host): a datagram handled just after
+    // it may have arrived at any time during it.
+    const arrivalMs =
+      now - this.#zero < START_WINDOW_MS || now - this.#firstHandled < START_WINDOW_MS ? 0 : now - this.#zero;
     let audio: Buffer | null = null;
     if (packet.payloadType === stream.payloadType && packet.payload.length > 0) audio = this.#decode(receiver, packet);
     const started = packet.ssrc !== timeline.ssrc;
@@ -290,7 +296,7 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
       if (correctionMs > 0) positionMs += correctionMs;
     }
     if (audio) {
-      if (audio.length > 0) this.#port.media(stream.leg, positionMs - receiver.decoder.lagMs, audio);
+      if (audio.length > 0) this.#media(receiver, positionMs - receiver.decoder.lagMs, audio);
     } else if (packet.payloadType === stream.eventPayloadType) {
       const event = parseTelephoneEvent(packet.payload);
       if (event?.end && packet.timestamp !== receiver.lastEvent) {
@@ -298,6 +304,23 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
         this.#port.dtmf(event.digit);
       }
     }
+    if (first) this.#firstHandled = performance.now();
+  }
+
+  /**
+   * Decoded audio to its leg. A codec's delay taken off the session's first packet would place
+   * it before the session's start: the output up to the start is what the codec's delay
+   * added, and is left out.
+   */
+  #media(receiver: RtpReceiver, positionMs: number, audio: Buffer): void {
+    if (positionMs < 0) {
+      const { sampleRate } = receiver.decoder.format;
+      const skip = Math.ceil((-positionMs * sampleRate) / 1000);
+      audio = audio.subarray(2 * skip); // only the L16 decoders have a delay
+      positionMs += (skip * 1000) / sampleRate;
+      if (audio.length === 0) return;
+    }
+    this.#port.media(receiver.stream.leg, positionMs, audio);
   }
 
   /**
