@@ -43,7 +43,13 @@ const ILP = [
 const IHN = [0, 1, 0];
 const IHP = [0, 3, 2];
 
-const clamp = (v: number, lo: number, hi: number): number => Math.min(hi, Math.max(lo, v));
+/** Bounds `v` to [lo, hi]. Comparisons rather than Math.min/max: several times faster here under Jest's VM modules. */
+function clamp(v: number, lo: number, hi: number): number {
+  if (v < lo) return lo;
+  if (v > hi) return hi;
+  return v;
+}
+
 /** Clamps to 16 bits, as the reference's `saturate`. */
 const sat = (v: number): number => clamp(v, -32768, 32767);
 

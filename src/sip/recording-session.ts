@@ -85,8 +85,8 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
   readonly #aligner = new SenderReportAligner();
   /** The session's clock zero: the first RTP packet's arrival (performance.now), -1 before it. */
   #zero = -1;
-  /** When handling the first RTP packet ended (performance.now). */
-  #firstHandled = Number.NEGATIVE_INFINITY;
+  /** When handling the first RTP packet, and what it set off, ended (performance.now); +∞ until then. */
+  #firstHandled = Number.POSITIVE_INFINITY;
   #localCSeq = 1;
   /** The SRC's latest offer held every stream inactive: the recording is paused. */
   #paused = false;
@@ -275,13 +275,15 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
     }
     const { stream, timeline } = receiver;
     const now = performance.now();
-    const first = this.#zero < 0;
-    if (first) this.#zero = now;
+    if (this.#zero < 0) {
+      this.#zero = now;
+      setImmediate(() => (this.#firstHandled = performance.now()));
+    }
     // Streams whose first packets arrive within a packet time of the session's first started
     // with it: an SRC starts them together, and what is measured between them is the order in
     // which this process handled the datagrams. Handling the session's first packet sets the
-    // call's recording up (and may take a while on a busy host): a datagram handled just after
-    // it may have arrived at any time during it.
+    // call's recording up (and may take a while on a busy host): a datagram handled during that,
+    // or just after it, may have arrived at any time during it.
     const arrivalMs =
       now - this.#zero < START_WINDOW_MS || now - this.#firstHandled < START_WINDOW_MS ? 0 : now - this.#zero;
     let audio: Buffer | null = null;
@@ -304,7 +306,6 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
         this.#port.dtmf(event.digit);
       }
     }
-    if (first) this.#firstHandled = performance.now();
   }
 
   /**
