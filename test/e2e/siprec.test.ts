@@ -425,7 +425,7 @@ test.each(Object.keys(RTP_CODECS))(
   60_000,
 );
 
-test('streams whose first packets arrive 120 ms apart, but whose RTCP sender reports say they are simultaneous, are recorded aligned (RTCP on the RTP port + 1 and multiplexed on the RTP port)', async () => {
+test('streams whose first packets arrive 250 ms apart, but whose RTCP sender reports say they are simultaneous, are recorded aligned (RTCP on the RTP port + 1 and multiplexed on the RTP port)', async () => {
   const agentId = 'agent-sip-rtcp';
   await ts.agent(agentId, {
     enabled: true,
@@ -441,8 +441,10 @@ test('streams whose first packets arrive 120 ms apart, but whose RTCP sender rep
   const sender = await rtpSender();
   const caller = legPackets('caller');
   const agent = legPackets('agent');
+  // 250 ms: more than handling the session's first packet takes on a busy host (up to ~110 ms
+  // measured), during which a stream's first packet counts as starting with it.
   await sender.send(caller[0], ports[0]);
-  await sleep(120);
+  await sleep(250);
   await sender.send(agent[0], ports[1]);
   // Both first packets (timestamp 0xfffff000) were sampled at one NTP instant: the caller's
   // report on its RTCP port, the agent's multiplexed on its RTP port (RFC 5761).
@@ -457,7 +459,7 @@ test('streams whose first packets arrive 120 ms apart, but whose RTCP sender rep
   await ts.recording(callId);
   const found = await recordedBursts(callId);
   // The caller, whose audio arrived first, was delayed by the agent's lateness: its bursts are
-  // that much (about 120 ms) after where it sent them, and the agent's exactly as much.
+  // that much (about 250 ms, as this process measured it) after where it sent them, and the agent's exactly as much.
   const shift = found.caller[0].startMs - BURSTS.caller[0][0];
   expect(shift).toBeGreaterThan(100);
   for (const leg of ['caller', 'agent'] as const) {
