@@ -311,7 +311,7 @@ interface RtpCodec {
 
 const bigEndian = () => (pcm: Int16Array) => {
   const out = Buffer.alloc(pcm.length * 2);
-  pcm.forEach((sample, i) => out.writeInt16BE(sample, 2 * i));
+  for (let i = 0; i < pcm.length; i++) out.writeInt16BE(pcm[i], 2 * i);
   return out;
 };
 
