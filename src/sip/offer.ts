@@ -1,8 +1,9 @@
 import { XMLParser } from 'fast-xml-parser';
 import * as sdpTransform from 'sdp-transform';
-import type { Codec, Leg } from '../../media/types.js';
+import type { Leg } from '../../media/types.js';
 import { CallrecError } from '../errors.js';
 import { SipParseError, type SipHeaders } from './message.js';
+import { DECODABLE, refusal, type RtpFormat } from './rtp-decoders.js';
 import { answerCrypto, chooseCrypto, SRTP_SUITES, type SdesCrypto } from './srtp.js';
 
 /** A participant of the recorded call, as the RFC 7865 metadata names it. */
@@ -24,9 +25,10 @@ export interface RecordedStream {
   /** The SRC's address for it (c= line) and port: RTP comes from there. */
   address: string;
   port: number;
-  /** The offered payload types of the chosen codec and of telephone-event (-1: not offered). */
+  /** The offered payload types of the chosen codec, of telephone-event and of comfort noise (-1: not offered). */
   payloadType: number;
   eventPayloadType: number;
+  cnPayloadType: number;
   /** An `RTP/SAVP` stream's SDES key (RFC 4568); null for plain RTP. */
   srtp: SdesCrypto | null;
 }
@@ -34,14 +36,21 @@ export interface RecordedStream {
 /** What a SIPREC INVITE offers: its SDP, parsed, and the streams callrec records. */
 export interface RecordingOffer {
   sdp: sdpTransform.SessionDescription;
-  codec: Codec;
+  /** The call's one format: every recorded stream offered it. */
+  codec: RtpFormat;
   streams: RecordedStream[];
   participants: Participant[];
 }
 
-/** Codecs callrec decodes (media/codec.ts), by their SDP encoding name; static payload types 0 and 8 need no rtpmap. */
-const CODECS: Readonly<Record<string, Codec>> = { PCMU: 'pcmu', PCMA: 'pcma' };
-const STATIC: Readonly<Record<number, string>> = { 0: 'PCMU', 8: 'PCMA' };
+/** The static payload types (RFC 3551 §6) that may come without an rtpmap. */
+const STATIC: Readonly<Record<number, RtpFormat>> = {
+  0: { name: 'PCMU', clockRate: 8000, channels: 1 },
+  8: { name: 'PCMA', clockRate: 8000, channels: 1 },
+  9: { name: 'G722', clockRate: 8000, channels: 1 },
+  10: { name: 'L16', clockRate: 44100, channels: 2 },
+  11: { name: 'L16', clockRate: 44100, channels: 1 },
+  13: { name: 'CN', clockRate: 8000, channels: 1 },
+};
 
 /** The `multipart/mixed` parts of a body (RFC 2046 §5.1), by lower-cased Content-Type without parameters. */
 export function multipartParts(contentType: string, body: Buffer): Map<string, string> {
@@ -71,7 +80,7 @@ export function multipartParts(contentType: string, body: Buffer): Map<string, s
 /**
  * Reads a SIPREC INVITE's body: the SDP offer and the `application/rs-metadata+xml`
  * document. Throws `ERR_SIP_PARSE` (400) for a body that is not one, `ERR_SIP_NOT_ACCEPTABLE`
- * (488) when no codec callrec decodes is offered on every audio stream.
+ * (488) when no format callrec decodes is offered on every audio stream.
  */
 export function readOffer(headers: SipHeaders, body: Buffer): RecordingOffer {
   const contentType = headers.get('content-type') ?? '';
@@ -94,21 +103,21 @@ export function readOffer(headers: SipHeaders, body: Buffer): RecordingOffer {
   const participants = metadataText
     ? readMetadata(metadataText)
     : { participants: [], senderOf: new Map<string, Participant>() };
-  const offered = (sdp.media ?? [])
+  const offeredStreams = (sdp.media ?? [])
     .map((media, index) => ({ media, index, srtp: isSecure(media) ? chooseCrypto(media.crypto) : null }))
     .filter(
       ({ media }) =>
         media.type === 'audio' && media.port !== 0 && media.direction !== 'inactive' && media.direction !== 'recvonly',
     );
   // An SRTP stream without a key callrec can use is refused (port 0) like any stream it cannot record.
-  const audio = offered.filter(({ media, srtp }) => srtp || !isSecure(media));
+  const audio = offeredStreams.filter(({ media, srtp }) => srtp || !isSecure(media));
   if (audio.length === 0)
     throw new CallrecError(
       'ERR_SIP_NOT_ACCEPTABLE',
-      offered.length === 0
+      offeredStreams.length === 0
         ? 'no audio stream to record in the offer'
         : `SRTP without a key callrec takes (${SRTP_SUITES.join(', ')}, one inline key; offered: ${
-            [...new Set(offered.flatMap(({ media }) => (media.crypto ?? []).map((c) => c.suite)))]
+            [...new Set(offeredStreams.flatMap(({ media }) => (media.crypto ?? []).map((c) => c.suite)))]
               .join(', ')
               .slice(0, 100) || 'no a=crypto'
           })`,
@@ -120,6 +129,10 @@ export function readOffer(headers: SipHeaders, body: Buffer): RecordingOffer {
     const label = String(media.label ?? index);
     const participant = participants.senderOf.get(label) ?? null;
     const isCaller = firstSender && participant ? participant === firstSender : i === 0;
+    const offered = formats(media);
+    // telephone-event and CN run on the codec's RTP clock (RFC 4733 §2.1, RFC 3389 §4).
+    const onClock = (name: string) =>
+      offered.find((f) => f.name === name && f.clockRate === codec.clockRate)?.payload ?? -1;
     return {
       index,
       label,
@@ -127,9 +140,9 @@ export function readOffer(headers: SipHeaders, body: Buffer): RecordingOffer {
       participant,
       address: media.connection?.ip ?? sdp.connection?.ip ?? '',
       port: media.port,
-      payloadType: payloadTypeOf(media, codec),
-      eventPayloadType:
-        media.rtp.find((r) => r.codec.toLowerCase() === 'telephone-event' && r.rate === 8000)?.payload ?? -1,
+      payloadType: offered.find((f) => sameFormat(f, codec))!.payload,
+      eventPayloadType: onClock('TELEPHONE-EVENT'),
+      cnPayloadType: onClock('CN'),
       srtp,
     };
   });
@@ -141,37 +154,45 @@ function isSecure(media: sdpTransform.MediaDescription): boolean {
   return /\bSAVPF?$/i.test(media.protocol);
 }
 
-/** The offered payload formats of a stream, by encoding name (static ones without rtpmap included). */
-function formats(media: sdpTransform.MediaDescription): { payload: number; name: string; rate: number }[] {
+/** The offered payload formats of a stream (static ones without rtpmap included), names upper-cased. */
+function formats(media: sdpTransform.MediaDescription): (RtpFormat & { payload: number })[] {
   return String(media.payloads ?? '')
     .split(/\s+/)
     .filter(Boolean)
     .map(Number)
     .map((payload) => {
       const rtp = media.rtp.find((r) => r.payload === payload);
-      return { payload, name: (rtp?.codec ?? STATIC[payload] ?? '').toUpperCase(), rate: rtp?.rate ?? 8000 };
+      if (!rtp) return { payload, ...(STATIC[payload] ?? { name: '', clockRate: 0, channels: 1 }) };
+      return { payload, name: rtp.codec.toUpperCase(), clockRate: rtp.rate ?? 0, channels: Number(rtp.encoding ?? 1) };
     });
 }
 
-/** The first codec of the first stream's list that callrec decodes and every stream offers (one format per call). */
-function chooseCodec(audio: sdpTransform.MediaDescription[]): Codec {
-  for (const { name, rate } of formats(audio[0])) {
-    if (
-      CODECS[name] &&
-      rate === 8000 &&
-      audio.every((media) => formats(media).some((f) => f.name === name && f.rate === 8000))
-    )
-      return CODECS[name];
+const sameFormat = (a: RtpFormat, b: RtpFormat) =>
+  a.name === b.name && a.clockRate === b.clockRate && a.channels === b.channels;
+
+/**
+ * The first format of the first stream's list that callrec decodes and every stream offers: one
+ * format per call, in the SRC's order of preference.
+ */
+function chooseCodec(audio: sdpTransform.MediaDescription[]): RtpFormat {
+  for (const format of formats(audio[0])) {
+    if (refusal(format) === null && audio.every((media) => formats(media).some((f) => sameFormat(f, format))))
+      return { name: format.name, clockRate: format.clockRate, channels: format.channels };
   }
   const offered = [...new Set(audio.flatMap((media) => formats(media).map((f) => f.name)))].join(', ');
   throw new CallrecError(
     'ERR_SIP_NOT_ACCEPTABLE',
-    `no codec callrec records is offered on every stream (offered: ${offered.slice(0, 100)}; callrec takes PCMU, PCMA)`,
+    `callrec takes ${DECODABLE}: none on every stream (offered: ${offered.slice(0, 60)})`,
   );
 }
 
-function payloadTypeOf(media: sdpTransform.MediaDescription, codec: Codec): number {
-  return formats(media).find((f) => CODECS[f.name] === codec)!.payload;
+/** The rtpmap of a format in an answer: its name as RFC 3551/7587 spell it. */
+function rtpmapOf(
+  payload: number,
+  format: RtpFormat,
+): { payload: number; codec: string; rate: number; encoding?: number } {
+  const codec = format.name === 'OPUS' ? 'opus' : format.name;
+  return { payload, codec, rate: format.clockRate, ...(format.channels > 1 ? { encoding: format.channels } : {}) };
 }
 
 const METADATA_LISTS = new Set(['participant', 'stream', 'participantstreamassoc', 'send', 'nameID', 'name']);
@@ -254,13 +275,13 @@ export function answerSdp(
         fmtp: [],
         ...(m.label === undefined ? {} : { label: m.label }),
       };
-    const rtp = offer.sdp.media[index].rtp.filter(
-      (r) => r.payload === stream.payloadType || r.payload === stream.eventPayloadType,
-    );
-    if (!rtp.some((r) => r.payload === stream.payloadType))
-      rtp.unshift({ payload: stream.payloadType, codec: offer.codec === 'pcmu' ? 'PCMU' : 'PCMA', rate: 8000 });
-    const payloads = [stream.payloadType, ...(stream.eventPayloadType >= 0 ? [stream.eventPayloadType] : [])].join(' ');
-    const fmtp = (m.fmtp ?? []).filter((f) => f.payload === stream.eventPayloadType);
+    const answered = [stream.payloadType, stream.eventPayloadType, stream.cnPayloadType].filter((pt) => pt >= 0);
+    const rtp = [
+      rtpmapOf(stream.payloadType, offer.codec),
+      ...m.rtp.filter((r) => r.payload === stream.eventPayloadType || r.payload === stream.cnPayloadType),
+    ];
+    const payloads = answered.join(' ');
+    const fmtp = (m.fmtp ?? []).filter((f) => answered.includes(f.payload));
     return {
       type: 'audio',
       port,

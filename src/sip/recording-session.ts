@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import type dgram from 'node:dgram';
 import type { MediaContext } from '../calls/live-call.js';
 import { StateMachine, type Transitions } from '../calls/machine.js';
 import { CallSession } from '../calls/session.js';
@@ -8,7 +7,9 @@ import type { Logger } from '../log.js';
 import { parseNameAddr, responseTo, SipHeaders, type SipRequest } from './message.js';
 import { MediaPort, siprecAdapter } from './media-port.js';
 import { answerSdp, type RecordingOffer, type RecordedStream } from './offer.js';
-import { parseRtp, parseTelephoneEvent, RtpTimeline } from './rtp.js';
+import { isRtcp, parseSenderReports, SenderReportAligner } from './rtcp.js';
+import { parseRtp, parseTelephoneEvent, RtpTimeline, type RtpSockets } from './rtp.js';
+import { rtpDecoder, type RtpDecoder } from './rtp-decoders.js';
 import { ALLOW, localTag, withHeader } from './server.js';
 import { SrtpReceiver } from './srtp.js';
 import type { ServerTransaction } from './transaction.js';
@@ -37,11 +38,15 @@ export interface RecordingSessionContext {
   send(request: SipRequest, peer: SipSource): void;
 }
 
-/** One received RTP stream: its socket, its leg, its timeline. */
+/** One received RTP stream: its sockets, its leg, its timeline, its decoder. */
 interface RtpReceiver {
   stream: RecordedStream;
-  socket: dgram.Socket;
+  sockets: RtpSockets;
   timeline: RtpTimeline;
+  decoder: RtpDecoder;
+  /** The SSRC and sequence number of the last payload decoded (a stateful decoder's order). */
+  ssrc: number;
+  sequence: number;
   /** Timestamp of the last telephone-event reported, so an event's three end packets count once. */
   lastEvent: number;
   /** An SRTP stream's crypto context: each datagram is authenticated and decrypted before it is read. */
@@ -80,8 +85,11 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
   readonly #receivers: RtpReceiver[];
   readonly #port: MediaPort;
   readonly #answer: Buffer;
+  readonly #aligner = new SenderReportAligner();
   /** The session's clock zero: the first RTP packet's arrival (performance.now), -1 before it. */
   #zero = -1;
+  /** When handling the first RTP packet, and what it set off, ended (performance.now); +∞ until then. */
+  #firstHandled = Number.POSITIVE_INFINITY;
   #localCSeq = 1;
   /** The SRC's latest offer held every stream inactive: the recording is paused. */
   #paused = false;
@@ -91,7 +99,7 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
     invite: ServerTransaction,
     source: SipSource,
     offer: RecordingOffer,
-    sockets: ReadonlyMap<number, dgram.Socket>,
+    sockets: ReadonlyMap<number, RtpSockets>,
     identity: { tenantId: string; agentId: string; callId: string },
   ) {
     super({ status: 'offered', invite }, TRANSITIONS);
@@ -102,12 +110,15 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
     this.#offer = offer;
     this.#receivers = offer.streams.map((stream) => ({
       stream,
-      socket: sockets.get(stream.index)!,
-      timeline: new RtpTimeline(8000),
+      sockets: sockets.get(stream.index)!,
+      timeline: new RtpTimeline(offer.codec.clockRate),
+      decoder: rtpDecoder(offer.codec),
+      ssrc: -1,
+      sequence: 0,
       lastEvent: -1,
       srtp: stream.srtp && new SrtpReceiver(stream.srtp),
     }));
-    const ports = new Map([...sockets].map(([index, socket]) => [index, socket.address().port]));
+    const ports = new Map([...sockets].map(([index, { rtp }]) => [index, rtp.address().port]));
     this.#answer = Buffer.from(
       answerSdp(offer, ctx.publicAddress, ports, Number.parseInt(randomBytes(4).toString('hex'), 16)),
     );
@@ -122,13 +133,16 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
       if (next.status === 'live') this.#accept();
     });
     void this.call.ended.then(() => this.#end('call ended'));
-    for (const receiver of this.#receivers) receiver.socket.on('message', (data) => this.#onRtp(receiver, data));
+    for (const receiver of this.#receivers) {
+      receiver.sockets.rtp.on('message', (data) => this.#onRtp(receiver, data));
+      receiver.sockets.rtcp.on('message', (data) => this.#onRtcp(receiver, data));
+    }
     // Each participant with the leg of the stream it sends (null: it sends none callrec records).
     const participants = offer.participants.map((p) => ({
       ...p,
       leg: offer.streams.find((s) => s.participant?.id === p.id)?.leg ?? null,
     }));
-    this.#port.start(identity.agentId, identity.callId, { codec: offer.codec, sampleRate: 8000 }, participants);
+    this.#port.start(identity.agentId, identity.callId, this.#receivers[0].decoder.format, participants);
   }
 
   /** The dialog's remote tag (the SRC's From tag). */
@@ -186,8 +200,8 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
 
   protected onTransition(_prev: RecordingSessionState, next: RecordingSessionState): void {
     if (next.status !== 'ended') return;
-    for (const { socket, srtp, stream } of this.#receivers) {
-      socket.close();
+    for (const { sockets, srtp, stream } of this.#receivers) {
+      sockets.rtp.close();
       if (srtp && srtp.authFailures + srtp.replays > 0)
         this.#ctx.log.warn(
           { label: stream.label, authFailures: srtp.authFailures, replays: srtp.replays },
@@ -260,28 +274,42 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
     if (this.status !== 'ended') this.state = { status: 'ended', reason };
   }
 
-  /** One datagram on a stream's port: audio to its leg at its RTP position, telephone-events as DTMF. */
+  /**
+   * One datagram on a stream's RTP port: audio, decoded, to its leg at its RTP position;
+   * telephone-events as DTMF; RTCP multiplexed on the port (RFC 5761) to `#onRtcp`.
+   */
   #onRtp(receiver: RtpReceiver, data: Buffer): void {
     if (this.status === 'ended') return;
+    if (isRtcp(data)) return this.#onRtcp(receiver, data);
     const clear = receiver.srtp ? receiver.srtp.unprotect(data) : data;
     const packet = clear && parseRtp(clear);
     if (!packet) return;
-    const { stream } = receiver;
+    const { stream, timeline } = receiver;
     const now = performance.now();
-    if (this.#zero < 0) this.#zero = now;
+    if (this.#zero < 0) {
+      this.#zero = now;
+      setImmediate(() => (this.#firstHandled = performance.now()));
+    }
     // Streams whose first packets arrive within a packet time of the session's first started
     // with it: an SRC starts them together, and what is measured between them is the order in
-    // which this process handled the datagrams.
-    const arrivalMs = now - this.#zero < START_WINDOW_MS ? 0 : now - this.#zero;
-    // G.711: one sample a byte.
-    const positionMs = receiver.timeline.position(
-      packet.ssrc,
-      packet.timestamp,
-      arrivalMs,
-      packet.payloadType === stream.payloadType ? packet.payload.length : 0,
-    );
-    if (packet.payloadType === stream.payloadType) {
-      if (packet.payload.length > 0) this.#port.media(stream.leg, positionMs, packet.payload);
+    // which this process handled the datagrams. Handling the session's first packet sets the
+    // call's recording up (and may take a while on a busy host): a datagram handled during that,
+    // or just after it, may have arrived at any time during it.
+    const arrivalMs =
+      now - this.#zero < START_WINDOW_MS || now - this.#firstHandled < START_WINDOW_MS ? 0 : now - this.#zero;
+    let audio: Buffer | null = null;
+    if (packet.payloadType === stream.payloadType && packet.payload.length > 0) audio = this.#decode(receiver, packet);
+    const started = packet.ssrc !== timeline.ssrc;
+    // Anything but audio (comfort noise, telephone-events, a payload type not answered) carries
+    // none: the timeline advances and the leg buffer fills the span with silence.
+    let positionMs = timeline.position(packet.ssrc, packet.timestamp, arrivalMs, audio ? receiver.decoder.ticks : 0);
+    if (started) {
+      const correctionMs = this.#aligner.started(timeline);
+      if (correctionMs !== 0) this.#logAlignment(receiver, correctionMs);
+      if (correctionMs > 0) positionMs += correctionMs;
+    }
+    if (audio) {
+      if (audio.length > 0) this.#media(receiver, positionMs - receiver.decoder.lagMs, audio);
     } else if (packet.payloadType === stream.eventPayloadType) {
       const event = parseTelephoneEvent(packet.payload);
       if (event?.end && packet.timestamp !== receiver.lastEvent) {
@@ -289,6 +317,55 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
         this.#port.dtmf(event.digit);
       }
     }
-    // Anything else (comfort noise, a payload type not answered) is silence: the leg buffer fills the gap.
+  }
+
+  /**
+   * Decoded audio to its leg. A codec's delay taken off the session's first packet would place
+   * it before the session's start: the output up to the start is what the codec's delay
+   * added, and is left out.
+   */
+  #media(receiver: RtpReceiver, positionMs: number, audio: Buffer): void {
+    if (positionMs < 0) {
+      const { sampleRate } = receiver.decoder.format;
+      const skip = Math.ceil((-positionMs * sampleRate) / 1000);
+      audio = audio.subarray(2 * skip); // only the L16 decoders have a delay
+      positionMs += (skip * 1000) / sampleRate;
+      if (audio.length === 0) return;
+    }
+    this.#port.media(receiver.stream.leg, positionMs, audio);
+  }
+
+  /**
+   * A payload in the call's format, or null when it is not decoded: a stateful decoder takes
+   * packets in order (a late or repeated one stays silence), and starts afresh with a new SSRC.
+   */
+  #decode(receiver: RtpReceiver, packet: { ssrc: number; sequence: number; payload: Buffer }): Buffer | null {
+    if (receiver.decoder.stateful) {
+      if (packet.ssrc === receiver.ssrc && ((packet.sequence - receiver.sequence) << 16) >> 16 <= 0) return null;
+      if (packet.ssrc !== receiver.ssrc && receiver.ssrc !== -1) receiver.decoder = rtpDecoder(this.#offer.codec);
+      receiver.ssrc = packet.ssrc;
+      receiver.sequence = packet.sequence;
+    }
+    return receiver.decoder.decode(packet.payload);
+  }
+
+  /** RTCP for a stream: its sender reports align the session's streams (rtcp.ts). */
+  #onRtcp(receiver: RtpReceiver, data: Buffer): void {
+    // An SRTP stream's reports are SRTCP, their sender info encrypted and not read here: such
+    // streams align by their first packets.
+    if (this.status === 'ended' || receiver.srtp) return;
+    for (const report of parseSenderReports(data)) {
+      const correctionMs = this.#aligner.report(receiver.timeline, report);
+      if (correctionMs !== 0) this.#logAlignment(receiver, correctionMs);
+    }
+  }
+
+  #logAlignment(receiver: RtpReceiver, correctionMs: number): void {
+    this.#ctx.log.info(
+      { leg: receiver.stream.leg, label: receiver.stream.label, correctionMs: Math.round(correctionMs * 10) / 10 },
+      correctionMs > 0
+        ? 'stream delayed to align with the others by RTCP sender reports'
+        : 'the other streams delayed to align with this one by RTCP sender reports',
+    );
   }
 }

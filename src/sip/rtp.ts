@@ -51,40 +51,70 @@ export function parseTelephoneEvent(payload: Buffer): { digit: string; end: bool
   return digit === undefined ? null : { digit, end: (payload[1] & 0x80) !== 0 };
 }
 
+/** A stream's two sockets: RTP on an even port, RTCP on the port above (RFC 3550 §11). Closing `rtp` closes both. */
+export interface RtpSockets {
+  rtp: dgram.Socket;
+  rtcp: dgram.Socket;
+}
+
 /**
- * The `RTP_PORTS` range: hands out even ports (RTCP would take the odd one above, RFC 3550
- * §11) and takes them back when a stream ends. A port another process holds is skipped.
+ * The `RTP_PORTS` range: hands out even ports, each with the odd one above for RTCP, and takes
+ * them back when a stream ends. A pair another process holds a port of is skipped.
  */
 export class RtpPorts {
   readonly #free: number[] = [];
 
   constructor(range: { first: number; last: number }) {
-    for (let port = range.first + (range.first % 2); port <= range.last; port += 2) this.#free.push(port);
+    for (let port = range.first + (range.first % 2); port < range.last; port += 2) this.#free.push(port);
   }
 
   get available(): number {
     return this.#free.length;
   }
 
-  /** A bound UDP socket on a free port of the range; rejects `ERR_UNAVAILABLE` when none is left. */
-  async open(host: string): Promise<dgram.Socket> {
+  /** Bound UDP sockets on a free pair of the range; rejects `ERR_UNAVAILABLE` when none is left. */
+  async open(host: string): Promise<RtpSockets> {
     for (let tries = this.#free.length; tries > 0; tries--) {
       const port = this.#free.shift()!;
-      const socket = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4');
-      const bound = await new Promise<boolean>((resolve) => {
-        socket.once('error', () => resolve(false));
-        socket.bind(port, host, () => resolve(true));
-      });
-      if (bound) {
-        socket.removeAllListeners('error');
-        socket.once('close', () => this.#free.push(port));
-        return socket;
+      const rtp = await bind(host, port);
+      const rtcp = rtp && (await bind(host, port + 1));
+      if (rtp && rtcp) {
+        // The pair goes back once both are closed, whichever closes first.
+        let open = 2;
+        const release = () => {
+          if (--open === 0) this.#free.push(port);
+        };
+        rtp.once('close', () => {
+          release();
+          try {
+            rtcp.close();
+          } catch {
+            // closed already
+          }
+        });
+        rtcp.once('close', release);
+        return { rtp, rtcp };
       }
-      socket.close();
+      rtp?.close();
       this.#free.push(port);
     }
-    throw new CallrecError('ERR_UNAVAILABLE', 'no free port in RTP_PORTS');
+    throw new CallrecError('ERR_UNAVAILABLE', 'no free port pair in RTP_PORTS');
   }
+}
+
+/** A UDP socket bound to `port`, or null when the port is taken. */
+async function bind(host: string, port: number): Promise<dgram.Socket | null> {
+  const socket = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4');
+  const bound = await new Promise<boolean>((resolve) => {
+    socket.once('error', () => resolve(false));
+    socket.bind(port, host, () => resolve(true));
+  });
+  if (bound) {
+    socket.removeAllListeners('error');
+    return socket;
+  }
+  socket.close();
+  return null;
 }
 
 /**
@@ -106,6 +136,29 @@ export class RtpTimeline {
 
   constructor(clockRate: number) {
     this.#rate = clockRate;
+  }
+
+  get clockRate(): number {
+    return this.#rate;
+  }
+
+  /** The SSRC being placed (-1 before the first packet), and the RTP timestamp its first packet had. */
+  get ssrc(): number {
+    return this.#ssrc;
+  }
+
+  get baseTimestamp(): number {
+    return this.#base;
+  }
+
+  /** Where the base timestamp lands on the session's clock, ms. */
+  get offsetMs(): number {
+    return this.#offsetMs;
+  }
+
+  /** Places the stream's packets from now on `ms` later (sender-report alignment, rtcp.ts); audio placed stays. */
+  delay(ms: number): void {
+    this.#offsetMs += ms;
   }
 
   /**

@@ -1,4 +1,3 @@
-import type dgram from 'node:dgram';
 import type { MediaContext } from '../calls/live-call.js';
 import type { CallSession } from '../calls/session.js';
 import type { SipConfig } from '../config.js';
@@ -12,7 +11,7 @@ import { checkDigest, DigestNonces, openDigest, parseDigest } from './digest.js'
 import { parseNameAddr, parseSipUri, responseTo, SipParseError, type SipRequest } from './message.js';
 import { readOffer } from './offer.js';
 import { RecordingSession } from './recording-session.js';
-import { RtpPorts } from './rtp.js';
+import { RtpPorts, type RtpSockets } from './rtp.js';
 import { ALLOW, localTag, SipServer, withHeader, type SipHandler } from './server.js';
 import type { ServerTransaction } from './transaction.js';
 import { SipTransport, type SipSource } from './transport.js';
@@ -161,7 +160,7 @@ export class SiprecServer implements SipHandler {
       const response = responseTo(request, status, localTag(), reason);
       transaction.respond(status === 503 ? withHeader(response, 'Retry-After', '60') : response);
     };
-    const sockets = new Map<number, dgram.Socket>();
+    const sockets = new Map<number, RtpSockets>();
     try {
       if (this.#options.draining()) return refuse(503, 'Draining');
       const refusal = this.#options.refusal();
@@ -218,8 +217,8 @@ function challenge(request: SipRequest, nonces: DigestNonces, stale: boolean) {
   return response;
 }
 
-function closeAll(sockets: Map<number, dgram.Socket>): void {
-  for (const socket of sockets.values()) socket.close();
+function closeAll(sockets: Map<number, RtpSockets>): void {
+  for (const { rtp } of sockets.values()) rtp.close();
 }
 
 /** A dialog's key at the UAS: Call-ID and the SRC's tag (RFC 3261 §12). */

@@ -4,10 +4,13 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import opus from '@discordjs/opus';
 import { encoderFor } from '../../media/codec.js';
+import { G722Encoder } from '../../media/g722.js';
 import { siprecCallId } from '../../src/sip/siprec.js';
 import { decodeAudio, findBursts, synthesizeTones } from '../helpers/audio.js';
 import { closedPort } from '../helpers/cli.js';
+import { senderReport } from '../helpers/rtcp.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
 /*
@@ -72,7 +75,7 @@ interface SippRun {
 /** Runs one call of a scenario against the server; `messages` is SIPp's message log. */
 async function sipp(
   scenario: string,
-  opts: { agent?: string; address?: string; tcp?: boolean } = {},
+  opts: { agent?: string; address?: string; tcp?: boolean; codec?: { pt: number; rtpmap: string } } = {},
 ): Promise<SippRun> {
   const messages = path.join(tmp, `${scenario}-${Date.now()}.log`);
   const port = opts.tcp ? tcpPort : sipPort;
@@ -89,6 +92,12 @@ async function sipp(
     '-key',
     'agent',
     opts.agent ?? 'nobody',
+    '-key',
+    'pt',
+    String(opts.codec?.pt ?? 0),
+    '-key',
+    'rtpmap',
+    opts.codec?.rtpmap ?? 'PCMU/8000',
   ];
   args.push(
     '-t',
@@ -131,11 +140,11 @@ async function answer(run: SippRun): Promise<string> {
   throw new Error("no 200 to the INVITE in SIPp's log");
 }
 
-/** An RTP packet: PCMU (0), 20 ms. */
-function rtp(seq: number, timestamp: number, ssrc: number, payload: Buffer): Buffer {
+/** An RTP packet (PCMU by default). */
+function rtp(seq: number, timestamp: number, ssrc: number, payload: Buffer, payloadType = 0): Buffer {
   const header = Buffer.alloc(12);
   header[0] = 0x80;
-  header[1] = 0;
+  header[1] = payloadType;
   header.writeUInt16BE(seq & 0xffff, 2);
   header.writeUInt32BE(timestamp >>> 0, 4);
   header.writeUInt32BE(ssrc >>> 0, 8);
@@ -183,27 +192,18 @@ test.each(['udp', 'tcp'])(
     const run = await sipp('siprec-uac', { agent: agentId, tcp: transport === 'tcp' });
     const ok = await answer(run);
     const callId = siprecCallId(/Call-ID: (\S+)/.exec(ok)![1]);
-    const ports = [...ok.matchAll(/m=audio (\d+) RTP\/AVP 0 101/g)].map((m) => Number(m[1]));
+    const ports = [...ok.matchAll(/m=audio (\d+) RTP\/AVP 0 101 13\r?\n/g)].map((m) => Number(m[1]));
     expect(ports).toHaveLength(2);
     expect(ok).toMatch(/a=label:1/);
 
     // The first stream (label 1) is Alice's, the caller's, though the metadata lists her second.
-    const socket = dgram.createSocket('udp4');
-    await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
-    const send = (packet: Buffer, port: number) =>
-      new Promise<void>((resolve, reject) =>
-        socket.send(packet, port, '127.0.0.1', (err) => (err ? reject(err) : resolve())),
-      );
+    const sender = await rtpSender();
     const caller = legPackets('caller');
     const agent = legPackets('agent', 75);
     // Both streams' first packets together: they set the streams' alignment.
-    await Promise.all([send(caller[0], ports[0]), send(agent[0], ports[1])]);
-    for (let i = 1; i < Math.max(caller.length, agent.length); i++) {
-      if (caller[i]) await send(caller[i], ports[0]);
-      if (agent[i]) await send(agent[i], ports[1]);
-      if (i % 10 === 0) await sleep(1);
-    }
-    socket.close();
+    await Promise.all([sender.send(caller[0], ports[0]), sender.send(agent[0], ports[1])]);
+    await sender.interleave(ports, caller.slice(1), agent.slice(1));
+    sender.close();
     expect(await run.exit).toBe(0);
 
     const rec = await ts.recording(callId);
@@ -220,21 +220,13 @@ test.each(['udp', 'tcp'])(
         leg: 'caller',
       },
     ]);
-    const audio = await decodeAudio(
-      new Uint8Array(await (await ts.api(`/api/calls/${callId}/recording`)).arrayBuffer()),
-      'wav',
-    );
-    for (const [leg, channel] of [
-      ['caller', 0],
-      ['agent', 1],
-    ] as const) {
-      const found = findBursts(audio.channels[channel], audio.sampleRate, FREQ[leg]);
-      expect(found).toHaveLength(BURSTS[leg].length);
+    const found = await recordedBursts(callId);
+    for (const leg of ['caller', 'agent'] as const) {
+      expect(found[leg]).toHaveLength(BURSTS[leg].length);
       BURSTS[leg].forEach(([from, to], i) => {
-        expect(Math.abs(found[i].startMs - from)).toBeLessThanOrEqual(1);
-        expect(Math.abs(found[i].endMs - to)).toBeLessThanOrEqual(1);
+        expect(Math.abs(found[leg][i].startMs - from)).toBeLessThanOrEqual(1);
+        expect(Math.abs(found[leg][i].endMs - to)).toBeLessThanOrEqual(1);
       });
-      expect(findBursts(audio.channels[1 - channel], audio.sampleRate, FREQ[leg])).toEqual([]);
     }
   },
   60_000,
@@ -268,3 +260,213 @@ test('a source no tenant lists, without credentials, is challenged 401 and nothi
   const callId = siprecCallId(/Call-ID: (\S+)/.exec(log)![1]);
   expect((await ts.api(`/api/calls/${callId}`)).status).toBe(404);
 });
+
+/** A UDP socket sending RTP (and RTCP) from the test. */
+async function rtpSender() {
+  const socket = dgram.createSocket('udp4');
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  const send = (packet: Buffer, port: number) =>
+    new Promise<void>((resolve, reject) =>
+      socket.send(packet, port, '127.0.0.1', (err) => (err ? reject(err) : resolve())),
+    );
+  return {
+    send,
+    /** Both legs' packets, one of each in turn, faster than real time. */
+    async interleave(ports: number[], caller: Buffer[], agent: Buffer[]) {
+      for (let i = 0; i < Math.max(caller.length, agent.length); i++) {
+        if (caller[i]) await send(caller[i], ports[0]);
+        if (agent[i]) await send(agent[i], ports[1]);
+        if (i % 10 === 0) await sleep(1);
+      }
+    },
+    close: () => socket.close(),
+  };
+}
+
+/** The recording's tone bursts per leg, each leg's on its own channel only (caller left, agent right). */
+async function recordedBursts(callId: string, expectedRate?: number) {
+  const audio = await decodeAudio(
+    new Uint8Array(await (await ts.api(`/api/calls/${callId}/recording`)).arrayBuffer()),
+    'wav',
+  );
+  if (expectedRate) expect(audio.sampleRate).toBe(expectedRate);
+  const found = {
+    caller: findBursts(audio.channels[0], audio.sampleRate, FREQ.caller),
+    agent: findBursts(audio.channels[1], audio.sampleRate, FREQ.agent),
+  };
+  expect(findBursts(audio.channels[1], audio.sampleRate, FREQ.caller)).toEqual([]);
+  expect(findBursts(audio.channels[0], audio.sampleRate, FREQ.agent)).toEqual([]);
+  return found;
+}
+
+/** A codec over RTP as the test sends it: its SDP, the rate and channels of the audio it carries, its RTP clock, a 20 ms frame's encoder. */
+interface RtpCodec {
+  pt: number;
+  rtpmap: string;
+  rate: number;
+  channels: 1 | 2;
+  clock: number;
+  encoder(): (pcm: Int16Array) => Buffer;
+}
+
+const bigEndian = () => (pcm: Int16Array) => {
+  const out = Buffer.alloc(pcm.length * 2);
+  for (let i = 0; i < pcm.length; i++) out.writeInt16BE(pcm[i], 2 * i);
+  return out;
+};
+
+const RTP_CODECS: Record<string, RtpCodec> = {
+  // RFC 3551 §4.5.2: 16 kHz audio, an 8 kHz RTP clock.
+  G722: {
+    pt: 9,
+    rtpmap: 'G722/8000',
+    rate: 16000,
+    channels: 1,
+    clock: 8000,
+    encoder: () => {
+      const encoder = new G722Encoder();
+      return (pcm) => encoder.encode(pcm);
+    },
+  },
+  // RFC 7587: always opus/48000/2; the tone on both channels.
+  opus: {
+    pt: 111,
+    rtpmap: 'opus/48000/2',
+    rate: 48000,
+    channels: 2,
+    clock: 48000,
+    encoder: () => {
+      const encoder = new opus.OpusEncoder(48000, 2);
+      return (pcm) => encoder.encode(Buffer.from(pcm.buffer, pcm.byteOffset, pcm.byteLength));
+    },
+  },
+  'L16/16000': { pt: 96, rtpmap: 'L16/16000', rate: 16000, channels: 1, clock: 16000, encoder: bigEndian },
+  'L16/48000': { pt: 97, rtpmap: 'L16/48000', rate: 48000, channels: 1, clock: 48000, encoder: bigEndian },
+};
+
+/** One leg's packets of `codec`, 20 ms each: one lost and one duplicated in silence; `cn`: comfort noise (PT 13) for 100 ms of silence. */
+function codecPackets(leg: 'caller' | 'agent', codec: RtpCodec, cn: boolean): Buffer[] {
+  const tones = BURSTS[leg].flatMap(([from, to]) =>
+    Array.from({ length: codec.channels }, (_, channel) => [channel, FREQ[leg], from, to] as const),
+  );
+  const pcm = synthesizeTones(codec.rate, codec.channels, SECONDS, tones);
+  const encode = codec.encoder();
+  const frame = (codec.rate / 50) * codec.channels;
+  const ssrc = leg === 'caller' ? 0x3333 : 0x4444;
+  // Silent stretches of each leg (ms / 20): where comfort noise, the loss and the duplicate go.
+  const quiet = leg === 'caller' ? 40 : 60;
+  const packets: Buffer[] = [];
+  for (let i = 0; i < SECONDS * 50; i++) {
+    const payload = encode(pcm.subarray(i * frame, (i + 1) * frame));
+    const timestamp = 0xffff_fe00 + (i * codec.clock) / 50;
+    packets.push(
+      cn && i >= quiet && i < quiet + 5
+        ? rtp(100 + i, timestamp, ssrc, Buffer.from([0x50]), 13)
+        : rtp(100 + i, timestamp, ssrc, payload, codec.pt),
+    );
+  }
+  packets.splice(quiet + 7, 1);
+  packets.splice(quiet + 9, 0, packets[quiet + 9]);
+  return packets;
+}
+
+test.each(Object.keys(RTP_CODECS))(
+  'a SIPREC session in %s is decoded at the edge and recorded exactly: onsets within 1 ms on their channels, durations within 20 ms',
+  async (name) => {
+    const codec = RTP_CODECS[name];
+    const agentId = `agent-sip-${name.replace('/', '-')}`;
+    await ts.agent(agentId, {
+      enabled: true,
+      auto_record: true,
+      consent_prompt: false,
+      format: 'wav',
+      dual_channel: true,
+    });
+    // Encoded before the session starts: SIPp hangs up 4 s after its ACK.
+    const cn = codec.clock === 8000;
+    const caller = codecPackets('caller', codec, cn);
+    const agent = codecPackets('agent', codec, cn);
+    const run = await sipp('siprec-uac', { agent: agentId, codec });
+    const ok = await answer(run);
+    const callId = siprecCallId(/Call-ID: (\S+)/.exec(ok)![1]);
+    // The answer names the codec as the offer did; comfort noise is answered where it runs on the codec's clock.
+    const line = new RegExp(
+      `m=audio (\\d+) RTP/AVP ${codec.pt}${codec.clock === 8000 ? ' 101 13' : ''}\\r?\\na=rtpmap:${codec.pt} ${codec.rtpmap}\\r?\\n`,
+      'g',
+    );
+    const ports = [...ok.matchAll(line)].map((m) => Number(m[1]));
+    expect(ports).toHaveLength(2);
+    const sender = await rtpSender();
+    await Promise.all([sender.send(caller[0], ports[0]), sender.send(agent[0], ports[1])]);
+    // Sender reports that the streams started together, as an SRC's RTCP says: on a busy host the
+    // first packets may be handled far enough apart to count as starting apart.
+    await sender.send(senderReport(0x3333, 3_900_000_000, 0xffff_fe00), ports[0] + 1);
+    await sender.send(senderReport(0x4444, 3_900_000_000, 0xffff_fe00), ports[1] + 1);
+    await sleep(20);
+    await sender.interleave(ports, caller.slice(1), agent.slice(1));
+    sender.close();
+    expect(await run.exit).toBe(0);
+
+    const rec = await ts.recording(callId);
+    expect(rec).toMatchObject({ status: 'ready', format: 'wav', channels: 2, lostSpans: [] });
+    const found = await recordedBursts(callId, 16000);
+    // Both legs as sent, from the session's start or, if the first packets were handled apart,
+    // both from the later one's arrival (the SRs aligned them).
+    const shift = found.caller[0].startMs - BURSTS.caller[0][0];
+    expect(shift).toBeGreaterThan(-1);
+    for (const leg of ['caller', 'agent'] as const) {
+      expect(found[leg]).toHaveLength(BURSTS[leg].length);
+      BURSTS[leg].forEach(([from, to], i) => {
+        expect(Math.abs(found[leg][i].startMs - from - shift)).toBeLessThanOrEqual(1);
+        expect(Math.abs(found[leg][i].endMs - found[leg][i].startMs - (to - from))).toBeLessThanOrEqual(20);
+      });
+    }
+  },
+  60_000,
+);
+
+test('streams whose first packets arrive 250 ms apart, but whose RTCP sender reports say they are simultaneous, are recorded aligned (RTCP on the RTP port + 1 and multiplexed on the RTP port)', async () => {
+  const agentId = 'agent-sip-rtcp';
+  await ts.agent(agentId, {
+    enabled: true,
+    auto_record: true,
+    consent_prompt: false,
+    format: 'wav',
+    dual_channel: true,
+  });
+  const run = await sipp('siprec-uac', { agent: agentId });
+  const ok = await answer(run);
+  const callId = siprecCallId(/Call-ID: (\S+)/.exec(ok)![1]);
+  const ports = [...ok.matchAll(/m=audio (\d+) RTP\/AVP 0 101 13\r?\n/g)].map((m) => Number(m[1]));
+  const sender = await rtpSender();
+  const caller = legPackets('caller');
+  const agent = legPackets('agent');
+  // 250 ms: more than handling the session's first packet takes on a busy host (up to ~110 ms
+  // measured), during which a stream's first packet counts as starting with it.
+  await sender.send(caller[0], ports[0]);
+  await sleep(250);
+  await sender.send(agent[0], ports[1]);
+  // Both first packets (timestamp 0xfffff000) were sampled at one NTP instant: the caller's
+  // report on its RTCP port, the agent's multiplexed on its RTP port (RFC 5761).
+  const ntp = 3_900_000_000.5;
+  await sender.send(senderReport(0x1111, ntp, 0xffff_f000), ports[0] + 1);
+  await sender.send(senderReport(0x2222, ntp, 0xffff_f000), ports[1]);
+  await sleep(20);
+  await sender.interleave(ports, caller.slice(1), agent.slice(1));
+  sender.close();
+  expect(await run.exit).toBe(0);
+
+  await ts.recording(callId);
+  const found = await recordedBursts(callId);
+  // The caller, whose audio arrived first, was delayed by the agent's lateness: its bursts are
+  // that much (about 250 ms, as this process measured it) after where it sent them, and the agent's exactly as much.
+  const shift = found.caller[0].startMs - BURSTS.caller[0][0];
+  expect(shift).toBeGreaterThan(100);
+  for (const leg of ['caller', 'agent'] as const) {
+    expect(found[leg]).toHaveLength(BURSTS[leg].length);
+    BURSTS[leg].forEach(([from, to], i) => {
+      expect(Math.abs(found[leg][i].startMs - from - shift)).toBeLessThanOrEqual(1);
+      expect(Math.abs(found[leg][i].endMs - to - shift)).toBeLessThanOrEqual(1);
+    });
+  }
+}, 60_000);

@@ -1,4 +1,5 @@
-import { parseRtp, parseTelephoneEvent, RtpTimeline } from '../../src/sip/rtp.js';
+import dgram from 'node:dgram';
+import { parseRtp, parseTelephoneEvent, RtpPorts, RtpTimeline } from '../../src/sip/rtp.js';
 import { readMetadata } from '../../src/sip/offer.js';
 
 function packet(opts: {
@@ -69,4 +70,23 @@ test('metadata: participants with AORs and names, streams by label, from partici
   );
   expect(older.senderOf.get('1')?.id).toBe('a');
   expect(() => readMetadata('<nothing/>')).toThrow(expect.objectContaining({ code: 'ERR_SIP_PARSE' }));
+});
+
+test('ports: RTP on an even port with RTCP on the one above; a pair with a port held elsewhere is skipped; closing RTP frees the pair', async () => {
+  const first = 20_000 + 2 * Math.floor(Math.random() * 4_000);
+  // Another process's socket on the first pair's RTCP port.
+  const squatter = dgram.createSocket('udp4');
+  await new Promise<void>((resolve) => squatter.bind(first + 1, '127.0.0.1', resolve));
+  const ports = new RtpPorts({ first, last: first + 4 });
+  expect(ports.available).toBe(2);
+  const { rtp, rtcp } = await ports.open('127.0.0.1');
+  expect([rtp.address().port, rtcp.address().port]).toEqual([first + 2, first + 3]);
+  await expect(ports.open('127.0.0.1')).rejects.toMatchObject({ code: 'ERR_UNAVAILABLE' });
+  squatter.close();
+  const closed = new Promise((resolve) => rtcp.once('close', resolve));
+  rtp.close();
+  await closed;
+  expect(ports.available).toBe(2);
+  const again = await ports.open('127.0.0.1');
+  again.rtp.close();
 });

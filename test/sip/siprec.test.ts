@@ -88,27 +88,32 @@ function offer(formats: string, rtpmaps: string): string {
   return `v=0\no=SRC 1 1 IN IP4 127.0.0.1\ns=-\nc=IN IP4 127.0.0.1\nt=0 0\n${stream(1, 49170)}${stream(2, 49172)}`;
 }
 
-test('an offer of codecs callrec cannot decode is 488; PCMA with telephone-event is answered with just those, recvonly', async () => {
+test('an offer of codecs callrec cannot decode is 488; the first it decodes, with telephone-event and CN, is answered with just those, recvonly', async () => {
   await ts.agent('agent-codecs', { enabled: true, auto_record: true, consent_prompt: false });
   const refused = await client();
   refused.send('INVITE', 'agent-codecs', {
     contentType: 'application/sdp',
-    body: offer('18 9', 'a=rtpmap:18 G729/8000\na=rtpmap:9 G722/8000\n'),
+    body: offer('18 96 97', 'a=rtpmap:18 G729/8000\na=rtpmap:96 L16/16000/2\na=rtpmap:97 opus/44100/2\n'),
   });
   const notAcceptable = await refused.next(status(488));
-  expect(notAcceptable.kind === 'response' && notAcceptable.reason).toMatch(/G729, G722/);
+  expect(notAcceptable.kind === 'response' && notAcceptable.reason).toMatch(
+    'callrec takes PCMU, PCMA, G722, opus, L16 (mono, 8/16/24/48 kHz): none on every stream (offered: G729, L16, OPUS)',
+  );
   refused.close();
 
+  // G.722 by its static payload type (no rtpmap), first in the SRC's order; CN and telephone-event with it.
   const accepted = await client();
   accepted.send('INVITE', 'agent-codecs', {
     contentType: 'application/sdp',
-    body: offer('9 8 101', 'a=rtpmap:9 G722/8000\na=rtpmap:8 PCMA/8000\na=rtpmap:101 telephone-event/8000\n'),
+    body: offer('96 9 8 13 101', 'a=rtpmap:96 iLBC/8000\na=rtpmap:8 PCMA/8000\na=rtpmap:101 telephone-event/8000\n'),
   });
   const ok = await accepted.next(status(200));
   const sdp = ok.body.toString();
-  expect(sdp.match(/m=audio \d+ RTP\/AVP 8 101\r\n/g)).toHaveLength(2);
+  expect(
+    sdp.match(/m=audio \d+ RTP\/AVP 9 101 13\r\na=rtpmap:9 G722\/8000\r\na=rtpmap:101 telephone-event\/8000\r\n/g),
+  ).toHaveLength(2);
   expect(sdp.match(/a=recvonly/g)).toHaveLength(2);
-  expect(sdp).not.toMatch(/G722/);
+  expect(sdp).not.toMatch(/PCMA|iLBC/);
   const toTag = /tag=(\w+)/.exec(ok.headers.get('to')!)![1];
   accepted.send('ACK', 'agent-codecs', { toTag });
   // A re-INVITE (a session refresh) gets the same answer.
@@ -135,7 +140,7 @@ test('an offer of codecs callrec cannot decode is 488; PCMA with telephone-event
   let seq = 0;
   const recordingStatus = async () => {
     const packet = Buffer.alloc(172, 0xd5);
-    packet.writeUInt16BE(0x8008, 0);
+    packet.writeUInt16BE(0x8009, 0);
     packet.writeUInt16BE(seq, 2);
     packet.writeUInt32BE(160 * seq++, 4);
     rtp.send(packet, rtpPort, '127.0.0.1');
