@@ -69,8 +69,8 @@ type ProviderEventBody =
   /** The provider paused or resumed the stream (AudioHook `paused`/`resumed`; audio goes on from `atMs` of its clock): the recording's pauses. */
   | { type: 'pause' }
   | { type: 'resume'; atMs: number }
-  /** Audio the provider dropped (AudioHook `discarded`): `[fromMs, toMs)` of its clock is lost. */
-  | { type: 'lost'; fromMs: number; toMs: number }
+  /** Audio the provider dropped (AudioHook `discarded`): `[fromMs, toMs)` of its clock is lost; `reason` defaults to `LOST.discarded`. */
+  | { type: 'lost'; fromMs: number; toMs: number; reason?: string }
   /** The provider finished playing audio up to a mark we (or the runtime) sent. */
   | { type: 'mark'; name: string }
   | { type: 'stop' }

@@ -5,11 +5,20 @@ import { StateMachine, type Transitions } from '../calls/machine.js';
 import { CallSession } from '../calls/session.js';
 import { CallrecError, sipStatus, type ErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
+import { LOST } from '../recording/lost-spans.js';
 import { parseNameAddr, responseTo, SipHeaders, type SipRequest } from './message.js';
 import { MediaPort, siprecAdapter } from './media-port.js';
-import { answerSdp, type RecordingOffer, type RecordedStream } from './offer.js';
+import { ParticipantRoster, readMetadata, type RecordingMetadata } from './metadata.js';
+import { answerSdp, readBody, type RecordingOffer, type RecordedStream } from './offer.js';
 import { parseRtp, parseTelephoneEvent, RtpTimeline } from './rtp.js';
 import { ALLOW, localTag, withHeader } from './server.js';
+import {
+  negotiateSessionTimer,
+  SessionTimer,
+  withSessionTimer,
+  type SessionTimerState,
+  type SessionTimerTerms,
+} from './session-timer.js';
 import type { ServerTransaction } from './transaction.js';
 import type { SipSource } from './transport.js';
 
@@ -34,6 +43,8 @@ export interface RecordingSessionContext {
   contactPort: number;
   /** Sends a request in a client transaction (`SipServer.send`). */
   send(request: SipRequest, peer: SipSource): void;
+  /** `SIP_MIN_SE`: the shortest session interval (s) callrec takes (RFC 4028 `Min-SE`). */
+  minSessionExpires: number;
 }
 
 /** One received RTP stream: its socket, its leg, its timeline. */
@@ -82,6 +93,16 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
   #localCSeq = 1;
   /** The SRC's latest offer held every stream inactive: the recording is paused. */
   #paused = false;
+  readonly #identity: { tenantId: string; callId: string };
+  /** The participants as the metadata (the INVITE's, then its updates') names them. */
+  readonly #roster: ParticipantRoster;
+  /** The session timer the INVITE asked for (null: none), started by the 200. */
+  readonly #timerTerms: SessionTimerTerms | null;
+  readonly #timer = new SessionTimer((s) => this.#expired(s));
+  /** The latest re-INVITE answered 2xx, until its ACK. */
+  #reinvite: ServerTransaction | null = null;
+  /** Where the audio received so far ends, ms of the session's clock. */
+  #audioEndMs = 0;
 
   constructor(
     ctx: RecordingSessionContext,
@@ -90,9 +111,12 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
     offer: RecordingOffer,
     sockets: ReadonlyMap<number, dgram.Socket>,
     identity: { tenantId: string; agentId: string; callId: string },
+    timerTerms: SessionTimerTerms | null,
   ) {
     super({ status: 'offered', invite }, TRANSITIONS);
     this.callId = invite.request.headers.get('call-id')!;
+    this.#identity = identity;
+    this.#timerTerms = timerTerms;
     this.#ctx = ctx;
     this.#invite = invite.request;
     this.#source = source;
@@ -120,11 +144,12 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
     void this.call.ended.then(() => this.#end('call ended'));
     for (const receiver of this.#receivers) receiver.socket.on('message', (data) => this.#onRtp(receiver, data));
     // Each participant with the leg of the stream it sends (null: it sends none callrec records).
-    const participants = offer.participants.map((p) => ({
-      ...p,
-      leg: offer.streams.find((s) => s.participant?.id === p.id)?.leg ?? null,
-    }));
-    this.#port.start(identity.agentId, identity.callId, { codec: offer.codec, sampleRate: 8000 }, participants);
+    this.#roster = new ParticipantRoster(
+      new Map(offer.streams.map((s) => [s.label, s.leg])),
+      offer.participants,
+      offer.senderOf,
+    );
+    this.#port.start(identity.agentId, identity.callId, { codec: offer.codec, sampleRate: 8000 }, this.#roster.list());
   }
 
   /** The dialog's remote tag (the SRC's From tag). */
@@ -136,8 +161,10 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
     return this.#offer.participants;
   }
 
-  /** The ACK of our 2xx. */
+  /** The ACK of our 2xx: the INVITE's, or a re-INVITE's. */
   ack(): void {
+    this.#reinvite?.ack();
+    this.#reinvite = null;
     const s = this.stateIf('answered');
     if (!s) return;
     s.invite.ack();
@@ -145,25 +172,49 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
   }
 
   /**
-   * A re-INVITE: a session refresh is answered with the same answer; an offer whose audio is all
-   * `a=inactive` pauses the recording (as `POST …/recording {"action":"pause"}` does) and is
-   * answered inactive, and an active offer after it resumes the recording.
+   * A re-INVITE or an UPDATE (RFC 3311) in the dialog, one code path. Its SDP offer is answered
+   * with the session's answer (a refresh); one whose audio is all `a=inactive` pauses the
+   * recording (as `POST …/recording {"action":"pause"}` does) and is answered inactive, and an
+   * active offer after it resumes it. Its recording metadata (RFC 7866 §8.2) updates the
+   * call's participants. It refreshes the session timer (RFC 4028), or stops it when it asks
+   * for none; an interval under `SIP_MIN_SE` is answered 422. An UPDATE without an offer is
+   * answered without a body.
    */
-  reinvite(transaction: ServerTransaction): void {
-    const inactive = isInactiveOffer(transaction.request.body.toString('utf8'));
-    const action = inactive ? 'pause' : 'resume';
+  modify(transaction: ServerTransaction): void {
+    const { request } = transaction;
+    if (this.status === 'offered')
+      return transaction.respond(withHeader(responseTo(request, 491, this.localTag), 'Retry-After', '1'));
+    if (this.status === 'ended') return transaction.respond(responseTo(request, 481, this.localTag));
+    const terms = negotiateSessionTimer(request.headers, this.#ctx.minSessionExpires);
+    if (terms === 'too small')
+      return transaction.respond(
+        withHeader(responseTo(request, 422, this.localTag), 'Min-SE', String(this.#ctx.minSessionExpires)),
+      );
+    let body: { sdp: string | null; metadata: RecordingMetadata | null };
+    try {
+      const parts = readBody(request.headers, request.body);
+      body = { sdp: parts.sdp, metadata: parts.metadata === null ? null : readMetadata(parts.metadata) };
+    } catch (err) {
+      return transaction.respond(responseTo(request, 400, this.localTag, (err as Error).message.slice(0, 120)));
+    }
+    const inactive = body.sdp !== null ? isInactiveOffer(body.sdp) : this.#paused;
     if (inactive !== this.#paused) {
       this.#paused = inactive;
+      const action = inactive ? 'pause' : 'resume';
       // A transition the recorder cannot take now (no recording, already there) changes nothing.
       this.call
         .control(action)
-        .catch((err: Error) =>
-          this.#ctx.log.info({ action, reason: err.message }, 're-INVITE pause/resume not applied'),
-        );
+        .catch((err: Error) => this.#ctx.log.info({ action, reason: err.message }, 'SDP pause/resume not applied'));
     }
-    const ok = this.#ok(transaction.request);
-    if (inactive) ok.body = Buffer.from(this.#answer.toString('utf8').replace(/^a=recvonly$/gm, 'a=inactive'));
-    transaction.respond(ok);
+    if (body.metadata) this.#updateParticipants(body.metadata);
+    const ok = this.#ok(request);
+    if (request.method === 'UPDATE' && body.sdp === null) {
+      ok.headers.delete('content-type');
+      ok.body = Buffer.alloc(0);
+    } else if (inactive) ok.body = Buffer.from(this.#answer.toString('utf8').replace(/^a=recvonly$/gm, 'a=inactive'));
+    transaction.respond(terms ? withSessionTimer(ok, terms) : ok);
+    if (request.method === 'INVITE') this.#reinvite = transaction;
+    this.#timer.refreshed(terms);
   }
 
   /** BYE from the SRC: 200, and the recording finalizes. */
@@ -181,15 +232,44 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
   }
 
   protected onTransition(_prev: RecordingSessionState, next: RecordingSessionState): void {
-    if (next.status === 'ended') for (const { socket } of this.#receivers) socket.close();
+    if (next.status === 'ended') {
+      for (const { socket } of this.#receivers) socket.close();
+      this.#timer.stop();
+    }
   }
 
-  /** The call session is live: the INVITE is answered. */
+  /** The call session is live: the INVITE is answered, and the session timer it asked for starts. */
   #accept(): void {
     const s = this.stateIf('offered');
     if (!s) return;
-    s.invite.respond(this.#ok(this.#invite));
+    const ok = this.#ok(this.#invite);
+    s.invite.respond(this.#timerTerms ? withSessionTimer(ok, this.#timerTerms) : ok);
     this.state = { status: 'answered', invite: s.invite };
+    this.#timer.refreshed(this.#timerTerms);
+  }
+
+  /** A metadata update: the participants change, and the call's row with them (`GET /api/calls/{id}`). */
+  #updateParticipants(metadata: RecordingMetadata): void {
+    if (!this.#roster.apply(metadata, new Date().toISOString())) return;
+    const participants = this.#roster.list();
+    this.#ctx.log.info({ participants: participants.length }, 'SIPREC metadata update');
+    const { tenantId, callId } = this.#identity;
+    this.persist(() => this.#ctx.media.store.calls.update(tenantId, callId, { participants })).catch((err: Error) =>
+      this.#ctx.log.warn({ err }, 'could not save the participants'),
+    );
+  }
+
+  /**
+   * No refresh came within the session interval (RFC 4028 §10): the audio that would have come
+   * since the last received is a lost span, callrec sends the SRC a BYE and the recording is
+   * finalized.
+   */
+  #expired(timer: Extract<SessionTimerState, { status: 'expired' }>): void {
+    if (this.status !== 'answered' && this.status !== 'confirmed') return;
+    const reason = `ERR_SIP_SESSION_EXPIRED: no session refresh within ${timer.expires} s`;
+    if (this.#zero >= 0) this.#port.lost(this.#audioEndMs, performance.now() - this.#zero, LOST.sessionExpired);
+    this.#sendBye(reason);
+    this.#port.hangUp(reason);
   }
 
   #ok(request: SipRequest) {
@@ -268,7 +348,10 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
       packet.payloadType === stream.payloadType ? packet.payload.length : 0,
     );
     if (packet.payloadType === stream.payloadType) {
-      if (packet.payload.length > 0) this.#port.media(stream.leg, positionMs, packet.payload);
+      if (packet.payload.length > 0) {
+        this.#port.media(stream.leg, positionMs, packet.payload);
+        this.#audioEndMs = Math.max(this.#audioEndMs, positionMs + packet.payload.length / 8);
+      }
     } else if (packet.payloadType === stream.eventPayloadType) {
       const event = parseTelephoneEvent(packet.payload);
       if (event?.end && packet.timestamp !== receiver.lastEvent) {
