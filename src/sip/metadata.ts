@@ -17,8 +17,10 @@ export interface RecordingMetadata {
   complete: boolean;
   /** The participants the document describes (a partial update: the new and the changed ones). */
   participants: Participant[];
-  /** The participant id sending each stream, by the stream's SDP label. */
+  /** The participant id sending each stream, by the stream's SDP label (by its `stream_id` when this document does not label it). */
   senderOf: Map<string, string>;
+  /** Each stream's SDP label by its `stream_id` (a partial update names streams an earlier document labelled). */
+  labels: Map<string, string>;
   /** `participantsessionassoc` times by participant id: when each joined and left the session (ISO-8601), null if not said. */
   sessions: Map<string, { joined: string | null; left: string | null }>;
 }
@@ -96,6 +98,7 @@ export function readMetadata(document: string): RecordingMetadata {
     complete: text(root.datamode) !== 'partial',
     participants: participants.map(({ sends: _, ...p }) => p),
     senderOf,
+    labels: labelOf,
     sessions,
   };
 }
@@ -121,18 +124,18 @@ export const MAX_PARTICIPANTS = 64;
 export class ParticipantRoster {
   readonly #byId = new Map<string, ParticipantRecord>();
   readonly #legOf: ReadonlyMap<string, Leg>;
+  /** Stream labels by `stream_id`, from every document so far. */
+  readonly #labels = new Map<string, string>();
 
-  /** `legOf`: each recorded stream's leg by its label; `senderOf`: the first offer's senders. */
-  constructor(
-    legOf: ReadonlyMap<string, Leg>,
-    participants: readonly Participant[],
-    senderOf: ReadonlyMap<string, string>,
-  ) {
+  /** `legOf`: each recorded stream's leg by its label; `metadata`: the INVITE's. */
+  constructor(legOf: ReadonlyMap<string, Leg>, metadata: RecordingMetadata | null) {
     this.#legOf = legOf;
-    for (const p of participants.slice(0, MAX_PARTICIPANTS)) this.#byId.set(p.id, { ...p, leg: null });
+    if (!metadata) return;
+    this.#learn(metadata);
+    for (const p of metadata.participants.slice(0, MAX_PARTICIPANTS)) this.#byId.set(p.id, { ...p, leg: null });
     // In label order, so a participant sending two streams is on the first one's leg.
     for (const [label, leg] of [...legOf].reverse()) {
-      const sender = this.#byId.get(senderOf.get(label) ?? '');
+      const sender = this.#byId.get(metadata.senderOf.get(label) ?? '');
       if (sender) sender.leg = leg;
     }
   }
@@ -150,6 +153,7 @@ export class ParticipantRoster {
    */
   apply(update: RecordingMetadata, at: string): boolean {
     const before = JSON.stringify(this.list());
+    this.#learn(update);
     const listed = new Set<string>();
     const named = (id: string): ParticipantRecord | null => {
       listed.add(id);
@@ -166,8 +170,8 @@ export class ParticipantRoster {
       if (aor) p.aor = aor;
       if (name) p.name = name;
     }
-    for (const [label, id] of update.senderOf) {
-      const leg = this.#legOf.get(label);
+    for (const [stream, id] of update.senderOf) {
+      const leg = this.#legOf.get(stream) ?? this.#legOf.get(this.#labels.get(stream) ?? '');
       const p = named(id);
       if (leg && p) p.leg = leg;
     }
@@ -180,5 +184,11 @@ export class ParticipantRoster {
     if (update.complete)
       for (const p of this.#byId.values()) if (!listed.has(p.id) && p.left_at === undefined) p.left_at = at;
     return JSON.stringify(this.list()) !== before;
+  }
+
+  /** Keeps the stream labels a document gives (bounded as the participants are). */
+  #learn(metadata: RecordingMetadata): void {
+    for (const [id, label] of metadata.labels)
+      if (this.#labels.has(id) || this.#labels.size < MAX_PARTICIPANTS) this.#labels.set(id, label);
   }
 }

@@ -2,7 +2,7 @@ import * as sdpTransform from 'sdp-transform';
 import type { Codec, Leg } from '../../media/types.js';
 import { CallrecError } from '../errors.js';
 import { SipParseError, type SipHeaders } from './message.js';
-import { readMetadata, type Participant } from './metadata.js';
+import { readMetadata, type Participant, type RecordingMetadata } from './metadata.js';
 
 export type { Participant } from './metadata.js';
 
@@ -28,8 +28,8 @@ export interface RecordingOffer {
   codec: Codec;
   streams: RecordedStream[];
   participants: Participant[];
-  /** The participant id sending each stream, by label, as the metadata said. */
-  senderOf: ReadonlyMap<string, string>;
+  /** The INVITE's recording metadata, if it had one. */
+  metadata: RecordingMetadata | null;
 }
 
 /** Codecs callrec decodes (media/codec.ts), by their SDP encoding name; static payload types 0 and 8 need no rtpmap. */
@@ -113,7 +113,7 @@ export function readOffer(
         media.rtp.find((r) => r.codec.toLowerCase() === 'telephone-event' && r.rate === 8000)?.payload ?? -1,
     };
   });
-  return { sdp, codec, streams, participants: metadata?.participants ?? [], senderOf: metadata?.senderOf ?? new Map() };
+  return { sdp, codec, streams, participants: metadata?.participants ?? [], metadata };
 }
 
 /**

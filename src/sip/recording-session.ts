@@ -144,11 +144,7 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
     void this.call.ended.then(() => this.#end('call ended'));
     for (const receiver of this.#receivers) receiver.socket.on('message', (data) => this.#onRtp(receiver, data));
     // Each participant with the leg of the stream it sends (null: it sends none callrec records).
-    this.#roster = new ParticipantRoster(
-      new Map(offer.streams.map((s) => [s.label, s.leg])),
-      offer.participants,
-      offer.senderOf,
-    );
+    this.#roster = new ParticipantRoster(new Map(offer.streams.map((s) => [s.label, s.leg])), offer.metadata);
     this.#port.start(identity.agentId, identity.callId, { codec: offer.codec, sampleRate: 8000 }, this.#roster.list());
   }
 
@@ -217,10 +213,11 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
     this.#timer.refreshed(terms);
   }
 
-  /** BYE from the SRC: 200, and the recording finalizes. */
+  /** BYE from the SRC: 200, and the recording finalizes; the dialog is over (a later request in it is 481). */
   bye(transaction: ServerTransaction): void {
     transaction.respond(responseTo(transaction.request, 200));
     this.#port.hangUp('BYE');
+    this.#end('BYE');
   }
 
   /** CANCEL of the INVITE before it was answered: 487, nothing recorded. */

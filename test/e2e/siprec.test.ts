@@ -43,7 +43,8 @@ beforeAll(async () => {
   // set-up ran within one turn of the event loop and the answer always won that race.
   ts = await startTestServer({
     db: 'postgres',
-    env: { SIP_LISTEN: 'udp:127.0.0.1:0,tcp:127.0.0.1:0', RTP_PORTS: `${first}-${first + 99}` },
+    // SIP_MIN_SE under RFC 4028's 90 s: the session-timer scenarios run in seconds.
+    env: { SIP_LISTEN: 'udp:127.0.0.1:0,tcp:127.0.0.1:0', RTP_PORTS: `${first}-${first + 99}`, SIP_MIN_SE: '2' },
   });
   const addresses = ts.server.siprec!.transport.addresses();
   sipPort = addresses.find((a) => a.protocol === 'udp')!.port;
@@ -72,7 +73,7 @@ interface SippRun {
 /** Runs one call of a scenario against the server; `messages` is SIPp's message log. */
 async function sipp(
   scenario: string,
-  opts: { agent?: string; address?: string; tcp?: boolean } = {},
+  opts: { agent?: string; address?: string; tcp?: boolean; keys?: Record<string, string> } = {},
 ): Promise<SippRun> {
   const messages = path.join(tmp, `${scenario}-${Date.now()}.log`);
   const port = opts.tcp ? tcpPort : sipPort;
@@ -89,6 +90,7 @@ async function sipp(
     '-key',
     'agent',
     opts.agent ?? 'nobody',
+    ...Object.entries(opts.keys ?? {}).flatMap(([key, value]) => ['-key', key, value]),
   ];
   args.push(
     '-t',
@@ -117,18 +119,18 @@ async function sipp(
   return { exit, messages };
 }
 
-/** Waits for SIPp's log to hold the 200 to its INVITE; returns that message. */
-async function answer(run: SippRun): Promise<string> {
-  for (let i = 0; i < 400; i++) {
+/** Waits for SIPp's log to hold the 200 to its request `cseq` (with two recvonly streams when `sdp`); returns that message. */
+async function answer(run: SippRun, cseq = '1 INVITE', sdp = true): Promise<string> {
+  const pattern = new RegExp(
+    `SIP/2\\.0 200 OK\\r?\\n(?:(?!\\r?\\n\\r?\\n)[\\s\\S])*CSeq: ${cseq}${sdp ? '[\\s\\S]*?\\r?\\n\\r?\\n[\\s\\S]*?a=recvonly[\\s\\S]*?a=recvonly\\r?\\n' : '(?:(?!\\r?\\n\\r?\\n)[\\s\\S])*'}`,
+  );
+  for (let i = 0; i < 800; i++) {
     const log = await fs.readFile(run.messages, 'utf8').catch(() => '');
-    const ok =
-      /SIP\/2\.0 200 OK\r?\n(?:(?!\r?\n\r?\n)[\s\S])*CSeq: 1 INVITE[\s\S]*?\r?\n\r?\n[\s\S]*?a=recvonly[\s\S]*?a=recvonly\r?\n/.exec(
-        log,
-      );
+    const ok = pattern.exec(log);
     if (ok) return ok[0];
     await sleep(25);
   }
-  throw new Error("no 200 to the INVITE in SIPp's log");
+  throw new Error(`no 200 to ${cseq} in SIPp's log`);
 }
 
 /** An RTP packet: PCMU (0), 20 ms. */
@@ -142,17 +144,22 @@ function rtp(seq: number, timestamp: number, ssrc: number, payload: Buffer): Buf
   return Buffer.concat([header, payload]);
 }
 
-/** One leg's packets in send order: a lost one, a duplicate, a swapped pair; `ssrcChangeAt` re-originates the stream. */
-function legPackets(leg: 'caller' | 'agent', ssrcChangeAt?: number): Buffer[] {
+type Bursts = Readonly<Record<'caller' | 'agent', readonly (readonly [number, number])[]>>;
+
+/**
+ * One leg's packets in send order: a lost one, a duplicate, a swapped pair; `ssrcChangeAt`
+ * re-originates the stream. `bursts` (ms) of the leg's tone over `seconds`.
+ */
+function legPackets(leg: 'caller' | 'agent', ssrcChangeAt?: number, bursts: Bursts = BURSTS, seconds = SECONDS) {
   const pcm = synthesizeTones(
     8000,
     1,
-    SECONDS,
-    BURSTS[leg].map(([from, to]) => [0, FREQ[leg], from, to] as const),
+    seconds,
+    bursts[leg].map(([from, to]) => [0, FREQ[leg], from, to] as const),
   );
   const encode = encoderFor({ codec: 'pcmu', sampleRate: 8000 });
   const packets: Buffer[] = [];
-  for (let i = 0; i < (SECONDS * 8000) / FRAME; i++) {
+  for (let i = 0; i < (seconds * 8000) / FRAME; i++) {
     const payload = encode(pcm.subarray(i * FRAME, (i + 1) * FRAME));
     const second = ssrcChangeAt !== undefined && i >= ssrcChangeAt;
     // Timestamps near the 32-bit wrap on the first SSRC; a fresh random base on the second.
@@ -169,16 +176,64 @@ function legPackets(leg: 'caller' | 'agent', ssrcChangeAt?: number): Buffer[] {
   return packets;
 }
 
-test.each(['udp', 'tcp'])(
-  'a SIPREC session from SIPp over %s records both participants: onsets within 1 ms on their channels, through reordering, loss, a duplicate and an SSRC change',
-  async (transport) => {
-    const agentId = `agent-sip-${transport}`;
+/** Sends RTP to the answered ports from one socket: `send(packets, port)`; `close()` when done. */
+async function rtpSender() {
+  const socket = dgram.createSocket('udp4');
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  const send = (packet: Buffer, port: number) =>
+    new Promise<void>((resolve, reject) =>
+      socket.send(packet, port, '127.0.0.1', (err) => (err ? reject(err) : resolve())),
+    );
+  return {
+    /** Packets `[from, to)` of both streams, interleaved; the first pair together (they set the streams' alignment). */
+    async streams(ports: number[], first: Buffer[], second: Buffer[], from = 0, to = Infinity) {
+      if (from === 0) await Promise.all([send(first[0], ports[0]), send(second[0], ports[1])]);
+      for (let i = Math.max(from, 1); i < Math.min(to, Math.max(first.length, second.length)); i++) {
+        if (first[i]) await send(first[i], ports[0]);
+        if (second[i]) await send(second[i], ports[1]);
+        if (i % 10 === 0) await sleep(1);
+      }
+    },
+    close: () => socket.close(),
+  };
+}
+
+/** The call's recording holds each leg's tone bursts within 1 ms, on `channelOf[leg]` and nowhere else. */
+async function expectBursts(callId: string, bursts: Bursts, channelOf: Record<'caller' | 'agent', number>) {
+  const audio = await decodeAudio(
+    new Uint8Array(await (await ts.api(`/api/calls/${callId}/recording`)).arrayBuffer()),
+    'wav',
+  );
+  for (const leg of ['caller', 'agent'] as const) {
+    const channel = channelOf[leg];
+    const found = findBursts(audio.channels[channel], audio.sampleRate, FREQ[leg]);
+    expect(found).toHaveLength(bursts[leg].length);
+    bursts[leg].forEach(([from, to], i) => {
+      expect(Math.abs(found[i].startMs - from)).toBeLessThanOrEqual(1);
+      expect(Math.abs(found[i].endMs - to)).toBeLessThanOrEqual(1);
+    });
+    expect(findBursts(audio.channels[1 - channel], audio.sampleRate, FREQ[leg])).toEqual([]);
+  }
+}
+
+const ALICE = { id: 'srfBElmCRp2QB23b7Mpk0w==', aor: 'sip:+15551234567@carrier.example.net', name: 'Alice Caller' };
+const BOB = { id: 'zSfPoSvdSDCmU3A3TRDxAw==', aor: 'sip:agent@contact-centre.example.com', name: 'Agent Bob' };
+
+test.each([
+  { transport: 'udp', agentAor: null },
+  { transport: 'tcp', agentAor: null },
+  { transport: 'udp', agentAor: 'sip:+1555*@carrier.example.net' },
+])(
+  'a SIPREC session from SIPp over $transport (siprec_agent_aor $agentAor) records both participants: onsets within 1 ms on their channels, through reordering, loss, a duplicate and an SSRC change',
+  async ({ transport, agentAor }) => {
+    const agentId = `agent-sip-${transport}${agentAor ? '-aor' : ''}`;
     await ts.agent(agentId, {
       enabled: true,
       auto_record: true,
       consent_prompt: false,
       format: 'wav',
       dual_channel: true,
+      siprec_agent_aor: agentAor,
     });
     const run = await sipp('siprec-uac', { agent: agentId, tcp: transport === 'tcp' });
     const ok = await answer(run);
@@ -187,65 +242,167 @@ test.each(['udp', 'tcp'])(
     expect(ports).toHaveLength(2);
     expect(ok).toMatch(/a=label:1/);
 
-    // The first stream (label 1) is Alice's, the caller's, though the metadata lists her second.
-    const socket = dgram.createSocket('udp4');
-    await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
-    const send = (packet: Buffer, port: number) =>
-      new Promise<void>((resolve, reject) =>
-        socket.send(packet, port, '127.0.0.1', (err) => (err ? reject(err) : resolve())),
-      );
-    const caller = legPackets('caller');
-    const agent = legPackets('agent', 75);
-    // Both streams' first packets together: they set the streams' alignment.
-    await Promise.all([send(caller[0], ports[0]), send(agent[0], ports[1])]);
-    for (let i = 1; i < Math.max(caller.length, agent.length); i++) {
-      if (caller[i]) await send(caller[i], ports[0]);
-      if (agent[i]) await send(agent[i], ports[1]);
-      if (i % 10 === 0) await sleep(1);
-    }
-    socket.close();
+    // The first stream (label 1) is Alice's. Without siprec_agent_aor she is the caller, though
+    // the metadata lists her second; with it naming her AOR she is the agent (right channel).
+    const rtp = await rtpSender();
+    await rtp.streams(ports, legPackets('caller'), legPackets('agent', 75));
+    rtp.close();
     expect(await run.exit).toBe(0);
 
     const rec = await ts.recording(callId);
     expect(rec).toMatchObject({ status: 'ready', format: 'wav', channels: 2 });
     const call = await (await ts.api(`/api/calls/${callId}`)).json();
     expect(call).toMatchObject({ provider: 'siprec', mode: 'fork', agent_id: agentId });
-    // The metadata lists the agent first; the caller is who sends the first stream.
+    const aliceLeg = agentAor ? 'agent' : 'caller';
     expect((call as { participants: unknown }).participants).toEqual([
-      { id: 'zSfPoSvdSDCmU3A3TRDxAw==', aor: 'sip:agent@contact-centre.example.com', name: 'Agent Bob', leg: 'agent' },
-      {
-        id: 'srfBElmCRp2QB23b7Mpk0w==',
-        aor: 'sip:+15551234567@carrier.example.net',
-        name: 'Alice Caller',
-        leg: 'caller',
-      },
+      { ...BOB, leg: agentAor ? 'caller' : 'agent' },
+      { ...ALICE, leg: aliceLeg },
     ]);
-    const audio = await decodeAudio(
-      new Uint8Array(await (await ts.api(`/api/calls/${callId}/recording`)).arrayBuffer()),
-      'wav',
-    );
-    for (const [leg, channel] of [
-      ['caller', 0],
-      ['agent', 1],
-    ] as const) {
-      const found = findBursts(audio.channels[channel], audio.sampleRate, FREQ[leg]);
-      expect(found).toHaveLength(BURSTS[leg].length);
-      BURSTS[leg].forEach(([from, to], i) => {
-        expect(Math.abs(found[i].startMs - from)).toBeLessThanOrEqual(1);
-        expect(Math.abs(found[i].endMs - to)).toBeLessThanOrEqual(1);
-      });
-      expect(findBursts(audio.channels[1 - channel], audio.sampleRate, FREQ[leg])).toEqual([]);
-    }
+    // The tone sent as "caller" is on Alice's stream: on her leg's channel.
+    await expectBursts(callId, BURSTS, agentAor ? { caller: 1, agent: 0 } : { caller: 0, agent: 1 });
   },
   60_000,
 );
+
+test('siprec_agent_aor is checked when set: an address of record, * matching any characters', async () => {
+  const patch = (value: unknown) =>
+    ts.api('/api/agents/agent-sip-aor-check', {
+      method: 'PATCH',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ voice_tools: { call_recording: { siprec_agent_aor: value } } }),
+    });
+  const bad = await patch('agents.example.com');
+  expect(bad.status).toBe(400);
+  expect(JSON.stringify(await bad.json())).toMatch(/siprec_agent_aor.*must be an address of record/);
+  expect((await patch('sip:*@agents.example.com')).status).toBe(200);
+  expect((await patch(null)).status).toBe(200);
+});
+
+/** Tone bursts of the transfer test, ms: each leg has one before the re-INVITE (at 3 s of audio) and one after. */
+const TRANSFER_BURSTS: Bursts = {
+  caller: [
+    [300, 800],
+    [3500, 4200],
+  ],
+  agent: [
+    [1000, 1600],
+    [4500, 5200],
+  ],
+};
+
+test('metadata updates by re-INVITE and UPDATE: a transfer keeps each stream on its leg, participants join, leave and are renamed; both refresh the session timer', async () => {
+  const agentId = 'agent-sip-update';
+  await ts.agent(agentId, {
+    enabled: true,
+    auto_record: true,
+    consent_prompt: false,
+    format: 'wav',
+    dual_channel: true,
+  });
+  const run = await sipp('siprec-update', { agent: agentId, keys: { SE: '10' } });
+  const ok = await answer(run);
+  expect(ok).toMatch(/^Session-Expires: 10;refresher=uac\r?$/m);
+  expect(ok).toMatch(/^Require: timer\r?$/m);
+  expect(ok).toMatch(/^Allow: .*\bUPDATE\b/m);
+  const callId = siprecCallId(/Call-ID: (\S+)/.exec(ok)![1]);
+  const ports = [...ok.matchAll(/m=audio (\d+) RTP\/AVP 0 101/g)].map((m) => Number(m[1]));
+  const caller = legPackets('caller', undefined, TRANSFER_BURSTS, 6);
+  const agent = legPackets('agent', undefined, TRANSFER_BURSTS, 6);
+  const rtp = await rtpSender();
+  // Alice's audio on stream 1 until the re-INVITE says Carol sends it; then Carol's.
+  await rtp.streams(ports, caller, agent, 0, 150);
+  const reinvited = await answer(run, '2 INVITE');
+  expect(reinvited).toMatch(/^Session-Expires: 10;refresher=uac\r?$/m);
+  // The update is saved as it is answered: the API shows it once the write lands.
+  const participants = async (count: number) => {
+    for (;;) {
+      const view = (await (await ts.api(`/api/calls/${callId}`)).json()) as { participants: unknown[] };
+      if (view.participants.length >= count) return view.participants;
+      await sleep(25);
+    }
+  };
+  expect(await participants(3)).toEqual([
+    { ...BOB, leg: 'agent' },
+    { ...ALICE, leg: 'caller', left_at: '2026-01-01T12:00:03.000Z' },
+    {
+      id: 'Q2Fyb2xUcmFuc2ZlcmVl',
+      aor: 'sip:+15559876543@carrier.example.net',
+      name: 'Carol Transferee',
+      leg: 'caller',
+      joined_at: expect.any(String),
+    },
+  ]);
+  await rtp.streams(ports, caller, agent, 150);
+  rtp.close();
+  const updated = await answer(run, '3 UPDATE', false);
+  expect(updated).toMatch(/^Session-Expires: 10;refresher=uac\r?$/m);
+  expect(updated).toMatch(/^Content-Length: 0\r?$/m);
+  // The BYE comes 9 s after the 200: the session lived past 6.7 s on the refreshes.
+  expect(await run.exit).toBe(0);
+
+  const rec = await ts.recording(callId);
+  expect(rec).toMatchObject({ status: 'ready', channels: 2 });
+  const call = (await (await ts.api(`/api/calls/${callId}`)).json()) as {
+    participants: Record<string, unknown>[];
+    end_reason: string;
+  };
+  expect(call.end_reason).toMatch(/BYE/);
+  expect(call.participants).toEqual([
+    { ...BOB, name: 'Agent Robert', leg: 'agent' },
+    { ...ALICE, leg: 'caller', left_at: '2026-01-01T12:00:03.000Z' },
+    expect.objectContaining({ id: 'Q2Fyb2xUcmFuc2ZlcmVl', leg: 'caller' }),
+    {
+      id: 'RGF2ZVN1cGVydmlzb3I=',
+      aor: 'sip:supervisor@contact-centre.example.com',
+      name: 'Dave Supervisor',
+      leg: null,
+      joined_at: expect.any(String),
+    },
+  ]);
+  // Before and after the transfer, stream 1's audio is on the caller's channel, stream 2's on the agent's.
+  await expectBursts(callId, TRANSFER_BURSTS, { caller: 0, agent: 1 });
+}, 90_000);
+
+test('a session timer not refreshed: callrec sends the BYE, and the recording is finalized with the lost span', async () => {
+  const agentId = 'agent-sip-expire';
+  await ts.agent(agentId, { enabled: true, auto_record: true, consent_prompt: false, format: 'wav' });
+  const run = await sipp('siprec-expire', { agent: agentId, keys: { SE: '3' } });
+  const ok = await answer(run);
+  expect(ok).toMatch(/^Session-Expires: 3;refresher=uac\r?$/m);
+  const callId = siprecCallId(/Call-ID: (\S+)/.exec(ok)![1]);
+  const ports = [...ok.matchAll(/m=audio (\d+) RTP\/AVP 0 101/g)].map((m) => Number(m[1]));
+  // One second of audio, then nothing: no RTP, no refresh. The session ends 2 s after the 200.
+  const rtp = await rtpSender();
+  await rtp.streams(ports, legPackets('caller'), legPackets('agent'), 0, 50);
+  rtp.close();
+  expect(await run.exit).toBe(0);
+  const log = await fs.readFile(run.messages, 'utf8');
+  expect(log).toMatch(
+    /^BYE sip:[\s\S]*?^Reason: Q\.850;cause=16;text="ERR_SIP_SESSION_EXPIRED: no session refresh within 3 s"/m,
+  );
+
+  const rec = await ts.recording(callId);
+  expect(rec).toMatchObject({ status: 'ready', complete: false });
+  const call = (await (await ts.api(`/api/calls/${callId}`)).json()) as {
+    end_reason: string;
+    recording: { lost_spans: { start_ms: number; end_ms: number; reason: string }[] };
+  };
+  expect(call.end_reason).toMatch(/ERR_SIP_SESSION_EXPIRED/);
+  const [span] = call.recording.lost_spans;
+  expect(span).toMatchObject({ reason: 'SIP session expired without a refresh' });
+  // From the end of the audio received (1 s) to the expiry, 2 s after the 200 at the soonest.
+  expect(Math.abs(span.start_ms - 1000)).toBeLessThanOrEqual(20);
+  expect(span.end_ms).toBeGreaterThanOrEqual(span.start_ms);
+}, 60_000);
 
 test('OPTIONS is answered 200 over UDP and TCP', async () => {
   expect(await (await sipp('options')).exit).toBe(0);
   expect(await (await sipp('options', { tcp: true })).exit).toBe(0);
   const metrics = await (await fetch(`${ts.server.url}/metrics`)).text();
   expect(metrics).toMatch(/^callrec_sip_requests_total\{method="OPTIONS",status="200"\} 2$/m);
-  expect(metrics).toMatch(/^callrec_sip_requests_total\{method="INVITE",status="200"\} 2$/m);
+  // The SIPREC sessions above: three siprec-uac, the update scenario's INVITE and re-INVITE, the expiry scenario's.
+  expect(metrics).toMatch(/^callrec_sip_requests_total\{method="INVITE",status="200"\} 6$/m);
+  expect(metrics).toMatch(/^callrec_sip_requests_total\{method="UPDATE",status="200"\} 1$/m);
 });
 
 test('a CANCEL before the answer: 200 to the CANCEL, 487 to the INVITE, nothing recorded', async () => {

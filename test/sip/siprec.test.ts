@@ -8,7 +8,8 @@ import { startTestServer, type TestServer } from '../helpers/server.js';
 /*
  * A recording server's answers to what SIPp's scenarios do not cover, from a UDP client written
  * here: 488 for a codec callrec cannot decode, 404 for an unknown agent, a due consent prompt
- * failing closed, the idle timeout ending a silent session with a BYE, and a re-INVITE.
+ * failing closed, the idle timeout ending a silent session with a BYE, a re-INVITE, and the
+ * answers of the dialog's UPDATE and session timer to what is wrong.
  */
 
 let ts: TestServer;
@@ -44,7 +45,14 @@ async function client(address = '127.0.0.1') {
     send(
       method: string,
       agent: string,
-      opts: { cseq?: number; toTag?: string; contentType?: string; body?: string; authorization?: string } = {},
+      opts: {
+        cseq?: number;
+        toTag?: string;
+        contentType?: string;
+        body?: string;
+        authorization?: string;
+        headers?: string[];
+      } = {},
     ) {
       const body = (opts.body ?? '').replace(/\n/g, '\r\n');
       const text = [
@@ -57,6 +65,7 @@ async function client(address = '127.0.0.1') {
         `Contact: <sip:src@${address}:${port}>;+sip.src`,
         'Require: siprec',
         ...(opts.authorization ? [`Authorization: ${opts.authorization}`] : []),
+        ...(opts.headers ?? []),
         'Max-Forwards: 70',
         ...(opts.contentType ? [`Content-Type: ${opts.contentType}`] : []),
         `Content-Length: ${Buffer.byteLength(body)}`,
@@ -238,4 +247,47 @@ test("digest (RFC 8760): an SRC outside sip_sources is challenged for SHA-256 an
     await d.next(status(200, 'BYE'));
     d.close();
   }
+});
+
+test('session timers and UPDATE: an interval under Min-SE is 422 with Min-SE (INVITE and refresh); UPDATE outside a dialog is 481; bad metadata in one is 400', async () => {
+  await ts.agent('agent-timer', { enabled: true, auto_record: true, consent_prompt: false });
+  const c = await client();
+  c.send('INVITE', 'agent-timer', {
+    contentType: 'application/sdp',
+    body: offer('0', ''),
+    headers: ['Supported: timer', 'Session-Expires: 30'],
+  });
+  const tooSmall = await c.next(status(422));
+  expect(tooSmall.headers.get('min-se')).toBe('90');
+  c.send('INVITE', 'agent-timer', {
+    cseq: 2,
+    contentType: 'application/sdp',
+    body: offer('0', ''),
+    headers: ['Supported: timer', 'Session-Expires: 90'],
+  });
+  const ok = await c.next(status(200));
+  expect(ok.headers.get('session-expires')).toBe('90;refresher=uac');
+  expect(ok.headers.getAll('require')).toContain('timer');
+  expect(ok.headers.getAll('allow')).toContain('UPDATE');
+  const toTag = /tag=(\w+)/.exec(ok.headers.get('to')!)![1];
+  c.send('ACK', 'agent-timer', { cseq: 2, toTag });
+  c.send('UPDATE', 'agent-timer', { cseq: 3, toTag, headers: ['Supported: timer', 'Session-Expires: 60'] });
+  expect((await c.next(status(422, 'UPDATE'))).headers.get('min-se')).toBe('90');
+  c.send('UPDATE', 'agent-timer', {
+    cseq: 4,
+    toTag,
+    contentType: 'application/rs-metadata+xml',
+    body: '<recording><participant',
+  });
+  await c.next(status(400, 'UPDATE'));
+  // A refresh without an offer: 200 without a body.
+  c.send('UPDATE', 'agent-timer', { cseq: 5, toTag, headers: ['Supported: timer', 'Session-Expires: 120'] });
+  const refreshed = await c.next(status(200, 'UPDATE'));
+  expect(refreshed.headers.get('session-expires')).toBe('120;refresher=uac');
+  expect(refreshed.body.length).toBe(0);
+  c.send('BYE', 'agent-timer', { cseq: 6, toTag });
+  await c.next(status(200, 'BYE'));
+  c.send('UPDATE', 'agent-timer', { cseq: 7, toTag });
+  await c.next(status(481, 'UPDATE'));
+  c.close();
 });
