@@ -6,7 +6,7 @@ import { CallSession } from '../calls/session.js';
 import { CallrecError, sipStatus, type ErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
 import { LOST } from '../recording/lost-spans.js';
-import { parseNameAddr, responseTo, SipHeaders, type SipRequest } from './message.js';
+import { parseCSeq, parseNameAddr, responseTo, SipHeaders, type SipRequest } from './message.js';
 import { MediaPort, siprecAdapter } from './media-port.js';
 import { ParticipantRoster, readMetadata, type RecordingMetadata } from './metadata.js';
 import { answerSdp, readBody, type RecordingOffer, type RecordedStream } from './offer.js';
@@ -101,6 +101,8 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
   readonly #timer = new SessionTimer((s) => this.#expired(s));
   /** The latest re-INVITE answered 2xx, until its ACK. */
   #reinvite: ServerTransaction | null = null;
+  /** The CSeq of the SRC's latest request in the dialog (RFC 3261 §12.2.2: each one higher). */
+  #remoteCSeq: number;
   /** Where the audio received so far ends, ms of the session's clock. */
   #audioEndMs = 0;
 
@@ -117,6 +119,7 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
     this.callId = invite.request.headers.get('call-id')!;
     this.#identity = identity;
     this.#timerTerms = timerTerms;
+    this.#remoteCSeq = parseCSeq(invite.request.headers.get('cseq'))?.seq ?? 0;
     this.#ctx = ctx;
     this.#invite = invite.request;
     this.#source = source;
@@ -181,6 +184,11 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
     if (this.status === 'offered')
       return transaction.respond(withHeader(responseTo(request, 491, this.localTag), 'Retry-After', '1'));
     if (this.status === 'ended') return transaction.respond(responseTo(request, 481, this.localTag));
+    // An older request than one already taken (reordered over UDP) would undo a later update.
+    const cseq = parseCSeq(request.headers.get('cseq'))?.seq ?? 0;
+    if (cseq <= this.#remoteCSeq)
+      return transaction.respond(responseTo(request, 500, this.localTag, 'CSeq out of order'));
+    this.#remoteCSeq = cseq;
     const terms = negotiateSessionTimer(request.headers, this.#ctx.minSessionExpires);
     if (terms === 'too small')
       return transaction.respond(

@@ -16,7 +16,8 @@ export interface SessionTimerTerms {
  * RFC 4028 §9, as a UAS that leaves the refreshing to the UAC: the terms of an INVITE, re-INVITE
  * or UPDATE. `too small` when its `Session-Expires` is under `minSe` (answer 422 with `Min-SE`);
  * null when no session timer runs: the UAC neither asked for one nor supports `timer` (so it
- * could not refresh), or asked callrec to refresh (callrec sends no refreshes).
+ * could not refresh), or asked callrec to refresh (callrec sends no refreshes). An interval
+ * callrec picks (the request named none) respects the request's own `Min-SE`.
  */
 export function negotiateSessionTimer(headers: SipHeaders, minSe: number): SessionTimerTerms | 'too small' | null {
   const uacSupports = [...headers.getAll('supported'), ...headers.getAll('require')].some(
@@ -24,7 +25,10 @@ export function negotiateSessionTimer(headers: SipHeaders, minSe: number): Sessi
   );
   const field = headers.get('session-expires');
   const m = field === undefined ? null : /^\s*(\d{1,10})\s*(;.*)?$/.exec(field);
-  if (!m) return uacSupports ? { expires: Math.max(DEFAULT_SE, minSe), refresher: 'uac', uacSupports } : null;
+  if (!m) {
+    const asked = Number(/^\s*(\d{1,10})/.exec(headers.get('min-se') ?? '')?.[1] ?? 0);
+    return uacSupports ? { expires: Math.max(DEFAULT_SE, minSe, asked), refresher: 'uac', uacSupports } : null;
+  }
   const expires = Number(m[1]);
   if (expires < minSe) return 'too small';
   const refresher = parseParams(m[2] ?? '')

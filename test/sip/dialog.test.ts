@@ -131,6 +131,7 @@ test('session-timer terms (RFC 4028 §9): the UAC refreshes; under Min-SE is too
   // Supported: timer without Session-Expires: callrec asks for 1800 s (or Min-SE if larger).
   expect(negotiateSessionTimer(headers({ Supported: 'timer' }), 90)).toMatchObject({ expires: 1800 });
   expect(negotiateSessionTimer(headers({ Supported: 'timer' }), 3600)).toMatchObject({ expires: 3600 });
+  expect(negotiateSessionTimer(headers({ Supported: 'timer', 'Min-SE': '2400' }), 90)).toMatchObject({ expires: 2400 });
   expect(negotiateSessionTimer(headers({ Supported: 'timer', 'Session-Expires': '60' }), 90)).toBe('too small');
   expect(negotiateSessionTimer(headers({ 'Session-Expires': '60' }), 90)).toBe('too small');
   expect(negotiateSessionTimer(headers({ 'Session-Expires': '1800' }), 90)).toBeNull();

@@ -249,7 +249,7 @@ test("digest (RFC 8760): an SRC outside sip_sources is challenged for SHA-256 an
   }
 });
 
-test('session timers and UPDATE: an interval under Min-SE is 422 with Min-SE (INVITE and refresh); UPDATE outside a dialog is 481; bad metadata in one is 400', async () => {
+test('session timers and UPDATE: an interval under Min-SE is 422 with Min-SE (INVITE and refresh); UPDATE outside a dialog is 481, bad metadata in one 400, an older CSeq 500', async () => {
   await ts.agent('agent-timer', { enabled: true, auto_record: true, consent_prompt: false });
   const c = await client();
   c.send('INVITE', 'agent-timer', {
@@ -280,6 +280,9 @@ test('session timers and UPDATE: an interval under Min-SE is 422 with Min-SE (IN
     body: '<recording><participant',
   });
   await c.next(status(400, 'UPDATE'));
+  // A request older than one already taken is refused (it would undo a later update).
+  c.send('UPDATE', 'agent-timer', { cseq: 4, toTag });
+  await c.next((m) => m.kind === 'response' && m.status === 500 && m.headers.get('cseq') === '4 UPDATE');
   // A refresh without an offer: 200 without a body.
   c.send('UPDATE', 'agent-timer', { cseq: 5, toTag, headers: ['Supported: timer', 'Session-Expires: 120'] });
   const refreshed = await c.next(status(200, 'UPDATE'));
