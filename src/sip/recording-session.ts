@@ -156,6 +156,7 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
     return parseNameAddr(this.#invite.headers.get('from')!)?.params.get('tag') ?? '';
   }
 
+  /** The participants as the INVITE's metadata named them (its updates change the call's row). */
   get participants(): RecordingOffer['participants'] {
     return this.#offer.participants;
   }

@@ -388,8 +388,9 @@ test('a session timer not refreshed: callrec sends the BYE, and the recording is
     recording: { lost_spans: { start_ms: number; end_ms: number; reason: string }[] };
   };
   expect(call.end_reason).toMatch(/ERR_SIP_SESSION_EXPIRED/);
-  const [span] = call.recording.lost_spans;
-  expect(span).toMatchObject({ reason: 'SIP session expired without a refresh' });
+  // (A machine too busy to keep up may list late frames too.)
+  const span = call.recording.lost_spans.find((s) => s.reason === 'SIP session expired without a refresh')!;
+  expect(span).toBeDefined();
   // From the end of the audio received (1 s) to the expiry, 2 s after the 200 at the soonest.
   expect(Math.abs(span.start_ms - 1000)).toBeLessThanOrEqual(20);
   expect(span.end_ms).toBeGreaterThanOrEqual(span.start_ms);
