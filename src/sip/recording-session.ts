@@ -13,13 +13,14 @@ import { answerSdp, readBody, type RecordingOffer, type RecordedStream } from '.
 import { parseRtp, parseTelephoneEvent, RtpTimeline } from './rtp.js';
 import { ALLOW, localTag, withHeader } from './server.js';
 import {
+  allowsUpdate,
   negotiateSessionTimer,
   SessionTimer,
   withSessionTimer,
   type SessionTimerState,
   type SessionTimerTerms,
 } from './session-timer.js';
-import type { ServerTransaction } from './transaction.js';
+import type { ClientTransaction, ServerTransaction } from './transaction.js';
 import type { SipSource } from './transport.js';
 
 /** Whether an SDP offer (a re-INVITE's, plain or multipart) holds no audio stream that is not inactive. */
@@ -42,7 +43,7 @@ export interface RecordingSessionContext {
   publicAddress: string;
   contactPort: number;
   /** Sends a request in a client transaction (`SipServer.send`). */
-  send(request: SipRequest, peer: SipSource): void;
+  send(request: SipRequest, peer: SipSource): ClientTransaction;
   /** `SIP_MIN_SE`: the shortest session interval (s) callrec takes (RFC 4028 `Min-SE`). */
   minSessionExpires: number;
 }
@@ -98,7 +99,12 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
   readonly #roster: ParticipantRoster;
   /** The session timer the INVITE asked for (null: none), started by the 200. */
   readonly #timerTerms: SessionTimerTerms | null;
-  readonly #timer = new SessionTimer((s) => this.#expired(s));
+  readonly #timer = new SessionTimer(
+    (s) => this.#expired(s),
+    (terms) => this.#refresh(terms),
+  );
+  /** Whether the SRC takes UPDATE (its Allow), so callrec can refresh the session when asked to. */
+  #peerAllowsUpdate: boolean;
   /** The latest re-INVITE answered 2xx, until its ACK. */
   #reinvite: ServerTransaction | null = null;
   /** The CSeq of the SRC's latest request in the dialog (RFC 3261 §12.2.2: each one higher). */
@@ -120,6 +126,7 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
     this.#identity = identity;
     this.#timerTerms = timerTerms;
     this.#remoteCSeq = parseCSeq(invite.request.headers.get('cseq'))?.seq ?? 0;
+    this.#peerAllowsUpdate = allowsUpdate(invite.request.headers);
     this.#ctx = ctx;
     this.#invite = invite.request;
     this.#source = source;
@@ -190,7 +197,8 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
     if (cseq <= this.#remoteCSeq)
       return transaction.respond(responseTo(request, 500, this.localTag, 'CSeq out of order'));
     this.#remoteCSeq = cseq;
-    const terms = negotiateSessionTimer(request.headers, this.#ctx.minSessionExpires);
+    if (request.headers.has('allow')) this.#peerAllowsUpdate = allowsUpdate(request.headers);
+    const terms = negotiateSessionTimer(request.headers, this.#ctx.minSessionExpires, this.#peerAllowsUpdate);
     if (terms === 'too small')
       return transaction.respond(
         withHeader(responseTo(request, 422, this.localTag), 'Min-SE', String(this.#ctx.minSessionExpires)),
@@ -272,7 +280,7 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
    */
   #expired(timer: Extract<SessionTimerState, { status: 'expired' }>): void {
     if (this.status !== 'answered' && this.status !== 'confirmed') return;
-    const reason = `ERR_SIP_SESSION_EXPIRED: no session refresh within ${timer.expires} s`;
+    const reason = `ERR_SIP_SESSION_EXPIRED: no session refresh within ${timer.terms.expires} s`;
     if (this.#zero >= 0) this.#port.lost(this.#audioEndMs, performance.now() - this.#zero, LOST.sessionExpired);
     this.#sendBye(reason);
     this.#port.hangUp(reason);
@@ -308,8 +316,30 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
     this.#end(reason);
   }
 
+  /**
+   * callrec is the refresher (RFC 4028 §7.4): an UPDATE at half the interval, whose 2xx starts
+   * the interval over. Any other answer leaves the timer to expire (and the session to end).
+   */
+  #refresh(terms: SessionTimerTerms): void {
+    if (this.status !== 'answered' && this.status !== 'confirmed') return;
+    const update = this.#sendRequest('UPDATE', [
+      ['session-expires', `${terms.expires};refresher=uas`],
+      ['supported', 'timer'],
+      ...(terms.uacSupports ? [['require', 'timer'] as [string, string]] : []),
+    ]);
+    update.on('stateChange', (_, next) => {
+      if (next.status === 'terminated' && next.response >= 200 && next.response < 300 && this.status !== 'ended')
+        this.#timer.refreshed(terms);
+    });
+  }
+
   /** A BYE to the SRC, in a client transaction (resent over UDP until answered). */
   #sendBye(reason: string): void {
+    this.#sendRequest('BYE', [['reason', `Q.850;cause=16;text="${reason.replace(/["\\\r\n]/g, '').slice(0, 100)}"`]]);
+  }
+
+  /** A request in the dialog to the SRC, in a client transaction (resent over UDP until answered). */
+  #sendRequest(method: string, extra: [name: string, value: string][]): ClientTransaction {
     const headers = new SipHeaders();
     const transport = this.#source.protocol.toUpperCase();
     headers.add(
@@ -321,13 +351,13 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
     headers.add('from', parseNameAddr(to)?.params.has('tag') ? to : `${to};tag=${this.localTag}`);
     headers.add('to', this.#invite.headers.get('from')!);
     headers.add('call-id', this.callId);
-    headers.add('cseq', `${this.#localCSeq++} BYE`);
+    headers.add('cseq', `${this.#localCSeq++} ${method}`);
     for (const route of this.#invite.headers.getAll('record-route')) headers.add('route', route);
-    headers.add('reason', `Q.850;cause=16;text="${reason.replace(/["\\\r\n]/g, '').slice(0, 100)}"`);
+    for (const [name, value] of extra) headers.add(name, value);
     const target =
       parseNameAddr(this.#invite.headers.get('contact') ?? '')?.uri ??
       parseNameAddr(this.#invite.headers.get('from')!)!.uri;
-    this.#ctx.send({ kind: 'request', method: 'BYE', uri: target, headers, body: Buffer.alloc(0) }, this.#source);
+    return this.#ctx.send({ kind: 'request', method, uri: target, headers, body: Buffer.alloc(0) }, this.#source);
   }
 
   #end(reason: string): void {

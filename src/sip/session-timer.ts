@@ -12,14 +12,24 @@ export interface SessionTimerTerms {
   uacSupports: boolean;
 }
 
+/** Whether a request's `Allow` lists UPDATE: callrec can then refresh the session with one. */
+export function allowsUpdate(headers: SipHeaders): boolean {
+  return headers.getAll('allow').some((m) => m.trim().toUpperCase() === 'UPDATE');
+}
+
 /**
- * RFC 4028 §9, as a UAS that leaves the refreshing to the UAC: the terms of an INVITE, re-INVITE
- * or UPDATE. `too small` when its `Session-Expires` is under `minSe` (answer 422 with `Min-SE`);
- * null when no session timer runs: the UAC neither asked for one nor supports `timer` (so it
- * could not refresh), or asked callrec to refresh (callrec sends no refreshes). An interval
- * callrec picks (the request named none) respects the request's own `Min-SE`.
+ * RFC 4028 §9: the terms of an INVITE, re-INVITE or UPDATE. `too small` when its
+ * `Session-Expires` is under `minSe` (answer 422 with `Min-SE`). The UAC refreshes unless it
+ * asks callrec to (`refresher=uas`) or does not support `timer` (a proxy asked for the timer):
+ * callrec then refreshes with UPDATE, and when the peer takes no UPDATE (`peerAllowsUpdate`)
+ * no timer runs. Null too when the request neither asks for a timer nor supports one. An
+ * interval callrec picks (the request named none) respects the request's own `Min-SE`.
  */
-export function negotiateSessionTimer(headers: SipHeaders, minSe: number): SessionTimerTerms | 'too small' | null {
+export function negotiateSessionTimer(
+  headers: SipHeaders,
+  minSe: number,
+  peerAllowsUpdate: boolean,
+): SessionTimerTerms | 'too small' | null {
   const uacSupports = [...headers.getAll('supported'), ...headers.getAll('require')].some(
     (t) => t.trim().toLowerCase() === 'timer',
   );
@@ -34,7 +44,7 @@ export function negotiateSessionTimer(headers: SipHeaders, minSe: number): Sessi
   const refresher = parseParams(m[2] ?? '')
     ?.get('refresher')
     ?.toLowerCase();
-  if (!uacSupports || refresher === 'uas') return null;
+  if (!uacSupports || refresher === 'uas') return peerAllowsUpdate ? { expires, refresher: 'uas', uacSupports } : null;
   return { expires, refresher: 'uac', uacSupports };
 }
 
@@ -52,10 +62,19 @@ export function expiryMs(expires: number): number {
 
 export type SessionTimerState =
   | { status: 'off' }
-  /** Started by the 2xx that agreed `expires` (s), at `refreshedAt` (performance.now); fires `expiry` unless refreshed. */
-  | { status: 'running'; expires: number; refreshedAt: number; expiry: NodeJS.Timeout }
+  /**
+   * Started by the 2xx that agreed `terms`, at `refreshedAt` (performance.now); fires `expiry`
+   * unless refreshed. When callrec is the refresher, `refresh` fires at half the interval.
+   */
+  | {
+      status: 'running';
+      terms: SessionTimerTerms;
+      refreshedAt: number;
+      expiry: NodeJS.Timeout;
+      refresh: NodeJS.Timeout | null;
+    }
   /** No refresh came in time. */
-  | { status: 'expired'; expires: number; refreshedAt: number };
+  | { status: 'expired'; terms: SessionTimerTerms; refreshedAt: number };
 
 const TRANSITIONS: Transitions<SessionTimerState> = {
   off: ['running', 'off'],
@@ -66,14 +85,19 @@ const TRANSITIONS: Transitions<SessionTimerState> = {
 /**
  * One dialog's session timer (RFC 4028) at the UAS: each 2xx that carries `Session-Expires`
  * (re)starts it, one without stops it, and without a refresh it expires: `onExpire` ends the
- * session.
+ * session. When callrec is the refresher, `onRefresh` sends the refresh at half the interval.
  */
 export class SessionTimer extends StateMachine<SessionTimerState> {
   readonly #onExpire: (state: Extract<SessionTimerState, { status: 'expired' }>) => void;
+  readonly #onRefresh: (terms: SessionTimerTerms) => void;
 
-  constructor(onExpire: (state: Extract<SessionTimerState, { status: 'expired' }>) => void) {
+  constructor(
+    onExpire: (state: Extract<SessionTimerState, { status: 'expired' }>) => void,
+    onRefresh: (terms: SessionTimerTerms) => void,
+  ) {
     super({ status: 'off' }, TRANSITIONS);
     this.#onExpire = onExpire;
+    this.#onRefresh = onRefresh;
   }
 
   /** A 2xx agreed these terms (null: none): the timer starts over, or stops. */
@@ -85,7 +109,9 @@ export class SessionTimer extends StateMachine<SessionTimerState> {
     }
     const expiry = setTimeout(() => this.#expire(), expiryMs(terms.expires));
     expiry.unref();
-    this.state = { status: 'running', expires: terms.expires, refreshedAt: performance.now(), expiry };
+    const refresh = terms.refresher === 'uas' ? setTimeout(() => this.#onRefresh(terms), terms.expires * 500) : null;
+    refresh?.unref();
+    this.state = { status: 'running', terms, refreshedAt: performance.now(), expiry, refresh };
   }
 
   /** The dialog ended. */
@@ -94,12 +120,15 @@ export class SessionTimer extends StateMachine<SessionTimerState> {
   }
 
   protected onTransition(prev: SessionTimerState, next: SessionTimerState): void {
-    if (prev.status === 'running') clearTimeout(prev.expiry);
+    if (prev.status === 'running') {
+      clearTimeout(prev.expiry);
+      if (prev.refresh) clearTimeout(prev.refresh);
+    }
     if (next.status === 'expired') this.#onExpire(next);
   }
 
   #expire(): void {
     const s = this.stateIf('running');
-    if (s) this.state = { status: 'expired', expires: s.expires, refreshedAt: s.refreshedAt };
+    if (s) this.state = { status: 'expired', terms: s.terms, refreshedAt: s.refreshedAt };
   }
 }

@@ -15,7 +15,7 @@ import { readOffer } from './offer.js';
 import { RecordingSession } from './recording-session.js';
 import { RtpPorts } from './rtp.js';
 import { ALLOW, localTag, SipServer, withHeader, type SipHandler } from './server.js';
-import { negotiateSessionTimer } from './session-timer.js';
+import { allowsUpdate, negotiateSessionTimer } from './session-timer.js';
 import type { ServerTransaction } from './transaction.js';
 import { SipTransport, type SipSource } from './transport.js';
 
@@ -177,7 +177,7 @@ export class SiprecServer implements SipHandler {
       if (!isSiprec) return refuse(403, 'Not a recording session (no Require: siprec or +sip.src)');
       const tenantId = await this.#authenticate(request, transaction, source);
       if (tenantId === null) return;
-      const timer = negotiateSessionTimer(request.headers, config.minSessionExpires);
+      const timer = negotiateSessionTimer(request.headers, config.minSessionExpires, allowsUpdate(request.headers));
       if (timer === 'too small')
         return void transaction.respond(
           withHeader(responseTo(request, 422, localTag()), 'Min-SE', String(config.minSessionExpires)),
@@ -196,7 +196,7 @@ export class SiprecServer implements SipHandler {
           log: log.child({ sipCallId: request.headers.get('call-id') }),
           publicAddress: config.publicAddress,
           contactPort: this.transport.addresses().find((a) => a.protocol === source.protocol)!.port,
-          send: (bye, peer) => void this.server.send(bye, peer),
+          send: (request, peer) => this.server.send(request, peer),
           minSessionExpires: config.minSessionExpires,
         },
         transaction,

@@ -115,48 +115,55 @@ function headers(fields: Record<string, string>): SipHeaders {
   return h;
 }
 
-test('session-timer terms (RFC 4028 §9): the UAC refreshes; under Min-SE is too small; none without timer support or when asked to refresh', () => {
-  expect(
-    negotiateSessionTimer(headers({ Supported: 'timer, siprec', 'Session-Expires': '1800;refresher=uac' }), 90),
-  ).toEqual({
+test('session-timer terms (RFC 4028 §9): the UAC refreshes unless it asks callrec to or cannot; under Min-SE is too small', () => {
+  const terms = (fields: Record<string, string>, minSe = 90, allowsUpdate = false) =>
+    negotiateSessionTimer(headers(fields), minSe, allowsUpdate);
+  expect(terms({ Supported: 'timer, siprec', 'Session-Expires': '1800;refresher=uac' })).toEqual({
     expires: 1800,
     refresher: 'uac',
     uacSupports: true,
   });
   // Compact form, no refresher named: callrec picks the UAC.
-  expect(negotiateSessionTimer(headers({ k: 'timer', x: '300' }), 90)).toMatchObject({
-    expires: 300,
-    refresher: 'uac',
+  expect(terms({ k: 'timer', x: '300' })).toMatchObject({ expires: 300, refresher: 'uac' });
+  // Supported: timer without Session-Expires: callrec asks for 1800 s (or a larger Min-SE, its own or the request's).
+  expect(terms({ Supported: 'timer' })).toMatchObject({ expires: 1800, refresher: 'uac' });
+  expect(terms({ Supported: 'timer' }, 3600)).toMatchObject({ expires: 3600 });
+  expect(terms({ Supported: 'timer', 'Min-SE': '2400' })).toMatchObject({ expires: 2400 });
+  expect(terms({ Supported: 'timer', 'Session-Expires': '60' })).toBe('too small');
+  expect(terms({ 'Session-Expires': '60' })).toBe('too small');
+  // callrec refreshes (with UPDATE) when asked to, or when the UAC does not support timer (a proxy asked), if the SRC takes UPDATE.
+  expect(terms({ Supported: 'timer', 'Session-Expires': '1800;refresher=uas' }, 90, true)).toEqual({
+    expires: 1800,
+    refresher: 'uas',
+    uacSupports: true,
   });
-  // Supported: timer without Session-Expires: callrec asks for 1800 s (or Min-SE if larger).
-  expect(negotiateSessionTimer(headers({ Supported: 'timer' }), 90)).toMatchObject({ expires: 1800 });
-  expect(negotiateSessionTimer(headers({ Supported: 'timer' }), 3600)).toMatchObject({ expires: 3600 });
-  expect(negotiateSessionTimer(headers({ Supported: 'timer', 'Min-SE': '2400' }), 90)).toMatchObject({ expires: 2400 });
-  expect(negotiateSessionTimer(headers({ Supported: 'timer', 'Session-Expires': '60' }), 90)).toBe('too small');
-  expect(negotiateSessionTimer(headers({ 'Session-Expires': '60' }), 90)).toBe('too small');
-  expect(negotiateSessionTimer(headers({ 'Session-Expires': '1800' }), 90)).toBeNull();
-  expect(
-    negotiateSessionTimer(headers({ Supported: 'timer', 'Session-Expires': '1800;refresher=uas' }), 90),
-  ).toBeNull();
-  expect(negotiateSessionTimer(headers({}), 90)).toBeNull();
+  expect(terms({ 'Session-Expires': '1800' }, 90, true)).toEqual({
+    expires: 1800,
+    refresher: 'uas',
+    uacSupports: false,
+  });
+  expect(terms({ Supported: 'timer', 'Session-Expires': '1800;refresher=uas' })).toBeNull();
+  expect(terms({ 'Session-Expires': '1800' })).toBeNull();
+  expect(terms({})).toBeNull();
   // §10: the interval less min(32 s, a third of it).
   expect(expiryMs(1800)).toBe(1_768_000);
   expect(expiryMs(90)).toBe(60_000);
 });
 
-test('the session timer expires without a refresh; a refresh starts it over; stopped, it never fires', async () => {
+test('the session timer expires without a refresh; a refresh starts it over; stopped, it never fires; as refresher it asks at half the interval', async () => {
   const short = { expires: 0.15, refresher: 'uac' as const, uacSupports: true };
   const expired: number[] = [];
-  const timer = new SessionTimer((s) => expired.push(s.expires));
+  const never = () => expired.push(-9);
+  const timer = new SessionTimer((s) => expired.push(s.terms.expires), never);
   const done = new Promise((resolve) => timer.on('stateChange', (_, next) => next.status === 'expired' && resolve(0)));
   timer.refreshed(short);
   await done;
   expect(expired).toEqual([0.15]);
   // Refreshed at once with a minute: the first interval's 100 ms pass and nothing expires.
-  const refreshed = new SessionTimer(() => expired.push(-1));
+  const refreshed = new SessionTimer(() => expired.push(-1), never);
   refreshed.refreshed(short);
   refreshed.refreshed({ ...short, expires: 60 });
-  const stopped = new SessionTimer(() => expired.push(-2));
+  const stopped = new SessionTimer(() => expired.push(-2), never);
   stopped.refreshed(short);
   stopped.stop();
   await new Promise((resolve) => setTimeout(resolve, 300));
@@ -164,6 +171,18 @@ test('the session timer expires without a refresh; a refresh starts it over; sto
   expect(stopped.status).toBe('off');
   expect(expired).toEqual([0.15]);
   refreshed.stop();
+  // callrec the refresher: asked to refresh (at 75 ms) before the interval runs out (at 100 ms).
+  const order: string[] = [];
+  const refresher = new SessionTimer(
+    () => order.push('expired'),
+    () => order.push('refresh'),
+  );
+  const over = new Promise((resolve) =>
+    refresher.on('stateChange', (_, next) => next.status === 'expired' && resolve(0)),
+  );
+  refresher.refreshed({ ...short, refresher: 'uas' });
+  await over;
+  expect(order).toEqual(['refresh', 'expired']);
 });
 
 test('siprec_agent_aor: the whole AOR, case-insensitively, * matching any characters, nothing else special', () => {

@@ -17,7 +17,13 @@ let sipPort: number;
 beforeAll(async () => {
   const first = 30_000 + 2 * Math.floor(Math.random() * 4_000);
   ts = await startTestServer({
-    env: { SIP_LISTEN: 'udp:127.0.0.1:0', RTP_PORTS: `${first}-${first + 99}`, STREAM_IDLE_TIMEOUT_SECONDS: '1' },
+    env: {
+      SIP_LISTEN: 'udp:127.0.0.1:0',
+      RTP_PORTS: `${first}-${first + 99}`,
+      STREAM_IDLE_TIMEOUT_SECONDS: '1',
+      // Under RFC 4028's 90 s: the session-timer tests run in seconds.
+      SIP_MIN_SE: '2',
+    },
   });
   sipPort = ts.server.siprec!.transport.addresses()[0].port;
   await ts.server.store.tenants.updateSettings(ts.tenantId, (current) => ({
@@ -71,6 +77,18 @@ async function client(address = '127.0.0.1') {
         `Content-Length: ${Buffer.byteLength(body)}`,
         '',
         body,
+      ].join('\r\n');
+      socket.send(text, sipPort, '127.0.0.1');
+    },
+    /** Answers a request callrec sent (`status`, no body). */
+    reply(request: SipMessage, code: number) {
+      const text = [
+        `SIP/2.0 ${code} ${code === 200 ? 'OK' : 'Error'}`,
+        ...request.headers.getAll('via').map((v) => `Via: ${v}`),
+        ...['From', 'To', 'Call-ID', 'CSeq'].map((h) => `${h}: ${request.headers.get(h)}`),
+        'Content-Length: 0',
+        '',
+        '',
       ].join('\r\n');
       socket.send(text, sipPort, '127.0.0.1');
     },
@@ -255,10 +273,10 @@ test('session timers and UPDATE: an interval under Min-SE is 422 with Min-SE (IN
   c.send('INVITE', 'agent-timer', {
     contentType: 'application/sdp',
     body: offer('0', ''),
-    headers: ['Supported: timer', 'Session-Expires: 30'],
+    headers: ['Supported: timer', 'Session-Expires: 1'],
   });
   const tooSmall = await c.next(status(422));
-  expect(tooSmall.headers.get('min-se')).toBe('90');
+  expect(tooSmall.headers.get('min-se')).toBe('2');
   c.send('INVITE', 'agent-timer', {
     cseq: 2,
     contentType: 'application/sdp',
@@ -271,8 +289,8 @@ test('session timers and UPDATE: an interval under Min-SE is 422 with Min-SE (IN
   expect(ok.headers.getAll('allow')).toContain('UPDATE');
   const toTag = /tag=(\w+)/.exec(ok.headers.get('to')!)![1];
   c.send('ACK', 'agent-timer', { cseq: 2, toTag });
-  c.send('UPDATE', 'agent-timer', { cseq: 3, toTag, headers: ['Supported: timer', 'Session-Expires: 60'] });
-  expect((await c.next(status(422, 'UPDATE'))).headers.get('min-se')).toBe('90');
+  c.send('UPDATE', 'agent-timer', { cseq: 3, toTag, headers: ['Supported: timer', 'Session-Expires: 1'] });
+  expect((await c.next(status(422, 'UPDATE'))).headers.get('min-se')).toBe('2');
   c.send('UPDATE', 'agent-timer', {
     cseq: 4,
     toTag,
@@ -294,3 +312,46 @@ test('session timers and UPDATE: an interval under Min-SE is 422 with Min-SE (IN
   await c.next(status(481, 'UPDATE'));
   c.close();
 });
+
+test('asked to refresh (refresher=uas), callrec sends UPDATEs at half the interval; one left unanswered lets the session expire: BYE', async () => {
+  await ts.agent('agent-refresher', { enabled: true, auto_record: true, consent_prompt: false });
+  const c = await client();
+  c.send('INVITE', 'agent-refresher', {
+    contentType: 'application/sdp',
+    body: offer('0', ''),
+    headers: ['Supported: timer', 'Session-Expires: 6;refresher=uas', 'Allow: INVITE, ACK, BYE, UPDATE'],
+  });
+  const ok = await c.next(status(200));
+  expect(ok.headers.get('session-expires')).toBe('6;refresher=uas');
+  const toTag = /tag=(\w+)/.exec(ok.headers.get('to')!)![1];
+  c.send('ACK', 'agent-refresher', { toTag });
+  // RTP keeps the session from the idle timeout (1 s here) while the timer runs.
+  const rtpPort = Number(/m=audio (\d+)/.exec(ok.body.toString())![1]);
+  const rtp = dgram.createSocket('udp4');
+  let seq = 0;
+  const media = setInterval(() => {
+    const packet = Buffer.alloc(172, 0xff);
+    packet.writeUInt16BE(0x8000, 0);
+    packet.writeUInt16BE(seq, 2);
+    packet.writeUInt32BE(160 * seq++, 4);
+    rtp.send(packet, rtpPort, '127.0.0.1');
+  }, 20);
+  const updates = (m: SipMessage) => m.kind === 'request' && m.method === 'UPDATE';
+  const first = await c.next(updates);
+  expect(first.headers.get('session-expires')).toBe('6;refresher=uas');
+  expect(first.headers.get('call-id')).toBe(c.callId);
+  expect(first.kind === 'request' && first.uri).toMatch(/^sip:src@127\.0\.0\.1:\d+$/);
+  c.reply(first, 200);
+  // Answered: the interval starts over, and the next refresh comes in a new transaction.
+  const second = await c.next((m) => updates(m) && m.headers.get('cseq') !== first.headers.get('cseq'));
+  expect(Number.parseInt(second.headers.get('cseq')!, 10)).toBeGreaterThan(
+    Number.parseInt(first.headers.get('cseq')!, 10),
+  );
+  // Left unanswered: the session expires (4 s after the last refresh) and callrec hangs up.
+  const bye = await c.next((m) => m.kind === 'request' && m.method === 'BYE');
+  expect(bye.headers.get('reason')).toMatch(/ERR_SIP_SESSION_EXPIRED: no session refresh within 6 s/);
+  c.reply(bye, 200);
+  clearInterval(media);
+  rtp.close();
+  c.close();
+}, 30_000);
