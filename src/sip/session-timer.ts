@@ -1,9 +1,10 @@
 import { StateMachine, type Transitions } from '../calls/machine.js';
 import { parseParams, type SipHeaders, type SipResponse } from './message.js';
 
-/** RFC 4028 §4: the floor of `Min-SE`, and the interval callrec asks for when the UAC names none (its recommended 30 min). */
-export const RFC_MIN_SE = 90;
+/** The interval callrec asks for when the UAC names none (RFC 4028 §4's recommended 30 min). */
 const DEFAULT_SE = 1800;
+/** The longest interval callrec agrees to (a UAS may lower the UAC's, §9): a day, as `SIP_MIN_SE` at most, and within a timer's range. */
+const MAX_SE = 86_400;
 
 /** What a request and callrec agreed for the session timer: the interval (s), who refreshes, whether the UAC takes `timer`. */
 export interface SessionTimerTerms {
@@ -37,10 +38,12 @@ export function negotiateSessionTimer(
   const m = field === undefined ? null : /^\s*(\d{1,10})\s*(;.*)?$/.exec(field);
   if (!m) {
     const asked = Number(/^\s*(\d{1,10})/.exec(headers.get('min-se') ?? '')?.[1] ?? 0);
-    return uacSupports ? { expires: Math.max(DEFAULT_SE, minSe, asked), refresher: 'uac', uacSupports } : null;
+    return uacSupports
+      ? { expires: Math.min(Math.max(DEFAULT_SE, minSe, asked), MAX_SE), refresher: 'uac', uacSupports }
+      : null;
   }
-  const expires = Number(m[1]);
-  if (expires < minSe) return 'too small';
+  if (Number(m[1]) < minSe) return 'too small';
+  const expires = Math.min(Number(m[1]), MAX_SE);
   const refresher = parseParams(m[2] ?? '')
     ?.get('refresher')
     ?.toLowerCase();

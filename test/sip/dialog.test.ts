@@ -129,6 +129,8 @@ test('session-timer terms (RFC 4028 §9): the UAC refreshes unless it asks callr
   expect(terms({ Supported: 'timer' })).toMatchObject({ expires: 1800, refresher: 'uac' });
   expect(terms({ Supported: 'timer' }, 3600)).toMatchObject({ expires: 3600 });
   expect(terms({ Supported: 'timer', 'Min-SE': '2400' })).toMatchObject({ expires: 2400 });
+  // An interval past a day is lowered to one (a UAS may lower it; a timer cannot run for 300 years).
+  expect(terms({ Supported: 'timer', 'Session-Expires': '9999999999' })).toMatchObject({ expires: 86_400 });
   expect(terms({ Supported: 'timer', 'Session-Expires': '60' })).toBe('too small');
   expect(terms({ 'Session-Expires': '60' })).toBe('too small');
   // callrec refreshes (with UPDATE) when asked to, or when the UAC does not support timer (a proxy asked), if the SRC takes UPDATE.
