@@ -277,6 +277,7 @@ test('session timers and UPDATE: an interval under Min-SE is 422 with Min-SE (IN
   });
   const tooSmall = await c.next(status(422));
   expect(tooSmall.headers.get('min-se')).toBe('2');
+  expect(tooSmall.kind === 'response' && tooSmall.reason).toBe('Session Interval Too Small');
   c.send('INVITE', 'agent-timer', {
     cseq: 2,
     contentType: 'application/sdp',
