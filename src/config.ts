@@ -87,6 +87,8 @@ export interface SipConfig {
   publicAddress: string;
   /** `RTP_PORTS`: `first-last`, the UDP ports RTP streams are received on (one even port each). */
   rtpPorts: { first: number; last: number };
+  /** `SIP_MIN_SE`: the shortest session interval (s) a recording session may ask for (RFC 4028 `Min-SE`). */
+  minSessionExpires: number;
 }
 
 /** What the dashboard's browser test call needs from Telnyx (`TELNYX_*`). */
@@ -344,7 +346,7 @@ function checkOperatorKey(key: string): void {
   if (shannon < 3) fail('CALLREC_API_KEY', `${howTo}; this one repeats itself too much to be random`);
 }
 
-/** `SIP_LISTEN`, `SIP_TLS_CERT`, `SIP_TLS_KEY`, `SIP_PUBLIC_ADDRESS`, `RTP_PORTS`; undefined without `SIP_LISTEN`. */
+/** `SIP_LISTEN`, `SIP_TLS_CERT`, `SIP_TLS_KEY`, `SIP_PUBLIC_ADDRESS`, `RTP_PORTS`, `SIP_MIN_SE`; undefined without `SIP_LISTEN`. */
 function sip(env: Env): SipConfig | undefined {
   if (!env.SIP_LISTEN) return undefined;
   const listen = env.SIP_LISTEN.split(',').map((entry) => {
@@ -370,7 +372,16 @@ function sip(env: Env): SipConfig | undefined {
       'RTP_PORTS',
       `must be a range FIRST-LAST within 1024-65535 holding at least two ports, got "${env.RTP_PORTS}"`,
     );
-  return { listen, tls: sipTls(env, listen), publicAddress, rtpPorts: { first, last } };
+  const minSe = env.SIP_MIN_SE || '90';
+  if (!/^\d{1,5}$/.test(minSe) || Number(minSe) < 1 || Number(minSe) > 86_400)
+    fail('SIP_MIN_SE', `must be a number of seconds from 1 to 86400 (RFC 4028's floor is 90), got "${minSe}"`);
+  return {
+    listen,
+    tls: sipTls(env, listen),
+    publicAddress,
+    rtpPorts: { first, last },
+    minSessionExpires: Number(minSe),
+  };
 }
 
 /** The `tls:` listeners' certificate and key, read and checked to be a matching PEM pair; undefined without such a listener. */

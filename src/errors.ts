@@ -50,6 +50,8 @@ const REGISTRY = {
   // SIP (SIPREC): a message that breaks RFC 3261's grammar; an offer callrec cannot record.
   ERR_SIP_PARSE: { sip: 400 },
   ERR_SIP_NOT_ACCEPTABLE: { sip: 488 },
+  // SIP (SIPREC): no session refresh came within the RFC 4028 interval; callrec sent the SRC a BYE.
+  ERR_SIP_SESSION_EXPIRED: {},
   // API answers.
   ERR_VALIDATION: { http: 400 },
   ERR_BAD_REQUEST: { http: 400 },

@@ -248,7 +248,7 @@ test('Flite pool, prompt and transcode limits have defaults and refuse what is n
   }
 });
 
-test('SIP_LISTEN turns the SIPREC server on, with SIP_PUBLIC_ADDRESS and RTP_PORTS checked', () => {
+test('SIP_LISTEN turns the SIPREC server on, with SIP_PUBLIC_ADDRESS, RTP_PORTS and SIP_MIN_SE checked', () => {
   expect(loadConfig({}).sip).toBeUndefined();
   expect(loadConfig({ SIP_LISTEN: 'udp:127.0.0.1:5060,tcp:127.0.0.1:5070' }).sip).toEqual({
     listen: [
@@ -257,14 +257,17 @@ test('SIP_LISTEN turns the SIPREC server on, with SIP_PUBLIC_ADDRESS and RTP_POR
     ],
     publicAddress: '127.0.0.1',
     rtpPorts: { first: 40000, last: 40999 },
+    minSessionExpires: 90,
   });
   expect(
     loadConfig({ SIP_LISTEN: 'udp:0.0.0.0:5060', SIP_PUBLIC_ADDRESS: '203.0.113.5', RTP_PORTS: '20000-20100' }).sip,
   ).toMatchObject({ publicAddress: '203.0.113.5', rtpPorts: { first: 20000, last: 20100 } });
+  expect(loadConfig({ SIP_LISTEN: 'udp:127.0.0.1:5060', SIP_MIN_SE: '1800' }).sip?.minSessionExpires).toBe(1800);
   const bad = {
     SIP_LISTEN: ['sctp:0.0.0.0:5061', 'udp:host:5060', 'udp:127.0.0.1', 'udp:127.0.0.1:70000'],
     SIP_PUBLIC_ADDRESS: ['sbc.example.com'],
     RTP_PORTS: ['40000', '80-90', '5000-5000', '40000-70000'],
+    SIP_MIN_SE: ['0', '90s', '100000'],
   };
   for (const [name, values] of Object.entries(bad)) {
     for (const value of values) {

@@ -8,6 +8,14 @@ const RuntimeUrl = Type.String({
   'x-error-message': 'must be a ws:// or wss:// URL',
 });
 
+/** A SIPREC participant's address of record, `*` matching any characters (`sip:*@agents.example.com`). */
+const AorPattern = Type.String({
+  pattern: '^(sip|sips|tel):[^\\s]+$',
+  maxLength: 256,
+  'x-error-message':
+    'must be an address of record (sip:, sips: or tel:) in which * matches any characters, e.g. sip:*@agents.example.com',
+});
+
 /**
  * `voice_tools.call_recording` as a PATCH may carry it: every field optional, nothing unknown.
  * The resolved settings type is derived from it, so the schema and the type cannot drift.
@@ -30,6 +38,8 @@ export const CallRecordingPatchSchema = Type.Object(
     agent_ws_url: Type.Optional(Type.Union([RuntimeUrl, Type.Null()])),
     /** Other runtimes a stream's `agent_url` parameter may pick (besides `agent_ws_url`); any other is refused. */
     agent_ws_urls: Type.Optional(Type.Array(RuntimeUrl, { maxItems: 32, uniqueItems: true })),
+    /** SIPREC: the participant whose AOR matches is the agent (right channel); null: the first stream's sender is the caller. */
+    siprec_agent_aor: Type.Optional(Type.Union([AorPattern, Type.Null()])),
   },
   { additionalProperties: false },
 );
@@ -64,7 +74,17 @@ export const CALL_RECORDING_DEFAULTS: Readonly<CallRecordingSettings> = Object.f
   pause_behavior: 'silence',
   agent_ws_url: null,
   agent_ws_urls: [],
+  siprec_agent_aor: null,
 });
+
+/** Whether an AOR matches a `siprec_agent_aor` pattern: the whole of it, case-insensitively, `*` matching any characters. */
+export function matchesAor(pattern: string, aor: string): boolean {
+  const source = pattern
+    .split('*')
+    .map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+    .join('.*');
+  return new RegExp(`^${source}$`, 'i').test(aor);
+}
 
 /** The runtime URLs the agent's settings name, normalised (`new URL().href`), for comparing a stream's `agent_url` with. */
 export function allowedRuntimes(settings: Pick<CallRecordingSettings, 'agent_ws_url' | 'agent_ws_urls'>): Set<string> {

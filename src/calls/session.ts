@@ -285,7 +285,7 @@ export class CallSession extends StateMachine<SessionState> {
         s.mediaSeenAt = performance.now();
         return;
       case 'lost':
-        s.recorder.lost(event.fromMs, event.toMs, LOST.discarded);
+        s.recorder.lost(event.fromMs, event.toMs, event.reason ?? LOST.discarded);
         return;
       case 'mark':
         // callrec's own prompt marks end here; the runtime's go back to it.

@@ -69,8 +69,8 @@ type ProviderEventBody =
   /** The provider paused or resumed the stream (AudioHook `paused`/`resumed`; audio goes on from `atMs` of its clock): the recording's pauses. */
   | { type: 'pause' }
   | { type: 'resume'; atMs: number }
-  /** Audio the provider dropped (AudioHook `discarded`): `[fromMs, toMs)` of its clock is lost. */
-  | { type: 'lost'; fromMs: number; toMs: number }
+  /** Audio the provider dropped (AudioHook `discarded`): `[fromMs, toMs)` of its clock is lost; `reason` defaults to `LOST.discarded`. */
+  | { type: 'lost'; fromMs: number; toMs: number; reason?: string }
   /**
    * The provider's flow control (Asterisk `MEDIA_XOFF`/`MEDIA_XON`): its playback queue is full,
    * send it nothing more until `paused` is false again. Relayed to a runtime as it came.

@@ -15,6 +15,7 @@ export const LOST = {
   aheadOfWallClock: 'frames ran ahead of the wall clock',
   nodeLost: 'media node lost',
   discarded: 'discarded by the platform',
+  sessionExpired: 'SIP session expired without a refresh',
 } as const;
 
 /**

@@ -49,6 +49,11 @@ export class MediaPort extends EventEmitter implements ProviderSocket {
     this.#deliver(Buffer.from(JSON.stringify({ event: 'dtmf', digit })), false);
   }
 
+  /** `[fromMs, toMs)` of the session's clock will never arrive, for `reason` (a `lost_spans[].reason`). */
+  lost(fromMs: number, toMs: number, reason: string): void {
+    this.#deliver(Buffer.from(JSON.stringify({ event: 'lost', fromMs, toMs, reason })), false);
+  }
+
   /** The SRC ended the session (BYE, CANCEL): the call session ends as on a provider's close. */
   hangUp(reason: string): void {
     if (this.#readyState !== WebSocket.OPEN) return;
@@ -93,8 +98,13 @@ export function siprecAdapter(): ProviderAdapter {
         format: MediaFormat;
         digit: string;
         participants: Record<string, unknown>[];
+        fromMs: number;
+        toMs: number;
+        reason: string;
       };
       if (message.event === 'dtmf') return { type: 'dtmf', digit: message.digit };
+      if (message.event === 'lost')
+        return { type: 'lost', fromMs: message.fromMs, toMs: message.toMs, reason: message.reason };
       return {
         type: 'start',
         // One-way: a due consent prompt fails closed, as on a one-way fork (SPEC §4b, §5).

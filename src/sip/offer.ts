@@ -1,18 +1,12 @@
-import { XMLParser } from 'fast-xml-parser';
 import * as sdpTransform from 'sdp-transform';
 import type { Leg } from '../../media/types.js';
 import { CallrecError } from '../errors.js';
 import { SipParseError, type SipHeaders } from './message.js';
 import { DECODABLE, refusal, type RtpFormat } from './rtp-decoders.js';
 import { answerCrypto, chooseCrypto, SRTP_SUITES, type SdesCrypto } from './srtp.js';
+import { readMetadata, type Participant, type RecordingMetadata } from './metadata.js';
 
-/** A participant of the recorded call, as the RFC 7865 metadata names it. */
-export interface Participant {
-  id: string;
-  /** The participant's address of record (`sip:alice@example.com`, `tel:+1…`); '' when not given. */
-  aor: string;
-  name: string;
-}
+export type { Participant } from './metadata.js';
 
 /** One audio stream callrec records: its place in the SDP, and the leg its audio goes to. */
 export interface RecordedStream {
@@ -40,6 +34,8 @@ export interface RecordingOffer {
   codec: RtpFormat;
   streams: RecordedStream[];
   participants: Participant[];
+  /** The INVITE's recording metadata, if it had one. */
+  metadata: RecordingMetadata | null;
 }
 
 /** The static payload types (RFC 3551 §6) that may come without an rtpmap. */
@@ -80,19 +76,15 @@ export function multipartParts(contentType: string, body: Buffer): Map<string, s
 /**
  * Reads a SIPREC INVITE's body: the SDP offer and the `application/rs-metadata+xml`
  * document. Throws `ERR_SIP_PARSE` (400) for a body that is not one, `ERR_SIP_NOT_ACCEPTABLE`
- * (488) when no format callrec decodes is offered on every audio stream.
+ * (488) when no format callrec decodes is offered on every audio stream. `isAgent` (the agent's
+ * `siprec_agent_aor`) picks the agent among the participants by AOR.
  */
-export function readOffer(headers: SipHeaders, body: Buffer): RecordingOffer {
-  const contentType = headers.get('content-type') ?? '';
-  let sdpText: string | undefined;
-  let metadataText: string | undefined;
-  if (/^multipart\/mixed\b/i.test(contentType)) {
-    const parts = multipartParts(contentType, body);
-    sdpText = parts.get('application/sdp');
-    metadataText = parts.get('application/rs-metadata+xml');
-  } else if (/^application\/sdp\b/i.test(contentType)) {
-    sdpText = body.toString('utf8');
-  }
+export function readOffer(
+  headers: SipHeaders,
+  body: Buffer,
+  isAgent: ((aor: string) => boolean) | null = null,
+): RecordingOffer {
+  const { sdp: sdpText, metadata: metadataText } = readBody(headers, body);
   if (!sdpText) throw new SipParseError('no SDP offer in the body', headers, 'INVITE');
   let sdp: sdpTransform.SessionDescription;
   try {
@@ -100,9 +92,8 @@ export function readOffer(headers: SipHeaders, body: Buffer): RecordingOffer {
   } catch (err) {
     throw new SipParseError(`bad SDP: ${(err as Error).message}`, headers, 'INVITE');
   }
-  const participants = metadataText
-    ? readMetadata(metadataText)
-    : { participants: [], senderOf: new Map<string, Participant>() };
+  const metadata = metadataText ? readMetadata(metadataText) : null;
+  const byId = new Map(metadata?.participants.map((p) => [p.id, p]));
   const offeredStreams = (sdp.media ?? [])
     .map((media, index) => ({ media, index, srtp: isSecure(media) ? chooseCrypto(media.crypto) : null }))
     .filter(
@@ -110,7 +101,12 @@ export function readOffer(headers: SipHeaders, body: Buffer): RecordingOffer {
         media.type === 'audio' && media.port !== 0 && media.direction !== 'inactive' && media.direction !== 'recvonly',
     );
   // An SRTP stream without a key callrec can use is refused (port 0) like any stream it cannot record.
-  const audio = offeredStreams.filter(({ media, srtp }) => srtp || !isSecure(media));
+  const audio = offeredStreams
+    .filter(({ media, srtp }) => srtp || !isSecure(media))
+    .map(({ media, index, srtp }) => {
+      const label = String(media.label ?? index);
+      return { media, index, srtp, label, participant: byId.get(metadata?.senderOf.get(label) ?? '') ?? null };
+    });
   if (audio.length === 0)
     throw new CallrecError(
       'ERR_SIP_NOT_ACCEPTABLE',
@@ -123,12 +119,13 @@ export function readOffer(headers: SipHeaders, body: Buffer): RecordingOffer {
           })`,
     );
   const codec = chooseCodec(audio.map(({ media }) => media));
-  // The caller is whoever sends the first audio stream (SBCs list the calling party first).
-  const firstSender = participants.senderOf.get(String(audio[0].media.label ?? ''));
-  const streams = audio.map(({ media, index, srtp }, i): RecordedStream => {
-    const label = String(media.label ?? index);
-    const participant = participants.senderOf.get(label) ?? null;
-    const isCaller = firstSender && participant ? participant === firstSender : i === 0;
+  // The agent named by AOR, when the setting matches some senders but not all; otherwise the
+  // caller is whoever sends the first audio stream (SBCs list the calling party first).
+  const agentSent = audio.map(({ participant }) => !!participant && !!isAgent?.(participant.aor));
+  const byAor = agentSent.includes(true) && agentSent.includes(false);
+  const firstSender = audio[0].participant;
+  const streams = audio.map(({ media, index, srtp, label, participant }, i): RecordedStream => {
+    const isCaller = byAor ? !agentSent[i] : firstSender && participant ? participant === firstSender : i === 0;
     const offered = formats(media);
     // telephone-event and CN run on the codec's RTP clock (RFC 4733 §2.1, RFC 3389 §4).
     const onClock = (name: string) =>
@@ -146,7 +143,23 @@ export function readOffer(headers: SipHeaders, body: Buffer): RecordingOffer {
       srtp,
     };
   });
-  return { sdp, codec, streams, participants: participants.participants };
+  return { sdp, codec, streams, participants: metadata?.participants ?? [], metadata };
+}
+
+/**
+ * The SDP and the recording metadata of a body: `application/sdp`, `application/rs-metadata+xml`,
+ * or both in `multipart/mixed` (an INVITE's, a re-INVITE's or an UPDATE's); null for what it lacks.
+ */
+export function readBody(headers: SipHeaders, body: Buffer): { sdp: string | null; metadata: string | null } {
+  const contentType = headers.get('content-type') ?? '';
+  if (/^multipart\/mixed\b/i.test(contentType)) {
+    const parts = multipartParts(contentType, body);
+    return { sdp: parts.get('application/sdp') ?? null, metadata: parts.get('application/rs-metadata+xml') ?? null };
+  }
+  if (body.length === 0) return { sdp: null, metadata: null };
+  if (/^application\/sdp\b/i.test(contentType)) return { sdp: body.toString('utf8'), metadata: null };
+  if (/^application\/rs-metadata\+xml\b/i.test(contentType)) return { sdp: null, metadata: body.toString('utf8') };
+  return { sdp: null, metadata: null };
 }
 
 /** Whether a stream is SRTP (`RTP/SAVP`, `RTP/SAVPF`, …): its packets need a key. */
@@ -193,61 +206,6 @@ function rtpmapOf(
 ): { payload: number; codec: string; rate: number; encoding?: number } {
   const codec = format.name === 'OPUS' ? 'opus' : format.name;
   return { payload, codec, rate: format.clockRate, ...(format.channels > 1 ? { encoding: format.channels } : {}) };
-}
-
-const METADATA_LISTS = new Set(['participant', 'stream', 'participantstreamassoc', 'send', 'nameID', 'name']);
-const xml = new XMLParser({
-  ignoreAttributes: false,
-  attributeNamePrefix: '',
-  removeNSPrefix: true,
-  isArray: (name) => METADATA_LISTS.has(name),
-  processEntities: true,
-});
-
-type XmlNode = Record<string, unknown>;
-
-const text = (node: unknown): string =>
-  (typeof node === 'object' && node !== null
-    ? String((node as XmlNode)['#text'] ?? '')
-    : node === undefined
-      ? ''
-      : String(node)
-  ).trim();
-
-/**
- * The RFC 7865 metadata: participants (AOR from `nameID`, display name) and which stream
- * (by label) each sends, from `participantstreamassoc` or, in the older RFC 7866 drafts' form,
- * the participant's own `send` elements.
- */
-export function readMetadata(document: string): { participants: Participant[]; senderOf: Map<string, Participant> } {
-  let root: XmlNode;
-  try {
-    root = (xml.parse(document) as XmlNode).recording as XmlNode;
-  } catch (err) {
-    throw new SipParseError(`bad recording metadata: ${(err as Error).message}`);
-  }
-  if (!root || typeof root !== 'object') throw new SipParseError('recording metadata without a <recording> element');
-  const list = (name: string) => ((root[name] as XmlNode[] | undefined) ?? []).filter((n) => typeof n === 'object');
-  const participants = list('participant').map((p): Participant & { sends: string[] } => {
-    const nameId = (p.nameID as XmlNode[] | undefined)?.[0] ?? {};
-    return {
-      id: String(p.participant_id ?? p.id ?? ''),
-      aor: String(nameId.aor ?? p.aor ?? ''),
-      name: text((nameId.name as unknown[] | undefined)?.[0] ?? (p.name as unknown[] | undefined)?.[0]),
-      sends: ((p.send as unknown[] | undefined) ?? []).map(text),
-    };
-  });
-  const labelOf = new Map(list('stream').map((s) => [String(s.stream_id ?? s.id ?? ''), text(s.label)]));
-  const senderOf = new Map<string, Participant>();
-  const byId = new Map(participants.map((p) => [p.id, p]));
-  for (const p of participants) for (const streamId of p.sends) senderOf.set(labelOf.get(streamId) ?? streamId, p);
-  for (const assoc of list('participantstreamassoc')) {
-    const p = byId.get(String(assoc.participant_id ?? ''));
-    if (p)
-      for (const streamId of ((assoc.send as unknown[] | undefined) ?? []).map(text))
-        senderOf.set(labelOf.get(streamId) ?? streamId, p);
-  }
-  return { participants: participants.map(({ sends: _, ...p }) => p), senderOf };
 }
 
 /**

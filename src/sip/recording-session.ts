@@ -4,15 +4,25 @@ import { StateMachine, type Transitions } from '../calls/machine.js';
 import { CallSession } from '../calls/session.js';
 import { CallrecError, sipStatus, type ErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
-import { parseNameAddr, responseTo, SipHeaders, type SipRequest } from './message.js';
+import { LOST } from '../recording/lost-spans.js';
+import { parseCSeq, parseNameAddr, responseTo, SipHeaders, type SipRequest } from './message.js';
 import { MediaPort, siprecAdapter } from './media-port.js';
-import { answerSdp, type RecordingOffer, type RecordedStream } from './offer.js';
+import { ParticipantRoster, readMetadata, type RecordingMetadata } from './metadata.js';
+import { answerSdp, readBody, type RecordingOffer, type RecordedStream } from './offer.js';
 import { isRtcp, parseSenderReports, SenderReportAligner } from './rtcp.js';
 import { parseRtp, parseTelephoneEvent, RtpTimeline, type RtpSockets } from './rtp.js';
 import { rtpDecoder, type RtpDecoder } from './rtp-decoders.js';
 import { ALLOW, localTag, withHeader } from './server.js';
+import {
+  allowsUpdate,
+  negotiateSessionTimer,
+  SessionTimer,
+  withSessionTimer,
+  type SessionTimerState,
+  type SessionTimerTerms,
+} from './session-timer.js';
 import { SrtpReceiver } from './srtp.js';
-import type { ServerTransaction } from './transaction.js';
+import type { ClientTransaction, ServerTransaction } from './transaction.js';
 import { contactUri, type SipSource } from './transport.js';
 
 /** Whether an SDP offer (a re-INVITE's, plain or multipart) holds no audio stream that is not inactive. */
@@ -35,7 +45,9 @@ export interface RecordingSessionContext {
   publicAddress: string;
   contactPort: number;
   /** Sends a request in a client transaction (`SipServer.send`). */
-  send(request: SipRequest, peer: SipSource): void;
+  send(request: SipRequest, peer: SipSource): ClientTransaction;
+  /** `SIP_MIN_SE`: the shortest session interval (s) callrec takes (RFC 4028 `Min-SE`). */
+  minSessionExpires: number;
 }
 
 /** One received RTP stream: its sockets, its leg, its timeline, its decoder. */
@@ -93,6 +105,23 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
   #localCSeq = 1;
   /** The SRC's latest offer held every stream inactive: the recording is paused. */
   #paused = false;
+  readonly #identity: { tenantId: string; callId: string };
+  /** The participants as the metadata (the INVITE's, then its updates') names them. */
+  readonly #roster: ParticipantRoster;
+  /** The session timer the INVITE asked for (null: none), started by the 200. */
+  readonly #timerTerms: SessionTimerTerms | null;
+  readonly #timer = new SessionTimer(
+    (s) => this.#expired(s),
+    (terms) => this.#refresh(terms),
+  );
+  /** Whether the SRC takes UPDATE (its Allow), so callrec can refresh the session when asked to. */
+  #peerAllowsUpdate: boolean;
+  /** The latest re-INVITE answered 2xx, until its ACK. */
+  #reinvite: ServerTransaction | null = null;
+  /** The CSeq of the SRC's latest request in the dialog (RFC 3261 §12.2.2: each one higher). */
+  #remoteCSeq: number;
+  /** Where the audio received so far ends, ms of the session's clock. */
+  #audioEndMs = 0;
 
   constructor(
     ctx: RecordingSessionContext,
@@ -101,9 +130,14 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
     offer: RecordingOffer,
     sockets: ReadonlyMap<number, RtpSockets>,
     identity: { tenantId: string; agentId: string; callId: string },
+    timerTerms: SessionTimerTerms | null,
   ) {
     super({ status: 'offered', invite }, TRANSITIONS);
     this.callId = invite.request.headers.get('call-id')!;
+    this.#identity = identity;
+    this.#timerTerms = timerTerms;
+    this.#remoteCSeq = parseCSeq(invite.request.headers.get('cseq'))?.seq ?? 0;
+    this.#peerAllowsUpdate = allowsUpdate(invite.request.headers);
     this.#ctx = ctx;
     this.#invite = invite.request;
     this.#source = source;
@@ -138,11 +172,8 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
       receiver.sockets.rtcp.on('message', (data) => this.#onRtcp(receiver, data));
     }
     // Each participant with the leg of the stream it sends (null: it sends none callrec records).
-    const participants = offer.participants.map((p) => ({
-      ...p,
-      leg: offer.streams.find((s) => s.participant?.id === p.id)?.leg ?? null,
-    }));
-    this.#port.start(identity.agentId, identity.callId, this.#receivers[0].decoder.format, participants);
+    this.#roster = new ParticipantRoster(new Map(offer.streams.map((s) => [s.label, s.leg])), offer.metadata);
+    this.#port.start(identity.agentId, identity.callId, this.#receivers[0].decoder.format, this.#roster.list());
   }
 
   /** The dialog's remote tag (the SRC's From tag). */
@@ -150,12 +181,15 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
     return parseNameAddr(this.#invite.headers.get('from')!)?.params.get('tag') ?? '';
   }
 
+  /** The participants as the INVITE's metadata named them (its updates change the call's row). */
   get participants(): RecordingOffer['participants'] {
     return this.#offer.participants;
   }
 
-  /** The ACK of our 2xx. */
+  /** The ACK of our 2xx: the INVITE's, or a re-INVITE's. */
   ack(): void {
+    this.#reinvite?.ack();
+    this.#reinvite = null;
     const s = this.stateIf('answered');
     if (!s) return;
     s.invite.ack();
@@ -163,31 +197,62 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
   }
 
   /**
-   * A re-INVITE: a session refresh is answered with the same answer; an offer whose audio is all
-   * `a=inactive` pauses the recording (as `POST …/recording {"action":"pause"}` does) and is
-   * answered inactive, and an active offer after it resumes the recording.
+   * A re-INVITE or an UPDATE (RFC 3311) in the dialog, one code path. Its SDP offer is answered
+   * with the session's answer (a refresh); one whose audio is all `a=inactive` pauses the
+   * recording (as `POST …/recording {"action":"pause"}` does) and is answered inactive, and an
+   * active offer after it resumes it. Its recording metadata (RFC 7866 §8.2) updates the
+   * call's participants. It refreshes the session timer (RFC 4028), or stops it when it asks
+   * for none; an interval under `SIP_MIN_SE` is answered 422. An UPDATE without an offer is
+   * answered without a body.
    */
-  reinvite(transaction: ServerTransaction): void {
-    const inactive = isInactiveOffer(transaction.request.body.toString('utf8'));
-    const action = inactive ? 'pause' : 'resume';
+  modify(transaction: ServerTransaction): void {
+    const { request } = transaction;
+    if (this.status === 'offered')
+      return transaction.respond(withHeader(responseTo(request, 491, this.localTag), 'Retry-After', '1'));
+    if (this.status === 'ended') return transaction.respond(responseTo(request, 481, this.localTag));
+    // An older request than one already taken (reordered over UDP) would undo a later update.
+    const cseq = parseCSeq(request.headers.get('cseq'))?.seq ?? 0;
+    if (cseq <= this.#remoteCSeq)
+      return transaction.respond(responseTo(request, 500, this.localTag, 'CSeq out of order'));
+    this.#remoteCSeq = cseq;
+    if (request.headers.has('allow')) this.#peerAllowsUpdate = allowsUpdate(request.headers);
+    const terms = negotiateSessionTimer(request.headers, this.#ctx.minSessionExpires, this.#peerAllowsUpdate);
+    if (terms === 'too small')
+      return transaction.respond(
+        withHeader(responseTo(request, 422, this.localTag), 'Min-SE', String(this.#ctx.minSessionExpires)),
+      );
+    let body: { sdp: string | null; metadata: RecordingMetadata | null };
+    try {
+      const parts = readBody(request.headers, request.body);
+      body = { sdp: parts.sdp, metadata: parts.metadata === null ? null : readMetadata(parts.metadata) };
+    } catch (err) {
+      return transaction.respond(responseTo(request, 400, this.localTag, (err as Error).message.slice(0, 120)));
+    }
+    const inactive = body.sdp !== null ? isInactiveOffer(body.sdp) : this.#paused;
     if (inactive !== this.#paused) {
       this.#paused = inactive;
+      const action = inactive ? 'pause' : 'resume';
       // A transition the recorder cannot take now (no recording, already there) changes nothing.
       this.call
         .control(action)
-        .catch((err: Error) =>
-          this.#ctx.log.info({ action, reason: err.message }, 're-INVITE pause/resume not applied'),
-        );
+        .catch((err: Error) => this.#ctx.log.info({ action, reason: err.message }, 'SDP pause/resume not applied'));
     }
-    const ok = this.#ok(transaction.request);
-    if (inactive) ok.body = Buffer.from(this.#answer.toString('utf8').replace(/^a=recvonly$/gm, 'a=inactive'));
-    transaction.respond(ok);
+    if (body.metadata) this.#updateParticipants(body.metadata);
+    const ok = this.#ok(request);
+    if (request.method === 'UPDATE' && body.sdp === null) {
+      ok.headers.delete('content-type');
+      ok.body = Buffer.alloc(0);
+    } else if (inactive) ok.body = Buffer.from(this.#answer.toString('utf8').replace(/^a=recvonly$/gm, 'a=inactive'));
+    transaction.respond(terms ? withSessionTimer(ok, terms) : ok);
+    if (request.method === 'INVITE') this.#reinvite = transaction;
+    this.#timer.refreshed(terms);
   }
 
-  /** BYE from the SRC: 200, and the recording finalizes. */
+  /** BYE from the SRC: 200, and the recording finalizes; the dialog is over (a later request in it is 481). */
   bye(transaction: ServerTransaction): void {
     transaction.respond(responseTo(transaction.request, 200));
     this.#port.hangUp('BYE');
+    this.#end('BYE');
   }
 
   /** CANCEL of the INVITE before it was answered: 487, nothing recorded. */
@@ -200,6 +265,7 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
 
   protected onTransition(_prev: RecordingSessionState, next: RecordingSessionState): void {
     if (next.status !== 'ended') return;
+    this.#timer.stop();
     for (const { sockets, srtp, stream } of this.#receivers) {
       sockets.rtp.close();
       if (srtp && srtp.authFailures + srtp.replays > 0)
@@ -210,12 +276,38 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
     }
   }
 
-  /** The call session is live: the INVITE is answered. */
+  /** The call session is live: the INVITE is answered, and the session timer it asked for starts. */
   #accept(): void {
     const s = this.stateIf('offered');
     if (!s) return;
-    s.invite.respond(this.#ok(this.#invite));
+    const ok = this.#ok(this.#invite);
+    s.invite.respond(this.#timerTerms ? withSessionTimer(ok, this.#timerTerms) : ok);
     this.state = { status: 'answered', invite: s.invite };
+    this.#timer.refreshed(this.#timerTerms);
+  }
+
+  /** A metadata update: the participants change, and the call's row with them (`GET /api/calls/{id}`). */
+  #updateParticipants(metadata: RecordingMetadata): void {
+    if (!this.#roster.apply(metadata, new Date().toISOString())) return;
+    const participants = this.#roster.list();
+    this.#ctx.log.info({ participants: participants.length }, 'SIPREC metadata update');
+    const { tenantId, callId } = this.#identity;
+    this.persist(() => this.#ctx.media.store.calls.update(tenantId, callId, { participants })).catch((err: Error) =>
+      this.#ctx.log.warn({ err }, 'could not save the participants'),
+    );
+  }
+
+  /**
+   * No refresh came within the session interval (RFC 4028 §10): the audio that would have come
+   * since the last received is a lost span, callrec sends the SRC a BYE and the recording is
+   * finalized.
+   */
+  #expired(timer: Extract<SessionTimerState, { status: 'expired' }>): void {
+    if (this.status !== 'answered' && this.status !== 'confirmed') return;
+    const reason = `ERR_SIP_SESSION_EXPIRED: no session refresh within ${timer.terms.expires} s`;
+    if (this.#zero >= 0) this.#port.lost(this.#audioEndMs, performance.now() - this.#zero, LOST.sessionExpired);
+    this.#sendBye(reason);
+    this.#port.hangUp(reason);
   }
 
   #ok(request: SipRequest) {
@@ -248,8 +340,30 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
     this.#end(reason);
   }
 
+  /**
+   * callrec is the refresher (RFC 4028 §7.4): an UPDATE at half the interval, whose 2xx starts
+   * the interval over. Any other answer leaves the timer to expire (and the session to end).
+   */
+  #refresh(terms: SessionTimerTerms): void {
+    if (this.status !== 'answered' && this.status !== 'confirmed') return;
+    const update = this.#sendRequest('UPDATE', [
+      ['session-expires', `${terms.expires};refresher=uas`],
+      ['supported', 'timer'],
+      ...(terms.uacSupports ? [['require', 'timer'] as [string, string]] : []),
+    ]);
+    update.on('stateChange', (_, next) => {
+      if (next.status === 'terminated' && next.response >= 200 && next.response < 300 && this.status !== 'ended')
+        this.#timer.refreshed(terms);
+    });
+  }
+
   /** A BYE to the SRC, in a client transaction (resent over UDP until answered). */
   #sendBye(reason: string): void {
+    this.#sendRequest('BYE', [['reason', `Q.850;cause=16;text="${reason.replace(/["\\\r\n]/g, '').slice(0, 100)}"`]]);
+  }
+
+  /** A request in the dialog to the SRC, in a client transaction (resent over UDP until answered). */
+  #sendRequest(method: string, extra: [name: string, value: string][]): ClientTransaction {
     const headers = new SipHeaders();
     const transport = this.#source.protocol.toUpperCase();
     headers.add(
@@ -261,13 +375,13 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
     headers.add('from', parseNameAddr(to)?.params.has('tag') ? to : `${to};tag=${this.localTag}`);
     headers.add('to', this.#invite.headers.get('from')!);
     headers.add('call-id', this.callId);
-    headers.add('cseq', `${this.#localCSeq++} BYE`);
+    headers.add('cseq', `${this.#localCSeq++} ${method}`);
     for (const route of this.#invite.headers.getAll('record-route')) headers.add('route', route);
-    headers.add('reason', `Q.850;cause=16;text="${reason.replace(/["\\\r\n]/g, '').slice(0, 100)}"`);
+    for (const [name, value] of extra) headers.add(name, value);
     const target =
       parseNameAddr(this.#invite.headers.get('contact') ?? '')?.uri ??
       parseNameAddr(this.#invite.headers.get('from')!)!.uri;
-    this.#ctx.send({ kind: 'request', method: 'BYE', uri: target, headers, body: Buffer.alloc(0) }, this.#source);
+    return this.#ctx.send({ kind: 'request', method, uri: target, headers, body: Buffer.alloc(0) }, this.#source);
   }
 
   #end(reason: string): void {
@@ -309,7 +423,13 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
       if (correctionMs > 0) positionMs += correctionMs;
     }
     if (audio) {
-      if (audio.length > 0) this.#media(receiver, positionMs - receiver.decoder.lagMs, audio);
+      if (audio.length > 0) {
+        this.#media(receiver, positionMs - receiver.decoder.lagMs, audio);
+        this.#audioEndMs = Math.max(
+          this.#audioEndMs,
+          positionMs + (receiver.decoder.ticks * 1000) / this.#offer.codec.clockRate,
+        );
+      }
     } else if (packet.payloadType === stream.eventPayloadType) {
       const event = parseTelephoneEvent(packet.payload);
       if (event?.end && packet.timestamp !== receiver.lastEvent) {

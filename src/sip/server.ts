@@ -35,7 +35,7 @@ export interface SipServerOptions {
 }
 
 /** Methods callrec's user agent server takes (the Allow header). */
-export const ALLOW = 'INVITE, ACK, BYE, CANCEL, OPTIONS';
+export const ALLOW = 'INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE';
 const METHODS: ReadonlySet<string> = new Set(ALLOW.split(', '));
 
 /**

@@ -4,6 +4,7 @@ import type { SipConfig } from '../config.js';
 import { errorCode, sipStatus, type CallrecError } from '../errors.js';
 import { isSafeId } from '../ids.js';
 import type { Logger } from '../log.js';
+import { matchesAor, resolveCallRecording } from '../agents/settings.js';
 import { hasScope } from '../auth/scopes.js';
 import type { MasterKeyring } from '../crypto/keys.js';
 import { isSipSource } from '../tenants/settings.js';
@@ -13,6 +14,7 @@ import { readOffer } from './offer.js';
 import { RecordingSession } from './recording-session.js';
 import { RtpPorts, type RtpSockets } from './rtp.js';
 import { ALLOW, localTag, SipServer, withHeader, type SipHandler } from './server.js';
+import { allowsUpdate, negotiateSessionTimer } from './session-timer.js';
 import type { ServerTransaction } from './transaction.js';
 import { SipTransport, type SipSource } from './transport.js';
 
@@ -85,11 +87,14 @@ export class SiprecServer implements SipHandler {
     const session = this.#sessions.get(dialogKey(request));
     switch (request.method) {
       case 'INVITE':
-        if (session) return session.reinvite(transaction);
+        if (session) return session.modify(transaction);
         if (parseNameAddr(request.headers.get('to')!)?.params.has('tag'))
           return transaction.respond(responseTo(request, 481));
         void this.#invite(request, transaction, source);
         return;
+      case 'UPDATE':
+        if (!session) return transaction.respond(responseTo(request, 481));
+        return session.modify(transaction);
       case 'BYE':
         if (!session) return transaction.respond(responseTo(request, 481));
         return session.bye(transaction);
@@ -171,8 +176,16 @@ export class SiprecServer implements SipHandler {
       if (!isSiprec) return refuse(403, 'Not a recording session (no Require: siprec or +sip.src)');
       const tenantId = await this.#authenticate(request, transaction, source);
       if (tenantId === null) return;
-      const offer = readOffer(request.headers, request.body);
+      const timer = negotiateSessionTimer(request.headers, config.minSessionExpires, allowsUpdate(request.headers));
+      if (timer === 'too small')
+        return void transaction.respond(
+          withHeader(responseTo(request, 422, localTag()), 'Min-SE', String(config.minSessionExpires)),
+        );
       const agentId = parseSipUri(request.uri)?.user ?? '';
+      // The agent's settings are read again when the call starts (an unknown agent is refused there).
+      const agent = await media.store.agents.get(tenantId, agentId);
+      const agentAor = agent && resolveCallRecording(agent.settings).siprec_agent_aor;
+      const offer = readOffer(request.headers, request.body, agentAor ? (aor) => matchesAor(agentAor, aor) : null);
       // RTP is received on the SIP listener's (local) address: SIP_PUBLIC_ADDRESS may be a NAT's.
       for (const stream of offer.streams) sockets.set(stream.index, await this.#ports.open(config.listen[0].host));
       if (transaction.status !== 'proceeding') return void closeAll(sockets);
@@ -182,13 +195,15 @@ export class SiprecServer implements SipHandler {
           log: log.child({ sipCallId: request.headers.get('call-id') }),
           publicAddress: config.publicAddress,
           contactPort: this.transport.addresses().find((a) => a.protocol === source.protocol)!.port,
-          send: (bye, peer) => void this.server.send(bye, peer),
+          send: (request, peer) => this.server.send(request, peer),
+          minSessionExpires: config.minSessionExpires,
         },
         transaction,
         source,
         offer,
         sockets,
         { tenantId, agentId, callId: siprecCallId(request.headers.get('call-id')!) },
+        timer,
       );
       const key = dialogKey(request);
       this.#sessions.set(key, session);

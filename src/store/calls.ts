@@ -71,7 +71,10 @@ export interface NewCall {
 }
 
 export type CallPatch = Partial<
-  Pick<Call, 'status' | 'endedAt' | 'endReason' | 'streamId' | 'nodeId' | 'alignment' | 'consent' | 'pauses'>
+  Pick<
+    Call,
+    'status' | 'endedAt' | 'endReason' | 'streamId' | 'nodeId' | 'alignment' | 'consent' | 'pauses' | 'participants'
+  >
 >;
 
 export interface CallFilters {
@@ -219,6 +222,7 @@ export class CallRepository {
       set.alignment = patch.alignment === null ? null : JSON.stringify(patch.alignment);
     if (patch.consent !== undefined) set.consent = patch.consent === null ? null : JSON.stringify(patch.consent);
     if (patch.pauses !== undefined) set.pauses = JSON.stringify(patch.pauses);
+    if (patch.participants !== undefined) set.participants = JSON.stringify(patch.participants);
     if (Object.keys(set).length > 0) {
       await this.#db.updateTable('calls').set(set).where('tenant_id', '=', tenantId).where('id', '=', id).execute();
     }

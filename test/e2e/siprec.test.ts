@@ -46,7 +46,8 @@ beforeAll(async () => {
   // set-up ran within one turn of the event loop and the answer always won that race.
   ts = await startTestServer({
     db: 'postgres',
-    env: { SIP_LISTEN: 'udp:127.0.0.1:0,tcp:127.0.0.1:0', RTP_PORTS: `${first}-${first + 99}` },
+    // SIP_MIN_SE under RFC 4028's 90 s: the session-timer scenarios run in seconds.
+    env: { SIP_LISTEN: 'udp:127.0.0.1:0,tcp:127.0.0.1:0', RTP_PORTS: `${first}-${first + 99}`, SIP_MIN_SE: '2' },
   });
   const addresses = ts.server.siprec!.transport.addresses();
   sipPort = addresses.find((a) => a.protocol === 'udp')!.port;
@@ -75,7 +76,13 @@ interface SippRun {
 /** Runs one call of a scenario against the server; `messages` is SIPp's message log. */
 async function sipp(
   scenario: string,
-  opts: { agent?: string; address?: string; tcp?: boolean; codec?: { pt: number; rtpmap: string } } = {},
+  opts: {
+    agent?: string;
+    address?: string;
+    tcp?: boolean;
+    codec?: { pt: number; rtpmap: string };
+    keys?: Record<string, string>;
+  } = {},
 ): Promise<SippRun> {
   const messages = path.join(tmp, `${scenario}-${Date.now()}.log`);
   const port = opts.tcp ? tcpPort : sipPort;
@@ -98,6 +105,7 @@ async function sipp(
     '-key',
     'rtpmap',
     opts.codec?.rtpmap ?? 'PCMU/8000',
+    ...Object.entries(opts.keys ?? {}).flatMap(([key, value]) => ['-key', key, value]),
   ];
   args.push(
     '-t',
@@ -126,18 +134,18 @@ async function sipp(
   return { exit, messages };
 }
 
-/** Waits for SIPp's log to hold the 200 to its INVITE; returns that message. */
-async function answer(run: SippRun): Promise<string> {
-  for (let i = 0; i < 400; i++) {
+/** Waits for SIPp's log to hold the 200 to its request `cseq` (with two recvonly streams when `sdp`); returns that message. */
+async function answer(run: SippRun, cseq = '1 INVITE', sdp = true): Promise<string> {
+  const pattern = new RegExp(
+    `SIP/2\\.0 200 OK\\r?\\n(?:(?!\\r?\\n\\r?\\n)[\\s\\S])*CSeq: ${cseq}${sdp ? '[\\s\\S]*?\\r?\\n\\r?\\n[\\s\\S]*?a=recvonly[\\s\\S]*?a=recvonly\\r?\\n' : '(?:(?!\\r?\\n\\r?\\n)[\\s\\S])*'}`,
+  );
+  for (let i = 0; i < 800; i++) {
     const log = await fs.readFile(run.messages, 'utf8').catch(() => '');
-    const ok =
-      /SIP\/2\.0 200 OK\r?\n(?:(?!\r?\n\r?\n)[\s\S])*CSeq: 1 INVITE[\s\S]*?\r?\n\r?\n[\s\S]*?a=recvonly[\s\S]*?a=recvonly\r?\n/.exec(
-        log,
-      );
+    const ok = pattern.exec(log);
     if (ok) return ok[0];
     await sleep(25);
   }
-  throw new Error("no 200 to the INVITE in SIPp's log");
+  throw new Error(`no 200 to ${cseq} in SIPp's log`);
 }
 
 /** An RTP packet (PCMU by default). */
@@ -151,17 +159,22 @@ function rtp(seq: number, timestamp: number, ssrc: number, payload: Buffer, payl
   return Buffer.concat([header, payload]);
 }
 
-/** One leg's packets in send order: a lost one, a duplicate, a swapped pair; `ssrcChangeAt` re-originates the stream. */
-function legPackets(leg: 'caller' | 'agent', ssrcChangeAt?: number): Buffer[] {
+type Bursts = Readonly<Record<'caller' | 'agent', readonly (readonly [number, number])[]>>;
+
+/**
+ * One leg's packets in send order: a lost one, a duplicate, a swapped pair; `ssrcChangeAt`
+ * re-originates the stream. `bursts` (ms) of the leg's tone over `seconds`.
+ */
+function legPackets(leg: 'caller' | 'agent', ssrcChangeAt?: number, bursts: Bursts = BURSTS, seconds = SECONDS) {
   const pcm = synthesizeTones(
     8000,
     1,
-    SECONDS,
-    BURSTS[leg].map(([from, to]) => [0, FREQ[leg], from, to] as const),
+    seconds,
+    bursts[leg].map(([from, to]) => [0, FREQ[leg], from, to] as const),
   );
   const encode = encoderFor({ codec: 'pcmu', sampleRate: 8000 });
   const packets: Buffer[] = [];
-  for (let i = 0; i < (SECONDS * 8000) / FRAME; i++) {
+  for (let i = 0; i < (seconds * 8000) / FRAME; i++) {
     const payload = encode(pcm.subarray(i * FRAME, (i + 1) * FRAME));
     const second = ssrcChangeAt !== undefined && i >= ssrcChangeAt;
     // Timestamps near the 32-bit wrap on the first SSRC; a fresh random base on the second.
@@ -178,16 +191,59 @@ function legPackets(leg: 'caller' | 'agent', ssrcChangeAt?: number): Buffer[] {
   return packets;
 }
 
-test.each(['udp', 'tcp'])(
-  'a SIPREC session from SIPp over %s records both participants: onsets within 1 ms on their channels, through reordering, loss, a duplicate and an SSRC change',
-  async (transport) => {
-    const agentId = `agent-sip-${transport}`;
+/** Sends RTP to the answered ports from one socket: `send(packets, port)`; `close()` when done. */
+async function rtpSender() {
+  const socket = dgram.createSocket('udp4');
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  const send = (packet: Buffer, port: number) =>
+    new Promise<void>((resolve, reject) =>
+      socket.send(packet, port, '127.0.0.1', (err) => (err ? reject(err) : resolve())),
+    );
+  return {
+    send,
+    /** Packets `[from, to)` of both streams, interleaved; the first pair together (they set the streams' alignment). */
+    async streams(ports: number[], first: Buffer[], second: Buffer[], from = 0, to = Infinity) {
+      if (from === 0) await Promise.all([send(first[0], ports[0]), send(second[0], ports[1])]);
+      for (let i = Math.max(from, 1); i < Math.min(to, Math.max(first.length, second.length)); i++) {
+        if (first[i]) await send(first[i], ports[0]);
+        if (second[i]) await send(second[i], ports[1]);
+        if (i % 10 === 0) await sleep(1);
+      }
+    },
+    close: () => socket.close(),
+  };
+}
+
+/** The call's recording holds each leg's tone bursts within 1 ms, on `channelOf[leg]` and nowhere else. */
+async function expectBursts(callId: string, bursts: Bursts, channelOf: Record<'caller' | 'agent', number>) {
+  const found = await recordedBursts(callId, undefined, channelOf);
+  for (const leg of ['caller', 'agent'] as const) {
+    expect(found[leg]).toHaveLength(bursts[leg].length);
+    bursts[leg].forEach(([from, to], i) => {
+      expect(Math.abs(found[leg][i].startMs - from)).toBeLessThanOrEqual(1);
+      expect(Math.abs(found[leg][i].endMs - to)).toBeLessThanOrEqual(1);
+    });
+  }
+}
+
+const ALICE = { id: 'srfBElmCRp2QB23b7Mpk0w==', aor: 'sip:+15551234567@carrier.example.net', name: 'Alice Caller' };
+const BOB = { id: 'zSfPoSvdSDCmU3A3TRDxAw==', aor: 'sip:agent@contact-centre.example.com', name: 'Agent Bob' };
+
+test.each([
+  { transport: 'udp', agentAor: null },
+  { transport: 'tcp', agentAor: null },
+  { transport: 'udp', agentAor: 'sip:+1555*@carrier.example.net' },
+])(
+  'a SIPREC session from SIPp over $transport (siprec_agent_aor $agentAor) records both participants: onsets within 1 ms on their channels, through reordering, loss, a duplicate and an SSRC change',
+  async ({ transport, agentAor }) => {
+    const agentId = `agent-sip-${transport}${agentAor ? '-aor' : ''}`;
     await ts.agent(agentId, {
       enabled: true,
       auto_record: true,
       consent_prompt: false,
       format: 'wav',
       dual_channel: true,
+      siprec_agent_aor: agentAor,
     });
     const run = await sipp('siprec-uac', { agent: agentId, tcp: transport === 'tcp' });
     const ok = await answer(run);
@@ -196,48 +252,168 @@ test.each(['udp', 'tcp'])(
     expect(ports).toHaveLength(2);
     expect(ok).toMatch(/a=label:1/);
 
-    // The first stream (label 1) is Alice's, the caller's, though the metadata lists her second.
-    const sender = await rtpSender();
-    const caller = legPackets('caller');
-    const agent = legPackets('agent', 75);
-    // Both streams' first packets together: they set the streams' alignment.
-    await Promise.all([sender.send(caller[0], ports[0]), sender.send(agent[0], ports[1])]);
-    await sender.interleave(ports, caller.slice(1), agent.slice(1));
-    sender.close();
+    // The first stream (label 1) is Alice's. Without siprec_agent_aor she is the caller, though
+    // the metadata lists her second; with it naming her AOR she is the agent (right channel).
+    const rtp = await rtpSender();
+    await rtp.streams(ports, legPackets('caller'), legPackets('agent', 75));
+    rtp.close();
     expect(await run.exit).toBe(0);
 
     const rec = await ts.recording(callId);
     expect(rec).toMatchObject({ status: 'ready', format: 'wav', channels: 2 });
     const call = await (await ts.api(`/api/calls/${callId}`)).json();
     expect(call).toMatchObject({ provider: 'siprec', mode: 'fork', agent_id: agentId });
-    // The metadata lists the agent first; the caller is who sends the first stream.
+    const aliceLeg = agentAor ? 'agent' : 'caller';
     expect((call as { participants: unknown }).participants).toEqual([
-      { id: 'zSfPoSvdSDCmU3A3TRDxAw==', aor: 'sip:agent@contact-centre.example.com', name: 'Agent Bob', leg: 'agent' },
-      {
-        id: 'srfBElmCRp2QB23b7Mpk0w==',
-        aor: 'sip:+15551234567@carrier.example.net',
-        name: 'Alice Caller',
-        leg: 'caller',
-      },
+      { ...BOB, leg: agentAor ? 'caller' : 'agent' },
+      { ...ALICE, leg: aliceLeg },
     ]);
-    const found = await recordedBursts(callId);
-    for (const leg of ['caller', 'agent'] as const) {
-      expect(found[leg]).toHaveLength(BURSTS[leg].length);
-      BURSTS[leg].forEach(([from, to], i) => {
-        expect(Math.abs(found[leg][i].startMs - from)).toBeLessThanOrEqual(1);
-        expect(Math.abs(found[leg][i].endMs - to)).toBeLessThanOrEqual(1);
-      });
-    }
+    // The tone sent as "caller" is on Alice's stream: on her leg's channel.
+    await expectBursts(callId, BURSTS, agentAor ? { caller: 1, agent: 0 } : { caller: 0, agent: 1 });
   },
   60_000,
 );
+
+test('siprec_agent_aor is checked when set: an address of record, * matching any characters', async () => {
+  const patch = (value: unknown) =>
+    ts.api('/api/agents/agent-sip-aor-check', {
+      method: 'PATCH',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ voice_tools: { call_recording: { siprec_agent_aor: value } } }),
+    });
+  const bad = await patch('agents.example.com');
+  expect(bad.status).toBe(400);
+  expect(JSON.stringify(await bad.json())).toMatch(/siprec_agent_aor.*must be an address of record/);
+  expect((await patch('sip:*@agents.example.com')).status).toBe(200);
+  expect((await patch(null)).status).toBe(200);
+});
+
+/** Tone bursts of the transfer test, ms: each leg has one before the re-INVITE (at 3 s of audio) and one after. */
+const TRANSFER_BURSTS: Bursts = {
+  caller: [
+    [300, 800],
+    [3500, 4200],
+  ],
+  agent: [
+    [1000, 1600],
+    [4500, 5200],
+  ],
+};
+
+test('metadata updates by re-INVITE and UPDATE: a transfer keeps each stream on its leg, participants join, leave and are renamed; both refresh the session timer', async () => {
+  const agentId = 'agent-sip-update';
+  await ts.agent(agentId, {
+    enabled: true,
+    auto_record: true,
+    consent_prompt: false,
+    format: 'wav',
+    dual_channel: true,
+  });
+  const run = await sipp('siprec-update', { agent: agentId, keys: { SE: '10' } });
+  const ok = await answer(run);
+  expect(ok).toMatch(/^Session-Expires: 10;refresher=uac\r?$/m);
+  expect(ok).toMatch(/^Require: timer\r?$/m);
+  expect(ok).toMatch(/^Allow: .*\bUPDATE\b/m);
+  const callId = siprecCallId(/Call-ID: (\S+)/.exec(ok)![1]);
+  const ports = [...ok.matchAll(/m=audio (\d+) RTP\/AVP 0 101/g)].map((m) => Number(m[1]));
+  const caller = legPackets('caller', undefined, TRANSFER_BURSTS, 6);
+  const agent = legPackets('agent', undefined, TRANSFER_BURSTS, 6);
+  const rtp = await rtpSender();
+  // Alice's audio on stream 1 until the re-INVITE says Carol sends it; then Carol's.
+  await rtp.streams(ports, caller, agent, 0, 150);
+  const reinvited = await answer(run, '2 INVITE');
+  expect(reinvited).toMatch(/^Session-Expires: 10;refresher=uac\r?$/m);
+  // The update is saved as it is answered: the API shows it once the write lands.
+  const participants = async (count: number) => {
+    for (;;) {
+      const view = (await (await ts.api(`/api/calls/${callId}`)).json()) as { participants: unknown[] };
+      if (view.participants.length >= count) return view.participants;
+      await sleep(25);
+    }
+  };
+  expect(await participants(3)).toEqual([
+    { ...BOB, leg: 'agent' },
+    { ...ALICE, leg: 'caller', left_at: '2026-01-01T12:00:03.000Z' },
+    {
+      id: 'Q2Fyb2xUcmFuc2ZlcmVl',
+      aor: 'sip:+15559876543@carrier.example.net',
+      name: 'Carol Transferee',
+      leg: 'caller',
+      joined_at: expect.any(String),
+    },
+  ]);
+  await rtp.streams(ports, caller, agent, 150);
+  rtp.close();
+  const updated = await answer(run, '3 UPDATE', false);
+  expect(updated).toMatch(/^Session-Expires: 10;refresher=uac\r?$/m);
+  expect(updated).toMatch(/^Content-Length: 0\r?$/m);
+  // The BYE comes 9 s after the 200: the session lived past 6.7 s on the refreshes.
+  expect(await run.exit).toBe(0);
+
+  const rec = await ts.recording(callId);
+  expect(rec).toMatchObject({ status: 'ready', channels: 2 });
+  const call = (await (await ts.api(`/api/calls/${callId}`)).json()) as {
+    participants: Record<string, unknown>[];
+    end_reason: string;
+  };
+  expect(call.end_reason).toMatch(/BYE/);
+  expect(call.participants).toEqual([
+    { ...BOB, name: 'Agent Robert', leg: 'agent' },
+    { ...ALICE, leg: 'caller', left_at: '2026-01-01T12:00:03.000Z' },
+    expect.objectContaining({ id: 'Q2Fyb2xUcmFuc2ZlcmVl', leg: 'caller' }),
+    {
+      id: 'RGF2ZVN1cGVydmlzb3I=',
+      aor: 'sip:supervisor@contact-centre.example.com',
+      name: 'Dave Supervisor',
+      leg: null,
+      joined_at: expect.any(String),
+    },
+  ]);
+  // Before and after the transfer, stream 1's audio is on the caller's channel, stream 2's on the agent's.
+  await expectBursts(callId, TRANSFER_BURSTS, { caller: 0, agent: 1 });
+}, 90_000);
+
+test('a session timer not refreshed: callrec sends the BYE, and the recording is finalized with the lost span', async () => {
+  const agentId = 'agent-sip-expire';
+  await ts.agent(agentId, { enabled: true, auto_record: true, consent_prompt: false, format: 'wav' });
+  const run = await sipp('siprec-expire', { agent: agentId, keys: { SE: '3' } });
+  const ok = await answer(run);
+  expect(ok).toMatch(/^Session-Expires: 3;refresher=uac\r?$/m);
+  const callId = siprecCallId(/Call-ID: (\S+)/.exec(ok)![1]);
+  const ports = [...ok.matchAll(/m=audio (\d+) RTP\/AVP 0 101/g)].map((m) => Number(m[1]));
+  // One second of audio, then nothing: no RTP, no refresh. The session ends 2 s after the 200.
+  const rtp = await rtpSender();
+  await rtp.streams(ports, legPackets('caller'), legPackets('agent'), 0, 50);
+  rtp.close();
+  expect(await run.exit).toBe(0);
+  const log = await fs.readFile(run.messages, 'utf8');
+  expect(log).toMatch(
+    /^BYE sip:[\s\S]*?^Reason: Q\.850;cause=16;text="ERR_SIP_SESSION_EXPIRED: no session refresh within 3 s"/m,
+  );
+
+  const rec = await ts.recording(callId);
+  expect(rec).toMatchObject({ status: 'ready', complete: false });
+  const call = (await (await ts.api(`/api/calls/${callId}`)).json()) as {
+    end_reason: string;
+    recording: { lost_spans: { start_ms: number; end_ms: number; reason: string }[] };
+  };
+  expect(call.end_reason).toMatch(/ERR_SIP_SESSION_EXPIRED/);
+  // (A machine too busy to keep up may list late frames too.)
+  const span = call.recording.lost_spans.find((s) => s.reason === 'SIP session expired without a refresh')!;
+  expect(span).toBeDefined();
+  // From the end of the audio received (1 s) to the expiry, 2 s after the 200 at the soonest.
+  expect(Math.abs(span.start_ms - 1000)).toBeLessThanOrEqual(20);
+  expect(span.end_ms).toBeGreaterThanOrEqual(span.start_ms);
+}, 60_000);
 
 test('OPTIONS is answered 200 over UDP and TCP', async () => {
   expect(await (await sipp('options')).exit).toBe(0);
   expect(await (await sipp('options', { tcp: true })).exit).toBe(0);
   const metrics = await (await fetch(`${ts.server.url}/metrics`)).text();
   expect(metrics).toMatch(/^callrec_sip_requests_total\{method="OPTIONS",status="200"\} 2$/m);
-  expect(metrics).toMatch(/^callrec_sip_requests_total\{method="INVITE",status="200"\} 2$/m);
+  // The SIPREC sessions above: three siprec-uac, the update scenario's INVITE and re-INVITE, the expiry scenario's.
+  expect(metrics).toMatch(/^callrec_sip_requests_total\{method="INVITE",status="200"\} 6$/m);
+  expect(metrics).toMatch(/^callrec_sip_requests_total\{method="UPDATE",status="200"\} 1$/m);
 });
 
 test('a CANCEL before the answer: 200 to the CANCEL, 487 to the INVITE, nothing recorded', async () => {
@@ -261,41 +437,23 @@ test('a source no tenant lists, without credentials, is challenged 401 and nothi
   expect((await ts.api(`/api/calls/${callId}`)).status).toBe(404);
 });
 
-/** A UDP socket sending RTP (and RTCP) from the test. */
-async function rtpSender() {
-  const socket = dgram.createSocket('udp4');
-  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
-  const send = (packet: Buffer, port: number) =>
-    new Promise<void>((resolve, reject) =>
-      socket.send(packet, port, '127.0.0.1', (err) => (err ? reject(err) : resolve())),
-    );
-  return {
-    send,
-    /** Both legs' packets, one of each in turn, faster than real time. */
-    async interleave(ports: number[], caller: Buffer[], agent: Buffer[]) {
-      for (let i = 0; i < Math.max(caller.length, agent.length); i++) {
-        if (caller[i]) await send(caller[i], ports[0]);
-        if (agent[i]) await send(agent[i], ports[1]);
-        if (i % 10 === 0) await sleep(1);
-      }
-    },
-    close: () => socket.close(),
-  };
-}
-
-/** The recording's tone bursts per leg, each leg's on its own channel only (caller left, agent right). */
-async function recordedBursts(callId: string, expectedRate?: number) {
+/** The recording's tone bursts per leg, each leg's on its own channel only (`channelOf`: caller left, agent right by default). */
+async function recordedBursts(
+  callId: string,
+  expectedRate?: number,
+  channelOf: Record<'caller' | 'agent', number> = { caller: 0, agent: 1 },
+) {
   const audio = await decodeAudio(
     new Uint8Array(await (await ts.api(`/api/calls/${callId}/recording`)).arrayBuffer()),
     'wav',
   );
   if (expectedRate) expect(audio.sampleRate).toBe(expectedRate);
   const found = {
-    caller: findBursts(audio.channels[0], audio.sampleRate, FREQ.caller),
-    agent: findBursts(audio.channels[1], audio.sampleRate, FREQ.agent),
+    caller: findBursts(audio.channels[channelOf.caller], audio.sampleRate, FREQ.caller),
+    agent: findBursts(audio.channels[channelOf.agent], audio.sampleRate, FREQ.agent),
   };
-  expect(findBursts(audio.channels[1], audio.sampleRate, FREQ.caller)).toEqual([]);
-  expect(findBursts(audio.channels[0], audio.sampleRate, FREQ.agent)).toEqual([]);
+  expect(findBursts(audio.channels[channelOf.agent], audio.sampleRate, FREQ.caller)).toEqual([]);
+  expect(findBursts(audio.channels[channelOf.caller], audio.sampleRate, FREQ.agent)).toEqual([]);
   return found;
 }
 
@@ -403,7 +561,7 @@ test.each(Object.keys(RTP_CODECS))(
     await sender.send(senderReport(0x3333, 3_900_000_000, 0xffff_fe00), ports[0] + 1);
     await sender.send(senderReport(0x4444, 3_900_000_000, 0xffff_fe00), ports[1] + 1);
     await sleep(20);
-    await sender.interleave(ports, caller.slice(1), agent.slice(1));
+    await sender.streams(ports, caller, agent, 1);
     sender.close();
     expect(await run.exit).toBe(0);
 
@@ -452,7 +610,7 @@ test('streams whose first packets arrive 250 ms apart, but whose RTCP sender rep
   await sender.send(senderReport(0x1111, ntp, 0xffff_f000), ports[0] + 1);
   await sender.send(senderReport(0x2222, ntp, 0xffff_f000), ports[1]);
   await sleep(20);
-  await sender.interleave(ports, caller.slice(1), agent.slice(1));
+  await sender.streams(ports, caller, agent, 1);
   sender.close();
   expect(await run.exit).toBe(0);
 

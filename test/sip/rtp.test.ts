@@ -1,6 +1,6 @@
 import dgram from 'node:dgram';
 import { parseRtp, parseTelephoneEvent, RtpPorts, RtpTimeline } from '../../src/sip/rtp.js';
-import { readMetadata } from '../../src/sip/offer.js';
+import { readMetadata } from '../../src/sip/metadata.js';
 
 function packet(opts: {
   pt?: number;
@@ -63,12 +63,12 @@ test('metadata: participants with AORs and names, streams by label, from partici
     { id: 'p1', aor: 'sip:alice@example.com', name: 'Alice' },
     { id: 'p2', aor: 'sip:bob@example.com', name: '' },
   ]);
-  expect(assoc.senderOf.get('10')?.id).toBe('p1');
-  expect(assoc.senderOf.get('11')?.id).toBe('p2');
+  expect(assoc.senderOf.get('10')).toBe('p1');
+  expect(assoc.senderOf.get('11')).toBe('p2');
   const older = readMetadata(
     `<recording xmlns='urn:ietf:params:xml:ns:recording'><participant id="a"><aor>sip:a@x</aor><send>st</send></participant><stream id="st"><label>1</label></stream></recording>`,
   );
-  expect(older.senderOf.get('1')?.id).toBe('a');
+  expect(older.senderOf.get('1')).toBe('a');
   expect(() => readMetadata('<nothing/>')).toThrow(expect.objectContaining({ code: 'ERR_SIP_PARSE' }));
 });
 

@@ -8,7 +8,8 @@ import { startTestServer, type TestServer } from '../helpers/server.js';
 /*
  * A recording server's answers to what SIPp's scenarios do not cover, from a UDP client written
  * here: 488 for a codec callrec cannot decode, 404 for an unknown agent, a due consent prompt
- * failing closed, the idle timeout ending a silent session with a BYE, and a re-INVITE.
+ * failing closed, the idle timeout ending a silent session with a BYE, a re-INVITE, and the
+ * answers of the dialog's UPDATE and session timer to what is wrong.
  */
 
 let ts: TestServer;
@@ -16,7 +17,13 @@ let sipPort: number;
 beforeAll(async () => {
   const first = 30_000 + 2 * Math.floor(Math.random() * 4_000);
   ts = await startTestServer({
-    env: { SIP_LISTEN: 'udp:127.0.0.1:0', RTP_PORTS: `${first}-${first + 99}`, STREAM_IDLE_TIMEOUT_SECONDS: '1' },
+    env: {
+      SIP_LISTEN: 'udp:127.0.0.1:0',
+      RTP_PORTS: `${first}-${first + 99}`,
+      STREAM_IDLE_TIMEOUT_SECONDS: '1',
+      // Under RFC 4028's 90 s: the session-timer tests run in seconds.
+      SIP_MIN_SE: '2',
+    },
   });
   sipPort = ts.server.siprec!.transport.addresses()[0].port;
   await ts.server.store.tenants.updateSettings(ts.tenantId, (current) => ({
@@ -44,7 +51,14 @@ async function client(address = '127.0.0.1') {
     send(
       method: string,
       agent: string,
-      opts: { cseq?: number; toTag?: string; contentType?: string; body?: string; authorization?: string } = {},
+      opts: {
+        cseq?: number;
+        toTag?: string;
+        contentType?: string;
+        body?: string;
+        authorization?: string;
+        headers?: string[];
+      } = {},
     ) {
       const body = (opts.body ?? '').replace(/\n/g, '\r\n');
       const text = [
@@ -57,11 +71,24 @@ async function client(address = '127.0.0.1') {
         `Contact: <sip:src@${address}:${port}>;+sip.src`,
         'Require: siprec',
         ...(opts.authorization ? [`Authorization: ${opts.authorization}`] : []),
+        ...(opts.headers ?? []),
         'Max-Forwards: 70',
         ...(opts.contentType ? [`Content-Type: ${opts.contentType}`] : []),
         `Content-Length: ${Buffer.byteLength(body)}`,
         '',
         body,
+      ].join('\r\n');
+      socket.send(text, sipPort, '127.0.0.1');
+    },
+    /** Answers a request callrec sent (`status`, no body). */
+    reply(request: SipMessage, code: number) {
+      const text = [
+        `SIP/2.0 ${code} ${code === 200 ? 'OK' : 'Error'}`,
+        ...request.headers.getAll('via').map((v) => `Via: ${v}`),
+        ...['From', 'To', 'Call-ID', 'CSeq'].map((h) => `${h}: ${request.headers.get(h)}`),
+        'Content-Length: 0',
+        '',
+        '',
       ].join('\r\n');
       socket.send(text, sipPort, '127.0.0.1');
     },
@@ -244,3 +271,93 @@ test("digest (RFC 8760): an SRC outside sip_sources is challenged for SHA-256 an
     d.close();
   }
 });
+
+test('session timers and UPDATE: an interval under Min-SE is 422 with Min-SE (INVITE and refresh); UPDATE outside a dialog is 481, bad metadata in one 400, an older CSeq 500', async () => {
+  await ts.agent('agent-timer', { enabled: true, auto_record: true, consent_prompt: false });
+  const c = await client();
+  c.send('INVITE', 'agent-timer', {
+    contentType: 'application/sdp',
+    body: offer('0', ''),
+    headers: ['Supported: timer', 'Session-Expires: 1'],
+  });
+  const tooSmall = await c.next(status(422));
+  expect(tooSmall.headers.get('min-se')).toBe('2');
+  expect(tooSmall.kind === 'response' && tooSmall.reason).toBe('Session Interval Too Small');
+  c.send('INVITE', 'agent-timer', {
+    cseq: 2,
+    contentType: 'application/sdp',
+    body: offer('0', ''),
+    headers: ['Supported: timer', 'Session-Expires: 90'],
+  });
+  const ok = await c.next(status(200));
+  expect(ok.headers.get('session-expires')).toBe('90;refresher=uac');
+  expect(ok.headers.getAll('require')).toContain('timer');
+  expect(ok.headers.getAll('allow')).toContain('UPDATE');
+  const toTag = /tag=(\w+)/.exec(ok.headers.get('to')!)![1];
+  c.send('ACK', 'agent-timer', { cseq: 2, toTag });
+  c.send('UPDATE', 'agent-timer', { cseq: 3, toTag, headers: ['Supported: timer', 'Session-Expires: 1'] });
+  expect((await c.next(status(422, 'UPDATE'))).headers.get('min-se')).toBe('2');
+  c.send('UPDATE', 'agent-timer', {
+    cseq: 4,
+    toTag,
+    contentType: 'application/rs-metadata+xml',
+    body: '<recording><participant',
+  });
+  await c.next(status(400, 'UPDATE'));
+  // A request older than one already taken is refused (it would undo a later update).
+  c.send('UPDATE', 'agent-timer', { cseq: 4, toTag });
+  await c.next((m) => m.kind === 'response' && m.status === 500 && m.headers.get('cseq') === '4 UPDATE');
+  // A refresh without an offer: 200 without a body.
+  c.send('UPDATE', 'agent-timer', { cseq: 5, toTag, headers: ['Supported: timer', 'Session-Expires: 120'] });
+  const refreshed = await c.next(status(200, 'UPDATE'));
+  expect(refreshed.headers.get('session-expires')).toBe('120;refresher=uac');
+  expect(refreshed.body.length).toBe(0);
+  c.send('BYE', 'agent-timer', { cseq: 6, toTag });
+  await c.next(status(200, 'BYE'));
+  c.send('UPDATE', 'agent-timer', { cseq: 7, toTag });
+  await c.next(status(481, 'UPDATE'));
+  c.close();
+});
+
+test('asked to refresh (refresher=uas), callrec sends UPDATEs at half the interval; one left unanswered lets the session expire: BYE', async () => {
+  await ts.agent('agent-refresher', { enabled: true, auto_record: true, consent_prompt: false });
+  const c = await client();
+  c.send('INVITE', 'agent-refresher', {
+    contentType: 'application/sdp',
+    body: offer('0', ''),
+    headers: ['Supported: timer', 'Session-Expires: 6;refresher=uas', 'Allow: INVITE, ACK, BYE, UPDATE'],
+  });
+  const ok = await c.next(status(200));
+  expect(ok.headers.get('session-expires')).toBe('6;refresher=uas');
+  const toTag = /tag=(\w+)/.exec(ok.headers.get('to')!)![1];
+  c.send('ACK', 'agent-refresher', { toTag });
+  // RTP keeps the session from the idle timeout (1 s here) while the timer runs.
+  const rtpPort = Number(/m=audio (\d+)/.exec(ok.body.toString())![1]);
+  const rtp = dgram.createSocket('udp4');
+  let seq = 0;
+  const media = setInterval(() => {
+    const packet = Buffer.alloc(172, 0xff);
+    packet.writeUInt16BE(0x8000, 0);
+    packet.writeUInt16BE(seq, 2);
+    packet.writeUInt32BE(160 * seq++, 4);
+    rtp.send(packet, rtpPort, '127.0.0.1');
+  }, 20);
+  const updates = (m: SipMessage) => m.kind === 'request' && m.method === 'UPDATE';
+  const first = await c.next(updates);
+  expect(first.headers.get('session-expires')).toBe('6;refresher=uas');
+  expect(first.headers.get('call-id')).toBe(c.callId);
+  expect(first.kind === 'request' && first.uri).toMatch(/^sip:src@127\.0\.0\.1:\d+$/);
+  c.reply(first, 200);
+  // Answered: the interval starts over, and the next refresh comes in a new transaction.
+  const second = await c.next((m) => updates(m) && m.headers.get('cseq') !== first.headers.get('cseq'));
+  expect(Number.parseInt(second.headers.get('cseq')!, 10)).toBeGreaterThan(
+    Number.parseInt(first.headers.get('cseq')!, 10),
+  );
+  // Left unanswered: the session expires (4 s after the last refresh) and callrec hangs up.
+  const bye = await c.next((m) => m.kind === 'request' && m.method === 'BYE');
+  expect(bye.headers.get('reason')).toMatch(/ERR_SIP_SESSION_EXPIRED: no session refresh within 6 s/);
+  c.reply(bye, 200);
+  clearInterval(media);
+  rtp.close();
+  c.close();
+}, 30_000);

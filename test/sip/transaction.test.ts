@@ -98,7 +98,7 @@ test('OPTIONS is answered 200 with Allow over UDP and TCP, 503 with Retry-After 
   client.send(request('OPTIONS', client.port, 'z9hG4bK-opt1'));
   await client.until(1);
   expect(client.received[0]).toMatchObject({ status: 200 });
-  expect(client.received[0].headers.getAll('allow').join(', ')).toBe('INVITE, ACK, BYE, CANCEL, OPTIONS');
+  expect(client.received[0].headers.getAll('allow').join(', ')).toBe('INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE');
   expect(client.received[0].headers.get('call-id')).toBe('tx-z9hG4bK-opt1');
   draining = true;
   client.send(request('OPTIONS', client.port, 'z9hG4bK-opt2'));

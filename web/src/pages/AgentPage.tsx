@@ -103,6 +103,12 @@ const CONTROLS: Control[] = [
     kind: 'text',
     hint: 'The voice agent runtime’s WebSocket (ws:// or wss://) for bridge mode; empty for none.',
   },
+  {
+    field: 'siprec_agent_aor',
+    label: 'SIPREC agent address',
+    kind: 'text',
+    hint: 'SIPREC: the participant whose address matches is the agent (* matches any characters, e.g. sip:*@agents.example.com); empty: whoever sends the first stream is the caller.',
+  },
 ];
 
 function ControlInput({
@@ -197,7 +203,11 @@ export function AgentPage({ me, agentId }: { me: Me; agentId: string }) {
     async () => {
       setFieldError(null);
       setSaved(false);
-      const call_recording = { ...settings!, agent_ws_url: settings!.agent_ws_url || null };
+      const call_recording = {
+        ...settings!,
+        agent_ws_url: settings!.agent_ws_url || null,
+        siprec_agent_aor: settings!.siprec_agent_aor || null,
+      };
       try {
         const agent = await api<AgentView>('PATCH', `/agents/${encodeURIComponent(agentId)}`, {
           voice_tools: { call_recording },

@@ -67,7 +67,8 @@ function Metadata({ call }: { call: CallView }) {
     ['Alignment', <Fields value={call.alignment} />],
     ['Retention expiry', formatTime(call.recording?.retention_expires_at ?? null)],
     ['Legal hold', call.legal_hold ? `on — ${call.legal_hold_reason ?? ''}` : 'off'],
-    // SIPREC: who the recording metadata named, and the leg (channel) each one's audio is on.
+    // SIPREC: who the recording metadata named, the leg (channel) each one's audio is on, and
+    // when one joined or left mid-call (metadata updates).
     ...(call.participants.length > 0
       ? [
           [
@@ -75,9 +76,9 @@ function Metadata({ call }: { call: CallView }) {
             call.participants
               .map(
                 (p) =>
-                  `${String(p.name || p.aor || p.id)}${p.aor && p.name ? ` <${String(p.aor)}>` : ''}${p.leg ? ` (${String(p.leg)})` : ''}`,
+                  `${String(p.name || p.aor || p.id)}${p.aor && p.name ? ` <${String(p.aor)}>` : ''}${p.leg ? ` (${String(p.leg)})` : ''}${typeof p.joined_at === 'string' ? `, joined ${formatTime(p.joined_at)}` : ''}${typeof p.left_at === 'string' ? `, left ${formatTime(p.left_at)}` : ''}`,
               )
-              .join(', '),
+              .join('; '),
           ] as [string, string],
         ]
       : []),
