@@ -8,7 +8,7 @@ import type { Logger } from '../log.js';
 import { parseNameAddr, responseTo, SipHeaders, type SipRequest } from './message.js';
 import { MediaPort, siprecAdapter } from './media-port.js';
 import { answerSdp, type RecordingOffer, type RecordedStream } from './offer.js';
-import { parseRtp, parseTelephoneEvent, RtpTimeline } from './rtp.js';
+import { parseRtp, parseTelephoneEvent, RtpLossCounter, RtpTimeline } from './rtp.js';
 import { ALLOW, localTag, withHeader } from './server.js';
 import type { ServerTransaction } from './transaction.js';
 import type { SipSource } from './transport.js';
@@ -41,6 +41,8 @@ interface RtpReceiver {
   stream: RecordedStream;
   socket: dgram.Socket;
   timeline: RtpTimeline;
+  /** Its sequence numbers never received, for `callrec_rtp_packets_lost_total`. */
+  loss: RtpLossCounter;
   /** Timestamp of the last telephone-event reported, so an event's three end packets count once. */
   lastEvent: number;
 }
@@ -101,6 +103,7 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
       stream,
       socket: sockets.get(stream.index)!,
       timeline: new RtpTimeline(8000),
+      loss: new RtpLossCounter(),
       lastEvent: -1,
     }));
     const ports = new Map([...sockets].map(([index, socket]) => [index, socket.address().port]));
@@ -181,7 +184,13 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
   }
 
   protected onTransition(_prev: RecordingSessionState, next: RecordingSessionState): void {
-    if (next.status === 'ended') for (const { socket } of this.#receivers) socket.close();
+    if (next.status !== 'ended') return;
+    let lost = 0;
+    for (const { socket, loss } of this.#receivers) {
+      socket.close();
+      lost += loss.settle();
+    }
+    if (lost > 0) this.#ctx.media.metrics.rtpPacketsLostTotal.inc(lost);
   }
 
   /** The call session is live: the INVITE is answered. */
@@ -254,6 +263,8 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
     const packet = parseRtp(data);
     if (!packet) return;
     const { stream } = receiver;
+    const lost = receiver.loss.packet(packet.ssrc, packet.sequence);
+    if (lost > 0) this.#ctx.media.metrics.rtpPacketsLostTotal.inc(lost);
     const now = performance.now();
     if (this.#zero < 0) this.#zero = now;
     // Streams whose first packets arrive within a packet time of the session's first started
