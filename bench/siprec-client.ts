@@ -189,9 +189,10 @@ export class SiprecClient {
     socket.on('message', (data) => this.#onMessage(data));
   }
 
-  static async open(target: SipTarget): Promise<SiprecClient> {
+  /** A client on a UDP socket of `localHost` (an address of this host: the SRC's, as the node sees it). */
+  static async open(target: SipTarget, localHost = '127.0.0.1'): Promise<SiprecClient> {
     const socket = dgram.createSocket('udp4');
-    await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => socket.bind(0, localHost, resolve));
     return new SiprecClient(socket, target);
   }
 
