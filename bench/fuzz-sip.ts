@@ -59,7 +59,12 @@ export function buildSipCase(random: Random, agentId: string, callId: string, si
     malformed = true;
   }
   // A datagram past the limit is cut by the network, not by the node: it is sent over TCP.
-  return { kind: 'sip', transport: mutation.data.length > MAX_SIP_MESSAGE_BYTES ? 'tcp' : transport, mutation, malformed };
+  return {
+    kind: 'sip',
+    transport: mutation.data.length > MAX_SIP_MESSAGE_BYTES ? 'tcp' : transport,
+    mutation,
+    malformed,
+  };
 }
 
 export function describeSipCase(c: SipCase, clip: (text: string, max?: number) => string): string {
@@ -125,7 +130,9 @@ async function overUdp(data: Buffer, sip: SipTarget): Promise<Answers> {
     const answers = collect((take) => socket.on('message', (datagram) => take(datagram, false)));
     socket.send(data, sip.port, sip.host);
     const got = await answers;
-    const ok = got.find((a) => a.status >= 200 && a.status < 300 && parseCSeq(a.headers.get('cseq'))?.method === 'INVITE');
+    const ok = got.find(
+      (a) => a.status >= 200 && a.status < 300 && parseCSeq(a.headers.get('cseq'))?.method === 'INVITE',
+    );
     // A mutated INVITE the node took: its session ends here rather than at the idle timeout.
     if (ok) socket.send(byeFor(ok), sip.port, sip.host);
     await sleep(50);
@@ -154,7 +161,9 @@ async function overTcp(data: Buffer, sip: SipTarget): Promise<Answers> {
     socket.once('close', () => (closed = true));
     socket.write(data);
     const got = await answers;
-    const ok = got.find((a) => a.status >= 200 && a.status < 300 && parseCSeq(a.headers.get('cseq'))?.method === 'INVITE');
+    const ok = got.find(
+      (a) => a.status >= 200 && a.status < 300 && parseCSeq(a.headers.get('cseq'))?.method === 'INVITE',
+    );
     if (ok && !closed) socket.write(byeFor(ok));
     await sleep(50);
     return Object.assign(got, { closed });

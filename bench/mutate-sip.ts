@@ -297,7 +297,8 @@ const RTP_MUTATIONS: Record<string, (packet: Buffer, random: Random) => Buffer> 
     if (rtcp.length >= 4) rtcp.writeUInt16BE(random() < 0.5 ? rtcp.length / 4 - 1 : between(random, 0, 0xffff), 2);
     return rtcp;
   },
-  garbage: (_packet, random) => Buffer.from(Array.from({ length: between(random, 0, 200) }, () => between(random, 0, 255))),
+  garbage: (_packet, random) =>
+    Buffer.from(Array.from({ length: between(random, 0, 200) }, () => between(random, 0, 255))),
 };
 
 /**
@@ -325,7 +326,10 @@ export function mutateRtp(
   }
   if (random() < 0.3) {
     names.add('shuffled');
-    packets = packets.map((p) => [random(), p] as const).sort((a, b) => a[0] - b[0]).map(([, p]) => p);
+    packets = packets
+      .map((p) => [random(), p] as const)
+      .sort((a, b) => a[0] - b[0])
+      .map(([, p]) => p);
   }
   if (random() < 0.2) {
     names.add('duplicated');

@@ -80,7 +80,8 @@ export async function provision(databaseUrl: string, what: Provisioned): Promise
     const { secret } = await store.keys.create({ tenantId: what.tenantId, name: what.agentId, scopes: what.scopes });
     await store.agents.patch(what.tenantId, what.agentId, { voice_tools: { call_recording: what.settings } }, null);
     const sources = what.sipSources;
-    if (sources) await store.tenants.updateSettings(what.tenantId, (settings) => ({ ...settings, sip_sources: sources }));
+    if (sources)
+      await store.tenants.updateSettings(what.tenantId, (settings) => ({ ...settings, sip_sources: sources }));
     return secret;
   } finally {
     await store.close();

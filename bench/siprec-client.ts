@@ -375,3 +375,19 @@ export async function siprecStream(client: SiprecClient): Promise<LoadStream & {
       Promise.all(sockets.map((s) => new Promise<void>((resolve) => s.close(() => resolve())))).then(() => {}),
   };
 }
+
+/** The node's `callrec_frames_total{provider="siprec"}`: the RTP packets its SIPREC sessions took. */
+export async function siprecFrames(baseUrl: string): Promise<number> {
+  const text = await (await fetch(`${baseUrl}/metrics`)).text();
+  return Number(/^callrec_frames_total\{provider="siprec"\} (\S+)$/m.exec(text)?.[1] ?? 0);
+}
+
+/**
+ * Waits (`timeoutMs` at most) until the node at `baseUrl` has counted `frames` SIPREC frames
+ * (`siprecFrames`, which a session adds to once a second): every packet sent has been read, and
+ * a BYE now ends nothing early.
+ */
+export async function siprecFramesCounted(baseUrl: string, frames: number, timeoutMs = 60_000): Promise<void> {
+  for (const deadline = performance.now() + timeoutMs; performance.now() < deadline; await sleep(200))
+    if ((await siprecFrames(baseUrl)) >= frames) return;
+}

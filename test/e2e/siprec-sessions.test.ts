@@ -1,6 +1,5 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { FRAME_MS, runLoad } from '../../bench/load.js';
-import { SiprecClient, siprecStream } from '../../bench/siprec-client.js';
+import { SiprecClient, siprecFramesCounted, siprecStream } from '../../bench/siprec-client.js';
 import { siprecCallId } from '../../src/sip/siprec.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
@@ -39,12 +38,6 @@ async function scrape(): Promise<string> {
   return (await fetch(`${ts.server.url}/metrics`)).text();
 }
 
-/** Waits (a minute at most: what never came shows in the recordings) until the node has counted `frames` SIPREC frames (RTP packets). */
-async function framesTaken(frames: number): Promise<void> {
-  const taken = async () => Number(/^callrec_frames_total\{provider="siprec"\} (\S+)$/m.exec(await scrape())?.[1] ?? 0);
-  for (const deadline = Date.now() + 60_000; Date.now() < deadline && (await taken()) < frames; ) await sleep(200);
-}
-
 const metric = (text: string, name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1]);
 
 test(`${SESSIONS} SIPREC sessions at once (${2 * SESSIONS} RTP streams) are all answered, recorded whole and finalized, with no packet lost`, async () => {
@@ -72,7 +65,7 @@ test(`${SESSIONS} SIPREC sessions at once (${2 * SESSIONS} RTP streams) are all 
       // Every INVITE answered 200 (runLoad throws on a refusal) before the first packet.
       beforeFrames: async () => void (active = metric(await scrape(), 'callrec_sip_sessions_active')),
       // This process sends and receives every packet: the BYEs wait until the node has read them all.
-      beforeHangUp: () => framesTaken(SESSIONS * 2 * ((SECONDS * 1000) / FRAME_MS)),
+      beforeHangUp: () => siprecFramesCounted(ts.server.url, SESSIONS * 2 * ((SECONDS * 1000) / FRAME_MS)),
     });
     expect(active).toBe(SESSIONS);
     // Every BYE answered 200.
