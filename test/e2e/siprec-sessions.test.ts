@@ -1,5 +1,7 @@
-import { FRAME_MS, runLoad } from '../../bench/load.js';
-import { SiprecClient, siprecFramesCounted, siprecStream } from '../../bench/siprec-client.js';
+import dgram from 'node:dgram';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { FRAME_MS, payloadAt, runLoad } from '../../bench/load.js';
+import { rtpPacket, SiprecClient, siprecFramesCounted, siprecStream } from '../../bench/siprec-client.js';
 import { siprecCallId } from '../../src/sip/siprec.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
@@ -37,6 +39,9 @@ afterAll(() => ts?.close());
 async function scrape(): Promise<string> {
   return (await fetch(`${ts.server.url}/metrics`)).text();
 }
+
+const siprecFrames = (text: string) =>
+  Number(/^callrec_frames_total\{provider="siprec"\} (\S+)$/m.exec(text)?.[1] ?? 0);
 
 const metric = (text: string, name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1]);
 
@@ -99,3 +104,54 @@ test(`${SESSIONS} SIPREC sessions at once (${2 * SESSIONS} RTP streams) are all 
     new RegExp(`^callrec_frames_total\\{provider="siprec"\\} ${(SESSIONS * 2 * (SECONDS * 1000)) / FRAME_MS}$`, 'm'),
   );
 }, 300_000);
+
+test('a session with a packet never sent and one sent past the jitter window counts one lost and one late packet in /metrics, and the late one as lost audio', async () => {
+  const agentId = 'agent-sip-loss';
+  await ts.agent(agentId, {
+    enabled: true,
+    auto_record: true,
+    consent_prompt: false,
+    format: 'wav',
+    dual_channel: true,
+  });
+  const before = await scrape();
+  const sip = ts.server.siprec!.transport.addresses()[0];
+  const client = await SiprecClient.open({ host: sip.host, port: sip.port });
+  const socket = dgram.createSocket('udp4');
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  const callId = `loss-${Date.now().toString(36)}`;
+  try {
+    const session = await client.invite(agentId, callId);
+    expect(metric(await scrape(), 'callrec_sip_sessions_active')).toBe(1);
+    const ticks = 150;
+    // The agent's packet 10 goes after its packet 120: 2.2 s late, past the 2 s jitter window,
+    // within the 128-packet loss window.
+    const held = 10;
+    const packet = (tick: number, ssrc: number) =>
+      rtpPacket(tick, tick * 160, ssrc, Buffer.from(payloadAt(tick), 'base64'));
+    const send = (data: Buffer, port: number) => socket.send(data, port, '127.0.0.1');
+    for (let tick = 0; tick < ticks; tick++) {
+      // The caller's packet 5 is never sent.
+      if (tick !== 5) send(packet(tick, 0x1111), session.ports[0]);
+      if (tick !== held) send(packet(tick, 0x2222), session.ports[1]);
+      if (tick === 120) send(packet(held, 0x2222), session.ports[1]);
+      await sleep(FRAME_MS);
+    }
+    await siprecFramesCounted(ts.server.url, siprecFrames(before) + 2 * ticks - 1);
+    expect(await client.bye(session)).toBe(200);
+  } finally {
+    socket.close();
+    await client.close();
+  }
+  const rec = await ts.recording(siprecCallId(callId), 60_000);
+  // The late packet's 20 ms are lost audio; the packet never sent is a gap, silence.
+  expect(rec).toMatchObject({ status: 'ready', complete: false });
+  expect(rec.lostSpans).toHaveLength(1);
+  const [span] = rec.lostSpans as Array<{ start_ms: number; end_ms: number; reason: string }>;
+  expect(span).toMatchObject({ reason: 'frames arrived too late' });
+  expect(span.end_ms - span.start_ms).toBe(FRAME_MS);
+  const after = await scrape();
+  expect(metric(after, 'callrec_rtp_packets_lost_total') - metric(before, 'callrec_rtp_packets_lost_total')).toBe(1);
+  expect(metric(after, 'callrec_rtp_packets_late_total') - metric(before, 'callrec_rtp_packets_late_total')).toBe(1);
+  expect(metric(after, 'callrec_sip_sessions_active')).toBe(0);
+}, 120_000);
