@@ -309,6 +309,8 @@ export async function runBench(opts: BenchOptions): Promise<{ rows: BenchRow[]; 
     CALLREC_QUEUE_PREFIX: prefixes[0],
     RATE_LIMIT_PER_KEY: String(1e9),
     MAX_PENDING_STREAMS_PER_IP: String(1e6),
+    // The bridge phases' fake runtime listens on loopback, which agent_url may not reach by default.
+    EGRESS_ALLOW: '127.0.0.1',
   };
   // SIPREC for its phase: two RTP ports per session, and as many again for ports other processes hold.
   const sipN = opts.siprecSessions ?? 0;
