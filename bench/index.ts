@@ -325,7 +325,14 @@ export async function runBench(opts: BenchOptions): Promise<{ rows: BenchRow[]; 
   const children: Child[] = [];
 
   try {
-    const key = await provision(env.DATABASE_URL, { ...BENCH_NODE, sipSources: ['127.0.0.1/32'] });
+    // The bridge phases' fake runtime, on a port chosen now: the agent lists it, as a stream's agent_url must be listed.
+    const runtimePort = await freePort();
+    const runtimeUrl = `ws://127.0.0.1:${runtimePort}/`;
+    const key = await provision(env.DATABASE_URL, {
+      ...BENCH_NODE,
+      settings: { ...BENCH_NODE.settings, agent_ws_urls: [runtimeUrl] },
+      sipSources: ['127.0.0.1/32'],
+    });
     const params = { agent_id: AGENT, token: key };
     const ids = (phase: string, count = n, from = 0) =>
       Array.from({ length: count }, (_, i) => `bench-${run}-${phase}-${from + i}`);
@@ -510,9 +517,10 @@ export async function runBench(opts: BenchOptions): Promise<{ rows: BenchRow[]; 
       const runtime = startChild(script('fake-runtime'), [], {
         BENCH_CALLS: String(2 * nb),
         BENCH_TICKS: String(ticks),
+        BENCH_PORT: String(runtimePort),
       });
       children.push(runtime);
-      const runtimeUrl = `ws://127.0.0.1:${(await firstMessage<{ port: number }>(runtime)).port}/`;
+      await firstMessage<{ port: number }>(runtime);
       const relay = startChild(script('bare-relay'), [], { BENCH_UPSTREAM: runtimeUrl });
       children.push(relay);
       const relayUrl = `ws://127.0.0.1:${(await firstMessage<{ port: number }>(relay)).port}/`;
