@@ -17,7 +17,12 @@ const received = new Float64Array(calls * ticks);
 // 20 ms of a 1.5 kHz μ-law tone: what the agent "says" back, the same bytes every frame.
 const AGENT_PAYLOAD = Buffer.from(Array.from({ length: 160 }, (_, i) => (i % 16 < 8 ? 0x1f : 0x9f))).toString('base64');
 
-const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false });
+// BENCH_PORT: the port the bench's agent lists in its `agent_ws_urls` (a stream's agent_url must be one of them).
+const wss = new WebSocketServer({
+  host: '127.0.0.1',
+  port: Number(process.env.BENCH_PORT ?? 0),
+  perMessageDeflate: false,
+});
 wss.on('connection', (ws) => {
   let base = -1;
   let reply = '';

@@ -26,8 +26,10 @@ import {
   type Random,
 } from './mutate.js';
 import { startFuzzRuntime, type FuzzRuntime } from './fuzz-runtime.js';
+import { buildSipCase, describeSipCase, FUZZ_SIP_SOURCE, runSipCase, sipProblem, type SipCase } from './fuzz-sip.js';
+import { SiprecClient, siprecStream } from './siprec-client.js';
 import { nodeData, provision, REPO_ROOT, startCallrec, type Callrec } from './node.js';
-import { rssBytes } from './proc.js';
+import { freePort, rssBytes } from './proc.js';
 import { rng } from './rng.js';
 
 export interface FuzzOptions {
@@ -94,12 +96,14 @@ const PROVIDERS = Object.keys(adapters) as Provider[];
 const NEIGHBOUR = {
   tenantId: 'default',
   agentId: 'neighbour',
+  sipSources: ['127.0.0.1/32'],
   scopes: ['media:stream', 'recordings:read'],
   settings: { enabled: true, auto_record: true, consent_prompt: false, dual_channel: true, format: 'wav' },
 } as const;
 const TARGET = {
   tenantId: 'fuzz',
   agentId: 'fuzz-target',
+  sipSources: [`${FUZZ_SIP_SOURCE}/32`],
   scopes: ['admin'],
   settings: { enabled: true, auto_record: true, consent_prompt: false, dual_channel: true, format: 'wav' },
 } as const;
@@ -126,7 +130,8 @@ type Case =
       credentials: Credentials;
       key: string;
     }
-  | { kind: 'http'; request: FuzzRequest };
+  | { kind: 'http'; request: FuzzRequest }
+  | SipCase;
 
 /** Case `n`'s own random source: its input depends on the seed and its number only. */
 function caseRandom(seed: number, n: number): Random {
@@ -135,8 +140,16 @@ function caseRandom(seed: number, n: number): Random {
 
 const callIdOf = (seed: number, n: number) => `fuzz-${(seed >>> 0).toString(16)}-${n}`;
 
-function buildCase(seed: number, n: number, fixtures: Map<string, Fixture>, doc: OpenApiDocument, key: string): Case {
+function buildCase(
+  seed: number,
+  n: number,
+  fixtures: Map<string, Fixture>,
+  doc: OpenApiDocument,
+  key: string,
+  sip: { host: string; port: number },
+): Case {
   const random = caseRandom(seed, n);
+  if (random() < 0.25) return buildSipCase(random, TARGET.agentId, callIdOf(seed, n), sip);
   // The calls of the cases just before this one: HTTP cases act on them (control, recordings).
   const recentCalls = Array.from({ length: Math.min(n, 8) }, (_, k) => callIdOf(seed, n - 1 - k));
   if (random() < 0.4) return { kind: 'http', request: httpRequest(doc, key, random, recentCalls) };
@@ -170,6 +183,7 @@ function buildCase(seed: number, n: number, fixtures: Map<string, Fixture>, doc:
 const clip = (text: string, max = 300) => (text.length > max ? `${text.slice(0, max)}…(${text.length} chars)` : text);
 
 function describeCase(c: Case): string {
+  if (c.kind === 'sip' || c.kind === 'rtp') return describeSipCase(c, clip);
   if (c.kind === 'http') {
     const { method, path: url, headers, body } = c.request;
     return [
@@ -234,6 +248,7 @@ async function runHttp(node: Callrec, request: FuzzRequest): Promise<string> {
 
 /** What is wrong with an outcome, or null. */
 function problemOf(c: Case, outcome: string): string | null {
+  if (c.kind === 'sip' || c.kind === 'rtp') return sipProblem(c, outcome);
   if (c.kind === 'stream') {
     if (outcome === 'close 1011') return 'stream closed 1011 (internal error)';
     if (/^upgrade 5/.test(outcome) && outcome !== 'upgrade 503') return `upgrade answered ${outcome.slice(8)}`;
@@ -292,13 +307,46 @@ async function checkNeighbour(node: Callrec, key: string, callId: string, ticks:
     : `its recording differs from sample ${at} (frame ${at >> 1}, ${((at >> 1) / 8).toFixed(1)} ms in)`;
 }
 
+/** Why the neighbouring SIPREC session did not end well or its node did not take every packet it was sent, or null. */
+async function checkSipNeighbour(node: Callrec, key: string, callId: string, ticks: number): Promise<string | null> {
+  const headers = { authorization: `Bearer ${key}` };
+  interface CallView {
+    recording_status: string;
+    alignment: Record<string, number> | null;
+  }
+  let call: CallView | null = null;
+  for (const deadline = Date.now() + 60_000; Date.now() < deadline; await sleep(200)) {
+    const res = await fetch(`${node.baseUrl}/api/calls/${callId}`, { headers });
+    const view: CallView | null = res.ok ? ((await res.json()) as CallView) : null;
+    call = view;
+    if (view?.recording_status === 'ready' || view?.recording_status === 'failed') break;
+  }
+  if (call?.recording_status !== 'ready') return `its recording is ${call?.recording_status ?? 'not there'}`;
+  // Every packet taken: placed, or (when a stall of the node held both streams past the jitter
+  // window, and it then read one stream's backlog before the other's) dropped as too late, which
+  // the recording lists as a lost span. A packet neither placed nor too late never reached it.
+  const { framesPlaced = 0, framesTooLate = 0, framesDropped = 0 } = call.alignment ?? {};
+  if (framesPlaced + framesTooLate !== 2 * ticks || framesDropped !== framesTooLate)
+    return `${framesPlaced} of its ${2 * ticks} packets placed, ${framesTooLate} too late, ${framesDropped} dropped in all: ${JSON.stringify(call.alignment)}`;
+  return null;
+}
+
 /** Runs the fuzzer for `seconds` (or case `only`); the report lists every failure with its input. */
 export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
   const log = opts.log ?? ((line: string) => process.stderr.write(`fuzz: ${line}\n`));
   const data = await nodeData('fuzz');
   // Fuzz streams fail authentication by the thousand from one address and the cases run far
   // past a key's request budget: only the limits under test stay at their defaults.
-  const env = { ...data.env, AUTH_FAILURES_PER_IP: String(1e9), RATE_LIMIT_PER_KEY: String(1e9) };
+  // SIPREC on (UDP and TCP on one port), with RTP ports enough for the cases in flight.
+  const sip = { host: '127.0.0.1', port: await freePort() };
+  const rtp = 20_000 + 2 * Math.floor(Math.random() * 10_000);
+  const env = {
+    ...data.env,
+    AUTH_FAILURES_PER_IP: String(1e9),
+    RATE_LIMIT_PER_KEY: String(1e9),
+    SIP_LISTEN: `udp:${sip.host}:${sip.port},tcp:${sip.host}:${sip.port}`,
+    RTP_PORTS: `${rtp}-${rtp + 399}`,
+  };
   const report: FuzzReport = {
     seed: opts.seed,
     cases: 0,
@@ -311,13 +359,22 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
   };
   const count = (into: Record<string, number>, key: string) => (into[key] = (into[key] ?? 0) + 1);
   let node: Callrec | null = null;
+  const closers: Array<() => Promise<void>> = [];
   const runtime = await startFuzzRuntime();
   try {
     const [neighbourKey, key] = [
-      await provision(data.env.DATABASE_URL, { ...NEIGHBOUR, scopes: [...NEIGHBOUR.scopes] }),
-      await provision(data.env.DATABASE_URL, { ...TARGET, scopes: [...TARGET.scopes] }),
+      await provision(data.env.DATABASE_URL, {
+        ...NEIGHBOUR,
+        scopes: [...NEIGHBOUR.scopes],
+        sipSources: [...NEIGHBOUR.sipSources],
+      }),
+      await provision(data.env.DATABASE_URL, {
+        ...TARGET,
+        scopes: [...TARGET.scopes],
+        sipSources: [...TARGET.sipSources],
+      }),
     ];
-    await provision(data.env.DATABASE_URL, { ...CONSENTING, scopes: [...CONSENTING.scopes] });
+    await provision(data.env.DATABASE_URL, { ...CONSENTING, scopes: [...CONSENTING.scopes], sipSources: undefined });
     const fixtures = new Map(
       await Promise.all(
         FIXTURE_NAMES.map(async (name) => [name, await readFixture(path.join(FIXTURES, `${name}.jsonl`))] as const),
@@ -348,6 +405,23 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
       tracks: 'both',
       params: { agent_id: NEIGHBOUR.agentId, token: neighbourKey },
     });
+    // A SIPREC session beside it, from the neighbour's tenant: it must record every packet.
+    const sipClients = [await SiprecClient.open(sip), await SiprecClient.open(sip, FUZZ_SIP_SOURCE)];
+    closers.push(...sipClients.map((client) => () => client.close()));
+    const [neighbourSrc, fuzzSrc] = sipClients;
+    const neighbourStream = await siprecStream(neighbourSrc);
+    closers.push(() => neighbourStream.close());
+    const sipNeighbourId = `neighbour-sip-${(opts.seed >>> 0).toString(16)}`;
+    const sipNeighbour = runLoad({
+      url: '',
+      stream: neighbourStream,
+      callIds: [sipNeighbourId],
+      seconds,
+      tracks: 'both',
+      params: { agent_id: NEIGHBOUR.agentId },
+      // Its last packets read before its BYE (what the node reads after it is dropped).
+      beforeHangUp: () => sleep(1000),
+    }).catch((err: Error) => ({ closeCodes: [`not set up: ${err.message}`], ticks: 0 }));
     await sleep(500);
     report.rssStartMiB = report.rssWarmMiB = report.rssPeakMiB = rssBytes(live.child.pid) / MIB;
     const growth = opts.maxRssGrowthMiB ?? 256;
@@ -378,12 +452,27 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
         (opts.only === undefined ? performance.now() < deadline : next === opts.only)
       ) {
         const n = next++;
-        const c = buildCase(opts.seed, n, fixtures, doc, key);
+        const c = buildCase(opts.seed, n, fixtures, doc, key, sip);
         inFlight.set(n, c);
-        count(report.targets, c.kind === 'http' ? 'http' : `stream:${c.provider}`);
-        const outcome = await (c.kind === 'http' ? runHttp(live, c.request) : runStream(live, runtime, c)).catch(
-          (err: Error) => `error ${err.message}`,
+        count(
+          report.targets,
+          c.kind === 'stream' ? `stream:${c.provider}` : c.kind === 'sip' ? `sip:${c.transport}` : c.kind,
         );
+        const run = () => {
+          switch (c.kind) {
+            case 'http':
+              return runHttp(live, c.request);
+            case 'stream':
+              return runStream(live, runtime, c);
+            default:
+              return runSipCase(c, sip, fuzzSrc).then(async (outcome) => {
+                // The node still answers after what it was sent.
+                const health = await fetch(`${live.baseUrl}/healthz`, { signal: AbortSignal.timeout(HTTP_TIMEOUT_MS) });
+                return health.ok ? outcome : `${outcome}, then /healthz ${health.status}`;
+              });
+          }
+        };
+        const outcome = await run().catch((err: Error) => `error ${err.message}`);
         inFlight.delete(n);
         report.cases++;
         count(report.outcomes, outcome);
@@ -418,8 +507,20 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
         problem: `neighbouring call: ${wrong}`,
         input: `${ticks} frames of ${FRAME_MS} ms, both tracks`,
       });
+    const sipResult = await sipNeighbour;
+    const sipWrong =
+      sipResult.closeCodes[0] !== 1000
+        ? `its BYE got ${sipResult.closeCodes[0]}`
+        : await checkSipNeighbour(live, neighbourKey, sipNeighbourId, sipResult.ticks);
+    if (sipWrong)
+      report.failures.push({
+        case: -1,
+        problem: `neighbouring SIPREC session: ${sipWrong}`,
+        input: `${sipResult.ticks} RTP packets of ${FRAME_MS} ms per participant`,
+      });
     return report;
   } finally {
+    for (const close of closers) await close().catch(() => {});
     await node?.child.stop(5000);
     await runtime.close();
     await data.remove().catch((err: Error) => log(`could not remove the node's data: ${err.message}`));

@@ -20,8 +20,9 @@ import { blastCall, runLoad, wireStream, type LoadResult } from './load.js';
 import { adapters } from '../src/protocols/index.js';
 import { LOAD_WIRES, sameAudioStream } from './wires.js';
 import { CLI, deleteKeys, provision, startCallrec, startWorker, type Provisioned } from './node.js';
-import { cpuSeconds, firstMessage, rssBytes, startChild, type Child } from './proc.js';
+import { cpuSeconds, firstMessage, freePort, rssBytes, startChild, type Child } from './proc.js';
 import { benchScaleOut } from './scale-out.js';
+import { SiprecClient, siprecFrames, siprecFramesCounted, siprecStream } from './siprec-client.js';
 
 export interface BenchOptions {
   /** Concurrent calls per load phase. */
@@ -36,6 +37,8 @@ export interface BenchOptions {
   bridgeCalls: number;
   /** Rounds of each comparison (baseline and callrec side by side), pooled: more frames for the p99s and a spread to read. */
   rounds: number;
+  /** Concurrent SIPREC sessions in the SIPREC phase (two RTP streams each); 0 skips it. */
+  siprecSessions?: number;
   /** Length of the time-to-ready call, min (streamed at max speed). */
   readyMinutes: number;
   /** Where the results JSON goes. */
@@ -173,6 +176,13 @@ async function callAlignment(baseUrl: string, key: string, callIds: string[]) {
   return totals;
 }
 
+/** The node's RTP loss counters. */
+async function rtpMetrics(baseUrl: string): Promise<{ lost: number; late: number }> {
+  const text = await (await fetch(`${baseUrl}/metrics`)).text();
+  const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? Number.NaN);
+  return { lost: value('callrec_rtp_packets_lost_total'), late: value('callrec_rtp_packets_late_total') };
+}
+
 /** Waits until every call has ended (the session wrote its alignment). */
 async function waitEnded(baseUrl: string, key: string, callIds: string[], timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -241,6 +251,7 @@ async function report(rows: BenchRow[], opts: BenchOptions): Promise<number> {
       bridgeCalls: opts.bridgeCalls,
       seconds: opts.seconds,
       rounds: opts.rounds,
+      siprecSessions: opts.siprecSessions ?? 0,
       readyMinutes: opts.readyMinutes,
       scaleOut: opts.scaleOut !== undefined,
     },
@@ -298,7 +309,15 @@ export async function runBench(opts: BenchOptions): Promise<{ rows: BenchRow[]; 
     CALLREC_QUEUE_PREFIX: prefixes[0],
     RATE_LIMIT_PER_KEY: String(1e9),
     MAX_PENDING_STREAMS_PER_IP: String(1e6),
+    // The bridge phases' fake runtime listens on loopback, which agent_url may not reach by default.
+    EGRESS_ALLOW: '127.0.0.1',
   };
+  // SIPREC for its phase: two RTP ports per session, and as many again for ports other processes hold.
+  const sipN = opts.siprecSessions ?? 0;
+  const sip = { host: '127.0.0.1', port: await freePort() };
+  const rtpFirst = 20_000 + 2 * Math.floor(Math.random() * 5_000);
+  const sipEnv =
+    sipN > 0 ? { SIP_LISTEN: `udp:${sip.host}:${sip.port}`, RTP_PORTS: `${rtpFirst}-${rtpFirst + 8 * sipN - 1}` } : {};
   const { calls: n, bridgeCalls: nb, seconds } = opts;
   const rows: BenchRow[] = [];
   const row = (metric: string, value: number, unit: string, target = '', pass: boolean | null = null) =>
@@ -306,7 +325,14 @@ export async function runBench(opts: BenchOptions): Promise<{ rows: BenchRow[]; 
   const children: Child[] = [];
 
   try {
-    const key = await provision(env.DATABASE_URL, BENCH_NODE);
+    // The bridge phases' fake runtime, on a port chosen now: the agent lists it, as a stream's agent_url must be listed.
+    const runtimePort = await freePort();
+    const runtimeUrl = `ws://127.0.0.1:${runtimePort}/`;
+    const key = await provision(env.DATABASE_URL, {
+      ...BENCH_NODE,
+      settings: { ...BENCH_NODE.settings, agent_ws_urls: [runtimeUrl] },
+      sipSources: ['127.0.0.1/32'],
+    });
     const params = { agent_id: AGENT, token: key };
     const ids = (phase: string, count = n, from = 0) =>
       Array.from({ length: count }, (_, i) => `bench-${run}-${phase}-${from + i}`);
@@ -326,7 +352,7 @@ export async function runBench(opts: BenchOptions): Promise<{ rows: BenchRow[]; 
     const sink = startChild(script('bare-sink'), [], {});
     children.push(sink);
     const sinkUrl = `ws://127.0.0.1:${(await firstMessage<{ port: number }>(sink)).port}/media/twilio`;
-    const callrec = await startCallrec(env, false);
+    const callrec = await startCallrec({ ...env, ...sipEnv }, false);
     children.push(callrec.child);
     // A `callrec worker` beside it, idle, for its footprint (the media node runs no workers here).
     const worker = await startWorker(env);
@@ -419,6 +445,54 @@ export async function runBench(opts: BenchOptions): Promise<{ rows: BenchRow[]; 
       }
       wireCpu.set(name, used);
     }
+    // 2c. SIPREC: recording sessions set up over UDP, each two RTP streams (one per participant)
+    // carrying the same audio as the fork phases, side by side with the bare sink fed Twilio's
+    // messages as in 2b: its CPU over the sink's, against the Twilio fork's over the sink's.
+    const siprec = { callrec: 0, sink: 0, ids: [] as string[], badCloses: 0 };
+    if (sipN > 0) {
+      const client = await SiprecClient.open(sip);
+      const stream = await siprecStream(client);
+      try {
+        for (let round = 0; round < opts.rounds; round++) {
+          note(
+            `round ${round + 1}/${opts.rounds}: SIPREC, ${sipN} sessions (two RTP streams each) × ${seconds} s, to callrec and (as Twilio) to a bare ws sink at once`,
+          );
+          const meter = cpuMeter(callrec.child.pid);
+          const sinkMeter = cpuMeter(sink.pid);
+          const roundIds = ids(`siprec${round}`, sipN);
+          const counted = await siprecFrames(callrec.baseUrl);
+          const load = await runLoad({
+            url: '',
+            stream,
+            callIds: roundIds,
+            paired: {
+              url: sinkUrl,
+              callIds: ids(`siprec-sink${round}`, sipN),
+              stream: wireStream(TWILIO_LOAD, ['inbound', 'outbound']),
+            },
+            seconds,
+            tracks: 'both',
+            params,
+            beforeFrames: () => waitRecording(callrec.baseUrl, key, roundIds),
+            onLoadStart: () => (meter.start(), sinkMeter.start()),
+            onLoadEnd: () => (meter.stop(), sinkMeter.stop()),
+            // The BYEs once the node has read every packet (what it reads after a BYE is dropped).
+            beforeHangUp: () =>
+              siprecFramesCounted(callrec.baseUrl, counted + 2 * sipN * Math.round((seconds * 1000) / 20)),
+          });
+          siprec.callrec += meter.used;
+          siprec.sink += sinkMeter.used;
+          siprec.badCloses += load.closeCodes.slice(0, sipN).filter((c) => c !== 1000).length;
+          siprec.ids.push(...roundIds);
+          await waitEnded(callrec.baseUrl, key, roundIds);
+        }
+      } finally {
+        await stream.close();
+        await client.close();
+      }
+    }
+    const rtpCounters = sipN > 0 ? await rtpMetrics(callrec.baseUrl) : { lost: 0, late: 0 };
+    const siprecAlignment = await callAlignment(callrec.baseUrl, key, siprec.ids);
     await sink.stop();
     const alignment = await callAlignment(callrec.baseUrl, key, forkIds);
 
@@ -443,9 +517,10 @@ export async function runBench(opts: BenchOptions): Promise<{ rows: BenchRow[]; 
       const runtime = startChild(script('fake-runtime'), [], {
         BENCH_CALLS: String(2 * nb),
         BENCH_TICKS: String(ticks),
+        BENCH_PORT: String(runtimePort),
       });
       children.push(runtime);
-      const runtimeUrl = `ws://127.0.0.1:${(await firstMessage<{ port: number }>(runtime)).port}/`;
+      await firstMessage<{ port: number }>(runtime);
       const relay = startChild(script('bare-relay'), [], { BENCH_UPSTREAM: runtimeUrl });
       children.push(relay);
       const relayUrl = `ws://127.0.0.1:${(await firstMessage<{ port: number }>(relay)).port}/`;
@@ -561,6 +636,20 @@ export async function runBench(opts: BenchOptions): Promise<{ rows: BenchRow[]; 
     for (const [name, used] of wireCpu) {
       const ratio = used.callrec / used.sink / (sum(forkCpu) / sum(sinkCpu));
       row(`${name} fork / Twilio fork CPU (each over the bare sink, same audio)`, ratio, '×', '≤ 1.1', ratio <= 1.1);
+    }
+    if (sipN > 0) {
+      const ratio = siprec.callrec / siprec.sink / (sum(forkCpu) / sum(sinkCpu));
+      row(`callrec CPU, SIPREC (${sipN} sessions, RTP)`, perCallSecond(siprec.callrec, sipN), 'ms CPU per call-second');
+      row(`SIPREC / ${forkTraffic} fork CPU (each over the bare sink, same audio)`, ratio, '×', '≤ 1.3', ratio <= 1.3);
+      const missed = rtpCounters.lost + rtpCounters.late + siprecAlignment.dropped + siprecAlignment.missing;
+      row(
+        'RTP packets lost / late (SIPREC, all sessions)',
+        rtpCounters.lost,
+        `packets / ${rtpCounters.late} late, ${siprecAlignment.dropped} dropped`,
+        '0',
+        missed === 0,
+      );
+      row('SIPREC sessions not ended by their BYE (200)', siprec.badCloses, 'sessions', '0', siprec.badCloses === 0);
     }
     row('callrec busy share of one core (fork)', (sum(forkCpu) / opts.rounds / seconds) * 100, '%');
     row('p99 frame processing, fork', histogramQuantile(forkHist, 0.99) * 1e6, 'µs');

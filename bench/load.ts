@@ -50,8 +50,22 @@ export interface WireFrame {
   binary: boolean;
 }
 
+/** One call's connection as the generator drives it: a WebSocket, or a SIPREC session and its RTP. */
+export interface LoadSocket {
+  readonly open: boolean;
+  /** Sends one tick's frames (`LoadStream.frames`). */
+  send(frames: WireFrame[]): void;
+  /** Hangs up: the stream's stop message and a close 1000; a SIPREC session's BYE. */
+  hangUp(): void;
+  /** Resolves with how the call ended: a WebSocket close code (a SIPREC session answers 1000 for a BYE taken). */
+  readonly closed: Promise<number>;
+  terminate(): void;
+}
+
 /** One provider's traffic, for loads of providers other than Twilio (`bench/fixture-stream.ts`). */
 export interface LoadStream {
+  /** How a call connects (`bench/siprec-client.ts`); by default a WebSocket to `url`, sent `start`. */
+  connect?(url: string, callId: string, params: Record<string, string>): Promise<LoadSocket>;
   /** The URL a call connects to (its endpoint; Asterisk and ACS carry the parameters on it). */
   url(base: string, callId: string, params: Record<string, string>): string;
   /** What a call sends before its first frame. */
@@ -77,6 +91,8 @@ export interface LoadOptions {
   params: Record<string, string>;
   /** Awaited after every call sent its start message, before the first frame. */
   beforeFrames?: () => Promise<void>;
+  /** Awaited after the last tick, before the calls hang up (until the server has taken every frame). */
+  beforeHangUp?: () => Promise<void>;
   /** Called right before the first tick and right after the last one (CPU sampling). */
   onLoadStart?: () => void;
   onLoadEnd?: () => void;
@@ -128,16 +144,9 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   const pairedStream = opts.paired?.stream ?? stream;
   const open = (url: string, callIds: string[], stream: LoadStream) =>
     Promise.all(
-      callIds.map(async (callId) => {
-        const ws = new WebSocket(stream.url(url, callId, opts.params), {
-          perMessageDeflate: false,
-          headers: stream.headers?.(opts.params),
-        });
-        await once(ws, 'open');
-        ws.on('error', () => {}); // failures show as close codes
-        for (const m of stream.start(callId, opts.params)) ws.send(m.data, { binary: m.binary });
-        return ws;
-      }),
+      callIds.map((callId) =>
+        stream.connect ? stream.connect(url, callId, opts.params) : connectWebSocket(url, callId, opts.params, stream),
+      ),
     );
   if (opts.paired && opts.paired.callIds.length !== n) throw new Error('paired calls must match the calls one for one');
   const sockets = [
@@ -145,7 +154,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
     ...(opts.paired ? await open(opts.paired.url, opts.paired.callIds, pairedStream) : []),
   ];
   const streamOf = (s: number) => (s < n ? stream : pairedStream);
-  const closed = sockets.map((ws) => once(ws, 'close').then(([code]) => code as number));
+  const closed = sockets.map((socket) => socket.closed);
   await opts.beforeFrames?.();
 
   const ticks = Math.round((opts.seconds * 1000) / FRAME_MS);
@@ -177,11 +186,11 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
           messages = { tick, frames: new Map([stream, pairedStream].map((st) => [st, st.frames(tick)])) };
         for (let c = slot % PHASES; c < n; c += PHASES) {
           for (const s of copies(c, tick)) {
-            const ws = sockets[s];
-            if (ws.readyState !== WebSocket.OPEN) continue;
+            const socket = sockets[s];
+            if (!socket.open) continue;
             if (sendTimes) sendTimes[s * ticks + tick] = Number(process.hrtime.bigint() / 1000n);
             const frames = messages.frames.get(streamOf(s))!;
-            for (const frame of frames) ws.send(frame.data, frame.binary ? BINARY : TEXT);
+            socket.send(frames);
             framesSent += frames.length;
           }
         }
@@ -194,17 +203,44 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   clearInterval(second);
   opts.onLoadEnd?.();
 
-  sockets.forEach((ws, s) => {
-    if (ws.readyState !== WebSocket.OPEN) return;
-    const { stop } = streamOf(s);
-    if (stop !== null) ws.send(stop);
-    ws.close(1000);
-  });
+  await opts.beforeHangUp?.();
+  for (const socket of sockets) if (socket.open) socket.hangUp();
   const closeCodes = await Promise.race([
     Promise.all(closed),
-    sleep(15_000, null, { ref: false }).then(() => sockets.map((ws) => (ws.terminate(), 1006))),
+    sleep(15_000, null, { ref: false }).then(() => sockets.map((socket) => (socket.terminate(), 1006))),
   ]);
   return { ticks, framesSent, lateTicks, sendTimes, closeCodes };
+}
+
+/** A call over a WebSocket to the stream's URL: its start messages sent, its frames as messages. */
+async function connectWebSocket(
+  url: string,
+  callId: string,
+  params: Record<string, string>,
+  stream: LoadStream,
+): Promise<LoadSocket> {
+  const ws = new WebSocket(stream.url(url, callId, params), {
+    perMessageDeflate: false,
+    headers: stream.headers?.(params),
+  });
+  await once(ws, 'open');
+  ws.on('error', () => {}); // failures show as close codes
+  const closed = once(ws, 'close').then(([code]) => code as number);
+  for (const m of stream.start(callId, params)) ws.send(m.data, { binary: m.binary });
+  return {
+    get open() {
+      return ws.readyState === WebSocket.OPEN;
+    },
+    send(frames) {
+      for (const frame of frames) ws.send(frame.data, frame.binary ? BINARY : TEXT);
+    },
+    hangUp() {
+      if (stream.stop !== null) ws.send(stream.stop);
+      ws.close(1000);
+    },
+    closed,
+    terminate: () => ws.terminate(),
+  };
 }
 
 /**

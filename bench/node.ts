@@ -67,6 +67,8 @@ export interface Provisioned {
   agentId: string;
   scopes: Scope[];
   settings: Partial<CallRecordingSettings>;
+  /** The tenant's `sip_sources` as stored (normalised CIDRs, `127.0.0.1/32`): whose SIPREC INVITEs are its. */
+  sipSources?: string[];
 }
 
 /** Provisions, through the store the server will open, the tenant, a key and the recording agent; returns the key's secret. */
@@ -77,6 +79,9 @@ export async function provision(databaseUrl: string, what: Provisioned): Promise
     await store.tenants.ensure(what.tenantId, what.tenantId);
     const { secret } = await store.keys.create({ tenantId: what.tenantId, name: what.agentId, scopes: what.scopes });
     await store.agents.patch(what.tenantId, what.agentId, { voice_tools: { call_recording: what.settings } }, null);
+    const sources = what.sipSources;
+    if (sources)
+      await store.tenants.updateSettings(what.tenantId, (settings) => ({ ...settings, sip_sources: sources }));
     return secret;
   } finally {
     await store.close();

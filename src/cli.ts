@@ -331,6 +331,12 @@ function positiveInt(value: string): number {
   return n;
 }
 
+function nonNegativeInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('must be a whole number, 0 or more');
+  return n;
+}
+
 program
   .command('replay <files...>')
   .description('stream fixture captures at a server as the providers would (QA)')
@@ -417,6 +423,12 @@ program
   .option('--seconds <n>', 'length of each call, s', positiveInt, 20)
   .option('--bridge-calls <n>', 'concurrent calls in the bridge (latency) phases', positiveInt, 100)
   .option('--rounds <n>', 'rounds of each comparison (baseline and callrec side by side)', positiveInt, 3)
+  .option(
+    '--siprec-sessions <n>',
+    'concurrent SIPREC sessions (two RTP streams each) in the SIPREC phase; 0 skips it',
+    nonNegativeInt,
+    200,
+  )
   .option('--ready-minutes <n>', 'length of the time-to-ready call, min', positiveInt, 10)
   .option('--out <file>', 'results file', 'bench/results.json')
   .option(
@@ -448,6 +460,7 @@ program
       bridgeCalls: number;
       seconds: number;
       rounds: number;
+      siprecSessions: number;
       readyMinutes: number;
       out: string;
       scaleOut?: boolean;
@@ -462,6 +475,7 @@ program
         bridgeCalls: opts.bridgeCalls,
         seconds: opts.seconds,
         rounds: opts.rounds,
+        siprecSessions: opts.siprecSessions,
         readyMinutes: opts.readyMinutes,
         out: opts.out,
         scaleOut,

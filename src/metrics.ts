@@ -20,6 +20,24 @@ export class MediaMetrics {
     labelNames: ['method', 'status'] as const,
     registers: [this.registry],
   });
+  /** Recording sessions (SIPREC) on this node, from the INVITE taken to the session's end. */
+  readonly sipSessionsActive = new Gauge({
+    name: 'callrec_sip_sessions_active',
+    help: 'SIPREC recording sessions live on this node',
+    registers: [this.registry],
+  });
+  /** RTP sequence numbers a recording session never received (counted as its tracking window passes them, and at its end). */
+  readonly rtpPacketsLostTotal = new Counter({
+    name: 'callrec_rtp_packets_lost_total',
+    help: 'RTP packets of SIPREC sessions never received (sequence gaps not filled)',
+    registers: [this.registry],
+  });
+  /** RTP packets that arrived after the jitter window had written their place out: dropped, like a provider's late frame. */
+  readonly rtpPacketsLateTotal = new Counter({
+    name: 'callrec_rtp_packets_late_total',
+    help: 'RTP packets of SIPREC sessions that arrived too late for the jitter window and were dropped',
+    registers: [this.registry],
+  });
   readonly framesTotal = new Counter({
     name: 'callrec_frames_total',
     help: 'Media frames received from providers',

@@ -106,6 +106,7 @@ export class CallSession extends StateMachine<SessionState> {
   #frames = 0;
   /** Frames dropped for running ahead of the wall clock, already added to the metrics. */
   #framesAheadCounted = 0;
+  #framesLateCounted = 0;
   /** Messages and bytes held before the stream went live (STREAM_PRESTART_*). */
   #heldMessages = 0;
   #heldBytes = 0;
@@ -178,9 +179,15 @@ export class CallSession extends StateMachine<SessionState> {
 
   /** Frames are counted per session and added to the shared counters once a tick, not per frame. */
   #countFrames(recorder: CallRecorder): void {
-    const ahead = recorder.alignment?.framesAhead ?? 0;
+    const alignment = recorder.alignment;
+    const ahead = alignment?.framesAhead ?? 0;
     if (ahead > this.#framesAheadCounted) this.#ctx.metrics.framesAheadTotal.inc(ahead - this.#framesAheadCounted);
     this.#framesAheadCounted = ahead;
+    // A SIPREC session's frames are its RTP packets, one each: its late frames are late packets.
+    const late = alignment?.framesTooLate ?? 0;
+    if (late > this.#framesLateCounted && this.#adapter.provider === 'siprec')
+      this.#ctx.metrics.rtpPacketsLateTotal.inc(late - this.#framesLateCounted);
+    this.#framesLateCounted = late;
     if (this.#frames === 0) return;
     this.#ctx.metrics.framesTotal.inc({ provider: this.#adapter.provider }, this.#frames);
     this.#frames = 0;

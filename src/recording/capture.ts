@@ -19,6 +19,8 @@ export interface AlignmentReport {
   framesDropped: number;
   /** Of those, frames that would have run the recording more than `maxLeadMs` ahead of the wall clock. */
   framesAhead: number;
+  /** Of those, frames that arrived after the jitter window had spooled their place. */
+  framesTooLate: number;
   /** Largest distance between the two legs' newest audio, in ms (both legs from the provider only). */
   maxLegSkewMs: number;
   /** Bridge mode: runtime audio that never played (removed by `clear`, or still queued at hang-up), in ms. */
@@ -263,6 +265,7 @@ export class Capture {
       framesDuplicate: caller.stats.framesDuplicate + agent.stats.framesDuplicate,
       framesDropped: caller.stats.framesDropped + agent.stats.framesDropped + this.#rejected + this.#ahead,
       framesAhead: this.#ahead,
+      framesTooLate: caller.stats.framesDropped + agent.stats.framesDropped,
       maxLegSkewMs: ms(this.#maxSkew),
       agentAudioUnplayedMs: ms(this.#unplayed),
     };

@@ -10,7 +10,7 @@ import { MediaPort, siprecAdapter } from './media-port.js';
 import { ParticipantRoster, readMetadata, type RecordingMetadata } from './metadata.js';
 import { answerSdp, readBody, type RecordingOffer, type RecordedStream } from './offer.js';
 import { isRtcp, parseSenderReports, SenderReportAligner } from './rtcp.js';
-import { parseRtp, parseTelephoneEvent, RtpTimeline, type RtpSockets } from './rtp.js';
+import { parseRtp, parseTelephoneEvent, RtpLossCounter, RtpTimeline, type RtpSockets } from './rtp.js';
 import { rtpDecoder, type RtpDecoder } from './rtp-decoders.js';
 import { ALLOW, localTag, withHeader } from './server.js';
 import {
@@ -59,6 +59,8 @@ interface RtpReceiver {
   /** The SSRC and sequence number of the last payload decoded (a stateful decoder's order). */
   ssrc: number;
   sequence: number;
+  /** Its sequence numbers never received, for `callrec_rtp_packets_lost_total`. */
+  loss: RtpLossCounter;
   /** Timestamp of the last telephone-event reported, so an event's three end packets count once. */
   lastEvent: number;
   /** An SRTP stream's crypto context: each datagram is authenticated and decrypted before it is read. */
@@ -149,6 +151,7 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
       decoder: rtpDecoder(offer.codec),
       ssrc: -1,
       sequence: 0,
+      loss: new RtpLossCounter(),
       lastEvent: -1,
       srtp: stream.srtp && new SrtpReceiver(stream.srtp),
     }));
@@ -266,14 +269,17 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
   protected onTransition(_prev: RecordingSessionState, next: RecordingSessionState): void {
     if (next.status !== 'ended') return;
     this.#timer.stop();
-    for (const { sockets, srtp, stream } of this.#receivers) {
+    let lost = 0;
+    for (const { sockets, srtp, stream, loss } of this.#receivers) {
       sockets.rtp.close();
+      lost += loss.settle();
       if (srtp && srtp.authFailures + srtp.replays > 0)
         this.#ctx.log.warn(
           { label: stream.label, authFailures: srtp.authFailures, replays: srtp.replays },
           'SRTP packets dropped',
         );
     }
+    if (lost > 0) this.#ctx.media.metrics.rtpPacketsLostTotal.inc(lost);
   }
 
   /** The call session is live: the INVITE is answered, and the session timer it asked for starts. */
@@ -399,6 +405,8 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
     const packet = clear && parseRtp(clear);
     if (!packet) return;
     const { stream, timeline } = receiver;
+    const lost = receiver.loss.packet(packet.ssrc, packet.sequence);
+    if (lost > 0) this.#ctx.media.metrics.rtpPacketsLostTotal.inc(lost);
     const now = performance.now();
     if (this.#zero < 0) {
       this.#zero = now;

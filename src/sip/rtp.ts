@@ -180,3 +180,75 @@ export class RtpTimeline {
     return positionMs;
   }
 }
+
+/** Sequence numbers tracked behind the newest: far past the jitter window (300 ms, 15 packets of 20 ms). */
+const LOSS_WINDOW = 128;
+/** A jump in sequence numbers larger than this restarts the count (RFC 3550 A.1's MAX_DROPOUT). */
+const MAX_DROPOUT = 3000;
+
+/**
+ * Counts one RTP stream's lost packets: sequence numbers never received. The last
+ * `LOSS_WINDOW` numbers are tracked; one that leaves the window without its packet is lost (a
+ * packet that old is past the jitter window anyway: its audio could not be placed). Reordered
+ * packets and duplicates are not loss. A new SSRC, or a jump of more than `MAX_DROPOUT` (the
+ * source restarted its numbering), settles the old numbering and starts a new one. Each call
+ * costs at most one pass over the window, whatever the packet says.
+ */
+export class RtpLossCounter {
+  readonly #received = new Uint8Array(LOSS_WINDOW);
+  #ssrc = -1;
+  /** Extended sequence number of the newest packet, and of the oldest counted (-1: none yet). */
+  #highest = -1;
+  #base = 0;
+
+  /** A packet arrived; returns how many sequence numbers it shows lost. */
+  packet(ssrc: number, sequence: number): number {
+    if (ssrc !== this.#ssrc || this.#highest < 0) return this.#restart(ssrc, sequence);
+    // The signed 16-bit distance from the newest: unwraps across 65535 → 0.
+    const delta = ((sequence - this.#highest) << 16) >> 16;
+    if (delta > MAX_DROPOUT || delta < -MAX_DROPOUT) return this.#restart(ssrc, sequence);
+    const at = this.#highest + delta;
+    if (delta <= 0) {
+      if (-delta < LOSS_WINDOW) {
+        this.#received[at & (LOSS_WINDOW - 1)] = 1;
+        if (at < this.#base) this.#base = at;
+      }
+      return 0;
+    }
+    let lost = 0;
+    if (delta >= LOSS_WINDOW) {
+      // The whole window leaves, and the numbers between it and the new one were never seen.
+      lost = this.settle() + delta - LOSS_WINDOW;
+      this.#received.fill(0);
+    } else {
+      for (let n = this.#highest + 1; n <= at; n++) {
+        const slot = n & (LOSS_WINDOW - 1);
+        if (this.#received[slot] === 0 && n - LOSS_WINDOW >= this.#base) lost++;
+        this.#received[slot] = 0;
+      }
+    }
+    this.#received[at & (LOSS_WINDOW - 1)] = 1;
+    this.#highest = at;
+    return lost;
+  }
+
+  /** The numbers still missing in the window (the stream ended, or restarted): lost now. Counted once. */
+  settle(): number {
+    let lost = 0;
+    for (let n = Math.max(this.#base, this.#highest - LOSS_WINDOW + 1); n <= this.#highest; n++)
+      if (this.#received[n & (LOSS_WINDOW - 1)] === 0) lost++;
+    this.#base = this.#highest + 1;
+    return lost;
+  }
+
+  #restart(ssrc: number, sequence: number): number {
+    const lost = this.#highest < 0 ? 0 : this.settle();
+    this.#ssrc = ssrc;
+    this.#received.fill(0);
+    // Extended numbers keep the sequence number in their low 16 bits, and start a cycle up so
+    // that reordered packets before the first stay positive.
+    this.#highest = this.#base = 0x10000 + sequence;
+    this.#received[this.#highest & (LOSS_WINDOW - 1)] = 1;
+    return lost;
+  }
+}

@@ -207,9 +207,12 @@ export class SiprecServer implements SipHandler {
       );
       const key = dialogKey(request);
       this.#sessions.set(key, session);
+      media.metrics.sipSessionsActive.inc();
       this.#options.onCall(session.call);
       session.on('stateChange', (_, next) => {
-        if (next.status === 'ended' && this.#sessions.get(key) === session) this.#sessions.delete(key);
+        if (next.status !== 'ended') return;
+        media.metrics.sipSessionsActive.dec();
+        if (this.#sessions.get(key) === session) this.#sessions.delete(key);
       });
       log.info(
         { callId: session.callId, participants: offer.participants.map((p) => p.aor || p.name) },

@@ -1,5 +1,5 @@
 import dgram from 'node:dgram';
-import { parseRtp, parseTelephoneEvent, RtpPorts, RtpTimeline } from '../../src/sip/rtp.js';
+import { parseRtp, parseTelephoneEvent, RtpLossCounter, RtpPorts, RtpTimeline } from '../../src/sip/rtp.js';
 import { readMetadata } from '../../src/sip/metadata.js';
 
 function packet(opts: {
@@ -89,4 +89,30 @@ test('ports: RTP on an even port with RTCP on the one above; a pair with a port 
   expect(ports.available).toBe(2);
   const again = await ports.open('127.0.0.1');
   again.rtp.close();
+});
+
+test('loss: gaps never filled are lost once; reordering, duplicates and the 16-bit wrap are not loss', () => {
+  const loss = new RtpLossCounter();
+  const feed = (ssrc: number, seqs: number[]) => seqs.reduce((sum, seq) => sum + loss.packet(ssrc, seq), 0);
+  // Around the wrap: 65533 missing, 65535 and 0 swapped, 2 duplicated.
+  let lost = feed(1, [65530, 65531, 65532, 65534, 0, 65535, 1, 2, 2, 3]);
+  // Nothing is lost until the window (128 numbers) has passed the gap.
+  expect(lost).toBe(0);
+  lost += feed(
+    1,
+    Array.from({ length: 200 }, (_, i) => (4 + i) & 0xffff),
+  );
+  expect(lost).toBe(1);
+  // 204 and 205 are lost when the stream settles; settling twice counts nothing more.
+  lost += feed(1, [206]);
+  expect(lost + loss.settle()).toBe(3);
+  expect(loss.settle()).toBe(0);
+  // A packet older than the window changes nothing; a jump past the window loses what it skipped,
+  // those it passed at once, the rest as it settles.
+  expect(feed(1, [10, 206 + 500])).toBe(499 - 127);
+  expect(loss.settle()).toBe(127);
+  // A new SSRC settles the old numbering (nothing missing) and starts afresh at any number.
+  expect(feed(2, [40_000, 40_001])).toBe(0);
+  // A jump past MAX_DROPOUT restarts the numbering rather than counting thousands lost.
+  expect(feed(2, [60_000, 60_001]) + loss.settle()).toBe(0);
 });
