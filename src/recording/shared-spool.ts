@@ -3,6 +3,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { NO_POOL, type BufferPool } from '../../media/buffer-pool.js';
 import { WAV_HEADER_BYTES } from '../../media/wav.js';
 import { encryptStream, openEncrypted } from '../crypto/chunked.js';
 import { newDataKey, type MasterKeyring, type WrappedKey } from '../crypto/keys.js';
@@ -111,6 +112,8 @@ export class ShippedSpoolWriter extends SpoolWriter {
   readonly #ship: SpoolShipping;
   readonly #retry: { first: number; max: number; closeTimeout: number };
   readonly #segmentFrames: number;
+  /** Where each segment's read-back buffer comes from and goes back to: the node's call buffers. */
+  readonly #pool: BufferPool;
   readonly #dataKey = newDataKey();
   #keyStored = false;
   /** Frames known to be on disk, and frames shipped in whole segments. */
@@ -131,6 +134,7 @@ export class ShippedSpoolWriter extends SpoolWriter {
     this.#ship = shipping;
     this.#retry = shipping.retryMs ?? { first: FIRST_RETRY_MS, max: MAX_RETRY_MS, closeTimeout: CLOSE_TIMEOUT_MS };
     this.#segmentFrames = Math.max(1, Math.round(shipping.segmentSeconds * this.sampleRate));
+    this.#pool = options.pool ?? NO_POOL;
     this.#pump(); // the key first, so even a spool that dies in its first segment can be read
   }
 
@@ -227,30 +231,41 @@ export class ShippedSpoolWriter extends SpoolWriter {
     this.#keyStored = true;
   }
 
-  /** Ships frames [shipped, end) as the next segment, read back from the file. */
+  /**
+   * Ships frames [shipped, end) as the next segment, read back from the file into a buffer of the
+   * node's pool (a whole segment's, the short tail's too, so one size goes round). A fresh buffer
+   * per segment was the media node's largest allocation: hundreds of KB every few seconds per
+   * call, freed whenever V8 collected it, which left glibc's heap holding ever more of them.
+   */
   async #putSegment(end: number): Promise<void> {
     const frameBytes = 2 * this.channels;
-    const plain = Buffer.allocUnsafe((end - this.#shippedFrames) * frameBytes);
-    const handle = await fs.open(this.path, 'r');
+    const buffer = this.#pool.take(this.#segmentFrames * frameBytes);
     try {
-      const { bytesRead } = await handle.read(
-        plain,
-        0,
-        plain.length,
-        WAV_HEADER_BYTES + this.#shippedFrames * frameBytes,
-      );
-      if (bytesRead !== plain.length)
-        throw new CallrecError('ERR_BAD_SPOOL', `${this.path} is shorter than the audio written to it`);
+      const plain = Buffer.from(buffer, 0, (end - this.#shippedFrames) * frameBytes);
+      const handle = await fs.open(this.path, 'r');
+      try {
+        const { bytesRead } = await handle.read(
+          plain,
+          0,
+          plain.length,
+          WAV_HEADER_BYTES + this.#shippedFrames * frameBytes,
+        );
+        if (bytesRead !== plain.length)
+          throw new CallrecError('ERR_BAD_SPOOL', `${this.path} is shorter than the audio written to it`);
+      } finally {
+        await handle.close();
+      }
+      const name = spoolObjects.segment(this.id, this.#segments + 1);
+      // The header's key id names the object, so a segment moved or renamed fails to read.
+      const body = encryptStream(this.#dataKey, { keyId: name });
+      body.end(plain);
+      // Settled, the upload holds no more of `plain`: the encryption copied what it sealed.
+      await this.#ship.store.put(name, body);
+      this.#segments++;
+      this.#shippedFrames = end;
     } finally {
-      await handle.close();
+      this.#pool.give(buffer);
     }
-    const name = spoolObjects.segment(this.id, this.#segments + 1);
-    // The header's key id names the object, so a segment moved or renamed fails to read.
-    const body = encryptStream(this.#dataKey, { keyId: name });
-    body.end(plain);
-    await this.#ship.store.put(name, body);
-    this.#segments++;
-    this.#shippedFrames = end;
   }
 
   async #putManifest(): Promise<void> {

@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { BufferPool } from '../../media/buffer-pool.js';
 import { MasterKeyring } from '../../src/crypto/keys.js';
 import { createLogger } from '../../src/log.js';
 import { MediaMetrics } from '../../src/metrics.js';
@@ -171,6 +172,42 @@ for (const [name, open] of Object.entries(BUCKETS)) {
     });
   });
 }
+
+test('segments are read back into one buffer of the node pool, reused from segment to segment', async () => {
+  const bucket = await BUCKETS.local();
+  try {
+    const segmentBytes = SEGMENT_FRAMES * 2 * 2;
+    let taken = 0;
+    let allocated = 0;
+    const pool = new (class extends BufferPool {
+      override take(bytes: number): ArrayBuffer {
+        if (bytes === segmentBytes) {
+          taken++;
+          // A buffer the pool did not hold is a fresh allocation.
+          if (this.freeBytes < bytes) allocated++;
+        }
+        return super.take(bytes);
+      }
+    })();
+    const file = path.join(dir, 'spool', `${randomUUID()}.wav`);
+    const spool = new ShippedSpoolWriter(
+      file,
+      { sampleRate: RATE, channels: 2, flushMs: 100, pool },
+      shipping(bucket.store),
+    );
+    const frames = 5 * SEGMENT_FRAMES + 321;
+    await spoolAudio(spool, 0, frames);
+    expect(await spool.close()).toBe(frames);
+    expect(spool.segments).toBe(6);
+    // Every segment, the short tail too, went through the pool; only the first needed a new buffer.
+    expect(taken).toBe(6);
+    expect(allocated).toBe(1);
+    const shipped = await openShippedSpool(bucket.store, keyring, spool.id);
+    expect(await collectPcm(shipped.read(0, frames))).toEqual(positionPattern(0, frames));
+  } finally {
+    await bucket.close();
+  }
+});
 
 test('a bucket outage mid-call loses nothing once the bucket is back', async () => {
   const bucket = await BUCKETS.gcs();
