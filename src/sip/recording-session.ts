@@ -6,7 +6,7 @@ import { CallrecError, sipStatus, type ErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
 import { LOST } from '../recording/lost-spans.js';
 import { parseCSeq, parseNameAddr, responseTo, SipHeaders, type SipRequest } from './message.js';
-import { MediaPort, siprecAdapter } from './media-port.js';
+import { MediaPort, mediaMessage, mediaPosition, siprecAdapter } from './media-port.js';
 import { ParticipantRoster, readMetadata, type RecordingMetadata } from './metadata.js';
 import { answerSdp, readBody, type RecordingOffer, type RecordedStream } from './offer.js';
 import { isRtcp, parseSenderReports, SenderReportAligner } from './rtcp.js';
@@ -37,6 +37,9 @@ function isInactiveOffer(body: string): boolean {
 /** See `#onRtp`: one 20 ms packet. */
 const START_WINDOW_MS = 20;
 
+/** What a delivered slot of a stream's media queue holds, so the queue keeps no datagram's memory. */
+const DELIVERED = Buffer.alloc(0);
+
 /** What a recording session needs from the SIPREC server. */
 export interface RecordingSessionContext {
   media: MediaContext;
@@ -65,6 +68,10 @@ interface RtpReceiver {
   lastEvent: number;
   /** An SRTP stream's crypto context: each datagram is authenticated and decrypted before it is read. */
   srtp: SrtpReceiver | null;
+  /** Media messages of this turn of the event loop, in arrival order, `[head, count)` still to deliver (see `#deliverMedia`). */
+  queue: Buffer[];
+  head: number;
+  count: number;
 }
 
 export type RecordingSessionState =
@@ -124,6 +131,9 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
   #remoteCSeq: number;
   /** Where the audio received so far ends, ms of the session's clock. */
   #audioEndMs = 0;
+  /** Whether `#deliverMedia` is due at the end of this turn of the event loop. */
+  #deliveryDue = false;
+  readonly #deliverQueued = (): void => this.#deliverMedia();
 
   constructor(
     ctx: RecordingSessionContext,
@@ -154,6 +164,9 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
       loss: new RtpLossCounter(),
       lastEvent: -1,
       srtp: stream.srtp && new SrtpReceiver(stream.srtp),
+      queue: [],
+      head: 0,
+      count: 0,
     }));
     const ports = new Map([...sockets].map(([index, { rtp }]) => [index, rtp.address().port]));
     this.#answer = Buffer.from(
@@ -234,6 +247,8 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
     const inactive = body.sdp !== null ? isInactiveOffer(body.sdp) : this.#paused;
     if (inactive !== this.#paused) {
       this.#paused = inactive;
+      this.#deliverMedia(); // the audio queued this turn came before the pause or resume
+
       const action = inactive ? 'pause' : 'resume';
       // A transition the recorder cannot take now (no recording, already there) changes nothing.
       this.call
@@ -254,6 +269,7 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
   /** BYE from the SRC: 200, and the recording finalizes; the dialog is over (a later request in it is 481). */
   bye(transaction: ServerTransaction): void {
     transaction.respond(responseTo(transaction.request, 200));
+    this.#deliverMedia();
     this.#port.hangUp('BYE');
     this.#end('BYE');
   }
@@ -311,6 +327,7 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
   #expired(timer: Extract<SessionTimerState, { status: 'expired' }>): void {
     if (this.status !== 'answered' && this.status !== 'confirmed') return;
     const reason = `ERR_SIP_SESSION_EXPIRED: no session refresh within ${timer.terms.expires} s`;
+    this.#deliverMedia();
     if (this.#zero >= 0) this.#port.lost(this.#audioEndMs, performance.now() - this.#zero, LOST.sessionExpired);
     this.#sendBye(reason);
     this.#port.hangUp(reason);
@@ -410,7 +427,7 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
     const now = performance.now();
     if (this.#zero < 0) {
       this.#zero = now;
-      setImmediate(() => (this.#firstHandled = performance.now()));
+      this.#deliverLater(); // it dates `#firstHandled`
     }
     // Streams whose first packets arrive within a packet time of the session's first started
     // with it: an SRC starts them together, and what is measured between them is the order in
@@ -460,7 +477,55 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
       positionMs += (skip * 1000) / sampleRate;
       if (audio.length === 0) return;
     }
-    this.#port.media(receiver.stream.leg, positionMs, audio);
+    if (receiver.count === receiver.queue.length) receiver.queue.push(DELIVERED);
+    receiver.queue[receiver.count++] = mediaMessage(receiver.stream.leg, positionMs, audio);
+    this.#deliverLater();
+  }
+
+  #deliverLater(): void {
+    if (this.#deliveryDue) return;
+    this.#deliveryDue = true;
+    setImmediate(this.#deliverQueued);
+  }
+
+  /**
+   * The media of this turn of the event loop into the call, in position order across the
+   * session's streams (a merge: each stream's queue is in its own order already).
+   *
+   * Each stream has its own socket, and after a stall libuv reads every readable socket in turn,
+   * up to 32 datagrams each per poll round, so one stream's backlog came in before the other's:
+   * handed on as read, the first stream's newer audio would move the capture's clock past the
+   * jitter window and the other's older audio would be dropped as too late. Queued for the turn
+   * (the check phase runs after each poll round) and merged, both streams' audio arrives in
+   * order, round after round, however many rounds a backlog of seconds takes: every round reads
+   * as many datagrams from each backlogged socket, so streams of the same packet time advance
+   * together. This is done here rather than by holding the capture's horizon back to its slowest
+   * leg: the capture and the WebSocket providers stay as they are, and no ring grows by the
+   * seconds a stall may last. What it does not cover: streams of different packet times drift
+   * apart by 32 × the difference per round (20 ms against 30 ms: 320 ms, past a 300 ms window),
+   * and legs an SRC itself sends skewed by more than the jitter window.
+   */
+  #deliverMedia(): void {
+    this.#deliveryDue = false;
+    const receivers = this.#receivers;
+    for (;;) {
+      let next: RtpReceiver | null = null;
+      let at = Number.POSITIVE_INFINITY;
+      for (let i = 0; i < receivers.length; i++) {
+        const r = receivers[i];
+        if (r.head < r.count && mediaPosition(r.queue[r.head]) < at) {
+          next = r;
+          at = mediaPosition(r.queue[r.head]);
+        }
+      }
+      if (!next) break;
+      const message = next.queue[next.head];
+      next.queue[next.head++] = DELIVERED;
+      this.#port.media(message);
+    }
+    for (const r of receivers) r.head = r.count = 0;
+    // The session's first media is in the call now, with what it set off (see `#onRtp`).
+    if (this.#firstHandled === Number.POSITIVE_INFINITY && this.#zero >= 0) this.#firstHandled = performance.now();
   }
 
   /**
