@@ -251,7 +251,6 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
     if (inactive !== this.#paused) {
       this.#paused = inactive;
       this.#deliverMedia(true); // the audio queued this turn came before the pause or resume
-
       const action = inactive ? 'pause' : 'resume';
       // A transition the recorder cannot take now (no recording, already there) changes nothing.
       this.call
