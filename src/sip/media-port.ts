@@ -16,6 +16,20 @@ import type { ProviderSocket } from '../calls/session.js';
 const LEGS: readonly Leg[] = ['caller', 'agent'];
 const HEAD = 9;
 
+/** A media message: a copy of `payload` (it may be a decoder's scratch) for `MediaPort#media`, now or later. */
+export function mediaMessage(leg: Leg, positionMs: number, payload: Buffer): Buffer {
+  const data = Buffer.allocUnsafe(HEAD + payload.length);
+  data[0] = leg === 'caller' ? 0 : 1;
+  data.writeDoubleBE(positionMs, 1);
+  payload.copy(data, HEAD);
+  return data;
+}
+
+/** Where a media message's audio starts, ms of the session's clock. */
+export function mediaPosition(message: Buffer): number {
+  return message.readDoubleBE(1);
+}
+
 /** The in-process provider socket of one SIPREC session. */
 export class MediaPort extends EventEmitter implements ProviderSocket {
   #readyState: number = WebSocket.OPEN;
@@ -37,12 +51,9 @@ export class MediaPort extends EventEmitter implements ProviderSocket {
     this.#deliver(Buffer.from(JSON.stringify({ event: 'start', agentId, callId, format, participants })), false);
   }
 
-  media(leg: Leg, positionMs: number, payload: Buffer): void {
-    const data = Buffer.allocUnsafe(HEAD + payload.length);
-    data[0] = leg === 'caller' ? 0 : 1;
-    data.writeDoubleBE(positionMs, 1);
-    payload.copy(data, HEAD);
-    this.#deliver(data, true);
+  /** A media message (`mediaMessage`) into the call session. */
+  media(message: Buffer): void {
+    this.#deliver(message, true);
   }
 
   dtmf(digit: string): void {

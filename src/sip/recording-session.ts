@@ -6,7 +6,7 @@ import { CallrecError, sipStatus, type ErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
 import { LOST } from '../recording/lost-spans.js';
 import { parseCSeq, parseNameAddr, responseTo, SipHeaders, type SipRequest } from './message.js';
-import { MediaPort, siprecAdapter } from './media-port.js';
+import { MediaPort, mediaMessage, mediaPosition, siprecAdapter } from './media-port.js';
 import { ParticipantRoster, readMetadata, type RecordingMetadata } from './metadata.js';
 import { answerSdp, readBody, type RecordingOffer, type RecordedStream } from './offer.js';
 import { isRtcp, parseSenderReports, SenderReportAligner } from './rtcp.js';
@@ -37,6 +37,9 @@ function isInactiveOffer(body: string): boolean {
 /** See `#onRtp`: one 20 ms packet. */
 const START_WINDOW_MS = 20;
 
+/** What a delivered slot of a stream's media queue holds, so the queue keeps no datagram's memory. */
+const DELIVERED = Buffer.alloc(0);
+
 /** What a recording session needs from the SIPREC server. */
 export interface RecordingSessionContext {
   media: MediaContext;
@@ -65,6 +68,11 @@ interface RtpReceiver {
   lastEvent: number;
   /** An SRTP stream's crypto context: each datagram is authenticated and decrypted before it is read. */
   srtp: SrtpReceiver | null;
+  /** Media messages not yet in the call, in arrival order: the first `queued` (see `#deliverMedia`). */
+  queue: Buffer[];
+  queued: number;
+  /** Whether it read media in this turn of the event loop. */
+  read: boolean;
 }
 
 export type RecordingSessionState =
@@ -124,6 +132,11 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
   #remoteCSeq: number;
   /** Where the audio received so far ends, ms of the session's clock. */
   #audioEndMs = 0;
+  /** Whether `#deliverMedia` is due at the end of this turn of the event loop. */
+  #deliveryDue = false;
+  readonly #deliverQueued = (): void => this.#deliverMedia();
+  /** `#deliverMedia`'s read position in each stream's queue. */
+  readonly #heads: number[] = [];
 
   constructor(
     ctx: RecordingSessionContext,
@@ -154,6 +167,9 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
       loss: new RtpLossCounter(),
       lastEvent: -1,
       srtp: stream.srtp && new SrtpReceiver(stream.srtp),
+      queue: [],
+      queued: 0,
+      read: false,
     }));
     const ports = new Map([...sockets].map(([index, { rtp }]) => [index, rtp.address().port]));
     this.#answer = Buffer.from(
@@ -234,6 +250,7 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
     const inactive = body.sdp !== null ? isInactiveOffer(body.sdp) : this.#paused;
     if (inactive !== this.#paused) {
       this.#paused = inactive;
+      this.#deliverMedia(true); // the audio queued this turn came before the pause or resume
       const action = inactive ? 'pause' : 'resume';
       // A transition the recorder cannot take now (no recording, already there) changes nothing.
       this.call
@@ -254,6 +271,7 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
   /** BYE from the SRC: 200, and the recording finalizes; the dialog is over (a later request in it is 481). */
   bye(transaction: ServerTransaction): void {
     transaction.respond(responseTo(transaction.request, 200));
+    this.#deliverMedia(true);
     this.#port.hangUp('BYE');
     this.#end('BYE');
   }
@@ -311,6 +329,7 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
   #expired(timer: Extract<SessionTimerState, { status: 'expired' }>): void {
     if (this.status !== 'answered' && this.status !== 'confirmed') return;
     const reason = `ERR_SIP_SESSION_EXPIRED: no session refresh within ${timer.terms.expires} s`;
+    this.#deliverMedia(true);
     if (this.#zero >= 0) this.#port.lost(this.#audioEndMs, performance.now() - this.#zero, LOST.sessionExpired);
     this.#sendBye(reason);
     this.#port.hangUp(reason);
@@ -410,7 +429,7 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
     const now = performance.now();
     if (this.#zero < 0) {
       this.#zero = now;
-      setImmediate(() => (this.#firstHandled = performance.now()));
+      this.#deliverLater(); // it dates `#firstHandled`
     }
     // Streams whose first packets arrive within a packet time of the session's first started
     // with it: an SRC starts them together, and what is measured between them is the order in
@@ -460,7 +479,75 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
       positionMs += (skip * 1000) / sampleRate;
       if (audio.length === 0) return;
     }
-    this.#port.media(receiver.stream.leg, positionMs, audio);
+    if (receiver.queued === receiver.queue.length) receiver.queue.push(DELIVERED);
+    receiver.queue[receiver.queued++] = mediaMessage(receiver.stream.leg, positionMs, audio);
+    receiver.read = true;
+    this.#deliverLater();
+  }
+
+  #deliverLater(): void {
+    if (this.#deliveryDue) return;
+    this.#deliveryDue = true;
+    setImmediate(this.#deliverQueued);
+  }
+
+  /**
+   * The media of this turn of the event loop into the call, in position order across the
+   * session's streams (a merge: each stream's queue is in its own order already); with `all`
+   * false, only up to where every stream that read media this turn has come.
+   *
+   * Each stream has its own socket, and after a stall libuv reads every readable socket in turn,
+   * up to 32 datagrams each per poll round, so one stream's backlog comes in before the other's:
+   * handed on as read, the first stream's newer audio would move the capture's clock past the
+   * jitter window and the other's older audio would be dropped as too late. Queued for the turn
+   * (the check phase runs after each poll round) and merged, both streams' audio arrives in
+   * order, round after round, however many rounds a backlog of seconds takes. Streams of
+   * different packet times cover different spans in those 32 datagrams (20 against 40 ms: 640
+   * against 1280 ms a round): what is past the slowest stream still reading waits for the next
+   * turn, and goes then unless that stream read more. A stream that read nothing this turn
+   * holds nothing back, so audio waits at most as long as a backlog takes to read.
+   *
+   * This is done here rather than by holding the capture's horizon back to its slowest leg: the
+   * capture and the WebSocket providers stay as they are, and no ring grows by the seconds a
+   * stall may last. What it cannot undo: legs the SRC itself sends further apart than the jitter window.
+   */
+  #deliverMedia(all = false): void {
+    this.#deliveryDue = false;
+    const receivers = this.#receivers;
+    let upTo = Number.POSITIVE_INFINITY;
+    for (let i = 0; i < receivers.length && !all; i++) {
+      const r = receivers[i];
+      if (r.read) upTo = Math.min(upTo, mediaPosition(r.queue[r.queued - 1]));
+    }
+    for (let i = 0; i < receivers.length; i++) this.#heads[i] = 0;
+    for (;;) {
+      let next = -1;
+      let at = Number.POSITIVE_INFINITY;
+      for (let i = 0; i < receivers.length; i++) {
+        const r = receivers[i];
+        const head = this.#heads[i];
+        const position = head < r.queued ? mediaPosition(r.queue[head]) : at;
+        if (position <= upTo && position < at) {
+          next = i;
+          at = position;
+        }
+      }
+      if (next < 0) break;
+      this.#port.media(receivers[next].queue[this.#heads[next]++]);
+    }
+    let held = false;
+    for (let i = 0; i < receivers.length; i++) {
+      const r = receivers[i];
+      const head = this.#heads[i];
+      r.queue.copyWithin(0, head, r.queued);
+      r.queue.fill(DELIVERED, r.queued - head, r.queued);
+      r.queued -= head;
+      r.read = false;
+      held ||= r.queued > 0;
+    }
+    if (held) this.#deliverLater();
+    // The session's first media is in the call now, with what it set off (see `#onRtp`).
+    if (this.#firstHandled === Number.POSITIVE_INFINITY && this.#zero >= 0) this.#firstHandled = performance.now();
   }
 
   /**
