@@ -123,7 +123,7 @@ export async function firstMessage<T>(child: Child, timeoutMs = 10_000): Promise
 }
 
 /** Polls `url` until it answers 200, or throws with the child's stderr. */
-export async function waitForHttp(url: string, child: Child, timeoutMs = 20_000): Promise<void> {
+export async function waitForHttp(url: string, child: Child, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (child.process.exitCode !== null) throw new Error(`child exited: ${child.stderr()}`);
