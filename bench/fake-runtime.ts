@@ -3,7 +3,7 @@
  * upstream connections (Twilio protocol), notes when each relayed caller frame arrived, and
  * answers every caller frame with a frame of its own audio, as a talking agent would.
  *
- * Env: `BENCH_CALLS`, `BENCH_TICKS`. Calls are named `<anything>-<index>` in the `call_id`
+ * Env: `BENCH_CALLS`, `BENCH_TICKS`, `BENCH_PORT` (default any free one: the agent must list the URL). Calls are named `<anything>-<index>` in the `call_id`
  * parameter; a frame's tick is its timestamp / 20 ms. On any IPC message it replies with
  * `{ received: Float64Array }`: arrival times (µs, CLOCK_MONOTONIC, comparable across
  * processes) at `index * ticks + tick`, 0 where none arrived.
@@ -17,7 +17,11 @@ const received = new Float64Array(calls * ticks);
 // 20 ms of a 1.5 kHz μ-law tone: what the agent "says" back, the same bytes every frame.
 const AGENT_PAYLOAD = Buffer.from(Array.from({ length: 160 }, (_, i) => (i % 16 < 8 ? 0x1f : 0x9f))).toString('base64');
 
-const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false });
+const wss = new WebSocketServer({
+  host: '127.0.0.1',
+  port: Number(process.env.BENCH_PORT ?? 0),
+  perMessageDeflate: false,
+});
 wss.on('connection', (ws) => {
   let base = -1;
   let reply = '';

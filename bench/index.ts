@@ -20,7 +20,7 @@ import { blastCall, runLoad, wireStream, type LoadResult } from './load.js';
 import { adapters } from '../src/protocols/index.js';
 import { LOAD_WIRES, sameAudioStream } from './wires.js';
 import { CLI, deleteKeys, provision, startCallrec, startWorker, type Provisioned } from './node.js';
-import { cpuSeconds, firstMessage, rssBytes, startChild, type Child } from './proc.js';
+import { cpuSeconds, firstMessage, freePort, rssBytes, startChild, type Child } from './proc.js';
 import { benchScaleOut } from './scale-out.js';
 
 export interface BenchOptions {
@@ -350,6 +350,8 @@ export async function runBench(opts: BenchOptions): Promise<{ rows: BenchRow[]; 
     MAX_PENDING_STREAMS_PER_IP: String(1e6),
     AUTH_FAILURES_PER_IP: String(1e9),
     STREAM_AUTH_TIMEOUT_SECONDS: '60',
+    // The fake runtime listens on loopback, an internal address a tenant's runtime may not be unless allowed.
+    EGRESS_ALLOW: '127.0.0.1',
   };
   const { calls: n, bridgeCalls: nb, seconds } = opts;
   const rows: BenchRow[] = [];
@@ -358,7 +360,14 @@ export async function runBench(opts: BenchOptions): Promise<{ rows: BenchRow[]; 
   const children: Child[] = [];
 
   try {
-    const key = await provision(env.DATABASE_URL, BENCH_NODE);
+    // The bridge phases' runtime listens where the agent lists it: a stream's agent_url may only
+    // pick one of its agent's runtimes.
+    const runtimePort = await freePort();
+    const runtimeUrl = `ws://127.0.0.1:${runtimePort}/`;
+    const key = await provision(env.DATABASE_URL, {
+      ...BENCH_NODE,
+      settings: { ...BENCH_NODE.settings, agent_ws_urls: [runtimeUrl] },
+    });
     const params = { agent_id: AGENT, token: key };
     const ids = (phase: string, count = n, from = 0) =>
       Array.from({ length: count }, (_, i) => `bench-${run}-${phase}-${from + i}`);
@@ -440,6 +449,10 @@ export async function runBench(opts: BenchOptions): Promise<{ rows: BenchRow[]; 
       forkCpu.push(forkMeter.used);
       setupCpu.push(setupMeter.used);
       sinkSetupCpu.push(sinkSetupMeter.used);
+      // Each round as it ends: a later phase that fails leaves these in the log.
+      note(
+        `round ${round + 1}: callrec ${forkMeter.used.toFixed(2)} s CPU, sink ${sinkMeter.used.toFixed(2)} s, ratio ${(forkMeter.used / sinkMeter.used).toFixed(3)}; set-up ${((setupMeter.used / n) * 1000).toFixed(2)} ms CPU per call`,
+      );
       const setupAfter = await setupTimes(callrec.baseUrl);
       for (const phase of SETUP_PHASES) {
         setupPhases[phase].sum += setupAfter[phase].sum - setupBefore[phase].sum;
@@ -488,6 +501,7 @@ export async function runBench(opts: BenchOptions): Promise<{ rows: BenchRow[]; 
           onLoadEnd: () => (meter.stop(), sinkMeter.stop()),
         });
         wireLoads.push(load);
+        note(`round ${round + 1}: ${name} over the sink ${(meter.used / sinkMeter.used).toFixed(3)}`);
         used.callrec.push(meter.used);
         used.sink.push(sinkMeter.used);
         await waitEnded(callrec.baseUrl, key, roundIds);
@@ -518,9 +532,10 @@ export async function runBench(opts: BenchOptions): Promise<{ rows: BenchRow[]; 
       const runtime = startChild(script('fake-runtime'), [], {
         BENCH_CALLS: String(2 * nb),
         BENCH_TICKS: String(ticks),
+        BENCH_PORT: String(runtimePort),
       });
       children.push(runtime);
-      const runtimeUrl = `ws://127.0.0.1:${(await firstMessage<{ port: number }>(runtime)).port}/`;
+      await firstMessage<{ port: number }>(runtime);
       const relay = startChild(script('bare-relay'), [], { BENCH_UPSTREAM: runtimeUrl });
       children.push(relay);
       const relayUrl = `ws://127.0.0.1:${(await firstMessage<{ port: number }>(relay)).port}/`;
