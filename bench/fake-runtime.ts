@@ -3,7 +3,7 @@
  * upstream connections (Twilio protocol), notes when each relayed caller frame arrived, and
  * answers every caller frame with a frame of its own audio, as a talking agent would.
  *
- * Env: `BENCH_CALLS`, `BENCH_TICKS`. Calls are named `<anything>-<index>` in the `call_id`
+ * Env: `BENCH_CALLS`, `BENCH_TICKS`, `BENCH_PORT` (default any free one: the agent must list the URL). Calls are named `<anything>-<index>` in the `call_id`
  * parameter; a frame's tick is its timestamp / 20 ms. On any IPC message it replies with
  * `{ received: Float64Array }`: arrival times (µs, CLOCK_MONOTONIC, comparable across
  * processes) at `index * ticks + tick`, 0 where none arrived.

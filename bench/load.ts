@@ -89,6 +89,8 @@ export interface LoadOptions {
   stream?: LoadStream;
   /** Custom parameters of every call (agent_id, token, agent_url…); `call_id` is added. */
   params: Record<string, string>;
+  /** Called right before the first socket opens (set-up CPU sampling). */
+  beforeOpen?: () => void;
   /** Awaited after every call sent its start message, before the first frame. */
   beforeFrames?: () => Promise<void>;
   /** Awaited after the last tick, before the calls hang up (until the server has taken every frame). */
@@ -149,6 +151,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
       ),
     );
   if (opts.paired && opts.paired.callIds.length !== n) throw new Error('paired calls must match the calls one for one');
+  opts.beforeOpen?.();
   const sockets = [
     ...(await open(opts.url, opts.callIds, stream)),
     ...(opts.paired ? await open(opts.paired.url, opts.paired.callIds, pairedStream) : []),

@@ -132,6 +132,11 @@ function parseProvider(value: string): Provider {
   return value;
 }
 
+/** A comma-separated list of providers, or `none`. */
+function parseProviders(value: string): Provider[] {
+  return value === 'none' ? [] : value.split(',').map((name) => parseProvider(name.trim()));
+}
+
 /** What every command that opens the database reads. */
 const DATABASE_ENV = ['DATABASE_URL', 'DATA_DIR'];
 /** What `serve` and `worker` read besides their own (docs/cli.md, README "Configuration"). */
@@ -438,6 +443,11 @@ program
     'twilio',
   )
   .option(
+    '--compare <providers>',
+    "with Twilio's fork phase, the providers whose fork runs beside it on the same audio: a comma-separated list, or none (default: every one bench/wires.ts writes)",
+    parseProviders,
+  )
+  .option(
     '--scale-out',
     'instead, the scale-out section: two media nodes and a worker sharing PostgreSQL, Redis and a bucket; --calls per media node, --seconds per call',
   )
@@ -457,6 +467,7 @@ program
     async (opts: {
       calls: number;
       provider: Provider;
+      compare?: Provider[];
       bridgeCalls: number;
       seconds: number;
       rounds: number;
@@ -472,6 +483,7 @@ program
       const { failed } = await runBench({
         calls: opts.calls,
         provider: opts.provider,
+        compare: opts.compare,
         bridgeCalls: opts.bridgeCalls,
         seconds: opts.seconds,
         rounds: opts.rounds,

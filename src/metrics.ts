@@ -52,6 +52,20 @@ export class MediaMetrics {
     registers: [this.registry],
   });
 
+  /**
+   * Where a stream's set-up time goes, once per call by phase: `start` (upgrade to the provider's
+   * start message, the provider's own pace), `auth` (key and agent checked), `claim` (the node's
+   * claim, the cluster's count when capped, the call row), `live` (consent gate, recorder, spool
+   * and recording row begun, timers armed), `recording_row` (the recording row written, in the background).
+   */
+  readonly streamSetupSeconds = new Histogram({
+    name: 'callrec_stream_setup_seconds',
+    help: 'Stream set-up time per call, by phase (start, auth, claim, live, recording_row)',
+    labelNames: ['phase'] as const,
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [this.registry],
+  });
+
   readonly spoolSegmentsBehind = new Gauge({
     name: 'callrec_spool_segments_behind',
     help: 'Spool segments written to disk but not yet shipped to SPOOL_URL, over all calls',

@@ -110,6 +110,8 @@ export class CallSession extends StateMachine<SessionState> {
   /** Messages and bytes held before the stream went live (STREAM_PRESTART_*). */
   #heldMessages = 0;
   #heldBytes = 0;
+  /** When (performance.now) the socket opened, then the set-up phase now timed began: `callrec_stream_setup_seconds`. */
+  #phaseAt = performance.now();
   /** Resolves when the session has ended and its recording (if any) is queued. */
   readonly ended: Promise<void>;
   #resolveEnded!: () => void;
@@ -242,6 +244,7 @@ export class CallSession extends StateMachine<SessionState> {
     } else if (event.type === 'start') {
       // Stop reading while set-up queries run: TCP holds the provider's frames for us.
       this.#ws.pause();
+      this.#setUpPhase('start');
       const next = {
         status: 'authenticating' as const,
         connected: s.connected,
@@ -356,6 +359,7 @@ export class CallSession extends StateMachine<SessionState> {
     try {
       const identity = await authenticateStream(this.#ctx, this.#upgrade, start);
       if (this.state !== authenticating) return;
+      this.#setUpPhase('auth');
       const claim = claimCall(this.#ctx, this, this.#adapter.provider, start, identity);
       const { tenantId, callId, agentId, mode } = identity;
       this.#log = this.#log.child({ tenantId, callId, agentId, mode });
@@ -363,10 +367,19 @@ export class CallSession extends StateMachine<SessionState> {
       const claimed = { ...opening, status: 'claimed' as const, claim };
       this.state = claimed;
       await claim.created;
-      if (this.state === claimed) this.#goLive(claimed, start);
+      if (this.state !== claimed) return;
+      this.#setUpPhase('claim');
+      this.#goLive(claimed, start);
     } catch (err) {
       this.#fail(err as Error);
     }
+  }
+
+  /** Observes the set-up phase that ends now, once per call; the next one starts. */
+  #setUpPhase(phase: 'start' | 'auth' | 'claim' | 'live'): void {
+    const now = performance.now();
+    this.#ctx.metrics.streamSetupSeconds.observe({ phase }, (now - this.#phaseAt) / 1000);
+    this.#phaseAt = now;
   }
 
   /** Builds the live call in one step (consent gate, recorder, runtime link), then handles what waited. */
@@ -392,6 +405,16 @@ export class CallSession extends StateMachine<SessionState> {
     this.#log.info('call started');
     // Synchronous: a prompt that is due holds the runtime before its first message can arrive.
     recorder.begin();
+    this.#setUpPhase('live');
+    const take = recorder.state;
+    if (take.status === 'recording') {
+      const begun = performance.now();
+      take.recordingId.then(
+        () =>
+          this.#ctx.metrics.streamSetupSeconds.observe({ phase: 'recording_row' }, (performance.now() - begun) / 1000),
+        () => {}, // logged by the recorder
+      );
+    }
     // Resumed first: no message arrives before the held ones are handled (it takes a turn of the
     // event loop), and one of them may pause the socket again for a runtime that is not reading.
     this.#ws.resume();

@@ -186,7 +186,17 @@ test('connecting → authenticating → claimed → live → ending → ended: t
   });
   expect(jobs).toEqual([{ tenantId: 't1', callId: 'call-1', recordingId: expect.any(String) }]);
   await expect(s.control('stop')).rejects.toMatchObject({ code: 'ERR_NOT_FOUND' });
+  // Its set-up, phase by phase, once each.
+  expect(await setupCounts()).toEqual({ start: 1, auth: 1, claim: 1, live: 1, recording_row: 1 });
 });
+
+/** How many calls `callrec_stream_setup_seconds` timed, by phase. */
+async function setupCounts(): Promise<Record<string, number>> {
+  const { values } = await ctx.metrics.streamSetupSeconds.get();
+  return Object.fromEntries(
+    values.filter((v) => v.metricName?.endsWith('_count')).map((v) => [v.labels.phase as string, v.value]),
+  );
+}
 
 test('authenticating → ending on a bad token: closed 1008, nothing created', async () => {
   const { session: s, socket } = session();
@@ -194,6 +204,8 @@ test('authenticating → ending on a bad token: closed 1008, nothing created', a
   await s.ended;
   expect(socket.closed).toEqual({ code: 1008, reason: expect.stringMatching(/^ERR_BAD_TOKEN: /) });
   expect(await db.store.calls.get('t1', 'call-1')).toBeNull();
+  // A refused stream's start is timed; nothing after it.
+  expect(await setupCounts()).toEqual({ start: 1 });
 });
 
 test('authenticating → ending when the provider hangs up during set-up: nothing is claimed', async () => {
