@@ -402,9 +402,9 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
     sockets.rtp.close();
     const lost = loss.settle();
     if (lost > 0) this.#ctx.media.metrics.rtpPacketsLostTotal.inc(lost);
-    if (srtp && srtp.authFailures + srtp.replays > 0)
+    if (srtp && srtp.authFailures + srtp.replays + srtp.rtcpDropped > 0)
       this.#ctx.log.warn(
-        { label: stream.label, authFailures: srtp.authFailures, replays: srtp.replays },
+        { label: stream.label, authFailures: srtp.authFailures, replays: srtp.replays, rtcpDropped: srtp.rtcpDropped },
         'SRTP packets dropped',
       );
   }
@@ -608,12 +608,12 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
     return receiver.decoder.decode(packet.payload);
   }
 
-  /** RTCP for a stream: its sender reports align the session's streams (rtcp.ts). */
+  /** RTCP for a stream (SRTCP, authenticated and decrypted, for an SRTP one): its sender reports align the session's streams (rtcp.ts). */
   #onRtcp(receiver: RtpReceiver, data: Buffer): void {
-    // An SRTP stream's reports are SRTCP, their sender info encrypted and not read here: such
-    // streams align by their first packets.
-    if (this.status === 'ended' || receiver.srtp) return;
-    for (const report of parseSenderReports(data)) {
+    if (this.status === 'ended') return;
+    const clear = receiver.srtp ? receiver.srtp.unprotectRtcp(data) : data;
+    if (!clear) return;
+    for (const report of parseSenderReports(clear)) {
       const correctionMs = this.#aligner.report(receiver.timeline, report);
       if (correctionMs !== 0) this.#logAlignment(receiver, correctionMs);
     }
