@@ -79,14 +79,23 @@ export type RecordingSessionState =
   /** 200 sent, retransmitted until the ACK. */
   | { status: 'answered'; invite: ServerTransaction }
   | { status: 'confirmed' }
+  /** BYE answered: RTP still in flight is received until `timer` ends the session (`BYE_GRACE_MS`). */
+  | { status: 'closing'; timer: NodeJS.Timeout }
   | { status: 'ended'; reason: string };
 
 const TRANSITIONS: Transitions<RecordingSessionState> = {
   offered: ['answered', 'ended'],
-  answered: ['confirmed', 'ended'],
-  confirmed: ['ended'],
+  answered: ['confirmed', 'closing', 'ended'],
+  confirmed: ['closing', 'ended'],
+  closing: ['ended'],
   ended: [],
 };
+
+/**
+ * After a BYE, how long RTP is still received (packets the SRC sent just before it may arrive
+ * after it): the jitter window, within which such packets still go in place, at most 1 s.
+ */
+const byeGraceMs = (jitterMs = 300) => Math.min(jitterMs, 1000);
 
 /**
  * One SIPREC recording session (RFC 7866): the dialog its INVITE made, and the RTP streams it
@@ -208,7 +217,8 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
     const { request } = transaction;
     if (this.status === 'offered')
       return transaction.respond(withHeader(responseTo(request, 491, this.localTag), 'Retry-After', '1'));
-    if (this.status === 'ended') return transaction.respond(responseTo(request, 481, this.localTag));
+    if (this.status === 'ended' || this.status === 'closing')
+      return transaction.respond(responseTo(request, 481, this.localTag));
     // An older request than one already taken (reordered over UDP) would undo a later update.
     const cseq = parseCSeq(request.headers.get('cseq'))?.seq ?? 0;
     if (cseq <= this.#remoteCSeq)
@@ -267,11 +277,21 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
     this.#timer.refreshed(terms);
   }
 
-  /** BYE from the SRC: 200, and the recording finalizes; the dialog is over (a later request in it is 481). */
+  /**
+   * BYE from the SRC: 200 at once, and the dialog is over (a later request in it is 481). RTP is
+   * received for `byeGraceMs` more, so what the SRC sent just before the BYE is recorded; then
+   * the recording finalizes.
+   */
   bye(transaction: ServerTransaction): void {
+    if (this.status === 'closing' || this.status === 'ended')
+      return transaction.respond(responseTo(transaction.request, 481, this.localTag));
     transaction.respond(responseTo(transaction.request, 200));
-    this.#port.hangUp('BYE');
-    this.#end('BYE');
+    const finish = () => {
+      this.#port.hangUp('BYE');
+      this.#end('BYE');
+    };
+    if (this.status === 'offered') return finish();
+    this.state = { status: 'closing', timer: setTimeout(finish, byeGraceMs(this.#ctx.media.jitterMs)) };
   }
 
   /** CANCEL of the INVITE before it was answered: 487, nothing recorded. */
@@ -282,7 +302,9 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
     this.#port.hangUp('CANCEL');
   }
 
-  protected onTransition(_prev: RecordingSessionState, next: RecordingSessionState): void {
+  protected onTransition(prev: RecordingSessionState, next: RecordingSessionState): void {
+    if (prev.status === 'closing') clearTimeout(prev.timer);
+    if (next.status === 'closing') this.#timer.stop();
     if (next.status !== 'ended') return;
     this.#timer.stop();
     for (const receiver of this.#receivers) this.#closeReceiver(receiver);

@@ -303,6 +303,44 @@ test('SRTCP sender reports align SRTP streams whose first packets arrive 250 ms 
   }
 }, 60_000);
 
+test('RTP sent just before the BYE and arriving after it is recorded; the BYE is answered at once, and a request after it is 481', async () => {
+  const agentId = 'agent-srtp-bye';
+  const { client, ports, toTag, send, protectors, closeRtp } = await srtpSession(agentId);
+  const caller = legPackets('caller', protectors.caller);
+  const agent = legPackets('agent', protectors.agent);
+  await sleep(300);
+  await Promise.all([send(caller[0], ports[0]), send(agent[0], ports[1])]);
+  await sleep(20);
+  // Everything up to 1.6 s before the BYE; the agent's last burst (1700-2300 ms) and the rest
+  // after its 200: in flight when the SRC hung up.
+  const sendFrom = async (from: number, to: number) => {
+    for (let i = from; i < to; i++) {
+      if (caller[i]) await send(caller[i], ports[0]);
+      if (agent[i]) await send(agent[i], ports[1]);
+      if (i % 10 === 0) await sleep(1);
+    }
+  };
+  await sendFrom(1, 80);
+  await sleep(100);
+  client.send('BYE', agentId, { cseq: 2, toTag });
+  await client.next(200, 'BYE');
+  await sendFrom(80, Math.max(caller.length, agent.length));
+  closeRtp();
+  client.send('UPDATE', agentId, { cseq: 3, toTag });
+  await client.next(481, 'UPDATE');
+  client.close();
+
+  await ts.recording(client.callId);
+  const found = await recordedBursts(client.callId);
+  for (const leg of ['caller', 'agent'] as const) {
+    expect(found[leg]).toHaveLength(BURSTS[leg].length);
+    BURSTS[leg].forEach(([from, to], i) => {
+      expect(Math.abs(found[leg][i].startMs - from)).toBeLessThanOrEqual(1);
+      expect(Math.abs(found[leg][i].endMs - to)).toBeLessThanOrEqual(1);
+    });
+  }
+}, 60_000);
+
 test('a client that does not speak TLS on the tls: port is disconnected, and the listener takes the next one', async () => {
   const plain = net.connect(tlsPort, '127.0.0.1');
   await once(plain, 'connect');
