@@ -120,6 +120,8 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
   #sessionVersion = 1;
   /** The m-lines of the latest offer answered (RFC 3264 §8: a later one keeps them, in order, and may add some). */
   #offered: sdpTransform.MediaDescription[];
+  /** An offer that adds streams is opening their ports: another offer meanwhile is 491. */
+  #restreaming = false;
   readonly #aligner = new SenderReportAligner();
   /** The session's clock zero: the first RTP packet's arrival (performance.now), -1 before it. */
   #zero = -1;
@@ -215,7 +217,8 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
    */
   modify(transaction: ServerTransaction): void {
     const { request } = transaction;
-    if (this.status === 'offered')
+    // RFC 3264 §4: no new offer while one is still being answered (the INVITE's, or one opening ports).
+    if (this.status === 'offered' || this.#restreaming)
       return transaction.respond(withHeader(responseTo(request, 491, this.localTag), 'Retry-After', '1'));
     if (this.status === 'ended' || this.status === 'closing')
       return transaction.respond(responseTo(request, 481, this.localTag));
@@ -249,13 +252,16 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
     if (body.metadata) this.#updateParticipants(body.metadata);
     const restreamed = body.sdp !== null && !inactive ? this.#restream(body.sdp) : null;
     if (!restreamed) return this.#answerModify(transaction, body.sdp !== null, inactive, terms);
-    restreamed.then(
-      () => this.#answerModify(transaction, true, false, terms),
-      (err: Error) => {
-        this.#ctx.log.warn({ err }, 'could not change the streams');
-        transaction.respond(responseTo(request, sipStatus(err), this.localTag, err.message.slice(0, 120)));
-      },
-    );
+    this.#restreaming = true;
+    restreamed
+      .then(
+        () => this.#answerModify(transaction, true, false, terms),
+        (err: Error) => {
+          this.#ctx.log.warn({ err }, 'could not change the streams');
+          transaction.respond(responseTo(request, sipStatus(err), this.localTag, err.message.slice(0, 120)));
+        },
+      )
+      .finally(() => (this.#restreaming = false));
   }
 
   /** The 200 to a re-INVITE or UPDATE (`modify`), with the session's answer when it carried an offer. */
