@@ -123,13 +123,15 @@ export const MAX_PARTICIPANTS = 64;
  */
 export class ParticipantRoster {
   readonly #byId = new Map<string, ParticipantRecord>();
-  readonly #legOf: ReadonlyMap<string, Leg>;
+  readonly #legOf: Map<string, Leg>;
   /** Stream labels by `stream_id`, from every document so far. */
   readonly #labels = new Map<string, string>();
+  /** The latest sender's participant id by stream label (or `stream_id`), from every document so far. */
+  readonly #senders = new Map<string, string>();
 
   /** `legOf`: each recorded stream's leg by its label; `metadata`: the INVITE's. */
   constructor(legOf: ReadonlyMap<string, Leg>, metadata: RecordingMetadata | null) {
-    this.#legOf = legOf;
+    this.#legOf = new Map(legOf);
     if (!metadata) return;
     this.#learn(metadata);
     for (const p of metadata.participants.slice(0, MAX_PARTICIPANTS)) this.#byId.set(p.id, { ...p, leg: null });
@@ -186,9 +188,30 @@ export class ParticipantRoster {
     return JSON.stringify(this.list()) !== before;
   }
 
-  /** Keeps the stream labels a document gives (bounded as the participants are). */
+  /** Who the metadata so far says sends the stream labelled `label`; null when it has not said. */
+  sender(label: string): ParticipantRecord | null {
+    let id = this.#senders.get(label);
+    for (const [streamId, l] of this.#labels) if (l === label) id = this.#senders.get(streamId) ?? id;
+    return this.#byId.get(id ?? '') ?? null;
+  }
+
+  /**
+   * A stream added mid-session (a re-INVITE's new m-line) records on `leg`: its sender, when
+   * known and on no leg yet, is on it. Returns whether the participants changed.
+   */
+  addStream(label: string, leg: Leg): boolean {
+    this.#legOf.set(label, leg);
+    const sender = this.sender(label);
+    if (!sender || sender.leg !== null) return false;
+    sender.leg = leg;
+    return true;
+  }
+
+  /** Keeps the stream labels and senders a document gives (bounded as the participants are). */
   #learn(metadata: RecordingMetadata): void {
     for (const [id, label] of metadata.labels)
       if (this.#labels.has(id) || this.#labels.size < MAX_PARTICIPANTS) this.#labels.set(id, label);
+    for (const [stream, id] of metadata.senderOf)
+      if (this.#senders.has(stream) || this.#senders.size < MAX_PARTICIPANTS) this.#senders.set(stream, id);
   }
 }

@@ -96,10 +96,7 @@ export function readOffer(
   const byId = new Map(metadata?.participants.map((p) => [p.id, p]));
   const offeredStreams = (sdp.media ?? [])
     .map((media, index) => ({ media, index, srtp: isSecure(media) ? chooseCrypto(media.crypto) : null }))
-    .filter(
-      ({ media }) =>
-        media.type === 'audio' && media.port !== 0 && media.direction !== 'inactive' && media.direction !== 'recvonly',
-    );
+    .filter(({ media }) => isSentAudio(media));
   // An SRTP stream without a key callrec can use is refused (port 0) like any stream it cannot record.
   const audio = offeredStreams
     .filter(({ media, srtp }) => srtp || !isSecure(media))
@@ -126,10 +123,6 @@ export function readOffer(
   const firstSender = audio[0].participant;
   const streams = audio.map(({ media, index, srtp, label, participant }, i): RecordedStream => {
     const isCaller = byAor ? !agentSent[i] : firstSender && participant ? participant === firstSender : i === 0;
-    const offered = formats(media);
-    // telephone-event and CN run on the codec's RTP clock (RFC 4733 §2.1, RFC 3389 §4).
-    const onClock = (name: string) =>
-      offered.find((f) => f.name === name && f.clockRate === codec.clockRate)?.payload ?? -1;
     return {
       index,
       label,
@@ -137,13 +130,55 @@ export function readOffer(
       participant,
       address: media.connection?.ip ?? sdp.connection?.ip ?? '',
       port: media.port,
-      payloadType: offered.find((f) => sameFormat(f, codec))!.payload,
-      eventPayloadType: onClock('TELEPHONE-EVENT'),
-      cnPayloadType: onClock('CN'),
+      ...payloadTypes(media, codec)!,
       srtp,
     };
   });
   return { sdp, codec, streams, participants: metadata?.participants ?? [], metadata };
+}
+
+/** A stream's payload types of `codec`, telephone-event and CN (-1: not offered); null when it does not offer `codec`. */
+function payloadTypes(
+  media: sdpTransform.MediaDescription,
+  codec: RtpFormat,
+): Pick<RecordedStream, 'payloadType' | 'eventPayloadType' | 'cnPayloadType'> | null {
+  const offered = formats(media);
+  const payloadType = offered.find((f) => sameFormat(f, codec))?.payload;
+  if (payloadType === undefined) return null;
+  // telephone-event and CN run on the codec's RTP clock (RFC 4733 §2.1, RFC 3389 §4).
+  const onClock = (name: string) =>
+    offered.find((f) => f.name === name && f.clockRate === codec.clockRate)?.payload ?? -1;
+  return { payloadType, eventPayloadType: onClock('TELEPHONE-EVENT'), cnPayloadType: onClock('CN') };
+}
+
+/** Whether an offered m-line is an audio stream callrec would record: sent, on a port, not `recvonly`/`inactive`. */
+function isSentAudio(media: sdpTransform.MediaDescription): boolean {
+  return media.type === 'audio' && media.port !== 0 && media.direction !== 'inactive' && media.direction !== 'recvonly';
+}
+
+/**
+ * A stream a re-INVITE or UPDATE adds (RFC 7866 §8: a participant joined), recorded in the
+ * session's `codec`, without its leg and sender; null when callrec refuses it (port 0): not
+ * sent audio, not offering the session's codec, or SRTP without a usable `a=crypto`.
+ */
+export function addedStream(
+  sdp: sdpTransform.SessionDescription,
+  index: number,
+  codec: RtpFormat,
+): Omit<RecordedStream, 'leg' | 'participant'> | null {
+  const media = sdp.media[index];
+  if (!media || !isSentAudio(media)) return null;
+  const srtp = isSecure(media) ? chooseCrypto(media.crypto) : null;
+  const types = payloadTypes(media, codec);
+  if ((isSecure(media) && !srtp) || !types) return null;
+  return {
+    index,
+    label: String(media.label ?? index),
+    address: media.connection?.ip ?? sdp.connection?.ip ?? '',
+    port: media.port,
+    ...types,
+    srtp,
+  };
 }
 
 /**
@@ -218,6 +253,7 @@ export function answerSdp(
   address: string,
   ports: ReadonlyMap<number, number>,
   sessionId: number,
+  sessionVersion = 1,
 ): string {
   const family = address.includes(':') ? 6 : 4;
   const media = (offer.sdp.media ?? []).map((m, index) => {
@@ -255,7 +291,7 @@ export function answerSdp(
   });
   return sdpTransform.write({
     version: 0,
-    origin: { username: 'callrec', sessionId, sessionVersion: 1, netType: 'IN', ipVer: family, address },
+    origin: { username: 'callrec', sessionId, sessionVersion, netType: 'IN', ipVer: family, address },
     name: 'callrec',
     connection: { version: family, ip: address },
     timing: { start: 0, stop: 0 },

@@ -1,14 +1,16 @@
 import { randomBytes } from 'node:crypto';
+import * as sdpTransform from 'sdp-transform';
 import type { MediaContext } from '../calls/live-call.js';
 import { StateMachine, type Transitions } from '../calls/machine.js';
 import { CallSession } from '../calls/session.js';
 import { CallrecError, sipStatus, type ErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
+import type { Leg } from '../../media/types.js';
 import { LOST } from '../recording/lost-spans.js';
 import { parseCSeq, parseNameAddr, responseTo, SipHeaders, type SipRequest } from './message.js';
 import { MediaPort, mediaMessage, mediaPosition, siprecAdapter } from './media-port.js';
 import { ParticipantRoster, readMetadata, type RecordingMetadata } from './metadata.js';
-import { answerSdp, readBody, type RecordingOffer, type RecordedStream } from './offer.js';
+import { addedStream, answerSdp, readBody, type RecordingOffer, type RecordedStream } from './offer.js';
 import { isRtcp, parseSenderReports, SenderReportAligner } from './rtcp.js';
 import { parseRtp, parseTelephoneEvent, RtpLossCounter, RtpTimeline, type RtpSockets } from './rtp.js';
 import { rtpDecoder, type RtpDecoder } from './rtp-decoders.js';
@@ -51,6 +53,10 @@ export interface RecordingSessionContext {
   send(request: SipRequest, peer: SipSource): ClientTransaction;
   /** `SIP_MIN_SE`: the shortest session interval (s) callrec takes (RFC 4028 `Min-SE`). */
   minSessionExpires: number;
+  /** Opens an RTP port pair of `RTP_PORTS` for a stream a re-INVITE or UPDATE adds. */
+  openRtp(): Promise<RtpSockets>;
+  /** The agent's `siprec_agent_aor`, as a matcher (null: not set). */
+  isAgent: ((aor: string) => boolean) | null;
 }
 
 /** One received RTP stream: its sockets, its leg, its timeline, its decoder. */
@@ -81,14 +87,23 @@ export type RecordingSessionState =
   /** 200 sent, retransmitted until the ACK. */
   | { status: 'answered'; invite: ServerTransaction }
   | { status: 'confirmed' }
+  /** BYE answered: RTP still in flight is received until `timer` ends the session (`BYE_GRACE_MS`). */
+  | { status: 'closing'; timer: NodeJS.Timeout }
   | { status: 'ended'; reason: string };
 
 const TRANSITIONS: Transitions<RecordingSessionState> = {
   offered: ['answered', 'ended'],
-  answered: ['confirmed', 'ended'],
-  confirmed: ['ended'],
+  answered: ['confirmed', 'closing', 'ended'],
+  confirmed: ['closing', 'ended'],
+  closing: ['ended'],
   ended: [],
 };
+
+/**
+ * After a BYE, how long RTP is still received (packets the SRC sent just before it may arrive
+ * after it): the jitter window, within which such packets still go in place, at most 1 s.
+ */
+const byeGraceMs = (jitterMs = 300) => Math.min(jitterMs, 1000);
 
 /**
  * One SIPREC recording session (RFC 7866): the dialog its INVITE made, and the RTP streams it
@@ -104,9 +119,17 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
   readonly #invite: SipRequest;
   readonly #source: SipSource;
   readonly #offer: RecordingOffer;
-  readonly #receivers: RtpReceiver[];
+  /** The streams received now: a re-INVITE or UPDATE adds and removes some. */
+  readonly #receivers: RtpReceiver[] = [];
   readonly #port: MediaPort;
-  readonly #answer: Buffer;
+  #answer: Buffer;
+  readonly #sessionId = Number.parseInt(randomBytes(4).toString('hex'), 16);
+  /** The answer's `o=` version, one more for each answer that changes the streams (RFC 3264 §8). */
+  #sessionVersion = 1;
+  /** The m-lines of the latest offer answered (RFC 3264 §8: a later one keeps them, in order, and may add some). */
+  #offered: sdpTransform.MediaDescription[];
+  /** An offer that adds streams is opening their ports: another offer meanwhile is 491. */
+  #restreaming = false;
   readonly #aligner = new SenderReportAligner();
   /** The session's clock zero: the first RTP packet's arrival (performance.now), -1 before it. */
   #zero = -1;
@@ -157,24 +180,8 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
     this.#invite = invite.request;
     this.#source = source;
     this.#offer = offer;
-    this.#receivers = offer.streams.map((stream) => ({
-      stream,
-      sockets: sockets.get(stream.index)!,
-      timeline: new RtpTimeline(offer.codec.clockRate),
-      decoder: rtpDecoder(offer.codec),
-      ssrc: -1,
-      sequence: 0,
-      loss: new RtpLossCounter(),
-      lastEvent: -1,
-      srtp: stream.srtp && new SrtpReceiver(stream.srtp),
-      queue: [],
-      queued: 0,
-      read: false,
-    }));
-    const ports = new Map([...sockets].map(([index, { rtp }]) => [index, rtp.address().port]));
-    this.#answer = Buffer.from(
-      answerSdp(offer, ctx.publicAddress, ports, Number.parseInt(randomBytes(4).toString('hex'), 16)),
-    );
+    this.#offered = offer.sdp.media;
+    this.#answer = Buffer.from(answerSdp(offer, ctx.publicAddress, this.#rtpPorts(sockets), this.#sessionId));
     this.#port = new MediaPort((code, reason) => this.#onCallClosed(code, reason));
     this.call = new CallSession(
       this.#port,
@@ -186,10 +193,7 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
       if (next.status === 'live') this.#accept();
     });
     void this.call.ended.then(() => this.#end('call ended'));
-    for (const receiver of this.#receivers) {
-      receiver.sockets.rtp.on('message', (data) => this.#onRtp(receiver, data));
-      receiver.sockets.rtcp.on('message', (data) => this.#onRtcp(receiver, data));
-    }
+    for (const stream of offer.streams) this.#receive(stream, sockets.get(stream.index)!);
     // Each participant with the leg of the stream it sends (null: it sends none callrec records).
     this.#roster = new ParticipantRoster(new Map(offer.streams.map((s) => [s.label, s.leg])), offer.metadata);
     this.#port.start(identity.agentId, identity.callId, this.#receivers[0].decoder.format, this.#roster.list());
@@ -226,9 +230,11 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
    */
   modify(transaction: ServerTransaction): void {
     const { request } = transaction;
-    if (this.status === 'offered')
+    // RFC 3264 §4: no new offer while one is still being answered (the INVITE's, or one opening ports).
+    if (this.status === 'offered' || this.#restreaming)
       return transaction.respond(withHeader(responseTo(request, 491, this.localTag), 'Retry-After', '1'));
-    if (this.status === 'ended') return transaction.respond(responseTo(request, 481, this.localTag));
+    if (this.status === 'ended' || this.status === 'closing')
+      return transaction.respond(responseTo(request, 481, this.localTag));
     // An older request than one already taken (reordered over UDP) would undo a later update.
     const cseq = parseCSeq(request.headers.get('cseq'))?.seq ?? 0;
     if (cseq <= this.#remoteCSeq)
@@ -258,8 +264,31 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
         .catch((err: Error) => this.#ctx.log.info({ action, reason: err.message }, 'SDP pause/resume not applied'));
     }
     if (body.metadata) this.#updateParticipants(body.metadata);
+    const restreamed = body.sdp !== null && !inactive ? this.#restream(body.sdp) : null;
+    if (!restreamed) return this.#answerModify(transaction, body.sdp !== null, inactive, terms);
+    this.#restreaming = true;
+    restreamed
+      .then(
+        () => this.#answerModify(transaction, true, false, terms),
+        (err: Error) => {
+          this.#ctx.log.warn({ err }, 'could not change the streams');
+          transaction.respond(responseTo(request, sipStatus(err), this.localTag, err.message.slice(0, 120)));
+        },
+      )
+      .finally(() => (this.#restreaming = false));
+  }
+
+  /** The 200 to a re-INVITE or UPDATE (`modify`), with the session's answer when it carried an offer. */
+  #answerModify(
+    transaction: ServerTransaction,
+    offered: boolean,
+    inactive: boolean,
+    terms: SessionTimerTerms | null,
+  ): void {
+    const { request } = transaction;
+    if (this.status === 'ended') return transaction.respond(responseTo(request, 481, this.localTag));
     const ok = this.#ok(request);
-    if (request.method === 'UPDATE' && body.sdp === null) {
+    if (request.method === 'UPDATE' && !offered) {
       ok.headers.delete('content-type');
       ok.body = Buffer.alloc(0);
     } else if (inactive) ok.body = Buffer.from(this.#answer.toString('utf8').replace(/^a=recvonly$/gm, 'a=inactive'));
@@ -268,12 +297,22 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
     this.#timer.refreshed(terms);
   }
 
-  /** BYE from the SRC: 200, and the recording finalizes; the dialog is over (a later request in it is 481). */
+  /**
+   * BYE from the SRC: 200 at once, and the dialog is over (a later request in it is 481). RTP is
+   * received for `byeGraceMs` more, so what the SRC sent just before the BYE is recorded; then
+   * the recording finalizes.
+   */
   bye(transaction: ServerTransaction): void {
+    if (this.status === 'closing' || this.status === 'ended')
+      return transaction.respond(responseTo(transaction.request, 481, this.localTag));
     transaction.respond(responseTo(transaction.request, 200));
-    this.#deliverMedia(true);
-    this.#port.hangUp('BYE');
-    this.#end('BYE');
+    const finish = () => {
+      this.#deliverMedia(true);
+      this.#port.hangUp('BYE');
+      this.#end('BYE');
+    };
+    if (this.status === 'offered') return finish();
+    this.state = { status: 'closing', timer: setTimeout(finish, byeGraceMs(this.#ctx.media.jitterMs)) };
   }
 
   /** CANCEL of the INVITE before it was answered: 487, nothing recorded. */
@@ -284,20 +323,138 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
     this.#port.hangUp('CANCEL');
   }
 
-  protected onTransition(_prev: RecordingSessionState, next: RecordingSessionState): void {
+  protected onTransition(prev: RecordingSessionState, next: RecordingSessionState): void {
+    if (prev.status === 'closing') clearTimeout(prev.timer);
+    if (next.status === 'closing') this.#timer.stop();
     if (next.status !== 'ended') return;
     this.#timer.stop();
-    let lost = 0;
-    for (const { sockets, srtp, stream, loss } of this.#receivers) {
-      sockets.rtp.close();
-      lost += loss.settle();
-      if (srtp && srtp.authFailures + srtp.replays > 0)
-        this.#ctx.log.warn(
-          { label: stream.label, authFailures: srtp.authFailures, replays: srtp.replays },
-          'SRTP packets dropped',
-        );
+    for (const receiver of this.#receivers) this.#closeReceiver(receiver);
+  }
+
+  /** Receives `stream` on `sockets`: its RTP and RTCP to `#onRtp` and `#onRtcp`. */
+  #receive(stream: RecordedStream, sockets: RtpSockets): void {
+    const codec = this.#offer.codec;
+    const receiver: RtpReceiver = {
+      stream,
+      sockets,
+      timeline: new RtpTimeline(codec.clockRate),
+      decoder: rtpDecoder(codec),
+      ssrc: -1,
+      sequence: 0,
+      loss: new RtpLossCounter(),
+      lastEvent: -1,
+      srtp: stream.srtp && new SrtpReceiver(stream.srtp),
+      queue: [],
+      queued: 0,
+      read: false,
+    };
+    this.#receivers.push(receiver);
+    sockets.rtp.on('message', (data) => this.#onRtp(receiver, data));
+    sockets.rtcp.on('message', (data) => this.#onRtcp(receiver, data));
+  }
+
+  /** The RTP port of each received stream, by its m-line's index. */
+  #rtpPorts(sockets?: ReadonlyMap<number, RtpSockets>): Map<number, number> {
+    const pairs = sockets ? [...sockets] : this.#receivers.map((r) => [r.stream.index, r.sockets] as const);
+    return new Map(pairs.map(([index, { rtp }]) => [index, rtp.address().port]));
+  }
+
+  /**
+   * An offer that adds or removes streams (RFC 7866 §8, RFC 3264 §8): a stream it sets to port 0
+   * stops being received (its sockets closed, its port pair back in `RTP_PORTS`); an m-line after
+   * the previous offer's (or one that was port 0 there) is a new stream, recorded on an RTP port
+   * pair of its own when it offers the session's codec (and a usable key, for SRTP), else refused
+   * with port 0; the others keep their ports. Resolves once the answer (`#answer`) is rebuilt;
+   * null when the offer changes no stream (the answer stands).
+   */
+  #restream(sdpText: string): Promise<void> | null {
+    let sdp: sdpTransform.SessionDescription;
+    try {
+      sdp = sdpTransform.parse(sdpText);
+    } catch {
+      return null;
     }
+    const media = sdp.media ?? [];
+    const previous = this.#offered;
+    const removed = this.#receivers.filter(({ stream }) => media[stream.index]?.port === 0 || !media[stream.index]);
+    const added = media
+      .map((_, index) => index)
+      .filter(
+        (index) =>
+          (index >= previous.length || previous[index].port === 0) &&
+          !this.#receivers.some((r) => r.stream.index === index),
+      )
+      .map((index) => addedStream(sdp, index, this.#offer.codec))
+      .filter((stream) => stream !== null);
+    if (removed.length === 0 && added.length === 0 && media.length === previous.length) return null;
+    return (async () => {
+      const opened: [Omit<RecordedStream, 'leg' | 'participant'>, RtpSockets][] = [];
+      try {
+        for (const stream of added) opened.push([stream, await this.#ctx.openRtp()]);
+      } catch (err) {
+        for (const [, sockets] of opened) sockets.rtp.close();
+        throw err;
+      }
+      if (this.status === 'ended') {
+        for (const [, sockets] of opened) sockets.rtp.close();
+        return;
+      }
+      // What the removed streams queued this turn goes into the call before they leave it.
+      if (removed.length > 0) this.#deliverMedia(true);
+      for (const receiver of removed) {
+        this.#receivers.splice(this.#receivers.indexOf(receiver), 1);
+        this.#closeReceiver(receiver);
+      }
+      let participantsChanged = false;
+      for (const [stream, sockets] of opened) {
+        const sender = this.#roster.sender(stream.label);
+        const leg = this.#legOf(sender);
+        participantsChanged = this.#roster.addStream(stream.label, leg) || participantsChanged;
+        this.#receive(
+          { ...stream, leg, participant: sender && { id: sender.id, aor: sender.aor, name: sender.name } },
+          sockets,
+        );
+      }
+      if (participantsChanged) this.#saveParticipants();
+      this.#offered = media;
+      this.#ctx.log.info(
+        { added: opened.map(([s]) => s.label), removed: removed.map((r) => r.stream.label) },
+        'SIPREC streams changed',
+      );
+      this.#answer = Buffer.from(
+        answerSdp(
+          { ...this.#offer, sdp, streams: this.#receivers.map((r) => r.stream) },
+          this.#ctx.publicAddress,
+          this.#rtpPorts(),
+          this.#sessionId,
+          ++this.#sessionVersion,
+        ),
+      );
+    })();
+  }
+
+  /**
+   * The leg of a stream added mid-session: its sender's leg when the sender already has one
+   * (a participant's second stream); else, with `siprec_agent_aor` set and the sender's AOR
+   * known, the agent's when it matches and the caller's when not; else the caller's (a
+   * participant joining a call, a transfer's new leg, is most often on the far side of the agent).
+   */
+  #legOf(sender: { aor: string; leg: Leg | null } | null): Leg {
+    if (sender?.leg) return sender.leg;
+    if (sender?.aor && this.#ctx.isAgent) return this.#ctx.isAgent(sender.aor) ? 'agent' : 'caller';
+    return 'caller';
+  }
+
+  /** Stops receiving a stream: its sockets closed (the port pair goes back), its losses and SRTP drops counted. */
+  #closeReceiver({ sockets, srtp, stream, loss }: RtpReceiver): void {
+    sockets.rtp.close();
+    const lost = loss.settle();
     if (lost > 0) this.#ctx.media.metrics.rtpPacketsLostTotal.inc(lost);
+    if (srtp && srtp.authFailures + srtp.replays + srtp.rtcpDropped > 0)
+      this.#ctx.log.warn(
+        { label: stream.label, authFailures: srtp.authFailures, replays: srtp.replays, rtcpDropped: srtp.rtcpDropped },
+        'SRTP packets dropped',
+      );
   }
 
   /** The call session is live: the INVITE is answered, and the session timer it asked for starts. */
@@ -312,7 +469,11 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
 
   /** A metadata update: the participants change, and the call's row with them (`GET /api/calls/{id}`). */
   #updateParticipants(metadata: RecordingMetadata): void {
-    if (!this.#roster.apply(metadata, new Date().toISOString())) return;
+    if (this.#roster.apply(metadata, new Date().toISOString())) this.#saveParticipants();
+  }
+
+  /** The participants as they are now, to the call's row. */
+  #saveParticipants(): void {
     const participants = this.#roster.list();
     this.#ctx.log.info({ participants: participants.length }, 'SIPREC metadata update');
     const { tenantId, callId } = this.#identity;
@@ -564,12 +725,12 @@ export class RecordingSession extends StateMachine<RecordingSessionState> {
     return receiver.decoder.decode(packet.payload);
   }
 
-  /** RTCP for a stream: its sender reports align the session's streams (rtcp.ts). */
+  /** RTCP for a stream (SRTCP, authenticated and decrypted, for an SRTP one): its sender reports align the session's streams (rtcp.ts). */
   #onRtcp(receiver: RtpReceiver, data: Buffer): void {
-    // An SRTP stream's reports are SRTCP, their sender info encrypted and not read here: such
-    // streams align by their first packets.
-    if (this.status === 'ended' || receiver.srtp) return;
-    for (const report of parseSenderReports(data)) {
+    if (this.status === 'ended') return;
+    const clear = receiver.srtp ? receiver.srtp.unprotectRtcp(data) : data;
+    if (!clear) return;
+    for (const report of parseSenderReports(clear)) {
       const correctionMs = this.#aligner.report(receiver.timeline, report);
       if (correctionMs !== 0) this.#logAlignment(receiver, correctionMs);
     }

@@ -185,9 +185,11 @@ export class SiprecServer implements SipHandler {
       // The agent's settings are read again when the call starts (an unknown agent is refused there).
       const agent = await media.store.agents.get(tenantId, agentId);
       const agentAor = agent && resolveCallRecording(agent.settings).siprec_agent_aor;
-      const offer = readOffer(request.headers, request.body, agentAor ? (aor) => matchesAor(agentAor, aor) : null);
+      const isAgent = agentAor ? (aor: string) => matchesAor(agentAor, aor) : null;
+      const offer = readOffer(request.headers, request.body, isAgent);
       // RTP is received on the SIP listener's (local) address: SIP_PUBLIC_ADDRESS may be a NAT's.
-      for (const stream of offer.streams) sockets.set(stream.index, await this.#ports.open(config.listen[0].host));
+      const openRtp = () => this.#ports.open(config.listen[0].host);
+      for (const stream of offer.streams) sockets.set(stream.index, await openRtp());
       if (transaction.status !== 'proceeding') return void closeAll(sockets);
       const session = new RecordingSession(
         {
@@ -197,6 +199,8 @@ export class SiprecServer implements SipHandler {
           contactPort: this.transport.addresses().find((a) => a.protocol === source.protocol)!.port,
           send: (request, peer) => this.server.send(request, peer),
           minSessionExpires: config.minSessionExpires,
+          openRtp,
+          isAgent,
         },
         transaction,
         source,

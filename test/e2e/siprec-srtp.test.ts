@@ -7,6 +7,7 @@ import tls from 'node:tls';
 import { encoderFor } from '../../media/codec.js';
 import { parseMessage, type SipMessage } from '../../src/sip/message.js';
 import { decodeAudio, findBursts, synthesizeTones } from '../helpers/audio.js';
+import { senderReport } from '../helpers/rtcp.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { SrtpProtector } from '../helpers/srtp.js';
 import { selfSignedCertificate } from '../helpers/tls.js';
@@ -153,8 +154,11 @@ function legPackets(leg: 'caller' | 'agent', protector: SrtpProtector): Buffer[]
   return packets;
 }
 
-test('a SIPREC session over TLS with SDES-SRTP media records both participants: onsets within 1 ms on their channels, through a sequence wrap, loss, reordering, replays and forged packets', async () => {
-  const agentId = 'agent-srtp';
+/**
+ * An SRTP session over TLS with two streams (the caller's under an 80-bit tag, the agent's under a
+ * 32-bit one), answered and ACKed; `send` sends a datagram to an answered port.
+ */
+async function srtpSession(agentId: string) {
   await ts.agent(agentId, {
     enabled: true,
     auto_record: true,
@@ -177,12 +181,43 @@ test('a SIPREC session over TLS with SDES-SRTP media records both participants: 
       ),
   });
   const ok = await client.next(200, 'INVITE');
-  // The INVITE was for a SIPS URI: so is the Contact (RFC 3261 §12.1.1).
-  expect(ok.headers.get('contact')).toBe(`<sips:127.0.0.1:${tlsPort}>;+sip.srs`);
   const sdp = ok.body.toString();
   const answered = [
     ...sdp.matchAll(/^m=audio (\d+) RTP\/SAVP 0 101\r\n(?:(?!m=)[\s\S])*?a=crypto:(\d) (\S+) inline:(\S+)\r$/gm),
   ];
+  const ports = answered.map((m) => Number(m[1]));
+  const toTag = /tag=(\w+)/.exec(ok.headers.get('to')!)![1];
+  client.send('ACK', agentId, { toTag });
+  const socket = dgram.createSocket('udp4');
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  const send = (packet: Buffer, port: number) =>
+    new Promise<void>((resolve, reject) =>
+      socket.send(packet, port, '127.0.0.1', (err) => (err ? reject(err) : resolve())),
+    );
+  const protectors = { caller: new SrtpProtector(keys.caller, 80), agent: new SrtpProtector(keys.agent, 32) };
+  return { client, ok, answered, keys, ports, toTag, send, protectors, closeRtp: () => socket.close() };
+}
+
+/** The recording's tone bursts of each leg on its channel (and none on the other). */
+async function recordedBursts(callId: string) {
+  const audio = await decodeAudio(
+    new Uint8Array(await (await ts.api(`/api/calls/${callId}/recording`)).arrayBuffer()),
+    'wav',
+  );
+  const found = {
+    caller: findBursts(audio.channels[0], audio.sampleRate, FREQ.caller),
+    agent: findBursts(audio.channels[1], audio.sampleRate, FREQ.agent),
+  };
+  expect(findBursts(audio.channels[1], audio.sampleRate, FREQ.caller)).toEqual([]);
+  expect(findBursts(audio.channels[0], audio.sampleRate, FREQ.agent)).toEqual([]);
+  return found;
+}
+
+test('a SIPREC session over TLS with SDES-SRTP media records both participants: onsets within 1 ms on their channels, through a sequence wrap, loss, reordering, replays and forged packets', async () => {
+  const agentId = 'agent-srtp';
+  const { client, ok, answered, keys, ports, toTag, send, protectors, closeRtp } = await srtpSession(agentId);
+  // The INVITE was for a SIPS URI: so is the Contact (RFC 3261 §12.1.1).
+  expect(ok.headers.get('contact')).toBe(`<sips:127.0.0.1:${tlsPort}>;+sip.srs`);
   expect(answered.map((m) => [m[2], m[3]])).toEqual([
     ['1', 'AES_CM_128_HMAC_SHA1_80'],
     ['2', 'AES_CM_128_HMAC_SHA1_32'],
@@ -190,18 +225,9 @@ test('a SIPREC session over TLS with SDES-SRTP media records both participants: 
   // callrec's own keys: fresh, not the SRC's.
   for (const m of answered) expect(Buffer.from(m[4], 'base64')).toHaveLength(30);
   expect(answered.map((m) => m[4])).not.toContain(keys.caller.toString('base64'));
-  const ports = answered.map((m) => Number(m[1]));
-  const toTag = /tag=(\w+)/.exec(ok.headers.get('to')!)![1];
-  client.send('ACK', agentId, { toTag });
 
-  const socket = dgram.createSocket('udp4');
-  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
-  const send = (packet: Buffer, port: number) =>
-    new Promise<void>((resolve, reject) =>
-      socket.send(packet, port, '127.0.0.1', (err) => (err ? reject(err) : resolve())),
-    );
-  const caller = legPackets('caller', new SrtpProtector(keys.caller, 80));
-  const agent = legPackets('agent', new SrtpProtector(keys.agent, 32));
+  const caller = legPackets('caller', protectors.caller);
+  const agent = legPackets('agent', protectors.agent);
   // Both streams' first packets together, alone, once the ACK's work is done: when they are
   // handled sets the streams' alignment (within 20 ms of each other: together).
   await sleep(300);
@@ -213,7 +239,7 @@ test('a SIPREC session over TLS with SDES-SRTP media records both participants: 
     // Jitter: bursts of packets, then short gaps (the send runs ahead of real time, as a buffered SBC's may).
     if (i % 10 === 0) await sleep(1);
   }
-  socket.close();
+  closeRtp();
   // Let the last datagrams arrive before the BYE finalizes the recording.
   await sleep(200);
   client.send('BYE', agentId, { cseq: 2, toTag });
@@ -222,21 +248,96 @@ test('a SIPREC session over TLS with SDES-SRTP media records both participants: 
 
   const rec = await ts.recording(client.callId);
   expect(rec).toMatchObject({ status: 'ready', format: 'wav', channels: 2 });
-  const audio = await decodeAudio(
-    new Uint8Array(await (await ts.api(`/api/calls/${client.callId}/recording`)).arrayBuffer()),
-    'wav',
-  );
-  for (const [leg, channel] of [
-    ['caller', 0],
-    ['agent', 1],
-  ] as const) {
-    const found = findBursts(audio.channels[channel], audio.sampleRate, FREQ[leg]);
-    expect(found.map((b) => [Math.round(b.startMs), Math.round(b.endMs)])).toHaveLength(BURSTS[leg].length);
+  const found = await recordedBursts(client.callId);
+  for (const leg of ['caller', 'agent'] as const) {
+    expect(found[leg]).toHaveLength(BURSTS[leg].length);
     BURSTS[leg].forEach(([from, to], i) => {
-      expect(Math.abs(found[i].startMs - from)).toBeLessThanOrEqual(1);
-      expect(Math.abs(found[i].endMs - to)).toBeLessThanOrEqual(1);
+      expect(Math.abs(found[leg][i].startMs - from)).toBeLessThanOrEqual(1);
+      expect(Math.abs(found[leg][i].endMs - to)).toBeLessThanOrEqual(1);
     });
-    expect(findBursts(audio.channels[1 - channel], audio.sampleRate, FREQ[leg])).toEqual([]);
+  }
+}, 60_000);
+
+test('SRTCP sender reports align SRTP streams whose first packets arrive 250 ms apart; a forged report is dropped', async () => {
+  const agentId = 'agent-srtcp';
+  const { client, ports, toTag, send, protectors, closeRtp } = await srtpSession(agentId);
+  const caller = legPackets('caller', protectors.caller);
+  const agent = legPackets('agent', protectors.agent);
+  await sleep(300);
+  await send(caller[0], ports[0]);
+  await sleep(250);
+  await send(agent[0], ports[1]);
+  // Both first packets (timestamp 0xfffff000) were sampled at one NTP instant. A forgery first,
+  // on the agent's RTCP port: it says 400 ms later, and would shift the agent by that if taken.
+  const ntp = 3_900_000_000.5;
+  const forged = protectors.agent.protectRtcp(senderReport(0x2222, ntp + 0.4, 0xffff_f000), 1);
+  forged[forged.length - 1] ^= 1;
+  await send(forged, ports[1] + 1);
+  await send(protectors.caller.protectRtcp(senderReport(0x1111, ntp, 0xffff_f000), 1), ports[0] + 1);
+  // Multiplexed on the agent's RTP port (RFC 5761).
+  await send(protectors.agent.protectRtcp(senderReport(0x2222, ntp, 0xffff_f000), 2), ports[1]);
+  await sleep(20);
+  for (let i = 1; i < Math.max(caller.length, agent.length); i++) {
+    if (caller[i]) await send(caller[i], ports[0]);
+    if (agent[i]) await send(agent[i], ports[1]);
+    if (i % 10 === 0) await sleep(1);
+  }
+  closeRtp();
+  await sleep(200);
+  client.send('BYE', agentId, { cseq: 2, toTag });
+  await client.next(200, 'BYE');
+  client.close();
+
+  await ts.recording(client.callId);
+  const found = await recordedBursts(client.callId);
+  // The caller, whose audio arrived first, was delayed by the agent's lateness (about 250 ms as
+  // this process measured it); both legs by exactly as much: the reports aligned them.
+  const shift = found.caller[0].startMs - BURSTS.caller[0][0];
+  expect(shift).toBeGreaterThan(100);
+  for (const leg of ['caller', 'agent'] as const) {
+    expect(found[leg]).toHaveLength(BURSTS[leg].length);
+    BURSTS[leg].forEach(([from, to], i) => {
+      expect(Math.abs(found[leg][i].startMs - from - shift)).toBeLessThanOrEqual(1);
+      expect(Math.abs(found[leg][i].endMs - to - shift)).toBeLessThanOrEqual(1);
+    });
+  }
+}, 60_000);
+
+test('RTP sent just before the BYE and arriving after it is recorded; the BYE is answered at once, and a request after it is 481', async () => {
+  const agentId = 'agent-srtp-bye';
+  const { client, ports, toTag, send, protectors, closeRtp } = await srtpSession(agentId);
+  const caller = legPackets('caller', protectors.caller);
+  const agent = legPackets('agent', protectors.agent);
+  await sleep(300);
+  await Promise.all([send(caller[0], ports[0]), send(agent[0], ports[1])]);
+  await sleep(20);
+  // Everything up to 1.6 s before the BYE; the agent's last burst (1700-2300 ms) and the rest
+  // after its 200: in flight when the SRC hung up.
+  const sendFrom = async (from: number, to: number) => {
+    for (let i = from; i < to; i++) {
+      if (caller[i]) await send(caller[i], ports[0]);
+      if (agent[i]) await send(agent[i], ports[1]);
+      if (i % 10 === 0) await sleep(1);
+    }
+  };
+  await sendFrom(1, 80);
+  await sleep(100);
+  client.send('BYE', agentId, { cseq: 2, toTag });
+  await client.next(200, 'BYE');
+  await sendFrom(80, Math.max(caller.length, agent.length));
+  closeRtp();
+  client.send('UPDATE', agentId, { cseq: 3, toTag });
+  await client.next(481, 'UPDATE');
+  client.close();
+
+  await ts.recording(client.callId);
+  const found = await recordedBursts(client.callId);
+  for (const leg of ['caller', 'agent'] as const) {
+    expect(found[leg]).toHaveLength(BURSTS[leg].length);
+    BURSTS[leg].forEach(([from, to], i) => {
+      expect(Math.abs(found[leg][i].startMs - from)).toBeLessThanOrEqual(1);
+      expect(Math.abs(found[leg][i].endMs - to)).toBeLessThanOrEqual(1);
+    });
   }
 }, 60_000);
 

@@ -134,10 +134,10 @@ async function sipp(
   return { exit, messages };
 }
 
-/** Waits for SIPp's log to hold the 200 to its request `cseq` (with two recvonly streams when `sdp`); returns that message. */
-async function answer(run: SippRun, cseq = '1 INVITE', sdp = true): Promise<string> {
+/** Waits for SIPp's log to hold the 200 to its request `cseq` (with `recvonly` recvonly streams when `sdp`); returns that message. */
+async function answer(run: SippRun, cseq = '1 INVITE', sdp = true, recvonly = 2): Promise<string> {
   const pattern = new RegExp(
-    `SIP/2\\.0 200 OK\\r?\\n(?:(?!\\r?\\n\\r?\\n)[\\s\\S])*CSeq: ${cseq}${sdp ? '[\\s\\S]*?\\r?\\n\\r?\\n[\\s\\S]*?a=recvonly[\\s\\S]*?a=recvonly\\r?\\n' : '(?:(?!\\r?\\n\\r?\\n)[\\s\\S])*'}`,
+    `SIP/2\\.0 200 OK\\r?\\n(?:(?!\\r?\\n\\r?\\n)[\\s\\S])*CSeq: ${cseq}${sdp ? `[\\s\\S]*?\\r?\\n\\r?\\n${'[\\s\\S]*?a=recvonly'.repeat(recvonly)}\\r?\\n` : '(?:(?!\\r?\\n\\r?\\n)[\\s\\S])*'}`,
   );
   for (let i = 0; i < 800; i++) {
     const log = await fs.readFile(run.messages, 'utf8').catch(() => '');
@@ -373,6 +373,92 @@ test('metadata updates by re-INVITE and UPDATE: a transfer keeps each stream on 
   await expectBursts(callId, TRANSFER_BURSTS, { caller: 0, agent: 1 });
 }, 90_000);
 
+test("a re-INVITE adds a stream (recorded on its sender's leg, placed by its sender report) and another removes one (port 0, its port pair closed)", async () => {
+  const agentId = 'agent-sip-restream';
+  await ts.agent(agentId, {
+    enabled: true,
+    auto_record: true,
+    consent_prompt: false,
+    format: 'wav',
+    dual_channel: true,
+  });
+  const run = await sipp('siprec-restream', { agent: agentId });
+  const ok = await answer(run);
+  const callId = siprecCallId(/Call-ID: (\S+)/.exec(ok)![1]);
+  const audioPorts = (message: string) => [...message.matchAll(/m=audio (\d+) /g)].map((m) => Number(m[1]));
+  const ports = audioPorts(ok);
+  expect(ports).toHaveLength(2);
+  // Alice (label 1, caller) and Bob (label 2, agent) for 1.5 s (sent at once: the session's clock
+  // is then at 1.5 s); then Bob's second stream (label 3), which the first re-INVITE adds, from
+  // 1.8 s: its burst at 2200-2600 ms.
+  const bursts: Bursts = {
+    caller: [
+      [200, 600],
+      [1000, 1400],
+    ],
+    agent: [[700, 1100]],
+  };
+  const third: Bursts = { caller: [], agent: [[400, 800]] };
+  const sender = await rtpSender();
+  await sender.streams(
+    ports,
+    legPackets('caller', undefined, bursts, 1.5),
+    legPackets('agent', undefined, bursts, 1.5),
+  );
+  // Alice's report is the reference: NTP `ntp` is the session's start.
+  const ntp = 3_900_000_000.5;
+  await sender.send(senderReport(0x1111, ntp, 0xffff_f000), ports[0] + 1);
+
+  const added = await answer(run, '2 INVITE', true, 3);
+  const addedPorts = audioPorts(added);
+  expect(addedPorts.slice(0, 2)).toEqual(ports);
+  expect(addedPorts).toHaveLength(3);
+  expect(addedPorts[2]).toBeGreaterThan(0);
+  expect(added).toMatch(/^o=callrec \d+ 2 /m);
+  // The third stream starts 1.8 s into the session by the SRC's clock; its first packet arrives
+  // earlier (about 1 s in) and is delayed to where its sender report puts it.
+  await sender.send(senderReport(0x2222, ntp + 1.8, 0xffff_f000), addedPorts[2] + 1);
+  await sleep(20);
+  const thirdPackets = legPackets('agent', undefined, third, 1);
+  for (const [i, packet] of thirdPackets.entries()) {
+    await sender.send(packet, addedPorts[2]);
+    if (i % 10 === 0) await sleep(1);
+  }
+
+  const removed = await answer(run, '3 INVITE');
+  expect(audioPorts(removed)).toEqual([ports[0], 0, addedPorts[2]]);
+  // Stream 2's port pair is closed: this process can bind both ports.
+  for (const port of [ports[1], ports[1] + 1]) {
+    const socket = dgram.createSocket('udp4');
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind(port, '127.0.0.1', resolve);
+    });
+    socket.close();
+  }
+  sender.close();
+  expect(await run.exit).toBe(0);
+
+  await ts.recording(callId);
+  const call = (await (await ts.api(`/api/calls/${callId}`)).json()) as { participants: Record<string, unknown>[] };
+  expect(call.participants).toEqual([
+    { ...BOB, leg: 'agent' },
+    { ...ALICE, leg: 'caller' },
+  ]);
+  // Bob's second stream is on the agent's channel, where its report puts it, within 1 ms.
+  await expectBursts(
+    callId,
+    {
+      caller: bursts.caller,
+      agent: [
+        [700, 1100],
+        [2200, 2600],
+      ],
+    },
+    { caller: 0, agent: 1 },
+  );
+}, 60_000);
+
 test('a session timer not refreshed: callrec sends the BYE, and the recording is finalized with the lost span', async () => {
   const agentId = 'agent-sip-expire';
   await ts.agent(agentId, { enabled: true, auto_record: true, consent_prompt: false, format: 'wav' });
@@ -411,8 +497,9 @@ test('OPTIONS is answered 200 over UDP and TCP', async () => {
   expect(await (await sipp('options', { tcp: true })).exit).toBe(0);
   const metrics = await (await fetch(`${ts.server.url}/metrics`)).text();
   expect(metrics).toMatch(/^callrec_sip_requests_total\{method="OPTIONS",status="200"\} 2$/m);
-  // The SIPREC sessions above: three siprec-uac, the update scenario's INVITE and re-INVITE, the expiry scenario's.
-  expect(metrics).toMatch(/^callrec_sip_requests_total\{method="INVITE",status="200"\} 6$/m);
+  // The SIPREC sessions above: three siprec-uac, the update scenario's INVITE and re-INVITE, the
+  // restream scenario's INVITE and two re-INVITEs, the expiry scenario's.
+  expect(metrics).toMatch(/^callrec_sip_requests_total\{method="INVITE",status="200"\} 9$/m);
   expect(metrics).toMatch(/^callrec_sip_requests_total\{method="UPDATE",status="200"\} 1$/m);
 });
 

@@ -11,6 +11,7 @@ export class SrtpProtector {
   readonly #salt: Buffer;
   readonly #auth: Buffer;
   readonly #tagBytes: number;
+  readonly #rtcp: { key: Buffer; auth: Buffer; salt: Buffer };
 
   /** `material`: the 30 bytes of an `a=crypto` inline key (master key || master salt). */
   constructor(material: Buffer, tagBits: 80 | 32 = 80) {
@@ -24,6 +25,24 @@ export class SrtpProtector {
     this.#auth = kdf(1, 20);
     this.#salt = kdf(2, 14);
     this.#tagBytes = tagBits / 8;
+    this.#rtcp = { key: kdf(3, 16), auth: kdf(4, 20), salt: kdf(5, 14) };
+  }
+
+  /** The SRTCP packet (RFC 3711 §3.4) of a compound RTCP packet: encrypted after its first 8 bytes, E = 1, `index`, tag. */
+  protectRtcp(rtcp: Buffer, index: number): Buffer {
+    const iv = Buffer.concat([this.#rtcp.salt, Buffer.alloc(2)]);
+    const mix = Buffer.alloc(16);
+    mix.writeUInt32BE(rtcp.readUInt32BE(4), 4);
+    mix.writeUInt32BE(index, 10);
+    for (let i = 0; i < 16; i++) iv[i] ^= mix[i];
+    const trailer = Buffer.alloc(4);
+    trailer.writeUInt32BE((0x8000_0000 | index) >>> 0);
+    const out = Buffer.concat([
+      rtcp.subarray(0, 8),
+      createCipheriv('aes-128-ctr', this.#rtcp.key, iv).update(rtcp.subarray(8)),
+      trailer,
+    ]);
+    return Buffer.concat([out, createHmac('sha1', this.#rtcp.auth).update(out).digest().subarray(0, this.#tagBytes)]);
   }
 
   /** The SRTP packet of `rtp`, whose index is `roc` · 2^16 + its sequence number. */

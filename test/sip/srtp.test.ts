@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { SipHeaders } from '../../src/sip/message.js';
 import { answerSdp, readOffer } from '../../src/sip/offer.js';
 import { AesCm, chooseCrypto, deriveSessionKeys, SrtpReceiver, type SdesCrypto } from '../../src/sip/srtp.js';
+import { senderReport } from '../helpers/rtcp.js';
 import { SrtpProtector } from '../helpers/srtp.js';
 
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
@@ -49,6 +50,41 @@ test("libsrtp's reference packet (SSRC 0xcafebabe, SEQ 0x1234) decrypts under bo
   // Not decrypted in place: the genuine packet still passes after the forged one.
   expect(receiver.unprotect(Buffer.from(protectedPacket))).toEqual(plain);
 });
+
+test("libsrtp's reference SRTCP packet (SSRC 0xcafebabe, index 1, E set) decrypts; a flipped bit, a replay and a truncated one are dropped", () => {
+  const plain = hex('81C8000BCAFEBABE ABABABABABABABABABABABABABABABAB');
+  const wire = hex('81C8000BCAFEBABE 7128035BE487B9BDBEF89041F977A5A8 80000001 993E08CD54D6C1230798');
+  const receiver = new SrtpReceiver(crypto('AES_CM_128_HMAC_SHA1_80'));
+  const tampered = Buffer.from(wire);
+  tampered[12] ^= 1;
+  expect(receiver.unprotectRtcp(tampered)).toBeNull();
+  expect(receiver.unprotectRtcp(Buffer.from(wire.subarray(0, 20)))).toBeNull();
+  expect(receiver.unprotectRtcp(Buffer.from(wire))).toEqual(plain);
+  expect(receiver.unprotectRtcp(Buffer.from(wire))).toBeNull();
+  expect(receiver.rtcpDropped).toBe(3);
+  // SRTP's packets are not SRTCP's: the two key sets differ.
+  expect(receiver.authFailures).toBe(0);
+});
+
+test.each([80, 32] as const)(
+  'SRTCP round trip (%i-bit tag): indexes in order and reordered, a replay dropped',
+  (bits) => {
+    const material = randomBytes(30);
+    const sender = new SrtpProtector(material, bits);
+    const receiver = new SrtpReceiver(
+      crypto(bits === 80 ? 'AES_CM_128_HMAC_SHA1_80' : 'AES_CM_128_HMAC_SHA1_32', material),
+    );
+    const sent = [5, 7, 6, 8].map((index) => {
+      const clear = senderReport(0x1234, 3_900_000_000 + index, index * 8000);
+      return { clear, wire: sender.protectRtcp(clear, index) };
+    });
+    for (const { clear, wire } of sent) expect(receiver.unprotectRtcp(Buffer.from(wire))).toEqual(clear);
+    expect(receiver.unprotectRtcp(Buffer.from(sent[2].wire))).toBeNull();
+    // Under SRTP's keys it is not taken as RTP either.
+    expect(receiver.unprotect(Buffer.from(sent[0].wire))).toBeNull();
+    expect(receiver.rtcpDropped).toBe(1);
+  },
+);
 
 function rtp(seq: number, ssrc: number, payload: Buffer): Buffer {
   const header = Buffer.alloc(12);
