@@ -398,9 +398,7 @@ describe('Call Logs with a thousand calls', () => {
     await page.getByLabel('Agent').fill(agentId);
     await page.getByLabel('Agent').press('Enter');
     // The unfiltered list also shows 100 calls: wait for the filtered one (its newest call first).
-    await page.waitForFunction(
-      `document.querySelector('table.calls tbody tr td:nth-child(2)')?.textContent === 'bulk-0999'`,
-    );
+    await expectText(page.locator('table.calls tbody tr:first-child td:nth-child(2)'), /^bulk-0999$/);
     await page.getByText('100 calls shown').waitFor();
     for (let shown = 200; shown <= 1000; shown += 100) {
       await page.getByRole('button', { name: 'Load more' }).click();
