@@ -22,6 +22,11 @@ export interface ReplayOptions {
   /** Every message the server sends back, as it arrives; `reply` answers on the same socket
    * (as a provider echoes a `mark` once it has played the audio before it). */
   onMessage?: (data: Buffer, binary: boolean, reply: (data: Buffer | string, binary: boolean) => void) => void;
+  /**
+   * Before each message of the fixture goes out: its stream time, and a way to send on the socket
+   * first (a provider's own message due at a stream time, placed in the stream as the provider would).
+   */
+  onStreamTime?: (streamMs: number, send: (data: Buffer | string, binary: boolean) => void) => void;
   /** Keep the socket open this long after the last message before closing it (to collect replies). */
   closeAfterMs?: number;
   /** Play what the server sends back as the provider would, confirming each mark once the audio before it has played. */
@@ -218,6 +223,7 @@ export async function replayFixture(fixture: Fixture, opts: ReplayOptions): Prom
     if (closed) break;
     streamMs = message.t - firstT;
     sendDue();
+    opts.onStreamTime?.(streamMs, (data, binary) => ws.send(data, { binary }));
     const data = isStart(provider, message) ? rewriteStart(provider, message.data as string, opts) : message.data;
     const ok = await new Promise<boolean>((resolve) =>
       ws.send(data, { binary: message.binary }, (err) => resolve(!err)),

@@ -64,9 +64,13 @@ async function consentCall(opts: ConsentCall): Promise<{ callId: string; sent: S
   const sent: Sent = { audio: [], mark: null };
   const messages =
     opts.hangUpAtMs === undefined ? fixture.messages : fixture.messages.filter((m) => m.t < opts.hangUpAtMs!);
-  const openedAt = Date.now();
-  const timers: NodeJS.Timeout[] = [];
-  const at = (ms: number, fn: () => void) => timers.push(setTimeout(fn, Math.max(0, ms - (Date.now() - openedAt))));
+  // The provider's replies due at a stream time go out in the stream, before its frame of that
+  // time: a wall-clock timer would land among other frames when the sender runs late.
+  const due: { atMs: number; data: string }[] = [];
+  const at = (atMs: number, data: string) => {
+    due.push({ atMs, data });
+    due.sort((a, b) => a.atMs - b.atMs);
+  };
   await replayFixture(
     { ...fixture, messages },
     {
@@ -83,12 +87,14 @@ async function consentCall(opts: ConsentCall): Promise<{ callId: string; sent: S
         else if (said.type === 'mark') sent.mark = said.name;
         if (hadMark || sent.mark === null) return;
         if (opts.jumpToMs !== undefined) reply(twilioFrameAt(fixture, opts.jumpToMs), false);
-        if (opts.echoAtMs !== undefined) at(opts.echoAtMs, () => reply(markEcho(fixture, sent.mark!), false));
-        if (opts.dtmf) at(opts.dtmf.atMs, () => reply(dtmfOf(fixture, opts.dtmf!.digit), false));
+        if (opts.echoAtMs !== undefined) at(opts.echoAtMs, markEcho(fixture, sent.mark!));
+        if (opts.dtmf) at(opts.dtmf.atMs, dtmfOf(fixture, opts.dtmf.digit));
+      },
+      onStreamTime(streamMs, send) {
+        while (due.length > 0 && due[0].atMs <= streamMs) send(due.shift()!.data, false);
       },
     },
   );
-  timers.forEach(clearTimeout);
   return { callId, sent };
 }
 
